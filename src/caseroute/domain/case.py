@@ -1,0 +1,111 @@
+"""The case context an orchestration engine sends: what the enquiry is and how urgent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+AttributeValue = str | int | float | bool
+"""A value of a free-form attribute map: string, number or boolean (never null or nested)."""
+
+
+class Channel(StrEnum):
+    """How the enquiry arrived."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    PORTAL = "portal"
+    CHAT = "chat"
+
+
+class Intent(StrEnum):
+    """What the enquiry is about, as classified upstream."""
+
+    CLINICAL = "clinical"
+    PRESCRIPTION = "prescription"
+    APPOINTMENT = "appointment"
+    BILLING = "billing"
+    COMPLAINT = "complaint"
+    GENERAL = "general"
+
+
+class Urgency(StrEnum):
+    """Clinical/operational urgency, as classified upstream."""
+
+    ROUTINE = "routine"
+    URGENT = "urgent"
+    CRITICAL = "critical"
+
+
+class Tier(StrEnum):
+    """Member tier."""
+
+    STANDARD = "standard"
+    GOLD = "gold"
+    PLATINUM = "platinum"
+
+
+@dataclass(frozen=True, slots=True)
+class RequiredSkill:
+    """A skill the case needs, at a minimum level (0-10)."""
+
+    name: str
+    min_level: int
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentReading:
+    """Sentiment of one reply from the patient/member: score in [-1, 1] at a time."""
+
+    score: float
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SlaClock:
+    """A service-level clock: started at one instant, due at another (e.g. RTT 18 weeks)."""
+
+    name: str
+    started_at: datetime
+    deadline: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """Everything caseroute knows about one enquiry.
+
+    Attributes:
+        case_id: Caller's identifier of the case.
+        created_at: When the enquiry was received (the start of time-to-triage).
+        channel: How it arrived.
+        intent: What it is about.
+        urgency: How urgent it is.
+        classification_confidence: Confidence of the upstream classifier, in [0, 1].
+        patient_location: Jurisdiction where the patient is at the time of service
+            (ISO 3166-2 style: ``US-TX``, ``GB-ENG``); ``None`` when unknown.
+        region: Territory / commissioning-area code the case belongs to; ``None`` when unknown.
+        tier: Member tier.
+        required_skills: Skills the case needs, first one most important.
+        preferred_language: BCP 47 language tag (``en``, ``es-MX``); ``None`` when not given.
+        sentiment: Sentiment per reply, oldest first.
+        sla_clocks: Running SLA clocks.
+        flags: Case flags such as ``safeguarding``, ``vip``, ``consent_missing``.
+        attributes: Free map that rules may read once the ruleset declares the key's type.
+    """
+
+    case_id: str
+    created_at: datetime
+    channel: Channel
+    intent: Intent
+    urgency: Urgency
+    classification_confidence: float = 1.0
+    patient_location: str | None = None
+    region: str | None = None
+    tier: Tier = Tier.STANDARD
+    required_skills: tuple[RequiredSkill, ...] = ()
+    preferred_language: str | None = None
+    sentiment: tuple[SentimentReading, ...] = ()
+    sla_clocks: tuple[SlaClock, ...] = ()
+    flags: frozenset[str] = field(default_factory=frozenset)
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)

@@ -1,0 +1,116 @@
+"""The error tree of caseroute; every user-facing error says what, where and what to do.
+
+::
+
+    CaserouteError
+    ├── RequestError           case/roster input is protocol-invalid (names each field path)
+    ├── RulesetError           a ruleset failed to load or compile (every Problem at once)
+    ├── RulesetNotFoundError   no ruleset with that name / version is loaded
+    ├── EngineUnavailableError the durable_rules engine cannot be imported or used
+    └── EngineValidationError  durable_rules rejected, crashed or hung on a compiled ruleset
+
+Business-invalid data (a clinical case without a patient location, say) is *not* an error: it
+becomes an EXCEPTION decision routed to the exceptions queue, so the calling flow never halts.
+The domain knows no transport: no status codes here; the gRPC layer maps these in one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class CaserouteError(Exception):
+    """Base class of every error caseroute raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One problem with one input field.
+
+    Attributes:
+        field: Dotted path into the input, e.g. ``roster.agents[3].capacity.max``.
+        message: What is wrong and what to send instead.
+    """
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class RequestError(CaserouteError):
+    """The case or roster is not valid input; each violation names a field path."""
+
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        if not violations:
+            raise ValueError("RequestError needs at least one violation")
+        self.violations = tuple(violations)
+        lines = "\n".join(f"  - {v}" for v in self.violations)
+        super().__init__(f"invalid request ({len(self.violations)} problem(s)):\n{lines}")
+
+
+class Severity(StrEnum):
+    """How bad a ruleset problem is: errors stop a load, warnings do not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One ruleset problem, located in the operator's file.
+
+    Attributes:
+        code: Stable identifier, e.g. ``expr.unknown_field``; safe to match on.
+        message: What is wrong and what to do about it.
+        file: Path of the YAML file.
+        line: 1-based line, or 0 when the problem is about the whole file.
+        column: 1-based column, or 0 when unknown.
+        rule_id: The rule it concerns, when it concerns one.
+        severity: Error (blocks loading) or warning.
+    """
+
+    code: str
+    message: str
+    file: str
+    line: int = 0
+    column: int = 0
+    rule_id: str | None = None
+    severity: Severity = Severity.ERROR
+
+    @property
+    def location(self) -> str:
+        """``file:line[:column]`` in the form editors and CI annotate."""
+        if self.line == 0:
+            return self.file
+        if self.column == 0:
+            return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}:{self.column}"
+
+    def __str__(self) -> str:
+        rule = f" [rule {self.rule_id}]" if self.rule_id else ""
+        return f"{self.location}: {self.severity.value} {self.code}{rule}: {self.message}"
+
+
+class RulesetError(CaserouteError):
+    """A ruleset could not be loaded; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = tuple(problems)
+        errors = [p for p in self.problems if p.severity is Severity.ERROR]
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"ruleset has {len(errors)} error(s):\n{lines}")
+
+
+class RulesetNotFoundError(CaserouteError):
+    """No loaded ruleset matches the requested name (and version)."""
+
+
+class EngineUnavailableError(CaserouteError):
+    """durable_rules cannot be used in this process (not installed, or fails to import)."""
+
+
+class EngineValidationError(CaserouteError):
+    """durable_rules rejected, crashed on, or hung while creating a compiled ruleset."""

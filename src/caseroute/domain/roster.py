@@ -1,0 +1,99 @@
+"""The roster snapshot: who could take the case, with licences, skills and free capacity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+from caseroute.domain.case import AttributeValue
+
+
+class Role(StrEnum):
+    """An agent's role; escalations can ask for senior roles."""
+
+    AGENT = "agent"
+    SENIOR = "senior"
+    MANAGER = "manager"
+
+
+class AgentStatus(StrEnum):
+    """An agent's presence at snapshot time."""
+
+    AVAILABLE = "available"
+    BUSY = "busy"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class Licence:
+    """A professional licence.
+
+    Attributes:
+        type: Licence type, e.g. ``RN``, ``LPN``, ``APRN``, ``pharmacist``.
+        jurisdiction: Issuing jurisdiction (``US-TX``; ``GB`` for a UK-wide registration).
+        expires_on: Last day the licence is valid (inclusive, UTC date).
+        multistate: Issued as a multistate licence under an interstate compact (e.g. NLC).
+    """
+
+    type: str
+    jurisdiction: str
+    expires_on: date
+    multistate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """Concurrent work: at most ``max`` cases, ``active`` in progress now."""
+
+    max: int
+    active: int
+
+    @property
+    def utilisation(self) -> float:
+        """active / max; 1.0 (full) when ``max`` is 0."""
+        return self.active / self.max if self.max > 0 else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """One person on the roster.
+
+    Attributes:
+        agent_id: Stable identifier.
+        role: Role (agent, senior, manager).
+        status: Presence at snapshot time.
+        licences: Professional licences held.
+        territories: Territory codes covered; a code covers itself and its sub-codes
+            (``US`` covers ``US-TX``; ``GB-ENG`` covers ``GB-ENG-NW``).
+        skills: Skill name -> level (0-10).
+        languages: BCP 47 language tags spoken.
+        capacity: Concurrent capacity and load.
+        last_assigned_at: When the agent last received a case (``None``: never).
+        teams: Team names.
+        seniority: Years of experience (ranking may prefer more).
+        attributes: Free map for the operator's own data.
+    """
+
+    agent_id: str
+    role: Role
+    status: AgentStatus
+    capacity: Capacity
+    licences: tuple[Licence, ...] = ()
+    territories: frozenset[str] = field(default_factory=frozenset)
+    skills: dict[str, int] = field(default_factory=dict)
+    languages: frozenset[str] = field(default_factory=frozenset)
+    last_assigned_at: datetime | None = None
+    teams: frozenset[str] = field(default_factory=frozenset)
+    seniority: int = 0
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """A point-in-time snapshot of the agents."""
+
+    snapshot_id: str
+    taken_at: datetime
+    agents: tuple[Agent, ...]

@@ -1,0 +1,1 @@
+"""The ruleset language: YAML source with line numbers, schema, expressions, compiler, lint."""

@@ -1,0 +1,53 @@
+"""Lint: ruleset findings that are legal but probably mistakes (warnings, never blocking)."""
+
+from __future__ import annotations
+
+from caseroute.domain.errors import Problem, Severity
+from caseroute.rules.fields import CASE_FIELDS
+from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids
+from caseroute.rules.model import Rule
+from caseroute.rules.schema import RawRuleset
+
+
+def lint_ruleset(raw: RawRuleset, rules: tuple[Rule, ...], leaves: dict[str, Leaf],
+                 params_used: set[str], file: str) -> list[Problem]:
+    """Find likely mistakes.
+
+    Args:
+        raw: The schema-pass output (for params and their lines).
+        rules: Compiled rules.
+        leaves: Leaf table.
+        params_used: Params some condition read.
+        file: Source path.
+
+    Returns:
+        Warnings.
+    """
+    out: list[Problem] = []
+    for name, line in raw.param_lines.items():
+        if name not in params_used and name not in raw.signal_params:
+            out.append(Problem("lint.unused_param", f"param `{name}` is never used; remove it "
+                                                    "or reference it as params." + name,
+                               file, line, 0, None, Severity.WARNING))
+    seen: dict[object, str] = {}
+    for rule in rules:
+        if isinstance(rule.when, Const) and not rule.when.value:
+            out.append(Problem("lint.never_fires", "condition is constant false; the rule can "
+                                                   "never fire", file, rule.line, 0, rule.rule_id,
+                               Severity.WARNING))
+        key = repr(rule.when) if not isinstance(rule.when, Const) else None
+        if key is not None and key in seen:
+            out.append(Problem("lint.shadowed", f"same condition as earlier rule `{seen[key]}`, "
+                                                "which always decides first; this rule never "
+                                                "decides", file, rule.line, 0, rule.rule_id,
+                               Severity.WARNING))
+        elif key is not None:
+            seen[key] = rule.rule_id
+        for leaf_id in leaf_ids(rule.when):
+            leaf = leaves[leaf_id]
+            field = CASE_FIELDS.get(leaf.path)
+            if leaf.kind is LeafKind.EXISTS and field is not None and not field.optional:
+                out.append(Problem("lint.always_present", f"`{leaf.path}` is always present; "
+                                                          "exists() on it is always true",
+                                   file, rule.line, 0, rule.rule_id, Severity.WARNING))
+    return out

@@ -1,0 +1,214 @@
+"""Typed, validated ruleset contents: what the compiler produces and the engine consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+from caseroute.domain.case import Intent, RequiredSkill
+from caseroute.domain.decision import Priority
+from caseroute.domain.errors import Problem
+from caseroute.domain.roster import AgentStatus, Role
+from caseroute.rules.fields import FieldType
+from caseroute.rules.ir import Cond, Leaf
+
+Scalar = str | int | float | bool
+
+
+class RankingCriterion(StrEnum):
+    """Ways to order eligible agents; ``agent_id`` always breaks remaining ties."""
+
+    LOWEST_UTILISATION = "lowest_utilisation"
+    HIGHEST_SKILL_LEVEL = "highest_skill_level"
+    LONGEST_IDLE = "longest_idle"
+    HIGHEST_SENIORITY = "highest_seniority"
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """What an agent must satisfy to take the case under one action.
+
+    Attributes:
+        licence_types: Licence types accepted (valid at the patient location); ``None``: the
+            action asks for none beyond the ruleset's hard licence constraint for the intent.
+        skills: Skills the action requires in addition to the case's own.
+        case_skills: Whether the case's required skills apply.
+        territory: Whether the agent's territories must cover the case's region.
+        language: Whether the agent must speak the case's preferred language (when given).
+        roles: Roles accepted; ``None`` accepts any role.
+    """
+
+    licence_types: tuple[str, ...] | None = None
+    skills: tuple[RequiredSkill, ...] = ()
+    case_skills: bool = True
+    territory: bool = True
+    language: bool = True
+    roles: tuple[Role, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTarget:
+    """A fixed queue, or the queue the ruleset maps the case's intent to (``by_intent``)."""
+
+    name: str | None
+    by_intent: dict[Intent, str] = field(default_factory=dict)
+
+    def resolve(self, intent: Intent) -> str:
+        """The queue for a case with this intent."""
+        return self.name if self.name is not None else self.by_intent[intent]
+
+    def describe(self) -> str:
+        """Text for explanations."""
+        return self.name if self.name is not None else "by_intent"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAction:
+    """Assign to the best eligible agent, else queue."""
+
+    queue: QueueTarget
+    requirements: Requirements
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EscalateAction:
+    """Escalate: to an eligible agent meeting ``assign`` when given and found, else to a queue."""
+
+    queue: QueueTarget
+    level: int
+    reason: str
+    assign: Requirements | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionAction:
+    """Route to an exceptions queue with a reason (business-invalid data)."""
+
+    queue: str
+    reason: str
+
+
+Action = RouteAction | EscalateAction | ExceptionAction
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One ordered rule: when its condition holds (and no earlier rule's did), its action decides.
+
+    Attributes:
+        rule_id: Unique id.
+        description: What the rule is for, in words.
+        when: Compiled condition.
+        when_text: The condition as written.
+        action: What to do.
+        priority: Priority of the resulting work.
+        line: Line of the rule in the source file.
+    """
+
+    rule_id: str
+    description: str
+    when: Cond
+    when_text: str
+    action: Action
+    priority: Priority
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompactMember:
+    """A jurisdiction's membership of a compact, from ``since`` to ``until`` (inclusive)."""
+
+    jurisdiction: str
+    since: date
+    until: date | None = None
+
+    def active_on(self, day: date) -> bool:
+        """Whether the membership is in force on ``day``."""
+        return self.since <= day and (self.until is None or day <= self.until)
+
+
+@dataclass(frozen=True, slots=True)
+class Compact:
+    """An interstate licensure compact (e.g. the Nurse Licensure Compact), as dated data."""
+
+    name: str
+    licence_types: frozenset[str]
+    members: tuple[CompactMember, ...]
+
+    def members_on(self, day: date) -> frozenset[str]:
+        """Jurisdictions that are members on ``day``."""
+        return frozenset(m.jurisdiction for m in self.members if m.active_on(day))
+
+
+@dataclass(frozen=True, slots=True)
+class Constraints:
+    """Hard constraints: enforced by caseroute itself; no rule can relax them.
+
+    Attributes:
+        safeguarding_flag: Case flag that means a safeguarding concern.
+        safeguarding_queue: Queue safeguarding cases escalate to; the first rule must do so.
+        consent_flag: Case flag that forbids assigning the case to any agent (``None``: unused).
+        licence_by_intent: Intent -> licence types one of which an agent must hold, valid at the
+            patient location, to be given a case with that intent.
+    """
+
+    safeguarding_flag: str
+    safeguarding_queue: str
+    consent_flag: str | None
+    licence_by_intent: dict[Intent, tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSettings:
+    """Thresholds for derived signals."""
+
+    sla_at_risk_minutes: float = 60.0
+    negative_sentiment: float = -0.5
+    sentiment_window: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRuleset:
+    """A ruleset that passed every check; immutable and safe to share between threads.
+
+    Attributes:
+        name: Ruleset name.
+        version: Version string.
+        description: Purpose.
+        owner: Who maintains it.
+        path: Source file.
+        sha256: sha256 of the source file bytes.
+        params: Named constants.
+        signals: Signal thresholds.
+        attributes: Declared case attributes rules may read.
+        constraints: Hard constraints.
+        compacts: Licensure compacts.
+        statuses: Agent statuses that can take work.
+        ranking: Ranking criteria, in order.
+        queues: Intent -> queue, for ``by_intent`` targets.
+        leaves: Leaf id -> leaf (unique conditions).
+        rules: Rules in order; the first that fires decides.
+        durable_shards: durable_rules ruleset definitions (JSON text), <= 60 leaves each.
+        warnings: Lint findings that do not block loading.
+    """
+
+    name: str
+    version: str
+    description: str
+    owner: str
+    path: str
+    sha256: str
+    params: dict[str, Scalar | tuple[Scalar, ...]]
+    signals: SignalSettings
+    attributes: dict[str, FieldType]
+    constraints: Constraints
+    compacts: tuple[Compact, ...]
+    statuses: tuple[AgentStatus, ...]
+    ranking: tuple[RankingCriterion, ...]
+    queues: dict[Intent, str]
+    leaves: dict[str, Leaf]
+    rules: tuple[Rule, ...]
+    durable_shards: tuple[str, ...]
+    warnings: tuple[Problem, ...] = ()
