@@ -14,7 +14,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
 
 from caseroute.domain.errors import Problem, RulesetError
@@ -93,6 +93,23 @@ def _convert(value: Any, line: int, column: int) -> Node:
     return Node(_plain(value), line, column)
 
 
+class _TextTimestampConstructor(RoundTripConstructor):
+    """Leaves timestamps as the text written; callers parse dates and instants themselves."""
+
+
+_TextTimestampConstructor.add_constructor(
+    "tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str)
+
+
+def to_data(node: Node) -> Any:
+    """Plain JSON-like data (dicts, lists, scalars) of a node tree, positions dropped."""
+    if node.is_mapping:
+        return {key: to_data(child) for key, child in node.value.items()}
+    if node.is_sequence:
+        return [to_data(child) for child in node.value]
+    return node.value
+
+
 def parse_yaml(text: str, path: str) -> SourceFile:
     """Parse YAML text into a located node tree.
 
@@ -107,6 +124,7 @@ def parse_yaml(text: str, path: str) -> SourceFile:
         RulesetError: On a syntax error or a duplicate key (with ``file:line``).
     """
     yaml = YAML(typ="rt", pure=True)
+    yaml.Constructor = _TextTimestampConstructor
     yaml.allow_duplicate_keys = False
     try:
         data = yaml.load(text)

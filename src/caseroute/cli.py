@@ -1,0 +1,199 @@
+"""The ``caseroute`` command: decide from files, check and test rulesets.
+
+Exit codes: 0 success; 1 the ruleset has errors or golden cases failed; 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from caseroute import __version__
+from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
+from caseroute.domain.errors import CaserouteError, RequestError, RulesetError, Severity
+
+DEFAULT_RULESET = Path("rulesets/patient-enquiries")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line input; the message says what to fix."""
+
+
+def _default_ruleset() -> Path:
+    return Path(os.environ.get("CASEROUTE_RULESET", str(DEFAULT_RULESET)))
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: {what} file is not valid JSON: "
+                         f"{exc.msg}") from None
+
+
+def _parse_now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)  # the CLI is the edge: decide() itself never reads the clock
+    now = parse_timestamp(text)
+    if now is None:
+        raise UsageError(f"--now {text!r} is not an ISO-8601 instant with offset; e.g. "
+                         "2026-11-21T10:00:00Z")
+    return now
+
+
+def _cmd_decide(args: argparse.Namespace) -> int:
+    from caseroute.engine.case_rules import EngineKind, prepare_ruleset
+    from caseroute.engine.decide import decide
+    from caseroute.render import render_json, render_text
+    from caseroute.rules.compiler import load_ruleset
+
+    case = parse_case(_read_json(args.case, "case"))
+    roster = parse_roster(_read_json(args.roster, "roster"))
+    now = _parse_now(args.now)
+    ruleset = prepare_ruleset(load_ruleset(args.ruleset), EngineKind(args.engine))
+    decision = decide(case, roster, ruleset, now, agent_detail=not args.no_agent_detail)
+    sys.stdout.write((render_json(decision) if args.json else render_text(decision)) + "\n")
+    return EXIT_OK
+
+
+def _cmd_rules_check(args: argparse.Namespace) -> int:
+    from caseroute.rules.compiler import load_ruleset
+
+    status = EXIT_OK
+    for path in args.paths:
+        try:
+            compiled = load_ruleset(path)
+        except RulesetError as exc:
+            errors = [p for p in exc.problems if p.severity is Severity.ERROR]
+            for problem in exc.problems:
+                sys.stdout.write(f"{problem}\n")
+            sys.stdout.write(f"{path}: {len(errors)} error(s), "
+                             f"{len(exc.problems) - len(errors)} warning(s)\n")
+            status = EXIT_FAILED
+            continue
+        for problem in compiled.warnings:
+            sys.stdout.write(f"{problem}\n")
+        sys.stdout.write(f"{path}: ok - {compiled.name} version {compiled.version}, "
+                         f"{len(compiled.rules)} rules, {len(compiled.leaves)} conditions, "
+                         f"sha256 {compiled.sha256}; {len(compiled.warnings)} warning(s)\n")
+    return status
+
+
+def _cmd_rules_test(args: argparse.Namespace) -> int:
+    from caseroute.engine.case_rules import EngineKind, prepare_ruleset
+    from caseroute.engine.decide import decide
+    from caseroute.rules.compiler import load_ruleset
+    from caseroute.rules.golden import load_golden, rule_coverage, run_golden
+
+    path: Path = args.path
+    ruleset = prepare_ruleset(load_ruleset(path), EngineKind(args.engine))
+    cases = load_golden(path if path.is_dir() else path.parent)
+    if not cases:
+        raise UsageError(f"no golden cases found in {path}/golden/*.yaml")
+    results = run_golden(cases, lambda c, r, now: decide(c, r, ruleset, now))
+    failed = [r for r in results if not r.passed]
+    for result in results:
+        mark = "PASS" if result.passed else "FAIL"
+        sys.stdout.write(f"{mark} {result.case.name} ({result.case.location})\n")
+        for mismatch in result.mismatches:
+            sys.stdout.write(f"     {mismatch}\n")
+    cover = rule_coverage(results, [r.rule_id for r in ruleset.compiled.rules])
+    sys.stdout.write("\nrule coverage (decided / did not fire):\n")
+    gaps = 0
+    for rule_id, (decided, not_fired) in cover.items():
+        note = "" if decided and not_fired else "   <- needs a case where it " + (
+            "decides" if not decided else "does not fire")
+        gaps += bool(note)
+        sys.stdout.write(f"  {rule_id}: {decided} / {not_fired}{note}\n")
+    sys.stdout.write(f"\n{len(results) - len(failed)} passed, {len(failed)} failed\n")
+    return EXIT_FAILED if failed or (gaps and args.require_coverage) else EXIT_OK
+
+
+def _cmd_rules_fields(_: argparse.Namespace) -> int:
+    from caseroute.rules.fields import CASE_FIELDS
+
+    for path, ftype in CASE_FIELDS.items():
+        optional = " (may be missing)" if ftype.optional else ""
+        sys.stdout.write(f"{path:34} {ftype.describe()}{optional}: {ftype.doc}\n")
+    sys.stdout.write(f"{'case.attributes.<name>':34} as declared under `attributes:`\n"
+                     f"{'params.<name>':34} constants declared under `params:`\n")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="caseroute", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"caseroute {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    engines = ["durable", "python"]
+
+    decide = sub.add_parser("decide", help="decide one case from JSON files")
+    decide.add_argument("--case", type=Path, required=True, help="case JSON file")
+    decide.add_argument("--roster", type=Path, required=True, help="roster JSON file")
+    decide.add_argument("--ruleset", type=Path, default=_default_ruleset(),
+                        help="ruleset directory or YAML file (default: $CASEROUTE_RULESET or "
+                             f"{DEFAULT_RULESET})")
+    decide.add_argument("--now", help="decision instant, ISO-8601 with offset (default: now)")
+    decide.add_argument("--json", action="store_true", help="print the decision as JSON")
+    decide.add_argument("--engine", choices=engines, default="durable",
+                        help="engine of record (default: durable)")
+    decide.add_argument("--no-agent-detail", action="store_true",
+                        help="omit per-agent verdicts (counts and top ranking stay)")
+    decide.set_defaults(run=_cmd_decide)
+
+    rules = sub.add_parser("rules", help="check, test and document rulesets")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser("check", help="validate rulesets; print every problem")
+    check.add_argument("paths", type=Path, nargs="+", help="ruleset directories or files")
+    check.set_defaults(run=_cmd_rules_check)
+    test = rules_sub.add_parser("test", help="run a ruleset's golden cases")
+    test.add_argument("path", type=Path, help="ruleset directory")
+    test.add_argument("--engine", choices=engines, default="durable")
+    test.add_argument("--require-coverage", action="store_true",
+                      help="fail unless every rule decides some case and misses another")
+    test.set_defaults(run=_cmd_rules_test)
+    fields = rules_sub.add_parser("fields", help="list the fields conditions can read")
+    fields.set_defaults(run=_cmd_rules_fields)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The process exit code.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except UsageError as exc:
+        sys.stderr.write(f"caseroute: {exc}\n")
+        return EXIT_USAGE
+    except RequestError as exc:
+        sys.stderr.write(f"caseroute: {exc}\n")
+        return EXIT_USAGE
+    except RulesetError as exc:
+        sys.stderr.write(f"caseroute: {exc}\nRun `caseroute rules check` on the ruleset.\n")
+        return EXIT_FAILED
+    except CaserouteError as exc:
+        sys.stderr.write(f"caseroute: {exc}\n")
+        return EXIT_FAILED
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: signals, case rules (durable_rules + python cross-check), matching, ranking."""

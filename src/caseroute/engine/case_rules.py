@@ -1,0 +1,95 @@
+"""Case-level rule evaluation: durable_rules as engine of record, Python as the cross-check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from caseroute.engine.durable import DurableLeafMatcher
+from caseroute.engine.facts import Fact
+from caseroute.engine.pyeval import PythonLeafEvaluator
+from caseroute.rules.model import CompiledRuleset
+
+
+class EngineKind(StrEnum):
+    """Which evaluator decides: durable_rules (default) or the pure-Python one."""
+
+    DURABLE = "durable"
+    PYTHON = "python"
+
+
+class LeafMatcher(Protocol):
+    """Anything that can say which leaves hold for a fact."""
+
+    label: str
+
+    def true_leaves(self, fact: Fact) -> frozenset[str]:
+        """Ids of the leaves that hold."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeafEvaluation:
+    """Leaf values for one fact, and any leaves on which the two evaluators disagreed."""
+
+    truth: dict[str, bool]
+    disagreements: tuple[str, ...]
+
+
+class LoadedRuleset:
+    """A compiled ruleset with its evaluators built; what ``decide`` runs.
+
+    Thread-safe: the Python evaluator is immutable and the durable matcher serialises engine
+    access with a process-wide lock.
+    """
+
+    def __init__(self, compiled: CompiledRuleset, matcher: LeafMatcher | None) -> None:
+        """Wrap a compiled ruleset; ``matcher`` None means the Python evaluator alone decides."""
+        self.compiled = compiled
+        self._python = PythonLeafEvaluator(compiled.leaves)
+        self._matcher = matcher
+        self.engine_label = (f"{matcher.label} (cross-checked by python)" if matcher is not None
+                             else "python")
+
+    def evaluate(self, fact: Fact) -> LeafEvaluation:
+        """Evaluate every leaf with the engine of record and cross-check with Python.
+
+        Args:
+            fact: The case fact.
+
+        Returns:
+            The engine of record's leaf values and the ids where the evaluators differ.
+        """
+        python = self._python.true_leaves(fact)
+        record = python if self._matcher is None else self._matcher.true_leaves(fact)
+        differ = tuple(sorted(record ^ python, key=lambda leaf_id: int(leaf_id[1:])))
+        return LeafEvaluation({leaf_id: leaf_id in record for leaf_id in self.compiled.leaves},
+                              differ)
+
+    def close(self) -> None:
+        """Release engine-side resources."""
+        if isinstance(self._matcher, DurableLeafMatcher):
+            self._matcher.close()
+
+
+def prepare_ruleset(compiled: CompiledRuleset, engine: EngineKind = EngineKind.DURABLE, *,
+                    matcher: LeafMatcher | None = None) -> LoadedRuleset:
+    """Build the evaluators for a compiled ruleset.
+
+    Args:
+        compiled: The compiled ruleset.
+        engine: Engine of record.
+        matcher: Use this matcher as the engine of record instead (tests, other engines).
+
+    Returns:
+        A ruleset ``decide`` can run.
+
+    Raises:
+        EngineUnavailableError: If durable_rules is selected but cannot be imported.
+        EngineValidationError: If durable_rules rejects the compiled definitions.
+    """
+    if matcher is None and engine is EngineKind.DURABLE:
+        matcher = DurableLeafMatcher(compiled.durable_shards,
+                                     f"{compiled.name}@{compiled.version}")
+    return LoadedRuleset(compiled, matcher)

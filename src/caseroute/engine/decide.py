@@ -1,0 +1,252 @@
+"""``decide(case, roster, ruleset, now)``: the pure, deterministic routing decision.
+
+Order of work: derive signals -> check business data -> evaluate rules (engine of record +
+cross-check) -> apply the first fired rule's action (matching, ranking) -> enforce the
+safeguarding hard constraint. Nothing reads the clock; ``now`` is an input. Bad business data
+never raises: it becomes an EXCEPTION decision with a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from caseroute import __version__
+from caseroute.domain.case import Case
+from caseroute.domain.codec import format_timestamp, input_sha256
+from caseroute.domain.decision import (
+    Decision,
+    Explanation,
+    MatchingTrace,
+    Outcome,
+    Priority,
+    RuleTrace,
+    Signals,
+)
+from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.roster import Roster
+from caseroute.engine.case_rules import LoadedRuleset
+from caseroute.engine.facts import attribute_fits, build_case_fact
+from caseroute.engine.matching import MissingDataError, build_need, match_agents
+from caseroute.engine.ranking import rank_candidates
+from caseroute.engine.signals import derive_signals
+from caseroute.engine.trace import trace_rules
+from caseroute.rules.model import (
+    CompiledRuleset,
+    EscalateAction,
+    ExceptionAction,
+    Requirements,
+    RouteAction,
+)
+
+log = logging.getLogger("caseroute.engine")
+
+EXCEPTIONS_QUEUE = "exceptions"
+RANKING_SHOWN_WITHOUT_DETAIL = 10
+
+
+@dataclass(frozen=True, slots=True)
+class DataProblem:
+    """Business-invalid case data: a stable reason code and a field-level detail."""
+
+    reason: str
+    detail: str
+
+
+def find_data_problems(case: Case, ruleset: CompiledRuleset) -> list[DataProblem]:
+    """Business-level checks a well-formed case can still fail.
+
+    Args:
+        case: The case.
+        ruleset: For declared attribute types.
+
+    Returns:
+        Problems found (empty when the data is usable).
+    """
+    problems = []
+    for clock in case.sla_clocks:
+        if clock.deadline < clock.started_at:
+            problems.append(DataProblem(
+                "invalid_sla_clock",
+                f"case.sla_clocks[{clock.name}]: deadline {format_timestamp(clock.deadline)} "
+                f"is before started_at {format_timestamp(clock.started_at)}"))
+    for key, ftype in ruleset.attributes.items():
+        value = case.attributes.get(key)
+        if value is not None and not attribute_fits(value, ftype):
+            problems.append(DataProblem(
+                "invalid_attribute",
+                f"case.attributes.{key} is {type(value).__name__} {value!r}, but the ruleset "
+                f"declares it {ftype.kind.value}"))
+    return problems
+
+
+def derive_decision_id(input_hash: str, ruleset_sha256: str, now: datetime) -> str:
+    """Deterministic id for a decision: same input, ruleset and ``now`` give the same id."""
+    seed = f"{input_hash}:{ruleset_sha256}:{format_timestamp(now)}"
+    return "dec_" + hashlib.sha256(seed.encode()).hexdigest()[:28]
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """The parts of a decision decided so far."""
+
+    outcome: Outcome
+    queue: str
+    rule_id: str
+    priority: Priority
+    reason_codes: list[str]
+    agent_id: str | None = None
+    escalation_level: int | None = None
+    matching: MatchingTrace | None = None
+    data_problems: list[str] = field(default_factory=list)
+
+
+def _exception(reason: str, rule_id: str, detail: list[str]) -> _Outcome:
+    return _Outcome(Outcome.EXCEPTION, EXCEPTIONS_QUEUE, rule_id, Priority.HIGH, [reason],
+                    data_problems=detail)
+
+
+def _match(case: Case, roster: Roster, req: Requirements, ruleset: CompiledRuleset,
+           now: datetime, detail: bool) -> tuple[MatchingTrace, str | None]:
+    need = build_need(case, req, ruleset, now)
+    result = match_agents(need, roster.agents, detail=detail)
+    skill = case.required_skills[0].name if case.required_skills else (
+        need.skills[0].name if need.skills else None)
+    ranking = rank_candidates(result.eligible, ruleset.ranking, skill, now)
+    trace = MatchingTrace(
+        requirements=need.describe(),
+        considered=len(roster.agents),
+        eligible=len(result.eligible),
+        exclusion_counts=result.exclusion_counts,
+        agents=result.verdicts,
+        ranking_criteria=(*(c.value for c in ruleset.ranking), "agent_id"),
+        ranking=tuple(ranking if detail else ranking[:RANKING_SHOWN_WITHOUT_DETAIL]),
+    )
+    return trace, ranking[0].agent_id if ranking else None
+
+
+def _apply(case: Case, roster: Roster, ruleset: CompiledRuleset, rule_id: str,
+           action: RouteAction | EscalateAction | ExceptionAction, priority: Priority,
+           now: datetime, detail: bool) -> _Outcome:
+    if isinstance(action, ExceptionAction):
+        return _Outcome(Outcome.EXCEPTION, action.queue, rule_id, priority, [action.reason])
+    queue = action.queue.resolve(case.intent)
+    requirements = action.requirements if isinstance(action, RouteAction) else action.assign
+    if requirements is None:  # escalate to a queue, no agent (e.g. safeguarding)
+        assert isinstance(action, EscalateAction)  # noqa: S101 - routes always have requirements
+        return _Outcome(Outcome.ESCALATE, queue, rule_id, priority, [action.reason],
+                        escalation_level=action.level)
+    try:
+        trace, chosen = _match(case, roster, requirements, ruleset, now, detail)
+    except MissingDataError as exc:
+        return _exception(exc.reason, rule_id, [exc.detail])
+    reasons = [action.reason]
+    if chosen is None:
+        reasons.append("no_eligible_agent")
+        if any(check == "consent" for check, _ in trace.exclusion_counts):
+            reasons.append("consent_missing")
+    if isinstance(action, EscalateAction):
+        return _Outcome(Outcome.ESCALATE, queue, rule_id, priority, reasons, chosen,
+                        action.level, trace)
+    outcome = Outcome.ASSIGN if chosen is not None else Outcome.QUEUE
+    return _Outcome(outcome, queue, rule_id, priority, reasons, chosen, None, trace)
+
+
+def _enforce_safeguarding(case: Case, ruleset: CompiledRuleset, result: _Outcome) -> _Outcome:
+    """Hard constraint, enforced last on every path: flagged cases escalate to safeguarding."""
+    c = ruleset.constraints
+    if c.safeguarding_flag not in case.flags:
+        return result
+    if result.outcome is Outcome.ESCALATE and result.queue == c.safeguarding_queue \
+            and result.agent_id is None:
+        return result
+    log.warning("safeguarding constraint overrode %s from %s for case %s", result.outcome,
+                result.rule_id, case.case_id)
+    return replace(result, outcome=Outcome.ESCALATE, queue=c.safeguarding_queue, agent_id=None,
+                   escalation_level=1, priority=Priority.URGENT,
+                   rule_id="constraint:safeguarding",
+                   reason_codes=["safeguarding_concern", *result.reason_codes], matching=None)
+
+
+def decide(case: Case, roster: Roster, ruleset: LoadedRuleset, now: datetime, *,
+           agent_detail: bool = True, decision_id: str | None = None) -> Decision:
+    """Decide where a case goes, and record why.
+
+    Args:
+        case: The case context.
+        roster: The roster snapshot.
+        ruleset: The loaded ruleset (compiled + evaluators).
+        now: The decision instant; must carry a UTC offset. Never read from the clock here.
+        agent_detail: Keep a verdict per agent in the explanation (off for large rosters:
+            counts per failed check and the top of the ranking are always kept).
+        decision_id: Identifier to use; derived from the inputs when omitted.
+
+    Returns:
+        The decision with its full explanation.
+
+    Raises:
+        RequestError: If ``now`` has no UTC offset.
+    """
+    if now.tzinfo is None:
+        raise RequestError([FieldViolation("now", "must carry a UTC offset, e.g. "
+                                                  "2026-11-21T09:30:00Z")])
+    now = now.astimezone(UTC)
+    compiled = ruleset.compiled
+    input_hash = input_sha256(case, roster)
+    decision_id = decision_id or derive_decision_id(input_hash, compiled.sha256, now)
+    signals = derive_signals(case, compiled.signals, now)
+    traces: tuple[RuleTrace, ...] = ()
+    problems = find_data_problems(case, compiled)
+    if problems:
+        result = _exception("invalid_case_data", "data:invalid_case_data",
+                            [p.detail for p in problems])
+        result.reason_codes.extend(dict.fromkeys(p.reason for p in problems))
+    else:
+        fact = build_case_fact(case, signals, compiled.attributes)
+        evaluation = ruleset.evaluate(fact)
+        traces, rule = trace_rules(compiled.rules, evaluation.truth, compiled.leaves, fact)
+        if evaluation.disagreements:
+            log.error("ENGINE DISAGREEMENT decision_id=%s case_id=%s ruleset=%s@%s leaves=%s "
+                      "fact=%s", decision_id, case.case_id, compiled.name, compiled.version,
+                      ",".join(evaluation.disagreements), fact)
+            result = _exception("engine_disagreement", "engine:disagreement", [
+                "durable_rules and the python evaluator disagree on "
+                + ", ".join(f"{leaf_id} ({compiled.leaves[leaf_id].path})"
+                            for leaf_id in evaluation.disagreements)])
+        else:
+            result = _apply(case, roster, compiled, rule.rule_id, rule.action, rule.priority,
+                            now, agent_detail)
+    result = _enforce_safeguarding(case, compiled, result)
+    explanation = Explanation(
+        decision_id=decision_id,
+        ruleset_name=compiled.name,
+        ruleset_version=compiled.version,
+        ruleset_sha256=compiled.sha256,
+        caseroute_version=__version__,
+        engine=ruleset.engine_label,
+        now=now,
+        input_sha256=input_hash,
+        signals=signals,
+        data_problems=tuple(result.data_problems),
+        rules=traces,
+        deciding_rule_id=result.rule_id,
+        matching=result.matching,
+        reason_codes=tuple(result.reason_codes),
+    )
+    return Decision(
+        decision_id=decision_id,
+        case_id=case.case_id,
+        outcome=result.outcome,
+        queue=result.queue,
+        agent_id=result.agent_id,
+        escalation_level=result.escalation_level,
+        priority=result.priority,
+        reason_codes=tuple(result.reason_codes),
+        rule_id=result.rule_id,
+        explanation=explanation,
+    )
+
+
+__all__ = ["DataProblem", "Signals", "decide", "derive_decision_id", "find_data_problems"]

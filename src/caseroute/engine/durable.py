@@ -1,0 +1,235 @@
+"""Drive durable_rules' C extension as a stateless leaf-condition matcher.
+
+Every rule here is a guarded leaf probe emitted by the compiler. The measured defects of
+durable_rules 2.0.28 (``shared/research/durable_rules.md``) shape this module:
+
+* no ``Host`` and no ``durable.lang``: the stock Host's timer threads segfault under load;
+  we call ``durable_rules_engine`` directly and drain the agenda ourselves, no Python actions;
+* facts, not events, so every true leaf fires;
+* sessions and message ids are looked up by a 32-bit FNV-1a hash with no string compare, so
+  session ids come from a pool checked against collisions, and the one fact id is fixed;
+* at most 1024 live sessions per ruleset: one session per decision, always deleted;
+* deleting a session in which no action ran can free garbage: every session first asserts
+  and drains an ``__init`` fact that each shard's ``__init`` rule catches;
+* the engine has no locks and holds the GIL: one thread drives it at a time per process
+  (processes, not threads, give parallelism);
+* ``create_ruleset`` can hang forever on bad definitions: each new definition is first
+  created and exercised in a throwaway subprocess with a timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import subprocess
+import sys
+import threading
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+from caseroute.domain.errors import EngineUnavailableError, EngineValidationError
+from caseroute.engine.facts import Fact
+
+INIT_FACT_ID = "__init"
+CASE_FACT_ID = "c"
+VALIDATION_TIMEOUT_S = 30.0
+
+ENGINE_LOCK = threading.Lock()
+"""Serialises every call into the C engine in this process (it has no locks of its own)."""
+
+_validated: set[str] = set()
+_validated_lock = threading.Lock()
+_names = itertools.count()
+
+
+def load_engine_module() -> ModuleType:
+    """Import the C extension, or explain how to do without it.
+
+    Returns:
+        The ``durable_rules_engine`` module.
+
+    Raises:
+        EngineUnavailableError: If it cannot be imported.
+    """
+    try:
+        import durable_rules_engine
+    except ImportError as exc:
+        raise EngineUnavailableError(
+            f"durable_rules cannot be imported ({exc}). Install durable-rules==2.0.28 on "
+            "Python 3.11/3.12 (it does not import on 3.13), or select the pure-Python "
+            "evaluator with engine = python (CLI: --engine python)") from None
+    module: ModuleType = durable_rules_engine
+    return module
+
+
+def durable_version() -> str:
+    """Installed durable-rules version, or ``unknown``."""
+    try:
+        return metadata.version("durable-rules")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def fnv1a32(text: str) -> int:
+    """The 32-bit FNV-1a hash durable_rules indexes sessions and messages by."""
+    h = 0x811C9DC5
+    for byte in text.encode():
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+class SessionPool:
+    """Session ids for concurrent decisions, none of whose engine hashes collide.
+
+    Each sid, its hidden state-fact id (``sid-<sid>``) and the fixed fact ids all hash
+    differently, so no fact can be mistaken for another or rejected as already seen.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        """Pre-compute ``size`` collision-free session ids."""
+        taken = {fnv1a32(INIT_FACT_ID), fnv1a32(CASE_FACT_ID)}
+        self._free: list[str] = []
+        for i in itertools.count():
+            if len(self._free) == size:
+                break
+            sid = f"s{i}"
+            hashes = {fnv1a32(sid), fnv1a32(f"sid-{sid}")}
+            if len(hashes) == 2 and not hashes & taken:
+                taken |= hashes
+                self._free.append(sid)
+        self.size = size
+        self._lock = threading.Lock()
+
+    def acquire(self) -> str:
+        """Take a free session id.
+
+        Raises:
+            EngineValidationError: If every id is in use (more concurrent decisions than
+                the pool allows; callers bound concurrency well below the engine's 1024).
+        """
+        with self._lock:
+            if not self._free:
+                raise EngineValidationError(
+                    f"all {self.size} durable_rules sessions are in use; lower concurrency")
+            return self._free.pop()
+
+    def release(self, sid: str) -> None:
+        """Return a session id to the pool."""
+        with self._lock:
+            self._free.append(sid)
+
+
+_POOL = SessionPool()
+
+
+def _definitions_digest(shards: tuple[str, ...]) -> str:
+    return hashlib.sha256("\n".join(shards).encode()).hexdigest()
+
+
+def validate_in_subprocess(shards: tuple[str, ...], timeout: float = VALIDATION_TIMEOUT_S) -> None:
+    """Create and exercise the shards in a throwaway process before this one touches them.
+
+    Args:
+        shards: durable_rules ruleset definitions (JSON text).
+        timeout: Seconds before a hung engine is killed.
+
+    Raises:
+        EngineValidationError: If the subprocess fails, crashes or times out.
+    """
+    digest = _definitions_digest(shards)
+    with _validated_lock:
+        if digest in _validated:
+            return
+    argv = [sys.executable, "-m", "caseroute.engine.durable_check"]
+    try:
+        done = subprocess.run(argv, input=json.dumps(list(shards)), capture_output=True,
+                              text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise EngineValidationError(
+            f"durable_rules did not finish creating this ruleset within {timeout:g}s (the "
+            "engine hangs on some definitions); simplify the rules or use engine = python"
+        ) from None
+    if done.returncode != 0 or done.stdout.strip() != "ok":
+        detail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise EngineValidationError(
+            f"durable_rules rejected this ruleset in a validation process: {detail}")
+    with _validated_lock:
+        _validated.add(digest)
+
+
+def _drain(dre: Any, handle: int, state_offset: int, fired: set[str] | None) -> None:
+    result = dre.start_action_for_state(handle, state_offset)
+    message = result[1] if result else None
+    while message:
+        if fired is not None:
+            # Agenda messages are '{"<rule name>": {"m": ...}}'; slice the name, no JSON parse.
+            fired.add(message[2:message.index('"', 2)])
+        message = dre.complete_and_start_action(handle, state_offset)
+
+
+class DurableLeafMatcher:
+    """Evaluates a compiled ruleset's leaf probes with durable_rules."""
+
+    def __init__(self, shards: tuple[str, ...], label: str, *, validate: bool = True) -> None:
+        """Validate (in a subprocess) and create the shards under unique names.
+
+        Args:
+            shards: Definitions from the compiler.
+            label: Human part of the engine-side names (ruleset name and version).
+            validate: Skip the subprocess check only for definitions already known good.
+
+        Raises:
+            EngineUnavailableError: If durable_rules cannot be imported.
+            EngineValidationError: If the definitions fail validation.
+        """
+        self._dre = load_engine_module()
+        self.label = f"durable_rules {durable_version()}"
+        if validate and shards:
+            validate_in_subprocess(shards)
+        self._handles: list[int] = []
+        with ENGINE_LOCK:
+            # Each load gets fresh names: the engine cannot replace or edit a ruleset.
+            serial = next(_names)
+            for i, shard in enumerate(shards):
+                self._handles.append(
+                    self._dre.create_ruleset(f"caseroute.{label}.{serial}.s{i}", shard))
+
+    def true_leaves(self, fact: Fact) -> frozenset[str]:
+        """Ids of the leaves durable_rules finds true for the fact.
+
+        Args:
+            fact: The case fact (``build_case_fact``).
+
+        Returns:
+            True leaf ids.
+        """
+        fired: set[str] = set()
+        if not self._handles:
+            return frozenset()
+        sid = _POOL.acquire()
+        try:
+            init = json.dumps({"id": INIT_FACT_ID, "t": "__init", "sid": sid})
+            body = json.dumps({"id": CASE_FACT_ID, "sid": sid, "t": "case", **fact})
+            with ENGINE_LOCK:
+                for handle in self._handles:
+                    try:
+                        _, offset = self._dre.assert_fact(handle, init)
+                        _drain(self._dre, handle, offset, None)
+                        # Result code 1 means the fact matched no probe: a normal outcome here.
+                        _, offset = self._dre.assert_fact(handle, body)
+                        _drain(self._dre, handle, offset, fired)
+                    finally:
+                        self._dre.delete_state(handle, sid)
+        finally:
+            _POOL.release(sid)
+        fired.discard(INIT_FACT_ID)
+        return frozenset(fired)
+
+    def close(self) -> None:
+        """Delete the engine-side rulesets (the engine leaks ~0.2 MB per version regardless)."""
+        with ENGINE_LOCK:
+            for handle in self._handles:
+                self._dre.delete_ruleset(handle)
+            self._handles.clear()

@@ -1,0 +1,220 @@
+"""Per-agent eligibility: every check each agent fails, with expected vs actual.
+
+Hard constraints live here and are applied whatever a rule asks: an agent must hold a licence
+of the intent's constrained types valid at the patient location, and a case whose consent flag
+is set can be assigned to nobody.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date as date_type
+from datetime import datetime
+
+from caseroute.domain.case import Case, RequiredSkill
+from caseroute.domain.decision import AgentVerdict, CheckFailure
+from caseroute.domain.roster import Agent, AgentStatus, Role
+from caseroute.engine.licensing import CompactView, covers, licence_valid_at
+from caseroute.rules.model import CompiledRuleset, Requirements
+
+CHECK_ORDER = ("consent", "status", "role", "licence", "territory", "skills", "language",
+               "capacity")
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What an agent must satisfy for this case under one action, fully resolved."""
+
+    statuses: frozenset[AgentStatus]
+    roles: frozenset[Role] | None
+    licence_types: tuple[str, ...] | None
+    location: str | None
+    region: str | None
+    skills: tuple[RequiredSkill, ...]
+    language: str | None
+    consent_flag: str | None
+    compacts: CompactView
+    day: date_type
+
+    def describe(self) -> tuple[str, ...]:
+        """Each check that applies, in words, for the explanation."""
+        out = []
+        if self.consent_flag:
+            out.append(f"consent: case is flagged {self.consent_flag}; no agent may take it")
+        out.append("status: " + " or ".join(sorted(s.value for s in self.statuses)))
+        if self.roles is not None:
+            out.append("role: " + " or ".join(sorted(r.value for r in self.roles)))
+        if self.licence_types is not None:
+            out.append(f"licence: {' or '.join(self.licence_types) or 'none acceptable'} valid "
+                       f"in {self.location} on {self.day.isoformat()}")
+        if self.region is not None:
+            out.append(f"territory: covers {self.region}")
+        if self.skills:
+            out.append("skills: " + ", ".join(f"{s.name} >= {s.min_level}" for s in self.skills))
+        if self.language is not None:
+            out.append(f"language: {self.language}")
+        out.append("capacity: active < max")
+        return tuple(out)
+
+
+class MissingDataError(Exception):
+    """The action needs case data that is missing (becomes an EXCEPTION decision)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _merge_skills(first: tuple[RequiredSkill, ...],
+                  second: tuple[RequiredSkill, ...]) -> tuple[RequiredSkill, ...]:
+    levels: dict[str, int] = {}
+    for skill in (*first, *second):
+        levels[skill.name] = max(levels.get(skill.name, 0), skill.min_level)
+    return tuple(RequiredSkill(name, level) for name, level in levels.items())
+
+
+def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: datetime) -> Need:
+    """Resolve an action's requirements and the hard constraints against one case.
+
+    Args:
+        case: The case.
+        req: The action's requirements.
+        ruleset: For hard constraints, compacts and statuses.
+        now: Decision instant (licence expiry and compact membership are dated).
+
+    Returns:
+        The resolved need.
+
+    Raises:
+        MissingDataError: If a licence is needed and the patient location is missing, or a
+            territory is needed and the case region is missing.
+    """
+    licence: tuple[str, ...] | None = req.licence_types
+    floor = ruleset.constraints.licence_by_intent.get(case.intent)
+    if floor is not None:
+        # Hard constraint: a rule may narrow the licence types, never widen or drop them.
+        licence = floor if licence is None else tuple(t for t in licence if t in floor)
+    if licence is not None and case.patient_location is None:
+        raise MissingDataError(
+            "missing_patient_location",
+            f"a {' or '.join(licence) or 'licensed'} agent is required but case."
+            "patient_location is missing, so licensure cannot be checked")
+    if req.territory and case.region is None:
+        raise MissingDataError(
+            "missing_region", "the action requires territory coverage but case.region is "
+                              "missing")
+    consent = ruleset.constraints.consent_flag
+    day = now.date()
+    return Need(
+        statuses=frozenset(ruleset.statuses),
+        roles=frozenset(req.roles) if req.roles is not None else None,
+        licence_types=licence,
+        location=case.patient_location,
+        region=case.region if req.territory else None,
+        skills=_merge_skills(case.required_skills if req.case_skills else (), req.skills),
+        language=case.preferred_language if req.language else None,
+        consent_flag=consent if consent is not None and consent in case.flags else None,
+        compacts=CompactView.on(ruleset.compacts, day),
+        day=day,
+    )
+
+
+def _primary(tag: str) -> str:
+    return tag.split("-", 1)[0]
+
+
+def check_agent(need: Need, agent: Agent) -> list[CheckFailure]:
+    """Every check one agent fails (empty: eligible).
+
+    Args:
+        need: Resolved requirements.
+        agent: The agent.
+
+    Returns:
+        Failures in ``CHECK_ORDER``.
+    """
+    failures: list[CheckFailure] = []
+    if need.consent_flag is not None:
+        failures.append(CheckFailure("consent", "a case with consent recorded",
+                                     f"case flagged {need.consent_flag}"))
+    if agent.status not in need.statuses:
+        failures.append(CheckFailure("status", " or ".join(sorted(need.statuses)),
+                                     agent.status.value))
+    if need.roles is not None and agent.role not in need.roles:
+        failures.append(CheckFailure("role", " or ".join(sorted(need.roles)), agent.role.value))
+    if need.licence_types is not None:
+        failure = _licence_failure(need, agent)
+        if failure is not None:
+            failures.append(failure)
+    if need.region is not None and need.region not in agent.territories and not any(
+            covers(t, need.region) for t in agent.territories):
+        failures.append(CheckFailure("territory", f"territory covering {need.region}",
+                                     ", ".join(sorted(agent.territories)) or "no territories"))
+    missing = [s for s in need.skills if agent.skills.get(s.name, -1) < s.min_level]
+    if missing:
+        failures.append(CheckFailure(
+            "skills", ", ".join(f"{s.name} >= {s.min_level}" for s in missing),
+            ", ".join(f"{s.name} {agent.skills[s.name]}" if s.name in agent.skills
+                      else f"no {s.name}" for s in missing)))
+    if need.language is not None:
+        wanted = _primary(need.language)
+        if not any(_primary(lang) == wanted for lang in agent.languages):
+            failures.append(CheckFailure("language", need.language,
+                                         ", ".join(sorted(agent.languages)) or "none listed"))
+    if agent.capacity.active >= agent.capacity.max:
+        failures.append(CheckFailure("capacity", "active < max",
+                                     f"{agent.capacity.active} active of "
+                                     f"{agent.capacity.max}"))
+    return failures
+
+
+def _licence_failure(need: Need, agent: Agent) -> CheckFailure | None:
+    assert need.licence_types is not None and need.location is not None  # noqa: S101
+    notes = []
+    for licence in agent.licences:
+        if licence.type not in need.licence_types:
+            notes.append(f"{licence.type} {licence.jurisdiction} (wrong type)")
+            continue
+        valid, note = licence_valid_at(licence, need.location, need.day, need.compacts)
+        if valid:
+            return None
+        notes.append(note)
+    expected = f"{' or '.join(need.licence_types) or 'an allowed type'} valid in {need.location}"
+    return CheckFailure("licence", expected, ", ".join(notes) or "no licences")
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    """Outcome of matching a roster against a need."""
+
+    eligible: tuple[Agent, ...]
+    verdicts: tuple[AgentVerdict, ...]
+    exclusion_counts: tuple[tuple[str, int], ...]
+
+
+def match_agents(need: Need, agents: tuple[Agent, ...], *, detail: bool = True) -> MatchResult:
+    """Check every agent against a need.
+
+    Args:
+        need: Resolved requirements.
+        agents: The roster's agents.
+        detail: Keep a verdict per agent (off: counts only, for large rosters).
+
+    Returns:
+        Eligible agents (roster order), verdicts (when detail) and failed-check counts.
+    """
+    eligible: list[Agent] = []
+    verdicts: list[AgentVerdict] = []
+    counts: Counter[str] = Counter()
+    for agent in agents:
+        failures = check_agent(need, agent)
+        if failures:
+            counts.update(f.check for f in failures)
+        else:
+            eligible.append(agent)
+        if detail:
+            verdicts.append(AgentVerdict(agent.agent_id, not failures, tuple(failures)))
+    ordered = tuple((check, counts[check]) for check in CHECK_ORDER if counts[check])
+    return MatchResult(tuple(eligible), tuple(verdicts), ordered)

@@ -1,0 +1,119 @@
+"""Render a decision and its explanation as text a non-programmer can follow, or as JSON."""
+
+from __future__ import annotations
+
+import json
+
+from caseroute.domain.codec import format_timestamp, to_jsonable
+from caseroute.domain.decision import Decision, Outcome, RuleTrace, Signals
+
+
+def render_json(decision: Decision) -> str:
+    """The decision as indented JSON (the same shape the audit log stores)."""
+    return json.dumps(to_jsonable(decision), indent=2, ensure_ascii=False)
+
+
+def _headline(d: Decision) -> str:
+    where = f"queue {d.queue}"
+    if d.outcome is Outcome.ASSIGN:
+        what = f"ASSIGN to {d.agent_id} ({where})"
+    elif d.outcome is Outcome.ESCALATE:
+        target = f"{d.agent_id} ({where})" if d.agent_id else where
+        what = f"ESCALATE (level {d.escalation_level}) to {target}"
+    elif d.outcome is Outcome.QUEUE:
+        what = f"QUEUE in {d.queue} (no eligible agent)"
+    else:
+        what = f"EXCEPTION to {d.queue}"
+    return f"{d.case_id}: {what}, priority {d.priority.value}"
+
+
+def _clauses(trace: RuleTrace) -> list[str]:
+    return [f"      {'holds' if c.value else 'fails'}: {c.text}   [{c.actual}]"
+            for c in trace.clauses]
+
+
+def _rules(d: Decision) -> list[str]:
+    e = d.explanation
+    if not e.rules:
+        return ["Rules were not evaluated: " + "; ".join(e.data_problems or ("see reasons",))]
+    lines = ["Rules (tried in order; the first that applies decides):"]
+    decided_at = next((i for i, t in enumerate(e.rules) if t.decided), len(e.rules))
+    for i, trace in enumerate(e.rules):
+        if trace.decided:
+            status = "APPLIES - decided"
+        elif i > decided_at:
+            status = "would apply (not reached)" if trace.fired else "does not apply"
+        else:
+            status = "does not apply"
+        lines.append(f"  {i + 1}. {trace.rule_id}: {status}")
+        if trace.decided and trace.description:
+            lines.append(f"      ({trace.description.strip()})")
+        if i <= decided_at or trace.fired:
+            lines += _clauses(trace)
+    return lines
+
+
+def _signals(s: Signals) -> list[str]:
+    lines = ["Signals:", f"  case received {s.case_age_minutes:.0f} min ago"]
+    for clock in s.sla_clocks:
+        lines.append(f"  SLA {clock.name}: {clock.minutes_remaining:.0f} min left -> "
+                     f"{clock.risk.value} (at risk within {s.sla_at_risk_minutes:g} min)")
+    if not s.sla_clocks:
+        lines.append("  no SLA clocks")
+    t = s.sentiment
+    if t.count:
+        change = "n/a" if t.change is None else f"{t.change:+.2f}"
+        lines.append(f"  sentiment: {t.count} replies, latest {t.latest:+.2f}, lowest "
+                     f"{t.minimum:+.2f}, change {change} over {s.sentiment_window} replies, "
+                     f"{t.consecutive_negative} negative in a row (<= {s.negative_sentiment:g})")
+    else:
+        lines.append("  sentiment: no replies scored")
+    return lines
+
+
+def _matching(d: Decision) -> list[str]:
+    m = d.explanation.matching
+    if m is None:
+        return []
+    excluded = m.considered - m.eligible
+    lines = [f"Agents: {m.considered} considered, {m.eligible} eligible, {excluded} excluded",
+             "  requirements: " + "; ".join(m.requirements)]
+    if m.exclusion_counts:
+        lines.append("  excluded by: " + ", ".join(f"{c} {n}" for c, n in m.exclusion_counts))
+    for verdict in m.agents:
+        if not verdict.eligible:
+            lines.append(f"  x {verdict.agent_id}: " + "; ".join(str(f) for f in verdict.failures))
+    if m.ranking:
+        lines.append(f"Ranking ({', then '.join(m.ranking_criteria)}):")
+        for cand in m.ranking:
+            values = ", ".join(f"{name} {'never' if v is None else v}" for name, v in cand.criteria)
+            mark = "   <- chosen" if cand.agent_id == d.agent_id else ""
+            lines.append(f"  {cand.rank}. {cand.agent_id}: {values}{mark}")
+        if len(m.ranking) < m.eligible:
+            lines.append(f"  ... {m.eligible - len(m.ranking)} more eligible (detail off)")
+    return lines
+
+
+def render_text(decision: Decision) -> str:
+    """The decision and why, in plain words.
+
+    Args:
+        decision: The decision.
+
+    Returns:
+        Multi-line text.
+    """
+    d, e = decision, decision.explanation
+    lines = [_headline(d), f"Decided by: {d.rule_id}; reasons: {', '.join(d.reason_codes)}"]
+    lines += [f"  data problem: {p}" for p in e.data_problems]
+    lines += ["", *_rules(d), "", *_signals(e.signals)]
+    match = _matching(d)
+    if match:
+        lines += ["", *match]
+    lines += ["", "Provenance:",
+              f"  decision {e.decision_id} at now={format_timestamp(e.now)}",
+              f"  ruleset {e.ruleset_name} version {e.ruleset_version} "
+              f"(sha256 {e.ruleset_sha256})",
+              f"  engine {e.engine}; caseroute {e.caseroute_version}",
+              f"  input sha256 {e.input_sha256}"]
+    return "\n".join(lines)

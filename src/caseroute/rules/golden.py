@@ -1,0 +1,261 @@
+"""Golden cases: operator-readable YAML that pins a ruleset's decisions and the reasons for them.
+
+One runner serves ``pytest`` and ``caseroute rules test``. A golden file sits in
+``rulesets/<name>/golden/*.yaml``::
+
+    now: "2026-11-21T10:00:00Z"      # default decision instant
+    roster: roster.yaml              # default roster (file beside this one, or inline mapping)
+    cases:
+      - name: critical-clinical-needs-rn
+        case: {...}                  # the case, as JSON/YAML
+        expect:
+          outcome: ASSIGN            # ASSIGN | ESCALATE | QUEUE | EXCEPTION
+          rule: critical-clinical    # the deciding rule (or built-in check)
+          agent: nurse-fl-01         # null when no agent
+          queue: clinical-urgent
+          reasons: [critical_clinical]
+          excluded: {nurse-ca-01: [licence]}   # agent -> every check it must fail
+          eligible: [nurse-fl-01]    # exactly these agents eligible
+          not_fired: [safeguarding]  # rules that must not fire
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from caseroute.domain.case import Case
+from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
+from caseroute.domain.decision import Decision, Outcome, Priority
+from caseroute.domain.errors import Problem, RequestError, RulesetError
+from caseroute.domain.roster import Roster
+from caseroute.rules.schema import NAME_RE, SchemaReader
+from caseroute.rules.source import Node, read_yaml, to_data
+
+GOLDEN_DIR = "golden"
+
+Decider = Callable[[Case, Roster, datetime], Decision]
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a golden case asserts; unset fields are not checked (outcome and rule always are)."""
+
+    outcome: Outcome
+    rule: str
+    agent: str | None = _UNSET
+    queue: str | None = None
+    reasons: tuple[str, ...] | None = None
+    priority: Priority | None = None
+    excluded: dict[str, frozenset[str]] = field(default_factory=dict)
+    eligible: frozenset[str] | None = None
+    not_fired: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GoldenCase:
+    """One golden case, located in its file."""
+
+    name: str
+    description: str
+    file: str
+    line: int
+    now: datetime
+    case: Case
+    roster: Roster
+    expect: Expectation
+
+    @property
+    def location(self) -> str:
+        """``file:line`` of the case."""
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class GoldenResult:
+    """A golden case after running: the decision and every mismatch with the expectation."""
+
+    case: GoldenCase
+    decision: Decision
+    mismatches: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        """Whether every expectation held."""
+        return not self.mismatches
+
+
+def _load_roster(r: SchemaReader, node: Node, base: Path) -> Roster | None:
+    data: Any
+    if isinstance(node.value, str):
+        roster_file = read_yaml(base / node.value)
+        data, where = to_data(roster_file.root), roster_file.path
+    else:
+        data, where = to_data(node), f"{r.file}:{node.line}"
+    try:
+        return parse_roster(data)
+    except RequestError as exc:
+        for v in exc.violations:
+            r.error("golden.roster", f"roster {where}: {v}", node)
+        return None
+
+
+def _expectation(r: SchemaReader, node: Node, name: str) -> Expectation | None:
+    e = r.mapping(node, f"expect of {name}", ("outcome", "rule"),
+                  ("agent", "queue", "reasons", "priority", "excluded", "eligible", "not_fired"),
+                  name)
+    outcome = r.choice(e.get("outcome"), "expect.outcome", Outcome, name)
+    rule = r.string(e.get("rule"), "expect.rule", name)
+    if outcome is None or rule is None:
+        return None
+    agent = _UNSET
+    if "agent" in e:
+        agent = None if e["agent"].value is None else r.string(e["agent"], "expect.agent", name)
+    excluded = {}
+    if "excluded" in e:
+        for agent_id, checks in r.mapping(e["excluded"], "expect.excluded", (), tuple(
+                e["excluded"].value) if e["excluded"].is_mapping else (), name).items():
+            excluded[agent_id] = frozenset(r.strings(checks, f"excluded.{agent_id}", name))
+    return Expectation(
+        outcome=outcome,
+        rule=rule,
+        agent=agent,
+        queue=r.string(e.get("queue"), "expect.queue", name),
+        reasons=r.strings(e["reasons"], "expect.reasons", name) if "reasons" in e else None,
+        priority=r.choice(e.get("priority"), "expect.priority", Priority, name),
+        excluded=excluded,
+        eligible=frozenset(r.strings(e["eligible"], "expect.eligible", name))
+        if "eligible" in e else None,
+        not_fired=r.strings(e.get("not_fired"), "expect.not_fired", name),
+    )
+
+
+def load_golden_file(path: Path) -> list[GoldenCase]:
+    """Read one golden file.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        Its cases.
+
+    Raises:
+        RulesetError: With every problem in the file (``file:line``).
+    """
+    source = read_yaml(path)
+    r = SchemaReader(source.path)
+    top = r.mapping(source.root, "the golden file", ("cases",), ("now", "roster"))
+    default_now = parse_timestamp(top["now"].value) if "now" in top else None
+    if "now" in top and default_now is None:
+        r.error("golden.now", "`now` must be an ISO-8601 instant with offset, e.g. "
+                              "\"2026-11-21T10:00:00Z\"", top["now"])
+    default_roster = _load_roster(r, top["roster"], path.parent) if "roster" in top else None
+    cases: list[GoldenCase] = []
+    seen: set[str] = set()
+    for node in r.items(top.get("cases"), "`cases`"):
+        c = r.mapping(node, "a golden case", ("name", "case", "expect"),
+                      ("description", "now", "roster"))
+        name = r.string(c.get("name"), "case name", None, NAME_RE) or "?"
+        if name in seen:
+            r.error("golden.duplicate_name", f"golden case name `{name}` is used twice", node)
+        seen.add(name)
+        now = parse_timestamp(c["now"].value) if "now" in c else default_now
+        if now is None:
+            r.error("golden.now", f"case `{name}` needs `now` (or a file-level `now`)", node)
+        roster = _load_roster(r, c["roster"], path.parent) if "roster" in c else default_roster
+        if roster is None and "roster" not in c and default_roster is None:
+            r.error("golden.roster", f"case `{name}` needs `roster` (or a file-level one)", node)
+        case = None
+        if "case" in c:
+            try:
+                case = parse_case(to_data(c["case"]))
+            except RequestError as exc:
+                for v in exc.violations:
+                    r.error("golden.case", f"case `{name}`: {v}", c["case"], name)
+        expect = _expectation(r, c["expect"], name) if "expect" in c else None
+        if now and roster and case and expect:
+            description = r.string(c.get("description"), "description", name) or ""
+            cases.append(GoldenCase(name, description, source.path, node.line, now, case, roster,
+                                    expect))
+    if r.problems:
+        raise RulesetError(r.problems)
+    return cases
+
+
+def load_golden(ruleset_dir: Path) -> list[GoldenCase]:
+    """Every golden case beside a ruleset (``<dir>/golden/*.yaml``, sorted by file name).
+
+    Raises:
+        RulesetError: With the problems of every file that has any.
+    """
+    cases: list[GoldenCase] = []
+    problems: list[Problem] = []
+    for path in sorted((ruleset_dir / GOLDEN_DIR).glob("*.yaml")):
+        if path.name.startswith("roster"):
+            continue
+        try:
+            cases += load_golden_file(path)
+        except RulesetError as exc:
+            problems += exc.problems
+    if problems:
+        raise RulesetError(problems)
+    return cases
+
+
+def check_expectation(expect: Expectation, decision: Decision) -> list[str]:
+    """Every way a decision differs from the expectation (empty: it matches)."""
+    out = []
+
+    def differ(what: str, want: object, got: object) -> None:
+        if want != got:
+            out.append(f"{what}: expected {want!r}, got {got!r}")
+
+    differ("outcome", expect.outcome.value, decision.outcome.value)
+    differ("rule", expect.rule, decision.rule_id)
+    if expect.agent is not _UNSET:
+        differ("agent", expect.agent, decision.agent_id)
+    if expect.queue is not None:
+        differ("queue", expect.queue, decision.queue)
+    if expect.reasons is not None:
+        differ("reasons", list(expect.reasons), list(decision.reason_codes))
+    if expect.priority is not None:
+        differ("priority", expect.priority.value, decision.priority.value)
+    matching = decision.explanation.matching
+    verdicts = {v.agent_id: v for v in matching.agents} if matching else {}
+    for agent_id, checks in sorted(expect.excluded.items()):
+        verdict = verdicts.get(agent_id)
+        got = sorted(f.check for f in verdict.failures) if verdict else "not evaluated"
+        differ(f"excluded {agent_id}", sorted(checks), got)
+    if expect.eligible is not None:
+        differ("eligible", sorted(expect.eligible),
+               sorted(a for a, v in verdicts.items() if v.eligible))
+    fired = {t.rule_id for t in decision.explanation.rules if t.fired}
+    for rule_id in expect.not_fired:
+        if rule_id in fired:
+            out.append(f"rule {rule_id}: expected not to fire, but it fired")
+    return out
+
+
+def run_golden(cases: list[GoldenCase], decider: Decider) -> list[GoldenResult]:
+    """Decide every golden case and compare with its expectation."""
+    results = []
+    for case in cases:
+        decision = decider(case.case, case.roster, case.now)
+        results.append(GoldenResult(case, decision, tuple(check_expectation(case.expect,
+                                                                            decision))))
+    return results
+
+
+def rule_coverage(results: list[GoldenResult], rule_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Rule id -> (cases it decided, cases where it did not fire)."""
+    cover = {rule_id: [0, 0] for rule_id in rule_ids}
+    for result in results:
+        for trace in result.decision.explanation.rules:
+            if trace.rule_id in cover:
+                cover[trace.rule_id][0] += trace.decided
+                cover[trace.rule_id][1] += not trace.fired
+    return {rule_id: (d, n) for rule_id, (d, n) in cover.items()}
