@@ -108,8 +108,9 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{mark} {result.case.name} ({result.case.location})\n")
         for mismatch in result.mismatches:
             sys.stdout.write(f"     {mismatch}\n")
-    cover = rule_coverage(results, [r.rule_id for r in ruleset.compiled.rules])
-    sys.stdout.write("\nrule coverage (decided / did not fire):\n")
+    cover = rule_coverage(results, ruleset.compiled.rules)
+    sys.stdout.write("\nrule coverage (cases decided / cases not fired; catch-all: not "
+                     "decided):\n")
     gaps = 0
     for rule_id, (decided, not_fired) in cover.items():
         note = "" if decided and not_fired else "   <- needs a case where it " + (

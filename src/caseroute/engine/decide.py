@@ -162,7 +162,7 @@ def _enforce_safeguarding(case: Case, ruleset: CompiledRuleset, result: _Outcome
     if result.outcome is Outcome.ESCALATE and result.queue == c.safeguarding_queue \
             and result.agent_id is None:
         return result
-    log.warning("safeguarding constraint overrode %s from %s for case %s", result.outcome,
+    log.info("safeguarding constraint overrode %s from %s for case %s", result.outcome,
                 result.rule_id, case.case_id)
     return replace(result, outcome=Outcome.ESCALATE, queue=c.safeguarding_queue, agent_id=None,
                    escalation_level=1, priority=Priority.URGENT,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from caseroute.rules.lint import lint_ruleset
 from caseroute.rules.model import (
     CompiledRuleset,
     EscalateAction,
+    QueueTarget,
+    RouteAction,
     Rule,
     Scalar,
 )
@@ -483,7 +485,7 @@ def compile_source(source: SourceFile) -> CompiledRuleset:
     problems += _check_ordering(raw, conditions, source.path)
     problems += _check_safeguarding(raw, conditions, leaves, source.path)
     problems += _check_queues(raw, source.path)
-    rules = tuple(_rule(r, conditions[r.rule_id]) for r in raw.rules
+    rules = tuple(_rule(r, conditions[r.rule_id], raw.queues) for r in raw.rules
                   if r.rule_id in conditions and r.action is not None)
     problems += lint_ruleset(raw, rules, leaves, ctx.params_used, source.path)
     if raw.constraints is None and not any(p.code.startswith("schema.") and "constraints" in
@@ -514,9 +516,12 @@ def compile_source(source: SourceFile) -> CompiledRuleset:
     )
 
 
-def _rule(raw: RawRule, cond: Cond) -> Rule:
-    assert raw.action is not None  # noqa: S101 - filtered by the caller
-    return Rule(raw.rule_id, raw.description, cond, raw.when_text, raw.action, raw.priority,
+def _rule(raw: RawRule, cond: Cond, queues: dict[Intent, str]) -> Rule:
+    action = raw.action
+    assert action is not None  # noqa: S101 - filtered by the caller
+    if isinstance(action, RouteAction | EscalateAction) and action.queue.name is None:
+        action = replace(action, queue=QueueTarget(None, dict(queues)))
+    return Rule(raw.rule_id, raw.description, cond, raw.when_text, action, raw.priority,
                 raw.line)
 
 

@@ -32,6 +32,8 @@ from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.decision import Decision, Outcome, Priority
 from caseroute.domain.errors import Problem, RequestError, RulesetError
 from caseroute.domain.roster import Roster
+from caseroute.rules.ir import Const
+from caseroute.rules.model import Rule
 from caseroute.rules.schema import NAME_RE, SchemaReader
 from caseroute.rules.source import Node, read_yaml, to_data
 
@@ -250,12 +252,18 @@ def run_golden(cases: list[GoldenCase], decider: Decider) -> list[GoldenResult]:
     return results
 
 
-def rule_coverage(results: list[GoldenResult], rule_ids: list[str]) -> dict[str, tuple[int, int]]:
-    """Rule id -> (cases it decided, cases where it did not fire)."""
-    cover = {rule_id: [0, 0] for rule_id in rule_ids}
+def rule_coverage(results: list[GoldenResult],
+                  rules: tuple[Rule, ...]) -> dict[str, tuple[int, int]]:
+    """Rule id -> (cases it decided, cases where it did not fire).
+
+    The catch-all always fires, so for it the second count is cases it did not decide.
+    """
+    catch_all = {r.rule_id for r in rules if r.when == Const(True, "true")}
+    cover = {r.rule_id: [0, 0] for r in rules}
     for result in results:
         for trace in result.decision.explanation.rules:
             if trace.rule_id in cover:
                 cover[trace.rule_id][0] += trace.decided
-                cover[trace.rule_id][1] += not trace.fired
+                missed = not trace.decided if trace.rule_id in catch_all else not trace.fired
+                cover[trace.rule_id][1] += missed
     return {rule_id: (d, n) for rule_id, (d, n) in cover.items()}

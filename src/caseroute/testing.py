@@ -1,0 +1,136 @@
+"""Builders and fakes for tests: ours, and users' tests of their own rulesets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from caseroute.domain.case import (
+    Case,
+    Channel,
+    Intent,
+    RequiredSkill,
+    SentimentReading,
+    SlaClock,
+    Tier,
+    Urgency,
+)
+from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
+from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
+from caseroute.engine.facts import Fact
+from caseroute.rules.compiler import compile_source, load_ruleset
+from caseroute.rules.model import CompiledRuleset
+from caseroute.rules.source import parse_yaml
+
+NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+"""A fixed decision instant for tests."""
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REFERENCE_RULESET = REPO_ROOT / "rulesets" / "patient-enquiries"
+
+
+def make_case(**overrides: Any) -> Case:
+    """A routine clinical case in Texas; override any field by keyword."""
+    values: dict[str, Any] = {
+        "case_id": "CASE-T1",
+        "created_at": NOW - timedelta(minutes=5),
+        "channel": Channel.PHONE,
+        "intent": Intent.CLINICAL,
+        "urgency": Urgency.ROUTINE,
+        "patient_location": "US-TX",
+        "region": "US-TX",
+        "tier": Tier.STANDARD,
+    }
+    values.update(overrides)
+    return Case(**values)
+
+
+def make_agent(agent_id: str = "a1", **overrides: Any) -> Agent:
+    """An available Texas RN with free capacity; override any field by keyword."""
+    values: dict[str, Any] = {
+        "agent_id": agent_id,
+        "role": Role.AGENT,
+        "status": AgentStatus.AVAILABLE,
+        "capacity": Capacity(max=5, active=1),
+        "licences": (Licence("RN", "US-TX", date(2030, 1, 1)),),
+        "territories": frozenset({"US-TX"}),
+        "skills": {"clinical-triage": 3},
+        "languages": frozenset({"en"}),
+    }
+    values.update(overrides)
+    return Agent(**values)
+
+
+def make_roster(*agents: Agent) -> Roster:
+    """A roster snapshot of the given agents."""
+    return Roster("snap-T1", NOW - timedelta(minutes=1), tuple(agents))
+
+
+def reading(score: float, minutes_ago: float) -> SentimentReading:
+    """A sentiment reading ``minutes_ago`` before ``NOW``."""
+    return SentimentReading(score, NOW - timedelta(minutes=minutes_ago))
+
+
+def clock(name: str, minutes_left: float, started_minutes_ago: float = 60.0) -> SlaClock:
+    """An SLA clock with ``minutes_left`` until its deadline at ``NOW``."""
+    return SlaClock(name, NOW - timedelta(minutes=started_minutes_ago),
+                    NOW + timedelta(minutes=minutes_left))
+
+
+def skill(name: str, min_level: int) -> RequiredSkill:
+    """A required skill."""
+    return RequiredSkill(name, min_level)
+
+
+def reference_compiled() -> CompiledRuleset:
+    """The reference ruleset from ``rulesets/patient-enquiries``, compiled."""
+    return load_ruleset(REFERENCE_RULESET)
+
+
+def reference_ruleset(engine: EngineKind = EngineKind.PYTHON) -> LoadedRuleset:
+    """The reference ruleset, ready for ``decide``."""
+    return prepare_ruleset(reference_compiled(), engine)
+
+
+MINIMAL_HEADER = """\
+ruleset: test
+version: "1"
+description: test ruleset
+owner: tests
+constraints:
+  safeguarding: {flag: safeguarding, queue: safeguarding}
+  licence: {clinical: [RN]}
+queues: {clinical: clinical, prescription: rx, appointment: appt, billing: billing,
+         complaint: complaints, general: general}
+"""
+SAFEGUARDING_RULE = """\
+  - id: safeguarding
+    when: "'safeguarding' in case.flags"
+    then: {escalate: {queue: safeguarding, reason: safeguarding_concern}}
+"""
+
+
+def compile_text(text: str, path: str = "test.yaml") -> CompiledRuleset:
+    """Compile ruleset YAML given as text."""
+    return compile_source(parse_yaml(text, path))
+
+
+def ruleset_with_rules(rules_yaml: str, header: str = MINIMAL_HEADER) -> str:
+    """Ruleset text: a minimal header, the safeguarding rule, then ``rules_yaml`` items."""
+    return f"{header}rules:\n{SAFEGUARDING_RULE}{rules_yaml}"
+
+
+@dataclass(slots=True)
+class ScriptedMatcher:
+    """A leaf matcher that reports fixed leaves (to exercise engine disagreement handling)."""
+
+    leaves: frozenset[str]
+    label: str = "scripted"
+    calls: list[Fact] = field(default_factory=list)
+
+    def true_leaves(self, fact: Fact) -> frozenset[str]:
+        """Record the fact and return the scripted leaves."""
+        self.calls.append(fact)
+        return self.leaves

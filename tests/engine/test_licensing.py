@@ -1,0 +1,58 @@
+from datetime import date
+
+from caseroute.domain.roster import Licence
+from caseroute.engine.licensing import CompactView, covers, licence_valid_at
+from caseroute.rules.model import Compact, CompactMember
+
+NLC = Compact("NLC", frozenset({"RN", "LPN"}), (
+    CompactMember("US-TX", date(2018, 1, 19)),
+    CompactMember("US-FL", date(2018, 1, 19)),
+    CompactMember("US-PA", date(2025, 7, 7)),
+    CompactMember("US-ZZ", date(2018, 1, 19), until=date(2024, 12, 31)),
+))
+DAY = date(2026, 11, 21)
+
+
+def _valid(licence: Licence, where: str, day: date = DAY) -> tuple[bool, str]:
+    return licence_valid_at(licence, where, day, CompactView.on((NLC,), day))
+
+
+def test_jurisdiction_containment() -> None:
+    """A UK-wide registration covers each nation; a state covers only itself."""
+    assert covers("GB", "GB-ENG")
+    assert covers("US-TX", "US-TX")
+    assert not covers("US-T", "US-TX")
+    assert _valid(Licence("RN", "GB", date(2030, 1, 1)), "GB-SCT")[0]
+
+
+def test_multistate_rn_valid_in_other_member_states() -> None:
+    """A multistate RN from a member state practises in another member state."""
+    assert _valid(Licence("RN", "US-FL", date(2030, 1, 1), multistate=True), "US-TX") == \
+        (True, "RN US-FL multistate via NLC")
+
+
+def test_compact_does_not_cover_aprn_single_state_or_non_members() -> None:
+    """Not APRNs, not single-state licences, not non-member patient locations."""
+    assert _valid(Licence("APRN", "US-FL", date(2030, 1, 1), multistate=True), "US-TX") == \
+        (False, "APRN US-FL (APRN not covered by NLC)")
+    assert _valid(Licence("RN", "US-FL", date(2030, 1, 1)), "US-TX") == \
+        (False, "RN US-FL (single-state)")
+    assert _valid(Licence("RN", "US-FL", date(2030, 1, 1), multistate=True), "US-CA") == \
+        (False, "RN US-FL (US-CA not in NLC)")
+
+
+def test_membership_is_dated() -> None:
+    """Pennsylvania counts only from its start date; a member that left stops counting."""
+    rn = Licence("RN", "US-TX", date(2030, 1, 1), multistate=True)
+    assert not _valid(rn, "US-PA", date(2025, 7, 6))[0]
+    assert _valid(rn, "US-PA", date(2025, 7, 7))[0]
+    assert _valid(Licence("RN", "US-ZZ", date(2030, 1, 1), multistate=True), "US-TX",
+                  date(2024, 12, 31))[0]
+    assert not _valid(Licence("RN", "US-ZZ", date(2030, 1, 1), multistate=True), "US-TX")[0]
+
+
+def test_expiry_is_inclusive() -> None:
+    """A licence is valid on its expiry date and not the day after."""
+    rn = Licence("RN", "US-TX", DAY)
+    assert _valid(rn, "US-TX")[0]
+    assert _valid(rn, "US-TX", date(2026, 11, 22)) == (False, "RN US-TX expired 2026-11-21")

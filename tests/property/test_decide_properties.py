@@ -1,0 +1,127 @@
+"""Properties of decide() over random cases and rosters under the reference ruleset."""
+
+from datetime import date, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from caseroute.domain.case import Case, Channel, Intent, RequiredSkill, Tier, Urgency
+from caseroute.domain.codec import to_jsonable
+from caseroute.domain.decision import Outcome
+from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
+from caseroute.engine.case_rules import EngineKind
+from caseroute.engine.decide import decide
+from caseroute.engine.matching import CHECK_ORDER
+from caseroute.testing import NOW, clock, reading, reference_ruleset
+
+PYTHON = reference_ruleset(EngineKind.PYTHON)
+DURABLE = reference_ruleset(EngineKind.DURABLE)
+PLACES = ["US-TX", "US-FL", "US-CA", "US-PA", "GB-ENG"]
+SKILLS = ["clinical-triage", "billing", "medication-review"]
+
+licences = st.builds(
+    Licence, type=st.sampled_from(["RN", "LPN", "APRN", "pharmacist"]),
+    jurisdiction=st.sampled_from([*PLACES, "GB", "US"]),
+    expires_on=st.sampled_from([date(2026, 11, 20), date(2026, 11, 21), date(2030, 1, 1)]),
+    multistate=st.booleans())
+agents = st.builds(
+    Agent,
+    agent_id=st.text("abcdefgh", min_size=1, max_size=4),
+    role=st.sampled_from(list(Role)),
+    status=st.sampled_from(list(AgentStatus)),
+    capacity=st.builds(Capacity, max=st.integers(0, 4), active=st.integers(0, 4)),
+    licences=st.lists(licences, max_size=2).map(tuple),
+    territories=st.frozensets(st.sampled_from([*PLACES, "US"]), max_size=2),
+    skills=st.dictionaries(st.sampled_from(SKILLS), st.integers(0, 5), max_size=2),
+    languages=st.frozensets(st.sampled_from(["en", "es", "fr"]), max_size=2),
+    last_assigned_at=st.one_of(st.none(), st.integers(1, 600).map(
+        lambda m: NOW - timedelta(minutes=m))),
+    seniority=st.integers(0, 20),
+)
+rosters = st.lists(agents, max_size=12, unique_by=lambda a: a.agent_id).map(
+    lambda found: Roster("snap", NOW, tuple(found)))
+cases = st.builds(
+    Case,
+    case_id=st.just("C-P"),
+    created_at=st.integers(0, 3000).map(lambda m: NOW - timedelta(minutes=m)),
+    channel=st.sampled_from(list(Channel)),
+    intent=st.sampled_from(list(Intent)),
+    urgency=st.sampled_from(list(Urgency)),
+    patient_location=st.one_of(st.none(), st.sampled_from(PLACES)),
+    region=st.one_of(st.none(), st.sampled_from(PLACES)),
+    tier=st.sampled_from(list(Tier)),
+    required_skills=st.lists(st.builds(RequiredSkill, st.sampled_from(SKILLS),
+                                       st.integers(0, 4)), max_size=2).map(tuple),
+    preferred_language=st.one_of(st.none(), st.sampled_from(["en", "es", "fr"])),
+    sentiment=st.lists(st.builds(reading, st.floats(-1, 1), st.integers(1, 100)),
+                       max_size=3).map(tuple),
+    sla_clocks=st.lists(st.builds(clock, st.sampled_from(["ack", "rtt"]),
+                                  st.integers(-120, 600)), max_size=2,
+                        unique_by=lambda c: c.name).map(tuple),
+    flags=st.frozensets(st.sampled_from(["safeguarding", "vip", "consent_missing"]), max_size=2),
+)
+
+
+def _rank_key(agent: Agent, skill: str | None) -> tuple[float, int, float, str]:
+    """Independent statement of the reference ranking: utilisation, level, idle, agent_id."""
+    idle = float("-inf") if agent.last_assigned_at is None else \
+        agent.last_assigned_at.timestamp()
+    level = agent.skills.get(skill, 0) if skill else 0
+    return (agent.capacity.active / agent.capacity.max, -level, idle, agent.agent_id)
+
+
+@given(case=cases, roster=rosters)
+def test_decisions_are_deterministic_and_engine_independent(case: Case, roster: Roster) -> None:
+    """Same input, same decision; durable_rules and Python decide identically."""
+    first = to_jsonable(decide(case, roster, PYTHON, NOW))
+    assert first == to_jsonable(decide(case, roster, PYTHON, NOW))
+    durable = to_jsonable(decide(case, roster, DURABLE, NOW))
+    durable["explanation"]["engine"] = first["explanation"]["engine"]
+    assert durable == first
+
+
+@settings(max_examples=300)
+@given(case=cases, roster=rosters)
+def test_verdicts_and_ranking_are_consistent(case: Case, roster: Roster) -> None:
+    """Excluded agents name failing checks; no eligible agent outranks the chosen one."""
+    decision = decide(case, roster, PYTHON, NOW)
+    matching = decision.explanation.matching
+    if matching is None:
+        assert decision.agent_id is None
+        return
+    by_id = {a.agent_id: a for a in roster.agents}
+    eligible = [v.agent_id for v in matching.agents if v.eligible]
+    for verdict in matching.agents:
+        assert verdict.eligible == (not verdict.failures)
+        for failure in verdict.failures:
+            assert failure.check in CHECK_ORDER
+            assert failure.expected
+            assert failure.actual
+    assert matching.eligible == len(eligible)
+    assert sorted(c.agent_id for c in matching.ranking) == sorted(eligible)
+    if decision.agent_id is None:
+        assert eligible == []
+        return
+    assert decision.agent_id in eligible
+    assert matching.ranking[0].agent_id == decision.agent_id
+    chosen = by_id[decision.agent_id]
+    skill = case.required_skills[0].name if case.required_skills else (
+        "clinical-triage" if decision.rule_id == "critical-clinical" else None)
+    for other in eligible:
+        assert _rank_key(chosen, skill) <= _rank_key(by_id[other], skill)
+    assert chosen.capacity.active < chosen.capacity.max
+    assert "consent_missing" not in case.flags
+    assert "safeguarding" not in case.flags
+
+
+@given(case=cases, roster=rosters)
+def test_hard_constraints_hold(case: Case, roster: Roster) -> None:
+    """Safeguarding always escalates to its queue; licensed intents only reach licensed agents."""
+    decision = decide(case, roster, PYTHON, NOW)
+    if "safeguarding" in case.flags:
+        assert (decision.outcome, decision.queue, decision.agent_id) == (
+            Outcome.ESCALATE, "safeguarding", None)
+    if decision.agent_id is not None and case.intent in (Intent.CLINICAL, Intent.PRESCRIPTION):
+        needed = "RN" if case.intent is Intent.CLINICAL else "pharmacist"
+        agent = next(a for a in roster.agents if a.agent_id == decision.agent_id)
+        assert any(lic.type == needed and lic.expires_on >= NOW.date() for lic in agent.licences)
