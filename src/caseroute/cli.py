@@ -38,8 +38,9 @@ def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: {what} file is not valid JSON: "
-                         f"{exc.msg}") from None
+        raise UsageError(
+            f"{path}:{exc.lineno}:{exc.colno}: {what} file is not valid JSON: {exc.msg}"
+        ) from None
 
 
 def _parse_now(text: str | None) -> datetime:
@@ -47,8 +48,9 @@ def _parse_now(text: str | None) -> datetime:
         return datetime.now(UTC)  # the CLI is the edge: decide() itself never reads the clock
     now = parse_timestamp(text)
     if now is None:
-        raise UsageError(f"--now {text!r} is not an ISO-8601 instant with offset; e.g. "
-                         "2026-11-21T10:00:00Z")
+        raise UsageError(
+            f"--now {text!r} is not an ISO-8601 instant with offset; e.g. 2026-11-21T10:00:00Z"
+        )
     return now
 
 
@@ -78,15 +80,18 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
             errors = [p for p in exc.problems if p.severity is Severity.ERROR]
             for problem in exc.problems:
                 sys.stdout.write(f"{problem}\n")
-            sys.stdout.write(f"{path}: {len(errors)} error(s), "
-                             f"{len(exc.problems) - len(errors)} warning(s)\n")
+            sys.stdout.write(
+                f"{path}: {len(errors)} error(s), {len(exc.problems) - len(errors)} warning(s)\n"
+            )
             status = EXIT_FAILED
             continue
         for problem in compiled.warnings:
             sys.stdout.write(f"{problem}\n")
-        sys.stdout.write(f"{path}: ok - {compiled.name} version {compiled.version}, "
-                         f"{len(compiled.rules)} rules, {len(compiled.leaves)} conditions, "
-                         f"sha256 {compiled.sha256}; {len(compiled.warnings)} warning(s)\n")
+        sys.stdout.write(
+            f"{path}: ok - {compiled.name} version {compiled.version}, "
+            f"{len(compiled.rules)} rules, {len(compiled.leaves)} conditions, "
+            f"sha256 {compiled.sha256}; {len(compiled.warnings)} warning(s)\n"
+        )
     return status
 
 
@@ -109,12 +114,14 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
         for mismatch in result.mismatches:
             sys.stdout.write(f"     {mismatch}\n")
     cover = rule_coverage(results, ruleset.compiled.rules)
-    sys.stdout.write("\nrule coverage (cases decided / cases not fired; catch-all: not "
-                     "decided):\n")
+    sys.stdout.write("\nrule coverage (cases decided / cases not fired; catch-all: not decided):\n")
     gaps = 0
     for rule_id, (decided, not_fired) in cover.items():
-        note = "" if decided and not_fired else "   <- needs a case where it " + (
-            "decides" if not decided else "does not fire")
+        note = (
+            ""
+            if decided and not_fired
+            else "   <- needs a case where it " + ("decides" if not decided else "does not fire")
+        )
         gaps += bool(note)
         sys.stdout.write(f"  {rule_id}: {decided} / {not_fired}{note}\n")
     sys.stdout.write(f"\n{len(results) - len(failed)} passed, {len(failed)} failed\n")
@@ -127,8 +134,10 @@ def _cmd_rules_fields(_: argparse.Namespace) -> int:
     for path, ftype in CASE_FIELDS.items():
         optional = " (may be missing)" if ftype.optional else ""
         sys.stdout.write(f"{path:34} {ftype.describe()}{optional}: {ftype.doc}\n")
-    sys.stdout.write(f"{'case.attributes.<name>':34} as declared under `attributes:`\n"
-                     f"{'params.<name>':34} constants declared under `params:`\n")
+    sys.stdout.write(
+        f"{'case.attributes.<name>':34} as declared under `attributes:`\n"
+        f"{'params.<name>':34} constants declared under `params:`\n"
+    )
     return EXIT_OK
 
 
@@ -142,15 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
     decide = sub.add_parser("decide", help="decide one case from JSON files")
     decide.add_argument("--case", type=Path, required=True, help="case JSON file")
     decide.add_argument("--roster", type=Path, required=True, help="roster JSON file")
-    decide.add_argument("--ruleset", type=Path, default=_default_ruleset(),
-                        help="ruleset directory or YAML file (default: $CASEROUTE_RULESET or "
-                             f"{DEFAULT_RULESET})")
+    decide.add_argument(
+        "--ruleset",
+        type=Path,
+        default=_default_ruleset(),
+        help=f"ruleset directory or YAML file (default: $CASEROUTE_RULESET or {DEFAULT_RULESET})",
+    )
     decide.add_argument("--now", help="decision instant, ISO-8601 with offset (default: now)")
     decide.add_argument("--json", action="store_true", help="print the decision as JSON")
-    decide.add_argument("--engine", choices=engines, default="durable",
-                        help="engine of record (default: durable)")
-    decide.add_argument("--no-agent-detail", action="store_true",
-                        help="omit per-agent verdicts (counts and top ranking stay)")
+    decide.add_argument(
+        "--engine", choices=engines, default="durable", help="engine of record (default: durable)"
+    )
+    decide.add_argument(
+        "--no-agent-detail",
+        action="store_true",
+        help="omit per-agent verdicts (counts and top ranking stay)",
+    )
     decide.set_defaults(run=_cmd_decide)
 
     rules = sub.add_parser("rules", help="check, test and document rulesets")
@@ -161,8 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     test = rules_sub.add_parser("test", help="run a ruleset's golden cases")
     test.add_argument("path", type=Path, help="ruleset directory")
     test.add_argument("--engine", choices=engines, default="durable")
-    test.add_argument("--require-coverage", action="store_true",
-                      help="fail unless every rule decides some case and misses another")
+    test.add_argument(
+        "--require-coverage",
+        action="store_true",
+        help="fail unless every rule decides some case and misses another",
+    )
     test.set_defaults(run=_cmd_rules_test)
     fields = rules_sub.add_parser("fields", help="list the fields conditions can read")
     fields.set_defaults(run=_cmd_rules_fields)

@@ -28,8 +28,9 @@ def _headline(d: Decision) -> str:
 
 
 def _clauses(trace: RuleTrace) -> list[str]:
-    return [f"      {'holds' if c.value else 'fails'}: {c.text}   [{c.actual}]"
-            for c in trace.clauses]
+    return [
+        f"      {'holds' if c.value else 'fails'}: {c.text}   [{c.actual}]" for c in trace.clauses
+    ]
 
 
 def _rules(d: Decision) -> list[str]:
@@ -55,17 +56,21 @@ def _rules(d: Decision) -> list[str]:
 
 def _signals(s: Signals) -> list[str]:
     lines = ["Signals:", f"  case received {s.case_age_minutes:.0f} min ago"]
-    for clock in s.sla_clocks:
-        lines.append(f"  SLA {clock.name}: {clock.minutes_remaining:.0f} min left -> "
-                     f"{clock.risk.value} (at risk within {s.sla_at_risk_minutes:g} min)")
+    lines.extend(
+        f"  SLA {clock.name}: {clock.minutes_remaining:.0f} min left -> "
+        f"{clock.risk.value} (at risk within {s.sla_at_risk_minutes:g} min)"
+        for clock in s.sla_clocks
+    )
     if not s.sla_clocks:
         lines.append("  no SLA clocks")
     t = s.sentiment
     if t.count:
         change = "n/a" if t.change is None else f"{t.change:+.2f}"
-        lines.append(f"  sentiment: {t.count} replies, latest {t.latest:+.2f}, lowest "
-                     f"{t.minimum:+.2f}, change {change} over {s.sentiment_window} replies, "
-                     f"{t.consecutive_negative} negative in a row (<= {s.negative_sentiment:g})")
+        lines.append(
+            f"  sentiment: {t.count} replies, latest {t.latest:+.2f}, lowest "
+            f"{t.minimum:+.2f}, change {change} over {s.sentiment_window} replies, "
+            f"{t.consecutive_negative} negative in a row (<= {s.negative_sentiment:g})"
+        )
     else:
         lines.append("  sentiment: no replies scored")
     return lines
@@ -76,13 +81,17 @@ def _matching(d: Decision) -> list[str]:
     if m is None:
         return []
     excluded = m.considered - m.eligible
-    lines = [f"Agents: {m.considered} considered, {m.eligible} eligible, {excluded} excluded",
-             "  requirements: " + "; ".join(m.requirements)]
+    lines = [
+        f"Agents: {m.considered} considered, {m.eligible} eligible, {excluded} excluded",
+        "  requirements: " + "; ".join(m.requirements),
+    ]
     if m.exclusion_counts:
         lines.append("  excluded by: " + ", ".join(f"{c} {n}" for c, n in m.exclusion_counts))
-    for verdict in m.agents:
-        if not verdict.eligible:
-            lines.append(f"  x {verdict.agent_id}: " + "; ".join(str(f) for f in verdict.failures))
+    lines.extend(
+        f"  x {v.agent_id}: " + "; ".join(str(f) for f in v.failures)
+        for v in m.agents
+        if not v.eligible
+    )
     if m.ranking:
         lines.append(f"Ranking ({', then '.join(m.ranking_criteria)}):")
         for cand in m.ranking:
@@ -110,10 +119,12 @@ def render_text(decision: Decision) -> str:
     match = _matching(d)
     if match:
         lines += ["", *match]
-    lines += ["", "Provenance:",
-              f"  decision {e.decision_id} at now={format_timestamp(e.now)}",
-              f"  ruleset {e.ruleset_name} version {e.ruleset_version} "
-              f"(sha256 {e.ruleset_sha256})",
-              f"  engine {e.engine}; caseroute {e.caseroute_version}",
-              f"  input sha256 {e.input_sha256}"]
+    lines += [
+        "",
+        "Provenance:",
+        f"  decision {e.decision_id} at now={format_timestamp(e.now)}",
+        f"  ruleset {e.ruleset_name} version {e.ruleset_version} (sha256 {e.ruleset_sha256})",
+        f"  engine {e.engine}; caseroute {e.caseroute_version}",
+        f"  input sha256 {e.input_sha256}",
+    ]
     return "\n".join(lines)

@@ -75,8 +75,9 @@ def reading(score: float, minutes_ago: float) -> SentimentReading:
 
 def clock(name: str, minutes_left: float, started_minutes_ago: float = 60.0) -> SlaClock:
     """An SLA clock with ``minutes_left`` until its deadline at ``NOW``."""
-    return SlaClock(name, NOW - timedelta(minutes=started_minutes_ago),
-                    NOW + timedelta(minutes=minutes_left))
+    return SlaClock(
+        name, NOW - timedelta(minutes=started_minutes_ago), NOW + timedelta(minutes=minutes_left)
+    )
 
 
 def skill(name: str, min_level: int) -> RequiredSkill:

@@ -14,8 +14,13 @@ from caseroute.domain.errors import RequestError
 
 
 def _case(**extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"case_id": "C1", "created_at": "2026-11-21T09:00:00Z",
-                            "channel": "phone", "intent": "clinical", "urgency": "routine"}
+    data: dict[str, Any] = {
+        "case_id": "C1",
+        "created_at": "2026-11-21T09:00:00Z",
+        "channel": "phone",
+        "intent": "clinical",
+        "urgency": "routine",
+    }
     data.update(extra)
     return data
 
@@ -25,8 +30,11 @@ def _roster(*agents: dict[str, Any]) -> dict[str, Any]:
 
 
 def _agent(agent_id: str = "a1", **extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"agent_id": agent_id, "status": "available",
-                            "capacity": {"max": 3, "active": 0}}
+    data: dict[str, Any] = {
+        "agent_id": agent_id,
+        "status": "available",
+        "capacity": {"max": 3, "active": 0},
+    }
     data.update(extra)
     return data
 
@@ -37,13 +45,18 @@ def _fields(exc: pytest.ExceptionInfo[RequestError]) -> list[str]:
 
 def test_every_bad_field_is_named_in_one_error() -> None:
     """All violations are reported together, each with its field path."""
-    bad = _case(urgency="critcal", created_at="yesterday", tier=3,
-                sentiment=[{"score": 2, "at": "2026-11-21T09:00:00Z"}], colour="red")
+    bad = _case(
+        urgency="critcal",
+        created_at="yesterday",
+        tier=3,
+        sentiment=[{"score": 2, "at": "2026-11-21T09:00:00Z"}],
+        colour="red",
+    )
     with pytest.raises(RequestError) as exc:
         parse_case(bad)
-    assert sorted(_fields(exc)) == sorted([
-        "case.colour", "case.created_at", "case.urgency", "case.tier",
-        "case.sentiment[0].score"])
+    assert sorted(_fields(exc)) == sorted(
+        ["case.colour", "case.created_at", "case.urgency", "case.tier", "case.sentiment[0].score"]
+    )
     urgency = next(v for v in exc.value.violations if v.field == "case.urgency")
     assert "did you mean 'critical'" in urgency.message
 
@@ -57,16 +70,23 @@ def test_timestamps_need_an_offset() -> None:
 
 def test_codes_are_normalised_and_sentiment_sorted_oldest_first() -> None:
     """Jurisdictions upper-case, languages lower-case, readings sorted by time."""
-    case = parse_case(_case(patient_location="us-tx", preferred_language="EN_gb", sentiment=[
-        {"score": -0.5, "at": "2026-11-21T09:10:00Z"},
-        {"score": 0.1, "at": "2026-11-21T09:05:00+00:00"}]))
+    case = parse_case(
+        _case(
+            patient_location="us-tx",
+            preferred_language="EN_gb",
+            sentiment=[
+                {"score": -0.5, "at": "2026-11-21T09:10:00Z"},
+                {"score": 0.1, "at": "2026-11-21T09:05:00+00:00"},
+            ],
+        )
+    )
     assert case.patient_location == "US-TX"
     assert case.preferred_language == "en-gb"
     assert [r.score for r in case.sentiment] == [0.1, -0.5]
 
 
 def test_booleans_are_not_numbers() -> None:
-    """true is not accepted where a number is expected (durable_rules would coerce it)."""
+    """True is not accepted where a number is expected (durable_rules would coerce it)."""
     with pytest.raises(RequestError) as exc:
         parse_case(_case(classification_confidence=True))
     assert _fields(exc) == ["case.classification_confidence"]
@@ -75,8 +95,13 @@ def test_booleans_are_not_numbers() -> None:
 def test_duplicate_agents_and_skills_are_rejected() -> None:
     """A roster with a repeated agent_id or skill names the second occurrence."""
     with pytest.raises(RequestError) as exc:
-        parse_roster(_roster(_agent("a1"), _agent("a1"), _agent(
-            "a2", skills=[{"name": "x", "level": 1}, {"name": "x", "level": 2}])))
+        parse_roster(
+            _roster(
+                _agent("a1"),
+                _agent("a1"),
+                _agent("a2", skills=[{"name": "x", "level": 1}, {"name": "x", "level": 2}]),
+            )
+        )
     assert _fields(exc) == ["roster.agents[1].agent_id", "roster.agents[2].skills[1].name"]
 
 
@@ -90,12 +115,24 @@ def test_attribute_values_must_be_scalars() -> None:
 def test_canonical_form_round_trips_and_hash_ignores_set_order() -> None:
     """parse(to_dict(x)) == x, and reordering flags/territories keeps the input hash."""
     case = parse_case(_case(flags=["vip", "a"], region="R1"))
-    roster = parse_roster(_roster(_agent(territories=["B", "A"], licences=[
-        {"type": "RN", "jurisdiction": "US-TX", "expires_on": "2027-01-01"}])))
+    roster = parse_roster(
+        _roster(
+            _agent(
+                territories=["B", "A"],
+                licences=[{"type": "RN", "jurisdiction": "US-TX", "expires_on": "2027-01-01"}],
+            )
+        )
+    )
     assert parse_case(json.loads(json.dumps(case_to_dict(case)))) == case
     assert parse_roster(json.loads(json.dumps(roster_to_dict(roster)))) == roster
     reordered = parse_case(_case(flags=["a", "vip"], region="R1"))
-    roster2 = parse_roster(_roster(_agent(territories=["A", "B"], licences=[
-        {"type": "RN", "jurisdiction": "US-TX", "expires_on": "2027-01-01"}])))
+    roster2 = parse_roster(
+        _roster(
+            _agent(
+                territories=["A", "B"],
+                licences=[{"type": "RN", "jurisdiction": "US-TX", "expires_on": "2027-01-01"}],
+            )
+        )
+    )
     assert input_sha256(case, roster) == input_sha256(reordered, roster2)
     assert input_sha256(case, roster) != input_sha256(parse_case(_case(region="R2")), roster)

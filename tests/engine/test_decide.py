@@ -26,8 +26,11 @@ from caseroute.testing import (
 )
 
 RULESET = reference_ruleset()
-ROSTER = make_roster(make_agent("a1"), make_agent("a2", capacity=Capacity(5, 4)),
-                     make_agent("s1", role=Role.SENIOR, capacity=Capacity(3, 0)))
+ROSTER = make_roster(
+    make_agent("a1"),
+    make_agent("a2", capacity=Capacity(5, 4)),
+    make_agent("s1", role=Role.SENIOR, capacity=Capacity(3, 0)),
+)
 
 
 def test_same_input_same_decision() -> None:
@@ -35,8 +38,9 @@ def test_same_input_same_decision() -> None:
     case = make_case(sentiment=(reading(-0.2, 3),), sla_clocks=(clock("ack", 90),))
     first, second = decide(case, ROSTER, RULESET, NOW), decide(case, ROSTER, RULESET, NOW)
     assert to_jsonable(first) == to_jsonable(second)
-    assert first.decision_id != decide(case, ROSTER, RULESET, NOW + timedelta(seconds=1)) \
-        .decision_id
+    assert (
+        first.decision_id != decide(case, ROSTER, RULESET, NOW + timedelta(seconds=1)).decision_id
+    )
 
 
 def test_durable_and_python_engines_decide_alike() -> None:
@@ -61,20 +65,26 @@ def test_explanation_carries_provenance() -> None:
     e = decision.explanation
     compiled = reference_compiled()
     assert (e.ruleset_name, e.ruleset_version, e.ruleset_sha256) == (
-        compiled.name, compiled.version, compiled.sha256)
+        compiled.name,
+        compiled.version,
+        compiled.sha256,
+    )
     assert (e.now, len(e.input_sha256), e.deciding_rule_id) == (NOW, 64, "clinical")
     assert [t.rule_id for t in e.rules if t.fired] == ["clinical", "by-intent"]
 
 
-def test_engine_disagreement_is_an_exception_and_logged(caplog: pytest.LogCaptureFixture) \
-        -> None:
+def test_engine_disagreement_is_an_exception_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     """If durable_rules and Python differ on any leaf, the case goes to exceptions."""
     compiled = reference_compiled()
     lying = prepare_ruleset(compiled, matcher=ScriptedMatcher(frozenset({"L6"})))
     with caplog.at_level(logging.ERROR, logger="caseroute.engine"):
         decision = decide(make_case(), ROSTER, lying, NOW)
     assert (decision.outcome, decision.queue, decision.rule_id, decision.reason_codes) == (
-        Outcome.EXCEPTION, "exceptions", "engine:disagreement", ("engine_disagreement",))
+        Outcome.EXCEPTION,
+        "exceptions",
+        "engine:disagreement",
+        ("engine_disagreement",),
+    )
     assert "ENGINE DISAGREEMENT" in caplog.text
 
 
@@ -83,23 +93,35 @@ def test_safeguarding_holds_even_when_the_engine_is_wrong() -> None:
     silent = prepare_ruleset(reference_compiled(), matcher=ScriptedMatcher(frozenset()))
     decision = decide(make_case(flags=frozenset({"safeguarding"})), ROSTER, silent, NOW)
     assert (decision.outcome, decision.queue, decision.agent_id) == (
-        Outcome.ESCALATE, "safeguarding", None)
+        Outcome.ESCALATE,
+        "safeguarding",
+        None,
+    )
     assert decision.reason_codes == ("safeguarding_concern", "engine_disagreement")
 
 
 def test_attribute_of_the_wrong_type_is_an_exception() -> None:
     """Declared attributes are type-checked at decision time; mismatch is business-invalid."""
     header = MINIMAL_HEADER + "attributes:\n  risk: number\n"
-    ruleset = prepare_ruleset(compile_text(ruleset_with_rules(
-        "  - id: risky\n    when: case.attributes.risk > 5\n"
-        "    then: {escalate: {queue: risk, reason: high_risk}}\n"
-        "  - id: rest\n    when: true\n    then: {route: {queue: by_intent}}\n", header)),
-        EngineKind.PYTHON)
+    ruleset = prepare_ruleset(
+        compile_text(
+            ruleset_with_rules(
+                "  - id: risky\n    when: case.attributes.risk > 5\n"
+                "    then: {escalate: {queue: risk, reason: high_risk}}\n"
+                "  - id: rest\n    when: true\n    then: {route: {queue: by_intent}}\n",
+                header,
+            )
+        ),
+        EngineKind.PYTHON,
+    )
     bad = decide(make_case(attributes={"risk": "high"}), ROSTER, ruleset, NOW)
     assert (bad.outcome, bad.reason_codes) == (
-        Outcome.EXCEPTION, ("invalid_case_data", "invalid_attribute"))
+        Outcome.EXCEPTION,
+        ("invalid_case_data", "invalid_attribute"),
+    )
     assert bad.explanation.data_problems == (
-        "case.attributes.risk is str 'high', but the ruleset declares it number",)
+        "case.attributes.risk is str 'high', but the ruleset declares it number",
+    )
     good = decide(make_case(attributes={"risk": 7}), ROSTER, ruleset, NOW)
     assert (good.outcome, good.rule_id) == (Outcome.ESCALATE, "risky")
 
@@ -112,11 +134,15 @@ def test_route_needing_a_territory_without_region_is_an_exception() -> None:
 
 def test_escalation_prefers_an_eligible_senior() -> None:
     """Unhappy + SLA at risk: assign a senior who passes the checks."""
-    case = make_case(intent=Intent.COMPLAINT, sentiment=(reading(-0.7, 1),),
-                     sla_clocks=(clock("ack", 20),))
+    case = make_case(
+        intent=Intent.COMPLAINT, sentiment=(reading(-0.7, 1),), sla_clocks=(clock("ack", 20),)
+    )
     decision = decide(case, ROSTER, RULESET, NOW)
     assert (decision.outcome, decision.agent_id, decision.escalation_level) == (
-        Outcome.ESCALATE, "s1", 2)
+        Outcome.ESCALATE,
+        "s1",
+        2,
+    )
 
 
 def test_large_roster_without_detail_keeps_counts_and_top_ranking() -> None:
@@ -127,7 +153,10 @@ def test_large_roster_without_detail_keeps_counts_and_top_ranking() -> None:
     matching = decision.explanation.matching
     assert matching is not None
     assert (matching.considered, matching.eligible, matching.exclusion_counts) == (
-        35, 30, (("capacity", 5),))
+        35,
+        30,
+        (("capacity", 5),),
+    )
     assert matching.agents == ()
     assert [c.agent_id for c in matching.ranking] == [f"a{i:03}" for i in range(10)]
     assert decision.agent_id == "a000"

@@ -55,8 +55,11 @@ def test_sessions_where_nothing_fires_do_not_crash() -> None:
 
 def test_more_true_leaves_than_one_shard_allows() -> None:
     """130 simultaneously true conditions (error 303 past 64 in one ruleset) all report."""
-    rules = "".join(f"  - id: r{i}\n    when: case.classification_confidence >= {i / 1000}\n"
-                    "    then: {route: {queue: q}}\n" for i in range(130))
+    rules = "".join(
+        f"  - id: r{i}\n    when: case.classification_confidence >= {i / 1000}\n"
+        "    then: {route: {queue: q}}\n"
+        for i in range(130)
+    )
     compiled = compile_text(ruleset_with_rules(rules + CATCH_ALL))
     matcher = DurableLeafMatcher(compiled.durable_shards, "wide")
     try:
@@ -69,17 +72,24 @@ def test_more_true_leaves_than_one_shard_allows() -> None:
 
 def test_concurrent_threads_get_their_own_results() -> None:
     """Eight threads deciding different facts each get the Python evaluator's answer."""
-    compiled = compile_text(ruleset_with_rules(
-        "  - id: a\n    when: case.classification_confidence > 0.5\n"
-        "    then: {route: {queue: q}}\n" + CATCH_ALL))
+    compiled = compile_text(
+        ruleset_with_rules(
+            "  - id: a\n    when: case.classification_confidence > 0.5\n"
+            "    then: {route: {queue: q}}\n" + CATCH_ALL
+        )
+    )
     matcher = DurableLeafMatcher(compiled.durable_shards, "threads")
     python = PythonLeafEvaluator(compiled.leaves)
     errors: list[str] = []
 
     def work(seed: int) -> None:
         for i in range(300):
-            fact = {"case": {"classification_confidence": ((seed * 300 + i) % 100) / 100,
-                             "flags": ["safeguarding"] if i % 3 == 0 else []}}
+            fact = {
+                "case": {
+                    "classification_confidence": ((seed * 300 + i) % 100) / 100,
+                    "flags": ["safeguarding"] if i % 3 == 0 else [],
+                }
+            }
             if matcher.true_leaves(fact) != python.true_leaves(fact):
                 errors.append(f"thread {seed} fact {fact}")
 

@@ -4,12 +4,16 @@ from caseroute.domain.roster import Licence
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
 from caseroute.rules.model import Compact, CompactMember
 
-NLC = Compact("NLC", frozenset({"RN", "LPN"}), (
-    CompactMember("US-TX", date(2018, 1, 19)),
-    CompactMember("US-FL", date(2018, 1, 19)),
-    CompactMember("US-PA", date(2025, 7, 7)),
-    CompactMember("US-ZZ", date(2018, 1, 19), until=date(2024, 12, 31)),
-))
+NLC = Compact(
+    "NLC",
+    frozenset({"RN", "LPN"}),
+    (
+        CompactMember("US-TX", date(2018, 1, 19)),
+        CompactMember("US-FL", date(2018, 1, 19)),
+        CompactMember("US-PA", date(2025, 7, 7)),
+        CompactMember("US-ZZ", date(2018, 1, 19), until=date(2024, 12, 31)),
+    ),
+)
 DAY = date(2026, 11, 21)
 
 
@@ -27,18 +31,26 @@ def test_jurisdiction_containment() -> None:
 
 def test_multistate_rn_valid_in_other_member_states() -> None:
     """A multistate RN from a member state practises in another member state."""
-    assert _valid(Licence("RN", "US-FL", date(2030, 1, 1), multistate=True), "US-TX") == \
-        (True, "RN US-FL multistate via NLC")
+    assert _valid(Licence("RN", "US-FL", date(2030, 1, 1), multistate=True), "US-TX") == (
+        True,
+        "RN US-FL multistate via NLC",
+    )
 
 
 def test_compact_does_not_cover_aprn_single_state_or_non_members() -> None:
     """Not APRNs, not single-state licences, not non-member patient locations."""
-    assert _valid(Licence("APRN", "US-FL", date(2030, 1, 1), multistate=True), "US-TX") == \
-        (False, "APRN US-FL (APRN not covered by NLC)")
-    assert _valid(Licence("RN", "US-FL", date(2030, 1, 1)), "US-TX") == \
-        (False, "RN US-FL (single-state)")
-    assert _valid(Licence("RN", "US-FL", date(2030, 1, 1), multistate=True), "US-CA") == \
-        (False, "RN US-FL (US-CA not in NLC)")
+    assert _valid(Licence("APRN", "US-FL", date(2030, 1, 1), multistate=True), "US-TX") == (
+        False,
+        "APRN US-FL (APRN not covered by NLC)",
+    )
+    assert _valid(Licence("RN", "US-FL", date(2030, 1, 1)), "US-TX") == (
+        False,
+        "RN US-FL (single-state)",
+    )
+    assert _valid(Licence("RN", "US-FL", date(2030, 1, 1), multistate=True), "US-CA") == (
+        False,
+        "RN US-FL (US-CA not in NLC)",
+    )
 
 
 def test_membership_is_dated() -> None:
@@ -46,8 +58,9 @@ def test_membership_is_dated() -> None:
     rn = Licence("RN", "US-TX", date(2030, 1, 1), multistate=True)
     assert not _valid(rn, "US-PA", date(2025, 7, 6))[0]
     assert _valid(rn, "US-PA", date(2025, 7, 7))[0]
-    assert _valid(Licence("RN", "US-ZZ", date(2030, 1, 1), multistate=True), "US-TX",
-                  date(2024, 12, 31))[0]
+    assert _valid(
+        Licence("RN", "US-ZZ", date(2030, 1, 1), multistate=True), "US-TX", date(2024, 12, 31)
+    )[0]
     assert not _valid(Licence("RN", "US-ZZ", date(2030, 1, 1), multistate=True), "US-TX")[0]
 
 

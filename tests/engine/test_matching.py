@@ -1,4 +1,6 @@
+from collections.abc import Mapping
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -11,31 +13,47 @@ from caseroute.testing import NOW, make_agent, make_case, reference_compiled, sk
 RULESET = reference_compiled()
 
 
-def _checks(agent_kwargs: dict[str, object], req: Requirements | None = None,
-            **case_kwargs: object) -> list[str]:
+def _checks(
+    agent_kwargs: Mapping[str, Any], req: Requirements | None = None, **case_kwargs: object
+) -> list[str]:
     need = build_need(make_case(**case_kwargs), req or Requirements(), RULESET, NOW)
     return [f.check for f in check_agent(need, make_agent(**agent_kwargs))]
 
 
 def test_an_agent_failing_everything_lists_every_check() -> None:
     """Each failed check is reported, in a stable order, not just the first."""
-    agent = {"status": AgentStatus.AWAY, "role": Role.AGENT, "licences": (),
-             "territories": frozenset({"US-CA"}), "skills": {}, "languages": frozenset({"fr"}),
-             "capacity": Capacity(2, 2)}
-    assert _checks(agent, Requirements(roles=(Role.SENIOR,)), preferred_language="en",
-                   required_skills=(skill("clinical-triage", 2),)) == [
-        "status", "role", "licence", "territory", "skills", "language", "capacity"]
+    agent = {
+        "status": AgentStatus.AWAY,
+        "role": Role.AGENT,
+        "licences": (),
+        "territories": frozenset({"US-CA"}),
+        "skills": {},
+        "languages": frozenset({"fr"}),
+        "capacity": Capacity(2, 2),
+    }
+    assert _checks(
+        agent,
+        Requirements(roles=(Role.SENIOR,)),
+        preferred_language="en",
+        required_skills=(skill("clinical-triage", 2),),
+    ) == ["status", "role", "licence", "territory", "skills", "language", "capacity"]
 
 
 def test_failures_state_expected_and_actual() -> None:
     """The explanation text names what was needed and what the agent had."""
-    need = build_need(make_case(required_skills=(skill("clinical-triage", 4),)),
-                      Requirements(), RULESET, NOW)
-    failures = check_agent(need, make_agent(licences=(Licence("RN", "US-CA", date(2030, 1, 1)),),
-                                            skills={"clinical-triage": 2}))
+    need = build_need(
+        make_case(required_skills=(skill("clinical-triage", 4),)), Requirements(), RULESET, NOW
+    )
+    failures = check_agent(
+        need,
+        make_agent(
+            licences=(Licence("RN", "US-CA", date(2030, 1, 1)),), skills={"clinical-triage": 2}
+        ),
+    )
     assert [str(f) for f in failures] == [
         "licence: needs RN valid in US-TX, has RN US-CA (single-state)",
-        "skills: needs clinical-triage >= 4, has clinical-triage 2"]
+        "skills: needs clinical-triage >= 4, has clinical-triage 2",
+    ]
 
 
 def test_rules_cannot_relax_the_licence_constraint() -> None:
@@ -63,15 +81,23 @@ def test_missing_location_or_region_is_a_data_problem() -> None:
 
 def test_territory_codes_cover_sub_codes_and_language_matches_primary_tag() -> None:
     """`US` covers `US-TX`; an `en` speaker serves `en-GB`."""
-    assert _checks({"territories": frozenset({"US"}), "languages": frozenset({"en-us"})},
-                   preferred_language="en-gb") == []
+    assert (
+        _checks(
+            {"territories": frozenset({"US"}), "languages": frozenset({"en-us"})},
+            preferred_language="en-gb",
+        )
+        == []
+    )
 
 
 def test_counts_without_detail() -> None:
     """With detail off, verdicts are dropped but counts per failed check remain."""
     need = build_need(make_case(), Requirements(), RULESET, NOW)
-    agents = (make_agent("a"), make_agent("b", capacity=Capacity(1, 1)),
-              make_agent("c", status=AgentStatus.OFFLINE, capacity=Capacity(1, 1)))
+    agents = (
+        make_agent("a"),
+        make_agent("b", capacity=Capacity(1, 1)),
+        make_agent("c", status=AgentStatus.OFFLINE, capacity=Capacity(1, 1)),
+    )
     result = match_agents(need, agents, detail=False)
     assert [a.agent_id for a in result.eligible] == ["a"]
     assert result.verdicts == ()

@@ -29,13 +29,17 @@ def test_criteria_apply_in_order_then_agent_id() -> None:
 
 def test_never_assigned_counts_as_idle_longest_and_ties_break_on_id() -> None:
     """No last assignment ranks first on idle time; identical agents order by id."""
-    agents = [make_agent("z", last_assigned_at=NOW - timedelta(days=3)), make_agent("y"),
-              make_agent("x")]
+    agents = [
+        make_agent("z", last_assigned_at=NOW - timedelta(days=3)),
+        make_agent("y"),
+        make_agent("x"),
+    ]
     assert _order(*agents, criteria=(C.LONGEST_IDLE,)) == ["x", "y", "z"]
 
 
 def test_values_are_recorded_for_the_explanation() -> None:
     """Each candidate carries the value of each criterion."""
-    (only,) = rank_candidates((make_agent("a", capacity=Capacity(4, 1), skills={"triage": 2}),),
-                              CRITERIA, "triage", NOW)
+    (only,) = rank_candidates(
+        (make_agent("a", capacity=Capacity(4, 1), skills={"triage": 2}),), CRITERIA, "triage", NOW
+    )
     assert only.criteria == (("utilisation", 0.25), ("triage level", 2), ("idle minutes", None))

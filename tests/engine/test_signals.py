@@ -7,24 +7,38 @@ from caseroute.testing import NOW, clock, make_case, reading
 def test_sla_risk_boundaries() -> None:
     """Breached below zero; at risk up to and including the threshold; ok above it."""
     assert [sla_risk(m, 60) for m in (-0.01, 0, 60, 60.01)] == [
-        SlaRisk.BREACHED, SlaRisk.AT_RISK, SlaRisk.AT_RISK, SlaRisk.OK]
+        SlaRisk.BREACHED,
+        SlaRisk.AT_RISK,
+        SlaRisk.AT_RISK,
+        SlaRisk.OK,
+    ]
 
 
 def test_most_urgent_clock_is_the_sla() -> None:
     """Clocks are ordered by time left; the first is `sla`."""
-    signals = derive_signals(make_case(sla_clocks=(clock("rtt", 500), clock("ack", 30))),
-                             SignalSettings(sla_at_risk_minutes=60), NOW)
+    signals = derive_signals(
+        make_case(sla_clocks=(clock("rtt", 500), clock("ack", 30))),
+        SignalSettings(sla_at_risk_minutes=60),
+        NOW,
+    )
     assert [c.name for c in signals.sla_clocks] == ["ack", "rtt"]
     assert signals.sla is not None
-    assert (signals.sla.name, signals.sla.minutes_remaining, signals.sla.risk) == \
-        ("ack", 30.0, SlaRisk.AT_RISK)
+    assert (signals.sla.name, signals.sla.minutes_remaining, signals.sla.risk) == (
+        "ack",
+        30.0,
+        SlaRisk.AT_RISK,
+    )
 
 
 def test_sentiment_summary() -> None:
     """Latest, minimum, change over the window, and the trailing negative run."""
     summary = summarise_sentiment([0.2, -0.6, 0.1, -0.5, -0.7], negative=-0.5, window=3)
-    assert (summary.count, summary.latest, summary.minimum, summary.consecutive_negative) == \
-        (5, -0.7, -0.7, 2)
+    assert (summary.count, summary.latest, summary.minimum, summary.consecutive_negative) == (
+        5,
+        -0.7,
+        -0.7,
+        2,
+    )
     assert summary.change is not None
     assert round(summary.change, 6) == round(-0.7 - (-0.6), 6)
 

@@ -20,10 +20,12 @@ PLACES = ["US-TX", "US-FL", "US-CA", "US-PA", "GB-ENG"]
 SKILLS = ["clinical-triage", "billing", "medication-review"]
 
 licences = st.builds(
-    Licence, type=st.sampled_from(["RN", "LPN", "APRN", "pharmacist"]),
+    Licence,
+    type=st.sampled_from(["RN", "LPN", "APRN", "pharmacist"]),
     jurisdiction=st.sampled_from([*PLACES, "GB", "US"]),
     expires_on=st.sampled_from([date(2026, 11, 20), date(2026, 11, 21), date(2030, 1, 1)]),
-    multistate=st.booleans())
+    multistate=st.booleans(),
+)
 agents = st.builds(
     Agent,
     agent_id=st.text("abcdefgh", min_size=1, max_size=4),
@@ -34,12 +36,14 @@ agents = st.builds(
     territories=st.frozensets(st.sampled_from([*PLACES, "US"]), max_size=2),
     skills=st.dictionaries(st.sampled_from(SKILLS), st.integers(0, 5), max_size=2),
     languages=st.frozensets(st.sampled_from(["en", "es", "fr"]), max_size=2),
-    last_assigned_at=st.one_of(st.none(), st.integers(1, 600).map(
-        lambda m: NOW - timedelta(minutes=m))),
+    last_assigned_at=st.one_of(
+        st.none(), st.integers(1, 600).map(lambda m: NOW - timedelta(minutes=m))
+    ),
     seniority=st.integers(0, 20),
 )
 rosters = st.lists(agents, max_size=12, unique_by=lambda a: a.agent_id).map(
-    lambda found: Roster("snap", NOW, tuple(found)))
+    lambda found: Roster("snap", NOW, tuple(found))
+)
 cases = st.builds(
     Case,
     case_id=st.just("C-P"),
@@ -50,22 +54,25 @@ cases = st.builds(
     patient_location=st.one_of(st.none(), st.sampled_from(PLACES)),
     region=st.one_of(st.none(), st.sampled_from(PLACES)),
     tier=st.sampled_from(list(Tier)),
-    required_skills=st.lists(st.builds(RequiredSkill, st.sampled_from(SKILLS),
-                                       st.integers(0, 4)), max_size=2).map(tuple),
+    required_skills=st.lists(
+        st.builds(RequiredSkill, st.sampled_from(SKILLS), st.integers(0, 4)), max_size=2
+    ).map(tuple),
     preferred_language=st.one_of(st.none(), st.sampled_from(["en", "es", "fr"])),
-    sentiment=st.lists(st.builds(reading, st.floats(-1, 1), st.integers(1, 100)),
-                       max_size=3).map(tuple),
-    sla_clocks=st.lists(st.builds(clock, st.sampled_from(["ack", "rtt"]),
-                                  st.integers(-120, 600)), max_size=2,
-                        unique_by=lambda c: c.name).map(tuple),
+    sentiment=st.lists(st.builds(reading, st.floats(-1, 1), st.integers(1, 100)), max_size=3).map(
+        tuple
+    ),
+    sla_clocks=st.lists(
+        st.builds(clock, st.sampled_from(["ack", "rtt"]), st.integers(-120, 600)),
+        max_size=2,
+        unique_by=lambda c: c.name,
+    ).map(tuple),
     flags=st.frozensets(st.sampled_from(["safeguarding", "vip", "consent_missing"]), max_size=2),
 )
 
 
 def _rank_key(agent: Agent, skill: str | None) -> tuple[float, int, float, str]:
     """Independent statement of the reference ranking: utilisation, level, idle, agent_id."""
-    idle = float("-inf") if agent.last_assigned_at is None else \
-        agent.last_assigned_at.timestamp()
+    idle = float("-inf") if agent.last_assigned_at is None else agent.last_assigned_at.timestamp()
     level = agent.skills.get(skill, 0) if skill else 0
     return (agent.capacity.active / agent.capacity.max, -level, idle, agent.agent_id)
 
@@ -105,8 +112,11 @@ def test_verdicts_and_ranking_are_consistent(case: Case, roster: Roster) -> None
     assert decision.agent_id in eligible
     assert matching.ranking[0].agent_id == decision.agent_id
     chosen = by_id[decision.agent_id]
-    skill = case.required_skills[0].name if case.required_skills else (
-        "clinical-triage" if decision.rule_id == "critical-clinical" else None)
+    skill = (
+        case.required_skills[0].name
+        if case.required_skills
+        else ("clinical-triage" if decision.rule_id == "critical-clinical" else None)
+    )
     for other in eligible:
         assert _rank_key(chosen, skill) <= _rank_key(by_id[other], skill)
     assert chosen.capacity.active < chosen.capacity.max
@@ -120,7 +130,10 @@ def test_hard_constraints_hold(case: Case, roster: Roster) -> None:
     decision = decide(case, roster, PYTHON, NOW)
     if "safeguarding" in case.flags:
         assert (decision.outcome, decision.queue, decision.agent_id) == (
-            Outcome.ESCALATE, "safeguarding", None)
+            Outcome.ESCALATE,
+            "safeguarding",
+            None,
+        )
     if decision.agent_id is not None and case.intent in (Intent.CLINICAL, Intent.PRESCRIPTION):
         needed = "RN" if case.intent is Intent.CLINICAL else "pharmacist"
         agent = next(a for a in roster.agents if a.agent_id == decision.agent_id)

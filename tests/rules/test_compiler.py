@@ -18,8 +18,7 @@ CATCH_ALL = """\
 def _errors(text: str) -> list[tuple[str, int, str | None]]:
     with pytest.raises(RulesetError) as exc:
         compile_text(text)
-    return [(p.code, p.line, p.rule_id) for p in exc.value.problems
-            if p.severity is Severity.ERROR]
+    return [(p.code, p.line, p.rule_id) for p in exc.value.problems if p.severity is Severity.ERROR]
 
 
 def _rule(rule_id: str, when: str, then: str = "{route: {queue: q}}") -> str:
@@ -31,8 +30,14 @@ def test_reference_ruleset_compiles_clean() -> None:
     compiled = reference_compiled()
     assert compiled.warnings == ()
     assert [r.rule_id for r in compiled.rules] == [
-        "safeguarding", "missing-patient-location", "unhappy-sla-at-risk", "critical-clinical",
-        "clinical", "prescription", "by-intent"]
+        "safeguarding",
+        "missing-patient-location",
+        "unhappy-sla-at-risk",
+        "critical-clinical",
+        "clinical",
+        "prescription",
+        "by-intent",
+    ]
 
 
 def test_all_errors_are_reported_at_once_with_locations() -> None:
@@ -41,7 +46,8 @@ def test_all_errors_are_reported_at_once_with_locations() -> None:
         _rule("a", "case.urgncy == 'critical'")
         + _rule("b", "\"case.urgency == 'critcal' or case.region < 'x'\"")
         + _rule("c", "case.intent == 3 and sentiment.latest <= params.nope")
-        + CATCH_ALL)
+        + CATCH_ALL
+    )
     assert _errors(text) == [
         ("expr.unknown_field", 15, "a"),
         ("expr.unknown_value", 18, "b"),
@@ -62,53 +68,74 @@ def test_messages_say_what_to_do() -> None:
 
 def test_duplicate_ids_missing_catch_all_and_unreachable_rules() -> None:
     """Rule order problems are caught: duplicate ids, no catch-all, rules after it."""
-    assert _errors(ruleset_with_rules(_rule("a", "case.intent == 'billing'")
-                                      + _rule("a", "case.intent == 'general'"))) == [
-        ("rules.duplicate_id", 17, "a"), ("rules.missing_catch_all", 17, "a")]
-    assert _errors(ruleset_with_rules(CATCH_ALL + _rule("late", "case.intent == 'billing'"))) \
-        == [("rules.unreachable", 14, "rest")]
+    assert _errors(
+        ruleset_with_rules(
+            _rule("a", "case.intent == 'billing'") + _rule("a", "case.intent == 'general'")
+        )
+    ) == [("rules.duplicate_id", 17, "a"), ("rules.missing_catch_all", 17, "a")]
+    assert _errors(ruleset_with_rules(CATCH_ALL + _rule("late", "case.intent == 'billing'"))) == [
+        ("rules.unreachable", 14, "rest")
+    ]
 
 
 def test_schema_problems_unknown_and_missing_keys() -> None:
     """Unknown keys get a suggestion; missing keys are named; priority values are checked."""
     text = ruleset_with_rules(
-        "  - id: a\n    when: true\n    then: {route: {queu: q}, priority: hgh}\n")
-    assert _errors(text) == [("schema.missing_key", 16, "a"),
-                             ("schema.unknown_key", 16, "a"),
-                             ("schema.value", 16, "a")]
+        "  - id: a\n    when: true\n    then: {route: {queu: q}, priority: hgh}\n"
+    )
+    assert _errors(text) == [
+        ("schema.missing_key", 16, "a"),
+        ("schema.unknown_key", 16, "a"),
+        ("schema.value", 16, "a"),
+    ]
 
 
 def test_safeguarding_must_be_the_first_rule() -> None:
     """The hard constraint is checked at load: a rule placed before safeguarding is refused."""
     header = MINIMAL_HEADER + "rules:\n"
-    text = header + _rule("first", "case.intent == 'billing'") + \
-        "  - id: safeguarding\n    when: \"'safeguarding' in case.flags\"\n" \
+    text = (
+        header
+        + _rule("first", "case.intent == 'billing'")
+        + "  - id: safeguarding\n    when: \"'safeguarding' in case.flags\"\n"
         "    then: {escalate: {queue: safeguarding, reason: s}}\n" + CATCH_ALL
+    )
     assert ("constraints.safeguarding_first", 11, "first") in _errors(text)
 
 
 def test_by_intent_queues_must_cover_every_intent() -> None:
     """Routing by intent with an incomplete `queues:` map is an error."""
     header = MINIMAL_HEADER.replace("billing: billing,", "")
-    assert [c for c, _, _ in _errors(ruleset_with_rules(CATCH_ALL, header))] == \
-        ["queues.incomplete"]
+    assert [c for c, _, _ in _errors(ruleset_with_rules(CATCH_ALL, header))] == [
+        "queues.incomplete"
+    ]
 
 
 def test_lint_warns_without_blocking() -> None:
     """Unused params and shadowed rules are warnings; the ruleset still loads."""
     header = MINIMAL_HEADER + "params:\n  unused: 3\n"
-    compiled = compile_text(ruleset_with_rules(
-        _rule("a", "case.intent == 'billing'") + _rule("b", "case.intent == 'billing'")
-        + CATCH_ALL, header))
+    compiled = compile_text(
+        ruleset_with_rules(
+            _rule("a", "case.intent == 'billing'")
+            + _rule("b", "case.intent == 'billing'")
+            + CATCH_ALL,
+            header,
+        )
+    )
     assert [(p.code, p.rule_id) for p in compiled.warnings] == [
-        ("lint.unused_param", None), ("lint.shadowed", "b")]
+        ("lint.unused_param", None),
+        ("lint.shadowed", "b"),
+    ]
 
 
 def test_equal_conditions_share_one_leaf_and_not_in_lowers_to_negation() -> None:
     """Identical leaves across rules are evaluated once; `not in` is NOT of one_of."""
-    compiled = compile_text(ruleset_with_rules(
-        _rule("a", "case.intent == 'billing' and case.tier not in ['gold', 'platinum']")
-        + _rule("b", "\"'billing' == case.intent\"") + CATCH_ALL))
+    compiled = compile_text(
+        ruleset_with_rules(
+            _rule("a", "case.intent == 'billing' and case.tier not in ['gold', 'platinum']")
+            + _rule("b", "\"'billing' == case.intent\"")
+            + CATCH_ALL
+        )
+    )
     a, b = compiled.rules[1].when, compiled.rules[2].when
     assert isinstance(a, AllOf)
     assert isinstance(b, LeafRef)
@@ -121,12 +148,16 @@ def test_equal_conditions_share_one_leaf_and_not_in_lowers_to_negation() -> None
 
 def test_durable_conditions_carry_the_guards() -> None:
     """Field refs get an existence guard; every probe tests the type tag; dotted keys only."""
-    compiled = compile_text(ruleset_with_rules(
-        _rule("a", "sentiment.latest < sentiment.minimum") + CATCH_ALL))
+    compiled = compile_text(
+        ruleset_with_rules(_rule("a", "sentiment.latest < sentiment.minimum") + CATCH_ALL)
+    )
     ref_leaf = next(leaf for leaf in compiled.leaves.values() if leaf.ref is not None)
-    assert durable_condition(ref_leaf) == {"$and": [
-        {"$ex": {"sentiment.minimum": 1}},
-        {"$lt": {"sentiment.latest": {"$m": "sentiment.minimum"}}}]}
+    assert durable_condition(ref_leaf) == {
+        "$and": [
+            {"$ex": {"sentiment.minimum": 1}},
+            {"$lt": {"sentiment.latest": {"$m": "sentiment.minimum"}}},
+        ]
+    }
     shard = json.loads(compiled.durable_shards[0])
     assert shard["__init"] == {"all": [{"m": {"t": "__init"}}]}
     probe = shard[ref_leaf.leaf_id]["all"][0]["m"]["$and"]
@@ -135,8 +166,9 @@ def test_durable_conditions_carry_the_guards() -> None:
 
 def test_many_leaves_are_sharded_under_the_engine_limit() -> None:
     """More than 60 conditions are split so no shard has over 60 alpha tests."""
-    rules = "".join(_rule(f"r{i}", f"case.classification_confidence > {i / 100}")
-                    for i in range(130))
+    rules = "".join(
+        _rule(f"r{i}", f"case.classification_confidence > {i / 100}") for i in range(130)
+    )
     compiled = compile_text(ruleset_with_rules(rules + CATCH_ALL))
     sizes = [len(json.loads(s)) - 1 for s in compiled.durable_shards]
     assert sum(sizes) == 131

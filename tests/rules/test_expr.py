@@ -30,8 +30,10 @@ def test_spans_quote_the_source_exactly() -> None:
     text = "sentiment.latest <= params.neg and 'vip' in case.flags"
     tree = parse_expression(text)
     assert isinstance(tree, BoolOp)
-    assert [text[o.span.start:o.span.end] for o in tree.operands] == [
-        "sentiment.latest <= params.neg", "'vip' in case.flags"]
+    assert [text[o.span.start : o.span.end] for o in tree.operands] == [
+        "sentiment.latest <= params.neg",
+        "'vip' in case.flags",
+    ]
 
 
 def test_literals_and_lists() -> None:
@@ -46,15 +48,18 @@ def test_literals_and_lists() -> None:
     assert compare.left == Literal(3, compare.left.span)
 
 
-@pytest.mark.parametrize(("text", "offset", "fragment"), [
-    ("case.x = 1", 7, "use `==`"),
-    ("case.x ==", 9, "found end of condition"),
-    ("case.x == 'a", 10, "matching quotes"),
-    ("case.x == 1 case.y == 2", 12, "join conditions"),
-    ("(case.x == 1", 12, "`)`"),
-    ("case.x in [case.y]", 11, "constants"),
-    ("", 0, "catch-all"),
-])
+@pytest.mark.parametrize(
+    ("text", "offset", "fragment"),
+    [
+        ("case.x = 1", 7, "use `==`"),
+        ("case.x ==", 9, "found end of condition"),
+        ("case.x == 'a", 10, "matching quotes"),
+        ("case.x == 1 case.y == 2", 12, "join conditions"),
+        ("(case.x == 1", 12, "`)`"),
+        ("case.x in [case.y]", 11, "constants"),
+        ("", 0, "catch-all"),
+    ],
+)
 def test_syntax_errors_point_at_the_problem(text: str, offset: int, fragment: str) -> None:
     """Errors carry the character offset and say what was expected."""
     with pytest.raises(ExprSyntaxError) as exc:

@@ -32,16 +32,19 @@ def test_every_rule_decides_one_case_and_misses_another() -> None:
     ruleset = RULESETS[EngineKind.PYTHON]
     results = run_golden(CASES, lambda c, r, now: decide(c, r, ruleset, now))
     cover = rule_coverage(results, reference_compiled().rules)
-    assert {rule_id: (d > 0, n > 0) for rule_id, (d, n) in cover.items()} == {
-        rule_id: (True, True) for rule_id in cover}
+    assert {rule_id: (d > 0, n > 0) for rule_id, (d, n) in cover.items()} == dict.fromkeys(
+        cover, (True, True)
+    )
 
 
 def test_golden_file_problems_are_located(tmp_path: Path) -> None:
     """A broken golden file reports each problem with file:line."""
     path = tmp_path / "bad.yaml"
-    path.write_text("now: \"2026-11-21T10:00:00Z\"\ncases:\n  - name: x\n    case: {case_id: 1}\n"
-                    "    roster: {snapshot_id: s, taken_at: \"2026-11-21T10:00:00Z\", agents: []}\n"
-                    "    expect: {outcome: ASSGN, rule: r}\n")
+    path.write_text(
+        'now: "2026-11-21T10:00:00Z"\ncases:\n  - name: x\n    case: {case_id: 1}\n'
+        '    roster: {snapshot_id: s, taken_at: "2026-11-21T10:00:00Z", agents: []}\n'
+        "    expect: {outcome: ASSGN, rule: r}\n"
+    )
     with pytest.raises(RulesetError) as exc:
         load_golden_file(path)
     codes = sorted({(p.code, p.line) for p in exc.value.problems})

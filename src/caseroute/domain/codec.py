@@ -60,7 +60,9 @@ class _Reader:
         for key in data:
             if key not in allowed:
                 hint = difflib.get_close_matches(str(key), allowed, n=1)
-                tip = f" (did you mean `{hint[0]}`?)" if hint else f"; allowed: {', '.join(allowed)}"
+                tip = (
+                    f" (did you mean `{hint[0]}`?)" if hint else f"; allowed: {', '.join(allowed)}"
+                )
                 self.fail(str(key), f"unknown field{tip}")
 
     def at(self, key: str) -> str:
@@ -77,8 +79,14 @@ class _Reader:
             self.fail(key, "is required")
         return value
 
-    def string(self, key: str, *, required: bool = True, pattern: re.Pattern[str] | None = None,
-               hint: str = "") -> str | None:
+    def string(
+        self,
+        key: str,
+        *,
+        required: bool = True,
+        pattern: re.Pattern[str] | None = None,
+        hint: str = "",
+    ) -> str | None:
         value = self.raw(key, required=required)
         if value is _MISSING:
             return None
@@ -90,8 +98,15 @@ class _Reader:
             return None
         return value
 
-    def number(self, key: str, *, required: bool = True, low: float | None = None,
-               high: float | None = None, integer: bool = False) -> float | None:
+    def number(
+        self,
+        key: str,
+        *,
+        required: bool = True,
+        low: float | None = None,
+        high: float | None = None,
+        integer: bool = False,
+    ) -> float | None:
         value = self.raw(key, required=required)
         if value is _MISSING:
             return None
@@ -108,8 +123,9 @@ class _Reader:
             return None
         return float(value) if not integer else value
 
-    def integer(self, key: str, *, required: bool = True, low: int = 0,
-                high: int = 1_000_000) -> int | None:
+    def integer(
+        self, key: str, *, required: bool = True, low: int = 0, high: int = 1_000_000
+    ) -> int | None:
         value = self.number(key, required=required, low=low, high=high, integer=True)
         return None if value is None else int(value)
 
@@ -140,8 +156,11 @@ class _Reader:
             return None
         parsed = parse_timestamp(value)
         if parsed is None:
-            self.fail(key, "must be an ISO-8601 timestamp with a UTC offset, e.g. "
-                           f"2026-11-21T09:30:00Z; got {value!r}")
+            self.fail(
+                key,
+                "must be an ISO-8601 timestamp with a UTC offset, e.g. "
+                f"2026-11-21T09:30:00Z; got {value!r}",
+            )
         return parsed
 
     def day(self, key: str) -> date | None:
@@ -166,12 +185,19 @@ class _Reader:
             return []
         return [(f"{self.at(key)}[{i}]", item) for i, item in enumerate(value)]
 
-    def strings(self, key: str, *, pattern: re.Pattern[str] | None = None, hint: str = "",
-                transform: Callable[[str], str] = str) -> list[str]:
+    def strings(
+        self,
+        key: str,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        hint: str = "",
+        transform: Callable[[str], str] = str,
+    ) -> list[str]:
         out: list[str] = []
         for path, item in self.items(key):
-            if not isinstance(item, str) or (pattern is not None and not pattern.match(
-                    transform(item))):
+            if not isinstance(item, str) or (
+                pattern is not None and not pattern.match(transform(item))
+            ):
                 self.violations.append(FieldViolation(path, f"{item!r} is not a valid value{hint}"))
                 continue
             out.append(transform(item))
@@ -182,21 +208,29 @@ class _Reader:
         if value is _MISSING:
             return {}
         if not isinstance(value, Mapping):
-            self.fail(key, f"must be an object of string/number/boolean values, got "
-                           f"{_json_type(value)}")
+            self.fail(
+                key, f"must be an object of string/number/boolean values, got {_json_type(value)}"
+            )
             return {}
         out: dict[str, AttributeValue] = {}
         for k, v in value.items():
             path = f"{self.at(key)}.{k}"
             if not isinstance(k, str) or not ATTRIBUTE_KEY_RE.match(k):
-                self.violations.append(FieldViolation(
-                    path, "attribute names must be lower_snake_case ([a-z_][a-z0-9_]*)"))
+                self.violations.append(
+                    FieldViolation(
+                        path, "attribute names must be lower_snake_case ([a-z_][a-z0-9_]*)"
+                    )
+                )
             elif isinstance(v, bool | str) or (
-                    isinstance(v, int | float) and math.isfinite(v) and abs(v) <= MAX_ABS_NUMBER):
+                isinstance(v, int | float) and math.isfinite(v) and abs(v) <= MAX_ABS_NUMBER
+            ):
                 out[k] = v
             else:
-                self.violations.append(FieldViolation(
-                    path, f"must be a string, finite number or boolean, got {_json_type(v)}"))
+                self.violations.append(
+                    FieldViolation(
+                        path, f"must be a string, finite number or boolean, got {_json_type(v)}"
+                    )
+                )
         return out
 
 
@@ -238,9 +272,21 @@ def _language(value: str) -> str:
 
 
 _CASE_FIELDS = (
-    "case_id", "created_at", "channel", "intent", "urgency", "classification_confidence",
-    "patient_location", "region", "tier", "required_skills", "preferred_language", "sentiment",
-    "sla_clocks", "flags", "attributes",
+    "case_id",
+    "created_at",
+    "channel",
+    "intent",
+    "urgency",
+    "classification_confidence",
+    "patient_location",
+    "region",
+    "tier",
+    "required_skills",
+    "preferred_language",
+    "sentiment",
+    "sla_clocks",
+    "flags",
+    "attributes",
 )
 _JURISDICTION_HINT = " (expected an ISO 3166 code such as US-TX or GB-ENG)"
 _LANGUAGE_HINT = " (expected a BCP 47 tag such as en or es-MX)"
@@ -316,8 +362,12 @@ def parse_case(data: object, path: str = "case") -> Case:
     attributes = r.attributes("attributes")
     if violations:
         raise RequestError(violations)
-    assert case_id is not None and created_at is not None  # noqa: S101 - guaranteed by violations
-    assert channel is not None and intent is not None and urgency is not None  # noqa: S101
+    # Each is None only if a violation was recorded, and then we raised above.
+    assert case_id is not None  # noqa: S101
+    assert created_at is not None  # noqa: S101
+    assert channel is not None  # noqa: S101
+    assert intent is not None  # noqa: S101
+    assert urgency is not None  # noqa: S101
     return Case(
         case_id=case_id,
         created_at=created_at,
@@ -338,8 +388,18 @@ def parse_case(data: object, path: str = "case") -> Case:
 
 
 _AGENT_FIELDS = (
-    "agent_id", "role", "status", "licences", "territories", "skills", "languages", "capacity",
-    "last_assigned_at", "teams", "seniority", "attributes",
+    "agent_id",
+    "role",
+    "status",
+    "licences",
+    "territories",
+    "skills",
+    "languages",
+    "capacity",
+    "last_assigned_at",
+    "teams",
+    "seniority",
+    "attributes",
 )
 
 
@@ -351,8 +411,9 @@ def _parse_agent(data: object, path: str, violations: list[FieldViolation]) -> A
     status = r.enum("status", AgentStatus)
     licences: list[Licence] = []
     for item_path, item in r.items("licences"):
-        s = _Reader(item, item_path, violations, ("type", "jurisdiction", "expires_on",
-                                                  "multistate"))
+        s = _Reader(
+            item, item_path, violations, ("type", "jurisdiction", "expires_on", "multistate")
+        )
         kind = s.string("type", pattern=CODE_RE, hint=_CODE_HINT)
         where = s.string("jurisdiction")
         if where is not None:
@@ -373,8 +434,9 @@ def _parse_agent(data: object, path: str, violations: list[FieldViolation]) -> A
             s.fail("name", f"skill {name!r} listed twice; give each skill once with its level")
         elif name is not None and level is not None:
             skills[name] = level
-    languages = r.strings("languages", pattern=LANGUAGE_RE, hint=_LANGUAGE_HINT,
-                          transform=_language)
+    languages = r.strings(
+        "languages", pattern=LANGUAGE_RE, hint=_LANGUAGE_HINT, transform=_language
+    )
     capacity: Capacity | None = None
     cap_raw = r.raw("capacity", required=True)
     if cap_raw is not _MISSING:
@@ -427,8 +489,11 @@ def parse_roster(data: object, path: str = "roster") -> Roster:
     taken_at = r.timestamp("taken_at")
     entries = r.items("agents")
     if len(entries) > MAX_ROSTER_AGENTS:
-        r.fail("agents", f"has {len(entries)} agents; the limit is {MAX_ROSTER_AGENTS} per "
-                         "request: split the roster by team or territory")
+        r.fail(
+            "agents",
+            f"has {len(entries)} agents; the limit is {MAX_ROSTER_AGENTS} per "
+            "request: split the roster by team or territory",
+        )
         entries = []
     agents: list[Agent] = []
     first_seen: dict[str, str] = {}
@@ -437,16 +502,20 @@ def parse_roster(data: object, path: str = "roster") -> Roster:
         if agent is None:
             continue
         if agent.agent_id in first_seen:
-            violations.append(FieldViolation(
-                f"{item_path}.agent_id",
-                f"duplicate agent_id {agent.agent_id!r} (first at {first_seen[agent.agent_id]}); "
-                "each agent must appear once"))
+            violations.append(
+                FieldViolation(
+                    f"{item_path}.agent_id",
+                    f"duplicate agent_id {agent.agent_id!r} (first at "
+                    f"{first_seen[agent.agent_id]}); each agent must appear once",
+                )
+            )
             continue
         first_seen[agent.agent_id] = item_path
         agents.append(agent)
     if violations:
         raise RequestError(violations)
-    assert snapshot_id is not None and taken_at is not None  # noqa: S101
+    assert snapshot_id is not None  # noqa: S101 - else a violation was raised above
+    assert taken_at is not None  # noqa: S101
     return Roster(snapshot_id=snapshot_id, taken_at=taken_at, agents=tuple(agents))
 
 
@@ -466,11 +535,18 @@ def case_to_dict(case: Case) -> dict[str, Any]:
         "urgency": case.urgency.value,
         "classification_confidence": case.classification_confidence,
         "tier": case.tier.value,
-        "required_skills": [{"name": s.name, "min_level": s.min_level}
-                            for s in case.required_skills],
+        "required_skills": [
+            {"name": s.name, "min_level": s.min_level} for s in case.required_skills
+        ],
         "sentiment": [{"score": s.score, "at": format_timestamp(s.at)} for s in case.sentiment],
-        "sla_clocks": [{"name": c.name, "started_at": format_timestamp(c.started_at),
-                        "deadline": format_timestamp(c.deadline)} for c in case.sla_clocks],
+        "sla_clocks": [
+            {
+                "name": c.name,
+                "started_at": format_timestamp(c.started_at),
+                "deadline": format_timestamp(c.deadline),
+            }
+            for c in case.sla_clocks
+        ],
         "flags": sorted(case.flags),
         "attributes": dict(sorted(case.attributes.items())),
     }
@@ -487,9 +563,15 @@ def agent_to_dict(agent: Agent) -> dict[str, Any]:
         "agent_id": agent.agent_id,
         "role": agent.role.value,
         "status": agent.status.value,
-        "licences": [{"type": lic.type, "jurisdiction": lic.jurisdiction,
-                      "expires_on": lic.expires_on.isoformat(), "multistate": lic.multistate}
-                     for lic in agent.licences],
+        "licences": [
+            {
+                "type": lic.type,
+                "jurisdiction": lic.jurisdiction,
+                "expires_on": lic.expires_on.isoformat(),
+                "multistate": lic.multistate,
+            }
+            for lic in agent.licences
+        ],
         "territories": sorted(agent.territories),
         "skills": [{"name": n, "level": lvl} for n, lvl in sorted(agent.skills.items())],
         "languages": sorted(agent.languages),
@@ -514,8 +596,9 @@ def roster_to_dict(roster: Roster) -> dict[str, Any]:
 
 def canonical_json(value: object) -> str:
     """Deterministic JSON text: sorted keys, no spaces, UTF-8 (not ASCII-escaped)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def input_sha256(case: Case, roster: Roster) -> str:

@@ -52,7 +52,7 @@ class Capacity:
 
     @property
     def utilisation(self) -> float:
-        """active / max; 1.0 (full) when ``max`` is 0."""
+        """Active / max; 1.0 (full) when ``max`` is 0."""
         return self.active / self.max if self.max > 0 else 1.0
 
 

@@ -49,8 +49,9 @@ class LoadedRuleset:
         self.compiled = compiled
         self._python = PythonLeafEvaluator(compiled.leaves)
         self._matcher = matcher
-        self.engine_label = (f"{matcher.label} (cross-checked by python)" if matcher is not None
-                             else "python")
+        self.engine_label = (
+            f"{matcher.label} (cross-checked by python)" if matcher is not None else "python"
+        )
 
     def evaluate(self, fact: Fact) -> LeafEvaluation:
         """Evaluate every leaf with the engine of record and cross-check with Python.
@@ -64,8 +65,9 @@ class LoadedRuleset:
         python = self._python.true_leaves(fact)
         record = python if self._matcher is None else self._matcher.true_leaves(fact)
         differ = tuple(sorted(record ^ python, key=lambda leaf_id: int(leaf_id[1:])))
-        return LeafEvaluation({leaf_id: leaf_id in record for leaf_id in self.compiled.leaves},
-                              differ)
+        return LeafEvaluation(
+            {leaf_id: leaf_id in record for leaf_id in self.compiled.leaves}, differ
+        )
 
     def close(self) -> None:
         """Release engine-side resources."""
@@ -73,8 +75,12 @@ class LoadedRuleset:
             self._matcher.close()
 
 
-def prepare_ruleset(compiled: CompiledRuleset, engine: EngineKind = EngineKind.DURABLE, *,
-                    matcher: LeafMatcher | None = None) -> LoadedRuleset:
+def prepare_ruleset(
+    compiled: CompiledRuleset,
+    engine: EngineKind = EngineKind.DURABLE,
+    *,
+    matcher: LeafMatcher | None = None,
+) -> LoadedRuleset:
     """Build the evaluators for a compiled ruleset.
 
     Args:
@@ -90,6 +96,5 @@ def prepare_ruleset(compiled: CompiledRuleset, engine: EngineKind = EngineKind.D
         EngineValidationError: If durable_rules rejects the compiled definitions.
     """
     if matcher is None and engine is EngineKind.DURABLE:
-        matcher = DurableLeafMatcher(compiled.durable_shards,
-                                     f"{compiled.name}@{compiled.version}")
+        matcher = DurableLeafMatcher(compiled.durable_shards, f"{compiled.name}@{compiled.version}")
     return LoadedRuleset(compiled, matcher)

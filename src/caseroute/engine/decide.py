@@ -65,20 +65,25 @@ def find_data_problems(case: Case, ruleset: CompiledRuleset) -> list[DataProblem
     Returns:
         Problems found (empty when the data is usable).
     """
-    problems = []
-    for clock in case.sla_clocks:
-        if clock.deadline < clock.started_at:
-            problems.append(DataProblem(
-                "invalid_sla_clock",
-                f"case.sla_clocks[{clock.name}]: deadline {format_timestamp(clock.deadline)} "
-                f"is before started_at {format_timestamp(clock.started_at)}"))
+    problems = [
+        DataProblem(
+            "invalid_sla_clock",
+            f"case.sla_clocks[{clock.name}]: deadline {format_timestamp(clock.deadline)} "
+            f"is before started_at {format_timestamp(clock.started_at)}",
+        )
+        for clock in case.sla_clocks
+        if clock.deadline < clock.started_at
+    ]
     for key, ftype in ruleset.attributes.items():
         value = case.attributes.get(key)
         if value is not None and not attribute_fits(value, ftype):
-            problems.append(DataProblem(
-                "invalid_attribute",
-                f"case.attributes.{key} is {type(value).__name__} {value!r}, but the ruleset "
-                f"declares it {ftype.kind.value}"))
+            problems.append(
+                DataProblem(
+                    "invalid_attribute",
+                    f"case.attributes.{key} is {type(value).__name__} {value!r}, but the ruleset "
+                    f"declares it {ftype.kind.value}",
+                )
+            )
     return problems
 
 
@@ -104,16 +109,26 @@ class _Outcome:
 
 
 def _exception(reason: str, rule_id: str, detail: list[str]) -> _Outcome:
-    return _Outcome(Outcome.EXCEPTION, EXCEPTIONS_QUEUE, rule_id, Priority.HIGH, [reason],
-                    data_problems=detail)
+    return _Outcome(
+        Outcome.EXCEPTION, EXCEPTIONS_QUEUE, rule_id, Priority.HIGH, [reason], data_problems=detail
+    )
 
 
-def _match(case: Case, roster: Roster, req: Requirements, ruleset: CompiledRuleset,
-           now: datetime, detail: bool) -> tuple[MatchingTrace, str | None]:
+def _match(
+    case: Case,
+    roster: Roster,
+    req: Requirements,
+    ruleset: CompiledRuleset,
+    now: datetime,
+    detail: bool,
+) -> tuple[MatchingTrace, str | None]:
     need = build_need(case, req, ruleset, now)
     result = match_agents(need, roster.agents, detail=detail)
-    skill = case.required_skills[0].name if case.required_skills else (
-        need.skills[0].name if need.skills else None)
+    skill = (
+        case.required_skills[0].name
+        if case.required_skills
+        else (need.skills[0].name if need.skills else None)
+    )
     ranking = rank_candidates(result.eligible, ruleset.ranking, skill, now)
     trace = MatchingTrace(
         requirements=need.describe(),
@@ -127,17 +142,30 @@ def _match(case: Case, roster: Roster, req: Requirements, ruleset: CompiledRules
     return trace, ranking[0].agent_id if ranking else None
 
 
-def _apply(case: Case, roster: Roster, ruleset: CompiledRuleset, rule_id: str,
-           action: RouteAction | EscalateAction | ExceptionAction, priority: Priority,
-           now: datetime, detail: bool) -> _Outcome:
+def _apply(
+    case: Case,
+    roster: Roster,
+    ruleset: CompiledRuleset,
+    rule_id: str,
+    action: RouteAction | EscalateAction | ExceptionAction,
+    priority: Priority,
+    now: datetime,
+    detail: bool,
+) -> _Outcome:
     if isinstance(action, ExceptionAction):
         return _Outcome(Outcome.EXCEPTION, action.queue, rule_id, priority, [action.reason])
     queue = action.queue.resolve(case.intent)
     requirements = action.requirements if isinstance(action, RouteAction) else action.assign
     if requirements is None:  # escalate to a queue, no agent (e.g. safeguarding)
         assert isinstance(action, EscalateAction)  # noqa: S101 - routes always have requirements
-        return _Outcome(Outcome.ESCALATE, queue, rule_id, priority, [action.reason],
-                        escalation_level=action.level)
+        return _Outcome(
+            Outcome.ESCALATE,
+            queue,
+            rule_id,
+            priority,
+            [action.reason],
+            escalation_level=action.level,
+        )
     try:
         trace, chosen = _match(case, roster, requirements, ruleset, now, detail)
     except MissingDataError as exc:
@@ -148,8 +176,9 @@ def _apply(case: Case, roster: Roster, ruleset: CompiledRuleset, rule_id: str,
         if any(check == "consent" for check, _ in trace.exclusion_counts):
             reasons.append("consent_missing")
     if isinstance(action, EscalateAction):
-        return _Outcome(Outcome.ESCALATE, queue, rule_id, priority, reasons, chosen,
-                        action.level, trace)
+        return _Outcome(
+            Outcome.ESCALATE, queue, rule_id, priority, reasons, chosen, action.level, trace
+        )
     outcome = Outcome.ASSIGN if chosen is not None else Outcome.QUEUE
     return _Outcome(outcome, queue, rule_id, priority, reasons, chosen, None, trace)
 
@@ -159,19 +188,40 @@ def _enforce_safeguarding(case: Case, ruleset: CompiledRuleset, result: _Outcome
     c = ruleset.constraints
     if c.safeguarding_flag not in case.flags:
         return result
-    if result.outcome is Outcome.ESCALATE and result.queue == c.safeguarding_queue \
-            and result.agent_id is None:
+    if (
+        result.outcome is Outcome.ESCALATE
+        and result.queue == c.safeguarding_queue
+        and result.agent_id is None
+    ):
         return result
-    log.info("safeguarding constraint overrode %s from %s for case %s", result.outcome,
-                result.rule_id, case.case_id)
-    return replace(result, outcome=Outcome.ESCALATE, queue=c.safeguarding_queue, agent_id=None,
-                   escalation_level=1, priority=Priority.URGENT,
-                   rule_id="constraint:safeguarding",
-                   reason_codes=["safeguarding_concern", *result.reason_codes], matching=None)
+    log.info(
+        "safeguarding constraint overrode %s from %s for case %s",
+        result.outcome,
+        result.rule_id,
+        case.case_id,
+    )
+    return replace(
+        result,
+        outcome=Outcome.ESCALATE,
+        queue=c.safeguarding_queue,
+        agent_id=None,
+        escalation_level=1,
+        priority=Priority.URGENT,
+        rule_id="constraint:safeguarding",
+        reason_codes=["safeguarding_concern", *result.reason_codes],
+        matching=None,
+    )
 
 
-def decide(case: Case, roster: Roster, ruleset: LoadedRuleset, now: datetime, *,
-           agent_detail: bool = True, decision_id: str | None = None) -> Decision:
+def decide(
+    case: Case,
+    roster: Roster,
+    ruleset: LoadedRuleset,
+    now: datetime,
+    *,
+    agent_detail: bool = True,
+    decision_id: str | None = None,
+) -> Decision:
     """Decide where a case goes, and record why.
 
     Args:
@@ -190,8 +240,9 @@ def decide(case: Case, roster: Roster, ruleset: LoadedRuleset, now: datetime, *,
         RequestError: If ``now`` has no UTC offset.
     """
     if now.tzinfo is None:
-        raise RequestError([FieldViolation("now", "must carry a UTC offset, e.g. "
-                                                  "2026-11-21T09:30:00Z")])
+        raise RequestError(
+            [FieldViolation("now", "must carry a UTC offset, e.g. 2026-11-21T09:30:00Z")]
+        )
     now = now.astimezone(UTC)
     compiled = ruleset.compiled
     input_hash = input_sha256(case, roster)
@@ -200,24 +251,39 @@ def decide(case: Case, roster: Roster, ruleset: LoadedRuleset, now: datetime, *,
     traces: tuple[RuleTrace, ...] = ()
     problems = find_data_problems(case, compiled)
     if problems:
-        result = _exception("invalid_case_data", "data:invalid_case_data",
-                            [p.detail for p in problems])
+        result = _exception(
+            "invalid_case_data", "data:invalid_case_data", [p.detail for p in problems]
+        )
         result.reason_codes.extend(dict.fromkeys(p.reason for p in problems))
     else:
         fact = build_case_fact(case, signals, compiled.attributes)
         evaluation = ruleset.evaluate(fact)
         traces, rule = trace_rules(compiled.rules, evaluation.truth, compiled.leaves, fact)
         if evaluation.disagreements:
-            log.error("ENGINE DISAGREEMENT decision_id=%s case_id=%s ruleset=%s@%s leaves=%s "
-                      "fact=%s", decision_id, case.case_id, compiled.name, compiled.version,
-                      ",".join(evaluation.disagreements), fact)
-            result = _exception("engine_disagreement", "engine:disagreement", [
-                "durable_rules and the python evaluator disagree on "
-                + ", ".join(f"{leaf_id} ({compiled.leaves[leaf_id].path})"
-                            for leaf_id in evaluation.disagreements)])
+            log.error(
+                "ENGINE DISAGREEMENT decision_id=%s case_id=%s ruleset=%s@%s leaves=%s fact=%s",
+                decision_id,
+                case.case_id,
+                compiled.name,
+                compiled.version,
+                ",".join(evaluation.disagreements),
+                fact,
+            )
+            result = _exception(
+                "engine_disagreement",
+                "engine:disagreement",
+                [
+                    "durable_rules and the python evaluator disagree on "
+                    + ", ".join(
+                        f"{leaf_id} ({compiled.leaves[leaf_id].path})"
+                        for leaf_id in evaluation.disagreements
+                    )
+                ],
+            )
         else:
-            result = _apply(case, roster, compiled, rule.rule_id, rule.action, rule.priority,
-                            now, agent_detail)
+            result = _apply(
+                case, roster, compiled, rule.rule_id, rule.action, rule.priority, now, agent_detail
+            )
     result = _enforce_safeguarding(case, compiled, result)
     explanation = Explanation(
         decision_id=decision_id,

@@ -59,7 +59,8 @@ def load_engine_module() -> ModuleType:
         raise EngineUnavailableError(
             f"durable_rules cannot be imported ({exc}). Install durable-rules==2.0.28 on "
             "Python 3.11/3.12 (it does not import on 3.13), or select the pure-Python "
-            "evaluator with engine = python (CLI: --engine python)") from None
+            "evaluator with engine = python (CLI: --engine python)"
+        ) from None
     module: ModuleType = durable_rules_engine
     return module
 
@@ -112,7 +113,8 @@ class SessionPool:
         with self._lock:
             if not self._free:
                 raise EngineValidationError(
-                    f"all {self.size} durable_rules sessions are in use; lower concurrency")
+                    f"all {self.size} durable_rules sessions are in use; lower concurrency"
+                )
             return self._free.pop()
 
     def release(self, sid: str) -> None:
@@ -144,8 +146,14 @@ def validate_in_subprocess(shards: tuple[str, ...], timeout: float = VALIDATION_
             return
     argv = [sys.executable, "-m", "caseroute.engine.durable_check"]
     try:
-        done = subprocess.run(argv, input=json.dumps(list(shards)), capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            argv,
+            input=json.dumps(list(shards)),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise EngineValidationError(
             f"durable_rules did not finish creating this ruleset within {timeout:g}s (the "
@@ -154,7 +162,8 @@ def validate_in_subprocess(shards: tuple[str, ...], timeout: float = VALIDATION_
     if done.returncode != 0 or done.stdout.strip() != "ok":
         detail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
         raise EngineValidationError(
-            f"durable_rules rejected this ruleset in a validation process: {detail}")
+            f"durable_rules rejected this ruleset in a validation process: {detail}"
+        )
     with _validated_lock:
         _validated.add(digest)
 
@@ -165,7 +174,7 @@ def _drain(dre: Any, handle: int, state_offset: int, fired: set[str] | None) -> 
     while message:
         if fired is not None:
             # Agenda messages are '{"<rule name>": {"m": ...}}'; slice the name, no JSON parse.
-            fired.add(message[2:message.index('"', 2)])
+            fired.add(message[2 : message.index('"', 2)])
         message = dre.complete_and_start_action(handle, state_offset)
 
 
@@ -194,7 +203,8 @@ class DurableLeafMatcher:
             serial = next(_names)
             for i, shard in enumerate(shards):
                 self._handles.append(
-                    self._dre.create_ruleset(f"caseroute.{label}.{serial}.s{i}", shard))
+                    self._dre.create_ruleset(f"caseroute.{label}.{serial}.s{i}", shard)
+                )
 
     def true_leaves(self, fact: Fact) -> frozenset[str]:
         """Ids of the leaves durable_rules finds true for the fact.

@@ -15,13 +15,16 @@ def main() -> int:
     import durable_rules_engine as dre
 
     shards = json.load(sys.stdin)
-    probes = [{"id": "c", "t": "case", "sid": "v"}, {"id": "c", "t": "case", "sid": "v",
-                                                      "case": {"flags": []}}]
+    probes = [
+        {"id": "c", "t": "case", "sid": "v"},
+        {"id": "c", "t": "case", "sid": "v", "case": {"flags": []}},
+    ]
     for i, shard in enumerate(shards):
         handle = dre.create_ruleset(f"validate.s{i}", shard)
         for probe in probes:
-            _, offset = dre.assert_fact(handle, json.dumps({"id": "__init", "t": "__init",
-                                                            "sid": "v"}))
+            _, offset = dre.assert_fact(
+                handle, json.dumps({"id": "__init", "t": "__init", "sid": "v"})
+            )
             result = dre.start_action_for_state(handle, offset)
             message = result[1] if result else None
             while message:

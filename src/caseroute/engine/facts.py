@@ -46,8 +46,11 @@ def build_case_fact(case: Case, signals: Signals, declared: dict[str, FieldType]
         "flags": sorted(case.flags),
         "required_skills": [s.name for s in case.required_skills],
         "age_minutes": signals.case_age_minutes,
-        "attributes": {k: v for k, v in case.attributes.items()
-                       if k in declared and attribute_fits(v, declared[k])},
+        "attributes": {
+            k: v
+            for k, v in case.attributes.items()
+            if k in declared and attribute_fits(v, declared[k])
+        },
     }
     for key in ("patient_location", "region", "preferred_language"):
         value = getattr(case, key)
@@ -55,12 +58,13 @@ def build_case_fact(case: Case, signals: Signals, declared: dict[str, FieldType]
             body[key] = value
     s = signals.sentiment
     sentiment: dict[str, Any] = {"count": s.count, "consecutive_negative": s.consecutive_negative}
-    for key, value in (("latest", s.latest), ("minimum", s.minimum), ("change", s.change)):
-        if value is not None:
-            sentiment[key] = value
+    optional = (("latest", s.latest), ("minimum", s.minimum), ("change", s.change))
+    sentiment.update((key, value) for key, value in optional if value is not None)
     fact: Fact = {"case": body, "sentiment": sentiment}
     if signals.sla is not None:
-        fact["sla"] = {"name": signals.sla.name,
-                       "minutes_remaining": signals.sla.minutes_remaining,
-                       "risk": signals.sla.risk.value}
+        fact["sla"] = {
+            "name": signals.sla.name,
+            "minutes_remaining": signals.sla.minutes_remaining,
+            "risk": signals.sla.risk.value,
+        }
     return fact

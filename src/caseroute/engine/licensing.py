@@ -31,8 +31,9 @@ class CompactView:
         return cls(tuple((c.name, c.licence_types, c.members_on(day)) for c in compacts))
 
 
-def licence_valid_at(licence: Licence, location: str, day: date,
-                     compacts: CompactView) -> tuple[bool, str]:
+def licence_valid_at(
+    licence: Licence, location: str, day: date, compacts: CompactView
+) -> tuple[bool, str]:
     """Check one licence at one location on one day.
 
     Args:

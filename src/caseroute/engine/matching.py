@@ -18,8 +18,16 @@ from caseroute.domain.roster import Agent, AgentStatus, Role
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
 from caseroute.rules.model import CompiledRuleset, Requirements
 
-CHECK_ORDER = ("consent", "status", "role", "licence", "territory", "skills", "language",
-               "capacity")
+CHECK_ORDER = (
+    "consent",
+    "status",
+    "role",
+    "licence",
+    "territory",
+    "skills",
+    "language",
+    "capacity",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +54,10 @@ class Need:
         if self.roles is not None:
             out.append("role: " + " or ".join(sorted(r.value for r in self.roles)))
         if self.licence_types is not None:
-            out.append(f"licence: {' or '.join(self.licence_types) or 'none acceptable'} valid "
-                       f"in {self.location} on {self.day.isoformat()}")
+            out.append(
+                f"licence: {' or '.join(self.licence_types) or 'none acceptable'} valid "
+                f"in {self.location} on {self.day.isoformat()}"
+            )
         if self.region is not None:
             out.append(f"territory: covers {self.region}")
         if self.skills:
@@ -67,8 +77,9 @@ class MissingDataError(Exception):
         self.detail = detail
 
 
-def _merge_skills(first: tuple[RequiredSkill, ...],
-                  second: tuple[RequiredSkill, ...]) -> tuple[RequiredSkill, ...]:
+def _merge_skills(
+    first: tuple[RequiredSkill, ...], second: tuple[RequiredSkill, ...]
+) -> tuple[RequiredSkill, ...]:
     levels: dict[str, int] = {}
     for skill in (*first, *second):
         levels[skill.name] = max(levels.get(skill.name, 0), skill.min_level)
@@ -100,11 +111,12 @@ def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: dat
         raise MissingDataError(
             "missing_patient_location",
             f"a {' or '.join(licence) or 'licensed'} agent is required but case."
-            "patient_location is missing, so licensure cannot be checked")
+            "patient_location is missing, so licensure cannot be checked",
+        )
     if req.territory and case.region is None:
         raise MissingDataError(
-            "missing_region", "the action requires territory coverage but case.region is "
-                              "missing")
+            "missing_region", "the action requires territory coverage but case.region is missing"
+        )
     consent = ruleset.constraints.consent_flag
     day = now.date()
     return Need(
@@ -137,41 +149,68 @@ def check_agent(need: Need, agent: Agent) -> list[CheckFailure]:
     """
     failures: list[CheckFailure] = []
     if need.consent_flag is not None:
-        failures.append(CheckFailure("consent", "a case with consent recorded",
-                                     f"case flagged {need.consent_flag}"))
+        failures.append(
+            CheckFailure(
+                "consent", "a case with consent recorded", f"case flagged {need.consent_flag}"
+            )
+        )
     if agent.status not in need.statuses:
-        failures.append(CheckFailure("status", " or ".join(sorted(need.statuses)),
-                                     agent.status.value))
+        failures.append(
+            CheckFailure("status", " or ".join(sorted(need.statuses)), agent.status.value)
+        )
     if need.roles is not None and agent.role not in need.roles:
         failures.append(CheckFailure("role", " or ".join(sorted(need.roles)), agent.role.value))
     if need.licence_types is not None:
         failure = _licence_failure(need, agent)
         if failure is not None:
             failures.append(failure)
-    if need.region is not None and need.region not in agent.territories and not any(
-            covers(t, need.region) for t in agent.territories):
-        failures.append(CheckFailure("territory", f"territory covering {need.region}",
-                                     ", ".join(sorted(agent.territories)) or "no territories"))
+    if (
+        need.region is not None
+        and need.region not in agent.territories
+        and not any(covers(t, need.region) for t in agent.territories)
+    ):
+        failures.append(
+            CheckFailure(
+                "territory",
+                f"territory covering {need.region}",
+                ", ".join(sorted(agent.territories)) or "no territories",
+            )
+        )
     missing = [s for s in need.skills if agent.skills.get(s.name, -1) < s.min_level]
     if missing:
-        failures.append(CheckFailure(
-            "skills", ", ".join(f"{s.name} >= {s.min_level}" for s in missing),
-            ", ".join(f"{s.name} {agent.skills[s.name]}" if s.name in agent.skills
-                      else f"no {s.name}" for s in missing)))
+        failures.append(
+            CheckFailure(
+                "skills",
+                ", ".join(f"{s.name} >= {s.min_level}" for s in missing),
+                ", ".join(
+                    f"{s.name} {agent.skills[s.name]}" if s.name in agent.skills else f"no {s.name}"
+                    for s in missing
+                ),
+            )
+        )
     if need.language is not None:
         wanted = _primary(need.language)
         if not any(_primary(lang) == wanted for lang in agent.languages):
-            failures.append(CheckFailure("language", need.language,
-                                         ", ".join(sorted(agent.languages)) or "none listed"))
+            failures.append(
+                CheckFailure(
+                    "language", need.language, ", ".join(sorted(agent.languages)) or "none listed"
+                )
+            )
     if agent.capacity.active >= agent.capacity.max:
-        failures.append(CheckFailure("capacity", "active < max",
-                                     f"{agent.capacity.active} active of "
-                                     f"{agent.capacity.max}"))
+        failures.append(
+            CheckFailure(
+                "capacity",
+                "active < max",
+                f"{agent.capacity.active} active of {agent.capacity.max}",
+            )
+        )
     return failures
 
 
 def _licence_failure(need: Need, agent: Agent) -> CheckFailure | None:
-    assert need.licence_types is not None and need.location is not None  # noqa: S101
+    # build_need guarantees a location whenever licence types apply.
+    assert need.licence_types is not None  # noqa: S101
+    assert need.location is not None  # noqa: S101
     notes = []
     for licence in agent.licences:
         if licence.type not in need.licence_types:

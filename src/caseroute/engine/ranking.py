@@ -14,22 +14,27 @@ SortKey = float | int
 _NEVER = float("-inf")  # never assigned: idle the longest
 
 
-def _criterion(criterion: RankingCriterion, skill: str | None,
-               now: datetime) -> Callable[[Agent], tuple[SortKey, AttributeValue | None]]:
+def _criterion(
+    criterion: RankingCriterion, skill: str | None, now: datetime
+) -> Callable[[Agent], tuple[SortKey, AttributeValue | None]]:
     """(sort key, value shown in the explanation) for one criterion; lower keys rank first."""
     if criterion is RankingCriterion.LOWEST_UTILISATION:
         return lambda a: (a.capacity.utilisation, round(a.capacity.utilisation, 4))
     if criterion is RankingCriterion.HIGHEST_SKILL_LEVEL:
+
         def level(a: Agent) -> tuple[SortKey, AttributeValue | None]:
             value = a.skills.get(skill, 0) if skill is not None else 0
             return -value, value
+
         return level
     if criterion is RankingCriterion.LONGEST_IDLE:
+
         def idle(a: Agent) -> tuple[SortKey, AttributeValue | None]:
             if a.last_assigned_at is None:
                 return _NEVER, None
             minutes = (now - a.last_assigned_at).total_seconds() / 60.0
             return a.last_assigned_at.timestamp(), round(minutes, 1)
+
         return idle
     return lambda a: (-a.seniority, a.seniority)
 
@@ -44,8 +49,12 @@ def criterion_label(criterion: RankingCriterion, skill: str | None) -> str:
     }[criterion]
 
 
-def rank_candidates(agents: tuple[Agent, ...], criteria: tuple[RankingCriterion, ...],
-                    skill: str | None, now: datetime) -> list[RankedCandidate]:
+def rank_candidates(
+    agents: tuple[Agent, ...],
+    criteria: tuple[RankingCriterion, ...],
+    skill: str | None,
+    now: datetime,
+) -> list[RankedCandidate]:
     """Rank eligible agents, best first.
 
     Args:
@@ -64,5 +73,7 @@ def rank_candidates(agents: tuple[Agent, ...], criteria: tuple[RankingCriterion,
         pairs = [fn(agent) for fn in fns]
         scored.append(((*(p[0] for p in pairs), agent.agent_id), agent, [p[1] for p in pairs]))
     scored.sort(key=lambda item: item[0])
-    return [RankedCandidate(i + 1, agent.agent_id, tuple(zip(labels, shown, strict=True)))
-            for i, (_, agent, shown) in enumerate(scored)]
+    return [
+        RankedCandidate(i + 1, agent.agent_id, tuple(zip(labels, shown, strict=True)))
+        for i, (_, agent, shown) in enumerate(scored)
+    ]

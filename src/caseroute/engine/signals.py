@@ -58,16 +58,22 @@ def derive_signals(case: Case, settings: SignalSettings, now: datetime) -> Signa
         The signals, clocks most urgent first (ties by name).
     """
     clocks = sorted(
-        (SlaStatus(c.name, minutes, sla_risk(minutes, settings.sla_at_risk_minutes))
-         for c in case.sla_clocks for minutes in (_minutes(c.deadline, now),)),
+        (
+            SlaStatus(c.name, minutes, sla_risk(minutes, settings.sla_at_risk_minutes))
+            for c in case.sla_clocks
+            for minutes in (_minutes(c.deadline, now),)
+        ),
         key=lambda s: (s.minutes_remaining, s.name),
     )
     return Signals(
         case_age_minutes=_minutes(now, case.created_at),
         sla_clocks=tuple(clocks),
         sla=clocks[0] if clocks else None,
-        sentiment=summarise_sentiment([r.score for r in case.sentiment],
-                                      settings.negative_sentiment, settings.sentiment_window),
+        sentiment=summarise_sentiment(
+            [r.score for r in case.sentiment],
+            settings.negative_sentiment,
+            settings.sentiment_window,
+        ),
         sla_at_risk_minutes=settings.sla_at_risk_minutes,
         negative_sentiment=settings.negative_sentiment,
         sentiment_window=settings.sentiment_window,

@@ -29,8 +29,14 @@ def actual_values(leaf: Leaf, fact: Fact) -> str:
     return "; ".join(parts)
 
 
-def _why(cond: Cond, truth: dict[str, bool], want: bool, leaves: dict[str, Leaf], fact: Fact,
-         negated: bool = False) -> list[ClauseTrace]:
+def _why(
+    cond: Cond,
+    truth: dict[str, bool],
+    want: bool,
+    leaves: dict[str, Leaf],
+    fact: Fact,
+    negated: bool = False,
+) -> list[ClauseTrace]:
     """Clauses explaining why ``cond`` evaluated to ``want``."""
     if isinstance(cond, LeafRef):
         value = truth[cond.leaf_id]
@@ -44,12 +50,14 @@ def _why(cond: Cond, truth: dict[str, bool], want: bool, leaves: dict[str, Leaf]
     explain_all = (isinstance(cond, AllOf) and want) or (isinstance(cond, AnyOf) and not want)
     chosen = cond.children if explain_all else decisive
     # Under a NOT each clause is shown negated ("not A" holds), so polarity passes through.
-    return [clause for child in chosen
-            for clause in _why(child, truth, want, leaves, fact, negated)]
+    return [
+        clause for child in chosen for clause in _why(child, truth, want, leaves, fact, negated)
+    ]
 
 
-def trace_rules(rules: tuple[Rule, ...], truth: dict[str, bool], leaves: dict[str, Leaf],
-                fact: Fact) -> tuple[tuple[RuleTrace, ...], Rule]:
+def trace_rules(
+    rules: tuple[Rule, ...], truth: dict[str, bool], leaves: dict[str, Leaf], fact: Fact
+) -> tuple[tuple[RuleTrace, ...], Rule]:
     """Evaluate every rule and explain each; the first that fired decides.
 
     Args:
@@ -68,7 +76,14 @@ def trace_rules(rules: tuple[Rule, ...], truth: dict[str, bool], leaves: dict[st
         decided = fired and deciding is None
         if decided:
             deciding = rule
-        traces.append(RuleTrace(rule.rule_id, rule.description, fired, decided,
-                                tuple(_why(rule.when, truth, fired, leaves, fact))))
+        traces.append(
+            RuleTrace(
+                rule.rule_id,
+                rule.description,
+                fired,
+                decided,
+                tuple(_why(rule.when, truth, fired, leaves, fact)),
+            )
+        )
     assert deciding is not None  # noqa: S101 - the compiler guarantees a final catch-all
     return tuple(traces), deciding

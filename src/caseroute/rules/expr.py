@@ -211,7 +211,9 @@ class _Parser:
                 hint = " (operators are lower case: and, or, not)"
             raise ExprSyntaxError(
                 f"unexpected {self._describe()} after a complete condition{hint}; join "
-                "conditions with `and` / `or`", self.tok.start)
+                "conditions with `and` / `or`",
+                self.tok.start,
+            )
         return expr
 
     def parse_or(self) -> Expr:
@@ -229,8 +231,7 @@ class _Parser:
             operands.append(sub())
         if len(operands) == 1:
             return first
-        return BoolOp(op, tuple(operands), Span(_span(operands[0]).start,
-                                                _span(operands[-1]).end))
+        return BoolOp(op, tuple(operands), Span(_span(operands[0]).start, _span(operands[-1]).end))
 
     def parse_not(self) -> Expr:
         if self.at_word("not"):
@@ -270,7 +271,9 @@ class _Parser:
             else:
                 raise ExprSyntaxError(
                     f"expected a list like ['a', 'b'] or a list field after `in`, found "
-                    f"{self._describe()}", self.tok.start)
+                    f"{self._describe()}",
+                    self.tok.start,
+                )
             return Membership(left, target, negated, Span(left.span.start, target.span.end))
         return Truth(left, left.span)
 
@@ -278,8 +281,9 @@ class _Parser:
         tok = self.tok
         if tok.kind == "number":
             self.advance()
-            number: int | float = float(tok.text) if any(c in tok.text for c in ".eE") \
-                else int(tok.text)
+            number: int | float = (
+                float(tok.text) if any(c in tok.text for c in ".eE") else int(tok.text)
+            )
             return Literal(number, Span(tok.start, tok.end))
         if tok.kind == "string":
             self.advance()
@@ -289,8 +293,9 @@ class _Parser:
             return Literal(tok.text == "true", Span(tok.start, tok.end))
         if tok.kind == "word" and tok.text not in KEYWORDS:
             return self.parse_path()
-        raise ExprSyntaxError(f"expected a field, a value or `(`, found {self._describe()}",
-                              tok.start)
+        raise ExprSyntaxError(
+            f"expected a field, a value or `(`, found {self._describe()}", tok.start
+        )
 
     def parse_path(self) -> PathRef:
         tok = self.tok
@@ -303,8 +308,9 @@ class _Parser:
             self.advance()
             part = self.tok
             if part.kind != "word":
-                raise ExprSyntaxError(f"expected a name after `.`, found {self._describe()}",
-                                      part.start)
+                raise ExprSyntaxError(
+                    f"expected a name after `.`, found {self._describe()}", part.start
+                )
             self.advance()
             parts.append(part.text)
             end = part.end
@@ -316,14 +322,17 @@ class _Parser:
         while not (self.tok.kind == "punct" and self.tok.text == "]"):
             operand = self.parse_operand()
             if not isinstance(operand, Literal):
-                raise ExprSyntaxError("lists may only hold constants ('text', numbers, "
-                                      "true/false)", operand.span.start)
+                raise ExprSyntaxError(
+                    "lists may only hold constants ('text', numbers, true/false)",
+                    operand.span.start,
+                )
             items.append(operand)
             if self.tok.kind == "punct" and self.tok.text == ",":
                 self.advance()
             elif not (self.tok.kind == "punct" and self.tok.text == "]"):
-                raise ExprSyntaxError(f"expected `,` or `]` in list, found {self._describe()}",
-                                      self.tok.start)
+                raise ExprSyntaxError(
+                    f"expected `,` or `]` in list, found {self._describe()}", self.tok.start
+                )
         end = self.advance().end
         return ListLiteral(tuple(items), Span(start, end))
 

@@ -53,7 +53,8 @@ CASE_FIELDS: dict[str, FieldType] = {
     "case.tier": _enum(Tier, "member tier"),
     "case.classification_confidence": FieldType(Kind.NUMBER, doc="classifier confidence, 0-1"),
     "case.patient_location": FieldType(
-        Kind.STRING, optional=True, doc="jurisdiction of the patient at time of service, US-TX"),
+        Kind.STRING, optional=True, doc="jurisdiction of the patient at time of service, US-TX"
+    ),
     "case.region": FieldType(Kind.STRING, optional=True, doc="territory / commissioning area"),
     "case.preferred_language": FieldType(Kind.STRING, optional=True, doc="BCP 47 tag, e.g. en"),
     "case.flags": FieldType(Kind.STRING_LIST, doc="flags such as safeguarding, vip"),
@@ -62,13 +63,16 @@ CASE_FIELDS: dict[str, FieldType] = {
     "sentiment.latest": FieldType(Kind.NUMBER, optional=True, doc="score of the latest reply"),
     "sentiment.minimum": FieldType(Kind.NUMBER, optional=True, doc="lowest score of any reply"),
     "sentiment.change": FieldType(
-        Kind.NUMBER, optional=True, doc="latest minus the score sentiment_window replies back"),
+        Kind.NUMBER, optional=True, doc="latest minus the score sentiment_window replies back"
+    ),
     "sentiment.consecutive_negative": FieldType(
-        Kind.NUMBER, doc="latest replies in a row at or below signals.negative_sentiment"),
+        Kind.NUMBER, doc="latest replies in a row at or below signals.negative_sentiment"
+    ),
     "sentiment.count": FieldType(Kind.NUMBER, doc="number of replies scored"),
     "sla.name": FieldType(Kind.STRING, optional=True, doc="name of the most urgent SLA clock"),
     "sla.minutes_remaining": FieldType(
-        Kind.NUMBER, optional=True, doc="minutes to the most urgent deadline (negative: late)"),
+        Kind.NUMBER, optional=True, doc="minutes to the most urgent deadline (negative: late)"
+    ),
     "sla.risk": _enum(SlaRisk, "risk of the most urgent clock", optional=True),
 }
 """Built-in readable fields. ``case.attributes.<key>`` fields come from the ruleset's

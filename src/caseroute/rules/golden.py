@@ -32,7 +32,7 @@ from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.decision import Decision, Outcome, Priority
 from caseroute.domain.errors import Problem, RequestError, RulesetError
 from caseroute.domain.roster import Roster
-from caseroute.rules.ir import Const
+from caseroute.rules.ir import is_catch_all
 from caseroute.rules.model import Rule
 from caseroute.rules.schema import NAME_RE, SchemaReader
 from caseroute.rules.source import Node, read_yaml, to_data
@@ -107,9 +107,13 @@ def _load_roster(r: SchemaReader, node: Node, base: Path) -> Roster | None:
 
 
 def _expectation(r: SchemaReader, node: Node, name: str) -> Expectation | None:
-    e = r.mapping(node, f"expect of {name}", ("outcome", "rule"),
-                  ("agent", "queue", "reasons", "priority", "excluded", "eligible", "not_fired"),
-                  name)
+    e = r.mapping(
+        node,
+        f"expect of {name}",
+        ("outcome", "rule"),
+        ("agent", "queue", "reasons", "priority", "excluded", "eligible", "not_fired"),
+        name,
+    )
     outcome = r.choice(e.get("outcome"), "expect.outcome", Outcome, name)
     rule = r.string(e.get("rule"), "expect.rule", name)
     if outcome is None or rule is None:
@@ -119,8 +123,13 @@ def _expectation(r: SchemaReader, node: Node, name: str) -> Expectation | None:
         agent = None if e["agent"].value is None else r.string(e["agent"], "expect.agent", name)
     excluded = {}
     if "excluded" in e:
-        for agent_id, checks in r.mapping(e["excluded"], "expect.excluded", (), tuple(
-                e["excluded"].value) if e["excluded"].is_mapping else (), name).items():
+        for agent_id, checks in r.mapping(
+            e["excluded"],
+            "expect.excluded",
+            (),
+            tuple(e["excluded"].value) if e["excluded"].is_mapping else (),
+            name,
+        ).items():
             excluded[agent_id] = frozenset(r.strings(checks, f"excluded.{agent_id}", name))
     return Expectation(
         outcome=outcome,
@@ -131,7 +140,8 @@ def _expectation(r: SchemaReader, node: Node, name: str) -> Expectation | None:
         priority=r.choice(e.get("priority"), "expect.priority", Priority, name),
         excluded=excluded,
         eligible=frozenset(r.strings(e["eligible"], "expect.eligible", name))
-        if "eligible" in e else None,
+        if "eligible" in e
+        else None,
         not_fired=r.strings(e.get("not_fired"), "expect.not_fired", name),
     )
 
@@ -153,14 +163,18 @@ def load_golden_file(path: Path) -> list[GoldenCase]:
     top = r.mapping(source.root, "the golden file", ("cases",), ("now", "roster"))
     default_now = parse_timestamp(top["now"].value) if "now" in top else None
     if "now" in top and default_now is None:
-        r.error("golden.now", "`now` must be an ISO-8601 instant with offset, e.g. "
-                              "\"2026-11-21T10:00:00Z\"", top["now"])
+        r.error(
+            "golden.now",
+            '`now` must be an ISO-8601 instant with offset, e.g. "2026-11-21T10:00:00Z"',
+            top["now"],
+        )
     default_roster = _load_roster(r, top["roster"], path.parent) if "roster" in top else None
     cases: list[GoldenCase] = []
     seen: set[str] = set()
     for node in r.items(top.get("cases"), "`cases`"):
-        c = r.mapping(node, "a golden case", ("name", "case", "expect"),
-                      ("description", "now", "roster"))
+        c = r.mapping(
+            node, "a golden case", ("name", "case", "expect"), ("description", "now", "roster")
+        )
         name = r.string(c.get("name"), "case name", None, NAME_RE) or "?"
         if name in seen:
             r.error("golden.duplicate_name", f"golden case name `{name}` is used twice", node)
@@ -181,8 +195,9 @@ def load_golden_file(path: Path) -> list[GoldenCase]:
         expect = _expectation(r, c["expect"], name) if "expect" in c else None
         if now and roster and case and expect:
             description = r.string(c.get("description"), "description", name) or ""
-            cases.append(GoldenCase(name, description, source.path, node.line, now, case, roster,
-                                    expect))
+            cases.append(
+                GoldenCase(name, description, source.path, node.line, now, case, roster, expect)
+            )
     if r.problems:
         raise RulesetError(r.problems)
     return cases
@@ -233,12 +248,17 @@ def check_expectation(expect: Expectation, decision: Decision) -> list[str]:
         got = sorted(f.check for f in verdict.failures) if verdict else "not evaluated"
         differ(f"excluded {agent_id}", sorted(checks), got)
     if expect.eligible is not None:
-        differ("eligible", sorted(expect.eligible),
-               sorted(a for a, v in verdicts.items() if v.eligible))
+        differ(
+            "eligible",
+            sorted(expect.eligible),
+            sorted(a for a, v in verdicts.items() if v.eligible),
+        )
     fired = {t.rule_id for t in decision.explanation.rules if t.fired}
-    for rule_id in expect.not_fired:
-        if rule_id in fired:
-            out.append(f"rule {rule_id}: expected not to fire, but it fired")
+    out.extend(
+        f"rule {rule_id}: expected not to fire, but it fired"
+        for rule_id in expect.not_fired
+        if rule_id in fired
+    )
     return out
 
 
@@ -247,18 +267,20 @@ def run_golden(cases: list[GoldenCase], decider: Decider) -> list[GoldenResult]:
     results = []
     for case in cases:
         decision = decider(case.case, case.roster, case.now)
-        results.append(GoldenResult(case, decision, tuple(check_expectation(case.expect,
-                                                                            decision))))
+        results.append(
+            GoldenResult(case, decision, tuple(check_expectation(case.expect, decision)))
+        )
     return results
 
 
-def rule_coverage(results: list[GoldenResult],
-                  rules: tuple[Rule, ...]) -> dict[str, tuple[int, int]]:
+def rule_coverage(
+    results: list[GoldenResult], rules: tuple[Rule, ...]
+) -> dict[str, tuple[int, int]]:
     """Rule id -> (cases it decided, cases where it did not fire).
 
     The catch-all always fires, so for it the second count is cases it did not decide.
     """
-    catch_all = {r.rule_id for r in rules if r.when == Const(True, "true")}
+    catch_all = {r.rule_id for r in rules if is_catch_all(r.when)}
     cover = {r.rule_id: [0, 0] for r in rules}
     for result in results:
         for trace in result.decision.explanation.rules:

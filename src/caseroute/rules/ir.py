@@ -103,6 +103,11 @@ class Const:
 Cond = LeafRef | AllOf | AnyOf | NotOf | Const
 
 
+def is_catch_all(cond: Cond) -> bool:
+    """Whether a condition is the constant ``true`` (the catch-all rule)."""
+    return isinstance(cond, Const) and cond.value
+
+
 def leaf_ids(cond: Cond) -> list[str]:
     """Every leaf id a condition uses, in source order (with repeats)."""
     if isinstance(cond, LeafRef):

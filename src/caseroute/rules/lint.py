@@ -9,8 +9,13 @@ from caseroute.rules.model import Rule
 from caseroute.rules.schema import RawRuleset
 
 
-def lint_ruleset(raw: RawRuleset, rules: tuple[Rule, ...], leaves: dict[str, Leaf],
-                 params_used: set[str], file: str) -> list[Problem]:
+def lint_ruleset(
+    raw: RawRuleset,
+    rules: tuple[Rule, ...],
+    leaves: dict[str, Leaf],
+    params_used: set[str],
+    file: str,
+) -> list[Problem]:
     """Find likely mistakes.
 
     Args:
@@ -26,28 +31,61 @@ def lint_ruleset(raw: RawRuleset, rules: tuple[Rule, ...], leaves: dict[str, Lea
     out: list[Problem] = []
     for name, line in raw.param_lines.items():
         if name not in params_used and name not in raw.signal_params:
-            out.append(Problem("lint.unused_param", f"param `{name}` is never used; remove it "
-                                                    "or reference it as params." + name,
-                               file, line, 0, None, Severity.WARNING))
+            out.append(
+                Problem(
+                    "lint.unused_param",
+                    f"param `{name}` is never used; remove it or reference it as params." + name,
+                    file,
+                    line,
+                    0,
+                    None,
+                    Severity.WARNING,
+                )
+            )
     seen: dict[object, str] = {}
     for rule in rules:
         if isinstance(rule.when, Const) and not rule.when.value:
-            out.append(Problem("lint.never_fires", "condition is constant false; the rule can "
-                                                   "never fire", file, rule.line, 0, rule.rule_id,
-                               Severity.WARNING))
+            out.append(
+                Problem(
+                    "lint.never_fires",
+                    "condition is constant false; the rule can never fire",
+                    file,
+                    rule.line,
+                    0,
+                    rule.rule_id,
+                    Severity.WARNING,
+                )
+            )
         key = repr(rule.when) if not isinstance(rule.when, Const) else None
         if key is not None and key in seen:
-            out.append(Problem("lint.shadowed", f"same condition as earlier rule `{seen[key]}`, "
-                                                "which always decides first; this rule never "
-                                                "decides", file, rule.line, 0, rule.rule_id,
-                               Severity.WARNING))
+            out.append(
+                Problem(
+                    "lint.shadowed",
+                    f"same condition as earlier rule `{seen[key]}`, "
+                    "which always decides first; this rule never "
+                    "decides",
+                    file,
+                    rule.line,
+                    0,
+                    rule.rule_id,
+                    Severity.WARNING,
+                )
+            )
         elif key is not None:
             seen[key] = rule.rule_id
         for leaf_id in leaf_ids(rule.when):
             leaf = leaves[leaf_id]
             field = CASE_FIELDS.get(leaf.path)
             if leaf.kind is LeafKind.EXISTS and field is not None and not field.optional:
-                out.append(Problem("lint.always_present", f"`{leaf.path}` is always present; "
-                                                          "exists() on it is always true",
-                                   file, rule.line, 0, rule.rule_id, Severity.WARNING))
+                out.append(
+                    Problem(
+                        "lint.always_present",
+                        f"`{leaf.path}` is always present; exists() on it is always true",
+                        file,
+                        rule.line,
+                        0,
+                        rule.rule_id,
+                        Severity.WARNING,
+                    )
+                )
     return out

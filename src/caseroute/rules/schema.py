@@ -89,19 +89,36 @@ class SchemaReader:
         self.file = file
         self.problems: list[Problem] = []
 
-    def error(self, code: str, message: str, node: Node | int, rule_id: str | None = None,
-              severity: Severity = Severity.ERROR, column: int | None = None) -> None:
+    def error(
+        self,
+        code: str,
+        message: str,
+        node: Node | int,
+        rule_id: str | None = None,
+        severity: Severity = Severity.ERROR,
+        column: int | None = None,
+    ) -> None:
         """Record a problem at a node (or a bare line)."""
         line = node if isinstance(node, int) else node.line
         col = column if column is not None else (0 if isinstance(node, int) else node.column)
         self.problems.append(Problem(code, message, self.file, line, col, rule_id, severity))
 
-    def mapping(self, node: Node, what: str, required: tuple[str, ...],
-                optional: tuple[str, ...] = (), rule_id: str | None = None) -> dict[str, Node]:
+    def mapping(
+        self,
+        node: Node,
+        what: str,
+        required: tuple[str, ...],
+        optional: tuple[str, ...] = (),
+        rule_id: str | None = None,
+    ) -> dict[str, Node]:
         """The entries of a mapping node; unknown and missing keys are problems."""
         if not node.is_mapping:
-            self.error("schema.type", f"{what} must be a mapping (key: value lines), got "
-                                      f"{_kind(node)}", node, rule_id)
+            self.error(
+                "schema.type",
+                f"{what} must be a mapping (key: value lines), got {_kind(node)}",
+                node,
+                rule_id,
+            )
             return {}
         allowed = required + optional
         entries: dict[str, Node] = node.value
@@ -110,15 +127,26 @@ class SchemaReader:
                 hint = difflib.get_close_matches(key, allowed, n=1)
                 tip = f"did you mean `{hint[0]}`?" if hint else f"allowed: {', '.join(allowed)}"
                 kline, kcol = node.key_positions.get(key, (node.line, node.column))
-                self.error("schema.unknown_key", f"unknown key `{key}` in {what} ({tip})",
-                           kline, rule_id, column=kcol)
+                self.error(
+                    "schema.unknown_key",
+                    f"unknown key `{key}` in {what} ({tip})",
+                    kline,
+                    rule_id,
+                    column=kcol,
+                )
         for key in required:
             if key not in entries:
                 self.error("schema.missing_key", f"{what} needs `{key}`", node, rule_id)
         return entries
 
-    def string(self, node: Node | None, what: str, rule_id: str | None = None,
-               pattern: re.Pattern[str] | None = None, hint: str = "") -> str | None:
+    def string(
+        self,
+        node: Node | None,
+        what: str,
+        rule_id: str | None = None,
+        pattern: re.Pattern[str] | None = None,
+        hint: str = "",
+    ) -> str | None:
         """A non-empty string (optionally matching a pattern)."""
         if node is None:
             return None
@@ -126,8 +154,12 @@ class SchemaReader:
         if isinstance(value, int | float) and not isinstance(value, bool) and pattern is None:
             value = str(value)
         if not isinstance(value, str) or not value.strip():
-            self.error("schema.type", f"{what} must be a non-empty string, got {_kind(node)}",
-                       node, rule_id)
+            self.error(
+                "schema.type",
+                f"{what} must be a non-empty string, got {_kind(node)}",
+                node,
+                rule_id,
+            )
             return None
         if pattern is not None and not pattern.match(value):
             self.error("schema.format", f"{what} {value!r} is not valid{hint}", node, rule_id)
@@ -139,34 +171,41 @@ class SchemaReader:
         if node is None:
             return None
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
-            self.error("schema.type", f"{what} must be a number, got {_kind(node)}", node,
-                       rule_id)
+            self.error("schema.type", f"{what} must be a number, got {_kind(node)}", node, rule_id)
             return None
         return float(node.value)
 
-    def integer(self, node: Node | None, what: str, low: int, high: int,
-                rule_id: str | None = None) -> int | None:
+    def integer(
+        self, node: Node | None, what: str, low: int, high: int, rule_id: str | None = None
+    ) -> int | None:
         """An integer within [low, high]."""
         if node is None:
             return None
         if isinstance(node.value, bool) or not isinstance(node.value, int):
-            self.error("schema.type", f"{what} must be a whole number, got {_kind(node)}", node,
-                       rule_id)
+            self.error(
+                "schema.type", f"{what} must be a whole number, got {_kind(node)}", node, rule_id
+            )
             return None
         if not low <= node.value <= high:
-            self.error("schema.range", f"{what} must be between {low} and {high}, got "
-                                       f"{node.value}", node, rule_id)
+            self.error(
+                "schema.range",
+                f"{what} must be between {low} and {high}, got {node.value}",
+                node,
+                rule_id,
+            )
             return None
         return int(node.value)
 
-    def boolean(self, node: Node | None, what: str, default: bool,
-                rule_id: str | None = None) -> bool:
+    def boolean(
+        self, node: Node | None, what: str, *, default: bool, rule_id: str | None = None
+    ) -> bool:
         """true/false (YAML 1.2: yes/no are strings, so they are rejected here)."""
         if node is None:
             return default
         if not isinstance(node.value, bool):
-            self.error("schema.type", f"{what} must be true or false, got {_kind(node)}", node,
-                       rule_id)
+            self.error(
+                "schema.type", f"{what} must be true or false, got {_kind(node)}", node, rule_id
+            )
             return default
         return node.value
 
@@ -197,8 +236,14 @@ class SchemaReader:
         items: list[Node] = node.value
         return items
 
-    def strings(self, node: Node | None, what: str, rule_id: str | None = None,
-                pattern: re.Pattern[str] | None = None, hint: str = "") -> tuple[str, ...]:
+    def strings(
+        self,
+        node: Node | None,
+        what: str,
+        rule_id: str | None = None,
+        pattern: re.Pattern[str] | None = None,
+        hint: str = "",
+    ) -> tuple[str, ...]:
         """A list of strings."""
         out = []
         for item in self.items(node, what, rule_id):
@@ -207,8 +252,9 @@ class SchemaReader:
                 out.append(value)
         return tuple(out)
 
-    def choice(self, node: Node | None, what: str, kind: type[Any],
-               rule_id: str | None = None) -> Any:
+    def choice(
+        self, node: Node | None, what: str, kind: type[Any], rule_id: str | None = None
+    ) -> Any:
         """One member of a StrEnum."""
         if node is None:
             return None
@@ -216,8 +262,12 @@ class SchemaReader:
         if not isinstance(node.value, str) or node.value not in members:
             hint = difflib.get_close_matches(str(node.value), members, n=1)
             tip = f" (did you mean `{hint[0]}`?)" if hint else ""
-            self.error("schema.value", f"{what} must be one of {', '.join(members)}; got "
-                                       f"{node.value!r}{tip}", node, rule_id)
+            self.error(
+                "schema.value",
+                f"{what} must be one of {', '.join(members)}; got {node.value!r}{tip}",
+                node,
+                rule_id,
+            )
             return None
         return kind(node.value)
 
@@ -257,8 +307,15 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     r = SchemaReader(file)
     out = RawRuleset()
     top = r.mapping(root, "the ruleset file", _TOP, _TOP_OPTIONAL)
-    out.name = r.string(top.get("ruleset"), "`ruleset` (the name)", pattern=NAME_RE,
-                        hint=" (lower-case letters, digits, - and _)") or ""
+    out.name = (
+        r.string(
+            top.get("ruleset"),
+            "`ruleset` (the name)",
+            pattern=NAME_RE,
+            hint=" (lower-case letters, digits, - and _)",
+        )
+        or ""
+    )
     out.version = r.string(top.get("version"), "`version`") or ""
     out.description = r.string(top.get("description"), "`description`") or ""
     out.owner = r.string(top.get("owner"), "`owner`") or ""
@@ -271,10 +328,10 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     _read_matching(r, top.get("matching"), out)
     if "queues" in top:
         out.queues_line = top["queues"].line
-        for key, node in r.mapping(top["queues"], "`queues`", (),
-                                   tuple(i.value for i in Intent)).items():
-            queue = r.string(node, f"queue for intent `{key}`", pattern=NAME_RE,
-                             hint=_QUEUE_HINT)
+        for key, node in r.mapping(
+            top["queues"], "`queues`", (), tuple(i.value for i in Intent)
+        ).items():
+            queue = r.string(node, f"queue for intent `{key}`", pattern=NAME_RE, hint=_QUEUE_HINT)
             if queue is not None:
                 out.queues[Intent(key)] = queue
     if "rules" in top:
@@ -303,14 +360,22 @@ def _read_params(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
                 if isinstance(item.value, str | int | float | bool) and item.value is not None:
                     items.append(item.value)
                 else:
-                    r.error("schema.type", f"param `{name}` lists must hold strings, numbers or "
-                                           f"booleans, got {_kind(item)}", item)
+                    r.error(
+                        "schema.type",
+                        f"param `{name}` lists must hold strings, numbers or "
+                        f"booleans, got {_kind(item)}",
+                        item,
+                    )
             out.params[name] = tuple(items)
         elif isinstance(value.value, str | int | float | bool):
             out.params[name] = value.value
         else:
-            r.error("schema.type", f"param `{name}` must be a string, number, boolean or a list "
-                                   f"of them, got {_kind(value)}", value)
+            r.error(
+                "schema.type",
+                f"param `{name}` must be a string, number, boolean or a list "
+                f"of them, got {_kind(value)}",
+                value,
+            )
             continue
         out.param_lines[name] = line
 
@@ -320,8 +385,12 @@ def _signal_number(r: SchemaReader, node: Node | None, what: str, out: RawRulese
         name = node.value.removeprefix("params.")
         value = out.params.get(name)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            r.error("schema.unknown_param", f"{what} refers to `{node.value}`, which is not a "
-                                            "numeric param; define it under `params`", node)
+            r.error(
+                "schema.unknown_param",
+                f"{what} refers to `{node.value}`, which is not a "
+                "numeric param; define it under `params`",
+                node,
+            )
             return None
         out.signal_params.add(name)
         return float(value)
@@ -331,16 +400,22 @@ def _signal_number(r: SchemaReader, node: Node | None, what: str, out: RawRulese
 def _read_signals(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
     if node is None:
         return
-    entries = r.mapping(node, "`signals`", (), ("sla_at_risk_minutes", "negative_sentiment",
-                                                 "sentiment_window"))
+    entries = r.mapping(
+        node, "`signals`", (), ("sla_at_risk_minutes", "negative_sentiment", "sentiment_window")
+    )
     defaults = SignalSettings()
-    at_risk = _signal_number(r, entries.get("sla_at_risk_minutes"),
-                             "signals.sla_at_risk_minutes", out)
-    negative = _signal_number(r, entries.get("negative_sentiment"),
-                              "signals.negative_sentiment", out)
+    at_risk = _signal_number(
+        r, entries.get("sla_at_risk_minutes"), "signals.sla_at_risk_minutes", out
+    )
+    negative = _signal_number(
+        r, entries.get("negative_sentiment"), "signals.negative_sentiment", out
+    )
     if negative is not None and not -1.0 <= negative <= 1.0:
-        r.error("schema.range", "signals.negative_sentiment must be within [-1, 1]",
-                entries["negative_sentiment"])
+        r.error(
+            "schema.range",
+            "signals.negative_sentiment must be within [-1, 1]",
+            entries["negative_sentiment"],
+        )
         negative = None
     window = r.integer(entries.get("sentiment_window"), "signals.sentiment_window", 1, 100)
     out.signals = SignalSettings(
@@ -354,18 +429,24 @@ def _read_attributes(r: SchemaReader, node: Node | None, out: RawRuleset) -> Non
     if node is None:
         return
     if not node.is_mapping:
-        r.error("schema.type", "`attributes` must map attribute names to string, number or "
-                               "boolean", node)
+        r.error(
+            "schema.type",
+            "`attributes` must map attribute names to string, number or boolean",
+            node,
+        )
         return
     for name, kind_node in node.value.items():
         if not PARAM_RE.match(name):
-            r.error("schema.format", f"attribute name `{name}` must be lower_snake_case",
-                    kind_node)
+            r.error("schema.format", f"attribute name `{name}` must be lower_snake_case", kind_node)
             continue
         kind = ATTRIBUTE_KINDS.get(str(kind_node.value))
         if kind is None:
-            r.error("schema.value", f"attribute `{name}` must be declared as string, number or "
-                                    f"boolean, got {_kind(kind_node)}", kind_node)
+            r.error(
+                "schema.value",
+                f"attribute `{name}` must be declared as string, number or "
+                f"boolean, got {_kind(kind_node)}",
+                kind_node,
+            )
             continue
         out.attributes[name] = FieldType(kind, optional=True, doc="declared case attribute")
 
@@ -376,21 +457,27 @@ def _read_constraints(r: SchemaReader, node: Node) -> Constraints | None:
     if "safeguarding" in entries:
         sg = r.mapping(entries["safeguarding"], "`constraints.safeguarding`", ("flag", "queue"))
         flag = r.string(sg.get("flag"), "constraints.safeguarding.flag", pattern=CODE_RE)
-        queue = r.string(sg.get("queue"), "constraints.safeguarding.queue", pattern=NAME_RE,
-                         hint=_QUEUE_HINT)
+        queue = r.string(
+            sg.get("queue"), "constraints.safeguarding.queue", pattern=NAME_RE, hint=_QUEUE_HINT
+        )
     consent = None
     if "consent" in entries:
         cs = r.mapping(entries["consent"], "`constraints.consent`", ("flag",))
         consent = r.string(cs.get("flag"), "constraints.consent.flag", pattern=CODE_RE)
     licence: dict[Intent, tuple[str, ...]] = {}
     if "licence" in entries:
-        lic = r.mapping(entries["licence"], "`constraints.licence`", (),
-                        tuple(i.value for i in Intent))
+        lic = r.mapping(
+            entries["licence"], "`constraints.licence`", (), tuple(i.value for i in Intent)
+        )
         for intent, types in lic.items():
             values = r.strings(types, f"constraints.licence.{intent}", pattern=CODE_RE)
             if not values:
-                r.error("schema.value", f"constraints.licence.{intent} must list at least one "
-                                        "licence type (remove the key if none is required)", types)
+                r.error(
+                    "schema.value",
+                    f"constraints.licence.{intent} must list at least one "
+                    "licence type (remove the key if none is required)",
+                    types,
+                )
             licence[Intent(intent)] = values
     if flag is None or queue is None:
         return None
@@ -402,19 +489,22 @@ def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
     for item in r.items(node, "`compacts`"):
         c = r.mapping(item, "a compact", ("name", "licence_types", "members"))
         name = r.string(c.get("name"), "compact name") or "?"
-        types = r.strings(c.get("licence_types"), f"compact {name} licence_types",
-                          pattern=CODE_RE)
+        types = r.strings(c.get("licence_types"), f"compact {name} licence_types", pattern=CODE_RE)
         members = []
         for m_node in r.items(c.get("members"), f"compact {name} members"):
-            m = r.mapping(m_node, f"a member of compact {name}", ("jurisdiction", "since"),
-                          ("until",))
-            where = r.string(m.get("jurisdiction"), "member jurisdiction",
-                             pattern=JURISDICTION_RE, hint=" (ISO 3166-2, e.g. US-TX)")
+            m = r.mapping(
+                m_node, f"a member of compact {name}", ("jurisdiction", "since"), ("until",)
+            )
+            where = r.string(
+                m.get("jurisdiction"),
+                "member jurisdiction",
+                pattern=JURISDICTION_RE,
+                hint=" (ISO 3166-2, e.g. US-TX)",
+            )
             since = r.day(m.get("since"), "member since")
             until = r.day(m.get("until"), "member until") if "until" in m else None
             if since is not None and until is not None and until < since:
-                r.error("schema.range", f"membership of {where} ends before it starts",
-                        m["until"])
+                r.error("schema.range", f"membership of {where} ends before it starts", m["until"])
             if where is not None and since is not None:
                 members.append(CompactMember(where, since, until))
         compacts.append(Compact(name, frozenset(types), tuple(members)))
@@ -426,12 +516,16 @@ def _read_matching(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
         return
     entries = r.mapping(node, "`matching`", (), ("statuses", "ranking"))
     if "statuses" in entries:
-        statuses = [r.choice(s, "each of matching.statuses", AgentStatus)
-                    for s in r.items(entries["statuses"], "matching.statuses")]
+        statuses = [
+            r.choice(s, "each of matching.statuses", AgentStatus)
+            for s in r.items(entries["statuses"], "matching.statuses")
+        ]
         out.statuses = tuple(s for s in statuses if s is not None)
     if "ranking" in entries:
-        criteria = [r.choice(c, "each of matching.ranking", RankingCriterion)
-                    for c in r.items(entries["ranking"], "matching.ranking")]
+        criteria = [
+            r.choice(c, "each of matching.ranking", RankingCriterion)
+            for c in r.items(entries["ranking"], "matching.ranking")
+        ]
         out.ranking = tuple(c for c in criteria if c is not None)
         if len(set(out.ranking)) != len(out.ranking):
             r.error("schema.value", "matching.ranking lists a criterion twice", entries["ranking"])
@@ -440,8 +534,9 @@ def _read_matching(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
 _REQUIREMENT_KEYS = ("licence", "skills", "case_skills", "territory", "language", "roles")
 
 
-def _read_requirements(r: SchemaReader, entries: dict[str, Node], where: str,
-                       rule_id: str) -> Requirements:
+def _read_requirements(
+    r: SchemaReader, entries: dict[str, Node], where: str, rule_id: str
+) -> Requirements:
     licence = None
     if "licence" in entries:
         licence = r.strings(entries["licence"], f"{where}.licence", rule_id, CODE_RE)
@@ -454,21 +549,30 @@ def _read_requirements(r: SchemaReader, entries: dict[str, Node], where: str,
             skills.append(RequiredSkill(name, level))
     roles = None
     if "roles" in entries:
-        chosen = [r.choice(n, f"each of {where}.roles", Role, rule_id)
-                  for n in r.items(entries["roles"], f"{where}.roles", rule_id)]
+        chosen = [
+            r.choice(n, f"each of {where}.roles", Role, rule_id)
+            for n in r.items(entries["roles"], f"{where}.roles", rule_id)
+        ]
         roles = tuple(x for x in chosen if x is not None)
     return Requirements(
         licence_types=licence,
         skills=tuple(skills),
-        case_skills=r.boolean(entries.get("case_skills"), f"{where}.case_skills", True, rule_id),
-        territory=r.boolean(entries.get("territory"), f"{where}.territory", True, rule_id),
-        language=r.boolean(entries.get("language"), f"{where}.language", True, rule_id),
+        case_skills=r.boolean(
+            entries.get("case_skills"), f"{where}.case_skills", default=True, rule_id=rule_id
+        ),
+        territory=r.boolean(
+            entries.get("territory"), f"{where}.territory", default=True, rule_id=rule_id
+        ),
+        language=r.boolean(
+            entries.get("language"), f"{where}.language", default=True, rule_id=rule_id
+        ),
         roles=roles,
     )
 
 
-def _queue_target(r: SchemaReader, node: Node | None, what: str,
-                  rule_id: str) -> tuple[QueueTarget, bool]:
+def _queue_target(
+    r: SchemaReader, node: Node | None, what: str, rule_id: str
+) -> tuple[QueueTarget, bool]:
     if node is not None and node.value == "by_intent":
         return QueueTarget(None), True
     name = r.string(node, what, rule_id, NAME_RE, _QUEUE_HINT)
@@ -478,10 +582,12 @@ def _queue_target(r: SchemaReader, node: Node | None, what: str,
 def _read_rule(r: SchemaReader, node: Node) -> RawRule | None:
     rule_id = None
     if node.is_mapping and "id" in node.value:
-        rule_id = r.string(node.value["id"], "rule `id`", None, NAME_RE,
-                           " (lower-case letters, digits, - and _)")
-    entries = r.mapping(node, f"rule `{rule_id or '?'}`", ("id", "when", "then"),
-                        ("description",), rule_id)
+        rule_id = r.string(
+            node.value["id"], "rule `id`", None, NAME_RE, " (lower-case letters, digits, - and _)"
+        )
+    entries = r.mapping(
+        node, f"rule `{rule_id or '?'}`", ("id", "when", "then"), ("description",), rule_id
+    )
     if not entries:
         return None
     description = r.string(entries.get("description"), "description", rule_id) or ""
@@ -493,30 +599,43 @@ def _read_rule(r: SchemaReader, node: Node) -> RawRule | None:
         elif isinstance(when_node.value, str) and when_node.value.strip():
             when_text = when_node.value
         else:
-            r.error("schema.type", "`when` must be a condition in quotes, or `true` for the "
-                                   f"catch-all; got {_kind(when_node)}", when_node, rule_id)
-    then = r.mapping(entries["then"], "`then`", (), ("route", "escalate", "exception",
-                                                     "priority"), rule_id) \
-        if "then" in entries else {}
+            r.error(
+                "schema.type",
+                "`when` must be a condition in quotes, or `true` for the "
+                f"catch-all; got {_kind(when_node)}",
+                when_node,
+                rule_id,
+            )
+    then = (
+        r.mapping(
+            entries["then"], "`then`", (), ("route", "escalate", "exception", "priority"), rule_id
+        )
+        if "then" in entries
+        else {}
+    )
     kinds = [k for k in ("route", "escalate", "exception") if k in then]
     if "then" in entries and len(kinds) != 1:
         found = ", ".join(kinds) if kinds else "none"
-        r.error("rules.action_count", "`then` needs exactly one of route, escalate, exception "
-                                      f"(found: {found})", entries["then"], rule_id)
+        r.error(
+            "rules.action_count",
+            f"`then` needs exactly one of route, escalate, exception (found: {found})",
+            entries["then"],
+            rule_id,
+        )
     priority = r.choice(then.get("priority"), "priority", Priority, rule_id) or Priority.NORMAL
     rid = rule_id or "?"
     action: PendingAction | None = None
     by_intent = False
     if kinds == ["route"]:
         where = f"rule {rid} route"
-        e = r.mapping(then["route"], "`route`", ("queue",), (*_REQUIREMENT_KEYS, "reason"),
-                      rule_id)
+        e = r.mapping(then["route"], "`route`", ("queue",), (*_REQUIREMENT_KEYS, "reason"), rule_id)
         queue, by_intent = _queue_target(r, e.get("queue"), "route queue", rid)
         reason = r.string(e.get("reason"), "route reason", rule_id, NAME_RE) or "routed"
         action = RouteAction(queue, _read_requirements(r, e, where, rid), reason)
     elif kinds == ["escalate"]:
-        e = r.mapping(then["escalate"], "`escalate`", ("queue", "reason"), ("level", "assign"),
-                      rule_id)
+        e = r.mapping(
+            then["escalate"], "`escalate`", ("queue", "reason"), ("level", "assign"), rule_id
+        )
         queue, by_intent = _queue_target(r, e.get("queue"), "escalate queue", rid)
         level = r.integer(e.get("level"), "escalation level", 1, 9, rule_id) or 1
         reason = r.string(e.get("reason"), "escalate reason", rule_id, NAME_RE) or "?"
@@ -532,5 +651,6 @@ def _read_rule(r: SchemaReader, node: Node) -> RawRule | None:
         action = ExceptionAction(queue_name or "?", reason)
     if rule_id is None or when_text is None or when_node is None:
         return None
-    return RawRule(rule_id, description, when_text, when_node, action, by_intent, priority,
-                   node.line)
+    return RawRule(
+        rule_id, description, when_text, when_node, action, by_intent, priority, node.line
+    )

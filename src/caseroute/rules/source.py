@@ -98,7 +98,8 @@ class _TextTimestampConstructor(RoundTripConstructor):
 
 
 _TextTimestampConstructor.add_constructor(
-    "tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str)
+    "tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str
+)
 
 
 def to_data(node: Node) -> Any:
@@ -132,21 +133,33 @@ def parse_yaml(text: str, path: str) -> SourceFile:
         mark = exc.problem_mark
         key = (exc.problem or "").split('"')
         name = key[1] if len(key) > 2 else "?"
-        raise RulesetError([Problem(
-            "yaml.duplicate_key",
-            f"key `{name}` appears twice in the same mapping; YAML would silently keep only one. "
-            "Remove or rename one of them",
-            path, (mark.line + 1) if mark else 0, (mark.column + 1) if mark else 0,
-        )]) from None
+        raise RulesetError(
+            [
+                Problem(
+                    "yaml.duplicate_key",
+                    f"key `{name}` appears twice in the same mapping; YAML would silently keep "
+                    "only one. Remove or rename one of them",
+                    path,
+                    (mark.line + 1) if mark else 0,
+                    (mark.column + 1) if mark else 0,
+                )
+            ]
+        ) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = " ".join(x for x in (exc.context, exc.problem) if x)
-        raise RulesetError([Problem(
-            "yaml.syntax",
-            f"YAML syntax error: {what}. Check indentation and quoting near this line "
-            "(quote expressions that contain `:` or start with a quote)",
-            path, (mark.line + 1) if mark else 0, (mark.column + 1) if mark else 0,
-        )]) from None
+        raise RulesetError(
+            [
+                Problem(
+                    "yaml.syntax",
+                    f"YAML syntax error: {what}. Check indentation and quoting near this line "
+                    "(quote expressions that contain `:` or start with a quote)",
+                    path,
+                    (mark.line + 1) if mark else 0,
+                    (mark.column + 1) if mark else 0,
+                )
+            ]
+        ) from None
     root = _convert(data, 1, 1)
     return SourceFile(path, text, hashlib.sha256(text.encode()).hexdigest(), root)
 
@@ -166,14 +179,26 @@ def read_yaml(path: Path) -> SourceFile:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise RulesetError([Problem(
-            "source.unreadable", f"cannot read file: {exc.strerror or exc}; check the path",
-            str(path))]) from None
+        raise RulesetError(
+            [
+                Problem(
+                    "source.unreadable",
+                    f"cannot read file: {exc.strerror or exc}; check the path",
+                    str(path),
+                )
+            ]
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RulesetError([Problem(
-            "source.encoding", f"file is not UTF-8 (byte {exc.start}); save it as UTF-8",
-            str(path))]) from None
+        raise RulesetError(
+            [
+                Problem(
+                    "source.encoding",
+                    f"file is not UTF-8 (byte {exc.start}); save it as UTF-8",
+                    str(path),
+                )
+            ]
+        ) from None
     parsed = parse_yaml(text, str(path))
     return SourceFile(parsed.path, text, hashlib.sha256(raw).hexdigest(), parsed.root)

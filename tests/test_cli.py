@@ -1,0 +1,126 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from caseroute.cli import main
+from caseroute.testing import REFERENCE_RULESET, REPO_ROOT
+
+EXAMPLES = REPO_ROOT / "examples"
+NOW = "2026-11-21T10:00:00Z"
+
+
+def _decide(capsys: pytest.CaptureFixture[str], case: str, *extra: str) -> tuple[int, str]:
+    code = main(
+        [
+            "decide",
+            "--case",
+            str(EXAMPLES / "cases" / case),
+            "--roster",
+            str(EXAMPLES / "roster.json"),
+            "--ruleset",
+            str(REFERENCE_RULESET),
+            "--now",
+            NOW,
+            *extra,
+        ]
+    )
+    return code, capsys.readouterr().out
+
+
+def test_decide_prints_a_readable_explanation(capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo command explains the outcome, the rules, agents and provenance in words."""
+    code, out = _decide(capsys, "clinical-tx.json")
+    assert code == 0
+    assert (
+        out.splitlines()[0] == "CASE-1001: ASSIGN to nurse-tx-02 (queue clinical), priority normal"
+    )
+    for line in (
+        "  5. clinical: APPLIES - decided",
+        "      fails: case.urgency == 'critical'   [case.urgency = 'urgent']",
+        "  x nurse-ca-01: licence: needs RN valid in US-TX, has RN US-CA (single-state)",
+        "  1. nurse-tx-02: utilisation 0.2, clinical-triage level 2, idle minutes 50.0   <- chosen",
+    ):
+        assert line in out.splitlines()
+    assert "ruleset patient-enquiries version 2026.11.1 (sha256 " in out
+
+
+def test_decide_json_matches_the_text_decision(capsys: pytest.CaptureFixture[str]) -> None:
+    """--json emits the same decision as data."""
+    code, out = _decide(capsys, "unhappy-sla-at-risk.json", "--json", "--engine", "python")
+    data = json.loads(out)
+    assert (code, data["outcome"], data["agent_id"], data["rule_id"]) == (
+        0,
+        "ESCALATE",
+        "senior-tx-01",
+        "unhappy-sla-at-risk",
+    )
+    assert data["explanation"]["engine"] == "python"
+
+
+def test_bad_case_file_names_the_field(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Invalid input exits 2 with field paths, never a traceback."""
+    bad = tmp_path / "case.json"
+    bad.write_text('{"case_id": "x", "intent": "clinicl"}')
+    code = main(
+        [
+            "decide",
+            "--case",
+            str(bad),
+            "--roster",
+            str(EXAMPLES / "roster.json"),
+            "--ruleset",
+            str(REFERENCE_RULESET),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "case.intent: must be one of clinical" in err
+    assert "case.created_at: is required" in err
+
+
+def test_malformed_json_reports_line_and_column(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A JSON syntax error is reported with file:line:col."""
+    bad = tmp_path / "case.json"
+    bad.write_text('{\n  "case_id": "x",\n}')
+    assert main(["decide", "--case", str(bad), "--roster", str(bad)]) == 2
+    assert f"{bad}:3:1: case file is not valid JSON" in capsys.readouterr().err
+
+
+def test_rules_check_ok_and_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`rules check` exits 0 on a good ruleset and 1 with every problem on a bad one."""
+    assert main(["rules", "check", str(REFERENCE_RULESET)]) == 0
+    assert "ok - patient-enquiries version 2026.11.1, 7 rules" in capsys.readouterr().out
+    broken = tmp_path / "ruleset.yaml"
+    text = (REFERENCE_RULESET / "ruleset.yaml").read_text()
+    broken.write_text(
+        text.replace("case.urgency == 'critical'", "case.urgncy == 'critical'").replace(
+            "when: case.intent == 'prescription'", "when: case.intent = 1"
+        )
+    )
+    assert main(["rules", "check", str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert "error expr.unknown_field [rule critical-clinical]: unknown field `case.urgncy`" in out
+    assert "error expr.syntax [rule prescription]" in out
+    assert "2 error(s), 0 warning(s)" in out
+
+
+def test_rules_test_runs_golden_cases(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`rules test` passes the shipped golden cases and fails when one is wrong."""
+    assert main(["rules", "test", str(REFERENCE_RULESET), "--require-coverage"]) == 0
+    assert "17 passed, 0 failed" in capsys.readouterr().out
+    copy = tmp_path / "patient-enquiries"
+    shutil.copytree(REFERENCE_RULESET, copy)
+    cases = copy / "golden" / "cases.yaml"
+    cases.write_text(cases.read_text().replace("agent: pharm-tx-01", "agent: billing-01"))
+    assert main(["rules", "test", str(copy)]) == 1
+    assert "agent: expected 'billing-01', got 'pharm-tx-01'" in capsys.readouterr().out
+
+
+def test_rules_fields_lists_readable_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    """Operators can list every field a condition can read."""
+    assert main(["rules", "fields"]) == 0
+    assert any(line.startswith("sla.risk") for line in capsys.readouterr().out.splitlines())
