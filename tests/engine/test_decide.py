@@ -160,3 +160,38 @@ def test_large_roster_without_detail_keeps_counts_and_top_ranking() -> None:
     assert matching.agents == ()
     assert [c.agent_id for c in matching.ranking] == [f"a{i:03}" for i in range(10)]
     assert decision.agent_id == "a000"
+
+
+def test_tiny_and_huge_numbers_reach_durable_rules_intact() -> None:
+    """A case received 0.6 ms ago (age 1e-05 min) decides under durable_rules without error."""
+    durable = reference_ruleset(EngineKind.DURABLE)
+    case = make_case(
+        created_at=NOW - timedelta(microseconds=600),
+        sentiment=(reading(-1e-07, 1),),
+        sla_clocks=(clock("rtt", 1e9),),
+    )
+    decision = decide(case, ROSTER, durable, NOW)
+    assert (decision.outcome, decision.rule_id) == (Outcome.ASSIGN, "clinical")
+
+
+class _BrokenMatcher:
+    label = "broken"
+
+    def true_leaves(self, _fact: object) -> frozenset[str]:
+        raise RuntimeError("Could not assert fact, error code: 204")
+
+
+def test_engine_failure_is_an_exception_decision(caplog: pytest.LogCaptureFixture) -> None:
+    """If the engine raises, the case goes to exceptions with the reason; nothing crashes."""
+    broken = prepare_ruleset(reference_compiled(), matcher=_BrokenMatcher())
+    with caplog.at_level(logging.ERROR, logger="caseroute.engine"):
+        decision = decide(make_case(), ROSTER, broken, NOW)
+    assert (decision.outcome, decision.rule_id, decision.reason_codes) == (
+        Outcome.EXCEPTION,
+        "engine:error",
+        ("engine_error",),
+    )
+    assert decision.explanation.data_problems == (
+        "the rule engine failed: RuntimeError: Could not assert fact, error code: 204",
+    )
+    assert "engine broken failed" in caplog.text

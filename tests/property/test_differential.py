@@ -156,7 +156,7 @@ def oracle(node: ast.Expr, fact: dict[str, Any], params: dict[str, Any]) -> bool
 
 
 numbers = st.one_of(
-    st.sampled_from([*NUMBERS, 0.0, 1.0, -0.5000001, 59.999]),
+    st.sampled_from([*NUMBERS, 0.0, 1.0, -0.5000001, 59.999, 1e-05, -2.5e-07, 1e15, 1e16]),
     st.integers(-(10**6), 10**6),
     st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
 )

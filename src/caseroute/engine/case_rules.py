@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -10,6 +11,8 @@ from caseroute.engine.durable import DurableLeafMatcher
 from caseroute.engine.facts import Fact
 from caseroute.engine.pyeval import PythonLeafEvaluator
 from caseroute.rules.model import CompiledRuleset
+
+log = logging.getLogger("caseroute.engine")
 
 
 class EngineKind(StrEnum):
@@ -31,10 +34,15 @@ class LeafMatcher(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class LeafEvaluation:
-    """Leaf values for one fact, and any leaves on which the two evaluators disagreed."""
+    """Leaf values for one fact, leaves on which the evaluators disagreed, and engine failure.
+
+    ``engine_error`` is set when the engine of record raised; ``truth`` then holds the Python
+    evaluator's values (for the explanation only: the decision becomes an EXCEPTION).
+    """
 
     truth: dict[str, bool]
     disagreements: tuple[str, ...]
+    engine_error: str | None = None
 
 
 class LoadedRuleset:
@@ -63,11 +71,19 @@ class LoadedRuleset:
             The engine of record's leaf values and the ids where the evaluators differ.
         """
         python = self._python.true_leaves(fact)
-        record = python if self._matcher is None else self._matcher.true_leaves(fact)
+        if self._matcher is None:
+            record = python
+        else:
+            try:
+                record = self._matcher.true_leaves(fact)
+            except Exception as exc:  # any engine failure becomes an EXCEPTION decision
+                log.exception("engine %s failed on a fact", self._matcher.label)
+                return LeafEvaluation(self._truth(python), (), f"{type(exc).__name__}: {exc}")
         differ = tuple(sorted(record ^ python, key=lambda leaf_id: int(leaf_id[1:])))
-        return LeafEvaluation(
-            {leaf_id: leaf_id in record for leaf_id in self.compiled.leaves}, differ
-        )
+        return LeafEvaluation(self._truth(record), differ)
+
+    def _truth(self, true_leaves: frozenset[str]) -> dict[str, bool]:
+        return {leaf_id: leaf_id in true_leaves for leaf_id in self.compiled.leaves}
 
     def close(self) -> None:
         """Release engine-side resources."""

@@ -259,7 +259,13 @@ def decide(
         fact = build_case_fact(case, signals, compiled.attributes)
         evaluation = ruleset.evaluate(fact)
         traces, rule = trace_rules(compiled.rules, evaluation.truth, compiled.leaves, fact)
-        if evaluation.disagreements:
+        if evaluation.engine_error is not None:
+            result = _exception(
+                "engine_error",
+                "engine:error",
+                [f"the rule engine failed: {evaluation.engine_error}"],
+            )
+        elif evaluation.disagreements:
             log.error(
                 "ENGINE DISAGREEMENT decision_id=%s case_id=%s ruleset=%s@%s leaves=%s fact=%s",
                 decision_id,

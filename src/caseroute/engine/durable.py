@@ -31,6 +31,7 @@ from typing import Any
 
 from caseroute.domain.errors import EngineUnavailableError, EngineValidationError
 from caseroute.engine.facts import Fact
+from caseroute.rules.durable_json import to_durable_json
 
 INIT_FACT_ID = "__init"
 CASE_FACT_ID = "c"
@@ -220,8 +221,8 @@ class DurableLeafMatcher:
             return frozenset()
         sid = _POOL.acquire()
         try:
-            init = json.dumps({"id": INIT_FACT_ID, "t": "__init", "sid": sid})
-            body = json.dumps({"id": CASE_FACT_ID, "sid": sid, "t": "case", **fact})
+            init = to_durable_json({"id": INIT_FACT_ID, "t": "__init", "sid": sid})
+            body = to_durable_json({"id": CASE_FACT_ID, "sid": sid, "t": "case", **fact})
             with ENGINE_LOCK:
                 for handle in self._handles:
                     try:

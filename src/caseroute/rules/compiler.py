@@ -21,6 +21,7 @@ from typing import Any
 from caseroute.domain.case import Intent
 from caseroute.domain.errors import Problem, RulesetError, Severity
 from caseroute.rules import expr as ast
+from caseroute.rules.durable_json import to_durable_json
 from caseroute.rules.fields import ATTRIBUTE_PREFIX, CASE_FIELDS, FieldType, Kind
 from caseroute.rules.ir import (
     AllOf,
@@ -569,7 +570,7 @@ def emit_durable_shards(leaves: list[Leaf]) -> tuple[str, ...]:
         shards.append(current)
     for shard in shards:
         shard["__init"] = {"all": [{"m": {"t": "__init"}}]}
-    return tuple(json.dumps(s, sort_keys=True) for s in shards)
+    return tuple(to_durable_json(dict(sorted(s.items()))) for s in shards)
 
 
 def compile_source(source: SourceFile) -> CompiledRuleset:

@@ -1,0 +1,61 @@
+"""JSON text that durable_rules' own parser reads correctly.
+
+Measured: durable_rules 2.0.28 rejects exponent notation (``1e-05``, ``1E5``) with error 204,
+in rule definitions and in facts alike, and Python's ``json`` writes floats that way when they
+are small or large. Numbers are therefore written positionally (``0.00001``), exactly: the
+shortest repr of the double, expanded, so the engine reads back the same value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal
+from typing import Any
+
+MAX_MAGNITUDE = 1e18  # positional text of larger doubles would read back as int64 overflow
+
+
+def _number(value: float) -> str:
+    text = repr(value)
+    if "e" not in text and "E" not in text:
+        return text
+    return format(Decimal(text), "f")
+
+
+def to_durable_json(value: Any) -> str:
+    """Serialise JSON data (dict, list, str, int, float, bool, None) for durable_rules.
+
+    Args:
+        value: The data; dict keys must be strings. Key order is kept (fact ids must be first).
+
+    Returns:
+        JSON text with no exponent notation.
+
+    Raises:
+        TypeError: For values JSON cannot represent.
+        ValueError: For NaN or infinity.
+    """
+    if isinstance(value, str):
+        return json.dumps(value)
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) >= MAX_MAGNITUDE:
+            raise ValueError(f"durable_rules cannot represent {value!r}")
+        return _number(value)
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ", ".join(f"{json.dumps(k)}: {to_durable_json(v)}" for k, v in value.items())
+            + "}"
+        )
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(to_durable_json(v) for v in value) + "]"
+    raise TypeError(f"cannot serialise {type(value).__name__} for durable_rules")
