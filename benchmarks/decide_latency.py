@@ -9,6 +9,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.decide import decide
@@ -41,7 +42,7 @@ def main() -> None:
     print("| case-rule evaluation only (8 leaves) | median ms | p99 ms |")
     print("| --- | --- | --- |")
     for kind in EngineKind:
-        med, p99 = _time(lambda k=kind: rulesets[k].evaluate(fact), args.repeats * 10)
+        med, p99 = _time(partial(rulesets[kind].evaluate, fact), args.repeats * 10)
         print(f"| {kind.value} | {med:.4f} | {p99:.4f} |")
 
     print()
@@ -52,12 +53,8 @@ def main() -> None:
         repeats = max(20, args.repeats // max(1, size // 100))
         for kind in EngineKind:
             for detail in (True, False):
-                med, p99 = _time(
-                    lambda r=roster, k=kind, d=detail: decide(
-                        case, r, rulesets[k], NOW, agent_detail=d
-                    ),
-                    repeats,
-                )
+                run = partial(decide, case, roster, rulesets[kind], NOW, agent_detail=detail)
+                med, p99 = _time(run, repeats)
                 print(
                     f"| {size} | {kind.value} | {'on' if detail else 'off'} | {med:.3f} | "
                     f"{p99:.3f} |"
