@@ -124,3 +124,12 @@ def test_rules_fields_lists_readable_fields(capsys: pytest.CaptureFixture[str]) 
     """Operators can list every field a condition can read."""
     assert main(["rules", "fields"]) == 0
     assert any(line.startswith("sla.risk") for line in capsys.readouterr().out.splitlines())
+
+
+def test_engine_setting_from_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CASEROUTE_ENGINE=python selects the pure-Python evaluator without a flag."""
+    monkeypatch.setenv("CASEROUTE_ENGINE", "python")
+    code, out = _decide(capsys, "safeguarding.json", "--json")
+    assert (code, json.loads(out)["explanation"]["engine"]) == (0, "python")

@@ -26,6 +26,13 @@ class UsageError(Exception):
     """Bad command-line input; the message says what to fix."""
 
 
+def _default_engine() -> str:
+    engine = os.environ.get("CASEROUTE_ENGINE", "durable")
+    if engine not in ("durable", "python"):
+        raise SystemExit(f"caseroute: CASEROUTE_ENGINE={engine!r}; use durable or python")
+    return engine
+
+
 def _default_ruleset() -> Path:
     return Path(os.environ.get("CASEROUTE_RULESET", str(DEFAULT_RULESET)))
 
@@ -160,7 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--now", help="decision instant, ISO-8601 with offset (default: now)")
     decide.add_argument("--json", action="store_true", help="print the decision as JSON")
     decide.add_argument(
-        "--engine", choices=engines, default="durable", help="engine of record (default: durable)"
+        "--engine",
+        choices=engines,
+        default=_default_engine(),
+        help="engine of record (default: $CASEROUTE_ENGINE or durable)",
     )
     decide.add_argument(
         "--no-agent-detail",
@@ -176,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_cmd_rules_check)
     test = rules_sub.add_parser("test", help="run a ruleset's golden cases")
     test.add_argument("path", type=Path, help="ruleset directory")
-    test.add_argument("--engine", choices=engines, default="durable")
+    test.add_argument("--engine", choices=engines, default=_default_engine())
     test.add_argument(
         "--require-coverage",
         action="store_true",
