@@ -69,11 +69,46 @@ def _cmd_decide(args: argparse.Namespace) -> int:
 
     case = parse_case(_read_json(args.case, "case"))
     roster = parse_roster(_read_json(args.roster, "roster"))
-    now = _parse_now(args.now)
-    ruleset = prepare_ruleset(load_ruleset(args.ruleset), EngineKind(args.engine))
-    decision = decide(case, roster, ruleset, now, agent_detail=not args.no_agent_detail)
+    if args.server:
+        from caseroute.grpc_api.client import decide_remote
+
+        decision = decide_remote(
+            args.server,
+            case,
+            roster,
+            now=parse_timestamp(args.now) if args.now else None,
+            request_id=args.request_id,
+            ruleset_name=args.ruleset_name,
+            ruleset_version=args.ruleset_version,
+            agent_detail=not args.no_agent_detail,
+            timeout_s=args.timeout,
+        )
+    else:
+        ruleset = prepare_ruleset(load_ruleset(args.ruleset), EngineKind(args.engine))
+        decision = decide(
+            case, roster, ruleset, _parse_now(args.now), agent_detail=not args.no_agent_detail
+        )
     sys.stdout.write((render_json(decision) if args.json else render_text(decision)) + "\n")
     return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from caseroute.engine.case_rules import EngineKind
+    from caseroute.grpc_api.server import ServerConfig, serve
+
+    return serve(
+        ServerConfig(
+            rulesets=args.rulesets,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            threads=args.threads,
+            max_message_mb=args.max_message_mb,
+            grace_s=args.grace,
+            engine=EngineKind(args.engine),
+            default_ruleset=args.default_ruleset,
+        )
+    )
 
 
 def _cmd_rules_check(args: argparse.Namespace) -> int:
@@ -172,12 +207,60 @@ def build_parser() -> argparse.ArgumentParser:
         default=_default_engine(),
         help="engine of record (default: $CASEROUTE_ENGINE or durable)",
     )
+    remote = decide.add_argument_group("remote mode (call a running server)")
+    remote.add_argument("--server", metavar="HOST:PORT", help="decide on this caseroute server")
+    remote.add_argument("--request-id", help="idempotency key (default: a new UUID)")
+    remote.add_argument("--ruleset-name", default="", help="ruleset (default: the server's)")
+    remote.add_argument("--ruleset-version", default="", help="pin a ruleset version")
+    remote.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
     decide.add_argument(
         "--no-agent-detail",
         action="store_true",
         help="omit per-agent verdicts (counts and top ranking stay)",
     )
     decide.set_defaults(run=_cmd_decide)
+
+    serve_cmd = sub.add_parser("serve", help="run the gRPC server")
+    env = os.environ.get
+    serve_cmd.add_argument(
+        "--rulesets",
+        type=Path,
+        default=Path(env("CASEROUTE_RULESETS", "rulesets")),
+        help="rulesets directory ($CASEROUTE_RULESETS, default rulesets)",
+    )
+    serve_cmd.add_argument(
+        "--host",
+        default=env("CASEROUTE_HOST", "127.0.0.1"),
+        help="bind address ($CASEROUTE_HOST, default 127.0.0.1)",
+    )
+    serve_cmd.add_argument(
+        "--port",
+        type=int,
+        default=int(env("CASEROUTE_PORT", "50051")),
+        help="port; 0 picks one ($CASEROUTE_PORT, default 50051)",
+    )
+    serve_cmd.add_argument(
+        "--workers",
+        type=int,
+        default=int(env("CASEROUTE_WORKERS", "0")),
+        help="worker processes; 0 = one per core ($CASEROUTE_WORKERS)",
+    )
+    serve_cmd.add_argument("--threads", type=int, default=16, help="request threads per worker")
+    serve_cmd.add_argument(
+        "--max-message-mb",
+        type=int,
+        default=64,
+        help="largest request/response in MiB (default 64)",
+    )
+    serve_cmd.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="seconds in-flight calls get after SIGTERM (default 10)",
+    )
+    serve_cmd.add_argument("--engine", choices=engines, default=_default_engine())
+    serve_cmd.add_argument("--default-ruleset", help="ruleset for requests that name none")
+    serve_cmd.set_defaults(run=_cmd_serve)
 
     rules = sub.add_parser("rules", help="check, test and document rulesets")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)

@@ -251,7 +251,9 @@ def _json_type(value: object) -> str:
 
 
 def parse_timestamp(value: object) -> datetime | None:
-    """Parse an ISO-8601 timestamp that carries a UTC offset; returns it in UTC or ``None``."""
+    """Parse an ISO-8601 timestamp (or take an aware datetime); returns it in UTC or ``None``."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo is not None else None
     if not isinstance(value, str):
         return None
     try:

@@ -6,6 +6,7 @@
     ├── RequestError           case/roster input is protocol-invalid (names each field path)
     ├── RulesetError           a ruleset failed to load or compile (every Problem at once)
     ├── RulesetNotFoundError   no ruleset with that name / version is loaded
+    ├── NoRulesetLoadedError   the service has no ruleset at all yet
     ├── EngineUnavailableError the durable_rules engine cannot be imported or used
     └── EngineValidationError  durable_rules rejected, crashed or hung on a compiled ruleset
 
@@ -106,6 +107,10 @@ class RulesetError(CaserouteError):
 
 class RulesetNotFoundError(CaserouteError):
     """No loaded ruleset matches the requested name (and version)."""
+
+
+class NoRulesetLoadedError(CaserouteError):
+    """The service has no usable ruleset (none found, or every one failed to load)."""
 
 
 class EngineUnavailableError(CaserouteError):

@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC modules (see .ci/gen_protos.py)."""

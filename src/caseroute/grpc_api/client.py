@@ -1,0 +1,93 @@
+"""A small client used by ``caseroute decide --server``: domain values in, domain decision out."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import cast
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from caseroute.domain.case import Case
+from caseroute.domain.decision import Decision
+from caseroute.domain.errors import CaserouteError
+from caseroute.domain.roster import Roster
+from caseroute.grpc_api import convert
+from caseroute.grpc_api._generated import routing_pb2 as pb
+from caseroute.grpc_api._generated import routing_pb2_grpc
+
+
+class RemoteCallError(CaserouteError):
+    """The server refused or failed a call; the message carries its status and field errors."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"server answered {code.name}: {message}")
+        self.code = code
+
+
+def _explain(error: grpc.RpcError) -> RemoteCallError:
+    # Errors raised by unary calls are also grpc.Call objects (grpc's _InactiveRpcError).
+    call = cast("grpc.Call", error)
+    status = rpc_status.from_call(call)
+    lines = [call.details() or ""]
+    for detail in status.details if status is not None else []:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            lines = ["invalid request:"] + [
+                f"  - {v.field}: {v.description}" for v in bad.field_violations
+            ]
+    return RemoteCallError(call.code(), "\n".join(lines))
+
+
+def decide_remote(
+    target: str,
+    case: Case,
+    roster: Roster,
+    *,
+    now: datetime | None,
+    request_id: str | None = None,
+    ruleset_name: str = "",
+    ruleset_version: str = "",
+    agent_detail: bool = True,
+    timeout_s: float = 30.0,
+) -> Decision:
+    """Call Decide on a server.
+
+    Args:
+        target: ``host:port``.
+        case: The case.
+        roster: The roster.
+        now: Decision instant, or ``None`` for the server's clock.
+        request_id: Idempotency key (default: a new UUID).
+        ruleset_name: Ruleset name ("" for the server's default).
+        ruleset_version: Pinned version ("" for the active one).
+        agent_detail: Ask for per-agent verdicts.
+        timeout_s: Deadline.
+
+    Returns:
+        The decision.
+
+    Raises:
+        RemoteCallError: If the call fails (status code and field violations in the message).
+    """
+    request = pb.DecideRequest(
+        request_id=request_id or str(uuid.uuid4()),
+        ruleset=pb.RulesetSelector(name=ruleset_name, version=ruleset_version),
+        case=convert.case_to_proto(case),
+        roster=convert.roster_to_proto(roster),
+        explanation_level=pb.EXPLANATION_LEVEL_FULL
+        if agent_detail
+        else pb.EXPLANATION_LEVEL_SUMMARY,
+    )
+    if now is not None:
+        request.now.CopyFrom(convert.datetime_to_timestamp(now))
+    with grpc.insecure_channel(target) as channel:
+        try:
+            response = routing_pb2_grpc.RoutingServiceStub(channel).Decide(
+                request, timeout=timeout_s
+            )
+        except grpc.RpcError as error:
+            raise _explain(error) from None
+    return convert.decision_from_proto(response.decision)

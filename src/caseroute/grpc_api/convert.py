@@ -1,0 +1,543 @@
+"""Protobuf <-> domain conversion, one function per message.
+
+Incoming messages become JSON-shaped data and go through the same strict parsers as the CLI's
+JSON files (``domain.codec``), so validation and field paths are identical on every transport.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from caseroute.domain.case import AttributeValue, Case
+from caseroute.domain.codec import parse_case, parse_roster
+from caseroute.domain.decision import (
+    AgentVerdict,
+    CheckFailure,
+    ClauseTrace,
+    Decision,
+    Explanation,
+    MatchingTrace,
+    Outcome,
+    Priority,
+    RankedCandidate,
+    RuleTrace,
+    SentimentSummary,
+    Signals,
+    SlaRisk,
+    SlaStatus,
+)
+from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.roster import Roster
+from caseroute.grpc_api._generated import routing_pb2 as pb
+from caseroute.service import DecideCommand, DecideResult
+
+_CASE_ENUMS = (
+    ("channel", pb.Channel, "CHANNEL_"),
+    ("intent", pb.Intent, "INTENT_"),
+    ("urgency", pb.Urgency, "URGENCY_"),
+    ("tier", pb.Tier, "TIER_"),
+)
+OptionalCaseField = Literal[
+    "classification_confidence", "patient_location", "region", "preferred_language"
+]
+_OPTIONAL_CASE: tuple[OptionalCaseField, ...] = (
+    "classification_confidence",
+    "patient_location",
+    "region",
+    "preferred_language",
+)
+
+
+def timestamp_to_datetime(ts: Timestamp) -> datetime:
+    """A protobuf Timestamp as an aware UTC datetime."""
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def datetime_to_timestamp(value: datetime) -> Timestamp:
+    """An aware datetime as a protobuf Timestamp."""
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(UTC))
+    return ts
+
+
+def _enum_in(value: int, enum: Any, prefix: str) -> str | int | None:
+    """Enum number -> the domain's lower-case value; unset -> None; unknown -> the number."""
+    if value == 0:
+        return None
+    try:
+        name: str = enum.Name(value)
+    except ValueError:
+        return value  # the parser reports it with the allowed values
+    return name.removeprefix(prefix).lower()
+
+
+def _enum_out(value: str, enum: Any, prefix: str) -> Any:
+    # Any: each mypy-protobuf enum has its own ValueType; the constructors check the kind.
+    return enum.Value(prefix + value.upper())
+
+
+def _attribute_in(value: pb.AttributeValue) -> AttributeValue | None:
+    kind = value.WhichOneof("kind")
+    if kind is None:
+        return None
+    result: AttributeValue = getattr(value, kind)
+    return result
+
+
+def _attribute_out(value: AttributeValue | None) -> pb.AttributeValue:
+    if value is None:
+        return pb.AttributeValue()
+    if isinstance(value, bool):
+        return pb.AttributeValue(bool_value=value)
+    if isinstance(value, str):
+        return pb.AttributeValue(string_value=value)
+    return pb.AttributeValue(number_value=float(value))
+
+
+def _number_back(value: float) -> int | float:
+    # Numbers cross the wire as doubles; whole ones come back as ints (1 == 1.0 either way).
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+def _when(msg: Any, field: str) -> dict[str, datetime]:
+    return {field: timestamp_to_datetime(getattr(msg, field))} if msg.HasField(field) else {}
+
+
+def case_from_proto(msg: pb.Case, path: str = "case") -> Case:
+    """Validate and convert a Case message.
+
+    Raises:
+        RequestError: Naming each invalid field under ``path``.
+    """
+    data: dict[str, Any] = {**_when(msg, "created_at")}
+    if msg.case_id:
+        data["case_id"] = msg.case_id
+    for key, enum, prefix in _CASE_ENUMS:
+        value = _enum_in(getattr(msg, key), enum, prefix)
+        if value is not None:
+            data[key] = value
+    for optional in _OPTIONAL_CASE:
+        if msg.HasField(optional):
+            data[optional] = getattr(msg, optional)
+    data["required_skills"] = [
+        {"name": s.name, "min_level": s.min_level} for s in msg.required_skills
+    ]
+    data["sentiment"] = [{"score": r.score, **_when(r, "at")} for r in msg.sentiment]
+    data["sla_clocks"] = [
+        {"name": c.name, **_when(c, "started_at"), **_when(c, "deadline")} for c in msg.sla_clocks
+    ]
+    data["flags"] = list(msg.flags)
+    data["attributes"] = {k: _attribute_in(v) for k, v in msg.attributes.items()}
+    return parse_case(data, path)
+
+
+def _agent_data(msg: pb.Agent) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "agent_id": msg.agent_id,
+        "licences": [
+            {
+                "type": lic.type,
+                "jurisdiction": lic.jurisdiction,
+                "expires_on": lic.expires_on,
+                "multistate": lic.multistate,
+            }
+            for lic in msg.licences
+        ],
+        "territories": list(msg.territories),
+        "skills": [{"name": s.name, "level": s.level} for s in msg.skills],
+        "languages": list(msg.languages),
+        "teams": list(msg.teams),
+        "seniority": msg.seniority,
+        "attributes": {k: _attribute_in(v) for k, v in msg.attributes.items()},
+        **_when(msg, "last_assigned_at"),
+    }
+    for key, enum, prefix in (
+        ("role", pb.Role, "ROLE_"),
+        ("status", pb.AgentStatus, "AGENT_STATUS_"),
+    ):
+        value = _enum_in(getattr(msg, key), enum, prefix)
+        if value is not None:
+            data[key] = value
+    if msg.HasField("capacity"):
+        data["capacity"] = {"max": msg.capacity.max, "active": msg.capacity.active}
+    return data
+
+
+def roster_from_proto(msg: pb.Roster, path: str = "roster") -> Roster:
+    """Validate and convert a Roster message.
+
+    Raises:
+        RequestError: Naming each invalid field under ``path``.
+    """
+    data: dict[str, Any] = {
+        "agents": [_agent_data(a) for a in msg.agents],
+        **_when(msg, "taken_at"),
+    }
+    if msg.snapshot_id:
+        data["snapshot_id"] = msg.snapshot_id
+    return parse_roster(data, path)
+
+
+def case_to_proto(case: Case) -> pb.Case:
+    """A domain case as a Case message (for clients and tests)."""
+    msg = pb.Case(
+        case_id=case.case_id,
+        created_at=datetime_to_timestamp(case.created_at),
+        channel=_enum_out(case.channel.value, pb.Channel, "CHANNEL_"),
+        intent=_enum_out(case.intent.value, pb.Intent, "INTENT_"),
+        urgency=_enum_out(case.urgency.value, pb.Urgency, "URGENCY_"),
+        classification_confidence=case.classification_confidence,
+        tier=_enum_out(case.tier.value, pb.Tier, "TIER_"),
+        required_skills=[
+            pb.RequiredSkill(name=s.name, min_level=s.min_level) for s in case.required_skills
+        ],
+        sentiment=[
+            pb.SentimentReading(score=r.score, at=datetime_to_timestamp(r.at))
+            for r in case.sentiment
+        ],
+        sla_clocks=[
+            pb.SlaClock(
+                name=c.name,
+                started_at=datetime_to_timestamp(c.started_at),
+                deadline=datetime_to_timestamp(c.deadline),
+            )
+            for c in case.sla_clocks
+        ],
+        flags=sorted(case.flags),
+    )
+    for key in ("patient_location", "region", "preferred_language"):
+        value = getattr(case, key)
+        if value is not None:
+            setattr(msg, key, value)
+    for key, value in case.attributes.items():
+        msg.attributes[key].CopyFrom(_attribute_out(value))
+    return msg
+
+
+def roster_to_proto(roster: Roster) -> pb.Roster:
+    """A domain roster as a Roster message (for clients and tests)."""
+    agents = []
+    for a in roster.agents:
+        agent = pb.Agent(
+            agent_id=a.agent_id,
+            role=_enum_out(a.role.value, pb.Role, "ROLE_"),
+            status=_enum_out(a.status.value, pb.AgentStatus, "AGENT_STATUS_"),
+            licences=[
+                pb.Licence(
+                    type=lic.type,
+                    jurisdiction=lic.jurisdiction,
+                    expires_on=lic.expires_on.isoformat(),
+                    multistate=lic.multistate,
+                )
+                for lic in a.licences
+            ],
+            territories=sorted(a.territories),
+            skills=[pb.Skill(name=n, level=lvl) for n, lvl in sorted(a.skills.items())],
+            languages=sorted(a.languages),
+            capacity=pb.Capacity(max=a.capacity.max, active=a.capacity.active),
+            teams=sorted(a.teams),
+            seniority=a.seniority,
+        )
+        if a.last_assigned_at is not None:
+            agent.last_assigned_at.CopyFrom(datetime_to_timestamp(a.last_assigned_at))
+        for key, value in a.attributes.items():
+            agent.attributes[key].CopyFrom(_attribute_out(value))
+        agents.append(agent)
+    return pb.Roster(
+        snapshot_id=roster.snapshot_id,
+        taken_at=datetime_to_timestamp(roster.taken_at),
+        agents=agents,
+    )
+
+
+def _now_in(msg: pb.DecideRequest | pb.DecideBatchRequest) -> datetime | None:
+    return timestamp_to_datetime(msg.now) if msg.HasField("now") else None
+
+
+def _roster_in(msg: pb.DecideRequest | pb.DecideBatchRequest) -> Roster:
+    if not msg.HasField("roster"):
+        raise RequestError([FieldViolation("roster", "is required (it may have no agents)")])
+    return roster_from_proto(msg.roster)
+
+
+def _detail(level: int) -> bool:
+    return level != pb.EXPLANATION_LEVEL_SUMMARY
+
+
+def decide_command(msg: pb.DecideRequest) -> DecideCommand:
+    """A DecideRequest as a command.
+
+    Raises:
+        RequestError: Naming every invalid field (case and roster problems together).
+    """
+    violations: list[FieldViolation] = []
+    case = roster = None
+    if not msg.HasField("case"):
+        violations.append(FieldViolation("case", "is required"))
+    else:
+        try:
+            case = case_from_proto(msg.case)
+        except RequestError as exc:
+            violations += exc.violations
+    try:
+        roster = _roster_in(msg)
+    except RequestError as exc:
+        violations += exc.violations
+    if violations or case is None or roster is None:
+        raise RequestError(violations)
+    return DecideCommand(
+        msg.request_id,
+        msg.ruleset.name,
+        msg.ruleset.version,
+        (case,),
+        roster,
+        _now_in(msg),
+        _detail(msg.explanation_level),
+    )
+
+
+def batch_command(msg: pb.DecideBatchRequest) -> DecideCommand:
+    """A DecideBatchRequest as a command.
+
+    Raises:
+        RequestError: Naming every invalid field, e.g. ``cases[3].intent``.
+    """
+    violations: list[FieldViolation] = []
+    cases = []
+    for i, item in enumerate(msg.cases):
+        try:
+            cases.append(case_from_proto(item, f"cases[{i}]"))
+        except RequestError as exc:
+            violations += exc.violations
+    roster = None
+    try:
+        roster = _roster_in(msg)
+    except RequestError as exc:
+        violations += exc.violations
+    if violations or roster is None:
+        raise RequestError(violations)
+    return DecideCommand(
+        msg.request_id,
+        msg.ruleset.name,
+        msg.ruleset.version,
+        tuple(cases),
+        roster,
+        _now_in(msg),
+        _detail(msg.explanation_level),
+    )
+
+
+def _signals_out(s: Signals) -> pb.Signals:
+    def clock(c: SlaStatus) -> pb.SlaStatus:
+        return pb.SlaStatus(
+            name=c.name,
+            minutes_remaining=c.minutes_remaining,
+            risk=_enum_out(c.risk.value, pb.SlaRisk, "SLA_RISK_"),
+        )
+
+    t = s.sentiment
+    sentiment = pb.SentimentSummary(count=t.count, consecutive_negative=t.consecutive_negative)
+    for key, value in (("latest", t.latest), ("minimum", t.minimum), ("change", t.change)):
+        if value is not None:
+            setattr(sentiment, key, value)
+    msg = pb.Signals(
+        case_age_minutes=s.case_age_minutes,
+        sla_clocks=[clock(c) for c in s.sla_clocks],
+        sentiment=sentiment,
+        sla_at_risk_minutes=s.sla_at_risk_minutes,
+        negative_sentiment=s.negative_sentiment,
+        sentiment_window=s.sentiment_window,
+    )
+    if s.sla is not None:
+        msg.sla.CopyFrom(clock(s.sla))
+    return msg
+
+
+def _matching_out(m: MatchingTrace) -> pb.MatchingTrace:
+    return pb.MatchingTrace(
+        requirements=list(m.requirements),
+        considered=m.considered,
+        eligible=m.eligible,
+        exclusion_counts=[pb.CheckCount(check=c, agents=n) for c, n in m.exclusion_counts],
+        agents=[
+            pb.AgentVerdict(
+                agent_id=v.agent_id,
+                eligible=v.eligible,
+                failures=[
+                    pb.CheckFailure(check=f.check, expected=f.expected, actual=f.actual)
+                    for f in v.failures
+                ],
+            )
+            for v in m.agents
+        ],
+        ranking_criteria=list(m.ranking_criteria),
+        ranking=[
+            pb.RankedCandidate(
+                rank=c.rank,
+                agent_id=c.agent_id,
+                criteria=[
+                    pb.CriterionValue(name=name, value=_attribute_out(value))
+                    for name, value in c.criteria
+                ],
+            )
+            for c in m.ranking
+        ],
+    )
+
+
+def decision_to_proto(d: Decision) -> pb.Decision:
+    """A domain decision (with its explanation) as a Decision message."""
+    e = d.explanation
+    explanation = pb.Explanation(
+        caseroute_version=e.caseroute_version,
+        engine=e.engine,
+        now=datetime_to_timestamp(e.now),
+        input_sha256=e.input_sha256,
+        signals=_signals_out(e.signals),
+        data_problems=list(e.data_problems),
+        rules=[
+            pb.RuleTrace(
+                rule_id=t.rule_id,
+                description=t.description,
+                fired=t.fired,
+                decided=t.decided,
+                clauses=[
+                    pb.ClauseTrace(text=c.text, value=c.value, actual=c.actual) for c in t.clauses
+                ],
+            )
+            for t in e.rules
+        ],
+        deciding_rule_id=e.deciding_rule_id,
+    )
+    if e.matching is not None:
+        explanation.matching.CopyFrom(_matching_out(e.matching))
+    return pb.Decision(
+        decision_id=d.decision_id,
+        case_id=d.case_id,
+        outcome=_enum_out(d.outcome.value, pb.Outcome, "OUTCOME_"),
+        queue=d.queue,
+        agent_id=d.agent_id or "",
+        escalation_level=d.escalation_level or 0,
+        priority=_enum_out(d.priority.value, pb.Priority, "PRIORITY_"),
+        reason_codes=list(d.reason_codes),
+        rule_id=d.rule_id,
+        ruleset=pb.RulesetRef(
+            name=e.ruleset_name, version=e.ruleset_version, sha256=e.ruleset_sha256
+        ),
+        explanation=explanation,
+    )
+
+
+def _signals_in(msg: pb.Signals) -> Signals:
+    def clock(c: pb.SlaStatus) -> SlaStatus:
+        return SlaStatus(
+            c.name,
+            c.minutes_remaining,
+            SlaRisk(pb.SlaRisk.Name(c.risk).removeprefix("SLA_RISK_").lower()),
+        )
+
+    t = msg.sentiment
+    return Signals(
+        case_age_minutes=msg.case_age_minutes,
+        sla_clocks=tuple(clock(c) for c in msg.sla_clocks),
+        sla=clock(msg.sla) if msg.HasField("sla") else None,
+        sentiment=SentimentSummary(
+            t.count,
+            t.latest if t.HasField("latest") else None,
+            t.minimum if t.HasField("minimum") else None,
+            t.change if t.HasField("change") else None,
+            t.consecutive_negative,
+        ),
+        sla_at_risk_minutes=msg.sla_at_risk_minutes,
+        negative_sentiment=msg.negative_sentiment,
+        sentiment_window=msg.sentiment_window,
+    )
+
+
+def _criterion_in(value: pb.AttributeValue) -> AttributeValue | None:
+    raw = _attribute_in(value)
+    return _number_back(raw) if isinstance(raw, float) else raw
+
+
+def _matching_in(m: pb.MatchingTrace) -> MatchingTrace:
+    return MatchingTrace(
+        requirements=tuple(m.requirements),
+        considered=m.considered,
+        eligible=m.eligible,
+        exclusion_counts=tuple((c.check, c.agents) for c in m.exclusion_counts),
+        agents=tuple(
+            AgentVerdict(
+                v.agent_id,
+                v.eligible,
+                tuple(CheckFailure(f.check, f.expected, f.actual) for f in v.failures),
+            )
+            for v in m.agents
+        ),
+        ranking_criteria=tuple(m.ranking_criteria),
+        ranking=tuple(
+            RankedCandidate(
+                c.rank, c.agent_id, tuple((cv.name, _criterion_in(cv.value)) for cv in c.criteria)
+            )
+            for c in m.ranking
+        ),
+    )
+
+
+def decision_from_proto(msg: pb.Decision) -> Decision:
+    """A Decision message as a domain decision (for clients rendering explanations)."""
+    e = msg.explanation
+    explanation = Explanation(
+        decision_id=msg.decision_id,
+        ruleset_name=msg.ruleset.name,
+        ruleset_version=msg.ruleset.version,
+        ruleset_sha256=msg.ruleset.sha256,
+        caseroute_version=e.caseroute_version,
+        engine=e.engine,
+        now=timestamp_to_datetime(e.now),
+        input_sha256=e.input_sha256,
+        signals=_signals_in(e.signals),
+        data_problems=tuple(e.data_problems),
+        rules=tuple(
+            RuleTrace(
+                t.rule_id,
+                t.description,
+                t.fired,
+                t.decided,
+                tuple(ClauseTrace(c.text, c.value, c.actual) for c in t.clauses),
+            )
+            for t in e.rules
+        ),
+        deciding_rule_id=e.deciding_rule_id,
+        matching=_matching_in(e.matching) if e.HasField("matching") else None,
+        reason_codes=tuple(msg.reason_codes),
+    )
+    return Decision(
+        decision_id=msg.decision_id,
+        case_id=msg.case_id,
+        outcome=Outcome(pb.Outcome.Name(msg.outcome).removeprefix("OUTCOME_")),
+        queue=msg.queue,
+        agent_id=msg.agent_id or None,
+        escalation_level=msg.escalation_level or None,
+        priority=Priority(pb.Priority.Name(msg.priority).removeprefix("PRIORITY_").lower()),
+        reason_codes=tuple(msg.reason_codes),
+        rule_id=msg.rule_id,
+        explanation=explanation,
+    )
+
+
+def decide_response(result: DecideResult) -> pb.DecideResponse:
+    """The response to Decide."""
+    return pb.DecideResponse(
+        decision=decision_to_proto(result.decisions[0]), now=datetime_to_timestamp(result.now)
+    )
+
+
+def batch_response(result: DecideResult) -> pb.DecideBatchResponse:
+    """The response to DecideBatch."""
+    return pb.DecideBatchResponse(
+        decisions=[decision_to_proto(d) for d in result.decisions],
+        now=datetime_to_timestamp(result.now),
+    )

@@ -1,0 +1,225 @@
+"""Build and run the gRPC server: servicers, health, reflection, graceful shutdown, workers.
+
+Parallelism: one Python process is bound by the GIL (and durable_rules holds it for every
+call), so ``serve`` runs several worker processes that each bind the same port with
+``SO_REUSEPORT``; the kernel spreads connections across them (the pattern of grpc's
+``examples/python/multiprocessing``). Workers are spawned, not forked, before any gRPC object
+or durable_rules ruleset exists, and each loads the rulesets itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from caseroute.engine.case_rules import EngineKind
+from caseroute.grpc_api._generated import routing_pb2 as pb
+from caseroute.grpc_api._generated import routing_pb2_grpc
+from caseroute.grpc_api.servicer import RoutingServicer
+from caseroute.service import RoutingCore, RulesetRegistry, load_registry
+
+log = logging.getLogger("caseroute.server")
+
+ROUTING_SERVICE = pb.DESCRIPTOR.services_by_name["RoutingService"].full_name
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """How to serve.
+
+    Attributes:
+        rulesets: Directory of rulesets (``<dir>/*/ruleset.yaml``) or one ruleset.
+        host: Address to bind (``0.0.0.0`` for every interface).
+        port: TCP port; 0 picks a free one.
+        workers: Worker processes; 0 means one per CPU core.
+        threads: Request threads per worker.
+        max_message_mb: Largest request or response accepted, in MiB.
+        grace_s: Seconds in-flight calls get to finish after SIGTERM.
+        engine: Engine of record.
+        default_ruleset: Ruleset used when a request names none.
+    """
+
+    rulesets: Path = Path("rulesets")
+    host: str = "127.0.0.1"
+    port: int = 50051
+    workers: int = 0
+    threads: int = 16
+    max_message_mb: int = 64
+    grace_s: float = 10.0
+    engine: EngineKind = EngineKind.DURABLE
+    default_ruleset: str | None = None
+
+
+@dataclass(slots=True)
+class RunningServer:
+    """A started server in this process."""
+
+    server: grpc.Server
+    health: health.HealthServicer
+    core: RoutingCore
+    port: int
+
+    def set_serving(self, serving: bool) -> None:
+        """Flip the health status of every service."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", ROUTING_SERVICE):
+            self.health.set(name, status)
+
+    def load(self, config: ServerConfig) -> None:
+        """Load the rulesets and go SERVING if any loaded (NOT_SERVING until then)."""
+        self.core.registry = load_registry(config.rulesets, config.engine, config.default_ruleset)
+        names = self.core.registry.names()
+        self.set_serving(bool(names))
+        if names:
+            log.info("rulesets loaded: %s", ", ".join(names))
+        else:
+            log.error(
+                "no ruleset loaded from %s; serving NOT_SERVING / UNAVAILABLE", config.rulesets
+            )
+
+    def stop(self, grace_s: float) -> None:
+        """Go NOT_SERVING, refuse new calls, let in-flight calls finish within the grace."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_s).wait()
+        self.core.registry.close()
+
+
+def build_server(
+    config: ServerConfig, *, reuse_port: bool, core: RoutingCore | None = None
+) -> RunningServer:
+    """Create and start a server (NOT_SERVING until rulesets load).
+
+    Args:
+        config: Settings.
+        reuse_port: Bind with SO_REUSEPORT so sibling workers can share the port.
+        core: Core to serve (default: one with an empty registry, filled by ``load``).
+
+    Returns:
+        The started server and the port it bound.
+    """
+    size = config.max_message_mb * MIB
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc"),
+        options=[
+            ("grpc.max_receive_message_length", size),
+            ("grpc.max_send_message_length", size),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ],
+    )
+    core = core or RoutingCore(RulesetRegistry())
+    routing_pb2_grpc.add_RoutingServiceServicer_to_server(RoutingServicer(core), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (ROUTING_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    running = RunningServer(server, health_servicer, core, port)
+    running.set_serving(serving=False)
+    server.start()
+    return running
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _wait_for_stop() -> None:
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: draining", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    stop.wait()
+
+
+def run_worker(config: ServerConfig, reuse_port: bool) -> None:
+    """Serve in this process until SIGTERM/SIGINT, then drain and return."""
+    _configure_logging()
+    running = build_server(config, reuse_port=reuse_port)
+    log.info("worker listening on %s:%d", config.host, running.port)
+    running.load(config)
+    _wait_for_stop()
+    running.stop(config.grace_s)
+    log.info("worker stopped")
+
+
+@contextlib.contextmanager
+def _reserved_port(host: str, port: int) -> Iterator[int]:
+    """Pick (port 0) and hold a port with SO_REUSEPORT while workers bind it too."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def serve(config: ServerConfig) -> int:
+    """Run the server with ``config.workers`` processes until SIGTERM/SIGINT.
+
+    Returns:
+        Exit code: 0 when every worker drained and exited cleanly.
+    """
+    _configure_logging()
+    workers = config.workers or os.cpu_count() or 1
+    if workers == 1:
+        running = build_server(config, reuse_port=False)
+        sys.stdout.write(f"caseroute listening on {config.host}:{running.port} (1 worker)\n")
+        sys.stdout.flush()
+        running.load(config)
+        _wait_for_stop()
+        running.stop(config.grace_s)
+        return 0
+    context = multiprocessing.get_context("spawn")
+    with _reserved_port(config.host, config.port) as port:
+        shared = replace(config, port=port)
+        procs = [
+            context.Process(target=run_worker, args=(shared, True), name=f"worker-{i}")
+            for i in range(workers)
+        ]
+        for proc in procs:
+            proc.start()
+        sys.stdout.write(f"caseroute listening on {config.host}:{port} ({workers} workers)\n")
+        sys.stdout.flush()
+        _wait_for_stop()
+        for proc in procs:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.join(config.grace_s + 5)
+            if proc.is_alive():
+                log.error("worker %s did not drain in time; killing it", proc.name)
+                proc.kill()
+                proc.join()
+    return 0 if all(proc.exitcode == 0 for proc in procs) else 1
