@@ -1,0 +1,147 @@
+"""Every status path of the servicer, through grpcio-testing (no network)."""
+
+from typing import Any
+
+import grpc
+import grpc_testing
+import pytest
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from caseroute.grpc_api import convert
+from caseroute.grpc_api._generated import routing_pb2 as pb
+from caseroute.grpc_api.servicer import RoutingServicer
+from caseroute.service import RoutingCore, RulesetRegistry
+from caseroute.testing import make_case
+
+from .conftest import ROSTER, decide_request
+
+SERVICE = pb.DESCRIPTOR.services_by_name["RoutingService"]
+
+
+def _call(core: Any, method: str, request: Any) -> tuple[Any, Any, grpc.StatusCode, str]:
+    server = grpc_testing.server_from_dictionary(
+        {SERVICE: RoutingServicer(core)}, grpc_testing.strict_real_time()
+    )
+    rpc = server.invoke_unary_unary(SERVICE.methods_by_name[method], (), request, None)
+    termination: tuple[Any, Any, grpc.StatusCode, str] = rpc.termination()
+    return termination
+
+
+def _rich_status(metadata: Any) -> status_pb2.Status:
+    raw = dict(metadata)["grpc-status-details-bin"]
+    status = status_pb2.Status()
+    status.ParseFromString(raw)
+    return status
+
+
+def test_decide_ok(core: RoutingCore) -> None:
+    """A valid request gets a decision with provenance and the instant used."""
+    response, _, code, _ = _call(core, "Decide", decide_request())
+    assert code is grpc.StatusCode.OK
+    d = response.decision
+    assert (d.outcome, d.agent_id, d.rule_id, d.ruleset.name) == (
+        pb.OUTCOME_ASSIGN,
+        "a1",
+        "clinical",
+        "patient-enquiries",
+    )
+    assert len(d.ruleset.sha256) == 64
+    assert response.now == decide_request().now
+
+
+def test_invalid_input_names_every_field(core: RoutingCore) -> None:
+    """INVALID_ARGUMENT with a google.rpc.BadRequest violation per bad field."""
+    request = decide_request()
+    request.case.intent = pb.INTENT_UNSPECIFIED
+    request.case.ClearField("created_at")
+    request.roster.agents[1].capacity.max = -1
+    request.request_id = ""
+    _, metadata, code, details = _call(core, "Decide", request)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    status = _rich_status(metadata)
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    assert sorted(v.field for v in bad.field_violations) == [
+        "case.created_at",
+        "case.intent",
+        "roster.agents[1].capacity.max",
+    ]
+    assert "case.intent: is required" in details
+    request_id_only = decide_request(request_id="")
+    _, metadata, code, _ = _call(core, "Decide", request_id_only)
+    bad = error_details_pb2.BadRequest()
+    _rich_status(metadata).details[0].Unpack(bad)
+    assert (code, [v.field for v in bad.field_violations]) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ["request_id"],
+    )
+
+
+def test_unknown_ruleset_or_version_is_not_found(core: RoutingCore) -> None:
+    """NOT_FOUND names what is loaded."""
+    request = decide_request()
+    request.ruleset.name = "nope"
+    _, _, code, details = _call(core, "Decide", request)
+    assert (code, details) == (
+        grpc.StatusCode.NOT_FOUND,
+        "unknown ruleset 'nope'; loaded: patient-enquiries",
+    )
+    request.ruleset.name, request.ruleset.version = "patient-enquiries", "0.0.1"
+    _, _, code, details = _call(core, "Decide", request)
+    assert code is grpc.StatusCode.NOT_FOUND
+    assert "has no version '0.0.1'; loaded versions: 2026.11.1" in details
+
+
+def test_no_ruleset_loaded_is_unavailable() -> None:
+    """UNAVAILABLE while nothing is loaded."""
+    _, _, code, details = _call(RoutingCore(RulesetRegistry()), "Decide", decide_request())
+    assert code is grpc.StatusCode.UNAVAILABLE
+    assert details.startswith("no ruleset is loaded")
+
+
+class _ExplodingCore:
+    def decide(self, _cmd: object) -> None:
+        raise RuntimeError("secret internal detail /etc/passwd")
+
+
+def test_unexpected_errors_are_internal_without_detail(caplog: pytest.LogCaptureFixture) -> None:
+    """INTERNAL with a generic message quoting the request id; the detail goes to the log."""
+    _, metadata, code, details = _call(_ExplodingCore(), "Decide", decide_request("req-9"))
+    assert code is grpc.StatusCode.INTERNAL
+    assert details == "internal error; quote reference 'req-9' to the caseroute operators"
+    assert "secret" not in details
+    assert _rich_status(metadata).code == code_pb2.INTERNAL
+    assert "secret internal detail" in caplog.text
+
+
+def test_batch_consumes_capacity_in_order(core: RoutingCore) -> None:
+    """No agent is assigned beyond capacity within a batch; later cases see earlier ones."""
+    cases = [convert.case_to_proto(make_case(case_id=f"C{i}")) for i in range(7)]
+    request = pb.DecideBatchRequest(
+        request_id="batch-1",
+        cases=cases,
+        roster=convert.roster_to_proto(ROSTER),
+        now=decide_request().now,
+    )
+    response, _, code, _ = _call(core, "DecideBatch", request)
+    assert code is grpc.StatusCode.OK
+    agents = [d.agent_id for d in response.decisions]
+    # a1, s1 start at 1/5 and a2 at 3/5; each assignment adds load and resets idle time, so
+    # at 3/5 each, a2 (never assigned) is idle longest: lowest utilisation, longest idle, id.
+    assert agents == ["a1", "s1", "a1", "s1", "a2", "a1", "s1"]
+    assert len({d.decision_id for d in response.decisions}) == 7
+    free = {a.agent_id: a.capacity.max - a.capacity.active for a in ROSTER.agents}
+    assert all(agents.count(agent_id) <= free[agent_id] for agent_id in set(agents))
+
+
+def test_batch_errors_name_the_case_index(core: RoutingCore) -> None:
+    """A bad case in a batch is reported as cases[i].field."""
+    good = convert.case_to_proto(make_case())
+    bad = convert.case_to_proto(make_case())
+    bad.urgency = pb.Urgency.ValueType(99)  # a value this server does not know
+    request = pb.DecideBatchRequest(
+        request_id="b", cases=[good, bad], roster=convert.roster_to_proto(ROSTER)
+    )
+    _, _, code, details = _call(core, "DecideBatch", request)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "cases[1].urgency: must be one of routine, urgent, critical; got 99" in details
