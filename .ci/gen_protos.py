@@ -12,12 +12,11 @@ import argparse
 import filecmp
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
-
-from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
@@ -35,7 +34,9 @@ def generate(out: Path) -> None:
     with tempfile.TemporaryDirectory() as raw:
         bindir = Path(sys.executable).parent  # mypy-protobuf's plugins sit beside python
         args = [
-            "protoc",
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
             f"-I{PROTOS}",
             f"-I{include}",
             f"--python_out={raw}",
@@ -46,8 +47,10 @@ def generate(out: Path) -> None:
             f"--mypy_grpc_out={raw}",
             *sources,
         ]
-        if protoc.main(args) != 0:
-            sys.exit("protoc failed; see the messages above")
+        # The mypy plugin chats on stderr; show protoc's output only when it fails.
+        done = subprocess.run(args, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            sys.exit(f"protoc failed:\n{done.stdout}{done.stderr}")
         out.mkdir(parents=True, exist_ok=True)
         (out / "__init__.py").write_text(
             '"""Generated protobuf and gRPC modules (see .ci/gen_protos.py)."""\n'

@@ -1,0 +1,228 @@
+"""A real server on port 0: health, reflection, concurrency, deadlines."""
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from caseroute.engine.case_rules import EngineKind
+from caseroute.grpc_api import convert
+from caseroute.grpc_api._generated import routing_pb2 as pb
+from caseroute.grpc_api._generated import routing_pb2_grpc
+from caseroute.grpc_api.server import ROUTING_SERVICE, RunningServer, ServerConfig, build_server
+from caseroute.testing import REFERENCE_RULESET, make_agent, make_case, make_roster
+
+from .conftest import decide_request
+
+CONFIG = ServerConfig(
+    rulesets=REFERENCE_RULESET.parent, port=0, engine=EngineKind.DURABLE, threads=16
+)
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[RunningServer]:
+    """An in-process server on a free port with the reference ruleset loaded."""
+    server = build_server(CONFIG, reuse_port=False)
+    server.load(CONFIG)
+    yield server
+    server.stop(1)
+
+
+@pytest.fixture
+def channel(running: RunningServer) -> Iterator[grpc.Channel]:
+    """A channel to the shared server."""
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
+        yield chan
+
+
+def _health(channel: grpc.Channel, service: str = "") -> int:
+    stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed stub lacks Check
+    status: int = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+    return status
+
+
+def test_health_goes_serving_only_after_rulesets_load(tmp_path: Path) -> None:
+    """NOT_SERVING before a ruleset loads, SERVING after; NOT_SERVING again on shutdown."""
+    config = ServerConfig(rulesets=tmp_path, port=0, engine=EngineKind.PYTHON)
+    server = build_server(config, reuse_port=False)
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as chan:
+        assert _health(chan) == health_pb2.HealthCheckResponse.NOT_SERVING
+        server.load(config)  # empty directory: still nothing to serve
+        assert _health(chan, ROUTING_SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
+        with pytest.raises(grpc.RpcError) as exc:
+            routing_pb2_grpc.RoutingServiceStub(chan).Decide(decide_request(), timeout=5)
+        assert exc.value.code() is grpc.StatusCode.UNAVAILABLE
+        server.load(
+            ServerConfig(rulesets=REFERENCE_RULESET.parent, port=0, engine=EngineKind.PYTHON)
+        )
+        assert _health(chan) == health_pb2.HealthCheckResponse.SERVING
+        assert _health(chan, ROUTING_SERVICE) == health_pb2.HealthCheckResponse.SERVING
+        server.health.enter_graceful_shutdown()
+        assert _health(chan) == health_pb2.HealthCheckResponse.NOT_SERVING
+    server.stop(1)
+
+
+def test_reflection_lists_the_services(channel: grpc.Channel) -> None:
+    """Generic clients (grpcurl, Postman) can discover the API without the .proto files."""
+    stub: Any = reflection_pb2_grpc.ServerReflectionStub(channel)  # stub methods untyped
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    (response,) = list(stub.ServerReflectionInfo(iter([request]), timeout=5))
+    names = sorted(s.name for s in response.list_services_response.service)
+    assert names == [
+        "caseroute.v1.RoutingService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]
+    file_request = reflection_pb2.ServerReflectionRequest(
+        file_containing_symbol="caseroute.v1.RoutingService"
+    )
+    (found,) = list(stub.ServerReflectionInfo(iter([file_request]), timeout=5))
+    assert found.file_descriptor_response.file_descriptor_proto
+
+
+def test_sixteen_concurrent_clients_get_their_own_decisions(running: RunningServer) -> None:
+    """Each of 16 threads, with its own channel and case, gets the decision for its case."""
+    results: dict[int, list[str]] = {}
+    errors: list[str] = []
+
+    def client(n: int) -> None:
+        # Client n's case fits exactly one agent: agent-n speaks language n's code.
+        def code(k: int) -> str:
+            return chr(97 + k) * 2  # "aa", "bb", ...: valid, distinct language tags
+
+        language = code(n)
+        agents = [make_agent(f"agent-{k}", languages=frozenset({code(k)})) for k in range(16)]
+        roster = convert.roster_to_proto(make_roster(*agents))
+        got = []
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
+            stub = routing_pb2_grpc.RoutingServiceStub(chan)
+            for i in range(10):
+                request = pb.DecideRequest(
+                    request_id=f"c{n}-{i}",
+                    roster=roster,
+                    case=convert.case_to_proto(
+                        make_case(case_id=f"C{n}-{i}", preferred_language=language)
+                    ),
+                )
+                try:
+                    decision = stub.Decide(request, timeout=30).decision
+                except grpc.RpcError as exc:
+                    errors.append(f"{n}: {exc}")
+                    return
+                got.append(f"{decision.case_id}:{decision.agent_id}")
+        results[n] = got
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert results == {n: [f"C{n}-{i}:agent-{n}" for i in range(10)] for n in range(16)}
+
+
+def test_a_call_past_its_deadline_is_cancelled_cleanly(channel: grpc.Channel) -> None:
+    """DEADLINE_EXCEEDED for the caller; the server keeps serving the next call."""
+    agents = [make_agent(f"a{i:05}") for i in range(5000)]
+    big = pb.DecideRequest(
+        request_id="slow",
+        case=convert.case_to_proto(make_case()),
+        roster=convert.roster_to_proto(make_roster(*agents)),
+    )
+    stub = routing_pb2_grpc.RoutingServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.Decide(big, timeout=0.001)
+    assert exc.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert stub.Decide(decide_request(), timeout=30).decision.agent_id == "a1"
+
+
+def test_a_5000_agent_roster_fits_the_default_message_size(channel: grpc.Channel) -> None:
+    """A full explanation for 5,000 agents travels within the default limits."""
+    agents = [make_agent(f"a{i:05}") for i in range(5000)]
+    request = pb.DecideRequest(
+        request_id="big",
+        case=convert.case_to_proto(make_case()),
+        roster=convert.roster_to_proto(make_roster(*agents)),
+    )
+    response = routing_pb2_grpc.RoutingServiceStub(channel).Decide(request, timeout=60)
+    assert len(response.decision.explanation.matching.agents) == 5000
+    assert response.decision.agent_id == "a00000"
+
+
+OUTSIDER_CLIENT = """
+import sys
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+import routing_pb2 as pb
+import routing_pb2_grpc
+
+def ts(text):
+    t = Timestamp()
+    t.FromJsonString(text)
+    return t
+
+case = pb.Case(case_id="OUT-1", created_at=ts("2026-11-21T09:55:00Z"),
+               channel=pb.CHANNEL_PHONE, intent=pb.INTENT_CLINICAL, urgency=pb.URGENCY_ROUTINE,
+               patient_location="US-TX", region="US-TX")
+nurse = pb.Agent(agent_id="rn-1", status=pb.AGENT_STATUS_AVAILABLE,
+                 licences=[pb.Licence(type="RN", jurisdiction="US-TX", expires_on="2030-01-01")],
+                 territories=["US-TX"], capacity=pb.Capacity(max=3, active=0))
+clerk = pb.Agent(agent_id="clerk-1", status=pb.AGENT_STATUS_AVAILABLE, territories=["US-TX"],
+                 capacity=pb.Capacity(max=3, active=0))
+request = pb.DecideRequest(request_id="outsider-1", case=case, now=ts("2026-11-21T10:00:00Z"),
+                           roster=pb.Roster(snapshot_id="s", taken_at=ts("2026-11-21T09:59:00Z"),
+                                            agents=[clerk, nurse]))
+with grpc.insecure_channel(sys.argv[1]) as channel:
+    reply = routing_pb2_grpc.RoutingServiceStub(channel).Decide(request, timeout=30)
+d = reply.decision
+excluded = [v.agent_id + ":" + ",".join(f.check for f in v.failures)
+            for v in d.explanation.matching.agents if not v.eligible]
+print(pb.Outcome.Name(d.outcome), d.agent_id, d.rule_id, d.ruleset.name, " ".join(excluded))
+"""
+
+
+def test_a_client_built_from_the_proto_alone(running: RunningServer, tmp_path: Path) -> None:
+    """Code generated from routing.proto, with no caseroute helpers, decides a case."""
+    import subprocess
+    import sys
+
+    from caseroute.testing import REPO_ROOT
+
+    proto_dir = REPO_ROOT / "protos" / "caseroute" / "v1"
+    generated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{proto_dir}",
+            f"--python_out={tmp_path}",
+            f"--grpc_python_out={tmp_path}",
+            str(proto_dir / "routing.proto"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert generated.returncode == 0, generated.stderr
+    (tmp_path / "client.py").write_text(OUTSIDER_CLIENT)
+    done = subprocess.run(
+        [sys.executable, "client.py", f"127.0.0.1:{running.port}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.split() == [
+        "OUTCOME_ASSIGN",
+        "rn-1",
+        "clinical",
+        "patient-enquiries",
+        "clerk-1:licence",
+    ]
