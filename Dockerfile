@@ -1,6 +1,6 @@
-# caseroute container image.
-# Build stage compiles durable_rules' C extension (PyPI ships only an sdist); the runtime stage
-# carries no compiler and runs as a non-root user.
+# caseroute gRPC server image.
+# The build stage compiles durable_rules' C extension (PyPI ships only an sdist); the runtime
+# stage carries no compiler and runs as a non-root user.
 FROM python:3.11-slim-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
@@ -12,20 +12,26 @@ RUN python -m venv /opt/caseroute \
  && /opt/caseroute/bin/pip install --no-cache-dir --disable-pip-version-check .
 
 FROM python:3.11-slim-bookworm
-# A larger trim threshold makes per-decision durable_rules sessions ~3x cheaper (measured in
-# shared/research/durable_rules.md, section 3.2).
+# MALLOC_TRIM_THRESHOLD_: per-decision durable_rules sessions get ~3x cheaper (measured in
+# shared/research/durable_rules.md, section 3.2). CASEROUTE_WORKERS=0: one process per core.
 ENV PATH=/opt/caseroute/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MALLOC_TRIM_THRESHOLD_=268435456 \
-    CASEROUTE_RULESET=/app/rulesets/patient-enquiries
+    CASEROUTE_RULESETS=/app/rulesets \
+    CASEROUTE_HOST=0.0.0.0 \
+    CASEROUTE_PORT=50051 \
+    CASEROUTE_WORKERS=0
 RUN useradd --system --uid 10001 --home-dir /app caseroute
 COPY --from=build /opt/caseroute /opt/caseroute
 WORKDIR /app
 COPY --chown=caseroute rulesets ./rulesets
 COPY --chown=caseroute examples ./examples
 USER caseroute
+EXPOSE 50051
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["caseroute", "health", "--server", "127.0.0.1:50051"]
+# SIGTERM (docker stop) drains in-flight calls for up to --grace seconds, then exits 0.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["caseroute"]
-# Until the gRPC server exists: validate the embedded ruleset. Decide with e.g.
-#   docker run IMAGE decide --case examples/cases/clinical-tx.json --roster examples/roster.json
-CMD ["rules", "check", "/app/rulesets/patient-enquiries"]
+CMD ["serve"]

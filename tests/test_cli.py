@@ -40,7 +40,7 @@ def test_decide_prints_a_readable_explanation(capsys: pytest.CaptureFixture[str]
         "  5. clinical: APPLIES - decided",
         "      fails: case.urgency == 'critical'   [case.urgency = 'urgent']",
         "  x nurse-ca-01: licence: needs RN valid in US-TX, has RN US-CA (single-state)",
-        "  1. nurse-tx-02: utilisation 0.2, clinical-triage level 2, idle minutes 50.0   <- chosen",
+        "  1. nurse-tx-02: utilisation 0.2, clinical-triage level 2, idle minutes 50   <- chosen",
     ):
         assert line in out.splitlines()
     assert "ruleset patient-enquiries version 2026.11.1 (sha256 " in out

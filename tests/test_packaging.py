@@ -19,27 +19,38 @@ def test_dockerfile_copies_paths_that_exist() -> None:
     assert missing == []
 
 
-def test_dockerfile_runs_as_non_root_and_its_command_works() -> None:
-    """The image runs as a non-root user, and its default command succeeds here."""
+def test_dockerfile_serves_with_a_grpc_healthcheck() -> None:
+    """Non-root, `caseroute serve` as the command, and a HEALTHCHECK using `caseroute health`."""
     assert re.search(r"^USER caseroute$", DOCKERFILE, re.MULTILINE)
-    cmd = re.search(r'^CMD \["rules", "check", "/app/(.+)"\]$', DOCKERFILE, re.MULTILINE)
-    assert cmd is not None
-    done = subprocess.run(
-        [sys.executable, "-m", "caseroute.cli", "rules", "check", str(REPO_ROOT / cmd.group(1))],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert (done.returncode, done.stderr) == (0, "")
+    assert re.search(r'^ENTRYPOINT \["caseroute"\]$', DOCKERFILE, re.MULTILINE)
+    assert re.search(r'^CMD \["serve"\]$', DOCKERFILE, re.MULTILINE)
+    health = re.search(r'CMD \["caseroute", "health", "--server", "127.0.0.1:(\d+)"\]', DOCKERFILE)
+    assert health is not None
+    assert f"CASEROUTE_PORT={health.group(1)}" in DOCKERFILE
+    assert f"EXPOSE {health.group(1)}" in DOCKERFILE
+
+
+def test_the_image_entrypoint_commands_exist() -> None:
+    """`caseroute serve --help` and `caseroute health --help` work in this environment."""
+    for command in ("serve", "health"):
+        done = subprocess.run(
+            [sys.executable, "-m", "caseroute.cli", command, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert (done.returncode, done.stderr) == (0, "")
 
 
 def test_readme_commands_work() -> None:
-    """The README's demo decision runs as written, and its test command is .ci/run."""
+    """The README starts the server, tests with .ci/run, and its decide example runs as written."""
     readme = (REPO_ROOT / "README.md").read_text()
     assert "\nbash .ci/run\n" in readme
+    assert ".venv/bin/pip install -e . && .venv/bin/caseroute serve\n" in readme
     demo = re.search(r"\.venv/bin/caseroute (decide [^\n]+)", readme)
     assert demo is not None
-    argv = demo.group(1).split()
+    argv = [a for a in demo.group(1).split() if a != "--server"]
+    argv = [a for a in argv if not a.startswith("127.0.0.1:")]  # in-process instead
     done = subprocess.run(
         [sys.executable, "-m", "caseroute.cli", *argv],
         cwd=REPO_ROOT,

@@ -92,6 +92,14 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_health(args: argparse.Namespace) -> int:
+    from caseroute.grpc_api.client import check_health
+
+    status = check_health(args.server, args.service, args.timeout)
+    sys.stdout.write(f"{args.server}: {status}\n")
+    return EXIT_OK if status == "SERVING" else EXIT_FAILED
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from caseroute.engine.case_rules import EngineKind
     from caseroute.grpc_api.server import ServerConfig, serve
@@ -261,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--engine", choices=engines, default=_default_engine())
     serve_cmd.add_argument("--default-ruleset", help="ruleset for requests that name none")
     serve_cmd.set_defaults(run=_cmd_serve)
+
+    health_cmd = sub.add_parser("health", help="check a server's gRPC health (exit 0: SERVING)")
+    health_cmd.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT")
+    health_cmd.add_argument("--service", default="", help="service name (default: overall)")
+    health_cmd.add_argument("--timeout", type=float, default=5.0)
+    health_cmd.set_defaults(run=_cmd_health)
 
     rules = sub.add_parser("rules", help="check, test and document rulesets")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)

@@ -76,6 +76,15 @@ def _signals(s: Signals) -> list[str]:
     return lines
 
 
+def _value(value: object) -> str:
+    """A criterion value: numbers in shortest form (the same whether local or over gRPC)."""
+    if value is None:
+        return "never"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}"
+    return str(value)
+
+
 def _matching(d: Decision) -> list[str]:
     m = d.explanation.matching
     if m is None:
@@ -95,7 +104,7 @@ def _matching(d: Decision) -> list[str]:
     if m.ranking:
         lines.append(f"Ranking ({', then '.join(m.ranking_criteria)}):")
         for cand in m.ranking:
-            values = ", ".join(f"{name} {'never' if v is None else v}" for name, v in cand.criteria)
+            values = ", ".join(f"{name} {_value(v)}" for name, v in cand.criteria)
             mark = "   <- chosen" if cand.agent_id == d.agent_id else ""
             lines.append(f"  {cand.rank}. {cand.agent_id}: {values}{mark}")
         if len(m.ranking) < m.eligible:

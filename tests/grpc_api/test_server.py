@@ -226,3 +226,37 @@ def test_a_client_built_from_the_proto_alone(running: RunningServer, tmp_path: P
         "patient-enquiries",
         "clerk-1:licence",
     ]
+
+
+def test_cli_decides_on_the_server_and_checks_health(
+    running: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`caseroute decide --server` prints the same explanation as local mode; health is 0."""
+    from caseroute.cli import main
+    from caseroute.testing import REPO_ROOT
+
+    address = f"127.0.0.1:{running.port}"
+    files = [
+        "--case",
+        str(REPO_ROOT / "examples/cases/clinical-tx.json"),
+        "--roster",
+        str(REPO_ROOT / "examples/roster.json"),
+        "--now",
+        "2026-11-21T10:00:00Z",
+    ]
+    assert main(["decide", "--server", address, *files]) == 0
+    remote = capsys.readouterr().out
+    assert main(["decide", "--ruleset", str(REFERENCE_RULESET), *files]) == 0
+    local = capsys.readouterr().out
+    assert (
+        remote.splitlines()[0]
+        == "CASE-1001: ASSIGN to nurse-tx-02 (queue clinical), priority normal"
+    )
+    assert remote.split("Provenance:")[0] == local.split("Provenance:")[0]
+    assert main(["health", "--server", address]) == 0
+    assert capsys.readouterr().out == f"{address}: SERVING\n"
+    assert main(["decide", "--server", address, "--ruleset-version", "0.9", *files]) == 1
+    assert (
+        "server answered NOT_FOUND: ruleset 'patient-enquiries' has no version '0.9'"
+        in capsys.readouterr().err
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import grpc
 from google.rpc import error_details_pb2
@@ -91,3 +91,21 @@ def decide_remote(
         except grpc.RpcError as error:
             raise _explain(error) from None
     return convert.decision_from_proto(response.decision)
+
+
+def check_health(target: str, service: str = "", timeout_s: float = 5.0) -> str:
+    """The gRPC health status of a server (``SERVING``, ``NOT_SERVING``...).
+
+    Raises:
+        RemoteCallError: If the server cannot be reached.
+    """
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lacks Check
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+        except grpc.RpcError as error:
+            raise _explain(error) from None
+    name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return name
