@@ -603,10 +603,30 @@ def canonical_json(value: object) -> str:
     )
 
 
+def agent_digest(agent: Agent) -> bytes:
+    """sha256 of an agent's canonical JSON; computed once per Agent object and cached on it."""
+    cached = agent.digest_cache
+    if cached is None:
+        cached = hashlib.sha256(canonical_json(agent_to_dict(agent)).encode()).digest()
+        object.__setattr__(agent, "digest_cache", cached)  # a cache, not the agent's value
+    return cached
+
+
 def input_sha256(case: Case, roster: Roster) -> str:
-    """sha256 of the canonical JSON of case and roster: same data, same hash, any transport."""
-    body = canonical_json({"case": case_to_dict(case), "roster": roster_to_dict(roster)})
-    return hashlib.sha256(body.encode()).hexdigest()
+    """Fingerprint of case + roster: same data, same hash, whatever the transport.
+
+    Defined as sha256 over: the canonical JSON of the case, a newline, the canonical JSON of
+    the roster header (snapshot_id, taken_at), a newline, then each agent's sha256 (of its
+    canonical JSON) in roster order. Agent digests are cached, so re-deciding against the same
+    or a slightly changed roster (a batch consuming capacity) re-encodes only what changed.
+    """
+    h = hashlib.sha256()
+    h.update(canonical_json(case_to_dict(case)).encode())
+    header = {"snapshot_id": roster.snapshot_id, "taken_at": format_timestamp(roster.taken_at)}
+    h.update(b"\n" + canonical_json(header).encode() + b"\n")
+    for agent in roster.agents:
+        h.update(agent_digest(agent))
+    return h.hexdigest()
 
 
 def to_jsonable(value: object) -> Any:

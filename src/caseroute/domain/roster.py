@@ -88,6 +88,8 @@ class Agent:
     teams: frozenset[str] = field(default_factory=frozenset)
     seniority: int = 0
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    # Cache of the agent's canonical digest (codec.agent_digest); not part of its value.
+    digest_cache: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

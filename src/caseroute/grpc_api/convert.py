@@ -6,6 +6,9 @@ JSON files (``domain.codec``), so validation and field paths are identical on ev
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -253,6 +256,52 @@ def roster_to_proto(roster: Roster) -> pb.Roster:
     )
 
 
+class RosterCache:
+    """Parsed rosters by the sha256 of their serialised bytes: per process, least recently used.
+
+    Orchestrators send the same roster snapshot for many cases; a hit skips validation and
+    conversion, and keeps each agent's cached canonical digest (so the input hash is cheap).
+    Rosters are immutable, so sharing one between concurrent calls is safe. Invalid rosters
+    raise before they are stored.
+    """
+
+    def __init__(self, max_agents: int = 100_000) -> None:
+        """Keep rosters while their agents total at most ``max_agents``."""
+        self._max_agents = max_agents
+        self._entries: OrderedDict[bytes, Roster] = OrderedDict()
+        self._agents = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def parse(self, msg: pb.Roster, path: str = "roster") -> Roster:
+        """The domain roster for a message, from the cache when the same bytes were seen.
+
+        Raises:
+            RequestError: If the roster is invalid (never cached).
+        """
+        key = hashlib.sha256(msg.SerializeToString(deterministic=True)).digest()
+        with self._lock:
+            roster = self._entries.get(key)
+            if roster is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return roster
+            self.misses += 1
+        roster = roster_from_proto(msg, path)
+        with self._lock:
+            if key not in self._entries and len(roster.agents) <= self._max_agents:
+                self._entries[key] = roster
+                self._agents += len(roster.agents)
+                while self._agents > self._max_agents:
+                    _, evicted = self._entries.popitem(last=False)
+                    self._agents -= len(evicted.agents)
+        return roster
+
+
+ROSTER_CACHE = RosterCache()
+
+
 def _now_in(msg: pb.DecideRequest | pb.DecideBatchRequest) -> datetime | None:
     return timestamp_to_datetime(msg.now) if msg.HasField("now") else None
 
@@ -260,7 +309,7 @@ def _now_in(msg: pb.DecideRequest | pb.DecideBatchRequest) -> datetime | None:
 def _roster_in(msg: pb.DecideRequest | pb.DecideBatchRequest) -> Roster:
     if not msg.HasField("roster"):
         raise RequestError([FieldViolation("roster", "is required (it may have no agents)")])
-    return roster_from_proto(msg.roster)
+    return ROSTER_CACHE.parse(msg.roster)
 
 
 def _detail(level: int) -> bool:
