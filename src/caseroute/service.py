@@ -9,7 +9,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,9 +22,10 @@ from caseroute.domain.errors import (
     RulesetError,
     RulesetNotFoundError,
 )
-from caseroute.domain.roster import Capacity, Roster
+from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.engine.decide import decide
+from caseroute.engine.roster_index import roster_after_assignment
 from caseroute.rules.compiler import RULESET_FILE, load_ruleset
 
 log = logging.getLogger("caseroute.service")
@@ -190,17 +191,6 @@ def _check_command(cmd: DecideCommand) -> None:
         raise RequestError(violations)
 
 
-def _consume(roster: Roster, agent_id: str, now: datetime) -> Roster:
-    """The roster after ``agent_id`` takes one more case at ``now``."""
-    agents = list(roster.agents)
-    for i, agent in enumerate(agents):
-        if agent.agent_id == agent_id:
-            taken = Capacity(agent.capacity.max, agent.capacity.active + 1)
-            agents[i] = replace(agent, capacity=taken, last_assigned_at=now)
-            return replace(roster, agents=tuple(agents))
-    return roster
-
-
 class RoutingCore:
     """Decides cases with the registry's rulesets; the one object transports talk to."""
 
@@ -241,5 +231,5 @@ class RoutingCore:
             )
             decisions.append(decision)
             if decision.agent_id is not None and index + 1 < len(cmd.cases):
-                roster = _consume(roster, decision.agent_id, now)
+                roster = roster_after_assignment(roster, decision.agent_id, now)
         return DecideResult(tuple(decisions), now)

@@ -8,7 +8,14 @@ from caseroute.domain.case import Intent
 from caseroute.domain.roster import AgentStatus, Capacity, Licence, Role
 from caseroute.engine.matching import MissingDataError, build_need, check_agent, match_agents
 from caseroute.rules.model import Requirements
-from caseroute.testing import NOW, make_agent, make_case, reference_compiled, skill
+from caseroute.testing import (
+    NOW,
+    make_agent,
+    make_case,
+    make_roster,
+    reference_compiled,
+    skill,
+)
 
 RULESET = reference_compiled()
 
@@ -98,7 +105,7 @@ def test_counts_without_detail() -> None:
         make_agent("b", capacity=Capacity(1, 1)),
         make_agent("c", status=AgentStatus.OFFLINE, capacity=Capacity(1, 1)),
     )
-    result = match_agents(need, agents, detail=False)
+    result = match_agents(need, make_roster(*agents), detail=False)
     assert [a.agent_id for a in result.eligible] == ["a"]
     assert result.verdicts == ()
     assert result.exclusion_counts == (("status", 1), ("capacity", 2))

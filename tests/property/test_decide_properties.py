@@ -1,5 +1,6 @@
 """Properties of decide() over random cases and rosters under the reference ruleset."""
 
+from collections import Counter
 from datetime import date, timedelta
 
 from hypothesis import given, settings
@@ -11,7 +12,14 @@ from caseroute.domain.decision import Outcome
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.decide import decide
-from caseroute.engine.matching import CHECK_ORDER
+from caseroute.engine.matching import (
+    CHECK_ORDER,
+    MissingDataError,
+    build_need,
+    check_agent,
+    match_agents,
+)
+from caseroute.rules.model import Requirements
 from caseroute.testing import NOW, clock, reading, reference_ruleset
 
 PYTHON = reference_ruleset(EngineKind.PYTHON)
@@ -138,3 +146,30 @@ def test_hard_constraints_hold(case: Case, roster: Roster) -> None:
         needed = "RN" if case.intent is Intent.CLINICAL else "pharmacist"
         agent = next(a for a in roster.agents if a.agent_id == decision.agent_id)
         assert any(lic.type == needed and lic.expires_on >= NOW.date() for lic in agent.licences)
+
+
+REQUIREMENTS = [
+    Requirements(),
+    Requirements(
+        licence_types=("RN",), skills=(RequiredSkill("clinical-triage", 3),), territory=False
+    ),
+    Requirements(roles=(Role.SENIOR, Role.MANAGER), case_skills=False, language=False),
+]
+
+
+@settings(max_examples=300)
+@given(case=cases, roster=rosters, which=st.sampled_from(range(len(REQUIREMENTS))))
+def test_indexed_matching_equals_checking_each_agent(
+    case: Case, roster: Roster, which: int
+) -> None:
+    """The bitmask index finds exactly the agents, and counts, that per-agent checks find."""
+    try:
+        need = build_need(case, REQUIREMENTS[which], PYTHON.compiled, NOW)
+    except MissingDataError:
+        return
+    result = match_agents(need, roster, detail=True)
+    per_agent = {a.agent_id: [f.check for f in check_agent(need, a)] for a in roster.agents}
+    assert [a.agent_id for a in result.eligible] == [k for k, v in per_agent.items() if not v]
+    counts = Counter(check for failed in per_agent.values() for check in failed)
+    assert dict(result.exclusion_counts) == dict(counts)
+    assert {v.agent_id: [f.check for f in v.failures] for v in result.verdicts} == per_agent

@@ -99,3 +99,5 @@ class Roster:
     snapshot_id: str
     taken_at: datetime
     agents: tuple[Agent, ...]
+    # Cache of the engine's lookup index for these agents; not part of the roster's value.
+    index_cache: object | None = field(default=None, init=False, repr=False, compare=False)

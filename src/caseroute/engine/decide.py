@@ -123,7 +123,7 @@ def _match(
     detail: bool,
 ) -> tuple[MatchingTrace, str | None]:
     need = build_need(case, req, ruleset, now)
-    result = match_agents(need, roster.agents, detail=detail)
+    result = match_agents(need, roster, detail=detail)
     skill = (
         case.required_skills[0].name
         if case.required_skills

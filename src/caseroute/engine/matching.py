@@ -7,15 +7,15 @@ is set can be assigned to nobody.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date as date_type
 from datetime import datetime
 
 from caseroute.domain.case import Case, RequiredSkill
 from caseroute.domain.decision import AgentVerdict, CheckFailure
-from caseroute.domain.roster import Agent, AgentStatus, Role
+from caseroute.domain.roster import Agent, AgentStatus, Role, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
+from caseroute.engine.roster_index import RosterIndex, bits, index_for
 from caseroute.rules.model import CompiledRuleset, Requirements
 
 CHECK_ORDER = (
@@ -233,27 +233,73 @@ class MatchResult:
     exclusion_counts: tuple[tuple[str, int], ...]
 
 
-def match_agents(need: Need, agents: tuple[Agent, ...], *, detail: bool = True) -> MatchResult:
-    """Check every agent against a need.
+def check_masks(need: Need, index: RosterIndex) -> dict[str, int]:
+    """For each check that applies, the mask of agents that pass it (same rules as check_agent).
 
     Args:
         need: Resolved requirements.
-        agents: The roster's agents.
-        detail: Keep a verdict per agent (off: counts only, for large rosters).
+        index: The roster's index.
+
+    Returns:
+        Check name -> mask of passing agents.
+    """
+    masks = {"consent": 0} if need.consent_flag is not None else {}
+    masks["status"] = index.status_mask(need.statuses)
+    if need.roles is not None:
+        masks["role"] = index.role_mask(need.roles)
+    if need.licence_types is not None:
+        assert need.location is not None  # noqa: S101 - build_need guarantees it
+        masks["licence"] = index.licence_mask(
+            need.licence_types, need.location, need.day, need.compacts
+        )
+    if need.region is not None:
+        masks["territory"] = index.territory_mask(need.region)
+    if need.skills:
+        skilled = index.everyone
+        for required in need.skills:
+            skilled &= index.skill_mask(required.name, required.min_level)
+        masks["skills"] = skilled
+    if need.language is not None:
+        masks["language"] = index.language_mask(need.language)
+    masks["capacity"] = index.has_capacity
+    return masks
+
+
+def match_agents(need: Need, roster: Roster, *, detail: bool = True) -> MatchResult:
+    """Check every agent against a need, by set algebra over the roster's index.
+
+    Args:
+        need: Resolved requirements.
+        roster: The roster.
+        detail: Keep a verdict per agent, with every failed check in words (built only for
+            excluded agents, by ``check_agent``); off: counts only.
 
     Returns:
         Eligible agents (roster order), verdicts (when detail) and failed-check counts.
     """
-    eligible: list[Agent] = []
-    verdicts: list[AgentVerdict] = []
-    counts: Counter[str] = Counter()
-    for agent in agents:
-        failures = check_agent(need, agent)
-        if failures:
-            counts.update(f.check for f in failures)
-        else:
-            eligible.append(agent)
-        if detail:
-            verdicts.append(AgentVerdict(agent.agent_id, not failures, tuple(failures)))
-    ordered = tuple((check, counts[check]) for check in CHECK_ORDER if counts[check])
-    return MatchResult(tuple(eligible), tuple(verdicts), ordered)
+    index = index_for(roster)
+    masks = check_masks(need, index)
+    eligible_mask = index.everyone
+    for mask in masks.values():
+        eligible_mask &= mask
+    total = len(index.agents)
+    counts = tuple(
+        (check, total - (masks[check] & index.everyone).bit_count())
+        for check in CHECK_ORDER
+        if check in masks
+    )
+    verdicts: tuple[AgentVerdict, ...] = ()
+    if detail:
+        verdicts = tuple(
+            AgentVerdict(agent.agent_id, eligible=True, failures=())
+            if eligible_mask >> i & 1
+            else AgentVerdict(
+                agent.agent_id, eligible=False, failures=tuple(check_agent(need, agent))
+            )
+            for i, agent in enumerate(index.agents)
+        )
+    return MatchResult(
+        tuple(index.agents[i] for i in bits(eligible_mask)),
+        verdicts,
+        tuple((check, n) for check, n in counts if n),
+    )

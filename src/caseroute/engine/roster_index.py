@@ -1,0 +1,209 @@
+"""Bitmask indexes over a roster: eligibility as set algebra instead of a loop per agent.
+
+Bit ``i`` of every mask stands for ``roster.agents[i]``. Masks are Python ints, so AND/OR over
+thousands of agents are single big-int operations. The index is built once per Roster object
+and cached on it (rosters are immutable; the roster cache reuses them across requests).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+
+from caseroute.domain.roster import Agent, AgentStatus, Capacity, Role, Roster
+from caseroute.engine.licensing import CompactView, licence_valid_at
+
+MAX_LEVEL = 10
+
+
+def primary_language(tag: str) -> str:
+    """The primary subtag of a BCP 47 tag (``en-GB`` -> ``en``)."""
+    return tag.split("-", 1)[0]
+
+
+def ancestors(code: str) -> list[str]:
+    """A code and every area containing it: ``GB-ENG-NW`` -> GB-ENG-NW, GB-ENG, GB."""
+    parts = code.split("-")
+    return ["-".join(parts[:k]) for k in range(len(parts), 0, -1)]
+
+
+def bits(mask: int) -> Iterator[int]:
+    """Indices of the set bits, ascending."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
+def _or(masks: dict[object, int], keys: object) -> int:
+    out = 0
+    for key in keys:  # type: ignore[attr-defined]
+        out |= masks.get(key, 0)
+    return out
+
+
+@dataclass(slots=True)
+class RosterIndex:
+    """Masks of agents by status, role, capacity, territory, language, skill level, licence."""
+
+    agents: tuple[Agent, ...]
+    everyone: int
+    by_status: dict[AgentStatus, int]
+    by_role: dict[Role, int]
+    has_capacity: int
+    by_territory: dict[str, int]
+    by_language: dict[str, int]
+    skill_at_least: dict[str, list[int]]  # name -> mask per minimum level 0..10
+    licensed: dict[str, list[int]]  # licence type -> agent indices holding one
+    _licence_masks: dict[object, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def build(cls, agents: tuple[Agent, ...]) -> RosterIndex:
+        """Index a roster's agents (one pass)."""
+        by_status: dict[AgentStatus, int] = defaultdict(int)
+        by_role: dict[Role, int] = defaultdict(int)
+        by_territory: dict[str, int] = defaultdict(int)
+        by_language: dict[str, int] = defaultdict(int)
+        levels: dict[str, list[int]] = defaultdict(lambda: [0] * (MAX_LEVEL + 1))
+        licensed: dict[str, list[int]] = defaultdict(list)
+        capacity = 0
+        for i, agent in enumerate(agents):
+            bit = 1 << i
+            by_status[agent.status] |= bit
+            by_role[agent.role] |= bit
+            if agent.capacity.active < agent.capacity.max:
+                capacity |= bit
+            for code in agent.territories:
+                by_territory[code] |= bit
+            for tag in agent.languages:
+                by_language[primary_language(tag)] |= bit
+            for name, level in agent.skills.items():
+                levels[name][level] |= bit
+            for kind in {lic.type for lic in agent.licences}:
+                licensed[kind].append(i)
+        at_least: dict[str, list[int]] = {}
+        for name, exact in levels.items():
+            cumulative, acc = [0] * (MAX_LEVEL + 1), 0
+            for level in range(MAX_LEVEL, -1, -1):
+                acc |= exact[level]
+                cumulative[level] = acc
+            at_least[name] = cumulative
+        return cls(
+            agents,
+            (1 << len(agents)) - 1,
+            dict(by_status),
+            dict(by_role),
+            capacity,
+            dict(by_territory),
+            dict(by_language),
+            at_least,
+            dict(licensed),
+        )
+
+    def after_assignment(self, position: int, agent: Agent) -> RosterIndex:
+        """The index once ``agents[position]`` is replaced by ``agent`` with more load.
+
+        Only capacity (and idle time, which matching does not read) changes in a batch, so
+        every other mask and the licence cache carry over.
+        """
+        agents = (*self.agents[:position], agent, *self.agents[position + 1 :])
+        bit = 1 << position
+        capacity = self.has_capacity & ~bit
+        if agent.capacity.active < agent.capacity.max:
+            capacity |= bit
+        return RosterIndex(
+            agents,
+            self.everyone,
+            self.by_status,
+            self.by_role,
+            capacity,
+            self.by_territory,
+            self.by_language,
+            self.skill_at_least,
+            self.licensed,
+            self._licence_masks,
+            self._lock,
+        )
+
+    def status_mask(self, statuses: frozenset[AgentStatus]) -> int:
+        """Agents whose status is one of ``statuses``."""
+        return _or(self.by_status, statuses)  # type: ignore[arg-type]
+
+    def role_mask(self, roles: frozenset[Role]) -> int:
+        """Agents whose role is one of ``roles``."""
+        return _or(self.by_role, roles)  # type: ignore[arg-type]
+
+    def territory_mask(self, region: str) -> int:
+        """Agents with a territory covering ``region`` (the code itself or a parent area)."""
+        return _or(self.by_territory, ancestors(region))  # type: ignore[arg-type]
+
+    def language_mask(self, tag: str) -> int:
+        """Agents speaking the primary language of ``tag``."""
+        return self.by_language.get(primary_language(tag), 0)
+
+    def skill_mask(self, name: str, min_level: int) -> int:
+        """Agents with skill ``name`` at ``min_level`` or above."""
+        levels = self.skill_at_least.get(name)
+        return 0 if levels is None else levels[min(max(min_level, 0), MAX_LEVEL)]
+
+    def licence_mask(
+        self, types: tuple[str, ...], location: str, day: date, compacts: CompactView
+    ) -> int:
+        """Agents holding a licence of one of ``types`` valid at ``location`` on ``day``."""
+        key = (types, location, day, compacts)
+        with self._lock:
+            cached = self._licence_masks.get(key)
+        if cached is not None:
+            return cached
+        mask = 0
+        for kind in set(types):
+            for i in self.licensed.get(kind, ()):
+                if not mask >> i & 1 and any(
+                    lic.type in types and licence_valid_at(lic, location, day, compacts)[0]
+                    for lic in self.agents[i].licences
+                ):
+                    mask |= 1 << i
+        with self._lock:
+            self._licence_masks[key] = mask
+        return mask
+
+
+_build_lock = threading.Lock()
+
+
+def index_for(roster: Roster) -> RosterIndex:
+    """The roster's index, built on first use and cached on the roster."""
+    index = roster.index_cache
+    if isinstance(index, RosterIndex):
+        return index
+    with _build_lock:
+        index = roster.index_cache
+        if not isinstance(index, RosterIndex):
+            index = RosterIndex.build(roster.agents)
+            object.__setattr__(roster, "index_cache", index)  # a cache, not the roster's value
+    return index
+
+
+def roster_after_assignment(roster: Roster, agent_id: str, now: datetime) -> Roster:
+    """The roster once ``agent_id`` takes one more case at ``now`` (batch capacity use).
+
+    The index carries over incrementally instead of being rebuilt.
+    """
+    for i, agent in enumerate(roster.agents):
+        if agent.agent_id == agent_id:
+            taken = replace(
+                agent,
+                capacity=Capacity(agent.capacity.max, agent.capacity.active + 1),
+                last_assigned_at=now,
+            )
+            updated = replace(roster, agents=(*roster.agents[:i], taken, *roster.agents[i + 1 :]))
+            if isinstance(roster.index_cache, RosterIndex):
+                object.__setattr__(
+                    updated, "index_cache", roster.index_cache.after_assignment(i, taken)
+                )
+            return updated
+    return roster
