@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +24,25 @@ def _number(value: float) -> str:
     return format(Decimal(text), "f")
 
 
+_EXPONENT = re.compile(r"\d[eE][-+]?\d")
+
+
 def to_durable_json(value: Any) -> str:
+    """Serialise JSON data for durable_rules: the C encoder when its output has no exponent.
+
+    A string that merely looks like an exponent (``"1e5"``) only sends the value down the
+    exact, slower path; the result is the same.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError:  # NaN or infinity: the exact path says which value
+        return _positional_json(value)
+    if _EXPONENT.search(text) is None:
+        return text
+    return _positional_json(value)
+
+
+def _positional_json(value: Any) -> str:
     """Serialise JSON data (dict, list, str, int, float, bool, None) for durable_rules.
 
     Args:
@@ -53,9 +72,9 @@ def to_durable_json(value: Any) -> str:
     if isinstance(value, dict):
         return (
             "{"
-            + ", ".join(f"{json.dumps(k)}: {to_durable_json(v)}" for k, v in value.items())
+            + ", ".join(f"{json.dumps(k)}: {_positional_json(v)}" for k, v in value.items())
             + "}"
         )
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(to_durable_json(v) for v in value) + "]"
+        return "[" + ", ".join(_positional_json(v) for v in value) + "]"
     raise TypeError(f"cannot serialise {type(value).__name__} for durable_rules")
