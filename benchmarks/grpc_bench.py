@@ -81,6 +81,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--engine", default="durable")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="turn the server's roster cache off: every call parses its roster",
+    )
     args = parser.parse_args()
     server = subprocess.Popen(
         [
@@ -96,6 +101,8 @@ def main() -> None:
             args.engine,
             "--rulesets",
             str(REFERENCE_RULESET.parent),
+            "--roster-cache-agents",
+            "0" if args.cold else "100000",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -108,9 +115,10 @@ def main() -> None:
         time.sleep(1)
         _wait_serving(address)
         floor_body = health_pb2.HealthCheckRequest().SerializeToString()
+        cache = "off (cold)" if args.cold else "on (warm)"
         print(
-            f"server: {args.workers} worker processes, engine {args.engine}; "
-            f"{args.seconds:g} s per row"
+            f"server: {args.workers} worker processes, engine {args.engine}, roster cache "
+            f"{cache}; explanation level SUMMARY; {args.seconds:g} s per row"
         )
         print()
         print(

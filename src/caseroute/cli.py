@@ -115,6 +115,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             grace_s=args.grace,
             engine=EngineKind(args.engine),
             default_ruleset=args.default_ruleset,
+            roster_cache_agents=args.roster_cache_agents,
         )
     )
 
@@ -268,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument("--engine", choices=engines, default=_default_engine())
     serve_cmd.add_argument("--default-ruleset", help="ruleset for requests that name none")
+    serve_cmd.add_argument(
+        "--roster-cache-agents",
+        type=int,
+        default=100_000,
+        help="agents kept in each worker's parsed-roster cache; 0 turns it off (default 100000)",
+    )
     serve_cmd.set_defaults(run=_cmd_serve)
 
     health_cmd = sub.add_parser("health", help="check a server's gRPC health (exit 0: SERVING)")

@@ -266,8 +266,8 @@ class RosterCache:
     """
 
     def __init__(self, max_agents: int = 100_000) -> None:
-        """Keep rosters while their agents total at most ``max_agents``."""
-        self._max_agents = max_agents
+        """Keep rosters while their agents total at most ``max_agents`` (0: no caching)."""
+        self.max_agents = max_agents
         self._entries: OrderedDict[bytes, Roster] = OrderedDict()
         self._agents = 0
         self._lock = threading.Lock()
@@ -280,6 +280,8 @@ class RosterCache:
         Raises:
             RequestError: If the roster is invalid (never cached).
         """
+        if self.max_agents == 0:
+            return roster_from_proto(msg, path)
         key = hashlib.sha256(msg.SerializeToString(deterministic=True)).digest()
         with self._lock:
             roster = self._entries.get(key)
@@ -290,10 +292,10 @@ class RosterCache:
             self.misses += 1
         roster = roster_from_proto(msg, path)
         with self._lock:
-            if key not in self._entries and len(roster.agents) <= self._max_agents:
+            if key not in self._entries and len(roster.agents) <= self.max_agents:
                 self._entries[key] = roster
                 self._agents += len(roster.agents)
-                while self._agents > self._max_agents:
+                while self._agents > self.max_agents:
                     _, evicted = self._entries.popitem(last=False)
                     self._agents -= len(evicted.agents)
         return roster

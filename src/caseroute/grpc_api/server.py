@@ -28,6 +28,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from caseroute.engine.case_rules import EngineKind
+from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.servicer import RoutingServicer
@@ -54,6 +55,7 @@ class ServerConfig:
         grace_s: Seconds in-flight calls get to finish after SIGTERM.
         engine: Engine of record.
         default_ruleset: Ruleset used when a request names none.
+        roster_cache_agents: Agents kept in the per-worker parsed-roster cache (0: off).
     """
 
     rulesets: Path = Path("rulesets")
@@ -65,6 +67,7 @@ class ServerConfig:
     grace_s: float = 10.0
     engine: EngineKind = EngineKind.DURABLE
     default_ruleset: str | None = None
+    roster_cache_agents: int = 100_000
 
 
 @dataclass(slots=True)
@@ -118,6 +121,7 @@ def build_server(
     Returns:
         The started server and the port it bound.
     """
+    convert.ROSTER_CACHE.max_agents = config.roster_cache_agents
     size = config.max_message_mb * MIB
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc"),
