@@ -79,13 +79,15 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero(
     request = pb.DecideBatchRequest(
         request_id="drain",
         roster=convert.roster_to_proto(make_roster(*agents)),
-        cases=[convert.case_to_proto(make_case(case_id=f"D{i}")) for i in range(15)],
+        cases=[convert.case_to_proto(make_case(case_id=f"D{i}")) for i in range(150)],
         now=convert.datetime_to_timestamp(NOW),
     )
     outcome: dict[str, object] = {}
 
     def call() -> None:
-        with grpc.insecure_channel(address) as chan:
+        # A full explanation of this batch is ~20 MB: above gRPC's default 4 MB receive limit.
+        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        with grpc.insecure_channel(address, options=options) as chan:
             try:
                 reply = routing_pb2_grpc.RoutingServiceStub(chan).DecideBatch(request, timeout=120)
                 outcome["agents"] = [d.agent_id for d in reply.decisions]
@@ -94,10 +96,14 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero(
 
     caller = threading.Thread(target=call)
     caller.start()
-    time.sleep(0.5)  # the batch takes several seconds; it is in flight now
+    # A full explanation of 150 cases x 2000 agents takes the server several seconds, so 1.5 s
+    # after sending, the call is certainly in flight (received, not yet answered).
+    time.sleep(1.5)
+    assert caller.is_alive(), "the batch finished before SIGTERM; make it longer"
     os.kill(proc.pid, signal.SIGTERM)
     caller.join(120)
     assert proc.wait(60) == 0
-    assert outcome == {"agents": [f"a{i:04}" for i in range(15)]}
+    # lowest utilisation first: each agent takes one case before any takes a second
+    assert outcome == {"agents": [f"a{i:04}" for i in range(150)]}
     assert proc.stderr is not None
     assert proc.stderr.read().count("worker stopped") == 2
