@@ -23,7 +23,6 @@ from caseroute.domain.decision import (
     Outcome,
     Priority,
     RuleTrace,
-    Signals,
 )
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.roster import Roster
@@ -319,6 +318,3 @@ def decide(
         rule_id=result.rule_id,
         explanation=explanation,
     )
-
-
-__all__ = ["DataProblem", "Signals", "decide", "derive_decision_id", "find_data_problems"]

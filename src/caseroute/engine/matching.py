@@ -15,7 +15,7 @@ from caseroute.domain.case import Case, RequiredSkill
 from caseroute.domain.decision import AgentVerdict, CheckFailure
 from caseroute.domain.roster import Agent, AgentStatus, Role, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
-from caseroute.engine.roster_index import RosterIndex, bits, index_for
+from caseroute.engine.roster_index import RosterIndex, bits, index_for, primary_language
 from caseroute.rules.model import CompiledRuleset, Requirements
 
 CHECK_ORDER = (
@@ -133,10 +133,6 @@ def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: dat
     )
 
 
-def _primary(tag: str) -> str:
-    return tag.split("-", 1)[0]
-
-
 def check_agent(need: Need, agent: Agent) -> list[CheckFailure]:
     """Every check one agent fails (empty: eligible).
 
@@ -189,8 +185,8 @@ def check_agent(need: Need, agent: Agent) -> list[CheckFailure]:
             )
         )
     if need.language is not None:
-        wanted = _primary(need.language)
-        if not any(_primary(lang) == wanted for lang in agent.languages):
+        wanted = primary_language(need.language)
+        if not any(primary_language(lang) == wanted for lang in agent.languages):
             failures.append(
                 CheckFailure(
                     "language", need.language, ", ".join(sorted(agent.languages)) or "none listed"
