@@ -7,6 +7,8 @@
     ├── RulesetError           a ruleset failed to load or compile (every Problem at once)
     ├── RulesetNotFoundError   no ruleset with that name / version is loaded
     ├── NoRulesetLoadedError   the service has no ruleset at all yet
+    ├── AuditUnavailableError  the decision log cannot be written (no decision is returned)
+    ├── IdempotencyConflictError  a request_id was reused with a different input
     ├── EngineUnavailableError the durable_rules engine cannot be imported or used
     └── EngineValidationError  durable_rules rejected, crashed or hung on a compiled ruleset
 
@@ -111,6 +113,14 @@ class RulesetNotFoundError(CaserouteError):
 
 class NoRulesetLoadedError(CaserouteError):
     """The service has no usable ruleset (none found, or every one failed to load)."""
+
+
+class AuditUnavailableError(CaserouteError):
+    """The decision log could not durably store a record (disk full, locked, read-only...)."""
+
+
+class IdempotencyConflictError(CaserouteError):
+    """The request_id was already used for a different input."""
 
 
 class EngineUnavailableError(CaserouteError):

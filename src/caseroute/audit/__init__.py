@@ -1,0 +1,1 @@
+"""The decision log: durable, tamper-evident, PHI-minimised records of every decision."""

@@ -1,0 +1,175 @@
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caseroute.audit.masking import MASK_PREFIX, Masker
+from caseroute.audit.record import GENESIS, AuditRecord
+from caseroute.audit.store import SqliteAuditStore
+from caseroute.audit.verify import verify_chain
+from caseroute.domain.errors import AuditUnavailableError, IdempotencyConflictError
+
+
+def _record(n: int, request: str = "req", body: str = "x") -> AuditRecord:
+    return AuditRecord(
+        seq=0,
+        decision_id=f"dec_{request}_{n}",
+        request_id=request,
+        request_sha256=f"sha-{request}-{body}",
+        case_id=f"C{n}",
+        recorded_at="2026-11-21T10:00:00Z",
+        now="2026-11-21T10:00:00Z",
+        ruleset_name="rs",
+        ruleset_version="1",
+        ruleset_sha256="ab" * 32,
+        caseroute_version="0.1.0",
+        caller="",
+        input={"case": {"case_id": f"C{n}"}},
+        decision={"outcome": "ASSIGN", "n": n},
+        prev_hash="",
+        record_hash="",
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteAuditStore]:
+    """A fresh store in a temporary directory."""
+    made = SqliteAuditStore(tmp_path / "audit.db")
+    yield made
+    made.close()
+
+
+def test_append_chains_and_verifies(store: SqliteAuditStore) -> None:
+    """Records get consecutive seqs, each linked to the previous; the chain verifies."""
+    stored = store.append([_record(1), _record(2)]) + store.append([_record(3)])
+    assert [r.seq for r in stored] == [1, 2, 3]
+    assert stored[0].prev_hash == GENESIS
+    assert [r.prev_hash for r in stored[1:]] == [r.record_hash for r in stored[:-1]]
+    assert store.get("dec_req_2") == stored[1]
+    report = verify_chain(store.records(), store.head())
+    assert (report.ok, report.records) == (True, 3)
+
+
+def test_concurrent_appends_share_commits(store: SqliteAuditStore) -> None:
+    """Group commit: 64 concurrent appends need fewer transactions than calls; chain intact."""
+    threads = [
+        threading.Thread(target=store.append, args=([_record(n, f"r{n}")],)) for n in range(64)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.head()[0] == 64
+    assert store.commits < 64
+    assert verify_chain(store.records(), store.head()).ok
+
+
+def test_retry_returns_the_stored_record_and_conflict_is_refused(store: SqliteAuditStore) -> None:
+    """Same decision id and input: the stored record, not a new one; different input: refused."""
+    (first,) = store.append([_record(1)])
+    (again,) = store.append([_record(1)])
+    assert again == first
+    assert store.head()[0] == 1
+    with pytest.raises(IdempotencyConflictError, match="different input"):
+        store.append([_record(1, body="changed")])
+    assert store.head()[0] == 1
+
+
+def test_concurrent_retries_store_exactly_one(store: SqliteAuditStore) -> None:
+    """Sixteen simultaneous retries of one request store one record, all get the same one."""
+    results: list[AuditRecord] = []
+    threads = [
+        threading.Thread(target=lambda: results.extend(store.append([_record(7)])))
+        for _ in range(16)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.head()[0] == 1
+    assert {r.record_hash for r in results} == {results[0].record_hash}
+    assert len(results) == 16
+
+
+def test_unwritable_store_is_unavailable(tmp_path: Path) -> None:
+    """A store that cannot commit refuses the append (the caller must not answer)."""
+    store = SqliteAuditStore(tmp_path / "audit.db")
+    store.append([_record(1)])
+    with closing(sqlite3.connect(tmp_path / "audit.db")) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON decisions "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+        conn.commit()
+    with pytest.raises(AuditUnavailableError, match="cannot be written"):
+        store.append([_record(2)])
+    assert store.failures == 1
+    assert store.head()[0] == 1
+    store.close()
+
+
+def _tamper(path: Path, sql: str) -> None:
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(sql)
+        conn.commit()
+
+
+@pytest.mark.parametrize(
+    ("sql", "seq", "words"),
+    [
+        (
+            'UPDATE decisions SET decision = \'{"outcome": "QUEUE", "n": 3}\' WHERE seq = 3',
+            3,
+            "record 3 was edited or moved",
+        ),
+        ("DELETE FROM decisions WHERE seq = 2", 3, "record 2 is missing"),
+        (
+            (
+                "UPDATE decisions SET seq = -1 WHERE seq = 2; "
+                "UPDATE decisions SET seq = 2 WHERE seq = 4; "
+                "UPDATE decisions SET seq = 4 WHERE seq = -1"
+            ),
+            2,
+            "record 2 was edited or moved",
+        ),
+        ("DELETE FROM decisions WHERE seq = 5", 0, "truncated"),
+    ],
+)
+def test_verify_names_the_first_tampered_record(
+    tmp_path: Path, sql: str, seq: int, words: str
+) -> None:
+    """Edit, delete, reorder and truncate are each detected and located."""
+    store = SqliteAuditStore(tmp_path / "audit.db")
+    store.append([_record(n) for n in range(1, 6)])
+    store.close()
+    _tamper(tmp_path / "audit.db", sql)
+    reopened = SqliteAuditStore(tmp_path / "audit.db")
+    report = verify_chain(reopened.records(), reopened.head())
+    reopened.close()
+    assert not report.ok
+    assert report.seq == seq
+    assert report.problem is not None
+    assert words in report.problem
+
+
+def test_masking_replaces_configured_paths_with_keyed_digests() -> None:
+    """PHI paths become HMAC digests: equal values match, the value is gone, others untouched."""
+    masker = Masker(b"k1", ("case.attributes.patient_name", "roster.secret"))
+    data: dict[str, Any] = {
+        "case": {"case_id": "C1", "attributes": {"patient_name": "Ada", "payer": "acme"}},
+        "roster": {"agents": []},
+    }
+    masked = masker.mask(data)
+    name = masked["case"]["attributes"]["patient_name"]
+    assert name.startswith(MASK_PREFIX)
+    assert "Ada" not in str(masked)
+    assert masked["case"]["attributes"]["payer"] == "acme"
+    assert data["case"]["attributes"]["patient_name"] == "Ada"  # the input is not modified
+    assert Masker(b"k1").digest("Ada") == name
+    assert Masker(b"k2").digest("Ada") != name
+    assert masker.covers("case.attributes.patient_name")
+    assert not masker.covers("case.attributes.payer")
