@@ -1,4 +1,4 @@
-"""The ``caseroute`` command: decide from files, check and test rulesets.
+"""The ``caseroute`` command: serve, decide, check and test rulesets, read the decision log.
 
 Exit codes: 0 success; 1 the ruleset has errors or golden cases failed; 2 bad usage or input.
 """
@@ -12,11 +12,15 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from caseroute import __version__
 from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.errors import CaserouteError, RequestError, RulesetError, Severity
+
+if TYPE_CHECKING:
+    from caseroute.audit.config import AuditConfig
+    from caseroute.audit.store import SqliteAuditStore
 
 DEFAULT_RULESET = Path("rulesets/patient-enquiries")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -116,13 +120,131 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             engine=EngineKind(args.engine),
             default_ruleset=args.default_ruleset,
             roster_cache_agents=args.roster_cache_agents,
+            audit=_audit_config(args),
         )
     )
 
 
+def _audit_config(args: argparse.Namespace) -> AuditConfig:
+    from caseroute.audit.config import AuditConfig
+
+    masked = tuple(p.strip() for p in args.audit_masked_fields.split(",") if p.strip())
+    return AuditConfig(
+        db=args.audit_db,
+        key_file=args.audit_key_file,
+        key_hex=os.environ.get("CASEROUTE_AUDIT_KEY"),
+        masked_fields=masked,
+    )
+
+
+def _open_log(args: argparse.Namespace) -> SqliteAuditStore:
+    from caseroute.audit.store import SqliteAuditStore
+
+    if not args.audit_db.is_file():
+        raise UsageError(
+            f"no decision log at {args.audit_db}; pass --audit-db (or $CASEROUTE_AUDIT_DB) "
+            "pointing at the server's log"
+        )
+    return SqliteAuditStore(args.audit_db)
+
+
+def _cmd_audit_show(args: argparse.Namespace) -> int:
+    from caseroute.audit.show import render_record
+    from caseroute.service import DecisionLog
+
+    store = _open_log(args)
+    try:
+        audited = DecisionLog(store).get(args.decision_id)
+        if args.json:
+            text = json.dumps(
+                {
+                    **audited.record.content(),
+                    "prev_hash": audited.record.prev_hash,
+                    "record_hash": audited.record.record_hash,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        else:
+            text = render_record(audited.record, audited.decision, store.get_blob)
+    finally:
+        store.close()
+    sys.stdout.write(text + "\n")
+    return EXIT_OK
+
+
+def _cmd_audit_export(args: argparse.Namespace) -> int:
+    store = _open_log(args)
+    since = _parse_instant(args.since, "--since")
+    until = _parse_instant(args.until, "--until")
+    count = 0
+    try:
+        after = 0
+        while True:
+            page = store.query(
+                case_id=args.case_id, since=since, until=until, after_seq=after, limit=1000
+            )
+            for record in page:
+                row = {
+                    **record.content(),
+                    "prev_hash": record.prev_hash,
+                    "record_hash": record.record_hash,
+                }
+                sys.stdout.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+                count += 1
+            if len(page) < 1000:
+                break
+            after = page[-1].seq
+    finally:
+        store.close()
+    sys.stderr.write(f"exported {count} decision(s)\n")
+    return EXIT_OK
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from caseroute.audit.verify import verify_chain
+
+    store = _open_log(args)
+    try:
+        head = store.head()
+        report = verify_chain(store.records(), head, store.get_blob)
+    finally:
+        store.close()
+    if not report.ok:
+        where = f" (decision {report.decision_id})" if report.decision_id else ""
+        sys.stdout.write(f"TAMPERED: {report.problem}{where}; checked {report.records} record(s)\n")
+        return EXIT_FAILED
+    if args.expect_head and args.expect_head != f"{head[0]}:{head[1]}":
+        sys.stdout.write(
+            f"TAMPERED: the chain verifies internally but its head is {head[0]}:{head[1]}, not "
+            f"the {args.expect_head} recorded earlier (records rewritten or truncated)\n"
+        )
+        return EXIT_FAILED
+    sys.stdout.write(
+        f"ok: {report.records} record(s), every link and blob verified; head "
+        f"{head[0]}:{head[1]} (keep it elsewhere and pass it as --expect-head next time)\n"
+    )
+    return EXIT_OK
+
+
+def _parse_instant(text: str | None, flag: str) -> datetime | None:
+    if text is None:
+        return None
+    value = parse_timestamp(text)
+    if value is None:
+        raise UsageError(
+            f"{flag} {text!r} is not an ISO-8601 instant with offset; e.g. 2026-11-21T00:00:00Z"
+        )
+    return value
+
+
 def _cmd_rules_check(args: argparse.Namespace) -> int:
+    from caseroute.audit.config import check_masked_fields
+    from caseroute.audit.masking import Masker, masked_reads
     from caseroute.rules.compiler import load_ruleset
 
+    masked = tuple(p.strip() for p in args.audit_masked_fields.split(",") if p.strip())
+    masker = Masker(b"", check_masked_fields(masked))
     status = EXIT_OK
     for path in args.paths:
         try:
@@ -136,12 +258,13 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
             )
             status = EXIT_FAILED
             continue
-        for problem in compiled.warnings:
+        warnings = [*compiled.warnings, *masked_reads(compiled, masker)]
+        for problem in warnings:
             sys.stdout.write(f"{problem}\n")
         sys.stdout.write(
             f"{path}: ok - {compiled.name} version {compiled.version}, "
             f"{len(compiled.rules)} rules, {len(compiled.leaves)} conditions, "
-            f"sha256 {compiled.sha256}; {len(compiled.warnings)} warning(s)\n"
+            f"sha256 {compiled.sha256}; {len(warnings)} warning(s)\n"
         )
     return status
 
@@ -199,7 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     engines = ["durable", "python"]
 
-    decide = sub.add_parser("decide", help="decide one case from JSON files")
+    decide = sub.add_parser(
+        "decide",
+        help="decide one case from JSON files (locally: a dry run, not recorded in the decision "
+        "log; with --server: a real, audited decision)",
+    )
     decide.add_argument("--case", type=Path, required=True, help="case JSON file")
     decide.add_argument("--roster", type=Path, required=True, help="roster JSON file")
     decide.add_argument(
@@ -275,6 +402,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=100_000,
         help="agents kept in each worker's parsed-roster cache; 0 turns it off (default 100000)",
     )
+    _add_audit_db(serve_cmd)
+    serve_cmd.add_argument(
+        "--audit-key-file",
+        type=Path,
+        default=_env_path("CASEROUTE_AUDIT_KEY_FILE"),
+        help="HMAC masking key file, hex; created (mode 0600) if missing "
+        "($CASEROUTE_AUDIT_KEY_FILE, default <audit-db>.key; $CASEROUTE_AUDIT_KEY overrides)",
+    )
+    _add_masked_fields(serve_cmd)
     serve_cmd.set_defaults(run=_cmd_serve)
 
     health_cmd = sub.add_parser("health", help="check a server's gRPC health (exit 0: SERVING)")
@@ -287,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate rulesets; print every problem")
     check.add_argument("paths", type=Path, nargs="+", help="ruleset directories or files")
+    _add_masked_fields(check)
     check.set_defaults(run=_cmd_rules_check)
     test = rules_sub.add_parser("test", help="run a ruleset's golden cases")
     test.add_argument("path", type=Path, help="ruleset directory")
@@ -299,7 +436,57 @@ def build_parser() -> argparse.ArgumentParser:
     test.set_defaults(run=_cmd_rules_test)
     fields = rules_sub.add_parser("fields", help="list the fields conditions can read")
     fields.set_defaults(run=_cmd_rules_fields)
+
+    audit = sub.add_parser("audit", help="read and verify the decision log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    show = audit_sub.add_parser("show", help="one decision with its explanation")
+    show.add_argument("decision_id", help="decision id (dec_...)")
+    show.add_argument("--json", action="store_true", help="print the stored record as JSON")
+    show.set_defaults(run=_cmd_audit_show)
+    export = audit_sub.add_parser("export", help="decisions as JSON lines on stdout")
+    export.add_argument("--since", help="decisions with now >= this instant (ISO-8601)")
+    export.add_argument("--until", help="decisions with now < this instant (ISO-8601)")
+    export.add_argument("--case-id", default="", help="only this case")
+    export.set_defaults(run=_cmd_audit_export)
+    verify = audit_sub.add_parser("verify", help="walk the hash chain; exit 1 if tampered")
+    verify.add_argument(
+        "--expect-head",
+        metavar="SEQ:HASH",
+        help="head printed by an earlier verify: detects rewriting of the whole tail",
+    )
+    verify.set_defaults(run=_cmd_audit_verify)
+    for cmd in (show, export, verify):
+        _add_audit_db(cmd)
     return parser
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def _add_audit_db(cmd: argparse.ArgumentParser) -> None:
+    from caseroute.audit.config import DEFAULT_AUDIT_DB
+
+    cmd.add_argument(
+        "--audit-db",
+        type=Path,
+        default=Path(os.environ.get("CASEROUTE_AUDIT_DB", str(DEFAULT_AUDIT_DB))),
+        help=f"decision log SQLite file ($CASEROUTE_AUDIT_DB, default {DEFAULT_AUDIT_DB})",
+    )
+
+
+def _add_masked_fields(cmd: argparse.ArgumentParser) -> None:
+    from caseroute.audit.masking import DEFAULT_MASKED_PATHS
+
+    cmd.add_argument(
+        "--audit-masked-fields",
+        default=os.environ.get("CASEROUTE_AUDIT_MASKED_FIELDS", ",".join(DEFAULT_MASKED_PATHS)),
+        metavar="PATH,...",
+        help="case fields the decision log stores only as keyed digests "
+        "($CASEROUTE_AUDIT_MASKED_FIELDS; default: patient names, identifiers, contact "
+        "details and free text, see docs/audit.md)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from caseroute.domain.codec import format_timestamp, to_jsonable
-from caseroute.domain.decision import Decision, Outcome, RuleTrace, Signals
+from caseroute.domain.decision import Decision, MatchingTrace, Outcome, RuleTrace, Signals
 
 
 def render_json(decision: Decision) -> str:
@@ -85,7 +86,19 @@ def _value(value: object) -> str:
     return str(value)
 
 
-def _matching(d: Decision) -> list[str]:
+def _failed_from_masks(m: MatchingTrace, agent_ids: Sequence[str]) -> list[str]:
+    failed: dict[int, list[str]] = {}
+    for check, mask_hex in m.failed_masks:
+        mask = int(mask_hex, 16)
+        for i in range(len(agent_ids)):
+            if mask >> i & 1:
+                failed.setdefault(i, []).append(check)
+    return [
+        f"  x {agent_ids[i]}: failed {', '.join(checks)}" for i, checks in sorted(failed.items())
+    ]
+
+
+def _matching(d: Decision, agent_ids: Sequence[str] | None) -> list[str]:
     m = d.explanation.matching
     if m is None:
         return []
@@ -101,6 +114,8 @@ def _matching(d: Decision) -> list[str]:
         for v in m.agents
         if not v.eligible
     )
+    if not m.agents and m.failed_masks and agent_ids is not None:
+        lines += _failed_from_masks(m, agent_ids)
     if m.ranking:
         lines.append(f"Ranking ({', then '.join(m.ranking_criteria)}):")
         for cand in m.ranking:
@@ -112,11 +127,13 @@ def _matching(d: Decision) -> list[str]:
     return lines
 
 
-def render_text(decision: Decision) -> str:
+def render_text(decision: Decision, agent_ids: Sequence[str] | None = None) -> str:
     """The decision and why, in plain words.
 
     Args:
         decision: The decision.
+        agent_ids: The roster's agent ids in order; with them, a summary explanation's
+            failure masks are spelled out per agent (the audit log keeps the roster).
 
     Returns:
         Multi-line text.
@@ -125,7 +142,7 @@ def render_text(decision: Decision) -> str:
     lines = [_headline(d), f"Decided by: {d.rule_id}; reasons: {', '.join(d.reason_codes)}"]
     lines += [f"  data problem: {p}" for p in e.data_problems]
     lines += ["", *_rules(d), "", *_signals(e.signals)]
-    match = _matching(d)
+    match = _matching(d, agent_ids)
     if match:
         lines += ["", *match]
     lines += [

@@ -1,11 +1,14 @@
-"""The facade transports call: loaded rulesets, decide one case, decide a batch.
+"""The facade transports call: loaded rulesets, decide (audited, idempotent), the decision log.
 
 Never imports gRPC: the gRPC adapter converts messages to these commands and back.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -13,10 +16,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from caseroute.audit.masking import Masker
+from caseroute.audit.record import AuditRecord
+from caseroute.audit.recorder import RequestFacts, blobs_to_store, build_records
+from caseroute.audit.store import AuditSink
 from caseroute.domain.case import Case
+from caseroute.domain.codec import canonical_json, case_to_dict, format_timestamp, roster_sha256
 from caseroute.domain.decision import Decision
+from caseroute.domain.decision_codec import decision_from_dict
 from caseroute.domain.errors import (
+    AuditUnavailableError,
+    DecisionNotFoundError,
     FieldViolation,
+    IdempotencyConflictError,
     NoRulesetLoadedError,
     RequestError,
     RulesetError,
@@ -46,6 +58,7 @@ class DecideCommand:
         roster: The roster snapshot.
         now: Decision instant; ``None`` means the service clock.
         agent_detail: Keep per-agent verdicts in explanations.
+        caller: Authenticated caller identity, recorded in the audit log ("" when none).
     """
 
     request_id: str
@@ -55,14 +68,22 @@ class DecideCommand:
     roster: Roster
     now: datetime | None
     agent_detail: bool = True
+    caller: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class DecideResult:
-    """Decisions in request order, and the instant used."""
+    """Decisions in request order, and the instant used.
+
+    Attributes:
+        decisions: The decisions.
+        now: The decision instant.
+        replayed: True when they are the stored decisions of an earlier identical request.
+    """
 
     decisions: tuple[Decision, ...]
     now: datetime
+    replayed: bool = False
 
 
 class RulesetRegistry:
@@ -191,31 +212,91 @@ def _check_command(cmd: DecideCommand) -> None:
         raise RequestError(violations)
 
 
+def request_sha256(cmd: DecideCommand) -> str:
+    """Fingerprint of what a request asks for; the same request_id must always carry it.
+
+    Covers the ruleset selector as sent, the explanation level, ``now`` when the caller gave
+    it (a server-chosen ``now`` is not input: a retry gets the stored one), every case, and
+    the roster's content hash. Not the caller identity: a retry may come from a sibling node.
+    """
+    header = {
+        "ruleset_name": cmd.ruleset_name,
+        "ruleset_version": cmd.ruleset_version,
+        "agent_detail": cmd.agent_detail,
+        "now": format_timestamp(cmd.now) if cmd.now is not None else None,
+    }
+    h = hashlib.sha256(canonical_json(header).encode() + b"\n")
+    for case in cmd.cases:
+        h.update(canonical_json(case_to_dict(case)).encode() + b"\n")
+    h.update(roster_sha256(cmd.roster).encode())
+    return h.hexdigest()
+
+
+def _stored_result(records: list[AuditRecord]) -> DecideResult:
+    return DecideResult(
+        tuple(decision_from_dict(r.decision) for r in records),
+        datetime.fromisoformat(records[0].now),
+        replayed=True,
+    )
+
+
 class RoutingCore:
-    """Decides cases with the registry's rulesets; the one object transports talk to."""
+    """Decides cases with the registry's rulesets; the one object transports talk to.
+
+    Invariant: a decision leaves ``decide`` only after its audit record is committed.
+    """
 
     def __init__(
-        self, registry: RulesetRegistry, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        registry: RulesetRegistry,
+        audit: AuditSink,
+        masker: Masker,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        """Use ``registry`` for rulesets and ``clock`` when a request gives no ``now``."""
+        """Decide with ``registry``; record in ``audit`` after masking with ``masker``.
+
+        Args:
+            registry: Loaded rulesets.
+            audit: The decision log.
+            masker: PHI masking for the recorded input.
+            clock: Wall clock, for requests without ``now`` and for ``recorded_at``.
+        """
         self.registry = registry
+        self.audit = audit
+        self._masker = masker
         self._clock = clock
+        self.audit_refusals = 0
 
     def decide(self, cmd: DecideCommand) -> DecideResult:
         """Decide every case of a command, in order, consuming capacity as agents are assigned.
+
+        A request_id seen before with the same input returns the stored decisions (no
+        re-evaluation); with a different input it is refused.
 
         Args:
             cmd: The command.
 
         Returns:
-            Decisions in order and the instant used.
+            Decisions in order and the instant used; recorded durably before returning.
 
         Raises:
             RequestError: If the command itself is invalid.
             NoRulesetLoadedError: If no ruleset is loaded.
             RulesetNotFoundError: If the selected ruleset or version is unknown.
+            IdempotencyConflictError: If the request_id was used for a different input.
+            AuditUnavailableError: If the decisions could not be recorded (none is returned).
         """
         _check_command(cmd)
+        digest = request_sha256(cmd)
+        prior = self.audit.by_request(cmd.request_id)
+        if prior:
+            if prior[0].request_sha256 != digest or len(prior) != len(cmd.cases):
+                raise IdempotencyConflictError(
+                    f"request_id {cmd.request_id!r} was already used with a different input "
+                    "(another case, roster, ruleset selector, now or explanation level); "
+                    "send a new request_id for a new request"
+                )
+            return _stored_result(prior)
         ruleset = self.registry.resolve(cmd.ruleset_name, cmd.ruleset_version)
         now = (cmd.now or self._clock()).astimezone(UTC)
         roster = cmd.roster
@@ -232,4 +313,152 @@ class RoutingCore:
             decisions.append(decision)
             if decision.agent_id is not None and index + 1 < len(cmd.cases):
                 roster = roster_after_assignment(roster, decision.agent_id, now)
+        facts = RequestFacts(
+            cmd.request_id, digest, cmd.caller, format_timestamp(self._clock().astimezone(UTC))
+        )
+        records = build_records(
+            facts, ruleset.compiled, cmd.cases, cmd.roster, decisions, self._masker
+        )
+        try:
+            stored = self.audit.append(
+                records, blobs_to_store(self.audit, ruleset.compiled, cmd.roster)
+            )
+        except AuditUnavailableError:
+            self.audit_refusals += 1
+            log.error(  # noqa: TRY400 - the store logged the cause with its traceback
+                "decision refused, audit store unavailable: request_id=%s cases=%d "
+                "audit_refusals_total=%d",
+                cmd.request_id,
+                len(cmd.cases),
+                self.audit_refusals,
+            )
+            raise
+        if any(s.existed for s in stored):  # a concurrent retry recorded first: return its
+            return _stored_result([s.record for s in stored])
         return DecideResult(tuple(decisions), now)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedDecision:
+    """A stored decision: the audit record and the decision rebuilt from it."""
+
+    record: AuditRecord
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionPage:
+    """One page of a decision listing; ``next_page_token`` is "" on the last page."""
+
+    decisions: tuple[AuditedDecision, ...]
+    next_page_token: str
+
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionQuery:
+    """Which decisions to list.
+
+    Attributes:
+        case_id: Only this case ("" = every case).
+        since: Only decisions with ``now >= since`` (None = unbounded).
+        until: Only decisions with ``now < until`` (None = unbounded).
+        page_size: Decisions per page (0 = 50; at most 500).
+        page_token: ``next_page_token`` of the previous page, with the same filters.
+    """
+
+    case_id: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    page_size: int = 0
+    page_token: str = ""
+
+
+class DecisionLog:
+    """Reads the decision log for auditors: one decision, or pages by case and time range."""
+
+    def __init__(self, sink: AuditSink) -> None:
+        """Read from ``sink``."""
+        self._sink = sink
+
+    def get(self, decision_id: str) -> AuditedDecision:
+        """One decision by id.
+
+        Raises:
+            DecisionNotFoundError: If no record has that id.
+            AuditUnavailableError: If the store cannot be read.
+        """
+        record = self._sink.get(decision_id)
+        if record is None:
+            raise DecisionNotFoundError(
+                f"no decision {decision_id!r} in the decision log; check the id (decision ids "
+                "start with dec_) and that this server writes to the store that decided it"
+            )
+        return AuditedDecision(record, decision_from_dict(record.decision))
+
+    def list(self, query: DecisionQuery) -> DecisionPage:
+        """Decisions in log order for a case and/or a range of decision instants.
+
+        Args:
+            query: Filters and page.
+
+        Returns:
+            The page.
+
+        Raises:
+            RequestError: If the page size, time range or page token is invalid.
+        """
+        case_id, since, until = query.case_id, query.since, query.until
+        violations = []
+        if not 0 <= query.page_size <= MAX_PAGE_SIZE:
+            violations.append(FieldViolation("page_size", f"must be 0-{MAX_PAGE_SIZE}"))
+        if since is not None and until is not None and until <= since:
+            violations.append(FieldViolation("until", "must be later than since"))
+        query_key = hashlib.sha256(
+            canonical_json(
+                [case_id, since and format_timestamp(since), until and format_timestamp(until)]
+            ).encode()
+        ).hexdigest()[:16]
+        after = 0
+        if query.page_token:
+            after = _read_token(query.page_token, query_key, violations)
+        if violations:
+            raise RequestError(violations)
+        size = query.page_size or DEFAULT_PAGE_SIZE
+        records = self._sink.query(
+            case_id=case_id, since=since, until=until, after_seq=after, limit=size + 1
+        )
+        more = len(records) > size
+        records = records[:size]
+        token = _make_token(records[-1].seq, query_key) if more else ""
+        return DecisionPage(
+            tuple(AuditedDecision(r, decision_from_dict(r.decision)) for r in records), token
+        )
+
+
+def _make_token(after_seq: int, query_key: str) -> str:
+    raw = json.dumps({"after": after_seq, "query": query_key}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_token(token: str, query_key: str, violations: list[FieldViolation]) -> int:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        after, key = int(data["after"]), str(data["query"])
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        violations.append(
+            FieldViolation("page_token", "is not a token this service issued; omit it to start")
+        )
+        return 0
+    if key != query_key:
+        violations.append(
+            FieldViolation(
+                "page_token",
+                "belongs to a listing with other filters; send the same case_id, since and "
+                "until as the first page, or omit the token to start over",
+            )
+        )
+    return after

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from caseroute.audit.config import AuditConfig
 from caseroute.domain.case import (
     Case,
     Channel,
@@ -23,6 +25,7 @@ from caseroute.engine.facts import Fact
 from caseroute.rules.compiler import compile_source, load_ruleset
 from caseroute.rules.model import CompiledRuleset
 from caseroute.rules.source import parse_yaml
+from caseroute.service import RoutingCore, RulesetRegistry
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 """A fixed decision instant for tests."""
@@ -135,3 +138,22 @@ class ScriptedMatcher:
         """Record the fact and return the scripted leaves."""
         self.calls.append(fact)
         return self.leaves
+
+
+TEST_AUDIT_KEY = "00112233445566778899aabbccddeeff"
+"""A fixed masking key for tests (hex); never use it for real data."""
+
+
+def audit_config(directory: Path) -> AuditConfig:
+    """Audit settings for a decision log in ``directory`` with the test key."""
+    return AuditConfig(db=directory / "audit.db", key_hex=TEST_AUDIT_KEY)
+
+
+def audited_core(
+    registry: RulesetRegistry,
+    directory: Path,
+    clock: Callable[[], datetime] = lambda: NOW,
+) -> RoutingCore:
+    """A core over ``registry`` recording to a fresh decision log in ``directory``."""
+    config = audit_config(directory)
+    return RoutingCore(registry, config.open_store(), config.masker(), clock)

@@ -2,16 +2,30 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from caseroute.audit.masking import MASK_PREFIX, Masker
-from caseroute.audit.record import GENESIS, AuditRecord
+from caseroute.audit.masking import MASK_PREFIX, Masker, masked_reads
+from caseroute.audit.record import GENESIS, AuditRecord, Blob, BlobKind, blob_sha256
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.audit.verify import verify_chain
+from caseroute.domain.codec import canonical_json, roster_to_dict
 from caseroute.domain.errors import AuditUnavailableError, IdempotencyConflictError
+from caseroute.testing import (
+    MINIMAL_HEADER,
+    compile_text,
+    make_agent,
+    make_roster,
+    ruleset_with_rules,
+)
+
+
+def _stored(store: SqliteAuditStore, records: list[AuditRecord]) -> list[AuditRecord]:
+    return [a.record for a in store.append(records)]
 
 
 def _record(n: int, request: str = "req", body: str = "x") -> AuditRecord:
@@ -45,7 +59,7 @@ def store(tmp_path: Path) -> Iterator[SqliteAuditStore]:
 
 def test_append_chains_and_verifies(store: SqliteAuditStore) -> None:
     """Records get consecutive seqs, each linked to the previous; the chain verifies."""
-    stored = store.append([_record(1), _record(2)]) + store.append([_record(3)])
+    stored = _stored(store, [_record(1), _record(2)]) + _stored(store, [_record(3)])
     assert [r.seq for r in stored] == [1, 2, 3]
     assert stored[0].prev_hash == GENESIS
     assert [r.prev_hash for r in stored[1:]] == [r.record_hash for r in stored[:-1]]
@@ -72,7 +86,8 @@ def test_retry_returns_the_stored_record_and_conflict_is_refused(store: SqliteAu
     """Same decision id and input: the stored record, not a new one; different input: refused."""
     (first,) = store.append([_record(1)])
     (again,) = store.append([_record(1)])
-    assert again == first
+    assert (first.existed, again.existed) == (False, True)
+    assert again.record == first.record
     assert store.head()[0] == 1
     with pytest.raises(IdempotencyConflictError, match="different input"):
         store.append([_record(1, body="changed")])
@@ -83,7 +98,7 @@ def test_concurrent_retries_store_exactly_one(store: SqliteAuditStore) -> None:
     """Sixteen simultaneous retries of one request store one record, all get the same one."""
     results: list[AuditRecord] = []
     threads = [
-        threading.Thread(target=lambda: results.extend(store.append([_record(7)])))
+        threading.Thread(target=lambda: results.extend(_stored(store, [_record(7)])))
         for _ in range(16)
     ]
     for t in threads:
@@ -173,3 +188,77 @@ def test_masking_replaces_configured_paths_with_keyed_digests() -> None:
     assert Masker(b"k2").digest("Ada") != name
     assert masker.covers("case.attributes.patient_name")
     assert not masker.covers("case.attributes.payer")
+
+
+def test_a_conflicting_call_stores_none_of_its_records(store: SqliteAuditStore) -> None:
+    """All or nothing per call: a conflict on its second record leaves its first unstored."""
+    store.append([_record(2)])
+    with pytest.raises(IdempotencyConflictError):
+        store.append([_record(1), _record(2, body="changed")])
+    assert store.get("dec_req_1") is None
+    assert store.head()[0] == 1
+    assert verify_chain(store.records(), store.head()).ok
+
+
+def test_time_range_orders_instants_not_text(store: SqliteAuditStore) -> None:
+    """10:00:00.5 is after 10:00:00 (as text '.5Z' sorts before 'Z'; the index uses numbers)."""
+    store.append([replace(_record(1), now="2026-11-21T10:00:00Z")])
+    store.append([replace(_record(2), now="2026-11-21T10:00:00.500000Z")])
+    later = store.query(since=datetime(2026, 11, 21, 10, 0, 0, 1, tzinfo=UTC))
+    assert [r.decision_id for r in later] == ["dec_req_2"]
+    earlier = store.query(until=datetime(2026, 11, 21, 10, 0, 0, 1, tzinfo=UTC))
+    assert [r.decision_id for r in earlier] == ["dec_req_1"]
+
+
+def _with_blobs(n: int, roster: Blob, ruleset: Blob) -> AuditRecord:
+    return replace(
+        _record(n),
+        ruleset_sha256=ruleset.sha256,
+        input={"case": {"case_id": f"C{n}"}, "roster": {"sha256": roster.sha256}},
+    )
+
+
+def test_blobs_are_stored_once_and_verified(tmp_path: Path) -> None:
+    """Records reference roster and ruleset blobs by hash; an edited or missing blob is named."""
+    roster_json = canonical_json(roster_to_dict(make_roster(make_agent("a1"))))
+    roster = Blob(blob_sha256(BlobKind.ROSTER, roster_json), BlobKind.ROSTER, roster_json)
+    ruleset = Blob(blob_sha256(BlobKind.RULESET, "rules: []"), BlobKind.RULESET, "rules: []")
+    store = SqliteAuditStore(tmp_path / "audit.db")
+    store.append([_with_blobs(1, roster, ruleset)], [roster, ruleset])
+    assert store.has_blob(roster.sha256)
+    store.append([_with_blobs(2, roster, ruleset)])  # known: not sent again
+    assert store.get_blob(roster.sha256) == roster
+    assert verify_chain(store.records(), store.head(), store.get_blob).ok
+    _tamper(
+        tmp_path / "audit.db",
+        f"UPDATE blobs SET content = replace(content, 'a1', 'zz') WHERE sha256 = '{roster.sha256}'",
+    )
+    report = verify_chain(store.records(), store.head(), store.get_blob)
+    assert (report.ok, report.seq) == (False, 1)
+    assert report.problem == f"the roster blob {roster.sha256} (used by record 1) was edited"
+    _tamper(tmp_path / "audit.db", f"DELETE FROM blobs WHERE sha256 = '{ruleset.sha256}'")
+    _tamper(tmp_path / "audit.db", f"UPDATE blobs SET content = '{roster_json}'")
+    report = verify_chain(store.records(), store.head(), store.get_blob)
+    assert report.problem == f"record 1 references a ruleset blob {ruleset.sha256} that is missing"
+    store.close()
+
+
+def test_rules_reading_masked_fields_are_warned_about() -> None:
+    """A rule reading a masked attribute gets an audit.masked_field warning at its line."""
+    text = ruleset_with_rules(
+        """\
+  - id: vip
+    when: "case.attributes.patient_name == 'Ada'"
+    then: {route: {queue: by_intent}}
+  - id: rest
+    when: true
+    then: {route: {queue: by_intent}}
+""",
+        MINIMAL_HEADER + "attributes: {patient_name: string}\n",
+    )
+    compiled = compile_text(text)
+    line = text.splitlines().index("  - id: vip") + 1
+    (warning,) = masked_reads(compiled, Masker(b"k"))
+    assert (warning.code, warning.rule_id, warning.line) == ("audit.masked_field", "vip", line)
+    assert "case.attributes.patient_name" in warning.message
+    assert masked_reads(compiled, Masker(b"k", ("case.attributes.other",))) == []

@@ -1,6 +1,7 @@
 """Shared gRPC fixtures: a core over the reference ruleset and request builders."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +10,14 @@ from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.service import RoutingCore, RulesetRegistry
-from caseroute.testing import NOW, make_agent, make_case, make_roster, reference_ruleset
+from caseroute.testing import (
+    NOW,
+    audited_core,
+    make_agent,
+    make_case,
+    make_roster,
+    reference_ruleset,
+)
 
 ROSTER = make_roster(
     make_agent("a1"), make_agent("a2", capacity=Capacity(5, 3)), make_agent("s1", role=Role.SENIOR)
@@ -36,6 +44,8 @@ def registry() -> Iterator[RulesetRegistry]:
 
 
 @pytest.fixture
-def core(registry: RulesetRegistry) -> RoutingCore:
-    """A core over the shared registry."""
-    return RoutingCore(registry)
+def core(registry: RulesetRegistry, tmp_path: Path) -> Iterator[RoutingCore]:
+    """A core over the shared registry, recording to a fresh decision log."""
+    made = audited_core(registry, tmp_path)
+    yield made
+    made.audit.close()

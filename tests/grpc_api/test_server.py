@@ -2,6 +2,7 @@
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +16,23 @@ from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.server import ROUTING_SERVICE, RunningServer, ServerConfig, build_server
-from caseroute.testing import REFERENCE_RULESET, make_agent, make_case, make_roster
+from caseroute.testing import REFERENCE_RULESET, audit_config, make_agent, make_case, make_roster
 
 from .conftest import decide_request
 
-CONFIG = ServerConfig(
-    rulesets=REFERENCE_RULESET.parent, port=0, engine=EngineKind.DURABLE, threads=16
-)
-
 
 @pytest.fixture(scope="module")
-def running() -> Iterator[RunningServer]:
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """An in-process server on a free port with the reference ruleset loaded."""
-    server = build_server(CONFIG, reuse_port=False)
-    server.load(CONFIG)
+    config = ServerConfig(
+        rulesets=REFERENCE_RULESET.parent,
+        port=0,
+        engine=EngineKind.DURABLE,
+        threads=16,
+        audit=audit_config(tmp_path_factory.mktemp("audit")),
+    )
+    server = build_server(config, reuse_port=False)
+    server.load(config)
     yield server
     server.stop(1)
 
@@ -48,7 +52,9 @@ def _health(channel: grpc.Channel, service: str = "") -> int:
 
 def test_health_goes_serving_only_after_rulesets_load(tmp_path: Path) -> None:
     """NOT_SERVING before a ruleset loads, SERVING after; NOT_SERVING again on shutdown."""
-    config = ServerConfig(rulesets=tmp_path, port=0, engine=EngineKind.PYTHON)
+    config = ServerConfig(
+        rulesets=tmp_path, port=0, engine=EngineKind.PYTHON, audit=audit_config(tmp_path)
+    )
     server = build_server(config, reuse_port=False)
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as chan:
         assert _health(chan) == health_pb2.HealthCheckResponse.NOT_SERVING
@@ -57,9 +63,7 @@ def test_health_goes_serving_only_after_rulesets_load(tmp_path: Path) -> None:
         with pytest.raises(grpc.RpcError) as exc:
             routing_pb2_grpc.RoutingServiceStub(chan).Decide(decide_request(), timeout=5)
         assert exc.value.code() is grpc.StatusCode.UNAVAILABLE
-        server.load(
-            ServerConfig(rulesets=REFERENCE_RULESET.parent, port=0, engine=EngineKind.PYTHON)
-        )
+        server.load(replace(config, rulesets=REFERENCE_RULESET.parent))
         assert _health(chan) == health_pb2.HealthCheckResponse.SERVING
         assert _health(chan, ROUTING_SERVICE) == health_pb2.HealthCheckResponse.SERVING
         server.health.enter_graceful_shutdown()
@@ -74,6 +78,7 @@ def test_reflection_lists_the_services(channel: grpc.Channel) -> None:
     (response,) = list(stub.ServerReflectionInfo(iter([request]), timeout=5))
     names = sorted(s.name for s in response.list_services_response.service)
     assert names == [
+        "caseroute.v1.DecisionLog",
         "caseroute.v1.RoutingService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",

@@ -1,5 +1,6 @@
 """Every status path of the servicer, through grpcio-testing (no network)."""
 
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -7,22 +8,26 @@ import grpc_testing
 import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from caseroute.domain.errors import AuditUnavailableError
 from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.grpc_api.servicer import RoutingServicer
-from caseroute.service import RoutingCore, RulesetRegistry
-from caseroute.testing import make_case
+from caseroute.grpc_api.servicer import DecisionLogServicer, RoutingServicer
+from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry
+from caseroute.testing import audited_core, make_case
 
 from .conftest import ROSTER, decide_request
 
 SERVICE = pb.DESCRIPTOR.services_by_name["RoutingService"]
+LOG_SERVICE = pb.DESCRIPTOR.services_by_name["DecisionLog"]
 
 
 def _call(core: Any, method: str, request: Any) -> tuple[Any, Any, grpc.StatusCode, str]:
     server = grpc_testing.server_from_dictionary(
-        {SERVICE: RoutingServicer(core)}, grpc_testing.strict_real_time()
+        {SERVICE: RoutingServicer(core), LOG_SERVICE: DecisionLogServicer(DecisionLog(core.audit))},
+        grpc_testing.strict_real_time(),
     )
-    rpc = server.invoke_unary_unary(SERVICE.methods_by_name[method], (), request, None)
+    service = LOG_SERVICE if method in LOG_SERVICE.methods_by_name else SERVICE
+    rpc = server.invoke_unary_unary(service.methods_by_name[method], (), request, None)
     termination: tuple[Any, Any, grpc.StatusCode, str] = rpc.termination()
     return termination
 
@@ -92,16 +97,73 @@ def test_unknown_ruleset_or_version_is_not_found(core: RoutingCore) -> None:
     assert "has no version '0.0.1'; loaded versions: 2026.11.1" in details
 
 
-def test_no_ruleset_loaded_is_unavailable() -> None:
+def test_no_ruleset_loaded_is_unavailable(tmp_path: Path) -> None:
     """UNAVAILABLE while nothing is loaded."""
-    _, _, code, details = _call(RoutingCore(RulesetRegistry()), "Decide", decide_request())
+    core = audited_core(RulesetRegistry(), tmp_path)
+    _, _, code, details = _call(core, "Decide", decide_request())
+    core.audit.close()
     assert code is grpc.StatusCode.UNAVAILABLE
     assert details.startswith("no ruleset is loaded")
 
 
 class _ExplodingCore:
+    audit = None
+
     def decide(self, _cmd: object) -> None:
         raise RuntimeError("secret internal detail /etc/passwd")
+
+
+class _UnrecordableCore:
+    audit = None
+
+    def decide(self, _cmd: object) -> None:
+        raise AuditUnavailableError("the audit store cannot be written: disk I/O error")
+
+
+def test_audit_store_unavailable_is_unavailable_and_returns_no_decision() -> None:
+    """No decision without its record: UNAVAILABLE, and the response carries no decision."""
+    response, _, code, details = _call(_UnrecordableCore(), "Decide", decide_request())
+    assert code is grpc.StatusCode.UNAVAILABLE
+    assert "audit store cannot be written" in details
+    assert not response.HasField("decision")
+
+
+def test_retry_is_replayed_and_reuse_is_already_exists(core: RoutingCore) -> None:
+    """Same request_id + input: the stored decision, flagged; other input: ALREADY_EXISTS."""
+    first, _, _, _ = _call(core, "Decide", decide_request("req-r"))
+    again, _, code, _ = _call(core, "Decide", decide_request("req-r"))
+    assert code is grpc.StatusCode.OK
+    assert again.replayed
+    assert not first.replayed
+    assert again.decision == first.decision
+    _, _, code, details = _call(core, "Decide", decide_request("req-r", case_id="OTHER"))
+    assert code is grpc.StatusCode.ALREADY_EXISTS
+    assert "already used with a different input" in details
+
+
+def test_decision_log_rpcs(core: RoutingCore) -> None:
+    """GetDecision returns the recorded decision; unknown ids are NOT_FOUND; bad tokens named."""
+    decided, _, _, _ = _call(
+        core, "Decide", decide_request("req-g", attributes={"patient_name": "x"})
+    )
+    decision_id = decided.decision.decision_id
+    got, _, code, _ = _call(core, "GetDecision", pb.GetDecisionRequest(decision_id=decision_id))
+    assert code is grpc.StatusCode.OK
+    assert (got.seq, got.request_id, got.decision) == (1, "req-g", decided.decision)
+    assert len(got.record_hash) == 64
+    _, _, code, details = _call(core, "GetDecision", pb.GetDecisionRequest(decision_id="dec_x"))
+    assert code is grpc.StatusCode.NOT_FOUND
+    assert "no decision 'dec_x'" in details
+    listed, _, code, _ = _call(core, "ListDecisions", pb.ListDecisionsRequest(case_id="CASE-T1"))
+    assert [d.decision.decision_id for d in listed.decisions] == [decision_id]
+    assert listed.next_page_token == ""
+    _, metadata, code, _ = _call(
+        core, "ListDecisions", pb.ListDecisionsRequest(page_token="garbage!")
+    )
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    bad = error_details_pb2.BadRequest()
+    _rich_status(metadata).details[0].Unpack(bad)
+    assert [v.field for v in bad.field_violations] == ["page_token"]
 
 
 def test_unexpected_errors_are_internal_without_detail(caplog: pytest.LogCaptureFixture) -> None:

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from caseroute.domain.errors import Problem, Severity
+from caseroute.rules.ir import AllOf, AnyOf, Cond, LeafRef, NotOf
+from caseroute.rules.model import CompiledRuleset
 
 MASK_PREFIX = "hmac-sha256:"
 
@@ -80,3 +85,49 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_copy(v) for v in value]
     return value
+
+
+def _leaf_ids(cond: Cond) -> Iterator[str]:
+    if isinstance(cond, LeafRef):
+        yield cond.leaf_id
+    elif isinstance(cond, AllOf | AnyOf):
+        for child in cond.children:
+            yield from _leaf_ids(child)
+    elif isinstance(cond, NotOf):
+        yield from _leaf_ids(cond.child)
+
+
+def masked_reads(ruleset: CompiledRuleset, masker: Masker) -> list[Problem]:
+    """A warning for every rule that reads a field the audit log masks.
+
+    Such a rule still decides correctly when serving, but replay of its recorded decisions
+    sees only the digest, so it cannot reproduce them.
+
+    Args:
+        ruleset: The compiled ruleset.
+        masker: The audit masking settings.
+
+    Returns:
+        Warnings (``audit.masked_field``), one per rule and field, located at the rule.
+    """
+    problems = []
+    for rule in ruleset.rules:
+        read = sorted(
+            {p for leaf_id in _leaf_ids(rule.when) for p in ruleset.leaves[leaf_id].paths}
+        )
+        problems += [
+            Problem(
+                "audit.masked_field",
+                f"rule reads `{path}`, which the audit log stores only as a keyed digest: "
+                "replay cannot reproduce its decisions. Route on a non-identifying field "
+                "instead, or stop masking this field (--audit-masked-fields) if it is not PHI",
+                ruleset.path,
+                rule.line,
+                0,
+                rule.rule_id,
+                Severity.WARNING,
+            )
+            for path in read
+            if masker.covers(path)
+        ]
+    return problems

@@ -7,10 +7,12 @@ changes its hash; deleting or reordering records breaks the next record's ``prev
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
-from caseroute.domain.codec import canonical_json
+from caseroute.domain.codec import canonical_json, roster_dict_sha256
 
 GENESIS = "0" * 64
 """prev_hash of the first record."""
@@ -33,7 +35,9 @@ class AuditRecord:
         ruleset_sha256: Its content hash.
         caseroute_version: caseroute's version.
         caller: Authenticated caller identity, or "" when none.
-        input: Case and roster after masking (``{"case": ..., "roster": ...}``).
+        input: ``{"case": <case after masking>, "roster": {"sha256": <snapshot blob>,
+            "assigned_before": [<agent ids given a case earlier in the same batch>]}}``: the
+            roster the decision saw is the snapshot with those assignments applied in order.
         decision: The decision with its explanation, as JSON data.
         prev_hash: The previous record's ``record_hash`` (GENESIS for the first).
         record_hash: This record's hash.
@@ -83,7 +87,58 @@ def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
 
 def seal(record: AuditRecord, seq: int, prev_hash: str) -> AuditRecord:
     """The record placed at ``seq`` after ``prev_hash``, with its hash computed."""
-    from dataclasses import replace
-
     placed = replace(record, seq=seq, prev_hash=prev_hash, record_hash="")
     return replace(placed, record_hash=chain_hash(prev_hash, placed.content()))
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """One record as the store holds it after an append.
+
+    Attributes:
+        record: The stored record.
+        existed: True when it was already stored (a retry): ``record`` is the earlier one.
+    """
+
+    record: AuditRecord
+    existed: bool
+
+
+class BlobKind(StrEnum):
+    """What a blob holds."""
+
+    ROSTER = "roster"
+    RULESET = "ruleset"
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """Content stored once and referenced by hash from many records.
+
+    A batch of 100 cases, or a day of calls against one roster snapshot, stores the roster once;
+    the ruleset source is stored once per version. Records commit to a blob through its hash,
+    and ``blob_sha256`` re-derives that hash from the content, so an edited blob is detected.
+
+    Attributes:
+        sha256: The content hash (``roster_sha256`` for rosters, sha256 of the text for rulesets).
+        kind: What it holds.
+        content: JSON text of the roster (``roster_to_dict``) or the ruleset's YAML source.
+    """
+
+    sha256: str
+    kind: BlobKind
+    content: str
+
+
+def blob_sha256(kind: BlobKind, content: str) -> str:
+    """The hash a blob's content must have.
+
+    Raises:
+        ValueError: If a roster blob is not a roster's JSON.
+    """
+    if kind is BlobKind.ROSTER:
+        try:
+            return roster_dict_sha256(json.loads(content))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a roster snapshot: {exc}") from exc
+    return hashlib.sha256(content.encode()).hexdigest()

@@ -14,14 +14,16 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from caseroute.audit.record import GENESIS, AuditRecord, seal
+from caseroute.audit.record import GENESIS, Appended, AuditRecord, Blob, BlobKind, seal
 from caseroute.domain.errors import AuditUnavailableError, IdempotencyConflictError
 
 log = logging.getLogger("caseroute.audit")
@@ -43,11 +45,17 @@ CREATE TABLE IF NOT EXISTS decisions (
     input TEXT NOT NULL,
     decision TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    record_hash TEXT NOT NULL
+    record_hash TEXT NOT NULL,
+    now_us INTEGER NOT NULL  -- ``now`` as epoch microseconds, for range queries (not hashed)
 );
 CREATE INDEX IF NOT EXISTS decisions_request ON decisions (request_id);
-CREATE INDEX IF NOT EXISTS decisions_case ON decisions (case_id, now);
-CREATE INDEX IF NOT EXISTS decisions_now ON decisions (now);
+CREATE INDEX IF NOT EXISTS decisions_case ON decisions (case_id, seq);
+CREATE INDEX IF NOT EXISTS decisions_now ON decisions (now_us);
+CREATE TABLE IF NOT EXISTS blobs (
+    sha256 TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    content TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS chain_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
@@ -77,8 +85,42 @@ _COLUMNS = (
 class AuditSink(Protocol):
     """What the service needs from a decision log (SQLite here; PostgreSQL later)."""
 
-    def append(self, records: list[AuditRecord]) -> list[AuditRecord]:
-        """Store records durably; return them as stored (existing ones for known ids)."""
+    def append(self, records: Sequence[AuditRecord], blobs: Sequence[Blob] = ()) -> list[Appended]:
+        """Store records (and the blobs they reference) durably, in one transaction.
+
+        Returns when committed. A record whose decision_id is stored already is not written
+        again: the stored one comes back with ``existed=True``.
+
+        Raises:
+            AuditUnavailableError: If nothing could be committed.
+            IdempotencyConflictError: If a decision_id is stored with a different request input.
+        """
+        ...
+
+    def has_blob(self, sha256: str) -> bool:
+        """Whether a blob is known to be stored (False may be wrong, True never is).
+
+        Lets callers skip building content the store already has.
+        """
+        ...
+
+    def get_blob(self, sha256: str) -> Blob | None:
+        """One blob."""
+        ...
+
+    def query(
+        self,
+        *,
+        case_id: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int = 0,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        """Records in chain order after ``after_seq``, by case and decision instant.
+
+        ``since <= now < until``; None = unbounded.
+        """
         ...
 
     def by_request(self, request_id: str) -> list[AuditRecord]:
@@ -87,6 +129,14 @@ class AuditSink(Protocol):
 
     def get(self, decision_id: str) -> AuditRecord | None:
         """One record."""
+        ...
+
+    def records(self, after_seq: int = 0) -> Iterator[AuditRecord]:
+        """Every record in chain order after ``after_seq`` (for verify and export)."""
+        ...
+
+    def head(self) -> tuple[int, str]:
+        """(seq, record_hash) of the last committed record; (0, GENESIS) when empty."""
         ...
 
     def close(self) -> None:
@@ -103,8 +153,14 @@ def _row_to_record(row: sqlite3.Row) -> AuditRecord:
 
 @dataclass(slots=True)
 class _Pending:
-    records: list[AuditRecord]
-    done: Future[list[AuditRecord]]
+    records: Sequence[AuditRecord]
+    blobs: Sequence[Blob]
+    done: Future[list[Appended]]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_KNOWN_BLOBS = 4096
+_PAGE = 1000
 
 
 class SqliteAuditStore:
@@ -127,6 +183,8 @@ class SqliteAuditStore:
             raise AuditUnavailableError(f"cannot open the audit store {path}: {exc}") from exc
         self.commits = 0
         self.failures = 0
+        self._known: OrderedDict[str, None] = OrderedDict()
+        self._known_lock = threading.Lock()
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
         self._writer.start()
@@ -140,20 +198,36 @@ class SqliteAuditStore:
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_ms)}")
         return conn
 
-    def append(self, records: list[AuditRecord]) -> list[AuditRecord]:
-        """Store records; returns when they are committed to disk.
+    def append(self, records: Sequence[AuditRecord], blobs: Sequence[Blob] = ()) -> list[Appended]:
+        """Store records and blobs; returns when they are committed to disk.
 
         Records whose decision_id is already stored are not written again: the stored record
         is returned instead (a retry). A stored record with the same decision_id but a
-        different request input raises IdempotencyConflictError.
+        different request input raises IdempotencyConflictError, and none of this call's
+        records are stored.
 
         Raises:
             AuditUnavailableError: If the store cannot commit (nothing is stored then).
             IdempotencyConflictError: If a decision_id exists with a different input.
         """
-        pending = _Pending(records, Future())
+        pending = _Pending(records, blobs, Future())
         self._queue.put(pending)
         return pending.done.result()
+
+    def has_blob(self, sha256: str) -> bool:
+        """Whether this store wrote or saw the blob recently (an in-memory hint)."""
+        with self._known_lock:
+            if sha256 in self._known:
+                self._known.move_to_end(sha256)
+                return True
+        return False
+
+    def _remember(self, sha256: str) -> None:
+        with self._known_lock:
+            self._known[sha256] = None
+            self._known.move_to_end(sha256)
+            while len(self._known) > _KNOWN_BLOBS:
+                self._known.popitem(last=False)
 
     def _write_loop(self) -> None:
         conn: sqlite3.Connection | None = None
@@ -192,33 +266,21 @@ class SqliteAuditStore:
         try:
             head = conn.execute("SELECT seq, record_hash FROM chain_head WHERE id = 1").fetchone()
             seq, prev = (head[0], head[1]) if head else (0, GENESIS)
-            results: list[tuple[_Pending, list[AuditRecord] | Exception]] = []
+            results: list[tuple[_Pending, list[Appended] | Exception]] = []
             seen: dict[str, AuditRecord] = {}
             for item in batch:
-                stored: list[AuditRecord] = []
-                conflict: Exception | None = None
-                for record in item.records:
-                    existing = seen.get(record.decision_id) or self._get(conn, record.decision_id)
-                    if existing is not None:
-                        if existing.request_sha256 != record.request_sha256:
-                            conflict = IdempotencyConflictError(
-                                f"request_id {record.request_id!r} was already used with a "
-                                "different input; use a new request_id for a new request"
-                            )
-                            break
-                        stored.append(existing)
-                        continue
-                    seq += 1
-                    sealed = seal(record, seq, prev)
-                    prev = sealed.record_hash
-                    conn.execute(
-                        f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES "
-                        f"({', '.join('?' * len(_COLUMNS))})",
-                        _row_values(sealed),
-                    )
-                    seen[sealed.decision_id] = sealed
-                    stored.append(sealed)
-                results.append((item, conflict if conflict is not None else stored))
+                # Invariant: one call's records are stored all together or not at all.
+                conn.execute("SAVEPOINT item")
+                mark = (seq, prev, dict(seen))
+                inserted = self._insert_item(conn, item, seq, prev, seen)
+                if isinstance(inserted, Exception):
+                    conn.execute("ROLLBACK TO item")
+                    seq, prev, seen = mark
+                    results.append((item, inserted))
+                else:
+                    stored, seq, prev = inserted
+                    results.append((item, stored))
+                conn.execute("RELEASE item")
             conn.execute(
                 "INSERT INTO chain_head (id, seq, record_hash) VALUES (1, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, "
@@ -234,7 +296,46 @@ class SqliteAuditStore:
             if isinstance(outcome, Exception):
                 item.done.set_exception(outcome)
             else:
+                for blob in item.blobs:
+                    self._remember(blob.sha256)
                 item.done.set_result(outcome)
+
+    def _insert_item(
+        self,
+        conn: sqlite3.Connection,
+        item: _Pending,
+        seq: int,
+        prev: str,
+        seen: dict[str, AuditRecord],
+    ) -> tuple[list[Appended], int, str] | Exception:
+        for blob in item.blobs:
+            conn.execute(
+                "INSERT OR IGNORE INTO blobs (sha256, kind, content) VALUES (?, ?, ?)",
+                (blob.sha256, blob.kind.value, blob.content),
+            )
+        stored: list[Appended] = []
+        for record in item.records:
+            existing = seen.get(record.decision_id) or self._get(conn, record.decision_id)
+            if existing is not None:
+                if existing.request_sha256 != record.request_sha256:
+                    return IdempotencyConflictError(
+                        f"request_id {record.request_id!r} was already used with a different "
+                        "input (another case, roster, ruleset selector, now or explanation "
+                        "level); send a new request_id for a new request"
+                    )
+                stored.append(Appended(existing, existed=True))
+                continue
+            seq += 1
+            sealed = seal(record, seq, prev)
+            prev = sealed.record_hash
+            conn.execute(
+                f"INSERT INTO decisions ({', '.join(_COLUMNS)}, now_us) VALUES "
+                f"({', '.join('?' * (len(_COLUMNS) + 1))})",
+                (*_row_values(sealed), _micros(datetime.fromisoformat(sealed.now))),
+            )
+            seen[sealed.decision_id] = sealed
+            stored.append(Appended(sealed, existed=False))
+        return stored, seq, prev
 
     def _get(self, conn: sqlite3.Connection, decision_id: str) -> AuditRecord | None:
         row = conn.execute(
@@ -256,16 +357,61 @@ class SqliteAuditStore:
             ).fetchall()
         return [_row_to_record(r) for r in rows]
 
-    def records(self, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditRecord]:
-        """Records in chain order, after ``after_seq``."""
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE seq > ? ORDER BY seq"
-        params: tuple[int, ...] = (after_seq,)
-        if limit is not None:
-            sql += " LIMIT ?"
-            params = (after_seq, limit)
+    def records(self, after_seq: int = 0) -> Iterator[AuditRecord]:
+        """Every record in chain order after ``after_seq``, read a page at a time."""
+        while True:
+            page = self.query(after_seq=after_seq, limit=_PAGE)
+            yield from page
+            if len(page) < _PAGE:
+                return
+            after_seq = page[-1].seq
+
+    def query(
+        self,
+        *,
+        case_id: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int = 0,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        """Records in chain order after ``after_seq`` for one case and/or a range of ``now``.
+
+        Args:
+            case_id: Only this case ("" = any).
+            since: Only decisions with ``now >= since`` (None = unbounded).
+            until: Only decisions with ``now < until`` (None = unbounded).
+            after_seq: Resume after this chain position (pagination).
+            limit: At most this many records.
+
+        Returns:
+            The records.
+        """
+        where: list[str] = ["seq > ?"]
+        params: list[object] = [after_seq]
+        for clause, value in (
+            ("case_id = ?", case_id or None),
+            ("now_us >= ?", _micros(since) if since else None),
+            ("now_us < ?", _micros(until) if until else None),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = (
+            f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE {' AND '.join(where)} "
+            "ORDER BY seq LIMIT ?"
+        )
         with closing(self._reader()) as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return (_row_to_record(r) for r in rows)
+            rows = conn.execute(sql, (*params, limit)).fetchall()
+        return [_row_to_record(r) for r in rows]
+
+    def get_blob(self, sha256: str) -> Blob | None:
+        """One blob by hash."""
+        with closing(self._reader()) as conn:
+            row = conn.execute(
+                "SELECT sha256, kind, content FROM blobs WHERE sha256 = ?", (sha256,)
+            ).fetchone()
+        return Blob(row[0], BlobKind(row[1]), row[2]) if row else None
 
     def head(self) -> tuple[int, str]:
         """(seq, record_hash) of the last record the writer committed."""
@@ -283,6 +429,11 @@ class SqliteAuditStore:
         """Finish pending appends and stop the writer."""
         self._queue.put(None)
         self._writer.join(timeout=30)
+
+
+def _micros(instant: datetime) -> int:
+    delta = instant - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _row_values(record: AuditRecord) -> tuple[object, ...]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from caseroute.audit.record import GENESIS, AuditRecord, chain_hash
+from caseroute.audit.record import GENESIS, AuditRecord, Blob, BlobKind, blob_sha256, chain_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +37,48 @@ def _bad(count: int, problem: str, record: AuditRecord | None = None) -> ChainRe
     )
 
 
-def verify_chain(records: Iterable[AuditRecord], head: tuple[int, str]) -> ChainReport:
+def _blob_problem(
+    record: AuditRecord,
+    get_blob: Callable[[str], Blob | None],
+    checked: set[str],
+) -> str | None:
+    refs = (
+        (BlobKind.ROSTER, str(record.input.get("roster", {}).get("sha256", ""))),
+        (BlobKind.RULESET, record.ruleset_sha256),
+    )
+    for kind, sha in refs:
+        if sha in checked:
+            continue
+        blob = get_blob(sha)
+        if blob is None:
+            return f"record {record.seq} references a {kind.value} blob {sha} that is missing"
+        try:
+            actual = blob_sha256(kind, blob.content)
+        except ValueError:
+            actual = ""
+        if blob.kind is not kind or actual != sha:
+            return f"the {kind.value} blob {sha} (used by record {record.seq}) was edited"
+        checked.add(sha)
+    return None
+
+
+def verify_chain(
+    records: Iterable[AuditRecord],
+    head: tuple[int, str],
+    get_blob: Callable[[str], Blob | None] | None = None,
+) -> ChainReport:
     """Check every link of the chain, then that it ends where the store says it ends.
 
     Args:
         records: Records in ``seq`` order.
         head: The (seq, record_hash) the store committed last.
+        get_blob: Looks up blobs; when given, every roster snapshot and ruleset source a
+            record references must exist and hash to its key.
 
     Returns:
         The report.
     """
+    checked: set[str] = set()
     expected_seq, prev, count = 1, GENESIS, 0
     for record in records:
         count += 1
@@ -70,6 +102,10 @@ def verify_chain(records: Iterable[AuditRecord], head: tuple[int, str]) -> Chain
                 "(deleted, replaced or reordered records)",
                 record,
             )
+        if get_blob is not None:
+            problem = _blob_problem(record, get_blob, checked)
+            if problem is not None:
+                return _bad(count, problem, record)
         prev, expected_seq = record.record_hash, expected_seq + 1
     if (expected_seq - 1, prev) != head:
         return _bad(

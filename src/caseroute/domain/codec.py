@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from typing import Any, TypeVar
@@ -627,6 +627,38 @@ def input_sha256(case: Case, roster: Roster) -> str:
     for agent in roster.agents:
         h.update(agent_digest(agent))
     return h.hexdigest()
+
+
+def _roster_digest(header: dict[str, Any], agent_digests: Iterable[bytes]) -> str:
+    h = hashlib.sha256(canonical_json(header).encode() + b"\n")
+    for digest in agent_digests:
+        h.update(digest)
+    return h.hexdigest()
+
+
+def roster_sha256(roster: Roster) -> str:
+    """Content hash of a roster snapshot; cached on the Roster object.
+
+    Defined as sha256 over the canonical JSON of the header (snapshot_id, taken_at), a
+    newline, then each agent's sha256 (of its canonical JSON) in roster order, so
+    ``roster_dict_sha256(roster_to_dict(r)) == roster_sha256(r)``. The audit store keys roster
+    snapshots by it: a batch or a repeated roster is stored once.
+    """
+    cached = roster.digest_cache
+    if cached is None:
+        header = {"snapshot_id": roster.snapshot_id, "taken_at": format_timestamp(roster.taken_at)}
+        cached = _roster_digest(header, (agent_digest(a) for a in roster.agents))
+        object.__setattr__(roster, "digest_cache", cached)  # a cache, not the roster's value
+    return cached
+
+
+def roster_dict_sha256(data: Mapping[str, Any]) -> str:
+    """``roster_sha256`` of a roster in its ``roster_to_dict`` form (as stored)."""
+    header = {"snapshot_id": data["snapshot_id"], "taken_at": data["taken_at"]}
+    return _roster_digest(
+        header,
+        (hashlib.sha256(canonical_json(agent).encode()).digest() for agent in data["agents"]),
+    )
 
 
 def to_jsonable(value: object) -> Any:

@@ -154,6 +154,9 @@ class MatchingTrace:
         agents: Per-agent verdicts (empty when the caller switched detail off).
         ranking_criteria: Criteria in order; ``agent_id`` is always the final tie-break.
         ranking: Eligible agents, best first (truncated to the top when detail is off).
+        failed_masks: When detail is off: failed-check name -> hex bitmask of the agents that
+            failed it (bit ``i`` is ``roster.agents[i]``). Cheap to build, so the audit record
+            names every agent's failed checks even for summary explanations.
     """
 
     requirements: tuple[str, ...]
@@ -163,6 +166,7 @@ class MatchingTrace:
     agents: tuple[AgentVerdict, ...]
     ranking_criteria: tuple[str, ...]
     ranking: tuple[RankedCandidate, ...]
+    failed_masks: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

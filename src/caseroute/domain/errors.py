@@ -9,6 +9,8 @@
     ├── NoRulesetLoadedError   the service has no ruleset at all yet
     ├── AuditUnavailableError  the decision log cannot be written (no decision is returned)
     ├── IdempotencyConflictError  a request_id was reused with a different input
+    ├── DecisionNotFoundError  no audit record has that decision_id
+    ├── ConfigError            a server or CLI setting is invalid (names the setting)
     ├── EngineUnavailableError the durable_rules engine cannot be imported or used
     └── EngineValidationError  durable_rules rejected, crashed or hung on a compiled ruleset
 
@@ -121,6 +123,14 @@ class AuditUnavailableError(CaserouteError):
 
 class IdempotencyConflictError(CaserouteError):
     """The request_id was already used for a different input."""
+
+
+class DecisionNotFoundError(CaserouteError):
+    """The decision log holds no record with the requested decision_id."""
+
+
+class ConfigError(CaserouteError):
+    """A setting (flag, environment variable, key file) is invalid; the message names it."""
 
 
 class EngineUnavailableError(CaserouteError):

@@ -101,3 +101,5 @@ class Roster:
     agents: tuple[Agent, ...]
     # Cache of the engine's lookup index for these agents; not part of the roster's value.
     index_cache: object | None = field(default=None, init=False, repr=False, compare=False)
+    # Cache of the roster's digest (codec.roster_sha256); not part of its value.
+    digest_cache: str | None = field(default=None, init=False, repr=False, compare=False)

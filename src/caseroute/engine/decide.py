@@ -137,6 +137,7 @@ def _match(
         agents=result.verdicts,
         ranking_criteria=(*(c.value for c in ruleset.ranking), "agent_id"),
         ranking=tuple(ranking if detail else ranking[:RANKING_SHOWN_WITHOUT_DETAIL]),
+        failed_masks=result.failed_masks,
     )
     return trace, ranking[0].agent_id if ranking else None
 

@@ -227,6 +227,7 @@ class MatchResult:
     eligible: tuple[Agent, ...]
     verdicts: tuple[AgentVerdict, ...]
     exclusion_counts: tuple[tuple[str, int], ...]
+    failed_masks: tuple[tuple[str, str], ...] = ()
 
 
 def check_masks(need: Need, index: RosterIndex) -> dict[str, int]:
@@ -271,7 +272,8 @@ def match_agents(need: Need, roster: Roster, *, detail: bool = True) -> MatchRes
             excluded agents, by ``check_agent``); off: counts only.
 
     Returns:
-        Eligible agents (roster order), verdicts (when detail) and failed-check counts.
+        Eligible agents (roster order), verdicts (when detail) or failed-check masks (when
+        not), and failed-check counts.
     """
     index = index_for(roster)
     masks = check_masks(need, index)
@@ -285,7 +287,14 @@ def match_agents(need: Need, roster: Roster, *, detail: bool = True) -> MatchRes
         if check in masks
     )
     verdicts: tuple[AgentVerdict, ...] = ()
-    if detail:
+    failed: tuple[tuple[str, str], ...] = ()
+    if not detail:
+        failed = tuple(
+            (check, format(index.everyone & ~masks[check], "x"))
+            for check in CHECK_ORDER
+            if check in masks and index.everyone & ~masks[check]
+        )
+    else:
         verdicts = tuple(
             AgentVerdict(agent.agent_id, eligible=True, failures=())
             if eligible_mask >> i & 1
@@ -298,4 +307,5 @@ def match_agents(need: Need, roster: Roster, *, detail: bool = True) -> MatchRes
         tuple(index.agents[i] for i in bits(eligible_mask)),
         verdicts,
         tuple((check, n) for check, n in counts if n),
+        failed,
     )

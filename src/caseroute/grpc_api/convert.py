@@ -15,7 +15,7 @@ from typing import Any, Literal
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from caseroute.domain.case import AttributeValue, Case
-from caseroute.domain.codec import parse_case, parse_roster
+from caseroute.domain.codec import canonical_json, parse_case, parse_roster
 from caseroute.domain.decision import (
     AgentVerdict,
     CheckFailure,
@@ -35,7 +35,13 @@ from caseroute.domain.decision import (
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.roster import Roster
 from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.service import DecideCommand, DecideResult
+from caseroute.service import (
+    AuditedDecision,
+    DecideCommand,
+    DecideResult,
+    DecisionPage,
+    DecisionQuery,
+)
 
 _CASE_ENUMS = (
     ("channel", pb.Channel, "CHANNEL_"),
@@ -318,8 +324,8 @@ def _detail(level: int) -> bool:
     return level != pb.EXPLANATION_LEVEL_SUMMARY
 
 
-def decide_command(msg: pb.DecideRequest) -> DecideCommand:
-    """A DecideRequest as a command.
+def decide_command(msg: pb.DecideRequest, caller: str = "") -> DecideCommand:
+    """A DecideRequest as a command; ``caller`` is the authenticated peer ("" when none).
 
     Raises:
         RequestError: Naming every invalid field (case and roster problems together).
@@ -347,11 +353,12 @@ def decide_command(msg: pb.DecideRequest) -> DecideCommand:
         roster,
         _now_in(msg),
         _detail(msg.explanation_level),
+        caller,
     )
 
 
-def batch_command(msg: pb.DecideBatchRequest) -> DecideCommand:
-    """A DecideBatchRequest as a command.
+def batch_command(msg: pb.DecideBatchRequest, caller: str = "") -> DecideCommand:
+    """A DecideBatchRequest as a command; ``caller`` is the authenticated peer ("" when none).
 
     Raises:
         RequestError: Naming every invalid field, e.g. ``cases[3].intent``.
@@ -378,6 +385,7 @@ def batch_command(msg: pb.DecideBatchRequest) -> DecideCommand:
         roster,
         _now_in(msg),
         _detail(msg.explanation_level),
+        caller,
     )
 
 
@@ -582,7 +590,9 @@ def decision_from_proto(msg: pb.Decision) -> Decision:
 def decide_response(result: DecideResult) -> pb.DecideResponse:
     """The response to Decide."""
     return pb.DecideResponse(
-        decision=decision_to_proto(result.decisions[0]), now=datetime_to_timestamp(result.now)
+        decision=decision_to_proto(result.decisions[0]),
+        now=datetime_to_timestamp(result.now),
+        replayed=result.replayed,
     )
 
 
@@ -591,4 +601,40 @@ def batch_response(result: DecideResult) -> pb.DecideBatchResponse:
     return pb.DecideBatchResponse(
         decisions=[decision_to_proto(d) for d in result.decisions],
         now=datetime_to_timestamp(result.now),
+        replayed=result.replayed,
+    )
+
+
+def audited_to_proto(audited: AuditedDecision) -> pb.AuditedDecision:
+    """A stored decision as the DecisionLog returns it."""
+    r = audited.record
+    return pb.AuditedDecision(
+        seq=r.seq,
+        decision=decision_to_proto(audited.decision),
+        request_id=r.request_id,
+        recorded_at=datetime_to_timestamp(datetime.fromisoformat(r.recorded_at)),
+        caller=r.caller,
+        input_json=canonical_json(r.input),
+        request_sha256=r.request_sha256,
+        prev_hash=r.prev_hash,
+        record_hash=r.record_hash,
+    )
+
+
+def decision_query(msg: pb.ListDecisionsRequest) -> DecisionQuery:
+    """A ListDecisionsRequest as a query."""
+    return DecisionQuery(
+        case_id=msg.case_id,
+        since=timestamp_to_datetime(msg.since) if msg.HasField("since") else None,
+        until=timestamp_to_datetime(msg.until) if msg.HasField("until") else None,
+        page_size=msg.page_size,
+        page_token=msg.page_token,
+    )
+
+
+def list_response(page: DecisionPage) -> pb.ListDecisionsResponse:
+    """A page of the decision log."""
+    return pb.ListDecisionsResponse(
+        decisions=[audited_to_proto(a) for a in page.decisions],
+        next_page_token=page.next_page_token,
     )

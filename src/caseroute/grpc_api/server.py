@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent import futures
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
@@ -27,16 +27,19 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from caseroute.audit.config import AuditConfig
+from caseroute.audit.store import AuditSink
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
-from caseroute.grpc_api.servicer import RoutingServicer
-from caseroute.service import RoutingCore, RulesetRegistry, load_registry
+from caseroute.grpc_api.servicer import DecisionLogServicer, RoutingServicer
+from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry, load_registry
 
 log = logging.getLogger("caseroute.server")
 
 ROUTING_SERVICE = pb.DESCRIPTOR.services_by_name["RoutingService"].full_name
+DECISION_LOG_SERVICE = pb.DESCRIPTOR.services_by_name["DecisionLog"].full_name
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 MIB = 1024 * 1024
 
@@ -56,6 +59,7 @@ class ServerConfig:
         engine: Engine of record.
         default_ruleset: Ruleset used when a request names none.
         roster_cache_agents: Agents kept in the per-worker parsed-roster cache (0: off).
+        audit: The decision log and masking settings.
     """
 
     rulesets: Path = Path("rulesets")
@@ -68,6 +72,7 @@ class ServerConfig:
     engine: EngineKind = EngineKind.DURABLE
     default_ruleset: str | None = None
     roster_cache_agents: int = 100_000
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
 
 @dataclass(slots=True)
@@ -86,7 +91,7 @@ class RunningServer:
             if serving
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
-        for name in ("", ROUTING_SERVICE):
+        for name in ("", ROUTING_SERVICE, DECISION_LOG_SERVICE):
             self.health.set(name, status)
 
     def load(self, config: ServerConfig) -> None:
@@ -106,6 +111,18 @@ class RunningServer:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
         self.core.registry.close()
+        self.core.audit.close()
+
+
+def open_core(config: ServerConfig) -> RoutingCore:
+    """A core with an empty registry (``RunningServer.load`` fills it) and the audit store.
+
+    Raises:
+        ConfigError: If the audit key or masked fields are invalid.
+        AuditUnavailableError: If the decision log cannot be opened.
+    """
+    masker = config.audit.masker()
+    return RoutingCore(RulesetRegistry(), config.audit.open_store(), masker)
 
 
 def build_server(
@@ -116,10 +133,14 @@ def build_server(
     Args:
         config: Settings.
         reuse_port: Bind with SO_REUSEPORT so sibling workers can share the port.
-        core: Core to serve (default: one with an empty registry, filled by ``load``).
+        core: Core to serve (default: ``open_core(config)``).
 
     Returns:
         The started server and the port it bound.
+
+    Raises:
+        ConfigError: If the audit settings are invalid.
+        AuditUnavailableError: If the decision log cannot be opened.
     """
     convert.ROSTER_CACHE.max_agents = config.roster_cache_agents
     size = config.max_message_mb * MIB
@@ -131,12 +152,16 @@ def build_server(
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
     )
-    core = core or RoutingCore(RulesetRegistry())
+    core = core or open_core(config)
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(RoutingServicer(core), server)
+    audit: AuditSink = core.audit
+    routing_pb2_grpc.add_DecisionLogServicer_to_server(
+        DecisionLogServicer(DecisionLog(audit)), server
+    )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (ROUTING_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server
+        (ROUTING_SERVICE, DECISION_LOG_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server
     )
     port = server.add_insecure_port(f"{config.host}:{config.port}")
     running = RunningServer(server, health_servicer, core, port)
@@ -197,6 +222,10 @@ def serve(config: ServerConfig) -> int:
     """
     _configure_logging()
     workers = config.workers or os.cpu_count() or 1
+    # Create the decision log and key once, here, so workers never race to create them, and a
+    # bad setting stops the start with its message instead of failing in every worker.
+    config.audit.masker()
+    config.audit.open_store().close()
     if workers == 1:
         running = build_server(config, reuse_port=False)
         sys.stdout.write(f"caseroute listening on {config.host}:{running.port} (1 worker)\n")

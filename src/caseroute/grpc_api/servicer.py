@@ -1,4 +1,4 @@
-"""RoutingService RPCs: convert the request, call the core, convert the reply. Nothing else."""
+"""RoutingService and DecisionLog RPCs: convert the request, call the core, convert the reply."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.status import status_for
-from caseroute.service import RoutingCore
+from caseroute.service import DecisionLog, RoutingCore
 
 R = TypeVar("R")
 
@@ -40,6 +40,15 @@ def _serve(
         return empty()
 
 
+def caller_identity(context: grpc.ServicerContext) -> str:
+    """The authenticated peer's identity (TLS client certificate), or "" when none."""
+    try:
+        identities = context.peer_identities()
+    except NotImplementedError:  # grpcio-testing's context has no transport security
+        return ""
+    return ",".join(i.decode(errors="replace") for i in identities) if identities else ""
+
+
 class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     """Thin servicer over ``RoutingCore``."""
 
@@ -54,7 +63,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         return _serve(
             context,
             request.request_id,
-            lambda: convert.decide_response(self._core.decide(convert.decide_command(request))),
+            lambda: convert.decide_response(
+                self._core.decide(convert.decide_command(request, caller_identity(context)))
+            ),
             pb.DecideResponse,
         )
 
@@ -65,6 +76,38 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         return _serve(
             context,
             request.request_id,
-            lambda: convert.batch_response(self._core.decide(convert.batch_command(request))),
+            lambda: convert.batch_response(
+                self._core.decide(convert.batch_command(request, caller_identity(context)))
+            ),
             pb.DecideBatchResponse,
+        )
+
+
+class DecisionLogServicer(routing_pb2_grpc.DecisionLogServicer):
+    """Thin servicer over ``DecisionLog``."""
+
+    def __init__(self, decision_log: DecisionLog) -> None:
+        """Serve reads from ``decision_log``."""
+        self._log = decision_log
+
+    def GetDecision(  # noqa: N802 - gRPC method name
+        self, request: pb.GetDecisionRequest, context: grpc.ServicerContext
+    ) -> pb.AuditedDecision:
+        """One decision by id."""
+        return _serve(
+            context,
+            request.decision_id,
+            lambda: convert.audited_to_proto(self._log.get(request.decision_id)),
+            pb.AuditedDecision,
+        )
+
+    def ListDecisions(  # noqa: N802 - gRPC method name
+        self, request: pb.ListDecisionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListDecisionsResponse:
+        """A page of decisions for a case and/or time range."""
+        return _serve(
+            context,
+            request.case_id or "list",
+            lambda: convert.list_response(self._log.list(convert.decision_query(request))),
+            pb.ListDecisionsResponse,
         )

@@ -5,8 +5,11 @@ domain error               gRPC status         details
 =========================  ==================  ============================================
 RequestError               INVALID_ARGUMENT    google.rpc.BadRequest: one violation per field
 RulesetNotFoundError       NOT_FOUND           the message lists what is loaded
+DecisionNotFoundError      NOT_FOUND           (DecisionLog.GetDecision)
+IdempotencyConflictError   ALREADY_EXISTS      request_id reused with another input
 NoRulesetLoadedError       UNAVAILABLE         why nothing is loaded
 EngineUnavailableError     UNAVAILABLE
+AuditUnavailableError      UNAVAILABLE         no decision without its record; retry later
 anything else              INTERNAL            generic text + reference; detail only in the log
 =========================  ==================  ============================================
 """
@@ -21,7 +24,10 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from caseroute.domain.errors import (
+    AuditUnavailableError,
+    DecisionNotFoundError,
     EngineUnavailableError,
+    IdempotencyConflictError,
     NoRulesetLoadedError,
     RequestError,
     RulesetNotFoundError,
@@ -32,8 +38,11 @@ log = logging.getLogger("caseroute.grpc")
 _TABLE: tuple[tuple[type[Exception], int], ...] = (
     (RequestError, code_pb2.INVALID_ARGUMENT),
     (RulesetNotFoundError, code_pb2.NOT_FOUND),
+    (DecisionNotFoundError, code_pb2.NOT_FOUND),
+    (IdempotencyConflictError, code_pb2.ALREADY_EXISTS),
     (NoRulesetLoadedError, code_pb2.UNAVAILABLE),
     (EngineUnavailableError, code_pb2.UNAVAILABLE),
+    (AuditUnavailableError, code_pb2.UNAVAILABLE),
 )
 
 

@@ -614,6 +614,7 @@ def compile_source(source: SourceFile) -> CompiledRuleset:
         owner=raw.owner,
         path=source.path,
         sha256=source.sha256,
+        source_text=source.text,
         params=raw.params,
         signals=raw.signals,
         attributes=raw.attributes,

@@ -192,6 +192,8 @@ class CompiledRuleset:
         rules: Rules in order; the first that fires decides.
         durable_shards: durable_rules ruleset definitions (JSON text), <= 60 leaves each.
         warnings: Lint findings that do not block loading.
+        source_text: The source file's text (sha256 is over it); the audit store keeps it so a
+            record can be re-derived years later from the store alone.
     """
 
     name: str
@@ -212,3 +214,4 @@ class CompiledRuleset:
     rules: tuple[Rule, ...]
     durable_shards: tuple[str, ...]
     warnings: tuple[Problem, ...] = ()
+    source_text: str = field(default="", repr=False)

@@ -337,6 +337,11 @@ class DecideResponse(_message.Message):
 
     DECISION_FIELD_NUMBER: _builtins.int
     NOW_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when this request_id was decided before with the same input: the decision is the
+    stored one (same decision_id), not a new evaluation.
+    """
     @_builtins.property
     def decision(self) -> Global___Decision:
         """The decision, with its explanation and provenance."""
@@ -350,10 +355,11 @@ class DecideResponse(_message.Message):
         *,
         decision: Global___Decision | None = ...,
         now: _timestamp_pb2.Timestamp | None = ...,
+        replayed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "now", b"now"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "now", b"now"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "now", b"now", "replayed", b"replayed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -413,6 +419,9 @@ class DecideBatchResponse(_message.Message):
 
     DECISIONS_FIELD_NUMBER: _builtins.int
     NOW_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when these are the stored decisions of an earlier identical request."""
     @_builtins.property
     def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Decision]:
         """One decision per case, in request order."""
@@ -426,10 +435,11 @@ class DecideBatchResponse(_message.Message):
         *,
         decisions: _abc.Iterable[Global___Decision] | None = ...,
         now: _timestamp_pb2.Timestamp | None = ...,
+        replayed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["now", b"now"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions", b"decisions", "now", b"now"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions", b"decisions", "now", b"now", "replayed", b"replayed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1479,3 +1489,153 @@ class MatchingTrace(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MatchingTrace: _TypeAlias = MatchingTrace  # noqa: Y015
+
+@_typing.final
+class GetDecisionRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Decision log
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    decision_id: _builtins.str
+    """The decision's id (Decision.decision_id, "dec_..."). Required."""
+    def __init__(
+        self,
+        *,
+        decision_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_id", b"decision_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDecisionRequest: _TypeAlias = GetDecisionRequest  # noqa: Y015
+
+@_typing.final
+class ListDecisionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    """Only decisions for this case. Empty: every case."""
+    page_size: _builtins.int
+    """Decisions per page, 0-500; 0 means 50."""
+    page_token: _builtins.str
+    """next_page_token from the previous page, sent with the same filters. Empty: first page."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Only decisions whose decision instant (`now`) is at or after this. Unset: unbounded."""
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """Only decisions whose decision instant is before this. Unset: unbounded."""
+
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "page_size", b"page_size", "page_token", b"page_token", "since", b"since", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDecisionsRequest: _TypeAlias = ListDecisionsRequest  # noqa: Y015
+
+@_typing.final
+class ListDecisionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditedDecision]:
+        """Decisions in log order (oldest first)."""
+
+    def __init__(
+        self,
+        *,
+        decisions: _abc.Iterable[Global___AuditedDecision] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions", b"decisions", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDecisionsResponse: _TypeAlias = ListDecisionsResponse  # noqa: Y015
+
+@_typing.final
+class AuditedDecision(_message.Message):
+    """One decision as the decision log holds it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_FIELD_NUMBER: _builtins.int
+    CALLER_FIELD_NUMBER: _builtins.int
+    INPUT_JSON_FIELD_NUMBER: _builtins.int
+    REQUEST_SHA256_FIELD_NUMBER: _builtins.int
+    PREV_HASH_FIELD_NUMBER: _builtins.int
+    RECORD_HASH_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """Position in the hash chain, from 1."""
+    request_id: _builtins.str
+    """The caller's idempotency key."""
+    caller: _builtins.str
+    """Authenticated caller identity; empty when the call was not authenticated."""
+    input_json: _builtins.str
+    """The recorded input as JSON: {"case": {...}, "roster": {"sha256": ..., "assigned_before":
+    [...]}}. Configured PHI fields hold "hmac-sha256:<hex>" digests instead of values.
+    """
+    request_sha256: _builtins.str
+    """sha256 of the request's input, used to tell a retry from a reused request_id."""
+    prev_hash: _builtins.str
+    """The previous record's record_hash (64 zeros for the first record)."""
+    record_hash: _builtins.str
+    """sha256(prev_hash || canonical JSON of this record); what `caseroute audit verify` checks."""
+    @_builtins.property
+    def decision(self) -> Global___Decision:
+        """The decision, with the explanation recorded when it was made."""
+
+    @_builtins.property
+    def recorded_at(self) -> _timestamp_pb2.Timestamp:
+        """When the record was committed (server wall clock)."""
+
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        decision: Global___Decision | None = ...,
+        request_id: _builtins.str = ...,
+        recorded_at: _timestamp_pb2.Timestamp | None = ...,
+        caller: _builtins.str = ...,
+        input_json: _builtins.str = ...,
+        request_sha256: _builtins.str = ...,
+        prev_hash: _builtins.str = ...,
+        record_hash: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "recorded_at", b"recorded_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "decision", b"decision", "input_json", b"input_json", "prev_hash", b"prev_hash", "record_hash", b"record_hash", "recorded_at", b"recorded_at", "request_id", b"request_id", "request_sha256", b"request_sha256", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditedDecision: _TypeAlias = AuditedDecision  # noqa: Y015

@@ -53,10 +53,13 @@ class RoutingServiceServicer:
     """
 
     def Decide(self, request, context):
-        """Routes one case against a roster snapshot.
+        """Routes one case against a roster snapshot. The response is sent only after the decision's
+        audit record is committed to the decision log.
         Errors: INVALID_ARGUMENT (google.rpc.BadRequest names each bad field path), NOT_FOUND
-        (unknown ruleset or version), UNAVAILABLE (no ruleset loaded, or the audit store is
-        unavailable), INTERNAL (unexpected; details are in the server log, not the reply).
+        (unknown ruleset or version), ALREADY_EXISTS (request_id already used with a different
+        input), UNAVAILABLE (no ruleset loaded, or the audit store cannot be written: no decision
+        is returned; retry with the same request_id), INTERNAL (unexpected; details are in the
+        server log, not the reply).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -140,6 +143,130 @@ class RoutingService:
             '/caseroute.v1.RoutingService/DecideBatch',
             caseroute_dot_v1_dot_routing__pb2.DecideBatchRequest.SerializeToString,
             caseroute_dot_v1_dot_routing__pb2.DecideBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class DecisionLogStub:
+    """Reads the decision log: every decision caseroute returned, with its input (PHI masked),
+    ruleset provenance and explanation, for auditors. Read-only.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetDecision = channel.unary_unary(
+                '/caseroute.v1.DecisionLog/GetDecision',
+                request_serializer=caseroute_dot_v1_dot_routing__pb2.GetDecisionRequest.SerializeToString,
+                response_deserializer=caseroute_dot_v1_dot_routing__pb2.AuditedDecision.FromString,
+                _registered_method=True)
+        self.ListDecisions = channel.unary_unary(
+                '/caseroute.v1.DecisionLog/ListDecisions',
+                request_serializer=caseroute_dot_v1_dot_routing__pb2.ListDecisionsRequest.SerializeToString,
+                response_deserializer=caseroute_dot_v1_dot_routing__pb2.ListDecisionsResponse.FromString,
+                _registered_method=True)
+
+
+class DecisionLogServicer:
+    """Reads the decision log: every decision caseroute returned, with its input (PHI masked),
+    ruleset provenance and explanation, for auditors. Read-only.
+    """
+
+    def GetDecision(self, request, context):
+        """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDecisions(self, request, context):
+        """Decisions in log order for one case and/or a range of decision instants, a page at a time.
+        Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_DecisionLogServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDecision,
+                    request_deserializer=caseroute_dot_v1_dot_routing__pb2.GetDecisionRequest.FromString,
+                    response_serializer=caseroute_dot_v1_dot_routing__pb2.AuditedDecision.SerializeToString,
+            ),
+            'ListDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDecisions,
+                    request_deserializer=caseroute_dot_v1_dot_routing__pb2.ListDecisionsRequest.FromString,
+                    response_serializer=caseroute_dot_v1_dot_routing__pb2.ListDecisionsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'caseroute.v1.DecisionLog', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('caseroute.v1.DecisionLog', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class DecisionLog:
+    """Reads the decision log: every decision caseroute returned, with its input (PHI masked),
+    ruleset provenance and explanation, for auditors. Read-only.
+    """
+
+    @staticmethod
+    def GetDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caseroute.v1.DecisionLog/GetDecision',
+            caseroute_dot_v1_dot_routing__pb2.GetDecisionRequest.SerializeToString,
+            caseroute_dot_v1_dot_routing__pb2.AuditedDecision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caseroute.v1.DecisionLog/ListDecisions',
+            caseroute_dot_v1_dot_routing__pb2.ListDecisionsRequest.SerializeToString,
+            caseroute_dot_v1_dot_routing__pb2.ListDecisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

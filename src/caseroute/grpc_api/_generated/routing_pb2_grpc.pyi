@@ -41,10 +41,13 @@ class RoutingServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RoutingServiceAsyncStub: ...
     Decide: _grpc.UnaryUnaryMultiCallable[_routing_pb2.DecideRequest, _routing_pb2.DecideResponse]
-    """Routes one case against a roster snapshot.
+    """Routes one case against a roster snapshot. The response is sent only after the decision's
+    audit record is committed to the decision log.
     Errors: INVALID_ARGUMENT (google.rpc.BadRequest names each bad field path), NOT_FOUND
-    (unknown ruleset or version), UNAVAILABLE (no ruleset loaded, or the audit store is
-    unavailable), INTERNAL (unexpected; details are in the server log, not the reply).
+    (unknown ruleset or version), ALREADY_EXISTS (request_id already used with a different
+    input), UNAVAILABLE (no ruleset loaded, or the audit store cannot be written: no decision
+    is returned; retry with the same request_id), INTERNAL (unexpected; details are in the
+    server log, not the reply).
     """
     DecideBatch: _grpc.UnaryUnaryMultiCallable[_routing_pb2.DecideBatchRequest, _routing_pb2.DecideBatchResponse]
     """Routes many cases against one roster snapshot, in request order. Each assignment consumes
@@ -58,10 +61,13 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Decide: _aio.UnaryUnaryMultiCallable[_routing_pb2.DecideRequest, _routing_pb2.DecideResponse]  # type: ignore[assignment]
-    """Routes one case against a roster snapshot.
+    """Routes one case against a roster snapshot. The response is sent only after the decision's
+    audit record is committed to the decision log.
     Errors: INVALID_ARGUMENT (google.rpc.BadRequest names each bad field path), NOT_FOUND
-    (unknown ruleset or version), UNAVAILABLE (no ruleset loaded, or the audit store is
-    unavailable), INTERNAL (unexpected; details are in the server log, not the reply).
+    (unknown ruleset or version), ALREADY_EXISTS (request_id already used with a different
+    input), UNAVAILABLE (no ruleset loaded, or the audit store cannot be written: no decision
+    is returned; retry with the same request_id), INTERNAL (unexpected; details are in the
+    server log, not the reply).
     """
     DecideBatch: _aio.UnaryUnaryMultiCallable[_routing_pb2.DecideBatchRequest, _routing_pb2.DecideBatchResponse]  # type: ignore[assignment]
     """Routes many cases against one roster snapshot, in request order. Each assignment consumes
@@ -78,10 +84,13 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _routing_pb2.DecideRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.DecideResponse, _abc.Awaitable[_routing_pb2.DecideResponse]]:
-        """Routes one case against a roster snapshot.
+        """Routes one case against a roster snapshot. The response is sent only after the decision's
+        audit record is committed to the decision log.
         Errors: INVALID_ARGUMENT (google.rpc.BadRequest names each bad field path), NOT_FOUND
-        (unknown ruleset or version), UNAVAILABLE (no ruleset loaded, or the audit store is
-        unavailable), INTERNAL (unexpected; details are in the server log, not the reply).
+        (unknown ruleset or version), ALREADY_EXISTS (request_id already used with a different
+        input), UNAVAILABLE (no ruleset loaded, or the audit store cannot be written: no decision
+        is returned; retry with the same request_id), INTERNAL (unexpected; details are in the
+        server log, not the reply).
         """
 
     @_abc_1.abstractmethod
@@ -96,3 +105,58 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
 def add_RoutingServiceServicer_to_server(servicer: RoutingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class DecisionLogStub:
+    """Reads the decision log: every decision caseroute returned, with its input (PHI masked),
+    ruleset provenance and explanation, for auditors. Read-only.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> DecisionLogAsyncStub: ...
+    GetDecision: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetDecisionRequest, _routing_pb2.AuditedDecision]
+    """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable)."""
+    ListDecisions: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListDecisionsRequest, _routing_pb2.ListDecisionsResponse]
+    """Decisions in log order for one case and/or a range of decision instants, a page at a time.
+    Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE.
+    """
+
+@_typing.type_check_only
+class DecisionLogAsyncStub(DecisionLogStub):
+    """Reads the decision log: every decision caseroute returned, with its input (PHI masked),
+    ruleset provenance and explanation, for auditors. Read-only.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    GetDecision: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetDecisionRequest, _routing_pb2.AuditedDecision]  # type: ignore[assignment]
+    """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable)."""
+    ListDecisions: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListDecisionsRequest, _routing_pb2.ListDecisionsResponse]  # type: ignore[assignment]
+    """Decisions in log order for one case and/or a range of decision instants, a page at a time.
+    Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE.
+    """
+
+class DecisionLogServicer(metaclass=_abc_1.ABCMeta):
+    """Reads the decision log: every decision caseroute returned, with its input (PHI masked),
+    ruleset provenance and explanation, for auditors. Read-only.
+    """
+
+    @_abc_1.abstractmethod
+    def GetDecision(
+        self,
+        request: _routing_pb2.GetDecisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.AuditedDecision, _abc.Awaitable[_routing_pb2.AuditedDecision]]:
+        """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable)."""
+
+    @_abc_1.abstractmethod
+    def ListDecisions(
+        self,
+        request: _routing_pb2.ListDecisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListDecisionsResponse, _abc.Awaitable[_routing_pb2.ListDecisionsResponse]]:
+        """Decisions in log order for one case and/or a range of decision instants, a page at a time.
+        Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE.
+        """
+
+def add_DecisionLogServicer_to_server(servicer: DecisionLogServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

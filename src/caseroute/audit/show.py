@@ -1,0 +1,65 @@
+"""Render one audit record for a reader: provenance, the recorded input, then the explanation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from caseroute.audit.masking import MASK_PREFIX
+from caseroute.audit.record import AuditRecord, Blob
+from caseroute.domain.decision import Decision
+from caseroute.render import render_text
+
+
+def _masked_paths(data: Any, prefix: str) -> list[str]:
+    if isinstance(data, dict):
+        return [p for k, v in sorted(data.items()) for p in _masked_paths(v, f"{prefix}.{k}")]
+    if isinstance(data, str) and data.startswith(MASK_PREFIX):
+        return [prefix]
+    return []
+
+
+def render_record(
+    record: AuditRecord, decision: Decision, get_blob: Callable[[str], Blob | None]
+) -> str:
+    """One decision as an auditor reads it.
+
+    Args:
+        record: The stored record.
+        decision: The decision rebuilt from it.
+        get_blob: Looks up the roster snapshot the record references.
+
+    Returns:
+        Multi-line text.
+    """
+    roster_ref = record.input.get("roster", {})
+    blob = get_blob(roster_ref.get("sha256", ""))
+    agent_ids = None
+    roster_note = "roster snapshot MISSING from the store (run `caseroute audit verify`)"
+    if blob is not None:
+        roster = json.loads(blob.content)
+        agent_ids = [a["agent_id"] for a in roster["agents"]]
+        roster_note = (
+            f"roster {roster['snapshot_id']} taken {roster['taken_at']}, "
+            f"{len(agent_ids)} agents (sha256 {blob.sha256})"
+        )
+    before = roster_ref.get("assigned_before") or []
+    masked = _masked_paths(record.input.get("case", {}), "case")
+    lines = [
+        f"Audit record {record.seq}: decision {record.decision_id}",
+        (
+            f"  case {record.case_id}, request {record.request_id}, recorded "
+            f"{record.recorded_at}, caller {record.caller or '(not authenticated)'}"
+        ),
+        (
+            f"  ruleset {record.ruleset_name} {record.ruleset_version} (sha256 "
+            f"{record.ruleset_sha256}), caseroute {record.caseroute_version}"
+        ),
+        f"  input: {roster_note}",
+    ]
+    if before:
+        lines.append("  earlier in the same batch, one case each went to: " + ", ".join(before))
+    lines.append("  masked (stored as keyed digests): " + (", ".join(masked) if masked else "none"))
+    lines.append(f"  chain: record_hash {record.record_hash}, prev_hash {record.prev_hash}")
+    return "\n".join([*lines, "", render_text(decision, agent_ids)])

@@ -1,0 +1,136 @@
+"""Decisions as JSON data and back: the audit store keeps the JSON, retries get the Decision.
+
+``decision_to_dict`` is the same rendering the CLI prints (``to_jsonable``);
+``decision_from_dict`` is its exact inverse, so a stored decision returned to a retrying caller
+is equal, field for field, to the one first returned.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from caseroute.domain.codec import to_jsonable
+from caseroute.domain.decision import (
+    AgentVerdict,
+    CheckFailure,
+    ClauseTrace,
+    Decision,
+    Explanation,
+    MatchingTrace,
+    Outcome,
+    Priority,
+    RankedCandidate,
+    RuleTrace,
+    SentimentSummary,
+    Signals,
+    SlaRisk,
+    SlaStatus,
+)
+
+
+def decision_to_dict(decision: Decision) -> dict[str, Any]:
+    """The decision and its explanation as JSON data."""
+    data: dict[str, Any] = to_jsonable(decision)
+    return data
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _sla(data: dict[str, Any]) -> SlaStatus:
+    return SlaStatus(data["name"], data["minutes_remaining"], SlaRisk(data["risk"]))
+
+
+def _signals(data: dict[str, Any]) -> Signals:
+    sentiment = data["sentiment"]
+    return Signals(
+        case_age_minutes=data["case_age_minutes"],
+        sla_clocks=tuple(_sla(c) for c in data["sla_clocks"]),
+        sla=_sla(data["sla"]) if data["sla"] is not None else None,
+        sentiment=SentimentSummary(
+            count=sentiment["count"],
+            latest=sentiment["latest"],
+            minimum=sentiment["minimum"],
+            change=sentiment["change"],
+            consecutive_negative=sentiment["consecutive_negative"],
+        ),
+        sla_at_risk_minutes=data["sla_at_risk_minutes"],
+        negative_sentiment=data["negative_sentiment"],
+        sentiment_window=data["sentiment_window"],
+    )
+
+
+def _rule(data: dict[str, Any]) -> RuleTrace:
+    return RuleTrace(
+        rule_id=data["rule_id"],
+        description=data["description"],
+        fired=data["fired"],
+        decided=data["decided"],
+        clauses=tuple(ClauseTrace(c["text"], c["value"], c["actual"]) for c in data["clauses"]),
+    )
+
+
+def _pairs(items: list[list[Any]]) -> tuple[tuple[Any, Any], ...]:
+    return tuple((first, second) for first, second in items)
+
+
+def _matching(data: dict[str, Any]) -> MatchingTrace:
+    return MatchingTrace(
+        requirements=tuple(data["requirements"]),
+        considered=data["considered"],
+        eligible=data["eligible"],
+        exclusion_counts=_pairs(data["exclusion_counts"]),
+        agents=tuple(
+            AgentVerdict(
+                a["agent_id"],
+                a["eligible"],
+                tuple(CheckFailure(f["check"], f["expected"], f["actual"]) for f in a["failures"]),
+            )
+            for a in data["agents"]
+        ),
+        ranking_criteria=tuple(data["ranking_criteria"]),
+        ranking=tuple(
+            RankedCandidate(r["rank"], r["agent_id"], _pairs(r["criteria"]))
+            for r in data["ranking"]
+        ),
+        failed_masks=_pairs(data.get("failed_masks", [])),
+    )
+
+
+def decision_from_dict(data: dict[str, Any]) -> Decision:
+    """Rebuild a Decision from ``decision_to_dict`` output.
+
+    Raises:
+        KeyError, ValueError: If ``data`` is not a rendered decision (a damaged record).
+    """
+    e = data["explanation"]
+    explanation = Explanation(
+        decision_id=e["decision_id"],
+        ruleset_name=e["ruleset_name"],
+        ruleset_version=e["ruleset_version"],
+        ruleset_sha256=e["ruleset_sha256"],
+        caseroute_version=e["caseroute_version"],
+        engine=e["engine"],
+        now=_instant(e["now"]),
+        input_sha256=e["input_sha256"],
+        signals=_signals(e["signals"]),
+        data_problems=tuple(e["data_problems"]),
+        rules=tuple(_rule(r) for r in e["rules"]),
+        deciding_rule_id=e["deciding_rule_id"],
+        matching=_matching(e["matching"]) if e["matching"] is not None else None,
+        reason_codes=tuple(e["reason_codes"]),
+    )
+    return Decision(
+        decision_id=data["decision_id"],
+        case_id=data["case_id"],
+        outcome=Outcome(data["outcome"]),
+        queue=data["queue"],
+        agent_id=data["agent_id"],
+        escalation_level=data["escalation_level"],
+        priority=Priority(data["priority"]),
+        reason_codes=tuple(data["reason_codes"]),
+        rule_id=data["rule_id"],
+        explanation=explanation,
+    )
