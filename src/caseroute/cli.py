@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from caseroute import __version__
 from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
-from caseroute.domain.errors import CaserouteError, RequestError, RulesetError, Severity
+from caseroute.domain.errors import (
+    CaserouteError,
+    ConfigError,
+    RequestError,
+    RulesetError,
+    Severity,
+)
 
 if TYPE_CHECKING:
     from caseroute.audit.config import AuditConfig
@@ -145,7 +151,7 @@ def _open_log(args: argparse.Namespace) -> SqliteAuditStore:
             f"no decision log at {args.audit_db}; pass --audit-db (or $CASEROUTE_AUDIT_DB) "
             "pointing at the server's log"
         )
-    return SqliteAuditStore(args.audit_db)
+    return SqliteAuditStore(args.audit_db, readonly=True)
 
 
 def _cmd_audit_show(args: argparse.Namespace) -> int:
@@ -504,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"caseroute: {exc}\n")
         return EXIT_USAGE
-    except RequestError as exc:
+    except (RequestError, ConfigError) as exc:
         sys.stderr.write(f"caseroute: {exc}\n")
         return EXIT_USAGE
     except RulesetError as exc:

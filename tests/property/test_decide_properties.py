@@ -1,5 +1,6 @@
 """Properties of decide() over random cases and rosters under the reference ruleset."""
 
+import json
 from collections import Counter
 from datetime import date, timedelta
 
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 from caseroute.domain.case import Case, Channel, Intent, RequiredSkill, Tier, Urgency
 from caseroute.domain.codec import to_jsonable
 from caseroute.domain.decision import Outcome
+from caseroute.domain.decision_codec import decision_from_dict, decision_to_dict
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.decide import decide
@@ -173,3 +175,31 @@ def test_indexed_matching_equals_checking_each_agent(
     counts = Counter(check for failed in per_agent.values() for check in failed)
     assert dict(result.exclusion_counts) == dict(counts)
     assert {v.agent_id: [f.check for f in v.failures] for v in result.verdicts} == per_agent
+
+
+@given(case=cases, roster=rosters, detail=st.booleans())
+def test_stored_decisions_round_trip_exactly(case: Case, roster: Roster, detail: bool) -> None:
+    """A decision stored as JSON comes back equal, so a retry gets exactly the first answer."""
+    decision = decide(case, roster, PYTHON, NOW, agent_detail=detail)
+    stored = json.loads(json.dumps(decision_to_dict(decision)))
+    assert decision_from_dict(stored) == decision
+
+
+@given(case=cases, roster=rosters)
+def test_summary_failure_masks_name_the_same_checks_as_full_verdicts(
+    case: Case, roster: Roster
+) -> None:
+    """Each agent's failed checks from a summary's masks equal the full explanation's."""
+    full = decide(case, roster, PYTHON, NOW).explanation.matching
+    summary = decide(case, roster, PYTHON, NOW, agent_detail=False).explanation.matching
+    if full is None or summary is None:
+        assert full == summary
+        return
+    from_masks = {
+        (agent.agent_id, check)
+        for check, mask in summary.failed_masks
+        for i, agent in enumerate(roster.agents)
+        if int(mask, 16) >> i & 1
+    }
+    from_verdicts = {(v.agent_id, f.check) for v in full.agents for f in v.failures}
+    assert from_masks == from_verdicts

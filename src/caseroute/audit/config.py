@@ -88,6 +88,7 @@ def load_key(path: Path, key_hex: str | None) -> bytes:
     if key_hex is not None:
         return _parse_key(key_hex.strip(), "CASEROUTE_AUDIT_KEY")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         pass

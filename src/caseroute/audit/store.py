@@ -21,7 +21,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from caseroute.audit.record import GENESIS, Appended, AuditRecord, Blob, BlobKind, seal
 from caseroute.domain.errors import AuditUnavailableError, IdempotencyConflictError
@@ -166,8 +166,21 @@ _PAGE = 1000
 class SqliteAuditStore:
     """The embedded decision log: one SQLite file, hash-chained records, group commit."""
 
-    def __init__(self, path: Path, *, max_batch: int = 512, busy_timeout_ms: int = 10_000) -> None:
-        """Open (creating if needed) the store at ``path``.
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_batch: int = 512,
+        busy_timeout_ms: int = 10_000,
+        readonly: bool = False,
+    ) -> None:
+        """Open the store at ``path``, creating it (mode 0600) unless ``readonly``.
+
+        Args:
+            path: The SQLite file.
+            max_batch: Most appends committed in one transaction (1 turns group commit off).
+            busy_timeout_ms: How long a write waits for another process's lock.
+            readonly: Open for reading only (``caseroute audit``): no schema, no writer.
 
         Raises:
             AuditUnavailableError: If the file cannot be opened or initialised.
@@ -175,26 +188,52 @@ class SqliteAuditStore:
         self.path = path
         self._max_batch = max_batch
         self._busy_ms = busy_timeout_ms
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with closing(self._connect()) as conn:
-                conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise AuditUnavailableError(f"cannot open the audit store {path}: {exc}") from exc
+        self._readonly = readonly
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self.commits = 0
         self.failures = 0
         self._known: OrderedDict[str, None] = OrderedDict()
         self._known_lock = threading.Lock()
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
-        self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
-        self._writer.start()
+        self._writer: threading.Thread | None = None
+        try:
+            if readonly:
+                self._fetch("SELECT 1 FROM chain_head LIMIT 1", ())
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                created = not path.exists()
+                with closing(self._connect()) as conn:
+                    conn.executescript(_SCHEMA)
+                if created:
+                    path.chmod(0o600)  # decisions are business records; -wal/-shm inherit it
+        except (OSError, sqlite3.Error, AuditUnavailableError) as exc:
+            raise AuditUnavailableError(f"cannot open the audit store {path}: {exc}") from exc
+        if not readonly:
+            self._writer = threading.Thread(
+                target=self._write_loop, name="audit-writer", daemon=True
+            )
+            self._writer.start()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=self._busy_ms / 1000, isolation_level=None, check_same_thread=False
-        )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        if self._readonly:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                timeout=self._busy_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        else:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_ms)}")
         return conn
 
@@ -210,6 +249,8 @@ class SqliteAuditStore:
             AuditUnavailableError: If the store cannot commit (nothing is stored then).
             IdempotencyConflictError: If a decision_id exists with a different input.
         """
+        if self._writer is None:
+            raise AuditUnavailableError(f"the audit store {self.path} was opened read-only")
         pending = _Pending(records, blobs, Future())
         self._queue.put(pending)
         return pending.done.result()
@@ -345,16 +386,17 @@ class SqliteAuditStore:
 
     def get(self, decision_id: str) -> AuditRecord | None:
         """One record by decision id."""
-        with closing(self._reader()) as conn:
-            return self._get(conn, decision_id)
+        rows = self._fetch(
+            f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE decision_id = ?", (decision_id,)
+        )
+        return _row_to_record(rows[0]) if rows else None
 
     def by_request(self, request_id: str) -> list[AuditRecord]:
         """Records of one request, in chain order."""
-        with closing(self._reader()) as conn:
-            rows = conn.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE request_id = ? ORDER BY seq",
-                (request_id,),
-            ).fetchall()
+        rows = self._fetch(
+            f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE request_id = ? ORDER BY seq",
+            (request_id,),
+        )
         return [_row_to_record(r) for r in rows]
 
     def records(self, after_seq: int = 0) -> Iterator[AuditRecord]:
@@ -401,34 +443,42 @@ class SqliteAuditStore:
             f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE {' AND '.join(where)} "
             "ORDER BY seq LIMIT ?"
         )
-        with closing(self._reader()) as conn:
-            rows = conn.execute(sql, (*params, limit)).fetchall()
-        return [_row_to_record(r) for r in rows]
+        return [_row_to_record(r) for r in self._fetch(sql, (*params, limit))]
 
     def get_blob(self, sha256: str) -> Blob | None:
         """One blob by hash."""
-        with closing(self._reader()) as conn:
-            row = conn.execute(
-                "SELECT sha256, kind, content FROM blobs WHERE sha256 = ?", (sha256,)
-            ).fetchone()
-        return Blob(row[0], BlobKind(row[1]), row[2]) if row else None
+        rows = self._fetch("SELECT sha256, kind, content FROM blobs WHERE sha256 = ?", (sha256,))
+        return Blob(rows[0][0], BlobKind(rows[0][1]), rows[0][2]) if rows else None
 
     def head(self) -> tuple[int, str]:
         """(seq, record_hash) of the last record the writer committed."""
-        with closing(self._reader()) as conn:
-            row = conn.execute("SELECT seq, record_hash FROM chain_head WHERE id = 1").fetchone()
-        return (row[0], row[1]) if row else (0, GENESIS)
+        rows = self._fetch("SELECT seq, record_hash FROM chain_head WHERE id = 1", ())
+        return (rows[0][0], rows[0][1]) if rows else (0, GENESIS)
 
-    def _reader(self) -> sqlite3.Connection:
+    def _fetch(self, sql: str, params: tuple[object, ...]) -> list[Any]:
+        """Run a read on this thread's connection (opened once per thread, then reused)."""
+        conn = getattr(self._local, "conn", None)
         try:
-            return self._connect()
+            if conn is None:
+                conn = self._connect()
+                self._local.conn = conn
+                with self._readers_lock:
+                    self._readers.append(conn)
+            return conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
+            self._local.conn = None
             raise AuditUnavailableError(f"cannot read the audit store {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        """Finish pending appends and stop the writer."""
-        self._queue.put(None)
-        self._writer.join(timeout=30)
+        """Finish pending appends, stop the writer and close the readers."""
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join(timeout=30)
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+            self._local = threading.local()  # later reads (tools, tests) open afresh
 
 
 def _micros(instant: datetime) -> int:

@@ -121,8 +121,13 @@ def open_core(config: ServerConfig) -> RoutingCore:
         ConfigError: If the audit key or masked fields are invalid.
         AuditUnavailableError: If the decision log cannot be opened.
     """
-    masker = config.audit.masker()
-    return RoutingCore(RulesetRegistry(), config.audit.open_store(), masker)
+    store = config.audit.open_store()
+    try:
+        masker = config.audit.masker()
+    except Exception:
+        store.close()
+        raise
+    return RoutingCore(RulesetRegistry(), store, masker)
 
 
 def build_server(
@@ -224,8 +229,8 @@ def serve(config: ServerConfig) -> int:
     workers = config.workers or os.cpu_count() or 1
     # Create the decision log and key once, here, so workers never race to create them, and a
     # bad setting stops the start with its message instead of failing in every worker.
-    config.audit.masker()
     config.audit.open_store().close()
+    config.audit.masker()
     if workers == 1:
         running = build_server(config, reuse_port=False)
         sys.stdout.write(f"caseroute listening on {config.host}:{running.port} (1 worker)\n")

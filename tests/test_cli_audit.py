@@ -1,0 +1,190 @@
+import json
+import sqlite3
+from contextlib import closing
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from caseroute.audit.config import load_key
+from caseroute.cli import main
+from caseroute.domain.errors import ConfigError
+from caseroute.domain.roster import AgentStatus
+from caseroute.engine.case_rules import EngineKind
+from caseroute.service import DecideCommand, load_registry, request_decision_id
+from caseroute.testing import (
+    NOW,
+    REFERENCE_RULESET,
+    audited_core,
+    make_agent,
+    make_case,
+    make_roster,
+    ruleset_with_rules,
+)
+
+REGISTRY = load_registry(REFERENCE_RULESET.parent, EngineKind.PYTHON)
+
+
+@pytest.fixture
+def audit_db(tmp_path: Path) -> Path:
+    """A decision log holding three decisions an hour apart, one with a summary explanation."""
+    core = audited_core(REGISTRY, tmp_path)
+    roster = make_roster(
+        make_agent("a1"),
+        make_agent("off", status=AgentStatus.OFFLINE),
+        make_agent("ca", territories=frozenset({"US-CA"})),
+    )
+    for i in range(3):
+        core.decide(
+            DecideCommand(
+                request_id=f"r{i}",
+                ruleset_name="",
+                ruleset_version="",
+                cases=(make_case(case_id=f"C{i}", attributes={"patient_name": "Ada"}),),
+                roster=roster,
+                now=NOW + timedelta(hours=i),
+                agent_detail=i != 1,
+            )
+        )
+    core.audit.close()
+    return tmp_path / "audit.db"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_show_explains_a_summary_decision_per_agent(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audit show` prints provenance, the masked fields and each excluded agent's checks."""
+    decision_id = request_decision_id("r1", 0)
+    code, out, _ = _run(capsys, "audit", "show", decision_id, "--audit-db", str(audit_db))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"Audit record 2: decision {decision_id}"
+    assert "  masked (stored as keyed digests): case.attributes.patient_name" in lines
+    assert "  x off: failed status" in lines
+    assert "C1: ASSIGN to a1 (queue clinical), priority normal" in lines
+    assert "Ada" not in out
+
+
+def test_export_filters_by_time_and_case(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audit export` writes one JSON record per line, within [since, until) and for a case."""
+    since = (NOW + timedelta(minutes=30)).isoformat()
+    code, out, err = _run(capsys, "audit", "export", "--audit-db", str(audit_db), "--since", since)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert (code, [r["case_id"] for r in rows], err) == (
+        0,
+        ["C1", "C2"],
+        "exported 2 decision(s)\n",
+    )
+    assert all(len(r["record_hash"]) == 64 for r in rows)
+    _, out, _ = _run(capsys, "audit", "export", "--audit-db", str(audit_db), "--case-id", "C0")
+    assert [json.loads(line)["decision_id"] for line in out.splitlines()] == [
+        request_decision_id("r0", 0)
+    ]
+    code, _, err = _run(capsys, "audit", "export", "--audit-db", str(audit_db), "--until", "x")
+    assert (code, err) == (
+        2,
+        (
+            "caseroute: --until 'x' is not an ISO-8601 instant with offset; e.g. "
+            "2026-11-21T00:00:00Z\n"
+        ),
+    )
+
+
+def test_verify_passes_then_names_the_edited_record(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audit verify` exits 0 on an intact log, 1 naming the record after an edit."""
+    code, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
+    assert code == 0
+    head = out.split("head ")[1].split()[0]
+    assert out.startswith("ok: 3 record(s)")
+    code, out, _ = _run(
+        capsys, "audit", "verify", "--audit-db", str(audit_db), "--expect-head", head
+    )
+    assert code == 0
+    with closing(sqlite3.connect(audit_db)) as conn:
+        conn.execute("UPDATE decisions SET case_id = 'C9' WHERE seq = 2")
+        conn.commit()
+    code, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
+    assert code == 1
+    assert out.startswith("TAMPERED: record 2 was edited or moved")
+    assert request_decision_id("r1", 0) in out
+
+
+def test_verify_with_expect_head_detects_a_rewritten_tail(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Dropping the last record and rewinding the head fools the chain, not --expect-head."""
+    _, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
+    head = out.split("head ")[1].split()[0]
+    with closing(sqlite3.connect(audit_db)) as conn:
+        prev = conn.execute("SELECT record_hash FROM decisions WHERE seq = 2").fetchone()[0]
+        conn.execute("DELETE FROM decisions WHERE seq = 3")
+        conn.execute("UPDATE chain_head SET seq = 2, record_hash = ?", (prev,))
+        conn.commit()
+    code, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
+    assert code == 0  # internally consistent: only an external anchor can tell
+    code, out, _ = _run(
+        capsys, "audit", "verify", "--audit-db", str(audit_db), "--expect-head", head
+    )
+    assert code == 1
+    assert "not the 3:" in out
+
+
+def test_missing_log_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Pointing at no file says so and how to fix it (and does not create one)."""
+    code, _, err = _run(capsys, "audit", "verify", "--audit-db", str(tmp_path / "none.db"))
+    assert code == 2
+    assert "no decision log at" in err
+    assert "--audit-db" in err
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_rules_check_warns_about_masked_fields(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rules check` warns at the rule's line when it reads a masked field; bad paths refused."""
+    text = ruleset_with_rules(
+        "  - id: vip\n    when: \"case.attributes.mrn == 'x'\"\n"
+        "    then: {route: {queue: by_intent}}\n"
+        "  - id: rest\n    when: true\n    then: {route: {queue: by_intent}}\n"
+    ).replace("owner: tests\n", "owner: tests\nattributes: {mrn: string}\n")
+    path = tmp_path / "ruleset.yaml"
+    path.write_text(text)
+    line = text.splitlines().index("  - id: vip") + 1
+    code, out, _ = _run(capsys, "rules", "check", str(path))
+    assert code == 0
+    assert (
+        f"{path}:{line}: warning audit.masked_field [rule vip]: rule reads `case.attributes.mrn`"
+        in out
+    )
+    code, out, _ = _run(capsys, "rules", "check", str(path), "--audit-masked-fields", "case.notes")
+    assert "audit.masked_field" not in out
+    code, _, err = _run(capsys, "rules", "check", str(path), "--audit-masked-fields", "roster.x")
+    assert code == 2
+    assert "invalid masked field path(s): 'roster.x'" in err
+
+
+def test_masking_key_file_is_created_private_and_checked(tmp_path: Path) -> None:
+    """The key file is made 0600 with a fresh key; a readable or malformed key is refused."""
+    path = tmp_path / "keys" / "audit.key"
+    key = load_key(path, None)
+    assert len(key) == 32
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_key(path, None) == key
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_key(path, None)
+    with pytest.raises(ConfigError, match="must be hex"):
+        load_key(path, "not-hex")
+    with pytest.raises(ConfigError, match="at least 16"):
+        load_key(path, "abcd")
+    assert load_key(path, "00" * 16) == bytes(16)
