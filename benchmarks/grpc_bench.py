@@ -2,18 +2,23 @@
 
 Usage: .venv/bin/python benchmarks/grpc_bench.py [--workers 2] [--seconds 4]
 
-Starts `caseroute serve` (its own processes), then for each roster size and client count runs
-client processes that send pre-serialised requests for a fixed time. Everything shares this
-machine's cores, clients included, so compare rows within one run.
+Starts `caseroute serve` (its own processes, decision log in a temporary directory), then for
+each roster size and client count runs client processes that send pre-serialised requests for a
+fixed time. Every call carries a new request_id, so each is a new decision recorded in the
+decision log before the reply (``--retries``: one request_id per client, so every call after
+the first is an idempotent retry answered from the log). Everything shares this machine's
+cores, clients included, so compare rows within one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -22,34 +27,44 @@ from grpc_health.v1 import health_pb2
 
 from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.testing import NOW, REFERENCE_RULESET
+from caseroute.testing import NOW, REFERENCE_RULESET, TEST_AUDIT_KEY
 from roster_gen import make_bench_case, make_bench_roster
 
 DECIDE = "/caseroute.v1.RoutingService/Decide"
 CHECK = "/grpc.health.v1.Health/Check"
 
 
-def _client(address: str, method: str, body: bytes, seconds: float, out: Any) -> None:
+def _with_request_id(body: bytes, request_id: str) -> bytes:
+    """``body`` (a DecideRequest without request_id) with field 1 set: proto fields concatenate."""
+    raw = request_id.encode()
+    return b"\x0a" + bytes([len(raw)]) + raw + body
+
+
+def _client(address: str, method: str, body: bytes, seconds: float, out: Any, unique: bool) -> None:
     """Call ``method`` with raw ``body`` in a loop for ``seconds``; report latencies."""
+    prefix = f"{os.getpid()}-{time.monotonic_ns()}"
     with grpc.insecure_channel(address) as channel:
         call: Any = channel.unary_unary(method)  # raw bytes in and out
-        call(body, timeout=60)  # warm the connection
+        call(_with_request_id(body, f"{prefix}-w") if unique else body, timeout=60)  # warm up
         latencies = []
         end = time.perf_counter() + seconds
+        i = 0
         while time.perf_counter() < end:
+            payload = _with_request_id(body, f"{prefix}-{i}") if unique else body
+            i += 1
             start = time.perf_counter()
-            call(body, timeout=60)
+            call(payload, timeout=60)
             latencies.append(time.perf_counter() - start)
     out.put(latencies)
 
 
 def _run(
-    address: str, method: str, body: bytes, clients: int, seconds: float
+    address: str, method: str, body: bytes, clients: int, seconds: float, unique: bool = False
 ) -> tuple[float, float, float]:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     procs = [
-        ctx.Process(target=_client, args=(address, method, body, seconds, queue))
+        ctx.Process(target=_client, args=(address, method, body, seconds, queue, unique))
         for _ in range(clients)
     ]
     for proc in procs:
@@ -86,7 +101,14 @@ def main() -> None:
         action="store_true",
         help="turn the server's roster cache off: every call parses its roster",
     )
+    parser.add_argument(
+        "--retries",
+        action="store_true",
+        help="reuse one request_id: measures idempotent retries answered from the decision log",
+    )
+    parser.add_argument("--sizes", default="10,100,1000,5000", help="roster sizes")
     args = parser.parse_args()
+    audit_dir = tempfile.TemporaryDirectory()
     server = subprocess.Popen(
         [
             sys.executable,
@@ -103,10 +125,13 @@ def main() -> None:
             str(REFERENCE_RULESET.parent),
             "--roster-cache-agents",
             "0" if args.cold else "100000",
+            "--audit-db",
+            f"{audit_dir.name}/audit.db",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY},
     )
     if server.stdout is None:
         sys.exit("could not read the server's output")
@@ -118,7 +143,9 @@ def main() -> None:
         cache = "off (cold)" if args.cold else "on (warm)"
         print(
             f"server: {args.workers} worker processes, engine {args.engine}, roster cache "
-            f"{cache}; explanation level SUMMARY; {args.seconds:g} s per row"
+            f"{cache}; explanation level SUMMARY; "
+            f"{'retries of one request_id' if args.retries else 'a new request_id per call'}; "
+            f"{args.seconds:g} s per row"
         )
         print()
         print(
@@ -126,9 +153,9 @@ def main() -> None:
             "| median ratio | Decide/s |"
         )
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-        for size in (10, 100, 1000, 5000):
+        for size in (int(n) for n in args.sizes.split(",")):
             request = pb.DecideRequest(
-                request_id="bench",
+                request_id="bench" if args.retries else "",
                 case=convert.case_to_proto(make_bench_case()),
                 roster=convert.roster_to_proto(make_bench_roster(size)),
                 now=convert.datetime_to_timestamp(NOW),
@@ -137,7 +164,7 @@ def main() -> None:
             body = request.SerializeToString()
             for clients in (1, 8):
                 floor = _run(address, CHECK, floor_body, clients, args.seconds)
-                decide = _run(address, DECIDE, body, clients, args.seconds)
+                decide = _run(address, DECIDE, body, clients, args.seconds, not args.retries)
                 print(
                     f"| {size} | {clients} | {decide[0]:.2f} | {decide[1]:.2f} | "
                     f"{floor[0]:.2f} | {floor[1]:.2f} | {decide[0] / floor[0]:.1f}x | "
@@ -148,6 +175,7 @@ def main() -> None:
         server.terminate()
         server.wait(30)
         server.stdout.close()
+        audit_dir.cleanup()
 
 
 if __name__ == "__main__":

@@ -661,10 +661,24 @@ def roster_dict_sha256(data: Mapping[str, Any]) -> str:
     )
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def to_jsonable(value: object) -> Any:
-    """Render a decision/explanation (dataclasses, enums, datetimes, tuples) as JSON data."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    """Render a decision/explanation (dataclasses, enums, datetimes, tuples) as JSON data.
+
+    Every decision passes through here on its way to the audit log, so the common cases
+    come first and dataclass field names are looked up once per type.
+    """
+    kind = type(value)
+    if kind in _PLAIN:  # exact types: an Enum subclassing str must not stop here
+        return value
+    names = _FIELD_NAMES.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: to_jsonable(getattr(value, name)) for name in names}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):
