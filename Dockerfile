@@ -21,13 +21,18 @@ ENV PATH=/opt/caseroute/bin:$PATH \
     CASEROUTE_RULESETS=/app/rulesets \
     CASEROUTE_HOST=0.0.0.0 \
     CASEROUTE_PORT=50051 \
-    CASEROUTE_WORKERS=0
-RUN useradd --system --uid 10001 --home-dir /app caseroute
+    CASEROUTE_WORKERS=0 \
+    CASEROUTE_AUDIT_DB=/var/lib/caseroute/audit.db
+# The decision log lives on a volume; its masking key is created beside it on first start
+# unless CASEROUTE_AUDIT_KEY (or CASEROUTE_AUDIT_KEY_FILE, e.g. a mounted secret) is set.
+RUN useradd --system --uid 10001 --home-dir /app caseroute \
+ && install -d -o caseroute -m 0700 /var/lib/caseroute
 COPY --from=build /opt/caseroute /opt/caseroute
 WORKDIR /app
 COPY --chown=caseroute rulesets ./rulesets
 COPY --chown=caseroute examples ./examples
 USER caseroute
+VOLUME ["/var/lib/caseroute"]
 EXPOSE 50051
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["caseroute", "health", "--server", "127.0.0.1:50051"]

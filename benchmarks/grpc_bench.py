@@ -155,7 +155,7 @@ def main() -> None:
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for size in (int(n) for n in args.sizes.split(",")):
             request = pb.DecideRequest(
-                request_id="bench" if args.retries else "",
+                request_id=f"bench-{size}" if args.retries else "",
                 case=convert.case_to_proto(make_bench_case()),
                 roster=convert.roster_to_proto(make_bench_roster(size)),
                 now=convert.datetime_to_timestamp(NOW),

@@ -30,6 +30,14 @@ def test_dockerfile_serves_with_a_grpc_healthcheck() -> None:
     assert f"EXPOSE {health.group(1)}" in DOCKERFILE
 
 
+def test_dockerfile_keeps_the_decision_log_on_a_volume() -> None:
+    """The audit database path is a volume the non-root user owns, not the image layer."""
+    db = re.search(r"CASEROUTE_AUDIT_DB=(\S+)/audit\.db", DOCKERFILE)
+    assert db is not None
+    assert f'VOLUME ["{db.group(1)}"]' in DOCKERFILE
+    assert f"install -d -o caseroute -m 0700 {db.group(1)}" in DOCKERFILE
+
+
 def test_the_image_entrypoint_commands_exist() -> None:
     """`caseroute serve --help` and `caseroute health --help` work in this environment."""
     for command in ("serve", "health"):

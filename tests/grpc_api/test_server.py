@@ -131,6 +131,34 @@ def test_sixteen_concurrent_clients_get_their_own_decisions(running: RunningServ
     assert results == {n: [f"C{n}-{i}:agent-{n}" for i in range(10)] for n in range(16)}
 
 
+def test_concurrent_retries_over_grpc_store_one_decision(running: RunningServer) -> None:
+    """Sixteen clients retrying one request_id at once: one record, one answer for all."""
+    request = decide_request("retry-storm")
+    request.ClearField("now")  # server-chosen now: a second evaluation would differ
+    answers: list[pb.DecideResponse] = []
+    barrier = threading.Barrier(16)
+
+    def client() -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
+            stub = routing_pb2_grpc.RoutingServiceStub(chan)
+            barrier.wait()
+            answers.append(stub.Decide(request, timeout=30))
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 16
+    assert sum(not a.replayed for a in answers) == 1  # evaluated once; the rest were replays
+    assert {
+        (a.decision.SerializeToString(deterministic=True), a.now.ToJsonString()) for a in answers
+    } == {
+        (answers[0].decision.SerializeToString(deterministic=True), answers[0].now.ToJsonString())
+    }
+    assert len(running.core.audit.by_request("retry-storm")) == 1
+
+
 def test_a_call_past_its_deadline_is_cancelled_cleanly(channel: grpc.Channel) -> None:
     """DEADLINE_EXCEEDED for the caller; the server keeps serving the next call."""
     agents = [make_agent(f"a{i:05}") for i in range(5000)]
