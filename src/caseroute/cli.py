@@ -27,6 +27,7 @@ from caseroute.domain.errors import (
 if TYPE_CHECKING:
     from caseroute.audit.config import AuditConfig
     from caseroute.audit.store import SqliteAuditStore
+    from caseroute.grpc_api.tls import ClientTls, ServerTls
 
 DEFAULT_RULESET = Path("rulesets/patient-enquiries")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -92,6 +93,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
             ruleset_version=args.ruleset_version,
             agent_detail=not args.no_agent_detail,
             timeout_s=args.timeout,
+            tls=_client_tls(args),
         )
     else:
         ruleset = prepare_ruleset(load_ruleset(args.ruleset), EngineKind(args.engine))
@@ -105,7 +107,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
 def _cmd_health(args: argparse.Namespace) -> int:
     from caseroute.grpc_api.client import check_health
 
-    status = check_health(args.server, args.service, args.timeout)
+    status = check_health(args.server, args.service, args.timeout, _client_tls(args))
     sys.stdout.write(f"{args.server}: {status}\n")
     return EXIT_OK if status == "SERVING" else EXIT_FAILED
 
@@ -127,8 +129,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             default_ruleset=args.default_ruleset,
             roster_cache_agents=args.roster_cache_agents,
             audit=_audit_config(args),
+            tls=_server_tls(args),
         )
     )
+
+
+def _server_tls(args: argparse.Namespace) -> ServerTls | None:
+    from caseroute.grpc_api.tls import ServerTls
+
+    if args.tls_cert is None and args.tls_key is None:
+        if args.tls_client_ca is not None:
+            raise UsageError("--tls-client-ca needs --tls-cert and --tls-key (TLS itself)")
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise UsageError("--tls-cert and --tls-key go together: give both or neither")
+    return ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca)
+
+
+def _client_tls(args: argparse.Namespace) -> ClientTls | None:
+    from caseroute.grpc_api.tls import ClientTls
+
+    if args.tls_ca is None:
+        if args.tls_cert is not None or args.tls_key is not None:
+            raise UsageError("--tls-cert/--tls-key need --tls-ca (the server's CA)")
+        return None
+    return ClientTls(args.tls_ca, args.tls_cert, args.tls_key)
 
 
 def _audit_config(args: argparse.Namespace) -> AuditConfig:
@@ -355,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     remote.add_argument("--ruleset-name", default="", help="ruleset (default: the server's)")
     remote.add_argument("--ruleset-version", default="", help="pin a ruleset version")
     remote.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
+    _add_client_tls(remote)
     decide.add_argument(
         "--no-agent-detail",
         action="store_true",
@@ -417,12 +443,27 @@ def build_parser() -> argparse.ArgumentParser:
         "($CASEROUTE_AUDIT_KEY_FILE, default <audit-db>.key; $CASEROUTE_AUDIT_KEY overrides)",
     )
     _add_masked_fields(serve_cmd)
+    tls = serve_cmd.add_argument_group("TLS (default: plaintext, for a trusted network only)")
+    tls.add_argument(
+        "--tls-cert", type=Path, default=_env_path("CASEROUTE_TLS_CERT"), help="PEM certificate"
+    )
+    tls.add_argument(
+        "--tls-key", type=Path, default=_env_path("CASEROUTE_TLS_KEY"), help="PEM private key"
+    )
+    tls.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        default=_env_path("CASEROUTE_TLS_CLIENT_CA"),
+        help="require client certificates signed by this CA (mutual TLS); the client's "
+        "identity is recorded as the caller of each decision",
+    )
     serve_cmd.set_defaults(run=_cmd_serve)
 
     health_cmd = sub.add_parser("health", help="check a server's gRPC health (exit 0: SERVING)")
     health_cmd.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT")
     health_cmd.add_argument("--service", default="", help="service name (default: overall)")
     health_cmd.add_argument("--timeout", type=float, default=5.0)
+    _add_client_tls(health_cmd)
     health_cmd.set_defaults(run=_cmd_health)
 
     rules = sub.add_parser("rules", help="check, test and document rulesets")
@@ -464,6 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     for cmd in (show, export, verify):
         _add_audit_db(cmd)
     return parser
+
+
+def _add_client_tls(group: argparse._ActionsContainer) -> None:
+    group.add_argument("--tls-ca", type=Path, help="PEM CA of the server's certificate (TLS)")
+    group.add_argument("--tls-cert", type=Path, help="PEM client certificate (mutual TLS)")
+    group.add_argument("--tls-key", type=Path, help="PEM client private key (mutual TLS)")
 
 
 def _env_path(name: str) -> Path | None:

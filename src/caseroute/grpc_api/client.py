@@ -17,6 +17,7 @@ from caseroute.domain.roster import Roster
 from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
+from caseroute.grpc_api.tls import ClientTls, open_channel
 
 
 class RemoteCallError(CaserouteError):
@@ -52,6 +53,7 @@ def decide_remote(
     ruleset_version: str = "",
     agent_detail: bool = True,
     timeout_s: float = 30.0,
+    tls: ClientTls | None = None,
 ) -> Decision:
     """Call Decide on a server.
 
@@ -65,6 +67,7 @@ def decide_remote(
         ruleset_version: Pinned version ("" for the active one).
         agent_detail: Ask for per-agent verdicts.
         timeout_s: Deadline.
+        tls: TLS settings (None: plaintext).
 
     Returns:
         The decision.
@@ -83,7 +86,7 @@ def decide_remote(
     )
     if now is not None:
         request.now.CopyFrom(convert.datetime_to_timestamp(now))
-    with grpc.insecure_channel(target) as channel:
+    with open_channel(target, tls) as channel:
         try:
             response = routing_pb2_grpc.RoutingServiceStub(channel).Decide(
                 request, timeout=timeout_s
@@ -93,7 +96,9 @@ def decide_remote(
     return convert.decision_from_proto(response.decision)
 
 
-def check_health(target: str, service: str = "", timeout_s: float = 5.0) -> str:
+def check_health(
+    target: str, service: str = "", timeout_s: float = 5.0, tls: ClientTls | None = None
+) -> str:
     """The gRPC health status of a server (``SERVING``, ``NOT_SERVING``...).
 
     Raises:
@@ -101,7 +106,7 @@ def check_health(target: str, service: str = "", timeout_s: float = 5.0) -> str:
     """
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(target) as channel:
+    with open_channel(target, tls) as channel:
         stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lacks Check
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)

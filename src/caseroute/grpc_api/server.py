@@ -34,6 +34,7 @@ from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.servicer import DecisionLogServicer, RoutingServicer
+from caseroute.grpc_api.tls import ServerTls
 from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry, load_registry
 
 log = logging.getLogger("caseroute.server")
@@ -60,6 +61,7 @@ class ServerConfig:
         default_ruleset: Ruleset used when a request names none.
         roster_cache_agents: Agents kept in the per-worker parsed-roster cache (0: off).
         audit: The decision log and masking settings.
+        tls: TLS settings (None: plaintext, no caller authentication).
     """
 
     rulesets: Path = Path("rulesets")
@@ -73,6 +75,7 @@ class ServerConfig:
     default_ruleset: str | None = None
     roster_cache_agents: int = 100_000
     audit: AuditConfig = field(default_factory=AuditConfig)
+    tls: ServerTls | None = None
 
 
 @dataclass(slots=True)
@@ -168,7 +171,12 @@ def build_server(
     reflection.enable_server_reflection(
         (ROUTING_SERVICE, DECISION_LOG_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    address = f"{config.host}:{config.port}"
+    port = (
+        server.add_secure_port(address, config.tls.credentials())
+        if config.tls is not None
+        else server.add_insecure_port(address)
+    )
     running = RunningServer(server, health_servicer, core, port)
     running.set_serving(serving=False)
     server.start()
@@ -231,6 +239,8 @@ def serve(config: ServerConfig) -> int:
     # bad setting stops the start with its message instead of failing in every worker.
     config.audit.open_store().close()
     config.audit.masker()
+    if config.tls is not None:
+        config.tls.credentials()
     if workers == 1:
         running = build_server(config, reuse_port=False)
         sys.stdout.write(f"caseroute listening on {config.host}:{running.port} (1 worker)\n")
