@@ -93,7 +93,7 @@ def test_export_filters_by_time_and_case(
         2,
         (
             "caseroute: --until 'x' is not an ISO-8601 instant with offset; e.g. "
-            "2026-11-21T00:00:00Z\n"
+            "2026-11-21T10:00:00Z\n"
         ),
     )
 

@@ -62,14 +62,8 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def _parse_now(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)  # the CLI is the edge: decide() itself never reads the clock
-    now = parse_timestamp(text)
-    if now is None:
-        raise UsageError(
-            f"--now {text!r} is not an ISO-8601 instant with offset; e.g. 2026-11-21T10:00:00Z"
-        )
-    return now
+    # The CLI is the edge: decide() itself never reads the clock.
+    return _parse_instant(text, "--now") or datetime.now(UTC)
 
 
 def _cmd_decide(args: argparse.Namespace) -> int:
@@ -87,7 +81,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
             args.server,
             case,
             roster,
-            now=parse_timestamp(args.now) if args.now else None,
+            now=_parse_instant(args.now, "--now"),
             request_id=args.request_id,
             ruleset_name=args.ruleset_name,
             ruleset_version=args.ruleset_version,
@@ -187,15 +181,7 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
     try:
         audited = DecisionLog(store).get(args.decision_id)
         if args.json:
-            text = json.dumps(
-                {
-                    **audited.record.content(),
-                    "prev_hash": audited.record.prev_hash,
-                    "record_hash": audited.record.record_hash,
-                },
-                indent=2,
-                ensure_ascii=False,
-            )
+            text = json.dumps(audited.record.as_dict(), indent=2, ensure_ascii=False)
         else:
             text = render_record(audited.record, audited.decision, store.get_blob)
     finally:
@@ -210,22 +196,11 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     until = _parse_instant(args.until, "--until")
     count = 0
     try:
-        after = 0
-        while True:
-            page = store.query(
-                case_id=args.case_id, since=since, until=until, after_seq=after, limit=1000
+        for record in store.records(case_id=args.case_id, since=since, until=until):
+            sys.stdout.write(
+                json.dumps(record.as_dict(), sort_keys=True, ensure_ascii=False) + "\n"
             )
-            for record in page:
-                row = {
-                    **record.content(),
-                    "prev_hash": record.prev_hash,
-                    "record_hash": record.record_hash,
-                }
-                sys.stdout.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
-                count += 1
-            if len(page) < 1000:
-                break
-            after = page[-1].seq
+            count += 1
     finally:
         store.close()
     sys.stderr.write(f"exported {count} decision(s)\n")
@@ -264,7 +239,7 @@ def _parse_instant(text: str | None, flag: str) -> datetime | None:
     value = parse_timestamp(text)
     if value is None:
         raise UsageError(
-            f"{flag} {text!r} is not an ISO-8601 instant with offset; e.g. 2026-11-21T00:00:00Z"
+            f"{flag} {text!r} is not an ISO-8601 instant with offset; e.g. 2026-11-21T10:00:00Z"
         )
     return value
 

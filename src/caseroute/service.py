@@ -291,11 +291,7 @@ class RoutingCore:
         prior = self.audit.by_request(cmd.request_id)
         if prior:
             if prior[0].request_sha256 != digest or len(prior) != len(cmd.cases):
-                raise IdempotencyConflictError(
-                    f"request_id {cmd.request_id!r} was already used with a different input "
-                    "(another case, roster, ruleset selector, now or explanation level); "
-                    "send a new request_id for a new request"
-                )
+                raise IdempotencyConflictError.for_request(cmd.request_id)
             return _stored_result(prior)
         ruleset = self.registry.resolve(cmd.ruleset_name, cmd.ruleset_version)
         now = (cmd.now or self._clock()).astimezone(UTC)

@@ -79,6 +79,10 @@ class AuditRecord:
             "decision": self.decision,
         }
 
+    def as_dict(self) -> dict[str, Any]:
+        """The whole record as JSON data (content plus hashes), as export and show print it."""
+        return {**self.content(), "prev_hash": self.prev_hash, "record_hash": self.record_hash}
+
 
 def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
     """The hash linking a record's content to its predecessor."""

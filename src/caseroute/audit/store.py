@@ -132,8 +132,15 @@ class AuditSink(Protocol):
         """One record."""
         ...
 
-    def records(self, after_seq: int = 0) -> Iterator[AuditRecord]:
-        """Every record in chain order after ``after_seq`` (for verify and export)."""
+    def records(
+        self,
+        after_seq: int = 0,
+        *,
+        case_id: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[AuditRecord]:
+        """Every matching record in chain order after ``after_seq`` (verify, export)."""
         ...
 
     def head(self) -> tuple[int, str]:
@@ -377,11 +384,7 @@ class SqliteAuditStore:
             existing = seen.get(record.decision_id) or self._get(conn, record.decision_id)
             if existing is not None:
                 if existing.request_sha256 != record.request_sha256:
-                    return IdempotencyConflictError(
-                        f"request_id {record.request_id!r} was already used with a different "
-                        "input (another case, roster, ruleset selector, now or explanation "
-                        "level); send a new request_id for a new request"
-                    )
+                    return IdempotencyConflictError.for_request(record.request_id)
                 stored.append(Appended(existing, existed=True))
                 continue
             seq += 1
@@ -417,10 +420,19 @@ class SqliteAuditStore:
         )
         return [_row_to_record(r) for r in rows]
 
-    def records(self, after_seq: int = 0) -> Iterator[AuditRecord]:
-        """Every record in chain order after ``after_seq``, read a page at a time."""
+    def records(
+        self,
+        after_seq: int = 0,
+        *,
+        case_id: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[AuditRecord]:
+        """Every matching record in chain order after ``after_seq``, read a page at a time."""
         while True:
-            page = self.query(after_seq=after_seq, limit=_PAGE)
+            page = self.query(
+                case_id=case_id, since=since, until=until, after_seq=after_seq, limit=_PAGE
+            )
             yield from page
             if len(page) < _PAGE:
                 return

@@ -124,6 +124,15 @@ class AuditUnavailableError(CaserouteError):
 class IdempotencyConflictError(CaserouteError):
     """The request_id was already used for a different input."""
 
+    @classmethod
+    def for_request(cls, request_id: str) -> IdempotencyConflictError:
+        """The error for ``request_id``, saying what differs and what to do."""
+        return cls(
+            f"request_id {request_id!r} was already used with a different input (another "
+            "case, roster, ruleset selector, now or explanation level); send a new request_id "
+            "for a new request"
+        )
+
 
 class DecisionNotFoundError(CaserouteError):
     """The decision log holds no record with the requested decision_id."""
