@@ -153,13 +153,17 @@ def _client_tls(args: argparse.Namespace) -> ClientTls | None:
 def _audit_config(args: argparse.Namespace) -> AuditConfig:
     from caseroute.audit.config import AuditConfig
 
-    masked = tuple(p.strip() for p in args.audit_masked_fields.split(",") if p.strip())
     return AuditConfig(
         db=args.audit_db,
         key_file=args.audit_key_file,
         key_hex=os.environ.get("CASEROUTE_AUDIT_KEY"),
-        masked_fields=masked,
+        masked_fields=_masked_fields(args),
     )
+
+
+def _masked_fields(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--audit-masked-fields`` as paths (comma-separated; blanks ignored)."""
+    return tuple(p.strip() for p in args.audit_masked_fields.split(",") if p.strip())
 
 
 def _open_log(args: argparse.Namespace) -> SqliteAuditStore:
@@ -249,8 +253,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     from caseroute.audit.masking import Masker, masked_reads
     from caseroute.rules.compiler import load_ruleset
 
-    masked = tuple(p.strip() for p in args.audit_masked_fields.split(",") if p.strip())
-    masker = Masker(b"", check_masked_fields(masked))
+    masker = Masker(b"", check_masked_fields(_masked_fields(args)))
     status = EXIT_OK
     for path in args.paths:
         try:
