@@ -10,6 +10,7 @@
     ├── AuditUnavailableError  the decision log cannot be written (no decision is returned)
     ├── IdempotencyConflictError  a request_id was reused with a different input
     ├── DecisionNotFoundError  no audit record has that decision_id
+    ├── ResponseTooLargeError  the reply would exceed what the transport may send (nothing recorded)
     ├── ConfigError            a server or CLI setting is invalid (names the setting)
     ├── EngineUnavailableError the durable_rules engine cannot be imported or used
     └── EngineValidationError  durable_rules rejected, crashed or hung on a compiled ruleset
@@ -136,6 +137,10 @@ class IdempotencyConflictError(CaserouteError):
 
 class DecisionNotFoundError(CaserouteError):
     """The decision log holds no record with the requested decision_id."""
+
+
+class ResponseTooLargeError(CaserouteError):
+    """The decisions' reply would exceed the transport's size limit; nothing was recorded."""
 
 
 class ConfigError(CaserouteError):
