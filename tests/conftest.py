@@ -1,6 +1,9 @@
-"""Shared pytest configuration: Hypothesis profiles (CI runs the same profile as developers)."""
+"""Shared pytest configuration: Hypothesis profiles and isolation of process-wide state."""
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from caseroute.grpc_api import convert
 
 settings.register_profile(
     "default",
@@ -9,3 +12,16 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("default")
+
+
+@pytest.fixture(autouse=True)
+def fresh_roster_cache(monkeypatch: pytest.MonkeyPatch) -> convert.RosterCache:
+    """Each test sees an empty, default-sized roster cache, whatever earlier tests parsed.
+
+    The cache is per process and ``build_server`` resizes it, so without this a test's hits,
+    misses or evictions would depend on which tests ran before it. A fresh instance (rather
+    than clearing the shared one) also undoes any size setting a server fixture applied.
+    """
+    cache = convert.RosterCache()
+    monkeypatch.setattr(convert, "ROSTER_CACHE", cache)
+    return cache

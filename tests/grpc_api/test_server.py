@@ -1,7 +1,8 @@
 """A real server on port 0: health, reflection, concurrency, deadlines."""
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent import futures
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.server import ROUTING_SERVICE, RunningServer, ServerConfig, build_server
+from caseroute.grpc_api.servicer import RoutingServicer
+from caseroute.service import RoutingCore
 from caseroute.testing import REFERENCE_RULESET, audit_config, make_agent, make_case, make_roster
 
 from .conftest import decide_request
@@ -159,8 +162,73 @@ def test_concurrent_retries_over_grpc_store_one_decision(running: RunningServer)
     assert len(running.core.audit.by_request("retry-storm")) == 1
 
 
-def test_a_call_past_its_deadline_is_cancelled_cleanly(channel: grpc.Channel) -> None:
-    """DEADLINE_EXCEEDED for the caller; the server keeps serving the next call."""
+class _HoldUntilDeadline(grpc.ServerInterceptor):
+    """Holds each unary call until its deadline has passed, then runs the servicer.
+
+    Records the status the servicer itself set, which the caller never sees (the call is
+    already over for it), so a test can tell the servicer's deadline check ran.
+    """
+
+    def __init__(self) -> None:
+        self.statuses: list[tuple[grpc.StatusCode | None, bytes | None]] = []
+        self.done = threading.Event()
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+
+        def held(request: Any, context: grpc.ServicerContext) -> Any:
+            ended = threading.Event()
+            if not context.add_callback(ended.set):  # the call already ended
+                ended.set()
+            ended.wait(30)  # gRPC ends the call when its deadline passes
+            never = threading.Event()
+            while (remaining := context.time_remaining()) is not None and remaining > 0:
+                never.wait(remaining)  # clocks may disagree by a hair: wait out the rest
+            response = inner(request, context)
+            code: Any = context.code()  # type: ignore[attr-defined]  # typeshed lacks code()
+            details: Any = context.details()  # type: ignore[attr-defined]
+            self.statuses.append((code, details))
+            self.done.set()
+            return response
+
+        return grpc.unary_unary_rpc_method_handler(
+            held,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def test_a_call_past_its_deadline_is_refused_by_the_servicer(core: RoutingCore) -> None:
+    """A call whose deadline passed before the servicer ran is not decided nor recorded."""
+    hold = _HoldUntilDeadline()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=[hold])
+    routing_pb2_grpc.add_RoutingServiceServicer_to_server(RoutingServicer(core), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as chan:
+            stub = routing_pb2_grpc.RoutingServiceStub(chan)
+            with pytest.raises(grpc.RpcError) as exc:
+                stub.Decide(decide_request("late"), timeout=0.2)
+        assert hold.done.wait(30), "the servicer never ran"
+    finally:
+        server.stop(None).wait()
+    assert exc.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert hold.statuses == [
+        (grpc.StatusCode.DEADLINE_EXCEEDED, b"deadline passed before the request was decoded")
+    ]
+    assert core.audit.head()[0] == 0
+
+
+def test_the_server_keeps_serving_after_a_caller_gives_up(channel: grpc.Channel) -> None:
+    """A caller abandoning a slow call (client-side deadline) does not disturb the next call."""
     agents = [make_agent(f"a{i:05}") for i in range(5000)]
     big = pb.DecideRequest(
         request_id="slow",
