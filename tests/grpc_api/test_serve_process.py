@@ -1,39 +1,125 @@
-"""`caseroute serve` as a real multi-worker process: SIGTERM drains calls; SIGKILL loses none."""
+"""`caseroute serve` as a real multi-worker process: SIGTERM drains calls; SIGKILL loses none.
+
+No test here waits a fixed time for something to happen: readiness, "in flight" and "draining"
+are read from the server's own log lines (stderr), and the drain test holds its batch in the
+worker with a FIFO the test opens only after SIGTERM has reached both workers.
+"""
 
 import os
+import queue
+import re
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
+from caseroute.service import RulesetRegistry
 from caseroute.testing import (
     NOW,
     REFERENCE_RULESET,
     TEST_AUDIT_KEY,
+    audited_core,
     make_agent,
     make_case,
     make_roster,
+    reference_ruleset,
 )
 
+LOADED = "rulesets loaded: patient-enquiries"
+"""Each worker logs this once it is SERVING."""
 
-def _start(audit_db: Path) -> tuple[subprocess.Popen[str], str]:
+HOOKED_SERVE = '''\
+"""`caseroute serve` with test hooks, also imported by each spawned worker (as __mp_main__).
+
+- DecideBatch with request_id "drain" logs that it is in flight, then blocks until the FIFO
+  named by CASEROUTE_TEST_RELEASE is opened for writing and closed.
+- grpc's Server.stop logs once it has begun (new calls refused, in-flight calls draining).
+"""
+import os
+import sys
+
+import grpc._server
+
+from caseroute.cli import main
+from caseroute.grpc_api.servicer import RoutingServicer
+
+_decide_batch = RoutingServicer.DecideBatch
+_stop = grpc._server._Server.stop
+
+
+def _held_decide_batch(self, request, context):
+    if request.request_id == "drain":
+        sys.stderr.write(f"test-hook: drain in flight in {os.getpid()}\\n")
+        sys.stderr.flush()
+        with open(os.environ["CASEROUTE_TEST_RELEASE"]) as release:
+            release.read()
+    return _decide_batch(self, request, context)
+
+
+def _noted_stop(self, grace):
+    stopping = _stop(self, grace)
+    sys.stderr.write(f"test-hook: server stopping in {os.getpid()}\\n")
+    sys.stderr.flush()
+    return stopping
+
+
+RoutingServicer.DecideBatch = _held_decide_batch
+grpc._server._Server.stop = _noted_stop
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+'''
+
+
+class Served:
+    """A `caseroute serve` process whose stderr is read line by line as it arrives."""
+
+    def __init__(self, proc: subprocess.Popen[str], address: str) -> None:
+        self.proc = proc
+        self.address = address
+        self.seen: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, text: str, count: int = 1) -> None:
+        """Block until ``count`` stderr lines so far contain ``text``."""
+        found = sum(text in line for line in self.seen)
+        while found < count:
+            line = self._lines.get(timeout=120)
+            assert line is not None, f"no {count} x {text!r} before exit:\n{''.join(self.seen)}"
+            self.seen.append(line)
+            found += text in line
+
+    def stderr(self) -> str:
+        """Everything the process wrote to stderr (call after it exited)."""
+        while (line := self._lines.get(timeout=60)) is not None:
+            self.seen.append(line)
+        return "".join(self.seen)
+
+
+def _start(
+    audit_db: Path, launcher: list[str] | None = None, env: dict[str, str] | None = None
+) -> Served:
     """`caseroute serve` with two workers on a free port, in its own process group."""
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "caseroute.cli",
+            *(launcher or ["-m", "caseroute.cli"]),
             "serve",
             "--port",
             "0",
@@ -49,13 +135,15 @@ def _start(audit_db: Path) -> tuple[subprocess.Popen[str], str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY},
+        env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY, **(env or {})},
         start_new_session=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("caseroute listening on 127.0.0.1:"), line
-    return proc, line.split()[3]
+    served = Served(proc, line.split()[3])
+    served.wait_for(LOADED, 2)  # both workers SERVING
+    return served
 
 
 def _reap(proc: subprocess.Popen[str]) -> None:
@@ -68,78 +156,72 @@ def _reap(proc: subprocess.Popen[str]) -> None:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`caseroute serve` with two workers on a free port; yields the process and address."""
-    proc, address = _start(tmp_path / "audit.db")
-    yield proc, address
-    _reap(proc)
-
-
-def _wait_serving(address: str) -> None:
-    deadline = time.monotonic() + 60
-    serving = 0
-    while serving < 6:  # several fresh connections, so every worker has been reached
-        assert time.monotonic() < deadline, "server never became SERVING"
-        with grpc.insecure_channel(address) as chan:
-            try:
-                stub: Any = health_pb2_grpc.HealthStub(chan)  # typeshed stub lacks Check
-                status = stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status
-            except grpc.RpcError:
-                status = None
-        serving = serving + 1 if status == health_pb2.HealthCheckResponse.SERVING else 0
-        time.sleep(0.05)
+def hooked(tmp_path: Path) -> Iterator[tuple[Served, Path]]:
+    """`caseroute serve` (two workers) with the drain hook; yields it and the release FIFO."""
+    release = tmp_path / "release"
+    os.mkfifo(release)
+    (tmp_path / "hooked_serve.py").write_text(HOOKED_SERVE)
+    served = _start(
+        tmp_path / "audit.db",
+        [str(tmp_path / "hooked_serve.py")],
+        {"CASEROUTE_TEST_RELEASE": str(release)},
+    )
+    yield served, release
+    _reap(served.proc)
 
 
 def test_sigterm_drains_in_flight_calls_then_exits_zero(
-    served: tuple[subprocess.Popen[str], str],
+    hooked: tuple[Served, Path], tmp_path: Path
 ) -> None:
-    """A batch in flight when SIGTERM arrives completes; the server then exits 0."""
-    proc, address = served
-    _wait_serving(address)
-    agents = [make_agent(f"a{i:04}") for i in range(2000)]
+    """A batch in flight when SIGTERM arrives completes with its full answer; exit code 0."""
+    served, release = hooked
+    roster = make_roster(*(make_agent(f"a{i}") for i in range(3)))
     request = pb.DecideBatchRequest(
         request_id="drain",
-        roster=convert.roster_to_proto(make_roster(*agents)),
-        cases=[convert.case_to_proto(make_case(case_id=f"D{i}")) for i in range(150)],
+        roster=convert.roster_to_proto(roster),
+        cases=[convert.case_to_proto(make_case(case_id=f"D{i}")) for i in range(5)],
         now=convert.datetime_to_timestamp(NOW),
     )
     outcome: dict[str, object] = {}
 
     def call() -> None:
-        # A full explanation of this batch is ~20 MB: above gRPC's default 4 MB receive limit.
-        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        with grpc.insecure_channel(address, options=options) as chan:
+        with grpc.insecure_channel(served.address) as chan:
             try:
                 reply = routing_pb2_grpc.RoutingServiceStub(chan).DecideBatch(request, timeout=120)
-                outcome["agents"] = [d.agent_id for d in reply.decisions]
+                outcome["decisions"] = [(d.decision_id, d.agent_id) for d in reply.decisions]
             except grpc.RpcError as exc:
                 outcome["error"] = exc.code()
 
     caller = threading.Thread(target=call)
     caller.start()
-    # A full explanation of 150 cases x 2000 agents takes the server several seconds, so 1.5 s
-    # after sending, the call is certainly in flight (received, not yet answered).
-    time.sleep(1.5)
-    assert caller.is_alive(), "the batch finished before SIGTERM; make it longer"
-    os.kill(proc.pid, signal.SIGTERM)
+    served.wait_for("test-hook: drain in flight")
+    os.kill(served.proc.pid, signal.SIGTERM)
+    served.wait_for("test-hook: server stopping", 2)  # both workers are draining
+    assert caller.is_alive()  # held by the hook: still in flight while the server stops
+    with release.open("w"):
+        pass  # let the held batch go on
     caller.join(120)
-    assert proc.wait(60) == 0
-    # lowest utilisation first: each agent takes one case before any takes a second
-    assert outcome == {"agents": [f"a{i:04}" for i in range(150)]}
-    assert proc.stderr is not None
-    assert proc.stderr.read().count("worker stopped") == 2
+    assert served.proc.wait(60) == 0
+    registry = RulesetRegistry()
+    registry.add(reference_ruleset(EngineKind.PYTHON))
+    local = audited_core(registry, tmp_path / "local")
+    expected = local.decide(convert.batch_command(request)).decisions
+    local.audit.close()
+    assert outcome == {"decisions": [(d.decision_id, d.agent_id) for d in expected]}
+    assert served.stderr().count("worker stopped") == 2
 
 
 def test_sigkill_under_load_loses_no_acknowledged_decision(tmp_path: Path) -> None:
     """Kill -9 every server process mid-load; after restart, each answered decision is stored."""
     db = tmp_path / "audit.db"
-    proc, address = _start(db)
+    served = _start(db)
     acked: list[str] = []
+    enough = threading.Event()
     stop = threading.Event()
     roster = convert.roster_to_proto(make_roster(*(make_agent(f"a{i}") for i in range(20))))
 
     def client(n: int) -> None:
-        with grpc.insecure_channel(address) as chan:
+        with grpc.insecure_channel(served.address) as chan:
             stub = routing_pb2_grpc.RoutingServiceStub(chan)
             for i in range(10_000):  # bounded; ends when the server dies
                 if stop.is_set():
@@ -155,41 +237,45 @@ def test_sigkill_under_load_loses_no_acknowledged_decision(tmp_path: Path) -> No
                 except grpc.RpcError:
                     return
                 acked.append(reply.decision.decision_id)
+                if len(acked) >= 200:
+                    enough.set()
 
     try:
-        _wait_serving(address)
         clients = [threading.Thread(target=client, args=(n,)) for n in range(8)]
         for t in clients:
             t.start()
-        deadline = time.monotonic() + 60
-        while len(acked) < 200 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.killpg(proc.pid, signal.SIGKILL)  # parent and both workers, mid-load
+        assert enough.wait(120), "the server did not answer 200 calls"
+        os.killpg(served.proc.pid, signal.SIGKILL)  # parent and both workers, mid-load
         stop.set()
         for t in clients:
             t.join(30)
     finally:
-        _reap(proc)
+        _reap(served.proc)
     answered = list(acked)
     assert len(answered) >= 200
 
-    restarted, address = _start(db)
+    restarted = _start(db)
     try:
-        _wait_serving(address)
-        with grpc.insecure_channel(address) as chan:
+        with grpc.insecure_channel(restarted.address) as chan:
             log = routing_pb2_grpc.DecisionLogStub(chan)
-            for decision_id in answered:
-                got = log.GetDecision(pb.GetDecisionRequest(decision_id=decision_id), timeout=10)
-                assert got.decision.decision_id == decision_id
+            stored = [
+                log.GetDecision(pb.GetDecisionRequest(decision_id=d), timeout=10).decision
+                for d in answered
+            ]
+        assert [d.decision_id for d in stored] == answered
     finally:
-        restarted.send_signal(signal.SIGTERM)
-        restarted.wait(60)
-        _reap(restarted)
+        restarted.proc.send_signal(signal.SIGTERM)
+        restarted.proc.wait(60)
+        _reap(restarted.proc)
     verify = subprocess.run(
         [sys.executable, "-m", "caseroute.cli", "audit", "verify", "--audit-db", str(db)],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert verify.stdout.startswith("ok: ")
+    assert (verify.returncode, verify.stderr) == (0, "")
+    verified = re.match(
+        r"ok: (\d+) record\(s\), every link and blob verified; head ", verify.stdout
+    )
+    assert verified is not None, verify.stdout
+    assert int(verified.group(1)) >= len(answered)  # calls cut off by the kill may be stored too
