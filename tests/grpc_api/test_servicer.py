@@ -71,7 +71,10 @@ def test_invalid_input_names_every_field(core: RoutingCore) -> None:
         "case.intent",
         "roster.agents[1].capacity.max",
     ]
-    assert "case.intent: is required" in details
+    assert details == (
+        "invalid request: 3 problem(s); first: case.created_at: is required "
+        "(every problem is in the google.rpc.BadRequest details)"
+    )
     request_id_only = decide_request(request_id="")
     _, metadata, code, _ = _call(core, "Decide", request_id_only)
     bad = error_details_pb2.BadRequest()

@@ -111,8 +111,47 @@ def _number_back(value: float) -> int | float:
     return int(value) if value.is_integer() and abs(value) < 2**53 else value
 
 
-def _when(msg: Any, field: str) -> dict[str, datetime]:
-    return {field: timestamp_to_datetime(getattr(msg, field))} if msg.HasField(field) else {}
+MIN_TIMESTAMP_SECONDS = -62135596800
+"""0001-01-01T00:00:00Z, the earliest instant a protobuf Timestamp may hold."""
+MAX_TIMESTAMP_SECONDS = 253402300799
+"""9999-12-31T23:59:59Z, the latest second a protobuf Timestamp may hold."""
+
+
+def timestamp_problem(ts: Timestamp) -> str | None:
+    """Why a Timestamp is outside what protobuf (and Python's datetime) can represent, or None."""
+    if MIN_TIMESTAMP_SECONDS <= ts.seconds <= MAX_TIMESTAMP_SECONDS and 0 <= ts.nanos < 10**9:
+        return None
+    return (
+        "must be a Timestamp from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z "
+        f"with nanos in [0, 999999999]; got seconds={ts.seconds}, nanos={ts.nanos}"
+    )
+
+
+class _Instants:
+    """Reads a message's Timestamps, keeping a violation for each one out of range.
+
+    An out-of-range Timestamp is left out of the data handed to the parser (which would then
+    call it missing); ``merge`` drops those "missing" complaints in favour of the real reason.
+    """
+
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def read(self, msg: Any, field: str, path: str) -> dict[str, datetime]:
+        """``{field: datetime}`` when set and valid; ``{}`` when unset or out of range."""
+        if not msg.HasField(field):
+            return {}
+        ts = getattr(msg, field)
+        problem = timestamp_problem(ts)
+        if problem is not None:
+            self.violations.append(FieldViolation(f"{path}.{field}" if path else field, problem))
+            return {}
+        return {field: timestamp_to_datetime(ts)}
+
+    def merge(self, parsed: list[FieldViolation] | tuple[FieldViolation, ...]) -> RequestError:
+        """One error with these Timestamp violations and the parser's other ones."""
+        bad = {v.field for v in self.violations}
+        return RequestError(self.violations + [v for v in parsed if v.field not in bad])
 
 
 def case_from_proto(msg: pb.Case, path: str = "case") -> Case:
@@ -121,7 +160,8 @@ def case_from_proto(msg: pb.Case, path: str = "case") -> Case:
     Raises:
         RequestError: Naming each invalid field under ``path``.
     """
-    data: dict[str, Any] = {**_when(msg, "created_at")}
+    instants = _Instants()
+    data: dict[str, Any] = {**instants.read(msg, "created_at", path)}
     if msg.case_id:
         data["case_id"] = msg.case_id
     for key, enum, prefix in _CASE_ENUMS:
@@ -134,16 +174,30 @@ def case_from_proto(msg: pb.Case, path: str = "case") -> Case:
     data["required_skills"] = [
         {"name": s.name, "min_level": s.min_level} for s in msg.required_skills
     ]
-    data["sentiment"] = [{"score": r.score, **_when(r, "at")} for r in msg.sentiment]
+    data["sentiment"] = [
+        {"score": r.score, **instants.read(r, "at", f"{path}.sentiment[{i}]")}
+        for i, r in enumerate(msg.sentiment)
+    ]
     data["sla_clocks"] = [
-        {"name": c.name, **_when(c, "started_at"), **_when(c, "deadline")} for c in msg.sla_clocks
+        {
+            "name": c.name,
+            **instants.read(c, "started_at", f"{path}.sla_clocks[{i}]"),
+            **instants.read(c, "deadline", f"{path}.sla_clocks[{i}]"),
+        }
+        for i, c in enumerate(msg.sla_clocks)
     ]
     data["flags"] = list(msg.flags)
     data["attributes"] = {k: _attribute_in(v) for k, v in msg.attributes.items()}
-    return parse_case(data, path)
+    try:
+        case = parse_case(data, path)
+    except RequestError as exc:
+        raise instants.merge(exc.violations) from None
+    if instants.violations:
+        raise instants.merge([])
+    return case
 
 
-def _agent_data(msg: pb.Agent) -> dict[str, Any]:
+def _agent_data(msg: pb.Agent, path: str, instants: _Instants) -> dict[str, Any]:
     data: dict[str, Any] = {
         "agent_id": msg.agent_id,
         "licences": [
@@ -161,7 +215,7 @@ def _agent_data(msg: pb.Agent) -> dict[str, Any]:
         "teams": list(msg.teams),
         "seniority": msg.seniority,
         "attributes": {k: _attribute_in(v) for k, v in msg.attributes.items()},
-        **_when(msg, "last_assigned_at"),
+        **instants.read(msg, "last_assigned_at", path),
     }
     for key, enum, prefix in (
         ("role", pb.Role, "ROLE_"),
@@ -181,13 +235,22 @@ def roster_from_proto(msg: pb.Roster, path: str = "roster") -> Roster:
     Raises:
         RequestError: Naming each invalid field under ``path``.
     """
+    instants = _Instants()
     data: dict[str, Any] = {
-        "agents": [_agent_data(a) for a in msg.agents],
-        **_when(msg, "taken_at"),
+        "agents": [
+            _agent_data(a, f"{path}.agents[{i}]", instants) for i, a in enumerate(msg.agents)
+        ],
+        **instants.read(msg, "taken_at", path),
     }
     if msg.snapshot_id:
         data["snapshot_id"] = msg.snapshot_id
-    return parse_roster(data, path)
+    try:
+        roster = parse_roster(data, path)
+    except RequestError as exc:
+        raise instants.merge(exc.violations) from None
+    if instants.violations:
+        raise instants.merge([])
+    return roster
 
 
 def case_to_proto(case: Case) -> pb.Case:
@@ -310,8 +373,13 @@ class RosterCache:
 ROSTER_CACHE = RosterCache()
 
 
-def _now_in(msg: pb.DecideRequest | pb.DecideBatchRequest) -> datetime | None:
-    return timestamp_to_datetime(msg.now) if msg.HasField("now") else None
+def _now_in(
+    msg: pb.DecideRequest | pb.DecideBatchRequest, violations: list[FieldViolation]
+) -> datetime | None:
+    instants = _Instants()
+    now = instants.read(msg, "now", "").get("now")
+    violations += instants.violations
+    return now
 
 
 def _roster_in(msg: pb.DecideRequest | pb.DecideBatchRequest) -> Roster:
@@ -343,6 +411,7 @@ def decide_command(msg: pb.DecideRequest, caller: str = "") -> DecideCommand:
         roster = _roster_in(msg)
     except RequestError as exc:
         violations += exc.violations
+    now = _now_in(msg, violations)
     if violations or case is None or roster is None:
         raise RequestError(violations)
     return DecideCommand(
@@ -351,7 +420,7 @@ def decide_command(msg: pb.DecideRequest, caller: str = "") -> DecideCommand:
         msg.ruleset.version,
         (case,),
         roster,
-        _now_in(msg),
+        now,
         _detail(msg.explanation_level),
         caller,
     )
@@ -375,6 +444,7 @@ def batch_command(msg: pb.DecideBatchRequest, caller: str = "") -> DecideCommand
         roster = _roster_in(msg)
     except RequestError as exc:
         violations += exc.violations
+    now = _now_in(msg, violations)
     if violations or roster is None:
         raise RequestError(violations)
     return DecideCommand(
@@ -383,7 +453,7 @@ def batch_command(msg: pb.DecideBatchRequest, caller: str = "") -> DecideCommand
         msg.ruleset.version,
         tuple(cases),
         roster,
-        _now_in(msg),
+        now,
         _detail(msg.explanation_level),
         caller,
     )
@@ -622,11 +692,20 @@ def audited_to_proto(audited: AuditedDecision) -> pb.AuditedDecision:
 
 
 def decision_query(msg: pb.ListDecisionsRequest) -> DecisionQuery:
-    """A ListDecisionsRequest as a query."""
+    """A ListDecisionsRequest as a query.
+
+    Raises:
+        RequestError: If ``since`` or ``until`` is not a representable instant.
+    """
+    instants = _Instants()
+    since = instants.read(msg, "since", "").get("since")
+    until = instants.read(msg, "until", "").get("until")
+    if instants.violations:
+        raise instants.merge([])
     return DecisionQuery(
         case_id=msg.case_id,
-        since=timestamp_to_datetime(msg.since) if msg.HasField("since") else None,
-        until=timestamp_to_datetime(msg.until) if msg.HasField("until") else None,
+        since=since,
+        until=until,
         page_size=msg.page_size,
         page_token=msg.page_token,
     )

@@ -32,8 +32,11 @@ from caseroute.audit.store import AuditSink
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.grpc_api._generated import routing_pb2_grpc
-from caseroute.grpc_api.servicer import DecisionLogServicer, RoutingServicer
+from caseroute.grpc_api.servicer import (
+    DecisionLogServicer,
+    RoutingServicer,
+    lenient_deserializer,
+)
 from caseroute.grpc_api.tls import ServerTls
 from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry, load_registry
 
@@ -117,6 +120,33 @@ class RunningServer:
         self.core.audit.close()
 
 
+def add_service(server: grpc.Server, service_name: str, servicer: object) -> None:
+    """Register every method of a caseroute service with a deserializer that never raises.
+
+    This replaces the generated ``add_*_to_server``: those use ``FromString``, and grpcio
+    answers bytes it cannot decode with INTERNAL and a traceback in the log per call. Here the
+    servicer receives an ``UndecodableRequest`` and answers INVALID_ARGUMENT.
+
+    Args:
+        server: The server.
+        service_name: Full service name, e.g. ``caseroute.v1.RoutingService``.
+        servicer: Object with one method per RPC, named as in the .proto.
+    """
+    service = pb.DESCRIPTOR.services_by_name[service_name.rsplit(".", 1)[-1]]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=lenient_deserializer(getattr(pb, method.input_type.name)),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
+        for method in service.methods
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
 def open_core(config: ServerConfig) -> RoutingCore:
     """A core with an empty registry (``RunningServer.load`` fills it) and the audit store.
 
@@ -161,11 +191,9 @@ def build_server(
         ],
     )
     core = core or open_core(config)
-    routing_pb2_grpc.add_RoutingServiceServicer_to_server(RoutingServicer(core), server)
+    add_service(server, ROUTING_SERVICE, RoutingServicer(core))
     audit: AuditSink = core.audit
-    routing_pb2_grpc.add_DecisionLogServicer_to_server(
-        DecisionLogServicer(DecisionLog(audit)), server
-    )
+    add_service(server, DECISION_LOG_SERVICE, DecisionLogServicer(DecisionLog(audit)))
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

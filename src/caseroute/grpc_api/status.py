@@ -4,14 +4,21 @@
 domain error               gRPC status         details
 =========================  ==================  ============================================
 RequestError               INVALID_ARGUMENT    google.rpc.BadRequest: one violation per field
+                                               (at most 20, then one counting the rest)
 RulesetNotFoundError       NOT_FOUND           the message lists what is loaded
 DecisionNotFoundError      NOT_FOUND           (DecisionLog.GetDecision)
 IdempotencyConflictError   ALREADY_EXISTS      request_id reused with another input
-NoRulesetLoadedError       UNAVAILABLE         why nothing is loaded
+ResponseTooLargeError      RESOURCE_EXHAUSTED  nothing was recorded; ask for less or raise the limit
+NoRulesetLoadedError       UNAVAILABLE         generic; why nothing loaded is in the server log
 EngineUnavailableError     UNAVAILABLE
 AuditUnavailableError      UNAVAILABLE         no decision without its record; retry later
 anything else              INTERNAL            generic text + reference; detail only in the log
 =========================  ==================  ============================================
+
+Everything here travels in trailing metadata, which gRPC clients refuse past 8 KiB by default
+(and then report RESOURCE_EXHAUSTED instead of the error). So every text is clipped to a byte
+budget, the violation list is capped, and the full list is sent once (in the details), never
+also in the status message: the whole status stays under ``METADATA_BUDGET`` bytes.
 """
 
 from __future__ import annotations
@@ -27,23 +34,78 @@ from caseroute.domain.errors import (
     AuditUnavailableError,
     DecisionNotFoundError,
     EngineUnavailableError,
+    FieldViolation,
     IdempotencyConflictError,
     NoRulesetLoadedError,
     RequestError,
+    ResponseTooLargeError,
     RulesetNotFoundError,
 )
 
 log = logging.getLogger("caseroute.grpc")
+
+MAX_VIOLATIONS = 20
+"""Field violations returned in one BadRequest; one more line counts the rest."""
+MAX_FIELD_BYTES = 160
+"""UTF-8 bytes of one violation's field path."""
+MAX_DESCRIPTION_BYTES = 320
+"""UTF-8 bytes of one violation's description."""
+MAX_MESSAGE_BYTES = 600
+"""UTF-8 bytes of the status message (grpc-message; percent-encoding may triple it)."""
+DETAILS_BUDGET = 3000
+"""UTF-8 bytes of all violations together (grpc-status-details-bin; base64 adds a third)."""
+METADATA_BUDGET = 6 * 1024
+"""What the whole status may cost in trailing metadata: well under gRPC's 8 KiB default."""
 
 _TABLE: tuple[tuple[type[Exception], int], ...] = (
     (RequestError, code_pb2.INVALID_ARGUMENT),
     (RulesetNotFoundError, code_pb2.NOT_FOUND),
     (DecisionNotFoundError, code_pb2.NOT_FOUND),
     (IdempotencyConflictError, code_pb2.ALREADY_EXISTS),
+    (ResponseTooLargeError, code_pb2.RESOURCE_EXHAUSTED),
     (NoRulesetLoadedError, code_pb2.UNAVAILABLE),
     (EngineUnavailableError, code_pb2.UNAVAILABLE),
     (AuditUnavailableError, code_pb2.UNAVAILABLE),
 )
+
+
+def clip(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` UTF-8 bytes, marked with an ellipsis when cut."""
+    raw = text.encode()
+    if len(raw) <= max_bytes:
+        return text
+    return raw[: max_bytes - 3].decode(errors="ignore") + "\u2026"
+
+
+def _bad_request(violations: tuple[FieldViolation, ...]) -> error_details_pb2.BadRequest:
+    """The violations to send: capped in count and bytes, the rest counted in a last line."""
+    bad = error_details_pb2.BadRequest()
+    spent = 0
+    for v in violations[:MAX_VIOLATIONS]:
+        field = clip(v.field, MAX_FIELD_BYTES)
+        description = clip(v.message, MAX_DESCRIPTION_BYTES)
+        cost = len(field.encode()) + len(description.encode())
+        if spent + cost > DETAILS_BUDGET:
+            break
+        spent += cost
+        bad.field_violations.add(field=field, description=description)
+    hidden = len(violations) - len(bad.field_violations)
+    if hidden:
+        bad.field_violations.add(
+            field="request",
+            description=f"{hidden} more violations not shown; fix these and resend to see the rest",
+        )
+    return bad
+
+
+def _summary(exc: RequestError) -> str:
+    """The status message of an INVALID_ARGUMENT: a count and the first problem, not the list."""
+    first = exc.violations[0]
+    return (
+        f"invalid request: {len(exc.violations)} problem(s); first: "
+        f"{clip(first.field, MAX_FIELD_BYTES)}: {clip(first.message, 200)} "
+        "(every problem is in the google.rpc.BadRequest details)"
+    )
 
 
 def status_for(exc: Exception, reference: str) -> grpc.Status:
@@ -58,24 +120,23 @@ def status_for(exc: Exception, reference: str) -> grpc.Status:
     """
     for kind, code in _TABLE:
         if isinstance(exc, kind):
-            status = status_pb2.Status(code=code, message=str(exc))
             if isinstance(exc, RequestError):
-                bad = error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(
-                            field=v.field, description=v.message
-                        )
-                        for v in exc.violations
-                    ]
+                status = status_pb2.Status(
+                    code=code, message=clip(_summary(exc), MAX_MESSAGE_BYTES)
                 )
                 detail = any_pb2.Any()
-                detail.Pack(bad)
+                detail.Pack(_bad_request(exc.violations))
                 status.details.append(detail)
+            else:
+                status = status_pb2.Status(code=code, message=clip(str(exc), MAX_MESSAGE_BYTES))
             return rpc_status.to_status(status)
-    log.error("internal error serving request %s", reference, exc_info=exc)
+    log.error("internal error serving request %s", clip(repr(reference), 200), exc_info=exc)
     return rpc_status.to_status(
         status_pb2.Status(
             code=code_pb2.INTERNAL,
-            message=f"internal error; quote reference {reference!r} to the caseroute operators",
+            message=clip(
+                f"internal error; quote reference {reference!r} to the caseroute operators",
+                MAX_MESSAGE_BYTES,
+            ),
         )
     )

@@ -1,0 +1,272 @@
+"""The gRPC surface under hostile or unusual input: a real server on port 0, default clients."""
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from caseroute.engine.case_rules import EngineKind
+from caseroute.grpc_api import convert
+from caseroute.grpc_api._generated import routing_pb2 as pb
+from caseroute.grpc_api._generated import routing_pb2_grpc
+from caseroute.grpc_api.server import RunningServer, ServerConfig, build_server
+from caseroute.testing import REFERENCE_RULESET, audit_config, make_agent, make_roster
+
+from .conftest import decide_request
+
+MAX_METADATA = 8 * 1024  # gRPC's default limit on a client's received metadata
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """An in-process server on a free port with the reference ruleset loaded."""
+    config = ServerConfig(
+        rulesets=REFERENCE_RULESET.parent,
+        port=0,
+        engine=EngineKind.PYTHON,
+        threads=4,
+        audit=audit_config(tmp_path_factory.mktemp("audit")),
+    )
+    server = build_server(config, reuse_port=False)
+    server.load(config)
+    yield server
+    server.stop(1)
+
+
+@pytest.fixture
+def channel(running: RunningServer) -> Iterator[grpc.Channel]:
+    """A channel with gRPC's default options to the shared server."""
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
+        yield chan
+
+
+def _failure(call: Callable[[], object]) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as exc:
+        call()
+    return exc.value
+
+
+def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]  # an RpcError is a Call
+    assert status is not None
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    return [(v.field, v.description) for v in bad.field_violations]
+
+
+def _metadata_bytes(error: grpc.RpcError) -> int:
+    call: Any = error
+    trailing = call.trailing_metadata() or ()
+    return sum(len(k) + len(v) for k, v in trailing) + len(call.details() or "")
+
+
+def _tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "message"),
+    [
+        ("RoutingService", "Decide", "caseroute.v1.DecideRequest"),
+        ("RoutingService", "DecideBatch", "caseroute.v1.DecideBatchRequest"),
+        ("DecisionLog", "GetDecision", "caseroute.v1.GetDecisionRequest"),
+        ("DecisionLog", "ListDecisions", "caseroute.v1.ListDecisionsRequest"),
+    ],
+)
+def test_undecodable_bytes_are_invalid_argument_without_traceback(
+    channel: grpc.Channel, caplog: pytest.LogCaptureFixture, service: str, method: str, message: str
+) -> None:
+    """Bytes that are not the method's protobuf: INVALID_ARGUMENT naming `request`, one log line."""
+    raw: Any = channel.unary_unary(f"/caseroute.v1.{service}/{method}")  # bytes in, bytes out
+    with caplog.at_level(logging.INFO):
+        error = _failure(lambda: raw(b"\xff\xff\xff\xff", timeout=10))
+    expected_violation = (
+        "request",
+        f"is not a valid {message} protobuf message; send the message the .proto defines",
+    )
+    assert (grpc.StatusCode.INVALID_ARGUMENT, [expected_violation]) == (
+        error.code(),
+        _violations(error),
+    )
+    assert _tracebacks(caplog) == []
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("caseroute")]
+    assert [f"{method} refused: request bytes are not a valid {message} (4 bytes)"] == lines
+
+
+def _bad(seconds: int = 0, nanos: int = 0) -> Timestamp:
+    return Timestamp(seconds=seconds, nanos=nanos)
+
+
+TOO_EARLY = -62135596801  # one second before 0001-01-01T00:00:00Z
+TOO_LATE = 253402300800  # one second after 9999-12-31T23:59:59Z
+
+
+def _set_created_at(r: pb.DecideRequest, ts: Timestamp) -> None:
+    r.case.created_at.CopyFrom(ts)
+
+
+def _set_sentiment_at(r: pb.DecideRequest, ts: Timestamp) -> None:
+    r.case.sentiment.add(score=0.1).at.CopyFrom(ts)
+
+
+def _set_sla_deadline(r: pb.DecideRequest, ts: Timestamp) -> None:
+    r.case.sla_clocks.add(name="first", started_at=r.now, deadline=r.now)
+    r.case.sla_clocks.add(name="second", started_at=r.now).deadline.CopyFrom(ts)
+
+
+def _set_sla_started(r: pb.DecideRequest, ts: Timestamp) -> None:
+    r.case.sla_clocks.add(name="first", deadline=r.now).started_at.CopyFrom(ts)
+
+
+def _set_last_assigned(r: pb.DecideRequest, ts: Timestamp) -> None:
+    r.roster.agents[2].last_assigned_at.CopyFrom(ts)
+
+
+def _set_taken_at(r: pb.DecideRequest, ts: Timestamp) -> None:
+    r.roster.taken_at.CopyFrom(ts)
+
+
+def _set_now(r: pb.DecideRequest, ts: Timestamp) -> None:
+    r.now.CopyFrom(ts)
+
+
+@pytest.mark.parametrize(
+    ("setter", "field"),
+    [
+        (_set_created_at, "case.created_at"),
+        (_set_sentiment_at, "case.sentiment[0].at"),
+        (_set_sla_deadline, "case.sla_clocks[1].deadline"),
+        (_set_sla_started, "case.sla_clocks[0].started_at"),
+        (_set_last_assigned, "roster.agents[2].last_assigned_at"),
+        (_set_taken_at, "roster.taken_at"),
+        (_set_now, "now"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("seconds", "nanos"), [(TOO_EARLY, 0), (TOO_LATE, 0), (0, -1), (0, 1_000_000_000)]
+)
+def test_out_of_range_timestamps_name_the_field(
+    channel: grpc.Channel,
+    caplog: pytest.LogCaptureFixture,
+    setter: Callable[[pb.DecideRequest, Timestamp], None],
+    field: str,
+    seconds: int,
+    nanos: int,
+) -> None:
+    """A Timestamp outside 0001-9999 or with bad nanos: INVALID_ARGUMENT naming it, no traceback."""
+    request = decide_request(request_id=f"ts-{field}-{seconds}-{nanos}")
+    setter(request, _bad(seconds, nanos))
+    stub = routing_pb2_grpc.RoutingServiceStub(channel)
+    error = _failure(lambda: stub.Decide(request, timeout=10))
+    expected = (
+        field,
+        (
+            "must be a Timestamp from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z "
+            f"with nanos in [0, 999999999]; got seconds={seconds}, nanos={nanos}"
+        ),
+    )
+    assert (grpc.StatusCode.INVALID_ARGUMENT, [expected]) == (error.code(), _violations(error))
+    assert _tracebacks(caplog) == []
+
+
+def test_batch_timestamps_name_the_case_index(channel: grpc.Channel) -> None:
+    """In a batch the path carries the case index, e.g. cases[1].sla_clocks[0].deadline."""
+    single = decide_request()
+    request = pb.DecideBatchRequest(
+        request_id="ts-batch", cases=[single.case, single.case], roster=single.roster
+    )
+    request.cases[1].sla_clocks.add(name="x", started_at=single.now).deadline.CopyFrom(
+        _bad(TOO_LATE)
+    )
+    request.now.CopyFrom(_bad(0, -5))
+    stub = routing_pb2_grpc.RoutingServiceStub(channel)
+    error = _failure(lambda: stub.DecideBatch(request, timeout=10))
+    assert sorted(f for f, _ in _violations(error)) == ["cases[1].sla_clocks[0].deadline", "now"]
+
+
+@pytest.mark.parametrize("field", ["since", "until"])
+def test_list_decisions_range_timestamps_name_the_field(channel: grpc.Channel, field: str) -> None:
+    """ListDecisions' since/until out of range: INVALID_ARGUMENT naming since or until."""
+    request = pb.ListDecisionsRequest()
+    getattr(request, field).CopyFrom(_bad(TOO_EARLY))
+    stub = routing_pb2_grpc.DecisionLogStub(channel)
+    error = _failure(lambda: stub.ListDecisions(request, timeout=10))
+    assert [field] == [f for f, _ in _violations(error)]
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_extreme_but_valid_timestamps_decide(channel: grpc.Channel) -> None:
+    """Instants at the very ends of the range are decided, not an INTERNAL error."""
+    request = decide_request(request_id="ts-extremes")
+    request.case.created_at.CopyFrom(_bad(-62135596800))
+    request.now.CopyFrom(_bad(253402300799, 999_999_999))
+    request.roster.taken_at.CopyFrom(_bad(-62135596800))
+    request.roster.agents[0].last_assigned_at.CopyFrom(_bad(253402300799))
+    stub = routing_pb2_grpc.RoutingServiceStub(channel)
+    response = stub.Decide(request, timeout=10)
+    assert response.decision.decision_id != "ts-extremes"  # a real decision id came back
+    assert pb.Outcome.Name(response.decision.outcome).startswith("OUTCOME_")
+
+
+def _agents_with_bad_ids(count: int, agent_id: Callable[[int], str]) -> pb.DecideRequest:
+    request = decide_request(request_id=f"many-bad-{count}")
+    agents = [make_agent(f"a{i}") for i in range(count)]
+    request.roster.CopyFrom(convert.roster_to_proto(make_roster(*agents)))
+    for i, agent in enumerate(request.roster.agents):
+        agent.agent_id = agent_id(i)
+    return request
+
+
+def test_fifty_invalid_agents_fit_the_default_metadata_limit(channel: grpc.Channel) -> None:
+    """50 bad agents: INVALID_ARGUMENT (not RESOURCE_EXHAUSTED), 20 shown, the rest counted."""
+    request = _agents_with_bad_ids(50, lambda i: f"bad id {i}!")
+    stub = routing_pb2_grpc.RoutingServiceStub(channel)
+    error = _failure(lambda: stub.Decide(request, timeout=10))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = _violations(error)
+    assert [f"roster.agents[{i}].agent_id" for i in range(20)] + ["request"] == [
+        f for f, _ in violations
+    ]
+    assert (
+        (violations[-1][1]) == "30 more violations not shown; fix these and resend to see the rest"
+    )
+    details = str(error.details())
+    assert details.startswith("invalid request: 50 problem(s); first: roster.agents[0].agent_id: ")
+    assert details.endswith(" (every problem is in the google.rpc.BadRequest details)")
+    assert _metadata_bytes(error) < MAX_METADATA // 2
+
+
+def test_a_one_megabyte_invalid_value_is_quoted_briefly(channel: grpc.Channel) -> None:
+    """A 1 MB invalid agent id: INVALID_ARGUMENT with a short description, metadata well bounded."""
+    request = _agents_with_bad_ids(1, lambda _: "\u00e9" * 1_000_000 + "!")
+    stub = routing_pb2_grpc.RoutingServiceStub(channel)
+    error = _failure(lambda: stub.Decide(request, timeout=30))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    ((field, description),) = _violations(error)
+    assert field == "roster.agents[0].agent_id"
+    assert len(description.encode()) <= 400
+    assert _metadata_bytes(error) < MAX_METADATA // 2
+
+
+def test_an_unknown_one_megabyte_ruleset_name_is_clipped(channel: grpc.Channel) -> None:
+    """NOT_FOUND quoting a 1 MB ruleset name is clipped: the caller sees NOT_FOUND."""
+    request = decide_request(request_id="big-ruleset-name")
+    request.ruleset.name = "r" * 1_000_000
+    stub = routing_pb2_grpc.RoutingServiceStub(channel)
+    error = _failure(lambda: stub.Decide(request, timeout=30))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert _metadata_bytes(error) < MAX_METADATA // 2
+
+
+def test_an_unknown_one_megabyte_decision_id_is_clipped(channel: grpc.Channel) -> None:
+    """NOT_FOUND quoting a 1 MB decision id is clipped: the caller sees NOT_FOUND."""
+    request = pb.GetDecisionRequest(decision_id="d" * 1_000_000)
+    stub = routing_pb2_grpc.DecisionLogStub(channel)
+    error = _failure(lambda: stub.GetDecision(request, timeout=30))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert _metadata_bytes(error) < MAX_METADATA // 2
