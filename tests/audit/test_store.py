@@ -1,7 +1,7 @@
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,16 +69,38 @@ def test_append_chains_and_verifies(store: SqliteAuditStore) -> None:
 
 
 def test_concurrent_appends_share_commits(store: SqliteAuditStore) -> None:
-    """Group commit: 64 concurrent appends need fewer transactions than calls; chain intact."""
+    """Group commit: appends queued while a commit is under way share the next transaction."""
+    writing, release = threading.Event(), threading.Event()
+    queued = threading.Semaphore(0)
+    process_lock, put = store._process_lock, store._queue.put
+
+    @contextmanager
+    def held_lock() -> Iterator[None]:
+        writing.set()
+        release.wait(30)
+        with process_lock():
+            yield
+
+    def counted_put(item: Any) -> None:
+        put(item)
+        queued.release()
+
+    store._process_lock = held_lock  # type: ignore[method-assign]
+    store._queue.put = counted_put  # type: ignore[method-assign,assignment]
+    first = threading.Thread(target=store.append, args=([_record(0, "r0")],))
+    first.start()
+    assert writing.wait(30)  # the writer holds a batch of exactly the first append
     threads = [
-        threading.Thread(target=store.append, args=([_record(n, f"r{n}")],)) for n in range(64)
+        threading.Thread(target=store.append, args=([_record(n, f"r{n}")],)) for n in range(1, 64)
     ]
     for t in threads:
         t.start()
-    for t in threads:
+    for _ in range(64):
+        assert queued.acquire(timeout=30)  # all 64 appends are queued
+    release.set()
+    for t in [first, *threads]:
         t.join()
-    assert store.head()[0] == 64
-    assert store.commits < 64
+    assert (store.head()[0], store.commits) == (64, 2)
     assert verify_chain(store.records(), store.head()).ok
 
 
