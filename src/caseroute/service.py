@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from caseroute.audit.masking import Masker
+from caseroute.audit.masking import Masker, mask_decision
 from caseroute.audit.record import AuditRecord
 from caseroute.audit.recorder import RequestFacts, blobs_to_store, build_records
 from caseroute.audit.store import AuditSink
@@ -306,7 +306,8 @@ class RoutingCore:
                 agent_detail=cmd.agent_detail,
                 decision_id=request_decision_id(cmd.request_id, index),
             )
-            decisions.append(decision)
+            # Masked once, here: the reply equals the record, and neither holds PHI.
+            decisions.append(mask_decision(decision, case_to_dict(case), self._masker))
             if decision.agent_id is not None and index + 1 < len(cmd.cases):
                 roster = roster_after_assignment(roster, decision.agent_id, now)
         facts = RequestFacts(

@@ -4,21 +4,38 @@ A masked value becomes ``"hmac-sha256:<hex>"``: equal inputs still match each ot
 auditor can follow one patient across decisions with the key holder's help), but the value
 cannot be read back. Replay cannot use masked fields; ``caseroute rules check`` warns when a
 rule reads one.
+
+This module is the one home of masking: the recorded input (``Masker.mask``) and the
+explanation (``mask_decision``: clause values, data problems, engine error text, matching
+requirements) are masked here, once, before a decision is recorded and returned.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
-from dataclasses import dataclass
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
+from caseroute.domain.decision import (
+    AgentVerdict,
+    CheckFailure,
+    Decision,
+    MatchingTrace,
+    Signals,
+    SlaStatus,
+)
 from caseroute.domain.errors import Problem, Severity
+from caseroute.engine.trace import format_actual
 from caseroute.rules.ir import AllOf, AnyOf, Cond, LeafRef, NotOf
 from caseroute.rules.model import CompiledRuleset
 
 MASK_PREFIX = "hmac-sha256:"
+SHORT_VALUE_CHARS = 4
+"""Masked values shorter than this are replaced in free text only as whole tokens."""
 
 DEFAULT_MASKED_PATHS: tuple[str, ...] = (
     "case.attributes.patient_name",
@@ -71,12 +88,148 @@ class Masker:
                 node[key] = self.digest(node[key])
         return out
 
+    def masked_values(self, data: dict[str, Any]) -> list[tuple[str, Any]]:
+        """The concrete ``(path, clear value)`` pairs of ``data`` that ``mask`` replaces."""
+        found: list[tuple[str, Any]] = []
+        for path in self.paths:
+            parts = path.split(".")
+            node: Any = data
+            for part in parts[:-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                continue
+            last, parent = parts[-1], ".".join(parts[:-1])
+            keys = list(node) if last == "*" else [last] if last in node else []
+            found += [(f"{parent}.{key}", node[key]) for key in keys]
+        return found
+
     def covers(self, field_path: str) -> bool:
         """Whether a rule field path (``case.attributes.x``) is masked in the audit record."""
         return any(
             field_path == p or (p.endswith(".*") and field_path.startswith(p[:-1]))
             for p in self.paths
         )
+
+
+def _clear_texts(value: Any) -> Iterator[str]:
+    """Every way a masked value can be spelled in free text (the value, its repr, its JSON)."""
+    if isinstance(value, dict | list):
+        yield json.dumps(value)
+        yield repr(value)
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _clear_texts(item)
+        return
+    yield value if isinstance(value, str) else str(value)
+    yield repr(value)
+    yield json.dumps(value)
+
+
+def _scrubber(case: dict[str, Any], masker: Masker) -> Callable[[str], str] | None:
+    """A function replacing every spelling of the case's masked values with their digests.
+
+    Exact forms first: ``path = 'value'`` (a clause trace) and ``path is str 'value'`` (a data
+    problem) become ``path = <digest>``, whatever the value's length. Then any other
+    occurrence of a value: anywhere for values of ``SHORT_VALUE_CHARS`` or more characters,
+    as a whole token for shorter ones (so a masked ``"en"`` does not rewrite ``urgency``).
+    One regular expression, one pass: a digest already written is never rewritten. None when
+    the case holds no masked value.
+    """
+    replacements: dict[str, str] = {}
+    alternatives: list[tuple[int, str]] = []
+    for path, value in masker.masked_values({"case": case}):
+        digest = masker.digest(value)
+        exact = {
+            format_actual(path, value): f"{path} = {digest}",
+            f"{path} is {type(value).__name__} {value!r}": (
+                f"{path} is {type(value).__name__} {digest}"
+            ),
+        }
+        for text, masked in exact.items():
+            replacements.setdefault(text, masked)
+            alternatives.append((len(text), re.escape(text)))
+        for text in _clear_texts(value):
+            if not text or text in replacements:
+                continue
+            replacements[text] = digest
+            token = re.escape(text)
+            if len(text) < SHORT_VALUE_CHARS:
+                token = rf"(?<![\w-]){token}(?![\w-])"
+            alternatives.append((len(text), token))
+    if not alternatives:
+        return None
+    # Longest first, so a value never pre-empts the exact form (or longer value) holding it.
+    pattern = re.compile("|".join(t for _, t in sorted(alternatives, key=lambda a: -a[0])))
+    seen: dict[str, str] = {}  # explanations repeat texts (one requirement per agent verdict)
+
+    def scrub(text: str) -> str:
+        done = seen.get(text)
+        if done is None:
+            done = seen[text] = pattern.sub(lambda m: replacements[m.group(0)], text)
+        return done
+
+    return scrub
+
+
+def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> Decision:
+    """The decision with every masked case value in its explanation replaced by its digest.
+
+    Applied once, before the decision is recorded and returned, so the reply equals the
+    stored record and neither carries a masked value in clear. Covered: clause values, data
+    problem and engine error text, matching requirements and expected/actual values of
+    agents' failed checks, SLA clock names. Rule ids, clause texts (the operator's own
+    words) and reason codes are left alone.
+
+    Args:
+        decision: The decision as the engine made it.
+        case: The case as JSON data (``case_to_dict``).
+        masker: The masking settings.
+
+    Returns:
+        The masked decision (the same object when the case holds no masked value).
+    """
+    scrub = _scrubber(case, masker)
+    if scrub is None:
+        return decision
+    e = decision.explanation
+    masked = replace(
+        e,
+        signals=_scrub_signals(e.signals, scrub),
+        data_problems=tuple(scrub(p) for p in e.data_problems),
+        rules=tuple(
+            replace(t, clauses=tuple(replace(c, actual=scrub(c.actual)) for c in t.clauses))
+            for t in e.rules
+        ),
+        matching=_scrub_matching(e.matching, scrub),
+    )
+    return replace(decision, explanation=masked)
+
+
+def _scrub_signals(s: Signals, scrub: Callable[[str], str]) -> Signals:
+    def clock(c: SlaStatus) -> SlaStatus:
+        return replace(c, name=scrub(c.name))
+
+    return replace(
+        s,
+        sla_clocks=tuple(clock(c) for c in s.sla_clocks),
+        sla=None if s.sla is None else clock(s.sla),
+    )
+
+
+def _scrub_matching(m: MatchingTrace | None, scrub: Callable[[str], str]) -> MatchingTrace | None:
+    if m is None:
+        return None
+
+    def failure(f: CheckFailure) -> CheckFailure:
+        return replace(f, expected=scrub(f.expected), actual=scrub(f.actual))
+
+    def verdict(v: AgentVerdict) -> AgentVerdict:
+        return replace(v, failures=tuple(failure(f) for f in v.failures))
+
+    return replace(
+        m,
+        requirements=tuple(scrub(r) for r in m.requirements),
+        agents=tuple(verdict(v) for v in m.agents),
+    )
 
 
 def _copy(value: Any) -> Any:
@@ -100,8 +253,9 @@ def _leaf_ids(cond: Cond) -> Iterator[str]:
 def masked_reads(ruleset: CompiledRuleset, masker: Masker) -> list[Problem]:
     """A warning for every rule that reads a field the audit log masks.
 
-    Such a rule still decides correctly when serving, but replay of its recorded decisions
-    sees only the digest, so it cannot reproduce them.
+    Such a rule still decides correctly when serving, but its explanation (stored and
+    returned) shows only the digest, and replay of its recorded decisions sees only the
+    digest, so it cannot reproduce them.
 
     Args:
         ruleset: The compiled ruleset.
@@ -118,9 +272,11 @@ def masked_reads(ruleset: CompiledRuleset, masker: Masker) -> list[Problem]:
         problems += [
             Problem(
                 "audit.masked_field",
-                f"rule reads `{path}`, which the audit log stores only as a keyed digest: "
-                "replay cannot reproduce its decisions. Route on a non-identifying field "
-                "instead, or stop masking this field (--audit-masked-fields) if it is not PHI",
+                f"rule reads `{path}`, which is masked: the decision log stores it, and the "
+                "explanation (recorded and returned to the caller) shows it, only as a keyed "
+                "digest, so readers cannot see the value this rule decided on and replay "
+                "cannot reproduce its decisions. Route on a non-identifying field instead, or "
+                "stop masking this field (--audit-masked-fields) if it is not PHI",
                 ruleset.path,
                 rule.line,
                 0,

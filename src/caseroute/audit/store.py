@@ -29,6 +29,16 @@ from caseroute.domain.errors import AuditUnavailableError, IdempotencyConflictEr
 
 log = logging.getLogger("caseroute.audit")
 
+WRITE_UNAVAILABLE = (
+    "the decision log cannot be written; no decision was made; retry later or with another replica"
+)
+"""What a caller is told when records cannot be committed (the cause goes to the log only)."""
+READ_UNAVAILABLE = (
+    "the decision log cannot be read; nothing was decided or changed; retry later or with "
+    "another replica"
+)
+"""What a caller is told when the log cannot be read (the cause goes to the log only)."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
     seq INTEGER PRIMARY KEY,
@@ -259,7 +269,8 @@ class SqliteAuditStore:
             IdempotencyConflictError: If a decision_id exists with a different input.
         """
         if self._writer is None:
-            raise AuditUnavailableError(f"the audit store {self.path} was opened read-only")
+            log.error("append refused: the decision log %s was opened read-only", self.path)
+            raise AuditUnavailableError(WRITE_UNAVAILABLE)
         pending = _Pending(records, blobs, Future())
         self._queue.put(pending)
         return pending.done.result()
@@ -301,8 +312,16 @@ class SqliteAuditStore:
                     self._commit(conn, batch)
             except (OSError, sqlite3.Error) as exc:
                 self.failures += 1
-                log.exception("AUDIT WRITE FAILED (%d calls refused)", len(batch))
-                error = AuditUnavailableError(f"the audit store cannot be written: {exc}")
+                # The cause and the path go to the log; callers get a fixed text (no paths,
+                # no SQLite or Python error text).
+                log.exception(
+                    "AUDIT WRITE FAILED (%d calls refused) on %s: %s: %s",
+                    len(batch),
+                    self.path,
+                    type(exc).__name__,
+                    exc,  # noqa: TRY401 - the cause on the first line, for grep
+                )
+                error = AuditUnavailableError(WRITE_UNAVAILABLE)
                 for item in batch:
                     if not item.done.done():
                         item.done.set_exception(error)
@@ -497,7 +516,10 @@ class SqliteAuditStore:
             return conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             self._local.conn = None
-            raise AuditUnavailableError(f"cannot read the audit store {self.path}: {exc}") from exc
+            log.error(  # noqa: TRY400 - the cause is one SQLite message, no traceback needed
+                "AUDIT READ FAILED on %s: %s: %s", self.path, type(exc).__name__, exc
+            )
+            raise AuditUnavailableError(READ_UNAVAILABLE) from exc
 
     def close(self) -> None:
         """Finish pending appends, stop the writer and close the readers."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -76,8 +77,15 @@ class LoadedRuleset:
         else:
             try:
                 record = self._matcher.true_leaves(fact)
-            except Exception as exc:  # any engine failure becomes an EXCEPTION decision
-                log.exception("engine %s failed on a fact", self._matcher.label)
+            except Exception as exc:  # noqa: BLE001 - any engine failure is an EXCEPTION decision
+                # The type and the frames, not the message: an engine's error text may quote
+                # the fact, which holds case values (patient names, notes).
+                log.error(  # noqa: TRY400 - exc_info would print the message
+                    "engine %s failed: %s (message withheld: it may quote case values)\n%s",
+                    self._matcher.label,
+                    type(exc).__name__,
+                    "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+                )
                 return LeafEvaluation(self._truth(python), (), f"{type(exc).__name__}: {exc}")
         differ = tuple(sorted(record ^ python, key=lambda leaf_id: int(leaf_id[1:])))
         return LeafEvaluation(self._truth(record), differ)

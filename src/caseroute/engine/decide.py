@@ -260,20 +260,32 @@ def decide(
         evaluation = ruleset.evaluate(fact)
         traces, rule = trace_rules(compiled.rules, evaluation.truth, compiled.leaves, fact)
         if evaluation.engine_error is not None:
+            # Ids only: case values never reach a log line (the engine's frames were logged).
+            log.error(
+                "ENGINE ERROR decision_id=%s case_id=%s ruleset=%s@%s: the decision is an "
+                "EXCEPTION",
+                decision_id,
+                case.case_id,
+                compiled.name,
+                compiled.version,
+            )
             result = _exception(
                 "engine_error",
                 "engine:error",
                 [f"the rule engine failed: {evaluation.engine_error}"],
             )
         elif evaluation.disagreements:
+            # Ids and field paths only, never the fact: it holds patient names and notes.
             log.error(
-                "ENGINE DISAGREEMENT decision_id=%s case_id=%s ruleset=%s@%s leaves=%s fact=%s",
+                "ENGINE DISAGREEMENT decision_id=%s case_id=%s ruleset=%s@%s leaves=%s",
                 decision_id,
                 case.case_id,
                 compiled.name,
                 compiled.version,
-                ",".join(evaluation.disagreements),
-                fact,
+                ",".join(
+                    f"{leaf_id}({'|'.join(compiled.leaves[leaf_id].paths)})"
+                    for leaf_id in evaluation.disagreements
+                ),
             )
             result = _exception(
                 "engine_disagreement",

@@ -20,12 +20,17 @@ def _show(value: Any) -> str:
     return json.dumps(value)
 
 
+def format_actual(path: str, value: Any) -> str:
+    """One field's value as a clause trace shows it (audit masking rewrites exactly this)."""
+    return f"{path} = {_show(value)}"
+
+
 def actual_values(leaf: Leaf, fact: Fact) -> str:
     """What the case held for the fields a leaf reads, e.g. ``case.urgency = 'routine'``."""
     parts = []
     for path in leaf.paths:
         value = make_getter(path)(fact)
-        parts.append(f"{path} is missing" if value is MISSING else f"{path} = {_show(value)}")
+        parts.append(f"{path} is missing" if value is MISSING else format_actual(path, value))
     return "; ".join(parts)
 
 
