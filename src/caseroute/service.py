@@ -34,6 +34,7 @@ from caseroute.domain.errors import (
     RulesetError,
     RulesetNotFoundError,
 )
+from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, limit_flag
 from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.engine.decide import decide
@@ -41,9 +42,6 @@ from caseroute.engine.roster_index import roster_after_assignment
 from caseroute.rules.compiler import RULESET_FILE, load_ruleset
 
 log = logging.getLogger("caseroute.service")
-
-MAX_REQUEST_ID = 200
-MAX_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +126,12 @@ class RulesetRegistry:
         """
         versions_by_name, active = self._versions, self._active  # one consistent snapshot
         if not versions_by_name:
-            why = "; ".join(self.load_errors) or "no rulesets were found"
+            # Generic on purpose: the load errors name server paths and exception text; they
+            # were logged in full when the load failed.
             raise NoRulesetLoadedError(
-                f"no ruleset is loaded ({why}); fix the rulesets and restart or reload the server"
+                "no ruleset is loaded on this server; its operators must fix the rulesets (the "
+                "server log lists every problem) and restart or reload it; retry later or call "
+                "another server"
             )
         chosen = name or self._default or ""
         versions = versions_by_name.get(chosen)
@@ -194,18 +195,53 @@ def request_decision_id(request_id: str, index: int) -> str:
     return "dec_" + digest[:28]
 
 
-def _check_command(cmd: DecideCommand) -> None:
+def batch_size_violations(cases: int, agents: int, limits: InputLimits) -> list[FieldViolation]:
+    """What is wrong with the size of a batch: too many cases, or too much matching work.
+
+    Transports call this before converting the cases (so a huge batch is refused cheaply)
+    and ``decide`` calls it again on the command.
+
+    Args:
+        cases: Cases in the request.
+        agents: Agents in its roster.
+        limits: The server's limits.
+
+    Returns:
+        The violations (empty when the batch is within the limits).
+    """
+    if cases == 0:
+        return [FieldViolation("cases", "must hold at least 1 case")]
+    if cases > limits.max_batch_cases:
+        return [
+            FieldViolation(
+                "cases",
+                f"has {cases} cases; the limit is {limits.max_batch_cases} per batch (server "
+                f"setting {limit_flag('max_batch_cases')}); split the batch",
+            )
+        ]
+    if cases * agents > limits.max_batch_pairs:
+        return [
+            FieldViolation(
+                "cases",
+                f"{cases} cases x {agents} agents = {cases * agents} case-agent pairs; the "
+                f"limit is {limits.max_batch_pairs} per batch (server setting "
+                f"{limit_flag('max_batch_pairs')}); split the batch",
+            )
+        ]
+    return []
+
+
+def _check_command(cmd: DecideCommand, limits: InputLimits) -> None:
     violations = []
-    if not 0 < len(cmd.request_id) <= MAX_REQUEST_ID:
+    if not 0 < len(cmd.request_id) <= limits.max_id_chars:
         violations.append(
             FieldViolation(
-                "request_id", f"must be 1-{MAX_REQUEST_ID} characters (an idempotency key)"
+                "request_id",
+                f"must be 1-{limits.max_id_chars} characters (an idempotency key); got "
+                f"{len(cmd.request_id)} characters (server setting {limit_flag('max_id_chars')})",
             )
         )
-    if not 0 < len(cmd.cases) <= MAX_BATCH:
-        violations.append(
-            FieldViolation("cases", f"must hold 1-{MAX_BATCH} cases; got {len(cmd.cases)}")
-        )
+    violations += batch_size_violations(len(cmd.cases), len(cmd.roster.agents), limits)
     if cmd.now is not None and cmd.now.tzinfo is None:
         violations.append(FieldViolation("now", "must carry a UTC offset"))
     if violations:
@@ -240,10 +276,18 @@ def _stored_result(records: list[AuditRecord]) -> DecideResult:
     )
 
 
+ReplyCheck = Callable[["DecideResult"], None]
+"""Called with a result before it is recorded; raising (e.g. ResponseTooLargeError) refuses it."""
+
+AuditWatcher = Callable[[bool], None]
+"""Told ``False`` when the decision log stops taking writes, ``True`` when it takes them again."""
+
+
 class RoutingCore:
     """Decides cases with the registry's rulesets; the one object transports talk to.
 
-    Invariant: a decision leaves ``decide`` only after its audit record is committed.
+    Invariant: a decision leaves ``decide`` only after its audit record is committed, and no
+    record is committed for a result the transport has refused to deliver.
     """
 
     def __init__(
@@ -252,6 +296,7 @@ class RoutingCore:
         audit: AuditSink,
         masker: Masker,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        limits: InputLimits = DEFAULT_LIMITS,
     ) -> None:
         """Decide with ``registry``; record in ``audit`` after masking with ``masker``.
 
@@ -260,14 +305,50 @@ class RoutingCore:
             audit: The decision log.
             masker: PHI masking for the recorded input.
             clock: Wall clock, for requests without ``now`` and for ``recorded_at``.
+            limits: Request size limits (the batch-level ones are checked here).
         """
         self.registry = registry
         self.audit = audit
+        self.limits = limits
         self._masker = masker
         self._clock = clock
         self.audit_refusals = 0
+        self.audit_writable = True
+        self._audit_watchers: list[AuditWatcher] = []
+        self._audit_state = threading.Lock()
 
-    def decide(self, cmd: DecideCommand) -> DecideResult:
+    def watch_audit(self, watcher: AuditWatcher) -> None:
+        """Tell ``watcher`` each time the decision log stops or starts accepting writes.
+
+        Transitions only: ``watcher(False)`` after the first failed write, ``watcher(True)``
+        after the first successful write (or ``probe_audit``) that follows. Health checks use
+        it so a load balancer sends traffic elsewhere while no decision can be recorded.
+        """
+        self._audit_watchers.append(watcher)
+
+    def _audit_outcome(self, writable: bool) -> None:
+        with self._audit_state:
+            if writable == self.audit_writable:
+                return
+            self.audit_writable = writable
+            for watcher in self._audit_watchers:
+                watcher(writable)
+
+    def probe_audit(self) -> bool:
+        """Try an empty write to the decision log and report the outcome to the watchers.
+
+        Returns:
+            Whether the write succeeded.
+        """
+        try:
+            self.audit.append([], [])
+        except AuditUnavailableError:
+            self._audit_outcome(writable=False)
+            return False
+        self._audit_outcome(writable=True)
+        return True
+
+    def decide(self, cmd: DecideCommand, before_record: ReplyCheck | None = None) -> DecideResult:
         """Decide every case of a command, in order, consuming capacity as agents are assigned.
 
         A request_id seen before with the same input returns the stored decisions (no
@@ -275,6 +356,10 @@ class RoutingCore:
 
         Args:
             cmd: The command.
+            before_record: Called with the result (decisions as they will be returned, masked)
+                after evaluation and before anything is recorded, and with a replayed result;
+                if it raises, nothing is recorded and the exception propagates. Transports
+                use it to refuse a reply they could not deliver.
 
         Returns:
             Decisions in order and the instant used; recorded durably before returning.
@@ -285,14 +370,18 @@ class RoutingCore:
             RulesetNotFoundError: If the selected ruleset or version is unknown.
             IdempotencyConflictError: If the request_id was used for a different input.
             AuditUnavailableError: If the decisions could not be recorded (none is returned).
+            Exception: Whatever ``before_record`` raises (nothing is recorded then).
         """
-        _check_command(cmd)
+        check = before_record or _accept
+        _check_command(cmd, self.limits)
         digest = request_sha256(cmd)
         prior = self.audit.by_request(cmd.request_id)
         if prior:
             if prior[0].request_sha256 != digest or len(prior) != len(cmd.cases):
                 raise IdempotencyConflictError.for_request(cmd.request_id)
-            return _stored_result(prior)
+            replayed = _stored_result(prior)
+            check(replayed)
+            return replayed
         ruleset = self.registry.resolve(cmd.ruleset_name, cmd.ruleset_version)
         now = (cmd.now or self._clock()).astimezone(UTC)
         roster = cmd.roster
@@ -310,6 +399,8 @@ class RoutingCore:
             decisions.append(mask_decision(decision, case_to_dict(case), self._masker))
             if decision.agent_id is not None and index + 1 < len(cmd.cases):
                 roster = roster_after_assignment(roster, decision.agent_id, now)
+        result = DecideResult(tuple(decisions), now)
+        check(result)  # Invariant: before the append, so a refused reply leaves no record.
         facts = RequestFacts(
             cmd.request_id, digest, cmd.caller, format_timestamp(self._clock().astimezone(UTC))
         )
@@ -322,6 +413,7 @@ class RoutingCore:
             )
         except AuditUnavailableError:
             self.audit_refusals += 1
+            self._audit_outcome(writable=False)
             log.error(  # noqa: TRY400 - the store logged the cause with its traceback
                 "decision refused, audit store unavailable: request_id=%s cases=%d "
                 "audit_refusals_total=%d",
@@ -330,9 +422,14 @@ class RoutingCore:
                 self.audit_refusals,
             )
             raise
+        self._audit_outcome(writable=True)
         if any(s.existed for s in stored):  # a concurrent retry recorded first: return its
             return _stored_result([s.record for s in stored])
-        return DecideResult(tuple(decisions), now)
+        return result
+
+
+def _accept(_: DecideResult) -> None:
+    """The default ``before_record``: every reply can be delivered."""
 
 
 @dataclass(frozen=True, slots=True)
