@@ -1,8 +1,17 @@
 """JSON-shaped data <-> domain values: strict parsing that names every bad field path.
 
 Parsing collects every violation before raising one ``RequestError``, so a caller fixes a
-request in one round trip. ``*_to_dict`` give the canonical JSON form used for the input hash,
-the audit record and replay; ``to_jsonable`` renders any decision/explanation value.
+request in one round trip. Sizes are checked against ``InputLimits`` before any per-item work,
+violations per list are capped, and a value is never quoted back beyond a short prefix, so a
+hostile request costs little and yields a short error. ``*_to_dict`` give the canonical JSON
+form used for the input hash, the audit record and replay; ``to_jsonable`` renders any
+decision/explanation value.
+
+Normalisation on input (documented in docs/rulesets.md, "Request input"): flags are NFKC
+normalised, trimmed and lower-cased, then must be a flag token, and duplicates collapse;
+jurisdictions are trimmed and upper-cased; language tags trimmed, lower-cased, ``_`` -> ``-``.
+Every other code is taken exactly as sent. Every pattern must match the *whole* string
+(``fullmatch``: ``$`` would also match before a final newline).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import hashlib
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
@@ -30,40 +40,150 @@ from caseroute.domain.case import (
     Urgency,
 )
 from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.limits import (
+    DEFAULT_LIMITS,
+    VIOLATIONS_PER_LIST,
+    InputLimits,
+    key_path,
+    limit_flag,
+    quote_value,
+)
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 
 E = TypeVar("E", bound=StrEnum)
 T = TypeVar("T")
 
-JURISDICTION_RE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})*$")
-CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
-LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
-ATTRIBUTE_KEY_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+# Invariant: every pattern is used with ``fullmatch`` (never ``match``/``search``).
+JURISDICTION_RE = re.compile(r"[A-Z]{2}(?:-[A-Z0-9]{1,3})*")
+CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*")
+FLAG_RE = re.compile(r"[a-z0-9][a-z0-9_.:/-]*")
+LANGUAGE_RE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
+ATTRIBUTE_KEY_RE = re.compile(r"[a-z_][a-z0-9_]*")
 MAX_ABS_NUMBER = 1e15  # beyond this, doubles lose integer precision; no routing datum needs it
+SAFEGUARDING_FLAG = "safeguarding"
+"""The conventional safeguarding flag; an invalid case carrying it gets a plain notice first."""
+
+SAFEGUARDING_NOTICE = (
+    "this case carries the safeguarding flag and was NOT routed: fix the fields below and "
+    "resend, or hand it to the safeguarding team"
+)
+# Control, format (zero-width, bidi overrides), surrogate and line/paragraph separator
+# characters: never valid in an identifier (they forge log lines or hide text on screens).
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 _MISSING: Any = object()
+
+
+def normalise_flag(text: str) -> str:
+    """The one spelling of a flag: NFKC, trimmed, case-folded.
+
+    NFKC folds compatibility forms (fullwidth letters, the long s) onto ASCII first, so no
+    spelling of a hard-constraint flag can slip past; what remains must match ``FLAG_RE``.
+
+    Args:
+        text: The flag as sent.
+
+    Returns:
+        The normalised flag (not yet validated).
+    """
+    return unicodedata.normalize("NFKC", text).casefold().strip()
+
+
+def _unsafe_text(value: str) -> bool:
+    return any(unicodedata.category(ch) in _UNSAFE_CATEGORIES for ch in value)
+
+
+def _has_lone_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _too_long(value: str, limit: int, name: str) -> str | None:
+    if len(value) <= limit:
+        return None
+    return (
+        f"has {len(value)} characters; the limit is {limit} (configurable: "
+        f"{limit_flag(name)}); it starts {value[:40]!r}…"
+    )
+
+
+def _too_many(count: int, noun: str, limit: int, name: str, advice: str = "") -> str | None:
+    if count <= limit:
+        return None
+    tip = f": {advice}" if advice else ""
+    return f"has {count} {noun}; the limit is {limit} (configurable: {limit_flag(name)}){tip}"
+
+
+class _ListCap:
+    """Keeps at most ``VIOLATIONS_PER_LIST`` violations for one list; counts the rest."""
+
+    def __init__(self, violations: list[FieldViolation], path: str) -> None:
+        self.violations = violations
+        self.path = path
+        self.start = len(violations)
+        self.hidden = 0
+
+    def trim(self) -> None:
+        """Drop violations past the cap (call after each item)."""
+        excess = len(self.violations) - self.start - VIOLATIONS_PER_LIST
+        if excess > 0:
+            del self.violations[-excess:]
+            self.hidden += excess
+
+    def close(self) -> None:
+        """Say how many were left out."""
+        self.trim()
+        if self.hidden:
+            self.violations.append(
+                FieldViolation(
+                    self.path,
+                    f"{self.hidden} more problem(s) in this list not shown; fix the ones "
+                    "above and resend",
+                )
+            )
 
 
 class _Reader:
     """Reads one JSON object at a field path, collecting violations instead of raising."""
 
     def __init__(
-        self, data: object, path: str, violations: list[FieldViolation], allowed: tuple[str, ...]
+        self,
+        data: object,
+        path: str,
+        violations: list[FieldViolation],
+        allowed: tuple[str, ...],
+        limits: InputLimits,
     ) -> None:
         self.path = path
         self.violations = violations
+        self.limits = limits
         self.data: Mapping[str, Any] = {}
         if not isinstance(data, Mapping):
-            self.fail("", f"must be an object, got {_json_type(data)}")
+            self.fail("", f"must be an object, got {_describe(data)}")
             return
         self.data = data
+        unknown = 0
         for key in data:
-            if key not in allowed:
-                hint = difflib.get_close_matches(str(key), allowed, n=1)
-                tip = (
-                    f" (did you mean `{hint[0]}`?)" if hint else f"; allowed: {', '.join(allowed)}"
+            if key in allowed:
+                continue
+            unknown += 1
+            if unknown > VIOLATIONS_PER_LIST:
+                continue
+            text = str(key)
+            hint = difflib.get_close_matches(text, allowed, n=1) if len(text) <= 64 else []
+            tip = f" (did you mean `{hint[0]}`?)" if hint else f"; allowed: {', '.join(allowed)}"
+            self.violations.append(FieldViolation(key_path(path, text), f"unknown field{tip}"))
+        if unknown > VIOLATIONS_PER_LIST:
+            self.violations.append(
+                FieldViolation(
+                    path,
+                    f"{unknown - VIOLATIONS_PER_LIST} more unknown field(s) not shown; remove "
+                    "fields the API does not define",
                 )
-                self.fail(str(key), f"unknown field{tip}")
+            )
 
     def at(self, key: str) -> str:
         return f"{self.path}.{key}" if key else self.path
@@ -86,17 +206,16 @@ class _Reader:
         required: bool = True,
         pattern: re.Pattern[str] | None = None,
         hint: str = "",
+        normalise: Callable[[str], str] | None = None,
     ) -> str | None:
+        """An identifier or code (see ``_code``); ``None`` (and a violation) when invalid."""
         value = self.raw(key, required=required)
         if value is _MISSING:
             return None
-        if not isinstance(value, str) or not value.strip():
-            self.fail(key, f"must be a non-empty string, got {_json_type(value)}")
-            return None
-        if pattern is not None and not pattern.match(value):
-            self.fail(key, f"{value!r} is not a valid value{hint}")
-            return None
-        return value
+        problem, text = _code(value, self.limits, pattern, hint, normalise, "value")
+        if problem is not None:
+            self.fail(key, problem)
+        return text
 
     def number(
         self,
@@ -115,8 +234,10 @@ class _Reader:
             kind = "an integer" if integer else "a number"
             self.fail(key, f"must be {kind}, got {_json_type(value)}")
             return None
-        if not math.isfinite(value) or abs(value) > MAX_ABS_NUMBER:
-            self.fail(key, f"must be a finite number within ±{MAX_ABS_NUMBER:g}, got {value!r}")
+        if not _finite(value):
+            self.fail(
+                key, f"must be a finite number within ±{MAX_ABS_NUMBER:g}, got {_describe(value)}"
+            )
             return None
         if (low is not None and value < low) or (high is not None and value > high):
             self.fail(key, f"must be between {low:g} and {high:g}, got {value!r}")
@@ -144,9 +265,10 @@ class _Reader:
             return None
         members = [m.value for m in kind]
         if not isinstance(value, str) or value not in members:
-            hint = difflib.get_close_matches(str(value), members, n=1)
+            short = isinstance(value, str) and len(value) <= 64
+            hint = difflib.get_close_matches(value, members, n=1) if short else []
             tip = f" (did you mean {hint[0]!r}?)" if hint else ""
-            self.fail(key, f"must be one of {', '.join(members)}; got {value!r}{tip}")
+            self.fail(key, f"must be one of {', '.join(members)}; got {_describe(value)}{tip}")
             return None
         return kind(value)
 
@@ -159,7 +281,7 @@ class _Reader:
             self.fail(
                 key,
                 "must be an ISO-8601 timestamp with a UTC offset, e.g. "
-                f"2026-11-21T09:30:00Z; got {value!r}",
+                f"2026-11-21T09:30:00Z; got {_describe(value)}",
             )
         return parsed
 
@@ -167,40 +289,55 @@ class _Reader:
         value = self.raw(key, required=True)
         if value is _MISSING:
             return None
-        if isinstance(value, str):
+        if isinstance(value, str) and len(value) <= 64:
             try:
                 return date.fromisoformat(value)
             except ValueError:
                 pass
-        self.fail(key, f"must be a date YYYY-MM-DD, got {value!r}")
+        self.fail(key, f"must be a date YYYY-MM-DD, got {_describe(value)}")
         return None
 
-    def items(self, key: str) -> list[tuple[str, Any]]:
-        """Elements of a list field with their paths (missing list: empty)."""
+    def items(
+        self, key: str, limit: int, name: str, advice: str = "", noun: str = "items"
+    ) -> list[tuple[str, Any]]:
+        """Elements of a list field with their paths (missing list: empty).
+
+        Invariant: the size is checked before any element is looked at; over the limit, the
+        list is one violation and no element is returned.
+        """
         value = self.raw(key, required=False)
         if value is _MISSING:
             return []
-        if not isinstance(value, list):
+        if not isinstance(value, list | tuple):
             self.fail(key, f"must be a list, got {_json_type(value)}")
             return []
-        return [(f"{self.at(key)}[{i}]", item) for i, item in enumerate(value)]
+        too_many = _too_many(len(value), noun, limit, name, advice)
+        if too_many is not None:
+            self.fail(key, too_many)
+            return []
+        base = self.at(key)
+        return [(f"{base}[{i}]", item) for i, item in enumerate(value)]
 
     def strings(
         self,
         key: str,
         *,
-        pattern: re.Pattern[str] | None = None,
+        pattern: re.Pattern[str],
         hint: str = "",
-        transform: Callable[[str], str] = str,
+        normalise: Callable[[str], str] | None = None,
+        what: str = "value",
     ) -> list[str]:
+        """A list of codes, each normalised, then checked in full against ``pattern``."""
         out: list[str] = []
-        for path, item in self.items(key):
-            if not isinstance(item, str) or (
-                pattern is not None and not pattern.match(transform(item))
-            ):
-                self.violations.append(FieldViolation(path, f"{item!r} is not a valid value{hint}"))
-                continue
-            out.append(transform(item))
+        cap = _ListCap(self.violations, self.at(key))
+        for path, item in self.items(key, self.limits.max_list_items, "max_list_items"):
+            problem, text = _code(item, self.limits, pattern, hint, normalise, what)
+            if problem is not None:
+                self.violations.append(FieldViolation(path, problem))
+            elif text is not None:
+                out.append(text)
+            cap.trim()
+        cap.close()
         return out
 
     def attributes(self, key: str) -> dict[str, AttributeValue]:
@@ -212,26 +349,109 @@ class _Reader:
                 key, f"must be an object of string/number/boolean values, got {_json_type(value)}"
             )
             return {}
+        limits = self.limits
+        too_many = _too_many(
+            len(value),
+            "entries",
+            limits.max_attributes,
+            "max_attributes",
+            "send only the attributes the ruleset reads",
+        )
+        if too_many is not None:
+            self.fail(key, too_many)
+            return {}
         out: dict[str, AttributeValue] = {}
+        base = self.at(key)
+        cap = _ListCap(self.violations, base)
         for k, v in value.items():
-            path = f"{self.at(key)}.{k}"
-            if not isinstance(k, str) or not ATTRIBUTE_KEY_RE.match(k):
-                self.violations.append(
-                    FieldViolation(
-                        path, "attribute names must be lower_snake_case ([a-z_][a-z0-9_]*)"
-                    )
-                )
-            elif isinstance(v, bool | str) or (
-                isinstance(v, int | float) and math.isfinite(v) and abs(v) <= MAX_ABS_NUMBER
-            ):
+            path = key_path(base, str(k))
+            problem: str | None
+            if not isinstance(k, str):
+                problem = "attribute names must be strings"
+            else:
+                problem = _too_long(k, limits.max_id_chars, "max_id_chars")
+                if problem is None and not ATTRIBUTE_KEY_RE.fullmatch(k):
+                    problem = "attribute names must be lower_snake_case ([a-z_][a-z0-9_]*)"
+            if problem is None:
+                problem = _attribute_value_problem(v, limits)
+            if problem is None:
                 out[k] = v
             else:
-                self.violations.append(
-                    FieldViolation(
-                        path, f"must be a string, finite number or boolean, got {_json_type(v)}"
-                    )
-                )
+                self.violations.append(FieldViolation(path, problem))
+            cap.trim()
+        cap.close()
         return out
+
+
+def _attribute_value_problem(value: object, limits: InputLimits) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        too_long = _too_long(value, limits.max_text_chars, "max_text_chars")
+        if too_long is not None:
+            return too_long
+        if _has_lone_surrogate(value):
+            return "must be valid Unicode text (it holds an unpaired surrogate)"
+        return None
+    if isinstance(value, int | float) and _finite(value):
+        return None
+    return f"must be a string, finite number or boolean, got {_json_type(value)}"
+
+
+def _code(
+    value: object,
+    limits: InputLimits,
+    pattern: re.Pattern[str] | None,
+    hint: str,
+    normalise: Callable[[str], str] | None,
+    what: str,
+) -> tuple[str | None, str | None]:
+    """Check an identifier or code: ``(problem, None)`` or ``(None, the normalised text)``.
+
+    At most ``max_id_chars`` (checked before anything else looks at it, and again after
+    normalising, which may lengthen it); then the whole text must match ``pattern``, or,
+    for free identifiers without one (case_id, snapshot_id), hold no control or invisible
+    formatting characters.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return f"must be a non-empty string, got {_json_type(value)}", None
+    problem = _too_long(value, limits.max_id_chars, "max_id_chars")
+    if problem is None and normalise is not None:
+        value = normalise(value)
+        problem = _too_long(value, limits.max_id_chars, "max_id_chars")
+    if problem is not None:
+        return problem, None
+    if pattern is None:
+        if _unsafe_text(value):
+            unsafe = "must not contain control or invisible formatting characters; got "
+            return unsafe + quote_value(value), None
+    elif not pattern.fullmatch(value):
+        return f"{quote_value(value)} is not a valid {what}{hint}", None
+    return None, value
+
+
+def _finite(value: float) -> bool:
+    """Within ±MAX_ABS_NUMBER (ints compared exactly: a huge int must not overflow a float)."""
+    if isinstance(value, int):
+        return -MAX_ABS_NUMBER <= value <= MAX_ABS_NUMBER
+    return math.isfinite(value) and abs(value) <= MAX_ABS_NUMBER
+
+
+def _describe(value: object) -> str:
+    """A short rendering of any value for a message (strings quoted, at most a prefix)."""
+    if value is None or value is _MISSING:
+        return "null"
+    if isinstance(value, str):
+        return quote_value(value)
+    if isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if abs(value) < 10**30 else "an integer too large to show"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)} item(s)"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
 
 
 def _json_type(value: object) -> str:
@@ -240,10 +460,10 @@ def _json_type(value: object) -> str:
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):
-        return f"number {value!r}"
+        return f"number {_describe(value)}"
     if isinstance(value, str):
-        return f"string {value!r}"
-    if isinstance(value, list):
+        return f"string {quote_value(value)}"
+    if isinstance(value, list | tuple):
         return "a list"
     if isinstance(value, Mapping):
         return "an object"
@@ -251,18 +471,25 @@ def _json_type(value: object) -> str:
 
 
 def parse_timestamp(value: object) -> datetime | None:
-    """Parse an ISO-8601 timestamp (or take an aware datetime); returns it in UTC or ``None``."""
+    """Parse an ISO-8601 timestamp (or take an aware datetime); returns it in UTC or ``None``.
+
+    ``None`` also when the instant cannot be expressed in UTC (year 1 or 9999 with an offset).
+    """
     if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo is not None else None
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+        parsed = value
+    elif isinstance(value, str) and len(value) <= 64:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
         return None
     if parsed.tzinfo is None:
         return None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def _jurisdiction(value: str) -> str:
@@ -293,64 +520,87 @@ _CASE_FIELDS = (
 _JURISDICTION_HINT = " (expected an ISO 3166 code such as US-TX or GB-ENG)"
 _LANGUAGE_HINT = " (expected a BCP 47 tag such as en or es-MX)"
 _CODE_HINT = " (letters, digits and _ . : / -, starting with a letter or digit)"
+_FLAG_HINT = (
+    " (after trimming and lower-casing, a flag is letters, digits and _ . : / -, starting "
+    "with a letter or digit)"
+)
 
 
-def parse_case(data: object, path: str = "case") -> Case:
+def parse_case(data: object, path: str = "case", *, limits: InputLimits = DEFAULT_LIMITS) -> Case:
     """Build a ``Case`` from its JSON form.
 
     Args:
         data: The decoded JSON object.
         path: Field path prefix used in error messages.
+        limits: Size limits to enforce (``DEFAULT_LIMITS`` unless the server sets others).
 
     Returns:
         The case.
 
     Raises:
-        RequestError: Listing every invalid field.
+        RequestError: Listing every invalid field (capped per list). When the case carries
+            the safeguarding flag, the first violation (at ``<path>.flags``) says plainly that
+            the case was not routed.
     """
     violations: list[FieldViolation] = []
-    r = _Reader(data, path, violations, _CASE_FIELDS)
+    r = _Reader(data, path, violations, _CASE_FIELDS, limits)
     case_id = r.string("case_id")
     created_at = r.timestamp("created_at")
     channel = r.enum("channel", Channel)
     intent = r.enum("intent", Intent)
     urgency = r.enum("urgency", Urgency)
     confidence = r.number("classification_confidence", required=False, low=0.0, high=1.0)
-    location = r.string("patient_location", required=False)
-    if location is not None:
-        location = _jurisdiction(location)
-        if not JURISDICTION_RE.match(location):
-            r.fail("patient_location", f"{location!r} is not a valid value{_JURISDICTION_HINT}")
+    location = r.string(
+        "patient_location",
+        required=False,
+        pattern=JURISDICTION_RE,
+        hint=_JURISDICTION_HINT,
+        normalise=_jurisdiction,
+    )
     region = r.string("region", required=False, pattern=CODE_RE, hint=_CODE_HINT)
     tier = r.enum("tier", Tier, required=False)
-    language = r.string("preferred_language", required=False)
-    if language is not None:
-        language = _language(language)
-        if not LANGUAGE_RE.match(language):
-            r.fail("preferred_language", f"{language!r} is not a valid value{_LANGUAGE_HINT}")
+    language = r.string(
+        "preferred_language",
+        required=False,
+        pattern=LANGUAGE_RE,
+        hint=_LANGUAGE_HINT,
+        normalise=_language,
+    )
 
     skills: list[RequiredSkill] = []
-    for item_path, item in r.items("required_skills"):
-        s = _Reader(item, item_path, violations, ("name", "min_level"))
+    cap = _ListCap(violations, r.at("required_skills"))
+    for item_path, item in r.items("required_skills", limits.max_list_items, "max_list_items"):
+        s = _Reader(item, item_path, violations, ("name", "min_level"), limits)
         name = s.string("name", pattern=CODE_RE, hint=_CODE_HINT)
         level = s.integer("min_level", low=0, high=10)
         if name is not None and level is not None:
             skills.append(RequiredSkill(name, level))
+        cap.trim()
+    cap.close()
 
     readings: list[SentimentReading] = []
-    for item_path, item in r.items("sentiment"):
-        s = _Reader(item, item_path, violations, ("score", "at"))
+    cap = _ListCap(violations, r.at("sentiment"))
+    for item_path, item in r.items(
+        "sentiment",
+        limits.max_sentiment_readings,
+        "max_sentiment_readings",
+        "send the most recent readings",
+    ):
+        s = _Reader(item, item_path, violations, ("score", "at"), limits)
         score = s.number("score", low=-1.0, high=1.0)
         at = s.timestamp("at")
         if score is not None and at is not None:
             readings.append(SentimentReading(score, at))
+        cap.trim()
+    cap.close()
     # Oldest first is the contract; a stable sort keeps equal timestamps in sent order.
     readings.sort(key=lambda reading: reading.at)
 
     clocks: list[SlaClock] = []
     seen_clocks: set[str] = set()
-    for item_path, item in r.items("sla_clocks"):
-        s = _Reader(item, item_path, violations, ("name", "started_at", "deadline"))
+    cap = _ListCap(violations, r.at("sla_clocks"))
+    for item_path, item in r.items("sla_clocks", limits.max_sla_clocks, "max_sla_clocks"):
+        s = _Reader(item, item_path, violations, ("name", "started_at", "deadline"), limits)
         name = s.string("name", pattern=CODE_RE, hint=_CODE_HINT)
         started = s.timestamp("started_at")
         deadline = s.timestamp("deadline")
@@ -359,10 +609,18 @@ def parse_case(data: object, path: str = "case") -> Case:
         if name is not None and started is not None and deadline is not None:
             seen_clocks.add(name)
             clocks.append(SlaClock(name, started, deadline))
+        cap.trim()
+    cap.close()
 
-    flags = r.strings("flags", pattern=CODE_RE, hint=_CODE_HINT)
+    # Normalised so no spelling of a hard-constraint flag is missed; a set, so duplicates
+    # collapse (the canonical form lists them sorted).
+    flags = frozenset(
+        r.strings("flags", pattern=FLAG_RE, hint=_FLAG_HINT, normalise=normalise_flag, what="flag")
+    )
     attributes = r.attributes("attributes")
     if violations:
+        if SAFEGUARDING_FLAG in flags:
+            violations.insert(0, FieldViolation(r.at("flags"), SAFEGUARDING_NOTICE))
         raise RequestError(violations)
     # Each is None only if a violation was recorded, and then we raised above.
     assert case_id is not None  # noqa: S101
@@ -384,7 +642,7 @@ def parse_case(data: object, path: str = "case") -> Case:
         preferred_language=language,
         sentiment=tuple(readings),
         sla_clocks=tuple(clocks),
-        flags=frozenset(flags),
+        flags=flags,
         attributes=attributes,
     )
 
@@ -405,44 +663,57 @@ _AGENT_FIELDS = (
 )
 
 
-def _parse_agent(data: object, path: str, violations: list[FieldViolation]) -> Agent | None:
+def _parse_agent(
+    data: object, path: str, violations: list[FieldViolation], limits: InputLimits
+) -> Agent | None:
     before = len(violations)
-    r = _Reader(data, path, violations, _AGENT_FIELDS)
+    r = _Reader(data, path, violations, _AGENT_FIELDS, limits)
     agent_id = r.string("agent_id", pattern=CODE_RE, hint=_CODE_HINT)
     role = r.enum("role", Role, required=False)
     status = r.enum("status", AgentStatus)
     licences: list[Licence] = []
-    for item_path, item in r.items("licences"):
+    cap = _ListCap(violations, r.at("licences"))
+    for item_path, item in r.items("licences", limits.max_list_items, "max_list_items"):
         s = _Reader(
-            item, item_path, violations, ("type", "jurisdiction", "expires_on", "multistate")
+            item,
+            item_path,
+            violations,
+            ("type", "jurisdiction", "expires_on", "multistate"),
+            limits,
         )
         kind = s.string("type", pattern=CODE_RE, hint=_CODE_HINT)
-        where = s.string("jurisdiction")
-        if where is not None:
-            where = _jurisdiction(where)
-            if not JURISDICTION_RE.match(where):
-                s.fail("jurisdiction", f"{where!r} is not a valid value{_JURISDICTION_HINT}")
+        where = s.string(
+            "jurisdiction",
+            pattern=JURISDICTION_RE,
+            hint=_JURISDICTION_HINT,
+            normalise=_jurisdiction,
+        )
         expires = s.day("expires_on")
         multistate = s.boolean("multistate", default=False)
         if kind is not None and where is not None and expires is not None:
             licences.append(Licence(kind, where, expires, multistate))
+        cap.trim()
+    cap.close()
     territories = r.strings("territories", pattern=CODE_RE, hint=_CODE_HINT)
     skills: dict[str, int] = {}
-    for item_path, item in r.items("skills"):
-        s = _Reader(item, item_path, violations, ("name", "level"))
+    cap = _ListCap(violations, r.at("skills"))
+    for item_path, item in r.items("skills", limits.max_list_items, "max_list_items"):
+        s = _Reader(item, item_path, violations, ("name", "level"), limits)
         name = s.string("name", pattern=CODE_RE, hint=_CODE_HINT)
         level = s.integer("level", low=0, high=10)
         if name is not None and name in skills:
             s.fail("name", f"skill {name!r} listed twice; give each skill once with its level")
         elif name is not None and level is not None:
             skills[name] = level
+        cap.trim()
+    cap.close()
     languages = r.strings(
-        "languages", pattern=LANGUAGE_RE, hint=_LANGUAGE_HINT, transform=_language
+        "languages", pattern=LANGUAGE_RE, hint=_LANGUAGE_HINT, normalise=_language
     )
     capacity: Capacity | None = None
     cap_raw = r.raw("capacity", required=True)
     if cap_raw is not _MISSING:
-        c = _Reader(cap_raw, r.at("capacity"), violations, ("max", "active"))
+        c = _Reader(cap_raw, r.at("capacity"), violations, ("max", "active"), limits)
         cap_max = c.integer("max", low=0, high=10_000)
         active = c.integer("active", low=0, high=10_000)
         if cap_max is not None and active is not None:
@@ -469,41 +740,40 @@ def _parse_agent(data: object, path: str, violations: list[FieldViolation]) -> A
     )
 
 
-MAX_ROSTER_AGENTS = 20_000
-
-
-def parse_roster(data: object, path: str = "roster") -> Roster:
+def parse_roster(
+    data: object, path: str = "roster", *, limits: InputLimits = DEFAULT_LIMITS
+) -> Roster:
     """Build a ``Roster`` from its JSON form.
 
     Args:
         data: The decoded JSON object.
         path: Field path prefix used in error messages.
+        limits: Size limits to enforce (``DEFAULT_LIMITS`` unless the server sets others).
 
     Returns:
         The roster.
 
     Raises:
-        RequestError: Listing every invalid field (including duplicate agent ids).
+        RequestError: Listing every invalid field (including duplicate agent ids), capped
+            per list.
     """
     violations: list[FieldViolation] = []
-    r = _Reader(data, path, violations, ("snapshot_id", "taken_at", "agents"))
+    r = _Reader(data, path, violations, ("snapshot_id", "taken_at", "agents"), limits)
     snapshot_id = r.string("snapshot_id")
     taken_at = r.timestamp("taken_at")
-    entries = r.items("agents")
-    if len(entries) > MAX_ROSTER_AGENTS:
-        r.fail(
-            "agents",
-            f"has {len(entries)} agents; the limit is {MAX_ROSTER_AGENTS} per "
-            "request: split the roster by team or territory",
-        )
-        entries = []
+    entries = r.items(
+        "agents",
+        limits.max_agents,
+        "max_agents",
+        "split the roster by team or territory",
+        noun="agents",
+    )
     agents: list[Agent] = []
     first_seen: dict[str, str] = {}
+    cap = _ListCap(violations, r.at("agents"))
     for item_path, item in entries:
-        agent = _parse_agent(item, item_path, violations)
-        if agent is None:
-            continue
-        if agent.agent_id in first_seen:
+        agent = _parse_agent(item, item_path, violations, limits)
+        if agent is not None and agent.agent_id in first_seen:
             violations.append(
                 FieldViolation(
                     f"{item_path}.agent_id",
@@ -511,9 +781,11 @@ def parse_roster(data: object, path: str = "roster") -> Roster:
                     f"{first_seen[agent.agent_id]}); each agent must appear once",
                 )
             )
-            continue
-        first_seen[agent.agent_id] = item_path
-        agents.append(agent)
+        elif agent is not None:
+            first_seen[agent.agent_id] = item_path
+            agents.append(agent)
+        cap.trim()
+    cap.close()
     if violations:
         raise RequestError(violations)
     assert snapshot_id is not None  # noqa: S101 - else a violation was raised above

@@ -10,10 +10,13 @@ cheaply and produces one violation, not 100k.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 QUOTE_CHARS = 40
 """At most this many characters of an input value are quoted back in an error message."""
+
+_PLAIN_KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 VIOLATIONS_PER_LIST = 5
 """Violations shown per list (or per object's unknown keys); the rest are counted in one line."""
@@ -86,3 +89,21 @@ def quote_value(value: str, max_chars: int = QUOTE_CHARS) -> str:
     if len(value) <= max_chars:
         return repr(value)
     return f"{value[:max_chars]!r}… ({len(value)} characters)"
+
+
+def key_path(parent: str, key: str) -> str:
+    """The field path of an object member: ``parent.key``, or ``parent['odd key']`` quoted.
+
+    Keys that are not short plain names (newlines, spaces, a megabyte of text) are quoted
+    with ``quote_value``, so a path never carries a control character or a long value.
+
+    Args:
+        parent: Path of the object.
+        key: The member's key.
+
+    Returns:
+        The member's path.
+    """
+    if _PLAIN_KEY_RE.fullmatch(key):
+        return f"{parent}.{key}"
+    return f"{parent}[{quote_value(key)}]"

@@ -1,0 +1,183 @@
+"""Strict reading of JSON documents from files: no duplicate keys, no NaN or Infinity.
+
+Python's ``json`` silently keeps the last of two equal keys, so ``"flags": ["safeguarding"],
+"flags": []`` would drop a hard-constraint flag; it also accepts ``NaN``/``Infinity`` and turns
+``1e999`` into infinity. This reader rejects all of those, naming the JSON path and the file,
+and turns encoding, nesting and syntax problems into the same ``RequestError`` form, so a
+caller never sees a traceback for a bad file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.limits import QUOTE_CHARS, key_path, quote_value
+
+MAX_INT_DIGITS = 30
+"""Integer literals longer than this are refused (Python would refuse past 4300 digits)."""
+
+MAX_VIOLATIONS = 20
+"""Problems listed per document; the rest are counted in one line."""
+
+MAX_DEPTH = 64
+"""Containers nested deeper than this are refused (a case or roster is a few levels deep)."""
+
+
+class JsonSourceError(RequestError):
+    """A JSON document is not strict JSON; each violation names a path and the source."""
+
+
+class _DuplicateKeys(dict[str, Any]):
+    """An object that repeated some keys (marked while parsing, reported with paths after).
+
+    ``shadowed`` keeps the values the last copy replaced, so problems inside them are found too.
+    """
+
+    duplicates: list[str]
+    shadowed: list[tuple[str, Any]]
+
+
+class _BadNumber:
+    """A number literal that has no finite value (``NaN``, ``Infinity``, ``1e999``, 5000 digits)."""
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = _DuplicateKeys(obj)
+    marked.duplicates = []
+    marked.shadowed = []
+    last = {key: i for i, (key, _) in enumerate(pairs)}
+    for i, (key, value) in enumerate(pairs):
+        if last[key] != i:
+            marked.shadowed.append((key, value))
+            if key not in marked.duplicates:
+                marked.duplicates.append(key)
+    return marked
+
+
+def _float(literal: str) -> float | _BadNumber:
+    value = float(literal)
+    return value if math.isfinite(value) else _BadNumber(literal)
+
+
+def _int(literal: str) -> int | _BadNumber:
+    return int(literal) if len(literal.lstrip("-")) <= MAX_INT_DIGITS else _BadNumber(literal)
+
+
+def parse_json_bytes(data: bytes, *, root: str, source: str) -> Any:
+    """Decode one strict JSON document.
+
+    Args:
+        data: The file's bytes (UTF-8).
+        root: Field path of the document's top level, e.g. ``case`` or ``roster``.
+        source: Where the bytes came from (a file path), named in every message.
+
+    Returns:
+        The decoded value (dicts, lists, str, int, float, bool, None).
+
+    Raises:
+        JsonSourceError: If the bytes are not UTF-8, not JSON, nested more than
+            ``MAX_DEPTH`` deep, repeat a key in an object, or hold a non-finite number.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JsonSourceError(
+            [
+                FieldViolation(
+                    root,
+                    f"{source}: not UTF-8 text (invalid byte at offset {exc.start}); "
+                    "save it as UTF-8",
+                )
+            ]
+        ) from None
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_object,
+            parse_constant=_BadNumber,
+            parse_float=_float,
+            parse_int=_int,
+        )
+    except json.JSONDecodeError as exc:
+        message = f"{source}:{exc.lineno}:{exc.colno}: {root} file is not valid JSON: {exc.msg}"
+        raise JsonSourceError([FieldViolation(root, message)]) from None
+    except RecursionError:
+        raise JsonSourceError([_too_deep(root, source)]) from None
+    violations = _check(value, root, source)
+    if violations:
+        raise JsonSourceError(violations)
+    return value
+
+
+def _too_deep(root: str, source: str) -> FieldViolation:
+    return FieldViolation(
+        root, f"{source}: nested too deeply to read; a case or roster is a few levels deep"
+    )
+
+
+def _check(value: Any, root: str, source: str) -> list[FieldViolation]:
+    """Find marked duplicates and bad numbers, walking without recursion, in document order."""
+    found: list[FieldViolation] = []
+    hidden = 0
+    stack: list[tuple[Any, str, int]] = [(value, root, 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return [_too_deep(root, source)]
+        problem: FieldViolation | None = None
+        children: list[tuple[Any, str, int]] = []
+        if isinstance(node, _BadNumber):
+            literal = (
+                node.literal if len(node.literal) <= QUOTE_CHARS else quote_value(node.literal)
+            )
+            problem = FieldViolation(
+                path,
+                f"{literal} in {source} is not a finite number; JSON has no NaN or Infinity: "
+                "send a number",
+            )
+        elif isinstance(node, dict):
+            if isinstance(node, _DuplicateKeys):
+                for key in node.duplicates:
+                    item = FieldViolation(
+                        key_path(path, key),
+                        f"duplicate key in {source}; give each key once (a JSON reader would "
+                        "silently keep only the last value)",
+                    )
+                    if len(found) < MAX_VIOLATIONS:
+                        found.append(item)
+                    else:
+                        hidden += 1
+            pairs = list(node.items())
+            if isinstance(node, _DuplicateKeys):
+                pairs = node.shadowed + pairs
+            children = [
+                (child, key_path(path, key), depth + 1)
+                for key, child in pairs
+                if isinstance(child, dict | list | _BadNumber)
+            ]
+        elif isinstance(node, list):
+            children = [
+                (child, f"{path}[{i}]", depth + 1)
+                for i, child in enumerate(node)
+                if isinstance(child, dict | list | _BadNumber)
+            ]
+        if problem is not None:
+            if len(found) < MAX_VIOLATIONS:
+                found.append(problem)
+            else:
+                hidden += 1
+        stack.extend(reversed(children))
+    if hidden:
+        found.append(
+            FieldViolation(root, f"{hidden} more problem(s) in {source} not shown; fix these first")
+        )
+    return found

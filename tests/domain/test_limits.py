@@ -1,0 +1,300 @@
+"""Input size limits: defaults, over-limit violations, cheap refusal, bounded error text."""
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from caseroute.domain.codec import parse_case, parse_roster
+from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, limit_flag, quote_value
+
+
+def _case(**extra: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "case_id": "C1",
+        "created_at": "2026-11-21T09:00:00Z",
+        "channel": "phone",
+        "intent": "general",
+        "urgency": "routine",
+    }
+    data.update(extra)
+    return data
+
+
+def _agent(agent_id: str = "a1", **extra: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "agent_id": agent_id,
+        "status": "available",
+        "capacity": {"max": 3, "active": 0},
+    }
+    data.update(extra)
+    return data
+
+
+def _roster(agents: list[Any]) -> dict[str, Any]:
+    return {"snapshot_id": "s", "taken_at": "2026-11-21T09:00:00Z", "agents": agents}
+
+
+def _violations(data: object, parse: Any = parse_case, **kwargs: Any) -> list[FieldViolation]:
+    with pytest.raises(RequestError) as exc:
+        parse(data, **kwargs)
+    return list(exc.value.violations)
+
+
+def test_default_limits() -> None:
+    """The documented defaults: generous for real use, finite for hostile use."""
+    assert dataclasses.asdict(DEFAULT_LIMITS) == {
+        "max_agents": 20_000,
+        "max_batch_cases": 1_000,
+        "max_batch_pairs": 2_000_000,
+        "max_id_chars": 200,
+        "max_text_chars": 1_000,
+        "max_list_items": 200,
+        "max_attributes": 200,
+        "max_sentiment_readings": 500,
+        "max_sla_clocks": 50,
+    }
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 2.5])
+def test_a_limit_below_one_is_refused_naming_its_flag(bad: Any) -> None:
+    """A limit is a whole number >= 1; the error names the flag that sets it."""
+    with pytest.raises(ValueError, match=r"^--max-attributes must") as exc:
+        InputLimits(max_attributes=bad)
+    assert str(exc.value) == f"--max-attributes must be a whole number of at least 1, got {bad!r}"
+
+
+def test_limit_flag_and_quote_value() -> None:
+    """Flags are derived from field names; long values are quoted as a short prefix."""
+    assert limit_flag("max_sla_clocks") == "--max-sla-clocks"
+    assert quote_value("ab") == "'ab'"
+    assert quote_value("a" * 50, max_chars=4) == "'aaaa'… (50 characters)"
+
+
+# --- roster size --------------------------------------------------------------------------------
+
+
+def test_roster_over_the_default_agent_limit_is_refused_in_one_violation() -> None:
+    """20,001 agents: one violation at roster.agents, and no agent is even looked at."""
+    violations = _violations(_roster([None] * 20_001), parse_roster)
+    assert [
+        FieldViolation(
+            "roster.agents",
+            "has 20001 agents; the limit is 20000 (configurable: --max-agents): split the "
+            "roster by team or territory",
+        )
+    ] == violations
+
+
+def test_roster_agent_limit_is_configurable_and_inclusive() -> None:
+    """With max_agents=2, two agents pass and three are refused."""
+    limits = InputLimits(max_agents=2)
+    two = parse_roster(_roster([_agent("a1"), _agent("a2")]), limits=limits)
+    assert tuple(a.agent_id for a in two.agents) == ("a1", "a2")
+    violations = _violations(
+        _roster([_agent("a1"), _agent("a2"), _agent("a3")]), parse_roster, limits=limits
+    )
+    assert [v.field for v in violations] == ["roster.agents"]
+
+
+# --- case lists and maps ------------------------------------------------------------------------
+
+
+def test_100k_attributes_are_refused_with_one_violation() -> None:
+    """A huge attribute map is one violation naming the size, the limit and the flag."""
+    attributes = {f"k{i}": i for i in range(100_000)}
+    violations = _violations(_case(attributes=attributes))
+    assert [
+        FieldViolation(
+            "case.attributes",
+            "has 100000 entries; the limit is 200 (configurable: --max-attributes): send "
+            "only the attributes the ruleset reads",
+        )
+    ] == violations
+
+
+@pytest.mark.parametrize(
+    ("field", "item", "message"),
+    [
+        ("flags", "vip", "has 100000 items; the limit is 200 (configurable: --max-list-items)"),
+        (
+            "required_skills",
+            {"name": "s", "min_level": 1},
+            "has 100000 items; the limit is 200 (configurable: --max-list-items)",
+        ),
+        (
+            "sentiment",
+            {"score": 0, "at": "2026-11-21T09:00:00Z"},
+            (
+                "has 100000 items; the limit is 500 (configurable: --max-sentiment-readings): "
+                "send the most recent readings"
+            ),
+        ),
+        (
+            "sla_clocks",
+            {"name": "x", "started_at": "2026-11-21T09:00:00Z"},
+            "has 100000 items; the limit is 50 (configurable: --max-sla-clocks)",
+        ),
+    ],
+)
+def test_long_case_lists_are_refused_with_one_violation(
+    field: str, item: object, message: str
+) -> None:
+    """Every repeated case field has a limit, checked before looking at any item."""
+    violations = _violations(_case(**{field: [item] * 100_000}))
+    assert [FieldViolation(f"case.{field}", message)] == violations
+
+
+@pytest.mark.parametrize("field", ["territories", "languages", "teams", "licences", "skills"])
+def test_long_agent_lists_are_refused(field: str) -> None:
+    """Every repeated agent field is limited by max_list_items."""
+    limits = InputLimits(max_list_items=3)
+    violations = _violations(_roster([_agent(**{field: ["x"] * 4})]), parse_roster, limits=limits)
+    assert [
+        FieldViolation(
+            f"roster.agents[0].{field}",
+            "has 4 items; the limit is 3 (configurable: --max-list-items)",
+        )
+    ] == violations
+
+
+def test_agent_attributes_are_limited() -> None:
+    """An agent's attribute map has the same limit as a case's."""
+    limits = InputLimits(max_attributes=1)
+    violations = _violations(
+        _roster([_agent(attributes={"a": 1, "b": 2})]), parse_roster, limits=limits
+    )
+    assert [v.field for v in violations] == ["roster.agents[0].attributes"]
+
+
+def test_lists_at_their_limit_are_accepted() -> None:
+    """Limits are inclusive: exactly max items parse."""
+    limits = InputLimits(max_list_items=2, max_attributes=2, max_sla_clocks=1)
+    case = parse_case(_case(flags=["a", "b"], attributes={"x": 1, "y": 2}), limits=limits)
+    assert (frozenset({"a", "b"}), {"x": 1, "y": 2}) == (case.flags, case.attributes)
+
+
+# --- strings ------------------------------------------------------------------------------------
+
+
+def test_a_megabyte_case_id_is_refused_quoting_only_a_prefix() -> None:
+    """Ids over max_id_chars are refused; the message quotes 40 characters, not the value."""
+    violations = _violations(_case(case_id="x" * 1_000_000))
+    assert [
+        FieldViolation(
+            "case.case_id",
+            f"has 1000000 characters; the limit is 200 (configurable: --max-id-chars); "
+            f"it starts {'x' * 40!r}…",
+        )
+    ] == violations
+
+
+@pytest.mark.parametrize(
+    ("data", "parse", "field"),
+    [
+        (_case(region="R" * 201), parse_case, "case.region"),
+        (_case(flags=["f" * 201]), parse_case, "case.flags[0]"),
+        (_case(preferred_language="e" * 201), parse_case, "case.preferred_language"),
+        (_case(patient_location="U" * 201), parse_case, "case.patient_location"),
+        (
+            _case(required_skills=[{"name": "s" * 201, "min_level": 1}]),
+            parse_case,
+            "case.required_skills[0].name",
+        ),
+        (_roster([_agent("a" * 201)]), parse_roster, "roster.agents[0].agent_id"),
+        ({**_roster([]), "snapshot_id": "s" * 201}, parse_roster, "roster.snapshot_id"),
+        (_roster([_agent(teams=["t" * 201])]), parse_roster, "roster.agents[0].teams[0]"),
+    ],
+)
+def test_every_identifier_field_is_limited(data: object, parse: Any, field: str) -> None:
+    """Identifiers and codes over max_id_chars are refused at their own field path."""
+    violations = _violations(data, parse)
+    assert [field] == [v.field for v in violations]
+    assert violations[0].message.startswith(
+        "has 201 characters; the limit is 200 (configurable: --max-id-chars)"
+    )
+
+
+def test_attribute_text_values_are_limited_by_max_text_chars() -> None:
+    """A string attribute value over max_text_chars is refused; at the limit it is kept."""
+    ok = parse_case(_case(attributes={"notes": "n" * 1_000}))
+    assert len(str(ok.attributes["notes"])) == 1_000
+    violations = _violations(_case(attributes={"notes": "n" * 1_001}))
+    assert [
+        FieldViolation(
+            "case.attributes.notes",
+            f"has 1001 characters; the limit is 1000 (configurable: --max-text-chars); "
+            f"it starts {'n' * 40!r}…",
+        )
+    ] == violations
+
+
+def test_a_long_attribute_name_is_refused_without_echoing_it() -> None:
+    """An attribute name over max_id_chars is refused; the path quotes a prefix only."""
+    violations = _violations(_case(attributes={"k" * 5_000: 1}))
+    assert [
+        FieldViolation(
+            f"case.attributes[{'k' * 40!r}… (5000 characters)]",
+            "has 5000 characters; the limit is 200 (configurable: --max-id-chars); "
+            f"it starts {'k' * 40!r}…",
+        )
+    ] == violations
+
+
+@pytest.mark.parametrize("field", ["urgency", "created_at", "classification_confidence"])
+def test_huge_wrong_values_are_described_briefly(field: str) -> None:
+    """A megabyte string or a 100k-item list in a typed field gives a short message."""
+    for value in ("z" * 1_000_000, list(range(100_000))):
+        violations = _violations(_case(**{field: value}))
+        assert [f"case.{field}"] == [v.field for v in violations]
+        assert len(violations[0].message) < 200
+
+
+# --- bounded violation lists -------------------------------------------------------------------
+
+
+def test_violations_per_list_are_capped_with_a_count() -> None:
+    """150 bad flags give 5 violations and one line counting the other 145."""
+    violations = _violations(_case(flags=["bad flag"] * 150))
+    assert [f"case.flags[{i}]" for i in range(5)] + ["case.flags"] == [v.field for v in violations]
+    assert (
+        FieldViolation(
+            "case.flags",
+            "145 more problem(s) in this list not shown; fix the ones above and resend",
+        )
+        == violations[-1]
+    )
+
+
+def test_bad_agents_are_capped_per_roster() -> None:
+    """Many invalid agents do not make one violation each."""
+    agents = [{"agent_id": f"a{i}"} for i in range(1_000)]
+    violations = _violations(_roster(agents), parse_roster)
+    assert len(violations) == 6
+    assert (
+        FieldViolation(
+            "roster.agents",
+            "1995 more problem(s) in this list not shown; fix the ones above and resend",
+        )
+        == violations[-1]
+    )
+
+
+def test_unknown_keys_are_capped_per_object() -> None:
+    """An object with thousands of unknown keys gives a handful of violations and a count."""
+    data = _case(**{f"extra{i}": 1 for i in range(5_000)})
+    violations = _violations(data)
+    assert len(violations) == 6
+    assert (
+        FieldViolation(
+            "case", "4995 more unknown field(s) not shown; remove fields the API does not define"
+        )
+        == violations[-1]
+    )
+
+
+def test_an_unknown_key_of_a_megabyte_is_quoted_briefly() -> None:
+    """An unknown key's path quotes a prefix of it, not the whole key."""
+    violations = _violations(_case(**{"q" * 1_000_000: 1}))
+    assert [f"case[{'q' * 40!r}… (1000000 characters)]"] == [v.field for v in violations]
