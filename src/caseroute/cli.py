@@ -23,6 +23,7 @@ from caseroute.domain.errors import (
     RulesetError,
     Severity,
 )
+from caseroute.domain.json_source import parse_json_bytes
 
 if TYPE_CHECKING:
     from caseroute.audit.config import AuditConfig
@@ -49,16 +50,13 @@ def _default_ruleset() -> Path:
 
 
 def _read_json(path: Path, what: str) -> Any:
+    # Strict: a duplicate key (which would silently drop e.g. a safeguarding flag), NaN or
+    # Infinity, bad UTF-8 or bad syntax is a RequestError naming the path and the file.
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{path}:{exc.lineno}:{exc.colno}: {what} file is not valid JSON: {exc.msg}"
-        ) from None
+    return parse_json_bytes(data, root=what, source=str(path))
 
 
 def _parse_now(text: str | None) -> datetime:
@@ -264,6 +262,14 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
                 sys.stdout.write(f"{problem}\n")
             sys.stdout.write(
                 f"{path}: {len(errors)} error(s), {len(exc.problems) - len(errors)} warning(s)\n"
+            )
+            status = EXIT_FAILED
+            continue
+        except Exception:  # a loader bug must not stop the other paths from being checked
+            logging.getLogger("caseroute.rules").exception("checking %s failed", path)
+            sys.stdout.write(
+                f"{path}: error: caseroute failed while checking this ruleset (a bug: please "
+                "report it with the file); the other paths are still checked\n"
             )
             status = EXIT_FAILED
             continue

@@ -8,10 +8,12 @@ import re
 import secrets
 import stat
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from caseroute.audit.masking import DEFAULT_MASKED_PATHS, Masker
-from caseroute.audit.store import SqliteAuditStore
+from caseroute.audit.masking import DEFAULT_MASKED_PATHS, Masker, key_fingerprint
+from caseroute.audit.store import KeyMismatchError, SqliteAuditStore
+from caseroute.domain.codec import format_timestamp
 from caseroute.domain.errors import ConfigError
 
 log = logging.getLogger("caseroute.audit")
@@ -27,8 +29,9 @@ class AuditConfig:
 
     Attributes:
         db: The SQLite decision log (created on first start).
-        key_file: File holding the HMAC masking key as hex (created, mode 0600, if missing);
-            ``None`` means ``<db>.key``. Keep it off the database's backups.
+        key_file: File holding the HMAC masking key as hex (created, mode 0600, when it is
+            missing and the log holds no records yet); ``None`` means ``<db>.key``. Keep it
+            off the database's backups.
         key_hex: The key itself as hex (``CASEROUTE_AUDIT_KEY``); overrides ``key_file``.
         masked_fields: Case field paths stored as keyed digests.
     """
@@ -43,23 +46,94 @@ class AuditConfig:
         """Where the key file is (or would be)."""
         return self.key_file or self.db.with_name(self.db.name + ".key")
 
+    @property
+    def key_source(self) -> str:
+        """Where the key comes from, as an operator would name it."""
+        return "CASEROUTE_AUDIT_KEY" if self.key_hex is not None else f"file {self.key_path}"
+
     def masker(self) -> Masker:
-        """The masker for these settings (creates the key file on first use).
+        """The masker for these settings (call ``open_store`` first: it creates the key).
 
         Raises:
-            ConfigError: If the key or a masked field path is invalid.
+            ConfigError: If the key is missing or invalid, or a masked field path is invalid.
         """
         return Masker(
-            load_key(self.key_path, self.key_hex), check_masked_fields(self.masked_fields)
+            load_key(self.key_path, self.key_hex, create=False),
+            check_masked_fields(self.masked_fields),
         )
 
     def open_store(self) -> SqliteAuditStore:
-        """Open (creating if needed) the decision log.
+        """Open (creating if needed) the decision log for writing, bound to the masking key.
+
+        Refuses a log other users can read, and a key that is not the one the log is masked
+        with (its fingerprint is recorded on first use). The key file is created only for a
+        log without records.
 
         Raises:
+            ConfigError: If the log is readable by others, or the key is missing, invalid
+                or another key than the log's.
             AuditUnavailableError: If the file cannot be opened or created.
         """
-        return SqliteAuditStore(self.db)
+        exposed = exposed_files(self.db)
+        if exposed:
+            raise ConfigError(exposure_message(exposed))
+        store = SqliteAuditStore(self.db)
+        try:
+            self._bind_key(store)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _bind_key(self, store: SqliteAuditStore) -> None:
+        bound = store.has_records()
+        if self.key_hex is None and bound and not self.key_path.exists():
+            history = store.key_history()
+            stored = history[-1].new_fingerprint if history else "not recorded"
+            raise ConfigError(
+                f"the audit key file {self.key_path} is missing, but the decision log "
+                f"{self.db} already holds records masked with a key (fingerprint {stored}); a "
+                "new key would give the same patient a different digest. Restore the key file "
+                "from its backup (or set CASEROUTE_AUDIT_KEY), or, if the key is lost for "
+                "good, start a new key era with `caseroute audit rotate-key --audit-db "
+                f"{self.db} --new-key-file FILE --confirm`"
+            )
+        key = load_key(self.key_path, self.key_hex)
+        try:
+            store.claim_key(key_fingerprint(key), format_timestamp(datetime.now(UTC)))
+        except KeyMismatchError as exc:
+            raise ConfigError(
+                f"the audit key ({self.key_source}) does not match the key the decision log {self.db} "
+                f"is masked with (fingerprint {exc.stored}, this key {key_fingerprint(key)}): "
+                "the same patient would get a different digest. Restore the original key, or "
+                "change keys on purpose with `caseroute audit rotate-key --audit-db "
+                f"{self.db} --new-key-file FILE --confirm`"
+            ) from None
+
+
+def exposed_files(db: Path) -> list[tuple[Path, int]]:
+    """The log's files (database, -wal, -shm) that group or other users can access, with modes."""
+    found = []
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            continue  # unreadable metadata: opening it reports the problem
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            found.append((path, mode))
+    return found
+
+
+def exposure_message(exposed: list[tuple[Path, int]]) -> str:
+    """What to tell the operator about log files other users can read."""
+    files = ", ".join(f"{path} (mode {mode:o})" for path, mode in exposed)
+    paths = " ".join(str(path) for path, _ in exposed)
+    return (
+        f"the decision log is readable by other users: {files}; it holds patient data: run "
+        f"`chmod 600 {paths}`"
+    )
 
 
 def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
@@ -68,7 +142,7 @@ def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
     Raises:
         ConfigError: Naming each invalid path.
     """
-    bad = [p for p in paths if not _PATH_RE.match(p)]
+    bad = [p for p in paths if not _PATH_RE.fullmatch(p)]  # `$` alone admits a final "\n"
     if bad:
         raise ConfigError(
             f"invalid masked field path(s): {', '.join(map(repr, bad))}; a path is dotted "
@@ -78,15 +152,28 @@ def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
     return paths
 
 
-def load_key(path: Path, key_hex: str | None) -> bytes:
-    """The masking key: from ``key_hex`` if given, else the key file (created if missing).
+def load_key(path: Path, key_hex: str | None, *, create: bool = True) -> bytes:
+    """The masking key: from ``key_hex`` if given, else the key file.
+
+    Args:
+        path: The key file.
+        key_hex: The key as hex (``CASEROUTE_AUDIT_KEY``), overriding the file.
+        create: Create the file with a fresh random key when it is missing (only for a log
+            without records: ``AuditConfig.open_store`` decides).
 
     Raises:
         ConfigError: If the key is not hex, is shorter than 16 bytes, or the key file is
-            readable by other users or cannot be read or created.
+            readable by other users, or cannot be read or created, or is missing and
+            ``create`` is false.
     """
     if key_hex is not None:
         return _parse_key(key_hex.strip(), "CASEROUTE_AUDIT_KEY")
+    if not create and not path.exists():
+        raise ConfigError(
+            f"the audit key file {path} does not exist; restore it from its backup, pass "
+            "--audit-key-file / CASEROUTE_AUDIT_KEY, or start the server once (it creates "
+            "the key for a new decision log)"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
