@@ -1,5 +1,6 @@
 import logging
 from datetime import datetime, timedelta
+from importlib import metadata
 
 import pytest
 
@@ -10,6 +11,7 @@ from caseroute.domain.errors import RequestError
 from caseroute.domain.roster import Capacity, Role
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.engine.decide import decide
+from caseroute.engine.pyeval import PythonLeafEvaluator
 from caseroute.testing import (
     MINIMAL_HEADER,
     NOW,
@@ -49,7 +51,9 @@ def test_durable_and_python_engines_decide_alike() -> None:
     case = make_case(urgency=Urgency.CRITICAL)
     a, b = decide(case, ROSTER, durable, NOW), decide(case, ROSTER, RULESET, NOW)
     assert (a.outcome, a.agent_id, a.rule_id) == (b.outcome, b.agent_id, b.rule_id)
-    assert a.explanation.engine == "durable_rules 2.0.28 (cross-checked by python)"
+    installed = metadata.version("durable-rules")
+    assert a.explanation.engine == f"durable_rules {installed} (cross-checked by python)"
+    assert b.explanation.engine == "python"
 
 
 def test_now_must_be_timezone_aware() -> None:
@@ -76,16 +80,29 @@ def test_explanation_carries_provenance() -> None:
 def test_engine_disagreement_is_an_exception_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     """If durable_rules and Python differ on any leaf, the case goes to exceptions."""
     compiled = reference_compiled()
-    lying = prepare_ruleset(compiled, matcher=ScriptedMatcher(frozenset({"L6"})))
+    everything = frozenset(compiled.leaves)  # a matcher claiming every condition holds
+    matcher = ScriptedMatcher(everything)
+    lying = prepare_ruleset(compiled, matcher=matcher)
     with caplog.at_level(logging.ERROR, logger="caseroute.engine"):
         decision = decide(make_case(), ROSTER, lying, NOW)
+    (fact,) = matcher.calls
+    holds = PythonLeafEvaluator(compiled.leaves).true_leaves(fact)
+    wrong = [leaf_id for leaf_id in compiled.leaves if leaf_id not in holds]
     assert (decision.outcome, decision.queue, decision.rule_id, decision.reason_codes) == (
         Outcome.EXCEPTION,
         "exceptions",
         "engine:disagreement",
         ("engine_disagreement",),
     )
-    assert "ENGINE DISAGREEMENT" in caplog.text
+    assert decision.explanation.data_problems == (
+        "durable_rules and the python evaluator disagree on "
+        + ", ".join(f"{leaf_id} ({compiled.leaves[leaf_id].path})" for leaf_id in wrong),
+    )
+    logged = caplog.records[0]
+    assert (logged.levelname, logged.getMessage().split(" ruleset=")[0]) == (
+        "ERROR",
+        f"ENGINE DISAGREEMENT decision_id={decision.decision_id} case_id=CASE-T1",
+    )
 
 
 def test_safeguarding_holds_even_when_the_engine_is_wrong() -> None:
@@ -194,4 +211,8 @@ def test_engine_failure_is_an_exception_decision(caplog: pytest.LogCaptureFixtur
     assert decision.explanation.data_problems == (
         "the rule engine failed: RuntimeError: Could not assert fact, error code: 204",
     )
-    assert "engine broken failed" in caplog.text
+    first = caplog.records[0]
+    assert (first.levelname, first.getMessage().splitlines()[0]) == (
+        "ERROR",
+        "engine broken failed: RuntimeError (message withheld: it may quote case values)",
+    )

@@ -122,11 +122,16 @@ def test_verdicts_and_ranking_are_consistent(case: Case, roster: Roster) -> None
     assert decision.agent_id in eligible
     assert matching.ranking[0].agent_id == decision.agent_id
     chosen = by_id[decision.agent_id]
-    skill = (
-        case.required_skills[0].name
-        if case.required_skills
-        else ("clinical-triage" if decision.rule_id == "critical-clinical" else None)
-    )
+    # The skill compared is the one the explanation names ("<skill> level"; "skill level": none).
+    labels = [label for label, _ in matching.ranking[0].criteria]
+    (level_label,) = [label for label in labels if label.endswith(" level")]
+    skill = None if level_label == "skill level" else level_label.removesuffix(" level")
+    for candidate in matching.ranking:
+        shown = dict(candidate.criteria)
+        agent = by_id[candidate.agent_id]
+        assert shown[level_label] == (agent.skills.get(skill, 0) if skill else 0)
+    if skill is not None:
+        assert skill in {s.name for s in case.required_skills} | {"clinical-triage"}
     for other in eligible:
         assert _rank_key(chosen, skill) <= _rank_key(by_id[other], skill)
     assert chosen.capacity.active < chosen.capacity.max
