@@ -8,6 +8,16 @@ An orchestration engine sends one case (or a batch) with a roster snapshot; case
 ASSIGN / ESCALATE / QUEUE / EXCEPTION with the full explanation of why, and the ruleset
 version and content hash that decided. Times are google.protobuf.Timestamp (UTC instants).
 Enums start with *_UNSPECIFIED = 0, which always means "not set".
+
+Input limits (server settings, defaults shown; over a limit is INVALID_ARGUMENT naming the
+field, the limit and the value's size): identifiers and codes (ids, flags, skill, team,
+territory, licence-type and clock names, regions, language tags, attribute names) at most
+200 characters (--max-id-chars), with no control or invisible formatting characters; other
+strings (attribute values) 1000 (--max-text-chars); each list of strings or small objects
+200 items (--max-list-items); attributes 200 entries per map (--max-attributes); sentiment
+500 readings (--max-sentiment-readings); SLA clocks 50 (--max-sla-clocks); agents 20000 per
+roster (--max-agents); 1000 cases per batch (--max-batch-cases) and 2,000,000 cases x agents
+per batch (--max-batch-pairs). Every pattern below must match the whole value.
 """
 
 from collections import abc as _abc
@@ -385,7 +395,9 @@ class DecideBatchRequest(_message.Message):
 
     @_builtins.property
     def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___Case]:
-        """Cases, decided in this order. 1-1000 cases."""
+        """Cases, decided in this order. 1-1000 cases (--max-batch-cases), and cases x roster agents
+        at most 2,000,000 (--max-batch-pairs).
+        """
 
     @_builtins.property
     def roster(self) -> Global___Roster:
@@ -510,7 +522,7 @@ class RequiredSkill(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     MIN_LEVEL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Skill name, e.g. "clinical-triage"."""
+    """Skill name, e.g. "clinical-triage": a code (letters, digits and _ . : / -), exact case."""
     min_level: _builtins.int
     """Minimum level, 0-10."""
     def __init__(
@@ -565,7 +577,7 @@ class SlaClock(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Clock name, unique within the case, e.g. "first-response"."""
+    """Clock name, unique within the case, e.g. "first-response": a code, at most 200 characters."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp:
         """When the clock started. Required."""
@@ -632,7 +644,7 @@ class Case(_message.Message):
     FLAGS_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
-    """The caller's case identifier. Required."""
+    """The caller's case identifier. Required; 1-200 characters, no control characters."""
     channel: Global___Channel.ValueType
     """Required."""
     intent: Global___Intent.ValueType
@@ -643,37 +655,53 @@ class Case(_message.Message):
     """Classifier confidence in [0, 1]. Unset means 1."""
     patient_location: _builtins.str
     """Where the patient is at the time of service, ISO 3166-2 style ("US-TX", "GB-ENG").
+    Trimmed and upper-cased on input ("us-tx" is "US-TX").
     Unset when unknown; licensed intents then become EXCEPTION missing_patient_location.
     """
     region: _builtins.str
-    """Territory / commissioning-area code the case belongs to."""
+    """Territory / commissioning-area code the case belongs to: letters, digits and _ . : / -,
+    starting with a letter or digit; matched exactly (case-sensitive) against territories.
+    """
     tier: Global___Tier.ValueType
     """Member tier. Unset means STANDARD."""
     preferred_language: _builtins.str
-    """BCP 47 language tag, e.g. "en", "es-MX". Unset: no language requirement."""
+    """BCP 47 language tag, e.g. "en", "es-MX"; trimmed, lower-cased and "_" read as "-" on
+    input ("EN_gb" is "en-gb"). Unset: no language requirement.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When the enquiry was received (start of time-to-triage). Required."""
 
     @_builtins.property
     def required_skills(self) -> _containers.RepeatedCompositeFieldContainer[Global___RequiredSkill]:
-        """Skills needed, most important first."""
+        """Skills needed, most important first. At most 200."""
 
     @_builtins.property
     def sentiment(self) -> _containers.RepeatedCompositeFieldContainer[Global___SentimentReading]:
-        """Sentiment per reply (any order; sorted oldest first by caseroute)."""
+        """Sentiment per reply (any order; sorted oldest first by caseroute). At most 500."""
 
     @_builtins.property
     def sla_clocks(self) -> _containers.RepeatedCompositeFieldContainer[Global___SlaClock]:
-        """Running SLA clocks."""
+        """Running SLA clocks. At most 50."""
 
     @_builtins.property
     def flags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Flags such as "safeguarding", "vip", "consent_missing"."""
+        """Flags such as "safeguarding", "vip", "consent_missing". Normalised on input: Unicode NFKC
+        (fullwidth and other compatibility forms fold to ASCII), case-folded, trimmed, so
+        "Safeguarding", " SAFEGUARDING " and "safeguarding\\n" all mean "safeguarding"; duplicates
+        collapse. What remains must be letters a-z, digits and _ . : / -, starting with a letter
+        or digit, else INVALID_ARGUMENT at case.flags[i]: no spelling can hide a hard-constraint
+        flag. At most 200. A case carrying "safeguarding" whose other fields are invalid is
+        refused (INVALID_ARGUMENT; nothing is routed) and the first field violation, at
+        case.flags, says so.
+        """
 
     @_builtins.property
     def attributes(self) -> _containers.MessageMap[_builtins.str, Global___AttributeValue]:
-        """Free attributes; rules read those the ruleset declares. Keys are lower_snake_case."""
+        """Free attributes; rules read those the ruleset declares. Keys are lower_snake_case
+        ([a-z_][a-z0-9_]*), at most 200 characters; at most 200 entries; string values at most
+        1000 characters.
+        """
 
     def __init__(
         self,
@@ -728,9 +756,13 @@ class Licence(_message.Message):
     EXPIRES_ON_FIELD_NUMBER: _builtins.int
     MULTISTATE_FIELD_NUMBER: _builtins.int
     type: _builtins.str
-    """Licence type, e.g. "RN", "LPN", "APRN", "pharmacist"."""
+    """Licence type, e.g. "RN", "LPN", "APRN", "pharmacist": a code, matched exactly (case-
+    sensitive) against the ruleset's licence types; a mismatch only excludes the agent.
+    """
     jurisdiction: _builtins.str
-    """Issuing jurisdiction: "US-TX", or "GB" for a UK-wide registration."""
+    """Issuing jurisdiction: "US-TX", or "GB" for a UK-wide registration. Trimmed and
+    upper-cased on input.
+    """
     expires_on: _builtins.str
     """Last valid day, "YYYY-MM-DD" (inclusive, UTC)."""
     multistate: _builtins.bool
@@ -843,7 +875,9 @@ class Agent(_message.Message):
     SENIORITY_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
-    """Unique within the roster. Required."""
+    """Unique within the roster. Required; a code (letters, digits and _ . : / -), at most 200
+    characters.
+    """
     role: Global___Role.ValueType
     """Role. Unset means AGENT."""
     status: Global___AgentStatus.ValueType
@@ -852,19 +886,21 @@ class Agent(_message.Message):
     """Years of experience, 0-100."""
     @_builtins.property
     def licences(self) -> _containers.RepeatedCompositeFieldContainer[Global___Licence]:
-        """Licences held."""
+        """Licences held. At most 200."""
 
     @_builtins.property
     def territories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Territory codes covered; a code covers its sub-codes ("US" covers "US-TX")."""
+        """Territory codes covered; a code covers its sub-codes ("US" covers "US-TX"). Codes are
+        exact (case-sensitive). At most 200.
+        """
 
     @_builtins.property
     def skills(self) -> _containers.RepeatedCompositeFieldContainer[Global___Skill]:
-        """Skills, each name once."""
+        """Skills, each name once (exact case). At most 200."""
 
     @_builtins.property
     def languages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """BCP 47 language tags spoken."""
+        """BCP 47 language tags spoken; normalised like Case.preferred_language. At most 200."""
 
     @_builtins.property
     def capacity(self) -> Global___Capacity:
@@ -876,11 +912,11 @@ class Agent(_message.Message):
 
     @_builtins.property
     def teams(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Team names."""
+        """Team names (codes, exact case). At most 200."""
 
     @_builtins.property
     def attributes(self) -> _containers.MessageMap[_builtins.str, Global___AttributeValue]:
-        """Free attributes for the operator's own data."""
+        """Free attributes for the operator's own data; same rules and limits as Case.attributes."""
 
     def __init__(
         self,
@@ -916,14 +952,14 @@ class Roster(_message.Message):
     TAKEN_AT_FIELD_NUMBER: _builtins.int
     AGENTS_FIELD_NUMBER: _builtins.int
     snapshot_id: _builtins.str
-    """Caller's snapshot identifier. Required."""
+    """Caller's snapshot identifier. Required; 1-200 characters, no control characters."""
     @_builtins.property
     def taken_at(self) -> _timestamp_pb2.Timestamp:
         """When the snapshot was taken. Required."""
 
     @_builtins.property
     def agents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Agent]:
-        """Agents, at most 20000; a 5000-agent roster fits the default message size."""
+        """Agents, at most 20000 (--max-agents); a 5000-agent roster fits the default message size."""
 
     def __init__(
         self,

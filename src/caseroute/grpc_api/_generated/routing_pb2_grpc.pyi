@@ -8,6 +8,16 @@ An orchestration engine sends one case (or a batch) with a roster snapshot; case
 ASSIGN / ESCALATE / QUEUE / EXCEPTION with the full explanation of why, and the ruleset
 version and content hash that decided. Times are google.protobuf.Timestamp (UTC instants).
 Enums start with *_UNSPECIFIED = 0, which always means "not set".
+
+Input limits (server settings, defaults shown; over a limit is INVALID_ARGUMENT naming the
+field, the limit and the value's size): identifiers and codes (ids, flags, skill, team,
+territory, licence-type and clock names, regions, language tags, attribute names) at most
+200 characters (--max-id-chars), with no control or invisible formatting characters; other
+strings (attribute values) 1000 (--max-text-chars); each list of strings or small objects
+200 items (--max-list-items); attributes 200 entries per map (--max-attributes); sentiment
+500 readings (--max-sentiment-readings); SLA clocks 50 (--max-sla-clocks); agents 20000 per
+roster (--max-agents); 1000 cases per batch (--max-batch-cases) and 2,000,000 cases x agents
+per batch (--max-batch-pairs). Every pattern below must match the whole value.
 """
 
 from caseroute.grpc_api._generated import routing_pb2 as _routing_pb2
