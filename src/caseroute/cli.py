@@ -165,6 +165,7 @@ def _masked_fields(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _open_log(args: argparse.Namespace) -> SqliteAuditStore:
+    from caseroute.audit.config import exposed_files, exposure_message
     from caseroute.audit.store import SqliteAuditStore
 
     if not args.audit_db.is_file():
@@ -172,11 +173,15 @@ def _open_log(args: argparse.Namespace) -> SqliteAuditStore:
             f"no decision log at {args.audit_db}; pass --audit-db (or $CASEROUTE_AUDIT_DB) "
             "pointing at the server's log"
         )
+    exposed = exposed_files(args.audit_db)
+    if exposed:  # read-only auditors may share a group; say it loudly, the server refuses
+        sys.stderr.write(f"caseroute: WARNING: {exposure_message(exposed)}\n")
     return SqliteAuditStore(args.audit_db, readonly=True)
 
 
 def _cmd_audit_show(args: argparse.Namespace) -> int:
     from caseroute.audit.show import render_record
+    from caseroute.audit.store import era_of
     from caseroute.service import DecisionLog
 
     store = _open_log(args)
@@ -185,7 +190,8 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
         if args.json:
             text = json.dumps(audited.record.as_dict(), indent=2, ensure_ascii=False)
         else:
-            text = render_record(audited.record, audited.decision, store.get_blob)
+            era = era_of(audited.record.seq, store.key_history())
+            text = render_record(audited.record, audited.decision, store.get_blob, era)
     finally:
         store.close()
     sys.stdout.write(text + "\n")
@@ -216,6 +222,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     try:
         head = store.head()
         report = verify_chain(store.records(), head, store.get_blob)
+        eras = store.key_history()
     finally:
         store.close()
     if not report.ok:
@@ -231,6 +238,63 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     sys.stdout.write(
         f"ok: {report.records} record(s), every link and blob verified; head "
         f"{head[0]}:{head[1]} (keep it elsewhere and pass it as --expect-head next time)\n"
+    )
+    if not eras:
+        sys.stdout.write("masking key eras: none recorded (written before key fingerprints)\n")
+        return EXIT_OK
+    sys.stdout.write("masking key eras:\n")
+    for era in eras:
+        rotated = f"; rotated from {era.old_fingerprint}" if era.old_fingerprint else ""
+        sys.stdout.write(
+            f"  era {era.era} from record {era.first_seq}: key {era.new_fingerprint} "
+            f"(since {era.at}{rotated})\n"
+        )
+    return EXIT_OK
+
+
+def _cmd_audit_rotate_key(args: argparse.Namespace) -> int:
+    from caseroute.audit.config import exposed_files, exposure_message, load_key
+    from caseroute.audit.masking import key_fingerprint
+    from caseroute.audit.store import SqliteAuditStore
+    from caseroute.domain.codec import format_timestamp
+
+    db, key_file = args.audit_db, args.new_key_file
+    if not db.is_file():
+        raise UsageError(f"no decision log at {db}; pass --audit-db pointing at the server's log")
+    exposed = exposed_files(db)
+    if exposed:
+        raise ConfigError(exposure_message(exposed))
+    existed = key_file.exists()
+    store = SqliteAuditStore(db)
+    try:
+        head, eras = store.head()[0], store.key_history()
+        if existed:
+            fingerprint = key_fingerprint(load_key(key_file, None, create=False))
+            if eras and eras[-1].new_fingerprint == fingerprint:
+                raise UsageError(
+                    f"{key_file} holds the key already in use (fingerprint {fingerprint}); "
+                    "nothing to rotate"
+                )
+        if not args.confirm:
+            raise UsageError(
+                f"rotating the masking key of {db} starts a new key era at record {head + 1}: "
+                "from then on the same patient gets a different digest than in the "
+                f"{head} earlier record(s); keep the old key if those digests must still be "
+                "matched. Rerun with --confirm to rotate"
+            )
+        fingerprint = key_fingerprint(load_key(key_file, None))  # creates it when missing
+        era = store.rotate_key(fingerprint, format_timestamp(datetime.now(UTC)))
+    finally:
+        store.close()
+    where = (
+        f"the new key is {key_file}"
+        if existed
+        else f"a new key was written to {key_file} (mode 0600, back it up separately)"
+    )
+    sys.stdout.write(
+        f"masking key rotated: key era {era.era} starts at record {era.first_seq} (fingerprint "
+        f"{era.old_fingerprint} -> {era.new_fingerprint}); {where}; restart the servers with "
+        f"--audit-key-file {key_file}\n"
     )
     return EXIT_OK
 
@@ -486,7 +550,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="head printed by an earlier verify: detects rewriting of the whole tail",
     )
     verify.set_defaults(run=_cmd_audit_verify)
-    for cmd in (show, export, verify):
+    rotate = audit_sub.add_parser(
+        "rotate-key",
+        help="change the masking key on purpose: starts a new, recorded key era (stop the "
+        "servers first; a server still on the old key stops writing)",
+    )
+    rotate.add_argument(
+        "--new-key-file",
+        type=Path,
+        required=True,
+        help="the new key (hex); created with a random key, mode 0600, if missing",
+    )
+    rotate.add_argument(
+        "--confirm", action="store_true", help="really rotate (without it: say what would happen)"
+    )
+    rotate.set_defaults(run=_cmd_audit_rotate_key)
+    for cmd in (show, export, verify, rotate):
         _add_audit_db(cmd)
     return parser
 

@@ -103,10 +103,11 @@ class AuditConfig:
             store.claim_key(key_fingerprint(key), format_timestamp(datetime.now(UTC)))
         except KeyMismatchError as exc:
             raise ConfigError(
-                f"the audit key ({self.key_source}) does not match the key the decision log {self.db} "
-                f"is masked with (fingerprint {exc.stored}, this key {key_fingerprint(key)}): "
-                "the same patient would get a different digest. Restore the original key, or "
-                "change keys on purpose with `caseroute audit rotate-key --audit-db "
+                f"the audit key ({self.key_source}) does not match the key the decision log "
+                f"{self.db} is masked with (fingerprint {exc.stored}, this key "
+                f"{key_fingerprint(key)}): the same patient would get a different digest. "
+                "Restore the original key, or change keys on purpose with `caseroute audit "
+                "rotate-key --audit-db "
                 f"{self.db} --new-key-file FILE --confirm`"
             ) from None
 

@@ -34,6 +34,7 @@ from caseroute.rules.ir import AllOf, AnyOf, Cond, LeafRef, NotOf
 from caseroute.rules.model import CompiledRuleset
 
 MASK_PREFIX = "hmac-sha256:"
+FINGERPRINT_LABEL = b"caseroute-key-fingerprint"
 SHORT_VALUE_CHARS = 4
 """Masked values shorter than this are replaced in free text only as whole tokens."""
 
@@ -52,6 +53,15 @@ DEFAULT_MASKED_PATHS: tuple[str, ...] = (
     "case.attributes.subject",
 )
 """Patient names and identifiers and free-text fields, by default."""
+
+
+def key_fingerprint(key: bytes) -> str:
+    """Names a masking key without revealing it: HMAC-SHA256(key, label), 16 hex characters.
+
+    The decision log stores it, so a server started with another key is refused instead of
+    silently giving the same patient a different digest.
+    """
+    return hmac.new(key, FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

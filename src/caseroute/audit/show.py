@@ -8,6 +8,7 @@ from typing import Any
 
 from caseroute.audit.masking import MASK_PREFIX
 from caseroute.audit.record import AuditRecord, Blob
+from caseroute.audit.store import KeyEra
 from caseroute.domain.decision import Decision
 from caseroute.render import render_text
 
@@ -21,7 +22,10 @@ def _masked_paths(data: Any, prefix: str) -> list[str]:
 
 
 def render_record(
-    record: AuditRecord, decision: Decision, get_blob: Callable[[str], Blob | None]
+    record: AuditRecord,
+    decision: Decision,
+    get_blob: Callable[[str], Blob | None],
+    key_era: KeyEra | None = None,
 ) -> str:
     """One decision as an auditor reads it.
 
@@ -29,6 +33,7 @@ def render_record(
         record: The stored record.
         decision: The decision rebuilt from it.
         get_blob: Looks up the roster snapshot the record references.
+        key_era: The masking key era the record belongs to (None: not recorded).
 
     Returns:
         Multi-line text.
@@ -61,5 +66,11 @@ def render_record(
     if before:
         lines.append("  earlier in the same batch, one case each went to: " + ", ".join(before))
     lines.append("  masked (stored as keyed digests): " + (", ".join(masked) if masked else "none"))
+    lines.append(
+        f"  masking key: era {key_era.era}, fingerprint {key_era.new_fingerprint} (records "
+        f"from {key_era.first_seq})"
+        if key_era is not None
+        else "  masking key: not recorded (written before key fingerprints)"
+    )
     lines.append(f"  chain: record_hash {record.record_hash}, prev_hash {record.prev_hash}")
     return "\n".join([*lines, "", render_text(decision, agent_ids)])

@@ -67,6 +67,13 @@ CREATE TABLE IF NOT EXISTS blobs (
     kind TEXT NOT NULL,
     content TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS key_history (
+    era INTEGER PRIMARY KEY,         -- 1, 2, ...: one per masking key, in order of use
+    at TEXT NOT NULL,                -- when the key was first used or rotated in (UTC)
+    old_fingerprint TEXT NOT NULL,   -- the previous key's fingerprint ("" for era 1)
+    new_fingerprint TEXT NOT NULL,   -- this era's key fingerprint (never the key)
+    first_seq INTEGER NOT NULL       -- records from this seq on are masked with this key
+);
 CREATE TABLE IF NOT EXISTS chain_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
@@ -169,6 +176,41 @@ def _row_to_record(row: sqlite3.Row) -> AuditRecord:
     return AuditRecord(**values)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyEra:
+    """One masking key's time in the log.
+
+    Attributes:
+        era: 1 for the first key, then one more per rotation.
+        at: When it was first used (era 1) or rotated in (ISO-8601 UTC).
+        old_fingerprint: The previous key's fingerprint ("" for era 1).
+        new_fingerprint: This key's fingerprint.
+        first_seq: The first record masked with this key.
+    """
+
+    era: int
+    at: str
+    old_fingerprint: str
+    new_fingerprint: str
+    first_seq: int
+
+
+class KeyMismatchError(Exception):
+    """The log is masked with another key than the one offered (carries the stored one)."""
+
+    def __init__(self, stored: str) -> None:
+        super().__init__(
+            f"the decision log's masking key is now {stored or '(none)'}, not this writer's "
+            "(rotated with `caseroute audit rotate-key`?); restart it with the current key"
+        )
+        self.stored = stored
+
+
+def era_of(seq: int, history: Sequence[KeyEra]) -> KeyEra | None:
+    """The key era a record belongs to (None before any key was recorded)."""
+    return next((e for e in reversed(history) if e.first_seq <= seq), None)
+
+
 @dataclass(slots=True)
 class _Pending:
     records: Sequence[AuditRecord]
@@ -213,6 +255,7 @@ class SqliteAuditStore:
         self._readers_lock = threading.Lock()
         self.commits = 0
         self.failures = 0
+        self._fingerprint: str | None = None  # the key this writer masks with (claim_key)
         self._known: OrderedDict[str, None] = OrderedDict()
         self._known_lock = threading.Lock()
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
@@ -255,6 +298,103 @@ class SqliteAuditStore:
             conn.execute("PRAGMA synchronous=FULL")
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_ms)}")
         return conn
+
+    def key_history(self) -> list[KeyEra]:
+        """Every masking key era, oldest first (empty for a log written before fingerprints)."""
+        if not self._fetch(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'key_history'", ()
+        ):
+            return []  # a log written before key history (opened read-only)
+        rows = self._fetch(
+            "SELECT era, at, old_fingerprint, new_fingerprint, first_seq FROM key_history "
+            "ORDER BY era",
+            (),
+        )
+        return [KeyEra(*row) for row in rows]
+
+    def has_records(self) -> bool:
+        """Whether any record or key fingerprint is stored (a key is then already bound)."""
+        return self.head()[0] > 0 or bool(self.key_history())
+
+    def claim_key(self, fingerprint: str, at: str) -> None:
+        """Bind this writer to a masking key: recorded on first use, else it must match.
+
+        Args:
+            fingerprint: ``key_fingerprint`` of the key this writer masks with.
+            at: Now, ISO-8601 UTC (recorded with the first era).
+
+        Raises:
+            KeyMismatchError: If the log's current key is another one.
+            AuditUnavailableError: If the log cannot be read or written.
+        """
+        try:
+            with closing(self._connect()) as conn, self._process_lock():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    current = _current_fingerprint(conn)
+                    if current is None:
+                        # A log from before fingerprints: its records are taken to be masked
+                        # with this key (the first key ever offered to it).
+                        conn.execute(
+                            "INSERT INTO key_history (era, at, old_fingerprint, "
+                            "new_fingerprint, first_seq) VALUES (1, ?, '', ?, 1)",
+                            (at, fingerprint),
+                        )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        except (OSError, sqlite3.Error) as exc:
+            log.exception("AUDIT KEY CHECK FAILED on %s", self.path)
+            raise AuditUnavailableError(WRITE_UNAVAILABLE) from exc
+        if current is not None and current != fingerprint:
+            raise KeyMismatchError(current)
+        self._fingerprint = fingerprint
+
+    def rotate_key(self, fingerprint: str, at: str) -> KeyEra:
+        """Start a new key era at the next record (``caseroute audit rotate-key``).
+
+        Writers still bound to the old key refuse to append from then on.
+
+        Args:
+            fingerprint: The new key's fingerprint.
+            at: Now, ISO-8601 UTC.
+
+        Returns:
+            The new era.
+
+        Raises:
+            AuditUnavailableError: If the log cannot be written.
+        """
+        try:
+            with closing(self._connect()) as conn, self._process_lock():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    head = conn.execute("SELECT seq FROM chain_head WHERE id = 1").fetchone()
+                    last = conn.execute(
+                        "SELECT era, new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
+                    ).fetchone()
+                    era = KeyEra(
+                        (last[0] if last else 0) + 1,
+                        at,
+                        last[1] if last else "",
+                        fingerprint,
+                        (head[0] if head else 0) + 1,
+                    )
+                    conn.execute(
+                        "INSERT INTO key_history (era, at, old_fingerprint, new_fingerprint, "
+                        "first_seq) VALUES (?, ?, ?, ?, ?)",
+                        (era.era, era.at, era.old_fingerprint, era.new_fingerprint, era.first_seq),
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        except (OSError, sqlite3.Error) as exc:
+            log.exception("AUDIT KEY ROTATION FAILED on %s", self.path)
+            raise AuditUnavailableError(WRITE_UNAVAILABLE) from exc
+        self._fingerprint = fingerprint
+        return era
 
     def append(self, records: Sequence[AuditRecord], blobs: Sequence[Blob] = ()) -> list[Appended]:
         """Store records and blobs; returns when they are committed to disk.
@@ -310,7 +450,7 @@ class SqliteAuditStore:
                 conn = conn or self._connect()
                 with self._process_lock():
                     self._commit(conn, batch)
-            except (OSError, sqlite3.Error) as exc:
+            except (OSError, sqlite3.Error, KeyMismatchError) as exc:
                 self.failures += 1
                 # The cause and the path go to the log; callers get a fixed text (no paths,
                 # no SQLite or Python error text).
@@ -349,6 +489,7 @@ class SqliteAuditStore:
     def _commit(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            self._check_key(conn)
             head = conn.execute("SELECT seq, record_hash FROM chain_head WHERE id = 1").fetchone()
             seq, prev = (head[0], head[1]) if head else (0, GENESIS)
             results: list[tuple[_Pending, list[Appended] | Exception]] = []
@@ -384,6 +525,17 @@ class SqliteAuditStore:
                 for blob in item.blobs:
                     self._remember(blob.sha256)
                 item.done.set_result(outcome)
+
+    def _check_key(self, conn: sqlite3.Connection) -> None:
+        """Invariant: a record is masked with the key of the era it falls in.
+
+        After a rotation, a writer still holding the old key must stop (restart it).
+        """
+        if self._fingerprint is None:
+            return
+        current = _current_fingerprint(conn)
+        if current != self._fingerprint:
+            raise KeyMismatchError(current or "")
 
     def _insert_item(
         self,
@@ -531,6 +683,13 @@ class SqliteAuditStore:
                 conn.close()
             self._readers.clear()
             self._local = threading.local()  # later reads (tools, tests) open afresh
+
+
+def _current_fingerprint(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute(
+        "SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _micros(instant: datetime) -> int:
