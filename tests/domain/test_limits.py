@@ -114,6 +114,32 @@ def test_100k_attributes_are_refused_with_one_violation() -> None:
     ] == violations
 
 
+class _Untouchable(list[object]):
+    """A list whose items must not be looked at (its size is all a limit check may read)."""
+
+    def __iter__(self) -> Any:
+        raise AssertionError("an item was looked at")
+
+    def __getitem__(self, index: Any) -> Any:
+        raise AssertionError("an item was looked at")
+
+
+@pytest.mark.parametrize("field", ["flags", "required_skills", "sentiment", "sla_clocks"])
+def test_an_over_limit_list_is_refused_before_any_item_is_read(field: str) -> None:
+    """The size check comes first: no per-item work for a list over its limit."""
+    items = _Untouchable([None] * 1_000)
+    violations = _violations(_case(**{field: items}))
+    assert [v.field for v in violations] == [f"case.{field}"]
+
+
+def test_an_over_limit_roster_is_refused_before_any_agent_is_read() -> None:
+    """max_agents is checked on the list's size alone."""
+    violations = _violations(
+        _roster(_Untouchable([None] * 3)), parse_roster, limits=InputLimits(max_agents=2)
+    )
+    assert [v.field for v in violations] == ["roster.agents"]
+
+
 @pytest.mark.parametrize(
     ("field", "item", "message"),
     [
@@ -242,13 +268,36 @@ def test_a_long_attribute_name_is_refused_without_echoing_it() -> None:
     ] == violations
 
 
-@pytest.mark.parametrize("field", ["urgency", "created_at", "classification_confidence"])
-def test_huge_wrong_values_are_described_briefly(field: str) -> None:
+_Z40 = "z" * 40
+_TIMESTAMP = "must be an ISO-8601 timestamp with a UTC offset, e.g. 2026-11-21T09:30:00Z; got "
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "urgency",
+            "z" * 1_000_000,
+            f"must be one of routine, urgent, critical; got {_Z40!r}… (1000000 characters)",
+        ),
+        (
+            "urgency",
+            list(range(100_000)),
+            "must be one of routine, urgent, critical; got a list of 100000 item(s)",
+        ),
+        ("created_at", "z" * 1_000_000, f"{_TIMESTAMP}{_Z40!r}… (1000000 characters)"),
+        ("created_at", list(range(100_000)), f"{_TIMESTAMP}a list of 100000 item(s)"),
+        (
+            "classification_confidence",
+            "z" * 1_000_000,
+            f"must be a number, got string {_Z40!r}… (1000000 characters)",
+        ),
+        ("classification_confidence", list(range(100_000)), "must be a number, got a list"),
+    ],
+)
+def test_huge_wrong_values_are_described_briefly(field: str, value: object, message: str) -> None:
     """A megabyte string or a 100k-item list in a typed field gives a short message."""
-    for value in ("z" * 1_000_000, list(range(100_000))):
-        violations = _violations(_case(**{field: value}))
-        assert [f"case.{field}"] == [v.field for v in violations]
-        assert len(violations[0].message) < 200
+    assert _violations(_case(**{field: value})) == [FieldViolation(f"case.{field}", message)]
 
 
 # --- bounded violation lists -------------------------------------------------------------------
