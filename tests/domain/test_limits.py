@@ -176,7 +176,8 @@ def test_long_case_lists_are_refused_with_one_violation(
 def test_long_agent_lists_are_refused(field: str) -> None:
     """Every repeated agent field is limited by max_list_items."""
     limits = InputLimits(max_list_items=3)
-    violations = _violations(_roster([_agent(**{field: ["x"] * 4})]), parse_roster, limits=limits)
+    extra: dict[str, Any] = {field: ["x"] * 4}
+    violations = _violations(_roster([_agent("a1", **extra)]), parse_roster, limits=limits)
     assert [
         FieldViolation(
             f"roster.agents[0].{field}",
