@@ -1,5 +1,7 @@
 """A real server on port 0: health, reflection, concurrency, deadlines."""
 
+from __future__ import annotations
+
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
