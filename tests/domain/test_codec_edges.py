@@ -432,3 +432,22 @@ def test_cli_decide_reports_a_non_utf8_file_cleanly(
         "caseroute: invalid request (1 problem(s)):\n"
         f"  - case: {path}: not UTF-8 text (invalid byte at offset 0); save it as UTF-8\n"
     ) == capsys.readouterr().err
+
+
+def test_nesting_past_64_levels_is_refused_even_when_python_could_read_it() -> None:
+    """The documented depth bound holds below Python's own recursion limit too."""
+    with pytest.raises(JsonSourceError) as exc:
+        parse_json_bytes(b"[" * 65 + b"]" * 65, root="case", source="c.json")
+    assert list(exc.value.violations) == [
+        FieldViolation(
+            "case", "c.json: nested too deeply to read; a case or roster is a few levels deep"
+        )
+    ]
+
+
+def test_a_valid_file_reads_exactly_as_plain_json() -> None:
+    """Strict reading changes nothing for a valid document (64 levels are fine)."""
+    data = ROSTER_FILE.read_bytes()
+    assert parse_json_bytes(data, root="roster", source="r.json") == json.loads(data)
+    deep = b"[" * 64 + b"]" * 64
+    assert parse_json_bytes(deep, root="case", source="c.json") == json.loads(deep)

@@ -131,7 +131,7 @@ def _check(value: Any, root: str, source: str) -> list[FieldViolation]:
     stack: list[tuple[Any, str, int]] = [(value, root, 0)]
     while stack:
         node, path, depth = stack.pop()
-        if depth > MAX_DEPTH:
+        if depth >= MAX_DEPTH:  # depth counts from 0: the 65th level is index 64
             return [_too_deep(root, source)]
         problem: FieldViolation | None = None
         children: list[tuple[Any, str, int]] = []
