@@ -451,3 +451,15 @@ def test_a_valid_file_reads_exactly_as_plain_json() -> None:
     assert parse_json_bytes(data, root="roster", source="r.json") == json.loads(data)
     deep = b"[" * 64 + b"]" * 64
     assert parse_json_bytes(deep, root="case", source="c.json") == json.loads(deep)
+
+
+def test_many_duplicate_keys_give_a_capped_list_and_a_count() -> None:
+    """Thousands of repeated keys: 20 violations named, then one line counting the rest."""
+    pairs = b",".join(b'"k%d": 1, "k%d": 2' % (i, i) for i in range(1_000))
+    with pytest.raises(JsonSourceError) as exc:
+        parse_json_bytes(b"{" + pairs + b"}", root="case", source="c.json")
+    violations = list(exc.value.violations)
+    assert [v.field for v in violations] == [f"case.k{i}" for i in range(20)] + ["case"]
+    assert violations[-1] == FieldViolation(
+        "case", "980 more problem(s) in c.json not shown; fix these first"
+    )

@@ -52,14 +52,14 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(obj) == len(pairs):
         return obj
     marked = _DuplicateKeys(obj)
-    marked.duplicates = []
     marked.shadowed = []
+    repeated: dict[str, None] = {}  # ordered set: linear even for 100k repeated keys
     last = {key: i for i, (key, _) in enumerate(pairs)}
     for i, (key, value) in enumerate(pairs):
         if last[key] != i:
             marked.shadowed.append((key, value))
-            if key not in marked.duplicates:
-                marked.duplicates.append(key)
+            repeated[key] = None
+    marked.duplicates = list(repeated)
     return marked
 
 
