@@ -42,6 +42,7 @@ from caseroute.domain.case import (
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.limits import (
     DEFAULT_LIMITS,
+    QUOTE_CHARS,
     VIOLATIONS_PER_LIST,
     InputLimits,
     key_path,
@@ -106,7 +107,7 @@ def _too_long(value: str, limit: int, name: str) -> str | None:
         return None
     return (
         f"has {len(value)} characters; the limit is {limit} (configurable: "
-        f"{limit_flag(name)}); it starts {value[:40]!r}…"
+        f"{limit_flag(name)}); it starts {value[:QUOTE_CHARS]!r}…"
     )
 
 
