@@ -6,10 +6,11 @@ Exit codes: 0 success; 1 the ruleset has errors or golden cases failed; 2 bad us
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ from caseroute.domain.json_source import parse_json_bytes
 if TYPE_CHECKING:
     from caseroute.audit.config import AuditConfig
     from caseroute.audit.store import SqliteAuditStore
+    from caseroute.domain.limits import InputLimits
+    from caseroute.grpc_api.server import ServerConfig
     from caseroute.grpc_api.tls import ClientTls, ServerTls
 
 DEFAULT_RULESET = Path("rulesets/patient-enquiries")
@@ -105,25 +108,102 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from caseroute.engine.case_rules import EngineKind
-    from caseroute.grpc_api.server import ServerConfig, serve
+    from caseroute.grpc_api.server import serve
 
-    return serve(
-        ServerConfig(
-            rulesets=args.rulesets,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            threads=args.threads,
-            max_message_mb=args.max_message_mb,
-            grace_s=args.grace,
-            engine=EngineKind(args.engine),
-            default_ruleset=args.default_ruleset,
-            roster_cache_agents=args.roster_cache_agents,
-            audit=_audit_config(args),
-            tls=_server_tls(args),
-        )
+    return serve(server_config(args))
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The server settings ``caseroute serve`` was given.
+
+    Raises:
+        UsageError: If a TLS or limit setting is inconsistent.
+    """
+    from caseroute.engine.case_rules import EngineKind
+    from caseroute.grpc_api.server import ServerConfig
+
+    return ServerConfig(
+        rulesets=args.rulesets,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        threads=args.threads,
+        max_message_mb=args.max_message_mb,
+        grace_s=args.grace,
+        engine=EngineKind(args.engine),
+        default_ruleset=args.default_ruleset,
+        roster_cache_agents=args.roster_cache_agents,
+        roster_cache_mb=args.roster_cache_mb,
+        limits=_input_limits(args),
+        audit=_audit_config(args),
+        tls=_server_tls(args),
     )
+
+
+_LIMIT_HELP = {
+    "max_agents": "agents in one roster",
+    "max_batch_cases": "cases in one DecideBatch",
+    "max_batch_pairs": "cases x agents in one DecideBatch (the matching work)",
+    "max_id_chars": "characters of an id or code (request_id, case_id, agent_id, flags, names)",
+    "max_text_chars": "characters of a free-text value (attribute values)",
+    "max_list_items": "items in one list (flags, skills, licences, territories, languages...)",
+    "max_attributes": "entries in one attributes map",
+    "max_sentiment_readings": "readings in case.sentiment",
+    "max_sla_clocks": "clocks in case.sla_clocks",
+}
+
+
+def _limit_env(name: str) -> str:
+    return "CASEROUTE_" + name.upper()
+
+
+def _whole_number(minimum: int, env_name: str) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``; the error names the env variable too."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number of at least {minimum}, got {text!r} "
+                f"(set by the flag or ${env_name})"
+            )
+        return value
+
+    return parse
+
+
+def _add_limits(cmd: argparse.ArgumentParser) -> None:
+    from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, limit_flag
+
+    group = cmd.add_argument_group(
+        "request size limits (over a limit: INVALID_ARGUMENT naming the field and the limit)"
+    )
+    for spec in dataclasses.fields(InputLimits):
+        env_name = _limit_env(spec.name)
+        default = getattr(DEFAULT_LIMITS, spec.name)
+        group.add_argument(
+            limit_flag(spec.name),
+            dest=spec.name,
+            type=_whole_number(1, env_name),
+            default=os.environ.get(env_name, str(default)),
+            metavar="N",
+            help=f"{_LIMIT_HELP.get(spec.name, spec.name.replace('_', ' '))} "
+            f"(${env_name}, default {default})",
+        )
+
+
+def _input_limits(args: argparse.Namespace) -> InputLimits:
+    from caseroute.domain.limits import InputLimits
+
+    try:
+        return InputLimits(
+            **{f.name: getattr(args, f.name) for f in dataclasses.fields(InputLimits)}
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _server_tls(args: argparse.Namespace) -> ServerTls | None:
@@ -451,14 +531,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument(
         "--port",
-        type=int,
-        default=int(env("CASEROUTE_PORT", "50051")),
+        type=_whole_number(0, "CASEROUTE_PORT"),
+        default=env("CASEROUTE_PORT", "50051"),  # a string: argparse converts it, cleanly
         help="port; 0 picks one ($CASEROUTE_PORT, default 50051)",
     )
     serve_cmd.add_argument(
         "--workers",
-        type=int,
-        default=int(env("CASEROUTE_WORKERS", "0")),
+        type=_whole_number(0, "CASEROUTE_WORKERS"),
+        default=env("CASEROUTE_WORKERS", "0"),
         help="worker processes; 0 = one per core ($CASEROUTE_WORKERS)",
     )
     serve_cmd.add_argument("--threads", type=int, default=16, help="request threads per worker")
@@ -478,10 +558,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--default-ruleset", help="ruleset for requests that name none")
     serve_cmd.add_argument(
         "--roster-cache-agents",
-        type=int,
-        default=100_000,
-        help="agents kept in each worker's parsed-roster cache; 0 turns it off (default 100000)",
+        type=_whole_number(0, "CASEROUTE_ROSTER_CACHE_AGENTS"),
+        default=env("CASEROUTE_ROSTER_CACHE_AGENTS", "100000"),
+        help="agents kept in each worker's parsed-roster cache; 0 turns it off "
+        "($CASEROUTE_ROSTER_CACHE_AGENTS, default 100000)",
     )
+    serve_cmd.add_argument(
+        "--roster-cache-mb",
+        type=_whole_number(0, "CASEROUTE_ROSTER_CACHE_MB"),
+        default=env("CASEROUTE_ROSTER_CACHE_MB", "256"),
+        help="estimated MiB of parsed rosters each worker keeps (least recently used go "
+        "first); 0 turns the cache off ($CASEROUTE_ROSTER_CACHE_MB, default 256)",
+    )
+    _add_limits(serve_cmd)
     _add_audit_db(serve_cmd)
     serve_cmd.add_argument(
         "--audit-key-file",

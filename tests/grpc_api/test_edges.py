@@ -1,20 +1,30 @@
 """The gRPC surface under hostile or unusual input: a real server on port 0, default clients."""
 
 import logging
+import re
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from caseroute.audit.store import SqliteAuditStore
+from caseroute.cli import build_parser, main, server_config
+from caseroute.domain.limits import DEFAULT_LIMITS
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
-from caseroute.grpc_api.server import RunningServer, ServerConfig, build_server
+from caseroute.grpc_api.server import ROUTING_SERVICE, RunningServer, ServerConfig, build_server
+from caseroute.service import RoutingCore, RulesetRegistry
 from caseroute.testing import REFERENCE_RULESET, audit_config, make_agent, make_roster
 
 from .conftest import decide_request
@@ -223,21 +233,36 @@ def _agents_with_bad_ids(count: int, agent_id: Callable[[int], str]) -> pb.Decid
 
 
 def test_fifty_invalid_agents_fit_the_default_metadata_limit(channel: grpc.Channel) -> None:
-    """50 bad agents: INVALID_ARGUMENT (not RESOURCE_EXHAUSTED), 20 shown, the rest counted."""
-    request = _agents_with_bad_ids(50, lambda i: f"bad id {i}!")
+    """50 bad agents: INVALID_ARGUMENT (not RESOURCE_EXHAUSTED) with the bad agents named."""
+    request = _agents_with_bad_ids(50, lambda i: f"bad id {i}!" * 20)
     stub = routing_pb2_grpc.RoutingServiceStub(channel)
     error = _failure(lambda: stub.Decide(request, timeout=10))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    violations = _violations(error)
-    assert [f"roster.agents[{i}].agent_id" for i in range(20)] + ["request"] == [
-        f for f, _ in violations
+    assert [f for f, _ in _violations(error)][:3] == [
+        f"roster.agents[{i}].agent_id" for i in range(3)
     ]
-    assert (
-        (violations[-1][1]) == "30 more violations not shown; fix these and resend to see the rest"
+    assert _metadata_bytes(error) < MAX_METADATA // 2
+
+
+def test_thirty_problems_show_twenty_and_count_the_rest(channel: grpc.Channel) -> None:
+    """30 violations: the first 20 in BadRequest, one line counting 10 more, a one-line summary."""
+    single = decide_request()
+    request = pb.DecideBatchRequest(
+        request_id="thirty", cases=[single.case] * 30, roster=single.roster, now=single.now
     )
-    details = str(error.details())
-    assert details.startswith("invalid request: 50 problem(s); first: roster.agents[0].agent_id: ")
-    assert details.endswith(" (every problem is in the google.rpc.BadRequest details)")
+    for case in request.cases:
+        case.intent = pb.INTENT_UNSPECIFIED
+    stub = routing_pb2_grpc.RoutingServiceStub(channel)
+    error = _failure(lambda: stub.DecideBatch(request, timeout=10))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    expected = [(f"cases[{i}].intent", "is required") for i in range(20)] + [
+        ("request", "10 more violations not shown; fix these and resend to see the rest")
+    ]
+    assert _violations(error) == expected
+    assert str(error.details()) == (
+        "invalid request: 30 problem(s); first: cases[0].intent: is required "
+        "(every problem is in the google.rpc.BadRequest details)"
+    )
     assert _metadata_bytes(error) < MAX_METADATA // 2
 
 
@@ -270,3 +295,196 @@ def test_an_unknown_one_megabyte_decision_id_is_clipped(channel: grpc.Channel) -
     error = _failure(lambda: stub.GetDecision(request, timeout=30))
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert _metadata_bytes(error) < MAX_METADATA // 2
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server whose largest message is 1 MiB."""
+    config = ServerConfig(
+        rulesets=REFERENCE_RULESET.parent,
+        port=0,
+        engine=EngineKind.PYTHON,
+        threads=2,
+        max_message_mb=1,
+        audit=audit_config(tmp_path_factory.mktemp("audit-small")),
+    )
+    server = build_server(config, reuse_port=False)
+    server.load(config)
+    yield server
+    server.stop(1)
+
+
+def _wide_batch(request_id: str, level: "pb.ExplanationLevel.ValueType") -> pb.DecideBatchRequest:
+    single = decide_request()
+    roster = convert.roster_to_proto(make_roster(*[make_agent(f"a{i:04}") for i in range(2000)]))
+    request = pb.DecideBatchRequest(
+        request_id=request_id,
+        cases=[single.case] * 8,
+        roster=roster,
+        now=single.now,
+        explanation_level=level,
+    )
+    for i, case in enumerate(request.cases):
+        case.case_id = f"C{i}"
+    return request
+
+
+def test_a_reply_too_large_to_send_is_refused_before_it_is_recorded(
+    small_server: RunningServer,
+) -> None:
+    """RESOURCE_EXHAUSTED saying what to do, no record; the same request_id with SUMMARY works."""
+    full = _wide_batch("wide-1", pb.EXPLANATION_LEVEL_FULL)
+    assert full.ByteSize() < 1024 * 1024  # the request itself fits
+    with grpc.insecure_channel(f"127.0.0.1:{small_server.port}") as chan:
+        stub = routing_pb2_grpc.RoutingServiceStub(chan)
+        error = _failure(lambda: stub.DecideBatch(full, timeout=60))
+        size = re.fullmatch(
+            r"the reply would be (\d+) bytes, over this server's limit of 1048576 bytes "
+            r"\(--max-message-mb\); nothing was recorded: ask for EXPLANATION_LEVEL_SUMMARY "
+            r"\(the same request_id may be reused\), split the batch, or ask the operators to "
+            r"raise --max-message-mb",
+            str(error.details()),
+        )
+        assert (error.code(), size is not None) == (grpc.StatusCode.RESOURCE_EXHAUSTED, True)
+        assert small_server.core.audit.by_request("wide-1") == []
+        summary = _wide_batch("wide-1", pb.EXPLANATION_LEVEL_SUMMARY)
+        reply = stub.DecideBatch(summary, timeout=60)
+    assert (len(reply.decisions), reply.replayed) == (8, False)
+    assert len(small_server.core.audit.by_request("wide-1")) == 8
+
+
+def _health_of(chan: grpc.Channel) -> str:
+    stub: Any = health_pb2_grpc.HealthStub(chan)  # typeshed's stub lacks Check
+    status = stub.Check(health_pb2.HealthCheckRequest(service=ROUTING_SERVICE), timeout=5).status
+    name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+    return name
+
+
+def _locked_store_server(directory: Path, probe_s: float) -> RunningServer:
+    """A loaded server whose decision log gives up after 100 ms when another writer holds it."""
+    config = ServerConfig(
+        rulesets=REFERENCE_RULESET.parent,
+        port=0,
+        engine=EngineKind.PYTHON,
+        threads=2,
+        audit=audit_config(directory),
+        audit_probe_s=probe_s,
+    )
+    store = SqliteAuditStore(config.audit.db, busy_timeout_ms=100)
+    core = RoutingCore(RulesetRegistry(), store, config.audit.masker())
+    server = build_server(config, reuse_port=False, core=core)
+    server.load(config)
+    return server
+
+
+def test_health_follows_the_decision_log(tmp_path: Path) -> None:
+    """SERVING -> NOT_SERVING when a write fails -> SERVING when the next write succeeds."""
+    server = _locked_store_server(tmp_path, probe_s=0)
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as chan:
+        stub = routing_pb2_grpc.RoutingServiceStub(chan)
+        seen = [_health_of(chan)]
+        with closing(sqlite3.connect(tmp_path / "audit.db", isolation_level=None)) as blocker:
+            blocker.execute("BEGIN EXCLUSIVE")
+            error = _failure(lambda: stub.Decide(decide_request("locked"), timeout=30))
+            seen.append(_health_of(chan))
+            blocker.execute("ROLLBACK")
+        assert stub.Decide(decide_request("after"), timeout=30).decision.agent_id == "a1"
+        seen.append(_health_of(chan))
+    server.stop(1)
+    assert (error.code(), seen) == (
+        grpc.StatusCode.UNAVAILABLE,
+        ["SERVING", "NOT_SERVING", "SERVING"],
+    )
+
+
+def test_health_recovers_by_probe_without_traffic(tmp_path: Path) -> None:
+    """With traffic gone (as a load balancer does), the probe's empty write restores SERVING."""
+    server = _locked_store_server(tmp_path, probe_s=0.05)
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as chan:
+        stub = routing_pb2_grpc.RoutingServiceStub(chan)
+        health_stub: Any = health_pb2_grpc.HealthStub(chan)  # typeshed's stub lacks Watch
+        watch = health_stub.Watch(
+            health_pb2.HealthCheckRequest(service=ROUTING_SERVICE), timeout=30
+        )
+        seen = [next(watch).status]
+        with closing(sqlite3.connect(tmp_path / "audit.db", isolation_level=None)) as blocker:
+            blocker.execute("BEGIN EXCLUSIVE")
+            _failure(lambda: stub.Decide(decide_request("locked"), timeout=30))
+            seen.append(next(watch).status)
+            blocker.execute("ROLLBACK")
+        seen.append(next(watch).status)  # no call made: the probe wrote
+        watch.cancel()
+    server.stop(1)
+    serving, not_serving = (
+        health_pb2.HealthCheckResponse.SERVING,
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
+    assert seen == [serving, not_serving, serving]
+
+
+def test_serve_flags_and_environment_set_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--max-* flags and CASEROUTE_MAX_* variables reach ServerConfig.limits; the cache in MiB."""
+    monkeypatch.setenv("CASEROUTE_MAX_BATCH_PAIRS", "999")
+    args = build_parser().parse_args(
+        ["serve", "--max-agents", "7", "--max-batch-cases", "3", "--roster-cache-mb", "0"]
+    )
+    config = server_config(args)
+    assert (config.limits, config.roster_cache_mb) == (
+        replace(DEFAULT_LIMITS, max_agents=7, max_batch_cases=3, max_batch_pairs=999),
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (
+            ["--max-agents", "0"],
+            {},
+            (
+                "argument --max-agents: must be a whole number of at least 1, got '0' "
+                "(set by the flag or $CASEROUTE_MAX_AGENTS)"
+            ),
+        ),
+        (
+            [],
+            {"CASEROUTE_MAX_SLA_CLOCKS": "many"},
+            (
+                "argument --max-sla-clocks: must be a whole number of at least 1, got 'many' "
+                "(set by the flag or $CASEROUTE_MAX_SLA_CLOCKS)"
+            ),
+        ),
+        (
+            ["--roster-cache-mb", "-1"],
+            {},
+            (
+                "argument --roster-cache-mb: must be a whole number of at least 0, got '-1' "
+                "(set by the flag or $CASEROUTE_ROSTER_CACHE_MB)"
+            ),
+        ),
+        (
+            [],
+            {"CASEROUTE_PORT": "http"},
+            (
+                "argument --port: must be a whole number of at least 0, got 'http' "
+                "(set by the flag or $CASEROUTE_PORT)"
+            ),
+        ),
+    ],
+)
+def test_a_bad_limit_is_a_usage_error_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    """A bad flag or environment value: exit 2 with one line naming it."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", *argv])
+    assert (exit_.value.code, capsys.readouterr().err.splitlines()[-1]) == (
+        2,
+        f"caseroute serve: error: {message}",
+    )

@@ -94,11 +94,6 @@ def test_an_engine_that_becomes_unavailable_during_a_call_is_unavailable() -> No
     assert code is grpc.StatusCode.UNAVAILABLE
 
 
-@pytest.mark.xfail(
-    reason="status.py sends str(EngineUnavailableError) to the caller; its text can quote "
-    "server paths (issue 8: errors to callers never carry paths or exception text)",
-    strict=True,
-)
 def test_engine_unavailable_text_never_reaches_the_caller() -> None:
     """The engine's own error text (paths, symbols) stays in the log."""
     _, details = _decide(_FailingCore(EngineUnavailableError(f"cannot import ({SECRET})")))

@@ -112,14 +112,14 @@ def test_no_ruleset_loaded_is_unavailable(tmp_path: Path) -> None:
 class _ExplodingCore:
     audit = None
 
-    def decide(self, _cmd: object) -> None:
+    def decide(self, _cmd: object, _before_record: object = None) -> None:
         raise RuntimeError("secret internal detail /etc/passwd")
 
 
 class _UnrecordableCore:
     audit = None
 
-    def decide(self, _cmd: object) -> None:
+    def decide(self, _cmd: object, _before_record: object = None) -> None:
         raise AuditUnavailableError("the audit store cannot be written: disk I/O error")
 
 

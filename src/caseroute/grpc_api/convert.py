@@ -33,6 +33,7 @@ from caseroute.domain.decision import (
     SlaStatus,
 )
 from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.domain.roster import Roster
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.service import (
@@ -41,6 +42,7 @@ from caseroute.service import (
     DecideResult,
     DecisionPage,
     DecisionQuery,
+    batch_size_violations,
 )
 
 _CASE_ENUMS = (
@@ -154,8 +156,10 @@ class _Instants:
         return RequestError(self.violations + [v for v in parsed if v.field not in bad])
 
 
-def case_from_proto(msg: pb.Case, path: str = "case") -> Case:
-    """Validate and convert a Case message.
+def case_from_proto(
+    msg: pb.Case, path: str = "case", *, limits: InputLimits = DEFAULT_LIMITS
+) -> Case:
+    """Validate and convert a Case message against ``limits``.
 
     Raises:
         RequestError: Naming each invalid field under ``path``.
@@ -189,7 +193,7 @@ def case_from_proto(msg: pb.Case, path: str = "case") -> Case:
     data["flags"] = list(msg.flags)
     data["attributes"] = {k: _attribute_in(v) for k, v in msg.attributes.items()}
     try:
-        case = parse_case(data, path)
+        case = parse_case(data, path, limits=limits)
     except RequestError as exc:
         raise instants.merge(exc.violations) from None
     if instants.violations:
@@ -229,23 +233,26 @@ def _agent_data(msg: pb.Agent, path: str, instants: _Instants) -> dict[str, Any]
     return data
 
 
-def roster_from_proto(msg: pb.Roster, path: str = "roster") -> Roster:
-    """Validate and convert a Roster message.
+def roster_from_proto(
+    msg: pb.Roster, path: str = "roster", *, limits: InputLimits = DEFAULT_LIMITS
+) -> Roster:
+    """Validate and convert a Roster message against ``limits``.
 
     Raises:
         RequestError: Naming each invalid field under ``path``.
     """
     instants = _Instants()
-    data: dict[str, Any] = {
-        "agents": [
-            _agent_data(a, f"{path}.agents[{i}]", instants) for i, a in enumerate(msg.agents)
-        ],
-        **instants.read(msg, "taken_at", path),
-    }
+    agents: list[dict[str, Any] | None]
+    if len(msg.agents) > limits.max_agents:
+        # The parser refuses the count before looking at any agent: skip converting them.
+        agents = [None] * len(msg.agents)
+    else:
+        agents = [_agent_data(a, f"{path}.agents[{i}]", instants) for i, a in enumerate(msg.agents)]
+    data: dict[str, Any] = {"agents": agents, **instants.read(msg, "taken_at", path)}
     if msg.snapshot_id:
         data["snapshot_id"] = msg.snapshot_id
     try:
-        roster = parse_roster(data, path)
+        roster = parse_roster(data, path, limits=limits)
     except RequestError as exc:
         raise instants.merge(exc.violations) from None
     if instants.violations:
@@ -325,48 +332,106 @@ def roster_to_proto(roster: Roster) -> pb.Roster:
     )
 
 
+AGENT_OVERHEAD_BYTES = 1500
+"""Estimated memory of one parsed agent beyond its serialized bytes (measured: ~1.6 KB)."""
+BYTES_PER_WIRE_BYTE = 3
+"""Estimated memory per serialized byte of a parsed roster (strings, attribute values)."""
+MIB = 1024 * 1024
+
+
+def estimate_roster_bytes(agents: int, wire_bytes: int) -> int:
+    """Estimated memory a parsed roster holds: measured with tracemalloc on typical rosters.
+
+    Args:
+        agents: Agents in the roster.
+        wire_bytes: Size of the serialized Roster message.
+
+    Returns:
+        Estimated bytes (within about 20% for rosters with and without many attributes).
+    """
+    return AGENT_OVERHEAD_BYTES * agents + BYTES_PER_WIRE_BYTE * wire_bytes
+
+
 class RosterCache:
     """Parsed rosters by the sha256 of their serialised bytes: per process, least recently used.
 
     Orchestrators send the same roster snapshot for many cases; a hit skips validation and
     conversion, and keeps each agent's cached canonical digest (so the input hash is cheap).
     Rosters are immutable, so sharing one between concurrent calls is safe. Invalid rosters
-    raise before they are stored.
+    raise before they are stored. Bounded twice: by agents and by estimated memory
+    (``estimate_roster_bytes``); past either budget the least recently used rosters go, and a
+    roster bigger than a whole budget is not cached at all. Either budget at 0 turns it off.
+    The key includes the limits the roster was validated against, so a stricter server in the
+    same process never trusts a roster a looser one accepted.
     """
 
-    def __init__(self, max_agents: int = 100_000) -> None:
-        """Keep rosters while their agents total at most ``max_agents`` (0: no caching)."""
+    def __init__(self, max_agents: int = 100_000, max_bytes: int = 256 * MIB) -> None:
+        """Keep rosters within ``max_agents`` agents and ``max_bytes`` estimated bytes."""
         self.max_agents = max_agents
-        self._entries: OrderedDict[bytes, Roster] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[bytes, InputLimits], tuple[Roster, int]] = OrderedDict()
         self._agents = 0
+        self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.evictions = 0
 
-    def parse(self, msg: pb.Roster, path: str = "roster") -> Roster:
+    @property
+    def cached_bytes(self) -> int:
+        """Estimated bytes held by the cached rosters."""
+        return self._bytes
+
+    @property
+    def cached_agents(self) -> int:
+        """Agents in the cached rosters."""
+        return self._agents
+
+    def __len__(self) -> int:
+        """Rosters cached."""
+        return len(self._entries)
+
+    def configure(self, *, max_agents: int, max_bytes: int) -> None:
+        """Set both budgets, evicting what no longer fits."""
+        with self._lock:
+            self.max_agents, self.max_bytes = max_agents, max_bytes
+            self._evict()
+
+    def _evict(self) -> None:
+        while self._entries and (self._agents > self.max_agents or self._bytes > self.max_bytes):
+            _, (evicted, size) = self._entries.popitem(last=False)
+            self._agents -= len(evicted.agents)
+            self._bytes -= size
+            self.evictions += 1
+
+    def parse(
+        self, msg: pb.Roster, path: str = "roster", *, limits: InputLimits = DEFAULT_LIMITS
+    ) -> Roster:
         """The domain roster for a message, from the cache when the same bytes were seen.
 
         Raises:
             RequestError: If the roster is invalid (never cached).
         """
-        if self.max_agents == 0:
-            return roster_from_proto(msg, path)
-        key = hashlib.sha256(msg.SerializeToString(deterministic=True)).digest()
+        if self.max_agents == 0 or self.max_bytes == 0:
+            return roster_from_proto(msg, path, limits=limits)
+        wire = msg.SerializeToString(deterministic=True)
+        key = (hashlib.sha256(wire).digest(), limits)
         with self._lock:
-            roster = self._entries.get(key)
-            if roster is not None:
+            entry = self._entries.get(key)
+            if entry is not None:
                 self._entries.move_to_end(key)
                 self.hits += 1
-                return roster
+                return entry[0]
             self.misses += 1
-        roster = roster_from_proto(msg, path)
+        roster = roster_from_proto(msg, path, limits=limits)
+        size = estimate_roster_bytes(len(roster.agents), len(wire))
         with self._lock:
-            if key not in self._entries and len(roster.agents) <= self.max_agents:
-                self._entries[key] = roster
+            fits = len(roster.agents) <= self.max_agents and size <= self.max_bytes
+            if key not in self._entries and fits:
+                self._entries[key] = (roster, size)
                 self._agents += len(roster.agents)
-                while self._agents > self.max_agents:
-                    _, evicted = self._entries.popitem(last=False)
-                    self._agents -= len(evicted.agents)
+                self._bytes += size
+                self._evict()
         return roster
 
 
@@ -382,17 +447,19 @@ def _now_in(
     return now
 
 
-def _roster_in(msg: pb.DecideRequest | pb.DecideBatchRequest) -> Roster:
+def _roster_in(msg: pb.DecideRequest | pb.DecideBatchRequest, limits: InputLimits) -> Roster:
     if not msg.HasField("roster"):
         raise RequestError([FieldViolation("roster", "is required (it may have no agents)")])
-    return ROSTER_CACHE.parse(msg.roster)
+    return ROSTER_CACHE.parse(msg.roster, limits=limits)
 
 
 def _detail(level: int) -> bool:
     return level != pb.EXPLANATION_LEVEL_SUMMARY
 
 
-def decide_command(msg: pb.DecideRequest, caller: str = "") -> DecideCommand:
+def decide_command(
+    msg: pb.DecideRequest, caller: str = "", *, limits: InputLimits = DEFAULT_LIMITS
+) -> DecideCommand:
     """A DecideRequest as a command; ``caller`` is the authenticated peer ("" when none).
 
     Raises:
@@ -404,11 +471,11 @@ def decide_command(msg: pb.DecideRequest, caller: str = "") -> DecideCommand:
         violations.append(FieldViolation("case", "is required"))
     else:
         try:
-            case = case_from_proto(msg.case)
+            case = case_from_proto(msg.case, limits=limits)
         except RequestError as exc:
             violations += exc.violations
     try:
-        roster = _roster_in(msg)
+        roster = _roster_in(msg, limits)
     except RequestError as exc:
         violations += exc.violations
     now = _now_in(msg, violations)
@@ -426,22 +493,28 @@ def decide_command(msg: pb.DecideRequest, caller: str = "") -> DecideCommand:
     )
 
 
-def batch_command(msg: pb.DecideBatchRequest, caller: str = "") -> DecideCommand:
+def batch_command(
+    msg: pb.DecideBatchRequest, caller: str = "", *, limits: InputLimits = DEFAULT_LIMITS
+) -> DecideCommand:
     """A DecideBatchRequest as a command; ``caller`` is the authenticated peer ("" when none).
 
     Raises:
-        RequestError: Naming every invalid field, e.g. ``cases[3].intent``.
+        RequestError: Naming every invalid field, e.g. ``cases[3].intent``; a batch over the
+            size limits is refused before any case is converted.
     """
+    oversized = batch_size_violations(len(msg.cases), len(msg.roster.agents), limits)
+    if oversized:
+        raise RequestError(oversized)
     violations: list[FieldViolation] = []
     cases = []
     for i, item in enumerate(msg.cases):
         try:
-            cases.append(case_from_proto(item, f"cases[{i}]"))
+            cases.append(case_from_proto(item, f"cases[{i}]", limits=limits))
         except RequestError as exc:
             violations += exc.violations
     roster = None
     try:
-        roster = _roster_in(msg)
+        roster = _roster_in(msg, limits)
     except RequestError as exc:
         violations += exc.violations
     now = _now_in(msg, violations)

@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection
 
 from caseroute.audit.config import AuditConfig
 from caseroute.audit.store import AuditSink
+from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
@@ -63,7 +64,11 @@ class ServerConfig:
         engine: Engine of record.
         default_ruleset: Ruleset used when a request names none.
         roster_cache_agents: Agents kept in the per-worker parsed-roster cache (0: off).
+        roster_cache_mb: Estimated MiB the per-worker parsed-roster cache may hold (0: off).
+        limits: Request size limits (agents, cases per batch, string lengths...).
         audit: The decision log and masking settings.
+        audit_probe_s: While the decision log refuses writes, try an empty write this often
+            (seconds), so health returns to SERVING without traffic (0: only real writes).
         tls: TLS settings (None: plaintext, no caller authentication).
     """
 
@@ -77,18 +82,28 @@ class ServerConfig:
     engine: EngineKind = EngineKind.DURABLE
     default_ruleset: str | None = None
     roster_cache_agents: int = 100_000
+    roster_cache_mb: int = 256
+    limits: InputLimits = DEFAULT_LIMITS
     audit: AuditConfig = field(default_factory=AuditConfig)
+    audit_probe_s: float = 5.0
     tls: ServerTls | None = None
 
 
 @dataclass(slots=True)
 class RunningServer:
-    """A started server in this process."""
+    """A started server in this process.
+
+    Health is SERVING only while a ruleset is loaded *and* the decision log takes writes:
+    the core tells ``audit_changed`` when writes start failing or succeed again.
+    """
 
     server: grpc.Server
     health: health.HealthServicer
     core: RoutingCore
     port: int
+    loaded: bool = False
+    _health_lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     def set_serving(self, serving: bool) -> None:
         """Flip the health status of every service."""
@@ -100,11 +115,37 @@ class RunningServer:
         for name in ("", ROUTING_SERVICE, DECISION_LOG_SERVICE):
             self.health.set(name, status)
 
+    def _refresh_health(self) -> None:
+        with self._health_lock:
+            self.set_serving(self.loaded and self.core.audit_writable)
+
+    def audit_changed(self, writable: bool) -> None:
+        """The decision log stopped or started taking writes: follow it in health."""
+        if writable:
+            log.warning("decision log writable again; health follows the rulesets")
+        else:
+            log.error(
+                "decision log not writable; health NOT_SERVING until a write succeeds "
+                "(every decision is refused meanwhile)"
+            )
+        self._refresh_health()
+
+    def probe_audit_while_down(self, interval_s: float) -> None:
+        """Until ``stop``: every ``interval_s``, try an empty write if the log refused writes.
+
+        Without it, a load balancer that moved traffic away on NOT_SERVING would leave the
+        server unhealthy forever: nothing else would write.
+        """
+        while not self._stopping.wait(interval_s):
+            if not self.core.audit_writable:
+                self.core.probe_audit()
+
     def load(self, config: ServerConfig) -> None:
         """Load the rulesets and go SERVING if any loaded (NOT_SERVING until then)."""
         self.core.registry = load_registry(config.rulesets, config.engine, config.default_ruleset)
         names = self.core.registry.names()
-        self.set_serving(bool(names))
+        self.loaded = bool(names)
+        self._refresh_health()
         if names:
             log.info("rulesets loaded: %s", ", ".join(names))
         else:
@@ -114,6 +155,7 @@ class RunningServer:
 
     def stop(self, grace_s: float) -> None:
         """Go NOT_SERVING, refuse new calls, let in-flight calls finish within the grace."""
+        self._stopping.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
         self.core.registry.close()
@@ -160,7 +202,7 @@ def open_core(config: ServerConfig) -> RoutingCore:
     except Exception:
         store.close()
         raise
-    return RoutingCore(RulesetRegistry(), store, masker)
+    return RoutingCore(RulesetRegistry(), store, masker, limits=config.limits)
 
 
 def build_server(
@@ -180,7 +222,9 @@ def build_server(
         ConfigError: If the audit settings are invalid.
         AuditUnavailableError: If the decision log cannot be opened.
     """
-    convert.ROSTER_CACHE.max_agents = config.roster_cache_agents
+    convert.ROSTER_CACHE.configure(
+        max_agents=config.roster_cache_agents, max_bytes=config.roster_cache_mb * MIB
+    )
     size = config.max_message_mb * MIB
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc"),
@@ -191,7 +235,11 @@ def build_server(
         ],
     )
     core = core or open_core(config)
-    add_service(server, ROUTING_SERVICE, RoutingServicer(core))
+    add_service(
+        server,
+        ROUTING_SERVICE,
+        RoutingServicer(core, limits=config.limits, max_reply_bytes=size),
+    )
     audit: AuditSink = core.audit
     add_service(server, DECISION_LOG_SERVICE, DecisionLogServicer(DecisionLog(audit)))
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
@@ -207,6 +255,14 @@ def build_server(
     )
     running = RunningServer(server, health_servicer, core, port)
     running.set_serving(serving=False)
+    core.watch_audit(running.audit_changed)
+    if config.audit_probe_s > 0:
+        threading.Thread(
+            target=running.probe_audit_while_down,
+            args=(config.audit_probe_s,),
+            name="audit-probe",
+            daemon=True,
+        ).start()
     server.start()
     return running
 

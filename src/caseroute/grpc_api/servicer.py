@@ -5,21 +5,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
-from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.errors import FieldViolation, RequestError, ResponseTooLargeError
+from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.status import clip, status_for
-from caseroute.service import DecisionLog, RoutingCore
+from caseroute.service import DecideCommand, DecideResult, DecisionLog, RoutingCore
 
 log = logging.getLogger("caseroute.grpc")
 
 R = TypeVar("R")
 M = TypeVar("M")
+P = TypeVar("P", bound=Message)
+
+DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
+"""The server's default largest message (``--max-message-mb 64``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,44 @@ def _serve(
         return empty()
 
 
+class SizedReply(Generic[P]):
+    """Builds a reply once, before the decisions are recorded, and refuses one too large to send.
+
+    ``check`` is the core's ``before_record`` hook: it converts the result, and raises
+    ResponseTooLargeError (so nothing is recorded) when the message exceeds what the server
+    may send. ``reply`` then hands back that same message instead of converting again.
+    """
+
+    def __init__(self, build: Callable[[DecideResult], P], max_bytes: int) -> None:
+        """Build replies with ``build``; refuse those over ``max_bytes`` serialized bytes."""
+        self._build = build
+        self._max_bytes = max_bytes
+        self._built: tuple[DecideResult, P] | None = None
+
+    def check(self, result: DecideResult) -> None:
+        """Build the reply for ``result``; raise if it cannot be delivered.
+
+        Raises:
+            ResponseTooLargeError: If the serialized reply exceeds the limit.
+        """
+        reply = self._build(result)
+        size = reply.ByteSize()
+        if size > self._max_bytes:
+            raise ResponseTooLargeError(
+                f"the reply would be {size} bytes, over this server's limit of "
+                f"{self._max_bytes} bytes (--max-message-mb); nothing was recorded: ask for "
+                "EXPLANATION_LEVEL_SUMMARY (the same request_id may be reused), split the "
+                "batch, or ask the operators to raise --max-message-mb"
+            )
+        self._built = (result, reply)
+
+    def reply(self, result: DecideResult) -> P:
+        """The reply for ``result``: the one ``check`` built, or a new one (another result)."""
+        if self._built is not None and self._built[0] is result:
+            return self._built[1]
+        return self._build(result)  # a concurrent retry's stored result came back instead
+
+
 def caller_identity(context: grpc.ServicerContext) -> str:
     """The authenticated peer's identity (TLS client certificate), or "" when none."""
     try:
@@ -131,9 +175,27 @@ def caller_identity(context: grpc.ServicerContext) -> str:
 class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     """Thin servicer over ``RoutingCore``."""
 
-    def __init__(self, core: RoutingCore) -> None:
-        """Serve decisions from ``core``."""
+    def __init__(
+        self,
+        core: RoutingCore,
+        *,
+        limits: InputLimits = DEFAULT_LIMITS,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+    ) -> None:
+        """Serve decisions from ``core``.
+
+        Args:
+            core: The core.
+            limits: Request size limits enforced while converting.
+            max_reply_bytes: Largest reply the server may send (its max send message length).
+        """
         self._core = core
+        self._limits = limits
+        self._max_reply_bytes = max_reply_bytes
+
+    def _decide(self, command: DecideCommand, build: Callable[[DecideResult], P]) -> P:
+        sized = SizedReply(build, self._max_reply_bytes)
+        return sized.reply(self._core.decide(command, sized.check))
 
     def Decide(  # noqa: N802 - gRPC method name
         self, request: pb.DecideRequest | UndecodableRequest, context: grpc.ServicerContext
@@ -145,8 +207,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             context,
             "Decide",
             request.request_id,
-            lambda: convert.decide_response(
-                self._core.decide(convert.decide_command(request, caller_identity(context)))
+            lambda: self._decide(
+                convert.decide_command(request, caller_identity(context), limits=self._limits),
+                convert.decide_response,
             ),
             pb.DecideResponse,
         )
@@ -161,8 +224,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             context,
             "DecideBatch",
             request.request_id,
-            lambda: convert.batch_response(
-                self._core.decide(convert.batch_command(request, caller_identity(context)))
+            lambda: self._decide(
+                convert.batch_command(request, caller_identity(context), limits=self._limits),
+                convert.batch_response,
             ),
             pb.DecideBatchResponse,
         )

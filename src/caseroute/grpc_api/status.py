@@ -10,7 +10,7 @@ DecisionNotFoundError      NOT_FOUND           (DecisionLog.GetDecision)
 IdempotencyConflictError   ALREADY_EXISTS      request_id reused with another input
 ResponseTooLargeError      RESOURCE_EXHAUSTED  nothing was recorded; ask for less or raise the limit
 NoRulesetLoadedError       UNAVAILABLE         generic; why nothing loaded is in the server log
-EngineUnavailableError     UNAVAILABLE
+EngineUnavailableError     UNAVAILABLE         generic; the engine's own text only in the log
 AuditUnavailableError      UNAVAILABLE         no decision without its record; retry later
 anything else              INTERNAL            generic text + reference; detail only in the log
 =========================  ==================  ============================================
@@ -108,6 +108,15 @@ def _summary(exc: RequestError) -> str:
     )
 
 
+_GENERIC: dict[type[Exception], str] = {
+    EngineUnavailableError: (
+        "the rule engine is unavailable on this server; retry later or call another server "
+        "(the operators find the cause in the server log)"
+    ),
+}
+"""Errors whose own text may quote server paths or library messages: the caller gets these."""
+
+
 def status_for(exc: Exception, reference: str) -> grpc.Status:
     """The status a caller sees for an exception raised while serving a call.
 
@@ -127,6 +136,11 @@ def status_for(exc: Exception, reference: str) -> grpc.Status:
                 detail = any_pb2.Any()
                 detail.Pack(_bad_request(exc.violations))
                 status.details.append(detail)
+            elif kind in _GENERIC:
+                log.error(
+                    "%s serving request %s: %s", kind.__name__, clip(repr(reference), 200), exc
+                )
+                status = status_pb2.Status(code=code, message=_GENERIC[kind])
             else:
                 status = status_pb2.Status(code=code, message=clip(str(exc), MAX_MESSAGE_BYTES))
             return rpc_status.to_status(status)
