@@ -167,7 +167,7 @@ def test_unwritable_store_refuses_the_call(
         blocker.execute("ROLLBACK")
     assert core.audit_refusals == 1
     assert [r.getMessage() for r in caplog.records if r.name == "caseroute.service"] == [
-        "decision refused, audit store unavailable: request_id=r1 cases=1 audit_refusals_total=1"
+        "decision refused, audit store unavailable: request_id='r1' cases=1 audit_refusals_total=1"
     ]
     assert core.audit.head()[0] == 0
     recovered = core.decide(_command())  # the store recovers once the lock is gone

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from caseroute.domain.errors import (
     Severity,
 )
 from caseroute.domain.json_source import parse_json_bytes
+from caseroute.render import escape_lines, escape_text, safe_json
 
 if TYPE_CHECKING:
     from caseroute.audit.config import AuditConfig
@@ -39,6 +39,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 class UsageError(Exception):
     """Bad command-line input; the message says what to fix."""
+
+
+def _out(line: str) -> None:
+    """Print one line of human-readable output with caller/operator text escaped on it."""
+    sys.stdout.write(escape_text(line) + "\n")
 
 
 def _default_engine() -> str:
@@ -103,7 +108,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
     from caseroute.grpc_api.client import check_health
 
     status = check_health(args.server, args.service, args.timeout, _client_tls(args))
-    sys.stdout.write(f"{args.server}: {status}\n")
+    _out(f"{args.server}: {status}")
     return EXIT_OK if status == "SERVING" else EXIT_FAILED
 
 
@@ -255,7 +260,7 @@ def _open_log(args: argparse.Namespace) -> SqliteAuditStore:
         )
     exposed = exposed_files(args.audit_db)
     if exposed:  # read-only auditors may share a group; say it loudly, the server refuses
-        sys.stderr.write(f"caseroute: WARNING: {exposure_message(exposed)}\n")
+        sys.stderr.write(f"caseroute: WARNING: {escape_text(exposure_message(exposed))}\n")
     return SqliteAuditStore(args.audit_db, readonly=True)
 
 
@@ -268,7 +273,7 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
     try:
         audited = DecisionLog(store).get(args.decision_id)
         if args.json:
-            text = json.dumps(audited.record.as_dict(), indent=2, ensure_ascii=False)
+            text = safe_json(audited.record.as_dict(), indent=2)
         else:
             era = era_of(audited.record.seq, store.key_history())
             text = render_record(audited.record, audited.decision, store.get_blob, era)
@@ -285,9 +290,7 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     count = 0
     try:
         for record in store.records(case_id=args.case_id, since=since, until=until):
-            sys.stdout.write(
-                json.dumps(record.as_dict(), sort_keys=True, ensure_ascii=False) + "\n"
-            )
+            sys.stdout.write(safe_json(record.as_dict(), sort_keys=True) + "\n")
             count += 1
     finally:
         store.close()
@@ -307,7 +310,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
         store.close()
     if not report.ok:
         where = f" (decision {report.decision_id})" if report.decision_id else ""
-        sys.stdout.write(f"TAMPERED: {report.problem}{where}; checked {report.records} record(s)\n")
+        _out(f"TAMPERED: {report.problem}{where}; checked {report.records} record(s)")
         return EXIT_FAILED
     if args.expect_head and args.expect_head != f"{head[0]}:{head[1]}":
         sys.stdout.write(
@@ -403,10 +406,8 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
         except RulesetError as exc:
             errors = [p for p in exc.problems if p.severity is Severity.ERROR]
             for problem in exc.problems:
-                sys.stdout.write(f"{problem}\n")
-            sys.stdout.write(
-                f"{path}: {len(errors)} error(s), {len(exc.problems) - len(errors)} warning(s)\n"
-            )
+                _out(str(problem))
+            _out(f"{path}: {len(errors)} error(s), {len(exc.problems) - len(errors)} warning(s)")
             status = EXIT_FAILED
             continue
         except Exception:  # a loader bug must not stop the other paths from being checked
@@ -419,11 +420,11 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
             continue
         warnings = [*compiled.warnings, *masked_reads(compiled, masker)]
         for problem in warnings:
-            sys.stdout.write(f"{problem}\n")
-        sys.stdout.write(
+            _out(str(problem))
+        _out(
             f"{path}: ok - {compiled.name} version {compiled.version}, "
             f"{len(compiled.rules)} rules, {len(compiled.leaves)} conditions, "
-            f"sha256 {compiled.sha256}; {len(warnings)} warning(s)\n"
+            f"sha256 {compiled.sha256}; {len(warnings)} warning(s)"
         )
     return status
 
@@ -443,9 +444,9 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
     failed = [r for r in results if not r.passed]
     for result in results:
         mark = "PASS" if result.passed else "FAIL"
-        sys.stdout.write(f"{mark} {result.case.name} ({result.case.location})\n")
+        _out(f"{mark} {result.case.name} ({result.case.location})")
         for mismatch in result.mismatches:
-            sys.stdout.write(f"     {mismatch}\n")
+            _out(f"     {mismatch}")
     cover = rule_coverage(results, ruleset.compiled.rules)
     sys.stdout.write("\nrule coverage (cases decided / cases not fired; catch-all: not decided):\n")
     gaps = 0
@@ -456,7 +457,7 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
             else "   <- needs a case where it " + ("decides" if not decided else "does not fire")
         )
         gaps += bool(note)
-        sys.stdout.write(f"  {rule_id}: {decided} / {not_fired}{note}\n")
+        _out(f"  {rule_id}: {decided} / {not_fired}{note}")
     sys.stdout.write(f"\n{len(results) - len(failed)} passed, {len(failed)} failed\n")
     return EXIT_FAILED if failed or (gaps and args.require_coverage) else EXIT_OK
 
@@ -706,17 +707,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.run(args)
+    # Messages quote caller and operator text (file names, ids, values): escaped per line.
     except UsageError as exc:
-        sys.stderr.write(f"caseroute: {exc}\n")
+        sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
         return EXIT_USAGE
     except (RequestError, ConfigError) as exc:
-        sys.stderr.write(f"caseroute: {exc}\n")
+        sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
         return EXIT_USAGE
     except RulesetError as exc:
-        sys.stderr.write(f"caseroute: {exc}\nRun `caseroute rules check` on the ruleset.\n")
+        sys.stderr.write(
+            f"caseroute: {escape_lines(str(exc))}\nRun `caseroute rules check` on the ruleset.\n"
+        )
         return EXIT_FAILED
     except CaserouteError as exc:
-        sys.stderr.write(f"caseroute: {exc}\n")
+        sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
         return EXIT_FAILED
     return code
 

@@ -1,17 +1,85 @@
-"""Render a decision and its explanation as text a non-programmer can follow, or as JSON."""
+"""Render a decision and its explanation as text a non-programmer can follow, or as JSON.
+
+Also the one home of terminal-safe output: ``escape_text`` for human-readable lines and
+``safe_json`` for JSON, used by every command that prints stored or caller/operator text.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from caseroute.domain.codec import format_timestamp, to_jsonable
 from caseroute.domain.decision import Decision, MatchingTrace, Outcome, RuleTrace, Signals
 
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(char: str) -> str:
+    if char == " " or char.isprintable():
+        return char
+    short = _SHORT_ESCAPES.get(char)
+    if short is not None:
+        return short
+    code = ord(char)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else (f"\\U{code:08x}")
+    )
+
+
+def escape_text(text: str) -> str:
+    r"""``text`` with every character a terminal could act on spelled out as an escape.
+
+    Caller and operator strings (case ids, rule text, stored records, file names) may hold
+    newlines, carriage returns, ANSI/C1 escape sequences (ESC, ``\x9b``), bidi overrides
+    (U+202E), zero-width and line-separator characters that forge or hide lines on a
+    reader's screen. Everything ``str.isprintable`` rejects except the plain space becomes
+    ``\n``, ``\r``, ``\t``, ``\xNN``, ``\uNNNN`` or ``\UNNNNNNNN``; other text,
+    including non-ASCII letters, is unchanged. Apply it to each line, never to text whose
+    line breaks are wanted (see ``escape_lines``).
+    """
+    if text.isprintable():
+        return text
+    return "".join(_escape_char(c) for c in text)
+
+
+def escape_lines(text: str) -> str:
+    """Multi-line text (an error message) with each line escaped and the line breaks kept."""
+    return "\n".join(escape_text(line) for line in text.split("\n"))
+
+
+def safe_json(data: object, **options: Any) -> str:
+    r"""JSON in which nothing a terminal acts on appears raw (safe to print).
+
+    ``json.dumps`` escapes only U+0000-U+001F: C1 controls (``\x9b`` starts an escape
+    sequence on some terminals), DEL, bidi overrides and line separators stay raw. Those
+    (everything ``str.isprintable`` rejects) are written as ``\uNNNN`` escapes; readable
+    non-ASCII text stays as it is, and ``json.loads`` reads the result back unchanged.
+    """
+    text = json.dumps(data, ensure_ascii=False, **options)
+    if text.isprintable():
+        return text
+    # Outside strings JSON holds only ASCII punctuation, digits, letters, space and the
+    # newlines of ``indent``; so every other non-printable character is inside a string.
+    return "".join(c if c in "\n " or c.isprintable() else _json_escape(c) for c in text)
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
 
 def render_json(decision: Decision) -> str:
-    """The decision as indented JSON (the same shape the audit log stores)."""
-    return json.dumps(to_jsonable(decision), indent=2, ensure_ascii=False)
+    """The decision as indented JSON (the same shape the audit log stores), safe to print."""
+    return safe_json(to_jsonable(decision), indent=2)
 
 
 def _headline(d: Decision) -> str:
@@ -49,7 +117,7 @@ def _rules(d: Decision) -> list[str]:
             status = "does not apply"
         lines.append(f"  {i + 1}. {trace.rule_id}: {status}")
         if trace.decided and trace.description:
-            lines.append(f"      ({trace.description.strip()})")
+            lines.append(f"      ({' '.join(trace.description.split())})")
         if i <= decided_at or trace.fired:
             lines += _clauses(trace)
     return lines
@@ -153,4 +221,5 @@ def render_text(decision: Decision, agent_ids: Sequence[str] | None = None) -> s
         f"  engine {e.engine}; caseroute {e.caseroute_version}",
         f"  input sha256 {e.input_sha256}",
     ]
-    return "\n".join(lines)
+    # Invariant: each element is one line; escaping it keeps caller text on that line.
+    return "\n".join(escape_text(line) for line in lines)

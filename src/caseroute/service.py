@@ -415,7 +415,7 @@ class RoutingCore:
             self.audit_refusals += 1
             self._audit_outcome(writable=False)
             log.error(  # noqa: TRY400 - the store logged the cause with its traceback
-                "decision refused, audit store unavailable: request_id=%s cases=%d "
+                "decision refused, audit store unavailable: request_id=%r cases=%d "
                 "audit_refusals_total=%d",
                 cmd.request_id,
                 len(cmd.cases),

@@ -182,24 +182,24 @@ def test_every_logging_path_is_free_of_case_values(
     withheld = "engine exploding failed: RuntimeError (message withheld: it may quote case values)"
     assert [m.splitlines()[0] for m in caplog.messages] == [
         (
-            f"ENGINE DISAGREEMENT decision_id={first} case_id=CASE-PHI ruleset=test@1 "
+            f"ENGINE DISAGREEMENT decision_id={first} case_id='CASE-PHI' ruleset=test@1 "
             "leaves=L0(case.flags),L1(case.attributes.notes),L2(case.attributes.patient_name)"
         ),
         withheld,
         (
-            f"ENGINE ERROR decision_id={first} case_id=CASE-PHI ruleset=test@1: the decision is "
+            f"ENGINE ERROR decision_id={first} case_id='CASE-PHI' ruleset=test@1: the decision is "
             "an EXCEPTION"
         ),
         withheld,
         (
-            f"ENGINE ERROR decision_id={second} case_id=CASE-PHI ruleset=test@1: the decision is "
+            f"ENGINE ERROR decision_id={second} case_id='CASE-PHI' ruleset=test@1: the decision is "
             "an EXCEPTION"
         ),
         (
             f"AUDIT WRITE FAILED (1 calls refused) on {tmp_path / 'e' / 'audit.db'}: "
             "IntegrityError: database or disk is full"
         ),
-        "decision refused, audit store unavailable: request_id=r2 cases=1 audit_refusals_total=1",
+        "decision refused, audit store unavailable: request_id='r2' cases=1 audit_refusals_total=1",
     ]
     out, err = capfd.readouterr()
     assert (_leaks(caplog.text), _leaks(out), _leaks(err)) == ([], [], [])
@@ -240,7 +240,7 @@ def test_store_failure_tells_the_caller_nothing_about_the_server(
             f"AUDIT WRITE FAILED (1 calls refused) on {tmp_path / 'audit.db'}: IntegrityError: "
             "database or disk is full"
         ),
-        "decision refused, audit store unavailable: request_id=r1 cases=1 audit_refusals_total=1",
+        "decision refused, audit store unavailable: request_id='r1' cases=1 audit_refusals_total=1",
     ]
 
 

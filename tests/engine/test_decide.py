@@ -101,7 +101,7 @@ def test_engine_disagreement_is_an_exception_and_logged(caplog: pytest.LogCaptur
     logged = caplog.records[0]
     assert (logged.levelname, logged.getMessage().split(" ruleset=")[0]) == (
         "ERROR",
-        f"ENGINE DISAGREEMENT decision_id={decision.decision_id} case_id=CASE-T1",
+        f"ENGINE DISAGREEMENT decision_id={decision.decision_id} case_id='CASE-T1'",
     )
 
 

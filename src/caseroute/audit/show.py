@@ -10,7 +10,7 @@ from caseroute.audit.masking import MASK_PREFIX
 from caseroute.audit.record import AuditRecord, Blob
 from caseroute.audit.store import KeyEra
 from caseroute.domain.decision import Decision
-from caseroute.render import render_text
+from caseroute.render import escape_text, render_text
 
 
 def _masked_paths(data: Any, prefix: str) -> list[str]:
@@ -73,4 +73,5 @@ def render_record(
         else "  masking key: not recorded (written before key fingerprints)"
     )
     lines.append(f"  chain: record_hash {record.record_hash}, prev_hash {record.prev_hash}")
-    return "\n".join([*lines, "", render_text(decision, agent_ids)])
+    # Invariant: each element is one line; stored strings are caller data, escaped on it.
+    return "\n".join([*map(escape_text, lines), "", render_text(decision, agent_ids)])

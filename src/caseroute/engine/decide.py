@@ -195,7 +195,7 @@ def _enforce_safeguarding(case: Case, ruleset: CompiledRuleset, result: _Outcome
     ):
         return result
     log.info(
-        "safeguarding constraint overrode %s from %s for case %s",
+        "safeguarding constraint overrode %s from %s for case %r",
         result.outcome,
         result.rule_id,
         case.case_id,
@@ -262,7 +262,7 @@ def decide(
         if evaluation.engine_error is not None:
             # Ids only: case values never reach a log line (the engine's frames were logged).
             log.error(
-                "ENGINE ERROR decision_id=%s case_id=%s ruleset=%s@%s: the decision is an "
+                "ENGINE ERROR decision_id=%s case_id=%r ruleset=%s@%s: the decision is an "
                 "EXCEPTION",
                 decision_id,
                 case.case_id,
@@ -277,7 +277,7 @@ def decide(
         elif evaluation.disagreements:
             # Ids and field paths only, never the fact: it holds patient names and notes.
             log.error(
-                "ENGINE DISAGREEMENT decision_id=%s case_id=%s ruleset=%s@%s leaves=%s",
+                "ENGINE DISAGREEMENT decision_id=%s case_id=%r ruleset=%s@%s leaves=%s",
                 decision_id,
                 case.case_id,
                 compiled.name,
