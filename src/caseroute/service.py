@@ -511,11 +511,7 @@ class DecisionLog:
             violations.append(FieldViolation("page_size", f"must be 0-{MAX_PAGE_SIZE}"))
         if since is not None and until is not None and until <= since:
             violations.append(FieldViolation("until", "must be later than since"))
-        query_key = hashlib.sha256(
-            canonical_json(
-                [case_id, since and format_timestamp(since), until and format_timestamp(until)]
-            ).encode()
-        ).hexdigest()[:16]
+        query_key = _query_key(query)
         after = 0
         if query.page_token:
             after = _read_token(query.page_token, query_key, violations)
@@ -531,6 +527,23 @@ class DecisionLog:
         return DecisionPage(
             tuple(AuditedDecision(r, decision_from_dict(r.decision)) for r in records), token
         )
+
+    def token_after(self, query: DecisionQuery, seq: int) -> str:
+        """A page token that continues ``query``'s listing after the record ``seq``.
+
+        Transports use it to cut a page short (a reply too large to send) without losing
+        the records after the cut.
+        """
+        return _make_token(seq, _query_key(query))
+
+
+def _query_key(query: DecisionQuery) -> str:
+    since, until = query.since, query.until
+    return hashlib.sha256(
+        canonical_json(
+            [query.case_id, since and format_timestamp(since), until and format_timestamp(until)]
+        ).encode()
+    ).hexdigest()[:16]
 
 
 def _make_token(after_seq: int, query_key: str) -> str:

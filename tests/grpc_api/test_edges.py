@@ -6,10 +6,12 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import replace
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import grpc
+import grpc_testing
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
@@ -24,8 +26,16 @@ from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.server import ROUTING_SERVICE, RunningServer, ServerConfig, build_server
-from caseroute.service import RoutingCore, RulesetRegistry
-from caseroute.testing import REFERENCE_RULESET, audit_config, make_agent, make_roster
+from caseroute.grpc_api.servicer import DecisionLogServicer
+from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry
+from caseroute.testing import (
+    REFERENCE_RULESET,
+    audit_config,
+    audited_core,
+    make_agent,
+    make_roster,
+    reference_ruleset,
+)
 
 from .conftest import decide_request
 
@@ -488,3 +498,75 @@ def test_a_bad_limit_is_a_usage_error_not_a_traceback(
         2,
         f"caseroute serve: error: {message}",
     )
+
+
+@pytest.mark.parametrize("expires_on", ["0000-12-31", "10000-01-01", "2026-02-30", "\x00"])
+def test_impossible_licence_dates_name_the_field(channel: grpc.Channel, expires_on: str) -> None:
+    """A licence date outside the calendar: INVALID_ARGUMENT naming it, not INTERNAL."""
+    request = decide_request(request_id=f"licence-{expires_on!r}")
+    request.roster.agents[0].licences[0].expires_on = expires_on
+    stub = routing_pb2_grpc.RoutingServiceStub(channel)
+    error = _failure(lambda: stub.Decide(request, timeout=10))
+    fields = [f for f, _ in _violations(error)]
+    assert (error.code(), fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ["roster.agents[0].licences[0].expires_on"],
+    )
+
+
+def test_a_page_too_large_to_send_is_cut_short_and_continues(small_server: RunningServer) -> None:
+    """Decisions worth ~2 MiB listed on a 1 MiB server: smaller pages, every decision once."""
+    then = Timestamp(seconds=1_900_000_000)  # 2030: apart from other tests' decisions
+    request = _wide_batch("page-1", pb.EXPLANATION_LEVEL_FULL)
+    del request.cases[5:]
+    request.now.CopyFrom(then)
+    listed: list[str] = []
+    pages = 0
+    with grpc.insecure_channel(f"127.0.0.1:{small_server.port}") as chan:
+        stub = routing_pb2_grpc.RoutingServiceStub(chan)
+        stub.DecideBatch(request, timeout=60)
+        request.request_id = "page-2"
+        stub.DecideBatch(request, timeout=60)
+        log_stub = routing_pb2_grpc.DecisionLogStub(chan)
+        query = pb.ListDecisionsRequest(since=then, page_size=50)
+        while True:
+            page = log_stub.ListDecisions(query, timeout=60)
+            pages += 1
+            listed += [d.decision.decision_id for d in page.decisions]
+            if not page.next_page_token:
+                break
+            query.page_token = page.next_page_token
+    stored = [r.decision_id for r in small_server.core.audit.query(since=then.ToDatetime(UTC))]
+    assert (pages > 1, listed) == (True, stored)
+    assert len(stored) == 10
+
+
+def test_a_stored_decision_too_large_to_send_says_where_to_read_it(tmp_path: Path) -> None:
+    """GetDecision and a one-item page over the limit: RESOURCE_EXHAUSTED naming the decision."""
+    registry = RulesetRegistry()
+    registry.add(reference_ruleset(EngineKind.PYTHON))
+    core = audited_core(registry, tmp_path)
+    decision_id = core.decide(convert.decide_command(decide_request())).decisions[0].decision_id
+    service = pb.DESCRIPTOR.services_by_name["DecisionLog"]
+    server = grpc_testing.server_from_dictionary(
+        {service: DecisionLogServicer(DecisionLog(core.audit), max_reply_bytes=1000)},
+        grpc_testing.strict_real_time(),
+    )
+    outcomes = []
+    for method, request in (
+        ("GetDecision", pb.GetDecisionRequest(decision_id=decision_id)),
+        ("ListDecisions", pb.ListDecisionsRequest()),
+    ):
+        rpc = server.invoke_unary_unary(service.methods_by_name[method], (), request, None)
+        _, _, code, details = rpc.termination()
+        outcomes.append((code, re.sub(r"is \d+ bytes", "is N bytes", details)))
+    core.audit.close()
+    expected = (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        (
+            f"decision {decision_id} is N bytes, over this server's limit of 1000 bytes "
+            "(--max-message-mb); read it on the server with `caseroute audit show`, or ask the "
+            "operators to raise --max-message-mb"
+        ),
+    )
+    assert outcomes == [expected, expected]

@@ -241,7 +241,11 @@ def build_server(
         RoutingServicer(core, limits=config.limits, max_reply_bytes=size),
     )
     audit: AuditSink = core.audit
-    add_service(server, DECISION_LOG_SERVICE, DecisionLogServicer(DecisionLog(audit)))
+    add_service(
+        server,
+        DECISION_LOG_SERVICE,
+        DecisionLogServicer(DecisionLog(audit), max_reply_bytes=size),
+    )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

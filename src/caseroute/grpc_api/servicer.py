@@ -16,7 +16,13 @@ from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.status import clip, status_for
-from caseroute.service import DecideCommand, DecideResult, DecisionLog, RoutingCore
+from caseroute.service import (
+    DecideCommand,
+    DecideResult,
+    DecisionLog,
+    DecisionQuery,
+    RoutingCore,
+)
 
 log = logging.getLogger("caseroute.grpc")
 
@@ -232,12 +238,58 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         )
 
 
-class DecisionLogServicer(routing_pb2_grpc.DecisionLogServicer):
-    """Thin servicer over ``DecisionLog``."""
+_REPEATED_OVERHEAD = 6
+"""Bytes a repeated message field adds per element beyond the element (tag + length)."""
+_TOKEN_ROOM = 256
+"""Bytes kept free in a cut-short page for its next_page_token."""
 
-    def __init__(self, decision_log: DecisionLog) -> None:
-        """Serve reads from ``decision_log``."""
+
+def _too_large_to_read(decision_id: str, size: int, max_bytes: int) -> ResponseTooLargeError:
+    return ResponseTooLargeError(
+        f"decision {decision_id} is {size} bytes, over this server's limit of {max_bytes} "
+        "bytes (--max-message-mb); read it on the server with `caseroute audit show`, or ask "
+        "the operators to raise --max-message-mb"
+    )
+
+
+class DecisionLogServicer(routing_pb2_grpc.DecisionLogServicer):
+    """Thin servicer over ``DecisionLog``; pages are cut short to what the server may send."""
+
+    def __init__(
+        self, decision_log: DecisionLog, *, max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    ) -> None:
+        """Serve reads from ``decision_log``, replies at most ``max_reply_bytes`` long."""
         self._log = decision_log
+        self._max_reply_bytes = max_reply_bytes
+
+    def _get(self, decision_id: str) -> pb.AuditedDecision:
+        reply = convert.audited_to_proto(self._log.get(decision_id))
+        size = reply.ByteSize()
+        if size > self._max_reply_bytes:
+            raise _too_large_to_read(decision_id, size, self._max_reply_bytes)
+        return reply
+
+    def _list(self, query: DecisionQuery) -> pb.ListDecisionsResponse:
+        page = self._log.list(query)
+        reply = convert.list_response(page)
+        if reply.ByteSize() <= self._max_reply_bytes:
+            return reply
+        # Keep the longest prefix that fits and continue after it: nothing is skipped.
+        cut = pb.ListDecisionsResponse()
+        budget, spent = self._max_reply_bytes - _TOKEN_ROOM, 0
+        for item, audited in zip(reply.decisions, page.decisions, strict=True):
+            cost = item.ByteSize() + _REPEATED_OVERHEAD
+            if spent + cost > budget:
+                if not cut.decisions:
+                    raise _too_large_to_read(
+                        audited.record.decision_id, item.ByteSize(), self._max_reply_bytes
+                    )
+                break
+            cut.decisions.append(item)
+            spent += cost
+            last_seq = audited.record.seq
+        cut.next_page_token = self._log.token_after(query, last_seq)
+        return cut
 
     def GetDecision(  # noqa: N802 - gRPC method name
         self, request: pb.GetDecisionRequest | UndecodableRequest, context: grpc.ServicerContext
@@ -249,7 +301,7 @@ class DecisionLogServicer(routing_pb2_grpc.DecisionLogServicer):
             context,
             "GetDecision",
             request.decision_id,
-            lambda: convert.audited_to_proto(self._log.get(request.decision_id)),
+            lambda: self._get(request.decision_id),
             pb.AuditedDecision,
         )
 
@@ -265,6 +317,6 @@ class DecisionLogServicer(routing_pb2_grpc.DecisionLogServicer):
             context,
             "ListDecisions",
             request.case_id or "list",
-            lambda: convert.list_response(self._log.list(convert.decision_query(request))),
+            lambda: self._list(convert.decision_query(request)),
             pb.ListDecisionsResponse,
         )
