@@ -374,7 +374,8 @@ class RoutingCore:
         """
         check = before_record or _accept
         _check_command(cmd, self.limits)
-        digest = request_sha256(cmd)
+        # Keyed: the stored hash covers masked values and must not confirm guesses of them.
+        digest = self._masker.keyed_hash(request_sha256(cmd))
         prior = self.audit.by_request(cmd.request_id)
         if prior:
             if prior[0].request_sha256 != digest or len(prior) != len(cmd.cases):

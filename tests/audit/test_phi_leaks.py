@@ -1,5 +1,7 @@
 """PHI never reaches a stored record, a reply's explanation, or a log line in clear."""
 
+import hashlib
+import hmac
 import json
 import logging
 import sqlite3
@@ -9,13 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from caseroute.audit.masking import Masker, masked_reads
+from caseroute.audit.masking import MASK_PREFIX, Masker, masked_reads
 from caseroute.domain.case import Case
+from caseroute.domain.codec import input_sha256
 from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.errors import AuditUnavailableError
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.engine.facts import Fact
-from caseroute.service import DecideCommand, RoutingCore, RulesetRegistry, request_decision_id
+from caseroute.service import (
+    DecideCommand,
+    RoutingCore,
+    RulesetRegistry,
+    request_decision_id,
+    request_sha256,
+)
 from caseroute.testing import (
     MINIMAL_HEADER,
     NOW,
@@ -256,4 +265,21 @@ def test_store_read_failure_tells_the_caller_nothing_about_the_server(
     assert str(caught.value) == (
         "the decision log cannot be read; nothing was decided or changed; retry later or with "
         "another replica"
+    )
+
+
+def test_stored_hashes_cannot_test_guesses_of_a_masked_value(python_core: RoutingCore) -> None:
+    """request_sha256 and input_sha256 are keyed: the log cannot confirm a guessed name or DOB."""
+    command = _command(_phi_case())
+    decision = python_core.decide(command).decisions[0]
+    record = python_core.audit.get(decision.decision_id)
+    assert record is not None
+
+    def keyed(text: str) -> str:
+        return hmac.new(KEY, text.encode(), hashlib.sha256).hexdigest()
+
+    plain_input = input_sha256(command.cases[0], command.roster)
+    assert (record.request_sha256, decision.explanation.input_sha256) == (
+        keyed(request_sha256(command)),
+        MASK_PREFIX + keyed(plain_input),
     )

@@ -82,6 +82,14 @@ class Masker:
         text = value if isinstance(value, str) else repr(value)
         return MASK_PREFIX + hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()
 
+    def keyed_hash(self, text: str) -> str:
+        """HMAC-SHA256 of ``text`` as hex: a hash over clear values that cannot test guesses.
+
+        An unkeyed sha256 of an input holding a masked date of birth lets anyone with the
+        record (and the other, unmasked fields) confirm a guessed value; a keyed one does not.
+        """
+        return hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()
+
     def mask(self, data: dict[str, Any]) -> dict[str, Any]:
         """A copy of ``data`` with every configured path masked (absent paths are skipped)."""
         out: dict[str, Any] = _copy(data)
@@ -186,8 +194,8 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
     Applied once, before the decision is recorded and returned, so the reply equals the
     stored record and neither carries a masked value in clear. Covered: clause values, data
     problem and engine error text, matching requirements and expected/actual values of
-    agents' failed checks, SLA clock names. Rule ids, clause texts (the operator's own
-    words) and reason codes are left alone.
+    agents' failed checks, SLA clock names; input_sha256 becomes a keyed hash. Rule ids,
+    clause texts (the operator's own words) and reason codes are left alone.
 
     Args:
         decision: The decision as the engine made it.
@@ -203,6 +211,8 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
     e = decision.explanation
     masked = replace(
         e,
+        # sha256 over the clear input would confirm guesses of a masked value: keyed here.
+        input_sha256=MASK_PREFIX + masker.keyed_hash(e.input_sha256),
         signals=_scrub_signals(e.signals, scrub),
         data_problems=tuple(scrub(p) for p in e.data_problems),
         rules=tuple(
