@@ -31,7 +31,16 @@ NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 """A fixed decision instant for tests."""
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-REFERENCE_RULESET = REPO_ROOT / "rulesets" / "patient-enquiries"
+"""The source checkout (``examples/``, ``protos/``); meaningless when installed from a wheel."""
+
+_PACKAGED_RULESET = Path(__file__).resolve().parent / "rulesets" / "patient-enquiries"
+REFERENCE_RULESET = (
+    _PACKAGED_RULESET
+    if _PACKAGED_RULESET.is_dir()
+    else REPO_ROOT / "rulesets" / "patient-enquiries"
+)
+"""The reference ruleset and its golden cases: shipped in the wheel (``caseroute/rulesets``,
+see ``force-include`` in pyproject.toml), read from the checkout in a source tree."""
 
 
 def make_case(**overrides: Any) -> Case:
