@@ -5,10 +5,20 @@ from pathlib import Path
 import pytest
 
 from caseroute.cli import main
-from caseroute.testing import REFERENCE_RULESET, REPO_ROOT
+from caseroute.testing import REFERENCE_RULESET, REPO_ROOT, reference_compiled
 
 EXAMPLES = REPO_ROOT / "examples"
 NOW = "2026-11-21T10:00:00Z"
+
+
+def _reference_sha256() -> str:
+    return reference_compiled().sha256
+
+
+def _line_of(path: Path, text: str) -> int:
+    """1-based number of the first line of ``path`` that contains ``text``."""
+    lines = path.read_text().splitlines()
+    return next(i for i, line in enumerate(lines) if text in line) + 1
 
 
 def _decide(capsys: pytest.CaptureFixture[str], case: str, *extra: str) -> tuple[int, str]:
@@ -36,14 +46,15 @@ def test_decide_prints_a_readable_explanation(capsys: pytest.CaptureFixture[str]
     assert (
         out.splitlines()[0] == "CASE-1001: ASSIGN to nurse-tx-02 (queue clinical), priority normal"
     )
+    lines = out.splitlines()
     for line in (
         "  5. clinical: APPLIES - decided",
         "      fails: case.urgency == 'critical'   [case.urgency = 'urgent']",
         "  x nurse-ca-01: licence: needs RN valid in US-TX, has RN US-CA (single-state)",
         "  1. nurse-tx-02: utilisation 0.2, clinical-triage level 2, idle minutes 50   <- chosen",
+        f"  ruleset patient-enquiries version 2026.11.1 (sha256 {_reference_sha256()})",
     ):
-        assert line in out.splitlines()
-    assert "ruleset patient-enquiries version 2026.11.1 (sha256 " in out
+        assert line in lines
 
 
 def test_decide_json_matches_the_text_decision(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,9 +86,19 @@ def test_bad_case_file_names_the_field(capsys: pytest.CaptureFixture[str], tmp_p
         ]
     )
     err = capsys.readouterr().err
-    assert code == 2
-    assert "case.intent: must be one of clinical" in err
-    assert "case.created_at: is required" in err
+    assert (code, err.splitlines()) == (
+        2,
+        [
+            "caseroute: invalid request (4 problem(s)):",
+            "  - case.created_at: is required",
+            "  - case.channel: is required",
+            (
+                "  - case.intent: must be one of clinical, prescription, appointment, billing, "
+                "complaint, general; got 'clinicl' (did you mean 'clinical'?)"
+            ),
+            "  - case.urgency: is required",
+        ],
+    )
 
 
 def test_malformed_json_reports_line_and_column(
@@ -87,13 +108,22 @@ def test_malformed_json_reports_line_and_column(
     bad = tmp_path / "case.json"
     bad.write_text('{\n  "case_id": "x",\n}')
     assert main(["decide", "--case", str(bad), "--roster", str(bad)]) == 2
-    assert f"{bad}:3:1: case file is not valid JSON" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines() == [
+        "caseroute: invalid request (1 problem(s)):",
+        (
+            f"  - case: {bad}:3:1: case file is not valid JSON: "
+            "Expecting property name enclosed in double quotes"
+        ),
+    ]
 
 
 def test_rules_check_ok_and_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """`rules check` exits 0 on a good ruleset and 1 with every problem on a bad one."""
     assert main(["rules", "check", str(REFERENCE_RULESET)]) == 0
-    assert "ok - patient-enquiries version 2026.11.1, 7 rules" in capsys.readouterr().out
+    assert capsys.readouterr().out == (
+        f"{REFERENCE_RULESET}: ok - patient-enquiries version 2026.11.1, 7 rules, 8 conditions, "
+        f"sha256 {_reference_sha256()}; 0 warning(s)\n"
+    )
     broken = tmp_path / "ruleset.yaml"
     text = (REFERENCE_RULESET / "ruleset.yaml").read_text()
     broken.write_text(
@@ -102,28 +132,43 @@ def test_rules_check_ok_and_errors(capsys: pytest.CaptureFixture[str], tmp_path:
         )
     )
     assert main(["rules", "check", str(broken)]) == 1
-    out = capsys.readouterr().out
-    assert "error expr.unknown_field [rule critical-clinical]: unknown field `case.urgncy`" in out
-    assert "error expr.syntax [rule prescription]" in out
-    assert "2 error(s), 0 warning(s)" in out
+    urgncy, assignment = _line_of(broken, "case.urgncy"), _line_of(broken, "case.intent = 1")
+    assert capsys.readouterr().out.splitlines() == [
+        (
+            f"{broken}:{urgncy}:41: error expr.unknown_field [rule critical-clinical]: "
+            "unknown field `case.urgncy` (did you mean `case.urgency`?)"
+        ),
+        (
+            f"{broken}:{assignment}:23: error expr.syntax [rule prescription]: cannot read "
+            "condition: `=` is not a comparison; use `==`"
+        ),
+        f"{broken}: 2 error(s), 0 warning(s)",
+    ]
 
 
 def test_rules_test_runs_golden_cases(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """`rules test` passes the shipped golden cases and fails when one is wrong."""
     assert main(["rules", "test", str(REFERENCE_RULESET), "--require-coverage"]) == 0
-    assert "17 passed, 0 failed" in capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines()[-1] == "17 passed, 0 failed"
     copy = tmp_path / "patient-enquiries"
     shutil.copytree(REFERENCE_RULESET, copy)
     cases = copy / "golden" / "cases.yaml"
     cases.write_text(cases.read_text().replace("agent: pharm-tx-01", "agent: billing-01"))
     assert main(["rules", "test", str(copy)]) == 1
-    assert "agent: expected 'billing-01', got 'pharm-tx-01'" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    line = _line_of(cases, "- name: prescription-goes-to-licensed-pharmacist")
+    failed = lines.index(f"FAIL prescription-goes-to-licensed-pharmacist ({cases}:{line})")
+    assert lines[failed + 1] == "     agent: expected 'billing-01', got 'pharm-tx-01'"
+    assert lines[-1] == "16 passed, 1 failed"
 
 
 def test_rules_fields_lists_readable_fields(capsys: pytest.CaptureFixture[str]) -> None:
     """Operators can list every field a condition can read."""
     assert main(["rules", "fields"]) == 0
-    assert any(line.startswith("sla.risk") for line in capsys.readouterr().out.splitlines())
+    assert (
+        "sla.risk                           one of ok, at_risk, breached (may be missing): "
+        "risk of the most urgent clock"
+    ) in capsys.readouterr().out.splitlines()
 
 
 def test_engine_setting_from_the_environment(
