@@ -50,6 +50,13 @@ def audit_db(tmp_path: Path) -> Path:
     return tmp_path / "audit.db"
 
 
+def _head(audit_db: Path) -> str:
+    """The log's head as `audit verify` prints it: ``seq:record_hash``."""
+    with closing(sqlite3.connect(audit_db)) as conn:
+        seq, record_hash = conn.execute("SELECT seq, record_hash FROM chain_head").fetchone()
+    return f"{seq}:{record_hash}"
+
+
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     captured = capsys.readouterr()
@@ -83,7 +90,9 @@ def test_export_filters_by_time_and_case(
         ["C1", "C2"],
         "exported 2 decision(s)\n",
     )
-    assert all(len(r["record_hash"]) == 64 for r in rows)
+    with closing(sqlite3.connect(audit_db)) as conn:
+        stored = dict(conn.execute("SELECT case_id, record_hash FROM decisions").fetchall())
+    assert [r["record_hash"] for r in rows] == [stored["C1"], stored["C2"]]
     _, out, _ = _run(capsys, "audit", "export", "--audit-db", str(audit_db), "--case-id", "C0")
     assert [json.loads(line)["decision_id"] for line in out.splitlines()] == [
         request_decision_id("r0", 0)
@@ -103,9 +112,14 @@ def test_verify_passes_then_names_the_edited_record(
 ) -> None:
     """`audit verify` exits 0 on an intact log, 1 naming the record after an edit."""
     code, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
-    assert code == 0
-    head = out.split("head ")[1].split()[0]
-    assert out.startswith("ok: 3 record(s)")
+    head = _head(audit_db)
+    assert (code, out.splitlines()[0]) == (
+        0,
+        (
+            f"ok: 3 record(s), every link and blob verified; head {head} "
+            "(keep it elsewhere and pass it as --expect-head next time)"
+        ),
+    )
     code, out, _ = _run(
         capsys, "audit", "verify", "--audit-db", str(audit_db), "--expect-head", head
     )
@@ -114,17 +128,20 @@ def test_verify_passes_then_names_the_edited_record(
         conn.execute("UPDATE decisions SET case_id = 'C9' WHERE seq = 2")
         conn.commit()
     code, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
-    assert code == 1
-    assert out.startswith("TAMPERED: record 2 was edited or moved")
-    assert request_decision_id("r1", 0) in out
+    assert (code, out) == (
+        1,
+        (
+            "TAMPERED: record 2 was edited or moved: its content no longer matches its hash "
+            f"(decision {request_decision_id('r1', 0)}); checked 2 record(s)\n"
+        ),
+    )
 
 
 def test_verify_with_expect_head_detects_a_rewritten_tail(
     audit_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Dropping the last record and rewinding the head fools the chain, not --expect-head."""
-    _, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
-    head = out.split("head ")[1].split()[0]
+    head = _head(audit_db)
     with closing(sqlite3.connect(audit_db)) as conn:
         prev = conn.execute("SELECT record_hash FROM decisions WHERE seq = 2").fetchone()[0]
         conn.execute("DELETE FROM decisions WHERE seq = 3")
@@ -135,16 +152,25 @@ def test_verify_with_expect_head_detects_a_rewritten_tail(
     code, out, _ = _run(
         capsys, "audit", "verify", "--audit-db", str(audit_db), "--expect-head", head
     )
-    assert code == 1
-    assert "not the 3:" in out
+    assert (code, out) == (
+        1,
+        (
+            f"TAMPERED: the chain verifies internally but its head is {_head(audit_db)}, not the "
+            f"{head} recorded earlier (records rewritten or truncated)\n"
+        ),
+    )
 
 
 def test_missing_log_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Pointing at no file says so and how to fix it (and does not create one)."""
     code, _, err = _run(capsys, "audit", "verify", "--audit-db", str(tmp_path / "none.db"))
-    assert code == 2
-    assert "no decision log at" in err
-    assert "--audit-db" in err
+    assert (code, err) == (
+        2,
+        (
+            f"caseroute: no decision log at {tmp_path / 'none.db'}; pass --audit-db "
+            "(or $CASEROUTE_AUDIT_DB) pointing at the server's log\n"
+        ),
+    )
     assert not (tmp_path / "none.db").exists()
 
 
