@@ -1,8 +1,10 @@
 """The gRPC surface under hostile or unusual input: a real server on port 0, default clients."""
 
+import base64
 import logging
 import re
 import sqlite3
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import replace
@@ -20,6 +22,7 @@ from grpc_status import rpc_status
 
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.cli import build_parser, main, server_config
+from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.limits import DEFAULT_LIMITS
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api import convert
@@ -27,6 +30,7 @@ from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.server import ROUTING_SERVICE, RunningServer, ServerConfig, build_server
 from caseroute.grpc_api.servicer import DecisionLogServicer
+from caseroute.grpc_api.status import METADATA_BUDGET, status_for
 from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry
 from caseroute.testing import (
     REFERENCE_RULESET,
@@ -179,10 +183,12 @@ def test_out_of_range_timestamps_name_the_field(
     nanos: int,
 ) -> None:
     """A Timestamp outside 0001-9999 or with bad nanos: INVALID_ARGUMENT naming it, no traceback."""
-    request = decide_request(request_id=f"ts-{field}-{seconds}-{nanos}")
+    request_id = f"ts-{field}-{seconds}-{nanos}"
+    request = decide_request(request_id=request_id)
     setter(request, _bad(seconds, nanos))
     stub = routing_pb2_grpc.RoutingServiceStub(channel)
-    error = _failure(lambda: stub.Decide(request, timeout=10))
+    with caplog.at_level(logging.INFO):
+        error = _failure(lambda: stub.Decide(request, timeout=10))
     expected = (
         field,
         (
@@ -192,6 +198,8 @@ def test_out_of_range_timestamps_name_the_field(
     )
     assert (grpc.StatusCode.INVALID_ARGUMENT, [expected]) == (error.code(), _violations(error))
     assert _tracebacks(caplog) == []
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("caseroute")]
+    assert lines == [f"Decide refused: request_id={request_id!r} invalid: 1 problem(s) at {field}"]
 
 
 def test_batch_timestamps_name_the_case_index(channel: grpc.Channel) -> None:
@@ -570,3 +578,22 @@ def test_a_stored_decision_too_large_to_send_says_where_to_read_it(tmp_path: Pat
         ),
     )
     assert outcomes == [expected, expected]
+
+
+def _wire_bytes(status: grpc.Status) -> int:
+    """Bytes the status costs in HTTP/2 trailers: base64 for -bin keys, percent-encoded text."""
+    total = len("grpc-status") + 2 + len("grpc-message")
+    total += len(urllib.parse.quote(status.details, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~"))
+    for key, value in status.trailing_metadata:
+        raw = value if isinstance(value, bytes) else value.encode()
+        total += len(key) + (len(base64.b64encode(raw)) if key.endswith("-bin") else len(raw))
+    return total
+
+
+def test_the_worst_case_error_fits_the_metadata_budget() -> None:
+    """100 violations of long non-ASCII fields and messages still cost under 6 KiB on the wire."""
+    violations = [
+        FieldViolation(f"cases[{i}]." + "\u00e9" * 5000, "\u4e2d" * 5000) for i in range(100)
+    ]
+    wire = _wire_bytes(status_for(RequestError(violations), "r"))
+    assert (wire <= METADATA_BUDGET, METADATA_BUDGET) == (True, 6 * 1024)

@@ -50,12 +50,14 @@ MAX_FIELD_BYTES = 160
 """UTF-8 bytes of one violation's field path."""
 MAX_DESCRIPTION_BYTES = 320
 """UTF-8 bytes of one violation's description."""
-MAX_MESSAGE_BYTES = 600
-"""UTF-8 bytes of the status message (grpc-message; percent-encoding may triple it)."""
-DETAILS_BUDGET = 3000
+MAX_MESSAGE_BYTES = 400
+"""UTF-8 bytes of the status message, sent twice: in grpc-message (percent-encoding may
+triple it) and inside grpc-status-details-bin."""
+DETAILS_BUDGET = 2400
 """UTF-8 bytes of all violations together (grpc-status-details-bin; base64 adds a third)."""
 METADATA_BUDGET = 6 * 1024
-"""What the whole status may cost in trailing metadata: well under gRPC's 8 KiB default."""
+"""What the whole status may cost on the wire, worst case: well under gRPC's 8 KiB default.
+The budgets above are chosen so that it holds (a test checks the worst case)."""
 
 _TABLE: tuple[tuple[type[Exception], int], ...] = (
     (RequestError, code_pb2.INVALID_ARGUMENT),
