@@ -5,6 +5,7 @@ import hmac
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from caseroute.audit.masking import MASK_PREFIX, Masker, masked_reads
+from caseroute.audit.store import WRITE_UNAVAILABLE, SqliteAuditStore
 from caseroute.domain.case import Case
 from caseroute.domain.codec import input_sha256
 from caseroute.domain.decision_codec import decision_to_dict
@@ -283,3 +285,29 @@ def test_stored_hashes_cannot_test_guesses_of_a_masked_value(python_core: Routin
         keyed(request_sha256(command)),
         MASK_PREFIX + keyed(plain_input),
     )
+
+
+def test_a_decision_after_shutdown_is_refused_not_hung(
+    python_core: RoutingCore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A call still running when the log closed gets UNAVAILABLE at once; the log has ids only."""
+    store = python_core.audit
+    assert isinstance(store, SqliteAuditStore)
+    store.close()
+    outcome: list[BaseException] = []
+
+    def late_call() -> None:
+        try:
+            python_core.decide(_command(_phi_case()))
+        except AuditUnavailableError as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=late_call, daemon=True)
+    caller.start()
+    caller.join(timeout=10)  # a safety net only: the refusal is immediate
+    assert (caller.is_alive(), [str(e) for e in outcome]) == (False, [WRITE_UNAVAILABLE])
+    assert [m.splitlines()[0] for m in caplog.messages] == [
+        f"append refused: the decision log {store.path} is closed (shutting down)",
+        "decision refused, audit store unavailable: request_id='r1' cases=1 audit_refusals_total=1",
+    ]
+    assert _leaks(caplog.text) == []

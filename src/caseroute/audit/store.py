@@ -259,6 +259,9 @@ class SqliteAuditStore:
         self._known: OrderedDict[str, None] = OrderedDict()
         self._known_lock = threading.Lock()
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        # Invariant: nothing is queued after the writer's stop marker (it would wait forever).
+        self._closed = False
+        self._closing = threading.Lock()
         self._writer: threading.Thread | None = None
         try:
             if readonly:
@@ -412,7 +415,13 @@ class SqliteAuditStore:
             log.error("append refused: the decision log %s was opened read-only", self.path)
             raise AuditUnavailableError(WRITE_UNAVAILABLE)
         pending = _Pending(records, blobs, Future())
-        self._queue.put(pending)
+        with self._closing:
+            if self._closed:
+                log.error(
+                    "append refused: the decision log %s is closed (shutting down)", self.path
+                )
+                raise AuditUnavailableError(WRITE_UNAVAILABLE)
+            self._queue.put(pending)
         return pending.done.result()
 
     def has_blob(self, sha256: str) -> bool:
@@ -676,7 +685,10 @@ class SqliteAuditStore:
     def close(self) -> None:
         """Finish pending appends, stop the writer and close the readers."""
         if self._writer is not None:
-            self._queue.put(None)
+            with self._closing:
+                already, self._closed = self._closed, True
+                if not already:
+                    self._queue.put(None)
             self._writer.join(timeout=30)
         with self._readers_lock:
             for conn in self._readers:
