@@ -8,6 +8,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
+# The wheel ships the reference ruleset for caseroute.testing (force-include in pyproject.toml).
+COPY rulesets ./rulesets
 RUN python -m venv /opt/caseroute \
  && /opt/caseroute/bin/pip install --no-cache-dir --disable-pip-version-check .
 

@@ -1,10 +1,26 @@
 import re
 import subprocess
 import sys
+import tomllib
 
 from caseroute.testing import REPO_ROOT
 
 DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
+PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+
+
+def test_the_docker_build_stage_has_everything_the_wheel_includes() -> None:
+    """Each force-included path is copied into the build stage before `pip install .` runs."""
+    wheel = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]
+    build_stage = DOCKERFILE.split("\nFROM ")[1].split("pip install")[0]  # [0]: comments
+    copied = {
+        part.rstrip("/")
+        for line in build_stage.splitlines()
+        if line.startswith("COPY ")
+        for part in line.split()[1:-1]
+    }
+    needed = {path.split("/")[0] for path in wheel["force-include"]} | {"src", "pyproject.toml"}
+    assert needed - copied == set()
 
 
 def test_dockerfile_copies_paths_that_exist() -> None:
@@ -67,4 +83,6 @@ def test_readme_commands_work() -> None:
         check=False,
     )
     assert (done.returncode, done.stderr) == (0, "")
-    assert done.stdout.startswith("CASE-1001: ASSIGN to nurse-tx-02")
+    assert done.stdout.splitlines()[0] == (
+        "CASE-1001: ASSIGN to nurse-tx-02 (queue clinical), priority normal"
+    )
