@@ -130,7 +130,7 @@ def test_the_client_certificate_identity_is_the_audited_caller(
         )
     record = mtls_server.core.audit.get(reply.decision.decision_id)
     assert record is not None
-    assert record.caller == "flow-engine.example.org"
+    assert (record.request_id, record.caller) == ("mtls-1", "flow-engine.example.org")
     assert check_health(target, tls=tls) == "SERVING"
 
 
@@ -152,9 +152,13 @@ def test_tls_flags_that_do_not_go_together_are_usage_errors(
 ) -> None:
     """A certificate without its key (or client TLS without a CA) is refused before starting."""
     assert main(["serve", "--tls-cert", "c.pem", "--audit-db", str(tmp_path / "a.db")]) == 2
-    assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "caseroute: --tls-cert and --tls-key go together: give both or neither\n"
+    )
     assert main(["health", "--tls-cert", "c.pem"]) == 2
-    assert "need --tls-ca" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "caseroute: --tls-cert/--tls-key need --tls-ca (the server's CA)\n"
+    )
     missing = ServerTls(tmp_path / "no.pem", tmp_path / "no.key")
     with pytest.raises(ConfigError, match=r"--tls-key: cannot read .*no\.key"):
         missing.credentials()
