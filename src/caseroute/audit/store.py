@@ -265,7 +265,8 @@ class SqliteAuditStore:
         self._writer: threading.Thread | None = None
         try:
             if readonly:
-                self._fetch("SELECT 1 FROM chain_head LIMIT 1", ())
+                with closing(self._connect()) as conn:
+                    conn.execute("SELECT 1 FROM chain_head LIMIT 1")
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 created = not path.exists()
@@ -273,8 +274,14 @@ class SqliteAuditStore:
                     conn.executescript(_SCHEMA)
                 if created:
                     path.chmod(0o600)  # decisions are business records; -wal/-shm inherit it
-        except (OSError, sqlite3.Error, AuditUnavailableError) as exc:
-            raise AuditUnavailableError(f"cannot open the audit store {path}: {exc}") from exc
+        except (OSError, sqlite3.Error) as exc:
+            # Startup and the audit CLI only (never a caller's request): the operator needs
+            # the file and the cause.
+            raise AuditUnavailableError(
+                f"cannot open the decision log {path}: {exc}; check that --audit-db names a "
+                "caseroute decision log and that this user can read (and, to serve, write) it "
+                "and its directory"
+            ) from exc
         if not readonly:
             self._writer = threading.Thread(
                 target=self._write_loop, name="audit-writer", daemon=True
