@@ -1,3 +1,5 @@
+import hashlib
+import hmac
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -156,14 +158,18 @@ def _tamper(path: Path, sql: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("sql", "seq", "words"),
+    ("sql", "seq", "problem"),
     [
         (
             'UPDATE decisions SET decision = \'{"outcome": "QUEUE", "n": 3}\' WHERE seq = 3',
             3,
-            "record 3 was edited or moved",
+            "record 3 was edited or moved: its content no longer matches its hash",
         ),
-        ("DELETE FROM decisions WHERE seq = 2", 3, "record 2 is missing"),
+        (
+            "DELETE FROM decisions WHERE seq = 2",
+            3,
+            "record 2 is missing (deleted?): the next stored record is 3",
+        ),
         (
             (
                 "UPDATE decisions SET seq = -1 WHERE seq = 2; "
@@ -171,13 +177,20 @@ def _tamper(path: Path, sql: str) -> None:
                 "UPDATE decisions SET seq = 4 WHERE seq = -1"
             ),
             2,
-            "record 2 was edited or moved",
+            "record 2 was edited or moved: its content no longer matches its hash",
         ),
-        ("DELETE FROM decisions WHERE seq = 5", 0, "truncated"),
+        (
+            "DELETE FROM decisions WHERE seq = 5",
+            0,
+            (
+                "the chain ends at record 4 but the store's head is record 5 "
+                "(records truncated or the head edited)"
+            ),
+        ),
     ],
 )
 def test_verify_names_the_first_tampered_record(
-    tmp_path: Path, sql: str, seq: int, words: str
+    tmp_path: Path, sql: str, seq: int, problem: str
 ) -> None:
     """Edit, delete, reorder and truncate are each detected and located."""
     store = SqliteAuditStore(tmp_path / "audit.db")
@@ -187,10 +200,7 @@ def test_verify_names_the_first_tampered_record(
     reopened = SqliteAuditStore(tmp_path / "audit.db")
     report = verify_chain(reopened.records(), reopened.head())
     reopened.close()
-    assert not report.ok
-    assert report.seq == seq
-    assert report.problem is not None
-    assert words in report.problem
+    assert (report.ok, report.seq, report.problem) == (False, seq, problem)
 
 
 def test_masking_replaces_configured_paths_with_keyed_digests() -> None:
@@ -201,10 +211,11 @@ def test_masking_replaces_configured_paths_with_keyed_digests() -> None:
         "roster": {"agents": []},
     }
     masked = masker.mask(data)
-    name = masked["case"]["attributes"]["patient_name"]
-    assert name.startswith(MASK_PREFIX)
-    assert "Ada" not in str(masked)
-    assert masked["case"]["attributes"]["payer"] == "acme"
+    name = MASK_PREFIX + hmac.new(b"k1", b"Ada", hashlib.sha256).hexdigest()
+    assert masked == {
+        "case": {"case_id": "C1", "attributes": {"patient_name": name, "payer": "acme"}},
+        "roster": {"agents": []},
+    }
     assert data["case"]["attributes"]["patient_name"] == "Ada"  # the input is not modified
     assert Masker(b"k1").digest("Ada") == name
     assert Masker(b"k2").digest("Ada") != name
@@ -282,5 +293,11 @@ def test_rules_reading_masked_fields_are_warned_about() -> None:
     line = text.splitlines().index("  - id: vip") + 1
     (warning,) = masked_reads(compiled, Masker(b"k"))
     assert (warning.code, warning.rule_id, warning.line) == ("audit.masked_field", "vip", line)
-    assert "case.attributes.patient_name" in warning.message
+    assert warning.message == (
+        "rule reads `case.attributes.patient_name`, which is masked: the decision log stores "
+        "it, and the explanation (recorded and returned to the caller) shows it, only as a keyed "
+        "digest, so readers cannot see the value this rule decided on and replay cannot "
+        "reproduce its decisions. Route on a non-identifying field instead, or stop masking "
+        "this field (--audit-masked-fields) if it is not PHI"
+    )
     assert masked_reads(compiled, Masker(b"k", ("case.attributes.other",))) == []
