@@ -58,7 +58,9 @@ def test_every_bad_field_is_named_in_one_error() -> None:
         ["case.colour", "case.created_at", "case.urgency", "case.tier", "case.sentiment[0].score"]
     )
     urgency = next(v for v in exc.value.violations if v.field == "case.urgency")
-    assert "did you mean 'critical'" in urgency.message
+    assert urgency.message == (
+        "must be one of routine, urgent, critical; got 'critcal' (did you mean 'critical'?)"
+    )
 
 
 def test_timestamps_need_an_offset() -> None:
