@@ -311,3 +311,30 @@ def test_a_decision_after_shutdown_is_refused_not_hung(
         "decision refused, audit store unavailable: request_id='r1' cases=1 audit_refusals_total=1",
     ]
     assert _leaks(caplog.text) == []
+
+
+def test_masking_leaves_unrelated_text_alone(tmp_path: Path) -> None:
+    """A masked `true` or short value is replaced where it is that field's value, not elsewhere."""
+    text = ruleset_with_rules(
+        """\
+  - id: vip
+    when: "case.attributes.notes == 'x' or not case.attributes.consent or not case.attributes.vip"
+    then: {route: {queue: by_intent}}
+  - id: rest
+    when: true
+    then: {route: {queue: by_intent}}
+""",
+        MINIMAL_HEADER + "attributes: {notes: string, consent: boolean, vip: boolean}\n",
+    )
+    masker = Masker(KEY, ("case.attributes.notes", "case.attributes.consent"))
+    registry = RulesetRegistry()
+    registry.add(prepare_ruleset(compile_text(text), EngineKind.PYTHON))
+    core = RoutingCore(registry, audit_config(tmp_path).open_store(), masker, lambda: NOW)
+    case = make_case(attributes={"notes": "en", "consent": True, "vip": True})
+    decision = core.decide(_command(case)).decisions[0]
+    core.audit.close()
+    assert [c.actual for c in decision.explanation.rules[1].clauses] == [
+        f"case.attributes.notes = {masker.digest('en')}",
+        f"case.attributes.consent = {masker.digest(value=True)}",
+        "case.attributes.vip = true",
+    ]

@@ -130,12 +130,20 @@ class Masker:
 
 
 def _clear_texts(value: Any) -> Iterator[str]:
-    """Every way a masked value can be spelled in free text (the value, its repr, its JSON)."""
+    """Every way a masked value can be spelled in free text (the value, its repr, its JSON).
+
+    Booleans, nulls and numbers of fewer than ``SHORT_VALUE_CHARS`` characters identify no
+    one and would match ordinary text (``true``, ``1``): only their exact forms are masked.
+    """
     if isinstance(value, dict | list):
         yield json.dumps(value)
         yield repr(value)
         for item in value.values() if isinstance(value, dict) else value:
             yield from _clear_texts(item)
+        return
+    if value is None or isinstance(value, bool):
+        return
+    if not isinstance(value, str) and len(str(value)) < SHORT_VALUE_CHARS:
         return
     yield value if isinstance(value, str) else str(value)
     yield repr(value)
