@@ -99,7 +99,7 @@ def test_safeguarding_must_be_the_first_rule() -> None:
         + "  - id: safeguarding\n    when: \"'safeguarding' in case.flags\"\n"
         "    then: {escalate: {queue: safeguarding, reason: s}}\n" + CATCH_ALL
     )
-    assert ("constraints.safeguarding_first", 11, "first") in _errors(text)
+    assert _errors(text) == [("constraints.safeguarding_first", 11, "first")]
 
 
 def test_by_intent_queues_must_cover_every_intent() -> None:

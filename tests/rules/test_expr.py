@@ -49,20 +49,23 @@ def test_literals_and_lists() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "offset", "fragment"),
+    ("text", "offset", "message"),
     [
-        ("case.x = 1", 7, "use `==`"),
-        ("case.x ==", 9, "found end of condition"),
-        ("case.x == 'a", 10, "matching quotes"),
-        ("case.x == 1 case.y == 2", 12, "join conditions"),
-        ("(case.x == 1", 12, "`)`"),
-        ("case.x in [case.y]", 11, "constants"),
-        ("", 0, "catch-all"),
+        ("case.x = 1", 7, "`=` is not a comparison; use `==`"),
+        ("case.x ==", 9, "expected a field, a value or `(`, found end of condition"),
+        ("case.x == 'a", 10, 'unexpected character "\'" (strings need matching quotes)'),
+        (
+            "case.x == 1 case.y == 2",
+            12,
+            "unexpected `case` after a complete condition; join conditions with `and` / `or`",
+        ),
+        ("(case.x == 1", 12, "expected `)` to close `(`, found end of condition"),
+        ("case.x in [case.y]", 11, "lists may only hold constants ('text', numbers, true/false)"),
+        ("", 0, "empty condition; write one, or `true` for a catch-all"),
     ],
 )
-def test_syntax_errors_point_at_the_problem(text: str, offset: int, fragment: str) -> None:
+def test_syntax_errors_point_at_the_problem(text: str, offset: int, message: str) -> None:
     """Errors carry the character offset and say what was expected."""
     with pytest.raises(ExprSyntaxError) as exc:
         parse_expression(text)
-    assert exc.value.offset == offset
-    assert fragment in exc.value.message
+    assert (exc.value.offset, exc.value.message) == (offset, message)

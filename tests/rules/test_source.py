@@ -42,4 +42,10 @@ def test_unreadable_file_is_a_problem(tmp_path: Path) -> None:
     """A missing file is reported, not a traceback."""
     with pytest.raises(RulesetError) as exc:
         read_yaml(tmp_path / "missing.yaml")
-    assert exc.value.problems[0].code == "source.unreadable"
+    assert [(p.code, p.location, p.message) for p in exc.value.problems] == [
+        (
+            "source.unreadable",
+            str(tmp_path / "missing.yaml"),
+            "cannot read file: No such file or directory; check the path",
+        )
+    ]
