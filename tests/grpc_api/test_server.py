@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -92,7 +93,12 @@ def test_reflection_lists_the_services(channel: grpc.Channel) -> None:
         file_containing_symbol="caseroute.v1.RoutingService"
     )
     (found,) = list(stub.ServerReflectionInfo(iter([file_request]), timeout=5))
-    assert found.file_descriptor_response.file_descriptor_proto
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw)
+        for raw in found.file_descriptor_response.file_descriptor_proto
+    ]
+    routing = next(f for f in files if f.name == pb.DESCRIPTOR.name)
+    assert [s.name for s in routing.service] == ["RoutingService", "DecisionLog"]
 
 
 def test_sixteen_concurrent_clients_get_their_own_decisions(running: RunningServer) -> None:
