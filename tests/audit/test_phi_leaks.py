@@ -366,7 +366,7 @@ def test_a_served_decision_and_shutdown_leave_no_case_values_on_stderr(tmp_path:
     assert proc.stderr is not None
     try:
         address = proc.stdout.readline().split()[3]
-        seen = []
+        seen: list[str] = []
         while not seen or "rulesets loaded: test" not in seen[-1]:  # SERVING from here on
             seen.append(proc.stderr.readline())
             assert seen[-1], "".join(seen)
