@@ -394,6 +394,8 @@ def _parse_instant(text: str | None, flag: str) -> datetime | None:
 
 
 def _cmd_rules_check(args: argparse.Namespace) -> int:
+    import logging
+
     from caseroute.audit.config import check_masked_fields
     from caseroute.audit.masking import Masker, masked_reads
     from caseroute.rules.compiler import load_ruleset

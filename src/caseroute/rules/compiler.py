@@ -43,10 +43,11 @@ from caseroute.rules.model import (
     Rule,
     Scalar,
 )
-from caseroute.rules.schema import RawRule, RawRuleset, read_ruleset
+from caseroute.rules.schema import FLAG_RE, RawRule, RawRuleset, read_ruleset
 from caseroute.rules.source import Node, SourceFile, read_yaml
 
 RULESET_FILE = "ruleset.yaml"
+MAX_RULESET_BYTES = 1024 * 1024  # the reference ruleset is 10 KB; parsing 1 MiB takes seconds
 MAX_SHARD_WEIGHT = 60  # durable_rules fails (error 303) past 64 simultaneously true alpha tests
 MAX_LIST_VALUES = 50  # an `in` list expands to one $or branch per value inside one shard
 FACT_TYPE = "case"  # type tag every probe tests first: nothing then matches the state fact
@@ -361,6 +362,14 @@ def _lower_membership(ctx: _Context, node: ast.Membership, text: str) -> Cond | 
             return None
         if isinstance(value, tuple) or not _literal_fits(ctx, ftype, path, value, node.span):
             return None
+        if path == "case.flags" and not FLAG_RE.fullmatch(str(value)):
+            ctx.error(
+                "expr.unknown_value",
+                f"case flags are lower-cased and trimmed on input, so {value!r} is never in "
+                f"case.flags; write it in lower case, e.g. {str(value).strip().lower()!r}",
+                node.span,
+            )
+            return None
         made = LeafRef(ctx.leaf(LeafKind.CONTAINS, path, value=value).leaf_id, text)
     elif left[0] is None:
         ctx.error(
@@ -384,11 +393,7 @@ def _compile_conditions(raw: RawRuleset, ctx: _Context) -> dict[str, Cond]:
         try:
             tree = ast.parse_expression(rule.when_text)
         except ast.ExprSyntaxError as exc:
-            ctx.error(
-                "expr.syntax",
-                f"cannot read condition: {exc.message}",
-                ast.Span(exc.offset, exc.offset),
-            )
+            ctx.error(exc.code, f"cannot read condition: {exc.message}", ast.Span(exc.offset, 0))
             continue
         cond = _lower(ctx, tree)
         if cond is not None:
@@ -653,6 +658,7 @@ def load_ruleset(path: Path) -> CompiledRuleset:
         The compiled ruleset.
 
     Raises:
-        RulesetError: With every problem found.
+        RulesetError: With every problem found (a file over ``MAX_RULESET_BYTES`` is refused
+            unread).
     """
-    return compile_source(read_yaml(ruleset_file(path)))
+    return compile_source(read_yaml(ruleset_file(path), MAX_RULESET_BYTES))

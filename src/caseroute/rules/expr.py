@@ -19,19 +19,33 @@ Grammar::
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
+from caseroute.rules.durable_json import MAX_MAGNITUDE
+
 Scalar = str | int | float | bool
+
+MAX_EXPRESSION_LENGTH = 2000
+"""Longest condition text, in characters (the reference ruleset's longest is under 100)."""
+MAX_EXPRESSION_DEPTH = 32
+"""Deepest nesting of ``(`` and ``not``; keeps parsing and evaluation free of deep recursion."""
+_MAX_NUMBER_TEXT = 40  # longer number text is out of range whatever it says
 
 
 class ExprSyntaxError(Exception):
-    """A condition does not parse; ``offset`` is the 0-based character position."""
+    """A condition does not parse; ``offset`` is the 0-based character position.
 
-    def __init__(self, message: str, offset: int) -> None:
+    ``code`` is the stable problem code: ``expr.syntax``, or a ``limit.*`` code when the text
+    is too long, nested too deep, or holds a number the engine cannot represent.
+    """
+
+    def __init__(self, message: str, offset: int, code: str = "expr.syntax") -> None:
         super().__init__(message)
         self.message = message
         self.offset = offset
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +152,7 @@ _TOKEN_RE = re.compile(
   | (?P<punct>[()\[\],.])
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
     """,
-    re.VERBOSE,
+    re.VERBOSE | re.ASCII,  # ASCII: `\d` and `\s` must not match other scripts' digits/spaces
 )
 KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false", "exists"})
 
@@ -180,6 +194,18 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.i = 0
+        self.depth = 0
+
+    def enter(self, offset: int) -> None:
+        """Count one level of ``(`` or ``not``; refuse nesting past the limit."""
+        self.depth += 1
+        if self.depth > MAX_EXPRESSION_DEPTH:
+            raise ExprSyntaxError(
+                f"condition is nested more than {MAX_EXPRESSION_DEPTH} levels deep (`(` and "
+                "`not`); simplify it or split it into several rules",
+                offset,
+                "limit.expression_depth",
+            )
 
     @property
     def tok(self) -> _Token:
@@ -236,15 +262,18 @@ class _Parser:
     def parse_not(self) -> Expr:
         if self.at_word("not"):
             start = self.advance().start
+            self.enter(start)
             operand = self.parse_not()
+            self.depth -= 1
             return Negation(operand, Span(start, _span(operand).end))
         return self.parse_compare()
 
     def parse_compare(self) -> Expr:
         if self.tok.kind == "punct" and self.tok.text == "(":
-            self.advance()
+            self.enter(self.advance().start)
             inner = self.parse_or()
             self.expect(")", "`)` to close `(`")
+            self.depth -= 1
             return inner
         if self.at_word("exists"):
             start = self.advance().start
@@ -281,10 +310,7 @@ class _Parser:
         tok = self.tok
         if tok.kind == "number":
             self.advance()
-            number: int | float = (
-                float(tok.text) if any(c in tok.text for c in ".eE") else int(tok.text)
-            )
-            return Literal(number, Span(tok.start, tok.end))
+            return Literal(_number(tok), Span(tok.start, tok.end))
         if tok.kind == "string":
             self.advance()
             return Literal(_unquote(tok.text), Span(tok.start, tok.end))
@@ -337,6 +363,21 @@ class _Parser:
         return ListLiteral(tuple(items), Span(start, end))
 
 
+def _number(tok: _Token) -> int | float:
+    """The value of a number token, refused when the engine cannot represent it exactly."""
+    number: int | float | None = None
+    if len(tok.text) <= _MAX_NUMBER_TEXT:  # never int() thousands of digits
+        number = float(tok.text) if any(c in tok.text for c in ".eE") else int(tok.text)
+    if number is None or not math.isfinite(number) or abs(number) >= MAX_MAGNITUDE:
+        shown = tok.text if len(tok.text) <= 20 else tok.text[:17] + "..."
+        raise ExprSyntaxError(
+            f"number {shown} is out of range: write a number between -1e18 and 1e18",
+            tok.start,
+            "limit.number",
+        )
+    return number
+
+
 def _span(node: Expr) -> Span:
     return node.span
 
@@ -351,6 +392,15 @@ def parse_expression(text: str) -> Expr:
         Its syntax tree.
 
     Raises:
-        ExprSyntaxError: With the offending character offset and what was expected.
+        ExprSyntaxError: With the offending character offset and what was expected; also
+            when the text is longer than ``MAX_EXPRESSION_LENGTH`` or nested deeper than
+            ``MAX_EXPRESSION_DEPTH`` (codes ``limit.expression_length`` / ``_depth``).
     """
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ExprSyntaxError(
+            f"condition is {len(text)} characters long; the limit is {MAX_EXPRESSION_LENGTH}. "
+            "Split it into several rules, or move long lists into `params`",
+            0,
+            "limit.expression_length",
+        )
     return _Parser(text).parse()

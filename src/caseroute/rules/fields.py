@@ -80,3 +80,16 @@ CASE_FIELDS: dict[str, FieldType] = {
 
 ATTRIBUTE_PREFIX = "case.attributes."
 ATTRIBUTE_KINDS = {"string": Kind.STRING, "number": Kind.NUMBER, "boolean": Kind.BOOLEAN}
+
+ENGINE_MAX_FACT_PROPERTIES = 254
+"""Properties durable_rules holds per fact (``MAX_OBJECT_PROPERTIES`` 255, the last slot
+unusable; error 302 past it, measured). Every nested object, list and scalar counts once."""
+FACT_ENVELOPE = ("id", "sid", "t")
+"""Properties the engine adapter adds to every fact."""
+FACT_OBJECTS = ("case", "case.attributes", "sentiment", "sla")
+"""Nested objects of the fact; each counts as a property of its own."""
+MAX_ATTRIBUTES = (
+    ENGINE_MAX_FACT_PROPERTIES - len(FACT_ENVELOPE) - len(FACT_OBJECTS) - len(CASE_FIELDS)
+)
+"""Most attributes a ruleset may declare so that the fullest case fact still fits the engine:
+254 - 3 - 4 - 19 = 228. A ruleset declaring more is refused at check time (``limit.attributes``)."""

@@ -17,7 +17,12 @@ from caseroute.domain.case import Intent, RequiredSkill
 from caseroute.domain.decision import Priority
 from caseroute.domain.errors import Problem, Severity
 from caseroute.domain.roster import AgentStatus, Role
-from caseroute.rules.fields import ATTRIBUTE_KINDS, FieldType
+from caseroute.rules.fields import (
+    ATTRIBUTE_KINDS,
+    ENGINE_MAX_FACT_PROPERTIES,
+    MAX_ATTRIBUTES,
+    FieldType,
+)
 from caseroute.rules.model import (
     Compact,
     CompactMember,
@@ -33,10 +38,20 @@ from caseroute.rules.model import (
 )
 from caseroute.rules.source import Node
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
-JURISDICTION_RE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})*$")
-PARAM_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+# Identifier patterns. Always applied with fullmatch: `$` also matches before a trailing
+# newline, so `re.match(r"^...$")` would let "safeguarding\n" through. Lengths are bounded.
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}")
+JURISDICTION_RE = re.compile(r"[A-Z]{2}(-[A-Z0-9]{1,3}){0,3}")
+PARAM_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+FLAG_RE = re.compile(r"[a-z0-9][a-z0-9_.:/-]{0,63}")  # flags are lower-cased on input
+VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+_NAME_HINT = " (lower-case letters, digits, - and _; at most 64)"
+_CODE_HINT = " (letters, digits and _ . : / -; at most 64)"
+_FLAG_HINT = (
+    " (case flags are lower-cased on input, so a flag is lower-case letters, digits and "
+    "_ . : / -; at most 64)"
+)
 
 PendingAction = RouteAction | EscalateAction | ExceptionAction
 
@@ -161,7 +176,7 @@ class SchemaReader:
                 rule_id,
             )
             return None
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             self.error("schema.format", f"{what} {value!r} is not valid{hint}", node, rule_id)
             return None
         return value
@@ -291,7 +306,7 @@ def _kind(node: Node) -> str:
 
 _TOP = ("ruleset", "version", "description", "owner", "constraints", "rules")
 _TOP_OPTIONAL = ("params", "signals", "attributes", "compacts", "matching", "queues")
-_QUEUE_HINT = " (lower-case letters, digits, - and _)"
+_QUEUE_HINT = _NAME_HINT
 
 
 def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
@@ -312,16 +327,16 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
             top.get("ruleset"),
             "`ruleset` (the name)",
             pattern=NAME_RE,
-            hint=" (lower-case letters, digits, - and _)",
+            hint=_NAME_HINT,
         )
         or ""
     )
-    out.version = r.string(top.get("version"), "`version`") or ""
+    out.version = _read_version(r, top.get("version"))
     out.description = r.string(top.get("description"), "`description`") or ""
     out.owner = r.string(top.get("owner"), "`owner`") or ""
     _read_params(r, top.get("params"), out)
     _read_signals(r, top.get("signals"), out)
-    _read_attributes(r, top.get("attributes"), out)
+    _read_attributes(r, top.get("attributes"), out, root.key_positions.get("attributes"))
     if "constraints" in top:
         out.constraints = _read_constraints(r, top["constraints"])
     out.compacts = _read_compacts(r, top.get("compacts"))
@@ -343,6 +358,23 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     return out, r.problems
 
 
+def _read_version(r: SchemaReader, node: Node | None) -> str:
+    # A number (version: 3) is accepted as its text, as before; then the text must be a
+    # version: it is recorded in every decision, audit record and engine name.
+    version = r.string(node, "`version`")
+    if version is None or node is None:
+        return ""
+    if not VERSION_RE.fullmatch(version):
+        r.error(
+            "schema.format",
+            f"`version` {version!r} is not valid (letters, digits and . _ + -, starting with a "
+            'letter or digit; at most 64), e.g. "2026.11.1"',
+            node,
+        )
+        return ""
+    return version
+
+
 def _read_params(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
     if node is None:
         return
@@ -351,8 +383,10 @@ def _read_params(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
         return
     for name, value in node.value.items():
         line = node.key_positions.get(name, (value.line, 0))[0]
-        if not PARAM_RE.match(name):
-            r.error("schema.format", f"param name `{name}` must be lower_snake_case", line)
+        if not PARAM_RE.fullmatch(name):
+            r.error(
+                "schema.format", f"param name `{name}` must be lower_snake_case (at most 64)", line
+            )
             continue
         if value.is_sequence:
             items = []
@@ -425,7 +459,9 @@ def _read_signals(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
     )
 
 
-def _read_attributes(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
+def _read_attributes(
+    r: SchemaReader, node: Node | None, out: RawRuleset, key: tuple[int, int] | None
+) -> None:
     if node is None:
         return
     if not node.is_mapping:
@@ -435,9 +471,22 @@ def _read_attributes(r: SchemaReader, node: Node | None, out: RawRuleset) -> Non
             node,
         )
         return
+    if len(node.value) > MAX_ATTRIBUTES:
+        r.error(
+            "limit.attributes",
+            f"{len(node.value)} attributes are declared; the rule engine can carry at most "
+            f"{MAX_ATTRIBUTES} on a case (its facts hold {ENGINE_MAX_FACT_PROPERTIES} values, "
+            "and the built-in fields use the rest). Declare only the attributes rules read",
+            key[0] if key else node.line,
+            column=key[1] if key else node.column,
+        )
     for name, kind_node in node.value.items():
-        if not PARAM_RE.match(name):
-            r.error("schema.format", f"attribute name `{name}` must be lower_snake_case", kind_node)
+        if not PARAM_RE.fullmatch(name):
+            r.error(
+                "schema.format",
+                f"attribute name `{name}` must be lower_snake_case (at most 64)",
+                kind_node,
+            )
             continue
         kind = ATTRIBUTE_KINDS.get(str(kind_node.value))
         if kind is None:
@@ -456,14 +505,18 @@ def _read_constraints(r: SchemaReader, node: Node) -> Constraints | None:
     flag = queue = None
     if "safeguarding" in entries:
         sg = r.mapping(entries["safeguarding"], "`constraints.safeguarding`", ("flag", "queue"))
-        flag = r.string(sg.get("flag"), "constraints.safeguarding.flag", pattern=CODE_RE)
+        flag = r.string(
+            sg.get("flag"), "constraints.safeguarding.flag", pattern=FLAG_RE, hint=_FLAG_HINT
+        )
         queue = r.string(
             sg.get("queue"), "constraints.safeguarding.queue", pattern=NAME_RE, hint=_QUEUE_HINT
         )
     consent = None
     if "consent" in entries:
         cs = r.mapping(entries["consent"], "`constraints.consent`", ("flag",))
-        consent = r.string(cs.get("flag"), "constraints.consent.flag", pattern=CODE_RE)
+        consent = r.string(
+            cs.get("flag"), "constraints.consent.flag", pattern=FLAG_RE, hint=_FLAG_HINT
+        )
     licence: dict[Intent, tuple[str, ...]] = {}
     if "licence" in entries:
         lic = r.mapping(
@@ -488,7 +541,7 @@ def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
     compacts = []
     for item in r.items(node, "`compacts`"):
         c = r.mapping(item, "a compact", ("name", "licence_types", "members"))
-        name = r.string(c.get("name"), "compact name") or "?"
+        name = r.string(c.get("name"), "compact name", pattern=CODE_RE, hint=_CODE_HINT) or "?"
         types = r.strings(c.get("licence_types"), f"compact {name} licence_types", pattern=CODE_RE)
         members = []
         for m_node in r.items(c.get("members"), f"compact {name} members"):
@@ -582,9 +635,7 @@ def _queue_target(
 def _read_rule(r: SchemaReader, node: Node) -> RawRule | None:
     rule_id = None
     if node.is_mapping and "id" in node.value:
-        rule_id = r.string(
-            node.value["id"], "rule `id`", None, NAME_RE, " (lower-case letters, digits, - and _)"
-        )
+        rule_id = r.string(node.value["id"], "rule `id`", None, NAME_RE, _NAME_HINT)
     entries = r.mapping(
         node, f"rule `{rule_id or '?'}`", ("id", "when", "then"), ("description",), rule_id
     )

@@ -1,25 +1,64 @@
-"""Load operator YAML into a tree of nodes that remember their ``file:line``.
+r"""Load operator YAML into a tree of nodes that remember their ``file:line``.
 
-Duplicate keys are errors (PyYAML's safe loader silently keeps the last one); YAML 1.2 scalars
-are used, so ``no``/``on`` stay strings. Nothing here knows what a ruleset means.
+The tree is built from the parser's event stream, never by ruamel's composer or constructor,
+so that nothing a file says is expanded or instantiated before it is checked:
+
+* anchors, aliases and merge keys (``<<:``) are refused where they are written, so an alias
+  bomb (a 1 KB "billion laughs" document) costs nothing; operators do not need them;
+* explicit tags (``!!python/object``, ``!foo``, even ``!!str``) are refused;
+* nesting deeper than ``MAX_YAML_DEPTH`` stops the load at once (no recursion anywhere);
+* control characters, in the text or produced by an escape such as ``"\0"``, are refused;
+* numbers outside what the rule engine represents (``.inf``, ``.nan``, ``|x| >= 1e18``)
+  are refused;
+* duplicate keys are errors (PyYAML's safe loader silently keeps the last one).
+
+YAML 1.2 scalars are used, so ``no``/``on`` stay strings, and timestamps stay the text written.
+Every problem found is reported at once with its position. Nothing here knows what a ruleset
+means.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, StreamMark, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionStartEvent,
+    DocumentStartEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    NodeEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+)
+from ruamel.yaml.nodes import ScalarNode
 
 from caseroute.domain.errors import Problem, RulesetError
+from caseroute.rules.durable_json import MAX_MAGNITUDE
 
-Scalar = str | int | float | bool | date | None
+Scalar = str | int | float | bool | None
+
+MAX_YAML_DEPTH = 32
+"""Deepest nesting of mappings and lists (a ruleset needs about 7)."""
+
+# What YAML's reader accepts (anything else is a ReaderError deep in ruamel): report it first.
+_BAD_TEXT = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# In a value (after escapes): tab and newline only; no NUL, CR, ESC, DEL or C1 controls.
+_BAD_VALUE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_SCALAR_TAGS = frozenset(
+    {"tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", _INT, _FLOAT, "tag:yaml.org,2002:str"}
+)
+_MAX_NUMBER_TEXT = 40  # longer number text is out of range whatever it says (no int() of it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +66,7 @@ class Node:
     """A YAML value with its position (1-based line and column).
 
     ``value`` is a ``dict[str, Node]`` for mappings, ``list[Node]`` for sequences, else a scalar.
-    ``key_lines`` maps each mapping key to the line/column where the key itself is written.
+    ``key_positions`` maps each mapping key to the line/column where the key itself is written.
     """
 
     value: Any
@@ -56,52 +95,6 @@ class SourceFile:
     root: Node
 
 
-def _plain(value: Any) -> Scalar:
-    # ruamel's round-trip types subclass the builtins; hand back plain values.
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, date):
-        return date(value.year, value.month, value.day)
-    return str(value)
-
-
-def _convert(value: Any, line: int, column: int) -> Node:
-    if isinstance(value, CommentedMap):
-        entries: dict[str, Node] = {}
-        keys: dict[str, tuple[int, int]] = {}
-        for key in value:
-            kline, kcol = value.lc.key(key)
-            vline, vcol = value.lc.value(key)
-            name = str(key)
-            keys[name] = (kline + 1, kcol + 1)
-            entries[name] = _convert(value[key], vline + 1, vcol + 1)
-        return Node(entries, line, column, keys)
-    if isinstance(value, CommentedSeq):
-        items = []
-        for i, item in enumerate(value):
-            iline, icol = value.lc.item(i)
-            items.append(_convert(item, iline + 1, icol + 1))
-        return Node(items, line, column)
-    return Node(_plain(value), line, column)
-
-
-class _TextTimestampConstructor(RoundTripConstructor):
-    """Leaves timestamps as the text written; callers parse dates and instants themselves."""
-
-
-_TextTimestampConstructor.add_constructor(
-    "tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str
-)
-
-
 def to_data(node: Node) -> Any:
     """Plain JSON-like data (dicts, lists, scalars) of a node tree, positions dropped."""
     if node.is_mapping:
@@ -111,79 +104,319 @@ def to_data(node: Node) -> Any:
     return node.value
 
 
+def _position(mark: StreamMark | None) -> tuple[int, int]:
+    return (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+
+
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _describe_char(ch: str) -> str:
+    return f"U+{ord(ch):04X}"
+
+
+@dataclass(slots=True)
+class _Open:
+    """A mapping or sequence being built; ``key`` holds a mapping's pending key."""
+
+    node: Node
+    key: str | None = None
+    key_line: int = 0
+    key_column: int = 0
+    expect_key: bool = True
+
+
+class _TreeBuilder:
+    """Builds ``Node`` trees from parser events, iteratively, collecting problems."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+        yaml = YAML(typ="rt", pure=True)
+        self._resolver = yaml.resolver
+        self._constructor = yaml.constructor
+        self._stack: list[_Open] = []
+        self.root: Node | None = None
+        self._documents = 0
+
+    def problem(self, code: str, message: str, mark: StreamMark | None) -> None:
+        line, column = _position(mark)
+        self.problems.append(Problem(code, message, self.path, line, column))
+
+    def build(self, events: Any) -> Node:
+        for event in events:
+            self._event(event)
+        return self.root if self.root is not None else Node(None, 1, 1)
+
+    def _event(self, event: Event) -> None:
+        if isinstance(event, DocumentStartEvent):
+            self._documents += 1
+            if self._documents > 1:
+                self.problem(
+                    "yaml.syntax",
+                    "a ruleset file holds one YAML document; remove the `---` line and what "
+                    "follows, or move it to its own file",
+                    event.start_mark,
+                )
+                raise _StopLoadingError
+            return
+        if isinstance(event, MappingEndEvent | SequenceEndEvent):
+            done = self._stack.pop()
+            self._attach(done.node)
+            return
+        if not isinstance(event, NodeEvent):
+            return  # stream start/end, document end
+        if self._stack and self._stack[-1].node.is_mapping and self._stack[-1].expect_key:
+            self._key(event)
+            return
+        self._checks(event)
+        line, column = _position(event.start_mark)
+        if isinstance(event, AliasEvent):
+            self._attach(Node(None, line, column))
+        elif isinstance(event, CollectionStartEvent):
+            if len(self._stack) >= MAX_YAML_DEPTH:
+                self.problem(
+                    "limit.yaml_depth",
+                    f"lists and mappings are nested more than {MAX_YAML_DEPTH} deep here; a "
+                    "ruleset needs far less. Flatten the structure",
+                    event.start_mark,
+                )
+                raise _StopLoadingError
+            value: dict[str, Node] | list[Node] = {} if isinstance(event, MappingStartEvent) else []
+            self._stack.append(_Open(Node(value, line, column)))
+        elif isinstance(event, ScalarEvent):
+            self._attach(Node(self._scalar(event), line, column))
+
+    def _checks(self, event: NodeEvent) -> None:
+        """Anchors, aliases and tags are refused where they are written (never followed)."""
+        if isinstance(event, AliasEvent):
+            self.problem(
+                "yaml.anchor_not_allowed",
+                f"alias `*{event.anchor}` is not allowed in caseroute YAML (aliases can expand "
+                "a small file into gigabytes); write the value out in full",
+                event.start_mark,
+            )
+            return
+        if event.anchor is not None:
+            self.problem(
+                "yaml.anchor_not_allowed",
+                f"anchor `&{event.anchor}` is not allowed in caseroute YAML (aliases can expand "
+                "a small file into gigabytes); remove it and write values out in full",
+                event.start_mark,
+            )
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            self.problem(
+                "yaml.tag_not_allowed",
+                f"YAML tag `{tag}` is not allowed in caseroute YAML; remove it (write plain "
+                "values, quoted when they must stay text)",
+                event.start_mark,
+            )
+
+    def _key(self, event: NodeEvent) -> None:
+        top = self._stack[-1]
+        self._checks(event)
+        if not isinstance(event, ScalarEvent):
+            self.problem(
+                "yaml.complex_key",
+                "a mapping key must be a plain name, not a list or mapping (`? [...]`); "
+                "write `name: value`",
+                event.start_mark,
+            )
+            raise _StopLoadingError
+        name = event.value
+        if name == "<<" and event.style is None:
+            self.problem(
+                "yaml.merge_key_not_allowed",
+                "merge keys (`<<:`) are not allowed in caseroute YAML; write the keys out in full",
+                event.start_mark,
+            )
+        self._value_text(name, event.start_mark)
+        top.key = name
+        top.key_line, top.key_column = _position(event.start_mark)
+        top.expect_key = False
+
+    def _attach(self, node: Node) -> None:
+        if not self._stack:
+            self.root = node
+            return
+        top = self._stack[-1]
+        if top.node.is_sequence:
+            top.node.value.append(node)
+            return
+        key = top.key
+        assert key is not None  # noqa: S101 - a key event always precedes its value
+        entries: dict[str, Node] = top.node.value
+        if key in entries:
+            self.problems.append(
+                Problem(
+                    "yaml.duplicate_key",
+                    f"key `{key}` appears twice in the same mapping; YAML would silently keep "
+                    "only one. Remove or rename one of them",
+                    self.path,
+                    top.key_line,
+                    top.key_column,
+                )
+            )
+        else:
+            entries[key] = node
+            top.node.key_positions[key] = (top.key_line, top.key_column)
+        top.key = None
+        top.expect_key = True
+
+    def _value_text(self, text: str, mark: StreamMark | None) -> None:
+        bad = _BAD_VALUE.search(text)
+        if bad is not None:
+            self.problem(
+                "yaml.control_character",
+                f"control character {_describe_char(bad.group())} (written as an escape such "
+                "as `\\0`) is not allowed in a value; remove it",
+                mark,
+            )
+
+    def _scalar(self, event: ScalarEvent) -> Scalar:
+        text: str = event.value
+        if event.style == ">":  # ruamel marks fold points with BEL; folding has no escapes
+            text = text.replace("\a", "")
+        self._value_text(text, event.start_mark)
+        if event.style is not None or event.tag is not None:  # quoted or tagged: text
+            return text
+        resolved = self._resolver.resolve(ScalarNode, text, (True, False))
+        tag = str(resolved)  # a ruamel Tag: equal to its text, but hashed differently
+        if tag not in _SCALAR_TAGS:  # timestamps and anything else stay the text written
+            return text
+        if tag in (_INT, _FLOAT) and len(text) > _MAX_NUMBER_TEXT:
+            self._number_problem(text, event.start_mark)
+            return None
+        built: Any = self._constructor.construct_object(ScalarNode(resolved, text))
+        if built is None or isinstance(built, bool):
+            return bool(built) if built is not None else None
+        number: int | float
+        if isinstance(built, int):
+            number = int(built)  # ruamel's ScalarInt & co. back to a plain int
+        elif isinstance(built, float):
+            number = float(built)
+        else:
+            return str(built)
+        if not math.isfinite(number) or abs(number) >= MAX_MAGNITUDE:  # the engine's int64
+            self._number_problem(text, event.start_mark)
+            return None
+        return number
+
+    def _number_problem(self, text: str, mark: StreamMark | None) -> None:
+        shown = text if len(text) <= 20 else text[:17] + "..."
+        self.problem(
+            "limit.number",
+            f"number {shown} is out of range: rule engines need finite numbers between "
+            "-1e18 and 1e18 (no .inf or .nan); write a smaller number, or quote it if it is text",
+            mark,
+        )
+
+
+class _StopLoadingError(Exception):
+    """Raised inside the builder when loading cannot usefully continue."""
+
+
 def parse_yaml(text: str, path: str) -> SourceFile:
     """Parse YAML text into a located node tree.
 
     Args:
-        text: The YAML document.
+        text: The YAML document (a leading byte-order mark is ignored).
         path: Where it came from, used in every problem reported.
 
     Returns:
         The parsed file.
 
     Raises:
-        RulesetError: On a syntax error or a duplicate key (with ``file:line``).
+        RulesetError: With every problem found (syntax, duplicate key, anchor or alias, tag,
+            control character, nesting too deep, number out of range), each at ``file:line``.
     """
-    yaml = YAML(typ="rt", pure=True)
-    yaml.Constructor = _TextTimestampConstructor
-    yaml.allow_duplicate_keys = False
-    try:
-        data = yaml.load(text)
-    except DuplicateKeyError as exc:
-        mark = exc.problem_mark
-        key = (exc.problem or "").split('"')
-        name = key[1] if len(key) > 2 else "?"
+    body = text.removeprefix("\ufeff")
+    bad = _BAD_TEXT.search(body)
+    if bad is not None:
+        line, column = _line_column(body, bad.start())
         raise RulesetError(
             [
                 Problem(
-                    "yaml.duplicate_key",
-                    f"key `{name}` appears twice in the same mapping; YAML would silently keep "
-                    "only one. Remove or rename one of them",
+                    "yaml.control_character",
+                    f"control character {_describe_char(bad.group())} is not allowed in YAML; "
+                    "delete it (an editor that shows invisible characters helps)",
                     path,
-                    (mark.line + 1) if mark else 0,
-                    (mark.column + 1) if mark else 0,
+                    line,
+                    column,
                 )
             ]
-        ) from None
+        )
+    builder = _TreeBuilder(path)
+    root = Node(None, 1, 1)
+    try:
+        root = builder.build(YAML(typ="rt", pure=True).parse(body))
+    except _StopLoadingError:
+        pass
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = " ".join(x for x in (exc.context, exc.problem) if x)
-        raise RulesetError(
-            [
-                Problem(
-                    "yaml.syntax",
-                    f"YAML syntax error: {what}. Check indentation and quoting near this line "
-                    "(quote expressions that contain `:` or start with a quote)",
-                    path,
-                    (mark.line + 1) if mark else 0,
-                    (mark.column + 1) if mark else 0,
-                )
-            ]
-        ) from None
-    root = _convert(data, 1, 1)
+        line, column = _position(mark)
+        builder.problems.append(
+            Problem(
+                "yaml.syntax",
+                f"YAML syntax error: {what}. Check indentation and quoting near this line "
+                "(quote expressions that contain `:` or start with a quote)",
+                path,
+                line,
+                column,
+            )
+        )
+    except YAMLError as exc:
+        builder.problems.append(
+            Problem("yaml.syntax", f"YAML syntax error: {exc}. Check the file", path)
+        )
+    if builder.problems:
+        raise RulesetError(builder.problems)
+    if root.is_mapping or root.is_sequence:
+        root = Node(root.value, 1, 1, root.key_positions)
+    else:
+        root = Node(root.value, 1, 1)
     return SourceFile(path, text, hashlib.sha256(text.encode()).hexdigest(), root)
 
 
-def read_yaml(path: Path) -> SourceFile:
+def read_yaml(path: Path, max_bytes: int | None = None) -> SourceFile:
     """Read and parse a YAML file.
 
     Args:
         path: The file.
+        max_bytes: Refuse files larger than this (None: no limit).
 
     Returns:
         The parsed file; its sha256 is over the file's exact bytes.
 
     Raises:
-        RulesetError: If the file cannot be read, is not UTF-8, or is not valid YAML.
+        RulesetError: If the file cannot be read, is too large, is not UTF-8, or is not
+            valid YAML.
     """
     try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise RulesetError(
+                [
+                    Problem(
+                        "limit.file_size",
+                        f"file is {size} bytes; the limit is {max_bytes} bytes. Split it, or "
+                        "remove what it does not need",
+                        str(path),
+                    )
+                ]
+            )
         raw = path.read_bytes()
     except OSError as exc:
         raise RulesetError(
             [
                 Problem(
                     "source.unreadable",
-                    f"cannot read file: {exc.strerror or exc}; check the path",
+                    f"cannot read file: {exc.strerror or type(exc).__name__}; check the path",
                     str(path),
                 )
             ]
@@ -191,12 +424,17 @@ def read_yaml(path: Path) -> SourceFile:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = len(raw[line_start : exc.start].decode("utf-8", "replace")) + 1
         raise RulesetError(
             [
                 Problem(
                     "source.encoding",
-                    f"file is not UTF-8 (byte {exc.start}); save it as UTF-8",
+                    f"byte 0x{raw[exc.start]:02X} is not UTF-8; save the file as UTF-8",
                     str(path),
+                    line,
+                    column,
                 )
             ]
         ) from None
