@@ -414,9 +414,9 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
             continue
         except Exception:  # a loader bug must not stop the other paths from being checked
             logging.getLogger("caseroute.rules").exception("checking %s failed", path)
-            sys.stdout.write(
+            _out(
                 f"{path}: error: caseroute failed while checking this ruleset (a bug: please "
-                "report it with the file); the other paths are still checked\n"
+                "report it with the file); the other paths are still checked"
             )
             status = EXIT_FAILED
             continue

@@ -288,3 +288,18 @@ def test_rules_check_survives_an_unexpected_loader_failure(
         ),
         f"{REFERENCE_RULESET}: ok - patient-enquiries",
     ] == [out[0], out[-1].split(" version")[0]]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("licence: {clinical: [RN]}", "licence: {clinicl: [RN]}", "r.yaml:7:13"),
+        ("queues: {clinical: clinical,", "queues: {clinicl: clinical,", "r.yaml:8:10"),
+    ],
+)
+def test_unknown_intent_keys_are_diagnostics_not_value_errors(
+    old: str, new: str, expected: str
+) -> None:
+    """A misspelt intent under licence or queues is `schema.unknown_key` (found by fuzzing)."""
+    text = _rule("case.urgency == 'critical'").replace(old, new, 1)
+    assert _codes(text) == [("schema.unknown_key", expected)]

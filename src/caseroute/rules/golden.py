@@ -180,7 +180,14 @@ def load_golden_file(path: Path) -> list[GoldenCase]:
             r.error("golden.duplicate_name", f"golden case name `{name}` is used twice", node)
         seen.add(name)
         now = parse_timestamp(c["now"].value) if "now" in c else default_now
-        if now is None:
+        if now is None and "now" in c:
+            r.error(
+                "golden.now",
+                f"case `{name}`: `now` must be an ISO-8601 instant with offset, e.g. "
+                '"2026-11-21T10:00:00Z"',
+                c["now"],
+            )
+        elif now is None:
             r.error("golden.now", f"case `{name}` needs `now` (or a file-level `now`)", node)
         roster = _load_roster(r, c["roster"], path.parent) if "roster" in c else default_roster
         if roster is None and "roster" not in c and default_roster is None:

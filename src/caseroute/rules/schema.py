@@ -126,7 +126,11 @@ class SchemaReader:
         optional: tuple[str, ...] = (),
         rule_id: str | None = None,
     ) -> dict[str, Node]:
-        """The entries of a mapping node; unknown and missing keys are problems."""
+        """The known entries of a mapping node; unknown and missing keys are problems.
+
+        Unknown keys are reported and left out of the result, so callers only ever see the
+        keys they allowed (an unknown intent never reaches ``Intent(...)``).
+        """
         if not node.is_mapping:
             self.error(
                 "schema.type",
@@ -152,7 +156,7 @@ class SchemaReader:
         for key in required:
             if key not in entries:
                 self.error("schema.missing_key", f"{what} needs `{key}`", node, rule_id)
-        return entries
+        return {key: value for key, value in entries.items() if key in allowed}
 
     def string(
         self,

@@ -1,0 +1,320 @@
+"""Every documented diagnostic code has a fixture producing it at an exact file:line.
+
+The table in docs/rulesets.md ("Error codes") is the contract: a code listed there must be
+produced by a fixture below, and a code the source can emit must be listed there.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from caseroute.audit.masking import Masker, masked_reads
+from caseroute.domain.errors import Problem, RulesetError
+from caseroute.rules.compiler import load_ruleset
+from caseroute.rules.golden import load_golden_file
+from caseroute.testing import MINIMAL_HEADER, REPO_ROOT, compile_text, ruleset_with_rules
+
+DOC = REPO_ROOT / "docs" / "rulesets.md"
+SOURCE = REPO_ROOT / "src" / "caseroute"
+FAMILIES = (
+    "yaml",
+    "source",
+    "limit",
+    "schema",
+    "expr",
+    "rules",
+    "constraints",
+    "queues",
+    "lint",
+    "audit",
+    "golden",
+)
+NOT_CODES = frozenset({"audit.db"})  # a file name that happens to look like a code
+
+CATCH_ALL = "  - id: all\n    when: true\n    then: {route: {queue: clinical}}\n"
+RULE_R = "  - id: r\n    when: {when}\n    then: {{route: {{queue: clinical}}}}\n"
+# Lines of BASE: 1-9 MINIMAL_HEADER, 10 `rules:`, 11-13 safeguarding, 14-16 rule r, 17-19 all.
+BASE = ruleset_with_rules(RULE_R.format(when="case.urgency == 'critical'") + CATCH_ALL)
+
+
+def _when(condition: str) -> str:
+    """BASE with rule r's condition replaced (double-quoted; text starts at 15:12)."""
+    return BASE.replace("when: case.urgency == 'critical'", f'when: "{condition}"')
+
+
+def _swap(old: str, new: str) -> str:
+    assert old in BASE
+    return BASE.replace(old, new, 1)
+
+
+def _compile(text: str) -> list[Problem]:
+    """Errors (or, when it compiles, warnings) of a ruleset text named r.yaml."""
+    try:
+        return list(compile_text(text, "r.yaml").warnings)
+    except RulesetError as exc:
+        return list(exc.problems)
+
+
+def _ruleset_file(content: bytes) -> Callable[[Path], list[Problem]]:
+    def run(tmp: Path) -> list[Problem]:
+        (tmp / "ruleset.yaml").write_bytes(content)
+        try:
+            load_ruleset(tmp)
+        except RulesetError as exc:
+            return list(exc.problems)
+        return []
+
+    return run
+
+
+def _missing_file(tmp: Path) -> list[Problem]:
+    try:
+        load_ruleset(tmp / "nothing.yaml")
+    except RulesetError as exc:
+        return list(exc.problems)
+    return []
+
+
+def _masked(tmp: Path) -> list[Problem]:
+    del tmp
+    compiled = compile_text(
+        ruleset_with_rules(
+            RULE_R.format(when="case.attributes.notes == 'x'") + CATCH_ALL,
+            MINIMAL_HEADER + "attributes: {notes: string}\n",
+        ),
+        "r.yaml",
+    )
+    return masked_reads(compiled, Masker(b"", ("case.attributes.notes",)))
+
+
+GOLDEN_CASE = """\
+  - name: {name}
+    now: {now}
+    roster: {roster}
+    case: {case}
+    expect: {{outcome: QUEUE, rule: all}}
+"""
+GOOD_CASE = (
+    '{case_id: G1, created_at: "2026-11-21T09:00:00Z", channel: phone, intent: general, '
+    "urgency: routine}"
+)
+GOOD_ROSTER = '{snapshot_id: s1, taken_at: "2026-11-21T09:00:00Z", agents: []}'
+
+
+def _golden(cases: str) -> Callable[[Path], list[Problem]]:
+    def run(tmp: Path) -> list[Problem]:
+        (tmp / "g.yaml").write_text("cases:\n" + cases)
+        try:
+            load_golden_file(tmp / "g.yaml")
+        except RulesetError as exc:
+            return list(exc.problems)
+        return []
+
+    return run
+
+
+def _golden_case(
+    name: str = "c1",
+    now: str = '"2026-11-21T10:00:00Z"',
+    roster: str = GOOD_ROSTER,
+    case: str = GOOD_CASE,
+) -> str:
+    return GOLDEN_CASE.format(name=name, now=now, roster=roster, case=case)
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """Input that must produce ``code`` at ``where`` (``{dir}`` is the test's tmp dir)."""
+
+    code: str
+    produce: Callable[[Path], list[Problem]]
+    where: str
+
+
+def _text(text: str) -> Callable[[Path], list[Problem]]:
+    return lambda _tmp: _compile(text)
+
+
+_DEEP = "x: " + "[" * 40 + "]" * 40 + "\n"
+_ATTRIBUTES = "attributes:\n" + "".join(f"  a{i}: string\n" for i in range(300))
+
+FIXTURES = [
+    Fixture("yaml.syntax", _text(BASE + "  - [\n"), "r.yaml:21:1"),
+    Fixture("yaml.duplicate_key", _text(_swap("owner: tests", "owner: a\nowner: b")), "r.yaml:5:1"),
+    Fixture("yaml.anchor_not_allowed", _text(_swap("owner: tests", "owner: &o x")), "r.yaml:4:8"),
+    Fixture(
+        "yaml.merge_key_not_allowed",
+        _text(_swap("safeguarding: {", "safeguarding: {<<: {}, ")),
+        "r.yaml:6:18",
+    ),
+    Fixture("yaml.tag_not_allowed", _text(_swap("owner: tests", "owner: !!str x")), "r.yaml:4:8"),
+    Fixture("yaml.complex_key", _text(_swap("owner: tests", "? [a]\n: b")), "r.yaml:4:3"),
+    Fixture(
+        "yaml.control_character", _text(_swap("owner: tests", "owner: te\x07sts")), "r.yaml:4:10"
+    ),
+    Fixture("source.unreadable", _missing_file, "{dir}/nothing.yaml"),
+    Fixture(
+        "source.encoding", _ruleset_file(b"ruleset: t\nowner: \xff\n"), "{dir}/ruleset.yaml:2:8"
+    ),
+    Fixture("limit.file_size", _ruleset_file(b"#" * (1024 * 1024 + 1)), "{dir}/ruleset.yaml"),
+    Fixture("limit.yaml_depth", _text(_DEEP), "r.yaml:1:35"),
+    Fixture("limit.expression_length", _text(_when("true or " * 300 + "true")), "r.yaml:15:12"),
+    Fixture("limit.expression_depth", _text(_when("not " * 40 + "true")), "r.yaml:15:140"),
+    Fixture(
+        "limit.number",
+        _text(_when("case.classification_confidence > 1e18")),
+        "r.yaml:15:45",
+    ),
+    Fixture("limit.attributes", _text(_swap("rules:\n", _ATTRIBUTES + "rules:\n")), "r.yaml:10:1"),
+    Fixture(
+        "schema.unknown_key", _text(_swap("owner: tests", "owner: tests\nownr: x")), "r.yaml:5:1"
+    ),
+    Fixture("schema.missing_key", _text(_swap("owner: tests\n", "")), "r.yaml:1:1"),
+    Fixture("schema.type", _text(_swap("owner: tests", "owner: [x]")), "r.yaml:4:8"),
+    Fixture(
+        "schema.value",
+        _text(_swap("rules:\n", "matching: {statuses: [asleep]}\nrules:\n")),
+        "r.yaml:10:23",
+    ),
+    Fixture("schema.format", _text(_swap("ruleset: test", "ruleset: Test")), "r.yaml:1:10"),
+    Fixture(
+        "schema.range",
+        _text(_swap("rules:\n", "signals: {sentiment_window: 0}\nrules:\n")),
+        "r.yaml:10:29",
+    ),
+    Fixture(
+        "schema.unknown_param",
+        _text(_swap("rules:\n", "signals: {sla_at_risk_minutes: params.nope}\nrules:\n")),
+        "r.yaml:10:32",
+    ),
+    Fixture("expr.syntax", _text(_when("case.urgency = 'critical'")), "r.yaml:15:25"),
+    Fixture("expr.unknown_field", _text(_when("case.urgncy == 'critical'")), "r.yaml:15:12"),
+    Fixture("expr.unknown_param", _text(_when("case.region == params.nope")), "r.yaml:15:27"),
+    Fixture("expr.undeclared_attribute", _text(_when("case.attributes.vip")), "r.yaml:15:12"),
+    Fixture("expr.type_mismatch", _text(_when("case.urgency == 3")), "r.yaml:15:12"),
+    Fixture("expr.unknown_value", _text(_when("case.urgency == 'critcal'")), "r.yaml:15:12"),
+    Fixture("expr.not_a_condition", _text(_when("case.region")), "r.yaml:15:12"),
+    Fixture("expr.constant", _text(_when("1 == 1")), "r.yaml:15:12"),
+    Fixture("expr.list_size", _text(_when("case.region in []")), "r.yaml:15:12"),
+    Fixture("expr.unsupported", _text(_when("case.region in case.flags")), "r.yaml:15:12"),
+    Fixture(
+        "rules.duplicate_id",
+        _text(
+            BASE.replace(
+                "  - id: all",
+                "  - id: r\n    when: 'false'\n    then: {route: {queue: clinical}}\n  - id: all",
+            )
+        ),
+        "r.yaml:17",
+    ),
+    Fixture("rules.missing_catch_all", _text(BASE.removesuffix(CATCH_ALL)), "r.yaml:14"),
+    Fixture(
+        "rules.unreachable",
+        _text(BASE.replace("when: case.urgency == 'critical'", "when: true")),
+        "r.yaml:14",
+    ),
+    Fixture(
+        "rules.action_count",
+        _text(_swap("then: {route: {queue: clinical}}", "then: {priority: high}")),
+        "r.yaml:16:11",
+    ),
+    Fixture("rules.empty", _text(MINIMAL_HEADER + "rules: []\n"), "r.yaml:10"),
+    Fixture(
+        "constraints.safeguarding_first",
+        _text(MINIMAL_HEADER + "rules:\n" + CATCH_ALL),
+        "r.yaml:11",
+    ),
+    Fixture(
+        "queues.incomplete",
+        _text(
+            _swap(
+                "queues: {clinical: clinical, prescription: rx, appointment: appt, billing: "
+                "billing,\n         complaint: complaints, general: general}",
+                "queues: {clinical: clinical}",
+            ).replace(
+                "{route: {queue: clinical}}\n  - id: all",
+                "{route: {queue: by_intent}}\n  - id: all",
+            )
+        ),
+        "r.yaml:8",
+    ),
+    Fixture(
+        "lint.unused_param",
+        _text(_swap("rules:\n", "params: {spare: 1}\nrules:\n")),
+        "r.yaml:10",
+    ),
+    Fixture(
+        "lint.shadowed",
+        _text(
+            BASE.replace(
+                "  - id: all",
+                RULE_R.format(when="case.urgency == 'critical'").replace("id: r", "id: r2")
+                + "  - id: all",
+            )
+        ),
+        "r.yaml:17",
+    ),
+    Fixture("lint.never_fires", _text(_when("false")), "r.yaml:14"),
+    Fixture("lint.always_present", _text(_when("exists(case.intent)")), "r.yaml:14"),
+    Fixture("audit.masked_field", _masked, "r.yaml:15"),
+    Fixture("golden.now", _golden(_golden_case(now='"yesterday"')), "{dir}/g.yaml:3:10"),
+    Fixture(
+        "golden.roster",
+        _golden(_golden_case(roster=GOOD_ROSTER.replace("2026-11-21T09:00:00Z", "soon"))),
+        "{dir}/g.yaml:4:13",
+    ),
+    Fixture(
+        "golden.case",
+        _golden(_golden_case(case=GOOD_CASE.replace("phone", "pigeon"))),
+        "{dir}/g.yaml:5:11",
+    ),
+    Fixture(
+        "golden.duplicate_name",
+        _golden(_golden_case() + _golden_case()),
+        "{dir}/g.yaml:7:5",
+    ),
+]
+
+
+def _documented() -> list[str]:
+    """Codes in the Error codes table of docs/rulesets.md, in order."""
+    text = DOC.read_text()
+    section = text.split("## Error codes", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return [code for row in rows for code in re.findall(r"`([a-z]+\.[a-z_]+)`", row.split("|")[1])]
+
+
+def _emitted() -> set[str]:
+    """Code-like string literals anywhere in the package source."""
+    pattern = re.compile(r"[\"']((?:" + "|".join(FAMILIES) + r")\.[a-z_]+)[\"']")
+    found = {
+        code
+        for path in SOURCE.rglob("*.py")
+        if "_generated" not in path.parts
+        for code in pattern.findall(path.read_text())
+    }
+    return found - NOT_CODES
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[f.code for f in FIXTURES])
+def test_fixture_produces_its_code_at_its_location(fixture: Fixture, tmp_path: Path) -> None:
+    """The fixture yields a problem with exactly this code at exactly this file:line[:col]."""
+    problems = fixture.produce(tmp_path)
+    expected = (fixture.code, fixture.where.format(dir=tmp_path))
+    located = [(p.code, p.location) for p in problems if p.code == fixture.code]
+    assert located == [expected]
+
+
+def test_every_documented_code_has_a_fixture_and_no_fixture_is_undocumented() -> None:
+    """The docs table and the fixtures list exactly the same codes, each once."""
+    documented = _documented()
+    assert len(documented) == len(set(documented))
+    assert sorted(documented) == sorted(f.code for f in FIXTURES)
+
+
+def test_every_code_the_source_emits_is_documented() -> None:
+    """No code string in src/caseroute is missing from the docs table."""
+    assert sorted(_emitted() - set(_documented())) == []
