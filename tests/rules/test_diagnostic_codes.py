@@ -13,7 +13,7 @@ import pytest
 
 from caseroute.audit.masking import Masker, masked_reads
 from caseroute.domain.errors import Problem, RulesetError
-from caseroute.rules.compiler import load_ruleset
+from caseroute.rules.compiler import MAX_RULESET_BYTES, load_ruleset
 from caseroute.rules.golden import load_golden_file
 from caseroute.testing import MINIMAL_HEADER, REPO_ROOT, compile_text, ruleset_with_rules
 
@@ -159,7 +159,7 @@ FIXTURES = [
     Fixture(
         "source.encoding", _ruleset_file(b"ruleset: t\nowner: \xff\n"), "{dir}/ruleset.yaml:2:8"
     ),
-    Fixture("limit.file_size", _ruleset_file(b"#" * (1024 * 1024 + 1)), "{dir}/ruleset.yaml"),
+    Fixture("limit.file_size", _ruleset_file(b"#" * (MAX_RULESET_BYTES + 1)), "{dir}/ruleset.yaml"),
     Fixture("limit.yaml_depth", _text(_DEEP), "r.yaml:1:35"),
     Fixture("limit.expression_length", _text(_when("true or " * 300 + "true")), "r.yaml:15:12"),
     Fixture("limit.expression_depth", _text(_when("not " * 40 + "true")), "r.yaml:15:140"),

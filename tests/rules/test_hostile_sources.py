@@ -12,7 +12,7 @@ from caseroute.domain.decision import Outcome
 from caseroute.domain.errors import RulesetError
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.engine.decide import decide
-from caseroute.rules.compiler import load_ruleset
+from caseroute.rules.compiler import MAX_RULESET_BYTES, load_ruleset
 from caseroute.rules.expr import ExprSyntaxError, parse_expression
 from caseroute.rules.fields import MAX_ATTRIBUTES
 from caseroute.rules.source import parse_yaml, read_yaml
@@ -146,7 +146,7 @@ def test_invalid_utf8_names_line_and_column(tmp_path: Path) -> None:
 def test_oversized_ruleset_file_is_refused_before_parsing(tmp_path: Path) -> None:
     """A ruleset file over the size limit is one diagnostic, never parsed."""
     path = tmp_path / "ruleset.yaml"
-    path.write_text("# " + "x" * (1024 * 1024) + "\n")
+    path.write_text("# " + "x" * MAX_RULESET_BYTES + "\n")
     with pytest.raises(RulesetError) as exc:
         load_ruleset(path)
     assert [("limit.file_size", str(path))] == [(p.code, p.location) for p in exc.value.problems]
@@ -303,3 +303,28 @@ def test_unknown_intent_keys_are_diagnostics_not_value_errors(
     """A misspelt intent under licence or queues is `schema.unknown_key` (found by fuzzing)."""
     text = _rule("case.urgency == 'critical'").replace(old, new, 1)
     assert _codes(text) == [("schema.unknown_key", expected)]
+
+
+def test_serve_loads_the_good_ruleset_beside_an_alias_bomb(tmp_path: Path) -> None:
+    """A bomb in one ruleset directory is refused quickly; the next ruleset still loads."""
+    from caseroute.service import load_registry
+
+    (tmp_path / "a-bomb").mkdir()
+    (tmp_path / "a-bomb" / "ruleset.yaml").write_text(_billion_laughs())
+    (tmp_path / "b-good").mkdir()
+    (tmp_path / "b-good" / "ruleset.yaml").write_text(
+        (REFERENCE_RULESET / "ruleset.yaml").read_text()
+    )
+    registry = load_registry(tmp_path, EngineKind.PYTHON)
+    assert registry.load_errors == [f"{tmp_path / 'a-bomb'}: 91 problem(s)"]
+    assert registry.resolve("patient-enquiries", "").compiled.version == "2026.11.1"
+
+
+def test_yaml_problems_are_capped_so_a_file_of_aliases_cannot_exhaust_memory() -> None:
+    """300k aliases give at most MAX_YAML_PROBLEMS problems, not one object per alias."""
+    from caseroute.rules.source import MAX_YAML_PROBLEMS
+
+    with pytest.raises(RulesetError) as exc:
+        parse_yaml("a: &a 1\nb: [" + "*a, " * 300_000 + "]\n", "f.yaml")
+    assert len(exc.value.problems) == MAX_YAML_PROBLEMS
+    assert exc.value.problems[-1].location == f"f.yaml:2:{5 + 4 * (MAX_YAML_PROBLEMS - 2)}"

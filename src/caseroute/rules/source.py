@@ -48,6 +48,9 @@ Scalar = str | int | float | bool | None
 
 MAX_YAML_DEPTH = 32
 """Deepest nesting of mappings and lists (a ruleset needs about 7)."""
+MAX_YAML_PROBLEMS = 100
+"""Loading stops after this many YAML-level problems: a file of 300k aliases must not make
+300k problem objects. Fixing these and re-running shows the rest."""
 
 # What YAML's reader accepts (anything else is a ReaderError deep in ruamel): report it first.
 _BAD_TEXT = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -135,7 +138,7 @@ class _TreeBuilder:
     def __init__(self, path: str) -> None:
         self.path = path
         self.problems: list[Problem] = []
-        yaml = YAML(typ="rt", pure=True)
+        yaml = YAML(typ="safe", pure=True)
         self._resolver = yaml.resolver
         self._constructor = yaml.constructor
         self._stack: list[_Open] = []
@@ -144,7 +147,13 @@ class _TreeBuilder:
 
     def problem(self, code: str, message: str, mark: StreamMark | None) -> None:
         line, column = _position(mark)
-        self.problems.append(Problem(code, message, self.path, line, column))
+        self.add(Problem(code, message, self.path, line, column))
+
+    def add(self, problem: Problem) -> None:
+        """Record a problem; stop loading once ``MAX_YAML_PROBLEMS`` are recorded."""
+        self.problems.append(problem)
+        if len(self.problems) >= MAX_YAML_PROBLEMS:
+            raise _StopLoadingError
 
     def build(self, events: Any) -> Node:
         for event in events:
@@ -251,7 +260,7 @@ class _TreeBuilder:
         assert key is not None  # noqa: S101 - a key event always precedes its value
         entries: dict[str, Node] = top.node.value
         if key in entries:
-            self.problems.append(
+            self.add(
                 Problem(
                     "yaml.duplicate_key",
                     f"key `{key}` appears twice in the same mapping; YAML would silently keep "
@@ -279,8 +288,6 @@ class _TreeBuilder:
 
     def _scalar(self, event: ScalarEvent) -> Scalar:
         text: str = event.value
-        if event.style == ">":  # ruamel marks fold points with BEL; folding has no escapes
-            text = text.replace("\a", "")
         self._value_text(text, event.start_mark)
         if event.style is not None or event.tag is not None:  # quoted or tagged: text
             return text
@@ -353,7 +360,7 @@ def parse_yaml(text: str, path: str) -> SourceFile:
     builder = _TreeBuilder(path)
     root = Node(None, 1, 1)
     try:
-        root = builder.build(YAML(typ="rt", pure=True).parse(body))
+        root = builder.build(YAML(typ="safe", pure=True).parse(body))
     except _StopLoadingError:
         pass
     except MarkedYAMLError as exc:
