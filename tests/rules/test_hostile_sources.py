@@ -328,3 +328,22 @@ def test_yaml_problems_are_capped_so_a_file_of_aliases_cannot_exhaust_memory() -
         parse_yaml("a: &a 1\nb: [" + "*a, " * 300_000 + "]\n", "f.yaml")
     assert len(exc.value.problems) == MAX_YAML_PROBLEMS
     assert exc.value.problems[-1].location == f"f.yaml:2:{5 + 4 * (MAX_YAML_PROBLEMS - 2)}"
+
+
+def test_longest_identifiers_and_awkward_text_load_and_decide_in_durable_rules() -> None:
+    """64-character name and version, and quotes, backslash and non-ASCII text in a literal."""
+    name, version = "n" * 64, "v" * 64
+    value = 'O\'Brien "q" \\ é 🙂'
+    literal = value.replace("\\", "\\\\").replace("'", "\\'")
+    text = ruleset_with_rules(
+        f"  - id: r\n    when: >-\n      case.region == '{literal}'\n"
+        f"    then: {{route: {{queue: clinical}}}}\n{CATCH_ALL}",
+        MINIMAL_HEADER.replace("ruleset: test", f"ruleset: {name}").replace(
+            'version: "1"', f"version: {version}"
+        ),
+    )
+    loaded = prepare_ruleset(compile_text(text), EngineKind.DURABLE)
+    decision = decide(make_case(region=value), make_roster(make_agent()), loaded, NOW)
+    # A disagreement between durable_rules and Python would decide "engine:disagreement".
+    assert (decision.outcome, decision.explanation.deciding_rule_id) == (Outcome.QUEUE, "r")
+    assert decision.explanation.engine.startswith("durable_rules")
