@@ -347,3 +347,31 @@ def test_longest_identifiers_and_awkward_text_load_and_decide_in_durable_rules()
     # A disagreement between durable_rules and Python would decide "engine:disagreement".
     assert (decision.outcome, decision.explanation.deciding_rule_id) == (Outcome.QUEUE, "r")
     assert decision.explanation.engine.startswith("durable_rules")
+
+
+def test_engine_validation_asserts_the_fullest_fact_check_allows(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Serve-time validation re-checks the attribute limit against the installed engine."""
+    import io
+    import json
+
+    import durable_rules_engine
+
+    from caseroute.engine import durable_check
+    from caseroute.rules.fields import ENGINE_MAX_FACT_PROPERTIES
+
+    shards = json.dumps(list(load_ruleset(REFERENCE_RULESET).durable_shards))
+    monkeypatch.setattr("sys.stdin", io.StringIO(shards))
+    assert durable_check.main() == 0
+    assert capsys.readouterr().out == "ok\n"
+    assert _count_properties(durable_check.fullest_fact()) == ENGINE_MAX_FACT_PROPERTIES
+    monkeypatch.setattr(durable_check, "MAX_ATTRIBUTES", MAX_ATTRIBUTES + 1)
+    monkeypatch.setattr("sys.stdin", io.StringIO(shards))
+    with pytest.raises(durable_rules_engine.error, match="error code: 302"):
+        durable_check.main()
+
+
+def _count_properties(value: dict[str, object]) -> int:
+    """Properties durable_rules counts: every key, nested objects included."""
+    return sum(1 + (_count_properties(v) if isinstance(v, dict) else 0) for v in value.values())

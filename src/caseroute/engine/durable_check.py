@@ -8,6 +8,33 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
+
+from caseroute.rules.fields import CASE_FIELDS, MAX_ATTRIBUTES, FieldType, Kind
+
+
+def _sample(ftype: FieldType) -> Any:
+    if ftype.kind is Kind.NUMBER:
+        return 1
+    if ftype.kind is Kind.BOOLEAN:
+        return True
+    if ftype.kind is Kind.STRING_LIST:
+        return []
+    return ftype.values[0] if ftype.values else "x"
+
+
+def fullest_fact() -> dict[str, Any]:
+    """A case fact with every built-in field and the most attributes a ruleset may declare.
+
+    Asserting it proves the engine holds the largest fact ``rules check`` lets through: the
+    limit behind ``limit.attributes`` is re-checked against the engine actually installed.
+    """
+    fact: dict[str, Any] = {"id": "c", "t": "case", "sid": "v"}
+    for path, ftype in CASE_FIELDS.items():
+        group, name = path.split(".", 1)
+        fact.setdefault(group, {})[name] = _sample(ftype)
+    fact["case"]["attributes"] = {f"a{i}": "x" for i in range(MAX_ATTRIBUTES)}
+    return fact
 
 
 def main() -> int:
@@ -18,6 +45,7 @@ def main() -> int:
     probes = [
         {"id": "c", "t": "case", "sid": "v"},
         {"id": "c", "t": "case", "sid": "v", "case": {"flags": []}},
+        fullest_fact(),
     ]
     for i, shard in enumerate(shards):
         handle = dre.create_ruleset(f"validate.s{i}", shard)
