@@ -1,5 +1,6 @@
 """RoutingCore at its edges: replies refused before recording, batch limits, audit health."""
 
+import base64
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,8 @@ from caseroute.engine.case_rules import EngineKind
 from caseroute.service import (
     DecideCommand,
     DecideResult,
+    DecisionLog,
+    DecisionQuery,
     RoutingCore,
     RulesetRegistry,
     load_registry,
@@ -216,3 +219,20 @@ def test_probe_restores_writable_without_traffic(registry: RulesetRegistry, tmp_
     sink.broken = False
     assert (core.probe_audit(), heard, sink.store.head()) == (True, [False, True], (0, GENESIS))
     sink.store.close()
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        # Base64 of "[[[[...]]]]" nested past Python's recursion limit: json.loads would raise
+        # RecursionError, which is no request error and reached callers as INTERNAL.
+        base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode(),
+        "x" * 5_000,
+    ],
+    ids=["deeply-nested", "oversized"],
+)
+def test_a_hostile_page_token_is_a_field_error(core: RoutingCore, token: str) -> None:
+    """A page token the service never issued is INVALID_ARGUMENT on page_token, never a crash."""
+    with pytest.raises(RequestError) as exc:
+        DecisionLog(core.audit).list(DecisionQuery(page_token=token))
+    assert [v.field for v in exc.value.violations] == ["page_token"]

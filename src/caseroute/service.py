@@ -552,11 +552,20 @@ def _make_token(after_seq: int, query_key: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+MAX_PAGE_TOKEN = 200  # the tokens _make_token issues are under 80 characters
+
+
 def _read_token(token: str, query_key: str, violations: list[FieldViolation]) -> int:
     try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        # A token longer than any issued one is refused unread (and json.loads of a deeply
+        # nested document raises RecursionError, which must not reach the caller as INTERNAL).
+        data = json.loads(
+            base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            if len(token) <= MAX_PAGE_TOKEN
+            else b""
+        )
         after, key = int(data["after"]), str(data["query"])
-    except (binascii.Error, ValueError, KeyError, TypeError):
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
         violations.append(
             FieldViolation("page_token", "is not a token this service issued; omit it to start")
         )

@@ -143,6 +143,12 @@ def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
     Raises:
         ConfigError: Naming each invalid path.
     """
+    if "case.case_id" in paths:
+        raise ConfigError(
+            "case.case_id cannot be masked: the decision log keeps case ids in clear so that "
+            "decisions can be found by case (ListDecisions, audit export --case-id); send a "
+            "pseudonymous case id instead of one that identifies the patient"
+        )
     bad = [p for p in paths if not _PATH_RE.fullmatch(p)]  # `$` alone admits a final "\n"
     if bad:
         raise ConfigError(
