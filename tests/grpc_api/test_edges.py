@@ -597,3 +597,48 @@ def test_the_worst_case_error_fits_the_metadata_budget() -> None:
     ]
     wire = _wire_bytes(status_for(RequestError(violations), "r"))
     assert (wire <= METADATA_BUDGET, METADATA_BUDGET) == (True, 6 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("method", "message"),
+    [
+        ("/grpc.health.v1.Health/Check", "grpc.health.v1.HealthCheckRequest"),
+        (
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            "grpc.reflection.v1alpha.ServerReflectionRequest",
+        ),
+    ],
+)
+def test_undecodable_bytes_to_health_or_reflection_are_invalid_argument(
+    channel: grpc.Channel, caplog: pytest.LogCaptureFixture, method: str, message: str
+) -> None:
+    """Garbage sent to health Check or reflection: INVALID_ARGUMENT and no traceback logged."""
+    if method.endswith("Check"):
+        call: Any = channel.unary_unary(method)
+        error = _failure(lambda: call(b"\xff\xff\xff\xff", timeout=10))
+    else:
+        stream: Any = channel.stream_stream(method)
+        error = _failure(lambda: list(stream(iter([b"\xff\xff\xff\xff"]), timeout=10)))
+    assert (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"request: is not a valid {message} protobuf message",
+    ) == (
+        error.code(),
+        error.details(),
+    )
+    assert _tracebacks(caplog) == []
+
+
+def test_undecodable_bytes_to_health_watch_log_one_line(
+    channel: grpc.Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Watch keeps grpcio's handler (INTERNAL), but the log gets one line, not a traceback."""
+    watch: Any = channel.unary_stream("/grpc.health.v1.Health/Watch")
+    error = _failure(lambda: list(watch(b"\xff\xff\xff\xff", timeout=10)))
+    assert error.code() == grpc.StatusCode.INTERNAL  # grpcio's answer; see docs/security.md
+    assert _tracebacks(caplog) == []
+    expected = (
+        "a request could not be decoded as the protobuf message its method expects; "
+        "grpcio answered INTERNAL"
+    )
+    assert [r.getMessage() for r in caplog.records if r.name == "grpc._common"] == [expected]

@@ -22,10 +22,11 @@ from concurrent import futures
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
+from typing import Any, NoReturn
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from caseroute.audit.config import AuditConfig
 from caseroute.audit.store import AuditSink
@@ -36,6 +37,7 @@ from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.servicer import (
     DecisionLogServicer,
     RoutingServicer,
+    UndecodableRequest,
     lenient_deserializer,
 )
 from caseroute.grpc_api.tls import ServerTls
@@ -205,6 +207,96 @@ def open_core(config: ServerConfig) -> RoutingCore:
     return RoutingCore(RulesetRegistry(), store, masker, limits=config.limits)
 
 
+def _add_health_and_reflection(server: grpc.Server, health_servicer: health.HealthServicer) -> None:
+    """Register health and reflection with request decoding that cannot raise.
+
+    grpcio's own registration decodes with ``FromString``: bytes that are not the message end
+    INTERNAL with a traceback per call, and on the reflection stream such a call could leave
+    the server's graceful stop waiting forever. Health ``Check`` and reflection decode
+    leniently here and refuse undecodable bytes as INVALID_ARGUMENT; health ``Watch`` keeps
+    grpcio's handler (its non-blocking mode is bound to it) and logs one line via the filter
+    below.
+    """
+    names = (ROUTING_SERVICE, DECISION_LOG_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME)
+    reflector = reflection.ReflectionServicer(names)
+
+    def refuse(context: grpc.ServicerContext, method: str, bad: UndecodableRequest) -> NoReturn:
+        log.warning("%s refused: request bytes are not a valid %s", method, bad.message)
+        context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"request: is not a valid {bad.message} protobuf message",
+        )
+
+    def check(
+        request: health_pb2.HealthCheckRequest | UndecodableRequest,
+        context: grpc.ServicerContext,
+    ) -> health_pb2.HealthCheckResponse:
+        if isinstance(request, UndecodableRequest):
+            refuse(context, "Health.Check", request)
+        return health_servicer.Check(request, context)
+
+    def info(
+        requests: Iterator[reflection_pb2.ServerReflectionRequest | UndecodableRequest],
+        context: grpc.ServicerContext,
+    ) -> Iterator[reflection_pb2.ServerReflectionResponse]:
+        def decoded() -> Iterator[reflection_pb2.ServerReflectionRequest]:
+            for request in requests:
+                if isinstance(request, UndecodableRequest):
+                    refuse(context, "ServerReflectionInfo", request)
+                yield request
+
+        return reflector.ServerReflectionInfo(decoded(), context)  # type: ignore[no-any-return]
+
+    health_handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            check,
+            request_deserializer=lenient_deserializer(health_pb2.HealthCheckRequest),
+            response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+        ),
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            health_servicer.Watch,
+            request_deserializer=health_pb2.HealthCheckRequest.FromString,
+            response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+        ),
+    }
+    reflection_handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+            info,
+            request_deserializer=lenient_deserializer(reflection_pb2.ServerReflectionRequest),
+            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+        )
+    }
+    for service, handlers in (
+        (HEALTH_SERVICE, health_handlers),
+        (reflection.SERVICE_NAME, reflection_handlers),
+    ):
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+
+
+class _UndecodableRequestLine(logging.Filter):
+    """One line, no traceback, for bytes grpcio's own services (health, reflection) cannot decode.
+
+    caseroute's services decode leniently and answer INVALID_ARGUMENT; grpcio's health and
+    reflection handlers deserialize themselves and log a full traceback per bad request, which
+    lets any client flood the log. The call still ends INTERNAL (grpcio decides that).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage() == "Exception deserializing message!":
+            record.msg = (
+                "a request could not be decoded as the protobuf message its method expects; "
+                "grpcio answered INTERNAL"
+            )
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_GRPC_DECODE_FILTER = _UndecodableRequestLine()
+
+
 def build_server(
     config: ServerConfig, *, reuse_port: bool, core: RoutingCore | None = None
 ) -> RunningServer:
@@ -222,6 +314,7 @@ def build_server(
         ConfigError: If the audit settings are invalid.
         AuditUnavailableError: If the decision log cannot be opened.
     """
+    logging.getLogger("grpc._common").addFilter(_GRPC_DECODE_FILTER)  # a set: added once
     convert.ROSTER_CACHE.configure(
         max_agents=config.roster_cache_agents, max_bytes=config.roster_cache_mb * MIB
     )
@@ -247,10 +340,7 @@ def build_server(
         DecisionLogServicer(DecisionLog(audit), max_reply_bytes=size),
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (ROUTING_SERVICE, DECISION_LOG_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server
-    )
+    _add_health_and_reflection(server, health_servicer)
     address = f"{config.host}:{config.port}"
     port = (
         server.add_secure_port(address, config.tls.credentials())
