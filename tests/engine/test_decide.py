@@ -199,7 +199,7 @@ class _BrokenMatcher:
 
 
 def test_engine_failure_is_an_exception_decision(caplog: pytest.LogCaptureFixture) -> None:
-    """If the engine raises, the case goes to exceptions with the reason; nothing crashes."""
+    """If the engine raises, the case goes to exceptions; the engine's text stays in the log."""
     broken = prepare_ruleset(reference_compiled(), matcher=_BrokenMatcher())
     with caplog.at_level(logging.ERROR, logger="caseroute.engine"):
         decision = decide(make_case(), ROSTER, broken, NOW)
@@ -209,7 +209,8 @@ def test_engine_failure_is_an_exception_decision(caplog: pytest.LogCaptureFixtur
         ("engine_error",),
     )
     assert decision.explanation.data_problems == (
-        "the rule engine failed: RuntimeError: Could not assert fact, error code: 204",
+        "the rule engine failed (RuntimeError); the case went to the exceptions queue; "
+        "the server log has the details under this decision_id",
     )
     first = caplog.records[0]
     assert (first.levelname, first.getMessage().splitlines()[0]) == (

@@ -37,8 +37,9 @@ class LeafMatcher(Protocol):
 class LeafEvaluation:
     """Leaf values for one fact, leaves on which the evaluators disagreed, and engine failure.
 
-    ``engine_error`` is set when the engine of record raised; ``truth`` then holds the Python
-    evaluator's values (for the explanation only: the decision becomes an EXCEPTION).
+    ``engine_error`` (the exception's type name, never its text) is set when the engine of
+    record raised; ``truth`` then holds the Python evaluator's values (for the explanation
+    only: the decision becomes an EXCEPTION).
     """
 
     truth: dict[str, bool]
@@ -86,7 +87,9 @@ class LoadedRuleset:
                     type(exc).__name__,
                     "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
                 )
-                return LeafEvaluation(self._truth(python), (), f"{type(exc).__name__}: {exc}")
+                # The caller sees the type only: engine text is exception text, and callers never
+                # get exception text (it may name server internals or quote the fact).
+                return LeafEvaluation(self._truth(python), (), type(exc).__name__)
         differ = tuple(sorted(record ^ python, key=lambda leaf_id: int(leaf_id[1:])))
         return LeafEvaluation(self._truth(record), differ)
 

@@ -272,7 +272,11 @@ def decide(
             result = _exception(
                 "engine_error",
                 "engine:error",
-                [f"the rule engine failed: {evaluation.engine_error}"],
+                [
+                    f"the rule engine failed ({evaluation.engine_error}); the case went to "
+                    "the exceptions queue; the server log has the details under this "
+                    "decision_id"
+                ],
             )
         elif evaluation.disagreements:
             # Ids and field paths only, never the fact: it holds patient names and notes.
