@@ -12,8 +12,9 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -34,6 +35,7 @@ from caseroute.testing import (
     reference_ruleset,
 )
 
+T = TypeVar("T")
 LOADED = "rulesets loaded: patient-enquiries"
 """Each worker logs this once it is SERVING."""
 
@@ -78,6 +80,16 @@ grpc._server._Server.stop = _noted_stop
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 '''
+
+
+def _within(seconds: float, what: str, work: Callable[[], T]) -> T:
+    """``work()``, failing the test (instead of hanging it) if it blocks past ``seconds``."""
+    outcome: list[T] = []
+    runner = threading.Thread(target=lambda: outcome.append(work()), daemon=True)
+    runner.start()
+    runner.join(seconds)
+    assert outcome, f"{what} did not happen within {seconds} s"
+    return outcome[0]
 
 
 class Served:
@@ -138,8 +150,9 @@ def _start(
         env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY, **(env or {})},
         start_new_session=True,
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
+    stdout = proc.stdout
+    assert stdout is not None
+    line = _within(120, "`caseroute serve` printing its address", stdout.readline)
     assert line.startswith("caseroute listening on 127.0.0.1:"), line
     served = Served(proc, line.split()[3])
     served.wait_for(LOADED, 2)  # both workers SERVING
@@ -198,8 +211,8 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero(
     os.kill(served.proc.pid, signal.SIGTERM)
     served.wait_for("test-hook: server stopping", 2)  # both workers are draining
     assert caller.is_alive()  # held by the hook: still in flight while the server stops
-    with release.open("w"):
-        pass  # let the held batch go on
+    # Opening the FIFO for writing (and closing it) lets the held batch go on.
+    _within(60, "the held worker opening the release FIFO", lambda: release.open("w").close())
     caller.join(120)
     assert served.proc.wait(60) == 0
     registry = RulesetRegistry()
@@ -272,6 +285,7 @@ def test_sigkill_under_load_loses_no_acknowledged_decision(tmp_path: Path) -> No
         capture_output=True,
         text=True,
         check=False,
+        timeout=120,
     )
     assert (verify.returncode, verify.stderr) == (0, "")
     verified = re.match(
