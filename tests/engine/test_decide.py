@@ -209,8 +209,10 @@ def test_engine_failure_is_an_exception_decision(caplog: pytest.LogCaptureFixtur
         ("engine_error",),
     )
     assert decision.explanation.data_problems == (
-        "the rule engine failed (RuntimeError); the case went to the exceptions queue; "
-        "the server log has the details under this decision_id",
+        (
+            "the rule engine failed (RuntimeError); the case went to the exceptions queue; "
+            "the server log has the details under this decision_id"
+        ),
     )
     first = caplog.records[0]
     assert (first.levelname, first.getMessage().splitlines()[0]) == (
