@@ -3,6 +3,7 @@
 import pytest
 from hypothesis import HealthCheck, settings
 
+from caseroute.engine import durable
 from caseroute.grpc_api import convert
 
 settings.register_profile(
@@ -25,3 +26,14 @@ def fresh_roster_cache(monkeypatch: pytest.MonkeyPatch) -> convert.RosterCache:
     cache = convert.RosterCache()
     monkeypatch.setattr(convert, "ROSTER_CACHE", cache)
     return cache
+
+
+@pytest.fixture(autouse=True)
+def fresh_engine_validations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test validates durable_rules definitions itself, as a fresh server process would.
+
+    The process remembers which definitions passed validation; without this, whether a test
+    reaches the validation subprocess (and so whether its failure paths run) would depend on
+    which tests ran before it.
+    """
+    monkeypatch.setattr(durable, "_validated", set())

@@ -1,6 +1,7 @@
 """What a caller gets when the rule engine cannot load or fails outside a decision."""
 
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import RoutingCore, load_registry
-from caseroute.testing import REFERENCE_RULESET, audited_core
+from caseroute.testing import REFERENCE_RULESET, audited_core, compile_text, ruleset_with_rules
 
 from .conftest import decide_request
 
@@ -98,3 +99,28 @@ def test_engine_unavailable_text_never_reaches_the_caller() -> None:
     """The engine's own error text (paths, symbols) stays in the log."""
     _, details = _decide(_FailingCore(EngineUnavailableError(f"cannot import ({SECRET})")))
     assert SECRET not in details
+
+
+TINY = ruleset_with_rules("  - id: rest\n    when: true\n    then: {route: {queue: by_intent}}\n")
+"""A small valid ruleset (safeguarding and a catch-all)."""
+
+
+def test_a_first_test_validates_the_tiny_ruleset() -> None:
+    """Validation passes for a good ruleset (and is remembered for this test only)."""
+    durable.validate_in_subprocess(compile_text(TINY).durable_shards)
+
+
+def test_validation_is_not_skipped_because_an_earlier_test_passed_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A crashing validation process is reported even for definitions an earlier test passed."""
+
+    def segfault(argv: list[str], **_kwargs: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(argv, -11, "", "Segmentation fault\n")
+
+    monkeypatch.setattr(subprocess, "run", segfault)  # the module durable.py calls
+    with pytest.raises(EngineValidationError) as exc:
+        durable.validate_in_subprocess(compile_text(TINY).durable_shards)
+    assert str(exc.value) == (
+        "durable_rules rejected this ruleset in a validation process: Segmentation fault"
+    )
