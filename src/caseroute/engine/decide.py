@@ -273,9 +273,11 @@ def decide(
                 "engine_error",
                 "engine:error",
                 [
-                    f"the rule engine failed ({evaluation.engine_error}); the case went to "
-                    "the exceptions queue; the server log has the details under this "
-                    "decision_id"
+                    (
+                        f"the rule engine failed ({evaluation.engine_error}); the case went to "
+                        "the exceptions queue; the server log has the details under this "
+                        "decision_id"
+                    )
                 ],
             )
         elif evaluation.disagreements:
