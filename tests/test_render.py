@@ -99,7 +99,7 @@ def test_escalation_to_an_agent() -> None:
         "  case received 5 min ago",
         "  no SLA clocks",
         (
-            "  sentiment: 1 replies, latest -0.70, lowest -0.70, change n/a over 3 replies, "
+            "  sentiment: 1 reply, latest -0.70, lowest -0.70, change n/a over the last 3 replies, "
             "1 negative in a row (<= -0.5)"
         ),
         "",

@@ -136,8 +136,9 @@ def _signals(s: Signals) -> list[str]:
     if t.count:
         change = "n/a" if t.change is None else f"{t.change:+.2f}"
         lines.append(
-            f"  sentiment: {t.count} replies, latest {t.latest:+.2f}, lowest "
-            f"{t.minimum:+.2f}, change {change} over {s.sentiment_window} replies, "
+            f"  sentiment: {_count(t.count, 'reply', 'replies')}, latest {t.latest:+.2f}, "
+            f"lowest {t.minimum:+.2f}, change {change} over the last "
+            f"{_count(s.sentiment_window, 'reply', 'replies')}, "
             f"{t.consecutive_negative} negative in a row (<= {s.negative_sentiment:g})"
         )
     else:
@@ -223,3 +224,7 @@ def render_text(decision: Decision, agent_ids: Sequence[str] | None = None) -> s
     ]
     # Invariant: each element is one line; escaping it keeps caller text on that line.
     return "\n".join(escape_text(line) for line in lines)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
