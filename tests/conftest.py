@@ -1,10 +1,16 @@
-"""Shared pytest configuration: Hypothesis profiles and isolation of process-wide state."""
+"""Shared pytest configuration: Hypothesis profiles, isolation of process-wide state, cores."""
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from caseroute.engine import durable
+from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api import convert
+from caseroute.service import RoutingCore, RulesetRegistry
+from caseroute.testing import audited_core, reference_ruleset
 
 settings.register_profile(
     "default",
@@ -37,3 +43,20 @@ def fresh_engine_validations(monkeypatch: pytest.MonkeyPatch) -> None:
     which tests ran before it.
     """
     monkeypatch.setattr(durable, "_validated", set())
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[RulesetRegistry]:
+    """The reference ruleset, loaded once with the python engine (tests/grpc_api: durable_rules)."""
+    reg = RulesetRegistry()
+    reg.add(reference_ruleset(EngineKind.PYTHON))
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def core(registry: RulesetRegistry, tmp_path: Path) -> Iterator[RoutingCore]:
+    """A core over the ``registry`` fixture, recording to a fresh decision log."""
+    made = audited_core(registry, tmp_path)
+    yield made
+    made.audit.close()

@@ -1,7 +1,7 @@
 """RoutingCore at its edges: replies refused before recording, batch limits, audit health."""
 
 import base64
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,31 +30,12 @@ from caseroute.service import (
 from caseroute.testing import (
     NOW,
     audit_config,
-    audited_core,
     make_agent,
     make_case,
     make_roster,
-    reference_ruleset,
 )
 
 ROSTER = make_roster(make_agent("a1"), make_agent("a2"))
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[RulesetRegistry]:
-    """The reference ruleset with the python engine."""
-    reg = RulesetRegistry()
-    reg.add(reference_ruleset(EngineKind.PYTHON))
-    yield reg
-    reg.close()
-
-
-@pytest.fixture
-def core(registry: RulesetRegistry, tmp_path: Path) -> Iterator[RoutingCore]:
-    """A core recording to a fresh decision log."""
-    made = audited_core(registry, tmp_path)
-    yield made
-    made.audit.close()
 
 
 def _command(request_id: str = "r1", cases: int = 1, *, agent_detail: bool = True) -> DecideCommand:

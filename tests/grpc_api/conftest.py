@@ -1,7 +1,9 @@
-"""Shared gRPC fixtures: a core over the reference ruleset and request builders."""
+"""Shared gRPC fixtures: the engine of record's registry, request builders, a real server."""
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -9,10 +11,12 @@ from caseroute.domain.roster import Capacity, Role
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.service import RoutingCore, RulesetRegistry
+from caseroute.grpc_api.server import RunningServer, ServerConfig, build_server
+from caseroute.service import RulesetRegistry
 from caseroute.testing import (
     NOW,
-    audited_core,
+    REFERENCE_RULESET,
+    audit_config,
     make_agent,
     make_case,
     make_roster,
@@ -36,16 +40,31 @@ def decide_request(request_id: str = "req-1", **case_overrides: object) -> pb.De
 
 @pytest.fixture(scope="session")
 def registry() -> Iterator[RulesetRegistry]:
-    """The reference ruleset, loaded once with durable_rules."""
+    """The reference ruleset, loaded once with durable_rules.
+
+    Overrides the python-engine ``registry`` of tests/conftest.py for the gRPC tests, so the
+    shared ``core`` fixture decides here with the engine of record.
+    """
     reg = RulesetRegistry()
     reg.add(reference_ruleset(EngineKind.DURABLE))
     yield reg
     reg.close()
 
 
-@pytest.fixture
-def core(registry: RulesetRegistry, tmp_path: Path) -> Iterator[RoutingCore]:
-    """A core over the shared registry, recording to a fresh decision log."""
-    made = audited_core(registry, tmp_path)
-    yield made
-    made.audit.close()
+@contextmanager
+def serving_reference(audit_dir: Path, **settings: Any) -> Iterator[RunningServer]:
+    """An in-process server on a free port with the reference ruleset loaded; stopped on exit.
+
+    Args:
+        audit_dir: Directory for the server's decision log (test masking key).
+        **settings: Further ``ServerConfig`` fields (``engine``, ``threads``, ``tls``...).
+    """
+    config = ServerConfig(
+        rulesets=REFERENCE_RULESET.parent, port=0, audit=audit_config(audit_dir), **settings
+    )
+    server = build_server(config, reuse_port=False)
+    try:
+        server.load(config)
+        yield server
+    finally:
+        server.stop(1)

@@ -41,7 +41,7 @@ from caseroute.testing import (
     reference_ruleset,
 )
 
-from .conftest import decide_request
+from .conftest import decide_request, serving_reference
 
 MAX_METADATA = 8 * 1024  # gRPC's default limit on a client's received metadata
 
@@ -49,17 +49,9 @@ MAX_METADATA = 8 * 1024  # gRPC's default limit on a client's received metadata
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """An in-process server on a free port with the reference ruleset loaded."""
-    config = ServerConfig(
-        rulesets=REFERENCE_RULESET.parent,
-        port=0,
-        engine=EngineKind.PYTHON,
-        threads=4,
-        audit=audit_config(tmp_path_factory.mktemp("audit")),
-    )
-    server = build_server(config, reuse_port=False)
-    server.load(config)
-    yield server
-    server.stop(1)
+    audit_dir = tmp_path_factory.mktemp("audit")
+    with serving_reference(audit_dir, engine=EngineKind.PYTHON, threads=4) as server:
+        yield server
 
 
 @pytest.fixture
@@ -318,18 +310,11 @@ def test_an_unknown_one_megabyte_decision_id_is_clipped(channel: grpc.Channel) -
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """A server whose largest message is 1 MiB."""
-    config = ServerConfig(
-        rulesets=REFERENCE_RULESET.parent,
-        port=0,
-        engine=EngineKind.PYTHON,
-        threads=2,
-        max_message_mb=1,
-        audit=audit_config(tmp_path_factory.mktemp("audit-small")),
-    )
-    server = build_server(config, reuse_port=False)
-    server.load(config)
-    yield server
-    server.stop(1)
+    audit_dir = tmp_path_factory.mktemp("audit-small")
+    with serving_reference(
+        audit_dir, engine=EngineKind.PYTHON, threads=2, max_message_mb=1
+    ) as server:
+        yield server
 
 
 def _wide_batch(request_id: str, level: "pb.ExplanationLevel.ValueType") -> pb.DecideBatchRequest:

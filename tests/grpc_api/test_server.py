@@ -24,23 +24,15 @@ from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import RoutingCore
 from caseroute.testing import REFERENCE_RULESET, audit_config, make_agent, make_case, make_roster
 
-from .conftest import decide_request
+from .conftest import decide_request, serving_reference
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """An in-process server on a free port with the reference ruleset loaded."""
-    config = ServerConfig(
-        rulesets=REFERENCE_RULESET.parent,
-        port=0,
-        engine=EngineKind.DURABLE,
-        threads=16,
-        audit=audit_config(tmp_path_factory.mktemp("audit")),
-    )
-    server = build_server(config, reuse_port=False)
-    server.load(config)
-    yield server
-    server.stop(1)
+    audit_dir = tmp_path_factory.mktemp("audit")
+    with serving_reference(audit_dir, engine=EngineKind.DURABLE, threads=16) as server:
+        yield server
 
 
 @pytest.fixture

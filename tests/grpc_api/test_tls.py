@@ -14,11 +14,10 @@ from caseroute.domain.errors import ConfigError
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.client import check_health
-from caseroute.grpc_api.server import RunningServer, ServerConfig, build_server
+from caseroute.grpc_api.server import RunningServer
 from caseroute.grpc_api.tls import ClientTls, ServerTls
-from caseroute.testing import REFERENCE_RULESET, audit_config
 
-from .conftest import decide_request
+from .conftest import decide_request, serving_reference
 
 
 @dataclass(frozen=True)
@@ -105,17 +104,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 @pytest.fixture
 def mtls_server(pki: Pki, tmp_path: Path) -> Iterator[RunningServer]:
     """A server requiring client certificates signed by the test CA."""
-    config = ServerConfig(
-        rulesets=REFERENCE_RULESET.parent,
-        port=0,
-        engine=EngineKind.PYTHON,
-        audit=audit_config(tmp_path),
-        tls=ServerTls(pki.server_cert, pki.server_key, client_ca=pki.ca),
-    )
-    server = build_server(config, reuse_port=False)
-    server.load(config)
-    yield server
-    server.stop(1)
+    tls = ServerTls(pki.server_cert, pki.server_key, client_ca=pki.ca)
+    with serving_reference(tmp_path, engine=EngineKind.PYTHON, tls=tls) as server:
+        yield server
 
 
 def test_the_client_certificate_identity_is_the_audited_caller(
