@@ -19,6 +19,8 @@ from caseroute.domain.case import (
     Tier,
     Urgency,
 )
+from caseroute.domain.codec import parse_case
+from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.engine.facts import Fact
@@ -95,6 +97,50 @@ def clock(name: str, minutes_left: float, started_minutes_ago: float = 60.0) -> 
 def skill(name: str, min_level: int) -> RequiredSkill:
     """A required skill."""
     return RequiredSkill(name, min_level)
+
+
+def case_data(**fields: Any) -> dict[str, Any]:
+    """A routine general enquiry as request JSON (``parse_case`` input); override any field."""
+    data: dict[str, Any] = {
+        "case_id": "C1",
+        "created_at": "2026-11-21T09:00:00Z",
+        "channel": "phone",
+        "intent": "general",
+        "urgency": "routine",
+    }
+    data.update(fields)
+    return data
+
+
+def agent_data(agent_id: str = "a1", **fields: Any) -> dict[str, Any]:
+    """An available agent with free capacity as request JSON; override any field."""
+    data: dict[str, Any] = {
+        "agent_id": agent_id,
+        "status": "available",
+        "capacity": {"max": 3, "active": 0},
+    }
+    data.update(fields)
+    return data
+
+
+def roster_data(*agents: object) -> dict[str, Any]:
+    """A roster snapshot of ``agents`` as request JSON (``parse_roster`` input)."""
+    return {"snapshot_id": "s", "taken_at": "2026-11-21T09:00:00Z", "agents": list(agents)}
+
+
+def request_violations(
+    data: object, parse: Callable[..., object] = parse_case, **kwargs: Any
+) -> list[FieldViolation]:
+    """The field violations ``parse(data, **kwargs)`` raises.
+
+    Raises:
+        AssertionError: ``parse`` accepted ``data``.
+    """
+    try:
+        parse(data, **kwargs)
+    except RequestError as error:
+        return list(error.violations)
+    raise AssertionError(f"{getattr(parse, '__name__', parse)} accepted the input")
 
 
 def reference_compiled() -> CompiledRuleset:

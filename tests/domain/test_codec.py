@@ -1,5 +1,5 @@
 import json
-from typing import Any
+from functools import partial
 
 import pytest
 
@@ -11,32 +11,9 @@ from caseroute.domain.codec import (
     roster_to_dict,
 )
 from caseroute.domain.errors import RequestError
+from caseroute.testing import agent_data, case_data, roster_data
 
-
-def _case(**extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "case_id": "C1",
-        "created_at": "2026-11-21T09:00:00Z",
-        "channel": "phone",
-        "intent": "clinical",
-        "urgency": "routine",
-    }
-    data.update(extra)
-    return data
-
-
-def _roster(*agents: dict[str, Any]) -> dict[str, Any]:
-    return {"snapshot_id": "s", "taken_at": "2026-11-21T09:00:00Z", "agents": list(agents)}
-
-
-def _agent(agent_id: str = "a1", **extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "agent_id": agent_id,
-        "status": "available",
-        "capacity": {"max": 3, "active": 0},
-    }
-    data.update(extra)
-    return data
+_case = partial(case_data, intent="clinical")  # parsing a clinical enquiry
 
 
 def _fields(exc: pytest.ExceptionInfo[RequestError]) -> list[str]:
@@ -98,10 +75,10 @@ def test_duplicate_agents_and_skills_are_rejected() -> None:
     """A roster with a repeated agent_id or skill names the second occurrence."""
     with pytest.raises(RequestError) as exc:
         parse_roster(
-            _roster(
-                _agent("a1"),
-                _agent("a1"),
-                _agent("a2", skills=[{"name": "x", "level": 1}, {"name": "x", "level": 2}]),
+            roster_data(
+                agent_data("a1"),
+                agent_data("a1"),
+                agent_data("a2", skills=[{"name": "x", "level": 1}, {"name": "x", "level": 2}]),
             )
         )
     assert _fields(exc) == ["roster.agents[1].agent_id", "roster.agents[2].skills[1].name"]
@@ -118,8 +95,8 @@ def test_canonical_form_round_trips_and_hash_ignores_set_order() -> None:
     """parse(to_dict(x)) == x, and reordering flags/territories keeps the input hash."""
     case = parse_case(_case(flags=["vip", "a"], region="R1"))
     roster = parse_roster(
-        _roster(
-            _agent(
+        roster_data(
+            agent_data(
                 territories=["B", "A"],
                 licences=[{"type": "RN", "jurisdiction": "US-TX", "expires_on": "2027-01-01"}],
             )
@@ -129,8 +106,8 @@ def test_canonical_form_round_trips_and_hash_ignores_set_order() -> None:
     assert parse_roster(json.loads(json.dumps(roster_to_dict(roster)))) == roster
     reordered = parse_case(_case(flags=["a", "vip"], region="R1"))
     roster2 = parse_roster(
-        _roster(
-            _agent(
+        roster_data(
+            agent_data(
                 territories=["A", "B"],
                 licences=[{"type": "RN", "jurisdiction": "US-TX", "expires_on": "2027-01-01"}],
             )

@@ -1,6 +1,7 @@
 """Edges of request parsing: full-string patterns, flag normalisation, strict JSON files."""
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,19 @@ from caseroute.audit.config import check_masked_fields
 from caseroute.cli import main
 from caseroute.domain.codec import case_to_dict, parse_case, parse_roster
 from caseroute.domain.decision import Outcome
-from caseroute.domain.errors import ConfigError, FieldViolation, RequestError
+from caseroute.domain.errors import ConfigError, FieldViolation
 from caseroute.domain.json_source import JsonSourceError, parse_json_bytes
 from caseroute.engine.decide import decide
-from caseroute.testing import NOW, REFERENCE_RULESET, REPO_ROOT, reference_ruleset
+from caseroute.testing import (
+    NOW,
+    REFERENCE_RULESET,
+    REPO_ROOT,
+    agent_data,
+    case_data,
+    reference_ruleset,
+    request_violations,
+    roster_data,
+)
 
 ROSTER_FILE = REPO_ROOT / "examples" / "roster.json"
 SAFEGUARDING_NOTICE = (
@@ -22,37 +32,7 @@ SAFEGUARDING_NOTICE = (
 )
 
 
-def _case(**extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "case_id": "C1",
-        "created_at": "2026-11-21T09:00:00Z",
-        "channel": "phone",
-        "intent": "general",
-        "urgency": "routine",
-        "region": "US-TX",
-    }
-    data.update(extra)
-    return data
-
-
-def _roster(*agents: dict[str, Any]) -> dict[str, Any]:
-    return {"snapshot_id": "s", "taken_at": "2026-11-21T09:00:00Z", "agents": list(agents)}
-
-
-def _agent(agent_id: str = "a1", **extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "agent_id": agent_id,
-        "status": "available",
-        "capacity": {"max": 3, "active": 0},
-    }
-    data.update(extra)
-    return data
-
-
-def _violations(data: object, parse: Any = parse_case) -> list[FieldViolation]:
-    with pytest.raises(RequestError) as exc:
-        parse(data)
-    return list(exc.value.violations)
+_case = partial(case_data, region="US-TX")  # the reference ruleset routes by region
 
 
 def _outcome(case_data: dict[str, Any]) -> tuple[Outcome, str, str | None]:
@@ -69,7 +49,7 @@ CODE_HINT = " (letters, digits and _ . : / -, starting with a letter or digit)"
 @pytest.mark.parametrize(
     ("data", "parse", "field"),
     [
-        (_roster(_agent("a1\n")), parse_roster, "roster.agents[0].agent_id"),
+        (roster_data(agent_data("a1\n")), parse_roster, "roster.agents[0].agent_id"),
         (_case(region="US-TX\n"), parse_case, "case.region"),
         (
             _case(required_skills=[{"name": "triage\n", "min_level": 1}]),
@@ -85,16 +65,20 @@ CODE_HINT = " (letters, digits and _ . : / -, starting with a letter or digit)"
             parse_case,
             "case.sla_clocks[0].name",
         ),
-        (_roster(_agent(territories=["US-TX\n"])), parse_roster, "roster.agents[0].territories[0]"),
-        (_roster(_agent(teams=["south\n"])), parse_roster, "roster.agents[0].teams[0]"),
         (
-            _roster(_agent(skills=[{"name": "triage\n", "level": 1}])),
+            roster_data(agent_data(territories=["US-TX\n"])),
+            parse_roster,
+            "roster.agents[0].territories[0]",
+        ),
+        (roster_data(agent_data(teams=["south\n"])), parse_roster, "roster.agents[0].teams[0]"),
+        (
+            roster_data(agent_data(skills=[{"name": "triage\n", "level": 1}])),
             parse_roster,
             "roster.agents[0].skills[0].name",
         ),
         (
-            _roster(
-                _agent(
+            roster_data(
+                agent_data(
                     licences=[{"type": "RN\n", "jurisdiction": "US-TX", "expires_on": "2030-01-01"}]
                 )
             ),
@@ -105,12 +89,12 @@ CODE_HINT = " (letters, digits and _ . : / -, starting with a letter or digit)"
 )
 def test_code_with_a_trailing_newline_is_rejected(data: object, parse: Any, field: str) -> None:
     """A code (CODE_RE) that only matches up to a final newline is invalid, naming the field."""
-    assert [field] == [v.field for v in _violations(data, parse)]
+    assert [field] == [v.field for v in request_violations(data, parse)]
 
 
 def test_agent_id_with_trailing_newline_message() -> None:
     """The violation quotes the bad id and says what a valid code looks like."""
-    violations = _violations(_roster(_agent("a1\n")), parse_roster)
+    violations = request_violations(roster_data(agent_data("a1\n")), parse_roster)
     assert [
         FieldViolation("roster.agents[0].agent_id", f"'a1\\n' is not a valid value{CODE_HINT}")
     ] == violations
@@ -118,7 +102,7 @@ def test_agent_id_with_trailing_newline_message() -> None:
 
 def test_attribute_key_with_trailing_newline_is_rejected() -> None:
     """An attribute key (ATTRIBUTE_KEY_RE) with a final newline is invalid: never stored."""
-    violations = _violations(_case(attributes={"patient_name\n": "Ann"}))
+    violations = request_violations(_case(attributes={"patient_name\n": "Ann"}))
     assert [
         FieldViolation(
             "case.attributes['patient_name\\n']",
@@ -129,7 +113,9 @@ def test_attribute_key_with_trailing_newline_is_rejected() -> None:
 
 def test_agent_attribute_key_with_trailing_newline_is_rejected() -> None:
     """Agent attribute keys are held to the same full-string pattern."""
-    violations = _violations(_roster(_agent(attributes={"grade\n": 1})), parse_roster)
+    violations = request_violations(
+        roster_data(agent_data(attributes={"grade\n": 1})), parse_roster
+    )
     assert [v.field for v in violations] == ["roster.agents[0].attributes['grade\\n']"]
 
 
@@ -141,17 +127,17 @@ def test_jurisdiction_and_language_are_trimmed_before_the_full_string_check() ->
 
 def test_jurisdiction_with_inner_newline_is_rejected() -> None:
     """A newline inside a jurisdiction is not trimmed away and fails the full-string pattern."""
-    violations = _violations(_case(patient_location="US\n-TX"))
+    violations = request_violations(_case(patient_location="US\n-TX"))
     assert [v.field for v in violations] == ["case.patient_location"]
 
 
 def test_licence_jurisdiction_language_list_item_with_newline_inside_is_rejected() -> None:
     """Agent licence jurisdictions and languages use the same full-string patterns."""
-    agent = _agent(
+    agent = agent_data(
         licences=[{"type": "RN", "jurisdiction": "US-T\nX", "expires_on": "2030-01-01"}],
         languages=["e\nn"],
     )
-    violations = _violations(_roster(agent), parse_roster)
+    violations = request_violations(roster_data(agent), parse_roster)
     assert [v.field for v in violations] == [
         "roster.agents[0].licences[0].jurisdiction",
         "roster.agents[0].languages[0]",
@@ -167,14 +153,14 @@ def test_masked_field_path_with_trailing_newline_is_rejected() -> None:
 @pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 def test_a_timestamp_that_overflows_utc_is_invalid_not_a_crash(stamp: str) -> None:
     """An instant at the edge of the calendar that cannot be put in UTC is a field error."""
-    violations = _violations(_case(created_at=stamp))
+    violations = request_violations(_case(created_at=stamp))
     assert [v.field for v in violations] == ["case.created_at"]
 
 
 @pytest.mark.parametrize("value", [10**400, -(10**400)])
 def test_a_huge_integer_is_out_of_range_not_a_crash(value: int) -> None:
     """An integer too big for a float is a range violation (no OverflowError)."""
-    violations = _violations(_case(classification_confidence=value, attributes={"n": value}))
+    violations = request_violations(_case(classification_confidence=value, attributes={"n": value}))
     assert violations == [
         FieldViolation(
             "case.classification_confidence",
@@ -189,7 +175,7 @@ def test_a_huge_integer_is_out_of_range_not_a_crash(value: int) -> None:
 
 def test_an_attribute_text_with_a_lone_surrogate_is_invalid() -> None:
     """Text that cannot be encoded as UTF-8 is refused (it would break hashing and storage)."""
-    violations = _violations(_case(attributes={"notes": "a\ud800b"}))
+    violations = request_violations(_case(attributes={"notes": "a\ud800b"}))
     assert violations == [
         FieldViolation(
             "case.attributes.notes", "must be valid Unicode text (it holds an unpaired surrogate)"
@@ -199,7 +185,7 @@ def test_an_attribute_text_with_a_lone_surrogate_is_invalid() -> None:
 
 def test_case_id_with_control_characters_is_rejected() -> None:
     """Identifiers carry no control characters (a newline or escape could forge log lines)."""
-    violations = _violations(_case(case_id="C1\n\x1b[31m"))
+    violations = request_violations(_case(case_id="C1\n\x1b[31m"))
     assert [
         FieldViolation(
             "case.case_id",
@@ -258,13 +244,13 @@ def test_flags_are_normalised_and_deduplicated_deterministically() -> None:
 )
 def test_a_flag_that_is_no_valid_token_after_normalisation_is_invalid(flag: str) -> None:
     """Anything that does not normalise to a flag token is INVALID_ARGUMENT at case.flags[i]."""
-    violations = _violations(_case(flags=["vip", flag]))
+    violations = request_violations(_case(flags=["vip", flag]))
     assert [v.field for v in violations] == ["case.flags[1]"]
 
 
 def test_flag_violation_message_says_what_a_flag_is() -> None:
     """The flag message quotes the value and states the normalisation rule."""
-    violations = _violations(_case(flags=["safe guarding"]))
+    violations = request_violations(_case(flags=["safe guarding"]))
     assert [
         FieldViolation(
             "case.flags[0]",
@@ -279,7 +265,9 @@ def test_flag_violation_message_says_what_a_flag_is() -> None:
 
 def test_safeguarding_case_with_invalid_data_is_refused_with_a_notice_first() -> None:
     """INVALID_ARGUMENT (nothing assigned); the first violation tells a human it was not routed."""
-    violations = _violations(_case(flags=["safeguarding"], urgency="soon", created_at="today"))
+    violations = request_violations(
+        _case(flags=["safeguarding"], urgency="soon", created_at="today")
+    )
     assert [
         FieldViolation("case.flags", SAFEGUARDING_NOTICE),
         FieldViolation(
@@ -293,7 +281,7 @@ def test_safeguarding_case_with_invalid_data_is_refused_with_a_notice_first() ->
 
 def test_a_case_without_safeguarding_gets_no_notice() -> None:
     """The notice is only for flagged cases; other invalid cases list just their fields."""
-    violations = _violations(_case(flags=["vip"], urgency="soon"))
+    violations = request_violations(_case(flags=["vip"], urgency="soon"))
     assert [v.field for v in violations] == ["case.urgency"]
 
 

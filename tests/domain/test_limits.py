@@ -6,40 +6,17 @@ from typing import Any
 import pytest
 
 from caseroute.domain.codec import parse_case, parse_roster
-from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.errors import FieldViolation
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, limit_flag, quote_value
-
-
-def _case(**extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "case_id": "C1",
-        "created_at": "2026-11-21T09:00:00Z",
-        "channel": "phone",
-        "intent": "general",
-        "urgency": "routine",
-    }
-    data.update(extra)
-    return data
-
-
-def _agent(agent_id: str = "a1", **extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "agent_id": agent_id,
-        "status": "available",
-        "capacity": {"max": 3, "active": 0},
-    }
-    data.update(extra)
-    return data
+from caseroute.testing import agent_data, case_data, request_violations
 
 
 def _roster(agents: list[Any]) -> dict[str, Any]:
+    """Roster JSON holding ``agents`` itself, not a copy as ``roster_data`` makes.
+
+    A test passes a list that refuses to be read, to prove an oversized roster is never iterated.
+    """
     return {"snapshot_id": "s", "taken_at": "2026-11-21T09:00:00Z", "agents": agents}
-
-
-def _violations(data: object, parse: Any = parse_case, **kwargs: Any) -> list[FieldViolation]:
-    with pytest.raises(RequestError) as exc:
-        parse(data, **kwargs)
-    return list(exc.value.violations)
 
 
 def test_default_limits() -> None:
@@ -77,7 +54,7 @@ def test_limit_flag_and_quote_value() -> None:
 
 def test_roster_over_the_default_agent_limit_is_refused_in_one_violation() -> None:
     """20,001 agents: one violation at roster.agents, and no agent is even looked at."""
-    violations = _violations(_roster([None] * 20_001), parse_roster)
+    violations = request_violations(_roster([None] * 20_001), parse_roster)
     assert [
         FieldViolation(
             "roster.agents",
@@ -90,10 +67,10 @@ def test_roster_over_the_default_agent_limit_is_refused_in_one_violation() -> No
 def test_roster_agent_limit_is_configurable_and_inclusive() -> None:
     """With max_agents=2, two agents pass and three are refused."""
     limits = InputLimits(max_agents=2)
-    two = parse_roster(_roster([_agent("a1"), _agent("a2")]), limits=limits)
+    two = parse_roster(_roster([agent_data("a1"), agent_data("a2")]), limits=limits)
     assert tuple(a.agent_id for a in two.agents) == ("a1", "a2")
-    violations = _violations(
-        _roster([_agent("a1"), _agent("a2"), _agent("a3")]), parse_roster, limits=limits
+    violations = request_violations(
+        _roster([agent_data("a1"), agent_data("a2"), agent_data("a3")]), parse_roster, limits=limits
     )
     assert [v.field for v in violations] == ["roster.agents"]
 
@@ -104,7 +81,7 @@ def test_roster_agent_limit_is_configurable_and_inclusive() -> None:
 def test_100k_attributes_are_refused_with_one_violation() -> None:
     """A huge attribute map is one violation naming the size, the limit and the flag."""
     attributes = {f"k{i}": i for i in range(100_000)}
-    violations = _violations(_case(attributes=attributes))
+    violations = request_violations(case_data(attributes=attributes))
     assert [
         FieldViolation(
             "case.attributes",
@@ -128,13 +105,13 @@ class _Untouchable(list[object]):
 def test_an_over_limit_list_is_refused_before_any_item_is_read(field: str) -> None:
     """The size check comes first: no per-item work for a list over its limit."""
     items = _Untouchable([None] * 1_000)
-    violations = _violations(_case(**{field: items}))
+    violations = request_violations(case_data(**{field: items}))
     assert [v.field for v in violations] == [f"case.{field}"]
 
 
 def test_an_over_limit_roster_is_refused_before_any_agent_is_read() -> None:
     """max_agents is checked on the list's size alone."""
-    violations = _violations(
+    violations = request_violations(
         _roster(_Untouchable([None] * 3)), parse_roster, limits=InputLimits(max_agents=2)
     )
     assert [v.field for v in violations] == ["roster.agents"]
@@ -168,7 +145,7 @@ def test_long_case_lists_are_refused_with_one_violation(
     field: str, item: object, message: str
 ) -> None:
     """Every repeated case field has a limit, checked before looking at any item."""
-    violations = _violations(_case(**{field: [item] * 100_000}))
+    violations = request_violations(case_data(**{field: [item] * 100_000}))
     assert [FieldViolation(f"case.{field}", message)] == violations
 
 
@@ -177,7 +154,9 @@ def test_long_agent_lists_are_refused(field: str) -> None:
     """Every repeated agent field is limited by max_list_items."""
     limits = InputLimits(max_list_items=3)
     extra: dict[str, Any] = {field: ["x"] * 4}
-    violations = _violations(_roster([_agent("a1", **extra)]), parse_roster, limits=limits)
+    violations = request_violations(
+        _roster([agent_data("a1", **extra)]), parse_roster, limits=limits
+    )
     assert [
         FieldViolation(
             f"roster.agents[0].{field}",
@@ -189,8 +168,8 @@ def test_long_agent_lists_are_refused(field: str) -> None:
 def test_agent_attributes_are_limited() -> None:
     """An agent's attribute map has the same limit as a case's."""
     limits = InputLimits(max_attributes=1)
-    violations = _violations(
-        _roster([_agent(attributes={"a": 1, "b": 2})]), parse_roster, limits=limits
+    violations = request_violations(
+        _roster([agent_data(attributes={"a": 1, "b": 2})]), parse_roster, limits=limits
     )
     assert [v.field for v in violations] == ["roster.agents[0].attributes"]
 
@@ -198,7 +177,7 @@ def test_agent_attributes_are_limited() -> None:
 def test_lists_at_their_limit_are_accepted() -> None:
     """Limits are inclusive: exactly max items parse."""
     limits = InputLimits(max_list_items=2, max_attributes=2, max_sla_clocks=1)
-    case = parse_case(_case(flags=["a", "b"], attributes={"x": 1, "y": 2}), limits=limits)
+    case = parse_case(case_data(flags=["a", "b"], attributes={"x": 1, "y": 2}), limits=limits)
     assert (frozenset({"a", "b"}), {"x": 1, "y": 2}) == (case.flags, case.attributes)
 
 
@@ -207,7 +186,7 @@ def test_lists_at_their_limit_are_accepted() -> None:
 
 def test_a_megabyte_case_id_is_refused_quoting_only_a_prefix() -> None:
     """Ids over max_id_chars are refused; the message quotes 40 characters, not the value."""
-    violations = _violations(_case(case_id="x" * 1_000_000))
+    violations = request_violations(case_data(case_id="x" * 1_000_000))
     assert [
         FieldViolation(
             "case.case_id",
@@ -220,23 +199,23 @@ def test_a_megabyte_case_id_is_refused_quoting_only_a_prefix() -> None:
 @pytest.mark.parametrize(
     ("data", "parse", "field"),
     [
-        (_case(region="R" * 201), parse_case, "case.region"),
-        (_case(flags=["f" * 201]), parse_case, "case.flags[0]"),
-        (_case(preferred_language="e" * 201), parse_case, "case.preferred_language"),
-        (_case(patient_location="U" * 201), parse_case, "case.patient_location"),
+        (case_data(region="R" * 201), parse_case, "case.region"),
+        (case_data(flags=["f" * 201]), parse_case, "case.flags[0]"),
+        (case_data(preferred_language="e" * 201), parse_case, "case.preferred_language"),
+        (case_data(patient_location="U" * 201), parse_case, "case.patient_location"),
         (
-            _case(required_skills=[{"name": "s" * 201, "min_level": 1}]),
+            case_data(required_skills=[{"name": "s" * 201, "min_level": 1}]),
             parse_case,
             "case.required_skills[0].name",
         ),
-        (_roster([_agent("a" * 201)]), parse_roster, "roster.agents[0].agent_id"),
+        (_roster([agent_data("a" * 201)]), parse_roster, "roster.agents[0].agent_id"),
         ({**_roster([]), "snapshot_id": "s" * 201}, parse_roster, "roster.snapshot_id"),
-        (_roster([_agent(teams=["t" * 201])]), parse_roster, "roster.agents[0].teams[0]"),
+        (_roster([agent_data(teams=["t" * 201])]), parse_roster, "roster.agents[0].teams[0]"),
     ],
 )
 def test_every_identifier_field_is_limited(data: object, parse: Any, field: str) -> None:
     """Identifiers and codes over max_id_chars are refused at their own field path."""
-    violations = _violations(data, parse)
+    violations = request_violations(data, parse)
     assert [field] == [v.field for v in violations]
     assert violations[0].message.startswith(
         "has 201 characters; the limit is 200 (configurable: --max-id-chars)"
@@ -245,9 +224,9 @@ def test_every_identifier_field_is_limited(data: object, parse: Any, field: str)
 
 def test_attribute_text_values_are_limited_by_max_text_chars() -> None:
     """A string attribute value over max_text_chars is refused; at the limit it is kept."""
-    ok = parse_case(_case(attributes={"notes": "n" * 1_000}))
+    ok = parse_case(case_data(attributes={"notes": "n" * 1_000}))
     assert len(str(ok.attributes["notes"])) == 1_000
-    violations = _violations(_case(attributes={"notes": "n" * 1_001}))
+    violations = request_violations(case_data(attributes={"notes": "n" * 1_001}))
     assert [
         FieldViolation(
             "case.attributes.notes",
@@ -259,7 +238,7 @@ def test_attribute_text_values_are_limited_by_max_text_chars() -> None:
 
 def test_a_long_attribute_name_is_refused_without_echoing_it() -> None:
     """An attribute name over max_id_chars is refused; the path quotes a prefix only."""
-    violations = _violations(_case(attributes={"k" * 5_000: 1}))
+    violations = request_violations(case_data(attributes={"k" * 5_000: 1}))
     assert [
         FieldViolation(
             f"case.attributes[{'k' * 40!r}… (5000 characters)]",
@@ -298,7 +277,9 @@ _TIMESTAMP = "must be an ISO-8601 timestamp with a UTC offset, e.g. 2026-11-21T0
 )
 def test_huge_wrong_values_are_described_briefly(field: str, value: object, message: str) -> None:
     """A megabyte string or a 100k-item list in a typed field gives a short message."""
-    assert _violations(_case(**{field: value})) == [FieldViolation(f"case.{field}", message)]
+    assert request_violations(case_data(**{field: value})) == [
+        FieldViolation(f"case.{field}", message)
+    ]
 
 
 # --- bounded violation lists -------------------------------------------------------------------
@@ -306,7 +287,7 @@ def test_huge_wrong_values_are_described_briefly(field: str, value: object, mess
 
 def test_violations_per_list_are_capped_with_a_count() -> None:
     """150 bad flags give 5 violations and one line counting the other 145."""
-    violations = _violations(_case(flags=["bad flag"] * 150))
+    violations = request_violations(case_data(flags=["bad flag"] * 150))
     assert [f"case.flags[{i}]" for i in range(5)] + ["case.flags"] == [v.field for v in violations]
     assert (
         FieldViolation(
@@ -320,7 +301,7 @@ def test_violations_per_list_are_capped_with_a_count() -> None:
 def test_bad_agents_are_capped_per_roster() -> None:
     """Many invalid agents do not make one violation each."""
     agents = [{"agent_id": f"a{i}"} for i in range(1_000)]
-    violations = _violations(_roster(agents), parse_roster)
+    violations = request_violations(_roster(agents), parse_roster)
     assert len(violations) == 6
     assert (
         FieldViolation(
@@ -333,8 +314,8 @@ def test_bad_agents_are_capped_per_roster() -> None:
 
 def test_unknown_keys_are_capped_per_object() -> None:
     """An object with thousands of unknown keys gives a handful of violations and a count."""
-    data = _case(**{f"extra{i}": 1 for i in range(5_000)})
-    violations = _violations(data)
+    data = case_data(**{f"extra{i}": 1 for i in range(5_000)})
+    violations = request_violations(data)
     assert len(violations) == 6
     assert (
         FieldViolation(
@@ -346,5 +327,5 @@ def test_unknown_keys_are_capped_per_object() -> None:
 
 def test_an_unknown_key_of_a_megabyte_is_quoted_briefly() -> None:
     """An unknown key's path quotes a prefix of it, not the whole key."""
-    violations = _violations(_case(**{"q" * 1_000_000: 1}))
+    violations = request_violations(case_data(**{"q" * 1_000_000: 1}))
     assert [f"case[{'q' * 40!r}… (1000000 characters)]"] == [v.field for v in violations]
