@@ -42,6 +42,16 @@ NO_SIGNALS = [
     "  no SLA clocks",
     "  sentiment: no replies scored",
 ]
+# The rule trace of a case with no flags and no sentiment: the catch-all `rest` decides.
+REST_DECIDES = [
+    "Rules (tried in order; the first that applies decides):",
+    "  1. safeguarding: does not apply",
+    "      fails: 'safeguarding' in case.flags   [case.flags = []]",
+    "  2. unhappy: does not apply",
+    "      fails: sentiment.latest <= -0.5   [sentiment.latest is missing]",
+    "  3. rest: APPLIES - decided",
+    "      holds: true   [constant]",
+]
 REQUIREMENTS = (
     "  requirements: status: available; licence: RN valid in US-TX on 2026-11-21; "
     "territory: covers US-TX; capacity: active < max"
@@ -123,13 +133,7 @@ def _queued(agent_ids: list[str] | None) -> list[str]:
         "CASE-T1: QUEUE in clinical (no eligible agent), priority normal",
         "Decided by: rest; reasons: routine, no_eligible_agent",
         "",
-        "Rules (tried in order; the first that applies decides):",
-        "  1. safeguarding: does not apply",
-        "      fails: 'safeguarding' in case.flags   [case.flags = []]",
-        "  2. unhappy: does not apply",
-        "      fails: sentiment.latest <= -0.5   [sentiment.latest is missing]",
-        "  3. rest: APPLIES - decided",
-        "      holds: true   [constant]",
+        *REST_DECIDES,
         "",
         *NO_SIGNALS,
         "",
@@ -178,13 +182,7 @@ def test_exception_after_rules_shows_the_rule_and_the_missing_data() -> None:
         "Decided by: rest; reasons: missing_region",
         "  data problem: the action requires territory coverage but case.region is missing",
         "",
-        "Rules (tried in order; the first that applies decides):",
-        "  1. safeguarding: does not apply",
-        "      fails: 'safeguarding' in case.flags   [case.flags = []]",
-        "  2. unhappy: does not apply",
-        "      fails: sentiment.latest <= -0.5   [sentiment.latest is missing]",
-        "  3. rest: APPLIES - decided",
-        "      holds: true   [constant]",
+        *REST_DECIDES,
         "",
         *NO_SIGNALS,
         "",
