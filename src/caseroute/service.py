@@ -553,6 +553,7 @@ def _make_token(after_seq: int, query_key: str) -> str:
 
 
 MAX_PAGE_TOKEN = 200  # the tokens _make_token issues are under 80 characters
+MAX_SEQ = 2**63  # SQLite INTEGER is 64-bit signed: a record seq is always below this
 
 
 def _read_token(token: str, query_key: str, violations: list[FieldViolation]) -> int:
@@ -564,7 +565,11 @@ def _read_token(token: str, query_key: str, violations: list[FieldViolation]) ->
             if len(token) <= MAX_PAGE_TOKEN
             else b""
         )
-        after, key = int(data["after"]), str(data["query"])
+        after, key = data["after"], str(data["query"])
+        # Exactly what _make_token writes: a record seq, an int SQLite can hold. A forged
+        # 1e999 or 2**70 would otherwise raise OverflowError (INTERNAL) further down.
+        if type(after) is not int or not 0 <= after < MAX_SEQ:
+            raise ValueError(after)  # noqa: TRY301 - one refusal for every malformed token
     except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
         violations.append(
             FieldViolation("page_token", "is not a token this service issued; omit it to start")

@@ -16,6 +16,7 @@ import os
 import queue
 import sqlite3
 import threading
+import traceback
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -467,17 +468,29 @@ class SqliteAuditStore:
                 conn = conn or self._connect()
                 with self._process_lock():
                     self._commit(conn, batch)
-            except (OSError, sqlite3.Error, KeyMismatchError) as exc:
+            except Exception as exc:
                 self.failures += 1
                 # The cause and the path go to the log; callers get a fixed text (no paths,
-                # no SQLite or Python error text).
-                log.exception(
-                    "AUDIT WRITE FAILED (%d calls refused) on %s: %s: %s",
-                    len(batch),
-                    self.path,
-                    type(exc).__name__,
-                    exc,  # noqa: TRY401 - the cause on the first line, for grep
-                )
+                # no SQLite or Python error text). Anything else (a bug, a value SQLite cannot
+                # encode) must not end this thread: every later append would wait forever.
+                # Its text is withheld: an unexpected error may quote a record's values.
+                if isinstance(exc, OSError | sqlite3.Error | KeyMismatchError):
+                    log.exception(
+                        "AUDIT WRITE FAILED (%d calls refused) on %s: %s: %s",
+                        len(batch),
+                        self.path,
+                        type(exc).__name__,
+                        exc,  # noqa: TRY401 - the cause on the first line, for grep
+                    )
+                else:
+                    log.error(  # noqa: TRY400 - exc_info would print the message
+                        "AUDIT WRITE FAILED (%d calls refused) on %s: %s (message withheld: "
+                        "it may quote record values)\n%s",
+                        len(batch),
+                        self.path,
+                        type(exc).__name__,
+                        "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+                    )
                 error = AuditUnavailableError(WRITE_UNAVAILABLE)
                 for item in batch:
                     if not item.done.done():
