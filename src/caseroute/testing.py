@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from caseroute.audit.config import AuditConfig
+from caseroute.audit.record import AuditRecord
 from caseroute.domain.case import (
     Case,
     Channel,
@@ -212,3 +213,32 @@ def audited_core(
     """A core over ``registry`` recording to a fresh decision log in ``directory``."""
     config = audit_config(directory)
     return RoutingCore(registry, config.open_store(), config.masker(), clock)
+
+
+def make_audit_record(n: int, **overrides: Any) -> AuditRecord:
+    """Record ``n`` as a caller hands it to a store's ``append`` (seq 0, no hashes yet).
+
+    Args:
+        n: Numbers the decision (``dec_<n>``), request (``req<n>``) and case (``C<n>``).
+        **overrides: Any other ``AuditRecord`` field.
+    """
+    values: dict[str, Any] = {
+        "seq": 0,
+        "decision_id": f"dec_{n}",
+        "request_id": f"req{n}",
+        "request_sha256": "0" * 64,
+        "case_id": f"C{n}",
+        "recorded_at": "2026-11-21T10:00:00Z",
+        "now": "2026-11-21T10:00:00Z",
+        "ruleset_name": "test",
+        "ruleset_version": "1",
+        "ruleset_sha256": "f" * 64,
+        "caseroute_version": "0",
+        "caller": "",
+        "input": {"case": {}, "roster": {"sha256": "", "assigned_before": []}},
+        "decision": {},
+        "prev_hash": "",
+        "record_hash": "",
+    }
+    values.update(overrides)
+    return AuditRecord(**values)

@@ -9,7 +9,6 @@ import pytest
 
 from caseroute.audit.config import AuditConfig
 from caseroute.audit.masking import key_fingerprint
-from caseroute.audit.record import AuditRecord
 from caseroute.audit.store import WRITE_UNAVAILABLE, KeyEra, SqliteAuditStore
 from caseroute.cli import main
 from caseroute.domain.errors import AuditUnavailableError, ConfigError
@@ -19,6 +18,7 @@ from caseroute.testing import (
     NOW,
     compile_text,
     make_agent,
+    make_audit_record,
     make_case,
     make_roster,
     ruleset_with_rules,
@@ -33,30 +33,9 @@ CATCH_ALL = """\
 """
 
 
-def _record(n: int) -> AuditRecord:
-    return AuditRecord(
-        seq=0,
-        decision_id=f"dec_{n}",
-        request_id=f"req{n}",
-        request_sha256="0" * 64,
-        case_id=f"C{n}",
-        recorded_at="2026-11-21T10:00:00Z",
-        now="2026-11-21T10:00:00Z",
-        ruleset_name="test",
-        ruleset_version="1",
-        ruleset_sha256="f" * 64,
-        caseroute_version="0",
-        caller="",
-        input={"case": {}, "roster": {"sha256": "", "assigned_before": []}},
-        decision={},
-        prev_hash="",
-        record_hash="",
-    )
-
-
 def _log_with_one_record(config: AuditConfig) -> None:
     store = config.open_store()
-    store.append([_record(1)])
+    store.append([make_audit_record(1)])
     store.close()
 
 
@@ -184,11 +163,11 @@ def test_a_server_still_on_the_old_key_stops_writing_after_rotation(
     """A store opened before a rotation refuses appends: its digests would be of the old era."""
     db = tmp_path / "audit.db"
     store = AuditConfig(db=db, key_hex=KEY_A).open_store()
-    store.append([_record(1)])
+    store.append([make_audit_record(1)])
     argv = ("audit", "rotate-key", "--audit-db", str(db), "--new-key-file", str(tmp_path / "k"))
     assert _run(capsys, *argv, "--confirm")[0] == 0
     with pytest.raises(AuditUnavailableError) as caught:
-        store.append([_record(2)])
+        store.append([make_audit_record(2)])
     store.close()
     assert str(caught.value) == WRITE_UNAVAILABLE
     assert _eras(db)[-1][3] == 2

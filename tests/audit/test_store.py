@@ -21,6 +21,7 @@ from caseroute.testing import (
     MINIMAL_HEADER,
     compile_text,
     make_agent,
+    make_audit_record,
     make_roster,
     ruleset_with_rules,
 )
@@ -31,23 +32,13 @@ def _stored(store: SqliteAuditStore, records: list[AuditRecord]) -> list[AuditRe
 
 
 def _record(n: int, request: str = "req", body: str = "x") -> AuditRecord:
-    return AuditRecord(
-        seq=0,
+    return make_audit_record(
+        n,
         decision_id=f"dec_{request}_{n}",
         request_id=request,
         request_sha256=f"sha-{request}-{body}",
-        case_id=f"C{n}",
-        recorded_at="2026-11-21T10:00:00Z",
-        now="2026-11-21T10:00:00Z",
-        ruleset_name="rs",
-        ruleset_version="1",
-        ruleset_sha256="ab" * 32,
-        caseroute_version="0.1.0",
-        caller="",
         input={"case": {"case_id": f"C{n}"}},
         decision={"outcome": "ASSIGN", "n": n},
-        prev_hash="",
-        record_hash="",
     )
 
 
