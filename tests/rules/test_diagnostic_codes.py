@@ -58,24 +58,25 @@ def _compile(text: str) -> list[Problem]:
         return list(exc.problems)
 
 
+def _problems(load: Callable[[], object]) -> list[Problem]:
+    """The problems ``load()`` raises; none when it loads."""
+    try:
+        load()
+    except RulesetError as exc:
+        return list(exc.problems)
+    return []
+
+
 def _ruleset_file(content: bytes) -> Callable[[Path], list[Problem]]:
     def run(tmp: Path) -> list[Problem]:
         (tmp / "ruleset.yaml").write_bytes(content)
-        try:
-            load_ruleset(tmp)
-        except RulesetError as exc:
-            return list(exc.problems)
-        return []
+        return _problems(lambda: load_ruleset(tmp))
 
     return run
 
 
 def _missing_file(tmp: Path) -> list[Problem]:
-    try:
-        load_ruleset(tmp / "nothing.yaml")
-    except RulesetError as exc:
-        return list(exc.problems)
-    return []
+    return _problems(lambda: load_ruleset(tmp / "nothing.yaml"))
 
 
 def _masked(tmp: Path) -> list[Problem]:
@@ -107,11 +108,7 @@ GOOD_ROSTER = '{snapshot_id: s1, taken_at: "2026-11-21T09:00:00Z", agents: []}'
 def _golden(cases: str) -> Callable[[Path], list[Problem]]:
     def run(tmp: Path) -> list[Problem]:
         (tmp / "g.yaml").write_text("cases:\n" + cases)
-        try:
-            load_golden_file(tmp / "g.yaml")
-        except RulesetError as exc:
-            return list(exc.problems)
-        return []
+        return _problems(lambda: load_golden_file(tmp / "g.yaml"))
 
     return run
 
