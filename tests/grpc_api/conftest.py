@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from caseroute.domain.roster import Capacity, Role
@@ -68,3 +69,10 @@ def serving_reference(audit_dir: Path, **settings: Any) -> Iterator[RunningServe
         yield server
     finally:
         server.stop(1)
+
+
+@pytest.fixture
+def channel(running: RunningServer) -> Iterator[grpc.Channel]:
+    """A channel with gRPC's default options to the test module's ``running`` server."""
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
+        yield chan

@@ -54,13 +54,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
         yield server
 
 
-@pytest.fixture
-def channel(running: RunningServer) -> Iterator[grpc.Channel]:
-    """A channel with gRPC's default options to the shared server."""
-    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
-        yield chan
-
-
 def _failure(call: Callable[[], object]) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as exc:
         call()

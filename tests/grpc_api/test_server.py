@@ -35,13 +35,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
         yield server
 
 
-@pytest.fixture
-def channel(running: RunningServer) -> Iterator[grpc.Channel]:
-    """A channel to the shared server."""
-    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
-        yield chan
-
-
 def _health(channel: grpc.Channel, service: str = "") -> int:
     stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed stub lacks Check
     status: int = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
