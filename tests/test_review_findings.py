@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from caseroute.audit.store import WRITE_UNAVAILABLE, SqliteAuditStore
+from caseroute.cli import main
+from caseroute.domain.codec import SAFEGUARDING_NOTICE
 from caseroute.domain.errors import AuditUnavailableError, FieldViolation, RequestError
 from caseroute.service import DecisionLog, DecisionQuery, _query_key
+from caseroute.testing import ruleset_with_rules
 
 TOKEN_REFUSED = FieldViolation("page_token", "is not a token this service issued; omit it to start")
 
@@ -85,3 +88,26 @@ def test_an_unexpected_writer_error_refuses_the_batch_and_keeps_the_writer(
         )
     ] == failures
     assert "Zebedee" not in caplog.text
+
+
+def test_cli_decide_tells_an_invalid_case_by_the_rulesets_safeguarding_flag(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`caseroute decide` puts the not-routed notice first for the ruleset's own flag."""
+    ruleset = tmp_path / "ruleset.yaml"
+    ruleset.write_text(
+        ruleset_with_rules("  - id: rest\n    when: true\n    then: {route: {queue: by_intent}}\n")
+        .replace("flag: safeguarding", "flag: sg_concern")
+        .replace("'safeguarding' in", "'sg_concern' in")
+    )
+    case = tmp_path / "case.json"
+    case.write_text('{"case_id": "c1", "flags": ["SG_CONCERN"]}')
+    roster = tmp_path / "roster.json"
+    roster.write_text('{"snapshot_id": "r1", "taken_at": "2026-11-21T10:00:00Z", "agents": []}')
+    argv = ["decide", "--case", str(case), "--roster", str(roster), "--ruleset", str(ruleset)]
+    code = main([*argv, "--engine", "python"])
+    lines = capsys.readouterr().err.splitlines()
+    assert (code, lines[:2]) == (
+        2,
+        ["caseroute: invalid request (5 problem(s)):", f"  - case.flags: {SAFEGUARDING_NOTICE}"],
+    )

@@ -78,9 +78,13 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     from caseroute.render import render_json, render_text
     from caseroute.rules.compiler import load_ruleset
 
-    case = parse_case(_read_json(args.case, "case"))
+    ruleset = None
+    if not args.server:  # loaded first: an invalid case is told by its own safeguarding flag
+        ruleset = prepare_ruleset(load_ruleset(args.ruleset), EngineKind(args.engine))
+    flags = frozenset({ruleset.compiled.constraints.safeguarding_flag} if ruleset else ())
+    case = parse_case(_read_json(args.case, "case"), safeguarding_flags=flags)
     roster = parse_roster(_read_json(args.roster, "roster"))
-    if args.server:
+    if ruleset is None:
         from caseroute.grpc_api.client import decide_remote
 
         decision = decide_remote(
@@ -96,7 +100,6 @@ def _cmd_decide(args: argparse.Namespace) -> int:
             tls=_client_tls(args),
         )
     else:
-        ruleset = prepare_ruleset(load_ruleset(args.ruleset), EngineKind(args.engine))
         decision = decide(
             case, roster, ruleset, _parse_now(args.now), agent_detail=not args.no_agent_detail
         )

@@ -94,6 +94,9 @@ class RulesetRegistry:
         self._active: dict[str, str] = {}
         self._default = default_name
         self.load_errors: list[str] = []
+        self.safeguarding_flags: frozenset[str] = frozenset()
+        """Every loaded ruleset's safeguarding flag: an invalid case carrying one is told it
+        was not routed (``parse_case``)."""
 
     def add(self, ruleset: LoadedRuleset) -> None:
         """Register a loaded ruleset and make it the active version of its name."""
@@ -103,6 +106,7 @@ class RulesetRegistry:
             versions[compiled.version] = ruleset
             self._versions = {**self._versions, compiled.name: versions}
             self._active = {**self._active, compiled.name: compiled.version}
+            self.safeguarding_flags |= {compiled.constraints.safeguarding_flag}
             if self._default is None:
                 self._default = compiled.name
 

@@ -118,6 +118,7 @@ def test_no_ruleset_loaded_is_unavailable(tmp_path: Path) -> None:
 
 class _ExplodingCore:
     audit = None
+    registry = RulesetRegistry()
 
     def decide(self, _cmd: object, _before_record: object = None) -> None:
         raise RuntimeError("secret internal detail /etc/passwd")
@@ -125,6 +126,7 @@ class _ExplodingCore:
 
 class _UnrecordableCore:
     audit = None
+    registry = RulesetRegistry()
 
     def decide(self, _cmd: object, _before_record: object = None) -> None:
         raise AuditUnavailableError("the audit store cannot be written: disk I/O error")

@@ -62,7 +62,8 @@ LANGUAGE_RE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
 ATTRIBUTE_KEY_RE = re.compile(r"[a-z_][a-z0-9_]*")
 MAX_ABS_NUMBER = 1e15  # beyond this, doubles lose integer precision; no routing datum needs it
 SAFEGUARDING_FLAG = "safeguarding"
-"""The conventional safeguarding flag; an invalid case carrying it gets a plain notice first."""
+"""The conventional safeguarding flag; an invalid case carrying it (or the flag a ruleset in
+use configures, ``parse_case(safeguarding_flags=...)``) gets a plain notice first."""
 
 SAFEGUARDING_NOTICE = (
     "this case carries the safeguarding flag and was NOT routed: fix the fields below and "
@@ -527,20 +528,28 @@ _FLAG_HINT = (
 )
 
 
-def parse_case(data: object, path: str = "case", *, limits: InputLimits = DEFAULT_LIMITS) -> Case:
+def parse_case(
+    data: object,
+    path: str = "case",
+    *,
+    limits: InputLimits = DEFAULT_LIMITS,
+    safeguarding_flags: frozenset[str] = frozenset(),
+) -> Case:
     """Build a ``Case`` from its JSON form.
 
     Args:
         data: The decoded JSON object.
         path: Field path prefix used in error messages.
         limits: Size limits to enforce (``DEFAULT_LIMITS`` unless the server sets others).
+        safeguarding_flags: The safeguarding flags the rulesets in use configure (normalised,
+            as ``constraints.safeguarding.flag`` is); ``safeguarding`` is always one.
 
     Returns:
         The case.
 
     Raises:
         RequestError: Listing every invalid field (capped per list). When the case carries
-            the safeguarding flag, the first violation (at ``<path>.flags``) says plainly that
+            a safeguarding flag, the first violation (at ``<path>.flags``) says plainly that
             the case was not routed.
     """
     violations: list[FieldViolation] = []
@@ -620,7 +629,8 @@ def parse_case(data: object, path: str = "case", *, limits: InputLimits = DEFAUL
     )
     attributes = r.attributes("attributes")
     if violations:
-        if SAFEGUARDING_FLAG in flags:
+        # A ruleset may name its own safeguarding flag: the notice follows it.
+        if SAFEGUARDING_FLAG in flags or not flags.isdisjoint(safeguarding_flags):
             violations.insert(0, FieldViolation(r.at("flags"), SAFEGUARDING_NOTICE))
         raise RequestError(violations)
     # Each is None only if a violation was recorded, and then we raised above.

@@ -157,9 +157,15 @@ class _Instants:
 
 
 def case_from_proto(
-    msg: pb.Case, path: str = "case", *, limits: InputLimits = DEFAULT_LIMITS
+    msg: pb.Case,
+    path: str = "case",
+    *,
+    limits: InputLimits = DEFAULT_LIMITS,
+    safeguarding_flags: frozenset[str] = frozenset(),
 ) -> Case:
     """Validate and convert a Case message against ``limits``.
+
+    ``safeguarding_flags``: the loaded rulesets' safeguarding flags (see ``parse_case``).
 
     Raises:
         RequestError: Naming each invalid field under ``path``.
@@ -193,7 +199,7 @@ def case_from_proto(
     data["flags"] = list(msg.flags)
     data["attributes"] = {k: _attribute_in(v) for k, v in msg.attributes.items()}
     try:
-        case = parse_case(data, path, limits=limits)
+        case = parse_case(data, path, limits=limits, safeguarding_flags=safeguarding_flags)
     except RequestError as exc:
         raise instants.merge(exc.violations) from None
     if instants.violations:
@@ -458,7 +464,11 @@ def _detail(level: int) -> bool:
 
 
 def decide_command(
-    msg: pb.DecideRequest, caller: str = "", *, limits: InputLimits = DEFAULT_LIMITS
+    msg: pb.DecideRequest,
+    caller: str = "",
+    *,
+    limits: InputLimits = DEFAULT_LIMITS,
+    safeguarding_flags: frozenset[str] = frozenset(),
 ) -> DecideCommand:
     """A DecideRequest as a command; ``caller`` is the authenticated peer ("" when none).
 
@@ -471,7 +481,7 @@ def decide_command(
         violations.append(FieldViolation("case", "is required"))
     else:
         try:
-            case = case_from_proto(msg.case, limits=limits)
+            case = case_from_proto(msg.case, limits=limits, safeguarding_flags=safeguarding_flags)
         except RequestError as exc:
             violations += exc.violations
     try:
@@ -494,7 +504,11 @@ def decide_command(
 
 
 def batch_command(
-    msg: pb.DecideBatchRequest, caller: str = "", *, limits: InputLimits = DEFAULT_LIMITS
+    msg: pb.DecideBatchRequest,
+    caller: str = "",
+    *,
+    limits: InputLimits = DEFAULT_LIMITS,
+    safeguarding_flags: frozenset[str] = frozenset(),
 ) -> DecideCommand:
     """A DecideBatchRequest as a command; ``caller`` is the authenticated peer ("" when none).
 
@@ -509,7 +523,11 @@ def batch_command(
     cases = []
     for i, item in enumerate(msg.cases):
         try:
-            cases.append(case_from_proto(item, f"cases[{i}]", limits=limits))
+            cases.append(
+                case_from_proto(
+                    item, f"cases[{i}]", limits=limits, safeguarding_flags=safeguarding_flags
+                )
+            )
         except RequestError as exc:
             violations += exc.violations
     roster = None

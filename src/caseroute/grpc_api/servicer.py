@@ -214,7 +214,12 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             "Decide",
             request.request_id,
             lambda: self._decide(
-                convert.decide_command(request, caller_identity(context), limits=self._limits),
+                convert.decide_command(
+                    request,
+                    caller_identity(context),
+                    limits=self._limits,
+                    safeguarding_flags=self._core.registry.safeguarding_flags,
+                ),
                 convert.decide_response,
             ),
             pb.DecideResponse,
@@ -231,7 +236,12 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             "DecideBatch",
             request.request_id,
             lambda: self._decide(
-                convert.batch_command(request, caller_identity(context), limits=self._limits),
+                convert.batch_command(
+                    request,
+                    caller_identity(context),
+                    limits=self._limits,
+                    safeguarding_flags=self._core.registry.safeguarding_flags,
+                ),
                 convert.batch_response,
             ),
             pb.DecideBatchResponse,
