@@ -14,7 +14,7 @@ from caseroute.engine import durable
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.servicer import RoutingServicer
-from caseroute.service import RoutingCore, load_registry
+from caseroute.service import RoutingCore, RulesetRegistry, load_registry
 from caseroute.testing import REFERENCE_RULESET, audited_core, compile_text, ruleset_with_rules
 
 from .conftest import decide_request
@@ -72,6 +72,8 @@ def test_an_engine_that_cannot_load_leaves_the_server_unavailable(
 
 class _FailingCore:
     """A core whose decide raises ``error`` (an engine failure outside any decision)."""
+
+    registry = RulesetRegistry()  # the servicer reads its safeguarding flags before deciding
 
     def __init__(self, error: Exception) -> None:
         self.error = error
