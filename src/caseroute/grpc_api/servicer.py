@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -102,6 +103,19 @@ def _refuse_undecodable(
     return empty
 
 
+_ATTRIBUTE_KEY = re.compile(r"\.attributes(?:\.\w+|\[.*)$")
+"""An attribute's key at the end of a field path: the one member name a caller writes freely."""
+
+
+def _loggable_path(field: str) -> str:
+    """A field path for the log, with an attribute's key withheld.
+
+    The key is text the caller wrote (``attributes['Ada Lovelace']`` is a name, not a field
+    name), so the log keeps ``case.attributes[…]``; the caller's error still names it.
+    """
+    return _ATTRIBUTE_KEY.sub(".attributes[…]", field)
+
+
 def _serve(
     context: grpc.ServicerContext,
     method: str,
@@ -125,7 +139,7 @@ def _serve(
                 method,
                 clip(repr(reference), 120),
                 len(exc.violations),
-                clip(", ".join(v.field for v in exc.violations[:5]), 300),
+                clip(", ".join(_loggable_path(v.field) for v in exc.violations[:5]), 300),
             )
         _fail(context, exc, reference)
         return empty()
