@@ -170,6 +170,13 @@ SAFEGUARDING_RULE = """\
     when: "'safeguarding' in case.flags"
     then: {escalate: {queue: safeguarding, reason: safeguarding_concern}}
 """
+CATCH_ALL_RULE = """\
+  - id: rest
+    when: true
+    then: {route: {queue: by_intent}}
+"""
+"""A last rule routing every case to its intent's queue: ``ruleset_with_rules(CATCH_ALL_RULE)``
+is the smallest valid ruleset."""
 
 
 def compile_text(text: str, path: str = "test.yaml") -> CompiledRuleset:

@@ -15,6 +15,7 @@ from caseroute.domain.errors import AuditUnavailableError, ConfigError
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.service import DecideCommand, RoutingCore, RulesetRegistry
 from caseroute.testing import (
+    CATCH_ALL_RULE,
     NOW,
     compile_text,
     make_agent,
@@ -26,11 +27,6 @@ from caseroute.testing import (
 
 KEY_A = "11" * 32
 KEY_B = "22" * 32
-CATCH_ALL = """\
-  - id: rest
-    when: true
-    then: {route: {queue: by_intent}}
-"""
 
 
 def _log_with_one_record(config: AuditConfig) -> None:
@@ -180,7 +176,9 @@ def test_verify_and_show_name_the_key_eras(
     db = tmp_path / "audit.db"
     config = AuditConfig(db=db, key_hex=KEY_A)
     registry = RulesetRegistry()
-    registry.add(prepare_ruleset(compile_text(ruleset_with_rules(CATCH_ALL)), EngineKind.PYTHON))
+    registry.add(
+        prepare_ruleset(compile_text(ruleset_with_rules(CATCH_ALL_RULE)), EngineKind.PYTHON)
+    )
     core = RoutingCore(registry, config.open_store(), config.masker(), lambda: NOW)
     command = DecideCommand("r1", "", "", (make_case(),), make_roster(make_agent()), NOW)
     decision_id = core.decide(command).decisions[0].decision_id

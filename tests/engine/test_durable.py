@@ -13,9 +13,7 @@ from caseroute.engine.durable import (
     validate_in_subprocess,
 )
 from caseroute.engine.pyeval import PythonLeafEvaluator
-from caseroute.testing import compile_text, ruleset_with_rules
-
-CATCH_ALL = "  - id: rest\n    when: true\n    then: {route: {queue: by_intent}}\n"
+from caseroute.testing import CATCH_ALL_RULE, compile_text, ruleset_with_rules
 
 
 def test_fnv1a_matches_the_engines_hash_and_its_measured_collision() -> None:
@@ -44,7 +42,7 @@ def test_bad_definition_is_rejected_in_a_subprocess() -> None:
 
 def test_sessions_where_nothing_fires_do_not_crash() -> None:
     """Thousands of sessions with no true leaf are created and deleted safely (init fact)."""
-    compiled = compile_text(ruleset_with_rules(CATCH_ALL))
+    compiled = compile_text(ruleset_with_rules(CATCH_ALL_RULE))
     matcher = DurableLeafMatcher(compiled.durable_shards, "nofire")
     try:
         for _ in range(3000):
@@ -60,7 +58,7 @@ def test_more_true_leaves_than_one_shard_allows() -> None:
         "    then: {route: {queue: q}}\n"
         for i in range(130)
     )
-    compiled = compile_text(ruleset_with_rules(rules + CATCH_ALL))
+    compiled = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE))
     matcher = DurableLeafMatcher(compiled.durable_shards, "wide")
     try:
         fact = {"case": {"classification_confidence": 0.5, "flags": []}}
@@ -75,7 +73,7 @@ def test_concurrent_threads_get_their_own_results() -> None:
     compiled = compile_text(
         ruleset_with_rules(
             "  - id: a\n    when: case.classification_confidence > 0.5\n"
-            "    then: {route: {queue: q}}\n" + CATCH_ALL
+            "    then: {route: {queue: q}}\n" + CATCH_ALL_RULE
         )
     )
     matcher = DurableLeafMatcher(compiled.durable_shards, "threads")

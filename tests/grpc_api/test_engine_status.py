@@ -15,7 +15,13 @@ from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import RoutingCore, RulesetRegistry, load_registry
-from caseroute.testing import REFERENCE_RULESET, audited_core, compile_text, ruleset_with_rules
+from caseroute.testing import (
+    CATCH_ALL_RULE,
+    REFERENCE_RULESET,
+    audited_core,
+    compile_text,
+    ruleset_with_rules,
+)
 
 from .conftest import decide_request
 
@@ -103,7 +109,7 @@ def test_engine_unavailable_text_never_reaches_the_caller() -> None:
     assert SECRET not in details
 
 
-TINY = ruleset_with_rules("  - id: rest\n    when: true\n    then: {route: {queue: by_intent}}\n")
+TINY = ruleset_with_rules(CATCH_ALL_RULE)
 """A small valid ruleset (safeguarding and a catch-all)."""
 
 

@@ -13,7 +13,7 @@ from caseroute.engine.pyeval import PythonLeafEvaluator
 from caseroute.rules import expr as ast
 from caseroute.rules.ir import evaluate_cond
 from caseroute.rules.model import CompiledRuleset
-from caseroute.testing import MINIMAL_HEADER, compile_text, ruleset_with_rules
+from caseroute.testing import CATCH_ALL_RULE, MINIMAL_HEADER, compile_text, ruleset_with_rules
 
 NUMBER_FIELDS = [
     "case.classification_confidence",
@@ -93,13 +93,12 @@ RULES = "".join(
     f"  - id: z{i}\n    when: {_yaml_quoted(e)}\n    then: {{route: {{queue: q}}}}\n"
     for i, e in enumerate(EXPRESSIONS)
 )
-CATCH_ALL = "  - id: rest\n    when: true\n    then: {route: {queue: by_intent}}\n"
 
 
 @pytest.fixture(scope="module")
 def zoo() -> Iterator[tuple[CompiledRuleset, DurableLeafMatcher, PythonLeafEvaluator]]:
     """The zoo ruleset compiled once, with both evaluators; durable sessions closed after."""
-    compiled = compile_text(ruleset_with_rules(RULES + CATCH_ALL, HEADER))
+    compiled = compile_text(ruleset_with_rules(RULES + CATCH_ALL_RULE, HEADER))
     matcher = DurableLeafMatcher(compiled.durable_shards, "zoo")
     yield compiled, matcher, PythonLeafEvaluator(compiled.leaves)
     matcher.close()

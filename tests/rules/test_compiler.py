@@ -6,13 +6,13 @@ from caseroute.domain.errors import RulesetError, Severity
 from caseroute.rules.compiler import MAX_SHARD_WEIGHT, durable_condition
 from caseroute.rules.ir import AllOf, LeafKind, LeafRef, NotOf
 from caseroute.rules.model import RouteAction
-from caseroute.testing import MINIMAL_HEADER, compile_text, reference_compiled, ruleset_with_rules
-
-CATCH_ALL = """\
-  - id: rest
-    when: true
-    then: {route: {queue: by_intent}}
-"""
+from caseroute.testing import (
+    CATCH_ALL_RULE,
+    MINIMAL_HEADER,
+    compile_text,
+    reference_compiled,
+    ruleset_with_rules,
+)
 
 
 def _errors(text: str) -> list[tuple[str, int, str | None]]:
@@ -46,7 +46,7 @@ def test_all_errors_are_reported_at_once_with_locations() -> None:
         _rule("a", "case.urgncy == 'critical'")
         + _rule("b", "\"case.urgency == 'critcal' or case.region < 'x'\"")
         + _rule("c", "case.intent == 3 and sentiment.latest <= params.nope")
-        + CATCH_ALL
+        + CATCH_ALL_RULE
     )
     assert _errors(text) == [
         ("expr.unknown_field", 15, "a"),
@@ -60,7 +60,7 @@ def test_all_errors_are_reported_at_once_with_locations() -> None:
 def test_messages_say_what_to_do() -> None:
     """Messages suggest the likely fix, and columns point into the condition."""
     with pytest.raises(RulesetError) as exc:
-        compile_text(ruleset_with_rules(_rule("a", "case.urgncy == 'critical'") + CATCH_ALL))
+        compile_text(ruleset_with_rules(_rule("a", "case.urgncy == 'critical'") + CATCH_ALL_RULE))
     (problem,) = [p for p in exc.value.problems if p.severity is Severity.ERROR]
     assert problem.message == "unknown field `case.urgncy` (did you mean `case.urgency`?)"
     assert problem.location == "test.yaml:15:11"
@@ -73,9 +73,9 @@ def test_duplicate_ids_missing_catch_all_and_unreachable_rules() -> None:
             _rule("a", "case.intent == 'billing'") + _rule("a", "case.intent == 'general'")
         )
     ) == [("rules.duplicate_id", 17, "a"), ("rules.missing_catch_all", 17, "a")]
-    assert _errors(ruleset_with_rules(CATCH_ALL + _rule("late", "case.intent == 'billing'"))) == [
-        ("rules.unreachable", 14, "rest")
-    ]
+    assert _errors(
+        ruleset_with_rules(CATCH_ALL_RULE + _rule("late", "case.intent == 'billing'"))
+    ) == [("rules.unreachable", 14, "rest")]
 
 
 def test_schema_problems_unknown_and_missing_keys() -> None:
@@ -97,7 +97,7 @@ def test_safeguarding_must_be_the_first_rule() -> None:
         header
         + _rule("first", "case.intent == 'billing'")
         + "  - id: safeguarding\n    when: \"'safeguarding' in case.flags\"\n"
-        "    then: {escalate: {queue: safeguarding, reason: s}}\n" + CATCH_ALL
+        "    then: {escalate: {queue: safeguarding, reason: s}}\n" + CATCH_ALL_RULE
     )
     assert _errors(text) == [("constraints.safeguarding_first", 11, "first")]
 
@@ -105,7 +105,7 @@ def test_safeguarding_must_be_the_first_rule() -> None:
 def test_by_intent_queues_must_cover_every_intent() -> None:
     """Routing by intent with an incomplete `queues:` map is an error."""
     header = MINIMAL_HEADER.replace("billing: billing,", "")
-    assert [c for c, _, _ in _errors(ruleset_with_rules(CATCH_ALL, header))] == [
+    assert [c for c, _, _ in _errors(ruleset_with_rules(CATCH_ALL_RULE, header))] == [
         "queues.incomplete"
     ]
 
@@ -117,7 +117,7 @@ def test_lint_warns_without_blocking() -> None:
         ruleset_with_rules(
             _rule("a", "case.intent == 'billing'")
             + _rule("b", "case.intent == 'billing'")
-            + CATCH_ALL,
+            + CATCH_ALL_RULE,
             header,
         )
     )
@@ -133,7 +133,7 @@ def test_equal_conditions_share_one_leaf_and_not_in_lowers_to_negation() -> None
         ruleset_with_rules(
             _rule("a", "case.intent == 'billing' and case.tier not in ['gold', 'platinum']")
             + _rule("b", "\"'billing' == case.intent\"")
-            + CATCH_ALL
+            + CATCH_ALL_RULE
         )
     )
     a, b = compiled.rules[1].when, compiled.rules[2].when
@@ -149,7 +149,7 @@ def test_equal_conditions_share_one_leaf_and_not_in_lowers_to_negation() -> None
 def test_durable_conditions_carry_the_guards() -> None:
     """Field refs get an existence guard; every probe tests the type tag; dotted keys only."""
     compiled = compile_text(
-        ruleset_with_rules(_rule("a", "sentiment.latest < sentiment.minimum") + CATCH_ALL)
+        ruleset_with_rules(_rule("a", "sentiment.latest < sentiment.minimum") + CATCH_ALL_RULE)
     )
     ref_leaf = next(leaf for leaf in compiled.leaves.values() if leaf.ref is not None)
     assert durable_condition(ref_leaf) == {
@@ -169,7 +169,7 @@ def test_many_leaves_are_sharded_under_the_engine_limit() -> None:
     rules = "".join(
         _rule(f"r{i}", f"case.classification_confidence > {i / 100}") for i in range(130)
     )
-    compiled = compile_text(ruleset_with_rules(rules + CATCH_ALL))
+    compiled = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE))
     sizes = [len(json.loads(s)) - 1 for s in compiled.durable_shards]
     assert sum(sizes) == 131
     assert max(sizes) <= MAX_SHARD_WEIGHT
@@ -180,7 +180,7 @@ def test_route_by_intent_resolves_through_queues() -> None:
     """`queue: by_intent` picks the ruleset's queue for the case's intent."""
     from caseroute.domain.case import Intent
 
-    compiled = compile_text(ruleset_with_rules(CATCH_ALL))
+    compiled = compile_text(ruleset_with_rules(CATCH_ALL_RULE))
     action = compiled.rules[-1].action
     assert isinstance(action, RouteAction)
     assert action.queue.resolve(Intent.PRESCRIPTION) == "rx"
