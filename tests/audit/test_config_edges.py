@@ -7,15 +7,8 @@ import pytest
 
 from caseroute.audit.config import check_masked_fields
 from caseroute.domain.errors import ConfigError
-from caseroute.engine.case_rules import EngineKind
-from caseroute.service import DecideCommand, RulesetRegistry
-from caseroute.testing import (
-    NOW,
-    audited_core,
-    make_case,
-    make_roster,
-    reference_ruleset,
-)
+from caseroute.service import DecideCommand, RoutingCore
+from caseroute.testing import NOW, make_case, make_roster
 
 
 def test_masking_the_case_id_is_refused_with_what_to_do() -> None:
@@ -29,19 +22,10 @@ def test_masking_the_case_id_is_refused_with_what_to_do() -> None:
     )
 
 
-def test_every_file_the_log_creates_is_private(tmp_path: Path) -> None:
+def test_every_file_the_log_creates_is_private(core: RoutingCore, tmp_path: Path) -> None:
     """The database, its WAL, its lock file and its key are readable by the owner only."""
-    registry = RulesetRegistry()
-    registry.add(reference_ruleset(EngineKind.PYTHON))
-    core = audited_core(registry, tmp_path)
-    try:
-        core.decide(DecideCommand("r1", "", "", (make_case(),), make_roster(), NOW))
-        made = sorted(p for p in tmp_path.iterdir() if p.is_file())
-        assert made, "the decision log created no file"
-        loose = {
-            p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in made if p.stat().st_mode & 0o077
-        }
-        assert loose == {}
-    finally:
-        core.audit.close()
-        registry.close()
+    core.decide(DecideCommand("r1", "", "", (make_case(),), make_roster(), NOW))
+    made = sorted(p for p in tmp_path.iterdir() if p.is_file())
+    assert made, "the decision log created no file"
+    loose = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in made if p.stat().st_mode & 0o077}
+    assert loose == {}
