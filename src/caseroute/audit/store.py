@@ -16,7 +16,6 @@ import os
 import queue
 import sqlite3
 import threading
-import traceback
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -27,7 +26,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from caseroute.audit.record import GENESIS, Appended, AuditRecord, Blob, BlobKind, seal
-from caseroute.domain.errors import AuditUnavailableError, IdempotencyConflictError
+from caseroute.domain.errors import (
+    AuditUnavailableError,
+    IdempotencyConflictError,
+    withheld_cause,
+)
 
 log = logging.getLogger("caseroute.audit")
 
@@ -484,12 +487,10 @@ class SqliteAuditStore:
                     )
                 else:
                     log.error(  # noqa: TRY400 - exc_info would print the message
-                        "AUDIT WRITE FAILED (%d calls refused) on %s: %s (message withheld: "
-                        "it may quote record values)\n%s",
+                        "AUDIT WRITE FAILED (%d calls refused) on %s: %s",
                         len(batch),
                         self.path,
-                        type(exc).__name__,
-                        "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+                        withheld_cause(exc, "record values"),
                     )
                 error = AuditUnavailableError(WRITE_UNAVAILABLE)
                 for item in batch:

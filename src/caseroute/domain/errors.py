@@ -22,6 +22,7 @@ The domain knows no transport: no status codes here; the gRPC layer maps these i
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -153,3 +154,20 @@ class EngineUnavailableError(CaserouteError):
 
 class EngineValidationError(CaserouteError):
     """durable_rules rejected, crashed on, or hung while creating a compiled ruleset."""
+
+
+def withheld_cause(exc: BaseException, might_quote: str = "case values") -> str:
+    """An unexpected exception for a log line: its type and frames, never its message.
+
+    An exception's text may quote the data it failed on (a patient's name in a KeyError, a
+    fact in an engine error), and PHI never reaches a log line; the frames say where it failed.
+
+    Args:
+        exc: The exception.
+        might_quote: What its message might quote, for the reader of the log.
+
+    Returns:
+        ``"<Type> (message withheld: it may quote <might_quote>)"`` and the traceback frames.
+    """
+    frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    return f"{type(exc).__name__} (message withheld: it may quote {might_quote})\n{frames}"

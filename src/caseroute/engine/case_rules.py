@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import traceback
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from caseroute.domain.errors import withheld_cause
 from caseroute.engine.durable import DurableLeafMatcher
 from caseroute.engine.facts import Fact
 from caseroute.engine.pyeval import PythonLeafEvaluator
@@ -82,10 +82,7 @@ class LoadedRuleset:
                 # The type and the frames, not the message: an engine's error text may quote
                 # the fact, which holds case values (patient names, notes).
                 log.error(  # noqa: TRY400 - exc_info would print the message
-                    "engine %s failed: %s (message withheld: it may quote case values)\n%s",
-                    self._matcher.label,
-                    type(exc).__name__,
-                    "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+                    "engine %s failed: %s", self._matcher.label, withheld_cause(exc)
                 )
                 # The caller sees the type only: engine text is exception text, and callers never
                 # get exception text (it may name server internals or quote the fact).

@@ -40,6 +40,7 @@ from caseroute.domain.errors import (
     RequestError,
     ResponseTooLargeError,
     RulesetNotFoundError,
+    withheld_cause,
 )
 
 log = logging.getLogger("caseroute.grpc")
@@ -146,7 +147,10 @@ def status_for(exc: Exception, reference: str) -> grpc.Status:
             else:
                 status = status_pb2.Status(code=code, message=clip(str(exc), MAX_MESSAGE_BYTES))
             return rpc_status.to_status(status)
-    log.error("internal error serving request %s", clip(repr(reference), 200), exc_info=exc)
+    # Type and frames only: a bug's exception text may quote the request (case values).
+    log.error(
+        "internal error serving request %s: %s", clip(repr(reference), 200), withheld_cause(exc)
+    )
     return rpc_status.to_status(
         status_pb2.Status(
             code=code_pb2.INTERNAL,
