@@ -212,7 +212,9 @@ def test_any_spelling_of_the_safeguarding_flag_escalates(spelling: str) -> None:
     assert _outcome(_case(flags=[spelling])) == (Outcome.ESCALATE, "safeguarding", None)
 
 
-@pytest.mark.parametrize("spelling", ["Consent_Missing", " consent_missing ", "CONSENT_MISSING\t"])
+@pytest.mark.parametrize(
+    "spelling", ["Consent_Missing", " consent_missing ", "CONSENT_MISSING\t", "consent-missing"]
+)
 def test_any_spelling_of_the_consent_flag_blocks_assignment(spelling: str) -> None:
     """A differently spelled consent flag still means: assign to nobody."""
     data = _case(intent="clinical", patient_location="US-TX", flags=[spelling])
@@ -254,8 +256,8 @@ def test_flag_violation_message_says_what_a_flag_is() -> None:
     assert [
         FieldViolation(
             "case.flags[0]",
-            "'safe guarding' is not a valid flag (after trimming and lower-casing, a flag is "
-            "letters, digits and _ . : / -, starting with a letter or digit)",
+            "'safe guarding' is not a valid flag (after trimming, lower-casing and folding - to "
+            "_, a flag is letters, digits and _ . : /, starting with a letter or digit)",
         )
     ] == violations
 

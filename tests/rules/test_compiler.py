@@ -184,3 +184,13 @@ def test_route_by_intent_resolves_through_queues() -> None:
     action = compiled.rules[-1].action
     assert isinstance(action, RouteAction)
     assert action.queue.resolve(Intent.PRESCRIPTION) == "rx"
+
+
+def test_a_flag_with_a_hyphen_is_an_error_since_requests_fold_it() -> None:
+    """Requests fold `-` to `_` in flags, so a ruleset flag with `-` could never match."""
+    text = ruleset_with_rules(_rule("a", "\"'needs-interpreter' in case.flags\"") + CATCH_ALL_RULE)
+    assert _errors(text) == [("expr.unknown_value", 15, "a")]
+    consent = ruleset_with_rules(CATCH_ALL_RULE).replace(
+        "constraints:\n", "constraints:\n  consent: {flag: consent-missing}\n", 1
+    )
+    assert [code for code, _, _ in _errors(consent)] == ["schema.format"]

@@ -57,7 +57,7 @@ T = TypeVar("T")
 # Invariant: every pattern is used with ``fullmatch`` (never ``match``/``search``).
 JURISDICTION_RE = re.compile(r"[A-Z]{2}(?:-[A-Z0-9]{1,3})*")
 CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*")
-FLAG_RE = re.compile(r"[a-z0-9][a-z0-9_.:/-]*")
+FLAG_RE = re.compile(r"[a-z0-9][a-z0-9_.:/]*")  # no "-": normalise_flag folds it to "_"
 LANGUAGE_RE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
 ATTRIBUTE_KEY_RE = re.compile(r"[a-z_][a-z0-9_]*")
 MAX_ABS_NUMBER = 1e15  # beyond this, doubles lose integer precision; no routing datum needs it
@@ -77,10 +77,11 @@ _MISSING: Any = object()
 
 
 def normalise_flag(text: str) -> str:
-    """The one spelling of a flag: NFKC, trimmed, case-folded.
+    """The one spelling of a flag: NFKC, trimmed, case-folded, ``-`` folded to ``_``.
 
     NFKC folds compatibility forms (fullwidth letters, the long s) onto ASCII first, so no
-    spelling of a hard-constraint flag can slip past; what remains must match ``FLAG_RE``.
+    spelling of a hard-constraint flag can slip past (``Consent-Missing`` is
+    ``consent_missing``); what remains must match ``FLAG_RE``.
 
     Args:
         text: The flag as sent.
@@ -88,7 +89,7 @@ def normalise_flag(text: str) -> str:
     Returns:
         The normalised flag (not yet validated).
     """
-    return unicodedata.normalize("NFKC", text).casefold().strip()
+    return unicodedata.normalize("NFKC", text).casefold().strip().replace("-", "_")
 
 
 def _unsafe_text(value: str) -> bool:
@@ -523,8 +524,8 @@ _JURISDICTION_HINT = " (expected an ISO 3166 code such as US-TX or GB-ENG)"
 _LANGUAGE_HINT = " (expected a BCP 47 tag such as en or es-MX)"
 _CODE_HINT = " (letters, digits and _ . : / -, starting with a letter or digit)"
 _FLAG_HINT = (
-    " (after trimming and lower-casing, a flag is letters, digits and _ . : / -, starting "
-    "with a letter or digit)"
+    " (after trimming, lower-casing and folding - to _, a flag is letters, digits and "
+    "_ . : /, starting with a letter or digit)"
 )
 
 

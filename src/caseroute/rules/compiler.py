@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from caseroute.domain.case import Intent
+from caseroute.domain.codec import normalise_flag
 from caseroute.domain.errors import Problem, RulesetError, Severity
 from caseroute.rules import expr as ast
 from caseroute.rules.durable_json import to_durable_json
@@ -365,8 +366,8 @@ def _lower_membership(ctx: _Context, node: ast.Membership, text: str) -> Cond | 
         if path == "case.flags" and not FLAG_RE.fullmatch(str(value)):
             ctx.error(
                 "expr.unknown_value",
-                f"case flags are lower-cased and trimmed on input, so {value!r} is never in "
-                f"case.flags; write it in lower case, e.g. {str(value).strip().lower()!r}",
+                f"case flags are trimmed, lower-cased and `-` folded to `_` on input, so "
+                f"{value!r} is never in case.flags; write {normalise_flag(str(value))!r}",
                 node.span,
             )
             return None

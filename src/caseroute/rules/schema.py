@@ -44,13 +44,13 @@ NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}")
 JURISDICTION_RE = re.compile(r"[A-Z]{2}(-[A-Z0-9]{1,3}){0,3}")
 PARAM_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
-FLAG_RE = re.compile(r"[a-z0-9][a-z0-9_.:/-]{0,63}")  # flags are lower-cased on input
+FLAG_RE = re.compile(r"[a-z0-9][a-z0-9_.:/]{0,63}")  # the form normalise_flag gives
 VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 _NAME_HINT = " (lower-case letters, digits, - and _; at most 64)"
 _CODE_HINT = " (letters, digits and _ . : / -; at most 64)"
 _FLAG_HINT = (
-    " (case flags are lower-cased on input, so a flag is lower-case letters, digits and "
-    "_ . : / -; at most 64)"
+    " (case flags are lower-cased and `-` is folded to `_` on input, so a flag is lower-case "
+    "letters, digits and _ . : /; at most 64)"
 )
 
 PendingAction = RouteAction | EscalateAction | ExceptionAction

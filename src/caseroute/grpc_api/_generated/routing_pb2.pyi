@@ -687,10 +687,11 @@ class Case(_message.Message):
     @_builtins.property
     def flags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Flags such as "safeguarding", "vip", "consent_missing". Normalised on input: Unicode NFKC
-        (fullwidth and other compatibility forms fold to ASCII), case-folded, trimmed, so
-        "Safeguarding", " SAFEGUARDING " and "safeguarding\\n" all mean "safeguarding"; duplicates
-        collapse. What remains must be letters a-z, digits and _ . : / -, starting with a letter
-        or digit, else INVALID_ARGUMENT at case.flags[i]: no spelling can hide a hard-constraint
+        (fullwidth and other compatibility forms fold to ASCII), case-folded, trimmed, "-" read
+        as "_", so "Safeguarding", " SAFEGUARDING " and "safeguarding\\n" all mean "safeguarding"
+        and "Consent-Missing" means "consent_missing"; duplicates collapse. What remains must be
+        letters a-z, digits and _ . : /, starting with a letter or digit, else INVALID_ARGUMENT
+        at case.flags[i]: no spelling can hide a hard-constraint
         flag. At most 200. A case carrying "safeguarding" whose other fields are invalid is
         refused (INVALID_ARGUMENT; nothing is routed) and the first field violation, at
         case.flags, says so.
