@@ -1,5 +1,6 @@
 """Hostile ruleset sources: each is a located diagnostic, never a traceback, hang or blow-up."""
 
+import os
 import time
 import tracemalloc
 from pathlib import Path
@@ -375,3 +376,17 @@ def test_engine_validation_asserts_the_fullest_fact_check_allows(
 def _count_properties(value: dict[str, object]) -> int:
     """Properties durable_rules counts: every key, nested objects included."""
     return sum(1 + (_count_properties(v) if isinstance(v, dict) else 0) for v in value.values())
+
+
+def test_a_fifo_in_place_of_a_ruleset_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """A FIFO (or device) named ruleset.yaml is a located problem; reading it would block."""
+    fifo = tmp_path / "ruleset.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(RulesetError) as exc:
+        read_yaml(fifo, MAX_RULESET_BYTES)
+    assert [(p.code, p.message) for p in exc.value.problems] == [
+        (
+            "source.unreadable",
+            "not a regular file (a FIFO, device or directory); point at a YAML file",
+        )
+    ]

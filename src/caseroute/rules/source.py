@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -405,7 +406,20 @@ def read_yaml(path: Path, max_bytes: int | None = None) -> SourceFile:
             valid YAML.
     """
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read forever
+            raise RulesetError(
+                [
+                    Problem(
+                        "source.unreadable",
+                        "not a regular file (a FIFO, device or directory); point at a YAML file",
+                        str(path),
+                    )
+                ]
+            )
+        with path.open("rb") as handle:  # bounded read: the file may grow after stat
+            raw = handle.read(-1 if max_bytes is None else max_bytes + 1)
+        size = max(info.st_size, len(raw))
         if max_bytes is not None and size > max_bytes:
             raise RulesetError(
                 [
@@ -417,7 +431,6 @@ def read_yaml(path: Path, max_bytes: int | None = None) -> SourceFile:
                     )
                 ]
             )
-        raw = path.read_bytes()
     except OSError as exc:
         raise RulesetError(
             [
