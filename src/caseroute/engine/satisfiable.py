@@ -1,0 +1,349 @@
+"""Lint a compiled ruleset against a real roster: requirements no agent on it can ever satisfy.
+
+Only what the ruleset states literally is checked, per rule that can assign an agent (``route``,
+or ``escalate`` with ``assign``):
+
+* ``roster.unsatisfiable_licence``: the licence types the rule accepts (its ``licence:``,
+  narrowed by ``constraints.licence`` for each intent its condition pins) that nobody holds
+  unexpired on the check day;
+* ``roster.unsatisfiable_jurisdiction``: a patient location the condition pins
+  (``case.patient_location == 'US-NM'`` / ``in [...]``) where no such licence is valid, directly
+  or via a compact, with the engine's own ``licence_valid_at``;
+* ``roster.unsatisfiable_skill``: a ``skills:`` entry nobody reaches;
+* ``roster.unsatisfiable_language`` / ``roster.unsatisfiable_territory``: a preferred language
+  or region the condition pins, with ``language`` / ``territory`` on, that nobody speaks / covers;
+* ``roster.unsatisfiable_role``: ``roles:`` nobody on the roster has.
+
+Status and capacity are not checked (they change by the minute), and neither is anything that
+comes from the case alone (its required skills, an unpinned location, region or language).
+Findings are warnings: the roster is a snapshot, and tomorrow's may hold the missing nurse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+from caseroute.domain.case import Intent
+from caseroute.domain.errors import Problem, RulesetError, Severity
+from caseroute.domain.roster import Roster
+from caseroute.engine.licensing import CompactView, covers, licence_valid_at
+from caseroute.engine.roster_index import primary_language
+from caseroute.rules.ir import AllOf, AnyOf, Cond, Leaf, LeafKind, LeafRef
+from caseroute.rules.model import (
+    CompiledRuleset,
+    EscalateAction,
+    Requirements,
+    RouteAction,
+    Rule,
+)
+from caseroute.rules.source import Node, parse_yaml
+
+UNSATISFIABLE_CODES = (
+    "roster.unsatisfiable_licence",
+    "roster.unsatisfiable_jurisdiction",
+    "roster.unsatisfiable_skill",
+    "roster.unsatisfiable_language",
+    "roster.unsatisfiable_territory",
+    "roster.unsatisfiable_role",
+)
+
+
+def pinned_values(cond: Cond, leaves: dict[str, Leaf], path: str) -> frozenset[str] | None:
+    """The values ``path`` must take for ``cond`` to hold, when the condition says so literally.
+
+    Args:
+        cond: A rule's compiled condition.
+        leaves: The ruleset's leaves by id.
+        path: A field path such as ``case.patient_location``.
+
+    Returns:
+        The values (``path == v``, ``path in [...]``, their ``and``, and ``or`` of branches
+        that all pin it), or ``None`` when the condition leaves the field open.
+    """
+    if isinstance(cond, LeafRef):
+        leaf = leaves[cond.leaf_id]
+        if leaf.path != path or leaf.ref is not None:
+            return None
+        if leaf.kind is LeafKind.COMPARE and leaf.op == "==" and isinstance(leaf.value, str):
+            return frozenset({leaf.value})
+        if leaf.kind is LeafKind.ONE_OF and isinstance(leaf.value, tuple):
+            return frozenset(str(v) for v in leaf.value)
+        return None
+    if isinstance(cond, AllOf):
+        pinned = [p for c in cond.children if (p := pinned_values(c, leaves, path)) is not None]
+        return frozenset.intersection(*pinned) if pinned else None
+    if isinstance(cond, AnyOf):
+        branches = [pinned_values(c, leaves, path) for c in cond.children]
+        if any(b is None for b in branches):
+            return None
+        return frozenset().union(*(b for b in branches if b is not None))
+    return None  # not, constants: nothing is pinned
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Positions in the source file of what one rule requires (line 0: not found)."""
+
+    rule: tuple[int, int]
+    when: tuple[int, int]
+    requirement: dict[str, Node]
+
+
+def _child(node: Node | None, key: str) -> Node | None:
+    if node is None or not node.is_mapping:
+        return None
+    child = node.value.get(key)
+    return child if isinstance(child, Node) else None
+
+
+class _Locator:
+    """Finds where a requirement is written, by re-reading the ruleset's own source text."""
+
+    def __init__(self, ruleset: CompiledRuleset) -> None:
+        self.root: Node | None = None
+        try:
+            self.root = parse_yaml(ruleset.source_text, ruleset.path).root
+        except RulesetError:  # compiled from this text, so it parses; stay safe regardless
+            self.root = None
+        self.rules: dict[str, Node] = {}
+        rules = _child(self.root, "rules")
+        for item in rules.value if rules is not None and rules.is_sequence else []:
+            rid = _child(item, "id")
+            if rid is not None and isinstance(rid.value, str):
+                self.rules.setdefault(rid.value, item)
+
+    def rule(self, rule: Rule) -> _Where:
+        node = self.rules.get(rule.rule_id)
+        then = _child(node, "then")
+        req = _child(then, "route") or _child(_child(then, "escalate"), "assign")
+        when = _child(node, "when")
+        return _Where(
+            (rule.line, 0),
+            (when.line, 0) if when is not None else (rule.line, 0),
+            dict(req.value) if req is not None and req.is_mapping else {},
+        )
+
+    def floor(self, intent: Intent) -> tuple[int, int] | None:
+        node = _child(_child(_child(self.root, "constraints"), "licence"), intent.value)
+        return (node.line, node.column) if node is not None else None
+
+
+def _position(node: Node | None, fallback: tuple[int, int]) -> tuple[int, int]:
+    return (node.line, node.column) if node is not None else fallback
+
+
+def _requirements(rule: Rule) -> Requirements | None:
+    action = rule.action
+    if isinstance(action, RouteAction):
+        return action.requirements
+    if isinstance(action, EscalateAction):
+        return action.assign
+    return None
+
+
+class _Checker:
+    """Collects the findings of one ruleset against one roster on one day."""
+
+    def __init__(
+        self, ruleset: CompiledRuleset, roster: Roster, roster_name: str, day: date
+    ) -> None:
+        self.ruleset = ruleset
+        self.roster = roster
+        self.name = roster_name
+        self.day = day
+        self.compacts = CompactView.on(ruleset.compacts, day)
+        self.locate = _Locator(ruleset)
+        self.findings: list[Problem] = []
+
+    def add(self, code: str, rule: Rule, at: tuple[int, int], message: str) -> None:
+        self.findings.append(
+            Problem(code, message, self.ruleset.path, at[0], at[1], rule.rule_id, Severity.WARNING)
+        )
+
+    def check(self, rule: Rule) -> None:
+        req = _requirements(rule)
+        if req is None:
+            return
+        where = self.locate.rule(rule)
+        leaves = self.ruleset.leaves
+        self._licences(rule, req, where, pinned_values(rule.when, leaves, "case.intent"))
+        self._roles(rule, req, where)
+        self._skills(rule, req, where)
+        if req.language:
+            for language in sorted(
+                pinned_values(rule.when, leaves, "case.preferred_language") or ()
+            ):
+                self._language(rule, language, where)
+        if req.territory:
+            for region in sorted(pinned_values(rule.when, leaves, "case.region") or ()):
+                self._territory(rule, region, where)
+
+    def _accepted(
+        self, req: Requirements, intents: frozenset[str] | None, where: _Where
+    ) -> Iterator[tuple[tuple[str, ...], tuple[int, int], str]]:
+        """Each distinct set of licence types the rule accepts, where it is written, and why."""
+        explicit = req.licence_types
+        at_explicit = _position(where.requirement.get("licence"), where.rule)
+        if intents is None:  # intent open: only what the action itself names is known
+            if explicit is not None:
+                yield explicit, at_explicit, "its licence:"
+            return
+        seen: set[tuple[str, ...]] = set()
+        for value in sorted(intents):
+            intent = Intent(value)
+            floor = self.ruleset.constraints.licence_by_intent.get(intent)
+            if floor is None:
+                types, at, why = explicit, at_explicit, "its licence:"
+            elif explicit is None:
+                at = self.locate.floor(intent) or where.rule
+                types, why = floor, f"constraints.licence.{value}"
+            else:
+                types = tuple(t for t in explicit if t in floor)
+                at, why = at_explicit, f"its licence: within constraints.licence.{value}"
+            if types is not None and types not in seen:
+                seen.add(types)
+                yield types, at, why
+
+    def _licences(
+        self, rule: Rule, req: Requirements, where: _Where, intents: frozenset[str] | None
+    ) -> None:
+        locations = pinned_values(rule.when, self.ruleset.leaves, "case.patient_location")
+        for types, at, why in self._accepted(req, intents, where):
+            if not types:
+                self.add(
+                    "roster.unsatisfiable_licence",
+                    rule,
+                    at,
+                    f"rule `{rule.rule_id}` accepts no licence type at all ({why} shares none "
+                    "with the hard constraint), so it can never assign anyone; list a type "
+                    "the constraint allows",
+                )
+                continue
+            wanted = " or ".join(types)
+            held = [
+                lic
+                for agent in self.roster.agents
+                for lic in agent.licences
+                if lic.type in types and lic.expires_on >= self.day
+            ]
+            if not held:
+                self.add(
+                    "roster.unsatisfiable_licence",
+                    rule,
+                    at,
+                    f"no agent on {self.name} holds an unexpired {wanted} licence on "
+                    f"{self.day.isoformat()} (required by {why}), so rule `{rule.rule_id}` "
+                    "can never assign anyone; add one, or check the licence type",
+                )
+                continue
+            for location in sorted(locations or ()):
+                self._jurisdiction(rule, types, location, where)
+
+    def _jurisdiction(
+        self, rule: Rule, types: tuple[str, ...], location: str, where: _Where
+    ) -> None:
+        for agent in self.roster.agents:
+            for lic in agent.licences:
+                if (
+                    lic.type in types
+                    and licence_valid_at(lic, location, self.day, self.compacts)[0]
+                ):
+                    return
+        via = [
+            name
+            for name, compact_types, members in self.compacts.entries
+            if location in members and compact_types & set(types)
+        ]
+        how = f"directly or via the {' or '.join(via)}" if via else "directly; no compact applies"
+        self.add(
+            "roster.unsatisfiable_jurisdiction",
+            rule,
+            where.when,
+            f"no agent on {self.name} has a licence of type {' or '.join(types)} valid in "
+            f"{location} on {self.day.isoformat()} ({how}); add one, or check the jurisdiction",
+        )
+
+    def _roles(self, rule: Rule, req: Requirements, where: _Where) -> None:
+        if req.roles is None:
+            return
+        if not any(agent.role in req.roles for agent in self.roster.agents):
+            wanted = " or ".join(sorted(r.value for r in req.roles)) or "(none listed)"
+            self.add(
+                "roster.unsatisfiable_role",
+                rule,
+                _position(where.requirement.get("roles"), where.rule),
+                f"no agent on {self.name} has role {wanted}; add one, or widen `roles:`",
+            )
+
+    def _skills(self, rule: Rule, req: Requirements, where: _Where) -> None:
+        items = where.requirement.get("skills")
+        nodes = items.value if items is not None and items.is_sequence else []
+        for i, required in enumerate(req.skills):
+            levels = [
+                (agent.skills[required.name], agent.agent_id)
+                for agent in self.roster.agents
+                if required.name in agent.skills
+            ]
+            if any(level >= required.min_level for level, _ in levels):
+                continue
+            if levels:
+                top, who = min(levels, key=lambda pair: (-pair[0], pair[1]))
+                have = f"the highest is {top} ({who}); add one, or lower min_level"
+            else:
+                have = "nobody has it at all; add one, or check the skill name"
+            self.add(
+                "roster.unsatisfiable_skill",
+                rule,
+                _position(nodes[i] if i < len(nodes) else items, where.rule),
+                f"no agent on {self.name} has {required.name} at level {required.min_level} "
+                f"or above: {have}",
+            )
+
+    def _language(self, rule: Rule, language: str, where: _Where) -> None:
+        wanted = primary_language(language)
+        if any(
+            primary_language(spoken) == wanted
+            for agent in self.roster.agents
+            for spoken in agent.languages
+        ):
+            return
+        self.add(
+            "roster.unsatisfiable_language",
+            rule,
+            where.when,
+            f"no agent on {self.name} speaks {language}, which the condition requires; add "
+            "one, or set `language: false` on the action",
+        )
+
+    def _territory(self, rule: Rule, region: str, where: _Where) -> None:
+        if any(covers(t, region) for agent in self.roster.agents for t in agent.territories):
+            return
+        self.add(
+            "roster.unsatisfiable_territory",
+            rule,
+            where.when,
+            f"no agent on {self.name} has a territory covering {region}, which the condition "
+            "requires; add one, or set `territory: false` on the action",
+        )
+
+
+def unsatisfiable_requirements(
+    ruleset: CompiledRuleset, roster: Roster, roster_name: str, day: date
+) -> list[Problem]:
+    """Every requirement of the ruleset that no agent on the roster can satisfy.
+
+    Args:
+        ruleset: A compiled ruleset (its source text gives each finding's ``file:line``).
+        roster: The roster snapshot to check against.
+        roster_name: How messages name the roster (e.g. its file name).
+        day: The day licence expiry and compact membership are judged on.
+
+    Returns:
+        Warnings (codes in ``UNSATISFIABLE_CODES``), in rule order.
+    """
+    checker = _Checker(ruleset, roster, roster_name, day)
+    for rule in ruleset.rules:
+        checker.check(rule)
+    return checker.findings

@@ -1,0 +1,208 @@
+"""Roster lint: requirements no agent on a roster can satisfy, located at the requirement."""
+
+from datetime import date
+
+from caseroute.domain.errors import Problem, Severity
+from caseroute.domain.roster import Licence, Role
+from caseroute.engine.satisfiable import pinned_values, unsatisfiable_requirements
+from caseroute.testing import (
+    CATCH_ALL_RULE,
+    MINIMAL_HEADER,
+    compile_text,
+    make_agent,
+    make_roster,
+    ruleset_with_rules,
+)
+
+DAY = date(2026, 11, 21)
+NLC = """\
+compacts:
+  - name: NLC
+    licence_types: [RN, LPN]
+    members:
+      - {jurisdiction: US-TX, since: 2018-01-19}
+      - {jurisdiction: US-FL, since: 2018-01-19}
+"""
+HEADER = MINIMAL_HEADER + NLC
+# Lines: 1-9 MINIMAL_HEADER, 10-15 NLC, 16 `rules:`, 17-19 safeguarding, then the rules below.
+RULES = """\
+  - id: nm-clinical
+    when: case.intent == 'clinical' and case.patient_location in ['US-NM', 'US-FL']
+    then: {route: {queue: clinical}}
+  - id: triage
+    when: case.urgency == 'critical'
+    then:
+      route:
+        queue: clinical
+        licence: [APRN]
+        skills: [{name: clinical-triage, min_level: 3}, {name: paediatrics, min_level: 1}]
+        roles: [manager]
+  - id: welsh
+    when: case.preferred_language == 'cy' and case.region == 'GB-WLS'
+    then: {escalate: {queue: general, reason: welsh, assign: {roles: [senior]}}}
+"""
+TEXT = ruleset_with_rules(RULES + CATCH_ALL_RULE, HEADER)
+
+
+def _finding(code: str, rule_id: str, line: int, column: int, message: str) -> Problem:
+    return Problem(code, message, "r.yaml", line, column, rule_id, Severity.WARNING)
+
+
+def test_every_kind_of_unsatisfiable_requirement_is_found_where_it_is_written() -> None:
+    """Licence, jurisdiction, skill, role, language and territory findings, in rule order."""
+    ruleset = compile_text(TEXT, "r.yaml")
+    roster = make_roster(
+        make_agent("a1", skills={"clinical-triage": 2}),
+        make_agent("a2", skills={"clinical-triage": 2}, role=Role.SENIOR),
+        make_agent("a3", licences=(Licence("APRN", "US-TX", date(2026, 11, 20)),), skills={"x": 9}),
+    )
+    expected = [
+        _finding(
+            "roster.unsatisfiable_jurisdiction",
+            "nm-clinical",
+            21,
+            0,
+            "no agent on roster.json has a licence of type RN valid in US-FL on 2026-11-21 "
+            "(directly or via the NLC); add one, or check the jurisdiction",
+        ),
+        _finding(
+            "roster.unsatisfiable_jurisdiction",
+            "nm-clinical",
+            21,
+            0,
+            "no agent on roster.json has a licence of type RN valid in US-NM on 2026-11-21 "
+            "(directly; no compact applies); add one, or check the jurisdiction",
+        ),
+        _finding(
+            "roster.unsatisfiable_licence",
+            "triage",
+            28,
+            18,
+            "no agent on roster.json holds an unexpired APRN licence on 2026-11-21 (required "
+            "by its licence:), so rule `triage` can never assign anyone; add one, or check the "
+            "licence type",
+        ),
+        _finding(
+            "roster.unsatisfiable_role",
+            "triage",
+            30,
+            16,
+            "no agent on roster.json has role manager; add one, or widen `roles:`",
+        ),
+        _finding(
+            "roster.unsatisfiable_skill",
+            "triage",
+            29,
+            18,
+            "no agent on roster.json has clinical-triage at level 3 or above: the highest "
+            "is 2 (a1); add one, or lower min_level",
+        ),
+        _finding(
+            "roster.unsatisfiable_skill",
+            "triage",
+            29,
+            57,
+            "no agent on roster.json has paediatrics at level 1 or above: nobody has it at "
+            "all; add one, or check the skill name",
+        ),
+        _finding(
+            "roster.unsatisfiable_language",
+            "welsh",
+            32,
+            0,
+            "no agent on roster.json speaks cy, which the condition requires; add one, or "
+            "set `language: false` on the action",
+        ),
+        _finding(
+            "roster.unsatisfiable_territory",
+            "welsh",
+            32,
+            0,
+            "no agent on roster.json has a territory covering GB-WLS, which the condition "
+            "requires; add one, or set `territory: false` on the action",
+        ),
+    ]
+    assert expected == unsatisfiable_requirements(ruleset, roster, "roster.json", DAY)
+
+
+def test_a_multistate_licence_satisfies_a_compact_jurisdiction_and_a_parent_territory() -> None:
+    """A TX multistate RN covers US-FL via the NLC; `GB` covers GB-WLS; `cy-GB` speaks cy."""
+    rules = RULES.replace("'US-NM', 'US-FL'", "'US-FL'")
+    ruleset = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE, HEADER), "r.yaml")
+    roster = make_roster(
+        make_agent(
+            "a1",
+            licences=(
+                Licence("RN", "US-TX", date(2030, 1, 1), multistate=True),
+                Licence("APRN", "US-TX", date(2026, 11, 21)),
+            ),
+            skills={"clinical-triage": 3, "paediatrics": 1},
+            role=Role.MANAGER,
+        ),
+        make_agent(
+            "a2", territories=frozenset({"GB"}), languages=frozenset({"cy-gb"}), role=Role.SENIOR
+        ),
+    )
+    assert [] == unsatisfiable_requirements(ruleset, roster, "roster.json", DAY)
+
+
+def test_the_intent_floor_applies_where_the_condition_pins_the_intent() -> None:
+    """A rule with no licence: of its own, pinned to clinical, needs the constraint's RN."""
+    rules = "  - id: clin\n    when: case.intent == 'clinical'\n    then: {route: {queue: c}}\n"
+    ruleset = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE), "r.yaml")
+    roster = make_roster(make_agent("a1", licences=()))
+    expected = [
+        _finding(
+            "roster.unsatisfiable_licence",
+            "clin",
+            7,
+            23,
+            "no agent on roster.json holds an unexpired RN licence on 2026-11-21 (required by "
+            "constraints.licence.clinical), so rule `clin` can never assign anyone; add one, "
+            "or check the licence type",
+        )
+    ]
+    assert expected == unsatisfiable_requirements(ruleset, roster, "roster.json", DAY)
+
+
+def test_a_rule_licence_outside_the_intent_floor_accepts_nobody() -> None:
+    """`licence: [LPN]` on a clinical-only rule under a clinical RN floor can assign no one."""
+    rules = (
+        "  - id: clin\n    when: case.intent == 'clinical'\n"
+        "    then: {route: {queue: c, licence: [LPN]}}\n"
+    )
+    ruleset = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE), "r.yaml")
+    expected = [
+        _finding(
+            "roster.unsatisfiable_licence",
+            "clin",
+            16,
+            39,
+            "rule `clin` accepts no licence type at all (its licence: within "
+            "constraints.licence.clinical shares none with the hard constraint), so it can "
+            "never assign anyone; list a type the constraint allows",
+        )
+    ]
+    actual = unsatisfiable_requirements(ruleset, make_roster(make_agent()), "roster.json", DAY)
+    assert expected == actual
+
+
+def test_exception_rules_and_open_requirements_are_not_findings() -> None:
+    """Open requirements (unpinned location, case skills, exceptions) are not findings."""
+    rules = "  - id: exc\n    when: case.urgency == 'routine'\n    then: {exception: {queue: x, reason: y}}\n"
+    ruleset = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE), "r.yaml")
+    assert [] == unsatisfiable_requirements(ruleset, make_roster(), "roster.json", DAY)
+
+
+def test_pinned_values_follow_and_or_and_stop_at_not() -> None:
+    """`and` intersects what it pins, `or` unions only when every branch pins, `not` pins none."""
+    rules = (
+        "  - id: a\n    when: \"case.region in ['X', 'Y'] and (case.region == 'Y' or "
+        "case.region == 'Z')\"\n    then: {route: {queue: c}}\n"
+        "  - id: b\n    when: \"case.region == 'X' or case.urgency == 'critical'\"\n"
+        "    then: {route: {queue: c}}\n"
+        "  - id: c\n    when: \"not case.region == 'X'\"\n    then: {route: {queue: c}}\n"
+    )
+    ruleset = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE), "r.yaml")
+    pinned = [pinned_values(r.when, ruleset.leaves, "case.region") for r in ruleset.rules[1:4]]
+    assert [frozenset({"Y"}), None, None] == pinned
