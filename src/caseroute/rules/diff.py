@@ -1,0 +1,678 @@
+"""Structural diff of two versions of a ruleset: what changed in meaning, as data.
+
+``diff_rulesets(old, new)`` compares two compiled rulesets section by section and returns a
+``RulesetDiff``: one ``Change`` per difference, each located at ``file:line`` (in the NEW file,
+or in the OLD one for something removed). Rendering it (text, markdown, JSON) is separate code
+in ``diff_render.py``, as with the explanation.
+
+What counts as a *semantic* change (one that can change a decision): params, signals,
+attributes, constraints, compacts, matching, queues, and per rule its position relative to the
+other rules (the first rule that applies decides, so order is meaning), its condition (compared
+as compiled, so ``a=='x'`` and ``a == 'x'`` are the same), its action and its priority. Not
+semantic, but still reported: the ruleset's name, version, description, owner and sha256, a
+rule's description, and a condition rewritten with the same compiled meaning. Rules are matched
+by ``rule_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import Enum, StrEnum
+
+from caseroute.domain.case import RequiredSkill
+from caseroute.domain.errors import RulesetError
+from caseroute.rules.ir import AllOf, AnyOf, Cond, Const, Leaf, LeafRef, NotOf
+from caseroute.rules.model import (
+    Action,
+    Compact,
+    CompiledRuleset,
+    EscalateAction,
+    ExceptionAction,
+    Requirements,
+    RouteAction,
+    Rule,
+)
+from caseroute.rules.source import Node, parse_yaml
+
+COMPARED_FIELDS = frozenset(
+    {
+        "name",
+        "version",
+        "description",
+        "owner",
+        "sha256",
+        "params",
+        "signals",
+        "attributes",
+        "constraints",
+        "compacts",
+        "statuses",
+        "ranking",
+        "queues",
+        "rules",
+    }
+)
+"""``CompiledRuleset`` fields the diff compares."""
+IGNORED_FIELDS = frozenset({"path", "leaves", "durable_shards", "warnings", "source_text"})
+"""Fields it does not: where the file is, what is derived from the rules (leaves, durable
+shards), lint warnings, and the text itself (its sha256 is compared)."""
+
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+
+
+class Section(StrEnum):
+    """Parts of a ruleset, in the order a diff lists them."""
+
+    METADATA = "metadata"
+    PARAMS = "params"
+    SIGNALS = "signals"
+    ATTRIBUTES = "attributes"
+    CONSTRAINTS = "constraints"
+    COMPACTS = "compacts"
+    MATCHING = "matching"
+    QUEUES = "queues"
+    RULES = "rules"
+
+
+class ChangeKind(StrEnum):
+    """How one thing differs between the two versions."""
+
+    ADDED = "added"
+    REMOVED = "removed"
+    CHANGED = "changed"
+    MOVED = "moved"  # a rule's position relative to the other rules (``old``/``new``: 1-based)
+    REWORDED = "reworded"  # a condition's text changed, its compiled meaning did not
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One difference between two versions of a ruleset.
+
+    Attributes:
+        section: Where in the ruleset.
+        kind: Added, removed, changed, moved or reworded.
+        subject: What changed within the section: a param, signal, attribute or intent name,
+            a constraint path (``safeguarding.flag``), a compact name or a rule id.
+        field: The part of the subject that changed (``when``, ``route.licence``,
+            ``members.US-PA.since``, ``position``); empty when the subject itself was added,
+            removed or changed as a whole.
+        old: The old value as data (``None`` when added).
+        new: The new value as data (``None`` when removed).
+        location: ``file:line`` in the new file (the old file for a removal), or ``""`` when
+            it cannot be located (a default, or the sha256).
+        semantic: Whether the change can change a decision.
+    """
+
+    section: Section
+    kind: ChangeKind
+    subject: str
+    field: str
+    old: JsonValue
+    new: JsonValue
+    location: str
+    semantic: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RulesetIdentity:
+    """Which ruleset version one side of a diff is."""
+
+    name: str
+    version: str
+    sha256: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class RulesetDiff:
+    """Every difference between two versions, semantic ones and the rest.
+
+    Attributes:
+        old: The old version.
+        new: The new version.
+        changes: Grouped by ``Section`` in its order; within a section in the new file's
+            order, then what was removed in the old file's order.
+    """
+
+    old: RulesetIdentity
+    new: RulesetIdentity
+    changes: tuple[Change, ...]
+
+    @property
+    def semantic_changes(self) -> tuple[Change, ...]:
+        """Changes that can change a decision."""
+        return tuple(c for c in self.changes if c.semantic)
+
+    @property
+    def differs(self) -> bool:
+        """Whether the two versions differ in meaning (the exit status of ``rules diff``)."""
+        return any(c.semantic for c in self.changes)
+
+    @property
+    def sha256_differs(self) -> bool:
+        """Whether the source files differ at all (even only in whitespace or comments)."""
+        return self.old.sha256 != self.new.sha256
+
+
+def to_json_value(value: object) -> JsonValue:
+    """A ruleset value as JSON-ready data: tuples as lists, dates as ISO text, enums as text."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, RequiredSkill):
+        return {"name": value.name, "min_level": value.min_level}
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | frozenset | set):
+        items = [to_json_value(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, frozenset | set) else items
+    raise TypeError(f"no JSON form for {type(value).__name__}")  # a new model type: add it here
+
+
+def _same(a: JsonValue, b: JsonValue) -> bool:
+    # True == 1 == 1.0 in Python: a boolean never equals a number here; 1 and 1.0 do.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+class _Locator:
+    """Finds the line where something is written in one ruleset's source text."""
+
+    def __init__(self, compiled: CompiledRuleset) -> None:
+        self._file = compiled.path
+        self._root: Node | None = None
+        if compiled.source_text:
+            try:
+                self._root = parse_yaml(compiled.source_text, compiled.path).root
+            except RulesetError:  # it compiled from this text; kept only as a fallback
+                self._root = None
+
+    def at(self, *steps: str | tuple[str, str]) -> str:
+        """``file:line`` of the deepest node found along ``steps``.
+
+        A ``str`` step is a mapping key; a ``(key, value)`` step picks the list item whose
+        ``key`` is ``value`` (a rule by ``id``, a compact by ``name``).
+        """
+        node, line = self._root, 0
+        for step in steps:
+            if node is None:
+                break
+            if isinstance(step, tuple):
+                key, wanted = step
+                found = None
+                if node.is_sequence:
+                    for item in node.value:
+                        if (
+                            item.is_mapping
+                            and item.value.get(key, Node(None, 0, 0)).value == wanted
+                        ):
+                            found = item
+                            break
+                if found is None:
+                    break
+                node, line = found, found.line
+            else:
+                if not node.is_mapping or step not in node.value:
+                    break
+                line = node.key_positions.get(step, (node.value[step].line, 0))[0]
+                node = node.value[step]
+        return f"{self._file}:{line}" if line else (self._file if self._root else "")
+
+
+@dataclass(slots=True)
+class _Collector:
+    """Builds the change list of one section."""
+
+    old_at: _Locator
+    new_at: _Locator
+    changes: list[Change]
+
+    def compare_named(
+        self,
+        section: Section,
+        old: dict[str, JsonValue],
+        new: dict[str, JsonValue],
+        where: Callable[[str], tuple[str | tuple[str, str], ...]],
+        *,
+        semantic: bool = True,
+    ) -> None:
+        """Added, removed and changed entries of two name -> value maps (new order, then old)."""
+        for name, value in new.items():
+            if name not in old:
+                self.add(section, ChangeKind.ADDED, name, "", None, value, where(name), semantic)
+            elif not _same(old[name], value):
+                self.add(
+                    section, ChangeKind.CHANGED, name, "", old[name], value, where(name), semantic
+                )
+        for name, value in old.items():
+            if name not in new:
+                self.add(section, ChangeKind.REMOVED, name, "", value, None, where(name), semantic)
+
+    def add(
+        self,
+        section: Section,
+        kind: ChangeKind,
+        subject: str,
+        field: str,
+        old: JsonValue,
+        new: JsonValue,
+        steps: tuple[str | tuple[str, str], ...],
+        semantic: bool = True,
+    ) -> None:
+        """Record one change, located in the new file (the old one for a removal)."""
+        locator = self.old_at if kind is ChangeKind.REMOVED else self.new_at
+        self.changes.append(
+            Change(section, kind, subject, field, old, new, locator.at(*steps), semantic)
+        )
+
+
+def diff_rulesets(old: CompiledRuleset, new: CompiledRuleset) -> RulesetDiff:
+    """Compare two compiled versions of a ruleset.
+
+    Args:
+        old: The version before.
+        new: The version after.
+
+    Returns:
+        Every difference, grouped by section; ``differs`` says whether any can change a
+        decision.
+    """
+    out = _Collector(_Locator(old), _Locator(new), [])
+    _diff_metadata(out, old, new)
+    out.compare_named(
+        Section.PARAMS,
+        {k: to_json_value(v) for k, v in old.params.items()},
+        {k: to_json_value(v) for k, v in new.params.items()},
+        lambda name: ("params", name),
+    )
+    out.compare_named(
+        Section.SIGNALS,
+        _signals(old),
+        _signals(new),
+        lambda name: ("signals", name),
+    )
+    out.compare_named(
+        Section.ATTRIBUTES,
+        {k: t.describe() for k, t in old.attributes.items()},
+        {k: t.describe() for k, t in new.attributes.items()},
+        lambda name: ("attributes", name),
+    )
+    out.compare_named(
+        Section.CONSTRAINTS,
+        _constraints(old),
+        _constraints(new),
+        lambda path: ("constraints", *path.split(".")),
+    )
+    _diff_compacts(out, old.compacts, new.compacts)
+    out.compare_named(
+        Section.MATCHING,
+        {"statuses": to_json_value(old.statuses), "ranking": to_json_value(old.ranking)},
+        {"statuses": to_json_value(new.statuses), "ranking": to_json_value(new.ranking)},
+        lambda name: ("matching", name),
+    )
+    out.compare_named(
+        Section.QUEUES,
+        {str(k): v for k, v in old.queues.items()},
+        {str(k): v for k, v in new.queues.items()},
+        lambda intent: ("queues", intent),
+    )
+    _diff_rules(out, old, new)
+    return RulesetDiff(_identity(old), _identity(new), tuple(out.changes))
+
+
+def _identity(compiled: CompiledRuleset) -> RulesetIdentity:
+    return RulesetIdentity(compiled.name, compiled.version, compiled.sha256, compiled.path)
+
+
+def _diff_metadata(out: _Collector, old: CompiledRuleset, new: CompiledRuleset) -> None:
+    keys = {"name": "ruleset", "version": "version", "description": "description", "owner": "owner"}
+    out.compare_named(
+        Section.METADATA,
+        {attr: getattr(old, attr) for attr in keys},
+        {attr: getattr(new, attr) for attr in keys},
+        lambda attr: (keys[attr],),
+        semantic=False,
+    )
+    if old.sha256 != new.sha256:
+        out.changes.append(
+            Change(
+                Section.METADATA,
+                ChangeKind.CHANGED,
+                "sha256",
+                "",
+                old.sha256,
+                new.sha256,
+                "",
+                semantic=False,
+            )
+        )
+
+
+def _signals(compiled: CompiledRuleset) -> dict[str, JsonValue]:
+    s = compiled.signals
+    return {
+        "sla_at_risk_minutes": s.sla_at_risk_minutes,
+        "negative_sentiment": s.negative_sentiment,
+        "sentiment_window": s.sentiment_window,
+    }
+
+
+def _constraints(compiled: CompiledRuleset) -> dict[str, JsonValue]:
+    c = compiled.constraints
+    out: dict[str, JsonValue] = {
+        "safeguarding.flag": c.safeguarding_flag,
+        "safeguarding.queue": c.safeguarding_queue,
+        "consent.flag": c.consent_flag,
+    }
+    for intent, types in c.licence_by_intent.items():
+        out[f"licence.{intent}"] = to_json_value(types)
+    return out
+
+
+def _member(since: date, until: date | None) -> JsonValue:
+    return {"since": since.isoformat(), "until": until.isoformat() if until else None}
+
+
+def _diff_compacts(out: _Collector, old: Sequence[Compact], new: Sequence[Compact]) -> None:
+    old_by_name = {c.name: c for c in old}
+    new_by_name = {c.name: c for c in new}
+    for compact in new:
+        where: tuple[str | tuple[str, str], ...] = ("compacts", ("name", compact.name))
+        before = old_by_name.get(compact.name)
+        if before is None:
+            out.add(
+                Section.COMPACTS, ChangeKind.ADDED, compact.name, "", None, _compact(compact), where
+            )
+            continue
+        types_old, types_new = (
+            to_json_value(before.licence_types),
+            to_json_value(compact.licence_types),
+        )
+        if not _same(types_old, types_new):
+            out.add(
+                Section.COMPACTS,
+                ChangeKind.CHANGED,
+                compact.name,
+                "licence_types",
+                types_old,
+                types_new,
+                (*where, "licence_types"),
+            )
+        _diff_members(out, before, compact)
+    for compact in old:
+        if compact.name not in new_by_name:
+            out.add(
+                Section.COMPACTS,
+                ChangeKind.REMOVED,
+                compact.name,
+                "",
+                _compact(compact),
+                None,
+                ("compacts", ("name", compact.name)),
+            )
+
+
+def _compact(compact: Compact) -> JsonValue:
+    return {
+        "licence_types": to_json_value(compact.licence_types),
+        "members": {m.jurisdiction: _member(m.since, m.until) for m in compact.members},
+    }
+
+
+def _diff_members(out: _Collector, old: Compact, new: Compact) -> None:
+    # A jurisdiction listed twice keeps its last period here; the schema allows it, rarely used.
+    before = {m.jurisdiction: m for m in old.members}
+    after = {m.jurisdiction: m for m in new.members}
+    base: tuple[str | tuple[str, str], ...] = ("compacts", ("name", new.name), "members")
+    for where, member in after.items():
+        at = (*base, ("jurisdiction", where))
+        prior = before.get(where)
+        if prior is None:
+            out.add(
+                Section.COMPACTS,
+                ChangeKind.ADDED,
+                new.name,
+                f"members.{where}",
+                None,
+                _member(member.since, member.until),
+                at,
+            )
+            continue
+        for name, a, b in (
+            ("since", prior.since, member.since),
+            ("until", prior.until, member.until),
+        ):
+            if a != b:
+                out.add(
+                    Section.COMPACTS,
+                    ChangeKind.CHANGED,
+                    new.name,
+                    f"members.{where}.{name}",
+                    to_json_value(a),
+                    to_json_value(b),
+                    (*at, name),
+                )
+    old_base: tuple[str | tuple[str, str], ...] = ("compacts", ("name", old.name), "members")
+    for where, member in before.items():
+        if where not in after:
+            out.add(
+                Section.COMPACTS,
+                ChangeKind.REMOVED,
+                old.name,
+                f"members.{where}",
+                _member(member.since, member.until),
+                None,
+                (*old_base, ("jurisdiction", where)),
+            )
+
+
+def _meaning(cond: Cond, leaves: dict[str, Leaf]) -> object:
+    """A condition's compiled form with leaf ids and texts dropped (ids differ per file)."""
+    if isinstance(cond, LeafRef):
+        return leaves[cond.leaf_id].key
+    if isinstance(cond, AllOf):
+        return ("all", tuple(_meaning(c, leaves) for c in cond.children))
+    if isinstance(cond, AnyOf):
+        return ("any", tuple(_meaning(c, leaves) for c in cond.children))
+    if isinstance(cond, NotOf):
+        return ("not", _meaning(cond.child, leaves))
+    assert isinstance(cond, Const)  # noqa: S101 - Cond is a closed union
+    return ("const", cond.value)
+
+
+def _requirements(req: Requirements) -> dict[str, JsonValue]:
+    return {
+        "licence": to_json_value(req.licence_types),
+        "skills": to_json_value(req.skills),
+        "case_skills": req.case_skills,
+        "territory": req.territory,
+        "language": req.language,
+        "roles": to_json_value(req.roles),
+    }
+
+
+def _action(action: Action) -> tuple[str, dict[str, JsonValue]]:
+    """The action's kind and its fields as written (``by_intent`` stays ``by_intent``)."""
+    if isinstance(action, RouteAction):
+        return "route", {
+            "queue": action.queue.describe(),
+            "reason": action.reason,
+            **_requirements(action.requirements),
+        }
+    if isinstance(action, EscalateAction):
+        return "escalate", {
+            "queue": action.queue.describe(),
+            "level": action.level,
+            "reason": action.reason,
+            "assign": None if action.assign is None else dict(_requirements(action.assign)),
+        }
+    assert isinstance(action, ExceptionAction)  # noqa: S101 - Action is a closed union
+    return "exception", {"queue": action.queue, "reason": action.reason}
+
+
+def _moved(old_ids: Sequence[str], new_ids: Sequence[str]) -> set[str]:
+    """Rules whose order relative to the other common rules changed.
+
+    The longest common subsequence of the two orders stays put; every other common rule moved.
+    An insertion or removal shifts positions without moving anything.
+    """
+    common = set(old_ids) & set(new_ids)
+    a = [r for r in old_ids if r in common]
+    b = [r for r in new_ids if r in common]
+    lengths = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) - 1, -1, -1):
+        for j in range(len(b) - 1, -1, -1):
+            lengths[i][j] = (
+                lengths[i + 1][j + 1] + 1
+                if a[i] == b[j]
+                else max(lengths[i + 1][j], lengths[i][j + 1])
+            )
+    kept, i, j = set(), 0, 0
+    while i < len(a) and j < len(b):
+        if a[i] == b[j]:
+            kept.add(a[i])
+            i, j = i + 1, j + 1
+        elif lengths[i + 1][j] >= lengths[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return common - kept
+
+
+def _diff_rules(out: _Collector, old: CompiledRuleset, new: CompiledRuleset) -> None:
+    old_ids = [r.rule_id for r in old.rules]
+    new_ids = [r.rule_id for r in new.rules]
+    old_rules = {r.rule_id: r for r in old.rules}
+    moved = _moved(old_ids, new_ids)
+    for position, rule in enumerate(new.rules, start=1):
+        at: tuple[str | tuple[str, str], ...] = ("rules", ("id", rule.rule_id))
+        before = old_rules.get(rule.rule_id)
+        if before is None:
+            out.add(Section.RULES, ChangeKind.ADDED, rule.rule_id, "position", None, position, at)
+            continue
+        if rule.rule_id in moved:
+            out.add(
+                Section.RULES,
+                ChangeKind.MOVED,
+                rule.rule_id,
+                "position",
+                old_ids.index(rule.rule_id) + 1,
+                position,
+                at,
+            )
+        _diff_rule(out, before, rule, old, new, at)
+    kept = set(new_ids)
+    for position, rule in enumerate(old.rules, start=1):
+        if rule.rule_id not in kept:
+            out.add(
+                Section.RULES,
+                ChangeKind.REMOVED,
+                rule.rule_id,
+                "position",
+                position,
+                None,
+                ("rules", ("id", rule.rule_id)),
+            )
+
+
+def _diff_rule(
+    out: _Collector,
+    before: Rule,
+    after: Rule,
+    old: CompiledRuleset,
+    new: CompiledRuleset,
+    at: tuple[str | tuple[str, str], ...],
+) -> None:
+    rid = after.rule_id
+    same_meaning = _meaning(before.when, old.leaves) == _meaning(after.when, new.leaves)
+    if not same_meaning or before.when_text != after.when_text:
+        kind = ChangeKind.CHANGED if not same_meaning else ChangeKind.REWORDED
+        out.add(
+            Section.RULES,
+            kind,
+            rid,
+            "when",
+            before.when_text,
+            after.when_text,
+            (*at, "when"),
+            semantic=not same_meaning,
+        )
+    old_kind, old_fields = _action(before.action)
+    new_kind, new_fields = _action(after.action)
+    then = (*at, "then")
+    if old_kind != new_kind:
+        out.add(
+            Section.RULES,
+            ChangeKind.CHANGED,
+            rid,
+            "then",
+            {old_kind: old_fields},
+            {new_kind: new_fields},
+            (*then, new_kind),
+        )
+    else:
+        for name, value in new_fields.items():
+            prior = old_fields[name]
+            if _same(prior, value):
+                continue
+            steps = (*then, new_kind, name)
+            if isinstance(prior, dict) and isinstance(value, dict):  # escalate.assign
+                for sub, sub_value in value.items():
+                    if not _same(prior[sub], sub_value):
+                        out.add(
+                            Section.RULES,
+                            ChangeKind.CHANGED,
+                            rid,
+                            f"{new_kind}.{name}.{sub}",
+                            prior[sub],
+                            sub_value,
+                            (*steps, sub),
+                        )
+                continue
+            out.add(
+                Section.RULES,
+                ChangeKind.CHANGED,
+                rid,
+                f"{new_kind}.{name}",
+                prior,
+                value,
+                steps,
+            )
+    if before.priority != after.priority:
+        out.add(
+            Section.RULES,
+            ChangeKind.CHANGED,
+            rid,
+            "priority",
+            str(before.priority),
+            str(after.priority),
+            (*then, "priority"),
+        )
+    if before.description != after.description:
+        out.add(
+            Section.RULES,
+            ChangeKind.CHANGED,
+            rid,
+            "description",
+            before.description,
+            after.description,
+            (*at, "description"),
+            semantic=False,
+        )
+
+
+def changes_in(diff: RulesetDiff, section: Section) -> Iterable[Change]:
+    """The changes of one section, in the diff's order."""
+    return (c for c in diff.changes if c.section is section)
