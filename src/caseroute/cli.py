@@ -10,7 +10,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.errors import (
     CaserouteError,
     ConfigError,
+    Problem,
     RequestError,
     RulesetError,
     Severity,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from caseroute.audit.config import AuditConfig
     from caseroute.audit.store import SqliteAuditStore
     from caseroute.domain.limits import InputLimits
+    from caseroute.domain.roster import Roster
     from caseroute.grpc_api.server import ServerConfig
     from caseroute.grpc_api.tls import ClientTls, ServerTls
 
@@ -396,40 +398,122 @@ def _parse_instant(text: str | None, flag: str) -> datetime | None:
     return value
 
 
+def _problem_data(problem: Problem) -> dict[str, object]:
+    """One ruleset problem as JSON data (``rules check --format json``)."""
+    return {
+        "code": problem.code,
+        "severity": problem.severity.value,
+        "file": problem.file,
+        "line": problem.line,
+        "column": problem.column,
+        "rule_id": problem.rule_id,
+        "message": problem.message,
+    }
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(safe_json(data, indent=2) + "\n")
+
+
+def _check_roster(args: argparse.Namespace) -> tuple[Roster, date] | None:
+    """The roster ``rules check --roster`` checks against, and the day it judges licences on."""
+    if args.roster is None:
+        for flag, given in (("--now", args.now), ("--strict", args.strict)):
+            if given:
+                raise UsageError(f"{flag} applies to the roster check; add --roster ROSTER.json")
+        return None
+    try:
+        roster = parse_roster(_read_json(args.roster, "roster"))
+    except RequestError as exc:
+        details = "\n".join(f"  - {v}" for v in exc.violations)
+        raise UsageError(
+            f"{args.roster} is not a valid roster ({len(exc.violations)} problem(s)); fix it "
+            f"and re-run:\n{details}"
+        ) from None
+    now = _parse_instant(args.now, "--now") or roster.taken_at
+    return roster, now.astimezone(UTC).date()
+
+
 def _cmd_rules_check(args: argparse.Namespace) -> int:
     import logging
 
     from caseroute.audit.config import check_masked_fields
     from caseroute.audit.masking import Masker, masked_reads
+    from caseroute.engine.satisfiable import unsatisfiable_requirements
     from caseroute.rules.compiler import load_ruleset
 
     masker = Masker(b"", check_masked_fields(_masked_fields(args)))
+    against = _check_roster(args)
+    as_json = args.format == "json"
+    show = (lambda _line: None) if as_json else _out
     status = EXIT_OK
+    reports: list[dict[str, object]] = []
     for path in args.paths:
+        report: dict[str, object] = {
+            "path": str(path),
+            "name": None,
+            "version": None,
+            "sha256": None,
+            "ok": False,
+        }
+        reports.append(report)
         try:
             compiled = load_ruleset(path)
         except RulesetError as exc:
             errors = [p for p in exc.problems if p.severity is Severity.ERROR]
             for problem in exc.problems:
-                _out(str(problem))
-            _out(f"{path}: {len(errors)} error(s), {len(exc.problems) - len(errors)} warning(s)")
+                show(str(problem))
+            show(f"{path}: {len(errors)} error(s), {len(exc.problems) - len(errors)} warning(s)")
+            report["problems"] = [_problem_data(p) for p in exc.problems]
             status = EXIT_FAILED
             continue
         except Exception:  # a loader bug must not stop the other paths from being checked
             logging.getLogger("caseroute.rules").exception("checking %s failed", path)
-            _out(
-                f"{path}: error: caseroute failed while checking this ruleset (a bug: please "
-                "report it with the file); the other paths are still checked"
+            message = (
+                "caseroute failed while checking this ruleset (a bug: please report it with "
+                "the file); the other paths are still checked"
             )
+            show(f"{path}: error: {message}")
+            report["problems"] = [_problem_data(Problem("check.internal", message, str(path)))]
             status = EXIT_FAILED
             continue
-        warnings = [*compiled.warnings, *masked_reads(compiled, masker)]
-        for problem in warnings:
-            _out(str(problem))
-        _out(
-            f"{path}: ok - {compiled.name} version {compiled.version}, "
-            f"{len(compiled.rules)} rules, {len(compiled.leaves)} conditions, "
-            f"sha256 {compiled.sha256}; {len(warnings)} warning(s)"
+        problems = [*compiled.warnings, *masked_reads(compiled, masker)]
+        if against is not None:
+            roster, day = against
+            findings = unsatisfiable_requirements(compiled, roster, args.roster.name, day)
+            severity = Severity.ERROR if args.strict else Severity.WARNING
+            problems += [dataclasses.replace(p, severity=severity) for p in findings]
+        errors = [p for p in problems if p.severity is Severity.ERROR]
+        for problem in problems:
+            show(str(problem))
+        summary = (
+            f"{compiled.name} version {compiled.version}, {len(compiled.rules)} rules, "
+            f"{len(compiled.leaves)} conditions, sha256 {compiled.sha256}"
+        )
+        if errors:
+            show(
+                f"{path}: {len(errors)} error(s), {len(problems) - len(errors)} warning(s) "
+                f"- {summary}"
+            )
+            status = EXIT_FAILED
+        else:
+            show(f"{path}: ok - {summary}; {len(problems)} warning(s)")
+        report.update(
+            name=compiled.name,
+            version=compiled.version,
+            sha256=compiled.sha256,
+            ok=not errors,
+            problems=[_problem_data(p) for p in problems],
+        )
+    if as_json:
+        _print_json(
+            {
+                "command": "rules check",
+                "ok": status == EXIT_OK,
+                "roster": None if args.roster is None else str(args.roster),
+                "day": None if against is None else against[1].isoformat(),
+                "paths": reports,
+            }
         )
     return status
 
@@ -441,30 +525,73 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
     from caseroute.rules.golden import load_golden, rule_coverage, run_golden
 
     path: Path = args.path
-    ruleset = prepare_ruleset(load_ruleset(path), EngineKind(args.engine))
-    cases = load_golden(path if path.is_dir() else path.parent)
+    as_json = args.format == "json"
+    report: dict[str, object] = {"path": str(path), "name": None, "version": None, "sha256": None}
+    try:
+        ruleset = prepare_ruleset(load_ruleset(path), EngineKind(args.engine))
+        report.update(
+            name=ruleset.compiled.name,
+            version=ruleset.compiled.version,
+            sha256=ruleset.compiled.sha256,
+        )
+        cases = load_golden(path if path.is_dir() else path.parent)
+    except RulesetError as exc:
+        if not as_json:
+            raise
+        report.update(ok=False, problems=[_problem_data(p) for p in exc.problems])
+        _print_json({"command": "rules test", "ok": False, "paths": [report]})
+        return EXIT_FAILED
     if not cases:
         raise UsageError(f"no golden cases found in {path}/golden/*.yaml")
     results = run_golden(cases, lambda c, r, now: decide(c, r, ruleset, now))
     failed = [r for r in results if not r.passed]
+    cover = rule_coverage(results, ruleset.compiled.rules)
+    gaps = [
+        rule_id for rule_id, (decided, not_fired) in cover.items() if not decided or not not_fired
+    ]
+    ok = not failed and not (gaps and args.require_coverage)
+    if as_json:
+        report.update(
+            ok=ok,
+            passed=len(results) - len(failed),
+            failed=len(failed),
+            problems=[],
+            cases=[
+                {
+                    "name": r.case.name,
+                    "location": r.case.location,
+                    "passed": r.passed,
+                    "mismatches": list(r.mismatches),
+                }
+                for r in results
+            ],
+            coverage=[
+                {
+                    "rule_id": rule_id,
+                    "decided": decided,
+                    "not_fired": not_fired,
+                    "gap": rule_id in gaps,
+                }
+                for rule_id, (decided, not_fired) in cover.items()
+            ],
+        )
+        _print_json({"command": "rules test", "ok": ok, "paths": [report]})
+        return EXIT_OK if ok else EXIT_FAILED
     for result in results:
         mark = "PASS" if result.passed else "FAIL"
         _out(f"{mark} {result.case.name} ({result.case.location})")
         for mismatch in result.mismatches:
             _out(f"     {mismatch}")
-    cover = rule_coverage(results, ruleset.compiled.rules)
     sys.stdout.write("\nrule coverage (cases decided / cases not fired; catch-all: not decided):\n")
-    gaps = 0
     for rule_id, (decided, not_fired) in cover.items():
         note = (
             ""
-            if decided and not_fired
+            if rule_id not in gaps
             else "   <- needs a case where it " + ("decides" if not decided else "does not fire")
         )
-        gaps += bool(note)
         _out(f"  {rule_id}: {decided} / {not_fired}{note}")
     sys.stdout.write(f"\n{len(results) - len(failed)} passed, {len(failed)} failed\n")
-    return EXIT_FAILED if failed or (gaps and args.require_coverage) else EXIT_OK
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def _cmd_rules_fields(_: argparse.Namespace) -> int:
@@ -611,9 +738,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     rules = sub.add_parser("rules", help="check, test and document rulesets")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
-    check = rules_sub.add_parser("check", help="validate rulesets; print every problem")
+    check = rules_sub.add_parser(
+        "check",
+        help="validate rulesets; print every problem (with --roster: also requirements no "
+        "agent on that roster can satisfy)",
+    )
     check.add_argument("paths", type=Path, nargs="+", help="ruleset directories or files")
     _add_masked_fields(check)
+    check.add_argument(
+        "--roster",
+        type=Path,
+        metavar="ROSTER.json",
+        help="also report requirements no agent on this roster can ever satisfy (a licence "
+        "type nobody holds, a jurisdiction nobody is licensed in, a skill level nobody "
+        "reaches, a language nobody speaks): roster.unsatisfiable_* warnings",
+    )
+    check.add_argument(
+        "--now",
+        help="with --roster: the instant licence expiry and compact membership are judged at, "
+        "ISO-8601 with offset (default: the roster's taken_at)",
+    )
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="with --roster: roster findings are errors (exit 1), not warnings; the roster is "
+        "a snapshot, so they are warnings by default",
+    )
+    _add_format(check)
     check.set_defaults(run=_cmd_rules_check)
     test = rules_sub.add_parser("test", help="run a ruleset's golden cases")
     test.add_argument("path", type=Path, help="ruleset directory")
@@ -623,6 +774,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fail unless every rule decides some case and misses another",
     )
+    _add_format(test)
     test.set_defaults(run=_cmd_rules_test)
     fields = rules_sub.add_parser("fields", help="list the fields conditions can read")
     fields.set_defaults(run=_cmd_rules_fields)
@@ -663,6 +815,17 @@ def build_parser() -> argparse.ArgumentParser:
     for cmd in (show, export, verify, rotate):
         _add_audit_db(cmd)
     return parser
+
+
+def _add_format(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text for people (default), or one JSON document on stdout for CI: per path its "
+        "name, version, sha256, ok and problems (code, severity, file, line, column, rule_id, "
+        "message)",
+    )
 
 
 def _add_client_tls(group: argparse._ActionsContainer) -> None:

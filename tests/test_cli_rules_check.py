@@ -1,0 +1,310 @@
+"""`caseroute rules check --roster/--strict/--format json` and `rules test --format json`."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from caseroute.cli import main
+from caseroute.testing import (
+    CATCH_ALL_RULE,
+    REFERENCE_RULESET,
+    reference_compiled,
+    ruleset_with_rules,
+)
+
+RULESET_YAML = REFERENCE_RULESET / "ruleset.yaml"
+# One senior RN with triage 4: meets every reference requirement except the pharmacist licence.
+ROSTER = {
+    "snapshot_id": "s1",
+    "taken_at": "2026-11-21T09:00:00Z",
+    "agents": [
+        {
+            "agent_id": "nurse-1",
+            "role": "senior",
+            "status": "offline",
+            "licences": [{"type": "RN", "jurisdiction": "US-TX", "expires_on": "2027-01-31"}],
+            "territories": ["US-TX"],
+            "skills": [{"name": "clinical-triage", "level": 4}],
+            "languages": ["en"],
+            "capacity": {"max": 5, "active": 5},
+        }
+    ],
+}
+LICENCE_MESSAGE = (
+    "no agent on roster.json holds an unexpired {type} licence on {day} (required by its "
+    "licence: within constraints.licence.{intent}), so rule `{rule}` can never assign anyone; "
+    "add one, or check the licence type"
+)
+PHARMACIST_MESSAGE = LICENCE_MESSAGE.replace("{type}", "pharmacist").format(
+    day="{day}", intent="prescription", rule="prescription"
+)
+
+
+def _line_of(path: Path, text: str) -> int:
+    """1-based number of the first line of ``path`` that contains ``text``."""
+    lines = path.read_text().splitlines()
+    return next(i for i, line in enumerate(lines) if text in line) + 1
+
+
+def _roster_file(tmp_path: Path, data: object = ROSTER) -> Path:
+    path = tmp_path / "roster.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _at(marker: str, token: str) -> tuple[int, int]:
+    """Line and column of ``token`` on the first line of the reference holding ``marker``."""
+    line = _line_of(RULESET_YAML, marker)
+    return line, RULESET_YAML.read_text().splitlines()[line - 1].index(token) + 1
+
+
+def _pharmacist_at() -> tuple[int, int]:
+    return _at("licence: [pharmacist]}", "[pharmacist]")
+
+
+def _rn_finding(rule: str, at: tuple[int, int]) -> dict[str, object]:
+    """The JSON of an RN finding in the reference ruleset when nobody's RN is valid."""
+    return {
+        "code": "roster.unsatisfiable_licence",
+        "severity": "warning",
+        "file": str(RULESET_YAML),
+        "line": at[0],
+        "column": at[1],
+        "rule_id": rule,
+        "message": LICENCE_MESSAGE.format(
+            type="RN", day="2027-02-01", intent="clinical", rule=rule
+        ),
+    }
+
+
+def test_roster_findings_are_warnings_by_default(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Nobody holds a pharmacist licence: one warning at the rule's licence:, exit 0."""
+    roster = _roster_file(tmp_path)
+    assert main(["rules", "check", str(REFERENCE_RULESET), "--roster", str(roster)]) == 0
+    line, column = _pharmacist_at()
+    compiled = reference_compiled()
+    assert capsys.readouterr().out.splitlines() == [
+        f"{RULESET_YAML}:{line}:{column}: warning roster.unsatisfiable_licence "
+        f"[rule prescription]: {PHARMACIST_MESSAGE.format(day='2026-11-21')}",
+        f"{REFERENCE_RULESET}: ok - patient-enquiries version 2026.11.1, 7 rules, 8 conditions, "
+        f"sha256 {compiled.sha256}; 1 warning(s)",
+    ]
+
+
+def test_strict_makes_roster_findings_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--strict: the same finding is an error and the check exits 1."""
+    roster = _roster_file(tmp_path)
+    args = ["rules", "check", str(REFERENCE_RULESET), "--roster", str(roster), "--strict"]
+    assert main(args) == 1
+    line, column = _pharmacist_at()
+    assert capsys.readouterr().out.splitlines() == [
+        f"{RULESET_YAML}:{line}:{column}: error roster.unsatisfiable_licence "
+        f"[rule prescription]: {PHARMACIST_MESSAGE.format(day='2026-11-21')}",
+        f"{REFERENCE_RULESET}: 1 error(s), 0 warning(s) - patient-enquiries version 2026.11.1, "
+        f"7 rules, 8 conditions, sha256 {reference_compiled().sha256}",
+    ]
+
+
+def test_format_json_reports_every_path_with_its_problems(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """One JSON document: per path name, version, sha256, ok and problems; --now sets the day."""
+    roster = _roster_file(tmp_path)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(RULESET_YAML.read_text().replace("case.urgency ==", "case.urgncy =="))
+    bad_line = _line_of(broken, "case.urgncy")
+    args = ["rules", "check", str(REFERENCE_RULESET), str(broken), "--roster", str(roster)]
+    assert main([*args, "--format", "json", "--now", "2027-02-01T00:00:00Z"]) == 1
+    line, column = _pharmacist_at()
+    expected = {
+        "command": "rules check",
+        "ok": False,
+        "roster": str(roster),
+        "day": "2027-02-01",
+        "paths": [
+            {
+                "path": str(REFERENCE_RULESET),
+                "name": "patient-enquiries",
+                "version": "2026.11.1",
+                "sha256": reference_compiled().sha256,
+                "ok": True,
+                "problems": [
+                    _rn_finding("critical-clinical", _at("licence: [RN]", "[RN]")),
+                    _rn_finding("clinical", _at("licence: [RN]}", "[RN]")),
+                    {
+                        "code": "roster.unsatisfiable_licence",
+                        "severity": "warning",
+                        "file": str(RULESET_YAML),
+                        "line": line,
+                        "column": column,
+                        "rule_id": "prescription",
+                        "message": PHARMACIST_MESSAGE.format(day="2027-02-01"),
+                    },
+                ],
+            },
+            {
+                "path": str(broken),
+                "name": None,
+                "version": None,
+                "sha256": None,
+                "ok": False,
+                "problems": [
+                    {
+                        "code": "expr.unknown_field",
+                        "severity": "error",
+                        "file": str(broken),
+                        "line": bad_line,
+                        "column": 41,
+                        "rule_id": "critical-clinical",
+                        "message": "unknown field `case.urgncy` (did you mean `case.urgency`?)",
+                    }
+                ],
+            },
+        ],
+    }
+    assert expected == json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("flag", [["--now", "2026-11-21T00:00:00Z"], ["--strict"]])
+def test_roster_options_without_a_roster_are_usage_errors(
+    flag: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--now and --strict only mean something with --roster: exit 2 saying so."""
+    assert main(["rules", "check", str(REFERENCE_RULESET), *flag]) == 2
+    assert capsys.readouterr().err == (
+        f"caseroute: {flag[0]} applies to the roster check; add --roster ROSTER.json\n"
+    )
+
+
+def test_an_invalid_roster_names_the_file_and_the_field(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A roster that does not parse is exit 2 naming the file and each field path."""
+    agent = {**ROSTER["agents"][0], "capacity": {"max": "five", "active": 0}}  # type: ignore[index]
+    roster = _roster_file(tmp_path, {**ROSTER, "agents": [agent]})
+    assert main(["rules", "check", str(REFERENCE_RULESET), "--roster", str(roster)]) == 2
+    assert capsys.readouterr().err == (
+        f"caseroute: {roster} is not a valid roster (1 problem(s)); fix it and re-run:\n"
+        "  - roster.agents[0].capacity.max: must be an integer, got string 'five'\n"
+    )
+
+
+def test_a_duplicate_key_in_the_roster_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The roster is read strictly: a repeated key is exit 2, not a silently dropped value."""
+    roster = tmp_path / "roster.json"
+    roster.write_text('{"snapshot_id": "a", "snapshot_id": "b"}')
+    assert main(["rules", "check", str(REFERENCE_RULESET), "--roster", str(roster)]) == 2
+    assert "roster.snapshot_id: duplicate key in " + str(roster) in capsys.readouterr().err
+
+
+GOLDEN = """\
+now: "2026-11-21T10:00:00Z"
+roster: {snapshot_id: s1, taken_at: "2026-11-21T09:00:00Z", agents: []}
+cases:
+  - name: general-queues
+    case: {case_id: G1, created_at: "2026-11-21T09:00:00Z", channel: phone, intent: general,
+           urgency: routine, region: US-TX}
+    expect: {outcome: QUEUE, rule: rest}
+  - name: wrongly-expects-escalate
+    case: {case_id: G2, created_at: "2026-11-21T09:00:00Z", channel: phone, intent: general,
+           urgency: routine, region: US-TX}
+    expect: {outcome: ESCALATE, rule: rest}
+"""
+
+
+def test_rules_test_format_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`rules test --format json`: cases with mismatches, coverage, counts; exit 1 on failure."""
+    (tmp_path / "ruleset.yaml").write_text(ruleset_with_rules(CATCH_ALL_RULE))
+    (tmp_path / "golden").mkdir()
+    golden = tmp_path / "golden" / "g.yaml"
+    golden.write_text(GOLDEN)
+    args = ["rules", "test", str(tmp_path), "--engine", "python", "--format", "json"]
+    assert main(args) == 1
+    document = json.loads(capsys.readouterr().out)
+    sha256 = document["paths"][0]["sha256"]
+    assert len(sha256) == 64
+    assert {
+        "command": "rules test",
+        "ok": False,
+        "paths": [
+            {
+                "path": str(tmp_path),
+                "name": "test",
+                "version": "1",
+                "sha256": sha256,
+                "ok": False,
+                "passed": 1,
+                "failed": 1,
+                "problems": [],
+                "cases": [
+                    {
+                        "name": "general-queues",
+                        "location": f"{golden}:4",
+                        "passed": True,
+                        "mismatches": [],
+                    },
+                    {
+                        "name": "wrongly-expects-escalate",
+                        "location": f"{golden}:8",
+                        "passed": False,
+                        "mismatches": ["outcome: expected 'ESCALATE', got 'QUEUE'"],
+                    },
+                ],
+                "coverage": [
+                    {"rule_id": "safeguarding", "decided": 0, "not_fired": 2, "gap": True},
+                    {"rule_id": "rest", "decided": 2, "not_fired": 0, "gap": True},
+                ],
+            }
+        ],
+    } == document
+
+
+def test_rules_test_format_json_reports_a_ruleset_that_does_not_load(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A broken ruleset under `rules test --format json` is a JSON document with its problems."""
+    (tmp_path / "ruleset.yaml").write_text(
+        ruleset_with_rules(CATCH_ALL_RULE).replace("owner", "ownr")
+    )
+    assert main(["rules", "test", str(tmp_path), "--format", "json"]) == 1
+    file = str(tmp_path / "ruleset.yaml")
+    assert {
+        "command": "rules test",
+        "ok": False,
+        "paths": [
+            {
+                "path": str(tmp_path),
+                "name": None,
+                "version": None,
+                "sha256": None,
+                "ok": False,
+                "problems": [
+                    {
+                        "code": "schema.missing_key",
+                        "severity": "error",
+                        "file": file,
+                        "line": 1,
+                        "column": 1,
+                        "rule_id": None,
+                        "message": "the ruleset file needs `owner`",
+                    },
+                    {
+                        "code": "schema.unknown_key",
+                        "severity": "error",
+                        "file": file,
+                        "line": 4,
+                        "column": 1,
+                        "rule_id": None,
+                        "message": "unknown key `ownr` in the ruleset file (did you mean `owner`?)",
+                    },
+                ],
+            }
+        ],
+    } == json.loads(capsys.readouterr().out)
