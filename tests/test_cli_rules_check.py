@@ -15,22 +15,17 @@ from caseroute.testing import (
 
 RULESET_YAML = REFERENCE_RULESET / "ruleset.yaml"
 # One senior RN with triage 4: meets every reference requirement except the pharmacist licence.
-ROSTER = {
-    "snapshot_id": "s1",
-    "taken_at": "2026-11-21T09:00:00Z",
-    "agents": [
-        {
-            "agent_id": "nurse-1",
-            "role": "senior",
-            "status": "offline",
-            "licences": [{"type": "RN", "jurisdiction": "US-TX", "expires_on": "2027-01-31"}],
-            "territories": ["US-TX"],
-            "skills": [{"name": "clinical-triage", "level": 4}],
-            "languages": ["en"],
-            "capacity": {"max": 5, "active": 5},
-        }
-    ],
+AGENT: dict[str, object] = {
+    "agent_id": "nurse-1",
+    "role": "senior",
+    "status": "offline",
+    "licences": [{"type": "RN", "jurisdiction": "US-TX", "expires_on": "2027-01-31"}],
+    "territories": ["US-TX"],
+    "skills": [{"name": "clinical-triage", "level": 4}],
+    "languages": ["en"],
+    "capacity": {"max": 5, "active": 5},
 }
+ROSTER = {"snapshot_id": "s1", "taken_at": "2026-11-21T09:00:00Z", "agents": [AGENT]}
 LICENCE_MESSAGE = (
     "no agent on roster.json holds an unexpired {type} licence on {day} (required by its "
     "licence: within constraints.licence.{intent}), so rule `{rule}` can never assign anyone; "
@@ -87,10 +82,14 @@ def test_roster_findings_are_warnings_by_default(
     line, column = _pharmacist_at()
     compiled = reference_compiled()
     assert capsys.readouterr().out.splitlines() == [
-        f"{RULESET_YAML}:{line}:{column}: warning roster.unsatisfiable_licence "
-        f"[rule prescription]: {PHARMACIST_MESSAGE.format(day='2026-11-21')}",
-        f"{REFERENCE_RULESET}: ok - patient-enquiries version 2026.11.1, 7 rules, 8 conditions, "
-        f"sha256 {compiled.sha256}; 1 warning(s)",
+        (
+            f"{RULESET_YAML}:{line}:{column}: warning roster.unsatisfiable_licence "
+            f"[rule prescription]: {PHARMACIST_MESSAGE.format(day='2026-11-21')}"
+        ),
+        (
+            f"{REFERENCE_RULESET}: ok - patient-enquiries version 2026.11.1, 7 rules, "
+            f"8 conditions, sha256 {compiled.sha256}; 1 warning(s)"
+        ),
     ]
 
 
@@ -103,10 +102,14 @@ def test_strict_makes_roster_findings_errors(
     assert main(args) == 1
     line, column = _pharmacist_at()
     assert capsys.readouterr().out.splitlines() == [
-        f"{RULESET_YAML}:{line}:{column}: error roster.unsatisfiable_licence "
-        f"[rule prescription]: {PHARMACIST_MESSAGE.format(day='2026-11-21')}",
-        f"{REFERENCE_RULESET}: 1 error(s), 0 warning(s) - patient-enquiries version 2026.11.1, "
-        f"7 rules, 8 conditions, sha256 {reference_compiled().sha256}",
+        (
+            f"{RULESET_YAML}:{line}:{column}: error roster.unsatisfiable_licence "
+            f"[rule prescription]: {PHARMACIST_MESSAGE.format(day='2026-11-21')}"
+        ),
+        (
+            f"{REFERENCE_RULESET}: 1 error(s), 0 warning(s) - patient-enquiries version 2026.11.1, "
+            f"7 rules, 8 conditions, sha256 {reference_compiled().sha256}"
+        ),
     ]
 
 
@@ -185,7 +188,7 @@ def test_an_invalid_roster_names_the_file_and_the_field(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """A roster that does not parse is exit 2 naming the file and each field path."""
-    agent = {**ROSTER["agents"][0], "capacity": {"max": "five", "active": 0}}  # type: ignore[index]
+    agent = {**AGENT, "capacity": {"max": "five", "active": 0}}
     roster = _roster_file(tmp_path, {**ROSTER, "agents": [agent]})
     assert main(["rules", "check", str(REFERENCE_RULESET), "--roster", str(roster)]) == 2
     assert capsys.readouterr().err == (

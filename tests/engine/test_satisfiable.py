@@ -143,7 +143,7 @@ def test_a_multistate_licence_satisfies_a_compact_jurisdiction_and_a_parent_terr
             "a2", territories=frozenset({"GB"}), languages=frozenset({"cy-gb"}), role=Role.SENIOR
         ),
     )
-    assert [] == unsatisfiable_requirements(ruleset, roster, "roster.json", DAY)
+    assert unsatisfiable_requirements(ruleset, roster, "roster.json", DAY) == []
 
 
 def test_the_intent_floor_applies_where_the_condition_pins_the_intent() -> None:
@@ -189,9 +189,12 @@ def test_a_rule_licence_outside_the_intent_floor_accepts_nobody() -> None:
 
 def test_exception_rules_and_open_requirements_are_not_findings() -> None:
     """Open requirements (unpinned location, case skills, exceptions) are not findings."""
-    rules = "  - id: exc\n    when: case.urgency == 'routine'\n    then: {exception: {queue: x, reason: y}}\n"
+    rules = (
+        "  - id: exc\n    when: case.urgency == 'routine'\n"
+        "    then: {exception: {queue: x, reason: y}}\n"
+    )
     ruleset = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE), "r.yaml")
-    assert [] == unsatisfiable_requirements(ruleset, make_roster(), "roster.json", DAY)
+    assert unsatisfiable_requirements(ruleset, make_roster(), "roster.json", DAY) == []
 
 
 def test_pinned_values_follow_and_or_and_stop_at_not() -> None:

@@ -13,9 +13,18 @@ import pytest
 
 from caseroute.audit.masking import Masker, masked_reads
 from caseroute.domain.errors import Problem, RulesetError
+from caseroute.engine.satisfiable import unsatisfiable_requirements
 from caseroute.rules.compiler import MAX_RULESET_BYTES, load_ruleset
 from caseroute.rules.golden import load_golden_file
-from caseroute.testing import MINIMAL_HEADER, REPO_ROOT, compile_text, ruleset_with_rules
+from caseroute.testing import (
+    MINIMAL_HEADER,
+    NOW,
+    REPO_ROOT,
+    compile_text,
+    make_agent,
+    make_roster,
+    ruleset_with_rules,
+)
 
 DOC = REPO_ROOT / "docs" / "rulesets.md"
 SOURCE = REPO_ROOT / "src" / "caseroute"
@@ -31,6 +40,7 @@ FAMILIES = (
     "lint",
     "audit",
     "golden",
+    "roster",
 )
 NOT_CODES = frozenset({"audit.db"})  # a file name that happens to look like a code
 
@@ -133,6 +143,20 @@ class Fixture:
 
 def _text(text: str) -> Callable[[Path], list[Problem]]:
     return lambda _tmp: _compile(text)
+
+
+def _against_roster(text: str) -> Callable[[Path], list[Problem]]:
+    """Roster findings of a ruleset text against one Texas RN (``make_agent``), on NOW's day."""
+    return lambda _tmp: unsatisfiable_requirements(
+        compile_text(text, "r.yaml"), make_roster(make_agent()), "roster.json", NOW.date()
+    )
+
+
+def _route(requirements: str) -> str:
+    """BASE with rule r's route given extra requirements (written on line 16)."""
+    return _swap(
+        "then: {route: {queue: clinical}}", f"then: {{route: {{queue: clinical, {requirements}}}}}"
+    )
 
 
 _DEEP = "x: " + "[" * 40 + "]" * 40 + "\n"
@@ -267,6 +291,34 @@ FIXTURES = [
         "golden.case",
         _golden(_golden_case(case=GOOD_CASE.replace("phone", "pigeon"))),
         "{dir}/g.yaml:5:11",
+    ),
+    Fixture(
+        "roster.unsatisfiable_licence", _against_roster(_route("licence: [APRN]")), "r.yaml:16:46"
+    ),
+    Fixture(
+        "roster.unsatisfiable_jurisdiction",
+        _against_roster(
+            _route("licence: [RN]").replace(
+                "when: case.urgency == 'critical'", "when: case.patient_location == 'US-NM'"
+            )
+        ),
+        "r.yaml:15",
+    ),
+    Fixture(
+        "roster.unsatisfiable_skill",
+        _against_roster(_route("skills: [{name: x-ray, min_level: 1}]")),
+        "r.yaml:16:46",
+    ),
+    Fixture(
+        "roster.unsatisfiable_language",
+        _against_roster(_when("case.preferred_language == 'cy'")),
+        "r.yaml:15",
+    ),
+    Fixture(
+        "roster.unsatisfiable_territory", _against_roster(_when("case.region == 'GB'")), "r.yaml:15"
+    ),
+    Fixture(
+        "roster.unsatisfiable_role", _against_roster(_route("roles: [manager]")), "r.yaml:16:44"
     ),
     Fixture(
         "golden.duplicate_name",
