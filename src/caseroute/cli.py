@@ -594,6 +594,51 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def _cmd_rules_diff(args: argparse.Namespace) -> int:
+    import logging
+
+    from caseroute.rules.compiler import load_ruleset
+    from caseroute.rules.diff import diff_rulesets
+    from caseroute.rules.diff_render import diff_as_data, render_diff_markdown, render_diff_text
+
+    # Exit 1 means "they differ" (like diff), so every failure here must be 2, never 1.
+    loaded = []
+    for label, path in (("OLD", args.old), ("NEW", args.new)):
+        try:
+            loaded.append(load_ruleset(path))
+        except RulesetError as exc:
+            errors = [p for p in exc.problems if p.severity is Severity.ERROR]
+            for problem in exc.problems:
+                sys.stderr.write(escape_text(str(problem)) + "\n")
+            sys.stderr.write(
+                escape_text(
+                    f"caseroute: {label} ruleset {path} has {len(errors)} error(s); fix them "
+                    "(`caseroute rules check` lists them) and diff again"
+                )
+                + "\n"
+            )
+    if len(loaded) != 2:  # one of OLD and NEW did not load
+        return EXIT_USAGE
+    try:
+        diff = diff_rulesets(loaded[0], loaded[1])
+    except Exception:  # a diff bug must not read as "they differ" (exit 1)
+        logging.getLogger("caseroute.rules").exception(
+            "diffing %s and %s failed", args.old, args.new
+        )
+        sys.stderr.write(
+            "caseroute: error: caseroute failed while comparing these rulesets (a bug: please "
+            "report it with both files)\n"
+        )
+        return EXIT_USAGE
+    if args.format == "json":
+        sys.stdout.write(safe_json(diff_as_data(diff), indent=2) + "\n")
+    else:
+        render = render_diff_markdown if args.format == "markdown" else render_diff_text
+        for line in render(diff):
+            _out(line)
+    return EXIT_FAILED if diff.differs else EXIT_OK
+
+
 def _cmd_rules_fields(_: argparse.Namespace) -> int:
     from caseroute.rules.fields import CASE_FIELDS
 
@@ -778,6 +823,25 @@ def build_parser() -> argparse.ArgumentParser:
     test.set_defaults(run=_cmd_rules_test)
     fields = rules_sub.add_parser("fields", help="list the fields conditions can read")
     fields.set_defaults(run=_cmd_rules_fields)
+    rules_diff = rules_sub.add_parser(
+        "diff",
+        help="compare two versions of a ruleset (exit 0: same meaning, 1: they differ, 2: error)",
+        description="Compare two versions of a ruleset, rule by rule (matched by id): rules "
+        "added, removed and moved, conditions, actions, priorities, params, signals, "
+        "attributes, constraints, compacts, matching and queues; metadata, descriptions and "
+        "reworded conditions are listed too but do not count as differences. Exit status: 0 "
+        "when the two are identical in meaning, 1 when they differ, 2 when either cannot be "
+        "loaded (its problems are printed with file:line on stderr).",
+    )
+    rules_diff.add_argument("old", type=Path, help="the version before: ruleset directory or file")
+    rules_diff.add_argument("new", type=Path, help="the version after: ruleset directory or file")
+    rules_diff.add_argument(
+        "--format",
+        choices=["text", "json", "markdown"],
+        default="text",
+        help="text (default, one line per change), json, or markdown (a pull-request comment)",
+    )
+    rules_diff.set_defaults(run=_cmd_rules_diff)
 
     audit = sub.add_parser("audit", help="read and verify the decision log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
