@@ -146,6 +146,31 @@ def test_a_multistate_licence_satisfies_a_compact_jurisdiction_and_a_parent_terr
     assert unsatisfiable_requirements(ruleset, roster, "roster.json", DAY) == []
 
 
+def test_requirements_met_only_by_different_agents_are_one_combination_finding() -> None:
+    """An RN with triage 1 and a triage-5 agent without a licence: nobody is both."""
+    rules = (
+        "  - id: crit\n    when: case.patient_location == 'US-TX' and case.intent == 'clinical'"
+        "\n    then: {route: {queue: c, skills: [{name: triage, min_level: 3}]}}\n"
+    )
+    ruleset = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE), "r.yaml")
+    roster = make_roster(
+        make_agent("a1", skills={"triage": 1}),
+        make_agent("a2", skills={"triage": 5}, licences=()),
+    )
+    expected = [
+        _finding(
+            "roster.unsatisfiable_combination",
+            "crit",
+            14,
+            0,
+            "no single agent on roster.json meets all that rule `crit` requires together "
+            "(licence RN valid in US-TX; triage >= 3): each is met by someone, never all by "
+            "one; add such an agent, or relax a requirement",
+        )
+    ]
+    assert expected == unsatisfiable_requirements(ruleset, roster, "roster.json", DAY)
+
+
 def test_the_intent_floor_applies_where_the_condition_pins_the_intent() -> None:
     """A rule with no licence: of its own, pinned to clinical, needs the constraint's RN."""
     rules = "  - id: clin\n    when: case.intent == 'clinical'\n    then: {route: {queue: c}}\n"

@@ -13,6 +13,7 @@ import pytest
 
 from caseroute.audit.masking import Masker, masked_reads
 from caseroute.domain.errors import Problem, RulesetError
+from caseroute.domain.roster import Agent
 from caseroute.engine.satisfiable import unsatisfiable_requirements
 from caseroute.rules.compiler import MAX_RULESET_BYTES, load_ruleset
 from caseroute.rules.golden import load_golden_file
@@ -145,10 +146,11 @@ def _text(text: str) -> Callable[[Path], list[Problem]]:
     return lambda _tmp: _compile(text)
 
 
-def _against_roster(text: str) -> Callable[[Path], list[Problem]]:
-    """Roster findings of a ruleset text against one Texas RN (``make_agent``), on NOW's day."""
+def _against_roster(text: str, *agents: Agent) -> Callable[[Path], list[Problem]]:
+    """Roster findings of a ruleset text against ``agents`` (default: one Texas RN), on NOW."""
+    roster = make_roster(*(agents or (make_agent(),)))
     return lambda _tmp: unsatisfiable_requirements(
-        compile_text(text, "r.yaml"), make_roster(make_agent()), "roster.json", NOW.date()
+        compile_text(text, "r.yaml"), roster, "roster.json", NOW.date()
     )
 
 
@@ -319,6 +321,15 @@ FIXTURES = [
     ),
     Fixture(
         "roster.unsatisfiable_role", _against_roster(_route("roles: [manager]")), "r.yaml:16:44"
+    ),
+    Fixture(
+        "roster.unsatisfiable_combination",
+        _against_roster(
+            _route("licence: [RN], skills: [{name: x-ray, min_level: 1}]"),
+            make_agent("a1"),
+            make_agent("a2", licences=(), skills={"x-ray": 1}),
+        ),
+        "r.yaml:14",
     ),
     Fixture(
         "golden.duplicate_name",

@@ -12,7 +12,9 @@ or ``escalate`` with ``assign``):
 * ``roster.unsatisfiable_skill``: a ``skills:`` entry nobody reaches;
 * ``roster.unsatisfiable_language`` / ``roster.unsatisfiable_territory``: a preferred language
   or region the condition pins, with ``language`` / ``territory`` on, that nobody speaks / covers;
-* ``roster.unsatisfiable_role``: ``roles:`` nobody on the roster has.
+* ``roster.unsatisfiable_role``: ``roles:`` nobody on the roster has;
+* ``roster.unsatisfiable_combination``: each of the above is met by someone, but no single
+  agent meets them all together (an RN here, triage level 3 there).
 
 Status and capacity are not checked (they change by the minute), and neither is anything that
 comes from the case alone (its required skills, an unpinned location, region or language).
@@ -27,7 +29,7 @@ from datetime import date
 
 from caseroute.domain.case import Intent
 from caseroute.domain.errors import Problem, RulesetError, Severity
-from caseroute.domain.roster import Roster
+from caseroute.domain.roster import Agent, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
 from caseroute.engine.roster_index import primary_language
 from caseroute.rules.ir import AllOf, AnyOf, Cond, Leaf, LeafKind, LeafRef
@@ -47,6 +49,7 @@ UNSATISFIABLE_CODES = (
     "roster.unsatisfiable_language",
     "roster.unsatisfiable_territory",
     "roster.unsatisfiable_role",
+    "roster.unsatisfiable_combination",
 )
 
 
@@ -168,17 +171,108 @@ class _Checker:
             return
         where = self.locate.rule(rule)
         leaves = self.ruleset.leaves
-        self._licences(rule, req, where, pinned_values(rule.when, leaves, "case.intent"))
+        before = len(self.findings)
+        intents = pinned_values(rule.when, leaves, "case.intent")
+        self._licences(rule, req, where, intents)
         self._roles(rule, req, where)
         self._skills(rule, req, where)
+        languages = pinned_values(rule.when, leaves, "case.preferred_language") or frozenset()
+        regions = pinned_values(rule.when, leaves, "case.region") or frozenset()
         if req.language:
-            for language in sorted(
-                pinned_values(rule.when, leaves, "case.preferred_language") or ()
-            ):
+            for language in sorted(languages):
                 self._language(rule, language, where)
         if req.territory:
-            for region in sorted(pinned_values(rule.when, leaves, "case.region") or ()):
+            for region in sorted(regions):
                 self._territory(rule, region, where)
+        if len(self.findings) == before:  # each is met by someone; is any agent all of them?
+            self._together(
+                rule,
+                req,
+                where,
+                intents,
+                languages if req.language else frozenset(),
+                regions if req.territory else frozenset(),
+            )
+
+    def _together(
+        self,
+        rule: Rule,
+        req: Requirements,
+        where: _Where,
+        intents: frozenset[str] | None,
+        languages: frozenset[str],
+        regions: frozenset[str],
+    ) -> None:
+        """One finding per licence set and pinned location that no single agent fully meets.
+
+        A pinned language or region counts as met when the agent speaks / covers any of its
+        values: weaker than the case's one value, so every finding is real (none invented).
+        """
+        locations = sorted(
+            pinned_values(rule.when, self.ruleset.leaves, "case.patient_location") or ()
+        )
+        wanted_languages = {primary_language(lang) for lang in languages}
+        accepted: list[tuple[str, ...] | None] = [
+            t for t, _, _ in self._accepted(req, intents, where)
+        ]
+        for types in accepted or [None]:
+            for location in locations if types is not None and locations else [None]:
+                if any(
+                    self._meets(agent, req, types, location, wanted_languages, regions)
+                    for agent in self.roster.agents
+                ):
+                    continue
+                parts = []
+                if types is not None:
+                    valid = f"valid in {location}" if location is not None else "unexpired"
+                    parts.append(f"licence {' or '.join(types)} {valid}")
+                parts += [f"{s.name} >= {s.min_level}" for s in req.skills]
+                if req.roles is not None:
+                    parts.append("role " + " or ".join(sorted(r.value for r in req.roles)))
+                if languages:
+                    parts.append("speaks " + " or ".join(sorted(languages)))
+                if regions:
+                    parts.append("territory covering " + " or ".join(sorted(regions)))
+                if len(parts) < 2:  # one requirement: its own check already passed
+                    continue
+                self.add(
+                    "roster.unsatisfiable_combination",
+                    rule,
+                    where.rule,
+                    f"no single agent on {self.name} meets all that rule `{rule.rule_id}` "
+                    f"requires together ({'; '.join(parts)}): each is met by someone, never "
+                    "all by one; add such an agent, or relax a requirement",
+                )
+
+    def _meets(
+        self,
+        agent: Agent,
+        req: Requirements,
+        types: tuple[str, ...] | None,
+        location: str | None,
+        languages: set[str],
+        regions: frozenset[str],
+    ) -> bool:
+        """Whether one agent meets every statically known requirement (the same predicates)."""
+        if types is not None and not any(
+            lic.type in types
+            and (
+                licence_valid_at(lic, location, self.day, self.compacts)[0]
+                if location is not None
+                else lic.expires_on >= self.day
+            )
+            for lic in agent.licences
+        ):
+            return False
+        if any(agent.skills.get(s.name, -1) < s.min_level for s in req.skills):
+            return False
+        if req.roles is not None and agent.role not in req.roles:
+            return False
+        if languages and not any(primary_language(x) in languages for x in agent.languages):
+            return False
+        return not regions or any(
+            covers(t, region) for t in agent.territories for region in regions
+        )
 
     def _accepted(
         self, req: Requirements, intents: frozenset[str] | None, where: _Where
