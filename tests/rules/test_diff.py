@@ -271,3 +271,53 @@ def test_markdown_code_span_holds_backticks() -> None:
     assert "- `owner`: `tests` -> ``a`b`` (`b.yaml:4`) _(no effect on decisions)_" in (
         render_diff_markdown(diff)
     )
+
+
+COMPACT_HEADER = BASE.replace(
+    "queues:",
+    "compacts:\n"
+    "  - name: NLC\n"
+    "    licence_types: [RN]\n"
+    "    members:\n"
+    "      - {jurisdiction: US-TX, since: 2018-01-19, until: 2019-12-31}\n"
+    "      - {jurisdiction: US-TX, since: 2021-01-01}\n"
+    "queues:",
+)
+
+
+def test_member_listed_twice_first_period_changed() -> None:
+    """A jurisdiction with two membership periods: a change to the first one is a change."""
+    changed = COMPACT_HEADER.replace("until: 2019-12-31", "until: 2020-12-31")
+    diff = diff_rulesets(_variant(COMPACT_HEADER, "a.yaml"), _variant(changed, "b.yaml"))
+    expected = [
+        (
+            "NLC",
+            "members.US-TX",
+            [
+                {"since": "2018-01-19", "until": "2019-12-31"},
+                {"since": "2021-01-01", "until": None},
+            ],
+            [
+                {"since": "2018-01-19", "until": "2020-12-31"},
+                {"since": "2021-01-01", "until": None},
+            ],
+            "b.yaml:12",
+        )
+    ]
+    assert expected == [
+        (c.subject, c.field, c.old, c.new, c.location) for c in diff.semantic_changes
+    ]
+
+
+def test_compact_named_twice_first_changed() -> None:
+    """Two compacts with one name: a change to the first is a change, not hidden by the second."""
+    twice = COMPACT_HEADER.replace(
+        "queues:",
+        "  - name: NLC\n    licence_types: [LPN]\n"
+        "    members: [{jurisdiction: US-AZ, since: 2018-01-19}]\n"
+        "queues:",
+    )
+    changed = twice.replace("licence_types: [RN]", "licence_types: [APRN]")
+    diff = diff_rulesets(_variant(twice, "a.yaml"), _variant(changed, "b.yaml"))
+    expected = [("NLC", "licence_types", ["RN"], ["APRN"])]
+    assert expected == [(c.subject, c.field, c.old, c.new) for c in diff.semantic_changes]

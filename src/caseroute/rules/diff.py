@@ -385,38 +385,49 @@ def _member(since: date, until: date | None) -> JsonValue:
     return {"since": since.isoformat(), "until": until.isoformat() if until else None}
 
 
+def _by_occurrence(compacts: Sequence[Compact]) -> dict[str, Compact]:
+    """Compacts by name; a name used again is keyed ``name#2``, ``name#3``.
+
+    The schema allows a name twice, and the second must not hide a change to the first.
+    """
+    out: dict[str, Compact] = {}
+    for compact in compacts:
+        key, n = compact.name, 1
+        while key in out:
+            n += 1
+            key = f"{compact.name}#{n}"
+        out[key] = compact
+    return out
+
+
 def _diff_compacts(out: _Collector, old: Sequence[Compact], new: Sequence[Compact]) -> None:
-    old_by_name = {c.name: c for c in old}
-    new_by_name = {c.name: c for c in new}
-    for compact in new:
+    old_by_key = _by_occurrence(old)
+    new_by_key = _by_occurrence(new)
+    for key, compact in new_by_key.items():
         where: tuple[str | tuple[str, str], ...] = ("compacts", ("name", compact.name))
-        before = old_by_name.get(compact.name)
+        before = old_by_key.get(key)
         if before is None:
-            out.add(
-                Section.COMPACTS, ChangeKind.ADDED, compact.name, "", None, _compact(compact), where
-            )
+            out.add(Section.COMPACTS, ChangeKind.ADDED, key, "", None, _compact(compact), where)
             continue
-        types_old, types_new = (
-            to_json_value(before.licence_types),
-            to_json_value(compact.licence_types),
-        )
+        types_old = to_json_value(before.licence_types)
+        types_new = to_json_value(compact.licence_types)
         if not _same(types_old, types_new):
             out.add(
                 Section.COMPACTS,
                 ChangeKind.CHANGED,
-                compact.name,
+                key,
                 "licence_types",
                 types_old,
                 types_new,
                 (*where, "licence_types"),
             )
-        _diff_members(out, before, compact)
-    for compact in old:
-        if compact.name not in new_by_name:
+        _diff_members(out, key, before, compact)
+    for key, compact in old_by_key.items():
+        if key not in new_by_key:
             out.add(
                 Section.COMPACTS,
                 ChangeKind.REMOVED,
-                compact.name,
+                key,
                 "",
                 _compact(compact),
                 None,
@@ -431,48 +442,52 @@ def _compact(compact: Compact) -> JsonValue:
     }
 
 
-def _diff_members(out: _Collector, old: Compact, new: Compact) -> None:
-    # A jurisdiction listed twice keeps its last period here; the schema allows it, rarely used.
-    before = {m.jurisdiction: m for m in old.members}
-    after = {m.jurisdiction: m for m in new.members}
+def _periods(compact: Compact) -> dict[str, list[JsonValue]]:
+    """Membership periods per jurisdiction, in file order (one may be listed twice)."""
+    out: dict[str, list[JsonValue]] = {}
+    for m in compact.members:
+        out.setdefault(m.jurisdiction, []).append(_member(m.since, m.until))
+    return out
+
+
+def _diff_members(out: _Collector, key: str, old: Compact, new: Compact) -> None:
+    before, after = _periods(old), _periods(new)
     base: tuple[str | tuple[str, str], ...] = ("compacts", ("name", new.name), "members")
-    for where, member in after.items():
+    for where, periods in after.items():
         at = (*base, ("jurisdiction", where))
         prior = before.get(where)
         if prior is None:
+            value = periods[0] if len(periods) == 1 else periods
+            out.add(Section.COMPACTS, ChangeKind.ADDED, key, f"members.{where}", None, value, at)
+        elif len(prior) == 1 and len(periods) == 1:
+            a, b = prior[0], periods[0]
+            assert isinstance(a, dict)  # noqa: S101 - built by _member
+            assert isinstance(b, dict)  # noqa: S101 - built by _member
+            for name in ("since", "until"):
+                if a[name] != b[name]:
+                    out.add(
+                        Section.COMPACTS,
+                        ChangeKind.CHANGED,
+                        key,
+                        f"members.{where}.{name}",
+                        a[name],
+                        b[name],
+                        (*at, name),
+                    )
+        elif not _same(prior, periods):  # listed more than once: all its periods, old and new
             out.add(
-                Section.COMPACTS,
-                ChangeKind.ADDED,
-                new.name,
-                f"members.{where}",
-                None,
-                _member(member.since, member.until),
-                at,
+                Section.COMPACTS, ChangeKind.CHANGED, key, f"members.{where}", prior, periods, at
             )
-            continue
-        for name, a, b in (
-            ("since", prior.since, member.since),
-            ("until", prior.until, member.until),
-        ):
-            if a != b:
-                out.add(
-                    Section.COMPACTS,
-                    ChangeKind.CHANGED,
-                    new.name,
-                    f"members.{where}.{name}",
-                    to_json_value(a),
-                    to_json_value(b),
-                    (*at, name),
-                )
     old_base: tuple[str | tuple[str, str], ...] = ("compacts", ("name", old.name), "members")
-    for where, member in before.items():
+    for where, periods in before.items():
         if where not in after:
+            value = periods[0] if len(periods) == 1 else periods
             out.add(
                 Section.COMPACTS,
                 ChangeKind.REMOVED,
-                old.name,
+                key,
                 f"members.{where}",
-                _member(member.since, member.until),
+                value,
                 None,
                 (*old_base, ("jurisdiction", where)),
             )
