@@ -213,7 +213,7 @@ def test_insertion_moves_nothing() -> None:
 
 
 def test_swapped_rules_report_one_move() -> None:
-    """Two adjacent rules swapped: one of them is reported moved, with both positions."""
+    """Two adjacent rules swapped: one of them (the later one) is reported moved, both positions."""
     swapped = BASE.replace(
         "  - id: clinical\n    when: case.intent == 'clinical'\n"
         "    then: {route: {queue: clinical, licence: [RN]}}\n",
@@ -224,7 +224,7 @@ def test_swapped_rules_report_one_move() -> None:
         "    then: {route: {queue: clinical, licence: [RN]}}\n  - id: rest\n",
     )
     diff = diff_rulesets(_variant(BASE, "a.yaml"), _variant(swapped, "b.yaml"))
-    expected = [("clinical", ChangeKind.MOVED, 2, 3, "b.yaml:17")]
+    expected = [("billing", ChangeKind.MOVED, 3, 2, "b.yaml:14")]
     assert expected == [
         (c.subject, c.kind, c.old, c.new, c.location) for c in diff.changes if c.semantic
     ]

@@ -16,6 +16,7 @@ by ``rule_id``.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -540,30 +541,32 @@ def _action(action: Action) -> tuple[str, dict[str, JsonValue]]:
 def _moved(old_ids: Sequence[str], new_ids: Sequence[str]) -> set[str]:
     """Rules whose order relative to the other common rules changed.
 
-    The longest common subsequence of the two orders stays put; every other common rule moved.
-    An insertion or removal shifts positions without moving anything.
+    The longest run of common rules that keeps its order stays put; every other common rule
+    moved, so an insertion or removal shifts positions without moving anything. Rule ids are
+    unique, so this is the longest increasing subsequence of the old positions taken in the
+    new order: O(n log n), for a ruleset of thousands of rules too.
     """
-    common = set(old_ids) & set(new_ids)
-    a = [r for r in old_ids if r in common]
-    b = [r for r in new_ids if r in common]
-    lengths = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
-    for i in range(len(a) - 1, -1, -1):
-        for j in range(len(b) - 1, -1, -1):
-            lengths[i][j] = (
-                lengths[i + 1][j + 1] + 1
-                if a[i] == b[j]
-                else max(lengths[i + 1][j], lengths[i][j + 1])
-            )
-    kept, i, j = set(), 0, 0
-    while i < len(a) and j < len(b):
-        if a[i] == b[j]:
-            kept.add(a[i])
-            i, j = i + 1, j + 1
-        elif lengths[i + 1][j] >= lengths[i][j + 1]:
-            i += 1
+    old_index = {rule_id: i for i, rule_id in enumerate(old_ids)}
+    common = [r for r in new_ids if r in old_index]
+    tails: list[int] = []  # tails[k]: index in ``common`` ending the best run of length k + 1
+    tail_positions: list[int] = []  # the old position of each of ``tails`` (sorted)
+    before: list[int] = []  # before[i]: the previous element of the best run ending at i
+    for i, rule_id in enumerate(common):
+        position = old_index[rule_id]
+        k = bisect_left(tail_positions, position)
+        before.append(tails[k - 1] if k else -1)
+        if k == len(tails):
+            tails.append(i)
+            tail_positions.append(position)
         else:
-            j += 1
-    return common - kept
+            tails[k] = i
+            tail_positions[k] = position
+    kept: set[str] = set()
+    i = tails[-1] if tails else -1
+    while i >= 0:
+        kept.add(common[i])
+        i = before[i]
+    return set(common) - kept
 
 
 def _diff_rules(out: _Collector, old: CompiledRuleset, new: CompiledRuleset) -> None:
