@@ -594,6 +594,62 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def _cmd_rules_fmt(args: argparse.Namespace) -> int:
+    import difflib
+    import logging
+
+    from caseroute.rules.compiler import ruleset_file
+    from caseroute.rules.fmt import format_file, write_atomically
+
+    changed = refused = False
+    for given in args.paths:
+        path = ruleset_file(given)
+        try:
+            original, formatted = format_file(path)
+        except RulesetError as exc:  # never round-trip a file the loader refuses
+            for problem in exc.problems:
+                _out(str(problem))
+            _out(f"{path}: not formatted: fix the problems above and re-run")
+            refused = True
+            continue
+        except Exception:  # a formatter bug must not stop the other paths
+            logging.getLogger("caseroute.rules").exception("formatting %s failed", path)
+            _out(
+                f"{path}: error: caseroute failed while formatting this ruleset (a bug: please "
+                "report it with the file); the file is unchanged"
+            )
+            refused = True
+            continue
+        if original == formatted:
+            continue
+        changed = True
+        if args.check:
+            _out(f"{path}: would reformat")
+        else:
+            try:
+                write_atomically(path, formatted)
+            except OSError as exc:
+                _out(
+                    f"{path}: cannot write the formatted file: "
+                    f"{exc.strerror or type(exc).__name__}; the file is unchanged"
+                )
+                refused = True
+                continue
+            _out(f"{path}: reformatted")
+        if args.diff:
+            for line in difflib.unified_diff(
+                original.splitlines(),
+                formatted.splitlines(),
+                f"{path}",
+                f"{path} (formatted)",
+                lineterm="",
+            ):
+                _out(line)
+    if refused:
+        return EXIT_USAGE
+    return EXIT_FAILED if changed and args.check else EXIT_OK
+
+
 def _cmd_rules_diff(args: argparse.Namespace) -> int:
     import logging
 
@@ -821,6 +877,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_format(test)
     test.set_defaults(run=_cmd_rules_test)
+    fmt = rules_sub.add_parser(
+        "fmt",
+        help="rewrite rulesets in the canonical layout, keeping comments",
+        description="Rewrite each ruleset in one canonical layout (key order, 2-space indent, "
+        "conditions quoted only when needed), keeping comments and meaning. A file that does "
+        "not load is refused with its problems (exit 2). Exit 1 with --check if any would "
+        "change.",
+    )
+    fmt.add_argument("paths", type=Path, nargs="+", help="ruleset directories or files")
+    fmt.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; list the files that would change and exit 1 if any would",
+    )
+    fmt.add_argument("--diff", action="store_true", help="also print a unified diff per change")
+    fmt.set_defaults(run=_cmd_rules_fmt)
     fields = rules_sub.add_parser("fields", help="list the fields conditions can read")
     fields.set_defaults(run=_cmd_rules_fields)
     rules_diff = rules_sub.add_parser(

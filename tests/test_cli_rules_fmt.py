@@ -1,0 +1,208 @@
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from caseroute.cli import main
+from caseroute.rules.fmt import format_text
+from caseroute.testing import REFERENCE_RULESET
+
+SMALL = """\
+ruleset: test
+version: "1"
+description: test ruleset
+owner: tests
+constraints:
+  safeguarding: {flag: safeguarding, queue: safeguarding}
+  licence: {clinical: [RN]}
+rules:
+  - id: safeguarding
+    when: "'safeguarding' in case.flags"
+    then: {escalate: {queue: safeguarding, reason: safeguarding_concern}}
+  - id: rest
+    when: true
+    then: {exception: {queue: exceptions, reason: rest}}
+"""
+UNFORMATTED = SMALL.replace("owner: tests\n", "owner: tests   \n").replace(
+    "when: \"'safeguarding' in case.flags\"", "when: '''safeguarding'' in case.flags'"
+)
+
+
+def _write(tmp_path: Path, text: str, name: str = "ruleset.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_check_on_the_reference_ruleset_passes_silently(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`rules fmt --check` on the shipped reference: already canonical, exit 0, no output."""
+    assert (main(["rules", "fmt", "--check", str(REFERENCE_RULESET)]), capsys.readouterr().out) == (
+        0,
+        "",
+    )
+
+
+def test_check_lists_a_file_that_would_change_and_leaves_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--check: exit 1, names the file, writes nothing."""
+    path = _write(tmp_path, UNFORMATTED)
+    code = main(["rules", "fmt", "--check", str(path)])
+    assert (code, capsys.readouterr().out, path.read_text()) == (
+        1,
+        f"{path}: would reformat\n",
+        UNFORMATTED,
+    )
+
+
+def test_check_with_diff_prints_a_unified_diff(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--check --diff: the file name, then a unified diff of exactly the lines that change."""
+    path = _write(tmp_path, UNFORMATTED)
+    code = main(["rules", "fmt", "--check", "--diff", str(path)])
+    expected = f"""\
+{path}: would reformat
+--- {path}
++++ {path} (formatted)
+@@ -1,13 +1,13 @@
+ ruleset: test
+ version: "1"
+ description: test ruleset
+-owner: tests   \n\
++owner: tests
+ constraints:
+   safeguarding: {{flag: safeguarding, queue: safeguarding}}
+   licence: {{clinical: [RN]}}
+ rules:
+   - id: safeguarding
+-    when: '''safeguarding'' in case.flags'
++    when: "'safeguarding' in case.flags"
+     then: {{escalate: {{queue: safeguarding, reason: safeguarding_concern}}}}
+   - id: rest
+     when: true
+"""
+    assert (code, capsys.readouterr().out) == (1, expected)
+
+
+def test_without_check_rewrites_in_place_keeping_the_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --check the file gets the canonical text, its mode is kept, exit 0."""
+    path = _write(tmp_path, UNFORMATTED)
+    path.chmod(0o640)
+    code = main(["rules", "fmt", str(path)])
+    assert (
+        code,
+        capsys.readouterr().out,
+        path.read_text(),
+        stat.S_IMODE(path.stat().st_mode),
+        sorted(p.name for p in tmp_path.iterdir()),
+    ) == (0, f"{path}: reformatted\n", SMALL, 0o640, ["ruleset.yaml"])
+
+
+def test_a_ruleset_directory_formats_its_ruleset_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A directory argument means its ruleset.yaml, as in `rules check`."""
+    path = _write(tmp_path, UNFORMATTED)
+    code = main(["rules", "fmt", str(tmp_path)])
+    assert (code, capsys.readouterr().out, path.read_text()) == (
+        0,
+        f"{path}: reformatted\n",
+        SMALL,
+    )
+
+
+def test_second_run_finds_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """After fmt, `fmt --check` passes: the command is idempotent end to end."""
+    path = _write(tmp_path, UNFORMATTED)
+    main(["rules", "fmt", str(path)])
+    capsys.readouterr()
+    assert (main(["rules", "fmt", "--check", str(path)]), capsys.readouterr().out) == (0, "")
+
+
+def test_a_file_that_does_not_load_is_refused_with_its_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hostile YAML: every problem with file:line and code, exit 2, the file untouched."""
+    hostile = SMALL.replace("owner: tests", "owner: &who tests\nx: *who")
+    path = _write(tmp_path, hostile)
+    code = main(["rules", "fmt", str(path)])
+    out = capsys.readouterr().out
+    assert (code, out.splitlines()[-1], path.read_text()) == (
+        2,
+        f"{path}: not formatted: fix the problems above and re-run",
+        hostile,
+    )
+    assert [line.split(" ")[:3] for line in out.splitlines()[:-1]] == [
+        [f"{path}:4:8:", "error", "yaml.anchor_not_allowed:"],
+        [f"{path}:5:4:", "error", "yaml.anchor_not_allowed:"],
+    ]
+
+
+def test_a_refused_file_does_not_stop_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With several paths, a broken one is reported and the rest are still formatted (exit 2)."""
+    broken = _write(tmp_path, "ruleset: [\n", "broken.yaml")
+    good = _write(tmp_path, UNFORMATTED)
+    code = main(["rules", "fmt", str(broken), str(good)])
+    out = capsys.readouterr().out
+    assert (code, out.splitlines()[-1], good.read_text()) == (
+        2,
+        f"{good}: reformatted",
+        SMALL,
+    )
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A path that does not exist: source.unreadable, exit 2."""
+    path = tmp_path / "nope.yaml"
+    code = main(["rules", "fmt", "--check", str(path)])
+    assert (code, capsys.readouterr().out) == (
+        2,
+        (
+            f"{path}: error source.unreadable: cannot read file: No such file or directory; "
+            f"check the path\n{path}: not formatted: fix the problems above and re-run\n"
+        ),
+    )
+
+
+def test_a_write_failure_is_reported_and_the_file_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rewrite that cannot be written says so, without exception text or a traceback."""
+    from caseroute.rules import fmt
+
+    path = _write(tmp_path, UNFORMATTED)
+
+    def fail(*_: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(fmt, "write_atomically", fail)
+    code = main(["rules", "fmt", str(path)])
+    assert (code, capsys.readouterr().out, path.read_text()) == (
+        2,
+        f"{path}: cannot write the formatted file: Permission denied; the file is unchanged\n",
+        UNFORMATTED,
+    )
+
+
+def test_reference_copy_formats_to_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Formatting a copy of the reference ruleset directory leaves it byte-identical."""
+    copy = tmp_path / "patient-enquiries"
+    shutil.copytree(REFERENCE_RULESET, copy)
+    before = (copy / "ruleset.yaml").read_bytes()
+    assert (main(["rules", "fmt", str(copy)]), (copy / "ruleset.yaml").read_bytes()) == (0, before)
+    assert capsys.readouterr().out == ""
+
+
+def test_small_fixture_is_canonical() -> None:
+    """The expected output used above is itself the canonical layout."""
+    assert format_text(SMALL, "small.yaml") == SMALL
