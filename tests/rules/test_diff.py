@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from caseroute.rules import model
 from caseroute.rules.compiler import load_ruleset
 from caseroute.rules.diff import (
     COMPARED_FIELDS,
@@ -321,3 +322,44 @@ def test_compact_named_twice_first_changed() -> None:
     diff = diff_rulesets(_variant(twice, "a.yaml"), _variant(changed, "b.yaml"))
     expected = [("NLC", "licence_types", ["RN"], ["APRN"])]
     assert expected == [(c.subject, c.field, c.old, c.new) for c in diff.semantic_changes]
+
+
+def test_every_compared_part_has_known_fields() -> None:
+    """The parts the diff reads field by field have these fields; a new one fails here first."""
+    expected = {
+        "Rule": {"rule_id", "description", "when", "when_text", "action", "priority", "line"},
+        "RouteAction": {"queue", "requirements", "reason"},
+        "EscalateAction": {"queue", "level", "reason", "assign"},
+        "ExceptionAction": {"queue", "reason"},
+        "Requirements": {
+            "licence_types",
+            "skills",
+            "case_skills",
+            "territory",
+            "language",
+            "roles",
+        },
+        "Constraints": {
+            "safeguarding_flag",
+            "safeguarding_queue",
+            "consent_flag",
+            "licence_by_intent",
+        },
+        "SignalSettings": {"sla_at_risk_minutes", "negative_sentiment", "sentiment_window"},
+        "Compact": {"name", "licence_types", "members"},
+        "CompactMember": {"jurisdiction", "since", "until"},
+    }
+    assert expected == {
+        kind.__name__: {f.name for f in fields(kind)}
+        for kind in (
+            model.Rule,
+            model.RouteAction,
+            model.EscalateAction,
+            model.ExceptionAction,
+            model.Requirements,
+            model.Constraints,
+            model.SignalSettings,
+            model.Compact,
+            model.CompactMember,
+        )
+    }
