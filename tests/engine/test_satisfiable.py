@@ -234,3 +234,32 @@ def test_pinned_values_follow_and_or_and_stop_at_not() -> None:
     ruleset = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE), "r.yaml")
     pinned = [pinned_values(r.when, ruleset.leaves, "case.region") for r in ruleset.rules[1:4]]
     assert [frozenset({"Y"}), None, None] == pinned
+
+
+def test_a_combination_names_every_requirement_and_ignores_what_is_not_pinned() -> None:
+    """Licence for an intent without a floor, role, language and region: nobody has all four."""
+    rules = (
+        "  - id: es\n"
+        "    when: \"case.intent == 'general' and case.preferred_language == 'es' and "
+        "case.region == 'US-TX' and case.patient_location != 'US-CA'\"\n"
+        "    then: {escalate: {queue: g, reason: r, assign: {licence: [RN], roles: [senior]}}}\n"
+    )
+    ruleset = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE), "r.yaml")
+    roster = make_roster(  # each fails exactly one: role, licence, language, territory
+        make_agent("a1", languages=frozenset({"es-mx"})),
+        make_agent("a2", role=Role.SENIOR, languages=frozenset({"es"}), licences=()),
+        make_agent("a3", role=Role.SENIOR),
+        make_agent("a4", role=Role.SENIOR, languages=frozenset({"es"}), territories=frozenset()),
+    )
+    expected = [
+        _finding(
+            "roster.unsatisfiable_combination",
+            "es",
+            14,
+            0,
+            "no single agent on roster.json meets all that rule `es` requires together "
+            "(licence RN unexpired; role senior; speaks es; territory covering US-TX): each is "
+            "met by someone, never all by one; add such an agent, or relax a requirement",
+        )
+    ]
+    assert expected == unsatisfiable_requirements(ruleset, roster, "roster.json", DAY)
