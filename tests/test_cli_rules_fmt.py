@@ -206,3 +206,34 @@ def test_reference_copy_formats_to_itself(
 def test_small_fixture_is_canonical() -> None:
     """The expected output used above is itself the canonical layout."""
     assert format_text(SMALL, "small.yaml") == SMALL
+
+
+def test_json_format_reports_each_path_for_ci(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--format json: one document with each path's status and problems, nothing else."""
+    import json
+
+    broken = _write(tmp_path, "ruleset: [\n", "broken.yaml")
+    messy = _write(tmp_path, UNFORMATTED)
+    code = main(
+        [
+            "rules",
+            "fmt",
+            "--check",
+            "--format",
+            "json",
+            str(REFERENCE_RULESET),
+            str(messy),
+            str(broken),
+        ]
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert (code, data["command"], data["check"], data["ok"]) == (2, "rules fmt", True, False)
+    assert [
+        (p["path"], p["status"], [q["code"] for q in p["problems"]]) for p in data["paths"]
+    ] == [
+        (str(REFERENCE_RULESET / "ruleset.yaml"), "unchanged", []),
+        (str(messy), "would_reformat", []),
+        (str(broken), "refused", ["yaml.syntax"]),
+    ]

@@ -601,53 +601,73 @@ def _cmd_rules_fmt(args: argparse.Namespace) -> int:
     from caseroute.rules.compiler import ruleset_file
     from caseroute.rules.fmt import format_file, write_atomically
 
+    as_json = args.format == "json"
+    show = (lambda _line: None) if as_json else _out
     changed = refused = False
+    reports: list[dict[str, object]] = []
     for given in args.paths:
         path = ruleset_file(given)
+        report: dict[str, object] = {"path": str(path), "status": "refused", "problems": []}
+        reports.append(report)
         try:
             original, formatted = format_file(path)
         except RulesetError as exc:  # never round-trip a file the loader refuses
             for problem in exc.problems:
-                _out(str(problem))
-            _out(f"{path}: not formatted: fix the problems above and re-run")
+                show(str(problem))
+            show(f"{path}: not formatted: fix the problems above and re-run")
+            report["problems"] = [_problem_data(p) for p in exc.problems]
             refused = True
             continue
         except Exception:  # a formatter bug must not stop the other paths
             logging.getLogger("caseroute.rules").exception("formatting %s failed", path)
-            _out(
-                f"{path}: error: caseroute failed while formatting this ruleset (a bug: please "
-                "report it with the file); the file is unchanged"
+            message = (
+                "caseroute failed while formatting this ruleset (a bug: please report it with "
+                "the file); the file is unchanged"
             )
+            show(f"{path}: error: {message}")
+            report["problems"] = [_problem_data(Problem("fmt.internal", message, str(path)))]
             refused = True
             continue
         if original == formatted:
+            report["status"] = "unchanged"
             continue
         changed = True
         if args.check:
-            _out(f"{path}: would reformat")
+            show(f"{path}: would reformat")
+            report["status"] = "would_reformat"
         else:
             try:
                 write_atomically(path, formatted)
             except OSError as exc:
-                _out(
-                    f"{path}: cannot write the formatted file: "
-                    f"{exc.strerror or type(exc).__name__}; the file is unchanged"
+                message = (
+                    f"cannot write the formatted file: {exc.strerror or type(exc).__name__}; "
+                    "the file is unchanged"
                 )
+                show(f"{path}: {message}")
+                report["problems"] = [_problem_data(Problem("fmt.unwritable", message, str(path)))]
                 refused = True
                 continue
-            _out(f"{path}: reformatted")
+            show(f"{path}: reformatted")
+            report["status"] = "reformatted"
         if args.diff:
-            for line in difflib.unified_diff(
-                original.splitlines(),
-                formatted.splitlines(),
-                f"{path}",
-                f"{path} (formatted)",
-                lineterm="",
-            ):
-                _out(line)
-    if refused:
-        return EXIT_USAGE
-    return EXIT_FAILED if changed and args.check else EXIT_OK
+            diff = list(
+                difflib.unified_diff(
+                    original.splitlines(),
+                    formatted.splitlines(),
+                    f"{path}",
+                    f"{path} (formatted)",
+                    lineterm="",
+                )
+            )
+            for line in diff:
+                show(line)
+            report["diff"] = "\n".join(diff) + "\n"
+    status = EXIT_USAGE if refused else EXIT_FAILED if changed and args.check else EXIT_OK
+    if as_json:
+        _print_json(
+            {"command": "rules fmt", "check": args.check, "ok": status == EXIT_OK, "paths": reports}
+        )
+    return status
 
 
 def _cmd_rules_diff(args: argparse.Namespace) -> int:
@@ -892,6 +912,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="write nothing; list the files that would change and exit 1 if any would",
     )
     fmt.add_argument("--diff", action="store_true", help="also print a unified diff per change")
+    fmt.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text for people (default), or one JSON document on stdout for CI: per path its "
+        "status (unchanged, would_reformat, reformatted, refused), problems and, with --diff, "
+        "the diff",
+    )
     fmt.set_defaults(run=_cmd_rules_fmt)
     fields = rules_sub.add_parser("fields", help="list the fields conditions can read")
     fields.set_defaults(run=_cmd_rules_fields)
