@@ -387,3 +387,17 @@ def test_reindented_reference_formats_back_to_the_reference(
 ) -> None:
     """Without reordering, any indentation of the reference formats back to its exact bytes."""
     assert format_text(_reindent(REFERENCE_TEXT, *indent, quote=True), "r.yaml") == REFERENCE_TEXT
+
+
+def test_write_atomically_through_a_symlink_replaces_the_target(tmp_path: Path) -> None:
+    """A symlinked ruleset stays a symlink; the file it points at gets the new text."""
+    target = tmp_path / "v1.yaml"
+    target.write_text("old\n")
+    link = tmp_path / "ruleset.yaml"
+    link.symlink_to(target.name)
+    write_atomically(link, "new\n")
+    assert (link.is_symlink(), target.read_text(), sorted(p.name for p in tmp_path.iterdir())) == (
+        True,
+        "new\n",
+        ["ruleset.yaml", "v1.yaml"],
+    )

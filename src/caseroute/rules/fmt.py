@@ -410,6 +410,8 @@ def write_atomically(path: Path, text: str) -> None:
     original file's mode and is renamed over it, so a reader (or a crash) sees the old file or
     the new one, never half of one.
 
+    A symbolic link is followed: the file it points at is replaced and the link stays a link.
+
     Args:
         path: The file to replace.
         text: Its new content (written as UTF-8).
@@ -417,6 +419,7 @@ def write_atomically(path: Path, text: str) -> None:
     Raises:
         OSError: If the file cannot be written; the original is then unchanged.
     """
+    path = path.resolve()
     mode = stat.S_IMODE(path.stat().st_mode)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
