@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from caseroute.cli import main
+from caseroute.rules import compiler
 from caseroute.rules import diff as diff_module
 from caseroute.rules.compiler import load_ruleset
 from caseroute.rules.diff import diff_rulesets
@@ -230,3 +231,31 @@ def test_help_states_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
         "1 when they differ" in text,
         "2 when either cannot be loaded" in text,
     )
+
+
+def test_a_loader_failure_is_exit_2_not_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error while loading a version exits 2 with a message, not a traceback."""
+
+    def broken(_: Path) -> None:
+        raise RuntimeError("loader bug")
+
+    monkeypatch.setattr(compiler, "load_ruleset", broken)
+    old = _write(tmp_path / "old", BASE)
+    code, out, err = _diff(capsys, str(old), str(old))
+    expected = (
+        2,
+        "",
+        [
+            (
+                f"caseroute: error: caseroute failed while loading the OLD ruleset {old} (a bug: "
+                "please report it with the file)"
+            ),
+            (
+                f"caseroute: error: caseroute failed while loading the NEW ruleset {old} (a bug: "
+                "please report it with the file)"
+            ),
+        ],
+    )
+    assert expected == (code, out, err.splitlines())

@@ -1,6 +1,7 @@
 """The ``caseroute`` command: serve, decide, check and test rulesets, read the decision log.
 
 Exit codes: 0 success; 1 the ruleset has errors or golden cases failed; 2 bad usage or input.
+``rules diff`` is like ``diff``: 0 the same in meaning, 1 they differ, 2 an error.
 """
 
 from __future__ import annotations
@@ -690,6 +691,15 @@ def _cmd_rules_diff(args: argparse.Namespace) -> int:
                 escape_text(
                     f"caseroute: {label} ruleset {path} has {len(errors)} error(s); fix them "
                     "(`caseroute rules check` lists them) and diff again"
+                )
+                + "\n"
+            )
+        except Exception:  # a loader bug must not read as "they differ" (exit 1)
+            logging.getLogger("caseroute.rules").exception("loading %s failed", path)
+            sys.stderr.write(
+                escape_text(
+                    f"caseroute: error: caseroute failed while loading the {label} ruleset "
+                    f"{path} (a bug: please report it with the file)"
                 )
                 + "\n"
             )
