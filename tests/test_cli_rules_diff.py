@@ -106,7 +106,7 @@ def test_markdown_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
             "",
             "#### metadata",
             "",
-            f"- `version`: `1` -> `2` (`{new}/ruleset.yaml:2`) _(no effect on decisions)_",
+            f'- `version`: `"1"` -> `"2"` (`{new}/ruleset.yaml:2`) _(no effect on decisions)_',
             f"- `sha256`: `{old_sha}` -> `{new_sha}` _(no effect on decisions)_",
             "",
             "#### rules",

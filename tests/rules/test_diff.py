@@ -16,7 +16,7 @@ from caseroute.rules.diff import (
     Section,
     diff_rulesets,
 )
-from caseroute.rules.diff_render import render_diff_markdown, render_diff_text
+from caseroute.rules.diff_render import describe_change, render_diff_markdown, render_diff_text
 from caseroute.rules.model import CompiledRuleset
 from caseroute.testing import (
     CATCH_ALL_RULE,
@@ -363,3 +363,19 @@ def test_every_compared_part_has_known_fields() -> None:
             model.CompactMember,
         )
     }
+
+
+def test_text_tells_a_string_from_a_number_boolean_or_none() -> None:
+    """A string that reads as a number, boolean or (none) is quoted, so `"1" -> 1` shows."""
+    old = BASE.replace(
+        "owner: tests\n", 'owner: tests\nparams: {a: "1", b: "true", c: "(none)", d: x->y}\n'
+    )
+    new = BASE.replace("owner: tests\n", "owner: tests\nparams: {a: 1, b: true, c: none, d: z}\n")
+    diff = diff_rulesets(_variant(old, "a.yaml"), _variant(new, "b.yaml"))
+    expected = [
+        'a: "1" -> 1',
+        'b: "true" -> true',
+        'c: "(none)" -> none',
+        'd: "x->y" -> z',
+    ]
+    assert expected == [describe_change(c) for c in diff.semantic_changes]

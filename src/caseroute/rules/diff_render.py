@@ -22,7 +22,11 @@ from caseroute.rules.diff import (
     changes_in,
 )
 
-_PLAIN = re.compile(r"[^\s,\[\]{}:\"'#]+")
+_PLAIN = re.compile(r"[^\s,\[\]{}():<>\"'#]+")
+_NOT_TEXT = re.compile(  # text that would read as a boolean, nothing, or a number
+    r"true|false|null|~|[-+]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?|[-+]?\.(inf|nan)",
+    re.IGNORECASE,
+)
 _MARK = {
     ChangeKind.ADDED: "+",
     ChangeKind.REMOVED: "-",
@@ -34,7 +38,12 @@ NOT_SEMANTIC = "no effect on decisions"
 
 
 def flow(value: JsonValue) -> str:
-    """A value in YAML flow style; text with spaces or punctuation in double quotes."""
+    """A value in YAML flow style.
+
+    Text is double-quoted when it holds spaces or punctuation, or would read as something else
+    (``"1"``, ``"true"``, ``"(none)"``), so a string never looks like a number, boolean or
+    nothing.
+    """
     if value is None:
         return "(none)"
     if isinstance(value, bool):
@@ -44,7 +53,8 @@ def flow(value: JsonValue) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        return value if _PLAIN.fullmatch(value) else json.dumps(value, ensure_ascii=False)
+        plain = _PLAIN.fullmatch(value) and not _NOT_TEXT.fullmatch(value)
+        return value if plain else json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(flow(v) for v in value) + "]"
     return "{" + ", ".join(f"{k}: {flow(v)}" for k, v in value.items()) + "}"
