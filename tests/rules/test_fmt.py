@@ -364,7 +364,7 @@ def _variants(draw: st.DrawFn) -> str:
     )
 
 
-@settings(max_examples=30)
+@settings(max_examples=20)
 @given(_variants())
 def test_formatting_variants_keeps_meaning_and_is_idempotent(variant: str) -> None:
     """Variants of the reference: same meaning, idempotent, ordered, comments kept, no blanks."""
@@ -400,4 +400,44 @@ def test_write_atomically_through_a_symlink_replaces_the_target(tmp_path: Path) 
         True,
         "new\n",
         ["ruleset.yaml", "v1.yaml"],
+    )
+
+
+_EDIT = st.tuples(
+    st.sampled_from(["duplicate", "delete", "swap", "indent", "comment", "blank"]),
+    st.integers(0, 10_000),
+    st.integers(0, 8),
+)
+
+
+@settings(max_examples=30)
+@given(st.lists(_EDIT, min_size=1, max_size=4))
+def test_line_edits_that_still_load_format_to_the_same_meaning(
+    edits: list[tuple[str, int, int]],
+) -> None:
+    """Random line edits of the reference that still load: fmt is idempotent, keeps meaning."""
+    lines = REFERENCE_TEXT.splitlines()
+    for op, where, width in edits:
+        at = where % len(lines)
+        if op == "duplicate":
+            lines.insert(at, lines[at])
+        elif op == "delete":
+            del lines[at]
+        elif op == "swap" and at + 1 < len(lines):
+            lines[at], lines[at + 1] = lines[at + 1], lines[at]
+        elif op == "indent":
+            lines[at] = " " * width + lines[at]
+        elif op == "comment":
+            lines.insert(at, " " * width + f"# note {where}")
+        elif op == "blank":
+            lines.insert(at, " " * width)
+    text = "\n".join(lines) + "\n"
+    try:
+        original = semantic_form(compile_text(text))
+    except RulesetError:
+        return  # the loader refuses it, and so does fmt (pinned above)
+    formatted = format_text(text, "edited.yaml")
+    assert (semantic_form(compile_text(formatted)), format_text(formatted, "edited.yaml")) == (
+        original,
+        formatted,
     )
