@@ -1,5 +1,8 @@
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -178,3 +181,20 @@ def test_engine_setting_from_the_environment(
     monkeypatch.setenv("CASEROUTE_ENGINE", "python")
     code, out = _decide(capsys, "safeguarding.json", "--json")
     assert (code, json.loads(out)["explanation"]["engine"]) == (0, "python")
+
+
+def test_output_into_a_closed_pipe_ends_quietly() -> None:
+    """`caseroute ... | head -1`: a reader that went away ends the command without a traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written, like a finished `head`
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "caseroute.cli", "rules", "fields"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.stderr, done.returncode) == (b"", 1)

@@ -1049,6 +1049,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.run(args)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
     # Messages quote caller and operator text (file names, ids, values): escaped per line.
     except UsageError as exc:
         sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
@@ -1063,6 +1064,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except CaserouteError as exc:
         sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (`caseroute ... | head`): stop quietly. Point stdout at devnull
+        # so the interpreter's final flush does not raise again (Python's documented recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     return code
 
