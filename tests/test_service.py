@@ -283,7 +283,7 @@ def test_unknown_and_missing_rulesets(tmp_path: Path, caplog: pytest.LogCaptureF
     with pytest.raises(NoRulesetLoadedError, match="problem"):
         empty.resolve("", "")
     assert empty.load_errors == [f"{broken}: 5 problem(s)"]
-    (logged,) = [r.getMessage() for r in caplog.records if r.name == "caseroute.service"]
+    (logged,) = [r.getMessage() for r in caplog.records if r.name == "caseroute.registry"]
     assert logged.splitlines()[:3] == [
         f"ruleset {broken} not loaded:",
         "ruleset has 5 error(s):",

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from caseroute.audit.masking import Masker, mask_decision
 from caseroute.audit.record import AuditRecord
@@ -29,17 +28,30 @@ from caseroute.domain.errors import (
     DecisionNotFoundError,
     FieldViolation,
     IdempotencyConflictError,
-    NoRulesetLoadedError,
     RequestError,
-    RulesetError,
-    RulesetNotFoundError,
 )
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, limit_flag
 from caseroute.domain.roster import Roster
-from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
+from caseroute.engine.case_rules import LoadedRuleset
 from caseroute.engine.decide import decide
 from caseroute.engine.roster_index import roster_after_assignment
-from caseroute.rules.compiler import RULESET_FILE, load_ruleset
+from caseroute.registry import RulesetRegistry, RulesetStatus, load_registry
+
+__all__ = [
+    "AuditedDecision",
+    "DecideCommand",
+    "DecideResult",
+    "DecisionLog",
+    "DecisionPage",
+    "DecisionQuery",
+    "RoutingCore",
+    "RulesetRegistry",
+    "RulesetStatus",
+    "batch_size_violations",
+    "load_registry",
+    "request_decision_id",
+    "request_sha256",
+]
 
 log = logging.getLogger("caseroute.service")
 
@@ -82,115 +94,6 @@ class DecideResult:
     decisions: tuple[Decision, ...]
     now: datetime
     replayed: bool = False
-
-
-class RulesetRegistry:
-    """Loaded rulesets by name and version; swaps are atomic (readers never see a half load)."""
-
-    def __init__(self, default_name: str | None = None) -> None:
-        """Start empty; ``default_name`` picks the ruleset used when a request names none."""
-        self._lock = threading.Lock()
-        self._versions: dict[str, dict[str, LoadedRuleset]] = {}
-        self._active: dict[str, str] = {}
-        self._default = default_name
-        self.load_errors: list[str] = []
-        self.safeguarding_flags: frozenset[str] = frozenset()
-        """Every loaded ruleset's safeguarding flag: an invalid case carrying one is told it
-        was not routed (``parse_case``)."""
-
-    def add(self, ruleset: LoadedRuleset) -> None:
-        """Register a loaded ruleset and make it the active version of its name."""
-        compiled = ruleset.compiled
-        with self._lock:
-            versions = dict(self._versions.get(compiled.name, {}))
-            versions[compiled.version] = ruleset
-            self._versions = {**self._versions, compiled.name: versions}
-            self._active = {**self._active, compiled.name: compiled.version}
-            self.safeguarding_flags |= {compiled.constraints.safeguarding_flag}
-            if self._default is None:
-                self._default = compiled.name
-
-    def names(self) -> list[str]:
-        """Names of the loaded rulesets."""
-        return sorted(self._versions)
-
-    def resolve(self, name: str, version: str) -> LoadedRuleset:
-        """The ruleset a request selects.
-
-        Args:
-            name: Ruleset name, or "" for the default.
-            version: Pinned version, or "" for the active one.
-
-        Returns:
-            The loaded ruleset.
-
-        Raises:
-            NoRulesetLoadedError: If nothing is loaded.
-            RulesetNotFoundError: If the name or version is unknown.
-        """
-        versions_by_name, active = self._versions, self._active  # one consistent snapshot
-        if not versions_by_name:
-            # Generic on purpose: the load errors name server paths and exception text; they
-            # were logged in full when the load failed.
-            raise NoRulesetLoadedError(
-                "no ruleset is loaded on this server; its operators must fix the rulesets (the "
-                "server log lists every problem) and restart or reload it; retry later or call "
-                "another server"
-            )
-        chosen = name or self._default or ""
-        versions = versions_by_name.get(chosen)
-        if versions is None:
-            raise RulesetNotFoundError(
-                f"unknown ruleset {chosen!r}; loaded: {', '.join(sorted(versions_by_name))}"
-            )
-        wanted = version or active[chosen]
-        if wanted not in versions:
-            raise RulesetNotFoundError(
-                f"ruleset {chosen!r} has no version {wanted!r}; loaded "
-                f"versions: {', '.join(sorted(versions))}"
-            )
-        return versions[wanted]
-
-    def close(self) -> None:
-        """Release every ruleset's engine resources."""
-        with self._lock:
-            for versions in self._versions.values():
-                for ruleset in versions.values():
-                    ruleset.close()
-
-
-def load_registry(
-    root: Path, engine: EngineKind, default_name: str | None = None
-) -> RulesetRegistry:
-    """Load every ``<root>/*/ruleset.yaml`` (or ``root`` itself if it is one ruleset).
-
-    A ruleset that fails to load is logged with every problem and skipped; the registry keeps
-    the messages so requests can say why nothing is available.
-
-    Args:
-        root: A rulesets directory, or one ruleset directory / file.
-        engine: Engine of record.
-        default_name: Ruleset used when a request names none (default: the first loaded).
-
-    Returns:
-        The registry.
-    """
-    registry = RulesetRegistry(default_name)
-    paths = (
-        [root]
-        if root.is_file() or (root / RULESET_FILE).is_file()
-        else sorted(p.parent for p in root.glob(f"*/{RULESET_FILE}"))
-    )
-    for path in paths:
-        try:
-            registry.add(prepare_ruleset(load_ruleset(path), engine))
-        except RulesetError as exc:
-            log.error("ruleset %s not loaded:\n%s", path, exc)  # noqa: TRY400 - problems, not a bug
-            registry.load_errors.append(f"{path}: {len(exc.problems)} problem(s)")
-        except Exception as exc:
-            log.exception("ruleset %s not loaded", path)
-            registry.load_errors.append(f"{path}: {exc}")
-    return registry
 
 
 def request_decision_id(request_id: str, index: int) -> str:
@@ -387,7 +290,14 @@ class RoutingCore:
             replayed = _stored_result(prior)
             check(replayed)
             return replayed
-        ruleset = self.registry.resolve(cmd.ruleset_name, cmd.ruleset_version)
+        # Held for the whole call: a reload meanwhile cannot close it, and every case of the
+        # batch is decided (and recorded) by this one version.
+        with self.registry.acquire(cmd.ruleset_name, cmd.ruleset_version) as ruleset:
+            return self._decide_with(cmd, ruleset, digest, check)
+
+    def _decide_with(
+        self, cmd: DecideCommand, ruleset: LoadedRuleset, digest: str, check: ReplyCheck
+    ) -> DecideResult:
         now = (cmd.now or self._clock()).astimezone(UTC)
         roster = cmd.roster
         decisions = []

@@ -41,7 +41,7 @@ from caseroute.grpc_api.servicer import (
     lenient_deserializer,
 )
 from caseroute.grpc_api.tls import ServerTls
-from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry, load_registry
+from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry
 
 log = logging.getLogger("caseroute.server")
 
@@ -143,8 +143,12 @@ class RunningServer:
                 self.core.probe_audit()
 
     def load(self, config: ServerConfig) -> None:
-        """Load the rulesets and go SERVING if any loaded (NOT_SERVING until then)."""
-        self.core.registry = load_registry(config.rulesets, config.engine, config.default_ruleset)
+        """(Re)load the rulesets in the core's registry; SERVING while any ruleset is loaded.
+
+        A ruleset that fails keeps its last good version serving (``RulesetRegistry.reload``),
+        so a reload never takes a serving server to NOT_SERVING.
+        """
+        self.core.registry.reload(config.rulesets, config.engine)
         names = self.core.registry.names()
         self.loaded = bool(names)
         self._refresh_health()
@@ -204,7 +208,7 @@ def open_core(config: ServerConfig) -> RoutingCore:
     except Exception:
         store.close()
         raise
-    return RoutingCore(RulesetRegistry(), store, masker, limits=config.limits)
+    return RoutingCore(RulesetRegistry(config.default_ruleset), store, masker, limits=config.limits)
 
 
 def _add_health_and_reflection(server: grpc.Server, health_servicer: health.HealthServicer) -> None:

@@ -1,0 +1,400 @@
+"""The ruleset registry: atomic reload, last good version on failure, closing after last use."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from caseroute.domain.decision import Decision
+from caseroute.engine.case_rules import EngineKind, LoadedRuleset
+from caseroute.engine.decide import decide
+from caseroute.engine.facts import Fact
+from caseroute.engine.pyeval import PythonLeafEvaluator
+from caseroute.grpc_api.server import ServerConfig, build_server
+from caseroute.registry import RulesetRegistry, RulesetStatus
+from caseroute.rules.compiler import load_ruleset
+from caseroute.rules.ir import Leaf
+from caseroute.service import DecideCommand
+from caseroute.testing import (
+    CATCH_ALL_RULE,
+    NOW,
+    audit_config,
+    audited_core,
+    make_agent,
+    make_case,
+    make_roster,
+    ruleset_with_rules,
+)
+
+WAIT_S = 30.0  # an upper bound for an event that should come at once; never a sleep
+
+
+def _text(name: str, version: str) -> str:
+    return (
+        ruleset_with_rules(CATCH_ALL_RULE)
+        .replace("ruleset: test\n", f"ruleset: {name}\n")
+        .replace('version: "1"\n', f'version: "{version}"\n')
+    )
+
+
+def _write(root: Path, directory: str, name: str, version: str) -> Path:
+    (root / directory).mkdir(exist_ok=True)
+    path = root / directory / "ruleset.yaml"
+    path.write_text(_text(name, version))
+    return path
+
+
+class _Gate:
+    """A leaf matcher (the Python evaluator's answer) that can hold a call until released."""
+
+    label = "gate"
+
+    def __init__(self, leaves: dict[str, Leaf]) -> None:
+        self._python = PythonLeafEvaluator(leaves)
+        self.blocking = False
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def true_leaves(self, fact: Fact) -> frozenset[str]:
+        """Signal ``entered`` and wait for ``release`` while blocking; then evaluate."""
+        if self.blocking:
+            self.entered.set()
+            assert self.release.wait(WAIT_S)
+        return self._python.true_leaves(fact)
+
+
+class _Tracked(LoadedRuleset):
+    """A loaded ruleset that counts its ``close`` calls."""
+
+    def __init__(self, path: Path) -> None:
+        compiled = load_ruleset(path)
+        self.gate = _Gate(compiled.leaves)
+        super().__init__(compiled, self.gate)
+        self.closed = 0
+
+    def close(self) -> None:
+        """Count the close."""
+        self.closed += 1
+        super().close()
+
+
+class _Builder:
+    """A ``RulesetBuilder`` that remembers every ruleset it built."""
+
+    def __init__(self) -> None:
+        self.built: list[_Tracked] = []
+
+    def __call__(self, path: Path, engine: EngineKind) -> LoadedRuleset:
+        assert engine is EngineKind.PYTHON
+        ruleset = _Tracked(path)
+        self.built.append(ruleset)
+        return ruleset
+
+
+def _clock() -> Iterator[datetime]:
+    minute = 0
+    while True:
+        yield NOW + timedelta(minutes=minute)
+        minute += 1
+
+
+@pytest.fixture
+def builder() -> _Builder:
+    """A builder of tracked rulesets."""
+    return _Builder()
+
+
+@pytest.fixture
+def registry(builder: _Builder) -> Iterator[RulesetRegistry]:
+    """An empty registry building with ``builder``; its clock ticks a minute per reload."""
+    ticks = _clock()
+    reg = RulesetRegistry(builder=builder, clock=lambda: next(ticks))
+    yield reg
+    reg.close()
+
+
+def _command(request_id: str) -> DecideCommand:
+    return DecideCommand(request_id, "", "", (make_case(),), make_roster(make_agent()), NOW)
+
+
+def test_reload_swaps_to_the_new_version_and_closes_the_unused_old_one(
+    registry: RulesetRegistry, builder: _Builder, tmp_path: Path
+) -> None:
+    """After a reload new calls get the new version; the replaced one, unused, is closed."""
+    _write(tmp_path, "r", "routing", "1")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    old = builder.built[0]
+    _write(tmp_path, "r", "routing", "2")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    new = builder.built[1]
+    assert new is registry.resolve("", "")
+    expected_closed = (1, 0)
+    assert expected_closed == (old.closed, new.closed)
+    assert {
+        "routing": RulesetStatus(
+            name="routing",
+            active_version="2",
+            sha256=new.compiled.sha256,
+            versions=("2",),
+            last_reload=NOW + timedelta(minutes=1),
+            last_error=None,
+        )
+    } == registry.status()
+
+
+def test_unchanged_source_keeps_its_prepared_ruleset(
+    registry: RulesetRegistry, builder: _Builder, tmp_path: Path
+) -> None:
+    """A reload of an unchanged file keeps serving the same prepared ruleset (no new engine)."""
+    _write(tmp_path, "r", "routing", "1")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    first, second = builder.built
+    assert (first, 0, 1) == (registry.resolve("", ""), first.closed, second.closed)
+
+
+def test_in_flight_call_finishes_on_its_version_and_old_closes_after_release(
+    registry: RulesetRegistry, builder: _Builder, tmp_path: Path
+) -> None:
+    """A call that started before a reload decides with the old version, closed only after it."""
+    _write(tmp_path, "r", "routing", "1")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    old = builder.built[0]
+    old.gate.blocking = True
+    core = audited_core(registry, tmp_path / "audit")
+    results: list[Decision] = []
+    call = threading.Thread(target=lambda: results.extend(core.decide(_command("a")).decisions))
+    call.start()
+    assert old.gate.entered.wait(WAIT_S)
+    _write(tmp_path, "r", "routing", "2")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    closed_while_in_flight = old.closed
+    later = core.decide(_command("b")).decisions[0]
+    old.gate.release.set()
+    call.join(WAIT_S)
+    core.audit.close()
+    expected = (0, "2", ["1"], 1)
+    assert expected == (
+        closed_while_in_flight,
+        later.explanation.ruleset_version,
+        [d.explanation.ruleset_version for d in results],
+        old.closed,
+    )
+
+
+def test_close_waits_for_a_ruleset_in_use(
+    registry: RulesetRegistry, builder: _Builder, tmp_path: Path
+) -> None:
+    """Closing the registry while a call holds a ruleset closes it at the call's release."""
+    _write(tmp_path, "r", "routing", "1")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    (held,) = builder.built
+    with registry.acquire("", "") as ruleset:
+        registry.close()
+        during = held.closed
+    assert (held, 0, 1) == (ruleset, during, held.closed)
+
+
+def _half_written(path: Path, name: str, version: str) -> str:
+    """Write the first half of a ruleset (a save cut short); return its one problem."""
+    text = _text(name, version)
+    path.write_text(text[: len(text) // 2])
+    return (
+        f"{path}:9:5: error yaml.syntax: YAML syntax error: while parsing a flow node expected "
+        "the node content, but found '<stream end>'. Check indentation and quoting near this "
+        "line (quote expressions that contain `:` or start with a quote)"
+    )
+
+
+def test_reload_with_a_broken_ruleset_keeps_its_last_good_version(
+    registry: RulesetRegistry, builder: _Builder, tmp_path: Path
+) -> None:
+    """A half-written file keeps its last good version serving; the others reload; status says."""
+    alpha_path = _write(tmp_path, "a", "alpha", "1")
+    _write(tmp_path, "b", "beta", "1")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    alpha = registry.resolve("alpha", "")
+    problem = _half_written(alpha_path, "alpha", "2")
+    _write(tmp_path, "b", "beta", "2")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    status = registry.status()
+    assert (alpha, 0, "2") == (
+        registry.resolve("alpha", ""),
+        builder.built[0].closed,
+        registry.resolve("beta", "").compiled.version,
+    )
+    assert (
+        RulesetStatus(
+            name="alpha",
+            active_version="1",
+            sha256=alpha.compiled.sha256,
+            versions=("1",),
+            last_reload=NOW + timedelta(minutes=1),
+            last_error=problem,
+        )
+        == status["alpha"]
+    )
+    assert (None, [f"{alpha_path.parent}: 1 problem(s)"]) == (
+        status["beta"].last_error,
+        registry.load_errors,
+    )
+
+
+def test_fixed_file_clears_the_error(
+    registry: RulesetRegistry, builder: _Builder, tmp_path: Path
+) -> None:
+    """Once the broken file is fixed, the next reload activates it and clears its error."""
+    path = _write(tmp_path, "a", "alpha", "1")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    _half_written(path, "alpha", "2")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    _write(tmp_path, "a", "alpha", "2")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    status = registry.status()["alpha"]
+    expected: tuple[str, None, list[str], int] = ("2", None, [], 1)
+    assert expected == (
+        status.active_version,
+        status.last_error,
+        registry.load_errors,
+        builder.built[0].closed,
+    )
+
+
+def test_restart_with_a_broken_file_serves_the_valid_ones(
+    registry: RulesetRegistry, tmp_path: Path
+) -> None:
+    """A fresh load serves every valid ruleset and reports the broken one by directory name."""
+    _write(tmp_path, "a", "alpha", "1")
+    problem = _half_written(_write(tmp_path, "broken-dir", "broken", "1"), "broken", "1")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    expected = (["alpha"], "1")
+    assert expected == (registry.names(), registry.resolve("", "").compiled.version)
+    assert (
+        RulesetStatus(
+            name="broken-dir",
+            active_version=None,
+            sha256=None,
+            versions=(),
+            last_reload=NOW,
+            last_error=problem,
+        )
+        == registry.status()["broken-dir"]
+    )
+
+
+def test_engine_failure_is_reported_by_type_only(tmp_path: Path) -> None:
+    """A builder crash (not a ruleset problem) is reported by type, never its text."""
+
+    def crash(_path: Path, _engine: EngineKind) -> LoadedRuleset:
+        raise RuntimeError("secret detail /srv/internal")
+
+    _write(tmp_path, "a", "alpha", "1")
+    registry = RulesetRegistry(builder=crash, clock=lambda: NOW)
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    assert (
+        f"{tmp_path / 'a'}: could not be loaded (RuntimeError); the server log has the detail; "
+        "fix the file and reload"
+    ) == registry.status()["a"].last_error
+
+
+THREADS = 8
+DECISIONS_PER_THREAD = 200
+RELOADS = 20
+
+
+def test_reload_under_concurrent_decides(
+    registry: RulesetRegistry, builder: _Builder, tmp_path: Path
+) -> None:
+    """8 threads x 200 decisions across 20 reloads: no failure, each decision one of the two."""
+    _write(tmp_path, "r", "routing", "1")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    case, roster = make_case(), make_roster(make_agent())
+    done = threading.Condition()
+    counts = {"decided": 0, "reloaded": 0}
+    versions: list[str] = []
+    failures: list[BaseException] = []
+    step = THREADS * DECISIONS_PER_THREAD // (RELOADS + 1)
+
+    def decide_many() -> None:
+        try:
+            for _ in range(DECISIONS_PER_THREAD):
+                with done:  # never more than `step` decisions ahead of the reloads
+                    done.wait_for(
+                        lambda: counts["reloaded"] >= min(RELOADS, counts["decided"] // step),
+                        WAIT_S,
+                    )
+                with registry.acquire("", "") as ruleset:
+                    decision = decide(case, roster, ruleset, NOW)
+                    assert not ruleset.closed  # type: ignore[attr-defined]
+                with done:
+                    versions.append(decision.explanation.ruleset_version)
+                    counts["decided"] += 1
+                    done.notify_all()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    def reload_between_decisions() -> None:
+        # Each reload waits for `step` more decisions and the decisions wait for the reloads,
+        # so the two interleave whatever the scheduler does.
+        for i in range(RELOADS):
+            wanted = (i + 1) * step
+            with done:
+                done.wait_for(lambda: counts["decided"] >= wanted, WAIT_S)  # noqa: B023 - waited on here
+            _write(tmp_path, "r", "routing", "2" if i % 2 == 0 else "1")
+            registry.reload(tmp_path, EngineKind.PYTHON)
+            with done:
+                counts["reloaded"] += 1
+                done.notify_all()
+
+    threads = [threading.Thread(target=decide_many) for _ in range(THREADS)]
+    threads.append(threading.Thread(target=reload_between_decisions))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_S * 4)
+    replaced = builder.built[:-1]
+    assert ([], THREADS * DECISIONS_PER_THREAD, {"1", "2"}) == (
+        failures,
+        len(versions),
+        set(versions),
+    )
+    expected_closed = (RELOADS + 1, [1] * RELOADS, 0)
+    assert expected_closed == (
+        len(builder.built),
+        [r.closed for r in replaced],
+        builder.built[-1].closed,
+    )
+
+
+def test_server_reload_keeps_its_registry_and_serving(tmp_path: Path) -> None:
+    """RunningServer.load reloads the core's own registry; a broken file keeps it SERVING."""
+    rulesets = tmp_path / "rulesets"
+    rulesets.mkdir()
+    path = _write(rulesets, "a", "alpha", "1")
+    config = ServerConfig(
+        rulesets=rulesets, port=0, engine=EngineKind.PYTHON, audit=audit_config(tmp_path)
+    )
+    server = build_server(config, reuse_port=False)
+    try:
+        registry = server.core.registry
+        server.load(config)
+        loaded = registry.resolve("", "")
+        _half_written(path, "alpha", "2")
+        server.load(config)
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed stub lacks Check
+            health = stub.Check(health_pb2.HealthCheckRequest(), timeout=WAIT_S).status
+        assert (registry, loaded, health_pb2.HealthCheckResponse.SERVING) == (
+            server.core.registry,
+            server.core.registry.resolve("", ""),
+            health,
+        )
+    finally:
+        server.stop(1)
