@@ -29,12 +29,15 @@ from caseroute.domain.json_source import parse_json_bytes
 from caseroute.render import escape_lines, escape_text, safe_json
 
 if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+
     from caseroute.audit.config import AuditConfig
     from caseroute.audit.store import SqliteAuditStore
     from caseroute.domain.limits import InputLimits
     from caseroute.domain.roster import Roster
     from caseroute.grpc_api.server import ServerConfig
     from caseroute.grpc_api.tls import ClientTls, ServerTls
+    from caseroute.rules.model import CompiledRuleset
 
 DEFAULT_RULESET = Path("rulesets/patient-enquiries")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -519,24 +522,58 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     return status
 
 
+def _junit_properties(
+    path: Path, compiled: CompiledRuleset | None, args: argparse.Namespace
+) -> dict[str, str]:
+    """The ``<property>`` elements of a ``rules test --format junit`` suite."""
+    if compiled is None:
+        return {"path": str(path)}
+    return {
+        "path": str(path),
+        "ruleset_version": compiled.version,
+        "ruleset_sha256": compiled.sha256,
+        "engine": args.engine,
+    }
+
+
+def _junit_load_error(
+    path: Path, compiled: CompiledRuleset | None, args: argparse.Namespace, exc: RulesetError
+) -> ET.Element:
+    """The suite of a ruleset (``compiled`` is None) or golden file that does not load."""
+    from caseroute.rules.junit import load_error_suite, problem_counts
+
+    what = "the ruleset" if compiled is None else "the golden cases beside the ruleset"
+    return load_error_suite(
+        name=str(path) if compiled is None else f"{compiled.name}@{compiled.version}",
+        classname=str(path) if compiled is None else compiled.name,
+        testcase="load ruleset" if compiled is None else "load golden cases",
+        message=f"{what} {'does' if compiled is None else 'do'} not load: "
+        f"{problem_counts(exc.problems)}; fix each problem listed (file:line) and re-run",
+        problems=exc.problems,
+        properties=_junit_properties(path, compiled, args),
+    )
+
+
 def _cmd_rules_test(args: argparse.Namespace) -> int:
     from caseroute.engine.case_rules import EngineKind, prepare_ruleset
     from caseroute.engine.decide import decide
     from caseroute.rules.compiler import load_ruleset
     from caseroute.rules.golden import load_golden, rule_coverage, run_golden
+    from caseroute.rules.junit import golden_suite, render_junit
 
     path: Path = args.path
     as_json = args.format == "json"
     report: dict[str, object] = {"path": str(path), "name": None, "version": None, "sha256": None}
+    compiled = None
     try:
         ruleset = prepare_ruleset(load_ruleset(path), EngineKind(args.engine))
-        report.update(
-            name=ruleset.compiled.name,
-            version=ruleset.compiled.version,
-            sha256=ruleset.compiled.sha256,
-        )
+        compiled = ruleset.compiled
+        report.update(name=compiled.name, version=compiled.version, sha256=compiled.sha256)
         cases = load_golden(path if path.is_dir() else path.parent)
     except RulesetError as exc:
+        if args.format == "junit":
+            sys.stdout.write(render_junit([_junit_load_error(path, compiled, args, exc)]))
+            return EXIT_FAILED
         if not as_json:
             raise
         report.update(ok=False, problems=[_problem_data(p) for p in exc.problems])
@@ -551,6 +588,12 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
         rule_id for rule_id, (decided, not_fired) in cover.items() if not decided or not not_fired
     ]
     ok = not failed and not (gaps and args.require_coverage)
+    if args.format == "junit":
+        coverage = cover if args.require_coverage else None
+        properties = _junit_properties(path, ruleset.compiled, args)
+        suite = golden_suite(ruleset.compiled, results, coverage, properties)
+        sys.stdout.write(render_junit([suite]))
+        return EXIT_OK if ok else EXIT_FAILED
     if as_json:
         report.update(
             ok=ok,
@@ -905,7 +948,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fail unless every rule decides some case and misses another",
     )
-    _add_format(test)
+    _add_format(test, junit=True)
     test.set_defaults(run=_cmd_rules_test)
     fmt = rules_sub.add_parser(
         "fmt",
@@ -991,14 +1034,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_format(cmd: argparse.ArgumentParser) -> None:
+def _add_format(cmd: argparse.ArgumentParser, *, junit: bool = False) -> None:
     cmd.add_argument(
         "--format",
-        choices=["text", "json"],
+        choices=["text", "json", "junit"] if junit else ["text", "json"],
         default="text",
         help="text for people (default), or one JSON document on stdout for CI: per path its "
         "name, version, sha256, ok and problems (code, severity, file, line, column, rule_id, "
-        "message)",
+        "message)"
+        + (
+            "; or JUnit XML on stdout (a testcase per golden case, and per rule with "
+            "--require-coverage) for CI test reports"
+            if junit
+            else ""
+        ),
     )
 
 
