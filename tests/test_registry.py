@@ -13,14 +13,15 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from caseroute.domain.decision import Decision
+from caseroute.domain.errors import EngineValidationError
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset
 from caseroute.engine.decide import decide
 from caseroute.engine.facts import Fact
 from caseroute.engine.pyeval import PythonLeafEvaluator
 from caseroute.grpc_api.server import ServerConfig, build_server
 from caseroute.registry import RulesetRegistry, RulesetStatus
-from caseroute.rules.compiler import load_ruleset
 from caseroute.rules.ir import Leaf
+from caseroute.rules.model import CompiledRuleset
 from caseroute.service import DecideCommand
 from caseroute.testing import (
     CATCH_ALL_RULE,
@@ -73,8 +74,7 @@ class _Gate:
 class _Tracked(LoadedRuleset):
     """A loaded ruleset that counts its ``close`` calls."""
 
-    def __init__(self, path: Path) -> None:
-        compiled = load_ruleset(path)
+    def __init__(self, compiled: CompiledRuleset) -> None:
         self.gate = _Gate(compiled.leaves)
         super().__init__(compiled, self.gate)
         self.closed = 0
@@ -86,14 +86,14 @@ class _Tracked(LoadedRuleset):
 
 
 class _Builder:
-    """A ``RulesetBuilder`` that remembers every ruleset it built."""
+    """A ``RulesetPreparer`` that remembers every ruleset it prepared."""
 
     def __init__(self) -> None:
         self.built: list[_Tracked] = []
 
-    def __call__(self, path: Path, engine: EngineKind) -> LoadedRuleset:
+    def __call__(self, compiled: CompiledRuleset, engine: EngineKind) -> LoadedRuleset:
         assert engine is EngineKind.PYTHON
-        ruleset = _Tracked(path)
+        ruleset = _Tracked(compiled)
         self.built.append(ruleset)
         return ruleset
 
@@ -115,7 +115,7 @@ def builder() -> _Builder:
 def registry(builder: _Builder) -> Iterator[RulesetRegistry]:
     """An empty registry building with ``builder``; its clock ticks a minute per reload."""
     ticks = _clock()
-    reg = RulesetRegistry(builder=builder, clock=lambda: next(ticks))
+    reg = RulesetRegistry(prepare=builder, clock=lambda: next(ticks))
     yield reg
     reg.close()
 
@@ -156,8 +156,8 @@ def test_unchanged_source_keeps_its_prepared_ruleset(
     _write(tmp_path, "r", "routing", "1")
     registry.reload(tmp_path, EngineKind.PYTHON)
     registry.reload(tmp_path, EngineKind.PYTHON)
-    first, second = builder.built
-    assert (first, 0, 1) == (registry.resolve("", ""), first.closed, second.closed)
+    (first,) = builder.built
+    assert (first, 0) == (registry.resolve("", ""), first.closed)
 
 
 def test_in_flight_call_finishes_on_its_version_and_old_closes_after_release(
@@ -290,18 +290,40 @@ def test_restart_with_a_broken_file_serves_the_valid_ones(
 
 
 def test_engine_failure_is_reported_by_type_only(tmp_path: Path) -> None:
-    """A builder crash (not a ruleset problem) is reported by type, never its text."""
+    """An engine refusal or crash is reported in status by type, never its text (server paths)."""
 
-    def crash(_path: Path, _engine: EngineKind) -> LoadedRuleset:
-        raise RuntimeError("secret detail /srv/internal")
+    def refuse(_compiled: CompiledRuleset, _engine: EngineKind) -> LoadedRuleset:
+        raise EngineValidationError("durable_rules crashed: /srv/secret/engine.so")
 
     _write(tmp_path, "a", "alpha", "1")
-    registry = RulesetRegistry(builder=crash, clock=lambda: NOW)
+    registry = RulesetRegistry(prepare=refuse, clock=lambda: NOW)
     registry.reload(tmp_path, EngineKind.PYTHON)
-    assert (
-        f"{tmp_path / 'a'}: could not be loaded (RuntimeError); the server log has the detail; "
-        "fix the file and reload"
-    ) == registry.status()["a"].last_error
+    expected = (
+        f"{tmp_path / 'a'}: could not be loaded (EngineValidationError); the server log has the "
+        "detail; fix the file and reload"
+    )
+    assert expected == registry.status()["alpha"].last_error
+
+
+def test_durable_engine_reload_decides_with_the_new_version(tmp_path: Path) -> None:
+    """With durable_rules, a reload activates the new version and the old one's engine closes."""
+    rulesets = tmp_path / "rulesets"
+    rulesets.mkdir()
+    _write(rulesets, "r", "routing", "1")
+    registry = RulesetRegistry()
+    registry.reload(rulesets, EngineKind.DURABLE)
+    core = audited_core(registry, tmp_path)
+    first = core.decide(_command("a")).decisions[0]
+    _write(rulesets, "r", "routing", "2")
+    registry.reload(rulesets, EngineKind.DURABLE)
+    second = core.decide(_command("b")).decisions[0]
+    core.audit.close()
+    registry.close()
+    engine = "durable_rules 2.0.28 (cross-checked by python)"
+    expected = (("1", engine), ("2", engine))
+    assert expected == tuple(
+        (d.explanation.ruleset_version, d.explanation.engine) for d in (first, second)
+    )
 
 
 THREADS = 8

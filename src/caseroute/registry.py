@@ -30,22 +30,13 @@ from caseroute.domain.errors import (
 )
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.rules.compiler import RULESET_FILE, load_ruleset
+from caseroute.rules.model import CompiledRuleset
 
 log = logging.getLogger("caseroute.registry")
 
-RulesetBuilder = Callable[[Path, EngineKind], LoadedRuleset]
-"""Loads, compiles and prepares the ruleset at a path (tests pass one with a fake matcher)."""
-
-
-def build_ruleset(path: Path, engine: EngineKind) -> LoadedRuleset:
-    """The default ``RulesetBuilder``: ``load_ruleset`` then ``prepare_ruleset``.
-
-    Raises:
-        RulesetError: If the ruleset does not load (every problem, with ``file:line``).
-        EngineUnavailableError: If durable_rules is selected but cannot be imported.
-        EngineValidationError: If durable_rules rejects the compiled definitions.
-    """
-    return prepare_ruleset(load_ruleset(path), engine)
+RulesetPreparer = Callable[[CompiledRuleset, EngineKind], LoadedRuleset]
+"""Builds the evaluators of a compiled ruleset (default ``prepare_ruleset``, which also runs
+the durable_rules validation; tests pass one with a fake matcher)."""
 
 
 def ruleset_paths(root: Path) -> list[Path]:
@@ -84,11 +75,11 @@ class _Snapshot:
     active: Mapping[str, str]
     default: str | None
     origins: Mapping[str, tuple[LoadedRuleset, ...]] = field(default_factory=dict)
-    """Source path (as given to the builder) -> the rulesets loaded from it, so a reload that
-    fails on that path keeps them."""
+    """Source path -> the rulesets loaded from it, so a reload that fails on it keeps them."""
     errors: Mapping[str, str] = field(default_factory=dict)
     load_errors: tuple[str, ...] = ()
     reloaded_at: Mapping[str, datetime] = field(default_factory=dict)
+    safeguarding_flags: frozenset[str] = frozenset()
 
     def rulesets(self) -> set[LoadedRuleset]:
         return {r for versions in self.versions.values() for r in versions.values()}
@@ -152,6 +143,11 @@ class _StateBuilder:
             MappingProxyType(dict(errors)),
             load_errors,
             MappingProxyType(dict(reloaded_at)),
+            frozenset(
+                r.compiled.constraints.safeguarding_flag
+                for versions in self.versions.values()
+                for r in versions.values()
+            ),
         )
 
 
@@ -167,7 +163,8 @@ def _describe_failure(path: Path, exc: Exception) -> str:
         if more > 0:
             lines.append(f"... and {more} more problem(s); the server log lists every one")
         return "\n".join(lines)
-    # The type only, never the text (it may be anything); the log has the traceback.
+    # The type only, never the text: an engine's message may name server paths (a shared
+    # library), and status reaches the admin API. The log has the text and the traceback.
     return (
         f"{path}: could not be loaded ({type(exc).__name__}); the server log has the detail; "
         "fix the file and reload"
@@ -185,18 +182,18 @@ class RulesetRegistry:
         self,
         default_name: str | None = None,
         *,
-        builder: RulesetBuilder = build_ruleset,
+        prepare: RulesetPreparer = prepare_ruleset,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """Start empty.
 
         Args:
             default_name: Ruleset used when a request names none (default: the first loaded).
-            builder: Loads and prepares one ruleset path (default: ``build_ruleset``).
+            prepare: Builds a compiled ruleset's evaluators (default: ``prepare_ruleset``).
             clock: Wall clock for ``status``'s reload times.
         """
         self._default = default_name
-        self._builder = builder
+        self._prepare = prepare
         self._clock = clock
         self._snapshot = _Snapshot(MappingProxyType({}), MappingProxyType({}), default_name)
         # Guards the swap, the use counts and the retired set (held briefly, never while
@@ -219,9 +216,7 @@ class RulesetRegistry:
 
         An invalid case carrying one is told it was not routed (``parse_case``).
         """
-        return frozenset(
-            r.compiled.constraints.safeguarding_flag for r in self._snapshot.rulesets()
-        )
+        return self._snapshot.safeguarding_flags
 
     @property
     def load_errors(self) -> list[str]:
@@ -332,12 +327,12 @@ class RulesetRegistry:
         """Load every ruleset under ``root``, then swap the whole new state in at once.
 
         Every ruleset is compiled and prepared before anything is swapped. A path that fails
-        keeps whatever it loaded last time serving (nothing on a first load), its problems
+        keeps whatever it loaded last time serving (nothing on a first load); its problems
         are logged and kept for ``status`` under the ruleset's name (the name it loaded under
-        before, else its directory name). A source unchanged since the current state (same
-        name, version and sha256) keeps its prepared ruleset, so a reload does not rebuild
-        engines that did not change. Rulesets the new state no longer holds are closed once
-        no call uses them. Reloads are serialised.
+        before, else the name in the file if it compiled, else its directory name). A source
+        unchanged since the current state (same name, version and sha256) keeps its prepared
+        ruleset, so a reload does not rebuild engines that did not change. Rulesets the new
+        state no longer holds are closed once no call uses them. Reloads are serialised.
 
         Args:
             root: A rulesets directory, or one ruleset directory / file.
@@ -356,11 +351,17 @@ class RulesetRegistry:
             built: list[LoadedRuleset] = []
             for path in ruleset_paths(root):
                 key = str(path)
+                compiled: CompiledRuleset | None = None
                 try:
-                    fresh = self._builder(path, engine)
+                    compiled = load_ruleset(path)
+                    # An identical ruleset already serving is kept: no new engine to build.
+                    same = reusable.get((compiled.name, compiled.version, compiled.sha256))
+                    fresh = same if same is not None else self._prepare(compiled, engine)
                 except Exception as exc:  # noqa: BLE001 - one bad ruleset must not stop the rest
                     kept = old.origins.get(key, ())
-                    names = {r.compiled.name for r in kept} or {path.name}
+                    names = {r.compiled.name for r in kept} or {
+                        compiled.name if compiled is not None else path.name
+                    }
                     self._log_failure(path, exc, kept)
                     text = _describe_failure(path, exc)
                     for name in names:
@@ -376,16 +377,11 @@ class RulesetRegistry:
                     if kept:
                         origins[key] = kept
                     continue
-                c = fresh.compiled
-                same = reusable.get((c.name, c.version, c.sha256))
-                if same is not None:
-                    fresh.close()  # an identical one is already serving: keep that one
-                    fresh = same
-                else:
+                if same is None:
                     built.append(fresh)
                 state.add(fresh)
                 origins[key] = (fresh,)
-                touched.add(c.name)
+                touched.add(compiled.name)
             now = self._clock()
             reloaded_at = dict.fromkeys(touched, now)
             self._swap(state.snapshot(self._default, origins, errors, tuple(failures), reloaded_at))
