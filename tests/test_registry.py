@@ -289,6 +289,27 @@ def test_restart_with_a_broken_file_serves_the_valid_ones(
     )
 
 
+def test_status_keeps_the_first_problems_and_says_how_many_more(
+    registry: RulesetRegistry, tmp_path: Path
+) -> None:
+    """A file with six problems: status keeps five (file:line first) and counts the rest."""
+    (tmp_path / "x").mkdir()
+    path = tmp_path / "x" / "ruleset.yaml"
+    path.write_text("rules: []\n")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    expected = "\n".join(
+        [
+            f"{path}:1: error rules.empty: `rules` is empty; add at least a catch-all",
+            *(
+                f"{path}:1:1: error schema.missing_key: the ruleset file needs `{key}`"
+                for key in ("ruleset", "version", "description", "owner")
+            ),
+            "... and 1 more problem(s); the server log lists every one",
+        ]
+    )
+    assert expected == registry.status()["x"].last_error
+
+
 def test_engine_failure_is_reported_by_type_only(tmp_path: Path) -> None:
     """An engine refusal or crash is reported in status by type, never its text (server paths)."""
 

@@ -27,6 +27,7 @@ from caseroute.domain.errors import (
     NoRulesetLoadedError,
     RulesetError,
     RulesetNotFoundError,
+    Severity,
 )
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.rules.compiler import RULESET_FILE, load_ruleset
@@ -158,7 +159,9 @@ MAX_ERROR_PROBLEMS = 5
 def _describe_failure(path: Path, exc: Exception) -> str:
     """The status text of a ruleset that did not load: its problems with ``file:line``."""
     if isinstance(exc, RulesetError):
-        lines = [str(p) for p in exc.problems[:MAX_ERROR_PROBLEMS]]
+        # Errors first (a stable sort keeps file order): they are why it did not load.
+        ordered = sorted(exc.problems, key=lambda p: p.severity is not Severity.ERROR)
+        lines = [str(p) for p in ordered[:MAX_ERROR_PROBLEMS]]
         more = len(exc.problems) - MAX_ERROR_PROBLEMS
         if more > 0:
             lines.append(f"... and {more} more problem(s); the server log lists every one")
@@ -384,13 +387,13 @@ class RulesetRegistry:
                 touched.add(compiled.name)
             now = self._clock()
             reloaded_at = dict.fromkeys(touched, now)
-            self._swap(state.snapshot(self._default, origins, errors, tuple(failures), reloaded_at))
+            new = state.snapshot(self._default, origins, errors, tuple(failures), reloaded_at)
+            self._swap(new)
             _close_all([r for r in state.displaced if r in built])
-        loaded = self.names()
         log.info(
             "rulesets reloaded from %s: %s%s",
             root,
-            ", ".join(f"{n}@{self._snapshot.active[n]}" for n in loaded) or "none",
+            ", ".join(f"{n}@{v}" for n, v in sorted(new.active.items())) or "none",
             f"; {len(failures)} not loaded (kept their last good version)" if failures else "",
         )
 
