@@ -441,3 +441,50 @@ def test_server_reload_keeps_its_registry_and_serving(tmp_path: Path) -> None:
         )
     finally:
         server.stop(1)
+
+
+def test_one_version_with_two_contents_is_refused_naming_both_files(
+    registry: RulesetRegistry, builder: _Builder, tmp_path: Path
+) -> None:
+    """Same name and version, different content: an error naming both files; the first stays."""
+    first = _write(tmp_path, "a", "routing", "1")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    serving = builder.built[0]
+    second = tmp_path / "b" / "ruleset.yaml"
+    second.parent.mkdir()
+    second.write_text(_text("routing", "1").replace("queue", "queue ", 1))  # other bytes
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    status = registry.status()["routing"]
+    expected_error = (
+        f"{second}: ruleset routing version 1 is already defined by {first} with other "
+        f"content (sha256 {serving.compiled.sha256[:12]}… vs "
+        f"{builder.built[-1].compiled.sha256[:12]}…); a published version never changes: "
+        "give one of them a new version"
+    )
+    assert (serving, 0, "1", expected_error) == (
+        registry.resolve("", ""),
+        serving.closed,
+        status.active_version,
+        status.last_error,
+    )
+    assert builder.built[-1].closed == 1  # the refused one was built, then closed
+
+
+def test_the_serving_content_of_a_version_is_kept_whatever_the_path_order(
+    registry: RulesetRegistry, builder: _Builder, tmp_path: Path
+) -> None:
+    """A clashing copy that sorts first does not replace the content that was serving."""
+    serving_path = _write(tmp_path, "b", "routing", "1")
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    serving = builder.built[0]
+    copy = tmp_path / "a" / "ruleset.yaml"
+    copy.parent.mkdir()
+    copy.write_text(_text("routing", "1").replace("queue", "queue ", 1))
+    registry.reload(tmp_path, EngineKind.PYTHON)
+    refused = builder.built[-1]
+    assert (registry.resolve("", ""), serving.closed, refused.closed) == (serving, 0, 1)
+    assert registry.status()["routing"].last_error == (
+        f"{copy}: ruleset routing version 1 is already defined by {serving_path} with other "
+        f"content (sha256 {serving.compiled.sha256[:12]}… vs {refused.compiled.sha256[:12]}…); "
+        "a published version never changes: give one of them a new version"
+    )

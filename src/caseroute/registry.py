@@ -152,6 +152,16 @@ class _StateBuilder:
         )
 
 
+def _describe_clash(kept: LoadedRuleset, refused: LoadedRuleset) -> str:
+    """The status text of a source that gives a loaded name and version other content."""
+    k, r = kept.compiled, refused.compiled
+    return (
+        f"{r.path}: ruleset {r.name} version {r.version} is already defined by {k.path} with "
+        f"other content (sha256 {k.sha256[:12]}… vs {r.sha256[:12]}…); a published version "
+        "never changes: give one of them a new version"
+    )
+
+
 MAX_ERROR_PROBLEMS = 5
 """Problems of a failed ruleset kept in ``status`` (the log has every one)."""
 
@@ -352,6 +362,8 @@ class RulesetRegistry:
             failures: list[str] = []
             touched: set[str] = set()
             built: list[LoadedRuleset] = []
+            refused_built: list[LoadedRuleset] = []
+            origin_of: dict[LoadedRuleset, str] = {}  # the path each added ruleset came from
             for path in ruleset_paths(root):
                 key = str(path)
                 compiled: CompiledRuleset | None = None
@@ -382,14 +394,40 @@ class RulesetRegistry:
                     continue
                 if same is None:
                     built.append(fresh)
+                touched.add(compiled.name)
+                clash = state.versions.get(compiled.name, {}).get(compiled.version)
+                if clash is not None and clash.compiled.sha256 != compiled.sha256:
+                    # One version, two contents: never let path order pick the content. The
+                    # one serving before keeps serving; otherwise the first in path order.
+                    kept_one, refused = (
+                        (fresh, clash) if same is not None and clash in built else (clash, fresh)
+                    )
+                    text = _describe_clash(kept_one, refused)
+                    log.error("%s", text)
+                    name = compiled.name
+                    errors[name] = f"{errors[name]}\n{text}" if name in errors else text
+                    failures.append(f"{refused.compiled.path}: same version, other content")
+                    if kept_one is fresh:
+                        state.add(fresh)  # displaces the refused one
+                        origins.pop(origin_of.pop(refused, ""), None)
+                        origins[key] = (fresh,)
+                        origin_of[fresh] = key
+                    refused_built.append(refused)
+                    continue
                 state.add(fresh)
                 origins[key] = (fresh,)
-                touched.add(compiled.name)
+                origin_of[fresh] = key
             now = self._clock()
             reloaded_at = dict.fromkeys(touched, now)
             new = state.snapshot(self._default, origins, errors, tuple(failures), reloaded_at)
             self._swap(new)
-            _close_all([r for r in state.displaced if r in built])
+            _close_all(
+                [
+                    r
+                    for r in {*state.displaced, *refused_built}
+                    if r in built and r not in new.rulesets()
+                ]
+            )
         log.info(
             "rulesets reloaded from %s: %s%s",
             root,
