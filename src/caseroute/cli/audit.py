@@ -1,0 +1,194 @@
+"""``caseroute audit``: show, export and verify the decision log; rotate its masking key."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from caseroute.cli.options import (
+    add_audit_db,
+    parse_instant,
+)
+from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out
+from caseroute.domain.errors import (
+    ConfigError,
+)
+from caseroute.render import escape_text, safe_json
+
+if TYPE_CHECKING:
+    from caseroute.audit.store import SqliteAuditStore
+
+
+def _open_log(args: argparse.Namespace) -> SqliteAuditStore:
+    from caseroute.audit.config import exposed_files, exposure_message
+    from caseroute.audit.store import SqliteAuditStore
+
+    if not args.audit_db.is_file():
+        raise UsageError(
+            f"no decision log at {args.audit_db}; pass --audit-db (or $CASEROUTE_AUDIT_DB) "
+            "pointing at the server's log"
+        )
+    exposed = exposed_files(args.audit_db)
+    if exposed:  # read-only auditors may share a group; say it loudly, the server refuses
+        sys.stderr.write(f"caseroute: WARNING: {escape_text(exposure_message(exposed))}\n")
+    return SqliteAuditStore(args.audit_db, readonly=True)
+
+
+def _cmd_audit_show(args: argparse.Namespace) -> int:
+    from caseroute.audit.show import render_record
+    from caseroute.audit.store import era_of
+    from caseroute.service import DecisionLog
+
+    store = _open_log(args)
+    try:
+        audited = DecisionLog(store).get(args.decision_id)
+        if args.json:
+            text = safe_json(audited.record.as_dict(), indent=2)
+        else:
+            era = era_of(audited.record.seq, store.key_history())
+            text = render_record(audited.record, audited.decision, store.get_blob, era)
+    finally:
+        store.close()
+    sys.stdout.write(text + "\n")
+    return EXIT_OK
+
+
+def _cmd_audit_export(args: argparse.Namespace) -> int:
+    store = _open_log(args)
+    since = parse_instant(args.since, "--since")
+    until = parse_instant(args.until, "--until")
+    count = 0
+    try:
+        for record in store.records(case_id=args.case_id, since=since, until=until):
+            sys.stdout.write(safe_json(record.as_dict(), sort_keys=True) + "\n")
+            count += 1
+    finally:
+        store.close()
+    sys.stderr.write(f"exported {count} decision(s)\n")
+    return EXIT_OK
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from caseroute.audit.verify import verify_chain
+
+    store = _open_log(args)
+    try:
+        head = store.head()
+        report = verify_chain(store.records(), head, store.get_blob)
+        eras = store.key_history()
+    finally:
+        store.close()
+    if not report.ok:
+        where = f" (decision {report.decision_id})" if report.decision_id else ""
+        out(f"TAMPERED: {report.problem}{where}; checked {report.records} record(s)")
+        return EXIT_FAILED
+    if args.expect_head and args.expect_head != f"{head[0]}:{head[1]}":
+        sys.stdout.write(
+            f"TAMPERED: the chain verifies internally but its head is {head[0]}:{head[1]}, not "
+            f"the {args.expect_head} recorded earlier (records rewritten or truncated)\n"
+        )
+        return EXIT_FAILED
+    sys.stdout.write(
+        f"ok: {report.records} record(s), every link and blob verified; head "
+        f"{head[0]}:{head[1]} (keep it elsewhere and pass it as --expect-head next time)\n"
+    )
+    if not eras:
+        sys.stdout.write("masking key eras: none recorded (written before key fingerprints)\n")
+        return EXIT_OK
+    sys.stdout.write("masking key eras:\n")
+    for era in eras:
+        rotated = f"; rotated from {era.old_fingerprint}" if era.old_fingerprint else ""
+        sys.stdout.write(
+            f"  era {era.era} from record {era.first_seq}: key {era.new_fingerprint} "
+            f"(since {era.at}{rotated})\n"
+        )
+    return EXIT_OK
+
+
+def _cmd_audit_rotate_key(args: argparse.Namespace) -> int:
+    from caseroute.audit.config import exposed_files, exposure_message, load_key
+    from caseroute.audit.masking import key_fingerprint
+    from caseroute.audit.store import SqliteAuditStore
+    from caseroute.domain.codec import format_timestamp
+
+    db, key_file = args.audit_db, args.new_key_file
+    if not db.is_file():
+        raise UsageError(f"no decision log at {db}; pass --audit-db pointing at the server's log")
+    exposed = exposed_files(db)
+    if exposed:
+        raise ConfigError(exposure_message(exposed))
+    existed = key_file.exists()
+    store = SqliteAuditStore(db)
+    try:
+        head, eras = store.head()[0], store.key_history()
+        if existed:
+            fingerprint = key_fingerprint(load_key(key_file, None, create=False))
+            if eras and eras[-1].new_fingerprint == fingerprint:
+                raise UsageError(
+                    f"{key_file} holds the key already in use (fingerprint {fingerprint}); "
+                    "nothing to rotate"
+                )
+        if not args.confirm:
+            raise UsageError(
+                f"rotating the masking key of {db} starts a new key era at record {head + 1}: "
+                "from then on the same patient gets a different digest than in the "
+                f"{head} earlier record(s); keep the old key if those digests must still be "
+                "matched. Rerun with --confirm to rotate"
+            )
+        fingerprint = key_fingerprint(load_key(key_file, None))  # creates it when missing
+        era = store.rotate_key(fingerprint, format_timestamp(datetime.now(UTC)))
+    finally:
+        store.close()
+    where = (
+        f"the new key is {key_file}"
+        if existed
+        else f"a new key was written to {key_file} (mode 0600, back it up separately)"
+    )
+    sys.stdout.write(
+        f"masking key rotated: key era {era.era} starts at record {era.first_seq} (fingerprint "
+        f"{era.old_fingerprint} -> {era.new_fingerprint}); {where}; restart the servers with "
+        f"--audit-key-file {key_file}\n"
+    )
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``audit`` and its subcommands."""
+    audit = sub.add_parser("audit", help="read and verify the decision log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    show = audit_sub.add_parser("show", help="one decision with its explanation")
+    show.add_argument("decision_id", help="decision id (dec_...)")
+    show.add_argument("--json", action="store_true", help="print the stored record as JSON")
+    show.set_defaults(run=_cmd_audit_show)
+    export = audit_sub.add_parser("export", help="decisions as JSON lines on stdout")
+    export.add_argument("--since", help="decisions with now >= this instant (ISO-8601)")
+    export.add_argument("--until", help="decisions with now < this instant (ISO-8601)")
+    export.add_argument("--case-id", default="", help="only this case")
+    export.set_defaults(run=_cmd_audit_export)
+    verify = audit_sub.add_parser("verify", help="walk the hash chain; exit 1 if tampered")
+    verify.add_argument(
+        "--expect-head",
+        metavar="SEQ:HASH",
+        help="head printed by an earlier verify: detects rewriting of the whole tail",
+    )
+    verify.set_defaults(run=_cmd_audit_verify)
+    rotate = audit_sub.add_parser(
+        "rotate-key",
+        help="change the masking key on purpose: starts a new, recorded key era (stop the "
+        "servers first; a server still on the old key stops writing)",
+    )
+    rotate.add_argument(
+        "--new-key-file",
+        type=Path,
+        required=True,
+        help="the new key (hex); created with a random key, mode 0600, if missing",
+    )
+    rotate.add_argument(
+        "--confirm", action="store_true", help="really rotate (without it: say what would happen)"
+    )
+    rotate.set_defaults(run=_cmd_audit_rotate_key)
+    for cmd in (show, export, verify, rotate):
+        add_audit_db(cmd)

@@ -1,0 +1,67 @@
+"""The ``caseroute`` command: serve, decide, check and test rulesets, read the decision log.
+
+Exit codes: 0 success; 1 the ruleset has errors or golden cases failed; 2 bad usage or input.
+``rules diff`` is like ``diff``: 0 the same in meaning, 1 they differ, 2 an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from caseroute import __version__
+from caseroute.cli import audit, decide, rules, serve
+from caseroute.cli.output import EXIT_FAILED, EXIT_USAGE, UsageError
+from caseroute.domain.errors import CaserouteError, ConfigError, RequestError, RulesetError
+from caseroute.render import escape_lines
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="caseroute", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"caseroute {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    # Invariant: registration order is the order `caseroute --help` lists the commands in.
+    decide.register(sub)
+    serve.register(sub)
+    rules.register(sub)
+    audit.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The process exit code.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
+    # Messages quote caller and operator text (file names, ids, values): escaped per line.
+    except UsageError as exc:
+        sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
+        return EXIT_USAGE
+    except (RequestError, ConfigError) as exc:
+        sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
+        return EXIT_USAGE
+    except RulesetError as exc:
+        sys.stderr.write(
+            f"caseroute: {escape_lines(str(exc))}\nRun `caseroute rules check` on the ruleset.\n"
+        )
+        return EXIT_FAILED
+    except CaserouteError as exc:
+        sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (`caseroute ... | head`): stop quietly. Point stdout at devnull
+        # so the interpreter's final flush does not raise again (Python's documented recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    return code

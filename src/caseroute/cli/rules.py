@@ -1,0 +1,515 @@
+"""``caseroute rules``: check, test, format, diff and list the fields of rulesets."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from datetime import UTC, date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from caseroute.cli.options import (
+    ENGINES,
+    add_masked_fields,
+    default_engine,
+    masked_fields,
+    parse_instant,
+    read_json,
+)
+from caseroute.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, out, print_json
+from caseroute.domain.codec import parse_roster
+from caseroute.domain.errors import (
+    Problem,
+    RequestError,
+    RulesetError,
+    Severity,
+)
+from caseroute.render import escape_text, safe_json
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+
+    from caseroute.domain.roster import Roster
+    from caseroute.rules.model import CompiledRuleset
+
+
+def _problem_data(problem: Problem) -> dict[str, object]:
+    """One ruleset problem as JSON data (``rules check --format json``)."""
+    return {
+        "code": problem.code,
+        "severity": problem.severity.value,
+        "file": problem.file,
+        "line": problem.line,
+        "column": problem.column,
+        "rule_id": problem.rule_id,
+        "message": problem.message,
+    }
+
+
+def _check_roster(args: argparse.Namespace) -> tuple[Roster, date] | None:
+    """The roster ``rules check --roster`` checks against, and the day it judges licences on."""
+    if args.roster is None:
+        for flag, given in (("--now", args.now), ("--strict", args.strict)):
+            if given:
+                raise UsageError(f"{flag} applies to the roster check; add --roster ROSTER.json")
+        return None
+    try:
+        roster = parse_roster(read_json(args.roster, "roster"))
+    except RequestError as exc:
+        details = "\n".join(f"  - {v}" for v in exc.violations)
+        raise UsageError(
+            f"{args.roster} is not a valid roster ({len(exc.violations)} problem(s)); fix it "
+            f"and re-run:\n{details}"
+        ) from None
+    now = parse_instant(args.now, "--now") or roster.taken_at
+    return roster, now.astimezone(UTC).date()
+
+
+def _cmd_rules_check(args: argparse.Namespace) -> int:
+    import logging
+
+    from caseroute.audit.config import check_masked_fields
+    from caseroute.audit.masking import Masker, masked_reads
+    from caseroute.engine.satisfiable import unsatisfiable_requirements
+    from caseroute.rules.compiler import load_ruleset
+
+    masker = Masker(b"", check_masked_fields(masked_fields(args)))
+    against = _check_roster(args)
+    as_json = args.format == "json"
+    show = (lambda _line: None) if as_json else out
+    status = EXIT_OK
+    reports: list[dict[str, object]] = []
+    for path in args.paths:
+        report: dict[str, object] = {
+            "path": str(path),
+            "name": None,
+            "version": None,
+            "sha256": None,
+            "ok": False,
+        }
+        reports.append(report)
+        try:
+            compiled = load_ruleset(path)
+        except RulesetError as exc:
+            errors = [p for p in exc.problems if p.severity is Severity.ERROR]
+            for problem in exc.problems:
+                show(str(problem))
+            show(f"{path}: {len(errors)} error(s), {len(exc.problems) - len(errors)} warning(s)")
+            report["problems"] = [_problem_data(p) for p in exc.problems]
+            status = EXIT_FAILED
+            continue
+        except Exception:  # a loader bug must not stop the other paths from being checked
+            logging.getLogger("caseroute.rules").exception("checking %s failed", path)
+            message = (
+                "caseroute failed while checking this ruleset (a bug: please report it with "
+                "the file); the other paths are still checked"
+            )
+            show(f"{path}: error: {message}")
+            report["problems"] = [_problem_data(Problem("check.internal", message, str(path)))]
+            status = EXIT_FAILED
+            continue
+        problems = [*compiled.warnings, *masked_reads(compiled, masker)]
+        if against is not None:
+            roster, day = against
+            findings = unsatisfiable_requirements(compiled, roster, args.roster.name, day)
+            severity = Severity.ERROR if args.strict else Severity.WARNING
+            problems += [dataclasses.replace(p, severity=severity) for p in findings]
+        errors = [p for p in problems if p.severity is Severity.ERROR]
+        for problem in problems:
+            show(str(problem))
+        summary = (
+            f"{compiled.name} version {compiled.version}, {len(compiled.rules)} rules, "
+            f"{len(compiled.leaves)} conditions, sha256 {compiled.sha256}"
+        )
+        if errors:
+            show(
+                f"{path}: {len(errors)} error(s), {len(problems) - len(errors)} warning(s) "
+                f"- {summary}"
+            )
+            status = EXIT_FAILED
+        else:
+            show(f"{path}: ok - {summary}; {len(problems)} warning(s)")
+        report.update(
+            name=compiled.name,
+            version=compiled.version,
+            sha256=compiled.sha256,
+            ok=not errors,
+            problems=[_problem_data(p) for p in problems],
+        )
+    if as_json:
+        print_json(
+            {
+                "command": "rules check",
+                "ok": status == EXIT_OK,
+                "roster": None if args.roster is None else str(args.roster),
+                "day": None if against is None else against[1].isoformat(),
+                "paths": reports,
+            }
+        )
+    return status
+
+
+def _junit_properties(
+    path: Path, compiled: CompiledRuleset | None, args: argparse.Namespace
+) -> dict[str, str]:
+    """The ``<property>`` elements of a ``rules test --format junit`` suite."""
+    if compiled is None:
+        return {"path": str(path)}
+    return {
+        "path": str(path),
+        "ruleset_version": compiled.version,
+        "ruleset_sha256": compiled.sha256,
+        "engine": args.engine,
+    }
+
+
+def _junit_load_error(
+    path: Path, compiled: CompiledRuleset | None, args: argparse.Namespace, exc: RulesetError
+) -> ET.Element:
+    """The suite of a ruleset (``compiled`` is None) or golden file that does not load."""
+    from caseroute.rules.junit import load_error_suite, problem_counts
+
+    what = "the ruleset" if compiled is None else "the golden cases beside the ruleset"
+    return load_error_suite(
+        name=str(path) if compiled is None else f"{compiled.name}@{compiled.version}",
+        classname=str(path) if compiled is None else compiled.name,
+        testcase="load ruleset" if compiled is None else "load golden cases",
+        message=f"{what} {'does' if compiled is None else 'do'} not load: "
+        f"{problem_counts(exc.problems)}; fix each problem listed (file:line) and re-run",
+        problems=exc.problems,
+        properties=_junit_properties(path, compiled, args),
+    )
+
+
+def _cmd_rules_test(args: argparse.Namespace) -> int:
+    from caseroute.engine.case_rules import EngineKind, prepare_ruleset
+    from caseroute.engine.decide import decide
+    from caseroute.rules.compiler import load_ruleset
+    from caseroute.rules.golden import load_golden, rule_coverage, run_golden
+    from caseroute.rules.junit import golden_suite, render_junit
+
+    path: Path = args.path
+    as_json = args.format == "json"
+    report: dict[str, object] = {"path": str(path), "name": None, "version": None, "sha256": None}
+    compiled = None
+    try:
+        ruleset = prepare_ruleset(load_ruleset(path), EngineKind(args.engine))
+        compiled = ruleset.compiled
+        report.update(name=compiled.name, version=compiled.version, sha256=compiled.sha256)
+        cases = load_golden(path if path.is_dir() else path.parent)
+    except RulesetError as exc:
+        if args.format == "junit":
+            sys.stdout.write(render_junit([_junit_load_error(path, compiled, args, exc)]))
+            return EXIT_FAILED
+        if not as_json:
+            raise
+        report.update(ok=False, problems=[_problem_data(p) for p in exc.problems])
+        print_json({"command": "rules test", "ok": False, "paths": [report]})
+        return EXIT_FAILED
+    if not cases:
+        raise UsageError(f"no golden cases found in {path}/golden/*.yaml")
+    results = run_golden(cases, lambda c, r, now: decide(c, r, ruleset, now))
+    failed = [r for r in results if not r.passed]
+    cover = rule_coverage(results, ruleset.compiled.rules)
+    gaps = [
+        rule_id for rule_id, (decided, not_fired) in cover.items() if not decided or not not_fired
+    ]
+    ok = not failed and not (gaps and args.require_coverage)
+    if args.format == "junit":
+        coverage = cover if args.require_coverage else None
+        properties = _junit_properties(path, ruleset.compiled, args)
+        suite = golden_suite(ruleset.compiled, results, coverage, properties)
+        sys.stdout.write(render_junit([suite]))
+        return EXIT_OK if ok else EXIT_FAILED
+    if as_json:
+        report.update(
+            ok=ok,
+            passed=len(results) - len(failed),
+            failed=len(failed),
+            problems=[],
+            cases=[
+                {
+                    "name": r.case.name,
+                    "location": r.case.location,
+                    "passed": r.passed,
+                    "mismatches": list(r.mismatches),
+                }
+                for r in results
+            ],
+            coverage=[
+                {
+                    "rule_id": rule_id,
+                    "decided": decided,
+                    "not_fired": not_fired,
+                    "gap": rule_id in gaps,
+                }
+                for rule_id, (decided, not_fired) in cover.items()
+            ],
+        )
+        print_json({"command": "rules test", "ok": ok, "paths": [report]})
+        return EXIT_OK if ok else EXIT_FAILED
+    for result in results:
+        mark = "PASS" if result.passed else "FAIL"
+        out(f"{mark} {result.case.name} ({result.case.location})")
+        for mismatch in result.mismatches:
+            out(f"     {mismatch}")
+    sys.stdout.write("\nrule coverage (cases decided / cases not fired; catch-all: not decided):\n")
+    for rule_id, (decided, not_fired) in cover.items():
+        note = (
+            ""
+            if rule_id not in gaps
+            else "   <- needs a case where it " + ("decides" if not decided else "does not fire")
+        )
+        out(f"  {rule_id}: {decided} / {not_fired}{note}")
+    sys.stdout.write(f"\n{len(results) - len(failed)} passed, {len(failed)} failed\n")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _cmd_rules_fmt(args: argparse.Namespace) -> int:
+    import difflib
+    import logging
+
+    from caseroute.rules.compiler import ruleset_file
+    from caseroute.rules.fmt import format_file, write_atomically
+
+    as_json = args.format == "json"
+    show = (lambda _line: None) if as_json else out
+    changed = refused = False
+    reports: list[dict[str, object]] = []
+    for given in args.paths:
+        path = ruleset_file(given)
+        report: dict[str, object] = {"path": str(path), "status": "refused", "problems": []}
+        reports.append(report)
+        try:
+            original, formatted = format_file(path)
+        except RulesetError as exc:  # never round-trip a file the loader refuses
+            for problem in exc.problems:
+                show(str(problem))
+            show(f"{path}: not formatted: fix the problems above and re-run")
+            report["problems"] = [_problem_data(p) for p in exc.problems]
+            refused = True
+            continue
+        except Exception:  # a formatter bug must not stop the other paths
+            logging.getLogger("caseroute.rules").exception("formatting %s failed", path)
+            message = (
+                "caseroute failed while formatting this ruleset (a bug: please report it with "
+                "the file); the file is unchanged"
+            )
+            show(f"{path}: error: {message}")
+            report["problems"] = [_problem_data(Problem("fmt.internal", message, str(path)))]
+            refused = True
+            continue
+        if original == formatted:
+            report["status"] = "unchanged"
+            continue
+        changed = True
+        if args.check:
+            show(f"{path}: would reformat")
+            report["status"] = "would_reformat"
+        else:
+            try:
+                write_atomically(path, formatted)
+            except OSError as exc:
+                message = (
+                    f"cannot write the formatted file: {exc.strerror or type(exc).__name__}; "
+                    "the file is unchanged"
+                )
+                show(f"{path}: {message}")
+                report["problems"] = [_problem_data(Problem("fmt.unwritable", message, str(path)))]
+                refused = True
+                continue
+            show(f"{path}: reformatted")
+            report["status"] = "reformatted"
+        if args.diff:
+            diff = list(
+                difflib.unified_diff(
+                    original.splitlines(),
+                    formatted.splitlines(),
+                    f"{path}",
+                    f"{path} (formatted)",
+                    lineterm="",
+                )
+            )
+            for line in diff:
+                show(line)
+            report["diff"] = "\n".join(diff) + "\n"
+    status = EXIT_USAGE if refused else EXIT_FAILED if changed and args.check else EXIT_OK
+    if as_json:
+        print_json(
+            {"command": "rules fmt", "check": args.check, "ok": status == EXIT_OK, "paths": reports}
+        )
+    return status
+
+
+def _cmd_rules_diff(args: argparse.Namespace) -> int:
+    import logging
+
+    from caseroute.rules.compiler import load_ruleset
+    from caseroute.rules.diff import diff_rulesets
+    from caseroute.rules.diff_render import diff_as_data, render_diff_markdown, render_diff_text
+
+    # Exit 1 means "they differ" (like diff), so every failure here must be 2, never 1.
+    loaded = []
+    for label, path in (("OLD", args.old), ("NEW", args.new)):
+        try:
+            loaded.append(load_ruleset(path))
+        except RulesetError as exc:
+            errors = [p for p in exc.problems if p.severity is Severity.ERROR]
+            for problem in exc.problems:
+                sys.stderr.write(escape_text(str(problem)) + "\n")
+            sys.stderr.write(
+                escape_text(
+                    f"caseroute: {label} ruleset {path} has {len(errors)} error(s); fix them "
+                    "(`caseroute rules check` lists them) and diff again"
+                )
+                + "\n"
+            )
+        except Exception:  # a loader bug must not read as "they differ" (exit 1)
+            logging.getLogger("caseroute.rules").exception("loading %s failed", path)
+            sys.stderr.write(
+                escape_text(
+                    f"caseroute: error: caseroute failed while loading the {label} ruleset "
+                    f"{path} (a bug: please report it with the file)"
+                )
+                + "\n"
+            )
+    if len(loaded) != 2:  # one of OLD and NEW did not load
+        return EXIT_USAGE
+    try:
+        diff = diff_rulesets(loaded[0], loaded[1])
+    except Exception:  # a diff bug must not read as "they differ" (exit 1)
+        logging.getLogger("caseroute.rules").exception(
+            "diffing %s and %s failed", args.old, args.new
+        )
+        sys.stderr.write(
+            "caseroute: error: caseroute failed while comparing these rulesets (a bug: please "
+            "report it with both files)\n"
+        )
+        return EXIT_USAGE
+    if args.format == "json":
+        sys.stdout.write(safe_json(diff_as_data(diff), indent=2) + "\n")
+    else:
+        render = render_diff_markdown if args.format == "markdown" else render_diff_text
+        for line in render(diff):
+            out(line)
+    return EXIT_FAILED if diff.differs else EXIT_OK
+
+
+def _cmd_rules_fields(_: argparse.Namespace) -> int:
+    from caseroute.rules.fields import CASE_FIELDS
+
+    for path, ftype in CASE_FIELDS.items():
+        optional = " (may be missing)" if ftype.optional else ""
+        sys.stdout.write(f"{path:34} {ftype.describe()}{optional}: {ftype.doc}\n")
+    sys.stdout.write(
+        f"{'case.attributes.<name>':34} as declared under `attributes:`\n"
+        f"{'params.<name>':34} constants declared under `params:`\n"
+    )
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``rules`` and its subcommands."""
+    rules = sub.add_parser("rules", help="check, test and document rulesets")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser(
+        "check",
+        help="validate rulesets; print every problem (with --roster: also requirements no "
+        "agent on that roster can satisfy)",
+    )
+    check.add_argument("paths", type=Path, nargs="+", help="ruleset directories or files")
+    add_masked_fields(check)
+    check.add_argument(
+        "--roster",
+        type=Path,
+        metavar="ROSTER.json",
+        help="also report requirements no agent on this roster can ever satisfy (a licence "
+        "type nobody holds, a jurisdiction nobody is licensed in, a skill level nobody "
+        "reaches, a language nobody speaks): roster.unsatisfiable_* warnings",
+    )
+    check.add_argument(
+        "--now",
+        help="with --roster: the instant licence expiry and compact membership are judged at, "
+        "ISO-8601 with offset (default: the roster's taken_at)",
+    )
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="with --roster: roster findings are errors (exit 1), not warnings; the roster is "
+        "a snapshot, so they are warnings by default",
+    )
+    _add_format(check)
+    check.set_defaults(run=_cmd_rules_check)
+    test = rules_sub.add_parser("test", help="run a ruleset's golden cases")
+    test.add_argument("path", type=Path, help="ruleset directory")
+    test.add_argument("--engine", choices=ENGINES, default=default_engine())
+    test.add_argument(
+        "--require-coverage",
+        action="store_true",
+        help="fail unless every rule decides some case and misses another",
+    )
+    _add_format(test, junit=True)
+    test.set_defaults(run=_cmd_rules_test)
+    fmt = rules_sub.add_parser(
+        "fmt",
+        help="rewrite rulesets in the canonical layout, keeping comments",
+        description="Rewrite each ruleset in one canonical layout (key order, 2-space indent, "
+        "conditions quoted only when needed), keeping comments and meaning. A file that does "
+        "not load is refused with its problems (exit 2). Exit 1 with --check if any would "
+        "change.",
+    )
+    fmt.add_argument("paths", type=Path, nargs="+", help="ruleset directories or files")
+    fmt.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; list the files that would change and exit 1 if any would",
+    )
+    fmt.add_argument("--diff", action="store_true", help="also print a unified diff per change")
+    fmt.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text for people (default), or one JSON document on stdout for CI: per path its "
+        "status (unchanged, would_reformat, reformatted, refused), problems and, with --diff, "
+        "the diff",
+    )
+    fmt.set_defaults(run=_cmd_rules_fmt)
+    fields = rules_sub.add_parser("fields", help="list the fields conditions can read")
+    fields.set_defaults(run=_cmd_rules_fields)
+    rules_diff = rules_sub.add_parser(
+        "diff",
+        help="compare two versions of a ruleset (exit 0: same meaning, 1: they differ, 2: error)",
+        description="Compare two versions of a ruleset, rule by rule (matched by id): rules "
+        "added, removed and moved, conditions, actions, priorities, params, signals, "
+        "attributes, constraints, compacts, matching and queues; metadata, descriptions and "
+        "reworded conditions are listed too but do not count as differences. Exit status: 0 "
+        "when the two are identical in meaning, 1 when they differ, 2 when either cannot be "
+        "loaded (its problems are printed with file:line on stderr).",
+    )
+    rules_diff.add_argument("old", type=Path, help="the version before: ruleset directory or file")
+    rules_diff.add_argument("new", type=Path, help="the version after: ruleset directory or file")
+    rules_diff.add_argument(
+        "--format",
+        choices=["text", "json", "markdown"],
+        default="text",
+        help="text (default, one line per change), json, or markdown (a pull-request comment)",
+    )
+    rules_diff.set_defaults(run=_cmd_rules_diff)
+
+
+def _add_format(cmd: argparse.ArgumentParser, *, junit: bool = False) -> None:
+    cmd.add_argument(
+        "--format",
+        choices=["text", "json", "junit"] if junit else ["text", "json"],
+        default="text",
+        help="text for people (default), or one JSON document on stdout for CI: per path its "
+        "name, version, sha256, ok and problems (code, severity, file, line, column, rule_id, "
+        "message)"
+        + (
+            "; or JUnit XML on stdout (a testcase per golden case, and per rule with "
+            "--require-coverage) for CI test reports"
+            if junit
+            else ""
+        ),
+    )

@@ -1,0 +1,45 @@
+"""The `caseroute.cli` package: one entry point, and each command group in its own module."""
+
+import argparse
+import importlib
+import tomllib
+
+from caseroute.cli import build_parser
+from caseroute.cli.command import main
+from caseroute.testing import REPO_ROOT
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(actions[0].choices) if actions else {}
+
+
+def test_the_console_script_runs_the_command_modules_main() -> None:
+    """The `caseroute` script in pyproject resolves to `caseroute.cli.command.main`."""
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    module, _, name = pyproject["project"]["scripts"]["caseroute"].partition(":")
+    assert main is getattr(importlib.import_module(module), name)
+
+
+def test_each_command_runs_code_from_its_groups_module() -> None:
+    """Top-level commands keep their order, and every subcommand's handler lives in its group."""
+    top = _subparsers(build_parser())
+    assert list(top) == ["decide", "serve", "health", "rules", "audit"]
+    handlers: dict[str, str] = {}
+    for name, parser in top.items():
+        for sub, leaf in (_subparsers(parser) or {"": parser}).items():
+            handlers[f"{name} {sub}".strip()] = leaf.get_default("run").__module__
+    assert handlers == {
+        "decide": "caseroute.cli.decide",
+        "serve": "caseroute.cli.serve",
+        "health": "caseroute.cli.serve",
+        "rules check": "caseroute.cli.rules",
+        "rules test": "caseroute.cli.rules",
+        "rules fmt": "caseroute.cli.rules",
+        "rules fields": "caseroute.cli.rules",
+        "rules diff": "caseroute.cli.rules",
+        "audit show": "caseroute.cli.audit",
+        "audit export": "caseroute.cli.audit",
+        "audit verify": "caseroute.cli.audit",
+        "audit rotate-key": "caseroute.cli.audit",
+    }
