@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 from datetime import UTC, date
 from pathlib import Path
@@ -29,9 +30,32 @@ from caseroute.render import escape_text, safe_json
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
+    from collections.abc import Callable
 
     from caseroute.domain.roster import Roster
     from caseroute.rules.model import CompiledRuleset
+
+
+def _internal_failure(
+    exc: Exception,
+    path: Path,
+    doing: str,
+    code: str,
+    consequence: str,
+    show: Callable[[str], None],
+) -> list[dict[str, object]]:
+    """Report a caseroute bug met while ``doing`` one path: logged in full, said in one line.
+
+    Returns:
+        The path's problems for the JSON report (one ``code`` problem).
+    """
+    logging.getLogger("caseroute.rules").error("%s %s failed", doing, path, exc_info=exc)
+    message = (
+        f"caseroute failed while {doing} this ruleset (a bug: please report it with the "
+        f"file); {consequence}"
+    )
+    show(f"{path}: error: {message}")
+    return [_problem_data(Problem(code, message, str(path)))]
 
 
 def _problem_data(problem: Problem) -> dict[str, object]:
@@ -67,7 +91,6 @@ def _check_roster(args: argparse.Namespace) -> tuple[Roster, date] | None:
 
 
 def _cmd_rules_check(args: argparse.Namespace) -> int:
-    import logging
 
     from caseroute.audit.config import check_masked_fields
     from caseroute.audit.masking import Masker, masked_reads
@@ -99,14 +122,10 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
             report["problems"] = [_problem_data(p) for p in exc.problems]
             status = EXIT_FAILED
             continue
-        except Exception:  # a loader bug must not stop the other paths from being checked
-            logging.getLogger("caseroute.rules").exception("checking %s failed", path)
-            message = (
-                "caseroute failed while checking this ruleset (a bug: please report it with "
-                "the file); the other paths are still checked"
+        except Exception as exc:  # noqa: BLE001 - a loader bug must not stop the other paths
+            report["problems"] = _internal_failure(
+                exc, path, "checking", "check.internal", "the other paths are still checked", show
             )
-            show(f"{path}: error: {message}")
-            report["problems"] = [_problem_data(Problem("check.internal", message, str(path)))]
             status = EXIT_FAILED
             continue
         problems = [*compiled.warnings, *masked_reads(compiled, masker)]
@@ -268,7 +287,6 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
 
 def _cmd_rules_fmt(args: argparse.Namespace) -> int:
     import difflib
-    import logging
 
     from caseroute.rules.compiler import ruleset_file
     from caseroute.rules.fmt import format_file, write_atomically
@@ -290,14 +308,10 @@ def _cmd_rules_fmt(args: argparse.Namespace) -> int:
             report["problems"] = [_problem_data(p) for p in exc.problems]
             refused = True
             continue
-        except Exception:  # a formatter bug must not stop the other paths
-            logging.getLogger("caseroute.rules").exception("formatting %s failed", path)
-            message = (
-                "caseroute failed while formatting this ruleset (a bug: please report it with "
-                "the file); the file is unchanged"
+        except Exception as exc:  # noqa: BLE001 - a formatter bug must not stop the other paths
+            report["problems"] = _internal_failure(
+                exc, path, "formatting", "fmt.internal", "the file is unchanged", show
             )
-            show(f"{path}: error: {message}")
-            report["problems"] = [_problem_data(Problem("fmt.internal", message, str(path)))]
             refused = True
             continue
         if original == formatted:
@@ -343,7 +357,6 @@ def _cmd_rules_fmt(args: argparse.Namespace) -> int:
 
 
 def _cmd_rules_diff(args: argparse.Namespace) -> int:
-    import logging
 
     from caseroute.rules.compiler import load_ruleset
     from caseroute.rules.diff import diff_rulesets
