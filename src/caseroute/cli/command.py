@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from caseroute import __version__
-from caseroute.cli import audit, decide, rules, serve
+from caseroute.cli import audit, decide, rules, rules_admin, rules_shadow, rules_versions, serve
 from caseroute.cli.output import EXIT_FAILED, EXIT_USAGE, UsageError
 from caseroute.domain.errors import CaserouteError, ConfigError, RequestError, RulesetError
 from caseroute.render import escape_lines
@@ -26,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     # Invariant: registration order is the order `caseroute --help` lists the commands in.
     decide.register(sub)
     serve.register(sub)
-    rules.register(sub)
+    rules_sub = rules.register(sub)
+    rules_versions.register(rules_sub)
+    rules_admin.register(rules_sub)
+    rules_shadow.register(rules_sub)
     audit.register(sub)
     return parser
 

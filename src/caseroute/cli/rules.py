@@ -8,7 +8,7 @@ import logging
 import sys
 from datetime import UTC, date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from caseroute.cli.options import (
     ENGINES,
@@ -422,8 +422,13 @@ def _cmd_rules_fields(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``rules`` and its subcommands."""
+RulesCommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # noqa: SLF001 - argparse has no public name
+"""The ``rules`` group's subcommands: ``rules_versions``, ``rules_admin`` and ``rules_shadow``
+register theirs into it, so each command family lives in one module."""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> RulesCommands:
+    """Add ``rules`` and the subcommands of this module; returns the group for the others."""
     rules = sub.add_parser("rules", help="check, test and document rulesets")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser(
@@ -509,6 +514,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="text (default, one line per change), json, or markdown (a pull-request comment)",
     )
     rules_diff.set_defaults(run=_cmd_rules_diff)
+    return rules_sub
 
 
 def _add_format(cmd: argparse.ArgumentParser, *, junit: bool = False) -> None:

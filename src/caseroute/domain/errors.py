@@ -6,6 +6,8 @@
     ├── RequestError           case/roster input is protocol-invalid (names each field path)
     ├── RulesetError           a ruleset failed to load or compile (every Problem at once)
     ├── RulesetNotFoundError   no ruleset with that name / version is loaded
+    ├── RulesetStateError      a lifecycle change the rulesets' state does not allow (activate
+    │                          a version that did not load, roll back with no previous version)
     ├── NoRulesetLoadedError   the service has no ruleset at all yet
     ├── AuditUnavailableError  the decision log cannot be written (no decision is returned)
     ├── IdempotencyConflictError  a request_id was reused with a different input
@@ -113,6 +115,14 @@ class RulesetError(CaserouteError):
 
 class RulesetNotFoundError(CaserouteError):
     """No loaded ruleset matches the requested name (and version)."""
+
+
+class RulesetStateError(CaserouteError):
+    """A valid lifecycle request the current ruleset state does not allow; nothing changed.
+
+    For example: activating a version that failed to load, rolling back a ruleset that has
+    no previously active version, or a pointer file the server cannot write.
+    """
 
 
 class NoRulesetLoadedError(CaserouteError):
