@@ -19,7 +19,7 @@ from caseroute.engine.decide import decide
 from caseroute.engine.facts import Fact
 from caseroute.engine.pyeval import PythonLeafEvaluator
 from caseroute.grpc_api.server import ServerConfig, build_server
-from caseroute.registry import RulesetRegistry, RulesetStatus
+from caseroute.registry import RulesetRegistry, RulesetStatus, VersionInfo
 from caseroute.rules.ir import Leaf
 from caseroute.rules.model import CompiledRuleset
 from caseroute.service import DecideCommand
@@ -141,8 +141,9 @@ def test_reload_swaps_to_the_new_version_and_closes_the_unused_old_one(
         "routing": RulesetStatus(
             name="routing",
             active_version="2",
-            sha256=new.compiled.sha256,
-            versions=("2",),
+            shadow_version=None,
+            previous_versions=(),
+            versions=(VersionInfo("2", new.compiled.sha256, new.compiled.path),),
             last_reload=NOW + timedelta(minutes=1),
             last_error=None,
         )
@@ -234,8 +235,9 @@ def test_reload_with_a_broken_ruleset_keeps_its_last_good_version(
         RulesetStatus(
             name="alpha",
             active_version="1",
-            sha256=alpha.compiled.sha256,
-            versions=("1",),
+            shadow_version=None,
+            previous_versions=(),
+            versions=(VersionInfo("1", alpha.compiled.sha256, alpha.compiled.path),),
             last_reload=NOW + timedelta(minutes=1),
             last_error=problem,
         )
@@ -280,7 +282,8 @@ def test_restart_with_a_broken_file_serves_the_valid_ones(
         RulesetStatus(
             name="broken-dir",
             active_version=None,
-            sha256=None,
+            shadow_version=None,
+            previous_versions=(),
             versions=(),
             last_reload=NOW,
             last_error=problem,
@@ -456,7 +459,7 @@ def test_one_version_with_two_contents_is_refused_naming_both_files(
     registry.reload(tmp_path, EngineKind.PYTHON)
     status = registry.status()["routing"]
     expected_error = (
-        f"{second}: ruleset routing version 1 is already defined by {first} with other "
+        f"{second}:2: error versions.duplicate: ruleset routing version 1 is already defined by {first} with other "
         f"content (sha256 {serving.compiled.sha256[:12]}… vs "
         f"{builder.built[-1].compiled.sha256[:12]}…); a published version never changes: "
         "give one of them a new version"
@@ -484,7 +487,7 @@ def test_the_serving_content_of_a_version_is_kept_whatever_the_path_order(
     refused = builder.built[-1]
     assert (registry.resolve("", ""), serving.closed, refused.closed) == (serving, 0, 1)
     assert registry.status()["routing"].last_error == (
-        f"{copy}: ruleset routing version 1 is already defined by {serving_path} with other "
+        f"{copy}:2: error versions.duplicate: ruleset routing version 1 is already defined by {serving_path} with other "
         f"content (sha256 {serving.compiled.sha256[:12]}… vs {refused.compiled.sha256[:12]}…); "
         "a published version never changes: give one of them a new version"
     )

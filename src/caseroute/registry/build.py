@@ -1,0 +1,388 @@
+"""Build a complete new registry state from a rulesets directory, before anything is swapped.
+
+Every version is compiled, checked (placement, immutability, one content per version) and
+prepared; then each ruleset's pointer file decides which version is active and which shadows.
+What fails keeps its last good state: a source that does not load keeps the rulesets it loaded
+last time, a pointer that does not parse keeps the versions it named last time. Which version
+serves is never inferred from file or directory order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+
+from caseroute.domain.errors import Problem, RulesetError, Severity
+from caseroute.engine.case_rules import EngineKind, LoadedRuleset
+from caseroute.registry.state import Snapshot
+from caseroute.rules.compiler import load_ruleset
+from caseroute.rules.layout import VersionSource, check_placement, discover, key_line
+from caseroute.rules.model import CompiledRuleset
+from caseroute.rules.serving import Serving, parse_serving
+
+log = logging.getLogger("caseroute.registry")
+
+RulesetPreparer = Callable[[CompiledRuleset, EngineKind], LoadedRuleset]
+"""Builds the evaluators of a compiled ruleset (default ``prepare_ruleset``, which also runs
+the durable_rules validation; tests pass one with a fake matcher)."""
+
+DecidedLookup = Callable[[str, str], frozenset[str]]
+"""(name, version) -> the sha256s that version has decided with (the decision log's answer)."""
+
+MAX_ERROR_PROBLEMS = 5
+"""Problems of a failed ruleset kept in ``status`` (the log has every one)."""
+
+
+def _describe_failure(path: Path, exc: Exception) -> str:
+    """The status text of a source that did not load: its problems with ``file:line``."""
+    if isinstance(exc, RulesetError):
+        # Errors first (a stable sort keeps file order): they are why it did not load.
+        ordered = sorted(exc.problems, key=lambda p: p.severity is not Severity.ERROR)
+        lines = [str(p) for p in ordered[:MAX_ERROR_PROBLEMS]]
+        more = len(exc.problems) - MAX_ERROR_PROBLEMS
+        if more > 0:
+            lines.append(f"... and {more} more problem(s); the server log lists every one")
+        return "\n".join(lines)
+    # The type only, never the text: an engine's message may name server paths (a shared
+    # library), and status reaches the admin API. The log has the text and the traceback.
+    return (
+        f"{path}: could not be loaded ({type(exc).__name__}); the server log has the detail; "
+        "fix the file and reload"
+    )
+
+
+def _clash(kept: LoadedRuleset, refused: LoadedRuleset) -> Problem:
+    """One name and version with two contents: never let path order pick the content."""
+    k, r = kept.compiled, refused.compiled
+    return Problem(
+        "versions.duplicate",
+        f"ruleset {r.name} version {r.version} is already defined by {k.path} with other "
+        f"content (sha256 {k.sha256[:12]}… vs {r.sha256[:12]}…); a published version never "
+        "changes: give one of them a new version",
+        r.path,
+        key_line(r.source_text, "version"),
+    )
+
+
+def check_not_changed_after_deciding(
+    compiled: CompiledRuleset, decided: DecidedLookup | None
+) -> None:
+    """Refuse new content for a version that has already decided.
+
+    Args:
+        compiled: The version as read now.
+        decided: The decision log's answer (None: no log, nothing to check).
+
+    Raises:
+        RulesetError: ``versions.changed_after_deciding`` when the log holds decisions of this
+            name and version with another sha256.
+    """
+    if decided is None:
+        return
+    seen = decided(compiled.name, compiled.version)
+    if not seen or compiled.sha256 in seen:
+        return
+    was = ", ".join(sorted(s[:12] + "…" for s in seen))
+    raise RulesetError(
+        [
+            Problem(
+                "versions.changed_after_deciding",
+                f"ruleset {compiled.name} version {compiled.version} has already decided with "
+                f"other content (sha256 {was} in the decision log); this file has sha256 "
+                f"{compiled.sha256[:12]}…: a version that has decided never changes; restore it "
+                "and publish the change as a new version (`caseroute rules new-version`)",
+                compiled.path,
+                key_line(compiled.source_text, "version"),
+            )
+        ]
+    )
+
+
+@dataclass
+class BuiltState:
+    """A new state and the prepared rulesets that must be closed if it is not swapped in.
+
+    Attributes:
+        snapshot: The new state.
+        built: Rulesets prepared by this build (not reused from the old state).
+        discarded: Built rulesets the new state does not hold (refused or displaced).
+    """
+
+    snapshot: Snapshot
+    built: list[LoadedRuleset]
+    discarded: list[LoadedRuleset]
+
+
+@dataclass
+class _Builder:
+    """Accumulates one build."""
+
+    old: Snapshot
+    versions: dict[str, dict[str, LoadedRuleset]] = field(default_factory=dict)
+    origins: dict[str, tuple[LoadedRuleset, ...]] = field(default_factory=dict)
+    origin_of: dict[LoadedRuleset, str] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+    built: list[LoadedRuleset] = field(default_factory=list)
+    discarded: list[LoadedRuleset] = field(default_factory=list)
+
+    def error(self, name: str, text: str) -> None:
+        self.errors.setdefault(name, []).append(text)
+        self.touched.add(name)
+
+    def add(self, ruleset: LoadedRuleset, key: str) -> None:
+        compiled = ruleset.compiled
+        self.versions.setdefault(compiled.name, {})[compiled.version] = ruleset
+        self.origins[key] = (*self.origins.get(key, ()), ruleset)
+        self.origin_of[ruleset] = key
+
+    def drop(self, ruleset: LoadedRuleset) -> None:
+        key = self.origin_of.pop(ruleset, "")
+        left = tuple(r for r in self.origins.get(key, ()) if r is not ruleset)
+        if left:
+            self.origins[key] = left
+        else:
+            self.origins.pop(key, None)
+
+
+def build_state(
+    root: Path,
+    engine: EngineKind,
+    old: Snapshot,
+    prepare: RulesetPreparer,
+    decided: DecidedLookup | None,
+    default: str | None,
+    now: datetime,
+) -> BuiltState:
+    """Compile, check and prepare everything under ``root`` into a new state (not swapped).
+
+    Args:
+        root: A rulesets directory (see ``rules.layout``), or one ruleset directory / file.
+        engine: Engine of record.
+        old: The state serving now (what fails keeps its part of it).
+        prepare: Builds a compiled ruleset's evaluators.
+        decided: The decision log's sha256s per version (None: no immutability check).
+        default: The ruleset a request naming none gets (None: the first name).
+        now: The reload time recorded per touched name.
+
+    Returns:
+        The new state, with what was built for it.
+    """
+    layout = discover(root)
+    state = _Builder(old)
+    reusable = {(r.compiled.name, r.compiled.version, r.compiled.sha256): r for r in old.rulesets()}
+    for source in layout.sources:
+        _load_source(state, source, engine, reusable, prepare, decided)
+    servings = _read_pointers(state, layout.pointers)
+    active, shadow, previous = _choose(state, servings, layout.pointers)
+    kept = {r for versions in state.versions.values() for r in versions.values()}
+    state.discarded += [r for r in state.built if r not in kept]
+    names = set(state.versions)
+    first = next(iter(sorted(names)), None)
+    snapshot = Snapshot(
+        versions=MappingProxyType(
+            {k: MappingProxyType(dict(v)) for k, v in state.versions.items()}
+        ),
+        active=MappingProxyType(active),
+        shadow=MappingProxyType(shadow),
+        previous=MappingProxyType(previous),
+        default=default if default is not None else (old.default or first),
+        origins=MappingProxyType(dict(state.origins)),
+        errors=MappingProxyType({k: "\n".join(v) for k, v in state.errors.items()}),
+        load_errors=tuple(state.failures),
+        reloaded_at=MappingProxyType(dict.fromkeys(state.touched, now)),
+        pointers=MappingProxyType({k: str(v) for k, v in layout.pointers.items()}),
+        safeguarding_flags=frozenset(
+            r.compiled.constraints.safeguarding_flag
+            for versions in state.versions.values()
+            for r in versions.values()
+        ),
+    )
+    return BuiltState(snapshot, state.built, state.discarded)
+
+
+def _load_source(
+    state: _Builder,
+    source: VersionSource,
+    engine: EngineKind,
+    reusable: Mapping[tuple[str, str, str], LoadedRuleset],
+    prepare: RulesetPreparer,
+    decided: DecidedLookup | None,
+) -> None:
+    path = source.path
+    key = str(path)
+    compiled: CompiledRuleset | None = None
+    try:
+        compiled = load_ruleset(path)
+        _check_placement(source, compiled)
+        # An identical ruleset already serving is kept: no new engine to build, no check.
+        same = reusable.get((compiled.name, compiled.version, compiled.sha256))
+        if same is None:
+            check_not_changed_after_deciding(compiled, decided)
+            fresh = prepare(compiled, engine)
+            state.built.append(fresh)
+        else:
+            fresh = same
+    except Exception as exc:  # noqa: BLE001 - one bad ruleset must not stop the rest
+        kept = state.old.origins.get(key, ())
+        names = {r.compiled.name for r in kept} or {
+            compiled.name if compiled is not None else (source.name_dir or path.name)
+        }
+        _log_failure(path, exc, kept)
+        for name in names:
+            state.error(name, _describe_failure(path, exc))
+        state.failures.append(
+            f"{path}: {len(exc.problems)} problem(s)"
+            if isinstance(exc, RulesetError)
+            else f"{path}: {type(exc).__name__}"
+        )
+        for ruleset in kept:
+            if ruleset.compiled.version not in state.versions.get(ruleset.compiled.name, {}):
+                state.add(ruleset, key)
+        return
+    name = compiled.name
+    state.touched.add(name)
+    clash = state.versions.get(name, {}).get(compiled.version)
+    if clash is not None and clash.compiled.sha256 != compiled.sha256:
+        # One version, two contents: the one serving before keeps serving; otherwise the
+        # first in path order (and both files are named, so an operator fixes one).
+        keep_new = fresh is not clash and fresh in state.old.rulesets()
+        kept_one, refused = (fresh, clash) if keep_new else (clash, fresh)
+        problem = _clash(kept_one, refused)
+        log.error("%s", problem)
+        state.error(name, str(problem))
+        state.failures.append(f"{refused.compiled.path}: same version, other content")
+        if keep_new:
+            state.drop(clash)
+            state.add(fresh, key)
+        return
+    state.add(fresh, key)
+
+
+def _check_placement(source: VersionSource, compiled: CompiledRuleset) -> None:
+    placement = check_placement(source, compiled.name, compiled.version, compiled.source_text)
+    if placement:
+        raise RulesetError(placement)
+
+
+def _read_pointers(state: _Builder, pointers: Mapping[str, Path]) -> dict[str, Serving | None]:
+    """Each pointer file parsed (None when it did not parse: its last good choice holds)."""
+    out: dict[str, Serving | None] = {}
+    for name, path in sorted(pointers.items()):
+        try:
+            out[name] = parse_serving(path)
+        except RulesetError as exc:
+            log.error(  # noqa: TRY400 - the problems are the detail; no traceback wanted
+                "serving file %s not read; %s keeps what it served:\n%s", path, name, exc
+            )
+            state.error(name, _describe_failure(path, exc))
+            state.failures.append(f"{path}: {len(exc.problems)} problem(s)")
+            out[name] = None
+    return out
+
+
+def _choose(
+    state: _Builder, servings: Mapping[str, Serving | None], pointers: Mapping[str, Path]
+) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[str, ...]]]:
+    """Per name: the active and shadow versions and the rollback history."""
+    old = state.old
+    active: dict[str, str] = {}
+    shadow: dict[str, str] = {}
+    previous: dict[str, tuple[str, ...]] = {}
+    for name in sorted(set(state.versions) | set(servings)):
+        loaded = state.versions.get(name, {})
+        still = old.active.get(name) if old.active.get(name) in loaded else None
+        if name in servings:
+            serving = servings[name]
+            if serving is None:  # unreadable pointer: its last good choice holds
+                if still is not None:
+                    active[name] = still
+                if old.shadow.get(name) in loaded:
+                    shadow[name] = old.shadow[name]
+                if name in old.previous:
+                    previous[name] = old.previous[name]
+                continue
+            previous[name] = serving.previous
+            chosen = _pointed(state, name, serving, "active", serving.active, still, loaded)
+            if chosen is not None:
+                active[name] = chosen
+            if serving.shadow is not None:
+                shadowed = _pointed(state, name, serving, "shadow", serving.shadow, None, loaded)
+                if shadowed is not None and shadowed != active.get(name):
+                    shadow[name] = shadowed
+            continue
+        if len(loaded) == 1:
+            active[name] = next(iter(loaded))
+            continue
+        home = pointers.get(name)
+        where = str(home.parent) if home is not None else name
+        state.error(
+            name,
+            str(
+                Problem(
+                    "versions.no_active",
+                    f"ruleset {name} has versions {', '.join(sorted(loaded))} and no serving.yaml "
+                    "naming the active one (order on disk never decides); write "
+                    f"rulesets/{name}/serving.yaml with `active: <version>` or run "
+                    "`caseroute rules activate`"
+                    + (
+                        f"; still serving {still}" if still else "; only pinned requests are served"
+                    ),
+                    where,
+                )
+            ),
+        )
+        if still is not None:
+            active[name] = still
+    return active, shadow, previous
+
+
+def _pointed(
+    state: _Builder,
+    name: str,
+    serving: Serving,
+    role: str,
+    version: str,
+    fallback: str | None,
+    loaded: Mapping[str, LoadedRuleset],
+) -> str | None:
+    """The version a pointer names for ``role``, or ``fallback`` (with an error) if not loaded."""
+    if version in loaded:
+        return version
+    line = serving.active_line if role == "active" else serving.shadow_line
+    keeping = (
+        f"; still serving {fallback}"
+        if fallback
+        else ("; only pinned requests are served" if role == "active" else "; no shadow runs")
+    )
+    state.error(
+        name,
+        str(
+            Problem(
+                "versions.not_loaded",
+                f"the {role} version {version} of ruleset {name} is not loaded (loaded: "
+                f"{', '.join(sorted(loaded)) or 'none'}): fix that version's problems or point "
+                f"`{role}:` at a loaded version{keeping}",
+                serving.path,
+                line,
+            )
+        ),
+    )
+    return fallback
+
+
+def _log_failure(path: Path, exc: Exception, kept: tuple[LoadedRuleset, ...]) -> None:
+    keeping = (
+        "; still serving " + ", ".join(f"{r.compiled.name}@{r.compiled.version}" for r in kept)
+        if kept
+        else ""
+    )
+    if isinstance(exc, RulesetError):
+        log.error("ruleset %s not loaded%s:\n%s", path, keeping, exc)
+    else:
+        log.error("ruleset %s not loaded%s", path, keeping, exc_info=exc)

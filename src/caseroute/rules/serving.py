@@ -1,0 +1,225 @@
+"""A ruleset's pointer file, ``rulesets/<name>/serving.yaml``: which version serves, which shadows.
+
+The pointer is the only thing that says which version of a ruleset decides unpinned requests;
+it is never inferred from file or directory order. It is small enough to edit by hand, and
+``caseroute rules activate`` / ``rollback`` (through the server) rewrite it atomically::
+
+    # Which version of patient-enquiries serves (caseroute rules activate / rollback).
+    active: 2025.06.0
+    shadow: 2025.07.0        # optional: evaluated beside every live decision, never returned
+    previous: [2025.05.0]    # earlier active versions, most recent last (rollback takes it)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from caseroute.domain.errors import Problem, RulesetError
+from caseroute.rules.schema import VERSION_RE
+from caseroute.rules.source import Node, read_yaml
+
+SERVING_FILE = "serving.yaml"
+MAX_SERVING_BYTES = 16 * 1024
+MAX_PREVIOUS = 20
+"""Earlier active versions a pointer remembers for rollback (older ones are forgotten)."""
+
+_KEYS = ("active", "shadow", "previous")
+
+
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What one ruleset's pointer file says.
+
+    Attributes:
+        active: The version unpinned requests get.
+        shadow: A version evaluated beside each live decision (None: no shadow).
+        previous: Earlier active versions, most recent last.
+        path: The pointer file (for messages).
+        active_line: Line of ``active:`` in the file (for ``file:line`` messages; 0 if unknown).
+        shadow_line: Line of ``shadow:`` (0 if absent).
+    """
+
+    active: str
+    shadow: str | None = None
+    previous: tuple[str, ...] = ()
+    path: str = ""
+    active_line: int = 0
+    shadow_line: int = 0
+
+    def activated(self, version: str) -> Serving:
+        """The pointer after activating ``version`` (the current active joins ``previous``)."""
+        if version == self.active:
+            return self
+        previous = (*self.previous, self.active)[-MAX_PREVIOUS:]
+        shadow = None if self.shadow == version else self.shadow
+        return Serving(version, shadow, previous, self.path)
+
+    def rolled_back(self) -> Serving:
+        """The pointer after a rollback: the most recent previous version is active again.
+
+        Raises:
+            IndexError: If there is no previous version.
+        """
+        target = self.previous[-1]
+        shadow = None if self.shadow == target else self.shadow
+        return Serving(target, shadow, self.previous[:-1], self.path)
+
+
+def _version(node: Node, key: str, path: str) -> tuple[str | None, list[Problem]]:
+    value = node.value
+    if not isinstance(value, str) or not VERSION_RE.fullmatch(value):
+        return None, [
+            Problem(
+                "serving.value",
+                f"`{key}` must be a version string such as 2025.06.0 (letters, digits, dots, "
+                f"dashes), not {value!r}; quote it if YAML reads it as a number",
+                path,
+                node.line,
+                node.column,
+            )
+        ]
+    return value, []
+
+
+def parse_serving(path: Path) -> Serving:
+    """Read a pointer file.
+
+    Args:
+        path: ``rulesets/<name>/serving.yaml``.
+
+    Returns:
+        What it says.
+
+    Raises:
+        RulesetError: With every problem (``file:line``) when it cannot be read or is malformed.
+    """
+    source = read_yaml(path, MAX_SERVING_BYTES)
+    name = source.path
+    root = source.root
+    problems: list[Problem] = []
+    if not root.is_mapping:
+        raise RulesetError(
+            [
+                Problem(
+                    "serving.type",
+                    "a serving file is a mapping with `active:` (and optionally `shadow:` and "
+                    "`previous:`); see docs/rulesets.md",
+                    name,
+                    root.line,
+                    root.column,
+                )
+            ]
+        )
+    values: dict[str, Node] = root.value
+    for key in values:
+        if key not in _KEYS:
+            line, column = root.key_positions.get(key, (root.line, root.column))
+            problems.append(
+                Problem(
+                    "serving.unknown_key",
+                    f"unknown key `{key}`; a serving file has only {', '.join(_KEYS)}",
+                    name,
+                    line,
+                    column,
+                )
+            )
+    active: str | None = None
+    if "active" not in values:
+        problems.append(
+            Problem(
+                "serving.missing_active",
+                "no `active:` version: name the version unpinned requests get, e.g. "
+                "`active: 2025.06.0`",
+                name,
+                root.line,
+                root.column,
+            )
+        )
+    else:
+        active, found = _version(values["active"], "active", name)
+        problems += found
+    shadow: str | None = None
+    if "shadow" in values and values["shadow"].value is not None:
+        shadow, found = _version(values["shadow"], "shadow", name)
+        problems += found
+    previous: list[str] = []
+    if "previous" in values and values["previous"].value is not None:
+        node = values["previous"]
+        if not node.is_sequence:
+            problems.append(
+                Problem(
+                    "serving.type",
+                    "`previous` is a list of versions, most recent last, e.g. [2025.05.0]",
+                    name,
+                    node.line,
+                    node.column,
+                )
+            )
+        else:
+            for item in node.value:
+                version, found = _version(item, "previous", name)
+                problems += found
+                if version is not None:
+                    previous.append(version)
+    if problems or active is None:
+        raise RulesetError(problems)
+    return Serving(
+        active,
+        shadow,
+        tuple(previous),
+        name,
+        values["active"].line,
+        values["shadow"].line if "shadow" in values else 0,
+    )
+
+
+def render_serving(name: str, serving: Serving) -> str:
+    """The text of a pointer file (what ``write_serving`` writes)."""
+    lines = [
+        f"# Which version of ruleset {name} serves. Rewritten by `caseroute rules activate` and",
+        "# `rollback` (through the server); safe to edit by hand: the server reloads it.",
+        f'active: "{serving.active}"',  # quoted: YAML would read 2 or 1.10 as numbers
+    ]
+    if serving.shadow is not None:
+        lines.append(f'shadow: "{serving.shadow}"')
+    if serving.previous:
+        quoted = ", ".join(f'"{v}"' for v in serving.previous)
+        lines.append(f"previous: [{quoted}]")
+    return "\n".join(lines) + "\n"
+
+
+def write_serving(path: Path, name: str, serving: Serving) -> None:
+    """Replace a pointer file atomically (a reader sees the old file or the new one).
+
+    Args:
+        path: The pointer file.
+        name: Ruleset name (for the header comment).
+        serving: What it must say.
+
+    Raises:
+        OSError: If the directory cannot be written.
+    """
+    write_atomically(path, render_serving(name, serving))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a synced temporary file and a rename.
+
+    Raises:
+        OSError: If the directory cannot be written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # noqa: PTH101 - mkstemp creates 0600; operators read it
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
