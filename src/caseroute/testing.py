@@ -26,6 +26,7 @@ from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role,
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.engine.facts import Fact
 from caseroute.rules.compiler import compile_source, load_ruleset
+from caseroute.rules.layout import active_source
 from caseroute.rules.model import CompiledRuleset
 from caseroute.rules.source import parse_yaml
 from caseroute.service import RoutingCore, RulesetRegistry
@@ -36,14 +37,14 @@ NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The source checkout (``examples/``, ``protos/``); meaningless when installed from a wheel."""
 
-_PACKAGED_RULESET = Path(__file__).resolve().parent / "rulesets" / "patient-enquiries"
-REFERENCE_RULESET = (
-    _PACKAGED_RULESET
-    if _PACKAGED_RULESET.is_dir()
-    else REPO_ROOT / "rulesets" / "patient-enquiries"
-)
-"""The reference ruleset and its golden cases: shipped in the wheel (``caseroute/rulesets``,
-see ``force-include`` in pyproject.toml), read from the checkout in a source tree."""
+_PACKAGED_RULESETS = Path(__file__).resolve().parent / "rulesets"
+REFERENCE_RULESETS = _PACKAGED_RULESETS if _PACKAGED_RULESETS.is_dir() else REPO_ROOT / "rulesets"
+"""The reference rulesets directory: shipped in the wheel (``caseroute/rulesets``, see
+``force-include`` in pyproject.toml), read from the checkout in a source tree."""
+REFERENCE_HOME = REFERENCE_RULESETS / "patient-enquiries"
+"""The reference ruleset's home: its versions and the ``serving.yaml`` naming the active one."""
+REFERENCE_RULESET = active_source(REFERENCE_HOME)
+"""The reference ruleset's active version directory (``ruleset.yaml`` and ``golden/``)."""
 
 
 def make_case(**overrides: Any) -> Case:

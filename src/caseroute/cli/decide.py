@@ -36,10 +36,13 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     from caseroute.engine.decide import decide
     from caseroute.render import render_json, render_text
     from caseroute.rules.compiler import load_ruleset
+    from caseroute.rules.layout import active_source
 
     ruleset = None
     if not args.server:  # loaded first: an invalid case is told by its own safeguarding flag
-        ruleset = prepare_ruleset(load_ruleset(args.ruleset), EngineKind(args.engine))
+        # A ruleset's home decides with the version its serving.yaml names, as a server would.
+        source = active_source(args.ruleset)
+        ruleset = prepare_ruleset(load_ruleset(source), EngineKind(args.engine))
     flags = frozenset({ruleset.compiled.constraints.safeguarding_flag} if ruleset else ())
     case = parse_case(read_json(args.case, "case"), safeguarding_flags=flags)
     roster = parse_roster(read_json(args.roster, "roster"))

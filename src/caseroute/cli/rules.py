@@ -96,6 +96,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     from caseroute.audit.masking import Masker, masked_reads
     from caseroute.engine.satisfiable import unsatisfiable_requirements
     from caseroute.rules.compiler import load_ruleset
+    from caseroute.rules.layout import expand_sources
 
     masker = Masker(b"", check_masked_fields(masked_fields(args)))
     against = _check_roster(args)
@@ -103,7 +104,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     show = (lambda _line: None) if as_json else out
     status = EXIT_OK
     reports: list[dict[str, object]] = []
-    for path in args.paths:
+    for path in [p for given in args.paths for p in expand_sources(given)]:
         report: dict[str, object] = {
             "path": str(path),
             "name": None,
@@ -202,13 +203,32 @@ def _junit_load_error(
 
 
 def _cmd_rules_test(args: argparse.Namespace) -> int:
+    from caseroute.rules.layout import expand_sources
+
+    paths = expand_sources(args.path)
+    if len(paths) == 1:
+        return _test_version(paths[0], args)
+    if args.format != "text":
+        listed = ", ".join(str(p) for p in paths)
+        raise UsageError(
+            f"{args.path} holds {len(paths)} ruleset versions ({listed}); with --format "
+            f"{args.format} test one version directory at a time"
+        )
+    status = EXIT_OK
+    for path in paths:
+        out(f"== {path}")
+        status = max(status, _test_version(path, args))
+        sys.stdout.write("\n")
+    return status
+
+
+def _test_version(path: Path, args: argparse.Namespace) -> int:
     from caseroute.engine.case_rules import EngineKind, prepare_ruleset
     from caseroute.engine.decide import decide
     from caseroute.rules.compiler import load_ruleset
     from caseroute.rules.golden import load_golden, rule_coverage, run_golden
     from caseroute.rules.junit import golden_suite, render_junit
 
-    path: Path = args.path
     as_json = args.format == "json"
     report: dict[str, object] = {"path": str(path), "name": None, "version": None, "sha256": None}
     compiled = None
@@ -290,13 +310,14 @@ def _cmd_rules_fmt(args: argparse.Namespace) -> int:
 
     from caseroute.rules.compiler import ruleset_file
     from caseroute.rules.fmt import format_file, write_atomically
+    from caseroute.rules.layout import expand_sources
 
     as_json = args.format == "json"
     show = (lambda _line: None) if as_json else out
     changed = refused = False
     reports: list[dict[str, object]] = []
-    for given in args.paths:
-        path = ruleset_file(given)
+    for source in [p for given in args.paths for p in expand_sources(given)]:
+        path = ruleset_file(source)
         report: dict[str, object] = {"path": str(path), "status": "refused", "problems": []}
         reports.append(report)
         try:

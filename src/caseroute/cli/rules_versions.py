@@ -1,10 +1,97 @@
-"""The ``rules`` subcommands of one family (filled in by the issue 9 work in progress)."""
+"""``caseroute rules new-version``: start a new draft version from the active one, never by hand."""
 
 from __future__ import annotations
 
+import argparse
+import re
+import shutil
+from pathlib import Path
+
+from caseroute.cli.output import EXIT_OK, UsageError, out
 from caseroute.cli.rules import RulesCommands
+
+_VERSION_LINE = re.compile(r"^version:.*$", re.MULTILINE)
+
+
+def _cmd_new_version(args: argparse.Namespace) -> int:
+    from caseroute.domain.errors import RulesetError
+    from caseroute.rules.compiler import RULESET_FILE, load_ruleset
+    from caseroute.rules.schema import VERSION_RE
+    from caseroute.rules.serving import SERVING_FILE, parse_serving
+
+    home: Path = args.path
+    version: str = args.version
+    if not VERSION_RE.fullmatch(version):
+        raise UsageError(
+            f"--version {version!r} is not a version: letters, digits, dots, dashes, + and _, "
+            "starting with a letter or digit (e.g. 2026.12.0)"
+        )
+    if (home / RULESET_FILE).is_file():
+        raise UsageError(
+            f"{home} holds a single ruleset file, not versions: move it to "
+            f"{home}/<its version>/{RULESET_FILE} and write {home}/{SERVING_FILE} with "
+            "`active: <its version>` (docs/rulesets.md, Versions), then run this again"
+        )
+    pointer = home / SERVING_FILE
+    if args.source is not None:
+        source_version = args.source
+    elif pointer.is_file():
+        source_version = parse_serving(pointer).active
+    else:
+        raise UsageError(
+            f"no {SERVING_FILE} in {home}, so no active version to copy: pass --from VERSION "
+            "or point PATH at a ruleset's directory (rulesets/<name>)"
+        )
+    source = home / source_version
+    if not (source / RULESET_FILE).is_file():
+        raise UsageError(f"no version {source_version} to copy: {source}/{RULESET_FILE} is missing")
+    target = home / version
+    if target.exists():
+        raise UsageError(
+            f"{target} already exists: a version is never overwritten; pick another --version"
+        )
+    try:
+        load_ruleset(source)
+    except RulesetError as exc:
+        raise UsageError(
+            f"version {source_version} does not load ({len(exc.problems)} problem(s); run "
+            f"`caseroute rules check {source}`); copy a version that loads, with --from"
+        ) from exc
+    staging = home / f".{version}.new"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    text = (staging / RULESET_FILE).read_text(encoding="utf-8")
+    text, count = _VERSION_LINE.subn(f'version: "{version}"', text, count=1)
+    if count != 1:  # load_ruleset above proved a top-level version: line exists
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UsageError(f"could not find the `version:` line in {source}/{RULESET_FILE}")
+    (staging / RULESET_FILE).write_text(text, encoding="utf-8")
+    staging.rename(target)  # atomic: a poller never sees a half-copied version
+    out(f"created {target} from {source_version} (a draft: nothing serves it until activated)")
+    out("next: edit it, then")
+    out(f"  caseroute rules check {target} [--roster roster.json]")
+    out(f"  caseroute rules test {target}")
+    out(f"  caseroute rules diff {source} {target}")
+    out(f"  caseroute rules activate <name> {version} --server HOST:PORT")
+    return EXIT_OK
 
 
 def register(rules_sub: RulesCommands) -> None:
-    """Add this family's subcommands to the ``rules`` group."""
-    del rules_sub
+    """Add ``rules new-version``."""
+    cmd = rules_sub.add_parser(
+        "new-version",
+        help="copy a ruleset's active version (with its golden cases) into a new draft version",
+        description="Copy the active version of a ruleset (named by PATH/serving.yaml, or "
+        "--from) into PATH/VERSION/, golden cases included, with its `version:` set to VERSION. "
+        "The draft serves nothing until it is activated; a version that has decided is never "
+        "edited in place, so every change starts here.",
+    )
+    cmd.add_argument("path", type=Path, help="the ruleset's directory: rulesets/<name>")
+    cmd.add_argument("--version", required=True, help="the new version, e.g. 2026.12.0")
+    cmd.add_argument(
+        "--from",
+        dest="source",
+        default=None,
+        help="copy this version instead of the active one",
+    )
+    cmd.set_defaults(run=_cmd_new_version)

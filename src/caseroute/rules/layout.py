@@ -21,7 +21,7 @@ from pathlib import Path
 
 from caseroute.domain.errors import Problem
 from caseroute.rules.compiler import RULESET_FILE, ruleset_file
-from caseroute.rules.serving import SERVING_FILE
+from caseroute.rules.serving import SERVING_FILE, parse_serving
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +145,31 @@ def check_placement(source: VersionSource, name: str, version: str, text: str) -
             )
         )
     return problems
+
+
+def active_source(path: Path) -> Path:
+    """The version directory a ruleset's pointer names active, or ``path`` itself.
+
+    Lets ``caseroute decide --ruleset rulesets/patient-enquiries`` use the version the server
+    would (never the last in directory order).
+
+    Raises:
+        RulesetError: If the pointer file is malformed.
+    """
+    pointer = path / SERVING_FILE
+    if path.is_dir() and not (path / RULESET_FILE).is_file() and pointer.is_file():
+        return path / parse_serving(pointer).active
+    return path
+
+
+def expand_sources(path: Path) -> list[Path]:
+    """Every ruleset version a path holds, for commands that check or test each one.
+
+    A ruleset file or directory is itself; a ruleset's home or a rulesets directory gives
+    every version under it, in path order (order only sorts the output here). A path holding
+    none is returned as is, so the command says what is missing there.
+    """
+    if path.is_file() or (path / RULESET_FILE).is_file():
+        return [path]
+    found = [source.path for source in discover(path).sources]
+    return found or [path]

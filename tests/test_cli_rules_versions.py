@@ -1,0 +1,88 @@
+"""`caseroute rules new-version`: drafts are copied from the active version, never by hand."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from caseroute.cli.command import main
+from caseroute.rules.compiler import load_ruleset
+from caseroute.testing import REFERENCE_HOME, REFERENCE_RULESET, REPO_ROOT
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A copy of the reference ruleset's directory (versions + serving.yaml)."""
+    copy = tmp_path / "patient-enquiries"
+    shutil.copytree(REFERENCE_HOME, copy)
+    return copy
+
+
+def test_new_version_copies_the_active_version_with_its_golden_cases(home: Path) -> None:
+    """The draft differs from its source only in `version:`, and brings golden/ along."""
+    assert main(["rules", "new-version", str(home), "--version", "2026.12.0"]) == 0
+    draft = load_ruleset(home / "2026.12.0")
+    source = load_ruleset(REFERENCE_RULESET)
+    assert (draft.name, draft.version) == (source.name, "2026.12.0")
+    assert draft.source_text.replace('version: "2026.12.0"', 'version: "2026.11.1"') == (
+        source.source_text
+    )
+    assert sorted(p.name for p in (home / "2026.12.0" / "golden").iterdir()) == sorted(
+        p.name for p in (REFERENCE_RULESET / "golden").iterdir()
+    )
+    assert 'active: "2026.11.1"' in (home / "serving.yaml").read_text()  # still a draft
+
+
+def test_new_version_never_overwrites(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An existing version directory is refused with what to do."""
+    assert main(["rules", "new-version", str(home), "--version", "2026.11.1"]) == 2
+    assert "already exists: a version is never overwritten" in capsys.readouterr().err
+
+
+def test_new_version_refuses_an_invalid_version(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A version with a slash would escape the ruleset's directory: refused."""
+    assert main(["rules", "new-version", str(home), "--version", "../x"]) == 2
+    assert "is not a version" in capsys.readouterr().err
+    assert not (home.parent / "x").exists()
+
+
+def test_rules_check_of_a_home_checks_every_version(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rules check rulesets/<name>` checks each version directory, not a missing file."""
+    main(["rules", "new-version", str(home), "--version", "2026.12.0"])
+    capsys.readouterr()
+    assert main(["rules", "check", str(home)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ok")[0] for line in lines if ": ok" in line] == [
+        str(home / "2026.11.1"),
+        str(home / "2026.12.0"),
+    ]
+
+
+def test_decide_with_a_home_uses_the_version_its_pointer_names(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The local decide reads serving.yaml: a newer draft directory does not decide."""
+    main(["rules", "new-version", str(home), "--version", "2027.01.0"])
+    capsys.readouterr()
+    examples = REPO_ROOT / "examples"
+    code = main(
+        [
+            "decide",
+            "--ruleset",
+            str(home),
+            "--case",
+            str(sorted((examples / "cases").glob("*.json"))[0]),
+            "--roster",
+            str(examples / "roster.json"),
+            "--now",
+            "2026-11-21T10:00:00Z",
+        ]
+    )
+    assert code == 0
+    assert "version 2026.11.1" in capsys.readouterr().out
