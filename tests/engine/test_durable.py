@@ -12,6 +12,7 @@ from caseroute.engine.durable import (
     fnv1a32,
     validate_in_subprocess,
 )
+from caseroute.engine.durable_codegen import durable_shards
 from caseroute.engine.pyeval import PythonLeafEvaluator
 from caseroute.testing import CATCH_ALL_RULE, compile_text, ruleset_with_rules
 
@@ -43,7 +44,7 @@ def test_bad_definition_is_rejected_in_a_subprocess() -> None:
 def test_sessions_where_nothing_fires_do_not_crash() -> None:
     """Thousands of sessions with no true leaf are created and deleted safely (init fact)."""
     compiled = compile_text(ruleset_with_rules(CATCH_ALL_RULE))
-    matcher = DurableLeafMatcher(compiled.durable_shards, "nofire")
+    matcher = DurableLeafMatcher(durable_shards(compiled), "nofire")
     try:
         for _ in range(3000):
             assert matcher.true_leaves({"case": {"flags": []}}) == frozenset()
@@ -59,7 +60,7 @@ def test_more_true_leaves_than_one_shard_allows() -> None:
         for i in range(130)
     )
     compiled = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE))
-    matcher = DurableLeafMatcher(compiled.durable_shards, "wide")
+    matcher = DurableLeafMatcher(durable_shards(compiled), "wide")
     try:
         fact = {"case": {"classification_confidence": 0.5, "flags": []}}
         assert matcher.true_leaves(fact) == PythonLeafEvaluator(compiled.leaves).true_leaves(fact)
@@ -76,7 +77,7 @@ def test_concurrent_threads_get_their_own_results() -> None:
             "    then: {route: {queue: q}}\n" + CATCH_ALL_RULE
         )
     )
-    matcher = DurableLeafMatcher(compiled.durable_shards, "threads")
+    matcher = DurableLeafMatcher(durable_shards(compiled), "threads")
     python = PythonLeafEvaluator(compiled.leaves)
     errors: list[str] = []
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from caseroute.rules.durable_json import to_durable_json
+from caseroute.engine.durable_json import to_durable_json
 
 
 @pytest.mark.parametrize("value", [1e-05, -2.5e-07, 1e16, 1.5e17, 0.1, -0.0, 123.456, 7])

@@ -12,6 +12,7 @@ import pytest
 from caseroute.domain.errors import EngineUnavailableError, EngineValidationError
 from caseroute.engine import durable
 from caseroute.engine.case_rules import EngineKind
+from caseroute.engine.durable_codegen import durable_shards
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import RoutingCore, RulesetRegistry, load_registry
@@ -115,7 +116,7 @@ TINY = ruleset_with_rules(CATCH_ALL_RULE)
 
 def test_a_first_test_validates_the_tiny_ruleset() -> None:
     """Validation passes for a good ruleset (and is remembered for this test only)."""
-    durable.validate_in_subprocess(compile_text(TINY).durable_shards)
+    durable.validate_in_subprocess(durable_shards(compile_text(TINY)))
 
 
 def test_validation_is_not_skipped_because_an_earlier_test_passed_it(
@@ -128,7 +129,7 @@ def test_validation_is_not_skipped_because_an_earlier_test_passed_it(
 
     monkeypatch.setattr(subprocess, "run", segfault)  # the module durable.py calls
     with pytest.raises(EngineValidationError) as exc:
-        durable.validate_in_subprocess(compile_text(TINY).durable_shards)
+        durable.validate_in_subprocess(durable_shards(compile_text(TINY)))
     assert str(exc.value) == (
         "durable_rules rejected this ruleset in a validation process: Segmentation fault"
     )

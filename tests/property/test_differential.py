@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from caseroute.engine.durable import DurableLeafMatcher
+from caseroute.engine.durable_codegen import durable_shards
 from caseroute.engine.pyeval import PythonLeafEvaluator
 from caseroute.rules import expr as ast
 from caseroute.rules.ir import evaluate_cond
@@ -99,7 +100,7 @@ RULES = "".join(
 def zoo() -> Iterator[tuple[CompiledRuleset, DurableLeafMatcher, PythonLeafEvaluator]]:
     """The zoo ruleset compiled once, with both evaluators; durable sessions closed after."""
     compiled = compile_text(ruleset_with_rules(RULES + CATCH_ALL_RULE, HEADER))
-    matcher = DurableLeafMatcher(compiled.durable_shards, "zoo")
+    matcher = DurableLeafMatcher(durable_shards(compiled), "zoo")
     yield compiled, matcher, PythonLeafEvaluator(compiled.leaves)
     matcher.close()
 

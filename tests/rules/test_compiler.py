@@ -1,9 +1,6 @@
-import json
-
 import pytest
 
 from caseroute.domain.errors import RulesetError, Severity
-from caseroute.rules.compiler import MAX_SHARD_WEIGHT, durable_condition
 from caseroute.rules.ir import AllOf, LeafKind, LeafRef, NotOf
 from caseroute.rules.model import RouteAction
 from caseroute.testing import (
@@ -144,36 +141,6 @@ def test_equal_conditions_share_one_leaf_and_not_in_lowers_to_negation() -> None
     assert isinstance(second, NotOf)
     assert first.leaf_id == b.leaf_id
     assert compiled.leaves[second.child.leaf_id].kind is LeafKind.ONE_OF  # type: ignore[union-attr]
-
-
-def test_durable_conditions_carry_the_guards() -> None:
-    """Field refs get an existence guard; every probe tests the type tag; dotted keys only."""
-    compiled = compile_text(
-        ruleset_with_rules(_rule("a", "sentiment.latest < sentiment.minimum") + CATCH_ALL_RULE)
-    )
-    ref_leaf = next(leaf for leaf in compiled.leaves.values() if leaf.ref is not None)
-    assert durable_condition(ref_leaf) == {
-        "$and": [
-            {"$ex": {"sentiment.minimum": 1}},
-            {"$lt": {"sentiment.latest": {"$m": "sentiment.minimum"}}},
-        ]
-    }
-    shard = json.loads(compiled.durable_shards[0])
-    assert shard["__init"] == {"all": [{"m": {"t": "__init"}}]}
-    probe = shard[ref_leaf.leaf_id]["all"][0]["m"]["$and"]
-    assert probe[0] == {"t": "case"}
-
-
-def test_many_leaves_are_sharded_under_the_engine_limit() -> None:
-    """More than 60 conditions are split so no shard has over 60 alpha tests."""
-    rules = "".join(
-        _rule(f"r{i}", f"case.classification_confidence > {i / 100}") for i in range(130)
-    )
-    compiled = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE))
-    sizes = [len(json.loads(s)) - 1 for s in compiled.durable_shards]
-    assert sum(sizes) == 131
-    assert max(sizes) <= MAX_SHARD_WEIGHT
-    assert len(sizes) == 3
 
 
 def test_route_by_intent_resolves_through_queues() -> None:

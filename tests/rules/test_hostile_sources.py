@@ -360,9 +360,10 @@ def test_engine_validation_asserts_the_fullest_fact_check_allows(
     import durable_rules_engine
 
     from caseroute.engine import durable_check
+    from caseroute.engine.durable_codegen import durable_shards
     from caseroute.rules.fields import ENGINE_MAX_FACT_PROPERTIES
 
-    shards = json.dumps(list(load_ruleset(REFERENCE_RULESET).durable_shards))
+    shards = json.dumps(list(durable_shards(load_ruleset(REFERENCE_RULESET))))
     monkeypatch.setattr("sys.stdin", io.StringIO(shards))
     assert durable_check.main() == 0
     assert capsys.readouterr().out == "ok\n"

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from caseroute.domain.errors import withheld_cause
 from caseroute.engine.durable import DurableLeafMatcher
+from caseroute.engine.durable_codegen import durable_shards
 from caseroute.engine.facts import Fact
 from caseroute.engine.pyeval import PythonLeafEvaluator
 from caseroute.rules.model import CompiledRuleset
@@ -120,5 +121,7 @@ def prepare_ruleset(
         EngineValidationError: If durable_rules rejects the compiled definitions.
     """
     if matcher is None and engine is EngineKind.DURABLE:
-        matcher = DurableLeafMatcher(compiled.durable_shards, f"{compiled.name}@{compiled.version}")
+        # Code generation happens here, per engine: the compiled ruleset is engine-neutral.
+        label = f"{compiled.name}@{compiled.version}"
+        matcher = DurableLeafMatcher(durable_shards(compiled), label)
     return LoadedRuleset(compiled, matcher)

@@ -1,6 +1,6 @@
 """Drive durable_rules' C extension as a stateless leaf-condition matcher.
 
-Every rule here is a guarded leaf probe emitted by the compiler. The measured defects of
+Every rule here is a guarded leaf probe built by ``durable_codegen.py``. The measured defects of
 durable_rules 2.0.28 (``shared/research/durable_rules.md``) shape this module:
 
 * no ``Host`` and no ``durable.lang``: the stock Host's timer threads segfault under load;
@@ -30,8 +30,9 @@ from types import ModuleType
 from typing import Any
 
 from caseroute.domain.errors import EngineUnavailableError, EngineValidationError
+from caseroute.engine.durable_codegen import FACT_TYPE
+from caseroute.engine.durable_json import to_durable_json
 from caseroute.engine.facts import Fact
-from caseroute.rules.durable_json import to_durable_json
 
 INIT_FACT_ID = "__init"
 CASE_FACT_ID = "c"
@@ -186,7 +187,7 @@ class DurableLeafMatcher:
         """Validate (in a subprocess) and create the shards under unique names.
 
         Args:
-            shards: Definitions from the compiler.
+            shards: Definitions from ``durable_codegen`` (``durable_shards(compiled)``).
             label: Human part of the engine-side names (ruleset name and version).
             validate: Skip the subprocess check only for definitions already known good.
 
@@ -222,7 +223,7 @@ class DurableLeafMatcher:
         sid = _POOL.acquire()
         try:
             init = to_durable_json({"id": INIT_FACT_ID, "t": "__init", "sid": sid})
-            body = to_durable_json({"id": CASE_FACT_ID, "sid": sid, "t": "case", **fact})
+            body = to_durable_json({"id": CASE_FACT_ID, "sid": sid, "t": FACT_TYPE, **fact})
             with ENGINE_LOCK:
                 for handle in self._handles:
                     try:

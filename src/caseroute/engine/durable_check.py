@@ -1,6 +1,7 @@
 """Subprocess entry point: create and exercise durable_rules shards, print ``ok``.
 
-Run by ``durable.validate_in_subprocess`` so that a definition that crashes or hangs the C
+Run by ``durable.validate_in_subprocess`` on the shards ``durable_codegen`` built (the same
+definitions the matcher then creates), so that a definition that crashes or hangs the C
 engine takes down only this throwaway process, never the server.
 """
 
@@ -10,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from caseroute.engine.durable_codegen import FACT_TYPE
 from caseroute.rules.fields import CASE_FIELDS, MAX_ATTRIBUTES, FieldType, Kind
 
 
@@ -29,7 +31,7 @@ def fullest_fact() -> dict[str, Any]:
     Asserting it proves the engine holds the largest fact ``rules check`` lets through: the
     limit behind ``limit.attributes`` is re-checked against the engine actually installed.
     """
-    fact: dict[str, Any] = {"id": "c", "t": "case", "sid": "v"}
+    fact: dict[str, Any] = {"id": "c", "t": FACT_TYPE, "sid": "v"}
     for path, ftype in CASE_FIELDS.items():
         group, name = path.split(".", 1)
         fact.setdefault(group, {})[name] = _sample(ftype)
@@ -43,8 +45,8 @@ def main() -> int:
 
     shards = json.load(sys.stdin)
     probes = [
-        {"id": "c", "t": "case", "sid": "v"},
-        {"id": "c", "t": "case", "sid": "v", "case": {"flags": []}},
+        {"id": "c", "t": FACT_TYPE, "sid": "v"},
+        {"id": "c", "t": FACT_TYPE, "sid": "v", "case": {"flags": []}},
         fullest_fact(),
     ]
     for i, shard in enumerate(shards):

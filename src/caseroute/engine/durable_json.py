@@ -14,7 +14,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-MAX_MAGNITUDE = 1e18  # positional text of larger doubles would read back as int64 overflow
+from caseroute.rules.limits import MAX_MAGNITUDE  # a language limit: rulesets are refused first
 
 
 def _number(value: float) -> str:

@@ -56,9 +56,9 @@ COMPARED_FIELDS = frozenset(
     }
 )
 """``CompiledRuleset`` fields the diff compares."""
-IGNORED_FIELDS = frozenset({"path", "leaves", "durable_shards", "warnings", "source_text"})
-"""Fields it does not: where the file is, what is derived from the rules (leaves, durable
-shards), lint warnings, and the text itself (its sha256 is compared)."""
+IGNORED_FIELDS = frozenset({"path", "leaves", "warnings", "source_text"})
+"""Fields it does not: where the file is, what is derived from the rules (leaves), lint
+warnings, and the text itself (its sha256 is compared)."""
 
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 

@@ -23,7 +23,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from caseroute.rules.durable_json import MAX_MAGNITUDE
+from caseroute.rules.limits import MAX_MAGNITUDE
 
 Scalar = str | int | float | bool
 

@@ -173,6 +173,9 @@ class SignalSettings:
 class CompiledRuleset:
     """A ruleset that passed every check; immutable and safe to share between threads.
 
+    Engine-neutral: an engine builds its own form from ``leaves`` when the ruleset is prepared
+    (durable_rules: ``engine.durable_codegen.durable_shards``).
+
     Attributes:
         name: Ruleset name.
         version: Version string.
@@ -190,7 +193,6 @@ class CompiledRuleset:
         queues: Intent -> queue, for ``by_intent`` targets.
         leaves: Leaf id -> leaf (unique conditions).
         rules: Rules in order; the first that fires decides.
-        durable_shards: durable_rules ruleset definitions (JSON text), <= 60 leaves each.
         warnings: Lint findings that do not block loading.
         source_text: The source file's text (sha256 is over it); the audit store keeps it so a
             record can be re-derived years later from the store alone.
@@ -212,6 +214,5 @@ class CompiledRuleset:
     queues: dict[Intent, str]
     leaves: dict[str, Leaf]
     rules: tuple[Rule, ...]
-    durable_shards: tuple[str, ...]
     warnings: tuple[Problem, ...] = ()
     source_text: str = field(default="", repr=False)

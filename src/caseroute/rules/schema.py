@@ -95,6 +95,10 @@ class RawRuleset:
     queues_line: int = 0
     rules: list[RawRule] = field(default_factory=list)
     rules_line: int = 0
+    unreadable_sections: set[str] = field(default_factory=set)
+    """Top-level sections whose typed value could not be built (the problems are already
+    reported), so a compiler pass that needs one is skipped instead of adding noise. Every
+    section when the file is not a mapping; otherwise ``constraints``, the one a pass needs."""
 
 
 class SchemaReader:
@@ -310,6 +314,8 @@ def _kind(node: Node) -> str:
 
 _TOP = ("ruleset", "version", "description", "owner", "constraints", "rules")
 _TOP_OPTIONAL = ("params", "signals", "attributes", "compacts", "matching", "queues")
+SECTIONS = _TOP + _TOP_OPTIONAL
+"""Every top-level section a ruleset file may hold."""
 _QUEUE_HINT = _NAME_HINT
 
 
@@ -341,8 +347,14 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     _read_params(r, top.get("params"), out)
     _read_signals(r, top.get("signals"), out)
     _read_attributes(r, top.get("attributes"), out, root.key_positions.get("attributes"))
+    if not root.is_mapping:  # already reported: no section of it can be read
+        out.unreadable_sections.update(SECTIONS)
     if "constraints" in top:
         out.constraints = _read_constraints(r, top["constraints"])
+        if out.constraints is None:  # each way to get None reported a problem first
+            out.unreadable_sections.add("constraints")
+    elif root.is_mapping:  # the mapping check reported it missing
+        out.unreadable_sections.add("constraints")
     out.compacts = _read_compacts(r, top.get("compacts"))
     _read_matching(r, top.get("matching"), out)
     if "queues" in top:

@@ -43,7 +43,7 @@ from ruamel.yaml.events import (
 from ruamel.yaml.nodes import ScalarNode
 
 from caseroute.domain.errors import Problem, RulesetError
-from caseroute.rules.durable_json import MAX_MAGNITUDE
+from caseroute.rules.limits import MAX_MAGNITUDE
 
 Scalar = str | int | float | bool | None
 

@@ -1,0 +1,397 @@
+"""The condition pass: each rule's ``when`` parsed, type-checked and lowered to IR leaves.
+
+Fields and params are resolved, types checked, and every condition lowered to the
+engine-neutral IR (``ir.py``); every problem is collected, none stops the pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+
+from caseroute.domain.codec import normalise_flag
+from caseroute.domain.errors import Problem, Severity
+from caseroute.rules import expr as ast
+from caseroute.rules.fields import ATTRIBUTE_PREFIX, CASE_FIELDS, FieldType, Kind
+from caseroute.rules.ir import AllOf, AnyOf, Cond, Const, Leaf, LeafKind, LeafRef, NotOf
+from caseroute.rules.limits import MAX_LIST_VALUES
+from caseroute.rules.model import Scalar
+from caseroute.rules.schema import FLAG_RE, RawRuleset
+from caseroute.rules.source import Node
+
+_FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+@dataclass(slots=True)
+class _Context:
+    """State shared by the condition pass."""
+
+    file: str
+    source_lines: list[str]
+    params: dict[str, Scalar | tuple[Scalar, ...]]
+    attributes: dict[str, FieldType]
+    problems: list[Problem] = field(default_factory=list)
+    leaves: dict[tuple[object, ...], Leaf] = field(default_factory=dict)
+    params_used: set[str] = field(default_factory=set)
+    rule_id: str = ""
+    node: Node | None = None
+    text: str = ""
+
+    def error(
+        self,
+        code: str,
+        message: str,
+        span: ast.Span | None = None,
+        severity: Severity = Severity.ERROR,
+    ) -> None:
+        line, column = self.position(span.start if span else 0)
+        self.problems.append(
+            Problem(code, message, self.file, line, column, self.rule_id, severity)
+        )
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """File line/column of a character offset in the current condition."""
+        assert self.node is not None  # noqa: S101 - set before any condition is lowered
+        line, column = self.node.line, self.node.column
+        text = self.source_lines[line - 1] if 0 < line <= len(self.source_lines) else ""
+        start = text[column - 1 : column] if column > 0 else ""
+        if start in ("'", '"'):
+            column += 1
+        elif start in ("|", ">"):  # block scalar: the text starts on the next line
+            return line + 1, 0
+        return line, column + offset
+
+    def leaf(
+        self,
+        kind: LeafKind,
+        path: str,
+        op: str | None = None,
+        value: Scalar | tuple[Scalar, ...] | None = None,
+        ref: str | None = None,
+    ) -> Leaf:
+        probe = Leaf("", kind, path, op, value, ref)
+        existing = self.leaves.get(probe.key)
+        if existing is not None:
+            return existing
+        made = Leaf(f"L{len(self.leaves)}", kind, path, op, value, ref)
+        self.leaves[probe.key] = made
+        return made
+
+
+def _known_paths(ctx: _Context) -> list[str]:
+    return [
+        *CASE_FIELDS,
+        *(ATTRIBUTE_PREFIX + a for a in ctx.attributes),
+        *(f"params.{p}" for p in ctx.params),
+    ]
+
+
+_Resolved = tuple[str, FieldType] | tuple[None, Scalar | tuple[Scalar, ...]] | None
+
+
+def _resolve(ctx: _Context, path: ast.PathRef) -> _Resolved:
+    """A field (path, type), a param constant (None, value), or None after reporting."""
+    dotted = path.dotted
+    if path.parts[0] == "params":
+        name = ".".join(path.parts[1:])
+        if name in ctx.params:
+            ctx.params_used.add(name)
+            return None, ctx.params[name]
+        hint = difflib.get_close_matches(name, list(ctx.params), n=1)
+        tip = f" (did you mean `params.{hint[0]}`?)" if hint else "; define it under `params:`"
+        ctx.error("expr.unknown_param", f"unknown param `{dotted}`{tip}", path.span)
+        return None
+    if dotted.startswith(ATTRIBUTE_PREFIX):
+        key = dotted.removeprefix(ATTRIBUTE_PREFIX)
+        if key in ctx.attributes:
+            return dotted, ctx.attributes[key]
+        ctx.error(
+            "expr.undeclared_attribute",
+            f"case attribute `{key}` is not declared; add `{key}: string|number|boolean` "
+            "under `attributes:` so its type can be checked",
+            path.span,
+        )
+        return None
+    if dotted in CASE_FIELDS:
+        return dotted, CASE_FIELDS[dotted]
+    hint = difflib.get_close_matches(dotted, _known_paths(ctx), n=1, cutoff=0.7)
+    tip = f" (did you mean `{hint[0]}`?)" if hint else "; run `caseroute rules fields` for the list"
+    ctx.error("expr.unknown_field", f"unknown field `{dotted}`{tip}", path.span)
+    return None
+
+
+def _literal_fits(
+    ctx: _Context, ftype: FieldType, path: str, value: object, span: ast.Span
+) -> bool:
+    """Whether a constant has the field's type; reports a problem when not."""
+    if ftype.kind is Kind.NUMBER:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif ftype.kind is Kind.BOOLEAN:
+        ok = isinstance(value, bool)
+    else:  # strings, enums and string lists all hold text
+        ok = isinstance(value, str)
+    if not ok:
+        shown = f"'{value}'" if isinstance(value, str) else json.dumps(value)
+        ctx.error(
+            "expr.type_mismatch",
+            f"`{path}` is {ftype.describe()} but is compared with {shown}{_type_tip(ftype)}",
+            span,
+        )
+        return False
+    if ftype.kind is Kind.ENUM and value not in ftype.values:
+        hint = difflib.get_close_matches(str(value), ftype.values, n=1)
+        tip = f" (did you mean '{hint[0]}'?)" if hint else ""
+        ctx.error(
+            "expr.unknown_value",
+            f"`{path}` is never '{value}'; it is {ftype.describe()}{tip}",
+            span,
+        )
+        return False
+    return True
+
+
+def _type_tip(ftype: FieldType) -> str:
+    if ftype.kind is Kind.NUMBER:
+        return "; compare it with a number such as 3 or -0.5 (no quotes)"
+    if ftype.kind is Kind.BOOLEAN:
+        return "; compare it with true or false"
+    return "; put the value in quotes, e.g. 'text'"
+
+
+def _lower(ctx: _Context, node: ast.Expr) -> Cond | None:
+    text = ctx.text[node.span.start : node.span.end]
+    if isinstance(node, ast.BoolOp):
+        children = [_lower(ctx, operand) for operand in node.operands]
+        if any(c is None for c in children):
+            return None
+        kids = tuple(c for c in children if c is not None)
+        return AllOf(kids) if node.op == "and" else AnyOf(kids)
+    if isinstance(node, ast.Negation):
+        child = _lower(ctx, node.operand)
+        return None if child is None else NotOf(child)
+    if isinstance(node, ast.Exists):
+        resolved = _resolve(ctx, node.path)
+        if resolved is None or resolved[0] is None:
+            if resolved is not None:
+                ctx.error(
+                    "expr.type_mismatch", "exists() takes a field, not a param", node.path.span
+                )
+            return None
+        return LeafRef(ctx.leaf(LeafKind.EXISTS, resolved[0]).leaf_id, text)
+    if isinstance(node, ast.Truth):
+        return _lower_truth(ctx, node, text)
+    if isinstance(node, ast.Compare):
+        return _lower_compare(ctx, node, text)
+    return _lower_membership(ctx, node, text)
+
+
+def _lower_truth(ctx: _Context, node: ast.Truth, text: str) -> Cond | None:
+    operand = node.operand
+    if isinstance(operand, ast.Literal):
+        if isinstance(operand.value, bool):
+            return Const(operand.value, text)
+        ctx.error(
+            "expr.not_a_condition",
+            f"{text} is a value, not a condition; compare it with a field",
+            node.span,
+        )
+        return None
+    resolved = _resolve(ctx, operand)
+    if resolved is None:
+        return None
+    path, ftype = resolved
+    if path is None:
+        if isinstance(ftype, bool):
+            return Const(ftype, text)
+        ctx.error("expr.not_a_condition", f"`{text}` is a constant, not a condition", node.span)
+        return None
+    assert isinstance(ftype, FieldType)  # noqa: S101 - _resolve pairs a path with its type
+    if ftype.kind is not Kind.BOOLEAN:
+        ctx.error(
+            "expr.not_a_condition",
+            f"`{path}` is {ftype.describe()}, not true/false; compare it, e.g. `{path} == ...`",
+            node.span,
+        )
+        return None
+    return LeafRef(ctx.leaf(LeafKind.COMPARE, path, "==", value=True).leaf_id, text)
+
+
+def _lower_compare(ctx: _Context, node: ast.Compare, text: str) -> Cond | None:
+    sides: list[_Resolved] = []
+    for operand in (node.left, node.right):
+        if isinstance(operand, ast.Literal):
+            sides.append((None, operand.value))
+        else:
+            sides.append(_resolve(ctx, operand))
+    left, right = sides
+    if left is None or right is None:
+        return None
+    op = node.op
+    if left[0] is None and right[0] is None:
+        ctx.error(
+            "expr.constant", f"`{text}` compares two constants; one side must be a field", node.span
+        )
+        return None
+    if left[0] is None:  # constant on the left: flip so the field is first
+        left, right, op = right, left, _FLIP[op]
+    path, ftype = left
+    assert path is not None  # noqa: S101 - the constant side was flipped to the right
+    assert isinstance(ftype, FieldType)  # noqa: S101
+    if ftype.kind is Kind.STRING_LIST:
+        ctx.error(
+            "expr.type_mismatch",
+            f"`{path}` is a list; test membership with `'value' in {path}`",
+            node.span,
+        )
+        return None
+    if op not in ("==", "!=") and ftype.kind is not Kind.NUMBER:
+        ctx.error(
+            "expr.type_mismatch",
+            f"`{op}` orders numbers, but `{path}` is "
+            f"{ftype.describe()}; use == or != or `in [...]`",
+            node.span,
+        )
+        return None
+    if right[0] is not None:  # field against field
+        ref, rtype = right
+        assert isinstance(rtype, FieldType)  # noqa: S101
+        if (rtype.kind, rtype.values) != (ftype.kind, ftype.values):
+            ctx.error(
+                "expr.type_mismatch",
+                f"`{path}` is {ftype.describe()} but `{ref}` is "
+                f"{rtype.describe()}; compare like with like",
+                node.span,
+            )
+            return None
+        return LeafRef(ctx.leaf(LeafKind.COMPARE, path, op, ref=ref).leaf_id, text)
+    value = right[1]
+    if isinstance(value, tuple):
+        ctx.error(
+            "expr.type_mismatch", f"`{text}` compares with a list; use `in` for lists", node.span
+        )
+        return None
+    if not _literal_fits(ctx, ftype, path, value, node.span):
+        return None
+    return LeafRef(ctx.leaf(LeafKind.COMPARE, path, op, value=value).leaf_id, text)
+
+
+def _lower_membership(ctx: _Context, node: ast.Membership, text: str) -> Cond | None:
+    left: _Resolved = (
+        (None, node.left.value) if isinstance(node.left, ast.Literal) else _resolve(ctx, node.left)
+    )
+    if isinstance(node.right, ast.ListLiteral):
+        right: _Resolved = (None, tuple(item.value for item in node.right.items))
+    else:
+        right = _resolve(ctx, node.right)
+    if left is None or right is None:
+        return None
+    made: Cond | None = None
+    if left[0] is not None and right[0] is None:  # field in [constants]
+        path, ftype = left
+        assert isinstance(ftype, FieldType)  # noqa: S101
+        values = right[1] if isinstance(right[1], tuple) else None
+        if values is None:
+            ctx.error(
+                "expr.type_mismatch",
+                f"`in` needs a list on the right, e.g. `{path} in ['a', 'b']`",
+                node.span,
+            )
+            return None
+        if ftype.kind is Kind.STRING_LIST:
+            ctx.error(
+                "expr.type_mismatch",
+                f"`{path}` is a list; test one value with `'value' in {path}`",
+                node.span,
+            )
+            return None
+        if not values or len(values) > MAX_LIST_VALUES:
+            ctx.error(
+                "expr.list_size",
+                f"`in` lists need 1 to {MAX_LIST_VALUES} values, got {len(values)}",
+                node.span,
+            )
+            return None
+        if not all(_literal_fits(ctx, ftype, path, v, node.span) for v in values):
+            return None
+        unique = tuple(dict.fromkeys(values))
+        made = LeafRef(ctx.leaf(LeafKind.ONE_OF, path, value=unique).leaf_id, text)
+    elif left[0] is None and right[0] is not None:  # constant in list field
+        path, ftype = right
+        assert isinstance(ftype, FieldType)  # noqa: S101
+        value = left[1]
+        if ftype.kind is not Kind.STRING_LIST:
+            ctx.error(
+                "expr.type_mismatch",
+                f"`{path}` is {ftype.describe()}, not a list; use `{path} == ...`",
+                node.span,
+            )
+            return None
+        if isinstance(value, tuple) or not _literal_fits(ctx, ftype, path, value, node.span):
+            return None
+        if path == "case.flags" and not FLAG_RE.fullmatch(str(value)):
+            ctx.error(
+                "expr.unknown_value",
+                f"case flags are trimmed, lower-cased and `-` folded to `_` on input, so "
+                f"{value!r} is never in case.flags; write {normalise_flag(str(value))!r}",
+                node.span,
+            )
+            return None
+        made = LeafRef(ctx.leaf(LeafKind.CONTAINS, path, value=value).leaf_id, text)
+    elif left[0] is None:
+        ctx.error(
+            "expr.constant", f"`{text}` tests constants only; one side must be a field", node.span
+        )
+    else:
+        ctx.error(
+            "expr.unsupported",
+            f"`{text}` tests a field against another field's list; compare with constants instead",
+            node.span,
+        )
+    if made is None:
+        return None
+    return NotOf(made) if node.negated else made
+
+
+@dataclass(frozen=True, slots=True)
+class LoweredConditions:
+    """What the condition pass produces.
+
+    Attributes:
+        conditions: Rule id -> its lowered condition (only rules whose condition lowered).
+        leaves: Leaf id -> leaf, unique conditions in id order (``L0``, ``L1``, ...).
+        params_used: Params some condition reads (lint reports the others).
+        problems: Every problem found, in rule order.
+    """
+
+    conditions: dict[str, Cond]
+    leaves: dict[str, Leaf]
+    params_used: frozenset[str]
+    problems: tuple[Problem, ...]
+
+
+def lower_conditions(raw: RawRuleset, file: str, source_text: str) -> LoweredConditions:
+    """Parse and lower every rule's condition.
+
+    Args:
+        raw: The ruleset after the schema pass.
+        file: The source file's path, for problems.
+        source_text: The file's text (problem columns inside quoted or block scalars).
+
+    Returns:
+        The lowered conditions, the unique leaves and every problem found.
+    """
+    ctx = _Context(file, source_text.splitlines(), raw.params, raw.attributes)
+    conditions: dict[str, Cond] = {}
+    for rule in raw.rules:
+        ctx.rule_id, ctx.node, ctx.text = rule.rule_id, rule.when_node, rule.when_text
+        try:
+            tree = ast.parse_expression(rule.when_text)
+        except ast.ExprSyntaxError as exc:
+            ctx.error(exc.code, f"cannot read condition: {exc.message}", ast.Span(exc.offset, 0))
+            continue
+        cond = _lower(ctx, tree)
+        if cond is not None:
+            conditions[rule.rule_id] = cond
+    leaves = {leaf.leaf_id: leaf for leaf in ctx.leaves.values()}
+    return LoweredConditions(conditions, leaves, frozenset(ctx.params_used), tuple(ctx.problems))

@@ -1,0 +1,277 @@
+"""The compiler's passes as one ordered table, and the loop that runs them.
+
+Each pass is a named object that says what it checks, the results it needs, and the function
+that runs it. Every pass collects every problem it finds (a load reports all of them at once);
+a pass whose needs are unavailable is skipped without a word, because the problem that made
+them unavailable is already reported. Adding a pass means adding one row here.
+
+Needs are structured facts, never problem text: ``section:<section>`` is unavailable when the
+schema pass could not build that section (``RawRuleset.unreadable_sections``), and a pass's own
+name is unavailable when it reported an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from caseroute.domain.case import Intent
+from caseroute.domain.errors import Problem, Severity
+from caseroute.rules.ir import Cond, Leaf, LeafKind, LeafRef, is_catch_all
+from caseroute.rules.lint import lint_ruleset
+from caseroute.rules.lowering import lower_conditions
+from caseroute.rules.model import EscalateAction, QueueTarget, RouteAction, Rule
+from caseroute.rules.schema import SECTIONS as SCHEMA_SECTIONS
+from caseroute.rules.schema import RawRule, RawRuleset, read_ruleset
+from caseroute.rules.source import SourceFile
+
+__all__ = ["PASSES", "SCHEMA_SECTIONS", "Compilation", "CompilerPass", "run_passes"]
+
+
+@dataclass(slots=True)
+class Compilation:
+    """One compilation's state: each pass reads earlier results and adds its own.
+
+    Attributes:
+        source: The parsed YAML file.
+        raw: The schema pass's typed sections.
+        conditions: Rule id -> lowered condition (the condition pass).
+        leaves: Leaf id -> unique leaf (the condition pass).
+        params_used: Params some condition reads (the condition pass).
+        rules: Rules whose condition and action both compiled, in order (the condition pass).
+        problems: Every problem so far, in pass order.
+        unavailable: Results later passes cannot rely on (see the module docstring).
+        skipped: Passes skipped because something they need is unavailable.
+    """
+
+    source: SourceFile
+    raw: RawRuleset = field(default_factory=RawRuleset)
+    conditions: dict[str, Cond] = field(default_factory=dict)
+    leaves: dict[str, Leaf] = field(default_factory=dict)
+    params_used: frozenset[str] = frozenset()
+    rules: tuple[Rule, ...] = ()
+    problems: list[Problem] = field(default_factory=list)
+    unavailable: set[str] = field(default_factory=set)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def file(self) -> str:
+        """The source path problems name."""
+        return self.source.path
+
+
+@dataclass(frozen=True, slots=True)
+class CompilerPass:
+    """One named compiler pass.
+
+    Attributes:
+        name: Stable name (used in ``needs`` and the docs).
+        checks: What it checks, in a line.
+        run: Reads and extends the compilation; returns the problems it found.
+        needs: Earlier pass names or ``section:<section>`` facts it cannot run without.
+    """
+
+    name: str
+    checks: str
+    run: Callable[[Compilation], list[Problem]]
+    needs: frozenset[str] = frozenset()
+
+
+def run_passes(source: SourceFile, passes: tuple[CompilerPass, ...] | None = None) -> Compilation:
+    """Run the passes in table order over one source file.
+
+    Args:
+        source: The parsed YAML file.
+        passes: The table to run (default ``PASSES``).
+
+    Returns:
+        The compilation: results, every problem found, and which passes were skipped.
+    """
+    state = Compilation(source)
+    for compiler_pass in PASSES if passes is None else passes:
+        if compiler_pass.needs & state.unavailable:
+            state.skipped.append(compiler_pass.name)
+            continue
+        found = compiler_pass.run(state)
+        state.problems += found
+        if any(p.severity is Severity.ERROR for p in found):
+            state.unavailable.add(compiler_pass.name)
+    return state
+
+
+def _schema(state: Compilation) -> list[Problem]:
+    state.raw, problems = read_ruleset(state.source.root, state.file)
+    state.unavailable |= {f"section:{section}" for section in state.raw.unreadable_sections}
+    return problems
+
+
+def _conditions(state: Compilation) -> list[Problem]:
+    lowered = lower_conditions(state.raw, state.file, state.source.text)
+    state.conditions, state.leaves = lowered.conditions, lowered.leaves
+    state.params_used = lowered.params_used
+    state.rules = tuple(
+        _rule(r, state.conditions[r.rule_id], state.raw.queues)
+        for r in state.raw.rules
+        if r.rule_id in state.conditions and r.action is not None
+    )
+    return list(lowered.problems)
+
+
+def _rule(raw: RawRule, cond: Cond, queues: dict[Intent, str]) -> Rule:
+    action = raw.action
+    assert action is not None  # noqa: S101 - filtered by the caller
+    if isinstance(action, RouteAction | EscalateAction) and action.queue.name is None:
+        action = replace(action, queue=QueueTarget(None, dict(queues)))
+    return Rule(raw.rule_id, raw.description, cond, raw.when_text, action, raw.priority, raw.line)
+
+
+def _lint(state: Compilation) -> list[Problem]:
+    return lint_ruleset(state.raw, state.rules, state.leaves, set(state.params_used), state.file)
+
+
+def _ordering(state: Compilation) -> list[Problem]:
+    return _check_ordering(state.raw, state.conditions, state.file)
+
+
+def _safeguarding(state: Compilation) -> list[Problem]:
+    return _check_safeguarding(state.raw, state.conditions, state.leaves, state.file)
+
+
+def _queues(state: Compilation) -> list[Problem]:
+    return _check_queues(state.raw, state.file)
+
+
+def _check_ordering(raw: RawRuleset, conditions: dict[str, Cond], file: str) -> list[Problem]:
+    problems: list[Problem] = []
+    first_line: dict[str, int] = {}
+    for rule in raw.rules:
+        if rule.rule_id in first_line:
+            problems.append(
+                Problem(
+                    "rules.duplicate_id",
+                    f"rule id `{rule.rule_id}` is already used at line "
+                    f"{first_line[rule.rule_id]}; give each rule its own id",
+                    file,
+                    rule.line,
+                    0,
+                    rule.rule_id,
+                )
+            )
+        else:
+            first_line[rule.rule_id] = rule.line
+    catch_all = next(
+        (r for r in raw.rules if r.rule_id in conditions and is_catch_all(conditions[r.rule_id])),
+        None,
+    )
+    if raw.rules and catch_all is None:
+        problems.append(
+            Problem(
+                "rules.missing_catch_all",
+                "the last rule must be a catch-all (`when: true`) so "
+                "every case gets a decision; add one at the end",
+                file,
+                raw.rules[-1].line,
+                0,
+                raw.rules[-1].rule_id,
+            )
+        )
+    elif catch_all is not None and catch_all is not raw.rules[-1]:
+        after = [r.rule_id for r in raw.rules[raw.rules.index(catch_all) + 1 :]]
+        problems.append(
+            Problem(
+                "rules.unreachable",
+                f"rules after the catch-all `{catch_all.rule_id}` can never "
+                f"fire: {', '.join(after)}; move the catch-all to the end",
+                file,
+                catch_all.line,
+                0,
+                catch_all.rule_id,
+            )
+        )
+    if not raw.rules:
+        problems.append(
+            Problem(
+                "rules.empty", "`rules` is empty; add at least a catch-all", file, raw.rules_line, 0
+            )
+        )
+    return problems
+
+
+def _check_safeguarding(
+    raw: RawRuleset, conditions: dict[str, Cond], leaves: dict[str, Leaf], file: str
+) -> list[Problem]:
+    """Safeguarding is a hard constraint: rule 1 must escalate flagged cases to its queue."""
+    c = raw.constraints
+    if c is None or not raw.rules:
+        return []
+    first = raw.rules[0]
+    cond = conditions.get(first.rule_id)
+    leaf = leaves.get(cond.leaf_id) if isinstance(cond, LeafRef) else None
+    is_flag_test = (
+        leaf is not None
+        and leaf.kind is LeafKind.CONTAINS
+        and leaf.path == "case.flags"
+        and leaf.value == c.safeguarding_flag
+    )
+    action = first.action
+    escalates = (
+        isinstance(action, EscalateAction)
+        and action.queue.name == c.safeguarding_queue
+        and action.assign is None
+    )
+    if is_flag_test and escalates:
+        return []
+    return [
+        Problem(
+            "constraints.safeguarding_first",
+            f"safeguarding is a hard constraint: the first rule must be `when: \"'"
+            f"{c.safeguarding_flag}' in case.flags\"` with `escalate: {{queue: "
+            f"{c.safeguarding_queue}, ...}}` and no `assign`, so flagged cases escalate regardless "
+            f"of capacity; rule `{first.rule_id}` is first instead",
+            file,
+            first.line,
+            0,
+            first.rule_id,
+        )
+    ]
+
+
+def _check_queues(raw: RawRuleset, file: str) -> list[Problem]:
+    users = [r for r in raw.rules if r.uses_by_intent]
+    missing = [i.value for i in Intent if i not in raw.queues]
+    if not users or not missing:
+        return []
+    return [
+        Problem(
+            "queues.incomplete",
+            f"rule `{users[0].rule_id}` routes `by_intent`, but `queues:` has "
+            f"no queue for intent(s) {', '.join(missing)}; add them",
+            file,
+            raw.queues_line or users[0].line,
+            0,
+            users[0].rule_id,
+        )
+    ]
+
+
+# Invariant: the order is the order problems are reported in when nothing is sorted (lint
+# warnings of a ruleset that loads), and each pass runs after every pass it needs.
+PASSES: tuple[CompilerPass, ...] = (
+    CompilerPass("schema", "YAML shape and types, unknown and missing keys (schema.py)", _schema),
+    CompilerPass(
+        "conditions",
+        "each `when` parsed, fields and params resolved, types checked, lowered to IR leaves",
+        _conditions,
+    ),
+    CompilerPass(
+        "ordering", "unique rule ids, a catch-all last, no rule after it (unreachable)", _ordering
+    ),
+    CompilerPass(
+        "safeguarding",
+        "the first rule escalates safeguarding-flagged cases to the safeguarding queue",
+        _safeguarding,
+        frozenset({"section:constraints"}),
+    ),
+    CompilerPass("queues", "every `by_intent` target has a queue for every intent", _queues),
+    CompilerPass("lint", "likely mistakes that do not block loading (lint.py)", _lint),
+)

@@ -1,0 +1,140 @@
+"""The compiler's pass table: its order, what a pass needs, and the schema's structured flags."""
+
+import pytest
+
+from caseroute.domain.errors import RulesetError
+from caseroute.rules.passes import PASSES, SCHEMA_SECTIONS
+from caseroute.rules.schema import read_ruleset
+from caseroute.rules.source import parse_yaml
+from caseroute.testing import CATCH_ALL_RULE, compile_text, ruleset_with_rules
+
+_BASE = ruleset_with_rules(CATCH_ALL_RULE)
+_CONSTRAINTS = (
+    "  safeguarding: {flag: safeguarding, queue: safeguarding}\n  licence: {clinical: [RN]}\n"
+)
+
+
+def _problems(text: str) -> list[tuple[str, int, int, str | None, str]]:
+    with pytest.raises(RulesetError) as exc:
+        compile_text(text)
+    return [(p.code, p.line, p.column, p.rule_id, p.message) for p in exc.value.problems]
+
+
+def test_the_pass_table_runs_these_passes_in_this_order() -> None:
+    """The compiler's passes, by name, in the order one loop runs them."""
+    assert [p.name for p in PASSES] == [
+        "schema",
+        "conditions",
+        "ordering",
+        "safeguarding",
+        "queues",
+        "lint",
+    ]
+
+
+def test_every_pass_says_what_it_checks_and_needs_only_earlier_results() -> None:
+    """Each need names an earlier pass or a `section:<section>`, and each pass describes itself."""
+    earlier: set[str] = {f"section:{section}" for section in SCHEMA_SECTIONS}
+    for compiler_pass in PASSES:
+        assert compiler_pass.checks != ""
+        assert set() == set(compiler_pass.needs) - earlier
+        earlier.add(compiler_pass.name)
+    assert {p.name: p.needs for p in PASSES if p.needs} == {
+        "safeguarding": frozenset({"section:constraints"})
+    }
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        (
+            _BASE.replace("constraints:\n" + _CONSTRAINTS, "constraints: 5\n"),
+            [
+                (
+                    "schema.type",
+                    5,
+                    14,
+                    None,
+                    "`constraints` must be a mapping (key: value lines), got number 5",
+                )
+            ],
+        ),
+        (
+            _BASE.replace(_CONSTRAINTS, "  licence: {clinical: [RN]}\n"),
+            [("schema.missing_key", 6, 3, None, "`constraints` needs `safeguarding`")],
+        ),
+        (
+            _BASE.replace("{flag: safeguarding, queue", "{flag: Safe Guarding, queue"),
+            [
+                (
+                    "schema.format",
+                    6,
+                    24,
+                    None,
+                    (
+                        "constraints.safeguarding.flag 'Safe Guarding' is not valid (case flags "
+                        "are lower-cased and `-` is folded to `_` on input, so a flag is "
+                        "lower-case letters, digits and _ . : /; at most 64)"
+                    ),
+                )
+            ],
+        ),
+        (
+            _BASE.replace("{flag: safeguarding, queue: safeguarding}", "{flag: safeguarding}"),
+            [("schema.missing_key", 6, 17, None, "`constraints.safeguarding` needs `queue`")],
+        ),
+        (
+            _BASE.replace("constraints:\n" + _CONSTRAINTS, ""),
+            [("schema.missing_key", 1, 1, None, "the ruleset file needs `constraints`")],
+        ),
+    ],
+    ids=["not_a_mapping", "no_safeguarding", "bad_flag", "no_queue", "missing"],
+)
+def test_a_malformed_constraints_section_reports_what_it_did_before(
+    variant: str, expected: list[tuple[str, int, int, str | None, str]]
+) -> None:
+    """Unreadable constraints: the schema's own problems only, the safeguarding pass skipped."""
+    assert expected == _problems(variant)
+
+
+@pytest.mark.parametrize("document", ["hello\n", "constraints\n", "- constraints\n", ""])
+def test_which_passes_run_never_depends_on_what_a_message_says(document: str) -> None:
+    """A non-mapping file reports the same problems whether or not its text says `constraints`."""
+    shown = {
+        "hello\n": "text 'hello'",
+        "constraints\n": "text 'constraints'",
+        "- constraints\n": "a list",
+        "": "nothing (empty value)",
+    }[document]
+    assert [
+        ("rules.empty", 0, 0, None, "`rules` is empty; add at least a catch-all"),
+        (
+            "schema.type",
+            1,
+            1,
+            None,
+            f"the ruleset file must be a mapping (key: value lines), got {shown}",
+        ),
+    ] == _problems(document)
+
+
+def test_the_schema_names_the_sections_it_could_not_read() -> None:
+    """`unreadable_sections` is the structured flag later passes read, not problem text."""
+    broken = _BASE.replace("constraints:\n" + _CONSTRAINTS, "constraints: 5\n")
+    raw, _ = read_ruleset(parse_yaml(broken, "r.yaml").root, "r.yaml")
+    assert {"constraints"} == raw.unreadable_sections
+    raw, _ = read_ruleset(parse_yaml(_BASE, "r.yaml").root, "r.yaml")
+    assert set() == raw.unreadable_sections
+    raw, _ = read_ruleset(parse_yaml("hello\n", "r.yaml").root, "r.yaml")
+    assert set(SCHEMA_SECTIONS) == raw.unreadable_sections
+
+
+def test_a_message_mentioning_constraints_elsewhere_leaves_safeguarding_running() -> None:
+    """A schema problem in another section that names `constraints` does not skip a pass."""
+    text = _BASE.replace("owner: tests\n", "owner: tests\nconstraint: 1\n").replace(
+        "'safeguarding' in case.flags", "'urgent' in case.flags", 1
+    )
+    assert [code for code, *_ in _problems(text)] == [
+        "schema.unknown_key",
+        "constraints.safeguarding_first",
+    ]
