@@ -14,9 +14,16 @@ import pytest
 from caseroute.audit.masking import Masker, masked_reads
 from caseroute.domain.errors import Problem, RulesetError
 from caseroute.domain.roster import Agent
+from caseroute.engine.case_rules import EngineKind, LoadedRuleset
+from caseroute.engine.pyeval import PythonLeafEvaluator
 from caseroute.engine.satisfiable import unsatisfiable_requirements
+from caseroute.registry.build import build_state, check_not_changed_after_deciding
+from caseroute.registry.state import Snapshot
 from caseroute.rules.compiler import MAX_RULESET_BYTES, load_ruleset
 from caseroute.rules.golden import load_golden_file
+from caseroute.rules.layout import VersionSource, check_placement
+from caseroute.rules.model import CompiledRuleset
+from caseroute.rules.serving import parse_serving
 from caseroute.testing import (
     MINIMAL_HEADER,
     NOW,
@@ -42,8 +49,10 @@ FAMILIES = (
     "audit",
     "golden",
     "roster",
+    "serving",
+    "versions",
 )
-NOT_CODES = frozenset({"audit.db"})  # a file name that happens to look like a code
+NOT_CODES = frozenset({"audit.db", "serving.yaml"})  # file names that look like codes
 
 CATCH_ALL = "  - id: all\n    when: true\n    then: {route: {queue: clinical}}\n"
 RULE_R = "  - id: r\n    when: {when}\n    then: {{route: {{queue: clinical}}}}\n"
@@ -131,6 +140,53 @@ def _golden_case(
     case: str = GOOD_CASE,
 ) -> str:
     return GOLDEN_CASE.format(name=name, now=now, roster=roster, case=case)
+
+
+def _serving(text: str) -> Callable[[Path], list[Problem]]:
+    def run(tmp: Path) -> list[Problem]:
+        (tmp / "serving.yaml").write_text(text)
+        return _problems(lambda: parse_serving(tmp / "serving.yaml"))
+
+    return run
+
+
+def _versioned(name: str, version: str, note: str = "") -> str:
+    """BASE as ruleset ``name`` version ``version`` (``note`` changes its bytes)."""
+    return BASE.replace("ruleset: test", f"ruleset: {name}").replace(
+        'version: "1"', f'version: "{version}"'
+    ) + (f"# {note}\n" if note else "")
+
+
+def _python(compiled: CompiledRuleset, engine: EngineKind) -> LoadedRuleset:
+    del engine
+    return LoadedRuleset(compiled, PythonLeafEvaluator(compiled.leaves))
+
+
+def _built(files: dict[str, str]) -> Callable[[Path], list[Problem]]:
+    """The version problems of a rulesets directory holding ``files`` (relative path: text)."""
+
+    def run(tmp: Path) -> list[Problem]:
+        for relative, text in files.items():
+            (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / relative).write_text(text)
+        empty = Snapshot({}, {})
+        return build_state(tmp, EngineKind.PYTHON, empty, _python, None, None, NOW).problems
+
+    return run
+
+
+def _misplaced(tmp: Path) -> list[Problem]:
+    path = tmp / "routing" / "3"
+    path.mkdir(parents=True)
+    return check_placement(VersionSource(path, "routing", "3"), "routing", "2", BASE)
+
+
+def _decided_before(tmp: Path) -> list[Problem]:
+    del tmp
+    compiled = compile_text(BASE, "r.yaml")
+    return _problems(
+        lambda: check_not_changed_after_deciding(compiled, lambda _n, _v: frozenset({"0" * 64}))
+    )
 
 
 @dataclass(frozen=True)
@@ -330,6 +386,42 @@ FIXTURES = [
             make_agent("a2", licences=(), skills={"x-ray": 1}),
         ),
         "r.yaml:14",
+    ),
+    Fixture("serving.unknown_key", _serving("active: '1'\nactve: '2'\n"), "{dir}/serving.yaml:2:1"),
+    Fixture("serving.missing_active", _serving("shadow: '2'\n"), "{dir}/serving.yaml:1:1"),
+    Fixture("serving.value", _serving("active: [1]\n"), "{dir}/serving.yaml:1:9"),
+    Fixture("serving.type", _serving("- active\n"), "{dir}/serving.yaml:1:1"),
+    Fixture("versions.misplaced", _misplaced, "{dir}/routing/3/ruleset.yaml:2"),
+    Fixture("versions.changed_after_deciding", _decided_before, "r.yaml:2"),
+    Fixture(
+        "versions.duplicate",
+        _built(
+            {
+                "a/ruleset.yaml": _versioned("routing", "1"),
+                "b/ruleset.yaml": _versioned("routing", "1", "other bytes"),
+            }
+        ),
+        "{dir}/b/ruleset.yaml:2",
+    ),
+    Fixture(
+        "versions.no_active",
+        _built(
+            {
+                "routing/1/ruleset.yaml": _versioned("routing", "1"),
+                "routing/2/ruleset.yaml": _versioned("routing", "2"),
+            }
+        ),
+        "{dir}/routing",
+    ),
+    Fixture(
+        "versions.not_loaded",
+        _built(
+            {
+                "routing/1/ruleset.yaml": _versioned("routing", "1"),
+                "routing/serving.yaml": "active: '9'\n",
+            }
+        ),
+        "{dir}/routing/serving.yaml:1",
     ),
     Fixture(
         "golden.duplicate_name",

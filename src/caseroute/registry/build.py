@@ -110,11 +110,15 @@ class BuiltState:
         snapshot: The new state.
         built: Rulesets prepared by this build (not reused from the old state).
         discarded: Built rulesets the new state does not hold (refused or displaced).
+        problems: Every version and pointer problem found across files (one version with two
+            contents, no active version, a pointer naming a version that did not load), also
+            in the snapshot's per-name errors.
     """
 
     snapshot: Snapshot
     built: list[LoadedRuleset]
     discarded: list[LoadedRuleset]
+    problems: list[Problem] = field(default_factory=list)
 
 
 @dataclass
@@ -130,6 +134,11 @@ class _Builder:
     touched: set[str] = field(default_factory=set)
     built: list[LoadedRuleset] = field(default_factory=list)
     discarded: list[LoadedRuleset] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def problem(self, name: str, problem: Problem) -> None:
+        self.problems.append(problem)
+        self.error(name, str(problem))
 
     def error(self, name: str, text: str) -> None:
         self.errors.setdefault(name, []).append(text)
@@ -203,7 +212,7 @@ def build_state(
             for r in versions.values()
         ),
     )
-    return BuiltState(snapshot, state.built, state.discarded)
+    return BuiltState(snapshot, state.built, state.discarded, state.problems)
 
 
 def _load_source(
@@ -255,7 +264,7 @@ def _load_source(
         kept_one, refused = (fresh, clash) if keep_new else (clash, fresh)
         problem = _clash(kept_one, refused)
         log.error("%s", problem)
-        state.error(name, str(problem))
+        state.problem(name, problem)
         state.failures.append(f"{refused.compiled.path}: same version, other content")
         if keep_new:
             state.drop(clash)
@@ -319,22 +328,18 @@ def _choose(
         if len(loaded) == 1:
             active[name] = next(iter(loaded))
             continue
-        home = pointers.get(name)
-        where = str(home.parent) if home is not None else name
-        state.error(
+        # The ruleset's directory (rulesets/<name>), where serving.yaml belongs.
+        where = str(Path(next(iter(loaded.values())).compiled.path).parent.parent)
+        state.problem(
             name,
-            str(
-                Problem(
-                    "versions.no_active",
-                    f"ruleset {name} has versions {', '.join(sorted(loaded))} and no serving.yaml "
-                    "naming the active one (order on disk never decides); write "
-                    f"rulesets/{name}/serving.yaml with `active: <version>` or run "
-                    "`caseroute rules activate`"
-                    + (
-                        f"; still serving {still}" if still else "; only pinned requests are served"
-                    ),
-                    where,
-                )
+            Problem(
+                "versions.no_active",
+                f"ruleset {name} has versions {', '.join(sorted(loaded))} and no serving.yaml "
+                "naming the active one (order on disk never decides); write "
+                f"rulesets/{name}/serving.yaml with `active: <version>` or run "
+                "`caseroute rules activate`"
+                + (f"; still serving {still}" if still else "; only pinned requests are served"),
+                where,
             ),
         )
         if still is not None:
@@ -360,17 +365,15 @@ def _pointed(
         if fallback
         else ("; only pinned requests are served" if role == "active" else "; no shadow runs")
     )
-    state.error(
+    state.problem(
         name,
-        str(
-            Problem(
-                "versions.not_loaded",
-                f"the {role} version {version} of ruleset {name} is not loaded (loaded: "
-                f"{', '.join(sorted(loaded)) or 'none'}): fix that version's problems or point "
-                f"`{role}:` at a loaded version{keeping}",
-                serving.path,
-                line,
-            )
+        Problem(
+            "versions.not_loaded",
+            f"the {role} version {version} of ruleset {name} is not loaded (loaded: "
+            f"{', '.join(sorted(loaded)) or 'none'}): fix that version's problems or point "
+            f"`{role}:` at a loaded version{keeping}",
+            serving.path,
+            line,
         ),
     )
     return fallback
