@@ -491,3 +491,14 @@ def test_the_serving_content_of_a_version_is_kept_whatever_the_path_order(
         f"content (sha256 {serving.compiled.sha256[:12]}… vs {refused.compiled.sha256[:12]}…); "
         "a published version never changes: give one of them a new version"
     )
+
+
+def test_reload_after_close_is_refused_and_builds_nothing(
+    registry: RulesetRegistry, builder: _Builder, tmp_path: Path
+) -> None:
+    """A reload racing shutdown must not build engines nobody will ever close."""
+    _write(tmp_path, "r", "routing", "1")
+    registry.close()
+    with pytest.raises(RuntimeError, match="registry is closed"):
+        registry.reload(tmp_path, EngineKind.PYTHON)
+    assert builder.built == []

@@ -219,6 +219,8 @@ class RulesetRegistry:
             What changed and what did not load.
         """
         with self._reload_lock:
+            if self._closed:  # what it built would never be closed
+                raise RuntimeError("the ruleset registry is closed (the server is stopping)")
             old = self._snapshot
             now = self._clock()
             built = build_state(root, engine, old, self._prepare, decided, self._default, now)
