@@ -217,6 +217,9 @@ class RulesetRegistry:
 
         Returns:
             What changed and what did not load.
+
+        Raises:
+            RuntimeError: If the registry was closed.
         """
         with self._reload_lock:
             if self._closed:  # what it built would never be closed
