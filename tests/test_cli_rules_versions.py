@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -77,7 +79,7 @@ def test_decide_with_a_home_uses_the_version_its_pointer_names(
             "--ruleset",
             str(home),
             "--case",
-            str(sorted((examples / "cases").glob("*.json"))[0]),
+            str(examples / "cases" / "clinical-tx.json"),
             "--roster",
             str(examples / "roster.json"),
             "--now",
@@ -86,3 +88,31 @@ def test_decide_with_a_home_uses_the_version_its_pointer_names(
     )
     assert code == 0
     assert "version 2026.11.1" in capsys.readouterr().out
+
+
+def test_rules_test_of_a_home_reports_every_version_in_one_json_document(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CI reads one JSON document listing each version's golden run."""
+    main(["rules", "new-version", str(home), "--version", "2026.12.0"])
+    capsys.readouterr()
+    assert main(["rules", "test", str(home), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["ok"], [(p["version"], p["ok"]) for p in doc["paths"]]) == (
+        True,
+        [("2026.11.1", True), ("2026.12.0", True)],
+    )
+
+
+def test_rules_test_of_a_home_writes_one_junit_report_with_a_suite_per_version(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One JUnit XML document, one testsuite per version."""
+    main(["rules", "new-version", str(home), "--version", "2026.12.0"])
+    capsys.readouterr()
+    assert main(["rules", "test", str(home), "--format", "junit"]) == 0
+    root = ET.fromstring(capsys.readouterr().out)  # noqa: S314 - our own output
+    assert [s.get("name") for s in root.iter("testsuite")] == [
+        "patient-enquiries@2026.11.1",
+        "patient-enquiries@2026.12.0",
+    ]

@@ -203,33 +203,42 @@ def _junit_load_error(
 
 
 def _cmd_rules_test(args: argparse.Namespace) -> int:
+    from caseroute.rules.junit import render_junit
     from caseroute.rules.layout import expand_sources
 
     paths = expand_sources(args.path)
-    if len(paths) == 1:
-        return _test_version(paths[0], args)
-    if args.format != "text":
-        listed = ", ".join(str(p) for p in paths)
-        raise UsageError(
-            f"{args.path} holds {len(paths)} ruleset versions ({listed}); with --format "
-            f"{args.format} test one version directory at a time"
-        )
-    status = EXIT_OK
+    runs = []
     for path in paths:
-        out(f"== {path}")
-        status = max(status, _test_version(path, args))
-        sys.stdout.write("\n")
-    return status
+        if args.format == "text" and len(paths) > 1:
+            out(f"== {path}")
+        runs.append(_test_version(path, args))
+        if args.format == "text" and len(paths) > 1:
+            sys.stdout.write("\n")
+    ok = all(run.ok for run in runs)
+    if args.format == "junit":
+        sys.stdout.write(render_junit([run.suite for run in runs if run.suite is not None]))
+    elif args.format == "json":
+        print_json({"command": "rules test", "ok": ok, "paths": [run.report for run in runs]})
+    return EXIT_OK if ok else EXIT_FAILED
 
 
-def _test_version(path: Path, args: argparse.Namespace) -> int:
+@dataclasses.dataclass
+class _TestRun:
+    """One version's golden run: whether it passed, its JSON report, its JUnit suite."""
+
+    ok: bool
+    report: dict[str, object]
+    suite: ET.Element | None = None
+
+
+def _test_version(path: Path, args: argparse.Namespace) -> _TestRun:
+    """Run one version's golden cases; text output is printed here, the rest returned."""
     from caseroute.engine.case_rules import EngineKind, prepare_ruleset
     from caseroute.engine.decide import decide
     from caseroute.rules.compiler import load_ruleset
     from caseroute.rules.golden import load_golden, rule_coverage, run_golden
-    from caseroute.rules.junit import golden_suite, render_junit
+    from caseroute.rules.junit import golden_suite
 
-    as_json = args.format == "json"
     report: dict[str, object] = {"path": str(path), "name": None, "version": None, "sha256": None}
     compiled = None
     try:
@@ -239,13 +248,13 @@ def _test_version(path: Path, args: argparse.Namespace) -> int:
         cases = load_golden(path if path.is_dir() else path.parent)
     except RulesetError as exc:
         if args.format == "junit":
-            sys.stdout.write(render_junit([_junit_load_error(path, compiled, args, exc)]))
-            return EXIT_FAILED
-        if not as_json:
+            return _TestRun(
+                ok=False, report=report, suite=_junit_load_error(path, compiled, args, exc)
+            )
+        if args.format == "text":
             raise
         report.update(ok=False, problems=[_problem_data(p) for p in exc.problems])
-        print_json({"command": "rules test", "ok": False, "paths": [report]})
-        return EXIT_FAILED
+        return _TestRun(ok=False, report=report)
     if not cases:
         raise UsageError(f"no golden cases found in {path}/golden/*.yaml")
     results = run_golden(cases, lambda c, r, now: decide(c, r, ruleset, now))
@@ -258,10 +267,8 @@ def _test_version(path: Path, args: argparse.Namespace) -> int:
     if args.format == "junit":
         coverage = cover if args.require_coverage else None
         properties = _junit_properties(path, ruleset.compiled, args)
-        suite = golden_suite(ruleset.compiled, results, coverage, properties)
-        sys.stdout.write(render_junit([suite]))
-        return EXIT_OK if ok else EXIT_FAILED
-    if as_json:
+        return _TestRun(ok, report, golden_suite(ruleset.compiled, results, coverage, properties))
+    if args.format == "json":
         report.update(
             ok=ok,
             passed=len(results) - len(failed),
@@ -286,8 +293,7 @@ def _test_version(path: Path, args: argparse.Namespace) -> int:
                 for rule_id, (decided, not_fired) in cover.items()
             ],
         )
-        print_json({"command": "rules test", "ok": ok, "paths": [report]})
-        return EXIT_OK if ok else EXIT_FAILED
+        return _TestRun(ok, report)
     for result in results:
         mark = "PASS" if result.passed else "FAIL"
         out(f"{mark} {result.case.name} ({result.case.location})")
@@ -302,7 +308,7 @@ def _test_version(path: Path, args: argparse.Namespace) -> int:
         )
         out(f"  {rule_id}: {decided} / {not_fired}{note}")
     sys.stdout.write(f"\n{len(results) - len(failed)} passed, {len(failed)} failed\n")
-    return EXIT_OK if ok else EXIT_FAILED
+    return _TestRun(ok, report)
 
 
 def _cmd_rules_fmt(args: argparse.Namespace) -> int:
