@@ -2,9 +2,10 @@
 
 import pytest
 
-from caseroute.domain.errors import RulesetError
-from caseroute.rules.passes import PASSES, SCHEMA_SECTIONS
-from caseroute.rules.schema import read_ruleset
+from caseroute.domain.errors import Problem, RulesetError
+from caseroute.rules import passes
+from caseroute.rules.passes import PASSES, SCHEMA_SECTIONS, Compilation, CompilerPass, run_passes
+from caseroute.rules.schema import RawRuleset, read_ruleset
 from caseroute.rules.source import parse_yaml
 from caseroute.testing import CATCH_ALL_RULE, compile_text, ruleset_with_rules
 
@@ -137,4 +138,46 @@ def test_a_message_mentioning_constraints_elsewhere_leaves_safeguarding_running(
     assert [code for code, *_ in _problems(text)] == [
         "schema.unknown_key",
         "constraints.safeguarding_first",
+    ]
+
+
+def test_a_pass_whose_section_is_unreadable_is_recorded_as_skipped() -> None:
+    """Unreadable constraints skip exactly the safeguarding pass; a good file skips none."""
+    broken = _BASE.replace("constraints:\n" + _CONSTRAINTS, "constraints: 5\n")
+    assert run_passes(parse_yaml(broken, "r.yaml")).skipped == ["safeguarding"]
+    assert run_passes(parse_yaml(_BASE, "r.yaml")).skipped == []
+
+
+def test_a_pass_that_reported_an_error_makes_its_dependants_skip() -> None:
+    """A pass's name becomes unavailable when it reports an error, so passes needing it skip."""
+    ran: list[str] = []
+
+    def failing(state: Compilation) -> list[Problem]:
+        ran.append("first")
+        return [Problem("rules.empty", "x", state.file, 1, 0)]
+
+    def dependant(state: Compilation) -> list[Problem]:
+        ran.append("second")
+        return [Problem("rules.empty", "y", state.file, 2, 0)]
+
+    table = (
+        CompilerPass("first", "fails", failing),
+        CompilerPass("second", "needs first", dependant, frozenset({"first"})),
+        CompilerPass("third", "needs nothing", dependant),
+    )
+    state = run_passes(parse_yaml(_BASE, "r.yaml"), table)
+    assert (ran, state.skipped, [p.message for p in state.problems]) == (
+        ["first", "second"],
+        ["second"],
+        ["x", "y"],
+    )
+
+
+def test_constraints_missing_without_a_reported_problem_still_explains_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The invariant guard: no constraints and nothing flagged still yields a problem, not []."""
+    monkeypatch.setattr(passes, "read_ruleset", lambda _root, _file: (RawRuleset(), []))
+    assert [p for p in _problems(_BASE) if p[0].startswith("schema.")] == [
+        ("schema.missing_key", 1, 0, None, "`constraints` needs `safeguarding`")
     ]
