@@ -204,12 +204,26 @@ def load_key(path: Path, key_hex: str | None, *, create: bool = True) -> bytes:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read the audit key file {path}: {exc}") from exc
+    refuse_shared_secret(path, mode, "the audit key file")
+    return _parse_key(text.strip(), str(path))
+
+
+def refuse_shared_secret(path: Path, mode: int, what: str) -> None:
+    """Refuse a secret file (masking key, admin tokens) that group or other users can access.
+
+    Args:
+        path: The file.
+        mode: Its ``st_mode``.
+        what: What it is, for the message (``the audit key file``).
+
+    Raises:
+        ConfigError: If group or other users have any permission on it.
+    """
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
-            f"the audit key file {path} is accessible to other users (mode "
+            f"{what} {path} is accessible to other users (mode "
             f"{stat.S_IMODE(mode):o}); run `chmod 600 {path}`"
         )
-    return _parse_key(text.strip(), str(path))
 
 
 def _parse_key(text: str, where: str) -> bytes:

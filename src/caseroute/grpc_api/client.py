@@ -1,4 +1,4 @@
-"""A small client used by ``caseroute decide --server``: domain values in, domain decision out."""
+"""A small client for the CLI: ``decide --server``, ``health`` and the ``rules`` admin commands."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from caseroute.domain.decision import Decision
 from caseroute.domain.errors import CaserouteError
 from caseroute.domain.roster import Roster
 from caseroute.grpc_api import convert
+from caseroute.grpc_api._generated import admin_pb2 as apb
+from caseroute.grpc_api._generated import admin_pb2_grpc, routing_pb2_grpc
 from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.tls import ClientTls, open_channel
 
 
@@ -114,3 +115,96 @@ def check_health(
             raise _explain(error) from None
     name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     return name
+
+
+def bearer_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """The call metadata carrying ``token`` (none without one)."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+class AdminClient:
+    """RulesetAdmin calls on one server, with a bearer token and/or a client certificate."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        tls: ClientTls | None = None,
+        token: str | None = None,
+        timeout_s: float = 60.0,
+    ) -> None:
+        """Call ``target`` (``host:port``) with these credentials and deadline."""
+        self._target = target
+        self._tls = tls
+        self._metadata = bearer_metadata(token)
+        self._timeout_s = timeout_s
+
+    def _call(self, method: str, request: Any) -> Any:
+        with open_channel(self._target, self._tls) as channel:
+            stub = admin_pb2_grpc.RulesetAdminStub(channel)
+            try:
+                return getattr(stub, method)(
+                    request, timeout=self._timeout_s, metadata=self._metadata
+                )
+            except grpc.RpcError as error:
+                raise _explain(error) from None
+
+    def list_rulesets(self) -> apb.ListRulesetsResponse:
+        """ListRulesets.
+
+        Raises:
+            RemoteCallError: If the call fails.
+        """
+        reply: apb.ListRulesetsResponse = self._call("ListRulesets", apb.ListRulesetsRequest())
+        return reply
+
+    def get_ruleset(self, name: str, version: str = "") -> apb.GetRulesetResponse:
+        """GetRuleset ("" version: the active one).
+
+        Raises:
+            RemoteCallError: If the call fails.
+        """
+        reply: apb.GetRulesetResponse = self._call(
+            "GetRuleset", apb.GetRulesetRequest(name=name, version=version)
+        )
+        return reply
+
+    def validate(self, source: str, file_name: str) -> apb.ValidateRulesetResponse:
+        """ValidateRuleset.
+
+        Raises:
+            RemoteCallError: If the call fails.
+        """
+        reply: apb.ValidateRulesetResponse = self._call(
+            "ValidateRuleset", apb.ValidateRulesetRequest(source=source, file_name=file_name)
+        )
+        return reply
+
+    def activate(self, name: str, version: str) -> apb.LifecycleOutcome:
+        """ActivateRuleset.
+
+        Raises:
+            RemoteCallError: If the call fails.
+        """
+        reply: apb.LifecycleOutcome = self._call(
+            "ActivateRuleset", apb.ActivateRulesetRequest(name=name, version=version)
+        )
+        return reply
+
+    def rollback(self, name: str) -> apb.LifecycleOutcome:
+        """Rollback.
+
+        Raises:
+            RemoteCallError: If the call fails.
+        """
+        reply: apb.LifecycleOutcome = self._call("Rollback", apb.RollbackRequest(name=name))
+        return reply
+
+    def reload(self) -> apb.LifecycleOutcome:
+        """Reload.
+
+        Raises:
+            RemoteCallError: If the call fails.
+        """
+        reply: apb.LifecycleOutcome = self._call("Reload", apb.ReloadRequest())
+        return reply

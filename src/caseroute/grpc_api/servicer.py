@@ -16,6 +16,7 @@ from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api._generated import routing_pb2_grpc
+from caseroute.grpc_api.auth import authenticated
 from caseroute.grpc_api.status import clip, status_for
 from caseroute.service import (
     DecideCommand,
@@ -184,7 +185,10 @@ class SizedReply(Generic[P]):
 
 
 def caller_identity(context: grpc.ServicerContext) -> str:
-    """The authenticated peer's identity (TLS client certificate), or "" when none."""
+    """The audited caller: the bearer token's identity, else the TLS client certificate's, or ""."""
+    who = authenticated()
+    if who is not None and who.by_token:
+        return who.identity
     try:
         identities = context.peer_identities()
     except NotImplementedError:  # grpcio-testing's context has no transport security

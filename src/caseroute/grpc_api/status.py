@@ -6,6 +6,7 @@ domain error               gRPC status         details
 RequestError               INVALID_ARGUMENT    google.rpc.BadRequest: one violation per field
                                                (at most 20, then one counting the rest)
 RulesetNotFoundError       NOT_FOUND           the message lists what is loaded
+RulesetStateError          FAILED_PRECONDITION the lifecycle state forbids it; nothing changed
 DecisionNotFoundError      NOT_FOUND           (DecisionLog.GetDecision)
 IdempotencyConflictError   ALREADY_EXISTS      request_id reused with another input
 ResponseTooLargeError      RESOURCE_EXHAUSTED  nothing was recorded; ask for less or raise the limit
@@ -40,6 +41,7 @@ from caseroute.domain.errors import (
     RequestError,
     ResponseTooLargeError,
     RulesetNotFoundError,
+    RulesetStateError,
     withheld_cause,
 )
 
@@ -63,6 +65,7 @@ The budgets above are chosen so that it holds (a test checks the worst case)."""
 _TABLE: tuple[tuple[type[Exception], int], ...] = (
     (RequestError, code_pb2.INVALID_ARGUMENT),
     (RulesetNotFoundError, code_pb2.NOT_FOUND),
+    (RulesetStateError, code_pb2.FAILED_PRECONDITION),
     (DecisionNotFoundError, code_pb2.NOT_FOUND),
     (IdempotencyConflictError, code_pb2.ALREADY_EXISTS),
     (ResponseTooLargeError, code_pb2.RESOURCE_EXHAUSTED),
