@@ -459,8 +459,8 @@ def test_one_version_with_two_contents_is_refused_naming_both_files(
     registry.reload(tmp_path, EngineKind.PYTHON)
     status = registry.status()["routing"]
     expected_error = (
-        f"{second}:2: error versions.duplicate: ruleset routing version 1 is already defined by {first} with other "
-        f"content (sha256 {serving.compiled.sha256[:12]}… vs "
+        f"{second}:2: error versions.duplicate: ruleset routing version 1 is already defined "
+        f"by {first} with other content (sha256 {serving.compiled.sha256[:12]}… vs "
         f"{builder.built[-1].compiled.sha256[:12]}…); a published version never changes: "
         "give one of them a new version"
     )
@@ -487,8 +487,9 @@ def test_the_serving_content_of_a_version_is_kept_whatever_the_path_order(
     refused = builder.built[-1]
     assert (registry.resolve("", ""), serving.closed, refused.closed) == (serving, 0, 1)
     assert registry.status()["routing"].last_error == (
-        f"{copy}:2: error versions.duplicate: ruleset routing version 1 is already defined by {serving_path} with other "
-        f"content (sha256 {serving.compiled.sha256[:12]}… vs {refused.compiled.sha256[:12]}…); "
+        f"{copy}:2: error versions.duplicate: ruleset routing version 1 is already defined "
+        f"by {serving_path} with other content (sha256 {serving.compiled.sha256[:12]}… vs "
+        f"{refused.compiled.sha256[:12]}…); "
         "a published version never changes: give one of them a new version"
     )
 
