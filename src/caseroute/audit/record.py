@@ -146,3 +146,239 @@ def blob_sha256(kind: BlobKind, content: str) -> str:
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"not a roster snapshot: {exc}") from exc
     return hashlib.sha256(content.encode()).hexdigest()
+
+
+EVENT_KIND = "ruleset_event"
+"""The content discriminator of a ruleset event: no decision record's content carries ``kind``,
+so an event and a decision can never hash the same."""
+EVENT_ACTIONS = frozenset({"load", "reload", "activate", "rollback"})
+"""What can change which version serves a ruleset."""
+EVENT_ROLES = frozenset({"active", "shadow"})
+"""Which serving slot of a ruleset an event changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class RulesetEvent:
+    """One change of the version serving a ruleset role, sealed into the decisions' hash chain.
+
+    Events and decision records share one ``seq`` space and one chain head, so deleting,
+    editing or reordering an event breaks the chain exactly as it would for a decision, and an
+    auditor can tell which version was active (or shadowing) at any position of the log.
+
+    Attributes:
+        seq: Position in the chain (shared with decision records), from 1.
+        event_id: Unique id of the event (a retry with the same id is not stored twice).
+        recorded_at: When the change was made (ISO-8601, UTC).
+        action: ``load``, ``reload``, ``activate`` or ``rollback``.
+        actor: Who asked (``admin:<identity>``, ``signal:SIGHUP``, ``poll``, ``startup``).
+        ruleset_name: The ruleset.
+        role: ``active`` or ``shadow``.
+        from_version: The version serving the role before ("" if none).
+        from_sha256: Its sha256 ("" if none).
+        to_version: The version serving the role after ("" if none).
+        to_sha256: Its sha256 ("" if none).
+        caseroute_version: caseroute's version.
+        prev_hash: The previous chain entry's hash (GENESIS for the first).
+        record_hash: This event's hash.
+    """
+
+    seq: int
+    event_id: str
+    recorded_at: str
+    action: str
+    actor: str
+    ruleset_name: str
+    role: str
+    from_version: str
+    from_sha256: str
+    to_version: str
+    to_sha256: str
+    caseroute_version: str
+    prev_hash: str
+    record_hash: str
+
+    def content(self) -> dict[str, Any]:
+        """The hashed content: every field except the hashes, plus the ``kind`` discriminator."""
+        return {
+            "kind": EVENT_KIND,
+            "seq": self.seq,
+            "event_id": self.event_id,
+            "recorded_at": self.recorded_at,
+            "action": self.action,
+            "actor": self.actor,
+            "ruleset_name": self.ruleset_name,
+            "role": self.role,
+            "from_version": self.from_version,
+            "from_sha256": self.from_sha256,
+            "to_version": self.to_version,
+            "to_sha256": self.to_sha256,
+            "caseroute_version": self.caseroute_version,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The whole event as JSON data (content plus hashes), as ``audit events`` prints it."""
+        return {**self.content(), "prev_hash": self.prev_hash, "record_hash": self.record_hash}
+
+
+def event_problem(event: RulesetEvent) -> str | None:
+    """What makes an event unfit for the chain (None when it is fit).
+
+    Args:
+        event: The event (sealed or not).
+
+    Returns:
+        The problem in words, or None.
+    """
+    for name in RulesetEvent.__slots__:
+        value = getattr(event, name)
+        if not isinstance(value, int if name == "seq" else str) or isinstance(value, bool):
+            return f"{name} must be {'an int' if name == 'seq' else 'a string'}"
+    if not event.event_id:
+        return "event_id must not be empty"
+    if event.action not in EVENT_ACTIONS:
+        return f"action {event.action!r} is not one of {', '.join(sorted(EVENT_ACTIONS))}"
+    if event.role not in EVENT_ROLES:
+        return f"role {event.role!r} is not one of {', '.join(sorted(EVENT_ROLES))}"
+    return None
+
+
+def seal_event(event: RulesetEvent, seq: int, prev_hash: str) -> RulesetEvent:
+    """The event placed at ``seq`` after ``prev_hash``, with its hash computed.
+
+    Args:
+        event: The event as the caller built it (seq and hashes ignored).
+        seq: Its chain position.
+        prev_hash: The hash of the chain entry before it.
+
+    Returns:
+        The sealed event.
+    """
+    placed = replace(event, seq=seq, prev_hash=prev_hash, record_hash="")
+    return replace(placed, record_hash=chain_hash(prev_hash, placed.content()))
+
+
+SHADOW_DIFFERENCES = (
+    "outcome",
+    "agent",
+    "queue",
+    "priority",
+    "deciding_rule",
+    "escalation",
+    "error",
+)
+"""The ways a shadow decision can differ from the live one, in report order."""
+SHADOW_SUMMARY_KEYS = frozenset(
+    {"outcome", "agent_id", "queue", "priority", "rule_id", "escalation", "error"}
+)
+"""The only keys a shadow result's ``live``/``shadow`` summary may hold (never case data)."""
+SHADOW_VALUE_MAX = 200
+"""Longest string a summary value may be (ids, enum names and error codes are short)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowResult:
+    """A live decision compared with the shadow version's decision of the same input.
+
+    Review data stored beside the live decision, NOT in the hash chain: it never changed
+    what the caller got, and losing or editing it cannot alter a recorded decision.
+
+    Attributes:
+        decision_id: The live decision (its record is in the chain).
+        recorded_at: When the comparison was made (ISO-8601, UTC).
+        ruleset_name: The ruleset.
+        live_version: The version that decided.
+        live_sha256: Its sha256.
+        shadow_version: The version evaluated in shadow.
+        shadow_sha256: Its sha256.
+        differences: How they differ (kinds from ``SHADOW_DIFFERENCES``); empty = agreed.
+        live: Summary of the live decision (keys from ``SHADOW_SUMMARY_KEYS``).
+        shadow: Summary of the shadow decision (same keys).
+    """
+
+    decision_id: str
+    recorded_at: str
+    ruleset_name: str
+    live_version: str
+    live_sha256: str
+    shadow_version: str
+    shadow_sha256: str
+    differences: tuple[str, ...]
+    live: dict[str, Any]
+    shadow: dict[str, Any]
+
+
+def shadow_problem(result: ShadowResult) -> str | None:
+    """What makes a shadow result unfit to store (None when it is fit).
+
+    The summaries are checked key by key and value by value, so no case data (PHI) can ride
+    in them: only the listed keys, each a short scalar.
+
+    Args:
+        result: The result.
+
+    Returns:
+        The problem in words, or None.
+    """
+    for name in ShadowResult.__slots__[:7]:
+        if not isinstance(getattr(result, name), str):
+            return f"{name} must be a string"
+    if not result.decision_id or not result.ruleset_name or not result.shadow_version:
+        return "decision_id, ruleset_name and shadow_version must not be empty"
+    for kind in result.differences:
+        if kind not in SHADOW_DIFFERENCES:
+            return f"difference {kind!r} is not one of {', '.join(SHADOW_DIFFERENCES)}"
+    for side in ("live", "shadow"):
+        summary = getattr(result, side)
+        if not isinstance(summary, dict):
+            return f"{side} must be a dict"
+        for key, value in summary.items():
+            if key not in SHADOW_SUMMARY_KEYS:
+                return (
+                    f"{side} key {key!r} is not one of {', '.join(sorted(SHADOW_SUMMARY_KEYS))} "
+                    "(a summary never holds case data)"
+                )
+            if value is not None and not isinstance(value, str | int | bool):
+                return f"{side}[{key!r}] must be a string, number, boolean or None"
+            if isinstance(value, str) and len(value) > SHADOW_VALUE_MAX:
+                return f"{side}[{key!r}] is longer than {SHADOW_VALUE_MAX} characters"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowSummary:
+    """How one shadow version compared with the live decisions (``rules shadow-report``).
+
+    Attributes:
+        ruleset_name: The ruleset.
+        shadow_version: The shadow version.
+        shadow_sha256s: The sha256s recorded for it (one, unless its content changed).
+        live_versions: The live versions it was compared with, sorted.
+        evaluated: Comparisons stored.
+        agreed: Comparisons with no difference.
+        differences: Comparisons per difference kind (kinds with none are omitted), in
+            ``SHADOW_DIFFERENCES`` order.
+        dropped: Live decisions never compared (the shadow queue was full).
+        first_recorded_at: The first comparison's time ("" when none).
+        last_recorded_at: The last comparison's time ("" when none).
+    """
+
+    ruleset_name: str
+    shadow_version: str
+    shadow_sha256s: tuple[str, ...]
+    live_versions: tuple[str, ...]
+    evaluated: int
+    agreed: int
+    differences: tuple[tuple[str, int], ...]
+    dropped: int
+    first_recorded_at: str
+    last_recorded_at: str
+
+    @property
+    def disagreed(self) -> int:
+        """Comparisons with at least one difference."""
+        return self.evaluated - self.agreed
+
+    @property
+    def disagreement_rate(self) -> float | None:
+        """The share of comparisons that disagreed (None when nothing was evaluated)."""
+        return self.disagreed / self.evaluated if self.evaluated else None

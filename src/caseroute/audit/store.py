@@ -1,7 +1,11 @@
 """Where audit records live: the sink protocol and the embedded SQLite store (group commit).
 
-Durability: SQLite in WAL mode with ``synchronous=FULL``; ``append`` returns only after the
-transaction holding the records has committed (fsynced). A writer thread gathers every append
+The log holds decision records and ruleset lifecycle events in one hash chain (one ``seq``
+space, one head), and, outside the chain, shadow evaluation results for review.
+
+Durability: SQLite in WAL mode with ``synchronous=FULL``; ``append`` (and ``append_events``,
+``append_shadow``) returns only after the transaction holding the records has committed
+(fsynced). A writer thread gathers every append
 waiting at that moment into one transaction, so concurrent calls share one fsync (group
 commit). Several server processes may share one file: each transaction takes SQLite's write
 lock (``BEGIN IMMEDIATE``) and extends the chain from the stored head.
@@ -17,15 +21,29 @@ import queue
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from caseroute.audit.record import GENESIS, Appended, AuditRecord, Blob, BlobKind, seal
+from caseroute.audit.record import (
+    GENESIS,
+    SHADOW_DIFFERENCES,
+    Appended,
+    AuditRecord,
+    Blob,
+    BlobKind,
+    RulesetEvent,
+    ShadowResult,
+    ShadowSummary,
+    event_problem,
+    seal,
+    seal_event,
+    shadow_problem,
+)
 from caseroute.domain.errors import (
     AuditUnavailableError,
     IdempotencyConflictError,
@@ -67,6 +85,47 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE INDEX IF NOT EXISTS decisions_request ON decisions (request_id);
 CREATE INDEX IF NOT EXISTS decisions_case ON decisions (case_id, seq);
 CREATE INDEX IF NOT EXISTS decisions_now ON decisions (now_us);
+CREATE INDEX IF NOT EXISTS decisions_ruleset ON decisions (ruleset_name, ruleset_version);
+CREATE TABLE IF NOT EXISTS ruleset_events (
+    seq INTEGER PRIMARY KEY,         -- shared with decisions: one chain, one head
+    event_id TEXT NOT NULL UNIQUE,
+    recorded_at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    ruleset_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    from_version TEXT NOT NULL,
+    from_sha256 TEXT NOT NULL,
+    to_version TEXT NOT NULL,
+    to_sha256 TEXT NOT NULL,
+    caseroute_version TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    record_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ruleset_events_name ON ruleset_events (ruleset_name, seq);
+CREATE TABLE IF NOT EXISTS shadow_results (  -- review data, NOT in the hash chain
+    id INTEGER PRIMARY KEY,
+    decision_id TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    ruleset_name TEXT NOT NULL,
+    live_version TEXT NOT NULL,
+    live_sha256 TEXT NOT NULL,
+    shadow_version TEXT NOT NULL,
+    shadow_sha256 TEXT NOT NULL,
+    differences TEXT NOT NULL,       -- JSON list of kinds; [] = agreed
+    agreed INTEGER NOT NULL,
+    live TEXT NOT NULL,              -- JSON summary: outcome, agent_id, queue, priority, rule_id
+    shadow TEXT NOT NULL,
+    UNIQUE (decision_id, shadow_sha256)
+);
+CREATE INDEX IF NOT EXISTS shadow_results_version
+    ON shadow_results (ruleset_name, shadow_version, agreed, id);
+CREATE TABLE IF NOT EXISTS shadow_dropped (
+    ruleset_name TEXT NOT NULL,
+    shadow_version TEXT NOT NULL,
+    dropped INTEGER NOT NULL,        -- live decisions never compared (shadow queue full)
+    PRIMARY KEY (ruleset_name, shadow_version)
+);
 CREATE TABLE IF NOT EXISTS blobs (
     sha256 TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -102,6 +161,19 @@ _COLUMNS = (
     "decision",
     "prev_hash",
     "record_hash",
+)
+_EVENT_COLUMNS = RulesetEvent.__slots__
+_SHADOW_COLUMNS = (
+    "decision_id",
+    "recorded_at",
+    "ruleset_name",
+    "live_version",
+    "live_sha256",
+    "shadow_version",
+    "shadow_sha256",
+    "differences",
+    "live",
+    "shadow",
 )
 
 
@@ -169,6 +241,57 @@ class AuditSink(Protocol):
         """(seq, record_hash) of the last committed record; (0, GENESIS) when empty."""
         ...
 
+    def append_events(self, events: Sequence[RulesetEvent]) -> list[RulesetEvent]:
+        """Seal ruleset lifecycle events into the chain and store them durably.
+
+        Returns when committed. An event whose event_id is stored already is not written
+        again: the stored one comes back.
+
+        Raises:
+            AuditUnavailableError: If nothing could be committed.
+        """
+        ...
+
+    def events(
+        self, ruleset_name: str | None = None, after_seq: int = 0, limit: int = 1000
+    ) -> list[RulesetEvent]:
+        """Ruleset lifecycle events in chain order after ``after_seq`` (None name = all)."""
+        ...
+
+    def decided_sha256s(self, ruleset_name: str, ruleset_version: str) -> frozenset[str]:
+        """The distinct ruleset_sha256 of the decisions made by ``ruleset_name@ruleset_version``.
+
+        Raises:
+            AuditUnavailableError: If the log cannot be read.
+        """
+        ...
+
+    def append_shadow(
+        self,
+        results: Sequence[ShadowResult],
+        dropped: int | Mapping[tuple[str, str], int] = 0,
+    ) -> None:
+        """Store shadow comparisons (outside the chain) and count dropped ones.
+
+        Raises:
+            AuditUnavailableError: If nothing could be committed.
+        """
+        ...
+
+    def shadow_results(
+        self,
+        ruleset_name: str,
+        shadow_version: str | None = None,
+        disagreements_only: bool = False,
+        limit: int = 1000,
+    ) -> list[ShadowResult]:
+        """Shadow comparisons of a ruleset, oldest first."""
+        ...
+
+    def shadow_summary(self, ruleset_name: str) -> list[ShadowSummary]:
+        """Per shadow version of a ruleset: how its decisions compared with the live ones."""
+        ...
+
     def close(self) -> None:
         """Stop accepting appends and release resources."""
         ...
@@ -218,9 +341,33 @@ def era_of(seq: int, history: Sequence[KeyEra]) -> KeyEra | None:
 
 @dataclass(slots=True)
 class _Pending:
+    """Decision records (and their blobs) waiting for the writer."""
+
     records: Sequence[AuditRecord]
     blobs: Sequence[Blob]
     done: Future[list[Appended]]
+    stored: list[Appended] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _PendingEvents:
+    """Ruleset lifecycle events waiting for the writer (sealed into the same chain)."""
+
+    events: Sequence[RulesetEvent]
+    done: Future[list[RulesetEvent]]
+    stored: list[RulesetEvent] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _PendingShadow:
+    """Shadow results, already turned into rows (so nothing can fail the batch on encoding)."""
+
+    rows: list[tuple[object, ...]]
+    dropped: dict[tuple[str, str], int]
+    done: Future[None]
+
+
+_Item = _Pending | _PendingEvents | _PendingShadow
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -263,7 +410,7 @@ class SqliteAuditStore:
         self._fingerprint: str | None = None  # the key this writer masks with (claim_key)
         self._known: OrderedDict[str, None] = OrderedDict()
         self._known_lock = threading.Lock()
-        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
         # Invariant: nothing is queued after the writer's stop marker (it would wait forever).
         self._closed = False
         self._closing = threading.Lock()
@@ -423,18 +570,86 @@ class SqliteAuditStore:
             AuditUnavailableError: If the store cannot commit (nothing is stored then).
             IdempotencyConflictError: If a decision_id exists with a different input.
         """
+        pending = _Pending(records, blobs, Future())
+        self._enqueue(pending)
+        return pending.done.result()
+
+    def _enqueue(self, item: _Item) -> None:
+        """Hand an item to the writer thread (its ``done`` is settled after the commit)."""
         if self._writer is None:
             log.error("append refused: the decision log %s was opened read-only", self.path)
             raise AuditUnavailableError(WRITE_UNAVAILABLE)
-        pending = _Pending(records, blobs, Future())
         with self._closing:
             if self._closed:
                 log.error(
                     "append refused: the decision log %s is closed (shutting down)", self.path
                 )
                 raise AuditUnavailableError(WRITE_UNAVAILABLE)
-            self._queue.put(pending)
+            self._queue.put(item)
+
+    def append_events(self, events: Sequence[RulesetEvent]) -> list[RulesetEvent]:
+        """Seal ruleset lifecycle events into the chain; returns when they are committed.
+
+        They go through the same writer thread and transaction as decision records, so seq
+        allocation and the chain head have one owner. An event whose event_id is stored
+        already is not written again: the stored event is returned (a retry).
+
+        Args:
+            events: The events, in the order they happened (seq and hashes are ignored).
+
+        Returns:
+            The stored events, sealed, in the given order.
+
+        Raises:
+            ValueError: If an event is malformed (a caller bug: unknown action or role, a
+                non-string field, an empty event_id); nothing is stored.
+            AuditUnavailableError: If the store cannot commit (nothing is stored then).
+        """
+        for event in events:
+            problem = event_problem(event)
+            if problem is not None:
+                raise ValueError(f"ruleset event {event.event_id!r}: {problem}")
+        pending = _PendingEvents(events, Future())
+        self._enqueue(pending)
         return pending.done.result()
+
+    def append_shadow(
+        self,
+        results: Sequence[ShadowResult],
+        dropped: int | Mapping[tuple[str, str], int] = 0,
+    ) -> None:
+        """Store shadow comparisons and dropped counts; returns when they are committed.
+
+        Shadow results are review data stored beside the live decisions, NOT in the hash
+        chain (they never changed what a caller got). A result already stored for the same
+        decision_id and shadow sha256 is kept, not duplicated. The summaries are checked
+        before anything is queued, so a bad result fails this call, never the live decisions
+        committed in the same transaction.
+
+        Args:
+            results: The comparisons.
+            dropped: Live decisions never compared because the shadow queue was full: an int
+                counts against the one (ruleset_name, shadow_version) of ``results``; a
+                mapping gives counts per (ruleset_name, shadow_version).
+
+        Raises:
+            ValueError: If a result is malformed or holds a summary key other than outcome,
+                agent_id, queue, priority, rule_id, escalation, error; or if an int
+                ``dropped`` cannot be attributed to exactly one shadow version.
+            AuditUnavailableError: If the store cannot commit (nothing is stored then).
+        """
+        rows: list[tuple[object, ...]] = []
+        for result in results:
+            problem = shadow_problem(result)
+            if problem is not None:
+                raise ValueError(f"shadow result for {result.decision_id!r}: {problem}")
+            rows.append(_shadow_row(result))
+        counts = _dropped_counts(results, dropped)
+        if not rows and not counts:
+            return
+        pending = _PendingShadow(rows, counts, Future())
+        self._enqueue(pending)
+        pending.done.result()
 
     def has_blob(self, sha256: str) -> bool:
         """Whether this store wrote or saw the blob recently (an in-memory hint)."""
@@ -519,26 +734,32 @@ class SqliteAuditStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             self._check_key(conn)
             head = conn.execute("SELECT seq, record_hash FROM chain_head WHERE id = 1").fetchone()
             seq, prev = (head[0], head[1]) if head else (0, GENESIS)
-            results: list[tuple[_Pending, list[Appended] | Exception]] = []
+            results: list[tuple[_Item, Exception | None]] = []
             seen: dict[str, AuditRecord] = {}
             for item in batch:
                 # Invariant: one call's records are stored all together or not at all.
                 conn.execute("SAVEPOINT item")
                 mark = (seq, prev, dict(seen))
-                inserted = self._insert_item(conn, item, seq, prev, seen)
+                inserted: tuple[int, str] | Exception
+                if isinstance(item, _PendingEvents):
+                    inserted = self._insert_events(conn, item, seq, prev)
+                elif isinstance(item, _PendingShadow):
+                    inserted = self._insert_shadow(conn, item, seq, prev)
+                else:
+                    inserted = self._insert_item(conn, item, seq, prev, seen)
                 if isinstance(inserted, Exception):
                     conn.execute("ROLLBACK TO item")
                     seq, prev, seen = mark
                     results.append((item, inserted))
                 else:
-                    stored, seq, prev = inserted
-                    results.append((item, stored))
+                    seq, prev = inserted
+                    results.append((item, None))
                 conn.execute("RELEASE item")
             conn.execute(
                 "INSERT INTO chain_head (id, seq, record_hash) VALUES (1, ?, ?) "
@@ -551,13 +772,17 @@ class SqliteAuditStore:
             conn.execute("ROLLBACK")
             raise
         self.commits += 1
-        for item, outcome in results:
-            if isinstance(outcome, Exception):
-                item.done.set_exception(outcome)
+        for item, error in results:
+            if error is not None:
+                item.done.set_exception(error)
+            elif isinstance(item, _PendingEvents):
+                item.done.set_result(item.stored)
+            elif isinstance(item, _PendingShadow):
+                item.done.set_result(None)
             else:
                 for blob in item.blobs:
                     self._remember(blob.sha256)
-                item.done.set_result(outcome)
+                item.done.set_result(item.stored)
 
     def _check_key(self, conn: sqlite3.Connection) -> None:
         """Invariant: a record is masked with the key of the era it falls in.
@@ -577,7 +802,7 @@ class SqliteAuditStore:
         seq: int,
         prev: str,
         seen: dict[str, AuditRecord],
-    ) -> tuple[list[Appended], int, str] | Exception:
+    ) -> tuple[int, str] | Exception:
         for blob in item.blobs:
             conn.execute(
                 "INSERT OR IGNORE INTO blobs (sha256, kind, content) VALUES (?, ?, ?)",
@@ -601,7 +826,49 @@ class SqliteAuditStore:
             )
             seen[sealed.decision_id] = sealed
             stored.append(Appended(sealed, existed=False))
-        return stored, seq, prev
+        item.stored = stored
+        return seq, prev
+
+    def _insert_events(
+        self, conn: sqlite3.Connection, item: _PendingEvents, seq: int, prev: str
+    ) -> tuple[int, str]:
+        stored: list[RulesetEvent] = []
+        for event in item.events:
+            # Earlier events of this transaction are visible here, so a repeated id is too.
+            row = conn.execute(
+                f"SELECT {', '.join(_EVENT_COLUMNS)} FROM ruleset_events WHERE event_id = ?",
+                (event.event_id,),
+            ).fetchone()
+            if row is not None:
+                stored.append(RulesetEvent(*row))
+                continue
+            seq += 1
+            sealed = seal_event(event, seq, prev)
+            prev = sealed.record_hash
+            conn.execute(
+                f"INSERT INTO ruleset_events ({', '.join(_EVENT_COLUMNS)}) VALUES "
+                f"({', '.join('?' * len(_EVENT_COLUMNS))})",
+                tuple(getattr(sealed, c) for c in _EVENT_COLUMNS),
+            )
+            stored.append(sealed)
+        item.stored = stored
+        return seq, prev
+
+    def _insert_shadow(
+        self, conn: sqlite3.Connection, item: _PendingShadow, seq: int, prev: str
+    ) -> tuple[int, str]:
+        conn.executemany(
+            f"INSERT OR IGNORE INTO shadow_results ({', '.join(_SHADOW_COLUMNS)}, agreed) "
+            f"VALUES ({', '.join('?' * (len(_SHADOW_COLUMNS) + 1))})",
+            item.rows,
+        )
+        conn.executemany(
+            "INSERT INTO shadow_dropped (ruleset_name, shadow_version, dropped) VALUES (?, ?, ?) "
+            "ON CONFLICT (ruleset_name, shadow_version) DO UPDATE SET "
+            "dropped = dropped + excluded.dropped",
+            [(name, version, count) for (name, version), count in item.dropped.items()],
+        )
+        return seq, prev  # outside the chain: the head does not move
 
     def _get(self, conn: sqlite3.Connection, decision_id: str) -> AuditRecord | None:
         row = conn.execute(
@@ -689,6 +956,174 @@ class SqliteAuditStore:
         rows = self._fetch("SELECT seq, record_hash FROM chain_head WHERE id = 1", ())
         return (rows[0][0], rows[0][1]) if rows else (0, GENESIS)
 
+    def _has_table(self, name: str) -> bool:
+        """Whether a table exists.
+
+        A log written by an older caseroute and opened read-only lacks the newer tables (a
+        writable open creates them).
+        """
+        return bool(
+            self._fetch("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        )
+
+    def events(
+        self, ruleset_name: str | None = None, after_seq: int = 0, limit: int = 1000
+    ) -> list[RulesetEvent]:
+        """Ruleset lifecycle events in chain order after ``after_seq``.
+
+        Args:
+            ruleset_name: Only this ruleset's events (None = every ruleset).
+            after_seq: Resume after this chain position (pagination).
+            limit: At most this many events.
+
+        Returns:
+            The events (empty for a log written before events existed).
+
+        Raises:
+            AuditUnavailableError: If the log cannot be read.
+        """
+        if not self._has_table("ruleset_events"):
+            return []
+        where = "seq > ?"
+        params: list[object] = [after_seq]
+        if ruleset_name is not None:
+            where += " AND ruleset_name = ?"
+            params.append(ruleset_name)
+        rows = self._fetch(
+            f"SELECT {', '.join(_EVENT_COLUMNS)} FROM ruleset_events WHERE {where} "
+            "ORDER BY seq LIMIT ?",
+            (*params, limit),
+        )
+        return [RulesetEvent(*row) for row in rows]
+
+    def iter_events(
+        self, ruleset_name: str | None = None, after_seq: int = 0
+    ) -> Iterator[RulesetEvent]:
+        """Every ruleset event in chain order after ``after_seq``, read a page at a time.
+
+        Args:
+            ruleset_name: Only this ruleset's events (None = every ruleset).
+            after_seq: Start after this chain position.
+
+        Yields:
+            The events (verify merges them with ``records()`` by seq).
+        """
+        while True:
+            page = self.events(ruleset_name, after_seq, _PAGE)
+            yield from page
+            if len(page) < _PAGE:
+                return
+            after_seq = page[-1].seq
+
+    def decided_sha256s(self, ruleset_name: str, ruleset_version: str) -> frozenset[str]:
+        """The distinct ruleset_sha256 of decisions made by ``ruleset_name@ruleset_version``.
+
+        Answers "has this version decided, and with which content?" (an index on
+        (ruleset_name, ruleset_version) keeps it cheap on a large log).
+
+        Args:
+            ruleset_name: The ruleset.
+            ruleset_version: Its version.
+
+        Returns:
+            The sha256s (empty when that version never decided).
+
+        Raises:
+            AuditUnavailableError: If the log cannot be read (READ_UNAVAILABLE).
+        """
+        rows = self._fetch(
+            "SELECT DISTINCT ruleset_sha256 FROM decisions "
+            "WHERE ruleset_name = ? AND ruleset_version = ?",
+            (ruleset_name, ruleset_version),
+        )
+        return frozenset(str(row[0]) for row in rows)
+
+    def shadow_results(
+        self,
+        ruleset_name: str,
+        shadow_version: str | None = None,
+        disagreements_only: bool = False,
+        limit: int = 1000,
+    ) -> list[ShadowResult]:
+        """Shadow comparisons of a ruleset in the order stored (review data, not chained).
+
+        Args:
+            ruleset_name: The ruleset.
+            shadow_version: Only this shadow version (None = every one).
+            disagreements_only: Only comparisons with at least one difference.
+            limit: At most this many.
+
+        Returns:
+            The results, oldest first.
+
+        Raises:
+            AuditUnavailableError: If the log cannot be read.
+        """
+        if not self._has_table("shadow_results"):
+            return []
+        where, params = ["ruleset_name = ?"], [ruleset_name]
+        if shadow_version is not None:
+            where.append("shadow_version = ?")
+            params.append(shadow_version)
+        if disagreements_only:
+            where.append("agreed = 0")
+        rows = self._fetch(
+            f"SELECT {', '.join(_SHADOW_COLUMNS)} FROM shadow_results "
+            f"WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+            (*params, limit),
+        )
+        return [_row_to_shadow(row) for row in rows]
+
+    def shadow_summary(self, ruleset_name: str) -> list[ShadowSummary]:
+        """Per shadow version of a ruleset: evaluated, agreed, counts per difference, dropped.
+
+        Args:
+            ruleset_name: The ruleset.
+
+        Returns:
+            One summary per shadow version with results or drops, sorted by version.
+
+        Raises:
+            AuditUnavailableError: If the log cannot be read.
+        """
+        if not self._has_table("shadow_results"):
+            return []
+        kinds = ", ".join(f"SUM(instr(differences, '\"{k}\"') > 0)" for k in SHADOW_DIFFERENCES)
+        rows = self._fetch(
+            "SELECT shadow_version, COUNT(*), SUM(agreed), MIN(recorded_at), MAX(recorded_at), "
+            "group_concat(DISTINCT live_version), group_concat(DISTINCT shadow_sha256), "
+            f"{kinds} FROM shadow_results WHERE ruleset_name = ? GROUP BY shadow_version",
+            (ruleset_name,),
+        )
+        dropped = dict(
+            self._fetch(
+                "SELECT shadow_version, dropped FROM shadow_dropped WHERE ruleset_name = ?",
+                (ruleset_name,),
+            )
+        )
+        found: dict[str, ShadowSummary] = {}
+        for version, evaluated, agreed, first, last, lives, shas, *counts in rows:
+            found[version] = ShadowSummary(
+                ruleset_name=ruleset_name,
+                shadow_version=version,
+                shadow_sha256s=tuple(sorted(shas.split(","))),
+                live_versions=tuple(sorted(lives.split(","))),
+                evaluated=evaluated,
+                agreed=agreed,
+                differences=tuple(
+                    (k, n) for k, n in zip(SHADOW_DIFFERENCES, counts, strict=True) if n
+                ),
+                dropped=dropped.get(version, 0),
+                first_recorded_at=first,
+                last_recorded_at=last,
+            )
+        for version, count in dropped.items():
+            if version not in found:
+                found[version] = ShadowSummary(
+                    ruleset_name, version, (), (), 0, 0, (), count, "", ""
+                )
+        return [found[v] for v in sorted(found)]
+
     def _fetch(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         """Run a read on this thread's connection (opened once per thread, then reused)."""
         conn = getattr(self._local, "conn", None)
@@ -731,6 +1166,54 @@ def _current_fingerprint(conn: sqlite3.Connection) -> str | None:
 def _micros(instant: datetime) -> int:
     delta = instant - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _shadow_row(result: ShadowResult) -> tuple[object, ...]:
+    """A checked result as its ``shadow_results`` row (``_SHADOW_COLUMNS`` then ``agreed``)."""
+    return (
+        result.decision_id,
+        result.recorded_at,
+        result.ruleset_name,
+        result.live_version,
+        result.live_sha256,
+        result.shadow_version,
+        result.shadow_sha256,
+        json.dumps(list(result.differences)),
+        json.dumps(result.live, sort_keys=True),
+        json.dumps(result.shadow, sort_keys=True),
+        int(not result.differences),
+    )
+
+
+def _row_to_shadow(row: sqlite3.Row) -> ShadowResult:
+    values = dict(zip(_SHADOW_COLUMNS, row, strict=True))
+    values["differences"] = tuple(json.loads(values["differences"]))
+    values["live"] = json.loads(values["live"])
+    values["shadow"] = json.loads(values["shadow"])
+    return ShadowResult(**values)
+
+
+def _dropped_counts(
+    results: Sequence[ShadowResult], dropped: int | Mapping[tuple[str, str], int]
+) -> dict[tuple[str, str], int]:
+    """``append_shadow``'s dropped counts per (ruleset_name, shadow_version)."""
+    if isinstance(dropped, int):
+        if dropped <= 0:
+            return {}
+        keys = {(r.ruleset_name, r.shadow_version) for r in results}
+        if len(keys) != 1:
+            raise ValueError(
+                f"dropped={dropped} cannot be attributed: the results name {len(keys)} shadow "
+                "versions; pass a mapping {(ruleset_name, shadow_version): count}"
+            )
+        return {keys.pop(): dropped}
+    counts: dict[tuple[str, str], int] = {}
+    for key, count in dropped.items():
+        if not isinstance(count, int) or count < 0:
+            raise ValueError(f"dropped count for {key!r} must be a non-negative int")
+        if count:
+            counts[key] = count
+    return counts
 
 
 def _row_values(record: AuditRecord) -> tuple[object, ...]:

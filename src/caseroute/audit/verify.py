@@ -1,11 +1,25 @@
-"""Walk the hash chain and name the first record that was edited, deleted or reordered."""
+"""Walk the hash chain and name the first record that was edited, deleted or reordered.
+
+The chain holds decision records and ruleset lifecycle events in one ``seq`` space; verify
+walks both, merged by ``seq``, and names a bad event as ``event seq N``.
+"""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from caseroute.audit.record import GENESIS, AuditRecord, Blob, BlobKind, blob_sha256, chain_hash
+from caseroute.audit.record import (
+    GENESIS,
+    AuditRecord,
+    Blob,
+    BlobKind,
+    RulesetEvent,
+    blob_sha256,
+    chain_hash,
+    event_problem,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,10 +28,12 @@ class ChainReport:
 
     Attributes:
         ok: Whether every record and the head check out.
-        records: Records examined.
+        records: Chain entries examined (decision records and ruleset events).
         problem: The first problem, in words (``None`` when ok).
-        seq: Chain position of the first bad record (0 when ok or for the head).
-        decision_id: Its decision id ("" when unknown).
+        seq: Chain position of the first bad entry (0 when ok or for the head).
+        decision_id: Its decision id ("" when unknown or an event).
+        events: Ruleset events among ``records``.
+        event_id: The bad entry's event id ("" when unknown or a decision).
     """
 
     ok: bool
@@ -25,16 +41,28 @@ class ChainReport:
     problem: str | None = None
     seq: int = 0
     decision_id: str = ""
+    events: int = 0
+    event_id: str = ""
 
 
-def _bad(count: int, problem: str, record: AuditRecord | None = None) -> ChainReport:
+_Entry = AuditRecord | RulesetEvent
+
+
+def _bad(count: int, problem: str, entry: _Entry | None = None, events: int = 0) -> ChainReport:
     return ChainReport(
         ok=False,
         records=count,
         problem=problem,
-        seq=record.seq if record else 0,
-        decision_id=record.decision_id if record else "",
+        seq=entry.seq if entry else 0,
+        decision_id=entry.decision_id if isinstance(entry, AuditRecord) else "",
+        events=events,
+        event_id=entry.event_id if isinstance(entry, RulesetEvent) else "",
     )
+
+
+def _name(entry: _Entry) -> str:
+    """How a problem names an entry: ``record N`` or ``event seq N``."""
+    return f"event seq {entry.seq}" if isinstance(entry, RulesetEvent) else f"record {entry.seq}"
 
 
 def _blob_problem(
@@ -62,55 +90,67 @@ def _blob_problem(
     return None
 
 
+def _entry_problem(entry: _Entry, expected_seq: int, prev: str) -> str | None:
+    """Why ``entry`` cannot stand at ``expected_seq`` after ``prev`` (None: it can)."""
+    name = _name(entry)
+    if entry.seq == expected_seq - 1:
+        return f"{name} is stored twice (a decision and an event share the position?)"
+    if entry.seq != expected_seq:
+        kind = "event seq" if isinstance(entry, RulesetEvent) else "record"
+        return f"record {expected_seq} is missing (deleted?): the next stored {kind} is {entry.seq}"
+    if isinstance(entry, RulesetEvent):
+        # The discriminator (``kind``) is part of the hashed content, so a decision row moved
+        # into the events table (or back) fails the hash check below.
+        invalid = event_problem(entry)
+        if invalid is not None:
+            return f"{name} is not a valid ruleset event: {invalid}"
+    if chain_hash(entry.prev_hash, entry.content()) != entry.record_hash:
+        return f"{name} was edited or moved: its content no longer matches its hash"
+    if entry.prev_hash != prev:
+        return (
+            f"{name} does not follow record {entry.seq - 1} "
+            "(deleted, replaced or reordered records)"
+        )
+    return None
+
+
 def verify_chain(
     records: Iterable[AuditRecord],
     head: tuple[int, str],
     get_blob: Callable[[str], Blob | None] | None = None,
+    events: Iterable[RulesetEvent] = (),
 ) -> ChainReport:
     """Check every link of the chain, then that it ends where the store says it ends.
 
     Args:
-        records: Records in ``seq`` order.
+        records: Decision records in ``seq`` order.
         head: The (seq, record_hash) the store committed last.
         get_blob: Looks up blobs; when given, every roster snapshot and ruleset source a
             record references must exist and hash to its key.
+        events: Ruleset lifecycle events in ``seq`` order (``store.iter_events()``); they
+            share the chain with the records, so a log holding events verifies only with
+            them passed here.
 
     Returns:
         The report.
     """
     checked: set[str] = set()
-    expected_seq, prev, count = 1, GENESIS, 0
-    for record in records:
+    expected_seq, prev, count, event_count = 1, GENESIS, 0, 0
+    entries: Iterable[_Entry] = heapq.merge(records, events, key=lambda entry: entry.seq)
+    for entry in entries:
         count += 1
-        if record.seq != expected_seq:
-            return _bad(
-                count,
-                f"record {expected_seq} is missing (deleted?): the next stored "
-                f"record is {record.seq}",
-                record,
-            )
-        if chain_hash(record.prev_hash, record.content()) != record.record_hash:
-            return _bad(
-                count,
-                f"record {record.seq} was edited or moved: its content no longer matches its hash",
-                record,
-            )
-        if record.prev_hash != prev:
-            return _bad(
-                count,
-                f"record {record.seq} does not follow record {record.seq - 1} "
-                "(deleted, replaced or reordered records)",
-                record,
-            )
-        if get_blob is not None:
-            problem = _blob_problem(record, get_blob, checked)
-            if problem is not None:
-                return _bad(count, problem, record)
-        prev, expected_seq = record.record_hash, expected_seq + 1
+        event_count += isinstance(entry, RulesetEvent)
+        problem = _entry_problem(entry, expected_seq, prev)
+        if problem is None and get_blob is not None and isinstance(entry, AuditRecord):
+            problem = _blob_problem(entry, get_blob, checked)
+        if problem is not None:
+            return _bad(count, problem, entry, event_count)
+        prev, expected_seq = entry.record_hash, expected_seq + 1
     if (expected_seq - 1, prev) != head:
         return _bad(
             count,
             f"the chain ends at record {expected_seq - 1} but the store's head "
             f"is record {head[0]} (records truncated or the head edited)",
+            events=event_count,
         )
-    return ChainReport(ok=True, records=count)
+    return ChainReport(ok=True, records=count, events=event_count)

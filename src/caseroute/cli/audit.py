@@ -77,12 +77,14 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     store = _open_log(args)
     try:
         head = store.head()
-        report = verify_chain(store.records(), head, store.get_blob)
+        report = verify_chain(store.records(), head, store.get_blob, store.iter_events())
         eras = store.key_history()
     finally:
         store.close()
     if not report.ok:
         where = f" (decision {report.decision_id})" if report.decision_id else ""
+        if report.event_id:
+            where = f" (ruleset event {report.event_id})"
         out(f"TAMPERED: {report.problem}{where}; checked {report.records} record(s)")
         return EXIT_FAILED
     if args.expect_head and args.expect_head != f"{head[0]}:{head[1]}":
@@ -91,8 +93,9 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
             f"the {args.expect_head} recorded earlier (records rewritten or truncated)\n"
         )
         return EXIT_FAILED
+    events = f" ({report.events} of them ruleset event(s))" if report.events else ""
     sys.stdout.write(
-        f"ok: {report.records} record(s), every link and blob verified; head "
+        f"ok: {report.records} record(s){events}, every link and blob verified; head "
         f"{head[0]}:{head[1]} (keep it elsewhere and pass it as --expect-head next time)\n"
     )
     if not eras:
