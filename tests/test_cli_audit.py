@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from caseroute.audit.config import load_key
+from caseroute.audit.record import RulesetEvent
+from caseroute.audit.store import SqliteAuditStore
 from caseroute.cli import main
 from caseroute.domain.errors import ConfigError
 from caseroute.domain.roster import AgentStatus
@@ -214,3 +216,107 @@ def test_masking_key_file_is_created_private_and_checked(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="at least 16"):
         load_key(path, "abcd")
     assert load_key(path, "00" * 16) == bytes(16)
+
+
+def _ruleset_event(n: int, **overrides: str) -> RulesetEvent:
+    """Event ``evt_<n>``: admin:ops activated test@<n+1> over test@<n>."""
+    values: dict[str, object] = {
+        "seq": 0,
+        "event_id": f"evt_{n}",
+        "recorded_at": f"2026-11-21T1{n}:00:00Z",
+        "action": "activate",
+        "actor": "admin:ops",
+        "ruleset_name": "test",
+        "role": "active",
+        "from_version": f"{n}",
+        "from_sha256": "a" * 64,
+        "to_version": f"{n + 1}",
+        "to_sha256": "b" * 64,
+        "caseroute_version": "0",
+        "prev_hash": "",
+        "record_hash": "",
+    }
+    values.update(overrides)
+    return RulesetEvent(**values)  # type: ignore[arg-type]
+
+
+def _add_events(audit_db: Path, *events: RulesetEvent) -> list[RulesetEvent]:
+    store = SqliteAuditStore(audit_db)
+    try:
+        return store.append_events(events)
+    finally:
+        store.close()
+
+
+def test_events_lists_lifecycle_events_in_chain_order(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audit events` prints seq, time, action, actor, ruleset, role and from -> to versions."""
+    _add_events(
+        audit_db,
+        _ruleset_event(1, action="load", actor="startup", from_version="", from_sha256=""),
+        _ruleset_event(2, ruleset_name="other", role="shadow", to_version="", to_sha256=""),
+    )
+    code, out, _ = _run(capsys, "audit", "events", "--audit-db", str(audit_db))
+    assert (code, out.splitlines()) == (
+        0,
+        [
+            "seq 4 2026-11-21T11:00:00Z load by startup: test active (none) -> 2 (bbbbbbbbbbbb)",
+            (
+                "seq 5 2026-11-21T12:00:00Z activate by admin:ops: other shadow "
+                "2 (aaaaaaaaaaaa) -> (none)"
+            ),
+        ],
+    )
+    code, out, _ = _run(
+        capsys, "audit", "events", "--audit-db", str(audit_db), "--ruleset", "other"
+    )
+    assert (code, len(out.splitlines())) == (0, 1)
+
+
+def test_events_json_holds_the_whole_sealed_events(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audit events --format json` is one document with every field, hashes included."""
+    (stored,) = _add_events(audit_db, _ruleset_event(1))
+    code, out, _ = _run(capsys, "audit", "events", "--audit-db", str(audit_db), "--format", "json")
+    assert (code, json.loads(out)) == (0, {"events": [stored.as_dict()]})
+    assert stored.as_dict()["kind"] == "ruleset_event"
+
+
+def test_events_on_a_log_without_any(audit_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No events: one line saying when a server records them, exit 0."""
+    code, out, _ = _run(capsys, "audit", "events", "--audit-db", str(audit_db), "--ruleset", "x")
+    assert (code, out) == (
+        0,
+        (
+            "no ruleset events recorded for ruleset x: a server records one per load, reload, "
+            "activation and rollback\n"
+        ),
+    )
+
+
+def test_verify_walks_events_and_names_a_tampered_one(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audit verify` counts events in the chain and names an edited event by seq and id."""
+    _add_events(audit_db, _ruleset_event(1), _ruleset_event(2))
+    code, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
+    assert (code, out.splitlines()[0]) == (
+        0,
+        (
+            f"ok: 5 record(s) (2 of them ruleset event(s)), every link and blob verified; head "
+            f"{_head(audit_db)} (keep it elsewhere and pass it as --expect-head next time)"
+        ),
+    )
+    with closing(sqlite3.connect(audit_db)) as conn:
+        conn.execute("UPDATE ruleset_events SET actor = 'admin:someone' WHERE seq = 4")
+        conn.commit()
+    code, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
+    assert (code, out) == (
+        1,
+        (
+            "TAMPERED: event seq 4 was edited or moved: its content no longer matches its hash "
+            "(ruleset event evt_1); checked 4 record(s)\n"
+        ),
+    )

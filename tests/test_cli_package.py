@@ -45,8 +45,10 @@ def test_each_command_runs_code_from_its_groups_module() -> None:
         "rules activate": "caseroute.cli.rules_admin",
         "rules rollback": "caseroute.cli.rules_admin",
         "rules reload": "caseroute.cli.rules_admin",
+        "rules shadow-report": "caseroute.cli.rules_shadow",
         "audit show": "caseroute.cli.audit",
         "audit export": "caseroute.cli.audit",
         "audit verify": "caseroute.cli.audit",
+        "audit events": "caseroute.cli.audit",
         "audit rotate-key": "caseroute.cli.audit",
     }

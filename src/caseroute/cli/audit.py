@@ -1,4 +1,4 @@
-"""``caseroute audit``: show, export and verify the decision log; rotate its masking key."""
+"""``caseroute audit``: show, export, verify and list the events of the log; rotate its key."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from caseroute.cli.options import (
     add_audit_db,
     parse_instant,
 )
-from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out
+from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out, print_json
 from caseroute.domain.errors import (
     ConfigError,
 )
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from caseroute.audit.store import SqliteAuditStore
 
 
-def _open_log(args: argparse.Namespace) -> SqliteAuditStore:
+def open_log(args: argparse.Namespace) -> SqliteAuditStore:
+    """The decision log named by ``--audit-db``, opened read-only (a usage error if missing)."""
     from caseroute.audit.config import exposed_files, exposure_message
     from caseroute.audit.store import SqliteAuditStore
 
@@ -42,7 +43,7 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
     from caseroute.audit.store import era_of
     from caseroute.service import DecisionLog
 
-    store = _open_log(args)
+    store = open_log(args)
     try:
         audited = DecisionLog(store).get(args.decision_id)
         if args.json:
@@ -57,7 +58,7 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_export(args: argparse.Namespace) -> int:
-    store = _open_log(args)
+    store = open_log(args)
     since = parse_instant(args.since, "--since")
     until = parse_instant(args.until, "--until")
     count = 0
@@ -74,7 +75,7 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from caseroute.audit.verify import verify_chain
 
-    store = _open_log(args)
+    store = open_log(args)
     try:
         head = store.head()
         report = verify_chain(store.records(), head, store.get_blob, store.iter_events())
@@ -107,6 +108,39 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
         sys.stdout.write(
             f"  era {era.era} from record {era.first_seq}: key {era.new_fingerprint} "
             f"(since {era.at}{rotated})\n"
+        )
+    return EXIT_OK
+
+
+def _version_text(version: str, sha256: str) -> str:
+    """``2025.06.0 (9f86d081884c)``, or ``(none)`` when the role had no version."""
+    if not version:
+        return "(none)"
+    return f"{version} ({sha256[:12]})" if sha256 else version
+
+
+def _cmd_audit_events(args: argparse.Namespace) -> int:
+    store = open_log(args)
+    try:
+        events = list(store.iter_events(args.ruleset))
+    finally:
+        store.close()
+    if args.format == "json":
+        print_json({"events": [event.as_dict() for event in events]})
+        return EXIT_OK
+    if not events:
+        which = f" for ruleset {args.ruleset}" if args.ruleset is not None else ""
+        out(
+            f"no ruleset events recorded{which}: a server records one per load, reload, "
+            "activation and rollback"
+        )
+        return EXIT_OK
+    for event in events:
+        out(
+            f"seq {event.seq} {event.recorded_at} {event.action} by {event.actor}: "
+            f"{event.ruleset_name} {event.role} "
+            f"{_version_text(event.from_version, event.from_sha256)} -> "
+            f"{_version_text(event.to_version, event.to_sha256)}"
         )
     return EXIT_OK
 
@@ -178,6 +212,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="head printed by an earlier verify: detects rewriting of the whole tail",
     )
     verify.set_defaults(run=_cmd_audit_verify)
+    events = audit_sub.add_parser(
+        "events",
+        help="ruleset loads, reloads, activations and rollbacks recorded in the chain",
+        description="List the ruleset lifecycle events in chain order: seq, when, action, who, "
+        "ruleset, role (active or shadow), and the version (sha256 first 12) before -> after. "
+        "They are hash-chained with the decisions: run `caseroute audit verify` to check them.",
+    )
+    events.add_argument("--ruleset", metavar="NAME", help="only this ruleset's events")
+    events.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text, one line per event (default), or one JSON document with the full events",
+    )
+    events.set_defaults(run=_cmd_audit_events)
     rotate = audit_sub.add_parser(
         "rotate-key",
         help="change the masking key on purpose: starts a new, recorded key era (stop the "
@@ -193,5 +242,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--confirm", action="store_true", help="really rotate (without it: say what would happen)"
     )
     rotate.set_defaults(run=_cmd_audit_rotate_key)
-    for cmd in (show, export, verify, rotate):
+    for cmd in (show, export, verify, events, rotate):
         add_audit_db(cmd)
