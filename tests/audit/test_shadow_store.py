@@ -220,3 +220,20 @@ def test_stored_rows_hold_only_the_summaries(store: SqliteAuditStore) -> None:
         '{"agent_id": "a1", "outcome": "ASSIGN", "priority": "normal", "queue": "clinical"}',
         '{"agent_id": "a2", "outcome": "ASSIGN", "priority": "normal", "queue": "clinical"}',
     )
+
+
+def test_failed_shadow_decisions_are_kept_per_version(store: SqliteAuditStore) -> None:
+    """A shadow error (no sha256) is stored for each version and does not list an empty sha."""
+    failed = {"error": "RulesetNotFoundError"}
+    store.append_shadow(
+        [
+            _result(1, "error", shadow_sha256="", shadow=failed),
+            _result(1, "error", shadow_version="3", shadow_sha256="", shadow=failed),
+            _result(2),
+        ]
+    )
+    summaries = store.shadow_summary("test")
+    assert [(s.shadow_version, s.evaluated, s.shadow_sha256s) for s in summaries] == [
+        ("2", 2, ("b" * 64,)),
+        ("3", 1, ()),
+    ]

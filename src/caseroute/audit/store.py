@@ -116,7 +116,7 @@ CREATE TABLE IF NOT EXISTS shadow_results (  -- review data, NOT in the hash cha
     agreed INTEGER NOT NULL,
     live TEXT NOT NULL,              -- JSON summary: outcome, agent_id, queue, priority, rule_id
     shadow TEXT NOT NULL,
-    UNIQUE (decision_id, shadow_sha256)
+    UNIQUE (decision_id, shadow_version, shadow_sha256)  -- sha256 is '' when shadow failed
 );
 CREATE INDEX IF NOT EXISTS shadow_results_version
     ON shadow_results (ruleset_name, shadow_version, agreed, id);
@@ -622,9 +622,9 @@ class SqliteAuditStore:
 
         Shadow results are review data stored beside the live decisions, NOT in the hash
         chain (they never changed what a caller got). A result already stored for the same
-        decision_id and shadow sha256 is kept, not duplicated. The summaries are checked
-        before anything is queued, so a bad result fails this call, never the live decisions
-        committed in the same transaction.
+        decision_id, shadow version and shadow sha256 is kept, not duplicated. The summaries
+        are checked before anything is queued, so a bad result fails this call, never the live
+        decisions committed in the same transaction.
 
         Args:
             results: The comparisons.
@@ -1106,8 +1106,8 @@ class SqliteAuditStore:
             found[version] = ShadowSummary(
                 ruleset_name=ruleset_name,
                 shadow_version=version,
-                shadow_sha256s=tuple(sorted(shas.split(","))),
-                live_versions=tuple(sorted(lives.split(","))),
+                shadow_sha256s=_distinct(shas),
+                live_versions=_distinct(lives),
                 evaluated=evaluated,
                 agreed=agreed,
                 differences=tuple(
@@ -1191,6 +1191,11 @@ def _row_to_shadow(row: sqlite3.Row) -> ShadowResult:
     values["live"] = json.loads(values["live"])
     values["shadow"] = json.loads(values["shadow"])
     return ShadowResult(**values)
+
+
+def _distinct(concatenated: str | None) -> tuple[str, ...]:
+    """``group_concat(DISTINCT ...)`` as sorted values, without the empty one (no sha256)."""
+    return tuple(sorted(v for v in (concatenated or "").split(",") if v))
 
 
 def _dropped_counts(
