@@ -148,8 +148,14 @@ def test_event_content_carries_the_discriminator_and_decision_hashes_are_unchang
             "evt_3",
             "event seq 4 is stored twice (a decision and an event share the position?)",
         ),
+        (
+            "UPDATE decisions SET seq = 0 WHERE seq = 1",
+            2,
+            "evt_1",
+            "record 1 is missing (deleted?): the next stored event seq is 2",
+        ),
     ],
-    ids=["edited", "bad-action", "deleted", "tail-deleted", "reordered", "seq-reused"],
+    ids=["edited", "bad-action", "deleted", "tail-deleted", "reordered", "seq-reused", "seq-0"],
 )
 def test_verify_names_the_tampered_event(
     tmp_path: Path, sql: str, seq: int, event_id: str, problem: str
@@ -337,3 +343,13 @@ def test_sealing_ignores_what_the_caller_put_in_seq_and_hashes() -> None:
     placed = seal_event(replace(_event(1), seq=99, prev_hash="x", record_hash="y"), 3, "p" * 64)
     assert (placed.seq, placed.prev_hash) == (3, "p" * 64)
     assert seal_event(_event(1), 3, "p" * 64) == placed
+
+
+def test_a_first_entry_at_seq_0_is_missing_not_a_duplicate() -> None:
+    """Only a repeat of the previous seq is reported as stored twice; seq 0 first is a gap."""
+    record = seal(_record(1), 0, GENESIS)
+    report = verify_chain([record], (0, record.record_hash))
+    assert (report.problem, report.seq) == (
+        "record 1 is missing (deleted?): the next stored record is 0",
+        0,
+    )

@@ -93,7 +93,7 @@ def _blob_problem(
 def _entry_problem(entry: _Entry, expected_seq: int, prev: str) -> str | None:
     """Why ``entry`` cannot stand at ``expected_seq`` after ``prev`` (None: it can)."""
     name = _name(entry)
-    if entry.seq == expected_seq - 1:
+    if expected_seq > 1 and entry.seq == expected_seq - 1:
         return f"{name} is stored twice (a decision and an event share the position?)"
     if entry.seq != expected_seq:
         kind = "event seq" if isinstance(entry, RulesetEvent) else "record"
