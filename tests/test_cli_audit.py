@@ -320,3 +320,18 @@ def test_verify_walks_events_and_names_a_tampered_one(
             "(ruleset event evt_1); checked 4 record(s)\n"
         ),
     )
+
+
+def test_events_text_cannot_drive_the_terminal(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An actor identity holding escape sequences is printed with them made visible."""
+    _add_events(audit_db, _ruleset_event(1, actor="admin:\x1b]0;pwned\x07"))
+    code, out, _ = _run(capsys, "audit", "events", "--audit-db", str(audit_db))
+    assert (code, out) == (
+        0,
+        (
+            "seq 4 2026-11-21T11:00:00Z activate by admin:\\x1b]0;pwned\\x07: test active "
+            "1 (aaaaaaaaaaaa) -> 2 (bbbbbbbbbbbb)\n"
+        ),
+    )
