@@ -13,72 +13,58 @@ Never imports gRPC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
-from caseroute.domain.errors import Problem
+from caseroute import __version__
+from caseroute.audit.record import RulesetEvent
+from caseroute.audit.store import AuditSink
+from caseroute.domain.codec import format_timestamp
+from caseroute.domain.errors import (
+    CaserouteError,
+    Problem,
+    RulesetError,
+    RulesetNotFoundError,
+    RulesetStateError,
+)
+from caseroute.engine.case_rules import EngineKind, prepare_ruleset
+from caseroute.registry import (
+    RulesetChange,
+    RulesetRegistry,
+    RulesetStatus,
+    VersionInfo,
+)
+from caseroute.rules.compiler import MAX_RULESET_BYTES, compile_source
+from caseroute.rules.serving import (
+    SERVING_FILE,
+    Serving,
+    parse_serving,
+    render_serving,
+    write_atomically,
+)
+from caseroute.rules.source import parse_yaml
+
+__all__ = [
+    "LifecycleOutcome",
+    "RulesetAdminCore",
+    "RulesetChange",
+    "RulesetInfo",
+    "RulesetLifecycle",
+    "RulesetText",
+    "VersionInfo",
+]
+
+log = logging.getLogger("caseroute.lifecycle")
 
 
-@dataclass(frozen=True, slots=True)
-class VersionInfo:
-    """One loaded version of a ruleset.
-
-    Attributes:
-        version: The version string (``2025.06.0``).
-        sha256: sha256 of its source text.
-        path: The file it was loaded from (an operator-facing path, for ListRulesets).
-    """
-
-    version: str
-    sha256: str
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class RulesetInfo:
-    """What the server holds for one ruleset name (ListRulesets).
-
-    Attributes:
-        name: Ruleset name.
-        active_version: The version unpinned requests get (None: none can serve unpinned).
-        shadow_version: The version evaluated in shadow beside it, or None.
-        previous_versions: Earlier active versions, most recent last (``Rollback`` takes the
-            last one).
-        versions: Every loaded (servable) version, sorted by version.
-        last_reload: When the last load or reload that read this ruleset finished.
-        last_error: Why the last load of some source of this ruleset failed (``file:line``
-            first), or None.
-    """
-
-    name: str
-    active_version: str | None
-    shadow_version: str | None
-    previous_versions: tuple[str, ...]
-    versions: tuple[VersionInfo, ...]
-    last_reload: datetime | None
-    last_error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class RulesetChange:
-    """One change of what serves a ruleset name, as recorded in the hash chain.
-
-    Attributes:
-        ruleset_name: The ruleset.
-        role: ``active`` or ``shadow``.
-        from_version: The version serving that role before ("" if none).
-        from_sha256: Its sha256 ("" if none).
-        to_version: The version serving it after ("" if none).
-        to_sha256: Its sha256 ("" if none).
-    """
-
-    ruleset_name: str
-    role: str
-    from_version: str
-    from_sha256: str
-    to_version: str
-    to_sha256: str
+RulesetInfo = RulesetStatus
+"""What the server holds for one ruleset name (ListRulesets); see ``RulesetStatus``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,3 +143,370 @@ class RulesetAdminCore(Protocol):
     def reload(self, actor: str) -> LifecycleOutcome:
         """Re-read the rulesets directory and swap in the new state if it built."""
         ...
+
+
+DEFAULT_POLL_INTERVAL_S = 2.0
+"""How often the server looks for changed files under its rulesets directory."""
+_MAX_WALK_DEPTH = 4  # rulesets/<name>/<version>/golden/<file>: deeper files never matter
+
+
+def tree_fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """(relative path, mtime ns, size) of every visible file under ``root``, sorted.
+
+    Cheap enough to take every poll (a stat per file); any write, rename or removal of a
+    ruleset, golden case or pointer file changes it.
+    """
+    if root.is_file():
+        info = root.stat()
+        return ((root.name, info.st_mtime_ns, info.st_size),)
+    out = []
+    stack = [(root, 0)]
+    while stack:
+        directory, depth = stack.pop()
+        try:
+            entries = list(directory.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # editors' swap files and our own temporary pointer files
+            try:
+                if entry.is_dir():
+                    if depth < _MAX_WALK_DEPTH:
+                        stack.append((entry, depth + 1))
+                    continue
+                info = entry.stat()
+            except OSError:
+                continue
+            out.append((str(entry.relative_to(root)), info.st_mtime_ns, info.st_size))
+    return tuple(sorted(out))
+
+
+class RulesetLifecycle:
+    """Reload, activation, rollback and the poller over one registry and rulesets directory.
+
+    Thread-safe: lifecycle changes are serialised by one lock (decisions never take it; they
+    read the registry's current snapshot).
+    """
+
+    def __init__(
+        self,
+        registry: RulesetRegistry,
+        root: Path,
+        engine: EngineKind,
+        *,
+        audit: AuditSink | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """Manage ``registry``'s rulesets from ``root``.
+
+        Args:
+            registry: The registry the decide path reads.
+            root: The rulesets directory (or one ruleset directory / file).
+            engine: Engine of record.
+            audit: The decision log: lifecycle events go into its hash chain, and it says
+                which contents each version has decided with (None: neither, for tools).
+            clock: Wall clock for event times.
+        """
+        self.registry = registry
+        self.root = root
+        self.engine = engine
+        self._audit = audit
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _shown(self, path: str) -> str:
+        """A path as operators see it: relative to the rulesets directory."""
+        base = self.root if self.root.is_dir() else self.root.parent
+        try:
+            return str(Path(path).relative_to(base))
+        except ValueError:
+            return path
+
+    def list_rulesets(self) -> list[RulesetInfo]:
+        """Every ruleset name the server knows, loaded or failed, sorted by name.
+
+        Paths are shown relative to the rulesets directory (also inside error texts).
+        """
+        base = str(self.root if self.root.is_dir() else self.root.parent).rstrip("/") + "/"
+        return [
+            replace(
+                status,
+                versions=tuple(replace(v, path=self._shown(v.path)) for v in status.versions),
+                last_error=status.last_error.replace(base, "") if status.last_error else None,
+            )
+            for status in self.registry.status().values()
+        ]
+
+    def get_source(self, name: str, version: str) -> RulesetText:
+        """The source of ``name@version`` ("" version: the active one).
+
+        Raises:
+            RulesetNotFoundError: If no such version is loaded.
+        """
+        compiled = self.registry.resolve(name, version).compiled
+        return RulesetText(compiled.name, compiled.version, compiled.sha256, compiled.source_text)
+
+    def validate(self, text: str, file_name: str) -> list[Problem]:
+        """Every problem of a ruleset source (compile and engine build); nothing activated.
+
+        Args:
+            text: YAML source.
+            file_name: Name used in ``file:line`` locations (no directory).
+
+        Returns:
+            Every problem found, errors and warnings; empty when it would load cleanly.
+        """
+        name = Path(file_name).name or "ruleset.yaml"
+        if len(text.encode()) > MAX_RULESET_BYTES:
+            return [
+                Problem(
+                    "limit.file_size",
+                    f"the source is over {MAX_RULESET_BYTES} bytes; split the ruleset",
+                    name,
+                )
+            ]
+        try:
+            compiled = compile_source(parse_yaml(text, name))
+            prepared = prepare_ruleset(compiled, self.engine)
+        except RulesetError as exc:
+            return list(exc.problems)
+        except CaserouteError as exc:
+            # The engine refused the compiled definitions: its text may name server paths.
+            log.warning("validate: the engine refused %s: %s", name, exc)
+            return [
+                Problem(
+                    "engine.rejected",
+                    f"the rules engine refused this ruleset ({type(exc).__name__}); the server "
+                    "log has the detail; simplify the conditions or report it",
+                    name,
+                )
+            ]
+        prepared.close()
+        return list(compiled.warnings)
+
+    # -- changing --------------------------------------------------------------------------
+
+    def load(self, actor: str = "startup") -> LifecycleOutcome:
+        """The first load (recorded as ``load`` events: what serves from now on)."""
+        return self._reload("load", actor)
+
+    def reload(self, actor: str) -> LifecycleOutcome:
+        """Re-read the rulesets directory and swap in the new state if it built.
+
+        Raises:
+            AuditUnavailableError: If a change could not be recorded; nothing was swapped.
+        """
+        return self._reload("reload", actor)
+
+    def _reload(self, action: str, actor: str) -> LifecycleOutcome:
+        with self._lock:
+            fingerprint = tree_fingerprint(self.root)
+            report = self.registry.reload(
+                self.root,
+                self.engine,
+                decided=self._audit.decided_sha256s if self._audit is not None else None,
+                before_swap=lambda changes, at: self._record(changes, at, action, actor),
+            )
+            self._fingerprint = fingerprint
+        return LifecycleOutcome(action, actor, report.at, report.changes, report.failures)
+
+    def _record(
+        self, changes: tuple[RulesetChange, ...], at: datetime, action: str, actor: str
+    ) -> None:
+        """Record every change in the hash chain before it serves (raises: no swap)."""
+        if self._audit is None or not changes:
+            return
+        self._audit.append_events(
+            [
+                RulesetEvent(
+                    seq=0,
+                    event_id=uuid.uuid4().hex,
+                    recorded_at=format_timestamp(at),
+                    action=action,
+                    actor=actor,
+                    ruleset_name=c.ruleset_name,
+                    role=c.role,
+                    from_version=c.from_version,
+                    from_sha256=c.from_sha256,
+                    to_version=c.to_version,
+                    to_sha256=c.to_sha256,
+                    caseroute_version=__version__,
+                    prev_hash="",
+                    record_hash="",
+                )
+                for c in changes
+            ]
+        )
+
+    def _pointer_path(self, name: str) -> Path:
+        known = self.registry.pointer(name)
+        if known is not None:
+            return Path(known)
+        if not self.root.is_dir() or (self.root / "ruleset.yaml").is_file():
+            raise RulesetStateError(
+                "this server serves a single ruleset file, so it has no versions to switch "
+                "between; start it with --rulesets pointing at a rulesets directory"
+            )
+        if (self.root / SERVING_FILE).is_file():
+            return self.root / SERVING_FILE
+        return self.root / name / SERVING_FILE
+
+    def _current_serving(self, name: str, path: Path) -> Serving:
+        status = self.registry.status().get(name)
+        if status is None or not status.versions:
+            raise RulesetNotFoundError(
+                f"unknown ruleset {name!r}; loaded: {', '.join(self.registry.names())}"
+            )
+        if path.is_file():
+            try:
+                return parse_serving(path)
+            except RulesetError as exc:
+                raise RulesetStateError(
+                    f"the serving file of ruleset {name} is malformed "
+                    f"({exc.problems[0].code} at line {exc.problems[0].line}); fix "
+                    f"{self._shown(str(path))} (ListRulesets shows the problem), then retry"
+                ) from exc
+        active = status.active_version
+        return Serving(active or "", status.shadow_version, status.previous_versions)
+
+    def activate(self, name: str, version: str, actor: str) -> LifecycleOutcome:
+        """Make a loaded version active: rewrite its pointer file, reload, record it.
+
+        Args:
+            name: Ruleset name.
+            version: A loaded version of it.
+            actor: Who asked (``admin:<identity>``).
+
+        Returns:
+            What changed (nothing when it was already active).
+
+        Raises:
+            RulesetNotFoundError: If the name or version is not loaded.
+            RulesetStateError: If the pointer cannot be written or the version did not end up
+                active (the pointer file is restored).
+            AuditUnavailableError: If the change could not be recorded (pointer restored).
+        """
+        with self._lock:
+            self.registry.resolve(name, version)  # loaded? else RulesetNotFoundError
+            path = self._pointer_path(name)
+            current = self._current_serving(name, path)
+            target = (
+                Serving(version, current.shadow if current.shadow != version else None)
+                if not current.active
+                else current.activated(version)
+            )
+            return self._switch(name, path, target, version, "activate", actor)
+
+    def rollback(self, name: str, actor: str) -> LifecycleOutcome:
+        """Make the previously active version active again.
+
+        Raises:
+            RulesetNotFoundError: If the name is not loaded.
+            RulesetStateError: If there is no previous version, or it is no longer loaded.
+            AuditUnavailableError: If the change could not be recorded (pointer restored).
+        """
+        with self._lock:
+            path = self._pointer_path(name)
+            current = self._current_serving(name, path)
+            if not current.previous:
+                raise RulesetStateError(
+                    f"ruleset {name} has no previously active version to roll back to (its "
+                    "serving.yaml lists none under `previous`); activate a version by name"
+                )
+            target = current.rolled_back()
+            try:
+                self.registry.resolve(name, target.active)
+            except RulesetNotFoundError as exc:
+                raise RulesetStateError(
+                    f"ruleset {name} would roll back to {target.active}, which is not loaded "
+                    "(removed or failing: ListRulesets says why); restore it or activate a "
+                    "loaded version"
+                ) from exc
+            return self._switch(name, path, target, target.active, "rollback", actor)
+
+    def _switch(
+        self, name: str, path: Path, target: Serving, version: str, action: str, actor: str
+    ) -> LifecycleOutcome:
+        """Write the pointer, reload; restore the old pointer if it did not take."""
+        try:
+            before = path.read_bytes() if path.is_file() else None
+        except OSError as exc:
+            raise self._unwritable(name, path, exc) from exc
+        try:
+            write_atomically(path, render_serving(name, target))
+        except OSError as exc:
+            raise self._unwritable(name, path, exc) from exc
+        try:
+            outcome = self._reload(action, actor)
+        except BaseException:
+            self._restore(path, before)
+            raise
+        status = self.registry.status().get(name)
+        if status is None or status.active_version != version:
+            self._restore(path, before)
+            self._reload("reload", actor)
+            raise RulesetStateError(
+                f"ruleset {name} version {version} did not become active (it failed to load "
+                "while switching: ListRulesets shows why); nothing changed"
+            )
+        log.info("%s: %s of %s to %s", actor, action, name, version)
+        return outcome
+
+    def _restore(self, path: Path, before: bytes | None) -> None:
+        try:
+            if before is None:
+                path.unlink(missing_ok=True)
+            else:
+                write_atomically(path, before.decode())
+        except OSError:
+            log.exception("could not restore %s; fix it by hand", path)
+
+    def _unwritable(self, name: str, path: Path, exc: OSError) -> RulesetStateError:
+        log.error("cannot write the serving file %s: %s", path, exc)
+        return RulesetStateError(
+            f"the server cannot write the serving file of ruleset {name} "
+            f"({self._shown(str(path))}; {type(exc).__name__}); give it write access to the "
+            "rulesets directory, or edit serving.yaml by hand and reload"
+        )
+
+    # -- polling ---------------------------------------------------------------------------
+
+    def poll_once(self) -> LifecycleOutcome | None:
+        """Reload if any file under the rulesets directory changed since the last load.
+
+        Returns:
+            The reload's outcome, or None when nothing changed.
+        """
+        if tree_fingerprint(self.root) == self._fingerprint:
+            return None
+        return self._reload("reload", "poll")
+
+    def start_polling(self, interval_s: float = DEFAULT_POLL_INTERVAL_S) -> None:
+        """Check for changed files every ``interval_s`` in a daemon thread (0: never)."""
+        if interval_s <= 0 or self._poller is not None:
+            return
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.poll_once()
+                except Exception:  # the next tick retries; a reload failure must not end it
+                    self._fingerprint = None
+                    log.exception("ruleset reload after a file change failed; retrying")
+
+        self._poller = threading.Thread(target=run, name="caseroute-ruleset-poll", daemon=True)
+        self._poller.start()
+
+    def stop_polling(self) -> None:
+        """Stop the poller (waits for a reload in progress to finish)."""
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join()
+            self._poller = None

@@ -188,7 +188,7 @@ def build_state(
     for source in layout.sources:
         _load_source(state, source, engine, reusable, prepare, decided)
     servings = _read_pointers(state, layout.pointers)
-    active, shadow, previous = _choose(state, servings, layout.pointers)
+    active, shadow, previous = _choose(state, servings)
     kept = {r for versions in state.versions.values() for r in versions.values()}
     state.discarded += [r for r in state.built if r not in kept]
     names = set(state.versions)
@@ -296,7 +296,7 @@ def _read_pointers(state: _Builder, pointers: Mapping[str, Path]) -> dict[str, S
 
 
 def _choose(
-    state: _Builder, servings: Mapping[str, Serving | None], pointers: Mapping[str, Path]
+    state: _Builder, servings: Mapping[str, Serving | None]
 ) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[str, ...]]]:
     """Per name: the active and shadow versions and the rollback history."""
     old = state.old
