@@ -35,7 +35,8 @@ from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import LoadedRuleset
 from caseroute.engine.decide import decide
 from caseroute.engine.roster_index import roster_after_assignment
-from caseroute.registry import RulesetRegistry, RulesetStatus, load_registry
+from caseroute.registry import ACTIVE, SHADOW, RulesetRegistry, RulesetStatus, load_registry
+from caseroute.shadow import ShadowJob, ShadowRunner
 
 __all__ = [
     "AuditedDecision",
@@ -221,6 +222,8 @@ class RoutingCore:
         self._clock = clock
         self.audit_refusals = 0
         self.audit_writable = True
+        self.shadow: ShadowRunner | None = None
+        """Set to evaluate each live decision under its ruleset's shadow version too."""
         self._audit_watchers: list[AuditWatcher] = []
         self._audit_state = threading.Lock()
 
@@ -301,7 +304,9 @@ class RoutingCore:
         now = (cmd.now or self._clock()).astimezone(UTC)
         roster = cmd.roster
         decisions = []
+        seen: list[Roster] = []  # the roster each case saw (for the shadow evaluation)
         for index, case in enumerate(cmd.cases):
+            seen.append(roster)
             decision = decide(
                 case,
                 roster,
@@ -340,7 +345,37 @@ class RoutingCore:
         self._audit_outcome(writable=True)
         if any(s.existed for s in stored):  # a concurrent retry recorded first: return its
             return _stored_result([s.record for s in stored])
+        self._offer_shadow(cmd, ruleset, seen, result)
         return result
+
+    def _offer_shadow(
+        self, cmd: DecideCommand, ruleset: LoadedRuleset, seen: list[Roster], result: DecideResult
+    ) -> None:
+        """Offer each recorded decision of the active version to the shadow runner, if any.
+
+        Pinned requests are not shadowed: a shadow compares a candidate with what serves.
+        """
+        if self.shadow is None or cmd.ruleset_version:
+            return
+        compiled = ruleset.compiled
+        if self.registry.serving(compiled.name, ACTIVE) is not ruleset:
+            return  # a reload swapped the active version during this call
+        shadow = self.registry.serving(compiled.name, SHADOW)
+        if shadow is None:
+            return
+        for case, roster, decision in zip(cmd.cases, seen, result.decisions, strict=True):
+            self.shadow.submit(
+                ShadowJob(
+                    case,
+                    roster,
+                    result.now,
+                    decision,
+                    compiled.name,
+                    compiled.version,
+                    compiled.sha256,
+                    shadow.compiled.version,
+                )
+            )
 
 
 def _accept(_: DecideResult) -> None:
