@@ -71,6 +71,7 @@ def test_reflection_lists_the_services(channel: grpc.Channel) -> None:
     assert names == [
         "caseroute.v1.DecisionLog",
         "caseroute.v1.RoutingService",
+        "caseroute.v1.RulesetAdmin",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     ]

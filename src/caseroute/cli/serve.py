@@ -23,6 +23,7 @@ from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out
 if TYPE_CHECKING:
     from caseroute.audit.config import AuditConfig
     from caseroute.domain.limits import InputLimits
+    from caseroute.grpc_api.auth import AuthConfig
     from caseroute.grpc_api.server import ServerConfig
     from caseroute.grpc_api.tls import ServerTls
 
@@ -50,6 +51,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     from caseroute.engine.case_rules import EngineKind
     from caseroute.grpc_api.server import ServerConfig
 
+    tls = _server_tls(args)
     return ServerConfig(
         rulesets=args.rulesets,
         host=args.host,
@@ -64,8 +66,95 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         roster_cache_mb=args.roster_cache_mb,
         limits=_input_limits(args),
         audit=_audit_config(args),
-        tls=_server_tls(args),
+        tls=tls,
+        auth=_auth_config(args, mutual_tls=tls is not None and tls.client_ca is not None),
+        reload_interval_s=args.reload_interval,
     )
+
+
+def _allow_list(value: str | None) -> list[str]:
+    """An ``--*-allow`` environment default: identities separated by commas."""
+    return [i.strip() for i in (value or "").split(",") if i.strip()]
+
+
+def _auth_config(args: argparse.Namespace, *, mutual_tls: bool) -> AuthConfig:
+    """Who may call which service (``--admin-token-file`` and friends).
+
+    Raises:
+        UsageError: If an allow-list is given without mutual TLS (no certificate to check).
+    """
+    from caseroute.grpc_api.auth import AuthConfig
+
+    for flag, allow in (
+        ("--admin-allow", args.admin_allow),
+        ("--audit-allow", args.audit_allow),
+        ("--caller-allow", args.caller_allow),
+    ):
+        if allow and not mutual_tls:
+            raise UsageError(
+                f"{flag} names client-certificate identities, which only mutual TLS "
+                "provides: add --tls-cert, --tls-key and --tls-client-ca, or use a token file"
+            )
+    return AuthConfig(
+        admin_token_file=args.admin_token_file,
+        admin_allow=tuple(args.admin_allow),
+        audit_token_file=args.audit_token_file,
+        audit_allow=tuple(args.audit_allow),
+        caller_token_file=args.caller_token_file,
+        caller_allow=tuple(args.caller_allow),
+    )
+
+
+def _non_negative_seconds(text: str) -> float:
+    """An argparse type: seconds >= 0 (``--reload-interval``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds of at least 0, got {text!r} "
+            "(set by the flag or $CASEROUTE_RELOAD_INTERVAL)"
+        )
+    return value
+
+
+def _add_access(cmd: argparse.ArgumentParser) -> None:
+    """Add the per-service credentials flags and ``--reload-interval``."""
+    cmd.add_argument(
+        "--reload-interval",
+        type=_non_negative_seconds,
+        default=os.environ.get("CASEROUTE_RELOAD_INTERVAL", "2.0"),
+        metavar="SECONDS",
+        help="poll the rulesets directory for changes this often; 0 turns polling off (SIGHUP "
+        "and `caseroute rules reload` still reload) ($CASEROUTE_RELOAD_INTERVAL, default 2.0)",
+    )
+    group = cmd.add_argument_group(
+        "access (token files: one `<identity> <token>` per line, mode 0600; RulesetAdmin is "
+        "refused to everyone until one of its two flags is given, DecisionLog and "
+        "RoutingService are open unless theirs are)"
+    )
+    for service, prefix, who in (
+        ("RulesetAdmin", "admin", "operators"),
+        ("DecisionLog", "audit", "auditors"),
+        ("RoutingService", "caller", "calling systems"),
+    ):
+        env = f"CASEROUTE_{prefix.upper()}"
+        group.add_argument(
+            f"--{prefix}-token-file",
+            type=Path,
+            default=_env_path(f"{env}_TOKEN_FILE"),
+            metavar="FILE",
+            help=f"bearer tokens of the {who} allowed to call {service} (${env}_TOKEN_FILE)",
+        )
+        group.add_argument(
+            f"--{prefix}-allow",
+            action="append",
+            default=_allow_list(os.environ.get(f"{env}_ALLOW")),
+            metavar="IDENTITY",
+            help=f"a client-certificate identity (mutual TLS) allowed to call {service}; "
+            f"repeatable (${env}_ALLOW, comma-separated)",
+        )
 
 
 _LIMIT_HELP = {
@@ -242,6 +331,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="require client certificates signed by this CA (mutual TLS); the client's "
         "identity is recorded as the caller of each decision",
     )
+    _add_access(serve_cmd)
     serve_cmd.set_defaults(run=_cmd_serve)
 
     health_cmd = sub.add_parser("health", help="check a server's gRPC health (exit 0: SERVING)")

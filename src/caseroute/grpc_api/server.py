@@ -5,6 +5,10 @@ call), so ``serve`` runs several worker processes that each bind the same port w
 ``SO_REUSEPORT``; the kernel spreads connections across them (the pattern of grpc's
 ``examples/python/multiprocessing``). Workers are spawned, not forked, before any gRPC object
 or durable_rules ruleset exists, and each loads the rulesets itself.
+
+Hot reload: each worker polls its rulesets directory (``--reload-interval``) and reloads on
+SIGHUP (the parent forwards SIGHUP to every worker); the reload runs on a thread of its own,
+never in the signal handler. Every worker applies the same access policies (``auth.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,10 +34,14 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from caseroute.audit.config import AuditConfig
 from caseroute.audit.store import AuditSink
+from caseroute.domain.errors import withheld_cause
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api import convert
+from caseroute.grpc_api._generated import admin_pb2 as apb
 from caseroute.grpc_api._generated import routing_pb2 as pb
+from caseroute.grpc_api.admin_servicer import RulesetAdminServicer
+from caseroute.grpc_api.auth import AuthConfig, AuthInterceptor
 from caseroute.grpc_api.servicer import (
     DecisionLogServicer,
     RoutingServicer,
@@ -41,12 +49,14 @@ from caseroute.grpc_api.servicer import (
     lenient_deserializer,
 )
 from caseroute.grpc_api.tls import ServerTls
+from caseroute.lifecycle import RulesetAdminCore, RulesetLifecycle
 from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry
 
 log = logging.getLogger("caseroute.server")
 
 ROUTING_SERVICE = pb.DESCRIPTOR.services_by_name["RoutingService"].full_name
 DECISION_LOG_SERVICE = pb.DESCRIPTOR.services_by_name["DecisionLog"].full_name
+ADMIN_SERVICE = apb.DESCRIPTOR.services_by_name["RulesetAdmin"].full_name
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 MIB = 1024 * 1024
 
@@ -72,6 +82,9 @@ class ServerConfig:
         audit_probe_s: While the decision log refuses writes, try an empty write this often
             (seconds), so health returns to SERVING without traffic (0: only real writes).
         tls: TLS settings (None: plaintext, no caller authentication).
+        auth: Who may call RulesetAdmin, DecisionLog and RoutingService (tokens, allow-lists).
+        reload_interval_s: Seconds between polls of the rulesets directory for changes
+            (0: no polling; SIGHUP and the admin Reload call still reload).
     """
 
     rulesets: Path = Path("rulesets")
@@ -89,6 +102,8 @@ class ServerConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     audit_probe_s: float = 5.0
     tls: ServerTls | None = None
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    reload_interval_s: float = 2.0
 
 
 @dataclass(slots=True)
@@ -103,7 +118,9 @@ class RunningServer:
     health: health.HealthServicer
     core: RoutingCore
     port: int
+    admin: RulesetAdminCore | None = None
     loaded: bool = False
+    _hangup: threading.Event = field(default_factory=threading.Event)
     _health_lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -148,7 +165,13 @@ class RunningServer:
         A ruleset that fails keeps its last good version serving (``RulesetRegistry.reload``),
         so a reload never takes a serving server to NOT_SERVING.
         """
-        self.core.registry.reload(config.rulesets, config.engine)
+        if isinstance(self.admin, RulesetLifecycle):
+            # Invariant: the lifecycle reads the directory this load was given (a test may
+            # load another one into the same server).
+            self.admin.root = config.rulesets
+            self.admin.load(actor="startup")
+        else:  # an admin core of a test: the registry loads on its own
+            self.core.registry.reload(config.rulesets, config.engine)
         names = self.core.registry.names()
         self.loaded = bool(names)
         self._refresh_health()
@@ -159,16 +182,54 @@ class RunningServer:
                 "no ruleset loaded from %s; serving NOT_SERVING / UNAVAILABLE", config.rulesets
             )
 
+    def request_reload(self) -> None:
+        """Ask the reload thread for a reload (SIGHUP's handler: it does no work itself)."""
+        self._hangup.set()
+
+    def _reload_on_request(self) -> None:
+        """Until ``stop``: run ``admin.reload(actor="signal:SIGHUP")`` after each request."""
+        while True:
+            self._hangup.wait()
+            if self._stopping.is_set():
+                return
+            self._hangup.clear()
+            if self.admin is None:
+                log.warning("SIGHUP: no ruleset lifecycle on this server; nothing reloaded")
+                continue
+            try:
+                outcome = self.admin.reload(actor="signal:SIGHUP")
+                self.loaded = bool(self.core.registry.names())
+                self._refresh_health()
+                log.info(
+                    "reload on SIGHUP: %d change(s), %d source(s) not loaded",
+                    len(outcome.changes),
+                    len(outcome.errors),
+                )
+            except Exception as exc:  # noqa: BLE001 - a failed reload must not end the thread
+                # Type and frames only (TRY400 would log the text): it may quote server paths.
+                log.error(  # noqa: TRY400
+                    "reload on SIGHUP failed: %s", withheld_cause(exc, "server paths")
+                )
+
+    def start_reload_triggers(self, interval_s: float) -> None:
+        """Start the SIGHUP reload thread and, when ``interval_s`` > 0, the directory poller."""
+        threading.Thread(target=self._reload_on_request, name="reload-signal", daemon=True).start()
+        if interval_s > 0 and isinstance(self.admin, RulesetLifecycle):
+            self.admin.start_polling(interval_s)
+
     def stop(self, grace_s: float) -> None:
         """Go NOT_SERVING, refuse new calls, let in-flight calls finish within the grace."""
         self._stopping.set()
+        self._hangup.set()
+        if isinstance(self.admin, RulesetLifecycle):
+            self.admin.stop_polling()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
         self.core.registry.close()
         self.core.audit.close()
 
 
-def add_service(server: grpc.Server, service_name: str, servicer: object) -> None:
+def add_service(server: grpc.Server, service_name: str, servicer: object, module: Any = pb) -> None:
     """Register every method of a caseroute service with a deserializer that never raises.
 
     This replaces the generated ``add_*_to_server``: those use ``FromString``, and grpcio
@@ -179,13 +240,14 @@ def add_service(server: grpc.Server, service_name: str, servicer: object) -> Non
         server: The server.
         service_name: Full service name, e.g. ``caseroute.v1.RoutingService``.
         servicer: Object with one method per RPC, named as in the .proto.
+        module: The generated ``*_pb2`` module defining the service (default: routing).
     """
-    service = pb.DESCRIPTOR.services_by_name[service_name.rsplit(".", 1)[-1]]
+    service = module.DESCRIPTOR.services_by_name[service_name.rsplit(".", 1)[-1]]
     handlers = {
         method.name: grpc.unary_unary_rpc_method_handler(
             getattr(servicer, method.name),
-            request_deserializer=lenient_deserializer(getattr(pb, method.input_type.name)),
-            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+            request_deserializer=lenient_deserializer(getattr(module, method.input_type.name)),
+            response_serializer=getattr(module, method.output_type.name).SerializeToString,
         )
         for method in service.methods
     }
@@ -221,7 +283,13 @@ def _add_health_and_reflection(server: grpc.Server, health_servicer: health.Heal
     grpcio's handler (its non-blocking mode is bound to it) and logs one line via the filter
     below.
     """
-    names = (ROUTING_SERVICE, DECISION_LOG_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME)
+    names = (
+        ROUTING_SERVICE,
+        DECISION_LOG_SERVICE,
+        ADMIN_SERVICE,
+        HEALTH_SERVICE,
+        reflection.SERVICE_NAME,
+    )
     reflector = reflection.ReflectionServicer(names)
 
     def refuse(context: grpc.ServicerContext, method: str, bad: UndecodableRequest) -> NoReturn:
@@ -302,7 +370,11 @@ _GRPC_DECODE_FILTER = _UndecodableRequestLine()
 
 
 def build_server(
-    config: ServerConfig, *, reuse_port: bool, core: RoutingCore | None = None
+    config: ServerConfig,
+    *,
+    reuse_port: bool,
+    core: RoutingCore | None = None,
+    admin: RulesetAdminCore | None = None,
 ) -> RunningServer:
     """Create and start a server (NOT_SERVING until rulesets load).
 
@@ -310,14 +382,17 @@ def build_server(
         config: Settings.
         reuse_port: Bind with SO_REUSEPORT so sibling workers can share the port.
         core: Core to serve (default: ``open_core(config)``).
+        admin: What RulesetAdmin drives (default: a ``RulesetLifecycle`` over the core's
+            registry, ``config.rulesets`` and decision log).
 
     Returns:
         The started server and the port it bound.
 
     Raises:
-        ConfigError: If the audit settings are invalid.
+        ConfigError: If the audit settings or a token file are invalid.
         AuditUnavailableError: If the decision log cannot be opened.
     """
+    admin_policy, audit_policy, caller_policy = config.auth.policies()
     logging.getLogger("grpc._common").addFilter(_GRPC_DECODE_FILTER)  # a set: added once
     convert.ROSTER_CACHE.configure(
         max_agents=config.roster_cache_agents, max_bytes=config.roster_cache_mb * MIB
@@ -330,8 +405,26 @@ def build_server(
             ("grpc.max_send_message_length", size),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
+        interceptors=[
+            AuthInterceptor(
+                {
+                    ADMIN_SERVICE: admin_policy,
+                    DECISION_LOG_SERVICE: audit_policy,
+                    ROUTING_SERVICE: caller_policy,
+                },
+                required=frozenset({ADMIN_SERVICE}),
+            )
+        ],
     )
+    if config.tls is None and (admin_policy.tokens or audit_policy.tokens or caller_policy.tokens):
+        log.warning(
+            "bearer tokens configured on a plaintext server: anyone on the network path can "
+            "read them; serve with --tls-cert/--tls-key"
+        )
     core = core or open_core(config)
+    if admin is None:
+        admin = RulesetLifecycle(core.registry, config.rulesets, config.engine, audit=core.audit)
+    add_service(server, ADMIN_SERVICE, RulesetAdminServicer(admin), apb)
     add_service(
         server,
         ROUTING_SERVICE,
@@ -351,7 +444,7 @@ def build_server(
         if config.tls is not None
         else server.add_insecure_port(address)
     )
-    running = RunningServer(server, health_servicer, core, port)
+    running = RunningServer(server, health_servicer, core, port, admin)
     running.set_serving(serving=False)
     core.watch_audit(running.audit_changed)
     if config.audit_probe_s > 0:
@@ -373,25 +466,36 @@ def _configure_logging() -> None:
     )
 
 
-def _wait_for_stop() -> None:
+def _wait_for_stop(on_hangup: Callable[[], None] | None = None) -> None:
+    """Block until SIGTERM/SIGINT; on SIGHUP call ``on_hangup`` (which must only hand off)."""
     stop = threading.Event()
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: draining", signal.Signals(signum).name)
         stop.set()
 
+    def hangup(_signum: int, _frame: FrameType | None) -> None:
+        log.info("received SIGHUP: reloading rulesets")
+        if on_hangup is not None:
+            on_hangup()
+
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGHUP, hangup)
     stop.wait()
 
 
 def run_worker(config: ServerConfig, reuse_port: bool) -> None:
     """Serve in this process until SIGTERM/SIGINT, then drain and return."""
     _configure_logging()
+    # SIGHUP's default ends the process: ignored until the reload thread can take it (the
+    # first load reads the directory as it is then, and the poller catches what follows).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     running = build_server(config, reuse_port=reuse_port)
     log.info("worker listening on %s:%d", config.host, running.port)
     running.load(config)
-    _wait_for_stop()
+    running.start_reload_triggers(config.reload_interval_s)
+    _wait_for_stop(running.request_reload)
     running.stop(config.grace_s)
     log.info("worker stopped")
 
@@ -409,6 +513,13 @@ def _reserved_port(host: str, port: int) -> Iterator[int]:
         sock.close()
 
 
+def _forward_hangup(procs: Sequence[multiprocessing.process.BaseProcess]) -> None:
+    """Pass SIGHUP on to every live worker (each reloads on its own reload thread)."""
+    for proc in procs:
+        if proc.pid is not None and proc.is_alive():
+            os.kill(proc.pid, signal.SIGHUP)
+
+
 def serve(config: ServerConfig) -> int:
     """Run the server with ``config.workers`` processes until SIGTERM/SIGINT.
 
@@ -416,6 +527,7 @@ def serve(config: ServerConfig) -> int:
         Exit code: 0 when every worker drained and exited cleanly.
     """
     _configure_logging()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until a handler can act on it
     workers = config.workers or os.cpu_count() or 1
     # Create the decision log and key once, here, so workers never race to create them, and a
     # bad setting stops the start with its message instead of failing in every worker.
@@ -423,12 +535,14 @@ def serve(config: ServerConfig) -> int:
     config.audit.masker()
     if config.tls is not None:
         config.tls.credentials()
+    config.auth.policies()  # token files readable, private and well-formed, once, here
     if workers == 1:
         running = build_server(config, reuse_port=False)
         sys.stdout.write(f"caseroute listening on {config.host}:{running.port} (1 worker)\n")
         sys.stdout.flush()
         running.load(config)
-        _wait_for_stop()
+        running.start_reload_triggers(config.reload_interval_s)
+        _wait_for_stop(running.request_reload)
         running.stop(config.grace_s)
         return 0
     context = multiprocessing.get_context("spawn")
@@ -442,7 +556,7 @@ def serve(config: ServerConfig) -> int:
             proc.start()
         sys.stdout.write(f"caseroute listening on {config.host}:{port} ({workers} workers)\n")
         sys.stdout.flush()
-        _wait_for_stop()
+        _wait_for_stop(lambda: _forward_hangup(procs))
         for proc in procs:
             if proc.pid is not None and proc.is_alive():
                 os.kill(proc.pid, signal.SIGTERM)
