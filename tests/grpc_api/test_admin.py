@@ -389,29 +389,36 @@ def test_sighup_reloads_on_the_reload_thread_as_signal_actor(tmp_path: Path) -> 
     assert (called, fake.actors) == (True, ["signal:SIGHUP"])
 
 
-def test_a_sighup_reload_that_loads_the_first_ruleset_turns_health_serving(
-    tmp_path: Path,
+@pytest.mark.parametrize("trigger", ["sighup", "admin-reload", "poll"])
+def test_a_reload_that_loads_the_first_ruleset_turns_health_serving(
+    tmp_path: Path, trigger: str
 ) -> None:
-    """Started with nothing to serve, a SIGHUP reload that loads a ruleset flips health."""
+    """Started with nothing to serve, a reload by any trigger that loads a ruleset flips health."""
     rulesets = tmp_path / "rulesets"
     rulesets.mkdir()
+    tokens = token_file(tmp_path / "admin.tokens", f"alice {ALICE}\n")
+    interval = 0.05 if trigger == "poll" else 0
     config = ServerConfig(
         rulesets=rulesets,
         port=0,
         engine=EngineKind.PYTHON,
         audit=audit_config(tmp_path / "audit"),
-        reload_interval_s=0,
+        auth=AuthConfig(admin_token_file=tokens),
+        reload_interval_s=interval,
     )
     server = build_server(config, reuse_port=False)
     try:
         server.load(config)
-        rulesets_tree(rulesets)
-        server.start_reload_triggers(0)
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lacks Watch
             watch = stub.Watch(health_pb2.HealthCheckRequest(), timeout=30)
             before = next(watch).status
-            server.request_reload()
+            rulesets_tree(rulesets)
+            server.start_reload_triggers(interval)
+            if trigger == "sighup":
+                server.request_reload()
+            elif trigger == "admin-reload":
+                _call(server, "Reload", apb.ReloadRequest())
             after = next(watch).status
             watch.cancel()
     finally:

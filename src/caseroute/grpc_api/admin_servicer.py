@@ -17,7 +17,7 @@ from caseroute.grpc_api._generated import admin_pb2 as apb
 from caseroute.grpc_api._generated import admin_pb2_grpc
 from caseroute.grpc_api.auth import Authenticated, authenticated
 from caseroute.grpc_api.servicer import UndecodableRequest, _refuse_undecodable, _serve
-from caseroute.lifecycle import RulesetAdminCore
+from caseroute.lifecycle import LifecycleOutcome, RulesetAdminCore
 
 log = logging.getLogger("caseroute.admin")
 
@@ -36,15 +36,24 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
         core: RulesetAdminCore,
         *,
         who: Callable[[], Authenticated | None] = authenticated,
+        after_change: Callable[[], None] | None = None,
     ) -> None:
         """Serve administration from ``core``.
 
         Args:
             core: The lifecycle.
             who: Who passed the auth check of the current call (tests may stand in for it).
+            after_change: Called after each activation, rollback or reload that succeeded
+                (the server lets its health follow the rulesets).
         """
         self._core = core
         self._who = who
+        self._after_change = after_change
+
+    def _changed(self, outcome: LifecycleOutcome) -> apb.LifecycleOutcome:
+        if self._after_change is not None:
+            self._after_change()
+        return admin_convert.outcome_to_proto(outcome)
 
     def _actor(self) -> str:
         who = self._who()
@@ -133,9 +142,7 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
             name, version = admin_convert.ruleset_ref(
                 request.name, request.version, version_required=True
             )
-            return admin_convert.outcome_to_proto(
-                self._core.activate(name, version, actor=self._actor())
-            )
+            return self._changed(self._core.activate(name, version, actor=self._actor()))
 
         return self._run(context, "ActivateRuleset", work, apb.LifecycleOutcome)
 
@@ -148,7 +155,7 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
 
         def work() -> apb.LifecycleOutcome:
             name, _ = admin_convert.ruleset_ref(request.name, "", version_required=False)
-            return admin_convert.outcome_to_proto(self._core.rollback(name, actor=self._actor()))
+            return self._changed(self._core.rollback(name, actor=self._actor()))
 
         return self._run(context, "Rollback", work, apb.LifecycleOutcome)
 
@@ -161,6 +168,6 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
         return self._run(
             context,
             "Reload",
-            lambda: admin_convert.outcome_to_proto(self._core.reload(actor=self._actor())),
+            lambda: self._changed(self._core.reload(actor=self._actor())),
             apb.LifecycleOutcome,
         )

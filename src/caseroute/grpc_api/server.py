@@ -182,6 +182,18 @@ class RunningServer:
                 "no ruleset loaded from %s; serving NOT_SERVING / UNAVAILABLE", config.rulesets
             )
 
+    def follow_rulesets(self) -> None:
+        """Health follows what the registry now holds (a reload may load the first ruleset)."""
+        loaded = bool(self.core.registry.names())
+        if loaded != self.loaded:
+            self.loaded = loaded
+            self._refresh_health()
+
+    def _follow_while_polling(self, interval_s: float) -> None:
+        """Until ``stop``: every ``interval_s``, let health follow what the poller loaded."""
+        while not self._stopping.wait(interval_s):
+            self.follow_rulesets()
+
     def request_reload(self) -> None:
         """Ask the reload thread for a reload (SIGHUP's handler: it does no work itself)."""
         self._hangup.set()
@@ -198,8 +210,7 @@ class RunningServer:
                 continue
             try:
                 outcome = self.admin.reload(actor="signal:SIGHUP")
-                self.loaded = bool(self.core.registry.names())
-                self._refresh_health()
+                self.follow_rulesets()
                 log.info(
                     "reload on SIGHUP: %d change(s), %d source(s) not loaded",
                     len(outcome.changes),
@@ -216,6 +227,12 @@ class RunningServer:
         threading.Thread(target=self._reload_on_request, name="reload-signal", daemon=True).start()
         if interval_s > 0 and isinstance(self.admin, RulesetLifecycle):
             self.admin.start_polling(interval_s)
+            threading.Thread(
+                target=self._follow_while_polling,
+                args=(interval_s,),
+                name="health-follow",
+                daemon=True,
+            ).start()
 
     def stop(self, grace_s: float) -> None:
         """Go NOT_SERVING, refuse new calls, let in-flight calls finish within the grace."""
@@ -424,7 +441,14 @@ def build_server(
     core = core or open_core(config)
     if admin is None:
         admin = RulesetLifecycle(core.registry, config.rulesets, config.engine, audit=core.audit)
-    add_service(server, ADMIN_SERVICE, RulesetAdminServicer(admin), apb)
+    # Health follows an admin change (it may load the first ruleset). The lambda is called
+    # only while serving, so `running`, bound below before the server starts, exists then.
+    running: RunningServer
+
+    def follow() -> None:
+        running.follow_rulesets()
+
+    add_service(server, ADMIN_SERVICE, RulesetAdminServicer(admin, after_change=follow), apb)
     add_service(
         server,
         ROUTING_SERVICE,
