@@ -362,3 +362,18 @@ def test_every_worker_applies_the_admin_policy_and_reloads_on_sighup(tmp_path: P
         served.proc.wait(60)
         _reap(served.proc)
     assert outcomes == [(1, grpc.StatusCode.UNAUTHENTICATED)] * 8
+
+
+def test_serve_refuses_to_start_with_a_token_file_others_can_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`caseroute serve --admin-token-file` with a 0644 file exits 2 before creating anything."""
+    shared = token_file(tmp_path / "admin.tokens", f"alice {ALICE}\n", mode=0o644)
+    db = tmp_path / "audit.db"
+    code = main(["serve", "--admin-token-file", str(shared), "--audit-db", str(db), "--port", "0"])
+    assert (code, capsys.readouterr().err, db.exists()) == (
+        2,
+        (f"caseroute: --admin-token-file: the token file {shared} is accessible to other users "
+        f"(mode 644); run `chmod 600 {shared}`\n"),
+        False,
+    )

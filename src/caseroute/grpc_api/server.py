@@ -551,15 +551,16 @@ def serve(config: ServerConfig) -> int:
         Exit code: 0 when every worker drained and exited cleanly.
     """
     _configure_logging()
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until a handler can act on it
     workers = config.workers or os.cpu_count() or 1
+    # Token files readable, private and well-formed, checked once before anything is created.
+    config.auth.policies()
     # Create the decision log and key once, here, so workers never race to create them, and a
     # bad setting stops the start with its message instead of failing in every worker.
     config.audit.open_store().close()
     config.audit.masker()
     if config.tls is not None:
         config.tls.credentials()
-    config.auth.policies()  # token files readable, private and well-formed, once, here
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until a handler can act on it
     if workers == 1:
         running = build_server(config, reuse_port=False)
         sys.stdout.write(f"caseroute listening on {config.host}:{running.port} (1 worker)\n")
