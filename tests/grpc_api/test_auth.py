@@ -14,6 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from caseroute.cli import main
+from caseroute.cli.command import build_parser
+from caseroute.cli.serve import server_config
 from caseroute.domain.errors import ConfigError
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api._generated import admin_pb2 as apb
@@ -373,7 +375,70 @@ def test_serve_refuses_to_start_with_a_token_file_others_can_read(
     code = main(["serve", "--admin-token-file", str(shared), "--audit-db", str(db), "--port", "0"])
     assert (code, capsys.readouterr().err, db.exists()) == (
         2,
-        (f"caseroute: --admin-token-file: the token file {shared} is accessible to other users "
-        f"(mode 644); run `chmod 600 {shared}`\n"),
+        (
+            f"caseroute: --admin-token-file: the token file {shared} is accessible to other users "
+            f"(mode 644); run `chmod 600 {shared}`\n"
+        ),
         False,
     )
+
+
+def test_serve_reads_credentials_and_reload_interval_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CASEROUTE_ADMIN_ALLOW (comma-separated) adds to --admin-allow; the rest map one to one."""
+    monkeypatch.setenv("CASEROUTE_ADMIN_ALLOW", "ops-a.example, ops-b.example")
+    monkeypatch.setenv("CASEROUTE_AUDIT_TOKEN_FILE", str(tmp_path / "audit.tokens"))
+    monkeypatch.setenv("CASEROUTE_RELOAD_INTERVAL", "0")
+    args = build_parser().parse_args(
+        [
+            "serve",
+            *("--tls-cert", "s.pem", "--tls-key", "s.key", "--tls-client-ca", "ca.pem"),
+            *("--admin-allow", "ops-c.example", "--caller-allow", "flow.example"),
+        ]
+    )
+    config = server_config(args)
+    assert (config.auth, config.reload_interval_s) == (
+        AuthConfig(
+            admin_allow=("ops-a.example", "ops-b.example", "ops-c.example"),
+            audit_token_file=tmp_path / "audit.tokens",
+            caller_allow=("flow.example",),
+        ),
+        0.0,
+    )
+
+
+def test_a_negative_reload_interval_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """--reload-interval -1 is refused by the parser, naming the environment variable too."""
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["serve", "--reload-interval", "-1"])
+    assert (exc.value.code, capsys.readouterr().err.splitlines()[-1]) == (
+        2,
+        (
+            "caseroute serve: error: argument --reload-interval: must be a number of seconds of at "
+            "least 0, got '-1' (set by the flag or $CASEROUTE_RELOAD_INTERVAL)"
+        ),
+    )
+
+
+def test_undecodable_admin_bytes_are_invalid_argument_after_the_credentials_check(
+    protected: RunningServer,
+) -> None:
+    """Bytes that are not the admin message: INVALID_ARGUMENT with a token, refused without."""
+    with grpc.insecure_channel(f"127.0.0.1:{protected.port}") as channel:
+        raw: Any = channel.unary_unary("/caseroute.v1.RulesetAdmin/GetRuleset")
+        with pytest.raises(grpc.RpcError) as without:
+            raw(b"\xff\xff\xff", timeout=10)
+        with pytest.raises(grpc.RpcError) as with_token:
+            raw(b"\xff\xff\xff", timeout=10, metadata=bearer(ALICE))
+    assert [_code_and_details(without.value)[0], _code_and_details(with_token.value)] == [
+        grpc.StatusCode.UNAUTHENTICATED,
+        (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            (
+                "invalid request: 1 problem(s); first: request: is not a valid "
+                "caseroute.v1.GetRulesetRequest protobuf message; send the message the .proto "
+                "defines (every problem is in the google.rpc.BadRequest details)"
+            ),
+        ),
+    ]
