@@ -12,7 +12,8 @@ from caseroute.audit.store import WRITE_UNAVAILABLE, SqliteAuditStore
 from caseroute.cli import main
 from caseroute.domain.codec import SAFEGUARDING_NOTICE
 from caseroute.domain.errors import AuditUnavailableError, FieldViolation, RequestError
-from caseroute.service import DecisionLog, DecisionQuery, _query_key
+from caseroute.service import DecisionLog, DecisionQuery
+from caseroute.service.decision_log import _query_key
 from caseroute.testing import ruleset_with_rules
 
 TOKEN_REFUSED = FieldViolation("page_token", "is not a token this service issued; omit it to start")

@@ -1,14 +1,11 @@
-"""The facade transports call: loaded rulesets, decide (audited, idempotent), the decision log.
+"""The decide path: audited, idempotent decisions with the registry's rulesets.
 
 Never imports gRPC: the gRPC adapter converts messages to these commands and back.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -25,7 +22,6 @@ from caseroute.domain.decision import Decision
 from caseroute.domain.decision_codec import decision_from_dict
 from caseroute.domain.errors import (
     AuditUnavailableError,
-    DecisionNotFoundError,
     FieldViolation,
     IdempotencyConflictError,
     RequestError,
@@ -35,24 +31,8 @@ from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import LoadedRuleset
 from caseroute.engine.decide import decide
 from caseroute.engine.roster_index import roster_after_assignment
-from caseroute.registry import ACTIVE, SHADOW, RulesetRegistry, RulesetStatus, load_registry
+from caseroute.registry import ACTIVE, SHADOW, RulesetRegistry
 from caseroute.shadow import ShadowJob, ShadowRunner
-
-__all__ = [
-    "AuditedDecision",
-    "DecideCommand",
-    "DecideResult",
-    "DecisionLog",
-    "DecisionPage",
-    "DecisionQuery",
-    "RoutingCore",
-    "RulesetRegistry",
-    "RulesetStatus",
-    "batch_size_violations",
-    "load_registry",
-    "request_decision_id",
-    "request_sha256",
-]
 
 log = logging.getLogger("caseroute.service")
 
@@ -380,156 +360,3 @@ class RoutingCore:
 
 def _accept(_: DecideResult) -> None:
     """The default ``before_record``: every reply can be delivered."""
-
-
-@dataclass(frozen=True, slots=True)
-class AuditedDecision:
-    """A stored decision: the audit record and the decision rebuilt from it."""
-
-    record: AuditRecord
-    decision: Decision
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionPage:
-    """One page of a decision listing; ``next_page_token`` is "" on the last page."""
-
-    decisions: tuple[AuditedDecision, ...]
-    next_page_token: str
-
-
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionQuery:
-    """Which decisions to list.
-
-    Attributes:
-        case_id: Only this case ("" = every case).
-        since: Only decisions with ``now >= since`` (None = unbounded).
-        until: Only decisions with ``now < until`` (None = unbounded).
-        page_size: Decisions per page (0 = 50; at most 500).
-        page_token: ``next_page_token`` of the previous page, with the same filters.
-    """
-
-    case_id: str = ""
-    since: datetime | None = None
-    until: datetime | None = None
-    page_size: int = 0
-    page_token: str = ""
-
-
-class DecisionLog:
-    """Reads the decision log for auditors: one decision, or pages by case and time range."""
-
-    def __init__(self, sink: AuditSink) -> None:
-        """Read from ``sink``."""
-        self._sink = sink
-
-    def get(self, decision_id: str) -> AuditedDecision:
-        """One decision by id.
-
-        Raises:
-            DecisionNotFoundError: If no record has that id.
-            AuditUnavailableError: If the store cannot be read.
-        """
-        record = self._sink.get(decision_id)
-        if record is None:
-            raise DecisionNotFoundError(
-                f"no decision {decision_id!r} in the decision log; check the id (decision ids "
-                "start with dec_) and that this server writes to the store that decided it"
-            )
-        return AuditedDecision(record, decision_from_dict(record.decision))
-
-    def list(self, query: DecisionQuery) -> DecisionPage:
-        """Decisions in log order for a case and/or a range of decision instants.
-
-        Args:
-            query: Filters and page.
-
-        Returns:
-            The page.
-
-        Raises:
-            RequestError: If the page size, time range or page token is invalid.
-        """
-        case_id, since, until = query.case_id, query.since, query.until
-        violations = []
-        if not 0 <= query.page_size <= MAX_PAGE_SIZE:
-            violations.append(FieldViolation("page_size", f"must be 0-{MAX_PAGE_SIZE}"))
-        if since is not None and until is not None and until <= since:
-            violations.append(FieldViolation("until", "must be later than since"))
-        query_key = _query_key(query)
-        after = 0
-        if query.page_token:
-            after = _read_token(query.page_token, query_key, violations)
-        if violations:
-            raise RequestError(violations)
-        size = query.page_size or DEFAULT_PAGE_SIZE
-        records = self._sink.query(
-            case_id=case_id, since=since, until=until, after_seq=after, limit=size + 1
-        )
-        more = len(records) > size
-        records = records[:size]
-        token = _make_token(records[-1].seq, query_key) if more else ""
-        return DecisionPage(
-            tuple(AuditedDecision(r, decision_from_dict(r.decision)) for r in records), token
-        )
-
-    def token_after(self, query: DecisionQuery, seq: int) -> str:
-        """A page token that continues ``query``'s listing after the record ``seq``.
-
-        Transports use it to cut a page short (a reply too large to send) without losing
-        the records after the cut.
-        """
-        return _make_token(seq, _query_key(query))
-
-
-def _query_key(query: DecisionQuery) -> str:
-    since, until = query.since, query.until
-    return hashlib.sha256(
-        canonical_json(
-            [query.case_id, since and format_timestamp(since), until and format_timestamp(until)]
-        ).encode()
-    ).hexdigest()[:16]
-
-
-def _make_token(after_seq: int, query_key: str) -> str:
-    raw = json.dumps({"after": after_seq, "query": query_key}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-MAX_PAGE_TOKEN = 200  # the tokens _make_token issues are under 80 characters
-MAX_SEQ = 2**63  # SQLite INTEGER is 64-bit signed: a record seq is always below this
-
-
-def _read_token(token: str, query_key: str, violations: list[FieldViolation]) -> int:
-    try:
-        # A token longer than any issued one is refused unread (and json.loads of a deeply
-        # nested document raises RecursionError, which must not reach the caller as INTERNAL).
-        data = json.loads(
-            base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            if len(token) <= MAX_PAGE_TOKEN
-            else b""
-        )
-        after, key = data["after"], str(data["query"])
-        # Exactly what _make_token writes: a record seq, an int SQLite can hold. A forged
-        # 1e999 or 2**70 would otherwise raise OverflowError (INTERNAL) further down.
-        if type(after) is not int or not 0 <= after < MAX_SEQ:
-            raise ValueError(after)  # noqa: TRY301 - one refusal for every malformed token
-    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
-        violations.append(
-            FieldViolation("page_token", "is not a token this service issued; omit it to start")
-        )
-        return 0
-    if key != query_key:
-        violations.append(
-            FieldViolation(
-                "page_token",
-                "belongs to a listing with other filters; send the same case_id, since and "
-                "until as the first page, or omit the token to start over",
-            )
-        )
-    return after
