@@ -51,6 +51,7 @@ from caseroute.grpc_api.servicer import (
 from caseroute.grpc_api.tls import ServerTls
 from caseroute.lifecycle import RulesetAdminCore, RulesetLifecycle
 from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry
+from caseroute.shadow import ShadowRunner
 
 log = logging.getLogger("caseroute.server")
 
@@ -242,6 +243,8 @@ class RunningServer:
             self.admin.stop_polling()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
+        if self.core.shadow is not None:
+            self.core.shadow.close()  # stores what is queued while the log is still open
         self.core.registry.close()
         self.core.audit.close()
 
@@ -287,7 +290,11 @@ def open_core(config: ServerConfig) -> RoutingCore:
     except Exception:
         store.close()
         raise
-    return RoutingCore(RulesetRegistry(config.default_ruleset), store, masker, limits=config.limits)
+    registry = RulesetRegistry(config.default_ruleset)
+    core = RoutingCore(registry, store, masker, limits=config.limits)
+    # Idle until some serving.yaml names a shadow version (a reload can add one any time).
+    core.shadow = ShadowRunner(registry, store)
+    return core
 
 
 def _add_health_and_reflection(server: grpc.Server, health_servicer: health.HealthServicer) -> None:
