@@ -145,9 +145,8 @@ def test_a_broken_file_dropped_in_under_load_keeps_the_last_good_version_serving
         load.wait_for(3 * PER_SWITCH)
         (status,) = _admin(server, "ListRulesets", apb.ListRulesetsRequest()).rulesets
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=10
-            )
+            stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lacks Check
+            health = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
     assert (load.failures, set(load.versions)) == ([], {"1"})
     assert len(outcome.errors) == 1
     assert status.last_error.startswith("routing/3/ruleset.yaml:4")
