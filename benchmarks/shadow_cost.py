@@ -68,7 +68,8 @@ def _round(core: RoutingCore, tag: str, calls: int) -> float:
         start = time.perf_counter()
         (decision,) = core.decide(cmd).decisions
         samples.append(time.perf_counter() - start)
-        assert decision.outcome.value == "ASSIGN", decision.outcome  # a ranked ASSIGN
+        if decision.outcome.value != "ASSIGN":  # the target is a ranked ASSIGN, not a QUEUE
+            raise SystemExit(f"expected a ranked ASSIGN, got {decision.outcome.value}")
     return statistics.median(samples) * 1e3
 
 
@@ -90,12 +91,13 @@ def main() -> None:
             b = _round(on, f"on{r}", args.calls)
             ratios.append(b / a)
             print(f"| {r + 1} | {a:.3f} | {b:.3f} | {b / a:.2f} |")
-        assert on.shadow is not None
-        on.shadow.wait_idle(120)
+        shadow = on.shadow
+        if shadow is None or not shadow.wait_idle(120):
+            raise SystemExit("the shadow worker did not finish its queue")
         print(f"median on/off ratio: {statistics.median(ratios):.2f}")
         print(
-            f"shadow worker: evaluated {on.shadow.evaluated}, dropped {on.shadow.dropped_total}, "
-            f"disagreed {on.shadow.disagreed}, store failures {on.shadow.store_failures}"
+            f"shadow worker: evaluated {shadow.evaluated}, dropped {shadow.dropped_total}, "
+            f"disagreed {shadow.disagreed}, store failures {shadow.store_failures}"
         )
         print(f"load average after: {os.getloadavg()[0]:.2f}")
 
