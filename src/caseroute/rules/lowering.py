@@ -59,8 +59,30 @@ class _Context:
         if start in ("'", '"'):
             column += 1
         elif start in ("|", ">"):  # block scalar: the text starts on the next line
-            return line + 1, 0
+            return self._block_position(line, offset)
         return line, column + offset
+
+    def _block_position(self, line: int, offset: int) -> tuple[int, int]:
+        """Line/column of ``offset`` in a block scalar written from the line after ``line``.
+
+        Each source line's text (indentation dropped) appears in the condition in order,
+        joined by a newline (``|``) or a space (``>``), so finding them one after another
+        maps the offset back to the line it was written on.
+        """
+        cursor = 0
+        for number in range(line + 1, len(self.source_lines) + 1):
+            written = self.source_lines[number - 1]
+            content = written.strip()
+            if not content:
+                continue
+            at = self.text.find(content, cursor)
+            if at < 0:
+                break
+            if offset <= at + len(content):
+                indent = len(written) - len(written.lstrip())
+                return number, indent + max(offset - at, 0) + 1
+            cursor = at + len(content)
+        return line + 1, 0
 
     def leaf(
         self,
@@ -327,7 +349,18 @@ def _lower_membership(ctx: _Context, node: ast.Membership, text: str) -> Cond | 
                 node.span,
             )
             return None
-        if isinstance(value, tuple) or not _literal_fits(ctx, ftype, path, value, node.span):
+        if isinstance(value, tuple):
+            # Reported, never dropped: a rule whose condition is not lowered is left out.
+            shown = node.left.dotted if isinstance(node.left, ast.PathRef) else str(value)
+            examples = " or ".join(f"{v!r} in {path}" for v in value[:2]) or f"'value' in {path}"
+            ctx.error(
+                "expr.type_mismatch",
+                f"`{shown}` is a list, and `in` tests one value against `{path}`; test each "
+                f"value, e.g. `{examples}`",
+                node.span,
+            )
+            return None
+        if not _literal_fits(ctx, ftype, path, value, node.span):
             return None
         if path == "case.flags" and not FLAG_RE.fullmatch(str(value)):
             ctx.error(

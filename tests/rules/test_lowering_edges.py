@@ -1,0 +1,307 @@
+"""The condition pass on operator mistakes: each is one problem with its code, place and advice."""
+
+from __future__ import annotations
+
+import pytest
+
+from caseroute.domain.errors import RulesetError
+from caseroute.rules.ir import Const
+from caseroute.testing import CATCH_ALL_RULE, MINIMAL_HEADER, compile_text, ruleset_with_rules
+
+_DECLARED = """\
+params:
+  on: true
+  limit: 3
+  name: x
+  many: [a, b]
+attributes:
+  vip: boolean
+  score: number
+"""
+_HEADER = MINIMAL_HEADER + _DECLARED
+_WHEN_LINE = 23  # the line of rule r1's `when:` below _HEADER, `rules:` and the safeguarding rule
+_INTENTS = "one of clinical, prescription, appointment, billing, complaint, general"
+
+Found = list[tuple[str, int, int, str | None, str]]
+
+
+def _ruleset(when: str) -> str:
+    rule = f"  - id: r1\n    when: {when}\n    then: {{route: {{queue: q}}}}\n"
+    return ruleset_with_rules(rule + CATCH_ALL_RULE, _HEADER)
+
+
+def _problems(when: str) -> Found:
+    with pytest.raises(RulesetError) as exc:
+        compile_text(_ruleset(when))
+    # Unused-param lint warnings (rule id None) are not what these tests pin.
+    return [
+        (p.code, p.line, p.column, p.rule_id, p.message)
+        for p in exc.value.problems
+        if p.rule_id is not None
+    ]
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        (
+            "\"case.attributes.vip == 'yes'\"",
+            (
+                "expr.type_mismatch",
+                12,
+                (
+                    "`case.attributes.vip` is boolean but is compared with 'yes'; compare it with "
+                    "true or false"
+                ),
+            ),
+        ),
+        (
+            "\"case.age_minutes == 'x'\"",
+            (
+                "expr.type_mismatch",
+                12,
+                (
+                    "`case.age_minutes` is number but is compared with 'x'; compare it with a "
+                    "number such as 3 or -0.5 (no quotes)"
+                ),
+            ),
+        ),
+        (
+            '"3 in case.flags"',
+            (
+                "expr.type_mismatch",
+                12,
+                (
+                    "`case.flags` is list of strings but is compared with 3; put the value in "
+                    "quotes, e.g. 'text'"
+                ),
+            ),
+        ),
+        (
+            '"exists(params.limit)"',
+            ("expr.type_mismatch", 19, "exists() takes a field, not a param"),
+        ),
+        (
+            '"3"',
+            ("expr.not_a_condition", 12, "3 is a value, not a condition; compare it with a field"),
+        ),
+        (
+            "\"'text'\"",
+            (
+                "expr.not_a_condition",
+                12,
+                "'text' is a value, not a condition; compare it with a field",
+            ),
+        ),
+        (
+            "params.limit",
+            ("expr.not_a_condition", 11, "`params.limit` is a constant, not a condition"),
+        ),
+        (
+            "case.age_minutes",
+            (
+                "expr.not_a_condition",
+                11,
+                (
+                    "`case.age_minutes` is number, not true/false; compare it, e.g. "
+                    "`case.age_minutes == ...`"
+                ),
+            ),
+        ),
+        (
+            '"1 == 2"',
+            ("expr.constant", 12, "`1 == 2` compares two constants; one side must be a field"),
+        ),
+        (
+            "\"case.flags == 'x'\"",
+            (
+                "expr.type_mismatch",
+                12,
+                "`case.flags` is a list; test membership with `'value' in case.flags`",
+            ),
+        ),
+        (
+            "\"case.intent > 'x'\"",
+            (
+                "expr.type_mismatch",
+                12,
+                f"`>` orders numbers, but `case.intent` is {_INTENTS}; use == or != or `in [...]`",
+            ),
+        ),
+        (
+            '"case.age_minutes == case.intent"',
+            (
+                "expr.type_mismatch",
+                12,
+                (
+                    f"`case.age_minutes` is number but `case.intent` is {_INTENTS}; compare like "
+                    "with like"
+                ),
+            ),
+        ),
+        (
+            '"case.region == params.many"',
+            (
+                "expr.type_mismatch",
+                12,
+                "`case.region == params.many` compares with a list; use `in` for lists",
+            ),
+        ),
+        (
+            '"case.region in params.name"',
+            (
+                "expr.type_mismatch",
+                12,
+                "`in` needs a list on the right, e.g. `case.region in ['a', 'b']`",
+            ),
+        ),
+        (
+            "\"case.flags in ['a']\"",
+            (
+                "expr.type_mismatch",
+                12,
+                "`case.flags` is a list; test one value with `'value' in case.flags`",
+            ),
+        ),
+        ('"case.region in []"', ("expr.list_size", 12, "`in` lists need 1 to 50 values, got 0")),
+        (
+            '"case.region in [' + ", ".join(f"'r{i}'" for i in range(51)) + ']"',
+            ("expr.list_size", 12, "`in` lists need 1 to 50 values, got 51"),
+        ),
+        (
+            "\"'a' in case.region\"",
+            (
+                "expr.type_mismatch",
+                12,
+                "`case.region` is string, not a list; use `case.region == ...`",
+            ),
+        ),
+        (
+            "\"'a' in ['a']\"",
+            (
+                "expr.constant",
+                12,
+                "`'a' in ['a']` tests constants only; one side must be a field",
+            ),
+        ),
+        (
+            '"case.region in case.flags"',
+            (
+                "expr.unsupported",
+                12,
+                (
+                    "`case.region in case.flags` tests a field against another field's list; "
+                    "compare with constants instead"
+                ),
+            ),
+        ),
+        (
+            "\"case.intent == 'clinicl'\"",
+            (
+                "expr.unknown_value",
+                12,
+                f"`case.intent` is never 'clinicl'; it is {_INTENTS} (did you mean 'clinical'?)",
+            ),
+        ),
+        (
+            "\"case.intent == 'zzz'\"",
+            ("expr.unknown_value", 12, f"`case.intent` is never 'zzz'; it is {_INTENTS}"),
+        ),
+        (
+            "\"case.attributes.tier == 'x'\"",
+            (
+                "expr.undeclared_attribute",
+                12,
+                (
+                    "case attribute `tier` is not declared; add `tier: string|number|boolean` "
+                    "under `attributes:` so its type can be checked"
+                ),
+            ),
+        ),
+        (
+            '"params.limt == case.age_minutes"',
+            (
+                "expr.unknown_param",
+                12,
+                "unknown param `params.limt` (did you mean `params.limit`?)",
+            ),
+        ),
+    ],
+)
+def test_a_condition_mistake_is_one_problem_at_its_place(
+    when: str, expected: tuple[str, int, str]
+) -> None:
+    """Each mistaken condition gives exactly one problem: code, line:column, rule id, advice."""
+    code, column, message = expected
+    assert _problems(when) == [(code, _WHEN_LINE, column, "r1", message)]
+
+
+def test_a_list_param_tested_in_a_list_field_is_an_error_not_a_dropped_rule() -> None:
+    """`params.<list> in case.flags` is refused with advice; the rule is never silently dropped."""
+    assert _problems('"params.many in case.flags"') == [
+        (
+            "expr.type_mismatch",
+            _WHEN_LINE,
+            12,
+            "r1",
+            (
+                "`params.many` is a list, and `in` tests one value against `case.flags`; test "
+                "each value, e.g. `'a' in case.flags or 'b' in case.flags`"
+            ),
+        )
+    ]
+
+
+def test_a_boolean_param_as_the_condition_is_a_constant() -> None:
+    """`when: params.on` (a true param) lowers to the constant true: a catch-all."""
+    text = ruleset_with_rules(
+        "  - id: r1\n    when: params.on\n    then: {route: {queue: q}}\n", _HEADER
+    )
+    compiled = compile_text(text)
+    assert (compiled.rules[-1].rule_id, compiled.rules[-1].when) == (
+        "r1",
+        Const(value=True, text="params.on"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        (
+            "|\n      case.intent == 'clinical'\n      and case.age_minutes == 'x'\n",
+            (
+                "expr.type_mismatch",
+                _WHEN_LINE + 2,
+                11,
+                (
+                    "`case.age_minutes` is number but is compared with 'x'; compare it with a "
+                    "number such as 3 or -0.5 (no quotes)"
+                ),
+            ),
+        ),
+        (
+            ">\n      case.intent == 'clinical'\n      and case.urgncy == 'x'\n",
+            (
+                "expr.unknown_field",
+                _WHEN_LINE + 2,
+                11,
+                "unknown field `case.urgncy` (did you mean `case.urgency`?)",
+            ),
+        ),
+        (
+            "|\n      case.urgncy == 'x'\n",
+            (
+                "expr.unknown_field",
+                _WHEN_LINE + 1,
+                7,
+                "unknown field `case.urgncy` (did you mean `case.urgency`?)",
+            ),
+        ),
+    ],
+)
+def test_a_problem_in_a_block_scalar_condition_points_at_its_own_line(
+    block: str, expected: tuple[str, int, int, str]
+) -> None:
+    """In a `|` or `>` condition, the problem's line:column is where the mistake is written."""
+    code, line, column, message = expected
+    assert _problems(block) == [(code, line, column, "r1", message)]
