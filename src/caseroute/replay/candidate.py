@@ -1,0 +1,109 @@
+"""The candidate ruleset: found from a path or ``NAME@VERSION``, compiled once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from caseroute.domain.errors import RulesetNotFoundError
+from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
+from caseroute.rules.compiler import (
+    MAX_RULESET_BYTES,
+    RULESET_FILE,
+    compile_source,
+    ruleset_file,
+)
+from caseroute.rules.layout import active_source, discover
+from caseroute.rules.model import CompiledRuleset
+from caseroute.rules.source import parse_yaml
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateSource:
+    """A candidate ruleset's YAML, as text, so worker processes can compile it themselves.
+
+    Attributes:
+        path: Where it was read (named in ruleset problems as ``file:line``).
+        text: The YAML source.
+    """
+
+    path: str
+    text: str
+
+    def compile(self) -> CompiledRuleset:
+        """The compiled ruleset.
+
+        Raises:
+            RulesetError: With every problem found.
+        """
+        return compile_source(parse_yaml(self.text, self.path))
+
+    def load(self, engine: EngineKind) -> LoadedRuleset:
+        """The compiled ruleset with its evaluators (the durable engine is per process).
+
+        Raises:
+            RulesetError: With every problem found.
+            EngineUnavailableError: If durable_rules is selected and cannot be used.
+            EngineValidationError: If durable_rules rejects the compiled definitions.
+        """
+        return prepare_ruleset(self.compile(), engine)
+
+
+def _read(path: Path) -> CandidateSource:
+    file = ruleset_file(path)
+    try:
+        if file.stat().st_size > MAX_RULESET_BYTES:
+            raise RulesetNotFoundError(
+                f"candidate {file} is larger than {MAX_RULESET_BYTES} bytes; a ruleset file "
+                "must be smaller"
+            )
+        return CandidateSource(str(file), file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise RulesetNotFoundError(
+            f"cannot read candidate {file}: {reason}; pass a ruleset file, a ruleset directory "
+            "or NAME@VERSION"
+        ) from None
+
+
+def resolve_candidate(spec: str, rulesets: Path) -> CandidateSource:
+    """The candidate named on the command line.
+
+    Args:
+        spec: A ruleset file or directory (a ruleset's home: the version its serving.yaml names
+            active), or ``NAME@VERSION`` looked up under ``rulesets``
+            (``rulesets/NAME/VERSION/ruleset.yaml``, or a flat ``rulesets/NAME/`` declaring it).
+        rulesets: The rulesets directory.
+
+    Returns:
+        Its source.
+
+    Raises:
+        RulesetNotFoundError: If nothing is found there; the message lists what is.
+    """
+    path = Path(spec)
+    if path.exists() or "@" not in spec:
+        if not path.exists():
+            raise RulesetNotFoundError(
+                f"candidate {spec} does not exist; pass a ruleset file, a ruleset directory "
+                "or NAME@VERSION (looked up under --rulesets)"
+            )
+        return _read(active_source(path))
+    name, _, version = spec.rpartition("@")
+    versioned = rulesets / name / version
+    if (versioned / RULESET_FILE).is_file():
+        return _read(versioned)
+    flat = rulesets / name
+    if (flat / RULESET_FILE).is_file():
+        source = _read(flat)
+        compiled = source.compile()
+        if (compiled.name, compiled.version) == (name, version):
+            return source
+    found = sorted(
+        f"{s.name_dir}@{s.version_dir}" for s in discover(rulesets).sources if s.name_dir
+    )
+    listing = ", ".join(found) if found else "none"
+    raise RulesetNotFoundError(
+        f"no ruleset version {name}@{version} under {rulesets} (expected "
+        f"{versioned / RULESET_FILE}); versions there: {listing}; pass --rulesets DIR or a path"
+    )

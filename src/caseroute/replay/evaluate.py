@@ -1,0 +1,279 @@
+"""Replays one recorded decision: rebuild its exact input, decide it under the candidate, compare.
+
+The input is rebuilt from the record alone: the case from the stored (masked) dict, the roster
+from its snapshot blob with ``assigned_before`` applied in order at the recorded ``now`` (the
+capacity the batch consumed before this case), and the recorded ``now``. A record the
+candidate cannot decide faithfully is ``not_replayable`` with a reason, never compared.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from caseroute.audit.masking import MASK_PREFIX, Masker, masked_reads
+from caseroute.audit.record import AuditRecord
+from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
+from caseroute.domain.decision import Decision
+from caseroute.domain.decision_codec import decision_to_dict
+from caseroute.domain.errors import RequestError
+from caseroute.domain.limits import InputLimits
+from caseroute.domain.roster import Roster
+from caseroute.engine.case_rules import LoadedRuleset
+from caseroute.engine.decide import decide
+from caseroute.engine.roster_index import roster_after_assignment
+from caseroute.replay.classify import (
+    NOT_REPLAYABLE,
+    AgentCheckChange,
+    DecisionSide,
+    RecordedDecisionError,
+    agent_check_changes,
+    candidate_side,
+    classify,
+    outcome_pair,
+    recorded_side,
+)
+
+DIMENSIONS: tuple[str, ...] = ("intent", "urgency", "region", "tier", "channel")
+"""The case fields the report breaks down by (read from the stored case)."""
+MASKED_VALUE = "(masked)"
+"""How a breakdown shows a dimension the log stores only as a digest."""
+ABSENT_VALUE = "(none)"
+"""How a breakdown shows a dimension the case does not have (e.g. no region)."""
+
+# Stable codes of why a record is not replayable (the JSON report counts them).
+MASKED_FIELD = "masked_field"
+ROSTER_MISSING = "roster_missing"
+INVALID_INPUT = "invalid_input"
+INVALID_DECISION = "invalid_decision"
+NOT_REPLAYABLE_REASONS: tuple[str, ...] = (
+    MASKED_FIELD,
+    ROSTER_MISSING,
+    INVALID_INPUT,
+    INVALID_DECISION,
+)
+
+REPLAY_LIMITS = InputLimits(
+    max_agents=1_000_000,
+    max_id_chars=10_000,
+    max_text_chars=1_000_000,
+    max_list_items=1_000_000,
+    max_attributes=1_000_000,
+    max_sentiment_readings=1_000_000,
+    max_sla_clocks=1_000_000,
+)
+"""Parsing limits for stored input: it was accepted once, perhaps by a server with larger
+limits, so replay does not refuse it for size."""
+
+ROSTER_CACHE = 16
+"""Parsed roster snapshots kept per process (batches and a day of calls share a few)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """How one record replayed (no case data beyond the breakdown dimensions).
+
+    Attributes:
+        decision_id: The recorded decision.
+        classes: Its classes (``CLASSES`` order).
+        dimensions: Breakdown dimension -> value (``(masked)`` / ``(none)`` as applicable).
+        pair: ``ASSIGN->ESCALATE`` when the outcome changed, else None.
+        recorded: The recorded side (None when the record did not hold one).
+        candidate: The candidate's side (None when not replayed).
+        agent_checks: Agents whose failed checks changed.
+        reason_code: Why it is not replayable (a ``NOT_REPLAYABLE_REASONS`` code), else None.
+        reason: The same in words, else None.
+    """
+
+    decision_id: str
+    classes: tuple[str, ...]
+    dimensions: tuple[tuple[str, str], ...]
+    pair: str | None = None
+    recorded: DecisionSide | None = None
+    candidate: DecisionSide | None = None
+    agent_checks: tuple[AgentCheckChange, ...] = ()
+    reason_code: str | None = None
+    reason: str | None = None
+
+
+class NotReplayableError(Exception):
+    """A record cannot be replayed faithfully; ``code`` is one of ``NOT_REPLAYABLE_REASONS``."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _masked_paths(value: Any, path: str) -> Iterator[str]:
+    """Every path under ``value`` holding a masked digest."""
+    if isinstance(value, str) and value.startswith(MASK_PREFIX):
+        yield path
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _masked_paths(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _masked_paths(item, f"{path}[{index}]")
+
+
+def dimensions_of(case: Any) -> tuple[tuple[str, str], ...]:
+    """The breakdown values of a stored case."""
+    data = case if isinstance(case, Mapping) else {}
+    out = []
+    for name in DIMENSIONS:
+        value = data.get(name)
+        if isinstance(value, str) and value.startswith(MASK_PREFIX):
+            text = MASKED_VALUE
+        elif value is None or value == "":
+            text = ABSENT_VALUE
+        else:
+            text = str(value)
+        out.append((name, text))
+    return tuple(out)
+
+
+class RecordReplayer:
+    """Replays records under one loaded candidate; keeps a few parsed roster snapshots."""
+
+    def __init__(self, candidate: LoadedRuleset) -> None:
+        """Replay under ``candidate``."""
+        self.candidate = candidate
+        self._rosters: OrderedDict[str, Roster] = OrderedDict()
+
+    def replay(self, record: AuditRecord, roster_text: str | None) -> RecordResult:
+        """Replay one record.
+
+        Args:
+            record: The recorded decision (of the candidate's ruleset name).
+            roster_text: Its roster snapshot blob's content (None: the source lacks it).
+
+        Returns:
+            The classes and the sides compared (or the reason it is not replayable).
+        """
+        case_data = record.input.get("case") if isinstance(record.input, Mapping) else None
+        dims = dimensions_of(case_data)
+        try:
+            recorded = recorded_side(record.decision)
+        except RecordedDecisionError as exc:
+            return _not_replayable(record, dims, None, INVALID_DECISION, str(exc))
+        try:
+            decision = self._decide(record, case_data, roster_text)
+        except NotReplayableError as exc:
+            return _not_replayable(record, dims, recorded, exc.code, exc.reason)
+        candidate = candidate_side(decision)
+        checks: tuple[AgentCheckChange, ...] = ()
+        classes = classify(recorded, candidate)
+        if classes != ("unchanged",):
+            checks = agent_check_changes(record.decision, decision_to_dict(decision))
+        return RecordResult(
+            record.decision_id,
+            classes,
+            dims,
+            outcome_pair(recorded, candidate),
+            recorded,
+            candidate,
+            checks,
+        )
+
+    def _decide(self, record: AuditRecord, case_data: Any, roster_text: str | None) -> Decision:
+        if not isinstance(case_data, Mapping):
+            raise NotReplayableError(INVALID_INPUT, "the record holds no stored case")
+        self._check_masked(case_data)
+        try:
+            case = parse_case(dict(case_data), limits=REPLAY_LIMITS)
+        except RequestError as exc:
+            # Field paths only: a violation's message may quote a (masked) value.
+            fields = ", ".join(sorted({v.field for v in exc.violations}))
+            raise NotReplayableError(
+                INVALID_INPUT, f"the stored case does not parse at {fields}"
+            ) from None
+        now = parse_timestamp(record.now)
+        if now is None:
+            raise NotReplayableError(INVALID_INPUT, "the record's `now` is not an instant")
+        roster = self._roster(record, roster_text, now)
+        return decide(case, roster, self.candidate, now, decision_id=record.decision_id)
+
+    def _check_masked(self, case_data: Mapping[str, Any]) -> None:
+        masked = sorted(set(_masked_paths(case_data, "case")))
+        if not masked:
+            return
+        outside = [p for p in masked if not p.startswith("case.attributes.")]
+        if outside:
+            raise NotReplayableError(
+                MASKED_FIELD,
+                f"the log masks `{outside[0]}`, which decisions read (matching, signals); "
+                "replay sees only its digest",
+            )
+        compiled = self.candidate.compiled
+        reads = masked_reads(compiled, Masker(b"", tuple(masked)))
+        if reads:
+            rule = reads[0].rule_id
+            path = reads[0].message.split("`")[1]
+            raise NotReplayableError(
+                MASKED_FIELD,
+                f"candidate rule `{rule}` reads `{path}`, which the log stores only as a digest",
+            )
+        declared = [p for p in masked if p.removeprefix("case.attributes.") in compiled.attributes]
+        if declared:
+            raise NotReplayableError(
+                MASKED_FIELD,
+                f"the candidate declares a type for `{declared[0]}`, which the log stores only "
+                "as a digest",
+            )
+
+    def _roster(self, record: AuditRecord, roster_text: str | None, now: datetime) -> Roster:
+        ref = record.input.get("roster")
+        sha = ref.get("sha256") if isinstance(ref, Mapping) else None
+        assigned = ref.get("assigned_before") if isinstance(ref, Mapping) else None
+        if not isinstance(sha, str) or not isinstance(assigned, list):
+            raise NotReplayableError(INVALID_INPUT, "the record holds no roster reference")
+        roster = self._rosters.get(sha)
+        if roster is None:
+            if roster_text is None:
+                raise NotReplayableError(
+                    ROSTER_MISSING,
+                    f"roster snapshot {sha[:12]} is not available (an export holds records "
+                    "only: pass --audit-db with --input)",
+                )
+            try:
+                roster = parse_roster(json.loads(roster_text), limits=REPLAY_LIMITS)
+            except (json.JSONDecodeError, RequestError):
+                raise NotReplayableError(
+                    INVALID_INPUT, f"roster snapshot {sha[:12]} does not parse"
+                ) from None
+            self._rosters[sha] = roster
+            if len(self._rosters) > ROSTER_CACHE:
+                self._rosters.popitem(last=False)
+        else:
+            self._rosters.move_to_end(sha)
+        ids = {agent.agent_id for agent in roster.agents}
+        for agent_id in assigned:
+            if agent_id not in ids:
+                raise NotReplayableError(
+                    INVALID_INPUT,
+                    "the record's assigned_before names an agent the roster snapshot lacks",
+                )
+            roster = roster_after_assignment(roster, agent_id, now)
+        return roster
+
+
+def _not_replayable(
+    record: AuditRecord,
+    dims: tuple[tuple[str, str], ...],
+    recorded: DecisionSide | None,
+    code: str,
+    reason: str,
+) -> RecordResult:
+    return RecordResult(
+        record.decision_id,
+        (NOT_REPLAYABLE,),
+        dims,
+        recorded=recorded,
+        reason_code=code,
+        reason=reason,
+    )

@@ -1,0 +1,178 @@
+"""The replay entry point: records in, report out, on one or several worker processes.
+
+Workers are separate processes (``forkserver``: the durable_rules engine lock is per process,
+so threads would serialise), each compiling and loading the candidate once. Records go out in
+chunks, in chain order, and results are folded in that same order, so the report is identical
+for any number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from caseroute.audit.record import AuditRecord, BlobKind
+from caseroute.domain.errors import CaserouteError
+from caseroute.engine.case_rules import EngineKind
+from caseroute.replay.candidate import CandidateSource
+from caseroute.replay.evaluate import RecordReplayer, RecordResult
+from caseroute.replay.report import DEFAULT_SAMPLE, ReplayReport, ReportBuilder
+from caseroute.replay.source import RecordSource
+
+CHUNK = 200
+"""Records per unit of work sent to a worker."""
+Progress = Callable[[int, int], None]
+"""Told ``(done, total)`` as records are replayed."""
+
+
+def default_workers() -> int:
+    """Worker processes by default: the CPU count, at most 2 (replay shares the machine)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    """How to replay.
+
+    Attributes:
+        engine: Engine of record for the candidate.
+        workers: Worker processes (1: in this process).
+        sample_size: Records sampled per class.
+        progress: Told ``(done, total)`` as chunks finish (None: silent).
+    """
+
+    engine: EngineKind = EngineKind.DURABLE
+    workers: int = 1
+    sample_size: int = DEFAULT_SAMPLE
+    progress: Progress | None = None
+
+
+class ReplayWorkerError(CaserouteError):
+    """A replay worker process died (killed, or out of memory); nothing was reported."""
+
+
+WorkItem = tuple[AuditRecord, str | None]
+"""A record and its roster snapshot's content (None: the source lacks it)."""
+
+_worker: RecordReplayer | None = None
+
+
+def _init_worker(candidate: CandidateSource, engine: EngineKind) -> None:
+    global _worker  # noqa: PLW0603 - one candidate per worker process, loaded once
+    _worker = RecordReplayer(candidate.load(engine))
+
+
+def _replay_chunk(items: list[WorkItem]) -> list[RecordResult]:
+    assert _worker is not None  # noqa: S101 - set by the pool's initializer
+    return [_worker.replay(record, roster) for record, roster in items]
+
+
+def _chunks(records: list[AuditRecord], source: RecordSource) -> Iterator[list[WorkItem]]:
+    # Every record carries its snapshot's text: the same str object, which pickle sends once
+    # per chunk; workers parse each snapshot once and keep it.
+    blobs: dict[str, str | None] = {}
+    chunk: list[WorkItem] = []
+    for record in records:
+        ref = record.input.get("roster")
+        sha = ref.get("sha256") if isinstance(ref, dict) else None
+        text: str | None = None
+        if isinstance(sha, str):
+            if sha not in blobs:
+                blob = source.get_blob(sha)
+                blobs[sha] = blob.content if blob and blob.kind is BlobKind.ROSTER else None
+            text = blobs[sha]
+        chunk.append((record, text))
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def replay(
+    source: RecordSource, candidate: CandidateSource, options: ReplayOptions
+) -> ReplayReport:
+    """Replay recorded decisions under a candidate ruleset and report what would change.
+
+    Records of another ruleset name than the candidate's are skipped (counted as
+    ``other_ruleset``).
+
+    Args:
+        source: The recorded decisions (and their roster snapshots).
+        candidate: The candidate ruleset's source.
+        options: Engine, workers, sample size, progress.
+
+    Returns:
+        The report.
+
+    Raises:
+        RulesetError: If the candidate does not compile.
+        EngineUnavailableError: If durable_rules is selected and cannot be used.
+        AuditUnavailableError: If the decision log cannot be read.
+    """
+    compiled = candidate.compile()
+    builder = ReportBuilder(options.sample_size)
+    mine: list[AuditRecord] = []
+    for record in source.records():
+        if record.ruleset_name == compiled.name:
+            mine.append(record)
+        else:
+            builder.skip_other_ruleset()
+    total = len(mine)
+    done = 0
+    for results in _results(mine, source, candidate, options):
+        for result in results:
+            builder.add(result)
+        done += len(results)
+        if options.progress is not None:
+            options.progress(done, total)
+    return builder.build(compiled.name, compiled.version, compiled.sha256)
+
+
+def _results(
+    records: list[AuditRecord],
+    source: RecordSource,
+    candidate: CandidateSource,
+    options: ReplayOptions,
+) -> Iterator[list[RecordResult]]:
+    """Results per chunk, in chain order."""
+    if not records:
+        return
+    workers = min(options.workers, -(-len(records) // CHUNK))
+    if workers <= 1:
+        replayer = RecordReplayer(candidate.load(options.engine))
+        for chunk in _chunks(records, source):
+            yield [replayer.replay(record, roster) for record, roster in chunk]
+        return
+    try:
+        yield from _pooled(records, source, candidate, options, workers)
+    except BrokenProcessPool:
+        raise ReplayWorkerError(
+            f"a replay worker process died (of {workers}); nothing was reported; retry, or "
+            "run with --workers 1 to replay in this process"
+        ) from None
+
+
+def _pooled(
+    records: list[AuditRecord],
+    source: RecordSource,
+    candidate: CandidateSource,
+    options: ReplayOptions,
+    workers: int,
+) -> Iterator[list[RecordResult]]:
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(
+        workers, context, initializer=_init_worker, initargs=(candidate, options.engine)
+    ) as pool:
+        pending: deque[Future[list[RecordResult]]] = deque()
+        for chunk in _chunks(records, source):
+            pending.append(pool.submit(_replay_chunk, chunk))
+            if len(pending) >= 2 * workers:  # bounded: chunks in flight, not the whole log
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
