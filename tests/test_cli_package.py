@@ -24,7 +24,7 @@ def test_the_console_script_runs_the_command_modules_main() -> None:
 def test_each_command_runs_code_from_its_groups_module() -> None:
     """Top-level commands keep their order, and every subcommand's handler lives in its group."""
     top = _subparsers(build_parser())
-    assert list(top) == ["decide", "serve", "health", "rules", "audit"]
+    assert list(top) == ["decide", "serve", "health", "rules", "audit", "simulate"]
     handlers: dict[str, str] = {}
     for name, parser in top.items():
         for sub, leaf in (_subparsers(parser) or {"": parser}).items():
@@ -51,4 +51,5 @@ def test_each_command_runs_code_from_its_groups_module() -> None:
         "audit verify": "caseroute.cli.audit",
         "audit events": "caseroute.cli.audit",
         "audit rotate-key": "caseroute.cli.audit",
+        "simulate": "caseroute.cli.simulate",
     }

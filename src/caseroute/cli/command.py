@@ -12,7 +12,16 @@ import sys
 from collections.abc import Sequence
 
 from caseroute import __version__
-from caseroute.cli import audit, decide, rules, rules_admin, rules_shadow, rules_versions, serve
+from caseroute.cli import (
+    audit,
+    decide,
+    rules,
+    rules_admin,
+    rules_shadow,
+    rules_versions,
+    serve,
+    simulate,
+)
 from caseroute.cli.output import EXIT_FAILED, EXIT_USAGE, UsageError
 from caseroute.domain.errors import CaserouteError, ConfigError, RequestError, RulesetError
 from caseroute.render import escape_lines
@@ -31,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules_admin.register(rules_sub)
     rules_shadow.register(rules_sub)
     audit.register(sub)
+    simulate.register(sub)
     return parser
 
 

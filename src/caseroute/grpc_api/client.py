@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import grpc
 from google.rpc import error_details_pb2
@@ -208,3 +208,79 @@ class AdminClient:
         """
         reply: apb.LifecycleOutcome = self._call("Reload", apb.ReloadRequest())
         return reply
+
+
+class RoutingClient:
+    """Decide and DecideBatch calls over one channel, shared by many threads (a load generator)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        tls: ClientTls | None = None,
+        token: str | None = None,
+        timeout_s: float = 30.0,
+        ruleset_name: str = "",
+        ruleset_version: str = "",
+        agent_detail: bool = True,
+    ) -> None:
+        """Open a channel to ``target`` (``host:port``); close it with ``close`` or ``with``."""
+        self._channel = open_channel(target, tls)
+        self._stub = routing_pb2_grpc.RoutingServiceStub(self._channel)
+        self._metadata = bearer_metadata(token)
+        self._timeout_s = timeout_s
+        self._selector = pb.RulesetSelector(name=ruleset_name, version=ruleset_version)
+        self._level = pb.EXPLANATION_LEVEL_FULL if agent_detail else pb.EXPLANATION_LEVEL_SUMMARY
+
+    def decide(
+        self, request_id: str, cases: tuple[Case, ...], roster: Roster, now: datetime
+    ) -> tuple[Decision, ...]:
+        """Decide one case (Decide) or several against one roster (DecideBatch).
+
+        Raises:
+            RemoteCallError: If the call fails (its ``code`` says how).
+        """
+        timestamp = convert.datetime_to_timestamp(now)
+        roster_msg = convert.roster_to_proto(roster)
+        try:
+            if len(cases) == 1:
+                reply = self._stub.Decide(
+                    pb.DecideRequest(
+                        request_id=request_id,
+                        ruleset=self._selector,
+                        case=convert.case_to_proto(cases[0]),
+                        roster=roster_msg,
+                        now=timestamp,
+                        explanation_level=self._level,
+                    ),
+                    timeout=self._timeout_s,
+                    metadata=self._metadata,
+                )
+                return (convert.decision_from_proto(reply.decision),)
+            batch = self._stub.DecideBatch(
+                pb.DecideBatchRequest(
+                    request_id=request_id,
+                    ruleset=self._selector,
+                    cases=[convert.case_to_proto(case) for case in cases],
+                    roster=roster_msg,
+                    now=timestamp,
+                    explanation_level=self._level,
+                ),
+                timeout=self._timeout_s,
+                metadata=self._metadata,
+            )
+        except grpc.RpcError as error:
+            raise _explain(error) from None
+        return tuple(convert.decision_from_proto(d) for d in batch.decisions)
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def __enter__(self) -> Self:
+        """The client itself."""
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Close the channel."""
+        self.close()

@@ -1,0 +1,262 @@
+"""``caseroute simulate``: seeded synthetic traffic, written as JSON lines or sent to a server.
+
+Without ``--server`` the requests go to ``--out`` (or stdout), one JSON object per line (shape
+in ``caseroute.simulate.request_to_json``). With ``--server`` they are sent as Decide (one case)
+and DecideBatch (several) calls, at most ``--concurrency`` in flight, so the server's decision
+log fills with real, audited decisions; a summary follows. Exit codes: 0 every call answered;
+1 some call was refused or failed (counted per status code); 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from caseroute.cli.options import add_client_tls, client_tls, parse_instant
+from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out
+
+if TYPE_CHECKING:
+    from caseroute.grpc_api.client import RoutingClient
+    from caseroute.simulate import SimulatedRequest
+
+DEFAULT_CONCURRENCY = 4
+"""Calls in flight at once with ``--server`` unless ``--concurrency`` says otherwise."""
+
+MAX_CONCURRENCY = 64
+"""Most calls in flight ``--concurrency`` allows (a load generator, not a flood)."""
+
+
+def _whole(name: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a whole number from {low} to {high}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+@dataclass(slots=True)
+class LoadSummary:
+    """What a load run did.
+
+    Attributes:
+        requests: Calls sent.
+        cases: Cases in them.
+        ok: Calls answered with decisions.
+        decisions: Decisions received.
+        refused: Calls refused or failed, per gRPC status code name.
+        first_error: The first refusal's message, per status code name.
+        seconds: Wall time of the run.
+    """
+
+    requests: int = 0
+    cases: int = 0
+    ok: int = 0
+    decisions: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    first_error: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        """The summary as printed."""
+        rate = self.decisions / self.seconds if self.seconds > 0 else 0.0
+        refused = sum(self.refused.values())
+        lines = [
+            f"sent {self.requests} requests ({self.cases} cases) in {self.seconds:.1f} s",
+            f"ok {self.ok} requests, {self.decisions} decisions ({rate:.1f} decisions/s)",
+            f"refused {refused} requests",
+        ]
+        for code, count in sorted(self.refused.items()):
+            first = self.first_error[code].splitlines()[0]
+            lines.append(f"  {code}: {count} (first: {first})")
+        return lines
+
+
+def _send(client: RoutingClient, request: SimulatedRequest) -> int:
+    return len(client.decide(request.request_id, request.cases, request.roster, request.now))
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None]]:
+    # Quiet when stderr is not a terminal (a pipe, CI log, a test): no escape codes there.
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(
+        console=Console(stderr=True), disable=not sys.stderr.isatty(), transient=False
+    ) as progress:
+        task = progress.add_task("deciding", total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def run_load(
+    client: RoutingClient, requests: Iterable[SimulatedRequest], concurrency: int, total: int
+) -> LoadSummary:
+    """Send every request, at most ``concurrency`` in flight, and count the answers.
+
+    Args:
+        client: Where to send.
+        requests: The requests, in order.
+        concurrency: Calls in flight at most.
+        total: Cases expected in all (for progress).
+
+    Returns:
+        The counts.
+    """
+    from caseroute.grpc_api.client import RemoteCallError
+
+    summary = LoadSummary()
+    started = time.monotonic()
+    pending: dict[futures.Future[int], SimulatedRequest] = {}
+
+    def settle(done: Iterable[futures.Future[int]], advance: Callable[[int], None]) -> None:
+        for future in done:
+            request = pending.pop(future)
+            try:
+                count = future.result()
+            except RemoteCallError as error:
+                code = error.code.name
+                summary.refused[code] += 1
+                summary.first_error.setdefault(code, str(error))
+            else:
+                summary.ok += 1
+                summary.decisions += count
+            advance(len(request.cases))
+
+    with (
+        _progress(total) as advance,
+        futures.ThreadPoolExecutor(concurrency, thread_name_prefix="simulate") as pool,
+    ):
+        for request in requests:
+            # Invariant: never more than `concurrency` calls in flight (bounded memory too).
+            if len(pending) >= concurrency:
+                done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
+                settle(done, advance)
+            pending[pool.submit(_send, client, request)] = request
+            summary.requests += 1
+            summary.cases += len(request.cases)
+        settle(futures.wait(pending).done, advance)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _write_lines(requests: Iterable[SimulatedRequest], stream: IO[str]) -> None:
+    from caseroute.domain.codec import canonical_json
+    from caseroute.simulate import request_to_json
+
+    for request in requests:
+        stream.write(canonical_json(request_to_json(request)) + "\n")
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    from caseroute.cli.rules_admin import read_token
+
+    env = os.environ.get("CASEROUTE_TOKEN_FILE")
+    token_file = args.token_file or (Path(env) if env else None)
+    return read_token(token_file) if token_file is not None else None
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from caseroute.simulate import simulate
+
+    start = parse_instant(args.start, "--start")
+    if args.server is None and (args.token_file is not None or args.tls_ca is not None):
+        raise UsageError("--token-file and --tls-* apply only with --server HOST:PORT")
+    if args.out is not None and args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a directory; give a file name, e.g. traffic.jsonl")
+
+    # Generated afresh for each use rather than held: the same arguments give the same requests.
+    def requests() -> Iterator[SimulatedRequest]:
+        return simulate(args.cases, args.agents, args.seed, start=start)
+
+    if args.out is not None:
+        try:
+            with args.out.open("w", encoding="utf-8") as stream:
+                _write_lines(requests(), stream)
+        except OSError as exc:
+            raise UsageError(
+                f"--out: cannot write {args.out}: {exc.strerror or exc}; pick a writable path"
+            ) from None
+    if args.server is None:
+        if args.out is None:
+            _write_lines(requests(), sys.stdout)
+        return EXIT_OK
+    from caseroute.grpc_api.client import RoutingClient
+
+    tls = client_tls(args)
+    with RoutingClient(
+        args.server,
+        tls=tls,
+        token=_token(args),
+        timeout_s=args.timeout,
+        ruleset_name=args.ruleset_name,
+        ruleset_version=args.ruleset_version,
+        agent_detail=not args.no_agent_detail,
+    ) as client:
+        summary = run_load(client, requests(), args.concurrency, args.cases)
+    for line in summary.lines():
+        out(line)
+    return EXIT_FAILED if summary.refused else EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``simulate``."""
+    cmd = sub.add_parser(
+        "simulate",
+        help="seeded synthetic traffic (cases and roster snapshots over a simulated day): "
+        "JSON lines, or sent to a server as a bounded load generator",
+    )
+    cmd.add_argument(
+        "--cases", type=_whole("--cases", 1, 10_000_000), required=True, help="cases in all"
+    )
+    cmd.add_argument(
+        "--agents",
+        type=_whole("--agents", 1, 20_000),
+        required=True,
+        help="agents on each roster snapshot",
+    )
+    cmd.add_argument(
+        "--seed", type=int, required=True, help="random seed: same arguments, same requests"
+    )
+    cmd.add_argument(
+        "--start", help="first instant of the simulated day (default 2026-11-21T07:00:00Z)"
+    )
+    cmd.add_argument("--out", type=Path, help="write the requests as JSON lines to this file")
+    remote = cmd.add_argument_group("load generator (send to a running server)")
+    remote.add_argument("--server", metavar="HOST:PORT", help="send the requests to this server")
+    remote.add_argument(
+        "--concurrency",
+        type=_whole("--concurrency", 1, MAX_CONCURRENCY),
+        default=DEFAULT_CONCURRENCY,
+        help=f"calls in flight at most (default {DEFAULT_CONCURRENCY}, at most {MAX_CONCURRENCY})",
+    )
+    remote.add_argument("--ruleset-name", default="", help="ruleset (default: the server's)")
+    remote.add_argument("--ruleset-version", default="", help="pin a ruleset version")
+    remote.add_argument("--timeout", type=float, default=30.0, help="deadline per call, seconds")
+    remote.add_argument(
+        "--token-file",
+        type=Path,
+        help="file holding just your caller bearer token, mode 0600 ($CASEROUTE_TOKEN_FILE)",
+    )
+    remote.add_argument(
+        "--no-agent-detail",
+        action="store_true",
+        help="ask for summary explanations (no per-agent verdicts)",
+    )
+    add_client_tls(remote)
+    cmd.set_defaults(run=_cmd_simulate)
