@@ -1,0 +1,242 @@
+"""Shadow evaluation edges: a version gone before its turn, a failing shadow, a failing store."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from caseroute.audit.record import ShadowResult
+from caseroute.audit.store import AuditSink
+from caseroute.domain.decision import Decision
+from caseroute.domain.errors import AuditUnavailableError
+from caseroute.engine.case_rules import EngineKind, LeafEvaluation, LoadedRuleset
+from caseroute.engine.decide import decide
+from caseroute.engine.facts import Fact
+from caseroute.engine.pyeval import PythonLeafEvaluator
+from caseroute.lifecycle import RulesetLifecycle
+from caseroute.registry import RulesetRegistry
+from caseroute.rules.model import CompiledRuleset
+from caseroute.shadow import ShadowJob, ShadowRunner
+from caseroute.testing import (
+    CATCH_ALL_RULE,
+    NOW,
+    audit_config,
+    make_agent,
+    make_case,
+    make_roster,
+    ruleset_with_rules,
+)
+
+WAIT_S = 30.0  # an upper bound for an event that should come at once; never a sleep
+ESCALATE_ALL = """\
+  - id: everything
+    when: true
+    then: {escalate: {queue: supervisors, reason: review}}
+"""
+PHI = "Jane Doe 1961-02-03"
+# The live decision (ASSIGN by `rest`, no escalation) against an error summary: every compared
+# field but the (absent) escalation differs, and the error itself is one more kind.
+ALL_DIFFER = ("outcome", "agent", "queue", "priority", "deciding_rule", "error")
+
+
+def _write(root: Path, version: str, rules: str) -> None:
+    path = root / "routing" / version / "ruleset.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        ruleset_with_rules(rules)
+        .replace("ruleset: test\n", "ruleset: routing\n")
+        .replace('version: "1"\n', f'version: "{version}"\n')
+    )
+
+
+class _Gate:
+    """A matcher that holds each call until released (the Python evaluator's answer)."""
+
+    label = "gate"
+
+    def __init__(self, compiled: CompiledRuleset) -> None:
+        self._python = PythonLeafEvaluator(compiled.leaves)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def true_leaves(self, fact: Fact) -> frozenset[str]:
+        """Signal ``entered``, wait for ``release``, then evaluate."""
+        self.entered.set()
+        assert self.release.wait(WAIT_S)
+        return self._python.true_leaves(fact)
+
+
+class _Crashing:
+    """A matcher whose engine fails with a message quoting case data."""
+
+    label = "crashing"
+
+    def true_leaves(self, fact: Fact) -> frozenset[str]:
+        """Fail the way an engine bug would, quoting the fact."""
+        del fact
+        raise RuntimeError(f"engine fault on fact {PHI}")
+
+
+class _DownLog:
+    """A decision log whose shadow writes fail (the disk filled up, say)."""
+
+    def append_shadow(
+        self, results: Sequence[ShadowResult], dropped: int | Mapping[tuple[str, str], int] = 0
+    ) -> None:
+        """Always fail."""
+        del results, dropped
+        raise AuditUnavailableError("the decision log cannot be written")
+
+
+@pytest.fixture
+def rulesets(tmp_path: Path) -> Path:
+    """Routing 1 routes by intent (active); 2 escalates everything (shadow)."""
+    root = tmp_path / "rulesets"
+    _write(root, "1", CATCH_ALL_RULE)
+    _write(root, "2", ESCALATE_ALL)
+    (root / "routing" / "serving.yaml").write_text("active: '1'\nshadow: '2'\n")
+    return root
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[AuditSink]:
+    """A fresh decision log."""
+    sink = audit_config(tmp_path / "audit").open_store()
+    yield sink
+    sink.close()
+
+
+def _live(registry: RulesetRegistry, decision_id: str) -> tuple[Decision, str]:
+    with registry.acquire("routing", "1") as ruleset:
+        decision = decide(
+            make_case(), make_roster(make_agent()), ruleset, NOW, decision_id=decision_id
+        )
+        return decision, ruleset.compiled.sha256
+
+
+def _job(registry: RulesetRegistry, decision_id: str) -> ShadowJob:
+    live, sha = _live(registry, decision_id)
+    return ShadowJob(make_case(), make_roster(make_agent()), NOW, live, "routing", "1", sha, "2")
+
+
+ShadowFactory = Callable[[CompiledRuleset], LoadedRuleset]
+
+
+class _CrashingRuleset(LoadedRuleset):
+    """A ruleset whose evaluation fails outside the engine guard (a bug), quoting case data."""
+
+    def evaluate(self, fact: Fact) -> LeafEvaluation:
+        """Fail the way a bug would, quoting the fact."""
+        del fact
+        raise RuntimeError(f"evaluator bug on fact {PHI}")
+
+
+def _lifecycle(
+    rulesets: Path, store: AuditSink, shadow: ShadowFactory | None = None
+) -> RulesetLifecycle:
+    def prepare(compiled: CompiledRuleset, engine: EngineKind) -> LoadedRuleset:
+        del engine
+        if compiled.version == "2" and shadow is not None:
+            return shadow(compiled)
+        return LoadedRuleset(compiled, PythonLeafEvaluator(compiled.leaves))
+
+    registry = RulesetRegistry(prepare=prepare)
+    life = RulesetLifecycle(registry, rulesets, EngineKind.PYTHON, audit=store)
+    life.load()
+    return life
+
+
+def test_a_shadow_version_removed_before_its_turn_is_an_error_comparison(
+    rulesets: Path, store: AuditSink
+) -> None:
+    """Job b waits while 2 is removed: a stored `error` comparison, never a crash or a hang."""
+    gates: list[_Gate] = []
+
+    def gated(compiled: CompiledRuleset) -> LoadedRuleset:
+        gates.append(_Gate(compiled))
+        return LoadedRuleset(compiled, gates[-1])
+
+    life = _lifecycle(rulesets, store, gated)
+    (gate,) = gates
+    runner = ShadowRunner(life.registry, store)
+    assert runner.submit(_job(life.registry, "d-a"))
+    assert gate.entered.wait(WAIT_S)  # the worker now holds job a (and version 2)
+    assert runner.submit(_job(life.registry, "d-b"))
+    (rulesets / "routing" / "serving.yaml").write_text("active: '1'\n")
+    (rulesets / "routing" / "2" / "ruleset.yaml").unlink()
+    life.reload("admin:alice")
+    gate.release.set()
+    assert runner.wait_idle(WAIT_S)
+    runner.close()
+    a, b = store.shadow_results("routing")
+    assert (a.decision_id, a.shadow["outcome"], a.shadow_sha256 != "") == ("d-a", "ESCALATE", True)
+    assert (b.decision_id, b.shadow, b.shadow_sha256, b.differences) == (
+        "d-b",
+        {"error": "RulesetNotFoundError"},
+        "",
+        ALL_DIFFER,
+    )
+    assert (runner.evaluated, runner.disagreed, runner.store_failures) == (2, 2, 0)
+
+
+def test_an_engine_failure_in_the_shadow_is_an_exception_decision_compared(
+    rulesets: Path, store: AuditSink
+) -> None:
+    """The shadow's engine raises: like a live call, an EXCEPTION decision, compared as such."""
+    life = _lifecycle(rulesets, store, lambda compiled: LoadedRuleset(compiled, _Crashing()))
+    runner = ShadowRunner(life.registry, store)
+    assert runner.submit(_job(life.registry, "d-1"))
+    assert runner.wait_idle(WAIT_S)
+    runner.close()
+    (result,) = store.shadow_results("routing")
+    assert (result.shadow["outcome"], result.shadow["rule_id"], result.differences) == (
+        "EXCEPTION",
+        "engine:error",
+        ("outcome", "agent", "queue", "priority", "deciding_rule"),
+    )
+
+
+def test_a_crash_escaping_the_shadow_decide_is_an_error_comparison_without_case_data(
+    rulesets: Path, store: AuditSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug raising out of decide: an `error` comparison; the log withholds the message (PHI)."""
+    life = _lifecycle(rulesets, store, lambda compiled: _CrashingRuleset(compiled, None))
+    runner = ShadowRunner(life.registry, store)
+    with caplog.at_level(logging.ERROR, "caseroute.shadow"):
+        assert runner.submit(_job(life.registry, "d-1"))
+        assert runner.wait_idle(WAIT_S)
+        runner.close()
+    (result,) = store.shadow_results("routing")
+    assert (result.shadow, result.differences, result.shadow_sha256 != "") == (
+        {"error": "RuntimeError"},
+        ALL_DIFFER,
+        True,
+    )
+    (message,) = caplog.messages
+    assert message.splitlines()[0] == (
+        "shadow decision d-1 under routing@2 failed: RuntimeError (message withheld: it may "
+        "quote case values)"
+    )
+    assert PHI not in caplog.text
+
+
+def test_a_store_failure_is_counted_and_never_blocks(
+    rulesets: Path, store: AuditSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log refuses shadow results: they are counted lost, and wait_idle still returns."""
+    life = _lifecycle(rulesets, store)
+    runner = ShadowRunner(life.registry, _DownLog())  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, "caseroute.shadow"):
+        assert runner.submit(_job(life.registry, "d-1"))
+        assert runner.wait_idle(WAIT_S)
+        runner.close()
+    assert (runner.evaluated, runner.disagreed, runner.store_failures, caplog.messages) == (
+        1,
+        1,
+        1,
+        ["shadow results not stored (1 lost)"],
+    )
