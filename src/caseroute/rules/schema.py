@@ -398,10 +398,13 @@ def _read_params(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
         r.error("schema.type", "`params` must be a mapping of name: value", node)
         return
     for name, value in node.value.items():
-        line = node.key_positions.get(name, (value.line, 0))[0]
+        line, column = node.key_positions.get(name, (value.line, value.column))
         if not PARAM_RE.fullmatch(name):
             r.error(
-                "schema.format", f"param name `{name}` must be lower_snake_case (at most 64)", line
+                "schema.format",
+                f"param name `{name}` must be lower_snake_case (at most 64)",
+                line,
+                column=column,
             )
             continue
         if value.is_sequence:
@@ -539,8 +542,10 @@ def _read_constraints(r: SchemaReader, node: Node) -> Constraints | None:
             entries["licence"], "`constraints.licence`", (), tuple(i.value for i in Intent)
         )
         for intent, types in lic.items():
-            values = r.strings(types, f"constraints.licence.{intent}", pattern=CODE_RE)
-            if not values:
+            values = r.strings(
+                types, f"constraints.licence.{intent}", pattern=CODE_RE, hint=_CODE_HINT
+            )
+            if types.is_sequence and not types.value:  # other ways to get none were reported
                 r.error(
                     "schema.value",
                     f"constraints.licence.{intent} must list at least one "
@@ -558,7 +563,12 @@ def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
     for item in r.items(node, "`compacts`"):
         c = r.mapping(item, "a compact", ("name", "licence_types", "members"))
         name = r.string(c.get("name"), "compact name", pattern=CODE_RE, hint=_CODE_HINT) or "?"
-        types = r.strings(c.get("licence_types"), f"compact {name} licence_types", pattern=CODE_RE)
+        types = r.strings(
+            c.get("licence_types"),
+            f"compact {name} licence_types",
+            pattern=CODE_RE,
+            hint=_CODE_HINT,
+        )
         members = []
         for m_node in r.items(c.get("members"), f"compact {name} members"):
             m = r.mapping(
@@ -608,11 +618,11 @@ def _read_requirements(
 ) -> Requirements:
     licence = None
     if "licence" in entries:
-        licence = r.strings(entries["licence"], f"{where}.licence", rule_id, CODE_RE)
+        licence = r.strings(entries["licence"], f"{where}.licence", rule_id, CODE_RE, _CODE_HINT)
     skills = []
     for s_node in r.items(entries.get("skills"), f"{where}.skills", rule_id):
         s = r.mapping(s_node, f"a skill in {where}.skills", ("name", "min_level"), (), rule_id)
-        name = r.string(s.get("name"), "skill name", rule_id, CODE_RE)
+        name = r.string(s.get("name"), "skill name", rule_id, CODE_RE, _CODE_HINT)
         level = r.integer(s.get("min_level"), "skill min_level", 0, 10, rule_id)
         if name is not None and level is not None:
             skills.append(RequiredSkill(name, level))
@@ -697,7 +707,7 @@ def _read_rule(r: SchemaReader, node: Node) -> RawRule | None:
         where = f"rule {rid} route"
         e = r.mapping(then["route"], "`route`", ("queue",), (*_REQUIREMENT_KEYS, "reason"), rule_id)
         queue, by_intent = _queue_target(r, e.get("queue"), "route queue", rid)
-        reason = r.string(e.get("reason"), "route reason", rule_id, NAME_RE) or "routed"
+        reason = r.string(e.get("reason"), "route reason", rule_id, NAME_RE, _NAME_HINT) or "routed"
         action = RouteAction(queue, _read_requirements(r, e, where, rid), reason)
     elif kinds == ["escalate"]:
         e = r.mapping(
@@ -705,7 +715,7 @@ def _read_rule(r: SchemaReader, node: Node) -> RawRule | None:
         )
         queue, by_intent = _queue_target(r, e.get("queue"), "escalate queue", rid)
         level = r.integer(e.get("level"), "escalation level", 1, 9, rule_id) or 1
-        reason = r.string(e.get("reason"), "escalate reason", rule_id, NAME_RE) or "?"
+        reason = r.string(e.get("reason"), "escalate reason", rule_id, NAME_RE, _NAME_HINT) or "?"
         assign = None
         if "assign" in e:
             a = r.mapping(e["assign"], "`assign`", (), _REQUIREMENT_KEYS, rule_id)
@@ -714,7 +724,7 @@ def _read_rule(r: SchemaReader, node: Node) -> RawRule | None:
     elif kinds == ["exception"]:
         e = r.mapping(then["exception"], "`exception`", ("queue", "reason"), (), rule_id)
         queue_name = r.string(e.get("queue"), "exception queue", rule_id, NAME_RE, _QUEUE_HINT)
-        reason = r.string(e.get("reason"), "exception reason", rule_id, NAME_RE) or "?"
+        reason = r.string(e.get("reason"), "exception reason", rule_id, NAME_RE, _NAME_HINT) or "?"
         action = ExceptionAction(queue_name or "?", reason)
     if rule_id is None or when_text is None or when_node is None:
         return None

@@ -198,6 +198,10 @@ class _TreeBuilder:
             value: dict[str, Node] | list[Node] = {} if isinstance(event, MappingStartEvent) else []
             self._stack.append(_Open(Node(value, line, column)))
         elif isinstance(event, ScalarEvent):
+            if event.value == "" and event.style is None and self._stack:
+                top = self._stack[-1]
+                if top.node.is_mapping:  # `key:` and nothing: the parser marks the next token
+                    line, column = top.key_line, top.key_column
             self._attach(Node(self._scalar(event), line, column))
 
     def _checks(self, event: NodeEvent) -> None:

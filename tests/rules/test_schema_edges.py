@@ -1,0 +1,583 @@
+"""The schema pass on operator mistakes: each one's code, file:line:col, rule id and advice."""
+
+from __future__ import annotations
+
+import pytest
+
+from caseroute.domain.errors import RulesetError, Severity
+from caseroute.testing import CATCH_ALL_RULE, MINIMAL_HEADER, compile_text, ruleset_with_rules
+
+Found = list[tuple[str, int, int, str | None, str]]
+_BASE = ruleset_with_rules(CATCH_ALL_RULE)
+_NAME_HINT = " (lower-case letters, digits, - and _; at most 64)"
+_CODE_HINT = " (letters, digits and _ . : / -; at most 64)"
+
+
+def _errors(text: str) -> Found:
+    """The errors of compiling ``text`` (warnings such as unused params are not pinned here)."""
+    with pytest.raises(RulesetError) as exc:
+        compile_text(text)
+    return [
+        (p.code, p.line, p.column, p.rule_id, p.message)
+        for p in exc.value.problems
+        if p.severity is Severity.ERROR
+    ]
+
+
+def _with(section: str) -> str:
+    """The smallest valid ruleset with ``section`` added on line 10, after the header."""
+    return ruleset_with_rules(CATCH_ALL_RULE, MINIMAL_HEADER + section)
+
+
+def _with_rule(then: str) -> str:
+    """A ruleset whose rule r1 (its `then:` on line 16) has ``then``."""
+    rule = f"  - id: r1\n    when: \"case.intent == 'billing'\"\n    then: {then}\n"
+    return ruleset_with_rules(rule + CATCH_ALL_RULE)
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        (
+            "signals: {sla_at_risk_minutes: soon}\n",
+            [
+                (
+                    "schema.type",
+                    10,
+                    32,
+                    None,
+                    "signals.sla_at_risk_minutes must be a number, got text 'soon'",
+                )
+            ],
+        ),
+        (
+            "signals: {sentiment_window: 2.5}\n",
+            [
+                (
+                    "schema.type",
+                    10,
+                    29,
+                    None,
+                    "signals.sentiment_window must be a whole number, got number 2.5",
+                )
+            ],
+        ),
+        (
+            "signals: {negative_sentiment: 2}\n",
+            [("schema.range", 10, 31, None, "signals.negative_sentiment must be within [-1, 1]")],
+        ),
+        (
+            "params: {t: x}\nsignals: {sla_at_risk_minutes: params.t}\n",
+            [
+                (
+                    "schema.unknown_param",
+                    11,
+                    32,
+                    None,
+                    (
+                        "signals.sla_at_risk_minutes refers to `params.t`, which is not a numeric "
+                        "param; define it under `params`"
+                    ),
+                )
+            ],
+        ),
+        (
+            (
+                "compacts:\n  - name: nlc\n    licence_types: [RN]\n    members:\n"
+                "      - {jurisdiction: US-TX, since: '2026-13-01'}\n"
+                "      - {jurisdiction: US-OK, since: 5}\n"
+                "      - {jurisdiction: US-AZ, since: '2026-02-01', until: 2026-01-01}\n"
+                "      - {since: 2026-01-01}\n"
+                "      - {jurisdiction: US-NM, since: 2026-01-01T10:00:00}\n"
+            ),
+            [
+                (
+                    "schema.type",
+                    14,
+                    38,
+                    None,
+                    "member since must be a date YYYY-MM-DD, got text '2026-13-01'",
+                ),
+                (
+                    "schema.type",
+                    15,
+                    38,
+                    None,
+                    "member since must be a date YYYY-MM-DD, got number 5",
+                ),
+                ("schema.range", 16, 59, None, "membership of US-AZ ends before it starts"),
+                ("schema.missing_key", 17, 9, None, "a member of compact nlc needs `jurisdiction`"),
+                (
+                    "schema.type",
+                    18,
+                    38,
+                    None,
+                    "member since must be a date YYYY-MM-DD, got text '2026-01-01T10:00:00'",
+                ),
+            ],
+        ),
+        (
+            "matching: {statuses: available}\n",
+            [
+                (
+                    "schema.type",
+                    10,
+                    22,
+                    None,
+                    "matching.statuses must be a list, got text 'available'",
+                )
+            ],
+        ),
+        (
+            "matching: {statuses: [availble]}\n",
+            [
+                (
+                    "schema.value",
+                    10,
+                    23,
+                    None,
+                    (
+                        "each of matching.statuses must be one of available, busy, away, offline; "
+                        "got 'availble' (did you mean `available`?)"
+                    ),
+                )
+            ],
+        ),
+        (
+            "matching: {ranking: [longest_idle, longest_idle]}\n",
+            [("schema.value", 10, 21, None, "matching.ranking lists a criterion twice")],
+        ),
+        (
+            "matching: {ranking: [fastest]}\n",
+            [
+                (
+                    "schema.value",
+                    10,
+                    22,
+                    None,
+                    (
+                        "each of matching.ranking must be one of lowest_utilisation, "
+                        "highest_skill_level, longest_idle, highest_seniority; got 'fastest'"
+                    ),
+                )
+            ],
+        ),
+        (
+            "params: [a, b]\n",
+            [("schema.type", 10, 9, None, "`params` must be a mapping of name: value")],
+        ),
+        (
+            "params: {Bad-Name: 1}\n",
+            [
+                (
+                    "schema.format",
+                    10,
+                    10,
+                    None,
+                    "param name `Bad-Name` must be lower_snake_case (at most 64)",
+                )
+            ],
+        ),
+        (
+            "params:\n  codes: [a, {b: 1}, ~]\n",
+            [
+                (
+                    "schema.type",
+                    11,
+                    14,
+                    None,
+                    "param `codes` lists must hold strings, numbers or booleans, got a mapping",
+                ),
+                (
+                    "schema.type",
+                    11,
+                    22,
+                    None,
+                    (
+                        "param `codes` lists must hold strings, numbers or booleans, got nothing "
+                        "(empty value)"
+                    ),
+                ),
+            ],
+        ),
+        (
+            "params:\n  table: {a: 1}\n",
+            [
+                (
+                    "schema.type",
+                    11,
+                    10,
+                    None,
+                    (
+                        "param `table` must be a string, number, boolean or a list of them, got a "
+                        "mapping"
+                    ),
+                )
+            ],
+        ),
+        (
+            "attributes: [vip]\n",
+            [
+                (
+                    "schema.type",
+                    10,
+                    13,
+                    None,
+                    "`attributes` must map attribute names to string, number or boolean",
+                )
+            ],
+        ),
+        (
+            "attributes: {Vip: boolean}\n",
+            [
+                (
+                    "schema.format",
+                    10,
+                    19,
+                    None,
+                    "attribute name `Vip` must be lower_snake_case (at most 64)",
+                )
+            ],
+        ),
+        (
+            "attributes: {vip: text}\n",
+            [
+                (
+                    "schema.value",
+                    10,
+                    19,
+                    None,
+                    (
+                        "attribute `vip` must be declared as string, number or boolean, got text "
+                        "'text'"
+                    ),
+                )
+            ],
+        ),
+        (
+            "attributes:\n" + "".join(f"  a{i}: string\n" for i in range(229)),
+            [
+                (
+                    "limit.attributes",
+                    10,
+                    1,
+                    None,
+                    (
+                        "229 attributes are declared; the rule engine can carry at most 228 on a "
+                        "case (its facts hold 254 values, and the built-in fields use the rest). "
+                        "Declare only the attributes rules read"
+                    ),
+                )
+            ],
+        ),
+    ],
+)
+def test_a_mistaken_optional_section_is_reported_where_it_is_written(
+    section: str, expected: Found
+) -> None:
+    """params, signals, attributes, compacts and matching mistakes: code, line:col, advice."""
+    assert _errors(_with(section)) == expected
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "description: test ruleset",
+            "description: [a]",
+            [("schema.type", 3, 14, None, "`description` must be a non-empty string, got a list")],
+        ),
+        (
+            "description: test ruleset",
+            "description: {a: 1}",
+            [
+                (
+                    "schema.type",
+                    3,
+                    14,
+                    None,
+                    "`description` must be a non-empty string, got a mapping",
+                )
+            ],
+        ),
+        (
+            "licence: {clinical: [RN]}",
+            "licence: {clinical: []}",
+            [
+                (
+                    "schema.value",
+                    7,
+                    23,
+                    None,
+                    (
+                        "constraints.licence.clinical must list at least one licence type (remove "
+                        "the key if none is required)"
+                    ),
+                )
+            ],
+        ),
+        (
+            "licence: {clinical: [RN]}",
+            "licence: {clinical: [RN, ~]}",
+            [
+                (
+                    "schema.type",
+                    7,
+                    28,
+                    None,
+                    (
+                        "each entry of constraints.licence.clinical must be a non-empty string, "
+                        "got nothing (empty value)"
+                    ),
+                )
+            ],
+        ),
+        (
+            "licence: {clinical: [RN]}",
+            "licence: {clinical: [R N]}",
+            [
+                (
+                    "schema.format",
+                    7,
+                    24,
+                    None,
+                    f"each entry of constraints.licence.clinical 'R N' is not valid{_CODE_HINT}",
+                )
+            ],
+        ),
+        (
+            "owner: tests\n",
+            "owner:\n",
+            [
+                (
+                    "schema.type",
+                    4,
+                    1,
+                    None,
+                    "`owner` must be a non-empty string, got nothing (empty value)",
+                )
+            ],
+        ),
+        (
+            "    when: true\n",
+            "    when:\n",
+            [
+                (
+                    "rules.missing_catch_all",
+                    11,
+                    0,
+                    "safeguarding",
+                    (
+                        "the last rule must be a catch-all (`when: true`) so every case gets a "
+                        "decision; add one at the end"
+                    ),
+                ),
+                (
+                    "schema.type",
+                    15,
+                    5,
+                    "rest",
+                    (
+                        "`when` must be a condition in quotes, or `true` for the catch-all; got "
+                        "nothing (empty value)"
+                    ),
+                ),
+            ],
+        ),
+        (
+            "    when: true\n",
+            "    when: 5\n",
+            [
+                (
+                    "rules.missing_catch_all",
+                    11,
+                    0,
+                    "safeguarding",
+                    (
+                        "the last rule must be a catch-all (`when: true`) so every case gets a "
+                        "decision; add one at the end"
+                    ),
+                ),
+                (
+                    "schema.type",
+                    15,
+                    11,
+                    "rest",
+                    (
+                        "`when` must be a condition in quotes, or `true` for the catch-all; got "
+                        "number 5"
+                    ),
+                ),
+            ],
+        ),
+        (
+            "rules:\n",
+            "rules:\n  - just text\n",
+            [
+                (
+                    "schema.type",
+                    11,
+                    5,
+                    None,
+                    "rule `?` must be a mapping (key: value lines), got text 'just text'",
+                )
+            ],
+        ),
+        (
+            "rules:\n",
+            "rules:\n  - {when: true, then: {route: {queue: q}}}\n",
+            [("schema.missing_key", 11, 5, None, "rule `?` needs `id`")],
+        ),
+    ],
+)
+def test_a_mistake_in_the_header_or_a_rule_is_reported_where_it_is_written(
+    old: str, new: str, expected: Found
+) -> None:
+    """Empty values, wrong types and malformed codes: code, the line:col written, advice."""
+    assert old in _BASE
+    assert _errors(_BASE.replace(old, new, 1)) == expected
+
+
+def test_a_param_written_with_no_value_is_reported_on_its_own_line() -> None:
+    """`name:` with nothing after it points at the param's line, not the line below it."""
+    assert _errors(_with("params:\n  nothing:\n")) == [
+        (
+            "schema.type",
+            11,
+            3,
+            None,
+            (
+                "param `nothing` must be a string, number, boolean or a list of them, got nothing "
+                "(empty value)"
+            ),
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("then", "expected"),
+    [
+        (
+            "{route: {queue: q, territory: 'yes'}}",
+            [
+                (
+                    "schema.type",
+                    16,
+                    41,
+                    "r1",
+                    "rule r1 route.territory must be true or false, got text 'yes'",
+                )
+            ],
+        ),
+        (
+            (
+                "{route: {queue: q, skills: [{name: triage, min_level: 11}, "
+                "{name: x, min_level: one}]}}"
+            ),
+            [
+                ("schema.range", 16, 65, "r1", "skill min_level must be between 0 and 10, got 11"),
+                (
+                    "schema.type",
+                    16,
+                    91,
+                    "r1",
+                    "skill min_level must be a whole number, got text 'one'",
+                ),
+            ],
+        ),
+        (
+            "{route: {queue: q, skills: [{name: 'tri age', min_level: 1}]}}",
+            [("schema.format", 16, 46, "r1", f"skill name 'tri age' is not valid{_CODE_HINT}")],
+        ),
+        (
+            "{escalate: {queue: q, reason: r, level: 0, assign: {roles: [nurse]}}}",
+            [
+                ("schema.range", 16, 51, "r1", "escalation level must be between 1 and 9, got 0"),
+                (
+                    "schema.value",
+                    16,
+                    71,
+                    "r1",
+                    (
+                        "each of rule r1 escalate.assign.roles must be one of agent, senior, "
+                        "manager; got 'nurse'"
+                    ),
+                ),
+            ],
+        ),
+        (
+            "{route: {queue: q}, exception: {queue: q, reason: r}}",
+            [
+                (
+                    "rules.action_count",
+                    16,
+                    11,
+                    "r1",
+                    (
+                        "`then` needs exactly one of route, escalate, exception (found: route, "
+                        "exception)"
+                    ),
+                )
+            ],
+        ),
+        (
+            "{priority: high}",
+            [
+                (
+                    "rules.action_count",
+                    16,
+                    11,
+                    "r1",
+                    "`then` needs exactly one of route, escalate, exception (found: none)",
+                )
+            ],
+        ),
+        (
+            "{route: {queue: q}, priority: urgentt}",
+            [
+                (
+                    "schema.value",
+                    16,
+                    41,
+                    "r1",
+                    (
+                        "priority must be one of low, normal, high, urgent; got 'urgentt' (did you "
+                        "mean `urgent`?)"
+                    ),
+                )
+            ],
+        ),
+        (
+            "{exception: {queue: Bad Q, reason: Not Valid}}",
+            [
+                (
+                    "schema.format",
+                    16,
+                    31,
+                    "r1",
+                    f"exception queue 'Bad Q' is not valid{_NAME_HINT}",
+                ),
+                (
+                    "schema.format",
+                    16,
+                    46,
+                    "r1",
+                    f"exception reason 'Not Valid' is not valid{_NAME_HINT}",
+                ),
+            ],
+        ),
+        (
+            "{route: {queue: q, reason: Not Valid}}",
+            [("schema.format", 16, 38, "r1", f"route reason 'Not Valid' is not valid{_NAME_HINT}")],
+        ),
+    ],
+)
+def test_a_mistaken_action_is_reported_with_its_rule_id(then: str, expected: Found) -> None:
+    """route/escalate/exception mistakes carry the rule id, line:col and what is valid."""
+    assert _errors(_with_rule(then)) == expected
+
+
+def test_a_numeric_description_is_kept_as_its_text() -> None:
+    """`description: 3` is accepted as the text "3" (only patterned strings refuse numbers)."""
+    compiled = compile_text(_BASE.replace("description: test ruleset", "description: 3"))
+    assert compiled.description == "3"
