@@ -34,6 +34,11 @@ def _cmd_new_version(args: argparse.Namespace) -> int:
         )
     pointer = home / SERVING_FILE
     if args.source is not None:
+        if not VERSION_RE.fullmatch(args.source):  # a path would copy from outside PATH
+            raise UsageError(
+                f"--from {args.source!r} is not a version: letters, digits, dots, dashes, + "
+                "and _, starting with a letter or digit (e.g. 2026.11.1)"
+            )
         source_version = args.source
     elif pointer.is_file():
         source_version = parse_serving(pointer).active
@@ -62,10 +67,20 @@ def _cmd_new_version(args: argparse.Namespace) -> int:
     shutil.copytree(source, staging)
     text = (staging / RULESET_FILE).read_text(encoding="utf-8")
     text, count = _VERSION_LINE.subn(f'version: "{version}"', text, count=1)
-    if count != 1:  # load_ruleset above proved a top-level version: line exists
-        shutil.rmtree(staging, ignore_errors=True)
-        raise UsageError(f"could not find the `version:` line in {source}/{RULESET_FILE}")
     (staging / RULESET_FILE).write_text(text, encoding="utf-8")
+    # The line rewrite is textual: YAML may spell the key quoted or put the value on the next
+    # line. Only a draft that loads and declares the new version is kept.
+    try:
+        drafted = load_ruleset(staging).version if count == 1 else None
+    except RulesetError:
+        drafted = None
+    if drafted != version:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UsageError(
+            f'could not set `version: "{version}"` in the copy of {source}/{RULESET_FILE}: '
+            f'write its version on one top-level line of its own, `version: "{source_version}"`'
+            ", then run this again"
+        )
     staging.rename(target)  # atomic: a poller never sees a half-copied version
     out(f"created {target} from {source_version} (a draft: nothing serves it until activated)")
     out("next: edit it, then")

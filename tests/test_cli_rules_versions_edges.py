@@ -1,0 +1,188 @@
+"""`caseroute rules new-version`: every refusal says what is wrong and what to do; no half draft."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from caseroute.cli.command import main
+from caseroute.rules.compiler import load_ruleset
+from caseroute.testing import REFERENCE_HOME
+
+ACTIVE = "2026.11.1"  # what the reference home's serving.yaml names
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A copy of the reference ruleset's directory (versions + serving.yaml)."""
+    copy = tmp_path / "patient-enquiries"
+    shutil.copytree(REFERENCE_HOME, copy)
+    return copy
+
+
+def _new_version(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["rules", "new-version", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _entries(home: Path) -> list[str]:
+    return sorted(p.name for p in home.iterdir())
+
+
+def _rewrite_version_line(home: Path, replacement: str) -> Path:
+    path = home / ACTIVE / "ruleset.yaml"
+    path.write_text(path.read_text().replace(f'version: "{ACTIVE}"', replacement))
+    return path
+
+
+def test_a_single_ruleset_file_home_is_refused_with_how_to_convert_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PATH holding ruleset.yaml directly: refused, saying where to move it and what to write."""
+    flat = tmp_path / "flat"
+    shutil.copytree(REFERENCE_HOME / ACTIVE, flat)
+    assert _new_version(capsys, str(flat), "--version", "2026.12.0") == (
+        2,
+        "",
+        (
+            f"caseroute: {flat} holds a single ruleset file, not versions: move it to "
+            f"{flat}/<its version>/ruleset.yaml and write {flat}/serving.yaml with `active: <its "
+            "version>` (docs/rulesets.md, Versions), then run this again\n"
+        ),
+    )
+
+
+def test_a_home_without_a_pointer_needs_from(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No serving.yaml and no --from: there is no active version to copy; nothing created."""
+    (home / "serving.yaml").unlink()
+    assert _new_version(capsys, str(home), "--version", "2026.12.0") == (
+        2,
+        "",
+        (
+            f"caseroute: no serving.yaml in {home}, so no active version to copy: pass --from "
+            "VERSION or point PATH at a ruleset's directory (rulesets/<name>)\n"
+        ),
+    )
+    assert _entries(home) == [ACTIVE]
+
+
+def test_from_copies_the_named_version_instead_of_the_active_one(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--from picks the source; the draft declares the new version and loads."""
+    code, out, err = _new_version(capsys, str(home), "--version", "2026.12.0", "--from", ACTIVE)
+    assert (code, out.splitlines()[0], err) == (
+        0,
+        f"created {home / '2026.12.0'} from {ACTIVE} (a draft: nothing serves it until activated)",
+        "",
+    )
+    assert load_ruleset(home / "2026.12.0").version == "2026.12.0"
+
+
+def test_a_missing_source_version_is_refused(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--from naming a version that is not there: refused naming the missing file."""
+    assert _new_version(capsys, str(home), "--version", "2026.12.0", "--from", "2020.1.0") == (
+        2,
+        "",
+        f"caseroute: no version 2020.1.0 to copy: {home}/2020.1.0/ruleset.yaml is missing\n",
+    )
+    assert _entries(home) == [ACTIVE, "serving.yaml"]
+
+
+def test_from_outside_the_rulesets_directory_is_refused(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--from ../other/V would copy another ruleset's version in: refused like --version."""
+    shutil.copytree(home, home.parent / "other")
+    source = f"../other/{ACTIVE}"
+    assert _new_version(capsys, str(home), "--version", "2026.12.0", "--from", source) == (
+        2,
+        "",
+        (
+            f"caseroute: --from '{source}' is not a version: letters, digits, dots, dashes, + "
+            f"and _, starting with a letter or digit (e.g. {ACTIVE})\n"
+        ),
+    )
+    assert _entries(home) == [ACTIVE, "serving.yaml"]
+
+
+def test_a_source_that_does_not_load_is_refused(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The active version is broken: refused with the count and the check to run; no draft."""
+    path = home / ACTIVE / "ruleset.yaml"
+    path.write_text(path.read_text().replace("rules:", "rulez:", 1))
+    code, out, err = _new_version(capsys, str(home), "--version", "2026.12.0")
+    assert (code, out, err.replace(str(home), "HOME")) == (
+        2,
+        "",
+        (
+            f"caseroute: version {ACTIVE} does not load (4 problem(s); run `caseroute rules check "
+            f"HOME/{ACTIVE}`); copy a version that loads, with --from\n"
+        ),
+    )
+    assert _entries(home) == [ACTIVE, "serving.yaml"]
+
+
+def test_a_malformed_pointer_is_reported_with_file_and_line(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """serving.yaml naming no valid active version: the problem with file:line, no draft."""
+    (home / "serving.yaml").write_text("active: 2026.11\n")
+    code, out, err = _new_version(capsys, str(home), "--version", "2026.12.0")
+    assert (code, out, err.splitlines()[1:]) == (
+        1,
+        "",
+        [
+            (
+                f"  {home}/serving.yaml:1:9: error serving.value: `active` must be a version "
+                "string such as 2025.06.0 (letters, digits, dots, dashes), not 2026.11; quote it "
+                "if YAML reads it as a number"
+            ),
+            "Run `caseroute rules check` on the ruleset.",
+        ],
+    )
+    assert _entries(home) == [ACTIVE, "serving.yaml"]
+
+
+CANNOT_REWRITE = (
+    'caseroute: could not set `version: "2026.12.0"` in the copy of {home}/'
+    + ACTIVE
+    + '/ruleset.yaml: write its version on one top-level line of its own, `version: "'
+    + ACTIVE
+    + '"`, then run this again\n'
+)
+
+
+def test_a_version_value_on_the_next_line_never_yields_a_broken_draft(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`version:` with its value on the next line: refused, not a draft that does not load."""
+    _rewrite_version_line(home, f'version:\n  "{ACTIVE}"')
+    assert load_ruleset(home / ACTIVE).version == ACTIVE  # valid YAML, a valid ruleset
+    assert _new_version(capsys, str(home), "--version", "2026.12.0") == (
+        2,
+        "",
+        CANNOT_REWRITE.format(home=home),
+    )
+    assert _entries(home) == [ACTIVE, "serving.yaml"]
+
+
+def test_a_quoted_version_key_is_refused_with_what_to_write(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`"version": ...` loads but is not a line the command rewrites: it says what to write."""
+    _rewrite_version_line(home, f'"version": "{ACTIVE}"')
+    assert _new_version(capsys, str(home), "--version", "2026.12.0") == (
+        2,
+        "",
+        CANNOT_REWRITE.format(home=home),
+    )
+    assert _entries(home) == [ACTIVE, "serving.yaml"]
