@@ -15,6 +15,7 @@ from caseroute import __version__
 from caseroute.cli import (
     audit,
     decide,
+    replay,
     rules,
     rules_admin,
     rules_shadow,
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules_shadow.register(rules_sub)
     audit.register(sub)
     simulate.register(sub)
+    replay.register(sub)
     return parser
 
 

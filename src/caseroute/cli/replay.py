@@ -1,0 +1,243 @@
+"""``caseroute replay``: what a candidate ruleset would change in past decisions, as a CI gate.
+
+Exit codes: 0 every ``--fail-on`` gate passed; 1 a gate was exceeded (or the candidate has
+errors); 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from caseroute.cli.options import ENGINES, default_engine, parse_instant
+from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError
+from caseroute.render import escape_lines
+
+if TYPE_CHECKING:
+    from caseroute.replay import Gate, RecordSource
+
+FORMATS = ("table", "json", "markdown")
+_RATE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<pct>%?)")
+
+
+def parse_gate(text: str) -> Gate:
+    """``CLASS=RATE`` (``0.5%`` or ``0.005``) as a gate; a bad one is a usage error."""
+    from caseroute.replay import CLASSES, Gate
+    from caseroute.replay.report import CHANGED
+
+    valid = (*CLASSES, CHANGED)
+    name, sep, rate_text = text.partition("=")
+    name = name.strip()
+    if not sep or name not in valid:
+        raise UsageError(
+            f"--fail-on {text!r}: the class must be one of {', '.join(valid)}, written "
+            "CLASS=RATE, e.g. --fail-on outcome_changed=0.5%"
+        )
+    match = _RATE.fullmatch(rate_text.strip())
+    rate = float(match["number"]) / (100 if match["pct"] else 1) if match else -1.0
+    if not 0 <= rate <= 1:
+        raise UsageError(
+            f"--fail-on {text!r}: the rate must be a share from 0 to 1 (0.005) or a percentage "
+            "from 0% to 100% (0.5%)"
+        )
+    return Gate(name, rate)
+
+
+def _positive(flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number of at least 1")
+        return value
+
+    return parse
+
+
+def _source(args: argparse.Namespace) -> tuple[RecordSource, Callable[[], None]]:
+    """Where the records come from, and how to close it."""
+    from caseroute.replay import ExportedRecords, RecordFilter, SinkRecords
+
+    where = RecordFilter(
+        since=parse_instant(args.since, "--since"),
+        until=parse_instant(args.until, "--until"),
+        case_id=args.case_id,
+        limit=args.limit,
+    )
+    store = None
+    if args.audit_db is not None or args.input is None:
+        from caseroute.cli.audit import open_log
+
+        if args.audit_db is None:
+            from caseroute.audit.config import DEFAULT_AUDIT_DB
+
+            args.audit_db = Path(os.environ.get("CASEROUTE_AUDIT_DB", str(DEFAULT_AUDIT_DB)))
+        store = open_log(args)
+    close = store.close if store is not None else (lambda: None)
+    if args.input is None:
+        assert store is not None  # noqa: S101 - opened above when there is no --input
+        return SinkRecords(store, where), close
+    if not args.input.is_file():
+        close()
+        raise UsageError(
+            f"no file at --input {args.input}; pass the output of `caseroute audit export`"
+        )
+    return ExportedRecords(args.input, where, store.get_blob if store else None), close
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar with an ETA on stderr, when stderr is a terminal."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "replaying",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("replay", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from caseroute.domain.errors import RulesetNotFoundError
+    from caseroute.engine.case_rules import EngineKind
+    from caseroute.replay import (
+        ReplayOptions,
+        default_workers,
+        exceeded,
+        replay,
+        resolve_candidate,
+    )
+    from caseroute.replay.render import render_json, render_markdown, render_plain, render_table
+    from caseroute.replay.source import ExportFormatError
+
+    gates = [parse_gate(text) for text in args.fail_on]
+    try:
+        candidate = resolve_candidate(args.candidate, args.rulesets)
+    except RulesetNotFoundError as exc:
+        raise UsageError(f"--candidate: {exc}") from None
+    source, close = _source(args)
+    try:
+        with _progress(sys.stderr.isatty()) as progress:
+            options = ReplayOptions(
+                EngineKind(args.engine), args.workers or default_workers(), args.sample, progress
+            )
+            report = replay(source, candidate, options)
+    except ExportFormatError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read --input {args.input}: {exc.strerror or exc}") from None
+    finally:
+        close()
+    if args.format == "json":
+        text = render_json(report)
+    elif args.format == "markdown":
+        text = render_markdown(report)
+    else:
+        text = render_table(report) if sys.stdout.isatty() else render_plain(report)
+    sys.stdout.write(text + "\n")
+    failed = exceeded(report, gates)
+    for line in failed:
+        sys.stderr.write(f"caseroute: replay gate failed: {escape_lines(line)}\n")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``replay``."""
+    from caseroute.audit.config import DEFAULT_AUDIT_DB
+
+    cmd = sub.add_parser(
+        "replay",
+        help="re-decide recorded decisions under a candidate ruleset and report what would "
+        "change (exit 1 when a --fail-on gate is exceeded)",
+        description="Re-decide each recorded decision's exact input (stored case, roster "
+        "snapshot with the batch's earlier assignments, recorded now) under a candidate "
+        "ruleset, classify every difference and report rates, breakdowns and samples. "
+        "Records of other ruleset names are skipped (counted as other_ruleset). "
+        "See docs/replay.md.",
+    )
+    cmd.add_argument(
+        "--candidate",
+        required=True,
+        metavar="PATH_OR_NAME@VERSION",
+        help="a ruleset file or directory, or NAME@VERSION under --rulesets",
+    )
+    cmd.add_argument(
+        "--rulesets",
+        type=Path,
+        default=Path(os.environ.get("CASEROUTE_RULESETS", "rulesets")),
+        help="rulesets directory for NAME@VERSION ($CASEROUTE_RULESETS, default rulesets)",
+    )
+    cmd.add_argument(
+        "--audit-db",
+        type=Path,
+        default=None,
+        help=f"decision log to replay, read-only; with --input, where roster snapshots are "
+        f"read ($CASEROUTE_AUDIT_DB, default {DEFAULT_AUDIT_DB})",
+    )
+    cmd.add_argument(
+        "--input",
+        type=Path,
+        metavar="FILE",
+        help="replay `caseroute audit export` JSON lines instead (roster snapshots come from "
+        "--audit-db when given; without it every record is not replayable)",
+    )
+    cmd.add_argument("--since", help="decisions with now >= this instant (ISO-8601)")
+    cmd.add_argument("--until", help="decisions with now < this instant (ISO-8601)")
+    cmd.add_argument("--case-id", default="", help="only this case")
+    cmd.add_argument(
+        "--limit", type=_positive("--limit"), help="at most N records, the first in chain order"
+    )
+    cmd.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (default; plain text when stdout is not a terminal), json "
+        "(docs/replay-report.schema.json) or markdown",
+    )
+    cmd.add_argument(
+        "--fail-on",
+        action="append",
+        default=[],
+        metavar="CLASS=RATE",
+        help="exit 1 when CLASS's share of the records exceeds RATE (0.5%% or 0.005); "
+        "repeatable; CLASS may also be `changed`",
+    )
+    cmd.add_argument(
+        "--workers",
+        type=_positive("--workers"),
+        help="worker processes (default: the CPU count, at most 2; 1 replays in this process)",
+    )
+    cmd.add_argument(
+        "--sample",
+        type=_positive("--sample"),
+        default=5,
+        help="decision ids shown per class (default 5)",
+    )
+    cmd.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=default_engine(),
+        help="engine of record for the candidate (default: $CASEROUTE_ENGINE or durable)",
+    )
+    cmd.set_defaults(run=_cmd_replay)

@@ -1,0 +1,279 @@
+"""`caseroute replay`: formats, the --fail-on gate, candidates by path or NAME@VERSION, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from caseroute.cli import main
+from tests.replay.recorded import CANDIDATES, record_log
+
+
+@pytest.fixture(scope="module")
+def audit_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed decision log holding the three records of tests/replay/recorded.py."""
+    directory = tmp_path_factory.mktemp("cli-replay")
+    record_log(directory).close()
+    return directory / "audit.db"
+
+
+@pytest.fixture(scope="module")
+def rulesets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A rulesets directory holding test@2 as the `queue` candidate, plus each candidate file."""
+    root = tmp_path_factory.mktemp("rulesets")
+    (root / "test" / "2").mkdir(parents=True)
+    (root / "test" / "2" / "ruleset.yaml").write_text(CANDIDATES["queue"])
+    for name, text in CANDIDATES.items():
+        (root / f"{name}.yaml").write_text(text)
+    return root
+
+
+def _replay(audit_db: Path, rulesets: Path, *args: str) -> list[str]:
+    return [
+        "replay",
+        "--audit-db",
+        str(audit_db),
+        "--rulesets",
+        str(rulesets),
+        "--engine",
+        "python",
+        "--workers",
+        "1",
+        *args,
+    ]
+
+
+def test_json_report_by_name_at_version(
+    audit_db: Path, rulesets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--candidate test@2 resolves under --rulesets; --format json prints the schema's top level."""
+    code = main(_replay(audit_db, rulesets, "--candidate", "test@2", "--format", "json"))
+    data = json.loads(capsys.readouterr().out)
+    assert (
+        code,
+        data["total"],
+        data["changed"],
+        data["not_replayable"],
+        data["candidate"]["ruleset_version"],
+    ) == (0, 3, 2, 0, "2")
+    assert data["classes"]["queue_changed"] == 2
+
+
+def test_fail_on_gate_passes_under_the_rate(
+    audit_db: Path, rulesets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """2 of 3 queue changes pass a 70% gate: exit 0 and nothing on stderr."""
+    code = main(
+        _replay(
+            audit_db,
+            rulesets,
+            "--candidate",
+            str(rulesets / "queue.yaml"),
+            "--fail-on",
+            "queue_changed=70%",
+            "--fail-on",
+            "outcome_changed=0",
+        )
+    )
+    assert (code, capsys.readouterr().err) == (0, "")
+
+
+def test_fail_on_gate_fails_over_the_rate(
+    audit_db: Path, rulesets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """2 of 3 queue changes exceed a 0.5 gate: exit 1 and stderr says by how much."""
+    code = main(
+        _replay(
+            audit_db,
+            rulesets,
+            "--candidate",
+            str(rulesets / "queue.yaml"),
+            "--fail-on",
+            "queue_changed=0.5",
+        )
+    )
+    assert (code, capsys.readouterr().err) == (
+        1,
+        "caseroute: replay gate failed: queue_changed: 2 of 3 = 66.6667% exceeds 50.0000%\n",
+    )
+
+
+def test_fail_on_unknown_class_is_a_usage_error_naming_the_valid_ones(
+    audit_db: Path, rulesets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown --fail-on class exits 2 and lists every valid class."""
+    code = main(_replay(audit_db, rulesets, "--candidate", "test@2", "--fail-on", "outcome=1%"))
+    assert (code, capsys.readouterr().err) == (
+        2,
+        (
+            "caseroute: --fail-on 'outcome=1%': the class must be one of outcome_changed, "
+            "agent_changed, queue_changed, priority_changed, escalation_added, escalation_removed, "
+            "deciding_rule_changed, new_exception, not_replayable, unchanged, changed, written "
+            "CLASS=RATE, e.g. --fail-on outcome_changed=0.5%\n"
+        ),
+    )
+
+
+@pytest.mark.parametrize("rate", ["150%", "2", "x", ""])
+def test_fail_on_bad_rate_is_a_usage_error(
+    audit_db: Path, rulesets: Path, capsys: pytest.CaptureFixture[str], rate: str
+) -> None:
+    """A rate outside 0-1 (or 0%-100%), or not a number, exits 2 saying how to write it."""
+    code = main(
+        _replay(audit_db, rulesets, "--candidate", "test@2", "--fail-on", f"changed={rate}")
+    )
+    assert (
+        2,
+        (
+            f"caseroute: --fail-on 'changed={rate}': the rate must be a share from 0 to 1 (0.005) "
+            "or a percentage from 0% to 100% (0.5%)\n"
+        ),
+    ) == (code, capsys.readouterr().err)
+
+
+def test_changed_gate_counts_every_changed_record(
+    audit_db: Path, rulesets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--fail-on changed=0 fails as soon as any record changed."""
+    code = main(_replay(audit_db, rulesets, "--candidate", "test@2", "--fail-on", "changed=0"))
+    assert code == 1
+    assert "replay gate failed: changed: 2 of 3" in capsys.readouterr().err
+
+
+def test_unknown_candidate_version_lists_what_there_is(
+    audit_db: Path, rulesets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NAME@VERSION not under --rulesets exits 2 naming the expected path and the versions found."""
+    code = main(_replay(audit_db, rulesets, "--candidate", "test@9"))
+    assert (
+        2,
+        (
+            f"caseroute: --candidate: no ruleset version test@9 under {rulesets} (expected "
+            f"{rulesets}/test/9/ruleset.yaml); versions there: test@2; pass --rulesets DIR or a "
+            "path\n"
+        ),
+    ) == (code, capsys.readouterr().err)
+
+
+def test_plain_table_when_stdout_is_not_a_terminal(
+    audit_db: Path, rulesets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default format prints plain lines (no ANSI) to a pipe, headline first."""
+    code = main(_replay(audit_db, rulesets, "--candidate", "test@2"))
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("replay under test@2 (")
+    assert "queue_changed                2  66.67%" in out.splitlines()
+    assert "\x1b" not in out
+
+
+def test_markdown_report(
+    audit_db: Path, rulesets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--format markdown starts with a heading and tables a change request can hold."""
+    main(_replay(audit_db, rulesets, "--candidate", "test@2", "--format", "markdown"))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["## Replay under `test@2`", ""]
+    assert "| queue_changed | 2 | 66.67% |" in lines
+
+
+def test_input_without_audit_db_reports_records_not_replayable(
+    audit_db: Path, rulesets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--input alone has no roster snapshots: every record is not_replayable (roster_missing)."""
+    main(["audit", "export", "--audit-db", str(audit_db)])
+    export = tmp_path / "export.jsonl"
+    export.write_text(capsys.readouterr().out)
+    code = main(
+        [
+            "replay",
+            "--input",
+            str(export),
+            "--candidate",
+            "test@2",
+            "--rulesets",
+            str(rulesets),
+            "--engine",
+            "python",
+            "--format",
+            "json",
+        ]
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert (
+        code,
+        data["not_replayable"],
+        data["not_replayable_reasons"],
+    ) == (0, 3, {"roster_missing": 3})
+
+
+def test_input_with_audit_db_replays_from_the_export(
+    audit_db: Path, rulesets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--input with --audit-db reads records from the file and snapshots from the log."""
+    main(["audit", "export", "--audit-db", str(audit_db), "--case-id", "C3"])
+    export = tmp_path / "export.jsonl"
+    export.write_text(capsys.readouterr().out)
+    code = main(
+        _replay(
+            audit_db, rulesets, "--input", str(export), "--candidate", "test@2", "--format", "json"
+        )
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert (code, data["total"], data["classes"]["queue_changed"]) == (0, 1, 1)
+
+
+def test_missing_input_file_is_a_usage_error(
+    rulesets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--input naming no file exits 2 saying what to pass."""
+    code = main(
+        [
+            "replay",
+            "--input",
+            str(tmp_path / "nope.jsonl"),
+            "--candidate",
+            "test@2",
+            "--rulesets",
+            str(rulesets),
+        ]
+    )
+    assert (
+        2,
+        (
+            f"caseroute: no file at --input {tmp_path / 'nope.jsonl'}; pass the output of "
+            "`caseroute audit export`\n"
+        ),
+    ) == (code, capsys.readouterr().err)
+
+
+def test_missing_audit_db_is_a_usage_error(
+    rulesets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --audit-db that does not exist exits 2 (the log is opened read-only, never created)."""
+    code = main(_replay(tmp_path / "none.db", rulesets, "--candidate", "test@2"))
+    assert code == 2
+    assert not (tmp_path / "none.db").exists()
+    assert capsys.readouterr().err.startswith(f"caseroute: no decision log at {tmp_path}")
+
+
+def test_invalid_candidate_exits_1_with_its_problems(
+    audit_db: Path, rulesets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A candidate that does not compile exits 1 with file:line problems."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CANDIDATES["queue"].replace("when: true", "when: case.urgncy == 'x'"))
+    code = main(_replay(audit_db, rulesets, "--candidate", str(bad)))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"{bad}:" in err
+
+
+def test_workers_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    """--workers 0 is refused by the parser (exit 2)."""
+    with pytest.raises(SystemExit) as caught:
+        main(["replay", "--candidate", "test@2", "--workers", "0"])
+    assert caught.value.code == 2
+    assert "--workers must be a whole number of at least 1" in capsys.readouterr().err
