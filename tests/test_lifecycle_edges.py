@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from caseroute.audit.record import RulesetEvent
 from caseroute.audit.store import AuditSink
+from caseroute.domain.decision import Decision
 from caseroute.domain.errors import (
     AuditUnavailableError,
     EngineValidationError,
@@ -20,12 +22,23 @@ from caseroute.domain.errors import (
     RulesetStateError,
 )
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
+from caseroute.engine.decide import decide
 from caseroute.lifecycle import RulesetLifecycle, tree_fingerprint
 from caseroute.registry import RulesetRegistry
 from caseroute.rules.compiler import MAX_RULESET_BYTES, load_ruleset
 from caseroute.rules.model import CompiledRuleset
 from caseroute.rules.serving import write_atomically
-from caseroute.testing import CATCH_ALL_RULE, audit_config, ruleset_with_rules
+from caseroute.testing import (
+    CATCH_ALL_RULE,
+    NOW,
+    REFERENCE_HOME,
+    REFERENCE_RULESET,
+    audit_config,
+    make_agent,
+    make_case,
+    make_roster,
+    ruleset_with_rules,
+)
 
 WAIT_S = 30.0  # an upper bound for an event that should come at once; never a sleep
 
@@ -88,6 +101,11 @@ def _served(life: RulesetLifecycle) -> list[tuple[str, str | None, str | None, t
         (s.name, s.active_version, s.shadow_version, s.previous_versions)
         for s in life.list_rulesets()
     ]
+
+
+def _decide(life: RulesetLifecycle) -> Decision:
+    with life.registry.acquire("", "") as ruleset:
+        return decide(make_case(), make_roster(make_agent()), ruleset, NOW, decision_id="d-1")
 
 
 def _events(store: AuditSink) -> list[tuple[str, str, str, str, str, str]]:
@@ -264,6 +282,22 @@ def test_a_broken_pointer_keeps_the_shadow_and_the_history_too(root: Path) -> No
     assert (_served(life), outcome.changes) == ([("routing", "1", "2", ("0",))], ())
 
 
+def test_a_pointer_broken_from_the_start_serves_only_pinned_requests(root: Path) -> None:
+    """First load with an unreadable serving.yaml: nothing active, no history, file:line shown."""
+    _serving(root, "routing", "active: '1'\nprevious: 0\n")
+    life = _lifecycle(root)
+    (info,) = life.list_rulesets()
+    assert (info.active_version, info.previous_versions, info.last_error) == (
+        None,
+        (),
+        (
+            "routing/serving.yaml:2:11: error serving.type: `previous` is a list of versions, most "
+            "recent last, e.g. [2025.05.0]"
+        ),
+    )
+    assert life.registry.resolve("routing", "2").compiled.version == "2"
+
+
 def test_a_broken_pointer_cannot_keep_a_version_that_is_gone(root: Path) -> None:
     """Pointer broken and the active version removed: nothing is active; 2 serves pinned only."""
     life = _lifecycle(root)
@@ -351,6 +385,32 @@ def test_a_second_version_without_a_pointer_keeps_the_one_serving(tmp_path: Path
     )
 
 
+def test_a_copy_that_breaks_keeps_serving_an_open_engine(tmp_path: Path) -> None:
+    """Two identical copies of a version; one breaks, the other goes: decisions stay the same.
+
+    The failing copy keeps what it served, and that must be a ruleset the registry still holds
+    open (a closed durable_rules engine fires nothing: every decision became an EXCEPTION).
+    """
+    home = tmp_path / "patient-enquiries"
+    shutil.copytree(REFERENCE_HOME, home)
+    copy = tmp_path / "a-copy" / "ruleset.yaml"
+    copy.parent.mkdir()
+    copy.write_text((REFERENCE_RULESET / "ruleset.yaml").read_text())
+    life = RulesetLifecycle(RulesetRegistry(), tmp_path, EngineKind.DURABLE, audit=None)
+    life.load()
+    before = _decide(life)
+    copy.write_text("ruleset: [\n")
+    shutil.rmtree(home / REFERENCE_RULESET.name)
+    life.reload("admin:alice")
+    try:
+        assert (_decide(life), [s.active_version for s in life.list_rulesets()]) == (
+            before,
+            [REFERENCE_RULESET.name],
+        )
+    finally:
+        life.registry.close()
+
+
 # -- reading ---------------------------------------------------------------------------------
 
 
@@ -365,6 +425,21 @@ def test_a_version_added_from_outside_the_root_is_shown_with_its_full_path(
         ("routing", ["routing/1/ruleset.yaml", "routing/2/ruleset.yaml"]),
         ("triage", [str(elsewhere / "ruleset.yaml")]),
     ]
+
+
+def test_get_source_returns_the_text_as_loaded(root: Path) -> None:
+    """GetRuleset's core: "" is the active version, its exact file text and sha256."""
+    life = _lifecycle(root)
+    text = life.get_source("routing", "")
+    (info,) = life.list_rulesets()
+    assert (text.name, text.version, text.sha256, text.text) == (
+        "routing",
+        "1",
+        info.sha256,
+        (root / "routing" / "1" / "ruleset.yaml").read_text(),
+    )
+    with pytest.raises(RulesetNotFoundError):
+        life.get_source("routing", "9")
 
 
 def test_validate_refuses_an_oversized_source_before_parsing(root: Path) -> None:

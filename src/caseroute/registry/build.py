@@ -128,7 +128,6 @@ class _Builder:
     old: Snapshot
     versions: dict[str, dict[str, LoadedRuleset]] = field(default_factory=dict)
     origins: dict[str, tuple[LoadedRuleset, ...]] = field(default_factory=dict)
-    origin_of: dict[LoadedRuleset, str] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
@@ -148,15 +147,16 @@ class _Builder:
         compiled = ruleset.compiled
         self.versions.setdefault(compiled.name, {})[compiled.version] = ruleset
         self.origins[key] = (*self.origins.get(key, ()), ruleset)
-        self.origin_of[ruleset] = key
 
     def drop(self, ruleset: LoadedRuleset) -> None:
-        key = self.origin_of.pop(ruleset, "")
-        left = tuple(r for r in self.origins.get(key, ()) if r is not ruleset)
-        if left:
-            self.origins[key] = left
-        else:
-            self.origins.pop(key, None)
+        # Invariant: origins hold only rulesets the state holds (a failing source keeps what
+        # its origin held, which must still be open); one ruleset may have several origins.
+        for key, held in list(self.origins.items()):
+            left = tuple(r for r in held if r is not ruleset)
+            if left:
+                self.origins[key] = left
+            else:
+                del self.origins[key]
 
 
 def build_state(
@@ -270,7 +270,9 @@ def _load_source(
             state.drop(clash)
             state.add(fresh, key)
         return
-    state.add(fresh, key)
+    # The same content at two paths (a copy): one prepared ruleset serves both, so neither
+    # path remembers one the new state closes.
+    state.add(clash if clash is not None else fresh, key)
 
 
 def _check_placement(source: VersionSource, compiled: CompiledRuleset) -> None:
