@@ -193,6 +193,71 @@ def test_a_read_only_rulesets_directory_refuses_activation(root: Path) -> None:
         (root / "routing").chmod(0o755)
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file without read permission")
+def test_an_unreadable_pointer_refuses_activation(root: Path) -> None:
+    """serving.yaml the server cannot read back: refused before anything is written."""
+    life = _lifecycle(root)
+    pointer = root / "routing" / "serving.yaml"
+    pointer.chmod(0o000)
+    try:
+        with pytest.raises(RulesetStateError) as exc:
+            life.activate("routing", "2", "admin:alice")
+    finally:
+        pointer.chmod(0o644)
+    assert str(exc.value).startswith(
+        "the server cannot write the serving file of ruleset routing (routing/serving.yaml; "
+        "PermissionError)"
+    )
+
+
+class _RefusingLog:
+    """A decision log whose event writes fail (the disk filled up, say)."""
+
+    def __init__(self, inner: AuditSink) -> None:
+        self.inner = inner
+        self.refuse = False
+
+    def append_events(self, events: Sequence[RulesetEvent]) -> list[RulesetEvent]:
+        """Fail while ``refuse`` is set."""
+        if self.refuse:
+            raise AuditUnavailableError("the decision log cannot be written")
+        return self.inner.append_events(events)
+
+    def decided_sha256s(self, name: str, version: str) -> frozenset[str]:
+        """Delegate."""
+        return self.inner.decided_sha256s(name, version)
+
+
+def test_a_failed_restore_is_logged_and_the_first_error_reaches_the_caller(
+    root: Path, store: AuditSink, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Log down, then the disk refuses the restore too: the caller gets the audit error."""
+    refusing = _RefusingLog(store)
+    life = RulesetLifecycle(RulesetRegistry(), root, EngineKind.PYTHON, audit=refusing)  # type: ignore[arg-type]
+    life.load()
+    refusing.refuse = True
+    writes: list[str] = []
+
+    def write_once(path: Path, text: str) -> None:
+        if writes:
+            raise OSError(28, "No space left on device")
+        writes.append(text)
+        write_atomically(path, text)
+
+    monkeypatch.setattr("caseroute.lifecycle.write_atomically", write_once)
+    pointer = root / "routing" / "serving.yaml"
+    with (
+        caplog.at_level(logging.ERROR, "caseroute.lifecycle"),
+        pytest.raises(AuditUnavailableError),
+    ):
+        life.activate("routing", "2", "admin:alice")
+    assert (caplog.messages, _served(life), pointer.read_text().splitlines()[2:]) == (
+        [f"could not restore {pointer}; fix it by hand"],
+        [("routing", "1", None, ())],
+        ['active: "2"', 'previous: ["1"]'],
+    )
+
+
 def test_a_version_that_fails_while_switching_restores_the_pointer(
     root: Path, store: AuditSink
 ) -> None:
