@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sqlite3
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from caseroute.cli import main
-from caseroute.cli.simulate import LoadSummary
+from caseroute.cli.simulate import LoadSummary, run_load
+from caseroute.domain.case import Case
 from caseroute.domain.codec import canonical_json
+from caseroute.domain.decision import Decision
 from caseroute.domain.limits import InputLimits
+from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.auth import AuthConfig
 from caseroute.grpc_api.server import RunningServer
-from caseroute.simulate import request_to_json, simulate
+from caseroute.simulate import SimulatedRequest, request_to_json, simulate
 
 from .grpc_api.conftest import serving_reference
 from .grpc_api.test_auth import CALLER, token_file
@@ -207,6 +215,7 @@ def test_usage_mistakes_exit_2_saying_what_to_do(
         ("--cases", "0", "--cases must be a whole number from 1 to 10000000, got '0'"),
         ("--agents", "x", "--agents must be a whole number from 1 to 20000, got 'x'"),
         ("--concurrency", "65", "--concurrency must be a whole number from 1 to 64, got '65'"),
+        ("--seed", "-1", f"--seed must be a whole number from 0 to {2**64 - 1}, got '-1'"),
     ],
 )
 def test_out_of_range_counts_are_refused_by_the_parser(
@@ -234,3 +243,94 @@ def test_the_summary_reports_a_rate_and_each_refusal_once() -> None:
         "refused 2 requests",
         "  UNAVAILABLE: 2 (first: server answered UNAVAILABLE: down)",
     ]
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        """Claim to be a terminal, as an interactive shell's stderr is."""
+        return True
+
+
+def test_progress_is_shown_on_a_terminal(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal stderr a `deciding` progress bar is drawn and reaches 100%."""
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    argv = ("simulate", "--cases", "8", "--agents", "3", "--seed", "4")
+    code = main([*argv, "--server", f"127.0.0.1:{server.port}"])
+    assert (code, "deciding" in terminal.getvalue(), "100%" in terminal.getvalue()) == (
+        0,
+        True,
+        True,
+    )
+
+
+def test_a_lines_case_and_roster_decide_with_caseroute_decide(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first line's case and roster, as files, are what `caseroute decide` reads."""
+    (request,) = list(simulate(1, 5, 7))
+    line = json.loads(canonical_json(request_to_json(request)))
+    (tmp_path / "case.json").write_text(json.dumps(line["cases"][0]))
+    (tmp_path / "roster.json").write_text(json.dumps(line["roster"]))
+    code, out, err = _run(
+        capsys,
+        *("decide", "--case", str(tmp_path / "case.json"), "--roster"),
+        *(str(tmp_path / "roster.json"), "--now", line["now"], "--engine", "python"),
+    )
+    assert (code, err, out.splitlines()[0]) == (
+        0,
+        "",
+        "SIM-7-000000: QUEUE in appointments (no eligible agent), priority normal",
+    )
+
+
+class _RendezvousClient:
+    """A fake RoutingClient whose calls meet in groups of `parties`, tracking calls in flight."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties, timeout=30)
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most = 0
+        self.completed = 0
+        self.release = threading.Event()
+
+    def decide(
+        self, request_id: str, cases: tuple[Case, ...], roster: Roster, now: datetime
+    ) -> tuple[Decision, ...]:
+        """Wait until `parties` calls are in flight together, then answer nothing."""
+        del request_id, cases, roster, now
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        self.barrier.wait()  # breaks (and fails the test) unless `parties` calls are in flight
+        self.release.wait(timeout=30)
+        with self.lock:
+            self.in_flight -= 1
+            self.completed += 1
+        return ()
+
+
+def test_the_load_keeps_exactly_concurrency_calls_in_flight() -> None:
+    """With --concurrency 4, four calls are in flight together, never a fifth, none queued."""
+    requests = list(simulate(40, 2, 1))[:8]
+    client = _RendezvousClient(4)
+    early: list[tuple[int, int]] = []
+
+    def pulled() -> Iterator[SimulatedRequest]:
+        for index, request in enumerate(requests):
+            # Bounded: request i is taken only once i - 4 calls have completed. No call
+            # completes before the loop asks for the fifth request.
+            if client.completed < index - 4:
+                early.append((index, client.completed))
+            if index == 4:
+                client.release.set()
+            yield request
+
+    total = sum(len(r.cases) for r in requests)
+    summary = run_load(client, pulled(), 4, total)  # type: ignore[arg-type]
+    assert (summary.requests, summary.ok, client.most, early) == (8, 8, 4, [])

@@ -20,6 +20,7 @@ from caseroute.simulate import (
     DEFAULT_START,
     GB_NATIONS,
     MAX_BATCH,
+    MAX_SEED,
     NEGATIVE_SENTIMENT,
     NON_COMPACT_STATES,
     SimulatedRequest,
@@ -202,6 +203,11 @@ def test_a_start_instant_moves_the_day_and_keeps_the_mix() -> None:
         ((0, 5, 1), "--cases must be at least 1, got 0"),
         ((5, 0, 1), "--agents must be between 1 and 20000, got 0"),
         ((5, 20001, 1), "--agents must be between 1 and 20000, got 20001"),
+        ((5, 5, -1), f"--seed must be a whole number from 0 to {MAX_SEED}, got -1"),
+        (
+            (5, 5, 2**64),
+            f"--seed must be a whole number from 0 to {MAX_SEED}, got {MAX_SEED + 1}",
+        ),
     ],
 )
 def test_out_of_range_arguments_are_refused_at_once(
@@ -211,6 +217,13 @@ def test_out_of_range_arguments_are_refused_at_once(
     with pytest.raises(ValueError, match=re.escape(message)) as raised:
         simulate(*args)
     assert str(raised.value) == message
+
+
+def test_the_largest_seed_keeps_every_id_within_the_id_limit() -> None:
+    """Ids embed the seed; at the largest seed every id still parses under DEFAULT_LIMITS."""
+    (request,) = list(simulate(1, 1, MAX_SEED))
+    assert request_from_json(json.loads(canonical_json(request_to_json(request)))) == request
+    assert request.cases[0].case_id == "SIM-18446744073709551615-000000"
 
 
 def test_a_start_without_offset_is_refused() -> None:

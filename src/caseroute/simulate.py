@@ -55,6 +55,9 @@ DAY = timedelta(hours=12)
 SNAPSHOT_EVERY = timedelta(hours=2)
 """A new roster snapshot (statuses and load change) is taken this often."""
 
+MAX_SEED = 2**64 - 1
+"""Largest seed (ids embed it, so it is bounded)."""
+
 MAX_BATCH = 10
 """Largest batch a simulated caller sends."""
 
@@ -327,7 +330,8 @@ def simulate(
     Args:
         cases: Cases in all (at least 1); batches count each of their cases.
         agents: Agents on every roster snapshot (1 to ``DEFAULT_LIMITS.max_agents``).
-        seed: Seed of the one random generator; the same arguments give the same requests.
+        seed: Seed of the one random generator (0 to ``MAX_SEED``); the same arguments give
+            the same requests.
         start: First instant of the day, with a UTC offset (default ``DEFAULT_START``).
 
     Yields:
@@ -342,6 +346,9 @@ def simulate(
         raise ValueError(
             f"--agents must be between 1 and {DEFAULT_LIMITS.max_agents}, got {agents!r}"
         )
+    if isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        # Ids embed the seed: bounded, so every id stays within --max-id-chars.
+        raise ValueError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
     begin = DEFAULT_START if start is None else start
     if begin.tzinfo is None:
         raise ValueError("start must carry a UTC offset, e.g. 2026-11-21T07:00:00Z")

@@ -231,7 +231,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="agents on each roster snapshot",
     )
     cmd.add_argument(
-        "--seed", type=int, required=True, help="random seed: same arguments, same requests"
+        "--seed",
+        type=_whole("--seed", 0, 2**64 - 1),
+        required=True,
+        help="random seed, 0 to 2**64-1: the same arguments give the same requests",
     )
     cmd.add_argument(
         "--start", help="first instant of the simulated day (default 2026-11-21T07:00:00Z)"
