@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from caseroute.domain.errors import RulesetError
-from caseroute.rules.ir import Const
+from caseroute.rules.ir import Const, LeafKind, LeafRef
 from caseroute.testing import CATCH_ALL_RULE, MINIMAL_HEADER, compile_text, ruleset_with_rules
 
 _DECLARED = """\
@@ -219,6 +219,18 @@ def _problems(when: str) -> Found:
             ),
         ),
         (
+            '"exists(case.urgncy)"',
+            (
+                "expr.unknown_field",
+                19,
+                "unknown field `case.urgncy` (did you mean `case.urgency`?)",
+            ),
+        ),
+        (
+            "\"case.intent in ['clinical', 'nope']\"",
+            ("expr.unknown_value", 12, f"`case.intent` is never 'nope'; it is {_INTENTS}"),
+        ),
+        (
             '"params.limt == case.age_minutes"',
             (
                 "expr.unknown_param",
@@ -289,6 +301,33 @@ def test_a_boolean_param_as_the_condition_is_a_constant() -> None:
             ),
         ),
         (
+            "|\n      case.intent == 'clinical'\n\n      and case.urgncy == 'x'\n",
+            (
+                "expr.unknown_field",
+                _WHEN_LINE + 3,
+                11,
+                "unknown field `case.urgncy` (did you mean `case.urgency`?)",
+            ),
+        ),
+        (
+            "|\n      case.intent ==\n",
+            (
+                "expr.syntax",
+                _WHEN_LINE + 1,
+                21,
+                "cannot read condition: expected a field, a value or `(`, found end of condition",
+            ),
+        ),
+        (
+            ">\n      case.intent == 'clinical' and\n",
+            (
+                "expr.syntax",
+                _WHEN_LINE + 1,
+                36,
+                "cannot read condition: expected a field, a value or `(`, found end of condition",
+            ),
+        ),
+        (
             "|\n      case.urgncy == 'x'\n",
             (
                 "expr.unknown_field",
@@ -305,3 +344,26 @@ def test_a_problem_in_a_block_scalar_condition_points_at_its_own_line(
     """In a `|` or `>` condition, the problem's line:column is where the mistake is written."""
     code, line, column, message = expected
     assert _problems(block) == [(code, line, column, "r1", message)]
+
+
+def test_a_boolean_field_alone_and_a_field_against_a_like_field_are_conditions() -> None:
+    """`case.attributes.vip` tests it is true; two number fields compare with each other."""
+    text = ruleset_with_rules(
+        "  - id: r1\n    when: case.attributes.vip\n    then: {route: {queue: q}}\n"
+        "  - id: r2\n    when: case.age_minutes >= case.classification_confidence\n"
+        "    then: {route: {queue: q}}\n" + CATCH_ALL_RULE,
+        _HEADER,
+    )
+    compiled = compile_text(text)
+    leaves = {
+        leaf_id: (leaf.kind, leaf.path, leaf.op, leaf.value, leaf.ref)
+        for leaf_id, leaf in compiled.leaves.items()
+    }
+    assert [(r.rule_id, r.when) for r in compiled.rules[1:3]] == [
+        ("r1", LeafRef("L1", "case.attributes.vip")),
+        ("r2", LeafRef("L2", "case.age_minutes >= case.classification_confidence")),
+    ]
+    assert [leaves["L1"], leaves["L2"]] == [
+        (LeafKind.COMPARE, "case.attributes.vip", "==", True, None),
+        (LeafKind.COMPARE, "case.age_minutes", ">=", None, "case.classification_confidence"),
+    ]

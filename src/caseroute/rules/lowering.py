@@ -70,19 +70,21 @@ class _Context:
         maps the offset back to the line it was written on.
         """
         cursor = 0
+        end = (line + 1, 0)  # past the last line read: "found end of condition" points there
         for number in range(line + 1, len(self.source_lines) + 1):
             written = self.source_lines[number - 1]
             content = written.strip()
             if not content:
                 continue
             at = self.text.find(content, cursor)
-            if at < 0:
+            if at < 0:  # a line after the block
                 break
+            indent = len(written) - len(written.lstrip())
             if offset <= at + len(content):
-                indent = len(written) - len(written.lstrip())
                 return number, indent + max(offset - at, 0) + 1
             cursor = at + len(content)
-        return line + 1, 0
+            end = (number, indent + len(content) + 1)
+        return end
 
     def leaf(
         self,
