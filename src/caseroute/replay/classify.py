@@ -80,6 +80,8 @@ def recorded_side(decision: Mapping[str, Any]) -> DecisionSide:
     Raises:
         RecordedDecisionError: If a field is missing or of the wrong type.
     """
+    if not isinstance(decision, Mapping):
+        raise RecordedDecisionError("the recorded decision is not a JSON object")
     try:
         side = DecisionSide(
             rule_id=decision["rule_id"],
@@ -89,7 +91,7 @@ def recorded_side(decision: Mapping[str, Any]) -> DecisionSide:
             priority=decision["priority"],
             escalation_level=decision["escalation_level"],
         )
-    except (KeyError, TypeError) as exc:
+    except KeyError as exc:
         raise RecordedDecisionError(f"the recorded decision has no {exc}") from None
     for name in ("rule_id", "outcome", "queue", "priority"):
         if not isinstance(getattr(side, name), str):
