@@ -117,6 +117,10 @@ def _with_rule(then: str) -> str:
             ],
         ),
         (
+            "compacts:\n  - {name: nlc, licence_types: [RN], members: [{jurisdiction: US-TX}]}\n",
+            [("schema.missing_key", 11, 48, None, "a member of compact nlc needs `since`")],
+        ),
+        (
             "matching: {statuses: available}\n",
             [
                 (
@@ -286,6 +290,59 @@ def test_a_mistaken_optional_section_is_reported_where_it_is_written(
             "description: test ruleset",
             "description: [a]",
             [("schema.type", 3, 14, None, "`description` must be a non-empty string, got a list")],
+        ),
+        (
+            "description: test ruleset",
+            "description: true",
+            [
+                (
+                    "schema.type",
+                    3,
+                    14,
+                    None,
+                    "`description` must be a non-empty string, got boolean true",
+                )
+            ],
+        ),
+        (
+            "general: general}",
+            "general: General Queue}",
+            [
+                (
+                    "queues.incomplete",
+                    8,
+                    0,
+                    "rest",
+                    (
+                        "rule `rest` routes `by_intent`, but `queues:` has no queue for intent(s) "
+                        "general; add them"
+                    ),
+                ),
+                (
+                    "schema.format",
+                    9,
+                    42,
+                    None,
+                    f"queue for intent `general` 'General Queue' is not valid{_NAME_HINT}",
+                ),
+            ],
+        ),
+        (
+            "  - id: rest\n    when: true\n",
+            "  - id: rest\n",
+            [
+                (
+                    "rules.missing_catch_all",
+                    11,
+                    0,
+                    "safeguarding",
+                    (
+                        "the last rule must be a catch-all (`when: true`) so every case gets a "
+                        "decision; add one at the end"
+                    ),
+                ),
+                ("schema.missing_key", 14, 5, "rest", "rule `rest` needs `when`"),
+            ],
         ),
         (
             "description: test ruleset",

@@ -299,8 +299,8 @@ def _kind(node: Node) -> str:
     value = node.value
     if value is None:
         return "nothing (empty value)"
-    if isinstance(value, bool):
-        return f"boolean {value}"
+    if isinstance(value, bool):  # as YAML spells it, not Python's True/False
+        return f"boolean {'true' if value else 'false'}"
     if isinstance(value, int | float):
         return f"number {value}"
     if isinstance(value, str):
