@@ -145,9 +145,13 @@ def _results(
         return
     workers = min(options.workers, -(-len(records) // CHUNK))
     if workers <= 1:
-        replayer = RecordReplayer(candidate.load(options.engine))
-        for chunk in _chunks(records, source):
-            yield [replayer.replay(record, roster) for record, roster in chunk]
+        loaded = candidate.load(options.engine)
+        try:
+            replayer = RecordReplayer(loaded)
+            for chunk in _chunks(records, source):
+                yield [replayer.replay(record, roster) for record, roster in chunk]
+        finally:
+            loaded.close()  # the durable engine's rulesets; workers release theirs on exit
         return
     try:
         yield from _pooled(records, source, candidate, options, workers)
