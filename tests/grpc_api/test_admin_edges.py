@@ -9,6 +9,9 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from caseroute.domain.errors import ConfigError
 from caseroute.engine.case_rules import EngineKind
@@ -20,6 +23,7 @@ from caseroute.grpc_api.auth import (
     AuthConfig,
     Authenticated,
 )
+from caseroute.grpc_api.client import AdminClient, RemoteCallError
 from caseroute.grpc_api.server import ServerConfig, build_server
 from caseroute.testing import audit_config
 
@@ -238,3 +242,41 @@ def test_an_unreadable_oversized_or_non_utf8_token_file_stops_the_server_with_it
         f"--caller-allow: {identity_rule}",
         f"--audit-allow: {identity_rule}",
     ]
+
+
+def test_a_refusal_with_details_other_than_bad_request_shows_the_status_message() -> None:
+    """A server (or proxy) answering with e.g. ErrorInfo details: the client shows its message."""
+
+    def refuse(_request: Any, context: grpc.ServicerContext) -> Any:
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.ErrorInfo(reason="QUOTA", domain="proxy.example"))
+        context.abort_with_status(
+            rpc_status.to_status(
+                status_pb2.Status(
+                    code=code_pb2.RESOURCE_EXHAUSTED,
+                    message="quota exceeded; retry in a minute",
+                    details=[detail],
+                )
+            )
+        )
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "caseroute.v1.RulesetAdmin",
+                {"ListRulesets": grpc.unary_unary_rpc_method_handler(refuse)},
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with pytest.raises(RemoteCallError) as exc:
+            AdminClient(f"127.0.0.1:{port}", token=ALICE, timeout_s=30).list_rulesets()
+    finally:
+        server.stop(None)
+    assert (exc.value.code, str(exc.value)) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "server answered RESOURCE_EXHAUSTED: quota exceeded; retry in a minute",
+    )
