@@ -16,6 +16,7 @@ from caseroute.domain.limits import DEFAULT_LIMITS
 from caseroute.service import RulesetRegistry
 from caseroute.service.routing import DecideCommand
 from caseroute.simulate import (
+    _NOTES,
     COMPACT_STATES,
     DEFAULT_START,
     GB_NATIONS,
@@ -66,6 +67,8 @@ def _case_features(requests: tuple[SimulatedRequest, ...]) -> Counter[str]:
             for flag in case.flags:
                 c[f"flag:{flag}"] += 1
             c["language_not_en"] += case.preferred_language not in (None, "en")
+            for key in case.attributes:
+                c[f"attribute:{key}"] += 1
     return +c  # drop zero counts
 
 
@@ -99,30 +102,33 @@ def test_same_arguments_give_the_same_bytes_and_another_seed_others() -> None:
 
 
 def test_every_realism_feature_is_present_in_counts_pinned_for_seed_7() -> None:
-    """Seed 7, 2,000 cases: intents, urgencies, locations, sentiment, SLA and flags mixed."""
+    """Seed 7, 2,000 cases: intents, urgencies, locations, sentiment, SLA, flags, PHI-named keys."""
     assert dict(_case_features(TRAFFIC)) == {
-        "requests": 1135,
-        "batches": 169,
-        "intent:clinical": 594,
-        "intent:prescription": 353,
-        "intent:appointment": 399,
-        "intent:billing": 253,
-        "intent:complaint": 152,
-        "intent:general": 249,
-        "urgency:routine": 1362,
-        "urgency:urgent": 433,
-        "urgency:critical": 205,
-        "location:compact": 955,
-        "location:non_compact": 576,
-        "location:gb": 342,
-        "location:missing": 127,
-        "negative_sentiment": 269,
-        "sla_at_risk": 398,
-        "sla_breached": 291,
-        "flag:safeguarding": 45,
-        "flag:consent_missing": 56,
-        "flag:vip": 156,
-        "language_not_en": 404,
+        "requests": 1161,
+        "batches": 171,
+        "intent:clinical": 622,
+        "intent:prescription": 334,
+        "intent:appointment": 415,
+        "intent:billing": 211,
+        "intent:complaint": 162,
+        "intent:general": 256,
+        "urgency:routine": 1361,
+        "urgency:urgent": 451,
+        "urgency:critical": 188,
+        "location:compact": 1000,
+        "location:non_compact": 518,
+        "location:gb": 350,
+        "location:missing": 132,
+        "negative_sentiment": 255,
+        "sla_at_risk": 394,
+        "sla_breached": 317,
+        "flag:safeguarding": 36,
+        "flag:consent_missing": 47,
+        "flag:vip": 165,
+        "language_not_en": 398,
+        "attribute:patient_id": 2000,
+        "attribute:member_id": 1209,
+        "attribute:notes": 830,
     }
 
 
@@ -130,11 +136,11 @@ def test_rosters_mix_statuses_full_agents_and_licences_near_or_past_expiry() -> 
     """Seed 7, 40 agents: six snapshots with away/offline, full capacity, lapsing licences."""
     assert dict(_agent_features(TRAFFIC)) == {
         "rosters": 6,
-        "status:available": 164,
-        "status:busy": 32,
-        "status:away": 22,
-        "status:offline": 22,
-        "full_capacity": 37,
+        "status:available": 162,
+        "status:busy": 26,
+        "status:away": 34,
+        "status:offline": 18,
+        "full_capacity": 41,
         "licence:RN": 162,
         "licence:LPN": 12,
         "licence:APRN": 18,
@@ -175,7 +181,7 @@ def test_every_request_is_within_the_input_limits_and_round_trips_through_json()
 def test_all_requests_decide_without_a_request_error_with_all_four_outcomes(
     registry: RulesetRegistry, tmp_path: Path
 ) -> None:
-    """Seed 7 under the reference ruleset: every request decides, in a realistic outcome mix."""
+    """Seed 7, reference ruleset: every request decides, outcomes mixed, nothing stored in clear."""
     core = audited_core(registry, tmp_path)
     outcomes: Counter[str] = Counter()
     for request in TRAFFIC:
@@ -184,7 +190,11 @@ def test_all_requests_decide_without_a_request_error_with_all_four_outcomes(
         )
         for decision in core.decide(command).decisions:
             outcomes[decision.outcome.value] += 1
-    assert dict(outcomes) == {"ASSIGN": 986, "QUEUE": 747, "ESCALATE": 148, "EXCEPTION": 119}
+    assert dict(outcomes) == {"ASSIGN": 1007, "QUEUE": 748, "ESCALATE": 116, "EXCEPTION": 129}
+    stored = b"".join(path.read_bytes() for path in sorted(tmp_path.glob("audit.db*")))
+    # The synthetic identifiers and notes sit under masked names: none is stored in clear.
+    clear = [b"PT-7-", *(n.encode() for n in _NOTES)]
+    assert (b"SIM-7-000000" in stored, [text for text in clear if text in stored]) == (True, [])
 
 
 def test_a_start_instant_moves_the_day_and_keeps_the_mix() -> None:

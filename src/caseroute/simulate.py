@@ -10,8 +10,9 @@ The mix follows what the reference ruleset (``rulesets/patient-enquiries``) read
 urgencies, patient locations in Nurse Licensure Compact states, other US states and the GB
 nations (some missing), licences of several types (some near or past expiry, some multistate),
 agents at full capacity or away/offline, skills and languages, negative sentiment, SLA clocks
-near and past breach, and a few ``safeguarding`` and ``consent_missing`` flags. Every request
-is valid input under ``DEFAULT_LIMITS``.
+near and past breach, a few ``safeguarding`` and ``consent_missing`` flags, and synthetic
+identifiers and notes under attribute names the decision log masks (``patient_id``,
+``member_id``, ``notes``). Every request is valid input under ``DEFAULT_LIMITS``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from caseroute.domain.case import (
+    AttributeValue,
     Case,
     Channel,
     Intent,
@@ -109,6 +111,16 @@ _PROFESSION_SKILLS = {
     "pharmacist": ("pharmacology",),
     None: ("billing", "scheduling", "complaints"),
 }
+
+
+_NOTES = (
+    "Asks when the repeat prescription will be ready.",
+    "Wants to move next week's appointment.",
+    "Unhappy about a second chase for the same bill.",
+    "Reports new symptoms since the last call.",
+    "Asks who to contact out of hours.",
+)
+"""Canned free text for ``case.attributes.notes`` (synthetic; masked in the decision log)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +316,13 @@ def _case(rng: random.Random, seed: int, index: int, now: datetime) -> Case:
     tier = _pick(rng, _TIERS)
     if tier is not Tier.STANDARD and rng.random() < 0.3:
         flags.add("vip")
+    # Synthetic identifiers and free text under the attribute names the decision log masks by
+    # default, so traffic exercises masking (no real person: ids from the seed, canned notes).
+    attributes: dict[str, AttributeValue] = {"patient_id": f"PT-{seed}-{index:06d}"}
+    if rng.random() < 0.6:
+        attributes["member_id"] = f"M{rng.randrange(10**9):09d}"
+    if rng.random() < 0.4:
+        attributes["notes"] = rng.choice(_NOTES)
     return Case(
         case_id=f"SIM-{seed}-{index:06d}",
         created_at=created,
@@ -319,6 +338,7 @@ def _case(rng: random.Random, seed: int, index: int, now: datetime) -> Case:
         sentiment=tuple(readings),
         sla_clocks=tuple(clocks),
         flags=frozenset(flags),
+        attributes=attributes,
     )
 
 
