@@ -151,8 +151,8 @@ def test_unknown_candidate_version_lists_what_there_is(
         2,
         (
             f"caseroute: --candidate: no ruleset version test@9 under {rulesets} (expected "
-            f"{rulesets}/test/9/ruleset.yaml); versions there: test@2; pass --rulesets DIR or a "
-            "path\n"
+            f"{rulesets}/test/9/ruleset.yaml); versions there: test@2; nor has it decided any "
+            "record in the decision log; pass --rulesets DIR or a path\n"
         ),
     ) == (code, capsys.readouterr().err)
 
@@ -277,3 +277,16 @@ def test_workers_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
         main(["replay", "--candidate", "test@2", "--workers", "0"])
     assert caught.value.code == 2
     assert "--workers must be a whole number of at least 1" in capsys.readouterr().err
+
+
+def test_name_at_version_not_on_disk_comes_from_the_log(
+    audit_db: Path, rulesets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """test@1 decided the log but is not under --rulesets: the source the log stored is used."""
+    code = main(_replay(audit_db, rulesets, "--candidate", "test@1", "--format", "json"))
+    data = json.loads(capsys.readouterr().out)
+    assert (code, data["candidate"]["ruleset_version"], data["classes"]["unchanged"]) == (
+        0,
+        "1",
+        3,
+    )

@@ -75,10 +75,10 @@ def test_replay_of_5000_simulated_decisions_under_their_version_changes_nothing(
 
 @pytest.mark.slow
 def test_durable_engine_replay_under_their_version_changes_nothing(tmp_path: Path) -> None:
-    """Decisions recorded and replayed with durable_rules as engine of record also agree."""
+    """durable_rules as engine of record, in two worker processes: no differences either."""
     _record(tmp_path, 300, 20, 11, EngineKind.DURABLE)
     expected = {"total": 300, "changed": 0, "not_replayable": 0, "other_ruleset": 0}
-    assert _zero_differences(tmp_path, EngineKind.DURABLE, workers=1) == expected
+    assert _zero_differences(tmp_path, EngineKind.DURABLE, workers=2) == expected
 
 
 @settings(max_examples=8)

@@ -20,6 +20,7 @@ from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError
 from caseroute.render import escape_lines
 
 if TYPE_CHECKING:
+    from caseroute.audit.store import SqliteAuditStore
     from caseroute.replay import Gate, RecordSource
 
 FORMATS = ("table", "json", "markdown")
@@ -62,8 +63,10 @@ def _positive(flag: str) -> Callable[[str], int]:
     return parse
 
 
-def _source(args: argparse.Namespace) -> tuple[RecordSource, Callable[[], None]]:
-    """Where the records come from, and how to close it."""
+def _source(
+    args: argparse.Namespace,
+) -> tuple[RecordSource, Callable[[], None], SqliteAuditStore | None]:
+    """Where the records come from, how to close it, and the log when one is open."""
     from caseroute.replay import ExportedRecords, RecordFilter, SinkRecords
 
     where = RecordFilter(
@@ -84,13 +87,13 @@ def _source(args: argparse.Namespace) -> tuple[RecordSource, Callable[[], None]]
     close = store.close if store is not None else (lambda: None)
     if args.input is None:
         assert store is not None  # noqa: S101 - opened above when there is no --input
-        return SinkRecords(store, where), close
+        return SinkRecords(store, where), close, store
     if not args.input.is_file():
         close()
         raise UsageError(
             f"no file at --input {args.input}; pass the output of `caseroute audit export`"
         )
-    return ExportedRecords(args.input, where, store.get_blob if store else None), close
+    return ExportedRecords(args.input, where, store.get_blob if store else None), close, store
 
 
 @contextmanager
@@ -132,12 +135,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from caseroute.replay.source import ExportFormatError
 
     gates = [parse_gate(text) for text in args.fail_on]
+    source, close, store = _source(args)
     try:
-        candidate = resolve_candidate(args.candidate, args.rulesets)
-    except RulesetNotFoundError as exc:
-        raise UsageError(f"--candidate: {exc}") from None
-    source, close = _source(args)
-    try:
+        try:
+            candidate = resolve_candidate(args.candidate, args.rulesets, store)
+        except RulesetNotFoundError as exc:
+            raise UsageError(f"--candidate: {exc}") from None
         with _progress(sys.stderr.isatty()) as progress:
             options = ReplayOptions(
                 EngineKind(args.engine), args.workers or default_workers(), args.sample, progress

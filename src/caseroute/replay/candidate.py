@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+from caseroute.audit.record import Blob, BlobKind
 from caseroute.domain.errors import RulesetNotFoundError
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.rules.compiler import (
@@ -66,7 +68,35 @@ def _read(path: Path) -> CandidateSource:
         ) from None
 
 
-def resolve_candidate(spec: str, rulesets: Path) -> CandidateSource:
+class RulesetBlobs(Protocol):
+    """What ``resolve_candidate`` needs of a decision log to find a version's stored source."""
+
+    def decided_sha256s(self, ruleset_name: str, ruleset_version: str) -> frozenset[str]:
+        """The sha256s the version decided with."""
+        ...
+
+    def get_blob(self, sha256: str) -> Blob | None:
+        """One blob."""
+        ...
+
+
+def _from_log(log: RulesetBlobs, name: str, version: str) -> CandidateSource | None:
+    """The source ``name@version`` decided with, as the log stored it (None: never decided)."""
+    shas = sorted(log.decided_sha256s(name, version))
+    if len(shas) > 1:
+        raise RulesetNotFoundError(
+            f"{name}@{version} decided with {len(shas)} different sources in the log (its "
+            "file was edited after it decided); pass the ruleset's path instead"
+        )
+    blob = log.get_blob(shas[0]) if shas else None
+    if blob is None or blob.kind is not BlobKind.RULESET:
+        return None
+    return CandidateSource(f"{name}@{version} (from the decision log)", blob.content)
+
+
+def resolve_candidate(
+    spec: str, rulesets: Path, log: RulesetBlobs | None = None
+) -> CandidateSource:
     """The candidate named on the command line.
 
     Args:
@@ -74,6 +104,8 @@ def resolve_candidate(spec: str, rulesets: Path) -> CandidateSource:
             active), or ``NAME@VERSION`` looked up under ``rulesets``
             (``rulesets/NAME/VERSION/ruleset.yaml``, or a flat ``rulesets/NAME/`` declaring it).
         rulesets: The rulesets directory.
+        log: A decision log: ``NAME@VERSION`` not found under ``rulesets`` is read from the
+            source the log stored when that version decided.
 
     Returns:
         Its source.
@@ -99,11 +131,16 @@ def resolve_candidate(spec: str, rulesets: Path) -> CandidateSource:
         compiled = source.compile()
         if (compiled.name, compiled.version) == (name, version):
             return source
+    stored = _from_log(log, name, version) if log is not None else None
+    if stored is not None:
+        return stored
     found = sorted(
         f"{s.name_dir}@{s.version_dir}" for s in discover(rulesets).sources if s.name_dir
     )
     listing = ", ".join(found) if found else "none"
+    in_log = "; nor has it decided any record in the decision log" if log is not None else ""
     raise RulesetNotFoundError(
         f"no ruleset version {name}@{version} under {rulesets} (expected "
-        f"{versioned / RULESET_FILE}); versions there: {listing}; pass --rulesets DIR or a path"
+        f"{versioned / RULESET_FILE}); versions there: {listing}{in_log}; pass --rulesets DIR "
+        "or a path"
     )
