@@ -97,11 +97,14 @@ def test_server_mode_fills_the_decision_log_and_audit_verify_passes(
     )
     requests = list(simulate(60, 8, 5))
     lines = out.splitlines()
-    assert (code, err, len(lines)) == (0, "", 3)
+    assert (code, err, len(lines)) == (0, "", 4)
     assert lines[0].startswith(f"sent {len(requests)} requests (60 cases) in ")
     assert lines[1].startswith(f"ok {len(requests)} requests, 60 decisions (")
     assert lines[1].endswith(" decisions/s)")
-    assert lines[2] == "refused 0 requests"
+    assert lines[2:] == [
+        "outcomes: ASSIGN 12, ESCALATE 3, QUEUE 38, EXCEPTION 7",
+        "refused 0 requests",
+    ]
     db = tmp_path / "audit.db"
     assert _decisions_stored(db) == 60
     code, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(db))
@@ -135,7 +138,7 @@ def test_refused_calls_are_counted_by_status_code_and_exit_1(
     lines = out.splitlines()
     assert (code, err, len(batches) > 0) == (1, "", True)
     assert lines[1].startswith(f"ok {singles} requests, {singles} decisions (")
-    assert lines[2:] == [
+    assert lines[3:] == [
         f"refused {len(batches)} requests",
         (
             f"  INVALID_ARGUMENT: {len(batches)} (first: server answered INVALID_ARGUMENT: "
@@ -159,9 +162,9 @@ def test_a_caller_token_is_sent_and_its_absence_is_counted(
         requests = len(list(simulate(5, 3, 1)))
         with_token = _run(capsys, *argv, "--token-file", str(mine))
         without = _run(capsys, *argv)
-    assert (with_token[0], with_token[1].splitlines()[2]) == (0, "refused 0 requests")
-    assert (without[0], without[1].splitlines()[2]) == (1, f"refused {requests} requests")
-    assert without[1].splitlines()[3].startswith(f"  UNAUTHENTICATED: {requests} (first: ")
+    assert (with_token[0], with_token[1].splitlines()[3]) == (0, "refused 0 requests")
+    assert (without[0], without[1].splitlines()[3]) == (1, f"refused {requests} requests")
+    assert without[1].splitlines()[4].startswith(f"  UNAUTHENTICATED: {requests} (first: ")
 
 
 def test_an_unreachable_server_is_counted_as_unavailable(
@@ -175,8 +178,8 @@ def test_an_unreachable_server_is_counted_as_unavailable(
         *("--timeout", "5"),
     )
     requests = len(list(simulate(3, 2, 1)))
-    assert (code, out.splitlines()[2]) == (1, f"refused {requests} requests")
-    assert out.splitlines()[3].startswith(f"  UNAVAILABLE: {requests} (first: ")
+    assert (code, out.splitlines()[3]) == (1, f"refused {requests} requests")
+    assert out.splitlines()[4].startswith(f"  UNAVAILABLE: {requests} (first: ")
 
 
 @pytest.mark.parametrize(
@@ -236,10 +239,12 @@ def test_the_summary_reports_a_rate_and_each_refusal_once() -> None:
     """LoadSummary lines: sent, ok with decisions/s, refused total and per code with its first."""
     summary = LoadSummary(requests=5, cases=9, ok=3, decisions=6, seconds=2.0)
     summary.refused.update({"UNAVAILABLE": 2})
+    summary.outcomes.update({"ASSIGN": 4, "EXCEPTION": 2})
     summary.first_error["UNAVAILABLE"] = "server answered UNAVAILABLE: down\nmore"
     assert summary.lines() == [
         "sent 5 requests (9 cases) in 2.0 s",
         "ok 3 requests, 6 decisions (3.0 decisions/s)",
+        "outcomes: ASSIGN 4, ESCALATE 0, QUEUE 0, EXCEPTION 2",
         "refused 2 requests",
         "  UNAVAILABLE: 2 (first: server answered UNAVAILABLE: down)",
     ]

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 DEFAULT_CONCURRENCY = 4
 """Calls in flight at once with ``--server`` unless ``--concurrency`` says otherwise."""
 
+OUTCOMES = ("ASSIGN", "ESCALATE", "QUEUE", "EXCEPTION")
+"""Outcomes in the order the summary lists them."""
+
 MAX_CONCURRENCY = 64
 """Most calls in flight ``--concurrency`` allows (a load generator, not a flood)."""
 
@@ -59,6 +62,7 @@ class LoadSummary:
         cases: Cases in them.
         ok: Calls answered with decisions.
         decisions: Decisions received.
+        outcomes: Decisions per outcome (ASSIGN, ESCALATE, QUEUE, EXCEPTION).
         refused: Calls refused or failed, per gRPC status code name.
         first_error: The first refusal's message, per status code name.
         seconds: Wall time of the run.
@@ -68,6 +72,7 @@ class LoadSummary:
     cases: int = 0
     ok: int = 0
     decisions: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
     first_error: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -79,6 +84,7 @@ class LoadSummary:
         lines = [
             f"sent {self.requests} requests ({self.cases} cases) in {self.seconds:.1f} s",
             f"ok {self.ok} requests, {self.decisions} decisions ({rate:.1f} decisions/s)",
+            "outcomes: " + ", ".join(f"{o} {self.outcomes[o]}" for o in OUTCOMES),
             f"refused {refused} requests",
         ]
         for code, count in sorted(self.refused.items()):
@@ -87,8 +93,9 @@ class LoadSummary:
         return lines
 
 
-def _send(client: RoutingClient, request: SimulatedRequest) -> int:
-    return len(client.decide(request.request_id, request.cases, request.roster, request.now))
+def _send(client: RoutingClient, request: SimulatedRequest) -> list[str]:
+    decisions = client.decide(request.request_id, request.cases, request.roster, request.now)
+    return [decision.outcome.value for decision in decisions]
 
 
 @contextmanager
@@ -122,20 +129,21 @@ def run_load(
 
     summary = LoadSummary()
     started = time.monotonic()
-    pending: dict[futures.Future[int], SimulatedRequest] = {}
+    pending: dict[futures.Future[list[str]], SimulatedRequest] = {}
 
-    def settle(done: Iterable[futures.Future[int]], advance: Callable[[int], None]) -> None:
+    def settle(done: Iterable[futures.Future[list[str]]], advance: Callable[[int], None]) -> None:
         for future in done:
             request = pending.pop(future)
             try:
-                count = future.result()
+                outcomes = future.result()
             except RemoteCallError as error:
                 code = error.code.name
                 summary.refused[code] += 1
                 summary.first_error.setdefault(code, str(error))
             else:
                 summary.ok += 1
-                summary.decisions += count
+                summary.decisions += len(outcomes)
+                summary.outcomes.update(outcomes)
             advance(len(request.cases))
 
     with (
