@@ -339,3 +339,17 @@ def test_the_load_keeps_exactly_concurrency_calls_in_flight() -> None:
     total = sum(len(r.cases) for r in requests)
     summary = run_load(client, pulled(), 4, total)  # type: ignore[arg-type]
     assert (summary.requests, summary.ok, client.most, early) == (8, 8, 4, [])
+
+
+def test_sending_the_same_seed_again_gets_the_stored_decisions(
+    server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rerun repeats the request ids and inputs: all ok, nothing stored twice; seed 6 adds."""
+    argv = ("simulate", "--cases", "20", "--agents", "4", "--server", f"127.0.0.1:{server.port}")
+    first = _run(capsys, *argv, "--seed", "5")
+    again = _run(capsys, *argv, "--seed", "5")
+    stored_after_rerun = _decisions_stored(tmp_path / "audit.db")
+    other = _run(capsys, *argv, "--seed", "6")
+    assert (first[0], again[0], other[0]) == (0, 0, 0)
+    assert first[1].splitlines()[2:] == again[1].splitlines()[2:]
+    assert (stored_after_rerun, _decisions_stored(tmp_path / "audit.db")) == (20, 40)
