@@ -476,6 +476,50 @@ def test_a_copy_that_breaks_keeps_serving_an_open_engine(tmp_path: Path) -> None
         life.registry.close()
 
 
+def test_when_the_original_breaks_an_identical_copy_keeps_serving(tmp_path: Path) -> None:
+    """routing/1 breaks while a-copy holds the same content: 1 serves, the error names routing/1."""
+    _version(tmp_path, "routing", "1")
+    _serving(tmp_path, "routing", "active: '1'\n")
+    copy = tmp_path / "a-copy" / "ruleset.yaml"
+    copy.parent.mkdir()
+    copy.write_text(_text("routing", "1"))
+    life = _lifecycle(tmp_path)
+    (tmp_path / "routing" / "1" / "ruleset.yaml").write_text("ruleset: [\n")
+    outcome = life.reload("admin:alice")
+    (info,) = life.list_rulesets()
+    assert (outcome.changes, info.active_version, (info.last_error or "").splitlines()[0]) == (
+        (),
+        "1",
+        (
+            "routing/1/ruleset.yaml:2:1: error yaml.syntax: YAML syntax error: while parsing a "
+            "flow node expected the node content, but found '<stream end>'. Check indentation "
+            "and quoting near this line (quote expressions that contain `:` or start with a "
+            "quote)"
+        ),
+    )
+
+
+def test_a_conflicting_copy_never_displaces_the_serving_version_nor_other_rulesets(
+    tmp_path: Path,
+) -> None:
+    """A copy of routing 1 with other content is refused; triage keeps its last good state."""
+    _version(tmp_path, "routing", "1")
+    _serving(tmp_path, "routing", "active: '1'\n")
+    _version(tmp_path, "0-triage", "1")
+    life = _lifecycle(tmp_path)
+    sha = life.get_source("routing", "1").sha256
+    copy = tmp_path / "a-copy" / "ruleset.yaml"
+    copy.parent.mkdir()
+    copy.write_text(_text("routing", "1", queue="clinical"))
+    life.reload("admin:alice")
+    (tmp_path / "0-triage" / "1" / "ruleset.yaml").write_text("ruleset: [\n")
+    life.reload("admin:alice")
+    assert (_served(life), life.get_source("routing", "1").sha256) == (
+        [("0-triage", "1", None, ()), ("routing", "1", None, ())],
+        sha,
+    )
+
+
 # -- reading ---------------------------------------------------------------------------------
 
 
