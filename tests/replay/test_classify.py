@@ -154,3 +154,9 @@ def test_agent_check_changes_are_capped() -> None:
 def test_agent_check_changes_without_matching_are_empty() -> None:
     """Decisions without per-agent verdicts (no matching, detail off) list no agent changes."""
     assert agent_check_changes(_decision(), {"explanation": {"matching": None}}) == ()
+
+
+def test_no_agent_changes_when_the_recording_kept_no_verdicts() -> None:
+    """A decision recorded with agent detail off (masks, no verdicts) lists no agent changes."""
+    summary = {"explanation": {"matching": {"agents": [], "failed_masks": [["skills", "0x1"]]}}}
+    assert agent_check_changes(summary, _verdicts(("a1", ["skills"]))) == ()

@@ -154,13 +154,19 @@ def outcome_pair(recorded: DecisionSide, candidate: DecisionSide) -> str | None:
     return f"{recorded.outcome}->{candidate.outcome}"
 
 
-def _failed_checks(decision: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-    """Agent id -> the names of the checks it failed, from an explanation's verdicts."""
+def _failed_checks(decision: Mapping[str, Any]) -> dict[str, tuple[str, ...]] | None:
+    """Agent id -> the names of the checks it failed, from an explanation's verdicts.
+
+    Empty when no agent was matched; None when agents were matched but the explanation kept
+    no per-agent verdicts (agent detail off: only failed-check bitmasks).
+    """
     explanation = decision.get("explanation")
     matching = explanation.get("matching") if isinstance(explanation, Mapping) else None
     agents = matching.get("agents") if isinstance(matching, Mapping) else None
     if not isinstance(agents, list):
         return {}
+    if not agents and isinstance(matching, Mapping) and matching.get("failed_masks"):
+        return None
     out: dict[str, tuple[str, ...]] = {}
     for verdict in agents:
         if not isinstance(verdict, Mapping) or not isinstance(verdict.get("agent_id"), str):
@@ -202,9 +208,11 @@ def agent_check_changes(
         candidate: The candidate's decision in the same form.
 
     Returns:
-        The changes; empty when neither explanation holds per-agent verdicts.
+        The changes; empty when either explanation was kept without per-agent verdicts.
     """
     before, after = _failed_checks(recorded), _failed_checks(candidate)
+    if before is None or after is None:
+        return ()  # one side kept no verdicts: nothing to compare agent by agent
     changes = [
         AgentCheckChange(agent_id, before.get(agent_id), after.get(agent_id))
         for agent_id in sorted(before.keys() | after.keys())

@@ -17,8 +17,8 @@ from typing import Any
 
 from caseroute.audit.masking import MASK_PREFIX, Masker, masked_reads
 from caseroute.audit.record import AuditRecord
+from caseroute.domain.case import Case
 from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
-from caseroute.domain.decision import Decision
 from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.errors import RequestError
 from caseroute.domain.limits import InputLimits
@@ -162,14 +162,20 @@ class RecordReplayer:
         except RecordedDecisionError as exc:
             return _not_replayable(record, dims, None, INVALID_DECISION, str(exc))
         try:
-            decision = self._decide(record, case_data, roster_text)
+            case, roster, now = self._inputs(record, case_data, roster_text)
         except NotReplayableError as exc:
             return _not_replayable(record, dims, recorded, exc.code, exc.reason)
+        # Summary explanations first: what is compared does not depend on per-agent verdicts,
+        # which cost a verdict per agent; only a changed record is decided again with them.
+        decision = decide(
+            case, roster, self.candidate, now, agent_detail=False, decision_id=record.decision_id
+        )
         candidate = candidate_side(decision)
         checks: tuple[AgentCheckChange, ...] = ()
         classes = classify(recorded, candidate)
         if classes != ("unchanged",):
-            checks = agent_check_changes(record.decision, decision_to_dict(decision))
+            detailed = decide(case, roster, self.candidate, now, decision_id=record.decision_id)
+            checks = agent_check_changes(record.decision, decision_to_dict(detailed))
         return RecordResult(
             record.decision_id,
             classes,
@@ -180,7 +186,10 @@ class RecordReplayer:
             checks,
         )
 
-    def _decide(self, record: AuditRecord, case_data: Any, roster_text: str | None) -> Decision:
+    def _inputs(
+        self, record: AuditRecord, case_data: Any, roster_text: str | None
+    ) -> tuple[Case, Roster, datetime]:
+        """The case, roster and instant the record was decided with, rebuilt from it."""
         if not isinstance(case_data, Mapping):
             raise NotReplayableError(INVALID_INPUT, "the record holds no stored case")
         self._check_masked(case_data)
@@ -195,8 +204,7 @@ class RecordReplayer:
         now = parse_timestamp(record.now)
         if now is None:
             raise NotReplayableError(INVALID_INPUT, "the record's `now` is not an instant")
-        roster = self._roster(record, roster_text, now)
-        return decide(case, roster, self.candidate, now, decision_id=record.decision_id)
+        return case, self._roster(record, roster_text, now), now
 
     def _check_masked(self, case_data: Mapping[str, Any]) -> None:
         masked = sorted(set(_masked_paths(case_data, "case")))
