@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from caseroute.replay.classify import DecisionSide
 from caseroute.replay.evaluate import RecordResult
 from caseroute.replay.render import render_json, render_markdown, render_plain, render_table
@@ -54,3 +56,16 @@ def test_json_escapes_controls() -> None:
     text = render_json(_report())
     assert "\x1b" not in text
     assert '"q|\\u001b[31mred\\n"' in text
+
+
+def test_table_never_truncates_a_decision_id() -> None:
+    """Even a narrow terminal shows the sample's whole decision id (it is what one looks up)."""
+    builder = ReportBuilder()
+    side = DecisionSide("rest", "ASSIGN", "a1", "general", "normal", None)
+    long_id = "dec_94dca6e48fef9ccbe3d1dc51a6b8"
+    builder.add(
+        RecordResult(
+            long_id, ("queue_changed",), (), recorded=side, candidate=replace(side, queue="x")
+        )
+    )
+    assert long_id in render_table(builder.build("test", "2", "ab" * 32), width=80)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -157,7 +158,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         text = render_markdown(report)
     else:
-        text = render_table(report) if sys.stdout.isatty() else render_plain(report)
+        width = shutil.get_terminal_size().columns
+        text = render_table(report, width) if sys.stdout.isatty() else render_plain(report)
     sys.stdout.write(text + "\n")
     failed = exceeded(report, gates)
     for line in failed:

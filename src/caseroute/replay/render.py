@@ -92,7 +92,15 @@ def render_plain(report: ReplayReport) -> str:
 
 
 def render_table(report: ReplayReport, width: int = 120) -> str:
-    """The report as rich tables for a terminal (ANSI colours), every stored value escaped."""
+    """The report as rich tables for a terminal (ANSI colours), every stored value escaped.
+
+    Args:
+        report: The report.
+        width: The terminal's width in columns.
+
+    Returns:
+        The text, with ANSI styling.
+    """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -121,7 +129,10 @@ def render_table(report: ReplayReport, width: int = 120) -> str:
             table.add_row(cell(r.value), str(r.total), str(r.changed), str(r.not_replayable))
         console.print(table)
     for name, samples in report.samples:
-        table = Table("decision", "recorded", "candidate", "agent checks", title=f"sample: {name}")
+        table = Table(title=f"sample: {name}")
+        table.add_column("decision", no_wrap=True)  # an id must be copyable whole
+        for heading in ("recorded", "candidate", "agent checks"):
+            table.add_column(heading)
         for s in samples:
             if s.reason is not None:
                 table.add_row(cell(s.decision_id), cell(s.reason), "-", "")
@@ -130,7 +141,7 @@ def render_table(report: ReplayReport, width: int = 120) -> str:
                     cell(s.decision_id),
                     cell(_side(s.recorded)),
                     cell(_side(s.candidate)),
-                    cell(_checks(s.agent_checks)),
+                    "\n".join(cell(_checks((c,))) for c in s.agent_checks),
                 )
         console.print(table)
     return buffer.getvalue().rstrip("\n")
