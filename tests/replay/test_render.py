@@ -69,3 +69,16 @@ def test_table_never_truncates_a_decision_id() -> None:
         )
     )
     assert long_id in render_table(builder.build("test", "2", "ab" * 32), width=80)
+
+
+def test_table_folds_long_rule_ids_instead_of_cutting_them() -> None:
+    """A rule id longer than its column wraps onto the next line, every character kept."""
+    builder = ReportBuilder()
+    side = DecisionSide("unhappy-sla-at-risk-and-more", "ASSIGN", "a1", "general", "normal", None)
+    builder.add(
+        RecordResult(
+            "dec_1", ("queue_changed",), (), recorded=side, candidate=replace(side, queue="x")
+        )
+    )
+    text = render_table(builder.build("test", "2", "ab" * 32), width=60)
+    assert "…" not in text

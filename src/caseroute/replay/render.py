@@ -132,7 +132,7 @@ def render_table(report: ReplayReport, width: int = 120) -> str:
         table = Table(title=f"sample: {name}")
         table.add_column("decision", no_wrap=True)  # an id must be copyable whole
         for heading in ("recorded", "candidate", "agent checks"):
-            table.add_column(heading)
+            table.add_column(heading, overflow="fold")  # long ids wrap, never lose characters
         for s in samples:
             if s.reason is not None:
                 table.add_row(cell(s.decision_id), cell(s.reason), "-", "")
