@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -290,3 +292,25 @@ def test_name_at_version_not_on_disk_comes_from_the_log(
         "1",
         3,
     )
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_goes_to_a_terminal_stderr_only(
+    audit_db: Path,
+    rulesets: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On a terminal stderr a progress bar counts the records (3/3); stdout keeps the report."""
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    code = main(_replay(audit_db, rulesets, "--candidate", "test@2", "--format", "json"))
+    assert (code, json.loads(capsys.readouterr().out)["total"]) == (0, 3)
+    assert "replaying" in terminal.getvalue()
+    assert "3/3" in terminal.getvalue()

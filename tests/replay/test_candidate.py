@@ -9,6 +9,7 @@ import pytest
 from caseroute.audit.record import Blob, BlobKind
 from caseroute.domain.errors import RulesetNotFoundError
 from caseroute.replay import resolve_candidate
+from caseroute.rules.compiler import MAX_RULESET_BYTES
 from caseroute.testing import REFERENCE_HOME, REFERENCE_RULESET
 from tests.replay.recorded import BASE, CANDIDATES
 
@@ -76,3 +77,26 @@ def test_version_whose_source_blob_is_missing_is_not_found(tmp_path: Path) -> No
     with pytest.raises(RulesetNotFoundError) as caught:
         resolve_candidate("test@1", tmp_path, _Log({"s1": Blob("s1", BlobKind.ROSTER, "{}")}))
     assert str(caught.value).startswith("no ruleset version test@1 under ")
+
+
+def test_oversized_candidate_is_refused_unread(tmp_path: Path) -> None:
+    """A candidate file over the ruleset size limit is refused naming the limit."""
+    big = tmp_path / "big.yaml"
+    big.write_text("#" * (MAX_RULESET_BYTES + 1))
+    with pytest.raises(RulesetNotFoundError) as caught:
+        resolve_candidate(str(big), tmp_path)
+    assert str(caught.value) == (
+        f"candidate {big} is larger than {MAX_RULESET_BYTES} bytes; a ruleset file must be smaller"
+    )
+
+
+def test_unreadable_candidate_names_the_cause(tmp_path: Path) -> None:
+    """A candidate that is not UTF-8 text is refused with the reason and what to pass."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(RulesetNotFoundError) as caught:
+        resolve_candidate(str(bad), tmp_path)
+    assert str(caught.value) == (
+        f"cannot read candidate {bad}: UnicodeDecodeError; pass a ruleset file, a ruleset "
+        "directory or NAME@VERSION"
+    )

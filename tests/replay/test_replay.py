@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
 
@@ -337,3 +338,23 @@ def test_masked_dimension_shows_as_masked(tmp_path: Path) -> None:
         "(masked)": {"total": 1, "changed": 0, "not_replayable": 1}
     }
     store.close()
+
+
+def test_a_dead_worker_is_reported_not_raised_raw(
+    log: SqliteAuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker process that dies becomes a ReplayWorkerError saying what to do."""
+    from caseroute.replay import run
+
+    def dead(*_: object) -> Iterator[list[object]]:
+        yield from ()
+        raise BrokenProcessPool("killed")
+
+    monkeypatch.setattr(run, "_pooled", dead)
+    many = list(log.records()) * 150
+    with pytest.raises(run.ReplayWorkerError) as caught:
+        replay(_ListSource(many, log), candidate("identity"), replace(PY, workers=2))
+    assert str(caught.value) == (
+        "a replay worker process died (of 2); nothing was reported; retry, or run with "
+        "--workers 1 to replay in this process"
+    )
