@@ -231,6 +231,14 @@ def _problems(when: str) -> Found:
             ("expr.unknown_value", 12, f"`case.intent` is never 'nope'; it is {_INTENTS}"),
         ),
         (
+            "\"case.urgncy in ['high']\"",
+            (
+                "expr.unknown_field",
+                12,
+                "unknown field `case.urgncy` (did you mean `case.urgency`?)",
+            ),
+        ),
+        (
             '"params.limt == case.age_minutes"',
             (
                 "expr.unknown_param",
@@ -366,4 +374,17 @@ def test_a_boolean_field_alone_and_a_field_against_a_like_field_are_conditions()
     assert [leaves["L1"], leaves["L2"]] == [
         (LeafKind.COMPARE, "case.attributes.vip", "==", True, None),
         (LeafKind.COMPARE, "case.age_minutes", ">=", None, "case.classification_confidence"),
+    ]
+
+
+def test_an_unfinished_block_condition_at_the_end_of_the_file_points_past_its_last_text() -> None:
+    """A `|` condition that is the file's last line and ends early: its line, after its text."""
+    rest = (
+        "  - id: rest\n    then: {route: {queue: by_intent}}\n    when: |\n      case.intent ==\n"
+    )
+    with pytest.raises(RulesetError) as exc:
+        compile_text(ruleset_with_rules(rest, MINIMAL_HEADER))
+    assert [(p.code, p.line, p.column) for p in exc.value.problems if p.rule_id == "rest"] == [
+        ("rules.missing_catch_all", 14, 0),
+        ("expr.syntax", 17, 21),
     ]
