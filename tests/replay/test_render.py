@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from caseroute.replay.classify import DecisionSide
+from caseroute.replay.classify import AgentCheckChange, DecisionSide
 from caseroute.replay.evaluate import RecordResult
 from caseroute.replay.render import render_json, render_markdown, render_plain, render_table
 from caseroute.replay.report import ReplayReport, ReportBuilder
@@ -82,3 +82,75 @@ def test_table_folds_long_rule_ids_instead_of_cutting_them() -> None:
     )
     text = render_table(builder.build("test", "2", "ab" * 32), width=60)
     assert "…" not in text
+
+
+def _mixed() -> ReplayReport:
+    """An outcome change with agent checks and a not-replayable record."""
+    builder = ReportBuilder()
+    assigned = DecisionSide("rest", "ASSIGN", "a1", "general", "normal", None)
+    escalated = DecisionSide("urgent", "ESCALATE", None, "senior", "high", 2)
+    builder.add(
+        RecordResult(
+            "dec_1",
+            ("outcome_changed", "agent_changed"),
+            (("intent", "general"),),
+            "ASSIGN->ESCALATE",
+            assigned,
+            escalated,
+            (AgentCheckChange("a1", (), ("role",)), AgentCheckChange("a2", None, ())),
+        )
+    )
+    builder.add(
+        RecordResult(
+            "dec_2",
+            ("not_replayable",),
+            (("intent", "general"),),
+            reason_code="roster_missing",
+            reason="roster snapshot abc is not available",
+        )
+    )
+    return builder.build("test", "2", "ab" * 32)
+
+
+def test_markdown_lists_pairs_reasons_and_samples() -> None:
+    """Markdown has the outcome pairs, the reasons, and samples side by side."""
+    lines = render_markdown(_mixed()).splitlines()
+    expected = [
+        "| ASSIGN->ESCALATE | 1 |",
+        "| roster_missing | 1 |",
+        "| general | 2 | 1 | 1 |",
+        (
+            "| dec_1 | ASSIGN by rest agent a1 queue general priority normal | ESCALATE by urgent "
+            "queue senior priority high level 2 | a1: eligible -> role; a2: not evaluated -> "
+            "eligible |"
+        ),
+        "| dec_2 | roster snapshot abc is not available | - | |",
+    ]
+    assert [line for line in expected if line not in lines] == []
+
+
+def test_plain_lists_pairs_reasons_and_samples() -> None:
+    """Plain text has the outcome pairs, the reasons and each sample's sides."""
+    lines = render_plain(_mixed()).splitlines()
+    expected = [
+        "  ASSIGN->ESCALATE: 1",
+        "  roster_missing: 1",
+        "  general 2 1 1",
+        "    agent checks: a1: eligible -> role; a2: not evaluated -> eligible",
+        "  dec_2: roster snapshot abc is not available",
+    ]
+    assert [line for line in expected if line not in lines] == []
+
+
+def test_table_shows_pairs_reasons_and_not_replayable_samples() -> None:
+    """The terminal table holds the pair, the reason code and the not-replayable reason."""
+    text = render_table(_mixed(), width=200)
+    assert [
+        t for t in ("ASSIGN->ESCALATE", "roster_missing", "not available") if t not in text
+    ] == []
+
+
+def test_empty_report_renders_dashes_for_rates() -> None:
+    """With nothing replayed, rates print as '-' rather than dividing by zero."""
+    empty = ReportBuilder().build("test", "2", "ab" * 32)
+    assert "unchanged                    0       -" in render_plain(empty).splitlines()
