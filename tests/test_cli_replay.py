@@ -314,3 +314,43 @@ def test_progress_goes_to_a_terminal_stderr_only(
     assert (code, json.loads(capsys.readouterr().out)["total"]) == (0, 3)
     assert "replaying" in terminal.getvalue()
     assert "3/3" in terminal.getvalue()
+
+
+def test_audit_db_defaults_to_the_environment(
+    audit_db: Path,
+    rulesets: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without --audit-db or --input, $CASEROUTE_AUDIT_DB names the log."""
+    monkeypatch.setenv("CASEROUTE_AUDIT_DB", str(audit_db))
+    argv = ["replay", "--candidate", "test@2", "--rulesets", str(rulesets), "--engine", "python"]
+    code = main([*argv, "--format", "json"])
+    assert (code, json.loads(capsys.readouterr().out)["total"]) == (0, 3)
+
+
+def test_bad_input_line_is_a_usage_error_with_file_and_line(
+    rulesets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An --input line that is not JSON exits 2 naming file:line and what --input takes."""
+    export = tmp_path / "export.jsonl"
+    export.write_text("not json\n")
+    code = main(
+        ["replay", "--input", str(export), "--candidate", "test@2", "--rulesets", str(rulesets)]
+    )
+    assert (code, capsys.readouterr().err) == (
+        2,
+        (
+            f"caseroute: {export}:1: not JSON; --input takes the output of `caseroute audit "
+            "export` (one record per line)\n"
+        ),
+    )
+
+
+@pytest.mark.parametrize("value", ["x", "0", "-3"])
+def test_limit_must_be_a_positive_number(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--limit that is not a whole number of at least 1 is refused by the parser (exit 2)."""
+    with pytest.raises(SystemExit) as caught:
+        main(["replay", "--candidate", "test@2", "--limit", value])
+    assert caught.value.code == 2
+    assert "--limit must be a whole number of at least 1" in capsys.readouterr().err

@@ -358,3 +358,41 @@ def test_a_dead_worker_is_reported_not_raised_raw(
         "a replay worker process died (of 2); nothing was reported; retry, or run with "
         "--workers 1 to replay in this process"
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("[]", "the line is not a JSON object"),
+        ('{"seq": "1"}', "the line `seq` has the wrong type"),
+    ],
+)
+def test_export_line_of_the_wrong_shape_is_named(tmp_path: Path, line: str, problem: str) -> None:
+    """A line that is JSON but not a record says what is wrong with it."""
+    store = record_log(tmp_path)
+    good = json.dumps(next(iter(store.records())).as_dict())
+    store.close()
+    export = tmp_path / "export.jsonl"
+    fields = json.loads(good)
+    if line.startswith("{"):
+        fields.update(json.loads(line))
+        line = json.dumps(fields)
+    export.write_text(line + "\n")
+    with pytest.raises(ExportFormatError) as caught:
+        replay(ExportedRecords(export), candidate("identity"), PY)
+    assert str(caught.value) == (
+        f"{export}:1: {problem}; --input takes the output of `caseroute audit export` (one "
+        "record per line)"
+    )
+
+
+def test_export_record_with_unreadable_now_is_kept_and_not_replayable(tmp_path: Path) -> None:
+    """A time filter keeps a record whose now does not parse, so it is reported, not lost."""
+    store = record_log(tmp_path)
+    first = next(iter(store.records()))
+    export = tmp_path / "export.jsonl"
+    export.write_text(json.dumps(replace(first, now="soon").as_dict()) + "\n")
+    source = ExportedRecords(export, RecordFilter(since=NOW), store.get_blob)
+    report = replay(source, candidate("identity"), PY)
+    store.close()
+    assert (report.total, report.reasons) == (1, (("invalid_input", 1),))
