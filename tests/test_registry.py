@@ -16,16 +16,14 @@ from caseroute.domain.decision import Decision
 from caseroute.domain.errors import EngineValidationError
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset
 from caseroute.engine.decide import decide
-from caseroute.engine.facts import Fact
-from caseroute.engine.pyeval import PythonLeafEvaluator
 from caseroute.grpc_api.server import ServerConfig, build_server
 from caseroute.registry import RulesetRegistry, RulesetStatus, VersionInfo
-from caseroute.rules.ir import Leaf
 from caseroute.rules.model import CompiledRuleset
 from caseroute.service import DecideCommand
 from caseroute.testing import (
     CATCH_ALL_RULE,
     NOW,
+    GatedMatcher,
     audit_config,
     audited_core,
     make_agent,
@@ -52,30 +50,11 @@ def _write(root: Path, directory: str, name: str, version: str) -> Path:
     return path
 
 
-class _Gate:
-    """A leaf matcher (the Python evaluator's answer) that can hold a call until released."""
-
-    label = "gate"
-
-    def __init__(self, leaves: dict[str, Leaf]) -> None:
-        self._python = PythonLeafEvaluator(leaves)
-        self.blocking = False
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def true_leaves(self, fact: Fact) -> frozenset[str]:
-        """Signal ``entered`` and wait for ``release`` while blocking; then evaluate."""
-        if self.blocking:
-            self.entered.set()
-            assert self.release.wait(WAIT_S)
-        return self._python.true_leaves(fact)
-
-
 class _Tracked(LoadedRuleset):
     """A loaded ruleset that counts its ``close`` calls."""
 
     def __init__(self, compiled: CompiledRuleset) -> None:
-        self.gate = _Gate(compiled.leaves)
+        self.gate = GatedMatcher(compiled.leaves, blocking=False)
         super().__init__(compiled, self.gate)
         self.closed = 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import pytest
 
 from caseroute.audit.store import AuditSink
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset
-from caseroute.engine.facts import Fact
 from caseroute.engine.pyeval import PythonLeafEvaluator
 from caseroute.lifecycle import RulesetLifecycle
 from caseroute.registry import RulesetRegistry
@@ -20,6 +18,7 @@ from caseroute.shadow import ShadowRunner
 from caseroute.testing import (
     CATCH_ALL_RULE,
     NOW,
+    GatedMatcher,
     audit_config,
     make_agent,
     make_case,
@@ -43,23 +42,6 @@ def _write(root: Path, version: str, rules: str) -> None:
         .replace("ruleset: test\n", "ruleset: routing\n")
         .replace('version: "1"\n', f'version: "{version}"\n')
     )
-
-
-class _Gate:
-    """A matcher that holds each call until released (the Python evaluator's answer)."""
-
-    label = "gate"
-
-    def __init__(self, compiled: CompiledRuleset) -> None:
-        self._python = PythonLeafEvaluator(compiled.leaves)
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def true_leaves(self, fact: Fact) -> frozenset[str]:
-        """Signal ``entered``, wait for ``release``, then evaluate."""
-        self.entered.set()
-        assert self.release.wait(WAIT_S)
-        return self._python.true_leaves(fact)
 
 
 @pytest.fixture
@@ -128,13 +110,13 @@ def test_a_full_queue_drops_and_counts_without_blocking_the_live_call(
     rulesets: Path, store: AuditSink, tmp_path: Path
 ) -> None:
     """Worker held on job 1, queue of 1 holds job 2: jobs 3 and 4 are dropped, calls return."""
-    gates: list[_Gate] = []
+    gates: list[GatedMatcher] = []
 
     def prepare(compiled: CompiledRuleset, engine: EngineKind) -> LoadedRuleset:
         del engine
         if compiled.version != "2":
             return LoadedRuleset(compiled, PythonLeafEvaluator(compiled.leaves))
-        gate = _Gate(compiled)
+        gate = GatedMatcher(compiled.leaves)
         gates.append(gate)
         return LoadedRuleset(compiled, gate)
 

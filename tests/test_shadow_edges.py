@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from caseroute.shadow import ShadowJob, ShadowRunner
 from caseroute.testing import (
     CATCH_ALL_RULE,
     NOW,
+    GatedMatcher,
     audit_config,
     make_agent,
     make_case,
@@ -51,23 +51,6 @@ def _write(root: Path, version: str, rules: str) -> None:
         .replace("ruleset: test\n", "ruleset: routing\n")
         .replace('version: "1"\n', f'version: "{version}"\n')
     )
-
-
-class _Gate:
-    """A matcher that holds each call until released (the Python evaluator's answer)."""
-
-    label = "gate"
-
-    def __init__(self, compiled: CompiledRuleset) -> None:
-        self._python = PythonLeafEvaluator(compiled.leaves)
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def true_leaves(self, fact: Fact) -> frozenset[str]:
-        """Signal ``entered``, wait for ``release``, then evaluate."""
-        self.entered.set()
-        assert self.release.wait(WAIT_S)
-        return self._python.true_leaves(fact)
 
 
 class _Crashing:
@@ -154,10 +137,10 @@ def test_a_shadow_version_removed_before_its_turn_is_an_error_comparison(
     rulesets: Path, store: AuditSink
 ) -> None:
     """Job b waits while 2 is removed: a stored `error` comparison, never a crash or a hang."""
-    gates: list[_Gate] = []
+    gates: list[GatedMatcher] = []
 
     def gated(compiled: CompiledRuleset) -> LoadedRuleset:
-        gates.append(_Gate(compiled))
+        gates.append(GatedMatcher(compiled.leaves))
         return LoadedRuleset(compiled, gates[-1])
 
     life = _lifecycle(rulesets, store, gated)

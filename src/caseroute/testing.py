@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +26,9 @@ from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.engine.facts import Fact
+from caseroute.engine.pyeval import PythonLeafEvaluator
 from caseroute.rules.compiler import compile_source, load_ruleset
+from caseroute.rules.ir import Leaf
 from caseroute.rules.layout import active_source
 from caseroute.rules.model import CompiledRuleset
 from caseroute.rules.source import parse_yaml
@@ -188,6 +191,39 @@ def compile_text(text: str, path: str = "test.yaml") -> CompiledRuleset:
 def ruleset_with_rules(rules_yaml: str, header: str = MINIMAL_HEADER) -> str:
     """Ruleset text: a minimal header, the safeguarding rule, then ``rules_yaml`` items."""
     return f"{header}rules:\n{SAFEGUARDING_RULE}{rules_yaml}"
+
+
+class GatedMatcher:
+    """A leaf matcher giving the Python evaluator's answer, held mid-call until released.
+
+    Lets a test stop a decision inside the engine (a reload, a full shadow queue) and resume it
+    on an event, never a sleep. While ``blocking``, each call sets ``entered`` and waits for
+    ``release``.
+    """
+
+    label = "gate"
+
+    def __init__(
+        self, leaves: dict[str, Leaf], *, blocking: bool = True, wait_s: float = 30.0
+    ) -> None:
+        """Answer like ``PythonLeafEvaluator(leaves)``; hold calls while ``blocking``."""
+        self._python = PythonLeafEvaluator(leaves)
+        self._wait_s = wait_s
+        self.blocking = blocking
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def true_leaves(self, fact: Fact) -> frozenset[str]:
+        """Signal ``entered`` and wait for ``release`` while blocking; then evaluate.
+
+        Raises:
+            TimeoutError: If the test never released the gate.
+        """
+        if self.blocking:
+            self.entered.set()
+            if not self.release.wait(self._wait_s):
+                raise TimeoutError("the test never released the gate")
+        return self._python.true_leaves(fact)
 
 
 @dataclass(slots=True)
