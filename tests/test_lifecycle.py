@@ -186,7 +186,7 @@ def test_activating_an_unknown_version_changes_nothing(root: Path, store: AuditS
     assert before == (root / "routing" / "serving.yaml").read_text()
 
 
-class _RefusingEvents:
+class RefusingEventLog:
     """A decision log whose event writes fail (the disk filled up, say)."""
 
     def __init__(self, inner: AuditSink) -> None:
@@ -206,7 +206,7 @@ class _RefusingEvents:
 
 def test_an_activation_that_cannot_be_recorded_is_not_made(root: Path, store: AuditSink) -> None:
     """No event, no change: the old version keeps serving and the pointer is restored."""
-    events = _RefusingEvents(store)
+    events = RefusingEventLog(store)
     life = RulesetLifecycle(RulesetRegistry(), root, EngineKind.PYTHON, audit=events)  # type: ignore[arg-type]
     life.load()
     before = (root / "routing" / "serving.yaml").read_text()

@@ -39,6 +39,7 @@ from caseroute.testing import (
     make_roster,
     ruleset_with_rules,
 )
+from tests.test_lifecycle import RefusingEventLog
 
 WAIT_S = 30.0  # an upper bound for an event that should come at once; never a sleep
 
@@ -210,29 +211,11 @@ def test_an_unreadable_pointer_refuses_activation(root: Path) -> None:
     )
 
 
-class _RefusingLog:
-    """A decision log whose event writes fail (the disk filled up, say)."""
-
-    def __init__(self, inner: AuditSink) -> None:
-        self.inner = inner
-        self.refuse = False
-
-    def append_events(self, events: Sequence[RulesetEvent]) -> list[RulesetEvent]:
-        """Fail while ``refuse`` is set."""
-        if self.refuse:
-            raise AuditUnavailableError("the decision log cannot be written")
-        return self.inner.append_events(events)
-
-    def decided_sha256s(self, name: str, version: str) -> frozenset[str]:
-        """Delegate."""
-        return self.inner.decided_sha256s(name, version)
-
-
 def test_a_failed_restore_is_logged_and_the_first_error_reaches_the_caller(
     root: Path, store: AuditSink, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Log down, then the disk refuses the restore too: the caller gets the audit error."""
-    refusing = _RefusingLog(store)
+    refusing = RefusingEventLog(store)
     life = RulesetLifecycle(RulesetRegistry(), root, EngineKind.PYTHON, audit=refusing)  # type: ignore[arg-type]
     life.load()
     refusing.refuse = True
