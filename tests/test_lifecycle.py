@@ -203,6 +203,10 @@ class RefusingEventLog:
         """Delegate."""
         return self.inner.decided_sha256s(name, version)
 
+    def last_event(self, name: str, role: str) -> RulesetEvent | None:
+        """Delegate."""
+        return self.inner.last_event(name, role)
+
 
 def test_an_activation_that_cannot_be_recorded_is_not_made(root: Path, store: AuditSink) -> None:
     """No event, no change: the old version keeps serving and the pointer is restored."""
@@ -297,3 +301,19 @@ def test_validate_reports_problems_without_activating(root: Path, store: AuditSi
     ]
     assert life.validate(_text("routing", "3"), "r.yaml") == []
     assert [v.version for v in life.list_rulesets()[0].versions] == ["1", "2"]
+
+
+def test_workers_sharing_a_log_record_each_change_once(root: Path, store: AuditSink) -> None:
+    """Two processes' lifecycles on one log: one load, and the follower's poll adds nothing."""
+    first, second = _lifecycle(root, store), _lifecycle(root, store)
+    first.load()
+    second.load()
+    first.activate("routing", "2", "admin:alice")
+    outcome = second.poll_once()  # the other worker follows the rewritten serving.yaml
+    assert outcome is not None
+    assert second.registry.resolve("", "").compiled.version == "2"
+    assert [c.to_version for c in outcome.changes] == ["2"]  # it did change, in that process
+    assert _events(store) == [
+        ("load", "startup", "routing", "active", "", "1"),
+        ("activate", "admin:alice", "routing", "active", "1", "2"),
+    ]

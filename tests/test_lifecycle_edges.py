@@ -627,6 +627,10 @@ class _SignallingLog:
         self.recorded.set()
         return stored
 
+    def last_event(self, name: str, role: str) -> RulesetEvent | None:
+        """Delegate."""
+        return self.inner.last_event(name, role)
+
     def decided_sha256s(self, name: str, version: str) -> frozenset[str]:
         """Delegate."""
         return self.inner.decided_sha256s(name, version)

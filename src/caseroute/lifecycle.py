@@ -40,6 +40,8 @@ from caseroute.registry import (
     RulesetStatus,
     VersionInfo,
 )
+from caseroute.replay import RecordFilter
+from caseroute.replay_admin import ReplayCandidate, ReplayRunner, ServerReplay
 from caseroute.rules.compiler import MAX_RULESET_BYTES, compile_source
 from caseroute.rules.serving import (
     SERVING_FILE,
@@ -145,6 +147,15 @@ class RulesetAdminCore(Protocol):
         ...
 
 
+def _already_recorded(audit: AuditSink, change: RulesetChange) -> bool:
+    """Whether the chain's last event for this ruleset role already ends in this version."""
+    last = audit.last_event(change.ruleset_name, change.role)
+    return last is not None and (last.to_version, last.to_sha256) == (
+        change.to_version,
+        change.to_sha256,
+    )
+
+
 DEFAULT_POLL_INTERVAL_S = 2.0
 """How often the server looks for changed files under its rulesets directory."""
 _MAX_WALK_DEPTH = 4  # rulesets/<name>/<version>/golden/<file>: deeper files never matter
@@ -217,6 +228,7 @@ class RulesetLifecycle:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
+        self._replays = ReplayRunner(engine, audit)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -290,6 +302,12 @@ class RulesetLifecycle:
         prepared.close()
         return list(compiled.warnings)
 
+    def replay(
+        self, wanted: ReplayCandidate, where: RecordFilter, sample_size: int
+    ) -> ServerReplay:
+        """Replay the decision log under a candidate (``ReplayRunner.replay``; nothing changes)."""
+        return self._replays.replay(self.root, wanted, where, sample_size)
+
     # -- changing --------------------------------------------------------------------------
 
     def load(self, actor: str = "startup") -> LifecycleOutcome:
@@ -320,9 +338,17 @@ class RulesetLifecycle:
         self, changes: tuple[RulesetChange, ...], at: datetime, action: str, actor: str
     ) -> None:
         """Record every change in the hash chain before it serves (raises: no swap)."""
-        if self._audit is None or not changes:
+        if self._audit is None:
             return
-        self._audit.append_events(
+        # Several processes (a server's workers, replicas) share one log and each swaps in the
+        # same change (one by the admin call, the others by their poller): the chain records
+        # what serves, once. A change the log already shows as the current state is not
+        # recorded again.
+        audit = self._audit
+        changes = tuple(c for c in changes if not _already_recorded(audit, c))
+        if not changes:
+            return
+        audit.append_events(
             [
                 RulesetEvent(
                     seq=0,

@@ -258,6 +258,10 @@ class AuditSink(Protocol):
         """Ruleset lifecycle events in chain order after ``after_seq`` (None name = all)."""
         ...
 
+    def last_event(self, ruleset_name: str, role: str) -> RulesetEvent | None:
+        """The most recent event of one role (active / shadow) of a ruleset, if any."""
+        ...
+
     def decided_sha256s(self, ruleset_name: str, ruleset_version: str) -> frozenset[str]:
         """The distinct ruleset_sha256 of the decisions made by ``ruleset_name@ruleset_version``.
 
@@ -995,6 +999,28 @@ class SqliteAuditStore:
             (*params, limit),
         )
         return [RulesetEvent(*row) for row in rows]
+
+    def last_event(self, ruleset_name: str, role: str) -> RulesetEvent | None:
+        """The most recent event of one role (active / shadow) of a ruleset, if any.
+
+        Args:
+            ruleset_name: The ruleset.
+            role: ``active`` or ``shadow``.
+
+        Returns:
+            The event the chain last recorded for it (None: none yet).
+
+        Raises:
+            AuditUnavailableError: If the log cannot be read.
+        """
+        if not self._has_table("ruleset_events"):
+            return None
+        rows = self._fetch(
+            f"SELECT {', '.join(_EVENT_COLUMNS)} FROM ruleset_events "
+            "WHERE ruleset_name = ? AND role = ? ORDER BY seq DESC LIMIT 1",
+            (ruleset_name, role),
+        )
+        return RulesetEvent(*rows[0]) if rows else None
 
     def iter_events(
         self, ruleset_name: str | None = None, after_seq: int = 0
