@@ -16,13 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from caseroute.cli.options import ENGINES, default_engine, parse_instant
+from caseroute.cli.options import ENGINES, add_client_tls, default_engine, parse_instant
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError
 from caseroute.render import escape_lines
 
 if TYPE_CHECKING:
     from caseroute.audit.store import SqliteAuditStore
-    from caseroute.replay import Gate, RecordSource
+    from caseroute.replay import Gate, RecordSource, ReplayReport
 
 FORMATS = ("table", "json", "markdown")
 _RATE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<pct>%?)")
@@ -122,20 +122,57 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
-def _cmd_replay(args: argparse.Namespace) -> int:
+def _remote_report(args: argparse.Namespace) -> ReplayReport:
+    """The report of the server's ``RulesetAdmin.Replay`` (``--server``), rebuilt from its JSON."""
+    import json
+
+    from caseroute.cli.rules_admin import _client
+    from caseroute.grpc_api._generated import admin_pb2 as apb
+    from caseroute.grpc_api.convert import datetime_to_timestamp
+    from caseroute.replay.document import ReportDocumentError, report_from_data
+
+    if args.input is not None or args.audit_db is not None or args.workers is not None:
+        raise UsageError(
+            "--server replays the server's own decision log: drop --input, --audit-db and --workers"
+        )
+    request = apb.ReplayRequest(
+        case_id=args.case_id, limit=args.limit or 0, sample_size=args.sample
+    )
+    if Path(args.candidate).exists() or "@" not in args.candidate:
+        from caseroute.domain.errors import RulesetNotFoundError
+        from caseroute.replay import resolve_candidate
+
+        try:  # a path: read here and sent as text (the server never reads the caller's paths)
+            source = resolve_candidate(args.candidate, args.rulesets)
+        except RulesetNotFoundError as exc:
+            raise UsageError(f"--candidate: {exc}") from None
+        request.candidate.source = source.text
+        request.candidate.file_name = Path(source.path).name
+    else:
+        request.candidate.ruleset = args.candidate
+    for field in ("since", "until"):
+        instant = parse_instant(getattr(args, field), f"--{field}")
+        if instant is not None:
+            getattr(request, field).CopyFrom(datetime_to_timestamp(instant))
+    reply = _client(args).replay(request)
+    if reply.limit_reached and args.limit is None:
+        sys.stderr.write(
+            f"caseroute: replay stopped at the limit ({reply.total + reply.other_ruleset} "
+            "records); the log may hold more: narrow --since/--until\n"
+        )
+    try:
+        return report_from_data(json.loads(reply.report_json))
+    except (ValueError, ReportDocumentError) as exc:
+        raise UsageError(f"the server's replay report cannot be read here: {exc}") from None
+
+
+def _local_report(args: argparse.Namespace) -> ReplayReport:
+    """The report of replaying a local decision log or export in this process (and workers)."""
     from caseroute.domain.errors import RulesetNotFoundError
     from caseroute.engine.case_rules import EngineKind
-    from caseroute.replay import (
-        ReplayOptions,
-        default_workers,
-        exceeded,
-        replay,
-        resolve_candidate,
-    )
-    from caseroute.replay.render import render_json, render_markdown, render_plain, render_table
+    from caseroute.replay import ReplayOptions, default_workers, replay, resolve_candidate
     from caseroute.replay.source import ExportFormatError
 
-    gates = [parse_gate(text) for text in args.fail_on]
     source, close, store = _source(args)
     try:
         try:
@@ -146,13 +183,23 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             options = ReplayOptions(
                 EngineKind(args.engine), args.workers or default_workers(), args.sample, progress
             )
-            report = replay(source, candidate, options)
+            return replay(source, candidate, options)
     except ExportFormatError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot read --input {args.input}: {exc.strerror or exc}") from None
     finally:
         close()
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from caseroute.replay import exceeded
+    from caseroute.replay.render import render_json, render_markdown, render_plain, render_table
+
+    gates = [parse_gate(text) for text in args.fail_on]
+    # Local and remote reports print through the same renderers: the same log gives the
+    # same output byte for byte.
+    report = _remote_report(args) if args.server is not None else _local_report(args)
     if args.format == "json":
         text = render_json(report)
     elif args.format == "markdown":
@@ -245,4 +292,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=default_engine(),
         help="engine of record for the candidate (default: $CASEROUTE_ENGINE or durable)",
     )
+    remote = cmd.add_argument_group(
+        "on a server",
+        "replay the server's own decision log there (RulesetAdmin.Replay; docs/replay.md): "
+        "--candidate PATH sends the file's text, NAME@VERSION is looked up by the server",
+    )
+    remote.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        help="the caseroute server to replay on (instead of --audit-db or --input)",
+    )
+    remote.add_argument(
+        "--token-file",
+        type=Path,
+        help="file holding just your admin bearer token, mode 0600 ($CASEROUTE_TOKEN_FILE)",
+    )
+    remote.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="deadline in seconds (default 600; the server replays about 1-5 ms per record)",
+    )
+    add_client_tls(remote)
     cmd.set_defaults(run=_cmd_replay)

@@ -12,12 +12,14 @@ from typing import TypeVar
 
 import grpc
 
+from caseroute.domain.errors import RulesetError, RulesetStateError
 from caseroute.grpc_api import admin_convert
 from caseroute.grpc_api._generated import admin_pb2 as apb
 from caseroute.grpc_api._generated import admin_pb2_grpc
 from caseroute.grpc_api.auth import Authenticated, authenticated
 from caseroute.grpc_api.servicer import UndecodableRequest, _refuse_undecodable, _serve
 from caseroute.lifecycle import LifecycleOutcome, RulesetAdminCore
+from caseroute.replay_admin import ReplayAdminCore
 
 log = logging.getLogger("caseroute.admin")
 
@@ -37,6 +39,7 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
         *,
         who: Callable[[], Authenticated | None] = authenticated,
         after_change: Callable[[], None] | None = None,
+        replays: ReplayAdminCore | None = None,
     ) -> None:
         """Serve administration from ``core``.
 
@@ -45,10 +48,15 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
             who: Who passed the auth check of the current call (tests may stand in for it).
             after_change: Called after each activation, rollback or reload that succeeded
                 (the server lets its health follow the rulesets).
+            replays: What Replay runs on (None: ``core`` when it replays, as
+                ``RulesetLifecycle`` does; else Replay is refused).
         """
         self._core = core
         self._who = who
         self._after_change = after_change
+        self._replays = (
+            replays if replays is not None or not isinstance(core, ReplayAdminCore) else core
+        )
 
     def _changed(self, outcome: LifecycleOutcome) -> apb.LifecycleOutcome:
         if self._after_change is not None:
@@ -171,3 +179,23 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
             lambda: self._changed(self._core.reload(actor=self._actor())),
             apb.LifecycleOutcome,
         )
+
+    def Replay(  # noqa: N802 - gRPC method name
+        self, request: apb.ReplayRequest | UndecodableRequest, context: grpc.ServicerContext
+    ) -> apb.ReplayResponse:
+        """Replay the server's decision log under a candidate and report what would change."""
+        if isinstance(request, UndecodableRequest):
+            return _refuse_undecodable(context, "Replay", request, apb.ReplayResponse())
+
+        def work() -> apb.ReplayResponse:
+            candidate, where, sample_size = admin_convert.replay_request(request)
+            if self._replays is None:
+                raise RulesetStateError("this server does not replay; replay its log locally")
+            try:
+                result = self._replays.replay(candidate, where, sample_size)
+            except RulesetError as exc:
+                field = "candidate.ruleset" if candidate.name else "candidate.source"
+                raise admin_convert.candidate_problems(exc.problems, field) from None
+            return admin_convert.replay_response(result)
+
+        return self._run(context, "Replay", work, apb.ReplayResponse)

@@ -209,6 +209,15 @@ class AdminClient:
         reply: apb.LifecycleOutcome = self._call("Reload", apb.ReloadRequest())
         return reply
 
+    def replay(self, request: apb.ReplayRequest) -> apb.ReplayResponse:
+        """Replay (the server's decision log under a candidate).
+
+        Raises:
+            RemoteCallError: If the call fails.
+        """
+        reply: apb.ReplayResponse = self._call("Replay", request)
+        return reply
+
 
 class RoutingClient:
     """Decide and DecideBatch calls over one channel, shared by many threads (a load generator)."""

@@ -122,6 +122,20 @@ def resolve_candidate(
             )
         return _read(active_source(path))
     name, _, version = spec.rpartition("@")
+    return resolve_version(name, version, rulesets, log)
+
+
+def resolve_version(
+    name: str, version: str, rulesets: Path, log: RulesetBlobs | None = None
+) -> CandidateSource:
+    """The source of ``name@version``: under ``rulesets``, else as ``log`` stored it.
+
+    Never reads a path the caller names (the admin API's entry: ``name`` and ``version`` are
+    checked to be plain names first).
+
+    Raises:
+        RulesetNotFoundError: If nothing is found; the message lists what is (with paths).
+    """
     versioned = rulesets / name / version
     if (versioned / RULESET_FILE).is_file():
         return _read(versioned)

@@ -480,3 +480,203 @@ class RulesetChange(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RulesetChange: _TypeAlias = RulesetChange  # noqa: Y015
+
+@_typing.final
+class ReplayCandidate(_message.Message):
+    """The ruleset to replay under: its YAML text, or a version the server can find."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_FIELD_NUMBER: _builtins.int
+    RULESET_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    source: _builtins.str
+    """The candidate's YAML source; at most 262144 UTF-8 bytes (256 KiB, the largest ruleset
+    file the compiler reads).
+    """
+    ruleset: _builtins.str
+    """"NAME@VERSION": read from the server's rulesets directory
+    (rulesets/NAME/VERSION/ruleset.yaml, or a flat rulesets/NAME/ declaring that version),
+    else the source the decision log stored when that version decided. At most 401
+    characters; NAME and VERSION each at most 200, no '/', '\\', "." or "..".
+    """
+    file_name: _builtins.str
+    """With `source`: the file name used in problems' `file:line` (no directory). Empty:
+    "ruleset.yaml". At most 200 characters.
+    """
+    def __init__(
+        self,
+        *,
+        source: _builtins.str = ...,
+        ruleset: _builtins.str = ...,
+        file_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["candidate", b"candidate", "ruleset", b"ruleset", "source", b"source"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate", b"candidate", "file_name", b"file_name", "ruleset", b"ruleset", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_candidate: _TypeAlias = _typing.Literal["source", "ruleset"]  # noqa: Y015
+    _WhichOneofArgType_candidate: _TypeAlias = _typing.Literal["candidate", b"candidate"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_candidate) -> _WhichOneofReturnType_candidate | None: ...
+
+Global___ReplayCandidate: _TypeAlias = ReplayCandidate  # noqa: Y015
+
+@_typing.final
+class ReplayRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANDIDATE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    SAMPLE_SIZE_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    """Only this case. Empty: every case. At most 200 characters."""
+    limit: _builtins.int
+    """At most this many records (the first in chain order, records of other rulesets counted),
+    1 to 100000. 0: the server's maximum, 100000 (see `limit_reached`).
+    """
+    sample_size: _builtins.int
+    """Decision ids sampled per class in the report, 1 to 50. 0: 5."""
+    @_builtins.property
+    def candidate(self) -> Global___ReplayCandidate:
+        """The candidate ruleset. Required. Records of other ruleset names are skipped (counted in
+        `other_ruleset`).
+        """
+
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Only decisions whose recorded `now` is at or after this instant. Unset: unbounded."""
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """Only decisions whose recorded `now` is before this instant; must be after `since`.
+        Unset: unbounded.
+        """
+
+    def __init__(
+        self,
+        *,
+        candidate: Global___ReplayCandidate | None = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        case_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        sample_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["candidate", b"candidate", "since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate", b"candidate", "case_id", b"case_id", "limit", b"limit", "sample_size", b"sample_size", "since", b"since", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplayRequest: _TypeAlias = ReplayRequest  # noqa: Y015
+
+@_typing.final
+class ReplayResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ClassesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class RatesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    RULESET_NAME_FIELD_NUMBER: _builtins.int
+    RULESET_VERSION_FIELD_NUMBER: _builtins.int
+    RULESET_SHA256_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    NOT_REPLAYABLE_FIELD_NUMBER: _builtins.int
+    OTHER_RULESET_FIELD_NUMBER: _builtins.int
+    CLASSES_FIELD_NUMBER: _builtins.int
+    RATES_FIELD_NUMBER: _builtins.int
+    LIMIT_REACHED_FIELD_NUMBER: _builtins.int
+    REPORT_JSON_FIELD_NUMBER: _builtins.int
+    ruleset_name: _builtins.str
+    """The candidate's ruleset name."""
+    ruleset_version: _builtins.str
+    """The candidate's version."""
+    ruleset_sha256: _builtins.str
+    """sha256 of the candidate's source: 64 lowercase hex characters."""
+    total: _builtins.int
+    """Records replayed or found not replayable (`other_ruleset` excluded). >= 0."""
+    changed: _builtins.int
+    """Records in at least one difference class. 0 to `total`."""
+    not_replayable: _builtins.int
+    """Records that could not be replayed. 0 to `total`."""
+    other_ruleset: _builtins.int
+    """Records of another ruleset name, skipped. >= 0."""
+    limit_reached: _builtins.bool
+    """True when the records read reached the request's limit (or the server's maximum): the
+    log may hold more matching records; narrow since/until or replay locally.
+    """
+    report_json: _builtins.str
+    """The whole report in the stable JSON schema of docs/replay-report.schema.json (UTF-8 JSON,
+    sorted keys, no spaces); `caseroute replay --server` renders it exactly as a local replay.
+    """
+    @_builtins.property
+    def classes(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Class name (e.g. "outcome_changed", "unchanged") -> records in it; every class present."""
+
+    @_builtins.property
+    def rates(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Class name -> its share of `total`, 0.0 to 1.0 (0.0 when `total` is 0)."""
+
+    def __init__(
+        self,
+        *,
+        ruleset_name: _builtins.str = ...,
+        ruleset_version: _builtins.str = ...,
+        ruleset_sha256: _builtins.str = ...,
+        total: _builtins.int = ...,
+        changed: _builtins.int = ...,
+        not_replayable: _builtins.int = ...,
+        other_ruleset: _builtins.int = ...,
+        classes: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        rates: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        limit_reached: _builtins.bool = ...,
+        report_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "classes", b"classes", "limit_reached", b"limit_reached", "not_replayable", b"not_replayable", "other_ruleset", b"other_ruleset", "rates", b"rates", "report_json", b"report_json", "ruleset_name", b"ruleset_name", "ruleset_sha256", b"ruleset_sha256", "ruleset_version", b"ruleset_version", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplayResponse: _TypeAlias = ReplayResponse  # noqa: Y015

@@ -66,6 +66,11 @@ class RulesetAdminStub:
                 request_serializer=caseroute_dot_v1_dot_admin__pb2.ReloadRequest.SerializeToString,
                 response_deserializer=caseroute_dot_v1_dot_admin__pb2.LifecycleOutcome.FromString,
                 _registered_method=True)
+        self.Replay = channel.unary_unary(
+                '/caseroute.v1.RulesetAdmin/Replay',
+                request_serializer=caseroute_dot_v1_dot_admin__pb2.ReplayRequest.SerializeToString,
+                response_deserializer=caseroute_dot_v1_dot_admin__pb2.ReplayResponse.FromString,
+                _registered_method=True)
 
 
 class RulesetAdminServicer:
@@ -125,6 +130,21 @@ class RulesetAdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Replay(self, request, context):
+        """Re-decides the decisions in this server's own decision log under a candidate ruleset and
+        reports what would change (the report of `caseroute replay`, docs/replay.md). Runs in the
+        calling thread of this server, one record after another (about 1-5 ms per record): other
+        calls are served meanwhile; set a deadline to match the limit. Nothing is recorded or
+        activated. Errors: INVALID_ARGUMENT (a field, or the candidate source has errors: one
+        violation per problem at `candidate.source` with `file:line`), NOT_FOUND (no such
+        NAME@VERSION under the rulesets directory nor in the decision log), UNAVAILABLE (the
+        decision log cannot be read, or the rules engine is unavailable), UNAUTHENTICATED,
+        PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RulesetAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +177,11 @@ def add_RulesetAdminServicer_to_server(servicer, server):
                     servicer.Reload,
                     request_deserializer=caseroute_dot_v1_dot_admin__pb2.ReloadRequest.FromString,
                     response_serializer=caseroute_dot_v1_dot_admin__pb2.LifecycleOutcome.SerializeToString,
+            ),
+            'Replay': grpc.unary_unary_rpc_method_handler(
+                    servicer.Replay,
+                    request_deserializer=caseroute_dot_v1_dot_admin__pb2.ReplayRequest.FromString,
+                    response_serializer=caseroute_dot_v1_dot_admin__pb2.ReplayResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -322,6 +347,33 @@ class RulesetAdmin:
             '/caseroute.v1.RulesetAdmin/Reload',
             caseroute_dot_v1_dot_admin__pb2.ReloadRequest.SerializeToString,
             caseroute_dot_v1_dot_admin__pb2.LifecycleOutcome.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Replay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caseroute.v1.RulesetAdmin/Replay',
+            caseroute_dot_v1_dot_admin__pb2.ReplayRequest.SerializeToString,
+            caseroute_dot_v1_dot_admin__pb2.ReplayResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -75,6 +75,17 @@ class RulesetAdminStub:
     not load keeps its last good version serving and is listed in `errors`.
     Errors: UNAVAILABLE (the change could not be recorded), UNAUTHENTICATED, PERMISSION_DENIED.
     """
+    Replay: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ReplayRequest, _admin_pb2.ReplayResponse]
+    """Re-decides the decisions in this server's own decision log under a candidate ruleset and
+    reports what would change (the report of `caseroute replay`, docs/replay.md). Runs in the
+    calling thread of this server, one record after another (about 1-5 ms per record): other
+    calls are served meanwhile; set a deadline to match the limit. Nothing is recorded or
+    activated. Errors: INVALID_ARGUMENT (a field, or the candidate source has errors: one
+    violation per problem at `candidate.source` with `file:line`), NOT_FOUND (no such
+    NAME@VERSION under the rulesets directory nor in the decision log), UNAVAILABLE (the
+    decision log cannot be read, or the rules engine is unavailable), UNAUTHENTICATED,
+    PERMISSION_DENIED.
+    """
 
 @_typing.type_check_only
 class RulesetAdminAsyncStub(RulesetAdminStub):
@@ -109,6 +120,17 @@ class RulesetAdminAsyncStub(RulesetAdminStub):
     """Re-reads the rulesets directory and swaps in the new state if it builds; a source that does
     not load keeps its last good version serving and is listed in `errors`.
     Errors: UNAVAILABLE (the change could not be recorded), UNAUTHENTICATED, PERMISSION_DENIED.
+    """
+    Replay: _aio.UnaryUnaryMultiCallable[_admin_pb2.ReplayRequest, _admin_pb2.ReplayResponse]  # type: ignore[assignment]
+    """Re-decides the decisions in this server's own decision log under a candidate ruleset and
+    reports what would change (the report of `caseroute replay`, docs/replay.md). Runs in the
+    calling thread of this server, one record after another (about 1-5 ms per record): other
+    calls are served meanwhile; set a deadline to match the limit. Nothing is recorded or
+    activated. Errors: INVALID_ARGUMENT (a field, or the candidate source has errors: one
+    violation per problem at `candidate.source` with `file:line`), NOT_FOUND (no such
+    NAME@VERSION under the rulesets directory nor in the decision log), UNAVAILABLE (the
+    decision log cannot be read, or the rules engine is unavailable), UNAUTHENTICATED,
+    PERMISSION_DENIED.
     """
 
 class RulesetAdminServicer(metaclass=_abc_1.ABCMeta):
@@ -177,6 +199,23 @@ class RulesetAdminServicer(metaclass=_abc_1.ABCMeta):
         """Re-reads the rulesets directory and swaps in the new state if it builds; a source that does
         not load keeps its last good version serving and is listed in `errors`.
         Errors: UNAVAILABLE (the change could not be recorded), UNAUTHENTICATED, PERMISSION_DENIED.
+        """
+
+    @_abc_1.abstractmethod
+    def Replay(
+        self,
+        request: _admin_pb2.ReplayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ReplayResponse, _abc.Awaitable[_admin_pb2.ReplayResponse]]:
+        """Re-decides the decisions in this server's own decision log under a candidate ruleset and
+        reports what would change (the report of `caseroute replay`, docs/replay.md). Runs in the
+        calling thread of this server, one record after another (about 1-5 ms per record): other
+        calls are served meanwhile; set a deadline to match the limit. Nothing is recorded or
+        activated. Errors: INVALID_ARGUMENT (a field, or the candidate source has errors: one
+        violation per problem at `candidate.source` with `file:line`), NOT_FOUND (no such
+        NAME@VERSION under the rulesets directory nor in the decision log), UNAVAILABLE (the
+        decision log cannot be read, or the rules engine is unavailable), UNAUTHENTICATED,
+        PERMISSION_DENIED.
         """
 
 def add_RulesetAdminServicer_to_server(servicer: RulesetAdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,96 @@
+"""The replay report read back from its stable JSON form (``report_data``'s inverse).
+
+``caseroute replay --server`` receives the report as JSON and prints it with the same renderers
+as a local replay; rebuilding the ``ReplayReport`` in the report's own orders (classes, reasons
+and dimensions in their constant order, pairs and rows sorted) makes the two outputs identical.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from caseroute.replay.classify import CLASSES, AgentCheckChange, DecisionSide
+from caseroute.replay.evaluate import DIMENSIONS, NOT_REPLAYABLE_REASONS
+from caseroute.replay.report import SCHEMA_VERSION, DimensionRow, ReplayReport, Sample
+
+
+class ReportDocumentError(ValueError):
+    """A JSON document is not a replay report of a schema version this code reads."""
+
+
+def _side(data: Any) -> DecisionSide | None:
+    if data is None:
+        return None
+    return DecisionSide(
+        rule_id=data["rule_id"],
+        outcome=data["outcome"],
+        agent_id=data["agent_id"],
+        queue=data["queue"],
+        priority=data["priority"],
+        escalation_level=data["escalation_level"],
+    )
+
+
+def _checks(values: Any) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
+
+
+def _sample(data: Any) -> Sample:
+    return Sample(
+        decision_id=data["decision_id"],
+        recorded=_side(data["recorded"]),
+        candidate=_side(data["candidate"]),
+        agent_checks=tuple(
+            AgentCheckChange(c["agent_id"], _checks(c["recorded"]), _checks(c["candidate"]))
+            for c in data["agent_checks"]
+        ),
+        reason=data["reason"],
+    )
+
+
+def report_from_data(data: Any) -> ReplayReport:
+    """The report ``report_data`` turned into ``data`` (whatever the order of its keys).
+
+    Raises:
+        ReportDocumentError: If ``data`` is not a schema-version-1 replay report.
+    """
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        raise ReportDocumentError(
+            f"not a replay report of schema_version {SCHEMA_VERSION}; upgrade caseroute to read it"
+        )
+    try:
+        candidate = data["candidate"]
+        classes = data["classes"]
+        pairs = data["outcome_pairs"]
+        reasons = data["not_replayable_reasons"]
+        breakdowns = data["breakdowns"]
+        samples = data["samples"]
+        return ReplayReport(
+            ruleset_name=candidate["ruleset_name"],
+            ruleset_version=candidate["ruleset_version"],
+            ruleset_sha256=candidate["ruleset_sha256"],
+            total=data["total"],
+            changed=data["changed"],
+            not_replayable=data["not_replayable"],
+            other_ruleset=data["other_ruleset"],
+            classes=tuple((c, classes[c]) for c in CLASSES),
+            outcome_pairs=tuple(sorted(pairs.items())),
+            reasons=tuple((r, reasons[r]) for r in NOT_REPLAYABLE_REASONS if r in reasons),
+            breakdowns=tuple(
+                (
+                    d,
+                    tuple(
+                        DimensionRow(v, row["total"], row["changed"], row["not_replayable"])
+                        for v, row in sorted(breakdowns[d].items())
+                    ),
+                )
+                for d in DIMENSIONS
+            ),
+            samples=tuple(
+                (c, tuple(_sample(s) for s in samples[c])) for c in CLASSES if c in samples
+            ),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ReportDocumentError(
+            f"the replay report lacks or misshapes {exc}; upgrade caseroute to read it"
+        ) from None
