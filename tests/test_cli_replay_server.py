@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,5 +126,26 @@ def test_remote_without_token_reports_the_refusal(
         (
             "caseroute: server answered UNAUTHENTICATED: this call needs credentials: send "
             "`authorization: Bearer <token>` or a client certificate on the allow-list\n"
+        ),
+    )
+
+
+@pytest.mark.usefixtures("alice_token")
+def test_remote_warns_when_the_server_maximum_cut_the_replay_short(
+    home: tuple[Path, RunningServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without --limit, a reply stopped at the server's maximum says so on stderr."""
+    monkeypatch.setattr("caseroute.replay_admin.MAX_REPLAY_RECORDS", 2)
+    base, server = home
+    code = main(_remote(base, server, "--candidate", "test@2", "--format", "json"))
+    out = capsys.readouterr()
+    assert (code, json.loads(out.out)["total"], out.err) == (
+        0,
+        2,
+        (
+            "caseroute: replay stopped at the limit (2 records); the log may hold more: "
+            "narrow --since/--until\n"
         ),
     )

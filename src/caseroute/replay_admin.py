@@ -8,7 +8,8 @@ engine of record. Never imports gRPC.
 Cost: one record after another in the calling thread (workers=1), about 1-5 ms per record, so
 the default maximum of ``MAX_REPLAY_RECORDS`` takes minutes and holds up to that many records in
 memory. Decisions keep being served meanwhile: they run on other threads of the server's pool
-and read the registry's snapshot, never this replay's candidate; one replay runs at a time so
+and read the registry's snapshot, never this replay's candidate, waiting at most for one
+record's evaluation (the GIL and the engine's lock are shared); one replay runs at a time so
 admin calls cannot take over the pool.
 """
 

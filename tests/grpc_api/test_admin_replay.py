@@ -373,3 +373,31 @@ def test_runner_refuses_a_second_replay_while_one_runs(tmp_path: Path) -> None:
         "another replay is running on this server; retry when it has finished",
         0,
     )
+
+
+def test_an_instant_out_of_range_is_refused(served: RunningServer) -> None:
+    """A since beyond year 9999 is INVALID_ARGUMENT naming since."""
+    request = by_name("test@2")
+    request.since.seconds = 10**12
+    assert _refusal(served, request)[2] == [
+        ("since", "is not an instant between years 1 and 9999; send a valid one")
+    ]
+
+
+def test_a_source_candidate_names_its_fields_under_candidate(served: RunningServer) -> None:
+    """An empty source and a file name with a directory are named candidate.source/file_name."""
+    request = apb.ReplayRequest(candidate=apb.ReplayCandidate(source="", file_name="a/b.yaml"))
+    assert _refusal(served, request)[2] == [
+        ("candidate.source", "is required: send the ruleset's YAML text"),
+        ("candidate.file_name", "is a name, not a path: drop the directory"),
+    ]
+
+
+def test_a_server_whose_admin_core_does_not_replay_refuses(tmp_path: Path) -> None:
+    """An admin core without replay: FAILED_PRECONDITION saying to replay locally."""
+    with admin_server(tmp_path, admin=FakeAdmin()) as server:
+        code, message, _ = _refusal(server, by_name("test@2"))
+    assert (code, message) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "this server does not replay; replay its log locally",
+    )
