@@ -301,7 +301,19 @@ class AuditSink(Protocol):
         ...
 
 
-def _row_to_record(row: sqlite3.Row) -> AuditRecord:
+RECORD_COLUMNS = _COLUMNS
+"""The fields of a ``RecordRow``, in order (``AuditRecord``'s fields)."""
+RecordRow = tuple[Any, ...]
+"""A stored record as read, undecoded: ``RECORD_COLUMNS`` order, ``input`` and ``decision`` as
+the JSON text stored (``SqliteAuditStore.record_rows``)."""
+
+
+def record_from_row(row: RecordRow) -> AuditRecord:
+    """The ``AuditRecord`` of a ``RecordRow`` (decodes its JSON)."""
+    return _row_to_record(row)
+
+
+def _row_to_record(row: sqlite3.Row | RecordRow) -> AuditRecord:
     values = dict(zip(_COLUMNS, row, strict=True))
     values["input"] = json.loads(values["input"])
     values["decision"] = json.loads(values["decision"])
@@ -934,6 +946,38 @@ class SqliteAuditStore:
         Returns:
             The records.
         """
+        return [
+            _row_to_record(r) for r in self._query_rows(case_id, since, until, after_seq, limit)
+        ]
+
+    def record_rows(
+        self,
+        *,
+        case_id: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[RecordRow]:
+        """``records`` undecoded, a page at a time, so JSON is decoded where it is used.
+
+        Replay sends these to its worker processes: decoding a record with per-agent verdicts
+        costs more than deciding it, and a decoded record costs more to send than its text.
+        """
+        after_seq = 0
+        while True:
+            page = self._query_rows(case_id, since, until, after_seq, _PAGE)
+            yield from page
+            if len(page) < _PAGE:
+                return
+            after_seq = page[-1][0]
+
+    def _query_rows(
+        self,
+        case_id: str,
+        since: datetime | None,
+        until: datetime | None,
+        after_seq: int,
+        limit: int,
+    ) -> list[RecordRow]:
         where: list[str] = ["seq > ?"]
         params: list[object] = [after_seq]
         for clause, value in (
@@ -948,7 +992,8 @@ class SqliteAuditStore:
             f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE {' AND '.join(where)} "
             "ORDER BY seq LIMIT ?"
         )
-        return [_row_to_record(r) for r in self._fetch(sql, (*params, limit))]
+        rows: list[RecordRow] = self._fetch(sql, (*params, limit))  # sqlite3 rows are tuples
+        return rows
 
     def get_blob(self, sha256: str) -> Blob | None:
         """One blob by hash."""

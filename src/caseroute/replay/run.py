@@ -3,11 +3,15 @@
 Workers are separate processes (``forkserver``: the durable_rules engine lock is per process,
 so threads would serialise), each compiling and loading the candidate once. Records go out in
 chunks, in chain order, and results are folded in that same order, so the report is identical
-for any number of workers.
+for any number of workers. Records read from a SQLite log travel as the stored JSON text and
+are decoded by the worker that replays them: decoding a 100-agent decision with its per-agent
+verdicts costs about as much as deciding it, and pickling the decoded form costs more than
+sending the text, so decoding in this process made it the bottleneck of two workers.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections import deque
@@ -17,12 +21,13 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from caseroute.audit.record import AuditRecord, BlobKind
+from caseroute.audit.store import RECORD_COLUMNS, RecordRow, record_from_row
 from caseroute.domain.errors import CaserouteError
 from caseroute.engine.case_rules import EngineKind
 from caseroute.replay.candidate import CandidateSource
 from caseroute.replay.evaluate import RecordReplayer, RecordResult
 from caseroute.replay.report import DEFAULT_SAMPLE, ReplayReport, ReportBuilder
-from caseroute.replay.source import RecordSource
+from caseroute.replay.source import RecordSource, SinkRecords
 
 CHUNK = 200
 """Records per unit of work sent to a worker."""
@@ -56,8 +61,22 @@ class ReplayWorkerError(CaserouteError):
     """A replay worker process died (killed, or out of memory); nothing was reported."""
 
 
-WorkItem = tuple[AuditRecord, str | None]
+Work = AuditRecord | RecordRow
+"""A record, decoded or as stored (decoded by whoever replays it)."""
+WorkItem = tuple[Work, str | None]
 """A record and its roster snapshot's content (None: the source lacks it)."""
+
+_NAME = RECORD_COLUMNS.index("ruleset_name")
+_INPUT = RECORD_COLUMNS.index("input")
+
+
+def _record_of(work: Work) -> AuditRecord:
+    return work if isinstance(work, AuditRecord) else record_from_row(work)
+
+
+def _input_of(work: Work) -> object:
+    return work.input if isinstance(work, AuditRecord) else json.loads(work[_INPUT])
+
 
 _worker: RecordReplayer | None = None
 
@@ -69,16 +88,17 @@ def _init_worker(candidate: CandidateSource, engine: EngineKind) -> None:
 
 def _replay_chunk(items: list[WorkItem]) -> list[RecordResult]:
     assert _worker is not None  # noqa: S101 - set by the pool's initializer
-    return [_worker.replay(record, roster) for record, roster in items]
+    return [_worker.replay(_record_of(work), roster) for work, roster in items]
 
 
-def _chunks(records: list[AuditRecord], source: RecordSource) -> Iterator[list[WorkItem]]:
+def _chunks(records: list[Work], source: RecordSource) -> Iterator[list[WorkItem]]:
     # Every record carries its snapshot's text: the same str object, which pickle sends once
     # per chunk; workers parse each snapshot once and keep it.
     blobs: dict[str, str | None] = {}
     chunk: list[WorkItem] = []
     for record in records:
-        ref = record.input.get("roster")
+        data = _input_of(record)
+        ref = data.get("roster") if isinstance(data, dict) else None
         sha = ref.get("sha256") if isinstance(ref, dict) else None
         text: str | None = None
         if isinstance(sha, str):
@@ -117,12 +137,20 @@ def replay(
     """
     compiled = candidate.compile()
     builder = ReportBuilder(options.sample_size)
-    mine: list[AuditRecord] = []
-    for record in source.records():
-        if record.ruleset_name == compiled.name:
-            mine.append(record)
-        else:
-            builder.skip_other_ruleset()
+    mine: list[Work] = []
+    rows = source.record_rows() if isinstance(source, SinkRecords) else None
+    if rows is not None:
+        for row in rows:
+            if row[_NAME] == compiled.name:
+                mine.append(row)
+            else:
+                builder.skip_other_ruleset()
+    else:
+        for record in source.records():
+            if record.ruleset_name == compiled.name:
+                mine.append(record)
+            else:
+                builder.skip_other_ruleset()
     total = len(mine)
     done = 0
     for results in _results(mine, source, candidate, options):
@@ -135,7 +163,7 @@ def replay(
 
 
 def _results(
-    records: list[AuditRecord],
+    records: list[Work],
     source: RecordSource,
     candidate: CandidateSource,
     options: ReplayOptions,
@@ -149,7 +177,7 @@ def _results(
         try:
             replayer = RecordReplayer(loaded)
             for chunk in _chunks(records, source):
-                yield [replayer.replay(record, roster) for record, roster in chunk]
+                yield [replayer.replay(_record_of(work), roster) for work, roster in chunk]
         finally:
             loaded.close()  # the durable engine's rulesets; workers release theirs on exit
         return
@@ -163,7 +191,7 @@ def _results(
 
 
 def _pooled(
-    records: list[AuditRecord],
+    records: list[Work],
     source: RecordSource,
     candidate: CandidateSource,
     options: ReplayOptions,

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from caseroute.audit.record import AuditRecord, Blob
-from caseroute.audit.store import AuditSink
+from caseroute.audit.store import AuditSink, RecordRow, SqliteAuditStore
 from caseroute.domain.codec import parse_timestamp
 
 
@@ -56,7 +56,10 @@ class RecordFilter:
         )
 
 
-def _limited(records: Iterator[AuditRecord], limit: int | None) -> Iterator[AuditRecord]:
+T = TypeVar("T")
+
+
+def _limited(records: Iterator[T], limit: int | None) -> Iterator[T]:
     for count, record in enumerate(records):
         if limit is not None and count >= limit:
             return
@@ -75,6 +78,19 @@ class SinkRecords:
         w = self.where
         found = self.sink.records(case_id=w.case_id, since=w.since, until=w.until)
         return _limited(iter(found), w.limit)
+
+    def record_rows(self) -> Iterator[RecordRow] | None:
+        """The same records undecoded (``RecordRow``), when the log can read them so.
+
+        Returns:
+            The rows in chain order, or None when the sink is not a SQLite log (then use
+            ``records``).
+        """
+        if not isinstance(self.sink, SqliteAuditStore):
+            return None
+        w = self.where
+        found = self.sink.record_rows(case_id=w.case_id, since=w.since, until=w.until)
+        return _limited(found, w.limit)
 
     def get_blob(self, sha256: str) -> Blob | None:
         """A blob from the log."""
