@@ -119,7 +119,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.log or Path(tmp)
         store = audit_config(directory).open_store()
-        if not store.has_records():
+        if store.head()[0] == 0:  # no record yet (opening binds the key, so has_records)
             store.close()
             print(f"load average before recording: {_load()}")
             core = _record(directory, args.decisions, args.agents, args.seed)
@@ -134,6 +134,8 @@ def main() -> None:
             rows = source.record_rows()
             count = len(list(rows or ()))
             loads.append(time.perf_counter() - start)
+        if count == 0:
+            raise SystemExit(f"no records to replay in {directory}")
         print(
             f"reading {count} rows (as replay does): median {statistics.median(loads):.2f} s of 3"
         )
