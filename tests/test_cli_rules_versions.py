@@ -116,3 +116,45 @@ def test_rules_test_of_a_home_writes_one_junit_report_with_a_suite_per_version(
         "patient-enquiries@2026.11.1",
         "patient-enquiries@2026.12.0",
     ]
+
+
+def test_rules_test_of_a_home_in_text_heads_each_version(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Text output says which version each block of results belongs to."""
+    main(["rules", "new-version", str(home), "--version", "2026.12.0"])
+    capsys.readouterr()
+    assert main(["rules", "test", str(home)]) == 0
+    heads = [line for line in capsys.readouterr().out.splitlines() if line.startswith("== ")]
+    assert heads == [f"== {home / '2026.11.1'}", f"== {home / '2026.12.0'}"]
+
+
+def test_a_version_that_does_not_load_fails_the_json_report_with_its_problems(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One broken version: ok false, its problems with file:line, the other still tested."""
+    main(["rules", "new-version", str(home), "--version", "2026.12.0"])
+    broken = home / "2026.12.0" / "ruleset.yaml"
+    broken.write_text(broken.read_text().replace("owner:", "ownr:", 1))
+    capsys.readouterr()
+    assert main(["rules", "test", str(home), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    good, bad = doc["paths"]
+    assert (doc["ok"], good["ok"], bad["ok"]) == (False, True, False)
+    assert [
+        (p["code"], p["file"]) for p in bad["problems"] if p["code"] == "schema.unknown_key"
+    ] == [("schema.unknown_key", str(broken))]
+
+
+def test_a_version_that_does_not_load_in_text_lists_its_problems_and_fails(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Text mode: the load problems are printed with file:line and the command fails."""
+    main(["rules", "new-version", str(home), "--version", "2026.12.0"])
+    broken = home / "2026.12.0" / "ruleset.yaml"
+    broken.write_text(broken.read_text().replace("owner:", "ownr:", 1))
+    capsys.readouterr()
+    assert main(["rules", "test", str(home / "2026.12.0")]) == 1
+    err = capsys.readouterr().err
+    assert f"{broken}:" in err
+    assert "schema.unknown_key" in err
