@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
 
 from caseroute.domain.errors import NoRulesetLoadedError, RulesetNotFoundError
 from caseroute.engine.case_rules import LoadedRuleset
@@ -91,10 +90,6 @@ class ReloadReport:
     at: datetime
     changes: tuple[RulesetChange, ...]
     failures: tuple[str, ...]
-
-
-def _frozen(mapping: Mapping[str, object]) -> Mapping[str, object]:
-    return MappingProxyType(dict(mapping))
 
 
 @dataclass(frozen=True, slots=True)
