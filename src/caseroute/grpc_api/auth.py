@@ -133,11 +133,6 @@ class AuthConfig:
     caller_token_file: Path | None = None
     caller_allow: tuple[str, ...] = ()
 
-    @property
-    def uses_allow_lists(self) -> bool:
-        """True when any service accepts client-certificate identities."""
-        return bool(self.admin_allow or self.audit_allow or self.caller_allow)
-
     def policies(self) -> tuple[AccessPolicy, AccessPolicy, AccessPolicy]:
         """The admin, audit and caller policies, token files read now.
 
