@@ -168,8 +168,16 @@ class ShadowRunner:
         try:
             with self._registry.acquire(job.ruleset_name, job.shadow_version) as ruleset:
                 shadow_sha = ruleset.compiled.sha256
+                # Summary explanation: the comparison reads only the decision's own fields, so
+                # a verdict per agent would be built and thrown away (and the worker thread
+                # holds the GIL the live calls need while it builds them).
                 decision = decide(
-                    job.case, job.roster, ruleset, job.now, decision_id=job.live.decision_id
+                    job.case,
+                    job.roster,
+                    ruleset,
+                    job.now,
+                    agent_detail=False,
+                    decision_id=job.live.decision_id,
                 )
             shadow = summarise(decision)
         except CaserouteError as exc:  # the shadow version was removed meanwhile
