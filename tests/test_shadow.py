@@ -44,14 +44,18 @@ def _write(root: Path, version: str, rules: str) -> None:
     )
 
 
-@pytest.fixture
-def rulesets(tmp_path: Path) -> Path:
-    """Routing 1 routes by intent (active); 2 escalates everything (shadow)."""
-    root = tmp_path / "rulesets"
+def write_shadow_tree(root: Path) -> Path:
+    """Routing 1 routes by intent (active); 2 escalates everything (shadow), under ``root``."""
     _write(root, "1", CATCH_ALL_RULE)
     _write(root, "2", ESCALATE_ALL)
     (root / "routing" / "serving.yaml").write_text("active: '1'\nshadow: '2'\n")
     return root
+
+
+@pytest.fixture
+def rulesets(tmp_path: Path) -> Path:
+    """Routing 1 routes by intent (active); 2 escalates everything (shadow)."""
+    return write_shadow_tree(tmp_path / "rulesets")
 
 
 @pytest.fixture

@@ -21,36 +21,20 @@ from caseroute.registry import RulesetRegistry
 from caseroute.rules.model import CompiledRuleset
 from caseroute.shadow import ShadowJob, ShadowRunner
 from caseroute.testing import (
-    CATCH_ALL_RULE,
     NOW,
     GatedMatcher,
     audit_config,
     make_agent,
     make_case,
     make_roster,
-    ruleset_with_rules,
 )
+from tests.test_shadow import write_shadow_tree
 
 WAIT_S = 30.0  # an upper bound for an event that should come at once; never a sleep
-ESCALATE_ALL = """\
-  - id: everything
-    when: true
-    then: {escalate: {queue: supervisors, reason: review}}
-"""
 PHI = "Jane Doe 1961-02-03"
 # The live decision (ASSIGN by `rest`, no escalation) against an error summary: every compared
 # field but the (absent) escalation differs, and the error itself is one more kind.
 ALL_DIFFER = ("outcome", "agent", "queue", "priority", "deciding_rule", "error")
-
-
-def _write(root: Path, version: str, rules: str) -> None:
-    path = root / "routing" / version / "ruleset.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        ruleset_with_rules(rules)
-        .replace("ruleset: test\n", "ruleset: routing\n")
-        .replace('version: "1"\n', f'version: "{version}"\n')
-    )
 
 
 class _Crashing:
@@ -78,11 +62,7 @@ class _DownLog:
 @pytest.fixture
 def rulesets(tmp_path: Path) -> Path:
     """Routing 1 routes by intent (active); 2 escalates everything (shadow)."""
-    root = tmp_path / "rulesets"
-    _write(root, "1", CATCH_ALL_RULE)
-    _write(root, "2", ESCALATE_ALL)
-    (root / "routing" / "serving.yaml").write_text("active: '1'\nshadow: '2'\n")
-    return root
+    return write_shadow_tree(tmp_path / "rulesets")
 
 
 @pytest.fixture
