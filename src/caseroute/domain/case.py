@@ -71,6 +71,30 @@ class SlaClock:
     deadline: datetime
 
 
+class ContinuityReason(StrEnum):
+    """Why a case names a preferred agent (continuity of care)."""
+
+    PREVIOUS_CONTACT = "previous_contact"
+    NAMED_CLINICIAN = "named_clinician"
+    CARE_TEAM = "care_team"
+
+
+@dataclass(frozen=True, slots=True)
+class PreferredAgent:
+    """An agent the case would rather go to: preference ranks, it never admits.
+
+    Attributes:
+        agent_id: The agent's id on the roster.
+        reason: Why (previous contact, named clinician, care team).
+        last_contact_at: When the patient last dealt with this agent; ``None``: not known
+            (the ruleset's continuity window then does not apply).
+    """
+
+    agent_id: str
+    reason: ContinuityReason
+    last_contact_at: datetime | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Case:
     """Everything caseroute knows about one enquiry.
@@ -92,6 +116,11 @@ class Case:
         sla_clocks: Running SLA clocks.
         flags: Case flags such as ``safeguarding``, ``vip``, ``consent_missing``.
         attributes: Free map that rules may read once the ruleset declares the key's type.
+        waiting_since: The instant waiting is counted from for relaxation ladders and
+            continuity holds (e.g. when the case entered its current queue); ``None``: the
+            case's ``created_at``.
+        declined_agents: Agents who declined this case; never offered it again.
+        preferred_agents: Agents the case prefers (continuity of care), most preferred first.
     """
 
     case_id: str
@@ -109,3 +138,11 @@ class Case:
     sla_clocks: tuple[SlaClock, ...] = ()
     flags: frozenset[str] = field(default_factory=frozenset)
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    waiting_since: datetime | None = None
+    declined_agents: frozenset[str] = field(default_factory=frozenset)
+    preferred_agents: tuple[PreferredAgent, ...] = ()
+
+    @property
+    def wait_anchor(self) -> datetime:
+        """The instant waiting time counts from: ``waiting_since``, else ``created_at``."""
+        return self.waiting_since if self.waiting_since is not None else self.created_at

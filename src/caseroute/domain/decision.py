@@ -169,6 +169,124 @@ class MatchingTrace:
     failed_masks: tuple[tuple[str, str], ...] = ()
 
 
+class StepStatus(StrEnum):
+    """Where a relaxation ladder step stands at the decision instant."""
+
+    PASSED = "passed"  # in force, and a later step is in force too
+    ACTIVE = "active"  # the latest step in force
+    PENDING = "pending"  # its time has not come
+    NEVER = "never"  # it does not apply to this case's urgency
+
+
+@dataclass(frozen=True, slots=True)
+class LadderStepTrace:
+    """One step of the deciding rule's relaxation ladder, for this case.
+
+    Attributes:
+        name: The step's name in the ruleset.
+        status: Passed, active, pending or never.
+        at: The instant the step takes (or took) effect: the wait anchor plus its delay;
+            ``None`` when it never applies to this case.
+        after_minutes: Its delay for this case's urgency; ``None`` when it never applies.
+        relaxes: Requirements it stops requiring.
+        prefers: Of those, the ones kept as ranking preferences.
+        why: The ruleset's plain-language reason.
+        eligible: Agents on this roster eligible with this step and every earlier one in force.
+    """
+
+    name: str
+    status: StepStatus
+    at: datetime | None
+    after_minutes: float | None
+    relaxes: tuple[str, ...]
+    prefers: tuple[str, ...]
+    why: str
+    eligible: int
+
+
+@dataclass(frozen=True, slots=True)
+class RelaxationTrace:
+    """Soft requirements of the deciding rule and how far its ladder has relaxed them.
+
+    Attributes:
+        ladder: The ladder's name (empty when the rule has soft requirements but no ladder).
+        anchor: Which input waiting counts from: ``created_at`` or ``waiting_since``.
+        anchor_at: That instant.
+        waiting_minutes: Minutes from the anchor to ``now``.
+        hard: Requirements in force that never relax (licence, consent, ... as they apply).
+        soft: Requirements the rule lets its ladder relax.
+        relaxed: Soft requirements no longer required at ``now``, in the order they relaxed.
+        preferences: Requirements that rank eligible agents instead of excluding them.
+        eligible_as_written: Agents eligible with nothing relaxed (same roster).
+        steps: Every step, in ladder order.
+        next_relaxation_at: When the next step takes effect; ``None``: no step is pending.
+        summary: One line a supervisor can read, e.g. ``language relaxed at 10:42 after 12
+            min waiting; licence never relaxes``.
+    """
+
+    ladder: str
+    anchor: str
+    anchor_at: datetime
+    waiting_minutes: float
+    hard: tuple[str, ...]
+    soft: tuple[str, ...]
+    relaxed: tuple[str, ...]
+    preferences: tuple[str, ...]
+    eligible_as_written: int
+    steps: tuple[LadderStepTrace, ...]
+    next_relaxation_at: datetime | None
+    summary: str
+
+
+class ContinuityOutcome(StrEnum):
+    """What continuity of care did for this decision."""
+
+    ASSIGNED_PREFERRED = "assigned_preferred"  # a preferred agent was eligible and chosen
+    HELD_FOR_PREFERRED = "held_for_preferred"  # queued: a preferred agent may free up in time
+    ASSIGNED_OTHER = "assigned_other"  # no preferred agent could take it; the best other did
+    NONE_ELIGIBLE = "none_eligible"  # nobody could take it (the case queues or escalates)
+
+
+@dataclass(frozen=True, slots=True)
+class PreferredAgentTrace:
+    """One preferred agent the case named, and exactly why it was or was not chosen.
+
+    Attributes:
+        agent_id: The agent.
+        reason: Why the case prefers them (``previous_contact``, ...).
+        last_contact_at: Last contact, when given.
+        status: Stable code: ``chosen``, ``ranked_lower``, ``held_for``, ``not_eligible``,
+            ``unavailable``, ``outside_window``, ``not_on_roster``, ``declined``.
+        detail: In words: ``not licensed in US-CA``, ``at capacity 5/5``, ``hold expired
+            10:31``.
+    """
+
+    agent_id: str
+    reason: str
+    last_contact_at: datetime | None
+    status: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuityTrace:
+    """Continuity of care for the deciding rule: preference ranks, it never admits.
+
+    Attributes:
+        outcome: What continuity did.
+        window_days: Preferences with a last contact older than this were ignored.
+        hold_minutes: How long this case may wait for a preferred agent (by urgency).
+        hold_until: The anchor plus the hold; ``None`` when the case may not be held.
+        preferred: Every preferred agent the case named, in its order.
+    """
+
+    outcome: ContinuityOutcome
+    window_days: float
+    hold_minutes: float
+    hold_until: datetime | None
+    preferred: tuple[PreferredAgentTrace, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Explanation:
     """The full record of why a decision came out as it did; built while deciding.
@@ -188,6 +306,9 @@ class Explanation:
         deciding_rule_id: The rule (or built-in check) that decided.
         matching: Agent matching and ranking, when the decision involved agents.
         reason_codes: Stable codes of the reasons for the outcome.
+        relaxation: Soft requirements and the ladder, when the deciding rule has any.
+        continuity: Preferred agents and why each was or was not chosen, when the case named
+            any and the ruleset has a continuity policy.
     """
 
     decision_id: str
@@ -204,6 +325,8 @@ class Explanation:
     deciding_rule_id: str
     matching: MatchingTrace | None
     reason_codes: tuple[str, ...]
+    relaxation: RelaxationTrace | None = None
+    continuity: ContinuityTrace | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +344,10 @@ class Decision:
         reason_codes: Stable reason codes.
         rule_id: The rule (or built-in check, ``data:...`` / ``engine:...``) that decided.
         explanation: Why.
+        next_relaxation_at: The instant a relaxation step or a continuity hold could change
+            this decision through time alone (ask again then); ``None``: nothing pending.
+        held_for_preferred_until: For a QUEUE held for an unavailable preferred agent: when
+            the hold ends and the best other agent becomes the choice.
     """
 
     decision_id: str
@@ -233,3 +360,5 @@ class Decision:
     reason_codes: tuple[str, ...]
     rule_id: str
     explanation: Explanation
+    next_relaxation_at: datetime | None = None
+    held_for_preferred_until: datetime | None = None

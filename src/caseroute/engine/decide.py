@@ -17,33 +17,33 @@ from caseroute import __version__
 from caseroute.domain.case import Case
 from caseroute.domain.codec import format_timestamp, input_sha256
 from caseroute.domain.decision import (
+    ContinuityTrace,
     Decision,
     Explanation,
     MatchingTrace,
     Outcome,
     Priority,
+    RelaxationTrace,
     RuleTrace,
 )
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import LoadedRuleset
 from caseroute.engine.facts import attribute_fits, build_case_fact
-from caseroute.engine.matching import MissingDataError, build_need, match_agents
-from caseroute.engine.ranking import rank_candidates
+from caseroute.engine.matching import MissingDataError
+from caseroute.engine.selection import select_agent
 from caseroute.engine.signals import derive_signals
 from caseroute.engine.trace import trace_rules
 from caseroute.rules.model import (
     CompiledRuleset,
     EscalateAction,
     ExceptionAction,
-    Requirements,
     RouteAction,
 )
 
 log = logging.getLogger("caseroute.engine")
 
 EXCEPTIONS_QUEUE = "exceptions"
-RANKING_SHOWN_WITHOUT_DETAIL = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,41 +105,16 @@ class _Outcome:
     escalation_level: int | None = None
     matching: MatchingTrace | None = None
     data_problems: list[str] = field(default_factory=list)
+    relaxation: RelaxationTrace | None = None
+    continuity: ContinuityTrace | None = None
+    held_until: datetime | None = None
+    next_at: datetime | None = None
 
 
 def _exception(reason: str, rule_id: str, detail: list[str]) -> _Outcome:
     return _Outcome(
         Outcome.EXCEPTION, EXCEPTIONS_QUEUE, rule_id, Priority.HIGH, [reason], data_problems=detail
     )
-
-
-def _match(
-    case: Case,
-    roster: Roster,
-    req: Requirements,
-    ruleset: CompiledRuleset,
-    now: datetime,
-    detail: bool,
-) -> tuple[MatchingTrace, str | None]:
-    need = build_need(case, req, ruleset, now)
-    result = match_agents(need, roster, detail=detail)
-    skill = (
-        case.required_skills[0].name
-        if case.required_skills
-        else (need.skills[0].name if need.skills else None)
-    )
-    ranking = rank_candidates(result.eligible, ruleset.ranking, skill, now)
-    trace = MatchingTrace(
-        requirements=need.describe(),
-        considered=len(roster.agents),
-        eligible=len(result.eligible),
-        exclusion_counts=result.exclusion_counts,
-        agents=result.verdicts,
-        ranking_criteria=(*(c.value for c in ruleset.ranking), "agent_id"),
-        ranking=tuple(ranking if detail else ranking[:RANKING_SHOWN_WITHOUT_DETAIL]),
-        failed_masks=result.failed_masks,
-    )
-    return trace, ranking[0].agent_id if ranking else None
 
 
 def _apply(
@@ -166,21 +141,44 @@ def _apply(
             [action.reason],
             escalation_level=action.level,
         )
+    escalate = isinstance(action, EscalateAction)
     try:
-        trace, chosen = _match(case, roster, requirements, ruleset, now, detail)
+        picked = select_agent(
+            case, roster, requirements, ruleset, now, detail=detail, may_hold=not escalate
+        )
     except MissingDataError as exc:
         return _exception(exc.reason, rule_id, [exc.detail])
+    chosen, trace = picked.chosen, picked.matching
     reasons = [action.reason]
-    if chosen is None:
+    if picked.held_until is not None:
+        reasons.append("held_for_preferred_agent")
+    elif chosen is None:
         reasons.append("no_eligible_agent")
         if any(check == "consent" for check, _ in trace.exclusion_counts):
             reasons.append("consent_missing")
+    else:
+        if picked.continuity is not None and picked.continuity.outcome == "assigned_preferred":
+            reasons.append("continuity_of_care")
+        if picked.relaxation is not None:
+            reasons += [f"relaxed_{name}" for name in picked.relaxation.relaxed]
     if isinstance(action, EscalateAction):
-        return _Outcome(
-            Outcome.ESCALATE, queue, rule_id, priority, reasons, chosen, action.level, trace
-        )
-    outcome = Outcome.ASSIGN if chosen is not None else Outcome.QUEUE
-    return _Outcome(outcome, queue, rule_id, priority, reasons, chosen, None, trace)
+        outcome, level = Outcome.ESCALATE, action.level
+    else:
+        outcome, level = (Outcome.ASSIGN if chosen is not None else Outcome.QUEUE), None
+    return _Outcome(
+        outcome,
+        queue,
+        rule_id,
+        priority,
+        reasons,
+        chosen,
+        level,
+        trace,
+        relaxation=picked.relaxation,
+        continuity=picked.continuity,
+        held_until=picked.held_until,
+        next_at=picked.next_at,
+    )
 
 
 def _enforce_safeguarding(case: Case, ruleset: CompiledRuleset, result: _Outcome) -> _Outcome:
@@ -210,7 +208,30 @@ def _enforce_safeguarding(case: Case, ruleset: CompiledRuleset, result: _Outcome
         rule_id="constraint:safeguarding",
         reason_codes=["safeguarding_concern", *result.reason_codes],
         matching=None,
+        relaxation=None,
+        continuity=None,
+        held_until=None,
+        next_at=None,
     )
+
+
+def _check_wait_anchor(case: Case, ruleset: CompiledRuleset, now: datetime) -> None:
+    """Waiting time cannot be negative where a ruleset counts it (ladders, continuity holds)."""
+    if not ruleset.ladders and ruleset.continuity is None:
+        return
+    if case.wait_anchor > now:
+        field_path = "case.waiting_since" if case.waiting_since is not None else "case.created_at"
+        raise RequestError(
+            [
+                FieldViolation(
+                    field_path,
+                    f"is {format_timestamp(case.wait_anchor)}, after now "
+                    f"({format_timestamp(now)}); ruleset {ruleset.name}@{ruleset.version} counts "
+                    "waiting time from it, which cannot be negative. Send the decision instant "
+                    "as `now`, or fix the clock that stamped it",
+                )
+            ]
+        )
 
 
 def decide(
@@ -237,7 +258,8 @@ def decide(
         The decision with its full explanation.
 
     Raises:
-        RequestError: If ``now`` has no UTC offset.
+        RequestError: If ``now`` has no UTC offset, or the ruleset counts waiting time and the
+            case's wait anchor (``waiting_since``, else ``created_at``) is after ``now``.
     """
     if now.tzinfo is None:
         raise RequestError(
@@ -245,6 +267,7 @@ def decide(
         )
     now = now.astimezone(UTC)
     compiled = ruleset.compiled
+    _check_wait_anchor(case, compiled, now)
     input_hash = input_sha256(case, roster)
     decision_id = decision_id or derive_decision_id(input_hash, compiled.sha256, now)
     signals = derive_signals(case, compiled.signals, now)
@@ -324,6 +347,8 @@ def decide(
         deciding_rule_id=result.rule_id,
         matching=result.matching,
         reason_codes=tuple(result.reason_codes),
+        relaxation=result.relaxation,
+        continuity=result.continuity,
     )
     return Decision(
         decision_id=decision_id,
@@ -336,4 +361,6 @@ def decide(
         reason_codes=tuple(result.reason_codes),
         rule_id=result.rule_id,
         explanation=explanation,
+        next_relaxation_at=result.next_at,
+        held_for_preferred_until=result.held_until,
     )

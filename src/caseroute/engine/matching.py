@@ -20,6 +20,7 @@ from caseroute.rules.model import CompiledRuleset, Requirements
 
 CHECK_ORDER = (
     "consent",
+    "declined",
     "status",
     "role",
     "licence",
@@ -44,12 +45,15 @@ class Need:
     consent_flag: str | None
     compacts: CompactView
     day: date_type
+    declined: frozenset[str] = frozenset()
 
     def describe(self) -> tuple[str, ...]:
         """Each check that applies, in words, for the explanation."""
         out = []
         if self.consent_flag:
             out.append(f"consent: case is flagged {self.consent_flag}; no agent may take it")
+        if self.declined:
+            out.append(f"declined: not {', '.join(sorted(self.declined))} (declined the case)")
         out.append("status: " + " or ".join(sorted(s.value for s in self.statuses)))
         if self.roles is not None:
             out.append("role: " + " or ".join(sorted(r.value for r in self.roles)))
@@ -130,6 +134,7 @@ def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: dat
         consent_flag=consent if consent is not None and consent in case.flags else None,
         compacts=CompactView.on(ruleset.compacts, day),
         day=day,
+        declined=case.declined_agents,
     )
 
 
@@ -149,6 +154,10 @@ def check_agent(need: Need, agent: Agent) -> list[CheckFailure]:
             CheckFailure(
                 "consent", "a case with consent recorded", f"case flagged {need.consent_flag}"
             )
+        )
+    if agent.agent_id in need.declined:
+        failures.append(
+            CheckFailure("declined", "an agent who has not declined the case", "declined it")
         )
     if agent.status not in need.statuses:
         failures.append(
@@ -241,6 +250,10 @@ def check_masks(need: Need, index: RosterIndex) -> dict[str, int]:
         Check name -> mask of passing agents.
     """
     masks = {"consent": 0} if need.consent_flag is not None else {}
+    if need.declined:
+        masks["declined"] = index.everyone & ~sum(
+            1 << i for i, agent in enumerate(index.agents) if agent.agent_id in need.declined
+        )
     masks["status"] = index.status_mask(need.statuses)
     if need.roles is not None:
         masks["role"] = index.role_mask(need.roles)

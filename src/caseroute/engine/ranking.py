@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from caseroute.domain.case import AttributeValue
@@ -11,12 +11,12 @@ from caseroute.domain.roster import Agent
 from caseroute.rules.model import RankingCriterion
 
 SortKey = float | int
+Criterion = Callable[[Agent], tuple[SortKey, AttributeValue | None]]
+"""(sort key, value shown in the explanation) for one agent; lower keys rank first."""
 _NEVER = float("-inf")  # never assigned: idle the longest
 
 
-def _criterion(
-    criterion: RankingCriterion, skill: str | None, now: datetime
-) -> Callable[[Agent], tuple[SortKey, AttributeValue | None]]:
+def _criterion(criterion: RankingCriterion, skill: str | None, now: datetime) -> Criterion:
     """(sort key, value shown in the explanation) for one criterion; lower keys rank first."""
     if criterion is RankingCriterion.LOWEST_UTILISATION:
         return lambda a: (a.capacity.utilisation, round(a.capacity.utilisation, 4))
@@ -54,6 +54,7 @@ def rank_candidates(
     criteria: tuple[RankingCriterion, ...],
     skill: str | None,
     now: datetime,
+    leading: Sequence[tuple[str, Criterion]] = (),
 ) -> list[RankedCandidate]:
     """Rank eligible agents, best first.
 
@@ -62,12 +63,14 @@ def rank_candidates(
         criteria: Ruleset ranking criteria, in order.
         skill: Skill whose level ``highest_skill_level`` compares (``None``: all equal).
         now: Decision instant, for idle time.
+        leading: Criteria ranked before the ruleset's (continuity, then soft preferences),
+            each with its label.
 
     Returns:
         Every agent with its rank (1 = chosen) and criterion values; ties end on agent_id.
     """
-    fns = [_criterion(c, skill, now) for c in criteria]
-    labels = [criterion_label(c, skill) for c in criteria]
+    fns = [fn for _, fn in leading] + [_criterion(c, skill, now) for c in criteria]
+    labels = [label for label, _ in leading] + [criterion_label(c, skill) for c in criteria]
     scored = []
     for agent in agents:
         pairs = [fn(agent) for fn in fns]

@@ -32,7 +32,7 @@ from caseroute.domain.errors import Problem, RulesetError, Severity
 from caseroute.domain.roster import Agent, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
 from caseroute.engine.roster_index import primary_language
-from caseroute.rules.ir import AllOf, AnyOf, Cond, Leaf, LeafKind, LeafRef
+from caseroute.rules.ir import pinned_values
 from caseroute.rules.model import (
     CompiledRuleset,
     EscalateAction,
@@ -41,6 +41,8 @@ from caseroute.rules.model import (
     Rule,
 )
 from caseroute.rules.source import Node, parse_yaml
+
+__all__ = ["UNSATISFIABLE_CODES", "pinned_values", "unsatisfiable_requirements"]
 
 UNSATISFIABLE_CODES = (
     "roster.unsatisfiable_licence",
@@ -51,38 +53,6 @@ UNSATISFIABLE_CODES = (
     "roster.unsatisfiable_role",
     "roster.unsatisfiable_combination",
 )
-
-
-def pinned_values(cond: Cond, leaves: dict[str, Leaf], path: str) -> frozenset[str] | None:
-    """The values ``path`` must take for ``cond`` to hold, when the condition says so literally.
-
-    Args:
-        cond: A rule's compiled condition.
-        leaves: The ruleset's leaves by id.
-        path: A field path such as ``case.patient_location``.
-
-    Returns:
-        The values (``path == v``, ``path in [...]``, their ``and``, and ``or`` of branches
-        that all pin it), or ``None`` when the condition leaves the field open.
-    """
-    if isinstance(cond, LeafRef):
-        leaf = leaves[cond.leaf_id]
-        if leaf.path != path or leaf.ref is not None:
-            return None
-        if leaf.kind is LeafKind.COMPARE and leaf.op == "==" and isinstance(leaf.value, str):
-            return frozenset({leaf.value})
-        if leaf.kind is LeafKind.ONE_OF and isinstance(leaf.value, tuple):
-            return frozenset(str(v) for v in leaf.value)
-        return None
-    if isinstance(cond, AllOf):
-        pinned = [p for c in cond.children if (p := pinned_values(c, leaves, path)) is not None]
-        return frozenset.intersection(*pinned) if pinned else None
-    if isinstance(cond, AnyOf):
-        branches = [pinned_values(c, leaves, path) for c in cond.children]
-        if any(b is None for b in branches):
-            return None
-        return frozenset().union(*(b for b in branches if b is not None))
-    return None  # not, constants: nothing is pinned
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Compile a ruleset: YAML source -> ``CompiledRuleset`` (the engine-neutral IR and rules).
 
 The passes are the ordered table in ``passes.py`` (schema, conditions, ordering, safeguarding,
-queues, lint); each collects every problem it finds, so a load reports all of them at once.
+queues, ladders, lint); each collects every problem it finds, so a load reports all of them at once.
 Nothing here is specific to an engine: each engine builds its own form from the IR when a
 ruleset is prepared (durable_rules: ``engine/durable_codegen.py``).
 """
@@ -60,6 +60,8 @@ def compile_source(source: SourceFile) -> CompiledRuleset:
         leaves=state.leaves,
         rules=state.rules,
         warnings=tuple(problems),
+        ladders=raw.ladders,
+        continuity=raw.continuity,
     )
 
 

@@ -138,3 +138,35 @@ def evaluate_cond(cond: Cond, truth: dict[str, bool]) -> bool:
     if isinstance(cond, NotOf):
         return not evaluate_cond(cond.child, truth)
     return cond.value
+
+
+def pinned_values(cond: Cond, leaves: dict[str, Leaf], path: str) -> frozenset[str] | None:
+    """The values ``path`` must take for ``cond`` to hold, when the condition says so literally.
+
+    Args:
+        cond: A rule's compiled condition.
+        leaves: The ruleset's leaves by id.
+        path: A field path such as ``case.patient_location``.
+
+    Returns:
+        The values (``path == v``, ``path in [...]``, their ``and``, and ``or`` of branches
+        that all pin it), or ``None`` when the condition leaves the field open.
+    """
+    if isinstance(cond, LeafRef):
+        leaf = leaves[cond.leaf_id]
+        if leaf.path != path or leaf.ref is not None:
+            return None
+        if leaf.kind is LeafKind.COMPARE and leaf.op == "==" and isinstance(leaf.value, str):
+            return frozenset({leaf.value})
+        if leaf.kind is LeafKind.ONE_OF and isinstance(leaf.value, tuple):
+            return frozenset(str(v) for v in leaf.value)
+        return None
+    if isinstance(cond, AllOf):
+        pinned = [p for c in cond.children if (p := pinned_values(c, leaves, path)) is not None]
+        return frozenset.intersection(*pinned) if pinned else None
+    if isinstance(cond, AnyOf):
+        branches = [pinned_values(c, leaves, path) for c in cond.children]
+        if any(b is None for b in branches):
+            return None
+        return frozenset().union(*(b for b in branches if b is not None))
+    return None  # not, constants: nothing is pinned

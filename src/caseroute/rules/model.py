@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from caseroute.domain.case import Intent, RequiredSkill
+from caseroute.domain.case import Intent, RequiredSkill, Urgency
 from caseroute.domain.decision import Priority
 from caseroute.domain.errors import Problem
 from caseroute.domain.roster import AgentStatus, Role
@@ -25,6 +25,70 @@ class RankingCriterion(StrEnum):
     HIGHEST_SENIORITY = "highest_seniority"
 
 
+SOFT_REQUIREMENTS = ("territory", "skills", "language", "roles")
+"""Requirements a rule may mark soft (relaxed by a ladder or ranked as a preference)."""
+
+HARD_REQUIREMENTS = ("consent", "declined", "status", "licence", "safeguarding", "capacity")
+"""Never soft: a ruleset that marks one soft or relaxes it is rejected (``ladders.hard``).
+``declined``: an agent who declined the case is never offered it again."""
+
+
+@dataclass(frozen=True, slots=True)
+class LadderStep:
+    """One step of a relaxation ladder: after a wait, stop requiring some soft requirements.
+
+    Attributes:
+        name: Step name (unique in its ladder).
+        after: Minutes of waiting before the step takes effect, per urgency; an urgency that
+            is absent never reaches this step.
+        relax: Requirements it stops requiring and drops altogether.
+        prefer: Requirements it stops requiring but keeps as ranking preferences.
+        why: The reason, in plain language, for the explanation.
+        line: Line of the step in the source file.
+    """
+
+    name: str
+    after: dict[Urgency, float]
+    relax: tuple[str, ...]
+    prefer: tuple[str, ...]
+    why: str
+    line: int
+
+    @property
+    def relaxes(self) -> tuple[str, ...]:
+        """Every requirement the step stops requiring (dropped or kept as a preference)."""
+        return (*self.relax, *self.prefer)
+
+
+@dataclass(frozen=True, slots=True)
+class Ladder:
+    """An ordered relaxation ladder: steps are cumulative and take effect in the listed order.
+
+    Invariant (checked by the compiler's ``ladders`` pass): for every urgency, each step's
+    delay is at least the previous step's, so the pool of eligible agents only widens.
+    """
+
+    name: str
+    steps: tuple[LadderStep, ...]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuityPolicy:
+    """Continuity of care: preferred agents rank first among the eligible, and may be waited for.
+
+    Attributes:
+        window_days: A preferred agent whose last contact is older than this is ignored.
+        hold_minutes: Per urgency, how long after the wait anchor a case may be held for an
+            eligible-but-unavailable preferred agent (absent: 0, never held).
+        line: Line of the section in the source file.
+    """
+
+    window_days: float
+    hold_minutes: dict[Urgency, float]
+    line: int
+
+
 @dataclass(frozen=True, slots=True)
 class Requirements:
     """What an agent must satisfy to take the case under one action.
@@ -37,6 +101,10 @@ class Requirements:
         territory: Whether the agent's territories must cover the case's region.
         language: Whether the agent must speak the case's preferred language (when given).
         roles: Roles accepted; ``None`` accepts any role.
+        soft: Requirements the ladder may relax (subset of ``SOFT_REQUIREMENTS``).
+        prefer: Requirements that never exclude, only rank (those met rank first).
+        ladder: The relaxation ladder for the soft requirements.
+        continuity: Whether the ruleset's continuity policy applies to this action.
     """
 
     licence_types: tuple[str, ...] | None = None
@@ -45,6 +113,10 @@ class Requirements:
     territory: bool = True
     language: bool = True
     roles: tuple[Role, ...] | None = None
+    soft: tuple[str, ...] = ()
+    prefer: tuple[str, ...] = ()
+    ladder: Ladder | None = None
+    continuity: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +268,8 @@ class CompiledRuleset:
         warnings: Lint findings that do not block loading.
         source_text: The source file's text (sha256 is over it); the audit store keeps it so a
             record can be re-derived years later from the store alone.
+        ladders: Relaxation ladders by name.
+        continuity: Continuity-of-care policy; ``None``: preferred agents are not considered.
     """
 
     name: str
@@ -216,3 +290,5 @@ class CompiledRuleset:
     rules: tuple[Rule, ...]
     warnings: tuple[Problem, ...] = ()
     source_text: str = field(default="", repr=False)
+    ladders: dict[str, Ladder] = field(default_factory=dict)
+    continuity: ContinuityPolicy | None = None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from caseroute.domain.case import Intent
 from caseroute.domain.errors import Problem, Severity
 from caseroute.rules.ir import Cond, Leaf, LeafKind, LeafRef, is_catch_all
+from caseroute.rules.ladder_checks import check_ladders
 from caseroute.rules.lint import lint_ruleset
 from caseroute.rules.lowering import lower_conditions
 from caseroute.rules.model import EscalateAction, QueueTarget, RouteAction, Rule
@@ -127,6 +128,10 @@ def _rule(raw: RawRule, cond: Cond, queues: dict[Intent, str]) -> Rule:
 
 def _lint(state: Compilation) -> list[Problem]:
     return lint_ruleset(state.raw, state.rules, state.leaves, set(state.params_used), state.file)
+
+
+def _ladders(state: Compilation) -> list[Problem]:
+    return check_ladders(state.raw.ladders, state.rules, state.leaves, state.file)
 
 
 def _ordering(state: Compilation) -> list[Problem]:
@@ -273,5 +278,11 @@ PASSES: tuple[CompilerPass, ...] = (
         frozenset({"section:constraints"}),
     ),
     CompilerPass("queues", "every `by_intent` target has a queue for every intent", _queues),
+    CompilerPass(
+        "ladders",
+        "relaxation ladders in delay order, relaxing only soft requirements; unreachable steps "
+        "(ladder_checks.py)",
+        _ladders,
+    ),
     CompilerPass("lint", "likely mistakes that do not block loading (lint.py)", _lint),
 )

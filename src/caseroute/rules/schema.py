@@ -17,6 +17,7 @@ from caseroute.domain.case import Intent, RequiredSkill
 from caseroute.domain.decision import Priority
 from caseroute.domain.errors import Problem, Severity
 from caseroute.domain.roster import AgentStatus, Role
+from caseroute.rules.adaptive import read_continuity, read_ladders, read_requirement_names
 from caseroute.rules.fields import (
     ATTRIBUTE_KINDS,
     ENGINE_MAX_FACT_PROPERTIES,
@@ -27,8 +28,10 @@ from caseroute.rules.model import (
     Compact,
     CompactMember,
     Constraints,
+    ContinuityPolicy,
     EscalateAction,
     ExceptionAction,
+    Ladder,
     QueueTarget,
     RankingCriterion,
     Requirements,
@@ -95,6 +98,8 @@ class RawRuleset:
     queues_line: int = 0
     rules: list[RawRule] = field(default_factory=list)
     rules_line: int = 0
+    ladders: dict[str, Ladder] = field(default_factory=dict)
+    continuity: ContinuityPolicy | None = None
     unreadable_sections: set[str] = field(default_factory=set)
     """Top-level sections whose typed value could not be built (the problems are already
     reported), so a compiler pass that needs one is skipped instead of adding noise. Every
@@ -313,7 +318,16 @@ def _kind(node: Node) -> str:
 
 
 _TOP = ("ruleset", "version", "description", "owner", "constraints", "rules")
-_TOP_OPTIONAL = ("params", "signals", "attributes", "compacts", "matching", "queues")
+_TOP_OPTIONAL = (
+    "params",
+    "signals",
+    "attributes",
+    "compacts",
+    "matching",
+    "queues",
+    "ladders",
+    "continuity",
+)
 SECTIONS = _TOP + _TOP_OPTIONAL
 """Every top-level section a ruleset file may hold."""
 _QUEUE_HINT = _NAME_HINT
@@ -365,10 +379,12 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
             queue = r.string(node, f"queue for intent `{key}`", pattern=NAME_RE, hint=_QUEUE_HINT)
             if queue is not None:
                 out.queues[Intent(key)] = queue
+    out.ladders = read_ladders(r, top.get("ladders"))
+    out.continuity = read_continuity(r, top.get("continuity"))
     if "rules" in top:
         out.rules_line = top["rules"].line
         for node in r.items(top["rules"], "`rules`"):
-            rule = _read_rule(r, node)
+            rule = _read_rule(r, node, out.ladders)
             if rule is not None:
                 out.rules.append(rule)
     return out, r.problems
@@ -610,11 +626,50 @@ def _read_matching(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
             r.error("schema.value", "matching.ranking lists a criterion twice", entries["ranking"])
 
 
-_REQUIREMENT_KEYS = ("licence", "skills", "case_skills", "territory", "language", "roles")
+_REQUIREMENT_KEYS = (
+    "licence",
+    "skills",
+    "case_skills",
+    "territory",
+    "language",
+    "roles",
+    "soft",
+    "prefer",
+    "ladder",
+    "continuity",
+)
+
+
+def _read_ladder_ref(
+    r: SchemaReader, node: Node | None, where: str, rule_id: str, ladders: dict[str, Ladder]
+) -> Ladder | None:
+    name = r.string(node, f"{where}.ladder", rule_id)
+    if name is None or node is None:
+        return None
+    if name not in ladders:
+        hint = difflib.get_close_matches(name, list(ladders), n=1)
+        tip = (
+            f"did you mean `{hint[0]}`?"
+            if hint
+            else "declare it under `ladders:`"
+            + (f" (declared: {', '.join(ladders)})" if ladders else "")
+        )
+        r.error(
+            "rules.unknown_ladder",
+            f"{where} names ladder `{name}`, which is not declared ({tip})",
+            node,
+            rule_id,
+        )
+        return None
+    return ladders[name]
 
 
 def _read_requirements(
-    r: SchemaReader, entries: dict[str, Node], where: str, rule_id: str
+    r: SchemaReader,
+    entries: dict[str, Node],
+    where: str,
+    rule_id: str,
+    ladders: dict[str, Ladder],
 ) -> Requirements:
     licence = None
     if "licence" in entries:
@@ -646,6 +701,12 @@ def _read_requirements(
             entries.get("language"), f"{where}.language", default=True, rule_id=rule_id
         ),
         roles=roles,
+        soft=read_requirement_names(r, entries.get("soft"), f"{where}.soft", rule_id),
+        prefer=read_requirement_names(r, entries.get("prefer"), f"{where}.prefer", rule_id),
+        ladder=_read_ladder_ref(r, entries.get("ladder"), where, rule_id, ladders),
+        continuity=r.boolean(
+            entries.get("continuity"), f"{where}.continuity", default=True, rule_id=rule_id
+        ),
     )
 
 
@@ -658,7 +719,7 @@ def _queue_target(
     return QueueTarget(name or "?"), False
 
 
-def _read_rule(r: SchemaReader, node: Node) -> RawRule | None:
+def _read_rule(r: SchemaReader, node: Node, ladders: dict[str, Ladder]) -> RawRule | None:
     rule_id = None
     if node.is_mapping and "id" in node.value:
         rule_id = r.string(node.value["id"], "rule `id`", None, NAME_RE, _NAME_HINT)
@@ -708,7 +769,7 @@ def _read_rule(r: SchemaReader, node: Node) -> RawRule | None:
         e = r.mapping(then["route"], "`route`", ("queue",), (*_REQUIREMENT_KEYS, "reason"), rule_id)
         queue, by_intent = _queue_target(r, e.get("queue"), "route queue", rid)
         reason = r.string(e.get("reason"), "route reason", rule_id, NAME_RE, _NAME_HINT) or "routed"
-        action = RouteAction(queue, _read_requirements(r, e, where, rid), reason)
+        action = RouteAction(queue, _read_requirements(r, e, where, rid, ladders), reason)
     elif kinds == ["escalate"]:
         e = r.mapping(
             then["escalate"], "`escalate`", ("queue", "reason"), ("level", "assign"), rule_id
@@ -719,7 +780,7 @@ def _read_rule(r: SchemaReader, node: Node) -> RawRule | None:
         assign = None
         if "assign" in e:
             a = r.mapping(e["assign"], "`assign`", (), _REQUIREMENT_KEYS, rule_id)
-            assign = _read_requirements(r, a, f"rule {rid} escalate.assign", rid)
+            assign = _read_requirements(r, a, f"rule {rid} escalate.assign", rid, ladders)
         action = EscalateAction(queue, level, reason, assign)
     elif kinds == ["exception"]:
         e = r.mapping(then["exception"], "`exception`", ("queue", "reason"), (), rule_id)

@@ -1,0 +1,191 @@
+"""Continuity of care: preferred agents rank first among the eligible; preference never admits.
+
+A preferred agent is considered only when eligible under every requirement in force (licence,
+consent, territory, ... exactly as for anyone else). When none is eligible but one fails only
+on presence or capacity (``unavailable``), a route may hold the case for them until the wait
+anchor plus the ruleset's hold for the case's urgency (zero for urgent and critical in the
+reference ruleset); after that the best other agent is chosen. Every preferred agent the case
+named gets a status and a reason in words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from caseroute.domain.case import Case
+from caseroute.domain.decision import (
+    CheckFailure,
+    ContinuityOutcome,
+    ContinuityTrace,
+    PreferredAgentTrace,
+)
+from caseroute.domain.roster import Agent
+from caseroute.engine.matching import Need, check_agent
+from caseroute.rules.model import ContinuityPolicy
+
+TRANSIENT_CHECKS = frozenset({"status", "capacity"})
+"""Failures that may clear by themselves while a case waits (an agent frees up)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuityView:
+    """Preferred agents sorted out before ranking.
+
+    Attributes:
+        reasons: Agent id -> continuity reason, for eligible preferred agents (they rank first).
+        unavailable: Preferred agents that fail only on presence or capacity.
+        traces: Per preferred agent: (agent id, reason, last contact, status, detail), status
+            still provisional for eligible ones (ranking settles chosen / ranked lower).
+        hold_minutes: Hold for this case's urgency.
+        hold_until: Anchor plus hold (``None`` when the hold is zero).
+    """
+
+    reasons: dict[str, str]
+    unavailable: tuple[str, ...]
+    traces: tuple[PreferredAgentTrace, ...]
+    hold_minutes: float
+    hold_until: datetime | None
+
+
+def _failure_words(failure: CheckFailure, need: Need, agent: Agent) -> str:
+    if failure.check == "licence":
+        return f"not licensed in {need.location} ({failure.actual})"
+    if failure.check == "capacity":
+        return f"at capacity {agent.capacity.active}/{agent.capacity.max}"
+    if failure.check == "status":
+        return f"status {agent.status.value}"
+    if failure.check == "territory":
+        return f"territory does not cover {need.region}"
+    if failure.check == "language":
+        return f"does not speak {need.language}"
+    return str(failure)
+
+
+def sort_preferred(
+    case: Case,
+    policy: ContinuityPolicy,
+    need: Need,
+    agents: dict[str, Agent],
+    eligible: set[str],
+    now: datetime,
+) -> ContinuityView:
+    """Sort the case's preferred agents into eligible, unavailable and not eligible.
+
+    Args:
+        case: The case (its preferred agents, declined agents, urgency and wait anchor).
+        policy: The ruleset's continuity policy.
+        need: The requirements in force (after relaxation).
+        agents: Roster agents by id.
+        eligible: Ids of agents eligible under ``need``.
+        now: The decision instant.
+
+    Returns:
+        The view ranking and holding read.
+    """
+    window_start = now - timedelta(days=policy.window_days)
+    hold = policy.hold_minutes.get(case.urgency, 0.0)
+    hold_until = case.wait_anchor + timedelta(minutes=hold) if hold > 0 else None
+    reasons: dict[str, str] = {}
+    unavailable: list[str] = []
+    traces = []
+    for pref in case.preferred_agents:
+        status, detail = "not_eligible", ""
+        agent = agents.get(pref.agent_id)
+        if pref.last_contact_at is not None and pref.last_contact_at < window_start:
+            status = "outside_window"
+            detail = (
+                f"last contact {pref.last_contact_at.date().isoformat()} is outside the "
+                f"{policy.window_days:g}-day continuity window"
+            )
+        elif pref.agent_id in case.declined_agents:
+            status, detail = "declined", "declined this case"
+        elif agent is None:
+            status, detail = "not_on_roster", "not on the roster snapshot"
+        elif pref.agent_id in eligible:
+            if pref.agent_id not in reasons:
+                reasons[pref.agent_id] = pref.reason.value
+            status, detail = "eligible", "eligible"
+        else:
+            failures = check_agent(need, agent)
+            detail = "; ".join(_failure_words(f, need, agent) for f in failures)
+            if failures and all(f.check in TRANSIENT_CHECKS for f in failures):
+                status = "unavailable"
+                unavailable.append(pref.agent_id)
+        traces.append(
+            PreferredAgentTrace(
+                pref.agent_id, pref.reason.value, pref.last_contact_at, status, detail
+            )
+        )
+    return ContinuityView(reasons, tuple(unavailable), tuple(traces), hold, hold_until)
+
+
+def _clock(at: datetime) -> str:
+    return at.strftime("%H:%M")
+
+
+def settle(
+    view: ContinuityView,
+    policy: ContinuityPolicy,
+    chosen: str | None,
+    may_hold: bool,
+    urgency: str,
+    now: datetime,
+) -> tuple[ContinuityTrace, bool]:
+    """Decide what continuity did, and whether the case is held for a preferred agent.
+
+    Args:
+        view: The sorted preferred agents.
+        policy: The ruleset's continuity policy.
+        chosen: The agent ranking chose (preferred agents rank first), or ``None``.
+        may_hold: Whether the action may hold (routes may; escalations never wait).
+        urgency: The case's urgency, for the words.
+        now: The decision instant.
+
+    Returns:
+        The trace, and True when the case is held (QUEUE until ``view.hold_until``).
+    """
+    held = (
+        chosen not in view.reasons
+        and bool(view.unavailable)
+        and may_hold
+        and view.hold_until is not None
+        and now < view.hold_until
+    )
+    if chosen is not None and chosen in view.reasons:
+        outcome = ContinuityOutcome.ASSIGNED_PREFERRED
+    elif held:
+        outcome = ContinuityOutcome.HELD_FOR_PREFERRED
+    elif chosen is not None:
+        outcome = ContinuityOutcome.ASSIGNED_OTHER
+    else:
+        outcome = ContinuityOutcome.NONE_ELIGIBLE
+    traces = []
+    for t in view.traces:
+        status, detail = t.status, t.detail
+        if status == "eligible":
+            status = "chosen" if t.agent_id == chosen else "ranked_lower"
+            detail = (
+                "eligible and ranked first among the preferred"
+                if status == "chosen"
+                else "eligible, but another preferred agent ranked higher"
+            )
+        elif status == "unavailable":
+            if held and view.hold_until is not None:
+                status = "held_for"
+                detail += f"; case held until {_clock(view.hold_until)}"
+            elif not may_hold:
+                detail += "; escalations are never held"
+            elif view.hold_until is None:
+                detail += f"; {urgency} cases are not held"
+            else:
+                detail += f"; hold expired {_clock(view.hold_until)}"
+        traces.append(PreferredAgentTrace(t.agent_id, t.reason, t.last_contact_at, status, detail))
+    trace = ContinuityTrace(
+        outcome=outcome,
+        window_days=policy.window_days,
+        hold_minutes=view.hold_minutes,
+        hold_until=view.hold_until,
+        preferred=tuple(traces),
+    )
+    return trace, held

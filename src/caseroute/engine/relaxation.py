@@ -1,0 +1,200 @@
+"""Relaxation ladders at the decision instant: which soft requirements still apply, and when next.
+
+Pure functions of the rule's requirements, the case's urgency, its wait anchor and ``now``: no
+timers and no state, so replay reproduces the exact step. Hard requirements never relax: the
+relaxed set is always intersected with the rule's own ``soft`` list, whatever the ladder says
+(the compiler rejects such a ladder too; this is the second lock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from caseroute.domain.case import Urgency
+from caseroute.domain.decision import LadderStepTrace, RelaxationTrace, StepStatus
+from caseroute.rules.model import LadderStep, Requirements
+
+
+@dataclass(frozen=True, slots=True)
+class StepState:
+    """One ladder step for this case: when it takes effect and whether it has."""
+
+    step: LadderStep
+    at: datetime | None
+    after_minutes: float | None
+    in_force: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Relaxation:
+    """The ladder's state for one case at ``now``.
+
+    Attributes:
+        anchor: Which input waiting counts from (``created_at`` or ``waiting_since``).
+        anchor_at: That instant.
+        now: The decision instant.
+        steps: Each step's state, in ladder order.
+        relaxed: Soft requirements no longer required, in the order their steps took effect.
+        preferences: Requirements that rank instead of exclude (the rule's ``prefer`` plus
+            what in-force steps turned into preferences).
+        next_at: When the next pending step that relaxes something still required takes
+            effect; ``None`` when none is pending.
+    """
+
+    anchor: str
+    anchor_at: datetime
+    now: datetime
+    steps: tuple[StepState, ...]
+    relaxed: tuple[str, ...]
+    preferences: tuple[str, ...]
+    next_at: datetime | None
+
+    @property
+    def waiting_minutes(self) -> float:
+        """Minutes from the anchor to ``now``."""
+        return (self.now - self.anchor_at).total_seconds() / 60.0
+
+
+def plan_relaxation(
+    req: Requirements, urgency: Urgency, anchor: str, anchor_at: datetime, now: datetime
+) -> Relaxation:
+    """Work out the ladder's state for one case.
+
+    Args:
+        req: The deciding action's requirements (soft list, preferences and ladder).
+        urgency: The case's urgency (delays are per urgency).
+        anchor: Name of the anchor input, for the explanation.
+        anchor_at: The instant waiting counts from; must not be after ``now``.
+        now: The decision instant.
+
+    Returns:
+        Relaxed requirements, preferences, each step's state and the next relaxation instant.
+    """
+    soft = set(req.soft)
+    relaxed: list[str] = []
+    preferences: list[str] = list(req.prefer)
+    states = []
+    next_at: datetime | None = None
+    steps = req.ladder.steps if req.ladder is not None else ()
+    for step in steps:
+        minutes = step.after.get(urgency)
+        at = None if minutes is None else anchor_at + timedelta(minutes=minutes)
+        in_force = at is not None and at <= now
+        states.append(StepState(step, at, minutes, in_force))
+        # Invariant: only the rule's own soft requirements ever relax (hard ones never do).
+        effective = [n for n in step.relaxes if n in soft and n not in relaxed]
+        if in_force:
+            relaxed += effective
+            preferences += [n for n in step.prefer if n in soft and n not in preferences]
+        elif at is not None and effective and (next_at is None or at < next_at):
+            next_at = at
+    return Relaxation(
+        anchor, anchor_at, now, tuple(states), tuple(relaxed), tuple(preferences), next_at
+    )
+
+
+def relaxed_requirements(req: Requirements, dropped: tuple[str, ...]) -> Requirements:
+    """The requirements with ``dropped`` no longer applied (preferences are never required).
+
+    Args:
+        req: The action's requirements.
+        dropped: Soft requirement names to stop applying.
+
+    Returns:
+        Requirements as they apply to eligibility.
+    """
+    names = set(dropped) | set(req.prefer)
+    if not names:
+        return req
+    return replace(
+        req,
+        territory=req.territory and "territory" not in names,
+        language=req.language and "language" not in names,
+        case_skills=req.case_skills and "skills" not in names,
+        skills=() if "skills" in names else req.skills,
+        roles=None if "roles" in names else req.roles,
+    )
+
+
+def _clock(at: datetime) -> str:
+    return at.strftime("%H:%M")
+
+
+def _summary(plan: Relaxation, hard: tuple[str, ...]) -> str:
+    parts = []
+    for state in plan.steps:
+        if state.in_force and state.at is not None:
+            names = [n for n in state.step.relaxes if n in plan.relaxed]
+            if names:
+                parts.append(
+                    f"{', '.join(names)} relaxed at {_clock(state.at)} after "
+                    f"{state.after_minutes:g} min waiting"
+                )
+    if not parts:
+        parts.append(f"nothing relaxed after {plan.waiting_minutes:.0f} min waiting")
+    pending = [
+        s for s in plan.steps if s.at is not None and s.at == plan.next_at and not s.in_force
+    ]
+    for state in pending:
+        names = [n for n in state.step.relaxes if n not in plan.relaxed]
+        parts.append(f"{', '.join(names)} relaxes at {_clock(plan.next_at or state.at)}")  # type: ignore[arg-type]
+    if hard:
+        parts.append(f"{', '.join(hard)} never {'relaxes' if len(hard) == 1 else 'relax'}")
+    return "; ".join(parts)
+
+
+def relaxation_trace(
+    plan: Relaxation,
+    req: Requirements,
+    hard: tuple[str, ...],
+    eligible_as_written: int,
+    eligible_by_step: tuple[int, ...],
+) -> RelaxationTrace:
+    """The explanation's view of the ladder.
+
+    Args:
+        plan: The ladder's state.
+        req: The action's requirements.
+        hard: Requirements in force that never relax, in words order (``licence``, ...).
+        eligible_as_written: Eligible agents with nothing relaxed.
+        eligible_by_step: Eligible agents with each step (and the earlier ones) in force.
+
+    Returns:
+        The trace, with the supervisor's one-line summary.
+    """
+    last_in_force = max((i for i, s in enumerate(plan.steps) if s.in_force), default=-1)
+    steps = []
+    for i, state in enumerate(plan.steps):
+        if state.at is None:
+            status = StepStatus.NEVER
+        elif not state.in_force:
+            status = StepStatus.PENDING
+        else:
+            status = StepStatus.ACTIVE if i == last_in_force else StepStatus.PASSED
+        steps.append(
+            LadderStepTrace(
+                state.step.name,
+                status,
+                state.at,
+                state.after_minutes,
+                state.step.relaxes,
+                state.step.prefer,
+                state.step.why,
+                eligible_by_step[i],
+            )
+        )
+    return RelaxationTrace(
+        ladder=req.ladder.name if req.ladder is not None else "",
+        anchor=plan.anchor,
+        anchor_at=plan.anchor_at,
+        waiting_minutes=round(plan.waiting_minutes, 3),
+        hard=hard,
+        soft=req.soft,
+        relaxed=plan.relaxed,
+        preferences=plan.preferences,
+        eligible_as_written=eligible_as_written,
+        steps=tuple(steps),
+        next_relaxation_at=plan.next_at,
+        summary=_summary(plan, hard),
+    )

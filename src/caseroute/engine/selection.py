@@ -1,0 +1,231 @@
+"""Choose an agent under one action: relax soft requirements, match, rank, apply continuity.
+
+Order of work: the ladder's state at ``now`` (``relaxation.py``) gives the requirements in
+force; matching (``matching.py``) finds who is eligible under them and the hard constraints;
+ranking orders the eligible with preferred agents first (``continuity.py``), then agents who
+meet the soft preferences, then the ruleset's criteria; continuity may hold a route for an
+unavailable preferred agent. Preference ranks; it never admits: nothing here adds an agent
+that matching excluded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from caseroute.domain.case import Case
+from caseroute.domain.decision import ContinuityTrace, MatchingTrace, RelaxationTrace
+from caseroute.domain.roster import Agent, Roster
+from caseroute.engine.continuity import settle, sort_preferred
+from caseroute.engine.matching import (
+    CHECK_ORDER,
+    MissingDataError,
+    Need,
+    build_need,
+    check_masks,
+    match_agents,
+)
+from caseroute.engine.ranking import Criterion, rank_candidates
+from caseroute.engine.relaxation import (
+    Relaxation,
+    plan_relaxation,
+    relaxation_trace,
+    relaxed_requirements,
+)
+from caseroute.engine.roster_index import RosterIndex, index_for
+from caseroute.rules.ladder_checks import applied_requirements
+from caseroute.rules.model import CompiledRuleset, Requirements
+
+RANKING_SHOWN_WITHOUT_DETAIL = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Who gets the case under one action, and the adaptive parts of why.
+
+    Attributes:
+        matching: Matching and ranking trace.
+        chosen: The agent chosen, or ``None`` (nobody eligible, or held for a preferred one).
+        relaxation: The ladder's trace, when the action has soft requirements.
+        continuity: Preferred agents' trace, when continuity applied.
+        held_until: When a hold for a preferred agent ends (the case is queued until then).
+        next_at: When time alone could change this choice (a pending step or a hold's end).
+    """
+
+    matching: MatchingTrace
+    chosen: str | None
+    relaxation: RelaxationTrace | None
+    continuity: ContinuityTrace | None
+    held_until: datetime | None
+    next_at: datetime | None
+
+
+def is_adaptive(req: Requirements) -> bool:
+    """Whether an action has soft requirements, preferences or a ladder."""
+    return bool(req.ladder is not None or req.soft or req.prefer)
+
+
+def _eligible_count(
+    case: Case, req: Requirements, ruleset: CompiledRuleset, now: datetime, index: RosterIndex
+) -> int:
+    try:
+        need = build_need(case, req, ruleset, now)
+    except MissingDataError:
+        return 0  # the data the requirement reads is missing: nobody can be checked
+    mask = index.everyone
+    for value in check_masks(need, index).values():
+        mask &= value
+    return mask.bit_count()
+
+
+def _step_counts(
+    case: Case,
+    req: Requirements,
+    plan: Relaxation,
+    ruleset: CompiledRuleset,
+    now: datetime,
+    index: RosterIndex,
+) -> tuple[int, tuple[int, ...]]:
+    """Eligible agents as written and with each step (and the earlier ones) in force."""
+    soft = set(req.soft)
+    dropped: list[str] = []
+    counts = []
+    as_written = _eligible_count(case, relaxed_requirements(req, ()), ruleset, now, index)
+    for state in plan.steps:
+        if state.at is not None:
+            dropped += [n for n in state.step.relaxes if n in soft and n not in dropped]
+        counts.append(
+            _eligible_count(case, relaxed_requirements(req, tuple(dropped)), ruleset, now, index)
+        )
+    return as_written, tuple(counts)
+
+
+def _preference_masks(
+    case: Case,
+    req: Requirements,
+    names: tuple[str, ...],
+    ruleset: CompiledRuleset,
+    now: datetime,
+    index: RosterIndex,
+) -> dict[str, int]:
+    strict = replace(req, prefer=())
+    try:
+        masks = check_masks(build_need(case, strict, ruleset, now), index)
+    except MissingDataError:
+        return {}  # e.g. a territory preference without a case region: nobody is preferred
+    return {name: masks[name] for name in names if name in masks}
+
+
+def _hard(need: Need, req: Requirements, relaxed: tuple[str, ...]) -> tuple[str, ...]:
+    held_hard = applied_requirements(req) - set(req.soft) - set(req.prefer) - set(relaxed)
+    out = []
+    if need.consent_flag is not None:
+        out.append("consent")
+    if need.licence_types is not None:
+        out.append("licence")
+    out += [check for check in CHECK_ORDER if check in held_hard]
+    return tuple(out)
+
+
+def _preference_criterion(mask: int, position: dict[str, int]) -> Criterion:
+    def meets(agent: Agent) -> tuple[int, bool]:
+        met = bool(mask >> position[agent.agent_id] & 1)
+        return (0 if met else 1), met
+
+    return meets
+
+
+def select_agent(
+    case: Case,
+    roster: Roster,
+    req: Requirements,
+    ruleset: CompiledRuleset,
+    now: datetime,
+    *,
+    detail: bool,
+    may_hold: bool,
+) -> Selection:
+    """Match, rank and choose under one action's requirements.
+
+    Args:
+        case: The case.
+        roster: The roster snapshot.
+        req: The action's requirements.
+        ruleset: For hard constraints, ranking, ladders and the continuity policy.
+        now: The decision instant.
+        detail: Keep a verdict per agent (see ``match_agents``).
+        may_hold: Whether continuity may hold the case for a preferred agent (routes only).
+
+    Returns:
+        The selection.
+
+    Raises:
+        MissingDataError: If a requirement in force needs case data that is missing.
+    """
+    plan = None
+    if is_adaptive(req):
+        anchor = "waiting_since" if case.waiting_since is not None else "created_at"
+        plan = plan_relaxation(req, case.urgency, anchor, case.wait_anchor, now)
+    current = relaxed_requirements(req, plan.relaxed if plan is not None else ())
+    need = build_need(case, current, ruleset, now)
+    result = match_agents(need, roster, detail=detail)
+    index = index_for(roster)
+    position = {agent.agent_id: i for i, agent in enumerate(index.agents)}
+    leading: list[tuple[str, Criterion]] = []
+    view = None
+    policy = ruleset.continuity
+    if policy is not None and req.continuity and case.preferred_agents:
+        eligible_ids = {a.agent_id for a in result.eligible}
+        by_id = {agent.agent_id: agent for agent in index.agents}
+        view = sort_preferred(case, policy, need, by_id, eligible_ids, now)
+        order = {aid: i for i, aid in enumerate(view.reasons)}
+        reasons = view.reasons
+        leading.append(
+            (
+                "preferred agent",
+                lambda a: (order.get(a.agent_id, len(order)), reasons.get(a.agent_id)),
+            )
+        )
+    if plan is not None and plan.preferences:
+        masks = _preference_masks(case, req, plan.preferences, ruleset, now, index)
+        leading += [
+            (f"prefers {name}", _preference_criterion(mask, position))
+            for name, mask in masks.items()
+        ]
+    skill = (
+        case.required_skills[0].name
+        if case.required_skills
+        else (need.skills[0].name if need.skills else None)
+    )
+    ranking = rank_candidates(result.eligible, ruleset.ranking, skill, now, leading)
+    chosen = ranking[0].agent_id if ranking else None
+    continuity = None
+    held_until = None
+    if view is not None and policy is not None:
+        continuity, held = settle(view, policy, chosen, may_hold, case.urgency.value, now)
+        if held:
+            chosen, held_until = None, view.hold_until
+    relaxation = None
+    next_at = plan.next_at if plan is not None else None
+    if held_until is not None and (next_at is None or held_until < next_at):
+        next_at = held_until
+    if plan is not None:
+        as_written, by_step = _step_counts(case, req, plan, ruleset, now, index)
+        relaxation = relaxation_trace(
+            plan, req, _hard(need, req, plan.relaxed), as_written, by_step
+        )
+    trace = MatchingTrace(
+        requirements=need.describe(),
+        considered=len(roster.agents),
+        eligible=len(result.eligible),
+        exclusion_counts=result.exclusion_counts,
+        agents=result.verdicts,
+        ranking_criteria=(
+            *(label for label, _ in leading),
+            *(c.value for c in ruleset.ranking),
+            "agent_id",
+        ),
+        ranking=tuple(ranking if detail else ranking[:RANKING_SHOWN_WITHOUT_DETAIL]),
+        failed_masks=result.failed_masks,
+    )
+    return Selection(trace, chosen, relaxation, continuity, held_until, next_at)

@@ -1,0 +1,236 @@
+"""The ``ladders`` compiler pass: ladders may only widen the pool and never touch hard rules.
+
+Errors (block loading):
+
+* ``ladders.order``: a step takes effect, for some urgency, before a step listed above it.
+  Steps are cumulative in the listed order, so an out-of-order delay would make the explanation
+  lie about which step is active, and an edit that reorders steps could narrow the pool.
+* ``ladders.relaxes_hard``: a rule uses a ladder that relaxes a requirement the rule does not
+  mark ``soft`` (the engine would refuse to relax it anyway; the author expected it to).
+
+Warnings (lint; the ruleset still loads):
+
+* ``ladders.unused``: a ladder no rule uses.
+* ``ladders.step_unreachable``: a step no case reaching a rule that uses the ladder can ever
+  get to (e.g. it has no delay for the only urgency the rule's condition allows).
+* ``ladders.step_no_effect``: every requirement a step relaxes was relaxed by an earlier step,
+  or is not one the rules using the ladder require.
+* ``ladders.soft_unused``: ``soft``/``prefer`` names a requirement the action does not apply.
+* ``ladders.soft_never_relaxes``: soft requirements without a ladder (they stay required).
+"""
+
+from __future__ import annotations
+
+from caseroute.domain.case import Urgency
+from caseroute.domain.errors import Problem, Severity
+from caseroute.rules.ir import Leaf, pinned_values
+from caseroute.rules.model import (
+    EscalateAction,
+    Ladder,
+    Requirements,
+    RouteAction,
+    Rule,
+)
+
+
+def applied_requirements(req: Requirements) -> frozenset[str]:
+    """The soft-able requirements an action actually applies (before any relaxation).
+
+    Args:
+        req: The action's requirements.
+
+    Returns:
+        Names from ``SOFT_REQUIREMENTS`` the action checks (skills counts when the case's
+        skills apply or the action names some).
+    """
+    out = set()
+    if req.territory:
+        out.add("territory")
+    if req.language:
+        out.add("language")
+    if req.case_skills or req.skills:
+        out.add("skills")
+    if req.roles is not None:
+        out.add("roles")
+    return frozenset(out)
+
+
+def rule_requirements(rule: Rule) -> Requirements | None:
+    """The requirements an agent must meet under a rule's action (``None``: no agent)."""
+    action = rule.action
+    if isinstance(action, RouteAction):
+        return action.requirements
+    if isinstance(action, EscalateAction):
+        return action.assign
+    return None
+
+
+def _problem(
+    code: str, message: str, file: str, line: int, rule_id: str | None, warning: bool
+) -> Problem:
+    severity = Severity.WARNING if warning else Severity.ERROR
+    return Problem(code, message, file, line, 0, rule_id, severity)
+
+
+def _order(ladder: Ladder, file: str) -> list[Problem]:
+    out = []
+    for earlier, later in zip(ladder.steps, ladder.steps[1:], strict=False):
+        for urgency in Urgency:
+            before, after = earlier.after.get(urgency), later.after.get(urgency)
+            if before is not None and after is not None and after < before:
+                out.append(
+                    _problem(
+                        "ladders.order",
+                        f"step `{later.name}` of ladder `{ladder.name}` takes effect after "
+                        f"{after:g} min for {urgency.value} cases, before step `{earlier.name}` "
+                        f"listed above it ({before:g} min). Steps take effect in the order "
+                        "listed and each keeps what the earlier ones relaxed: list them by "
+                        "delay, or make this delay at least the one above",
+                        file,
+                        later.line,
+                        None,
+                        warning=False,
+                    )
+                )
+                break
+    return out
+
+
+def _urgencies(rule: Rule, leaves: dict[str, Leaf]) -> frozenset[Urgency]:
+    pinned = pinned_values(rule.when, leaves, "case.urgency")
+    if pinned is None:
+        return frozenset(Urgency)
+    return frozenset(u for u in Urgency if u.value in pinned)
+
+
+def check_ladders(
+    ladders: dict[str, Ladder], rules: tuple[Rule, ...], leaves: dict[str, Leaf], file: str
+) -> list[Problem]:
+    """Run the ladder checks over a ruleset's ladders and the rules that use them.
+
+    Args:
+        ladders: Ladders by name.
+        rules: Compiled rules.
+        leaves: Leaf table (to see which urgencies a rule's condition allows).
+        file: Source path.
+
+    Returns:
+        Errors and warnings (see the module docstring).
+    """
+    out: list[Problem] = []
+    users: dict[str, list[tuple[Rule, Requirements]]] = {name: [] for name in ladders}
+    for rule in rules:
+        req = rule_requirements(rule)
+        if req is None:
+            continue
+        applied = applied_requirements(req)
+        out.extend(
+            _problem(
+                "ladders.soft_unused",
+                f"`{name}` is listed as soft or preferred, but the action does not "
+                f"require it (e.g. `{name}: false` or no {name} given), so it has no "
+                "effect; remove it",
+                file,
+                rule.line,
+                rule.rule_id,
+                warning=True,
+            )
+            for name in dict.fromkeys((*req.soft, *req.prefer))
+            if name not in applied
+        )
+        if req.ladder is None:
+            if req.soft:
+                out.append(
+                    _problem(
+                        "ladders.soft_never_relaxes",
+                        f"{', '.join(req.soft)} marked soft but the action names no `ladder`, "
+                        "so it stays required; add `ladder: <name>` or `prefer:` it",
+                        file,
+                        rule.line,
+                        rule.rule_id,
+                        warning=True,
+                    )
+                )
+            continue
+        users.setdefault(req.ladder.name, []).append((rule, req))
+        for step in req.ladder.steps:
+            hard = [n for n in step.relaxes if n not in req.soft and n not in req.prefer]
+            hard = [n for n in hard if n in applied]
+            if hard:
+                out.append(
+                    _problem(
+                        "ladders.relaxes_hard",
+                        f"rule `{rule.rule_id}` uses ladder `{req.ladder.name}`, whose step "
+                        f"`{step.name}` relaxes {', '.join(hard)}, which the rule holds hard. "
+                        f"Add {', '.join(hard)} to the rule's `soft:` list, or give the rule a "
+                        "ladder that leaves it required",
+                        file,
+                        step.line,
+                        rule.rule_id,
+                        warning=False,
+                    )
+                )
+    for name, ladder in ladders.items():
+        out += _order(ladder, file)
+        using = users.get(name, [])
+        if not using:
+            out.append(
+                _problem(
+                    "ladders.unused",
+                    f"ladder `{name}` is not used by any rule; remove it or name it in a "
+                    "rule's `ladder:`",
+                    file,
+                    ladder.line,
+                    None,
+                    warning=True,
+                )
+            )
+            continue
+        out += _reachability(ladder, using, leaves, file)
+    return out
+
+
+def _reachability(
+    ladder: Ladder,
+    using: list[tuple[Rule, Requirements]],
+    leaves: dict[str, Leaf],
+    file: str,
+) -> list[Problem]:
+    out = []
+    seen: set[Urgency] = set()
+    for rule, _ in using:
+        seen |= _urgencies(rule, leaves)
+    relaxable: set[str] = set()
+    for _, req in using:
+        relaxable |= (set(req.soft) | set(req.prefer)) & applied_requirements(req)
+    earlier: set[str] = set()
+    for step in ladder.steps:
+        if not seen & set(step.after):
+            wanted = ", ".join(sorted(u.value for u in seen))
+            out.append(
+                _problem(
+                    "ladders.step_unreachable",
+                    f"step `{step.name}` of ladder `{ladder.name}` never applies: the rules "
+                    f"using the ladder only see {wanted} cases and the step gives no delay for "
+                    "them; add one to its `after`, or remove the step",
+                    file,
+                    step.line,
+                    None,
+                    warning=True,
+                )
+            )
+        elif not (set(step.relaxes) & relaxable) - earlier:
+            out.append(
+                _problem(
+                    "ladders.step_no_effect",
+                    f"step `{step.name}` of ladder `{ladder.name}` changes nothing: what it "
+                    "relaxes was relaxed by an earlier step, or is not a soft requirement of "
+                    "the rules using the ladder; remove it or change what it relaxes",
+                    file,
+                    step.line,
+                    None,
+                    warning=True,
+                )
+            )
+        earlier |= set(step.relaxes)
+    return out
