@@ -33,7 +33,6 @@ from caseroute.engine.relaxation import (
     relaxed_requirements,
 )
 from caseroute.engine.roster_index import RosterIndex, index_for
-from caseroute.rules.ladder_checks import applied_requirements
 from caseroute.rules.model import CompiledRuleset, Requirements
 
 RANKING_SHOWN_WITHOUT_DETAIL = 10
@@ -116,14 +115,21 @@ def _preference_masks(
     return {name: masks[name] for name in names if name in masks}
 
 
-def _hard(need: Need, req: Requirements, relaxed: tuple[str, ...]) -> tuple[str, ...]:
-    held_hard = applied_requirements(req) - set(req.soft) - set(req.prefer) - set(relaxed)
+def _hard(need: Need, req: Requirements) -> tuple[str, ...]:
+    """Requirements that apply to this case and never relax (the summary's last clause)."""
+    soft = set(req.soft) | set(req.prefer)
+    applies = {
+        "territory": need.region is not None,
+        "skills": bool(need.skills),
+        "language": need.language is not None,
+        "roles": need.roles is not None,
+    }
     out = []
     if need.consent_flag is not None:
         out.append("consent")
     if need.licence_types is not None:
         out.append("licence")
-    out += [check for check in CHECK_ORDER if check in held_hard]
+    out += [c for c in CHECK_ORDER if applies.get(c) and c not in soft]
     return tuple(out)
 
 
@@ -212,7 +218,7 @@ def select_agent(
     if plan is not None:
         as_written, by_step = _step_counts(case, req, plan, ruleset, now, index)
         relaxation = relaxation_trace(
-            plan, req, _hard(need, req, plan.relaxed), as_written, by_step
+            plan, req, _hard(need, req), as_written, by_step
         )
     trace = MatchingTrace(
         requirements=need.describe(),
