@@ -32,7 +32,9 @@ from caseroute.domain.case import (
     AttributeValue,
     Case,
     Channel,
+    ContinuityReason,
     Intent,
+    PreferredAgent,
     RequiredSkill,
     SentimentReading,
     SlaClock,
@@ -519,6 +521,9 @@ _CASE_FIELDS = (
     "sla_clocks",
     "flags",
     "attributes",
+    "waiting_since",
+    "declined_agents",
+    "preferred_agents",
 )
 _JURISDICTION_HINT = " (expected an ISO 3166 code such as US-TX or GB-ENG)"
 _LANGUAGE_HINT = " (expected a BCP 47 tag such as en or es-MX)"
@@ -629,6 +634,11 @@ def parse_case(
         r.strings("flags", pattern=FLAG_RE, hint=_FLAG_HINT, normalise=normalise_flag, what="flag")
     )
     attributes = r.attributes("attributes")
+    waiting_since = r.timestamp("waiting_since", required=False)
+    declined = frozenset(
+        r.strings("declined_agents", pattern=CODE_RE, hint=_CODE_HINT, what="agent id")
+    )
+    preferred = _preferred_agents(r, violations, limits)
     if violations:
         # A ruleset may name its own safeguarding flag: the notice follows it.
         if SAFEGUARDING_FLAG in flags or not flags.isdisjoint(safeguarding_flags):
@@ -656,7 +666,32 @@ def parse_case(
         sla_clocks=tuple(clocks),
         flags=flags,
         attributes=attributes,
+        waiting_since=waiting_since,
+        declined_agents=declined,
+        preferred_agents=preferred,
     )
+
+
+def _preferred_agents(
+    r: _Reader, violations: list[FieldViolation], limits: InputLimits
+) -> tuple[PreferredAgent, ...]:
+    out: list[PreferredAgent] = []
+    seen: set[str] = set()
+    cap = _ListCap(violations, r.at("preferred_agents"))
+    for item_path, item in r.items("preferred_agents", limits.max_list_items, "max_list_items"):
+        s = _Reader(item, item_path, violations, ("agent_id", "reason", "last_contact_at"), limits)
+        agent_id = s.string("agent_id", pattern=CODE_RE, hint=_CODE_HINT)
+        reason = s.enum("reason", ContinuityReason)
+        last = s.timestamp("last_contact_at", required=False)
+        if agent_id is not None and agent_id in seen:
+            s.fail("agent_id", f"{agent_id!r} is listed twice; name each preferred agent once")
+        elif agent_id is not None:
+            seen.add(agent_id)
+            if reason is not None:
+                out.append(PreferredAgent(agent_id, reason, last))
+        cap.trim()
+    cap.close()
+    return tuple(out)
 
 
 _AGENT_FIELDS = (
@@ -840,6 +875,22 @@ def case_to_dict(case: Case) -> dict[str, Any]:
         value = getattr(case, key)
         if value is not None:
             out[key] = value
+    # Adaptive-routing inputs appear only when given, so a case without them keeps the canonical
+    # form (and input_sha256, and decision id) it had before they existed.
+    if case.waiting_since is not None:
+        out["waiting_since"] = format_timestamp(case.waiting_since)
+    if case.declined_agents:
+        out["declined_agents"] = sorted(case.declined_agents)
+    if case.preferred_agents:
+        out["preferred_agents"] = [
+            {"agent_id": p.agent_id, "reason": p.reason.value}
+            | (
+                {"last_contact_at": format_timestamp(p.last_contact_at)}
+                if p.last_contact_at is not None
+                else {}
+            )
+            for p in case.preferred_agents
+        ]
     return out
 
 

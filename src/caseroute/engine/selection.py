@@ -217,9 +217,7 @@ def select_agent(
         next_at = held_until
     if plan is not None:
         as_written, by_step = _step_counts(case, req, plan, ruleset, now, index)
-        relaxation = relaxation_trace(
-            plan, req, _hard(need, req), as_written, by_step
-        )
+        relaxation = relaxation_trace(plan, req, _hard(need, req), as_written, by_step)
     trace = MatchingTrace(
         requirements=need.describe(),
         considered=len(roster.agents),
