@@ -16,6 +16,10 @@ or ``escalate`` with ``assign``):
 * ``roster.unsatisfiable_combination``: each of the above is met by someone, but no single
   agent meets them all together (an RN here, triage level 3 there).
 
+Soft requirements are judged as the rule's ladder leaves them in the end: one the ladder
+relaxes for every urgency the condition allows (or that is only `prefer:`-red) is not a finding,
+since the case is assigned once it relaxes; one some urgency never relaxes still is.
+
 Status and capacity are not checked (they change by the minute), and neither is anything that
 comes from the case alone (its required skills, an unpinned location, region or language).
 Findings are warnings: the roster is a snapshot, and tomorrow's may hold the missing nurse.
@@ -27,12 +31,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
-from caseroute.domain.case import Intent
+from caseroute.domain.case import Intent, Urgency
 from caseroute.domain.errors import Problem, RulesetError, Severity
 from caseroute.domain.roster import Agent, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
+from caseroute.engine.relaxation import relaxed_requirements
 from caseroute.engine.roster_index import primary_language
-from caseroute.rules.ir import pinned_values
+from caseroute.rules.ir import Leaf, pinned_values
 from caseroute.rules.model import (
     CompiledRuleset,
     EscalateAction,
@@ -107,6 +112,19 @@ def _position(node: Node | None, fallback: tuple[int, int]) -> tuple[int, int]:
     return (node.line, node.column) if node is not None else fallback
 
 
+def _always_relaxed(rule: Rule, req: Requirements, leaves: dict[str, Leaf]) -> tuple[str, ...]:
+    """Soft requirements the rule's ladder relaxes, in the end, for every urgency it sees."""
+    if req.ladder is None:
+        return ()
+    pinned = pinned_values(rule.when, leaves, "case.urgency")
+    urgencies = [u for u in Urgency if pinned is None or u.value in pinned]
+    reached = [
+        {n for step in req.ladder.steps if u in step.after for n in step.relaxes} for u in urgencies
+    ]
+    always = set.intersection(*reached) if reached else set()
+    return tuple(n for n in req.soft if n in always)
+
+
 def _requirements(rule: Rule) -> Requirements | None:
     action = rule.action
     if isinstance(action, RouteAction):
@@ -139,6 +157,9 @@ class _Checker:
         req = _requirements(rule)
         if req is None:
             return
+        # A soft requirement nobody meets is not unsatisfiable if the ladder relaxes it for
+        # every urgency the rule sees: judge what the rule requires once fully relaxed.
+        req = relaxed_requirements(req, _always_relaxed(rule, req, self.ruleset.leaves))
         where = self.locate.rule(rule)
         leaves = self.ruleset.leaves
         before = len(self.findings)
