@@ -216,9 +216,15 @@ def _enforce_safeguarding(case: Case, ruleset: CompiledRuleset, result: _Outcome
 
 
 def _check_wait_anchor(case: Case, ruleset: CompiledRuleset, now: datetime) -> None:
-    """Waiting time cannot be negative where a ruleset counts it (ladders, continuity holds)."""
+    """Waiting time cannot be negative where a ruleset counts it (ladders, continuity holds).
+
+    A safeguarding-flagged case is never refused for it: the hard constraint escalates it
+    without reading waiting time, and a caller's clock skew must not stop that.
+    """
     if not ruleset.ladders and ruleset.continuity is None:
         return
+    if ruleset.constraints.safeguarding_flag in case.flags:
+        return  # safeguarding escalates whatever the clocks say; it never reads waiting time
     if case.wait_anchor > now:
         field_path = "case.waiting_since" if case.waiting_since is not None else "case.created_at"
         raise RequestError(
