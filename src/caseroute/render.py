@@ -7,11 +7,23 @@ Also the one home of terminal-safe output: ``escape_text`` for human-readable li
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from caseroute.domain.codec import format_timestamp, to_jsonable
-from caseroute.domain.decision import Decision, MatchingTrace, Outcome, RuleTrace, Signals
+from caseroute.domain.decision import (
+    ContinuityOutcome,
+    ContinuityTrace,
+    Decision,
+    LadderStepTrace,
+    MatchingTrace,
+    Outcome,
+    RelaxationTrace,
+    RuleTrace,
+    Signals,
+)
 
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -89,6 +101,9 @@ def _headline(d: Decision) -> str:
     elif d.outcome is Outcome.ESCALATE:
         target = f"{d.agent_id} ({where})" if d.agent_id else where
         what = f"ESCALATE (level {d.escalation_level}) to {target}"
+    elif d.outcome is Outcome.QUEUE and d.held_for_preferred_until is not None:
+        until = format_timestamp(d.held_for_preferred_until)
+        what = f"QUEUE in {d.queue} (held for a preferred agent until {until})"
     elif d.outcome is Outcome.QUEUE:
         what = f"QUEUE in {d.queue} (no eligible agent)"
     else:
@@ -146,10 +161,13 @@ def _signals(s: Signals) -> list[str]:
     return lines
 
 
-def _value(value: object) -> str:
+def _value(value: object, name: str = "") -> str:
     """A criterion value: numbers in shortest form (the same whether local or over gRPC)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if value is None:
-        return "never"
+        # Continuity and soft-preference criteria are absent for agents they do not favour.
+        return "no" if name.startswith(("preferred", "prefers ")) else "never"
     if isinstance(value, int | float) and not isinstance(value, bool):
         return f"{value:g}"
     return str(value)
@@ -188,11 +206,136 @@ def _matching(d: Decision, agent_ids: Sequence[str] | None) -> list[str]:
     if m.ranking:
         lines.append(f"Ranking ({', then '.join(m.ranking_criteria)}):")
         for cand in m.ranking:
-            values = ", ".join(f"{name} {_value(v)}" for name, v in cand.criteria)
+            values = ", ".join(f"{name} {_value(v, name)}" for name, v in cand.criteria)
             mark = "   <- chosen" if cand.agent_id == d.agent_id else ""
             lines.append(f"  {cand.rank}. {cand.agent_id}: {values}{mark}")
         if len(m.ranking) < m.eligible:
             lines.append(f"  ... {m.eligible - len(m.ranking)} more eligible (detail off)")
+    return lines
+
+
+WIDTH = 100
+"""Lines of free text (a step's ``why``, the summary) are wrapped to this many columns."""
+
+
+def _wrap(text: str, first: str, indent: str) -> list[str]:
+    """``first`` + ``text`` wrapped at ``WIDTH`` with ``indent`` on continuation lines.
+
+    The text is escaped before wrapping: ``textwrap`` would otherwise turn a newline or a tab
+    in operator text into a space instead of spelling it out.
+    """
+    return textwrap.wrap(
+        escape_text(text),
+        WIDTH,
+        initial_indent=first,
+        subsequent_indent=indent,
+        break_on_hyphens=False,
+    ) or [first.rstrip()]
+
+
+def _ask_again(d: Decision, at: datetime) -> str:
+    """When time alone could change the decision, and what happens then."""
+    causes = []
+    if d.held_for_preferred_until == at:
+        causes.append("the hold for a preferred agent ends")
+    relax = d.explanation.relaxation
+    if relax is not None and relax.next_relaxation_at == at:
+        names = [s.name for s in relax.steps if s.status == "pending" and s.at == at]
+        causes.append(f"ladder step {', '.join(names)} takes effect")
+    why = f" ({' and '.join(causes)})" if causes else ""
+    return f"Ask again at {format_timestamp(at)}{why}"
+
+
+def _minutes(value: float | None) -> str:
+    return "-" if value is None else f"{value:g} min"
+
+
+def _step_change(step: LadderStepTrace) -> str:
+    dropped = [n for n in step.relaxes if n not in step.prefers]
+    parts = []
+    if dropped:
+        parts.append("relaxes " + ", ".join(dropped))
+    if step.prefers:
+        parts.append("prefers " + ", ".join(step.prefers))
+    return "; ".join(parts) or "-"
+
+
+def _relaxation(r: RelaxationTrace) -> list[str]:
+    """The ladder as a table: summary first, then one row per step and its reason."""
+    ladder = f" (ladder {r.ladder})" if r.ladder else " (no ladder)"
+    lines = _wrap(r.summary, f"Relaxation{ladder}: ", "    ")
+    lines.append(
+        f"  waiting {r.waiting_minutes:g} min since {r.anchor} {format_timestamp(r.anchor_at)}"
+    )
+    lines.append(f"  never relax: {', '.join(r.hard) or 'none in force'}")
+    lines.append(
+        f"  soft: {', '.join(r.soft) or 'none'}; relaxed now: {', '.join(r.relaxed) or 'none'}"
+        f"; ranking preferences: {', '.join(r.preferences) or 'none'}"
+    )
+    lines.append(f"  eligible with nothing relaxed: {r.eligible_as_written}")
+    if r.steps:
+        header = ("step", "status", "at (UTC)", "after", "relaxes / prefers", "eligible")
+        rows = [
+            (
+                s.name,
+                s.status.value,
+                "never" if s.at is None else format_timestamp(s.at),
+                _minutes(s.after_minutes),
+                _step_change(s),
+                str(s.eligible),
+            )
+            for s in r.steps
+        ]
+        widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+
+        def cells(row: tuple[str, ...]) -> str:
+            padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            return "  " + "  ".join([*padded, row[-1]])
+
+        lines.append(cells(header))
+        for row, step in zip(rows, r.steps, strict=True):
+            lines.append(cells(row))
+            if step.why:
+                lines += _wrap(" ".join(step.why.split()), "      why: ", "           ")
+    if r.next_relaxation_at is not None:
+        lines.append(f"  next step at {format_timestamp(r.next_relaxation_at)}")
+    else:
+        lines.append("  no step pending: time alone relaxes nothing more")
+    return lines
+
+
+_OUTCOME_WORDS = {
+    ContinuityOutcome.ASSIGNED_PREFERRED: "assigned to a preferred agent",
+    ContinuityOutcome.HELD_FOR_PREFERRED: "held for a preferred agent",
+    ContinuityOutcome.ASSIGNED_OTHER: "no preferred agent could take it; the best other agent did",
+    ContinuityOutcome.NONE_ELIGIBLE: "no agent could take it",
+}
+
+
+def _continuity(d: Decision, c: ContinuityTrace) -> list[str]:
+    """Each preferred agent with reason, last contact, status and why; then the outcome."""
+    outcome = _OUTCOME_WORDS.get(c.outcome, c.outcome.value)
+    if c.outcome is ContinuityOutcome.HELD_FOR_PREFERRED and d.held_for_preferred_until:
+        outcome += f" until {format_timestamp(d.held_for_preferred_until)}"
+    hold = (
+        f"hold up to {c.hold_minutes:g} min from the wait anchor"
+        + (f" (until {format_timestamp(c.hold_until)})" if c.hold_until is not None else "")
+        if c.hold_minutes > 0
+        else "not held at this urgency"
+    )
+    lines = [
+        f"Continuity of care: {outcome}",
+        f"  window {c.window_days:g} days; {hold}",
+    ]
+    for p in c.preferred:
+        contact = (
+            ""
+            if p.last_contact_at is None
+            else f", last contact {format_timestamp(p.last_contact_at)}"
+        )
+        lines.append(f"  {p.agent_id} ({p.reason}{contact}): {p.status}")
+        if p.detail:
+            lines += _wrap(p.detail, "      ", "      ")
     return lines
 
 
@@ -210,7 +353,13 @@ def render_text(decision: Decision, agent_ids: Sequence[str] | None = None) -> s
     d, e = decision, decision.explanation
     lines = [_headline(d), f"Decided by: {d.rule_id}; reasons: {', '.join(d.reason_codes)}"]
     lines += [f"  data problem: {p}" for p in e.data_problems]
+    if d.next_relaxation_at is not None:
+        lines.append(_ask_again(d, d.next_relaxation_at))
     lines += ["", *_rules(d), "", *_signals(e.signals)]
+    if e.relaxation is not None:
+        lines += ["", *_relaxation(e.relaxation)]
+    if e.continuity is not None:
+        lines += ["", *_continuity(d, e.continuity)]
     match = _matching(d, agent_ids)
     if match:
         lines += ["", *match]
