@@ -59,6 +59,8 @@ CANONICAL_ORDER = (
     "constraints",
     "compacts",
     "matching",
+    "ladders",
+    "continuity",
     "queues",
     "rules",
 )

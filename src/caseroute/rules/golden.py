@@ -17,6 +17,15 @@ One runner serves ``pytest`` and ``caseroute rules test``. A golden file sits in
           excluded: {nurse-ca-01: [licence]}   # agent -> every check it must fail
           eligible: [nurse-fl-01]    # exactly these agents eligible
           not_fired: [safeguarding]  # rules that must not fire
+
+Adaptive routing (relaxation ladders, continuity of care) adds, each optional::
+
+          ladder_step: any-language  # the ladder's active step (null: no step in force yet)
+          relaxed: [language]        # exactly these soft requirements relaxed, in order
+          next_relaxation_at: "2026-11-21T10:10:00Z"   # null: time alone changes nothing
+          held_for_preferred_until: "2026-11-21T10:15:00Z"   # null: not held
+          continuity: held_for_preferred   # the continuity outcome (null: none applied)
+          preferred: {nurse-tx-05: held_for}   # agent -> status, or {status: .., detail: ..}
 """
 
 from __future__ import annotations
@@ -28,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from caseroute.domain.case import Case
-from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
-from caseroute.domain.decision import Decision, Outcome, Priority
+from caseroute.domain.codec import format_timestamp, parse_case, parse_roster, parse_timestamp
+from caseroute.domain.decision import ContinuityOutcome, Decision, Outcome, Priority, StepStatus
 from caseroute.domain.errors import Problem, RequestError, RulesetError
 from caseroute.domain.roster import Roster
 from caseroute.rules.ir import is_catch_all
@@ -56,6 +65,13 @@ class Expectation:
     excluded: dict[str, frozenset[str]] = field(default_factory=dict)
     eligible: frozenset[str] | None = None
     not_fired: tuple[str, ...] = ()
+    ladder_step: str | None = _UNSET
+    relaxed: tuple[str, ...] | None = None
+    next_relaxation_at: datetime | None = _UNSET
+    held_for_preferred_until: datetime | None = _UNSET
+    continuity: ContinuityOutcome | None = _UNSET
+    preferred: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """Agent id -> (status, detail or ``None`` when only the status is pinned)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +122,67 @@ def _load_roster(r: SchemaReader, node: Node, base: Path) -> Roster | None:
         return None
 
 
+_ADAPTIVE_KEYS = (
+    "ladder_step",
+    "relaxed",
+    "next_relaxation_at",
+    "held_for_preferred_until",
+    "continuity",
+    "preferred",
+)
+
+
+def _instant(r: SchemaReader, e: dict[str, Node], key: str, name: str) -> datetime | None:
+    """An optional expected instant: ``_UNSET`` when absent, ``None`` for null."""
+    if key not in e:
+        return _UNSET  # type: ignore[no-any-return]
+    node = e[key]
+    if node.value is None:
+        return None
+    at = parse_timestamp(node.value)
+    if at is None:
+        r.error(
+            "schema.format",
+            f"expect.{key} must be an ISO-8601 instant with offset, e.g. "
+            '"2026-11-21T10:10:00Z", or null',
+            node,
+            name,
+        )
+        return _UNSET  # type: ignore[no-any-return]
+    return at
+
+
+def _preferred(r: SchemaReader, node: Node, name: str) -> dict[str, tuple[str, str | None]]:
+    """``{agent: status}`` or ``{agent: {status: .., detail: ..}}``."""
+    out: dict[str, tuple[str, str | None]] = {}
+    keys = tuple(node.value) if node.is_mapping else ()
+    for agent_id, value in r.mapping(node, "expect.preferred", (), keys, name).items():
+        if value.is_mapping:
+            v = r.mapping(value, f"expect.preferred.{agent_id}", ("status",), ("detail",), name)
+            status = r.string(v.get("status"), f"preferred.{agent_id}.status", name)
+            detail = r.string(v.get("detail"), f"preferred.{agent_id}.detail", name)
+        else:
+            status, detail = r.string(value, f"preferred.{agent_id}", name), None
+        if status is not None:
+            out[agent_id] = (status, detail)
+    return out
+
+
 def _expectation(r: SchemaReader, node: Node, name: str) -> Expectation | None:
     e = r.mapping(
         node,
         f"expect of {name}",
         ("outcome", "rule"),
-        ("agent", "queue", "reasons", "priority", "excluded", "eligible", "not_fired"),
+        (
+            "agent",
+            "queue",
+            "reasons",
+            "priority",
+            "excluded",
+            "eligible",
+            "not_fired",
+            *_ADAPTIVE_KEYS,
+        ),
         name,
     )
     outcome = r.choice(e.get("outcome"), "expect.outcome", Outcome, name)
@@ -131,6 +202,19 @@ def _expectation(r: SchemaReader, node: Node, name: str) -> Expectation | None:
             name,
         ).items():
             excluded[agent_id] = frozenset(r.strings(checks, f"excluded.{agent_id}", name))
+    ladder_step = _UNSET
+    if "ladder_step" in e:
+        node_step = e["ladder_step"]
+        ladder_step = (
+            None if node_step.value is None else r.string(node_step, "expect.ladder_step", name)
+        )
+    continuity = _UNSET
+    if "continuity" in e:
+        continuity = (
+            None
+            if e["continuity"].value is None
+            else r.choice(e["continuity"], "expect.continuity", ContinuityOutcome, name)
+        )
     return Expectation(
         outcome=outcome,
         rule=rule,
@@ -143,6 +227,12 @@ def _expectation(r: SchemaReader, node: Node, name: str) -> Expectation | None:
         if "eligible" in e
         else None,
         not_fired=r.strings(e.get("not_fired"), "expect.not_fired", name),
+        ladder_step=ladder_step,
+        relaxed=r.strings(e["relaxed"], "expect.relaxed", name) if "relaxed" in e else None,
+        next_relaxation_at=_instant(r, e, "next_relaxation_at", name),
+        held_for_preferred_until=_instant(r, e, "held_for_preferred_until", name),
+        continuity=continuity,
+        preferred=_preferred(r, e["preferred"], name) if "preferred" in e else {},
     )
 
 
@@ -266,6 +356,56 @@ def check_expectation(expect: Expectation, decision: Decision) -> list[str]:
         for rule_id in expect.not_fired
         if rule_id in fired
     )
+    out += _check_adaptive(expect, decision)
+    return out
+
+
+def _instant_text(at: datetime | None) -> str | None:
+    return None if at is None else format_timestamp(at)
+
+
+def _check_adaptive(expect: Expectation, decision: Decision) -> list[str]:
+    """Mismatches in the ladder and continuity parts of a decision."""
+    out = []
+
+    def differ(what: str, want: object, got: object) -> None:
+        if want != got:
+            out.append(f"{what}: expected {want!r}, got {got!r}")
+
+    relaxation = decision.explanation.relaxation
+    if expect.ladder_step is not _UNSET:
+        steps = relaxation.steps if relaxation is not None else ()
+        active = next((s.name for s in steps if s.status is StepStatus.ACTIVE), None)
+        differ("ladder_step", expect.ladder_step, active)
+    if expect.relaxed is not None:
+        got = list(relaxation.relaxed) if relaxation is not None else []
+        differ("relaxed", list(expect.relaxed), got)
+    if expect.next_relaxation_at is not _UNSET:
+        differ(
+            "next_relaxation_at",
+            _instant_text(expect.next_relaxation_at),
+            _instant_text(decision.next_relaxation_at),
+        )
+    if expect.held_for_preferred_until is not _UNSET:
+        differ(
+            "held_for_preferred_until",
+            _instant_text(expect.held_for_preferred_until),
+            _instant_text(decision.held_for_preferred_until),
+        )
+    continuity = decision.explanation.continuity
+    if expect.continuity is not _UNSET:
+        got_outcome = continuity.outcome.value if continuity is not None else None
+        want = expect.continuity.value if expect.continuity is not None else None
+        differ("continuity", want, got_outcome)
+    traces = {p.agent_id: p for p in continuity.preferred} if continuity is not None else {}
+    for agent_id, (status, detail) in sorted(expect.preferred.items()):
+        trace = traces.get(agent_id)
+        if trace is None:
+            out.append(f"preferred {agent_id}: expected {status!r}, got not named")
+            continue
+        differ(f"preferred {agent_id}", status, trace.status)
+        if detail is not None:
+            differ(f"preferred {agent_id} detail", detail, trace.detail)
     return out
 
 
