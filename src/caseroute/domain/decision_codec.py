@@ -2,7 +2,9 @@
 
 ``decision_to_dict`` is the same rendering the CLI prints (``to_jsonable``);
 ``decision_from_dict`` is its exact inverse, so a stored decision returned to a retrying caller
-is equal, field for field, to the one first returned.
+is equal, field for field, to the one first returned. Records stored before a field existed
+(adaptive routing's ``relaxation``, ``continuity``, ``next_relaxation_at``,
+``held_for_preferred_until``) decode with that field unset.
 """
 
 from __future__ import annotations
@@ -15,17 +17,23 @@ from caseroute.domain.decision import (
     AgentVerdict,
     CheckFailure,
     ClauseTrace,
+    ContinuityOutcome,
+    ContinuityTrace,
     Decision,
     Explanation,
+    LadderStepTrace,
     MatchingTrace,
     Outcome,
+    PreferredAgentTrace,
     Priority,
     RankedCandidate,
+    RelaxationTrace,
     RuleTrace,
     SentimentSummary,
     Signals,
     SlaRisk,
     SlaStatus,
+    StepStatus,
 )
 
 
@@ -37,6 +45,10 @@ def decision_to_dict(decision: Decision) -> dict[str, Any]:
 
 def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def _maybe_instant(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def _sla(data: dict[str, Any]) -> SlaStatus:
@@ -99,6 +111,59 @@ def _matching(data: dict[str, Any]) -> MatchingTrace:
     )
 
 
+def _step(data: dict[str, Any]) -> LadderStepTrace:
+    return LadderStepTrace(
+        name=data["name"],
+        status=StepStatus(data["status"]),
+        at=_maybe_instant(data["at"]),
+        after_minutes=data["after_minutes"],
+        relaxes=tuple(data["relaxes"]),
+        prefers=tuple(data["prefers"]),
+        why=data["why"],
+        eligible=data["eligible"],
+    )
+
+
+def _relaxation(data: dict[str, Any] | None) -> RelaxationTrace | None:
+    if data is None:
+        return None
+    return RelaxationTrace(
+        ladder=data["ladder"],
+        anchor=data["anchor"],
+        anchor_at=_instant(data["anchor_at"]),
+        waiting_minutes=data["waiting_minutes"],
+        hard=tuple(data["hard"]),
+        soft=tuple(data["soft"]),
+        relaxed=tuple(data["relaxed"]),
+        preferences=tuple(data["preferences"]),
+        eligible_as_written=data["eligible_as_written"],
+        steps=tuple(_step(s) for s in data["steps"]),
+        next_relaxation_at=_maybe_instant(data["next_relaxation_at"]),
+        summary=data["summary"],
+    )
+
+
+def _continuity(data: dict[str, Any] | None) -> ContinuityTrace | None:
+    if data is None:
+        return None
+    return ContinuityTrace(
+        outcome=ContinuityOutcome(data["outcome"]),
+        window_days=data["window_days"],
+        hold_minutes=data["hold_minutes"],
+        hold_until=_maybe_instant(data["hold_until"]),
+        preferred=tuple(
+            PreferredAgentTrace(
+                agent_id=p["agent_id"],
+                reason=p["reason"],
+                last_contact_at=_maybe_instant(p["last_contact_at"]),
+                status=p["status"],
+                detail=p["detail"],
+            )
+            for p in data["preferred"]
+        ),
+    )
+
+
 def decision_from_dict(data: dict[str, Any]) -> Decision:
     """Rebuild a Decision from ``decision_to_dict`` output.
 
@@ -121,6 +186,9 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
         deciding_rule_id=e["deciding_rule_id"],
         matching=_matching(e["matching"]) if e["matching"] is not None else None,
         reason_codes=tuple(e["reason_codes"]),
+        # .get: records stored before adaptive routing have no such keys.
+        relaxation=_relaxation(e.get("relaxation")),
+        continuity=_continuity(e.get("continuity")),
     )
     return Decision(
         decision_id=data["decision_id"],
@@ -133,4 +201,6 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
         reason_codes=tuple(data["reason_codes"]),
         rule_id=data["rule_id"],
         explanation=explanation,
+        next_relaxation_at=_maybe_instant(data.get("next_relaxation_at")),
+        held_for_preferred_until=_maybe_instant(data.get("held_for_preferred_until")),
     )
