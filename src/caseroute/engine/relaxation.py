@@ -24,6 +24,9 @@ class StepState:
     at: datetime | None
     after_minutes: float | None
     in_force: bool
+    drops: tuple[str, ...] = ()
+    """Soft requirements this step (in force or pending) stops requiring that no earlier step
+    in force already did: what the summary names, never a hard or non-soft one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +84,9 @@ def plan_relaxation(
         minutes = step.after.get(urgency)
         at = None if minutes is None else anchor_at + timedelta(minutes=minutes)
         in_force = at is not None and at <= now
-        states.append(StepState(step, at, minutes, in_force))
         # Invariant: only the rule's own soft requirements ever relax (hard ones never do).
         effective = [n for n in step.relaxes if n in soft and n not in relaxed]
+        states.append(StepState(step, at, minutes, in_force, tuple(effective)))
         if in_force:
             relaxed += effective
             preferences += [n for n in step.prefer if n in soft and n not in preferences]
@@ -122,23 +125,20 @@ def _clock(at: datetime) -> str:
 
 
 def _summary(plan: Relaxation, hard: tuple[str, ...]) -> str:
-    parts = []
-    for state in plan.steps:
-        if state.in_force and state.at is not None:
-            names = [n for n in state.step.relaxes if n in plan.relaxed]
-            if names:
-                parts.append(
-                    f"{', '.join(names)} relaxed at {_clock(state.at)} after "
-                    f"{state.after_minutes:g} min waiting"
-                )
+    parts = [
+        f"{', '.join(state.drops)} relaxed at {_clock(state.at)} after "
+        f"{state.after_minutes:g} min waiting"
+        for state in plan.steps
+        if state.in_force and state.at is not None and state.drops
+    ]
     if not parts:
         parts.append(f"nothing relaxed after {plan.waiting_minutes:.0f} min waiting")
-    pending = [
-        s for s in plan.steps if s.at is not None and s.at == plan.next_at and not s.in_force
-    ]
-    for state in pending:
-        names = [n for n in state.step.relaxes if n not in plan.relaxed]
-        parts.append(f"{', '.join(names)} relaxes at {_clock(plan.next_at or state.at)}")  # type: ignore[arg-type]
+    for state in plan.steps:
+        if state.at is not None and state.at == plan.next_at and not state.in_force:
+            names = state.drops
+            if names:
+                verb = "relaxes" if len(names) == 1 else "relax"
+                parts.append(f"{', '.join(names)} {verb} at {_clock(state.at)}")
     if hard:
         parts.append(f"{', '.join(hard)} never {'relaxes' if len(hard) == 1 else 'relax'}")
     return "; ".join(parts)

@@ -99,6 +99,24 @@ def _step_counts(
     return as_written, tuple(counts)
 
 
+_CHECK_OF = {"territory": "territory", "skills": "skills", "language": "language", "roles": "role"}
+"""Soft requirement name (as written in YAML) -> the matching check that tests it."""
+
+
+def _only(req: Requirements, name: str) -> Requirements:
+    """``req`` with ``name`` as its only soft-able requirement (hard constraints unchanged)."""
+    return replace(
+        req,
+        territory=req.territory and name == "territory",
+        language=req.language and name == "language",
+        case_skills=req.case_skills and name == "skills",
+        skills=req.skills if name == "skills" else (),
+        roles=req.roles if name == "roles" else None,
+        soft=(),
+        prefer=(),
+    )
+
+
 def _preference_masks(
     case: Case,
     req: Requirements,
@@ -107,12 +125,22 @@ def _preference_masks(
     now: datetime,
     index: RosterIndex,
 ) -> dict[str, int]:
-    strict = replace(req, prefer=())
-    try:
-        masks = check_masks(build_need(case, strict, ruleset, now), index)
-    except MissingDataError:
-        return {}  # e.g. a territory preference without a case region: nobody is preferred
-    return {name: masks[name] for name in names if name in masks}
+    """Per preference, the mask of agents who meet it (only preferences that apply to the case).
+
+    Each preference is resolved on its own, so data one of them lacks (a territory preference
+    without a case region) drops that preference alone, never the others.
+    """
+    out = {}
+    for name in names:
+        try:
+            need = build_need(case, _only(req, name), ruleset, now)
+        except MissingDataError:
+            continue  # e.g. a territory preference without a case region: nobody is preferred
+        masks = check_masks(need, index)
+        check = _CHECK_OF.get(name)
+        if check is not None and check in masks:
+            out[name] = masks[check]
+    return out
 
 
 def _hard(need: Need, req: Requirements) -> tuple[str, ...]:
@@ -129,7 +157,9 @@ def _hard(need: Need, req: Requirements) -> tuple[str, ...]:
         out.append("consent")
     if need.licence_types is not None:
         out.append("licence")
-    out += [c for c in CHECK_ORDER if applies.get(c) and c not in soft]
+    # Soft-able names in the order matching checks them (``roles`` is the ``role`` check).
+    by_check = sorted(_CHECK_OF, key=lambda name: CHECK_ORDER.index(_CHECK_OF[name]))
+    out += [name for name in by_check if applies[name] and name not in soft]
     return tuple(out)
 
 

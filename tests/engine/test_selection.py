@@ -1,0 +1,178 @@
+"""Selection under adaptive rules: declined agents, preferences in ranking, the hard summary."""
+
+from datetime import timedelta
+
+from caseroute.domain.case import Intent, Urgency
+from caseroute.domain.decision import Decision, Outcome
+from caseroute.domain.roster import Role, Roster
+from caseroute.engine.case_rules import LoadedRuleset, prepare_ruleset
+from caseroute.engine.decide import decide
+from caseroute.engine.selection import select_agent
+from caseroute.rules.model import Requirements
+from caseroute.testing import (
+    CATCH_ALL_RULE,
+    MINIMAL_HEADER,
+    NOW,
+    compile_text,
+    make_agent,
+    make_case,
+    make_roster,
+    ruleset_with_rules,
+)
+
+HEADER = (
+    MINIMAL_HEADER
+    + """\
+ladders:
+  territory-later:
+    - step: any-territory
+      after: 10m
+      relax: [territory]
+      why: After ten minutes any territory will do.
+"""
+)
+
+
+def _ruleset(route: str) -> LoadedRuleset:
+    """A ruleset whose general enquiries take ``route`` (a flow mapping's inside)."""
+    rules = (
+        "  - id: general\n"
+        "    when: case.intent == 'general'\n"
+        f"    then: {{route: {{queue: general, reason: general, {route}}}}}\n" + CATCH_ALL_RULE
+    )
+    compiled = compile_text(ruleset_with_rules(rules, HEADER))
+    return prepare_ruleset(compiled)
+
+
+PREFERS = _ruleset(
+    "roles: [senior], prefer: [roles, language], soft: [territory], ladder: territory-later"
+)
+SENIOR_SPANISH = make_agent("z-senior", role=Role.SENIOR, languages=frozenset({"es"}))
+AGENT_ENGLISH = make_agent("a-agent")
+
+
+def _general(minutes: float, **overrides: object) -> Decision:
+    values: dict[str, object] = {
+        "intent": Intent.GENERAL,
+        "preferred_language": "es",
+        "created_at": NOW - timedelta(minutes=minutes),
+    }
+    values.update(overrides)
+    case = make_case(**values)
+    return decide(case, make_roster(SENIOR_SPANISH, AGENT_ENGLISH), PREFERS, NOW)
+
+
+def test_preferred_roles_rank_agents_in_those_roles_first() -> None:
+    """`prefer: [roles]` ranks agents in the roles first (its mask is the `role` check)."""
+    decision = _general(5)
+    assert decision.explanation.matching is not None
+    assert (decision.explanation.matching.ranking_criteria[:3]) == (
+        "prefers roles",
+        "prefers language",
+        "lowest_utilisation",
+    )
+    assert [
+        (c.agent_id, dict(c.criteria)["prefers roles"], dict(c.criteria)["prefers language"])
+        for c in decision.explanation.matching.ranking
+    ] == [("z-senior", True, True), ("a-agent", False, False)]
+    assert decision.agent_id == "z-senior"
+
+
+def test_a_relaxed_territory_without_a_region_keeps_the_other_preferences() -> None:
+    """With territory dropped and no case region, roles and language still rank."""
+    decision = _general(20, region=None)
+    assert decision.explanation.matching is not None
+    assert (decision.explanation.matching.ranking_criteria[:2]) == (
+        "prefers roles",
+        "prefers language",
+    )
+    assert (
+        decision.agent_id,
+        decision.reason_codes,
+    ) == ("z-senior", ("general", "relaxed_territory"))
+
+
+def test_preference_never_admits() -> None:
+    """Preferred roles and language rank; an agent failing only them is still eligible."""
+    decision = _general(5)
+    assert decision.explanation.matching is not None
+    assert decision.explanation.matching.eligible == 2
+
+
+def test_hard_roles_are_named_in_the_never_relaxes_clause() -> None:
+    """Roles a rule requires and does not mark soft appear among what never relaxes."""
+    loaded = _ruleset("roles: [senior], soft: [territory], ladder: territory-later")
+    case = make_case(intent=Intent.GENERAL, created_at=NOW - timedelta(minutes=5))
+    decision = decide(case, make_roster(SENIOR_SPANISH), loaded, NOW)
+    assert decision.explanation.relaxation is not None
+    assert decision.explanation.relaxation.hard == ("roles",)
+    assert (
+        decision.explanation.relaxation.summary
+    ) == "nothing relaxed after 5 min waiting; territory relaxes at 10:05; roles never relaxes"
+
+
+def _select(req: Requirements, roster: Roster, **case: object) -> tuple[str | None, object]:
+    picked = select_agent(
+        make_case(**case), roster, req, PREFERS.compiled, NOW, detail=True, may_hold=True
+    )
+    return picked.chosen, picked
+
+
+def test_declined_agents_are_never_chosen_and_are_counted() -> None:
+    """An agent who declined the case fails `declined`, even when they would rank first."""
+    best = make_agent("a-best")
+    other = make_agent("b-other")
+    decision = decide(
+        make_case(declined_agents=frozenset({"a-best"})),
+        make_roster(best, other),
+        PREFERS,
+        NOW,
+    )
+    matching = decision.explanation.matching
+    assert matching is not None
+    assert decision.agent_id == "b-other"
+    assert matching.exclusion_counts == (("declined", 1),)
+    assert [(v.agent_id, tuple(f.check for f in v.failures)) for v in matching.agents] == [
+        ("a-best", ("declined",)),
+        ("b-other", ()),
+    ]
+    assert "declined: not a-best (declined the case)" in matching.requirements
+
+
+def test_a_case_every_agent_declined_queues() -> None:
+    """When everyone declined, nobody is offered the case again: it queues."""
+    decision = decide(
+        make_case(declined_agents=frozenset({"a1"})), make_roster(make_agent("a1")), PREFERS, NOW
+    )
+    assert (
+        decision.outcome,
+        decision.agent_id,
+        decision.reason_codes,
+    ) == (Outcome.QUEUE, None, ("routed", "no_eligible_agent"))
+
+
+def test_a_step_relaxing_a_requirement_not_marked_soft_does_not_relax_it() -> None:
+    """Fail-safe: a ladder step relaxing territory, without territory in `soft`, changes nothing."""
+    ladder = PREFERS.compiled.ladders["territory-later"]
+    req = Requirements(ladder=ladder)  # built directly: the compiler would reject it
+    texan = make_agent("tx")
+    chosen, picked = _select(
+        req,
+        make_roster(texan, make_agent("ca", territories=frozenset({"US-CA"}))),
+        region="US-CA",
+        urgency=Urgency.ROUTINE,
+        intent=Intent.GENERAL,
+        created_at=NOW - timedelta(hours=5),
+    )
+    assert chosen == "ca"
+    chosen, picked = _select(
+        req,
+        make_roster(texan),
+        region="US-CA",
+        intent=Intent.GENERAL,
+        created_at=NOW - timedelta(hours=5),
+    )
+    assert chosen is None
+    relaxation = picked.relaxation  # type: ignore[attr-defined]
+    assert (relaxation.relaxed, relaxation.next_relaxation_at) == ((), None)
+    assert relaxation.summary == "nothing relaxed after 300 min waiting; territory never relaxes"
