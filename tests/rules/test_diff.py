@@ -338,6 +338,10 @@ def test_every_compared_part_has_known_fields() -> None:
             "territory",
             "language",
             "roles",
+            "soft",
+            "prefer",
+            "ladder",
+            "continuity",
         },
         "Constraints": {
             "safeguarding_flag",

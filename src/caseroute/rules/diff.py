@@ -8,10 +8,13 @@ in ``diff_render.py``, as with the explanation.
 What counts as a *semantic* change (one that can change a decision): params, signals,
 attributes, constraints, compacts, matching, queues, and per rule its position relative to the
 other rules (the first rule that applies decides, so order is meaning), its condition (compared
-as compiled, so ``a=='x'`` and ``a == 'x'`` are the same), its action and its priority. Not
-semantic, but still reported: the ruleset's name, version, description, owner and sha256, a
-rule's description, and a condition rewritten with the same compiled meaning. Rules are matched
-by ``rule_id``.
+as compiled, so ``a=='x'`` and ``a == 'x'`` are the same), its action (with its ``soft``,
+``prefer``, ``ladder`` and ``continuity``) and its priority; relaxation ladders (steps matched by
+name: added, removed, reordered, each step's delay per urgency and its ``relax`` / ``prefer``
+sets) and the continuity policy (window, hold per urgency). Not semantic, but still reported:
+the ruleset's name, version, description, owner and sha256, a rule's description, a ladder
+step's ``why``, and a condition rewritten with the same compiled meaning. Rules are matched by
+``rule_id``.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ from dataclasses import dataclass
 from datetime import date
 from enum import Enum, StrEnum
 
-from caseroute.domain.case import RequiredSkill
+from caseroute.domain.case import RequiredSkill, Urgency
 from caseroute.domain.errors import RulesetError
 from caseroute.rules.ir import AllOf, AnyOf, Cond, Const, Leaf, LeafRef, NotOf
 from caseroute.rules.model import (
     Action,
     Compact,
     CompiledRuleset,
+    ContinuityPolicy,
     EscalateAction,
     ExceptionAction,
+    Ladder,
+    LadderStep,
     Requirements,
     RouteAction,
     Rule,
@@ -53,6 +59,8 @@ COMPARED_FIELDS = frozenset(
         "ranking",
         "queues",
         "rules",
+        "ladders",
+        "continuity",
     }
 )
 """``CompiledRuleset`` fields the diff compares."""
@@ -74,6 +82,8 @@ class Section(StrEnum):
     COMPACTS = "compacts"
     MATCHING = "matching"
     QUEUES = "queues"
+    LADDERS = "ladders"
+    CONTINUITY = "continuity"
     RULES = "rules"
 
 
@@ -83,7 +93,7 @@ class ChangeKind(StrEnum):
     ADDED = "added"
     REMOVED = "removed"
     CHANGED = "changed"
-    MOVED = "moved"  # a rule's position relative to the other rules (``old``/``new``: 1-based)
+    MOVED = "moved"  # a rule's (or ladder step's) position relative to the others (1-based)
     REWORDED = "reworded"  # a condition's text changed, its compiled meaning did not
 
 
@@ -95,10 +105,12 @@ class Change:
         section: Where in the ruleset.
         kind: Added, removed, changed, moved or reworded.
         subject: What changed within the section: a param, signal, attribute or intent name,
-            a constraint path (``safeguarding.flag``), a compact name or a rule id.
+            a constraint path (``safeguarding.flag``), a compact name, a ladder name,
+            ``continuity`` or a rule id.
         field: The part of the subject that changed (``when``, ``route.licence``,
-            ``members.US-PA.since``, ``position``); empty when the subject itself was added,
-            removed or changed as a whole.
+            ``members.US-PA.since``, ``position``, ``steps.any-language.after.routine``,
+            ``hold.routine``); empty when the subject itself was added, removed or changed as
+            a whole.
         old: The old value as data (``None`` when added).
         new: The new value as data (``None`` when removed).
         location: ``file:line`` in the new file (the old file for a removal), or ``""`` when
@@ -329,6 +341,8 @@ def diff_rulesets(old: CompiledRuleset, new: CompiledRuleset) -> RulesetDiff:
         {str(k): v for k, v in new.queues.items()},
         lambda intent: ("queues", intent),
     )
+    _diff_ladders(out, old.ladders, new.ladders)
+    _diff_continuity(out, old.continuity, new.continuity)
     _diff_rules(out, old, new)
     return RulesetDiff(_identity(old), _identity(new), tuple(out.changes))
 
@@ -516,7 +530,43 @@ def _requirements(req: Requirements) -> dict[str, JsonValue]:
         "territory": req.territory,
         "language": req.language,
         "roles": to_json_value(req.roles),
+        **_adaptive(req),
     }
+
+
+ADAPTIVE_DEFAULTS: dict[str, JsonValue] = {
+    "soft": [],
+    "prefer": [],
+    "ladder": None,
+    "continuity": True,
+}
+"""Adaptive requirement fields as they are when a rule does not write them."""
+
+
+def _adaptive(req: Requirements) -> dict[str, JsonValue]:
+    """``soft``, ``prefer``, ``ladder`` and ``continuity``, only those not at their default.
+
+    Left out at the default so that an action shown whole (its kind changed) reads as written.
+    The ladder is named only: what its steps say is compared once, in the ladders section.
+    """
+    values: dict[str, JsonValue] = {
+        "soft": to_json_value(req.soft),
+        "prefer": to_json_value(req.prefer),
+        "ladder": None if req.ladder is None else req.ladder.name,
+        "continuity": req.continuity,
+    }
+    return {k: v for k, v in values.items() if not _same(v, ADAPTIVE_DEFAULTS[k])}
+
+
+def _field_pairs(
+    old: dict[str, JsonValue], new: dict[str, JsonValue]
+) -> list[tuple[str, JsonValue, JsonValue]]:
+    """(name, old, new) for every field either side has; an absent one is at its default."""
+    names = [*new, *(k for k in old if k not in new)]
+    return [
+        (k, old.get(k, ADAPTIVE_DEFAULTS.get(k)), new.get(k, ADAPTIVE_DEFAULTS.get(k)))
+        for k in names
+    ]
 
 
 def _action(action: Action) -> tuple[str, dict[str, JsonValue]]:
@@ -536,6 +586,165 @@ def _action(action: Action) -> tuple[str, dict[str, JsonValue]]:
         }
     assert isinstance(action, ExceptionAction)  # noqa: S101 - Action is a closed union
     return "exception", {"queue": action.queue, "reason": action.reason}
+
+
+def _after(step: LadderStep) -> dict[str, JsonValue]:
+    """Minutes per urgency, every urgency listed: one the step omits never reaches it."""
+    return {u.value: step.after.get(u) for u in Urgency}
+
+
+def _step(step: LadderStep) -> JsonValue:
+    return {
+        "step": step.name,
+        "after": {u.value: m for u, m in step.after.items()},
+        "relax": to_json_value(step.relax),
+        "prefer": to_json_value(step.prefer),
+        "why": step.why,
+    }
+
+
+def _ladder(ladder: Ladder) -> JsonValue:
+    return [_step(s) for s in ladder.steps]
+
+
+def _diff_ladders(out: _Collector, old: dict[str, Ladder], new: dict[str, Ladder]) -> None:
+    """Ladders by name; within one, steps by name (added, removed, reordered, their fields)."""
+    for name, ladder in new.items():
+        at: tuple[str | tuple[str, str], ...] = ("ladders", name)
+        before = old.get(name)
+        if before is None:
+            out.add(Section.LADDERS, ChangeKind.ADDED, name, "", None, _ladder(ladder), at)
+            continue
+        old_steps = {s.name: s for s in before.steps}
+        new_ids = [s.name for s in ladder.steps]
+        old_ids = [s.name for s in before.steps]
+        moved = _moved(old_ids, new_ids)
+        for position, step in enumerate(ladder.steps, start=1):
+            field = f"steps.{step.name}"
+            where = (*at, ("step", step.name))
+            prior = old_steps.get(step.name)
+            if prior is None:
+                out.add(Section.LADDERS, ChangeKind.ADDED, name, field, None, _step(step), where)
+                continue
+            if step.name in moved:
+                out.add(
+                    Section.LADDERS,
+                    ChangeKind.MOVED,
+                    name,
+                    f"{field}.position",
+                    old_ids.index(step.name) + 1,
+                    position,
+                    where,
+                )
+            _diff_step(out, name, field, prior, step, where)
+        for step in before.steps:
+            if step.name not in new_ids:
+                out.add(
+                    Section.LADDERS,
+                    ChangeKind.REMOVED,
+                    name,
+                    f"steps.{step.name}",
+                    _step(step),
+                    None,
+                    (*at, ("step", step.name)),
+                )
+    for name, ladder in old.items():
+        if name not in new:
+            out.add(
+                Section.LADDERS,
+                ChangeKind.REMOVED,
+                name,
+                "",
+                _ladder(ladder),
+                None,
+                ("ladders", name),
+            )
+
+
+def _diff_step(
+    out: _Collector,
+    ladder: str,
+    field: str,
+    before: LadderStep,
+    after: LadderStep,
+    where: tuple[str | tuple[str, str], ...],
+) -> None:
+    old_after, new_after = _after(before), _after(after)
+    for urgency, minutes in new_after.items():
+        if not _same(old_after[urgency], minutes):
+            out.add(
+                Section.LADDERS,
+                ChangeKind.CHANGED,
+                ladder,
+                f"{field}.after.{urgency}",
+                old_after[urgency],
+                minutes,
+                (*where, "after", urgency),
+            )
+    for part in ("relax", "prefer"):
+        a = to_json_value(getattr(before, part))
+        b = to_json_value(getattr(after, part))
+        if not _same(a, b):
+            out.add(
+                Section.LADDERS,
+                ChangeKind.CHANGED,
+                ladder,
+                f"{field}.{part}",
+                a,
+                b,
+                (*where, part),
+            )
+    if before.why != after.why:
+        out.add(
+            Section.LADDERS,
+            ChangeKind.CHANGED,
+            ladder,
+            f"{field}.why",
+            before.why,
+            after.why,
+            (*where, "why"),
+            semantic=False,
+        )
+
+
+def _continuity(policy: ContinuityPolicy) -> dict[str, JsonValue]:
+    """Window and hold per urgency; an urgency the policy omits is held 0 minutes."""
+    data: dict[str, JsonValue] = {"window_days": policy.window_days}
+    for u in Urgency:
+        data[f"hold.{u.value}"] = policy.hold_minutes.get(u, 0.0)
+    return data
+
+
+def _diff_continuity(
+    out: _Collector, old: ContinuityPolicy | None, new: ContinuityPolicy | None
+) -> None:
+    if old is None and new is None:
+        return
+    if old is None or new is None:
+        kind = ChangeKind.ADDED if old is None else ChangeKind.REMOVED
+        out.add(
+            Section.CONTINUITY,
+            kind,
+            "continuity",
+            "",
+            None if old is None else _continuity(old),
+            None if new is None else _continuity(new),
+            ("continuity",),
+        )
+        return
+    before, after = _continuity(old), _continuity(new)
+    for key, value in after.items():
+        if not _same(before[key], value):
+            path = ("window",) if key == "window_days" else tuple(key.split("."))
+            out.add(
+                Section.CONTINUITY,
+                ChangeKind.CHANGED,
+                "continuity",
+                key,
+                before[key],
+                value,
+                ("continuity", *path),
+            )
 
 
 def _moved(old_ids: Sequence[str], new_ids: Sequence[str]) -> set[str]:
@@ -641,20 +850,19 @@ def _diff_rule(
             (*then, new_kind),
         )
     else:
-        for name, value in new_fields.items():
-            prior = old_fields[name]
+        for name, prior, value in _field_pairs(old_fields, new_fields):
             if _same(prior, value):
                 continue
             steps = (*then, new_kind, name)
             if isinstance(prior, dict) and isinstance(value, dict):  # escalate.assign
-                for sub, sub_value in value.items():
-                    if not _same(prior[sub], sub_value):
+                for sub, sub_prior, sub_value in _field_pairs(prior, value):
+                    if not _same(sub_prior, sub_value):
                         out.add(
                             Section.RULES,
                             ChangeKind.CHANGED,
                             rid,
                             f"{new_kind}.{name}.{sub}",
-                            prior[sub],
+                            sub_prior,
                             sub_value,
                             (*steps, sub),
                         )

@@ -62,13 +62,33 @@ def flow(value: JsonValue) -> str:
 
 def _what(change: Change, code: Callable[[str], str]) -> str:
     """The subject and field of a change, e.g. ``clinical route.licence``."""
+    field = change.field
     if change.section is Section.RULES:
         subject = f"rule {code(change.subject)}"
+    elif change.section is Section.LADDERS:
+        subject = f"ladder {code(change.subject)}"
+        if field.startswith("steps."):  # steps.<name>[.<part>]; a step name has no dot
+            _, step, *rest = field.split(".", 2)
+            subject += f" step {code(step)}"
+            field = rest[0] if rest else ""
     else:
         subject = code(change.subject)
-    if change.field and change.field != "position":
-        return f"{subject} {code(change.field)}"
+    if field and field != "position":
+        return f"{subject} {code(field)}"
     return subject
+
+
+def _timed(change: Change) -> Callable[[JsonValue], str] | None:
+    """How to write a delay, hold or window in words (``10 min``, ``never``), if it is one."""
+    if change.kind is not ChangeKind.CHANGED:
+        return None
+    if change.section is Section.LADDERS and ".after." in change.field:
+        return lambda v: "never" if v is None else f"{flow(v)} min"
+    if change.section is Section.CONTINUITY and change.field.startswith("hold."):
+        return lambda v: f"{flow(v)} min"
+    if change.section is Section.CONTINUITY and change.field == "window_days":
+        return lambda v: f"{flow(v)} days"
+    return None
 
 
 def describe_change(change: Change, code: Callable[[str], str] = lambda s: s) -> str:
@@ -83,6 +103,11 @@ def describe_change(change: Change, code: Callable[[str], str] = lambda s: s) ->
     """
     what = _what(change, code)
     old, new = code(flow(change.old)), code(flow(change.new))
+    timed = _timed(change)
+    if timed is not None:
+        return f"{what}: {code(timed(change.old))} -> {code(timed(change.new))}"
+    if change.section is Section.LADDERS and change.field.endswith(".position"):
+        return f"{what}: moved from position {old} to {new} (steps take effect in ladder order)"
     if change.field == "position":
         if change.kind is ChangeKind.ADDED:
             return f"{what}: added at position {new}"
