@@ -296,12 +296,15 @@ def test_next_relaxation_at_is_the_earlier_of_hold_end_and_next_step() -> None:
         MINIMAL_HEADER + CONTINUITY + LADDER,
         RULES.replace("reason: clinical}", "reason: clinical, soft: [language], ladder: lang}"),
     )
-    case: dict[str, object] = {"preferred_language": "es", "loaded": loaded}
     busy = make_agent("p-busy", capacity=Capacity(5, 5), languages=frozenset({"es"}))
-    early = _decide(FREE, busy, prefs=(_pref("p-busy"),), waited=2, **case)
+    early = _decide(
+        FREE, busy, prefs=(_pref("p-busy"),), waited=2, loaded=loaded, preferred_language="es"
+    )
     assert (early.held_for_preferred_until, early.next_relaxation_at) == (
         _at(10, 13),
         _at(10, 1),
     )
-    late = _decide(FREE, busy, prefs=(_pref("p-busy"),), waited=4, **case)
+    late = _decide(
+        FREE, busy, prefs=(_pref("p-busy"),), waited=4, loaded=loaded, preferred_language="es"
+    )
     assert (late.held_for_preferred_until, late.next_relaxation_at) == (_at(10, 11), _at(10, 11))
