@@ -67,8 +67,11 @@ PREFERRED = (
 
 
 def adaptive_decisions() -> dict[str, Decision]:
-    """Held (steps pending), relaxed (steps passed/active, hold expired), critical (a step never
-    applies), each with relaxation and continuity traces, decided at ``NOW``."""
+    """Held, relaxed and critical decisions with relaxation and continuity traces at ``NOW``.
+
+    Held: steps pending; relaxed: steps passed and active, hold expired; critical: a step that
+    never applies.
+    """
     ruleset = prepare_ruleset(compile_text(ADAPTIVE_TEXT), EngineKind.PYTHON)
 
     def one(waited: float, **overrides: object) -> Decision:

@@ -215,7 +215,9 @@ def test_batch_request_becomes_the_command_it_describes() -> None:
         roster=convert.roster_to_proto(roster),
         now=convert.datetime_to_timestamp(NOW),
     )
-    expected = DecideCommand("b-1", "", "", cases, roster, NOW, agent_detail=True, caller="")
+    expected = DecideCommand(
+        "b-1", "", "", cases, roster, NOW, agent_detail=True, caller="", batch=True
+    )
     assert convert.batch_command(request) == expected
 
 

@@ -14,23 +14,29 @@ from typing import Any, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from caseroute.domain.case import AttributeValue, Case
+from caseroute.domain.case import AttributeValue, Case, PreferredAgent
 from caseroute.domain.codec import canonical_json, parse_case, parse_roster
 from caseroute.domain.decision import (
     AgentVerdict,
     CheckFailure,
     ClauseTrace,
+    ContinuityOutcome,
+    ContinuityTrace,
     Decision,
     Explanation,
+    LadderStepTrace,
     MatchingTrace,
     Outcome,
+    PreferredAgentTrace,
     Priority,
     RankedCandidate,
+    RelaxationTrace,
     RuleTrace,
     SentimentSummary,
     Signals,
     SlaRisk,
     SlaStatus,
+    StepStatus,
 )
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
@@ -198,6 +204,12 @@ def case_from_proto(
     ]
     data["flags"] = list(msg.flags)
     data["attributes"] = {k: _attribute_in(v) for k, v in msg.attributes.items()}
+    data.update(instants.read(msg, "waiting_since", path))
+    data["declined_agents"] = list(msg.declined_agents)
+    data["preferred_agents"] = [
+        _preferred_agent_data(p, f"{path}.preferred_agents[{i}]", instants)
+        for i, p in enumerate(msg.preferred_agents)
+    ]
     try:
         case = parse_case(data, path, limits=limits, safeguarding_flags=safeguarding_flags)
     except RequestError as exc:
@@ -205,6 +217,18 @@ def case_from_proto(
     if instants.violations:
         raise instants.merge([])
     return case
+
+
+def _preferred_agent_data(msg: pb.PreferredAgent, path: str, instants: _Instants) -> dict[str, Any]:
+    # Unset id or reason is left out, so the parser says "is required" at the field path, as
+    # it does for the case's own enums; an unknown reason number reaches it as a number.
+    data: dict[str, Any] = {**instants.read(msg, "last_contact_at", path)}
+    if msg.agent_id:
+        data["agent_id"] = msg.agent_id
+    reason = _enum_in(msg.reason, pb.ContinuityReason, "CONTINUITY_REASON_")
+    if reason is not None:
+        data["reason"] = reason
+    return data
 
 
 def _agent_data(msg: pb.Agent, path: str, instants: _Instants) -> dict[str, Any]:
@@ -299,6 +323,20 @@ def case_to_proto(case: Case) -> pb.Case:
             setattr(msg, key, value)
     for key, value in case.attributes.items():
         msg.attributes[key].CopyFrom(_attribute_out(value))
+    if case.waiting_since is not None:
+        msg.waiting_since.CopyFrom(datetime_to_timestamp(case.waiting_since))
+    msg.declined_agents.extend(sorted(case.declined_agents))
+    msg.preferred_agents.extend(_preferred_agent_out(p) for p in case.preferred_agents)
+    return msg
+
+
+def _preferred_agent_out(p: PreferredAgent) -> pb.PreferredAgent:
+    msg = pb.PreferredAgent(
+        agent_id=p.agent_id,
+        reason=_enum_out(p.reason.value, pb.ContinuityReason, "CONTINUITY_REASON_"),
+    )
+    if p.last_contact_at is not None:
+        msg.last_contact_at.CopyFrom(datetime_to_timestamp(p.last_contact_at))
     return msg
 
 
@@ -547,6 +585,7 @@ def batch_command(
         now,
         _detail(msg.explanation_level),
         caller,
+        batch=True,
     )
 
 
@@ -608,6 +647,65 @@ def _matching_out(m: MatchingTrace) -> pb.MatchingTrace:
     )
 
 
+def _set_instant(msg: Any, field: str, value: datetime | None) -> None:
+    # Unset stays unset: an absent Timestamp is how the proto says "none".
+    if value is not None:
+        getattr(msg, field).CopyFrom(datetime_to_timestamp(value))
+
+
+def _relaxation_out(r: RelaxationTrace) -> pb.RelaxationTrace:
+    steps = []
+    for s in r.steps:
+        step = pb.LadderStepTrace(
+            name=s.name,
+            status=_enum_out(s.status.value, pb.StepStatus, "STEP_STATUS_"),
+            relaxes=list(s.relaxes),
+            prefers=list(s.prefers),
+            why=s.why,
+            eligible=s.eligible,
+        )
+        _set_instant(step, "at", s.at)
+        if s.after_minutes is not None:
+            step.after_minutes = s.after_minutes
+        steps.append(step)
+    msg = pb.RelaxationTrace(
+        ladder=r.ladder,
+        anchor=r.anchor,
+        anchor_at=datetime_to_timestamp(r.anchor_at),
+        waiting_minutes=r.waiting_minutes,
+        hard=list(r.hard),
+        soft=list(r.soft),
+        relaxed=list(r.relaxed),
+        preferences=list(r.preferences),
+        eligible_as_written=r.eligible_as_written,
+        steps=steps,
+        summary=r.summary,
+    )
+    _set_instant(msg, "next_relaxation_at", r.next_relaxation_at)
+    return msg
+
+
+def _continuity_out(c: ContinuityTrace) -> pb.ContinuityTrace:
+    preferred = []
+    for p in c.preferred:
+        item = pb.PreferredAgentTrace(
+            agent_id=p.agent_id,
+            reason=_enum_out(p.reason, pb.ContinuityReason, "CONTINUITY_REASON_"),
+            status=p.status,
+            detail=p.detail,
+        )
+        _set_instant(item, "last_contact_at", p.last_contact_at)
+        preferred.append(item)
+    msg = pb.ContinuityTrace(
+        outcome=_enum_out(c.outcome.value, pb.ContinuityOutcome, "CONTINUITY_OUTCOME_"),
+        window_days=c.window_days,
+        hold_minutes=c.hold_minutes,
+        preferred=preferred,
+    )
+    _set_instant(msg, "hold_until", c.hold_until)
+    return msg
+
+
 def decision_to_proto(d: Decision) -> pb.Decision:
     """A domain decision (with its explanation) as a Decision message."""
     e = d.explanation
@@ -634,7 +732,11 @@ def decision_to_proto(d: Decision) -> pb.Decision:
     )
     if e.matching is not None:
         explanation.matching.CopyFrom(_matching_out(e.matching))
-    return pb.Decision(
+    if e.relaxation is not None:
+        explanation.relaxation.CopyFrom(_relaxation_out(e.relaxation))
+    if e.continuity is not None:
+        explanation.continuity.CopyFrom(_continuity_out(e.continuity))
+    msg = pb.Decision(
         decision_id=d.decision_id,
         case_id=d.case_id,
         outcome=_enum_out(d.outcome.value, pb.Outcome, "OUTCOME_"),
@@ -649,6 +751,9 @@ def decision_to_proto(d: Decision) -> pb.Decision:
         ),
         explanation=explanation,
     )
+    _set_instant(msg, "next_relaxation_at", d.next_relaxation_at)
+    _set_instant(msg, "held_for_preferred_until", d.held_for_preferred_until)
+    return msg
 
 
 def _signals_in(msg: pb.Signals) -> Signals:
@@ -706,6 +811,67 @@ def _matching_in(m: pb.MatchingTrace) -> MatchingTrace:
     )
 
 
+def _instant_in(msg: Any, field: str) -> datetime | None:
+    return timestamp_to_datetime(getattr(msg, field)) if msg.HasField(field) else None
+
+
+def _enum_back(value: int, enum: Any, prefix: str) -> str:
+    # Decisions come from a server: an unknown number is a newer server's value, and fails
+    # here (ValueError) rather than turning into a wrong one.
+    name: str = enum.Name(value)
+    return name.removeprefix(prefix).lower()
+
+
+def _relaxation_in(r: pb.RelaxationTrace) -> RelaxationTrace:
+    return RelaxationTrace(
+        ladder=r.ladder,
+        anchor=r.anchor,
+        anchor_at=timestamp_to_datetime(r.anchor_at),
+        waiting_minutes=r.waiting_minutes,
+        hard=tuple(r.hard),
+        soft=tuple(r.soft),
+        relaxed=tuple(r.relaxed),
+        preferences=tuple(r.preferences),
+        eligible_as_written=r.eligible_as_written,
+        steps=tuple(
+            LadderStepTrace(
+                name=s.name,
+                status=StepStatus(_enum_back(s.status, pb.StepStatus, "STEP_STATUS_")),
+                at=_instant_in(s, "at"),
+                after_minutes=s.after_minutes if s.HasField("after_minutes") else None,
+                relaxes=tuple(s.relaxes),
+                prefers=tuple(s.prefers),
+                why=s.why,
+                eligible=s.eligible,
+            )
+            for s in r.steps
+        ),
+        next_relaxation_at=_instant_in(r, "next_relaxation_at"),
+        summary=r.summary,
+    )
+
+
+def _continuity_in(c: pb.ContinuityTrace) -> ContinuityTrace:
+    return ContinuityTrace(
+        outcome=ContinuityOutcome(
+            _enum_back(c.outcome, pb.ContinuityOutcome, "CONTINUITY_OUTCOME_")
+        ),
+        window_days=c.window_days,
+        hold_minutes=c.hold_minutes,
+        hold_until=_instant_in(c, "hold_until"),
+        preferred=tuple(
+            PreferredAgentTrace(
+                agent_id=p.agent_id,
+                reason=_enum_back(p.reason, pb.ContinuityReason, "CONTINUITY_REASON_"),
+                last_contact_at=_instant_in(p, "last_contact_at"),
+                status=p.status,
+                detail=p.detail,
+            )
+            for p in c.preferred
+        ),
+    )
+
+
 def decision_from_proto(msg: pb.Decision) -> Decision:
     """A Decision message as a domain decision (for clients rendering explanations)."""
     e = msg.explanation
@@ -733,6 +899,8 @@ def decision_from_proto(msg: pb.Decision) -> Decision:
         deciding_rule_id=e.deciding_rule_id,
         matching=_matching_in(e.matching) if e.HasField("matching") else None,
         reason_codes=tuple(msg.reason_codes),
+        relaxation=_relaxation_in(e.relaxation) if e.HasField("relaxation") else None,
+        continuity=_continuity_in(e.continuity) if e.HasField("continuity") else None,
     )
     return Decision(
         decision_id=msg.decision_id,
@@ -745,6 +913,8 @@ def decision_from_proto(msg: pb.Decision) -> Decision:
         reason_codes=tuple(msg.reason_codes),
         rule_id=msg.rule_id,
         explanation=explanation,
+        next_relaxation_at=_instant_in(msg, "next_relaxation_at"),
+        held_for_preferred_until=_instant_in(msg, "held_for_preferred_until"),
     )
 
 

@@ -50,6 +50,8 @@ class DecideCommand:
         now: Decision instant; ``None`` means the service clock.
         agent_detail: Keep per-agent verdicts in explanations.
         caller: Authenticated caller identity, recorded in the audit log ("" when none).
+        batch: The cases came as a list (DecideBatch): a case problem the engine finds
+            names ``cases[i]``, as the converter's do, instead of ``case``.
     """
 
     request_id: str
@@ -60,6 +62,7 @@ class DecideCommand:
     now: datetime | None
     agent_detail: bool = True
     caller: str = ""
+    batch: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,14 @@ def request_sha256(cmd: DecideCommand) -> str:
         h.update(canonical_json(case_to_dict(case)).encode() + b"\n")
     h.update(roster_sha256(cmd.roster).encode())
     return h.hexdigest()
+
+
+def _in_batch(violation: FieldViolation, index: int) -> FieldViolation:
+    """A violation the engine found in one case, renamed under ``cases[index]``."""
+    field = violation.field
+    if field == "case" or field.startswith("case."):
+        field = f"cases[{index}]{field.removeprefix('case')}"
+    return FieldViolation(field, violation.message)
 
 
 def _stored_result(records: list[AuditRecord]) -> DecideResult:
@@ -287,14 +298,20 @@ class RoutingCore:
         seen: list[Roster] = []  # the roster each case saw (for the shadow evaluation)
         for index, case in enumerate(cmd.cases):
             seen.append(roster)
-            decision = decide(
-                case,
-                roster,
-                ruleset,
-                now,
-                agent_detail=cmd.agent_detail,
-                decision_id=request_decision_id(cmd.request_id, index),
-            )
+            try:
+                decision = decide(
+                    case,
+                    roster,
+                    ruleset,
+                    now,
+                    agent_detail=cmd.agent_detail,
+                    decision_id=request_decision_id(cmd.request_id, index),
+                )
+            except RequestError as exc:
+                if not cmd.batch:
+                    raise
+                # The engine sees one case and names it `case`; the caller sent a list.
+                raise RequestError([_in_batch(v, index) for v in exc.violations]) from None
             # Masked once, here: the reply equals the record, and neither holds PHI.
             decisions.append(mask_decision(decision, case_to_dict(case), self._masker))
             if decision.agent_id is not None and index + 1 < len(cmd.cases):

@@ -153,6 +153,34 @@ TIER_GOLD: Tier.ValueType  # 2
 TIER_PLATINUM: Tier.ValueType  # 3
 Global___Tier: _TypeAlias = Tier  # noqa: Y015
 
+class _ContinuityReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ContinuityReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContinuityReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONTINUITY_REASON_UNSPECIFIED: _ContinuityReason.ValueType  # 0
+    """Not set: INVALID_ARGUMENT at case.preferred_agents[i].reason."""
+    CONTINUITY_REASON_PREVIOUS_CONTACT: _ContinuityReason.ValueType  # 1
+    """The patient dealt with this agent before."""
+    CONTINUITY_REASON_NAMED_CLINICIAN: _ContinuityReason.ValueType  # 2
+    """The patient's named clinician."""
+    CONTINUITY_REASON_CARE_TEAM: _ContinuityReason.ValueType  # 3
+    """A member of the patient's care team."""
+
+class ContinuityReason(_ContinuityReason, metaclass=_ContinuityReasonEnumTypeWrapper):
+    """Why a case names a preferred agent."""
+
+CONTINUITY_REASON_UNSPECIFIED: ContinuityReason.ValueType  # 0
+"""Not set: INVALID_ARGUMENT at case.preferred_agents[i].reason."""
+CONTINUITY_REASON_PREVIOUS_CONTACT: ContinuityReason.ValueType  # 1
+"""The patient dealt with this agent before."""
+CONTINUITY_REASON_NAMED_CLINICIAN: ContinuityReason.ValueType  # 2
+"""The patient's named clinician."""
+CONTINUITY_REASON_CARE_TEAM: ContinuityReason.ValueType  # 3
+"""A member of the patient's care team."""
+Global___ContinuityReason: _TypeAlias = ContinuityReason  # noqa: Y015
+
 class _Role:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -286,6 +314,70 @@ SLA_RISK_AT_RISK: SlaRisk.ValueType  # 2
 SLA_RISK_BREACHED: SlaRisk.ValueType  # 3
 """The deadline has passed."""
 Global___SlaRisk: _TypeAlias = SlaRisk  # noqa: Y015
+
+class _StepStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StepStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STEP_STATUS_UNSPECIFIED: _StepStatus.ValueType  # 0
+    STEP_STATUS_PASSED: _StepStatus.ValueType  # 1
+    """In force, and a later step is in force too."""
+    STEP_STATUS_ACTIVE: _StepStatus.ValueType  # 2
+    """The latest step in force."""
+    STEP_STATUS_PENDING: _StepStatus.ValueType  # 3
+    """Its time has not come."""
+    STEP_STATUS_NEVER: _StepStatus.ValueType  # 4
+    """It never applies to this case's urgency (the ladder gives no delay for it)."""
+
+class StepStatus(_StepStatus, metaclass=_StepStatusEnumTypeWrapper):
+    """Where a relaxation ladder step stands at the decision instant."""
+
+STEP_STATUS_UNSPECIFIED: StepStatus.ValueType  # 0
+STEP_STATUS_PASSED: StepStatus.ValueType  # 1
+"""In force, and a later step is in force too."""
+STEP_STATUS_ACTIVE: StepStatus.ValueType  # 2
+"""The latest step in force."""
+STEP_STATUS_PENDING: StepStatus.ValueType  # 3
+"""Its time has not come."""
+STEP_STATUS_NEVER: StepStatus.ValueType  # 4
+"""It never applies to this case's urgency (the ladder gives no delay for it)."""
+Global___StepStatus: _TypeAlias = StepStatus  # noqa: Y015
+
+class _ContinuityOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ContinuityOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContinuityOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONTINUITY_OUTCOME_UNSPECIFIED: _ContinuityOutcome.ValueType  # 0
+    CONTINUITY_OUTCOME_ASSIGNED_PREFERRED: _ContinuityOutcome.ValueType  # 1
+    """A preferred agent was eligible and chosen."""
+    CONTINUITY_OUTCOME_HELD_FOR_PREFERRED: _ContinuityOutcome.ValueType  # 2
+    """Queued: a preferred agent failing only status or capacity may free up before the hold
+    ends (Decision.held_for_preferred_until).
+    """
+    CONTINUITY_OUTCOME_ASSIGNED_OTHER: _ContinuityOutcome.ValueType  # 3
+    """No preferred agent could take it (or the hold is over); the best other agent did."""
+    CONTINUITY_OUTCOME_NONE_ELIGIBLE: _ContinuityOutcome.ValueType  # 4
+    """Nobody could take it: the case queues or escalates."""
+
+class ContinuityOutcome(_ContinuityOutcome, metaclass=_ContinuityOutcomeEnumTypeWrapper):
+    """What continuity of care did for the decision."""
+
+CONTINUITY_OUTCOME_UNSPECIFIED: ContinuityOutcome.ValueType  # 0
+CONTINUITY_OUTCOME_ASSIGNED_PREFERRED: ContinuityOutcome.ValueType  # 1
+"""A preferred agent was eligible and chosen."""
+CONTINUITY_OUTCOME_HELD_FOR_PREFERRED: ContinuityOutcome.ValueType  # 2
+"""Queued: a preferred agent failing only status or capacity may free up before the hold
+ends (Decision.held_for_preferred_until).
+"""
+CONTINUITY_OUTCOME_ASSIGNED_OTHER: ContinuityOutcome.ValueType  # 3
+"""No preferred agent could take it (or the hold is over); the best other agent did."""
+CONTINUITY_OUTCOME_NONE_ELIGIBLE: ContinuityOutcome.ValueType  # 4
+"""Nobody could take it: the case queues or escalates."""
+Global___ContinuityOutcome: _TypeAlias = ContinuityOutcome  # noqa: Y015
 
 @_typing.final
 class DecideRequest(_message.Message):
@@ -643,6 +735,9 @@ class Case(_message.Message):
     SLA_CLOCKS_FIELD_NUMBER: _builtins.int
     FLAGS_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    WAITING_SINCE_FIELD_NUMBER: _builtins.int
+    DECLINED_AGENTS_FIELD_NUMBER: _builtins.int
+    PREFERRED_AGENTS_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
     """The caller's case identifier. Required; 1-200 characters, no control characters."""
     channel: Global___Channel.ValueType
@@ -704,6 +799,28 @@ class Case(_message.Message):
         1000 characters.
         """
 
+    @_builtins.property
+    def waiting_since(self) -> _timestamp_pb2.Timestamp:
+        """The instant waiting is counted from, for the ruleset's relaxation ladders and continuity
+        holds (e.g. when the case entered its current queue). Unset: created_at. With a ruleset
+        that has ladders or continuity, a wait anchor after the decision instant is
+        INVALID_ARGUMENT at case.waiting_since (case.created_at when unset; cases[i]. in a
+        batch), except for a safeguarding case, which escalates whatever the clocks say.
+        """
+
+    @_builtins.property
+    def declined_agents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Agents who declined this case (agent ids, codes as Agent.agent_id); none of them is
+        offered it again, whatever the ruleset says. Duplicates collapse. At most 200.
+        """
+
+    @_builtins.property
+    def preferred_agents(self) -> _containers.RepeatedCompositeFieldContainer[Global___PreferredAgent]:
+        """Agents the case would rather go to (continuity of care), most preferred first, each agent
+        once. Preference only ranks eligible agents first; it never admits an agent who fails a
+        requirement. Ignored unless the ruleset declares `continuity:`. At most 200.
+        """
+
     def __init__(
         self,
         *,
@@ -722,10 +839,13 @@ class Case(_message.Message):
         sla_clocks: _abc.Iterable[Global___SlaClock] | None = ...,
         flags: _abc.Iterable[_builtins.str] | None = ...,
         attributes: _abc.Mapping[_builtins.str, Global___AttributeValue] | None = ...,
+        waiting_since: _timestamp_pb2.Timestamp | None = ...,
+        declined_agents: _abc.Iterable[_builtins.str] | None = ...,
+        preferred_agents: _abc.Iterable[Global___PreferredAgent] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_classification_confidence", b"_classification_confidence", "_patient_location", b"_patient_location", "_preferred_language", b"_preferred_language", "_region", b"_region", "classification_confidence", b"classification_confidence", "created_at", b"created_at", "patient_location", b"patient_location", "preferred_language", b"preferred_language", "region", b"region"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_classification_confidence", b"_classification_confidence", "_patient_location", b"_patient_location", "_preferred_language", b"_preferred_language", "_region", b"_region", "classification_confidence", b"classification_confidence", "created_at", b"created_at", "patient_location", b"patient_location", "preferred_language", b"preferred_language", "region", b"region", "waiting_since", b"waiting_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_classification_confidence", b"_classification_confidence", "_patient_location", b"_patient_location", "_preferred_language", b"_preferred_language", "_region", b"_region", "attributes", b"attributes", "case_id", b"case_id", "channel", b"channel", "classification_confidence", b"classification_confidence", "created_at", b"created_at", "flags", b"flags", "intent", b"intent", "patient_location", b"patient_location", "preferred_language", b"preferred_language", "region", b"region", "required_skills", b"required_skills", "sentiment", b"sentiment", "sla_clocks", b"sla_clocks", "tier", b"tier", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_classification_confidence", b"_classification_confidence", "_patient_location", b"_patient_location", "_preferred_language", b"_preferred_language", "_region", b"_region", "attributes", b"attributes", "case_id", b"case_id", "channel", b"channel", "classification_confidence", b"classification_confidence", "created_at", b"created_at", "declined_agents", b"declined_agents", "flags", b"flags", "intent", b"intent", "patient_location", b"patient_location", "preferred_agents", b"preferred_agents", "preferred_language", b"preferred_language", "region", b"region", "required_skills", b"required_skills", "sentiment", b"sentiment", "sla_clocks", b"sla_clocks", "tier", b"tier", "urgency", b"urgency", "waiting_since", b"waiting_since"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__classification_confidence: _TypeAlias = _typing.Literal["classification_confidence"]  # noqa: Y015
     _WhichOneofArgType__classification_confidence: _TypeAlias = _typing.Literal["_classification_confidence", b"_classification_confidence"]  # noqa: Y015
@@ -745,6 +865,43 @@ class Case(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__region) -> _WhichOneofReturnType__region | None: ...
 
 Global___Case: _TypeAlias = Case  # noqa: Y015
+
+@_typing.final
+class PreferredAgent(_message.Message):
+    """An agent the case prefers (continuity of care)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    LAST_CONTACT_AT_FIELD_NUMBER: _builtins.int
+    agent_id: _builtins.str
+    """The agent's id on the roster (a code, as Agent.agent_id). Required. An id not on the
+    roster is reported in the explanation, not refused.
+    """
+    reason: Global___ContinuityReason.ValueType
+    """Why the case prefers this agent. Required."""
+    @_builtins.property
+    def last_contact_at(self) -> _timestamp_pb2.Timestamp:
+        """When the patient last dealt with this agent. Unset: not known, and the ruleset's
+        continuity window does not apply; set and older than the window: the preference is
+        ignored (and the explanation says so).
+        """
+
+    def __init__(
+        self,
+        *,
+        agent_id: _builtins.str = ...,
+        reason: Global___ContinuityReason.ValueType = ...,
+        last_contact_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_contact_at", b"last_contact_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "last_contact_at", b"last_contact_at", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreferredAgent: _TypeAlias = PreferredAgent  # noqa: Y015
 
 @_typing.final
 class Licence(_message.Message):
@@ -1022,6 +1179,8 @@ class Decision(_message.Message):
     RULE_ID_FIELD_NUMBER: _builtins.int
     RULESET_FIELD_NUMBER: _builtins.int
     EXPLANATION_FIELD_NUMBER: _builtins.int
+    NEXT_RELAXATION_AT_FIELD_NUMBER: _builtins.int
+    HELD_FOR_PREFERRED_UNTIL_FIELD_NUMBER: _builtins.int
     decision_id: _builtins.str
     """Identifier of this decision (store it beside the assignment)."""
     case_id: _builtins.str
@@ -1048,6 +1207,20 @@ class Decision(_message.Message):
     def explanation(self) -> Global___Explanation:
         """Why."""
 
+    @_builtins.property
+    def next_relaxation_at(self) -> _timestamp_pb2.Timestamp:
+        """The instant this decision could change through time alone: the next relaxation step
+        that drops something still required, or the end of a hold for a preferred agent. Ask
+        again then (with the same case and a fresh roster). Unset: nothing pending.
+        """
+
+    @_builtins.property
+    def held_for_preferred_until(self) -> _timestamp_pb2.Timestamp:
+        """Set only for a QUEUE held for an unavailable preferred agent (reason code
+        "held_for_preferred_agent"): when the hold ends and the best other eligible agent
+        becomes the choice. Unset otherwise.
+        """
+
     def __init__(
         self,
         *,
@@ -1062,10 +1235,12 @@ class Decision(_message.Message):
         rule_id: _builtins.str = ...,
         ruleset: Global___RulesetRef | None = ...,
         explanation: Global___Explanation | None = ...,
+        next_relaxation_at: _timestamp_pb2.Timestamp | None = ...,
+        held_for_preferred_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "ruleset", b"ruleset"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "held_for_preferred_until", b"held_for_preferred_until", "next_relaxation_at", b"next_relaxation_at", "ruleset", b"ruleset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "case_id", b"case_id", "decision_id", b"decision_id", "escalation_level", b"escalation_level", "explanation", b"explanation", "outcome", b"outcome", "priority", b"priority", "queue", b"queue", "reason_codes", b"reason_codes", "rule_id", b"rule_id", "ruleset", b"ruleset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "case_id", b"case_id", "decision_id", b"decision_id", "escalation_level", b"escalation_level", "explanation", b"explanation", "held_for_preferred_until", b"held_for_preferred_until", "next_relaxation_at", b"next_relaxation_at", "outcome", b"outcome", "priority", b"priority", "queue", b"queue", "reason_codes", b"reason_codes", "rule_id", b"rule_id", "ruleset", b"ruleset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1086,6 +1261,8 @@ class Explanation(_message.Message):
     RULES_FIELD_NUMBER: _builtins.int
     DECIDING_RULE_ID_FIELD_NUMBER: _builtins.int
     MATCHING_FIELD_NUMBER: _builtins.int
+    RELAXATION_FIELD_NUMBER: _builtins.int
+    CONTINUITY_FIELD_NUMBER: _builtins.int
     caseroute_version: _builtins.str
     """caseroute version that decided."""
     engine: _builtins.str
@@ -1114,6 +1291,18 @@ class Explanation(_message.Message):
     def matching(self) -> Global___MatchingTrace:
         """Agent matching and ranking, when the decision involved agents."""
 
+    @_builtins.property
+    def relaxation(self) -> Global___RelaxationTrace:
+        """The deciding rule's soft requirements and how far its relaxation ladder has relaxed them;
+        unset when the rule has none.
+        """
+
+    @_builtins.property
+    def continuity(self) -> Global___ContinuityTrace:
+        """Every preferred agent the case named and why each was or was not chosen; unset when the
+        case named none or continuity does not apply to the deciding rule.
+        """
+
     def __init__(
         self,
         *,
@@ -1126,10 +1315,12 @@ class Explanation(_message.Message):
         rules: _abc.Iterable[Global___RuleTrace] | None = ...,
         deciding_rule_id: _builtins.str = ...,
         matching: Global___MatchingTrace | None = ...,
+        relaxation: Global___RelaxationTrace | None = ...,
+        continuity: Global___ContinuityTrace | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["matching", b"matching", "now", b"now", "signals", b"signals"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["continuity", b"continuity", "matching", b"matching", "now", b"now", "relaxation", b"relaxation", "signals", b"signals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caseroute_version", b"caseroute_version", "data_problems", b"data_problems", "deciding_rule_id", b"deciding_rule_id", "engine", b"engine", "input_sha256", b"input_sha256", "matching", b"matching", "now", b"now", "rules", b"rules", "signals", b"signals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caseroute_version", b"caseroute_version", "continuity", b"continuity", "data_problems", b"data_problems", "deciding_rule_id", b"deciding_rule_id", "engine", b"engine", "input_sha256", b"input_sha256", "matching", b"matching", "now", b"now", "relaxation", b"relaxation", "rules", b"rules", "signals", b"signals"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1526,6 +1717,233 @@ class MatchingTrace(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MatchingTrace: _TypeAlias = MatchingTrace  # noqa: Y015
+
+@_typing.final
+class LadderStepTrace(_message.Message):
+    """One step of the deciding rule's relaxation ladder, for this case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    AFTER_MINUTES_FIELD_NUMBER: _builtins.int
+    RELAXES_FIELD_NUMBER: _builtins.int
+    PREFERS_FIELD_NUMBER: _builtins.int
+    WHY_FIELD_NUMBER: _builtins.int
+    ELIGIBLE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The step's name in the ruleset, e.g. "any-language"."""
+    status: Global___StepStatus.ValueType
+    after_minutes: _builtins.float
+    """Its delay for this case's urgency, in minutes. Unset with STEP_STATUS_NEVER."""
+    why: _builtins.str
+    """The ruleset's plain-language reason for the step."""
+    eligible: _builtins.int
+    """Agents on this roster eligible with this step and every earlier one in force."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When the step takes (or took) effect: the wait anchor plus its delay. Unset with
+        STEP_STATUS_NEVER.
+        """
+
+    @_builtins.property
+    def relaxes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Requirements it stops requiring: "territory", "skills", "language", "roles"."""
+
+    @_builtins.property
+    def prefers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Of those, the ones kept as ranking preferences (agents meeting them rank first)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        status: Global___StepStatus.ValueType = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        after_minutes: _builtins.float | None = ...,
+        relaxes: _abc.Iterable[_builtins.str] | None = ...,
+        prefers: _abc.Iterable[_builtins.str] | None = ...,
+        why: _builtins.str = ...,
+        eligible: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_after_minutes", b"_after_minutes", "after_minutes", b"after_minutes", "at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after_minutes", b"_after_minutes", "after_minutes", b"after_minutes", "at", b"at", "eligible", b"eligible", "name", b"name", "prefers", b"prefers", "relaxes", b"relaxes", "status", b"status", "why", b"why"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__after_minutes: _TypeAlias = _typing.Literal["after_minutes"]  # noqa: Y015
+    _WhichOneofArgType__after_minutes: _TypeAlias = _typing.Literal["_after_minutes", b"_after_minutes"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__after_minutes) -> _WhichOneofReturnType__after_minutes | None: ...
+
+Global___LadderStepTrace: _TypeAlias = LadderStepTrace  # noqa: Y015
+
+@_typing.final
+class RelaxationTrace(_message.Message):
+    """The deciding rule's soft requirements and how far its ladder has relaxed them. Hard
+    requirements (licence, consent, safeguarding...) never relax.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LADDER_FIELD_NUMBER: _builtins.int
+    ANCHOR_FIELD_NUMBER: _builtins.int
+    ANCHOR_AT_FIELD_NUMBER: _builtins.int
+    WAITING_MINUTES_FIELD_NUMBER: _builtins.int
+    HARD_FIELD_NUMBER: _builtins.int
+    SOFT_FIELD_NUMBER: _builtins.int
+    RELAXED_FIELD_NUMBER: _builtins.int
+    PREFERENCES_FIELD_NUMBER: _builtins.int
+    ELIGIBLE_AS_WRITTEN_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    NEXT_RELAXATION_AT_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    ladder: _builtins.str
+    """The ladder's name; empty when the rule has soft requirements but no ladder."""
+    anchor: _builtins.str
+    """Which input waiting counts from: "created_at" or "waiting_since"."""
+    waiting_minutes: _builtins.float
+    """Minutes from the anchor to the decision instant."""
+    eligible_as_written: _builtins.int
+    """Agents on this roster eligible with nothing relaxed."""
+    summary: _builtins.str
+    """One line a supervisor can read, e.g. "language relaxed at 10:42 after 12 min waiting;
+    licence never relaxes".
+    """
+    @_builtins.property
+    def anchor_at(self) -> _timestamp_pb2.Timestamp:
+        """That instant."""
+
+    @_builtins.property
+    def hard(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Requirements in force that never relax, e.g. "licence"."""
+
+    @_builtins.property
+    def soft(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Requirements the rule lets its ladder relax."""
+
+    @_builtins.property
+    def relaxed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Soft requirements no longer required at the decision instant, in the order they relaxed."""
+
+    @_builtins.property
+    def preferences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Requirements that rank eligible agents instead of excluding them."""
+
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___LadderStepTrace]:
+        """Every step, in ladder order."""
+
+    @_builtins.property
+    def next_relaxation_at(self) -> _timestamp_pb2.Timestamp:
+        """When the next step that relaxes something still required takes effect. Unset: none."""
+
+    def __init__(
+        self,
+        *,
+        ladder: _builtins.str = ...,
+        anchor: _builtins.str = ...,
+        anchor_at: _timestamp_pb2.Timestamp | None = ...,
+        waiting_minutes: _builtins.float = ...,
+        hard: _abc.Iterable[_builtins.str] | None = ...,
+        soft: _abc.Iterable[_builtins.str] | None = ...,
+        relaxed: _abc.Iterable[_builtins.str] | None = ...,
+        preferences: _abc.Iterable[_builtins.str] | None = ...,
+        eligible_as_written: _builtins.int = ...,
+        steps: _abc.Iterable[Global___LadderStepTrace] | None = ...,
+        next_relaxation_at: _timestamp_pb2.Timestamp | None = ...,
+        summary: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["anchor_at", b"anchor_at", "next_relaxation_at", b"next_relaxation_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchor", b"anchor", "anchor_at", b"anchor_at", "eligible_as_written", b"eligible_as_written", "hard", b"hard", "ladder", b"ladder", "next_relaxation_at", b"next_relaxation_at", "preferences", b"preferences", "relaxed", b"relaxed", "soft", b"soft", "steps", b"steps", "summary", b"summary", "waiting_minutes", b"waiting_minutes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RelaxationTrace: _TypeAlias = RelaxationTrace  # noqa: Y015
+
+@_typing.final
+class PreferredAgentTrace(_message.Message):
+    """One preferred agent the case named, and exactly why it was or was not chosen."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    LAST_CONTACT_AT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    agent_id: _builtins.str
+    reason: Global___ContinuityReason.ValueType
+    """Why the case prefers them."""
+    status: _builtins.str
+    """Stable code: "chosen", "ranked_lower", "held_for", "not_eligible", "unavailable",
+    "outside_window", "not_on_roster" or "declined".
+    """
+    detail: _builtins.str
+    """In words, e.g. "not licensed in US-CA", "at capacity 5/5", "hold expired 10:31"."""
+    @_builtins.property
+    def last_contact_at(self) -> _timestamp_pb2.Timestamp:
+        """Last contact, as the case gave it; unset when not given."""
+
+    def __init__(
+        self,
+        *,
+        agent_id: _builtins.str = ...,
+        reason: Global___ContinuityReason.ValueType = ...,
+        last_contact_at: _timestamp_pb2.Timestamp | None = ...,
+        status: _builtins.str = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_contact_at", b"last_contact_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "detail", b"detail", "last_contact_at", b"last_contact_at", "reason", b"reason", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreferredAgentTrace: _TypeAlias = PreferredAgentTrace  # noqa: Y015
+
+@_typing.final
+class ContinuityTrace(_message.Message):
+    """Continuity of care for the deciding rule: preference ranks, it never admits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    WINDOW_DAYS_FIELD_NUMBER: _builtins.int
+    HOLD_MINUTES_FIELD_NUMBER: _builtins.int
+    HOLD_UNTIL_FIELD_NUMBER: _builtins.int
+    PREFERRED_FIELD_NUMBER: _builtins.int
+    outcome: Global___ContinuityOutcome.ValueType
+    window_days: _builtins.float
+    """Preferences whose last contact is older than this many days were ignored."""
+    hold_minutes: _builtins.float
+    """How long, in minutes after the wait anchor, this case may be held for a preferred agent
+    (by urgency; 0: never held).
+    """
+    @_builtins.property
+    def hold_until(self) -> _timestamp_pb2.Timestamp:
+        """The anchor plus the hold; unset when the case may not be held."""
+
+    @_builtins.property
+    def preferred(self) -> _containers.RepeatedCompositeFieldContainer[Global___PreferredAgentTrace]:
+        """Every preferred agent the case named, in the case's order."""
+
+    def __init__(
+        self,
+        *,
+        outcome: Global___ContinuityOutcome.ValueType = ...,
+        window_days: _builtins.float = ...,
+        hold_minutes: _builtins.float = ...,
+        hold_until: _timestamp_pb2.Timestamp | None = ...,
+        preferred: _abc.Iterable[Global___PreferredAgentTrace] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hold_until", b"hold_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_minutes", b"hold_minutes", "hold_until", b"hold_until", "outcome", b"outcome", "preferred", b"preferred", "window_days", b"window_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContinuityTrace: _TypeAlias = ContinuityTrace  # noqa: Y015
 
 @_typing.final
 class GetDecisionRequest(_message.Message):
