@@ -23,6 +23,7 @@ from typing import Any
 from caseroute.domain.decision import (
     AgentVerdict,
     CheckFailure,
+    ContinuityTrace,
     Decision,
     MatchingTrace,
     Signals,
@@ -202,8 +203,11 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
     Applied once, before the decision is recorded and returned, so the reply equals the
     stored record and neither carries a masked value in clear. Covered: clause values, data
     problem and engine error text, matching requirements and expected/actual values of
-    agents' failed checks, SLA clock names; input_sha256 becomes a keyed hash. Rule ids,
-    clause texts (the operator's own words) and reason codes are left alone.
+    agents' failed checks, SLA clock names, the continuity trace's per-agent details (they
+    quote the case's location, region and language: ``not licensed in US-CA``);
+    input_sha256 becomes a keyed hash. Rule ids, clause texts (the operator's own words),
+    reason codes and the relaxation trace (requirement names, the operator's ``why`` and
+    instants, never case values) are left alone.
 
     Args:
         decision: The decision as the engine made it.
@@ -228,8 +232,17 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
             for t in e.rules
         ),
         matching=_scrub_matching(e.matching, scrub),
+        continuity=_scrub_continuity(e.continuity, scrub),
     )
     return replace(decision, explanation=masked)
+
+
+def _scrub_continuity(
+    c: ContinuityTrace | None, scrub: Callable[[str], str]
+) -> ContinuityTrace | None:
+    if c is None:
+        return None
+    return replace(c, preferred=tuple(replace(p, detail=scrub(p.detail)) for p in c.preferred))
 
 
 def _scrub_signals(s: Signals, scrub: Callable[[str], str]) -> Signals:
