@@ -366,3 +366,16 @@ def test_a_batch_names_the_case_whose_wait_anchor_is_after_now(running: RunningS
         grpc.StatusCode.INVALID_ARGUMENT,
         ["cases[1].waiting_since"],
     )
+
+
+def test_the_decision_log_returns_the_recorded_traces(running: RunningServer) -> None:
+    """GetDecision returns the held decision as Decide did: instants and traces included."""
+    case = make_case(case_id="LOG1", preferred_agents=PREFERRED)
+    decided = _decide(running, _request("log-1", case)).decision
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        stub = routing_pb2_grpc.DecisionLogStub(channel)
+        stored = stub.GetDecision(pb.GetDecisionRequest(decision_id=decided.decision_id))
+    assert (stored.decision, stored.decision.explanation.continuity.outcome) == (
+        decided,
+        pb.CONTINUITY_OUTCOME_HELD_FOR_PREFERRED,
+    )
