@@ -112,7 +112,8 @@ def test_fail_on_unknown_class_is_a_usage_error_naming_the_valid_ones(
         (
             "caseroute: --fail-on 'outcome=1%': the class must be one of outcome_changed, "
             "agent_changed, queue_changed, priority_changed, escalation_added, escalation_removed, "
-            "deciding_rule_changed, new_exception, not_replayable, unchanged, changed, written "
+            "deciding_rule_changed, new_exception, relaxation_changed, continuity_changed, "
+            "not_replayable, unchanged, changed, written "
             "CLASS=RATE, e.g. --fail-on outcome_changed=0.5%\n"
         ),
     )

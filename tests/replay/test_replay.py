@@ -83,7 +83,8 @@ def test_each_candidate_produces_its_classes(log: SqliteAuditStore, name: str) -
 def test_every_class_is_produced_by_some_candidate() -> None:
     """The fixtures between them cover every class name."""
     produced = {c for counts in EXPECTED_CLASSES.values() for c in counts}
-    assert set(CLASSES) == produced
+    # The adaptive-routing classes need a ladder and a hold: tests/replay/test_replay_adaptive.py.
+    assert set(CLASSES) - {"relaxation_changed", "continuity_changed"} == produced
 
 
 def test_changed_counts_records_with_any_difference(log: SqliteAuditStore) -> None:

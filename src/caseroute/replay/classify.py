@@ -11,6 +11,11 @@ Classes (a record can be in several; ``unchanged`` and ``not_replayable`` are al
   at a lower level.
 - ``deciding_rule_changed``: the same outcome, decided by another rule.
 - ``new_exception``: the candidate's outcome is EXCEPTION and the recorded one was not.
+- ``relaxation_changed``: the deciding rule's ladder stands at another step (the latest step in
+  force), or other soft requirements are relaxed; alone when only the relaxation changed (the
+  same agent, say, found at another step).
+- ``continuity_changed``: continuity of care came out differently (``held_for_preferred`` ->
+  ``assigned_other``, ...), or a held case is held until another instant.
 - ``not_replayable``: the record cannot be replayed faithfully (never compared).
 - ``unchanged``: none of the above.
 """
@@ -21,7 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from caseroute.domain.decision import Decision
+from caseroute.domain.codec import format_timestamp
+from caseroute.domain.decision import Decision, RelaxationTrace, StepStatus
 
 OUTCOME_CHANGED = "outcome_changed"
 AGENT_CHANGED = "agent_changed"
@@ -31,6 +37,8 @@ ESCALATION_ADDED = "escalation_added"
 ESCALATION_REMOVED = "escalation_removed"
 DECIDING_RULE_CHANGED = "deciding_rule_changed"
 NEW_EXCEPTION = "new_exception"
+RELAXATION_CHANGED = "relaxation_changed"
+CONTINUITY_CHANGED = "continuity_changed"
 NOT_REPLAYABLE = "not_replayable"
 UNCHANGED = "unchanged"
 
@@ -43,6 +51,8 @@ DIFFERENCE_CLASSES: tuple[str, ...] = (
     ESCALATION_REMOVED,
     DECIDING_RULE_CHANGED,
     NEW_EXCEPTION,
+    RELAXATION_CHANGED,
+    CONTINUITY_CHANGED,
 )
 """The classes that make a record ``changed``, in report order."""
 CLASSES: tuple[str, ...] = (*DIFFERENCE_CLASSES, NOT_REPLAYABLE, UNCHANGED)
@@ -60,6 +70,15 @@ class DecisionSide:
         queue: The queue.
         priority: The priority.
         escalation_level: The escalation level, or None.
+        ladder_step: The deciding rule's latest ladder step in force; ``""`` when the rule has
+            soft requirements but no step is in force yet; None when it has none (or the
+            decision was recorded before adaptive routing).
+        relaxed: Soft requirements no longer required, in the order they relaxed.
+        continuity: The continuity outcome (``assigned_preferred``, ``held_for_preferred``,
+            ``assigned_other``, ``none_eligible``), or None when continuity did not apply.
+        held_until: For a QUEUE held for a preferred agent, when the hold ends (UTC, ISO).
+        next_relaxation_at: When time alone could change the decision (shown, not classed:
+            a later step's new delay moves it for every waiting case without changing one).
     """
 
     rule_id: str
@@ -68,6 +87,11 @@ class DecisionSide:
     queue: str
     priority: str
     escalation_level: int | None
+    ladder_step: str | None = None
+    relaxed: tuple[str, ...] = ()
+    continuity: str | None = None
+    held_until: str | None = None
+    next_relaxation_at: str | None = None
 
 
 class RecordedDecisionError(ValueError):
@@ -101,11 +125,67 @@ def recorded_side(decision: Mapping[str, Any]) -> DecisionSide:
     level = side.escalation_level
     if level is not None and (not isinstance(level, int) or isinstance(level, bool)):
         raise RecordedDecisionError("the recorded decision's escalation_level is not a number")
-    return side
+    return _with_adaptive(side, decision)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _with_adaptive(side: DecisionSide, decision: Mapping[str, Any]) -> DecisionSide:
+    """``side`` with the recorded ladder step, relaxed requirements and continuity outcome.
+
+    A record made before adaptive routing has none of them: read as no ladder and no
+    continuity (so a candidate that adds them shows as ``relaxation_changed`` /
+    ``continuity_changed``). A value of the wrong type reads as absent, never as an error:
+    these fields explain, and the fields the comparison cannot do without are checked above.
+    """
+    explanation = decision.get("explanation")
+    if not isinstance(explanation, Mapping):
+        explanation = {}
+    relaxation = explanation.get("relaxation")
+    step: str | None = None
+    relaxed: tuple[str, ...] = ()
+    if isinstance(relaxation, Mapping):
+        steps = relaxation.get("steps")
+        active = [
+            s.get("name")
+            for s in (steps if isinstance(steps, list) else ())
+            if isinstance(s, Mapping) and s.get("status") == StepStatus.ACTIVE.value
+        ]
+        step = _text(active[-1]) if active else ""
+        names = relaxation.get("relaxed")
+        relaxed = tuple(n for n in (names if isinstance(names, list) else ()) if isinstance(n, str))
+    continuity = explanation.get("continuity")
+    return DecisionSide(
+        side.rule_id,
+        side.outcome,
+        side.agent_id,
+        side.queue,
+        side.priority,
+        side.escalation_level,
+        ladder_step=step,
+        relaxed=relaxed,
+        continuity=_text(continuity.get("outcome")) if isinstance(continuity, Mapping) else None,
+        held_until=_text(decision.get("held_for_preferred_until")),
+        next_relaxation_at=_text(decision.get("next_relaxation_at")),
+    )
+
+
+def _active_step(relaxation: RelaxationTrace | None) -> str | None:
+    if relaxation is None:
+        return None
+    active = [s.name for s in relaxation.steps if s.status is StepStatus.ACTIVE]
+    return active[-1] if active else ""
+
+
+def _instant(value: Any) -> str | None:
+    return None if value is None else format_timestamp(value)
 
 
 def candidate_side(decision: Decision) -> DecisionSide:
     """The comparable fields of a candidate's decision."""
+    e = decision.explanation
     return DecisionSide(
         rule_id=decision.rule_id,
         outcome=decision.outcome.value,
@@ -113,6 +193,11 @@ def candidate_side(decision: Decision) -> DecisionSide:
         queue=decision.queue,
         priority=decision.priority.value,
         escalation_level=decision.escalation_level,
+        ladder_step=_active_step(e.relaxation),
+        relaxed=e.relaxation.relaxed if e.relaxation is not None else (),
+        continuity=e.continuity.outcome.value if e.continuity is not None else None,
+        held_until=_instant(decision.held_for_preferred_until),
+        next_relaxation_at=_instant(decision.next_relaxation_at),
     )
 
 
@@ -144,6 +229,10 @@ def classify(recorded: DecisionSide, candidate: DecisionSide) -> tuple[str, ...]
         found.append(DECIDING_RULE_CHANGED)
     if candidate.outcome == "EXCEPTION" and recorded.outcome != "EXCEPTION":
         found.append(NEW_EXCEPTION)
+    if (recorded.ladder_step, recorded.relaxed) != (candidate.ladder_step, candidate.relaxed):
+        found.append(RELAXATION_CHANGED)
+    if (recorded.continuity, recorded.held_until) != (candidate.continuity, candidate.held_until):
+        found.append(CONTINUITY_CHANGED)
     return tuple(found) or (UNCHANGED,)
 
 

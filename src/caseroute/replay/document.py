@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from caseroute.replay.classify import CLASSES, AgentCheckChange, DecisionSide
+from caseroute.replay.classify import (
+    CLASSES,
+    CONTINUITY_CHANGED,
+    RELAXATION_CHANGED,
+    AgentCheckChange,
+    DecisionSide,
+)
 from caseroute.replay.evaluate import DIMENSIONS, NOT_REPLAYABLE_REASONS
 from caseroute.replay.report import SCHEMA_VERSION, DimensionRow, ReplayReport, Sample
+
+ADDED_CLASSES = frozenset({RELAXATION_CHANGED, CONTINUITY_CHANGED})
+"""Classes added after schema_version 1 was first published: a report without them counts 0."""
 
 
 class ReportDocumentError(ValueError):
@@ -28,6 +37,12 @@ def _side(data: Any) -> DecisionSide | None:
         queue=data["queue"],
         priority=data["priority"],
         escalation_level=data["escalation_level"],
+        # Added with adaptive routing: a report from an older caseroute has none of them.
+        ladder_step=data.get("ladder_step"),
+        relaxed=tuple(data.get("relaxed") or ()),
+        continuity=data.get("continuity"),
+        held_until=data.get("held_for_preferred_until"),
+        next_relaxation_at=data.get("next_relaxation_at"),
     )
 
 
@@ -73,7 +88,9 @@ def report_from_data(data: Any) -> ReplayReport:
             changed=data["changed"],
             not_replayable=data["not_replayable"],
             other_ruleset=data["other_ruleset"],
-            classes=tuple((c, classes[c]) for c in CLASSES),
+            classes=tuple(
+                (c, classes.get(c, 0) if c in ADDED_CLASSES else classes[c]) for c in CLASSES
+            ),
             outcome_pairs=tuple(sorted(pairs.items())),
             reasons=tuple((r, reasons[r]) for r in NOT_REPLAYABLE_REASONS if r in reasons),
             breakdowns=tuple(

@@ -29,8 +29,24 @@ def _side(side: DecisionSide | None) -> str:
     level = f" level {side.escalation_level}" if side.escalation_level is not None else ""
     return (
         f"{side.outcome} by {side.rule_id}{agent} queue {side.queue} "
-        f"priority {side.priority}{level}"
+        f"priority {side.priority}{level}{_adaptive(side)}"
     )
+
+
+def _adaptive(side: DecisionSide) -> str:
+    """The ladder step, relaxed requirements, continuity and hold; empty when none applied."""
+    parts = []
+    if side.ladder_step is not None:
+        step = side.ladder_step or "(none in force)"
+        relaxed = ", ".join(side.relaxed) or "nothing"
+        parts.append(f"ladder step {step}, relaxed {relaxed}")
+    if side.continuity is not None:
+        parts.append(f"continuity {side.continuity}")
+    if side.held_until is not None:
+        parts.append(f"held until {side.held_until}")
+    if side.next_relaxation_at is not None:
+        parts.append(f"ask again at {side.next_relaxation_at}")
+    return "".join(f"; {p}" for p in parts)
 
 
 def _checks(changes: tuple[AgentCheckChange, ...]) -> str:

@@ -184,6 +184,11 @@ def _side_data(side: DecisionSide | None) -> dict[str, Any] | None:
         "queue": side.queue,
         "priority": side.priority,
         "escalation_level": side.escalation_level,
+        "ladder_step": side.ladder_step,
+        "relaxed": list(side.relaxed),
+        "continuity": side.continuity,
+        "held_for_preferred_until": side.held_until,
+        "next_relaxation_at": side.next_relaxation_at,
     }
 
 
