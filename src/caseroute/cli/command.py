@@ -16,6 +16,7 @@ from caseroute.cli import (
     audit,
     decide,
     replay,
+    report,
     rules,
     rules_admin,
     rules_shadow,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.register(sub)
     simulate.register(sub)
     replay.register(sub)
+    report.register(sub)
     return parser
 
 

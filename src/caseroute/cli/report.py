@@ -1,0 +1,86 @@
+"""``caseroute report``: the weekly operations review computed from the decision log."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+
+from caseroute.cli.audit import open_log
+from caseroute.cli.options import add_audit_db, parse_instant
+from caseroute.cli.output import EXIT_OK, UsageError
+
+FORMATS = ["table", "json", "markdown"]
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from caseroute.report import build_report
+    from caseroute.report.render import (
+        empty_message,
+        render_json,
+        render_markdown,
+        render_plain,
+        render_table,
+    )
+
+    since = parse_instant(args.since, "--since")
+    until = parse_instant(args.until, "--until")
+    if since is not None and until is not None and since >= until:
+        raise UsageError(
+            f"--since {args.since} is not before --until {args.until}; the period is "
+            "since <= decision instant < until"
+        )
+    if args.ruleset is not None and not args.ruleset.strip():
+        raise UsageError("--ruleset is empty; give a ruleset name, or leave it out for all")
+    store = open_log(args)
+    try:
+        # Streamed: the store reads the period in pages; only per-group durations are kept.
+        report = build_report(
+            store.records(since=since, until=until),
+            since=since,
+            until=until,
+            ruleset=args.ruleset,
+        )
+    finally:
+        store.close()
+    if args.format == "json":
+        text = render_json(report)
+        if not report.decisions:  # stdout stays one JSON document for tools
+            sys.stderr.write(f"caseroute: {empty_message(report)}\n")
+    elif not report.decisions:
+        text = empty_message(report)
+    elif args.format == "markdown":
+        text = render_markdown(report)
+    else:
+        width = shutil.get_terminal_size().columns
+        text = render_table(report, width) if sys.stdout.isatty() else render_plain(report)
+    sys.stdout.write(text + "\n")
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``report``."""
+    cmd = sub.add_parser(
+        "report",
+        help="operations KPIs of a period from the decision log: time to triage, outcome "
+        "mix, escalation and exception reasons, SLA stage, relaxation and continuity",
+        description="Read the decisions made in a period (by decision instant) from the "
+        "decision log, read-only, and print aggregate KPIs: time-to-triage percentiles "
+        "(nearest rank) by intent and urgency and for ASSIGN only, the outcome mix overall "
+        "and per ruleset version, escalation and exception rates by reason code, the SLA "
+        "clock stage at decision, and adaptive routing (active ladder step, requirements "
+        "relaxed, continuity outcomes). Counts, rates and durations only: never a case, "
+        "patient or agent id. See docs/operations.md.",
+    )
+    cmd.add_argument("--since", metavar="T", help="decisions with now >= T (ISO-8601 with offset)")
+    cmd.add_argument("--until", metavar="T", help="decisions with now < T (ISO-8601 with offset)")
+    cmd.add_argument("--ruleset", metavar="NAME", help="only this ruleset's decisions")
+    cmd.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (default; plain text when stdout is not a terminal), json (keys in "
+        "docs/operations.md) or markdown",
+    )
+    add_audit_db(cmd)
+    cmd.set_defaults(run=_cmd_report)

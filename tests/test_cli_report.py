@@ -1,0 +1,182 @@
+"""`caseroute report`: formats, the period and ruleset filters, the empty period, bad flags."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caseroute.cli import main
+from caseroute.testing import NOW
+from tests.report_log import DAY2, PATIENT_NAME, record_ops_log
+
+
+@pytest.fixture(scope="module")
+def audit_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The eleven decisions of ``tests/report_log`` (nine on day 1, two on day 2)."""
+    return record_ops_log(tmp_path_factory.mktemp("ops"))
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["report", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _json(capsys: pytest.CaptureFixture[str], audit_db: Path, *argv: str) -> Any:
+    code, out, err = _run(capsys, "--audit-db", str(audit_db), "--format", "json", *argv)
+    assert (code, err) == (0, "")
+    return json.loads(out)
+
+
+def test_default_format_piped_is_plain_text(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a terminal: plain aligned tables, headed by the count and the period."""
+    code, out, err = _run(capsys, "--audit-db", str(audit_db))
+    lines = out.splitlines()
+    assert (code, err) == (0, "")
+    assert lines[0] == (
+        "caseroute report: 11 decision(s) between the start of the log and the end of the log "
+        "(first 2026-11-21T10:00:00Z, last 2026-11-22T10:00:00Z)"
+    )
+    assert "  all                  11  12.0  30.0  40.0" in lines
+    assert "  ASSIGN         5  45.45%" in lines
+
+
+def test_json_and_markdown_formats(audit_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON is the documented document; Markdown starts with its heading."""
+    data = _json(capsys, audit_db)
+    assert (
+        data["schema_version"],
+        data["decisions"],
+        data["outcomes"]["ASSIGN"],
+    ) == (1, 11, {"count": 5, "rate": 5 / 11})
+    code, out, _ = _run(capsys, "--audit-db", str(audit_db), "--format", "markdown")
+    assert (code, out.splitlines()[0]) == (0, "## Operations report")
+    assert "| critical_case | 2 | 18.18% |" in out.splitlines()
+
+
+def test_period_is_since_inclusive_until_exclusive(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--since keeps decisions at that instant, --until drops them; offsets are honoured."""
+    day2 = _json(capsys, audit_db, "--since", "2026-11-22T10:00:00Z")
+    assert (
+        day2["decisions"],
+        {k: day2["period"][k] for k in ("since", "until")},
+    ) == (2, {"since": "2026-11-22T10:00:00Z", "until": None})
+    # 11:00Z written as 13:00+02:00, until 12:00Z: the hour-1 decisions C2 and C3 only.
+    hour1 = _json(
+        capsys, audit_db, "--since", "2026-11-21T13:00:00+02:00", "--until", "2026-11-21T12:00Z"
+    )
+    assert (
+        hour1["decisions"],
+        {k: v["count"] for k, v in hour1["outcomes"].items() if v["count"]},
+    ) == (2, {"ESCALATE": 1, "EXCEPTION": 1})
+
+
+def test_ruleset_filter(audit_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--ruleset test counts all eleven; the ruleset name is echoed in the JSON."""
+    data = _json(capsys, audit_db, "--ruleset", "test")
+    assert (data["decisions"], data["ruleset"]) == (11, "test")
+
+
+def test_empty_period_says_so_and_exits_0(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No decisions: one clear line (table/markdown); JSON still prints, the line on stderr."""
+    since = (DAY2 + timedelta(days=1)).isoformat()
+    message = (
+        "no decisions between 2026-11-23T10:00:00Z and the end of the log; widen "
+        "--since/--until, or check --audit-db names the server's decision log"
+    )
+    for fmt in ("table", "markdown"):
+        code, out, err = _run(
+            capsys, "--audit-db", str(audit_db), "--since", since, "--format", fmt
+        )
+        assert (0, message + "\n", "") == (code, out, err)
+    code, out, err = _run(capsys, "--audit-db", str(audit_db), "--since", since, "--format", "json")
+    assert (0, 0, f"caseroute: {message}\n") == (code, json.loads(out)["decisions"], err)
+    code, out, _ = _run(capsys, "--audit-db", str(audit_db), "--ruleset", "other")
+    assert (code, out.split(";")[0]) == (
+        0,
+        "no decisions of ruleset other between the start of the log and the end of the log",
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--since", "yesterday"],
+            "--since 'yesterday' is not an ISO-8601 instant with offset; e.g. 2026-11-21T10:00:00Z",
+        ),
+        (
+            ["--until", "2026-11-21T10:00:00"],
+            (
+                "--until '2026-11-21T10:00:00' is not an ISO-8601 instant with offset; e.g. "
+                "2026-11-21T10:00:00Z"
+            ),
+        ),
+        (
+            ["--since", "2026-11-22T00:00:00Z", "--until", "2026-11-21T00:00:00Z"],
+            (
+                "--since 2026-11-22T00:00:00Z is not before --until 2026-11-21T00:00:00Z; the "
+                "period is since <= decision instant < until"
+            ),
+        ),
+        (["--ruleset", " "], "--ruleset is empty; give a ruleset name, or leave it out for all"),
+    ],
+)
+def test_bad_flags_are_usage_errors_naming_the_flag(
+    audit_db: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """A bad --since/--until/--ruleset exits 2 with one line naming the flag, no traceback."""
+    assert (2, "", f"caseroute: {message}\n") == _run(capsys, "--audit-db", str(audit_db), *argv)
+
+
+def test_unknown_format_and_missing_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--format csv is refused by the parser (exit 2); a missing log is a usage error."""
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "--format", "csv"])
+    assert exited.value.code == 2
+    assert "argument --format: invalid choice: 'csv'" in capsys.readouterr().err
+    missing = tmp_path / "nope.db"
+    assert (
+        2,
+        "",
+        (
+            f"caseroute: no decision log at {missing}; pass --audit-db (or $CASEROUTE_AUDIT_DB) "
+            "pointing at the server's log\n"
+        ),
+    ) == _run(capsys, "--audit-db", str(missing))
+    assert not missing.exists()
+
+
+def test_not_a_decision_log_exits_1_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file that is not a caseroute log: exit 1, one message, no exception text dump."""
+    bogus = tmp_path / "bogus.db"
+    bogus.write_text("not sqlite")
+    bogus.chmod(0o600)  # else the exposure warning comes first
+    code, out, err = _run(capsys, "--audit-db", str(bogus))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"caseroute: cannot open the decision log {bogus}")
+    assert "Traceback" not in err
+
+
+def test_no_format_prints_ids_or_patient_values(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Aggregate only: no case, decision or agent id, no patient value, no digest, any format."""
+    for fmt in ("table", "json", "markdown"):
+        _, out, _ = _run(capsys, "--audit-db", str(audit_db), "--format", fmt)
+        assert re.findall(r"\bC\d+\b|\ba[123]\b|dec_|hmac-sha256|CASE-", out) == [], fmt
+        assert PATIENT_NAME not in out
+        assert NOW.isoformat() not in out  # instants are printed in the canonical Z form
