@@ -2,16 +2,22 @@
 
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
+
+from caseroute.cli import main
 from caseroute.domain.case import ContinuityReason, PreferredAgent, Urgency
 from caseroute.domain.decision import Decision
 from caseroute.domain.roster import Capacity
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.engine.decide import decide
 from caseroute.render import render_text
+from caseroute.service import DecideCommand, RulesetRegistry
 from caseroute.testing import (
     MINIMAL_HEADER,
     NOW,
+    audited_core,
     compile_text,
     make_agent,
     make_case,
@@ -192,3 +198,25 @@ def test_operator_and_caller_text_in_the_ladder_stays_on_its_line() -> None:
     )
     assert f"{agent_line}: held_for" in lines
     assert "      x\\n  forged\\x1b[2J\\u202e" in lines
+
+
+def test_audit_show_renders_the_stored_ladder_and_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audit show` of a held decision prints the same ladder and continuity as `decide` did."""
+    registry = RulesetRegistry()
+    registry.add(RULESET)
+    core = audited_core(registry, tmp_path)
+    case = make_case(
+        created_at=NOW - timedelta(minutes=12),
+        preferred_language="es",
+        preferred_agents=_prefer("a2"),
+    )
+    (decision,) = core.decide(DecideCommand("r1", "", "", (case,), ROSTER, NOW)).decisions
+    registry.close()
+    db = str(tmp_path / "audit.db")
+    assert main(["audit", "show", decision.decision_id, "--audit-db", db]) == 0
+    out = capsys.readouterr().out
+    assert _section(out, "Relaxation") == _section(render_text(decision), "Relaxation")
+    assert _section(out, "Continuity") == _section(render_text(decision), "Continuity")
+    assert "Ask again at 2026-11-21T10:03:00Z (the hold for a preferred agent ends)" in out
