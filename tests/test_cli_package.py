@@ -24,7 +24,16 @@ def test_the_console_script_runs_the_command_modules_main() -> None:
 def test_each_command_runs_code_from_its_groups_module() -> None:
     """Top-level commands keep their order, and every subcommand's handler lives in its group."""
     top = _subparsers(build_parser())
-    assert list(top) == ["decide", "serve", "health", "rules", "audit", "simulate", "replay"]
+    assert list(top) == [
+        "decide",
+        "serve",
+        "health",
+        "rules",
+        "audit",
+        "simulate",
+        "replay",
+        "report",
+    ]
     handlers: dict[str, str] = {}
     for name, parser in top.items():
         for sub, leaf in (_subparsers(parser) or {"": parser}).items():
@@ -53,4 +62,5 @@ def test_each_command_runs_code_from_its_groups_module() -> None:
         "audit rotate-key": "caseroute.cli.audit",
         "simulate": "caseroute.cli.simulate",
         "replay": "caseroute.cli.replay",
+        "report": "caseroute.cli.report",
     }
