@@ -1,5 +1,8 @@
 """`rules diff` of relaxation ladders, continuity of care and a rule's soft/prefer/ladder."""
 
+from dataclasses import fields
+
+from caseroute.rules import model
 from caseroute.rules.diff import Change, ChangeKind, Section, diff_rulesets
 from caseroute.rules.diff_render import diff_as_data, render_diff_markdown, render_diff_text
 from caseroute.testing import MINIMAL_HEADER, compile_text, ruleset_with_rules
@@ -229,3 +232,15 @@ def test_json_keeps_minutes_as_numbers_and_markdown_names_the_step() -> None:
         ),
         ("- ladder `lang` step `any-language` `after.urgent`: `10 min` -> `never` (`new.yaml:13`)"),
     ]
+
+
+def test_every_adaptive_part_has_known_fields() -> None:
+    """The diff reads these ladder and continuity fields; a new one fails here first."""
+    assert {
+        kind.__name__: {f.name for f in fields(kind)}
+        for kind in (model.Ladder, model.LadderStep, model.ContinuityPolicy)
+    } == {
+        "Ladder": {"name", "steps", "line"},
+        "LadderStep": {"name", "after", "relax", "prefer", "why", "line"},
+        "ContinuityPolicy": {"window_days", "hold_minutes", "line"},
+    }
