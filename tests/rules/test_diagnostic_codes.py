@@ -51,6 +51,7 @@ FAMILIES = (
     "roster",
     "serving",
     "versions",
+    "ladders",
 )
 NOT_CODES = frozenset({"audit.db", "serving.yaml"})  # file names that look like codes
 
@@ -215,6 +216,15 @@ def _route(requirements: str) -> str:
     return _swap(
         "then: {route: {queue: clinical}}", f"then: {{route: {{queue: clinical, {requirements}}}}}"
     )
+
+
+_STEP = "step: s1, after: 10m, relax: [language], why: w"
+
+
+def _laddered(text: str, *steps: str) -> str:
+    """``text`` with ladder ``wait`` of ``steps`` before ``rules:`` (lines 10-12+; rules shift)."""
+    ladder = "ladders:\n  wait:\n" + "".join(f"    - {{{step}}}\n" for step in steps)
+    return text.replace("rules:\n", ladder + "rules:\n", 1)
 
 
 _DEEP = "x: " + "[" * 40 + "]" * 40 + "\n"
@@ -422,6 +432,60 @@ FIXTURES = [
             }
         ),
         "{dir}/routing/serving.yaml:1",
+    ),
+    Fixture("ladders.unused", _text(_laddered(BASE, _STEP)), "r.yaml:11"),
+    Fixture(
+        "ladders.order",
+        _text(
+            _laddered(
+                _route("soft: [language, territory], ladder: wait"),
+                _STEP,
+                "step: s2, after: 5m, relax: [territory], why: w",
+            )
+        ),
+        "r.yaml:13",
+    ),
+    Fixture("ladders.relaxes_hard", _text(_laddered(_route("ladder: wait"), _STEP)), "r.yaml:12"),
+    Fixture("ladders.hard", _text(_route("soft: [licence]")), "r.yaml:16:44"),
+    Fixture(
+        "ladders.step_unreachable",
+        _text(
+            _laddered(
+                _route("soft: [language], ladder: wait"),
+                "step: s1, after: {routine: 10m}, relax: [language], why: w",
+            )
+        ),
+        "r.yaml:12",
+    ),
+    Fixture(
+        "ladders.step_no_effect",
+        _text(
+            _laddered(
+                _route("soft: [language], ladder: wait"),
+                _STEP,
+                "step: s2, after: 20m, relax: [language], why: w",
+            )
+        ),
+        "r.yaml:13",
+    ),
+    Fixture(
+        "ladders.soft_unused", _text(_route("language: false, prefer: [language]")), "r.yaml:14"
+    ),
+    Fixture("ladders.soft_never_relaxes", _text(_route("soft: [language]")), "r.yaml:14"),
+    Fixture(
+        "rules.unknown_ladder",
+        _text(_laddered(_route("soft: [language], ladder: wiat"), _STEP)),
+        "r.yaml:19:63",
+    ),
+    Fixture(
+        "limit.ladders",
+        _text(
+            _swap(
+                "rules:\n",
+                "ladders:\n" + "".join(f"  l{i}: [{{{_STEP}}}]\n" for i in range(33)) + "rules:\n",
+            )
+        ),
+        "r.yaml:11:3",
     ),
     Fixture(
         "golden.duplicate_name",

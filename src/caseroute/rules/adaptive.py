@@ -48,6 +48,9 @@ DURATION_RE = re.compile(r"(\d{1,6}(?:\.\d{1,3})?)\s*(m|min|h|d)")
 _UNIT_MINUTES = {"m": 1.0, "min": 1.0, "h": 60.0, "d": 1440.0}
 MAX_STEPS = 16
 MAX_LADDERS = 32
+MAX_DURATION_DAYS = 3650
+"""Longest delay, hold or window: the engine counts it from (or back from) real instants, and a
+longer one could leave the calendar (a 999999d window would fail every decision)."""
 _DURATION_HINT = "a duration such as 10m, 2h or 30d (0 for at once)"
 
 
@@ -71,7 +74,16 @@ def read_duration(
     if isinstance(value, str):
         match = DURATION_RE.fullmatch(value.strip())
         if match:
-            return float(match.group(1)) * _UNIT_MINUTES[match.group(2)]
+            minutes = float(match.group(1)) * _UNIT_MINUTES[match.group(2)]
+            if minutes > MAX_DURATION_DAYS * 1440:
+                r.error(
+                    "schema.range",
+                    f"{what} must be at most {MAX_DURATION_DAYS}d (about ten years); got {value}",
+                    node,
+                    rule_id,
+                )
+                return None
+            return minutes
     r.error(
         "schema.format",
         f"{what} must be {_DURATION_HINT}; got {value!r}"

@@ -45,7 +45,14 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, PlainScalarString
 
 from caseroute.domain.errors import Problem, RulesetError
 from caseroute.rules.compiler import MAX_RULESET_BYTES, compile_source
-from caseroute.rules.model import CompiledRuleset
+from caseroute.rules.model import (
+    CompiledRuleset,
+    EscalateAction,
+    Ladder,
+    Requirements,
+    RouteAction,
+    Rule,
+)
 from caseroute.rules.source import parse_yaml, read_yaml
 
 CANONICAL_ORDER = (
@@ -91,14 +98,42 @@ def semantic_form(compiled: CompiledRuleset) -> CompiledRuleset:
     Returns:
         A copy fit for ``==`` comparison.
     """
+    ladders = {name: _ladder_without_lines(ladder) for name, ladder in compiled.ladders.items()}
+    continuity = compiled.continuity
     return dataclasses.replace(
         compiled,
         path="",
         sha256="",
         source_text="",
         warnings=(),
-        rules=tuple(dataclasses.replace(rule, line=0) for rule in compiled.rules),
+        rules=tuple(_rule_without_lines(rule) for rule in compiled.rules),
+        ladders=ladders,
+        continuity=None if continuity is None else dataclasses.replace(continuity, line=0),
     )
+
+
+def _ladder_without_lines(ladder: Ladder) -> Ladder:
+    """A ladder with its own and its steps' line numbers blanked (moving a section is layout)."""
+    steps = tuple(dataclasses.replace(step, line=0) for step in ladder.steps)
+    return dataclasses.replace(ladder, line=0, steps=steps)
+
+
+def _requirements_without_lines(req: Requirements) -> Requirements:
+    if req.ladder is None:
+        return req
+    return dataclasses.replace(req, ladder=_ladder_without_lines(req.ladder))
+
+
+def _rule_without_lines(rule: Rule) -> Rule:
+    """A rule with its line blanked, and the lines of the ladder its action names."""
+    action = rule.action
+    if isinstance(action, RouteAction):
+        action = dataclasses.replace(
+            action, requirements=_requirements_without_lines(action.requirements)
+        )
+    elif isinstance(action, EscalateAction) and action.assign is not None:
+        action = dataclasses.replace(action, assign=_requirements_without_lines(action.assign))
+    return dataclasses.replace(rule, line=0, action=action)
 
 
 def _round_trip_yaml() -> YAML:

@@ -74,25 +74,34 @@ def _problem(
 
 def _order(ladder: Ladder, file: str) -> list[Problem]:
     out = []
-    for earlier, later in zip(ladder.steps, ladder.steps[1:], strict=False):
+    # Per urgency, the latest delay of any step listed so far and that step's name: a later
+    # step must not take effect before it, even across steps that skip the urgency.
+    latest: dict[Urgency, tuple[float, str]] = {}
+    for step in ladder.steps:
         for urgency in Urgency:
-            before, after = earlier.after.get(urgency), later.after.get(urgency)
-            if before is not None and after is not None and after < before:
+            after = step.after.get(urgency)
+            if after is None:
+                continue
+            before, earlier = latest.get(urgency, (after, step.name))
+            if after < before:
                 out.append(
                     _problem(
                         "ladders.order",
-                        f"step `{later.name}` of ladder `{ladder.name}` takes effect after "
-                        f"{after:g} min for {urgency.value} cases, before step `{earlier.name}` "
+                        f"step `{step.name}` of ladder `{ladder.name}` takes effect after "
+                        f"{after:g} min for {urgency.value} cases, before step `{earlier}` "
                         f"listed above it ({before:g} min). Steps take effect in the order "
                         "listed and each keeps what the earlier ones relaxed: list them by "
                         "delay, or make this delay at least the one above",
                         file,
-                        later.line,
+                        step.line,
                         None,
                         warning=False,
                     )
                 )
                 break
+        for urgency, after in step.after.items():
+            if after >= latest.get(urgency, (after, ""))[0]:
+                latest[urgency] = (after, step.name)
     return out
 
 
