@@ -9,13 +9,14 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from caseroute.audit.record import AuditRecord
 from caseroute.audit.store import SqliteAuditStore
-from caseroute.report import TriageStats, build_report, nearest_rank, report_data
+from caseroute.report import TriageStats, build_report, nearest_rank, report_data, source
 from caseroute.report.kpis import triage_stats
 from caseroute.report.render import (
     empty_message,
@@ -29,13 +30,41 @@ from tests.report_log import DAY2, PATIENT_NAME, record_ops_log
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory: pytest.TempPathFactory) -> list[AuditRecord]:
+def audit_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The log of ``record_ops_log``."""
+    return record_ops_log(tmp_path_factory.mktemp("ops"))
+
+
+@pytest.fixture(scope="module")
+def records(audit_db: Path) -> list[AuditRecord]:
     """The eleven recorded decisions of ``record_ops_log``, in chain order."""
-    store = SqliteAuditStore(record_ops_log(tmp_path_factory.mktemp("ops")), readonly=True)
+    store = SqliteAuditStore(audit_db, readonly=True)
     try:
         return list(store.records())
     finally:
         store.close()
+
+
+def test_period_records_filters_by_instant_and_skips_other_rulesets_undecoded(
+    audit_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The period is since <= now < until; a record of another ruleset is never decoded."""
+    store = SqliteAuditStore(audit_db, readonly=True)
+    try:
+        assert [r.case_id for r in source.period_records(store, since=DAY2)] == ["C9", "C10"]
+        assert [r.case_id for r in source.period_records(store, until=NOW + _HOUR)] == [
+            "C0",
+            "C1",
+        ]
+        decoded: list[object] = []
+        monkeypatch.setattr(source, "record_from_row", decoded.append)
+        assert list(source.period_records(store, ruleset="other")) == []
+        assert decoded == []
+    finally:
+        store.close()
+
+
+_HOUR = timedelta(hours=1)
 
 
 def _with_case(record: AuditRecord, **case: object) -> AuditRecord:

@@ -22,6 +22,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         render_plain,
         render_table,
     )
+    from caseroute.report.source import period_records
 
     since = parse_instant(args.since, "--since")
     until = parse_instant(args.until, "--until")
@@ -36,7 +37,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     try:
         # Streamed: the store reads the period in pages; only per-group durations are kept.
         report = build_report(
-            store.records(since=since, until=until),
+            period_records(store, since=since, until=until, ruleset=args.ruleset),
             since=since,
             until=until,
             ruleset=args.ruleset,
