@@ -1,6 +1,6 @@
 """Continuity of care: preferred agents rank first among the eligible, holds, and the words why."""
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from caseroute.domain.case import ContinuityReason, Intent, PreferredAgent, Urgency
 from caseroute.domain.decision import ContinuityTrace, Decision, Outcome
@@ -308,3 +308,14 @@ def test_next_relaxation_at_is_the_earlier_of_hold_end_and_next_step() -> None:
         FREE, busy, prefs=(_pref("p-busy"),), waited=4, loaded=loaded, preferred_language="es"
     )
     assert (late.held_for_preferred_until, late.next_relaxation_at) == (_at(10, 11), _at(10, 11))
+
+
+def test_the_hold_end_is_utc_whatever_offset_the_case_was_stamped_with() -> None:
+    """A +02:00 created_at holds until the same UTC instant, and the words say 10:10."""
+    local = (NOW - timedelta(minutes=5)).astimezone(timezone(timedelta(hours=2)))
+    decision = _decide(FREE, BUSY, prefs=(_pref("p-busy"),), created_at=local)
+    assert decision.held_for_preferred_until is not None
+    assert decision.held_for_preferred_until.utcoffset() == timedelta(0)
+    assert _preferred(decision) == [
+        ("p-busy", "held_for", "at capacity 5/5; case held until 10:10")
+    ]

@@ -1,6 +1,6 @@
 """Relaxation ladders at decide time: step statuses and times, anchors, counts and summaries."""
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -293,3 +293,13 @@ def test_a_rule_without_soft_requirements_has_no_ladder_trace() -> None:
     """Non-adaptive routes carry no relaxation and no next_relaxation_at."""
     decision = _decide(60, intent=Intent.GENERAL)
     assert (decision.explanation.relaxation, decision.next_relaxation_at) == (None, None)
+
+
+def test_times_are_utc_whatever_offset_the_case_was_stamped_with() -> None:
+    """A +02:00 created_at gives the same UTC step times and summary as its UTC equal."""
+    local = (NOW - timedelta(minutes=12)).astimezone(timezone(timedelta(hours=2)))
+    decision = _decide(12, created_at=local)
+    assert _steps(decision) == _steps(_decide(12))
+    assert [s.at.utcoffset() for s in _trace(decision).steps] == [timedelta(0)] * 2  # type: ignore[union-attr]
+    assert _trace(decision).anchor_at.utcoffset() == timedelta(0)
+    assert _trace(decision).summary == _trace(_decide(12)).summary

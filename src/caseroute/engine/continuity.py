@@ -11,7 +11,7 @@ named gets a status and a reason in words.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from caseroute.domain.case import Case
 from caseroute.domain.decision import (
@@ -85,7 +85,8 @@ def sort_preferred(
     """
     window_start = now - timedelta(days=policy.window_days)
     hold = policy.hold_minutes.get(case.urgency, 0.0)
-    hold_until = case.wait_anchor + timedelta(minutes=hold) if hold > 0 else None
+    anchor = case.wait_anchor.astimezone(UTC)  # UTC like every instant of a decision
+    hold_until = anchor + timedelta(minutes=hold) if hold > 0 else None
     reasons: dict[str, str] = {}
     unavailable: list[str] = []
     traces = []

@@ -11,7 +11,7 @@ that matching excluded.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from caseroute.domain.case import Case
 from caseroute.domain.decision import ContinuityTrace, MatchingTrace, RelaxationTrace
@@ -201,7 +201,10 @@ def select_agent(
     plan = None
     if is_adaptive(req):
         anchor = "waiting_since" if case.waiting_since is not None else "created_at"
-        plan = plan_relaxation(req, case.urgency, anchor, case.wait_anchor, now)
+        # In UTC, like every other instant of a decision: a case stamped with another offset
+        # (the Python API allows it) must time steps and word the summary as its UTC twin.
+        anchor_at = case.wait_anchor.astimezone(UTC)
+        plan = plan_relaxation(req, case.urgency, anchor, anchor_at, now)
     current = relaxed_requirements(req, plan.relaxed if plan is not None else ())
     need = build_need(case, current, ruleset, now)
     result = match_agents(need, roster, detail=detail)
