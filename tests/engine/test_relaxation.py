@@ -303,3 +303,11 @@ def test_times_are_utc_whatever_offset_the_case_was_stamped_with() -> None:
     assert [s.at.utcoffset() for s in _trace(decision).steps] == [timedelta(0)] * 2  # type: ignore[union-attr]
     assert _trace(decision).anchor_at.utcoffset() == timedelta(0)
     assert _trace(decision).summary == _trace(_decide(12)).summary
+
+
+def test_waiting_minutes_in_the_summary_are_whole_minutes_waited() -> None:
+    """9.9 min waited reads "after 9 min", never a rounded 10 beside a pending 10-minute step."""
+    decision = _decide(9.9)
+    assert _trace(decision).summary == (
+        "nothing relaxed after 9 min waiting; language relaxes at 10:00; licence never relaxes"
+    )

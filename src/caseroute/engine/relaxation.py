@@ -132,7 +132,9 @@ def _summary(plan: Relaxation, hard: tuple[str, ...]) -> str:
         if state.in_force and state.at is not None and state.drops
     ]
     if not parts:
-        parts.append(f"nothing relaxed after {plan.waiting_minutes:.0f} min waiting")
+        # Whole minutes waited (floor): a rounded "10 min" beside a pending 10-minute step
+        # would read as a contradiction.
+        parts.append(f"nothing relaxed after {int(plan.waiting_minutes)} min waiting")
     for state in plan.steps:
         if state.at is not None and state.at == plan.next_at and not state.in_force:
             names = state.drops
