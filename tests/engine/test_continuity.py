@@ -2,8 +2,11 @@
 
 from datetime import date, datetime, timedelta, timezone
 
+import pytest
+
 from caseroute.domain.case import ContinuityReason, Intent, PreferredAgent, Urgency
 from caseroute.domain.decision import ContinuityTrace, Decision, Outcome
+from caseroute.domain.errors import RequestError
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role
 from caseroute.engine.case_rules import LoadedRuleset, prepare_ruleset
 from caseroute.engine.decide import decide
@@ -319,3 +322,11 @@ def test_the_hold_end_is_utc_whatever_offset_the_case_was_stamped_with() -> None
     assert _preferred(decision) == [
         ("p-busy", "held_for", "at capacity 5/5; case held until 10:10")
     ]
+
+
+def test_a_continuity_ruleset_refuses_an_anchor_after_now() -> None:
+    """Holds count waiting time too: waiting_since after now is a request error naming it."""
+    case = make_case(waiting_since=NOW + timedelta(minutes=1))
+    with pytest.raises(RequestError) as caught:
+        decide(case, make_roster(FREE), RULESET, NOW)
+    assert [v.field for v in caught.value.violations] == ["case.waiting_since"]

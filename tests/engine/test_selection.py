@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from caseroute.domain.case import Intent, Urgency
+from caseroute.domain.case import ContinuityReason, Intent, PreferredAgent, Urgency
 from caseroute.domain.decision import Decision, Outcome
 from caseroute.domain.roster import Role, Roster
 from caseroute.engine.case_rules import LoadedRuleset, prepare_ruleset
@@ -176,3 +176,36 @@ def test_a_step_relaxing_a_requirement_not_marked_soft_does_not_relax_it() -> No
     relaxation = picked.relaxation  # type: ignore[attr-defined]
     assert (relaxation.relaxed, relaxation.next_relaxation_at) == ((), None)
     assert relaxation.summary == "nothing relaxed after 300 min waiting; territory never relaxes"
+
+
+def test_preferred_agents_lead_then_soft_preferences_then_the_ruleset_criteria() -> None:
+    """Ranking order: preferred agent, prefers <name>, the ruleset's criteria, agent_id."""
+    header = HEADER + "continuity:\n  window: 365d\n"
+    rules = (
+        "  - id: general\n"
+        "    when: case.intent == 'general'\n"
+        "    then: {route: {queue: general, reason: general, prefer: [language]}}\n"
+        + CATCH_ALL_RULE
+    )
+    loaded = prepare_ruleset(compile_text(ruleset_with_rules(rules, header)))
+    case = make_case(
+        intent=Intent.GENERAL,
+        preferred_language="es",
+        preferred_agents=(PreferredAgent("a-agent", ContinuityReason.CARE_TEAM, None),),
+    )
+    decision = decide(case, make_roster(SENIOR_SPANISH, AGENT_ENGLISH), loaded, NOW)
+    matching = decision.explanation.matching
+    assert matching is not None
+    assert matching.ranking_criteria == (
+        "preferred agent",
+        "prefers language",
+        "lowest_utilisation",
+        "highest_skill_level",
+        "longest_idle",
+        "agent_id",
+    )
+    assert [(c.agent_id, c.criteria[:2]) for c in matching.ranking] == [
+        ("a-agent", (("preferred agent", "care_team"), ("prefers language", False))),
+        ("z-senior", (("preferred agent", None), ("prefers language", True))),
+    ]
+    assert decision.reason_codes == ("general", "continuity_of_care")
