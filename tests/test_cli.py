@@ -55,7 +55,7 @@ def test_decide_prints_a_readable_explanation(capsys: pytest.CaptureFixture[str]
         "      fails: case.urgency == 'critical'   [case.urgency = 'urgent']",
         "  x nurse-ca-01: licence: needs RN valid in US-TX, has RN US-CA (single-state)",
         "  1. nurse-tx-02: utilisation 0.2, clinical-triage level 2, idle minutes 50   <- chosen",
-        f"  ruleset patient-enquiries version 2026.11.1 (sha256 {_reference_sha256()})",
+        f"  ruleset patient-enquiries version 2026.12.1 (sha256 {_reference_sha256()})",
     ):
         assert line in lines
 
@@ -124,7 +124,7 @@ def test_rules_check_ok_and_errors(capsys: pytest.CaptureFixture[str], tmp_path:
     """`rules check` exits 0 on a good ruleset and 1 with every problem on a bad one."""
     assert main(["rules", "check", str(REFERENCE_RULESET)]) == 0
     assert capsys.readouterr().out == (
-        f"{REFERENCE_RULESET}: ok - patient-enquiries version 2026.11.1, 7 rules, 8 conditions, "
+        f"{REFERENCE_RULESET}: ok - patient-enquiries version 2026.12.1, 7 rules, 8 conditions, "
         f"sha256 {_reference_sha256()}; 0 warning(s)\n"
     )
     broken = tmp_path / "ruleset.yaml"
@@ -152,7 +152,7 @@ def test_rules_check_ok_and_errors(capsys: pytest.CaptureFixture[str], tmp_path:
 def test_rules_test_runs_golden_cases(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """`rules test` passes the shipped golden cases and fails when one is wrong."""
     assert main(["rules", "test", str(REFERENCE_RULESET), "--require-coverage"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "17 passed, 0 failed"
+    assert capsys.readouterr().out.splitlines()[-1] == "33 passed, 0 failed"
     copy = tmp_path / "patient-enquiries"
     shutil.copytree(REFERENCE_RULESET, copy)
     cases = copy / "golden" / "cases.yaml"
@@ -162,7 +162,7 @@ def test_rules_test_runs_golden_cases(capsys: pytest.CaptureFixture[str], tmp_pa
     line = _line_of(cases, "- name: prescription-goes-to-licensed-pharmacist")
     failed = lines.index(f"FAIL prescription-goes-to-licensed-pharmacist ({cases}:{line})")
     assert lines[failed + 1] == "     agent: expected 'billing-01', got 'pharm-tx-01'"
-    assert lines[-1] == "16 passed, 1 failed"
+    assert lines[-1] == "32 passed, 1 failed"
 
 
 def test_rules_fields_lists_readable_fields(capsys: pytest.CaptureFixture[str]) -> None:

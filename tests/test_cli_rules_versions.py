@@ -11,14 +11,21 @@ import pytest
 
 from caseroute.cli.command import main
 from caseroute.rules.compiler import load_ruleset
-from caseroute.testing import REFERENCE_HOME, REFERENCE_RULESET, REPO_ROOT
+from caseroute.testing import REFERENCE_HOME, REPO_ROOT
+
+PINNED = "2026.11.1"
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    """A copy of the reference ruleset's directory (versions + serving.yaml)."""
+    """A one-version copy of the reference home: version ``PINNED`` and a pointer naming it.
+
+    Pinned to that version (the home now holds later ones): these tests are about drafting
+    versions, not about the routing policy of whichever version is active.
+    """
     copy = tmp_path / "patient-enquiries"
-    shutil.copytree(REFERENCE_HOME, copy)
+    shutil.copytree(REFERENCE_HOME / PINNED, copy / PINNED)
+    (copy / "serving.yaml").write_text(f'active: "{PINNED}"\n')
     return copy
 
 
@@ -26,13 +33,13 @@ def test_new_version_copies_the_active_version_with_its_golden_cases(home: Path)
     """The draft differs from its source only in `version:`, and brings golden/ along."""
     assert main(["rules", "new-version", str(home), "--version", "2026.12.0"]) == 0
     draft = load_ruleset(home / "2026.12.0")
-    source = load_ruleset(REFERENCE_RULESET)
+    source = load_ruleset(REFERENCE_HOME / PINNED)
     assert (draft.name, draft.version) == (source.name, "2026.12.0")
     assert draft.source_text.replace('version: "2026.12.0"', 'version: "2026.11.1"') == (
         source.source_text
     )
     assert sorted(p.name for p in (home / "2026.12.0" / "golden").iterdir()) == sorted(
-        p.name for p in (REFERENCE_RULESET / "golden").iterdir()
+        p.name for p in (REFERENCE_HOME / PINNED / "golden").iterdir()
     )
     assert 'active: "2026.11.1"' in (home / "serving.yaml").read_text()  # still a draft
 

@@ -11,14 +11,19 @@ from caseroute.cli.command import main
 from caseroute.rules.compiler import load_ruleset
 from caseroute.testing import REFERENCE_HOME
 
-ACTIVE = "2026.11.1"  # what the reference home's serving.yaml names
+ACTIVE = "2026.11.1"  # the version the `home` fixture copies and its serving.yaml names
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    """A copy of the reference ruleset's directory (versions + serving.yaml)."""
+    """A one-version copy of the reference home: version ``ACTIVE`` and a pointer naming it.
+
+    Pinned to that version (the home now holds later ones): these tests are about drafting
+    versions, not about the routing policy of whichever version is active.
+    """
     copy = tmp_path / "patient-enquiries"
-    shutil.copytree(REFERENCE_HOME, copy)
+    shutil.copytree(REFERENCE_HOME / ACTIVE, copy / ACTIVE)
+    (copy / "serving.yaml").write_text(f'active: "{ACTIVE}"\n')
     return copy
 
 

@@ -102,7 +102,7 @@ def test_server_mode_fills_the_decision_log_and_audit_verify_passes(
     assert lines[1].startswith(f"ok {len(requests)} requests, 60 decisions (")
     assert lines[1].endswith(" decisions/s)")
     assert lines[2:] == [
-        "outcomes: ASSIGN 12, ESCALATE 3, QUEUE 38, EXCEPTION 7",
+        "outcomes: ASSIGN 18, ESCALATE 3, QUEUE 35, EXCEPTION 4",
         "refused 0 requests",
     ]
     db = tmp_path / "audit.db"
@@ -289,7 +289,7 @@ def test_a_lines_case_and_roster_decide_with_caseroute_decide(
     assert (code, err, out.splitlines()[0]) == (
         0,
         "",
-        "SIM-7-000000: QUEUE in appointments (no eligible agent), priority normal",
+        "SIM-7-000000: ASSIGN to sim7-agent-0004 (queue appointments), priority normal",
     )
 
 

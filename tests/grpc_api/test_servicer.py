@@ -98,7 +98,7 @@ def test_unknown_ruleset_or_version_is_not_found(core: RoutingCore) -> None:
     _, _, code, details = _call(core, "Decide", request)
     assert (code, details) == (
         grpc.StatusCode.NOT_FOUND,
-        "ruleset 'patient-enquiries' has no version '0.0.1'; loaded versions: 2026.11.1",
+        "ruleset 'patient-enquiries' has no version '0.0.1'; loaded versions: 2026.12.1",
     )
 
 

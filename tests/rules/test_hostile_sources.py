@@ -86,7 +86,7 @@ def test_rules_check_reports_every_path_even_after_a_hostile_one(
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{bomb}:1:4: error yaml.anchor_not_allowed")
     assert any(line.startswith(f"{deep}:15:") and "limit.expression_depth" in line for line in out)
-    assert out[-1].startswith(f"{REFERENCE_RULESET}: ok - patient-enquiries version 2026.11.1")
+    assert out[-1].startswith(f"{REFERENCE_RULESET}: ok - patient-enquiries version 2026.12.1")
 
 
 @pytest.mark.parametrize(
@@ -262,7 +262,7 @@ def test_engine_limit_is_the_measured_one() -> None:
 
 def test_reference_ruleset_still_loads() -> None:
     """The reference ruleset still loads with the stricter loader (no false positives)."""
-    assert load_ruleset(REFERENCE_RULESET).version == "2026.11.1"
+    assert load_ruleset(REFERENCE_RULESET).version == "2026.12.1"
 
 
 def test_rules_check_survives_an_unexpected_loader_failure(
@@ -318,7 +318,7 @@ def test_serve_loads_the_good_ruleset_beside_an_alias_bomb(tmp_path: Path) -> No
     )
     registry = load_registry(tmp_path, EngineKind.PYTHON)
     assert registry.load_errors == [f"{tmp_path / 'a-bomb'}: 91 problem(s)"]
-    assert registry.resolve("patient-enquiries", "").compiled.version == "2026.11.1"
+    assert registry.resolve("patient-enquiries", "").compiled.version == "2026.12.1"
 
 
 def test_yaml_problems_are_capped_so_a_file_of_aliases_cannot_exhaust_memory() -> None:

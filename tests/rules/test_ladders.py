@@ -7,9 +7,9 @@ from caseroute.domain.errors import Problem, RulesetError, Severity
 from caseroute.rules.compiler import load_ruleset
 from caseroute.rules.fmt import format_text
 from caseroute.rules.model import CompiledRuleset
-from caseroute.testing import REPO_ROOT, compile_text, ruleset_with_rules
+from caseroute.testing import REFERENCE_HOME, compile_text, ruleset_with_rules
 
-REFERENCE = REPO_ROOT / "rulesets" / "patient-enquiries" / "2026.12.1"
+REFERENCE = REFERENCE_HOME / "2026.12.1"
 CATCH_ALL = "  - id: all\n    when: true\n    then: {route: {queue: clinical}}\n"
 # Lines of a ruleset built by _ruleset(ladder, route) with a one-step ladder: 1-9 header,
 # 10 `ladders:`, 11 ladder name, 12 first step, 13 `rules:`, 14-16 safeguarding, 17-19 rule r.
