@@ -180,3 +180,16 @@ def test_no_format_prints_ids_or_patient_values(
         assert re.findall(r"\bC\d+\b|\ba[123]\b|dec_|hmac-sha256|CASE-", out) == [], fmt
         assert PATIENT_NAME not in out
         assert NOW.isoformat() not in out  # instants are printed in the canonical Z form
+
+
+def test_default_format_on_a_terminal_draws_rich_tables(
+    audit_db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal: the same report as styled rich tables, sized to the terminal."""
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, _ = _run(capsys, "--audit-db", str(audit_db), "--since", "2026-11-22T00:00:00Z")
+    assert code == 0
+    assert "\x1b[" in out
+    assert "┃ outcome   ┃ count ┃   rate ┃" in re.sub(r"\x1b\[[0-9;]*m", "", out)
+    assert max(len(line) for line in re.sub(r"\x1b\[[0-9;]*m", "", out).splitlines()) <= 100
