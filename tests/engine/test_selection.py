@@ -209,3 +209,35 @@ def test_preferred_agents_lead_then_soft_preferences_then_the_ruleset_criteria()
         ("z-senior", (("preferred agent", None), ("prefers language", True))),
     ]
     assert decision.reason_codes == ("general", "continuity_of_care")
+
+
+def test_a_territory_preference_without_a_case_region_prefers_nobody() -> None:
+    """No region: the territory preference is left out of the ranking; language still ranks."""
+    loaded = _ruleset("prefer: [territory, language]")
+    case = make_case(intent=Intent.GENERAL, region=None, preferred_language="es")
+    decision = decide(case, make_roster(SENIOR_SPANISH, AGENT_ENGLISH), loaded, NOW)
+    assert decision.explanation.matching is not None
+    assert decision.explanation.matching.ranking_criteria[:2] == (
+        "prefers language",
+        "lowest_utilisation",
+    )
+    assert decision.agent_id == "z-senior"
+
+
+def test_a_consent_flag_is_named_among_what_never_relaxes() -> None:
+    """A flagged case under a ruleset with a consent constraint: consent leads the hard list."""
+    header = HEADER.replace("constraints:\n", "constraints:\n  consent: {flag: consent_missing}\n")
+    rules = (
+        "  - id: clinical\n"
+        "    when: case.intent == 'clinical'\n"
+        "    then: {route: {queue: clinical, reason: clinical, soft: [territory], "
+        "ladder: territory-later}}\n" + CATCH_ALL_RULE
+    )
+    loaded = prepare_ruleset(compile_text(ruleset_with_rules(rules, header)))
+    case = make_case(flags=frozenset({"consent_missing"}), created_at=NOW - timedelta(minutes=30))
+    decision = decide(case, make_roster(AGENT_ENGLISH), loaded, NOW)
+    assert decision.reason_codes == ("clinical", "no_eligible_agent", "consent_missing")
+    assert decision.explanation.relaxation is not None
+    assert decision.explanation.relaxation.summary == (
+        "territory relaxed at 09:40 after 10 min waiting; consent, licence never relax"
+    )
