@@ -21,6 +21,7 @@ CASE = """\
       urgency: routine
       patient_location: US-TX
       region: US-TX
+      preferred_language: fr
       preferred_agents:
         - {agent_id: nurse-tx-05, reason: previous_contact, last_contact_at: "2026-11-02T11:00:00Z"}
         - {agent_id: nurse-ca-01, reason: care_team}
@@ -132,7 +133,7 @@ def test_continuity_null_means_continuity_did_not_apply(tmp_path: Path) -> None:
         (
             '      next_relaxation_at: "soon"\n',
             "schema.format",
-            ":19:27",
+            ":20:27",
             (
                 "expect.next_relaxation_at must be an ISO-8601 instant with offset, e.g. "
                 '"2026-11-21T10:10:00Z", or null'
@@ -141,7 +142,7 @@ def test_continuity_null_means_continuity_did_not_apply(tmp_path: Path) -> None:
         (
             '      held_for_preferred_until: "2026-11-21T10:05:00"\n',
             "schema.format",
-            ":19:33",
+            ":20:33",
             (
                 "expect.held_for_preferred_until must be an ISO-8601 instant with offset, e.g. "
                 '"2026-11-21T10:10:00Z", or null'
@@ -150,7 +151,7 @@ def test_continuity_null_means_continuity_did_not_apply(tmp_path: Path) -> None:
         (
             "      continuity: held_for_preferrd\n",
             "schema.value",
-            ":19:19",
+            ":20:19",
             (
                 "expect.continuity must be one of assigned_preferred, held_for_preferred, "
                 "assigned_other, none_eligible; got 'held_for_preferrd' (did you mean "
@@ -160,7 +161,7 @@ def test_continuity_null_means_continuity_did_not_apply(tmp_path: Path) -> None:
         (
             "      ladder_stp: any-language\n",
             "schema.unknown_key",
-            ":19:7",
+            ":20:7",
             "unknown key `ladder_stp` in expect of held (did you mean `ladder_step`?)",
         ),
     ],
