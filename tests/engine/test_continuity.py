@@ -111,7 +111,9 @@ def test_an_eligible_preferred_agent_is_chosen_over_a_better_ranked_other() -> N
     ]
     assert _trace(decision).preferred[0].reason == "previous_contact"
     assert _trace(decision).preferred[0].last_contact_at == NOW - timedelta(days=3)
-    assert decision.next_relaxation_at is None
+    # The preference lapses when that contact leaves the 365-day window: time alone then
+    # changes who ranks first, so that is when to ask again.
+    assert decision.next_relaxation_at == NOW - timedelta(days=3) + timedelta(days=365)
 
 
 def test_the_ranking_shows_the_preferred_agent_criterion_first() -> None:

@@ -10,7 +10,7 @@ named gets a status and a reason in words.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from caseroute.domain.case import Case
@@ -22,6 +22,7 @@ from caseroute.domain.decision import (
 )
 from caseroute.domain.roster import Agent
 from caseroute.engine.matching import Need, check_agent
+from caseroute.engine.relaxation import clock_text
 from caseroute.rules.model import ContinuityPolicy
 
 TRANSIENT_CHECKS = frozenset({"status", "capacity"})
@@ -39,6 +40,8 @@ class ContinuityView:
             still provisional for eligible ones (ranking settles chosen / ranked lower).
         hold_minutes: Hold for this case's urgency.
         hold_until: Anchor plus hold (``None`` when the hold is zero).
+        window_ends: Per eligible or unavailable preferred agent with a last contact: the
+            instant that contact leaves the continuity window (the preference lapses).
     """
 
     reasons: dict[str, str]
@@ -46,6 +49,25 @@ class ContinuityView:
     traces: tuple[PreferredAgentTrace, ...]
     hold_minutes: float
     hold_until: datetime | None
+    window_ends: dict[str, datetime] = field(default_factory=dict)
+
+    def lapses_at(self, chosen: str | None, held: bool) -> datetime | None:
+        """When a lapsing preference changes this choice through time alone, if it can.
+
+        Args:
+            chosen: The agent chosen (after holding).
+            held: Whether the case is held for unavailable preferred agents.
+
+        Returns:
+            A chosen preferred agent's window end; for a hold, the instant the last
+            unavailable preferred agent leaves the window (the hold then ends early);
+            otherwise ``None``.
+        """
+        if chosen is not None and chosen in self.reasons:
+            return self.window_ends.get(chosen)
+        if held and self.unavailable and all(a in self.window_ends for a in self.unavailable):
+            return max(self.window_ends[a] for a in self.unavailable)
+        return None
 
 
 def _failure_words(failure: CheckFailure, need: Need, agent: Agent) -> str:
@@ -59,6 +81,12 @@ def _failure_words(failure: CheckFailure, need: Need, agent: Agent) -> str:
         return f"territory does not cover {need.region}"
     if failure.check == "language":
         return f"does not speak {need.language}"
+    if failure.check == "role":
+        return f"role {agent.role.value}, not {failure.expected}"
+    if failure.check == "skills":
+        return f"lacks {failure.expected} (has {failure.actual})"
+    if failure.check == "declined":
+        return "declined this case"
     return str(failure)
 
 
@@ -90,10 +118,13 @@ def sort_preferred(
     reasons: dict[str, str] = {}
     unavailable: list[str] = []
     traces = []
+    window_ends: dict[str, datetime] = {}
     for pref in case.preferred_agents:
         status, detail = "not_eligible", ""
         agent = agents.get(pref.agent_id)
-        if pref.last_contact_at is not None and pref.last_contact_at < window_start:
+        # Half-open window: a contact exactly `window` ago is out, so the instant it leaves is
+        # the instant the decision changes (``window_ends_at``).
+        if pref.last_contact_at is not None and pref.last_contact_at <= window_start:
             status = "outside_window"
             detail = (
                 f"last contact {pref.last_contact_at.date().isoformat()} is outside the "
@@ -113,16 +144,24 @@ def sort_preferred(
             if failures and all(f.check in TRANSIENT_CHECKS for f in failures):
                 status = "unavailable"
                 unavailable.append(pref.agent_id)
+        if status in ("eligible", "unavailable") and pref.last_contact_at is not None:
+            window_ends.setdefault(
+                pref.agent_id,
+                pref.last_contact_at.astimezone(UTC) + timedelta(days=policy.window_days),
+            )
         traces.append(
             PreferredAgentTrace(
                 pref.agent_id, pref.reason.value, pref.last_contact_at, status, detail
             )
         )
-    return ContinuityView(reasons, tuple(unavailable), tuple(traces), hold, hold_until)
-
-
-def _clock(at: datetime) -> str:
-    return at.strftime("%H:%M")
+    return ContinuityView(
+        reasons,
+        tuple(unavailable),
+        tuple(traces),
+        hold,
+        hold_until,
+        window_ends,
+    )
 
 
 def settle(
@@ -174,13 +213,13 @@ def settle(
         elif status == "unavailable":
             if held and view.hold_until is not None:
                 status = "held_for"
-                detail += f"; case held until {_clock(view.hold_until)}"
+                detail += f"; case held until {clock_text(view.hold_until, now)}"
             elif not may_hold:
                 detail += "; escalations are never held"
             elif view.hold_until is None:
                 detail += f"; {urgency} cases are not held"
             else:
-                detail += f"; hold expired {_clock(view.hold_until)}"
+                detail += f"; hold expired {clock_text(view.hold_until, now)}"
         traces.append(PreferredAgentTrace(t.agent_id, t.reason, t.last_contact_at, status, detail))
     trace = ContinuityTrace(
         outcome=outcome,

@@ -60,7 +60,12 @@ class Relaxation:
 
 
 def plan_relaxation(
-    req: Requirements, urgency: Urgency, anchor: str, anchor_at: datetime, now: datetime
+    req: Requirements,
+    urgency: Urgency,
+    anchor: str,
+    anchor_at: datetime,
+    now: datetime,
+    applies: frozenset[str] | None = None,
 ) -> Relaxation:
     """Work out the ladder's state for one case.
 
@@ -70,13 +75,15 @@ def plan_relaxation(
         anchor: Name of the anchor input, for the explanation.
         anchor_at: The instant waiting counts from; must not be after ``now``.
         now: The decision instant.
+        applies: The soft-able requirements that apply to this case at all (a language step
+            changes nothing for a case without a preferred language); ``None``: all.
 
     Returns:
         Relaxed requirements, preferences, each step's state and the next relaxation instant.
     """
     soft = set(req.soft)
     relaxed: list[str] = []
-    preferences: list[str] = list(req.prefer)
+    preferences: list[str] = [n for n in req.prefer if applies is None or n in applies]
     states = []
     next_at: datetime | None = None
     steps = req.ladder.steps if req.ladder is not None else ()
@@ -85,11 +92,15 @@ def plan_relaxation(
         at = None if minutes is None else anchor_at + timedelta(minutes=minutes)
         in_force = at is not None and at <= now
         # Invariant: only the rule's own soft requirements ever relax (hard ones never do).
-        effective = [n for n in step.relaxes if n in soft and n not in relaxed]
+        effective = [
+            n
+            for n in step.relaxes
+            if n in soft and n not in relaxed and (applies is None or n in applies)
+        ]
         states.append(StepState(step, at, minutes, in_force, tuple(effective)))
         if in_force:
             relaxed += effective
-            preferences += [n for n in step.prefer if n in soft and n not in preferences]
+            preferences += [n for n in step.prefer if n in effective and n not in preferences]
         elif at is not None and effective and (next_at is None or at < next_at):
             next_at = at
     return Relaxation(
@@ -120,13 +131,17 @@ def relaxed_requirements(req: Requirements, dropped: tuple[str, ...]) -> Require
     )
 
 
-def _clock(at: datetime) -> str:
-    return at.strftime("%H:%M")
+def clock_text(at: datetime, now: datetime) -> str:
+    """``HH:MM`` (UTC) on the decision's day, else ``YYYY-MM-DD HH:MM``.
+
+    A case that waited days must not read as if its step came this morning.
+    """
+    return at.strftime("%H:%M" if at.date() == now.date() else "%Y-%m-%d %H:%M")
 
 
 def _summary(plan: Relaxation, hard: tuple[str, ...]) -> str:
     parts = [
-        f"{', '.join(state.drops)} relaxed at {_clock(state.at)} after "
+        f"{', '.join(state.drops)} relaxed at {clock_text(state.at, plan.now)} after "
         f"{state.after_minutes:g} min waiting"
         for state in plan.steps
         if state.in_force and state.at is not None and state.drops
@@ -140,7 +155,7 @@ def _summary(plan: Relaxation, hard: tuple[str, ...]) -> str:
             names = state.drops
             if names:
                 verb = "relaxes" if len(names) == 1 else "relax"
-                parts.append(f"{', '.join(names)} {verb} at {_clock(state.at)}")
+                parts.append(f"{', '.join(names)} {verb} at {clock_text(state.at, plan.now)}")
     if hard:
         parts.append(f"{', '.join(hard)} never {'relaxes' if len(hard) == 1 else 'relax'}")
     return "; ".join(parts)

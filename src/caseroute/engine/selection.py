@@ -59,6 +59,20 @@ class Selection:
     next_at: datetime | None
 
 
+def _applies(case: Case, req: Requirements) -> frozenset[str]:
+    """Soft-able requirements that bind this case at all (nothing to relax otherwise)."""
+    out = set()
+    if req.territory:
+        out.add("territory")
+    if req.language and case.preferred_language is not None:
+        out.add("language")
+    if req.skills or (req.case_skills and case.required_skills):
+        out.add("skills")
+    if req.roles is not None:
+        out.add("roles")
+    return frozenset(out)
+
+
 def is_adaptive(req: Requirements) -> bool:
     """Whether an action has soft requirements, preferences or a ladder."""
     return bool(req.ladder is not None or req.soft or req.prefer)
@@ -204,8 +218,11 @@ def select_agent(
         # In UTC, like every other instant of a decision: a case stamped with another offset
         # (the Python API allows it) must time steps and word the summary as its UTC twin.
         anchor_at = case.wait_anchor.astimezone(UTC)
-        plan = plan_relaxation(req, case.urgency, anchor, anchor_at, now)
+        plan = plan_relaxation(req, case.urgency, anchor, anchor_at, now, _applies(case, req))
     current = relaxed_requirements(req, plan.relaxed if plan is not None else ())
+    # A missing region stays missing data (EXCEPTION, missing_region) even under a soft
+    # territory: waiting cannot find a local agent for an unknown region, and the data gets
+    # fixed sooner in the exceptions queue than by waiting for the step.
     need = build_need(case, current, ruleset, now)
     result = match_agents(need, roster, detail=detail)
     index = index_for(roster)
@@ -240,14 +257,17 @@ def select_agent(
     chosen = ranking[0].agent_id if ranking else None
     continuity = None
     held_until = None
+    lapses_at = None
     if view is not None and policy is not None:
         continuity, held = settle(view, policy, chosen, may_hold, case.urgency.value, now)
         if held:
             chosen, held_until = None, view.hold_until
+        lapses_at = view.lapses_at(chosen, held)
     relaxation = None
     next_at = plan.next_at if plan is not None else None
-    if held_until is not None and (next_at is None or held_until < next_at):
-        next_at = held_until
+    for instant in (held_until, lapses_at):
+        if instant is not None and (next_at is None or instant < next_at):
+            next_at = instant
     if plan is not None:
         as_written, by_step = _step_counts(case, req, plan, ruleset, now, index)
         relaxation = relaxation_trace(plan, req, _hard(need, req), as_written, by_step)
