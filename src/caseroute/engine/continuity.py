@@ -23,6 +23,7 @@ from caseroute.domain.decision import (
 from caseroute.domain.roster import Agent
 from caseroute.engine.matching import Need, check_agent
 from caseroute.engine.relaxation import clock_text
+from caseroute.engine.roster_index import RosterIndex
 from caseroute.rules.model import ContinuityPolicy
 
 TRANSIENT_CHECKS = frozenset({"status", "capacity"})
@@ -94,7 +95,7 @@ def sort_preferred(
     case: Case,
     policy: ContinuityPolicy,
     need: Need,
-    agents: dict[str, Agent],
+    index: RosterIndex,
     eligible: set[str],
     now: datetime,
 ) -> ContinuityView:
@@ -104,7 +105,7 @@ def sort_preferred(
         case: The case (its preferred agents, declined agents, urgency and wait anchor).
         policy: The ruleset's continuity policy.
         need: The requirements in force (after relaxation).
-        agents: Roster agents by id.
+        index: The roster's index (agents and their positions).
         eligible: Ids of agents eligible under ``need``.
         now: The decision instant.
 
@@ -121,7 +122,8 @@ def sort_preferred(
     window_ends: dict[str, datetime] = {}
     for pref in case.preferred_agents:
         status, detail = "not_eligible", ""
-        agent = agents.get(pref.agent_id)
+        at = index.positions().get(pref.agent_id)
+        agent = index.agents[at] if at is not None else None
         # Half-open window: a contact exactly `window` ago is out, so the instant it leaves is
         # the instant the decision changes (``window_ends_at``).
         if pref.last_contact_at is not None and pref.last_contact_at <= window_start:

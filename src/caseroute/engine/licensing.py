@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from caseroute.domain.roster import Licence
 from caseroute.rules.model import Compact
@@ -27,8 +28,14 @@ class CompactView:
 
     @classmethod
     def on(cls, compacts: tuple[Compact, ...], day: date) -> CompactView:
-        """Resolve membership for ``day``."""
-        return cls(tuple((c.name, c.licence_types, c.members_on(day)) for c in compacts))
+        """Resolve membership for ``day`` (memoised: one decision asks up to four times)."""
+        return _resolved(compacts, day)
+
+
+@lru_cache(maxsize=64)
+def _resolved(compacts: tuple[Compact, ...], day: date) -> CompactView:
+    # Keyed by value: compacts are frozen dataclasses, so two equal rulesets share an entry.
+    return CompactView(tuple((c.name, c.licence_types, c.members_on(day)) for c in compacts))
 
 
 def licence_valid_at(

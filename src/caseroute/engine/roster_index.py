@@ -60,6 +60,16 @@ class RosterIndex:
     licensed: dict[str, list[int]]  # licence type -> agent indices holding one
     _licence_masks: dict[object, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _positions: dict[str, int] | None = None
+
+    def positions(self) -> dict[str, int]:
+        """Agent id -> bit position, built on first use (adaptive routing reads it)."""
+        positions = self._positions
+        if positions is None:
+            # Idempotent: two threads racing build equal dicts; either may win.
+            positions = {agent.agent_id: i for i, agent in enumerate(self.agents)}
+            self._positions = positions
+        return positions
 
     @classmethod
     def build(cls, agents: tuple[Agent, ...]) -> RosterIndex:
@@ -127,6 +137,7 @@ class RosterIndex:
             self.licensed,
             self._licence_masks,
             self._lock,
+            self._positions,  # same ids in the same order: only capacity changed
         )
 
     def status_mask(self, statuses: frozenset[AgentStatus]) -> int:

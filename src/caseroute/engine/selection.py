@@ -91,6 +91,33 @@ def _eligible_count(
     return mask.bit_count()
 
 
+def _strict_masks(
+    case: Case, req: Requirements, ruleset: CompiledRuleset, now: datetime, index: RosterIndex
+) -> dict[str, int] | None:
+    """Each check's passing mask with every requirement applied, preferences included.
+
+    Every relaxed level's eligibility is an AND over a subset of these (dropping a soft
+    requirement drops its check and changes no other mask), so one resolution serves the
+    step counts and the preference masks. ``None`` when a requirement reads case data that is
+    missing (each level is then resolved on its own).
+    """
+    try:
+        return check_masks(build_need(case, replace(req, prefer=()), ruleset, now), index)
+    except MissingDataError:
+        return None
+
+
+def _count_without(strict: dict[str, int], index: RosterIndex, names: set[str]) -> int:
+    # Only soft-able names map to a check: a hard one listed by hand (past the compiler) is
+    # never skipped, so it keeps excluding.
+    skipped = {_CHECK_OF[name] for name in names if name in _CHECK_OF}
+    mask = index.everyone
+    for check, value in strict.items():
+        if check not in skipped:
+            mask &= value
+    return mask.bit_count()
+
+
 def _step_counts(
     case: Case,
     req: Requirements,
@@ -98,19 +125,26 @@ def _step_counts(
     ruleset: CompiledRuleset,
     now: datetime,
     index: RosterIndex,
+    strict: dict[str, int] | None,
 ) -> tuple[int, tuple[int, ...]]:
     """Eligible agents as written and with each step (and the earlier ones) in force."""
     soft = set(req.soft)
     dropped: list[str] = []
-    counts = []
-    as_written = _eligible_count(case, relaxed_requirements(req, ()), ruleset, now, index)
+    levels = []
     for state in plan.steps:
         if state.at is not None:
             dropped += [n for n in state.step.relaxes if n in soft and n not in dropped]
-        counts.append(
-            _eligible_count(case, relaxed_requirements(req, tuple(dropped)), ruleset, now, index)
+        levels.append(tuple(dropped))
+    if strict is not None:
+        prefer = set(req.prefer)
+        return _count_without(strict, index, prefer), tuple(
+            _count_without(strict, index, prefer | set(level)) for level in levels
         )
-    return as_written, tuple(counts)
+    as_written = _eligible_count(case, relaxed_requirements(req, ()), ruleset, now, index)
+    return as_written, tuple(
+        _eligible_count(case, relaxed_requirements(req, level), ruleset, now, index)
+        for level in levels
+    )
 
 
 _CHECK_OF = {"territory": "territory", "skills": "skills", "language": "language", "roles": "role"}
@@ -138,12 +172,16 @@ def _preference_masks(
     ruleset: CompiledRuleset,
     now: datetime,
     index: RosterIndex,
+    strict: dict[str, int] | None,
 ) -> dict[str, int]:
     """Per preference, the mask of agents who meet it (only preferences that apply to the case).
 
-    Each preference is resolved on its own, so data one of them lacks (a territory preference
-    without a case region) drops that preference alone, never the others.
+    From the strict masks when every requirement could be resolved; otherwise each preference
+    is resolved on its own, so data one of them lacks (a territory preference without a case
+    region) drops that preference alone, never the others.
     """
+    if strict is not None:
+        return {n: strict[_CHECK_OF[n]] for n in names if _CHECK_OF.get(n, "") in strict}
     out = {}
     for name in names:
         try:
@@ -226,14 +264,13 @@ def select_agent(
     need = build_need(case, current, ruleset, now)
     result = match_agents(need, roster, detail=detail)
     index = index_for(roster)
-    position = {agent.agent_id: i for i, agent in enumerate(index.agents)}
+    strict = _strict_masks(case, req, ruleset, now, index) if plan is not None else None
     leading: list[tuple[str, Criterion]] = []
     view = None
     policy = ruleset.continuity
     if policy is not None and req.continuity and case.preferred_agents:
         eligible_ids = {a.agent_id for a in result.eligible}
-        by_id = {agent.agent_id: agent for agent in index.agents}
-        view = sort_preferred(case, policy, need, by_id, eligible_ids, now)
+        view = sort_preferred(case, policy, need, index, eligible_ids, now)
         order = {aid: i for i, aid in enumerate(view.reasons)}
         reasons = view.reasons
         leading.append(
@@ -243,7 +280,8 @@ def select_agent(
             )
         )
     if plan is not None and plan.preferences:
-        masks = _preference_masks(case, req, plan.preferences, ruleset, now, index)
+        masks = _preference_masks(case, req, plan.preferences, ruleset, now, index, strict)
+        position = index.positions()
         leading += [
             (f"prefers {name}", _preference_criterion(mask, position))
             for name, mask in masks.items()
@@ -269,7 +307,7 @@ def select_agent(
         if instant is not None and (next_at is None or instant < next_at):
             next_at = instant
     if plan is not None:
-        as_written, by_step = _step_counts(case, req, plan, ruleset, now, index)
+        as_written, by_step = _step_counts(case, req, plan, ruleset, now, index, strict)
         relaxation = relaxation_trace(plan, req, _hard(need, req), as_written, by_step)
     trace = MatchingTrace(
         requirements=need.describe(),
