@@ -98,7 +98,10 @@ def test_ladder_renders_summary_then_one_row_per_step_with_absolute_times() -> N
     assert text.splitlines()[:3] == [
         "CASE-T1: ASSIGN to a1 (queue clinical), priority normal",
         "Decided by: rest; reasons: routed, relaxed_language",
-        "Ask again at 2026-11-21T10:18:00Z (ladder step any-territory takes effect)",
+        (
+            "Time alone could change this at 2026-11-21T10:18:00Z (ladder step any-territory "
+            "takes effect)"
+        ),
     ]
     assert max(len(line) for line in _section(text, "Relaxation")) <= 100
 

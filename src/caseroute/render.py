@@ -242,7 +242,12 @@ def _ask_again(d: Decision, at: datetime) -> str:
     if relax is not None and relax.next_relaxation_at == at:
         names = [s.name for s in relax.steps if s.status == "pending" and s.at == at]
         causes.append(f"ladder step {', '.join(names)} takes effect")
-    why = f" ({' and '.join(causes)})" if causes else ""
+    if not causes:
+        causes.append("a continuity preference leaves its window")
+    why = f" ({' and '.join(causes)})"
+    if d.agent_id is not None:
+        # Assigned: nothing to ask unless the assignment fails; still say when it would differ.
+        return f"Time alone could change this at {format_timestamp(at)}{why}"
     return f"Ask again at {format_timestamp(at)}{why}"
 
 
