@@ -69,6 +69,16 @@ def _case_features(requests: tuple[SimulatedRequest, ...]) -> Counter[str]:
             c["language_not_en"] += case.preferred_language not in (None, "en")
             for key in case.attributes:
                 c[f"attribute:{key}"] += 1
+            c["waiting_since"] += case.waiting_since is not None
+            c["waited_over_10_min"] += request.now - case.wait_anchor > timedelta(minutes=10)
+            c["waited_over_30_min"] += request.now - case.wait_anchor > timedelta(minutes=30)
+            for pref in case.preferred_agents:
+                c[f"preferred:{pref.reason.value}"] += 1
+                c["preferred_contact_over_365_days"] += (
+                    pref.last_contact_at is not None
+                    and request.now - pref.last_contact_at > timedelta(days=365)
+                )
+            c["declined_agents"] += len(case.declined_agents)
     return +c  # drop zero counts
 
 
@@ -102,7 +112,7 @@ def test_same_arguments_give_the_same_bytes_and_another_seed_others() -> None:
 
 
 def test_every_realism_feature_is_present_in_counts_pinned_for_seed_7() -> None:
-    """Seed 7, 2,000 cases: intents, urgencies, locations, sentiment, SLA, flags, PHI-named keys."""
+    """Seed 7, 2,000 cases: every realism feature, adaptive inputs included, in pinned counts."""
     assert dict(_case_features(TRAFFIC)) == {
         "requests": 1161,
         "batches": 171,
@@ -129,6 +139,14 @@ def test_every_realism_feature_is_present_in_counts_pinned_for_seed_7() -> None:
         "attribute:patient_id": 2000,
         "attribute:member_id": 1209,
         "attribute:notes": 830,
+        "waiting_since": 1215,
+        "waited_over_10_min": 1715,
+        "waited_over_30_min": 1127,
+        "preferred:previous_contact": 432,
+        "preferred:care_team": 126,
+        "preferred:named_clinician": 56,
+        "preferred_contact_over_365_days": 138,
+        "declined_agents": 80,
     }
 
 
@@ -190,7 +208,7 @@ def test_all_requests_decide_without_a_request_error_with_all_four_outcomes(
         )
         for decision in core.decide(command).decisions:
             outcomes[decision.outcome.value] += 1
-    assert dict(outcomes) == {"ASSIGN": 1297, "QUEUE": 520, "ESCALATE": 116, "EXCEPTION": 67}
+    assert dict(outcomes) == {"ASSIGN": 1232, "QUEUE": 565, "ESCALATE": 116, "EXCEPTION": 87}
     stored = b"".join(path.read_bytes() for path in sorted(tmp_path.glob("audit.db*")))
     # The synthetic identifiers and notes sit under masked names: none is stored in clear.
     clear = [b"PT-7-", *(n.encode() for n in _NOTES)]

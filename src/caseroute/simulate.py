@@ -13,6 +13,13 @@ agents at full capacity or away/offline, skills and languages, negative sentimen
 near and past breach, a few ``safeguarding`` and ``consent_missing`` flags, and synthetic
 identifiers and notes under attribute names the decision log masks (``patient_id``,
 ``member_id``, ``notes``). Every request is valid input under ``DEFAULT_LIMITS``.
+
+Adaptive-routing inputs (issue 15) come from a second generator per case, seeded from the seed
+and the case's index, so adding them left every other drawn value as it was: most cases carry
+``waiting_since`` (time in their current queue, up to 45 minutes, so ladder steps at 10 and 30
+minutes are crossed at realistic rates), about a quarter name preferred agents from the roster
+(previous contact, care team or named clinician; some last contacts older than a year), and a
+few name an agent who declined them.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from caseroute.domain.case import (
     AttributeValue,
     Case,
     Channel,
+    ContinuityReason,
     Intent,
+    PreferredAgent,
     RequiredSkill,
     SentimentReading,
     SlaClock,
@@ -278,7 +287,44 @@ def _snapshot(
     )
 
 
-def _case(rng: random.Random, seed: int, index: int, now: datetime) -> Case:
+_REASONS = (
+    (ContinuityReason.PREVIOUS_CONTACT, 70),
+    (ContinuityReason.CARE_TEAM, 20),
+    (ContinuityReason.NAMED_CLINICIAN, 10),
+)
+
+
+def _adaptive(
+    seed: int, index: int, now: datetime, created: datetime, agent_ids: Sequence[str]
+) -> dict[str, Any]:
+    """Wait anchor, preferred and declined agents of one case, from its own generator."""
+    arng = random.Random(seed * 1_000_003 + index)  # noqa: S311 - synthetic data, seeded
+    out: dict[str, Any] = {}
+    if arng.random() < 0.6:
+        waited = min(arng.randint(0, 45 * 60), int((now - created).total_seconds()))
+        out["waiting_since"] = now - timedelta(seconds=waited)
+    if agent_ids and arng.random() < 0.25:
+        chosen = arng.sample(list(agent_ids), min(len(agent_ids), 1 + (arng.random() < 0.2)))
+        preferred = []
+        for agent_id in chosen:
+            reason = _pick(arng, _REASONS)
+            last = None
+            if reason is not ContinuityReason.NAMED_CLINICIAN or arng.random() < 0.5:
+                last = now - timedelta(days=arng.randint(1, 500), minutes=arng.randint(0, 1439))
+            preferred.append(PreferredAgent(agent_id, reason, last))
+        out["preferred_agents"] = tuple(preferred)
+    if agent_ids and arng.random() < 0.04:
+        out["declined_agents"] = frozenset({arng.choice(list(agent_ids))})
+    return out
+
+
+def _case(
+    rng: random.Random,
+    seed: int,
+    index: int,
+    now: datetime,
+    agent_ids: Sequence[str] = (),
+) -> Case:
     intent = _pick(rng, _INTENTS)
     urgency = _pick(rng, _URGENCIES)
     location = _location(rng)
@@ -339,6 +385,7 @@ def _case(rng: random.Random, seed: int, index: int, now: datetime) -> Case:
         sla_clocks=tuple(clocks),
         flags=frozenset(flags),
         attributes=attributes,
+        **_adaptive(seed, index, now, created, agent_ids),
     )
 
 
@@ -402,7 +449,8 @@ def _generate(cases: int, agents: int, seed: int, begin: datetime) -> Iterator[S
         size = 1
         if largest > 1 and cases - index > 1 and rng.random() < BATCH_SHARE:
             size = rng.randint(2, min(largest, cases - index))
-        batch = tuple(_case(rng, seed, index + k, now) for k in range(size))
+        agent_ids = [p.agent_id for p in profiles]
+        batch = tuple(_case(rng, seed, index + k, now, agent_ids) for k in range(size))
         yield SimulatedRequest(f"sim-{seed}-{number:06d}", now, batch, roster)
         index += size
         number += 1
