@@ -113,7 +113,11 @@ def _urgencies(rule: Rule, leaves: dict[str, Leaf]) -> frozenset[Urgency]:
 
 
 def check_ladders(
-    ladders: dict[str, Ladder], rules: tuple[Rule, ...], leaves: dict[str, Leaf], file: str
+    ladders: dict[str, Ladder],
+    rules: tuple[Rule, ...],
+    leaves: dict[str, Leaf],
+    file: str,
+    unknown_ladder_rules: frozenset[str] = frozenset(),
 ) -> list[Problem]:
     """Run the ladder checks over a ruleset's ladders and the rules that use them.
 
@@ -122,12 +126,15 @@ def check_ladders(
         rules: Compiled rules.
         leaves: Leaf table (to see which urgencies a rule's condition allows).
         file: Source path.
+        unknown_ladder_rules: Rules whose `ladder:` names an undeclared ladder (the schema
+            reported it): no second finding that their soft requirements never relax.
 
     Returns:
         Errors and warnings (see the module docstring).
     """
     out: list[Problem] = []
     users: dict[str, list[tuple[Rule, Requirements]]] = {name: [] for name in ladders}
+    relaxing_hard: set[tuple[str, str]] = set()  # (ladder, step) already an error
     for rule in rules:
         req = rule_requirements(rule)
         if req is None:
@@ -148,7 +155,7 @@ def check_ladders(
             if name not in applied
         )
         if req.ladder is None:
-            if req.soft:
+            if req.soft and rule.rule_id not in unknown_ladder_rules:
                 out.append(
                     _problem(
                         "ladders.soft_never_relaxes",
@@ -166,6 +173,7 @@ def check_ladders(
             hard = [n for n in step.relaxes if n not in req.soft and n not in req.prefer]
             hard = [n for n in hard if n in applied]
             if hard:
+                relaxing_hard.add((req.ladder.name, step.name))
                 out.append(
                     _problem(
                         "ladders.relaxes_hard",
@@ -195,7 +203,7 @@ def check_ladders(
                 )
             )
             continue
-        out += _reachability(ladder, using, leaves, file)
+        out += _reachability(ladder, using, leaves, file, relaxing_hard)
     return out
 
 
@@ -204,6 +212,7 @@ def _reachability(
     using: list[tuple[Rule, Requirements]],
     leaves: dict[str, Leaf],
     file: str,
+    relaxing_hard: set[tuple[str, str]],
 ) -> list[Problem]:
     out = []
     seen: set[Urgency] = set()
@@ -228,6 +237,8 @@ def _reachability(
                     warning=True,
                 )
             )
+        elif (ladder.name, step.name) in relaxing_hard:
+            pass  # already an error (relaxes_hard): "no effect" would only repeat it
         elif not (set(step.relaxes) & relaxable) - earlier:
             out.append(
                 _problem(

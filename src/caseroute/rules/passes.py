@@ -131,7 +131,10 @@ def _lint(state: Compilation) -> list[Problem]:
 
 
 def _ladders(state: Compilation) -> list[Problem]:
-    return check_ladders(state.raw.ladders, state.rules, state.leaves, state.file)
+    raw = state.raw
+    return check_ladders(
+        raw.ladders, state.rules, state.leaves, state.file, frozenset(raw.unknown_ladder_rules)
+    )
 
 
 def _ordering(state: Compilation) -> list[Problem]:

@@ -100,6 +100,9 @@ class RawRuleset:
     rules_line: int = 0
     ladders: dict[str, Ladder] = field(default_factory=dict)
     continuity: ContinuityPolicy | None = None
+    unknown_ladder_rules: set[str] = field(default_factory=set)
+    """Rules naming a ladder that is not declared (already an error): the ladder checks do not
+    add that their soft requirements never relax."""
     unreadable_sections: set[str] = field(default_factory=set)
     """Top-level sections whose typed value could not be built (the problems are already
     reported), so a compiler pass that needs one is skipped instead of adding noise. Every
@@ -112,6 +115,7 @@ class SchemaReader:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
+        self.unknown_ladder_rules: set[str] = set()
 
     def error(
         self,
@@ -387,6 +391,7 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
             rule = _read_rule(r, node, out.ladders)
             if rule is not None:
                 out.rules.append(rule)
+    out.unknown_ladder_rules = r.unknown_ladder_rules
     return out, r.problems
 
 
@@ -654,6 +659,7 @@ def _read_ladder_ref(
             else "declare it under `ladders:`"
             + (f" (declared: {', '.join(ladders)})" if ladders else "")
         )
+        r.unknown_ladder_rules.add(rule_id)
         r.error(
             "rules.unknown_ladder",
             f"{where} names ladder `{name}`, which is not declared ({tip})",
