@@ -1,6 +1,6 @@
 """When time alone changes an adaptive decision: applicable steps, lapsing preferences, dates."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from caseroute.domain.case import ContinuityReason, Intent, PreferredAgent
 from caseroute.domain.decision import Decision, Outcome
@@ -152,3 +152,23 @@ def test_role_and_skill_failures_of_a_preferred_agent_are_worded() -> None:
     assert decision.explanation.continuity is not None
     detail = decision.explanation.continuity.preferred[0].detail
     assert detail == f"role {Role.AGENT.value}, not senior"
+
+
+def test_instants_at_the_calendar_ends_never_crash_a_decision() -> None:
+    """Year 9999: steps, holds and lapses past the end never come; year 1: all contacts count."""
+    end = datetime(9999, 12, 31, 23, 55, tzinfo=UTC)
+    start = datetime(1, 1, 1, 0, 5, tzinfo=UTC)
+    busy = make_agent("busy", capacity=Capacity(5, 5))
+    for now in (end, start):
+        prefs = (PreferredAgent("busy", ContinuityReason.PREVIOUS_CONTACT, now),)
+        case = make_case(created_at=now, preferred_agents=prefs)
+        decision = decide(case, make_roster(busy), LOADED, now)
+        relaxation = decision.explanation.relaxation
+        assert relaxation is not None
+        statuses = [s.status.value for s in relaxation.steps]
+        if now is end:  # +10 min and the 15-min hold fall past 9999: never, and no hold
+            assert (statuses, decision.next_relaxation_at) == (["never", "never"], None)
+            assert decision.held_for_preferred_until is None
+        else:
+            assert statuses == ["pending", "pending"]
+            assert decision.held_for_preferred_until == now + timedelta(minutes=15)

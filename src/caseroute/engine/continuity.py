@@ -22,7 +22,7 @@ from caseroute.domain.decision import (
 )
 from caseroute.domain.roster import Agent
 from caseroute.engine.matching import Need, check_agent
-from caseroute.engine.relaxation import clock_text
+from caseroute.engine.relaxation import clock_text, shift
 from caseroute.engine.roster_index import RosterIndex
 from caseroute.rules.model import ContinuityPolicy
 
@@ -112,10 +112,14 @@ def sort_preferred(
     Returns:
         The view ranking and holding read.
     """
-    window_start = now - timedelta(days=policy.window_days)
+    # Before year 1 every contact is inside the window: datetime.min stands for that.
+    window_start = shift(now, -timedelta(days=policy.window_days)) or datetime.min.replace(
+        tzinfo=UTC
+    )
     hold = policy.hold_minutes.get(case.urgency, 0.0)
     anchor = case.wait_anchor.astimezone(UTC)  # UTC like every instant of a decision
-    hold_until = anchor + timedelta(minutes=hold) if hold > 0 else None
+    # A hold that would end past year 9999 is no hold: never keep a case waiting without end.
+    hold_until = shift(anchor, timedelta(minutes=hold)) if hold > 0 else None
     reasons: dict[str, str] = {}
     unavailable: list[str] = []
     traces = []
@@ -147,10 +151,9 @@ def sort_preferred(
                 status = "unavailable"
                 unavailable.append(pref.agent_id)
         if status in ("eligible", "unavailable") and pref.last_contact_at is not None:
-            window_ends.setdefault(
-                pref.agent_id,
-                pref.last_contact_at.astimezone(UTC) + timedelta(days=policy.window_days),
-            )
+            lapse = shift(pref.last_contact_at.astimezone(UTC), timedelta(days=policy.window_days))
+            if lapse is not None:  # past year 9999 the preference never lapses
+                window_ends.setdefault(pref.agent_id, lapse)
         traces.append(
             PreferredAgentTrace(
                 pref.agent_id, pref.reason.value, pref.last_contact_at, status, detail

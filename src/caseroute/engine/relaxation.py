@@ -16,6 +16,18 @@ from caseroute.domain.decision import LadderStepTrace, RelaxationTrace, StepStat
 from caseroute.rules.model import LadderStep, Requirements
 
 
+def shift(at: datetime, delta: timedelta) -> datetime | None:
+    """``at + delta``, or ``None`` past the calendar's ends (year 1 / 9999).
+
+    Instants near the ends are valid input; a step, hold or window that would fall beyond
+    them never comes, which is what ``None`` means wherever an instant is optional.
+    """
+    try:
+        return at + delta
+    except OverflowError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class StepState:
     """One ladder step for this case: when it takes effect and whether it has."""
@@ -89,7 +101,7 @@ def plan_relaxation(
     steps = req.ladder.steps if req.ladder is not None else ()
     for step in steps:
         minutes = step.after.get(urgency)
-        at = None if minutes is None else anchor_at + timedelta(minutes=minutes)
+        at = None if minutes is None else shift(anchor_at, timedelta(minutes=minutes))
         in_force = at is not None and at <= now
         # Invariant: only the rule's own soft requirements ever relax (hard ones never do).
         effective = [
