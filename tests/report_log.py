@@ -25,7 +25,7 @@ from caseroute.domain.roster import Capacity
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.service import DecideCommand, RulesetRegistry
 from caseroute.testing import (
-    MINIMAL_HEADER,
+    ADAPTIVE_HEADER,
     NOW,
     audited_core,
     compile_text,
@@ -35,24 +35,7 @@ from caseroute.testing import (
     ruleset_with_rules,
 )
 
-HEADER = (
-    MINIMAL_HEADER
-    + """\
-ladders:
-  lang:
-    - step: any-language
-      after: {routine: 10m, urgent: 10m}
-      prefer: [language]
-      why: A nurse with an interpreter beats a longer wait.
-    - step: any-territory
-      after: 30m
-      relax: [territory]
-      why: Anyone licensed will do after half an hour.
-continuity:
-  window: 365d
-  hold: {routine: 15m}
-"""
-)
+HEADER = ADAPTIVE_HEADER
 RULES = """\
   - id: critical
     when: case.urgency == 'critical'

@@ -15,7 +15,7 @@ from caseroute.engine.decide import decide
 from caseroute.render import render_text
 from caseroute.service import DecideCommand, RulesetRegistry
 from caseroute.testing import (
-    MINIMAL_HEADER,
+    ADAPTIVE_HEADER,
     NOW,
     audited_core,
     compile_text,
@@ -25,24 +25,7 @@ from caseroute.testing import (
     ruleset_with_rules,
 )
 
-HEADER = (
-    MINIMAL_HEADER
-    + """\
-ladders:
-  lang:
-    - step: any-language
-      after: {routine: 10m, urgent: 10m}
-      prefer: [language]
-      why: A nurse with an interpreter beats a longer wait.
-    - step: any-territory
-      after: 30m
-      relax: [territory]
-      why: Anyone licensed will do after half an hour.
-continuity:
-  window: 365d
-  hold: {routine: 15m}
-"""
-)
+HEADER = ADAPTIVE_HEADER
 RULES = """\
   - id: rest
     when: true

@@ -174,6 +174,27 @@ SAFEGUARDING_RULE = """\
     when: "'safeguarding' in case.flags"
     then: {escalate: {queue: safeguarding, reason: safeguarding_concern}}
 """
+ADAPTIVE_HEADER = (
+    MINIMAL_HEADER
+    + """\
+ladders:
+  lang:
+    - step: any-language
+      after: {routine: 10m, urgent: 10m}
+      prefer: [language]
+      why: A nurse with an interpreter beats a longer wait.
+    - step: any-territory
+      after: 30m
+      relax: [territory]
+      why: Anyone licensed will do after half an hour.
+continuity:
+  window: 365d
+  hold: {routine: 15m}
+"""
+)
+"""``MINIMAL_HEADER`` plus ladder ``lang`` (language a preference after 10 minutes for routine
+and urgent cases, territory relaxed after 30) and continuity (365-day window, routine cases
+held up to 15 minutes): a header for tests of adaptive routing."""
 CATCH_ALL_RULE = """\
   - id: rest
     when: true

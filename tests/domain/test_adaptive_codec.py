@@ -18,8 +18,8 @@ from caseroute.domain.roster import Capacity
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.engine.decide import decide
 from caseroute.testing import (
+    ADAPTIVE_HEADER,
     CATCH_ALL_RULE,
-    MINIMAL_HEADER,
     NOW,
     compile_text,
     make_agent,
@@ -28,24 +28,6 @@ from caseroute.testing import (
     ruleset_with_rules,
 )
 
-ADAPTIVE_HEADER = (
-    MINIMAL_HEADER
-    + """\
-ladders:
-  lang:
-    - step: any-language
-      after: {routine: 10m, urgent: 10m}
-      prefer: [language]
-      why: A nurse with an interpreter beats a longer wait.
-    - step: any-territory
-      after: 30m
-      relax: [territory]
-      why: Anyone licensed will do after half an hour.
-continuity:
-  window: 365d
-  hold: {routine: 15m}
-"""
-)
 ADAPTIVE_RULES = """\
   - id: rest
     when: true
