@@ -58,4 +58,3 @@ def test_a_safeguarding_case_is_escalated_even_with_a_future_anchor() -> None:
     case = make_case(waiting_since=NOW + timedelta(minutes=5), flags=frozenset({"safeguarding"}))
     decision = decide(case, make_roster(make_agent()), _ruleset(), NOW)
     assert (decision.outcome, decision.queue) == (Outcome.ESCALATE, "safeguarding")
-
