@@ -14,6 +14,7 @@ from caseroute.service.decision_log import (
 from caseroute.service.routing import (
     DecideCommand,
     DecideResult,
+    DecisionObserver,
     RoutingCore,
     batch_size_violations,
     request_decision_id,
@@ -25,6 +26,7 @@ __all__ = [
     "DecideCommand",
     "DecideResult",
     "DecisionLog",
+    "DecisionObserver",
     "DecisionPage",
     "DecisionQuery",
     "RoutingCore",

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from caseroute.audit.masking import Masker, mask_decision
 from caseroute.audit.record import AuditRecord
@@ -25,6 +26,7 @@ from caseroute.domain.errors import (
     FieldViolation,
     IdempotencyConflictError,
     RequestError,
+    withheld_cause,
 )
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, limit_flag
 from caseroute.domain.roster import Roster
@@ -182,6 +184,20 @@ AuditWatcher = Callable[[bool], None]
 """Told ``False`` when the decision log stops taking writes, ``True`` when it takes them again."""
 
 
+class DecisionObserver(Protocol):
+    """Told about each result ``RoutingCore.decide`` returns, after it is recorded (metrics).
+
+    Implementations must be cheap and must not block; an exception they raise is logged and
+    swallowed (the decision is already stored and goes to the caller regardless).
+    """
+
+    def decided(self, cases: tuple[Case, ...], result: DecideResult) -> None:
+        """New decisions of ``cases`` (in order), recorded and about to be returned."""
+
+    def replayed(self, result: DecideResult) -> None:
+        """Stored decisions returned again to an idempotent retry (not new decisions)."""
+
+
 class RoutingCore:
     """Decides cases with the registry's rulesets; the one object transports talk to.
 
@@ -215,6 +231,8 @@ class RoutingCore:
         self.audit_writable = True
         self.shadow: ShadowRunner | None = None
         """Set to evaluate each live decision under its ruleset's shadow version too."""
+        self.observer: DecisionObserver | None = None
+        """Set to be told of every result returned (``caseroute.metrics`` counts them)."""
         self._audit_watchers: list[AuditWatcher] = []
         self._audit_state = threading.Lock()
 
@@ -283,6 +301,7 @@ class RoutingCore:
                 raise IdempotencyConflictError.for_request(cmd.request_id)
             replayed = _stored_result(prior)
             check(replayed)
+            self._observe(None, replayed)
             return replayed
         # Held for the whole call: a reload meanwhile cannot close it, and every case of the
         # batch is decided (and recorded) by this one version.
@@ -341,9 +360,31 @@ class RoutingCore:
             raise
         self._audit_outcome(writable=True)
         if any(s.existed for s in stored):  # a concurrent retry recorded first: return its
-            return _stored_result([s.record for s in stored])
+            replayed = _stored_result([s.record for s in stored])
+            self._observe(None, replayed)
+            return replayed
         self._offer_shadow(cmd, ruleset, seen, result)
+        self._observe(cmd.cases, result)
         return result
+
+    def _observe(self, cases: tuple[Case, ...] | None, result: DecideResult) -> None:
+        """Tell the observer (if any) of a result about to be returned; never raises.
+
+        Args:
+            cases: The cases of new decisions; ``None`` for a replayed (stored) result.
+            result: The result.
+        """
+        if self.observer is None:
+            return
+        try:
+            if cases is None:
+                self.observer.replayed(result)
+            else:
+                self.observer.decided(cases, result)
+        except Exception as exc:  # noqa: BLE001 - metrics never fail a recorded decision
+            log.error(  # noqa: TRY400 - type and frames only: the text may quote case values
+                "decision observer failed (the decision stands): %s", withheld_cause(exc)
+            )
 
     def _offer_shadow(
         self, cmd: DecideCommand, ruleset: LoadedRuleset, seen: list[Roster], result: DecideResult
