@@ -69,7 +69,34 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         tls=tls,
         auth=_auth_config(args, mutual_tls=tls is not None and tls.client_ca is not None),
         reload_interval_s=args.reload_interval,
+        metrics_port=_checked_metrics_port(args),
     )
+
+
+def _metrics_port(text: str) -> int | None:
+    """An argparse type: a TCP port 0-65535 (0 picks a free one); empty means off."""
+    if not text.strip():
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be a TCP port 0-65535 (0 picks a free one), got {text!r} "
+            "(set by the flag or $CASEROUTE_METRICS_PORT; unset it to serve no metrics)"
+        )
+    return value
+
+
+def _checked_metrics_port(args: argparse.Namespace) -> int | None:
+    """``--metrics-port``, refused when it is the gRPC port itself."""
+    port: int | None = args.metrics_port
+    if port is not None and port != 0 and port == args.port:
+        raise UsageError(
+            f"--metrics-port {port} is also --port (gRPC); give metrics a port of their own"
+        )
+    return port
 
 
 def _allow_list(value: str | None) -> list[str]:
@@ -330,6 +357,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=_env_path("CASEROUTE_TLS_CLIENT_CA"),
         help="require client certificates signed by this CA (mutual TLS); the client's "
         "identity is recorded as the caller of each decision",
+    )
+    serve_cmd.add_argument(
+        "--metrics-port",
+        type=_metrics_port,
+        default=env("CASEROUTE_METRICS_PORT"),
+        metavar="PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics, HOST being --host; 0 picks "
+        "a free port (printed at start); off when not given ($CASEROUTE_METRICS_PORT)",
     )
     _add_access(serve_cmd)
     serve_cmd.set_defaults(run=_cmd_serve)

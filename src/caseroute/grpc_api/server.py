@@ -9,6 +9,10 @@ or durable_rules ruleset exists, and each loads the rulesets itself.
 Hot reload: each worker polls its rulesets directory (``--reload-interval``) and reloads on
 SIGHUP (the parent forwards SIGHUP to every worker); the reload runs on a thread of its own,
 never in the signal handler. Every worker applies the same access policies (``auth.py``).
+
+Metrics (``--metrics-port``): each process that decides counts into ``caseroute.metrics``; with
+several workers the parent serves ``/metrics`` over prometheus_client's multiprocess files
+(``caseroute.metrics.exposition``), with one it serves its own registry.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any, NoReturn
 import grpc
 from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
+from prometheus_client import CollectorRegistry
 
 from caseroute.audit.config import AuditConfig
 from caseroute.audit.store import AuditSink
@@ -42,6 +47,7 @@ from caseroute.grpc_api._generated import admin_pb2 as apb
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.admin_servicer import RulesetAdminServicer
 from caseroute.grpc_api.auth import AuthConfig, AuthInterceptor
+from caseroute.grpc_api.rpc_metrics import RpcMetricsInterceptor
 from caseroute.grpc_api.servicer import (
     DecisionLogServicer,
     RoutingServicer,
@@ -50,6 +56,13 @@ from caseroute.grpc_api.servicer import (
 )
 from caseroute.grpc_api.tls import ServerTls
 from caseroute.lifecycle import RulesetAdminCore, RulesetLifecycle
+from caseroute.metrics import MetricsRecorder, define_metrics
+from caseroute.metrics.exposition import (
+    MetricsEndpoint,
+    in_multiprocess_mode,
+    serve_for_workers,
+    serve_in_process,
+)
 from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry
 from caseroute.shadow import ShadowRunner
 
@@ -86,6 +99,8 @@ class ServerConfig:
         auth: Who may call RulesetAdmin, DecisionLog and RoutingService (tokens, allow-lists).
         reload_interval_s: Seconds between polls of the rulesets directory for changes
             (0: no polling; SIGHUP and the admin Reload call still reload).
+        metrics_port: Port of the Prometheus ``/metrics`` endpoint on ``host`` (None: no
+            metrics; 0 picks a free port).
     """
 
     rulesets: Path = Path("rulesets")
@@ -105,6 +120,7 @@ class ServerConfig:
     tls: ServerTls | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
     reload_interval_s: float = 2.0
+    metrics_port: int | None = None
 
 
 @dataclass(slots=True)
@@ -399,6 +415,7 @@ def build_server(
     reuse_port: bool,
     core: RoutingCore | None = None,
     admin: RulesetAdminCore | None = None,
+    metrics: MetricsRecorder | None = None,
 ) -> RunningServer:
     """Create and start a server (NOT_SERVING until rulesets load).
 
@@ -408,6 +425,7 @@ def build_server(
         core: Core to serve (default: ``open_core(config)``).
         admin: What RulesetAdmin drives (default: a ``RulesetLifecycle`` over the core's
             registry, ``config.rulesets`` and decision log).
+        metrics: Where to count decisions and calls (None: not counted).
 
     Returns:
         The started server and the port it bound.
@@ -430,6 +448,8 @@ def build_server(
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
         interceptors=[
+            # Outermost: calls the access checks refuse are counted too.
+            *([RpcMetricsInterceptor(metrics)] if metrics is not None else []),
             AuthInterceptor(
                 {
                     ADMIN_SERVICE: admin_policy,
@@ -437,7 +457,7 @@ def build_server(
                     ROUTING_SERVICE: caller_policy,
                 },
                 required=frozenset({ADMIN_SERVICE}),
-            )
+            ),
         ],
     )
     if config.tls is None and (admin_policy.tokens or audit_policy.tokens or caller_policy.tokens):
@@ -446,6 +466,8 @@ def build_server(
             "read them; serve with --tls-cert/--tls-key"
         )
     core = core or open_core(config)
+    if metrics is not None:
+        core.observer = metrics
     if admin is None:
         admin = RulesetLifecycle(core.registry, config.rulesets, config.engine, audit=core.audit)
     # Health follows an admin change (it may load the first ruleset). The lambda is called
@@ -522,7 +544,15 @@ def run_worker(config: ServerConfig, reuse_port: bool) -> None:
     # SIGHUP's default ends the process: ignored until the reload thread can take it (the
     # first load reads the directory as it is then, and the poller catches what follows).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    running = build_server(config, reuse_port=reuse_port)
+    metrics = None
+    if config.metrics_port is not None:
+        if not in_multiprocess_mode():
+            log.error(
+                "metrics: PROMETHEUS_MULTIPROC_DIR was not set when this worker started; its "
+                "counts are not served"
+            )
+        metrics = MetricsRecorder(define_metrics(None))  # values go to the shared directory
+    running = build_server(config, reuse_port=reuse_port, metrics=metrics)
     log.info("worker listening on %s:%d", config.host, running.port)
     running.load(config)
     running.start_reload_triggers(config.reload_interval_s)
@@ -551,11 +581,23 @@ def _forward_hangup(procs: Sequence[multiprocessing.process.BaseProcess]) -> Non
             os.kill(proc.pid, signal.SIGHUP)
 
 
+def _announce_metrics(endpoint: MetricsEndpoint | None) -> None:
+    if endpoint is not None:
+        sys.stdout.write(f"caseroute metrics on {endpoint.url}\n")
+        sys.stdout.flush()
+        log.info("metrics served on %s", endpoint.url)
+        if endpoint.directory is not None:
+            log.info("metrics: workers write to %s (removed at exit)", endpoint.directory)
+
+
 def serve(config: ServerConfig) -> int:
     """Run the server with ``config.workers`` processes until SIGTERM/SIGINT.
 
     Returns:
         Exit code: 0 when every worker drained and exited cleanly.
+
+    Raises:
+        ConfigError: If a setting is invalid or the metrics port cannot be bound.
     """
     _configure_logging()
     workers = config.workers or os.cpu_count() or 1
@@ -569,14 +611,44 @@ def serve(config: ServerConfig) -> int:
         config.tls.credentials()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until a handler can act on it
     if workers == 1:
-        running = build_server(config, reuse_port=False)
+        return _serve_in_process(config)
+    # Before spawning: the workers must inherit PROMETHEUS_MULTIPROC_DIR.
+    endpoint = (
+        serve_for_workers(config.host, config.metrics_port)
+        if config.metrics_port is not None
+        else None
+    )
+    try:
+        return _serve_workers(config, workers, endpoint)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+
+
+def _serve_in_process(config: ServerConfig) -> int:
+    """``serve`` with one worker: this process serves gRPC (and its own metrics)."""
+    metrics, endpoint = None, None
+    if config.metrics_port is not None:
+        registry = CollectorRegistry()
+        metrics = MetricsRecorder(define_metrics(registry))
+        endpoint = serve_in_process(config.host, config.metrics_port, registry)
+    try:
+        running = build_server(config, reuse_port=False, metrics=metrics)
         sys.stdout.write(f"caseroute listening on {config.host}:{running.port} (1 worker)\n")
+        _announce_metrics(endpoint)
         sys.stdout.flush()
         running.load(config)
         running.start_reload_triggers(config.reload_interval_s)
         _wait_for_stop(running.request_reload)
         running.stop(config.grace_s)
-        return 0
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+    return 0
+
+
+def _serve_workers(config: ServerConfig, workers: int, endpoint: MetricsEndpoint | None) -> int:
+    """``serve`` with ``workers`` spawned processes sharing the port."""
     context = multiprocessing.get_context("spawn")
     with _reserved_port(config.host, config.port) as port:
         shared = replace(config, port=port)
@@ -587,6 +659,7 @@ def serve(config: ServerConfig) -> int:
         for proc in procs:
             proc.start()
         sys.stdout.write(f"caseroute listening on {config.host}:{port} ({workers} workers)\n")
+        _announce_metrics(endpoint)
         sys.stdout.flush()
         _wait_for_stop(lambda: _forward_hangup(procs))
         for proc in procs:
@@ -598,4 +671,6 @@ def serve(config: ServerConfig) -> int:
                 log.error("worker %s did not drain in time; killing it", proc.name)
                 proc.kill()
                 proc.join()
+            if endpoint is not None and proc.pid is not None:
+                endpoint.worker_exited(proc.pid)
     return 0 if all(proc.exitcode == 0 for proc in procs) else 1
