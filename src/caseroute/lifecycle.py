@@ -32,6 +32,7 @@ from caseroute.domain.errors import (
     RulesetError,
     RulesetNotFoundError,
     RulesetStateError,
+    withheld_cause,
 )
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.registry import (
@@ -53,6 +54,7 @@ from caseroute.rules.serving import (
 from caseroute.rules.source import parse_yaml
 
 __all__ = [
+    "LifecycleObserver",
     "LifecycleOutcome",
     "RulesetAdminCore",
     "RulesetChange",
@@ -87,6 +89,22 @@ class LifecycleOutcome:
     at: datetime
     changes: tuple[RulesetChange, ...]
     errors: tuple[str, ...]
+
+
+class LifecycleObserver(Protocol):
+    """Told after each load, reload, activation or rollback (metrics); must not raise."""
+
+    def lifecycle_done(
+        self, action: str, result: str, serving: tuple[tuple[str, str, str], ...]
+    ) -> None:
+        """``action`` ended with ``result``; ``serving`` is every (ruleset, role, version) now.
+
+        Args:
+            action: ``load``, ``reload``, ``activate`` or ``rollback``.
+            result: ``ok``; ``errors`` (some source did not load: its last good version
+                serves); ``failed`` (it raised: nothing was swapped).
+            serving: (name, ``active`` / ``shadow``, version) of every version serving a role.
+        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +247,8 @@ class RulesetLifecycle:
         self._poller: threading.Thread | None = None
         self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
         self._replays = ReplayRunner(engine, audit)
+        self.observer: LifecycleObserver | None = None
+        """Set to be told of every lifecycle action's result (``caseroute.metrics``)."""
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -325,14 +345,37 @@ class RulesetLifecycle:
     def _reload(self, action: str, actor: str) -> LifecycleOutcome:
         with self._lock:
             fingerprint = tree_fingerprint(self.root)
-            report = self.registry.reload(
-                self.root,
-                self.engine,
-                decided=self._audit.decided_sha256s if self._audit is not None else None,
-                before_swap=lambda changes, at: self._record(changes, at, action, actor),
-            )
+            try:
+                report = self.registry.reload(
+                    self.root,
+                    self.engine,
+                    decided=self._audit.decided_sha256s if self._audit is not None else None,
+                    before_swap=lambda changes, at: self._record(changes, at, action, actor),
+                )
+            except BaseException:
+                self._observe(action, "failed")
+                raise
             self._fingerprint = fingerprint
+            self._observe(action, "errors" if report.failures else "ok")
         return LifecycleOutcome(action, actor, report.at, report.changes, report.failures)
+
+    def _observe(self, action: str, result: str) -> None:
+        """Tell the observer, if any, what ``action`` did and what serves now; never raises."""
+        if self.observer is None:
+            return
+        try:
+            serving = tuple(
+                (name, role, version)
+                for name, status in sorted(self.registry.status().items())
+                for role, version in (
+                    ("active", status.active_version),
+                    ("shadow", status.shadow_version),
+                )
+                if version is not None
+            )
+            self.observer.lifecycle_done(action, result, serving)
+        except Exception as exc:  # noqa: BLE001 - metrics never fail a reload
+            log.error("lifecycle observer failed: %s", withheld_cause(exc))  # noqa: TRY400
 
     def _record(
         self, changes: tuple[RulesetChange, ...], at: datetime, action: str, actor: str

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from caseroute.audit.record import ShadowResult
 from caseroute.audit.store import AuditSink
@@ -91,6 +91,16 @@ def differences(live: dict[str, Any], shadow: dict[str, Any]) -> tuple[str, ...]
     return found
 
 
+class ShadowObserver(Protocol):
+    """Told about each shadow comparison and dropped job (metrics); must not block or raise."""
+
+    def shadow_compared(self, ruleset: str, shadow_version: str, kinds: tuple[str, ...]) -> None:
+        """A live decision was compared with ``shadow_version``: ``kinds`` differ (empty: agree)."""
+
+    def shadow_dropped(self, ruleset: str, shadow_version: str) -> None:
+        """A job for ``shadow_version`` was dropped: the queue was full."""
+
+
 class ShadowRunner:
     """The bounded queue and the worker that decides shadow jobs and stores comparisons."""
 
@@ -120,6 +130,8 @@ class ShadowRunner:
         self.disagreed = 0
         self.dropped_total = 0
         self.store_failures = 0
+        self.observer: ShadowObserver | None = None
+        """Set to be told of every comparison and dropped job (``caseroute.metrics``)."""
         self._idle = threading.Condition(self._lock)
         self._pending = 0
         self._thread = threading.Thread(target=self._run, name="caseroute-shadow", daemon=True)
@@ -137,8 +149,18 @@ class ShadowRunner:
                 self._dropped[(job.ruleset_name, job.shadow_version)] += 1
                 self.dropped_total += 1
                 self._idle.notify_all()
+            self._observe(lambda o: o.shadow_dropped(job.ruleset_name, job.shadow_version))
             return False
         return True
+
+    def _observe(self, tell: Callable[[ShadowObserver], None]) -> None:
+        """Tell the observer, if any; its failure never stops shadowing."""
+        if self.observer is None:
+            return
+        try:
+            tell(self.observer)
+        except Exception as exc:  # noqa: BLE001 - metrics never stop the shadow worker
+            log.error("shadow observer failed: %s", withheld_cause(exc))  # noqa: TRY400
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every submitted job is decided and stored (tests, shutdown)."""
@@ -195,6 +217,7 @@ class ShadowRunner:
         with self._lock:
             self.evaluated += 1
             self.disagreed += bool(found)
+        self._observe(lambda o: o.shadow_compared(job.ruleset_name, job.shadow_version, found))
         return ShadowResult(
             decision_id=job.live.decision_id,
             recorded_at=format_timestamp(self._clock()),

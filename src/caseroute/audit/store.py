@@ -20,6 +20,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -391,6 +392,16 @@ _KNOWN_BLOBS = 4096
 _PAGE = 1000
 
 
+class CommitObserver(Protocol):
+    """Told about each transaction of the writer (metrics); must not block or raise."""
+
+    def committed(self, items: int, seconds: float) -> None:
+        """A transaction of ``items`` appends committed after ``seconds`` (lock wait included)."""
+
+    def commit_failed(self, items: int) -> None:
+        """A transaction failed: its ``items`` appends were refused."""
+
+
 class SqliteAuditStore:
     """The embedded decision log: one SQLite file, hash-chained records, group commit."""
 
@@ -423,6 +434,9 @@ class SqliteAuditStore:
         self._readers_lock = threading.Lock()
         self.commits = 0
         self.failures = 0
+        self.observer: CommitObserver | None = None
+        """Set to be told of every commit and failed transaction (``caseroute.metrics``)."""
+        self._batch_started = 0.0  # perf_counter() when the writer began its current batch
         self._fingerprint: str | None = None  # the key this writer masks with (claim_key)
         self._known: OrderedDict[str, None] = OrderedDict()
         self._known_lock = threading.Lock()
@@ -698,12 +712,14 @@ class SqliteAuditStore:
                     self._queue.put(None)
                     break
                 batch.append(more)
+            self._batch_started = time.perf_counter()  # writer thread only
             try:
                 conn = conn or self._connect()
                 with self._process_lock():
                     self._commit(conn, batch)
             except Exception as exc:
                 self.failures += 1
+                self._observe(len(batch), None)
                 # The cause and the path go to the log; callers get a fixed text (no paths,
                 # no SQLite or Python error text). Anything else (a bug, a value SQLite cannot
                 # encode) must not end this thread: every later append would wait forever.
@@ -732,6 +748,21 @@ class SqliteAuditStore:
                 conn = None
         if conn is not None:
             conn.close()
+
+    def _observe(self, items: int, seconds: float | None) -> None:
+        """Tell the observer, if any, of a commit (``seconds``) or a failure (``None``).
+
+        Its own failure never reaches the writer thread.
+        """
+        if self.observer is None:
+            return
+        try:
+            if seconds is None:
+                self.observer.commit_failed(items)
+            else:
+                self.observer.committed(items, seconds)
+        except Exception as exc:  # noqa: BLE001 - metrics never stop the decision log
+            log.error("commit observer failed: %s", withheld_cause(exc))  # noqa: TRY400
 
     @contextmanager
     def _process_lock(self) -> Iterator[None]:
@@ -788,6 +819,8 @@ class SqliteAuditStore:
             conn.execute("ROLLBACK")
             raise
         self.commits += 1
+        # Before the callers are released: a caller that got its decision sees it counted.
+        self._observe(len(batch), time.perf_counter() - self._batch_started)
         for item, error in results:
             if error is not None:
                 item.done.set_exception(error)

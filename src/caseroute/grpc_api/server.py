@@ -466,10 +466,10 @@ def build_server(
             "read them; serve with --tls-cert/--tls-key"
         )
     core = core or open_core(config)
-    if metrics is not None:
-        core.observer = metrics
     if admin is None:
         admin = RulesetLifecycle(core.registry, config.rulesets, config.engine, audit=core.audit)
+    if metrics is not None:
+        metrics.observe(core, admin)
     # Health follows an admin change (it may load the first ruleset). The lambda is called
     # only while serving, so `running`, bound below before the server starts, exists then.
     running: RunningServer

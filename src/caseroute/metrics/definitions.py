@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "caseroute_"
 
@@ -52,6 +52,26 @@ TIME_TO_TRIAGE_BUCKETS = (
 )
 """Seconds from a case's ``created_at`` to its decision: minutes for a call, days for a letter."""
 
+AUDIT_COMMIT_SECONDS_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    10.0,
+)
+"""Seconds of one decision-log transaction: an fsync is a millisecond, a contended lock more."""
+
+AUDIT_COMMIT_SIZE_BUCKETS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0)
+"""Appends per transaction (group commit): 1 when idle, up to the store's 512 under load."""
+
 NONE_LABEL = "(none)"
 """Label value for 'no ladder' / 'no step in force yet' (an empty value reads as no label)."""
 
@@ -73,6 +93,14 @@ class Metrics:
         continuity: ``caseroute_continuity_total{ruleset,outcome}``.
         replays: ``caseroute_decision_replays_total{ruleset}``.
         requests_refused: ``caseroute_requests_refused_total{code}``.
+        audit_commit_seconds: ``caseroute_audit_commit_seconds``.
+        audit_commit_size: ``caseroute_audit_commit_size``.
+        audit_failures: ``caseroute_audit_write_failures_total``.
+        reloads: ``caseroute_reloads_total{action,result}``.
+        ruleset_version: ``caseroute_ruleset_version_info{ruleset,role,version}``.
+        shadow_comparisons: ``caseroute_shadow_comparisons_total{ruleset,version,result}``.
+        shadow_differences: ``caseroute_shadow_differences_total{ruleset,version,kind}``.
+        shadow_dropped: ``caseroute_shadow_dropped_total{ruleset,version}``.
     """
 
     decisions: Counter
@@ -87,6 +115,14 @@ class Metrics:
     continuity: Counter
     replays: Counter
     requests_refused: Counter
+    audit_commit_seconds: Histogram
+    audit_commit_size: Histogram
+    audit_failures: Counter
+    reloads: Counter
+    ruleset_version: Gauge
+    shadow_comparisons: Counter
+    shadow_differences: Counter
+    shadow_dropped: Counter
 
 
 def define_metrics(registry: CollectorRegistry | None) -> Metrics:
@@ -172,5 +208,59 @@ def define_metrics(registry: CollectorRegistry | None) -> Metrics:
             "requests_refused",
             "gRPC calls that ended with a status other than OK, by status code.",
             ("code",),
+        ),
+        audit_commit_seconds=Histogram(
+            PREFIX + "audit_commit_seconds",
+            "Time of one decision-log transaction, the wait for the file lock other processes "
+            "hold included.",
+            buckets=AUDIT_COMMIT_SECONDS_BUCKETS,
+            registry=registry,
+        ),
+        audit_commit_size=Histogram(
+            PREFIX + "audit_commit_size",
+            "Appends (decision batches, lifecycle events, shadow results) committed in one "
+            "transaction (group commit).",
+            buckets=AUDIT_COMMIT_SIZE_BUCKETS,
+            registry=registry,
+        ),
+        audit_failures=counter(
+            "audit_write_failures",
+            "Appends refused because their decision-log transaction failed (a decision among "
+            "them is refused to its caller with UNAVAILABLE).",
+            (),
+        ),
+        reloads=counter(
+            "reloads",
+            "Ruleset loads, reloads, activations and rollbacks by result: ok, errors (a source "
+            "did not load; its last good version serves), failed (nothing swapped).",
+            ("action", "result"),
+        ),
+        # livemax: summed over workers a version would read as 2; a worker that exited drops
+        # out (mark_process_dead); a version no longer serving is set to 0 (multiprocess mode
+        # cannot remove a label set).
+        ruleset_version=Gauge(
+            PREFIX + "ruleset_version_info",
+            "1 for each ruleset version serving a role (active, shadow) in some live worker, "
+            "0 once it no longer serves.",
+            ("ruleset", "role", "version"),
+            multiprocess_mode="livemax",
+            registry=registry,
+        ),
+        shadow_comparisons=counter(
+            "shadow_comparisons",
+            "Live decisions compared with the ruleset's shadow version, by result (agree, "
+            "disagree).",
+            ("ruleset", "version", "result"),
+        ),
+        shadow_differences=counter(
+            "shadow_differences",
+            "Shadow disagreements by what differed (outcome, agent, queue, priority, "
+            "deciding_rule, escalation, error); one comparison may count under several.",
+            ("ruleset", "version", "kind"),
+        ),
+        shadow_dropped=counter(
+            "shadow_dropped",
+            "Live decisions not compared with the shadow version: its queue was full.",
+            ("ruleset", "version"),
         ),
     )
