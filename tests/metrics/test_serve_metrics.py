@@ -146,6 +146,10 @@ def test_metrics_sum_the_calls_every_worker_answered(two_workers: tuple[Served, 
         for le in ("60.0", "300.0", "+Inf")
     } == {"60.0": 0.0, "300.0": 30.0, "+Inf": 30.0}
     assert not any("ZQ" in value for _, labels in samples for _, value in labels)
+    # Each worker loaded the rulesets once; the version gauge reads 1 (max), not 2 (sum).
+    assert samples["caseroute_reloads_total", (("action", "load"), ("result", "ok"))] == 2.0
+    active = (("role", "active"), ("ruleset", "patient-enquiries"), ("version", "2026.12.1"))
+    assert samples["caseroute_ruleset_version_info", active] == 1.0
     # Counts come from the worker processes' files, which the parent removes when it exits.
     served.wait_for("metrics: workers write to")
     directory = next(
