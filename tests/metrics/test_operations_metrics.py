@@ -135,3 +135,48 @@ def test_a_failed_commit_counts_the_appends_it_refused(
         "caseroute_decisions_total", ruleset="routing", version="1", outcome="ASSIGN"
     )
     assert decisions == 1.0
+
+
+class _Failing:
+    """An observer of the log, shadow runner and lifecycle that fails on every call."""
+
+    def committed(self, *_: object, **__: object) -> None:
+        raise RuntimeError
+
+    def commit_failed(self, *_: object, **__: object) -> None:
+        raise RuntimeError
+
+    def shadow_compared(self, *_: object, **__: object) -> None:
+        raise RuntimeError
+
+    def shadow_dropped(self, *_: object, **__: object) -> None:
+        raise RuntimeError
+
+    def lifecycle_done(self, *_: object, **__: object) -> None:
+        raise RuntimeError
+
+
+def test_a_failing_observer_stops_no_commit_shadow_run_or_reload(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log commits, the shadow compares and stores, reloads swap; each failure is logged."""
+    setup = Observed(tmp_path)
+    failing = _Failing()
+    setup.store.observer = failing
+    assert setup.core.shadow is not None
+    setup.core.shadow.observer = failing
+    setup.life.observer = failing
+    try:
+        setup.life.load()
+        setup.core.decide(_command("r1"))
+        assert setup.core.shadow.wait_idle(WAIT_S)
+        assert len(setup.store.shadow_results("routing")) == 1
+        assert setup.life.registry.names() == ["routing"]
+    finally:
+        setup.close()
+    logged = {r.getMessage().split(":", 1)[0] for r in caplog.records if r.levelname == "ERROR"}
+    assert logged == {
+        "commit observer failed",
+        "shadow observer failed",
+        "lifecycle observer failed",
+    }
