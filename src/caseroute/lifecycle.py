@@ -179,6 +179,41 @@ DEFAULT_POLL_INTERVAL_S = 2.0
 _MAX_WALK_DEPTH = 4  # rulesets/<name>/<version>/golden/<file>: deeper files never matter
 
 
+def _log_event(
+    action: str,
+    actor: str,
+    result: str,
+    changes: tuple[RulesetChange, ...] = (),
+    not_loaded: int = 0,
+    error: str = "",
+) -> None:
+    """One structured line per load, reload, activation or rollback (fields in ``extra``).
+
+    Versions and counts only: the sources that did not load are logged by the registry.
+    """
+    fields: dict[str, object] = {
+        "lifecycle": action,
+        "actor": actor,
+        "result": result,
+        "changes": [
+            {
+                "ruleset": c.ruleset_name,
+                "role": c.role,
+                "from_version": c.from_version,
+                "to_version": c.to_version,
+            }
+            for c in changes
+        ],
+        "not_loaded": not_loaded,
+    }
+    if error:
+        fields["error"] = error
+    level = logging.INFO if result == "ok" else logging.WARNING
+    if result == "failed":
+        level = logging.ERROR
+    log.log(level, "ruleset %s: %s", action, result, extra=fields)
+
+
 def tree_fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
     """(relative path, mtime ns, size) of every visible file under ``root``, sorted.
 
@@ -352,11 +387,14 @@ class RulesetLifecycle:
                     decided=self._audit.decided_sha256s if self._audit is not None else None,
                     before_swap=lambda changes, at: self._record(changes, at, action, actor),
                 )
-            except BaseException:
+            except BaseException as exc:
                 self._observe(action, "failed")
+                _log_event(action, actor, "failed", error=type(exc).__name__)
                 raise
             self._fingerprint = fingerprint
-            self._observe(action, "errors" if report.failures else "ok")
+            result = "errors" if report.failures else "ok"
+            self._observe(action, result)
+            _log_event(action, actor, result, report.changes, len(report.failures))
         return LifecycleOutcome(action, actor, report.at, report.changes, report.failures)
 
     def _observe(self, action: str, result: str) -> None:

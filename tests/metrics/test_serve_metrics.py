@@ -1,5 +1,6 @@
 """`caseroute serve --metrics-port`: /metrics across workers, refusals by code, bad ports."""
 
+import json
 import os
 import re
 import signal
@@ -152,8 +153,8 @@ def test_metrics_sum_the_calls_every_worker_answered(two_workers: tuple[Served, 
     assert samples["caseroute_ruleset_version_info", active] == 1.0
     # Counts come from the worker processes' files, which the parent removes when it exits.
     served.wait_for("metrics: workers write to")
-    directory = next(
-        Path(line.rsplit(" to ", 1)[1].removesuffix(" (removed at exit)\n"))
+    directory = next(  # the line is JSON: stderr is no terminal (--log-format auto)
+        Path(json.loads(line)["event"].rsplit(" to ", 1)[1].removesuffix(" (removed at exit)"))
         for line in served.seen
         if "metrics: workers write to" in line
     )

@@ -70,6 +70,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         auth=_auth_config(args, mutual_tls=tls is not None and tls.client_ca is not None),
         reload_interval_s=args.reload_interval,
         metrics_port=_checked_metrics_port(args),
+        log_format=args.log_format,
+        log_level=args.log_level,
     )
 
 
@@ -87,6 +89,42 @@ def _metrics_port(text: str) -> int | None:
             "(set by the flag or $CASEROUTE_METRICS_PORT; unset it to serve no metrics)"
         )
     return value
+
+
+def _choice(values: tuple[str, ...], env_name: str) -> Callable[[str], str]:
+    """An argparse type: one of ``values`` (any case); the error names the env variable too."""
+
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in values:
+            raise argparse.ArgumentTypeError(
+                f"must be one of {', '.join(values)}, got {text!r} (set by the flag or ${env_name})"
+            )
+        return value
+
+    return parse
+
+
+def _add_logs(cmd: argparse.ArgumentParser) -> None:
+    """Add ``--log-format`` and ``--log-level``."""
+    from caseroute.logs import LOG_FORMATS, LOG_LEVELS
+
+    cmd.add_argument(
+        "--log-format",
+        type=_choice(LOG_FORMATS, "CASEROUTE_LOG_FORMAT"),
+        default=os.environ.get("CASEROUTE_LOG_FORMAT", "auto"),
+        metavar="|".join(LOG_FORMATS),
+        help="log lines on stderr: json (one object per line), console (for people), or auto: "
+        "console when stderr is a terminal, else json ($CASEROUTE_LOG_FORMAT, default auto)",
+    )
+    cmd.add_argument(
+        "--log-level",
+        type=_choice(LOG_LEVELS, "CASEROUTE_LOG_LEVEL"),
+        default=os.environ.get("CASEROUTE_LOG_LEVEL", "info"),
+        metavar="|".join(LOG_LEVELS),
+        help="lowest level logged; info writes one line per call and per ruleset change "
+        "($CASEROUTE_LOG_LEVEL, default info)",
+    )
 
 
 def _checked_metrics_port(args: argparse.Namespace) -> int | None:
@@ -367,6 +405,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "a free port (printed at start); off when not given ($CASEROUTE_METRICS_PORT)",
     )
     _add_access(serve_cmd)
+    _add_logs(serve_cmd)
     serve_cmd.set_defaults(run=_cmd_serve)
 
     health_cmd = sub.add_parser("health", help="check a server's gRPC health (exit 0: SERVING)")

@@ -47,7 +47,9 @@ from caseroute.grpc_api._generated import admin_pb2 as apb
 from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.admin_servicer import RulesetAdminServicer
 from caseroute.grpc_api.auth import AuthConfig, AuthInterceptor
-from caseroute.grpc_api.rpc_metrics import RpcMetricsInterceptor
+from caseroute.grpc_api.rpc_calls import CallerNoteInterceptor, CallListener, RpcCallInterceptor
+from caseroute.grpc_api.rpc_log import RpcLogListener
+from caseroute.grpc_api.rpc_metrics import RpcMetricsListener
 from caseroute.grpc_api.servicer import (
     DecisionLogServicer,
     RoutingServicer,
@@ -56,6 +58,7 @@ from caseroute.grpc_api.servicer import (
 )
 from caseroute.grpc_api.tls import ServerTls
 from caseroute.lifecycle import RulesetAdminCore, RulesetLifecycle
+from caseroute.logs import configure_logging
 from caseroute.metrics import MetricsRecorder, define_metrics
 from caseroute.metrics.exposition import (
     MetricsEndpoint,
@@ -101,6 +104,8 @@ class ServerConfig:
             (0: no polling; SIGHUP and the admin Reload call still reload).
         metrics_port: Port of the Prometheus ``/metrics`` endpoint on ``host`` (None: no
             metrics; 0 picks a free port).
+        log_format: ``auto`` (console on a terminal, else JSON), ``json`` or ``console``.
+        log_level: Lowest level logged: ``debug``, ``info``, ``warning`` or ``error``.
     """
 
     rulesets: Path = Path("rulesets")
@@ -121,6 +126,8 @@ class ServerConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     reload_interval_s: float = 2.0
     metrics_port: int | None = None
+    log_format: str = "auto"
+    log_level: str = "info"
 
 
 @dataclass(slots=True)
@@ -440,6 +447,9 @@ def build_server(
         max_agents=config.roster_cache_agents, max_bytes=config.roster_cache_mb * MIB
     )
     size = config.max_message_mb * MIB
+    listeners: list[CallListener] = [RpcLogListener()]
+    if metrics is not None:
+        listeners.append(RpcMetricsListener(metrics))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc"),
         options=[
@@ -448,8 +458,8 @@ def build_server(
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
         interceptors=[
-            # Outermost: calls the access checks refuse are counted too.
-            *([RpcMetricsInterceptor(metrics)] if metrics is not None else []),
+            # Outermost: calls the access checks refuse are logged and counted too.
+            RpcCallInterceptor(listeners),
             AuthInterceptor(
                 {
                     ADMIN_SERVICE: admin_policy,
@@ -458,6 +468,7 @@ def build_server(
                 },
                 required=frozenset({ADMIN_SERVICE}),
             ),
+            CallerNoteInterceptor(),  # innermost: sees who passed the access check
         ],
     )
     if config.tls is None and (admin_policy.tokens or audit_policy.tokens or caller_policy.tokens):
@@ -511,12 +522,12 @@ def build_server(
     return running
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-    )
+def _configure_logging(config: ServerConfig) -> None:
+    """Every log line of this process (stdlib and structlog) through one renderer on stderr.
+
+    Called in the parent and again in each spawned worker, which inherits no logging state.
+    """
+    configure_logging(config.log_format, config.log_level, sys.stderr)
 
 
 def _wait_for_stop(on_hangup: Callable[[], None] | None = None) -> None:
@@ -540,7 +551,7 @@ def _wait_for_stop(on_hangup: Callable[[], None] | None = None) -> None:
 
 def run_worker(config: ServerConfig, reuse_port: bool) -> None:
     """Serve in this process until SIGTERM/SIGINT, then drain and return."""
-    _configure_logging()
+    _configure_logging(config)
     # SIGHUP's default ends the process: ignored until the reload thread can take it (the
     # first load reads the directory as it is then, and the poller catches what follows).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -599,7 +610,7 @@ def serve(config: ServerConfig) -> int:
     Raises:
         ConfigError: If a setting is invalid or the metrics port cannot be bound.
     """
-    _configure_logging()
+    _configure_logging(config)
     workers = config.workers or os.cpu_count() or 1
     # Token files readable, private and well-formed, checked once before anything is created.
     config.auth.policies()

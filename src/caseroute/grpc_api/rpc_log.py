@@ -1,0 +1,153 @@
+"""A call listener that writes one structured log line per finished unary gRPC call.
+
+The line carries ids and results only: ``request_id``, ``decision_id``/``decision_ids``,
+``case_id``/``case_ids`` (the caller's pseudonymous id, kept in clear by design like the
+decision log does: docs/security.md), the ruleset name and version, outcome, deciding rule,
+status code, latency and caller identity. It never reads a case's fields (locations,
+languages, attributes, notes, patient ids) nor the roster: only the reply's ``Decision`` ids
+and codes, and a request's id fields.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health_pb2
+
+from caseroute.grpc_api._generated import admin_pb2 as apb
+from caseroute.grpc_api._generated import routing_pb2 as pb
+from caseroute.grpc_api.rpc_calls import FinishedCall
+from caseroute.grpc_api.servicer import UndecodableRequest
+
+MAX_ID_CHARS = 200
+"""Longest id written to the log (a refused request's id may be any length)."""
+
+_SERVER_FAULTS = frozenset(
+    {
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DATA_LOSS,
+        grpc.StatusCode.UNAVAILABLE,
+    }
+)
+
+
+def _id(text: str) -> str:
+    """An id fit for one log line: cut to ``MAX_ID_CHARS``, control characters escaped."""
+    short = text[:MAX_ID_CHARS]
+    return short if short.isprintable() else repr(short)[1:-1]
+
+
+def _outcome(value: pb.Outcome.ValueType) -> str:
+    return pb.Outcome.Name(value).removeprefix("OUTCOME_")
+
+
+def _decision_fields(decision: pb.Decision) -> dict[str, Any]:
+    return {
+        "decision_id": decision.decision_id,
+        "case_id": _id(decision.case_id),
+        "outcome": _outcome(decision.outcome),
+        "rule_id": decision.rule_id,
+        "agent_id": _id(decision.agent_id),
+        "ruleset": decision.ruleset.name,
+        "ruleset_version": decision.ruleset.version,
+    }
+
+
+def _batch_fields(decisions: Any) -> dict[str, Any]:
+    first = decisions[0] if decisions else None
+    return {
+        "cases": len(decisions),
+        "decision_ids": [d.decision_id for d in decisions],
+        "case_ids": [_id(d.case_id) for d in decisions],
+        "outcomes": [_outcome(d.outcome) for d in decisions],
+        "rule_ids": [d.rule_id for d in decisions],
+        "ruleset": first.ruleset.name if first is not None else "",
+        "ruleset_version": first.ruleset.version if first is not None else "",
+    }
+
+
+def _request_fields(request: Any) -> dict[str, Any]:
+    """Id fields of a request: never a case or roster field."""
+    if isinstance(request, UndecodableRequest):
+        return {"undecodable_bytes": request.size}
+    if isinstance(request, pb.DecideRequest | pb.DecideBatchRequest):
+        fields: dict[str, Any] = {"request_id": _id(request.request_id)}
+        if request.ruleset.name:
+            fields["ruleset"] = _id(request.ruleset.name)
+        if request.ruleset.version:
+            fields["ruleset_version"] = _id(request.ruleset.version)
+        return fields
+    if isinstance(request, pb.GetDecisionRequest):
+        return {"decision_id": _id(request.decision_id)}
+    if isinstance(request, pb.ListDecisionsRequest):
+        return {"case_id": _id(request.case_id)} if request.case_id else {}
+    if isinstance(request, apb.GetRulesetRequest | apb.ActivateRulesetRequest):
+        return {"ruleset": _id(request.name), "ruleset_version": _id(request.version)}
+    if isinstance(request, apb.RollbackRequest):
+        return {"ruleset": _id(request.name)}
+    if isinstance(request, health_pb2.HealthCheckRequest):
+        return {"health_service": _id(request.service)}
+    return {}
+
+
+def _response_fields(response: Any) -> dict[str, Any]:
+    """Ids and results of a reply (what was decided), never an explanation's values."""
+    if isinstance(response, pb.DecideResponse):
+        return {**_decision_fields(response.decision), "replayed": response.replayed}
+    if isinstance(response, pb.DecideBatchResponse):
+        return {**_batch_fields(response.decisions), "replayed": response.replayed}
+    if isinstance(response, pb.ListDecisionsResponse):
+        return {"decisions": len(response.decisions)}
+    if isinstance(response, apb.LifecycleOutcome):
+        return {"changes": len(response.changes)}
+    if isinstance(response, health_pb2.HealthCheckResponse):
+        return {"health": health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)}
+    return {}
+
+
+def call_fields(call: FinishedCall) -> dict[str, Any]:
+    """The log line's fields for ``call`` (besides the event name and level).
+
+    Args:
+        call: The finished call.
+
+    Returns:
+        ``method``, ``service``, ``code``, ``latency_ms``, ``caller``, ``peer`` and the
+        request's and reply's ids and results (the reply's win where both name a field).
+    """
+    return {
+        "service": call.service,
+        "method": call.method if call.known else _id(call.method),
+        "code": call.code.name,
+        "latency_ms": round(call.elapsed_s * 1000, 3),
+        "caller": call.caller,
+        "peer": call.peer,
+        **_request_fields(call.request),
+        **_response_fields(call.response),
+    }
+
+
+class RpcLogListener:
+    """Writes one ``rpc`` line per finished unary call to the ``caseroute.rpc`` logger.
+
+    OK is logged at INFO; a status that is the server's fault (INTERNAL, UNKNOWN,
+    UNAVAILABLE, DATA_LOSS) at ERROR; any other refusal at WARNING.
+    """
+
+    def __init__(self) -> None:
+        """Log to ``caseroute.rpc``."""
+        self._log = structlog.stdlib.get_logger("caseroute.rpc")
+
+    def call_finished(self, call: FinishedCall) -> None:
+        """Write ``call``'s line."""
+        if call.code == grpc.StatusCode.OK:
+            level = logging.INFO
+        elif call.code in _SERVER_FAULTS:
+            level = logging.ERROR
+        else:
+            level = logging.WARNING
+        self._log.log(level, "rpc", **call_fields(call))

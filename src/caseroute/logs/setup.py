@@ -1,0 +1,130 @@
+"""Configure structlog and stdlib ``logging`` so both write through one renderer.
+
+Every line a server process writes goes through a ``structlog.stdlib.ProcessorFormatter`` on
+the root logger: the stdlib ``logging`` calls of the core (engine errors, audit, lifecycle,
+auth refusals) and the structlog events of the gRPC call log alike. ``json`` renders one JSON
+object per line (for log shippers); ``console`` renders aligned, human-readable lines;
+``auto`` picks ``console`` when the stream is a terminal and ``json`` otherwise.
+
+Fields a stdlib call passes in ``extra={...}`` become keys of the line (``ExtraAdder``), so
+the core can log structured events without importing structlog.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+LOG_FORMATS = ("auto", "json", "console")
+"""``--log-format`` values."""
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+"""``--log-level`` values (lowest first)."""
+
+
+def resolve_format(log_format: str, stream: TextIO) -> str:
+    """``json`` or ``console``: what ``log_format`` means on ``stream``.
+
+    Args:
+        log_format: One of ``LOG_FORMATS``.
+        stream: Where lines go (``auto`` asks whether it is a terminal).
+
+    Returns:
+        The concrete format.
+
+    Raises:
+        ValueError: If ``log_format`` is not one of ``LOG_FORMATS``.
+    """
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format {log_format!r}: use one of {', '.join(LOG_FORMATS)}")
+    if log_format != "auto":
+        return log_format
+    try:
+        return "console" if stream.isatty() else "json"
+    except (AttributeError, ValueError):  # a closed or unusual stream: machines read it
+        return "json"
+
+
+def _add_pid(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """Add the process id: with several workers, it tells which one wrote the line."""
+    event_dict.setdefault("pid", os.getpid())
+    return event_dict
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root handler ``configure_logging`` installs (recognised when it runs again)."""
+
+
+def configure_logging(
+    log_format: str = "auto", level: str = "info", stream: TextIO | None = None
+) -> str:
+    """Send every log line of this process through one structlog renderer on ``stream``.
+
+    Idempotent: a second call replaces the handler the first installed. Workers are spawned
+    (they share no state with the parent), so each calls this itself.
+
+    Args:
+        log_format: ``auto``, ``json`` or ``console``.
+        level: Lowest level written (``debug``, ``info``, ``warning``, ``error``).
+        stream: Where lines go (default: ``sys.stderr`` at the time of the call).
+
+    Returns:
+        The concrete format used (``json`` or ``console``).
+
+    Raises:
+        ValueError: If the format or level is not one of the accepted values.
+    """
+    if level not in LOG_LEVELS:
+        raise ValueError(f"log level {level!r}: use one of {', '.join(LOG_LEVELS)}")
+    target = stream if stream is not None else sys.stderr
+    concrete = resolve_format(log_format, target)
+    shared: list[Processor] = [
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_pid,
+    ]
+    renderer: Processor
+    tail: list[Processor]
+    if concrete == "json":
+        # Tracebacks as one string field: a line stays one JSON object.
+        tail = [structlog.processors.format_exc_info]
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        tail = []
+        renderer = structlog.dev.ConsoleRenderer(colors=_is_terminal(target))
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer],
+    )
+    handler = _Handler(target)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    return concrete
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,257 @@
+"""`caseroute serve --log-format json`: one JSON line per call and per ruleset load, no PHI.
+
+A real two-worker server on a free port; the test waits for the log lines it expects (read
+from stderr as they arrive), never for a fixed time.
+"""
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from caseroute.grpc_api import convert
+from caseroute.grpc_api._generated import routing_pb2 as pb
+from caseroute.grpc_api._generated import routing_pb2_grpc
+from caseroute.testing import (
+    NOW,
+    REFERENCE_RULESET,
+    TEST_AUDIT_KEY,
+    make_agent,
+    make_case,
+    make_roster,
+)
+
+TOKEN = "0123456789abcdef0123456789abcdef"  # noqa: S105 - a test token
+NOTES = "ZQXNOTES fell at home, daughter Ximena Quarrel worried"
+NAME = "Zebedee Quarrelsome"
+PATIENT_ID = "PID-88413377"
+LOCATION = "US-ZQ"
+LANGUAGE = "qxz-Phiq"
+PHI = (NOTES, "ZQXNOTES", "Ximena", NAME, "Quarrelsome", PATIENT_ID, "88413377", LOCATION, LANGUAGE)
+
+
+def _phi_case(case_id: str, **overrides: Any) -> pb.Case:
+    case = make_case(
+        case_id=case_id,
+        attributes={
+            "notes": NOTES,
+            "patient_name": NAME,
+            "patient_id": PATIENT_ID,
+        },
+        **overrides,
+    )
+    return convert.case_to_proto(case)
+
+
+class Served:
+    """A `caseroute serve` process whose stderr lines are read as they arrive."""
+
+    def __init__(self, proc: subprocess.Popen[str], address: str) -> None:
+        self.proc = proc
+        self.address = address
+        self.seen: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, text: str, count: int = 1) -> None:
+        """Block until ``count`` stderr lines so far contain ``text``."""
+        found = sum(text in line for line in self.seen)
+        while found < count:
+            line = self._lines.get(timeout=120)
+            assert line is not None, f"no {count} x {text!r} before exit:\n{''.join(self.seen)}"
+            self.seen.append(line)
+            found += text in line
+
+    def rest(self) -> list[str]:
+        """Every stderr line (call after the process exited)."""
+        while (line := self._lines.get(timeout=60)) is not None:
+            self.seen.append(line)
+        return self.seen
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """`caseroute serve` with two workers, JSON logs and a caller token file."""
+    tokens = tmp_path / "caller.tokens"
+    tokens.write_text(f"triage-desk {TOKEN}\n")
+    tokens.chmod(0o600)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "caseroute.cli",
+            "serve",
+            "--port",
+            "0",
+            "--workers",
+            "2",
+            "--rulesets",
+            str(REFERENCE_RULESET.parent),
+            "--audit-db",
+            str(tmp_path / "audit.db"),
+            "--caller-token-file",
+            str(tokens),
+            "--log-format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY},
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("caseroute listening on 127.0.0.1:"), line
+        running = Served(proc, line.split()[3])
+        running.wait_for("rulesets loaded: patient-enquiries", 2)
+        yield running
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _call_lines(served: Served) -> list[dict[str, Any]]:
+    """Stop the server; every stderr line parsed as JSON, the ``rpc`` lines returned."""
+    served.proc.send_signal(signal.SIGTERM)
+    served.proc.wait(60)
+    lines = [line for line in served.rest() if line.strip()]
+    parsed = [json.loads(line) for line in lines]  # every line, from every process, is JSON
+    return [p for p in parsed if p["event"] == "rpc"]
+
+
+def test_one_json_line_per_call_with_ids_results_and_caller(served: Served) -> None:
+    """A Decide, a refused Decide and a batch each write one rpc line with ids, codes, caller."""
+    auth = (("authorization", f"Bearer {TOKEN}"),)
+    roster = convert.roster_to_proto(make_roster(make_agent("a1"), make_agent("a2")))
+    now = convert.datetime_to_timestamp(NOW)
+    with grpc.insecure_channel(served.address) as channel:
+        stub = routing_pb2_grpc.RoutingServiceStub(channel)
+        one = stub.Decide(
+            pb.DecideRequest(request_id="req-1", case=_phi_case("CASE-L1"), roster=roster, now=now),
+            metadata=auth,
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Decide(
+                pb.DecideRequest(
+                    request_id="req-2", case=_phi_case("CASE-L2"), roster=roster, now=now
+                )
+            )
+        batch = stub.DecideBatch(
+            pb.DecideBatchRequest(
+                request_id="req-3",
+                cases=[
+                    _phi_case("CASE-B1"),
+                    _phi_case("CASE-B2", patient_location=LOCATION, region=LOCATION),
+                    _phi_case("CASE-B3", preferred_language=LANGUAGE),
+                ],
+                roster=roster,
+                now=now,
+            ),
+            metadata=auth,
+        )
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    served.wait_for('"event": "rpc"', 3)
+    lines = {line["request_id"]: line for line in _call_lines(served)}
+    assert sorted(lines) == ["req-1", "req-2", "req-3"]
+    decided = one.decision
+    version = decided.ruleset.version
+    common = {"event", "level", "logger", "timestamp", "pid", "latency_ms", "peer"}
+    assert {
+        "service": "caseroute.v1.RoutingService",
+        "method": "Decide",
+        "code": "OK",
+        "caller": "triage-desk",
+        "request_id": "req-1",
+        "decision_id": decided.decision_id,
+        "case_id": "CASE-L1",
+        "outcome": "ASSIGN",
+        "rule_id": decided.rule_id,
+        "agent_id": decided.agent_id,
+        "ruleset": "patient-enquiries",
+        "ruleset_version": version,
+        "replayed": False,
+    } == {k: v for k, v in lines["req-1"].items() if k not in common}
+    assert (lines["req-1"]["level"], lines["req-1"]["logger"]) == ("info", "caseroute.rpc")
+    assert {k: v for k, v in lines["req-2"].items() if k not in common} == {
+        "service": "caseroute.v1.RoutingService",
+        "method": "Decide",
+        "code": "UNAUTHENTICATED",
+        "caller": "",
+        "request_id": "req-2",
+    }
+    assert lines["req-2"]["level"] == "warning"
+    assert {
+        "service": "caseroute.v1.RoutingService",
+        "method": "DecideBatch",
+        "code": "OK",
+        "caller": "triage-desk",
+        "request_id": "req-3",
+        "cases": 3,
+        "decision_ids": [d.decision_id for d in batch.decisions],
+        "case_ids": ["CASE-B1", "CASE-B2", "CASE-B3"],
+        "outcomes": ["ASSIGN", "QUEUE", "QUEUE"],
+        "rule_ids": [d.rule_id for d in batch.decisions],
+        "ruleset": "patient-enquiries",
+        "ruleset_version": version,
+        "replayed": False,
+    } == {k: v for k, v in lines["req-3"].items() if k not in common}
+    assert all(line["latency_ms"] >= 0 for line in lines.values())
+
+
+def test_no_case_field_value_reaches_any_log_line(served: Served) -> None:
+    """Cases full of PHI-like values, decided and refused: none of the values is ever logged."""
+    auth = (("authorization", f"Bearer {TOKEN}"),)
+    roster = convert.roster_to_proto(make_roster(make_agent("a1")))
+    now = convert.datetime_to_timestamp(NOW)
+    bad = _phi_case("CASE-P3")
+    bad.ClearField("created_at")  # INVALID_ARGUMENT: the refusal names the field only
+    with grpc.insecure_channel(served.address) as channel:
+        stub = routing_pb2_grpc.RoutingServiceStub(channel)
+        stub.Decide(
+            pb.DecideRequest(request_id="p-1", case=_phi_case("CASE-P1"), roster=roster, now=now),
+            metadata=auth,
+        )
+        stub.DecideBatch(
+            pb.DecideBatchRequest(
+                request_id="p-2",
+                cases=[
+                    _phi_case("CASE-P2", patient_location=LOCATION, region=LOCATION),
+                    _phi_case("CASE-P4", preferred_language=LANGUAGE),
+                ],
+                roster=roster,
+                now=now,
+            ),
+            metadata=auth,
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Decide(
+                pb.DecideRequest(request_id="p-3", case=bad, roster=roster, now=now),
+                metadata=auth,
+            )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    served.wait_for('"event": "rpc"', 3)
+    _call_lines(served)
+    everything = "".join(served.seen)
+    assert [marker for marker in PHI if marker in everything] == []
+    assert everything.count('"event": "rpc"') == 3
