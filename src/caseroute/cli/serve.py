@@ -91,11 +91,11 @@ def _metrics_port(text: str) -> int | None:
     return value
 
 
-def _choice(values: tuple[str, ...], env_name: str) -> Callable[[str], str]:
-    """An argparse type: one of ``values`` (any case); the error names the env variable too."""
+def _choice(values: tuple[str, ...], env_name: str, default: str) -> Callable[[str], str]:
+    """An argparse type: one of ``values`` (any case; empty: ``default``); errors name the env."""
 
     def parse(text: str) -> str:
-        value = text.strip().lower()
+        value = text.strip().lower() or default  # an empty variable counts as unset
         if value not in values:
             raise argparse.ArgumentTypeError(
                 f"must be one of {', '.join(values)}, got {text!r} (set by the flag or ${env_name})"
@@ -111,7 +111,7 @@ def _add_logs(cmd: argparse.ArgumentParser) -> None:
 
     cmd.add_argument(
         "--log-format",
-        type=_choice(LOG_FORMATS, "CASEROUTE_LOG_FORMAT"),
+        type=_choice(LOG_FORMATS, "CASEROUTE_LOG_FORMAT", "auto"),
         default=os.environ.get("CASEROUTE_LOG_FORMAT", "auto"),
         metavar="|".join(LOG_FORMATS),
         help="log lines on stderr: json (one object per line), console (for people), or auto: "
@@ -119,7 +119,7 @@ def _add_logs(cmd: argparse.ArgumentParser) -> None:
     )
     cmd.add_argument(
         "--log-level",
-        type=_choice(LOG_LEVELS, "CASEROUTE_LOG_LEVEL"),
+        type=_choice(LOG_LEVELS, "CASEROUTE_LOG_LEVEL", "info"),
         default=os.environ.get("CASEROUTE_LOG_LEVEL", "info"),
         metavar="|".join(LOG_LEVELS),
         help="lowest level logged; info writes one line per call and per ruleset change "

@@ -50,6 +50,20 @@ def resolve_format(log_format: str, stream: TextIO) -> str:
         return "json"
 
 
+_FORMATTER_ATTRIBUTES = ("message", "asctime")
+"""Record attributes a stdlib ``Formatter`` adds while formatting: not ``extra`` fields."""
+
+
+def _drop_formatter_attributes(
+    _logger: WrappedLogger, _name: str, event_dict: EventDict
+) -> EventDict:
+    """Drop what another handler's formatter left on the record (``ExtraAdder`` would copy it)."""
+    if event_dict.get("_record") is not None:
+        for key in _FORMATTER_ATTRIBUTES:
+            event_dict.pop(key, None)
+    return event_dict
+
+
 def _add_pid(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     """Add the process id: with several workers, it tells which one wrote the line."""
     event_dict.setdefault("pid", os.getpid())
@@ -87,6 +101,7 @@ def configure_logging(
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.stdlib.ExtraAdder(),
+        _drop_formatter_attributes,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_pid,
     ]
