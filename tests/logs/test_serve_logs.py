@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from caseroute.grpc_api import convert
 from caseroute.grpc_api._generated import routing_pb2 as pb
@@ -141,7 +142,7 @@ def _call_lines(served: Served) -> list[dict[str, Any]]:
 
 
 def test_one_json_line_per_call_with_ids_results_and_caller(served: Served) -> None:
-    """A Decide, a refused Decide and a batch each write one rpc line with ids, codes, caller."""
+    """A Decide, a refused Decide, a batch and a health check each write one rpc line."""
     auth = (("authorization", f"Bearer {TOKEN}"),)
     roster = convert.roster_to_proto(make_roster(make_agent("a1"), make_agent("a2")))
     now = convert.datetime_to_timestamp(NOW)
@@ -170,10 +171,12 @@ def test_one_json_line_per_call_with_ids_results_and_caller(served: Served) -> N
             ),
             metadata=auth,
         )
+        checker: Any = health_pb2_grpc.HealthStub(channel)  # typeshed stub lacks Check
+        health = checker.Check(health_pb2.HealthCheckRequest(service="caseroute.v1.RoutingService"))
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    served.wait_for('"event": "rpc"', 3)
-    lines = {line["request_id"]: line for line in _call_lines(served)}
-    assert sorted(lines) == ["req-1", "req-2", "req-3"]
+    served.wait_for('"event": "rpc"', 4)
+    lines = {line.get("request_id", line["method"]): line for line in _call_lines(served)}
+    assert sorted(lines) == ["Check", "req-1", "req-2", "req-3"]
     decided = one.decision
     version = decided.ruleset.version
     common = {"event", "level", "logger", "timestamp", "pid", "latency_ms", "peer"}
@@ -216,6 +219,15 @@ def test_one_json_line_per_call_with_ids_results_and_caller(served: Served) -> N
         "ruleset_version": version,
         "replayed": False,
     } == {k: v for k, v in lines["req-3"].items() if k not in common}
+    assert {k: v for k, v in lines["Check"].items() if k not in common} == {
+        "service": "grpc.health.v1.Health",
+        "method": "Check",
+        "code": "OK",
+        "caller": "",
+        "health_service": "caseroute.v1.RoutingService",
+        # The answer given (a worker may still wait for its sibling to serve).
+        "health": health_pb2.HealthCheckResponse.ServingStatus.Name(health.status),
+    }
     assert all(line["latency_ms"] >= 0 for line in lines.values())
 
 

@@ -58,8 +58,9 @@ def test_a_traceback_stays_inside_its_json_line() -> None:
     """logging.exception in JSON mode writes one line whose ``exception`` field holds the frames."""
     stream = io.StringIO()
     configure_logging("json", "info", stream)
+    empty: dict[str, int] = {}
     try:
-        {}["k"]
+        empty["k"]
     except KeyError:
         logging.getLogger("caseroute.lifecycle").exception("reload failed")
     (line,) = stream.getvalue().splitlines()
