@@ -341,7 +341,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--workers",
         type=_whole_number(0, "CASEROUTE_WORKERS"),
         default=env("CASEROUTE_WORKERS", "0"),
-        help="worker processes; 0 = one per core ($CASEROUTE_WORKERS)",
+        help="worker processes; 0 = one per CPU the container's cgroup quota allows, at most "
+        "one per usable core ($CASEROUTE_WORKERS)",
     )
     serve_cmd.add_argument("--threads", type=int, default=16, help="request threads per worker")
     serve_cmd.add_argument(

@@ -6,6 +6,11 @@ call), so ``serve`` runs several worker processes that each bind the same port w
 ``examples/python/multiprocessing``). Workers are spawned, not forked, before any gRPC object
 or durable_rules ruleset exists, and each loads the rulesets itself.
 
+Supervision (``supervisor.py``): the parent refuses a port another server holds, restarts a
+worker that dies (with back-off), and shares one flag per worker slot (a multiprocessing
+``Array``) that a worker sets once it serves and the parent clears when it dies; every worker's
+health is NOT_SERVING while any flag is clear. A worker drains and exits when its parent is gone.
+
 Hot reload: each worker polls its rulesets directory (``--reload-interval``) and reloads on
 SIGHUP (the parent forwards SIGHUP to every worker); the reload runs on a thread of its own,
 never in the signal handler. Every worker applies the same access policies (``auth.py``).
@@ -20,17 +25,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2
@@ -56,6 +63,12 @@ from caseroute.grpc_api.servicer import (
     UndecodableRequest,
     lenient_deserializer,
 )
+from caseroute.grpc_api.supervisor import (
+    RestartBackoff,
+    claim_port,
+    default_workers,
+    watch_parent,
+)
 from caseroute.grpc_api.tls import ServerTls
 from caseroute.lifecycle import RulesetAdminCore, RulesetLifecycle
 from caseroute.logs import configure_logging
@@ -76,6 +89,62 @@ DECISION_LOG_SERVICE = pb.DESCRIPTOR.services_by_name["DecisionLog"].full_name
 ADMIN_SERVICE = apb.DESCRIPTOR.services_by_name["RulesetAdmin"].full_name
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 MIB = 1024 * 1024
+STOP_BOUND_S = 5.0
+"""After the grace period, how long a stop waits for cancelled calls' threads to return."""
+PEERS_POLL_S = 0.25
+"""How often a worker's health re-reads how many of its sibling workers serve."""
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class CallPool(futures.ThreadPoolExecutor):
+    """The request threads, counting the calls running, so a stop can wait for them to end.
+
+    grpcio cancels calls still running when the grace period ends, but their handler threads
+    run on: the rulesets and the decision log must not be closed under them.
+    """
+
+    def __init__(self, max_workers: int) -> None:
+        """A pool of ``max_workers`` threads named ``rpc_*``."""
+        super().__init__(max_workers=max_workers, thread_name_prefix="rpc")
+        self._running = 0
+        self._changed = threading.Condition()
+
+    def submit(
+        self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> futures.Future[_T]:
+        """Run ``fn`` on a request thread, counted as running until it returns."""
+
+        def counted() -> _T:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._ended()
+
+        with self._changed:
+            self._running += 1
+        try:
+            return super().submit(counted)
+        except BaseException:
+            self._ended()
+            raise
+
+    def _ended(self) -> None:
+        with self._changed:
+            self._running -= 1
+            self._changed.notify_all()
+
+    @property
+    def running(self) -> int:
+        """Calls whose handler has not returned yet."""
+        with self._changed:
+            return self._running
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for every running call to return; True if they did."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._running == 0, timeout_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +155,8 @@ class ServerConfig:
         rulesets: Directory of rulesets (``<dir>/*/ruleset.yaml``) or one ruleset.
         host: Address to bind (``0.0.0.0`` for every interface).
         port: TCP port; 0 picks a free one.
-        workers: Worker processes; 0 means one per CPU core.
+        workers: Worker processes; 0 means one per CPU the cgroup quota allows
+            (``supervisor.default_workers``).
         threads: Request threads per worker.
         max_message_mb: Largest request or response accepted, in MiB.
         grace_s: Seconds in-flight calls get to finish after SIGTERM.
@@ -144,6 +214,8 @@ class RunningServer:
     port: int
     admin: RulesetAdminCore | None = None
     loaded: bool = False
+    pool: CallPool | None = None
+    peers_serving: Callable[[], bool] | None = None
     _hangup: threading.Event = field(default_factory=threading.Event)
     _health_lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -160,7 +232,28 @@ class RunningServer:
 
     def _refresh_health(self) -> None:
         with self._health_lock:
-            self.set_serving(self.loaded and self.core.audit_writable)
+            peers = self.peers_serving is None or self.peers_serving()
+            self.set_serving(self.loaded and self.core.audit_writable and peers)
+
+    def follow_peers(self, interval_s: float = PEERS_POLL_S) -> None:
+        """Until ``stop``: health follows ``peers_serving`` (re-read every ``interval_s``)."""
+        if self.peers_serving is None:
+            return
+        peers_serving = self.peers_serving
+
+        def follow() -> None:
+            last = peers_serving()
+            while not self._stopping.wait(interval_s):
+                now = peers_serving()
+                if now != last:
+                    last = now
+                    if now:
+                        log.info("every configured worker serves; health follows this one")
+                    else:
+                        log.warning("a worker is not serving; health NOT_SERVING meanwhile")
+                    self._refresh_health()
+
+        threading.Thread(target=follow, name="peers-follow", daemon=True).start()
 
     def audit_changed(self, writable: bool) -> None:
         """The decision log stopped or started taking writes: follow it in health."""
@@ -258,18 +351,39 @@ class RunningServer:
                 daemon=True,
             ).start()
 
-    def stop(self, grace_s: float) -> None:
-        """Go NOT_SERVING, refuse new calls, let in-flight calls finish within the grace."""
+    def stop(self, grace_s: float, bound_s: float = STOP_BOUND_S) -> bool:
+        """Go NOT_SERVING, refuse new calls, let in-flight calls finish within the grace.
+
+        Calls still running when the grace ends are cancelled (the caller sees UNAVAILABLE);
+        their threads then get ``bound_s`` to return before the rulesets and decision log
+        close. A thread still running after that keeps them open: nothing is closed under it.
+
+        Returns:
+            True when everything closed; False when a call still ran, nothing was closed, and
+            the caller must end the process (``os._exit``: its threads would hold it alive).
+        """
         self._stopping.set()
         self._hangup.set()
         if isinstance(self.admin, RulesetLifecycle):
             self.admin.stop_polling()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
+        if self.pool is not None and not self.pool.wait_idle(bound_s):
+            log.error(
+                "%d call(s) still running %.1f s after the %.1f s grace period (cancelled: "
+                "their callers got UNAVAILABLE); the rulesets and decision log stay open under "
+                "them and the process exits without closing them (a decision not yet "
+                "committed is not recorded; committed ones are whole)",
+                self.pool.running,
+                bound_s,
+                grace_s,
+            )
+            return False
         if self.core.shadow is not None:
             self.core.shadow.close()  # stores what is queued while the log is still open
         self.core.registry.close()
         self.core.audit.close()
+        return True
 
 
 def add_service(server: grpc.Server, service_name: str, servicer: object, module: Any = pb) -> None:
@@ -450,8 +564,9 @@ def build_server(
     listeners: list[CallListener] = [RpcLogListener()]
     if metrics is not None:
         listeners.append(RpcMetricsListener(metrics))
+    pool = CallPool(config.threads)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc"),
+        pool,
         options=[
             ("grpc.max_receive_message_length", size),
             ("grpc.max_send_message_length", size),
@@ -508,7 +623,7 @@ def build_server(
         if config.tls is not None
         else server.add_insecure_port(address)
     )
-    running = RunningServer(server, health_servicer, core, port, admin)
+    running = RunningServer(server, health_servicer, core, port, admin, pool=pool)
     running.set_serving(serving=False)
     core.watch_audit(running.audit_changed)
     if config.audit_probe_s > 0:
@@ -530,9 +645,19 @@ def _configure_logging(config: ServerConfig) -> None:
     configure_logging(config.log_format, config.log_level, sys.stderr)
 
 
-def _wait_for_stop(on_hangup: Callable[[], None] | None = None) -> None:
-    """Block until SIGTERM/SIGINT; on SIGHUP call ``on_hangup`` (which must only hand off)."""
-    stop = threading.Event()
+def _wait_for_stop(
+    on_hangup: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
+    on_installed: Callable[[], None] | None = None,
+) -> None:
+    """Block until SIGTERM/SIGINT (or ``stop`` is set); on SIGHUP call ``on_hangup``.
+
+    Args:
+        on_hangup: SIGHUP's action; it must only hand off (it runs in the signal handler).
+        stop: Set by someone else to stop too (a worker's parent watch).
+        on_installed: Called once the handlers are in place (SIGHUP no longer ends us).
+    """
+    stop = stop or threading.Event()
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: draining", signal.Signals(signum).name)
@@ -546,15 +671,42 @@ def _wait_for_stop(on_hangup: Callable[[], None] | None = None) -> None:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGHUP, hangup)
+    if on_installed is not None:
+        on_installed()
     stop.wait()
 
 
-def run_worker(config: ServerConfig, reuse_port: bool) -> None:
-    """Serve in this process until SIGTERM/SIGINT, then drain and return."""
+def _exit_now(code: int) -> NoReturn:
+    """End the process at once (threads of abandoned calls would hold it alive), logs flushed."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run_worker(
+    config: ServerConfig,
+    reuse_port: bool,
+    slot: int | None = None,
+    serving: Any = None,
+) -> None:
+    """Serve in this process until SIGTERM/SIGINT or its parent is gone, then drain and return.
+
+    Args:
+        config: Settings.
+        reuse_port: Bind with SO_REUSEPORT (sibling workers share the port).
+        slot: This worker's index in ``serving``.
+        serving: The parent's shared flags, one per worker slot (a multiprocessing ``Array``
+            of bytes): this worker sets its own once it serves and clears it when it stops;
+            health is NOT_SERVING while any flag is clear. None: no siblings to follow.
+    """
     _configure_logging(config)
     # SIGHUP's default ends the process: ignored until the reload thread can take it (the
     # first load reads the directory as it is then, and the poller catches what follows).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    stop = threading.Event()
+    watch_parent(stop.set)
     metrics = None
     if config.metrics_port is not None:
         if not in_multiprocess_mode():
@@ -564,11 +716,24 @@ def run_worker(config: ServerConfig, reuse_port: bool) -> None:
             )
         metrics = MetricsRecorder(define_metrics(None))  # values go to the shared directory
     running = build_server(config, reuse_port=reuse_port, metrics=metrics)
+    if serving is not None:
+        flags = serving
+        running.peers_serving = lambda: all(flags[:])
     log.info("worker listening on %s:%d", config.host, running.port)
     running.load(config)
     running.start_reload_triggers(config.reload_interval_s)
-    _wait_for_stop(running.request_reload)
-    running.stop(config.grace_s)
+    running.follow_peers()
+
+    def serving_now() -> None:
+        # Invariant: set only once SIGHUP reloads (the parent forwards it to set slots only).
+        if serving is not None and slot is not None:
+            serving[slot] = 1
+
+    _wait_for_stop(running.request_reload, stop, serving_now)
+    if serving is not None and slot is not None:
+        serving[slot] = 0
+    if not running.stop(config.grace_s):
+        _exit_now(1)
     log.info("worker stopped")
 
 
@@ -585,10 +750,10 @@ def _reserved_port(host: str, port: int) -> Iterator[int]:
         sock.close()
 
 
-def _forward_hangup(procs: Sequence[multiprocessing.process.BaseProcess]) -> None:
+def _forward_hangup(procs: Sequence[multiprocessing.process.BaseProcess | None]) -> None:
     """Pass SIGHUP on to every live worker (each reloads on its own reload thread)."""
     for proc in procs:
-        if proc.pid is not None and proc.is_alive():
+        if proc is not None and proc.pid is not None and proc.is_alive():
             os.kill(proc.pid, signal.SIGHUP)
 
 
@@ -611,7 +776,9 @@ def serve(config: ServerConfig) -> int:
         ConfigError: If a setting is invalid or the metrics port cannot be bound.
     """
     _configure_logging(config)
-    workers = config.workers or os.cpu_count() or 1
+    workers = config.workers or default_workers()
+    # Before anything is created: a port another server holds stops the start here.
+    claim_port(config.host, config.port)
     # Token files readable, private and well-formed, checked once before anything is created.
     config.auth.policies()
     # Create the decision log and key once, here, so workers never race to create them, and a
@@ -651,37 +818,139 @@ def _serve_in_process(config: ServerConfig) -> int:
         running.load(config)
         running.start_reload_triggers(config.reload_interval_s)
         _wait_for_stop(running.request_reload)
-        running.stop(config.grace_s)
+        if not running.stop(config.grace_s):
+            if endpoint is not None:
+                endpoint.close()
+            _exit_now(1)
     finally:
         if endpoint is not None:
             endpoint.close()
     return 0
 
 
+@dataclass(slots=True)
+class _Slot:
+    """One configured worker: its current process, when it started, its restart back-off."""
+
+    index: int
+    proc: multiprocessing.process.BaseProcess | None = None
+    started: float = 0.0
+    restart_at: float = 0.0
+    backoff: RestartBackoff = field(default_factory=RestartBackoff)
+
+
 def _serve_workers(config: ServerConfig, workers: int, endpoint: MetricsEndpoint | None) -> int:
-    """``serve`` with ``workers`` spawned processes sharing the port."""
+    """``serve`` with ``workers`` spawned processes sharing the port, restarted when they die."""
     context = multiprocessing.get_context("spawn")
+    serving = context.Array("b", workers)
     with _reserved_port(config.host, config.port) as port:
         shared = replace(config, port=port)
-        procs = [
-            context.Process(target=run_worker, args=(shared, True), name=f"worker-{i}")
-            for i in range(workers)
-        ]
-        for proc in procs:
+        slots = [_Slot(i) for i in range(workers)]
+
+        def spawn(slot: _Slot) -> None:
+            proc = context.Process(
+                target=run_worker,
+                args=(shared, True, slot.index, serving),
+                name=f"worker-{slot.index}",
+            )
             proc.start()
+            slot.proc, slot.started = proc, time.monotonic()
+
+        for slot in slots:
+            spawn(slot)
         sys.stdout.write(f"caseroute listening on {config.host}:{port} ({workers} workers)\n")
         _announce_metrics(endpoint)
         sys.stdout.flush()
-        _wait_for_stop(lambda: _forward_hangup(procs))
-        for proc in procs:
-            if proc.pid is not None and proc.is_alive():
-                os.kill(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.join(config.grace_s + 5)
-            if proc.is_alive():
-                log.error("worker %s did not drain in time; killing it", proc.name)
-                proc.kill()
-                proc.join()
-            if endpoint is not None and proc.pid is not None:
-                endpoint.worker_exited(proc.pid)
-    return 0 if all(proc.exitcode == 0 for proc in procs) else 1
+        _supervise(slots, serving, spawn, endpoint)
+        for slot in slots:
+            if slot.proc is not None and slot.proc.pid is not None and slot.proc.is_alive():
+                os.kill(slot.proc.pid, signal.SIGTERM)
+        for slot in slots:
+            if slot.proc is None:
+                continue
+            slot.proc.join(config.grace_s + STOP_BOUND_S + 5)
+            if slot.proc.is_alive():
+                log.error("worker %s did not drain in time; killing it", slot.proc.name)
+                slot.proc.kill()
+                slot.proc.join()
+            if endpoint is not None and slot.proc.pid is not None:
+                endpoint.worker_exited(slot.proc.pid)
+    return 0 if all(s.proc is not None and s.proc.exitcode == 0 for s in slots) else 1
+
+
+def _supervise(
+    slots: list[_Slot],
+    serving: Any,
+    spawn: Callable[[_Slot], None],
+    endpoint: MetricsEndpoint | None,
+) -> None:
+    """Until SIGTERM/SIGINT: restart each worker that dies, after its back-off.
+
+    The main thread waits on the workers' sentinels and a self-pipe the signal handlers write
+    to, so a death or a stop wakes it at once. SIGHUP goes to the workers whose flag in
+    ``serving`` is set: a worker still starting could be ended by it (and loads the directory
+    as it is anyway).
+    """
+    stop = threading.Event()
+    wake_r, wake_w = os.pipe()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: draining", signal.Signals(signum).name)
+        stop.set()
+        os.write(wake_w, b"x")
+
+    def hangup(_signum: int, _frame: FrameType | None) -> None:
+        log.info("received SIGHUP: reloading rulesets")
+        _forward_hangup([s.proc for s in slots if serving[s.index]])
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGHUP, hangup)
+    try:
+        while not stop.is_set():
+            due = [s.restart_at for s in slots if s.proc is None]
+            timeout = max(0.0, min(due) - time.monotonic()) if due else None
+            sentinels = [s.proc.sentinel for s in slots if s.proc is not None]
+            multiprocessing.connection.wait([wake_r, *sentinels], timeout)
+            if stop.is_set():
+                return
+            now = time.monotonic()
+            for slot in slots:
+                if slot.proc is not None and not slot.proc.is_alive():
+                    _note_death(slot, serving, now, endpoint)
+                elif slot.proc is None and slot.restart_at <= now:
+                    spawn(slot)
+                    pid = slot.proc.pid if slot.proc is not None else None
+                    log.warning("worker-%d restarted as pid %s", slot.index, pid)
+    finally:
+        os.close(wake_r)
+        os.close(wake_w)
+
+
+def _note_death(slot: _Slot, serving: Any, now: float, endpoint: MetricsEndpoint | None) -> None:
+    """Log a worker's death, clear its serving flag and schedule its restart."""
+    proc = slot.proc
+    if proc is None:
+        return
+    serving[slot.index] = 0
+    ran_s = now - slot.started
+    delay = slot.backoff.after_death(ran_s)
+    code = proc.exitcode
+    how = (
+        f"was killed by {signal.Signals(-code).name}"
+        if code is not None and code < 0
+        else f"exited with code {code}"
+    )
+    log.error(
+        "worker-%d (pid %s) %s after %.1f s; restarting it in %.1f s (health NOT_SERVING "
+        "until it serves)",
+        slot.index,
+        proc.pid,
+        how,
+        ran_s,
+        delay,
+    )
+    if endpoint is not None and proc.pid is not None:
+        endpoint.worker_exited(proc.pid)
+    proc.close()
+    slot.proc, slot.restart_at = None, now + delay
