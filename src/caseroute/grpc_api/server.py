@@ -842,7 +842,9 @@ class _Slot:
 def _serve_workers(config: ServerConfig, workers: int, endpoint: MetricsEndpoint | None) -> int:
     """``serve`` with ``workers`` spawned processes sharing the port, restarted when they die."""
     context = multiprocessing.get_context("spawn")
-    serving = context.Array("b", workers)
+    # No lock: each byte has one writer at a time, and a worker killed while holding a lock
+    # (a POSIX semaphore, never released by a dead process) would freeze every reader.
+    serving = context.Array("b", workers, lock=False)
     with _reserved_port(config.host, config.port) as port:
         shared = replace(config, port=port)
         slots = [_Slot(i) for i in range(workers)]
