@@ -208,10 +208,14 @@ def _log_event(
     }
     if error:
         fields["error"] = error
-    level = logging.INFO if result == "ok" else logging.WARNING
-    if result == "failed":
-        level = logging.ERROR
-    log.log(level, "ruleset %s: %s", action, result, extra=fields)
+    # A failure is a warning here: whoever asked logs (or answers) the error itself.
+    log.log(
+        logging.INFO if result == "ok" else logging.WARNING,
+        "ruleset %s: %s",
+        action,
+        result,
+        extra=fields,
+    )
 
 
 def tree_fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:

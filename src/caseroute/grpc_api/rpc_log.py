@@ -14,7 +14,6 @@ import logging
 from typing import Any
 
 import grpc
-import structlog
 from grpc_health.v1 import health_pb2
 
 from caseroute.grpc_api._generated import admin_pb2 as apb
@@ -139,8 +138,14 @@ class RpcLogListener:
     """
 
     def __init__(self) -> None:
-        """Log to ``caseroute.rpc``."""
-        self._log = structlog.stdlib.get_logger("caseroute.rpc")
+        """Log to ``caseroute.rpc``.
+
+        Through stdlib ``logging`` with the fields in ``extra``, like every other line: where
+        ``caseroute.logs.configure_logging`` ran they become the keys of the line; where it
+        did not (a server embedded in a test or another program) the host's logging setup
+        decides, and nothing is printed behind its back.
+        """
+        self._log = logging.getLogger("caseroute.rpc")
 
     def call_finished(self, call: FinishedCall) -> None:
         """Write ``call``'s line."""
@@ -150,4 +155,4 @@ class RpcLogListener:
             level = logging.ERROR
         else:
             level = logging.WARNING
-        self._log.log(level, "rpc", **call_fields(call))
+        self._log.log(level, "rpc", extra=call_fields(call))
