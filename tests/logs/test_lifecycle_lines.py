@@ -79,7 +79,7 @@ def test_load_activate_rollback_and_reload_each_log_versions_actor_and_result(
 
 
 def test_a_partial_and_a_failed_reload_are_logged_as_such(tmp_path: Path) -> None:
-    """A source that does not load: ``errors``; an unrecordable change: ``failed``; both warnings."""
+    """A source that did not load: ``errors``; an unrecordable change: ``failed``; both warn."""
     root = tmp_path / "rulesets"
     _version(root, "routing", "1")
     _version(root, "routing", "2")
