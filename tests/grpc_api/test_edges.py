@@ -104,7 +104,15 @@ def test_undecodable_bytes_are_invalid_argument_without_traceback(
     )
     assert _tracebacks(caplog) == []
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("caseroute")]
-    assert [f"{method} refused: request bytes are not a valid {message} (4 bytes)"] == lines
+    assert [
+        f"{method} refused: request bytes are not a valid {message} (4 bytes)",
+        "rpc",  # the call line (caseroute.rpc): its size, never the bytes
+    ] == lines
+    assert [(method, "INVALID_ARGUMENT", 4)] == [
+        (getattr(r, "method", ""), getattr(r, "code", ""), getattr(r, "undecodable_bytes", 0))
+        for r in caplog.records
+        if r.name == "caseroute.rpc"
+    ]
 
 
 def _bad(seconds: int = 0, nanos: int = 0) -> Timestamp:
@@ -184,7 +192,10 @@ def test_out_of_range_timestamps_name_the_field(
     assert (grpc.StatusCode.INVALID_ARGUMENT, [expected]) == (error.code(), _violations(error))
     assert _tracebacks(caplog) == []
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("caseroute")]
-    assert lines == [f"Decide refused: request_id={request_id!r} invalid: 1 problem(s) at {field}"]
+    assert lines == [
+        f"Decide refused: request_id={request_id!r} invalid: 1 problem(s) at {field}",
+        "rpc",  # the call line (caseroute.rpc)
+    ]
 
 
 def test_batch_timestamps_name_the_case_index(channel: grpc.Channel) -> None:

@@ -9,7 +9,7 @@ import re
 import pytest
 import structlog
 
-from caseroute.logs import configure_logging, resolve_format
+from caseroute.logs import configure_logging, host_configured, resolve_format
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -145,3 +145,19 @@ def test_a_bad_format_or_level_is_refused_with_the_choices(
     """An unknown format or level raises ValueError listing what is accepted."""
     with pytest.raises(ValueError, match=re.escape(message)):
         configure_logging(log_format, level, io.StringIO())
+
+
+def test_a_host_that_set_up_logging_keeps_it() -> None:
+    """Only handlers other than configure_logging's own count as the host's setup."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = []
+    try:
+        seen = [host_configured()]
+        configure_logging("json", "info", io.StringIO())
+        seen.append(host_configured())
+        root.addHandler(logging.NullHandler())
+        seen.append(host_configured())
+    finally:
+        root.handlers = saved
+    assert seen == [False, False, True]

@@ -71,7 +71,7 @@ from caseroute.grpc_api.supervisor import (
 )
 from caseroute.grpc_api.tls import ServerTls
 from caseroute.lifecycle import RulesetAdminCore, RulesetLifecycle
-from caseroute.logs import configure_logging
+from caseroute.logs import configure_logging, host_configured
 from caseroute.metrics import MetricsRecorder, define_metrics
 from caseroute.metrics.exposition import (
     MetricsEndpoint,
@@ -641,8 +641,11 @@ def _configure_logging(config: ServerConfig) -> None:
     """Every log line of this process (stdlib and structlog) through one renderer on stderr.
 
     Called in the parent and again in each spawned worker, which inherits no logging state.
+    A process whose logging someone else set up (``serve`` called from a test runner or a
+    host program) keeps it, as ``logging.basicConfig`` did.
     """
-    configure_logging(config.log_format, config.log_level, sys.stderr)
+    if not host_configured():
+        configure_logging(config.log_format, config.log_level, sys.stderr)
 
 
 def _wait_for_stop(

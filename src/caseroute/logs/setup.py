@@ -74,6 +74,15 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root handler ``configure_logging`` installs (recognised when it runs again)."""
 
 
+def host_configured() -> bool:
+    """True when the root logger has handlers ``configure_logging`` did not install.
+
+    Then something else (a program embedding the server, a test runner) owns the process's
+    logging, and ``caseroute serve`` leaves it alone, as ``logging.basicConfig`` would.
+    """
+    return any(not isinstance(h, _Handler) for h in logging.getLogger().handlers)
+
+
 def configure_logging(
     log_format: str = "auto", level: str = "info", stream: TextIO | None = None
 ) -> str:
