@@ -662,21 +662,29 @@ def _wait_for_stop(
     """
     stop = stop or threading.Event()
 
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: draining", signal.Signals(signum).name)
-        stop.set()
-
     def hangup(_signum: int, _frame: FrameType | None) -> None:
         log.info("received SIGHUP: reloading rulesets")
         if on_hangup is not None:
             on_hangup()
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    _stop_on_signals(stop)
     signal.signal(signal.SIGHUP, hangup)
     if on_installed is not None:
         on_installed()
     stop.wait()
+
+
+def _stop_on_signals(stop: threading.Event, wake_fd: int | None = None) -> None:
+    """On SIGTERM/SIGINT: log, set ``stop`` and write a byte to ``wake_fd`` (if given)."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: draining", signal.Signals(signum).name)
+        stop.set()
+        if wake_fd is not None:
+            os.write(wake_fd, b"x")
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def _exit_now(code: int) -> NoReturn:
@@ -709,6 +717,9 @@ def run_worker(
     # first load reads the directory as it is then, and the poller catches what follows).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     stop = threading.Event()
+    # From the start: a SIGTERM while starting (the parent stopping at once) must drain this
+    # worker after its start, never end it by the default action mid-load.
+    _stop_on_signals(stop)
     watch_parent(stop.set)
     metrics = None
     if config.metrics_port is not None:
@@ -861,12 +872,22 @@ def _serve_workers(config: ServerConfig, workers: int, endpoint: MetricsEndpoint
             proc.start()
             slot.proc, slot.started = proc, time.monotonic()
 
+        # Before the first spawn: a SIGTERM while starting stops the workers it started.
+        stop = threading.Event()
+        wake_r, wake_w = os.pipe()
+        _stop_on_signals(stop, wake_w)
         for slot in slots:
             spawn(slot)
         sys.stdout.write(f"caseroute listening on {config.host}:{port} ({workers} workers)\n")
         _announce_metrics(endpoint)
         sys.stdout.flush()
-        _supervise(slots, serving, spawn, endpoint)
+        try:
+            _supervise(slots, serving, spawn, endpoint, stop, wake_r)
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the workers are being stopped
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            os.close(wake_r)
+            os.close(wake_w)
         for slot in slots:
             if slot.proc is not None and slot.proc.pid is not None and slot.proc.is_alive():
                 os.kill(slot.proc.pid, signal.SIGTERM)
@@ -888,6 +909,8 @@ def _supervise(
     serving: Any,
     spawn: Callable[[_Slot], None],
     endpoint: MetricsEndpoint | None,
+    stop: threading.Event,
+    wake_r: int,
 ) -> None:
     """Until SIGTERM/SIGINT: restart each worker that dies, after its back-off.
 
@@ -896,40 +919,27 @@ def _supervise(
     ``serving`` is set: a worker still starting could be ended by it (and loads the directory
     as it is anyway).
     """
-    stop = threading.Event()
-    wake_r, wake_w = os.pipe()
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: draining", signal.Signals(signum).name)
-        stop.set()
-        os.write(wake_w, b"x")
 
     def hangup(_signum: int, _frame: FrameType | None) -> None:
         log.info("received SIGHUP: reloading rulesets")
         _forward_hangup([s.proc for s in slots if serving[s.index]])
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGHUP, hangup)
-    try:
-        while not stop.is_set():
-            due = [s.restart_at for s in slots if s.proc is None]
-            timeout = max(0.0, min(due) - time.monotonic()) if due else None
-            sentinels = [s.proc.sentinel for s in slots if s.proc is not None]
-            multiprocessing.connection.wait([wake_r, *sentinels], timeout)
-            if stop.is_set():
-                return
-            now = time.monotonic()
-            for slot in slots:
-                if slot.proc is not None and not slot.proc.is_alive():
-                    _note_death(slot, serving, now, endpoint)
-                elif slot.proc is None and slot.restart_at <= now:
-                    spawn(slot)
-                    pid = slot.proc.pid if slot.proc is not None else None
-                    log.warning("worker-%d restarted as pid %s", slot.index, pid)
-    finally:
-        os.close(wake_r)
-        os.close(wake_w)
+    while not stop.is_set():
+        due = [s.restart_at for s in slots if s.proc is None]
+        timeout = max(0.0, min(due) - time.monotonic()) if due else None
+        sentinels = [s.proc.sentinel for s in slots if s.proc is not None]
+        multiprocessing.connection.wait([wake_r, *sentinels], timeout)
+        if stop.is_set():
+            return
+        now = time.monotonic()
+        for slot in slots:
+            if slot.proc is not None and not slot.proc.is_alive():
+                _note_death(slot, serving, now, endpoint)
+            elif slot.proc is None and slot.restart_at <= now:
+                spawn(slot)
+                pid = slot.proc.pid if slot.proc is not None else None
+                log.warning("worker-%d restarted as pid %s", slot.index, pid)
 
 
 def _note_death(slot: _Slot, serving: Any, now: float, endpoint: MetricsEndpoint | None) -> None:
