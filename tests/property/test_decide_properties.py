@@ -97,6 +97,15 @@ def test_decisions_are_deterministic_and_engine_independent(case: Case, roster: 
     assert durable == first
 
 
+def _leading_key(criteria: tuple[tuple[str, object], ...]) -> tuple[int, ...]:
+    """0 for each leading criterion met (a preferred agent, a soft preference), else 1."""
+    return tuple(
+        0 if value not in (None, False) else 1
+        for label, value in criteria
+        if label == "preferred agent" or label.startswith("prefers ")
+    )
+
+
 @settings(max_examples=300)
 @given(case=cases, roster=rosters)
 def test_verdicts_and_ranking_are_consistent(case: Case, roster: Roster) -> None:
@@ -132,8 +141,14 @@ def test_verdicts_and_ranking_are_consistent(case: Case, roster: Roster) -> None
         assert shown[level_label] == (agent.skills.get(skill, 0) if skill else 0)
     if skill is not None:
         assert skill in {s.name for s in case.required_skills} | {"clinical-triage"}
+    # Adaptive rules rank first by continuity and the soft preferences met (issue 15), then by
+    # the ruleset's criteria: compare the leading keys the explanation shows, then the rest.
+    leading = {c.agent_id: _leading_key(c.criteria) for c in matching.ranking}
     for other in eligible:
-        assert _rank_key(chosen, skill) <= _rank_key(by_id[other], skill)
+        assert (leading[chosen.agent_id], _rank_key(chosen, skill)) <= (
+            leading[other],
+            _rank_key(by_id[other], skill),
+        )
     assert chosen.capacity.active < chosen.capacity.max
     assert "consent_missing" not in case.flags
     assert "safeguarding" not in case.flags
