@@ -47,7 +47,7 @@ def test_sighup_reloads_and_ends_neither_parent_nor_worker(tmp_path: Path) -> No
         served.wait_for("reload on SIGHUP", 3)
         assert served.proc.poll() is None
         assert all(alive(w) for w in workers)
-        assert health(served.address) == "SERVING"
+        poll(60, "health SERVING after the reloads", lambda: health(served.address) == "SERVING")
         served.proc.send_signal(signal.SIGTERM)
         assert served.proc.wait(60) == 0
     finally:

@@ -235,6 +235,10 @@ class RunningServer:
             peers = self.peers_serving is None or self.peers_serving()
             self.set_serving(self.loaded and self.core.audit_writable and peers)
 
+    def peers_changed(self) -> None:
+        """Health follows ``peers_serving`` now (a worker just set its own flag)."""
+        self._refresh_health()
+
     def follow_peers(self, interval_s: float = PEERS_POLL_S) -> None:
         """Until ``stop``: health follows ``peers_serving`` (re-read every ``interval_s``)."""
         if self.peers_serving is None:
@@ -242,16 +246,19 @@ class RunningServer:
         peers_serving = self.peers_serving
 
         def follow() -> None:
-            last = peers_serving()
+            # Invariant: health was last refreshed with ``last`` (None: unknown, so the first
+            # reading refreshes; this worker's own flag may have been set since its load).
+            last: bool | None = None
             while not self._stopping.wait(interval_s):
                 now = peers_serving()
-                if now != last:
-                    last = now
-                    if now:
-                        log.info("every configured worker serves; health follows this one")
-                    else:
-                        log.warning("a worker is not serving; health NOT_SERVING meanwhile")
-                    self._refresh_health()
+                if now == last:
+                    continue
+                if last is not None and now:
+                    log.info("every configured worker serves; health follows this one")
+                elif last is not None:
+                    log.warning("a worker is not serving; health NOT_SERVING meanwhile")
+                last = now
+                self._refresh_health()
 
         threading.Thread(target=follow, name="peers-follow", daemon=True).start()
 
@@ -742,6 +749,7 @@ def run_worker(
         # Invariant: set only once SIGHUP reloads (the parent forwards it to set slots only).
         if serving is not None and slot is not None:
             serving[slot] = 1
+            running.peers_changed()  # no wait for the poll: the last worker up is current
 
     _wait_for_stop(running.request_reload, stop, serving_now)
     if serving is not None and slot is not None:
@@ -819,6 +827,8 @@ def serve(config: ServerConfig) -> int:
 
 def _serve_in_process(config: ServerConfig) -> int:
     """``serve`` with one worker: this process serves gRPC (and its own metrics)."""
+    stop = threading.Event()
+    _stop_on_signals(stop)  # a SIGTERM while starting drains after the start
     metrics, endpoint = None, None
     if config.metrics_port is not None:
         registry = CollectorRegistry()
@@ -831,7 +841,7 @@ def _serve_in_process(config: ServerConfig) -> int:
         sys.stdout.flush()
         running.load(config)
         running.start_reload_triggers(config.reload_interval_s)
-        _wait_for_stop(running.request_reload)
+        _wait_for_stop(running.request_reload, stop)
         if not running.stop(config.grace_s):
             if endpoint is not None:
                 endpoint.close()
