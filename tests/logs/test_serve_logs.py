@@ -6,11 +6,9 @@ from stderr as they arrive), never for a fixed time.
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from caseroute.testing import (
     make_case,
     make_roster,
 )
+from tests.grpc_api.test_serve_process import Served
 
 TOKEN = "0123456789abcdef0123456789abcdef"  # noqa: S105 - a test token
 NOTES = "ZQXNOTES fell at home, daughter Ximena Quarrel worried"
@@ -51,38 +50,6 @@ def _phi_case(case_id: str, **overrides: Any) -> pb.Case:
         **overrides,
     )
     return convert.case_to_proto(case)
-
-
-class Served:
-    """A `caseroute serve` process whose stderr lines are read as they arrive."""
-
-    def __init__(self, proc: subprocess.Popen[str], address: str) -> None:
-        self.proc = proc
-        self.address = address
-        self.seen: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def wait_for(self, text: str, count: int = 1) -> None:
-        """Block until ``count`` stderr lines so far contain ``text``."""
-        found = sum(text in line for line in self.seen)
-        while found < count:
-            line = self._lines.get(timeout=120)
-            assert line is not None, f"no {count} x {text!r} before exit:\n{''.join(self.seen)}"
-            self.seen.append(line)
-            found += text in line
-
-    def rest(self) -> list[str]:
-        """Every stderr line (call after the process exited)."""
-        while (line := self._lines.get(timeout=60)) is not None:
-            self.seen.append(line)
-        return self.seen
 
 
 @pytest.fixture
@@ -136,7 +103,7 @@ def _call_lines(served: Served) -> list[dict[str, Any]]:
     """Stop the server; every stderr line parsed as JSON, the ``rpc`` lines returned."""
     served.proc.send_signal(signal.SIGTERM)
     served.proc.wait(60)
-    lines = [line for line in served.rest() if line.strip()]
+    lines = [line for line in served.stderr().splitlines() if line.strip()]
     parsed = [json.loads(line) for line in lines]  # every line, from every process, is JSON
     return [p for p in parsed if p["event"] == "rpc"]
 
