@@ -123,7 +123,7 @@ class RpcCallInterceptor(grpc.ServerInterceptor):
                 code = _code(context) or grpc.StatusCode.UNKNOWN
                 raise
             else:
-                code = _code(context) or grpc.StatusCode.OK
+                code = _code(context) or _unset_code(context)
             finally:
                 elapsed = time.perf_counter() - start
                 _NOTES.reset(token)
@@ -184,6 +184,16 @@ def _peer(context: grpc.ServicerContext) -> str:
         return str(context.peer())
     except (NotImplementedError, AttributeError):  # grpcio-testing's context
         return ""
+
+
+def _unset_code(context: grpc.ServicerContext) -> grpc.StatusCode:
+    """OK for a method that returned normally; CANCELLED when its call had already ended.
+
+    A call cancelled under the method (the client gave up, or a stop passed its grace and the
+    caller got UNAVAILABLE) still returns from the handler later; its reply goes nowhere, so
+    its line must not say OK.
+    """
+    return grpc.StatusCode.OK if context.is_active() else grpc.StatusCode.CANCELLED
 
 
 def _code(context: grpc.ServicerContext) -> grpc.StatusCode | None:
