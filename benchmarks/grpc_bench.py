@@ -25,9 +25,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.testing import NOW, REFERENCE_RULESET, TEST_AUDIT_KEY
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.wire import convert
 from roster_gen import make_bench_case, make_bench_roster
 
 DECIDE = "/caseroute.v1.RoutingService/Decide"

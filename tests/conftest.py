@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, settings
 
 from caseroute.engine import durable
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api import convert
 from caseroute.service import RoutingCore, RulesetRegistry
 from caseroute.testing import audited_core, reference_ruleset
+from caseroute.wire import convert
 
 settings.register_profile(
     "default",

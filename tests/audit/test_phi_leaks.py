@@ -25,9 +25,6 @@ from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.errors import AuditUnavailableError
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.engine.facts import Fact
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.service import (
     DecideCommand,
     RoutingCore,
@@ -47,6 +44,9 @@ from caseroute.testing import (
     make_roster,
     ruleset_with_rules,
 )
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.v1 import routing_pb2_grpc
+from caseroute.wire import convert
 
 NOTES = "ZQXNOTES patient fell at home, daughter Ximena Quarrel worried"
 NAME = "Zebedee Quarrelsome"

@@ -10,8 +10,6 @@ import pytest
 
 from caseroute.domain.roster import Capacity, Role
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.server import RunningServer, ServerConfig, build_server
 from caseroute.service import RulesetRegistry
 from caseroute.testing import (
@@ -23,6 +21,8 @@ from caseroute.testing import (
     make_roster,
     reference_ruleset,
 )
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.wire import convert
 
 ROSTER = make_roster(
     make_agent("a1"), make_agent("a2", capacity=Capacity(5, 3)), make_agent("s1", role=Role.SENIOR)

@@ -16,11 +16,11 @@ from caseroute.domain.case import Case, ContinuityReason, PreferredAgent
 from caseroute.domain.decision import Decision
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.server import RunningServer, ServerConfig, build_server
 from caseroute.testing import NOW, audit_config, make_case
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.v1 import routing_pb2_grpc
+from caseroute.wire import convert
 from tests.domain.test_adaptive_codec import (
     ADAPTIVE_ROSTER,
     ADAPTIVE_TEXT,

@@ -21,13 +21,13 @@ from caseroute.domain.errors import (
     Severity,
 )
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api._generated import admin_pb2 as apb
-from caseroute.grpc_api._generated import admin_pb2_grpc
 from caseroute.grpc_api.auth import AuthConfig
 from caseroute.grpc_api.server import RunningServer, ServerConfig, build_server
 from caseroute.lifecycle import LifecycleOutcome, RulesetChange, RulesetInfo, RulesetText
 from caseroute.rules.compiler import MAX_RULESET_BYTES
 from caseroute.testing import CATCH_ALL_RULE, audit_config, ruleset_with_rules
+from caseroute.v1 import admin_pb2 as apb
+from caseroute.v1 import admin_pb2_grpc
 
 from .test_auth import ALICE, bearer, token_file
 

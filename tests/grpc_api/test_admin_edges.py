@@ -16,8 +16,6 @@ from grpc_status import rpc_status
 
 from caseroute.domain.errors import ConfigError
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api._generated import admin_pb2 as apb
-from caseroute.grpc_api._generated import admin_pb2_grpc
 from caseroute.grpc_api.admin_servicer import RulesetAdminServicer
 from caseroute.grpc_api.auth import (
     MAX_TOKEN_FILE_BYTES,
@@ -27,6 +25,8 @@ from caseroute.grpc_api.auth import (
 from caseroute.grpc_api.client import AdminClient, RemoteCallError, decide_remote
 from caseroute.grpc_api.server import ServerConfig, build_server
 from caseroute.testing import audit_config, make_agent, make_case, make_roster
+from caseroute.v1 import admin_pb2 as apb
+from caseroute.v1 import admin_pb2_grpc
 
 from .conftest import serving_reference
 from .test_admin import FakeAdmin, _refusal, admin_server, rulesets_tree

@@ -19,13 +19,13 @@ from caseroute.audit.record import AuditRecord, Blob
 from caseroute.domain.codec import canonical_json
 from caseroute.domain.errors import AuditUnavailableError, RulesetStateError
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api._generated import admin_pb2 as apb
-from caseroute.grpc_api._generated import admin_pb2_grpc
 from caseroute.grpc_api.auth import AuthConfig
 from caseroute.grpc_api.server import RunningServer, ServerConfig, build_server
 from caseroute.replay import RecordFilter
 from caseroute.replay_admin import ReplayCandidate, ReplayRunner, ServerReplay
 from caseroute.testing import audit_config
+from caseroute.v1 import admin_pb2 as apb
+from caseroute.v1 import admin_pb2_grpc
 from tests.replay.recorded import CANDIDATES, record_log
 
 from .test_admin import FakeAdmin, admin_server

@@ -18,12 +18,12 @@ from caseroute.cli.command import build_parser
 from caseroute.cli.serve import server_config
 from caseroute.domain.errors import ConfigError
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api._generated import admin_pb2 as apb
-from caseroute.grpc_api._generated import admin_pb2_grpc, routing_pb2_grpc
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.auth import AccessPolicy, AuthConfig, read_token_file
 from caseroute.grpc_api.server import ADMIN_SERVICE, RunningServer
 from caseroute.grpc_api.tls import ClientTls, ServerTls
+from caseroute.v1 import admin_pb2 as apb
+from caseroute.v1 import admin_pb2_grpc, routing_pb2_grpc
+from caseroute.v1 import routing_pb2 as pb
 
 from .conftest import decide_request, serving_reference
 from .test_serve_process import _reap, _start

@@ -25,9 +25,6 @@ from caseroute.cli import build_parser, main, server_config
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.limits import DEFAULT_LIMITS
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.server import ROUTING_SERVICE, RunningServer, ServerConfig, build_server
 from caseroute.grpc_api.servicer import DecisionLogServicer
 from caseroute.grpc_api.status import METADATA_BUDGET, status_for
@@ -40,6 +37,9 @@ from caseroute.testing import (
     make_roster,
     reference_ruleset,
 )
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.v1 import routing_pb2_grpc
+from caseroute.wire import convert
 
 from .conftest import decide_request, serving_reference
 

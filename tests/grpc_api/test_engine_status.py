@@ -13,7 +13,6 @@ from caseroute.domain.errors import EngineUnavailableError, EngineValidationErro
 from caseroute.engine import durable
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.durable_codegen import durable_shards
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import RoutingCore, RulesetRegistry, load_registry
 from caseroute.testing import (
@@ -23,6 +22,7 @@ from caseroute.testing import (
     compile_text,
     ruleset_with_rules,
 )
+from caseroute.v1 import routing_pb2 as pb
 
 from .conftest import decide_request
 

@@ -12,10 +12,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from caseroute.cli.command import main
-from caseroute.grpc_api._generated import admin_pb2 as apb
-from caseroute.grpc_api._generated import admin_pb2_grpc, routing_pb2_grpc
 from caseroute.grpc_api.server import RunningServer
 from caseroute.testing import ruleset_with_rules
+from caseroute.v1 import admin_pb2 as apb
+from caseroute.v1 import admin_pb2_grpc, routing_pb2_grpc
 
 from .conftest import decide_request
 from .test_admin import admin_server

@@ -6,9 +6,9 @@ import grpc
 import grpc_testing
 import pytest
 
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import RoutingCore
+from caseroute.v1 import routing_pb2 as pb
 
 from .conftest import decide_request
 

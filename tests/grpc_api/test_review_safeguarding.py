@@ -10,10 +10,10 @@ from google.rpc import error_details_pb2, status_pb2
 
 from caseroute.domain.codec import SAFEGUARDING_NOTICE
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import RoutingCore, RulesetRegistry
 from caseroute.testing import audited_core, compile_text, ruleset_with_rules
+from caseroute.v1 import routing_pb2 as pb
 
 from .conftest import decide_request
 

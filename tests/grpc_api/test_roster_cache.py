@@ -4,9 +4,9 @@ import pytest
 
 from caseroute.domain.errors import RequestError
 from caseroute.domain.limits import InputLimits
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.testing import make_agent, make_roster
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.wire import convert
 
 
 def _roster(name: str, agents: int = 3) -> pb.Roster:

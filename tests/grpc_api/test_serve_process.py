@@ -20,9 +20,6 @@ import grpc
 import pytest
 
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.service import RulesetRegistry
 from caseroute.testing import (
     NOW,
@@ -34,6 +31,9 @@ from caseroute.testing import (
     make_roster,
     reference_ruleset,
 )
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.v1 import routing_pb2_grpc
+from caseroute.wire import convert
 
 T = TypeVar("T")
 LOADED = "rulesets loaded: patient-enquiries"

@@ -16,13 +16,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.server import ROUTING_SERVICE, RunningServer, ServerConfig, build_server
 from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import RoutingCore
 from caseroute.testing import REFERENCE_RULESET, audit_config, make_agent, make_case, make_roster
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.v1 import routing_pb2_grpc
+from caseroute.wire import convert
 
 from .conftest import decide_request, serving_reference
 

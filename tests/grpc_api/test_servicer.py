@@ -9,11 +9,11 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from caseroute.domain.errors import AuditUnavailableError
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.servicer import DecisionLogServicer, RoutingServicer
 from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry
 from caseroute.testing import audited_core, make_case
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.wire import convert
 
 from .conftest import ROSTER, decide_request
 

@@ -12,10 +12,10 @@ import pytest
 from caseroute.cli import main
 from caseroute.domain.errors import ConfigError
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.client import check_health
 from caseroute.grpc_api.server import RunningServer
 from caseroute.grpc_api.tls import ClientTls, ServerTls
+from caseroute.v1 import routing_pb2_grpc
 
 from .conftest import decide_request, serving_reference
 

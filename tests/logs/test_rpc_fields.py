@@ -3,11 +3,11 @@
 import grpc
 from grpc_health.v1 import health_pb2
 
-from caseroute.grpc_api._generated import admin_pb2 as apb
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.rpc_calls import FinishedCall
 from caseroute.grpc_api.rpc_log import MAX_ID_CHARS, call_fields
 from caseroute.grpc_api.servicer import UndecodableRequest
+from caseroute.v1 import admin_pb2 as apb
+from caseroute.v1 import routing_pb2 as pb
 
 
 def _call(

@@ -17,9 +17,6 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.testing import (
     NOW,
     REFERENCE_RULESET,
@@ -28,6 +25,9 @@ from caseroute.testing import (
     make_case,
     make_roster,
 )
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.v1 import routing_pb2_grpc
+from caseroute.wire import convert
 from tests.grpc_api.test_serve_process import Served
 
 TOKEN = "0123456789abcdef0123456789abcdef"  # noqa: S105 - a test token

@@ -16,9 +16,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.grpc_api.test_serve_process import LOADED, Served, _reap, _within
 
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.server import ServerConfig, build_server
 from caseroute.metrics import MetricsRecorder, define_metrics
 from caseroute.testing import (
@@ -30,6 +27,9 @@ from caseroute.testing import (
     make_case,
     make_roster,
 )
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.v1 import routing_pb2_grpc
+from caseroute.wire import convert
 
 ROSTER = convert.roster_to_proto(make_roster(make_agent("AGENT-ZQ-1"), make_agent("AGENT-ZQ-2")))
 

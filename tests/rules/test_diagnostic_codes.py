@@ -509,7 +509,7 @@ def _emitted() -> set[str]:
     found = {
         code
         for path in SOURCE.rglob("*.py")
-        if "_generated" not in path.parts
+        if "v1" not in path.relative_to(SOURCE).parts[:1]
         for code in pattern.findall(path.read_text())
     }
     return found - NOT_CODES

@@ -7,10 +7,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.server import ServerConfig, build_server
 from caseroute.service import RulesetRegistry
 from caseroute.testing import audit_config, audited_core
+from caseroute.v1 import routing_pb2_grpc
 from tests.grpc_api.conftest import decide_request
 from tests.supervision.test_stop_in_flight import _Counted
 

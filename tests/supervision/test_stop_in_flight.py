@@ -8,7 +8,6 @@ import grpc
 import pytest
 
 from caseroute.engine.case_rules import LoadedRuleset
-from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.server import STOP_BOUND_S, ServerConfig, build_server
 from caseroute.service import RulesetRegistry
 from caseroute.testing import (
@@ -17,6 +16,7 @@ from caseroute.testing import (
     audited_core,
     reference_compiled,
 )
+from caseroute.v1 import routing_pb2_grpc
 from tests.grpc_api.conftest import decide_request
 from tests.supervision.process import reap, start
 

@@ -127,9 +127,9 @@ def _remote_report(args: argparse.Namespace) -> ReplayReport:
     import json
 
     from caseroute.cli.rules_admin import _client
-    from caseroute.grpc_api._generated import admin_pb2 as apb
-    from caseroute.grpc_api.convert import datetime_to_timestamp
     from caseroute.replay.document import report_from_data
+    from caseroute.v1 import admin_pb2 as apb
+    from caseroute.wire.convert import datetime_to_timestamp
 
     if args.input is not None or args.audit_db is not None or args.workers is not None:
         raise UsageError(

@@ -19,8 +19,8 @@ from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out, print_js
 from caseroute.cli.rules import RulesCommands
 
 if TYPE_CHECKING:
-    from caseroute.grpc_api._generated import admin_pb2 as apb
     from caseroute.grpc_api.client import AdminClient
+    from caseroute.v1 import admin_pb2 as apb
 
 MAX_TOKEN_FILE_BYTES = 4096
 """Largest ``--token-file`` read (it holds one token)."""

@@ -7,13 +7,13 @@ from typing import Literal
 
 from caseroute.domain.codec import canonical_json
 from caseroute.domain.errors import FieldViolation, Problem, RequestError, Severity
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import admin_pb2 as apb
 from caseroute.lifecycle import LifecycleOutcome, RulesetInfo, RulesetText
 from caseroute.replay import RecordFilter, report_data
 from caseroute.replay.report import DEFAULT_SAMPLE
 from caseroute.replay_admin import MAX_REPLAY_RECORDS, MAX_SAMPLE, ReplayCandidate, ServerReplay
 from caseroute.rules.compiler import MAX_RULESET_BYTES
+from caseroute.v1 import admin_pb2 as apb
+from caseroute.wire import convert
 
 MAX_NAME_CHARS = 200
 """Characters of a ruleset name, version or file name in an admin request."""

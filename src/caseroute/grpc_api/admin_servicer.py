@@ -14,12 +14,12 @@ import grpc
 
 from caseroute.domain.errors import RulesetError, RulesetStateError
 from caseroute.grpc_api import admin_convert
-from caseroute.grpc_api._generated import admin_pb2 as apb
-from caseroute.grpc_api._generated import admin_pb2_grpc
 from caseroute.grpc_api.auth import Authenticated, authenticated
 from caseroute.grpc_api.servicer import UndecodableRequest, _refuse_undecodable, _serve
 from caseroute.lifecycle import LifecycleOutcome, RulesetAdminCore
 from caseroute.replay_admin import ReplayAdminCore
+from caseroute.v1 import admin_pb2 as apb
+from caseroute.v1 import admin_pb2_grpc
 
 log = logging.getLogger("caseroute.admin")
 

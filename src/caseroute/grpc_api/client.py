@@ -14,11 +14,11 @@ from caseroute.domain.case import Case
 from caseroute.domain.decision import Decision
 from caseroute.domain.errors import CaserouteError
 from caseroute.domain.roster import Roster
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import admin_pb2 as apb
-from caseroute.grpc_api._generated import admin_pb2_grpc, routing_pb2_grpc
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.tls import ClientTls, open_channel
+from caseroute.v1 import admin_pb2 as apb
+from caseroute.v1 import admin_pb2_grpc, routing_pb2_grpc
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.wire import convert
 
 
 class RemoteCallError(CaserouteError):

@@ -16,10 +16,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 
-from caseroute.grpc_api._generated import admin_pb2 as apb
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.rpc_calls import FinishedCall
 from caseroute.grpc_api.servicer import UndecodableRequest
+from caseroute.v1 import admin_pb2 as apb
+from caseroute.v1 import routing_pb2 as pb
 
 MAX_ID_CHARS = 200
 """Longest id written to the log (a refused request's id may be any length)."""

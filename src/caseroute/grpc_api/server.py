@@ -49,9 +49,6 @@ from caseroute.audit.store import AuditSink
 from caseroute.domain.errors import withheld_cause
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import admin_pb2 as apb
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.grpc_api.admin_servicer import RulesetAdminServicer
 from caseroute.grpc_api.auth import AuthConfig, AuthInterceptor
 from caseroute.grpc_api.rpc_calls import CallerNoteInterceptor, CallListener, RpcCallInterceptor
@@ -81,6 +78,9 @@ from caseroute.metrics.exposition import (
 )
 from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry
 from caseroute.shadow import ShadowRunner
+from caseroute.v1 import admin_pb2 as apb
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.wire import convert
 
 log = logging.getLogger("caseroute.server")
 

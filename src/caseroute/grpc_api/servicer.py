@@ -13,9 +13,6 @@ from google.protobuf.message import Message
 
 from caseroute.domain.errors import FieldViolation, RequestError, ResponseTooLargeError
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import routing_pb2 as pb
-from caseroute.grpc_api._generated import routing_pb2_grpc
 from caseroute.grpc_api.auth import authenticated
 from caseroute.grpc_api.status import clip, status_for
 from caseroute.service import (
@@ -25,6 +22,9 @@ from caseroute.service import (
     DecisionQuery,
     RoutingCore,
 )
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.v1 import routing_pb2_grpc
+from caseroute.wire import convert
 
 log = logging.getLogger("caseroute.grpc")
 

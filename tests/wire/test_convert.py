@@ -1,4 +1,4 @@
-"""Every routing.proto message through grpc_api/convert.py and back, field for field."""
+"""Every routing.proto message through wire/convert.py and back, field for field."""
 
 import json
 from dataclasses import replace
@@ -22,8 +22,6 @@ from caseroute.domain.codec import MAX_ABS_NUMBER
 from caseroute.domain.decision import Decision
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 from caseroute.engine.decide import decide
-from caseroute.grpc_api import convert
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.service import (
     DecideCommand,
     DecideResult,
@@ -40,6 +38,8 @@ from caseroute.testing import (
     make_roster,
     reference_ruleset,
 )
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.wire import convert
 
 RULESET = reference_ruleset()
 PLACES = ["US-TX", "US-FL", "US-CA", "GB-ENG"]

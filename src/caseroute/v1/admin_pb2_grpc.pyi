@@ -16,7 +16,7 @@ decision log's hash chain (who, when, from which sha256 to which) before the new
 Times are google.protobuf.Timestamp (UTC instants).
 """
 
-from caseroute.grpc_api._generated import admin_pb2 as _admin_pb2
+from caseroute.v1 import admin_pb2 as _admin_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1

@@ -20,7 +20,7 @@ roster (--max-agents); 1000 cases per batch (--max-batch-cases) and 2,000,000 ca
 per batch (--max-batch-pairs). Every pattern below must match the whole value.
 """
 
-from caseroute.grpc_api._generated import routing_pb2 as _routing_pb2
+from caseroute.v1 import routing_pb2 as _routing_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1

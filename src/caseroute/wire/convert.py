@@ -41,7 +41,6 @@ from caseroute.domain.decision import (
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.domain.roster import Roster
-from caseroute.grpc_api._generated import routing_pb2 as pb
 from caseroute.service import (
     AuditedDecision,
     DecideCommand,
@@ -50,6 +49,7 @@ from caseroute.service import (
     DecisionQuery,
     batch_size_violations,
 )
+from caseroute.v1 import routing_pb2 as pb
 
 _CASE_ENUMS = (
     ("channel", pb.Channel, "CHANNEL_"),

@@ -1,0 +1,1 @@
+"""caseroute.v1: the published API (protobuf and gRPC code, .ci/gen_protos.py)."""
