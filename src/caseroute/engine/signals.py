@@ -8,9 +8,23 @@ from caseroute.domain.case import Case
 from caseroute.domain.decision import SentimentSummary, Signals, SlaRisk, SlaStatus
 from caseroute.rules.model import SignalSettings
 
+SIGNAL_DECIMALS = 9
+"""Decimals every derived signal value is rounded to, here at its source (docs/json.md).
+
+Binary floats make ``-0.3 - -0.1`` come out as ``-0.19999999999999998``: a rule
+``sentiment.change <= -0.2`` would not fire on readings the operator reads as a drop of 0.2,
+and every output would print the noise. Nine decimals keep far more than any score (two or
+three decimals) or minute count (microsecond instants are 1.7e-8 minutes) carries.
+"""
+
+
+def _round(value: float) -> float:
+    # + 0.0 turns -0.0 into 0.0: a rounded-away tiny negative must not print as "-0".
+    return round(value, SIGNAL_DECIMALS) + 0.0
+
 
 def _minutes(later: datetime, earlier: datetime) -> float:
-    return (later - earlier).total_seconds() / 60.0
+    return _round((later - earlier).total_seconds() / 60.0)
 
 
 def sla_risk(minutes_remaining: float, at_risk_minutes: float) -> SlaRisk:
@@ -37,7 +51,9 @@ def summarise_sentiment(scores: list[float], negative: float, window: int) -> Se
     if not scores:
         return SentimentSummary(0, None, None, None, 0)
     latest = scores[-1]
-    change = None if len(scores) < 2 else latest - scores[max(0, len(scores) - 1 - window)]
+    change = (
+        None if len(scores) < 2 else _round(latest - scores[max(0, len(scores) - 1 - window)])
+    )
     run = 0
     for score in reversed(scores):
         if score > negative:
