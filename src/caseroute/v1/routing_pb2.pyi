@@ -44,7 +44,7 @@ class _ExplanationLevel:
 class _ExplanationLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExplanationLevel.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     EXPLANATION_LEVEL_UNSPECIFIED: _ExplanationLevel.ValueType  # 0
-    """Not set: treated as FULL."""
+    """Not set: treated as SUMMARY."""
     EXPLANATION_LEVEL_SUMMARY: _ExplanationLevel.ValueType  # 1
     """Rules, signals, counts per failed check and the top of the ranking; no per-agent verdicts."""
     EXPLANATION_LEVEL_FULL: _ExplanationLevel.ValueType  # 2
@@ -54,7 +54,7 @@ class ExplanationLevel(_ExplanationLevel, metaclass=_ExplanationLevelEnumTypeWra
     """How much of the explanation to return."""
 
 EXPLANATION_LEVEL_UNSPECIFIED: ExplanationLevel.ValueType  # 0
-"""Not set: treated as FULL."""
+"""Not set: treated as SUMMARY."""
 EXPLANATION_LEVEL_SUMMARY: ExplanationLevel.ValueType  # 1
 """Rules, signals, counts per failed check and the top of the ranking; no per-agent verdicts."""
 EXPLANATION_LEVEL_FULL: ExplanationLevel.ValueType  # 2
@@ -398,7 +398,9 @@ class DecideRequest(_message.Message):
     and the same input returns the stored decision. 1-200 characters.
     """
     explanation_level: Global___ExplanationLevel.ValueType
-    """How much explanation to return. Unset means FULL."""
+    """How much explanation to return. Unset means SUMMARY (FULL lists every agent's verdict and
+    can exceed a client's default 4 MB receive limit for large rosters or batches; ask for it).
+    """
     @_builtins.property
     def ruleset(self) -> Global___RulesetSelector:
         """Which ruleset decides. Empty name: the server's default ruleset."""
@@ -480,7 +482,9 @@ class DecideBatchRequest(_message.Message):
     request_id: _builtins.str
     """Idempotency key for the whole batch. 1-200 characters."""
     explanation_level: Global___ExplanationLevel.ValueType
-    """How much explanation to return. Unset means FULL."""
+    """How much explanation to return. Unset means SUMMARY (FULL lists every agent's verdict and
+    can exceed a client's default 4 MB receive limit for large rosters or batches; ask for it).
+    """
     @_builtins.property
     def ruleset(self) -> Global___RulesetSelector:
         """Which ruleset decides. Empty name: the server's default ruleset."""
