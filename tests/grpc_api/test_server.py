@@ -73,6 +73,7 @@ def test_reflection_lists_the_services(channel: grpc.Channel) -> None:
         "caseroute.v1.RoutingService",
         "caseroute.v1.RulesetAdmin",
         "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
     ]
     file_request = reflection_pb2.ServerReflectionRequest(

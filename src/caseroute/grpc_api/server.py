@@ -51,6 +51,7 @@ from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.admin_servicer import RulesetAdminServicer
 from caseroute.grpc_api.auth import AuthConfig, AuthInterceptor
+from caseroute.grpc_api.reflection_v1 import V1_SERVICE_NAME, reflection_pool
 from caseroute.grpc_api.rpc_calls import CallerNoteInterceptor, CallListener, RpcCallInterceptor
 from caseroute.grpc_api.rpc_log import RpcLogListener
 from caseroute.grpc_api.rpc_metrics import RpcMetricsListener
@@ -457,8 +458,9 @@ def _add_health_and_reflection(server: grpc.Server, health_servicer: health.Heal
         ADMIN_SERVICE,
         HEALTH_SERVICE,
         reflection.SERVICE_NAME,
+        V1_SERVICE_NAME,  # the same servicer: v1 is v1alpha renamed (reflection_v1.py)
     )
-    reflector = reflection.ReflectionServicer(names)
+    reflector = reflection.ReflectionServicer(names, pool=reflection_pool())
 
     def refuse(context: grpc.ServicerContext, method: str, bad: UndecodableRequest) -> NoReturn:
         log.warning("%s refused: request bytes are not a valid %s", method, bad.message)
@@ -509,6 +511,7 @@ def _add_health_and_reflection(server: grpc.Server, health_servicer: health.Heal
     for service, handlers in (
         (HEALTH_SERVICE, health_handlers),
         (reflection.SERVICE_NAME, reflection_handlers),
+        (V1_SERVICE_NAME, reflection_handlers),
     ):
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
 
