@@ -96,8 +96,9 @@ def test_bad_case_file_names_the_field(capsys: pytest.CaptureFixture[str], tmp_p
             "  - case.created_at: is required",
             "  - case.channel: is required",
             (
-                "  - case.intent: must be one of clinical, prescription, appointment, billing, "
-                "complaint, general; got 'clinicl' (did you mean 'clinical'?)"
+                "  - case.intent: must be one of INTENT_CLINICAL, INTENT_PRESCRIPTION, "
+                "INTENT_APPOINTMENT, INTENT_BILLING, INTENT_COMPLAINT, INTENT_GENERAL; got "
+                "'clinicl' (did you mean 'INTENT_CLINICAL'?)"
             ),
             "  - case.urgency: is required",
         ],

@@ -25,7 +25,7 @@ def test_every_bad_field_is_named_in_one_error() -> None:
     bad = _case(
         urgency="critcal",
         created_at="yesterday",
-        tier=3,
+        tier=7,  # 1-3 are TIER_STANDARD..TIER_PLATINUM in the JSON dialect
         sentiment=[{"score": 2, "at": "2026-11-21T09:00:00Z"}],
         colour="red",
     )
@@ -36,7 +36,8 @@ def test_every_bad_field_is_named_in_one_error() -> None:
     )
     urgency = next(v for v in exc.value.violations if v.field == "case.urgency")
     assert urgency.message == (
-        "must be one of routine, urgent, critical; got 'critcal' (did you mean 'critical'?)"
+        "must be one of URGENCY_ROUTINE, URGENCY_URGENT, URGENCY_CRITICAL; got 'critcal' "
+        "(did you mean 'URGENCY_CRITICAL'?)"
     )
 
 

@@ -277,7 +277,10 @@ def test_safeguarding_case_with_invalid_data_is_refused_with_a_notice_first() ->
             "must be an ISO-8601 timestamp with a UTC offset, e.g. 2026-11-21T09:30:00Z; "
             "got 'today'",
         ),
-        FieldViolation("case.urgency", "must be one of routine, urgent, critical; got 'soon'"),
+        FieldViolation(
+            "case.urgency",
+            "must be one of URGENCY_ROUTINE, URGENCY_URGENT, URGENCY_CRITICAL; got 'soon'",
+        ),
     ] == violations
 
 

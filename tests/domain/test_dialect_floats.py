@@ -39,16 +39,16 @@ def test_a_drop_of_exactly_the_threshold_fires_the_rule(engine: EngineKind) -> N
         )
     )
     decision = decide(case, make_roster(), ruleset, NOW)
-    assert ("sharp-drop", -0.2) == (
+    assert (
         decision.rule_id,
         decision.explanation.signals.sentiment.change,
-    )
+    ) == ("sharp-drop", -0.2)
 
 
 def test_sentiment_change_is_rounded_to_the_signal_precision() -> None:
     """The change is rounded to SIGNAL_DECIMALS (9) decimals: -0.3 - -0.1 is exactly -0.2."""
     summary = summarise_sentiment([-0.1, -0.3], negative=-0.5, window=3)
-    assert (9, -0.2) == (SIGNAL_DECIMALS, summary.change)
+    assert (SIGNAL_DECIMALS, summary.change) == (9, -0.2)
 
 
 def test_minutes_are_rounded_to_the_signal_precision() -> None:
@@ -59,4 +59,4 @@ def test_minutes_are_rounded_to_the_signal_precision() -> None:
         NOW + timedelta(seconds=0.1),
     )
     assert signals.sla is not None
-    assert (0.335, 29.998333333) == (signals.case_age_minutes, signals.sla.minutes_remaining)
+    assert (signals.case_age_minutes, signals.sla.minutes_remaining) == (0.335, 29.998333333)

@@ -258,12 +258,18 @@ _TIMESTAMP = "must be an ISO-8601 timestamp with a UTC offset, e.g. 2026-11-21T0
         (
             "urgency",
             "z" * 1_000_000,
-            f"must be one of routine, urgent, critical; got {_Z40!r}… (1000000 characters)",
+            (
+                "must be one of URGENCY_ROUTINE, URGENCY_URGENT, URGENCY_CRITICAL; got "
+                f"{_Z40!r}… (1000000 characters)"
+            ),
         ),
         (
             "urgency",
             list(range(100_000)),
-            "must be one of routine, urgent, critical; got a list of 100000 item(s)",
+            (
+                "must be one of URGENCY_ROUTINE, URGENCY_URGENT, URGENCY_CRITICAL; got a list of "
+                "100000 item(s)"
+            ),
         ),
         ("created_at", "z" * 1_000_000, f"{_TIMESTAMP}{_Z40!r}… (1000000 characters)"),
         ("created_at", list(range(100_000)), f"{_TIMESTAMP}a list of 100000 item(s)"),

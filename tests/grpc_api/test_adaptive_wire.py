@@ -109,7 +109,8 @@ def test_an_unspecified_or_unknown_reason_is_refused_naming_its_path() -> None:
         FieldViolation("cases[2].preferred_agents[0].reason", "is required"),
         FieldViolation(
             "cases[2].preferred_agents[1].reason",
-            "must be one of previous_contact, named_clinician, care_team; got 9",
+            "must be one of CONTINUITY_REASON_PREVIOUS_CONTACT, CONTINUITY_REASON_NAMED_CLINICIAN, "
+            "CONTINUITY_REASON_CARE_TEAM; got 9",
         ),
     ]
 

@@ -253,7 +253,8 @@ def test_batch_errors_name_the_case_index(core: RoutingCore) -> None:
     assert (code, details) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         (
-            "invalid request: 1 problem(s); first: cases[1].urgency: must be one of routine, "
-            "urgent, critical; got 99 (every problem is in the google.rpc.BadRequest details)"
+            "invalid request: 1 problem(s); first: cases[1].urgency: must be one of "
+            "URGENCY_ROUTINE, URGENCY_URGENT, URGENCY_CRITICAL; got 99 (every problem is in the "
+            "google.rpc.BadRequest details)"
         ),
     )

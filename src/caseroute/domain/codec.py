@@ -12,12 +12,21 @@ normalised, trimmed and lower-cased, then must be a flag token, and duplicates c
 jurisdictions are trimmed and upper-cased; language tags trimmed, lower-cased, ``_`` -> ``-``.
 Every other code is taken exactly as sent. Every pattern must match the *whole* string
 (``fullmatch``: ``$`` would also match before a final newline).
+
+The JSON dialect (docs/json.md): input is the protobuf JSON mapping of the ``caseroute.v1``
+messages, plus today's short spellings. Field names are the proto names or their lowerCamelCase
+JSON names (one field given under both is refused, never resolved); enums are the proto name
+(``CHANNEL_PHONE``), its number, or the short value (``phone``), and ``*_UNSPECIFIED``/``0``
+means not set; an attribute value is a plain scalar or ``{"string_value": ...}`` (and the other
+two kinds). This module cannot import protobuf, so the enum prefixes are a small table here,
+checked against the generated descriptors by ``tests/wire/test_json_tables.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import math
@@ -76,6 +85,74 @@ SAFEGUARDING_NOTICE = (
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 _MISSING: Any = object()
+
+
+class ExplanationLevel(StrEnum):
+    """How much explanation a request asks for (``DecideRequest.explanation_level``)."""
+
+    SUMMARY = "summary"
+    FULL = "full"
+
+
+WIRE_ENUM_PREFIXES: dict[type[StrEnum], str] = {
+    Channel: "CHANNEL_",
+    Intent: "INTENT_",
+    Urgency: "URGENCY_",
+    Tier: "TIER_",
+    ContinuityReason: "CONTINUITY_REASON_",
+    Role: "ROLE_",
+    AgentStatus: "AGENT_STATUS_",
+    ExplanationLevel: "EXPLANATION_LEVEL_",
+}
+"""The proto enum of each input enum is ``prefix + VALUE`` (``phone`` is ``CHANNEL_PHONE``).
+
+Invariant: members are declared in proto number order from 1 (``*_UNSPECIFIED`` is 0), so a
+member's number is its position + 1; ``tests/wire/test_json_tables.py`` checks both against
+the generated descriptors."""
+
+
+def wire_name(member: StrEnum) -> str:
+    """The proto enum name of a domain enum member: ``Channel.PHONE`` -> ``CHANNEL_PHONE``."""
+    return WIRE_ENUM_PREFIXES[type(member)] + member.value.upper()
+
+
+def _wire_names(kind: type[StrEnum]) -> list[str]:
+    return [wire_name(m) for m in kind]
+
+
+def _enum_member(value: object, kind: type[E]) -> object:
+    """The member ``value`` spells (short value, proto name or number), else a marker.
+
+    ``_MISSING`` when it spells "not set" (``*_UNSPECIFIED``, 0); ``None`` when it spells
+    nothing.
+    """
+    members: list[E] = list(kind)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if value == 0:
+            return _MISSING
+        return members[value - 1] if 0 < value <= len(members) else None
+    if not isinstance(value, str):
+        return None
+    prefix = WIRE_ENUM_PREFIXES.get(kind, "")
+    if prefix and value == prefix + "UNSPECIFIED":
+        return _MISSING
+    for member in members:
+        if value == member.value or (prefix and value == prefix + member.value.upper()):
+            return member
+    return None
+
+
+def lower_camel(name: str) -> str:
+    """A proto field's JSON name: ``sla_clocks`` -> ``slaClocks`` (what protoc derives)."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+@functools.cache
+def _camel_aliases(allowed: tuple[str, ...]) -> dict[str, str]:
+    return {lower_camel(n): n for n in allowed if lower_camel(n) != n}
 
 
 def normalise_flag(text: str) -> str:
@@ -166,13 +243,30 @@ class _Reader:
         self.violations = violations
         self.limits = limits
         self.data: Mapping[str, Any] = {}
+        # The value of a field sent a second time under its other spelling (it is refused;
+        # kept so a safeguarding flag sent only there still gets the notice).
+        self.shadowed: dict[str, Any] = {}
         if not isinstance(data, Mapping):
             self.fail("", f"must be an object, got {_describe(data)}")
             return
-        self.data = data
+        aliases = _camel_aliases(allowed)
+        fields: dict[str, Any] = {}
+        spelled: dict[str, str] = {}
         unknown = 0
-        for key in data:
-            if key in allowed:
+        for key, value in data.items():
+            name = key if key in allowed else aliases.get(key) if isinstance(key, str) else None
+            if name is not None and name in fields:
+                # Never pick one: `flags` and `sla_clocks` both spelt must not lose either.
+                self.fail(
+                    name,
+                    f"is given twice, as `{spelled[name]}` and `{key}`; send it once (either "
+                    "spelling is accepted, not both)",
+                )
+                self.shadowed[name] = value
+                continue
+            if name is not None:
+                fields[name] = value
+                spelled[name] = key
                 continue
             unknown += 1
             if unknown > VIOLATIONS_PER_LIST:
@@ -180,7 +274,8 @@ class _Reader:
             text = str(key)
             hint = difflib.get_close_matches(text, allowed, n=1) if len(text) <= 64 else []
             tip = f" (did you mean `{hint[0]}`?)" if hint else f"; allowed: {', '.join(allowed)}"
-            self.violations.append(FieldViolation(key_path(path, text), f"unknown field{tip}"))
+            where = key_path(path, text) if path else key_path("x", text)[2:]
+            self.violations.append(FieldViolation(where, f"unknown field{tip}"))
         if unknown > VIOLATIONS_PER_LIST:
             self.violations.append(
                 FieldViolation(
@@ -189,8 +284,11 @@ class _Reader:
                     "fields the API does not define",
                 )
             )
+        self.data = fields
 
     def at(self, key: str) -> str:
+        if not self.path:  # a request's top level: `roster`, not `.roster`
+            return key
         return f"{self.path}.{key}" if key else self.path
 
     def fail(self, key: str, message: str) -> None:
@@ -237,7 +335,7 @@ class _Reader:
         ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
         if isinstance(value, bool) or not ok_type:
             kind = "an integer" if integer else "a number"
-            self.fail(key, f"must be {kind}, got {_json_type(value)}")
+            self.fail(key, f"must be {kind}, got {_json_type(value)}{_quoted_number_tip(value)}")
             return None
         if not _finite(value):
             self.fail(
@@ -265,17 +363,29 @@ class _Reader:
         return value
 
     def enum(self, key: str, kind: type[E], *, required: bool = True) -> E | None:
+        """An enum: proto name, number or short value; ``*_UNSPECIFIED``/0 is "not set"."""
         value = self.raw(key, required=required)
         if value is _MISSING:
             return None
-        members = [m.value for m in kind]
-        if not isinstance(value, str) or value not in members:
-            short = isinstance(value, str) and len(value) <= 64
-            hint = difflib.get_close_matches(value, members, n=1) if short else []
-            tip = f" (did you mean {hint[0]!r}?)" if hint else ""
-            self.fail(key, f"must be one of {', '.join(members)}; got {_describe(value)}{tip}")
+        member = _enum_member(value, kind)
+        if member is _MISSING:
+            if required:
+                self.fail(key, f"is required ({_describe(value)} means not set)")
             return None
-        return kind(value)
+        if member is None:
+            names = _wire_names(kind)
+            hint: list[str] = []
+            if isinstance(value, str) and len(value) <= 64:
+                # A near miss of the short value suggests the proto name all the same.
+                shorts = {m.value: wire_name(m) for m in kind}
+                near = difflib.get_close_matches(value, names, n=1)
+                near_short = difflib.get_close_matches(value.lower(), list(shorts), n=1)
+                hint = near or [shorts[s] for s in near_short]
+            tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+            self.fail(key, f"must be one of {', '.join(names)}; got {_describe(value)}{tip}")
+            return None
+        assert isinstance(member, kind)  # noqa: S101 - the other outcomes returned above
+        return member
 
     def timestamp(self, key: str, *, required: bool = True) -> datetime | None:
         value = self.raw(key, required=required)
@@ -377,15 +487,68 @@ class _Reader:
                 problem = _too_long(k, limits.max_id_chars, "max_id_chars")
                 if problem is None and not ATTRIBUTE_KEY_RE.fullmatch(k):
                     problem = "attribute names must be lower_snake_case ([a-z_][a-z0-9_]*)"
+            plain: Any = None
             if problem is None:
-                problem = _attribute_value_problem(v, limits)
+                problem, plain = _attribute_value(v, limits)
             if problem is None:
-                out[k] = v
+                out[k] = plain
             else:
                 self.violations.append(FieldViolation(path, problem))
             cap.trim()
         cap.close()
         return out
+
+
+_ATTRIBUTE_KINDS = {
+    "string_value": "string_value",
+    "stringValue": "string_value",
+    "number_value": "number_value",
+    "numberValue": "number_value",
+    "bool_value": "bool_value",
+    "boolValue": "bool_value",
+}
+_ATTRIBUTE_FORMS = '{"string_value": "..."}, {"number_value": 1.5} or {"bool_value": true}'
+
+
+def _attribute_value(value: object, limits: InputLimits) -> tuple[str | None, Any]:
+    """``(problem, None)`` or ``(None, the plain value)`` of a plain or AttributeValue form."""
+    if isinstance(value, Mapping):
+        keys = list(value)
+        kinds = {_ATTRIBUTE_KINDS.get(k) if isinstance(k, str) else None for k in keys}
+        if len(keys) != 1 or None in kinds:
+            got = "an empty object" if not keys else f"an object with {len(keys)} field(s)"
+            return (
+                f"must be a string, number or boolean, or one of {_ATTRIBUTE_FORMS}; got {got}",
+                None,
+            )
+        kind = kinds.pop()
+        inner = value[keys[0]]
+        expected = {
+            "string_value": "a string",
+            "number_value": "a number",
+            "bool_value": "true or false",
+        }
+        ok = {
+            "string_value": isinstance(inner, str),
+            "number_value": isinstance(inner, int | float) and not isinstance(inner, bool),
+            "bool_value": isinstance(inner, bool),
+        }
+        if not ok[kind or ""]:
+            tip = _quoted_number_tip(inner) if kind == "number_value" else ""
+            return f"{keys[0]} must be {expected[kind or '']}, got {_json_type(inner)}{tip}", None
+        value = inner
+    return _attribute_value_problem(value, limits), value
+
+
+def _quoted_number_tip(value: object) -> str:
+    """Proto JSON lets a number be a string ("5"); this dialect does not: say so."""
+    if not isinstance(value, str) or len(value) > 64:
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return " (write the number without quotes)"
 
 
 def _attribute_value_problem(value: object, limits: InputLimits) -> str | None:
@@ -641,7 +804,8 @@ def parse_case(
     preferred = _preferred_agents(r, violations, limits)
     if violations:
         # A ruleset may name its own safeguarding flag: the notice follows it.
-        if SAFEGUARDING_FLAG in flags or not flags.isdisjoint(safeguarding_flags):
+        sent = flags | _flag_texts(r.shadowed.get("flags"))
+        if SAFEGUARDING_FLAG in sent or not sent.isdisjoint(safeguarding_flags):
             violations.insert(0, FieldViolation(r.at("flags"), SAFEGUARDING_NOTICE))
         raise RequestError(violations)
     # Each is None only if a violation was recorded, and then we raised above.
@@ -670,6 +834,13 @@ def parse_case(
         declined_agents=declined,
         preferred_agents=preferred,
     )
+
+
+def _flag_texts(value: object) -> frozenset[str]:
+    """Normalised strings of a list sent under a refused second spelling (for the notice)."""
+    if not isinstance(value, list | tuple):
+        return frozenset()
+    return frozenset(normalise_flag(v) for v in value[:VIOLATIONS_PER_LIST] if isinstance(v, str))
 
 
 def _preferred_agents(
@@ -1027,3 +1198,190 @@ def to_jsonable(value: object) -> Any:
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RequestData:
+    """A DecideRequest or DecideBatchRequest read from its JSON form (``parse_request``).
+
+    Attributes:
+        request_id: The idempotency key ("" when not given).
+        ruleset_name: ``ruleset.name`` ("" : the default ruleset).
+        ruleset_version: ``ruleset.version`` ("" : the active version).
+        cases: The case (one) or the batch's cases, in order.
+        batch: True for a DecideBatchRequest (``cases``), False for ``case``.
+        roster: The roster snapshot.
+        now: The decision instant, or None when not given.
+        explanation_level: The level asked for, or None when not given.
+    """
+
+    request_id: str
+    ruleset_name: str
+    ruleset_version: str
+    cases: tuple[Case, ...]
+    batch: bool
+    roster: Roster
+    now: datetime | None
+    explanation_level: ExplanationLevel | None
+
+
+_REQUEST_FIELDS = (
+    "request_id",
+    "ruleset",
+    "case",
+    "cases",
+    "roster",
+    "now",
+    "explanation_level",
+)
+
+
+def parse_request(
+    data: object,
+    *,
+    limits: InputLimits = DEFAULT_LIMITS,
+    safeguarding_flags: frozenset[str] = frozenset(),
+) -> RequestData:
+    """Read a DecideRequest (``case``) or DecideBatchRequest (``cases``) in the JSON dialect.
+
+    Field paths are those gRPC reports: ``case.intent``, ``cases[2].urgency``, ``roster...``.
+
+    Args:
+        data: The decoded JSON object.
+        limits: Size limits to enforce.
+        safeguarding_flags: As for ``parse_case``.
+
+    Returns:
+        The request's parts.
+
+    Raises:
+        RequestError: Naming every invalid field of the cases, roster and envelope.
+    """
+    violations: list[FieldViolation] = []
+    r = _Reader(data, "", violations, _REQUEST_FIELDS, limits)
+    request_id = r.string("request_id", required=False) or ""
+    name = version = ""
+    selector = r.raw("ruleset", required=False)
+    if selector is not _MISSING:
+        s = _Reader(selector, "ruleset", violations, ("name", "version"), limits)
+        name = s.string("name", required=False) or ""
+        version = s.string("version", required=False) or ""
+    now = r.timestamp("now", required=False)
+    level = r.enum("explanation_level", ExplanationLevel, required=False)
+    batch = "cases" in r.data
+    cases: list[Case] = []
+    if batch and "case" in r.data:
+        r.fail("case", "a request has `case` (Decide) or `cases` (DecideBatch), not both")
+    elif batch:
+        for item_path, item in r.items("cases", limits.max_batch_cases, "max_batch_cases"):
+            try:
+                cases.append(
+                    parse_case(
+                        item, item_path, limits=limits, safeguarding_flags=safeguarding_flags
+                    )
+                )
+            except RequestError as exc:
+                violations += exc.violations
+        if not cases and not violations:
+            r.fail("cases", "is empty: send at least one case")
+    else:
+        case_data = r.raw("case", required=True)
+        if case_data is not _MISSING:
+            try:
+                cases.append(
+                    parse_case(
+                        case_data, "case", limits=limits, safeguarding_flags=safeguarding_flags
+                    )
+                )
+            except RequestError as exc:
+                violations += exc.violations
+    roster: Roster | None = None
+    roster_data = r.raw("roster", required=False)
+    if roster_data is _MISSING:
+        r.fail("roster", "is required (it may have no agents)")
+    else:
+        try:
+            roster = parse_roster(roster_data, "roster", limits=limits)
+        except RequestError as exc:
+            violations += exc.violations
+    if violations or roster is None:
+        raise RequestError(violations)
+    return RequestData(request_id, name, version, tuple(cases), batch, roster, now, level)
+
+
+def _enum_to_wire(value: object, kind: type[StrEnum]) -> object:
+    member = _enum_member(value, kind)
+    return wire_name(member) if isinstance(member, kind) else value
+
+
+def _attribute_to_wire(value: object) -> object:
+    if isinstance(value, bool):
+        return {"bool_value": value}
+    if isinstance(value, str):
+        return {"string_value": value}
+    if isinstance(value, int | float):
+        return {"number_value": value}
+    return value
+
+
+def case_data_to_wire(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A case in its canonical JSON form (``case_to_dict``, possibly masked) in the dialect.
+
+    A walk over the data, not a parse: masked values are digests that need not validate.
+    Enums become proto names and attribute values ``{"string_value": ...}`` and the like;
+    every other field is already written as protobuf's JSON mapping writes it.
+    """
+    out = dict(data)
+    for key, kind in _CASE_ENUMS.items():
+        if key in out:
+            out[key] = _enum_to_wire(out[key], kind)
+    if isinstance(out.get("attributes"), Mapping):
+        out["attributes"] = {k: _attribute_to_wire(v) for k, v in out["attributes"].items()}
+    if isinstance(out.get("preferred_agents"), list):
+        out["preferred_agents"] = [
+            {**p, "reason": _enum_to_wire(p.get("reason"), ContinuityReason)}
+            if isinstance(p, Mapping) and "reason" in p
+            else p
+            for p in out["preferred_agents"]
+        ]
+    return out
+
+
+def _attribute_from_wire(value: object) -> object:
+    if isinstance(value, Mapping) and len(value) == 1:
+        ((key, inner),) = value.items()
+        if key in _ATTRIBUTE_KINDS:
+            return inner
+    return value
+
+
+def case_data_from_wire(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The inverse of ``case_data_to_wire``: short enum values and plain attribute values."""
+    out = dict(data)
+    for key, kind in _CASE_ENUMS.items():
+        member = _enum_member(out.get(key), kind)
+        if isinstance(member, kind):
+            out[key] = member.value
+    if isinstance(out.get("attributes"), Mapping):
+        out["attributes"] = {k: _attribute_from_wire(v) for k, v in out["attributes"].items()}
+    if isinstance(out.get("preferred_agents"), list):
+        out["preferred_agents"] = [
+            {
+                **p,
+                "reason": getattr(
+                    _enum_member(p.get("reason"), ContinuityReason), "value", p.get("reason")
+                ),
+            }
+            if isinstance(p, Mapping) and "reason" in p
+            else p
+            for p in out["preferred_agents"]
+        ]
+    return out
+
+
+_CASE_ENUMS: dict[str, type[StrEnum]] = {
+    "channel": Channel,
+    "intent": Intent,
+    "urgency": Urgency,
+    "tier": Tier,
+}
