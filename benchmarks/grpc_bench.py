@@ -1,13 +1,30 @@
-"""Decide latency and throughput over gRPC, beside an empty unary call (health Check) as floor.
+"""Issue 13's gRPC measures, in one run against one `caseroute serve` with its durable decision log.
 
-Usage: .venv/bin/python benchmarks/grpc_bench.py [--workers 2] [--seconds 4]
+Usage: .venv/bin/python benchmarks/grpc_bench.py [--quick] [--rounds 7] [--calls 200] ...
 
-Starts `caseroute serve` (its own processes, decision log in a temporary directory), then for
-each roster size and client count runs client processes that send pre-serialised requests for a
-fixed time. Every call carries a new request_id, so each is a new decision recorded in the
-decision log before the reply (``--retries``: one request_id per client, so every call after
-the first is an idempotent retry answered from the log). Everything shares this machine's
-cores, clients included, so compare rows within one run.
+Starts `caseroute serve` (2 worker processes, durable_rules, roster cache on, the real SQLite
+decision log in a temporary directory, so every Decide is committed with an fsync before its
+reply) and measures, with interleaved rounds and medians:
+
+1. **Floor with durability**: per round and roster size, ``--calls`` write+fsync pairs of a
+   small file in the decision log's directory (this disk's fsync), then as many empty calls
+   (health Check) and as many Decide calls from one client process. Each Decide median is
+   given as a ratio to (empty call median + fsync median) of the same round.
+2. **Throughput**: ``--clients`` client processes calling at once for ``--seconds``, Decide
+   at 100 agents and the empty call alternating; decisions/s and the ratio to the empty
+   call's calls/s.
+3. **Cold roster**: Decide with a roster of ``--cold-agents`` agents the server has never
+   seen (the same agents under a new snapshot_id, so the bytes and the cache key are new)
+   beside warm calls with one it has; server CPU is the user+system time of the server's
+   processes (the supervisor and its workers, read from /proc/<pid>/stat) over each block,
+   divided by the calls in it.
+
+Every Decide is one urgent clinical case in Texas against `roster_gen.make_ranked_roster`,
+asked for at EXPLANATION_LEVEL_SUMMARY, each call with a new request_id (a new decision, not
+an idempotent retry). Before timing, each roster's reply is checked: a ranked ASSIGN with at
+least 3 eligible agents, or the script stops. Clients are separate processes sending
+pre-serialised requests; they share this machine's cores with the server, so compare figures
+within one run. Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -15,167 +32,531 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2
 
-from caseroute.testing import NOW, REFERENCE_RULESET, TEST_AUDIT_KEY
+from caseroute.testing import NOW, REFERENCE_RULESETS, TEST_AUDIT_KEY
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import convert
-from roster_gen import make_bench_case, make_bench_roster
+from roster_gen import make_bench_case, make_ranked_roster
 
 DECIDE = "/caseroute.v1.RoutingService/Decide"
 CHECK = "/grpc.health.v1.Health/Check"
+MIN_ELIGIBLE = 3
+FLOOR_TARGETS = {100: 2.0, 1000: 3.0, 5000: 6.0}
+"""Issue 13 target 1: Decide median <= this many times (empty call + one fsync)."""
+THROUGHPUT_TARGET = 1500.0
+THROUGHPUT_RATIO_TARGET = 0.5
+COLD_US_PER_AGENT_TARGET = 10.0
+COLD_RATIO_TARGET = 10.0
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _with_request_id(body: bytes, request_id: str) -> bytes:
+def with_request_id(body: bytes, request_id: str) -> bytes:
     """``body`` (a DecideRequest without request_id) with field 1 set: proto fields concatenate."""
     raw = request_id.encode()
+    if len(raw) > 127:
+        raise ValueError("request ids here stay under 128 bytes (a one-byte length)")
     return b"\x0a" + bytes([len(raw)]) + raw + body
 
 
-def _client(address: str, method: str, body: bytes, seconds: float, out: Any, unique: bool) -> None:
-    """Call ``method`` with raw ``body`` in a loop for ``seconds``; report latencies."""
-    prefix = f"{os.getpid()}-{time.monotonic_ns()}"
-    with grpc.insecure_channel(address) as channel:
-        call: Any = channel.unary_unary(method)  # raw bytes in and out
-        call(_with_request_id(body, f"{prefix}-w") if unique else body, timeout=60)  # warm up
-        latencies = []
-        end = time.perf_counter() + seconds
-        i = 0
-        while time.perf_counter() < end:
-            payload = _with_request_id(body, f"{prefix}-{i}") if unique else body
-            i += 1
-            start = time.perf_counter()
-            call(payload, timeout=60)
-            latencies.append(time.perf_counter() - start)
-    out.put(latencies)
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as printed beside every figure."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _run(
-    address: str, method: str, body: bytes, clients: int, seconds: float, unique: bool = False
-) -> tuple[float, float, float]:
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [
-        ctx.Process(target=_client, args=(address, method, body, seconds, queue, unique))
-        for _ in range(clients)
-    ]
-    for proc in procs:
-        proc.start()
-    latencies = sorted(x for _ in procs for x in queue.get())
-    for proc in procs:
-        proc.join()
-    p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
-    return statistics.median(latencies) * 1e3, p99 * 1e3, len(latencies) / seconds
+def decide_body(size: int, snapshot_id: str | None = None) -> bytes:
+    """A serialised DecideRequest (no request_id) for the benchmark case against ``size`` agents.
+
+    Args:
+        size: Agents on the roster (``make_ranked_roster``).
+        snapshot_id: Replaces the roster's snapshot id (new bytes: a roster never seen).
+    """
+    roster = convert.roster_to_proto(make_ranked_roster(size))
+    if snapshot_id is not None:
+        roster.snapshot_id = snapshot_id
+    request = pb.DecideRequest(
+        case=convert.case_to_proto(make_bench_case()),
+        roster=roster,
+        now=convert.datetime_to_timestamp(NOW),
+        # Asked for explicitly: the default level is changing (issue 11); the target is SUMMARY.
+        explanation_level=pb.EXPLANATION_LEVEL_SUMMARY,
+    )
+    return request.SerializeToString()
+
+
+def describe_assign(reply: pb.DecideResponse, size: int) -> str:
+    """The check line for a roster's reply; stops the run unless it is a ranked ASSIGN.
+
+    Args:
+        reply: The Decide reply.
+        size: Agents on the roster.
+
+    Returns:
+        E.g. ``100 agents: ASSIGN agent-00072 by rule clinical, 3 eligible, 3 ranked``.
+    """
+    decision = reply.decision
+    matching = decision.explanation.matching
+    line = (
+        f"{size} agents: {pb.Outcome.Name(decision.outcome).removeprefix('OUTCOME_')} "
+        f"{decision.agent_id or '-'} by rule {decision.rule_id}, {matching.eligible} eligible, "
+        f"{len(matching.ranking)} ranked"
+    )
+    ranked = min(matching.eligible, len(matching.ranking))
+    if decision.outcome != pb.OUTCOME_ASSIGN or ranked < MIN_ELIGIBLE:
+        sys.exit(f"not a ranked ASSIGN with >= {MIN_ELIGIBLE} eligible agents: {line}")
+    return line
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+def _cpu_ticks(pid: int) -> int:
+    """User + system CPU time of a process (all threads, ended ones too), in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # ended while we looked
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class Server:
+    """A running `caseroute serve`: its address, processes and decision log directory."""
+
+    address: str
+    pid: int
+    audit_dir: Path
+    pids: tuple[int, ...] = ()
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the server's processes (supervisor and workers)."""
+        return sum(_cpu_ticks(p) for p in self.pids) / CLK_TCK
 
 
 def _wait_serving(address: str) -> None:
+    request = health_pb2.HealthCheckRequest().SerializeToString()
     with grpc.insecure_channel(address) as channel:
         check: Any = channel.unary_unary(CHECK)  # raw bytes in and out
         for _ in range(600):
             try:
-                raw = check(health_pb2.HealthCheckRequest().SerializeToString(), timeout=2)
-                if health_pb2.HealthCheckResponse.FromString(raw).status == 1:
+                if health_pb2.HealthCheckResponse.FromString(check(request, timeout=2)).status == 1:
                     return
             except grpc.RpcError:
                 pass
-            time.sleep(0.1)
-    sys.exit("server did not become SERVING")
+            time.sleep(0.1)  # polling a server's start: no event to wait on from outside
+    sys.exit("server did not become SERVING within 60 s")
+
+
+@contextmanager
+def serve(workers: int, engine: str) -> Iterator[Server]:
+    """Start `caseroute serve` with a fresh decision log; stop it on exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "caseroute.cli",
+                "serve",
+                "--port",
+                "0",
+                "--workers",
+                str(workers),
+                "--engine",
+                engine,
+                "--rulesets",
+                str(REFERENCE_RULESETS),
+                "--roster-cache-agents",
+                "100000",
+                "--audit-db",
+                f"{tmp}/audit.db",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY},
+        )
+        try:
+            line = proc.stdout.readline() if proc.stdout else ""
+            match = re.search(r"listening on (\S+:\d+)", line)
+            if match is None:
+                sys.exit(f"could not read the server's address from {line!r}")
+            server = Server(match.group(1), proc.pid, Path(tmp))
+            _wait_serving(server.address)
+            server.pids = (proc.pid, *_children(proc.pid))
+            yield server
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            if proc.stdout:
+                proc.stdout.close()
+
+
+# --- client processes -------------------------------------------------------------------------
+
+
+def _client_main(conn: Connection, address: str, barrier: Any) -> None:
+    """A client process: runs the coordinator's commands on its own channel (one connection)."""
+    prefix = f"{os.getpid()}-{time.monotonic_ns() % 10**9}"
+    counter = 0
+    with grpc.insecure_channel(address) as channel:
+        calls: dict[str, Any] = {}
+        while (command := conn.recv()) is not None:
+            kind, method, body, amount, unique = command
+            call = calls.setdefault(method, channel.unary_unary(method))  # raw bytes in and out
+            try:
+                if kind == "calls":  # latencies of `amount` calls
+                    latencies = []
+                    for _ in range(amount):
+                        counter += 1
+                        payload = with_request_id(body, f"{prefix}-{counter}") if unique else body
+                        start = time.perf_counter()
+                        call(payload, timeout=120)
+                        latencies.append(time.perf_counter() - start)
+                    conn.send(("ok", latencies))
+                else:  # "timed": calls completed in `amount` seconds, all clients started together
+                    barrier.wait()
+                    done = 0
+                    end = time.perf_counter() + amount
+                    while time.perf_counter() < end:
+                        counter += 1
+                        call(with_request_id(body, f"{prefix}-{counter}") if unique else body)
+                        done += 1
+                    conn.send(("ok", done))
+            except grpc.RpcError as exc:
+                conn.send(("error", f"{exc.code()}: {exc.details()}"))
+
+
+class Clients:
+    """Persistent client processes, each with its own channel, commanded over pipes."""
+
+    def __init__(self, address: str, count: int) -> None:
+        """Start ``count`` client processes against ``address``."""
+        ctx = multiprocessing.get_context("spawn")
+        # Kept: the barrier's semaphore must outlive the children's start (they unpickle it).
+        self._barrier = barrier = ctx.Barrier(count)
+        self._conns: list[Connection] = []
+        self._procs = []
+        for _ in range(count):
+            ours, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_client_main, args=(theirs, address, barrier), daemon=True)
+            proc.start()
+            self._conns.append(ours)
+            self._procs.append(proc)
+
+    def _reply(self, conn: Connection) -> Any:
+        status, value = conn.recv()
+        if status != "ok":
+            sys.exit(f"a client's call failed: {value}")
+        return value
+
+    def latencies(self, method: str, body: bytes, calls: int, unique: bool) -> list[float]:
+        """Seconds per call of ``calls`` calls from the first client alone."""
+        self._conns[0].send(("calls", method, body, calls, unique))
+        return list(self._reply(self._conns[0]))
+
+    def warm(self, method: str, body: bytes) -> None:
+        """One call from every client: each client's worker has seen ``body``'s roster."""
+        for conn in self._conns:
+            conn.send(("calls", method, body, 1, True))
+        for conn in self._conns:
+            self._reply(conn)
+
+    def per_second(self, method: str, body: bytes, seconds: float, unique: bool) -> float:
+        """Calls per second completed by all clients together, started at once."""
+        for conn in self._conns:
+            conn.send(("timed", method, body, seconds, unique))
+        done: int = sum(self._reply(conn) for conn in self._conns)
+        return done / seconds
+
+    def close(self) -> None:
+        """End the client processes."""
+        for conn in self._conns:
+            conn.send(None)
+        for proc in self._procs:
+            proc.join(30)
+
+
+def fsync_latencies(directory: Path, count: int) -> list[float]:
+    """Seconds per write+fsync of 512 bytes appended to a small file in ``directory``.
+
+    An append, as SQLite's WAL commit does (``synchronous=FULL``: one fsync per transaction).
+    """
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    samples = []
+    try:
+        for _ in range(count):
+            start = time.perf_counter()
+            os.write(fd, b"x" * 512)
+            os.fsync(fd)
+            samples.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return samples
+
+
+# --- the measures -----------------------------------------------------------------------------
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}"
+
+
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+@dataclass
+class Findings:
+    """What each measure found, for the closing table of targets."""
+
+    rows: list[tuple[str, str, str]]
+
+    def add(self, target: str, measured: str, ok: bool) -> None:
+        """Record a target, the figure measured and whether it was met."""
+        self.rows.append((target, measured, _met(ok)))
+
+
+def floor_rounds(
+    server: Server, clients: Clients, bodies: dict[int, bytes], args: argparse.Namespace
+) -> Findings:
+    """Target 1: Decide (1 client) against empty call + fsync, interleaved per round and size."""
+    check = health_pb2.HealthCheckRequest().SerializeToString()
+    samples: dict[int, dict[str, list[float]]] = {
+        size: {"fsync": [], "floor": [], "decide": [], "ratio": []} for size in bodies
+    }
+    for _ in range(args.rounds):
+        for size, body in bodies.items():
+            fsync = statistics.median(fsync_latencies(server.audit_dir, args.calls))
+            floor = statistics.median(clients.latencies(CHECK, check, args.calls, unique=False))
+            decide = statistics.median(clients.latencies(DECIDE, body, args.calls, unique=True))
+            row = samples[size]
+            row["fsync"].append(fsync)
+            row["floor"].append(floor)
+            row["decide"].append(decide)
+            row["ratio"].append(decide / (floor + fsync))
+    print("### Target 1: Decide (1 client) vs empty call + one fsync")
+    print()
+    print(
+        "| agents | Decide median ms | empty call median ms | fsync median ms "
+        "| ratio to (empty + fsync) | ratio per round | target | met |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    found = Findings([])
+    for size, row in samples.items():
+        ratio = statistics.median(row["ratio"])
+        target = FLOOR_TARGETS.get(size)
+        ok = target is not None and ratio <= target
+        print(
+            f"| {size} | {_ms(statistics.median(row['decide']))} "
+            f"| {_ms(statistics.median(row['floor']))} | {_ms(statistics.median(row['fsync']))} "
+            f"| {ratio:.2f}x | {_spread(row['ratio'])} "
+            f"| {f'<= {target:g}x' if target else '-'} | {_met(ok) if target else '-'} |"
+        )
+        if target is not None:
+            found.add(
+                f"Decide {size} agents, 1 client, <= {target:g}x (empty + fsync)",
+                f"{ratio:.2f}x",
+                ok,
+            )
+    print()
+    return found
+
+
+def throughput_rounds(clients: Clients, body: bytes, args: argparse.Namespace) -> Findings:
+    """Target 2: decisions/s with all clients at 100 agents, beside the empty call's calls/s."""
+    check = health_pb2.HealthCheckRequest().SerializeToString()
+    decided, empty, ratios = [], [], []
+    for _ in range(args.rounds):
+        floor = clients.per_second(CHECK, check, args.seconds, unique=False)
+        rate = clients.per_second(DECIDE, body, args.seconds, unique=True)
+        empty.append(floor)
+        decided.append(rate)
+        ratios.append(rate / floor)
+    rate, floor, ratio = (statistics.median(x) for x in (decided, empty, ratios))
+    print(f"### Target 2: {args.clients} client processes, 100 agents")
+    print()
+    print(
+        "| Decide decisions/s | per round | empty calls/s | per round | ratio | ratio per round |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        f"| {rate:.0f} | {min(decided):.0f}-{max(decided):.0f} | {floor:.0f} "
+        f"| {min(empty):.0f}-{max(empty):.0f} | {ratio:.2f}x | {_spread(ratios)} |"
+    )
+    print()
+    found = Findings([])
+    found.add(
+        f"{args.clients} clients, 100 agents: >= {THROUGHPUT_TARGET:.0f} decisions/s",
+        f"{rate:.0f}/s",
+        rate >= THROUGHPUT_TARGET,
+    )
+    found.add(
+        f"{args.clients} clients: >= {THROUGHPUT_RATIO_TARGET}x the empty call's calls/s",
+        f"{ratio:.2f}x",
+        ratio >= THROUGHPUT_RATIO_TARGET,
+    )
+    return found
+
+
+def _timed_block(
+    server: Server, call: Callable[[bytes], bytes], bodies: list[bytes]
+) -> tuple[list[float], float]:
+    """Latency of each call, and the server's CPU seconds over the whole block."""
+    latencies = []
+    cpu = server.cpu_seconds()
+    for body in bodies:
+        start = time.perf_counter()
+        call(body)
+        latencies.append(time.perf_counter() - start)
+    return latencies, server.cpu_seconds() - cpu
+
+
+def cold_rounds(server: Server, args: argparse.Namespace) -> Findings:
+    """Target 3: first sight of a roster vs a warm call, latency and server CPU."""
+    size = args.cold_agents
+    warm_body = decide_body(size)
+    serial = 0
+
+    def fresh(body: bytes) -> bytes:
+        nonlocal serial
+        serial += 1
+        return with_request_id(body, f"cold-{os.getpid()}-{serial}")
+
+    with grpc.insecure_channel(server.address) as channel:
+        raw: Any = channel.unary_unary(DECIDE)  # raw bytes in and out
+
+        def call(body: bytes) -> bytes:
+            return bytes(raw(body, timeout=120))
+
+        print(
+            "check (cold roster): "
+            + describe_assign(pb.DecideResponse.FromString(call(fresh(warm_body))), size)
+        )
+        call(fresh(warm_body))  # this channel's worker has now seen the warm roster
+        cold_ms, warm_ms, cold_cpu, warm_cpu = [], [], [], []
+        for r in range(args.rounds):
+            cold = [fresh(decide_body(size, f"cold-{r}-{k}")) for k in range(args.cold_calls)]
+            latencies, cpu = _timed_block(server, call, cold)
+            cold_ms.append(statistics.median(latencies))
+            cold_cpu.append(cpu / len(cold))
+            warm = [fresh(warm_body) for _ in range(args.calls)]
+            latencies, cpu = _timed_block(server, call, warm)
+            warm_ms.append(statistics.median(latencies))
+            warm_cpu.append(cpu / len(warm))
+    cold_med, warm_med = statistics.median(cold_ms), statistics.median(warm_ms)
+    cold_cpu_med, warm_cpu_med = statistics.median(cold_cpu), statistics.median(warm_cpu)
+    per_agent = cold_cpu_med / size * 1e6
+    extra = (cold_cpu_med - warm_cpu_med) / size * 1e6
+    ratio = cold_med / warm_med
+    cpu_ratio = cold_cpu_med / warm_cpu_med if warm_cpu_med > 0 else float("inf")
+    print()
+    print(f"### Target 3: cold roster, {size} agents (server CPU from /proc, all serve processes)")
+    print()
+    print(
+        "| cold median ms | warm median ms | latency ratio | cold server CPU ms/call "
+        "| warm server CPU ms/call | CPU ratio | cold CPU us/agent | extra over warm us/agent |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        f"| {_ms(cold_med)} | {_ms(warm_med)} | {ratio:.1f}x | {_ms(cold_cpu_med)} "
+        f"| {_ms(warm_cpu_med)} | {cpu_ratio:.1f}x | {per_agent:.1f} | {extra:.1f} |"
+    )
+    print()
+    found = Findings([])
+    found.add(
+        f"cold roster {size} agents: <= {COLD_US_PER_AGENT_TARGET:g} us server CPU per agent",
+        f"{per_agent:.1f} us",
+        per_agent <= COLD_US_PER_AGENT_TARGET,
+    )
+    found.add(
+        f"cold roster {size} agents: <= {COLD_RATIO_TARGET:g}x a warm call (latency)",
+        f"{ratio:.1f}x (CPU {cpu_ratio:.1f}x)",
+        ratio <= COLD_RATIO_TARGET,
+    )
+    return found
 
 
 def main() -> None:
-    """Print a markdown table."""
+    """Print markdown tables, one per target, and the targets with met / not met."""
     parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smoke run: few calls, short rounds")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--engine", default="durable")
-    parser.add_argument(
-        "--cold",
-        action="store_true",
-        help="turn the server's roster cache off: every call parses its roster",
-    )
-    parser.add_argument(
-        "--retries",
-        action="store_true",
-        help="reuse one request_id: measures idempotent retries answered from the decision log",
-    )
-    parser.add_argument("--sizes", default="10,100,1000,5000", help="roster sizes")
+    parser.add_argument("--sizes", default="100,1000,5000", help="roster sizes for target 1")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7; quick 2)")
+    parser.add_argument("--calls", type=int, help="calls per block (default 200; quick 5)")
+    parser.add_argument("--clients", type=int, default=8, help="client processes for target 2")
+    parser.add_argument("--seconds", type=float, help="seconds per throughput block (2; 0.5)")
+    parser.add_argument("--cold-agents", type=int, default=1000)
+    parser.add_argument("--cold-calls", type=int, help="cold calls per round (default 5; 1)")
     args = parser.parse_args()
-    audit_dir = tempfile.TemporaryDirectory()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "caseroute.cli",
-            "serve",
-            "--port",
-            "0",
-            "--workers",
-            str(args.workers),
-            "--engine",
-            args.engine,
-            "--rulesets",
-            str(REFERENCE_RULESET.parent),
-            "--roster-cache-agents",
-            "0" if args.cold else "100000",
-            "--audit-db",
-            f"{audit_dir.name}/audit.db",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY},
-    )
-    if server.stdout is None:
-        sys.exit("could not read the server's output")
-    address = server.stdout.readline().split()[3]
-    try:
-        time.sleep(1)
-        _wait_serving(address)
-        floor_body = health_pb2.HealthCheckRequest().SerializeToString()
-        cache = "off (cold)" if args.cold else "on (warm)"
+    defaults = {"rounds": (7, 2), "calls": (200, 5), "seconds": (2.0, 0.5), "cold_calls": (5, 1)}
+    for name, (full, quick) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    sizes = [int(n) for n in args.sizes.split(",")]
+    print(f"load average at start: {load_average()} ({os.cpu_count()} cores)")
+    bodies = {size: decide_body(size) for size in sorted({*sizes, 100})}
+    with serve(args.workers, args.engine) as server:
         print(
-            f"server: {args.workers} worker processes, engine {args.engine}, roster cache "
-            f"{cache}; explanation level SUMMARY; "
-            f"{'retries of one request_id' if args.retries else 'a new request_id per call'}; "
-            f"{args.seconds:g} s per row"
+            f"server: {args.workers} workers ({len(server.pids)} serve processes), engine "
+            f"{args.engine}, roster cache on, decision log on (SQLite, synchronous=FULL); "
+            f"EXPLANATION_LEVEL_SUMMARY; a new request_id per call; {args.rounds} rounds, "
+            f"{args.calls} calls per block, {args.seconds:g} s per throughput block"
         )
+        with grpc.insecure_channel(server.address) as channel:
+            raw: Any = channel.unary_unary(DECIDE)  # raw bytes in and out
+            for size, body in bodies.items():
+                reply = raw(with_request_id(body, f"check-{size}"), timeout=120)
+                print(f"check: {describe_assign(pb.DecideResponse.FromString(reply), size)}")
         print()
-        print(
-            "| agents | clients | Decide median ms | p99 ms | floor median ms | p99 ms "
-            "| median ratio | Decide/s |"
-        )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-        for size in (int(n) for n in args.sizes.split(",")):
-            request = pb.DecideRequest(
-                request_id=f"bench-{size}" if args.retries else "",
-                case=convert.case_to_proto(make_bench_case()),
-                roster=convert.roster_to_proto(make_bench_roster(size)),
-                now=convert.datetime_to_timestamp(NOW),
-                explanation_level=pb.EXPLANATION_LEVEL_SUMMARY,
-            )
-            body = request.SerializeToString()
-            for clients in (1, 8):
-                floor = _run(address, CHECK, floor_body, clients, args.seconds)
-                decide = _run(address, DECIDE, body, clients, args.seconds, not args.retries)
-                print(
-                    f"| {size} | {clients} | {decide[0]:.2f} | {decide[1]:.2f} | "
-                    f"{floor[0]:.2f} | {floor[1]:.2f} | {decide[0] / floor[0]:.1f}x | "
-                    f"{decide[2]:.0f} |",
-                    flush=True,
-                )
-    finally:
-        server.terminate()
-        server.wait(30)
-        server.stdout.close()
-        audit_dir.cleanup()
+        clients = Clients(server.address, args.clients)
+        try:
+            for body in bodies.values():
+                clients.warm(DECIDE, body)
+            found = floor_rounds(server, clients, {s: bodies[s] for s in sizes}, args)
+            found.rows += throughput_rounds(clients, bodies[100], args).rows
+        finally:
+            clients.close()
+        found.rows += cold_rounds(server, args).rows
+    print("### Targets")
+    print()
+    print("| target | measured | met |")
+    print("| --- | --- | --- |")
+    for target, measured, ok in found.rows:
+        print(f"| {target} | {measured} | {ok} |")
+    print()
+    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,127 @@
+"""Issue 13's benchmark scripts, run with their smallest settings: output shape and workload.
+
+Never timing: the figures of a smoke run mean nothing. What is pinned is that each script runs,
+prints its tables with the columns the docs quote, reports the load average, and measures what
+it claims to (a ranked ASSIGN at 100 agents, the 200-rule ruleset valid).
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from caseroute.testing import REPO_ROOT
+
+BENCHMARKS = REPO_ROOT / "benchmarks"
+ASSIGN_100 = "100 agents: ASSIGN agent-00072 by rule clinical, 3 eligible, 3 ranked"
+
+
+def run_script(name: str, *argv: str) -> str:
+    """Run ``benchmarks/<name>`` with this interpreter; its stdout (it must exit 0)."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    return done.stdout
+
+
+def tables(text: str) -> dict[str, list[list[str]]]:
+    """Markdown tables by their header row: each a list of body rows, cells stripped."""
+    found: dict[str, list[list[str]]] = {}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("| ") and i + 1 < len(lines) and lines[i + 1].startswith("| ---"):
+            rows = []
+            for body in lines[i + 2 :]:
+                if not body.startswith("| "):
+                    break
+                rows.append([cell.strip() for cell in body.strip().strip("|").split("|")])
+            found[line] = rows
+    return found
+
+
+def load_lines(text: str) -> list[str]:
+    """The script's load-average lines, with the figures cut off."""
+    return [line.split(":")[0] for line in text.splitlines() if line.startswith("load average")]
+
+
+@pytest.mark.slow
+def test_grpc_bench_measures_a_ranked_assign_beside_the_fsync_floor() -> None:
+    """grpc_bench: ranked ASSIGN checks, one table per target, every target judged, load logged."""
+    out = run_script(
+        "grpc_bench.py",
+        "--quick",
+        *("--sizes", "100", "--clients", "2", "--cold-agents", "100"),
+        *("--rounds", "1", "--calls", "3", "--seconds", "0.2"),
+    )
+    checks = [line for line in out.splitlines() if line.startswith("check")]
+    found = tables(out)
+    floor = found[
+        "| agents | Decide median ms | empty call median ms | fsync median ms "
+        "| ratio to (empty + fsync) | ratio per round | target | met |"
+    ]
+    throughput = found[
+        "| Decide decisions/s | per round | empty calls/s | per round | ratio | ratio per round |"
+    ]
+    cold = found[
+        "| cold median ms | warm median ms | latency ratio | cold server CPU ms/call "
+        "| warm server CPU ms/call | CPU ratio | cold CPU us/agent | extra over warm us/agent |"
+    ]
+    targets = found["| target | measured | met |"]
+    assert checks == [f"check: {ASSIGN_100}", f"check (cold roster): {ASSIGN_100}"]
+    assert [(row[0], row[6], len(row)) for row in floor] == [("100", "<= 2x", 8)]
+    assert [len(row) for row in throughput + cold] == [6, 8]
+    assert [row[0] for row in targets] == [
+        "Decide 100 agents, 1 client, <= 2x (empty + fsync)",
+        "2 clients, 100 agents: >= 1500 decisions/s",
+        "2 clients: >= 0.5x the empty call's calls/s",
+        "cold roster 100 agents: <= 10 us server CPU per agent",
+        "cold roster 100 agents: <= 10x a warm call (latency)",
+    ]
+    assert {row[2] for row in targets} <= {"met", "**not met**"}
+    assert load_lines(out) == ["load average at start", "load average at end"]
+
+
+def test_big_ruleset_decides_the_same_case_under_200_valid_rules() -> None:
+    """big_ruleset_issue13: 200 distinct valid rules, same ranked ASSIGN as 7, sizes reported."""
+    out = run_script("big_ruleset_issue13.py", "--quick", "--rounds", "1", "--calls", "2")
+    lines = out.splitlines()
+    found = tables(out)
+    sizes = found[
+        "| rules | decide() + record median ms | decide() alone median ms | record bytes "
+        "| decision column bytes |"
+    ]
+    assert [line for line in lines if line.startswith(("check", "ruleset"))] == [
+        "ruleset: 7 rules (7 distinct ids), 8 distinct conditions, 0 warnings",
+        "ruleset: 200 rules (200 distinct ids), 45 distinct conditions, 0 warnings",
+        "check: 7 rules: ASSIGN agent-00072 by rule clinical, 3 eligible",
+        "check: 200 rules: ASSIGN agent-00072 by rule clinical, 3 eligible",
+    ]
+    assert [(row[0], len(row)) for row in sizes] == [("7", 5), ("200", 5)]
+    assert int(sizes[1][3]) > int(sizes[0][3])  # every rule's outcome is in the record
+    assert [row[0] for row in found["| target | measured | met |"]] == [
+        "decide() + record at 200 rules <= 3x at 7",
+        "the record grows far less than 102 kB",
+    ]
+    assert load_lines(out) == ["load average at start", "load average at end"]
+
+
+def test_profile_decide_profiles_the_servicer_path_of_a_ranked_assign() -> None:
+    """profile_decide: a ranked ASSIGN, top-N tables by cumulative and own time through Decide."""
+    out = run_script("profile_decide.py", "--quick", "--calls", "3", "--top", "5")
+    header = "| function | calls per Decide | own us per Decide | cumulative us per Decide |"
+    sections = [line for line in out.splitlines() if line.startswith("###")]
+    body = out.split("### Top 5 by cumulative time")[1].split("### Top 5 by own time")
+    cumulative, own = tables(body[0])[header], tables(body[1])[header]
+    assert [line for line in out.splitlines() if line.startswith("check")] == [
+        f"check: {ASSIGN_100}"
+    ]
+    assert sections == ["### Top 5 by cumulative time", "### Top 5 by own time"]
+    assert [len(cumulative), len(own)] == [5, 5]
+    assert any("servicer.py" in row[0] and "(Decide)" in row[0] for row in cumulative)
+    assert load_lines(out) == ["load average at start", "load average at end"]
