@@ -26,6 +26,7 @@ import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ from caseroute.v1 import routing_pb2 as pb
 from grpc_bench import decide_body, describe_assign, load_average, with_request_id
 
 AGENTS = 100
+THREAD_PROFILES: list[cProfile.Profile] = []
+"""Profilers of threads started while ``_profile_new_thread`` was installed."""
 
 
 class StubContext:
@@ -63,6 +66,17 @@ class StubContext:
 
     def set_details(self, _: str) -> None:
         """Never reached: ``set_code`` comes first."""
+
+
+def _profile_new_thread(*_: object) -> None:
+    """``threading.setprofile`` hook: the new thread's first event hands it its own profiler.
+
+    cProfile profiles only the thread that enables it; the decision log's writer thread (which
+    seals, inserts and fsyncs each record while the handler waits) needs its own.
+    """
+    profiler = cProfile.Profile()
+    THREAD_PROFILES.append(profiler)
+    profiler.enable()  # replaces this hook for the rest of the thread's life
 
 
 def _root(path: str) -> str:
@@ -103,31 +117,40 @@ def main() -> None:
     context: Any = StubContext()
     registry = RulesetRegistry()
     registry.add(reference_ruleset(EngineKind(args.engine)))
+    serial = 0
+
+    def one_call(servicer: RoutingServicer) -> bytes:
+        nonlocal serial
+        serial += 1
+        request: Any = parse(with_request_id(body, f"profile-{serial}"))
+        reply: pb.DecideResponse = servicer.Decide(request, context)
+        return reply.SerializeToString()
+
     with tempfile.TemporaryDirectory() as tmp:
-        servicer = RoutingServicer(audited_core(registry, Path(tmp)))
-        serial = 0
-
-        def one_call() -> bytes:
-            nonlocal serial
-            serial += 1
-            request: Any = parse(with_request_id(body, f"profile-{serial}"))
-            reply: pb.DecideResponse = servicer.Decide(request, context)
-            return reply.SerializeToString()
-
-        check = pb.DecideResponse.FromString(one_call())  # also warms the roster cache
+        # Two servicers over one registry, each with its own decision log: the timed one's
+        # writer thread runs unprofiled; the profiled one's writer gets its own profiler.
+        timed = RoutingServicer(audited_core(registry, Path(tmp) / "timed"))
+        check = pb.DecideResponse.FromString(one_call(timed))  # also warms the roster cache
         print(f"check: {describe_assign(check, AGENTS)}")
         for _ in range(20):
-            one_call()
+            one_call(timed)
         samples = []
         for _ in range(calls):
             start = time.perf_counter()
-            one_call()
+            one_call(timed)
             samples.append(time.perf_counter() - start)
+        threading.setprofile(_profile_new_thread)  # the next store's writer thread
+        try:
+            profiled = RoutingServicer(audited_core(registry, Path(tmp) / "profiled"))
+        finally:
+            threading.setprofile(None)  # None removes it
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(calls):
-            one_call()
+            one_call(profiled)
         profiler.disable()
+        for servicer in (timed, profiled):
+            servicer._core.audit.close()  # noqa: SLF001 - ends the writer thread
     registry.close()
     stats = pstats.Stats(profiler)
     print(
@@ -142,6 +165,12 @@ def main() -> None:
     print(f"### Top {args.top} by own time")
     print()
     _table(stats, 2, args.top, calls)
+    if len(THREAD_PROFILES) == 1:
+        print(f"### Decision log writer thread: top {args.top} by own time")
+        print()
+        print("Per Decide call; the writer's wait for work (a queue get) is included.")
+        print()
+        _table(pstats.Stats(THREAD_PROFILES[0]), 2, args.top, calls)
     print(f"load average at end: {load_average()} ({os.cpu_count()} cores)")
 
 

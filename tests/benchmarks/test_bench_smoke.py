@@ -112,16 +112,22 @@ def test_big_ruleset_decides_the_same_case_under_200_valid_rules() -> None:
 
 
 def test_profile_decide_profiles_the_servicer_path_of_a_ranked_assign() -> None:
-    """profile_decide: a ranked ASSIGN, top-N tables by cumulative and own time through Decide."""
+    """profile_decide: a ranked ASSIGN; top-N tables through Decide and of the log's writer."""
     out = run_script("profile_decide.py", "--quick", "--calls", "3", "--top", "5")
     header = "| function | calls per Decide | own us per Decide | cumulative us per Decide |"
     sections = [line for line in out.splitlines() if line.startswith("###")]
     body = out.split("### Top 5 by cumulative time")[1].split("### Top 5 by own time")
-    cumulative, own = tables(body[0])[header], tables(body[1])[header]
+    own_and_writer = body[1].split("### Decision log writer thread")
+    cumulative, own = tables(body[0])[header], tables(own_and_writer[0])[header]
+    writer = tables(own_and_writer[1])[header]
     assert [line for line in out.splitlines() if line.startswith("check")] == [
         f"check: {ASSIGN_100}"
     ]
-    assert sections == ["### Top 5 by cumulative time", "### Top 5 by own time"]
-    assert [len(cumulative), len(own)] == [5, 5]
+    assert sections == [
+        "### Top 5 by cumulative time",
+        "### Top 5 by own time",
+        "### Decision log writer thread: top 5 by own time",
+    ]
+    assert [len(cumulative), len(own), len(writer)] == [5, 5, 5]
     assert any("servicer.py" in row[0] and "(Decide)" in row[0] for row in cumulative)
     assert load_lines(out) == ["load average at start", "load average at end"]
