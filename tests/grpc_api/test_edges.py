@@ -473,7 +473,7 @@ def test_serve_flags_and_environment_set_the_limits(monkeypatch: pytest.MonkeyPa
             [],
             {"CASEROUTE_PORT": "http"},
             (
-                "argument --port: must be a whole number of at least 0, got 'http' "
+                "argument --port: must be a TCP port 0-65535 (0 picks a free one), got 'http' "
                 "(set by the flag or $CASEROUTE_PORT)"
             ),
         ),

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from caseroute import __version__
 from caseroute.cli import (
     audit,
+    config,
     decide,
     replay,
     report,
@@ -25,13 +26,17 @@ from caseroute.cli import (
     simulate,
 )
 from caseroute.cli.output import EXIT_FAILED, EXIT_USAGE, UsageError
+from caseroute.cli.settings import SettingsParser
 from caseroute.domain.errors import CaserouteError, ConfigError, RequestError, RulesetError
 from caseroute.render import escape_lines
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="caseroute", description=__doc__)
+    # SettingsParser: each (sub)command resolves its settings (flag > env > file > default)
+    # as it is parsed, so main() and build_parser().parse_args() give the same values.
+    # Typed as the base class: every register() takes plain ArgumentParser subcommands.
+    parser: argparse.ArgumentParser = SettingsParser(prog="caseroute", description=__doc__)
     parser.add_argument("--version", action="version", version=f"caseroute {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     # Invariant: registration order is the order `caseroute --help` lists the commands in.
@@ -45,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.register(sub)
     replay.register(sub)
     report.register(sub)
+    config.register(sub)
     return parser
 
 

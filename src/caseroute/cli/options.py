@@ -1,14 +1,14 @@
-"""Options and inputs several commands share: env defaults, JSON files, instants, TLS, audit."""
+"""Options and inputs several commands share: JSON files, instants, TLS, audit settings."""
 
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caseroute.cli.output import UsageError
+from caseroute.cli.settings import add_settings, setting_origin
 from caseroute.domain.codec import parse_timestamp
 from caseroute.domain.json_source import parse_json_bytes
 
@@ -20,9 +20,14 @@ ENGINES = ["durable", "python"]
 
 
 def default_engine() -> str:
-    """The engine of record: ``$CASEROUTE_ENGINE`` or durable; any other value stops the command."""
+    """Deprecated: ``add_settings(cmd, ["engine"])`` registers ``--engine`` from the table.
+
+    Kept until every command registers ``--engine`` through the settings table.
+    """
+    import os
+
     engine = os.environ.get("CASEROUTE_ENGINE", "durable")
-    if engine not in ("durable", "python"):
+    if engine not in ENGINES:
         raise SystemExit(f"caseroute: CASEROUTE_ENGINE={engine!r}; use durable or python")
     return engine
 
@@ -51,8 +56,18 @@ def parse_instant(text: str | None, flag: str) -> datetime | None:
 
 
 def masked_fields(args: argparse.Namespace) -> tuple[str, ...]:
-    """``--audit-masked-fields`` as paths (comma-separated; blanks ignored)."""
-    return tuple(p.strip() for p in args.audit_masked_fields.split(",") if p.strip())
+    """``--audit-masked-fields`` as checked paths.
+
+    Raises:
+        UsageError: Naming the flag, variable or ``file:line`` that gave a bad path.
+    """
+    from caseroute.audit.config import check_masked_fields
+    from caseroute.domain.errors import ConfigError
+
+    try:
+        return check_masked_fields(tuple(args.audit_masked_fields))
+    except ConfigError as exc:
+        raise UsageError(f"{setting_origin(args, 'audit_masked_fields')}: {exc}") from None
 
 
 def client_tls(args: argparse.Namespace) -> ClientTls | None:
@@ -74,26 +89,10 @@ def add_client_tls(group: argparse._ActionsContainer) -> None:
 
 
 def add_audit_db(cmd: argparse.ArgumentParser) -> None:
-    """Add ``--audit-db``, the decision log file."""
-    from caseroute.audit.config import DEFAULT_AUDIT_DB
-
-    cmd.add_argument(
-        "--audit-db",
-        type=Path,
-        default=Path(os.environ.get("CASEROUTE_AUDIT_DB", str(DEFAULT_AUDIT_DB))),
-        help=f"decision log SQLite file ($CASEROUTE_AUDIT_DB, default {DEFAULT_AUDIT_DB})",
-    )
+    """Add ``--audit-db``, the decision log file (``[audit] db``, ``$CASEROUTE_AUDIT_DB``)."""
+    add_settings(cmd, ["audit_db"])
 
 
 def add_masked_fields(cmd: argparse.ArgumentParser) -> None:
     """Add ``--audit-masked-fields``, the case fields stored only as keyed digests."""
-    from caseroute.audit.masking import DEFAULT_MASKED_PATHS
-
-    cmd.add_argument(
-        "--audit-masked-fields",
-        default=os.environ.get("CASEROUTE_AUDIT_MASKED_FIELDS", ",".join(DEFAULT_MASKED_PATHS)),
-        metavar="PATH,...",
-        help="case fields the decision log stores only as keyed digests "
-        "($CASEROUTE_AUDIT_MASKED_FIELDS; default: patient names, identifiers, contact "
-        "details and free text, see docs/audit.md)",
-    )
+    add_settings(cmd, ["audit_masked_fields"])

@@ -7,7 +7,6 @@ errors); 2 bad usage or input.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import sys
@@ -16,8 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from caseroute.cli.options import ENGINES, add_client_tls, default_engine, parse_instant
+from caseroute.cli.options import add_client_tls, parse_instant
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError
+from caseroute.cli.settings import add_settings, setting_source
 from caseroute.render import escape_lines
 
 if TYPE_CHECKING:
@@ -77,13 +77,10 @@ def _source(
         limit=args.limit,
     )
     store = None
-    if args.audit_db is not None or args.input is None:
+    # With --input, a decision log is read (for roster snapshots) only when one was set.
+    if args.input is None or setting_source(args, "audit_db").kind != "default":
         from caseroute.cli.audit import open_log
 
-        if args.audit_db is None:
-            from caseroute.audit.config import DEFAULT_AUDIT_DB
-
-            args.audit_db = Path(os.environ.get("CASEROUTE_AUDIT_DB", str(DEFAULT_AUDIT_DB)))
         store = open_log(args)
     close = store.close if store is not None else (lambda: None)
     if args.input is None:
@@ -94,7 +91,13 @@ def _source(
         raise UsageError(
             f"no file at --input {args.input}; pass the output of `caseroute audit export`"
         )
-    return ExportedRecords(args.input, where, store.get_blob if store else None), close, store
+    from caseroute.wire.json_dialect import record_from_export_line
+
+    # Export lines are AuditedDecision JSON (today) or the internal record (earlier versions).
+    records = ExportedRecords(
+        args.input, where, store.get_blob if store else None, record_from_export_line
+    )
+    return records, close, store
 
 
 @contextmanager
@@ -131,7 +134,8 @@ def _remote_report(args: argparse.Namespace) -> ReplayReport:
     from caseroute.v1 import admin_pb2 as apb
     from caseroute.wire.convert import datetime_to_timestamp
 
-    if args.input is not None or args.audit_db is not None or args.workers is not None:
+    audit_db_given = setting_source(args, "audit_db").kind == "flag"  # not a variable's default
+    if args.input is not None or audit_db_given or args.workers is not None:
         raise UsageError(
             "--server replays the server's own decision log: drop --input, --audit-db and --workers"
         )
@@ -216,8 +220,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``replay``."""
-    from caseroute.audit.config import DEFAULT_AUDIT_DB
-
     cmd = sub.add_parser(
         "replay",
         help="re-decide recorded decisions under a candidate ruleset and report what would "
@@ -234,19 +236,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PATH_OR_NAME@VERSION",
         help="a ruleset file or directory, or NAME@VERSION under --rulesets",
     )
-    cmd.add_argument(
-        "--rulesets",
-        type=Path,
-        default=Path(os.environ.get("CASEROUTE_RULESETS", "rulesets")),
-        help="rulesets directory for NAME@VERSION ($CASEROUTE_RULESETS, default rulesets)",
-    )
-    cmd.add_argument(
-        "--audit-db",
-        type=Path,
-        default=None,
-        help=f"decision log to replay, read-only; with --input, where roster snapshots are "
-        f"read ($CASEROUTE_AUDIT_DB, default {DEFAULT_AUDIT_DB})",
-    )
+    # --rulesets: for NAME@VERSION; --audit-db: the log to replay, read-only (with --input,
+    # where roster snapshots are read, and only when set).
+    add_settings(cmd, ["rulesets", "audit_db"])
     cmd.add_argument(
         "--input",
         type=Path,
@@ -286,12 +278,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=5,
         help="decision ids shown per class (default 5)",
     )
-    cmd.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default=default_engine(),
-        help="engine of record for the candidate (default: $CASEROUTE_ENGINE or durable)",
-    )
+    add_settings(cmd, ["engine"])  # the candidate's engine of record
     remote = cmd.add_argument_group(
         "on a server",
         "replay the server's own decision log there (RulesetAdmin.Replay; docs/replay.md): "
@@ -302,11 +289,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="HOST:PORT",
         help="the caseroute server to replay on (instead of --audit-db or --input)",
     )
-    remote.add_argument(
-        "--token-file",
-        type=Path,
-        help="file holding just your admin bearer token, mode 0600 ($CASEROUTE_TOKEN_FILE)",
-    )
+    add_settings(cmd, ["token_file"], remote)  # your admin bearer token
     remote.add_argument(
         "--timeout",
         type=float,

@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from caseroute.cli.options import (
-    ENGINES,
     add_masked_fields,
-    default_engine,
     masked_fields,
     parse_instant,
     read_json,
 )
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, out, print_json
+from caseroute.cli.settings import add_settings
 from caseroute.domain.codec import parse_roster
 from caseroute.domain.errors import (
     Problem,
@@ -488,7 +487,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> RulesC
     check.set_defaults(run=_cmd_rules_check)
     test = rules_sub.add_parser("test", help="run a ruleset's golden cases")
     test.add_argument("path", type=Path, help="ruleset directory")
-    test.add_argument("--engine", choices=ENGINES, default=default_engine())
+    add_settings(test, ["engine"])  # $CASEROUTE_ENGINE, checked like every setting
     test.add_argument(
         "--require-coverage",
         action="store_true",

@@ -9,7 +9,6 @@ mutual TLS). Exit codes: 0 done; 1 the server refused or failed the call, the so
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from caseroute.cli.options import add_client_tls, client_tls
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out, print_json
 from caseroute.cli.rules import RulesCommands
+from caseroute.cli.settings import add_settings
 
 if TYPE_CHECKING:
     from caseroute.grpc_api.client import AdminClient
@@ -62,10 +62,7 @@ def read_token(path: Path) -> str:
 def _client(args: argparse.Namespace) -> AdminClient:
     from caseroute.grpc_api.client import AdminClient
 
-    token_file = args.token_file or (
-        Path(os.environ["CASEROUTE_TOKEN_FILE"]) if os.environ.get("CASEROUTE_TOKEN_FILE") else None
-    )
-    token = read_token(token_file) if token_file is not None else None
+    token = read_token(args.token_file) if args.token_file is not None else None
     return AdminClient(args.server, tls=client_tls(args), token=token, timeout_s=args.timeout)
 
 
@@ -251,11 +248,7 @@ def _add_remote(cmd: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="the caseroute server whose RulesetAdmin service to call",
     )
-    cmd.add_argument(
-        "--token-file",
-        type=Path,
-        help="file holding just your admin bearer token, mode 0600 ($CASEROUTE_TOKEN_FILE)",
-    )
+    add_settings(cmd, ["token_file"])  # your admin bearer token ($CASEROUTE_TOKEN_FILE)
     cmd.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds")
     cmd.add_argument("--format", choices=["text", "json"], default="text")
     add_client_tls(cmd)

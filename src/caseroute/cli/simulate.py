@@ -10,7 +10,6 @@ log fills with real, audited decisions; a summary follows. Exit codes: 0 every c
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import Counter
@@ -23,6 +22,7 @@ from typing import IO, TYPE_CHECKING
 
 from caseroute.cli.options import add_client_tls, client_tls, parse_instant
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out
+from caseroute.cli.settings import add_settings, setting_source
 
 if TYPE_CHECKING:
     from caseroute.grpc_api.client import RoutingClient
@@ -174,16 +174,15 @@ def _write_lines(requests: Iterable[SimulatedRequest], stream: IO[str]) -> None:
 def _token(args: argparse.Namespace) -> str | None:
     from caseroute.cli.rules_admin import read_token
 
-    env = os.environ.get("CASEROUTE_TOKEN_FILE")
-    token_file = args.token_file or (Path(env) if env else None)
-    return read_token(token_file) if token_file is not None else None
+    return read_token(args.token_file) if args.token_file is not None else None
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from caseroute.simulate import simulate
 
     start = parse_instant(args.start, "--start")
-    if args.server is None and (args.token_file is not None or args.tls_ca is not None):
+    token_flag = setting_source(args, "token_file").kind == "flag"  # the variable may be set
+    if args.server is None and (token_flag or args.tls_ca is not None):
         raise UsageError("--token-file and --tls-* apply only with --server HOST:PORT")
     if args.out is not None and args.out.is_dir():
         raise UsageError(f"--out {args.out} is a directory; give a file name, e.g. traffic.jsonl")
@@ -259,11 +258,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     remote.add_argument("--ruleset-name", default="", help="ruleset (default: the server's)")
     remote.add_argument("--ruleset-version", default="", help="pin a ruleset version")
     remote.add_argument("--timeout", type=float, default=30.0, help="deadline per call, seconds")
-    remote.add_argument(
-        "--token-file",
-        type=Path,
-        help="file holding just your caller bearer token, mode 0600 ($CASEROUTE_TOKEN_FILE)",
-    )
+    add_settings(cmd, ["token_file"], remote)  # your caller bearer token
     remote.add_argument(
         "--no-agent-detail",
         action="store_true",
