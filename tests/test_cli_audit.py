@@ -87,7 +87,7 @@ def test_export_filters_by_time_and_case(
     since = (NOW + timedelta(minutes=30)).isoformat()
     code, out, err = _run(capsys, "audit", "export", "--audit-db", str(audit_db), "--since", since)
     rows = [json.loads(line) for line in out.splitlines()]
-    assert (code, [r["case_id"] for r in rows], err) == (
+    assert (code, [r["decision"]["case_id"] for r in rows], err) == (
         0,
         ["C1", "C2"],
         "exported 2 decision(s)\n",
@@ -96,7 +96,7 @@ def test_export_filters_by_time_and_case(
         stored = dict(conn.execute("SELECT case_id, record_hash FROM decisions").fetchall())
     assert [r["record_hash"] for r in rows] == [stored["C1"], stored["C2"]]
     _, out, _ = _run(capsys, "audit", "export", "--audit-db", str(audit_db), "--case-id", "C0")
-    assert [json.loads(line)["decision_id"] for line in out.splitlines()] == [
+    assert [json.loads(line)["decision"]["decision_id"] for line in out.splitlines()] == [
         request_decision_id("r0", 0)
     ]
     code, _, err = _run(capsys, "audit", "export", "--audit-db", str(audit_db), "--until", "x")

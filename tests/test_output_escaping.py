@@ -87,7 +87,7 @@ def test_json_outputs_escape_what_json_leaves_raw(
     """export, show --json and decide --json escape C1 controls and bidi overrides too."""
     db, decision_id = _hostile_log(tmp_path)
     code, out, _ = _run(capsys, "audit", "export", "--audit-db", str(db))
-    assert (code, _unsafe(out), json.loads(out)["case_id"]) == (0, [], HOSTILE)
+    assert (code, _unsafe(out), json.loads(out)["decision"]["case_id"]) == (0, [], HOSTILE)
     code, out, _ = _run(capsys, "audit", "show", decision_id, "--json", "--audit-db", str(db))
     assert (code, _unsafe(out), json.loads(out)["case_id"]) == (0, [], HOSTILE)
     loaded = prepare_ruleset(compile_text(RULES), EngineKind.PYTHON)

@@ -18,7 +18,7 @@ from caseroute.domain.case import (
     Tier,
     Urgency,
 )
-from caseroute.domain.codec import MAX_ABS_NUMBER
+from caseroute.domain.codec import MAX_ABS_NUMBER, record_input_to_wire
 from caseroute.domain.decision import Decision
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 from caseroute.engine.decide import decide
@@ -288,7 +288,7 @@ def test_audited_decisions_and_pages_carry_the_stored_record(tmp_path: Path) -> 
         "r1",
         record.recorded_at,
         "",
-        record.input,
+        record_input_to_wire(record.input),  # the case in the JSON dialect (docs/json.md)
         record.request_sha256,
         record.prev_hash,
         record.record_hash,

@@ -58,13 +58,17 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_export(args: argparse.Namespace) -> int:
+    # One caseroute.v1.AuditedDecision per line, in the JSON dialect (docs/json.md): what
+    # GetDecision returns, so a line parses with json_format as the published message.
+    from caseroute.wire.json_dialect import record_to_json
+
     store = open_log(args)
     since = parse_instant(args.since, "--since")
     until = parse_instant(args.until, "--until")
     count = 0
     try:
         for record in store.records(case_id=args.case_id, since=since, until=until):
-            sys.stdout.write(safe_json(record.as_dict(), sort_keys=True) + "\n")
+            sys.stdout.write(safe_json(record_to_json(record), sort_keys=True) + "\n")
             count += 1
     finally:
         store.close()
@@ -200,7 +204,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("decision_id", help="decision id (dec_...)")
     show.add_argument("--json", action="store_true", help="print the stored record as JSON")
     show.set_defaults(run=_cmd_audit_show)
-    export = audit_sub.add_parser("export", help="decisions as JSON lines on stdout")
+    export = audit_sub.add_parser(
+        "export",
+        help="decisions as JSON lines on stdout, one caseroute.v1.AuditedDecision per line",
+    )
     export.add_argument("--since", help="decisions with now >= this instant (ISO-8601)")
     export.add_argument("--until", help="decisions with now < this instant (ISO-8601)")
     export.add_argument("--case-id", default="", help="only this case")

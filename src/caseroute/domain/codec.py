@@ -1385,3 +1385,23 @@ _CASE_ENUMS: dict[str, type[StrEnum]] = {
     "urgency": Urgency,
     "tier": Tier,
 }
+
+
+def record_input_to_wire(data: Mapping[str, Any]) -> dict[str, Any]:
+    """An audit record's stored input (``AuditRecord.input``) with its case in the dialect.
+
+    The roster part (``{"sha256": ..., "assigned_before": [...]}``) has no proto message and is
+    kept as it is.
+    """
+    out = dict(data)
+    if isinstance(out.get("case"), Mapping):
+        out["case"] = case_data_to_wire(out["case"])
+    return out
+
+
+def record_input_from_wire(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The inverse of ``record_input_to_wire``: the input as the audit record stores it."""
+    out = dict(data)
+    if isinstance(out.get("case"), Mapping):
+        out["case"] = case_data_from_wire(out["case"])
+    return out

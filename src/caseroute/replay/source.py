@@ -135,11 +135,16 @@ class ExportedRecords:
         where: Filters applied while reading.
         blobs: Where roster snapshots come from (an export holds records only); None: nowhere,
             so every record is ``not_replayable`` for want of its roster.
+        parse: Reads one decoded line into a record (``record_from_dict`` by default; the
+            CLI passes ``wire.json_dialect.record_from_export_line``, which also reads the
+            ``caseroute.v1.AuditedDecision`` lines export writes today). Raises
+            ``ExportFormatError`` for a line that is no record.
     """
 
     path: Path
     where: RecordFilter = RecordFilter()
     blobs: Callable[[str], Blob | None] | None = None
+    parse: Callable[[Any], AuditRecord] = record_from_dict
 
     def records(self) -> Iterator[AuditRecord]:
         """The matching records in file order.
@@ -156,7 +161,7 @@ class ExportedRecords:
                 if not line.strip():
                     continue
                 try:
-                    record = record_from_dict(json.loads(line))
+                    record = self.parse(json.loads(line))
                 except json.JSONDecodeError:
                     raise ExportFormatError(
                         f"{self.path}:{number}: not JSON; --input takes the output of "

@@ -15,7 +15,12 @@ from typing import Any, Literal
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from caseroute.domain.case import AttributeValue, Case, PreferredAgent
-from caseroute.domain.codec import canonical_json, parse_case, parse_roster
+from caseroute.domain.codec import (
+    canonical_json,
+    parse_case,
+    parse_roster,
+    record_input_to_wire,
+)
 from caseroute.domain.decision import (
     AgentVerdict,
     CheckFailure,
@@ -945,7 +950,9 @@ def audited_to_proto(audited: AuditedDecision) -> pb.AuditedDecision:
         request_id=r.request_id,
         recorded_at=datetime_to_timestamp(datetime.fromisoformat(r.recorded_at)),
         caller=r.caller,
-        input_json=canonical_json(r.input),
+        # The dialect (docs/json.md), like every other JSON caseroute writes; the record itself
+        # keeps the canonical form it hashed.
+        input_json=canonical_json(record_input_to_wire(r.input)),
         request_sha256=r.request_sha256,
         prev_hash=r.prev_hash,
         record_hash=r.record_hash,

@@ -1,0 +1,136 @@
+"""The JSON caseroute writes: protobuf's JSON mapping of the v1 messages (docs/json.md).
+
+One home for output JSON: a decision, a batch and a stored decision go through the same
+conversion gRPC uses (``wire.convert``) and then ``json_format.MessageToDict`` with the proto
+field names, so what ``decide --json`` prints and ``audit export`` writes parses with
+``json_format.Parse`` (and grpcurl, and any gateway) as ``caseroute.v1`` messages.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from caseroute.audit.record import AuditRecord
+from caseroute.domain.codec import (
+    canonical_json,
+    format_timestamp,
+    record_input_from_wire,
+    record_input_to_wire,
+)
+from caseroute.domain.decision import Decision
+from caseroute.domain.decision_codec import decision_from_dict, decision_to_dict
+from caseroute.replay.source import ExportFormatError, record_from_dict
+from caseroute.service import AuditedDecision
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.wire.convert import (
+    audited_to_proto,
+    datetime_to_timestamp,
+    decision_from_proto,
+    decision_to_proto,
+    timestamp_to_datetime,
+)
+
+
+def message_to_json(msg: Message) -> dict[str, Any]:
+    """A message as the dialect writes it: proto field names, enum names, unset fields left out.
+
+    Args:
+        msg: Any protobuf message.
+
+    Returns:
+        JSON data (``int64`` fields are strings, as protobuf's JSON mapping says).
+    """
+    data: dict[str, Any] = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    return data
+
+
+def decision_to_json(decision: Decision) -> dict[str, Any]:
+    """A decision with its explanation as ``caseroute.v1.Decision`` JSON."""
+    return message_to_json(decision_to_proto(decision))
+
+
+def batch_to_json(decisions: tuple[Decision, ...], now: datetime) -> dict[str, Any]:
+    """Decisions of a batch as ``caseroute.v1.DecideBatchResponse`` JSON (``replayed`` unset)."""
+    return message_to_json(
+        pb.DecideBatchResponse(
+            decisions=[decision_to_proto(d) for d in decisions], now=datetime_to_timestamp(now)
+        )
+    )
+
+
+def record_to_json(record: AuditRecord) -> dict[str, Any]:
+    """A stored record as ``caseroute.v1.AuditedDecision`` JSON (what GetDecision returns).
+
+    Its ``input_json`` holds the recorded (masked) input with the case in the dialect. A
+    record whose decision cannot be rebuilt (damaged, or written by a test fake) is written
+    without ``decision``: the chain fields still let ``audit verify`` and a reader find it.
+    """
+    try:
+        decision = decision_from_dict(record.decision)
+    except (KeyError, TypeError, ValueError):
+        return message_to_json(
+            pb.AuditedDecision(
+                seq=record.seq,
+                request_id=record.request_id,
+                recorded_at=datetime_to_timestamp(datetime.fromisoformat(record.recorded_at)),
+                caller=record.caller,
+                input_json=canonical_json(record_input_to_wire(record.input)),
+                request_sha256=record.request_sha256,
+                prev_hash=record.prev_hash,
+                record_hash=record.record_hash,
+            )
+        )
+    return message_to_json(audited_to_proto(AuditedDecision(record, decision)))
+
+
+def record_from_export_line(data: Any) -> AuditRecord:
+    """An audit record from one line of ``caseroute audit export``.
+
+    Reads the ``AuditedDecision`` JSON written today and the internal record form written by
+    earlier versions (which has ``input`` and ``decision`` objects and no ``input_json``).
+
+    Args:
+        data: The decoded JSON line.
+
+    Returns:
+        The record, with its input and decision in the form the decision log stores.
+
+    Raises:
+        ExportFormatError: If the line is neither form (the message names the problem).
+    """
+    if not isinstance(data, dict) or "input_json" not in data:
+        return record_from_dict(data)
+    msg = pb.AuditedDecision()
+    try:
+        json_format.ParseDict(data, msg)
+        stored_input = json.loads(msg.input_json)
+    except (json_format.ParseError, ValueError) as exc:
+        text = str(exc).splitlines()[0][:200]
+        raise ExportFormatError(f"is not a caseroute.v1.AuditedDecision: {text}") from None
+    if not isinstance(stored_input, dict):
+        raise ExportFormatError("has an input_json that is not a JSON object")
+    decision = decision_from_proto(msg.decision)
+    e = decision.explanation
+    return AuditRecord(
+        seq=msg.seq,
+        decision_id=decision.decision_id,
+        request_id=msg.request_id,
+        request_sha256=msg.request_sha256,
+        case_id=decision.case_id,
+        recorded_at=format_timestamp(timestamp_to_datetime(msg.recorded_at)),
+        now=format_timestamp(e.now),
+        ruleset_name=e.ruleset_name,
+        ruleset_version=e.ruleset_version,
+        ruleset_sha256=e.ruleset_sha256,
+        caseroute_version=e.caseroute_version,
+        caller=msg.caller,
+        input=record_input_from_wire(stored_input),
+        decision=decision_to_dict(decision),
+        prev_hash=msg.prev_hash,
+        record_hash=msg.record_hash,
+    )
