@@ -59,6 +59,8 @@ Global___Severity: _TypeAlias = Severity  # noqa: Y015
 
 @_typing.final
 class ListRulesetsRequest(_message.Message):
+    """RulesetAdmin.ListRulesets takes no parameters."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -74,6 +76,8 @@ Global___ListRulesetsRequest: _TypeAlias = ListRulesetsRequest  # noqa: Y015
 
 @_typing.final
 class ListRulesetsResponse(_message.Message):
+    """Every ruleset the server knows."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RULESETS_FIELD_NUMBER: _builtins.int
@@ -178,6 +182,8 @@ Global___RulesetVersion: _TypeAlias = RulesetVersion  # noqa: Y015
 
 @_typing.final
 class GetRulesetRequest(_message.Message):
+    """Which ruleset source to read (RulesetAdmin.GetRuleset)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -202,6 +208,8 @@ Global___GetRulesetRequest: _TypeAlias = GetRulesetRequest  # noqa: Y015
 
 @_typing.final
 class GetRulesetResponse(_message.Message):
+    """One loaded version's source."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -234,6 +242,8 @@ Global___GetRulesetResponse: _TypeAlias = GetRulesetResponse  # noqa: Y015
 
 @_typing.final
 class ValidateRulesetRequest(_message.Message):
+    """A ruleset source to check without loading it (RulesetAdmin.ValidateRuleset)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SOURCE_FIELD_NUMBER: _builtins.int
@@ -262,6 +272,8 @@ Global___ValidateRulesetRequest: _TypeAlias = ValidateRulesetRequest  # noqa: Y0
 
 @_typing.final
 class ValidateRulesetResponse(_message.Message):
+    """What the compiler and the engine build found in the source."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DIAGNOSTICS_FIELD_NUMBER: _builtins.int
@@ -336,6 +348,8 @@ Global___Diagnostic: _TypeAlias = Diagnostic  # noqa: Y015
 
 @_typing.final
 class ActivateRulesetRequest(_message.Message):
+    """Which loaded version to make active (RulesetAdmin.ActivateRuleset)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -360,6 +374,8 @@ Global___ActivateRulesetRequest: _TypeAlias = ActivateRulesetRequest  # noqa: Y0
 
 @_typing.final
 class RollbackRequest(_message.Message):
+    """Which ruleset to roll back to its previously active version (RulesetAdmin.Rollback)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -380,6 +396,8 @@ Global___RollbackRequest: _TypeAlias = RollbackRequest  # noqa: Y015
 
 @_typing.final
 class ReloadRequest(_message.Message):
+    """RulesetAdmin.Reload takes no parameters: it re-reads the whole rulesets directory."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -523,6 +541,8 @@ Global___ReplayCandidate: _TypeAlias = ReplayCandidate  # noqa: Y015
 
 @_typing.final
 class ReplayRequest(_message.Message):
+    """What to replay, under which candidate (RulesetAdmin.Replay)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CANDIDATE_FIELD_NUMBER: _builtins.int
@@ -575,6 +595,8 @@ Global___ReplayRequest: _TypeAlias = ReplayRequest  # noqa: Y015
 
 @_typing.final
 class ReplayResponse(_message.Message):
+    """The replay report: totals, classes and the whole report as JSON."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final

@@ -68,10 +68,15 @@ class _Channel:
 class _ChannelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Channel.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CHANNEL_UNSPECIFIED: _Channel.ValueType  # 0
+    """Not set: INVALID_ARGUMENT (Case.channel is required)."""
     CHANNEL_EMAIL: _Channel.ValueType  # 1
+    """Email."""
     CHANNEL_PHONE: _Channel.ValueType  # 2
+    """Telephone."""
     CHANNEL_PORTAL: _Channel.ValueType  # 3
+    """A patient or member portal (web form or secure message)."""
     CHANNEL_CHAT: _Channel.ValueType  # 4
+    """Live chat."""
 
 class Channel(_Channel, metaclass=_ChannelEnumTypeWrapper):
     """---------------------------------------------------------------------------------------------
@@ -81,10 +86,15 @@ class Channel(_Channel, metaclass=_ChannelEnumTypeWrapper):
     """
 
 CHANNEL_UNSPECIFIED: Channel.ValueType  # 0
+"""Not set: INVALID_ARGUMENT (Case.channel is required)."""
 CHANNEL_EMAIL: Channel.ValueType  # 1
+"""Email."""
 CHANNEL_PHONE: Channel.ValueType  # 2
+"""Telephone."""
 CHANNEL_PORTAL: Channel.ValueType  # 3
+"""A patient or member portal (web form or secure message)."""
 CHANNEL_CHAT: Channel.ValueType  # 4
+"""Live chat."""
 Global___Channel: _TypeAlias = Channel  # noqa: Y015
 
 class _Intent:
@@ -94,23 +104,37 @@ class _Intent:
 class _IntentEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Intent.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     INTENT_UNSPECIFIED: _Intent.ValueType  # 0
+    """Not set: INVALID_ARGUMENT (Case.intent is required)."""
     INTENT_CLINICAL: _Intent.ValueType  # 1
+    """A clinical question or symptom."""
     INTENT_PRESCRIPTION: _Intent.ValueType  # 2
+    """A prescription or medication request."""
     INTENT_APPOINTMENT: _Intent.ValueType  # 3
+    """Booking, moving or cancelling an appointment."""
     INTENT_BILLING: _Intent.ValueType  # 4
+    """Bills, payments and cover."""
     INTENT_COMPLAINT: _Intent.ValueType  # 5
+    """A complaint."""
     INTENT_GENERAL: _Intent.ValueType  # 6
+    """Anything else."""
 
 class Intent(_Intent, metaclass=_IntentEnumTypeWrapper):
     """What the enquiry is about, as classified upstream."""
 
 INTENT_UNSPECIFIED: Intent.ValueType  # 0
+"""Not set: INVALID_ARGUMENT (Case.intent is required)."""
 INTENT_CLINICAL: Intent.ValueType  # 1
+"""A clinical question or symptom."""
 INTENT_PRESCRIPTION: Intent.ValueType  # 2
+"""A prescription or medication request."""
 INTENT_APPOINTMENT: Intent.ValueType  # 3
+"""Booking, moving or cancelling an appointment."""
 INTENT_BILLING: Intent.ValueType  # 4
+"""Bills, payments and cover."""
 INTENT_COMPLAINT: Intent.ValueType  # 5
+"""A complaint."""
 INTENT_GENERAL: Intent.ValueType  # 6
+"""Anything else."""
 Global___Intent: _TypeAlias = Intent  # noqa: Y015
 
 class _Urgency:
@@ -120,17 +144,25 @@ class _Urgency:
 class _UrgencyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Urgency.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     URGENCY_UNSPECIFIED: _Urgency.ValueType  # 0
+    """Not set: INVALID_ARGUMENT (Case.urgency is required)."""
     URGENCY_ROUTINE: _Urgency.ValueType  # 1
+    """Routine."""
     URGENCY_URGENT: _Urgency.ValueType  # 2
+    """Urgent."""
     URGENCY_CRITICAL: _Urgency.ValueType  # 3
+    """Critical: the most urgent."""
 
 class Urgency(_Urgency, metaclass=_UrgencyEnumTypeWrapper):
     """Urgency, as classified upstream."""
 
 URGENCY_UNSPECIFIED: Urgency.ValueType  # 0
+"""Not set: INVALID_ARGUMENT (Case.urgency is required)."""
 URGENCY_ROUTINE: Urgency.ValueType  # 1
+"""Routine."""
 URGENCY_URGENT: Urgency.ValueType  # 2
+"""Urgent."""
 URGENCY_CRITICAL: Urgency.ValueType  # 3
+"""Critical: the most urgent."""
 Global___Urgency: _TypeAlias = Urgency  # noqa: Y015
 
 class _Tier:
@@ -140,17 +172,25 @@ class _Tier:
 class _TierEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Tier.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     TIER_UNSPECIFIED: _Tier.ValueType  # 0
+    """Not set: treated as STANDARD."""
     TIER_STANDARD: _Tier.ValueType  # 1
+    """Standard."""
     TIER_GOLD: _Tier.ValueType  # 2
+    """Gold."""
     TIER_PLATINUM: _Tier.ValueType  # 3
+    """Platinum: the highest tier."""
 
 class Tier(_Tier, metaclass=_TierEnumTypeWrapper):
     """Member tier. Unset means STANDARD."""
 
 TIER_UNSPECIFIED: Tier.ValueType  # 0
+"""Not set: treated as STANDARD."""
 TIER_STANDARD: Tier.ValueType  # 1
+"""Standard."""
 TIER_GOLD: Tier.ValueType  # 2
+"""Gold."""
 TIER_PLATINUM: Tier.ValueType  # 3
+"""Platinum: the highest tier."""
 Global___Tier: _TypeAlias = Tier  # noqa: Y015
 
 class _ContinuityReason:
@@ -190,8 +230,11 @@ class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType],
     ROLE_UNSPECIFIED: _Role.ValueType  # 0
     """Not set: treated as AGENT."""
     ROLE_AGENT: _Role.ValueType  # 1
+    """A front-line agent."""
     ROLE_SENIOR: _Role.ValueType  # 2
+    """A senior agent."""
     ROLE_MANAGER: _Role.ValueType  # 3
+    """A manager."""
 
 class Role(_Role, metaclass=_RoleEnumTypeWrapper):
     """---------------------------------------------------------------------------------------------
@@ -203,8 +246,11 @@ class Role(_Role, metaclass=_RoleEnumTypeWrapper):
 ROLE_UNSPECIFIED: Role.ValueType  # 0
 """Not set: treated as AGENT."""
 ROLE_AGENT: Role.ValueType  # 1
+"""A front-line agent."""
 ROLE_SENIOR: Role.ValueType  # 2
+"""A senior agent."""
 ROLE_MANAGER: Role.ValueType  # 3
+"""A manager."""
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
 class _AgentStatus:
@@ -214,19 +260,33 @@ class _AgentStatus:
 class _AgentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AgentStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     AGENT_STATUS_UNSPECIFIED: _AgentStatus.ValueType  # 0
+    """Not set: INVALID_ARGUMENT (Agent.status is required)."""
     AGENT_STATUS_AVAILABLE: _AgentStatus.ValueType  # 1
+    """Ready for work. Which statuses may take a case is the ruleset's choice (the `status`
+    check).
+    """
     AGENT_STATUS_BUSY: _AgentStatus.ValueType  # 2
+    """Working, e.g. on a call."""
     AGENT_STATUS_AWAY: _AgentStatus.ValueType  # 3
+    """Away for a while, e.g. a break."""
     AGENT_STATUS_OFFLINE: _AgentStatus.ValueType  # 4
+    """Not working."""
 
 class AgentStatus(_AgentStatus, metaclass=_AgentStatusEnumTypeWrapper):
     """An agent's presence when the snapshot was taken."""
 
 AGENT_STATUS_UNSPECIFIED: AgentStatus.ValueType  # 0
+"""Not set: INVALID_ARGUMENT (Agent.status is required)."""
 AGENT_STATUS_AVAILABLE: AgentStatus.ValueType  # 1
+"""Ready for work. Which statuses may take a case is the ruleset's choice (the `status`
+check).
+"""
 AGENT_STATUS_BUSY: AgentStatus.ValueType  # 2
+"""Working, e.g. on a call."""
 AGENT_STATUS_AWAY: AgentStatus.ValueType  # 3
+"""Away for a while, e.g. a break."""
 AGENT_STATUS_OFFLINE: AgentStatus.ValueType  # 4
+"""Not working."""
 Global___AgentStatus: _TypeAlias = AgentStatus  # noqa: Y015
 
 class _Outcome:
@@ -236,6 +296,7 @@ class _Outcome:
 class _OutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Outcome.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     OUTCOME_UNSPECIFIED: _Outcome.ValueType  # 0
+    """Not set; a decision always has an outcome."""
     OUTCOME_ASSIGN: _Outcome.ValueType  # 1
     """Assigned to agent_id; the work belongs to queue."""
     OUTCOME_ESCALATE: _Outcome.ValueType  # 2
@@ -255,6 +316,7 @@ class Outcome(_Outcome, metaclass=_OutcomeEnumTypeWrapper):
     """
 
 OUTCOME_UNSPECIFIED: Outcome.ValueType  # 0
+"""Not set; a decision always has an outcome."""
 OUTCOME_ASSIGN: Outcome.ValueType  # 1
 """Assigned to agent_id; the work belongs to queue."""
 OUTCOME_ESCALATE: Outcome.ValueType  # 2
@@ -274,19 +336,29 @@ class _Priority:
 class _PriorityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Priority.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PRIORITY_UNSPECIFIED: _Priority.ValueType  # 0
+    """Not set; a decision always has a priority."""
     PRIORITY_LOW: _Priority.ValueType  # 1
+    """Low."""
     PRIORITY_NORMAL: _Priority.ValueType  # 2
+    """Normal."""
     PRIORITY_HIGH: _Priority.ValueType  # 3
+    """High."""
     PRIORITY_URGENT: _Priority.ValueType  # 4
+    """Urgent: the highest."""
 
 class Priority(_Priority, metaclass=_PriorityEnumTypeWrapper):
     """Work priority."""
 
 PRIORITY_UNSPECIFIED: Priority.ValueType  # 0
+"""Not set; a decision always has a priority."""
 PRIORITY_LOW: Priority.ValueType  # 1
+"""Low."""
 PRIORITY_NORMAL: Priority.ValueType  # 2
+"""Normal."""
 PRIORITY_HIGH: Priority.ValueType  # 3
+"""High."""
 PRIORITY_URGENT: Priority.ValueType  # 4
+"""Urgent: the highest."""
 Global___Priority: _TypeAlias = Priority  # noqa: Y015
 
 class _SlaRisk:
@@ -296,6 +368,7 @@ class _SlaRisk:
 class _SlaRiskEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SlaRisk.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     SLA_RISK_UNSPECIFIED: _SlaRisk.ValueType  # 0
+    """Not set."""
     SLA_RISK_OK: _SlaRisk.ValueType  # 1
     """More than the ruleset's at-risk threshold remains."""
     SLA_RISK_AT_RISK: _SlaRisk.ValueType  # 2
@@ -307,6 +380,7 @@ class SlaRisk(_SlaRisk, metaclass=_SlaRiskEnumTypeWrapper):
     """Risk of an SLA clock at the decision instant."""
 
 SLA_RISK_UNSPECIFIED: SlaRisk.ValueType  # 0
+"""Not set."""
 SLA_RISK_OK: SlaRisk.ValueType  # 1
 """More than the ruleset's at-risk threshold remains."""
 SLA_RISK_AT_RISK: SlaRisk.ValueType  # 2
@@ -322,6 +396,7 @@ class _StepStatus:
 class _StepStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     STEP_STATUS_UNSPECIFIED: _StepStatus.ValueType  # 0
+    """Not set."""
     STEP_STATUS_PASSED: _StepStatus.ValueType  # 1
     """In force, and a later step is in force too."""
     STEP_STATUS_ACTIVE: _StepStatus.ValueType  # 2
@@ -335,6 +410,7 @@ class StepStatus(_StepStatus, metaclass=_StepStatusEnumTypeWrapper):
     """Where a relaxation ladder step stands at the decision instant."""
 
 STEP_STATUS_UNSPECIFIED: StepStatus.ValueType  # 0
+"""Not set."""
 STEP_STATUS_PASSED: StepStatus.ValueType  # 1
 """In force, and a later step is in force too."""
 STEP_STATUS_ACTIVE: StepStatus.ValueType  # 2
@@ -352,6 +428,7 @@ class _ContinuityOutcome:
 class _ContinuityOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContinuityOutcome.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CONTINUITY_OUTCOME_UNSPECIFIED: _ContinuityOutcome.ValueType  # 0
+    """Not set."""
     CONTINUITY_OUTCOME_ASSIGNED_PREFERRED: _ContinuityOutcome.ValueType  # 1
     """A preferred agent was eligible and chosen."""
     CONTINUITY_OUTCOME_HELD_FOR_PREFERRED: _ContinuityOutcome.ValueType  # 2
@@ -367,6 +444,7 @@ class ContinuityOutcome(_ContinuityOutcome, metaclass=_ContinuityOutcomeEnumType
     """What continuity of care did for the decision."""
 
 CONTINUITY_OUTCOME_UNSPECIFIED: ContinuityOutcome.ValueType  # 0
+"""Not set."""
 CONTINUITY_OUTCOME_ASSIGNED_PREFERRED: ContinuityOutcome.ValueType  # 1
 """A preferred agent was eligible and chosen."""
 CONTINUITY_OUTCOME_HELD_FOR_PREFERRED: ContinuityOutcome.ValueType  # 2
@@ -383,6 +461,8 @@ Global___ContinuityOutcome: _TypeAlias = ContinuityOutcome  # noqa: Y015
 class DecideRequest(_message.Message):
     """---------------------------------------------------------------------------------------------
     Requests and responses
+
+    One case to route (RoutingService.Decide).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -437,6 +517,8 @@ Global___DecideRequest: _TypeAlias = DecideRequest  # noqa: Y015
 
 @_typing.final
 class DecideResponse(_message.Message):
+    """The decision for one case, sent once its audit record is committed."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DECISION_FIELD_NUMBER: _builtins.int
@@ -471,6 +553,8 @@ Global___DecideResponse: _TypeAlias = DecideResponse  # noqa: Y015
 
 @_typing.final
 class DecideBatchRequest(_message.Message):
+    """Many cases against one roster (RoutingService.DecideBatch)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
@@ -523,6 +607,8 @@ Global___DecideBatchRequest: _TypeAlias = DecideBatchRequest  # noqa: Y015
 
 @_typing.final
 class DecideBatchResponse(_message.Message):
+    """The decisions for a batch, sent once all their audit records are committed."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DECISIONS_FIELD_NUMBER: _builtins.int
@@ -589,9 +675,11 @@ class AttributeValue(_message.Message):
     NUMBER_VALUE_FIELD_NUMBER: _builtins.int
     BOOL_VALUE_FIELD_NUMBER: _builtins.int
     string_value: _builtins.str
+    """A string, at most 1000 characters (--max-text-chars)."""
     number_value: _builtins.float
     """Finite, |value| <= 1e15."""
     bool_value: _builtins.bool
+    """A boolean."""
     def __init__(
         self,
         *,
@@ -1148,7 +1236,9 @@ class RulesetRef(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     SHA256_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """Ruleset name, e.g. "patient-enquiries"."""
     version: _builtins.str
+    """Ruleset version, e.g. "2026.11.1"."""
     sha256: _builtins.str
     """Lower-case hex sha256 of the ruleset file's bytes."""
     def __init__(
@@ -1190,6 +1280,7 @@ class Decision(_message.Message):
     case_id: _builtins.str
     """The case it is for."""
     outcome: Global___Outcome.ValueType
+    """What happens to the case."""
     queue: _builtins.str
     """Queue the case goes to (for ASSIGN: the queue the work belongs to)."""
     agent_id: _builtins.str
@@ -1197,6 +1288,7 @@ class Decision(_message.Message):
     escalation_level: _builtins.int
     """Escalation level 1-9 for ESCALATE; 0 otherwise."""
     priority: Global___Priority.ValueType
+    """Work priority of the case."""
     rule_id: _builtins.str
     """The rule (or built-in check: "data:...", "engine:...", "constraint:...") that decided."""
     @_builtins.property
@@ -1360,7 +1452,9 @@ class Signals(_message.Message):
         """The most urgent clock; unset when the case has none."""
 
     @_builtins.property
-    def sentiment(self) -> Global___SentimentSummary: ...
+    def sentiment(self) -> Global___SentimentSummary:
+        """Sentiment over the case's replies."""
+
     def __init__(
         self,
         *,
@@ -1390,9 +1484,11 @@ class SlaStatus(_message.Message):
     MINUTES_REMAINING_FIELD_NUMBER: _builtins.int
     RISK_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The clock's name (SlaClock.name)."""
     minutes_remaining: _builtins.float
     """Minutes to the deadline; negative when late."""
     risk: Global___SlaRisk.ValueType
+    """Its risk at the decision instant."""
     def __init__(
         self,
         *,
@@ -1499,7 +1595,9 @@ class RuleTrace(_message.Message):
     DECIDED_FIELD_NUMBER: _builtins.int
     CLAUSES_FIELD_NUMBER: _builtins.int
     rule_id: _builtins.str
+    """The rule's id in the ruleset."""
     description: _builtins.str
+    """The rule's description, as the ruleset gives it."""
     fired: _builtins.bool
     """Whether its condition held."""
     decided: _builtins.bool
@@ -1565,7 +1663,9 @@ class AgentVerdict(_message.Message):
     ELIGIBLE_FIELD_NUMBER: _builtins.int
     FAILURES_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
+    """The agent (Agent.agent_id)."""
     eligible: _builtins.bool
+    """True when the agent passed every check."""
     @_builtins.property
     def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckFailure]:
         """Every check failed (empty when eligible)."""
@@ -1625,8 +1725,11 @@ class RankedCandidate(_message.Message):
     rank: _builtins.int
     """1 is the chosen agent."""
     agent_id: _builtins.str
+    """The agent (Agent.agent_id)."""
     @_builtins.property
-    def criteria(self) -> _containers.RepeatedCompositeFieldContainer[Global___CriterionValue]: ...
+    def criteria(self) -> _containers.RepeatedCompositeFieldContainer[Global___CriterionValue]:
+        """Its value for each ranking criterion, in the ranking's order."""
+
     def __init__(
         self,
         *,
@@ -1651,7 +1754,9 @@ class CheckCount(_message.Message):
     CHECK_FIELD_NUMBER: _builtins.int
     AGENTS_FIELD_NUMBER: _builtins.int
     check: _builtins.str
+    """The check, as in CheckFailure.check."""
     agents: _builtins.int
+    """Agents that failed it (an agent failing several checks counts under each)."""
     def __init__(
         self,
         *,
@@ -1739,6 +1844,7 @@ class LadderStepTrace(_message.Message):
     name: _builtins.str
     """The step's name in the ruleset, e.g. "any-language"."""
     status: Global___StepStatus.ValueType
+    """Where the step stands at the decision instant."""
     after_minutes: _builtins.float
     """Its delay for this case's urgency, in minutes. Unset with STEP_STATUS_NEVER."""
     why: _builtins.str
@@ -1877,6 +1983,7 @@ class PreferredAgentTrace(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
+    """The preferred agent, as the case named it."""
     reason: Global___ContinuityReason.ValueType
     """Why the case prefers them."""
     status: _builtins.str
@@ -1918,6 +2025,7 @@ class ContinuityTrace(_message.Message):
     HOLD_UNTIL_FIELD_NUMBER: _builtins.int
     PREFERRED_FIELD_NUMBER: _builtins.int
     outcome: Global___ContinuityOutcome.ValueType
+    """What continuity of care did for this decision."""
     window_days: _builtins.float
     """Preferences whose last contact is older than this many days were ignored."""
     hold_minutes: _builtins.float
@@ -1953,6 +2061,8 @@ Global___ContinuityTrace: _TypeAlias = ContinuityTrace  # noqa: Y015
 class GetDecisionRequest(_message.Message):
     """---------------------------------------------------------------------------------------------
     Decision log
+
+    Which decision to read (DecisionLog.GetDecision).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -1975,6 +2085,8 @@ Global___GetDecisionRequest: _TypeAlias = GetDecisionRequest  # noqa: Y015
 
 @_typing.final
 class ListDecisionsRequest(_message.Message):
+    """Filters and paging for DecisionLog.ListDecisions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CASE_ID_FIELD_NUMBER: _builtins.int
@@ -2015,6 +2127,8 @@ Global___ListDecisionsRequest: _TypeAlias = ListDecisionsRequest  # noqa: Y015
 
 @_typing.final
 class ListDecisionsResponse(_message.Message):
+    """One page of decisions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DECISIONS_FIELD_NUMBER: _builtins.int
