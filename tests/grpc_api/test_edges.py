@@ -348,8 +348,8 @@ def test_a_reply_too_large_to_send_is_refused_before_it_is_recorded(
         size = re.fullmatch(
             r"the reply would be (\d+) bytes, over this server's limit of 1048576 bytes "
             r"\(--max-message-mb\); nothing was recorded: ask for EXPLANATION_LEVEL_SUMMARY "
-            r"\(the same request_id may be reused\), split the batch, or ask the operators to "
-            r"raise --max-message-mb",
+            r"\(the same request_id may be reused\), split the batch, or raise your client's "
+            r"receive limit and ask the operators to raise --max-message-mb",
             str(error.details()),
         )
         assert (error.code(), size is not None) == (grpc.StatusCode.RESOURCE_EXHAUSTED, True)
@@ -562,8 +562,8 @@ def test_a_stored_decision_too_large_to_send_says_where_to_read_it(tmp_path: Pat
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         (
             f"decision {decision_id} is N bytes, over this server's limit of 1000 bytes "
-            "(--max-message-mb); read it on the server with `caseroute audit show`, or ask the "
-            "operators to raise --max-message-mb"
+            "(--max-response-mb); read it on the server with `caseroute audit show`, or raise "
+            "your client's receive limit and ask the operators to raise --max-response-mb"
         ),
     )
     assert outcomes == [expected, expected]

@@ -244,6 +244,7 @@ def test_a_5000_agent_roster_fits_the_default_message_size(channel: grpc.Channel
         request_id="big",
         case=convert.case_to_proto(make_case()),
         roster=convert.roster_to_proto(make_roster(*agents)),
+        explanation_level=pb.EXPLANATION_LEVEL_FULL,
     )
     response = routing_pb2_grpc.RoutingServiceStub(channel).Decide(request, timeout=60)
     assert len(response.decision.explanation.matching.agents) == 5000
@@ -272,7 +273,8 @@ clerk = pb.Agent(agent_id="clerk-1", status=pb.AGENT_STATUS_AVAILABLE, territori
                  capacity=pb.Capacity(max=3, active=0))
 request = pb.DecideRequest(request_id="outsider-1", case=case, now=ts("2026-11-21T10:00:00Z"),
                            roster=pb.Roster(snapshot_id="s", taken_at=ts("2026-11-21T09:59:00Z"),
-                                            agents=[clerk, nurse]))
+                                            agents=[clerk, nurse]),
+                           explanation_level=pb.EXPLANATION_LEVEL_FULL)
 with grpc.insecure_channel(sys.argv[1]) as channel:
     reply = routing_pb2_grpc.RoutingServiceStub(channel).Decide(request, timeout=30)
 d = reply.decision

@@ -160,6 +160,10 @@ class ServerConfig:
             (``supervisor.default_workers``).
         threads: Request threads per worker.
         max_message_mb: Largest request or response accepted, in MiB.
+        max_response_mb: Largest reply sent, in MiB (default 4: what gRPC clients receive by
+            default). A Decide or DecideBatch reply over it is refused with RESOURCE_EXHAUSTED
+            before anything is recorded; DecisionLog pages are cut short to it. Capped by
+            ``max_message_mb``.
         grace_s: Seconds in-flight calls get to finish after SIGTERM.
         engine: Engine of record.
         default_ruleset: Ruleset used when a request names none.
@@ -185,6 +189,7 @@ class ServerConfig:
     workers: int = 0
     threads: int = 16
     max_message_mb: int = 64
+    max_response_mb: int = 4
     grace_s: float = 10.0
     engine: EngineKind = EngineKind.DURABLE
     default_ruleset: str | None = None
@@ -614,16 +619,29 @@ def build_server(
         running.follow_rulesets()
 
     add_service(server, ADMIN_SERVICE, RulesetAdminServicer(admin, after_change=follow), apb)
+    # The smaller of the two limits binds, and the refusal names the setting that set it.
+    reply_limit = (
+        (config.max_response_mb * MIB, "--max-response-mb")
+        if config.max_response_mb <= config.max_message_mb
+        else (size, "--max-message-mb")
+    )
     add_service(
         server,
         ROUTING_SERVICE,
-        RoutingServicer(core, limits=config.limits, max_reply_bytes=size),
+        RoutingServicer(
+            core,
+            limits=config.limits,
+            max_reply_bytes=reply_limit[0],
+            reply_limit_setting=reply_limit[1],
+        ),
     )
     audit: AuditSink = core.audit
     add_service(
         server,
         DECISION_LOG_SERVICE,
-        DecisionLogServicer(DecisionLog(audit), max_reply_bytes=size),
+        DecisionLogServicer(
+            DecisionLog(audit), max_reply_bytes=reply_limit[0], reply_limit_setting=reply_limit[1]
+        ),
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     _add_health_and_reflection(server, health_servicer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 import grpc
@@ -32,8 +32,11 @@ R = TypeVar("R")
 M = TypeVar("M")
 P = TypeVar("P", bound=Message)
 
-DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
-"""The server's default largest message (``--max-message-mb 64``)."""
+DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024
+"""The server's default largest reply (``--max-response-mb 4``): what gRPC clients accept by
+default (4 MiB), so a reply a client would refuse is refused here, before it is recorded."""
+DEFAULT_REPLY_LIMIT_SETTING = "--max-response-mb"
+"""The server setting named when a reply is too large."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +157,22 @@ class SizedReply(Generic[P]):
     may send. ``reply`` then hands back that same message instead of converting again.
     """
 
-    def __init__(self, build: Callable[[DecideResult], P], max_bytes: int) -> None:
-        """Build replies with ``build``; refuse those over ``max_bytes`` serialized bytes."""
+    def __init__(
+        self,
+        build: Callable[[DecideResult], P],
+        max_bytes: int,
+        setting: str = DEFAULT_REPLY_LIMIT_SETTING,
+    ) -> None:
+        """Build replies with ``build``; refuse those over ``max_bytes`` serialized bytes.
+
+        Args:
+            build: Converts a result to the reply message.
+            max_bytes: The largest reply sent.
+            setting: The server setting that sets ``max_bytes``, named in the refusal.
+        """
         self._build = build
         self._max_bytes = max_bytes
+        self._setting = setting
         self._built: tuple[DecideResult, P] | None = None
 
     def check(self, result: DecideResult) -> None:
@@ -171,9 +186,10 @@ class SizedReply(Generic[P]):
         if size > self._max_bytes:
             raise ResponseTooLargeError(
                 f"the reply would be {size} bytes, over this server's limit of "
-                f"{self._max_bytes} bytes (--max-message-mb); nothing was recorded: ask for "
+                f"{self._max_bytes} bytes ({self._setting}); nothing was recorded: ask for "
                 "EXPLANATION_LEVEL_SUMMARY (the same request_id may be reused), split the "
-                "batch, or ask the operators to raise --max-message-mb"
+                "batch, or raise your client's receive limit and ask the operators to raise "
+                f"{self._setting}"
             )
         self._built = (result, reply)
 
@@ -196,6 +212,33 @@ def caller_identity(context: grpc.ServicerContext) -> str:
     return ",".join(i.decode(errors="replace") for i in identities) if identities else ""
 
 
+def agent_detail(level: int) -> bool:
+    """Whether an ``explanation_level`` asks for per-agent verdicts.
+
+    Unset is SUMMARY: a FULL explanation holds a verdict per agent, and a batch of them
+    outgrows what gRPC clients receive by default (1,000 cases x 50 agents is over 7 MB). The
+    audit record is the same either way: the failed checks per agent stay readable there
+    (``caseroute audit show``).
+
+    Raises:
+        RequestError: For a value the enum does not define (a newer client's level), at
+            ``explanation_level``.
+    """
+    if level == pb.EXPLANATION_LEVEL_FULL:
+        return True
+    if level in (pb.EXPLANATION_LEVEL_UNSPECIFIED, pb.EXPLANATION_LEVEL_SUMMARY):
+        return False
+    raise RequestError(
+        [
+            FieldViolation(
+                "explanation_level",
+                f"{level} is not an ExplanationLevel; send EXPLANATION_LEVEL_SUMMARY (the "
+                "default) or EXPLANATION_LEVEL_FULL",
+            )
+        ]
+    )
+
+
 class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     """Thin servicer over ``RoutingCore``."""
 
@@ -205,21 +248,39 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         *,
         limits: InputLimits = DEFAULT_LIMITS,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        reply_limit_setting: str = DEFAULT_REPLY_LIMIT_SETTING,
     ) -> None:
         """Serve decisions from ``core``.
 
         Args:
             core: The core.
             limits: Request size limits enforced while converting.
-            max_reply_bytes: Largest reply the server may send (its max send message length).
+            max_reply_bytes: Largest reply sent; a larger one is refused before it is recorded.
+            reply_limit_setting: The server setting that sets ``max_reply_bytes`` (named in
+                the refusal).
         """
         self._core = core
         self._limits = limits
         self._max_reply_bytes = max_reply_bytes
+        self._setting = reply_limit_setting
 
-    def _decide(self, command: DecideCommand, build: Callable[[DecideResult], P]) -> P:
-        sized = SizedReply(build, self._max_reply_bytes)
-        return sized.reply(self._core.decide(command, sized.check))
+    def _decide(
+        self, level: int, command: Callable[[], DecideCommand], build: Callable[[DecideResult], P]
+    ) -> P:
+        violations: list[FieldViolation] = []
+        detail = False
+        try:
+            detail = agent_detail(level)
+        except RequestError as exc:
+            violations += exc.violations
+        try:
+            converted = command()
+        except RequestError as exc:  # reported with a bad level: every problem at once
+            raise RequestError([*exc.violations, *violations]) from None
+        if violations:
+            raise RequestError(violations)
+        sized = SizedReply(build, self._max_reply_bytes, self._setting)
+        return sized.reply(self._core.decide(replace(converted, agent_detail=detail), sized.check))
 
     def Decide(  # noqa: N802 - gRPC method name
         self, request: pb.DecideRequest | UndecodableRequest, context: grpc.ServicerContext
@@ -232,7 +293,8 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             "Decide",
             request.request_id,
             lambda: self._decide(
-                convert.decide_command(
+                request.explanation_level,
+                lambda: convert.decide_command(
                     request,
                     caller_identity(context),
                     limits=self._limits,
@@ -254,7 +316,8 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             "DecideBatch",
             request.request_id,
             lambda: self._decide(
-                convert.batch_command(
+                request.explanation_level,
+                lambda: convert.batch_command(
                     request,
                     caller_identity(context),
                     limits=self._limits,
@@ -272,11 +335,13 @@ _TOKEN_ROOM = 256
 """Bytes kept free in a cut-short page for its next_page_token."""
 
 
-def _too_large_to_read(decision_id: str, size: int, max_bytes: int) -> ResponseTooLargeError:
+def _too_large_to_read(
+    decision_id: str, size: int, max_bytes: int, setting: str
+) -> ResponseTooLargeError:
     return ResponseTooLargeError(
         f"decision {decision_id} is {size} bytes, over this server's limit of {max_bytes} "
-        "bytes (--max-message-mb); read it on the server with `caseroute audit show`, or ask "
-        "the operators to raise --max-message-mb"
+        f"bytes ({setting}); read it on the server with `caseroute audit show`, or raise your "
+        f"client's receive limit and ask the operators to raise {setting}"
     )
 
 
@@ -284,17 +349,25 @@ class DecisionLogServicer(routing_pb2_grpc.DecisionLogServicer):
     """Thin servicer over ``DecisionLog``; pages are cut short to what the server may send."""
 
     def __init__(
-        self, decision_log: DecisionLog, *, max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+        self,
+        decision_log: DecisionLog,
+        *,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        reply_limit_setting: str = DEFAULT_REPLY_LIMIT_SETTING,
     ) -> None:
-        """Serve reads from ``decision_log``, replies at most ``max_reply_bytes`` long."""
+        """Serve reads from ``decision_log``, replies at most ``max_reply_bytes`` long.
+
+        ``reply_limit_setting`` is the server setting that sets the limit (named in refusals).
+        """
         self._log = decision_log
         self._max_reply_bytes = max_reply_bytes
+        self._setting = reply_limit_setting
 
     def _get(self, decision_id: str) -> pb.AuditedDecision:
         reply = convert.audited_to_proto(self._log.get(decision_id))
         size = reply.ByteSize()
         if size > self._max_reply_bytes:
-            raise _too_large_to_read(decision_id, size, self._max_reply_bytes)
+            raise _too_large_to_read(decision_id, size, self._max_reply_bytes, self._setting)
         return reply
 
     def _list(self, query: DecisionQuery) -> pb.ListDecisionsResponse:
@@ -310,7 +383,10 @@ class DecisionLogServicer(routing_pb2_grpc.DecisionLogServicer):
             if spent + cost > budget:
                 if not cut.decisions:
                     raise _too_large_to_read(
-                        audited.record.decision_id, item.ByteSize(), self._max_reply_bytes
+                        audited.record.decision_id,
+                        item.ByteSize(),
+                        self._max_reply_bytes,
+                        self._setting,
                     )
                 break
             cut.decisions.append(item)
