@@ -1,0 +1,436 @@
+"""``Client``: one channel to a caseroute server and its RoutingService and DecisionLog calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Self, TypeVar
+
+import grpc
+
+from caseroute.client.channel import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_RECEIVE_MB,
+    MAX_ATTEMPTS_CAP,
+    open_client_channel,
+)
+from caseroute.client.errors import InvalidRequestError, error_from_rpc
+from caseroute.client.ids import derive_request_id
+from caseroute.client.results import BatchDecided, Decided, DecisionPage, LoggedDecision
+from caseroute.domain.case import Case
+from caseroute.domain.codec import ExplanationLevel, parse_case, parse_roster, parse_timestamp
+from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.roster import Roster
+from caseroute.grpc_api.tls import ClientTls
+from caseroute.v1 import routing_pb2 as pb
+from caseroute.v1 import routing_pb2_grpc
+from caseroute.wire import convert
+
+DEFAULT_TIMEOUT_S = 30.0
+"""Deadline of one call, retries included, in seconds."""
+
+_R = TypeVar("_R")
+
+CaseInput = Case | Mapping[str, Any]
+"""A case: a ``Case``, or a dict in caseroute's JSON dialect (what ``caseroute decide`` reads)."""
+RosterInput = Roster | Mapping[str, Any]
+"""A roster snapshot: a ``Roster``, or a dict in caseroute's JSON dialect."""
+Instant = datetime | str
+"""An instant: an aware ``datetime``, or ISO-8601 text with an offset (``2026-11-21T10:00:00Z``)."""
+
+
+_LEVELS = {
+    ExplanationLevel.SUMMARY: pb.EXPLANATION_LEVEL_SUMMARY,
+    ExplanationLevel.FULL: pb.EXPLANATION_LEVEL_FULL,
+}
+
+
+def _case(value: object, path: str) -> Case:
+    if isinstance(value, Case):
+        return value
+    if isinstance(value, Mapping):
+        return parse_case(dict(value), path)
+    raise RequestError(
+        [FieldViolation(path, f"must be a Case or a dict, not {type(value).__name__}")]
+    )
+
+
+def _roster(value: object) -> Roster:
+    if isinstance(value, Roster):
+        return value
+    if isinstance(value, Mapping):
+        return parse_roster(dict(value))
+    raise RequestError(
+        [FieldViolation("roster", f"must be a Roster or a dict, not {type(value).__name__}")]
+    )
+
+
+def _instant(value: Instant, field: str) -> datetime:
+    parsed = parse_timestamp(value) if isinstance(value, str) else value
+    if not isinstance(parsed, datetime) or parsed.tzinfo is None:
+        raise RequestError(
+            [
+                FieldViolation(
+                    field,
+                    "must be an aware datetime or ISO-8601 text with an offset, e.g. "
+                    "2026-11-21T10:00:00Z",
+                )
+            ]
+        )
+    return parsed
+
+
+def _attempt(parse: Callable[[], _R], violations: list[FieldViolation]) -> _R | None:
+    """``parse()``; None when it raises RequestError, whose violations join ``violations``."""
+    try:
+        return parse()
+    except RequestError as error:
+        violations += error.violations
+        return None
+
+
+def _level(value: ExplanationLevel | str) -> ExplanationLevel:
+    try:
+        return ExplanationLevel(value)
+    except ValueError:
+        raise RequestError(
+            [FieldViolation("explanation_level", f"must be 'summary' or 'full', not {value!r}")]
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A request's parsed content and the id, selector and instant it is sent with."""
+
+    cases: tuple[Case, ...]
+    roster: Roster
+    level: ExplanationLevel
+    request_id: str
+    selector: pb.RulesetSelector
+    now: datetime
+
+
+def _logged(msg: pb.AuditedDecision) -> LoggedDecision:
+    return LoggedDecision(
+        seq=msg.seq,
+        decision=convert.decision_from_proto(msg.decision),
+        request_id=msg.request_id,
+        recorded_at=convert.timestamp_to_datetime(msg.recorded_at),
+        caller=msg.caller,
+        input_json=msg.input_json,
+        request_sha256=msg.request_sha256,
+        prev_hash=msg.prev_hash,
+        record_hash=msg.record_hash,
+    )
+
+
+class Client:
+    """A caseroute server's routing and decision-log calls over one channel.
+
+    Thread-safe: one client may serve many threads. Use it as a context manager, or call
+    ``close``. Every call raises a ``caseroute.client.ClientError`` subclass on failure.
+
+    Example::
+
+        with Client("localhost:50051") as client:
+            reply = client.decide(case_dict, roster_dict)
+            print(reply.decision.outcome, reply.decision.agent_id)
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        tls: ClientTls | None = None,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        max_receive_mb: int = DEFAULT_MAX_RECEIVE_MB,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """Open a channel to ``target``.
+
+        Args:
+            target: ``host:port`` (any gRPC target: ``dns:///host:port``, ``unix:/path``).
+            tls: The server's CA and, for mutual TLS, a client certificate and key (None:
+                plaintext).
+            token: Bearer token sent as ``authorization: Bearer <token>`` on every call.
+            timeout: Default deadline of one call in seconds, retries included.
+            max_receive_mb: Largest reply accepted, in MiB (gRPC's own default is 4).
+            max_attempts: Attempts per call while the server answers UNAVAILABLE, 1 to 5
+                (1: no retry).
+            clock: Where the decision instant comes from when a call gives none (tests
+                pass a fixed one).
+
+        Raises:
+            ValueError: If a number is out of range.
+            ConfigError: If a TLS file cannot be read.
+        """
+        if not 1 <= max_attempts <= MAX_ATTEMPTS_CAP:
+            raise ValueError(f"max_attempts must be 1-{MAX_ATTEMPTS_CAP}, not {max_attempts}")
+        if max_receive_mb < 1:
+            raise ValueError(f"max_receive_mb must be at least 1, not {max_receive_mb}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout}")
+        self._channel = open_client_channel(target, tls, max_receive_mb, max_attempts)
+        self._routing = routing_pb2_grpc.RoutingServiceStub(self._channel)
+        self._log = routing_pb2_grpc.DecisionLogStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout = timeout
+        self._clock = clock
+
+    def _call(self, method: Callable[..., _R], request: object, timeout: float | None) -> _R:
+        try:
+            return method(
+                request,
+                timeout=self._timeout if timeout is None else timeout,
+                metadata=self._metadata,
+            )
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+
+    def _prepare(
+        self,
+        cases: Sequence[tuple[object, str]],
+        roster: object,
+        *,
+        now: Instant | None,
+        ruleset: str | None,
+        version: str | None,
+        request_id: str | None,
+        level: ExplanationLevel | str,
+    ) -> _Prepared:
+        """Parse a request's content and settle its id and instant (the clock read once, first).
+
+        Raises:
+            InvalidRequestError: Every problem found (cases, roster, level, now) at once.
+        """
+        violations: list[FieldViolation] = []
+        parsed = [_attempt(partial(_case, value, path), violations) for value, path in cases]
+        parsed_roster = _attempt(lambda: _roster(roster), violations)
+        parsed_level = _attempt(lambda: _level(level), violations)
+        instant = _attempt(
+            lambda: self._clock() if now is None else _instant(now, "now"), violations
+        )
+        if violations or parsed_roster is None or parsed_level is None or instant is None:
+            raise InvalidRequestError.before_sending(RequestError(violations))
+        parsed_cases = tuple(c for c in parsed if c is not None)  # all of them: no violations
+        selector = pb.RulesetSelector(name=ruleset or "", version=version or "")
+        if request_id is None:
+            request_id = derive_request_id(
+                parsed_cases,
+                parsed_roster,
+                now=instant,
+                ruleset_name=selector.name,
+                ruleset_version=selector.version,
+                full=parsed_level is ExplanationLevel.FULL,
+            )
+        return _Prepared(
+            parsed_cases,
+            parsed_roster,
+            parsed_level,
+            request_id,
+            selector,
+            instant,
+        )
+
+    def decide(
+        self,
+        case: CaseInput,
+        roster: RosterInput,
+        *,
+        now: Instant | None = None,
+        ruleset: str | None = None,
+        version: str | None = None,
+        request_id: str | None = None,
+        explanation_level: ExplanationLevel | str = ExplanationLevel.SUMMARY,
+        timeout: float | None = None,
+    ) -> Decided:
+        """Route one case (RoutingService.Decide); the decision is recorded before it returns.
+
+        Args:
+            case: The case: a ``Case`` or a dict in the JSON dialect.
+            roster: The roster snapshot: a ``Roster`` or a dict in the JSON dialect.
+            now: The decision instant. None: this client's clock, read once here (so calling
+                again later, e.g. at ``next_relaxation_at``, asks for a new decision).
+            ruleset: Ruleset name (None: the server's default).
+            version: Ruleset version to pin (None: the active one).
+            request_id: Idempotency key, 1-200 characters. None: derived from everything
+                sent (``auto-<sha256>``), so sending the same request again returns the same
+                decision.
+            explanation_level: ``summary`` (default) or ``full`` (a verdict per agent).
+            timeout: Deadline in seconds for this call (None: the client's).
+
+        Returns:
+            The decision, the instant used, whether it was replayed, and the request id.
+
+        Raises:
+            InvalidRequestError: If the input is invalid (``violations`` names each field),
+                here before sending or by the server.
+            ClientError: A subclass per status code (see ``caseroute.client.errors``).
+        """
+        sent = self._prepare(
+            [(case, "case")],
+            roster,
+            now=now,
+            ruleset=ruleset,
+            version=version,
+            request_id=request_id,
+            level=explanation_level,
+        )
+        request = pb.DecideRequest(
+            request_id=sent.request_id,
+            ruleset=sent.selector,
+            case=convert.case_to_proto(sent.cases[0]),
+            roster=convert.roster_to_proto(sent.roster),
+            now=convert.datetime_to_timestamp(sent.now),
+            explanation_level=_LEVELS[sent.level],
+        )
+        reply: pb.DecideResponse = self._call(self._routing.Decide, request, timeout)
+        return Decided(
+            convert.decision_from_proto(reply.decision),
+            convert.timestamp_to_datetime(reply.now),
+            reply.replayed,
+            sent.request_id,
+        )
+
+    def decide_batch(
+        self,
+        cases: Sequence[CaseInput],
+        roster: RosterInput,
+        *,
+        now: Instant | None = None,
+        ruleset: str | None = None,
+        version: str | None = None,
+        request_id: str | None = None,
+        explanation_level: ExplanationLevel | str = ExplanationLevel.SUMMARY,
+        timeout: float | None = None,
+    ) -> BatchDecided:
+        """Route many cases against one roster, in order (RoutingService.DecideBatch).
+
+        Each assignment uses one unit of the agent's capacity for the cases after it. The
+        arguments are those of ``decide``; invalid cases are named ``cases[i]``.
+
+        Returns:
+            One decision per case in order, the instant used, replayed, and the request id.
+
+        Raises:
+            InvalidRequestError: If the input is invalid (every case's problems at once).
+            ClientError: A subclass per status code (see ``caseroute.client.errors``).
+        """
+        sent = self._prepare(
+            [(case, f"cases[{i}]") for i, case in enumerate(cases)],
+            roster,
+            now=now,
+            ruleset=ruleset,
+            version=version,
+            request_id=request_id,
+            level=explanation_level,
+        )
+        request = pb.DecideBatchRequest(
+            request_id=sent.request_id,
+            ruleset=sent.selector,
+            cases=[convert.case_to_proto(case) for case in sent.cases],
+            roster=convert.roster_to_proto(sent.roster),
+            now=convert.datetime_to_timestamp(sent.now),
+            explanation_level=_LEVELS[sent.level],
+        )
+        reply: pb.DecideBatchResponse = self._call(self._routing.DecideBatch, request, timeout)
+        return BatchDecided(
+            tuple(convert.decision_from_proto(d) for d in reply.decisions),
+            convert.timestamp_to_datetime(reply.now),
+            reply.replayed,
+            sent.request_id,
+        )
+
+    def get_decision(self, decision_id: str, *, timeout: float | None = None) -> LoggedDecision:
+        """One recorded decision by id (DecisionLog.GetDecision).
+
+        Raises:
+            NotFoundError: If the log holds no decision with that id.
+            ClientError: A subclass per status code.
+        """
+        reply: pb.AuditedDecision = self._call(
+            self._log.GetDecision, pb.GetDecisionRequest(decision_id=decision_id), timeout
+        )
+        return _logged(reply)
+
+    def decision_pages(
+        self,
+        *,
+        case_id: str | None = None,
+        since: Instant | None = None,
+        until: Instant | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Iterator[DecisionPage]:
+        """Pages of recorded decisions in log order (DecisionLog.ListDecisions), fetched lazily.
+
+        Args:
+            case_id: Only this case (None: every case).
+            since: Only decisions whose instant is at or after this.
+            until: Only decisions whose instant is before this.
+            page_size: Decisions per page, 1-500 (0: the server's 50); the server may send
+                fewer to stay under its largest response.
+            page_token: Continue from a page's ``next_page_token`` ("" : from the start).
+            timeout: Deadline in seconds for each page (None: the client's).
+
+        Yields:
+            Each page, the last one with ``next_page_token == ""``.
+
+        Raises:
+            InvalidRequestError: If a filter or the page size is invalid.
+            ClientError: A subclass per status code.
+        """
+        request = pb.ListDecisionsRequest(
+            case_id=case_id or "", page_size=page_size, page_token=page_token
+        )
+        try:
+            if since is not None:
+                request.since.CopyFrom(convert.datetime_to_timestamp(_instant(since, "since")))
+            if until is not None:
+                request.until.CopyFrom(convert.datetime_to_timestamp(_instant(until, "until")))
+        except RequestError as error:
+            raise InvalidRequestError.before_sending(error) from None
+        while True:
+            reply: pb.ListDecisionsResponse = self._call(self._log.ListDecisions, request, timeout)
+            yield DecisionPage(tuple(_logged(d) for d in reply.decisions), reply.next_page_token)
+            if not reply.next_page_token:
+                return
+            request.page_token = reply.next_page_token
+
+    def list_decisions(
+        self,
+        *,
+        case_id: str | None = None,
+        since: Instant | None = None,
+        until: Instant | None = None,
+        page_size: int = 0,
+        timeout: float | None = None,
+    ) -> Iterator[LoggedDecision]:
+        """Every recorded decision matching the filters, in log order, page after page.
+
+        The arguments are those of ``decision_pages``; pages are fetched as you iterate.
+
+        Raises:
+            ClientError: A subclass per status code (raised while iterating).
+        """
+        for page in self.decision_pages(
+            case_id=case_id, since=since, until=until, page_size=page_size, timeout=timeout
+        ):
+            yield from page.decisions
+
+    def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def __enter__(self) -> Self:
+        """The client itself."""
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Close the channel."""
+        self.close()

@@ -1,0 +1,152 @@
+"""The client's errors: one class per way a call can fail, translated from gRPC in one place.
+
+::
+
+    CaserouteError                  (caseroute.domain.errors)
+    └── ClientError                 a call failed; ``code`` (grpc.StatusCode) and ``details``
+        ├── InvalidRequestError     INVALID_ARGUMENT, or refused by the client before sending;
+        │                           ``violations`` names each bad field path
+        ├── NotFoundError           NOT_FOUND: unknown ruleset or version, or no such decision
+        ├── RequestIdConflictError  ALREADY_EXISTS: the request_id was used for another input
+        ├── ReplyTooLargeError      RESOURCE_EXHAUSTED: the reply would not fit (nothing was
+        │                           recorded), or exceeded this client's receive limit
+        ├── FailedPreconditionError FAILED_PRECONDITION
+        ├── UnavailableError        UNAVAILABLE after the retries: server down or draining, no
+        │                           ruleset loaded, decision log unwritable (nothing recorded)
+        ├── DeadlineExceededError   DEADLINE_EXCEEDED: the timeout passed (retries included)
+        ├── AuthenticationError     UNAUTHENTICATED: no or unknown bearer token / certificate
+        ├── PermissionDeniedError   PERMISSION_DENIED: authenticated, not allowed
+        └── ServerError             INTERNAL, UNKNOWN and any other code
+
+``error_from_rpc`` is the only place a ``grpc.RpcError`` becomes one of these.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from caseroute.domain.errors import CaserouteError, FieldViolation, RequestError
+
+
+class ClientError(CaserouteError):
+    """A call failed.
+
+    Attributes:
+        code: The gRPC status code (INVALID_ARGUMENT also for the client's own checks).
+        details: The server's status message (what was wrong and what to do).
+        violations: Each bad field path with what to send instead (INVALID_ARGUMENT only).
+        sent: False when the client refused the input before sending anything.
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        violations: tuple[FieldViolation, ...] = (),
+        *,
+        sent: bool = True,
+    ) -> None:
+        """A failure with ``code``, the server's ``details`` and any field ``violations``."""
+        head = f"server answered {code.name}: {details}" if sent else details
+        lines = [head] + [f"  - {v}" for v in violations]
+        super().__init__("\n".join(lines))
+        self.code = code
+        self.details = details
+        self.violations = violations
+        self.sent = sent
+
+
+class InvalidRequestError(ClientError):
+    """The request is invalid; ``violations`` names each field path (``case.intent``...)."""
+
+    @classmethod
+    def before_sending(cls, error: RequestError) -> InvalidRequestError:
+        """The client's own parsing refused the input: nothing was sent."""
+        return cls(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"invalid request: {len(error.violations)} problem(s); nothing was sent",
+            error.violations,
+            sent=False,
+        )
+
+
+class NotFoundError(ClientError):
+    """Unknown ruleset name or version, or no decision with that id."""
+
+
+class RequestIdConflictError(ClientError):
+    """The request_id was used before for a different input (send a new id, or the same input)."""
+
+
+class ReplyTooLargeError(ClientError):
+    """The reply would not fit: ask for SUMMARY, split the batch, or raise the limits."""
+
+
+class FailedPreconditionError(ClientError):
+    """The server's state does not allow the call."""
+
+
+class UnavailableError(ClientError):
+    """The server could not answer, even after the retries; nothing was recorded."""
+
+
+class DeadlineExceededError(ClientError):
+    """The timeout passed before an answer came (retries included)."""
+
+
+class AuthenticationError(ClientError):
+    """No credentials, or credentials the server does not know."""
+
+
+class PermissionDeniedError(ClientError):
+    """The credentials are known but not allowed this call."""
+
+
+class ServerError(ClientError):
+    """The server failed (INTERNAL, UNKNOWN...); quote the details to its operators."""
+
+
+_BY_CODE: dict[grpc.StatusCode, type[ClientError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidRequestError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: RequestIdConflictError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ReplyTooLargeError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+}
+
+
+def _violations(call: grpc.Call) -> tuple[FieldViolation, ...]:
+    """The google.rpc.BadRequest field violations a failed call carries (none: empty)."""
+    try:
+        status = rpc_status.from_call(call)
+    except ValueError:  # a status whose details disagree with its code/message: ignore them
+        return ()
+    found: list[FieldViolation] = []
+    for detail in status.details if status is not None else []:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            found += [FieldViolation(v.field, v.description) for v in bad.field_violations]
+    return tuple(found)
+
+
+def error_from_rpc(error: grpc.RpcError) -> ClientError:
+    """The client error for a failed call.
+
+    Args:
+        error: What grpcio raised (for unary calls, also a ``grpc.Call``).
+
+    Returns:
+        The ``ClientError`` subclass for its status code, with the BadRequest violations.
+    """
+    call = cast("grpc.Call", error)
+    code = call.code()
+    kind = _BY_CODE.get(code, ServerError)
+    return kind(code, call.details() or "", _violations(call))
