@@ -66,7 +66,7 @@ def test_decide_json_matches_the_text_decision(capsys: pytest.CaptureFixture[str
     data = json.loads(out)
     assert (code, data["outcome"], data["agent_id"], data["rule_id"]) == (
         0,
-        "ESCALATE",
+        "OUTCOME_ESCALATE",
         "senior-tx-01",
         "unhappy-sla-at-risk",
     )

@@ -1,29 +1,40 @@
-"""``caseroute decide``: one case from JSON files, locally (a dry run) or on a server."""
+"""``caseroute decide``: one case (or a request file) locally (a dry run) or on a server.
+
+Input and ``--json`` output are the JSON dialect (docs/json.md): ``--request`` reads the same
+DecideRequest / DecideBatchRequest file grpcurl sends, and ``--json`` prints a
+``caseroute.v1.Decision`` (a ``DecideBatchResponse`` for a batch).
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from caseroute.cli.options import (
-    ENGINES,
     add_client_tls,
     client_tls,
-    default_engine,
     parse_instant,
     read_json,
 )
-from caseroute.cli.output import EXIT_OK
-from caseroute.domain.codec import parse_case, parse_roster
+from caseroute.cli.output import EXIT_OK, UsageError
+from caseroute.cli.settings import add_settings
+from caseroute.domain.codec import (
+    ExplanationLevel,
+    RequestData,
+    parse_case,
+    parse_request,
+    parse_roster,
+)
+from caseroute.domain.decision import Decision
+from caseroute.render import safe_json
 
-DEFAULT_RULESET = Path("rulesets/patient-enquiries")
-
-
-def _default_ruleset() -> Path:
-    return Path(os.environ.get("CASEROUTE_RULESET", str(DEFAULT_RULESET)))
+if TYPE_CHECKING:
+    from caseroute.domain.case import Case
+    from caseroute.domain.roster import Roster
+    from caseroute.engine.case_rules import LoadedRuleset
 
 
 def _parse_now(text: str | None) -> datetime:
@@ -31,41 +42,192 @@ def _parse_now(text: str | None) -> datetime:
     return parse_instant(text, "--now") or datetime.now(UTC)
 
 
-def _cmd_decide(args: argparse.Namespace) -> int:
+_REQUEST_HOLDS = (
+    ("case", "--case"),
+    ("roster", "--roster"),
+    ("now", "--now"),
+    ("request_id", "--request-id"),
+    ("ruleset_name", "--ruleset-name"),
+    ("ruleset_version", "--ruleset-version"),
+)
+
+
+def _load_ruleset(args: argparse.Namespace, name: str = "", version: str = "") -> LoadedRuleset:
+    """The local ruleset (``--ruleset``), checked against a request's selector."""
     from caseroute.engine.case_rules import EngineKind, prepare_ruleset
-    from caseroute.engine.decide import decide
-    from caseroute.render import render_json, render_text
     from caseroute.rules.compiler import load_ruleset
     from caseroute.rules.layout import active_source
 
+    # A ruleset's home decides with the version its serving.yaml names, as a server would; a
+    # request pinning a version takes that version's directory from the same home.
+    source = active_source(args.ruleset)
+    if version and args.ruleset.is_dir() and (args.ruleset / version).is_dir():
+        source = args.ruleset / version
+    ruleset = prepare_ruleset(load_ruleset(source), EngineKind(args.engine))
+    compiled = ruleset.compiled
+    if (name and name != compiled.name) or (version and version != compiled.version):
+        asked = f"{name or compiled.name}@{version or compiled.version}"
+        raise UsageError(
+            f"the request asks for ruleset {asked}; {args.ruleset} holds "
+            f"{compiled.name}@{compiled.version}: pass --ruleset pointing at the one it names"
+        )
+    return ruleset
+
+
+def _cmd_decide_request(args: argparse.Namespace) -> int:
+    from caseroute.engine.decide import decide
+    from caseroute.engine.roster_index import roster_after_assignment
+    from caseroute.render import render_text
+    from caseroute.service.routing import request_decision_id
+    from caseroute.wire.json_dialect import batch_to_json, decision_to_json
+
+    given = [flag for attr, flag in _REQUEST_HOLDS if getattr(args, attr)]
+    if given:
+        raise UsageError(
+            f"--request FILE holds the case, roster, now, request_id and ruleset: drop "
+            f"{', '.join(given)} (or edit the file)"
+        )
+    data = read_json(args.request, "request")
+    if args.server:
+        return _send_request(args, parse_request(data))
+    peek = data.get("ruleset") if isinstance(data, dict) else None
+    selector = peek if isinstance(peek, dict) else {}
+    ruleset = _load_ruleset(
+        args, str(selector.get("name") or ""), str(selector.get("version") or "")
+    )
+    flags = frozenset({ruleset.compiled.constraints.safeguarding_flag})
+    request = parse_request(data, safeguarding_flags=flags)
+    now = request.now or _parse_now(None)
+    detail = _agent_detail(args, request.explanation_level)
+    roster = request.roster
+    decisions: list[Decision] = []
+    for index, case in enumerate(request.cases):
+        # As a server decides a batch: ids from the request id, capacity used as assigned.
+        decision_id = request_decision_id(request.request_id, index) if request.request_id else None
+        decision = decide(case, roster, ruleset, now, agent_detail=detail, decision_id=decision_id)
+        decisions.append(decision)
+        if decision.agent_id is not None:
+            roster = roster_after_assignment(roster, decision.agent_id, now)
+    if args.json:
+        data_out = batch_to_json(tuple(decisions), now) if request.batch else None
+        texts = [safe_json(data_out or decision_to_json(decisions[0]), indent=2)]
+    else:
+        texts = [render_text(d) for d in decisions]
+    sys.stdout.write("\n\n".join(texts) + "\n")
+    return EXIT_OK
+
+
+def _agent_detail(args: argparse.Namespace, level: ExplanationLevel | None) -> bool:
+    if level is not None:
+        return level is ExplanationLevel.FULL
+    return not args.no_agent_detail
+
+
+def _decide_on_server(
+    args: argparse.Namespace,
+    cases: tuple[Case, ...],
+    roster: Roster,
+    *,
+    now: datetime | None,
+    request_id: str | None,
+    ruleset_name: str,
+    ruleset_version: str,
+    full: bool,
+    batch: bool,
+) -> tuple[tuple[Decision, ...], datetime]:
+    """Decide on ``--server`` through ``caseroute.client``: the decisions and the instant used.
+
+    Without a request id the client derives one from the request's content (and without
+    ``now`` it reads its clock first), so the same call gets the same decision, decision id
+    included, and a retry never decides twice.
+    """
+    from caseroute.client import Client, ExplanationLevel
+
+    level = ExplanationLevel.FULL if full else ExplanationLevel.SUMMARY
+    with Client(args.server, tls=client_tls(args), timeout=args.timeout) as client:
+        if batch:
+            many = client.decide_batch(
+                cases,
+                roster,
+                now=now,
+                ruleset=ruleset_name,
+                version=ruleset_version,
+                request_id=request_id,
+                explanation_level=level,
+            )
+            return many.decisions, many.now
+        one = client.decide(
+            cases[0],
+            roster,
+            now=now,
+            ruleset=ruleset_name,
+            version=ruleset_version,
+            request_id=request_id,
+            explanation_level=level,
+        )
+        return (one.decision,), one.now
+
+
+def _send_request(args: argparse.Namespace, request: RequestData) -> int:
+    from caseroute.render import render_text
+    from caseroute.wire.json_dialect import batch_to_json, decision_to_json
+
+    decisions, now = _decide_on_server(
+        args,
+        request.cases,
+        request.roster,
+        now=request.now,
+        request_id=request.request_id or None,
+        ruleset_name=request.ruleset_name,
+        ruleset_version=request.ruleset_version,
+        full=_agent_detail(args, request.explanation_level),
+        batch=request.batch,
+    )
+    if args.json:
+        data = batch_to_json(decisions, now) if request.batch else decision_to_json(decisions[0])
+        text = safe_json(data, indent=2)
+    else:
+        text = "\n\n".join(render_text(d) for d in decisions)
+    sys.stdout.write(text + "\n")
+    return EXIT_OK
+
+
+def _cmd_decide(args: argparse.Namespace) -> int:
+    from caseroute.engine.decide import decide
+    from caseroute.render import render_text
+    from caseroute.wire.json_dialect import decision_to_json
+
+    if args.request is not None:
+        return _cmd_decide_request(args)
+    if args.case is None or args.roster is None:
+        raise UsageError(
+            "give --case FILE and --roster FILE, or --request FILE (a DecideRequest, see "
+            "examples/requests/)"
+        )
     ruleset = None
     if not args.server:  # loaded first: an invalid case is told by its own safeguarding flag
-        # A ruleset's home decides with the version its serving.yaml names, as a server would.
-        source = active_source(args.ruleset)
-        ruleset = prepare_ruleset(load_ruleset(source), EngineKind(args.engine))
+        ruleset = _load_ruleset(args)
     flags = frozenset({ruleset.compiled.constraints.safeguarding_flag} if ruleset else ())
     case = parse_case(read_json(args.case, "case"), safeguarding_flags=flags)
     roster = parse_roster(read_json(args.roster, "roster"))
     if ruleset is None:
-        from caseroute.grpc_api.client import decide_remote
-
-        decision = decide_remote(
-            args.server,
-            case,
+        decision = _decide_on_server(
+            args,
+            (case,),
             roster,
             now=parse_instant(args.now, "--now"),
             request_id=args.request_id,
             ruleset_name=args.ruleset_name,
             ruleset_version=args.ruleset_version,
-            agent_detail=not args.no_agent_detail,
-            timeout_s=args.timeout,
-            tls=client_tls(args),
-        )
+            full=not args.no_agent_detail,
+            batch=False,
+        )[0][0]
     else:
         decision = decide(
             case, roster, ruleset, _parse_now(args.now), agent_detail=not args.no_agent_detail
         )
-    sys.stdout.write((render_json(decision) if args.json else render_text(decision)) + "\n")
+    text = safe_json(decision_to_json(decision), indent=2) if args.json else render_text(decision)
+    sys.stdout.write(text + "\n")
     return EXIT_OK
 
 
@@ -76,25 +238,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="decide one case from JSON files (locally: a dry run, not recorded in the decision "
         "log; with --server: a real, audited decision)",
     )
-    decide.add_argument("--case", type=Path, required=True, help="case JSON file")
-    decide.add_argument("--roster", type=Path, required=True, help="roster JSON file")
+    decide.add_argument("--case", type=Path, help="case JSON file (caseroute.v1.Case)")
+    decide.add_argument("--roster", type=Path, help="roster JSON file (caseroute.v1.Roster)")
     decide.add_argument(
-        "--ruleset",
+        "--request",
         type=Path,
-        default=_default_ruleset(),
-        help=f"ruleset directory or YAML file (default: $CASEROUTE_RULESET or {DEFAULT_RULESET})",
+        metavar="FILE",
+        help="a DecideRequest or DecideBatchRequest JSON file, as grpcurl sends it (case or "
+        "cases, roster, now, request_id, ruleset, explanation_level): instead of --case and "
+        "--roster; see examples/requests/",
     )
+    add_settings(decide, ["ruleset"])  # $CASEROUTE_RULESET, checked like every setting
     decide.add_argument("--now", help="decision instant, ISO-8601 with offset (default: now)")
-    decide.add_argument("--json", action="store_true", help="print the decision as JSON")
     decide.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default=default_engine(),
-        help="engine of record (default: $CASEROUTE_ENGINE or durable)",
+        "--json",
+        action="store_true",
+        help="print the decision as caseroute.v1.Decision JSON (docs/json.md)",
     )
+    add_settings(decide, ["engine"])  # $CASEROUTE_ENGINE, [server] engine
     remote = decide.add_argument_group("remote mode (call a running server)")
     remote.add_argument("--server", metavar="HOST:PORT", help="decide on this caseroute server")
-    remote.add_argument("--request-id", help="idempotency key (default: a new UUID)")
+    remote.add_argument(
+        "--request-id",
+        help="idempotency key (default: derived from the request's content, so the same call "
+        "gets the same decision; without --now each call is a new request)",
+    )
     remote.add_argument("--ruleset-name", default="", help="ruleset (default: the server's)")
     remote.add_argument("--ruleset-version", default="", help="pin a ruleset version")
     remote.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
