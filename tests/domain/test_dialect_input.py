@@ -346,3 +346,18 @@ def test_wire_enum_tables_cover_continuity_reasons() -> None:
         .reason,
         parse_case(case_data(urgency=3)).urgency,
     ) == (ContinuityReason.CARE_TEAM, Urgency.CRITICAL)
+
+
+def test_a_request_with_case_and_cases_or_odd_keys_is_refused() -> None:
+    """`case` beside `cases` is refused (never one of them ignored); odd top-level keys quoted."""
+    violations = request_violations(
+        {"case": SHORT, "cases": [SHORT], "roster": roster_data(), "a b": 1}, parse_request
+    )
+    assert violations == [
+        FieldViolation(
+            "['a b']",
+            "unknown field; allowed: request_id, ruleset, case, cases, roster, now, "
+            "explanation_level",
+        ),
+        FieldViolation("case", "a request has `case` (Decide) or `cases` (DecideBatch), not both"),
+    ]

@@ -274,7 +274,8 @@ class _Reader:
             text = str(key)
             hint = difflib.get_close_matches(text, allowed, n=1) if len(text) <= 64 else []
             tip = f" (did you mean `{hint[0]}`?)" if hint else f"; allowed: {', '.join(allowed)}"
-            where = key_path(path, text) if path else key_path("x", text)[2:]
+            # At a request's top level there is no parent: `extra`, or `['odd key']`.
+            where = key_path(path, text) if path else key_path("", text).removeprefix(".")
             self.violations.append(FieldViolation(where, f"unknown field{tip}"))
         if unknown > VIOLATIONS_PER_LIST:
             self.violations.append(
