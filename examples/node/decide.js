@@ -20,18 +20,27 @@ import { protoJsonReader } from "./protojson.js";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
-const { values: args } = parseArgs({
-  options: {
-    target: { type: "string", default: "127.0.0.1:50051" },
-    request: { type: "string", default: join(repo, "examples", "requests", "decide-clinical-tx.json") },
-    // A caller token (docs/security.md, "Credentials"): sent as `authorization: Bearer <token>`.
-    "token-file": { type: "string" },
-    // TLS: the CA that signed the server's certificate; with --tls-cert/--tls-key, mutual TLS.
-    "tls-ca": { type: "string" },
-    "tls-cert": { type: "string" },
-    "tls-key": { type: "string" },
-  },
-});
+const usage = `usage: node decide.js [--target HOST:PORT] [--request FILE] [--token-file F]
+                      [--tls-ca ca.pem] [--tls-cert me.pem --tls-key me.key]`;
+let args;
+try {
+  ({ values: args } = parseArgs({
+    options: {
+      target: { type: "string", default: "127.0.0.1:50051" },
+      request: { type: "string", default: join(repo, "examples", "requests", "decide-clinical-tx.json") },
+      // A caller token (docs/security.md, "Credentials"): sent as `authorization: Bearer <token>`.
+      "token-file": { type: "string" },
+      // TLS: the CA that signed the server's certificate (default: the system's roots); with
+      // --tls-cert/--tls-key, mutual TLS.
+      "tls-ca": { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+    },
+  }));
+} catch (error) {
+  console.error(`${error.message}\n${usage}`);
+  process.exit(2);
+}
 
 // The protos come straight from the repository (no generated code); google/rpc/*.proto (Status,
 // BadRequest) from google-proto-files, the googleapis protos published on npm by Google.
@@ -54,11 +63,17 @@ const BadRequest = packageDefinition["google.rpc.BadRequest"];
 const readProtoJson = protoJsonReader(join(repo, "protos"), "caseroute/v1/routing.proto");
 
 function readRequest(typeName, path) {
-  return readProtoJson(typeName, JSON.parse(readFileSync(path, "utf8")));
+  const text = readFileSync(path, "utf8");
+  try {
+    return readProtoJson(typeName, JSON.parse(text));
+  } catch (error) {
+    throw new Error(`${path}: ${error.message}`);
+  }
 }
 
 function channelCredentials() {
-  if (!args["tls-ca"]) return grpc.credentials.createInsecure();
+  const tls = args["tls-ca"] || args["tls-cert"] || args["tls-key"];
+  if (!tls) return grpc.credentials.createInsecure();
   const read = (name) => (args[name] ? readFileSync(args[name]) : null);
   return grpc.credentials.createSsl(read("tls-ca"), read("tls-key"), read("tls-cert"));
 }
@@ -72,11 +87,22 @@ function callMetadata() {
   return metadata;
 }
 
+// Everything read from files, before any call: a bad file stops here, saying which.
+let request, credentials, metadata;
+try {
+  request = readRequest("caseroute.v1.DecideRequest", args.request);
+  credentials = channelCredentials();
+  metadata = callMetadata();
+} catch (error) {
+  console.error(`decide.js: ${error.message}`);
+  process.exit(2);
+}
+
 // One unary call as a promise, with a deadline (a call without one can wait forever).
 function call(client, method, request) {
   const deadline = new Date(Date.now() + 10_000);
   return new Promise((resolveCall, rejectCall) => {
-    client[method](request, callMetadata(), { deadline }, (error, response) =>
+    client[method](request, metadata, { deadline }, (error, response) =>
       error ? rejectCall(error) : resolveCall(response),
     );
   });
@@ -96,16 +122,7 @@ function fieldViolations(error) {
   return violations;
 }
 
-let request;
-try {
-  request = readRequest("caseroute.v1.DecideRequest", args.request);
-} catch (error) {
-  // A missing file, bad JSON, or a field the .proto does not have: say which, and stop.
-  console.error(`${args.request}: ${error.message}`);
-  process.exit(2);
-}
-
-const client = new caseroute.RoutingService(args.target, channelCredentials());
+const client = new caseroute.RoutingService(args.target, credentials);
 try {
   // 1. The ready request, exactly as grpcurl would send it.
   const { decision } = await call(client, "Decide", request);
@@ -119,7 +136,11 @@ try {
   // 2. The same request with a negative capacity: refused, and the details say where.
   const invalid = structuredClone(request);
   invalid.request_id = `${request.request_id}-invalid`;
-  invalid.roster.agents[1].capacity.max = -1;
+  if ((invalid.roster?.agents?.length ?? 0) < 2) {
+    console.log("(the invalid request needs a roster of two agents or more: not sent)");
+    process.exit();
+  }
+  invalid.roster.agents[1].capacity = { ...invalid.roster.agents[1].capacity, max: -1 };
   try {
     await call(client, "Decide", invalid);
     console.error("the invalid request was accepted; expected INVALID_ARGUMENT");
