@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import pytest
 from google.protobuf.descriptor import Descriptor
 
@@ -10,7 +12,7 @@ from caseroute.v1 import routing_pb2 as pb
 
 
 @pytest.mark.parametrize("kind", list(codec.WIRE_ENUM_PREFIXES), ids=lambda k: k.__name__)
-def test_enum_names_and_numbers_match_the_proto(kind: type) -> None:
+def test_enum_names_and_numbers_match_the_proto(kind: type[StrEnum]) -> None:
     """Prefix + VALUE is the proto name and declaration order + 1 its number, UNSPECIFIED 0."""
     proto = pb.DESCRIPTOR.enum_types_by_name[kind.__name__]
     prefix = codec.WIRE_ENUM_PREFIXES[kind]
