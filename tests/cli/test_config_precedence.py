@@ -102,6 +102,7 @@ port = 6000
 workers = 2
 threads = 4
 max_message_mb = 8
+max_response_mb = 2
 grace = 2.5
 engine = "python"
 default_ruleset = "patient-enquiries"
@@ -147,6 +148,7 @@ level = "warning"
         config_.workers,
         config_.threads,
         config_.max_message_mb,
+        config_.max_response_mb,
         config_.grace_s,
         config_.engine,
         config_.default_ruleset,
@@ -172,6 +174,7 @@ level = "warning"
         2,
         4,
         8,
+        2,
         2.5,
         EngineKind.PYTHON,
         "patient-enquiries",

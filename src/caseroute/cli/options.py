@@ -16,22 +16,6 @@ if TYPE_CHECKING:
     from caseroute.grpc_api.tls import ClientTls
 
 
-ENGINES = ["durable", "python"]
-
-
-def default_engine() -> str:
-    """Deprecated: ``add_settings(cmd, ["engine"])`` registers ``--engine`` from the table.
-
-    Kept until every command registers ``--engine`` through the settings table.
-    """
-    import os
-
-    engine = os.environ.get("CASEROUTE_ENGINE", "durable")
-    if engine not in ENGINES:
-        raise SystemExit(f"caseroute: CASEROUTE_ENGINE={engine!r}; use durable or python")
-    return engine
-
-
 def read_json(path: Path, what: str) -> Any:
     """The JSON document in ``path`` (``what`` names it in errors: case, roster)."""
     # Strict: a duplicate key (which would silently drop e.g. a safeguarding flag), NaN or

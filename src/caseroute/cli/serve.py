@@ -49,6 +49,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         workers=args.workers,
         threads=args.threads,
         max_message_mb=args.max_message_mb,
+        max_response_mb=args.max_response_mb,
         grace_s=args.grace,
         engine=EngineKind(args.engine),
         default_ruleset=args.default_ruleset,

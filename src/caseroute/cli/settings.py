@@ -751,13 +751,12 @@ def _flag_type(setting: Setting) -> Callable[[str], Any]:
 
 def _help(setting: Setting) -> str:
     default = setting.default
-    shown = (
-        "not set"
-        if default is None
-        else ",".join(default)
-        if isinstance(default, tuple) and default
-        else str(default)
-    )
+    if default is None:
+        shown = "not set"
+    elif isinstance(default, tuple):
+        shown = ",".join(default) or "none"
+    else:
+        shown = str(default)
     if setting.dest == "audit_masked_fields":
         shown = "see docs/audit.md"
     file_key = f"; [{setting.table}] {setting.key}" if setting.in_file else ""
