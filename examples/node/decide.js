@@ -65,7 +65,7 @@ const readProtoJson = protoJsonReader(join(repo, "protos"), "caseroute/v1/routin
 function readRequest(typeName, path) {
   const text = readFileSync(path, "utf8");
   try {
-    return readProtoJson(typeName, JSON.parse(text));
+    return readProtoJson(typeName, text);
   } catch (error) {
     throw new Error(`${path}: ${error.message}`);
   }

@@ -7,11 +7,14 @@
 // @bufbuild/protobuf implements the mapping, but needs descriptors as protoc writes them, and
 // the ones protobufjs builds from .proto files are not (one file per package, relative type
 // names). This walks protobufjs's own reflection instead: it refuses unknown fields, unknown
-// enum names and wrong JSON types, naming the field path, and turns RFC 3339 strings into
-// Timestamps. Scalars are then converted by protobufjs when the call is sent.
+// enum names, wrong JSON types and keys given twice, naming the field path, and turns RFC 3339
+// strings into Timestamps. Scalars are then converted by protobufjs when the call is sent. It
+// covers what caseroute.v1 uses (messages, maps, lists, enums, scalars, Timestamp); other
+// well-known types (Duration, Struct, wrappers) would be refused as "expected a JSON object".
 
 import { join } from "node:path";
 
+import jsonc from "jsonc-parser";
 import protobuf from "protobufjs";
 
 const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/i;
@@ -23,14 +26,45 @@ const JSON_TYPES = {
 
 export class ProtoJsonError extends Error {}
 
-/** Loads `file` (relative to `protosDir`) and returns `read(typeName, json)`. */
+/** Loads `file` (relative to `protosDir`) and returns `read(typeName, jsonText)`. */
 export function protoJsonReader(protosDir, file) {
   const root = new protobuf.Root();
   // Imports are relative to the protos directory, as for protoc's -I; google/protobuf/*.proto
   // are built into protobufjs.
   root.resolvePath = (_origin, target) => join(protosDir, target);
   root.loadSync(file, { keepCase: true }).resolveAll();
-  return (typeName, json) => readMessage(root.lookupType(typeName), json, "");
+  return (typeName, text) => readMessage(root.lookupType(typeName), parseStrictJson(text), "");
+}
+
+// JSON.parse keeps the last of two equal keys without a word, so `"flags": ["safeguarding"]`
+// followed by `"flags": []` would send no flags; jsonc-parser (VS Code's JSON parser) gives the
+// syntax tree, in which a repeated key is seen and refused.
+function parseStrictJson(text) {
+  const errors = [];
+  const tree = jsonc.parseTree(text, errors, { disallowComments: true, allowTrailingComma: false });
+  if (errors.length > 0 || tree === undefined) {
+    const { error, offset } = errors[0] ?? { error: jsonc.ParseErrorCode.ValueExpected, offset: 0 };
+    const line = text.slice(0, offset).split("\n").length;
+    throw new ProtoJsonError(`not valid JSON: ${jsonc.printParseErrorCode(error)} at line ${line}`);
+  }
+  rejectRepeatedKeys(tree, "");
+  return jsonc.getNodeValue(tree);
+}
+
+function rejectRepeatedKeys(node, path) {
+  if (node.type === "object") {
+    const seen = new Set();
+    for (const [key, value] of node.children.map((property) => property.children)) {
+      const at = path ? `${path}.${key.value}` : key.value;
+      if (seen.has(key.value)) {
+        throw new ProtoJsonError(`${at}: the key appears twice in one object; write it once`);
+      }
+      seen.add(key.value);
+      if (value) rejectRepeatedKeys(value, at);
+    }
+  } else if (node.type === "array") {
+    node.children.forEach((child, i) => rejectRepeatedKeys(child, `${path}[${i}]`));
+  }
 }
 
 function readMessage(type, json, path) {
@@ -41,10 +75,15 @@ function readMessage(type, json, path) {
   const message = {};
   const oneofsSet = {};
   for (const [key, value] of Object.entries(json)) {
-    const field = type.fields[key] ?? type.fieldsArray.find((f) => lowerCamel(f.name) === key);
+    const field = Object.hasOwn(type.fields, key)
+      ? type.fields[key]
+      : type.fieldsArray.find((f) => lowerCamel(f.name) === key);
     const at = path ? `${path}.${field?.name ?? key}` : field?.name ?? key;
     if (!field) {
       throw new ProtoJsonError(`${at}: no such field in ${type.fullName.slice(1)}; check the spelling against the .proto`);
+    }
+    if (Object.hasOwn(message, field.name)) {
+      throw new ProtoJsonError(`${at}: given twice (as ${field.name} and ${lowerCamel(field.name)}); write it once`);
     }
     if (value === null) continue; // JSON null: the field's default
     const oneof = field.partOf?.name;

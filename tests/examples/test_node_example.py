@@ -142,6 +142,21 @@ def test_a_short_enum_spelling_is_refused_naming_the_proto_names(
     ]
 
 
+def test_a_key_given_twice_is_refused_instead_of_the_last_one_winning(
+    node_example: Path, tmp_path: Path
+) -> None:
+    """`"flags": ["safeguarding"], "flags": []` stops the example: JSON.parse would keep `[]`."""
+    text = CLINICAL_REQUEST.read_text()
+    assert text.count('"flags": [') == 1
+    twice = tmp_path / "twice.json"
+    twice.write_text(text.replace('"flags": [', '"flags": ["safeguarding"], "flags": ['))
+    ran = run_example(node_example, "127.0.0.1:1", "--request", str(twice))
+    assert (ran.returncode, ran.stdout) == (2, "")
+    assert ran.stderr.splitlines() == [
+        f"decide.js: {twice}: case.flags: the key appears twice in one object; write it once"
+    ]
+
+
 @pytest.fixture(scope="module")
 def protected(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """A server whose RoutingService needs the caller token CALLER."""
