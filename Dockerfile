@@ -24,8 +24,10 @@ COPY requirements.lock ./
 RUN pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
-# The wheel ships the reference ruleset for caseroute.testing (force-include in pyproject.toml).
+# The wheel ships the reference ruleset for caseroute.testing and the published protos beside
+# caseroute.v1 (force-include in pyproject.toml).
 COPY rulesets ./rulesets
+COPY protos ./protos
 RUN pip install --no-deps . && pip check
 
 FROM ${PYTHON_IMAGE}
