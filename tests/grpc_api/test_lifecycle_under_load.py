@@ -118,9 +118,10 @@ def test_activation_and_rollback_under_load_fail_no_call_and_are_verified(
     # Each decision was made by the version active when it started: the one the last event
     # before it in the chain switched to, or (started just before that switch) the one before.
     switches = [(e["seq"], e["from_version"], e["to_version"]) for e in events]
-    for record in decided:
-        _, before, after = max(s for s in switches if s[0] < record["seq"])
-        assert record["ruleset_version"] in {before, after}, record["seq"]
+    for record in decided:  # caseroute.v1.AuditedDecision JSON: int64 seq is a string
+        seq = int(record["seq"])
+        _, before, after = max(s for s in switches if s[0] < seq)
+        assert record["decision"]["ruleset"]["version"] in {before, after}, seq
     assert main(["audit", "verify", "--audit-db", db]) == 0
     assert capsys.readouterr().out.startswith(
         f"ok: {len(load.versions) + len(events)} record(s) ({len(events)} of them ruleset event(s))"
