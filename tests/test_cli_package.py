@@ -33,6 +33,7 @@ def test_each_command_runs_code_from_its_groups_module() -> None:
         "simulate",
         "replay",
         "report",
+        "config",
     ]
     handlers: dict[str, str] = {}
     for name, parser in top.items():
@@ -63,4 +64,5 @@ def test_each_command_runs_code_from_its_groups_module() -> None:
         "simulate": "caseroute.cli.simulate",
         "replay": "caseroute.cli.replay",
         "report": "caseroute.cli.report",
+        "config show": "caseroute.cli.config",
     }

@@ -386,7 +386,7 @@ def test_serve_refuses_to_start_with_a_token_file_others_can_read(
 def test_serve_reads_credentials_and_reload_interval_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """CASEROUTE_ADMIN_ALLOW (comma-separated) adds to --admin-allow; the rest map one to one."""
+    """--admin-allow replaces CASEROUTE_ADMIN_ALLOW (flags beat variables); the rest map 1:1."""
     monkeypatch.setenv("CASEROUTE_ADMIN_ALLOW", "ops-a.example, ops-b.example")
     monkeypatch.setenv("CASEROUTE_AUDIT_TOKEN_FILE", str(tmp_path / "audit.tokens"))
     monkeypatch.setenv("CASEROUTE_RELOAD_INTERVAL", "0")
@@ -400,7 +400,7 @@ def test_serve_reads_credentials_and_reload_interval_from_the_environment(
     config = server_config(args)
     assert (config.auth, config.reload_interval_s) == (
         AuthConfig(
-            admin_allow=("ops-a.example", "ops-b.example", "ops-c.example"),
+            admin_allow=("ops-c.example",),
             audit_token_file=tmp_path / "audit.tokens",
             caller_allow=("flow.example",),
         ),
