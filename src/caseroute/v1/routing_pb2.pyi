@@ -2176,7 +2176,8 @@ class AuditedDecision(_message.Message):
     """Authenticated caller identity; empty when the call was not authenticated."""
     input_json: _builtins.str
     """The recorded input as JSON: {"case": {...}, "roster": {"sha256": ..., "assigned_before":
-    [...]}}. Configured PHI fields hold "hmac-sha256:<hex>" digests instead of values.
+    [...]}}, the case as a Case in protobuf's JSON mapping (proto field names). Configured PHI
+    fields hold "hmac-sha256:<hex>" digests instead of values.
     """
     request_sha256: _builtins.str
     """sha256 of the request's input, used to tell a retry from a reused request_id."""
