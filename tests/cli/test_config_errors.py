@@ -164,3 +164,139 @@ def test_a_file_that_is_not_utf8_says_so(
         2,
         f"caseroute serve: error: {config}: not UTF-8 text (byte 17); save it as UTF-8\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[server]\nhost = [1]\n", "[server] host must be a string, got [1] (an array)"),
+        ("[server]\nhost = { a = 1 }\n", "[server] host must be a string, got {'a': 1} (a table)"),
+        (
+            "[server]\nhost = 2026-12-01\n",
+            "[server] host must be a string, got datetime.date(2026, 12, 1) (a date or time)",
+        ),
+        ("[server]\nport = 1.5\n", "[server] port must be an integer, got 1.5 (a number)"),
+    ],
+    ids=["array", "table", "date", "float-for-integer"],
+)
+def test_each_toml_type_is_named_when_it_is_the_wrong_one(
+    body: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong TOML type says which type it found: array, table, date or number."""
+    config = tmp_path / "c.toml"
+    config.write_text(body, encoding="utf-8")
+    code, err = _fails(["serve", "--config", str(config)], capsys)
+    assert (code, err) == (2, f"caseroute serve: error: {config}:2: {message}\n")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"CASEROUTE_AUDIT_KEY": "aabb"},
+            (
+                "$CASEROUTE_AUDIT_KEY: must be hex of at least 16 bytes (e.g. from `openssl rand "
+                "-hex 32`), got 2 bytes; the value is not shown (a secret)"
+            ),
+        ),
+        (
+            {"CASEROUTE_AUDIT_KEY": "not-hex-secret"},
+            (
+                "$CASEROUTE_AUDIT_KEY: must be hex of at least 16 bytes (e.g. from `openssl rand "
+                "-hex 32`); the value is not shown (a secret)"
+            ),
+        ),
+        (
+            {"CASEROUTE_CALLER_ALLOW": "flow.example, bad name"},
+            (
+                "argument --caller-allow: must be identities (DNS names or common names, no "
+                "spaces), got 'bad name' (set by the flag or $CASEROUTE_CALLER_ALLOW)"
+            ),
+        ),
+    ],
+    ids=["short-key", "key-not-hex", "identity-with-space"],
+)
+def test_a_bad_variable_is_named_and_a_secret_never_quoted(
+    env: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The key's errors say what is wrong but never echo the value; others quote it."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, err = _fails(["serve"], capsys)
+    assert (code, err) == (2, f"caseroute serve: error: {message}\n")
+
+
+def test_an_allow_flag_takes_one_identity(capsys: pytest.CaptureFixture[str]) -> None:
+    """--admin-allow a,b is refused: the flag is repeated per identity (the variable has commas)."""
+    code, err = _fails(["serve", "--admin-allow", "a.example,b.example"], capsys)
+    assert (code, err.splitlines()[-1]) == (
+        2,
+        (
+            "caseroute serve: error: argument --admin-allow: must be an identity (a DNS name or "
+            "common name, no spaces or commas), got 'a.example,b.example' (set by the flag or "
+            "$CASEROUTE_ADMIN_ALLOW)"
+        ),
+    )
+
+
+def test_cross_setting_errors_name_variables_and_file_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The metrics port equal to the gRPC port, a client CA without TLS: each origin named."""
+    config = tmp_path / "c.toml"
+    config.write_text("[server]\nport = 6000\n", "utf-8")
+    monkeypatch.setenv("CASEROUTE_METRICS_PORT", "6000")
+    ports = _fails(["config", "show", "--config", str(config)], capsys)
+    monkeypatch.delenv("CASEROUTE_METRICS_PORT")
+    with config.open("a", encoding="utf-8") as more:
+        more.write('\n[tls]\nclient_ca = "ca.pem"\n')
+    tls = _fails(["config", "show", "--config", str(config)], capsys)
+    assert [ports, tls] == [
+        (
+            2,
+            (
+                f"caseroute: $CASEROUTE_METRICS_PORT is also [server] port ({config}:2) (gRPC); "
+                "give metrics a port of their own (both are 6000)\n"
+            ),
+        ),
+        (
+            2,
+            (
+                f"caseroute: [tls] client_ca ({config}:5) needs --tls-cert and --tls-key (TLS "
+                "itself)\n"
+            ),
+        ),
+    ]
+
+
+def test_load_config_refuses_a_missing_or_oversized_file(tmp_path: Path) -> None:
+    """A file gone before it is read, or over 1 MiB: a SettingError naming it."""
+    from caseroute.cli.settings import SettingError, load_config
+
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"#" * (1024 * 1024 + 1))
+    messages = []
+    for path in (tmp_path / "gone.toml", big):
+        with pytest.raises(SettingError) as refused:
+            load_config(path)
+        messages.append(str(refused.value))
+    assert messages == [
+        (
+            f"cannot read the configuration file {tmp_path / 'gone.toml'}: No such file or "
+            "directory; pass --config (or $CASEROUTE_CONFIG) naming a readable TOML file"
+        ),
+        f"{big}: the configuration file is over 1024 KiB; is it the right file?",
+    ]
+
+
+def test_a_key_the_line_scan_cannot_place_names_just_the_file(tmp_path: Path) -> None:
+    """An inline table (`server = { port = 7 }`) still works; its source is the file alone."""
+    from caseroute.cli.command import build_parser
+
+    config = tmp_path / "c.toml"
+    config.write_text("server = { port = 7 }\n", encoding="utf-8")
+    args = build_parser().parse_args(["serve", "--config", str(config)])
+    assert (args.port, str(args.setting_sources["port"])) == (7, f"file {config}")

@@ -108,12 +108,8 @@ def _auth_config(args: argparse.Namespace, *, mutual_tls: bool) -> AuthConfig:
 def _input_limits(args: argparse.Namespace) -> InputLimits:
     from caseroute.domain.limits import InputLimits
 
-    try:
-        return InputLimits(
-            **{f.name: getattr(args, f.name) for f in dataclasses.fields(InputLimits)}
-        )
-    except ValueError as exc:  # the parser checks each limit; this is a second line of defence
-        raise UsageError(str(exc)) from None
+    # Each limit was checked (a whole number >= 1) when the settings were resolved.
+    return InputLimits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(InputLimits)})
 
 
 def _server_tls(args: argparse.Namespace) -> ServerTls | None:
