@@ -101,3 +101,19 @@ def test_show_refuses_what_serve_would_refuse(
         "caseroute: --tls-cert and --tls-key go together: give both or neither (only "
         "$CASEROUTE_TLS_KEY is set)\n"
     )
+
+
+def test_an_unknown_variable_is_warned_about_with_the_close_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CASEROUTE_PROT=6000 (a typo) is named on stderr with CASEROUTE_PORT suggested; exit 0."""
+    for name in [n for n in __import__("os").environ if n.startswith("CASEROUTE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CASEROUTE_PROT", "6000")
+    monkeypatch.setenv("CASEROUTE_ZZZ", "1")
+    assert main(["config", "show"]) == 0
+    assert capsys.readouterr().err == (
+        "caseroute: warning: CASEROUTE_PROT is set but is not a caseroute setting (did you "
+        "mean CASEROUTE_PORT?); it is ignored\n"
+        "caseroute: warning: CASEROUTE_ZZZ is set but is not a caseroute setting; it is ignored\n"
+    )

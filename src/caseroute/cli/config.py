@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from caseroute.cli.output import EXIT_OK, out, print_json
 from caseroute.cli.serve import add_serve_settings, server_config
 from caseroute.cli.settings import SETTINGS, Setting, add_settings, setting_source
+from caseroute.render import escape_text
 
 REDACTED = "<redacted>"
 NOT_SET = "(not set)"
@@ -37,8 +41,22 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning per CASEROUTE_* variable that is no setting (a typo is otherwise ignored)."""
+    known = [s.env for s in SETTINGS]
+    warnings = []
+    for name in sorted(n for n in environ if n.startswith("CASEROUTE_") and n not in known):
+        # Compared without the shared prefix, which would make every name look close.
+        close = difflib.get_close_matches(name[10:], [k[10:] for k in known], n=1)
+        hint = f" (did you mean CASEROUTE_{close[0]}?)" if close else ""
+        warnings.append(f"{name} is set but is not a caseroute setting{hint}; it is ignored")
+    return warnings
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     server_config(args)  # the checks across settings `serve` makes (TLS pairs, ports...)
+    for warning in unknown_variables(os.environ):
+        sys.stderr.write(f"caseroute: warning: {escape_text(warning)}\n")
     # Invariant: a token or key file's contents are never read here, only its path is shown.
     rows = [
         {
