@@ -10,7 +10,7 @@ from caseroute.audit.recorder import RequestFacts, blobs_to_store, build_records
 from caseroute.cli import main
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.engine.decide import decide
-from caseroute.render import escape_text, render_json, render_text
+from caseroute.render import escape_text, render_text, safe_json
 from caseroute.testing import (
     NOW,
     TEST_AUDIT_KEY,
@@ -21,6 +21,7 @@ from caseroute.testing import (
     make_roster,
     ruleset_with_rules,
 )
+from caseroute.wire.json_dialect import decision_to_json
 
 HOSTILE = "C1\n  x a1: forged line\r\x1b[2J\x9b31m\u202edesrever\u2028end\x00"
 ESCAPED = "C1\\n  x a1: forged line\\r\\x1b[2J\\x9b31m\\u202edesrever\\u2028end\\x00"
@@ -84,15 +85,15 @@ def test_audit_show_escapes_stored_strings(
 def test_json_outputs_escape_what_json_leaves_raw(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """export, show --json and decide --json escape C1 controls and bidi overrides too."""
+    """export, show --json and the --json decision escape C1 controls and bidi overrides too."""
     db, decision_id = _hostile_log(tmp_path)
     code, out, _ = _run(capsys, "audit", "export", "--audit-db", str(db))
     assert (code, _unsafe(out), json.loads(out)["decision"]["case_id"]) == (0, [], HOSTILE)
     code, out, _ = _run(capsys, "audit", "show", decision_id, "--json", "--audit-db", str(db))
-    assert (code, _unsafe(out), json.loads(out)["case_id"]) == (0, [], HOSTILE)
+    assert (code, _unsafe(out), json.loads(out)["decision"]["case_id"]) == (0, [], HOSTILE)
     loaded = prepare_ruleset(compile_text(RULES), EngineKind.PYTHON)
     decision = decide(make_case(case_id=HOSTILE), make_roster(make_agent()), loaded, NOW)
-    text = render_json(decision)
+    text = safe_json(decision_to_json(decision), indent=2)
     assert (_unsafe(text), json.loads(text)["case_id"]) == ([], HOSTILE)
 
 

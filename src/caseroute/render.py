@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from caseroute.domain.codec import format_timestamp, to_jsonable
+from caseroute.domain.codec import format_timestamp
 from caseroute.domain.decision import (
     ContinuityOutcome,
     ContinuityTrace,
@@ -87,11 +87,6 @@ def _json_escape(char: str) -> str:
         return f"\\u{code:04x}"
     code -= 0x10000
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
-
-
-def render_json(decision: Decision) -> str:
-    """The decision as indented JSON (the same shape the audit log stores), safe to print."""
-    return safe_json(to_jsonable(decision), indent=2)
 
 
 def _headline(d: Decision) -> str:

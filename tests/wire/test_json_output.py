@@ -77,6 +77,23 @@ def test_audit_export_writes_audited_decision_lines(
     assert json.loads(lines[0])["seq"] == "1"  # int64 is a JSON string in protobuf's mapping
 
 
+def test_audit_show_json_is_the_audited_decision_export_writes(
+    core: RoutingCore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audit show --json` prints the AuditedDecision that export writes and GetDecision returns."""
+    log = _recorded(core)
+    decision_id = request_decision_id("r1", 0)
+    db = str(tmp_path / "audit.db")
+    assert main(["audit", "show", decision_id, "--json", "--audit-db", db]) == 0
+    shown = json_format.Parse(
+        capsys.readouterr().out, pb.AuditedDecision(), ignore_unknown_fields=False
+    )
+    assert shown == convert.audited_to_proto(log.get(decision_id))
+    assert main(["audit", "export", "--audit-db", db]) == 0
+    exported = capsys.readouterr().out.splitlines()[0]
+    assert shown == json_format.Parse(exported, pb.AuditedDecision())
+
+
 def test_export_lines_read_back_as_the_stored_records(core: RoutingCore) -> None:
     """Replay's reader turns an AuditedDecision line (and an old record line) into the record."""
     log = _recorded(core)

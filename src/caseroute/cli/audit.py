@@ -42,12 +42,14 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
     from caseroute.audit.show import render_record
     from caseroute.audit.store import era_of
     from caseroute.service import DecisionLog
+    from caseroute.wire.json_dialect import record_to_json
 
     store = open_log(args)
     try:
         audited = DecisionLog(store).get(args.decision_id)
         if args.json:
-            text = safe_json(audited.record.as_dict(), indent=2)
+            # The caseroute.v1.AuditedDecision JSON, as export writes it and GetDecision returns.
+            text = safe_json(record_to_json(audited.record), indent=2)
         else:
             era = era_of(audited.record.seq, store.key_history())
             text = render_record(audited.record, audited.decision, store.get_blob, era)
