@@ -211,7 +211,7 @@ def test_decide_request_becomes_the_command_it_describes() -> None:
 
 
 def test_batch_request_becomes_the_command_it_describes() -> None:
-    """A DecideBatchRequest keeps its cases in order, with the shared roster."""
+    """A DecideBatchRequest keeps its cases in order with the roster; unset level is SUMMARY."""
     cases = (make_case(case_id="B1"), make_case(case_id="B2", urgency=Urgency.CRITICAL))
     roster = make_roster(make_agent("a1"))
     request = pb.DecideBatchRequest(
@@ -221,9 +221,11 @@ def test_batch_request_becomes_the_command_it_describes() -> None:
         now=convert.datetime_to_timestamp(NOW),
     )
     expected = DecideCommand(
-        "b-1", "", "", cases, roster, NOW, agent_detail=True, caller="", batch=True
+        "b-1", "", "", cases, roster, NOW, agent_detail=False, caller="", batch=True
     )
     assert convert.batch_command(request) == expected
+    request.explanation_level = pb.EXPLANATION_LEVEL_FULL
+    assert convert.batch_command(request).agent_detail is True
 
 
 def test_responses_carry_decisions_now_and_replayed() -> None:

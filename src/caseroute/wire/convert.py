@@ -503,7 +503,8 @@ def _roster_in(msg: pb.DecideRequest | pb.DecideBatchRequest, limits: InputLimit
 
 
 def _detail(level: int) -> bool:
-    return level != pb.EXPLANATION_LEVEL_SUMMARY
+    # Unset is SUMMARY (docs/api.md); the servicer refuses a level the enum does not define.
+    return level == pb.EXPLANATION_LEVEL_FULL
 
 
 def decide_command(
