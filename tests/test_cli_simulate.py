@@ -24,7 +24,8 @@ from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.auth import AuthConfig
 from caseroute.grpc_api.server import RunningServer
-from caseroute.simulate import SimulatedRequest, request_to_json, simulate
+from caseroute.simulate import SimulatedRequest, request_from_json, simulate
+from caseroute.wire.json_dialect import simulated_request_to_json
 
 from .grpc_api.conftest import serving_reference
 from .grpc_api.test_auth import CALLER, token_file
@@ -37,7 +38,9 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 def _expected_lines(cases: int, agents: int, seed: int) -> str:
-    return "".join(canonical_json(request_to_json(r)) + "\n" for r in simulate(cases, agents, seed))
+    return "".join(
+        canonical_json(simulated_request_to_json(r)) + "\n" for r in simulate(cases, agents, seed)
+    )
 
 
 def _decisions_stored(db: Path) -> int:
@@ -278,7 +281,7 @@ def test_a_lines_case_and_roster_decide_with_caseroute_decide(
 ) -> None:
     """The first line's case and roster, as files, are what `caseroute decide` reads."""
     (request,) = list(simulate(1, 5, 7))
-    line = json.loads(canonical_json(request_to_json(request)))
+    line = json.loads(canonical_json(simulated_request_to_json(request)))
     (tmp_path / "case.json").write_text(json.dumps(line["cases"][0]))
     (tmp_path / "roster.json").write_text(json.dumps(line["roster"]))
     code, out, err = _run(
@@ -353,3 +356,27 @@ def test_sending_the_same_seed_again_gets_the_stored_decisions(
     assert (first[0], again[0], other[0]) == (0, 0, 0)
     assert first[1].splitlines()[2:] == again[1].splitlines()[2:]
     assert (stored_after_rerun, _decisions_stored(tmp_path / "audit.db")) == (20, 40)
+
+
+def test_every_line_is_a_decide_batch_request_grpcurl_can_send(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each simulate line parses with json_format as caseroute.v1.DecideBatchRequest, unchanged."""
+    from google.protobuf import json_format
+
+    from caseroute.v1 import routing_pb2 as pb
+    from caseroute.wire import convert
+
+    code, out, _ = _run(capsys, "simulate", "--cases", "30", "--agents", "6", "--seed", "3")
+    requests = list(simulate(30, 6, 3))
+    lines = out.splitlines()
+    assert (code, len(lines)) == (0, len(requests))
+    for line, request in zip(lines, requests, strict=True):
+        msg = json_format.Parse(line, pb.DecideBatchRequest(), ignore_unknown_fields=False)
+        assert [convert.case_from_proto(c) for c in msg.cases] == list(request.cases)
+        assert convert.roster_from_proto(msg.roster) == request.roster
+        assert (msg.request_id, convert.timestamp_to_datetime(msg.now)) == (
+            request.request_id,
+            request.now,
+        )
+        assert request_from_json(json.loads(line)) == request

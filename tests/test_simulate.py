@@ -26,17 +26,17 @@ from caseroute.simulate import (
     NON_COMPACT_STATES,
     SimulatedRequest,
     request_from_json,
-    request_to_json,
     simulate,
 )
 from caseroute.testing import audited_core
+from caseroute.wire.json_dialect import simulated_request_to_json
 
 # Computed once per module: 2,000 cases over 40 agents, the size the tests below pin.
 TRAFFIC = tuple(simulate(2000, 40, 7))
 
 
 def _bytes(requests: tuple[SimulatedRequest, ...] | list[SimulatedRequest]) -> bytes:
-    return b"".join(canonical_json(request_to_json(r)).encode() + b"\n" for r in requests)
+    return b"".join(canonical_json(simulated_request_to_json(r)).encode() + b"\n" for r in requests)
 
 
 def _location_kind(location: str | None) -> str:
@@ -192,7 +192,7 @@ def test_every_request_is_within_the_input_limits_and_round_trips_through_json()
         len(r.cases) * len(r.roster.agents) <= DEFAULT_LIMITS.max_batch_pairs for r in TRAFFIC
     )
     for request in TRAFFIC:
-        line = canonical_json(request_to_json(request))
+        line = canonical_json(simulated_request_to_json(request))
         assert request == request_from_json(json.loads(line))
 
 
@@ -250,7 +250,9 @@ def test_out_of_range_arguments_are_refused_at_once(
 def test_the_largest_seed_keeps_every_id_within_the_id_limit() -> None:
     """Ids embed the seed; at the largest seed every id still parses under DEFAULT_LIMITS."""
     (request,) = list(simulate(1, 1, MAX_SEED))
-    assert request_from_json(json.loads(canonical_json(request_to_json(request)))) == request
+    assert (
+        request_from_json(json.loads(canonical_json(simulated_request_to_json(request)))) == request
+    )
     assert request.cases[0].case_id == "SIM-18446744073709551615-000000"
 
 
@@ -263,7 +265,7 @@ def test_a_start_without_offset_is_refused() -> None:
 
 def test_a_bad_line_names_each_field_path() -> None:
     """request_from_json collects every problem with its path: unknown key, now, a case field."""
-    data = request_to_json(TRAFFIC[0])
+    data = simulated_request_to_json(TRAFFIC[0])
     data["now"] = "yesterday"
     data["cases"][0]["intent"] = "clinicl"
     data["extra"] = 1

@@ -44,12 +44,9 @@ from caseroute.domain.case import (
     Urgency,
 )
 from caseroute.domain.codec import (
-    case_to_dict,
-    format_timestamp,
     parse_case,
     parse_roster,
     parse_timestamp,
-    roster_to_dict,
 )
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, quote_value
@@ -456,32 +453,14 @@ def _generate(cases: int, agents: int, seed: int, begin: datetime) -> Iterator[S
         number += 1
 
 
-def request_to_json(request: SimulatedRequest) -> dict[str, Any]:
-    """The JSON form of a request: one line of ``caseroute simulate --out``.
-
-    The shape is ``{"request_id", "now", "cases": [case...], "roster": roster}``, where each
-    case and the roster have exactly the JSON form ``caseroute decide --case/--roster`` read
-    and the decision log stores (``case_to_dict`` / ``roster_to_dict``).
-
-    Args:
-        request: The request.
-
-    Returns:
-        JSON-ready data (serialise with ``canonical_json`` for stable bytes).
-    """
-    return {
-        "request_id": request.request_id,
-        "now": format_timestamp(request.now),
-        "cases": [case_to_dict(case) for case in request.cases],
-        "roster": roster_to_dict(request.roster),
-    }
-
-
 _REQUEST_FIELDS = ("request_id", "now", "cases", "roster")
 
 
 def request_from_json(data: dict[str, Any]) -> SimulatedRequest:
-    """Read one line written by ``request_to_json`` (inverse of it).
+    """Read one line of ``caseroute simulate --out`` (a ``caseroute.v1.DecideBatchRequest``).
+
+    The line is written by ``caseroute.wire.json_dialect.simulated_request_to_json``; cases and
+    roster are read by the strict parsers, so the short spellings are accepted too.
 
     Args:
         data: The decoded JSON object.

@@ -361,3 +361,30 @@ def test_a_request_with_case_and_cases_or_odd_keys_is_refused() -> None:
         ),
         FieldViolation("case", "a request has `case` (Decide) or `cases` (DecideBatch), not both"),
     ]
+
+
+def test_omitted_numbers_read_as_zero_as_over_grpc() -> None:
+    """Proto3 leaves zeros out of JSON: omitted capacity, levels and scores read as 0 like gRPC."""
+    from google.protobuf import json_format
+
+    from caseroute.v1 import routing_pb2 as pb
+    from caseroute.wire import convert
+
+    agent = agent_data(
+        status="AGENT_STATUS_AVAILABLE", capacity={"max": 3}, skills=[{"name": "triage"}]
+    )
+    roster = roster_data(agent)
+    parsed = parse_roster(roster, "roster")
+    assert (parsed.agents[0].capacity.max, parsed.agents[0].capacity.active) == (3, 0)
+    assert parsed.agents[0].skills == {"triage": 0}
+    assert parsed == convert.roster_from_proto(json_format.ParseDict(roster, pb.Roster()))
+    case = case_data_to_wire(
+        case_data(required_skills=[{"name": "triage"}], sentiment=[{"at": "2026-11-21T09:50:00Z"}])
+    )
+    parsed_case = parse_case(case, "case")
+    assert (parsed_case.required_skills[0].min_level, parsed_case.sentiment[0].score) == (0, 0.0)
+    assert parsed_case == convert.case_from_proto(json_format.ParseDict(case, pb.Case()))
+    without_capacity = roster_data(agent_data(capacity=None))
+    assert request_violations(without_capacity, parse_roster) == [
+        FieldViolation("roster.agents[0].capacity", "is required")
+    ]

@@ -1,10 +1,11 @@
 """``caseroute simulate``: seeded synthetic traffic, written as JSON lines or sent to a server.
 
-Without ``--server`` the requests go to ``--out`` (or stdout), one JSON object per line (shape
-in ``caseroute.simulate.request_to_json``). With ``--server`` they are sent as Decide (one case)
-and DecideBatch (several) calls, at most ``--concurrency`` in flight, so the server's decision
-log fills with real, audited decisions; a summary follows. Exit codes: 0 every call answered;
-1 some call was refused or failed (counted per status code); 2 bad usage.
+Without ``--server`` the requests go to ``--out`` (or stdout), one
+``caseroute.v1.DecideBatchRequest`` per line in the JSON dialect (written by
+``caseroute.wire.json_dialect.simulated_request_to_json``). With ``--server`` they are sent as
+Decide (one case) and DecideBatch (several) calls, at most ``--concurrency`` in flight, so the
+server's decision log fills with real, audited decisions; a summary follows. Exit codes: 0 every
+call answered; 1 some call was refused or failed (counted per status code); 2 bad usage.
 """
 
 from __future__ import annotations
@@ -165,10 +166,10 @@ def run_load(
 
 def _write_lines(requests: Iterable[SimulatedRequest], stream: IO[str]) -> None:
     from caseroute.domain.codec import canonical_json
-    from caseroute.simulate import request_to_json
+    from caseroute.wire.json_dialect import simulated_request_to_json
 
     for request in requests:
-        stream.write(canonical_json(request_to_json(request)) + "\n")
+        stream.write(canonical_json(simulated_request_to_json(request)) + "\n")
 
 
 def _token(args: argparse.Namespace) -> str | None:

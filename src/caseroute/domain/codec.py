@@ -329,10 +329,12 @@ class _Reader:
         low: float | None = None,
         high: float | None = None,
         integer: bool = False,
+        default: float | None = None,
     ) -> float | None:
-        value = self.raw(key, required=required)
+        """A number; a ``default`` (a proto3 scalar's zero) makes a missing one that value."""
+        value = self.raw(key, required=required and default is None)
         if value is _MISSING:
-            return None
+            return default
         ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
         if isinstance(value, bool) or not ok_type:
             kind = "an integer" if integer else "a number"
@@ -349,9 +351,17 @@ class _Reader:
         return float(value) if not integer else value
 
     def integer(
-        self, key: str, *, required: bool = True, low: int = 0, high: int = 1_000_000
+        self,
+        key: str,
+        *,
+        required: bool = True,
+        low: int = 0,
+        high: int = 1_000_000,
+        default: int | None = None,
     ) -> int | None:
-        value = self.number(key, required=required, low=low, high=high, integer=True)
+        value = self.number(
+            key, required=required, low=low, high=high, integer=True, default=default
+        )
         return None if value is None else int(value)
 
     def boolean(self, key: str, *, default: bool) -> bool:
@@ -752,7 +762,7 @@ def parse_case(
     for item_path, item in r.items("required_skills", limits.max_list_items, "max_list_items"):
         s = _Reader(item, item_path, violations, ("name", "min_level"), limits)
         name = s.string("name", pattern=CODE_RE, hint=_CODE_HINT)
-        level = s.integer("min_level", low=0, high=10)
+        level = s.integer("min_level", low=0, high=10, default=0)
         if name is not None and level is not None:
             skills.append(RequiredSkill(name, level))
         cap.trim()
@@ -767,7 +777,7 @@ def parse_case(
         "send the most recent readings",
     ):
         s = _Reader(item, item_path, violations, ("score", "at"), limits)
-        score = s.number("score", low=-1.0, high=1.0)
+        score = s.number("score", low=-1.0, high=1.0, default=0.0)
         at = s.timestamp("at")
         if score is not None and at is not None:
             readings.append(SentimentReading(score, at))
@@ -919,7 +929,7 @@ def _parse_agent(
     for item_path, item in r.items("skills", limits.max_list_items, "max_list_items"):
         s = _Reader(item, item_path, violations, ("name", "level"), limits)
         name = s.string("name", pattern=CODE_RE, hint=_CODE_HINT)
-        level = s.integer("level", low=0, high=10)
+        level = s.integer("level", low=0, high=10, default=0)
         if name is not None and name in skills:
             s.fail("name", f"skill {name!r} listed twice; give each skill once with its level")
         elif name is not None and level is not None:
@@ -933,8 +943,10 @@ def _parse_agent(
     cap_raw = r.raw("capacity", required=True)
     if cap_raw is not _MISSING:
         c = _Reader(cap_raw, r.at("capacity"), violations, ("max", "active"), limits)
-        cap_max = c.integer("max", low=0, high=10_000)
-        active = c.integer("active", low=0, high=10_000)
+        # Omitted numbers are 0, as protobuf's JSON mapping writes and reads them (and gRPC
+        # sees them): `{"max": 3}` is three free places, `{}` none.
+        cap_max = c.integer("max", low=0, high=10_000, default=0)
+        active = c.integer("active", low=0, high=10_000, default=0)
         if cap_max is not None and active is not None:
             capacity = Capacity(cap_max, active)
     last = r.timestamp("last_assigned_at", required=False)

@@ -26,12 +26,15 @@ from caseroute.domain.decision import Decision
 from caseroute.domain.decision_codec import decision_from_dict, decision_to_dict
 from caseroute.replay.source import ExportFormatError, record_from_dict
 from caseroute.service import AuditedDecision
+from caseroute.simulate import SimulatedRequest
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire.convert import (
     audited_to_proto,
+    case_to_proto,
     datetime_to_timestamp,
     decision_from_proto,
     decision_to_proto,
+    roster_to_proto,
     timestamp_to_datetime,
 )
 
@@ -59,6 +62,23 @@ def batch_to_json(decisions: tuple[Decision, ...], now: datetime) -> dict[str, A
     return message_to_json(
         pb.DecideBatchResponse(
             decisions=[decision_to_proto(d) for d in decisions], now=datetime_to_timestamp(now)
+        )
+    )
+
+
+def simulated_request_to_json(request: SimulatedRequest) -> dict[str, Any]:
+    """One line of ``caseroute simulate --out``: a ``caseroute.v1.DecideBatchRequest``.
+
+    ``request_id``, ``now``, ``cases`` and ``roster``, so a line can be sent as it is with grpcurl
+    (``RoutingService/DecideBatch``) or ``caseroute decide --request``; serialise it with
+    ``canonical_json`` for the same bytes from the same seed.
+    """
+    return message_to_json(
+        pb.DecideBatchRequest(
+            request_id=request.request_id,
+            now=datetime_to_timestamp(request.now),
+            cases=[case_to_proto(case) for case in request.cases],
+            roster=roster_to_proto(request.roster),
         )
     )
 
