@@ -51,9 +51,7 @@ def summarise_sentiment(scores: list[float], negative: float, window: int) -> Se
     if not scores:
         return SentimentSummary(0, None, None, None, 0)
     latest = scores[-1]
-    change = (
-        None if len(scores) < 2 else _round(latest - scores[max(0, len(scores) - 1 - window)])
-    )
+    change = None if len(scores) < 2 else _round(latest - scores[max(0, len(scores) - 1 - window)])
     run = 0
     for score in reversed(scores):
         if score > negative:
