@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent import futures
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,12 @@ from caseroute.grpc_api.auth import (
     AuthConfig,
     Authenticated,
 )
-from caseroute.grpc_api.client import AdminClient, RemoteCallError, decide_remote
+from caseroute.grpc_api.client import AdminClient, RemoteCallError
 from caseroute.grpc_api.server import ServerConfig, build_server
-from caseroute.testing import audit_config, make_agent, make_case, make_roster
+from caseroute.testing import audit_config
 from caseroute.v1 import admin_pb2 as apb
 from caseroute.v1 import admin_pb2_grpc
 
-from .conftest import serving_reference
 from .test_admin import FakeAdmin, _refusal, admin_server, rulesets_tree
 from .test_auth import ALICE, DENIED, NEEDS_CREDENTIALS, bearer, token_file
 
@@ -282,14 +280,3 @@ def test_a_refusal_with_details_other_than_bad_request_shows_the_status_message(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         "server answered RESOURCE_EXHAUSTED: quota exceeded; retry in a minute",
     )
-
-
-def test_decide_remote_without_now_is_decided_at_the_servers_clock(tmp_path: Path) -> None:
-    """The client sends no `now` when given None; the decision's instant is the server's clock."""
-    with serving_reference(tmp_path, engine=EngineKind.PYTHON) as server:
-        before = datetime.now(UTC)
-        decision = decide_remote(
-            f"127.0.0.1:{server.port}", make_case(), make_roster(make_agent()), now=None
-        )
-        after = datetime.now(UTC)
-    assert before <= decision.explanation.now <= after

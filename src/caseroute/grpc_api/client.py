@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any, Self, cast
 
@@ -41,60 +40,6 @@ def _explain(error: grpc.RpcError) -> RemoteCallError:
                 f"  - {v.field}: {v.description}" for v in bad.field_violations
             ]
     return RemoteCallError(call.code(), "\n".join(lines))
-
-
-def decide_remote(
-    target: str,
-    case: Case,
-    roster: Roster,
-    *,
-    now: datetime | None,
-    request_id: str | None = None,
-    ruleset_name: str = "",
-    ruleset_version: str = "",
-    agent_detail: bool = True,
-    timeout_s: float = 30.0,
-    tls: ClientTls | None = None,
-) -> Decision:
-    """Call Decide on a server.
-
-    Args:
-        target: ``host:port``.
-        case: The case.
-        roster: The roster.
-        now: Decision instant, or ``None`` for the server's clock.
-        request_id: Idempotency key (default: a new UUID).
-        ruleset_name: Ruleset name ("" for the server's default).
-        ruleset_version: Pinned version ("" for the active one).
-        agent_detail: Ask for per-agent verdicts.
-        timeout_s: Deadline.
-        tls: TLS settings (None: plaintext).
-
-    Returns:
-        The decision.
-
-    Raises:
-        RemoteCallError: If the call fails (status code and field violations in the message).
-    """
-    request = pb.DecideRequest(
-        request_id=request_id or str(uuid.uuid4()),
-        ruleset=pb.RulesetSelector(name=ruleset_name, version=ruleset_version),
-        case=convert.case_to_proto(case),
-        roster=convert.roster_to_proto(roster),
-        explanation_level=pb.EXPLANATION_LEVEL_FULL
-        if agent_detail
-        else pb.EXPLANATION_LEVEL_SUMMARY,
-    )
-    if now is not None:
-        request.now.CopyFrom(convert.datetime_to_timestamp(now))
-    with open_channel(target, tls) as channel:
-        try:
-            response = routing_pb2_grpc.RoutingServiceStub(channel).Decide(
-                request, timeout=timeout_s
-            )
-        except grpc.RpcError as error:
-            raise _explain(error) from None
-    return convert.decision_from_proto(response.decision)
 
 
 def check_health(
