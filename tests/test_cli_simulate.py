@@ -7,24 +7,33 @@ import json
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
 from contextlib import closing
 from datetime import datetime
+from functools import cache
 from pathlib import Path
+from typing import Any, ClassVar, Self
 
+import grpc
 import pytest
 
 from caseroute.cli import main
 from caseroute.cli.simulate import LoadSummary, run_load
+from caseroute.client import BatchDecided, ClientError, ClientTls, Decided, ExplanationLevel
 from caseroute.domain.case import Case
 from caseroute.domain.codec import canonical_json
 from caseroute.domain.decision import Decision
 from caseroute.domain.limits import InputLimits
 from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import EngineKind
+from caseroute.engine.decide import decide
 from caseroute.grpc_api.auth import AuthConfig
-from caseroute.grpc_api.server import RunningServer
+from caseroute.grpc_api.server import ROUTING_SERVICE, RunningServer, add_service
+from caseroute.grpc_api.servicer import RoutingServicer
+from caseroute.service import RoutingCore
 from caseroute.simulate import SimulatedRequest, request_from_json, simulate
+from caseroute.testing import NOW, make_agent, make_case, make_roster, reference_ruleset
 from caseroute.wire.json_dialect import simulated_request_to_json
 
 from .grpc_api.conftest import serving_reference
@@ -120,7 +129,11 @@ def test_server_mode_fills_the_decision_log_and_audit_verify_passes(
 def test_refused_calls_are_counted_by_status_code_and_exit_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A server taking one case per batch refuses each batch (INVALID_ARGUMENT), counted."""
+    """A server taking one case per batch refuses each batch (INVALID_ARGUMENT), counted.
+
+    The summary quotes the server's message for the first batch sent (the client's
+    ClientError text), which names the limit and what to do.
+    """
     limits = InputLimits(max_batch_cases=1)
     requests = list(simulate(60, 8, 5))
     batches = [r for r in requests if len(r.cases) > 1]
@@ -145,7 +158,9 @@ def test_refused_calls_are_counted_by_status_code_and_exit_1(
         f"refused {len(batches)} requests",
         (
             f"  INVALID_ARGUMENT: {len(batches)} (first: server answered INVALID_ARGUMENT: "
-            "invalid request:)"
+            f"invalid request: 1 problem(s); first: cases: has {len(batches[0].cases)} cases; "
+            "the limit is 1 per batch (server setting --max-batch-cases); split the batch "
+            "(every problem is in the google.rpc.BadRequest details))"
         ),
     ]
     assert _decisions_stored(tmp_path / "audit.db") == singles
@@ -222,13 +237,23 @@ def test_usage_mistakes_exit_2_saying_what_to_do(
         ("--agents", "x", "--agents must be a whole number from 1 to 20000, got 'x'"),
         ("--concurrency", "65", "--concurrency must be a whole number from 1 to 64, got '65'"),
         ("--seed", "-1", f"--seed must be a whole number from 0 to {2**64 - 1}, got '-1'"),
+        (
+            "--timeout",
+            "0",
+            "--timeout must be a number of seconds above 0 and at most 3600, got '0'",
+        ),
+        (
+            "--timeout",
+            "nan",
+            "--timeout must be a number of seconds above 0 and at most 3600, got 'nan'",
+        ),
     ],
 )
 def test_out_of_range_counts_are_refused_by_the_parser(
     flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Counts out of range stop the command with exit 2, naming the flag and its range."""
-    argv = {"--cases": "1", "--agents": "1", "--concurrency": "1"} | {flag: value}
+    argv = {"--cases": "1", "--agents": "1", "--concurrency": "1", "--timeout": "1"} | {flag: value}
     with pytest.raises(SystemExit) as raised:
         main(["simulate", "--seed", "1", *[x for kv in argv.items() for x in kv]])
     err = capsys.readouterr().err
@@ -296,22 +321,81 @@ def test_a_lines_case_and_roster_decide_with_caseroute_decide(
     )
 
 
-class _RendezvousClient:
-    """A fake RoutingClient whose calls meet in groups of `parties`, tracking calls in flight."""
+@cache
+def _a_decision() -> Decision:
+    """One real decision (fakes answer every case with it)."""
+    case, roster = make_case(), make_roster(make_agent())
+    return decide(case, roster, reference_ruleset(EngineKind.PYTHON), NOW)
+
+
+class _FakeCalls:
+    """A fake of ``caseroute.client.Client``'s decide calls, keeping each call's arguments.
+
+    ``answer`` is called with each request id and may block or raise.
+    """
+
+    def __init__(self, answer: Callable[[str], None] = lambda _id: None) -> None:
+        self.answer = answer
+        self.calls: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def _answer(self, cases: int, kwargs: dict[str, Any]) -> tuple[Decision, ...]:
+        with self.lock:
+            self.calls.append({"cases": cases, **kwargs})
+        self.answer(kwargs["request_id"])
+        return (_a_decision(),) * cases
+
+    def decide(
+        self,
+        case: Case,
+        roster: Roster,
+        *,
+        now: datetime,
+        ruleset: str | None,
+        version: str | None,
+        request_id: str,
+        explanation_level: ExplanationLevel,
+    ) -> Decided:
+        """Decide: answers ``_a_decision()``."""
+        del case, roster
+        kwargs = {"now": now, "ruleset": ruleset, "version": version}
+        kwargs |= {"request_id": request_id, "explanation_level": explanation_level}
+        (decision,) = self._answer(1, kwargs)
+        return Decided(decision, now, replayed=False, request_id=request_id)
+
+    def decide_batch(
+        self,
+        cases: Sequence[Case],
+        roster: Roster,
+        *,
+        now: datetime,
+        ruleset: str | None,
+        version: str | None,
+        request_id: str,
+        explanation_level: ExplanationLevel,
+    ) -> BatchDecided:
+        """DecideBatch: answers ``_a_decision()`` per case."""
+        del roster
+        kwargs = {"now": now, "ruleset": ruleset, "version": version}
+        kwargs |= {"request_id": request_id, "explanation_level": explanation_level}
+        decisions = self._answer(len(cases), kwargs)
+        return BatchDecided(decisions, now, replayed=False, request_id=request_id)
+
+
+class _RendezvousClient(_FakeCalls):
+    """A fake Client whose calls meet in groups of `parties`, tracking calls in flight."""
 
     def __init__(self, parties: int) -> None:
+        super().__init__(self._meet)
         self.barrier = threading.Barrier(parties, timeout=30)
-        self.lock = threading.Lock()
         self.in_flight = 0
         self.most = 0
         self.completed = 0
         self.release = threading.Event()
 
-    def decide(
-        self, request_id: str, cases: tuple[Case, ...], roster: Roster, now: datetime
-    ) -> tuple[Decision, ...]:
-        """Wait until `parties` calls are in flight together, then answer nothing."""
-        del request_id, cases, roster, now
+    def _meet(self, request_id: str) -> None:
+        """Wait until `parties` calls are in flight together, then answer."""
+        del request_id
         with self.lock:
             self.in_flight += 1
             self.most = max(self.most, self.in_flight)
@@ -320,7 +404,6 @@ class _RendezvousClient:
         with self.lock:
             self.in_flight -= 1
             self.completed += 1
-        return ()
 
 
 def test_the_load_keeps_exactly_concurrency_calls_in_flight() -> None:
@@ -340,7 +423,7 @@ def test_the_load_keeps_exactly_concurrency_calls_in_flight() -> None:
             yield request
 
     total = sum(len(r.cases) for r in requests)
-    summary = run_load(client, pulled(), 4, total)  # type: ignore[arg-type]
+    summary = run_load(client, pulled(), 4, total)
     assert (summary.requests, summary.ok, client.most, early) == (8, 8, 4, [])
 
 
@@ -380,3 +463,143 @@ def test_every_line_is_a_decide_batch_request_grpcurl_can_send(
             request.now,
         )
         assert request_from_json(json.loads(line)) == request
+
+
+def test_the_first_refusal_quoted_is_the_first_request_sent() -> None:
+    """Per code the summary quotes the earliest request sent, even when a later one failed first."""
+    requests = list(simulate(40, 2, 1))[:3]
+    ids = [r.request_id for r in requests]
+    third_started = threading.Event()
+
+    def answer(request_id: str) -> None:
+        # The second call fails at once and is settled before the third is sent; the first
+        # fails only once the third has started.
+        if request_id == ids[0]:
+            third_started.wait(timeout=30)
+            raise ClientError(grpc.StatusCode.UNAVAILABLE, "the first")
+        if request_id == ids[1]:
+            raise ClientError(grpc.StatusCode.UNAVAILABLE, "the second")
+        third_started.set()
+
+    total = sum(len(r.cases) for r in requests)
+    summary = run_load(_FakeCalls(answer), iter(requests), 2, total)
+    assert (summary.ok, summary.refused, summary.first_error) == (
+        1,
+        {"UNAVAILABLE": 2},
+        {"UNAVAILABLE": "server answered UNAVAILABLE: the first"},
+    )
+
+
+class _RecordingClient(_FakeCalls):
+    """Stands in for ``caseroute.client.Client``: keeps what it was opened with."""
+
+    made: ClassVar[list[_RecordingClient]] = []
+
+    def __init__(
+        self, target: str, *, tls: ClientTls | None, token: str | None, timeout: float
+    ) -> None:
+        super().__init__()
+        self.opened = (target, tls, token, timeout)
+        self.made.append(self)
+
+    def __enter__(self) -> Self:
+        """The client itself."""
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Nothing to close."""
+
+
+def test_the_flags_reach_the_client_and_each_call_carries_its_seeded_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--server/--token-file/--timeout open the Client; ruleset, level and seeded ids per call."""
+    monkeypatch.setattr(_RecordingClient, "made", [])
+    monkeypatch.setattr("caseroute.client.Client", _RecordingClient)
+    mine = token_file(tmp_path / "me.token", "s3cret-token\n")
+    argv = ("simulate", "--cases", "30", "--agents", "3", "--seed", "9", "--server", "h:1")
+    pinned = _run(
+        capsys,
+        *argv,
+        *("--token-file", str(mine), "--timeout", "7.5", "--ruleset-name", "patient-enquiries"),
+        *("--ruleset-version", "v9", "--no-agent-detail"),
+    )
+    default = _run(capsys, *argv)
+    requests = list(simulate(30, 3, 9))
+    sent = {r.request_id: (len(r.cases), r.now) for r in requests}
+    first, second = _RecordingClient.made
+    assert (pinned[0], default[0]) == (0, 0)
+    assert [first.opened, second.opened] == [
+        ("h:1", None, "s3cret-token", 7.5),
+        ("h:1", None, None, 30.0),
+    ]
+    for client, ruleset, version, level in [
+        (first, "patient-enquiries", "v9", ExplanationLevel.SUMMARY),
+        (second, None, None, ExplanationLevel.FULL),
+    ]:
+        assert sorted(c["request_id"] for c in client.calls) == sorted(sent)
+        assert [
+            (c["cases"], c["now"], c["ruleset"], c["version"], c["explanation_level"])
+            for c in client.calls
+        ] == [(*sent[c["request_id"]], ruleset, version, level) for c in client.calls]
+
+
+class _FirstAttemptUnavailable(grpc.ServerInterceptor):
+    """Answers UNAVAILABLE to the first attempt of every request id, as a restarting server may.
+
+    Attributes:
+        seen: The request_id of every attempt that reached the server.
+    """
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.lock = threading.Lock()
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        """The handler, wrapped to refuse each request id's first attempt."""
+        handler = continuation(handler_call_details)
+        inner = handler.unary_unary
+
+        def flaky(request: Any, context: grpc.ServicerContext) -> Any:
+            with self.lock:
+                first = request.request_id not in self.seen
+                self.seen.append(request.request_id)
+            if first:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "not now")
+            return inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            flaky,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def test_calls_answered_unavailable_are_retried_with_the_same_request_id(
+    core: RoutingCore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The client's retry policy resends each UNAVAILABLE call: all ok, each decided once."""
+    flaky = _FirstAttemptUnavailable()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), interceptors=[flaky])
+    add_service(server, ROUTING_SERVICE, RoutingServicer(core))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        code, out, err = _run(
+            capsys,
+            *("simulate", "--cases", "12", "--agents", "3", "--seed", "8"),
+            *("--server", f"127.0.0.1:{port}", "--concurrency", "2"),
+        )
+    finally:
+        server.stop(None)
+    requests = list(simulate(12, 3, 8))
+    ids = sorted(r.request_id for r in requests)
+    assert (code, err, out.splitlines()[3]) == (0, "", "refused 0 requests")
+    assert sorted(flaky.seen) == sorted(ids * 2)
+    assert [len(core.audit.by_request(i)) for i in ids] == [
+        len(r.cases) for r in sorted(requests, key=lambda r: r.request_id)
+    ]

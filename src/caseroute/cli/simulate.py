@@ -2,31 +2,39 @@
 
 Without ``--server`` the requests go to ``--out`` (or stdout), one
 ``caseroute.v1.DecideBatchRequest`` per line in the JSON dialect (written by
-``caseroute.wire.json_dialect.simulated_request_to_json``). With ``--server`` they are sent as
-Decide (one case) and DecideBatch (several) calls, at most ``--concurrency`` in flight, so the
-server's decision log fills with real, audited decisions; a summary follows. Exit codes: 0 every
+``caseroute.wire.json_dialect.simulated_request_to_json``). With ``--server`` they are sent through
+``caseroute.client.Client`` (the published client: its retries on UNAVAILABLE, its error
+classes) as Decide (one case) and DecideBatch (several) calls, each with its seeded request id,
+at most ``--concurrency`` in flight, so the server's decision log fills with real, audited
+decisions; a summary follows. Exit codes: 0 every
 call answered; 1 some call was refused or failed (counted per status code); 2 bad usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol
 
 from caseroute.cli.options import add_client_tls, client_tls, parse_instant
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out
 from caseroute.cli.settings import add_settings, setting_source
+from caseroute.domain.codec import ExplanationLevel
 
 if TYPE_CHECKING:
-    from caseroute.grpc_api.client import RoutingClient
+    from caseroute.client import BatchDecided, Decided
+    from caseroute.domain.case import Case
+    from caseroute.domain.decision import Decision
+    from caseroute.domain.roster import Roster
     from caseroute.simulate import SimulatedRequest
 
 DEFAULT_CONCURRENCY = 4
@@ -37,6 +45,9 @@ OUTCOMES = ("ASSIGN", "ESCALATE", "QUEUE", "EXCEPTION")
 
 MAX_CONCURRENCY = 64
 """Most calls in flight ``--concurrency`` allows (a load generator, not a flood)."""
+
+MAX_TIMEOUT_S = 3600.0
+"""Longest ``--timeout`` per call, in seconds."""
 
 
 def _whole(name: str, low: int, high: int) -> Callable[[str], int]:
@@ -54,6 +65,67 @@ def _whole(name: str, low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _seconds(text: str) -> float:
+    # Checked here: the client refuses a deadline that is not positive with a ValueError.
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_TIMEOUT_S:  # also false for nan
+        raise argparse.ArgumentTypeError(
+            f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, "
+            f"got {text!r}"
+        )
+    return value
+
+
+class RoutingCalls(Protocol):
+    """The calls a load makes: ``caseroute.client.Client``'s (tests pass a fake)."""
+
+    def decide(
+        self,
+        case: Case,
+        roster: Roster,
+        *,
+        now: datetime,
+        ruleset: str | None,
+        version: str | None,
+        request_id: str,
+        explanation_level: ExplanationLevel,
+    ) -> Decided:
+        """RoutingService.Decide (see ``Client.decide``)."""
+        ...
+
+    def decide_batch(
+        self,
+        cases: Sequence[Case],
+        roster: Roster,
+        *,
+        now: datetime,
+        ruleset: str | None,
+        version: str | None,
+        request_id: str,
+        explanation_level: ExplanationLevel,
+    ) -> BatchDecided:
+        """RoutingService.DecideBatch (see ``Client.decide_batch``)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSettings:
+    """What every call of a load asks for besides its request.
+
+    Attributes:
+        ruleset: Ruleset name (None: the server's default).
+        version: Ruleset version to pin (None: the active one).
+        level: Explanation level asked for.
+    """
+
+    ruleset: str | None = None
+    version: str | None = None
+    level: ExplanationLevel = ExplanationLevel.FULL
+
+
 @dataclass(slots=True)
 class LoadSummary:
     """What a load run did.
@@ -65,7 +137,8 @@ class LoadSummary:
         decisions: Decisions received.
         outcomes: Decisions per outcome (ASSIGN, ESCALATE, QUEUE, EXCEPTION).
         refused: Calls refused or failed, per gRPC status code name.
-        first_error: The first refusal's message, per status code name.
+        first_error: Per status code name, the message of the first request (in the order
+            sent) refused with it.
         seconds: Wall time of the run.
     """
 
@@ -94,8 +167,31 @@ class LoadSummary:
         return lines
 
 
-def _send(client: RoutingClient, request: SimulatedRequest) -> list[str]:
-    decisions = client.decide(request.request_id, request.cases, request.roster, request.now)
+def _send(client: RoutingCalls, settings: LoadSettings, request: SimulatedRequest) -> list[str]:
+    # Invariant: the seeded request id is sent as is (never one derived by the client), so
+    # sending the same seed again is an idempotent retry of the same calls.
+    if len(request.cases) == 1:
+        decisions: Sequence[Decision] = (
+            client.decide(
+                request.cases[0],
+                request.roster,
+                now=request.now,
+                ruleset=settings.ruleset,
+                version=settings.version,
+                request_id=request.request_id,
+                explanation_level=settings.level,
+            ).decision,
+        )
+    else:
+        decisions = client.decide_batch(
+            request.cases,
+            request.roster,
+            now=request.now,
+            ruleset=settings.ruleset,
+            version=settings.version,
+            request_id=request.request_id,
+            explanation_level=settings.level,
+        ).decisions
     return [decision.outcome.value for decision in decisions]
 
 
@@ -113,34 +209,45 @@ def _progress(total: int) -> Iterator[Callable[[int], None]]:
 
 
 def run_load(
-    client: RoutingClient, requests: Iterable[SimulatedRequest], concurrency: int, total: int
+    client: RoutingCalls,
+    requests: Iterable[SimulatedRequest],
+    concurrency: int,
+    total: int,
+    settings: LoadSettings | None = None,
 ) -> LoadSummary:
     """Send every request, at most ``concurrency`` in flight, and count the answers.
 
     Args:
-        client: Where to send.
+        client: Where to send (a ``caseroute.client.Client``).
         requests: The requests, in order.
         concurrency: Calls in flight at most.
         total: Cases expected in all (for progress).
+        settings: Ruleset, version and explanation level of every call (None: the server's
+            ruleset, FULL).
 
     Returns:
-        The counts.
+        The counts: a call that raised ``ClientError`` is counted under its status code.
     """
-    from caseroute.grpc_api.client import RemoteCallError
+    from caseroute.client import ClientError
 
+    chosen = settings or LoadSettings()
     summary = LoadSummary()
     started = time.monotonic()
-    pending: dict[futures.Future[list[str]], SimulatedRequest] = {}
+    pending: dict[futures.Future[list[str]], tuple[int, SimulatedRequest]] = {}
+    first_at: dict[str, int] = {}  # status code name -> index of its first refused request
 
     def settle(done: Iterable[futures.Future[list[str]]], advance: Callable[[int], None]) -> None:
         for future in done:
-            request = pending.pop(future)
+            index, request = pending.pop(future)
             try:
                 outcomes = future.result()
-            except RemoteCallError as error:
+            except ClientError as error:
                 code = error.code.name
                 summary.refused[code] += 1
-                summary.first_error.setdefault(code, str(error))
+                # "First" in the order sent, not of completion: the same run prints the same.
+                if index < first_at.get(code, index + 1):
+                    first_at[code] = index
+                    summary.first_error[code] = str(error)
             else:
                 summary.ok += 1
                 summary.decisions += len(outcomes)
@@ -151,12 +258,12 @@ def run_load(
         _progress(total) as advance,
         futures.ThreadPoolExecutor(concurrency, thread_name_prefix="simulate") as pool,
     ):
-        for request in requests:
+        for index, request in enumerate(requests):
             # Invariant: never more than `concurrency` calls in flight (bounded memory too).
             if len(pending) >= concurrency:
                 done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
                 settle(done, advance)
-            pending[pool.submit(_send, client, request)] = request
+            pending[pool.submit(_send, client, chosen, request)] = (index, request)
             summary.requests += 1
             summary.cases += len(request.cases)
         settle(futures.wait(pending).done, advance)
@@ -204,19 +311,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         if args.out is None:
             _write_lines(requests(), sys.stdout)
         return EXIT_OK
-    from caseroute.grpc_api.client import RoutingClient
+    from caseroute.client import Client
 
-    tls = client_tls(args)
-    with RoutingClient(
-        args.server,
-        tls=tls,
-        token=_token(args),
-        timeout_s=args.timeout,
-        ruleset_name=args.ruleset_name,
-        ruleset_version=args.ruleset_version,
-        agent_detail=not args.no_agent_detail,
+    settings = LoadSettings(
+        ruleset=args.ruleset_name or None,
+        version=args.ruleset_version or None,
+        level=ExplanationLevel.SUMMARY if args.no_agent_detail else ExplanationLevel.FULL,
+    )
+    with Client(
+        args.server, tls=client_tls(args), token=_token(args), timeout=args.timeout
     ) as client:
-        summary = run_load(client, requests(), args.concurrency, args.cases)
+        summary = run_load(client, requests(), args.concurrency, args.cases, settings)
     for line in summary.lines():
         out(line)
     return EXIT_FAILED if summary.refused else EXIT_OK
@@ -258,7 +363,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     remote.add_argument("--ruleset-name", default="", help="ruleset (default: the server's)")
     remote.add_argument("--ruleset-version", default="", help="pin a ruleset version")
-    remote.add_argument("--timeout", type=float, default=30.0, help="deadline per call, seconds")
+    remote.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        help="deadline per call in seconds, retries on UNAVAILABLE included (default 30)",
+    )
     add_settings(cmd, ["token_file"], remote)  # your caller bearer token
     remote.add_argument(
         "--no-agent-detail",

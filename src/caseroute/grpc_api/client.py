@@ -1,23 +1,21 @@
-"""A small client for the CLI: ``decide --server``, ``health`` and the ``rules`` admin commands."""
+"""The CLI's client of the admin and health services: ``health`` and the ``rules`` commands.
+
+RoutingService and DecisionLog calls go through the published client, ``caseroute.client``
+(``decide --server`` and ``simulate --server`` too), so there is one implementation of them.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Self, cast
+from typing import Any, cast
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from caseroute.domain.case import Case
-from caseroute.domain.decision import Decision
 from caseroute.domain.errors import CaserouteError
-from caseroute.domain.roster import Roster
 from caseroute.grpc_api.tls import ClientTls, open_channel
 from caseroute.v1 import admin_pb2 as apb
-from caseroute.v1 import admin_pb2_grpc, routing_pb2_grpc
-from caseroute.v1 import routing_pb2 as pb
-from caseroute.wire import convert
+from caseroute.v1 import admin_pb2_grpc
 
 
 class RemoteCallError(CaserouteError):
@@ -162,79 +160,3 @@ class AdminClient:
         """
         reply: apb.ReplayResponse = self._call("Replay", request)
         return reply
-
-
-class RoutingClient:
-    """Decide and DecideBatch calls over one channel, shared by many threads (a load generator)."""
-
-    def __init__(
-        self,
-        target: str,
-        *,
-        tls: ClientTls | None = None,
-        token: str | None = None,
-        timeout_s: float = 30.0,
-        ruleset_name: str = "",
-        ruleset_version: str = "",
-        agent_detail: bool = True,
-    ) -> None:
-        """Open a channel to ``target`` (``host:port``); close it with ``close`` or ``with``."""
-        self._channel = open_channel(target, tls)
-        self._stub = routing_pb2_grpc.RoutingServiceStub(self._channel)
-        self._metadata = bearer_metadata(token)
-        self._timeout_s = timeout_s
-        self._selector = pb.RulesetSelector(name=ruleset_name, version=ruleset_version)
-        self._level = pb.EXPLANATION_LEVEL_FULL if agent_detail else pb.EXPLANATION_LEVEL_SUMMARY
-
-    def decide(
-        self, request_id: str, cases: tuple[Case, ...], roster: Roster, now: datetime
-    ) -> tuple[Decision, ...]:
-        """Decide one case (Decide) or several against one roster (DecideBatch).
-
-        Raises:
-            RemoteCallError: If the call fails (its ``code`` says how).
-        """
-        timestamp = convert.datetime_to_timestamp(now)
-        roster_msg = convert.roster_to_proto(roster)
-        try:
-            if len(cases) == 1:
-                reply = self._stub.Decide(
-                    pb.DecideRequest(
-                        request_id=request_id,
-                        ruleset=self._selector,
-                        case=convert.case_to_proto(cases[0]),
-                        roster=roster_msg,
-                        now=timestamp,
-                        explanation_level=self._level,
-                    ),
-                    timeout=self._timeout_s,
-                    metadata=self._metadata,
-                )
-                return (convert.decision_from_proto(reply.decision),)
-            batch = self._stub.DecideBatch(
-                pb.DecideBatchRequest(
-                    request_id=request_id,
-                    ruleset=self._selector,
-                    cases=[convert.case_to_proto(case) for case in cases],
-                    roster=roster_msg,
-                    now=timestamp,
-                    explanation_level=self._level,
-                ),
-                timeout=self._timeout_s,
-                metadata=self._metadata,
-            )
-        except grpc.RpcError as error:
-            raise _explain(error) from None
-        return tuple(convert.decision_from_proto(d) for d in batch.decisions)
-
-    def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
-
-    def __enter__(self) -> Self:
-        """The client itself."""
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        """Close the channel."""
-        self.close()
