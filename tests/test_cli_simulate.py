@@ -36,8 +36,10 @@ from caseroute.simulate import SimulatedRequest, request_from_json, simulate
 from caseroute.testing import NOW, make_agent, make_case, make_roster, reference_ruleset
 from caseroute.wire.json_dialect import simulated_request_to_json
 
+from .grpc_api import test_tls
 from .grpc_api.conftest import serving_reference
 from .grpc_api.test_auth import CALLER, token_file
+from .grpc_api.test_tls import Pki
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -56,6 +58,11 @@ def _decisions_stored(db: Path) -> int:
     with closing(sqlite3.connect(db)) as conn:
         (count,) = conn.execute("SELECT count(*) FROM decisions").fetchone()
     return int(count)
+
+
+# The mutual-TLS fixtures of tests/grpc_api/test_tls.py, made visible to this module's tests.
+pki = test_tls.pki
+mtls_server = test_tls.mtls_server
 
 
 @pytest.fixture
@@ -603,3 +610,21 @@ def test_calls_answered_unavailable_are_retried_with_the_same_request_id(
     assert [len(core.audit.by_request(i)) for i in ids] == [
         len(r.cases) for r in sorted(requests, key=lambda r: r.request_id)
     ]
+
+
+def test_mutual_tls_flags_reach_the_server_and_name_the_caller(
+    pki: Pki, mtls_server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--tls-ca/--tls-cert/--tls-key: decided as the certificate's name; no cert: refused."""
+    argv = ("simulate", "--cases", "6", "--agents", "3", "--seed", "2")
+    target = ("--server", f"localhost:{mtls_server.port}", "--tls-ca", str(pki.ca))
+    mutual = _run(
+        capsys, *argv, *target, "--tls-cert", str(pki.client_cert), "--tls-key", str(pki.client_key)
+    )
+    no_cert = _run(capsys, *argv, *target)
+    requests = list(simulate(6, 3, 2))
+    stored = [r for q in requests for r in mtls_server.core.audit.by_request(q.request_id)]
+    assert (mutual[0], mutual[1].splitlines()[3]) == (0, "refused 0 requests")
+    assert ({r.caller for r in stored}, len(stored)) == ({"flow-engine.example.org"}, 6)
+    assert (no_cert[0], no_cert[1].splitlines()[3]) == (1, f"refused {len(requests)} requests")
+    assert no_cert[1].splitlines()[4].startswith(f"  UNAVAILABLE: {len(requests)} (first: ")
