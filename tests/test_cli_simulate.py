@@ -628,3 +628,57 @@ def test_mutual_tls_flags_reach_the_server_and_name_the_caller(
     assert ({r.caller for r in stored}, len(stored)) == ({"flow-engine.example.org"}, 6)
     assert (no_cert[0], no_cert[1].splitlines()[3]) == (1, f"refused {len(requests)} requests")
     assert no_cert[1].splitlines()[4].startswith(f"  UNAVAILABLE: {len(requests)} (first: ")
+
+
+STOPPED = (
+    "stopped early: 8 calls in a row were UNAVAILABLE after the client's retries, so the rest "
+    "was not sent; check the server is up and ready (caseroute health --server HOST:PORT), then "
+    "send the same seed again (decisions already recorded come back as stored)"
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "fails", "sent", "stopped"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, lambda _i: True, 8, True),
+        (grpc.StatusCode.UNAVAILABLE, lambda i: i % 8 != 7, 40, False),
+        (grpc.StatusCode.INVALID_ARGUMENT, lambda _i: True, 40, False),
+    ],
+    ids=["unavailable-throughout", "an-answer-every-eighth", "invalid-throughout"],
+)
+def test_the_load_stops_after_eight_unavailable_calls_in_a_row(
+    code: grpc.StatusCode, fails: Callable[[int], bool], sent: int, *, stopped: bool
+) -> None:
+    """8 UNAVAILABLE in a row (no answer between) stop the sending; other codes never do."""
+    requests = list(simulate(100, 2, 1))[:40]
+    index = {r.request_id: i for i, r in enumerate(requests)}
+
+    def answer(request_id: str) -> None:
+        if fails(index[request_id]):
+            raise ClientError(code, "down")
+
+    total = sum(len(r.cases) for r in requests)
+    summary = run_load(_FakeCalls(answer), iter(requests), 1, total)
+    refused = sum(1 for i in range(sent) if fails(i))
+    assert (summary.requests, summary.refused[code.name], summary.stopped) == (
+        sent,
+        refused,
+        stopped,
+    )
+    assert (summary.lines()[-1] == STOPPED) is stopped
+
+
+def test_an_unreachable_server_stops_the_load_early_saying_what_to_do(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No server: after 8 UNAVAILABLE calls in a row the rest is not sent; exit 1 with a hint."""
+    code, out, err = _run(
+        capsys,
+        *("simulate", "--cases", "200", "--agents", "2", "--seed", "1"),
+        *("--server", "127.0.0.1:1", "--concurrency", "8"),
+    )
+    lines = out.splitlines()
+    refused = int(lines[3].split()[1])  # 8, and those in flight when the 8th settled
+    assert (code, err, lines[-1], 8 <= refused <= 15) == (1, "", STOPPED, True)
+    assert lines[0].startswith(f"sent {refused} requests (")
+    assert lines[4].startswith(f"  UNAVAILABLE: {refused} (first: server answered UNAVAILABLE: ")

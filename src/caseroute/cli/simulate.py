@@ -6,8 +6,10 @@ Without ``--server`` the requests go to ``--out`` (or stdout), one
 ``caseroute.client.Client`` (the published client: its retries on UNAVAILABLE, its error
 classes) as Decide (one case) and DecideBatch (several) calls, each with its seeded request id,
 at most ``--concurrency`` in flight, so the server's decision log fills with real, audited
-decisions; a summary follows. Exit codes: 0 every
-call answered; 1 some call was refused or failed (counted per status code); 2 bad usage.
+decisions; a summary follows. Once ``STOP_AFTER_UNAVAILABLE`` calls in a row are UNAVAILABLE
+(after the client's retries) it stops sending and says so. Exit codes: 0 every call answered;
+1 some call was refused or failed (counted per status code) or the load stopped early; 2 bad
+usage.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ OUTCOMES = ("ASSIGN", "ESCALATE", "QUEUE", "EXCEPTION")
 
 MAX_CONCURRENCY = 64
 """Most calls in flight ``--concurrency`` allows (a load generator, not a flood)."""
+
+STOP_AFTER_UNAVAILABLE = 8
+"""Calls in a row answered UNAVAILABLE, each after the client's own retries, after which a load
+stops sending: the server is down or not ready, and every further call would only wait out the
+same retries (about 1.4 s each) to be refused too."""
 
 MAX_TIMEOUT_S = 3600.0
 """Longest ``--timeout`` per call, in seconds."""
@@ -140,6 +147,7 @@ class LoadSummary:
         first_error: Per status code name, the message of the first request (in the order
             sent) refused with it.
         seconds: Wall time of the run.
+        stopped: True when the load stopped sending early (``STOP_AFTER_UNAVAILABLE``).
     """
 
     requests: int = 0
@@ -150,6 +158,7 @@ class LoadSummary:
     refused: Counter[str] = field(default_factory=Counter)
     first_error: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    stopped: bool = False
 
     def lines(self) -> list[str]:
         """The summary as printed."""
@@ -164,6 +173,13 @@ class LoadSummary:
         for code, count in sorted(self.refused.items()):
             first = self.first_error[code].splitlines()[0]
             lines.append(f"  {code}: {count} (first: {first})")
+        if self.stopped:
+            lines.append(
+                f"stopped early: {STOP_AFTER_UNAVAILABLE} calls in a row were UNAVAILABLE after "
+                "the client's retries, so the rest was not sent; check the server is up and "
+                "ready (caseroute health --server HOST:PORT), then send the same seed again "
+                "(decisions already recorded come back as stored)"
+            )
         return lines
 
 
@@ -226,7 +242,9 @@ def run_load(
             ruleset, FULL).
 
     Returns:
-        The counts: a call that raised ``ClientError`` is counted under its status code.
+        The counts: a call that raised ``ClientError`` is counted under its status code. After
+        ``STOP_AFTER_UNAVAILABLE`` calls in a row refused UNAVAILABLE no more are sent (the
+        calls in flight are still counted) and ``stopped`` is set.
     """
     from caseroute.client import ClientError
 
@@ -235,8 +253,10 @@ def run_load(
     started = time.monotonic()
     pending: dict[futures.Future[list[str]], tuple[int, SimulatedRequest]] = {}
     first_at: dict[str, int] = {}  # status code name -> index of its first refused request
+    unavailable_run = 0  # calls in a row (as settled) refused UNAVAILABLE
 
     def settle(done: Iterable[futures.Future[list[str]]], advance: Callable[[int], None]) -> None:
+        nonlocal unavailable_run
         for future in done:
             index, request = pending.pop(future)
             try:
@@ -244,11 +264,13 @@ def run_load(
             except ClientError as error:
                 code = error.code.name
                 summary.refused[code] += 1
+                unavailable_run = unavailable_run + 1 if code == "UNAVAILABLE" else 0
                 # "First" in the order sent, not of completion: the same run prints the same.
                 if index < first_at.get(code, index + 1):
                     first_at[code] = index
                     summary.first_error[code] = str(error)
             else:
+                unavailable_run = 0
                 summary.ok += 1
                 summary.decisions += len(outcomes)
                 summary.outcomes.update(outcomes)
@@ -263,6 +285,9 @@ def run_load(
             if len(pending) >= concurrency:
                 done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
                 settle(done, advance)
+            if unavailable_run >= STOP_AFTER_UNAVAILABLE:
+                summary.stopped = True
+                break
             pending[pool.submit(_send, client, chosen, request)] = (index, request)
             summary.requests += 1
             summary.cases += len(request.cases)
