@@ -118,9 +118,10 @@ def _cmd_decide_request(args: argparse.Namespace) -> int:
 
 
 def _agent_detail(args: argparse.Namespace, level: ExplanationLevel | None) -> bool:
-    if level is not None:
-        return level is ExplanationLevel.FULL
-    return not args.no_agent_detail
+    # The file's level, unset meaning SUMMARY as over gRPC (docs/api.md): the CLI sends (and
+    # dry-runs) the request grpcurl sends for the same file, so the two get one decision, not
+    # ALREADY_EXISTS. --no-agent-detail may only ask for less.
+    return level is ExplanationLevel.FULL and not args.no_agent_detail
 
 
 def _decide_on_server(
