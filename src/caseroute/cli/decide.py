@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 
 from caseroute.cli.options import (
     add_client_tls,
+    bearer_token,
     client_tls,
     parse_instant,
     read_json,
+    timeout_seconds,
 )
 from caseroute.cli.output import EXIT_OK, UsageError
 from caseroute.cli.settings import add_settings
@@ -145,7 +147,9 @@ def _decide_on_server(
     from caseroute.client import Client, ExplanationLevel
 
     level = ExplanationLevel.FULL if full else ExplanationLevel.SUMMARY
-    with Client(args.server, tls=client_tls(args), timeout=args.timeout) as client:
+    with Client(
+        args.server, tls=client_tls(args), token=bearer_token(args), timeout=args.timeout
+    ) as client:
         if batch:
             many = client.decide_batch(
                 cases,
@@ -266,7 +270,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     remote.add_argument("--ruleset-name", default="", help="ruleset (default: the server's)")
     remote.add_argument("--ruleset-version", default="", help="pin a ruleset version")
-    remote.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
+    remote.add_argument(
+        "--timeout",
+        type=timeout_seconds,
+        default=30.0,
+        help="deadline in seconds, retries on UNAVAILABLE included (default 30)",
+    )
+    add_settings(decide, ["token_file"], remote)  # your caller bearer token
     add_client_tls(remote)
     decide.add_argument(
         "--no-agent-detail",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,35 @@ def read_json(path: Path, what: str) -> Any:
     except OSError as exc:
         raise UsageError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
     return parse_json_bytes(data, root=what, source=str(path))
+
+
+MAX_TIMEOUT_S = 3600.0
+"""Longest ``--timeout`` of any command calling a server, in seconds."""
+
+
+def timeout_seconds(text: str) -> float:
+    """An argparse type for ``--timeout``: seconds above 0, at most ``MAX_TIMEOUT_S``.
+
+    Checked here for every command: gRPC and the client refuse a deadline that is not positive
+    (the client with a ValueError), and nan or inf would never time out.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_TIMEOUT_S:  # also false for nan
+        raise argparse.ArgumentTypeError(
+            f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, "
+            f"got {text!r}"
+        )
+    return value
+
+
+def bearer_token(args: argparse.Namespace) -> str | None:
+    """The caller's bearer token from ``--token-file`` / ``$CASEROUTE_TOKEN_FILE`` (None: none)."""
+    from caseroute.cli.rules_admin import read_token
+
+    return read_token(args.token_file) if args.token_file is not None else None
 
 
 def parse_instant(text: str | None, flag: str) -> datetime | None:

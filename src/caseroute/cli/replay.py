@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from caseroute.cli.options import add_client_tls, parse_instant
+from caseroute.cli.options import add_client_tls, parse_instant, timeout_seconds
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError
 from caseroute.cli.settings import add_settings, setting_source
 from caseroute.render import escape_lines
@@ -292,7 +292,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_settings(cmd, ["token_file"], remote)  # your admin bearer token
     remote.add_argument(
         "--timeout",
-        type=float,
+        type=timeout_seconds,
         default=600.0,
         help="deadline in seconds (default 600; the server replays about 1-5 ms per record)",
     )

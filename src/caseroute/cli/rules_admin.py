@@ -13,7 +13,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from caseroute.cli.options import add_client_tls, client_tls
+from caseroute.cli.options import add_client_tls, client_tls, timeout_seconds
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out, print_json
 from caseroute.cli.rules import RulesCommands
 from caseroute.cli.settings import add_settings
@@ -249,7 +249,7 @@ def _add_remote(cmd: argparse.ArgumentParser) -> None:
         help="the caseroute server whose RulesetAdmin service to call",
     )
     add_settings(cmd, ["token_file"])  # your admin bearer token ($CASEROUTE_TOKEN_FILE)
-    cmd.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds")
+    cmd.add_argument("--timeout", type=timeout_seconds, default=60.0, help="deadline in seconds")
     cmd.add_argument("--format", choices=["text", "json"], default="text")
     add_client_tls(cmd)
 

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from typing import TYPE_CHECKING
 
-from caseroute.cli.options import add_client_tls, client_tls, masked_fields
+from caseroute.cli.options import add_client_tls, client_tls, masked_fields, timeout_seconds
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out
 from caseroute.cli.settings import SERVE_SETTINGS, SETTINGS, add_settings, setting_origin
 
@@ -156,7 +156,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     health_cmd = sub.add_parser("health", help="check a server's gRPC health (exit 0: SERVING)")
     health_cmd.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT")
     health_cmd.add_argument("--service", default="", help="service name (default: overall)")
-    health_cmd.add_argument("--timeout", type=float, default=5.0)
+    health_cmd.add_argument(
+        "--timeout", type=timeout_seconds, default=5.0, help="deadline in seconds (default 5)"
+    )
     add_client_tls(health_cmd)
     health_cmd.set_defaults(run=_cmd_health)
 

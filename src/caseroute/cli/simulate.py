@@ -15,7 +15,6 @@ usage.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections import Counter
@@ -27,7 +26,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
-from caseroute.cli.options import add_client_tls, client_tls, parse_instant
+from caseroute.cli.options import (
+    add_client_tls,
+    bearer_token,
+    client_tls,
+    parse_instant,
+    timeout_seconds,
+)
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out
 from caseroute.cli.settings import add_settings, setting_source
 from caseroute.domain.codec import ExplanationLevel
@@ -53,9 +58,6 @@ STOP_AFTER_UNAVAILABLE = 8
 stops sending: the server is down or not ready, and every further call would only wait out the
 same retries (about 1.4 s each) to be refused too."""
 
-MAX_TIMEOUT_S = 3600.0
-"""Longest ``--timeout`` per call, in seconds."""
-
 
 def _whole(name: str, low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
@@ -70,20 +72,6 @@ def _whole(name: str, low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def _seconds(text: str) -> float:
-    # Checked here: the client refuses a deadline that is not positive with a ValueError.
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value <= MAX_TIMEOUT_S:  # also false for nan
-        raise argparse.ArgumentTypeError(
-            f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, "
-            f"got {text!r}"
-        )
-    return value
 
 
 class RoutingCalls(Protocol):
@@ -304,12 +292,6 @@ def _write_lines(requests: Iterable[SimulatedRequest], stream: IO[str]) -> None:
         stream.write(canonical_json(simulated_request_to_json(request)) + "\n")
 
 
-def _token(args: argparse.Namespace) -> str | None:
-    from caseroute.cli.rules_admin import read_token
-
-    return read_token(args.token_file) if args.token_file is not None else None
-
-
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from caseroute.simulate import simulate
 
@@ -344,7 +326,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         level=ExplanationLevel.SUMMARY if args.no_agent_detail else ExplanationLevel.FULL,
     )
     with Client(
-        args.server, tls=client_tls(args), token=_token(args), timeout=args.timeout
+        args.server, tls=client_tls(args), token=bearer_token(args), timeout=args.timeout
     ) as client:
         summary = run_load(client, requests(), args.concurrency, args.cases, settings)
     for line in summary.lines():
@@ -390,7 +372,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     remote.add_argument("--ruleset-version", default="", help="pin a ruleset version")
     remote.add_argument(
         "--timeout",
-        type=_seconds,
+        type=timeout_seconds,
         default=30.0,
         help="deadline per call in seconds, retries on UNAVAILABLE included (default 30)",
     )
