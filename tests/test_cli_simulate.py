@@ -314,7 +314,7 @@ def test_a_lines_case_and_roster_decide_with_caseroute_decide(
     """The first line's case and roster, as files, are what `caseroute decide` reads."""
     (request,) = list(simulate(1, 5, 7))
     line = json.loads(canonical_json(simulated_request_to_json(request)))
-    (tmp_path / "case.json").write_text(json.dumps(line["cases"][0]))
+    (tmp_path / "case.json").write_text(json.dumps(line["case"]))
     (tmp_path / "roster.json").write_text(json.dumps(line["roster"]))
     code, out, err = _run(
         capsys,
@@ -448,10 +448,10 @@ def test_sending_the_same_seed_again_gets_the_stored_decisions(
     assert (stored_after_rerun, _decisions_stored(tmp_path / "audit.db")) == (20, 40)
 
 
-def test_every_line_is_a_decide_batch_request_grpcurl_can_send(
+def test_every_line_is_the_request_grpcurl_can_send(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Each simulate line parses with json_format as caseroute.v1.DecideBatchRequest, unchanged."""
+    """Each line parses with json_format: a DecideRequest for one case, else DecideBatchRequest."""
     from google.protobuf import json_format
 
     from caseroute.v1 import routing_pb2 as pb
@@ -461,15 +461,40 @@ def test_every_line_is_a_decide_batch_request_grpcurl_can_send(
     requests = list(simulate(30, 6, 3))
     lines = out.splitlines()
     assert (code, len(lines)) == (0, len(requests))
+    assert {len(r.cases) == 1 for r in requests} == {True, False}  # both shapes are exercised
     for line, request in zip(lines, requests, strict=True):
-        msg = json_format.Parse(line, pb.DecideBatchRequest(), ignore_unknown_fields=False)
-        assert [convert.case_from_proto(c) for c in msg.cases] == list(request.cases)
-        assert convert.roster_from_proto(msg.roster) == request.roster
-        assert (msg.request_id, convert.timestamp_to_datetime(msg.now)) == (
-            request.request_id,
-            request.now,
-        )
+        if len(request.cases) == 1:
+            one = json_format.Parse(line, pb.DecideRequest(), ignore_unknown_fields=False)
+            cases, roster, request_id, now = [one.case], one.roster, one.request_id, one.now
+        else:
+            many = json_format.Parse(line, pb.DecideBatchRequest(), ignore_unknown_fields=False)
+            cases, roster, request_id, now = (
+                list(many.cases),
+                many.roster,
+                many.request_id,
+                many.now,
+            )
+        assert [convert.case_from_proto(c) for c in cases] == list(request.cases)
+        assert convert.roster_from_proto(roster) == request.roster
+        assert (request_id, convert.timestamp_to_datetime(now)) == (request.request_id, request.now)
         assert request_from_json(json.loads(line)) == request
+
+
+def test_a_line_sent_after_simulate_server_is_a_retry_of_the_same_request(
+    server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A written line sent by decide --request --server gets the stored decision, not a conflict."""
+    target = f"127.0.0.1:{server.port}"
+    argv = ("simulate", "--cases", "12", "--agents", "4", "--seed", "8")
+    assert _run(capsys, *argv, "--server", target)[0] == 0
+    assert _run(capsys, *argv, "--out", str(tmp_path / "lines.jsonl"))[0] == 0
+    stored = _decisions_stored(tmp_path / "audit.db")
+    for number, line in enumerate((tmp_path / "lines.jsonl").read_text().splitlines()):
+        path = tmp_path / f"line-{number}.json"
+        path.write_text(line)
+        code, _, err = _run(capsys, "decide", "--server", target, "--request", str(path))
+        assert (number, code, err) == (number, 0, "")
+    assert _decisions_stored(tmp_path / "audit.db") == stored == 12
 
 
 def test_the_first_refusal_quoted_is_the_first_request_sent() -> None:

@@ -267,11 +267,12 @@ def test_a_bad_line_names_each_field_path() -> None:
     """request_from_json collects every problem with its path: unknown key, now, a case field."""
     data = simulated_request_to_json(TRAFFIC[0])
     data["now"] = "yesterday"
-    data["cases"][0]["intent"] = "clinicl"
+    data["case"]["intent"] = "clinicl"
     data["extra"] = 1
     with pytest.raises(RequestError) as raised:
         request_from_json(data)
-    assert [v.field for v in raised.value.violations] == ["'extra'", "now", "cases[0].intent"]
+    assert [v.field for v in raised.value.violations] == ["extra", "now", "case.intent"]
     assert raised.value.violations[0] == FieldViolation(
-        "'extra'", "unknown field; allowed: request_id, now, cases, roster"
+        "extra",
+        "unknown field; allowed: request_id, ruleset, case, cases, roster, now, explanation_level",
     )

@@ -43,13 +43,9 @@ from caseroute.domain.case import (
     Tier,
     Urgency,
 )
-from caseroute.domain.codec import (
-    parse_case,
-    parse_roster,
-    parse_timestamp,
-)
+from caseroute.domain.codec import parse_request
 from caseroute.domain.errors import FieldViolation, RequestError
-from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, quote_value
+from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 
 T = TypeVar("T")
@@ -453,62 +449,30 @@ def _generate(cases: int, agents: int, seed: int, begin: datetime) -> Iterator[S
         number += 1
 
 
-_REQUEST_FIELDS = ("request_id", "now", "cases", "roster")
+def request_from_json(data: object) -> SimulatedRequest:
+    """Read one line of ``caseroute simulate --out``.
 
-
-def request_from_json(data: dict[str, Any]) -> SimulatedRequest:
-    """Read one line of ``caseroute simulate --out`` (a ``caseroute.v1.DecideBatchRequest``).
-
-    The line is written by ``caseroute.wire.json_dialect.simulated_request_to_json``; cases and
-    roster are read by the strict parsers, so the short spellings are accepted too.
-
-    Args:
-        data: The decoded JSON object.
-
-    Returns:
-        The request.
+    A line is the request ``--server`` sends for it (``caseroute.wire.json_dialect.
+    simulated_request_to_json``): a ``caseroute.v1.DecideRequest`` (``case``) or, for several
+    cases, a ``DecideBatchRequest`` (``cases``). It is read by ``parse_request``, the reader of
+    ``caseroute decide --request``, so paths and messages are the ones gRPC reports; a simulated
+    request must also carry its ``request_id`` and ``now``.
 
     Raises:
         RequestError: Naming every invalid field path (``cases[2].intent``, ``now``...).
     """
     if not isinstance(data, dict):
         raise RequestError([FieldViolation("request", "must be a JSON object")])
-    allowed = ", ".join(_REQUEST_FIELDS)
     violations = [
-        FieldViolation(quote_value(str(key)), f"unknown field; allowed: {allowed}")
-        for key in data
-        if key not in _REQUEST_FIELDS
+        FieldViolation(key, f"is required: a simulated request carries its {what}")
+        for key, what in (("request_id", "idempotency key"), ("now", "decision instant"))
+        if data.get(key) is None  # present but bad: parse_request says what is wrong
     ]
-    request_id = data.get("request_id")
-    if not isinstance(request_id, str) or not 1 <= len(request_id) <= DEFAULT_LIMITS.max_id_chars:
-        violations.append(FieldViolation("request_id", "must be a string of 1-200 characters"))
-    now = parse_timestamp(data.get("now"))
-    if now is None:
-        violations.append(
-            FieldViolation(
-                "now", "must be an ISO-8601 timestamp with offset, e.g. 2026-11-21T09:30:00Z"
-            )
-        )
-    raw_cases = data.get("cases")
-    cases: list[Case] = []
-    if not isinstance(raw_cases, list) or not 1 <= len(raw_cases) <= DEFAULT_LIMITS.max_batch_cases:
-        violations.append(
-            FieldViolation("cases", f"must be a list of 1-{DEFAULT_LIMITS.max_batch_cases} cases")
-        )
-    else:
-        for i, item in enumerate(raw_cases):
-            try:
-                cases.append(parse_case(item, f"cases[{i}]"))
-            except RequestError as error:
-                violations.extend(error.violations)
-    roster: Roster | None = None
     try:
-        roster = parse_roster(data.get("roster"), "roster")
+        parsed = parse_request(data)
     except RequestError as error:
-        violations.extend(error.violations)
+        raise RequestError([*violations, *error.violations]) from None
     if violations:
         raise RequestError(violations)
-    assert isinstance(request_id, str)  # noqa: S101 - else a violation was raised above
-    assert now is not None  # noqa: S101
-    assert roster is not None  # noqa: S101
-    return SimulatedRequest(request_id, now, tuple(cases), roster)
+    assert parsed.now is not None  # noqa: S101 - refused above when missing
+    return SimulatedRequest(parsed.request_id, parsed.now, parsed.cases, parsed.roster)

@@ -1,15 +1,15 @@
 """``caseroute simulate``: seeded synthetic traffic, written as JSON lines or sent to a server.
 
-Without ``--server`` the requests go to ``--out`` (or stdout), one
-``caseroute.v1.DecideBatchRequest`` per line in the JSON dialect (written by
-``caseroute.wire.json_dialect.simulated_request_to_json``). With ``--server`` they are sent through
-``caseroute.client.Client`` (the published client: its retries on UNAVAILABLE, its error
-classes) as Decide (one case) and DecideBatch (several) calls, each with its seeded request id,
-at most ``--concurrency`` in flight, so the server's decision log fills with real, audited
-decisions; a summary follows. Once ``STOP_AFTER_UNAVAILABLE`` calls in a row are UNAVAILABLE
-(after the client's retries) it stops sending and says so. Exit codes: 0 every call answered;
-1 some call was refused or failed (counted per status code) or the load stopped early; 2 bad
-usage.
+Without ``--server`` the requests go to ``--out`` (or stdout), one per line in the JSON dialect,
+each exactly the ``caseroute.v1.DecideRequest`` (one case) or ``DecideBatchRequest`` that
+``--server`` would send (``caseroute.wire.json_dialect.simulated_request_to_json``). With
+``--server`` they are sent through ``caseroute.client.Client`` (the published client: its
+retries on UNAVAILABLE, its error classes) as Decide (one case) and DecideBatch (several) calls,
+each with its seeded request id, at most ``--concurrency`` in flight, so the server's decision
+log fills with real, audited decisions; a summary follows. Once ``STOP_AFTER_UNAVAILABLE`` calls
+in a row are UNAVAILABLE (after the client's retries) it stops sending and says so. Exit codes:
+0 every call answered; 1 some call was refused or failed (counted per status code) or the load
+stopped early; 2 bad usage.
 """
 
 from __future__ import annotations
@@ -284,12 +284,20 @@ def run_load(
     return summary
 
 
-def _write_lines(requests: Iterable[SimulatedRequest], stream: IO[str]) -> None:
+def _write_lines(
+    requests: Iterable[SimulatedRequest], settings: LoadSettings, stream: IO[str]
+) -> None:
     from caseroute.domain.codec import canonical_json
     from caseroute.wire.json_dialect import simulated_request_to_json
 
     for request in requests:
-        stream.write(canonical_json(simulated_request_to_json(request)) + "\n")
+        line = simulated_request_to_json(
+            request,
+            level=settings.level,
+            ruleset=settings.ruleset or "",
+            version=settings.version or "",
+        )
+        stream.write(canonical_json(line) + "\n")
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -306,25 +314,27 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     def requests() -> Iterator[SimulatedRequest]:
         return simulate(args.cases, args.agents, args.seed, start=start)
 
+    # A line is the very request --server sends (same level and ruleset selector), so a line
+    # sent later by grpcurl or `decide --request` is a retry of it, not a conflicting reuse.
+    settings = LoadSettings(
+        ruleset=args.ruleset_name or None,
+        version=args.ruleset_version or None,
+        level=ExplanationLevel.SUMMARY if args.no_agent_detail else ExplanationLevel.FULL,
+    )
     if args.out is not None:
         try:
             with args.out.open("w", encoding="utf-8") as stream:
-                _write_lines(requests(), stream)
+                _write_lines(requests(), settings, stream)
         except OSError as exc:
             raise UsageError(
                 f"--out: cannot write {args.out}: {exc.strerror or exc}; pick a writable path"
             ) from None
     if args.server is None:
         if args.out is None:
-            _write_lines(requests(), sys.stdout)
+            _write_lines(requests(), settings, sys.stdout)
         return EXIT_OK
     from caseroute.client import Client
 
-    settings = LoadSettings(
-        ruleset=args.ruleset_name or None,
-        version=args.ruleset_version or None,
-        level=ExplanationLevel.SUMMARY if args.no_agent_detail else ExplanationLevel.FULL,
-    )
     with Client(
         args.server, tls=client_tls(args), token=bearer_token(args), timeout=args.timeout
     ) as client:

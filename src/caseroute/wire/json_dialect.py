@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 
 from caseroute.audit.record import AuditRecord
 from caseroute.domain.codec import (
+    ExplanationLevel,
     canonical_json,
     format_timestamp,
     record_input_from_wire,
@@ -66,19 +67,49 @@ def batch_to_json(decisions: tuple[Decision, ...], now: datetime) -> dict[str, A
     )
 
 
-def simulated_request_to_json(request: SimulatedRequest) -> dict[str, Any]:
-    """One line of ``caseroute simulate --out``: a ``caseroute.v1.DecideBatchRequest``.
+def simulated_request_to_json(
+    request: SimulatedRequest,
+    *,
+    level: ExplanationLevel = ExplanationLevel.FULL,
+    ruleset: str = "",
+    version: str = "",
+) -> dict[str, Any]:
+    """One line of ``caseroute simulate --out``: exactly the request ``--server`` sends for it.
 
-    ``request_id``, ``now``, ``cases`` and ``roster``, so a line can be sent as it is with grpcurl
-    (``RoutingService/DecideBatch``) or ``caseroute decide --request``; serialise it with
-    ``canonical_json`` for the same bytes from the same seed.
+    A ``caseroute.v1.DecideRequest`` (``case``) for one case, a ``DecideBatchRequest``
+    (``cases``) for several, with the same ``request_id``, ``now``, ruleset selector and
+    explanation level, so sending a line with grpcurl (``Decide`` or ``DecideBatch`` by its
+    shape) or ``caseroute decide --request`` after ``simulate --server`` with the same seed is
+    the same request (a retry), never ``ALREADY_EXISTS``. Serialise it with ``canonical_json``
+    for the same bytes from the same seed.
     """
+    selector = pb.RulesetSelector(name=ruleset, version=version)
+    level_msg = (
+        pb.EXPLANATION_LEVEL_FULL
+        if level is ExplanationLevel.FULL
+        else pb.EXPLANATION_LEVEL_SUMMARY
+    )
+    roster = roster_to_proto(request.roster)
+    now = datetime_to_timestamp(request.now)
+    if len(request.cases) == 1:
+        return message_to_json(
+            pb.DecideRequest(
+                request_id=request.request_id,
+                ruleset=selector,
+                case=case_to_proto(request.cases[0]),
+                roster=roster,
+                now=now,
+                explanation_level=level_msg,
+            )
+        )
     return message_to_json(
         pb.DecideBatchRequest(
             request_id=request.request_id,
-            now=datetime_to_timestamp(request.now),
+            ruleset=selector,
             cases=[case_to_proto(case) for case in request.cases],
-            roster=roster_to_proto(request.roster),
+            roster=roster,
+            now=now,
+            explanation_level=level_msg,
         )
     )
 
