@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from caseroute.audit.record import AuditRecord
 from caseroute.domain.case import AttributeValue, Case, PreferredAgent
 from caseroute.domain.codec import (
     canonical_json,
@@ -944,10 +945,18 @@ def batch_response(result: DecideResult) -> pb.DecideBatchResponse:
 
 def audited_to_proto(audited: AuditedDecision) -> pb.AuditedDecision:
     """A stored decision as the DecisionLog returns it."""
-    r = audited.record
+    return record_to_proto(audited.record, audited.decision)
+
+
+def record_to_proto(r: AuditRecord, decision: Decision | None) -> pb.AuditedDecision:
+    """A stored record as ``AuditedDecision``.
+
+    Without ``decision`` (a damaged record's cannot be rebuilt) the message has the chain
+    fields and the input only.
+    """
     return pb.AuditedDecision(
         seq=r.seq,
-        decision=decision_to_proto(audited.decision),
+        decision=None if decision is None else decision_to_proto(decision),
         request_id=r.request_id,
         recorded_at=datetime_to_timestamp(datetime.fromisoformat(r.recorded_at)),
         caller=r.caller,

@@ -18,23 +18,20 @@ from google.protobuf.message import Message
 from caseroute.audit.record import AuditRecord
 from caseroute.domain.codec import (
     ExplanationLevel,
-    canonical_json,
     format_timestamp,
     record_input_from_wire,
-    record_input_to_wire,
 )
 from caseroute.domain.decision import Decision
 from caseroute.domain.decision_codec import decision_from_dict, decision_to_dict
 from caseroute.replay.source import ExportFormatError, record_from_dict
-from caseroute.service import AuditedDecision
 from caseroute.simulate import SimulatedRequest
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire.convert import (
-    audited_to_proto,
     case_to_proto,
     datetime_to_timestamp,
     decision_from_proto,
     decision_to_proto,
+    record_to_proto,
     roster_to_proto,
     timestamp_to_datetime,
 )
@@ -124,19 +121,8 @@ def record_to_json(record: AuditRecord) -> dict[str, Any]:
     try:
         decision = decision_from_dict(record.decision)
     except (KeyError, TypeError, ValueError):
-        return message_to_json(
-            pb.AuditedDecision(
-                seq=record.seq,
-                request_id=record.request_id,
-                recorded_at=datetime_to_timestamp(datetime.fromisoformat(record.recorded_at)),
-                caller=record.caller,
-                input_json=canonical_json(record_input_to_wire(record.input)),
-                request_sha256=record.request_sha256,
-                prev_hash=record.prev_hash,
-                record_hash=record.record_hash,
-            )
-        )
-    return message_to_json(audited_to_proto(AuditedDecision(record, decision)))
+        return message_to_json(record_to_proto(record, None))
+    return message_to_json(record_to_proto(record, decision))
 
 
 def record_from_export_line(data: Any) -> AuditRecord:
