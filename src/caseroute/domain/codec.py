@@ -120,28 +120,38 @@ def _wire_names(kind: type[StrEnum]) -> list[str]:
     return [wire_name(m) for m in kind]
 
 
+@functools.cache
+def _enum_table(kind: type[StrEnum]) -> tuple[dict[str, object], tuple[StrEnum, ...]]:
+    """Every spelling of ``kind``'s members, and the members in proto number order.
+
+    Spellings are the short value, the proto name and ``*_UNSPECIFIED``; built once per enum
+    (parsing reads two enums per agent).
+    """
+    members = tuple(kind)
+    table: dict[str, object] = {member.value: member for member in members}
+    prefix = WIRE_ENUM_PREFIXES.get(kind, "")
+    if prefix:
+        table.update({prefix + member.value.upper(): member for member in members})
+        table[prefix + "UNSPECIFIED"] = _MISSING
+    return table, members
+
+
 def _enum_member(value: object, kind: type[E]) -> object:
     """The member ``value`` spells (short value, proto name or number), else a marker.
 
     ``_MISSING`` when it spells "not set" (``*_UNSPECIFIED``, 0); ``None`` when it spells
     nothing.
     """
-    members: list[E] = list(kind)
     if isinstance(value, bool):
         return None
+    table, members = _enum_table(kind)
     if isinstance(value, int):
         if value == 0:
             return _MISSING
         return members[value - 1] if 0 < value <= len(members) else None
     if not isinstance(value, str):
         return None
-    prefix = WIRE_ENUM_PREFIXES.get(kind, "")
-    if prefix and value == prefix + "UNSPECIFIED":
-        return _MISSING
-    for member in members:
-        if value == member.value or (prefix and value == prefix + member.value.upper()):
-            return member
-    return None
+    return table.get(value)
 
 
 def lower_camel(name: str) -> str:
