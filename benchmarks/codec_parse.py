@@ -14,7 +14,8 @@ import argparse
 import statistics
 import time
 
-from caseroute.domain.codec import case_to_dict, parse_case, parse_roster, roster_to_dict
+from caseroute.domain.codec import parse_case, parse_roster
+from caseroute.domain.fingerprint import case_to_dict, roster_to_dict
 from roster_gen import make_bench_case, make_bench_roster
 
 

@@ -22,8 +22,8 @@ from caseroute.cli import main
 from caseroute.cli.simulate import LoadSummary, run_load
 from caseroute.client import BatchDecided, ClientError, ClientTls, Decided, ExplanationLevel
 from caseroute.domain.case import Case
-from caseroute.domain.codec import canonical_json
 from caseroute.domain.decision import Decision
+from caseroute.domain.fingerprint import canonical_json
 from caseroute.domain.limits import InputLimits
 from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import EngineKind

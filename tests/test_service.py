@@ -12,7 +12,7 @@ import pytest
 from caseroute.audit.masking import Masker
 from caseroute.audit.record import BlobKind
 from caseroute.audit.verify import verify_chain
-from caseroute.domain.codec import parse_case, parse_roster, roster_to_dict
+from caseroute.domain.codec import parse_case, parse_roster
 from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.errors import (
     AuditUnavailableError,
@@ -22,6 +22,7 @@ from caseroute.domain.errors import (
     RequestError,
     RulesetNotFoundError,
 )
+from caseroute.domain.fingerprint import roster_to_dict
 from caseroute.domain.roster import Capacity
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.decide import decide

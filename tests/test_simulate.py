@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from caseroute.domain.codec import canonical_json
 from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.fingerprint import canonical_json
 from caseroute.domain.limits import DEFAULT_LIMITS
 from caseroute.service import RulesetRegistry
 from caseroute.service.routing import DecideCommand

@@ -25,7 +25,6 @@ from typing import Protocol
 from caseroute import __version__
 from caseroute.audit.record import RulesetEvent
 from caseroute.audit.store import AuditSink
-from caseroute.domain.codec import format_timestamp
 from caseroute.domain.errors import (
     CaserouteError,
     Problem,
@@ -34,6 +33,7 @@ from caseroute.domain.errors import (
     RulesetStateError,
     withheld_cause,
 )
+from caseroute.domain.fingerprint import format_timestamp
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.registry import (
     RulesetChange,

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from caseroute.domain.codec import format_timestamp
 from caseroute.domain.decision import (
     ContinuityOutcome,
     ContinuityTrace,
@@ -24,6 +23,7 @@ from caseroute.domain.decision import (
     RuleTrace,
     Signals,
 )
+from caseroute.domain.fingerprint import format_timestamp
 
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

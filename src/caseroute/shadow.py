@@ -23,9 +23,9 @@ from typing import Any, Protocol
 from caseroute.audit.record import ShadowResult
 from caseroute.audit.store import AuditSink
 from caseroute.domain.case import Case
-from caseroute.domain.codec import format_timestamp
 from caseroute.domain.decision import Decision
 from caseroute.domain.errors import CaserouteError, withheld_cause
+from caseroute.domain.fingerprint import format_timestamp
 from caseroute.domain.roster import Roster
 from caseroute.engine.decide import decide
 from caseroute.registry import RulesetRegistry

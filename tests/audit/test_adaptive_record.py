@@ -10,8 +10,8 @@ import pytest
 from caseroute.audit.masking import DEFAULT_MASKED_PATHS, Masker
 from caseroute.cli import main
 from caseroute.domain.case import Case, ContinuityReason, PreferredAgent
-from caseroute.domain.codec import canonical_json
 from caseroute.domain.decision_codec import decision_from_dict
+from caseroute.domain.fingerprint import canonical_json
 from caseroute.domain.roster import Licence, Roster
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.service import DecideCommand, DecideResult, RoutingCore, RulesetRegistry

@@ -20,9 +20,9 @@ import pytest
 from caseroute.audit.masking import MASK_PREFIX, Masker, masked_reads
 from caseroute.audit.store import WRITE_UNAVAILABLE, SqliteAuditStore
 from caseroute.domain.case import Case
-from caseroute.domain.codec import input_sha256
 from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.errors import AuditUnavailableError
+from caseroute.domain.fingerprint import input_sha256
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.engine.facts import Fact
 from caseroute.service import (

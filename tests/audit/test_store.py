@@ -15,8 +15,8 @@ from caseroute.audit.masking import MASK_PREFIX, Masker, masked_reads
 from caseroute.audit.record import GENESIS, AuditRecord, Blob, BlobKind, blob_sha256
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.audit.verify import verify_chain
-from caseroute.domain.codec import canonical_json, roster_to_dict
 from caseroute.domain.errors import AuditUnavailableError, IdempotencyConflictError
+from caseroute.domain.fingerprint import canonical_json, roster_to_dict
 from caseroute.testing import (
     MINIMAL_HEADER,
     compile_text,

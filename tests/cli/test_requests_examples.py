@@ -12,13 +12,9 @@ import pytest
 from google.protobuf import json_format
 
 from caseroute.cli import main
-from caseroute.domain.codec import (
-    case_data_from_wire,
-    input_sha256,
-    lower_camel,
-    parse_case,
-    parse_roster,
-)
+from caseroute.domain.codec import lower_camel, parse_case, parse_roster
+from caseroute.domain.dialect import case_data_from_wire
+from caseroute.domain.fingerprint import input_sha256
 from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import DecideCommand, RoutingCore
 from caseroute.service.routing import request_sha256

@@ -5,7 +5,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 from caseroute.domain.case import ContinuityReason, PreferredAgent, Urgency
-from caseroute.domain.codec import canonical_json
 from caseroute.domain.decision import (
     ContinuityOutcome,
     Decision,
@@ -14,6 +13,7 @@ from caseroute.domain.decision import (
     StepStatus,
 )
 from caseroute.domain.decision_codec import decision_from_dict, decision_to_dict
+from caseroute.domain.fingerprint import canonical_json
 from caseroute.domain.roster import Capacity
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.engine.decide import decide

@@ -3,14 +3,9 @@ from functools import partial
 
 import pytest
 
-from caseroute.domain.codec import (
-    case_to_dict,
-    input_sha256,
-    parse_case,
-    parse_roster,
-    roster_to_dict,
-)
+from caseroute.domain.codec import parse_case, parse_roster
 from caseroute.domain.errors import RequestError
+from caseroute.domain.fingerprint import case_to_dict, input_sha256, roster_to_dict
 from caseroute.testing import agent_data, case_data, roster_data
 
 _case = partial(case_data, intent="clinical")  # parsing a clinical enquiry

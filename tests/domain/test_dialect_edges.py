@@ -4,12 +4,10 @@ from typing import Any
 
 import pytest
 
-from caseroute.domain.codec import (
+from caseroute.domain.codec import parse_case, parse_request, parse_roster
+from caseroute.domain.dialect import (
     case_data_from_wire,
     case_data_to_wire,
-    parse_case,
-    parse_request,
-    parse_roster,
     record_input_from_wire,
     record_input_to_wire,
 )

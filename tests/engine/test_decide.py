@@ -5,8 +5,8 @@ from importlib import metadata
 import pytest
 
 from caseroute.domain.case import Intent, Urgency
-from caseroute.domain.codec import to_jsonable
 from caseroute.domain.decision import Outcome
+from caseroute.domain.decision_codec import to_jsonable
 from caseroute.domain.errors import RequestError
 from caseroute.domain.roster import Capacity, Role
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset

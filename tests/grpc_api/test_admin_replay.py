@@ -16,8 +16,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from caseroute.audit.record import AuditRecord, Blob
-from caseroute.domain.codec import canonical_json
 from caseroute.domain.errors import AuditUnavailableError, RulesetStateError
+from caseroute.domain.fingerprint import canonical_json
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.auth import AuthConfig
 from caseroute.grpc_api.server import RunningServer, ServerConfig, build_server

@@ -7,15 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from caseroute.domain.codec import (
-    canonical_json,
-    case_to_dict,
-    input_sha256,
-    parse_case,
-    parse_roster,
-    roster_to_dict,
-)
+from caseroute.domain.codec import parse_case, parse_roster
 from caseroute.domain.errors import RequestError
+from caseroute.domain.fingerprint import canonical_json, case_to_dict, input_sha256, roster_to_dict
 from caseroute.domain.json_source import JsonSourceError, parse_json_bytes
 from caseroute.domain.limits import InputLimits
 from caseroute.engine.decide import decide

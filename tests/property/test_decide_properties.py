@@ -8,9 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from caseroute.domain.case import Case, Channel, Intent, RequiredSkill, Tier, Urgency
-from caseroute.domain.codec import to_jsonable
 from caseroute.domain.decision import Outcome
-from caseroute.domain.decision_codec import decision_from_dict, decision_to_dict
+from caseroute.domain.decision_codec import decision_from_dict, decision_to_dict, to_jsonable
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.decide import decide

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from caseroute.domain.codec import canonical_json
+from caseroute.domain.fingerprint import canonical_json
 from caseroute.engine.case_rules import EngineKind
 from caseroute.replay import ReplayOptions, SinkRecords, replay, report_data
 from caseroute.replay.document import ReportDocumentError, report_from_data

@@ -18,8 +18,9 @@ from caseroute.domain.case import (
     Tier,
     Urgency,
 )
-from caseroute.domain.codec import MAX_ABS_NUMBER, record_input_to_wire
+from caseroute.domain.codec import MAX_ABS_NUMBER
 from caseroute.domain.decision import Decision
+from caseroute.domain.dialect import record_input_to_wire
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 from caseroute.engine.decide import decide
 from caseroute.service import (

@@ -7,17 +7,17 @@ from enum import StrEnum
 import pytest
 from google.protobuf.descriptor import Descriptor
 
-from caseroute.domain import codec
+from caseroute.domain import codec, enums
 from caseroute.v1 import routing_pb2 as pb
 
 
-@pytest.mark.parametrize("kind", list(codec.WIRE_ENUM_PREFIXES), ids=lambda k: k.__name__)
+@pytest.mark.parametrize("kind", list(enums.WIRE_ENUM_PREFIXES), ids=lambda k: k.__name__)
 def test_enum_names_and_numbers_match_the_proto(kind: type[StrEnum]) -> None:
     """Prefix + VALUE is the proto name and declaration order + 1 its number, UNSPECIFIED 0."""
     proto = pb.DESCRIPTOR.enum_types_by_name[kind.__name__]
-    prefix = codec.WIRE_ENUM_PREFIXES[kind]
+    prefix = enums.WIRE_ENUM_PREFIXES[kind]
     expected = [(prefix + "UNSPECIFIED", 0)] + [
-        (codec.wire_name(member), number) for number, member in enumerate(kind, 1)
+        (enums.wire_name(member), number) for number, member in enumerate(kind, 1)
     ]
     assert [(v.name, v.number) for v in proto.values] == expected
 

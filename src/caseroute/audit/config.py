@@ -13,8 +13,8 @@ from pathlib import Path
 
 from caseroute.audit.masking import DEFAULT_MASKED_PATHS, Masker, key_fingerprint
 from caseroute.audit.store import KeyMismatchError, SqliteAuditStore
-from caseroute.domain.codec import format_timestamp
 from caseroute.domain.errors import ConfigError
+from caseroute.domain.fingerprint import format_timestamp
 
 log = logging.getLogger("caseroute.audit")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from caseroute.domain.codec import canonical_json, roster_dict_sha256
+from caseroute.domain.fingerprint import canonical_json, roster_dict_sha256
 
 GENESIS = "0" * 64
 """prev_hash of the first record."""

@@ -16,15 +16,15 @@ from caseroute.audit.masking import Masker
 from caseroute.audit.record import AuditRecord, Blob, BlobKind
 from caseroute.audit.store import AuditSink
 from caseroute.domain.case import Case
-from caseroute.domain.codec import (
+from caseroute.domain.decision import Decision
+from caseroute.domain.decision_codec import decision_to_dict
+from caseroute.domain.fingerprint import (
     canonical_json,
     case_to_dict,
     format_timestamp,
     roster_sha256,
     roster_to_dict,
 )
-from caseroute.domain.decision import Decision
-from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.roster import Roster
 from caseroute.rules.model import CompiledRuleset
 

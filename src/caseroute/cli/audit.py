@@ -155,7 +155,7 @@ def _cmd_audit_rotate_key(args: argparse.Namespace) -> int:
     from caseroute.audit.config import exposed_files, exposure_message, load_key
     from caseroute.audit.masking import key_fingerprint
     from caseroute.audit.store import SqliteAuditStore
-    from caseroute.domain.codec import format_timestamp
+    from caseroute.domain.fingerprint import format_timestamp
 
     db, key_file = args.audit_db, args.new_key_file
     if not db.is_file():

@@ -23,14 +23,9 @@ from caseroute.cli.options import (
 )
 from caseroute.cli.output import EXIT_OK, UsageError
 from caseroute.cli.settings import add_settings
-from caseroute.domain.codec import (
-    ExplanationLevel,
-    RequestData,
-    parse_case,
-    parse_request,
-    parse_roster,
-)
+from caseroute.domain.codec import RequestData, parse_case, parse_request, parse_roster
 from caseroute.domain.decision import Decision
+from caseroute.domain.enums import ExplanationLevel
 from caseroute.render import safe_json
 
 if TYPE_CHECKING:

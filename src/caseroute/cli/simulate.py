@@ -35,7 +35,7 @@ from caseroute.cli.options import (
 )
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out
 from caseroute.cli.settings import add_settings, setting_source
-from caseroute.domain.codec import ExplanationLevel
+from caseroute.domain.enums import ExplanationLevel
 
 if TYPE_CHECKING:
     from caseroute.client import BatchDecided, Decided
@@ -287,7 +287,7 @@ def run_load(
 def _write_lines(
     requests: Iterable[SimulatedRequest], settings: LoadSettings, stream: IO[str]
 ) -> None:
-    from caseroute.domain.codec import canonical_json
+    from caseroute.domain.fingerprint import canonical_json
     from caseroute.wire.json_dialect import simulated_request_to_json
 
     for request in requests:

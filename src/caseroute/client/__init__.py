@@ -31,7 +31,7 @@ from caseroute.client.errors import (
 )
 from caseroute.client.ids import derive_request_id
 from caseroute.client.results import BatchDecided, Decided, DecisionPage, LoggedDecision
-from caseroute.domain.codec import ExplanationLevel
+from caseroute.domain.enums import ExplanationLevel
 from caseroute.domain.errors import FieldViolation
 from caseroute.grpc_api.tls import ClientTls
 

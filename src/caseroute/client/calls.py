@@ -20,7 +20,8 @@ from caseroute.client.errors import InvalidRequestError, error_from_rpc
 from caseroute.client.ids import derive_request_id
 from caseroute.client.results import BatchDecided, Decided, DecisionPage, LoggedDecision
 from caseroute.domain.case import Case
-from caseroute.domain.codec import ExplanationLevel, parse_case, parse_roster, parse_timestamp
+from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
+from caseroute.domain.enums import ExplanationLevel
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.roster import Roster
 from caseroute.grpc_api.tls import ClientTls

@@ -1,11 +1,11 @@
-"""JSON-shaped data <-> domain values: strict parsing that names every bad field path.
+"""JSON-shaped data -> domain values: strict parsing that names every bad field path.
 
 Parsing collects every violation before raising one ``RequestError``, so a caller fixes a
 request in one round trip. Sizes are checked against ``InputLimits`` before any per-item work,
 violations per list are capped, and a value is never quoted back beyond a short prefix, so a
-hostile request costs little and yields a short error. ``*_to_dict`` give the canonical JSON
-form used for the input hash, the audit record and replay; ``to_jsonable`` renders any
-decision/explanation value.
+hostile request costs little and yields a short error. The canonical forms and digests of what
+is parsed live in ``caseroute.domain.fingerprint``; decisions as JSON data in
+``decision_codec``; stored case data in the dialect in ``dialect``.
 
 Normalisation on input (documented in docs/rulesets.md, "Request input"): flags are NFKC
 normalised, trimmed and lower-cased, then must be a flag token, and duplicates collapse;
@@ -15,11 +15,10 @@ Every other code is taken exactly as sent. Every pattern must match the *whole* 
 
 The JSON dialect (docs/json.md): input is the protobuf JSON mapping of the ``caseroute.v1``
 messages, plus today's short spellings. Field names are the proto names or their lowerCamelCase
-JSON names (one field given under both is refused, never resolved); enums are the proto name
-(``CHANNEL_PHONE``), its number, or the short value (``phone``), and ``*_UNSPECIFIED``/``0``
-means not set; an attribute value is a plain scalar or ``{"string_value": ...}`` (and the other
-two kinds). This module cannot import protobuf, so the enum prefixes are a small table here,
-checked against the generated descriptors by ``tests/wire/test_json_tables.py``.
+JSON names (one field given under both is refused, never resolved); enums are read through
+``caseroute.domain.enums`` (proto name, number or short value; ``*_UNSPECIFIED``/``0`` means
+not set); an attribute value is a plain scalar or ``{"string_value": ...}`` (and the other two
+kinds).
 """
 
 from __future__ import annotations
@@ -27,14 +26,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import hashlib
-import json
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from caseroute.domain.case import (
@@ -49,6 +46,14 @@ from caseroute.domain.case import (
     SlaClock,
     Tier,
     Urgency,
+)
+from caseroute.domain.enums import (
+    ATTRIBUTE_KINDS,
+    UNSET,
+    ExplanationLevel,
+    enum_member,
+    wire_name,
+    wire_names,
 )
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.limits import (
@@ -84,74 +89,11 @@ SAFEGUARDING_NOTICE = (
 # characters: never valid in an identifier (they forge log lines or hide text on screens).
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
-_MISSING: Any = object()
-
-
-class ExplanationLevel(StrEnum):
-    """How much explanation a request asks for (``DecideRequest.explanation_level``)."""
-
-    SUMMARY = "summary"
-    FULL = "full"
-
-
-WIRE_ENUM_PREFIXES: dict[type[StrEnum], str] = {
-    Channel: "CHANNEL_",
-    Intent: "INTENT_",
-    Urgency: "URGENCY_",
-    Tier: "TIER_",
-    ContinuityReason: "CONTINUITY_REASON_",
-    Role: "ROLE_",
-    AgentStatus: "AGENT_STATUS_",
-    ExplanationLevel: "EXPLANATION_LEVEL_",
-}
 """The proto enum of each input enum is ``prefix + VALUE`` (``phone`` is ``CHANNEL_PHONE``).
 
 Invariant: members are declared in proto number order from 1 (``*_UNSPECIFIED`` is 0), so a
 member's number is its position + 1; ``tests/wire/test_json_tables.py`` checks both against
 the generated descriptors."""
-
-
-def wire_name(member: StrEnum) -> str:
-    """The proto enum name of a domain enum member: ``Channel.PHONE`` -> ``CHANNEL_PHONE``."""
-    return WIRE_ENUM_PREFIXES[type(member)] + member.value.upper()
-
-
-def _wire_names(kind: type[StrEnum]) -> list[str]:
-    return [wire_name(m) for m in kind]
-
-
-@functools.cache
-def _enum_table(kind: type[StrEnum]) -> tuple[dict[str, object], tuple[StrEnum, ...]]:
-    """Every spelling of ``kind``'s members, and the members in proto number order.
-
-    Spellings are the short value, the proto name and ``*_UNSPECIFIED``; built once per enum
-    (parsing reads two enums per agent).
-    """
-    members = tuple(kind)
-    table: dict[str, object] = {member.value: member for member in members}
-    prefix = WIRE_ENUM_PREFIXES.get(kind, "")
-    if prefix:
-        table.update({prefix + member.value.upper(): member for member in members})
-        table[prefix + "UNSPECIFIED"] = _MISSING
-    return table, members
-
-
-def _enum_member(value: object, kind: type[E]) -> object:
-    """The member ``value`` spells (short value, proto name or number), else a marker.
-
-    ``_MISSING`` when it spells "not set" (``*_UNSPECIFIED``, 0); ``None`` when it spells
-    nothing.
-    """
-    if isinstance(value, bool):
-        return None
-    table, members = _enum_table(kind)
-    if isinstance(value, int):
-        if value == 0:
-            return _MISSING
-        return members[value - 1] if 0 < value <= len(members) else None
-    if not isinstance(value, str):
-        return None
-    return table.get(value)
 
 
 def lower_camel(name: str) -> str:
@@ -306,10 +248,10 @@ class _Reader:
         self.violations.append(FieldViolation(self.at(key), message))
 
     def raw(self, key: str, *, required: bool) -> Any:
-        value = self.data.get(key, _MISSING)
+        value = self.data.get(key, UNSET)
         if value is None:
-            value = _MISSING
-        if value is _MISSING and required:
+            value = UNSET
+        if value is UNSET and required:
             self.fail(key, "is required")
         return value
 
@@ -324,7 +266,7 @@ class _Reader:
     ) -> str | None:
         """An identifier or code (see ``_code``); ``None`` (and a violation) when invalid."""
         value = self.raw(key, required=required)
-        if value is _MISSING:
+        if value is UNSET:
             return None
         problem, text = _code(value, self.limits, pattern, hint, normalise, "value")
         if problem is not None:
@@ -343,7 +285,7 @@ class _Reader:
     ) -> float | None:
         """A number; a ``default`` (a proto3 scalar's zero) makes a missing one that value."""
         value = self.raw(key, required=required and default is None)
-        if value is _MISSING:
+        if value is UNSET:
             return default
         ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
         if isinstance(value, bool) or not ok_type:
@@ -376,7 +318,7 @@ class _Reader:
 
     def boolean(self, key: str, *, default: bool) -> bool:
         value = self.raw(key, required=False)
-        if value is _MISSING:
+        if value is UNSET:
             return default
         if not isinstance(value, bool):
             self.fail(key, f"must be true or false, got {_json_type(value)}")
@@ -386,15 +328,15 @@ class _Reader:
     def enum(self, key: str, kind: type[E], *, required: bool = True) -> E | None:
         """An enum: proto name, number or short value; ``*_UNSPECIFIED``/0 is "not set"."""
         value = self.raw(key, required=required)
-        if value is _MISSING:
+        if value is UNSET:
             return None
-        member = _enum_member(value, kind)
-        if member is _MISSING:
+        member = enum_member(value, kind)
+        if member is UNSET:
             if required:
                 self.fail(key, f"is required ({_describe(value)} means not set)")
             return None
         if member is None:
-            names = _wire_names(kind)
+            names = wire_names(kind)
             hint: list[str] = []
             if isinstance(value, str) and len(value) <= 64:
                 # A near miss of the short value suggests the proto name all the same.
@@ -410,7 +352,7 @@ class _Reader:
 
     def timestamp(self, key: str, *, required: bool = True) -> datetime | None:
         value = self.raw(key, required=required)
-        if value is _MISSING:
+        if value is UNSET:
             return None
         parsed = parse_timestamp(value)
         if parsed is None:
@@ -423,7 +365,7 @@ class _Reader:
 
     def day(self, key: str) -> date | None:
         value = self.raw(key, required=True)
-        if value is _MISSING:
+        if value is UNSET:
             return None
         if isinstance(value, str) and len(value) <= 64:
             try:
@@ -442,7 +384,7 @@ class _Reader:
         list is one violation and no element is returned.
         """
         value = self.raw(key, required=False)
-        if value is _MISSING:
+        if value is UNSET:
             return []
         if not isinstance(value, list | tuple):
             self.fail(key, f"must be a list, got {_json_type(value)}")
@@ -478,7 +420,7 @@ class _Reader:
 
     def attributes(self, key: str) -> dict[str, AttributeValue]:
         value = self.raw(key, required=False)
-        if value is _MISSING:
+        if value is UNSET:
             return {}
         if not isinstance(value, Mapping):
             self.fail(
@@ -520,14 +462,6 @@ class _Reader:
         return out
 
 
-_ATTRIBUTE_KINDS = {
-    "string_value": "string_value",
-    "stringValue": "string_value",
-    "number_value": "number_value",
-    "numberValue": "number_value",
-    "bool_value": "bool_value",
-    "boolValue": "bool_value",
-}
 _ATTRIBUTE_FORMS = '{"string_value": "..."}, {"number_value": 1.5} or {"bool_value": true}'
 
 
@@ -535,7 +469,7 @@ def _attribute_value(value: object, limits: InputLimits) -> tuple[str | None, An
     """``(problem, None)`` or ``(None, the plain value)`` of a plain or AttributeValue form."""
     if isinstance(value, Mapping):
         keys = list(value)
-        kinds = {_ATTRIBUTE_KINDS.get(k) if isinstance(k, str) else None for k in keys}
+        kinds = {ATTRIBUTE_KINDS.get(k) if isinstance(k, str) else None for k in keys}
         if len(keys) != 1 or None in kinds:
             got = "an empty object" if not keys else f"an object with {len(keys)} field(s)"
             return (
@@ -628,7 +562,7 @@ def _finite(value: float) -> bool:
 
 def _describe(value: object) -> str:
     """A short rendering of any value for a message (strings quoted, at most a prefix)."""
-    if value is None or value is _MISSING:
+    if value is None or value is UNSET:
         return "null"
     if isinstance(value, str):
         return quote_value(value)
@@ -644,7 +578,7 @@ def _describe(value: object) -> str:
 
 
 def _json_type(value: object) -> str:
-    if value is None or value is _MISSING:
+    if value is None or value is UNSET:
         return "null"
     if isinstance(value, bool):
         return "boolean"
@@ -951,7 +885,7 @@ def _parse_agent(
     )
     capacity: Capacity | None = None
     cap_raw = r.raw("capacity", required=True)
-    if cap_raw is not _MISSING:
+    if cap_raw is not UNSET:
         c = _Reader(cap_raw, r.at("capacity"), violations, ("max", "active"), limits)
         # Omitted numbers are 0, as protobuf's JSON mapping writes and reads them (and gRPC
         # sees them): `{"max": 3}` is three free places, `{}` none.
@@ -1034,195 +968,6 @@ def parse_roster(
     return Roster(snapshot_id=snapshot_id, taken_at=taken_at, agents=tuple(agents))
 
 
-def format_timestamp(value: datetime) -> str:
-    """Canonical text of an instant: UTC, ISO-8601, ``Z`` suffix, microseconds only if set."""
-    text = value.astimezone(UTC).isoformat()
-    return text.replace("+00:00", "Z")
-
-
-def case_to_dict(case: Case) -> dict[str, Any]:
-    """Canonical JSON form of a case (inverse of ``parse_case``; sets sorted, ``None`` omitted)."""
-    out: dict[str, Any] = {
-        "case_id": case.case_id,
-        "created_at": format_timestamp(case.created_at),
-        "channel": case.channel.value,
-        "intent": case.intent.value,
-        "urgency": case.urgency.value,
-        "classification_confidence": case.classification_confidence,
-        "tier": case.tier.value,
-        "required_skills": [
-            {"name": s.name, "min_level": s.min_level} for s in case.required_skills
-        ],
-        "sentiment": [{"score": s.score, "at": format_timestamp(s.at)} for s in case.sentiment],
-        "sla_clocks": [
-            {
-                "name": c.name,
-                "started_at": format_timestamp(c.started_at),
-                "deadline": format_timestamp(c.deadline),
-            }
-            for c in case.sla_clocks
-        ],
-        "flags": sorted(case.flags),
-        "attributes": dict(sorted(case.attributes.items())),
-    }
-    for key in ("patient_location", "region", "preferred_language"):
-        value = getattr(case, key)
-        if value is not None:
-            out[key] = value
-    # Adaptive-routing inputs appear only when given, so a case without them keeps the canonical
-    # form (and input_sha256, and decision id) it had before they existed.
-    if case.waiting_since is not None:
-        out["waiting_since"] = format_timestamp(case.waiting_since)
-    if case.declined_agents:
-        out["declined_agents"] = sorted(case.declined_agents)
-    if case.preferred_agents:
-        out["preferred_agents"] = [
-            {"agent_id": p.agent_id, "reason": p.reason.value}
-            | (
-                {"last_contact_at": format_timestamp(p.last_contact_at)}
-                if p.last_contact_at is not None
-                else {}
-            )
-            for p in case.preferred_agents
-        ]
-    return out
-
-
-def agent_to_dict(agent: Agent) -> dict[str, Any]:
-    """Canonical JSON form of an agent."""
-    out: dict[str, Any] = {
-        "agent_id": agent.agent_id,
-        "role": agent.role.value,
-        "status": agent.status.value,
-        "licences": [
-            {
-                "type": lic.type,
-                "jurisdiction": lic.jurisdiction,
-                "expires_on": lic.expires_on.isoformat(),
-                "multistate": lic.multistate,
-            }
-            for lic in agent.licences
-        ],
-        "territories": sorted(agent.territories),
-        "skills": [{"name": n, "level": lvl} for n, lvl in sorted(agent.skills.items())],
-        "languages": sorted(agent.languages),
-        "capacity": {"max": agent.capacity.max, "active": agent.capacity.active},
-        "teams": sorted(agent.teams),
-        "seniority": agent.seniority,
-        "attributes": dict(sorted(agent.attributes.items())),
-    }
-    if agent.last_assigned_at is not None:
-        out["last_assigned_at"] = format_timestamp(agent.last_assigned_at)
-    return out
-
-
-def roster_to_dict(roster: Roster) -> dict[str, Any]:
-    """Canonical JSON form of a roster (agents in the order given)."""
-    return {
-        "snapshot_id": roster.snapshot_id,
-        "taken_at": format_timestamp(roster.taken_at),
-        "agents": [agent_to_dict(a) for a in roster.agents],
-    }
-
-
-def canonical_json(value: object) -> str:
-    """Deterministic JSON text: sorted keys, no spaces, UTF-8 (not ASCII-escaped)."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-
-
-def agent_digest(agent: Agent) -> bytes:
-    """sha256 of an agent's canonical JSON; computed once per Agent object and cached on it."""
-    cached = agent.digest_cache
-    if cached is None:
-        cached = hashlib.sha256(canonical_json(agent_to_dict(agent)).encode()).digest()
-        object.__setattr__(agent, "digest_cache", cached)  # a cache, not the agent's value
-    return cached
-
-
-def input_sha256(case: Case, roster: Roster) -> str:
-    """Fingerprint of case + roster: same data, same hash, whatever the transport.
-
-    Defined as sha256 over: the canonical JSON of the case, a newline, the canonical JSON of
-    the roster header (snapshot_id, taken_at), a newline, then each agent's sha256 (of its
-    canonical JSON) in roster order. Agent digests are cached, so re-deciding against the same
-    or a slightly changed roster (a batch consuming capacity) re-encodes only what changed.
-    """
-    h = hashlib.sha256()
-    h.update(canonical_json(case_to_dict(case)).encode())
-    header = {"snapshot_id": roster.snapshot_id, "taken_at": format_timestamp(roster.taken_at)}
-    h.update(b"\n" + canonical_json(header).encode() + b"\n")
-    for agent in roster.agents:
-        h.update(agent_digest(agent))
-    return h.hexdigest()
-
-
-def _roster_digest(header: dict[str, Any], agent_digests: Iterable[bytes]) -> str:
-    h = hashlib.sha256(canonical_json(header).encode() + b"\n")
-    for digest in agent_digests:
-        h.update(digest)
-    return h.hexdigest()
-
-
-def roster_sha256(roster: Roster) -> str:
-    """Content hash of a roster snapshot; cached on the Roster object.
-
-    Defined as sha256 over the canonical JSON of the header (snapshot_id, taken_at), a
-    newline, then each agent's sha256 (of its canonical JSON) in roster order, so
-    ``roster_dict_sha256(roster_to_dict(r)) == roster_sha256(r)``. The audit store keys roster
-    snapshots by it: a batch or a repeated roster is stored once.
-    """
-    cached = roster.digest_cache
-    if cached is None:
-        header = {"snapshot_id": roster.snapshot_id, "taken_at": format_timestamp(roster.taken_at)}
-        cached = _roster_digest(header, (agent_digest(a) for a in roster.agents))
-        object.__setattr__(roster, "digest_cache", cached)  # a cache, not the roster's value
-    return cached
-
-
-def roster_dict_sha256(data: Mapping[str, Any]) -> str:
-    """``roster_sha256`` of a roster in its ``roster_to_dict`` form (as stored)."""
-    header = {"snapshot_id": data["snapshot_id"], "taken_at": data["taken_at"]}
-    return _roster_digest(
-        header,
-        (hashlib.sha256(canonical_json(agent).encode()).digest() for agent in data["agents"]),
-    )
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-_PLAIN = (str, int, float, bool, type(None))
-
-
-def to_jsonable(value: object) -> Any:
-    """Render a decision/explanation (dataclasses, enums, datetimes, tuples) as JSON data.
-
-    Every decision passes through here on its way to the audit log, so the common cases
-    come first and dataclass field names are looked up once per type.
-    """
-    kind = type(value)
-    if kind in _PLAIN:  # exact types: an Enum subclassing str must not stop here
-        return value
-    names = _FIELD_NAMES.get(kind)
-    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
-    if names is not None:
-        return {name: to_jsonable(getattr(value, name)) for name in names}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return format_timestamp(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, tuple | list):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, frozenset | set):
-        return sorted(to_jsonable(v) for v in value)
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    return value
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class RequestData:
     """A DecideRequest or DecideBatchRequest read from its JSON form (``parse_request``).
@@ -1285,7 +1030,7 @@ def parse_request(
     request_id = r.string("request_id", required=False) or ""
     name = version = ""
     selector = r.raw("ruleset", required=False)
-    if selector is not _MISSING:
+    if selector is not UNSET:
         s = _Reader(selector, "ruleset", violations, ("name", "version"), limits)
         name = s.string("name", required=False) or ""
         version = s.string("version", required=False) or ""
@@ -1309,7 +1054,7 @@ def parse_request(
             r.fail("cases", "is empty: send at least one case")
     else:
         case_data = r.raw("case", required=True)
-        if case_data is not _MISSING:
+        if case_data is not UNSET:
             try:
                 cases.append(
                     parse_case(
@@ -1320,7 +1065,7 @@ def parse_request(
                 violations += exc.violations
     roster: Roster | None = None
     roster_data = r.raw("roster", required=False)
-    if roster_data is _MISSING:
+    if roster_data is UNSET:
         r.fail("roster", "is required (it may have no agents)")
     else:
         try:
@@ -1330,101 +1075,3 @@ def parse_request(
     if violations or roster is None:
         raise RequestError(violations)
     return RequestData(request_id, name, version, tuple(cases), batch, roster, now, level)
-
-
-def _enum_to_wire(value: object, kind: type[StrEnum]) -> object:
-    member = _enum_member(value, kind)
-    return wire_name(member) if isinstance(member, kind) else value
-
-
-def _attribute_to_wire(value: object) -> object:
-    if isinstance(value, bool):
-        return {"bool_value": value}
-    if isinstance(value, str):
-        return {"string_value": value}
-    if isinstance(value, int | float):
-        return {"number_value": value}
-    return value
-
-
-def case_data_to_wire(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A case in its canonical JSON form (``case_to_dict``, possibly masked) in the dialect.
-
-    A walk over the data, not a parse: masked values are digests that need not validate.
-    Enums become proto names and attribute values ``{"string_value": ...}`` and the like;
-    every other field is already written as protobuf's JSON mapping writes it.
-    """
-    out = dict(data)
-    for key, kind in _CASE_ENUMS.items():
-        if key in out:
-            out[key] = _enum_to_wire(out[key], kind)
-    if isinstance(out.get("attributes"), Mapping):
-        out["attributes"] = {k: _attribute_to_wire(v) for k, v in out["attributes"].items()}
-    if isinstance(out.get("preferred_agents"), list):
-        out["preferred_agents"] = [
-            {**p, "reason": _enum_to_wire(p.get("reason"), ContinuityReason)}
-            if isinstance(p, Mapping) and "reason" in p
-            else p
-            for p in out["preferred_agents"]
-        ]
-    return out
-
-
-def _attribute_from_wire(value: object) -> object:
-    if isinstance(value, Mapping) and len(value) == 1:
-        ((key, inner),) = value.items()
-        if key in _ATTRIBUTE_KINDS:
-            return inner
-    return value
-
-
-def case_data_from_wire(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The inverse of ``case_data_to_wire``: short enum values and plain attribute values."""
-    out = dict(data)
-    for key, kind in _CASE_ENUMS.items():
-        member = _enum_member(out.get(key), kind)
-        if isinstance(member, kind):
-            out[key] = member.value
-    if isinstance(out.get("attributes"), Mapping):
-        out["attributes"] = {k: _attribute_from_wire(v) for k, v in out["attributes"].items()}
-    if isinstance(out.get("preferred_agents"), list):
-        out["preferred_agents"] = [
-            {
-                **p,
-                "reason": getattr(
-                    _enum_member(p.get("reason"), ContinuityReason), "value", p.get("reason")
-                ),
-            }
-            if isinstance(p, Mapping) and "reason" in p
-            else p
-            for p in out["preferred_agents"]
-        ]
-    return out
-
-
-_CASE_ENUMS: dict[str, type[StrEnum]] = {
-    "channel": Channel,
-    "intent": Intent,
-    "urgency": Urgency,
-    "tier": Tier,
-}
-
-
-def record_input_to_wire(data: Mapping[str, Any]) -> dict[str, Any]:
-    """An audit record's stored input (``AuditRecord.input``) with its case in the dialect.
-
-    The roster part (``{"sha256": ..., "assigned_before": [...]}``) has no proto message and is
-    kept as it is.
-    """
-    out = dict(data)
-    if isinstance(out.get("case"), Mapping):
-        out["case"] = case_data_to_wire(out["case"])
-    return out
-
-
-def record_input_from_wire(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The inverse of ``record_input_to_wire``: the input as the audit record stores it."""
-    out = dict(data)
-    if isinstance(out.get("case"), Mapping):
-        out["case"] = case_data_from_wire(out["case"])
-    return out

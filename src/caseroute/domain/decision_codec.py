@@ -9,10 +9,12 @@ is equal, field for field, to the one first returned. Records stored before a fi
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from collections.abc import Mapping
+from datetime import date, datetime
+from enum import Enum
 from typing import Any
 
-from caseroute.domain.codec import to_jsonable
 from caseroute.domain.decision import (
     AgentVerdict,
     CheckFailure,
@@ -35,6 +37,41 @@ from caseroute.domain.decision import (
     SlaStatus,
     StepStatus,
 )
+from caseroute.domain.fingerprint import format_timestamp
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def to_jsonable(value: object) -> Any:
+    """Render a decision/explanation (dataclasses, enums, datetimes, tuples) as JSON data.
+
+    Every decision passes through here on its way to the audit log, so the common cases
+    come first and dataclass field names are looked up once per type.
+    """
+    kind = type(value)
+    if kind in _PLAIN:  # exact types: an Enum subclassing str must not stop here
+        return value
+    names = _FIELD_NAMES.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: to_jsonable(getattr(value, name)) for name in names}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, frozenset | set):
+        return sorted(to_jsonable(v) for v in value)
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return value
 
 
 def decision_to_dict(decision: Decision) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 
 from caseroute import __version__
 from caseroute.domain.case import Case
-from caseroute.domain.codec import format_timestamp, input_sha256
 from caseroute.domain.decision import (
     ContinuityTrace,
     Decision,
@@ -27,6 +26,7 @@ from caseroute.domain.decision import (
     RuleTrace,
 )
 from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.fingerprint import format_timestamp, input_sha256
 from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import LoadedRuleset
 from caseroute.engine.facts import attribute_fits, build_case_fact

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from caseroute.domain.codec import canonical_json
 from caseroute.domain.errors import FieldViolation, Problem, RequestError, Severity
+from caseroute.domain.fingerprint import canonical_json
 from caseroute.lifecycle import LifecycleOutcome, RulesetInfo, RulesetText
 from caseroute.replay import RecordFilter, report_data
 from caseroute.replay.report import DEFAULT_SAMPLE

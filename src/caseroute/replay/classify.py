@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from caseroute.domain.codec import format_timestamp
 from caseroute.domain.decision import Decision, RelaxationTrace, StepStatus
+from caseroute.domain.fingerprint import format_timestamp
 
 OUTCOME_CHANGED = "outcome_changed"
 AGENT_CHANGED = "agent_changed"

@@ -37,7 +37,7 @@ from typing import Any
 from caseroute.audit.masking import MASK_PREFIX
 from caseroute.audit.record import AuditRecord
 from caseroute.domain.case import Intent, Urgency
-from caseroute.domain.codec import format_timestamp, parse_timestamp
+from caseroute.domain.codec import parse_timestamp
 from caseroute.domain.decision import (
     ContinuityOutcome,
     Decision,
@@ -46,6 +46,7 @@ from caseroute.domain.decision import (
     StepStatus,
 )
 from caseroute.domain.decision_codec import decision_from_dict
+from caseroute.domain.fingerprint import format_timestamp
 
 PERCENTILES = (50, 90, 99)
 """The time-to-triage percentiles reported."""

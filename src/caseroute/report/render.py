@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 
-from caseroute.domain.codec import format_timestamp
+from caseroute.domain.fingerprint import format_timestamp
 from caseroute.render import escape_text, safe_json
 from caseroute.report.kpis import PERCENTILE_METHOD, OpsReport, TriageStats, report_data
 

@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from caseroute.domain.case import Case
-from caseroute.domain.codec import format_timestamp, parse_case, parse_roster, parse_timestamp
+from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.decision import ContinuityOutcome, Decision, Outcome, Priority, StepStatus
 from caseroute.domain.errors import Problem, RequestError, RulesetError
+from caseroute.domain.fingerprint import format_timestamp
 from caseroute.domain.roster import Roster
 from caseroute.rules.ir import is_catch_all
 from caseroute.rules.model import Rule

@@ -14,7 +14,6 @@ from datetime import datetime
 
 from caseroute.audit.record import AuditRecord
 from caseroute.audit.store import AuditSink
-from caseroute.domain.codec import canonical_json, format_timestamp
 from caseroute.domain.decision import Decision
 from caseroute.domain.decision_codec import decision_from_dict
 from caseroute.domain.errors import (
@@ -22,6 +21,7 @@ from caseroute.domain.errors import (
     FieldViolation,
     RequestError,
 )
+from caseroute.domain.fingerprint import canonical_json, format_timestamp
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,6 @@ from caseroute.audit.record import AuditRecord
 from caseroute.audit.recorder import RequestFacts, blobs_to_store, build_records
 from caseroute.audit.store import AuditSink
 from caseroute.domain.case import Case
-from caseroute.domain.codec import canonical_json, case_to_dict, format_timestamp, roster_sha256
 from caseroute.domain.decision import Decision
 from caseroute.domain.decision_codec import decision_from_dict
 from caseroute.domain.errors import (
@@ -27,6 +26,12 @@ from caseroute.domain.errors import (
     IdempotencyConflictError,
     RequestError,
     withheld_cause,
+)
+from caseroute.domain.fingerprint import (
+    canonical_json,
+    case_to_dict,
+    format_timestamp,
+    roster_sha256,
 )
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, limit_flag
 from caseroute.domain.roster import Roster

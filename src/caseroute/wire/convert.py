@@ -16,12 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from caseroute.audit.record import AuditRecord
 from caseroute.domain.case import AttributeValue, Case, PreferredAgent
-from caseroute.domain.codec import (
-    canonical_json,
-    parse_case,
-    parse_roster,
-    record_input_to_wire,
-)
+from caseroute.domain.codec import parse_case, parse_roster
 from caseroute.domain.decision import (
     AgentVerdict,
     CheckFailure,
@@ -44,7 +39,9 @@ from caseroute.domain.decision import (
     SlaStatus,
     StepStatus,
 )
+from caseroute.domain.dialect import record_input_to_wire
 from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.fingerprint import canonical_json
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.domain.roster import Roster
 from caseroute.service import (

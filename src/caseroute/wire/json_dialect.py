@@ -16,13 +16,11 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from caseroute.audit.record import AuditRecord
-from caseroute.domain.codec import (
-    ExplanationLevel,
-    format_timestamp,
-    record_input_from_wire,
-)
 from caseroute.domain.decision import Decision
 from caseroute.domain.decision_codec import decision_from_dict, decision_to_dict
+from caseroute.domain.dialect import record_input_from_wire
+from caseroute.domain.enums import ExplanationLevel
+from caseroute.domain.fingerprint import format_timestamp
 from caseroute.replay.source import ExportFormatError, record_from_dict
 from caseroute.simulate import SimulatedRequest
 from caseroute.v1 import routing_pb2 as pb
