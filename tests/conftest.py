@@ -10,7 +10,6 @@ from caseroute.engine import durable
 from caseroute.engine.case_rules import EngineKind
 from caseroute.service import RoutingCore, RulesetRegistry
 from caseroute.testing import audited_core, reference_ruleset
-from caseroute.wire import convert
 
 settings.register_profile(
     "default",
@@ -19,19 +18,6 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("default")
-
-
-@pytest.fixture(autouse=True)
-def fresh_roster_cache(monkeypatch: pytest.MonkeyPatch) -> convert.RosterCache:
-    """Each test sees an empty, default-sized roster cache, whatever earlier tests parsed.
-
-    The cache is per process and ``build_server`` resizes it, so without this a test's hits,
-    misses or evictions would depend on which tests ran before it. A fresh instance (rather
-    than clearing the shared one) also undoes any size setting a server fixture applied.
-    """
-    cache = convert.RosterCache()
-    monkeypatch.setattr(convert, "ROSTER_CACHE", cache)
-    return cache
 
 
 @pytest.fixture(autouse=True)

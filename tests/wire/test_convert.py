@@ -302,20 +302,3 @@ def test_audited_decisions_and_pages_carry_the_stored_record(tmp_path: Path) -> 
     assert listed.decisions[1] == message
     assert listed.next_page_token == page.next_page_token != ""
     core.audit.close()
-
-
-def test_parsing_a_roster_fills_this_tests_own_cache() -> None:
-    """A request's roster goes through the process-wide cache (the next test checks isolation)."""
-    request = pb.DecideRequest(
-        request_id="r",
-        case=convert.case_to_proto(make_case()),
-        roster=convert.roster_to_proto(make_roster(make_agent("a1"))),
-    )
-    convert.decide_command(request)
-    convert.decide_command(request)
-    assert (convert.ROSTER_CACHE.misses, convert.ROSTER_CACHE.hits) == (1, 1)
-
-
-def test_each_test_starts_with_an_empty_roster_cache() -> None:
-    """What an earlier test parsed is not visible here (tests/conftest.py resets the cache)."""
-    assert (convert.ROSTER_CACHE.misses, convert.ROSTER_CACHE.hits) == (0, 0)

@@ -53,6 +53,8 @@ def build_records(
     roster: Roster,
     decisions: Sequence[Decision],
     masker: Masker,
+    *,
+    snapshot_sha256: str | None = None,
 ) -> list[AuditRecord]:
     """One unsealed record per decision (the store assigns seq and hashes).
 
@@ -63,11 +65,12 @@ def build_records(
         roster: The roster snapshot as received (before the batch consumed capacity).
         decisions: The decisions, in request order.
         masker: Masks PHI in the case before it is stored.
+        snapshot_sha256: ``roster_sha256(roster)`` when the caller has it (computed if not).
 
     Returns:
         The records, in request order.
     """
-    snapshot = roster_sha256(roster)
+    snapshot = snapshot_sha256 or roster_sha256(roster)
     records = []
     assigned: list[str] = []
     for case, decision in zip(cases, decisions, strict=True):
@@ -100,14 +103,21 @@ def build_records(
     return records
 
 
-def blobs_to_store(sink: AuditSink, ruleset: CompiledRuleset, roster: Roster) -> list[Blob]:
+def blobs_to_store(
+    sink: AuditSink,
+    ruleset: CompiledRuleset,
+    roster: Roster,
+    *,
+    snapshot_sha256: str | None = None,
+) -> list[Blob]:
     """The roster snapshot and ruleset source, unless the sink already has them.
 
     Building a roster blob serialises every agent, so it is skipped when the sink says it
     holds that snapshot (the common case: a warm roster, or the same roster again).
+    ``snapshot_sha256`` is ``roster_sha256(roster)`` when the caller has it (computed if not).
     """
     blobs = []
-    snapshot = roster_sha256(roster)
+    snapshot = snapshot_sha256 or roster_sha256(roster)
     if not sink.has_blob(snapshot):
         blobs.append(Blob(snapshot, BlobKind.ROSTER, canonical_json(roster_to_dict(roster))))
     if not sink.has_blob(ruleset.sha256):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,13 +18,14 @@ from caseroute.client.channel import (
     MAX_ATTEMPTS_CAP,
     open_client_channel,
 )
-from caseroute.client.errors import InvalidRequestError, error_from_rpc
+from caseroute.client.errors import ClientError, InvalidRequestError, error_from_rpc
 from caseroute.client.ids import derive_request_id
 from caseroute.client.results import BatchDecided, Decided, DecisionPage, LoggedDecision
 from caseroute.domain.case import Case
 from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.enums import ExplanationLevel
 from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.fingerprint import roster_sha256
 from caseroute.domain.roster import Roster
 from caseroute.grpc_api.tls import ClientTls
 from caseroute.v1 import routing_pb2 as pb
@@ -31,6 +34,12 @@ from caseroute.wire import convert
 
 DEFAULT_TIMEOUT_S = 30.0
 """Deadline of one call, retries included, in seconds."""
+ROSTER_NOT_CACHED = "ROSTER_NOT_CACHED"
+"""google.rpc.ErrorInfo reason of a server that does not hold a roster sent by its hash."""
+KNOWN_ROSTERS = 64
+"""Roster hashes a client remembers the server accepted (least recently used first out)."""
+HASHED_ROSTERS = 8
+"""``Roster`` objects whose hash a client keeps, so the same object is hashed once."""
 
 _R = TypeVar("_R")
 
@@ -107,10 +116,16 @@ class _Prepared:
 
     cases: tuple[Case, ...]
     roster: Roster
+    roster_sha256: str
     level: ExplanationLevel
     request_id: str
     selector: pb.RulesetSelector
     now: datetime
+
+
+def _roster_unknown(error: ClientError) -> bool:
+    """A server from before ``roster_sha256`` refusing a request without a roster."""
+    return any(v.field == "roster" for v in error.violations) and len(error.violations) == 1
 
 
 def _logged(msg: pb.AuditedDecision) -> LoggedDecision:
@@ -133,6 +148,11 @@ class Client:
     Thread-safe: one client may serve many threads. Use it as a context manager, or call
     ``close``. Every call raises a ``caseroute.client.ClientError`` subclass on failure.
 
+    Rosters go by hash: once a call with a roster succeeded, later calls with the same roster
+    send only its ``roster_sha256``, and if the server answers FAILED_PRECONDITION with reason
+    ``ROSTER_NOT_CACHED`` (another worker, or the roster was evicted) the call is sent again
+    with the roster, once. Pass the same ``Roster`` object each time to hash it only once.
+
     Example::
 
         with Client("localhost:50051") as client:
@@ -150,6 +170,7 @@ class Client:
         max_receive_mb: int = DEFAULT_MAX_RECEIVE_MB,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        roster_by_hash: bool = True,
     ) -> None:
         """Open a channel to ``target``.
 
@@ -164,6 +185,8 @@ class Client:
                 (1: no retry).
             clock: Where the decision instant comes from when a call gives none (tests
                 pass a fixed one).
+            roster_by_hash: Send a roster the server accepted before as its
+                ``roster_sha256`` only (False: always send the roster).
 
         Raises:
             ValueError: If a number is out of range.
@@ -181,6 +204,10 @@ class Client:
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout = timeout
         self._clock = clock
+        self._by_hash = roster_by_hash
+        self._lock = threading.Lock()
+        self._known: OrderedDict[str, None] = OrderedDict()  # hashes the server accepted
+        self._hashed: OrderedDict[int, tuple[Roster, str]] = OrderedDict()  # id -> (it, hash)
 
     def _call(self, method: Callable[..., _R], request: object, timeout: float | None) -> _R:
         try:
@@ -191,6 +218,63 @@ class Client:
             )
         except grpc.RpcError as error:
             raise error_from_rpc(error) from None
+
+    def _roster_hash(self, roster: Roster) -> str:
+        """``roster_sha256(roster)``, computed once per ``Roster`` object kept here."""
+        with self._lock:
+            kept = self._hashed.get(id(roster))
+            if kept is not None and kept[0] is roster:
+                self._hashed.move_to_end(id(roster))
+                return kept[1]
+        sha = roster_sha256(roster)
+        with self._lock:
+            self._hashed[id(roster)] = (roster, sha)  # holding it keeps its id unique
+            if len(self._hashed) > HASHED_ROSTERS:
+                self._hashed.popitem(last=False)
+        return sha
+
+    def _server_holds(self, sha: str, *, held: bool) -> None:
+        """Remember (or forget) that the server accepted the roster with this hash."""
+        with self._lock:
+            if held:
+                self._known[sha] = None
+                self._known.move_to_end(sha)
+                if len(self._known) > KNOWN_ROSTERS:
+                    self._known.popitem(last=False)
+            else:
+                self._known.pop(sha, None)
+
+    def _send(
+        self,
+        method: Callable[..., _R],
+        request: pb.DecideRequest | pb.DecideBatchRequest,
+        sent: _Prepared,
+        timeout: float | None,
+    ) -> _R:
+        """Send a Decide or DecideBatch request, its roster by hash when the server has it.
+
+        ``request`` carries everything but the roster, and ``roster_sha256``.
+
+        Raises:
+            ClientError: As ``_call``; ROSTER_NOT_CACHED never reaches the caller.
+        """
+        sha = sent.roster_sha256
+        if self._by_hash:
+            with self._lock:
+                by_hash = sha in self._known
+            if by_hash:
+                try:
+                    return self._call(method, request, timeout)
+                except ClientError as error:
+                    if error.reason != ROSTER_NOT_CACHED and not _roster_unknown(error):
+                        raise
+                    if _roster_unknown(error):
+                        self._by_hash = False  # a server from before roster_sha256
+                    self._server_holds(sha, held=False)
+        request.roster.CopyFrom(convert.roster_to_proto(sent.roster))
+        reply = self._call(method, request, timeout)
+        self._server_holds(sha, held=True)
+        return reply
 
     def _prepare(
         self,
@@ -219,6 +303,7 @@ class Client:
             raise InvalidRequestError.before_sending(RequestError(violations))
         parsed_cases = tuple(c for c in parsed if c is not None)  # all of them: no violations
         selector = pb.RulesetSelector(name=ruleset or "", version=version or "")
+        sha = self._roster_hash(parsed_roster)
         if request_id is None:
             request_id = derive_request_id(
                 parsed_cases,
@@ -227,10 +312,12 @@ class Client:
                 ruleset_name=selector.name,
                 ruleset_version=selector.version,
                 full=parsed_level is ExplanationLevel.FULL,
+                roster_hash=sha,
             )
         return _Prepared(
             parsed_cases,
             parsed_roster,
+            sha,
             parsed_level,
             request_id,
             selector,
@@ -285,11 +372,11 @@ class Client:
             request_id=sent.request_id,
             ruleset=sent.selector,
             case=convert.case_to_proto(sent.cases[0]),
-            roster=convert.roster_to_proto(sent.roster),
             now=convert.datetime_to_timestamp(sent.now),
             explanation_level=_LEVELS[sent.level],
+            roster_sha256=sent.roster_sha256,
         )
-        reply: pb.DecideResponse = self._call(self._routing.Decide, request, timeout)
+        reply: pb.DecideResponse = self._send(self._routing.Decide, request, sent, timeout)
         return Decided(
             convert.decision_from_proto(reply.decision),
             convert.timestamp_to_datetime(reply.now),
@@ -334,11 +421,13 @@ class Client:
             request_id=sent.request_id,
             ruleset=sent.selector,
             cases=[convert.case_to_proto(case) for case in sent.cases],
-            roster=convert.roster_to_proto(sent.roster),
             now=convert.datetime_to_timestamp(sent.now),
             explanation_level=_LEVELS[sent.level],
+            roster_sha256=sent.roster_sha256,
         )
-        reply: pb.DecideBatchResponse = self._call(self._routing.DecideBatch, request, timeout)
+        reply: pb.DecideBatchResponse = self._send(
+            self._routing.DecideBatch, request, sent, timeout
+        )
         return BatchDecided(
             tuple(convert.decision_from_proto(d) for d in reply.decisions),
             convert.timestamp_to_datetime(reply.now),

@@ -3,7 +3,8 @@
 ::
 
     CaserouteError                  (caseroute.domain.errors)
-    └── ClientError                 a call failed; ``code`` (grpc.StatusCode) and ``details``
+    └── ClientError                 a call failed; ``code`` (grpc.StatusCode), ``details`` and
+                                    ``reason`` (a google.rpc.ErrorInfo reason, or "")
         ├── InvalidRequestError     INVALID_ARGUMENT, or refused by the client before sending;
         │                           ``violations`` names each bad field path
         ├── NotFoundError           NOT_FOUND: unknown ruleset or version, or no such decision
@@ -40,6 +41,8 @@ class ClientError(CaserouteError):
         details: The server's status message (what was wrong and what to do).
         violations: Each bad field path with what to send instead (INVALID_ARGUMENT only).
         sent: False when the client refused the input before sending anything.
+        reason: The google.rpc.ErrorInfo reason the server sent, e.g. ``ROSTER_NOT_CACHED``
+            ("" when none).
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class ClientError(CaserouteError):
         violations: tuple[FieldViolation, ...] = (),
         *,
         sent: bool = True,
+        reason: str = "",
     ) -> None:
         """A failure with ``code``, the server's ``details`` and any field ``violations``."""
         head = f"server answered {code.name}: {details}" if sent else details
@@ -58,6 +62,7 @@ class ClientError(CaserouteError):
         self.details = details
         self.violations = violations
         self.sent = sent
+        self.reason = reason
 
 
 class InvalidRequestError(ClientError):
@@ -123,18 +128,22 @@ _BY_CODE: dict[grpc.StatusCode, type[ClientError]] = {
 }
 
 
-def _violations(call: grpc.Call) -> tuple[FieldViolation, ...]:
-    """The google.rpc.BadRequest field violations a failed call carries (none: empty)."""
+def _details(call: grpc.Call) -> tuple[tuple[FieldViolation, ...], str]:
+    """The google.rpc.BadRequest field violations and ErrorInfo reason a failed call carries."""
     try:
         status = rpc_status.from_call(call)
     except ValueError:  # a status whose details disagree with its code/message: ignore them
-        return ()
+        return (), ""
     found: list[FieldViolation] = []
+    reason = ""
     for detail in status.details if status is not None else []:
         bad = error_details_pb2.BadRequest()
+        info = error_details_pb2.ErrorInfo()
         if detail.Unpack(bad):
             found += [FieldViolation(v.field, v.description) for v in bad.field_violations]
-    return tuple(found)
+        elif detail.Unpack(info):
+            reason = reason or info.reason
+    return tuple(found), reason
 
 
 def error_from_rpc(error: grpc.RpcError) -> ClientError:
@@ -144,9 +153,11 @@ def error_from_rpc(error: grpc.RpcError) -> ClientError:
         error: What grpcio raised (for unary calls, also a ``grpc.Call``).
 
     Returns:
-        The ``ClientError`` subclass for its status code, with the BadRequest violations.
+        The ``ClientError`` subclass for its status code, with the BadRequest violations and
+        the ErrorInfo reason.
     """
     call = cast("grpc.Call", error)
     code = call.code()
     kind = _BY_CODE.get(code, ServerError)
-    return kind(code, call.details() or "", _violations(call))
+    violations, reason = _details(call)
+    return kind(code, call.details() or "", violations, reason=reason)

@@ -56,6 +56,7 @@ from caseroute.domain.enums import (
     wire_names,
 )
 from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.fingerprint import roster_sha256
 from caseroute.domain.limits import (
     DEFAULT_LIMITS,
     QUOTE_CHARS,
@@ -1001,6 +1002,7 @@ _REQUEST_FIELDS = (
     "roster",
     "now",
     "explanation_level",
+    "roster_sha256",
 )
 
 
@@ -1065,6 +1067,9 @@ def parse_request(
                 violations += exc.violations
     roster: Roster | None = None
     roster_data = r.raw("roster", required=False)
+    # A request file carries its roster: a roster_sha256 alone names a roster only a server
+    # may hold (DecideRequest.roster_sha256); beside the roster it must be the roster's own.
+    sha = r.string("roster_sha256", required=False)
     if roster_data is UNSET:
         r.fail("roster", "is required (it may have no agents)")
     else:
@@ -1072,6 +1077,12 @@ def parse_request(
             roster = parse_roster(roster_data, "roster", limits=limits)
         except RequestError as exc:
             violations += exc.violations
+    if sha and roster is not None and sha != roster_sha256(roster):
+        r.fail(
+            "roster_sha256",
+            f"is {sha}, but the roster has roster_sha256 {roster_sha256(roster)}; send the "
+            "roster's own hash, or leave roster_sha256 out",
+        )
     if violations or roster is None:
         raise RequestError(violations)
     return RequestData(request_id, name, version, tuple(cases), batch, roster, now, level)

@@ -13,6 +13,8 @@
     ├── IdempotencyConflictError  a request_id was reused with a different input
     ├── DecisionNotFoundError  no audit record has that decision_id
     ├── ResponseTooLargeError  the reply would exceed what the transport may send (nothing recorded)
+    ├── RosterNotCachedError   a request named its roster by roster_sha256 only, and this server
+    │                          does not hold that roster (send the roster itself)
     ├── ConfigError            a server or CLI setting is invalid (names the setting)
     ├── EngineUnavailableError the durable_rules engine cannot be imported or used
     └── EngineValidationError  durable_rules rejected, crashed or hung on a compiled ruleset
@@ -152,6 +154,25 @@ class DecisionNotFoundError(CaserouteError):
 
 class ResponseTooLargeError(CaserouteError):
     """The decisions' reply would exceed the transport's size limit; nothing was recorded."""
+
+
+class RosterNotCachedError(CaserouteError):
+    """A request sent only a roster_sha256, and this server does not hold that roster.
+
+    Not a client mistake: a server keeps rosters for a while (per worker, least recently used
+    first out), so the caller resends the request with the roster itself.
+
+    Attributes:
+        roster_sha256: The hash the request named.
+    """
+
+    def __init__(self, roster_sha256: str) -> None:
+        self.roster_sha256 = roster_sha256
+        super().__init__(
+            f"roster_sha256 {roster_sha256} names no roster this server holds (rosters are "
+            "kept per server process for a while); send the request again with the roster "
+            "itself"
+        )
 
 
 class ConfigError(CaserouteError):

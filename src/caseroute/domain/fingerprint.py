@@ -1,15 +1,26 @@
-"""Canonical forms and digests: one home for canonical JSON, input and roster hashes.
+"""Canonical forms and digests: one home for canonical JSON, every hash and the decision-id rule.
 
 ``*_to_dict`` give the canonical JSON form of a case, agent or roster (sets sorted, ``None``
 omitted) used for the input hash, the audit record and replay; ``canonical_json`` is the one
-encoding every digest is taken over.
+encoding every digest is taken over. The hashes:
+
+- ``roster_sha256``: a roster snapshot's content hash (the audit log keys snapshots by it, and a
+  caller may send it instead of the roster: ``DecideRequest.roster_sha256``);
+- ``input_sha256``: case + roster, in each decision's explanation;
+- ``request_sha256``: what a request asks for (idempotency: the same request_id must carry it);
+- the decision id: ``request_decision_id`` when the request has an id (every served decision),
+  else ``derive_decision_id`` from the input hash, ruleset and ``now`` (a local ``decide``).
+
+Nothing here caches on a domain value: a roster's digests are computed once into a
+``RosterFingerprint``, kept by whoever keeps the roster (the server's roster cache).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -117,13 +128,97 @@ def canonical_json(value: object) -> str:
     )
 
 
-def agent_digest(agent: Agent) -> bytes:
-    """sha256 of an agent's canonical JSON; computed once per Agent object and cached on it."""
-    cached = agent.digest_cache
-    if cached is None:
-        cached = hashlib.sha256(canonical_json(agent_to_dict(agent)).encode()).digest()
-        object.__setattr__(agent, "digest_cache", cached)  # a cache, not the agent's value
-    return cached
+def case_json(case: Case) -> str:
+    """The canonical JSON text of a case: what the input and request hashes cover."""
+    return canonical_json(case_to_dict(case))
+
+
+def agent_sha256(agent: Agent) -> bytes:
+    """sha256 (raw bytes) of an agent's canonical JSON."""
+    return hashlib.sha256(canonical_json(agent_to_dict(agent)).encode()).digest()
+
+
+def roster_header_json(roster: Roster) -> bytes:
+    """The canonical JSON (UTF-8) of a roster's header: snapshot_id and taken_at."""
+    header = {"snapshot_id": roster.snapshot_id, "taken_at": format_timestamp(roster.taken_at)}
+    return canonical_json(header).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class RosterFingerprint:
+    """A roster's digests, computed once: its ``roster_sha256`` and what ``input_sha256`` needs.
+
+    Kept beside a roster by whoever keeps the roster (the server's roster cache), never on the
+    roster itself. With it, the input hash of a case costs one sha256 over the case's canonical
+    JSON and ``32 x agents`` bytes, and a batch that changes one agent re-encodes only that one.
+
+    Attributes:
+        sha256: The roster's content hash (``roster_sha256``), as the audit log stores it.
+        header_json: The header's canonical JSON (``roster_header_json``).
+        agent_digests: Each agent's sha256 (``agent_sha256``), in roster order.
+        input_tail: A newline, ``header_json``, a newline, the agent digests joined: what
+            ``input_sha256`` hashes after the case.
+    """
+
+    sha256: str
+    header_json: bytes
+    agent_digests: tuple[bytes, ...]
+    input_tail: bytes
+
+    @classmethod
+    def of(cls, header_json: bytes, agent_digests: tuple[bytes, ...]) -> RosterFingerprint:
+        """The fingerprint of a roster given its header's canonical JSON and agent digests."""
+        joined = b"".join(agent_digests)
+        sha = hashlib.sha256(header_json + b"\n" + joined).hexdigest()
+        return cls(sha, header_json, agent_digests, b"\n" + header_json + b"\n" + joined)
+
+    def after_assignment(self, roster: Roster, agent_id: str) -> RosterFingerprint:
+        """The fingerprint of ``roster``: this one's roster after ``agent_id`` changed.
+
+        ``roster`` is ``engine.roster_index.roster_after_assignment``'s result: the same
+        agents in the same order, ``agent_id``'s replaced. Only that agent is hashed again.
+        """
+        for index, agent in enumerate(roster.agents):
+            if agent.agent_id == agent_id:
+                digests = list(self.agent_digests)
+                digests[index] = agent_sha256(agent)
+                return RosterFingerprint.of(self.header_json, tuple(digests))
+        return self
+
+
+def fingerprint_roster(roster: Roster) -> RosterFingerprint:
+    """Every digest of a roster (one canonical JSON encoding per agent)."""
+    return RosterFingerprint.of(
+        roster_header_json(roster), tuple(agent_sha256(a) for a in roster.agents)
+    )
+
+
+def roster_sha256(roster: Roster) -> str:
+    """Content hash of a roster snapshot.
+
+    Defined as sha256 over the canonical JSON of the header (snapshot_id, taken_at), a
+    newline, then each agent's sha256 (of its canonical JSON) in roster order, so
+    ``roster_dict_sha256(roster_to_dict(r)) == roster_sha256(r)``. The audit store keys roster
+    snapshots by it: a batch or a repeated roster is stored once. Encodes every agent: code
+    that hashes the same roster again keeps its ``fingerprint_roster`` instead.
+    """
+    return fingerprint_roster(roster).sha256
+
+
+def roster_dict_sha256(data: Mapping[str, Any]) -> str:
+    """``roster_sha256`` of a roster in its ``roster_to_dict`` form (as stored)."""
+    header = {"snapshot_id": data["snapshot_id"], "taken_at": data["taken_at"]}
+    return RosterFingerprint.of(
+        canonical_json(header).encode(),
+        tuple(hashlib.sha256(canonical_json(agent).encode()).digest() for agent in data["agents"]),
+    ).sha256
+
+
+def input_sha256_of(case_text: str, roster: RosterFingerprint) -> str:
+    """``input_sha256`` from a case's canonical JSON (``case_json``) and a roster's fingerprint."""
+    h = hashlib.sha256(case_text.encode())
+    h.update(roster.input_tail)
+    return h.hexdigest()
 
 
 def input_sha256(case: Case, roster: Roster) -> str:
@@ -131,45 +226,68 @@ def input_sha256(case: Case, roster: Roster) -> str:
 
     Defined as sha256 over: the canonical JSON of the case, a newline, the canonical JSON of
     the roster header (snapshot_id, taken_at), a newline, then each agent's sha256 (of its
-    canonical JSON) in roster order. Agent digests are cached, so re-deciding against the same
-    or a slightly changed roster (a batch consuming capacity) re-encodes only what changed.
+    canonical JSON) in roster order. Encodes every agent: code deciding many cases against one
+    roster uses ``input_sha256_of`` with the roster's ``fingerprint_roster``.
     """
-    h = hashlib.sha256()
-    h.update(canonical_json(case_to_dict(case)).encode())
-    header = {"snapshot_id": roster.snapshot_id, "taken_at": format_timestamp(roster.taken_at)}
-    h.update(b"\n" + canonical_json(header).encode() + b"\n")
-    for agent in roster.agents:
-        h.update(agent_digest(agent))
-    return h.hexdigest()
+    return input_sha256_of(case_json(case), fingerprint_roster(roster))
 
 
-def _roster_digest(header: dict[str, Any], agent_digests: Iterable[bytes]) -> str:
+def request_sha256(
+    *,
+    ruleset_name: str,
+    ruleset_version: str,
+    agent_detail: bool,
+    now: datetime | None,
+    case_texts: Sequence[str],
+    roster_sha256: str,
+) -> str:
+    """Fingerprint of what a request asks for; the same request_id must always carry it.
+
+    Defined as sha256 over the canonical JSON of ``{ruleset_name, ruleset_version,
+    agent_detail, now}`` (the selector as sent; ``now`` null when the server chose it) and a
+    newline, then each case's canonical JSON and a newline, then the roster's content hash
+    (hex). Not the caller identity: a retry may come from a sibling node.
+
+    Args:
+        ruleset_name: Ruleset name as sent ("" for the default).
+        ruleset_version: Version as sent ("" for the active one).
+        agent_detail: True for EXPLANATION_LEVEL_FULL.
+        now: The instant the caller gave (None: the server's clock).
+        case_texts: Each case's ``case_json``, in request order.
+        roster_sha256: The roster's content hash.
+
+    Returns:
+        64 lowercase hex characters.
+    """
+    header = {
+        "ruleset_name": ruleset_name,
+        "ruleset_version": ruleset_version,
+        "agent_detail": agent_detail,
+        "now": format_timestamp(now) if now is not None else None,
+    }
     h = hashlib.sha256(canonical_json(header).encode() + b"\n")
-    for digest in agent_digests:
-        h.update(digest)
+    for text in case_texts:
+        h.update(text.encode() + b"\n")
+    h.update(roster_sha256.encode())
     return h.hexdigest()
 
 
-def roster_sha256(roster: Roster) -> str:
-    """Content hash of a roster snapshot; cached on the Roster object.
+def request_decision_id(request_id: str, index: int) -> str:
+    """Decision id of the ``index``-th case of a request: a retry gets the same id.
 
-    Defined as sha256 over the canonical JSON of the header (snapshot_id, taken_at), a
-    newline, then each agent's sha256 (of its canonical JSON) in roster order, so
-    ``roster_dict_sha256(roster_to_dict(r)) == roster_sha256(r)``. The audit store keys roster
-    snapshots by it: a batch or a repeated roster is stored once.
+    The rule for every decision a server records (and ``caseroute decide --request``, which
+    must print the id the server would give): ``dec_`` + the first 28 hex characters of
+    sha256 over the request id, a NUL and the index.
     """
-    cached = roster.digest_cache
-    if cached is None:
-        header = {"snapshot_id": roster.snapshot_id, "taken_at": format_timestamp(roster.taken_at)}
-        cached = _roster_digest(header, (agent_digest(a) for a in roster.agents))
-        object.__setattr__(roster, "digest_cache", cached)  # a cache, not the roster's value
-    return cached
+    digest = hashlib.sha256(f"{request_id}\x00{index}".encode()).hexdigest()
+    return "dec_" + digest[:28]
 
 
-def roster_dict_sha256(data: Mapping[str, Any]) -> str:
-    """``roster_sha256`` of a roster in its ``roster_to_dict`` form (as stored)."""
-    header = {"snapshot_id": data["snapshot_id"], "taken_at": data["taken_at"]}
-    return _roster_digest(
-        header,
-        (hashlib.sha256(canonical_json(agent).encode()).digest() for agent in data["agents"]),
-    )
+def derive_decision_id(input_hash: str, ruleset_sha256: str, now: datetime) -> str:
+    """Decision id of a decision made without a request id (a local ``decide``, golden cases).
+
+    Same input, ruleset and ``now`` give the same id: ``dec_`` + the first 28 hex characters
+    of sha256 over ``<input_sha256>:<ruleset_sha256>:<now>``.
+    """
+    seed = f"{input_hash}:{ruleset_sha256}:{format_timestamp(now)}"
+    return "dec_" + hashlib.sha256(seed.encode()).hexdigest()[:28]

@@ -88,8 +88,6 @@ class Agent:
     teams: frozenset[str] = field(default_factory=frozenset)
     seniority: int = 0
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
-    # Cache of the agent's canonical digest (fingerprint.agent_digest); not part of its value.
-    digest_cache: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,5 +99,3 @@ class Roster:
     agents: tuple[Agent, ...]
     # Cache of the engine's lookup index for these agents; not part of the roster's value.
     index_cache: object | None = field(default=None, init=False, repr=False, compare=False)
-    # Cache of the roster's digest (fingerprint.roster_sha256); not part of its value.
-    digest_cache: str | None = field(default=None, init=False, repr=False, compare=False)

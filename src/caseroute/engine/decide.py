@@ -8,7 +8,6 @@ never raises: it becomes an EXCEPTION decision with a reason.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ from caseroute.domain.decision import (
     RuleTrace,
 )
 from caseroute.domain.errors import FieldViolation, RequestError
-from caseroute.domain.fingerprint import format_timestamp, input_sha256
+from caseroute.domain.fingerprint import derive_decision_id, format_timestamp, input_sha256
 from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import LoadedRuleset
 from caseroute.engine.facts import attribute_fits, build_case_fact
@@ -84,12 +83,6 @@ def find_data_problems(case: Case, ruleset: CompiledRuleset) -> list[DataProblem
                 )
             )
     return problems
-
-
-def derive_decision_id(input_hash: str, ruleset_sha256: str, now: datetime) -> str:
-    """Deterministic id for a decision: same input, ruleset and ``now`` give the same id."""
-    seed = f"{input_hash}:{ruleset_sha256}:{format_timestamp(now)}"
-    return "dec_" + hashlib.sha256(seed.encode()).hexdigest()[:28]
 
 
 @dataclass(slots=True)
@@ -248,6 +241,7 @@ def decide(
     *,
     agent_detail: bool = True,
     decision_id: str | None = None,
+    input_hash: str | None = None,
 ) -> Decision:
     """Decide where a case goes, and record why.
 
@@ -259,6 +253,8 @@ def decide(
         agent_detail: Keep a verdict per agent in the explanation (off for large rosters:
             counts per failed check and the top of the ranking are always kept).
         decision_id: Identifier to use; derived from the inputs when omitted.
+        input_hash: ``input_sha256(case, roster)`` when the caller has it already (from the
+            case's canonical JSON and the roster's fingerprint); computed when omitted.
 
     Returns:
         The decision with its full explanation.
@@ -274,7 +270,7 @@ def decide(
     now = now.astimezone(UTC)
     compiled = ruleset.compiled
     _check_wait_anchor(case, compiled, now)
-    input_hash = input_sha256(case, roster)
+    input_hash = input_hash or input_sha256(case, roster)
     decision_id = decision_id or derive_decision_id(input_hash, compiled.sha256, now)
     signals = derive_signals(case, compiled.signals, now)
     traces: tuple[RuleTrace, ...] = ()

@@ -52,6 +52,7 @@ from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.admin_servicer import RulesetAdminServicer
 from caseroute.grpc_api.auth import AuthConfig, AuthInterceptor
 from caseroute.grpc_api.reflection_v1 import V1_SERVICE_NAME, reflection_pool
+from caseroute.grpc_api.roster_cache import RosterCache
 from caseroute.grpc_api.rpc_calls import CallerNoteInterceptor, CallListener, RpcCallInterceptor
 from caseroute.grpc_api.rpc_log import RpcLogListener
 from caseroute.grpc_api.rpc_metrics import RpcMetricsListener
@@ -81,7 +82,6 @@ from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry
 from caseroute.shadow import ShadowRunner
 from caseroute.v1 import admin_pb2 as apb
 from caseroute.v1 import routing_pb2 as pb
-from caseroute.wire import convert
 
 log = logging.getLogger("caseroute.server")
 
@@ -222,6 +222,8 @@ class RunningServer:
     loaded: bool = False
     pool: CallPool | None = None
     peers_serving: Callable[[], bool] | None = None
+    roster_cache: RosterCache | None = None
+    """The RoutingService's parsed-roster cache (this worker's)."""
     _hangup: threading.Event = field(default_factory=threading.Event)
     _health_lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -572,9 +574,6 @@ def build_server(
     """
     admin_policy, audit_policy, caller_policy = config.auth.policies()
     logging.getLogger("grpc._common").addFilter(_GRPC_DECODE_FILTER)  # a set: added once
-    convert.ROSTER_CACHE.configure(
-        max_agents=config.roster_cache_agents, max_bytes=config.roster_cache_mb * MIB
-    )
     size = config.max_message_mb * MIB
     listeners: list[CallListener] = [RpcLogListener()]
     if metrics is not None:
@@ -625,6 +624,11 @@ def build_server(
         if config.max_response_mb <= config.max_message_mb
         else (size, "--max-message-mb")
     )
+    # This worker's own: a roster is parsed once per worker, then found by its bytes or by
+    # the roster_sha256 a caller sends instead of it.
+    rosters = RosterCache(
+        max_agents=config.roster_cache_agents, max_bytes=config.roster_cache_mb * MIB
+    )
     add_service(
         server,
         ROUTING_SERVICE,
@@ -633,6 +637,7 @@ def build_server(
             limits=config.limits,
             max_reply_bytes=reply_limit[0],
             reply_limit_setting=reply_limit[1],
+            roster_cache=rosters,
         ),
     )
     audit: AuditSink = core.audit
@@ -651,7 +656,9 @@ def build_server(
         if config.tls is not None
         else server.add_insecure_port(address)
     )
-    running = RunningServer(server, health_servicer, core, port, admin, pool=pool)
+    running = RunningServer(
+        server, health_servicer, core, port, admin, pool=pool, roster_cache=rosters
+    )
     running.set_serving(serving=False)
     core.watch_audit(running.audit_changed)
     if config.audit_probe_s > 0:

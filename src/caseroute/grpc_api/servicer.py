@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from caseroute.domain.errors import FieldViolation, RequestError, ResponseTooLargeError
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.grpc_api.auth import authenticated
+from caseroute.grpc_api.roster_cache import RosterCache
 from caseroute.grpc_api.status import clip, status_for
 from caseroute.service import (
     DecideCommand,
@@ -249,6 +250,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         limits: InputLimits = DEFAULT_LIMITS,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         reply_limit_setting: str = DEFAULT_REPLY_LIMIT_SETTING,
+        roster_cache: RosterCache | None = None,
     ) -> None:
         """Serve decisions from ``core``.
 
@@ -258,9 +260,13 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             max_reply_bytes: Largest reply sent; a larger one is refused before it is recorded.
             reply_limit_setting: The server setting that sets ``max_reply_bytes`` (named in
                 the refusal).
+            roster_cache: Rosters seen before, by bytes and by ``roster_sha256`` (None: a
+                cache of the default size, this servicer's own).
         """
         self._core = core
         self._limits = limits
+        self.roster_cache = roster_cache if roster_cache is not None else RosterCache()
+        """Where requests' rosters are parsed and kept; found by ``roster_sha256`` too."""
         self._max_reply_bytes = max_reply_bytes
         self._setting = reply_limit_setting
 
@@ -299,6 +305,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                     caller_identity(context),
                     limits=self._limits,
                     safeguarding_flags=self._core.registry.safeguarding_flags,
+                    rosters=self.roster_cache,
                 ),
                 convert.decide_response,
             ),
@@ -322,6 +329,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                     caller_identity(context),
                     limits=self._limits,
                     safeguarding_flags=self._core.registry.safeguarding_flags,
+                    rosters=self.roster_cache,
                 ),
                 convert.batch_response,
             ),

@@ -10,6 +10,9 @@ RulesetStateError          FAILED_PRECONDITION the lifecycle state forbids it; n
 DecisionNotFoundError      NOT_FOUND           (DecisionLog.GetDecision)
 IdempotencyConflictError   ALREADY_EXISTS      request_id reused with another input
 ResponseTooLargeError      RESOURCE_EXHAUSTED  nothing was recorded; ask for less or raise the limit
+RosterNotCachedError       FAILED_PRECONDITION google.rpc.ErrorInfo reason ROSTER_NOT_CACHED,
+                                               domain caseroute, metadata roster_sha256:
+                                               resend the request with its roster
 NoRulesetLoadedError       UNAVAILABLE         generic; why nothing loaded is in the server log
 EngineUnavailableError     UNAVAILABLE         generic; the engine's own text only in the log
 AuditUnavailableError      UNAVAILABLE         no decision without its record; retry later
@@ -40,6 +43,7 @@ from caseroute.domain.errors import (
     NoRulesetLoadedError,
     RequestError,
     ResponseTooLargeError,
+    RosterNotCachedError,
     RulesetNotFoundError,
     RulesetStateError,
     withheld_cause,
@@ -62,6 +66,11 @@ METADATA_BUDGET = 6 * 1024
 """What the whole status may cost on the wire, worst case: well under gRPC's 8 KiB default.
 The budgets above are chosen so that it holds (a test checks the worst case)."""
 
+ROSTER_NOT_CACHED = "ROSTER_NOT_CACHED"
+"""google.rpc.ErrorInfo reason of a FAILED_PRECONDITION: resend the request with its roster."""
+ERROR_DOMAIN = "caseroute"
+"""google.rpc.ErrorInfo domain of caseroute's own reasons."""
+
 _TABLE: tuple[tuple[type[Exception], int], ...] = (
     (RequestError, code_pb2.INVALID_ARGUMENT),
     (RulesetNotFoundError, code_pb2.NOT_FOUND),
@@ -69,6 +78,7 @@ _TABLE: tuple[tuple[type[Exception], int], ...] = (
     (DecisionNotFoundError, code_pb2.NOT_FOUND),
     (IdempotencyConflictError, code_pb2.ALREADY_EXISTS),
     (ResponseTooLargeError, code_pb2.RESOURCE_EXHAUSTED),
+    (RosterNotCachedError, code_pb2.FAILED_PRECONDITION),
     (NoRulesetLoadedError, code_pb2.UNAVAILABLE),
     (EngineUnavailableError, code_pb2.UNAVAILABLE),
     (AuditUnavailableError, code_pb2.UNAVAILABLE),
@@ -141,6 +151,17 @@ def status_for(exc: Exception, reference: str) -> grpc.Status:
                 )
                 detail = any_pb2.Any()
                 detail.Pack(_bad_request(exc.violations))
+                status.details.append(detail)
+            elif isinstance(exc, RosterNotCachedError):
+                status = status_pb2.Status(code=code, message=str(exc))
+                detail = any_pb2.Any()
+                detail.Pack(
+                    error_details_pb2.ErrorInfo(
+                        reason=ROSTER_NOT_CACHED,
+                        domain=ERROR_DOMAIN,
+                        metadata={"roster_sha256": exc.roster_sha256},
+                    )
+                )
                 status.details.append(detail)
             elif kind in _GENERIC:
                 log.error(

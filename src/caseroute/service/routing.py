@@ -5,13 +5,12 @@ Never imports gRPC: the gRPC adapter converts messages to these commands and bac
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from caseroute.audit.masking import Masker, mask_decision
 from caseroute.audit.record import AuditRecord
@@ -28,11 +27,17 @@ from caseroute.domain.errors import (
     withheld_cause,
 )
 from caseroute.domain.fingerprint import (
+    RosterFingerprint,
     canonical_json,
     case_to_dict,
+    fingerprint_roster,
     format_timestamp,
-    roster_sha256,
+    input_sha256_of,
 )
+from caseroute.domain.fingerprint import (
+    request_decision_id as request_decision_id,  # re-exported: the served decisions' id rule
+)
+from caseroute.domain.fingerprint import request_sha256 as fingerprint_request
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, limit_flag
 from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import LoadedRuleset
@@ -59,6 +64,8 @@ class DecideCommand:
         caller: Authenticated caller identity, recorded in the audit log ("" when none).
         batch: The cases came as a list (DecideBatch): a case problem the engine finds
             names ``cases[i]``, as the converter's do, instead of ``case``.
+        roster_fingerprint: The roster's digests when the transport has them (its roster
+            cache); computed from ``roster`` when None. Derived data: not compared.
     """
 
     request_id: str
@@ -70,6 +77,7 @@ class DecideCommand:
     agent_detail: bool = True
     caller: str = ""
     batch: bool = False
+    roster_fingerprint: RosterFingerprint | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +93,6 @@ class DecideResult:
     decisions: tuple[Decision, ...]
     now: datetime
     replayed: bool = False
-
-
-def request_decision_id(request_id: str, index: int) -> str:
-    """Decision id for the ``index``-th case of a request: retries get the same id."""
-    digest = hashlib.sha256(f"{request_id}\x00{index}".encode()).hexdigest()
-    return "dec_" + digest[:28]
 
 
 def batch_size_violations(cases: int, agents: int, limits: InputLimits) -> list[FieldViolation]:
@@ -146,24 +148,50 @@ def _check_command(cmd: DecideCommand, limits: InputLimits) -> None:
         raise RequestError(violations)
 
 
+@dataclass(frozen=True, slots=True)
+class _Canonical:
+    """A command's canonical forms, built once per call and passed down.
+
+    Attributes:
+        cases: Each case's ``case_to_dict`` (masking, the audit record).
+        texts: Each case's canonical JSON (request and input hashes).
+        roster: The roster's fingerprint.
+    """
+
+    cases: tuple[dict[str, Any], ...]
+    texts: tuple[str, ...]
+    roster: RosterFingerprint
+
+
+def _canonical(cmd: DecideCommand) -> _Canonical:
+    dicts = tuple(case_to_dict(case) for case in cmd.cases)
+    return _Canonical(
+        dicts,
+        tuple(canonical_json(d) for d in dicts),
+        cmd.roster_fingerprint or fingerprint_roster(cmd.roster),
+    )
+
+
+def _request_sha256(cmd: DecideCommand, canonical: _Canonical) -> str:
+    return fingerprint_request(
+        ruleset_name=cmd.ruleset_name,
+        ruleset_version=cmd.ruleset_version,
+        agent_detail=cmd.agent_detail,
+        now=cmd.now,
+        case_texts=canonical.texts,
+        roster_sha256=canonical.roster.sha256,
+    )
+
+
 def request_sha256(cmd: DecideCommand) -> str:
     """Fingerprint of what a request asks for; the same request_id must always carry it.
 
     Covers the ruleset selector as sent, the explanation level, ``now`` when the caller gave
     it (a server-chosen ``now`` is not input: a retry gets the stored one), every case, and
     the roster's content hash. Not the caller identity: a retry may come from a sibling node.
+    Defined in ``caseroute.domain.fingerprint.request_sha256``.
     """
-    header = {
-        "ruleset_name": cmd.ruleset_name,
-        "ruleset_version": cmd.ruleset_version,
-        "agent_detail": cmd.agent_detail,
-        "now": format_timestamp(cmd.now) if cmd.now is not None else None,
-    }
-    h = hashlib.sha256(canonical_json(header).encode() + b"\n")
-    for case in cmd.cases:
-        h.update(canonical_json(case_to_dict(case)).encode() + b"\n")
-    h.update(roster_sha256(cmd.roster).encode())
-    return h.hexdigest()
+    return _request_sha256(cmd, _canonical(cmd))
 
 
 def _in_batch(violation: FieldViolation, index: int) -> FieldViolation:
@@ -298,8 +326,9 @@ class RoutingCore:
         """
         check = before_record or _accept
         _check_command(cmd, self.limits)
+        canonical = _canonical(cmd)  # Invariant: the only canonical encoding of this call
         # Keyed: the stored hash covers masked values and must not confirm guesses of them.
-        digest = self._masker.keyed_hash(request_sha256(cmd))
+        digest = self._masker.keyed_hash(_request_sha256(cmd, canonical))
         prior = self.audit.by_request(cmd.request_id)
         if prior:
             if prior[0].request_sha256 != digest or len(prior) != len(cmd.cases):
@@ -311,13 +340,19 @@ class RoutingCore:
         # Held for the whole call: a reload meanwhile cannot close it, and every case of the
         # batch is decided (and recorded) by this one version.
         with self.registry.acquire(cmd.ruleset_name, cmd.ruleset_version) as ruleset:
-            return self._decide_with(cmd, ruleset, digest, check)
+            return self._decide_with(cmd, canonical, ruleset, digest, check)
 
     def _decide_with(
-        self, cmd: DecideCommand, ruleset: LoadedRuleset, digest: str, check: ReplyCheck
+        self,
+        cmd: DecideCommand,
+        canonical: _Canonical,
+        ruleset: LoadedRuleset,
+        digest: str,
+        check: ReplyCheck,
     ) -> DecideResult:
         now = (cmd.now or self._clock()).astimezone(UTC)
         roster = cmd.roster
+        fingerprint = canonical.roster
         decisions = []
         seen: list[Roster] = []  # the roster each case saw (for the shadow evaluation)
         for index, case in enumerate(cmd.cases):
@@ -330,6 +365,7 @@ class RoutingCore:
                     now,
                     agent_detail=cmd.agent_detail,
                     decision_id=request_decision_id(cmd.request_id, index),
+                    input_hash=input_sha256_of(canonical.texts[index], fingerprint),
                 )
             except RequestError as exc:
                 if not cmd.batch:
@@ -337,20 +373,29 @@ class RoutingCore:
                 # The engine sees one case and names it `case`; the caller sent a list.
                 raise RequestError([_in_batch(v, index) for v in exc.violations]) from None
             # Masked once, here: the reply equals the record, and neither holds PHI.
-            decisions.append(mask_decision(decision, case_to_dict(case), self._masker))
+            decisions.append(mask_decision(decision, canonical.cases[index], self._masker))
             if decision.agent_id is not None and index + 1 < len(cmd.cases):
                 roster = roster_after_assignment(roster, decision.agent_id, now)
+                fingerprint = fingerprint.after_assignment(roster, decision.agent_id)
         result = DecideResult(tuple(decisions), now)
         check(result)  # Invariant: before the append, so a refused reply leaves no record.
         facts = RequestFacts(
             cmd.request_id, digest, cmd.caller, format_timestamp(self._clock().astimezone(UTC))
         )
+        snapshot = canonical.roster.sha256
         records = build_records(
-            facts, ruleset.compiled, cmd.cases, cmd.roster, decisions, self._masker
+            facts,
+            ruleset.compiled,
+            cmd.cases,
+            cmd.roster,
+            decisions,
+            self._masker,
+            snapshot_sha256=snapshot,
         )
         try:
             stored = self.audit.append(
-                records, blobs_to_store(self.audit, ruleset.compiled, cmd.roster)
+                records,
+                blobs_to_store(self.audit, ruleset.compiled, cmd.roster, snapshot_sha256=snapshot),
             )
         except AuditUnavailableError:
             self.audit_refusals += 1

@@ -473,6 +473,7 @@ class DecideRequest(_message.Message):
     ROSTER_FIELD_NUMBER: _builtins.int
     NOW_FIELD_NUMBER: _builtins.int
     EXPLANATION_LEVEL_FIELD_NUMBER: _builtins.int
+    ROSTER_SHA256_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key chosen by the caller (e.g. flow run id + case id); a retry with the same key
     and the same input returns the stored decision. 1-200 characters.
@@ -480,6 +481,16 @@ class DecideRequest(_message.Message):
     explanation_level: Global___ExplanationLevel.ValueType
     """How much explanation to return. Unset means SUMMARY (FULL lists every agent's verdict and
     can exceed a client's default 4 MB receive limit for large rosters or batches; ask for it).
+    """
+    roster_sha256: _builtins.str
+    """The roster's content hash: 64 lowercase hex characters, the roster_sha256 the decision log
+    records for it (see docs/audit.md). Optional. With roster: checked against it (a mismatch
+    is INVALID_ARGUMENT at roster_sha256). Without roster: the roster this server already holds
+    under that hash is used, deciding, identifying and recording exactly as if it had been
+    sent; a server that does not hold it answers FAILED_PRECONDITION with a
+    google.rpc.ErrorInfo (reason ROSTER_NOT_CACHED, domain caseroute, metadata roster_sha256),
+    and the caller sends the request again with the roster. Servers keep rosters per worker
+    process for a while (least recently used first out), never for good.
     """
     @_builtins.property
     def ruleset(self) -> Global___RulesetSelector:
@@ -491,7 +502,9 @@ class DecideRequest(_message.Message):
 
     @_builtins.property
     def roster(self) -> Global___Roster:
-        """The roster snapshot to choose from. Required (may have no agents)."""
+        """The roster snapshot to choose from (may have no agents). Required unless roster_sha256
+        names a roster this server holds.
+        """
 
     @_builtins.property
     def now(self) -> _timestamp_pb2.Timestamp:
@@ -506,10 +519,11 @@ class DecideRequest(_message.Message):
         roster: Global___Roster | None = ...,
         now: _timestamp_pb2.Timestamp | None = ...,
         explanation_level: Global___ExplanationLevel.ValueType = ...,
+        roster_sha256: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "now", b"now", "roster", b"roster", "ruleset", b"ruleset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "explanation_level", b"explanation_level", "now", b"now", "request_id", b"request_id", "roster", b"roster", "ruleset", b"ruleset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "explanation_level", b"explanation_level", "now", b"now", "request_id", b"request_id", "roster", b"roster", "roster_sha256", b"roster_sha256", "ruleset", b"ruleset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -563,11 +577,17 @@ class DecideBatchRequest(_message.Message):
     ROSTER_FIELD_NUMBER: _builtins.int
     NOW_FIELD_NUMBER: _builtins.int
     EXPLANATION_LEVEL_FIELD_NUMBER: _builtins.int
+    ROSTER_SHA256_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key for the whole batch. 1-200 characters."""
     explanation_level: Global___ExplanationLevel.ValueType
     """How much explanation to return. Unset means SUMMARY (FULL lists every agent's verdict and
     can exceed a client's default 4 MB receive limit for large rosters or batches; ask for it).
+    """
+    roster_sha256: _builtins.str
+    """The roster's content hash, as in DecideRequest.roster_sha256: with roster, checked; without
+    it, the roster this server holds under that hash, else FAILED_PRECONDITION with reason
+    ROSTER_NOT_CACHED (send the batch again with the roster).
     """
     @_builtins.property
     def ruleset(self) -> Global___RulesetSelector:
@@ -581,7 +601,9 @@ class DecideBatchRequest(_message.Message):
 
     @_builtins.property
     def roster(self) -> Global___Roster:
-        """The roster snapshot shared by every case of the batch. Required."""
+        """The roster snapshot shared by every case of the batch. Required unless roster_sha256
+        names a roster this server holds.
+        """
 
     @_builtins.property
     def now(self) -> _timestamp_pb2.Timestamp:
@@ -596,10 +618,11 @@ class DecideBatchRequest(_message.Message):
         roster: Global___Roster | None = ...,
         now: _timestamp_pb2.Timestamp | None = ...,
         explanation_level: Global___ExplanationLevel.ValueType = ...,
+        roster_sha256: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["now", b"now", "roster", b"roster", "ruleset", b"ruleset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "explanation_level", b"explanation_level", "now", b"now", "request_id", b"request_id", "roster", b"roster", "ruleset", b"ruleset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "explanation_level", b"explanation_level", "now", b"now", "request_id", b"request_id", "roster", b"roster", "roster_sha256", b"roster_sha256", "ruleset", b"ruleset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

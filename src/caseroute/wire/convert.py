@@ -6,15 +6,13 @@ JSON files (``domain.codec``), so validation and field paths are identical on ev
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from caseroute.audit.record import AuditRecord
 from caseroute.domain.case import AttributeValue, Case, PreferredAgent
 from caseroute.domain.codec import parse_case, parse_roster
 from caseroute.domain.decision import (
@@ -40,19 +38,23 @@ from caseroute.domain.decision import (
     StepStatus,
 )
 from caseroute.domain.dialect import record_input_to_wire
-from caseroute.domain.errors import FieldViolation, RequestError
-from caseroute.domain.fingerprint import canonical_json
+from caseroute.domain.errors import FieldViolation, RequestError, RosterNotCachedError
+from caseroute.domain.fingerprint import RosterFingerprint, canonical_json, fingerprint_roster
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.domain.roster import Roster
-from caseroute.service import (
-    AuditedDecision,
-    DecideCommand,
-    DecideResult,
-    DecisionPage,
-    DecisionQuery,
-    batch_size_violations,
-)
 from caseroute.v1 import routing_pb2 as pb
+
+if TYPE_CHECKING:
+    # The service (and through it the engine) is imported where a server-side converter runs,
+    # never here: the Python client imports this module for its message converters.
+    from caseroute.audit.record import AuditRecord
+    from caseroute.service import (
+        AuditedDecision,
+        DecideCommand,
+        DecideResult,
+        DecisionPage,
+        DecisionQuery,
+    )
 
 _CASE_ENUMS = (
     ("channel", pb.Channel, "CHANNEL_"),
@@ -379,110 +381,54 @@ def roster_to_proto(roster: Roster) -> pb.Roster:
     )
 
 
-AGENT_OVERHEAD_BYTES = 1500
-"""Estimated memory of one parsed agent beyond its serialized bytes (measured: ~1.6 KB)."""
-BYTES_PER_WIRE_BYTE = 3
-"""Estimated memory per serialized byte of a parsed roster (strings, attribute values)."""
-MIB = 1024 * 1024
+@dataclass(frozen=True, slots=True)
+class KnownRoster:
+    """A validated roster and its digests (computed once, kept together by a ``RosterStore``)."""
+
+    roster: Roster
+    fingerprint: RosterFingerprint
 
 
-def estimate_roster_bytes(agents: int, wire_bytes: int) -> int:
-    """Estimated memory a parsed roster holds: measured with tracemalloc on typical rosters.
+class RosterStore(Protocol):
+    """Where the command builders get a request's roster: the server's roster cache, or none.
 
-    Args:
-        agents: Agents in the roster.
-        wire_bytes: Size of the serialized Roster message.
-
-    Returns:
-        Estimated bytes (within about 20% for rosters with and without many attributes).
-    """
-    return AGENT_OVERHEAD_BYTES * agents + BYTES_PER_WIRE_BYTE * wire_bytes
-
-
-class RosterCache:
-    """Parsed rosters by the sha256 of their serialised bytes: per process, least recently used.
-
-    Orchestrators send the same roster snapshot for many cases; a hit skips validation and
-    conversion, and keeps each agent's cached canonical digest (so the input hash is cheap).
-    Rosters are immutable, so sharing one between concurrent calls is safe. Invalid rosters
-    raise before they are stored. Bounded twice: by agents and by estimated memory
-    (``estimate_roster_bytes``); past either budget the least recently used rosters go, and a
-    roster bigger than a whole budget is not cached at all. Either budget at 0 turns it off.
-    The key includes the limits the roster was validated against, so a stricter server in the
-    same process never trusts a roster a looser one accepted.
+    ``grpc_api.roster_cache.RosterCache`` is the server's; ``NO_ROSTER_CACHE`` parses every
+    roster afresh and knows no roster by its hash.
     """
 
-    def __init__(self, max_agents: int = 100_000, max_bytes: int = 256 * MIB) -> None:
-        """Keep rosters within ``max_agents`` agents and ``max_bytes`` estimated bytes."""
-        self.max_agents = max_agents
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[tuple[bytes, InputLimits], tuple[Roster, int]] = OrderedDict()
-        self._agents = 0
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-        self.evictions = 0
+    def parse(self, msg: pb.Roster, path: str = "roster", *, limits: InputLimits) -> KnownRoster:
+        """The validated roster of a Roster message and its fingerprint.
 
-    @property
-    def cached_bytes(self) -> int:
-        """Estimated bytes held by the cached rosters."""
-        return self._bytes
+        Raises:
+            RequestError: Naming each invalid field under ``path``.
+        """
+        ...  # pragma: no cover - a protocol
 
-    @property
-    def cached_agents(self) -> int:
-        """Agents in the cached rosters."""
-        return self._agents
+    def find(self, roster_sha256: str, *, limits: InputLimits) -> KnownRoster | None:
+        """The roster with this content hash, validated under ``limits``, if kept."""
+        ...  # pragma: no cover - a protocol
 
-    def __len__(self) -> int:
-        """Rosters cached."""
-        return len(self._entries)
 
-    def configure(self, *, max_agents: int, max_bytes: int) -> None:
-        """Set both budgets, evicting what no longer fits."""
-        with self._lock:
-            self.max_agents, self.max_bytes = max_agents, max_bytes
-            self._evict()
-
-    def _evict(self) -> None:
-        while self._entries and (self._agents > self.max_agents or self._bytes > self.max_bytes):
-            _, (evicted, size) = self._entries.popitem(last=False)
-            self._agents -= len(evicted.agents)
-            self._bytes -= size
-            self.evictions += 1
+class _NoRosterCache:
+    """A ``RosterStore`` that keeps nothing: each roster is parsed and hashed when it comes."""
 
     def parse(
         self, msg: pb.Roster, path: str = "roster", *, limits: InputLimits = DEFAULT_LIMITS
-    ) -> Roster:
-        """The domain roster for a message, from the cache when the same bytes were seen.
-
-        Raises:
-            RequestError: If the roster is invalid (never cached).
-        """
-        if self.max_agents == 0 or self.max_bytes == 0:
-            return roster_from_proto(msg, path, limits=limits)
-        wire = msg.SerializeToString(deterministic=True)
-        key = (hashlib.sha256(wire).digest(), limits)
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return entry[0]
-            self.misses += 1
+    ) -> KnownRoster:
+        """Validate and convert ``msg``, and fingerprint it."""
         roster = roster_from_proto(msg, path, limits=limits)
-        size = estimate_roster_bytes(len(roster.agents), len(wire))
-        with self._lock:
-            fits = len(roster.agents) <= self.max_agents and size <= self.max_bytes
-            if key not in self._entries and fits:
-                self._entries[key] = (roster, size)
-                self._agents += len(roster.agents)
-                self._bytes += size
-                self._evict()
-        return roster
+        return KnownRoster(roster, fingerprint_roster(roster))
+
+    def find(self, roster_sha256: str, *, limits: InputLimits) -> KnownRoster | None:
+        """None: nothing is kept."""
+        del roster_sha256, limits  # the protocol's signature; nothing to look in
+        return None
 
 
-ROSTER_CACHE = RosterCache()
+NO_ROSTER_CACHE: RosterStore = _NoRosterCache()
+"""The command builders' default store (tests, tools): parses every roster, finds none by hash."""
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def _now_in(
@@ -494,10 +440,68 @@ def _now_in(
     return now
 
 
-def _roster_in(msg: pb.DecideRequest | pb.DecideBatchRequest, limits: InputLimits) -> Roster:
+def _roster_in(
+    msg: pb.DecideRequest | pb.DecideBatchRequest, limits: InputLimits, rosters: RosterStore
+) -> KnownRoster:
+    """The request's roster: the one sent, else the one its roster_sha256 names.
+
+    Raises:
+        RequestError: No roster and no hash; a malformed hash; a roster whose hash is not the
+            roster_sha256 sent with it; or an invalid roster.
+        RosterNotCachedError: Only a hash was sent, and ``rosters`` keeps no such roster.
+    """
+    sha = msg.roster_sha256
+    if sha and not _SHA256_HEX.fullmatch(sha):
+        raise RequestError(
+            [
+                FieldViolation(
+                    "roster_sha256",
+                    f"must be 64 lowercase hex characters (a roster's roster_sha256, as the "
+                    f"decision log records it); got {len(sha)} characters",
+                )
+            ]
+        )
     if not msg.HasField("roster"):
-        raise RequestError([FieldViolation("roster", "is required (it may have no agents)")])
-    return ROSTER_CACHE.parse(msg.roster, limits=limits)
+        if not sha:
+            raise RequestError([FieldViolation("roster", "is required (it may have no agents)")])
+        found = rosters.find(sha, limits=limits)
+        if found is None:
+            raise RosterNotCachedError(sha)
+        return found
+    known = rosters.parse(msg.roster, limits=limits)
+    if sha and sha != known.fingerprint.sha256:
+        raise RequestError(
+            [
+                FieldViolation(
+                    "roster_sha256",
+                    f"is {sha}, but the roster sent has roster_sha256 "
+                    f"{known.fingerprint.sha256}; send the roster's own hash, or leave "
+                    "roster_sha256 empty",
+                )
+            ]
+        )
+    return known
+
+
+def _with_roster(
+    msg: pb.DecideRequest | pb.DecideBatchRequest,
+    limits: InputLimits,
+    rosters: RosterStore,
+    violations: list[FieldViolation],
+) -> KnownRoster | RosterNotCachedError | None:
+    """The request's roster; else None with its violations added, or the not-cached error.
+
+    The not-cached error is returned, not raised: the builder raises it only when the request
+    has no other problem, so a caller that resends the roster is not refused again for a
+    problem it could have been told of at once.
+    """
+    try:
+        return _roster_in(msg, limits, rosters)
+    except RequestError as exc:
+        violations += exc.violations
+    except RosterNotCachedError as exc:
+        return exc
+    return None
 
 
 def _detail(level: int) -> bool:
@@ -511,14 +515,22 @@ def decide_command(
     *,
     limits: InputLimits = DEFAULT_LIMITS,
     safeguarding_flags: frozenset[str] = frozenset(),
+    rosters: RosterStore = NO_ROSTER_CACHE,
 ) -> DecideCommand:
     """A DecideRequest as a command; ``caller`` is the authenticated peer ("" when none).
 
+    The roster is the one sent (through ``rosters``, which may know it already), else the
+    one ``rosters`` keeps under the request's ``roster_sha256``.
+
     Raises:
         RequestError: Naming every invalid field (case and roster problems together).
+        RosterNotCachedError: Only ``roster_sha256`` was sent, ``rosters`` does not know it,
+            and nothing else is wrong.
     """
+    from caseroute.service.routing import DecideCommand  # server side only: see the imports
+
     violations: list[FieldViolation] = []
-    case = roster = None
+    case = None
     if not msg.HasField("case"):
         violations.append(FieldViolation("case", "is required"))
     else:
@@ -526,22 +538,22 @@ def decide_command(
             case = case_from_proto(msg.case, limits=limits, safeguarding_flags=safeguarding_flags)
         except RequestError as exc:
             violations += exc.violations
-    try:
-        roster = _roster_in(msg, limits)
-    except RequestError as exc:
-        violations += exc.violations
+    known = _with_roster(msg, limits, rosters, violations)
     now = _now_in(msg, violations)
-    if violations or case is None or roster is None:
+    if violations or case is None or known is None:
         raise RequestError(violations)
+    if isinstance(known, RosterNotCachedError):
+        raise known
     return DecideCommand(
         msg.request_id,
         msg.ruleset.name,
         msg.ruleset.version,
         (case,),
-        roster,
+        known.roster,
         now,
         _detail(msg.explanation_level),
         caller,
+        roster_fingerprint=known.fingerprint,
     )
 
 
@@ -551,13 +563,22 @@ def batch_command(
     *,
     limits: InputLimits = DEFAULT_LIMITS,
     safeguarding_flags: frozenset[str] = frozenset(),
+    rosters: RosterStore = NO_ROSTER_CACHE,
 ) -> DecideCommand:
     """A DecideBatchRequest as a command; ``caller`` is the authenticated peer ("" when none).
+
+    The roster comes as in ``decide_command``.
 
     Raises:
         RequestError: Naming every invalid field, e.g. ``cases[3].intent``; a batch over the
             size limits is refused before any case is converted.
+        RosterNotCachedError: As in ``decide_command``.
     """
+    from caseroute.service.routing import (  # server side only: see the imports
+        DecideCommand,
+        batch_size_violations,
+    )
+
     oversized = batch_size_violations(len(msg.cases), len(msg.roster.agents), limits)
     if oversized:
         raise RequestError(oversized)
@@ -572,24 +593,23 @@ def batch_command(
             )
         except RequestError as exc:
             violations += exc.violations
-    roster = None
-    try:
-        roster = _roster_in(msg, limits)
-    except RequestError as exc:
-        violations += exc.violations
+    known = _with_roster(msg, limits, rosters, violations)
     now = _now_in(msg, violations)
-    if violations or roster is None:
+    if violations or known is None:
         raise RequestError(violations)
+    if isinstance(known, RosterNotCachedError):
+        raise known
     return DecideCommand(
         msg.request_id,
         msg.ruleset.name,
         msg.ruleset.version,
         tuple(cases),
-        roster,
+        known.roster,
         now,
         _detail(msg.explanation_level),
         caller,
         batch=True,
+        roster_fingerprint=known.fingerprint,
     )
 
 
@@ -972,6 +992,8 @@ def decision_query(msg: pb.ListDecisionsRequest) -> DecisionQuery:
     Raises:
         RequestError: If ``since`` or ``until`` is not a representable instant.
     """
+    from caseroute.service.decision_log import DecisionQuery  # server side: see the imports
+
     instants = _Instants()
     since = instants.read(msg, "since", "").get("since")
     until = instants.read(msg, "until", "").get("until")
