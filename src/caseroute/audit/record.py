@@ -1,7 +1,8 @@
 """The audit record and its hash chain: each record commits to the one before it.
 
 ``record_hash = sha256(prev_hash || canonical JSON of the record's content)``. Editing a record
-changes its hash; deleting or reordering records breaks the next record's ``prev_hash``.
+changes its hash; deleting or reordering records breaks the next record's ``prev_hash``. The
+store keeps that canonical text itself (``hashed_text``), so verify hashes the bytes it reads.
 """
 
 from __future__ import annotations
@@ -18,8 +19,26 @@ GENESIS = "0" * 64
 """prev_hash of the first record."""
 
 
+class _HashedText:
+    """A slot for the exact text a stored record was hashed over, beside (not among) its fields.
+
+    Not a dataclass field on purpose: ``dataclasses.replace`` (a record with other content)
+    drops it, and equality, ``fields()``, pickling and the exported form ignore it.
+    """
+
+    __slots__ = ("_hashed_text",)
+
+    @property
+    def hashed_text(self) -> str | None:
+        """The canonical JSON of ``content()`` exactly as stored and hashed.
+
+        None for a record built in memory, or stored before the log kept the text.
+        """
+        return getattr(self, "_hashed_text", None)
+
+
 @dataclass(frozen=True, slots=True)
-class AuditRecord:
+class AuditRecord(_HashedText):
     """Everything an auditor (and replay) needs about one decision.
 
     Attributes:
@@ -86,7 +105,81 @@ class AuditRecord:
 
 def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
     """The hash linking a record's content to its predecessor."""
-    return hashlib.sha256((prev_hash + canonical_json(content)).encode()).hexdigest()
+    return text_hash(prev_hash, canonical_json(content))
+
+
+def text_hash(prev_hash: str, text: str) -> str:
+    """The hash linking a record's canonical text to its predecessor (``chain_hash``'s core)."""
+    return hashlib.sha256((prev_hash + text).encode()).hexdigest()
+
+
+def with_hashed_text(record: AuditRecord, text: str | None) -> AuditRecord:
+    """``record``, carrying the text it was stored and hashed as (the store's reads and writes).
+
+    Args:
+        record: A record just built by the store (nobody else holds it yet).
+        text: Its stored text (None: stored before the log kept it).
+
+    Returns:
+        The same object.
+    """
+    if text is not None:
+        object.__setattr__(record, "_hashed_text", text)
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedRecord:
+    """A record serialised once, before the writer places it in the chain.
+
+    In canonical JSON (sorted keys) ``seq`` is the content's last key, so everything but
+    ``<seq>}`` is known before the writer assigns the position: the caller's thread encodes,
+    and the writer only appends the seq and hashes (``hashed_text``). The text is exactly
+    ``canonical_json(content())``, so the hash definition is the one every record always had.
+
+    Attributes:
+        record: The record as the caller built it.
+        input_text: ``canonical_json(record.input)`` (the store's ``input`` column; the same
+            characters are inside the text).
+        head: The text up to and including ``"seq":``.
+    """
+
+    record: AuditRecord
+    input_text: str
+    head: str
+
+
+def encode_record(record: AuditRecord) -> EncodedRecord:
+    """Serialise a record once, all but its position (see ``EncodedRecord``).
+
+    Args:
+        record: The record (its seq and hashes are ignored).
+
+    Returns:
+        The encoded record.
+    """
+    content = record.content()
+    del content["seq"], content["input"]
+    input_text = canonical_json(record.input)
+    # Invariant: the keys sort as ``... < "input" < ... < "seq"`` (the content's last key), so
+    # the canonical text is these pieces in this order; tests pin it equal to canonical_json.
+    before = canonical_json({k: v for k, v in content.items() if k < "input"})
+    after = canonical_json({k: v for k, v in content.items() if k > "input"})
+    head = f'{before[:-1]},"input":{input_text},{after[1:-1]},"seq":'
+    return EncodedRecord(record, input_text, head)
+
+
+def hashed_text(encoded: EncodedRecord, seq: int) -> str:
+    """The canonical text of ``encoded``'s content placed at ``seq`` (what is hashed and stored).
+
+    Args:
+        encoded: The encoded record.
+        seq: Its chain position.
+
+    Returns:
+        ``canonical_json(content())`` of the record at ``seq``.
+    """
+    return f"{encoded.head}{seq}}}"
 
 
 def seal(record: AuditRecord, seq: int, prev_hash: str) -> AuditRecord:

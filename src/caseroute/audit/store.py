@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,13 +37,17 @@ from caseroute.audit.record import (
     AuditRecord,
     Blob,
     BlobKind,
+    EncodedRecord,
     RulesetEvent,
     ShadowResult,
     ShadowSummary,
+    encode_record,
     event_problem,
-    seal,
+    hashed_text,
     seal_event,
     shadow_problem,
+    text_hash,
+    with_hashed_text,
 )
 from caseroute.domain.errors import (
     AuditUnavailableError,
@@ -81,7 +85,9 @@ CREATE TABLE IF NOT EXISTS decisions (
     decision TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     record_hash TEXT NOT NULL,
-    now_us INTEGER NOT NULL  -- ``now`` as epoch microseconds, for range queries (not hashed)
+    now_us INTEGER NOT NULL, -- ``now`` as epoch microseconds, for range queries (not hashed)
+    content TEXT             -- the text hashed (canonical JSON of the content), exactly; NULL
+                             -- in rows written before it was kept (see _TEXT_COLUMN)
 );
 CREATE INDEX IF NOT EXISTS decisions_request ON decisions (request_id);
 CREATE INDEX IF NOT EXISTS decisions_case ON decisions (case_id, seq);
@@ -302,11 +308,18 @@ class AuditSink(Protocol):
         ...
 
 
-RECORD_COLUMNS = _COLUMNS
-"""The fields of a ``RecordRow``, in order (``AuditRecord``'s fields)."""
+_TEXT_COLUMN = "content"
+"""The column holding a record's hashed text (added to logs written before it was kept).
+
+New rows store the text once: ``decision`` (the bulk of a record) is '' in them, and ``input``
+keeps the canonical text of the input (a tenth of a record) so replay can find a record's
+roster snapshot without decoding its decision. The other columns are copies of the text's
+scalars for indexes and filters; verify checks each against the text."""
+RECORD_COLUMNS = (*_COLUMNS, _TEXT_COLUMN)
+"""The fields of a ``RecordRow``, in order (``AuditRecord``'s fields, then the hashed text)."""
 RecordRow = tuple[Any, ...]
 """A stored record as read, undecoded: ``RECORD_COLUMNS`` order, ``input`` and ``decision`` as
-the JSON text stored (``SqliteAuditStore.record_rows``)."""
+the JSON text stored, then the hashed text or None (``SqliteAuditStore.record_rows``)."""
 
 
 def record_from_row(row: RecordRow) -> AuditRecord:
@@ -314,11 +327,29 @@ def record_from_row(row: RecordRow) -> AuditRecord:
     return _row_to_record(row)
 
 
+def _loads(text: str) -> Any:
+    """JSON of a stored column; a damaged one decodes as {} (verify then names the record)."""
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        return {}
+
+
 def _row_to_record(row: sqlite3.Row | RecordRow) -> AuditRecord:
-    values = dict(zip(_COLUMNS, row, strict=True))
-    values["input"] = json.loads(values["input"])
-    values["decision"] = json.loads(values["decision"])
-    return AuditRecord(**values)
+    """The record of a row: its columns, with ``decision`` from the hashed text when kept.
+
+    Every column is taken as stored (a decision column is decoded when it holds one), so a
+    column edited after the fact shows in the record and verify sees it disagree with the text.
+    """
+    *columns, text = row
+    values = dict(zip(_COLUMNS, columns, strict=True))
+    values["input"] = _loads(values["input"])
+    if text is None or values["decision"]:
+        values["decision"] = _loads(values["decision"])
+    else:
+        content = _loads(text)
+        values["decision"] = content.get("decision", {}) if isinstance(content, dict) else {}
+    return with_hashed_text(AuditRecord(**values), text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +391,7 @@ def era_of(seq: int, history: Sequence[KeyEra]) -> KeyEra | None:
 class _Pending:
     """Decision records (and their blobs) waiting for the writer."""
 
-    records: Sequence[AuditRecord]
+    records: Sequence[EncodedRecord]
     blobs: Sequence[Blob]
     done: Future[list[Appended]]
     stored: list[Appended] = field(default_factory=list)
@@ -445,15 +476,19 @@ class SqliteAuditStore:
         self._closed = False
         self._closing = threading.Lock()
         self._writer: threading.Thread | None = None
+        self._select = ", ".join(RECORD_COLUMNS)
         try:
             if readonly:
                 with closing(self._connect()) as conn:
                     conn.execute("SELECT 1 FROM chain_head LIMIT 1")
+                    if not _has_text_column(conn):  # a log from before the text was kept
+                        self._select = f"{', '.join(_COLUMNS)}, NULL"
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 created = not path.exists()
                 with closing(self._connect()) as conn:
                     conn.executescript(_SCHEMA)
+                    _add_text_column(conn)
                 if created:
                     path.chmod(0o600)  # decisions are business records; -wal/-shm inherit it
         except (OSError, sqlite3.Error) as exc:
@@ -600,7 +635,9 @@ class SqliteAuditStore:
             AuditUnavailableError: If the store cannot commit (nothing is stored then).
             IdempotencyConflictError: If a decision_id exists with a different input.
         """
-        pending = _Pending(records, blobs, Future())
+        # Serialised here, in the caller's thread: the writer (whose time every caller waits
+        # on) only appends each record's seq to its text and hashes it.
+        pending = _Pending([encode_record(r) for r in records], blobs, Future())
         self._enqueue(pending)
         return pending.done.result()
 
@@ -858,7 +895,8 @@ class SqliteAuditStore:
                 (blob.sha256, blob.kind.value, blob.content),
             )
         stored: list[Appended] = []
-        for record in item.records:
+        for encoded in item.records:
+            record = encoded.record
             existing = seen.get(record.decision_id) or self._get(conn, record.decision_id)
             if existing is not None:
                 if existing.request_sha256 != record.request_sha256:
@@ -866,13 +904,13 @@ class SqliteAuditStore:
                 stored.append(Appended(existing, existed=True))
                 continue
             seq += 1
-            sealed = seal(record, seq, prev)
-            prev = sealed.record_hash
-            conn.execute(
-                f"INSERT INTO decisions ({', '.join(_COLUMNS)}, now_us) VALUES "
-                f"({', '.join('?' * (len(_COLUMNS) + 1))})",
-                (*_row_values(sealed), _micros(datetime.fromisoformat(sealed.now))),
+            text = hashed_text(encoded, seq)
+            record_hash = text_hash(prev, text)
+            sealed = with_hashed_text(
+                replace(record, seq=seq, prev_hash=prev, record_hash=record_hash), text
             )
+            conn.execute(_INSERT_RECORD, _row_values(sealed, encoded.input_text, text))
+            prev = record_hash
             seen[sealed.decision_id] = sealed
             stored.append(Appended(sealed, existed=False))
         item.stored = stored
@@ -921,21 +959,21 @@ class SqliteAuditStore:
 
     def _get(self, conn: sqlite3.Connection, decision_id: str) -> AuditRecord | None:
         row = conn.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE decision_id = ?", (decision_id,)
+            f"SELECT {self._select} FROM decisions WHERE decision_id = ?", (decision_id,)
         ).fetchone()
         return _row_to_record(row) if row else None
 
     def get(self, decision_id: str) -> AuditRecord | None:
         """One record by decision id."""
         rows = self._fetch(
-            f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE decision_id = ?", (decision_id,)
+            f"SELECT {self._select} FROM decisions WHERE decision_id = ?", (decision_id,)
         )
         return _row_to_record(rows[0]) if rows else None
 
     def by_request(self, request_id: str) -> list[AuditRecord]:
         """Records of one request, in chain order."""
         rows = self._fetch(
-            f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE request_id = ? ORDER BY seq",
+            f"SELECT {self._select} FROM decisions WHERE request_id = ? ORDER BY seq",
             (request_id,),
         )
         return [_row_to_record(r) for r in rows]
@@ -1022,8 +1060,7 @@ class SqliteAuditStore:
                 where.append(clause)
                 params.append(value)
         sql = (
-            f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE {' AND '.join(where)} "
-            "ORDER BY seq LIMIT ?"
+            f"SELECT {self._select} FROM decisions WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
         )
         rows: list[RecordRow] = self._fetch(sql, (*params, limit))  # sqlite3 rows are tuples
         return rows
@@ -1260,6 +1297,27 @@ class SqliteAuditStore:
             self._local = threading.local()  # later reads (tools, tests) open afresh
 
 
+def _has_text_column(conn: sqlite3.Connection) -> bool:
+    return any(row[1] == _TEXT_COLUMN for row in conn.execute("PRAGMA table_info(decisions)"))
+
+
+def _add_text_column(conn: sqlite3.Connection) -> None:
+    """Upgrade a log written before the hashed text was kept (its rows keep NULL there).
+
+    Under the write lock, so two processes opening an old log at once add it once.
+    """
+    if _has_text_column(conn):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if not _has_text_column(conn):
+            conn.execute(f"ALTER TABLE decisions ADD COLUMN {_TEXT_COLUMN} TEXT")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def _current_fingerprint(conn: sqlite3.Connection) -> str | None:
     row = conn.execute(
         "SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
@@ -1325,8 +1383,31 @@ def _dropped_counts(
     return counts
 
 
-def _row_values(record: AuditRecord) -> tuple[object, ...]:
-    values = [getattr(record, c) for c in _COLUMNS]
-    values[_COLUMNS.index("input")] = json.dumps(record.input, sort_keys=True)
-    values[_COLUMNS.index("decision")] = json.dumps(record.decision, sort_keys=True)
-    return tuple(values)
+_INSERT_RECORD = (
+    f"INSERT INTO decisions ({', '.join(_COLUMNS)}, now_us, {_TEXT_COLUMN}) "
+    f"VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})"
+)
+
+
+def _row_values(record: AuditRecord, input_text: str, text: str) -> tuple[object, ...]:
+    """A sealed record's ``decisions`` row: the text once, ``input`` as its canonical copy."""
+    return (
+        record.seq,
+        record.decision_id,
+        record.request_id,
+        record.request_sha256,
+        record.case_id,
+        record.recorded_at,
+        record.now,
+        record.ruleset_name,
+        record.ruleset_version,
+        record.ruleset_sha256,
+        record.caseroute_version,
+        record.caller,
+        input_text,
+        "",  # the decision is stored once, in the text
+        record.prev_hash,
+        record.record_hash,
+        _micros(datetime.fromisoformat(record.now)),
+        text,
+    )
