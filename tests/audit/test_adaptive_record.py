@@ -14,6 +14,7 @@ from caseroute.domain.decision_codec import decision_from_dict
 from caseroute.domain.fingerprint import canonical_json
 from caseroute.domain.roster import Licence, Roster
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
+from caseroute.engine.trace import explain_known
 from caseroute.service import DecideCommand, DecideResult, RoutingCore, RulesetRegistry
 from caseroute.testing import (
     NOW,
@@ -98,7 +99,11 @@ def test_the_stored_decision_is_the_returned_one_traces_included(
     again = _decide(core, "r-held", HELD_CASE)
     core.audit.close()
     assert decision.explanation.continuity is not None
-    assert (decision_from_dict(record.decision), again.replayed, again.decisions) == (
+    assert (
+        decision_from_dict(record.decision, explain_known),
+        again.replayed,
+        again.decisions,
+    ) == (
         decision,
         True,
         first.decisions,

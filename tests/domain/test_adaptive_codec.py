@@ -17,6 +17,7 @@ from caseroute.domain.fingerprint import canonical_json
 from caseroute.domain.roster import Capacity
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.engine.decide import decide
+from caseroute.engine.trace import explain_with, plan_traces
 from caseroute.testing import (
     ADAPTIVE_HEADER,
     CATCH_ALL_RULE,
@@ -73,11 +74,16 @@ def adaptive_decisions() -> dict[str, Decision]:
 
 
 DECISIONS = adaptive_decisions()
+EXPLAIN = explain_with(
+    plan_traces(compile_text(ADAPTIVE_TEXT)),
+    plan_traces(compile_text(ruleset_with_rules(CATCH_ALL_RULE))),
+)
+"""Renders the rules of these decisions, stored as results since issue 13."""
 
 
 def _stored(decision: Decision) -> Decision:
     # The audit store keeps the canonical JSON bytes and decodes them with json.loads.
-    return decision_from_dict(json.loads(canonical_json(decision_to_dict(decision))))
+    return decision_from_dict(json.loads(canonical_json(decision_to_dict(decision))), EXPLAIN)
 
 
 def test_the_fixture_decisions_carry_every_kind_of_trace() -> None:
@@ -163,7 +169,7 @@ def test_a_record_stored_before_adaptive_routing_still_decodes() -> None:
         del data[key]
     for key in ("relaxation", "continuity"):
         del data["explanation"][key]
-    assert decision_from_dict(data) == plain
+    assert decision_from_dict(data, EXPLAIN) == plain
 
 
 def test_an_old_record_of_an_adaptive_decision_decodes_without_its_traces() -> None:
@@ -180,4 +186,4 @@ def test_an_old_record_of_an_adaptive_decision_decodes_without_its_traces() -> N
         held_for_preferred_until=None,
         explanation=replace(held.explanation, relaxation=None, continuity=None),
     )
-    assert decision_from_dict(data) == expected
+    assert decision_from_dict(data, EXPLAIN) == expected

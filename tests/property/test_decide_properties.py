@@ -20,6 +20,7 @@ from caseroute.engine.matching import (
     check_agent,
     match_agents,
 )
+from caseroute.engine.trace import explain_with
 from caseroute.rules.model import Requirements
 from caseroute.testing import NOW, clock, reading, reference_ruleset
 
@@ -201,7 +202,7 @@ def test_stored_decisions_round_trip_exactly(case: Case, roster: Roster, detail:
     """A decision stored as JSON comes back equal, so a retry gets exactly the first answer."""
     decision = decide(case, roster, PYTHON, NOW, agent_detail=detail)
     stored = json.loads(json.dumps(decision_to_dict(decision)))
-    assert decision_from_dict(stored) == decision
+    assert decision_from_dict(stored, explain_with(PYTHON.trace_plan)) == decision
 
 
 @given(case=cases, roster=rosters)

@@ -202,7 +202,8 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
 
     Applied once, before the decision is recorded and returned, so the reply equals the
     stored record and neither carries a masked value in clear. Covered: clause values, data
-    problem and engine error text, matching requirements and expected/actual values of
+    problem and engine error text, the rules' stored values (``rule_results.actuals``, the
+    same texts as the clause values), matching requirements and expected/actual values of
     agents' failed checks, SLA clock names, the continuity trace's per-agent details (they
     quote the case's location, region and language: ``not licensed in US-CA``);
     input_sha256 becomes a keyed hash. Rule ids, clause texts (the operator's own words),
@@ -230,6 +231,12 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
         rules=tuple(
             replace(t, clauses=tuple(replace(c, actual=scrub(c.actual)) for c in t.clauses))
             for t in e.rules
+        ),
+        # The stored form of the rules: the same texts, so the same digests.
+        rule_results=None
+        if e.rule_results is None
+        else replace(
+            e.rule_results, actuals=tuple((k, scrub(v)) for k, v in e.rule_results.actuals)
         ),
         matching=_scrub_matching(e.matching, scrub),
         continuity=_scrub_continuity(e.continuity, scrub),

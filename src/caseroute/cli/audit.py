@@ -49,7 +49,7 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
         audited = DecisionLog(store).get(args.decision_id)
         if args.json:
             # The caseroute.v1.AuditedDecision JSON, as export writes it and GetDecision returns.
-            text = safe_json(record_to_json(audited.record), indent=2)
+            text = safe_json(record_to_json(audited.record, store.get_blob), indent=2)
         else:
             era = era_of(audited.record.seq, store.key_history())
             text = render_record(audited.record, audited.decision, store.get_blob, era)
@@ -70,7 +70,9 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     count = 0
     try:
         for record in store.records(case_id=args.case_id, since=since, until=until):
-            sys.stdout.write(safe_json(record_to_json(record), sort_keys=True) + "\n")
+            sys.stdout.write(
+                safe_json(record_to_json(record, store.get_blob), sort_keys=True) + "\n"
+            )
             count += 1
     finally:
         store.close()

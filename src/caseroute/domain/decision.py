@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -110,6 +110,30 @@ class RuleTrace:
     fired: bool
     decided: bool
     clauses: tuple[ClauseTrace, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResults:
+    """The case rules' evaluation as data: what every rule trace is rendered from.
+
+    Choosing the deciding rule needs only which leaf conditions held; the clause texts are the
+    ruleset's own words and are rendered from its source when someone reads them
+    (``engine.trace.explain_rules``). So this, not the text, is what the decision log stores.
+
+    Attributes:
+        true_leaves: Hex bitmask of the leaf conditions that held: bit ``i`` is the ``i``-th
+            leaf of the compiled ruleset (``L<i>``); ``"0"`` when none held.
+        fired: Ids of the rules whose ``when`` held, in rule order; the first decided. Lets a
+            reader of the raw record see each rule's outcome, and guards rendering: a ruleset
+            that evaluates the leaves to other rules is refused, never shown.
+        actuals: The case's values each leaf read, as its clauses show them, keyed by the
+            leaf's field paths joined with ``,``: ``("case.urgency", "case.urgency =
+            'routine'")``; sorted by key. Masked exactly as clause values are.
+    """
+
+    true_leaves: str
+    fired: tuple[str, ...]
+    actuals: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +333,10 @@ class Explanation:
         relaxation: Soft requirements and the ladder, when the deciding rule has any.
         continuity: Preferred agents and why each was or was not chosen, when the case named
             any and the ruleset has a continuity policy.
+        rule_results: The rules' evaluation as data (``rules`` is rendered from it and the
+            ruleset); ``None`` when no rule was evaluated (a data problem), or for a decision
+            rebuilt from a record or message that carries only ``rules``. Left out of equality:
+            it is another form of ``rules``, which is compared.
     """
 
     decision_id: str
@@ -327,6 +355,7 @@ class Explanation:
     reason_codes: tuple[str, ...]
     relaxation: RelaxationTrace | None = None
     continuity: ContinuityTrace | None = None
+    rule_results: RuleResults | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from caseroute.engine.durable import DurableLeafMatcher
 from caseroute.engine.durable_codegen import durable_shards
 from caseroute.engine.facts import Fact
 from caseroute.engine.pyeval import PythonLeafEvaluator
+from caseroute.engine.trace import TracePlan, plan_traces
 from caseroute.rules.model import CompiledRuleset
 
 log = logging.getLogger("caseroute.engine")
@@ -58,6 +59,8 @@ class LoadedRuleset:
     def __init__(self, compiled: CompiledRuleset, matcher: LeafMatcher | None) -> None:
         """Wrap a compiled ruleset; ``matcher`` None means the Python evaluator alone decides."""
         self.compiled = compiled
+        self.trace_plan: TracePlan = plan_traces(compiled)
+        """Choosing and explaining, prepared once (``engine.trace``)."""
         self._python = PythonLeafEvaluator(compiled.leaves)
         self._matcher = matcher
         self.engine_label = (

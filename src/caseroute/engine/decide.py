@@ -22,6 +22,7 @@ from caseroute.domain.decision import (
     Outcome,
     Priority,
     RelaxationTrace,
+    RuleResults,
     RuleTrace,
 )
 from caseroute.domain.errors import FieldViolation, RequestError
@@ -32,7 +33,7 @@ from caseroute.engine.facts import attribute_fits, build_case_fact
 from caseroute.engine.matching import MissingDataError
 from caseroute.engine.selection import select_agent
 from caseroute.engine.signals import derive_signals
-from caseroute.engine.trace import trace_rules
+from caseroute.engine.trace import evaluate_rules, explain_rules
 from caseroute.rules.model import (
     CompiledRuleset,
     EscalateAction,
@@ -242,6 +243,7 @@ def decide(
     agent_detail: bool = True,
     decision_id: str | None = None,
     input_hash: str | None = None,
+    explain_rules_text: bool = True,
 ) -> Decision:
     """Decide where a case goes, and record why.
 
@@ -255,6 +257,9 @@ def decide(
         decision_id: Identifier to use; derived from the inputs when omitted.
         input_hash: ``input_sha256(case, roster)`` when the caller has it already (from the
             case's canonical JSON and the roster's fingerprint); computed when omitted.
+        explain_rules_text: Render every rule's trace (clause texts and values) into
+            ``explanation.rules``. Off, only ``explanation.rule_results`` (the same as data)
+            is kept: for callers that read the outcome alone, or render later.
 
     Returns:
         The decision with its full explanation.
@@ -274,6 +279,7 @@ def decide(
     decision_id = decision_id or derive_decision_id(input_hash, compiled.sha256, now)
     signals = derive_signals(case, compiled.signals, now)
     traces: tuple[RuleTrace, ...] = ()
+    results: RuleResults | None = None
     problems = find_data_problems(case, compiled)
     if problems:
         result = _exception(
@@ -283,7 +289,10 @@ def decide(
     else:
         fact = build_case_fact(case, signals, compiled.attributes)
         evaluation = ruleset.evaluate(fact)
-        traces, rule = trace_rules(compiled.rules, evaluation.truth, compiled.leaves, fact)
+        # Choosing needs only the leaf values; the text is rendered from the same results.
+        results, rule = evaluate_rules(ruleset.trace_plan, evaluation.truth, fact)
+        if explain_rules_text:
+            traces = explain_rules(ruleset.trace_plan, results)
         if evaluation.engine_error is not None:
             # Ids only: case values never reach a log line (the engine's frames were logged).
             log.error(
@@ -351,6 +360,7 @@ def decide(
         reason_codes=tuple(result.reason_codes),
         relaxation=result.relaxation,
         continuity=result.continuity,
+        rule_results=results,
     )
     return Decision(
         decision_id=decision_id,

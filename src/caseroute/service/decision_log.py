@@ -12,10 +12,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from caseroute.audit.explain import StoredExplainer
 from caseroute.audit.record import AuditRecord
 from caseroute.audit.store import AuditSink
 from caseroute.domain.decision import Decision
-from caseroute.domain.decision_codec import decision_from_dict
 from caseroute.domain.errors import (
     DecisionNotFoundError,
     FieldViolation,
@@ -83,7 +83,7 @@ class DecisionLog:
                 f"no decision {decision_id!r} in the decision log; check the id (decision ids "
                 "start with dec_) and that this server writes to the store that decided it"
             )
-        return AuditedDecision(record, decision_from_dict(record.decision))
+        return AuditedDecision(record, StoredExplainer(self._sink.get_blob).decision(record))
 
     def list(self, query: DecisionQuery) -> DecisionPage:
         """Decisions in log order for a case and/or a range of decision instants.
@@ -116,9 +116,8 @@ class DecisionLog:
         more = len(records) > size
         records = records[:size]
         token = _make_token(records[-1].seq, query_key) if more else ""
-        return DecisionPage(
-            tuple(AuditedDecision(r, decision_from_dict(r.decision)) for r in records), token
-        )
+        explain = StoredExplainer(self._sink.get_blob)
+        return DecisionPage(tuple(AuditedDecision(r, explain.decision(r)) for r in records), token)
 
     def token_after(self, query: DecisionQuery, seq: int) -> str:
         """A page token that continues ``query``'s listing after the record ``seq``.

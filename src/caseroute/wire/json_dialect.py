@@ -9,15 +9,17 @@ field names, so what ``decide --json`` prints and ``audit export`` writes parses
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from caseroute.audit.record import AuditRecord
+from caseroute.audit.explain import StoredExplainer
+from caseroute.audit.record import AuditRecord, Blob
 from caseroute.domain.decision import Decision
-from caseroute.domain.decision_codec import decision_from_dict, decision_to_dict
+from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.dialect import record_input_from_wire
 from caseroute.domain.enums import ExplanationLevel
 from caseroute.domain.fingerprint import format_timestamp
@@ -109,18 +111,26 @@ def simulated_request_to_json(
     )
 
 
-def record_to_json(record: AuditRecord) -> dict[str, Any]:
+def record_to_json(
+    record: AuditRecord, get_blob: Callable[[str], Blob | None] | None = None
+) -> dict[str, Any]:
     """A stored record as ``caseroute.v1.AuditedDecision`` JSON (what GetDecision returns).
 
     Its ``input_json`` holds the recorded (masked) input with the case in the dialect. A
     record whose decision cannot be rebuilt (damaged, or written by a test fake) is written
     without ``decision``: the chain fields still let ``audit verify`` and a reader find it.
+    ``get_blob`` (the decision log's) gives the ruleset source its rule traces are rendered
+    from; without it only rulesets this process has prepared can be.
     """
     try:
-        decision = decision_from_dict(record.decision)
+        decision = StoredExplainer(get_blob or _no_blob).decision(record)
     except (KeyError, TypeError, ValueError):
         return message_to_json(record_to_proto(record, None))
     return message_to_json(record_to_proto(record, decision))
+
+
+def _no_blob(_sha256: str) -> Blob | None:
+    return None
 
 
 def record_from_export_line(data: Any) -> AuditRecord:
