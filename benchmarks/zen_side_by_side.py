@@ -25,7 +25,7 @@ Inputs: every contender gets the roster and case in their JSON form (dicts, as
 messages (what its gRPC server converts). Warm: the same roster again (caseroute parsed, hashed
 and indexed it before; only the case is converted per call). Cold: a roster never seen (new
 dicts or a new message each call, made untimed): caseroute converts the roster with its strict
-parser (``parse_roster``, or ``wire.convert.roster_from_proto``), hashes it (``roster_sha256``)
+parser (``parse_roster``, or ``wire.convert.roster_from_proto``), hashes it (``fingerprint_roster``)
 and indexes it (inside ``decide``); zen and Python do the same work as warm (they keep nothing
 between calls). The zen table is loaded once, outside every timing.
 
@@ -57,7 +57,13 @@ import zen
 
 from caseroute.domain.codec import parse_case, parse_roster
 from caseroute.domain.decision import Outcome
-from caseroute.domain.fingerprint import case_to_dict, roster_sha256, roster_to_dict
+from caseroute.domain.fingerprint import (
+    case_json,
+    case_to_dict,
+    fingerprint_roster,
+    input_sha256_of,
+    roster_to_dict,
+)
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset
 from caseroute.engine.decide import decide
 from caseroute.testing import NOW, reference_ruleset
@@ -328,6 +334,7 @@ class Workload:
 
     def __post_init__(self) -> None:
         self.roster = parse_roster(json.loads(self.roster_json))
+        self.fingerprint = fingerprint_roster(self.roster)  # what the server's cache keeps
         self.caseroute("dicts", None)  # parsed, hashed and indexed: what "warm" means
 
     def fresh(self, source: str) -> Any:
@@ -361,8 +368,13 @@ class Workload:
         else:
             case = case_from_proto(self.case_msg)
             parsed = self.roster if roster is None else roster_from_proto(roster)
-        roster_sha256(parsed)  # cached on the Roster: costs only when cold
-        return decide(case, parsed, self.loaded, NOW, agent_detail=False).agent_id
+        # The roster's digests: kept beside a warm roster (as the server's roster cache keeps
+        # them), computed for a cold one; the input hash is then one sha256, as served.
+        digests = self.fingerprint if roster is None else fingerprint_roster(parsed)
+        input_hash = input_sha256_of(case_json(case), digests)
+        return decide(
+            case, parsed, self.loaded, NOW, agent_detail=False, input_hash=input_hash
+        ).agent_id
 
 
 def _nothing() -> None:

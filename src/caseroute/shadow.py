@@ -51,6 +51,8 @@ class ShadowJob:
         live_version: The version that decided.
         live_sha256: Its sha256.
         shadow_version: The version to decide with now.
+        input_sha256: The live decision's input hash in clear (case + roster), so the shadow
+            decision does not hash the roster again (None: computed).
     """
 
     case: Case
@@ -61,6 +63,7 @@ class ShadowJob:
     live_version: str
     live_sha256: str
     shadow_version: str
+    input_sha256: str | None = None
 
 
 def summarise(decision: Decision) -> dict[str, Any]:
@@ -200,6 +203,7 @@ class ShadowRunner:
                     job.now,
                     agent_detail=False,
                     decision_id=job.live.decision_id,
+                    input_hash=job.input_sha256,
                 )
             shadow = summarise(decision)
         except CaserouteError as exc:  # the shadow version was removed meanwhile

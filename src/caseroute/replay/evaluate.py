@@ -21,6 +21,12 @@ from caseroute.domain.case import Case
 from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.errors import RequestError
+from caseroute.domain.fingerprint import (
+    RosterFingerprint,
+    case_json,
+    fingerprint_roster,
+    input_sha256_of,
+)
 from caseroute.domain.limits import InputLimits
 from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import LoadedRuleset
@@ -143,7 +149,7 @@ class RecordReplayer:
     def __init__(self, candidate: LoadedRuleset) -> None:
         """Replay under ``candidate``."""
         self.candidate = candidate
-        self._rosters: OrderedDict[str, Roster] = OrderedDict()
+        self._rosters: OrderedDict[str, tuple[Roster, RosterFingerprint]] = OrderedDict()
 
     def replay(self, record: AuditRecord, roster_text: str | None) -> RecordResult:
         """Replay one record.
@@ -162,19 +168,35 @@ class RecordReplayer:
         except RecordedDecisionError as exc:
             return _not_replayable(record, dims, None, INVALID_DECISION, str(exc))
         try:
-            case, roster, now = self._inputs(record, case_data, roster_text)
+            case, (roster, fingerprint), now = self._inputs(record, case_data, roster_text)
         except NotReplayableError as exc:
             return _not_replayable(record, dims, recorded, exc.code, exc.reason)
         # Summary explanations first: what is compared does not depend on per-agent verdicts,
         # which cost a verdict per agent; only a changed record is decided again with them.
+        # The record's input hash, from the snapshot's fingerprint kept beside it (hashing
+        # every agent again per record would cost more than the decision).
+        input_hash = input_sha256_of(case_json(case), fingerprint)
         decision = decide(
-            case, roster, self.candidate, now, agent_detail=False, decision_id=record.decision_id
+            case,
+            roster,
+            self.candidate,
+            now,
+            agent_detail=False,
+            decision_id=record.decision_id,
+            input_hash=input_hash,
         )
         candidate = candidate_side(decision)
         checks: tuple[AgentCheckChange, ...] = ()
         classes = classify(recorded, candidate)
         if classes != ("unchanged",):
-            detailed = decide(case, roster, self.candidate, now, decision_id=record.decision_id)
+            detailed = decide(
+                case,
+                roster,
+                self.candidate,
+                now,
+                decision_id=record.decision_id,
+                input_hash=input_hash,
+            )
             checks = agent_check_changes(record.decision, decision_to_dict(detailed))
         return RecordResult(
             record.decision_id,
@@ -188,8 +210,8 @@ class RecordReplayer:
 
     def _inputs(
         self, record: AuditRecord, case_data: Any, roster_text: str | None
-    ) -> tuple[Case, Roster, datetime]:
-        """The case, roster and instant the record was decided with, rebuilt from it."""
+    ) -> tuple[Case, tuple[Roster, RosterFingerprint], datetime]:
+        """The case, roster (with its fingerprint) and instant the record was decided with."""
         if not isinstance(case_data, Mapping):
             raise NotReplayableError(INVALID_INPUT, "the record holds no stored case")
         self._check_masked(case_data)
@@ -234,14 +256,16 @@ class RecordReplayer:
                 "as a digest",
             )
 
-    def _roster(self, record: AuditRecord, roster_text: str | None, now: datetime) -> Roster:
+    def _roster(
+        self, record: AuditRecord, roster_text: str | None, now: datetime
+    ) -> tuple[Roster, RosterFingerprint]:
         ref = record.input.get("roster")
         sha = ref.get("sha256") if isinstance(ref, Mapping) else None
         assigned = ref.get("assigned_before") if isinstance(ref, Mapping) else None
         if not isinstance(sha, str) or not isinstance(assigned, list):
             raise NotReplayableError(INVALID_INPUT, "the record holds no roster reference")
-        roster = self._rosters.get(sha)
-        if roster is None:
+        kept = self._rosters.get(sha)
+        if kept is None:
             if roster_text is None:
                 raise NotReplayableError(
                     ROSTER_MISSING,
@@ -254,11 +278,12 @@ class RecordReplayer:
                 raise NotReplayableError(
                     INVALID_INPUT, f"roster snapshot {sha[:12]} does not parse"
                 ) from None
-            self._rosters[sha] = roster
+            kept = self._rosters[sha] = (roster, fingerprint_roster(roster))
             if len(self._rosters) > ROSTER_CACHE:
                 self._rosters.popitem(last=False)
         else:
             self._rosters.move_to_end(sha)
+        roster, fingerprint = kept
         ids = {agent.agent_id for agent in roster.agents}
         for agent_id in assigned:
             if agent_id not in ids:
@@ -267,7 +292,8 @@ class RecordReplayer:
                     "the record's assigned_before names an agent the roster snapshot lacks",
                 )
             roster = roster_after_assignment(roster, agent_id, now)
-        return roster
+            fingerprint = fingerprint.after_assignment(roster, agent_id)
+        return roster, fingerprint
 
 
 def _not_replayable(

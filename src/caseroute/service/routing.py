@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from caseroute.audit.explain import StoredExplainer
 from caseroute.audit.masking import Masker, mask_decision
 from caseroute.audit.record import AuditRecord
 from caseroute.audit.recorder import RequestFacts, blobs_to_store, build_records
@@ -35,8 +34,8 @@ from caseroute.domain.fingerprint import (
     format_timestamp,
     input_sha256_of,
 )
-from caseroute.domain.fingerprint import (
-    request_decision_id as request_decision_id,  # re-exported: the served decisions' id rule
+from caseroute.domain.fingerprint import (  # re-exported: the served decisions' id rule
+    request_decision_id as request_decision_id,  # noqa: PLC0414 - explicit re-export (mypy)
 )
 from caseroute.domain.fingerprint import request_sha256 as fingerprint_request
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, limit_flag
@@ -203,10 +202,9 @@ def _in_batch(violation: FieldViolation, index: int) -> FieldViolation:
     return FieldViolation(field, violation.message)
 
 
-def _stored_result(records: list[AuditRecord], explain: StoredExplainer) -> DecideResult:
+def _stored_result(records: list[AuditRecord]) -> DecideResult:
     return DecideResult(
-        # Rules are stored as data: rendered from the ruleset, they equal the first reply.
-        tuple(decision_from_dict(r.decision, explain) for r in records),
+        tuple(decision_from_dict(r.decision) for r in records),
         datetime.fromisoformat(records[0].now),
         replayed=True,
     )
@@ -335,7 +333,7 @@ class RoutingCore:
         if prior:
             if prior[0].request_sha256 != digest or len(prior) != len(cmd.cases):
                 raise IdempotencyConflictError.for_request(cmd.request_id)
-            replayed = _stored_result(prior, StoredExplainer(self.audit.get_blob))
+            replayed = _stored_result(prior)
             check(replayed)
             self._observe(None, replayed)
             return replayed
@@ -357,8 +355,10 @@ class RoutingCore:
         fingerprint = canonical.roster
         decisions = []
         seen: list[Roster] = []  # the roster each case saw (for the shadow evaluation)
+        hashes: list[str] = []  # each case's input hash in clear (for the shadow evaluation)
         for index, case in enumerate(cmd.cases):
             seen.append(roster)
+            hashes.append(input_sha256_of(canonical.texts[index], fingerprint))
             try:
                 decision = decide(
                     case,
@@ -367,7 +367,7 @@ class RoutingCore:
                     now,
                     agent_detail=cmd.agent_detail,
                     decision_id=request_decision_id(cmd.request_id, index),
-                    input_hash=input_sha256_of(canonical.texts[index], fingerprint),
+                    input_hash=hashes[index],
                 )
             except RequestError as exc:
                 if not cmd.batch:
@@ -412,12 +412,10 @@ class RoutingCore:
             raise
         self._audit_outcome(writable=True)
         if any(s.existed for s in stored):  # a concurrent retry recorded first: return its
-            replayed = _stored_result(
-                [s.record for s in stored], StoredExplainer(self.audit.get_blob)
-            )
+            replayed = _stored_result([s.record for s in stored])
             self._observe(None, replayed)
             return replayed
-        self._offer_shadow(cmd, ruleset, seen, result)
+        self._offer_shadow(cmd, ruleset, seen, hashes, result)
         self._observe(cmd.cases, result)
         return result
 
@@ -441,7 +439,12 @@ class RoutingCore:
             )
 
     def _offer_shadow(
-        self, cmd: DecideCommand, ruleset: LoadedRuleset, seen: list[Roster], result: DecideResult
+        self,
+        cmd: DecideCommand,
+        ruleset: LoadedRuleset,
+        seen: list[Roster],
+        hashes: list[str],
+        result: DecideResult,
     ) -> None:
         """Offer each recorded decision of the active version to the shadow runner, if any.
 
@@ -455,7 +458,9 @@ class RoutingCore:
         shadow = self.registry.serving(compiled.name, SHADOW)
         if shadow is None:
             return
-        for case, roster, decision in zip(cmd.cases, seen, result.decisions, strict=True):
+        for case, roster, input_hash, decision in zip(
+            cmd.cases, seen, hashes, result.decisions, strict=True
+        ):
             self.shadow.submit(
                 ShadowJob(
                     case,
@@ -466,6 +471,7 @@ class RoutingCore:
                     compiled.version,
                     compiled.sha256,
                     shadow.compiled.version,
+                    input_hash,
                 )
             )
 
