@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from caseroute.audit.explain import StoredExplainer
 from caseroute.audit.masking import Masker, mask_decision
 from caseroute.audit.record import AuditRecord
 from caseroute.audit.recorder import RequestFacts, blobs_to_store, build_records
@@ -202,9 +203,10 @@ def _in_batch(violation: FieldViolation, index: int) -> FieldViolation:
     return FieldViolation(field, violation.message)
 
 
-def _stored_result(records: list[AuditRecord]) -> DecideResult:
+def _stored_result(records: list[AuditRecord], explain: StoredExplainer) -> DecideResult:
     return DecideResult(
-        tuple(decision_from_dict(r.decision) for r in records),
+        # Rules are stored as data: rendered from the ruleset, they equal the first reply.
+        tuple(decision_from_dict(r.decision, explain) for r in records),
         datetime.fromisoformat(records[0].now),
         replayed=True,
     )
@@ -333,7 +335,7 @@ class RoutingCore:
         if prior:
             if prior[0].request_sha256 != digest or len(prior) != len(cmd.cases):
                 raise IdempotencyConflictError.for_request(cmd.request_id)
-            replayed = _stored_result(prior)
+            replayed = _stored_result(prior, StoredExplainer(self.audit.get_blob))
             check(replayed)
             self._observe(None, replayed)
             return replayed
@@ -412,7 +414,9 @@ class RoutingCore:
             raise
         self._audit_outcome(writable=True)
         if any(s.existed for s in stored):  # a concurrent retry recorded first: return its
-            replayed = _stored_result([s.record for s in stored])
+            replayed = _stored_result(
+                [s.record for s in stored], StoredExplainer(self.audit.get_blob)
+            )
             self._observe(None, replayed)
             return replayed
         self._offer_shadow(cmd, ruleset, seen, hashes, result)
