@@ -7,9 +7,12 @@ from typing import Any
 import grpc
 import grpc_testing
 import pytest
+from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 
 from caseroute.audit.record import AuditRecord
+from caseroute.domain.codec import parse_request
+from caseroute.domain.errors import FieldViolation, RequestError, RosterNotCachedError
 from caseroute.domain.fingerprint import roster_sha256
 from caseroute.domain.limits import InputLimits
 from caseroute.grpc_api.roster_cache import RosterCache
@@ -307,4 +310,32 @@ def test_a_real_server_with_its_cache_off_asks_for_every_roster(tmp_path: Path) 
     assert (error.code(), _error_info(error.trailing_metadata())[0]) == (
         grpc.StatusCode.FAILED_PRECONDITION,
         "ROSTER_NOT_CACHED",
+    )
+
+
+def test_without_a_cache_the_converter_knows_no_roster_by_hash() -> None:
+    """convert.decide_command with no store (tools, tests): a hash alone is not cached."""
+    with pytest.raises(RosterNotCachedError) as caught:
+        convert.decide_command(_by_hash(decide_request("r1")))
+    assert caught.value.roster_sha256 == SHA
+
+
+def _request_file(**fields: Any) -> dict[str, Any]:
+    """A DecideRequest in the JSON dialect (what decide --request reads), with ``fields``."""
+    data = json_format.MessageToDict(decide_request("f-1"), preserving_proto_field_name=True)
+    data.update(fields)
+    return data
+
+
+def test_a_request_file_may_carry_its_roster_s_own_hash() -> None:
+    """A request file (decide --request) may carry roster_sha256: it must be the roster's own."""
+    assert parse_request(_request_file(roster_sha256=SHA)).roster == ROSTER
+    with pytest.raises(RequestError) as caught:
+        parse_request(_request_file(roster_sha256=UNKNOWN))
+    assert caught.value.violations == (
+        FieldViolation(
+            "roster_sha256",
+            f"is {UNKNOWN}, but the roster has roster_sha256 {SHA}; send the roster's own "
+            "hash, or leave roster_sha256 out",
+        ),
     )
