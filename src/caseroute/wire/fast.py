@@ -1,0 +1,405 @@
+"""Protobuf -> domain values in one pass, for Case and Roster messages that are plainly valid.
+
+``wire.convert.case_from_proto`` and ``roster_from_proto`` try this first: a cold 1,000-agent
+roster converted message -> JSON-shaped dicts -> strict parser cost ~55 us per agent, most of
+it building and re-reading dicts (issue 13, "Cold rosters"). Every check here is the strict
+parser's (``domain.codec``) for the same field, with the same limits, whole-string patterns
+(``fullmatch``), enum tables, finiteness, duplicates, unsafe characters and normalisation
+(flags NFKC, case-folded, trimmed, ``-`` -> ``_``; jurisdictions trimmed and upper-cased;
+language tags trimmed, lower-cased, ``_`` -> ``-``).
+
+Invariant: this module never refuses anything itself. Any value that is not plainly valid
+raises ``Doubt``, and the caller converts the message again through the strict path, so the
+field-level errors (and the safeguarding notice) are always exactly the strict parser's, and
+the fast path can only accept what the strict path accepts, as the same value.
+``tests/wire/test_fast_agreement.py`` checks both on generated valid and near-valid messages.
+Some valid but unusual input is also left to the strict path (a case or snapshot id that is
+not ASCII): it is never wrong to doubt.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from caseroute.domain.case import (
+    AttributeValue,
+    Case,
+    Channel,
+    ContinuityReason,
+    Intent,
+    PreferredAgent,
+    RequiredSkill,
+    SentimentReading,
+    SlaClock,
+    Tier,
+    Urgency,
+)
+from caseroute.domain.codec import (
+    ATTRIBUTE_KEY_RE,
+    CODE_RE,
+    FLAG_RE,
+    JURISDICTION_RE,
+    LANGUAGE_RE,
+    MAX_ABS_NUMBER,
+    normalise_flag,
+)
+from caseroute.domain.limits import InputLimits
+from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
+from caseroute.v1 import routing_pb2 as pb
+
+E = TypeVar("E", bound=StrEnum)
+
+MIN_TIMESTAMP_SECONDS = -62135596800
+"""0001-01-01T00:00:00Z (as ``wire.convert``: what a protobuf Timestamp may hold)."""
+MAX_TIMESTAMP_SECONDS = 253402300799
+"""9999-12-31T23:59:59Z."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ISO_DATE_CHARS = 64  # the strict parser reads a date only up to this length
+
+_code = CODE_RE.fullmatch
+_flag = FLAG_RE.fullmatch
+_jurisdiction = JURISDICTION_RE.fullmatch
+_language = LANGUAGE_RE.fullmatch
+_attribute_key = ATTRIBUTE_KEY_RE.fullmatch
+
+
+class Doubt(Exception):  # noqa: N818 - not an error: "let the strict path decide"
+    """A value the fast path does not vouch for: convert the message through the strict path."""
+
+
+def _enum_table(enum: Any, prefix: str, kind: type[E]) -> dict[int, E]:
+    """Proto number -> domain member, read as the strict path reads it (name -> short value).
+
+    Numbers without a member (a newer proto) are left out: the strict path refuses them.
+    """
+    table: dict[int, E] = {}
+    for value in enum.DESCRIPTOR.values:
+        short = value.name.removeprefix(prefix).lower()
+        if value.number != 0 and short in kind._value2member_map_:
+            table[value.number] = kind(short)
+    return table
+
+
+_CHANNELS = _enum_table(pb.Channel, "CHANNEL_", Channel)
+_INTENTS = _enum_table(pb.Intent, "INTENT_", Intent)
+_URGENCIES = _enum_table(pb.Urgency, "URGENCY_", Urgency)
+_TIERS = _enum_table(pb.Tier, "TIER_", Tier)
+_REASONS = _enum_table(pb.ContinuityReason, "CONTINUITY_REASON_", ContinuityReason)
+_ROLES = _enum_table(pb.Role, "ROLE_", Role)
+_STATUSES = _enum_table(pb.AgentStatus, "AGENT_STATUS_", AgentStatus)
+
+
+def _member(table: Mapping[int, E], number: int) -> E:
+    member = table.get(number)
+    if member is None:  # unset (0) or unknown: the strict path says which
+        raise Doubt
+    return member
+
+
+def _instant(ts: Timestamp) -> datetime:
+    """As ``Timestamp.ToDatetime(tzinfo=UTC)`` (nanos truncated to microseconds)."""
+    seconds, nanos = ts.seconds, ts.nanos
+    if not (MIN_TIMESTAMP_SECONDS <= seconds <= MAX_TIMESTAMP_SECONDS and 0 <= nanos < 10**9):
+        raise Doubt
+    return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
+
+
+def _required_instant(msg: Any, field: str) -> datetime:
+    if not msg.HasField(field):
+        raise Doubt
+    return _instant(getattr(msg, field))
+
+
+def _optional_instant(msg: Any, field: str) -> datetime | None:
+    return _instant(getattr(msg, field)) if msg.HasField(field) else None
+
+
+def _identifier(value: str, limits: InputLimits) -> str:
+    """A free identifier (case_id, snapshot_id): non-blank, short, printable ASCII here."""
+    # Printable ASCII holds no control or formatting character; anything else (including
+    # valid non-ASCII ids) is left to the strict path's per-character check.
+    if not value.strip() or len(value) > limits.max_id_chars or not value.isascii():
+        raise Doubt
+    if not value.isprintable():
+        raise Doubt
+    return value
+
+
+def _one_code(value: str, limits: InputLimits) -> str:
+    if len(value) > limits.max_id_chars or not _code(value):
+        raise Doubt
+    return value
+
+
+def _codes(values: Iterable[str], count: int, limits: InputLimits) -> frozenset[str]:
+    """A list of codes (territories, teams, declined agents) as a set (duplicates collapse)."""
+    if count > limits.max_list_items:
+        raise Doubt
+    max_chars = limits.max_id_chars
+    for value in values:
+        if len(value) > max_chars or not _code(value):
+            raise Doubt
+    return frozenset(values)
+
+
+def _one_jurisdiction(value: str, limits: InputLimits) -> str:
+    if len(value) > limits.max_id_chars:
+        raise Doubt
+    text = value.strip().upper()
+    if len(text) > limits.max_id_chars or not _jurisdiction(text):
+        raise Doubt
+    return text
+
+
+def _one_language(value: str, limits: InputLimits) -> str:
+    if len(value) > limits.max_id_chars:
+        raise Doubt
+    text = value.strip().lower().replace("_", "-")
+    if len(text) > limits.max_id_chars or not _language(text):
+        raise Doubt
+    return text
+
+
+def _languages(values: Iterable[str], count: int, limits: InputLimits) -> frozenset[str]:
+    if count > limits.max_list_items:
+        raise Doubt
+    return frozenset([_one_language(v, limits) for v in values])
+
+
+def _flags(values: Iterable[str], count: int, limits: InputLimits) -> frozenset[str]:
+    if count > limits.max_list_items:
+        raise Doubt
+    out = []
+    max_chars = limits.max_id_chars
+    for value in values:
+        if not value.strip() or len(value) > max_chars:
+            raise Doubt
+        text = normalise_flag(value)
+        if len(text) > max_chars or not _flag(text):
+            raise Doubt
+        out.append(text)
+    return frozenset(out)
+
+
+def _number(value: float, low: float, high: float) -> float:
+    if not (math.isfinite(value) and abs(value) <= MAX_ABS_NUMBER and low <= value <= high):
+        raise Doubt
+    return value
+
+
+def _integer(value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise Doubt
+    return value
+
+
+def _attributes(attributes: Any, limits: InputLimits) -> dict[str, AttributeValue]:
+    """A case's or agent's attribute map (a protobuf map of AttributeValue)."""
+    if not attributes:
+        return {}
+    if len(attributes) > limits.max_attributes:
+        raise Doubt
+    out: dict[str, AttributeValue] = {}
+    for key, value in attributes.items():
+        if len(key) > limits.max_id_chars or not _attribute_key(key):
+            raise Doubt
+        kind = value.WhichOneof("kind")
+        if kind == "string_value":
+            text: str = value.string_value
+            if len(text) > limits.max_text_chars:
+                raise Doubt
+            try:
+                text.encode()
+            except UnicodeEncodeError:  # an unpaired surrogate
+                raise Doubt from None
+            out[key] = text
+        elif kind == "number_value":
+            out[key] = _number(value.number_value, -MAX_ABS_NUMBER, MAX_ABS_NUMBER)
+        elif kind == "bool_value":
+            out[key] = value.bool_value
+        else:  # an AttributeValue with no kind set
+            raise Doubt
+    return out
+
+
+def _licence(msg: pb.Licence, limits: InputLimits) -> Licence:
+    expires_on = msg.expires_on
+    if len(expires_on) > _ISO_DATE_CHARS:
+        raise Doubt
+    try:
+        expires = date.fromisoformat(expires_on)
+    except ValueError:
+        raise Doubt from None
+    return Licence(
+        _one_code(msg.type, limits),
+        _one_jurisdiction(msg.jurisdiction, limits),
+        expires,
+        msg.multistate,
+    )
+
+
+def agent_from_proto(msg: pb.Agent, limits: InputLimits) -> Agent:
+    """One roster agent, or ``Doubt``.
+
+    Raises:
+        Doubt: If any value is not plainly valid.
+    """
+    max_items = limits.max_list_items
+    licences = msg.licences
+    if len(licences) > max_items:
+        raise Doubt
+    skills: dict[str, int] = {}
+    skill_msgs = msg.skills
+    if len(skill_msgs) > max_items:
+        raise Doubt
+    for skill in skill_msgs:
+        name = _one_code(skill.name, limits)
+        if name in skills:
+            raise Doubt
+        skills[name] = _integer(skill.level, 0, 10)
+    if not msg.HasField("capacity"):
+        raise Doubt
+    capacity = msg.capacity
+    territories = msg.territories
+    languages = msg.languages
+    teams = msg.teams
+    return Agent(
+        agent_id=_one_code(msg.agent_id, limits),
+        role=_member(_ROLES, msg.role) if msg.role else Role.AGENT,
+        status=_member(_STATUSES, msg.status),
+        capacity=Capacity(_integer(capacity.max, 0, 10_000), _integer(capacity.active, 0, 10_000)),
+        licences=tuple([_licence(lic, limits) for lic in licences]),
+        territories=_codes(territories, len(territories), limits),
+        skills=skills,
+        languages=_languages(languages, len(languages), limits),
+        last_assigned_at=_optional_instant(msg, "last_assigned_at"),
+        teams=_codes(teams, len(teams), limits) if teams else frozenset(),
+        seniority=_integer(msg.seniority, 0, 100),
+        attributes=_attributes(msg.attributes, limits),
+    )
+
+
+def roster_from_proto(msg: pb.Roster, limits: InputLimits) -> Roster:
+    """A Roster message as a domain roster, or ``Doubt``.
+
+    Raises:
+        Doubt: If any value is not plainly valid (or two agents share an id).
+    """
+    agent_msgs = msg.agents
+    if len(agent_msgs) > limits.max_agents:
+        raise Doubt
+    agents = tuple([agent_from_proto(a, limits) for a in agent_msgs])
+    if len({a.agent_id for a in agents}) != len(agents):
+        raise Doubt
+    return Roster(
+        _identifier(msg.snapshot_id, limits),
+        _required_instant(msg, "taken_at"),
+        agents,
+    )
+
+
+def _required_skills(msg: pb.Case, limits: InputLimits) -> tuple[RequiredSkill, ...]:
+    items = msg.required_skills
+    if len(items) > limits.max_list_items:
+        raise Doubt
+    return tuple(
+        [RequiredSkill(_one_code(s.name, limits), _integer(s.min_level, 0, 10)) for s in items]
+    )
+
+
+def _sentiment(msg: pb.Case, limits: InputLimits) -> tuple[SentimentReading, ...]:
+    items = msg.sentiment
+    if len(items) > limits.max_sentiment_readings:
+        raise Doubt
+    readings = [
+        SentimentReading(_number(r.score, -1.0, 1.0), _required_instant(r, "at")) for r in items
+    ]
+    # Oldest first, as the strict parser sorts them (stable: equal instants keep sent order).
+    readings.sort(key=lambda reading: reading.at)
+    return tuple(readings)
+
+
+def _sla_clocks(msg: pb.Case, limits: InputLimits) -> tuple[SlaClock, ...]:
+    items = msg.sla_clocks
+    if len(items) > limits.max_sla_clocks:
+        raise Doubt
+    clocks = [
+        SlaClock(
+            _one_code(c.name, limits),
+            _required_instant(c, "started_at"),
+            _required_instant(c, "deadline"),
+        )
+        for c in items
+    ]
+    if len({c.name for c in clocks}) != len(clocks):
+        raise Doubt
+    return tuple(clocks)
+
+
+def _preferred_agents(msg: pb.Case, limits: InputLimits) -> tuple[PreferredAgent, ...]:
+    items = msg.preferred_agents
+    if not items:
+        return ()
+    if len(items) > limits.max_list_items:
+        raise Doubt
+    preferred = tuple(
+        [
+            PreferredAgent(
+                _one_code(p.agent_id, limits),
+                _member(_REASONS, p.reason),
+                _optional_instant(p, "last_contact_at"),
+            )
+            for p in items
+        ]
+    )
+    if len({p.agent_id for p in preferred}) != len(preferred):
+        raise Doubt
+    return preferred
+
+
+def case_from_proto(msg: pb.Case, limits: InputLimits) -> Case:
+    """A Case message as a domain case, or ``Doubt``.
+
+    Raises:
+        Doubt: If any value is not plainly valid.
+    """
+    flags = msg.flags
+    declined = msg.declined_agents
+    return Case(
+        case_id=_identifier(msg.case_id, limits),
+        created_at=_required_instant(msg, "created_at"),
+        channel=_member(_CHANNELS, msg.channel),
+        intent=_member(_INTENTS, msg.intent),
+        urgency=_member(_URGENCIES, msg.urgency),
+        classification_confidence=(
+            _number(msg.classification_confidence, 0.0, 1.0)
+            if msg.HasField("classification_confidence")
+            else 1.0
+        ),
+        patient_location=(
+            _one_jurisdiction(msg.patient_location, limits)
+            if msg.HasField("patient_location")
+            else None
+        ),
+        region=_one_code(msg.region, limits) if msg.HasField("region") else None,
+        tier=_member(_TIERS, msg.tier) if msg.tier else Tier.STANDARD,
+        required_skills=_required_skills(msg, limits),
+        preferred_language=(
+            _one_language(msg.preferred_language, limits)
+            if msg.HasField("preferred_language")
+            else None
+        ),
+        sentiment=_sentiment(msg, limits),
+        sla_clocks=_sla_clocks(msg, limits),
+        flags=_flags(flags, len(flags), limits) if flags else frozenset(),
+        attributes=_attributes(msg.attributes, limits),
+        waiting_since=_optional_instant(msg, "waiting_since"),
+        declined_agents=_codes(declined, len(declined), limits) if declined else frozenset(),
+        preferred_agents=_preferred_agents(msg, limits),
+    )
