@@ -301,7 +301,7 @@ def test_rules_test_format_json_reports_a_ruleset_that_does_not_load(
                         "line": 1,
                         "column": 1,
                         "rule_id": None,
-                        "message": "the ruleset file needs `owner`",
+                        "message": "`owner` is required in the ruleset file",
                     },
                     {
                         "code": "schema.unknown_key",
@@ -310,7 +310,9 @@ def test_rules_test_format_json_reports_a_ruleset_that_does_not_load(
                         "line": 4,
                         "column": 1,
                         "rule_id": None,
-                        "message": "unknown key `ownr` in the ruleset file (did you mean `owner`?)",
+                        "message": (
+                            "unknown field `ownr` in the ruleset file (did you mean `owner`?)"
+                        ),
                     },
                 ],
             }

@@ -293,9 +293,9 @@ def test_a_ruleset_that_does_not_load_is_one_suite_with_an_error(
     code, root = _run(capsys, path)
     file = str(path / "ruleset.yaml")
     problems = [
-        f"{file}:1:1: error schema.missing_key: the ruleset file needs `owner`",
+        f"{file}:1:1: error schema.missing_key: `owner` is required in the ruleset file",
         (
-            f"{file}:4:1: error schema.unknown_key: unknown key `ownr` in the ruleset file (did "
+            f"{file}:4:1: error schema.unknown_key: unknown field `ownr` in the ruleset file (did "
             "you mean `owner`?)"
         ),
     ]

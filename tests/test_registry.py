@@ -283,7 +283,7 @@ def test_status_keeps_the_first_problems_and_says_how_many_more(
         [
             f"{path}:1: error rules.empty: `rules` is empty; add at least a catch-all",
             *(
-                f"{path}:1:1: error schema.missing_key: the ruleset file needs `{key}`"
+                f"{path}:1:1: error schema.missing_key: `{key}` is required in the ruleset file"
                 for key in ("ruleset", "version", "description", "owner")
             ),
             "... and 1 more problem(s); the server log lists every one",

@@ -289,7 +289,7 @@ def test_unknown_and_missing_rulesets(tmp_path: Path, caplog: pytest.LogCaptureF
         f"ruleset {broken} not loaded:",
         "ruleset has 5 error(s):",
         (
-            f"  {broken / 'ruleset.yaml'}:1:1: error schema.missing_key: the ruleset file needs "
-            "`version`"
+            f"  {broken / 'ruleset.yaml'}:1:1: error schema.missing_key: `version` is required in "
+            "the ruleset file"
         ),
     ]

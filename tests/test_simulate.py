@@ -274,5 +274,6 @@ def test_a_bad_line_names_each_field_path() -> None:
     assert [v.field for v in raised.value.violations] == ["extra", "now", "case.intent"]
     assert raised.value.violations[0] == FieldViolation(
         "extra",
-        "unknown field; allowed: request_id, ruleset, case, cases, roster, now, explanation_level",
+        "unknown field (allowed: request_id, ruleset, case, cases, roster, now, explanation_level, "
+        "roster_sha256)",
     )

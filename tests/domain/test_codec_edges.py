@@ -97,7 +97,7 @@ def test_agent_id_with_trailing_newline_message() -> None:
     """The violation quotes the bad id and says what a valid code looks like."""
     violations = request_violations(roster_data(agent_data("a1\n")), parse_roster)
     assert [
-        FieldViolation("roster.agents[0].agent_id", f"'a1\\n' is not a valid value{CODE_HINT}")
+        FieldViolation("roster.agents[0].agent_id", f"'a1\\n' is not a valid identifier{CODE_HINT}")
     ] == violations
 
 
@@ -107,7 +107,8 @@ def test_attribute_key_with_trailing_newline_is_rejected() -> None:
     assert [
         FieldViolation(
             "case.attributes['patient_name\\n']",
-            "attribute names must be lower_snake_case ([a-z_][a-z0-9_]*)",
+            "'patient_name\\n' is not a valid attribute name (lower_snake_case: a-z, 0-9 and _, "
+            "not starting with a digit)",
         )
     ] == violations
 
@@ -257,8 +258,9 @@ def test_flag_violation_message_says_what_a_flag_is() -> None:
     assert [
         FieldViolation(
             "case.flags[0]",
-            "'safe guarding' is not a valid flag (after trimming, lower-casing and folding - to "
-            "_, a flag is letters, digits and _ . : /, starting with a letter or digit)",
+            "'safe guarding' is not a valid flag (a flag is lower-case letters, digits and "
+            "_ . : /, starting with a letter or digit; a case's flags are trimmed, lower-cased and "
+            "have - folded to _ first)",
         )
     ] == violations
 

@@ -308,8 +308,8 @@ def test_a_request_names_every_bad_field_with_grpc_paths() -> None:
     assert [
         FieldViolation(
             "extra",
-            "unknown field; allowed: request_id, ruleset, case, cases, roster, now, "
-            "explanation_level, roster_sha256",
+            "unknown field (allowed: request_id, ruleset, case, cases, roster, now, "
+            "explanation_level, roster_sha256)",
         ),
         FieldViolation(
             "explanation_level",
@@ -349,8 +349,8 @@ def test_a_request_with_case_and_cases_or_odd_keys_is_refused() -> None:
     assert violations == [
         FieldViolation(
             "['a b']",
-            "unknown field; allowed: request_id, ruleset, case, cases, roster, now, "
-            "explanation_level, roster_sha256",
+            "unknown field (allowed: request_id, ruleset, case, cases, roster, now, "
+            "explanation_level, roster_sha256)",
         ),
         FieldViolation("case", "a request has `case` (Decide) or `cases` (DecideBatch), not both"),
     ]

@@ -125,14 +125,14 @@ def test_a_step_that_is_not_a_mapping_is_reported_and_skipped() -> None:
     errors = _errors(_ladder("later", STEP))
     assert (
         "schema.type",
-        "a step of ladder `wait` must be a mapping (key: value lines), got text 'later'",
+        "a step of ladder `wait` must be an object (key: value pairs), got string 'later'",
     ) in errors
 
 
 def test_a_continuity_section_without_a_window_is_one_missing_key() -> None:
     """`continuity: {hold: ...}` alone: the window is required."""
     errors = _errors("continuity: {hold: {routine: 15m}}\n", "")
-    assert errors == [("schema.missing_key", "`continuity` needs `window`")]
+    assert errors == [("schema.missing_key", "`window` is required in `continuity`")]
 
 
 def test_a_catch_all_only_ruleset_with_a_valid_ladder_section_compiles() -> None:

@@ -57,13 +57,13 @@ def test_every_pass_says_what_it_checks_and_needs_only_earlier_results() -> None
                     5,
                     14,
                     None,
-                    "`constraints` must be a mapping (key: value lines), got number 5",
+                    "`constraints` must be an object (key: value pairs), got number 5",
                 )
             ],
         ),
         (
             _BASE.replace(_CONSTRAINTS, "  licence: {clinical: [RN]}\n"),
-            [("schema.missing_key", 6, 3, None, "`constraints` needs `safeguarding`")],
+            [("schema.missing_key", 6, 3, None, "`safeguarding` is required in `constraints`")],
         ),
         (
             _BASE.replace("{flag: safeguarding, queue", "{flag: Safe Guarding, queue"),
@@ -74,20 +74,29 @@ def test_every_pass_says_what_it_checks_and_needs_only_earlier_results() -> None
                     24,
                     None,
                     (
-                        "constraints.safeguarding.flag 'Safe Guarding' is not valid (case flags "
-                        "are lower-cased and `-` is folded to `_` on input, so a flag is "
-                        "lower-case letters, digits and _ . : /; at most 64)"
+                        "constraints.safeguarding.flag 'Safe Guarding' is not a valid flag (a "
+                        "flag is lower-case letters, digits and _ . : /, starting with a letter "
+                        "or digit; a case's flags are trimmed, lower-cased and have - folded to _ "
+                        "first)"
                     ),
                 )
             ],
         ),
         (
             _BASE.replace("{flag: safeguarding, queue: safeguarding}", "{flag: safeguarding}"),
-            [("schema.missing_key", 6, 17, None, "`constraints.safeguarding` needs `queue`")],
+            [
+                (
+                    "schema.missing_key",
+                    6,
+                    17,
+                    None,
+                    "`queue` is required in `constraints.safeguarding`",
+                )
+            ],
         ),
         (
             _BASE.replace("constraints:\n" + _CONSTRAINTS, ""),
-            [("schema.missing_key", 1, 1, None, "the ruleset file needs `constraints`")],
+            [("schema.missing_key", 1, 1, None, "`constraints` is required in the ruleset file")],
         ),
     ],
     ids=["not_a_mapping", "no_safeguarding", "bad_flag", "no_queue", "missing"],
@@ -103,10 +112,10 @@ def test_a_malformed_constraints_section_reports_what_it_did_before(
 def test_which_passes_run_never_depends_on_what_a_message_says(document: str) -> None:
     """A non-mapping file reports the same problems whether or not its text says `constraints`."""
     shown = {
-        "hello\n": "text 'hello'",
-        "constraints\n": "text 'constraints'",
+        "hello\n": "string 'hello'",
+        "constraints\n": "string 'constraints'",
         "- constraints\n": "a list",
-        "": "nothing (empty value)",
+        "": "null (an empty value)",
     }[document]
     assert [
         ("rules.empty", 0, 0, None, "`rules` is empty; add at least a catch-all"),
@@ -115,7 +124,7 @@ def test_which_passes_run_never_depends_on_what_a_message_says(document: str) ->
             1,
             1,
             None,
-            f"the ruleset file must be a mapping (key: value lines), got {shown}",
+            f"the ruleset file must be an object (key: value pairs), got {shown}",
         ),
     ] == _problems(document)
 
@@ -180,5 +189,5 @@ def test_constraints_missing_without_a_reported_problem_still_explains_itself(
     """The invariant guard: no constraints and nothing flagged still yields a problem, not []."""
     monkeypatch.setattr(passes, "read_ruleset", lambda _root, _file: (RawRuleset(), []))
     assert [p for p in _problems(_BASE) if p[0].startswith("schema.")] == [
-        ("schema.missing_key", 1, 0, None, "`constraints` needs `safeguarding`")
+        ("schema.missing_key", 1, 0, None, "`safeguarding` is required in `constraints`")
     ]

@@ -155,14 +155,14 @@ def test_continuity_null_means_continuity_did_not_apply(tmp_path: Path) -> None:
             (
                 "expect.continuity must be one of assigned_preferred, held_for_preferred, "
                 "assigned_other, none_eligible; got 'held_for_preferrd' (did you mean "
-                "`held_for_preferred`?)"
+                "'held_for_preferred'?)"
             ),
         ),
         (
             "      ladder_stp: any-language\n",
             "schema.unknown_key",
             ":20:7",
-            "unknown key `ladder_stp` in expect of held (did you mean `ladder_step`?)",
+            "unknown field `ladder_stp` in expect of held (did you mean `ladder_step`?)",
         ),
     ],
 )

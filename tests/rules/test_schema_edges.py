@@ -9,8 +9,8 @@ from caseroute.testing import CATCH_ALL_RULE, MINIMAL_HEADER, compile_text, rule
 
 Found = list[tuple[str, int, int, str | None, str]]
 _BASE = ruleset_with_rules(CATCH_ALL_RULE)
-_NAME_HINT = " (lower-case letters, digits, - and _; at most 64)"
-_CODE_HINT = " (letters, digits and _ . : / -; at most 64)"
+_NAME_HINT = " (lower-case letters, digits, - and _, starting with a letter or digit)"
+_CODE_HINT = " (letters, digits and _ . : / -, starting with a letter or digit)"
 
 
 def _errors(text: str) -> Found:
@@ -46,7 +46,7 @@ def _with_rule(then: str) -> str:
                     10,
                     32,
                     None,
-                    "signals.sla_at_risk_minutes must be a number, got text 'soon'",
+                    "signals.sla_at_risk_minutes must be a number, got string 'soon'",
                 )
             ],
         ),
@@ -58,7 +58,7 @@ def _with_rule(then: str) -> str:
                     10,
                     29,
                     None,
-                    "signals.sentiment_window must be a whole number, got number 2.5",
+                    "signals.sentiment_window must be an integer, got number 2.5",
                 )
             ],
         ),
@@ -96,29 +96,43 @@ def _with_rule(then: str) -> str:
                     14,
                     38,
                     None,
-                    "member since must be a date YYYY-MM-DD, got text '2026-13-01'",
+                    "member since must be a date YYYY-MM-DD, got '2026-13-01'",
                 ),
                 (
                     "schema.type",
                     15,
                     38,
                     None,
-                    "member since must be a date YYYY-MM-DD, got number 5",
+                    "member since must be a date YYYY-MM-DD, got 5",
                 ),
                 ("schema.range", 16, 59, None, "membership of US-AZ ends before it starts"),
-                ("schema.missing_key", 17, 9, None, "a member of compact nlc needs `jurisdiction`"),
+                (
+                    "schema.missing_key",
+                    17,
+                    9,
+                    None,
+                    "`jurisdiction` is required in a member of compact nlc",
+                ),
                 (
                     "schema.type",
                     18,
                     38,
                     None,
-                    "member since must be a date YYYY-MM-DD, got text '2026-01-01T10:00:00'",
+                    "member since must be a date YYYY-MM-DD, got '2026-01-01T10:00:00'",
                 ),
             ],
         ),
         (
             "compacts:\n  - {name: nlc, licence_types: [RN], members: [{jurisdiction: US-TX}]}\n",
-            [("schema.missing_key", 11, 48, None, "a member of compact nlc needs `since`")],
+            [
+                (
+                    "schema.missing_key",
+                    11,
+                    48,
+                    None,
+                    "`since` is required in a member of compact nlc",
+                )
+            ],
         ),
         (
             "matching: {statuses: available}\n",
@@ -128,7 +142,7 @@ def _with_rule(then: str) -> str:
                     10,
                     22,
                     None,
-                    "matching.statuses must be a list, got text 'available'",
+                    "matching.statuses must be a list, got string 'available'",
                 )
             ],
         ),
@@ -142,7 +156,7 @@ def _with_rule(then: str) -> str:
                     None,
                     (
                         "each of matching.statuses must be one of available, busy, away, offline; "
-                        "got 'availble' (did you mean `available`?)"
+                        "got 'availble' (did you mean 'available'?)"
                     ),
                 )
             ],
@@ -168,7 +182,15 @@ def _with_rule(then: str) -> str:
         ),
         (
             "params: [a, b]\n",
-            [("schema.type", 10, 9, None, "`params` must be a mapping of name: value")],
+            [
+                (
+                    "schema.type",
+                    10,
+                    9,
+                    None,
+                    "`params` must be an object (key: value pairs), got a list",
+                )
+            ],
         ),
         (
             "params: {Bad-Name: 1}\n",
@@ -178,7 +200,10 @@ def _with_rule(then: str) -> str:
                     10,
                     10,
                     None,
-                    "param name `Bad-Name` must be lower_snake_case (at most 64)",
+                    (
+                        "'Bad-Name' is not a valid param name (lower_snake_case: a-z, 0-9 and _, "
+                        "not starting with a digit)"
+                    ),
                 )
             ],
         ),
@@ -190,7 +215,7 @@ def _with_rule(then: str) -> str:
                     11,
                     14,
                     None,
-                    "param `codes` lists must hold strings, numbers or booleans, got a mapping",
+                    "param `codes` lists must hold strings, numbers or booleans, got an object",
                 ),
                 (
                     "schema.type",
@@ -198,8 +223,8 @@ def _with_rule(then: str) -> str:
                     22,
                     None,
                     (
-                        "param `codes` lists must hold strings, numbers or booleans, got nothing "
-                        "(empty value)"
+                        "param `codes` lists must hold strings, numbers or booleans, got null "
+                        "(an empty value)"
                     ),
                 ),
             ],
@@ -213,8 +238,8 @@ def _with_rule(then: str) -> str:
                     10,
                     None,
                     (
-                        "param `table` must be a string, number, boolean or a list of them, got a "
-                        "mapping"
+                        "param `table` must be a string, number, boolean or a list of them, got an "
+                        "object"
                     ),
                 )
             ],
@@ -239,7 +264,10 @@ def _with_rule(then: str) -> str:
                     10,
                     19,
                     None,
-                    "attribute name `Vip` must be lower_snake_case (at most 64)",
+                    (
+                        "'Vip' is not a valid attribute name (lower_snake_case: a-z, 0-9 and _, "
+                        "not starting with a digit)"
+                    ),
                 )
             ],
         ),
@@ -252,7 +280,7 @@ def _with_rule(then: str) -> str:
                     19,
                     None,
                     (
-                        "attribute `vip` must be declared as string, number or boolean, got text "
+                        "attribute `vip` must be declared as string, number or boolean, got string "
                         "'text'"
                     ),
                 )
@@ -323,7 +351,7 @@ def test_a_mistaken_optional_section_is_reported_where_it_is_written(
                     9,
                     42,
                     None,
-                    f"queue for intent `general` 'General Queue' is not valid{_NAME_HINT}",
+                    f"queue for intent `general` 'General Queue' is not a valid name{_NAME_HINT}",
                 ),
             ],
         ),
@@ -341,7 +369,7 @@ def test_a_mistaken_optional_section_is_reported_where_it_is_written(
                         "decision; add one at the end"
                     ),
                 ),
-                ("schema.missing_key", 14, 5, "rest", "rule `rest` needs `when`"),
+                ("schema.missing_key", 14, 5, "rest", "`when` is required in rule `rest`"),
             ],
         ),
         (
@@ -353,7 +381,7 @@ def test_a_mistaken_optional_section_is_reported_where_it_is_written(
                     3,
                     14,
                     None,
-                    "`description` must be a non-empty string, got a mapping",
+                    "`description` must be a non-empty string, got an object",
                 )
             ],
         ),
@@ -384,7 +412,7 @@ def test_a_mistaken_optional_section_is_reported_where_it_is_written(
                     None,
                     (
                         "each entry of constraints.licence.clinical must be a non-empty string, "
-                        "got nothing (empty value)"
+                        "got null (an empty value)"
                     ),
                 )
             ],
@@ -398,7 +426,10 @@ def test_a_mistaken_optional_section_is_reported_where_it_is_written(
                     7,
                     24,
                     None,
-                    f"each entry of constraints.licence.clinical 'R N' is not valid{_CODE_HINT}",
+                    (
+                        "each entry of constraints.licence.clinical 'R N' is not a valid "
+                        f"identifier{_CODE_HINT}"
+                    ),
                 )
             ],
         ),
@@ -411,7 +442,7 @@ def test_a_mistaken_optional_section_is_reported_where_it_is_written(
                     4,
                     1,
                     None,
-                    "`owner` must be a non-empty string, got nothing (empty value)",
+                    "`owner` must be a non-empty string, got null (an empty value)",
                 )
             ],
         ),
@@ -436,7 +467,7 @@ def test_a_mistaken_optional_section_is_reported_where_it_is_written(
                     "rest",
                     (
                         "`when` must be a condition in quotes, or `true` for the catch-all; got "
-                        "nothing (empty value)"
+                        "null (an empty value)"
                     ),
                 ),
             ],
@@ -476,14 +507,14 @@ def test_a_mistaken_optional_section_is_reported_where_it_is_written(
                     11,
                     5,
                     None,
-                    "rule `?` must be a mapping (key: value lines), got text 'just text'",
+                    "rule `?` must be an object (key: value pairs), got string 'just text'",
                 )
             ],
         ),
         (
             "rules:\n",
             "rules:\n  - {when: true, then: {route: {queue: q}}}\n",
-            [("schema.missing_key", 11, 5, None, "rule `?` needs `id`")],
+            [("schema.missing_key", 11, 5, None, "`id` is required in rule `?`")],
         ),
     ],
 )
@@ -504,8 +535,8 @@ def test_a_param_written_with_no_value_is_reported_on_its_own_line() -> None:
             3,
             None,
             (
-                "param `nothing` must be a string, number, boolean or a list of them, got nothing "
-                "(empty value)"
+                "param `nothing` must be a string, number, boolean or a list of them, got null "
+                "(an empty value)"
             ),
         )
     ]
@@ -522,7 +553,7 @@ def test_a_param_written_with_no_value_is_reported_on_its_own_line() -> None:
                     16,
                     41,
                     "r1",
-                    "rule r1 route.territory must be true or false, got text 'yes'",
+                    "rule r1 route.territory must be true or false, got string 'yes'",
                 )
             ],
         ),
@@ -538,13 +569,21 @@ def test_a_param_written_with_no_value_is_reported_on_its_own_line() -> None:
                     16,
                     91,
                     "r1",
-                    "skill min_level must be a whole number, got text 'one'",
+                    "skill min_level must be an integer, got string 'one'",
                 ),
             ],
         ),
         (
             "{route: {queue: q, skills: [{name: 'tri age', min_level: 1}]}}",
-            [("schema.format", 16, 46, "r1", f"skill name 'tri age' is not valid{_CODE_HINT}")],
+            [
+                (
+                    "schema.format",
+                    16,
+                    46,
+                    "r1",
+                    f"skill name 'tri age' is not a valid identifier{_CODE_HINT}",
+                )
+            ],
         ),
         (
             "{escalate: {queue: q, reason: r, level: 0, assign: {roles: [nurse]}}}",
@@ -599,7 +638,7 @@ def test_a_param_written_with_no_value_is_reported_on_its_own_line() -> None:
                     "r1",
                     (
                         "priority must be one of low, normal, high, urgent; got 'urgentt' (did you "
-                        "mean `urgent`?)"
+                        "mean 'urgent'?)"
                     ),
                 )
             ],
@@ -612,20 +651,28 @@ def test_a_param_written_with_no_value_is_reported_on_its_own_line() -> None:
                     16,
                     31,
                     "r1",
-                    f"exception queue 'Bad Q' is not valid{_NAME_HINT}",
+                    f"exception queue 'Bad Q' is not a valid name{_NAME_HINT}",
                 ),
                 (
                     "schema.format",
                     16,
                     46,
                     "r1",
-                    f"exception reason 'Not Valid' is not valid{_NAME_HINT}",
+                    f"exception reason 'Not Valid' is not a valid name{_NAME_HINT}",
                 ),
             ],
         ),
         (
             "{route: {queue: q, reason: Not Valid}}",
-            [("schema.format", 16, 38, "r1", f"route reason 'Not Valid' is not valid{_NAME_HINT}")],
+            [
+                (
+                    "schema.format",
+                    16,
+                    38,
+                    "r1",
+                    f"route reason 'Not Valid' is not a valid name{_NAME_HINT}",
+                )
+            ],
         ),
     ],
 )

@@ -37,7 +37,13 @@ def compile_source(source: SourceFile) -> CompiledRuleset:
         # Invariant guard: the schema flags every way it can fail to build constraints, so this
         # never fires; if it ever did, the caller still learns why nothing was compiled.
         problems.append(
-            Problem("schema.missing_key", "`constraints` needs `safeguarding`", source.path, 1, 0)
+            Problem(
+                "schema.missing_key",
+                "`safeguarding` is required in `constraints`",
+                source.path,
+                1,
+                0,
+            )
         )
     if any(p.severity is Severity.ERROR for p in problems) or raw.constraints is None:
         raise RulesetError(sorted(problems, key=lambda p: (p.line, p.column, p.code)))

@@ -10,12 +10,36 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from caseroute.domain.case import Intent, RequiredSkill
 from caseroute.domain.decision import Priority
 from caseroute.domain.errors import Problem, Severity
+from caseroute.domain.limits import quote_value
+from caseroute.domain.reader import (
+    ATTRIBUTE_NAME,
+    FLAG,
+    IDENTIFIER,
+    JURISDICTION,
+    MISSING,
+    NAME,
+    RULESET_MAX_CHARS,
+    VERSION,
+    TextPattern,
+    describe_type,
+    near_miss,
+    not_boolean,
+    not_date,
+    not_list,
+    not_object,
+    not_one_of,
+    not_string,
+    number_problem,
+    read_day,
+    text_problem,
+    unknown_key_tip,
+)
 from caseroute.domain.roster import AgentStatus, Role
 from caseroute.rules.adaptive import read_continuity, read_ladders, read_requirement_names
 from caseroute.rules.fields import (
@@ -41,20 +65,12 @@ from caseroute.rules.model import (
 )
 from caseroute.rules.source import Node
 
-# Identifier patterns. Always applied with fullmatch: `$` also matches before a trailing
-# newline, so `re.match(r"^...$")` would let "safeguarding\n" through. Lengths are bounded.
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}")
-JURISDICTION_RE = re.compile(r"[A-Z]{2}(-[A-Z0-9]{1,3}){0,3}")
-PARAM_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
-FLAG_RE = re.compile(r"[a-z0-9][a-z0-9_.:/]{0,63}")  # the form normalise_flag gives
-VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
-_NAME_HINT = " (lower-case letters, digits, - and _; at most 64)"
-_CODE_HINT = " (letters, digits and _ . : / -; at most 64)"
-_FLAG_HINT = (
-    " (case flags are lower-cased and `-` is folded to `_` on input, so a flag is lower-case "
-    "letters, digits and _ . : /; at most 64)"
-)
+# The identifier shapes are ``caseroute.domain.reader``'s table, shared with request parsing;
+# a ruleset bounds each at RULESET_MAX_CHARS. These bounded forms (fullmatch only: `$` also
+# matches before a trailing newline) serve checks outside the schema pass.
+NAME_RE = NAME.bounded(RULESET_MAX_CHARS)
+FLAG_RE = FLAG.bounded(RULESET_MAX_CHARS)  # the form normalise_flag gives
+VERSION_RE = VERSION.bounded(RULESET_MAX_CHARS)
 
 PendingAction = RouteAction | EscalateAction | ExceptionAction
 
@@ -145,30 +161,23 @@ class SchemaReader:
         keys they allowed (an unknown intent never reaches ``Intent(...)``).
         """
         if not node.is_mapping:
-            self.error(
-                "schema.type",
-                f"{what} must be a mapping (key: value lines), got {_kind(node)}",
-                node,
-                rule_id,
-            )
+            self.error("schema.type", f"{what} {not_object(node.value)}", node, rule_id)
             return {}
         allowed = required + optional
         entries: dict[str, Node] = node.value
         for key in entries:
             if key not in allowed:
-                hint = difflib.get_close_matches(key, allowed, n=1)
-                tip = f"did you mean `{hint[0]}`?" if hint else f"allowed: {', '.join(allowed)}"
                 kline, kcol = node.key_positions.get(key, (node.line, node.column))
                 self.error(
                     "schema.unknown_key",
-                    f"unknown key `{key}` in {what} ({tip})",
+                    f"unknown field `{key}` in {what}{unknown_key_tip(key, allowed)}",
                     kline,
                     rule_id,
                     column=kcol,
                 )
         for key in required:
             if key not in entries:
-                self.error("schema.missing_key", f"{what} needs `{key}`", node, rule_id)
+                self.error("schema.missing_key", f"`{key}` {MISSING} in {what}", node, rule_id)
         return {key: value for key, value in entries.items() if key in allowed}
 
     def string(
@@ -176,25 +185,30 @@ class SchemaReader:
         node: Node | None,
         what: str,
         rule_id: str | None = None,
-        pattern: re.Pattern[str] | None = None,
+        pattern: TextPattern | re.Pattern[str] | None = None,
         hint: str = "",
     ) -> str | None:
-        """A non-empty string (optionally matching a pattern)."""
+        """A non-empty string; with a ``TextPattern``, of that shape and at most 64 characters.
+
+        A bare regex (with its ``hint``) is checked as given, for shapes outside the table.
+        """
         if node is None:
             return None
         value = node.value
         if isinstance(value, int | float) and not isinstance(value, bool) and pattern is None:
             value = str(value)
         if not isinstance(value, str) or not value.strip():
-            self.error(
-                "schema.type",
-                f"{what} must be a non-empty string, got {_kind(node)}",
-                node,
-                rule_id,
-            )
+            self.error("schema.type", f"{what} {not_string(value)}", node, rule_id)
             return None
+        if isinstance(pattern, TextPattern):
+            problem, text = text_problem(value, pattern, RULESET_MAX_CHARS)
+            if problem is not None:
+                self.error("schema.format", f"{what} {problem}", node, rule_id)
+            return text
         if pattern is not None and not pattern.fullmatch(value):
-            self.error("schema.format", f"{what} {value!r} is not valid{hint}", node, rule_id)
+            self.error(
+                "schema.format", f"{what} {quote_value(value)} is not valid{hint}", node, rule_id
+            )
             return None
         return value
 
@@ -202,8 +216,9 @@ class SchemaReader:
         """A finite number."""
         if node is None:
             return None
-        if isinstance(node.value, bool) or not isinstance(node.value, int | float):
-            self.error("schema.type", f"{what} must be a number, got {_kind(node)}", node, rule_id)
+        problem = number_problem(node.value)
+        if problem is not None:
+            self.error(_number_code(node.value), f"{what} {problem}", node, rule_id)
             return None
         return float(node.value)
 
@@ -213,18 +228,10 @@ class SchemaReader:
         """An integer within [low, high]."""
         if node is None:
             return None
-        if isinstance(node.value, bool) or not isinstance(node.value, int):
-            self.error(
-                "schema.type", f"{what} must be a whole number, got {_kind(node)}", node, rule_id
-            )
-            return None
-        if not low <= node.value <= high:
-            self.error(
-                "schema.range",
-                f"{what} must be between {low} and {high}, got {node.value}",
-                node,
-                rule_id,
-            )
+        problem = number_problem(node.value, integer=True, low=low, high=high)
+        if problem is not None:
+            code = _number_code(node.value, integer=True)
+            self.error(code, f"{what} {problem}", node, rule_id)
             return None
         return int(node.value)
 
@@ -235,9 +242,7 @@ class SchemaReader:
         if node is None:
             return default
         if not isinstance(node.value, bool):
-            self.error(
-                "schema.type", f"{what} must be true or false, got {_kind(node)}", node, rule_id
-            )
+            self.error("schema.type", f"{what} {not_boolean(node.value)}", node, rule_id)
             return default
         return node.value
 
@@ -245,25 +250,17 @@ class SchemaReader:
         """A date written YYYY-MM-DD."""
         if node is None:
             return None
-        value = node.value
-        if isinstance(value, datetime):
-            value = value.date()
-        if isinstance(value, date):
-            return value
-        if isinstance(value, str):
-            try:
-                return date.fromisoformat(value)
-            except ValueError:
-                pass
-        self.error("schema.type", f"{what} must be a date YYYY-MM-DD, got {_kind(node)}", node)
-        return None
+        day = read_day(node.value)
+        if day is None:
+            self.error("schema.type", f"{what} {not_date(node.value)}", node)
+        return day
 
     def items(self, node: Node | None, what: str, rule_id: str | None = None) -> list[Node]:
         """Elements of a sequence node."""
         if node is None:
             return []
         if not node.is_sequence:
-            self.error("schema.type", f"{what} must be a list, got {_kind(node)}", node, rule_id)
+            self.error("schema.type", f"{what} {not_list(node.value)}", node, rule_id)
             return []
         items: list[Node] = node.value
         return items
@@ -273,7 +270,7 @@ class SchemaReader:
         node: Node | None,
         what: str,
         rule_id: str | None = None,
-        pattern: re.Pattern[str] | None = None,
+        pattern: TextPattern | re.Pattern[str] | None = None,
         hint: str = "",
     ) -> tuple[str, ...]:
         """A list of strings."""
@@ -292,33 +289,21 @@ class SchemaReader:
             return None
         members = [m.value for m in kind]
         if not isinstance(node.value, str) or node.value not in members:
-            hint = difflib.get_close_matches(str(node.value), members, n=1)
-            tip = f" (did you mean `{hint[0]}`?)" if hint else ""
-            self.error(
-                "schema.value",
-                f"{what} must be one of {', '.join(members)}; got {node.value!r}{tip}",
-                node,
-                rule_id,
-            )
+            problem = not_one_of(node.value, members, near_miss(node.value, members))
+            self.error("schema.value", f"{what} {problem}", node, rule_id)
             return None
         return kind(node.value)
 
 
+def _number_code(value: object, *, integer: bool = False) -> str:
+    """``schema.type`` for a value that is not a number at all, else ``schema.range``."""
+    ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+    return "schema.type" if isinstance(value, bool) or not ok_type else "schema.range"
+
+
 def _kind(node: Node) -> str:
-    value = node.value
-    if value is None:
-        return "nothing (empty value)"
-    if isinstance(value, bool):  # as YAML spells it, not Python's True/False
-        return f"boolean {'true' if value else 'false'}"
-    if isinstance(value, int | float):
-        return f"number {value}"
-    if isinstance(value, str):
-        return f"text {value!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+    """What kind of value a node holds, worded as the shared reader words it."""
+    return describe_type(node.value)
 
 
 _TOP = ("ruleset", "version", "description", "owner", "constraints", "rules")
@@ -334,7 +319,6 @@ _TOP_OPTIONAL = (
 )
 SECTIONS = _TOP + _TOP_OPTIONAL
 """Every top-level section a ruleset file may hold."""
-_QUEUE_HINT = _NAME_HINT
 
 
 def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
@@ -354,8 +338,7 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
         r.string(
             top.get("ruleset"),
             "`ruleset` (the name)",
-            pattern=NAME_RE,
-            hint=_NAME_HINT,
+            pattern=NAME,
         )
         or ""
     )
@@ -380,7 +363,7 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
         for key, node in r.mapping(
             top["queues"], "`queues`", (), tuple(i.value for i in Intent)
         ).items():
-            queue = r.string(node, f"queue for intent `{key}`", pattern=NAME_RE, hint=_QUEUE_HINT)
+            queue = r.string(node, f"queue for intent `{key}`", pattern=NAME)
             if queue is not None:
                 out.queues[Intent(key)] = queue
     out.ladders = read_ladders(r, top.get("ladders"))
@@ -401,13 +384,9 @@ def _read_version(r: SchemaReader, node: Node | None) -> str:
     version = r.string(node, "`version`")
     if version is None or node is None:
         return ""
-    if not VERSION_RE.fullmatch(version):
-        r.error(
-            "schema.format",
-            f"`version` {version!r} is not valid (letters, digits and . _ + -, starting with a "
-            'letter or digit; at most 64), e.g. "2026.11.1"',
-            node,
-        )
+    problem, _ = text_problem(version, VERSION, RULESET_MAX_CHARS)
+    if problem is not None:
+        r.error("schema.format", f"`version` {problem}", node)
         return ""
     return version
 
@@ -416,17 +395,13 @@ def _read_params(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
     if node is None:
         return
     if not node.is_mapping:
-        r.error("schema.type", "`params` must be a mapping of name: value", node)
+        r.error("schema.type", f"`params` {not_object(node.value)}", node)
         return
     for name, value in node.value.items():
         line, column = node.key_positions.get(name, (value.line, value.column))
-        if not PARAM_RE.fullmatch(name):
-            r.error(
-                "schema.format",
-                f"param name `{name}` must be lower_snake_case (at most 64)",
-                line,
-                column=column,
-            )
+        problem, _ = text_problem(name, ATTRIBUTE_NAME, RULESET_MAX_CHARS, noun="param name")
+        if problem is not None:
+            r.error("schema.format", problem, line, column=column)
             continue
         if value.is_sequence:
             items = []
@@ -521,12 +496,9 @@ def _read_attributes(
             column=key[1] if key else node.column,
         )
     for name, kind_node in node.value.items():
-        if not PARAM_RE.fullmatch(name):
-            r.error(
-                "schema.format",
-                f"attribute name `{name}` must be lower_snake_case (at most 64)",
-                kind_node,
-            )
+        problem, _ = text_problem(name, ATTRIBUTE_NAME, RULESET_MAX_CHARS)
+        if problem is not None:
+            r.error("schema.format", problem, kind_node)
             continue
         kind = ATTRIBUTE_KINDS.get(str(kind_node.value))
         if kind is None:
@@ -545,27 +517,19 @@ def _read_constraints(r: SchemaReader, node: Node) -> Constraints | None:
     flag = queue = None
     if "safeguarding" in entries:
         sg = r.mapping(entries["safeguarding"], "`constraints.safeguarding`", ("flag", "queue"))
-        flag = r.string(
-            sg.get("flag"), "constraints.safeguarding.flag", pattern=FLAG_RE, hint=_FLAG_HINT
-        )
-        queue = r.string(
-            sg.get("queue"), "constraints.safeguarding.queue", pattern=NAME_RE, hint=_QUEUE_HINT
-        )
+        flag = r.string(sg.get("flag"), "constraints.safeguarding.flag", pattern=FLAG)
+        queue = r.string(sg.get("queue"), "constraints.safeguarding.queue", pattern=NAME)
     consent = None
     if "consent" in entries:
         cs = r.mapping(entries["consent"], "`constraints.consent`", ("flag",))
-        consent = r.string(
-            cs.get("flag"), "constraints.consent.flag", pattern=FLAG_RE, hint=_FLAG_HINT
-        )
+        consent = r.string(cs.get("flag"), "constraints.consent.flag", pattern=FLAG)
     licence: dict[Intent, tuple[str, ...]] = {}
     if "licence" in entries:
         lic = r.mapping(
             entries["licence"], "`constraints.licence`", (), tuple(i.value for i in Intent)
         )
         for intent, types in lic.items():
-            values = r.strings(
-                types, f"constraints.licence.{intent}", pattern=CODE_RE, hint=_CODE_HINT
-            )
+            values = r.strings(types, f"constraints.licence.{intent}", pattern=IDENTIFIER)
             if types.is_sequence and not types.value:  # other ways to get none were reported
                 r.error(
                     "schema.value",
@@ -583,12 +547,11 @@ def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
     compacts = []
     for item in r.items(node, "`compacts`"):
         c = r.mapping(item, "a compact", ("name", "licence_types", "members"))
-        name = r.string(c.get("name"), "compact name", pattern=CODE_RE, hint=_CODE_HINT) or "?"
+        name = r.string(c.get("name"), "compact name", pattern=IDENTIFIER) or "?"
         types = r.strings(
             c.get("licence_types"),
             f"compact {name} licence_types",
-            pattern=CODE_RE,
-            hint=_CODE_HINT,
+            pattern=IDENTIFIER,
         )
         members = []
         for m_node in r.items(c.get("members"), f"compact {name} members"):
@@ -598,8 +561,7 @@ def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
             where = r.string(
                 m.get("jurisdiction"),
                 "member jurisdiction",
-                pattern=JURISDICTION_RE,
-                hint=" (ISO 3166-2, e.g. US-TX)",
+                pattern=JURISDICTION,
             )
             since = r.day(m.get("since"), "member since")
             until = r.day(m.get("until"), "member until") if "until" in m else None
@@ -679,11 +641,11 @@ def _read_requirements(
 ) -> Requirements:
     licence = None
     if "licence" in entries:
-        licence = r.strings(entries["licence"], f"{where}.licence", rule_id, CODE_RE, _CODE_HINT)
+        licence = r.strings(entries["licence"], f"{where}.licence", rule_id, IDENTIFIER)
     skills = []
     for s_node in r.items(entries.get("skills"), f"{where}.skills", rule_id):
         s = r.mapping(s_node, f"a skill in {where}.skills", ("name", "min_level"), (), rule_id)
-        name = r.string(s.get("name"), "skill name", rule_id, CODE_RE, _CODE_HINT)
+        name = r.string(s.get("name"), "skill name", rule_id, IDENTIFIER)
         level = r.integer(s.get("min_level"), "skill min_level", 0, 10, rule_id)
         if name is not None and level is not None:
             skills.append(RequiredSkill(name, level))
@@ -721,14 +683,14 @@ def _queue_target(
 ) -> tuple[QueueTarget, bool]:
     if node is not None and node.value == "by_intent":
         return QueueTarget(None), True
-    name = r.string(node, what, rule_id, NAME_RE, _QUEUE_HINT)
+    name = r.string(node, what, rule_id, NAME)
     return QueueTarget(name or "?"), False
 
 
 def _read_rule(r: SchemaReader, node: Node, ladders: dict[str, Ladder]) -> RawRule | None:
     rule_id = None
     if node.is_mapping and "id" in node.value:
-        rule_id = r.string(node.value["id"], "rule `id`", None, NAME_RE, _NAME_HINT)
+        rule_id = r.string(node.value["id"], "rule `id`", None, NAME)
     entries = r.mapping(
         node, f"rule `{rule_id or '?'}`", ("id", "when", "then"), ("description",), rule_id
     )
@@ -774,7 +736,7 @@ def _read_rule(r: SchemaReader, node: Node, ladders: dict[str, Ladder]) -> RawRu
         where = f"rule {rid} route"
         e = r.mapping(then["route"], "`route`", ("queue",), (*_REQUIREMENT_KEYS, "reason"), rule_id)
         queue, by_intent = _queue_target(r, e.get("queue"), "route queue", rid)
-        reason = r.string(e.get("reason"), "route reason", rule_id, NAME_RE, _NAME_HINT) or "routed"
+        reason = r.string(e.get("reason"), "route reason", rule_id, NAME) or "routed"
         action = RouteAction(queue, _read_requirements(r, e, where, rid, ladders), reason)
     elif kinds == ["escalate"]:
         e = r.mapping(
@@ -782,7 +744,7 @@ def _read_rule(r: SchemaReader, node: Node, ladders: dict[str, Ladder]) -> RawRu
         )
         queue, by_intent = _queue_target(r, e.get("queue"), "escalate queue", rid)
         level = r.integer(e.get("level"), "escalation level", 1, 9, rule_id) or 1
-        reason = r.string(e.get("reason"), "escalate reason", rule_id, NAME_RE, _NAME_HINT) or "?"
+        reason = r.string(e.get("reason"), "escalate reason", rule_id, NAME) or "?"
         assign = None
         if "assign" in e:
             a = r.mapping(e["assign"], "`assign`", (), _REQUIREMENT_KEYS, rule_id)
@@ -790,8 +752,8 @@ def _read_rule(r: SchemaReader, node: Node, ladders: dict[str, Ladder]) -> RawRu
         action = EscalateAction(queue, level, reason, assign)
     elif kinds == ["exception"]:
         e = r.mapping(then["exception"], "`exception`", ("queue", "reason"), (), rule_id)
-        queue_name = r.string(e.get("queue"), "exception queue", rule_id, NAME_RE, _QUEUE_HINT)
-        reason = r.string(e.get("reason"), "exception reason", rule_id, NAME_RE, _NAME_HINT) or "?"
+        queue_name = r.string(e.get("queue"), "exception queue", rule_id, NAME)
+        reason = r.string(e.get("reason"), "exception reason", rule_id, NAME) or "?"
         action = ExceptionAction(queue_name or "?", reason)
     if rule_id is None or when_text is None or when_node is None:
         return None

@@ -1,0 +1,368 @@
+"""The strict reader core shared by request parsing and the ruleset schema: one wording per mistake.
+
+Two readers check operator and caller input: ``domain/codec.py`` (requests, located by a field
+path such as ``case.required_skills[0].name``) and ``rules/schema.py`` (rulesets, located by
+``file:line`` with the place named in the message). Each keeps its own location; what it says
+about a value comes from here, so the same mistake reads the same in both::
+
+    case.required_skills[0].min_level: must be an integer, got string 'one'
+    r.yaml:16:45: error schema.type [rule r1]: skill min_level must be an integer, got string 'one'
+
+Every function here returns the words that follow the subject (``None`` when the value is
+fine); none raises or records anything. ``TextPattern`` is the one table of identifier shapes:
+each reader bounds lengths itself (a request by ``InputLimits.max_id_chars``, a ruleset by
+``RULESET_MAX_CHARS``) with the same words, ``too_long``.
+
+Wording rules (docs/rulesets.md, "Errors"): names of fields and keys in backticks, values in
+quotes (``quote_value``: a short prefix only, so a hostile value never fills a message); what was
+expected, what was got, and what to write instead when it is not obvious.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from caseroute.domain.limits import QUOTE_CHARS, limit_flag, quote_value
+
+MAX_ABS_NUMBER = 1e15  # beyond this, doubles lose integer precision; no routing datum needs it
+RULESET_MAX_CHARS = 64
+"""Characters of a name, code, flag or version written in a ruleset."""
+
+_NEAR_MISS_CHARS = 64  # longer text is never a typo of a short name: no difflib work on it
+
+# Control, format (zero-width, bidi overrides), surrogate and line/paragraph separator
+# characters: never valid in an identifier (they forge log lines or hide text on screens).
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+@dataclass(frozen=True, slots=True)
+class TextPattern:
+    """The shape of one kind of identifier, with the words that say what it must look like.
+
+    Attributes:
+        regex: The shape; invariant: always applied with ``fullmatch`` (``$`` would also
+            match before a final newline). Lengths are not part of it (see ``bounded``).
+        noun: What such a value is called in an error (``'x y' is not a valid <noun>``).
+        hint: What to write instead, in parentheses after the noun.
+    """
+
+    regex: re.Pattern[str]
+    noun: str
+    hint: str
+    fullmatch: Callable[[str], re.Match[str] | None] = field(init=False, repr=False, compare=False)
+    """``regex.fullmatch``, bound once: parsing calls it for every identifier of every agent."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fullmatch", self.regex.fullmatch)
+
+    def bounded(self, max_chars: int) -> re.Pattern[str]:
+        """The shape with at most ``max_chars`` characters, as one regex (for ``fullmatch``).
+
+        Args:
+            max_chars: The longest value allowed.
+
+        Returns:
+            A compiled regex accepting exactly the values of this shape up to that length.
+        """
+        return re.compile(rf"(?=[\s\S]{{1,{max_chars}}}\Z)(?:{self.regex.pattern})")
+
+
+IDENTIFIER = TextPattern(
+    re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*"),
+    "identifier",
+    " (letters, digits and _ . : / -, starting with a letter or digit)",
+)
+"""Agent ids, skill, team, territory, region, licence type and SLA clock names, compacts."""
+
+FLAG = TextPattern(
+    re.compile(r"[a-z0-9][a-z0-9_.:/]*"),  # no "-": a case's flags have it folded to "_"
+    "flag",
+    " (a flag is lower-case letters, digits and _ . : /, starting with a letter or digit; "
+    "a case's flags are trimmed, lower-cased and have - folded to _ first)",
+)
+JURISDICTION = TextPattern(
+    re.compile(r"[A-Z]{2}(?:-[A-Z0-9]{1,3})*"),
+    "jurisdiction",
+    " (expected an ISO 3166 code such as US-TX or GB-ENG)",
+)
+LANGUAGE = TextPattern(
+    re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*"),
+    "language tag",
+    " (expected a BCP 47 tag such as en or es-MX)",
+)
+ATTRIBUTE_NAME = TextPattern(
+    re.compile(r"[a-z_][a-z0-9_]*"),
+    "attribute name",
+    " (lower_snake_case: a-z, 0-9 and _, not starting with a digit)",
+)
+"""Case and agent attribute names, and ruleset param names (noun ``param name``)."""
+
+NAME = TextPattern(
+    re.compile(r"[a-z0-9][a-z0-9_-]*"),
+    "name",
+    " (lower-case letters, digits, - and _, starting with a letter or digit)",
+)
+"""Ruleset, rule, queue and reason names."""
+
+VERSION = TextPattern(
+    re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*"),
+    "version",
+    " (letters, digits and . _ + -, starting with a letter or digit, e.g. 2026.11.1)",
+)
+
+MISSING = "is required"
+"""A required field or key that is absent."""
+
+
+def describe_value(value: object) -> str:
+    """A short rendering of any value for a message (strings quoted, at most a prefix).
+
+    Args:
+        value: The value as read (JSON or YAML scalar, list or mapping).
+
+    Returns:
+        ``'abc'``, ``5``, ``true``, ``null``, ``a list of 3 item(s)``, ``an object``...
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return quote_value(value)
+    if isinstance(value, bool):  # as JSON and YAML spell it, not Python's True
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if abs(value) < 10**30 else "an integer too large to show"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)} item(s)"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def describe_type(value: object) -> str:
+    """What kind of value was sent, for "must be X, got <this>".
+
+    Args:
+        value: The value as read.
+
+    Returns:
+        ``null (an empty value)``, ``boolean true``, ``number 5``, ``string 'x'``, ``a list``,
+        ``an object``.
+    """
+    if value is None:  # YAML's `key:` with nothing after it, or JSON's null
+        return "null (an empty value)"
+    if isinstance(value, bool):
+        return f"boolean {describe_value(value)}"
+    if isinstance(value, int | float):
+        return f"number {describe_value(value)}"
+    if isinstance(value, str):
+        return f"string {quote_value(value)}"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def not_object(value: object) -> str:
+    """The words for a value that should be an object (a JSON object, a YAML mapping)."""
+    return f"must be an object (key: value pairs), got {describe_type(value)}"
+
+
+def not_list(value: object) -> str:
+    """The words for a value that should be a list."""
+    return f"must be a list, got {describe_type(value)}"
+
+
+def not_boolean(value: object) -> str:
+    """The words for a value that should be true or false."""
+    return f"must be true or false, got {describe_type(value)}"
+
+
+def not_string(value: object) -> str:
+    """The words for a value that should be a non-empty string."""
+    return f"must be a non-empty string, got {describe_type(value)}"
+
+
+def not_date(value: object) -> str:
+    """The words for a value that should be a date."""
+    return f"must be a date YYYY-MM-DD, got {describe_value(value)}"
+
+
+def near_miss(text: object, choices: Sequence[str]) -> str | None:
+    """The choice ``text`` most likely misspells, if any (never for long text)."""
+    if not isinstance(text, str) or len(text) > _NEAR_MISS_CHARS:
+        return None
+    close = difflib.get_close_matches(text, choices, n=1)
+    return close[0] if close else None
+
+
+def unknown_key_tip(key: object, allowed: Sequence[str]) -> str:
+    """What to write instead of an unknown key: `` (did you mean `x`?)`` or the allowed keys.
+
+    Args:
+        key: The key as written.
+        allowed: The keys that place allows.
+
+    Returns:
+        The parenthesised tip, with a leading space.
+    """
+    hint = near_miss(str(key), allowed)
+    if hint is not None:
+        return f" (did you mean `{hint}`?)"
+    return f" (allowed: {', '.join(allowed)})"
+
+
+def not_one_of(value: object, choices: Sequence[str], hint: str | None) -> str:
+    """The words for a value outside a fixed set (an enum): the set, the value, a near miss.
+
+    Args:
+        value: The value as read.
+        choices: Every accepted spelling to list.
+        hint: The choice it most likely misspells (``near_miss``), or ``None``.
+
+    Returns:
+        ``must be one of a, b; got 'c'`` and `` (did you mean 'a'?)`` when there is a hint.
+    """
+    tip = f" (did you mean {hint!r}?)" if hint is not None else ""
+    return f"must be one of {', '.join(choices)}; got {describe_value(value)}{tip}"
+
+
+def too_long(value: str, limit: int, setting: str | None = None) -> str | None:
+    """The words for text longer than ``limit`` characters, or ``None``.
+
+    Args:
+        value: The text.
+        limit: The most characters allowed.
+        setting: The ``InputLimits`` field that sets the limit, when a server setting does.
+
+    Returns:
+        ``has N characters; the limit is L[ (configurable: --flag)]; it starts '...'…``.
+    """
+    if len(value) <= limit:
+        return None
+    configurable = f" (configurable: {limit_flag(setting)})" if setting else ""
+    return (
+        f"has {len(value)} characters; the limit is {limit}{configurable}; it starts "
+        f"{value[:QUOTE_CHARS]!r}…"
+    )
+
+
+def quoted_number_tip(value: object) -> str:
+    """`` (write the number without quotes)`` for a number written as a string, else ``""``.
+
+    Protobuf's JSON mapping lets a number be a string ("5") and YAML quotes make one; neither
+    reader takes it.
+    """
+    if not isinstance(value, str) or len(value) > _NEAR_MISS_CHARS:
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return " (write the number without quotes)"
+
+
+def finite(value: float) -> bool:
+    """Within ±MAX_ABS_NUMBER (ints compared exactly: a huge int must not overflow a float)."""
+    if isinstance(value, int):
+        return -MAX_ABS_NUMBER <= value <= MAX_ABS_NUMBER
+    return math.isfinite(value) and abs(value) <= MAX_ABS_NUMBER
+
+
+def number_problem(
+    value: object,
+    *,
+    integer: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+) -> str | None:
+    """The words for a value that is not a (finite, in range) number, or ``None``.
+
+    Args:
+        value: The value as read.
+        integer: Whether only whole numbers are accepted.
+        low: The smallest value allowed, if any.
+        high: The largest value allowed, if any (given with ``low``).
+
+    Returns:
+        ``must be an integer, got ...``, ``must be a number, got ...``, ``must be a finite
+        number within ±1e+15, got ...`` or ``must be between L and H, got V``.
+    """
+    ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok_type:
+        kind = "an integer" if integer else "a number"
+        return f"must be {kind}, got {describe_type(value)}{quoted_number_tip(value)}"
+    assert isinstance(value, int | float)  # noqa: S101 - ok_type said so
+    if not finite(value):
+        return f"must be a finite number within ±{MAX_ABS_NUMBER:g}, got {describe_value(value)}"
+    if (low is not None and value < low) or (high is not None and value > high):
+        return f"must be between {low:g} and {high:g}, got {value!r}"
+    return None
+
+
+def unsafe_text(value: str) -> bool:
+    """Whether ``value`` holds a control or invisible formatting character."""
+    return any(unicodedata.category(ch) in _UNSAFE_CATEGORIES for ch in value)
+
+
+def text_problem(
+    value: object,
+    pattern: TextPattern | None,
+    max_chars: int,
+    setting: str | None = None,
+    normalise: Callable[[str], str] | None = None,
+    noun: str | None = None,
+) -> tuple[str | None, str | None]:
+    """Check an identifier or code: ``(words, None)`` or ``(None, the normalised text)``.
+
+    At most ``max_chars`` (checked before anything else looks at it, and again after
+    normalising, which may lengthen it); then the whole text must match ``pattern``, or,
+    for free identifiers without one (case_id, snapshot_id), hold no control or invisible
+    formatting characters.
+
+    Args:
+        value: The value as read.
+        pattern: Its shape, or ``None`` for a free identifier.
+        max_chars: The most characters allowed.
+        setting: The ``InputLimits`` field that sets ``max_chars``, if a server setting does.
+        normalise: Applied before the pattern is checked (a request's flags, jurisdictions).
+        noun: What to call the value instead of ``pattern.noun`` (``agent id``).
+
+    Returns:
+        The words for the first problem found, or the text to use.
+    """
+    # Invariant: the valid path makes no call it can avoid (it runs for every identifier of
+    # every agent of a cold roster); ``too_long`` words a problem only once there is one.
+    if not isinstance(value, str) or not value.strip():
+        return not_string(value), None
+    if len(value) > max_chars:
+        return too_long(value, max_chars, setting), None
+    if normalise is not None:
+        value = normalise(value)
+        if len(value) > max_chars:
+            return too_long(value, max_chars, setting), None
+    if pattern is None:
+        if unsafe_text(value):
+            unsafe = "must not contain control or invisible formatting characters; got "
+            return unsafe + quote_value(value), None
+    elif pattern.fullmatch(value) is None:
+        return f"{quote_value(value)} is not a valid {noun or pattern.noun}{pattern.hint}", None
+    return None, value
+
+
+def read_day(value: object) -> date | None:
+    """A date from ``YYYY-MM-DD`` text, else ``None`` (the YAML loader keeps dates as text)."""
+    if isinstance(value, str) and len(value) <= _NEAR_MISS_CHARS:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
