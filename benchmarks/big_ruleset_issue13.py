@@ -9,9 +9,12 @@ tried before the deciding ``clinical`` rule, none matching the case). Each call 
 benchmark case against a warm 100-agent roster (a ranked ASSIGN, checked first) at summary
 level (no per-agent verdicts, as EXPLANATION_LEVEL_SUMMARY), with a new request_id, and
 returns after its record is committed (fsync): "decide() plus record". Beside it, ``decide()``
-alone (the engine, no masking or record). Rounds alternate the two rulesets; each figure is
-the median over rounds of the per-round median. The record size is the bytes of its row in the
-log (every column; the roster itself is stored once per snapshot, apart).
+alone (the engine, no masking or record; given the input hash, as the server gives it from the
+cached roster fingerprint) and the reply: ``decision_to_proto`` of the decision, which every
+gRPC Decide pays on top (the rule traces are rendered by then, the message built from them).
+Rounds alternate the two rulesets; each figure is the median over rounds of the per-round
+median. The record size is the bytes of its row in the log (every column; the roster itself is
+stored once per snapshot, apart); the decision's own bytes are its canonical JSON.
 """
 
 from __future__ import annotations
@@ -28,23 +31,20 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from caseroute.domain.decision import Outcome
+from caseroute.domain.decision import Decision, Outcome
+from caseroute.domain.fingerprint import canonical_json, input_sha256
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.engine.decide import decide
 from caseroute.registry import RulesetRegistry
 from caseroute.rules.compiler import load_ruleset
 from caseroute.service import DecideCommand, RoutingCore
 from caseroute.testing import NOW, REFERENCE_RULESET, audited_core
+from caseroute.wire.convert import decision_to_proto
 from roster_gen import make_bench_case, make_ranked_roster
 from ruleset_gen import write_big_ruleset
 
 AGENTS = 100
 RATIO_TARGET = 3.0
-COLUMNS = (
-    "decision_id, request_id, request_sha256, case_id, recorded_at, now, ruleset_name, "
-    "ruleset_version, ruleset_sha256, caseroute_version, caller, input, decision, prev_hash, "
-    "record_hash"
-)
 
 
 @dataclass
@@ -56,6 +56,7 @@ class Side:
     loaded: LoadedRuleset
     db: Path
     calls: int = 0
+    last: Decision | None = None
 
     def record(self) -> float:
         """Seconds for one ``core.decide`` (evaluate, mask, record, commit), new request_id."""
@@ -70,18 +71,25 @@ class Side:
             agent_detail=False,
         )
         start = time.perf_counter()
-        self.core.decide(cmd)
+        self.last = self.core.decide(cmd).decisions[0]
         return time.perf_counter() - start
 
     def record_bytes(self) -> tuple[int, int]:
-        """Bytes of the last stored row: every column, and the decision column alone."""
-        total = " + ".join(f"length(CAST({c} AS BLOB))" for c in COLUMNS.split(", "))
+        """Bytes of the last stored row (every column), and of its decision's canonical JSON.
+
+        The columns are read from the table, so a log that keeps the hashed text in its own
+        column (``content``, with ``decision`` then empty) is measured whole.
+        """
         with closing(sqlite3.connect(self.db)) as conn:
+            columns = [row[1] for row in conn.execute("PRAGMA table_info(decisions)")]
+            total = " + ".join(f"coalesce(length(CAST({c} AS BLOB)), 0)" for c in columns)
             row = conn.execute(
-                f"SELECT {total}, length(CAST(decision AS BLOB)) FROM decisions "  # noqa: S608 - constants
+                f"SELECT {total}, decision_id FROM decisions "  # noqa: S608 - column names
                 "ORDER BY seq DESC LIMIT 1"
             ).fetchone()
-        return int(row[0]), int(row[1])
+        stored = self.core.audit.get(row[1])
+        assert stored is not None  # noqa: S101 - the row was just read
+        return int(row[0]), len(canonical_json(stored.decision).encode())
 
 
 ROSTER = make_ranked_roster(AGENTS)
@@ -150,8 +158,10 @@ def main() -> None:
             checks[side.label] = line
             print(f"check: {line}")
         timed: dict[str, dict[str, list[float]]] = {
-            s.label: {"all": [], "decide": []} for s in sides
+            s.label: {"all": [], "decide": [], "reply": []} for s in sides
         }
+        case = make_bench_case()
+        hashed = input_sha256(case, ROSTER)
         for _ in range(rounds):
             for side in sides:
                 timed[side.label]["all"].append(
@@ -160,10 +170,19 @@ def main() -> None:
                 timed[side.label]["decide"].append(
                     _median_of(
                         partial(
-                            decide, make_bench_case(), ROSTER, side.loaded, NOW, agent_detail=False
+                            decide,
+                            case,
+                            ROSTER,
+                            side.loaded,
+                            NOW,
+                            agent_detail=False,
+                            input_hash=hashed,
                         ),
                         calls,
                     )
+                )
+                timed[side.label]["reply"].append(
+                    _median_of(partial(decision_to_proto, side.last), calls)
                 )
         sizes = {side.label: side.record_bytes() for side in sides}
         for side in sides:
@@ -176,16 +195,17 @@ def main() -> None:
     )
     print()
     print(
-        "| rules | decide() + record median ms | decide() alone median ms | record bytes "
-        "| decision column bytes |"
+        "| rules | decide() + record median ms | decide() alone median ms "
+        "| reply message median ms | record bytes | decision JSON bytes |"
     )
-    print("| --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for side in sides:
         row = timed[side.label]
         total, decision_bytes = sizes[side.label]
         print(
             f"| {len(side.loaded.compiled.rules)} | {statistics.median(row['all']) * 1e3:.3f} "
-            f"| {statistics.median(row['decide']) * 1e3:.3f} | {total} | {decision_bytes} |"
+            f"| {statistics.median(row['decide']) * 1e3:.3f} "
+            f"| {statistics.median(row['reply']) * 1e3:.3f} | {total} | {decision_bytes} |"
         )
     growth = sizes["big"][0] - sizes["reference"][0]
     print()

@@ -93,8 +93,8 @@ def test_big_ruleset_decides_the_same_case_under_200_valid_rules() -> None:
     lines = out.splitlines()
     found = tables(out)
     sizes = found[
-        "| rules | decide() + record median ms | decide() alone median ms | record bytes "
-        "| decision column bytes |"
+        "| rules | decide() + record median ms | decide() alone median ms "
+        "| reply message median ms | record bytes | decision JSON bytes |"
     ]
     assert [line for line in lines if line.startswith(("check", "ruleset"))] == [
         "ruleset: 7 rules (7 distinct ids), 8 distinct conditions, 0 warnings",
@@ -102,8 +102,8 @@ def test_big_ruleset_decides_the_same_case_under_200_valid_rules() -> None:
         "check: 7 rules: ASSIGN agent-00072 by rule clinical, 3 eligible",
         "check: 200 rules: ASSIGN agent-00072 by rule clinical, 3 eligible",
     ]
-    assert [(row[0], len(row)) for row in sizes] == [("7", 5), ("200", 5)]
-    assert int(sizes[1][3]) > int(sizes[0][3])  # every rule's outcome is in the record
+    assert [(row[0], len(row)) for row in sizes] == [("7", 6), ("200", 6)]
+    assert int(sizes[1][4]) > int(sizes[0][4])  # every rule's outcome is in the record
     assert [row[0] for row in found["| target | measured | met |"]] == [
         "decide() + record at 200 rules <= 3x at 7",
         "the record grows far less than 102 kB",

@@ -2,8 +2,6 @@
 
 Incoming messages become JSON-shaped data and go through the same strict parsers as the CLI's
 JSON files (``domain.codec``), so validation and field paths are identical on every transport.
-Case and Roster messages first try ``wire.fast``, which converts plainly valid ones in one pass
-applying the same checks, and hands anything else back to the strict path.
 """
 
 from __future__ import annotations
@@ -45,7 +43,6 @@ from caseroute.domain.fingerprint import RosterFingerprint, canonical_json, fing
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.domain.roster import Roster
 from caseroute.v1 import routing_pb2 as pb
-from caseroute.wire import fast
 
 if TYPE_CHECKING:
     # The service (and through it the engine) is imported where a server-side converter runs,
@@ -184,10 +181,6 @@ def case_from_proto(
     Raises:
         RequestError: Naming each invalid field under ``path``.
     """
-    try:
-        return fast.case_from_proto(msg, limits)
-    except fast.Doubt:
-        pass  # not plainly valid: the strict parser decides, and names each bad field
     instants = _Instants()
     data: dict[str, Any] = {**instants.read(msg, "created_at", path)}
     if msg.case_id:
@@ -283,10 +276,6 @@ def roster_from_proto(
     Raises:
         RequestError: Naming each invalid field under ``path``.
     """
-    try:
-        return fast.roster_from_proto(msg, limits)
-    except fast.Doubt:
-        pass  # not plainly valid: the strict parser decides, and names each bad field
     instants = _Instants()
     agents: list[dict[str, Any] | None]
     if len(msg.agents) > limits.max_agents:
@@ -624,170 +613,164 @@ def batch_command(
     )
 
 
-def _signals_out(s: Signals) -> pb.Signals:
-    def clock(c: SlaStatus) -> pb.SlaStatus:
-        return pb.SlaStatus(
-            name=c.name,
-            minutes_remaining=c.minutes_remaining,
-            risk=_enum_out(c.risk.value, pb.SlaRisk, "SLA_RISK_"),
-        )
+def _enum_table(members: Any, enum: Any, prefix: str) -> dict[Any, Any]:
+    """Domain enum member -> proto enum number, looked up once instead of per message."""
+    # Any: each mypy-protobuf enum has its own ValueType (as in _enum_out).
+    return {member: enum.Value(prefix + member.value.upper()) for member in members}
 
-    t = s.sentiment
-    sentiment = pb.SentimentSummary(count=t.count, consecutive_negative=t.consecutive_negative)
-    for key, value in (("latest", t.latest), ("minimum", t.minimum), ("change", t.change)):
-        if value is not None:
-            setattr(sentiment, key, value)
-    msg = pb.Signals(
-        case_age_minutes=s.case_age_minutes,
-        sla_clocks=[clock(c) for c in s.sla_clocks],
-        sentiment=sentiment,
-        sla_at_risk_minutes=s.sla_at_risk_minutes,
-        negative_sentiment=s.negative_sentiment,
-        sentiment_window=s.sentiment_window,
-    )
+
+_OUTCOMES = _enum_table(Outcome, pb.Outcome, "OUTCOME_")
+_PRIORITIES = _enum_table(Priority, pb.Priority, "PRIORITY_")
+_RISKS = _enum_table(SlaRisk, pb.SlaRisk, "SLA_RISK_")
+_STEP_STATUSES = _enum_table(StepStatus, pb.StepStatus, "STEP_STATUS_")
+_CONTINUITY_OUTCOMES = _enum_table(ContinuityOutcome, pb.ContinuityOutcome, "CONTINUITY_OUTCOME_")
+
+# The *_into helpers fill a message in place (``field.add(...)`` on repeated fields, scalars
+# set on the parent's own sub-message): with upb that is about half the cost of building each
+# sub-message and copying it in, and a reply converts every rule and agent trace.
+
+
+def _instant_into(msg: Timestamp, value: datetime) -> None:
+    msg.FromDatetime(value.astimezone(UTC))
+
+
+def _signals_into(msg: pb.Signals, s: Signals) -> None:
+    msg.case_age_minutes = s.case_age_minutes
+    add_clock = msg.sla_clocks.add
+    for c in s.sla_clocks:
+        add_clock(name=c.name, minutes_remaining=c.minutes_remaining, risk=_RISKS[c.risk])
     if s.sla is not None:
-        msg.sla.CopyFrom(clock(s.sla))
-    return msg
+        sla = msg.sla
+        sla.name = s.sla.name
+        sla.minutes_remaining = s.sla.minutes_remaining
+        sla.risk = _RISKS[s.sla.risk]
+    t, sentiment = s.sentiment, msg.sentiment
+    sentiment.count = t.count
+    sentiment.consecutive_negative = t.consecutive_negative
+    # Unset stays unset: proto3 optional says "no replies" by absence.
+    if t.latest is not None:
+        sentiment.latest = t.latest
+    if t.minimum is not None:
+        sentiment.minimum = t.minimum
+    if t.change is not None:
+        sentiment.change = t.change
+    msg.sla_at_risk_minutes = s.sla_at_risk_minutes
+    msg.negative_sentiment = s.negative_sentiment
+    msg.sentiment_window = s.sentiment_window
 
 
-def _matching_out(m: MatchingTrace) -> pb.MatchingTrace:
-    return pb.MatchingTrace(
-        requirements=list(m.requirements),
-        considered=m.considered,
-        eligible=m.eligible,
-        exclusion_counts=[pb.CheckCount(check=c, agents=n) for c, n in m.exclusion_counts],
-        agents=[
-            pb.AgentVerdict(
-                agent_id=v.agent_id,
-                eligible=v.eligible,
-                failures=[
-                    pb.CheckFailure(check=f.check, expected=f.expected, actual=f.actual)
-                    for f in v.failures
-                ],
-            )
-            for v in m.agents
-        ],
-        ranking_criteria=list(m.ranking_criteria),
-        ranking=[
-            pb.RankedCandidate(
-                rank=c.rank,
-                agent_id=c.agent_id,
-                criteria=[
-                    pb.CriterionValue(name=name, value=_attribute_out(value))
-                    for name, value in c.criteria
-                ],
-            )
-            for c in m.ranking
-        ],
-    )
+def _matching_into(msg: pb.MatchingTrace, m: MatchingTrace) -> None:
+    msg.requirements.extend(m.requirements)
+    msg.considered = m.considered
+    msg.eligible = m.eligible
+    add_count = msg.exclusion_counts.add
+    for check, agents in m.exclusion_counts:
+        add_count(check=check, agents=agents)
+    add_verdict = msg.agents.add
+    for v in m.agents:
+        verdict = add_verdict(agent_id=v.agent_id, eligible=v.eligible)
+        add_failure = verdict.failures.add
+        for f in v.failures:
+            add_failure(check=f.check, expected=f.expected, actual=f.actual)
+    msg.ranking_criteria.extend(m.ranking_criteria)
+    add_ranked = msg.ranking.add
+    for c in m.ranking:
+        add_value = add_ranked(rank=c.rank, agent_id=c.agent_id).criteria.add
+        for name, value in c.criteria:
+            add_value(name=name, value=_attribute_out(value))
 
 
-def _set_instant(msg: Any, field: str, value: datetime | None) -> None:
-    # Unset stays unset: an absent Timestamp is how the proto says "none".
-    if value is not None:
-        getattr(msg, field).CopyFrom(datetime_to_timestamp(value))
-
-
-def _relaxation_out(r: RelaxationTrace) -> pb.RelaxationTrace:
-    steps = []
+def _relaxation_into(msg: pb.RelaxationTrace, r: RelaxationTrace) -> None:
+    msg.ladder = r.ladder
+    msg.anchor = r.anchor
+    _instant_into(msg.anchor_at, r.anchor_at)
+    msg.waiting_minutes = r.waiting_minutes
+    msg.hard.extend(r.hard)
+    msg.soft.extend(r.soft)
+    msg.relaxed.extend(r.relaxed)
+    msg.preferences.extend(r.preferences)
+    msg.eligible_as_written = r.eligible_as_written
+    add_step = msg.steps.add
     for s in r.steps:
-        step = pb.LadderStepTrace(
+        step = add_step(
             name=s.name,
-            status=_enum_out(s.status.value, pb.StepStatus, "STEP_STATUS_"),
-            relaxes=list(s.relaxes),
-            prefers=list(s.prefers),
+            status=_STEP_STATUSES[s.status],
+            relaxes=s.relaxes,
+            prefers=s.prefers,
             why=s.why,
             eligible=s.eligible,
         )
-        _set_instant(step, "at", s.at)
+        # Unset stays unset: an absent Timestamp (or optional) is how the proto says "none".
+        if s.at is not None:
+            _instant_into(step.at, s.at)
         if s.after_minutes is not None:
             step.after_minutes = s.after_minutes
-        steps.append(step)
-    msg = pb.RelaxationTrace(
-        ladder=r.ladder,
-        anchor=r.anchor,
-        anchor_at=datetime_to_timestamp(r.anchor_at),
-        waiting_minutes=r.waiting_minutes,
-        hard=list(r.hard),
-        soft=list(r.soft),
-        relaxed=list(r.relaxed),
-        preferences=list(r.preferences),
-        eligible_as_written=r.eligible_as_written,
-        steps=steps,
-        summary=r.summary,
-    )
-    _set_instant(msg, "next_relaxation_at", r.next_relaxation_at)
-    return msg
+    if r.next_relaxation_at is not None:
+        _instant_into(msg.next_relaxation_at, r.next_relaxation_at)
+    msg.summary = r.summary
 
 
-def _continuity_out(c: ContinuityTrace) -> pb.ContinuityTrace:
-    preferred = []
+def _continuity_into(msg: pb.ContinuityTrace, c: ContinuityTrace) -> None:
+    msg.outcome = _CONTINUITY_OUTCOMES[c.outcome]
+    msg.window_days = c.window_days
+    msg.hold_minutes = c.hold_minutes
+    if c.hold_until is not None:
+        _instant_into(msg.hold_until, c.hold_until)
+    add_preferred = msg.preferred.add
     for p in c.preferred:
-        item = pb.PreferredAgentTrace(
+        item = add_preferred(
             agent_id=p.agent_id,
             reason=_enum_out(p.reason, pb.ContinuityReason, "CONTINUITY_REASON_"),
             status=p.status,
             detail=p.detail,
         )
-        _set_instant(item, "last_contact_at", p.last_contact_at)
-        preferred.append(item)
-    msg = pb.ContinuityTrace(
-        outcome=_enum_out(c.outcome.value, pb.ContinuityOutcome, "CONTINUITY_OUTCOME_"),
-        window_days=c.window_days,
-        hold_minutes=c.hold_minutes,
-        preferred=preferred,
-    )
-    _set_instant(msg, "hold_until", c.hold_until)
-    return msg
+        if p.last_contact_at is not None:
+            _instant_into(item.last_contact_at, p.last_contact_at)
 
 
 def decision_to_proto(d: Decision) -> pb.Decision:
     """A domain decision (with its explanation) as a Decision message."""
     e = d.explanation
-    explanation = pb.Explanation(
-        caseroute_version=e.caseroute_version,
-        engine=e.engine,
-        now=datetime_to_timestamp(e.now),
-        input_sha256=e.input_sha256,
-        signals=_signals_out(e.signals),
-        data_problems=list(e.data_problems),
-        rules=[
-            pb.RuleTrace(
-                rule_id=t.rule_id,
-                description=t.description,
-                fired=t.fired,
-                decided=t.decided,
-                clauses=[
-                    pb.ClauseTrace(text=c.text, value=c.value, actual=c.actual) for c in t.clauses
-                ],
-            )
-            for t in e.rules
-        ],
-        deciding_rule_id=e.deciding_rule_id,
-    )
-    if e.matching is not None:
-        explanation.matching.CopyFrom(_matching_out(e.matching))
-    if e.relaxation is not None:
-        explanation.relaxation.CopyFrom(_relaxation_out(e.relaxation))
-    if e.continuity is not None:
-        explanation.continuity.CopyFrom(_continuity_out(e.continuity))
     msg = pb.Decision(
         decision_id=d.decision_id,
         case_id=d.case_id,
-        outcome=_enum_out(d.outcome.value, pb.Outcome, "OUTCOME_"),
+        outcome=_OUTCOMES[d.outcome],
         queue=d.queue,
         agent_id=d.agent_id or "",
         escalation_level=d.escalation_level or 0,
-        priority=_enum_out(d.priority.value, pb.Priority, "PRIORITY_"),
-        reason_codes=list(d.reason_codes),
+        priority=_PRIORITIES[d.priority],
+        reason_codes=d.reason_codes,
         rule_id=d.rule_id,
-        ruleset=pb.RulesetRef(
-            name=e.ruleset_name, version=e.ruleset_version, sha256=e.ruleset_sha256
-        ),
-        explanation=explanation,
     )
-    _set_instant(msg, "next_relaxation_at", d.next_relaxation_at)
-    _set_instant(msg, "held_for_preferred_until", d.held_for_preferred_until)
+    ruleset = msg.ruleset
+    ruleset.name = e.ruleset_name
+    ruleset.version = e.ruleset_version
+    ruleset.sha256 = e.ruleset_sha256
+    x = msg.explanation
+    x.caseroute_version = e.caseroute_version
+    x.engine = e.engine
+    _instant_into(x.now, e.now)
+    x.input_sha256 = e.input_sha256
+    _signals_into(x.signals, e.signals)
+    x.data_problems.extend(e.data_problems)
+    add_rule = x.rules.add
+    for t in e.rules:
+        add_clause = add_rule(
+            rule_id=t.rule_id, description=t.description, fired=t.fired, decided=t.decided
+        ).clauses.add
+        for c in t.clauses:
+            add_clause(text=c.text, value=c.value, actual=c.actual)
+    x.deciding_rule_id = e.deciding_rule_id
+    if e.matching is not None:
+        _matching_into(x.matching, e.matching)
+    if e.relaxation is not None:
+        _relaxation_into(x.relaxation, e.relaxation)
+    if e.continuity is not None:
+        _continuity_into(x.continuity, e.continuity)
+    if d.next_relaxation_at is not None:
+        _instant_into(msg.next_relaxation_at, d.next_relaxation_at)
+    if d.held_for_preferred_until is not None:
+        _instant_into(msg.held_for_preferred_until, d.held_for_preferred_until)
     return msg
 
 
