@@ -2,6 +2,8 @@
 
 Incoming messages become JSON-shaped data and go through the same strict parsers as the CLI's
 JSON files (``domain.codec``), so validation and field paths are identical on every transport.
+Case and Roster messages first try ``wire.fast``, which converts plainly valid ones in one pass
+applying the same checks, and hands anything else back to the strict path.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from caseroute.domain.fingerprint import RosterFingerprint, canonical_json, fing
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.domain.roster import Roster
 from caseroute.v1 import routing_pb2 as pb
+from caseroute.wire import fast
 
 if TYPE_CHECKING:
     # The service (and through it the engine) is imported where a server-side converter runs,
@@ -181,6 +184,10 @@ def case_from_proto(
     Raises:
         RequestError: Naming each invalid field under ``path``.
     """
+    try:
+        return fast.case_from_proto(msg, limits)
+    except fast.Doubt:
+        pass  # not plainly valid: the strict parser decides, and names each bad field
     instants = _Instants()
     data: dict[str, Any] = {**instants.read(msg, "created_at", path)}
     if msg.case_id:
@@ -276,6 +283,10 @@ def roster_from_proto(
     Raises:
         RequestError: Naming each invalid field under ``path``.
     """
+    try:
+        return fast.roster_from_proto(msg, limits)
+    except fast.Doubt:
+        pass  # not plainly valid: the strict parser decides, and names each bad field
     instants = _Instants()
     agents: list[dict[str, Any] | None]
     if len(msg.agents) > limits.max_agents:
