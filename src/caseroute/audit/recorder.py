@@ -19,11 +19,10 @@ from caseroute.domain.case import Case
 from caseroute.domain.decision import Decision
 from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.fingerprint import (
-    canonical_json,
     case_to_dict,
     format_timestamp,
+    roster_json,
     roster_sha256,
-    roster_to_dict,
 )
 from caseroute.domain.roster import Roster
 from caseroute.rules.model import CompiledRuleset
@@ -119,7 +118,7 @@ def blobs_to_store(
     blobs = []
     snapshot = snapshot_sha256 or roster_sha256(roster)
     if not sink.has_blob(snapshot):
-        blobs.append(Blob(snapshot, BlobKind.ROSTER, canonical_json(roster_to_dict(roster))))
+        blobs.append(Blob(snapshot, BlobKind.ROSTER, roster_json(roster)))
     if not sink.has_blob(ruleset.sha256):
         blobs.append(Blob(ruleset.sha256, BlobKind.RULESET, ruleset.source_text))
     return blobs
