@@ -7,29 +7,33 @@ two must agree byte for byte on any agent, however odd its text.
 
 import json
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from caseroute.audit.record import Blob, BlobKind
+from caseroute.audit.recorder import blobs_to_store
 from caseroute.domain.fingerprint import (
     agent_json,
     agent_sha256,
     agent_to_dict,
     canonical_json,
+    fingerprint_roster,
     roster_dict_sha256,
     roster_json,
     roster_sha256,
     roster_to_dict,
 )
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
-from caseroute.testing import NOW, make_agent, make_roster
+from caseroute.testing import NOW, make_agent, make_roster, reference_compiled
 
 # Any character a JSON encoder must escape or pass through: quotes, backslashes, controls,
 # non-ASCII, line separators (lone surrogates cannot reach a digest: encoding them fails).
-text = st.text(st.characters(exclude_categories=("Cs",)), max_size=8)
+text = st.text(st.characters(exclude_categories=["Cs"]), max_size=8)
 instants = st.datetimes(
-    min_value=datetime(1, 1, 2),
-    max_value=datetime(9999, 12, 30),
+    min_value=datetime(1, 1, 2),  # noqa: DTZ001 - Hypothesis takes naive bounds
+    max_value=datetime(9999, 12, 30),  # noqa: DTZ001
     timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)), timezone(timedelta(0))]),
 )
 attribute_values = st.one_of(
@@ -87,15 +91,16 @@ def test_agent_json_of_the_test_agent_is_pinned() -> None:
         "a1",
         languages=frozenset({"fr", "en"}),
         last_assigned_at=NOW,
-        attributes={"b": 1.5, "a": "x\"y"},
+        attributes={"b": 1.5, "a": 'x"y'},
     )
-    assert (
+    expected = (
         '{"agent_id":"a1","attributes":{"a":"x\\"y","b":1.5},"capacity":{"active":1,"max":5},'
         '"languages":["en","fr"],"last_assigned_at":"2026-11-21T10:00:00Z","licences":'
         '[{"expires_on":"2030-01-01","jurisdiction":"US-TX","multistate":false,"type":"RN"}],'
         '"role":"agent","seniority":0,"skills":[{"level":3,"name":"clinical-triage"}],'
         '"status":"available","teams":[],"territories":["US-TX"]}'
-    ) == agent_json(agent)
+    )
+    assert expected == agent_json(agent)
 
 
 def test_agent_json_takes_the_general_path_for_values_of_other_types() -> None:
@@ -110,6 +115,45 @@ def test_agent_json_takes_the_general_path_for_values_of_other_types() -> None:
 
 def test_roster_json_of_an_empty_roster() -> None:
     """No agents: an empty list, the header after it."""
-    assert '{"agents":[],"snapshot_id":"snap-T1","taken_at":"2026-11-21T09:59:00Z"}' == (
-        roster_json(make_roster())
+    expected = '{"agents":[],"snapshot_id":"snap-T1","taken_at":"2026-11-21T09:59:00Z"}'
+    assert expected == roster_json(make_roster())
+
+
+def test_a_first_sight_fingerprint_hands_over_the_roster_json_once() -> None:
+    """keep_json: the blob text built from the hashed agent texts, taken once, then gone."""
+    roster = make_roster(make_agent("a1"), make_agent("a2"))
+    kept = fingerprint_roster(roster, keep_json=True)
+    assert (kept, canonical_json(roster_to_dict(roster)), None, None) == (
+        fingerprint_roster(roster),
+        kept.take_json(),
+        kept.take_json(),
+        fingerprint_roster(roster).take_json(),
     )
+
+
+class _Sink:
+    """A decision log holding the blobs named."""
+
+    def __init__(self, *held: str) -> None:
+        self.held = held
+
+    def has_blob(self, sha256: str) -> bool:
+        """Whether the blob is held."""
+        return sha256 in self.held
+
+
+def test_blobs_to_store_uses_the_roster_text_it_is_given_or_encodes_the_roster() -> None:
+    """The roster blob is the text handed over (a first sight's), else roster_json(roster)."""
+    roster, ruleset = make_roster(make_agent("a1")), reference_compiled()
+    sha = roster_sha256(roster)
+    sink: Any = _Sink(ruleset.sha256)
+    full: Any = _Sink(sha, ruleset.sha256)
+    assert [
+        [Blob(sha, BlobKind.ROSTER, "given")],
+        [Blob(sha, BlobKind.ROSTER, roster_json(roster))],
+        [],
+    ] == [
+        blobs_to_store(sink, ruleset, roster, snapshot_sha256=sha, roster_text="given"),
+        blobs_to_store(sink, ruleset, roster),
+        blobs_to_store(full, ruleset, roster, roster_text="given"),
+    ]

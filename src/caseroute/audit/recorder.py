@@ -108,17 +108,20 @@ def blobs_to_store(
     roster: Roster,
     *,
     snapshot_sha256: str | None = None,
+    roster_text: str | None = None,
 ) -> list[Blob]:
     """The roster snapshot and ruleset source, unless the sink already has them.
 
     Building a roster blob serialises every agent, so it is skipped when the sink says it
     holds that snapshot (the common case: a warm roster, or the same roster again).
-    ``snapshot_sha256`` is ``roster_sha256(roster)`` when the caller has it (computed if not).
+    ``snapshot_sha256`` is ``roster_sha256(roster)`` when the caller has it (computed if not);
+    ``roster_text`` is ``roster_json(roster)`` when the caller has it (a roster seen for the
+    first time: ``RosterFingerprint.take_json``).
     """
     blobs = []
     snapshot = snapshot_sha256 or roster_sha256(roster)
     if not sink.has_blob(snapshot):
-        blobs.append(Blob(snapshot, BlobKind.ROSTER, roster_json(roster)))
+        blobs.append(Blob(snapshot, BlobKind.ROSTER, roster_text or roster_json(roster)))
     if not sink.has_blob(ruleset.sha256):
         blobs.append(Blob(ruleset.sha256, BlobKind.RULESET, ruleset.source_text))
     return blobs

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any
@@ -176,9 +176,12 @@ def roster_json(roster: Roster) -> str:
 
     What the audit log stores as the roster blob: each agent's ``agent_json``, joined.
     """
-    agents = ",".join([agent_json(a) for a in roster.agents])
+    return _roster_text(roster, [agent_json(a) for a in roster.agents])
+
+
+def _roster_text(roster: Roster, agent_texts: Sequence[str]) -> str:
     return (
-        f'{{"agents":[{agents}],"snapshot_id":{_text(roster.snapshot_id)},'
+        f'{{"agents":[{",".join(agent_texts)}],"snapshot_id":{_text(roster.snapshot_id)},'
         f'"taken_at":{_text(format_timestamp(roster.taken_at))}}}'
     )
 
@@ -229,12 +232,25 @@ class RosterFingerprint:
         agent_digests: Each agent's sha256 (``agent_sha256``), in roster order.
         input_tail: A newline, ``header_json``, a newline, the agent digests joined: what
             ``input_sha256`` hashes after the case.
+        first_json: The roster's canonical JSON (``roster_json``) until someone takes it
+            (``take_json``): ``fingerprint_roster(keep_json=True)`` builds it from the same
+            agent texts it hashes, so a roster seen for the first time is encoded once for its
+            digests and its audit blob. Empty once taken (or never built); not part of the
+            value.
     """
 
     sha256: str
     header_json: bytes
     agent_digests: tuple[bytes, ...]
     input_tail: bytes
+    first_json: list[str] = field(default_factory=list, compare=False, repr=False)
+
+    def take_json(self) -> str | None:
+        """The roster's canonical JSON if still held (then no longer held), else None."""
+        try:
+            return self.first_json.pop()  # atomic: two callers never both get it
+        except IndexError:
+            return None
 
     @classmethod
     def of(cls, header_json: bytes, agent_digests: tuple[bytes, ...]) -> RosterFingerprint:
@@ -257,11 +273,21 @@ class RosterFingerprint:
         return self
 
 
-def fingerprint_roster(roster: Roster) -> RosterFingerprint:
-    """Every digest of a roster (one canonical JSON encoding per agent)."""
-    return RosterFingerprint.of(
-        roster_header_json(roster), tuple(agent_sha256(a) for a in roster.agents)
+def fingerprint_roster(roster: Roster, *, keep_json: bool = False) -> RosterFingerprint:
+    """Every digest of a roster (one canonical JSON encoding per agent).
+
+    Args:
+        roster: The roster.
+        keep_json: Also keep the roster's canonical JSON, built from the same agent texts, for
+            one ``take_json`` (the audit blob of a roster about to be recorded).
+    """
+    texts = [agent_json(a) for a in roster.agents]
+    fingerprint = RosterFingerprint.of(
+        roster_header_json(roster), tuple([hashlib.sha256(t.encode()).digest() for t in texts])
     )
+    if keep_json:
+        fingerprint.first_json.append(_roster_text(roster, texts))
+    return fingerprint
 
 
 def roster_sha256(roster: Roster) -> str:

@@ -119,7 +119,7 @@ class RosterCache:
         """
         if self.max_agents == 0 or self.max_bytes == 0:
             roster = roster_from_proto(msg, path, limits=limits)
-            return KnownRoster(roster, fingerprint_roster(roster))
+            return KnownRoster(roster, fingerprint_roster(roster, keep_json=True))
         wire = msg.SerializeToString(deterministic=True)
         key = (hashlib.sha256(wire).digest(), limits)
         with self._lock:
@@ -130,7 +130,7 @@ class RosterCache:
                 return entry.known
             self.misses += 1
         roster = roster_from_proto(msg, path, limits=limits)
-        fingerprint: RosterFingerprint = fingerprint_roster(roster)
+        fingerprint: RosterFingerprint = fingerprint_roster(roster, keep_json=True)
         known = KnownRoster(roster, fingerprint)
         size = estimate_roster_bytes(len(roster.agents), len(wire))
         with self._lock:

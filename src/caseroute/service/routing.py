@@ -169,7 +169,7 @@ def _canonical(cmd: DecideCommand) -> _Canonical:
     return _Canonical(
         dicts,
         tuple(canonical_json(d) for d in dicts),
-        cmd.roster_fingerprint or fingerprint_roster(cmd.roster),
+        cmd.roster_fingerprint or fingerprint_roster(cmd.roster, keep_json=True),
     )
 
 
@@ -399,7 +399,13 @@ class RoutingCore:
         try:
             stored = self.audit.append(
                 records,
-                blobs_to_store(self.audit, ruleset.compiled, cmd.roster, snapshot_sha256=snapshot),
+                blobs_to_store(
+                    self.audit,
+                    ruleset.compiled,
+                    cmd.roster,
+                    snapshot_sha256=snapshot,
+                    roster_text=canonical.roster.take_json(),  # a first sight's, encoded once
+                ),
             )
         except AuditUnavailableError:
             self.audit_refusals += 1

@@ -428,7 +428,7 @@ class _NoRosterCache:
     ) -> KnownRoster:
         """Validate and convert ``msg``, and fingerprint it."""
         roster = roster_from_proto(msg, path, limits=limits)
-        return KnownRoster(roster, fingerprint_roster(roster))
+        return KnownRoster(roster, fingerprint_roster(roster, keep_json=True))
 
     def find(self, roster_sha256: str, *, limits: InputLimits) -> KnownRoster | None:
         """None: nothing is kept."""
