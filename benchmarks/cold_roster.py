@@ -13,9 +13,11 @@ CPU is ``time.process_time`` (every thread of the process, the decision log's wr
 
 Each round times ``--cold`` cold calls and ``--warm`` warm calls, then the cold path's parts
 one at a time on fresh copies of the roster: decoding the request bytes, converting the roster
-message to domain objects, the agent digests (``roster_sha256``), the index (``index_for``)
-and the roster blob (``blobs_to_store``); "rest" is a cold call minus those parts (the case,
-deciding, the record, the reply). Prints the medians over rounds, per call and per agent.
+message to domain objects, the agent digests with the roster's JSON kept for its blob
+(``fingerprint_roster(keep_json=True)``), the index (``index_for``) and the roster blob
+(``blobs_to_store`` handed that JSON, as the server calls it); "rest" is a cold call minus
+those parts (the case, deciding, the record, the reply). Prints the medians over rounds, per
+call and per agent.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from caseroute.audit.recorder import blobs_to_store
-from caseroute.domain.fingerprint import roster_sha256
+from caseroute.domain.fingerprint import fingerprint_roster
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.roster_index import index_for
 from caseroute.grpc_api.servicer import RoutingServicer, lenient_deserializer
@@ -112,10 +114,16 @@ def main() -> None:
                 msg = pb.DecideRequest.FromString(b).roster
                 roster = convert.roster_from_proto(msg)
                 split["conversion"].append(_cpu(partial(convert.roster_from_proto, msg)))
-                split["digests"].append(_cpu(partial(roster_sha256, roster)))
+                # As the server does on a first sight: the fingerprint keeps the roster's JSON
+                # (built from the agent texts it hashed) for the record's blob.
+                fingerprint = fingerprint_roster(roster, keep_json=True)
+                split["digests"].append(_cpu(partial(fingerprint_roster, roster, keep_json=True)))
                 split["index"].append(_cpu(partial(index_for, roster)))
-                # The server passes the hash it has (the cache's fingerprint): not timed twice.
-                blob = partial(blobs_to_store, snapshot_sha256=roster_sha256(roster))
+                blob = partial(
+                    blobs_to_store,
+                    snapshot_sha256=fingerprint.sha256,
+                    roster_text=fingerprint.take_json(),
+                )
                 split["blob"].append(_cpu(partial(blob, sink, ruleset.compiled, roster)))
             for key, values in split.items():
                 parts[key].append(statistics.median(values))
