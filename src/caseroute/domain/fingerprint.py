@@ -152,14 +152,13 @@ def agent_json(agent: Agent) -> str:
     )
 
 
-def _text(value: str) -> str:
-    text: str = encode_basestring(value)  # typeshed leaves the C encoder's result untyped
-    return text
+_text = encode_basestring
+"""A string as JSON text: the encoder ``json.dumps(ensure_ascii=False)`` itself uses (C)."""
 
 
 def _texts(values: frozenset[str]) -> str:
     """A set of strings as the canonical form lists it: sorted."""
-    return "[" + ",".join([_text(v) for v in sorted(values)]) + "]" if values else "[]"
+    return "[" + ",".join(map(_text, sorted(values))) + "]"
 
 
 def _int(value: int) -> str:
