@@ -266,3 +266,10 @@ def test_masked_values_are_digests_in_the_stored_results(tmp_path: Path) -> None
         expected,
     )
     assert "Ada" not in json.dumps(record.decision)
+
+
+def test_an_explanation_without_results_keeps_its_rules(core: RoutingCore) -> None:
+    """StoredExplainer on rules stored as text (or none evaluated) returns them unchanged."""
+    e = _decide(core).decisions[0].explanation
+    older = replace(e, rule_results=None)
+    assert StoredExplainer(core.audit.get_blob)(older) == e.rules
