@@ -293,6 +293,11 @@ AGENT_REFUSALS: list[tuple[str, Callable[[pb.Agent], object], str]] = [
         "roster.agents[0].licences[0].expires_on",
     ),
     (
+        "long expiry",
+        lambda a: setattr(a.licences[0], "expires_on", "2030-01-01" + " " * 60),
+        "roster.agents[0].licences[0].expires_on",
+    ),
+    (
         "long territory",
         lambda a: a.territories.append("X" * 17),
         "roster.agents[0].territories[1]",
@@ -362,6 +367,12 @@ def test_fast_roster_leaves_a_missing_snapshot_header_to_the_strict_path() -> No
         FieldViolation("roster.snapshot_id", "is required"),
         FieldViolation("roster.taken_at", "is required"),
     ] == list(caught.value.violations)
+
+
+def test_protobuf_strings_never_hold_a_lone_surrogate() -> None:
+    """The invariant fast.py relies on instead of the strict parser's surrogate check."""
+    with pytest.raises(UnicodeEncodeError):
+        pb.AttributeValue(string_value="\ud800")
 
 
 def test_an_empty_roster_converts_on_the_fast_path() -> None:

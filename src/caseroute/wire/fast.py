@@ -208,12 +208,10 @@ def _attributes(attributes: Any, limits: InputLimits) -> dict[str, AttributeValu
         kind = value.WhichOneof("kind")
         if kind == "string_value":
             text: str = value.string_value
+            # Invariant: protobuf strings are valid UTF-8 (upb refuses a lone surrogate both
+            # when parsing and when a field is set), so the strict parser's check holds.
             if len(text) > limits.max_text_chars:
                 raise Doubt
-            try:
-                text.encode()
-            except UnicodeEncodeError:  # an unpaired surrogate
-                raise Doubt from None
             out[key] = text
         elif kind == "number_value":
             out[key] = _number(value.number_value, -MAX_ABS_NUMBER, MAX_ABS_NUMBER)
