@@ -12,14 +12,17 @@ from weakref import WeakValueDictionary
 import pytest
 
 from caseroute.audit.explain import StoredExplainer, StoredRulesetError
+from caseroute.audit.masking import Masker, mask_decision
 from caseroute.audit.record import AuditRecord, Blob, BlobKind
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.cli import main
 from caseroute.domain.case import Intent, Urgency
 from caseroute.domain.decision import Decision
 from caseroute.domain.decision_codec import decision_to_dict
+from caseroute.domain.fingerprint import case_to_dict
 from caseroute.engine import trace
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
+from caseroute.engine.decide import decide
 from caseroute.service import (
     DecideCommand,
     DecideResult,
@@ -266,6 +269,29 @@ def test_masked_values_are_digests_in_the_stored_results(tmp_path: Path) -> None
         expected,
     )
     assert "Ada" not in json.dumps(record.decision)
+
+
+def test_masking_copies_only_the_traces_of_rules_that_read_a_masked_value() -> None:
+    """mask_decision keeps a rule's trace as it is unless a clause value changes."""
+    text = ruleset_with_rules(
+        """\
+  - id: named
+    when: "case.attributes.patient_name == 'Ada Lovelace'"
+    then: {route: {queue: by_intent}}
+  - id: rest
+    when: true
+    then: {route: {queue: by_intent}}
+""",
+        MINIMAL_HEADER + "attributes: {patient_name: string}\n",
+    )
+    case = make_case(attributes={"patient_name": "Ada Lovelace"})
+    loaded = prepare_ruleset(compile_text(text), EngineKind.PYTHON)
+    decision = decide(case, ROSTER, loaded, NOW)
+    masked = mask_decision(decision, case_to_dict(case), Masker(b"k" * 32))
+    same = [
+        m is d for m, d in zip(masked.explanation.rules, decision.explanation.rules, strict=True)
+    ]
+    assert same == [True, False, True]  # safeguarding, named (reads the name), rest
 
 
 def test_an_explanation_without_results_keeps_its_rules(core: RoutingCore) -> None:

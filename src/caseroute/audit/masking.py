@@ -26,6 +26,7 @@ from caseroute.domain.decision import (
     ContinuityTrace,
     Decision,
     MatchingTrace,
+    RuleTrace,
     Signals,
     SlaStatus,
 )
@@ -228,10 +229,7 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
         input_sha256=MASK_PREFIX + masker.keyed_hash(e.input_sha256),
         signals=_scrub_signals(e.signals, scrub),
         data_problems=tuple(scrub(p) for p in e.data_problems),
-        rules=tuple(
-            replace(t, clauses=tuple(replace(c, actual=scrub(c.actual)) for c in t.clauses))
-            for t in e.rules
-        ),
+        rules=tuple(_scrub_rule(t, scrub) for t in e.rules),
         # The stored form of the rules: the same texts, so the same digests.
         rule_results=None
         if e.rule_results is None
@@ -242,6 +240,16 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
         continuity=_scrub_continuity(e.continuity, scrub),
     )
     return replace(decision, explanation=masked)
+
+
+def _scrub_rule(t: RuleTrace, scrub: Callable[[str], str]) -> RuleTrace:
+    # Most rules read no masked field: keep those traces as they are instead of copying each
+    # clause (a 200-rule explanation paid ~0.9 ms for the copies when the case held one).
+    actuals = [scrub(c.actual) for c in t.clauses]
+    if all(new == c.actual for new, c in zip(actuals, t.clauses, strict=True)):
+        return t
+    clauses = zip(t.clauses, actuals, strict=True)
+    return replace(t, clauses=tuple(replace(c, actual=new) for c, new in clauses))
 
 
 def _scrub_continuity(
