@@ -181,8 +181,10 @@ def main() -> None:
                         calls,
                     )
                 )
+                last = side.last
+                assert last is not None  # noqa: S101 - set by the calls just timed
                 timed[side.label]["reply"].append(
-                    _median_of(partial(decision_to_proto, side.last), calls)
+                    _median_of(partial(decision_to_proto, last), calls)
                 )
         sizes = {side.label: side.record_bytes() for side in sides}
         for side in sides:
