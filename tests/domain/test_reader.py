@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 
+from caseroute.domain.codec import parse_roster
 from caseroute.domain.reader import (
     FLAG,
     IDENTIFIER,
@@ -22,6 +23,7 @@ from caseroute.domain.reader import (
     too_long,
     unknown_key_tip,
 )
+from caseroute.testing import agent_data, roster_data
 
 
 @pytest.mark.parametrize(
@@ -248,3 +250,13 @@ def test_text_problem(
 def test_read_day(value: object, expected: date | None) -> None:
     """A date is read from YYYY-MM-DD text only (the YAML loader keeps dates as text)."""
     assert expected == read_day(value)
+
+
+class _Count(int):
+    """An int subclass, as a Python caller's IntEnum would be."""
+
+
+def test_an_int_subclass_takes_the_worded_path_and_is_accepted() -> None:
+    """A number that is not exactly an int skips the fast path and is still read as before."""
+    agent = parse_roster(roster_data(agent_data(capacity={"max": _Count(3)}))).agents[0]
+    assert (agent.capacity.max, agent.capacity.active) == (3, 0)

@@ -14,8 +14,8 @@ import pytest
 
 from caseroute.domain.codec import parse_roster
 from caseroute.domain.errors import FieldViolation, Severity
-from caseroute.rules.schema import read_ruleset
-from caseroute.rules.source import parse_yaml
+from caseroute.rules.schema import NAME_RE, SchemaReader, read_ruleset
+from caseroute.rules.source import Node, parse_yaml
 from caseroute.testing import (
     CATCH_ALL_RULE,
     MINIMAL_HEADER,
@@ -277,3 +277,12 @@ def test_not_finite_same_words() -> None:
     assert [f"signals.sla_at_risk_minutes {message}"] == _section(
         "signals: {sla_at_risk_minutes: 1.0e+16}\n"
     )
+
+
+def test_a_shape_outside_the_table_is_checked_as_given() -> None:
+    """A bare regex (golden case names, ladder steps) keeps its own words and hint."""
+    reader = SchemaReader("g.yaml")
+    assert reader.string(Node("Bad Name", 3, 9), "case name", None, NAME_RE, " (a-z)") is None
+    assert [(p.code, p.location, p.message) for p in reader.problems] == [
+        ("schema.format", "g.yaml:3:9", "case name 'Bad Name' is not valid (a-z)")
+    ]
