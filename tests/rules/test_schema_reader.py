@@ -158,6 +158,19 @@ _LONG = "x" * 201
             "skill name",
         ),
     ],
+    ids=[
+        "integer-type",
+        "quoted-integer",
+        "range",
+        "non-string",
+        "identifier-shape",
+        "list",
+        "boolean",
+        "jurisdiction",
+        "date",
+        "quoted-number",
+        "length",
+    ],
 )
 def test_same_mistake_same_words(
     request_errors: list[FieldViolation],
