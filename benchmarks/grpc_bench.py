@@ -48,6 +48,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 
+from caseroute.domain.fingerprint import roster_sha256
 from caseroute.testing import NOW, REFERENCE_RULESETS, TEST_AUDIT_KEY
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import convert
@@ -96,6 +97,18 @@ def decide_body(size: int, snapshot_id: str | None = None) -> bytes:
         explanation_level=pb.EXPLANATION_LEVEL_SUMMARY,
     )
     return request.SerializeToString()
+
+
+def by_hash(body: bytes) -> bytes:
+    """``body`` naming its roster by ``roster_sha256`` instead of carrying it.
+
+    What the published client sends once the server has accepted the roster
+    (``Client(roster_by_hash=True)``).
+    """
+    msg = pb.DecideRequest.FromString(body)
+    msg.roster_sha256 = roster_sha256(make_ranked_roster(len(msg.roster.agents)))
+    msg.ClearField("roster")
+    return msg.SerializeToString()
 
 
 def describe_assign(reply: pb.DecideResponse, size: int) -> str:
@@ -347,19 +360,23 @@ class Findings:
 
 
 def floor_rounds(
-    server: Server, clients: Clients, bodies: dict[int, bytes], args: argparse.Namespace
+    server: Server, clients: Clients, bodies: dict[str, tuple[int, bytes]], args: argparse.Namespace
 ) -> Findings:
-    """Target 1: Decide (1 client) against empty call + fsync, interleaved per round and size."""
+    """Target 1: Decide (1 client) against empty call + fsync, interleaved per round and size.
+
+    ``bodies`` maps a row's label (``1000``, or ``1000 by hash`` for a request naming the roster by
+    its roster_sha256) to its roster size and request.
+    """
     check = health_pb2.HealthCheckRequest().SerializeToString()
-    samples: dict[int, dict[str, list[float]]] = {
-        size: {"fsync": [], "floor": [], "decide": [], "ratio": []} for size in bodies
+    samples: dict[str, dict[str, list[float]]] = {
+        label: {"fsync": [], "floor": [], "decide": [], "ratio": []} for label in bodies
     }
     for _ in range(args.rounds):
-        for size, body in bodies.items():
+        for label, (_, body) in bodies.items():
             fsync = statistics.median(fsync_latencies(server.audit_dir, args.calls))
             floor = statistics.median(clients.latencies(CHECK, check, args.calls, unique=False))
             decide = statistics.median(clients.latencies(DECIDE, body, args.calls, unique=True))
-            row = samples[size]
+            row = samples[label]
             row["fsync"].append(fsync)
             row["floor"].append(floor)
             row["decide"].append(decide)
@@ -372,19 +389,20 @@ def floor_rounds(
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     found = Findings([])
-    for size, row in samples.items():
+    for label, row in samples.items():
         ratio = statistics.median(row["ratio"])
-        target = FLOOR_TARGETS.get(size)
+        target = FLOOR_TARGETS.get(bodies[label][0])
         ok = target is not None and ratio <= target
         print(
-            f"| {size} | {_ms(statistics.median(row['decide']))} "
+            f"| {label} | {_ms(statistics.median(row['decide']))} "
             f"| {_ms(statistics.median(row['floor']))} | {_ms(statistics.median(row['fsync']))} "
             f"| {ratio:.2f}x | {_spread(row['ratio'])} "
             f"| {f'<= {target:g}x' if target else '-'} | {_met(ok) if target else '-'} |"
         )
         if target is not None:
             found.add(
-                f"Decide {size} agents, 1 client, <= {target:g}x (empty + fsync)",
+                f"Decide {bodies[label][0]} agents{label.removeprefix(str(bodies[label][0]))}, "
+                f"1 client, <= {target:g}x (empty + fsync)",
                 f"{ratio:.2f}x",
                 ok,
             )
@@ -513,6 +531,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--engine", default="durable")
     parser.add_argument("--sizes", default="100,1000,5000", help="roster sizes for target 1")
+    parser.add_argument(
+        "--by-hash",
+        action="store_true",
+        help="target 1 also with each roster named by its roster_sha256 (as the client sends it)",
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7; quick 2)")
     parser.add_argument("--calls", type=int, help="calls per block (default 200; quick 5)")
     parser.add_argument("--clients", type=int, default=8, help="client processes for target 2")
@@ -544,7 +567,10 @@ def main() -> None:
         try:
             for body in bodies.values():
                 clients.warm(DECIDE, body)
-            found = floor_rounds(server, clients, {s: bodies[s] for s in sizes}, args)
+            floor_bodies = {str(s): (s, bodies[s]) for s in sizes}
+            if args.by_hash:  # after the warm-up: each client's worker holds every roster
+                floor_bodies |= {f"{s} by hash": (s, by_hash(bodies[s])) for s in sizes}
+            found = floor_rounds(server, clients, floor_bodies, args)
             found.rows += throughput_rounds(clients, bodies[100], args).rows
         finally:
             clients.close()

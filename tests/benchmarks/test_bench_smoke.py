@@ -52,11 +52,11 @@ def load_lines(text: str) -> list[str]:
 
 @pytest.mark.slow
 def test_grpc_bench_measures_a_ranked_assign_beside_the_fsync_floor() -> None:
-    """grpc_bench: ranked ASSIGN checks, one table per target, every target judged, load logged."""
+    """grpc_bench: ranked ASSIGN checks, one table per target (target 1 also by roster hash)."""
     out = run_script(
         "grpc_bench.py",
         "--quick",
-        *("--sizes", "100", "--clients", "2", "--cold-agents", "100"),
+        *("--sizes", "100", "--by-hash", "--clients", "2", "--cold-agents", "100"),
         *("--rounds", "1", "--calls", "3", "--seconds", "0.2"),
     )
     checks = [line for line in out.splitlines() if line.startswith("check")]
@@ -74,10 +74,14 @@ def test_grpc_bench_measures_a_ranked_assign_beside_the_fsync_floor() -> None:
     ]
     targets = found["| target | measured | met |"]
     assert checks == [f"check: {ASSIGN_100}", f"check (cold roster): {ASSIGN_100}"]
-    assert [(row[0], row[6], len(row)) for row in floor] == [("100", "<= 2x", 8)]
+    assert [(row[0], row[6], len(row)) for row in floor] == [
+        ("100", "<= 2x", 8),
+        ("100 by hash", "<= 2x", 8),
+    ]
     assert [len(row) for row in throughput + cold] == [6, 8]
     assert [row[0] for row in targets] == [
         "Decide 100 agents, 1 client, <= 2x (empty + fsync)",
+        "Decide 100 agents by hash, 1 client, <= 2x (empty + fsync)",
         "2 clients, 100 agents: >= 1500 decisions/s",
         "2 clients: >= 0.5x the empty call's calls/s",
         "cold roster 100 agents: <= 10 us server CPU per agent",
