@@ -81,11 +81,28 @@ def timestamp_to_datetime(ts: Timestamp) -> datetime:
     return ts.ToDatetime(tzinfo=UTC)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _seconds_nanos(value: datetime) -> tuple[int, int]:
+    """``Timestamp.FromDatetime``'s seconds and nanos, by datetime arithmetic.
+
+    The same integers (whole days and seconds since the epoch, microseconds as nanos) for a
+    fifth of the CPU: FromDatetime builds a time tuple and calls ``calendar.timegm``, and a
+    reply holds about six instants. No range check is needed: every datetime is within the
+    Timestamp range (years 1-9999). A naive value is read as local time, as
+    ``astimezone`` always did here.
+    """
+    if value.tzinfo is None:
+        value = value.astimezone(UTC)
+    delta = value - _EPOCH
+    return delta.days * 86400 + delta.seconds, delta.microseconds * 1000
+
+
 def datetime_to_timestamp(value: datetime) -> Timestamp:
     """An aware datetime as a protobuf Timestamp."""
-    ts = Timestamp()
-    ts.FromDatetime(value.astimezone(UTC))
-    return ts
+    seconds, nanos = _seconds_nanos(value)
+    return Timestamp(seconds=seconds, nanos=nanos)
 
 
 def _enum_in(value: int, enum: Any, prefix: str) -> str | int | None:
@@ -642,7 +659,7 @@ _CONTINUITY_OUTCOMES = _enum_table(ContinuityOutcome, pb.ContinuityOutcome, "CON
 
 
 def _instant_into(msg: Timestamp, value: datetime) -> None:
-    msg.FromDatetime(value.astimezone(UTC))
+    msg.seconds, msg.nanos = _seconds_nanos(value)
 
 
 def _signals_into(msg: pb.Signals, s: Signals) -> None:
