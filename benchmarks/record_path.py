@@ -88,6 +88,8 @@ def _process(
         w.join()
     elapsed = time.perf_counter() - began
     process_cpu = time.process_time() - cpu_began
+    syncer = getattr(store, "_syncer", None)
+    commits, fsyncs = store.commits, syncer.fsyncs if syncer else store.commits
     store.close()
     flat = [x for lat in latencies for x in lat]
     return {
@@ -96,6 +98,8 @@ def _process(
         "lat": flat,
         "cpu": statistics.mean(cpu),
         "process_cpu": process_cpu,
+        "commits": commits,
+        "fsyncs": fsyncs,
     }
 
 
@@ -130,6 +134,8 @@ def run(threads: int, processes: int, seconds: float, work_us: float) -> dict[st
         "p90_ms": 1000 * lat[int(len(lat) * 0.9)],
         "cpu_us": 1e6 * statistics.mean(p["cpu"] for p in parts),
         "all_cpu_us": 1e6 * sum(p["process_cpu"] for p in parts) / len(lat),
+        "rec_per_commit": len(lat) / sum(p["commits"] for p in parts),
+        "rec_per_fsync": len(lat) / sum(p["fsyncs"] for p in parts),
     }
 
 
@@ -169,8 +175,11 @@ def main() -> None:
         f"A={args.a} B={args.b} processes={args.processes} work_us={args.work_us} "
         f"seconds={args.seconds} load before: {_load()}"
     )
-    print("| threads | tree | rec/s | p50 ms | p90 ms | caller CPU us/append | all CPU us/record |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| threads | tree | rec/s | p50 ms | p90 ms | caller CPU us/append | all CPU us/record "
+        "| records/commit | records/fsync |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for threads in (int(t) for t in args.threads.split(",")):
         got: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
         for r in range(args.rounds):
@@ -185,12 +194,14 @@ def main() -> None:
             m = med[n]
             print(
                 f"| {threads} | {n} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p90_ms']:.2f} "
-                f"| {m['cpu_us']:.0f} | {m['all_cpu_us']:.0f} |"
+                f"| {m['cpu_us']:.0f} | {m['all_cpu_us']:.0f} | {m['rec_per_commit']:.2f} "
+                f"| {m['rec_per_fsync']:.2f} |"
             )
         ratio = {k: med["B"][k] / med["A"][k] for k in med["A"]}
         print(
             f"| {threads} | B/A | {ratio['rps']:.2f}x | {ratio['p50_ms']:.2f}x "
-            f"| {ratio['p90_ms']:.2f}x | {ratio['cpu_us']:.2f}x | {ratio['all_cpu_us']:.2f}x |",
+            f"| {ratio['p90_ms']:.2f}x | {ratio['cpu_us']:.2f}x | {ratio['all_cpu_us']:.2f}x "
+            f"| {ratio['rec_per_commit']:.2f}x | {ratio['rec_per_fsync']:.2f}x |",
             flush=True,
         )
     print(f"load after: {_load()}")

@@ -177,8 +177,17 @@ def test_verify_hashes_the_stored_bytes(log: Path, sql: str, params: tuple[objec
         'UPDATE decisions SET decision = \'{"outcome":"QUEUE"}\'',
         "UPDATE decisions SET content = NULL",
         "UPDATE decisions SET content = 'not json'",
+        "UPDATE decisions SET content = '[1]'",
     ],
-    ids=["case_id", "request_sha256", "input", "decision", "text-removed", "text-garbled"],
+    ids=[
+        "case_id",
+        "request_sha256",
+        "input",
+        "decision",
+        "text-removed",
+        "text-garbled",
+        "text-not-an-object",
+    ],
 )
 def test_verify_checks_every_column_against_the_text(log: Path, sql: str) -> None:
     """A column that no longer says what the hashed text says is named as an edit."""

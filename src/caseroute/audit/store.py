@@ -1304,10 +1304,8 @@ def _has_text_column(conn: sqlite3.Connection) -> bool:
 def _add_text_column(conn: sqlite3.Connection) -> None:
     """Upgrade a log written before the hashed text was kept (its rows keep NULL there).
 
-    Under the write lock, so two processes opening an old log at once add it once.
+    Checked under the write lock, so two processes opening an old log at once add it once.
     """
-    if _has_text_column(conn):
-        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         if not _has_text_column(conn):
