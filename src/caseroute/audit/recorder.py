@@ -54,6 +54,7 @@ def build_records(
     masker: Masker,
     *,
     snapshot_sha256: str | None = None,
+    case_dicts: Sequence[dict[str, Any]] | None = None,
 ) -> list[AuditRecord]:
     """One unsealed record per decision (the store assigns seq and hashes).
 
@@ -65,15 +66,18 @@ def build_records(
         decisions: The decisions, in request order.
         masker: Masks PHI in the case before it is stored.
         snapshot_sha256: ``roster_sha256(roster)`` when the caller has it (computed if not).
+        case_dicts: Each case's ``case_to_dict`` when the caller has them (its canonical
+            form, built once per request); built here if not. Only read: ``mask`` copies.
 
     Returns:
         The records, in request order.
     """
     snapshot = snapshot_sha256 or roster_sha256(roster)
+    dicts = case_dicts if case_dicts is not None else [case_to_dict(case) for case in cases]
     records = []
     assigned: list[str] = []
-    for case, decision in zip(cases, decisions, strict=True):
-        masked: dict[str, Any] = masker.mask({"case": case_to_dict(case)})
+    for case, case_dict, decision in zip(cases, dicts, decisions, strict=True):
+        masked: dict[str, Any] = masker.mask({"case": case_dict})
         records.append(
             AuditRecord(
                 seq=0,

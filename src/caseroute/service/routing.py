@@ -395,6 +395,7 @@ class RoutingCore:
             decisions,
             self._masker,
             snapshot_sha256=snapshot,
+            case_dicts=canonical.cases,  # the dicts the hashes were built from, not again
         )
         try:
             stored = self.audit.append(
