@@ -19,6 +19,7 @@ from caseroute.cli.options import (
     client_tls,
     parse_instant,
     read_json,
+    server_targets,
     timeout_seconds,
 )
 from caseroute.cli.output import EXIT_OK, UsageError
@@ -257,7 +258,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_settings(decide, ["engine"])  # $CASEROUTE_ENGINE, [server] engine
     remote = decide.add_argument_group("remote mode (call a running server)")
-    remote.add_argument("--server", metavar="HOST:PORT", help="decide on this caseroute server")
+    remote.add_argument(
+        "--server",
+        type=server_targets,
+        metavar="HOST:PORT",
+        help="decide on this caseroute server; replicas sharing one decision log: their "
+        "IP:PORT addresses separated by commas (round_robin, retries on another replica)",
+    )
     remote.add_argument(
         "--request-id",
         help="idempotency key (default: derived from the request's content, so the same call "

@@ -50,6 +50,22 @@ def timeout_seconds(text: str) -> float:
     return value
 
 
+def server_targets(text: str) -> str:
+    """An argparse type for ``--server``: HOST:PORT, or replicas' IP:PORT separated by commas.
+
+    A list is checked here so that a bad one is a usage error naming the address, not a
+    traceback from the client; one address is passed on unchanged (any gRPC target).
+    """
+    if "," in text:
+        from caseroute.client.channel import replica_target
+
+        try:
+            replica_target(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"--server: {exc}") from None
+    return text
+
+
 def bearer_token(args: argparse.Namespace) -> str | None:
     """The caller's bearer token from ``--token-file`` / ``$CASEROUTE_TOKEN_FILE`` (None: none)."""
     from caseroute.cli.rules_admin import read_token

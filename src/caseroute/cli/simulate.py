@@ -31,6 +31,7 @@ from caseroute.cli.options import (
     bearer_token,
     client_tls,
     parse_instant,
+    server_targets,
     timeout_seconds,
 )
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out
@@ -371,7 +372,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     cmd.add_argument("--out", type=Path, help="write the requests as JSON lines to this file")
     remote = cmd.add_argument_group("load generator (send to a running server)")
-    remote.add_argument("--server", metavar="HOST:PORT", help="send the requests to this server")
+    remote.add_argument(
+        "--server",
+        type=server_targets,
+        metavar="HOST:PORT",
+        help="send the requests to this server; replicas sharing one decision log: their "
+        "IP:PORT addresses separated by commas (calls spread round_robin)",
+    )
     remote.add_argument(
         "--concurrency",
         type=_whole("--concurrency", 1, MAX_CONCURRENCY),

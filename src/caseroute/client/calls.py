@@ -1,4 +1,4 @@
-"""``Client``: one channel to a caseroute server and its RoutingService and DecisionLog calls."""
+"""``Client``: one channel to a caseroute server or its replicas, and the calls of its services."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from caseroute.client.channel import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_RECEIVE_MB,
     MAX_ATTEMPTS_CAP,
+    LoadBalancing,
     open_client_channel,
+    replica_target,
 )
 from caseroute.client.errors import ClientError, InvalidRequestError, error_from_rpc
 from caseroute.client.ids import derive_request_id
@@ -40,6 +42,8 @@ KNOWN_ROSTERS = 64
 """Roster hashes a client remembers the server accepted (least recently used first out)."""
 HASHED_ROSTERS = 8
 """``Roster`` objects whose hash a client keeps, so the same object is hashed once."""
+REPLICAS_BEHIND_A_NAME = 3
+"""Replicas assumed behind one target balanced round_robin (a DNS name): see ``_spread``."""
 
 _R = TypeVar("_R")
 
@@ -153,16 +157,23 @@ class Client:
     ``ROSTER_NOT_CACHED`` (another worker, or the roster was evicted) the call is sent again
     with the roster, once. Pass the same ``Roster`` object each time to hash it only once.
 
+    Several replicas sharing one decision log: give their addresses, and calls are spread over
+    them with gRPC's ``round_robin`` policy; a call answered UNAVAILABLE (a replica killed,
+    draining or restarting) is retried, with the same request_id, on the next ready replica.
+
     Example::
 
         with Client("localhost:50051") as client:
             reply = client.decide(case_dict, roster_dict)
             print(reply.decision.outcome, reply.decision.agent_id)
+
+        with Client(["10.0.0.5:50051", "10.0.0.6:50051"]) as replicas:  # round_robin
+            ...
     """
 
     def __init__(
         self,
-        target: str,
+        target: str | Sequence[str],
         *,
         tls: ClientTls | None = None,
         token: str | None = None,
@@ -171,11 +182,14 @@ class Client:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         roster_by_hash: bool = True,
+        load_balancing: LoadBalancing | None = None,
     ) -> None:
         """Open a channel to ``target``.
 
         Args:
-            target: ``host:port`` (any gRPC target: ``dns:///host:port``, ``unix:/path``).
+            target: ``host:port`` (any gRPC target: ``dns:///host:port``, ``unix:/path``), or
+                several replicas: a sequence of ``IP:PORT`` addresses, the same separated by
+                commas, or a gRPC target such as ``ipv4:10.0.0.5:50051,10.0.0.6:50051``.
             tls: The server's CA and, for mutual TLS, a client certificate and key (None:
                 plaintext).
             token: Bearer token sent as ``authorization: Bearer <token>`` on every call.
@@ -187,9 +201,13 @@ class Client:
                 pass a fixed one).
             roster_by_hash: Send a roster the server accepted before as its
                 ``roster_sha256`` only (False: always send the roster).
+            load_balancing: gRPC's ``round_robin`` or ``pick_first``. None: ``round_robin``
+                when ``target`` names several addresses, else ``pick_first``; give
+                ``round_robin`` for one DNS name that resolves to every replica.
 
         Raises:
-            ValueError: If a number is out of range.
+            ValueError: If a number is out of range, or ``target`` names several addresses
+                that are not IP:PORT of one family.
             ConfigError: If a TLS file cannot be read.
         """
         if not 1 <= max_attempts <= MAX_ATTEMPTS_CAP:
@@ -198,7 +216,20 @@ class Client:
             raise ValueError(f"max_receive_mb must be at least 1, not {max_receive_mb}")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout}")
-        self._channel = open_client_channel(target, tls, max_receive_mb, max_attempts)
+        uri, addresses = replica_target(target)
+        if load_balancing is None:
+            load_balancing = "round_robin" if addresses > 1 else "pick_first"
+        elif load_balancing not in ("pick_first", "round_robin"):
+            raise ValueError(
+                f"load_balancing must be 'round_robin' or 'pick_first', not {load_balancing!r}"
+            )
+        self._channel = open_client_channel(uri, tls, max_receive_mb, max_attempts, load_balancing)
+        # Each replica caches rosters on its own. Under round_robin, the call after one that
+        # sent a roster goes to another replica, so a roster goes in full with the next
+        # replicas-1 calls too: by hash alone, a resend after ROSTER_NOT_CACHED lands on the
+        # next replica in turn, and in lock-step a replica can miss on every call forever.
+        replicas = addresses if addresses > 1 else REPLICAS_BEHIND_A_NAME
+        self._spread = replicas - 1 if load_balancing == "round_robin" else 0
         self._routing = routing_pb2_grpc.RoutingServiceStub(self._channel)
         self._log = routing_pb2_grpc.DecisionLogStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
@@ -206,7 +237,8 @@ class Client:
         self._clock = clock
         self._by_hash = roster_by_hash
         self._lock = threading.Lock()
-        self._known: OrderedDict[str, None] = OrderedDict()  # hashes the server accepted
+        # hashes the server accepted -> calls still to send that roster in full (see _spread)
+        self._known: OrderedDict[str, int] = OrderedDict()
         self._hashed: OrderedDict[int, tuple[Roster, str]] = OrderedDict()  # id -> (it, hash)
 
     def _call(self, method: Callable[..., _R], request: object, timeout: float | None) -> _R:
@@ -237,7 +269,7 @@ class Client:
         """Remember (or forget) that the server accepted the roster with this hash."""
         with self._lock:
             if held:
-                self._known[sha] = None
+                self._known.setdefault(sha, self._spread)
                 self._known.move_to_end(sha)
                 if len(self._known) > KNOWN_ROSTERS:
                     self._known.popitem(last=False)
@@ -261,7 +293,10 @@ class Client:
         sha = sent.roster_sha256
         if self._by_hash:
             with self._lock:
-                by_hash = sha in self._known
+                owed = self._known.get(sha)
+                by_hash = owed == 0
+                if owed:
+                    self._known[sha] = owed - 1
             if by_hash:
                 try:
                     return self._call(method, request, timeout)
