@@ -14,8 +14,10 @@ from caseroute.wire.convert import datetime_to_timestamp, decision_to_proto
 OFFSETS = st.integers(min_value=-23 * 60, max_value=23 * 60).map(
     lambda minutes: timezone(timedelta(minutes=minutes))
 )
-INSTANTS = st.datetimes(
-    min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 30), timezones=OFFSETS
+INSTANTS = st.datetimes(  # hypothesis takes naive bounds and adds the zones itself
+    min_value=datetime(2, 1, 1),  # noqa: DTZ001
+    max_value=datetime(9998, 12, 30),  # noqa: DTZ001
+    timezones=OFFSETS,
 )
 
 
@@ -50,7 +52,7 @@ def test_known_instants_convert_exactly() -> None:
 
 def test_naive_instant_is_read_as_local_time_as_before() -> None:
     """A naive datetime (the Python API allows it) converts as astimezone read it: local time."""
-    value = datetime(2026, 11, 21, 9, 30, 15, 250)
+    value = datetime(2026, 11, 21, 9, 30, 15, 250)  # noqa: DTZ001 - naive on purpose
     assert _from_datetime(value) == datetime_to_timestamp(value)
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date as date_type
 from datetime import datetime
+from functools import lru_cache
 
 from caseroute.domain.case import Case, RequiredSkill
 from caseroute.domain.decision import AgentVerdict, CheckFailure
 from caseroute.domain.roster import Agent, AgentStatus, Role, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
 from caseroute.engine.roster_index import RosterIndex, bits, index_for, primary_language
-from caseroute.rules.model import CompiledRuleset, Requirements
+from caseroute.rules.model import Compact, CompiledRuleset, Requirements
 
 CHECK_ORDER = (
     "consent",
@@ -70,6 +71,34 @@ class Need:
             out.append(f"language: {self.language}")
         out.append("capacity: active < max")
         return tuple(out)
+
+
+@lru_cache(maxsize=256)
+def describe_need(need: Need) -> tuple[str, ...]:
+    """``need.describe()``, remembered by value (cases of one kind resolve equal needs)."""
+    return need.describe()
+
+
+_COMPACT_VIEWS: dict[tuple[int, date_type], tuple[tuple[Compact, ...], CompactView]] = {}
+
+
+def _compacts_on(compacts: tuple[Compact, ...], day: date_type) -> CompactView:
+    """``CompactView.on``, found by the ruleset's compacts object instead of its value.
+
+    ``CompactView.on`` is memoised by value, and hashing the compacts (every member with its
+    dates) cost ~5 us per call, twice per adaptive decision. Keyed by identity, the entry keeps
+    the tuple it was built from (so its id is never reused while the entry lives) and is
+    checked against it.
+    """
+    key = (id(compacts), day)
+    found = _COMPACT_VIEWS.get(key)
+    if found is not None and found[0] is compacts:
+        return found[1]
+    view = CompactView.on(compacts, day)
+    if len(_COMPACT_VIEWS) >= 64:
+        _COMPACT_VIEWS.clear()
+    _COMPACT_VIEWS[key] = (compacts, view)
+    return view
 
 
 class MissingDataError(Exception):
@@ -132,7 +161,7 @@ def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: dat
         skills=_merge_skills(case.required_skills if req.case_skills else (), req.skills),
         language=case.preferred_language if req.language else None,
         consent_flag=consent if consent is not None and consent in case.flags else None,
-        compacts=CompactView.on(ruleset.compacts, day),
+        compacts=_compacts_on(ruleset.compacts, day),
         day=day,
         declined=case.declined_agents,
     )
@@ -242,6 +271,8 @@ class MatchResult:
 def check_masks(need: Need, index: RosterIndex) -> dict[str, int]:
     """For each check that applies, the mask of agents that pass it (same rules as check_agent).
 
+    Remembered on the index by need (the masks read nothing else); each caller gets a copy.
+
     Args:
         need: Resolved requirements.
         index: The roster's index.
@@ -249,6 +280,15 @@ def check_masks(need: Need, index: RosterIndex) -> dict[str, int]:
     Returns:
         Check name -> mask of passing agents.
     """
+    key = ("masks", need)
+    found = index.recall(key)
+    if not isinstance(found, dict):
+        found = _resolve_masks(need, index)
+        index.remember(key, found)
+    return dict(found)
+
+
+def _resolve_masks(need: Need, index: RosterIndex) -> dict[str, int]:
     masks = {"consent": 0} if need.consent_flag is not None else {}
     if need.declined:
         masks["declined"] = index.everyone & ~sum(
@@ -286,9 +326,20 @@ def match_agents(need: Need, roster: Roster, *, detail: bool = True) -> MatchRes
 
     Returns:
         Eligible agents (roster order), verdicts (when detail) or failed-check masks (when
-        not), and failed-check counts.
+        not), and failed-check counts. Remembered on the roster's index by need and detail:
+        a later equal need gets the same (immutable) result.
     """
     index = index_for(roster)
+    key = ("match", need, detail)
+    found = index.recall(key)
+    if isinstance(found, MatchResult):
+        return found
+    result = _match(need, index, detail=detail)
+    index.remember(key, result)
+    return result
+
+
+def _match(need: Need, index: RosterIndex, *, detail: bool) -> MatchResult:
     masks = check_masks(need, index)
     eligible_mask = index.everyone
     for mask in masks.values():

@@ -17,6 +17,8 @@ from caseroute.domain.roster import Agent, AgentStatus, Capacity, Role, Roster
 from caseroute.engine.licensing import CompactView, licence_valid_at
 
 MAX_LEVEL = 10
+MAX_REMEMBERED = 256
+"""Results ``remember`` keeps per index (each a resolved need's masks or match); past it, all go."""
 
 
 def primary_language(tag: str) -> str:
@@ -61,6 +63,23 @@ class RosterIndex:
     _licence_masks: dict[object, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _positions: dict[str, int] | None = None
+    _remembered: dict[object, object] = field(default_factory=dict)
+
+    def recall(self, key: object) -> object | None:
+        """What ``remember`` kept under ``key`` for this index, or None.
+
+        Matching keeps its per-need results here: they depend on the need and the agents
+        alone, so they live exactly as long as this index (a roster's, or a batch's copy once
+        an agent took a case, which starts empty: capacity changed).
+        """
+        return self._remembered.get(key)
+
+    def remember(self, key: object, value: object) -> None:
+        """Keep ``value`` under ``key`` (immutable values only: every caller shares it)."""
+        remembered = self._remembered
+        if len(remembered) >= MAX_REMEMBERED:
+            remembered.clear()  # bounded: rosters live long, and needs vary with cases
+        remembered[key] = value
 
     def positions(self) -> dict[str, int]:
         """Agent id -> bit position, built on first use (adaptive routing reads it)."""
@@ -138,6 +157,7 @@ class RosterIndex:
             self._licence_masks,
             self._lock,
             self._positions,  # same ids in the same order: only capacity changed
+            # Not the remembered matches: they read capacity.
         )
 
     def status_mask(self, statuses: frozenset[AgentStatus]) -> int:

@@ -23,6 +23,7 @@ from caseroute.engine.matching import (
     Need,
     build_need,
     check_masks,
+    describe_need,
     match_agents,
 )
 from caseroute.engine.ranking import Criterion, rank_candidates
@@ -310,7 +311,7 @@ def select_agent(
         as_written, by_step = _step_counts(case, req, plan, ruleset, now, index, strict)
         relaxation = relaxation_trace(plan, req, _hard(need, req), as_written, by_step)
     trace = MatchingTrace(
-        requirements=need.describe(),
+        requirements=describe_need(need),
         considered=len(roster.agents),
         eligible=len(result.eligible),
         exclusion_counts=result.exclusion_counts,
