@@ -10,17 +10,116 @@ import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from caseroute.audit.masking import DEFAULT_MASKED_PATHS, Masker, key_fingerprint
 from caseroute.audit.store import KeyMismatchError, SqliteAuditStore
 from caseroute.domain.errors import ConfigError
 from caseroute.domain.fingerprint import format_timestamp
 
+if TYPE_CHECKING:
+    from caseroute.audit.postgres import PostgresAuditSink
+
 log = logging.getLogger("caseroute.audit")
 
 DEFAULT_AUDIT_DB = Path("var/audit.db")
 KEY_BYTES = 32
 _PATH_RE = re.compile(r"^case(\.[A-Za-z_][A-Za-z0-9_]*)+(\.\*)?$")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+"""URL schemes that select the PostgreSQL decision log (libpq's two spellings)."""
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+AUDIT_DB_EXPECTED = "a SQLite file path (not a directory) or a postgresql:// URL"
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresLocation:
+    """A PostgreSQL decision log's URL (``--audit-db postgresql://...``).
+
+    The URL may hold a password: ``str()`` and ``repr()`` show it as ``***``, and so does every
+    message caseroute writes; only ``url`` (given to the driver) holds it.
+
+    Attributes:
+        url: The URL as given (libpq syntax, ``postgresql://user:pass@host:port/db?opts``).
+    """
+
+    url: str
+
+    def __str__(self) -> str:
+        return redact_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"PostgresLocation({redact_url(self.url)!r})"
+
+    @property
+    def password(self) -> str:
+        """The URL's password ('' when it has none), to scrub from driver messages."""
+        try:
+            return urlsplit(self.url).password or ""
+        except ValueError:
+            return ""
+
+
+AuditLocation = Path | PostgresLocation
+"""Where a decision log lives: a SQLite file, or a PostgreSQL database."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":***"
+    return f"{scheme}{sep}{userinfo}{at}{host}{slash}{tail}"
+
+
+def parse_audit_db(text: str) -> AuditLocation:
+    """Where ``--audit-db`` (``[audit] db``, ``$CASEROUTE_AUDIT_DB``) says the log lives.
+
+    A ``postgresql://`` or ``postgres://`` URL selects PostgreSQL; any other value with a
+    scheme (``mysql://x``, ``postgresql:db`` without ``//``, ``sqlite:///x``) is refused, since
+    taken as a path it would silently create a SQLite file under a ``postgresql:`` directory;
+    anything else is a SQLite file path (``./name:with-colon`` for such a file).
+
+    Raises:
+        ValueError: Saying what to write instead; never quoting a URL's password.
+    """
+    if "\x00" in text or not text.strip():
+        raise ValueError(f"must be {AUDIT_DB_EXPECTED}, got {text!r}")
+    scheme = _SCHEME_RE.match(text)
+    if scheme is None and "://" not in text:
+        return Path(text)
+    name = scheme.group(1).lower() if scheme else ""
+    if name in POSTGRES_SCHEMES and text[len(name) + 1 :].startswith("//"):
+        try:
+            parts = urlsplit(text)
+            _ = parts.port  # a port that is not a number raises here
+        except ValueError:
+            raise ValueError(
+                f"must be {AUDIT_DB_EXPECTED}, got a {name}:// URL that cannot be parsed "
+                f"({redact_url(text)}); write postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+            ) from None
+        return PostgresLocation(text)
+    if name in POSTGRES_SCHEMES:
+        hint = f"write {name}://USER:PASSWORD@HOST:PORT/DATABASE (with //)"
+    elif name:
+        hint = (
+            f"`{name}:` is not a supported decision log; use postgresql://... or a SQLite file "
+            f"path (write ./{name}:... for a file whose name holds a colon)"
+        )
+    else:
+        hint = "a URL must start with postgresql://; a file path has no ://"
+    raise ValueError(f"must be {AUDIT_DB_EXPECTED}, got {_shown(name)}: {hint}")
+
+
+def _shown(scheme: str) -> str:
+    """A refused value as an error may quote it: a URL never beyond its scheme (passwords)."""
+    if scheme:
+        return f"a `{scheme}:` URL"
+    return "a URL-like value"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +127,12 @@ class AuditConfig:
     """How decisions are recorded.
 
     Attributes:
-        db: The SQLite decision log (created on first start).
+        db: The SQLite decision log (created on first start); unused when ``postgres`` is set.
+        postgres: A PostgreSQL decision log instead (its schema is created on first start).
         key_file: File holding the HMAC masking key as hex (created, mode 0600, when it is
-            missing and the log holds no records yet); ``None`` means ``<db>.key``. Keep it
-            off the database's backups.
+            missing and the log holds no records yet); ``None`` means ``<db>.key`` for a
+            SQLite log (a PostgreSQL log needs it, or ``key_hex``). Keep it off the
+            database's backups.
         key_hex: The key itself as hex (``CASEROUTE_AUDIT_KEY``); overrides ``key_file``.
         masked_fields: Case field paths stored as keyed digests.
     """
@@ -40,11 +141,38 @@ class AuditConfig:
     key_file: Path | None = None
     key_hex: str | None = None
     masked_fields: tuple[str, ...] = DEFAULT_MASKED_PATHS
+    postgres: PostgresLocation | None = None
+
+    @classmethod
+    def at(cls, location: AuditLocation, **settings: Any) -> AuditConfig:
+        """The settings for a log at ``location`` (``--audit-db``: a path or a URL)."""
+        if isinstance(location, PostgresLocation):
+            return cls(postgres=location, **settings)
+        return cls(db=location, **settings)
+
+    @property
+    def log_name(self) -> str:
+        """The log as messages name it (a URL without its password)."""
+        return str(self.postgres or self.db)
 
     @property
     def key_path(self) -> Path:
-        """Where the key file is (or would be)."""
-        return self.key_file or self.db.with_name(self.db.name + ".key")
+        """Where the key file is (or would be).
+
+        Raises:
+            ConfigError: For a PostgreSQL log without ``key_file`` or ``key_hex`` (no file
+                to put it beside).
+        """
+        if self.key_file is not None:
+            return self.key_file
+        if self.postgres is not None:
+            if self.key_hex is not None:
+                return Path(os.devnull)  # never read: the key is key_hex
+            raise ConfigError(
+                f"the decision log {self.postgres} is a PostgreSQL database: pass the masking key "
+                "with --audit-key-file FILE (every replica the same file) or CASEROUTE_AUDIT_KEY"
+            )
+        return self.db.with_name(self.db.name + ".key")
 
     @property
     def key_source(self) -> str:
@@ -63,6 +191,19 @@ class AuditConfig:
         )
 
     def open_store(self) -> SqliteAuditStore:
+        """Open the SQLite decision log for writing (``open_sink`` opens either kind).
+
+        Raises:
+            ConfigError: If these settings name a PostgreSQL log, or as ``open_sink``.
+            AuditUnavailableError: If the file cannot be opened or created.
+        """
+        if self.postgres is not None:
+            raise ConfigError(f"the decision log {self.postgres} is not a SQLite file")
+        store = self.open_sink()
+        assert isinstance(store, SqliteAuditStore)  # noqa: S101 - no URL: a file
+        return store
+
+    def open_sink(self) -> SqliteAuditStore | PostgresAuditSink:
         """Open (creating if needed) the decision log for writing, bound to the masking key.
 
         Refuses a log other users can read, and a key that is not the one the log is masked
@@ -72,12 +213,18 @@ class AuditConfig:
         Raises:
             ConfigError: If the log is readable by others, or the key is missing, invalid
                 or another key than the log's.
-            AuditUnavailableError: If the file cannot be opened or created.
+            AuditUnavailableError: If the file (or database) cannot be opened or created.
         """
-        exposed = exposed_files(self.db)
-        if exposed:
-            raise ConfigError(exposure_message(exposed))
-        store = SqliteAuditStore(self.db)
+        store: SqliteAuditStore | PostgresAuditSink
+        if self.postgres is not None:
+            if self.key_hex is None:
+                _ = self.key_path  # refuses a PostgreSQL log without a key file
+            store = open_postgres(self.postgres)
+        else:
+            exposed = exposed_files(self.db)
+            if exposed:
+                raise ConfigError(exposure_message(exposed))
+            store = SqliteAuditStore(self.db)
         try:
             self._bind_key(store)
         except BaseException:
@@ -85,18 +232,19 @@ class AuditConfig:
             raise
         return store
 
-    def _bind_key(self, store: SqliteAuditStore) -> None:
+    def _bind_key(self, store: SqliteAuditStore | PostgresAuditSink) -> None:
         bound = store.has_records()
         if self.key_hex is None and bound and not self.key_path.exists():
             history = store.key_history()
             stored = history[-1].new_fingerprint if history else "not recorded"
             raise ConfigError(
                 f"the audit key file {self.key_path} is missing, but the decision log "
-                f"{self.db} already holds records masked with a key (fingerprint {stored}); a "
+                f"{self.log_name} already holds records masked with a key (fingerprint "
+                f"{stored}); a "
                 "new key would give the same patient a different digest. Restore the key file "
                 "from its backup (or set CASEROUTE_AUDIT_KEY), or, if the key is lost for "
                 "good, start a new key era with `caseroute audit rotate-key --audit-db "
-                f"{self.db} --new-key-file FILE --confirm`"
+                f"{self.log_name} --new-key-file FILE --confirm`"
             )
         key = load_key(self.key_path, self.key_hex)
         try:
@@ -104,12 +252,29 @@ class AuditConfig:
         except KeyMismatchError as exc:
             raise ConfigError(
                 f"the audit key ({self.key_source}) does not match the key the decision log "
-                f"{self.db} is masked with (fingerprint {exc.stored}, this key "
+                f"{self.log_name} is masked with (fingerprint {exc.stored}, this key "
                 f"{key_fingerprint(key)}): the same patient would get a different digest. "
                 "Restore the original key, or change keys on purpose with `caseroute audit "
                 "rotate-key --audit-db "
-                f"{self.db} --new-key-file FILE --confirm`"
+                f"{self.log_name} --new-key-file FILE --confirm`"
             ) from None
+
+
+def open_postgres(location: PostgresLocation, *, readonly: bool = False) -> PostgresAuditSink:
+    """Open a PostgreSQL decision log (the ``postgres`` extra must be installed).
+
+    Raises:
+        ConfigError: If psycopg is not installed.
+        AuditUnavailableError: If the database cannot be reached or its schema created.
+    """
+    try:
+        from caseroute.audit.postgres import PostgresAuditSink
+    except ImportError as exc:  # pragma: no cover - the test environment has the extra
+        raise ConfigError(
+            f"--audit-db {location} needs the PostgreSQL driver: install caseroute[postgres] "
+            f"(psycopg and psycopg-pool); {exc}"
+        ) from None
+    return PostgresAuditSink(location, readonly=readonly)
 
 
 def exposed_files(db: Path) -> list[tuple[Path, int]]:

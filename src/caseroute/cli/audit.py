@@ -19,14 +19,29 @@ from caseroute.domain.errors import (
 from caseroute.render import escape_text, safe_json
 
 if TYPE_CHECKING:
+    from caseroute.audit.postgres import PostgresAuditSink
     from caseroute.audit.store import SqliteAuditStore
+
+
+def open_any_log(args: argparse.Namespace) -> SqliteAuditStore | PostgresAuditSink:
+    """``open_log``, or a PostgreSQL log read-only when ``--audit-db`` is a postgresql:// URL."""
+    from caseroute.audit.config import PostgresLocation, open_postgres
+
+    if isinstance(args.audit_db, PostgresLocation):
+        return open_postgres(args.audit_db, readonly=True)
+    return open_log(args)
 
 
 def open_log(args: argparse.Namespace) -> SqliteAuditStore:
     """The decision log named by ``--audit-db``, opened read-only (a usage error if missing)."""
-    from caseroute.audit.config import exposed_files, exposure_message
+    from caseroute.audit.config import PostgresLocation, exposed_files, exposure_message
     from caseroute.audit.store import SqliteAuditStore
 
+    if isinstance(args.audit_db, PostgresLocation):
+        raise UsageError(
+            f"this command reads a SQLite decision log, not {args.audit_db}; against "
+            "PostgreSQL use `caseroute audit verify|show|export|events`"
+        )
     if not args.audit_db.is_file():
         raise UsageError(
             f"no decision log at {args.audit_db}; pass --audit-db (or $CASEROUTE_AUDIT_DB) "
@@ -44,7 +59,7 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
     from caseroute.service import DecisionLog
     from caseroute.wire.json_dialect import record_to_json
 
-    store = open_log(args)
+    store = open_any_log(args)
     try:
         audited = DecisionLog(store).get(args.decision_id)
         if args.json:
@@ -64,7 +79,7 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     # GetDecision returns, so a line parses with json_format as the published message.
     from caseroute.wire.json_dialect import record_to_json
 
-    store = open_log(args)
+    store = open_any_log(args)
     since = parse_instant(args.since, "--since")
     until = parse_instant(args.until, "--until")
     count = 0
@@ -83,7 +98,7 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from caseroute.audit.verify import verify_chain
 
-    store = open_log(args)
+    store = open_any_log(args)
     try:
         head = store.head()
         report = verify_chain(store.records(), head, store.get_blob, store.iter_events())
@@ -128,7 +143,7 @@ def _version_text(version: str, sha256: str) -> str:
 
 
 def _cmd_audit_events(args: argparse.Namespace) -> int:
-    store = open_log(args)
+    store = open_any_log(args)
     try:
         events = list(store.iter_events(args.ruleset))
     finally:
@@ -154,19 +169,32 @@ def _cmd_audit_events(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_rotate_key(args: argparse.Namespace) -> int:
-    from caseroute.audit.config import exposed_files, exposure_message, load_key
+    from caseroute.audit.config import (
+        PostgresLocation,
+        exposed_files,
+        exposure_message,
+        load_key,
+        open_postgres,
+    )
     from caseroute.audit.masking import key_fingerprint
     from caseroute.audit.store import SqliteAuditStore
     from caseroute.domain.fingerprint import format_timestamp
 
     db, key_file = args.audit_db, args.new_key_file
-    if not db.is_file():
-        raise UsageError(f"no decision log at {db}; pass --audit-db pointing at the server's log")
-    exposed = exposed_files(db)
-    if exposed:
-        raise ConfigError(exposure_message(exposed))
-    existed = key_file.exists()
-    store = SqliteAuditStore(db)
+    store: SqliteAuditStore | PostgresAuditSink
+    if isinstance(db, PostgresLocation):
+        existed = key_file.exists()
+        store = open_postgres(db)
+    else:
+        if not db.is_file():
+            raise UsageError(
+                f"no decision log at {db}; pass --audit-db pointing at the server's log"
+            )
+        exposed = exposed_files(db)
+        if exposed:
+            raise ConfigError(exposure_message(exposed))
+        existed = key_file.exists()
+        store = SqliteAuditStore(db)
     try:
         head, eras = store.head()[0], store.key_history()
         if existed:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from caseroute.audit.config import PostgresLocation
 from caseroute.cli.output import EXIT_OK, out, print_json
 from caseroute.cli.serve import add_serve_settings, server_config
 from caseroute.cli.settings import SETTINGS, Setting, add_settings, setting_source
@@ -26,7 +27,7 @@ def _value(setting: Setting, value: Any) -> Any:
         return None
     if setting.secret:
         return REDACTED
-    if isinstance(value, Path):
+    if isinstance(value, Path | PostgresLocation):  # a URL's str() hides its password
         return str(value)
     if isinstance(value, tuple):
         return [str(v) for v in value]

@@ -132,8 +132,8 @@ def _server_tls(args: argparse.Namespace) -> ServerTls | None:
 def _audit_config(args: argparse.Namespace) -> AuditConfig:
     from caseroute.audit.config import AuditConfig
 
-    return AuditConfig(
-        db=args.audit_db,
+    return AuditConfig.at(
+        args.audit_db,  # a path, or a postgresql:// URL
         key_file=args.audit_key_file,
         key_hex=args.audit_key,
         masked_fields=masked_fields(args),

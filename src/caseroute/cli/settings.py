@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from caseroute.audit.config import DEFAULT_AUDIT_DB, KEY_BYTES
+from caseroute.audit.config import AUDIT_DB_EXPECTED, DEFAULT_AUDIT_DB, KEY_BYTES, parse_audit_db
 from caseroute.audit.masking import DEFAULT_MASKED_PATHS
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, limit_flag
 from caseroute.logs import LOG_FORMATS, LOG_LEVELS
@@ -190,6 +190,17 @@ def path(check: str = "") -> Kind:
         return value
 
     return Kind(expected, "a string", parse, parse)
+
+
+def audit_db() -> Kind:
+    """The decision log: a SQLite file path, or a ``postgresql://`` URL (never quoted whole)."""
+    files = path("not_dir")
+
+    def parse(text: str) -> Any:
+        location = parse_audit_db(text)
+        return files.parse(text) if isinstance(location, Path) else location
+
+    return Kind(AUDIT_DB_EXPECTED, "a string", parse, parse)
 
 
 def port_or_off() -> Kind:
@@ -430,8 +441,9 @@ def _table() -> tuple[Setting, ...]:
           "estimated MiB of parsed rosters each worker keeps (least recently used go first); "
           "0 turns the cache off", metavar="MB"),
         *_limits(),
-        s("audit_db", "audit", "db", "CASEROUTE_AUDIT_DB", "--audit-db", path("not_dir"),
-          DEFAULT_AUDIT_DB, "decision log SQLite file", metavar="FILE"),
+        s("audit_db", "audit", "db", "CASEROUTE_AUDIT_DB", "--audit-db", audit_db(),
+          DEFAULT_AUDIT_DB, "decision log: a SQLite file, or a postgresql:// URL (several "
+          "replicas sharing one log; the password is never shown)", metavar="FILE|URL"),
         s("audit_key_file", "audit", "key_file", "CASEROUTE_AUDIT_KEY_FILE",
           "--audit-key-file", path("not_dir"), None,
           "HMAC masking key file, hex; created (mode 0600) if missing (default "

@@ -436,7 +436,7 @@ def open_core(config: ServerConfig) -> RoutingCore:
         ConfigError: If the audit key or masked fields are invalid.
         AuditUnavailableError: If the decision log cannot be opened.
     """
-    store = config.audit.open_store()
+    store = config.audit.open_sink()  # SQLite, or PostgreSQL (--audit-db postgresql://...)
     try:
         masker = config.audit.masker()
     except Exception:
@@ -833,7 +833,7 @@ def serve(config: ServerConfig) -> int:
     config.auth.policies()
     # Create the decision log and key once, here, so workers never race to create them, and a
     # bad setting stops the start with its message instead of failing in every worker.
-    config.audit.open_store().close()
+    config.audit.open_sink().close()
     config.audit.masker()
     if config.tls is not None:
         config.tls.credentials()

@@ -1,0 +1,165 @@
+"""The PostgreSQL decision log's schema: versioned migrations that caseroute applies itself.
+
+Each migration runs once, in order (all pending ones in one transaction), and is recorded in
+``caseroute_schema``; replicas starting at once take an advisory lock, so one applies and the
+others find it applied. A database whose schema is newer than this caseroute knows is refused
+(an older replica must not write into a layout it does not understand).
+
+The tables mirror the SQLite log (``caseroute.audit.store``) column for column, so a record
+reads back identically from either: ``content`` is the canonical text that was hashed, kept
+byte for byte as ``text`` (``jsonb`` would reorder keys and renormalise numbers, and verify
+hashes the stored bytes); query it as ``content::jsonb``. ``input`` keeps the canonical input
+text (replay finds a record's roster without decoding the rest); ``decision`` is '' in every
+row (the text holds it), kept so both logs have one row shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from caseroute.audit.record import GENESIS
+
+SCHEMA_TABLE = "caseroute_schema"
+_LOCK_KEY = 0x63617365726F7574  # "caserout": the advisory lock migrations run under
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "decision log: decisions, ruleset events, shadow results, blobs, key eras, chain head",
+        f"""
+CREATE TABLE decisions (
+    seq BIGINT PRIMARY KEY,
+    decision_id TEXT NOT NULL UNIQUE,
+    request_id TEXT NOT NULL,
+    request_sha256 TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    now TEXT NOT NULL,
+    ruleset_name TEXT NOT NULL,
+    ruleset_version TEXT NOT NULL,
+    ruleset_sha256 TEXT NOT NULL,
+    caseroute_version TEXT NOT NULL,
+    caller TEXT NOT NULL,
+    input TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    record_hash TEXT NOT NULL,
+    now_us BIGINT NOT NULL,
+    content TEXT
+);
+CREATE INDEX decisions_request ON decisions (request_id);
+CREATE INDEX decisions_case ON decisions (case_id, seq);
+CREATE INDEX decisions_now ON decisions (now_us);
+CREATE INDEX decisions_ruleset ON decisions (ruleset_name, ruleset_version);
+CREATE TABLE ruleset_events (
+    seq BIGINT PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    recorded_at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    ruleset_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    from_version TEXT NOT NULL,
+    from_sha256 TEXT NOT NULL,
+    to_version TEXT NOT NULL,
+    to_sha256 TEXT NOT NULL,
+    caseroute_version TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    record_hash TEXT NOT NULL
+);
+CREATE INDEX ruleset_events_name ON ruleset_events (ruleset_name, seq);
+CREATE TABLE shadow_results (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    decision_id TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    ruleset_name TEXT NOT NULL,
+    live_version TEXT NOT NULL,
+    live_sha256 TEXT NOT NULL,
+    shadow_version TEXT NOT NULL,
+    shadow_sha256 TEXT NOT NULL,
+    differences TEXT NOT NULL,
+    agreed INTEGER NOT NULL,
+    live TEXT NOT NULL,
+    shadow TEXT NOT NULL,
+    UNIQUE (decision_id, shadow_version, shadow_sha256)
+);
+CREATE INDEX shadow_results_version ON shadow_results (ruleset_name, shadow_version, agreed, id);
+CREATE TABLE shadow_dropped (
+    ruleset_name TEXT NOT NULL,
+    shadow_version TEXT NOT NULL,
+    dropped BIGINT NOT NULL,
+    PRIMARY KEY (ruleset_name, shadow_version)
+);
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    content TEXT NOT NULL
+);
+CREATE TABLE key_history (
+    era INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    old_fingerprint TEXT NOT NULL,
+    new_fingerprint TEXT NOT NULL,
+    first_seq BIGINT NOT NULL
+);
+CREATE TABLE chain_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq BIGINT NOT NULL,
+    record_hash TEXT NOT NULL
+);
+INSERT INTO chain_head (id, seq, record_hash) VALUES (1, 0, '{GENESIS}');
+""",
+    ),
+)
+"""(version, what it does, SQL): applied in order; never edit one that shipped, add the next."""
+LATEST = MIGRATIONS[-1][0]
+
+
+class SchemaTooNewError(Exception):
+    """The database was migrated by a newer caseroute than this one."""
+
+
+def migrate(conn: Any) -> int:
+    """Apply the migrations the database lacks (an autocommit psycopg connection).
+
+    Args:
+        conn: A ``psycopg.Connection`` in autocommit mode.
+
+    Returns:
+        The schema version now in force.
+
+    Raises:
+        SchemaTooNewError: If the database holds a newer schema than ``LATEST``.
+        psycopg.Error: If a statement fails (nothing of that migration is applied).
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (version INTEGER PRIMARY KEY, "
+            "description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {SCHEMA_TABLE}").fetchone()
+        current = int(row[0])
+        if current > LATEST:
+            raise SchemaTooNewError(
+                f"the decision log's schema is version {current}, newer than this caseroute "
+                f"knows ({LATEST}); upgrade caseroute on this replica"
+            )
+        for version, description, sql in MIGRATIONS:
+            if version > current:
+                conn.execute(sql)
+                conn.execute(
+                    f"INSERT INTO {SCHEMA_TABLE} (version, description) VALUES (%s, %s)",
+                    (version, description),
+                )
+                current = version
+    return current
+
+
+def schema_version(conn: Any) -> int:
+    """The schema version of a database (0: not created by caseroute)."""
+    row = conn.execute("SELECT to_regclass(%s)", (SCHEMA_TABLE,)).fetchone()
+    if row is None or row[0] is None:
+        return 0
+    found = conn.execute(f"SELECT coalesce(max(version), 0) FROM {SCHEMA_TABLE}").fetchone()
+    return int(found[0])

@@ -1,0 +1,204 @@
+"""`--audit-db`: a postgresql:// URL selects PostgreSQL, a path SQLite, anything else is refused."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from caseroute.audit.config import (
+    AuditConfig,
+    PostgresLocation,
+    parse_audit_db,
+    redact_url,
+)
+from caseroute.cli.command import main
+from caseroute.domain.errors import ConfigError
+
+SECRET = "s3cr3t-pw"  # noqa: S105 - a made-up password that must never be printed
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CASEROUTE_* variable from the developer's shell reaches the command."""
+    for name in [n for n in os.environ if n.startswith("CASEROUTE_")]:
+        monkeypatch.delenv(name)
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as stopped:
+        code = int(str(stopped.code))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://caseroute:{SECRET}@db.internal:5432/audit",
+        f"postgres://caseroute:{SECRET}@db.internal/audit?sslmode=require",
+        f"POSTGRESQL://caseroute:{SECRET}@db.internal/audit",
+    ],
+)
+def test_a_postgres_url_selects_postgresql(url: str) -> None:
+    """Both of libpq's schemes, any case, give a PostgresLocation holding the URL as given."""
+    assert PostgresLocation(url) == parse_audit_db(url)
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ("var/audit.db", Path("var/audit.db")),
+        ("/srv/caseroute/audit.db", Path("/srv/caseroute/audit.db")),
+        ("./postgresql:audit.db", Path("postgresql:audit.db")),
+    ],
+)
+def test_a_path_selects_sqlite(text: str, path: Path) -> None:
+    """A path is a SQLite file; ./ lets a file name hold a colon."""
+    assert path == parse_audit_db(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            f"mysql://root:{SECRET}@db/audit",
+            (
+                "must be a SQLite file path (not a directory) or a postgresql:// URL, "
+                "got a `mysql:` URL: "
+                "`mysql:` is not a supported decision log; use postgresql://... or a SQLite file "
+                "path (write ./mysql:... for a file whose name holds a colon)"
+            ),
+        ),
+        (
+            f"postgresql:caseroute:{SECRET}@db/audit",
+            (
+                "must be a SQLite file path (not a directory) or a postgresql:// URL, "
+                "got a `postgresql:` URL: write "
+                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (with //)"
+            ),
+        ),
+        (
+            "sqlite:///var/audit.db",
+            (
+                "must be a SQLite file path (not a directory) or a postgresql:// URL, "
+                "got a `sqlite:` URL: "
+                "`sqlite:` is not a supported decision log; use postgresql://... or a SQLite file "
+                "path (write ./sqlite:... for a file whose name holds a colon)"
+            ),
+        ),
+        (
+            f"var/postgresql://caseroute:{SECRET}@db/audit",
+            (
+                "must be a SQLite file path (not a directory) or a postgresql:// URL, "
+                "got a URL-like value: a URL "
+                "must start with postgresql://; a file path has no ://"
+            ),
+        ),
+        (
+            f"postgresql://caseroute:{SECRET}@db:port/audit",
+            (
+                "must be a SQLite file path (not a directory) or a postgresql:// URL, "
+                "got a postgresql:// URL that "
+                "cannot be parsed (postgresql://caseroute:***@db:port/audit); write "
+                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+            ),
+        ),
+        ("  ", "must be a SQLite file path (not a directory) or a postgresql:// URL, got '  '"),
+    ],
+)
+def test_anything_else_is_refused_without_its_password(text: str, message: str) -> None:
+    """Another scheme, a postgresql: without //, a URL-like value: refused, saying what to write."""
+    with pytest.raises(ValueError, match="must be") as refused:
+        parse_audit_db(text)
+    assert message == str(refused.value)
+
+
+def test_the_password_never_shows_in_str_or_repr() -> None:
+    """str() and repr() of a location mask the password; the driver still gets the whole URL."""
+    location = PostgresLocation(f"postgresql://caseroute:{SECRET}@db:5432/audit")
+    assert str(location) == "postgresql://caseroute:***@db:5432/audit"
+    assert repr(location) == "PostgresLocation('postgresql://caseroute:***@db:5432/audit')"
+    assert location.password == SECRET
+    assert f"postgresql://caseroute:{SECRET}@db:5432/audit" == location.url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://db/audit", "postgresql://db/audit"),
+        ("postgresql://caseroute@db/audit", "postgresql://caseroute@db/audit"),
+        ("postgresql://u:p:q@db", "postgresql://u:***@db"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    """Only a password is masked; a URL without one, or no URL, is shown as it is."""
+    assert shown == redact_url(url)
+
+
+def test_a_url_without_a_password_has_an_empty_one() -> None:
+    """The password to scrub from driver messages is '' when the URL has none (or cannot parse)."""
+    assert PostgresLocation("postgresql://db/audit").password == ""
+    assert PostgresLocation("postgresql://u:p@[::1/x").password == ""
+
+
+def test_a_postgres_log_needs_a_key_file_or_the_key() -> None:
+    """No `<db>.key` beside a database: without --audit-key-file or the key, a clear refusal."""
+    config = AuditConfig.at(PostgresLocation(f"postgresql://u:{SECRET}@127.0.0.1:1/x"))
+    with pytest.raises(ConfigError) as refused:
+        config.open_sink()
+    with pytest.raises(ConfigError, match=r"u:\*\*\*@127.0.0.1:1/x is not a SQLite file"):
+        config.open_store()
+    assert str(refused.value) == (
+        "the decision log postgresql://u:***@127.0.0.1:1/x is a PostgreSQL database: pass the "
+        "masking key with --audit-key-file FILE (every replica the same file) or "
+        "CASEROUTE_AUDIT_KEY"
+    )
+
+
+def test_config_show_selects_postgresql_and_hides_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Config show (text and JSON) prints the URL with *** for the password."""
+    url = f"postgresql://caseroute:{SECRET}@db.internal:5432/audit"
+    code, out, err = _run(["config", "show", "--audit-db", url], capsys)
+    assert (code, err) == (0, "")
+    row = next(line for line in out.splitlines() if line.startswith("audit.db "))
+    assert row.split() == [
+        "audit.db",
+        "flag",
+        "--audit-db",
+        "postgresql://caseroute:***@db.internal:5432/audit",
+    ]
+    code, out, err = _run(["config", "show", "--format", "json", "--audit-db", url], capsys)
+    settings = {s["setting"]: s["value"] for s in json.loads(out)["settings"]}
+    assert (code, settings["audit.db"]) == (0, "postgresql://caseroute:***@db.internal:5432/audit")
+    assert SECRET not in out
+
+
+@pytest.mark.parametrize("origin", ["flag", "env"])
+def test_serve_refuses_another_scheme_without_creating_a_file(
+    origin: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`serve --audit-db mysql://...` (or the variable) exits 2 naming the setting; no file made."""
+    monkeypatch.chdir(tmp_path)
+    value = f"mysql://root:{SECRET}@db/audit"
+    argv = ["serve", "--audit-db", value] if origin == "flag" else ["serve"]
+    if origin == "env":
+        monkeypatch.setenv("CASEROUTE_AUDIT_DB", value)
+    code, _, err = _run(argv, capsys)
+    assert code == 2
+    assert (
+        "argument --audit-db: must be a SQLite file path (not a directory) or a postgresql:// "
+        "URL, got a `mysql:` URL: `mysql:` is not a supported decision log; use "
+        "postgresql://... or a SQLite file path (write ./mysql:... for a file whose name holds "
+        "a colon) (set by the flag or $CASEROUTE_AUDIT_DB)"
+    ) in err
+    assert SECRET not in err
+    assert list(tmp_path.iterdir()) == []

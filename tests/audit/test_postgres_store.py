@@ -1,0 +1,413 @@
+"""The PostgreSQL sink: the SQLite store's own tests against it, then what a shared log needs.
+
+The imported tests are collected here too, so they run once against SQLite (in their own
+module) and once against PostgreSQL (here: this module's ``store`` and ``core`` fixtures).
+"""
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from caseroute.audit.config import AuditConfig, PostgresLocation, open_postgres
+from caseroute.audit.pg_schema import LATEST, SCHEMA_TABLE
+from caseroute.audit.postgres import PostgresAuditSink
+from caseroute.audit.record import AuditRecord, Blob, BlobKind
+from caseroute.audit.recorder import RequestFacts, blobs_to_store, build_records
+from caseroute.audit.verify import verify_chain
+from caseroute.cli import main
+from caseroute.domain.errors import AuditUnavailableError, IdempotencyConflictError
+from caseroute.engine.case_rules import EngineKind, prepare_ruleset
+from caseroute.engine.decide import decide
+from caseroute.service import RoutingCore, RulesetRegistry
+from caseroute.testing import (
+    NOW,
+    TEST_AUDIT_KEY,
+    compile_text,
+    make_agent,
+    make_audit_record,
+    make_case,
+    make_roster,
+    ruleset_with_rules,
+)
+from tests.audit.test_ruleset_events import (
+    test_a_malformed_event_is_refused_before_anything_is_stored,
+    test_append_events_returns_sealed_events_and_a_retry_is_not_stored_twice,
+    test_concurrent_events_and_decisions_make_one_valid_chain,
+    test_events_filter_by_ruleset_and_page_by_seq,
+    test_events_share_the_decisions_seq_space_and_chain,
+    test_verify_without_the_events_reports_them_missing,
+)
+from tests.audit.test_shadow_store import (
+    test_a_result_that_could_carry_case_data_is_refused,
+    test_dropped_must_be_attributable,
+    test_failed_shadow_decisions_are_kept_per_version,
+    test_results_round_trip_and_filter,
+    test_shadow_results_are_outside_the_chain,
+    test_summary_counts_per_shadow_version,
+    test_the_same_comparison_is_stored_once,
+)
+from tests.audit.test_store import (
+    test_a_conflicting_call_stores_none_of_its_records,
+    test_append_chains_and_verifies,
+    test_concurrent_retries_store_exactly_one,
+    test_retry_returns_the_stored_record_and_conflict_is_refused,
+    test_time_range_orders_instants_not_text,
+)
+from tests.pg import pg_server, pg_url
+from tests.test_service import (
+    test_batch_consumes_capacity,
+    test_batch_records_reproduce_every_decision,
+    test_concurrent_retries_store_one_decision,
+    test_decision_log_get_and_pages,
+    test_every_decision_is_recorded_before_it_is_returned,
+    test_retry_returns_the_stored_decision_without_re_evaluating,
+    test_reused_request_id_with_other_input_is_refused,
+)
+
+__all__ = [  # collected here against PostgreSQL (see the module docstring)
+    "pg_server",
+    "pg_url",
+    "test_a_conflicting_call_stores_none_of_its_records",
+    "test_a_malformed_event_is_refused_before_anything_is_stored",
+    "test_a_result_that_could_carry_case_data_is_refused",
+    "test_append_chains_and_verifies",
+    "test_append_events_returns_sealed_events_and_a_retry_is_not_stored_twice",
+    "test_batch_consumes_capacity",
+    "test_batch_records_reproduce_every_decision",
+    "test_concurrent_events_and_decisions_make_one_valid_chain",
+    "test_concurrent_retries_store_exactly_one",
+    "test_concurrent_retries_store_one_decision",
+    "test_decision_log_get_and_pages",
+    "test_dropped_must_be_attributable",
+    "test_events_filter_by_ruleset_and_page_by_seq",
+    "test_events_share_the_decisions_seq_space_and_chain",
+    "test_every_decision_is_recorded_before_it_is_returned",
+    "test_failed_shadow_decisions_are_kept_per_version",
+    "test_results_round_trip_and_filter",
+    "test_retry_returns_the_stored_decision_without_re_evaluating",
+    "test_retry_returns_the_stored_record_and_conflict_is_refused",
+    "test_reused_request_id_with_other_input_is_refused",
+    "test_shadow_results_are_outside_the_chain",
+    "test_summary_counts_per_shadow_version",
+    "test_the_same_comparison_is_stored_once",
+    "test_time_range_orders_instants_not_text",
+    "test_verify_without_the_events_reports_them_missing",
+]
+
+RULES = ruleset_with_rules(
+    """\
+  - id: rest
+    when: true
+    then: {route: {queue: by_intent}}
+"""
+)
+
+
+@pytest.fixture
+def store(pg_url: str) -> Iterator[PostgresAuditSink]:
+    """A PostgreSQL sink on a fresh database (the name the SQLite tests ask for)."""
+    made = PostgresAuditSink(PostgresLocation(pg_url))
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def core(registry: RulesetRegistry, pg_url: str) -> Iterator[RoutingCore]:
+    """A core over the ``registry`` fixture recording to PostgreSQL (as tests/conftest.py's)."""
+    config = AuditConfig.at(PostgresLocation(pg_url), key_hex=TEST_AUDIT_KEY)
+    made = RoutingCore(registry, config.open_sink(), config.masker(), lambda: NOW)
+    yield made
+    made.audit.close()
+
+
+def _record(n: int, request: str = "req", body: str = "x") -> AuditRecord:
+    return make_audit_record(
+        n,
+        decision_id=f"dec_{request}_{n}",
+        request_id=request,
+        request_sha256=f"sha-{request}-{body}",
+        input={"case": {"case_id": f"C{n}"}},
+        decision={"outcome": "ASSIGN", "n": n},
+    )
+
+
+def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(url, autocommit=True)
+
+
+def test_two_replicas_racing_on_one_request_store_one_record_set(pg_url: str) -> None:
+    """The same request_id from two sinks at once: one record set; every caller gets it."""
+    sinks = [PostgresAuditSink(PostgresLocation(pg_url)) for _ in range(2)]
+    results: list[list[AuditRecord]] = []
+    start = threading.Barrier(8)
+
+    def send(sink: PostgresAuditSink) -> None:
+        start.wait()
+        results.append([a.record for a in sink.append([_record(1), _record(2)])])
+
+    threads = [threading.Thread(target=send, args=(sinks[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert sinks[0].head()[0] == 2
+        assert len(results) == 8
+        assert {tuple(r.record_hash for r in got) for got in results} == {
+            tuple(r.record_hash for r in results[0])
+        }
+        with pytest.raises(IdempotencyConflictError, match="different input"):
+            sinks[1].append([_record(1, body="changed")])
+        report = verify_chain(sinks[1].records(), sinks[1].head())
+        assert (report.ok, report.records) == (True, 2)
+    finally:
+        for sink in sinks:
+            sink.close()
+
+
+def test_replicas_extend_one_chain(pg_url: str) -> None:
+    """Three sinks appending concurrently build one gap-free chain that verifies."""
+    sinks = [PostgresAuditSink(PostgresLocation(pg_url)) for _ in range(3)]
+
+    def send(i: int) -> None:
+        for n in range(20):
+            sinks[i].append([_record(n, request=f"r{i}")])
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        records = list(sinks[0].records())
+        assert [r.seq for r in records] == list(range(1, 61))
+        report = verify_chain(records, sinks[2].head())
+        assert (report.ok, report.records) == (True, 60)
+    finally:
+        for sink in sinks:
+            sink.close()
+
+
+def test_every_connection_commits_synchronously(pg_url: str) -> None:
+    """Even where the database default is synchronous_commit = off, the sink's sessions say on."""
+    with _admin(pg_url) as conn:
+        name = conn.execute("SELECT current_database()").fetchone()
+        assert name is not None
+        conn.execute(f'ALTER DATABASE "{name[0]}" SET synchronous_commit = off')
+    sink = PostgresAuditSink(PostgresLocation(pg_url))
+    try:
+        assert sink._fetch("SHOW synchronous_commit", ()) == [("on",)]
+    finally:
+        sink.close()
+
+
+def test_schema_is_versioned_and_migrated_once(pg_url: str) -> None:
+    """A migration table records each version once; a second open applies nothing again."""
+    PostgresAuditSink(PostgresLocation(pg_url)).close()
+    sink = PostgresAuditSink(PostgresLocation(pg_url))
+    try:
+        rows = sink._fetch(f"SELECT version FROM {SCHEMA_TABLE} ORDER BY version", ())
+        assert [row[0] for row in rows] == list(range(1, LATEST + 1))
+    finally:
+        sink.close()
+
+
+def test_a_newer_schema_or_none_is_refused(pg_url: str) -> None:
+    """Read-only on a database without the schema, or any open of a newer one: refused."""
+    location = PostgresLocation(pg_url)
+    with pytest.raises(AuditUnavailableError, match="holds no caseroute decision log"):
+        PostgresAuditSink(location, readonly=True)
+    PostgresAuditSink(location).close()
+    with _admin(pg_url) as conn:
+        conn.execute(f"INSERT INTO {SCHEMA_TABLE} (version, description) VALUES (99, 'future')")
+    for readonly in (False, True):
+        with pytest.raises(AuditUnavailableError, match="newer than this caseroute knows"):
+            PostgresAuditSink(location, readonly=readonly)
+
+
+def test_a_read_only_sink_refuses_appends(pg_url: str) -> None:
+    """`caseroute audit` opens read-only: an append is refused, reads work."""
+    PostgresAuditSink(PostgresLocation(pg_url)).close()
+    sink = open_postgres(PostgresLocation(pg_url), readonly=True)
+    try:
+        with pytest.raises(AuditUnavailableError, match="cannot be written"):
+            sink.append([_record(1)])
+        assert sink.head()[0] == 0
+    finally:
+        sink.close()
+
+
+def test_a_closed_sink_refuses_appends(pg_url: str) -> None:
+    """After close (shutting down), an append is refused rather than left waiting."""
+    sink = PostgresAuditSink(PostgresLocation(pg_url))
+    sink.close()
+    sink.close()  # twice is harmless
+    with pytest.raises(AuditUnavailableError, match="cannot be written"):
+        sink.append([_record(1)])
+
+
+def test_an_unreachable_database_is_named_without_its_password() -> None:
+    """Startup names the database (password masked) and the cause; the password never shows."""
+    url = "postgresql://caseroute:pw-never-shown@127.0.0.1:1/nowhere"
+    with pytest.raises(AuditUnavailableError) as refused:
+        PostgresAuditSink(PostgresLocation(url), timeout_s=1)
+    message = str(refused.value)
+    assert message.startswith(
+        "cannot open the decision log postgresql://caseroute:***@127.0.0.1:1/nowhere: "
+    )
+    assert "pw-never-shown" not in message
+
+
+def test_a_lost_database_is_unavailable_then_writable_again(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Connections refused: appends and reads raise AuditUnavailableError; allowed again: works."""
+    sink = PostgresAuditSink(PostgresLocation(pg_url), timeout_s=1)
+    sink.append([_record(1)])
+    with _admin(pg_url) as conn:
+        name = conn.execute("SELECT current_database()").fetchone()
+        assert name is not None
+    database = name[0]
+    admin_url = pg_url.rsplit("/", 1)[0] + "/postgres"
+    try:
+        with _admin(admin_url) as conn:
+            conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+        with caplog.at_level(logging.ERROR, "caseroute.audit"):
+            with pytest.raises(AuditUnavailableError, match="cannot be written"):
+                sink.append([_record(2)])
+            with pytest.raises(AuditUnavailableError, match="cannot be read"):
+                sink.head()
+        assert sink.failures >= 1
+        assert any("AUDIT WRITE FAILED (1 calls refused)" in r.message for r in caplog.records)
+        password = PostgresLocation(pg_url).password
+        assert all(password not in r.getMessage() for r in caplog.records)
+    finally:
+        with _admin(admin_url) as conn:
+            conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    (again,) = sink.append([_record(2)])
+    assert (again.existed, again.record.seq) == (False, 2)
+    sink.close()
+
+
+def test_key_eras_bind_and_rotate(pg_url: str) -> None:
+    """The first key is recorded; another is refused; after rotation an old writer stops."""
+    location = PostgresLocation(pg_url)
+    config = AuditConfig.at(location, key_hex=TEST_AUDIT_KEY)
+    writer = config.open_sink()
+    other = AuditConfig.at(location, key_hex="ff" * 16)
+    with pytest.raises(Exception, match="does not match the key"):
+        other.open_sink()
+    rotator = open_postgres(location)
+    era = rotator.rotate_key("f" * 16, "2026-12-01T00:00:00Z")
+    rotator.close()
+    assert (era.era, era.first_seq, era.new_fingerprint) == (2, 1, "f" * 16)
+    with pytest.raises(AuditUnavailableError, match="cannot be written"):
+        writer.append([_record(1)])
+    assert [e.era for e in writer.key_history()] == [1, 2]
+    writer.close()
+
+
+def _decided_log(pg_url: str) -> str:
+    """A PostgreSQL log holding one real decision (with its blobs); returns its decision_id."""
+    config = AuditConfig.at(PostgresLocation(pg_url), key_hex=TEST_AUDIT_KEY)
+    sink = config.open_sink()
+    loaded = prepare_ruleset(compile_text(RULES), EngineKind.PYTHON)
+    roster = make_roster(make_agent("a1"))
+    case = make_case(case_id="C-pg", attributes={"patient_name": "Ada Lovelace"})
+    decision = decide(case, roster, loaded, NOW, decision_id="dec_pg")
+    facts = RequestFacts("req-pg", "0" * 64, "tester", "2026-11-21T10:00:00Z")
+    records = build_records(facts, loaded.compiled, [case], roster, [decision], config.masker())
+    sink.append(records, blobs_to_store(sink, loaded.compiled, roster))
+    sink.close()
+    return decision.decision_id
+
+
+def test_audit_commands_read_a_postgres_log(
+    pg_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Audit verify, show and export read PostgreSQL as they read SQLite; no PHI, no password."""
+    monkeypatch.delenv("CASEROUTE_AUDIT_DB", raising=False)
+    decision_id = _decided_log(pg_url)
+    password = PostgresLocation(pg_url).password
+    assert main(["audit", "verify", "--audit-db", pg_url]) == 0
+    verified = capsys.readouterr().out
+    assert verified.startswith("ok: 1 record(s), every link and blob verified; head 1:")
+    assert main(["audit", "show", decision_id, "--audit-db", pg_url]) == 0
+    shown = capsys.readouterr().out
+    assert decision_id in shown
+    assert main(["audit", "export", "--audit-db", pg_url]) == 0
+    exported = capsys.readouterr().out
+    assert exported.count("\n") == 1
+    assert '"decision_id":"dec_pg"' in exported.replace(" ", "")
+    for text in (verified, shown, exported):
+        assert "Ada Lovelace" not in text
+        assert password not in text
+
+
+def test_rotate_key_against_postgres(
+    pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audit rotate-key --audit-db postgresql://...` starts a new era in the database."""
+    _decided_log(pg_url)
+    key_file = tmp_path / "new.key"
+    assert (
+        main(
+            [
+                "audit",
+                "rotate-key",
+                "--audit-db",
+                pg_url,
+                "--new-key-file",
+                str(key_file),
+                "--confirm",
+            ]
+        )
+        == 0
+    )
+    assert "masking key rotated: key era 2 starts at record 2" in capsys.readouterr().out
+    sink = open_postgres(PostgresLocation(pg_url), readonly=True)
+    try:
+        assert [e.first_seq for e in sink.key_history()] == [1, 2]
+    finally:
+        sink.close()
+
+
+def test_sqlite_only_commands_refuse_a_url(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Commands that read only SQLite (report) say so instead of failing on the URL."""
+    code = main(["report", "--audit-db", pg_url])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "this command reads a SQLite decision log, not postgresql://" in err
+    assert PostgresLocation(pg_url).password not in err
+
+
+def test_a_bad_value_refuses_only_its_call(pg_url: str) -> None:
+    """A value PostgreSQL cannot store (a NUL in a blob) refuses that call; the batch goes on."""
+    sink = PostgresAuditSink(PostgresLocation(pg_url))
+    try:
+        bad = _record(1)
+        with pytest.raises(AuditUnavailableError, match="cannot be written"):
+            sink.append([bad], [_nul_blob()])
+        (good,) = sink.append([_record(2)])
+        assert good.record.seq == 1
+    finally:
+        sink.close()
+
+
+def _nul_blob() -> Blob:
+    return Blob("0" * 64, BlobKind.RULESET, "rules:\x00")
+
+
+def test_times_are_compared_as_instants(store: PostgresAuditSink) -> None:
+    """Since/until filter on the decision instant (a UTC microsecond count), not its text."""
+    store.append([_record(1)])
+    assert [r.seq for r in store.query(since=datetime(2000, 1, 1, tzinfo=UTC))] == [1]
