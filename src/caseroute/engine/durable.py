@@ -25,6 +25,7 @@ import json
 import subprocess
 import sys
 import threading
+from functools import lru_cache
 from importlib import metadata
 from types import ModuleType
 from typing import Any
@@ -180,6 +181,12 @@ def _drain(dre: Any, handle: int, state_offset: int, fired: set[str] | None) -> 
         message = dre.complete_and_start_action(handle, state_offset)
 
 
+@lru_cache(maxsize=None)  # noqa: UP033 - keyed by the pool's sids: a fixed, small set
+def _init_fact(sid: str) -> str:
+    """The session's init fact as the engine reads it: the same text for a sid every call."""
+    return to_durable_json({"id": INIT_FACT_ID, "t": "__init", "sid": sid})
+
+
 class DurableLeafMatcher:
     """Evaluates a compiled ruleset's leaf probes with durable_rules."""
 
@@ -222,7 +229,7 @@ class DurableLeafMatcher:
             return frozenset()
         sid = _POOL.acquire()
         try:
-            init = to_durable_json({"id": INIT_FACT_ID, "t": "__init", "sid": sid})
+            init = _init_fact(sid)
             body = to_durable_json({"id": CASE_FACT_ID, "sid": sid, "t": FACT_TYPE, **fact})
             with ENGINE_LOCK:
                 for handle in self._handles:

@@ -25,6 +25,8 @@ def _number(value: float) -> str:
 
 
 _EXPONENT = re.compile(r"\d[eE][-+]?\d")
+_ENCODER = json.JSONEncoder(allow_nan=False)
+"""``json.dumps(value, allow_nan=False)`` without a new encoder per call (any keyword does that)."""
 
 
 def to_durable_json(value: Any) -> str:
@@ -34,7 +36,7 @@ def to_durable_json(value: Any) -> str:
     exact, slower path; the result is the same.
     """
     try:
-        text = json.dumps(value, allow_nan=False)
+        text = _ENCODER.encode(value)
     except ValueError:  # NaN or infinity: the exact path says which value
         return _positional_json(value)
     if _EXPONENT.search(text) is None:
