@@ -6,18 +6,22 @@ Usage: .venv/bin/python benchmarks/cold_roster.py [--quick] [--agents 1000] [--r
 What one server worker does for a roster it has never seen, minus the network: the request
 bytes are parsed with the server's deserializer and ``RoutingServicer.Decide`` converts,
 decides (durable_rules, reference ruleset) and records the decision in a real SQLite decision
-log (fsync before the reply), which also stores the new roster blob. Every cold call sends the
-same agents under a new snapshot_id (new bytes: a roster cache miss, a full conversion, agent
-digests, the index and a new blob); warm calls repeat the last roster with a new request_id.
-CPU is ``time.process_time`` (every thread of the process, the decision log's writer too).
+log (fsync before the reply), which also stores the new roster blob. Two cold cases, built by
+``grpc_bench.cold_body`` (new bytes either way: a roster cache miss, the index and a new blob):
+"new snapshot, known agents (2% changed)", the first roster re-sent under a new snapshot_id
+with 2% of its agents changed (the roster cache keeps the agents it has seen, so only those
+are converted and encoded), and "all agents new" (every agent's id and values never seen:
+every agent is converted and encoded). Warm calls repeat the first roster with a new
+request_id. CPU is ``time.process_time`` (every thread of the process, the decision log's
+writer too).
 
-Each round times ``--cold`` cold calls and ``--warm`` warm calls, then the cold path's parts
-one at a time on fresh copies of the roster: decoding the request bytes, converting the roster
-message to domain objects, the agent digests with the roster's JSON kept for its blob
-(``fingerprint_roster(keep_json=True)``), the index (``index_for``) and the roster blob
-(``blobs_to_store`` handed that JSON, as the server calls it); "rest" is a cold call minus
-those parts (the case, deciding, the record, the reply). Prints the medians over rounds, per
-call and per agent.
+Each round times ``--cold`` cold calls of each case and ``--warm`` warm calls, then the cold
+path's parts one at a time on fresh copies: decoding the request bytes, the roster
+(``RosterCache.parse`` on a cache holding the first roster, as the server's does: agent keys,
+kept agents, conversion and digests of the others, the roster's JSON kept for its blob), the
+index (``index_for``) and the roster blob (``blobs_to_store`` handed that JSON, as the server
+calls it); "rest" is a cold call minus those parts (the case, deciding, the record, the
+reply). Prints the medians over rounds, per call and per agent, and target 3 for each case.
 """
 
 from __future__ import annotations
@@ -33,15 +37,23 @@ from pathlib import Path
 from typing import Any
 
 from caseroute.audit.recorder import blobs_to_store
-from caseroute.domain.fingerprint import fingerprint_roster
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.roster_index import index_for
+from caseroute.grpc_api.roster_cache import RosterCache
 from caseroute.grpc_api.servicer import RoutingServicer, lenient_deserializer
 from caseroute.registry import RulesetRegistry
 from caseroute.testing import audited_core, reference_ruleset
 from caseroute.v1 import routing_pb2 as pb
-from caseroute.wire import convert
-from grpc_bench import decide_body, describe_assign, load_average, with_request_id
+from grpc_bench import (
+    COLD_CASES,
+    COLD_RATIO_TARGET,
+    COLD_US_PER_AGENT_TARGET,
+    cold_body,
+    decide_body,
+    describe_assign,
+    load_average,
+    with_request_id,
+)
 from profile_decide import StubContext
 
 
@@ -60,13 +72,34 @@ def _cpu(work: Callable[[], object]) -> float:
     return time.process_time() - start
 
 
+PARTS = ("decode", "roster", "index", "blob")
+
+
+def _split(body: bytes, first: pb.Roster, ruleset: Any) -> dict[str, float]:
+    """CPU seconds of each named part of a cold call of ``body``, on fresh objects."""
+    sink: Any = _EmptySink()
+    split = {"decode": _cpu(partial(pb.DecideRequest.FromString, body))}
+    msg = pb.DecideRequest.FromString(body).roster
+    cache = RosterCache()
+    cache.parse(first)  # as the server's cache: it has seen the first roster
+    known: list[Any] = []
+    split["roster"] = _cpu(lambda: known.append(cache.parse(msg)))
+    roster, fingerprint = known[0].roster, known[0].fingerprint
+    split["index"] = _cpu(partial(index_for, roster))
+    blob = partial(
+        blobs_to_store, snapshot_sha256=fingerprint.sha256, roster_text=fingerprint.take_json()
+    )
+    split["blob"] = _cpu(partial(blob, sink, ruleset, roster))
+    return split
+
+
 def main() -> None:
-    """Time cold and warm calls and the cold parts; print two markdown tables."""
+    """Time both cold cases, warm calls and the cold parts; print three markdown tables."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smoke run: 100 agents, 1 round")
     parser.add_argument("--agents", type=int, help="roster size (default 1000; quick 100)")
     parser.add_argument("--rounds", type=int, help="rounds (default 7; quick 1)")
-    parser.add_argument("--cold", type=int, default=5, help="cold calls per round")
+    parser.add_argument("--cold", type=int, default=5, help="cold calls per case and round")
     parser.add_argument("--warm", type=int, default=50, help="warm calls per round")
     args = parser.parse_args()
     agents = args.agents or (100 if args.quick else 1000)
@@ -78,9 +111,8 @@ def main() -> None:
     registry.add(ruleset)
     context: Any = StubContext()
     serial = 0
-
-    def body(snapshot: int) -> bytes:
-        return decide_body(agents, snapshot_id=f"cold-{snapshot}")
+    first_body = decide_body(agents)
+    first = pb.DecideRequest.FromString(first_body).roster
 
     def call(servicer: RoutingServicer, request_body: bytes) -> pb.DecideResponse:
         nonlocal serial
@@ -90,67 +122,79 @@ def main() -> None:
         reply.SerializeToString()
         return reply
 
-    parts: dict[str, list[float]] = {
-        k: [] for k in ("cold", "warm", "decode", "conversion", "digests", "index", "blob")
-    }
+    parts: dict[str, list[float]] = {"warm": []}
+    parts |= {f"{case} {key}": [] for case in COLD_CASES for key in ("cold", *PARTS)}
     snapshot = 0
     with tempfile.TemporaryDirectory() as tmp:
         servicer = RoutingServicer(audited_core(registry, Path(tmp) / "log"))
-        print(f"check: {describe_assign(call(servicer, body(snapshot)), agents)}")
+        print(f"check: {describe_assign(call(servicer, first_body), agents)}")
         for _ in range(rounds):
-            bodies = []
-            for _ in range(args.cold):
-                snapshot += 1
-                bodies.append(body(snapshot))  # built outside the timed calls
-            cold = [_cpu(partial(call, servicer, b)) for b in bodies]
-            warm = [_cpu(partial(call, servicer, bodies[-1])) for _ in range(args.warm)]
-            parts["cold"].append(statistics.median(cold))
+            bodies: dict[str, list[bytes]] = {}
+            for case in COLD_CASES:
+                bodies[case] = []
+                for _ in range(args.cold):
+                    snapshot += 1
+                    bodies[case].append(cold_body(agents, snapshot, case))  # outside the timing
+                cold = [_cpu(partial(call, servicer, b)) for b in bodies[case]]
+                parts[f"{case} cold"].append(statistics.median(cold))
+            warm = [_cpu(partial(call, servicer, first_body)) for _ in range(args.warm)]
             parts["warm"].append(statistics.median(warm))
-            split: dict[str, list[float]] = {k: [] for k in ("decode", "conversion")}
-            split |= {"digests": [], "index": [], "blob": []}
-            sink: Any = _EmptySink()
-            for b in bodies:
-                split["decode"].append(_cpu(partial(pb.DecideRequest.FromString, b)))
-                msg = pb.DecideRequest.FromString(b).roster
-                roster = convert.roster_from_proto(msg)
-                split["conversion"].append(_cpu(partial(convert.roster_from_proto, msg)))
-                # As the server does on a first sight: the fingerprint keeps the roster's JSON
-                # (built from the agent texts it hashed) for the record's blob.
-                fingerprint = fingerprint_roster(roster, keep_json=True)
-                split["digests"].append(_cpu(partial(fingerprint_roster, roster, keep_json=True)))
-                split["index"].append(_cpu(partial(index_for, roster)))
-                blob = partial(
-                    blobs_to_store,
-                    snapshot_sha256=fingerprint.sha256,
-                    roster_text=fingerprint.take_json(),
-                )
-                split["blob"].append(_cpu(partial(blob, sink, ruleset.compiled, roster)))
-            for key, values in split.items():
-                parts[key].append(statistics.median(values))
+            for case, case_bodies in bodies.items():
+                splits = [_split(b, first, ruleset.compiled) for b in case_bodies]
+                for key in PARTS:
+                    parts[f"{case} {key}"].append(statistics.median(s[key] for s in splits))
         servicer._core.audit.close()  # noqa: SLF001 - ends the writer thread
     registry.close()
     med = {key: statistics.median(values) for key, values in parts.items()}
-    named = ("decode", "conversion", "digests", "index", "blob")
-    med["rest"] = med["cold"] - sum(med[k] for k in named)
+    for case in COLD_CASES:
+        med[f"{case} rest"] = med[f"{case} cold"] - sum(med[f"{case} {k}"] for k in PARTS)
     print(
-        f"{agents} agents, {rounds} round(s) of {args.cold} cold + {args.warm} warm calls; "
-        "medians over rounds of each round's median, CPU of the whole process"
+        f"{agents} agents, {rounds} round(s) of {args.cold} cold calls per case + {args.warm} "
+        "warm calls; medians over rounds of each round's median, CPU of the whole process"
     )
     print()
-    print("| cold CPU ms/call | warm CPU ms/call | ratio | cold CPU us/agent | extra us/agent |")
-    print("| --- | --- | --- | --- | --- |")
     print(
-        f"| {med['cold'] * 1e3:.3f} | {med['warm'] * 1e3:.3f} | "
-        f"{med['cold'] / med['warm']:.1f}x | {med['cold'] * 1e6 / agents:.1f} | "
-        f"{(med['cold'] - med['warm']) * 1e6 / agents:.1f} |"
+        "| cold case | cold CPU ms/call | warm CPU ms/call | ratio | cold CPU us/agent "
+        "| extra us/agent |"
     )
-    print()
-    print("| part of a cold call | CPU ms/call | us/agent | share |")
-    print("| --- | --- | --- | --- |")
-    for key in (*named, "rest"):
+    print("| --- | --- | --- | --- | --- | --- |")
+    warm_cpu = med["warm"]
+    for case, label in COLD_CASES.items():
+        cold_cpu = med[f"{case} cold"]
         print(
-            f"| {key} | {med[key] * 1e3:.3f} | {med[key] * 1e6 / agents:.1f} | "
-            f"{med[key] / med['cold']:.0%} |"
+            f"| {label} | {cold_cpu * 1e3:.3f} | {warm_cpu * 1e3:.3f} | "
+            f"{cold_cpu / warm_cpu:.1f}x | {cold_cpu * 1e6 / agents:.1f} | "
+            f"{(cold_cpu - warm_cpu) * 1e6 / agents:.1f} |"
+        )
+    print()
+    labels = [COLD_CASES[case] for case in COLD_CASES]
+    print(
+        "| part of a cold call | "
+        + " | ".join(f"{label}: CPU ms/call | us/agent | share" for label in labels)
+        + " |"
+    )
+    print("| --- |" + " --- | --- | --- |" * len(labels))
+    for key in (*PARTS, "rest"):
+        cells = []
+        for case in COLD_CASES:
+            value, cold_cpu = med[f"{case} {key}"], med[f"{case} cold"]
+            cells.append(f"{value * 1e3:.3f} | {value * 1e6 / agents:.1f} | {value / cold_cpu:.0%}")
+        print(f"| {key} | " + " | ".join(cells) + " |")
+    print()
+    print("| target (in process) | measured | met |")
+    print("| --- | --- | --- |")
+    for case, label in COLD_CASES.items():
+        cold_cpu = med[f"{case} cold"]
+        per_agent = cold_cpu * 1e6 / agents
+        met = {True: "met", False: "**not met**"}
+        print(
+            f"| {label}: <= {COLD_US_PER_AGENT_TARGET:g} us CPU per agent | {per_agent:.1f} us "
+            f"| {met[per_agent <= COLD_US_PER_AGENT_TARGET]} |"
+        )
+        ratio = cold_cpu / warm_cpu
+        print(
+            f"| {label}: <= {COLD_RATIO_TARGET:g}x a warm call (CPU) | {ratio:.1f}x "
+            f"| {met[ratio <= COLD_RATIO_TARGET]} |"
         )
     print()
     print(f"load average at end: {load_average()} ({os.cpu_count()} cores)")
