@@ -208,7 +208,7 @@ def case_json(case: Case) -> str:
 
 def agent_sha256(agent: Agent) -> bytes:
     """sha256 (raw bytes) of an agent's canonical JSON (``agent_json``)."""
-    return hashlib.sha256(agent_json(agent).encode()).digest()
+    return agent_digest(agent_json(agent))
 
 
 def roster_header_json(roster: Roster) -> bytes:
@@ -281,9 +281,29 @@ def fingerprint_roster(roster: Roster, *, keep_json: bool = False) -> RosterFing
             one ``take_json`` (the audit blob of a roster about to be recorded).
     """
     texts = [agent_json(a) for a in roster.agents]
-    fingerprint = RosterFingerprint.of(
-        roster_header_json(roster), tuple([hashlib.sha256(t.encode()).digest() for t in texts])
-    )
+    return fingerprint_agent_texts(roster, texts, [agent_digest(t) for t in texts], keep_json)
+
+
+def agent_digest(text: str) -> bytes:
+    """An agent's sha256 (raw bytes) from its canonical JSON text (``agent_json``)."""
+    return hashlib.sha256(text.encode()).digest()
+
+
+def fingerprint_agent_texts(
+    roster: Roster, texts: Sequence[str], digests: Sequence[bytes], keep_json: bool = False
+) -> RosterFingerprint:
+    """``fingerprint_roster`` of a roster whose agents' texts and digests are already known.
+
+    For a roster cache that keeps each agent's ``agent_json`` and ``agent_digest`` from an
+    earlier roster: a new snapshot of agents already seen is not encoded again.
+
+    Args:
+        roster: The roster.
+        texts: ``agent_json`` of each agent, in roster order.
+        digests: ``agent_digest`` of each text, in roster order.
+        keep_json: As ``fingerprint_roster``'s.
+    """
+    fingerprint = RosterFingerprint.of(roster_header_json(roster), tuple(digests))
     if keep_json:
         fingerprint.first_json.append(_roster_text(roster, texts))
     return fingerprint

@@ -320,6 +320,43 @@ def _agent(msg: pb.Agent, checked: _Checked) -> Agent:
     )
 
 
+def agents_from_proto(agent_msgs: Iterable[pb.Agent], limits: InputLimits) -> list[Agent]:
+    """Agent messages as domain agents, each converted on its own, or ``Doubt``.
+
+    An agent's value depends only on its message and ``limits`` (never on the other agents:
+    ``_Checked`` only remembers which strings were valid), which is what lets the server's
+    roster cache keep converted agents by their message bytes. Roster-level checks (the
+    count, duplicate ids) are ``roster_with_agents``'s.
+
+    Raises:
+        Doubt: If any value is not plainly valid.
+    """
+    checked = _Checked(limits)
+    return [_agent(a, checked) for a in agent_msgs]
+
+
+def roster_with_agents(msg: pb.Roster, agents: tuple[Agent, ...], limits: InputLimits) -> Roster:
+    """A Roster message's header with its agents already converted, or ``Doubt``.
+
+    Args:
+        msg: The Roster message.
+        agents: ``msg.agents`` converted (``agents_from_proto``, or kept from an earlier one),
+            in message order.
+        limits: The limits the agents were converted under.
+
+    Raises:
+        Doubt: If the roster has too many agents, two share an id, or its header is not
+            plainly valid.
+    """
+    if len(agents) > limits.max_agents or len({a.agent_id for a in agents}) != len(agents):
+        raise Doubt
+    return Roster(
+        _identifier(msg.snapshot_id, limits),
+        _required_instant(msg, "taken_at"),
+        agents,
+    )
+
+
 def roster_from_proto(msg: pb.Roster, limits: InputLimits) -> Roster:
     """A Roster message as a domain roster, or ``Doubt``.
 
@@ -328,16 +365,8 @@ def roster_from_proto(msg: pb.Roster, limits: InputLimits) -> Roster:
     """
     agent_msgs = msg.agents
     if len(agent_msgs) > limits.max_agents:
-        raise Doubt
-    checked = _Checked(limits)
-    agents = tuple([_agent(a, checked) for a in agent_msgs])
-    if len({a.agent_id for a in agents}) != len(agents):
-        raise Doubt
-    return Roster(
-        _identifier(msg.snapshot_id, limits),
-        _required_instant(msg, "taken_at"),
-        agents,
-    )
+        raise Doubt  # before converting any agent, as the strict parser counts first
+    return roster_with_agents(msg, tuple(agents_from_proto(agent_msgs, limits)), limits)
 
 
 def _required_skills(msg: pb.Case, limits: InputLimits) -> tuple[RequiredSkill, ...]:
