@@ -41,13 +41,15 @@ def test_equal_needs_share_one_match_result() -> None:
     assert tuple(a.agent_id for a in again.eligible) == ("a1",)
 
 
-def test_detail_is_part_of_the_key() -> None:
-    """A FULL match after a SUMMARY one of the same need has its verdicts; SUMMARY has none."""
+def test_full_detail_is_matched_afresh_and_summary_stays_without_verdicts() -> None:
+    """FULL matches are never remembered (verdicts are large); a SUMMARY one has none."""
     roster = make_roster(make_agent("a1"), make_agent("a2", status=AgentStatus.OFFLINE))
     summary = match_agents(_need(), roster, detail=False)
     full = match_agents(_need(), roster, detail=True)
     assert (summary.verdicts, len(full.verdicts)) == ((), 2)
     assert summary.failed_masks == (("status", "2"),)
+    assert full is not match_agents(_need(), roster, detail=True)
+    assert summary is match_agents(_need(), roster, detail=False)
 
 
 def test_another_need_on_the_same_roster_is_resolved_afresh() -> None:

@@ -326,15 +326,19 @@ def match_agents(need: Need, roster: Roster, *, detail: bool = True) -> MatchRes
 
     Returns:
         Eligible agents (roster order), verdicts (when detail) or failed-check masks (when
-        not), and failed-check counts. Remembered on the roster's index by need and detail:
-        a later equal need gets the same (immutable) result.
+        not), and failed-check counts. Without detail (SUMMARY, the served default) the
+        result is remembered on the roster's index by need: a later equal need gets the same
+        (immutable) result. With detail it is not: a verdict per agent of a large roster
+        would hold megabytes per need.
     """
     index = index_for(roster)
-    key = ("match", need, detail)
+    if detail:
+        return _match(need, index, detail=True)
+    key = ("match", need)
     found = index.recall(key)
     if isinstance(found, MatchResult):
         return found
-    result = _match(need, index, detail=detail)
+    result = _match(need, index, detail=False)
     index.remember(key, result)
     return result
 

@@ -17,8 +17,11 @@ from caseroute.domain.roster import Agent, AgentStatus, Capacity, Role, Roster
 from caseroute.engine.licensing import CompactView, licence_valid_at
 
 MAX_LEVEL = 10
-MAX_REMEMBERED = 256
-"""Results ``remember`` keeps per index (each a resolved need's masks or match); past it, all go."""
+MAX_REMEMBERED = 64
+"""Results ``remember`` keeps per index (a resolved need's masks or match); past it, all go.
+
+Bounded for memory: a 5,000-agent roster's match holds ~50 kB (eligible agents, failed masks).
+"""
 
 
 def primary_language(tag: str) -> str:
