@@ -33,8 +33,9 @@ from caseroute.domain.roster import Agent, Roster
 
 def format_timestamp(value: datetime) -> str:
     """Canonical text of an instant: UTC, ISO-8601, ``Z`` suffix, microseconds only if set."""
-    text = value.astimezone(UTC).isoformat()
-    return text.replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # astimezone(UTC) of a UTC instant is the instant itself
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def case_to_dict(case: Case) -> dict[str, Any]:
@@ -132,22 +133,28 @@ def agent_json(agent: Agent) -> str:
             for lic in agent.licences
         ]
     )
+    # Plain ints are formatted in place (an f-string formats an int as repr does; a bool or a
+    # float someone put in a test agent takes _int's general path), and the enums are encoded
+    # as the str they are (a StrEnum member's text is its value): ~1 us less per agent.
     skills = ",".join(
         [
-            f'{{"level":{_int(level)},"name":{_text(name)}}}'
+            f'{{"level":{level if type(level) is int else _int(level)},"name":{_text(name)}}}'
             for name, level in sorted(agent.skills.items())
         ]
     )
     last = agent.last_assigned_at
+    active, most, seniority = capacity.active, capacity.max, agent.seniority
     return (
         f'{{"agent_id":{_text(agent.agent_id)},'
         f'"attributes":{canonical_json(agent.attributes) if agent.attributes else "{}"},'
-        f'"capacity":{{"active":{_int(capacity.active)},"max":{_int(capacity.max)}}},'
+        f'"capacity":{{"active":{active if type(active) is int else _int(active)},'
+        f'"max":{most if type(most) is int else _int(most)}}},'
         f'"languages":{_texts(agent.languages)},'
         + (f'"last_assigned_at":{_text(format_timestamp(last))},' if last is not None else "")
-        + f'"licences":[{licences}],"role":{_text(agent.role.value)},'
-        f'"seniority":{_int(agent.seniority)},"skills":[{skills}],'
-        f'"status":{_text(agent.status.value)},"teams":{_texts(agent.teams)},'
+        + f'"licences":[{licences}],"role":{_text(agent.role)},'
+        f'"seniority":{seniority if type(seniority) is int else _int(seniority)},'
+        f'"skills":[{skills}],"status":{_text(agent.status)},'
+        f'"teams":{_texts(agent.teams) if agent.teams else "[]"},'
         f'"territories":{_texts(agent.territories)}}}'
     )
 
