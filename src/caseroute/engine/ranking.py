@@ -19,7 +19,12 @@ _NEVER = float("-inf")  # never assigned: idle the longest
 def _criterion(criterion: RankingCriterion, skill: str | None, now: datetime) -> Criterion:
     """(sort key, value shown in the explanation) for one criterion; lower keys rank first."""
     if criterion is RankingCriterion.LOWEST_UTILISATION:
-        return lambda a: (a.capacity.utilisation, round(a.capacity.utilisation, 4))
+
+        def utilisation(a: Agent) -> tuple[SortKey, AttributeValue | None]:
+            value = a.capacity.utilisation  # a property: computed once, not twice
+            return value, round(value, 4)
+
+        return utilisation
     if criterion is RankingCriterion.HIGHEST_SKILL_LEVEL:
 
         def level(a: Agent) -> tuple[SortKey, AttributeValue | None]:
@@ -41,12 +46,17 @@ def _criterion(criterion: RankingCriterion, skill: str | None, now: datetime) ->
 
 def criterion_label(criterion: RankingCriterion, skill: str | None) -> str:
     """Name of a criterion's value in the explanation."""
-    return {
-        RankingCriterion.LOWEST_UTILISATION: "utilisation",
-        RankingCriterion.HIGHEST_SKILL_LEVEL: f"{skill or 'skill'} level",
-        RankingCriterion.LONGEST_IDLE: "idle minutes",
-        RankingCriterion.HIGHEST_SENIORITY: "seniority",
-    }[criterion]
+    if criterion is RankingCriterion.HIGHEST_SKILL_LEVEL:
+        return f"{skill or 'skill'} level"
+    return _LABELS[criterion]
+
+
+_LABELS = {
+    RankingCriterion.LOWEST_UTILISATION: "utilisation",
+    RankingCriterion.LONGEST_IDLE: "idle minutes",
+    RankingCriterion.HIGHEST_SENIORITY: "seniority",
+}
+"""Labels that name no skill (built once, not per call)."""
 
 
 def rank_candidates(

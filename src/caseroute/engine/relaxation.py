@@ -8,6 +8,7 @@ relaxed set is always intersected with the rule's own ``soft`` list, whatever th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -120,6 +121,32 @@ def plan_relaxation(
     )
 
 
+_DERIVED_MAX = 256
+_DERIVED: dict[tuple[int, object], tuple[Requirements, Requirements]] = {}
+
+
+def derived_requirements(
+    req: Requirements, key: object, build: Callable[[], Requirements]
+) -> Requirements:
+    """``build()``, remembered for this requirements object and ``key``.
+
+    An action's requirements live as long as their compiled ruleset, and each decision derives
+    the same variants from them (with a ladder's relaxed names dropped, without preferences):
+    ``dataclasses.replace`` cost ~5 us a variant. Keyed by identity, each entry keeps the
+    object it was built from (so its id is never reused while the entry lives) and is checked
+    against it; bounded (a few rulesets' actions x their ladder levels).
+    """
+    memo = (id(req), key)
+    found = _DERIVED.get(memo)
+    if found is not None and found[0] is req:
+        return found[1]
+    value = build()
+    if len(_DERIVED) >= _DERIVED_MAX:
+        _DERIVED.clear()
+    _DERIVED[memo] = (req, value)
+    return value
+
+
 def relaxed_requirements(req: Requirements, dropped: tuple[str, ...]) -> Requirements:
     """The requirements with ``dropped`` no longer applied (preferences are never required).
 
@@ -128,11 +155,15 @@ def relaxed_requirements(req: Requirements, dropped: tuple[str, ...]) -> Require
         dropped: Soft requirement names to stop applying.
 
     Returns:
-        Requirements as they apply to eligibility.
+        Requirements as they apply to eligibility (one object per ``req`` and ``dropped``).
     """
-    names = set(dropped) | set(req.prefer)
-    if not names:
+    if not dropped and not req.prefer:
         return req
+    return derived_requirements(req, ("relaxed", dropped), lambda: _relaxed(req, dropped))
+
+
+def _relaxed(req: Requirements, dropped: tuple[str, ...]) -> Requirements:
+    names = set(dropped) | set(req.prefer)
     return replace(
         req,
         territory=req.territory and "territory" not in names,

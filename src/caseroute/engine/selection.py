@@ -29,6 +29,7 @@ from caseroute.engine.matching import (
 from caseroute.engine.ranking import Criterion, rank_candidates
 from caseroute.engine.relaxation import (
     Relaxation,
+    derived_requirements,
     plan_relaxation,
     relaxation_trace,
     relaxed_requirements,
@@ -103,7 +104,8 @@ def _strict_masks(
     missing (each level is then resolved on its own).
     """
     try:
-        return check_masks(build_need(case, replace(req, prefer=()), ruleset, now), index)
+        strict = derived_requirements(req, "strict", lambda: replace(req, prefer=()))
+        return check_masks(build_need(case, strict, ruleset, now), index)
     except MissingDataError:
         return None
 
