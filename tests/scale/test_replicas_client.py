@@ -292,6 +292,23 @@ def test_decide_server_takes_replica_addresses(
     assert len(replicas[0].seen) + len(replicas[1].seen) >= 1
 
 
+def test_simulate_server_spreads_its_requests_over_replica_addresses(
+    serve: Callable[[Replica], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`caseroute simulate --server IP:PORT,IP:PORT`: every request decided, both replicas used."""
+    replicas = [Replica(), Replica()]
+    servers = ",".join(serve(r) for r in replicas)
+    argv = ["simulate", "--cases", "12", "--agents", "3", "--seed", "5", "--concurrency", "1"]
+    code = main([*argv, "--server", servers, "--no-agent-detail"])
+    out = capsys.readouterr().out
+    assert (code, [len(r.seen) > 0 for r in replicas]) == (0, [True, True])
+    lines = out.splitlines()
+    assert (lines[1].startswith("ok 6 requests, 12 decisions ("), lines[-1]) == (
+        True,
+        "refused 0 requests",
+    )
+
+
 @pytest.mark.parametrize("command", ["decide", "simulate"])
 def test_a_server_list_of_host_names_is_a_usage_error(
     command: str, capsys: pytest.CaptureFixture[str]
