@@ -7,8 +7,10 @@ module) and once against PostgreSQL (here: this module's ``store`` and ``core`` 
 import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -16,8 +18,9 @@ import pytest
 from caseroute.audit.config import AuditConfig, PostgresLocation, open_postgres
 from caseroute.audit.pg_schema import LATEST, SCHEMA_TABLE
 from caseroute.audit.postgres import PostgresAuditSink
-from caseroute.audit.record import AuditRecord, Blob, BlobKind
+from caseroute.audit.record import AuditRecord, Blob, BlobKind, encode_record
 from caseroute.audit.recorder import RequestFacts, blobs_to_store, build_records
+from caseroute.audit.store import _Pending
 from caseroute.audit.verify import verify_chain
 from caseroute.cli import main
 from caseroute.domain.errors import AuditUnavailableError, IdempotencyConflictError
@@ -391,14 +394,26 @@ def test_sqlite_only_commands_refuse_a_url(pg_url: str, capsys: pytest.CaptureFi
 
 
 def test_a_bad_value_refuses_only_its_call(pg_url: str) -> None:
-    """A value PostgreSQL cannot store (a NUL in a blob) refuses that call; the batch goes on."""
+    """A value PostgreSQL cannot store (a NUL in a blob) refuses that call; its batch goes on."""
     sink = PostgresAuditSink(PostgresLocation(pg_url))
     try:
-        bad = _record(1)
         with pytest.raises(AuditUnavailableError, match="cannot be written"):
-            sink.append([bad], [_nul_blob()])
-        (good,) = sink.append([_record(2)])
-        assert good.record.seq == 1
+            sink.append([_record(1)], [_nul_blob()])
+        calls = [
+            _Pending([encode_record(_record(2))], [_nul_blob()], Future()),
+            _Pending([encode_record(_record(2))], [], Future()),
+            _Pending([encode_record(_record(3))], [], Future()),
+        ]
+        outcomes = sink._commit(list(calls))
+        assert [type(error).__name__ for _, error in outcomes] == [
+            "AuditUnavailableError",
+            "NoneType",
+            "NoneType",
+        ]
+        assert [[a.record.seq for a in call.stored] for call in calls[1:]] == [[1], [2]]
+        assert sink.head()[0] == 2
+        report = verify_chain(sink.records(), sink.head())
+        assert (report.ok, report.records) == (True, 2)
     finally:
         sink.close()
 
@@ -411,3 +426,36 @@ def test_times_are_compared_as_instants(store: PostgresAuditSink) -> None:
     """Since/until filter on the decision instant (a UTC microsecond count), not its text."""
     store.append([_record(1)])
     assert [r.seq for r in store.query(since=datetime(2000, 1, 1, tzinfo=UTC))] == [1]
+
+
+def test_appends_waiting_on_the_head_share_a_commit_and_wait_for_it(pg_url: str) -> None:
+    """While another replica holds the head row, no append returns; then they commit together."""
+    sink = PostgresAuditSink(PostgresLocation(pg_url))
+    queued = threading.Semaphore(0)
+    put = sink._queue.put
+
+    def counted_put(item: Any) -> None:
+        put(item)
+        queued.release()
+
+    sink._queue.put = counted_put  # type: ignore[method-assign,assignment]
+    returned: list[int] = []
+
+    def send(n: int) -> None:
+        (appended,) = sink.append([_record(n)])
+        returned.append(appended.record.seq)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+    try:
+        with _admin(pg_url) as conn, conn.transaction():
+            conn.execute("SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE")  # another replica
+            for thread in threads:
+                thread.start()
+            assert all(queued.acquire(timeout=30) for _ in threads)
+            assert returned == []  # nobody is answered before the commit
+        for thread in threads:
+            thread.join()
+        assert sorted(returned) == list(range(1, 9))
+        assert sink.commits <= 2  # the first batch alone at most, then the other seven at once
+    finally:
+        sink.close()

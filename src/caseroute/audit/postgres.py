@@ -114,6 +114,7 @@ _INSERT_EVENT = (
     f"INSERT INTO ruleset_events ({_EVENT_SELECT}) "
     f"VALUES ({', '.join(['%s'] * len(_EVENT_COLUMNS))})"
 )
+_CURRENT_KEY = "SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
 _KNOWN_BLOBS = 4096
 _PAGE = 1000
 _DB_ERRORS = (psycopg.Error, OSError, KeyMismatchError, SchemaTooNewError)
@@ -439,16 +440,40 @@ class PostgresAuditSink:
             log.error("commit observer failed: %s", withheld_cause(exc))  # noqa: TRY400
 
     def _commit(self, batch: list[_Item]) -> list[tuple[_Item, Exception | None]]:
-        """One transaction under the head row's lock: every item of the batch, then the head."""
+        """One transaction under the head row's lock: every item of the batch, then the head.
+
+        Pipelined: the lock, the key check and the idempotency lookup go in one round trip,
+        each call's savepoint and inserts in one more, the head update and COMMIT in the last
+        (a call's own errors surface inside its savepoint, so they refuse that call alone).
+        """
         results: list[tuple[_Item, Exception | None]] = []
-        with self._pool.connection() as conn, conn.transaction():
-            head = conn.execute(
+        with self._pool.connection() as conn, conn.pipeline() as pipe, conn.transaction():
+            head_cursor = conn.execute(
                 "SELECT seq, record_hash FROM chain_head WHERE id = 1 FOR UPDATE"
-            ).fetchone()
+            )
+            key_cursor = conn.execute(_CURRENT_KEY) if self._fingerprint is not None else None
+            ids = [
+                e.record.decision_id for i in batch if isinstance(i, _Pending) for e in i.records
+            ]
+            found_cursor = (
+                conn.execute(f"SELECT {_SELECT} FROM decisions WHERE decision_id = ANY(%s)", (ids,))
+                if ids
+                else None
+            )
+            head = head_cursor.fetchone()  # one sync for the three
             seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
-            self._check_key(conn)
+            if key_cursor is not None:
+                row = key_cursor.fetchone()
+                current = None if row is None else str(row[0])
+                if current != self._fingerprint:
+                    # Invariant: a record is masked with the key of the era it falls in.
+                    raise KeyMismatchError(current or "")
+            existing = (
+                {str(r[1]): record_from_row(r) for r in found_cursor.fetchall()}
+                if found_cursor is not None
+                else {}
+            )
             start = seq
-            existing = self._existing(conn, batch)
             for item in batch:
                 # Invariant: one call's records are stored all together or not at all.
                 mark = seq, prev
@@ -464,6 +489,14 @@ class PostgresAuditSink:
                                 results.append((item, outcome))
                                 continue
                             seq, prev = outcome
+                        pipe.sync()  # this call's errors raise here, inside its savepoint
+                        if isinstance(item, _Pending):
+                            # Later calls of this batch see these as stored (a repeated id).
+                            existing.update(
+                                (a.record.decision_id, a.record)
+                                for a in item.stored
+                                if not a.existed
+                            )
                 except psycopg.DataError as exc:  # this call's values only: refuse it alone
                     seq, prev = mark
                     self._log_failure("AUDIT WRITE FAILED (1 call refused)", exc)
@@ -475,25 +508,6 @@ class PostgresAuditSink:
                     "UPDATE chain_head SET seq = %s, record_hash = %s WHERE id = 1", (seq, prev)
                 )
         return results
-
-    def _check_key(self, conn: psycopg.Connection[Any]) -> None:
-        """Invariant: a record is masked with the key of the era it falls in."""
-        if self._fingerprint is None:
-            return
-        current = _current_fingerprint(conn)
-        if current != self._fingerprint:
-            raise KeyMismatchError(current or "")
-
-    @staticmethod
-    def _existing(conn: psycopg.Connection[Any], batch: list[_Item]) -> dict[str, AuditRecord]:
-        """The stored records among the batch's decision_ids (one query, under the lock)."""
-        ids = [e.record.decision_id for i in batch if isinstance(i, _Pending) for e in i.records]
-        if not ids:
-            return {}
-        rows = conn.execute(
-            f"SELECT {_SELECT} FROM decisions WHERE decision_id = ANY(%s)", (ids,)
-        ).fetchall()
-        return {str(row[1]): record_from_row(row) for row in rows}
 
     @staticmethod
     def _insert_item(
@@ -534,8 +548,6 @@ class PostgresAuditSink:
         if rows:
             with conn.cursor() as cur:
                 cur.executemany(_INSERT_RECORD, rows)
-        # Later items of this batch see these as stored (a repeated id within one commit).
-        existing.update(added)
         item.stored = stored
         return seq, prev
 
@@ -808,9 +820,7 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 
 def _current_fingerprint(conn: psycopg.Connection[Any]) -> str | None:
-    row = conn.execute(
-        "SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
-    ).fetchone()
+    row = conn.execute(_CURRENT_KEY).fetchone()
     return None if row is None else str(row[0])
 
 
