@@ -186,6 +186,9 @@ class PostgresAuditSink:
                 min_size=1,
                 max_size=max(2, pool_size),
                 configure=_configure,
+                # A connection the server dropped (a restart, a failover) is found on checkout
+                # and replaced, instead of failing the first call after the database is back.
+                check=ConnectionPool.check_connection,
                 timeout=timeout_s,
                 name="caseroute-audit",
                 open=True,

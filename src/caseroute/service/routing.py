@@ -331,7 +331,13 @@ class RoutingCore:
         canonical = _canonical(cmd)  # Invariant: the only canonical encoding of this call
         # Keyed: the stored hash covers masked values and must not confirm guesses of them.
         digest = self._masker.keyed_hash(_request_sha256(cmd, canonical))
-        prior = self.audit.by_request(cmd.request_id)
+        try:
+            prior = self.audit.by_request(cmd.request_id)
+        except AuditUnavailableError:
+            # Nothing can be decided without the log: health follows it as after a failed
+            # write (a shared database that went away fails this read first).
+            self._audit_outcome(writable=False)
+            raise
         if prior:
             if prior[0].request_sha256 != digest or len(prior) != len(cmd.cases):
                 raise IdempotencyConflictError.for_request(cmd.request_id)
