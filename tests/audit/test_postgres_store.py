@@ -264,6 +264,8 @@ def test_an_unreachable_database_is_named_without_its_password() -> None:
         "cannot open the decision log postgresql://caseroute:***@127.0.0.1:1/nowhere: "
     )
     assert "pw-never-shown" not in message
+    with pytest.raises(AuditUnavailableError, match=r"log postgresql://127.0.0.1:1/x: "):
+        PostgresAuditSink(PostgresLocation("postgresql://127.0.0.1:1/x"), timeout_s=1)
 
 
 def test_a_lost_database_is_unavailable_then_writable_again(
@@ -457,5 +459,175 @@ def test_appends_waiting_on_the_head_share_a_commit_and_wait_for_it(pg_url: str)
             thread.join()
         assert sorted(returned) == list(range(1, 9))
         assert sink.commits <= 2  # the first batch alone at most, then the other seven at once
+    finally:
+        sink.close()
+
+
+class _Observer:
+    """Records what the sink tells it; raises on demand (metrics must never stop the log)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.seen: list[tuple[str, int]] = []
+        self.fail = fail
+
+    def committed(self, items: int, seconds: float) -> None:
+        self.seen.append(("committed", items))
+        assert seconds >= 0
+        if self.fail:
+            raise RuntimeError("observer broke")
+
+    def commit_failed(self, items: int) -> None:
+        self.seen.append(("failed", items))
+
+
+def test_the_observer_hears_commits_and_failures_and_cannot_break_them(
+    store: PostgresAuditSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each transaction is reported; an observer that raises is logged, the append succeeds."""
+    observer = _Observer()
+    store.observer = observer
+    store.append([_record(1)])
+
+    def broken(_batch: object) -> object:
+        raise RuntimeError("a value that must not be logged")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "_commit", broken)
+        with pytest.raises(AuditUnavailableError, match="cannot be written"):
+            store.append([_record(2)])
+    store.observer = _Observer(fail=True)
+    (appended,) = store.append([_record(2)])
+    assert observer.seen == [("committed", 1), ("failed", 1)]
+    assert appended.record.seq == 2
+
+
+def test_an_unexpected_error_is_logged_without_its_text(
+    store: PostgresAuditSink, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug's exception may quote a record: its type is logged, never its message."""
+
+    def broken(_batch: object) -> object:
+        raise RuntimeError("Ada " + "Lovelace")  # the source line is in the traceback
+
+    monkeypatch.setattr(store, "_commit", broken)
+    with caplog.at_level(logging.ERROR, "caseroute.audit"), pytest.raises(AuditUnavailableError):
+        store.append([_record(1)])
+    assert "AUDIT WRITE FAILED (1 calls refused)" in caplog.text
+    assert "Ada Lovelace" not in caplog.text
+
+
+def test_max_batch_one_commits_each_append_alone(pg_url: str) -> None:
+    """max_batch=1 turns group commit off: one transaction per append."""
+    sink = PostgresAuditSink(PostgresLocation(pg_url), max_batch=1)
+    try:
+        threads = [threading.Thread(target=sink.append, args=([_record(n)],)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert (sink.commits, sink.head()[0]) == (4, 4)
+    finally:
+        sink.close()
+
+
+def test_close_finishes_the_appends_already_queued(pg_url: str) -> None:
+    """Appends queued before close are committed and answered; the writer then stops."""
+    sink = PostgresAuditSink(PostgresLocation(pg_url))
+    queued = threading.Semaphore(0)
+    put = sink._queue.put
+
+    def counted_put(item: Any) -> None:
+        put(item)
+        queued.release()
+
+    sink._queue.put = counted_put  # type: ignore[method-assign,assignment]
+    returned: list[int] = []
+
+    def send(n: int) -> None:
+        returned.append(sink.append([_record(n)])[0].record.seq)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(3)]
+    closer = threading.Thread(target=sink.close)
+    with _admin(pg_url) as conn, conn.transaction():
+        conn.execute("SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE")
+        for thread in threads:
+            thread.start()
+        assert all(queued.acquire(timeout=30) for _ in threads)
+        closer.start()
+        assert queued.acquire(timeout=30)  # the stop marker, behind the appends
+    for thread in [*threads, closer]:
+        thread.join()
+    assert sorted(returned) == [1, 2, 3]
+
+
+def test_reads_page_through_long_logs(
+    store: PostgresAuditSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """records, record_rows and iter_events read page after page, in chain order."""
+    import caseroute.audit.postgres as module
+    from tests.audit.test_ruleset_events import _event
+
+    monkeypatch.setattr(module, "_PAGE", 2)
+    store.append([_record(n) for n in range(1, 6)])
+    store.append_events([_event(n) for n in range(1, 4)])
+    assert [r.seq for r in store.records()] == [1, 2, 3, 4, 5]
+    assert [row[0] for row in store.record_rows()] == [1, 2, 3, 4, 5]
+    assert [r.seq for r in store.records(case_id="C3")] == [3]
+    assert [e.seq for e in store.iter_events()] == [6, 7, 8]
+
+
+def test_known_blobs_are_a_bounded_hint(
+    store: PostgresAuditSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """has_blob remembers the most recent blobs only; get_blob reads the database."""
+    import caseroute.audit.postgres as module
+
+    monkeypatch.setattr(module, "_KNOWN_BLOBS", 1)
+    first, second = (Blob(f"{n:064x}", BlobKind.RULESET, f"rules {n}") for n in (1, 2))
+    store.append([_record(1)], [first])
+    assert store.has_blob(first.sha256)
+    store.append([_record(2)], [second])
+    assert (store.has_blob(first.sha256), store.has_blob(second.sha256)) == (False, True)
+    assert store.get_blob(first.sha256) == first
+    assert store.get_blob("f" * 64) is None
+
+
+def test_shadow_dropped_counts_alone_and_nothing(store: PostgresAuditSink) -> None:
+    """Only dropped counts are stored and added up; an empty call stores nothing."""
+    store.append_shadow([])
+    store.append_shadow([], {("rs", "2"): 3})
+    store.append_shadow([], {("rs", "2"): 2})
+    (summary,) = store.shadow_summary("rs")
+    assert (summary.shadow_version, summary.evaluated, summary.dropped) == ("2", 0, 5)
+    assert store.commits == 2
+
+
+def test_key_checks_on_a_lost_database_are_unavailable(pg_url: str) -> None:
+    """claim_key and rotate_key refuse with AuditUnavailableError when the database is gone."""
+    sink = PostgresAuditSink(PostgresLocation(pg_url), timeout_s=1)
+    database = pg_url.rsplit("/", 1)[1]
+    admin_url = pg_url.rsplit("/", 1)[0] + "/postgres"
+    try:
+        with _admin(admin_url) as conn:
+            conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+        with pytest.raises(AuditUnavailableError, match="cannot be written"):
+            sink.claim_key("a" * 16, "2026-12-01T00:00:00Z")
+        with pytest.raises(AuditUnavailableError, match="cannot be written"):
+            sink.rotate_key("a" * 16, "2026-12-01T00:00:00Z")
+    finally:
+        with _admin(admin_url) as conn:
+            conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        sink.close()
+
+
+def test_a_url_may_set_its_own_connect_timeout(pg_url: str) -> None:
+    """A connect_timeout in the URL is the driver's; the sink's own applies only without one."""
+    sink = PostgresAuditSink(PostgresLocation(pg_url + "?connect_timeout=5"))
+    try:
+        assert sink.head() == (0, "0" * 64)
     finally:
         sink.close()
