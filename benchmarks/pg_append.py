@@ -6,7 +6,7 @@ machine falls on both alike. ``--replicas K`` spreads the threads over K Postgre
 sharing one database (K replicas' writers, one chain, one head row). Prints records/s and the
 median and p90 append latency per configuration (medians over rounds) and the load average.
 
-PostgreSQL: ``$CASEROUTE_TEST_PG_URL`` (a superuser's URL; a database is created per run), or a
+PostgreSQL: ``$TEST_POSTGRES_URL`` (a superuser's URL; a database is created per run), or a
 throwaway cluster started like the tests' (tests/pg.py).
 
     python benchmarks/pg_append.py --threads 1,4,16 --replicas 1,2,3 --seconds 3 --rounds 3

@@ -3,7 +3,7 @@
 Import the fixtures into a test module (``from tests.pg import pg_server, pg_url``):
 
 - ``pg_server`` (session): the server's URL (its ``postgres`` database). Taken from
-  ``$CASEROUTE_TEST_PG_URL`` when set (``.ci/run`` exports it); otherwise a cluster is created
+  ``$TEST_POSTGRES_URL`` when set (``.ci/run`` exports it); otherwise a cluster is created
   with ``initdb`` in a temporary directory, started with ``pg_ctl`` on a free loopback port
   (as the ``postgres`` user when running as root: PostgreSQL refuses to run as root), and
   stopped and deleted after the session. Skips, saying what to install, only when no
@@ -30,9 +30,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-PG_URL_ENV = "CASEROUTE_TEST_PG_URL"
-"""A PostgreSQL server URL (a superuser's, database ``postgres``) for the tests to use."""
-PG_BIN_ENV = "CASEROUTE_PG_BIN"
+PG_URL_ENV = "TEST_POSTGRES_URL"
+"""A PostgreSQL server URL (a superuser's, database ``postgres``) for the tests to use.
+
+Not ``CASEROUTE_*``: caseroute warns about every such variable that is no setting."""
+PG_BIN_ENV = "TEST_POSTGRES_BIN"
 """The directory holding ``initdb`` and ``pg_ctl``, when not in a usual place."""
 NO_POSTGRES = (
     "no PostgreSQL server binaries (initdb, pg_ctl) found: install them (Debian: `apt-get "
@@ -43,7 +45,7 @@ _USER = "caseroute"
 
 
 def find_pg_bin() -> Path | None:
-    """The directory of ``initdb`` and ``pg_ctl``: ``$CASEROUTE_PG_BIN``, Debian's, or PATH."""
+    """The directory of ``initdb`` and ``pg_ctl``: ``$TEST_POSTGRES_BIN``, Debian's, or PATH."""
     candidates: list[Path] = []
     if os.environ.get(PG_BIN_ENV):
         candidates.append(Path(os.environ[PG_BIN_ENV]))
@@ -171,7 +173,7 @@ def fresh_database(server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
-    """A PostgreSQL server's URL: ``$CASEROUTE_TEST_PG_URL``, else a cluster for the session."""
+    """A PostgreSQL server's URL: ``$TEST_POSTGRES_URL``, else a cluster for the session."""
     pytest.importorskip("psycopg", reason="the postgres extra is not installed")
     given = os.environ.get(PG_URL_ENV)
     if given:
