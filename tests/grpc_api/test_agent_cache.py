@@ -222,3 +222,23 @@ def test_an_empty_roster_parses_as_without_the_cache() -> None:
         plain.fingerprint,
         0,
     )
+
+
+def test_a_long_agent_message_is_cut_whole() -> None:
+    """An agent of more than 127 bytes (a two-byte length) keys as its own serialisation."""
+    agents = [make_agent("a", attributes={"note": "x" * 200}), make_agent("b")]
+    msg = convert.roster_to_proto(make_roster(*agents))
+    keys = agent_message_bytes(msg.SerializeToString(deterministic=True))
+    assert keys == [a.SerializeToString(deterministic=True) for a in msg.agents]
+    assert len(keys[0]) > 127
+
+
+def test_a_roster_only_the_strict_path_accepts_is_cached_without_keeping_agents() -> None:
+    """A non-ASCII snapshot id (valid; the fast path doubts it): cached, no agent kept."""
+    msg = _msg("a", snapshot="snap-\u00e9")
+    cache = RosterCache()
+    cached = cache.parse(msg)
+    plain = convert.NO_ROSTER_CACHE.parse(msg, limits=DEFAULT_LIMITS)
+    assert (cached.roster, len(cache), cache.known_agents) == (plain.roster, 1, 0)
+    cache.configure(max_agents=0, max_bytes=0)  # evicting it releases no agent
+    assert (len(cache), cache.evictions, cache.known_agents) == (0, 1, 0)
