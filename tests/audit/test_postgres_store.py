@@ -20,7 +20,7 @@ from caseroute.audit.pg_schema import LATEST, SCHEMA_TABLE
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.record import AuditRecord, Blob, BlobKind, encode_record
 from caseroute.audit.recorder import RequestFacts, blobs_to_store, build_records
-from caseroute.audit.store import _Pending
+from caseroute.audit.sql_log import Pending
 from caseroute.audit.verify import verify_chain
 from caseroute.cli import main
 from caseroute.domain.errors import AuditUnavailableError, IdempotencyConflictError
@@ -402,9 +402,9 @@ def test_a_bad_value_refuses_only_its_call(pg_url: str) -> None:
         with pytest.raises(AuditUnavailableError, match="cannot be written"):
             sink.append([_record(1)], [_nul_blob()])
         calls = [
-            _Pending([encode_record(_record(2))], [_nul_blob()], Future()),
-            _Pending([encode_record(_record(2))], [], Future()),
-            _Pending([encode_record(_record(3))], [], Future()),
+            Pending([encode_record(_record(2))], [_nul_blob()], Future()),
+            Pending([encode_record(_record(2))], [], Future()),
+            Pending([encode_record(_record(3))], [], Future()),
         ]
         outcomes = sink._commit(list(calls))
         assert [type(error).__name__ for _, error in outcomes] == [
@@ -564,10 +564,10 @@ def test_reads_page_through_long_logs(
     store: PostgresAuditSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """records, record_rows and iter_events read page after page, in chain order."""
-    import caseroute.audit.postgres as module
+    import caseroute.audit.sql_log as module
     from tests.audit.test_ruleset_events import _event
 
-    monkeypatch.setattr(module, "_PAGE", 2)
+    monkeypatch.setattr(module, "PAGE", 2)
     store.append([_record(n) for n in range(1, 6)])
     store.append_events([_event(n) for n in range(1, 4)])
     assert [r.seq for r in store.records()] == [1, 2, 3, 4, 5]
@@ -580,9 +580,9 @@ def test_known_blobs_are_a_bounded_hint(
     store: PostgresAuditSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """has_blob remembers the most recent blobs only; get_blob reads the database."""
-    import caseroute.audit.postgres as module
+    import caseroute.audit.sql_log as module
 
-    monkeypatch.setattr(module, "_KNOWN_BLOBS", 1)
+    monkeypatch.setattr(module, "KNOWN_BLOBS", 1)
     first, second = (Blob(f"{n:064x}", BlobKind.RULESET, f"rules {n}") for n in (1, 2))
     store.append([_record(1)], [first])
     assert store.has_blob(first.sha256)

@@ -25,16 +25,13 @@ password, nor (for unexpected errors) the text of an exception, which could quot
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -44,40 +41,33 @@ from psycopg_pool import ConnectionPool
 from caseroute.audit.pg_schema import LATEST, SchemaTooNewError, migrate, schema_version
 from caseroute.audit.record import (
     GENESIS,
-    SHADOW_DIFFERENCES,
     Appended,
     AuditRecord,
-    Blob,
-    BlobKind,
     RulesetEvent,
-    ShadowResult,
-    ShadowSummary,
-    encode_record,
-    event_problem,
     hashed_text,
     seal_event,
-    shadow_problem,
     text_hash,
     with_hashed_text,
 )
-from caseroute.audit.store import (
+from caseroute.audit.sql_log import (
+    EVENT_COLUMNS,
     READ_UNAVAILABLE,
-    RECORD_COLUMNS,
+    SHADOW_COLUMNS,
     WRITE_UNAVAILABLE,
     CommitObserver,
     KeyEra,
-    KeyMismatchError,
-    RecordRow,
-    _distinct,
-    _dropped_counts,
-    _micros,
-    _Pending,
-    _PendingEvents,
-    _PendingShadow,
-    _row_values,
-    _shadow_row,
+    Pending,
+    PendingEvents,
+    PendingItem,
+    PendingShadow,
+    QueuedAppends,
+    SqlLogReads,
+    insert_record_sql,
     record_from_row,
+    record_values,
+    shadow_summary_sql,
 )
+from caseroute.audit.store import KeyMismatchError
 from caseroute.domain.errors import (
     AuditUnavailableError,
     IdempotencyConflictError,
@@ -89,39 +79,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("caseroute.audit")
 
-_Item = _Pending | _PendingEvents | _PendingShadow
-_COLUMNS = RECORD_COLUMNS[:-1]
-_SELECT = ", ".join(RECORD_COLUMNS)
-_EVENT_COLUMNS = RulesetEvent.__slots__
-_EVENT_SELECT = ", ".join(_EVENT_COLUMNS)
-_SHADOW_COLUMNS = (
-    "decision_id",
-    "recorded_at",
-    "ruleset_name",
-    "live_version",
-    "live_sha256",
-    "shadow_version",
-    "shadow_sha256",
-    "differences",
-    "live",
-    "shadow",
-)
-_INSERT_RECORD = (
-    f"INSERT INTO decisions ({', '.join(_COLUMNS)}, now_us, content) "
-    f"VALUES ({', '.join(['%s'] * (len(_COLUMNS) + 2))})"
-)
+_EVENT_SELECT = ", ".join(EVENT_COLUMNS)
+_INSERT_RECORD = insert_record_sql("%s")
 _INSERT_EVENT = (
     f"INSERT INTO ruleset_events ({_EVENT_SELECT}) "
-    f"VALUES ({', '.join(['%s'] * len(_EVENT_COLUMNS))})"
+    f"VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))})"
 )
 _CURRENT_KEY = "SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
-_KNOWN_BLOBS = 4096
-_PAGE = 1000
 _DB_ERRORS = (psycopg.Error, OSError, KeyMismatchError, SchemaTooNewError)
 
 
-class PostgresAuditSink:
+class PostgresAuditSink(SqlLogReads, QueuedAppends):
     """The decision log in PostgreSQL: hash-chained records shared by replicas, group commit."""
+
+    _P = "%s"
+    _SHADOW_SUMMARY = shadow_summary_sql(
+        "%s",
+        "SUM(CASE WHEN strpos(differences, {kind}) > 0 THEN 1 ELSE 0 END)",
+        "string_agg(DISTINCT {column}, ',')",
+    )
 
     def __init__(
         self,
@@ -146,6 +122,7 @@ class PostgresAuditSink:
                 (``readonly``) or newer than this caseroute's.
         """
         self.location = location
+        self._target = location
         self._secret = location.password
         self._max_batch = max_batch
         self._readonly = readonly
@@ -156,7 +133,7 @@ class PostgresAuditSink:
         self._fingerprint: str | None = None  # the key this writer masks with (claim_key)
         self._known: OrderedDict[str, None] = OrderedDict()
         self._known_lock = threading.Lock()
-        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._queue: queue.Queue[PendingItem | None] = queue.Queue()
         # Invariant: nothing is queued after the writer's stop marker (it would wait forever).
         self._closed = False
         self._closing = threading.Lock()
@@ -209,19 +186,6 @@ class PostgresAuditSink:
 
     # -----------------------------------------------------------------------------------------
     # Key eras (the masking key's fingerprint, as the SQLite store keeps them).
-
-    def key_history(self) -> list[KeyEra]:
-        """Every masking key era, oldest first."""
-        rows = self._fetch(
-            "SELECT era, at, old_fingerprint, new_fingerprint, first_seq FROM key_history "
-            "ORDER BY era",
-            (),
-        )
-        return [KeyEra(*row) for row in rows]
-
-    def has_records(self) -> bool:
-        """Whether any record or key fingerprint is stored (a key is then already bound)."""
-        return self.head()[0] > 0 or bool(self.key_history())
 
     def claim_key(self, fingerprint: str, at: str) -> None:
         """Bind this writer to a masking key: recorded on first use, else it must match.
@@ -280,103 +244,11 @@ class PostgresAuditSink:
     # -----------------------------------------------------------------------------------------
     # Appends: queued for the writer thread, returned once committed.
 
-    def append(self, records: Sequence[AuditRecord], blobs: Sequence[Blob] = ()) -> list[Appended]:
-        """Store records and blobs; returns once PostgreSQL acknowledged the commit.
-
-        Records whose decision_id is already stored (by any replica) are not written again:
-        the stored record is returned instead. A stored record with the same decision_id but
-        a different request input raises IdempotencyConflictError, and none of this call's
-        records are stored.
-
-        Raises:
-            AuditUnavailableError: If the log cannot commit (nothing is stored then).
-            IdempotencyConflictError: If a decision_id exists with a different input.
-        """
-        pending = _Pending([encode_record(r) for r in records], blobs, Future())
-        self._enqueue(pending)
-        return pending.done.result()
-
-    def append_events(self, events: Sequence[RulesetEvent]) -> list[RulesetEvent]:
-        """Seal ruleset lifecycle events into the chain; returns when they are committed.
-
-        Raises:
-            ValueError: If an event is malformed (nothing is stored).
-            AuditUnavailableError: If the log cannot commit (nothing is stored then).
-        """
-        for event in events:
-            problem = event_problem(event)
-            if problem is not None:
-                raise ValueError(f"ruleset event {event.event_id!r}: {problem}")
-        pending = _PendingEvents(events, Future())
-        self._enqueue(pending)
-        return pending.done.result()
-
-    def append_shadow(
-        self,
-        results: Sequence[ShadowResult],
-        dropped: int | Mapping[tuple[str, str], int] = 0,
-    ) -> None:
-        """Store shadow comparisons (outside the chain) and dropped counts, once committed.
-
-        Raises:
-            ValueError: If a result is malformed or ``dropped`` cannot be attributed.
-            AuditUnavailableError: If the log cannot commit (nothing is stored then).
-        """
-        rows: list[tuple[object, ...]] = []
-        for result in results:
-            problem = shadow_problem(result)
-            if problem is not None:
-                raise ValueError(f"shadow result for {result.decision_id!r}: {problem}")
-            rows.append(_shadow_row(result))
-        counts = _dropped_counts(results, dropped)
-        if not rows and not counts:
-            return
-        pending = _PendingShadow(rows, counts, Future())
-        self._enqueue(pending)
-        pending.done.result()
-
-    def _enqueue(self, item: _Item) -> None:
-        if self._writer is None:
-            log.error("append refused: the decision log %s was opened read-only", self.location)
-            raise AuditUnavailableError(WRITE_UNAVAILABLE)
-        with self._closing:
-            if self._closed:
-                log.error(
-                    "append refused: the decision log %s is closed (shutting down)", self.location
-                )
-                raise AuditUnavailableError(WRITE_UNAVAILABLE)
-            self._queue.put(item)
-
-    def has_blob(self, sha256: str) -> bool:
-        """Whether this replica wrote or saw the blob recently (an in-memory hint)."""
-        with self._known_lock:
-            if sha256 in self._known:
-                self._known.move_to_end(sha256)
-                return True
-        return False
-
-    def _remember(self, sha256: str) -> None:
-        with self._known_lock:
-            self._known[sha256] = None
-            self._known.move_to_end(sha256)
-            while len(self._known) > _KNOWN_BLOBS:
-                self._known.popitem(last=False)
-
     def _write_loop(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
+            batch = self._next_batch()
+            if batch is None:
                 break
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)
-                    break
-                batch.append(more)
             started = time.perf_counter()
             try:
                 results = self._commit(batch)
@@ -385,19 +257,9 @@ class PostgresAuditSink:
                 continue
             self.commits += 1
             self._observe(len(batch), time.perf_counter() - started)
-            for item, error in results:
-                if error is not None:
-                    item.done.set_exception(error)
-                elif isinstance(item, _PendingEvents):
-                    item.done.set_result(item.stored)
-                elif isinstance(item, _PendingShadow):
-                    item.done.set_result(None)
-                else:
-                    for blob in item.blobs:
-                        self._remember(blob.sha256)
-                    item.done.set_result(item.stored)
+            self._settle(results)
 
-    def _refuse(self, batch: Sequence[_Item], exc: Exception) -> None:
+    def _refuse(self, batch: Sequence[PendingItem], exc: Exception) -> None:
         """Fail every caller of a batch that could not be committed."""
         self.failures += 1
         self._observe(len(batch), None)
@@ -431,35 +293,24 @@ class PostgresAuditSink:
             text = text.replace(self._secret, "***")
         return text
 
-    def _observe(self, items: int, seconds: float | None) -> None:
-        if self.observer is None:
-            return
-        try:
-            if seconds is None:
-                self.observer.commit_failed(items)
-            else:
-                self.observer.committed(items, seconds)
-        except Exception as exc:  # noqa: BLE001 - metrics never stop the decision log
-            log.error("commit observer failed: %s", withheld_cause(exc))  # noqa: TRY400
-
-    def _commit(self, batch: list[_Item]) -> list[tuple[_Item, Exception | None]]:
+    def _commit(self, batch: list[PendingItem]) -> list[tuple[PendingItem, Exception | None]]:
         """One transaction under the head row's lock: every item of the batch, then the head.
 
         Pipelined: the lock, the key check and the idempotency lookup go in one round trip,
         each call's savepoint and inserts in one more, the head update and COMMIT in the last
         (a call's own errors surface inside its savepoint, so they refuse that call alone).
         """
-        results: list[tuple[_Item, Exception | None]] = []
+        results: list[tuple[PendingItem, Exception | None]] = []
         with self._pool.connection() as conn, conn.pipeline() as pipe, conn.transaction():
             head_cursor = conn.execute(
                 "SELECT seq, record_hash FROM chain_head WHERE id = 1 FOR UPDATE"
             )
             key_cursor = conn.execute(_CURRENT_KEY) if self._fingerprint is not None else None
-            ids = [
-                e.record.decision_id for i in batch if isinstance(i, _Pending) for e in i.records
-            ]
+            ids = [e.record.decision_id for i in batch if isinstance(i, Pending) for e in i.records]
             found_cursor = (
-                conn.execute(f"SELECT {_SELECT} FROM decisions WHERE decision_id = ANY(%s)", (ids,))
+                conn.execute(
+                    f"SELECT {self._select} FROM decisions WHERE decision_id = ANY(%s)", (ids,)
+                )
                 if ids
                 else None
             )
@@ -482,9 +333,9 @@ class PostgresAuditSink:
                 mark = seq, prev
                 try:
                     with conn.transaction():  # a savepoint
-                        if isinstance(item, _PendingEvents):
+                        if isinstance(item, PendingEvents):
                             seq, prev = self._insert_events(conn, item, seq, prev)
-                        elif isinstance(item, _PendingShadow):
+                        elif isinstance(item, PendingShadow):
                             self._insert_shadow(conn, item)
                         else:
                             outcome = self._insert_item(conn, item, seq, prev, existing)
@@ -493,7 +344,7 @@ class PostgresAuditSink:
                                 continue
                             seq, prev = outcome
                         pipe.sync()  # this call's errors raise here, inside its savepoint
-                        if isinstance(item, _Pending):
+                        if isinstance(item, Pending):
                             # Later calls of this batch see these as stored (a repeated id).
                             existing.update(
                                 (a.record.decision_id, a.record)
@@ -515,7 +366,7 @@ class PostgresAuditSink:
     @staticmethod
     def _insert_item(
         conn: psycopg.Connection[Any],
-        item: _Pending,
+        item: Pending,
         seq: int,
         prev: str,
         existing: dict[str, AuditRecord],
@@ -537,7 +388,7 @@ class PostgresAuditSink:
             sealed = with_hashed_text(
                 replace(record, seq=seq, prev_hash=prev, record_hash=record_hash), text
             )
-            rows.append(_row_values(sealed, encoded.input_text, text))
+            rows.append(record_values(sealed, encoded.input_text, text))
             prev = record_hash
             added[sealed.decision_id] = sealed
             stored.append(Appended(sealed, existed=False))
@@ -556,7 +407,7 @@ class PostgresAuditSink:
 
     @staticmethod
     def _insert_events(
-        conn: psycopg.Connection[Any], item: _PendingEvents, seq: int, prev: str
+        conn: psycopg.Connection[Any], item: PendingEvents, seq: int, prev: str
     ) -> tuple[int, str]:
         stored: list[RulesetEvent] = []
         for event in item.events:
@@ -570,18 +421,18 @@ class PostgresAuditSink:
             seq += 1
             sealed = seal_event(event, seq, prev)
             prev = sealed.record_hash
-            conn.execute(_INSERT_EVENT, tuple(getattr(sealed, c) for c in _EVENT_COLUMNS))
+            conn.execute(_INSERT_EVENT, tuple(getattr(sealed, c) for c in EVENT_COLUMNS))
             stored.append(sealed)
         item.stored = stored
         return seq, prev
 
     @staticmethod
-    def _insert_shadow(conn: psycopg.Connection[Any], item: _PendingShadow) -> None:
+    def _insert_shadow(conn: psycopg.Connection[Any], item: PendingShadow) -> None:
         with conn.cursor() as cur:
             if item.rows:
                 cur.executemany(
-                    f"INSERT INTO shadow_results ({', '.join(_SHADOW_COLUMNS)}, agreed) "
-                    f"VALUES ({', '.join(['%s'] * (len(_SHADOW_COLUMNS) + 1))}) "
+                    f"INSERT INTO shadow_results ({', '.join(SHADOW_COLUMNS)}, agreed) "
+                    f"VALUES ({', '.join(['%s'] * (len(SHADOW_COLUMNS) + 1))}) "
                     "ON CONFLICT (decision_id, shadow_version, shadow_sha256) DO NOTHING",
                     item.rows,
                 )
@@ -596,206 +447,9 @@ class PostgresAuditSink:
     # -----------------------------------------------------------------------------------------
     # Reads.
 
-    def get(self, decision_id: str) -> AuditRecord | None:
-        """One record by decision id."""
-        rows = self._fetch(
-            f"SELECT {_SELECT} FROM decisions WHERE decision_id = %s", (decision_id,)
-        )
-        return record_from_row(rows[0]) if rows else None
-
-    def by_request(self, request_id: str) -> list[AuditRecord]:
-        """Records of one request, in chain order."""
-        rows = self._fetch(
-            f"SELECT {_SELECT} FROM decisions WHERE request_id = %s ORDER BY seq", (request_id,)
-        )
-        return [record_from_row(r) for r in rows]
-
-    def records(
-        self,
-        after_seq: int = 0,
-        *,
-        case_id: str = "",
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> Iterator[AuditRecord]:
-        """Every matching record in chain order after ``after_seq``, read a page at a time."""
-        while True:
-            page = self.query(
-                case_id=case_id, since=since, until=until, after_seq=after_seq, limit=_PAGE
-            )
-            yield from page
-            if len(page) < _PAGE:
-                return
-            after_seq = page[-1].seq
-
-    def query(
-        self,
-        *,
-        case_id: str = "",
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after_seq: int = 0,
-        limit: int = 100,
-    ) -> list[AuditRecord]:
-        """Records in chain order after ``after_seq`` for one case and/or a range of ``now``."""
-        return [
-            record_from_row(r) for r in self._query_rows(case_id, since, until, after_seq, limit)
-        ]
-
-    def record_rows(
-        self,
-        *,
-        case_id: str = "",
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> Iterator[RecordRow]:
-        """``records`` undecoded, a page at a time (replay, reports)."""
-        after_seq = 0
-        while True:
-            page = self._query_rows(case_id, since, until, after_seq, _PAGE)
-            yield from page
-            if len(page) < _PAGE:
-                return
-            after_seq = page[-1][0]
-
-    def _query_rows(
-        self,
-        case_id: str,
-        since: datetime | None,
-        until: datetime | None,
-        after_seq: int,
-        limit: int,
-    ) -> list[RecordRow]:
-        where: list[str] = ["seq > %s"]
-        params: list[object] = [after_seq]
-        for clause, value in (
-            ("case_id = %s", case_id or None),
-            ("now_us >= %s", _micros(since) if since else None),
-            ("now_us < %s", _micros(until) if until else None),
-        ):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        sql = f"SELECT {_SELECT} FROM decisions WHERE {' AND '.join(where)} ORDER BY seq LIMIT %s"
-        rows: list[RecordRow] = self._fetch(sql, (*params, limit))
-        return rows
-
-    def get_blob(self, sha256: str) -> Blob | None:
-        """One blob by hash."""
-        rows = self._fetch("SELECT sha256, kind, content FROM blobs WHERE sha256 = %s", (sha256,))
-        return Blob(rows[0][0], BlobKind(rows[0][1]), rows[0][2]) if rows else None
-
-    def head(self) -> tuple[int, str]:
-        """(seq, record_hash) of the last record committed (by any replica)."""
-        rows = self._fetch("SELECT seq, record_hash FROM chain_head WHERE id = 1", ())
-        return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
-
-    def events(
-        self, ruleset_name: str | None = None, after_seq: int = 0, limit: int = 1000
-    ) -> list[RulesetEvent]:
-        """Ruleset lifecycle events in chain order after ``after_seq``."""
-        where = "seq > %s"
-        params: list[object] = [after_seq]
-        if ruleset_name is not None:
-            where += " AND ruleset_name = %s"
-            params.append(ruleset_name)
-        rows = self._fetch(
-            f"SELECT {_EVENT_SELECT} FROM ruleset_events WHERE {where} ORDER BY seq LIMIT %s",
-            (*params, limit),
-        )
-        return [RulesetEvent(*row) for row in rows]
-
-    def last_event(self, ruleset_name: str, role: str) -> RulesetEvent | None:
-        """The most recent event of one role (active / shadow) of a ruleset, if any."""
-        rows = self._fetch(
-            f"SELECT {_EVENT_SELECT} FROM ruleset_events WHERE ruleset_name = %s AND role = %s "
-            "ORDER BY seq DESC LIMIT 1",
-            (ruleset_name, role),
-        )
-        return RulesetEvent(*rows[0]) if rows else None
-
-    def iter_events(
-        self, ruleset_name: str | None = None, after_seq: int = 0
-    ) -> Iterator[RulesetEvent]:
-        """Every ruleset event in chain order after ``after_seq``, read a page at a time."""
-        while True:
-            page = self.events(ruleset_name, after_seq, _PAGE)
-            yield from page
-            if len(page) < _PAGE:
-                return
-            after_seq = page[-1].seq
-
-    def decided_sha256s(self, ruleset_name: str, ruleset_version: str) -> frozenset[str]:
-        """The distinct ruleset_sha256 of decisions made by ``ruleset_name@ruleset_version``."""
-        rows = self._fetch(
-            "SELECT DISTINCT ruleset_sha256 FROM decisions "
-            "WHERE ruleset_name = %s AND ruleset_version = %s",
-            (ruleset_name, ruleset_version),
-        )
-        return frozenset(str(row[0]) for row in rows)
-
-    def shadow_results(
-        self,
-        ruleset_name: str,
-        shadow_version: str | None = None,
-        disagreements_only: bool = False,
-        limit: int = 1000,
-    ) -> list[ShadowResult]:
-        """Shadow comparisons of a ruleset in the order stored (review data, not chained)."""
-        where, params = ["ruleset_name = %s"], [ruleset_name]
-        if shadow_version is not None:
-            where.append("shadow_version = %s")
-            params.append(shadow_version)
-        if disagreements_only:
-            where.append("agreed = 0")
-        rows = self._fetch(
-            f"SELECT {', '.join(_SHADOW_COLUMNS)} FROM shadow_results "
-            f"WHERE {' AND '.join(where)} ORDER BY id LIMIT %s",
-            (*params, limit),
-        )
-        return [_row_to_shadow(row) for row in rows]
-
-    def shadow_summary(self, ruleset_name: str) -> list[ShadowSummary]:
-        """Per shadow version of a ruleset: evaluated, agreed, counts per difference, dropped."""
-        kinds = ", ".join(
-            f"SUM(CASE WHEN strpos(differences, '\"{k}\"') > 0 THEN 1 ELSE 0 END)"
-            for k in SHADOW_DIFFERENCES
-        )
-        rows = self._fetch(
-            "SELECT shadow_version, COUNT(*), SUM(agreed), MIN(recorded_at), MAX(recorded_at), "
-            "string_agg(DISTINCT live_version, ','), string_agg(DISTINCT shadow_sha256, ','), "
-            f"{kinds} FROM shadow_results WHERE ruleset_name = %s GROUP BY shadow_version",
-            (ruleset_name,),
-        )
-        dropped = {
-            str(v): int(n)
-            for v, n in self._fetch(
-                "SELECT shadow_version, dropped FROM shadow_dropped WHERE ruleset_name = %s",
-                (ruleset_name,),
-            )
-        }
-        found: dict[str, ShadowSummary] = {}
-        for version, evaluated, agreed, first, last, lives, shas, *counts in rows:
-            found[version] = ShadowSummary(
-                ruleset_name=ruleset_name,
-                shadow_version=version,
-                shadow_sha256s=_distinct(shas),
-                live_versions=_distinct(lives),
-                evaluated=int(evaluated),
-                agreed=int(agreed),
-                differences=tuple(
-                    (k, int(n)) for k, n in zip(SHADOW_DIFFERENCES, counts, strict=True) if n
-                ),
-                dropped=dropped.get(version, 0),
-                first_recorded_at=first,
-                last_recorded_at=last,
-            )
-        for version, count in dropped.items():
-            if version not in found:
-                found[version] = ShadowSummary(
-                    ruleset_name, version, (), (), 0, 0, (), count, "", ""
-                )
-        return [found[v] for v in sorted(found)]
+    def _has_table(self, name: str) -> bool:  # noqa: ARG002 - every table is in migration 1
+        """Every table exists: a database is refused unless migrated (``schema_version`` >= 1)."""
+        return True
 
     def _fetch(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         """Run one read on a pooled connection (autocommit: one statement, one snapshot)."""
@@ -825,11 +479,3 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 def _current_fingerprint(conn: psycopg.Connection[Any]) -> str | None:
     row = conn.execute(_CURRENT_KEY).fetchone()
     return None if row is None else str(row[0])
-
-
-def _row_to_shadow(row: Sequence[Any]) -> ShadowResult:
-    values = dict(zip(_SHADOW_COLUMNS, row, strict=True))
-    values["differences"] = tuple(json.loads(values["differences"]))
-    values["live"] = json.loads(values["live"])
-    values["shadow"] = json.loads(values["shadow"])
-    return ShadowResult(**values)

@@ -1,0 +1,820 @@
+"""What both SQL decision logs (SQLite, PostgreSQL) share: rows, queued appends, the read side.
+
+The two stores keep the same tables column for column, so a record reads back identically from
+either. Written once here: the column lists, the row <-> record and row <-> shadow result
+conversions, the items queued for a store's writer thread, the appends that queue them, and
+every read (``SqlLogReads``) over a small per-dialect hook: ``_fetch`` (one read), ``_P`` (the
+placeholder, ``?`` or ``%s``), ``_has_table`` and the shadow summary's SQL. Each store keeps
+its own SQL where its dialect differs (the writer's transaction, the summary's aggregates).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol
+
+from caseroute.audit.record import (
+    GENESIS,
+    SHADOW_DIFFERENCES,
+    Appended,
+    AuditRecord,
+    Blob,
+    BlobKind,
+    EncodedRecord,
+    RulesetEvent,
+    ShadowResult,
+    ShadowSummary,
+    encode_record,
+    event_problem,
+    shadow_problem,
+    with_hashed_text,
+)
+from caseroute.domain.errors import AuditUnavailableError, withheld_cause
+
+log = logging.getLogger("caseroute.audit")
+
+WRITE_UNAVAILABLE = (
+    "the decision log cannot be written; no decision was made; retry later or with another replica"
+)
+"""What a caller is told when records cannot be committed (the cause goes to the log only)."""
+READ_UNAVAILABLE = (
+    "the decision log cannot be read; nothing was decided or changed; retry later or with "
+    "another replica"
+)
+"""What a caller is told when the log cannot be read (the cause goes to the log only)."""
+
+RECORD_FIELDS = (
+    "seq",
+    "decision_id",
+    "request_id",
+    "request_sha256",
+    "case_id",
+    "recorded_at",
+    "now",
+    "ruleset_name",
+    "ruleset_version",
+    "ruleset_sha256",
+    "caseroute_version",
+    "caller",
+    "input",
+    "decision",
+    "prev_hash",
+    "record_hash",
+)
+"""The ``decisions`` columns that are ``AuditRecord``'s fields, in order."""
+TEXT_COLUMN = "content"
+"""The column holding a record's hashed text (added to logs written before it was kept).
+
+New rows store the text once: ``decision`` (the bulk of a record) is '' in them, and ``input``
+keeps the canonical text of the input (a tenth of a record) so replay can find a record's
+roster snapshot without decoding its decision. The other columns are copies of the text's
+scalars for indexes and filters; verify checks each against the text."""
+RECORD_COLUMNS = (*RECORD_FIELDS, TEXT_COLUMN)
+"""The fields of a ``RecordRow``, in order (``AuditRecord``'s fields, then the hashed text)."""
+RecordRow = tuple[Any, ...]
+"""A stored record as read, undecoded: ``RECORD_COLUMNS`` order, ``input`` and ``decision`` as
+the JSON text stored, then the hashed text or None (``SqlLogReads.record_rows``)."""
+EVENT_COLUMNS = RulesetEvent.__slots__
+"""The ``ruleset_events`` columns, in ``RulesetEvent``'s field order."""
+SHADOW_COLUMNS = (
+    "decision_id",
+    "recorded_at",
+    "ruleset_name",
+    "live_version",
+    "live_sha256",
+    "shadow_version",
+    "shadow_sha256",
+    "differences",
+    "live",
+    "shadow",
+)
+"""The ``shadow_results`` columns read back (``ShadowResult``'s fields); rows add ``agreed``."""
+PAGE = 1000
+"""Rows read per page by the iterating reads (``records``, ``record_rows``, ``iter_events``)."""
+KNOWN_BLOBS = 4096
+"""Most blob hashes a store remembers as written (``has_blob``)."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def record_from_row(row: RecordRow) -> AuditRecord:
+    """The record of a row: its columns, with ``decision`` from the hashed text when kept.
+
+    Every column is taken as stored (a decision column is decoded when it holds one), so a
+    column edited after the fact shows in the record and verify sees it disagree with the text.
+    """
+    *columns, text = row
+    values = dict(zip(RECORD_FIELDS, columns, strict=True))
+    values["input"] = _loads(values["input"])
+    if text is None or values["decision"]:
+        values["decision"] = _loads(values["decision"])
+    else:
+        content = _loads(text)
+        values["decision"] = content.get("decision", {}) if isinstance(content, dict) else {}
+    return with_hashed_text(AuditRecord(**values), text)
+
+
+def _loads(text: str) -> Any:
+    """JSON of a stored column; a damaged one decodes as {} (verify then names the record)."""
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        return {}
+
+
+def micros(instant: datetime) -> int:
+    """An aware instant as epoch microseconds (the ``now_us`` column)."""
+    delta = instant - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def insert_record_sql(placeholder: str) -> str:
+    """The ``INSERT`` of one ``record_values`` row, with the dialect's placeholder."""
+    return (
+        f"INSERT INTO decisions ({', '.join(RECORD_FIELDS)}, now_us, {TEXT_COLUMN}) "
+        f"VALUES ({', '.join([placeholder] * (len(RECORD_FIELDS) + 2))})"
+    )
+
+
+def record_values(record: AuditRecord, input_text: str, text: str) -> tuple[object, ...]:
+    """A sealed record's ``decisions`` row: the text once, ``input`` as its canonical copy."""
+    return (
+        record.seq,
+        record.decision_id,
+        record.request_id,
+        record.request_sha256,
+        record.case_id,
+        record.recorded_at,
+        record.now,
+        record.ruleset_name,
+        record.ruleset_version,
+        record.ruleset_sha256,
+        record.caseroute_version,
+        record.caller,
+        input_text,
+        "",  # the decision is stored once, in the text
+        record.prev_hash,
+        record.record_hash,
+        micros(datetime.fromisoformat(record.now)),
+        text,
+    )
+
+
+def shadow_row(result: ShadowResult) -> tuple[object, ...]:
+    """A checked result as its ``shadow_results`` row (``SHADOW_COLUMNS`` then ``agreed``)."""
+    return (
+        result.decision_id,
+        result.recorded_at,
+        result.ruleset_name,
+        result.live_version,
+        result.live_sha256,
+        result.shadow_version,
+        result.shadow_sha256,
+        json.dumps(list(result.differences)),
+        json.dumps(result.live, sort_keys=True),
+        json.dumps(result.shadow, sort_keys=True),
+        int(not result.differences),
+    )
+
+
+def shadow_from_row(row: Sequence[Any]) -> ShadowResult:
+    """The ``ShadowResult`` of a ``shadow_results`` row read in ``SHADOW_COLUMNS`` order."""
+    values = dict(zip(SHADOW_COLUMNS, row, strict=True))
+    values["differences"] = tuple(json.loads(values["differences"]))
+    values["live"] = json.loads(values["live"])
+    values["shadow"] = json.loads(values["shadow"])
+    return ShadowResult(**values)
+
+
+def distinct_values(concatenated: str | None) -> tuple[str, ...]:
+    """A comma-joined ``DISTINCT`` aggregate as sorted values, without the empty one."""
+    return tuple(sorted(v for v in (concatenated or "").split(",") if v))
+
+
+def dropped_counts(
+    results: Sequence[ShadowResult], dropped: int | Mapping[tuple[str, str], int]
+) -> dict[tuple[str, str], int]:
+    """``append_shadow``'s dropped counts per (ruleset_name, shadow_version).
+
+    Raises:
+        ValueError: If an int ``dropped`` cannot be attributed to exactly one shadow version,
+            or a mapped count is not a non-negative int.
+    """
+    if isinstance(dropped, int):
+        if dropped <= 0:
+            return {}
+        keys = {(r.ruleset_name, r.shadow_version) for r in results}
+        if len(keys) != 1:
+            raise ValueError(
+                f"dropped={dropped} cannot be attributed: the results name {len(keys)} shadow "
+                "versions; pass a mapping {(ruleset_name, shadow_version): count}"
+            )
+        return {keys.pop(): dropped}
+    counts: dict[tuple[str, str], int] = {}
+    for key, count in dropped.items():
+        if not isinstance(count, int) or count < 0:
+            raise ValueError(f"dropped count for {key!r} must be a non-negative int")
+        if count:
+            counts[key] = count
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEra:
+    """One masking key's time in the log.
+
+    Attributes:
+        era: 1 for the first key, then one more per rotation.
+        at: When it was first used (era 1) or rotated in (ISO-8601 UTC).
+        old_fingerprint: The previous key's fingerprint ("" for era 1).
+        new_fingerprint: This key's fingerprint.
+        first_seq: The first record masked with this key.
+    """
+
+    era: int
+    at: str
+    old_fingerprint: str
+    new_fingerprint: str
+    first_seq: int
+
+
+@dataclass(slots=True)
+class Pending:
+    """Decision records (and their blobs) waiting for the writer."""
+
+    records: Sequence[EncodedRecord]
+    blobs: Sequence[Blob]
+    done: Future[list[Appended]]
+    stored: list[Appended] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PendingEvents:
+    """Ruleset lifecycle events waiting for the writer (sealed into the same chain)."""
+
+    events: Sequence[RulesetEvent]
+    done: Future[list[RulesetEvent]]
+    stored: list[RulesetEvent] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PendingShadow:
+    """Shadow results, already turned into rows (so nothing can fail the batch on encoding)."""
+
+    rows: list[tuple[object, ...]]
+    dropped: dict[tuple[str, str], int]
+    done: Future[None]
+
+
+PendingItem = Pending | PendingEvents | PendingShadow
+"""What a store's writer thread takes from its queue."""
+
+
+class CommitObserver(Protocol):
+    """Told about each transaction of the writer (metrics); must not block or raise."""
+
+    def committed(self, items: int, seconds: float) -> None:
+        """A transaction of ``items`` appends committed after ``seconds`` (lock wait included)."""
+
+    def commit_failed(self, items: int) -> None:
+        """A transaction failed: its ``items`` appends were refused."""
+
+
+class QueuedAppends:
+    """The appends of a store whose one writer thread commits queued items (group commit).
+
+    A store sets the attributes below in its constructor and runs the writer loop itself (its
+    transaction is its own): ``_next_batch`` gathers the items waiting, ``_settle`` releases
+    their callers once committed.
+    """
+
+    _target: object
+    """The log's location, as logged (a path; a URL without its password)."""
+    _max_batch: int
+    _queue: queue.Queue[PendingItem | None]
+    _closing: threading.Lock
+    _closed: bool
+    _writer: threading.Thread | None
+    _known: OrderedDict[str, None]
+    _known_lock: threading.Lock
+    observer: CommitObserver | None
+
+    def _enqueue(self, item: PendingItem) -> None:
+        """Hand an item to the writer thread (its ``done`` is settled after the commit)."""
+        if self._writer is None:
+            log.error("append refused: the decision log %s was opened read-only", self._target)
+            raise AuditUnavailableError(WRITE_UNAVAILABLE)
+        with self._closing:
+            if self._closed:
+                log.error(
+                    "append refused: the decision log %s is closed (shutting down)", self._target
+                )
+                raise AuditUnavailableError(WRITE_UNAVAILABLE)
+            self._queue.put(item)
+
+    def _next_batch(self) -> list[PendingItem] | None:
+        """Wait for an item, then take every one waiting (up to ``_max_batch``); None: stop."""
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < self._max_batch:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self._queue.put(None)
+                break
+            batch.append(more)
+        return batch
+
+    def _settle(self, results: Sequence[tuple[PendingItem, Exception | None]]) -> None:
+        """Release the callers of a committed batch: each its stored items or its own error."""
+        for item, error in results:
+            if error is not None:
+                item.done.set_exception(error)
+            elif isinstance(item, PendingEvents):
+                item.done.set_result(item.stored)
+            elif isinstance(item, PendingShadow):
+                item.done.set_result(None)
+            else:
+                for blob in item.blobs:
+                    self._remember(blob.sha256)
+                item.done.set_result(item.stored)
+
+    def _observe(self, items: int, seconds: float | None) -> None:
+        """Tell the observer, if any, of a commit (``seconds``) or a failure (``None``).
+
+        Its own failure never reaches the writer thread.
+        """
+        if self.observer is None:
+            return
+        try:
+            if seconds is None:
+                self.observer.commit_failed(items)
+            else:
+                self.observer.committed(items, seconds)
+        except Exception as exc:  # noqa: BLE001 - metrics never stop the decision log
+            log.error("commit observer failed: %s", withheld_cause(exc))  # noqa: TRY400
+
+    def append(self, records: Sequence[AuditRecord], blobs: Sequence[Blob] = ()) -> list[Appended]:
+        """Store records and blobs; returns when they are committed durably.
+
+        Records whose decision_id is already stored are not written again: the stored record
+        is returned instead (a retry). A stored record with the same decision_id but a
+        different request input raises IdempotencyConflictError, and none of this call's
+        records are stored.
+
+        Raises:
+            AuditUnavailableError: If the store cannot commit (nothing is stored then).
+            IdempotencyConflictError: If a decision_id exists with a different input.
+        """
+        # Serialised here, in the caller's thread: the writer (whose time every caller waits
+        # on) only appends each record's seq to its text and hashes it.
+        pending = Pending([encode_record(r) for r in records], blobs, Future())
+        self._enqueue(pending)
+        return pending.done.result()
+
+    def append_events(self, events: Sequence[RulesetEvent]) -> list[RulesetEvent]:
+        """Seal ruleset lifecycle events into the chain; returns when they are committed.
+
+        They go through the same writer thread and transaction as decision records, so seq
+        allocation and the chain head have one owner. An event whose event_id is stored
+        already is not written again: the stored event is returned (a retry).
+
+        Args:
+            events: The events, in the order they happened (seq and hashes are ignored).
+
+        Returns:
+            The stored events, sealed, in the given order.
+
+        Raises:
+            ValueError: If an event is malformed (a caller bug: unknown action or role, a
+                non-string field, an empty event_id); nothing is stored.
+            AuditUnavailableError: If the store cannot commit (nothing is stored then).
+        """
+        for event in events:
+            problem = event_problem(event)
+            if problem is not None:
+                raise ValueError(f"ruleset event {event.event_id!r}: {problem}")
+        pending = PendingEvents(events, Future())
+        self._enqueue(pending)
+        return pending.done.result()
+
+    def append_shadow(
+        self,
+        results: Sequence[ShadowResult],
+        dropped: int | Mapping[tuple[str, str], int] = 0,
+    ) -> None:
+        """Store shadow comparisons and dropped counts; returns when they are committed.
+
+        Shadow results are review data stored beside the live decisions, NOT in the hash
+        chain (they never changed what a caller got). A result already stored for the same
+        decision_id, shadow version and shadow sha256 is kept, not duplicated. The summaries
+        are checked before anything is queued, so a bad result fails this call, never the live
+        decisions committed in the same transaction.
+
+        Args:
+            results: The comparisons.
+            dropped: Live decisions never compared because the shadow queue was full: an int
+                counts against the one (ruleset_name, shadow_version) of ``results``; a
+                mapping gives counts per (ruleset_name, shadow_version).
+
+        Raises:
+            ValueError: If a result is malformed or holds a summary key other than outcome,
+                agent_id, queue, priority, rule_id, escalation, error; or if an int
+                ``dropped`` cannot be attributed to exactly one shadow version.
+            AuditUnavailableError: If the store cannot commit (nothing is stored then).
+        """
+        rows: list[tuple[object, ...]] = []
+        for result in results:
+            problem = shadow_problem(result)
+            if problem is not None:
+                raise ValueError(f"shadow result for {result.decision_id!r}: {problem}")
+            rows.append(shadow_row(result))
+        counts = dropped_counts(results, dropped)
+        if not rows and not counts:
+            return
+        pending = PendingShadow(rows, counts, Future())
+        self._enqueue(pending)
+        pending.done.result()
+
+    def has_blob(self, sha256: str) -> bool:
+        """Whether this store wrote or saw the blob recently (an in-memory hint)."""
+        with self._known_lock:
+            if sha256 in self._known:
+                self._known.move_to_end(sha256)
+                return True
+        return False
+
+    def _remember(self, sha256: str) -> None:
+        with self._known_lock:
+            self._known[sha256] = None
+            self._known.move_to_end(sha256)
+            while len(self._known) > KNOWN_BLOBS:
+                self._known.popitem(last=False)
+
+
+class SqlLogReads(ABC):
+    """Every read of a decision log, written once over a per-dialect hook.
+
+    A store provides ``_fetch`` (one read; a failure raises AuditUnavailableError with
+    READ_UNAVAILABLE), ``_has_table``, and the class attributes ``_P`` (the placeholder) and
+    ``_SHADOW_SUMMARY`` (the summary's SQL: its aggregates differ per dialect).
+    """
+
+    _P: ClassVar[str]
+    _SHADOW_SUMMARY: ClassVar[str]
+    _select = ", ".join(RECORD_COLUMNS)
+    """The record columns a read selects (a store of an older layout may override it)."""
+
+    @abstractmethod
+    def _fetch(self, sql: str, params: tuple[object, ...]) -> list[Any]:
+        """Run one read and return its rows."""
+
+    @abstractmethod
+    def _has_table(self, name: str) -> bool:
+        """Whether a table exists (a log written by an older caseroute may lack newer ones)."""
+
+    def key_history(self) -> list[KeyEra]:
+        """Every masking key era, oldest first (empty for a log written before fingerprints)."""
+        if not self._has_table("key_history"):
+            return []  # a log written before key history (opened read-only)
+        rows = self._fetch(
+            "SELECT era, at, old_fingerprint, new_fingerprint, first_seq FROM key_history "
+            "ORDER BY era",
+            (),
+        )
+        return [KeyEra(*row) for row in rows]
+
+    def has_records(self) -> bool:
+        """Whether any record or key fingerprint is stored (a key is then already bound)."""
+        return self.head()[0] > 0 or bool(self.key_history())
+
+    def get(self, decision_id: str) -> AuditRecord | None:
+        """One record by decision id."""
+        rows = self._fetch(
+            f"SELECT {self._select} FROM decisions WHERE decision_id = {self._P}", (decision_id,)
+        )
+        return record_from_row(rows[0]) if rows else None
+
+    def by_request(self, request_id: str) -> list[AuditRecord]:
+        """Records of one request, in chain order."""
+        rows = self._fetch(
+            f"SELECT {self._select} FROM decisions WHERE request_id = {self._P} ORDER BY seq",
+            (request_id,),
+        )
+        return [record_from_row(r) for r in rows]
+
+    def records(
+        self,
+        after_seq: int = 0,
+        *,
+        case_id: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[AuditRecord]:
+        """Every matching record in chain order after ``after_seq``, read a page at a time."""
+        while True:
+            page = self.query(
+                case_id=case_id, since=since, until=until, after_seq=after_seq, limit=PAGE
+            )
+            yield from page
+            if len(page) < PAGE:
+                return
+            after_seq = page[-1].seq
+
+    def query(
+        self,
+        *,
+        case_id: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int = 0,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        """Records in chain order after ``after_seq`` for one case and/or a range of ``now``.
+
+        Args:
+            case_id: Only this case ("" = any).
+            since: Only decisions with ``now >= since`` (None = unbounded).
+            until: Only decisions with ``now < until`` (None = unbounded).
+            after_seq: Resume after this chain position (pagination).
+            limit: At most this many records.
+
+        Returns:
+            The records.
+        """
+        return [
+            record_from_row(r) for r in self._query_rows(case_id, since, until, after_seq, limit)
+        ]
+
+    def record_rows(
+        self,
+        *,
+        case_id: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[RecordRow]:
+        """``records`` undecoded, a page at a time, so JSON is decoded where it is used.
+
+        Replay sends these to its worker processes: decoding a record with per-agent verdicts
+        costs more than deciding it, and a decoded record costs more to send than its text.
+        """
+        after_seq = 0
+        while True:
+            page = self._query_rows(case_id, since, until, after_seq, PAGE)
+            yield from page
+            if len(page) < PAGE:
+                return
+            after_seq = page[-1][0]
+
+    def _query_rows(
+        self,
+        case_id: str,
+        since: datetime | None,
+        until: datetime | None,
+        after_seq: int,
+        limit: int,
+    ) -> list[RecordRow]:
+        p = self._P
+        where: list[str] = [f"seq > {p}"]
+        params: list[object] = [after_seq]
+        for clause, value in (
+            (f"case_id = {p}", case_id or None),
+            (f"now_us >= {p}", micros(since) if since else None),
+            (f"now_us < {p}", micros(until) if until else None),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = (
+            f"SELECT {self._select} FROM decisions WHERE {' AND '.join(where)} "
+            f"ORDER BY seq LIMIT {p}"
+        )
+        rows: list[RecordRow] = self._fetch(sql, (*params, limit))
+        return rows
+
+    def get_blob(self, sha256: str) -> Blob | None:
+        """One blob by hash."""
+        rows = self._fetch(
+            f"SELECT sha256, kind, content FROM blobs WHERE sha256 = {self._P}", (sha256,)
+        )
+        return Blob(rows[0][0], BlobKind(rows[0][1]), rows[0][2]) if rows else None
+
+    def head(self) -> tuple[int, str]:
+        """(seq, record_hash) of the last record committed (by any writer)."""
+        rows = self._fetch("SELECT seq, record_hash FROM chain_head WHERE id = 1", ())
+        return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
+
+    def events(
+        self, ruleset_name: str | None = None, after_seq: int = 0, limit: int = 1000
+    ) -> list[RulesetEvent]:
+        """Ruleset lifecycle events in chain order after ``after_seq``.
+
+        Args:
+            ruleset_name: Only this ruleset's events (None = every ruleset).
+            after_seq: Resume after this chain position (pagination).
+            limit: At most this many events.
+
+        Returns:
+            The events (empty for a log written before events existed).
+
+        Raises:
+            AuditUnavailableError: If the log cannot be read.
+        """
+        if not self._has_table("ruleset_events"):
+            return []
+        p = self._P
+        where = f"seq > {p}"
+        params: list[object] = [after_seq]
+        if ruleset_name is not None:
+            where += f" AND ruleset_name = {p}"
+            params.append(ruleset_name)
+        rows = self._fetch(
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM ruleset_events WHERE {where} "
+            f"ORDER BY seq LIMIT {p}",
+            (*params, limit),
+        )
+        return [RulesetEvent(*row) for row in rows]
+
+    def last_event(self, ruleset_name: str, role: str) -> RulesetEvent | None:
+        """The most recent event of one role (active / shadow) of a ruleset, if any.
+
+        Args:
+            ruleset_name: The ruleset.
+            role: ``active`` or ``shadow``.
+
+        Returns:
+            The event the chain last recorded for it (None: none yet).
+
+        Raises:
+            AuditUnavailableError: If the log cannot be read.
+        """
+        if not self._has_table("ruleset_events"):
+            return None
+        p = self._P
+        rows = self._fetch(
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM ruleset_events "
+            f"WHERE ruleset_name = {p} AND role = {p} ORDER BY seq DESC LIMIT 1",
+            (ruleset_name, role),
+        )
+        return RulesetEvent(*rows[0]) if rows else None
+
+    def iter_events(
+        self, ruleset_name: str | None = None, after_seq: int = 0
+    ) -> Iterator[RulesetEvent]:
+        """Every ruleset event in chain order after ``after_seq``, read a page at a time.
+
+        Args:
+            ruleset_name: Only this ruleset's events (None = every ruleset).
+            after_seq: Start after this chain position.
+
+        Yields:
+            The events (verify merges them with ``records()`` by seq).
+        """
+        while True:
+            page = self.events(ruleset_name, after_seq, PAGE)
+            yield from page
+            if len(page) < PAGE:
+                return
+            after_seq = page[-1].seq
+
+    def decided_sha256s(self, ruleset_name: str, ruleset_version: str) -> frozenset[str]:
+        """The distinct ruleset_sha256 of decisions made by ``ruleset_name@ruleset_version``.
+
+        Answers "has this version decided, and with which content?" (an index on
+        (ruleset_name, ruleset_version) keeps it cheap on a large log).
+
+        Args:
+            ruleset_name: The ruleset.
+            ruleset_version: Its version.
+
+        Returns:
+            The sha256s (empty when that version never decided).
+
+        Raises:
+            AuditUnavailableError: If the log cannot be read (READ_UNAVAILABLE).
+        """
+        p = self._P
+        rows = self._fetch(
+            "SELECT DISTINCT ruleset_sha256 FROM decisions "
+            f"WHERE ruleset_name = {p} AND ruleset_version = {p}",
+            (ruleset_name, ruleset_version),
+        )
+        return frozenset(str(row[0]) for row in rows)
+
+    def shadow_results(
+        self,
+        ruleset_name: str,
+        shadow_version: str | None = None,
+        disagreements_only: bool = False,
+        limit: int = 1000,
+    ) -> list[ShadowResult]:
+        """Shadow comparisons of a ruleset in the order stored (review data, not chained).
+
+        Args:
+            ruleset_name: The ruleset.
+            shadow_version: Only this shadow version (None = every one).
+            disagreements_only: Only comparisons with at least one difference.
+            limit: At most this many.
+
+        Returns:
+            The results, oldest first.
+
+        Raises:
+            AuditUnavailableError: If the log cannot be read.
+        """
+        if not self._has_table("shadow_results"):
+            return []
+        p = self._P
+        where, params = [f"ruleset_name = {p}"], [ruleset_name]
+        if shadow_version is not None:
+            where.append(f"shadow_version = {p}")
+            params.append(shadow_version)
+        if disagreements_only:
+            where.append("agreed = 0")
+        rows = self._fetch(
+            f"SELECT {', '.join(SHADOW_COLUMNS)} FROM shadow_results "
+            f"WHERE {' AND '.join(where)} ORDER BY id LIMIT {p}",
+            (*params, limit),
+        )
+        return [shadow_from_row(row) for row in rows]
+
+    def shadow_summary(self, ruleset_name: str) -> list[ShadowSummary]:
+        """Per shadow version of a ruleset: evaluated, agreed, counts per difference, dropped.
+
+        Args:
+            ruleset_name: The ruleset.
+
+        Returns:
+            One summary per shadow version with results or drops, sorted by version.
+
+        Raises:
+            AuditUnavailableError: If the log cannot be read.
+        """
+        if not self._has_table("shadow_results"):
+            return []
+        rows = self._fetch(self._SHADOW_SUMMARY, (ruleset_name,))
+        dropped = {
+            str(v): int(n)
+            for v, n in self._fetch(
+                "SELECT shadow_version, dropped FROM shadow_dropped "
+                f"WHERE ruleset_name = {self._P}",
+                (ruleset_name,),
+            )
+        }
+        found: dict[str, ShadowSummary] = {}
+        for version, evaluated, agreed, first, last, lives, shas, *counts in rows:
+            found[version] = ShadowSummary(
+                ruleset_name=ruleset_name,
+                shadow_version=version,
+                shadow_sha256s=distinct_values(shas),
+                live_versions=distinct_values(lives),
+                evaluated=int(evaluated),
+                agreed=int(agreed),
+                differences=tuple(
+                    (k, int(n)) for k, n in zip(SHADOW_DIFFERENCES, counts, strict=True) if n
+                ),
+                dropped=dropped.get(version, 0),
+                first_recorded_at=first,
+                last_recorded_at=last,
+            )
+        for version, count in dropped.items():
+            if version not in found:
+                found[version] = ShadowSummary(
+                    ruleset_name, version, (), (), 0, 0, (), count, "", ""
+                )
+        return [found[v] for v in sorted(found)]
+
+
+def shadow_summary_sql(placeholder: str, contains: str, concat_distinct: str) -> str:
+    """The shadow summary's SQL of one dialect.
+
+    Args:
+        placeholder: ``?`` or ``%s``.
+        contains: How the dialect counts a difference kind: a format with ``{kind}``.
+        concat_distinct: How it joins distinct values with commas: a format with ``{column}``.
+
+    Returns:
+        One row per shadow version: version, evaluated, agreed, first and last recorded_at,
+        live versions, shadow sha256s, then one count per ``SHADOW_DIFFERENCES`` kind.
+    """
+    kinds = ", ".join(contains.format(kind=f"'\"{k}\"'") for k in SHADOW_DIFFERENCES)
+    lives = concat_distinct.format(column="live_version")
+    shas = concat_distinct.format(column="shadow_sha256")
+    return (
+        "SELECT shadow_version, COUNT(*), SUM(agreed), MIN(recorded_at), MAX(recorded_at), "
+        f"{lives}, {shas}, "
+        f"{kinds} FROM shadow_results WHERE ruleset_name = {placeholder} GROUP BY shadow_version"
+    )
