@@ -55,7 +55,12 @@ class Replica(grpc.ServerInterceptor):
             if self.refuse:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "draining")
             reply = inner(request, context)
-            if self.lose_reply:
+            # Only a decided call's reply can be lost: the servicer answers an error (e.g.
+            # ROSTER_NOT_CACHED before this replica held the roster) by setting the status and
+            # returning, and turning that into UNAVAILABLE would hide it from the client.
+            # (ServicerContext.code() exists since grpcio 1.38; types-grpcio does not list it.)
+            code = context.code()  # type: ignore[attr-defined]
+            if self.lose_reply and code in (None, grpc.StatusCode.OK):
                 self.lost.append(request.request_id)
                 context.abort(grpc.StatusCode.UNAVAILABLE, "the reply was lost")
             return reply
