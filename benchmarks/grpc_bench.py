@@ -411,39 +411,89 @@ def floor_rounds(
     return found
 
 
-def throughput_rounds(clients: Clients, body: bytes, args: argparse.Namespace) -> Findings:
-    """Target 2: decisions/s with all clients at 100 agents, beside the empty call's calls/s."""
+def _machine_ticks() -> tuple[int, int]:
+    """All CPUs' (total, idle + iowait) clock ticks since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values), values[3] + values[4]
+
+
+@dataclass
+class Rate:
+    """One timed block: calls/s, and CPU per call of the server and of the whole machine."""
+
+    per_second: float
+    server_us: float
+    machine_us: float
+
+
+def _rate(
+    server: Server, clients: Clients, method: str, body: bytes, seconds: float, unique: bool
+) -> Rate:
+    cpu = server.cpu_seconds()
+    total, idle = _machine_ticks()
+    rate = clients.per_second(method, body, seconds, unique)
+    calls = rate * seconds
+    end_total, end_idle = _machine_ticks()
+    busy = (end_total - total - (end_idle - idle)) / CLK_TCK
+    return Rate(rate, (server.cpu_seconds() - cpu) / calls * 1e6, busy / calls * 1e6)
+
+
+def throughput_rounds(
+    server: Server, clients: Clients, bodies: dict[str, bytes], args: argparse.Namespace
+) -> Findings:
+    """Target 2: decisions/s with all clients at 100 agents, beside the empty call's calls/s.
+
+    ``bodies`` maps a row's label (``100 agents``, ``100 agents by hash``) to its request. Each
+    round runs the empty call and then each body, so every ratio is taken inside one round.
+    Beside each rate: the server's CPU per call (its processes, from /proc) and the whole
+    machine's (clients included), which say whether the server or the machine is the limit.
+    """
     check = health_pb2.HealthCheckRequest().SerializeToString()
-    decided, empty, ratios = [], [], []
+    empty: list[Rate] = []
+    decided: dict[str, list[Rate]] = {label: [] for label in bodies}
+    ratios: dict[str, list[float]] = {label: [] for label in bodies}
     for _ in range(args.rounds):
-        floor = clients.per_second(CHECK, check, args.seconds, unique=False)
-        rate = clients.per_second(DECIDE, body, args.seconds, unique=True)
+        floor = _rate(server, clients, CHECK, check, args.seconds, unique=False)
         empty.append(floor)
-        decided.append(rate)
-        ratios.append(rate / floor)
-    rate, floor, ratio = (statistics.median(x) for x in (decided, empty, ratios))
+        for label, body in bodies.items():
+            measured = _rate(server, clients, DECIDE, body, args.seconds, unique=True)
+            decided[label].append(measured)
+            ratios[label].append(measured.per_second / floor.per_second)
+
+    def row(label: str, rates: list[Rate], ratio: str) -> str:
+        per_second = [r.per_second for r in rates]
+        return (
+            f"| {label} | {statistics.median(per_second):.0f} "
+            f"| {min(per_second):.0f}-{max(per_second):.0f} "
+            f"| {statistics.median(r.server_us for r in rates):.0f} "
+            f"| {statistics.median(r.machine_us for r in rates):.0f} | {ratio} |"
+        )
+
     print(f"### Target 2: {args.clients} client processes, 100 agents")
     print()
     print(
-        "| Decide decisions/s | per round | empty calls/s | per round | ratio | ratio per round |"
+        "| call | calls/s | per round | server CPU us/call | machine CPU us/call "
+        "| ratio to empty (per round) |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
-    print(
-        f"| {rate:.0f} | {min(decided):.0f}-{max(decided):.0f} | {floor:.0f} "
-        f"| {min(empty):.0f}-{max(empty):.0f} | {ratio:.2f}x | {_spread(ratios)} |"
-    )
-    print()
+    print(row("empty call (health Check)", empty, "-"))
     found = Findings([])
-    found.add(
-        f"{args.clients} clients, 100 agents: >= {THROUGHPUT_TARGET:.0f} decisions/s",
-        f"{rate:.0f}/s",
-        rate >= THROUGHPUT_TARGET,
-    )
-    found.add(
-        f"{args.clients} clients: >= {THROUGHPUT_RATIO_TARGET}x the empty call's calls/s",
-        f"{ratio:.2f}x",
-        ratio >= THROUGHPUT_RATIO_TARGET,
-    )
+    for label, rates in decided.items():
+        ratio = statistics.median(ratios[label])
+        rate = statistics.median(r.per_second for r in rates)
+        print(row(f"Decide {label}", rates, f"{ratio:.2f}x ({_spread(ratios[label])})"))
+        found.add(
+            f"{args.clients} clients, {label}: >= {THROUGHPUT_TARGET:.0f} decisions/s",
+            f"{rate:.0f}/s",
+            rate >= THROUGHPUT_TARGET,
+        )
+        found.add(
+            f"{args.clients} clients, {label}: >= {THROUGHPUT_RATIO_TARGET}x the empty call's "
+            "calls/s",
+            f"{ratio:.2f}x",
+            ratio >= THROUGHPUT_RATIO_TARGET,
+        )
+    print()
     return found
 
 
@@ -622,7 +672,10 @@ def main() -> None:
             if args.by_hash:  # after the warm-up: each client's worker holds every roster
                 floor_bodies |= {f"{s} by hash": (s, by_hash(bodies[s])) for s in sizes}
             found = floor_rounds(server, clients, floor_bodies, args)
-            found.rows += throughput_rounds(clients, bodies[100], args).rows
+            throughput_bodies = {"100 agents": bodies[100]}
+            if args.by_hash:
+                throughput_bodies["100 agents by hash"] = by_hash(bodies[100])
+            found.rows += throughput_rounds(server, clients, throughput_bodies, args).rows
         finally:
             clients.close()
         found.rows += cold_rounds(server, args).rows

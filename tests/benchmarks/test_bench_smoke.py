@@ -66,7 +66,8 @@ def test_grpc_bench_measures_a_ranked_assign_beside_the_fsync_floor() -> None:
         "| ratio to (empty + fsync) | ratio per round | target | met |"
     ]
     throughput = found[
-        "| Decide decisions/s | per round | empty calls/s | per round | ratio | ratio per round |"
+        "| call | calls/s | per round | server CPU us/call | machine CPU us/call "
+        "| ratio to empty (per round) |"
     ]
     cold = found[
         "| cold case | cold median ms | warm median ms | latency ratio | cold server CPU ms/call "
@@ -78,7 +79,12 @@ def test_grpc_bench_measures_a_ranked_assign_beside_the_fsync_floor() -> None:
         ("100", "<= 2x", 8),
         ("100 by hash", "<= 2x", 8),
     ]
-    assert [len(row) for row in throughput] == [6]
+    assert [(row[0], len(row)) for row in throughput] == [
+        ("empty call (health Check)", 6),
+        ("Decide 100 agents", 6),
+        ("Decide 100 agents by hash", 6),
+    ]
+    assert all(float(row[3]) > 0 for row in throughput)  # the server's CPU per call was read
     assert [(row[0], len(row)) for row in cold] == [
         ("new snapshot, known agents (2% changed)", 9),
         ("all agents new", 9),
@@ -87,7 +93,9 @@ def test_grpc_bench_measures_a_ranked_assign_beside_the_fsync_floor() -> None:
         "Decide 100 agents, 1 client, <= 2x (empty + fsync)",
         "Decide 100 agents by hash, 1 client, <= 2x (empty + fsync)",
         "2 clients, 100 agents: >= 1500 decisions/s",
-        "2 clients: >= 0.5x the empty call's calls/s",
+        "2 clients, 100 agents: >= 0.5x the empty call's calls/s",
+        "2 clients, 100 agents by hash: >= 1500 decisions/s",
+        "2 clients, 100 agents by hash: >= 0.5x the empty call's calls/s",
         *(
             f"cold roster 100 agents, {case}: {target}"
             for case in ("new snapshot, known agents (2% changed)", "all agents new")
