@@ -17,7 +17,8 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from caseroute.domain.decision import (
@@ -67,6 +68,29 @@ def key_fingerprint(key: bytes) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class _Path:
+    """One masked path, split once: the parents walked, the last key, the parents' dotted text."""
+
+    parents: tuple[str, ...]
+    last: str
+    parent_text: str
+
+
+def _plan(paths: tuple[str, ...]) -> tuple[_Path, ...]:
+    planned = []
+    for path in paths:
+        *parents, last = path.split(".")
+        planned.append(_Path(tuple(parents), last, ".".join(parents)))
+    return tuple(planned)
+
+
+@lru_cache(maxsize=16)  # one key per server; tests make a few
+def _keyed(key: bytes) -> Any:
+    """An HMAC-SHA256 object keyed with ``key`` and fed nothing: copied, never updated itself."""
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+@dataclass(frozen=True, slots=True)
 class Masker:
     """Replaces values at configured paths with keyed digests.
 
@@ -78,11 +102,24 @@ class Masker:
 
     key: bytes
     paths: tuple[str, ...] = DEFAULT_MASKED_PATHS
+    _planned: tuple[_Path, ...] = field(init=False, repr=False, compare=False)
+    """``paths`` split once (every recorded case walks them, twice per decision)."""
+
+    def __post_init__(self) -> None:
+        """Split the paths once."""
+        object.__setattr__(self, "_planned", _plan(self.paths))
+
+    def _hmac_hex(self, data: bytes) -> str:
+        # Copying a keyed HMAC skips the key schedule hmac.new runs on every call (~1 us).
+        mac = _keyed(self.key).copy()
+        mac.update(data)
+        hex_digest: str = mac.hexdigest()
+        return hex_digest
 
     def digest(self, value: object) -> str:
         """The masked form of one value."""
         text = value if isinstance(value, str) else repr(value)
-        return MASK_PREFIX + hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()
+        return MASK_PREFIX + self._hmac_hex(text.encode())
 
     def keyed_hash(self, text: str) -> str:
         """HMAC-SHA256 of ``text`` as hex: a hash over clear values that cannot test guesses.
@@ -90,19 +127,28 @@ class Masker:
         An unkeyed sha256 of an input holding a masked date of birth lets anyone with the
         record (and the other, unmasked fields) confirm a guessed value; a keyed one does not.
         """
-        return hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()
+        return self._hmac_hex(text.encode())
 
     def mask(self, data: dict[str, Any]) -> dict[str, Any]:
-        """A copy of ``data`` with every configured path masked (absent paths are skipped)."""
-        out: dict[str, Any] = _copy(data)
-        for path in self.paths:
-            parts = path.split(".")
+        """A copy of ``data`` with every configured path masked (absent paths are skipped).
+
+        Only the dicts on a masked path are copied; every other value (a case's lists of
+        skills and clocks, unmasked sub-dicts) is shared with ``data``, so neither may be
+        changed afterwards (both are read-only JSON data where this is used: the recorder).
+        """
+        out = dict(data)
+        copies = {id(out)}  # the dicts this call made: written in place, never copied again
+        for planned in self._planned:
             node: Any = out
-            for part in parts[:-1]:
-                node = node.get(part) if isinstance(node, dict) else None
+            for part in planned.parents:
+                child = node.get(part) if isinstance(node, dict) else None
+                if isinstance(child, dict) and id(child) not in copies:
+                    child = node[part] = dict(child)
+                    copies.add(id(child))
+                node = child
             if not isinstance(node, dict):
                 continue
-            last = parts[-1]
+            last = planned.last
             keys = list(node) if last == "*" else [last] if last in node else []
             for key in keys:
                 node[key] = self.digest(node[key])
@@ -111,16 +157,18 @@ class Masker:
     def masked_values(self, data: dict[str, Any]) -> list[tuple[str, Any]]:
         """The concrete ``(path, clear value)`` pairs of ``data`` that ``mask`` replaces."""
         found: list[tuple[str, Any]] = []
-        for path in self.paths:
-            parts = path.split(".")
+        for planned in self._planned:
             node: Any = data
-            for part in parts[:-1]:
+            for part in planned.parents:
                 node = node.get(part) if isinstance(node, dict) else None
-            if not isinstance(node, dict):
+            if not node or not isinstance(node, dict):  # an empty dict masks nothing either
                 continue
-            last, parent = parts[-1], ".".join(parts[:-1])
-            keys = list(node) if last == "*" else [last] if last in node else []
-            found += [(f"{parent}.{key}", node[key]) for key in keys]
+            last = planned.last
+            if last == "*":
+                parent = planned.parent_text
+                found += [(f"{parent}.{key}", value) for key, value in node.items()]
+            elif last in node:
+                found.append((f"{planned.parent_text}.{last}", node[last]))
         return found
 
     def covers(self, field_path: str) -> bool:
@@ -286,14 +334,6 @@ def _scrub_matching(m: MatchingTrace | None, scrub: Callable[[str], str]) -> Mat
         requirements=tuple(scrub(r) for r in m.requirements),
         agents=tuple(verdict(v) for v in m.agents),
     )
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
 
 
 def _leaf_ids(cond: Cond) -> Iterator[str]:
