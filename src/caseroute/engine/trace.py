@@ -41,6 +41,27 @@ SHAPES_PER_RULE = 64
 
 _Shape = tuple[tuple[str, bool, str | None], ...]
 
+PATTERNS_PER_PLAN = 128
+"""Leaf-result patterns cached per plan (one per distinct set of true leaves seen): what the
+ruleset makes of them (the rules fired, the deciding rule, every rule's clause shape). Past
+the bound a pattern is worked out again per call, with the same result."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Pattern:
+    """What one set of true leaves gives, whatever the case: only the actual values differ.
+
+    Attributes:
+        fired: Ids of the rules that fire, in rule order.
+        deciding: Index of the first rule that fired.
+        rules: Per rule: id, description, fired, decided, and its clause shape.
+    """
+
+    fired: tuple[str, ...]
+    deciding: int
+    rules: tuple[tuple[str, str, bool, bool, _Shape], ...]
+
+
 PLAN_CACHE_SIZE = 16
 """Plans kept by ruleset sha256 (``known_plan``) besides those of live rulesets, least recently
 used first out: the ones compiled from a decision log's copy have no other owner."""
@@ -59,6 +80,11 @@ def _show(value: Any) -> str:
         return f"'{value}'"
     if isinstance(value, float):
         return f"{value:.4g}"
+    # json.dumps' own texts, without its call for the commonest values (~1 us each).
+    if value is True or value is False:
+        return "true" if value else "false"
+    if type(value) is int or (type(value) is list and not value):
+        return repr(value)
     return json.dumps(value)
 
 
@@ -124,6 +150,10 @@ class TracePlan:
         shapes: Per rule, a cache: its leaves' values -> its clauses as (text, value, actuals
             key or ``None`` for a constant). A rule's clauses depend on nothing else but the
             case's values, so a few shapes serve every decision.
+        leaf_bits: Leaf id and its bit in ``RuleResults.true_leaves``, in compiled order.
+        actual_keys: Every key ``RuleResults.actuals`` must hold.
+        patterns: A cache: the true-leaves bitmask -> its ``_Pattern`` (bounded by
+            ``PATTERNS_PER_PLAN``).
     """
 
     sha256: str
@@ -134,6 +164,9 @@ class TracePlan:
     fires: Callable[[dict[str, bool]], tuple[bool, ...]]
     rule_leaves: tuple[tuple[str, ...], ...]
     shapes: tuple[dict[tuple[bool, ...], _Shape], ...]
+    leaf_bits: tuple[tuple[str, int], ...]
+    actual_keys: frozenset[str]
+    patterns: dict[int, _Pattern]
 
 
 _LIVE: weakref.WeakValueDictionary[str, TracePlan] = weakref.WeakValueDictionary()
@@ -231,7 +264,46 @@ def _build_plan(compiled: CompiledRuleset) -> TracePlan:
         _compile_fires(compiled.rules),
         tuple(tuple(dict.fromkeys(leaf_ids(rule.when))) for rule in compiled.rules),
         tuple({} for _ in compiled.rules),
+        tuple((leaf_id, 1 << i) for i, leaf_id in enumerate(compiled.leaves)),
+        frozenset(path_keys.values()),
+        {},
     )
+
+
+def _pattern(plan: TracePlan, mask: int) -> _Pattern:
+    """The rules fired and every rule's clause shape for the leaves set in ``mask``.
+
+    Depends on the plan and the mask alone (the leaves' values), never on a case's values, so
+    it is remembered on the plan by mask, up to ``PATTERNS_PER_PLAN`` patterns.
+    """
+    found = plan.patterns.get(mask)
+    if found is not None:
+        return found
+    truth = {leaf_id: bool(mask & bit) for leaf_id, bit in plan.leaf_bits}
+    flags = plan.fires(truth)
+    rules = []
+    decided = False
+    for rule, flag, reads, shapes in zip(
+        plan.rules, flags, plan.rule_leaves, plan.shapes, strict=True
+    ):
+        key = tuple(truth[leaf_id] for leaf_id in reads)
+        shape = shapes.get(key)
+        if shape is None:
+            shape = tuple(_why(rule.when, truth, flag, plan.path_keys))
+            if len(shapes) < SHAPES_PER_RULE:
+                shapes[key] = shape  # a racing thread stores an equal shape: harmless
+        rules.append((rule.rule_id, rule.description, flag, flag and not decided, shape))
+        decided = decided or flag
+    # Invariant: the compiler ends every ruleset with a catch-all, so some rule fired; a
+    # rendering of stored results whose leaves fire none is refused by the fired check.
+    pattern = _Pattern(
+        tuple(rule.rule_id for rule, flag in zip(plan.rules, flags, strict=True) if flag),
+        flags.index(True) if True in flags else -1,
+        tuple(rules),
+    )
+    if len(plan.patterns) < PATTERNS_PER_PLAN:
+        plan.patterns[mask] = pattern  # a racing thread stores an equal pattern: harmless
+    return pattern
 
 
 def evaluate_rules(plan: TracePlan, truth: dict[str, bool], fact: Fact) -> tuple[RuleResults, Rule]:
@@ -245,16 +317,14 @@ def evaluate_rules(plan: TracePlan, truth: dict[str, bool], fact: Fact) -> tuple
     Returns:
         The results as data, and the deciding rule.
     """
-    flags = plan.fires(truth)
     mask = 0
-    for index, leaf_id in enumerate(plan.leaf_ids):
+    for leaf_id, bit in plan.leaf_bits:
         if truth[leaf_id]:
-            mask |= 1 << index
-    fired = tuple(rule.rule_id for rule, flag in zip(plan.rules, flags, strict=True) if flag)
+            mask |= bit
+    pattern = _pattern(plan, mask)
     actuals = tuple((key, _read(readers, fact)) for key, readers in plan.readers)
     # Invariant: the compiler ends every ruleset with a catch-all, so some rule fired.
-    deciding = plan.rules[flags.index(True)]
-    return RuleResults(format(mask, "x"), fired, actuals), deciding
+    return RuleResults(format(mask, "x"), pattern.fired, actuals), plan.rules[pattern.deciding]
 
 
 def _why(
@@ -303,38 +373,24 @@ def explain_rules(plan: TracePlan, results: RuleResults) -> tuple[RuleTrace, ...
         raise RuleResultsMismatchError("true_leaves is not a hex bitmask") from None
     if mask < 0 or mask >> len(plan.leaf_ids):
         raise RuleResultsMismatchError("true_leaves names leaves the ruleset does not have")
-    truth = {leaf_id: bool(mask >> i & 1) for i, leaf_id in enumerate(plan.leaf_ids)}
-    flags = plan.fires(truth)
-    fired = tuple(rule.rule_id for rule, flag in zip(plan.rules, flags, strict=True) if flag)
-    if fired != results.fired:
+    pattern = _pattern(plan, mask)
+    if pattern.fired != results.fired:
         raise RuleResultsMismatchError(
-            f"the ruleset fires {list(fired)} for these leaves; the results say "
+            f"the ruleset fires {list(pattern.fired)} for these leaves; the results say "
             f"{list(results.fired)}"
         )
     actual: dict[str | None, str] = dict(results.actuals)
-    missing = sorted(set(plan.path_keys.values()) - actual.keys())
-    if missing:
+    if not plan.actual_keys <= actual.keys():
+        missing = sorted(plan.actual_keys - actual.keys())
         raise RuleResultsMismatchError(f"no actual values for {missing}")
     actual[None] = "constant"
-    traces = []
-    decided = False
-    for rule, flag, reads, shapes in zip(
-        plan.rules, flags, plan.rule_leaves, plan.shapes, strict=True
-    ):
-        key = tuple(truth[leaf_id] for leaf_id in reads)
-        shape = shapes.get(key)
-        if shape is None:
-            shape = tuple(_why(rule.when, truth, flag, plan.path_keys))
-            if len(shapes) < SHAPES_PER_RULE:
-                shapes[key] = shape  # a racing thread stores an equal shape: harmless
-        traces.append(
-            RuleTrace(
-                rule.rule_id,
-                rule.description,
-                flag,
-                flag and not decided,
-                tuple(ClauseTrace(text, value, actual[at]) for text, value, at in shape),
-            )
+    return tuple(
+        RuleTrace(
+            rule_id,
+            description,
+            flag,
+            decided,
+            tuple(ClauseTrace(text, value, actual[at]) for text, value, at in shape),
         )
-        decided = decided or flag
-    return tuple(traces)
+        for rule_id, description, flag, decided, shape in pattern.rules
+    )
