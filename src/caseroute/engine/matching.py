@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date as date_type
 from datetime import datetime
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from caseroute.domain.case import Case, RequiredSkill
 from caseroute.domain.decision import AgentVerdict, CheckFailure
@@ -18,6 +19,8 @@ from caseroute.domain.roster import Agent, AgentStatus, Role, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
 from caseroute.engine.roster_index import RosterIndex, bits, index_for, primary_language
 from caseroute.rules.model import Compact, CompiledRuleset, Requirements
+
+T = TypeVar("T")
 
 CHECK_ORDER = (
     "consent",
@@ -101,6 +104,25 @@ def _compacts_on(compacts: tuple[Compact, ...], day: date_type) -> CompactView:
     return view
 
 
+_FROZEN: dict[int, tuple[tuple[object, ...], frozenset[Any]]] = {}
+
+
+def _frozen(values: tuple[T, ...]) -> frozenset[T]:
+    """``frozenset(values)`` for a ruleset's tuple (statuses, an action's roles), built once.
+
+    Keyed by identity like ``_compacts_on``: the entry keeps the tuple it was built from (so
+    its id is never reused while the entry lives) and is checked against it; bounded.
+    """
+    found = _FROZEN.get(id(values))
+    if found is not None and found[0] is values:
+        return found[1]
+    frozen = frozenset(values)
+    if len(_FROZEN) >= 64:
+        _FROZEN.clear()
+    _FROZEN[id(values)] = (values, frozen)
+    return frozen
+
+
 class MissingDataError(Exception):
     """The action needs case data that is missing (becomes an EXCEPTION decision)."""
 
@@ -113,6 +135,8 @@ class MissingDataError(Exception):
 def _merge_skills(
     first: tuple[RequiredSkill, ...], second: tuple[RequiredSkill, ...]
 ) -> tuple[RequiredSkill, ...]:
+    if not second and (not first or (len(first) == 1 and first[0].min_level >= 0)):
+        return first  # what the merge below gives: one skill at its own level, or none
     levels: dict[str, int] = {}
     for skill in (*first, *second):
         levels[skill.name] = max(levels.get(skill.name, 0), skill.min_level)
@@ -153,8 +177,8 @@ def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: dat
     consent = ruleset.constraints.consent_flag
     day = now.date()
     return Need(
-        statuses=frozenset(ruleset.statuses),
-        roles=frozenset(req.roles) if req.roles is not None else None,
+        statuses=_frozen(ruleset.statuses),
+        roles=_frozen(req.roles) if req.roles is not None else None,
         licence_types=licence,
         location=case.patient_location,
         region=case.region if req.territory else None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import lru_cache
+from operator import itemgetter
 
 from caseroute.domain.case import AttributeValue
 from caseroute.domain.decision import RankedCandidate
@@ -16,32 +18,58 @@ Criterion = Callable[[Agent], tuple[SortKey, AttributeValue | None]]
 _NEVER = float("-inf")  # never assigned: idle the longest
 
 
-def _criterion(criterion: RankingCriterion, skill: str | None, now: datetime) -> Criterion:
+RulesetCriterion = Callable[[Agent, datetime], tuple[SortKey, AttributeValue | None]]
+"""A ruleset criterion: (sort key, value shown) for one agent at the decision instant."""
+
+
+def _utilisation(a: Agent, _: datetime) -> tuple[SortKey, AttributeValue | None]:
+    value = a.capacity.utilisation  # a property: computed once, not twice
+    return value, round(value, 4)
+
+
+def _idle(a: Agent, now: datetime) -> tuple[SortKey, AttributeValue | None]:
+    last = a.last_assigned_at
+    if last is None:
+        return _NEVER, None
+    return last.timestamp(), round((now - last).total_seconds() / 60.0, 1)
+
+
+def _seniority(a: Agent, _: datetime) -> tuple[SortKey, AttributeValue | None]:
+    return -a.seniority, a.seniority
+
+
+def _no_skill(_: Agent, __: datetime) -> tuple[SortKey, AttributeValue | None]:
+    return 0, 0
+
+
+def _skill_level(skill: str) -> RulesetCriterion:
+    def level(a: Agent, _: datetime) -> tuple[SortKey, AttributeValue | None]:
+        value = a.skills.get(skill, 0)
+        return -value, value
+
+    return level
+
+
+def _criterion(criterion: RankingCriterion, skill: str | None) -> RulesetCriterion:
     """(sort key, value shown in the explanation) for one criterion; lower keys rank first."""
     if criterion is RankingCriterion.LOWEST_UTILISATION:
-
-        def utilisation(a: Agent) -> tuple[SortKey, AttributeValue | None]:
-            value = a.capacity.utilisation  # a property: computed once, not twice
-            return value, round(value, 4)
-
-        return utilisation
+        return _utilisation
     if criterion is RankingCriterion.HIGHEST_SKILL_LEVEL:
-
-        def level(a: Agent) -> tuple[SortKey, AttributeValue | None]:
-            value = a.skills.get(skill, 0) if skill is not None else 0
-            return -value, value
-
-        return level
+        return _skill_level(skill) if skill is not None else _no_skill
     if criterion is RankingCriterion.LONGEST_IDLE:
+        return _idle
+    return _seniority
 
-        def idle(a: Agent) -> tuple[SortKey, AttributeValue | None]:
-            if a.last_assigned_at is None:
-                return _NEVER, None
-            minutes = (now - a.last_assigned_at).total_seconds() / 60.0
-            return a.last_assigned_at.timestamp(), round(minutes, 1)
 
-        return idle
-    return lambda a: (-a.seniority, a.seniority)
+@lru_cache(maxsize=256)
+def _ruleset_criteria(
+    criteria: tuple[RankingCriterion, ...], skill: str | None
+) -> tuple[tuple[RulesetCriterion, ...], tuple[str, ...]]:
+    """The criteria's functions and labels, built once per (criteria, skill), not per call."""
+    return (
+        tuple(_criterion(c, skill) for c in criteria),
+        tuple(criterion_label(c, skill) for c in criteria),
+    )
 
 
 def criterion_label(criterion: RankingCriterion, skill: str | None) -> str:
@@ -79,14 +107,26 @@ def rank_candidates(
     Returns:
         Every agent with its rank (1 = chosen) and criterion values; ties end on agent_id.
     """
-    fns = [fn for _, fn in leading] + [_criterion(c, skill, now) for c in criteria]
-    labels = [label for label, _ in leading] + [criterion_label(c, skill) for c in criteria]
+    fns, labels = _ruleset_criteria(criteria, skill)
+    firsts = tuple(fn for _, fn in leading)
+    if leading:
+        labels = (*(label for label, _ in leading), *labels)
     scored = []
     for agent in agents:
-        pairs = [fn(agent) for fn in fns]
-        scored.append(((*(p[0] for p in pairs), agent.agent_id), agent, [p[1] for p in pairs]))
-    scored.sort(key=lambda item: item[0])
+        keys: list[SortKey | str] = []
+        shown: list[AttributeValue | None] = []
+        for first in firsts:
+            key, value = first(agent)
+            keys.append(key)
+            shown.append(value)
+        for fn in fns:
+            key, value = fn(agent, now)
+            keys.append(key)
+            shown.append(value)
+        keys.append(agent.agent_id)  # ties end on agent_id
+        scored.append((tuple(keys), agent.agent_id, shown))
+    scored.sort(key=itemgetter(0))
     return [
-        RankedCandidate(i + 1, agent.agent_id, tuple(zip(labels, shown, strict=True)))
-        for i, (_, agent, shown) in enumerate(scored)
+        RankedCandidate(rank, agent_id, tuple(zip(labels, shown, strict=True)))
+        for rank, (_, agent_id, shown) in enumerate(scored, 1)
     ]

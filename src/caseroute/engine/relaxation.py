@@ -179,7 +179,13 @@ def clock_text(at: datetime, now: datetime) -> str:
 
     A case that waited days must not read as if its step came this morning.
     """
-    return at.strftime("%H:%M" if at.date() == now.date() else "%Y-%m-%d %H:%M")
+    # strftime's texts, built without it (~1.5 us a call); its %Y pads years below 1000
+    # differently across platforms, so those years still go through it.
+    if at.date() == now.date():
+        return f"{at.hour:02d}:{at.minute:02d}"
+    if at.year >= 1000:
+        return f"{at.year}-{at.month:02d}-{at.day:02d} {at.hour:02d}:{at.minute:02d}"
+    return at.strftime("%Y-%m-%d %H:%M")
 
 
 def _summary(plan: Relaxation, hard: tuple[str, ...]) -> str:

@@ -212,10 +212,12 @@ def _hard(need: Need, req: Requirements) -> tuple[str, ...]:
         out.append("consent")
     if need.licence_types is not None:
         out.append("licence")
-    # Soft-able names in the order matching checks them (``roles`` is the ``role`` check).
-    by_check = sorted(_CHECK_OF, key=lambda name: CHECK_ORDER.index(_CHECK_OF[name]))
-    out += [name for name in by_check if applies[name] and name not in soft]
+    out += [name for name in _BY_CHECK if applies[name] and name not in soft]
     return tuple(out)
+
+
+_BY_CHECK = sorted(_CHECK_OF, key=lambda name: CHECK_ORDER.index(_CHECK_OF[name]))
+"""Soft-able names in the order matching checks them (``roles`` is the ``role`` check)."""
 
 
 def _preference_criterion(mask: int, position: dict[str, int]) -> Criterion:

@@ -1,0 +1,123 @@
+"""Warm selection: ranking functions built once, needs without copies, summary clocks by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from caseroute.domain.case import RequiredSkill
+from caseroute.domain.roster import AgentStatus, Capacity
+from caseroute.engine import matching
+from caseroute.engine.matching import _frozen, _merge_skills
+from caseroute.engine.ranking import rank_candidates
+from caseroute.engine.relaxation import clock_text
+from caseroute.rules.model import RankingCriterion as C
+from caseroute.testing import NOW, make_agent
+
+F = ("first", "x")
+ALL = (C.LOWEST_UTILISATION, C.HIGHEST_SKILL_LEVEL, C.LONGEST_IDLE, C.HIGHEST_SENIORITY)
+
+
+def test_every_criterion_ranks_and_shows_its_values() -> None:
+    """Each ruleset criterion's key and value, after the leading ones, ties on agent_id."""
+    agents = (
+        make_agent("b", capacity=Capacity(3, 1), skills={"t": 2}, seniority=4),
+        make_agent(
+            "a",
+            capacity=Capacity(3, 1),
+            skills={"t": 2},
+            seniority=4,
+            last_assigned_at=NOW - timedelta(minutes=90, seconds=9),
+        ),
+        make_agent("c", capacity=Capacity(0, 0), seniority=9),
+    )
+    ranked = rank_candidates(
+        agents, ALL, "t", NOW, [("first", lambda a: (0 if a.agent_id == "c" else 1, "x"))]
+    )
+    assert [(r.rank, r.agent_id, r.criteria) for r in ranked] == [
+        (
+            1,
+            "c",
+            (F, ("utilisation", 1.0), ("t level", 0), ("idle minutes", None), ("seniority", 9)),
+        ),
+        (
+            2,
+            "b",
+            (F, ("utilisation", 0.3333), ("t level", 2), ("idle minutes", None), ("seniority", 4)),
+        ),
+        (
+            3,
+            "a",
+            (F, ("utilisation", 0.3333), ("t level", 2), ("idle minutes", 90.2), ("seniority", 4)),
+        ),
+    ]
+
+
+def test_skill_level_without_a_skill_ranks_everyone_equal() -> None:
+    """No skill named: every agent's level is 0 and agent_id decides."""
+    agents = (make_agent("b", skills={"t": 5}), make_agent("a"))
+    ranked = rank_candidates(agents, (C.HIGHEST_SKILL_LEVEL,), None, NOW)
+    assert [(r.agent_id, r.criteria) for r in ranked] == [
+        ("a", (("skill level", 0),)),
+        ("b", (("skill level", 0),)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        ((), (), ()),
+        ((RequiredSkill("t", 2),), (), (RequiredSkill("t", 2),)),
+        ((RequiredSkill("t", -1),), (), (RequiredSkill("t", 0),)),
+        ((RequiredSkill("t", 2), RequiredSkill("t", 4)), (), (RequiredSkill("t", 4),)),
+        ((RequiredSkill("t", 2),), (RequiredSkill("t", 1),), (RequiredSkill("t", 2),)),
+        ((), (RequiredSkill("u", 1),), (RequiredSkill("u", 1),)),
+    ],
+)
+def test_merged_skills_keep_the_highest_level_per_name(
+    first: tuple[RequiredSkill, ...],
+    second: tuple[RequiredSkill, ...],
+    expected: tuple[RequiredSkill, ...],
+) -> None:
+    """A lone case skill is passed through; anything else is merged as before (floor 0)."""
+    assert expected == _merge_skills(first, second)
+
+
+def test_frozen_sets_are_built_once_per_tuple_and_bounded() -> None:
+    """The same tuple gives the same set; an equal tuple elsewhere its own; the memo is bounded."""
+    statuses = (AgentStatus.AVAILABLE, AgentStatus.BUSY)
+    kept = _frozen(statuses)
+    assert frozenset(statuses) == kept
+    assert kept is _frozen(statuses)
+    other = (AgentStatus.AVAILABLE, AgentStatus.BUSY)
+    assert kept == _frozen(other)
+    for n in range(70):
+        _frozen((n,))
+    assert len(matching._FROZEN) <= 64
+
+
+@pytest.mark.parametrize(
+    ("at", "now", "expected"),
+    [
+        (
+            datetime(2026, 11, 21, 9, 5, tzinfo=UTC),
+            datetime(2026, 11, 21, 23, 0, tzinfo=UTC),
+            "09:05",
+        ),
+        (
+            datetime(2026, 11, 22, 0, 5, tzinfo=UTC),
+            datetime(2026, 11, 21, 23, 58, tzinfo=UTC),
+            "2026-11-22 00:05",
+        ),
+        (datetime(999, 1, 2, 3, 4, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC), None),
+        (datetime(9, 1, 2, 3, 4, tzinfo=UTC), datetime(9, 1, 2, 5, 0, tzinfo=UTC), "03:04"),
+    ],
+)
+def test_clock_texts_equal_strftime(at: datetime, now: datetime, expected: str | None) -> None:
+    """The same day shows HH:MM, another day the date too, exactly as strftime writes them."""
+    text = clock_text(at, now)
+    same_day = at.date() == now.date()
+    assert at.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M") == text
+    if expected is not None:
+        assert expected == text
