@@ -20,9 +20,11 @@ not ASCII): it is never wrong to doubt.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from hashlib import sha256 as _sha256
 from typing import Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -49,6 +51,7 @@ from caseroute.domain.codec import (
     MAX_ABS_NUMBER,
     normalise_flag,
 )
+from caseroute.domain.fingerprint import canonical_json
 from caseroute.domain.limits import InputLimits
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 from caseroute.v1 import routing_pb2 as pb
@@ -333,6 +336,262 @@ def agents_from_proto(agent_msgs: Iterable[pb.Agent], limits: InputLimits) -> li
     """
     checked = _Checked(limits)
     return [_agent(a, checked) for a in agent_msgs]
+
+
+KnownAgent = tuple[Agent, str, bytes]
+"""One converted agent with its canonical JSON (``fingerprint.agent_json``) and that text's
+sha256 (``fingerprint.agent_digest``): what the server's roster cache keeps per agent message."""
+
+
+def _slot_setters(kind: type, names: str) -> list[Any]:
+    """The slot descriptors' setters of ``names`` (all of ``kind``'s fields, in any order)."""
+    wanted = names.split()
+    if sorted(wanted) != sorted(f.name for f in fields(kind)):  # pragma: no cover - import guard
+        raise RuntimeError(f"{kind.__name__}'s fields changed: update wire.fast's setters")
+    return [getattr(kind, name).__set__ for name in wanted]
+
+
+_new = object.__new__
+(
+    _set_agent_id,
+    _set_role,
+    _set_status,
+    _set_capacity,
+    _set_licences,
+    _set_territories,
+    _set_skills,
+    _set_languages,
+    _set_last_assigned_at,
+    _set_teams,
+    _set_seniority,
+    _set_attributes,
+) = _slot_setters(
+    Agent,
+    "agent_id role status capacity licences territories skills languages last_assigned_at "
+    "teams seniority attributes",
+)
+"""Agent's slot setters, by name; an Agent built with every one is ``Agent(...)``'s value.
+
+A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (~1.2 us for
+Agent's 12); the slot descriptors' own setters take half that, 1,000 times a cold roster.
+Agent and Licence have no ``__post_init__``, and the import fails if their fields change, so
+``_new`` + every setter gives the value their constructor gives
+(``tests/wire/test_fast_known_agents.py``)."""
+_set_type, _set_jurisdiction, _set_expires_on, _set_multistate = _slot_setters(
+    Licence, "type jurisdiction expires_on multistate"
+)
+"""Licence's slot setters, by name."""
+_TWO = [f"{n:02d}" for n in range(60)]
+"""Two-digit texts of 0-59 (hours, minutes, seconds)."""
+
+
+def _quoted(values: Iterable[str]) -> str:
+    """Checked codes or tags, sorted, as a JSON list (their patterns hold nothing to escape)."""
+    return '["' + '","'.join(sorted(values)) + '"]' if values else "[]"
+
+
+class _Encoded(_Checked):
+    """``_Checked`` that also remembers the values and JSON texts of one roster's repeats.
+
+    Agents of one roster share territory and team sets, language sets and capacities; each
+    distinct one is checked, built and encoded once, then found by its message values. Only
+    immutable values are shared (frozensets, ``Capacity``); a skill map is a dict and is built
+    per agent. Made per conversion, so bounded by its roster. These methods are the misses;
+    ``known_agents_from_proto`` looks the hits up itself.
+    """
+
+    __slots__ = ("capacities", "code_sets", "days", "language_sets")
+
+    def __init__(self, limits: InputLimits) -> None:
+        """Nothing checked or encoded yet, under ``limits``."""
+        super().__init__(limits)
+        self.code_sets: dict[frozenset[str], tuple[frozenset[str], str]] = {}
+        self.language_sets: dict[frozenset[str], tuple[frozenset[str], str]] = {}
+        self.capacities: dict[tuple[int, int], tuple[Capacity, str]] = {}
+        self.days: dict[int, str] = {}
+
+    def new_codes(self, raw: frozenset[str]) -> tuple[frozenset[str], str]:
+        """A set of codes not seen yet: checked (``code_set``), with its JSON list."""
+        value = self.code_set(raw)
+        found = self.code_sets[raw] = (value, _quoted(value))
+        return found
+
+    def new_languages(self, raw: frozenset[str]) -> tuple[frozenset[str], str]:
+        """A set of language tags not seen yet: normalised (``language_set``), with its JSON."""
+        value = self.language_set(raw)
+        found = self.language_sets[raw] = (value, _quoted(value))
+        return found
+
+    def licence(self, msg: pb.Licence) -> tuple[Licence, str]:
+        """A licence (``_licence``) and its canonical JSON object (nothing in it to escape)."""
+        kind, jurisdiction, expires_on = msg.type, msg.jurisdiction, msg.expires_on
+        if kind not in self.codes:
+            self.code(kind)
+        jurisdiction = self.jurisdictions.get(jurisdiction) or self.jurisdiction(jurisdiction)
+        if len(expires_on) > _ISO_DATE_CHARS:
+            raise Doubt
+        try:
+            expires = date.fromisoformat(expires_on)
+        except ValueError:
+            raise Doubt from None
+        multistate = msg.multistate
+        lic = _new(Licence)  # Licence(kind, jurisdiction, expires, multistate), as Agent below
+        _set_type(lic, kind)
+        _set_jurisdiction(lic, jurisdiction)
+        _set_expires_on(lic, expires)
+        _set_multistate(lic, multistate)
+        return lic, (
+            f'{{"expires_on":"{expires.isoformat()}","jurisdiction":"{jurisdiction}",'
+            f'"multistate":{"true" if multistate else "false"},"type":"{kind}"}}'
+        )
+
+    def instant(self, ts: Timestamp) -> tuple[datetime, str]:
+        """An instant (``_instant``) and its canonical text (``format_timestamp``).
+
+        A whole second since 1970 (what rosters send) is written from its day's text,
+        remembered, and the time of day; other instants by ``isoformat``.
+        """
+        seconds = ts.seconds
+        if ts.nanos or not 0 <= seconds <= MAX_TIMESTAMP_SECONDS:
+            value = _instant(ts)
+            # Every _instant is UTC: its isoformat() ends in "+00:00", written "Z".
+            return value, value.isoformat()[:-6] + "Z"
+        day = seconds // 86400
+        rest = seconds - day * 86400
+        prefix = self.days.get(day)
+        if prefix is None:  # "YYYY-MM-DDT"
+            prefix = self.days[day] = datetime.fromtimestamp(day * 86400, UTC).isoformat()[:11]
+        text = f"{prefix}{_TWO[rest // 3600]}:{_TWO[rest // 60 % 60]}:{_TWO[rest % 60]}Z"
+        return datetime.fromtimestamp(seconds, UTC), text
+
+    def new_capacity(self, key: tuple[int, int]) -> tuple[Capacity, str]:
+        """A capacity ``(max, active)`` not seen yet: both bounds checked, with its JSON."""
+        most, active = _integer(key[0], 0, 10_000), _integer(key[1], 0, 10_000)
+        found = self.capacities[key] = (
+            Capacity(most, active),
+            f'{{"active":{active},"max":{most}}}',
+        )
+        return found
+
+
+def known_agents_from_proto(
+    agent_msgs: Iterable[pb.Agent], limits: InputLimits
+) -> list[KnownAgent]:
+    """Agent messages as ``(agent, agent_json, agent_digest)``, each on its own, or ``Doubt``.
+
+    ``agents_from_proto``, ``fingerprint.agent_json`` and ``fingerprint.agent_digest`` in one
+    pass, for a roster whose agents are new to the server (issue 13 target 3): the same
+    checks as ``_agent``, and the text written from the checked values in the canonical
+    form's key order. Codes, jurisdictions and language tags match patterns of letters,
+    digits and ``_ . : / -``, which JSON writes as they are; attribute values go through the
+    JSON encoder. ``tests/wire/test_fast_known_agents.py`` pins values, texts and digests.
+
+    Raises:
+        Doubt: If any value is not plainly valid.
+    """
+    encoded = _Encoded(limits)
+    code, max_items = encoded.code, limits.max_list_items
+    code_sets, language_sets = encoded.code_sets.get, encoded.language_sets.get
+    capacities = encoded.capacities.get
+    codes, licence, instant = encoded.codes, encoded.licence, encoded.instant
+    out: list[KnownAgent] = []
+    for msg in agent_msgs:
+        licence_msgs = msg.licences
+        skill_msgs = msg.skills
+        territory_msgs = msg.territories
+        language_msgs = msg.languages
+        if (
+            len(licence_msgs) > max_items
+            or len(skill_msgs) > max_items
+            or len(territory_msgs) > max_items
+            or len(language_msgs) > max_items
+            or not msg.HasField("capacity")
+        ):
+            raise Doubt
+        skills: dict[str, int] = {}
+        for skill in skill_msgs:
+            name, level = skill.name, skill.level
+            if name not in codes:
+                code(name)
+            if name in skills or not 0 <= level <= 10:
+                raise Doubt
+            skills[name] = level
+        if licence_msgs:
+            licences_list, texts = [], []
+            for lic_msg in licence_msgs:
+                lic, lic_text = licence(lic_msg)
+                licences_list.append(lic)
+                texts.append(lic_text)
+            licences, licences_text = tuple(licences_list), ",".join(texts)
+        else:
+            licences, licences_text = (), ""
+        agent_id = _one_code(msg.agent_id, limits)
+        role = _member(_ROLES, msg.role) if msg.role else Role.AGENT
+        status = _member(_STATUSES, msg.status)
+        capacity_msg = msg.capacity
+        key = (capacity_msg.max, capacity_msg.active)
+        capacity, capacity_text = capacities(key) or encoded.new_capacity(key)
+        raw = frozenset(territory_msgs)
+        territories, territories_text = code_sets(raw) or encoded.new_codes(raw)
+        raw = frozenset(language_msgs)
+        languages, languages_text = language_sets(raw) or encoded.new_languages(raw)
+        team_msgs = msg.teams
+        if team_msgs:
+            if len(team_msgs) > max_items:
+                raise Doubt
+            raw = frozenset(team_msgs)
+            teams, teams_text = code_sets(raw) or encoded.new_codes(raw)
+        else:
+            teams, teams_text = frozenset(), "[]"
+        seniority = _integer(msg.seniority, 0, 100)
+        attributes = _attributes(msg.attributes, limits)
+        if msg.HasField("last_assigned_at"):
+            last, last_text = instant(msg.last_assigned_at)
+            last_text = f'"last_assigned_at":"{last_text}",'
+        else:
+            last, last_text = None, ""
+        skills_text = ",".join([f'{{"level":{skills[n]},"name":"{n}"}}' for n in sorted(skills)])
+        text = (
+            f'{{"agent_id":"{agent_id}",'
+            f'"attributes":{canonical_json(attributes) if attributes else "{}"},'
+            f'"capacity":{capacity_text},"languages":{languages_text},{last_text}'
+            f'"licences":[{licences_text}],"role":"{role.value}","seniority":{seniority},'
+            f'"skills":[{skills_text}],"status":"{status.value}","teams":{teams_text},'
+            f'"territories":{territories_text}}}'
+        )
+        agent = _new(Agent)  # Agent(...) of these values: see _set_agent_id
+        _set_agent_id(agent, agent_id)
+        _set_role(agent, role)
+        _set_status(agent, status)
+        _set_capacity(agent, capacity)
+        _set_licences(agent, licences)
+        _set_territories(agent, territories)
+        _set_skills(agent, skills)
+        _set_languages(agent, languages)
+        _set_last_assigned_at(agent, last)
+        _set_teams(agent, teams)
+        _set_seniority(agent, seniority)
+        _set_attributes(agent, attributes)
+        out.append((agent, text, _sha256(text.encode()).digest()))
+    return out
+
+
+def known_agents(
+    agent_msgs: Sequence[pb.Agent], found: list[KnownAgent | None], limits: InputLimits
+) -> list[KnownAgent]:
+    """Each agent of a roster: kept (``found``) or converted, encoded and hashed now.
+
+    The server's roster cache passes what it keeps for each agent's message bytes (None for
+    one it has not seen); the others go through ``known_agents_from_proto``.
+
+    Raises:
+        Doubt: If an agent to convert is not plainly valid.
+    """
+    missing = [i for i, known in enumerate(found) if known is None]
+    if len(missing) == len(found):
+        return known_agents_from_proto(agent_msgs, limits)
+    made = iter(known_agents_from_proto([agent_msgs[i] for i in missing], limits))
+    return [next(made) if known is None else known for known in found]
 
 
 def roster_with_agents(msg: pb.Roster, agents: tuple[Agent, ...], limits: InputLimits) -> Roster:
