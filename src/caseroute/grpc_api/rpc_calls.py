@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import grpc
 
@@ -71,6 +71,43 @@ _NOTES: contextvars.ContextVar[_CallNotes | None] = contextvars.ContextVar(
 )
 
 
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # generic only in the stubs
+
+
+class _WrappedHandlers:
+    """Each method's wrapped handler, built once instead of on every call.
+
+    grpcio runs the interceptors for every call; a wrapper made of a handler depends only on
+    the method's path and that handler, so it is kept and reused while the handler under it is
+    the same object (a servicer's handler always is; the access check's is rebuilt per call
+    for a guarded service, and then so is the wrapper). One entry per method path, and only
+    paths some service registered are kept (an unknown method has no handler): bounded by the
+    server's methods.
+    """
+
+    def __init__(self) -> None:
+        """Nothing kept yet."""
+        self._by_path: dict[str, tuple[Handler, Handler]] = {}
+
+    def get(self, path: str, handler: Handler, wrap: Callable[[str, Handler], Handler]) -> Handler:
+        """``wrap(path, handler)``, built now or kept from a call with the same handler.
+
+        Args:
+            path: The method's full path (``/caseroute.v1.RoutingService/Decide``).
+            handler: The handler the next interceptor (or the servicer) gave for it.
+            wrap: Builds the wrapper.
+
+        Returns:
+            The wrapper.
+        """
+        kept = self._by_path.get(path)
+        if kept is not None and kept[0] is handler:
+            return kept[1]
+        wrapped = wrap(path, handler)
+        self._by_path[path] = (handler, wrapped)  # a dict write is atomic under the GIL
+        return wrapped
+
+
 class RpcCallInterceptor(grpc.ServerInterceptor):
     """Times every unary call, reads its final status once, and tells each listener.
 
@@ -84,6 +121,7 @@ class RpcCallInterceptor(grpc.ServerInterceptor):
     def __init__(self, listeners: Sequence[CallListener]) -> None:
         """Tell ``listeners`` (in order) of each finished call."""
         self._listeners = tuple(listeners)
+        self._wrapped = _WrappedHandlers()
 
     def _tell(self, call: FinishedCall) -> None:
         for listener in self._listeners:
@@ -107,7 +145,12 @@ class RpcCallInterceptor(grpc.ServerInterceptor):
             return None
         if handler.unary_unary is None:
             return handler
+        return self._wrapped.get(path, handler, self._observed)
+
+    def _observed(self, path: str, handler: Handler) -> Handler:
+        """``handler`` wrapped to time its calls and tell the listeners."""
         behavior = handler.unary_unary
+        assert behavior is not None  # noqa: S101 - only unary handlers are wrapped
         service, _, method = path.lstrip("/").rpartition("/")
         tell = self._tell
 
@@ -155,6 +198,10 @@ class CallerNoteInterceptor(grpc.ServerInterceptor):
     while the guarded method runs.
     """
 
+    def __init__(self) -> None:
+        """Wrap each method's handler once (see ``_WrappedHandlers``)."""
+        self._wrapped = _WrappedHandlers()
+
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
@@ -164,19 +211,25 @@ class CallerNoteInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        behavior = handler.unary_unary
+        return self._wrapped.get(str(handler_call_details.method), handler, _noted)
 
-        def noted(request: Any, context: grpc.ServicerContext) -> Any:
-            notes = _NOTES.get()
-            if notes is not None:
-                notes.caller = caller_identity(context)
-            return behavior(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            noted,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+def _noted(_path: str, handler: Handler) -> Handler:
+    """``handler`` wrapped to note who passed the access check of each call."""
+    behavior = handler.unary_unary
+    assert behavior is not None  # noqa: S101 - only unary handlers are wrapped
+
+    def noted(request: Any, context: grpc.ServicerContext) -> Any:
+        notes = _NOTES.get()
+        if notes is not None:
+            notes.caller = caller_identity(context)
+        return behavior(request, context)
+
+    return grpc.unary_unary_rpc_method_handler(
+        noted,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 def _peer(context: grpc.ServicerContext) -> str:

@@ -155,4 +155,26 @@ class RpcLogListener:
             level = logging.ERROR
         else:
             level = logging.WARNING
-        self._log.log(level, "rpc", extra=call_fields(call))
+        logger = self._log
+        if not logger.isEnabledFor(level):
+            return
+        # What ``logger.log(level, "rpc", extra=...)`` does, without its walk up the stack for
+        # the caller's file and line (findCaller, on every call): no rendered line shows them,
+        # and the caller is always this method.
+        logger.handle(
+            logger.makeRecord(
+                logger.name,
+                level,
+                __file__,
+                _LINE,
+                "rpc",
+                (),
+                None,
+                "call_finished",
+                call_fields(call),
+            )
+        )
+
+
+_LINE = RpcLogListener.call_finished.__code__.co_firstlineno
+"""The line the call log's records name as their origin (``call_finished``)."""
