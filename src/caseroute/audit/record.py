@@ -182,6 +182,41 @@ def hashed_text(encoded: EncodedRecord, seq: int) -> str:
     return f"{encoded.head}{seq}}}"
 
 
+def placed(record: AuditRecord, seq: int, prev_hash: str, record_hash: str) -> AuditRecord:
+    """``replace(record, seq=..., prev_hash=..., record_hash=...)``, built field by field.
+
+    The store's writer places every record with it: ``dataclasses.replace`` walks the fields
+    and passes them by keyword (~5 us a record, inside the serialised section).
+
+    Args:
+        record: The record as built (its seq and hashes are replaced).
+        seq: Its chain position.
+        prev_hash: The previous record's hash.
+        record_hash: Its own hash.
+
+    Returns:
+        A new record (without the hashed text: the caller attaches it).
+    """
+    return AuditRecord(
+        seq,
+        record.decision_id,
+        record.request_id,
+        record.request_sha256,
+        record.case_id,
+        record.recorded_at,
+        record.now,
+        record.ruleset_name,
+        record.ruleset_version,
+        record.ruleset_sha256,
+        record.caseroute_version,
+        record.caller,
+        record.input,
+        record.decision,
+        prev_hash,
+        record_hash,
+    )
+
+
 def seal(record: AuditRecord, seq: int, prev_hash: str) -> AuditRecord:
     """The record placed at ``seq`` after ``prev_hash``, with its hash computed."""
     placed = replace(record, seq=seq, prev_hash=prev_hash, record_hash="")
