@@ -126,5 +126,6 @@ def prepare_ruleset(
     if matcher is None and engine is EngineKind.DURABLE:
         # Code generation happens here, per engine: the compiled ruleset is engine-neutral.
         label = f"{compiled.name}@{compiled.version}"
-        matcher = DurableLeafMatcher(durable_shards(compiled), label)
+        reads = [path for leaf in compiled.leaves.values() for path in leaf.paths]
+        matcher = DurableLeafMatcher(durable_shards(compiled), label, reads=reads)
     return LoadedRuleset(compiled, matcher)

@@ -25,6 +25,7 @@ import json
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import metadata
 from types import ModuleType
@@ -181,6 +182,43 @@ def _drain(dre: Any, handle: int, state_offset: int, fired: set[str] | None) -> 
         message = dre.complete_and_start_action(handle, state_offset)
 
 
+_Needed = dict[str, "_Needed | bool"]
+"""Field paths as a tree: a key maps to ``True`` (its whole value) or to the keys needed in it."""
+
+
+def needed_tree(paths: Iterable[str]) -> _Needed:
+    """The tree of ``paths`` (dotted); a path whose prefix is needed whole adds nothing."""
+    tree: _Needed = {}
+    for path in paths:
+        *parents, last = path.split(".")
+        node = tree
+        for part in parents:
+            child = node.setdefault(part, {})
+            if child is True:
+                break  # an ancestor is needed whole already
+            assert isinstance(child, dict)  # noqa: S101 - the tree holds only dicts and True
+            node = child
+        else:
+            node[last] = True  # whole, even where longer paths asked for parts of it
+    return tree
+
+
+def take_needed(node: dict[str, Any], needed: _Needed) -> dict[str, Any]:
+    """The parts of ``node`` that ``needed`` names, in its order; absent keys stay absent.
+
+    Every needed path reads the same value in the result as in ``node``: a value needed in part
+    is cut only when it is an object, anything else is kept as it is.
+    """
+    out: dict[str, Any] = {}
+    for key, inner in needed.items():
+        if key in node:
+            value = node[key]
+            if isinstance(inner, dict) and isinstance(value, dict):
+                value = take_needed(value, inner)
+            out[key] = value
+    return out
+
+
 @lru_cache(maxsize=None)  # noqa: UP033 - keyed by the pool's sids: a fixed, small set
 def _init_fact(sid: str) -> str:
     """The session's init fact as the engine reads it: the same text for a sid every call."""
@@ -190,13 +228,24 @@ def _init_fact(sid: str) -> str:
 class DurableLeafMatcher:
     """Evaluates a compiled ruleset's leaf probes with durable_rules."""
 
-    def __init__(self, shards: tuple[str, ...], label: str, *, validate: bool = True) -> None:
+    def __init__(
+        self,
+        shards: tuple[str, ...],
+        label: str,
+        *,
+        validate: bool = True,
+        reads: Iterable[str] | None = None,
+    ) -> None:
         """Validate (in a subprocess) and create the shards under unique names.
 
         Args:
             shards: Definitions from ``durable_codegen`` (``durable_shards(compiled)``).
             label: Human part of the engine-side names (ruleset name and version).
             validate: Skip the subprocess check only for definitions already known good.
+            reads: Every field path the shards' probes read (each leaf's ``paths``); only
+                those parts of a fact are sent to the engine (a probe reads nothing else, so
+                the same leaves hold; less JSON to write and for the engine to parse).
+                ``None``: the whole fact.
 
         Raises:
             EngineUnavailableError: If durable_rules cannot be imported.
@@ -206,6 +255,7 @@ class DurableLeafMatcher:
         self.label = f"durable_rules {durable_version()}"
         if validate and shards:
             validate_in_subprocess(shards)
+        self._needed = None if reads is None else needed_tree(reads)
         self._handles: list[int] = []
         with ENGINE_LOCK:
             # Each load gets fresh names: the engine cannot replace or edit a ruleset.
@@ -230,7 +280,8 @@ class DurableLeafMatcher:
         sid = _POOL.acquire()
         try:
             init = _init_fact(sid)
-            body = to_durable_json({"id": CASE_FACT_ID, "sid": sid, "t": FACT_TYPE, **fact})
+            sent = fact if self._needed is None else take_needed(fact, self._needed)
+            body = to_durable_json({"id": CASE_FACT_ID, "sid": sid, "t": FACT_TYPE, **sent})
             with ENGINE_LOCK:
                 for handle in self._handles:
                     try:
