@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.domain.case import Case
@@ -13,6 +14,31 @@ from caseroute.service import DecideResult, RoutingCore
 
 TIMED_METHODS = frozenset({"Decide", "DecideBatch"})
 """RPC methods whose latency ``caseroute_decision_seconds`` measures."""
+
+
+class _Children:
+    """A labelled metric's children, each resolved once per label values.
+
+    ``metric.labels(...)`` checks and converts the values and takes the metric's lock on every
+    call (~1-2 us); each decision and each call asks for the same few children again and again.
+    Keyed by the values in the metric's label order. It holds the children the metric itself
+    holds (prometheus_client keeps every child it made, and caseroute never removes one), so it
+    is bounded as the metric's label values are (``definitions.py``: bounded values only).
+    """
+
+    __slots__ = ("_by_values", "_metric")
+
+    def __init__(self, metric: Any) -> None:
+        """Children of ``metric``."""
+        self._metric = metric
+        self._by_values: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        """``metric.labels(*values)``, resolved on the first call with these values."""
+        child = self._by_values.get(values)
+        if child is None:  # two threads may both resolve it: labels() gives both the same
+            child = self._by_values[values] = self._metric.labels(*values)
+        return child
 
 
 class MetricsRecorder:
@@ -28,6 +54,21 @@ class MetricsRecorder:
     def __init__(self, metrics: Metrics) -> None:
         """Update ``metrics``."""
         self.metrics = metrics
+        # The children of every decision and every call, resolved once (see _Children).
+        self._decisions = _Children(metrics.decisions)
+        self._rule_hits = _Children(metrics.rule_hits)
+        self._time_to_triage = _Children(metrics.time_to_triage)
+        self._by_reason = {
+            Outcome.ESCALATE: _Children(metrics.escalations),
+            Outcome.EXCEPTION: _Children(metrics.exceptions),
+        }
+        self._agents_excluded = _Children(metrics.agents_excluded)
+        self._relaxations = _Children(metrics.relaxations)
+        self._relaxed_requirements = _Children(metrics.relaxed_requirements)
+        self._continuity = _Children(metrics.continuity)
+        self._replays = _Children(metrics.replays)
+        self._requests_refused = _Children(metrics.requests_refused)
+        self._decision_seconds = _Children(metrics.decision_seconds)
         self._serving: set[tuple[str, str, str]] = set()
         self._serving_lock = threading.Lock()
 
@@ -54,46 +95,37 @@ class MetricsRecorder:
             # A created_at after `now` is a caller's clock skew, not a triage time: observing
             # it as 0 would pull the percentiles down, so it is left out.
             if seconds >= 0:
-                self.metrics.time_to_triage.labels(
-                    intent=case.intent.value, urgency=case.urgency.value
-                ).observe(seconds)
+                self._time_to_triage(case.intent.value, case.urgency.value).observe(seconds)
 
     def replayed(self, result: DecideResult) -> None:
         """Count a retry answered from the decision log (its decisions were counted before)."""
         for decision in result.decisions:
-            self.metrics.replays.labels(ruleset=decision.explanation.ruleset_name).inc()
+            self._replays(decision.explanation.ruleset_name).inc()
 
     def _count(self, decision: Decision) -> None:
-        m = self.metrics
         explanation = decision.explanation
         ruleset = explanation.ruleset_name
-        m.decisions.labels(
-            ruleset=ruleset, version=explanation.ruleset_version, outcome=decision.outcome.value
-        ).inc()
-        m.rule_hits.labels(ruleset=ruleset, rule_id=decision.rule_id).inc()
-        by_reason = {Outcome.ESCALATE: m.escalations, Outcome.EXCEPTION: m.exceptions}.get(
-            decision.outcome
-        )
+        self._decisions(ruleset, explanation.ruleset_version, decision.outcome.value).inc()
+        self._rule_hits(ruleset, decision.rule_id).inc()
+        by_reason = self._by_reason.get(decision.outcome)
         if by_reason is not None:
             for reason in dict.fromkeys(decision.reason_codes):
-                by_reason.labels(ruleset=ruleset, reason=reason).inc()
+                by_reason(ruleset, reason).inc()
         if explanation.matching is not None:
             for check, count in explanation.matching.exclusion_counts:
                 if count:
-                    m.agents_excluded.labels(check=check).inc(count)
+                    self._agents_excluded(check).inc(count)
         relaxation = explanation.relaxation
         if relaxation is not None:
             active = next(
                 (s.name for s in relaxation.steps if s.status is StepStatus.ACTIVE), NONE_LABEL
             )
-            m.relaxations.labels(
-                ruleset=ruleset, ladder=relaxation.ladder or NONE_LABEL, step=active
-            ).inc()
+            self._relaxations(ruleset, relaxation.ladder or NONE_LABEL, active).inc()
             for requirement in dict.fromkeys(relaxation.relaxed):
-                m.relaxed_requirements.labels(ruleset=ruleset, requirement=requirement).inc()
+                self._relaxed_requirements(ruleset, requirement).inc()
         continuity = explanation.continuity
         if continuity is not None:
-            m.continuity.labels(ruleset=ruleset, outcome=continuity.outcome.value).inc()
+            self._continuity(ruleset, continuity.outcome.value).inc()
 
     def rpc_finished(self, method: str, code: str, seconds: float) -> None:
         """Count one finished gRPC call.
@@ -104,9 +136,9 @@ class MetricsRecorder:
             seconds: Time the server spent handling it.
         """
         if code != "OK":
-            self.metrics.requests_refused.labels(code=code).inc()
+            self._requests_refused(code).inc()
         elif method in TIMED_METHODS:
-            self.metrics.decision_seconds.labels(method=method).observe(seconds)
+            self._decision_seconds(method).observe(seconds)
 
     def committed(self, items: int, seconds: float) -> None:
         """Count one decision-log transaction of ``items`` appends."""
