@@ -1,7 +1,7 @@
 """Server CPU of a cold 1,000-agent Decide in one process, and where it goes (issue 13 target 3).
 
 Usage: .venv/bin/python benchmarks/cold_roster.py [--quick] [--agents 1000] [--rounds 7]
-[--cold 5] [--warm 50]
+[--cold 5] [--warm 50] [--roster-parts]
 
 What one server worker does for a roster it has never seen, minus the network: the request
 bytes are parsed with the server's deserializer and ``RoutingServicer.Decide`` converts,
@@ -22,11 +22,21 @@ kept agents, conversion and digests of the others, the roster's JSON kept for it
 index (``index_for``) and the roster blob (``blobs_to_store`` handed that JSON, as the server
 calls it); "rest" is a cold call minus those parts (the case, deciding, the record, the
 reply). Prints the medians over rounds, per call and per agent, and target 3 for each case.
+
+``--roster-parts`` adds a table splitting the roster part of the all-new case, each step on
+fresh copies: the agents' keys (the message's deterministic bytes, their sha256, each agent's
+bytes cut out), the agents converted with their canonical JSON and digests (the tree's
+``RosterCache._known_agents`` with no agent kept), the roster and its fingerprint from those,
+and the cache's own bookkeeping (the rest). Beneath it, for reference: the steps one by one
+(``fast.agents_from_proto``, ``agent_json``, ``agent_digest``) and, where the tree has it,
+``fast.known_agents_from_proto`` (all three in one pass).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import math
 import os
 import statistics
 import tempfile
@@ -37,13 +47,16 @@ from pathlib import Path
 from typing import Any
 
 from caseroute.audit.recorder import blobs_to_store
+from caseroute.domain.fingerprint import agent_digest, agent_json, fingerprint_agent_texts
+from caseroute.domain.limits import DEFAULT_LIMITS
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.roster_index import index_for
-from caseroute.grpc_api.roster_cache import RosterCache
+from caseroute.grpc_api.roster_cache import RosterCache, agent_message_bytes
 from caseroute.grpc_api.servicer import RoutingServicer, lenient_deserializer
 from caseroute.registry import RulesetRegistry
 from caseroute.testing import audited_core, reference_ruleset
 from caseroute.v1 import routing_pb2 as pb
+from caseroute.wire import fast
 from grpc_bench import (
     COLD_CASES,
     COLD_RATIO_TARGET,
@@ -93,6 +106,49 @@ def _split(body: bytes, first: pb.Roster, ruleset: Any) -> dict[str, float]:
     return split
 
 
+ROSTER_PARTS = ("agent keys", "agents + JSON + digests", "roster + fingerprint")
+STEPS = ("conversion alone", "agent JSON alone", "digests alone", "one pass (known_agents)")
+
+
+def _roster_split(body: bytes) -> dict[str, float]:
+    """CPU seconds of each step of converting a roster of new agents, on fresh copies."""
+    msg = pb.DecideRequest.FromString(body).roster
+    wire = msg.SerializeToString(deterministic=True)
+
+    def keys() -> None:
+        hashlib.sha256(msg.SerializeToString(deterministic=True)).digest()
+        agent_message_bytes(wire)
+
+    made: list[Any] = []
+    split = {"agent keys": _cpu(keys)}
+    agent_msgs, cache = msg.agents, RosterCache()
+    nothing_kept: list[Any] = [None] * len(agent_msgs)
+    split["agents + JSON + digests"] = _cpu(
+        lambda: made.append(cache._known_agents(agent_msgs, nothing_kept, DEFAULT_LIMITS))  # noqa: SLF001 - the step itself
+    )
+    values, texts, digests = zip(*made[0], strict=True)
+
+    def roster() -> None:
+        built = fast.roster_with_agents(msg, values, DEFAULT_LIMITS)
+        fingerprint_agent_texts(built, texts, digests, keep_json=True)
+
+    split["roster + fingerprint"] = _cpu(roster)
+    agents: list[Any] = []
+    fresh = pb.DecideRequest.FromString(body).roster
+    split["conversion alone"] = _cpu(
+        lambda: agents.extend(fast.agents_from_proto(fresh.agents, DEFAULT_LIMITS))
+    )
+    split["agent JSON alone"] = _cpu(lambda: [agent_json(a) for a in agents])
+    split["digests alone"] = _cpu(lambda: [agent_digest(t) for t in texts])
+    one_pass = getattr(fast, "known_agents_from_proto", None)
+    if one_pass is not None:  # a tree before it has none: nan
+        again = pb.DecideRequest.FromString(body).roster
+        split["one pass (known_agents)"] = _cpu(partial(one_pass, again.agents, DEFAULT_LIMITS))
+    else:
+        split["one pass (known_agents)"] = math.nan
+    return split
+
+
 def main() -> None:
     """Time both cold cases, warm calls and the cold parts; print three markdown tables."""
     parser = argparse.ArgumentParser()
@@ -101,6 +157,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="rounds (default 7; quick 1)")
     parser.add_argument("--cold", type=int, default=5, help="cold calls per case and round")
     parser.add_argument("--warm", type=int, default=50, help="warm calls per round")
+    parser.add_argument(
+        "--roster-parts", action="store_true", help="split the all-new roster part too"
+    )
     args = parser.parse_args()
     agents = args.agents or (100 if args.quick else 1000)
     rounds = args.rounds or (1 if args.quick else 7)
@@ -124,6 +183,7 @@ def main() -> None:
 
     parts: dict[str, list[float]] = {"warm": []}
     parts |= {f"{case} {key}": [] for case in COLD_CASES for key in ("cold", *PARTS)}
+    parts |= {key: [] for key in (*ROSTER_PARTS, *STEPS)} if args.roster_parts else {}
     snapshot = 0
     with tempfile.TemporaryDirectory() as tmp:
         servicer = RoutingServicer(audited_core(registry, Path(tmp) / "log"))
@@ -143,6 +203,10 @@ def main() -> None:
                 splits = [_split(b, first, ruleset.compiled) for b in case_bodies]
                 for key in PARTS:
                     parts[f"{case} {key}"].append(statistics.median(s[key] for s in splits))
+            if args.roster_parts:
+                roster_splits = [_roster_split(b) for b in bodies["new"]]
+                for key in (*ROSTER_PARTS, *STEPS):
+                    parts[key].append(statistics.median(s[key] for s in roster_splits))
         servicer._core.audit.close()  # noqa: SLF001 - ends the writer thread
     registry.close()
     med = {key: statistics.median(values) for key, values in parts.items()}
@@ -180,6 +244,8 @@ def main() -> None:
             value, cold_cpu = med[f"{case} {key}"], med[f"{case} cold"]
             cells.append(f"{value * 1e3:.3f} | {value * 1e6 / agents:.1f} | {value / cold_cpu:.0%}")
         print(f"| {key} | " + " | ".join(cells) + " |")
+    if args.roster_parts:
+        _print_roster_parts(med, agents)
     print()
     print("| target (in process) | measured | met |")
     print("| --- | --- | --- |")
@@ -198,6 +264,19 @@ def main() -> None:
         )
     print()
     print(f"load average at end: {load_average()} ({os.cpu_count()} cores)")
+
+
+def _print_roster_parts(med: dict[str, float], agents: int) -> None:
+    """The all-new case's roster part, split (``--roster-parts``)."""
+    roster = med["new roster"]
+    rows = {key: med[key] for key in ROSTER_PARTS}
+    rows["cache bookkeeping (rest)"] = roster - sum(rows.values())
+    print()
+    print(f"| roster part, {COLD_CASES['new']} | CPU ms/call | us/agent | share of roster part |")
+    print("| --- | --- | --- | --- |")
+    for key, value in (*rows.items(), *((key, med[key]) for key in STEPS)):
+        share = f"{value / roster:.0%}" if key not in STEPS else "(reference)"
+        print(f"| {key} | {value * 1e3:.3f} | {value * 1e6 / agents:.1f} | {share} |")
 
 
 if __name__ == "__main__":
