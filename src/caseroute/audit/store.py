@@ -16,7 +16,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import queue
 import sqlite3
 import threading
 import time
@@ -49,6 +48,7 @@ from caseroute.audit.sql_log import (
     SHADOW_COLUMNS,
     TEXT_COLUMN,
     WRITE_UNAVAILABLE,
+    AppendQueue,
     CommitObserver,
     KeyEra,
     Pending,
@@ -372,7 +372,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         self._lock_fd: int | None = None  # the writer thread's lock file, kept open
         self._known: OrderedDict[str, None] = OrderedDict()
         self._known_lock = threading.Lock()
-        self._queue: queue.Queue[PendingItem | None] = queue.Queue()
+        self._queue = AppendQueue()
         # Invariant: nothing is queued after the writer's stop marker (it would wait forever).
         self._closed = False
         self._closing = threading.Lock()
