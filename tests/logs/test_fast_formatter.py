@@ -50,6 +50,20 @@ def _reference(log_format: str) -> logging.Formatter:
     )
 
 
+class _Odd:
+    """An object JSON cannot encode: rendered by its repr."""
+
+    def __repr__(self) -> str:
+        return "<odd \u00e9>"
+
+
+class _Structlog:
+    """An object with its own structlog form."""
+
+    def __structlog__(self) -> str:
+        return "own"
+
+
 class _Capture(logging.Handler):
     """Keeps every record it is handed (formats nothing)."""
 
@@ -91,6 +105,15 @@ def _records() -> list[logging.LogRecord]:
         formatted = logging.LogRecord("caseroute.x", logging.INFO, "f.py", 1, "m %s", ("a",), None)
         logging.Formatter("%(asctime)s %(message)s").format(formatted)  # leaves message/asctime
         root.handle(formatted)
+        audit.warning(  # extra fields named like the line's own keys, and objects JSON lacks
+            "clash",
+            extra={"event": "e", "level": "l", "timestamp": "t", "pid": 0, "odd": _Odd()},
+        )
+        audit.info("own form", extra={"obj": _Structlog(), "raw": b"\x00", "n": [1.5, None]})
+        audit.log(25, "a level without a name")
+        renamed = logging.LogRecord("caseroute.x", logging.WARNING, "f.py", 1, "w", (), None)
+        renamed.levelname = "WARN"  # a level named as structlog renames (warn -> warning)
+        root.handle(renamed)
     finally:
         root.removeHandler(capture)
     return capture.records
@@ -100,13 +123,13 @@ def _records() -> list[logging.LogRecord]:
 def test_every_kind_of_record_renders_as_structlogs_formatter_rendered_it(
     log_format: str,
 ) -> None:
-    """Call log, %-args with extra, traceback, stack info, structlog event, a reused record."""
+    """Call log, %-args, traceback, stack, structlog event, reused record, clashes, odd values."""
     configure_logging(log_format, "info", io.StringIO())
     (ours,) = [h.formatter for h in logging.getLogger().handlers if type(h).__name__ == "_Handler"]
     assert ours is not None
     reference = _reference(log_format)
     records = _records()
-    assert len(records) == 6
+    assert len(records) == 10
     for record in records:
         before = dict(record.__dict__)
         line = INSTANT.sub("T", ours.format(record))
