@@ -52,7 +52,7 @@ from caseroute.domain.limits import DEFAULT_LIMITS
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.roster_index import index_for
 from caseroute.grpc_api.roster_cache import RosterCache, agent_message_bytes
-from caseroute.grpc_api.servicer import RoutingServicer, lenient_deserializer
+from caseroute.grpc_api.servicer import RoutingServicer, request_deserializer
 from caseroute.registry import RulesetRegistry
 from caseroute.testing import audited_core, reference_ruleset
 from caseroute.v1 import routing_pb2 as pb
@@ -164,7 +164,7 @@ def main() -> None:
     agents = args.agents or (100 if args.quick else 1000)
     rounds = args.rounds or (1 if args.quick else 7)
     print(f"load average at start: {load_average()}")
-    parse = lenient_deserializer(pb.DecideRequest)
+    parse = request_deserializer(pb.DecideRequest)  # the server's, as build_server registers it
     registry = RulesetRegistry()
     ruleset = reference_ruleset(EngineKind.DURABLE)
     registry.add(ruleset)

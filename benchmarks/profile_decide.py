@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api.servicer import RoutingServicer, lenient_deserializer
+from caseroute.grpc_api.servicer import RoutingServicer, request_deserializer
 from caseroute.registry import RulesetRegistry
 from caseroute.testing import audited_core, reference_ruleset
 from caseroute.v1 import routing_pb2 as pb
@@ -112,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     calls = args.calls or (20 if args.quick else 2000)
     print(f"load average at start: {load_average()}")
-    parse = lenient_deserializer(pb.DecideRequest)
+    parse = request_deserializer(pb.DecideRequest)  # the server's, as build_server registers it
     body = decide_body(AGENTS)
     context: Any = StubContext()
     registry = RulesetRegistry()

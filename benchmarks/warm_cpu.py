@@ -82,17 +82,17 @@ def measure(calls: int, rounds: int, *, hashed: bool) -> dict[str, Any]:
     """
     sys.path.insert(0, str(BENCHMARKS))
     from caseroute.engine.case_rules import EngineKind
-    from caseroute.grpc_api.servicer import (
-        RoutingServicer,
-        lenient_deserializer,
-    )
+    from caseroute.grpc_api import servicer as servicer_module
+    from caseroute.grpc_api.servicer import RoutingServicer
     from caseroute.registry import RulesetRegistry
     from caseroute.testing import audited_core, reference_ruleset
     from caseroute.v1 import routing_pb2 as pb
     from grpc_bench import by_hash, decide_body, describe_assign, with_request_id
     from profile_decide import StubContext
 
-    parse = lenient_deserializer(pb.DecideRequest)
+    # The server's deserializer for Decide; a tree from before it existed used the lenient one.
+    chooser = getattr(servicer_module, "request_deserializer", None)
+    parse = (chooser or servicer_module.lenient_deserializer)(pb.DecideRequest)
     body = decide_body(AGENTS)
     context: Any = StubContext()
     registry = RulesetRegistry()

@@ -11,7 +11,7 @@ import hashlib
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hashlib import sha256
 
 from caseroute.domain.fingerprint import (
@@ -23,7 +23,7 @@ from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.domain.roster import Agent
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import fast
-from caseroute.wire.convert import KnownRoster, roster_from_proto
+from caseroute.wire.convert import KnownRoster, RosterStore, roster_from_proto
 
 AGENT_OVERHEAD_BYTES = 1500
 """Estimated memory of one parsed agent beyond its serialized bytes (measured: ~1.6 KB)."""
@@ -34,6 +34,9 @@ DEFAULT_MAX_AGENTS = 100_000
 """Agents the cache keeps by default (``--roster-cache-agents``)."""
 DEFAULT_MAX_BYTES = 256 * MIB
 """Estimated bytes the cache keeps by default (``--roster-cache-mb 256``)."""
+MAX_SENT_FORMS = 4
+"""Sent byte forms kept per cached roster (``RosterCache.find_sent``): senders that order a
+map differently send the same roster as different bytes; past this, the oldest form goes."""
 
 
 def estimate_roster_bytes(agents: int, wire_bytes: int) -> int:
@@ -103,13 +106,18 @@ def _varint(wire: bytes, i: int) -> tuple[int, int]:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    """One cached roster, its fingerprint, its estimated size and its agents' message bytes."""
+    """One cached roster, its fingerprint, its estimated size and its agents' message bytes.
+
+    ``sent`` holds the byte forms the roster arrived in (``RosterCache.find_sent``), oldest
+    first, at most ``MAX_SENT_FORMS``; their lengths count in the cache's bytes beside ``size``.
+    """
 
     known: KnownRoster
     size: int
     sha_key: tuple[str, InputLimits]
     agent_keys: tuple[bytes, ...]
     limits: InputLimits
+    sent: list[bytes] = field(default_factory=list)
 
 
 class RosterCache:
@@ -125,6 +133,15 @@ class RosterCache:
     budget is not cached at all. Either budget at 0 turns it off. Both keys include the limits
     the roster was validated against, so a stricter server never trusts a roster a looser one
     accepted.
+
+    A third way finds a roster without parsing it: by the roster field's bytes exactly as a
+    request carried them (``find_sent``; the server cuts them from the request unparsed,
+    ``wire.request_bytes``). Those bytes are not canonical (one sender orders a map
+    differently from another), so they are only an alias of an entry: ``parse`` adds one when
+    told the bytes a roster came in (``sent``), after finding or storing the roster by its
+    deterministic bytes. The dict is keyed by the bytes themselves, so equal keys are equal
+    bytes (no collision question). At most ``MAX_SENT_FORMS`` forms per roster, their bytes
+    counted in the memory budget, dropped with the roster.
 
     The agents of the cached rosters are also kept one by one, by their Agent message's
     deterministic bytes and the limits (``KnownAgent``: the value, its canonical JSON and its
@@ -145,6 +162,7 @@ class RosterCache:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple[bytes, InputLimits], _Entry] = OrderedDict()
         self._by_sha: dict[tuple[str, InputLimits], tuple[bytes, InputLimits]] = {}
+        self._by_sent: dict[tuple[bytes, InputLimits], tuple[bytes, InputLimits]] = {}
         # Per limits: kept agents by message bytes, and how many cached rosters hold each.
         self._kept: dict[InputLimits, dict[bytes, KnownAgent]] = {}
         self._holders: dict[InputLimits, Counter[bytes]] = {}
@@ -189,6 +207,9 @@ class RosterCache:
                 del self._by_sha[evicted.sha_key]
             self._agents -= len(evicted.known.roster.agents)
             self._bytes -= evicted.size
+            for sent in evicted.sent:
+                del self._by_sent[(sent, evicted.limits)]
+                self._bytes -= len(sent)
             self.evictions += 1
             self._release_agents(evicted)
 
@@ -210,10 +231,60 @@ class RosterCache:
         if not kept:
             del self._kept[entry.limits], self._holders[entry.limits]
 
+    def _remember_sent(self, key: tuple[bytes, InputLimits], entry: _Entry, sent: bytes) -> None:
+        """Find ``entry`` by ``sent`` too, its oldest form dropped past the bound (under the lock).
+
+        A form that would make the roster bigger than the whole memory budget is not kept (the
+        roster stays cached, found by its deterministic bytes).
+        """
+        sent_key = (sent, entry.limits)
+        if sent_key in self._by_sent:
+            return  # another call with these bytes raced this one to the same roster
+        full = len(entry.sent) >= MAX_SENT_FORMS
+        kept = entry.sent[1:] if full else entry.sent
+        if entry.size + sum(map(len, kept)) + len(sent) > self.max_bytes:
+            return
+        if full:
+            oldest = entry.sent.pop(0)
+            del self._by_sent[(oldest, entry.limits)]
+            self._bytes -= len(oldest)
+        entry.sent.append(sent)
+        self._by_sent[sent_key] = key
+        self._bytes += len(sent)
+        self._evict()
+
+    def find_sent(self, sent: bytes, *, limits: InputLimits = DEFAULT_LIMITS) -> KnownRoster | None:
+        """The cached roster that arrived before as exactly these Roster message bytes, or None.
+
+        ``sent`` is a request's roster field as the caller serialised it, unparsed. A hit counts
+        as a hit and makes the roster the most recently used; a miss counts nothing (the caller
+        then parses the roster with ``parse``, which counts it, and passes ``sent`` along so
+        the next request with these bytes is found here).
+        """
+        with self._lock:
+            key = self._by_sent.get((sent, limits))
+            if key is None:
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return self._entries[key].known
+
     def parse(
-        self, msg: pb.Roster, path: str = "roster", *, limits: InputLimits = DEFAULT_LIMITS
+        self,
+        msg: pb.Roster,
+        path: str = "roster",
+        *,
+        limits: InputLimits = DEFAULT_LIMITS,
+        sent: bytes | None = None,
     ) -> KnownRoster:
         """The domain roster for a message and its fingerprint, cached when the bytes were seen.
+
+        Args:
+            msg: The Roster message.
+            path: Its field path, for errors.
+            limits: The limits to validate it under.
+            sent: The bytes ``msg`` was parsed from, as sent; when given and the roster is (or
+                now gets) cached, ``find_sent`` finds it by them from now on.
 
         Raises:
             RequestError: If the roster is invalid (never cached).
@@ -228,6 +299,8 @@ class RosterCache:
             if entry is not None:
                 self._entries.move_to_end(key)
                 self.hits += 1
+                if sent is not None:
+                    self._remember_sent(key, entry, sent)
                 return entry.known
             self.misses += 1
         known, agent_keys, agents = self._convert(msg, wire, path, limits)
@@ -245,6 +318,8 @@ class RosterCache:
                 if agent_keys:
                     self._hold_agents(entry, agents)
                 self._evict()
+                if sent is not None and key in self._entries:
+                    self._remember_sent(key, entry, sent)
         return known
 
     def _convert(
@@ -325,3 +400,31 @@ class RosterCache:
             self._entries.move_to_end(key)
             self.hits += 1
             return self._entries[key].known
+
+    def sent_as(self, sent: bytes) -> RosterStore:
+        """This cache as the ``RosterStore`` of one request whose roster arrived as ``sent``.
+
+        Its ``parse`` tells the cache those bytes (``parse(..., sent=sent)``), so the next
+        request that sends them is found by ``find_sent`` without parsing.
+        """
+        return _SentAs(self, sent)
+
+
+class _SentAs:
+    """``RosterCache.sent_as``: one request's view of the cache, knowing its roster's bytes."""
+
+    __slots__ = ("_cache", "_sent")
+
+    def __init__(self, cache: RosterCache, sent: bytes) -> None:
+        self._cache = cache
+        self._sent = sent
+
+    def parse(
+        self, msg: pb.Roster, path: str = "roster", *, limits: InputLimits = DEFAULT_LIMITS
+    ) -> KnownRoster:
+        """``RosterCache.parse`` of ``msg``, parsed from the bytes this view knows."""
+        return self._cache.parse(msg, path, limits=limits, sent=self._sent)
+
+    def find(self, roster_sha256: str, *, limits: InputLimits) -> KnownRoster | None:
+        """``RosterCache.find``."""
+        return self._cache.find(roster_sha256, limits=limits)

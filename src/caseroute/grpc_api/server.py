@@ -61,6 +61,7 @@ from caseroute.grpc_api.servicer import (
     RoutingServicer,
     UndecodableRequest,
     lenient_deserializer,
+    request_deserializer,
 )
 from caseroute.grpc_api.supervisor import (
     RestartBackoff,
@@ -418,7 +419,7 @@ def add_service(server: grpc.Server, service_name: str, servicer: object, module
     handlers = {
         method.name: grpc.unary_unary_rpc_method_handler(
             getattr(servicer, method.name),
-            request_deserializer=lenient_deserializer(getattr(module, method.input_type.name)),
+            request_deserializer=request_deserializer(getattr(module, method.input_type.name)),
             response_serializer=getattr(module, method.output_type.name).SerializeToString,
         )
         for method in service.methods

@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -26,12 +26,15 @@ from caseroute.service import (
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.v1 import routing_pb2_grpc
 from caseroute.wire import convert
+from caseroute.wire.convert import KnownRoster, RosterStore
+from caseroute.wire.request_bytes import cut_field
 
 log = logging.getLogger("caseroute.grpc")
 
 R = TypeVar("R")
 M = TypeVar("M")
 P = TypeVar("P", bound=Message)
+Q = TypeVar("Q", pb.DecideRequest, pb.DecideBatchRequest)
 
 DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024
 """The server's default largest reply (``--max-response-mb 4``): what gRPC clients accept by
@@ -76,6 +79,78 @@ def lenient_deserializer(message: type[M]) -> Callable[[bytes], M | UndecodableR
             return UndecodableRequest(name, len(data))
 
     return deserialize
+
+
+@dataclass(frozen=True, slots=True)
+class RosterCut(Generic[Q]):
+    """A Decide or DecideBatch request whose roster field was cut from its bytes unparsed.
+
+    The servicer looks the roster up by ``roster`` (``RosterCache.find_sent``): a roster sent
+    again is then neither parsed nor serialised nor hashed. When it is not found there, the
+    servicer parses ``data`` whole, exactly as ``lenient_deserializer`` would have.
+
+    Attributes:
+        message: The request's other fields, parsed (its roster field unset).
+        roster: The roster field's bytes as sent (a serialized Roster, not yet checked).
+        data: The whole request's bytes.
+    """
+
+    message: Q
+    roster: bytes
+    data: bytes
+
+    @property
+    def request_id(self) -> str:
+        """The request's ``request_id`` (what the call log and test hooks read)."""
+        return self.message.request_id
+
+
+def roster_cut_deserializer(
+    message: type[Q],
+) -> Callable[[bytes], Q | RosterCut[Q] | UndecodableRequest]:
+    """A request deserializer for Decide or DecideBatch that leaves the roster unparsed.
+
+    The request's top-level fields are read from the wire bytes (``wire.request_bytes``); when
+    the roster field occurs once and nothing is unusual, it is cut out and the rest parsed
+    (a ``RosterCut``); otherwise, the whole request is parsed as ``lenient_deserializer`` does
+    (the same message, or the same ``UndecodableRequest``).
+
+    Args:
+        message: ``pb.DecideRequest`` or ``pb.DecideBatchRequest``.
+
+    Returns:
+        bytes -> a ``RosterCut``, the message, or an ``UndecodableRequest``.
+    """
+    whole = lenient_deserializer(message)
+    parse = message.FromString
+    number = message.DESCRIPTOR.fields_by_name["roster"].number
+
+    def deserialize(data: bytes) -> Q | RosterCut[Q] | UndecodableRequest:
+        cut = cut_field(data, number)
+        if cut is None:
+            return whole(data)
+        rest, roster = cut
+        try:
+            return RosterCut(parse(rest), roster, data)
+        except Exception:  # noqa: BLE001 - the whole parse decides what is wrong, as before
+            return whole(data)
+
+    return deserialize
+
+
+def request_deserializer(message: type[M]) -> Callable[[bytes], Any]:
+    """The server's deserializer for a method taking ``message``.
+
+    Decide and DecideBatch requests get ``roster_cut_deserializer``, every other message
+    ``lenient_deserializer``.
+    """
+    if message is pb.DecideRequest or message is pb.DecideBatchRequest:
+        return roster_cut_deserializer(message)
+    return lenient_deserializer(message)
+
+
+_WHOLE_DECIDE = lenient_deserializer(pb.DecideRequest)
+_WHOLE_BATCH = lenient_deserializer(pb.DecideBatchRequest)
 
 
 def _fail(context: grpc.ServicerContext, exc: Exception, reference: str) -> None:
@@ -290,10 +365,30 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         sized = SizedReply(build, self._max_reply_bytes, self._setting)
         return sized.reply(self._core.decide(converted, sized.check))
 
+    def _uncut(
+        self, request: RosterCut[Q], whole: Callable[[bytes], Q | UndecodableRequest]
+    ) -> tuple[Q | UndecodableRequest, KnownRoster | None, RosterStore]:
+        """The request, the roster found by its sent bytes (or None) and the store to parse with.
+
+        Found: the request's other fields and that roster. Not found: the whole request
+        parsed now (as the lenient deserializer would have), and a store that remembers the
+        roster's bytes once it is parsed.
+        """
+        known = self.roster_cache.find_sent(request.roster, limits=self._limits)
+        if known is not None:
+            return request.message, known, self.roster_cache
+        return whole(request.data), None, self.roster_cache.sent_as(request.roster)
+
     def Decide(  # noqa: N802 - gRPC method name
-        self, request: pb.DecideRequest | UndecodableRequest, context: grpc.ServicerContext
+        self,
+        request: pb.DecideRequest | RosterCut[pb.DecideRequest] | UndecodableRequest,
+        context: grpc.ServicerContext,
     ) -> pb.DecideResponse:
         """Decide one case."""
+        sent_roster: KnownRoster | None = None
+        rosters: RosterStore = self.roster_cache
+        if isinstance(request, RosterCut):
+            request, sent_roster, rosters = self._uncut(request, _WHOLE_DECIDE)
         if isinstance(request, UndecodableRequest):
             return _refuse_undecodable(context, "Decide", request, pb.DecideResponse())
         return _serve(
@@ -307,7 +402,8 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                     caller_identity(context),
                     limits=self._limits,
                     safeguarding_flags=self._core.registry.safeguarding_flags,
-                    rosters=self.roster_cache,
+                    rosters=rosters,
+                    sent_roster=sent_roster,
                 ),
                 convert.decide_response,
             ),
@@ -315,9 +411,15 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         )
 
     def DecideBatch(  # noqa: N802 - gRPC method name
-        self, request: pb.DecideBatchRequest | UndecodableRequest, context: grpc.ServicerContext
+        self,
+        request: pb.DecideBatchRequest | RosterCut[pb.DecideBatchRequest] | UndecodableRequest,
+        context: grpc.ServicerContext,
     ) -> pb.DecideBatchResponse:
         """Decide a batch of cases against one roster."""
+        sent_roster: KnownRoster | None = None
+        rosters: RosterStore = self.roster_cache
+        if isinstance(request, RosterCut):
+            request, sent_roster, rosters = self._uncut(request, _WHOLE_BATCH)
         if isinstance(request, UndecodableRequest):
             return _refuse_undecodable(context, "DecideBatch", request, pb.DecideBatchResponse())
         return _serve(
@@ -331,7 +433,8 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                     caller_identity(context),
                     limits=self._limits,
                     safeguarding_flags=self._core.registry.safeguarding_flags,
-                    rosters=self.roster_cache,
+                    rosters=rosters,
+                    sent_roster=sent_roster,
                 ),
                 convert.batch_response,
             ),

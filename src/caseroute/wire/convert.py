@@ -469,9 +469,15 @@ def _now_in(
 
 
 def _roster_in(
-    msg: pb.DecideRequest | pb.DecideBatchRequest, limits: InputLimits, rosters: RosterStore
+    msg: pb.DecideRequest | pb.DecideBatchRequest,
+    limits: InputLimits,
+    rosters: RosterStore,
+    sent_roster: KnownRoster | None,
 ) -> KnownRoster:
     """The request's roster: the one sent, else the one its roster_sha256 names.
+
+    ``sent_roster`` is the roster sent, already found by the bytes it came in (``msg`` then
+    lacks its roster field): it is checked against ``roster_sha256`` like a parsed one.
 
     Raises:
         RequestError: No roster and no hash; a malformed hash; a roster whose hash is not the
@@ -489,14 +495,17 @@ def _roster_in(
                 )
             ]
         )
-    if not msg.HasField("roster"):
+    if sent_roster is not None:
+        known = sent_roster
+    elif msg.HasField("roster"):
+        known = rosters.parse(msg.roster, limits=limits)
+    else:
         if not sha:
             raise RequestError([FieldViolation("roster", "is required (it may have no agents)")])
         found = rosters.find(sha, limits=limits)
         if found is None:
             raise RosterNotCachedError(sha)
         return found
-    known = rosters.parse(msg.roster, limits=limits)
     if sha and sha != known.fingerprint.sha256:
         raise RequestError(
             [
@@ -516,6 +525,7 @@ def _with_roster(
     limits: InputLimits,
     rosters: RosterStore,
     violations: list[FieldViolation],
+    sent_roster: KnownRoster | None,
 ) -> KnownRoster | RosterNotCachedError | None:
     """The request's roster; else None with its violations added, or the not-cached error.
 
@@ -524,7 +534,7 @@ def _with_roster(
     problem it could have been told of at once.
     """
     try:
-        return _roster_in(msg, limits, rosters)
+        return _roster_in(msg, limits, rosters, sent_roster)
     except RequestError as exc:
         violations += exc.violations
     except RosterNotCachedError as exc:
@@ -544,11 +554,14 @@ def decide_command(
     limits: InputLimits = DEFAULT_LIMITS,
     safeguarding_flags: frozenset[str] = frozenset(),
     rosters: RosterStore = NO_ROSTER_CACHE,
+    sent_roster: KnownRoster | None = None,
 ) -> DecideCommand:
     """A DecideRequest as a command; ``caller`` is the authenticated peer ("" when none).
 
     The roster is the one sent (through ``rosters``, which may know it already), else the
-    one ``rosters`` keeps under the request's ``roster_sha256``.
+    one ``rosters`` keeps under the request's ``roster_sha256``. ``sent_roster`` is the roster
+    sent when the server already found it by its bytes and cut it from ``msg`` unparsed (the
+    servicer's ``RosterCut``): it stands for ``msg.roster``.
 
     Raises:
         RequestError: Naming every invalid field (case and roster problems together).
@@ -566,7 +579,7 @@ def decide_command(
             case = case_from_proto(msg.case, limits=limits, safeguarding_flags=safeguarding_flags)
         except RequestError as exc:
             violations += exc.violations
-    known = _with_roster(msg, limits, rosters, violations)
+    known = _with_roster(msg, limits, rosters, violations, sent_roster)
     now = _now_in(msg, violations)
     if violations or case is None or known is None:
         raise RequestError(violations)
@@ -592,10 +605,11 @@ def batch_command(
     limits: InputLimits = DEFAULT_LIMITS,
     safeguarding_flags: frozenset[str] = frozenset(),
     rosters: RosterStore = NO_ROSTER_CACHE,
+    sent_roster: KnownRoster | None = None,
 ) -> DecideCommand:
     """A DecideBatchRequest as a command; ``caller`` is the authenticated peer ("" when none).
 
-    The roster comes as in ``decide_command``.
+    The roster comes as in ``decide_command`` (``sent_roster`` too).
 
     Raises:
         RequestError: Naming every invalid field, e.g. ``cases[3].intent``; a batch over the
@@ -607,7 +621,8 @@ def batch_command(
         batch_size_violations,
     )
 
-    oversized = batch_size_violations(len(msg.cases), len(msg.roster.agents), limits)
+    agents = len(msg.roster.agents) if sent_roster is None else len(sent_roster.roster.agents)
+    oversized = batch_size_violations(len(msg.cases), agents, limits)
     if oversized:
         raise RequestError(oversized)
     violations: list[FieldViolation] = []
@@ -621,7 +636,7 @@ def batch_command(
             )
         except RequestError as exc:
             violations += exc.violations
-    known = _with_roster(msg, limits, rosters, violations)
+    known = _with_roster(msg, limits, rosters, violations, sent_roster)
     now = _now_in(msg, violations)
     if violations or known is None:
         raise RequestError(violations)
