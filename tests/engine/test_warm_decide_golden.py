@@ -58,6 +58,7 @@ Scenario = tuple[str, Callable[[], tuple[Any, Roster, datetime]], bool]
 """Name, (case, roster, now) builder, agent detail (FULL) or not (SUMMARY)."""
 
 _RANKED = make_ranked_roster(100)
+_LARGE = make_ranked_roster(5000)  # 42 eligible: a summary shows ten of them
 _SMALL = make_roster(
     make_agent("a1", capacity=Capacity(5, 3)),
     make_agent("a2", capacity=Capacity(5, 1), languages=frozenset({"es"})),
@@ -85,6 +86,12 @@ def _pref(agent_id: str, days_ago: float) -> PreferredAgent:
 SCENARIOS: tuple[Scenario, ...] = (
     ("bench-summary", lambda: (_bench(), _RANKED, NOW), False),
     ("bench-full", lambda: (_bench(), _RANKED, NOW), True),
+    ("large-summary", lambda: (_bench(), _LARGE, NOW), False),
+    (
+        "large-relaxed-summary",
+        lambda: (_bench(4, created_at=NOW - timedelta(minutes=25)), _LARGE, NOW),
+        False,
+    ),
     ("bench-other-id", lambda: (_bench(7), _RANKED, NOW + timedelta(seconds=41)), False),
     (
         "bench-step-in-force",

@@ -121,3 +121,14 @@ def test_clock_texts_equal_strftime(at: datetime, now: datetime, expected: str |
     assert at.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M") == text
     if expected is not None:
         assert expected == text
+
+
+@pytest.mark.parametrize("keep", [0, 1, 2, 3, 5])
+def test_kept_candidates_are_the_first_of_the_whole_ranking(keep: int) -> None:
+    """Keeping the first few gives exactly those of the full ranking, values included."""
+    agents = tuple(
+        make_agent(f"a{n}", capacity=Capacity(4, n % 3), skills={"t": n % 2}, seniority=n)
+        for n in range(3)
+    )
+    whole = rank_candidates(agents, ALL, "t", NOW)
+    assert whole[:keep] == rank_candidates(agents, ALL, "t", NOW, keep=keep)

@@ -18,56 +18,72 @@ Criterion = Callable[[Agent], tuple[SortKey, AttributeValue | None]]
 _NEVER = float("-inf")  # never assigned: idle the longest
 
 
-RulesetCriterion = Callable[[Agent, datetime], tuple[SortKey, AttributeValue | None]]
-"""A ruleset criterion: (sort key, value shown) for one agent at the decision instant."""
+KeyOf = Callable[[Agent, datetime], SortKey]
+"""A ruleset criterion's sort key for one agent at the decision instant; lower ranks first."""
+ShownOf = Callable[[Agent, datetime], AttributeValue | None]
+"""A ruleset criterion's value shown in the explanation for one agent."""
 
 
-def _utilisation(a: Agent, _: datetime) -> tuple[SortKey, AttributeValue | None]:
-    value = a.capacity.utilisation  # a property: computed once, not twice
-    return value, round(value, 4)
+def _utilisation_key(a: Agent, _: datetime) -> SortKey:
+    return a.capacity.utilisation
 
 
-def _idle(a: Agent, now: datetime) -> tuple[SortKey, AttributeValue | None]:
+def _utilisation_shown(a: Agent, _: datetime) -> AttributeValue | None:
+    return round(a.capacity.utilisation, 4)
+
+
+def _idle_key(a: Agent, _: datetime) -> SortKey:
     last = a.last_assigned_at
-    if last is None:
-        return _NEVER, None
-    return last.timestamp(), round((now - last).total_seconds() / 60.0, 1)
+    return _NEVER if last is None else last.timestamp()
 
 
-def _seniority(a: Agent, _: datetime) -> tuple[SortKey, AttributeValue | None]:
-    return -a.seniority, a.seniority
+def _idle_shown(a: Agent, now: datetime) -> AttributeValue | None:
+    last = a.last_assigned_at
+    return None if last is None else round((now - last).total_seconds() / 60.0, 1)
 
 
-def _no_skill(_: Agent, __: datetime) -> tuple[SortKey, AttributeValue | None]:
-    return 0, 0
+def _seniority_key(a: Agent, _: datetime) -> SortKey:
+    return -a.seniority
 
 
-def _skill_level(skill: str) -> RulesetCriterion:
-    def level(a: Agent, _: datetime) -> tuple[SortKey, AttributeValue | None]:
-        value = a.skills.get(skill, 0)
-        return -value, value
-
-    return level
+def _seniority_shown(a: Agent, _: datetime) -> AttributeValue | None:
+    return a.seniority
 
 
-def _criterion(criterion: RankingCriterion, skill: str | None) -> RulesetCriterion:
+def _no_skill(_: Agent, __: datetime) -> int:
+    return 0
+
+
+def _skill_level(skill: str) -> tuple[KeyOf, ShownOf]:
+    def key(a: Agent, _: datetime) -> SortKey:
+        return -a.skills.get(skill, 0)
+
+    def shown(a: Agent, _: datetime) -> AttributeValue | None:
+        return a.skills.get(skill, 0)
+
+    return key, shown
+
+
+def _criterion(criterion: RankingCriterion, skill: str | None) -> tuple[KeyOf, ShownOf]:
     """(sort key, value shown in the explanation) for one criterion; lower keys rank first."""
     if criterion is RankingCriterion.LOWEST_UTILISATION:
-        return _utilisation
+        return _utilisation_key, _utilisation_shown
     if criterion is RankingCriterion.HIGHEST_SKILL_LEVEL:
-        return _skill_level(skill) if skill is not None else _no_skill
+        return _skill_level(skill) if skill is not None else (_no_skill, _no_skill)
     if criterion is RankingCriterion.LONGEST_IDLE:
-        return _idle
-    return _seniority
+        return _idle_key, _idle_shown
+    return _seniority_key, _seniority_shown
 
 
 @lru_cache(maxsize=256)
 def _ruleset_criteria(
     criteria: tuple[RankingCriterion, ...], skill: str | None
-) -> tuple[tuple[RulesetCriterion, ...], tuple[str, ...]]:
-    """The criteria's functions and labels, built once per (criteria, skill), not per call."""
+) -> tuple[tuple[KeyOf, ...], tuple[ShownOf, ...], tuple[str, ...]]:
+    """The criteria's key and shown functions and labels, built once per (criteria, skill)."""
+    pairs = [_criterion(c, skill) for c in criteria]
     return (
-        tuple(_criterion(c, skill) for c in criteria),
+        tuple(key for key, _ in pairs),
+        tuple(shown for _, shown in pairs),
         tuple(criterion_label(c, skill) for c in criteria),
     )
 
@@ -93,6 +109,8 @@ def rank_candidates(
     skill: str | None,
     now: datetime,
     leading: Sequence[tuple[str, Criterion]] = (),
+    *,
+    keep: int | None = None,
 ) -> list[RankedCandidate]:
     """Rank eligible agents, best first.
 
@@ -103,11 +121,14 @@ def rank_candidates(
         now: Decision instant, for idle time.
         leading: Criteria ranked before the ruleset's (continuity, then soft preferences),
             each with its label.
+        keep: Return only the first ``keep`` candidates (``None``: all). Every agent is
+            still ordered; only the kept ones get their values shown (a summary keeps ten of
+            a 5,000-agent roster's dozens of eligible agents).
 
     Returns:
-        Every agent with its rank (1 = chosen) and criterion values; ties end on agent_id.
+        Candidates with their rank (1 = chosen) and criterion values; ties end on agent_id.
     """
-    fns, labels = _ruleset_criteria(criteria, skill)
+    keys_of, shown_of, labels = _ruleset_criteria(criteria, skill)
     firsts = tuple(fn for _, fn in leading)
     if leading:
         labels = (*(label for label, _ in leading), *labels)
@@ -119,14 +140,14 @@ def rank_candidates(
             key, value = first(agent)
             keys.append(key)
             shown.append(value)
-        for fn in fns:
-            key, value = fn(agent, now)
-            keys.append(key)
-            shown.append(value)
+        keys.extend([key_of(agent, now) for key_of in keys_of])
         keys.append(agent.agent_id)  # ties end on agent_id
-        scored.append((tuple(keys), agent.agent_id, shown))
+        scored.append((tuple(keys), agent, shown))
     scored.sort(key=itemgetter(0))
-    return [
-        RankedCandidate(rank, agent_id, tuple(zip(labels, shown, strict=True)))
-        for rank, (_, agent_id, shown) in enumerate(scored, 1)
-    ]
+    if keep is not None:
+        del scored[keep:]
+    ranked = []
+    for rank, (_, agent, shown) in enumerate(scored, 1):
+        shown.extend(value_of(agent, now) for value_of in shown_of)
+        ranked.append(RankedCandidate(rank, agent.agent_id, tuple(zip(labels, shown, strict=True))))
+    return ranked

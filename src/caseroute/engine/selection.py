@@ -296,7 +296,9 @@ def select_agent(
         if case.required_skills
         else (need.skills[0].name if need.skills else None)
     )
-    ranking = rank_candidates(result.eligible, ruleset.ranking, skill, now, leading)
+    # A summary shows the first ten: only they get their values worked out.
+    keep = None if detail else RANKING_SHOWN_WITHOUT_DETAIL
+    ranking = rank_candidates(result.eligible, ruleset.ranking, skill, now, leading, keep=keep)
     chosen = ranking[0].agent_id if ranking else None
     continuity = None
     held_until = None
@@ -325,7 +327,7 @@ def select_agent(
             *(c.value for c in ruleset.ranking),
             "agent_id",
         ),
-        ranking=tuple(ranking if detail else ranking[:RANKING_SHOWN_WITHOUT_DETAIL]),
+        ranking=tuple(ranking),
         failed_masks=result.failed_masks,
     )
     return Selection(trace, chosen, relaxation, continuity, held_until, next_at)
