@@ -12,6 +12,8 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from caseroute.audit.masking import DEFAULT_MASKED_PATHS, Masker
 from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.fingerprint import canonical_json
@@ -210,3 +212,69 @@ def test_recorded_batches_keep_the_golden_bytes_when_explanations_are_scrubbed(
         "6613abca26bc692e0f32357fb62232447909d9bdfcfd7d705ae8a2b3d87fb2f0",
         "d4be7a52994e44ff8b4661539689fa1aeeaf509d77c9637629656bc3f59bba0c",
     ]
+
+
+def _reference_mask(masker: Masker, data: dict[str, Any]) -> dict[str, Any]:
+    """``Masker.mask`` as 1665a64 wrote it: a deep copy, then each path in order."""
+
+    def copy(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: copy(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [copy(v) for v in value]
+        return value
+
+    out: dict[str, Any] = copy(data)
+    for path in masker.paths:
+        parts = path.split(".")
+        node: Any = out
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            continue
+        last = parts[-1]
+        keys = list(node) if last == "*" else [last] if last in node else []
+        for key in keys:
+            node[key] = masker.digest(node[key])
+    return out
+
+
+def _reference_values(masker: Masker, data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``Masker.masked_values`` as 1665a64 wrote it."""
+    found: list[tuple[str, Any]] = []
+    for path in masker.paths:
+        parts = path.split(".")
+        node: Any = data
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            continue
+        last, parent = parts[-1], ".".join(parts[:-1])
+        keys = list(node) if last == "*" else [last] if last in node else []
+        found += [(f"{parent}.{key}", node[key]) for key in keys]
+    return found
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        ("case.attributes.a", "case.*", "case.attributes.b"),
+        ("case.attributes.x.*", "case.attributes.*"),
+        ("case.attributes.*", "case.attributes.x.*"),
+        ("case.attributes.a", "case.attributes.*", "case.attributes.a"),
+        ("case.attributes.a", "case.region", "case.attributes.b", "case.attributes.x.p"),
+        DEFAULT_MASKED_PATHS,
+    ],
+)
+def test_overlapping_and_interleaved_paths_mask_in_the_order_given(paths: tuple[str, ...]) -> None:
+    """Paths sharing a parent are walked together only when adjacent: the old order's result."""
+    masker = Masker(b"golden-key", paths)
+    data = {
+        "case": {
+            "attributes": {"a": "A", "b": "B", "x": {"p": 1}, "mrn": 7},
+            "region": "R",
+            "extra": [],
+        }
+    }
+    assert masker.mask(data) == _reference_mask(masker, data)
+    assert masker.masked_values(data) == _reference_values(masker, data)

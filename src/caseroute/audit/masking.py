@@ -69,18 +69,33 @@ def key_fingerprint(key: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Path:
-    """One masked path, split once: the parents walked, the last key, the parents' dotted text."""
+    """Consecutive masked paths under one parent, split once.
+
+    Attributes:
+        parents: The keys walked to the parent mapping.
+        parent_text: The parents as dotted text.
+        lasts: The last key of each path, in the paths' order (``*``: every key).
+    """
 
     parents: tuple[str, ...]
-    last: str
     parent_text: str
+    lasts: tuple[str, ...]
 
 
 def _plan(paths: tuple[str, ...]) -> tuple[_Path, ...]:
-    planned = []
+    """The paths split, and consecutive ones with the same parents walked once.
+
+    Only consecutive ones: a path between them may replace their parent (``case.*`` masks
+    ``case.attributes`` whole), so the paths keep their order.
+    """
+    planned: list[_Path] = []
     for path in paths:
         *parents, last = path.split(".")
-        planned.append(_Path(tuple(parents), last, ".".join(parents)))
+        if planned and planned[-1].parents == tuple(parents):
+            previous = planned.pop()
+            planned.append(replace(previous, lasts=(*previous.lasts, last)))
+        else:
+            planned.append(_Path(tuple(parents), ".".join(parents), (last,)))
     return tuple(planned)
 
 
@@ -146,12 +161,12 @@ class Masker:
                     child = node[part] = dict(child)
                     copies.add(id(child))
                 node = child
-            if not isinstance(node, dict):
+            if not node or not isinstance(node, dict):  # an empty dict masks nothing either
                 continue
-            last = planned.last
-            keys = list(node) if last == "*" else [last] if last in node else []
-            for key in keys:
-                node[key] = self.digest(node[key])
+            for last in planned.lasts:
+                keys = list(node) if last == "*" else [last] if last in node else []
+                for key in keys:
+                    node[key] = self.digest(node[key])
         return out
 
     def masked_values(self, data: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -163,12 +178,12 @@ class Masker:
                 node = node.get(part) if isinstance(node, dict) else None
             if not node or not isinstance(node, dict):  # an empty dict masks nothing either
                 continue
-            last = planned.last
-            if last == "*":
-                parent = planned.parent_text
-                found += [(f"{parent}.{key}", value) for key, value in node.items()]
-            elif last in node:
-                found.append((f"{planned.parent_text}.{last}", node[last]))
+            parent = planned.parent_text
+            for last in planned.lasts:
+                if last == "*":
+                    found += [(f"{parent}.{key}", value) for key, value in node.items()]
+                elif last in node:
+                    found.append((f"{parent}.{last}", node[last]))
         return found
 
     def covers(self, field_path: str) -> bool:
