@@ -194,13 +194,27 @@ class RosterIndex:
         if cached is not None:
             return cached
         mask = 0
+        # Invariant: licence_valid_at's verdict reads a licence's type, jurisdiction and
+        # multistate, and its expiry only as "before ``day``": licences alike in those four
+        # get one verdict, so each such kind is checked once (a roster's 1,000 licences hold a
+        # few dozen; the check builds its explanation note every time, ~1 us).
+        verdicts: dict[tuple[str, str, bool, bool], bool] = {}
+        agents = self.agents
         for kind in set(types):
             for i in self.licensed.get(kind, ()):
-                if not mask >> i & 1 and any(
-                    lic.type in types and licence_valid_at(lic, location, day, compacts)[0]
-                    for lic in self.agents[i].licences
-                ):
-                    mask |= 1 << i
+                if mask >> i & 1:
+                    continue
+                for lic in agents[i].licences:
+                    if lic.type not in types:
+                        continue
+                    alike = (lic.type, lic.jurisdiction, lic.multistate, lic.expires_on < day)
+                    valid = verdicts.get(alike)
+                    if valid is None:
+                        valid = licence_valid_at(lic, location, day, compacts)[0]
+                        verdicts[alike] = valid
+                    if valid:
+                        mask |= 1 << i
+                        break
         with self._lock:
             self._licence_masks[key] = mask
         return mask
