@@ -9,11 +9,13 @@ import pytest
 from caseroute.domain.case import RequiredSkill
 from caseroute.domain.roster import AgentStatus, Capacity
 from caseroute.engine import matching
+from caseroute.engine.decide import decide
 from caseroute.engine.matching import _frozen, _merge_skills
 from caseroute.engine.ranking import rank_candidates
 from caseroute.engine.relaxation import clock_text
+from caseroute.engine.roster_index import roster_after_assignment
 from caseroute.rules.model import RankingCriterion as C
-from caseroute.testing import NOW, make_agent
+from caseroute.testing import NOW, make_agent, make_case, make_roster, reference_ruleset
 
 F = ("first", "x")
 ALL = (C.LOWEST_UTILISATION, C.HIGHEST_SKILL_LEVEL, C.LONGEST_IDLE, C.HIGHEST_SENIORITY)
@@ -132,3 +134,26 @@ def test_kept_candidates_are_the_first_of_the_whole_ranking(keep: int) -> None:
     )
     whole = rank_candidates(agents, ALL, "t", NOW)
     assert whole[:keep] == rank_candidates(agents, ALL, "t", NOW, keep=keep)
+
+
+def test_known_keys_are_filled_then_reused() -> None:
+    """The first ranking keeps each agent's keys; a later one orders by the kept keys."""
+    agents = (make_agent("a", capacity=Capacity(4, 1)), make_agent("b", capacity=Capacity(4, 2)))
+    known: dict[str, tuple[float | int | str, ...]] = {}
+    first = rank_candidates(agents, (C.LOWEST_UTILISATION,), None, NOW, known=known)
+    assert known == {"a": (0.25, "a"), "b": (0.5, "b")}
+    assert first == rank_candidates(agents, (C.LOWEST_UTILISATION,), None, NOW)
+    known["a"] = (0.9, "a")  # as if "a" were busier: proves the kept keys are read
+    assert [
+        r.agent_id for r in rank_candidates(agents, (C.LOWEST_UTILISATION,), None, NOW, known=known)
+    ] == ["b", "a"]
+
+
+def test_a_batch_ranks_the_assigned_agent_by_its_new_load() -> None:
+    """Keys kept on a roster's index are not carried to the index after an assignment."""
+    roster = make_roster(make_agent("a1"), make_agent("a2"))
+    loaded = reference_ruleset()
+    first = decide(make_case(case_id="C1"), roster, loaded, NOW, agent_detail=False)
+    after = roster_after_assignment(roster, "a1", NOW)
+    second = decide(make_case(case_id="C2"), after, loaded, NOW, agent_detail=False)
+    assert (first.agent_id, second.agent_id) == ("a1", "a2")

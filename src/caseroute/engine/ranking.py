@@ -111,6 +111,7 @@ def rank_candidates(
     leading: Sequence[tuple[str, Criterion]] = (),
     *,
     keep: int | None = None,
+    known: dict[str, tuple[SortKey | str, ...]] | None = None,
 ) -> list[RankedCandidate]:
     """Rank eligible agents, best first.
 
@@ -124,6 +125,10 @@ def rank_candidates(
         keep: Return only the first ``keep`` candidates (``None``: all). Every agent is
             still ordered; only the kept ones get their values shown (a summary keeps ten of
             a 5,000-agent roster's dozens of eligible agents).
+        known: Agent id -> its ruleset keys (``agent_id`` last), kept by the caller for these
+            ``criteria`` and ``skill`` over one set of agents: they read nothing but the agent
+            (utilisation, skill level, last assignment, seniority), so an agent ranked once is
+            not keyed again. Filled here as agents are first ranked.
 
     Returns:
         Candidates with their rank (1 = chosen) and criterion values; ties end on agent_id.
@@ -132,17 +137,25 @@ def rank_candidates(
     firsts = tuple(fn for _, fn in leading)
     if leading:
         labels = (*(label for label, _ in leading), *labels)
+    if known is None:
+        known = {}
     scored = []
     for agent in agents:
-        keys: list[SortKey | str] = []
+        own = known.get(agent.agent_id)
+        if own is None:
+            # Ties end on agent_id. The keys never read ``now`` (idle time is keyed by the
+            # last assignment's instant), so they hold for every decision on these agents.
+            own = (*[key_of(agent, now) for key_of in keys_of], agent.agent_id)
+            known[agent.agent_id] = own  # a racing thread stores an equal tuple: harmless
         shown: list[AttributeValue | None] = []
-        for first in firsts:
-            key, value = first(agent)
-            keys.append(key)
-            shown.append(value)
-        keys.extend([key_of(agent, now) for key_of in keys_of])
-        keys.append(agent.agent_id)  # ties end on agent_id
-        scored.append((tuple(keys), agent, shown))
+        if firsts:
+            keys: list[SortKey | str] = []
+            for first in firsts:
+                key, value = first(agent)
+                keys.append(key)
+                shown.append(value)
+            own = (*keys, *own)
+        scored.append((own, agent, shown))
     scored.sort(key=itemgetter(0))
     if keep is not None:
         del scored[keep:]

@@ -26,7 +26,7 @@ from caseroute.engine.matching import (
     describe_need,
     match_agents,
 )
-from caseroute.engine.ranking import Criterion, rank_candidates
+from caseroute.engine.ranking import Criterion, SortKey, rank_candidates
 from caseroute.engine.relaxation import (
     Relaxation,
     derived_requirements,
@@ -35,7 +35,7 @@ from caseroute.engine.relaxation import (
     relaxed_requirements,
 )
 from caseroute.engine.roster_index import RosterIndex, index_for
-from caseroute.rules.model import CompiledRuleset, Requirements
+from caseroute.rules.model import CompiledRuleset, RankingCriterion, Requirements
 
 RANKING_SHOWN_WITHOUT_DETAIL = 10
 
@@ -220,6 +220,24 @@ _BY_CHECK = sorted(_CHECK_OF, key=lambda name: CHECK_ORDER.index(_CHECK_OF[name]
 """Soft-able names in the order matching checks them (``roles`` is the ``role`` check)."""
 
 
+def _known_keys(
+    index: RosterIndex, criteria: tuple[RankingCriterion, ...], skill: str | None
+) -> dict[str, tuple[SortKey | str, ...]]:
+    """The ranking keys of this index's agents under ``criteria`` and ``skill``, kept on it.
+
+    They read the agent alone, and the index lives exactly as long as its agents do unchanged
+    (a batch's index after an assignment starts empty), so ``rank_candidates`` fills this as
+    agents are first ranked and later decisions reuse them. At most one entry per agent.
+    """
+    key = ("rank-keys", criteria, skill)
+    found = index.recall(key)
+    if isinstance(found, dict):
+        return found
+    known: dict[str, tuple[SortKey | str, ...]] = {}
+    index.remember(key, known)
+    return known
+
+
 def _preference_criterion(mask: int, position: dict[str, int]) -> Criterion:
     def meets(agent: Agent) -> tuple[int, bool]:
         met = bool(mask >> position[agent.agent_id] & 1)
@@ -298,7 +316,15 @@ def select_agent(
     )
     # A summary shows the first ten: only they get their values worked out.
     keep = None if detail else RANKING_SHOWN_WITHOUT_DETAIL
-    ranking = rank_candidates(result.eligible, ruleset.ranking, skill, now, leading, keep=keep)
+    ranking = rank_candidates(
+        result.eligible,
+        ruleset.ranking,
+        skill,
+        now,
+        leading,
+        keep=keep,
+        known=_known_keys(index, ruleset.ranking, skill),
+    )
     chosen = ranking[0].agent_id if ranking else None
     continuity = None
     held_until = None
