@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from enum import IntEnum
 from typing import Any
 
@@ -118,3 +119,11 @@ def test_stored_results_whose_leaves_fire_other_rules_are_refused() -> None:
         "the ruleset fires ['by-intent'] for these leaves; the results say "
         "['clinical', 'by-intent']"
     )
+
+
+def test_choosing_where_no_rule_fires_stops() -> None:
+    """A plan without a catch-all (never compiled so) refuses to choose when nothing fires."""
+    compiled = reference_compiled()
+    plan = plan_traces(replace(compiled, rules=compiled.rules[:-1], sha256="no-catch-all"))
+    with pytest.raises(ValueError, match="no rule fired"):
+        evaluate_rules(plan, dict.fromkeys(plan.leaf_ids, False), {})

@@ -53,12 +53,13 @@ class _Pattern:
 
     Attributes:
         fired: Ids of the rules that fire, in rule order.
-        deciding: Index of the first rule that fired.
+        deciding: Index of the first rule that fired; ``None`` if none did (never for a
+            compiled ruleset: it ends with a catch-all).
         rules: Per rule: id, description, fired, decided, and its clause shape.
     """
 
     fired: tuple[str, ...]
-    deciding: int
+    deciding: int | None
     rules: tuple[tuple[str, str, bool, bool, _Shape], ...]
 
 
@@ -294,11 +295,11 @@ def _pattern(plan: TracePlan, mask: int) -> _Pattern:
                 shapes[key] = shape  # a racing thread stores an equal shape: harmless
         rules.append((rule.rule_id, rule.description, flag, flag and not decided, shape))
         decided = decided or flag
-    # Invariant: the compiler ends every ruleset with a catch-all, so some rule fired; a
-    # rendering of stored results whose leaves fire none is refused by the fired check.
+    # Invariant: the compiler ends every ruleset with a catch-all, so some rule fires; a plan
+    # built otherwise keeps ``deciding`` None and ``evaluate_rules`` refuses to choose.
     pattern = _Pattern(
         tuple(rule.rule_id for rule, flag in zip(plan.rules, flags, strict=True) if flag),
-        flags.index(True) if True in flags else -1,
+        flags.index(True) if True in flags else None,
         tuple(rules),
     )
     if len(plan.patterns) < PATTERNS_PER_PLAN:
@@ -323,7 +324,10 @@ def evaluate_rules(plan: TracePlan, truth: dict[str, bool], fact: Fact) -> tuple
             mask |= bit
     pattern = _pattern(plan, mask)
     actuals = tuple((key, _read(readers, fact)) for key, readers in plan.readers)
-    # Invariant: the compiler ends every ruleset with a catch-all, so some rule fired.
+    if pattern.deciding is None:
+        # The compiler ends every ruleset with a catch-all: a plan where nothing fires was
+        # not compiled, and choosing from it must stop, never fall to some rule.
+        raise ValueError("no rule fired: the ruleset has no catch-all rule")
     return RuleResults(format(mask, "x"), pattern.fired, actuals), plan.rules[pattern.deciding]
 
 
