@@ -22,6 +22,12 @@ deserializer, ``RoutingServicer.Decide`` finding the roster and converting the r
 command (its ``_decide`` is replaced by one that builds the command and returns an empty
 reply: nothing is decided or recorded), 10x the calls.
 
+``--grpc``: latency over gRPC instead (target 1's measure, ``grpc_bench``'s pieces): a
+``caseroute serve`` of the tree (2 workers, fresh decision log), one client process; per
+round and size the median of ``--calls`` (default 50) warm Decides sending the roster, of as
+many health Checks (the empty call) and of as many 512-byte appends + fsync beside the log;
+per size the medians over rounds of the Decide latency (ms) and of its ratio to empty + fsync.
+
 ``--ab TREE_A TREE_B``: each run is this script in a child process with ``PYTHONPATH`` at
 ``TREE/src``, runs alternating A, B, A, B, ...; per size and side the median over runs of each
 run's median, the ratio B/A, and the load average before and after.
@@ -119,6 +125,37 @@ def measure(
     return out
 
 
+def measure_grpc(sizes: list[int], calls: int | None, rounds: int) -> dict[str, dict[str, float]]:
+    """Per size, median Decide latency (ms) and its ratio to (empty call + fsync), over gRPC."""
+    sys.path.insert(0, str(BENCHMARKS))
+    from grpc_health.v1 import health_pb2
+
+    from grpc_bench import CHECK, DECIDE, Clients, decide_body, fsync_latencies, serve
+
+    check = health_pb2.HealthCheckRequest().SerializeToString()
+    n = calls or 50
+    bodies = {size: decide_body(size) for size in sizes}
+    samples: dict[int, dict[str, list[float]]] = {s: {"decide": [], "ratio": []} for s in sizes}
+    with serve(2, "durable") as server:
+        clients = Clients(server.address, 1)
+        try:
+            for body in bodies.values():
+                clients.warm(DECIDE, body)
+            for _ in range(rounds):
+                for size, body in bodies.items():
+                    fsync = statistics.median(fsync_latencies(server.audit_dir, n))
+                    floor = statistics.median(clients.latencies(CHECK, check, n, unique=False))
+                    decide = statistics.median(clients.latencies(DECIDE, body, n, unique=True))
+                    samples[size]["decide"].append(decide * 1e3)
+                    samples[size]["ratio"].append(decide / (floor + fsync))
+        finally:
+            clients.close()
+    return {
+        str(size): {key: statistics.median(values) for key, values in row.items()}
+        for size, row in samples.items()
+    }
+
+
 def _child(tree: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     env = dict(os.environ, PYTHONPATH=str(Path(tree).resolve() / "src"))
     cmd = [
@@ -136,6 +173,8 @@ def _child(tree: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
         cmd.append("--cold")
     if args.front:
         cmd.append("--front")
+    if args.grpc:
+        cmd.append("--grpc")
     done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
     result: dict[str, dict[str, float]] = json.loads(done.stdout)
     return result
@@ -152,10 +191,15 @@ def _ab(args: argparse.Namespace) -> None:
     print(f"load after: {_load_average()}")
     print(f"A = {tree_a}\nB = {tree_b}")
     for size in args.agents.split(","):
-        for column in ("process", "request", *(["process/agent"] if args.cold else [])):
+        columns = ("process", "request", *(["process/agent"] if args.cold else []))
+        for column in ("decide", "ratio") if args.grpc else columns:
             a = statistics.median(r[size][column] for r in runs["A"])
             b = statistics.median(r[size][column] for r in runs["B"])
-            print(f"{size:>5} agents {column:>13}: A {a:8.1f} us  B {b:8.1f} us  B/A {b / a:.2f}")
+            unit = {"decide": "ms", "ratio": "x "}.get(column, "us")
+            print(
+                f"{size:>5} agents {column:>13}: A {a:8.2f} {unit}  B {b:8.2f} {unit}  "
+                f"B/A {b / a:.2f}"
+            )
 
 
 def main() -> None:
@@ -168,21 +212,27 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="--ab: runs per tree, alternating")
     parser.add_argument("--cold", action="store_true", help="first sights: all agents new")
     parser.add_argument("--front", action="store_true", help="the way in only: no decide")
+    parser.add_argument("--grpc", action="store_true", help="latency over gRPC (target 1)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ab:
         _ab(args)
         return
     sizes = [int(s) for s in args.agents.split(",")]
-    result = measure(sizes, args.calls, args.rounds, cold=args.cold, front=args.front)
+    if args.grpc:
+        result = measure_grpc(sizes, args.calls, args.rounds)
+    else:
+        result = measure(sizes, args.calls, args.rounds, cold=args.cold, front=args.front)
     if args.json:
         print(json.dumps(result))
         return
     print(f"load {_load_average()}")
+    units = {"decide": "ms", "ratio": "x"}
     for size, row in result.items():
-        print(
-            f"{size:>5} agents: process {row['process']:8.0f} us  request {row['request']:8.0f} us"
+        cells = "  ".join(
+            f"{key} {value:8.2f} {units.get(key, 'us')}" for key, value in row.items()
         )
+        print(f"{size:>5} agents: {cells}")
 
 
 if __name__ == "__main__":

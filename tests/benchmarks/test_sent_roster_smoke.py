@@ -25,3 +25,10 @@ def test_sent_roster_compares_two_trees_cold_and_front() -> None:
         runs = [line.split(":")[0] for line in out.splitlines() if line.startswith("run ")]
         ratios = [line.split(":")[0].split()[-1] for line in out.splitlines() if "B/A" in line]
         assert (runs, ratios) == (["run 1 A", "run 1 B"], columns)
+
+
+def test_sent_roster_over_grpc_gives_latency_and_ratio_per_size() -> None:
+    """--grpc: a real server of the tree; per size the Decide latency and its target-1 ratio."""
+    out = run_script("sent_roster.py", "--grpc", "--agents", "100", "--calls", "2", "--rounds", "1")
+    [row] = out.splitlines()[1:]
+    assert (row.split(":")[0].strip(), row.split()[2::3]) == ("100 agents", ["decide", "ratio"])

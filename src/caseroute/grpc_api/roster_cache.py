@@ -318,7 +318,8 @@ class RosterCache:
                 if agent_keys:
                     self._hold_agents(entry, agents)
                 self._evict()
-                if sent is not None and key in self._entries:
+                # Invariant: the new entry is still cached (it fits alone and is evicted last).
+                if sent is not None:
                     self._remember_sent(key, entry, sent)
         return known
 
