@@ -26,6 +26,7 @@ from caseroute.domain.decision import (
     CheckFailure,
     ContinuityTrace,
     Decision,
+    Explanation,
     MatchingTrace,
     RuleTrace,
     Signals,
@@ -215,18 +216,30 @@ def _clear_texts(value: Any) -> Iterator[str]:
     yield json.dumps(value)
 
 
-def _scrubber(case: dict[str, Any], masker: Masker) -> Callable[[str], str] | None:
-    """A function replacing every spelling of the case's masked values with their digests.
+@dataclass(frozen=True, slots=True)
+class _Spellings:
+    """Every spelling of a case's masked values, and what each becomes.
+
+    Attributes:
+        replacements: Spelling -> its masked form.
+        alternatives: ``(length, spelling, whole_token)`` in the order found; a whole-token
+            spelling (a short value) matches only between non-word characters.
+    """
+
+    replacements: dict[str, str]
+    alternatives: tuple[tuple[int, str, bool], ...]
+
+
+def _spellings(case: dict[str, Any], masker: Masker) -> _Spellings | None:
+    """The spellings of the case's masked values (None when the case holds none).
 
     Exact forms first: ``path = 'value'`` (a clause trace) and ``path is str 'value'`` (a data
     problem) become ``path = <digest>``, whatever the value's length. Then any other
     occurrence of a value: anywhere for values of ``SHORT_VALUE_CHARS`` or more characters,
     as a whole token for shorter ones (so a masked ``"en"`` does not rewrite ``urgency``).
-    One regular expression, one pass: a digest already written is never rewritten. None when
-    the case holds no masked value.
     """
     replacements: dict[str, str] = {}
-    alternatives: list[tuple[int, str]] = []
+    alternatives: list[tuple[int, str, bool]] = []
     for path, value in masker.masked_values({"case": case}):
         digest = masker.digest(value)
         exact = {
@@ -237,19 +250,37 @@ def _scrubber(case: dict[str, Any], masker: Masker) -> Callable[[str], str] | No
         }
         for text, masked in exact.items():
             replacements.setdefault(text, masked)
-            alternatives.append((len(text), re.escape(text)))
+            alternatives.append((len(text), text, False))
         for text in _clear_texts(value):
             if not text or text in replacements:
                 continue
             replacements[text] = digest
-            token = re.escape(text)
-            if len(text) < SHORT_VALUE_CHARS:
-                token = rf"(?<![\w-]){token}(?![\w-])"
-            alternatives.append((len(text), token))
+            alternatives.append((len(text), text, len(text) < SHORT_VALUE_CHARS))
     if not alternatives:
         return None
+    return _Spellings(replacements, tuple(alternatives))
+
+
+def _scrubber(spellings: _Spellings, texts: str) -> Callable[[str], str] | None:
+    """A function replacing every spelling that occurs in ``texts`` with its masked form.
+
+    One regular expression, one pass: a digest already written is never rewritten. Built only
+    from the spellings found in ``texts`` (every text the function will be given, joined): a
+    spelling that occurs in none of them matches nowhere, so leaving it out changes no
+    result, and a case whose masked values the explanation never quotes (the common case:
+    rules rarely read masked fields) compiles no expression at all. Compiling one per case
+    cost ~250 us, the values being new every time. None when no spelling occurs.
+    """
+    present = [a for a in spellings.alternatives if a[1] in texts]
+    if not present:
+        return None
+    tokens = []
     # Longest first, so a value never pre-empts the exact form (or longer value) holding it.
-    pattern = re.compile("|".join(t for _, t in sorted(alternatives, key=lambda a: -a[0])))
+    for _, text, whole_token in sorted(present, key=lambda a: -a[0]):
+        token = re.escape(text)
+        tokens.append(rf"(?<![\w-]){token}(?![\w-])" if whole_token else token)
+    pattern = re.compile("|".join(tokens))
+    replacements = spellings.replacements
     seen: dict[str, str] = {}  # explanations repeat texts (one requirement per agent verdict)
 
     def scrub(text: str) -> str:
@@ -282,27 +313,45 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
     Returns:
         The masked decision (the same object when the case holds no masked value).
     """
-    scrub = _scrubber(case, masker)
-    if scrub is None:
+    spellings = _spellings(case, masker)
+    if spellings is None:
         return decision
     e = decision.explanation
+    texts: list[str] = []
+
+    def note(text: str) -> str:
+        texts.append(text)
+        return text
+
+    # Invariant: the same walk collects the texts and scrubs them, so no text is scrubbed
+    # with spellings looked for elsewhere ("\0" joins: a spelling spanning two texts only
+    # adds an alternative that matches nothing).
+    _scrubbed(e, note)
+    scrub = _scrubber(spellings, "\0".join(texts))
     masked = replace(
         e,
         # sha256 over the clear input would confirm guesses of a masked value: keyed here.
         input_sha256=MASK_PREFIX + masker.keyed_hash(e.input_sha256),
-        signals=_scrub_signals(e.signals, scrub),
-        data_problems=tuple(scrub(p) for p in e.data_problems),
-        rules=tuple(_scrub_rule(t, scrub) for t in e.rules),
+        **({} if scrub is None else _scrubbed(e, scrub)),
+    )
+    return replace(decision, explanation=masked)
+
+
+def _scrubbed(e: Explanation, scrub: Callable[[str], str]) -> dict[str, Any]:
+    """The explanation's fields that can quote case values, each text passed to ``scrub``."""
+    return {
+        "signals": _scrub_signals(e.signals, scrub),
+        "data_problems": tuple(scrub(p) for p in e.data_problems),
+        "rules": tuple(_scrub_rule(t, scrub) for t in e.rules),
         # The stored form of the rules: the same texts, so the same digests.
-        rule_results=None
+        "rule_results": None
         if e.rule_results is None
         else replace(
             e.rule_results, actuals=tuple((k, scrub(v)) for k, v in e.rule_results.actuals)
         ),
-        matching=_scrub_matching(e.matching, scrub),
-        continuity=_scrub_continuity(e.continuity, scrub),
-    )
-    return replace(decision, explanation=masked)
+        "matching": _scrub_matching(e.matching, scrub),
+        "continuity": _scrub_continuity(e.continuity, scrub),
+    }
 
 
 def _scrub_rule(t: RuleTrace, scrub: Callable[[str], str]) -> RuleTrace:
