@@ -28,6 +28,7 @@ from caseroute.domain.decision import (
     Decision,
     Explanation,
     MatchingTrace,
+    RuleResults,
     RuleTrace,
     Signals,
     SlaStatus,
@@ -344,11 +345,7 @@ def _scrubbed(e: Explanation, scrub: Callable[[str], str]) -> dict[str, Any]:
         "data_problems": tuple(scrub(p) for p in e.data_problems),
         "rules": tuple(_scrub_rule(t, scrub) for t in e.rules),
         # The stored form of the rules: the same texts, so the same digests.
-        "rule_results": None
-        if e.rule_results is None
-        else replace(
-            e.rule_results, actuals=tuple((k, scrub(v)) for k, v in e.rule_results.actuals)
-        ),
+        "rule_results": _scrub_results(e.rule_results, scrub),
         "matching": _scrub_matching(e.matching, scrub),
         "continuity": _scrub_continuity(e.continuity, scrub),
     }
@@ -364,23 +361,39 @@ def _scrub_rule(t: RuleTrace, scrub: Callable[[str], str]) -> RuleTrace:
     return replace(t, clauses=tuple(replace(c, actual=new) for c, new in clauses))
 
 
+# Each part below comes back as it was when no text in it changed (the usual case, and
+# always in mask_decision's collecting walk): a copy of an equal value would cost ~1-2 us each.
+
+
+def _scrub_results(r: RuleResults | None, scrub: Callable[[str], str]) -> RuleResults | None:
+    if r is None:
+        return None
+    actuals = tuple((k, scrub(v)) for k, v in r.actuals)
+    return r if actuals == r.actuals else replace(r, actuals=actuals)
+
+
 def _scrub_continuity(
     c: ContinuityTrace | None, scrub: Callable[[str], str]
 ) -> ContinuityTrace | None:
     if c is None:
         return None
-    return replace(c, preferred=tuple(replace(p, detail=scrub(p.detail)) for p in c.preferred))
+    details = [scrub(p.detail) for p in c.preferred]
+    if all(new == p.detail for new, p in zip(details, c.preferred, strict=True)):
+        return c
+    pairs = zip(c.preferred, details, strict=True)
+    return replace(c, preferred=tuple(replace(p, detail=new) for p, new in pairs))
 
 
 def _scrub_signals(s: Signals, scrub: Callable[[str], str]) -> Signals:
     def clock(c: SlaStatus) -> SlaStatus:
-        return replace(c, name=scrub(c.name))
+        name = scrub(c.name)
+        return c if name == c.name else replace(c, name=name)
 
-    return replace(
-        s,
-        sla_clocks=tuple(clock(c) for c in s.sla_clocks),
-        sla=None if s.sla is None else clock(s.sla),
-    )
+    clocks = tuple(clock(c) for c in s.sla_clocks)
+    sla = None if s.sla is None else clock(s.sla)
+    if sla is s.sla and all(new is old for new, old in zip(clocks, s.sla_clocks, strict=True)):
+        return s
+    return replace(s, sla_clocks=clocks, sla=sla)
 
 
 def _scrub_matching(m: MatchingTrace | None, scrub: Callable[[str], str]) -> MatchingTrace | None:
@@ -388,16 +401,24 @@ def _scrub_matching(m: MatchingTrace | None, scrub: Callable[[str], str]) -> Mat
         return None
 
     def failure(f: CheckFailure) -> CheckFailure:
-        return replace(f, expected=scrub(f.expected), actual=scrub(f.actual))
+        expected, actual = scrub(f.expected), scrub(f.actual)
+        if expected == f.expected and actual == f.actual:
+            return f
+        return replace(f, expected=expected, actual=actual)
 
     def verdict(v: AgentVerdict) -> AgentVerdict:
-        return replace(v, failures=tuple(failure(f) for f in v.failures))
+        failures = tuple(failure(f) for f in v.failures)
+        if all(new is old for new, old in zip(failures, v.failures, strict=True)):
+            return v
+        return replace(v, failures=failures)
 
-    return replace(
-        m,
-        requirements=tuple(scrub(r) for r in m.requirements),
-        agents=tuple(verdict(v) for v in m.agents),
-    )
+    requirements = tuple(scrub(r) for r in m.requirements)
+    agents = tuple(verdict(v) for v in m.agents)
+    if requirements == m.requirements and all(
+        new is old for new, old in zip(agents, m.agents, strict=True)
+    ):
+        return m
+    return replace(m, requirements=requirements, agents=agents)
 
 
 def _leaf_ids(cond: Cond) -> Iterator[str]:
