@@ -1,6 +1,7 @@
 """CPU of one warm 100-agent Decide in one process, every thread counted (issue 13 target 2).
 
 Usage: .venv/bin/python benchmarks/warm_cpu.py [--quick] [--calls 300] [--rounds 5] [--by-hash]
+                                                 [--phi]
        .venv/bin/python benchmarks/warm_cpu.py --ab TREE_A TREE_B [--runs 3] [...]
 
 What one server worker does per Decide, minus the network (as ``profile_decide.py``): the
@@ -9,6 +10,8 @@ them, decides through ``RoutingCore`` (durable_rules, reference ruleset) and rec
 decision in a real SQLite decision log (fsync before the reply), and the reply is serialised.
 The benchmark case against the warm 100-agent ranked roster (a ranked ASSIGN, checked first),
 SUMMARY, a new request_id per call; ``--by-hash`` sends the roster's ``roster_sha256`` instead.
+``--phi`` gives each call's case a patient name, MRN and date of birth never sent before (what
+real enquiries carry, and the decision log masks): masking work the bare case never shows.
 
 Throughput at 8 clients is bounded by the server's CPU per call, not its latency: while one
 call waits for its fsync another runs. So the figure here is CPU, not wall time: per round,
@@ -25,6 +28,7 @@ median, the ratio B/A, and the load average before and after.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -69,13 +73,38 @@ def _read(clocks: dict[str, int]) -> dict[str, float]:
     return out
 
 
-def measure(calls: int, rounds: int, *, hashed: bool) -> dict[str, Any]:
+def _phi_bodies(body: bytes, count: int) -> list[bytes]:
+    """``body`` with ``count`` cases, each carrying PHI attributes of its own (``--phi``)."""
+    from dataclasses import replace
+
+    from caseroute.v1 import routing_pb2 as pb
+    from caseroute.wire import convert
+    from roster_gen import make_bench_case
+
+    request = pb.DecideRequest.FromString(body)
+    bodies = []
+    for n in range(count):
+        case = replace(
+            make_bench_case(),
+            attributes={
+                "patient_name": f"Patient {n} Quarrelsome",
+                "mrn": f"MRN-{n:07d}",
+                "date_of_birth": f"19{50 + n % 50}-0{1 + n % 9}-1{n % 10}",
+            },
+        )
+        request.case.CopyFrom(convert.case_to_proto(case))
+        bodies.append(request.SerializeToString())
+    return bodies
+
+
+def measure(calls: int, rounds: int, *, hashed: bool, phi: bool = False) -> dict[str, Any]:
     """Per round, CPU per call of the process and of each thread (microseconds).
 
     Args:
         calls: Calls per round.
         rounds: Rounds.
         hashed: Send the roster's roster_sha256 instead of the roster.
+        phi: Give each call's case PHI attributes never sent before.
 
     Returns:
         ``{"check": ..., "rounds": [{"process": us, "request": us, "<thread>": us, ...}]}``.
@@ -114,14 +143,21 @@ def measure(calls: int, rounds: int, *, hashed: bool) -> dict[str, Any]:
         if hashed:
             body = by_hash(body)
             out["check"] = describe_assign(one(body), AGENTS)
-        for _ in range(max(20, calls // 10)):
-            one(body)
+        warm = max(20, calls // 10)
+        # One body per call; with --phi each carries values never sent before.
+        bodies = _phi_bodies(body, warm + rounds * calls) if phi else [body]
+        if phi:
+            out["check"] = describe_assign(one(bodies[0]), AGENTS)
+        sent = iter(bodies) if phi else itertools.repeat(body)
+        for _ in range(warm):
+            one(next(sent))
         for _ in range(rounds):
+            todo = [next(sent) for _ in range(calls)]
             clocks = _thread_clocks()
             before = _read(clocks)
             process, thread = time.process_time(), time.thread_time()
-            for _ in range(calls):
-                one(body)
+            for data in todo:
+                one(data)
             thread, process = time.thread_time() - thread, time.process_time() - process
             after = _read(clocks)
             row = {"process": process, "request": thread}
@@ -150,6 +186,7 @@ def _print_single(result: dict[str, Any], args: argparse.Namespace) -> None:
     names = _columns(rows)
     print(f"check: {result['check']}")
     shape = "roster by hash" if args.by_hash else "roster sent"
+    shape += ", PHI attributes new per call" if args.phi else ""
     print(
         f"{AGENTS} agents warm, SUMMARY, {shape}, decision log on; {args.rounds} rounds x "
         f"{args.calls} calls; CPU us per Decide (process = every thread)"
@@ -168,6 +205,7 @@ def _child(tree: str, args: argparse.Namespace) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(Path(tree) / "src"))
     argv = [sys.executable, __file__, "--json", "--calls", str(args.calls)]
     argv += ["--rounds", str(args.rounds)] + (["--by-hash"] if args.by_hash else [])
+    argv += ["--phi"] if args.phi else []
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"run under {tree} failed:\n{done.stderr}")
@@ -223,6 +261,7 @@ def main(argv: list[str] | None = None, run: Callable[..., dict[str, Any]] = mea
     parser.add_argument("--calls", type=int, help="calls per round (default 300; quick 20)")
     parser.add_argument("--rounds", type=int, help="rounds per run (default 5; quick 1)")
     parser.add_argument("--by-hash", action="store_true", help="send roster_sha256, not roster")
+    parser.add_argument("--phi", action="store_true", help="PHI attributes new on every call")
     parser.add_argument("--ab", nargs=2, metavar="TREE", help="compare two source trees")
     parser.add_argument("--runs", type=int, default=3, help="--ab: runs per tree, alternating")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -233,10 +272,10 @@ def main(argv: list[str] | None = None, run: Callable[..., dict[str, Any]] = mea
         _ab(args)
         return
     if args.json:
-        print(json.dumps(run(args.calls, args.rounds, hashed=args.by_hash)))
+        print(json.dumps(run(args.calls, args.rounds, hashed=args.by_hash, phi=args.phi)))
         return
     print(f"load average at start: {_load_average()}")
-    _print_single(run(args.calls, args.rounds, hashed=args.by_hash), args)
+    _print_single(run(args.calls, args.rounds, hashed=args.by_hash, phi=args.phi), args)
     print(f"load average at end: {_load_average()} ({os.cpu_count()} cores)")
 
 
