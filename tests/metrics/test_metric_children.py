@@ -1,6 +1,5 @@
 """The recorder resolves each metric child once per label values and counts into that child."""
 
-
 from prometheus_client import CollectorRegistry
 
 from caseroute.engine.decide import decide
