@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,11 +139,16 @@ def test_a_lone_refused_call_stores_neither_its_records_nor_its_blobs(
     assert verify_chain(store.records(), store.head()).ok
 
 
-def test_calls_sharing_a_transaction_keep_their_own_savepoints(store: SqliteAuditStore) -> None:
-    """Three calls in one batch: the conflicting middle one is refused, the other two stored."""
-    store.append([_record(9, "old")])
+def _in_one_batch(
+    store: SqliteAuditStore, calls: list[tuple[list[AuditRecord], list[Blob]]]
+) -> list[str]:
+    """Append ``calls`` so that they share one transaction, in order; the refused calls' ids.
+
+    A first call holds the writer (at its process lock) until every call is queued.
+    """
     writing, release = threading.Event(), threading.Event()
-    process_lock = store._process_lock
+    queued = threading.Semaphore(0)
+    process_lock, put = store._process_lock, store._queue.put
 
     @contextmanager
     def held_lock() -> Iterator[None]:
@@ -151,35 +157,85 @@ def test_calls_sharing_a_transaction_keep_their_own_savepoints(store: SqliteAudi
         with process_lock():
             yield
 
+    def counted_put(item: Any) -> None:
+        put(item)
+        queued.release()
+
     store._process_lock = held_lock  # type: ignore[method-assign]
-    errors: dict[str, Exception] = {}
+    store._queue.put = counted_put  # type: ignore[method-assign,assignment]
+    refused: list[str] = []
 
-    def append(record: AuditRecord) -> None:
+    def append(records: list[AuditRecord], blobs: list[Blob]) -> None:
         try:
-            store.append([record])
-        except IdempotencyConflictError as exc:
-            errors[record.request_id] = exc
+            store.append(records, blobs)
+        except IdempotencyConflictError:
+            refused.append(records[0].request_id)
 
-    blocker = threading.Thread(target=append, args=(_record(1, "first"),))
+    blocker = threading.Thread(target=append, args=([_record(1, "first")], []))
     blocker.start()
     assert writing.wait(30)  # the writer holds a batch of the blocker alone
-    calls = [_record(2, "a"), _record(9, "old", body="changed"), _record(3, "c")]
+    assert queued.acquire(timeout=30)
     threads = []
-    for record in calls:
-        threads.append(threading.Thread(target=append, args=(record,)))
+    for call in calls:
+        threads.append(threading.Thread(target=append, args=call))
         threads[-1].start()
-        while store._queue.qsize() < len(threads):  # queued in this order
-            threading.Event().wait(0.001)
+        assert queued.acquire(timeout=30)  # queued before the next one starts
     release.set()
     for t in [blocker, *threads]:
         t.join(30)
-    assert list(errors) == ["old"]
-    assert (store.commits, store.head()[0], len(store.query(after_seq=1))) == (3, 4, 3)
-    assert [r.decision_id for r in store.query(after_seq=1)] == [
-        "dec_first_1",
-        "dec_a_2",
-        "dec_c_3",
+    store._process_lock = process_lock  # type: ignore[method-assign]
+    store._queue.put = put  # type: ignore[method-assign]
+    return refused
+
+
+def test_calls_sharing_a_transaction_are_refused_alone(tmp_path: Path) -> None:
+    """One batch, a savepoint per call: each refused call is undone alone, blobs included."""
+    statements: list[str] = []
+    store = SqliteAuditStore(tmp_path / "audit.db")
+    _traced(store, statements)
+    store.append([_record(9, "old")])
+    blob_b = Blob(blob_sha256(BlobKind.RULESET, "b: 1"), BlobKind.RULESET, "b: 1")
+    blob_c = Blob(blob_sha256(BlobKind.RULESET, "c: 1"), BlobKind.RULESET, "c: 1")
+    blob_d = Blob(blob_sha256(BlobKind.RULESET, "d: 1"), BlobKind.RULESET, "d: 1")
+    calls = [
+        ([_record(2, "a")], []),
+        ([_record(3, "b"), _record(9, "old", body="changed")], [blob_b]),
+        ([_record(9, "old", body="changed")], [blob_c]),
+        ([_record(4, "d")], [blob_d]),
     ]
+    del statements[:]
+    refused = _in_one_batch(store, calls)
+    store.close()
+    assert refused == ["b", "old"]
+    assert statements[5:] == [  # after the blocker's own transaction
+        "BEGIN IMMEDIATE",
+        "SELECT (SELECT new_fingerprint",
+        "SAVEPOINT item",
+        "INSERT INTO decisions",  # a
+        "RELEASE item",
+        "SAVEPOINT item",
+        "INSERT OR IGNORE",  # b's blob
+        "INSERT INTO decisions",  # b's first record
+        "INSERT INTO decisions",  # b's second: stored already
+        "SELECT seq, decision_id,",
+        "ROLLBACK TO item",
+        "RELEASE item",
+        "SAVEPOINT item",
+        "INSERT OR IGNORE",  # c's blob
+        "INSERT INTO decisions",  # c: stored already
+        "SELECT seq, decision_id,",
+        "ROLLBACK TO item",
+        "RELEASE item",
+        "SAVEPOINT item",
+        "INSERT OR IGNORE",  # d's blob
+        "INSERT INTO decisions",  # d
+        "RELEASE item",
+        "UPDATE chain_head SET",
+        "COMMIT",
+    ]
+    stored = [r.decision_id for r in store.query(after_seq=1)]
+    assert stored == ["dec_first_1", "dec_a_2", "dec_d_4"]
+    assert [store.get_blob(b.sha256) for b in (blob_b, blob_c, blob_d)] == [None, None, blob_d]
     assert verify_chain(store.records(), store.head()).ok
 
 
