@@ -139,6 +139,22 @@ def _attribute_out(value: AttributeValue | None) -> pb.AttributeValue:
     return pb.AttributeValue(number_value=float(value))
 
 
+def _attribute_into(msg: pb.AttributeValue, value: AttributeValue | None) -> None:
+    """Fill ``msg`` (a parent's field) as ``_attribute_out(value)`` would build it.
+
+    In place: building the message and copying it into the parent cost ~0.5 us more per value.
+    None leaves it empty but present, as the built empty message does.
+    """
+    if value is None:
+        msg.SetInParent()
+    elif isinstance(value, bool):
+        msg.bool_value = value
+    elif isinstance(value, str):
+        msg.string_value = value
+    else:
+        msg.number_value = float(value)
+
+
 def _number_back(value: float) -> int | float:
     # Numbers cross the wire as doubles; whole ones come back as ints (1 == 1.0 either way).
     return int(value) if value.is_integer() and abs(value) < 2**53 else value
@@ -720,7 +736,7 @@ def _matching_into(msg: pb.MatchingTrace, m: MatchingTrace) -> None:
     for c in m.ranking:
         add_value = add_ranked(rank=c.rank, agent_id=c.agent_id).criteria.add
         for name, value in c.criteria:
-            add_value(name=name, value=_attribute_out(value))
+            _attribute_into(add_value(name=name).value, value)
 
 
 def _relaxation_into(msg: pb.RelaxationTrace, r: RelaxationTrace) -> None:
