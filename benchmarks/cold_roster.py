@@ -51,8 +51,9 @@ from caseroute.domain.fingerprint import agent_digest, agent_json, fingerprint_a
 from caseroute.domain.limits import DEFAULT_LIMITS
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.roster_index import index_for
+from caseroute.grpc_api import servicer as servicer_module
 from caseroute.grpc_api.roster_cache import RosterCache, agent_message_bytes
-from caseroute.grpc_api.servicer import RoutingServicer, request_deserializer
+from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.registry import RulesetRegistry
 from caseroute.testing import audited_core, reference_ruleset
 from caseroute.v1 import routing_pb2 as pb
@@ -164,7 +165,10 @@ def main() -> None:
     agents = args.agents or (100 if args.quick else 1000)
     rounds = args.rounds or (1 if args.quick else 7)
     print(f"load average at start: {load_average()}")
-    parse = request_deserializer(pb.DecideRequest)  # the server's, as build_server registers it
+    # The server's deserializer for Decide, as build_server registers it (a tree from before
+    # request_deserializer used the lenient one).
+    chooser = getattr(servicer_module, "request_deserializer", None)
+    parse = (chooser or servicer_module.lenient_deserializer)(pb.DecideRequest)
     registry = RulesetRegistry()
     ruleset = reference_ruleset(EngineKind.DURABLE)
     registry.add(ruleset)

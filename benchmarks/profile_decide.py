@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api.servicer import RoutingServicer, request_deserializer
+from caseroute.grpc_api import servicer as servicer_module
+from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.registry import RulesetRegistry
 from caseroute.testing import audited_core, reference_ruleset
 from caseroute.v1 import routing_pb2 as pb
@@ -112,7 +113,10 @@ def main() -> None:
     args = parser.parse_args()
     calls = args.calls or (20 if args.quick else 2000)
     print(f"load average at start: {load_average()}")
-    parse = request_deserializer(pb.DecideRequest)  # the server's, as build_server registers it
+    # The server's deserializer for Decide, as build_server registers it (a tree from before
+    # request_deserializer used the lenient one); warm_cpu.py --ab imports this module.
+    chooser = getattr(servicer_module, "request_deserializer", None)
+    parse = (chooser or servicer_module.lenient_deserializer)(pb.DecideRequest)
     body = decide_body(AGENTS)
     context: Any = StubContext()
     registry = RulesetRegistry()
