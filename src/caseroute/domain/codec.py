@@ -43,6 +43,7 @@ from caseroute.domain.case import (
 )
 from caseroute.domain.enums import UNSET, ExplanationLevel
 from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.fast_dict import Doubt, case_from_dict, roster_from_dict
 from caseroute.domain.field_reader import (
     FieldReader,
     ListCap,
@@ -159,6 +160,10 @@ def parse_case(
             a safeguarding flag, the first violation (at ``<path>.flags``) says plainly that
             the case was not routed.
     """
+    try:  # a plainly valid case in one pass; anything else is read below, with every error
+        return case_from_dict(data, limits)
+    except Doubt:
+        pass
     violations: list[FieldViolation] = []
     r = FieldReader(data, path, violations, _CASE_FIELDS, limits)
     case_id = r.string("case_id")
@@ -421,6 +426,10 @@ def parse_roster(
         RequestError: Listing every invalid field (including duplicate agent ids), capped
             per list.
     """
+    try:  # a plainly valid roster in one pass; anything else is read below, with every error
+        return roster_from_dict(data, limits)
+    except Doubt:
+        pass
     violations: list[FieldViolation] = []
     r = FieldReader(data, path, violations, ("snapshot_id", "taken_at", "agents"), limits)
     snapshot_id = r.string("snapshot_id")
