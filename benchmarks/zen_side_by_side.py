@@ -24,10 +24,11 @@ Inputs: every contender gets the roster and case in their JSON form (dicts, as
 ``fingerprint.roster_to_dict``/``case_to_dict`` write them); caseroute also from protobuf
 messages (what its gRPC server converts). Warm: the same roster again (caseroute parsed, hashed
 and indexed it before; only the case is converted per call). Cold: a roster never seen (new
-dicts or a new message each call, made untimed): caseroute converts the roster with its strict
-parser (``parse_roster``, or ``wire.convert.roster_from_proto``), hashes it (``fingerprint_roster``)
-and indexes it (inside ``decide``); zen and Python do the same work as warm (they keep nothing
-between calls). The zen table is loaded once, outside every timing.
+dicts or a new message each call, made untimed): caseroute converts the roster as a library user's
+call does (``parse_roster``: its one-pass path for plainly valid dicts, ``domain/fast_dict.py``,
+the strict parser otherwise; or ``wire.convert.roster_from_proto``), hashes it
+(``fingerprint_roster``) and indexes it (inside ``decide``); zen and Python do the same work as
+warm (they keep nothing between calls). The zen table is loaded once, outside every timing.
 
 Before timing, the script checks that all four agree at each size: the same first failed check
 for every agent, the same eligible agents and the same ranking (so the same chosen agent), and
