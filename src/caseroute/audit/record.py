@@ -20,13 +20,15 @@ GENESIS = "0" * 64
 
 
 class _HashedText:
-    """A slot for the exact text a stored record was hashed over, beside (not among) its fields.
+    """Slots for texts of a record, beside (not among) its fields.
 
-    Not a dataclass field on purpose: ``dataclasses.replace`` (a record with other content)
-    drops it, and equality, ``fields()``, pickling and the exported form ignore it.
+    The exact text a stored record was hashed over (``hashed_text``), and the canonical text
+    of its input when the recorder built it (``with_input_text``). Not dataclass fields on
+    purpose: ``dataclasses.replace`` (a record with other content) drops them, and equality,
+    ``fields()``, pickling and the exported form ignore them.
     """
 
-    __slots__ = ("_hashed_text",)
+    __slots__ = ("_hashed_text", "_input_text")
 
     @property
     def hashed_text(self) -> str | None:
@@ -128,6 +130,24 @@ def with_hashed_text(record: AuditRecord, text: str | None) -> AuditRecord:
     return record
 
 
+def with_input_text(record: AuditRecord, text: str) -> AuditRecord:
+    """``record``, carrying ``canonical_json(record.input)`` already built by its maker.
+
+    The recorder builds the input's text from the case's canonical text, which the request
+    already encoded for its hashes, so ``encode_record`` need not encode the case again. Like
+    the hashed text it is no field: ``dataclasses.replace`` (other content) drops it.
+
+    Args:
+        record: A record just built (nobody else holds it yet).
+        text: Exactly ``canonical_json(record.input)``.
+
+    Returns:
+        The same object.
+    """
+    object.__setattr__(record, "_input_text", text)
+    return record
+
+
 @dataclass(frozen=True, slots=True)
 class EncodedRecord:
     """A record serialised once, before the writer places it in the chain.
@@ -160,7 +180,7 @@ def encode_record(record: AuditRecord) -> EncodedRecord:
     """
     content = record.content()
     del content["seq"], content["input"]
-    input_text = canonical_json(record.input)
+    input_text = getattr(record, "_input_text", None) or canonical_json(record.input)
     # Invariant: the keys sort as ``... < "input" < ... < "seq"`` (the content's last key), so
     # the canonical text is these pieces in this order; tests pin it equal to canonical_json.
     before = canonical_json({k: v for k, v in content.items() if k < "input"})

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from caseroute.audit.masking import Masker
-from caseroute.audit.record import AuditRecord, Blob, BlobKind
+from caseroute.audit.record import AuditRecord, Blob, BlobKind, with_input_text
 from caseroute.audit.store import AuditSink
 from caseroute.domain.case import Case
 from caseroute.domain.decision import Decision
 from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.fingerprint import (
+    canonical_json,
     case_to_dict,
-    format_timestamp,
     roster_json,
     roster_sha256,
 )
@@ -55,6 +55,7 @@ def build_records(
     *,
     snapshot_sha256: str | None = None,
     case_dicts: Sequence[dict[str, Any]] | None = None,
+    case_texts: Sequence[str] | None = None,
 ) -> list[AuditRecord]:
     """One unsealed record per decision (the store assigns seq and hashes).
 
@@ -68,6 +69,8 @@ def build_records(
         snapshot_sha256: ``roster_sha256(roster)`` when the caller has it (computed if not).
         case_dicts: Each case's ``case_to_dict`` when the caller has them (its canonical
             form, built once per request); built here if not. Only read: ``mask`` copies.
+        case_texts: ``canonical_json`` of each of ``case_dicts`` (given only with them): the
+            records' input texts are built from them instead of encoding each case again.
 
     Returns:
         The records, in request order.
@@ -76,34 +79,71 @@ def build_records(
     dicts = case_dicts if case_dicts is not None else [case_to_dict(case) for case in cases]
     records = []
     assigned: list[str] = []
-    for case, case_dict, decision in zip(cases, dicts, decisions, strict=True):
-        masked: dict[str, Any] = masker.mask({"case": case_dict})
-        records.append(
-            AuditRecord(
-                seq=0,
-                decision_id=decision.decision_id,
-                request_id=facts.request_id,
-                request_sha256=facts.request_sha256,
-                case_id=case.case_id,
-                recorded_at=facts.recorded_at,
-                now=format_timestamp(decision.explanation.now),
-                ruleset_name=ruleset.name,
-                ruleset_version=ruleset.version,
-                ruleset_sha256=ruleset.sha256,
-                caseroute_version=decision.explanation.caseroute_version,
-                caller=facts.caller,
-                input={
-                    "case": masked["case"],
-                    "roster": {"sha256": snapshot, "assigned_before": list(assigned)},
-                },
-                decision=decision_to_dict(decision),
-                prev_hash="",
-                record_hash="",
-            )
+    for index, (case, case_dict, decision) in enumerate(zip(cases, dicts, decisions, strict=True)):
+        masked_case: dict[str, Any] = masker.mask({"case": case_dict})["case"]
+        roster_ref = {"sha256": snapshot, "assigned_before": list(assigned)}
+        stored = decision_to_dict(decision)
+        record = AuditRecord(
+            seq=0,
+            decision_id=decision.decision_id,
+            request_id=facts.request_id,
+            request_sha256=facts.request_sha256,
+            case_id=case.case_id,
+            recorded_at=facts.recorded_at,
+            now=stored["explanation"]["now"],  # format_timestamp(explanation.now), made once
+            ruleset_name=ruleset.name,
+            ruleset_version=ruleset.version,
+            ruleset_sha256=ruleset.sha256,
+            caseroute_version=decision.explanation.caseroute_version,
+            caller=facts.caller,
+            input={"case": masked_case, "roster": roster_ref},
+            decision=stored,
+            prev_hash="",
+            record_hash="",
         )
+        case_text = None
+        if case_texts is not None and case_dicts is not None:
+            case_text = masked_case_text(case_texts[index], case_dict, masked_case)
+        if case_text is not None:
+            # canonical_json of the input: its keys sort "case" < "roster".
+            with_input_text(record, f'{{"case":{case_text},"roster":{canonical_json(roster_ref)}}}')
+        records.append(record)
         if decision.agent_id is not None:
             assigned.append(decision.agent_id)
     return records
+
+
+_ATTRIBUTES = '{"attributes":'
+"""How a case's canonical text starts: ``attributes`` sorts before every other case key."""
+
+
+def masked_case_text(text: str, clear: dict[str, Any], masked: dict[str, Any]) -> str | None:
+    """``canonical_json(masked)`` from ``text``, the canonical JSON of ``clear``, when cheap.
+
+    The default masked paths all lie under ``case.attributes``, and ``Masker.mask`` shares
+    every value it does not copy: when each key but ``attributes`` holds the very same value
+    in both, the masked text is the clear one with the attributes' text replaced (only the
+    attributes are encoded, twice, instead of the whole case again).
+
+    Args:
+        text: ``canonical_json(clear)``.
+        clear: A case as JSON data (``case_to_dict``).
+        masked: ``clear`` after masking.
+
+    Returns:
+        The masked case's canonical text, or None when masking touched more than the
+        attributes (the caller encodes the masked case itself).
+    """
+    if not isinstance(masked, dict) or len(masked) != len(clear):
+        return None
+    for key, value in clear.items():
+        if key != "attributes" and masked.get(key, masked) is not value:
+            return None
+    prefix = _ATTRIBUTES + canonical_json(clear.get("attributes"))
+    if "attributes" not in masked or not text.startswith(prefix):
+        return None
+    # Invariant: a JSON value ends where it ends, so text[len(prefix):] is the rest of the case.
+    return _ATTRIBUTES + canonical_json(masked["attributes"]) + text[len(prefix) :]
 
 
 def blobs_to_store(

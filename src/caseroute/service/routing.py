@@ -402,6 +402,7 @@ class RoutingCore:
             self._masker,
             snapshot_sha256=snapshot,
             case_dicts=canonical.cases,  # the dicts the hashes were built from, not again
+            case_texts=canonical.texts,  # and their texts: the records' inputs reuse them
         )
         try:
             stored = self.audit.append(
