@@ -87,8 +87,23 @@ def _plain(value: Any) -> Any:
     return value if type(value) in _PLAIN else to_jsonable(value)
 
 
-def _maybe_timestamp(value: datetime | None) -> str | None:
-    return None if value is None else format_timestamp(value)
+class _Stamps(dict[datetime, str]):
+    """Each instant's ``format_timestamp`` text, formatted on first use (one per decision).
+
+    A decision names the same instant several times (a relaxation step's ``at``, the trace's
+    and the decision's ``next_relaxation_at``; a continuity hold's end and
+    ``held_for_preferred_until``). Equal instants have the same text (formatted in UTC).
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, value: datetime) -> str:
+        text = self[value] = format_timestamp(value)
+        return text
+
+    def maybe(self, value: datetime | None) -> str | None:
+        """The text of ``value``, or None for None."""
+        return None if value is None else self[value]
 
 
 def _sla_out(c: SlaStatus) -> dict[str, Any]:
@@ -158,11 +173,11 @@ def _matching_out(m: MatchingTrace) -> dict[str, Any]:
     }
 
 
-def _relaxation_out(r: RelaxationTrace) -> dict[str, Any]:
+def _relaxation_out(r: RelaxationTrace, stamps: _Stamps) -> dict[str, Any]:
     return {
         "ladder": r.ladder,
         "anchor": r.anchor,
-        "anchor_at": format_timestamp(r.anchor_at),
+        "anchor_at": stamps[r.anchor_at],
         "waiting_minutes": r.waiting_minutes,
         "hard": list(r.hard),
         "soft": list(r.soft),
@@ -173,7 +188,7 @@ def _relaxation_out(r: RelaxationTrace) -> dict[str, Any]:
             {
                 "name": s.name,
                 "status": s.status.value,
-                "at": _maybe_timestamp(s.at),
+                "at": stamps.maybe(s.at),
                 "after_minutes": s.after_minutes,
                 "relaxes": list(s.relaxes),
                 "prefers": list(s.prefers),
@@ -182,22 +197,22 @@ def _relaxation_out(r: RelaxationTrace) -> dict[str, Any]:
             }
             for s in r.steps
         ],
-        "next_relaxation_at": _maybe_timestamp(r.next_relaxation_at),
+        "next_relaxation_at": stamps.maybe(r.next_relaxation_at),
         "summary": r.summary,
     }
 
 
-def _continuity_out(c: ContinuityTrace) -> dict[str, Any]:
+def _continuity_out(c: ContinuityTrace, stamps: _Stamps) -> dict[str, Any]:
     return {
         "outcome": c.outcome.value,
         "window_days": c.window_days,
         "hold_minutes": c.hold_minutes,
-        "hold_until": _maybe_timestamp(c.hold_until),
+        "hold_until": stamps.maybe(c.hold_until),
         "preferred": [
             {
                 "agent_id": p.agent_id,
                 "reason": _plain(p.reason),
-                "last_contact_at": _maybe_timestamp(p.last_contact_at),
+                "last_contact_at": stamps.maybe(p.last_contact_at),
                 "status": p.status,
                 "detail": p.detail,
             }
@@ -213,6 +228,7 @@ def decision_to_dict(decision: Decision) -> dict[str, Any]:
     rendered ``rules`` (a decision rebuilt from an older record or from a message).
     """
     e = decision.explanation
+    stamps = _Stamps()
     explanation: dict[str, Any] = {
         "decision_id": e.decision_id,
         "ruleset_name": e.ruleset_name,
@@ -220,7 +236,7 @@ def decision_to_dict(decision: Decision) -> dict[str, Any]:
         "ruleset_sha256": e.ruleset_sha256,
         "caseroute_version": e.caseroute_version,
         "engine": e.engine,
-        "now": format_timestamp(e.now),
+        "now": stamps[e.now],
         "input_sha256": e.input_sha256,
         "signals": _signals_out(e.signals),
         "data_problems": list(e.data_problems),
@@ -232,8 +248,12 @@ def decision_to_dict(decision: Decision) -> dict[str, Any]:
     explanation["deciding_rule_id"] = e.deciding_rule_id
     explanation["matching"] = None if e.matching is None else _matching_out(e.matching)
     explanation["reason_codes"] = list(e.reason_codes)
-    explanation["relaxation"] = None if e.relaxation is None else _relaxation_out(e.relaxation)
-    explanation["continuity"] = None if e.continuity is None else _continuity_out(e.continuity)
+    explanation["relaxation"] = (
+        None if e.relaxation is None else _relaxation_out(e.relaxation, stamps)
+    )
+    explanation["continuity"] = (
+        None if e.continuity is None else _continuity_out(e.continuity, stamps)
+    )
     return {
         "decision_id": decision.decision_id,
         "case_id": decision.case_id,
@@ -245,8 +265,8 @@ def decision_to_dict(decision: Decision) -> dict[str, Any]:
         "reason_codes": list(decision.reason_codes),
         "rule_id": decision.rule_id,
         "explanation": explanation,
-        "next_relaxation_at": _maybe_timestamp(decision.next_relaxation_at),
-        "held_for_preferred_until": _maybe_timestamp(decision.held_for_preferred_until),
+        "next_relaxation_at": stamps.maybe(decision.next_relaxation_at),
+        "held_for_preferred_until": stamps.maybe(decision.held_for_preferred_until),
     }
 
 
