@@ -38,7 +38,6 @@ from caseroute.engine.decide import decide
 from caseroute.engine.trace import explain_known
 from caseroute.testing import (
     NOW,
-    REPO_ROOT,
     TEST_AUDIT_KEY,
     ScriptedMatcher,
     clock,
@@ -51,7 +50,8 @@ from caseroute.testing import (
 )
 
 GOLDEN = Path(__file__).with_name("warm_decide_golden.json")
-sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+# Beside tests/, not under REPO_ROOT: the wheel-only CI stage copies both, outside the tree.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from roster_gen import make_bench_case, make_ranked_roster  # noqa: E402
 
 Scenario = tuple[str, Callable[[], tuple[Any, Roster, datetime]], bool]
