@@ -7,7 +7,7 @@ from enum import StrEnum
 import pytest
 from google.protobuf.descriptor import Descriptor
 
-from caseroute.domain import codec, enums
+from caseroute.domain import codec, enums, fields
 from caseroute.v1 import routing_pb2 as pb
 
 
@@ -29,8 +29,8 @@ def _fields(message: Descriptor) -> list[tuple[str, str]]:
 @pytest.mark.parametrize(
     ("message", "allowed"),
     [
-        (pb.Case.DESCRIPTOR, codec._CASE_FIELDS),
-        (pb.Agent.DESCRIPTOR, codec._AGENT_FIELDS),
+        (pb.Case.DESCRIPTOR, fields.CASE_FIELDS),
+        (pb.Agent.DESCRIPTOR, fields.AGENT_FIELDS),
         (pb.DecideRequest.DESCRIPTOR, tuple(f for f in codec._REQUEST_FIELDS if f != "cases")),
     ],
     ids=["Case", "Agent", "DecideRequest"],

@@ -50,6 +50,7 @@ from caseroute.domain.field_reader import (
     lower_camel,
     parse_timestamp,
 )
+from caseroute.domain.fields import AGENT_FIELDS, CASE_FIELDS
 from caseroute.domain.fingerprint import roster_sha256
 from caseroute.domain.limits import DEFAULT_LIMITS, VIOLATIONS_PER_LIST, InputLimits
 from caseroute.domain.reader import (
@@ -114,28 +115,6 @@ def _language(value: str) -> str:
     return value.strip().lower().replace("_", "-")
 
 
-_CASE_FIELDS = (
-    "case_id",
-    "created_at",
-    "channel",
-    "intent",
-    "urgency",
-    "classification_confidence",
-    "patient_location",
-    "region",
-    "tier",
-    "required_skills",
-    "preferred_language",
-    "sentiment",
-    "sla_clocks",
-    "flags",
-    "attributes",
-    "waiting_since",
-    "declined_agents",
-    "preferred_agents",
-)
-
-
 def parse_case(
     data: object,
     path: str = "case",
@@ -165,7 +144,7 @@ def parse_case(
     except Doubt:
         pass
     violations: list[FieldViolation] = []
-    r = FieldReader(data, path, violations, _CASE_FIELDS, limits)
+    r = FieldReader(data, path, violations, CASE_FIELDS, limits)
     case_id = r.string("case_id")
     created_at = r.timestamp("created_at")
     channel = r.enum("channel", Channel)
@@ -314,27 +293,11 @@ def _preferred_agents(
     return tuple(out)
 
 
-_AGENT_FIELDS = (
-    "agent_id",
-    "role",
-    "status",
-    "licences",
-    "territories",
-    "skills",
-    "languages",
-    "capacity",
-    "last_assigned_at",
-    "teams",
-    "seniority",
-    "attributes",
-)
-
-
 def _parse_agent(
     data: object, path: str, violations: list[FieldViolation], limits: InputLimits
 ) -> Agent | None:
     before = len(violations)
-    r = FieldReader(data, path, violations, _AGENT_FIELDS, limits)
+    r = FieldReader(data, path, violations, AGENT_FIELDS, limits)
     agent_id = r.string("agent_id", pattern=IDENTIFIER)
     role = r.enum("role", Role, required=False)
     status = r.enum("status", AgentStatus)

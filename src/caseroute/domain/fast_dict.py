@@ -42,6 +42,7 @@ from caseroute.domain.case import (
 )
 from caseroute.domain.enums import UNSET, enum_table
 from caseroute.domain.field_reader import lower_camel, parse_timestamp
+from caseroute.domain.fields import AGENT_FIELDS, CASE_FIELDS
 from caseroute.domain.limits import InputLimits
 from caseroute.domain.reader import (
     ATTRIBUTE_NAME,
@@ -107,43 +108,11 @@ class _Fields:
 
 
 _ROSTER = _Fields("snapshot_id", "taken_at", "agents")
-_AGENT = _Fields(
-    "agent_id",
-    "role",
-    "status",
-    "licences",
-    "territories",
-    "skills",
-    "languages",
-    "capacity",
-    "last_assigned_at",
-    "teams",
-    "seniority",
-    "attributes",
-)
+_AGENT = _Fields(*AGENT_FIELDS)
 _LICENCE = _Fields("type", "jurisdiction", "expires_on", "multistate")
 _SKILL = _Fields("name", "level")
 _CAPACITY = _Fields("max", "active")
-_CASE = _Fields(
-    "case_id",
-    "created_at",
-    "channel",
-    "intent",
-    "urgency",
-    "classification_confidence",
-    "patient_location",
-    "region",
-    "tier",
-    "required_skills",
-    "preferred_language",
-    "sentiment",
-    "sla_clocks",
-    "flags",
-    "attributes",
-    "waiting_since",
-    "declined_agents",
-    "preferred_agents",
-)
+_CASE = _Fields(*CASE_FIELDS)
 _REQUIRED_SKILL = _Fields("name", "min_level")
 _SENTIMENT = _Fields("score", "at")
 _SLA_CLOCK = _Fields("name", "started_at", "deadline")
