@@ -22,7 +22,6 @@ generated valid and near-valid dicts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -54,6 +53,21 @@ from caseroute.domain.reader import (
     read_day,
 )
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
+from caseroute.domain.slots import new as _new
+from caseroute.domain.slots import (
+    set_agent_id,
+    set_attributes,
+    set_capacity,
+    set_languages,
+    set_last_assigned_at,
+    set_licences,
+    set_role,
+    set_seniority,
+    set_skills,
+    set_status,
+    set_teams,
+    set_territories,
+)
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -303,44 +317,6 @@ def _skills(value: object, checked: _Checked) -> dict[str, int]:
     return skills
 
 
-def _slot_setters(kind: type, names: str) -> list[Any]:
-    """The slot descriptors' setters of ``names`` (all of ``kind``'s fields, in any order)."""
-    wanted = names.split()
-    if sorted(wanted) != sorted(f.name for f in fields(kind)):  # pragma: no cover - import guard
-        raise RuntimeError(f"{kind.__name__}'s fields changed: update fast_dict's setters")
-    return [getattr(kind, name).__set__ for name in wanted]
-
-
-_AGENT_SETTERS = _slot_setters(
-    Agent,
-    "agent_id role status capacity licences territories skills languages last_assigned_at "
-    "teams seniority attributes",
-)
-"""Agent's slot setters in its field order (as ``wire.fast``'s, which has the same guard).
-
-A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (~1.7 us for
-Agent's 12); the slot descriptors' own setters take half that, 1,000 times a cold roster. Agent
-has no ``__post_init__`` and the import fails if its fields change, so ``object.__new__`` plus
-every setter gives the value ``Agent(...)`` gives (``tests/domain/test_fast_dict_handover.py``
-compares with the strict parser's)."""
-
-
-(
-    _set_agent_id,
-    _set_role,
-    _set_status,
-    _set_capacity,
-    _set_licences,
-    _set_territories,
-    _set_skills,
-    _set_languages,
-    _set_last_assigned_at,
-    _set_teams,
-    _set_seniority,
-    _set_attributes,
-) = _AGENT_SETTERS
-
-
 def _new_agent(  # Agent's twelve fields, positional for speed
     agent_id: str,
     role: Role,
@@ -356,19 +332,19 @@ def _new_agent(  # Agent's twelve fields, positional for speed
     attributes: dict[str, AttributeValue],
 ) -> Agent:
     """``Agent(...)`` of the same twelve values, without the frozen ``__init__``."""
-    agent: Agent = object.__new__(Agent)
-    _set_agent_id(agent, agent_id)
-    _set_role(agent, role)
-    _set_status(agent, status)
-    _set_capacity(agent, capacity)
-    _set_licences(agent, licences)
-    _set_territories(agent, territories)
-    _set_skills(agent, skills)
-    _set_languages(agent, languages)
-    _set_last_assigned_at(agent, last_assigned_at)
-    _set_teams(agent, teams)
-    _set_seniority(agent, seniority)
-    _set_attributes(agent, attributes)
+    agent: Agent = _new(Agent)
+    set_agent_id(agent, agent_id)
+    set_role(agent, role)
+    set_status(agent, status)
+    set_capacity(agent, capacity)
+    set_licences(agent, licences)
+    set_territories(agent, territories)
+    set_skills(agent, skills)
+    set_languages(agent, languages)
+    set_last_assigned_at(agent, last_assigned_at)
+    set_teams(agent, teams)
+    set_seniority(agent, seniority)
+    set_attributes(agent, attributes)
     return agent
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from hashlib import sha256 as _sha256
@@ -58,6 +57,25 @@ from caseroute.domain.codec import (
 from caseroute.domain.fingerprint import canonical_json
 from caseroute.domain.limits import InputLimits
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
+from caseroute.domain.slots import new as _new
+from caseroute.domain.slots import (
+    set_agent_id,
+    set_attributes,
+    set_capacity,
+    set_expires_on,
+    set_jurisdiction,
+    set_languages,
+    set_last_assigned_at,
+    set_licences,
+    set_multistate,
+    set_role,
+    set_seniority,
+    set_skills,
+    set_status,
+    set_teams,
+    set_territories,
+    set_type,
+)
 from caseroute.v1 import routing_pb2 as pb
 
 E = TypeVar("E", bound=StrEnum)
@@ -348,44 +366,6 @@ KnownAgent = tuple[Agent, str, bytes]
 sha256 (``fingerprint.agent_digest``): what the server's roster cache keeps per agent message."""
 
 
-def _slot_setters(kind: type, names: str) -> list[Any]:
-    """The slot descriptors' setters of ``names`` (all of ``kind``'s fields, in any order)."""
-    wanted = names.split()
-    if sorted(wanted) != sorted(f.name for f in fields(kind)):  # pragma: no cover - import guard
-        raise RuntimeError(f"{kind.__name__}'s fields changed: update wire.fast's setters")
-    return [getattr(kind, name).__set__ for name in wanted]
-
-
-_new = object.__new__
-(
-    _set_agent_id,
-    _set_role,
-    _set_status,
-    _set_capacity,
-    _set_licences,
-    _set_territories,
-    _set_skills,
-    _set_languages,
-    _set_last_assigned_at,
-    _set_teams,
-    _set_seniority,
-    _set_attributes,
-) = _slot_setters(
-    Agent,
-    "agent_id role status capacity licences territories skills languages last_assigned_at "
-    "teams seniority attributes",
-)
-"""Agent's slot setters, by name; an Agent built with every one is ``Agent(...)``'s value.
-
-A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (~1.2 us for
-Agent's 12); the slot descriptors' own setters take half that, 1,000 times a cold roster.
-Agent and Licence have no ``__post_init__``, and the import fails if their fields change, so
-``_new`` + every setter gives the value their constructor gives
-(``tests/wire/test_fast_known_agents.py``)."""
-_set_type, _set_jurisdiction, _set_expires_on, _set_multistate = _slot_setters(
-    Licence, "type jurisdiction expires_on multistate"
-)
-"""Licence's slot setters, by name."""
 _TWO = [f"{n:02d}" for n in range(60)]
 """Two-digit texts of 0-59 (hours, minutes, seconds)."""
 
@@ -441,10 +421,10 @@ class _Encoded(_Checked):
             raise Doubt from None
         multistate = msg.multistate
         lic = _new(Licence)  # Licence(kind, jurisdiction, expires, multistate), as Agent below
-        _set_type(lic, kind)
-        _set_jurisdiction(lic, jurisdiction)
-        _set_expires_on(lic, expires)
-        _set_multistate(lic, multistate)
+        set_type(lic, kind)
+        set_jurisdiction(lic, jurisdiction)
+        set_expires_on(lic, expires)
+        set_multistate(lic, multistate)
         return lic, (
             f'{{"expires_on":"{expires.isoformat()}","jurisdiction":"{jurisdiction}",'
             f'"multistate":{"true" if multistate else "false"},"type":"{kind}"}}'
@@ -566,19 +546,19 @@ def known_agents_from_proto(
             f'"skills":[{skills_text}],"status":"{status.value}","teams":{teams_text},'
             f'"territories":{territories_text}}}'
         )
-        agent = _new(Agent)  # Agent(...) of these values: see _set_agent_id
-        _set_agent_id(agent, agent_id)
-        _set_role(agent, role)
-        _set_status(agent, status)
-        _set_capacity(agent, capacity)
-        _set_licences(agent, licences)
-        _set_territories(agent, territories)
-        _set_skills(agent, skills)
-        _set_languages(agent, languages)
-        _set_last_assigned_at(agent, last)
-        _set_teams(agent, teams)
-        _set_seniority(agent, seniority)
-        _set_attributes(agent, attributes)
+        agent = _new(Agent)  # Agent(...) of these values: see domain/slots.py
+        set_agent_id(agent, agent_id)
+        set_role(agent, role)
+        set_status(agent, status)
+        set_capacity(agent, capacity)
+        set_licences(agent, licences)
+        set_territories(agent, territories)
+        set_skills(agent, skills)
+        set_languages(agent, languages)
+        set_last_assigned_at(agent, last)
+        set_teams(agent, teams)
+        set_seniority(agent, seniority)
+        set_attributes(agent, attributes)
         out.append((agent, text, _sha256(text.encode()).digest()))
     return out
 

@@ -1,0 +1,56 @@
+"""Agent and Licence values built without their frozen ``__init__``, for both fast readers.
+
+A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (~1.2-1.7 us
+for Agent's 12); the slot descriptors' own setters take half that, once per agent of a cold
+roster. Agent and Licence have no ``__post_init__``, and this module fails at import if their
+fields change, so ``object.__new__`` plus every setter gives the value their constructor gives
+(``tests/wire/test_fast_known_agents.py`` and ``tests/domain/test_fast_dict_handover.py``
+compare with the strict parsers'). Used by ``wire.fast`` (protobuf) and ``domain.fast_dict``
+(dicts); nothing else should need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from caseroute.domain.roster import Agent, Licence
+
+
+def slot_setters(kind: type, names: str) -> list[Any]:
+    """The slot descriptors' setters of ``names`` (all of ``kind``'s fields, in any order).
+
+    Raises:
+        RuntimeError: If ``names`` are not exactly ``kind``'s fields (at import).
+    """
+    wanted = names.split()
+    if sorted(wanted) != sorted(f.name for f in fields(kind)):  # pragma: no cover - import guard
+        raise RuntimeError(f"{kind.__name__}'s fields changed: update domain.slots")
+    return [getattr(kind, name).__set__ for name in wanted]
+
+
+new = object.__new__
+"""``new(Agent)`` / ``new(Licence)``: an empty value for the setters to fill, every one of them."""
+(
+    set_agent_id,
+    set_role,
+    set_status,
+    set_capacity,
+    set_licences,
+    set_territories,
+    set_skills,
+    set_languages,
+    set_last_assigned_at,
+    set_teams,
+    set_seniority,
+    set_attributes,
+) = slot_setters(
+    Agent,
+    "agent_id role status capacity licences territories skills languages last_assigned_at "
+    "teams seniority attributes",
+)
+"""Agent's slot setters, by name; an Agent built with every one is ``Agent(...)``'s value."""
+set_type, set_jurisdiction, set_expires_on, set_multistate = slot_setters(
+    Licence, "type jurisdiction expires_on multistate"
+)
+"""Licence's slot setters, by name."""
