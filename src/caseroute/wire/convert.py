@@ -789,18 +789,27 @@ def _continuity_into(msg: pb.ContinuityTrace, c: ContinuityTrace) -> None:
 
 def decision_to_proto(d: Decision) -> pb.Decision:
     """A domain decision (with its explanation) as a Decision message."""
+    msg = pb.Decision()
+    _decision_into(msg, d)
+    return msg
+
+
+def _decision_into(msg: pb.Decision, d: Decision) -> None:
+    """Fill ``msg`` (empty; often a reply's own field) as ``decision_to_proto(d)`` builds it.
+
+    In place: a built Decision handed to a reply's constructor (``decision=``) is copied
+    field by field, ~10 us for a warm 100-agent SUMMARY decision, a quarter of building it.
+    """
     e = d.explanation
-    msg = pb.Decision(
-        decision_id=d.decision_id,
-        case_id=d.case_id,
-        outcome=_OUTCOMES[d.outcome],
-        queue=d.queue,
-        agent_id=d.agent_id or "",
-        escalation_level=d.escalation_level or 0,
-        priority=_PRIORITIES[d.priority],
-        reason_codes=d.reason_codes,
-        rule_id=d.rule_id,
-    )
+    msg.decision_id = d.decision_id
+    msg.case_id = d.case_id
+    msg.outcome = _OUTCOMES[d.outcome]
+    msg.queue = d.queue
+    msg.agent_id = d.agent_id or ""
+    msg.escalation_level = d.escalation_level or 0
+    msg.priority = _PRIORITIES[d.priority]
+    msg.reason_codes.extend(d.reason_codes)
+    msg.rule_id = d.rule_id
     ruleset = msg.ruleset
     ruleset.name = e.ruleset_name
     ruleset.version = e.ruleset_version
@@ -830,7 +839,6 @@ def decision_to_proto(d: Decision) -> pb.Decision:
         _instant_into(msg.next_relaxation_at, d.next_relaxation_at)
     if d.held_for_preferred_until is not None:
         _instant_into(msg.held_for_preferred_until, d.held_for_preferred_until)
-    return msg
 
 
 def _signals_in(msg: pb.Signals) -> Signals:
@@ -997,20 +1005,23 @@ def decision_from_proto(msg: pb.Decision) -> Decision:
 
 def decide_response(result: DecideResult) -> pb.DecideResponse:
     """The response to Decide."""
-    return pb.DecideResponse(
-        decision=decision_to_proto(result.decisions[0]),
-        now=datetime_to_timestamp(result.now),
-        replayed=result.replayed,
-    )
+    # Filled in place, field order as the constructor sets it: the same message and bytes.
+    msg = pb.DecideResponse()
+    _decision_into(msg.decision, result.decisions[0])
+    _instant_into(msg.now, result.now)
+    msg.replayed = result.replayed
+    return msg
 
 
 def batch_response(result: DecideResult) -> pb.DecideBatchResponse:
     """The response to DecideBatch."""
-    return pb.DecideBatchResponse(
-        decisions=[decision_to_proto(d) for d in result.decisions],
-        now=datetime_to_timestamp(result.now),
-        replayed=result.replayed,
-    )
+    msg = pb.DecideBatchResponse()
+    add_decision = msg.decisions.add
+    for d in result.decisions:
+        _decision_into(add_decision(), d)
+    _instant_into(msg.now, result.now)
+    msg.replayed = result.replayed
+    return msg
 
 
 def audited_to_proto(audited: AuditedDecision) -> pb.AuditedDecision:
