@@ -26,7 +26,6 @@ password, nor (for unexpected errors) the text of an exception, which could quot
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import OrderedDict
@@ -54,6 +53,7 @@ from caseroute.audit.sql_log import (
     READ_UNAVAILABLE,
     SHADOW_COLUMNS,
     WRITE_UNAVAILABLE,
+    AppendQueue,
     CommitObserver,
     KeyEra,
     Pending,
@@ -133,7 +133,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self._fingerprint: str | None = None  # the key this writer masks with (claim_key)
         self._known: OrderedDict[str, None] = OrderedDict()
         self._known_lock = threading.Lock()
-        self._queue: queue.Queue[PendingItem | None] = queue.Queue()
+        self._queue = AppendQueue()  # SimpleQueue: no condition variable (sql_log.Outcome)
         # Invariant: nothing is queued after the writer's stop marker (it would wait forever).
         self._closed = False
         self._closing = threading.Lock()
