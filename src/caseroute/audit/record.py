@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from caseroute.domain.fingerprint import canonical_json, roster_dict_sha256
+from caseroute.domain.fingerprint import string_json as _str
 
 GENESIS = "0" * 64
 """prev_hash of the first record."""
@@ -178,14 +179,20 @@ def encode_record(record: AuditRecord) -> EncodedRecord:
     Returns:
         The encoded record.
     """
-    content = record.content()
-    del content["seq"], content["input"]
     input_text = getattr(record, "_input_text", None) or canonical_json(record.input)
-    # Invariant: the keys sort as ``... < "input" < ... < "seq"`` (the content's last key), so
-    # the canonical text is these pieces in this order; tests pin it equal to canonical_json.
-    before = canonical_json({k: v for k, v in content.items() if k < "input"})
-    after = canonical_json({k: v for k, v in content.items() if k > "input"})
-    head = f'{before[:-1]},"input":{input_text},{after[1:-1]},"seq":'
+    # Invariant: these are ``content()``'s keys in sorted order, ``seq`` (the last) left for
+    # the writer; only the decision goes through the encoder, each string field is written
+    # as it would write it. Tests pin the text equal to canonical_json(content()).
+    r = record
+    head = (
+        f'{{"caller":{_str(r.caller)},"case_id":{_str(r.case_id)},'
+        f'"caseroute_version":{_str(r.caseroute_version)},'
+        f'"decision":{canonical_json(r.decision)},"decision_id":{_str(r.decision_id)},'
+        f'"input":{input_text},"now":{_str(r.now)},"recorded_at":{_str(r.recorded_at)},'
+        f'"request_id":{_str(r.request_id)},"request_sha256":{_str(r.request_sha256)},'
+        f'"ruleset_name":{_str(r.ruleset_name)},"ruleset_sha256":{_str(r.ruleset_sha256)},'
+        f'"ruleset_version":{_str(r.ruleset_version)},"seq":'
+    )
     return EncodedRecord(record, input_text, head)
 
 

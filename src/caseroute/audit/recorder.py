@@ -8,8 +8,9 @@ everything replay needs, from the store alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from caseroute.audit.masking import Masker
@@ -21,6 +22,7 @@ from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.fingerprint import (
     canonical_json,
     case_to_dict,
+    record_input_json,
     roster_json,
     roster_sha256,
 )
@@ -56,6 +58,8 @@ def build_records(
     snapshot_sha256: str | None = None,
     case_dicts: Sequence[dict[str, Any]] | None = None,
     case_texts: Sequence[str] | None = None,
+    attribute_texts: Sequence[str] | None = None,
+    stamps: Mapping[datetime, str] | None = None,
 ) -> list[AuditRecord]:
     """One unsealed record per decision (the store assigns seq and hashes).
 
@@ -71,6 +75,10 @@ def build_records(
             form, built once per request); built here if not. Only read: ``mask`` copies.
         case_texts: ``canonical_json`` of each of ``case_dicts`` (given only with them): the
             records' input texts are built from them instead of encoding each case again.
+        attribute_texts: ``canonical_json`` of each of ``case_dicts``' attributes (given only
+            with ``case_texts``; ``fingerprint.CaseForms.attributes_text``): not encoded again.
+        stamps: Instants the request already formatted (``format_timestamp``): the
+            decisions' texts of them are not formatted again.
 
     Returns:
         The records, in request order.
@@ -82,7 +90,7 @@ def build_records(
     for index, (case, case_dict, decision) in enumerate(zip(cases, dicts, decisions, strict=True)):
         masked_case: dict[str, Any] = masker.mask({"case": case_dict})["case"]
         roster_ref = {"sha256": snapshot, "assigned_before": list(assigned)}
-        stored = decision_to_dict(decision)
+        stored = decision_to_dict(decision, stamps)
         record = AuditRecord(
             seq=0,
             decision_id=decision.decision_id,
@@ -103,10 +111,14 @@ def build_records(
         )
         case_text = None
         if case_texts is not None and case_dicts is not None:
-            case_text = masked_case_text(case_texts[index], case_dict, masked_case)
+            case_text = masked_case_text(
+                case_texts[index],
+                case_dict,
+                masked_case,
+                None if attribute_texts is None else attribute_texts[index],
+            )
         if case_text is not None:
-            # canonical_json of the input: its keys sort "case" < "roster".
-            with_input_text(record, f'{{"case":{case_text},"roster":{canonical_json(roster_ref)}}}')
+            with_input_text(record, record_input_json(case_text, snapshot, assigned))
         records.append(record)
         if decision.agent_id is not None:
             assigned.append(decision.agent_id)
@@ -117,7 +129,9 @@ _ATTRIBUTES = '{"attributes":'
 """How a case's canonical text starts: ``attributes`` sorts before every other case key."""
 
 
-def masked_case_text(text: str, clear: dict[str, Any], masked: dict[str, Any]) -> str | None:
+def masked_case_text(
+    text: str, clear: dict[str, Any], masked: dict[str, Any], attributes_text: str | None = None
+) -> str | None:
     """``canonical_json(masked)`` from ``text``, the canonical JSON of ``clear``, when cheap.
 
     The default masked paths all lie under ``case.attributes``, and ``Masker.mask`` shares
@@ -129,6 +143,8 @@ def masked_case_text(text: str, clear: dict[str, Any], masked: dict[str, Any]) -
         text: ``canonical_json(clear)``.
         clear: A case as JSON data (``case_to_dict``).
         masked: ``clear`` after masking.
+        attributes_text: ``canonical_json(clear["attributes"])`` when the caller has it
+            (encoded here if not).
 
     Returns:
         The masked case's canonical text, or None when masking touched more than the
@@ -139,11 +155,19 @@ def masked_case_text(text: str, clear: dict[str, Any], masked: dict[str, Any]) -
     for key, value in clear.items():
         if key != "attributes" and masked.get(key, masked) is not value:
             return None
-    prefix = _ATTRIBUTES + canonical_json(clear.get("attributes"))
+    if attributes_text is None:
+        attributes_text = canonical_json(clear.get("attributes"))
+    prefix = _ATTRIBUTES + attributes_text
     if "attributes" not in masked or not text.startswith(prefix):
         return None
+    attributes = masked["attributes"]
+    # Masking copies the dicts on its paths: empty attributes stay an empty dict ("{}").
+    if type(attributes) is dict and not attributes:
+        attributes_text = "{}"
+    else:
+        attributes_text = canonical_json(attributes)
     # Invariant: a JSON value ends where it ends, so text[len(prefix):] is the rest of the case.
-    return _ATTRIBUTES + canonical_json(masked["attributes"]) + text[len(prefix) :]
+    return _ATTRIBUTES + attributes_text + text[len(prefix) :]
 
 
 def blobs_to_store(

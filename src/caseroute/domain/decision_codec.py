@@ -221,14 +221,22 @@ def _continuity_out(c: ContinuityTrace, stamps: _Stamps) -> dict[str, Any]:
     }
 
 
-def decision_to_dict(decision: Decision) -> dict[str, Any]:
+def decision_to_dict(
+    decision: Decision, known: Mapping[datetime, str] | None = None
+) -> dict[str, Any]:
     """The decision and its explanation as JSON data (what the decision log stores).
 
     The rules are stored as ``rule_results`` (data) when the decision has them, else as the
     rendered ``rules`` (a decision rebuilt from an older record or from a message).
+
+    Args:
+        decision: The decision.
+        known: Instants already formatted by the caller (``format_timestamp``), e.g. the
+            request's ``now`` and its case's instants (a relaxation's anchor is the case's
+            ``created_at`` or ``waiting_since``): not formatted again. Only read.
     """
     e = decision.explanation
-    stamps = _Stamps()
+    stamps = _Stamps() if known is None else _Stamps(known)
     explanation: dict[str, Any] = {
         "decision_id": e.decision_id,
         "ruleset_name": e.ruleset_name,

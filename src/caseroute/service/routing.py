@@ -29,8 +29,7 @@ from caseroute.domain.errors import (
 )
 from caseroute.domain.fingerprint import (
     RosterFingerprint,
-    canonical_json,
-    case_to_dict,
+    case_forms,
     fingerprint_roster,
     format_timestamp,
     input_sha256_of,
@@ -153,22 +152,38 @@ def _check_command(cmd: DecideCommand, limits: InputLimits) -> None:
 class _Canonical:
     """A command's canonical forms, built once per call and passed down.
 
+    Every text of the call has one home here: nothing below encodes a case or formats one of
+    these instants again.
+
     Attributes:
         cases: Each case's ``case_to_dict`` (masking, the audit record).
-        texts: Each case's canonical JSON (request and input hashes).
+        texts: Each case's canonical JSON (request and input hashes, the records' inputs).
+        attributes: Each case's attributes as canonical JSON (the start of its text).
+        stamps: Every instant of the cases and the request's ``now``, with its
+            ``format_timestamp`` text (the request hash, the decisions' stored instants).
         roster: The roster's fingerprint.
     """
 
     cases: tuple[dict[str, Any], ...]
     texts: tuple[str, ...]
+    attributes: tuple[str, ...]
+    stamps: dict[datetime, str]
     roster: RosterFingerprint
 
 
 def _canonical(cmd: DecideCommand) -> _Canonical:
-    dicts = tuple(case_to_dict(case) for case in cmd.cases)
+    forms = [case_forms(case) for case in cmd.cases]
+    stamps = forms[0].stamps if len(forms) == 1 else {}
+    if len(forms) != 1:
+        for form in forms:
+            stamps.update(form.stamps)
+    if cmd.now is not None and cmd.now not in stamps:
+        stamps[cmd.now] = format_timestamp(cmd.now)
     return _Canonical(
-        dicts,
-        tuple(canonical_json(d) for d in dicts),
+        tuple(f.data for f in forms),
+        tuple(f.text for f in forms),
+        tuple(f.attributes_text for f in forms),
+        stamps,
         cmd.roster_fingerprint or fingerprint_roster(cmd.roster, keep_json=True),
     )
 
@@ -181,6 +196,7 @@ def _request_sha256(cmd: DecideCommand, canonical: _Canonical) -> str:
         now=cmd.now,
         case_texts=canonical.texts,
         roster_sha256=canonical.roster.sha256,
+        now_text=None if cmd.now is None else canonical.stamps[cmd.now],
     )
 
 
@@ -403,6 +419,8 @@ class RoutingCore:
             snapshot_sha256=snapshot,
             case_dicts=canonical.cases,  # the dicts the hashes were built from, not again
             case_texts=canonical.texts,  # and their texts: the records' inputs reuse them
+            attribute_texts=canonical.attributes,
+            stamps=canonical.stamps,
         )
         try:
             stored = self.audit.append(
