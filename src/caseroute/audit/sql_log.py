@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from caseroute.audit.record import (
@@ -566,20 +567,25 @@ class SqlLogReads(ABC):
         """Whether any record or key fingerprint is stored (a key is then already bound)."""
         return self.head()[0] > 0 or bool(self.key_history())
 
+    @cached_property
+    def _by_id_sql(self) -> str:
+        """``get``'s statement, built once (a store sets ``_select`` before its first read)."""
+        return f"SELECT {self._select} FROM decisions WHERE decision_id = {self._P}"
+
+    @cached_property
+    def _by_request_sql(self) -> str:
+        """``by_request``'s statement, built once: the idempotency read runs per Decide."""
+        return f"SELECT {self._select} FROM decisions WHERE request_id = {self._P} ORDER BY seq"
+
     def get(self, decision_id: str) -> AuditRecord | None:
         """One record by decision id."""
-        rows = self._fetch(
-            f"SELECT {self._select} FROM decisions WHERE decision_id = {self._P}", (decision_id,)
-        )
+        rows = self._fetch(self._by_id_sql, (decision_id,))
         return record_from_row(rows[0]) if rows else None
 
     def by_request(self, request_id: str) -> list[AuditRecord]:
-        """Records of one request, in chain order."""
-        rows = self._fetch(
-            f"SELECT {self._select} FROM decisions WHERE request_id = {self._P} ORDER BY seq",
-            (request_id,),
-        )
-        return [record_from_row(r) for r in rows]
+        """Records of one request, in chain order (most requests have none: a list only then)."""
+        rows = self._fetch(self._by_request_sql, (request_id,))
+        return [record_from_row(r) for r in rows] if rows else []
 
     def records(
         self,
