@@ -6,7 +6,8 @@ Usage: .venv/bin/python benchmarks/call_overhead.py [--calls 3000] [--rounds 5] 
 A ``grpc.server`` in a child process serves the standard health ``Check`` (the cheapest method
 caseroute has) behind exactly the interceptors ``build_server`` installs: ``RpcCallInterceptor``
 telling the call log (``RpcLogListener``, lines rendered as JSON by ``configure_logging`` into
-/dev/null, as a server whose stderr is not a terminal does) and the metrics
+/dev/null, as a server whose stderr is not a terminal does, on their own thread where the
+tree's ``configure_logging`` has ``deferred``) and the metrics
 (``RpcMetricsListener`` over a private registry), ``AuthInterceptor`` with open policies, and
 ``CallerNoteInterceptor``. The same server without interceptors, logging or metrics (``bare``)
 runs in the same rounds. Clients are ``--threads`` threads of this process, each calling back to
@@ -53,7 +54,11 @@ def _serve(variant: str) -> None:
         from caseroute.logs import configure_logging
         from caseroute.metrics import MetricsRecorder, define_metrics
 
-        configure_logging("json", "info", open(os.devnull, "w"))  # noqa: SIM115, PTH123
+        sink = open(os.devnull, "w")  # noqa: SIM115, PTH123
+        try:  # as `serve` does: lines written by their own thread
+            configure_logging("json", "info", sink, deferred=True)
+        except TypeError:  # a tree from before deferred lines
+            configure_logging("json", "info", sink)
         recorder = MetricsRecorder(define_metrics(CollectorRegistry()))
         interceptors = [
             RpcCallInterceptor([RpcLogListener(), RpcMetricsListener(recorder)]),

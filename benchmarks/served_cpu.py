@@ -12,13 +12,22 @@ every thread's CPU from ``/proc/self/task`` and prints it per call, grouped: ``r
 request threads), ``serve`` (grpcio's Python event loop, ``_server.py`` ``_serve``),
 ``auditwriter`` (the decision log's writer), ``C`` (gRPC core's own threads: event_engine,
 timers) and the total. ``--clients 1`` calls sequentially (``--calls`` calls per phase); more
-clients call back to back for ``--seconds`` each, and the rate is printed too.
+clients call back to back for ``--seconds`` each, and the rate is printed too (``--p50``: with 1
+client, the median latency in us as well). The call log's writer thread counts as ``rpc`` (the
+work it took off the request threads) unless ``--split-log`` names it ``logwriter``.
 
-Variants (joined with ``+``): ``base``; ``nolog`` (the call log's level set to WARNING: no line
-per call); ``nointerc`` (no interceptors at all: no call log, metrics, access check);
-``threadsN`` (``--threads N``); ``switchS`` (``sys.setswitchinterval(S)``); ``gcfreeze``
-(``gc.freeze()`` after the rulesets load). Rounds alternate the variants; medians over rounds.
-The machine is shared: compare variants within one run, never with another run's figures.
+Variants (joined with ``+``): ``base`` (logging as ``serve`` sets it up: lines formatted and
+written by their own thread where the tree has ``deferred``); ``synclog`` (each line formatted
+and written on the thread that logs it, as before ``deferred``); ``nolog`` (the call log's
+level set to WARNING: no line per call); ``nointerc`` (no interceptors at all: no call log,
+metrics, access check); ``threadsN`` (``--threads N``); ``arg:NAME=VALUE`` (the server channel
+argument ``grpc.NAME`` set to VALUE, e.g. ``arg:http2.bdp_probe=0``); ``switchS``
+(``sys.setswitchinterval(S)``); ``gcfreeze`` (``gc.freeze()`` after the rulesets load);
+``logab`` (in one server, ``--blocks`` pairs of phases alternating the call log written by its
+own thread and on the request thread, each phase named ``check:deferred``, ``check:sync``...:
+blocks seconds apart see the same load, runs minutes apart do not). Rounds alternate the
+variants; medians over rounds. The machine is shared: compare variants within one run, never
+with another run's figures.
 """
 
 from __future__ import annotations
@@ -54,23 +63,35 @@ def _task_ticks() -> dict[int, int]:
     return ticks
 
 
-def _group(name: str) -> str:
-    """The group a Python thread's CPU is counted under."""
+def _group(name: str, split_log: bool) -> str:
+    """The group a Python thread's CPU is counted under.
+
+    The call log's writer thread (``log-writer``) is counted with the request threads whose
+    lines it writes (that work moved off them), unless ``split_log``: then as ``logwriter``.
+    """
     if "_serve" in name:
         return "serve"
+    if name == "log-writer" and not split_log:
+        return "rpc"
     return name.rstrip("0123456789_").replace("-", "")
 
 
 def _phase(
     clients: Clients, method: str, body: bytes, unique: bool, args: argparse.Namespace
-) -> tuple[int, float]:
-    """Calls made and wall seconds of one phase."""
+) -> tuple[int, float, float]:
+    """Calls made, wall seconds and (1 client) the median latency in us of one phase."""
     start = time.perf_counter()
     if args.clients == 1:
-        clients.latencies(method, body, args.calls, unique)
-        return args.calls, time.perf_counter() - start
+        latencies = clients.latencies(method, body, args.calls, unique)
+        return args.calls, time.perf_counter() - start, statistics.median(latencies) * 1e6
     calls = round(clients.per_second(method, body, args.seconds, unique) * args.seconds)
-    return calls, time.perf_counter() - start
+    return calls, time.perf_counter() - start, 0.0
+
+
+def _server_option(text: str) -> tuple[str, int | str]:
+    """``("grpc.NAME", value)`` from ``NAME=VALUE`` (an integer when it reads as one)."""
+    name, _, value = text.partition("=")
+    return f"grpc.{name}", int(value) if value.lstrip("-").isdigit() else value
 
 
 def _child(variant: str, args: argparse.Namespace) -> None:
@@ -83,21 +104,28 @@ def _child(variant: str, args: argparse.Namespace) -> None:
 
     parts = variant.split("+")
     threads = next((int(p[7:]) for p in parts if p.startswith("threads")), 16)
-    if "nointerc" in parts:
+    extra_options = [_server_option(p[4:]) for p in parts if p.startswith("arg:")]
+    if "nointerc" in parts or extra_options:
         import grpc
 
         real_server = grpc.server
 
-        def bare(*positional: Any, **named: Any) -> Any:
-            named.pop("interceptors", None)
+        def varied(*positional: Any, **named: Any) -> Any:
+            if "nointerc" in parts:
+                named.pop("interceptors", None)
+            named["options"] = [*named.get("options", ()), *extra_options]
             return real_server(*positional, **named)
 
-        setattr(grpc, "server", bare)  # noqa: B010 - mypy refuses assigning to a function
+        setattr(grpc, "server", varied)  # noqa: B010 - mypy refuses assigning to a function
     for part in parts:
         if part.startswith("switch"):
             sys.setswitchinterval(float(part[6:]))
     with Path(os.devnull).open("w") as sink, tempfile.TemporaryDirectory() as tmp:
-        configure_logging("json", "warning" if "nolog" in parts else "info", sink)
+        level = "warning" if "nolog" in parts else "info"
+        try:  # as `serve` does: lines written by their own thread, unless ``synclog``
+            configure_logging("json", level, sink, deferred="synclog" not in parts)
+        except TypeError:  # a tree from before deferred lines
+            configure_logging("json", level, sink)
         config = served.ServerConfig(
             rulesets=REFERENCE_RULESETS, port=0, threads=threads, audit=audit_config(Path(tmp))
         )
@@ -111,15 +139,26 @@ def _child(variant: str, args: argparse.Namespace) -> None:
         check = health_pb2.HealthCheckRequest().SerializeToString()
         clients.warm(DECIDE, body)
         clients.latencies(DECIDE, body, 100, unique=True)
-        for name, method, payload, unique in (
-            ("check", CHECK, check, False),
-            ("decide", DECIDE, body, True),
-        ):
+        # ``logab``: blocks alternate the call log written by its own thread and written on
+        # the request thread, in this one server (the load drifts less between blocks than
+        # between runs); each phase is named for its mode.
+        modes = ("deferred", "sync") * args.blocks if "logab" in parts else ("",)
+        phases = [
+            (f"{name}:{mode}" if mode else name, method, payload, unique, mode)
+            for mode in modes
+            for name, method, payload, unique in (
+                ("check", CHECK, check, False),
+                ("decide", DECIDE, body, True),
+            )
+        ]
+        for name, method, payload, unique, mode in phases:
+            if mode:
+                configure_logging("json", level, sink, deferred=mode == "deferred")
             before = _task_ticks()
-            calls, wall = _phase(clients, method, payload, unique, args)
+            calls, wall, p50 = _phase(clients, method, payload, unique, args)
             after = _task_ticks()
             # Named after the phase: a request thread the pool started during it is named too.
-            names = {t.native_id: _group(t.name) for t in threading.enumerate()}
+            names = {t.native_id: _group(t.name, args.split_log) for t in threading.enumerate()}
             groups: dict[str, int] = {}
             for tid, ticks in after.items():
                 group = names.get(tid, "C")
@@ -128,6 +167,8 @@ def _child(variant: str, args: argparse.Namespace) -> None:
             figures = {g: round(t * per_call) for g, t in groups.items() if t}
             figures["total"] = round(sum(groups.values()) * per_call)
             figures["rate"] = round(calls / wall)
+            if args.p50:
+                figures["p50"] = round(p50)
             print(name, " ".join(f"{k}={v}" for k, v in sorted(figures.items())), flush=True)
         clients.close()
         running.stop(1.0)
@@ -143,6 +184,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=800, help="per phase, 1 client")
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=3.0, help="per phase, 2+ clients")
+    parser.add_argument("--blocks", type=int, default=4, help="logab: blocks per mode per run")
+    parser.add_argument("--p50", action="store_true", help="1 client: median latency (us) too")
+    parser.add_argument(
+        "--split-log", action="store_true", help="the log writer thread as its own group"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -161,13 +207,15 @@ def main() -> None:
                 runs.setdefault((variant, phase), []).append(figures)
                 print(f"{variant:20s} {line}", flush=True)
     print("load", " ".join(f"{x:.2f}" for x in os.getloadavg()))
-    print(f"medians over {args.rounds} rounds, us of server CPU per call (rate: calls/s)")
-    for phase in ("check", "decide"):
-        for variant in variants:
-            got = runs.get((variant, phase), [])
-            keys = sorted({k for figures in got for k in figures})
-            medians = {k: statistics.median(f.get(k, 0) for f in got) for k in keys}
-            print(f"{phase:6s} {variant:20s} " + " ".join(f"{k}={medians[k]:.0f}" for k in keys))
+    print(
+        f"medians over {args.rounds} rounds, us of server CPU per call (rate: calls/s; p50: "
+        "median latency in us, 1 client)"
+    )
+    for variant, phase in sorted(runs, key=lambda k: (k[1].split(":")[0], k[0], k[1])):
+        got = runs[(variant, phase)]
+        keys = sorted({k for figures in got for k in figures})
+        medians = {k: statistics.median(f.get(k, 0) for f in got) for k in keys}
+        print(f"{phase:6s} {variant:20s} " + " ".join(f"{k}={medians[k]:.0f}" for k in keys))
 
 
 if __name__ == "__main__":

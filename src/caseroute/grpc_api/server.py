@@ -678,10 +678,11 @@ def _configure_logging(config: ServerConfig) -> None:
 
     Called in the parent and again in each spawned worker, which inherits no logging state.
     A process whose logging someone else set up (``serve`` called from a test runner or a
-    host program) keeps it, as ``logging.basicConfig`` did.
+    host program) keeps it, as ``logging.basicConfig`` did. Lines are written by a thread of
+    their own (``deferred``), so a call's line costs its request thread only a hand-off.
     """
     if not host_configured():
-        configure_logging(config.log_format, config.log_level, sys.stderr)
+        configure_logging(config.log_format, config.log_level, sys.stderr, deferred=True)
 
 
 def _wait_for_stop(

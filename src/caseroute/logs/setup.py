@@ -7,7 +7,10 @@ object per line (for log shippers); ``console`` renders aligned, human-readable 
 ``auto`` picks ``console`` when the stream is a terminal and ``json`` otherwise.
 
 Fields a stdlib call passes in ``extra={...}`` become keys of the line (``ExtraAdder``), so
-the core can log structured events without importing structlog.
+the core can log structured events without importing structlog. A stdlib line's ``timestamp``
+is the instant its record was made. With ``deferred=True`` (what ``caseroute serve`` uses)
+the lines are formatted and written by one thread after the calls that made them
+(``caseroute.logs.deferred``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any, TextIO
 import structlog
 from structlog._log_levels import map_method_name
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from caseroute.logs.deferred import DeferredHandler
 
 LOG_FORMATS = ("auto", "json", "console")
 """``--log-format`` values."""
@@ -64,6 +69,21 @@ def _drop_formatter_attributes(
     if event_dict.get("_record") is not None:
         for key in _FORMATTER_ATTRIBUTES:
             event_dict.pop(key, None)
+    return event_dict
+
+
+def _add_timestamp(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """Add the UTC instant as structlog's ISO ``TimeStamper`` writes it, of the record if any.
+
+    A stdlib record is stamped with the instant it was made (``created``), so a line written
+    later by ``DeferredHandler``'s thread says when its event happened; a structlog event
+    (no record) is stamped now, as it is made.
+    """
+    record = event_dict.get("_record")
+    when = (
+        datetime.fromtimestamp(record.created, tz=UTC) if record is not None else datetime.now(UTC)
+    )
+    event_dict["timestamp"] = when.isoformat().replace("+00:00", "Z")
     return event_dict
 
 
@@ -130,12 +150,13 @@ class _JsonFormatter(_Formatter):
 
     For a stdlib record without exception or stack info, the processors ``configure_logging``
     gives the JSON formatter come to: ``event``, ``logger``, ``level``, each ``extra`` field
-    (in the record's order; one named like an earlier key takes that key's place), the UTC
-    instant as ``timestamp`` and the process id as ``pid`` unless an extra field gave one,
-    rendered by ``json.dumps`` with structlog's fallback for other objects; the record is not
-    touched. That is built here directly, without the copy, the eight processor calls and a
-    new ``JSONEncoder`` per line. Any other record takes ``_Formatter``'s path. Pinned
-    against structlog's own formatter by ``tests/logs/test_fast_formatter.py``.
+    (in the record's order; one named like an earlier key takes that key's place), the
+    record's UTC instant as ``timestamp`` and the process id as ``pid`` unless an extra field
+    gave one, rendered by ``json.dumps`` with structlog's fallback for other objects; the
+    record is not touched. That is built here directly, without the copy, the eight
+    processor calls and a new ``JSONEncoder`` per line. Any other record takes
+    ``_Formatter``'s path. Pinned against structlog's own formatter by
+    ``tests/logs/test_fast_formatter.py``.
     """
 
     # The very function JSONRenderer passes json.dumps as ``default`` (repr, __structlog__).
@@ -153,7 +174,8 @@ class _JsonFormatter(_Formatter):
         }
         # In the record's order; an extra field named like a key above takes its place.
         event.update({k: v for k, v in record.__dict__.items() if k not in _RECORD_KEYS})
-        event["timestamp"] = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
+        stamp = datetime.fromtimestamp(record.created, tz=UTC).isoformat()
+        event["timestamp"] = stamp.replace("+00:00", "Z")
         event.setdefault("pid", os.getpid())
         return self._encode(event)
 
@@ -164,11 +186,19 @@ def host_configured() -> bool:
     Then something else (a program embedding the server, a test runner) owns the process's
     logging, and ``caseroute serve`` leaves it alone, as ``logging.basicConfig`` would.
     """
-    return any(not isinstance(h, _Handler) for h in logging.getLogger().handlers)
+    return any(not isinstance(h, _OURS) for h in logging.getLogger().handlers)
+
+
+_OURS = (_Handler, DeferredHandler)
+"""The root handlers ``configure_logging`` installs."""
 
 
 def configure_logging(
-    log_format: str = "auto", level: str = "info", stream: TextIO | None = None
+    log_format: str = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+    *,
+    deferred: bool = False,
 ) -> str:
     """Send every log line of this process through one structlog renderer on ``stream``.
 
@@ -179,6 +209,8 @@ def configure_logging(
         log_format: ``auto``, ``json`` or ``console``.
         level: Lowest level written (``debug``, ``info``, ``warning``, ``error``).
         stream: Where lines go (default: ``sys.stderr`` at the time of the call).
+        deferred: Format and write lines on one writer thread, after the calls that made
+            them (``DeferredHandler``); otherwise on the calling thread.
 
     Returns:
         The concrete format used (``json`` or ``console``).
@@ -195,7 +227,7 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         structlog.stdlib.ExtraAdder(),
         _drop_formatter_attributes,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_timestamp,
         _add_pid,
     ]
     renderer: Processor
@@ -211,11 +243,13 @@ def configure_logging(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer],
     )
-    handler = _Handler(target)
+    handler: logging.Handler = DeferredHandler(target) if deferred else _Handler(target)
     handler.setFormatter(formatter)
     root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+    for old in [h for h in root.handlers if isinstance(h, _OURS)]:
         root.removeHandler(old)
+        if isinstance(old, DeferredHandler):
+            old.close()  # its queued lines are written to its stream first
     root.addHandler(handler)
     root.setLevel(level.upper())
     structlog.configure(
