@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -228,6 +229,24 @@ def _stored_result(records: list[AuditRecord], explain: StoredExplainer) -> Deci
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Evaluated:
+    """A command's result before it is recorded, and what the shadow evaluation needs.
+
+    Attributes:
+        result: The decisions (masked) and the instant used.
+        seen: The roster each case saw.
+        hashes: Each case's input hash in clear.
+    """
+
+    result: DecideResult
+    seen: list[Roster]
+    hashes: list[str]
+
+
+RECENT_REQUESTS = 4096
+"""Request ids a core remembers having recorded (a retry of one is read from the log first)."""
+
 ReplyCheck = Callable[["DecideResult"], None]
 """Called with a result before it is recorded; raising (e.g. ResponseTooLargeError) refuses it."""
 
@@ -286,6 +305,9 @@ class RoutingCore:
         """Set to be told of every result returned (``caseroute.metrics`` counts them)."""
         self._audit_watchers: list[AuditWatcher] = []
         self._audit_state = threading.Lock()
+        self._recorded: dict[str, None] = {}
+        """Request ids recently recorded (or replayed) here, oldest first; bounded."""
+        self._recorded_lock = threading.Lock()
 
     def watch_audit(self, watcher: AuditWatcher) -> None:
         """Tell ``watcher`` each time the decision log stops or starts accepting writes.
@@ -321,15 +343,20 @@ class RoutingCore:
     def decide(self, cmd: DecideCommand, before_record: ReplyCheck | None = None) -> DecideResult:
         """Decide every case of a command, in order, consuming capacity as agents are assigned.
 
-        A request_id seen before with the same input returns the stored decisions (no
-        re-evaluation); with a different input it is refused.
+        A request_id seen before with the same input returns the stored decisions; with a
+        different input it is refused. A request_id this core recorded recently is looked up
+        in the log first (no re-evaluation); any other is decided at once, and a retry this
+        core never saw (another worker recorded it, or before a restart) is found by the log
+        when the decisions are appended (the stored ones come back), or, when evaluating
+        fails (no ruleset, a refused reply), by reading the log then.
 
         Args:
             cmd: The command.
             before_record: Called with the result (decisions as they will be returned, masked)
-                after evaluation and before anything is recorded, and with a replayed result;
-                if it raises, nothing is recorded and the exception propagates. Transports
-                use it to refuse a reply they could not deliver.
+                after evaluation and before anything is recorded, and with a replayed result
+                (the last call a retry gets); if it raises, nothing is recorded and the
+                exception propagates. Transports use it to refuse a reply they could not
+                deliver.
 
         Returns:
             Decisions in order and the instant used; recorded durably before returning.
@@ -347,6 +374,35 @@ class RoutingCore:
         canonical = _canonical(cmd)  # Invariant: the only canonical encoding of this call
         # Keyed: the stored hash covers masked values and must not confirm guesses of them.
         digest = self._masker.keyed_hash(_request_sha256(cmd, canonical))
+        if cmd.request_id in self._recorded:
+            replayed = self._replay(cmd, digest, check)
+            if replayed is not None:
+                return replayed
+        with ExitStack() as held:
+            try:
+                # Held for the whole call: a reload meanwhile cannot close it, and every case
+                # of the batch is decided (and recorded) by this one version.
+                ruleset = held.enter_context(
+                    self.registry.acquire(cmd.ruleset_name, cmd.ruleset_version)
+                )
+                evaluated = self._evaluate(cmd, canonical, ruleset, check)
+            except Exception:
+                # Nothing is recorded: a retry of a stored request gets the stored decisions
+                # (or its conflict) whatever evaluating it again raised.
+                replayed = self._replay(cmd, digest, check)
+                if replayed is None:
+                    raise
+                return replayed
+            return self._record(cmd, canonical, ruleset, digest, check, evaluated)
+
+    def _replay(self, cmd: DecideCommand, digest: str, check: ReplyCheck) -> DecideResult | None:
+        """The stored result of an earlier request with this request_id, or None if none.
+
+        Raises:
+            IdempotencyConflictError: If it was stored for a different input.
+            AuditUnavailableError: If the log cannot be read.
+            Exception: Whatever ``check`` raises for the stored result.
+        """
         try:
             prior = self.audit.by_request(cmd.request_id)
         except AuditUnavailableError:
@@ -354,26 +410,28 @@ class RoutingCore:
             # write (a shared database that went away fails this read first).
             self._audit_outcome(writable=False)
             raise
-        if prior:
-            if prior[0].request_sha256 != digest or len(prior) != len(cmd.cases):
-                raise IdempotencyConflictError.for_request(cmd.request_id)
-            replayed = _stored_result(prior, StoredExplainer(self.audit.get_blob))
-            check(replayed)
-            self._observe(None, replayed)
-            return replayed
-        # Held for the whole call: a reload meanwhile cannot close it, and every case of the
-        # batch is decided (and recorded) by this one version.
-        with self.registry.acquire(cmd.ruleset_name, cmd.ruleset_version) as ruleset:
-            return self._decide_with(cmd, canonical, ruleset, digest, check)
+        if not prior:
+            return None
+        if prior[0].request_sha256 != digest or len(prior) != len(cmd.cases):
+            raise IdempotencyConflictError.for_request(cmd.request_id)
+        self._remember(cmd.request_id)
+        replayed = _stored_result(prior, StoredExplainer(self.audit.get_blob))
+        check(replayed)
+        self._observe(None, replayed)
+        return replayed
 
-    def _decide_with(
-        self,
-        cmd: DecideCommand,
-        canonical: _Canonical,
-        ruleset: LoadedRuleset,
-        digest: str,
-        check: ReplyCheck,
-    ) -> DecideResult:
+    def _remember(self, request_id: str) -> None:
+        """Note a request_id the log holds: a retry of it here is read from the log first."""
+        with self._recorded_lock:
+            recorded = self._recorded
+            recorded[request_id] = None
+            if len(recorded) > RECENT_REQUESTS:
+                del recorded[next(iter(recorded))]  # the oldest: insertion order
+
+    def _evaluate(
+        self, cmd: DecideCommand, canonical: _Canonical, ruleset: LoadedRuleset, check: ReplyCheck
+    ) -> _Evaluated:
+        """Decide and mask every case, and pass the result to ``check``; nothing is recorded."""
         now = (cmd.now or self._clock()).astimezone(UTC)
         roster = cmd.roster
         fingerprint = canonical.roster
@@ -405,6 +463,19 @@ class RoutingCore:
                 fingerprint = fingerprint.after_assignment(roster, decision.agent_id)
         result = DecideResult(tuple(decisions), now)
         check(result)  # Invariant: before the append, so a refused reply leaves no record.
+        return _Evaluated(result, seen, hashes)
+
+    def _record(
+        self,
+        cmd: DecideCommand,
+        canonical: _Canonical,
+        ruleset: LoadedRuleset,
+        digest: str,
+        check: ReplyCheck,
+        evaluated: _Evaluated,
+    ) -> DecideResult:
+        """Append the evaluated decisions (or find the stored ones of a retry) and return them."""
+        result = evaluated.result
         facts = RequestFacts(
             cmd.request_id, digest, cmd.caller, format_timestamp(self._clock().astimezone(UTC))
         )
@@ -414,7 +485,7 @@ class RoutingCore:
             ruleset.compiled,
             cmd.cases,
             cmd.roster,
-            decisions,
+            result.decisions,
             self._masker,
             snapshot_sha256=snapshot,
             case_dicts=canonical.cases,  # the dicts the hashes were built from, not again
@@ -434,6 +505,11 @@ class RoutingCore:
                 ),
             )
         except AuditUnavailableError:
+            # A retry of a stored request is answered from the log while writes fail (as a
+            # read before deciding did); a read failing too raises its own refusal.
+            replayed = self._replay(cmd, digest, check)
+            if replayed is not None:
+                return replayed
             self.audit_refusals += 1
             self._audit_outcome(writable=False)
             log.error(  # noqa: TRY400 - the store logged the cause with its traceback
@@ -445,13 +521,15 @@ class RoutingCore:
             )
             raise
         self._audit_outcome(writable=True)
-        if any(s.existed for s in stored):  # a concurrent retry recorded first: return its
+        self._remember(cmd.request_id)
+        if any(s.existed for s in stored):  # recorded before (a retry, or a concurrent one)
             replayed = _stored_result(
                 [s.record for s in stored], StoredExplainer(self.audit.get_blob)
             )
+            check(replayed)  # as a retry read before deciding is (nothing was recorded now)
             self._observe(None, replayed)
             return replayed
-        self._offer_shadow(cmd, ruleset, seen, hashes, result)
+        self._offer_shadow(cmd, ruleset, evaluated.seen, evaluated.hashes, result)
         self._observe(cmd.cases, result)
         return result
 
