@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import marshal
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -42,6 +44,8 @@ KNOWN_ROSTERS = 64
 """Roster hashes a client remembers the server accepted (least recently used first out)."""
 HASHED_ROSTERS = 8
 """``Roster`` objects whose hash a client keeps, so the same object is hashed once."""
+PARSED_ROSTERS = 8
+"""Roster dicts whose parsed ``Roster`` a client keeps, found again by their exact content."""
 REPLICAS_BEHIND_A_NAME = 3
 """Replicas assumed behind one target balanced round_robin (a DNS name): see ``_spread``."""
 
@@ -79,6 +83,24 @@ def _roster(value: object) -> Roster:
     raise RequestError(
         [FieldViolation("roster", f"must be a Roster or a dict, not {type(value).__name__}")]
     )
+
+
+def _content_key(value: object) -> bytes | None:
+    """A digest of a plain ``dict``'s exact content, or None for anything else.
+
+    ``marshal`` writes only exact built-in types (a ``str`` subclass, a ``Mapping`` that is
+    not a ``dict``, a ``datetime`` make it refuse) and keeps every type apart (``5``,
+    ``5.0`` and ``True`` are equal in Python but written differently, as the strict parser
+    treats them differently), so equal digests mean content the parser reads alike. Format
+    version 2: from version 3 on, the bytes also depend on which objects are shared or
+    interned (references), so the same content could miss.
+    """
+    if type(value) is not dict:
+        return None
+    try:
+        return hashlib.sha256(marshal.dumps(value, 2)).digest()
+    except ValueError:  # a value marshal does not write: no key, parsed every time
+        return None
 
 
 def _instant(value: Instant, field: str) -> datetime:
@@ -155,7 +177,8 @@ class Client:
     Rosters go by hash: once a call with a roster succeeded, later calls with the same roster
     send only its ``roster_sha256``, and if the server answers FAILED_PRECONDITION with reason
     ``ROSTER_NOT_CACHED`` (another worker, or the roster was evicted) the call is sent again
-    with the roster, once. Pass the same ``Roster`` object each time to hash it only once.
+    with the roster, once. A roster is parsed and hashed once: the same ``Roster`` object, or
+    a dict with the same content (the last ``PARSED_ROSTERS`` kept), is found again.
 
     Several replicas sharing one decision log: give their addresses, and calls are spread over
     them with gRPC's ``round_robin`` policy; a call answered UNAVAILABLE (a replica killed,
@@ -240,6 +263,7 @@ class Client:
         # hashes the server accepted -> calls still to send that roster in full (see _spread)
         self._known: OrderedDict[str, int] = OrderedDict()
         self._hashed: OrderedDict[int, tuple[Roster, str]] = OrderedDict()  # id -> (it, hash)
+        self._parsed: OrderedDict[bytes, Roster] = OrderedDict()  # _content_key -> parsed
 
     def _call(self, method: Callable[..., _R], request: object, timeout: float | None) -> _R:
         try:
@@ -250,6 +274,32 @@ class Client:
             )
         except grpc.RpcError as error:
             raise error_from_rpc(error) from None
+
+    def _roster_of(self, value: object) -> Roster:
+        """``value`` as a ``Roster``; a dict parsed before (same exact content) is not again.
+
+        A roster passed as a dict used to be parsed and hashed on every call (~2.6 ms of
+        client CPU at 100 agents); its content key costs ~0.1 ms, and the ``Roster`` kept for
+        it is the same object each time, so ``_roster_hash`` finds its hash too. A dict that
+        fails to parse is not kept (its errors are raised every time).
+
+        Raises:
+            RequestError: If ``value`` is not a valid roster.
+        """
+        key = _content_key(value)
+        if key is None:
+            return _roster(value)
+        with self._lock:
+            kept = self._parsed.get(key)
+            if kept is not None:
+                self._parsed.move_to_end(key)
+                return kept
+        roster = _roster(value)
+        with self._lock:
+            self._parsed[key] = roster
+            if len(self._parsed) > PARSED_ROSTERS:
+                self._parsed.popitem(last=False)
+        return roster
 
     def _roster_hash(self, roster: Roster) -> str:
         """``roster_sha256(roster)``, computed once per ``Roster`` object kept here."""
@@ -329,7 +379,7 @@ class Client:
         """
         violations: list[FieldViolation] = []
         parsed = [_attempt(partial(_case, value, path), violations) for value, path in cases]
-        parsed_roster = _attempt(lambda: _roster(roster), violations)
+        parsed_roster = _attempt(lambda: self._roster_of(roster), violations)
         parsed_level = _attempt(lambda: _level(level), violations)
         instant = _attempt(
             lambda: self._clock() if now is None else _instant(now, "now"), violations
