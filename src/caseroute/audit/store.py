@@ -395,7 +395,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 created = not path.exists()
-                with closing(self._connect(NEW_LOG_PAGE_SIZE if created else 0)) as conn:
+                with closing(self._open(NEW_LOG_PAGE_SIZE if created else 0)) as conn:
                     conn.executescript(_SCHEMA)
                     _add_text_column(conn)
                 if created:
@@ -414,8 +414,12 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             )
             self._writer.start()
 
-    def _connect(self, page_size: int = 0) -> sqlite3.Connection:
-        """A connection to the log; ``page_size`` (bytes) only when it creates the file."""
+    def _connect(self) -> sqlite3.Connection:
+        """A connection to the log (every one but the one creating it)."""
+        return self._open(0)
+
+    def _open(self, page_size: int) -> sqlite3.Connection:
+        """A connection to the log; ``page_size`` (bytes, 0: as stored) when creating it."""
         if self._readonly:
             conn = sqlite3.connect(
                 f"{self.path.resolve().as_uri()}?mode=ro",
