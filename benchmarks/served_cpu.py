@@ -24,9 +24,9 @@ metrics, access check); ``threadsN`` (``--threads N``); ``arg:NAME=VALUE`` (the 
 argument ``grpc.NAME`` set to VALUE, e.g. ``arg:http2.bdp_probe=0``); ``switchS``
 (``sys.setswitchinterval(S)``); ``gcfreeze`` (``gc.freeze()`` after the rulesets load);
 ``logab`` (in one server, ``--blocks`` pairs of phases alternating the call log written by its
-own thread and on the request thread, each phase named ``check:deferred``, ``check:sync``...:
-blocks seconds apart see the same load, runs minutes apart do not). Rounds alternate the
-variants; medians over rounds. The machine is shared: compare variants within one run, never
+own thread and on the request thread in ABBA order, each phase named ``check:deferred``,
+``check:sync``...: blocks seconds apart see the same load, runs minutes apart do not). Rounds
+alternate the variants; medians over rounds. The machine is shared: compare variants within one run, never
 with another run's figures.
 """
 
@@ -142,7 +142,13 @@ def _child(variant: str, args: argparse.Namespace) -> None:
         # ``logab``: blocks alternate the call log written by its own thread and written on
         # the request thread, in this one server (the load drifts less between blocks than
         # between runs); each phase is named for its mode.
-        modes = ("deferred", "sync") * args.blocks if "logab" in parts else ("",)
+        # Counterbalanced (ABBA...): whatever drifts with the call count (the decision log's
+        # WAL checkpoints) falls on both modes alike.
+        modes = (
+            [m for i in range(args.blocks) for m in ("deferred", "sync")[:: 1 - 2 * (i % 2)]]
+            if "logab" in parts
+            else [""]
+        )
         phases = [
             (f"{name}:{mode}" if mode else name, method, payload, unique, mode)
             for mode in modes

@@ -33,6 +33,19 @@ class _Gated(io.StringIO):
         return super().write(text)
 
 
+class _Signalled(io.StringIO):
+    """A sink that sets ``written`` after each write has landed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = threading.Event()
+
+    def write(self, text: str) -> int:
+        done = super().write(text)
+        self.written.set()
+        return done
+
+
 class _Failing(io.StringIO):
     """A sink whose first write raises; later writes land."""
 
@@ -113,6 +126,17 @@ def test_a_plain_record_is_formatted_and_written_by_the_writer_thread_after_the_
         ["rpc", "two"],
         {"log-writer"},
     )
+    handler.close()
+
+
+def test_a_warning_ends_the_writers_linger_without_a_flush() -> None:
+    """With a minute's linger, a warning is still written at once (the sink sees it)."""
+    sink = _Signalled()
+    handler = _json_handler(sink, linger_s=60.0)
+    handler.handle(logging.LogRecord("caseroute.x", logging.INFO, "f.py", 1, "info", (), None))
+    handler.handle(logging.LogRecord("caseroute.x", logging.WARNING, "f.py", 1, "warn", (), None))
+    assert sink.written.wait(60)
+    assert [json.loads(line)["event"] for line in _lines(sink)] == ["info", "warn"]
     handler.close()
 
 

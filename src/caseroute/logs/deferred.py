@@ -9,7 +9,9 @@ What is deferred: a "plain" stdlib record (no ``%``-args, no exception, no stack
 message), whose fields are final when it is made (the call line, the lifecycle lines). Any
 other record is rendered on the calling thread as before (its args or traceback may change
 or vanish once the call returns) and only its text is queued, so the order stays the order
-of the calls. The line's ``timestamp`` is the record's creation instant either way
+of the calls. After the first line of a batch the writer lingers (50 ms) so that the lines
+of that window share one wake-up, one write and one flush; a warning or error ends the
+linger at once, so a crash that follows it cannot take it along. The line's ``timestamp`` is the record's creation instant either way
 (``setup._add_timestamp``), never the moment the writer got to it.
 
 Bounds: at most ``capacity`` items wait in the queue (plus one per calling thread that
@@ -80,7 +82,8 @@ class DeferredHandler(logging.Handler):
         self._capacity = max(1, capacity)
         self._bound_s = bound_s
         self._linger_s = linger_s
-        # Set to end a linger early: by ``flush``, ``close`` and a caller waiting for room.
+        # Set to end a linger early: by ``flush``, ``close``, a caller waiting for room and a
+        # warning or error.
         self._wake = threading.Event()
         self._queue: SimpleQueue[_Item] = SimpleQueue()
         # Invariant: a caller waits on ``_room`` only after counting itself in ``_waiting``
@@ -117,6 +120,9 @@ class DeferredHandler(logging.Handler):
         with self._gate:
             if not self._closed:
                 self._queue.put(item)
+                if record.levelno >= logging.WARNING:
+                    # No linger for a warning or error: out before a crash that may follow.
+                    self._wake.set()
                 return
         with self._gate:  # after close (a line at interpreter exit): written here, in turn
             self._write_now([item])
