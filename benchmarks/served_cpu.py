@@ -26,8 +26,8 @@ argument ``grpc.NAME`` set to VALUE, e.g. ``arg:http2.bdp_probe=0``); ``switchS`
 ``logab`` (in one server, ``--blocks`` pairs of phases alternating the call log written by its
 own thread and on the request thread in ABBA order, each phase named ``check:deferred``,
 ``check:sync``...: blocks seconds apart see the same load, runs minutes apart do not). Rounds
-alternate the variants; medians over rounds. The machine is shared: compare variants within one run, never
-with another run's figures.
+alternate the variants; medians over rounds. The machine is shared: compare variants within
+one run, never with another run's figures.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ other record is rendered on the calling thread as before (its args or traceback 
 or vanish once the call returns) and only its text is queued, so the order stays the order
 of the calls. After the first line of a batch the writer lingers (50 ms) so that the lines
 of that window share one wake-up, one write and one flush; a warning or error ends the
-linger at once, so a crash that follows it cannot take it along. The line's ``timestamp`` is the record's creation instant either way
-(``setup._add_timestamp``), never the moment the writer got to it.
+linger at once, so a crash that follows it cannot take it along. The line's ``timestamp`` is
+the record's creation instant either way (``setup._add_timestamp``), never the moment the
+writer got to it.
 
 Bounds: at most ``capacity`` items wait in the queue (plus one per calling thread that
 passed the check at the same moment). When the sink is slower than the callers, a caller
