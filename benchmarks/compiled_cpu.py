@@ -43,13 +43,17 @@ licensing, facts, request_bytes).
 What the first comparison found (2026-12-01, issue 13 third pass): mypyc compiles the sets
 above unchanged, but buys at most ~1.15-1.25x on the compiled functions themselves and nothing
 resolvable on a warm Decide's request thread, below the 1.3x that would justify shipping a
-compiled build. Compiled code also differs: it checks annotations at run time, so values of
-another type (an ``int`` where ``bool`` is annotated, a ``float`` capacity, a masked whole case
-that is a text where ``dict`` is annotated) raise ``TypeError`` where Python took the general
-path (4 tests of ``tests/wire``, ``engine``, ``domain`` and ``audit`` fail on the ``brief``
-set); ``TracePlan`` (a weakly referenced slotted dataclass) and ``record.py`` (``__slots__``
-read through the class) need source edits; and compiling the value types (``domain/roster``,
-``case``) breaks ``domain.slots``, whose ``object.__new__`` refuses a native class.
+compiled build. Compiled code also behaves differently: it checks annotations at run time, so
+values of another type (an ``int`` where ``bool`` is annotated, a ``float`` capacity, a masked
+whole case that is a text where ``dict`` is annotated) raise ``TypeError`` where Python took
+the general path (4 tests of ``tests/wire``, ``engine``, ``domain`` and ``audit`` fail on the
+``brief`` set). The ``wide`` set fails 3 more: a 400-digit integer in a case field raises
+``TypeError`` in ``domain/reader.py`` (``finite`` takes a float), an internal error where the
+caller must get the field's error, and unpickling a ``Masker`` raises
+``FrozenInstanceError``. ``TracePlan`` (a weakly referenced slotted dataclass) and
+``audit/record.py`` (``__slots__`` read through the class) need source edits; compiling the
+value types (``domain/roster``, ``case``) breaks ``domain.slots``, whose ``object.__new__``
+refuses a native class.
 """
 
 from __future__ import annotations
