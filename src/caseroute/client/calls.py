@@ -85,22 +85,25 @@ def _roster(value: object) -> Roster:
     )
 
 
-def _content_key(value: object) -> bytes | None:
-    """A digest of a plain ``dict``'s exact content, or None for anything else.
+def _content_key(value: object) -> tuple[bytes, bytes] | None:
+    """A digest of a plain ``dict``'s exact content and the bytes it hashes, or None.
 
     ``marshal`` writes only exact built-in types (a ``str`` subclass, a ``Mapping`` that is
     not a ``dict``, a ``datetime`` make it refuse) and keeps every type apart (``5``,
     ``5.0`` and ``True`` are equal in Python but written differently, as the strict parser
     treats them differently), so equal digests mean content the parser reads alike. Format
     version 2: from version 3 on, the bytes also depend on which objects are shared or
-    interned (references), so the same content could miss.
+    interned (references), so the same content could miss. The caller parses the content
+    back from these bytes, not from ``value``: another thread changing the dict meanwhile
+    must not put one content's roster under another's key.
     """
     if type(value) is not dict:
         return None
     try:
-        return hashlib.sha256(marshal.dumps(value, 2)).digest()
+        blob = marshal.dumps(value, 2)
     except ValueError:  # a value marshal does not write: no key, parsed every time
         return None
+    return hashlib.sha256(blob).digest(), blob
 
 
 def _instant(value: Instant, field: str) -> datetime:
@@ -286,15 +289,17 @@ class Client:
         Raises:
             RequestError: If ``value`` is not a valid roster.
         """
-        key = _content_key(value)
-        if key is None:
+        keyed = _content_key(value)
+        if keyed is None:
             return _roster(value)
+        key, blob = keyed
         with self._lock:
             kept = self._parsed.get(key)
             if kept is not None:
                 self._parsed.move_to_end(key)
                 return kept
-        roster = _roster(value)
+        # The content hashed, whatever ``value`` holds now; the bytes are ours (just written).
+        roster = _roster(marshal.loads(blob))  # noqa: S302
         with self._lock:
             self._parsed[key] = roster
             if len(self._parsed) > PARSED_ROSTERS:
