@@ -6,7 +6,6 @@ from typing import Any
 import pytest
 
 from caseroute.client import Client
-from caseroute.client import calls as client_calls
 
 from .conftest import NOW_TEXT, agent_dict, case_dict, roster_dict
 
@@ -24,8 +23,8 @@ def test_a_dict_changed_after_it_is_keyed_is_kept_as_the_content_that_was_keyed(
             roster["agents"][0]["agent_id"] = "r2"
         return blob
 
-    monkeypatch.setattr(client_calls.marshal, "dumps", dumps_then_changed)
+    monkeypatch.setattr(marshal, "dumps", dumps_then_changed)
     client.decide(case_dict("R-1"), roster, now=NOW_TEXT)
-    monkeypatch.setattr(client_calls.marshal, "dumps", real_dumps)
+    monkeypatch.setattr(marshal, "dumps", real_dumps)
     again = client.decide(case_dict("R-2"), roster_dict(agent_dict("r1")), now=NOW_TEXT)
     assert again.decision.agent_id == "r1"
