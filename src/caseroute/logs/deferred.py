@@ -25,7 +25,9 @@ most ``bound_s`` seconds (a sink that hangs must not hang the process's exit).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 from queue import Empty, SimpleQueue
 from typing import TextIO
@@ -93,9 +95,11 @@ class DeferredHandler(logging.Handler):
         self._room = threading.Condition()
         self._waiting = 0
         # Held while deciding between queueing and writing directly, so no record is queued
-        # after ``close`` took the queue's last item.
-        self._gate = threading.Lock()
+        # after ``close`` took the queue's last item. Reentrant: a signal handler that logs
+        # runs on the thread it interrupted, which may hold it.
+        self._gate = threading.RLock()
         self._closed = False
+        self._pid = os.getpid()
         self._writer = threading.Thread(target=self._write_lines, name="log-writer", daemon=True)
         self._writer.start()
 
@@ -116,6 +120,11 @@ class DeferredHandler(logging.Handler):
         except Exception:  # noqa: BLE001 - logging never raises into the caller
             self.handleError(record)
             return
+        if self._writer.ident == threading.get_ident() or not self._writer.is_alive():
+            # The writer itself logging (it would wait on itself for room), or no writer any
+            # more (it ended, or this is a forked child): written here, after what is queued.
+            self._write_direct(item)
+            return
         if self._queue.qsize() >= self._capacity:
             self._wait_for_room()
         with self._gate:
@@ -127,6 +136,28 @@ class DeferredHandler(logging.Handler):
                 return
         with self._gate:  # after close (a line at interpreter exit): written here, in turn
             self._write_now([item])
+
+    def _write_direct(self, item: _Item) -> None:
+        """Write what is queued, then ``item``, on this thread, in turn with other callers."""
+        with self._gate:
+            if os.getpid() != self._pid:  # a forked child: what is queued is the parent's
+                self._pid = os.getpid()
+                self._queue = SimpleQueue()
+            self._write_now([*self._drain(), item])
+
+    def _drain(self) -> list[_Item]:
+        """Everything queued now."""
+        items: list[_Item] = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except Empty:
+                return items
+
+    def _report(self, record: logging.LogRecord) -> None:
+        """``handleError``, which itself raises when stderr is closed: never ends the writer."""
+        with contextlib.suppress(Exception):  # nowhere left to report to
+            self.handleError(record)
 
     def _wait_for_room(self) -> None:
         """Until the writer takes the queue (or has ended): the sink is slower than callers."""
@@ -141,12 +172,7 @@ class DeferredHandler(logging.Handler):
 
     def _take(self, first: _Item) -> list[_Item]:
         """``first`` and everything queued behind it now; wakes callers waiting for room."""
-        batch = [first]
-        while True:
-            try:
-                batch.append(self._queue.get_nowait())
-            except Empty:
-                break
+        batch = [first, *self._drain()]
         if self._waiting:
             with self._room:
                 self._room.notify_all()
@@ -181,7 +207,7 @@ class DeferredHandler(logging.Handler):
                 try:
                     lines.append(self.format(item))
                 except Exception:  # noqa: BLE001 - one bad record must not end the writer
-                    self.handleError(item)
+                    self._report(item)
             elif isinstance(item, threading.Event):
                 flushed.append(item)
             else:
@@ -191,15 +217,15 @@ class DeferredHandler(logging.Handler):
                 self.stream.write("\n".join(lines) + "\n")
                 self.stream.flush()
             except Exception:  # noqa: BLE001 - a failing sink must not end the writer
-                self.handleError(logging.makeLogRecord({"msg": f"writing {len(lines)} line(s)"}))
+                self._report(logging.makeLogRecord({"msg": f"writing {len(lines)} line(s)"}))
         for event in flushed:
             event.set()
         return going
 
     def flush(self) -> None:
         """Wait (at most ``bound_s``) until every line queued before this call is written."""
-        if self._closed:
-            return
+        if self._closed or not self._writer.is_alive():
+            return  # no writer: every line since was written directly
         written = threading.Event()
         self._queue.put(written)
         self._wake.set()  # after the put: the writer takes the marker in this batch
@@ -210,6 +236,8 @@ class DeferredHandler(logging.Handler):
         with self._gate:
             closing = not self._closed
             self._closed = True
+            if os.getpid() != self._pid:  # a forked child: what is queued is the parent's
+                self._queue = SimpleQueue()
         if closing:
             self._queue.put(_STOP)
             self._wake.set()
