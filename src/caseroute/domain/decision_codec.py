@@ -44,7 +44,7 @@ from caseroute.domain.decision import (
     SlaStatus,
     StepStatus,
 )
-from caseroute.domain.fingerprint import format_timestamp
+from caseroute.domain.fingerprint import format_timestamp, stamp_of
 
 RuleExplainer = Callable[[Explanation], tuple[RuleTrace, ...]]
 """Renders the rule traces of an explanation from its ``rule_results`` and the ruleset it names
@@ -97,13 +97,13 @@ class _Stamps(dict[datetime, str]):
 
     __slots__ = ()
 
-    def __missing__(self, value: datetime) -> str:
-        text = self[value] = format_timestamp(value)
-        return text
+    def of(self, value: datetime) -> str:
+        """The text of ``value`` (``fingerprint.stamp_of``: a ``fold=1`` value is never kept)."""
+        return stamp_of(self, value)
 
     def maybe(self, value: datetime | None) -> str | None:
         """The text of ``value``, or None for None."""
-        return None if value is None else self[value]
+        return None if value is None else stamp_of(self, value)
 
 
 def _sla_out(c: SlaStatus) -> dict[str, Any]:
@@ -177,7 +177,7 @@ def _relaxation_out(r: RelaxationTrace, stamps: _Stamps) -> dict[str, Any]:
     return {
         "ladder": r.ladder,
         "anchor": r.anchor,
-        "anchor_at": stamps[r.anchor_at],
+        "anchor_at": stamps.of(r.anchor_at),
         "waiting_minutes": r.waiting_minutes,
         "hard": list(r.hard),
         "soft": list(r.soft),
@@ -244,7 +244,7 @@ def decision_to_dict(
         "ruleset_sha256": e.ruleset_sha256,
         "caseroute_version": e.caseroute_version,
         "engine": e.engine,
-        "now": stamps[e.now],
+        "now": stamps.of(e.now),
         "input_sha256": e.input_sha256,
         "signals": _signals_out(e.signals),
         "data_problems": list(e.data_problems),

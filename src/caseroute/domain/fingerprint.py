@@ -49,7 +49,7 @@ def _case_data(case: Case, stamps: dict[datetime, str]) -> dict[str, Any]:
     """``case_to_dict``, each instant's text kept in (and taken from) ``stamps``."""
     out: dict[str, Any] = {
         "case_id": case.case_id,
-        "created_at": _stamp(stamps, case.created_at),
+        "created_at": stamp_of(stamps, case.created_at),
         "channel": case.channel.value,
         "intent": case.intent.value,
         "urgency": case.urgency.value,
@@ -58,12 +58,12 @@ def _case_data(case: Case, stamps: dict[datetime, str]) -> dict[str, Any]:
         "required_skills": [
             {"name": s.name, "min_level": s.min_level} for s in case.required_skills
         ],
-        "sentiment": [{"score": s.score, "at": _stamp(stamps, s.at)} for s in case.sentiment],
+        "sentiment": [{"score": s.score, "at": stamp_of(stamps, s.at)} for s in case.sentiment],
         "sla_clocks": [
             {
                 "name": c.name,
-                "started_at": _stamp(stamps, c.started_at),
-                "deadline": _stamp(stamps, c.deadline),
+                "started_at": stamp_of(stamps, c.started_at),
+                "deadline": stamp_of(stamps, c.deadline),
             }
             for c in case.sla_clocks
         ],
@@ -77,14 +77,14 @@ def _case_data(case: Case, stamps: dict[datetime, str]) -> dict[str, Any]:
     # Adaptive-routing inputs appear only when given, so a case without them keeps the canonical
     # form (and input_sha256, and decision id) it had before they existed.
     if case.waiting_since is not None:
-        out["waiting_since"] = _stamp(stamps, case.waiting_since)
+        out["waiting_since"] = stamp_of(stamps, case.waiting_since)
     if case.declined_agents:
         out["declined_agents"] = sorted(case.declined_agents)
     if case.preferred_agents:
         out["preferred_agents"] = [
             {"agent_id": p.agent_id, "reason": p.reason.value}
             | (
-                {"last_contact_at": _stamp(stamps, p.last_contact_at)}
+                {"last_contact_at": stamp_of(stamps, p.last_contact_at)}
                 if p.last_contact_at is not None
                 else {}
             )
@@ -112,7 +112,15 @@ class CaseForms:
     stamps: dict[datetime, str]
 
 
-def _stamp(stamps: dict[datetime, str], value: datetime) -> str:
+def stamp_of(stamps: dict[datetime, str], value: datetime) -> str:
+    """``format_timestamp(value)``, kept in ``stamps`` for the next use of the same instant.
+
+    A value with ``fold=1`` (the second 01:30 when clocks go back) is never kept or looked
+    up: it compares and hashes equal to its ``fold=0`` twin in the same zone, an hour apart.
+    Every value kept has ``fold=0``, and equal ones of those are the same instant.
+    """
+    if value.fold:
+        return format_timestamp(value)
     text = stamps.get(value)
     if text is None:
         text = stamps[value] = format_timestamp(value)

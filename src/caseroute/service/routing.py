@@ -34,6 +34,7 @@ from caseroute.domain.fingerprint import (
     fingerprint_roster,
     format_timestamp,
     input_sha256_of,
+    stamp_of,
 )
 from caseroute.domain.fingerprint import (  # re-exported: the served decisions' id rule
     request_decision_id as request_decision_id,  # noqa: PLC0414 - explicit re-export (mypy)
@@ -178,8 +179,8 @@ def _canonical(cmd: DecideCommand) -> _Canonical:
     if len(forms) != 1:
         for form in forms:
             stamps.update(form.stamps)
-    if cmd.now is not None and cmd.now not in stamps:
-        stamps[cmd.now] = format_timestamp(cmd.now)
+    if cmd.now is not None:
+        stamp_of(stamps, cmd.now)
     return _Canonical(
         tuple(f.data for f in forms),
         tuple(f.text for f in forms),
@@ -197,7 +198,7 @@ def _request_sha256(cmd: DecideCommand, canonical: _Canonical) -> str:
         now=cmd.now,
         case_texts=canonical.texts,
         roster_sha256=canonical.roster.sha256,
-        now_text=None if cmd.now is None else canonical.stamps[cmd.now],
+        now_text=None if cmd.now is None else stamp_of(canonical.stamps, cmd.now),
     )
 
 
