@@ -38,6 +38,28 @@ DEFAULT_MAX_BYTES = 256 * MIB
 MAX_SENT_FORMS = 4
 """Sent byte forms kept per cached roster (``RosterCache.find_sent``): senders that order a
 map differently send the same roster as different bytes; past this, the oldest form goes."""
+PROBE_BYTES = 16
+"""Bytes read at each of a sent form's three probe points (start, middle, end): with its
+length and the limits, the key under which ``RosterCache.find_sent_at`` finds candidate forms
+without hashing a whole roster."""
+PROBE_CANDIDATES = 4
+"""Forms ``find_sent_at`` compares in place under one probe key; past this it looks the
+bytes up by their whole value, as ``find_sent`` does."""
+
+_Probe = tuple[int, bytes, bytes, bytes, InputLimits]
+
+
+def _probe(data: bytes, start: int, stop: int, limits: InputLimits) -> _Probe:
+    """The probe key of the form ``data[start:stop]`` under ``limits`` (see ``PROBE_BYTES``)."""
+    # Each point is clipped to the form, so a short form reads the same in a request as kept.
+    middle = max(start, (start + stop - PROBE_BYTES) // 2)
+    return (
+        stop - start,
+        data[start : min(start + PROBE_BYTES, stop)],
+        data[middle : min(middle + PROBE_BYTES, stop)],
+        data[max(start, stop - PROBE_BYTES) : stop],
+        limits,
+    )
 
 
 def estimate_roster_bytes(agents: int, wire_bytes: int) -> int:
@@ -166,6 +188,8 @@ class RosterCache:
         self._entries: OrderedDict[tuple[bytes, InputLimits], _Entry] = OrderedDict()
         self._by_sha: dict[tuple[str, InputLimits], tuple[bytes, InputLimits]] = {}
         self._by_sent: dict[tuple[bytes, InputLimits], tuple[bytes, InputLimits]] = {}
+        # The same forms by probe key (_probe): found by a few bytes, then compared in place.
+        self._by_probe: dict[_Probe, list[bytes]] = {}
         # Per limits: kept agents by message bytes, and how many cached rosters hold each.
         self._kept: dict[InputLimits, dict[bytes, KnownAgent]] = {}
         self._holders: dict[InputLimits, Counter[bytes]] = {}
@@ -211,7 +235,7 @@ class RosterCache:
             self._agents -= len(evicted.known.roster.agents)
             self._bytes -= evicted.size
             for sent in evicted.sent:
-                del self._by_sent[(sent, evicted.limits)]
+                self._forget_sent(sent, evicted.limits)
                 self._bytes -= len(sent)
             self.evictions += 1
             self._release_agents(evicted)
@@ -249,12 +273,22 @@ class RosterCache:
             return
         if full:
             oldest = entry.sent.pop(0)
-            del self._by_sent[(oldest, entry.limits)]
+            self._forget_sent(oldest, entry.limits)
             self._bytes -= len(oldest)
         entry.sent.append(sent)
         self._by_sent[sent_key] = key
+        self._by_probe.setdefault(_probe(sent, 0, len(sent), entry.limits), []).append(sent)
         self._bytes += len(sent)
         self._evict()
+
+    def _forget_sent(self, sent: bytes, limits: InputLimits) -> None:
+        """Find no roster by the form ``sent`` any more (under the lock)."""
+        del self._by_sent[(sent, limits)]
+        probe = _probe(sent, 0, len(sent), limits)
+        forms = self._by_probe[probe]
+        forms.remove(sent)
+        if not forms:
+            del self._by_probe[probe]
 
     def find_sent(self, sent: bytes, *, limits: InputLimits = DEFAULT_LIMITS) -> KnownRoster | None:
         """The cached roster that arrived before as exactly these Roster message bytes, or None.
@@ -266,6 +300,35 @@ class RosterCache:
         """
         with self._lock:
             key = self._by_sent.get((sent, limits))
+            if key is None:
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return self._entries[key].known
+
+    def find_sent_at(
+        self, data: bytes, start: int, stop: int, *, limits: InputLimits = DEFAULT_LIMITS
+    ) -> KnownRoster | None:
+        """``find_sent(data[start:stop])`` without copying or hashing those bytes.
+
+        A request's roster field is found by a probe (its length and 16 bytes at its start,
+        middle and end) and then compared in place with the kept form (a memcmp, ~2 us per
+        110 kB, where slicing and hashing it cost ~25-50 us). When more than
+        ``PROBE_CANDIDATES`` kept forms share the probe (snapshots differing away from the
+        probe points), the bytes are sliced and looked up whole, as ``find_sent`` does; when
+        none does, it is a miss at once. Counted as ``find_sent`` counts.
+        """
+        with self._lock:
+            forms = self._by_probe.get(_probe(data, start, stop, limits))
+            if forms is None:
+                return None
+            if len(forms) > PROBE_CANDIDATES:
+                key = self._by_sent.get((data[start:stop], limits))
+            else:
+                # Invariant: each form has the probe's length, so a prefix match is equality.
+                same = [form for form in forms if data.startswith(form, start)]
+                # A kept form's hash is cached, so this lookup does not read its bytes again.
+                key = self._by_sent[(same[0], limits)] if same else None
             if key is None:
                 return None
             self._entries.move_to_end(key)

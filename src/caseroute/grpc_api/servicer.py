@@ -27,7 +27,7 @@ from caseroute.v1 import routing_pb2 as pb
 from caseroute.v1 import routing_pb2_grpc
 from caseroute.wire import convert
 from caseroute.wire.convert import KnownRoster, RosterStore
-from caseroute.wire.request_bytes import cut_field
+from caseroute.wire.request_bytes import cut_span
 
 log = logging.getLogger("caseroute.grpc")
 
@@ -85,19 +85,27 @@ def lenient_deserializer(message: type[M]) -> Callable[[bytes], M | UndecodableR
 class RosterCut(Generic[Q]):
     """A Decide or DecideBatch request whose roster field was cut from its bytes unparsed.
 
-    The servicer looks the roster up by ``roster`` (``RosterCache.find_sent``): a roster sent
-    again is then neither parsed nor serialised nor hashed. When it is not found there, the
-    servicer parses ``data`` whole, exactly as ``lenient_deserializer`` would have.
+    The servicer looks the roster up by its bytes in place (``RosterCache.find_sent_at``):
+    a roster sent again is then neither copied nor parsed nor serialised nor hashed. When it
+    is not found there, the servicer parses ``data`` whole, exactly as
+    ``lenient_deserializer`` would have.
 
     Attributes:
         message: The request's other fields, parsed (its roster field unset).
-        roster: The roster field's bytes as sent (a serialized Roster, not yet checked).
         data: The whole request's bytes.
+        start: Where the roster field's bytes (a serialized Roster, not yet checked) begin.
+        stop: Where they end.
     """
 
     message: Q
-    roster: bytes
     data: bytes
+    start: int
+    stop: int
+
+    @property
+    def roster(self) -> bytes:
+        """The roster field's bytes as sent: a copy, so keeping it never keeps ``data``."""
+        return self.data[self.start : self.stop]
 
     @property
     def request_id(self) -> str:
@@ -126,12 +134,12 @@ def roster_cut_deserializer(
     number = message.DESCRIPTOR.fields_by_name["roster"].number
 
     def deserialize(data: bytes) -> Q | RosterCut[Q] | UndecodableRequest:
-        cut = cut_field(data, number)
+        cut = cut_span(data, number)
         if cut is None:
             return whole(data)
-        rest, roster = cut
+        rest, start, stop = cut
         try:
-            return RosterCut(parse(rest), roster, data)
+            return RosterCut(parse(rest), data, start, stop)
         except Exception:  # noqa: BLE001 - the whole parse decides what is wrong, as before
             return whole(data)
 
@@ -374,7 +382,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         parsed now (as the lenient deserializer would have), and a store that remembers the
         roster's bytes once it is parsed.
         """
-        known = self.roster_cache.find_sent(request.roster, limits=self._limits)
+        known = self.roster_cache.find_sent_at(
+            request.data, request.start, request.stop, limits=self._limits
+        )
         if known is not None:
             return request.message, known, self.roster_cache
         return whole(request.data), None, self.roster_cache.sent_as(request.roster)
