@@ -90,13 +90,23 @@ def _cut(data: bytes, number: int) -> tuple[bytes, int, int] | None:
     i, end = 0, len(data)
     while i < end:
         start = i
-        tag, i = _varint(data, i)
+        # One-byte varints (every tag of fields 1-15, every length under 128) read inline:
+        # a call of _varint per varint was half of this scan's ~4.5 us.
+        tag = data[i]
+        if tag < 0x80:
+            i += 1
+        else:
+            tag, i = _varint(data, i)
         if tag > _MAX_TAG or tag >> 3 == 0:
             return None
         kind = tag & 7
         if kind == 2:
             after_tag = i
-            size, i = _varint(data, i)
+            if i < end and data[i] < 0x80:
+                size = data[i]
+                i += 1
+            else:
+                size, i = _varint(data, i)
             body = i
             i += size
             if tag >> 3 == number:
