@@ -1,6 +1,7 @@
 """Where a served warm Decide's WALL time goes, stage by stage, beside the empty call's.
 
 Usage: .venv/bin/python benchmarks/served_latency.py [--calls 600] [--rounds 3] [--quick]
+                                                      [--ab TREE_A TREE_B]
 
 This process builds the server as ``caseroute serve --workers 1`` does (``build_server`` +
 ``load``, the reference rulesets, a real SQLite decision log with fsync, the call log rendered
@@ -25,10 +26,15 @@ the client and server processes) by wrapping functions from here; nothing in ``s
 - off the path: the call log's writer thread writing (``log_in``/``log_out``).
 
 One client calls sequentially, so the stamps of one call are the ones between its ``send``
-and the next call's. The table gives, per stage, the median offset from ``send`` and the
-median step from the previous stage (us); the wrappers themselves cost ~0.3 us each. The
-load average is printed at the start and the end: the machine is shared, so compare the two
-phases within one run, never with another run's figures.
+and the next call's. The table gives, per stage, the median offset from ``send`` and the median
+step from the previous stage the call passed (us); a stage some calls never pass says how many
+did (``writer_took`` when a lone call commits its own record in its own thread). The wrappers
+themselves cost ~0.3 us each. The load average is printed at the start and the end: the machine
+is shared, so compare the two phases within one run, never with another run's figures.
+
+``--ab TREE_A TREE_B`` runs this script ``--rounds`` times per tree, alternating (A, B, A,
+B...), each a child with ``PYTHONPATH`` at that tree's ``src``, and prints per tree the medians
+over rounds of each phase's p50 and of each stage's step.
 """
 
 from __future__ import annotations
@@ -38,7 +44,9 @@ import functools
 import logging
 import multiprocessing
 import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -258,8 +266,14 @@ def _print_table(name: str, calls: list[dict[str, int]], stages: tuple[str, ...]
     print(
         f"{name}: {len(calls)} calls, medians in us (offset from send, step from the stage above)"
     )
-    for stage, offset, step in table(calls, stages):
-        print(f"  {stage:12s} {offset:9.1f} {step:9.1f}")
+    rows = {stage: (offset, step) for stage, offset, step in table(calls, stages)}
+    for stage in stages:
+        count = sum(stage in c for c in calls)
+        share = "" if count == len(calls) else f"  [stamped by {count} of {len(calls)} calls]"
+        if stage in rows:
+            print(f"  {stage:12s} {rows[stage][0]:9.1f} {rows[stage][1]:9.1f}{share}")
+        else:  # e.g. writer_took when every call committed its own record
+            print(f"  {stage:12s} {'-':>9s} {'-':>9s}{share}")
     off = [c for c in calls if "log_in" in c]
     if off:
         print(
@@ -272,6 +286,38 @@ def _print_table(name: str, calls: list[dict[str, int]], stages: tuple[str, ...]
         )
 
 
+def _ab(trees: list[str], args: argparse.Namespace) -> None:
+    """Alternate whole runs of this script against two trees; medians per tree."""
+    print("load", load_average(), flush=True)
+    steps: dict[tuple[str, str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for tree in trees:
+            env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve() / "src")}
+            command = [sys.executable, __file__, "--calls", str(args.calls), "--rounds", "1"]
+            out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+            phase = ""
+            for line in out.stdout.splitlines():
+                if line.startswith(("check:", "decide:")):
+                    phase = line.split(":")[0]
+                elif line.startswith("  ") and not line.lstrip().startswith("("):
+                    stage, _, step = line.split()[:3]
+                    if step != "-":
+                        steps.setdefault((tree, phase, stage), []).append(float(step))
+                elif line.startswith("p50"):
+                    found = re.findall(r"(check|decide) ([\d.]+) us", line)
+                    for name, value in found:
+                        steps.setdefault((tree, "p50", name), []).append(float(value))
+                        print(f"{tree} p50 {name} {value}", flush=True)
+    print("load", load_average())
+    print(f"medians over {args.rounds} alternating rounds of {args.calls} calls, us")
+    for (tree, phase, stage), values in steps.items():
+        if tree == trees[0]:
+            other = statistics.median(steps.get((trees[1], phase, stage), [0.0]))
+            mine = statistics.median(values)
+            ratio = f"{other / mine:.2f}x" if mine else "-"
+            print(f"  {phase:6s} {stage:12s} A {mine:8.1f}  B {other:8.1f}  B/A {ratio}")
+
+
 def main() -> None:
     """Serve, call, print both phases' tables and the load average."""
     parser = argparse.ArgumentParser()
@@ -279,7 +325,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warm", type=int, default=100, help="calls before measuring")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 rounds of 5 calls")
+    parser.add_argument("--ab", nargs=2, metavar="TREE", help="alternate runs against two trees")
     args = parser.parse_args()
+    if args.ab:
+        _ab(args.ab, args)
+        return
     if args.quick:
         args.calls, args.rounds, args.warm = 5, 2, 3
 

@@ -5,10 +5,11 @@ space, one head), and, outside the chain, shadow evaluation results for review.
 
 Durability: SQLite in WAL mode with ``synchronous=FULL``; ``append`` (and ``append_events``,
 ``append_shadow``) returns only after the transaction holding the records has committed
-(fsynced). A writer thread gathers every append
-waiting at that moment into one transaction, so concurrent calls share one fsync (group
-commit). Several server processes may share one file: each transaction takes SQLite's write
-lock (``BEGIN IMMEDIATE``) and extends the chain from the stored head.
+(fsynced). A call that finds no commit under way commits its own append in its own thread;
+otherwise a writer thread gathers every append waiting at that moment into one transaction, so
+concurrent calls share one fsync (group commit). Several server processes may share one file:
+each transaction takes SQLite's write lock (``BEGIN IMMEDIATE``) and extends the chain from the
+stored head.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import queue
 import sqlite3
 import threading
 import time
@@ -375,9 +377,14 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         self.failures = 0
         self.observer: CommitObserver | None = None
         """Set to be told of every commit and failed transaction (``caseroute.metrics``)."""
-        self._batch_started = 0.0  # perf_counter() when the writer began its current batch
+        self._batch_started = 0.0  # perf_counter() when the current transaction's batch began
+        # Invariant: one thread at a time commits (the writer, or a caller finding the writer
+        # idle): it alone uses the writing connection and the kept lock file.
+        self._committing = threading.Lock()
+        self._holding = False  # the writer thread has taken an item it has not yet settled
+        self._conn: sqlite3.Connection | None = None  # the writing connection, opened lazily
         self._fingerprint: str | None = None  # the key this writer masks with (claim_key)
-        self._lock_fd: int | None = None  # the writer thread's lock file, kept open
+        self._lock_fd: int | None = None  # the committing thread's lock file, kept open
         self._known: OrderedDict[str, None] = OrderedDict()
         self._known_lock = threading.Lock()
         self._queue = AppendQueue()
@@ -522,51 +529,97 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         self._fingerprint = fingerprint
         return era
 
-    def _write_loop(self) -> None:
-        conn: sqlite3.Connection | None = None
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                break
-            self._batch_started = time.perf_counter()  # writer thread only
+    def _enqueue(self, item: PendingItem) -> None:
+        """Queue ``item``, then commit what is queued here when no other thread is committing.
+
+        A lone call (the writer idle, holding nothing) commits its own record in its own
+        thread: no hand-off to the writer and no wake-up back. When calls overlap, whoever
+        commits takes everything queued (group commit) and the writer thread takes the rest
+        (a call that finds the commit lock held just waits for its outcome).
+        """
+        super()._enqueue(item)
+        # The writer holding an item is committing (or about to): leave the queue to it, so
+        # calls queued behind a running commit share the writer's next transaction, in order.
+        if self._holding or not self._committing.acquire(blocking=False):
+            return
+        try:
+            batch = self._gather([])
+            if batch:  # empty: the writer took it first and waits for this lock
+                self._write(batch)
+        finally:
+            self._committing.release()
+
+    def _gather(self, batch: list[PendingItem]) -> list[PendingItem]:
+        """``batch`` and every item waiting now (up to ``_max_batch``); the stop marker stays."""
+        while len(batch) < self._max_batch:
             try:
-                conn = conn or self._connect()
-                with self._process_lock():
-                    self._commit(conn, batch)
-            except Exception as exc:
-                self.failures += 1
-                self._observe(len(batch), None)
-                # The cause and the path go to the log; callers get a fixed text (no paths,
-                # no SQLite or Python error text). Anything else (a bug, a value SQLite cannot
-                # encode) must not end this thread: every later append would wait forever.
-                # Its text is withheld: an unexpected error may quote a record's values.
-                if isinstance(exc, OSError | sqlite3.Error | KeyMismatchError):
-                    log.exception(
-                        "AUDIT WRITE FAILED (%d calls refused) on %s: %s: %s",
-                        len(batch),
-                        self.path,
-                        type(exc).__name__,
-                        exc,  # noqa: TRY401 - the cause on the first line, for grep
-                    )
-                else:
-                    log.error(  # noqa: TRY400 - exc_info would print the message
-                        "AUDIT WRITE FAILED (%d calls refused) on %s: %s",
-                        len(batch),
-                        self.path,
-                        withheld_cause(exc, "record values"),
-                    )
-                error = AuditUnavailableError(WRITE_UNAVAILABLE)
-                for item in batch:
-                    if not item.done.done():
-                        item.done.set_exception(error)
-                if conn is not None:
-                    conn.close()
-                conn = None
-        if conn is not None:
-            conn.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock, should one still be held
-            self._lock_fd = None
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self._queue.put(None)
+                break
+            batch.append(more)
+        return batch
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            self._holding = True
+            try:
+                with self._committing:
+                    self._write(self._gather([first]))
+            finally:
+                self._holding = False
+        with self._committing:  # a caller may be committing on the connection: wait for it
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the flock, should one still be held
+                self._lock_fd = None
+
+    def _write(self, batch: list[PendingItem]) -> None:
+        """Commit ``batch`` in one transaction and settle its items (``_committing`` held).
+
+        Never raises: a failure settles every item with the fixed refusal.
+        """
+        self._batch_started = time.perf_counter()
+        try:
+            self._conn = self._conn or self._connect()
+            with self._process_lock():
+                self._commit(self._conn, batch)
+        except Exception as exc:
+            self.failures += 1
+            self._observe(len(batch), None)
+            # The cause and the path go to the log; callers get a fixed text (no paths,
+            # no SQLite or Python error text). Anything else (a bug, a value SQLite cannot
+            # encode) must not end the writer: every later append would wait forever.
+            # Its text is withheld: an unexpected error may quote a record's values.
+            if isinstance(exc, OSError | sqlite3.Error | KeyMismatchError):
+                log.exception(
+                    "AUDIT WRITE FAILED (%d calls refused) on %s: %s: %s",
+                    len(batch),
+                    self.path,
+                    type(exc).__name__,
+                    exc,  # noqa: TRY401 - the cause on the first line, for grep
+                )
+            else:
+                log.error(  # noqa: TRY400 - exc_info would print the message
+                    "AUDIT WRITE FAILED (%d calls refused) on %s: %s",
+                    len(batch),
+                    self.path,
+                    withheld_cause(exc, "record values"),
+                )
+            error = AuditUnavailableError(WRITE_UNAVAILABLE)
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_exception(error)
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
 
     @contextmanager
     def _process_lock(self) -> Iterator[None]:
@@ -576,9 +629,10 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         contending for the write lock waited tens of milliseconds (p99 115 ms at 8 clients).
         A kernel file lock wakes the next writer as soon as the previous one commits.
 
-        Writer thread only: its lock file stays open from the first transaction until the
-        writer stops (an open and a close per transaction cost ~10 us of CPU). A flock belongs
-        to an open file, so nothing else may lock through this one (``_own_process_lock``).
+        The committing thread only (``_committing`` held): its lock file stays open from the
+        first transaction until the writer stops (an open and a close per transaction cost ~10 us
+        of CPU). A flock belongs to an open file, so nothing else may lock through this one
+        (``_own_process_lock``).
         """
         if self._lock_fd is None:
             self._lock_fd = _open_lock_file(self._lock_path)
