@@ -392,7 +392,10 @@ class QueuedAppends:
         first = self._queue.get()
         if first is None:
             return None
-        batch = [first]
+        return self._gather([first])
+
+    def _gather(self, batch: list[PendingItem]) -> list[PendingItem]:
+        """``batch`` and every item waiting now (up to ``_max_batch``); the stop marker stays."""
         while len(batch) < self._max_batch:
             try:
                 more = self._queue.get_nowait()

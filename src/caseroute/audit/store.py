@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import queue
 import sqlite3
 import threading
 import time
@@ -548,19 +547,6 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 self._write(batch)
         finally:
             self._committing.release()
-
-    def _gather(self, batch: list[PendingItem]) -> list[PendingItem]:
-        """``batch`` and every item waiting now (up to ``_max_batch``); the stop marker stays."""
-        while len(batch) < self._max_batch:
-            try:
-                more = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                self._queue.put(None)
-                break
-            batch.append(more)
-        return batch
 
     def _write_loop(self) -> None:
         while True:
