@@ -173,3 +173,14 @@ def test_a_forked_child_writes_its_own_lines_and_not_the_parents_queue() -> None
         )
     finally:
         made.close()
+
+
+def test_a_line_after_close_is_written_at_once() -> None:
+    """A line logged after close (interpreter exit) is written on the calling thread."""
+    out = io.StringIO()
+    made = DeferredHandler(out, bound_s=5.0, linger_s=0)
+    made.setFormatter(logging.Formatter("%(message)s"))
+    made.handle(_record("before close"))
+    made.close()
+    made.handle(_record("after close"))
+    assert out.getvalue() == "before close\nafter close\n"
