@@ -281,6 +281,7 @@ def _print_table(name: str, calls: list[dict[str, int]], stages: tuple[str, ...]
             + ", ".join(
                 f"{s} {statistics.median(c[s] - c['send'] for c in off if s in c) / 1e3:.1f}"
                 for s in OFF_PATH
+                if any(s in c for c in off)  # a line still being written has no log_out
             )
             + ")"
         )

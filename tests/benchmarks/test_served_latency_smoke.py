@@ -74,3 +74,22 @@ def test_table_takes_medians_of_offsets_and_steps_skipping_missing_stages() -> N
         ("a", 2.0, 2.0),
         ("c", 4.0, 3.0),
     ]
+
+
+def test_a_call_log_line_still_being_written_prints_without_its_end(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A call whose log line began but had not ended when measured: log_in only, no crash."""
+    import sys
+
+    from tests.benchmarks.test_bench_smoke import BENCHMARKS
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from served_latency import _print_table
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    _print_table("check", [{"send": 0, "recv": 2000, "log_in": 3000}], ("send", "recv"))
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "  (call log writer: 1 of 1 calls; log_in 3.0)"
+    )
