@@ -53,21 +53,7 @@ from caseroute.domain.reader import (
     read_day,
 )
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
-from caseroute.domain.slots import new as _new
-from caseroute.domain.slots import (
-    set_agent_id,
-    set_attributes,
-    set_capacity,
-    set_languages,
-    set_last_assigned_at,
-    set_licences,
-    set_role,
-    set_seniority,
-    set_skills,
-    set_status,
-    set_teams,
-    set_territories,
-)
+from caseroute.domain.slots import new_agent
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -317,37 +303,6 @@ def _skills(value: object, checked: _Checked) -> dict[str, int]:
     return skills
 
 
-def _new_agent(  # Agent's twelve fields, positional for speed
-    agent_id: str,
-    role: Role,
-    status: AgentStatus,
-    capacity: Capacity,
-    licences: tuple[Licence, ...],
-    territories: frozenset[str],
-    skills: dict[str, int],
-    languages: frozenset[str],
-    last_assigned_at: datetime | None,
-    teams: frozenset[str],
-    seniority: int,
-    attributes: dict[str, AttributeValue],
-) -> Agent:
-    """``Agent(...)`` of the same twelve values, without the frozen ``__init__``."""
-    agent: Agent = _new(Agent)
-    set_agent_id(agent, agent_id)
-    set_role(agent, role)
-    set_status(agent, status)
-    set_capacity(agent, capacity)
-    set_licences(agent, licences)
-    set_territories(agent, territories)
-    set_skills(agent, skills)
-    set_languages(agent, languages)
-    set_last_assigned_at(agent, last_assigned_at)
-    set_teams(agent, teams)
-    set_seniority(agent, seniority)
-    set_attributes(agent, attributes)
-    return agent
-
-
 def _agent(data: object, checked: _Checked) -> Agent:
     """One roster agent, or ``Doubt``."""
     get = _AGENT.read(data).get
@@ -356,7 +311,7 @@ def _agent(data: object, checked: _Checked) -> Agent:
     licences = _list(get("licences"), checked.max_items)
     seniority = get("seniority")
     # Positional, in Agent's field order (keywords cost more, 1,000 times a roster).
-    return _new_agent(
+    return new_agent(
         checked.code(get("agent_id")),
         Role.AGENT if role is None else _member(_ROLES, role),
         _member(_STATUSES, get("status")),

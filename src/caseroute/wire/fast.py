@@ -59,21 +59,10 @@ from caseroute.domain.limits import InputLimits
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 from caseroute.domain.slots import new as _new
 from caseroute.domain.slots import (
-    set_agent_id,
-    set_attributes,
-    set_capacity,
+    new_agent,
     set_expires_on,
     set_jurisdiction,
-    set_languages,
-    set_last_assigned_at,
-    set_licences,
     set_multistate,
-    set_role,
-    set_seniority,
-    set_skills,
-    set_status,
-    set_teams,
-    set_territories,
     set_type,
 )
 from caseroute.v1 import routing_pb2 as pb
@@ -546,19 +535,20 @@ def known_agents_from_proto(
             f'"skills":[{skills_text}],"status":"{status.value}","teams":{teams_text},'
             f'"territories":{territories_text}}}'
         )
-        agent = _new(Agent)  # Agent(...) of these values: see domain/slots.py
-        set_agent_id(agent, agent_id)
-        set_role(agent, role)
-        set_status(agent, status)
-        set_capacity(agent, capacity)
-        set_licences(agent, licences)
-        set_territories(agent, territories)
-        set_skills(agent, skills)
-        set_languages(agent, languages)
-        set_last_assigned_at(agent, last)
-        set_teams(agent, teams)
-        set_seniority(agent, seniority)
-        set_attributes(agent, attributes)
+        agent = new_agent(
+            agent_id,
+            role,
+            status,
+            capacity,
+            licences,
+            territories,
+            skills,
+            languages,
+            last,
+            teams,
+            seniority,
+            attributes,
+        )
         out.append((agent, text, _sha256(text.encode()).digest()))
     return out
 
