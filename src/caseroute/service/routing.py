@@ -475,7 +475,13 @@ class RoutingCore:
         check: ReplyCheck,
         evaluated: _Evaluated,
     ) -> DecideResult:
-        """Append the evaluated decisions (or find the stored ones of a retry) and return them."""
+        """Append the evaluated decisions (or find the stored ones of a retry) and return them.
+
+        A failed append tells the audit watchers (health) the log takes no writes, then reads
+        the log: a retry of a stored request is answered with the stored decisions and is not
+        counted in ``audit_refusals`` (the count of calls refused because nothing could be
+        recorded); any other call is refused, counted and logged.
+        """
         result = evaluated.result
         facts = RequestFacts(
             cmd.request_id, digest, cmd.caller, format_timestamp(self._clock().astimezone(UTC))
@@ -506,13 +512,15 @@ class RoutingCore:
                 ),
             )
         except AuditUnavailableError:
+            # Writes fail: health follows at once, whether or not the log answers this call.
+            self._audit_outcome(writable=False)
             # A retry of a stored request is answered from the log while writes fail (as a
-            # read before deciding did); a read failing too raises its own refusal.
+            # read before deciding did); a read failing too raises its own refusal. Answered,
+            # it was not refused: audit_refusals counts refused calls only.
             replayed = self._replay(cmd, digest, check)
             if replayed is not None:
                 return replayed
             self.audit_refusals += 1
-            self._audit_outcome(writable=False)
             log.error(  # noqa: TRY400 - the store logged the cause with its traceback
                 "decision refused, audit store unavailable: request_id=%r cases=%d "
                 "audit_refusals_total=%d",

@@ -1,0 +1,115 @@
+"""Retries answered from the decision log while its writes fail: health, refusals, metrics.
+
+Two cores over one SQLite decision log stand for two worker processes (as in
+``test_retry_from_log.py``): the second never saw the first's request, so a retry reaching it is
+evaluated again and found by the append (or, when the append fails, by reading the log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from caseroute.audit.record import Appended, AuditRecord, Blob
+from caseroute.audit.store import SqliteAuditStore
+from caseroute.domain.errors import AuditUnavailableError
+from caseroute.engine.case_rules import EngineKind
+from caseroute.registry import RulesetRegistry
+from caseroute.service import DecideCommand, RoutingCore
+from caseroute.testing import (
+    NOW,
+    audit_config,
+    make_agent,
+    make_case,
+    make_roster,
+    reference_ruleset,
+)
+
+ROSTER = make_roster(make_agent("a1"), make_agent("a2"))
+
+
+def _command(request_id: str = "r1") -> DecideCommand:
+    return DecideCommand(request_id, "", "", (make_case(),), ROSTER, NOW)
+
+
+class _WriteFailingSink:
+    """The real SQLite log whose appends can be made to fail while its reads still work."""
+
+    def __init__(self, store: SqliteAuditStore) -> None:
+        self.store = store
+        self.writable = True
+
+    def append(self, records: Sequence[AuditRecord], blobs: Sequence[Blob] = ()) -> list[Appended]:
+        if not self.writable:
+            raise AuditUnavailableError("the decision log cannot be written")
+        return self.store.append(records, blobs)
+
+    def by_request(self, request_id: str) -> list[AuditRecord]:
+        return self.store.by_request(request_id)
+
+    def has_blob(self, sha256: str) -> bool:
+        return self.store.has_blob(sha256)
+
+    def get_blob(self, sha256: str) -> Blob | None:
+        return self.store.get_blob(sha256)
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[tuple[RoutingCore, RoutingCore]]:
+    """Two cores, each with its own registry and switchable store, over one decision log."""
+    config = audit_config(tmp_path)
+    cores = []
+    for _ in range(2):
+        registry = RulesetRegistry()
+        registry.add(reference_ruleset(EngineKind.PYTHON))
+        sink = _WriteFailingSink(config.open_store())
+        cores.append(RoutingCore(registry, sink, config.masker()))  # type: ignore[arg-type]
+    yield cores[0], cores[1]
+    for core in cores:
+        _sink(core).store.close()
+        core.registry.close()
+
+
+def _sink(core: RoutingCore) -> _WriteFailingSink:
+    sink = core.audit
+    assert isinstance(sink, _WriteFailingSink)
+    return sink
+
+
+def test_a_retry_answered_while_writes_fail_turns_health_off_without_a_refusal(
+    workers: tuple[RoutingCore, RoutingCore],
+) -> None:
+    """The other worker's append fails, the log answers the retry: health told, 0 refusals."""
+    first, second = workers
+    stored = first.decide(_command())
+    heard: list[bool] = []
+    second.watch_audit(heard.append)
+    _sink(second).writable = False
+    again = second.decide(_command())
+    assert (again.replayed, again.decisions, heard, second.audit_writable) == (
+        True,
+        stored.decisions,
+        [False],
+        False,
+    )
+    assert second.audit_refusals == 0
+
+
+def test_a_retry_answered_while_writes_fail_then_a_new_request_is_refused_and_counted(
+    workers: tuple[RoutingCore, RoutingCore],
+) -> None:
+    """Health is told once; the refused new request after it counts 1, the answered retry 0."""
+    first, second = workers
+    first.decide(_command())
+    heard: list[bool] = []
+    second.watch_audit(heard.append)
+    _sink(second).writable = False
+    second.decide(_command())
+    after_retry = (list(heard), second.audit_refusals)
+    with pytest.raises(AuditUnavailableError):
+        second.decide(_command("new-1"))
+    _sink(second).writable = True
+    second.decide(_command("new-2"))
+    assert (after_retry, heard, second.audit_refusals) == (([False], 0), [False, True], 1)
