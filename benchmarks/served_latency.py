@@ -1,7 +1,7 @@
 """Where a served warm Decide's WALL time goes, stage by stage, beside the empty call's.
 
 Usage: .venv/bin/python benchmarks/served_latency.py [--calls 600] [--rounds 3] [--quick]
-                                                      [--ab TREE_A TREE_B]
+                                                      [--ab TREE_A TREE_B] [--fine]
 
 This process builds the server as ``caseroute serve --workers 1`` does (``build_server`` +
 ``load``, the reference rulesets, a real SQLite decision log with fsync, the call log rendered
@@ -17,6 +17,17 @@ the client and server processes) by wrapping functions from here; nothing in ``s
 - gRPC: the method handler's deserializer (``deser_in``/``deser_out``), the servicer method
   (``handler_in``/``handler_out``, inside the interceptors) and the serializer
   (``ser_in``/``ser_out``), wrapped while ``build_server`` registers them;
+- with ``--fine``, handler -> decided split: ``convert.case_from_proto`` entry and exit
+  (``case_in``, ``case_out``: the case's conversion) and ``convert.decide_command`` return
+  (``converted``: the roster found, ``now``, the command built); ``routing._canonical``
+  return (``canonical``: the case's dict, text and instants); ``routing._request_sha256``
+  return (``req_hashed``) and ``Masker.keyed_hash`` return (``keyed``); ``routing.decide``
+  entry (``engine_in``: the ruleset acquired, the input hash) and return (``engine_out``);
+  inside ``decide()``: ``derive_signals`` (``signals``), ``build_case_fact`` (``fact``),
+  ``LoadedRuleset.evaluate`` (``matched``: durable_rules and the Python cross-check),
+  ``evaluate_rules`` (``rules``), ``select_agent`` (``selected``: the rules' traces
+  rendered, then matching and ranking), then the explanation and decision built to
+  ``engine_out``; ``routing.mask_decision`` return (``masked``);
 - Decide: ``SizedReply.check`` entry (``decided``: decide() done) and exit (``reply_built``),
   ``QueuedAppends.append`` (``append_in``: records built) and ``_enqueue`` (``handed``: records
   encoded, handed to the writer); the writer thread's ``_next_batch`` return (``writer_took``),
@@ -82,6 +93,33 @@ DECIDE_STAGES = (
     "recv",
 )
 """A served Decide's stages in the order one call passes them."""
+
+FINE_STAGES = (
+    "case_in",
+    "case_out",
+    "converted",
+    "canonical",
+    "req_hashed",
+    "keyed",
+    "engine_in",
+    "signals",
+    "fact",
+    "matched",
+    "rules",
+    "selected",
+    "engine_out",
+    "masked",
+)
+"""``--fine``: the stages of handler -> decided, in call order, between those two."""
+
+
+def decide_stages(*, fine: bool) -> tuple[str, ...]:
+    """The Decide table's stages; with ``fine``, handler -> decided split (``FINE_STAGES``)."""
+    if not fine:
+        return DECIDE_STAGES
+    at = DECIDE_STAGES.index("decided")
+    return DECIDE_STAGES[:at] + FINE_STAGES + DECIDE_STAGES[at:]
+
 
 CHECK_STAGES = (
     "send",
@@ -183,6 +221,39 @@ def _stamping_handlers() -> Iterator[None]:
 def _wrap(owner: type, name: str, before: str | None, after: str | None) -> None:
     """Replace ``owner.name`` with itself stamping ``before`` and ``after``."""
     setattr(owner, name, _stamped(getattr(owner, name), before, after))
+
+
+def _wrap_names(module: Any, names: dict[str, tuple[str | None, str | None]]) -> None:
+    """Replace module-level functions (as the module's own code looks them up) with stamps."""
+    for name, (before, after) in names.items():
+        setattr(module, name, _stamped(getattr(module, name), before, after))
+
+
+def _install_fine_stamps() -> None:
+    """Wrap the stages of handler -> decided (``FINE_STAGES``; this process only)."""
+    from caseroute.audit import masking
+    from caseroute.engine import case_rules
+    from caseroute.engine import decide as engine
+    from caseroute.service import routing
+    from caseroute.wire import convert
+
+    _wrap_names(convert, {"case_from_proto": ("case_in", "case_out")})
+    _wrap_names(convert, {"decide_command": (None, "converted")})
+    _wrap_names(routing, {"_canonical": (None, "canonical")})
+    _wrap_names(routing, {"_request_sha256": (None, "req_hashed")})
+    _wrap(masking.Masker, "keyed_hash", None, "keyed")
+    _wrap_names(routing, {"decide": ("engine_in", "engine_out")})
+    _wrap_names(routing, {"mask_decision": (None, "masked")})
+    _wrap_names(
+        engine,
+        {
+            "derive_signals": (None, "signals"),
+            "build_case_fact": (None, "fact"),
+            "evaluate_rules": (None, "rules"),
+            "select_agent": (None, "selected"),
+        },
+    )
+    _wrap(case_rules.LoadedRuleset, "evaluate", None, "matched")
 
 
 def _install_stamps() -> None:
@@ -295,6 +366,7 @@ def _ab(trees: list[str], args: argparse.Namespace) -> None:
         for tree in trees:
             env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve() / "src")}
             command = [sys.executable, __file__, "--calls", str(args.calls), "--rounds", "1"]
+            command += ["--fine"] if args.fine else []
             out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
             phase = ""
             for line in out.stdout.splitlines():
@@ -327,6 +399,7 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=100, help="calls before measuring")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 rounds of 5 calls")
     parser.add_argument("--ab", nargs=2, metavar="TREE", help="alternate runs against two trees")
+    parser.add_argument("--fine", action="store_true", help="split handler -> decided too")
     args = parser.parse_args()
     if args.ab:
         _ab(args.ab, args)
@@ -342,6 +415,8 @@ def main() -> None:
 
     print("load", load_average(), flush=True)
     _install_stamps()
+    if args.fine:
+        _install_fine_stamps()
     with Path(os.devnull).open("w") as sink, tempfile.TemporaryDirectory() as tmp:
         configure_logging("json", "info", sink, deferred=True)  # as `serve` does
         config = served.ServerConfig(
@@ -368,7 +443,7 @@ def main() -> None:
         logging.shutdown()
     print("load", load_average())
     _print_table("check", phases["check"], CHECK_STAGES)
-    _print_table("decide", phases["decide"], DECIDE_STAGES)
+    _print_table("decide", phases["decide"], decide_stages(fine=args.fine))
     check_p50 = statistics.median(c["recv"] - c["send"] for c in phases["check"]) / 1e3
     decide_p50 = statistics.median(c["recv"] - c["send"] for c in phases["decide"]) / 1e3
     print(f"p50 check {check_p50:.1f} us, decide {decide_p50:.1f} us")
