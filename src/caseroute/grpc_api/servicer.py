@@ -239,6 +239,10 @@ class SizedReply(Generic[P]):
     ``check`` is the core's ``before_record`` hook: it converts the result, and raises
     ResponseTooLargeError (so nothing is recorded) when the message exceeds what the server
     may send. ``reply`` then hands back that same message instead of converting again.
+
+    The core also calls ``check`` with a retry's stored result (``DecideResult.replayed``):
+    those decisions are recorded already, and asking again for less under the same request_id
+    is a different input (ALREADY_EXISTS), so that refusal says so and where to read them.
     """
 
     def __init__(
@@ -246,6 +250,7 @@ class SizedReply(Generic[P]):
         build: Callable[[DecideResult], P],
         max_bytes: int,
         setting: str = DEFAULT_REPLY_LIMIT_SETTING,
+        request_id: str = "",
     ) -> None:
         """Build replies with ``build``; refuse those over ``max_bytes`` serialized bytes.
 
@@ -253,10 +258,12 @@ class SizedReply(Generic[P]):
             build: Converts a result to the reply message.
             max_bytes: The largest reply sent.
             setting: The server setting that sets ``max_bytes``, named in the refusal.
+            request_id: The request's id, named in the refusal of a replayed result.
         """
         self._build = build
         self._max_bytes = max_bytes
         self._setting = setting
+        self._request_id = request_id
         self._built: tuple[DecideResult, P] | None = None
 
     def check(self, result: DecideResult) -> None:
@@ -268,14 +275,32 @@ class SizedReply(Generic[P]):
         reply = self._build(result)
         size = reply.ByteSize()
         if size > self._max_bytes:
-            raise ResponseTooLargeError(
-                f"the reply would be {size} bytes, over this server's limit of "
-                f"{self._max_bytes} bytes ({self._setting}); nothing was recorded: ask for "
-                "EXPLANATION_LEVEL_SUMMARY (the same request_id may be reused), split the "
-                "batch, or raise your client's receive limit and ask the operators to raise "
-                f"{self._setting}"
-            )
+            raise self._too_large(result, size)
         self._built = (result, reply)
+
+    def _too_large(self, result: DecideResult, size: int) -> ResponseTooLargeError:
+        """The refusal of a ``size``-byte reply: nothing recorded, or (a replay) all recorded.
+
+        Invariant: within ``status.MAX_MESSAGE_BYTES`` (400) for sizes and limits under
+        100 MB, so the status never cuts what to do off the end: the request_id is clipped to
+        40 bytes for that.
+        """
+        over = (
+            f"the reply would be {size} bytes, over this server's limit of {self._max_bytes} "
+            f"bytes ({self._setting})"
+        )
+        if not result.replayed:
+            return ResponseTooLargeError(
+                f"{over}; nothing was recorded: ask for EXPLANATION_LEVEL_SUMMARY (the same "
+                "request_id may be reused), split the batch, or raise your client's receive "
+                f"limit and ask the operators to raise {self._setting}"
+            )
+        return ResponseTooLargeError(
+            f"{over}; its decisions are recorded (request_id {clip(self._request_id, 40)!r}, "
+            f"first {result.decisions[0].decision_id}): another explanation level under it is "
+            "another input (ALREADY_EXISTS); read them with GetDecision or `caseroute audit "
+            f"show`, or raise your receive limit and {self._setting}"
+        )
 
     def reply(self, result: DecideResult) -> P:
         """The reply for ``result``: the one ``check`` built, or a new one (another result)."""
@@ -370,7 +395,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         # Invariant: the converters read the level as agent_detail does (FULL alone keeps
         # verdicts; tests/grpc_api/test_warm_servicer.py), so the command is used as built:
         # a copy with agent_detail set again cost ~5 us per call.
-        sized = SizedReply(build, self._max_reply_bytes, self._setting)
+        sized = SizedReply(build, self._max_reply_bytes, self._setting, converted.request_id)
         return sized.reply(self._core.decide(converted, sized.check))
 
     def _uncut(
