@@ -117,7 +117,7 @@ def test_masked_case_text_refuses_a_digest_a_case_without_attributes_and_a_forei
     clear = _clear()
     no_attributes = {k: v for k, v in clear.items() if k != "attributes"}
     masked = dict(clear, attributes={})
-    assert masked_case_text(canonical_json(clear), clear, "mask:abc") is None  # type: ignore[arg-type]
+    assert masked_case_text(canonical_json(clear), clear, "mask:abc") is None
     assert (
         masked_case_text(canonical_json(no_attributes), no_attributes, dict(no_attributes)) is None
     )

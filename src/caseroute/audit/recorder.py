@@ -88,7 +88,9 @@ def build_records(
     records = []
     assigned: list[str] = []
     for index, (case, case_dict, decision) in enumerate(zip(cases, dicts, decisions, strict=True)):
-        masked_case: dict[str, Any] = masker.mask({"case": case_dict})["case"]
+        # A dict, or the case's digest (text) when a Masker's paths mask ``case`` whole: a
+        # library Masker may (``AuditConfig`` accepts only paths below ``case.``).
+        masked_case: dict[str, Any] | str = masker.mask({"case": case_dict})["case"]
         roster_ref = {"sha256": snapshot, "assigned_before": list(assigned)}
         stored = decision_to_dict(decision, stamps)
         record = AuditRecord(
@@ -130,7 +132,10 @@ _ATTRIBUTES = '{"attributes":'
 
 
 def masked_case_text(
-    text: str, clear: dict[str, Any], masked: dict[str, Any], attributes_text: str | None = None
+    text: str,
+    clear: dict[str, Any],
+    masked: dict[str, Any] | str,
+    attributes_text: str | None = None,
 ) -> str | None:
     """``canonical_json(masked)`` from ``text``, the canonical JSON of ``clear``, when cheap.
 
@@ -142,13 +147,13 @@ def masked_case_text(
     Args:
         text: ``canonical_json(clear)``.
         clear: A case as JSON data (``case_to_dict``).
-        masked: ``clear`` after masking.
+        masked: ``clear`` after masking: a dict, or one digest when the case is masked whole.
         attributes_text: ``canonical_json(clear["attributes"])`` when the caller has it
             (encoded here if not).
 
     Returns:
         The masked case's canonical text, or None when masking touched more than the
-        attributes (the caller encodes the masked case itself).
+        attributes or replaced the case whole (the caller encodes the masked case itself).
     """
     if not isinstance(masked, dict) or len(masked) != len(clear):
         return None
