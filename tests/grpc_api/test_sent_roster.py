@@ -246,7 +246,9 @@ def test_a_roster_is_found_by_its_sent_bytes_once_parsed_with_them() -> None:
     parsed = cache.parse(ROSTER, sent=SENT)
     assert (before, cache.hits, cache.misses) == (None, 0, 1)
     assert (cache.find_sent(SENT) is parsed, cache.hits) == (True, 1)
-    assert cache.cached_bytes == roster_cache.estimate_roster_bytes(3, len(SENT)) + len(SENT)
+    assert cache.cached_bytes == roster_cache.estimate_roster_bytes(
+        3, len(SENT)
+    ) + roster_cache.sent_form_bytes(SENT)
 
 
 def test_another_form_of_a_cached_roster_is_found_by_its_deterministic_bytes() -> None:
@@ -268,7 +270,7 @@ def test_sent_forms_are_bounded_per_roster_oldest_first() -> None:
         cache.parse(ROSTER, sent=form)
     found = [cache.find_sent(form) is not None for form in forms]
     assert found == [False] + [True] * roster_cache.MAX_SENT_FORMS
-    kept = sum(len(form) for form in forms[1:])
+    kept = sum(roster_cache.sent_form_bytes(form) for form in forms[1:])
     assert roster_cache.estimate_roster_bytes(3, len(SENT)) + kept == cache.cached_bytes
 
 
@@ -277,7 +279,9 @@ def test_the_same_form_twice_is_kept_once() -> None:
     cache = roster_cache.RosterCache()
     cache.parse(ROSTER, sent=SENT)
     cache.parse(ROSTER, sent=SENT)
-    assert cache.cached_bytes == roster_cache.estimate_roster_bytes(3, len(SENT)) + len(SENT)
+    assert cache.cached_bytes == roster_cache.estimate_roster_bytes(
+        3, len(SENT)
+    ) + roster_cache.sent_form_bytes(SENT)
 
 
 def test_sent_forms_leave_with_their_roster() -> None:

@@ -45,6 +45,11 @@ without hashing a whole roster."""
 PROBE_CANDIDATES = 4
 """Forms ``find_sent_at`` compares in place under one probe key; past this it looks the
 bytes up by their whole value, as ``find_sent`` does."""
+SENT_FORM_OVERHEAD_BYTES = 300
+"""Estimated memory of one kept sent form beyond its bytes: the bytes object's header, its
+``find_sent`` key and entry, and its probe key (three 16-byte slices, a tuple, a list) and
+entry (tracemalloc: 264-300 per form over 80-8,000 forms of two-agent rosters, by how full the
+dicts happen to be; ``tests/grpc_api/test_roster_cache_sent_index.py``)."""
 
 _Probe = tuple[int, bytes, bytes, bytes, InputLimits]
 
@@ -60,6 +65,11 @@ def _probe(data: bytes, start: int, stop: int, limits: InputLimits) -> _Probe:
         data[max(start, stop - PROBE_BYTES) : stop],
         limits,
     )
+
+
+def sent_form_bytes(sent: bytes) -> int:
+    """Estimated memory a kept sent form holds: its bytes and ``SENT_FORM_OVERHEAD_BYTES``."""
+    return len(sent) + SENT_FORM_OVERHEAD_BYTES
 
 
 def estimate_roster_bytes(agents: int, wire_bytes: int) -> int:
@@ -134,7 +144,8 @@ class _Entry:
     """One cached roster, its fingerprint, its estimated size and its agents' message bytes.
 
     ``sent`` holds the byte forms the roster arrived in (``RosterCache.find_sent``), oldest
-    first, at most ``MAX_SENT_FORMS``; their lengths count in the cache's bytes beside ``size``.
+    first, at most ``MAX_SENT_FORMS``; each counts in the cache's bytes beside ``size`` as
+    ``sent_form_bytes`` (its bytes and its index).
     """
 
     known: KnownRoster
@@ -236,7 +247,7 @@ class RosterCache:
             self._bytes -= evicted.size
             for sent in evicted.sent:
                 self._forget_sent(sent, evicted.limits)
-                self._bytes -= len(sent)
+                self._bytes -= sent_form_bytes(sent)
             self.evictions += 1
             self._release_agents(evicted)
 
@@ -269,16 +280,16 @@ class RosterCache:
             return  # another call with these bytes raced this one to the same roster
         full = len(entry.sent) >= MAX_SENT_FORMS
         kept = entry.sent[1:] if full else entry.sent
-        if entry.size + sum(map(len, kept)) + len(sent) > self.max_bytes:
+        if entry.size + sum(map(sent_form_bytes, kept)) + sent_form_bytes(sent) > self.max_bytes:
             return
         if full:
             oldest = entry.sent.pop(0)
             self._forget_sent(oldest, entry.limits)
-            self._bytes -= len(oldest)
+            self._bytes -= sent_form_bytes(oldest)
         entry.sent.append(sent)
         self._by_sent[sent_key] = key
         self._by_probe.setdefault(_probe(sent, 0, len(sent), entry.limits), []).append(sent)
-        self._bytes += len(sent)
+        self._bytes += sent_form_bytes(sent)
         self._evict()
 
     def _forget_sent(self, sent: bytes, limits: InputLimits) -> None:
