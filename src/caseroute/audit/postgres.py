@@ -66,6 +66,7 @@ from caseroute.audit.sql_log import (
     record_from_row,
     record_values,
     shadow_summary_sql,
+    stored_appends,
 )
 from caseroute.audit.store import KeyMismatchError
 from caseroute.domain.errors import (
@@ -255,8 +256,10 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             except Exception as exc:  # noqa: BLE001 - every cause refuses the batch (logged)
                 self._refuse(batch, exc)
                 continue
-            self.commits += 1
-            self._observe(len(batch), time.perf_counter() - started)
+            stored = stored_appends(results)
+            if stored:  # a transaction of retries (or refusals) only stored nothing: no commit
+                self.commits += 1
+                self._observe(stored, time.perf_counter() - started)
             self._settle(results)
 
     def _refuse(self, batch: Sequence[PendingItem], exc: Exception) -> None:

@@ -341,6 +341,24 @@ PendingItem = Pending | PendingEvents | PendingShadow
 """What a store's writer thread takes from its queue."""
 
 
+def stored_appends(results: Sequence[tuple[PendingItem, Exception | None]]) -> int:
+    """How many appends of a committed transaction stored something: what a commit counts.
+
+    A refused append stored nothing (its savepoint was rolled back), nor did a retry whose
+    records were all stored before (the stored ones go back to its caller). A transaction of
+    only those is no commit: stores count ``commits`` and tell their ``CommitObserver`` only
+    when this is above 0 (a retry reaching a worker that never saw it is not a new commit).
+    """
+    count = 0
+    for item, error in results:
+        if error is not None:
+            continue
+        if type(item) is Pending and item.stored and all(a.existed for a in item.stored):
+            continue
+        count += 1
+    return count
+
+
 class AppendQueue(queue.SimpleQueue[PendingItem | None]):
     """A writer's queue: ``SimpleQueue`` (C; no condition variable), patchable in tests."""
 

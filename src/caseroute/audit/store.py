@@ -63,6 +63,7 @@ from caseroute.audit.sql_log import (
     record_from_row,
     record_values,
     shadow_summary_sql,
+    stored_appends,
 )
 from caseroute.domain.errors import (
     AuditUnavailableError,
@@ -675,9 +676,11 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         except BaseException:
             conn.rollback()  # none when a lone call's rollback already ended the transaction
             raise
-        self.commits += 1
-        # Before the callers are released: a caller that got its decision sees it counted.
-        self._observe(len(batch), time.perf_counter() - self._batch_started)
+        stored = stored_appends(results)
+        if stored:  # a transaction of retries (or refusals) only stored nothing: no commit
+            self.commits += 1
+            # Before the callers are released: a caller that got its decision sees it counted.
+            self._observe(stored, time.perf_counter() - self._batch_started)
         self._settle(results)
 
     def _check_key(self, current: str | None) -> None:
