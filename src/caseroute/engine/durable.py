@@ -8,11 +8,15 @@ durable_rules 2.0.28 (``shared/research/durable_rules.md``) shape this module:
 * facts, not events, so every true leaf fires;
 * sessions and message ids are looked up by a 32-bit FNV-1a hash with no string compare, so
   session ids come from a pool checked against collisions, and the one fact id is fixed;
-* at most 1024 live sessions per ruleset: one session per decision, always deleted;
+* at most 1024 live sessions per ruleset, and a session costs ~200 KB to make and free (the
+  allocator trims it back each time): one session per shard, kept for the matcher's life
+  (``KEPT_SID``); each decision asserts the case fact, drains what fired and retracts it, so
+  the session holds only its ``__init`` fact between decisions; any engine failure deletes
+  the session and the next decision starts a new one;
 * deleting a session in which no action ran can free garbage: every session first asserts
   and drains an ``__init`` fact that each shard's ``__init`` rule catches;
 * the engine has no locks and holds the GIL: one thread drives it at a time per process
-  (processes, not threads, give parallelism);
+  (processes, not threads, give parallelism), so one session per shard serves every thread;
 * ``create_ruleset`` can hang forever on bad definitions: each new definition is first
   created and exercised in a throwaway subprocess with a timeout.
 """
@@ -127,7 +131,12 @@ class SessionPool:
             self._free.append(sid)
 
 
-_POOL = SessionPool()
+KEPT_SID = SessionPool(size=1).acquire()
+"""The one session id of every matcher's kept sessions (each shard is its own namespace).
+
+Collision-checked like the pool's: it and its hidden state fact's id hash apart from the
+fixed fact ids. Only ever used under ``ENGINE_LOCK``.
+"""
 
 
 def _definitions_digest(shards: tuple[str, ...]) -> str:
@@ -257,6 +266,8 @@ class DurableLeafMatcher:
             validate_in_subprocess(shards)
         self._needed = None if reads is None else needed_tree(reads)
         self._handles: list[int] = []
+        self._ready: list[bool] = []
+        """Per shard: its kept session exists (its ``__init`` fact asserted and drained)."""
         with ENGINE_LOCK:
             # Each load gets fresh names: the engine cannot replace or edit a ruleset.
             serial = next(_names)
@@ -264,6 +275,7 @@ class DurableLeafMatcher:
                 self._handles.append(
                     self._dre.create_ruleset(f"caseroute.{label}.{serial}.s{i}", shard)
                 )
+                self._ready.append(False)
 
     def true_leaves(self, fact: Fact) -> frozenset[str]:
         """Ids of the leaves durable_rules finds true for the fact.
@@ -277,29 +289,36 @@ class DurableLeafMatcher:
         fired: set[str] = set()
         if not self._handles:
             return frozenset()
-        sid = _POOL.acquire()
-        try:
-            init = _init_fact(sid)
-            sent = fact if self._needed is None else take_needed(fact, self._needed)
-            body = to_durable_json({"id": CASE_FACT_ID, "sid": sid, "t": FACT_TYPE, **sent})
-            with ENGINE_LOCK:
-                for handle in self._handles:
-                    try:
-                        _, offset = self._dre.assert_fact(handle, init)
-                        _drain(self._dre, handle, offset, None)
-                        # Result code 1 means the fact matched no probe: a normal outcome here.
-                        _, offset = self._dre.assert_fact(handle, body)
-                        _drain(self._dre, handle, offset, fired)
-                    finally:
-                        self._dre.delete_state(handle, sid)
-        finally:
-            _POOL.release(sid)
+        sent = fact if self._needed is None else take_needed(fact, self._needed)
+        body = to_durable_json({"id": CASE_FACT_ID, "sid": KEPT_SID, "t": FACT_TYPE, **sent})
+        dre = self._dre
+        with ENGINE_LOCK:
+            for i, handle in enumerate(self._handles):
+                try:
+                    if not self._ready[i]:
+                        _, offset = dre.assert_fact(handle, _init_fact(KEPT_SID))
+                        _drain(dre, handle, offset, None)
+                        self._ready[i] = True
+                    # Result code 1 means the fact matched no probe: a normal outcome here.
+                    _, offset = dre.assert_fact(handle, body)
+                    _drain(dre, handle, offset, fired)
+                    # Invariant: between decisions the session holds its __init fact alone.
+                    _, offset = dre.retract_fact(handle, body)
+                    _drain(dre, handle, offset, None)
+                except BaseException:
+                    # The session may hold this fact or a half-drained agenda: never reuse it.
+                    self._ready[i] = False
+                    dre.delete_state(handle, KEPT_SID)
+                    raise
         fired.discard(INIT_FACT_ID)
         return frozenset(fired)
 
     def close(self) -> None:
         """Delete the engine-side rulesets (the engine leaks ~0.2 MB per version regardless)."""
         with ENGINE_LOCK:
-            for handle in self._handles:
+            for handle, ready in zip(self._handles, self._ready, strict=True):
+                if ready:
+                    self._dre.delete_state(handle, KEPT_SID)
                 self._dre.delete_ruleset(handle)
             self._handles.clear()
+            self._ready.clear()
