@@ -17,17 +17,18 @@ the client and server processes) by wrapping functions from here; nothing in ``s
 - gRPC: the method handler's deserializer (``deser_in``/``deser_out``), the servicer method
   (``handler_in``/``handler_out``, inside the interceptors) and the serializer
   (``ser_in``/``ser_out``), wrapped while ``build_server`` registers them;
-- with ``--fine``, handler -> decided split: ``convert.case_from_proto`` entry and exit
+- with ``--fine``, handler -> decided split: ``servicer.caller_identity`` return (``caller``: the
+  deadline check, the level read, the caller's identity), ``convert.case_from_proto`` entry and exit
   (``case_in``, ``case_out``: the case's conversion) and ``convert.decide_command`` return
-  (``converted``: the roster found, ``now``, the command built); ``routing._canonical``
-  return (``canonical``: the case's dict, text and instants); ``routing._request_sha256``
-  return (``req_hashed``) and ``Masker.keyed_hash`` return (``keyed``); ``routing.decide``
-  entry (``engine_in``: the ruleset acquired, the input hash) and return (``engine_out``);
-  inside ``decide()``: ``derive_signals`` (``signals``), ``build_case_fact`` (``fact``),
+  (``converted``: the roster found, ``now``, the command built); ``routing._canonical`` return
+  (``canonical``: the case's dict, text and instants); ``routing._request_sha256`` return
+  (``req_hashed``) and ``Masker.keyed_hash`` return (``keyed``); ``routing.decide`` entry
+  (``engine_in``: the ruleset acquired, the input hash) and return (``engine_out``); inside
+  ``decide()``: ``derive_signals`` (``signals``), ``build_case_fact`` (``fact``),
   ``LoadedRuleset.evaluate`` (``matched``: durable_rules and the Python cross-check),
-  ``evaluate_rules`` (``rules``), ``select_agent`` (``selected``: the rules' traces
-  rendered, then matching and ranking), then the explanation and decision built to
-  ``engine_out``; ``routing.mask_decision`` return (``masked``);
+  ``evaluate_rules`` (``rules``), ``select_agent`` (``selected``: the rules' traces rendered, then
+  matching and ranking), then the explanation and decision built to ``engine_out``;
+  ``routing.mask_decision`` return (``masked``);
 - Decide: ``SizedReply.check`` entry (``decided``: decide() done) and exit (``reply_built``),
   ``QueuedAppends.append`` (``append_in``: records built) and ``_enqueue`` (``handed``: records
   encoded, handed to the writer); the writer thread's ``_next_batch`` return (``writer_took``),
@@ -95,6 +96,7 @@ DECIDE_STAGES = (
 """A served Decide's stages in the order one call passes them."""
 
 FINE_STAGES = (
+    "caller",
     "case_in",
     "case_out",
     "converted",
@@ -234,9 +236,11 @@ def _install_fine_stamps() -> None:
     from caseroute.audit import masking
     from caseroute.engine import case_rules
     from caseroute.engine import decide as engine
+    from caseroute.grpc_api import servicer
     from caseroute.service import routing
     from caseroute.wire import convert
 
+    _wrap_names(servicer, {"caller_identity": (None, "caller")})
     _wrap_names(convert, {"case_from_proto": ("case_in", "case_out")})
     _wrap_names(convert, {"decide_command": (None, "converted")})
     _wrap_names(routing, {"_canonical": (None, "canonical")})

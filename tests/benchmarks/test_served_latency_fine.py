@@ -6,6 +6,7 @@ from tests.benchmarks.test_bench_smoke import run_script
 
 FINE = [
     "handler_in",
+    "caller",
     "case_in",
     "case_out",
     "converted",
