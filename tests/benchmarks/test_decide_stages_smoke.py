@@ -2,7 +2,9 @@
 
 import pytest
 
-from tests.benchmarks.test_bench_smoke import REPO_ROOT, run_script
+from tests.benchmarks.test_bench_smoke import BENCHMARKS, run_script
+
+REPO_ROOT = BENCHMARKS.parent
 
 
 @pytest.mark.slow
