@@ -6,7 +6,8 @@ Usage: .venv/bin/python benchmarks/decide_stages.py [--calls 2000] [--rounds 5] 
 The warm 100-agent benchmark case (``grpc_bench.decide_body``), the reference ruleset with
 durable_rules as the engine of record, and each piece of what ``served_latency.py --fine``
 stamps between the handler and ``decided``, called on its own: ``case`` (``case_from_proto``
-of the request's case message), ``canonical`` (``routing._canonical``), ``hashes`` (the
+of a freshly parsed request's case message, as served), ``canonical`` (``routing._canonical``
+of a command with a fresh case), ``hashes`` (the
 request hash, keyed, and the input hash), ``decide`` (``engine.decide``, SUMMARY),
 ``evaluate`` (``LoadedRuleset.evaluate``: durable_rules and the Python cross-check, part of
 ``decide``) and ``mask`` (``mask_decision``). Every call is timed alone with
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +47,12 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def stage_calls() -> dict[str, Callable[[], object]]:
-    """One zero-argument call per stage, on the benchmark case, warm."""
+def stage_calls(fresh_count: int) -> dict[str, Callable[[], object]]:
+    """One zero-argument call per stage, on the benchmark case, warm.
+
+    Args:
+        fresh_count: Calls the case and canonical stages must each find a fresh message for.
+    """
     sys.path.insert(0, str(BENCHMARKS))
     from caseroute.audit.masking import Masker, mask_decision
     from caseroute.domain.fingerprint import input_sha256_of
@@ -82,9 +88,27 @@ def stage_calls() -> dict[str, Callable[[], object]]:
         keyed = masker.keyed_hash(routing._request_sha256(cmd, canonical))  # noqa: SLF001
         return keyed, input_sha256_of(canonical.texts[0], canonical.roster)
 
+    # Served, every request is parsed anew: its case message's fields are read for the first
+    # time (upb builds each sub-message's Python object on first access). So the case stage
+    # converts a freshly parsed message per call, and the canonical stage takes fresh cases.
+    body = request.case.SerializeToString()
+    fresh = iter([pb.Case.FromString(body) for _ in range(fresh_count)])
+    commands = iter(
+        [
+            replace(cmd, cases=(convert.case_from_proto(pb.Case.FromString(body)),))
+            for _ in range(fresh_count)
+        ]
+    )
+
+    def case_stage() -> object:
+        return convert.case_from_proto(next(fresh))
+
+    def canonical_stage() -> object:
+        return routing._canonical(next(commands))  # noqa: SLF001 - as above
+
     return {
-        "case": lambda: convert.case_from_proto(request.case),
-        "canonical": lambda: routing._canonical(cmd),  # noqa: SLF001 - as above
+        "case": case_stage,
+        "canonical": canonical_stage,
         "hashes": hashes,
         "decide": engine,
         "evaluate": lambda: ruleset.evaluate(fact),
@@ -94,7 +118,7 @@ def stage_calls() -> dict[str, Callable[[], object]]:
 
 def measure(calls: int, rounds: int, cold_kib: int) -> dict[str, float]:
     """Per stage, the median over rounds of the median call (us)."""
-    todo = stage_calls()
+    todo = stage_calls(rounds * (calls + max(20, calls // 10)))
     other = bytearray(cold_kib * 1024)
     now = time.perf_counter_ns
     per_round: dict[str, list[float]] = {name: [] for name in todo}
