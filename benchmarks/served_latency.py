@@ -27,8 +27,9 @@ the client and server processes) by wrapping functions from here; nothing in ``s
   ``decide()``: ``derive_signals`` (``signals``), ``build_case_fact`` (``fact``),
   ``LoadedRuleset.evaluate`` (``matched``: durable_rules and the Python cross-check),
   ``evaluate_rules`` (``rules``), ``select_agent`` (``selected``: the rules' traces rendered, then
-  matching and ranking), then the explanation and decision built to ``engine_out``;
-  ``routing.mask_decision`` return (``masked``);
+  matching and ranking; where ``decide()`` calls ``choose_and_explain`` instead, ``rules``
+  includes the traces and ``selected`` is matching and ranking alone), then the explanation and
+  decision built to ``engine_out``; ``routing.mask_decision`` return (``masked``);
 - Decide: ``SizedReply.check`` entry (``decided``: decide() done) and exit (``reply_built``),
   ``QueuedAppends.append`` (``append_in``: records built) and ``_enqueue`` (``handed``: records
   encoded, handed to the writer); the writer thread's ``_next_batch`` return (``writer_took``),
@@ -226,9 +227,14 @@ def _wrap(owner: type, name: str, before: str | None, after: str | None) -> None
 
 
 def _wrap_names(module: Any, names: dict[str, tuple[str | None, str | None]]) -> None:
-    """Replace module-level functions (as the module's own code looks them up) with stamps."""
+    """Replace module-level functions (as the module's own code looks them up) with stamps.
+
+    A name the module does not have is skipped: a tree from before or after a change (``--ab``)
+    may call another function for the same stage.
+    """
     for name, (before, after) in names.items():
-        setattr(module, name, _stamped(getattr(module, name), before, after))
+        if hasattr(module, name):
+            setattr(module, name, _stamped(getattr(module, name), before, after))
 
 
 def _install_fine_stamps() -> None:
@@ -254,6 +260,7 @@ def _install_fine_stamps() -> None:
             "derive_signals": (None, "signals"),
             "build_case_fact": (None, "fact"),
             "evaluate_rules": (None, "rules"),
+            "choose_and_explain": (None, "rules"),
             "select_agent": (None, "selected"),
         },
     )
