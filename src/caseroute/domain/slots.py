@@ -1,4 +1,4 @@
-"""Agent and Licence values built without their frozen ``__init__``, for both fast readers.
+"""Agent, Licence and rule-trace values built without their frozen ``__init__``.
 
 A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (~1.2-1.7 us
 for Agent's 12); the slot descriptors' own setters take half that, once per agent of a cold
@@ -6,7 +6,9 @@ roster. Agent and Licence have no ``__post_init__``, and this module fails at im
 fields change, so ``object.__new__`` plus every setter gives the value their constructor gives
 (``tests/wire/test_fast_known_agents.py`` and ``tests/domain/test_fast_dict_handover.py``
 compare with the strict parsers'). Used by ``wire.fast`` (protobuf) and ``domain.fast_dict``
-(dicts); nothing else should need it.
+(dicts). ``RuleTrace`` and ``ClauseTrace`` (no ``__post_init__`` either) are built the same
+way by ``engine.trace``, every rule and clause of every explanation rendered
+(``tests/engine/test_trace_render.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from caseroute.domain.case import AttributeValue
+from caseroute.domain.decision import ClauseTrace, RuleTrace
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role
 
 
@@ -87,3 +90,35 @@ def new_agent(  # Agent's twelve fields, positional for speed
     set_seniority(agent, seniority)
     set_attributes(agent, attributes)
     return agent
+
+
+_set_text, _set_value, _set_actual = slot_setters(ClauseTrace, "text value actual")
+_set_rule_id, _set_description, _set_fired, _set_decided, _set_clauses = slot_setters(
+    RuleTrace, "rule_id description fired decided clauses"
+)
+
+
+def new_clause_trace(text: str, value: bool, actual: str) -> ClauseTrace:
+    """``ClauseTrace(text, value, actual)``, without the frozen ``__init__``."""
+    clause: ClauseTrace = new(ClauseTrace)
+    _set_text(clause, text)
+    _set_value(clause, value)
+    _set_actual(clause, actual)
+    return clause
+
+
+def new_rule_trace(  # RuleTrace's five fields, positional for speed
+    rule_id: str,
+    description: str,
+    fired: bool,
+    decided: bool,
+    clauses: tuple[ClauseTrace, ...],
+) -> RuleTrace:
+    """``RuleTrace(rule_id, description, fired, decided, clauses)``, without its ``__init__``."""
+    trace: RuleTrace = new(RuleTrace)
+    _set_rule_id(trace, rule_id)
+    _set_description(trace, description)
+    _set_fired(trace, fired)
+    _set_decided(trace, decided)
+    _set_clauses(trace, clauses)
+    return trace

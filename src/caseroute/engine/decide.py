@@ -33,7 +33,7 @@ from caseroute.engine.facts import attribute_fits, build_case_fact
 from caseroute.engine.matching import MissingDataError
 from caseroute.engine.selection import select_agent
 from caseroute.engine.signals import derive_signals
-from caseroute.engine.trace import evaluate_rules, explain_rules
+from caseroute.engine.trace import choose_and_explain
 from caseroute.rules.model import (
     CompiledRuleset,
     EscalateAction,
@@ -290,9 +290,9 @@ def decide(
         fact = build_case_fact(case, signals, compiled.attributes)
         evaluation = ruleset.evaluate(fact)
         # Choosing needs only the leaf values; the text is rendered from the same results.
-        results, rule = evaluate_rules(ruleset.trace_plan, evaluation.truth, fact)
-        if explain_rules_text:
-            traces = explain_rules(ruleset.trace_plan, results)
+        results, rule, traces = choose_and_explain(
+            ruleset.trace_plan, evaluation.truth, fact, explain=explain_rules_text
+        )
         if evaluation.engine_error is not None:
             # Ids only: case values never reach a log line (the engine's frames were logged).
             log.error(

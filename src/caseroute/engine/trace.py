@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from caseroute.domain.decision import ClauseTrace, Explanation, RuleResults, RuleTrace
+from caseroute.domain.decision import Explanation, RuleResults, RuleTrace
+from caseroute.domain.slots import new_clause_trace, new_rule_trace
 from caseroute.engine.facts import Fact
 from caseroute.engine.pyeval import MISSING, Getter, make_getter
 from caseroute.rules.ir import (
@@ -318,17 +319,58 @@ def evaluate_rules(plan: TracePlan, truth: dict[str, bool], fact: Fact) -> tuple
     Returns:
         The results as data, and the deciding rule.
     """
+    results, rule, _ = choose_and_explain(plan, truth, fact, explain=False)
+    return results, rule
+
+
+def choose_and_explain(
+    plan: TracePlan, truth: dict[str, bool], fact: Fact, *, explain: bool
+) -> tuple[RuleResults, Rule, tuple[RuleTrace, ...]]:
+    """``evaluate_rules``, and with ``explain`` the traces ``explain_rules`` renders from them.
+
+    One pattern lookup for both: ``explain_rules`` checks stored results against the plan
+    (they may come from another ruleset's log); these were made from it just now.
+
+    Args:
+        plan: The ruleset's plan.
+        truth: Leaf values from the engine of record.
+        fact: The case fact.
+        explain: Render every rule's trace (else the traces are empty).
+
+    Returns:
+        The results as data, the deciding rule, and the traces.
+    """
     mask = 0
     for leaf_id, bit in plan.leaf_bits:
         if truth[leaf_id]:
             mask |= bit
     pattern = _pattern(plan, mask)
-    actuals = tuple((key, _read(readers, fact)) for key, readers in plan.readers)
+    actuals = tuple([(key, _read(readers, fact)) for key, readers in plan.readers])
     if pattern.deciding is None:
         # The compiler ends every ruleset with a catch-all: a plan where nothing fires was
         # not compiled, and choosing from it must stop, never fall to some rule.
         raise ValueError("no rule fired: the ruleset has no catch-all rule")
-    return RuleResults(format(mask, "x"), pattern.fired, actuals), plan.rules[pattern.deciding]
+    results = RuleResults(format(mask, "x"), pattern.fired, actuals)
+    # Invariant: the actuals' keys are the plan's (plan.readers), as explain_rules requires.
+    traces = _render(pattern, dict(actuals)) if explain else ()
+    return results, plan.rules[pattern.deciding], traces
+
+
+def _render(pattern: _Pattern, actual: dict[str | None, str]) -> tuple[RuleTrace, ...]:
+    """Every rule's trace from its pattern's shapes and the case's values (by actuals key)."""
+    actual[None] = "constant"
+    return tuple(
+        [
+            new_rule_trace(
+                rule_id,
+                description,
+                flag,
+                decided,
+                tuple([new_clause_trace(text, value, actual[at]) for text, value, at in shape]),
+            )
+            for rule_id, description, flag, decided, shape in pattern.rules
+        ]
+    )
 
 
 def _why(
@@ -387,14 +429,4 @@ def explain_rules(plan: TracePlan, results: RuleResults) -> tuple[RuleTrace, ...
     if not plan.actual_keys <= actual.keys():
         missing = sorted(plan.actual_keys - actual.keys())
         raise RuleResultsMismatchError(f"no actual values for {missing}")
-    actual[None] = "constant"
-    return tuple(
-        RuleTrace(
-            rule_id,
-            description,
-            flag,
-            decided,
-            tuple(ClauseTrace(text, value, actual[at]) for text, value, at in shape),
-        )
-        for rule_id, description, flag, decided, shape in pattern.rules
-    )
+    return _render(pattern, actual)
