@@ -6,9 +6,10 @@ roster. Agent and Licence have no ``__post_init__``, and this module fails at im
 fields change, so ``object.__new__`` plus every setter gives the value their constructor gives
 (``tests/wire/test_fast_known_agents.py`` and ``tests/domain/test_fast_dict_handover.py``
 compare with the strict parsers'). Used by ``wire.fast`` (protobuf) and ``domain.fast_dict``
-(dicts). ``RuleTrace`` and ``ClauseTrace`` (no ``__post_init__`` either) are built the same
-way by ``engine.trace``, every rule and clause of every explanation rendered
-(``tests/engine/test_trace_render.py``).
+(dicts). ``Case`` (no ``__post_init__``), built the same way by ``wire.fast`` once per request
+(``tests/wire/test_fast_agreement.py`` compares with the strict parser), and ``RuleTrace`` and
+``ClauseTrace`` (none either), by ``engine.trace`` for every rule and clause of every
+explanation rendered (``tests/engine/test_trace_render.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,18 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from caseroute.domain.case import AttributeValue
+from caseroute.domain.case import (
+    AttributeValue,
+    Case,
+    Channel,
+    Intent,
+    PreferredAgent,
+    RequiredSkill,
+    SentimentReading,
+    SlaClock,
+    Tier,
+    Urgency,
+)
 from caseroute.domain.decision import ClauseTrace, RuleTrace
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role
 
@@ -122,3 +134,74 @@ def new_rule_trace(  # RuleTrace's five fields, positional for speed
     _set_decided(trace, decided)
     _set_clauses(trace, clauses)
     return trace
+
+
+_CASE_SETTERS = slot_setters(
+    Case,
+    "case_id created_at channel intent urgency classification_confidence patient_location "
+    "region tier required_skills preferred_language sentiment sla_clocks flags attributes "
+    "waiting_since declined_agents preferred_agents",
+)
+(
+    _set_case_id,
+    _set_created_at,
+    _set_channel,
+    _set_intent,
+    _set_urgency,
+    _set_confidence,
+    _set_location,
+    _set_region,
+    _set_tier,
+    _set_skills,
+    _set_language,
+    _set_sentiment,
+    _set_clocks,
+    _set_flags,
+    _set_case_attributes,
+    _set_waiting_since,
+    _set_declined,
+    _set_preferred,
+) = _CASE_SETTERS
+
+
+def new_case(  # Case's eighteen fields, positional for speed
+    case_id: str,
+    created_at: datetime,
+    channel: Channel,
+    intent: Intent,
+    urgency: Urgency,
+    classification_confidence: float,
+    patient_location: str | None,
+    region: str | None,
+    tier: Tier,
+    required_skills: tuple[RequiredSkill, ...],
+    preferred_language: str | None,
+    sentiment: tuple[SentimentReading, ...],
+    sla_clocks: tuple[SlaClock, ...],
+    flags: frozenset[str],
+    attributes: dict[str, AttributeValue],
+    waiting_since: datetime | None,
+    declined_agents: frozenset[str],
+    preferred_agents: tuple[PreferredAgent, ...],
+) -> Case:
+    """``Case(...)`` of the same eighteen values, without the frozen ``__init__``."""
+    case: Case = new(Case)
+    _set_case_id(case, case_id)
+    _set_created_at(case, created_at)
+    _set_channel(case, channel)
+    _set_intent(case, intent)
+    _set_urgency(case, urgency)
+    _set_confidence(case, classification_confidence)
+    _set_location(case, patient_location)
+    _set_region(case, region)
+    _set_tier(case, tier)
+    _set_skills(case, required_skills)
+    _set_language(case, preferred_language)
+    _set_sentiment(case, sentiment)
+    _set_clocks(case, sla_clocks)
+    _set_flags(case, flags)
+    _set_case_attributes(case, attributes)
+    _set_waiting_since(case, waiting_since)
+    _set_declined(case, declined_agents)
+    _set_preferred(case, preferred_agents)
+    return case

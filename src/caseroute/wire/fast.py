@@ -60,6 +60,7 @@ from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role,
 from caseroute.domain.slots import new as _new
 from caseroute.domain.slots import (
     new_agent,
+    new_case,
     set_expires_on,
     set_jurisdiction,
     set_multistate,
@@ -672,35 +673,36 @@ def case_from_proto(msg: pb.Case, limits: InputLimits) -> Case:
     """
     flags = msg.flags
     declined = msg.declined_agents
-    return Case(
-        case_id=_identifier(msg.case_id, limits),
-        created_at=_required_instant(msg, "created_at"),
-        channel=_member(_CHANNELS, msg.channel),
-        intent=_member(_INTENTS, msg.intent),
-        urgency=_member(_URGENCIES, msg.urgency),
-        classification_confidence=(
+    # Case's fields in order, through its slot setters (~1 us less than the frozen __init__).
+    return new_case(
+        _identifier(msg.case_id, limits),
+        _required_instant(msg, "created_at"),
+        _member(_CHANNELS, msg.channel),
+        _member(_INTENTS, msg.intent),
+        _member(_URGENCIES, msg.urgency),
+        (
             _number(msg.classification_confidence, 0.0, 1.0)
             if msg.HasField("classification_confidence")
             else 1.0
         ),
-        patient_location=(
+        (
             _one_jurisdiction(msg.patient_location, limits)
             if msg.HasField("patient_location")
             else None
         ),
-        region=_one_code(msg.region, limits) if msg.HasField("region") else None,
-        tier=_member(_TIERS, msg.tier) if msg.tier else Tier.STANDARD,
-        required_skills=_required_skills(msg, limits),
-        preferred_language=(
+        _one_code(msg.region, limits) if msg.HasField("region") else None,
+        _member(_TIERS, msg.tier) if msg.tier else Tier.STANDARD,
+        _required_skills(msg, limits),
+        (
             _one_language(msg.preferred_language, limits)
             if msg.HasField("preferred_language")
             else None
         ),
-        sentiment=_sentiment(msg, limits),
-        sla_clocks=_sla_clocks(msg, limits),
-        flags=_flags(flags, len(flags), limits) if flags else frozenset(),
-        attributes=_attributes(msg.attributes, limits),
-        waiting_since=_optional_instant(msg, "waiting_since"),
-        declined_agents=_codes(declined, len(declined), limits) if declined else frozenset(),
-        preferred_agents=_preferred_agents(msg, limits),
+        _sentiment(msg, limits),
+        _sla_clocks(msg, limits),
+        _flags(flags, len(flags), limits) if flags else frozenset(),
+        _attributes(msg.attributes, limits),
+        _optional_instant(msg, "waiting_since"),
+        _codes(declined, len(declined), limits) if declined else frozenset(),
+        _preferred_agents(msg, limits),
     )
