@@ -42,7 +42,7 @@ def test_bad_definition_is_rejected_in_a_subprocess() -> None:
 
 
 def test_sessions_where_nothing_fires_do_not_crash() -> None:
-    """Thousands of sessions with no true leaf are created and deleted safely (init fact)."""
+    """3,000 decisions, no leaf true, in one kept session are safe (renewals: kept-session file)."""
     compiled = compile_text(ruleset_with_rules(CATCH_ALL_RULE))
     matcher = DurableLeafMatcher(durable_shards(compiled), "nofire")
     try:

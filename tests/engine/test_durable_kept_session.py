@@ -11,6 +11,7 @@ from caseroute.engine.durable import (
     INIT_FACT_ID,
     KEPT_SID,
     DurableLeafMatcher,
+    DurableStateError,
     fnv1a32,
 )
 from caseroute.engine.durable_codegen import durable_shards
@@ -131,3 +132,52 @@ def test_close_without_a_call_deletes_only_the_ruleset() -> None:
     m._dre = cast("Any", recorder)
     m.close()
     assert recorder.calls == ["delete_ruleset"]
+
+
+def test_a_case_fact_left_by_a_failed_cleanup_fails_that_call_and_the_session_is_renewed(
+    matcher: Any,
+) -> None:
+    """Retract and delete both fail: the next call's assert (code 2) raises, not empty leaves."""
+    m, python = matcher
+    real = m._dre.real
+    deletes = []
+
+    def delete_fails_once(handle: int, sid: str) -> None:
+        deletes.append(sid)
+        if len(deletes) == 1:
+            raise RuntimeError("delete failed")
+        real.delete_state(handle, sid)
+
+    m._dre.real = _Patched(real, delete_state=delete_fails_once)
+    m._dre.fail_on = "retract_fact"
+    with pytest.raises(RuntimeError, match="delete failed"):
+        m.true_leaves(_fact(0.9, "clinical"))  # the session still holds this case fact
+    with pytest.raises(DurableStateError, match="result code 2") as raised:
+        m.true_leaves(_fact(0.9, "clinical"))
+    assert raised.value.code == 2
+    assert m._dre.calls[-1] == "delete_state"
+    fact = _fact(0.9, "clinical")
+    assert python.true_leaves(fact) == m.true_leaves(fact) != frozenset()
+
+
+class _Patched:
+    """The engine module with some functions replaced."""
+
+    def __init__(self, real: Any, **replaced: Any) -> None:
+        self.real = real
+        self.replaced = replaced
+
+    def __getattr__(self, name: str) -> Any:
+        return self.replaced.get(name) or getattr(self.real, name)
+
+
+def test_sessions_renewed_where_nothing_fires_do_not_crash(matcher: Any) -> None:
+    """3,000 kept sessions deleted after a failure and made again (init fact first) are safe."""
+    m, python = matcher
+    fact = _fact(0.1, "admin")  # no leaf true: the session's only action is its __init
+    for _ in range(3000):
+        m._dre.fail_on = "retract_fact"
+        with pytest.raises(RuntimeError, match="engine failure"):
+            m.true_leaves(fact)
+    assert m._dre.calls.count("delete_state") == 3000
+    assert python.true_leaves(fact) == m.true_leaves(fact) == frozenset()

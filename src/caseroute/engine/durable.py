@@ -181,6 +181,33 @@ def validate_in_subprocess(shards: tuple[str, ...], timeout: float = VALIDATION_
         _validated.add(digest)
 
 
+_ASSERTED = (0, 1)
+"""``assert_fact`` result codes of a fact taken: 0 matched a probe, 1 matched none."""
+
+
+class DurableStateError(RuntimeError):
+    """durable_rules refused the case fact (a result code other than 0 or 1)."""
+
+    def __init__(self, code: int) -> None:
+        """The engine's result code (2: a fact with this id is already held)."""
+        super().__init__(f"durable_rules refused the case fact: result code {code}")
+        self.code = code
+
+
+def _assert_case(dre: Any, handle: int, body: str) -> int:
+    """Assert the case fact into the kept session; its state offset.
+
+    Raises:
+        DurableStateError: If the engine refused it. Code 2 means a case fact is still held
+            (a cleanup that failed): nothing fired, so the decision cannot be trusted; the
+            caller deletes the session and the next decision starts a clean one.
+    """
+    code, offset = dre.assert_fact(handle, body)
+    if code not in _ASSERTED:
+        raise DurableStateError(code)
+    return int(offset)
+
+
 def _drain(dre: Any, handle: int, state_offset: int, fired: set[str] | None) -> None:
     result = dre.start_action_for_state(handle, state_offset)
     message = result[1] if result else None
@@ -299,9 +326,7 @@ class DurableLeafMatcher:
                         _, offset = dre.assert_fact(handle, _init_fact(KEPT_SID))
                         _drain(dre, handle, offset, None)
                         self._ready[i] = True
-                    # Result code 1 means the fact matched no probe: a normal outcome here.
-                    _, offset = dre.assert_fact(handle, body)
-                    _drain(dre, handle, offset, fired)
+                    _drain(dre, handle, _assert_case(dre, handle, body), fired)
                     # Invariant: between decisions the session holds its __init fact alone.
                     _, offset = dre.retract_fact(handle, body)
                     _drain(dre, handle, offset, None)

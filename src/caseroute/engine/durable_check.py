@@ -39,6 +39,21 @@ def fullest_fact() -> dict[str, Any]:
     return fact
 
 
+def _drain(dre: Any, handle: int, offset: int) -> None:
+    result = dre.start_action_for_state(handle, offset)
+    message = result[1] if result else None
+    while message:
+        message = dre.complete_and_start_action(handle, offset)
+
+
+def _run(dre: Any, handle: int, fact: str) -> None:
+    """Assert ``fact`` and drain what fired; a refused fact (code 2 or more) fails validation."""
+    code, offset = dre.assert_fact(handle, fact)
+    if code not in (0, 1):
+        raise SystemExit(f"durable_rules refused a probe fact: result code {code}")
+    _drain(dre, handle, offset)
+
+
 def main() -> int:
     """Read a JSON list of shard definitions on stdin; exit 0 and print ok if all work."""
     import durable_rules_engine as dre
@@ -51,19 +66,17 @@ def main() -> int:
     ]
     for i, shard in enumerate(shards):
         handle = dre.create_ruleset(f"validate.s{i}", shard)
-        for probe in probes:
-            _, offset = dre.assert_fact(
-                handle, json.dumps({"id": "__init", "t": "__init", "sid": "v"})
-            )
-            result = dre.start_action_for_state(handle, offset)
-            message = result[1] if result else None
-            while message:
-                message = dre.complete_and_start_action(handle, offset)
-            _, offset = dre.assert_fact(handle, json.dumps(probe))
-            result = dre.start_action_for_state(handle, offset)
-            message = result[1] if result else None
-            while message:
-                message = dre.complete_and_start_action(handle, offset)
+        # As the server drives it (engine.durable): one kept session, __init first, each case
+        # fact asserted, drained and retracted, twice, so a re-assert after a retraction is
+        # proven too; then deleted and made again, as after an engine failure.
+        for _ in range(2):
+            _run(dre, handle, json.dumps({"id": "__init", "t": "__init", "sid": "v"}))
+            for probe in probes:
+                for _ in range(2):
+                    text = json.dumps(probe)
+                    _run(dre, handle, text)
+                    _, offset = dre.retract_fact(handle, text)
+                    _drain(dre, handle, offset)
             dre.delete_state(handle, "v")
         dre.delete_ruleset(handle)
     sys.stdout.write("ok\n")
