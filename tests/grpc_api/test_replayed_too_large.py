@@ -229,3 +229,19 @@ def test_the_replay_refusal_fits_the_status_message_at_its_largest(served: Serve
         True,
         True,
     )
+
+
+@pytest.mark.parametrize("request_id", ["\x01" * 40, "\\" * 200, "\u2028" * 30])
+def test_an_escaped_request_id_still_leaves_the_advice_whole(
+    served: Served, request_id: str
+) -> None:
+    """Ids that repr escapes (control characters, backslashes): still within the 400 bytes."""
+    decided = served.core.decide(convert.decide_command(_decide("r5", pb.EXPLANATION_LEVEL_FULL)))
+    huge = SizedReply(lambda _: _Huge(), 64 * 1024 * 1024, "--max-response-mb", request_id)  # type: ignore[type-var]
+    with pytest.raises(ResponseTooLargeError) as caught:
+        huge.check(replace(decided, replayed=True))
+    text = str(caught.value)
+    assert (len(text.encode()) <= MAX_MESSAGE_BYTES, text.endswith("--max-response-mb")) == (
+        True,
+        True,
+    )

@@ -10,7 +10,8 @@
         ├── NotFoundError           NOT_FOUND: unknown ruleset or version, or no such decision
         ├── RequestIdConflictError  ALREADY_EXISTS: the request_id was used for another input
         ├── ReplyTooLargeError      RESOURCE_EXHAUSTED: the reply would not fit (nothing was
-        │                           recorded), or exceeded this client's receive limit
+        │                           recorded; a retry's: recorded before), or exceeded this
+        │                           client's receive limit
         ├── FailedPreconditionError FAILED_PRECONDITION
         ├── UnavailableError        UNAVAILABLE after the retries: server down or draining, no
         │                           ruleset loaded, decision log unwritable (nothing recorded)
@@ -88,7 +89,11 @@ class RequestIdConflictError(ClientError):
 
 
 class ReplyTooLargeError(ClientError):
-    """The reply would not fit: ask for SUMMARY, split the batch, or raise the limits."""
+    """The reply would not fit: ask for SUMMARY, split the batch, or raise the limits.
+
+    For a retry of a recorded request the decisions are recorded already: read them by decision
+    id (the message names the first), or raise the limits; another level is another input.
+    """
 
 
 class FailedPreconditionError(ClientError):

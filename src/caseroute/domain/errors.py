@@ -12,7 +12,8 @@
     ├── AuditUnavailableError  the decision log cannot be written (no decision is returned)
     ├── IdempotencyConflictError  a request_id was reused with a different input
     ├── DecisionNotFoundError  no audit record has that decision_id
-    ├── ResponseTooLargeError  the reply would exceed what the transport may send (nothing recorded)
+    ├── ResponseTooLargeError  the reply would exceed what the transport may send (nothing
+    │                          recorded now; a replayed retry's decisions were recorded before)
     ├── RosterNotCachedError   a request named its roster by roster_sha256 only, and this server
     │                          does not hold that roster (send the roster itself)
     ├── ConfigError            a server or CLI setting is invalid (names the setting)
@@ -153,7 +154,10 @@ class DecisionNotFoundError(CaserouteError):
 
 
 class ResponseTooLargeError(CaserouteError):
-    """The decisions' reply would exceed the transport's size limit; nothing was recorded."""
+    """The decisions' reply would exceed the transport's size limit.
+
+    Nothing was recorded for a new decision; a replayed retry's decisions were recorded before.
+    """
 
 
 class RosterNotCachedError(CaserouteError):

@@ -283,7 +283,7 @@ class SizedReply(Generic[P]):
 
         Invariant: within ``status.MAX_MESSAGE_BYTES`` (400) for sizes and limits under
         100 MB, so the status never cuts what to do off the end: the request_id is clipped to
-        40 bytes for that.
+        40 bytes for that, and its quoted form to 42.
         """
         over = (
             f"the reply would be {size} bytes, over this server's limit of {self._max_bytes} "
@@ -295,8 +295,10 @@ class SizedReply(Generic[P]):
                 "request_id may be reused), split the batch, or raise your client's receive "
                 f"limit and ask the operators to raise {self._setting}"
             )
+        # Clipped again once quoted: repr escapes control characters and backslashes (x4).
+        shown = clip(repr(clip(self._request_id, 40)), 42)
         return ResponseTooLargeError(
-            f"{over}; its decisions are recorded (request_id {clip(self._request_id, 40)!r}, "
+            f"{over}; its decisions are recorded (request_id {shown}, "
             f"first {result.decisions[0].decision_id}): another explanation level under it is "
             "another input (ALREADY_EXISTS); read them with GetDecision or `caseroute audit "
             f"show`, or raise your receive limit and {self._setting}"

@@ -9,7 +9,8 @@ RulesetNotFoundError       NOT_FOUND           the message lists what is loaded
 RulesetStateError          FAILED_PRECONDITION the lifecycle state forbids it; nothing changed
 DecisionNotFoundError      NOT_FOUND           (DecisionLog.GetDecision)
 IdempotencyConflictError   ALREADY_EXISTS      request_id reused with another input
-ResponseTooLargeError      RESOURCE_EXHAUSTED  nothing was recorded; ask for less or raise the limit
+ResponseTooLargeError      RESOURCE_EXHAUSTED  nothing was recorded (a replay: recorded before);
+                                               ask for less or raise the limit
 RosterNotCachedError       FAILED_PRECONDITION google.rpc.ErrorInfo reason ROSTER_NOT_CACHED,
                                                domain caseroute, metadata roster_sha256:
                                                resend the request with its roster
