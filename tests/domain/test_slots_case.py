@@ -23,10 +23,11 @@ from caseroute.domain.case import (
 from caseroute.domain.slots import new_case
 
 AT = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
+WAITING = datetime(2026, 11, 21, 8, 15, tzinfo=UTC)
 
 
 def test_a_case_built_by_its_setters_equals_the_constructors() -> None:
-    """Every field set, in order: equal, equally hashed attributes, same type, still frozen."""
+    """Every field set, in order (each value distinct): equal, same type, still frozen."""
     values: tuple[Any, ...] = (
         "C-1",
         AT,
@@ -35,7 +36,7 @@ def test_a_case_built_by_its_setters_equals_the_constructors() -> None:
         Urgency.URGENT,
         0.75,
         "US-TX",
-        "US-TX",
+        "US-NM",
         Tier.STANDARD,
         (RequiredSkill("clinical-triage", 2),),
         "en",
@@ -43,7 +44,7 @@ def test_a_case_built_by_its_setters_equals_the_constructors() -> None:
         (SlaClock("first-response", AT, AT),),
         frozenset({"vip"}),
         {"plan": "gold"},
-        AT,
+        WAITING,
         frozenset({"agent-1"}),
         (PreferredAgent("agent-2", ContinuityReason.NAMED_CLINICIAN, AT),),
     )
