@@ -7,77 +7,31 @@ evaluated again and found by the append (or, when the append fails, by reading t
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from caseroute.audit.record import Appended, AuditRecord, Blob
-from caseroute.audit.store import SqliteAuditStore
 from caseroute.domain.errors import AuditUnavailableError
 from caseroute.engine.case_rules import EngineKind
 from caseroute.metrics import MetricsRecorder, define_metrics
 from caseroute.registry import RulesetRegistry
-from caseroute.service import DecideCommand, RoutingCore
+from caseroute.service import RoutingCore
 from caseroute.testing import (
-    NOW,
     audit_config,
-    make_agent,
-    make_case,
-    make_roster,
     reference_ruleset,
 )
-
-ROSTER = make_roster(make_agent("a1"), make_agent("a2"))
-
-
-def _command(request_id: str = "r1") -> DecideCommand:
-    return DecideCommand(request_id, "", "", (make_case(),), ROSTER, NOW)
-
-
-class _WriteFailingSink:
-    """The real SQLite log whose appends can be made to fail while its reads still work."""
-
-    def __init__(self, store: SqliteAuditStore) -> None:
-        self.store = store
-        self.writable = True
-
-    def append(self, records: Sequence[AuditRecord], blobs: Sequence[Blob] = ()) -> list[Appended]:
-        if not self.writable:
-            raise AuditUnavailableError("the decision log cannot be written")
-        return self.store.append(records, blobs)
-
-    def by_request(self, request_id: str) -> list[AuditRecord]:
-        return self.store.by_request(request_id)
-
-    def has_blob(self, sha256: str) -> bool:
-        return self.store.has_blob(sha256)
-
-    def get_blob(self, sha256: str) -> Blob | None:
-        return self.store.get_blob(sha256)
+from tests.service.two_workers import command as _command
+from tests.service.two_workers import sink as _sink
+from tests.service.two_workers import two_workers
 
 
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[tuple[RoutingCore, RoutingCore]]:
     """Two cores, each with its own registry and switchable store, over one decision log."""
-    config = audit_config(tmp_path)
-    cores = []
-    for _ in range(2):
-        registry = RulesetRegistry()
-        registry.add(reference_ruleset(EngineKind.PYTHON))
-        sink = _WriteFailingSink(config.open_store())
-        cores.append(RoutingCore(registry, sink, config.masker()))  # type: ignore[arg-type]
-    yield cores[0], cores[1]
-    for core in cores:
-        _sink(core).store.close()
-        core.registry.close()
-
-
-def _sink(core: RoutingCore) -> _WriteFailingSink:
-    sink = core.audit
-    assert isinstance(sink, _WriteFailingSink)
-    return sink
+    with two_workers(tmp_path) as cores:
+        yield cores
 
 
 def test_a_retry_answered_while_writes_fail_turns_health_off_without_a_refusal(

@@ -6,14 +6,12 @@ other one (which never saw the request) is answered by the log's conflict check 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from caseroute.audit.record import Appended, AuditRecord, Blob
-from caseroute.audit.store import SqliteAuditStore
 from caseroute.domain.errors import (
     AuditUnavailableError,
     IdempotencyConflictError,
@@ -22,67 +20,21 @@ from caseroute.domain.errors import (
 )
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.registry import RulesetRegistry
-from caseroute.service import DecideCommand, DecideResult, RoutingCore, routing
+from caseroute.service import DecideResult, RoutingCore, routing
 from caseroute.testing import (
-    NOW,
     audit_config,
-    make_agent,
-    make_case,
-    make_roster,
     reference_ruleset,
 )
-
-ROSTER = make_roster(make_agent("a1"), make_agent("a2"))
-
-
-def _command(request_id: str = "r1", case_id: str = "C1") -> DecideCommand:
-    return DecideCommand(request_id, "", "", (make_case(case_id=case_id),), ROSTER, NOW)
-
-
-class _CountingSink:
-    """A worker's store: the real SQLite log, its request_id reads counted, writes switchable."""
-
-    def __init__(self, store: SqliteAuditStore) -> None:
-        self.store = store
-        self.reads: list[str] = []
-        self.writable = True
-
-    def append(self, records: Sequence[AuditRecord], blobs: Sequence[Blob] = ()) -> list[Appended]:
-        if not self.writable:
-            raise AuditUnavailableError("the decision log cannot be written")
-        return self.store.append(records, blobs)
-
-    def by_request(self, request_id: str) -> list[AuditRecord]:
-        self.reads.append(request_id)
-        return self.store.by_request(request_id)
-
-    def has_blob(self, sha256: str) -> bool:
-        return self.store.has_blob(sha256)
-
-    def get_blob(self, sha256: str) -> Blob | None:
-        return self.store.get_blob(sha256)
+from tests.service.two_workers import command as _command
+from tests.service.two_workers import sink as _sink
+from tests.service.two_workers import two_workers
 
 
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[tuple[RoutingCore, RoutingCore]]:
     """Two cores (workers), each with its own registry and store, over one decision log."""
-    config = audit_config(tmp_path)
-    cores = []
-    for _ in range(2):
-        registry = RulesetRegistry()
-        registry.add(reference_ruleset(EngineKind.PYTHON))
-        sink = _CountingSink(config.open_store())
-        cores.append(RoutingCore(registry, sink, config.masker()))  # type: ignore[arg-type]
-    yield cores[0], cores[1]
-    for core in cores:
-        _sink(core).store.close()
-        core.registry.close()
-
-
-def _sink(core: RoutingCore) -> _CountingSink:
-    sink = core.audit
-    assert isinstance(sink, _CountingSink)
-    return sink
+    with two_workers(tmp_path) as cores:
+        yield cores
 
 
 def test_a_new_request_is_not_looked_up_first(workers: tuple[RoutingCore, RoutingCore]) -> None:
