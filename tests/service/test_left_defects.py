@@ -34,25 +34,6 @@ def workers(tmp_path: Path) -> Iterator[tuple[RoutingCore, RoutingCore]]:
         yield cores
 
 
-def test_a_retry_answered_while_writes_fail_turns_health_off_without_a_refusal(
-    workers: tuple[RoutingCore, RoutingCore],
-) -> None:
-    """The other worker's append fails, the log answers the retry: health told, 0 refusals."""
-    first, second = workers
-    stored = first.decide(_command())
-    heard: list[bool] = []
-    second.watch_audit(heard.append)
-    _sink(second).writable = False
-    again = second.decide(_command())
-    assert (again.replayed, again.decisions, heard, second.audit_writable) == (
-        True,
-        stored.decisions,
-        [False],
-        False,
-    )
-    assert second.audit_refusals == 0
-
-
 def test_a_retry_answered_while_writes_fail_then_a_new_request_is_refused_and_counted(
     workers: tuple[RoutingCore, RoutingCore],
 ) -> None:

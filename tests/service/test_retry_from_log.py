@@ -152,12 +152,13 @@ def test_a_retry_while_the_log_refuses_writes_is_answered_from_it(
     second.watch_audit(heard.append)
     _sink(second).writable = False
     again = second.decide(_command())
-    assert (again.replayed, again.decisions, heard, second.audit_refusals) == (
-        True,
-        stored.decisions,
-        [False],
-        0,
-    )
+    assert (
+        again.replayed,
+        again.decisions,
+        heard,
+        second.audit_writable,
+        second.audit_refusals,
+    ) == (True, stored.decisions, [False], False, 0)
 
 
 def test_a_new_request_while_the_log_refuses_writes_is_refused(
