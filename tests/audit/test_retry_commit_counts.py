@@ -95,7 +95,7 @@ def _pending(existed: str) -> Pending:
 
 
 def test_stored_appends_counts_what_a_transaction_stored() -> None:
-    """New records, shadow rows and a probe count; a retry stored before and a refusal do not."""
+    """New records and shadow rows count; a retry stored before, a refusal and a probe do not."""
     refused: Exception = IdempotencyConflictError("used")
     results: list[tuple[PendingItem, Exception | None]] = [
         (_pending("NN"), None),  # new decisions
@@ -104,4 +104,6 @@ def test_stored_appends_counts_what_a_transaction_stored() -> None:
         (PendingShadow([], {}, None), None),  # type: ignore[arg-type]
         (_pending(""), None),  # an empty append (the health probe's write)
     ]
-    assert stored_appends(results) == 3
+    # Was 3: the probe's empty append counted, the defect test_commit_counts_nothing_stored.py
+    # pins fixed (a commit that stored nothing is no commit).
+    assert stored_appends(results) == 2

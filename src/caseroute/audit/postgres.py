@@ -413,6 +413,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         conn: psycopg.Connection[Any], item: PendingEvents, seq: int, prev: str
     ) -> tuple[int, str]:
         stored: list[RulesetEvent] = []
+        start = seq
         for event in item.events:
             row = conn.execute(
                 f"SELECT {_EVENT_SELECT} FROM ruleset_events WHERE event_id = %s",
@@ -427,6 +428,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             conn.execute(_INSERT_EVENT, tuple(getattr(sealed, c) for c in EVENT_COLUMNS))
             stored.append(sealed)
         item.stored = stored
+        item.added = seq - start
         return seq, prev
 
     @staticmethod

@@ -326,6 +326,8 @@ class PendingEvents:
     events: Sequence[RulesetEvent]
     done: Settled[list[RulesetEvent]]
     stored: list[RulesetEvent] = field(default_factory=list)
+    added: int = 0
+    """How many of ``stored`` its transaction sealed (the others were stored before)."""
 
 
 @dataclass(slots=True)
@@ -344,16 +346,23 @@ PendingItem = Pending | PendingEvents | PendingShadow
 def stored_appends(results: Sequence[tuple[PendingItem, Exception | None]]) -> int:
     """How many appends of a committed transaction stored something: what a commit counts.
 
-    A refused append stored nothing (its savepoint was rolled back), nor did a retry whose
-    records were all stored before (the stored ones go back to its caller). A transaction of
-    only those is no commit: stores count ``commits`` and tell their ``CommitObserver`` only
-    when this is above 0 (a retry reaching a worker that never saw it is not a new commit).
+    The one rule of both stores. An append stored nothing when it was refused (its savepoint
+    was rolled back); when it is a decision append none of whose records is new: a retry whose
+    records were all stored before (the stored ones go back to its caller), or an empty one
+    (the health probe's, ``RoutingCore.probe_audit``); or when it is an events append none of
+    whose events is new (every event_id stored before: the stored events go back). Blobs travel
+    with their records: a retry's were stored with them; blobs alone count. Shadow results
+    always count. A transaction of only appends that stored nothing is no commit: stores count
+    ``commits`` and tell their ``CommitObserver`` only when this is above 0.
     """
     count = 0
     for item, error in results:
         if error is not None:
             continue
-        if type(item) is Pending and item.stored and all(a.existed for a in item.stored):
+        if type(item) is Pending:
+            if not any(not a.existed for a in item.stored) and (item.records or not item.blobs):
+                continue
+        elif type(item) is PendingEvents and not item.added:
             continue
         count += 1
     return count

@@ -737,6 +737,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         self, conn: sqlite3.Connection, item: PendingEvents, seq: int, prev: str
     ) -> tuple[int, str]:
         stored: list[RulesetEvent] = []
+        start = seq
         for event in item.events:
             # Earlier events of this transaction are visible here, so a repeated id is too.
             row = conn.execute(
@@ -756,6 +757,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             )
             stored.append(sealed)
         item.stored = stored
+        item.added = seq - start
         return seq, prev
 
     def _insert_shadow(

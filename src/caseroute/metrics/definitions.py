@@ -219,7 +219,8 @@ def define_metrics(registry: CollectorRegistry | None) -> Metrics:
         audit_commit_size=Histogram(
             PREFIX + "audit_commit_size",
             "Appends (decision batches, lifecycle events, shadow results) committed in one "
-            "transaction (group commit).",
+            "transaction (group commit); an append that stored nothing (a retry found stored, "
+            "the health probe's empty write) is not counted.",
             buckets=AUDIT_COMMIT_SIZE_BUCKETS,
             registry=registry,
         ),
