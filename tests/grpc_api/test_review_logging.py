@@ -16,7 +16,7 @@ SERVICE = pb.DESCRIPTOR.services_by_name["RoutingService"]
 NAME = "Zebedee Quarrelsome"
 
 
-@pytest.mark.parametrize("key", [NAME, "ZebedeeQuarrelsome"])
+@pytest.mark.parametrize("key", [NAME, "ZebedeeQuarrelsome", "Zebedee-Quarrelsome", "MRN-1234"])
 def test_an_attribute_key_holding_a_name_is_not_logged(
     core: RoutingCore, caplog: pytest.LogCaptureFixture, key: str
 ) -> None:

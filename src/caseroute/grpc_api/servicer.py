@@ -191,8 +191,12 @@ def _refuse_undecodable(
     return empty
 
 
-_ATTRIBUTE_KEY = re.compile(r"\.attributes(?:\.\w+|\[.*)$")
-"""An attribute's key at the end of a field path: the one member name a caller writes freely."""
+_ATTRIBUTE_KEY = re.compile(r"\.attributes[.\[].*$")
+"""An attribute's key and all after it: the one member name a caller writes freely.
+
+Every form a key takes in a path is withheld: plain (``.MRN-1234``, hyphens included, see
+``limits.key_path``) or quoted (``['Ada Lovelace']``).
+"""
 
 
 def _loggable_path(field: str) -> str:
