@@ -2,8 +2,10 @@
 
 A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (~1.2-1.7 us
 for Agent's 12); the slot descriptors' own setters take half that, once per agent of a cold
-roster. Agent and Licence have no ``__post_init__``, and this module fails at import if their
-fields change, so ``object.__new__`` plus every setter gives the value their constructor gives
+roster. This module fails at import (``check_slot_built``) if a type it builds changes its
+fields or gains a ``__post_init__``, an ``__init__`` or ``__new__`` of its own, or a slot that is
+no field (the setters would skip or miss it), so ``object.__new__`` plus every setter gives the
+value its constructor gives
 (``tests/wire/test_fast_known_agents.py`` and ``tests/domain/test_fast_dict_handover.py``
 compare with the strict parsers'). Used by ``wire.fast`` (protobuf) and ``domain.fast_dict``
 (dicts). ``Case`` (no ``__post_init__``), built the same way by ``wire.fast`` once per request
@@ -14,7 +16,8 @@ explanation rendered (``tests/engine/test_trace_render.py``).
 
 from __future__ import annotations
 
-from dataclasses import fields
+from collections.abc import Sequence
+from dataclasses import fields, is_dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,15 +37,63 @@ from caseroute.domain.decision import ClauseTrace, RuleTrace
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role
 
 
+def check_slot_built(kind: type, names: Sequence[str]) -> None:
+    """Refuse a type whose value ``object.__new__`` plus ``names``' slot setters would not build.
+
+    Such a value skips ``__init__``, ``__post_init__`` and ``__new__``, so each must add nothing
+    to what the setters do: ``kind`` must be a dataclass whose fields are exactly ``names``,
+    with the ``__init__`` ``@dataclass`` writes (it only sets the fields), no
+    ``__post_init__`` (a check there would never run on gRPC input), no ``__new__`` of its own,
+    and no slot that is not a field (it would stay unset).
+
+    Args:
+        kind: The type built through its slot setters.
+        names: Its fields, as the builder sets them.
+
+    Raises:
+        RuntimeError: If any of that does not hold (at import), saying what to do.
+    """
+    name = kind.__name__
+    todo = (
+        f"update domain.slots: build {name} through its constructor (drop its new_* builder "
+        "and slot_setters call), or move the check where the builders run it"
+    )
+    if not is_dataclass(kind):
+        raise RuntimeError(f"{name} is not a dataclass; {todo}")
+    field_names = sorted(f.name for f in fields(kind))
+    if sorted(names) != field_names:
+        raise RuntimeError(f"{name}'s fields changed: update domain.slots (its setters)")
+    if hasattr(kind, "__post_init__"):
+        raise RuntimeError(
+            f"{name} defines __post_init__: values built by domain.slots' setters would skip it "
+            f"(a check there would never run on gRPC input); {todo}"
+        )
+    code = getattr(kind.__init__, "__code__", None)
+    if code is None or code.co_filename != "<string>":  # @dataclass writes it with exec
+        raise RuntimeError(
+            f"{name} defines its own __init__ (not the one @dataclass writes): values built by "
+            f"domain.slots' setters would skip it; {todo}"
+        )
+    if kind.__new__ is not object.__new__:
+        raise RuntimeError(
+            f"{name} defines its own __new__: values built by domain.slots' setters skip it; {todo}"
+        )
+    slots = sorted(s for k in kind.__mro__ for s in getattr(k, "__slots__", ()))
+    if slots != field_names:
+        raise RuntimeError(
+            f"{name}'s slots are not exactly its fields ({', '.join(slots)}): a slot the "
+            f"setters do not set would stay unset; {todo}"
+        )
+
+
 def slot_setters(kind: type, names: str) -> list[Any]:
     """The slot descriptors' setters of ``names`` (all of ``kind``'s fields, in any order).
 
     Raises:
-        RuntimeError: If ``names`` are not exactly ``kind``'s fields (at import).
+        RuntimeError: If ``kind`` cannot be built by them (at import; ``check_slot_built``).
     """
     wanted = names.split()
-    if sorted(wanted) != sorted(f.name for f in fields(kind)):  # pragma: no cover - import guard
-        raise RuntimeError(f"{kind.__name__}'s fields changed: update domain.slots")
+    check_slot_built(kind, wanted)
     return [getattr(kind, name).__set__ for name in wanted]
 
 
