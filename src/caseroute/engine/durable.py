@@ -14,7 +14,10 @@ durable_rules 2.0.28 (``shared/research/durable_rules.md``) shape this module:
   the session holds only its ``__init`` fact between decisions; any engine failure deletes
   the session and the next decision starts a new one;
 * deleting a session in which no action ran can free garbage: every session first asserts
-  and drains an ``__init`` fact that each shard's ``__init`` rule catches;
+  and drains an ``__init`` fact that each shard's ``__init`` rule catches; a session whose
+  ``__init`` action did not run (its assert or drain failed) is never deleted but abandoned:
+  the shard's next session takes a spare session id (``SESSION_IDS``, bounded), and
+  ``delete_ruleset`` frees the abandoned one with the ruleset's pools;
 * the engine has no locks and holds the GIL: one thread drives it at a time per process
   (processes, not threads, give parallelism), so one session per shard serves every thread;
 * ``create_ruleset`` can hang forever on bad definitions: each new definition is first
@@ -89,25 +92,31 @@ def fnv1a32(text: str) -> int:
     return h
 
 
-class SessionPool:
-    """Session ids for concurrent decisions, none of whose engine hashes collide.
+def collision_free_sids(count: int) -> list[str]:
+    """``count`` session ids (``s0``, ``s1``... skipping collisions), in that order.
 
     Each sid, its hidden state-fact id (``sid-<sid>``) and the fixed fact ids all hash
     differently, so no fact can be mistaken for another or rejected as already seen.
     """
+    taken = {fnv1a32(INIT_FACT_ID), fnv1a32(CASE_FACT_ID)}
+    sids: list[str] = []
+    for i in itertools.count():
+        if len(sids) == count:
+            break
+        sid = f"s{i}"
+        hashes = {fnv1a32(sid), fnv1a32(f"sid-{sid}")}
+        if len(hashes) == 2 and not hashes & taken:
+            taken |= hashes
+            sids.append(sid)
+    return sids
+
+
+class SessionPool:
+    """Session ids for concurrent decisions, none of whose engine hashes collide."""
 
     def __init__(self, size: int = 64) -> None:
-        """Pre-compute ``size`` collision-free session ids."""
-        taken = {fnv1a32(INIT_FACT_ID), fnv1a32(CASE_FACT_ID)}
-        self._free: list[str] = []
-        for i in itertools.count():
-            if len(self._free) == size:
-                break
-            sid = f"s{i}"
-            hashes = {fnv1a32(sid), fnv1a32(f"sid-{sid}")}
-            if len(hashes) == 2 and not hashes & taken:
-                taken |= hashes
-                self._free.append(sid)
+        """Pre-compute ``size`` collision-free session ids (``collision_free_sids``)."""
+        self._free = collision_free_sids(size)
         self.size = size
         self._lock = threading.Lock()
 
@@ -131,12 +140,19 @@ class SessionPool:
             self._free.append(sid)
 
 
-KEPT_SID = SessionPool(size=1).acquire()
-"""The one session id of every matcher's kept sessions (each shard is its own namespace).
+MAX_ABANDONED_SESSIONS = 8
+"""Most sessions a shard abandons (its ``__init`` action did not run) before it gives up.
 
-Collision-checked like the pool's: it and its hidden state fact's id hash apart from the
-fixed fact ids. Only ever used under ``ENGINE_LOCK``.
-"""
+Each keeps ~200 KB and one of the engine's 1024 live sessions until the ruleset is deleted;
+after that every call of the matcher fails (an EXCEPTION decision) until a reload."""
+SESSION_IDS = tuple(collision_free_sids(1 + MAX_ABANDONED_SESSIONS))
+"""The kept sessions' ids: ``KEPT_SID``, then one spare per session a shard may abandon.
+
+Collision-checked like the pool's: each and its hidden state fact's id hash apart from the
+others and from the fixed fact ids. Only ever used under ``ENGINE_LOCK``."""
+KEPT_SID = SESSION_IDS[0]
+"""The session id of every matcher's kept sessions (each shard is its own namespace), unless
+a shard abandoned a session (then the next of ``SESSION_IDS``)."""
 
 
 def _definitions_digest(shards: tuple[str, ...]) -> str:
@@ -183,6 +199,10 @@ def validate_in_subprocess(shards: tuple[str, ...], timeout: float = VALIDATION_
 
 _ASSERTED = (0, 1)
 """``assert_fact`` result codes of a fact taken: 0 matched a probe, 1 matched none."""
+
+
+class DurableSessionError(RuntimeError):
+    """A shard's kept session could not be started: its ``__init`` action did not run."""
 
 
 class DurableStateError(RuntimeError):
@@ -295,6 +315,10 @@ class DurableLeafMatcher:
         self._handles: list[int] = []
         self._ready: list[bool] = []
         """Per shard: its kept session exists (its ``__init`` fact asserted and drained)."""
+        self._acted: list[bool] = []
+        """Per shard: its current session exists and an action ran in it (safe to delete)."""
+        self._sids: list[int] = []
+        """Per shard: its current session's index in ``SESSION_IDS`` (one more per abandoned)."""
         with ENGINE_LOCK:
             # Each load gets fresh names: the engine cannot replace or edit a ruleset.
             serial = next(_names)
@@ -303,6 +327,8 @@ class DurableLeafMatcher:
                     self._dre.create_ruleset(f"caseroute.{label}.{serial}.s{i}", shard)
                 )
                 self._ready.append(False)
+                self._acted.append(False)
+                self._sids.append(0)
 
     def true_leaves(self, fact: Fact) -> frozenset[str]:
         """Ids of the leaves durable_rules finds true for the fact.
@@ -321,29 +347,78 @@ class DurableLeafMatcher:
         dre = self._dre
         with ENGINE_LOCK:
             for i, handle in enumerate(self._handles):
+                if not self._ready[i]:
+                    self._start_session(i, handle)
+                sid = SESSION_IDS[self._sids[i]]
+                held = body
+                if sid != KEPT_SID:  # a shard that abandoned a session (rare)
+                    held = to_durable_json({"id": CASE_FACT_ID, "sid": sid, "t": FACT_TYPE, **sent})
                 try:
-                    if not self._ready[i]:
-                        _, offset = dre.assert_fact(handle, _init_fact(KEPT_SID))
-                        _drain(dre, handle, offset, None)
-                        self._ready[i] = True
-                    _drain(dre, handle, _assert_case(dre, handle, body), fired)
+                    _drain(dre, handle, _assert_case(dre, handle, held), fired)
                     # Invariant: between decisions the session holds its __init fact alone.
-                    _, offset = dre.retract_fact(handle, body)
+                    _, offset = dre.retract_fact(handle, held)
                     _drain(dre, handle, offset, None)
                 except BaseException:
                     # The session may hold this fact or a half-drained agenda: never reuse it.
+                    # Its __init action ran, so deleting it is safe.
                     self._ready[i] = False
-                    dre.delete_state(handle, KEPT_SID)
+                    dre.delete_state(handle, sid)
+                    self._acted[i] = False
                     raise
         fired.discard(INIT_FACT_ID)
         return frozenset(fired)
 
+    def _start_session(self, shard: int, handle: int) -> None:
+        """Make shard ``shard``'s kept session: assert its ``__init`` fact, run that action.
+
+        A session in which no action ran must not be deleted (research §3.2: it can free
+        garbage), so when the ``__init`` action does not run the session is abandoned, never
+        deleted, and the shard's next session takes the next of ``SESSION_IDS``. A session
+        left by a failed delete (its ``__init`` ran before) is taken as it is, as before.
+
+        Raises:
+            DurableSessionError: If the ``__init`` action did not run, or the shard has
+                abandoned ``MAX_ABANDONED_SESSIONS`` sessions already.
+            Exception: Whatever the engine raised (the session abandoned first).
+        """
+        index = self._sids[shard]
+        if index == len(SESSION_IDS):
+            raise DurableSessionError(
+                f"durable_rules could not start a session for shard {shard}: its __init action "
+                f"did not run in {MAX_ABANDONED_SESSIONS + 1} sessions (left undeleted: deleting "
+                "them could crash the engine); reload the ruleset (or restart) to make new ones"
+            )
+        dre = self._dre
+        ran: set[str] = set()
+        try:
+            _, offset = dre.assert_fact(handle, _init_fact(SESSION_IDS[index]))
+            _drain(dre, handle, offset, ran)
+        except BaseException:
+            if not self._acted[shard]:
+                self._sids[shard] = index + 1  # abandoned: no action ran in it
+            raise
+        if INIT_FACT_ID in ran:
+            self._acted[shard] = True
+        if not self._acted[shard]:
+            self._sids[shard] = index + 1
+            raise DurableSessionError(
+                f"durable_rules took shard {shard}'s __init fact but the __init action did not "
+                "run; the session is left undeleted and the next call makes another"
+            )
+        self._ready[shard] = True
+
     def close(self) -> None:
-        """Delete the engine-side rulesets (the engine leaks ~0.2 MB per version regardless)."""
+        """Delete the engine-side rulesets (the engine leaks ~0.2 MB per version regardless).
+
+        A kept session is deleted first when ready; an abandoned one (no action ran in it) is
+        freed by ``delete_ruleset`` with the ruleset's pools, without ``delete_state``.
+        """
         with ENGINE_LOCK:
-            for handle, ready in zip(self._handles, self._ready, strict=True):
+            for handle, ready, index in zip(self._handles, self._ready, self._sids, strict=True):
                 if ready:
-                    self._dre.delete_state(handle, KEPT_SID)
+                    self._dre.delete_state(handle, SESSION_IDS[index])
                 self._dre.delete_ruleset(handle)
             self._handles.clear()
             self._ready.clear()
+            self._acted.clear()
+            self._sids.clear()
