@@ -226,8 +226,10 @@ def define_metrics(registry: CollectorRegistry | None) -> Metrics:
         ),
         audit_failures=counter(
             "audit_write_failures",
-            "Appends refused because their decision-log transaction failed (a decision among "
-            "them is refused to its caller with UNAVAILABLE).",
+            "Appends whose decision-log transaction failed (the disk or database refused it). A "
+            "decision among them is refused with UNAVAILABLE, unless it is a retry the log then "
+            "answers from its stored record, which still counts; the health probe's empty write "
+            "counts too.",
             (),
         ),
         reloads=counter(
