@@ -17,7 +17,8 @@ durable_rules 2.0.28 (``shared/research/durable_rules.md``) shape this module:
   and drains an ``__init`` fact that each shard's ``__init`` rule catches; a session whose
   ``__init`` action did not run (its assert or drain failed) is never deleted but abandoned:
   the shard's next session takes a spare session id (``SESSION_IDS``, bounded), and
-  ``delete_ruleset`` frees the abandoned one with the ruleset's pools;
+  ``delete_ruleset`` frees the state pool without visiting the abandoned one (safe; its own
+  ~200 KB of allocations leak, at most ``MAX_ABANDONED_SESSIONS`` per shard);
 * the engine has no locks and holds the GIL: one thread drives it at a time per process
   (processes, not threads, give parallelism), so one session per shard serves every thread;
 * ``create_ruleset`` can hang forever on bad definitions: each new definition is first
@@ -143,8 +144,9 @@ class SessionPool:
 MAX_ABANDONED_SESSIONS = 8
 """Most sessions a shard abandons (its ``__init`` action did not run) before it gives up.
 
-Each keeps ~200 KB and one of the engine's 1024 live sessions until the ruleset is deleted;
-after that every call of the matcher fails (an EXCEPTION decision) until a reload."""
+Each holds one of the engine's 1024 live sessions until the ruleset is deleted, and its own
+~200 KB for good (``delete_ruleset`` frees the state pool without visiting its sessions); past
+that every call of the matcher fails (an EXCEPTION decision) until a reload."""
 SESSION_IDS = tuple(collision_free_sids(1 + MAX_ABANDONED_SESSIONS))
 """The kept sessions' ids: ``KEPT_SID``, then one spare per session a shard may abandon.
 
@@ -410,8 +412,8 @@ class DurableLeafMatcher:
     def close(self) -> None:
         """Delete the engine-side rulesets (the engine leaks ~0.2 MB per version regardless).
 
-        A kept session is deleted first when ready; an abandoned one (no action ran in it) is
-        freed by ``delete_ruleset`` with the ruleset's pools, without ``delete_state``.
+        A kept session is deleted first when ready; an abandoned one (no action ran in it) never
+        is: ``delete_ruleset`` frees the state pool without visiting it.
         """
         with ENGINE_LOCK:
             for handle, ready, index in zip(self._handles, self._ready, self._sids, strict=True):
