@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from caseroute.audit.store import SqliteAuditStore
+from caseroute.audit.sql_log import QueuedAppends
 from caseroute.domain.case import Case
 from caseroute.domain.decision import Decision, Outcome, StepStatus
 from caseroute.lifecycle import RulesetAdminCore, RulesetLifecycle
@@ -76,11 +76,12 @@ class MetricsRecorder:
         """Become the observer of ``core``, its decision log and shadow runner, and ``admin``.
 
         Args:
-            core: The routing core (its SQLite decision log and shadow runner, if any, too).
+            core: The routing core (its SQLite or PostgreSQL decision log and shadow runner, if
+                any, too).
             admin: The ruleset lifecycle (another admin core is not observed).
         """
         core.observer = self
-        if isinstance(core.audit, SqliteAuditStore):
+        if isinstance(core.audit, QueuedAppends):  # SQLite and PostgreSQL alike
             core.audit.observer = self
         if core.shadow is not None:
             core.shadow.observer = self

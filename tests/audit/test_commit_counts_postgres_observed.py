@@ -1,0 +1,50 @@
+"""The metrics observe the PostgreSQL decision log's commits too, not only SQLite's.
+
+``MetricsRecorder.observe`` made itself the commit observer of a SQLite store only, so a server
+on PostgreSQL never counted ``caseroute_audit_commit_size``, ``_seconds`` or
+``caseroute_audit_write_failures_total``. Both stores are ``QueuedAppends`` with one observer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from caseroute.audit.config import PostgresLocation
+from caseroute.audit.postgres import PostgresAuditSink
+from caseroute.engine.case_rules import EngineKind
+from caseroute.metrics import MetricsRecorder, define_metrics
+from caseroute.registry import RulesetRegistry
+from caseroute.service import RoutingCore
+from caseroute.testing import audit_config, reference_ruleset
+from tests.pg import pg_server, pg_url
+from tests.service.two_workers import command
+
+__all__ = ["pg_server", "pg_url"]  # fixtures used here
+
+
+def test_a_decision_and_a_probe_on_postgresql_are_observed(pg_url: str, tmp_path: Path) -> None:
+    """One decision, one probe: a commit of 1 timed and sized, the probe not counted."""
+    sink = PostgresAuditSink(PostgresLocation(pg_url))
+    registry = RulesetRegistry()
+    registry.add(reference_ruleset(EngineKind.PYTHON))
+    core = RoutingCore(registry, sink, audit_config(tmp_path).masker())
+    collector = CollectorRegistry()
+    recorder = MetricsRecorder(define_metrics(collector))
+    try:
+        recorder.observe(core)
+        core.decide(command())
+        assert core.probe_audit()
+        value = collector.get_sample_value
+        assert (
+            sink.observer is recorder,
+            sink.commits,
+            value("caseroute_audit_commit_size_count", {}),
+            value("caseroute_audit_commit_size_sum", {}),
+            value("caseroute_audit_commit_seconds_count", {}),
+            value("caseroute_audit_write_failures_total", {}),
+        ) == (True, 1, 1.0, 1.0, 1.0, 0.0)
+    finally:
+        sink.close()
+        registry.close()
