@@ -409,16 +409,28 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     ) -> tuple[Q | UndecodableRequest, KnownRoster | None, RosterStore]:
         """The request, the roster found by its sent bytes (or None) and the store to parse with.
 
-        Found: the request's other fields and that roster. Not found: the whole request
-        parsed now (as the lenient deserializer would have), and a store that remembers the
-        roster's bytes once it is parsed.
+        Found: the request's other fields and that roster. Not found, a first sight: read
+        from its bytes (``RosterCache.parse_sent``: only the header and the new agents parsed)
+        and used as found, the other fields as parsed already. When it cannot be read so (or
+        the request names a ``roster_sha256`` to check it against): the whole request parsed
+        now (as the lenient deserializer would have), and a store that remembers the roster's
+        bytes once it is parsed, whose strict path names every bad field.
         """
         known = self.roster_cache.find_sent_at(
             request.data, request.start, request.stop, limits=self._limits
         )
         if known is not None:
             return request.message, known, self.roster_cache
-        return whole(request.data), None, self.roster_cache.sent_as(request.roster)
+        sent = request.roster
+        if not request.message.roster_sha256:
+            try:
+                known = self.roster_cache.parse_sent(sent, limits=self._limits)
+            except Exception as exc:  # noqa: BLE001 - outside _serve: the whole parse decides
+                # The type only: an exception's text may quote the caller's values.
+                log.debug("roster not read from its bytes (%s): parsed whole", type(exc).__name__)
+            if known is not None:
+                return request.message, known, self.roster_cache
+        return whole(request.data), None, self.roster_cache.sent_as(sent)
 
     def Decide(  # noqa: N802 - gRPC method name
         self,
