@@ -31,9 +31,10 @@ Below each case's table: the server process CPU per call (every thread, the driv
 thread subtracted), the stamped threads' CPU (each thread that stamped a stage, from its first
 stamp of the call to its last: the deserializer's, the handler's, a writer's), the rest (other
 threads and gaps: gRPC's transport and polling, the call log), the cyclic GC's wall time inside
-the call (``gc.callbacks``) and the CPU per agent. Medians over all calls; the load average at
-start and end. ``--ab`` runs this script per tree, alternating rounds, and prints each tree's
-medians of the summary rows and of every step's CPU.
+the call (``gc.callbacks``) and the CPU per agent, medians over all calls; the process CPU and GC
+time as means too (``MEANS``). The load average at start and end. ``--ab`` runs this script
+per tree, alternating rounds, and prints each tree's medians of the summary rows and of every
+step's CPU.
 """
 
 from __future__ import annotations
@@ -80,7 +81,10 @@ COLD_STAGES = (
 """A first-sight Decide's stages in call order (a warm call skips the roster's and index's)."""
 
 SUMMARY = ("process CPU", "stamped threads CPU", "other threads CPU", "GC wall", "CPU us/agent")
-"""The rows below each table (us per call, the last per agent)."""
+"""The rows below each table: medians (us per call; the last per agent)."""
+MEANS = ("process CPU", "GC wall")
+"""Rows also given as means (``<row>, mean``): a full collection of the cyclic GC lands in few
+calls, which a median leaves out and ``grpc_bench.py``'s CPU over a block of calls counts."""
 
 _CPUS: list[dict[str, tuple[int, int]]] = []
 """Per call, beside ``served_latency._MARKS``: each stage's (thread CPU ns, thread id)."""
@@ -255,6 +259,9 @@ def report(paths: dict[tuple[str, str], _Path], agents: int) -> None:
         for row in SUMMARY:
             a, b = statistics.median(served.rows[row]), statistics.median(local.rows[row])
             print(f"| {row} | | {a:.1f} | | {b:.1f} |")
+        for row in MEANS:
+            a, b = statistics.mean(served.rows[row]), statistics.mean(local.rows[row])
+            print(f"| {row}, mean | | {a:.1f} | | {b:.1f} |")
 
 
 def _measure(args: argparse.Namespace) -> None:

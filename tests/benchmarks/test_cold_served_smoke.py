@@ -40,7 +40,15 @@ STAGES = [
     "ser_out",
     "recv",
 ]
-SUMMARY = ["process CPU", "stamped threads CPU", "other threads CPU", "GC wall", "CPU us/agent"]
+SUMMARY = [
+    "process CPU",
+    "stamped threads CPU",
+    "other threads CPU",
+    "GC wall",
+    "CPU us/agent",
+    "process CPU, mean",
+    "GC wall, mean",
+]
 PARSE = ["roster_in", "keyed", "agents_done", "roster_out"]
 """RosterCache.parse's stages: a first sight read from its bytes in ``uncut`` passes none."""
 HEADER = "| stage | served wall | served CPU | in process wall | in process CPU |"
