@@ -25,6 +25,7 @@ from caseroute.engine.durable import (
     SESSION_IDS,
     DurableLeafMatcher,
     DurableSessionError,
+    DurableStateError,
     fnv1a32,
 )
 from caseroute.engine.durable_codegen import durable_shards
@@ -228,3 +229,52 @@ class _Patched:
 
     def __getattr__(self, name: str) -> Any:
         return self.replaced.get(name) or getattr(self.real, name)
+
+
+def test_a_failing_init_in_a_session_whose_init_ran_before_keeps_its_id(
+    matcher: tuple[DurableLeafMatcher, _Engine, PythonLeafEvaluator],
+) -> None:
+    """Retract and delete failed (the session stays, acted); a raising re-init abandons nothing."""
+    m, engine, python = matcher
+    m.true_leaves(_fact(0.9, "clinical"))
+    real = engine.real
+    engine.real = _Patched(real, retract_fact=_raise, delete_state=_raise)
+    with pytest.raises(RuntimeError):
+        m.true_leaves(_fact(0.9, "clinical"))
+    engine.real = real
+    engine.init_fails = _raise
+    with pytest.raises(RuntimeError, match="error code: 101"):
+        m.true_leaves(_fact(0.9, "clinical"))
+    engine.init_fails = None
+    with pytest.raises(DurableStateError, match="result code 2"):  # the case fact still held
+        m.true_leaves(_fact(0.9, "clinical"))
+    fact = _fact(0.1, "admin")
+    assert python.true_leaves(fact) == m.true_leaves(fact)
+    assert set(engine.named("assert_fact")) == {KEPT_SID}
+    assert engine.named("delete_state") == [KEPT_SID, KEPT_SID]
+
+
+def test_an_action_a_retraction_starts_is_completed_and_not_taken_for_a_leaf(
+    matcher: tuple[DurableLeafMatcher, _Engine, PythonLeafEvaluator],
+) -> None:
+    """The retraction's drain completes what it started; the rule it names is no true leaf."""
+    m, engine, python = matcher
+    real = engine.real
+    started: list[str] = []
+
+    def start(handle: int, offset: int) -> Any:
+        if engine.calls[-2][0] == "retract_fact":
+            started.append("a")
+            return ("", '{"a": {"m": {}}}')
+        return real.start_action_for_state(handle, offset)
+
+    def complete(handle: int, offset: int) -> Any:
+        if started and started[-1] == "a":
+            started[-1] = "completed"
+            return None
+        return real.complete_and_start_action(handle, offset)
+
+    engine.real = _Patched(real, start_action_for_state=start, complete_and_start_action=complete)
+    fact = _fact(0.1, "admin")
+    assert python.true_leaves(fact) == m.true_leaves(fact) == frozenset()
+    assert started == ["completed"]
