@@ -13,13 +13,14 @@ from prometheus_client import CollectorRegistry
 
 from caseroute.audit.config import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
+from caseroute.audit.store import SqliteAuditStore
 from caseroute.engine.case_rules import EngineKind
 from caseroute.metrics import MetricsRecorder, define_metrics
 from caseroute.registry import RulesetRegistry
 from caseroute.service import RoutingCore
 from caseroute.testing import audit_config, reference_ruleset
 from tests.pg import pg_server, pg_url
-from tests.service.two_workers import command
+from tests.service.two_workers import CountingSink, command
 
 __all__ = ["pg_server", "pg_url"]  # fixtures used here
 
@@ -47,4 +48,22 @@ def test_a_decision_and_a_probe_on_postgresql_are_observed(pg_url: str, tmp_path
         ) == (True, 1, 1.0, 1.0, 1.0, 0.0)
     finally:
         sink.close()
+        registry.close()
+
+
+def test_a_sink_without_the_commit_hook_is_left_alone(tmp_path: Path) -> None:
+    """A wrapping sink (no QueuedAppends): the core is observed, the sink gets no observer."""
+    config = audit_config(tmp_path)
+    store = config.open_store()
+    assert isinstance(store, SqliteAuditStore)
+    sink = CountingSink(store)
+    registry = RulesetRegistry()
+    registry.add(reference_ruleset(EngineKind.PYTHON))
+    core = RoutingCore(registry, sink, config.masker())  # type: ignore[arg-type]  # a partial sink
+    recorder = MetricsRecorder(define_metrics(CollectorRegistry()))
+    try:
+        recorder.observe(core)
+        assert (core.observer is recorder, hasattr(sink, "observer")) == (True, False)
+    finally:
+        store.close()
         registry.close()
