@@ -280,7 +280,10 @@ class RosterCache:
         self.max_agents = max_agents
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple[bytes, InputLimits], _Entry] = OrderedDict()
-        self._by_sha: dict[tuple[str, InputLimits], tuple[bytes, InputLimits]] = {}
+        # Every cached wire form of one content, oldest first: a roster sent with an unknown
+        # field is cached apart from the same roster without it, and evicting one form must
+        # leave the other found by its roster_sha256.
+        self._by_sha: dict[tuple[str, InputLimits], list[tuple[bytes, InputLimits]]] = {}
         self._by_sent: dict[tuple[bytes, InputLimits], tuple[bytes, InputLimits]] = {}
         # The same forms by probe key (_probe): found by a few bytes, then compared in place.
         self._by_probe: dict[_Probe, list[bytes]] = {}
@@ -324,7 +327,9 @@ class RosterCache:
     def _evict(self) -> None:
         while self._entries and (self._agents > self.max_agents or self._bytes > self.max_bytes):
             key, evicted = self._entries.popitem(last=False)
-            if self._by_sha.get(evicted.sha_key) == key:
+            forms = self._by_sha[evicted.sha_key]
+            forms.remove(key)
+            if not forms:
                 del self._by_sha[evicted.sha_key]
             self._agents -= len(evicted.known.roster.agents)
             self._bytes -= evicted.size
@@ -490,7 +495,7 @@ class RosterCache:
                 sha_key = (known.fingerprint.sha256, limits)
                 entry = _Entry(known, size, sha_key, agent_keys, limits)
                 self._entries[key] = entry
-                self._by_sha[sha_key] = key
+                self._by_sha.setdefault(sha_key, []).append(key)
                 self._agents += len(roster.agents)
                 self._bytes += size
                 if agent_keys:
@@ -635,10 +640,11 @@ class RosterCache:
         miss (the caller is then asked to send the roster).
         """
         with self._lock:
-            key = self._by_sha.get((roster_sha256, limits))
-            if key is None:
+            forms = self._by_sha.get((roster_sha256, limits))
+            if forms is None:
                 self.misses += 1
                 return None
+            key = forms[-1]
             self._entries.move_to_end(key)
             self.hits += 1
             return self._entries[key].known
