@@ -55,6 +55,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         default_ruleset=args.default_ruleset,
         roster_cache_agents=args.roster_cache_agents,
         roster_cache_mb=args.roster_cache_mb,
+        gc_threshold=args.gc_threshold,
         limits=_input_limits(args),
         audit=_audit_config(args),
         tls=tls,

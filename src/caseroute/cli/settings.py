@@ -208,6 +208,27 @@ def port_or_off() -> Kind:
     return whole(0, 65535, "a TCP port 0-65535 (0 picks a free one)")
 
 
+def gc_thresholds() -> Kind:
+    """The cyclic garbage collector's three thresholds (``gc.set_threshold``), each at least 1.
+
+    Text and TOML alike: a string of three comma-separated whole numbers (``"700,10,10"``:
+    Python's own). 0, which turns collection off, is refused: cyclic garbage would never go.
+    """
+    expected = "three whole numbers of at least 1, comma-separated (e.g. 700,10,10)"
+
+    def parse(text: str) -> tuple[int, int, int]:
+        parts = text.split(",")
+        try:
+            values = tuple(int(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"must be {expected}, got {text!r}") from None
+        if len(values) != 3 or min(values) < 1:  # gc's three generations, none off
+            raise ValueError(f"must be {expected}, got {text!r}")
+        return values[0], values[1], values[2]
+
+    return Kind(expected, "a string", parse, parse)
+
+
 def masked_paths() -> Kind:
     """Case field paths: comma-separated as text, an array of strings in TOML.
 
@@ -440,6 +461,11 @@ def _table() -> tuple[Setting, ...]:
           "--roster-cache-mb", whole(0), 256,
           "estimated MiB of parsed rosters each worker keeps (least recently used go first); "
           "0 turns the cache off", metavar="MB"),
+        s("gc_threshold", "roster_cache", "gc_threshold", "CASEROUTE_GC_THRESHOLD",
+          "--gc-threshold", gc_thresholds(), (700, 10, 1000),
+          "each worker's cyclic garbage collector thresholds (gc.set_threshold; Python's own: "
+          "700,10,10): a higher third one walks every cached roster less often",
+          metavar="N,N,N"),
         *_limits(),
         s("audit_db", "audit", "db", "CASEROUTE_AUDIT_DB", "--audit-db", audit_db(),
           DEFAULT_AUDIT_DB, "decision log: a SQLite file, or a postgresql:// URL (several "
@@ -766,7 +792,7 @@ def _help(setting: Setting) -> str:
     if default is None:
         shown = "not set"
     elif isinstance(default, tuple):
-        shown = ",".join(default) or "none"
+        shown = ",".join(str(item) for item in default) or "none"
     else:
         shown = str(default)
     if setting.dest == "audit_masked_fields":
