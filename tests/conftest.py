@@ -1,5 +1,6 @@
 """Shared pytest configuration: Hypothesis profiles, isolation of process-wide state, cores."""
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,14 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("default")
+
+
+@pytest.fixture(autouse=True)
+def gc_thresholds_restored() -> Iterator[None]:
+    """A test that runs ``serve`` in this process (its GC policy) leaves pytest's thresholds."""
+    before = gc.get_threshold()
+    yield
+    gc.set_threshold(*before)
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,6 @@ from caseroute.testing import REFERENCE_RULESET, TEST_AUDIT_KEY
 
 SET_LINE = "gc thresholds set to "
 """What a serving process logs once it has set the thresholds (then the three, comma-joined)."""
-
-
-@pytest.fixture
-def restored_thresholds() -> Iterator[None]:
-    """The test process's own thresholds back as they were after the test."""
-    before = gc.get_threshold()
-    yield
-    gc.set_threshold(*before)
 
 
 def test_the_default_is_the_measured_policy() -> None:
@@ -62,7 +53,6 @@ def test_a_bad_value_stops_serve_with_what_to_write(
     )
 
 
-@pytest.mark.usefixtures("restored_thresholds")
 def test_apply_gc_policy_sets_the_thresholds_and_logs_them(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
