@@ -454,6 +454,11 @@ def _table() -> tuple[Setting, ...]:
         s("default_ruleset", "server", "default_ruleset", "CASEROUTE_DEFAULT_RULESET",
           "--default-ruleset", pattern(NAME_RE, "a ruleset name (a-z, 0-9, _ and -)"), None,
           "ruleset for requests that name none", metavar="NAME"),
+        s("gc_threshold", "server", "gc_threshold", "CASEROUTE_GC_THRESHOLD",
+          "--gc-threshold", gc_thresholds(), (700, 10, 1000),
+          "each worker's cyclic garbage collector thresholds (gc.set_threshold; Python's own: "
+          "700,10,10): a higher third one walks every cached roster less often",
+          metavar="N,N,N"),
         s("roster_cache_agents", "roster_cache", "agents", "CASEROUTE_ROSTER_CACHE_AGENTS",
           "--roster-cache-agents", whole(0), 100_000,
           "agents kept in each worker's parsed-roster cache; 0 turns it off", metavar="N"),
@@ -461,11 +466,6 @@ def _table() -> tuple[Setting, ...]:
           "--roster-cache-mb", whole(0), 256,
           "estimated MiB of parsed rosters each worker keeps (least recently used go first); "
           "0 turns the cache off", metavar="MB"),
-        s("gc_threshold", "roster_cache", "gc_threshold", "CASEROUTE_GC_THRESHOLD",
-          "--gc-threshold", gc_thresholds(), (700, 10, 1000),
-          "each worker's cyclic garbage collector thresholds (gc.set_threshold; Python's own: "
-          "700,10,10): a higher third one walks every cached roster less often",
-          metavar="N,N,N"),
         *_limits(),
         s("audit_db", "audit", "db", "CASEROUTE_AUDIT_DB", "--audit-db", audit_db(),
           DEFAULT_AUDIT_DB, "decision log: a SQLite file, or a postgresql:// URL (several "
