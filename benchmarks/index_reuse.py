@@ -39,6 +39,15 @@ from caseroute.engine.roster_index import RosterIndex, index_for
 from caseroute.testing import NOW, reference_ruleset
 from roster_gen import make_bench_case, make_ranked_roster
 
+try:
+    from caseroute.domain.roster import with_kept_agents
+except ImportError:  # a tree from before the mark, where every roster could be patched
+
+    def with_kept_agents(roster: Roster) -> Roster:
+        """The roster as it is (nothing to mark in that tree)."""
+        return roster
+
+
 CHANGED_EVERY = 50
 """One agent in this many (2%) is a new value in each snapshot (as ``grpc_bench.cold_body``)."""
 KEPT_SNAPSHOTS = 8
@@ -58,7 +67,8 @@ def _snapshot(first: Roster, n: int) -> Roster:
             capacity=Capacity(held.max, (held.active + 1) % (held.max + 1)),
             last_assigned_at=assigned - timedelta(seconds=n + 1),
         )
-    return Roster(f"cold-{n}", first.taken_at, tuple(agents))
+    # Marked as the server's roster cache marks the rosters it builds from kept agents.
+    return with_kept_agents(Roster(f"cold-{n}", first.taken_at, tuple(agents)))
 
 
 def _cpu_us(work: Any) -> float:
@@ -71,7 +81,7 @@ def measure(agents: int, calls: int, rounds: int) -> dict[str, Any]:
     """Each round's median per column (us of thread CPU), and the last decision's outcome."""
     ruleset = reference_ruleset()
     case = make_bench_case()
-    first = make_ranked_roster(agents)
+    first = with_kept_agents(make_ranked_roster(agents))
 
     def decided(roster: Roster) -> Any:
         return decide(

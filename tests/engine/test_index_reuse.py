@@ -13,7 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
+from caseroute.domain.roster import (
+    Agent,
+    AgentStatus,
+    Capacity,
+    Licence,
+    Role,
+    Roster,
+    with_kept_agents,
+)
 from caseroute.engine import roster_index
 from caseroute.engine.decide import decide
 from caseroute.engine.licensing import CompactView
@@ -129,7 +137,7 @@ def test_each_snapshot_indexes_and_decides_as_a_fresh_build(
     )
     held = []
     for n, agents_now in enumerate(sequence):
-        roster = Roster(f"snap-{n}", NOW, agents_now)
+        roster = with_kept_agents(Roster(f"snap-{n}", NOW, agents_now))
         held.append(roster)  # alive, as the roster cache keeps them: the next one's base
         reused = index_for(roster)
         fresh_roster = Roster(f"snap-{n}", NOW, agents_now)
@@ -143,7 +151,8 @@ def test_each_snapshot_indexes_and_decides_as_a_fresh_build(
 
 
 def _roster(*agents: Agent) -> Roster:
-    return Roster("snap", NOW, agents)
+    """A roster of kept agents, as the server's roster cache builds it (patched when it can)."""
+    return with_kept_agents(Roster("snap", NOW, agents))
 
 
 def _team(size: int) -> tuple[Agent, ...]:

@@ -99,3 +99,30 @@ class Roster:
     agents: tuple[Agent, ...]
     # Cache of the engine's lookup index for these agents; not part of the roster's value.
     index_cache: object | None = field(default=None, init=False, repr=False, compare=False)
+
+
+class _AgentsKept:
+    """The type of ``AGENTS_KEPT`` (one instance)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "AGENTS_KEPT"
+
+
+AGENTS_KEPT = _AgentsKept()
+"""``Roster.index_cache`` before indexing: the roster's agents are kept unchanged by its builder."""
+
+
+def with_kept_agents(roster: Roster) -> Roster:
+    """``roster``, marked as built from ``Agent`` values its builder keeps and never changes.
+
+    The server's roster cache marks the rosters it builds from the agents it keeps across
+    snapshots: such a roster's index may be patched from a recent one holding the same
+    ``Agent`` objects (``engine.roster_index.index_for``). A roster built anywhere else is
+    indexed afresh, because its builder may still change an agent's ``skills`` or
+    ``attributes`` dict in place between two rosters (a frozen dataclass does not freeze them).
+    """
+    if roster.index_cache is None:
+        object.__setattr__(roster, "index_cache", AGENTS_KEPT)
+    return roster

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,7 +20,7 @@ from itertools import compress
 from operator import is_not
 from typing import TypeVar
 
-from caseroute.domain.roster import Agent, AgentStatus, Capacity, Role, Roster
+from caseroute.domain.roster import AGENTS_KEPT, Agent, AgentStatus, Capacity, Role, Roster
 from caseroute.engine.licensing import CompactView, licence_valid_at
 
 MAX_LEVEL = 10
@@ -148,17 +147,16 @@ class RosterIndex:
         """
         old = self.agents
         n_old, n_new = len(old), len(agents)
-        # Invariant: Agent values are immutable (frozen; their dicts are never written after
-        # conversion), so the same object at the same place indexes the same.
+        # Invariant: the agents are kept unchanged by their builder (frozen, and their dicts
+        # never written after conversion: only rosters marked AGENTS_KEPT get here), so the
+        # same object at the same place indexes the same.
         changed = list(compress(range(min(n_old, n_new)), map(is_not, old, agents)))
         if (len(changed) + abs(n_new - n_old)) * MAX_CHANGED_SHARE > n_new:
             return None
         added = [*changed, *range(n_old, n_new)]
         gone = [*changed, *range(n_new, n_old)]
         everyone = (1 << n_new) - 1
-        keep = everyone
-        for i in changed:
-            keep &= ~(1 << i)
+        keep = everyone & ~_bits(changed, n_new)
         by_status, by_role, capacity, by_territory, by_language, levels, licensed = _collect(
             (i, agents[i]) for i in added
         )
@@ -183,7 +181,7 @@ class RosterIndex:
             _merged(self.by_territory, by_territory, keep),
             _merged(self.by_language, by_language, keep),
             skill_at_least,
-            _merged_lists(self.licensed, licensed, sorted(gone, reverse=True)),
+            _merged_lists(self.licensed, licensed, set(gone)),
         )
         with self._lock:
             carried = list(self._licence_masks.items())[-MAX_CARRIED_LICENCE_MASKS:]
@@ -358,21 +356,34 @@ def _merged(was: dict[_K, int], new: dict[_K, int], keep: int) -> dict[_K, int]:
 
 
 def _merged_lists(
-    was: dict[str, list[int]], new: dict[str, list[int]], gone: list[int]
+    was: dict[str, list[int]], new: dict[str, list[int]], gone: set[int]
 ) -> dict[str, list[int]]:
-    """Each licence type's places: ``was``'s but those ``gone`` (descending), and ``new``'s."""
+    """Each licence type's places: ``was``'s but those ``gone``, and ``new``'s, in order.
+
+    One filter and one merge per type (``sorted`` of two sorted runs merges them in linear
+    time), not a delete and an insert per changed place: a patch at 1 place in 4 of a
+    50,000-agent roster took 2.3x a fresh build that way.
+    """
     out = {kind: new_places for kind, new_places in new.items() if kind not in was}
     for kind, places in was.items():
-        kept = places.copy()
-        for i in gone:
-            at = bisect_left(kept, i)
-            if at < len(kept) and kept[at] == i:
-                del kept[at]
-        for i in new.get(kind, ()):
-            insort(kept, i)
+        kept = [i for i in places if i not in gone] if gone else places
+        added = new.get(kind)
+        kept = sorted(kept + added) if added else kept.copy()
         if kept:
             out[kind] = kept
     return out
+
+
+def _bits(places: Iterable[int], width: int) -> int:
+    """The int with bit ``i`` set for each of ``places`` (each below ``width``).
+
+    Built in a byte buffer, then converted once: setting bits on a Python int one at a time
+    copies the whole int each time.
+    """
+    buf = bytearray((width + 7) // 8)
+    for i in places:
+        buf[i >> 3] |= 1 << (i & 7)
+    return int.from_bytes(buf, "little")
 
 
 def _licence_bits(
@@ -419,8 +430,9 @@ _bases: list[weakref.ref[RosterIndex]] = []
 def index_for(roster: Roster) -> RosterIndex:
     """The roster's index, built on first use and cached on the roster.
 
-    Built by patching a recent index (``RosterIndex.patched``) when one shares the agents at
-    most places, else afresh: the same index either way.
+    A roster of kept agents (``domain.roster.with_kept_agents``: the server's roster cache) is
+    built by patching a recent one's index (``RosterIndex.patched``) when it shares the agents
+    at most places, else afresh: the same index either way. Any other roster is built afresh.
     """
     index = roster.index_cache
     if isinstance(index, RosterIndex):
@@ -428,7 +440,12 @@ def index_for(roster: Roster) -> RosterIndex:
     with _build_lock:
         index = roster.index_cache
         if not isinstance(index, RosterIndex):
-            index = _index_agents(roster.agents)
+            # Only a roster of kept agents is patched, or becomes a base: any other caller may
+            # still write to an agent's dicts, so the same object need not index the same.
+            if index is AGENTS_KEPT:
+                index = _index_agents(roster.agents)
+            else:
+                index = RosterIndex.build(roster.agents)
             object.__setattr__(roster, "index_cache", index)  # a cache, not the roster's value
     return index
 

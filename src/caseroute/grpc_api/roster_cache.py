@@ -20,7 +20,7 @@ from caseroute.domain.fingerprint import (
     fingerprint_roster,
 )
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
-from caseroute.domain.roster import Agent
+from caseroute.domain.roster import Agent, with_kept_agents
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import fast
 from caseroute.wire.convert import KnownRoster, RosterStore, roster_from_proto
@@ -572,7 +572,7 @@ class RosterCache:
                 else _merged(found, fast.known_agents_from_proto(new, limits))
             )
             values, texts, digests = zip(*agents, strict=True) if agents else ((), (), ())
-            roster = fast.roster_with_agents(header, values, limits)
+            roster = with_kept_agents(fast.roster_with_agents(header, values, limits))
         except fast.Doubt:
             return None  # not plainly valid: the strict path decides, and names each bad field
         known = KnownRoster(roster, fingerprint_agent_texts(roster, texts, digests, keep_json=True))
@@ -612,7 +612,7 @@ class RosterCache:
             try:
                 agents = self._known_agents(agent_msgs, found, limits)
                 values, texts, digests = zip(*agents, strict=True) if agents else ((), (), ())
-                roster = fast.roster_with_agents(msg, values, limits)
+                roster = with_kept_agents(fast.roster_with_agents(msg, values, limits))
             except fast.Doubt:
                 pass  # not plainly valid: the strict path decides, and names each bad field
             else:
