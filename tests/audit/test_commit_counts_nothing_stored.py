@@ -8,64 +8,17 @@ and ``_seconds``) counts it; ``stored_appends`` is the one rule both stores foll
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from caseroute.audit.config import PostgresLocation
-from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.record import Appended, Blob, BlobKind, RulesetEvent
 from caseroute.audit.sql_log import Pending, PendingEvents, PendingItem, stored_appends
-from caseroute.audit.store import SqliteAuditStore
 from caseroute.testing import make_audit_record
+from tests.audit.commit_sinks import Sink, opener, seen
 from tests.pg import pg_server, pg_url
 
-__all__ = ["pg_server", "pg_url"]  # fixtures used by the PostgreSQL case
-
-Sink = SqliteAuditStore | PostgresAuditSink
-
-
-class _Observer:
-    """What a store tells its commit observer."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, int]] = []
-
-    def committed(self, items: int, seconds: float) -> None:
-        assert seconds >= 0
-        self.seen.append(("committed", items))
-
-    def commit_failed(self, items: int) -> None:
-        self.seen.append(("failed", items))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Sink]]:
-    """Opens sinks over one decision log (each a worker process), each with its own observer."""
-    opened: list[Sink] = []
-    make: Callable[[], Sink]
-    if request.param == "sqlite":
-        make = lambda: SqliteAuditStore(tmp_path / "audit.db")  # noqa: E731 - called below
-    else:
-        url = request.getfixturevalue("pg_url")
-        make = lambda: PostgresAuditSink(PostgresLocation(url))  # noqa: E731
-
-    def open_one() -> Sink:
-        sink = make()
-        sink.observer = _Observer()
-        opened.append(sink)
-        return sink
-
-    yield open_one
-    for sink in opened:
-        sink.close()
-
-
-def _seen(sink: Sink) -> list[tuple[str, int]]:
-    observer = sink.observer
-    assert isinstance(observer, _Observer)
-    return observer.seen
+__all__ = ["opener", "pg_server", "pg_url"]  # fixtures: the sinks and the PostgreSQL case
 
 
 def _event(event_id: str) -> RulesetEvent:
@@ -95,7 +48,7 @@ def test_the_health_probes_empty_append_is_no_commit(opener: Callable[[], Sink])
     sink.append([make_audit_record(1)])
     head = sink.head()
     assert sink.append([]) == []
-    assert (sink.commits, _seen(sink), sink.head()) == (1, [("committed", 1)], head)
+    assert (sink.commits, seen(sink), sink.head()) == (1, [("committed", 1)], head)
 
 
 def test_an_empty_append_beside_a_new_one_does_not_add_to_the_commit_size() -> None:
@@ -109,8 +62,8 @@ def test_events_stored_by_another_worker_are_no_commit(opener: Callable[[], Sink
     stored = first.append_events([_event("e1"), _event("e2")])
     again = second.append_events([_event("e1"), _event("e2")])
     assert again == stored
-    assert (first.commits, _seen(first)) == (1, [("committed", 1)])
-    assert (second.commits, _seen(second)) == (0, [])
+    assert (first.commits, seen(first)) == (1, [("committed", 1)])
+    assert (second.commits, seen(second)) == (0, [])
 
 
 def test_an_append_of_one_stored_and_one_new_event_is_a_commit(
@@ -121,14 +74,14 @@ def test_an_append_of_one_stored_and_one_new_event_is_a_commit(
     first.append_events([_event("e1")])
     again = second.append_events([_event("e1"), _event("e2")])
     assert [e.seq for e in again] == [1, 2]
-    assert (second.commits, _seen(second)) == (1, [("committed", 1)])
+    assert (second.commits, seen(second)) == (1, [("committed", 1)])
 
 
 def test_an_empty_event_append_is_no_commit(opener: Callable[[], Sink]) -> None:
     """append_events([]) stores nothing: no commit, the observer not told."""
     sink = opener()
     assert sink.append_events([]) == []
-    assert (sink.commits, _seen(sink)) == (0, [])
+    assert (sink.commits, seen(sink)) == (0, [])
 
 
 def _pending(existed: str, blobs: int = 0) -> Pending:
@@ -185,4 +138,4 @@ def test_a_retry_of_a_record_and_its_blob_is_no_commit(opener: Callable[[], Sink
     record = make_audit_record(1)
     first.append([record], [blob])
     second.append([record], [blob])
-    assert (second.commits, _seen(second)) == (0, [])
+    assert (second.commits, seen(second)) == (0, [])

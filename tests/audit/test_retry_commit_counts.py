@@ -7,62 +7,24 @@ stored records and returns them (``existed``). Its transaction wrote nothing for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from caseroute.audit.config import PostgresLocation
-from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.record import Appended
 from caseroute.audit.sql_log import Pending, PendingItem, PendingShadow, stored_appends
-from caseroute.audit.store import SqliteAuditStore
 from caseroute.domain.errors import IdempotencyConflictError
 from caseroute.testing import make_audit_record
+from tests.audit.commit_sinks import Sink, opener, seen
 from tests.pg import pg_server, pg_url
 
-__all__ = ["pg_server", "pg_url"]  # fixtures used by the PostgreSQL case
-
-Sink = SqliteAuditStore | PostgresAuditSink
+__all__ = ["opener", "pg_server", "pg_url"]  # fixtures: the sinks and the PostgreSQL case
 
 
-class _Observer:
-    """What a store tells its commit observer."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, int]] = []
-
-    def committed(self, items: int, seconds: float) -> None:
-        assert seconds >= 0
-        self.seen.append(("committed", items))
-
-    def commit_failed(self, items: int) -> None:
-        self.seen.append(("failed", items))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def two_workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Sink, Sink]]:
+@pytest.fixture
+def two_workers(opener: Callable[[], Sink]) -> tuple[Sink, Sink]:
     """Two sinks over one decision log (two worker processes), each with its own observer."""
-    opened: list[Sink] = []
-    make: Callable[[], Sink]
-    if request.param == "sqlite":
-        make = lambda: SqliteAuditStore(tmp_path / "audit.db")  # noqa: E731 - two calls below
-    else:
-        url = request.getfixturevalue("pg_url")
-        make = lambda: PostgresAuditSink(PostgresLocation(url))  # noqa: E731
-    for _ in range(2):
-        sink = make()
-        sink.observer = _Observer()
-        opened.append(sink)
-    yield opened[0], opened[1]
-    for sink in opened:
-        sink.close()
-
-
-def _observer(sink: Sink) -> _Observer:
-    observer = sink.observer
-    assert isinstance(observer, _Observer)
-    return observer
+    return opener(), opener()
 
 
 def test_a_retry_appended_by_another_worker_is_not_a_commit(
@@ -74,8 +36,8 @@ def test_a_retry_appended_by_another_worker_is_not_a_commit(
     again = second.append([make_audit_record(1), make_audit_record(2)])
     assert [a.existed for a in again] == [True, True]
     assert [a.record for a in again] == [a.record for a in stored]
-    assert (first.commits, _observer(first).seen) == (1, [("committed", 1)])
-    assert (second.commits, _observer(second).seen) == (0, [])
+    assert (first.commits, seen(first)) == (1, [("committed", 1)])
+    assert (second.commits, seen(second)) == (0, [])
 
 
 def test_a_new_append_after_a_retry_counts_as_before(two_workers: tuple[Sink, Sink]) -> None:
@@ -84,7 +46,7 @@ def test_a_new_append_after_a_retry_counts_as_before(two_workers: tuple[Sink, Si
     first.append([make_audit_record(1)])
     second.append([make_audit_record(1)])
     second.append([make_audit_record(2)])
-    assert (second.commits, _observer(second).seen) == (1, [("committed", 1)])
+    assert (second.commits, seen(second)) == (1, [("committed", 1)])
 
 
 def _pending(existed: str) -> Pending:
