@@ -15,6 +15,7 @@ from caseroute.service import RulesetRegistry
 from caseroute.testing import NOW, audited_core, make_agent, make_case, make_roster
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import convert
+from tests.grpc_api.fake_context import FakeContext
 
 CASE = convert.case_to_proto(make_case())
 STAMP = convert.datetime_to_timestamp(NOW)
@@ -28,32 +29,6 @@ def servicer(registry: RulesetRegistry, tmp_path: Path) -> Iterator[RoutingServi
     made._core.audit.close()
 
 
-class _Context:
-    """The parts of grpc.ServicerContext the servicer uses; ``remaining`` is the deadline left."""
-
-    def __init__(self, remaining: float | None = None) -> None:
-        self.remaining = remaining
-        self.code: grpc.StatusCode | None = None
-
-    def time_remaining(self) -> float | None:
-        return self.remaining
-
-    def peer_identities(self) -> None:
-        return None
-
-    def invocation_metadata(self) -> tuple[()]:
-        return ()
-
-    def set_trailing_metadata(self, _: Any) -> None:
-        return None
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        self.code = code
-
-    def set_details(self, _: str) -> None:
-        return None
-
-
 def _roster(prefix: str) -> pb.Roster:
     return convert.roster_to_proto(make_roster(*[make_agent(f"{prefix}{i}") for i in range(3)]))
 
@@ -65,7 +40,7 @@ def _batch(
     data = pb.DecideBatchRequest(
         request_id="b1", cases=[CASE] * cases, now=STAMP, roster=_roster("b")
     ).SerializeToString(deterministic=True)
-    context: Any = _Context(remaining)
+    context: Any = FakeContext(remaining)
     servicer.DecideBatch(request_deserializer(pb.DecideBatchRequest)(data), context)
     return context.code, *_counts(servicer)
 
@@ -81,7 +56,7 @@ def _by_hash(servicer: RoutingServicer, prefix: str) -> grpc.StatusCode | None:
     data = pb.DecideRequest(
         request_id="d2", case=CASE, now=STAMP, roster_sha256=sha
     ).SerializeToString(deterministic=True)
-    context: Any = _Context()
+    context: Any = FakeContext()
     servicer.Decide(request_deserializer(pb.DecideRequest)(data), context)
     code: grpc.StatusCode | None = context.code
     return code
@@ -123,7 +98,7 @@ def test_a_decide_past_its_deadline_caches_nothing(servicer: RoutingServicer) ->
     data = pb.DecideRequest(
         request_id="d1", case=CASE, now=STAMP, roster=_roster("d")
     ).SerializeToString(deterministic=True)
-    context: Any = _Context(0.0)
+    context: Any = FakeContext(0.0)
     servicer.Decide(request_deserializer(pb.DecideRequest)(data), context)
     assert (context.code, *_counts(servicer)) == (grpc.StatusCode.DEADLINE_EXCEEDED, 0, 0, 0)
     assert _by_hash(servicer, "d") == grpc.StatusCode.FAILED_PRECONDITION

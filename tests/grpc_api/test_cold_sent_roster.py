@@ -23,6 +23,7 @@ from caseroute.testing import NOW, audited_core, make_agent, make_case, make_ros
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import convert
 from caseroute.wire.convert import KnownRoster
+from tests.grpc_api.fake_context import FakeContext
 
 
 def _roster(count: int, *, prefix: str = "a", snapshot: str = "snap-1") -> pb.Roster:
@@ -276,32 +277,6 @@ def servicers(
         servicer._core.audit.close()
 
 
-class _Context:
-    """The parts of grpc.ServicerContext the servicer uses, recording how the call ended."""
-
-    def __init__(self) -> None:
-        self.code: grpc.StatusCode | None = None
-        self.details = ""
-
-    def time_remaining(self) -> None:
-        return None
-
-    def peer_identities(self) -> None:
-        return None
-
-    def invocation_metadata(self) -> tuple[()]:
-        return ()
-
-    def set_trailing_metadata(self, _: Any) -> None:
-        return None
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        self.code = code
-
-    def set_details(self, details: str) -> None:
-        self.details = details
-
-
 def _request(request_id: str, roster: pb.Roster | None = None, **fields: Any) -> bytes:
     if roster is not None:
         fields["roster"] = roster
@@ -314,7 +289,7 @@ def _request(request_id: str, roster: pb.Roster | None = None, **fields: Any) ->
 
 
 def _call(servicer: RoutingServicer, request: Any) -> tuple[Any, ...]:
-    context: Any = _Context()
+    context: Any = FakeContext()
     reply = servicer.Decide(request, context)
     return (reply.SerializeToString(), context.code, context.details)
 

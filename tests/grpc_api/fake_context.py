@@ -1,0 +1,43 @@
+"""A stand-in for grpc.ServicerContext when a test calls a servicer method directly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+
+class FakeContext:
+    """The parts of grpc.ServicerContext the servicer uses, recording how the call ended.
+
+    ``remaining`` is what ``time_remaining`` answers (None: no deadline; 0.0: passed).
+    """
+
+    def __init__(self, remaining: float | None = None) -> None:
+        self.remaining = remaining
+        self.code: grpc.StatusCode | None = None
+        self.details = ""
+
+    def time_remaining(self) -> float | None:
+        """The deadline left, in seconds."""
+        return self.remaining
+
+    def peer_identities(self) -> None:
+        """No TLS peer."""
+        return
+
+    def invocation_metadata(self) -> tuple[()]:
+        """No metadata."""
+        return ()
+
+    def set_trailing_metadata(self, _: Any) -> None:
+        """Trailing metadata is not recorded."""
+        return
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        """Record the call's status code."""
+        self.code = code
+
+    def set_details(self, details: str) -> None:
+        """Record the call's status details."""
+        self.details = details
