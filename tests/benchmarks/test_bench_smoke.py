@@ -155,14 +155,10 @@ def test_profile_decide_profiles_the_servicer_path_of_a_ranked_assign() -> None:
 @pytest.mark.slow
 def test_grpc_stack_measures_every_server_shape_and_burn() -> None:
     """grpc_stack: one row per server shape and handler burn, each with a positive rate."""
-    out = run_script(
-        "grpc_stack.py", "--quick", *("--clients", "2", "--seconds", "0.1", "--burn-us", "0,50")
-    )
+    out = run_script("grpc_stack.py", "--quick", *("--clients", "1", "--burn-us", "25"))
     rows = tables(out)["| server | handler CPU us | calls/s (median) | per round |"]
     assert [(row[0], row[1]) for row in rows] == [
-        (name, burn)
-        for name in ("sync-2x10", "sync-3x10", "sync-4x10", "aio-2")
-        for burn in ["0", "50"]
+        (name, burn) for name in ("sync-2x10", "sync-3x10", "sync-4x10", "aio-2") for burn in ["25"]
     ]
     assert all(float(row[2]) > 0 for row in rows)
     assert load_lines(out) == ["load average at start", "load average at end"]

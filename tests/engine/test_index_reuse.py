@@ -117,7 +117,7 @@ def _fields(index: RosterIndex) -> tuple[object, ...]:
     return tuple(getattr(index, name) for name in PUBLIC)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     snapshots(),
     st.sampled_from(CODES),
