@@ -415,7 +415,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         request: RosterCut[Q],
         whole: Callable[[bytes], Q | UndecodableRequest],
         *,
-        read: bool = True,
+        read: Callable[[], bool] | None = None,
     ) -> tuple[Q | UndecodableRequest, KnownRoster | None, RosterStore]:
         """The request, the roster found by its sent bytes (or None) and the store to parse with.
 
@@ -426,9 +426,10 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         now (as the lenient deserializer would have), and a store that remembers the roster's
         bytes once it is parsed, whose strict path names every bad field.
 
-        ``read`` False: a call about to be refused before its roster is converted (its deadline
-        passed, a batch of the wrong size) is not read either, so it neither costs the
-        conversion nor caches a roster (nor counts a miss) that the old path would not have.
+        ``read``, asked only on a miss, answering False: a call about to be refused before its
+        roster is converted (its deadline passed, a batch of the wrong size) is not read
+        either, so it neither costs the conversion nor caches a roster (nor counts a miss)
+        that the old path would not have. A warm call never asks.
         """
         known = self.roster_cache.find_sent_at(
             request.data, request.start, request.stop, limits=self._limits
@@ -436,7 +437,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         if known is not None:
             return request.message, known, self.roster_cache
         sent = request.roster
-        if read and not request.message.roster_sha256:
+        if not request.message.roster_sha256 and (read is None or read()):
             try:
                 known = self.roster_cache.parse_sent(sent, limits=self._limits)
             except Exception as exc:  # noqa: BLE001 - outside _serve: the whole parse decides
@@ -474,7 +475,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         rosters: RosterStore = self.roster_cache
         if isinstance(request, RosterCut):
             request, sent_roster, rosters = self._uncut(
-                request, _WHOLE_DECIDE, read=not _deadline_passed(context)
+                request, _WHOLE_DECIDE, read=lambda: not _deadline_passed(context)
             )
         if isinstance(request, UndecodableRequest):
             return _refuse_undecodable(context, "Decide", request, pb.DecideResponse())
@@ -507,7 +508,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         rosters: RosterStore = self.roster_cache
         if isinstance(request, RosterCut):
             request, sent_roster, rosters = self._uncut(
-                request, _WHOLE_BATCH, read=self._batch_readable(request.message, context)
+                request,
+                _WHOLE_BATCH,
+                read=lambda: self._batch_readable(request.message, context),
             )
         if isinstance(request, UndecodableRequest):
             return _refuse_undecodable(context, "DecideBatch", request, pb.DecideBatchResponse())
