@@ -8,7 +8,7 @@ import pytest
 
 from caseroute.v1 import routing_pb2_grpc
 from tests.grpc_api.conftest import decide_request
-from tests.supervision.process import reap, start
+from tests.supervision.process import start
 
 
 @pytest.mark.slow
@@ -25,7 +25,7 @@ def test_serve_honours_the_config_file_end_to_end(tmp_path: Path) -> None:
         served.proc.send_signal(signal.SIGTERM)
         served.proc.wait(60)
     finally:
-        reap(served.proc)
+        served.reap()
     error: grpc.Call = refused.value  # type: ignore[assignment]
     assert (error.code(), error.details()) == (
         grpc.StatusCode.INVALID_ARGUMENT,

@@ -4,7 +4,7 @@ import os
 import signal
 from pathlib import Path
 
-from tests.supervision.process import alive, health, poll, reap, start
+from tests.supervision.process import alive, health, poll, start
 
 
 def _children(pid: int) -> list[int]:
@@ -25,7 +25,7 @@ def test_parent_killed_the_workers_exit(tmp_path: Path) -> None:
     finally:
         for child in _children_alive(children):
             os.kill(child, signal.SIGKILL)
-        reap(served.proc)
+        served.reap()
     served.wait_for("parent process", 2)  # each worker said why it left
 
 
@@ -51,7 +51,7 @@ def test_sighup_reloads_and_ends_neither_parent_nor_worker(tmp_path: Path) -> No
         served.proc.send_signal(signal.SIGTERM)
         assert served.proc.wait(60) == 0
     finally:
-        reap(served.proc)
+        served.reap()
 
 
 def _cmdline(pid: int) -> str:

@@ -1,13 +1,12 @@
 """A second `caseroute serve` on a port a first one serves is refused, not bound beside it."""
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from caseroute.testing import TEST_AUDIT_KEY
-from tests.supervision.process import reap, serve_command, start
+from tests.serve_process import serve_env
+from tests.supervision.process import serve_command, start
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -22,7 +21,7 @@ def test_second_serve_on_a_used_port_exits_2_with_a_clear_message(
             serve_command(tmp_path / "second", workers=workers, port=port),
             capture_output=True,
             text=True,
-            env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY},
+            env=serve_env(),
             timeout=120,
             check=False,
         )
@@ -37,4 +36,4 @@ def test_second_serve_on_a_used_port_exits_2_with_a_clear_message(
         )
         assert first.proc.poll() is None
     finally:
-        reap(first.proc)
+        first.reap()

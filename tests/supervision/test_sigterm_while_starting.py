@@ -4,7 +4,7 @@ import os
 import signal
 from pathlib import Path
 
-from tests.supervision.process import reap, start
+from tests.supervision.process import start
 from tests.supervision.test_parent_death import _children, _cmdline
 
 HELD_START = '''\
@@ -57,4 +57,4 @@ def test_sigterm_during_a_worker_start_drains_it_cleanly(tmp_path: Path) -> None
         # Killed mid-load by SIGTERM's default action, it would be "killed by SIGTERM".
         served.wait_for(f"(pid {pid}) exited with code 0")
     finally:
-        reap(served.proc)
+        served.reap()

@@ -18,7 +18,7 @@ from caseroute.testing import (
 )
 from caseroute.v1 import routing_pb2_grpc
 from tests.grpc_api.conftest import decide_request
-from tests.supervision.process import reap, start
+from tests.supervision.process import start
 
 
 class _Counted(LoadedRuleset):
@@ -161,4 +161,4 @@ def test_sigterm_with_a_call_that_never_ends_exits_within_grace_and_bound(
         assert log.count("1 call(s) still running") == 1
         assert "did not drain in time" not in log
     finally:
-        reap(served.proc)
+        served.reap()

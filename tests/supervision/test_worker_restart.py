@@ -6,7 +6,7 @@ import signal
 from pathlib import Path
 
 from caseroute.grpc_api.supervisor import RestartBackoff
-from tests.supervision.process import alive, health, poll, reap, start
+from tests.supervision.process import alive, health, poll, start
 from tests.supervision.test_parent_death import _children, _cmdline
 
 
@@ -33,7 +33,7 @@ def test_killed_worker_is_restarted_and_health_is_not_serving_meanwhile(tmp_path
         assert served.proc.wait(60) == 0
         assert not any(alive(c) for c in now)
     finally:
-        reap(served.proc)
+        served.reap()
 
 
 def test_backoff_doubles_to_the_cap_and_resets_after_a_stable_run() -> None:
