@@ -6,18 +6,14 @@ serialises writers of several processes with a file lock) and once as a PostgreS
 """
 
 import importlib.util
-import os
 import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from caseroute.testing import REPO_ROOT, TEST_AUDIT_KEY
-from tests.grpc_api.test_serve_process import Served, _within
+from caseroute.testing import REPO_ROOT
+from tests.serve_process import Served, start_serve
 
 try:
     from tests.pg import pg_server, pg_url  # noqa: F401 (fixtures used by name)
@@ -28,9 +24,6 @@ except ImportError:  # pragma: no cover (a checkout without the PostgreSQL fixtu
         """No PostgreSQL fixture in this checkout."""
         pytest.skip("tests/pg.py (the throwaway PostgreSQL fixture) is not in this checkout")
 
-
-LOADED = "rulesets loaded: "
-"""Each worker logs this once it is SERVING."""
 
 HOOKED_SERVE = '''\
 """`caseroute serve` with a test hook, also imported by each spawned worker (as __mp_main__).
@@ -104,54 +97,13 @@ def start_replica(
     """
     launcher = tmp_path / "hooked_serve.py"
     launcher.write_text(HOOKED_SERVE)
-    env = {**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY}
-    env.pop("CASEROUTE_TEST_HOLD", None)
-    if hold is not None:
-        env["CASEROUTE_TEST_HOLD"] = str(hold)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(launcher),
-            "serve",
-            "--port",
-            "0",
-            "--workers",
-            "1",
-            "--rulesets",
-            str(rulesets),
-            "--audit-db",
-            audit_db,
-            "--reload-interval",
-            "0",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
+    return start_serve(
+        audit_db,
+        *("--reload-interval", "0", *extra),
+        rulesets=rulesets,
+        launcher=[str(launcher)],
+        env={"CASEROUTE_TEST_HOLD": None if hold is None else str(hold)},
     )
-    assert proc.stdout is not None
-    line = _within(120, "`caseroute serve` printing its address", proc.stdout.readline)
-    assert line.startswith("caseroute listening on 127.0.0.1:"), line
-    served = Served(proc, line.split()[3])
-    served.wait_for(LOADED)
-    return served
-
-
-def stop_replica(served: Served) -> None:
-    """SIGTERM a replica (drain), SIGKILL what is left after 60 s; close its pipes."""
-    proc = served.proc
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:  # pragma: no cover (a stuck drain)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
 
 
 @pytest.fixture
@@ -160,4 +112,4 @@ def replicas() -> Iterator[list[Served]]:
     started: list[Served] = []
     yield started
     for served in started:
-        stop_replica(served)
+        served.stop(60)  # SIGTERM (drain); SIGKILL what is left after 60 s

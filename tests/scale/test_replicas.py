@@ -20,7 +20,7 @@ from pathlib import Path
 from caseroute.client import Client, ClientError, Decided
 from caseroute.domain.roster import Roster
 from caseroute.testing import NOW, make_agent, make_case, make_roster
-from tests.grpc_api.test_serve_process import Served
+from tests.serve_process import Served
 
 from .conftest import start_replica
 

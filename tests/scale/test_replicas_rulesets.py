@@ -16,7 +16,7 @@ from caseroute.cli import main
 from caseroute.client import Client
 from caseroute.testing import NOW, make_agent, make_case, make_roster
 from tests.grpc_api.test_auth import ALICE, token_file
-from tests.grpc_api.test_serve_process import Served
+from tests.serve_process import Served
 
 from .conftest import start_replica
 
