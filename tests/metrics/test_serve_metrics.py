@@ -6,7 +6,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,14 +13,13 @@ from pathlib import Path
 import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.grpc_api.test_serve_process import LOADED, Served, _reap, _within
+from tests.serve_process import Served, serve_argv, serve_env, start_serve
 
 from caseroute.grpc_api.server import ServerConfig, build_server
 from caseroute.metrics import MetricsRecorder, define_metrics
 from caseroute.testing import (
     NOW,
     REFERENCE_RULESET,
-    TEST_AUDIT_KEY,
     audit_config,
     make_agent,
     make_case,
@@ -56,39 +54,10 @@ def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def _serve(tmp_path: Path, *extra: str) -> tuple[Served, str]:
     """`caseroute serve --workers 2 --metrics-port 0`; both workers SERVING; its metrics URL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "caseroute.cli",
-            "serve",
-            "--port",
-            "0",
-            "--workers",
-            "2",
-            "--metrics-port",
-            "0",
-            "--rulesets",
-            str(REFERENCE_RULESET.parent),
-            "--audit-db",
-            str(tmp_path / "audit.db"),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY},
-        start_new_session=True,
-    )
-    stdout = proc.stdout
-    assert stdout is not None
-    listening = _within(120, "`caseroute serve` printing its address", stdout.readline)
-    assert listening.startswith("caseroute listening on 127.0.0.1:"), listening
-    metrics = _within(30, "`caseroute serve` printing its metrics URL", stdout.readline)
+    served = start_serve(tmp_path / "audit.db", "--metrics-port", "0", *extra, workers=2)
+    metrics = served.stdout_line(30)
     match = re.fullmatch(r"caseroute metrics on (http://127\.0\.0\.1:\d+/metrics)\n", metrics)
     assert match is not None, metrics
-    served = Served(proc, listening.split()[3])
-    served.wait_for(LOADED, 2)
     return served, match.group(1)
 
 
@@ -97,7 +66,7 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[Served, str]]:
     """A two-worker server with metrics on a free port; killed if a test leaves it running."""
     served, url = _serve(tmp_path)
     yield served, url
-    _reap(served.proc)
+    served.reap()
 
 
 @pytest.mark.slow
@@ -167,10 +136,10 @@ def test_metrics_sum_the_calls_every_worker_answered(two_workers: tuple[Served, 
 def _serve_fails(env: dict[str, str], *args: str) -> tuple[int, str]:
     """`caseroute serve` that must stop before serving: its exit code and stderr."""
     done = subprocess.run(
-        [sys.executable, "-m", "caseroute.cli", "serve", "--workers", "2", *args],
+        serve_argv("--workers", "2", *args),
         capture_output=True,
         text=True,
-        env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY, **env},
+        env=serve_env(env),
         timeout=120,
         check=False,
     )
@@ -300,37 +269,16 @@ def test_one_worker_serves_its_own_metrics_and_counts_access_refusals(tmp_path: 
     tokens = tmp_path / "callers"
     tokens.write_text("crm s3cret-token-for-tests\n")
     tokens.chmod(0o600)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "caseroute.cli",
-            "serve",
-            "--port",
-            "0",
-            "--workers",
-            "1",
-            "--rulesets",
-            str(REFERENCE_RULESET.parent),
-            "--audit-db",
-            str(tmp_path / "audit.db"),
-            "--caller-token-file",
-            str(tokens),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY, "CASEROUTE_METRICS_PORT": "0"},
-        start_new_session=True,
+    served = start_serve(
+        tmp_path / "audit.db",
+        *("--caller-token-file", str(tokens)),
+        env={"CASEROUTE_METRICS_PORT": "0"},
     )
+    proc = served.proc
     try:
-        stdout = proc.stdout
-        assert stdout is not None
-        listening = _within(120, "the address", stdout.readline)
+        listening = served.listening
         assert listening.endswith("(1 worker)\n"), listening
-        url = _within(30, "the metrics URL", stdout.readline).split()[3]
-        served = Served(proc, listening.split()[3])
-        served.wait_for(LOADED)
+        url = served.stdout_line(30).split()[3]
         auth = (("authorization", "Bearer s3cret-token-for-tests"),)
         with grpc.insecure_channel(served.address) as chan:
             stub = routing_pb2_grpc.RoutingServiceStub(chan)
@@ -347,4 +295,4 @@ def test_one_worker_serves_its_own_metrics_and_counts_access_refusals(tmp_path: 
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(60) == 0
     finally:
-        _reap(proc)
+        served.reap()
