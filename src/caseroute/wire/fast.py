@@ -365,17 +365,32 @@ def _quoted(values: Iterable[str]) -> str:
     return '["' + '","'.join(sorted(values)) + '"]' if values else "[]"
 
 
+_NO_CODES: frozenset[str] = frozenset()
+"""The empty code set agents without teams share (``frozenset()`` makes a new object per call,
+each one more object for the cyclic GC to walk: ~1,000 per all-new 1,000-agent roster)."""
+_ROLE_TEXTS: dict[int, tuple[Role, str]] = {
+    0: (Role.AGENT, Role.AGENT.value),  # unset: the default role, as the strict path reads it
+    **{number: (role, role.value) for number, role in _ROLES.items()},
+}
+"""Role number -> member and its value (``Enum.value`` is a property: ~0.1 us a read)."""
+_STATUS_TEXTS: dict[int, tuple[AgentStatus, str]] = {
+    number: (status, status.value) for number, status in _STATUSES.items()
+}
+"""Status number -> member and its value; unset (0) and unknown numbers are absent (doubted)."""
+
+
 class _Encoded(_Checked):
     """``_Checked`` that also remembers the values and JSON texts of one roster's repeats.
 
-    Agents of one roster share territory and team sets, language sets and capacities; each
-    distinct one is checked, built and encoded once, then found by its message values. Only
-    immutable values are shared (frozensets, ``Capacity``); a skill map is a dict and is built
-    per agent. Made per conversion, so bounded by its roster. These methods are the misses;
+    Agents of one roster share territory and team sets, language sets, capacities, skill
+    maps and licence expiry days; each distinct one is checked, built and encoded once, then
+    found by its message values. Only immutable values are shared (frozensets, ``Capacity``,
+    dates, texts); a skill map is a dict, so each agent gets its own copy of the one
+    remembered. Made per conversion, so bounded by its roster. These methods are the misses;
     ``known_agents_from_proto`` looks the hits up itself.
     """
 
-    __slots__ = ("capacities", "code_sets", "days", "language_sets")
+    __slots__ = ("capacities", "code_sets", "days", "expiries", "language_sets", "skill_maps")
 
     def __init__(self, limits: InputLimits) -> None:
         """Nothing checked or encoded yet, under ``limits``."""
@@ -383,6 +398,8 @@ class _Encoded(_Checked):
         self.code_sets: dict[frozenset[str], tuple[frozenset[str], str]] = {}
         self.language_sets: dict[frozenset[str], tuple[frozenset[str], str]] = {}
         self.capacities: dict[tuple[int, int], tuple[Capacity, str]] = {}
+        self.skill_maps: dict[tuple[tuple[str, int], ...], tuple[dict[str, int], str]] = {}
+        self.expiries: dict[str, tuple[date, str]] = {}
         self.days: dict[int, str] = {}
 
     def new_codes(self, raw: frozenset[str]) -> tuple[frozenset[str], str]:
@@ -397,18 +414,43 @@ class _Encoded(_Checked):
         found = self.language_sets[raw] = (value, _quoted(value))
         return found
 
+    def new_skills(self, pairs: tuple[tuple[str, int], ...]) -> tuple[dict[str, int], str]:
+        """A skill list ``(name, level)`` not seen yet: checked, as a map, with its JSON list.
+
+        The map is the one remembered: callers hand each agent a copy.
+        """
+        skills: dict[str, int] = {}
+        codes = self.codes
+        for name, level in pairs:
+            if name not in codes:
+                self.code(name)
+            if name in skills or not 0 <= level <= 10:
+                raise Doubt
+            skills[name] = level
+        text = ",".join([f'{{"level":{skills[n]},"name":"{n}"}}' for n in sorted(skills)])
+        found = self.skill_maps[pairs] = (skills, text)
+        return found
+
+    def expiry(self, expires_on: str) -> tuple[date, str]:
+        """A licence's ``expires_on`` as a date and its ISO text (remembered per text sent)."""
+        found = self.expiries.get(expires_on)
+        if found is None:
+            if len(expires_on) > _ISO_DATE_CHARS:
+                raise Doubt
+            try:
+                expires = date.fromisoformat(expires_on)
+            except ValueError:
+                raise Doubt from None
+            found = self.expiries[expires_on] = (expires, expires.isoformat())
+        return found
+
     def licence(self, msg: pb.Licence) -> tuple[Licence, str]:
         """A licence (``_licence``) and its canonical JSON object (nothing in it to escape)."""
         kind, jurisdiction, expires_on = msg.type, msg.jurisdiction, msg.expires_on
         if kind not in self.codes:
             self.code(kind)
         jurisdiction = self.jurisdictions.get(jurisdiction) or self.jurisdiction(jurisdiction)
-        if len(expires_on) > _ISO_DATE_CHARS:
-            raise Doubt
-        try:
-            expires = date.fromisoformat(expires_on)
-        except ValueError:
-            raise Doubt from None
+        expires, expires_text = self.expiry(expires_on)
         multistate = msg.multistate
         lic = _new(Licence)  # Licence(kind, jurisdiction, expires, multistate), as Agent below
         set_type(lic, kind)
@@ -416,7 +458,7 @@ class _Encoded(_Checked):
         set_expires_on(lic, expires)
         set_multistate(lic, multistate)
         return lic, (
-            f'{{"expires_on":"{expires.isoformat()}","jurisdiction":"{jurisdiction}",'
+            f'{{"expires_on":"{expires_text}","jurisdiction":"{jurisdiction}",'
             f'"multistate":{"true" if multistate else "false"},"type":"{kind}"}}'
         )
 
@@ -431,13 +473,16 @@ class _Encoded(_Checked):
             value = _instant(ts)
             # Every _instant is UTC: its isoformat() ends in "+00:00", written "Z".
             return value, value.isoformat()[:-6] + "Z"
+        return datetime.fromtimestamp(seconds, UTC), self.second_text(seconds)
+
+    def second_text(self, seconds: int) -> str:
+        """The canonical text of a whole second in ``0..MAX_TIMESTAMP_SECONDS``."""
         day = seconds // 86400
         rest = seconds - day * 86400
         prefix = self.days.get(day)
         if prefix is None:  # "YYYY-MM-DDT"
             prefix = self.days[day] = datetime.fromtimestamp(day * 86400, UTC).isoformat()[:11]
-        text = f"{prefix}{_TWO[rest // 3600]}:{_TWO[rest // 60 % 60]}:{_TWO[rest % 60]}Z"
-        return datetime.fromtimestamp(seconds, UTC), text
+        return f"{prefix}{_TWO[rest // 3600]}:{_TWO[rest // 60 % 60]}:{_TWO[rest % 60]}Z"
 
     def new_capacity(self, key: tuple[int, int]) -> tuple[Capacity, str]:
         """A capacity ``(max, active)`` not seen yet: both bounds checked, with its JSON."""
@@ -465,10 +510,11 @@ def known_agents_from_proto(
         Doubt: If any value is not plainly valid.
     """
     encoded = _Encoded(limits)
-    code, max_items = encoded.code, limits.max_list_items
+    max_items, max_chars = limits.max_list_items, limits.max_id_chars
     code_sets, language_sets = encoded.code_sets.get, encoded.language_sets.get
-    capacities = encoded.capacities.get
-    codes, licence, instant = encoded.codes, encoded.licence, encoded.instant
+    capacities, skill_maps = encoded.capacities.get, encoded.skill_maps.get
+    licence, second_text = encoded.licence, encoded.second_text
+    roles, statuses = _ROLE_TEXTS.get, _STATUS_TEXTS.get
     out: list[KnownAgent] = []
     for msg in agent_msgs:
         # Repeated fields read as lists by slicing (in C): iterating a protobuf container from
@@ -485,14 +531,9 @@ def known_agents_from_proto(
             or not msg.HasField("capacity")
         ):
             raise Doubt
-        skills: dict[str, int] = {}
-        for skill in skill_msgs:
-            name, level = skill.name, skill.level
-            if name not in codes:
-                code(name)
-            if name in skills or not 0 <= level <= 10:
-                raise Doubt
-            skills[name] = level
+        # A roster repeats its skill lists: each distinct one is checked and written once.
+        pairs = tuple([(skill.name, skill.level) for skill in skill_msgs])
+        skill_map, skills_text = skill_maps(pairs) or encoded.new_skills(pairs)
         if licence_msgs:
             licences_list, texts = [], []
             for lic_msg in licence_msgs:
@@ -502,9 +543,12 @@ def known_agents_from_proto(
             licences, licences_text = tuple(licences_list), ",".join(texts)
         else:
             licences, licences_text = (), ""
-        agent_id = _one_code(msg.agent_id, limits)
-        role = _member(_ROLES, msg.role) if msg.role else Role.AGENT
-        status = _member(_STATUSES, msg.status)
+        agent_id = msg.agent_id
+        if len(agent_id) > max_chars or not _code(agent_id):
+            raise Doubt
+        role_found, status_found = roles(msg.role), statuses(msg.status)
+        if role_found is None or status_found is None:
+            raise Doubt
         capacity_msg = msg.capacity
         key = (capacity_msg.max, capacity_msg.active)
         capacity, capacity_text = capacities(key) or encoded.new_capacity(key)
@@ -519,31 +563,38 @@ def known_agents_from_proto(
             raw = frozenset(team_msgs)
             teams, teams_text = code_sets(raw) or encoded.new_codes(raw)
         else:
-            teams, teams_text = frozenset(), "[]"
-        seniority = _integer(msg.seniority, 0, 100)
-        attributes = _attributes(msg.attributes, limits)
+            teams, teams_text = _NO_CODES, "[]"
+        seniority = msg.seniority
+        if not 0 <= seniority <= 100:
+            raise Doubt
+        attribute_msgs = msg.attributes
+        attributes = _attributes(attribute_msgs, limits) if attribute_msgs else {}
         if msg.HasField("last_assigned_at"):
-            last, last_text = instant(msg.last_assigned_at)
+            stamp = msg.last_assigned_at
+            seconds = stamp.seconds
+            if stamp.nanos or not 0 <= seconds <= MAX_TIMESTAMP_SECONDS:
+                last, last_text = encoded.instant(stamp)
+            else:  # a whole second since 1970, what rosters send (as _Encoded.instant)
+                last, last_text = datetime.fromtimestamp(seconds, UTC), second_text(seconds)
             last_text = f'"last_assigned_at":"{last_text}",'
         else:
             last, last_text = None, ""
-        skills_text = ",".join([f'{{"level":{skills[n]},"name":"{n}"}}' for n in sorted(skills)])
         text = (
             f'{{"agent_id":"{agent_id}",'
             f'"attributes":{canonical_json(attributes) if attributes else "{}"},'
             f'"capacity":{capacity_text},"languages":{languages_text},{last_text}'
-            f'"licences":[{licences_text}],"role":"{role.value}","seniority":{seniority},'
-            f'"skills":[{skills_text}],"status":"{status.value}","teams":{teams_text},'
+            f'"licences":[{licences_text}],"role":"{role_found[1]}","seniority":{seniority},'
+            f'"skills":[{skills_text}],"status":"{status_found[1]}","teams":{teams_text},'
             f'"territories":{territories_text}}}'
         )
         agent = new_agent(
             agent_id,
-            role,
-            status,
+            role_found[0],
+            status_found[0],
             capacity,
             licences,
             territories,
-            skills,
+            skill_map.copy(),  # a dict: each agent its own
             languages,
             last,
             teams,
