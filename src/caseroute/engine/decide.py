@@ -31,6 +31,7 @@ from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import LoadedRuleset
 from caseroute.engine.facts import attribute_fits, build_case_fact
 from caseroute.engine.matching import MissingDataError
+from caseroute.engine.roster_index import index_for
 from caseroute.engine.selection import select_agent
 from caseroute.engine.signals import derive_signals
 from caseroute.engine.trace import choose_and_explain
@@ -134,6 +135,22 @@ def _apply(
             priority,
             [action.reason],
             escalation_level=action.level,
+        )
+    # Invariant: the engine keys agents by agent_id (ranking keys, positions, preferences,
+    # continuity), so a roster repeating one (built in code: the parsers refuse it) is
+    # business-invalid, never selected from. Worked out once per roster, with its index.
+    repeated = index_for(roster).repeated
+    if repeated is not None:
+        agent_id, first, later = repeated
+        return _exception(
+            "duplicate_agent_id",
+            rule_id,
+            [
+                (
+                    f"roster.agents[{later}].agent_id: duplicate agent_id {agent_id!r} (first "
+                    f"at roster.agents[{first}]); each agent must appear once"
+                )
+            ],
         )
     escalate = isinstance(action, EscalateAction)
     try:
