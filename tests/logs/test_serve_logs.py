@@ -5,10 +5,7 @@ from stderr as they arrive), never for a fixed time.
 """
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +16,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from caseroute.testing import (
     NOW,
-    REFERENCE_RULESET,
-    TEST_AUDIT_KEY,
     make_agent,
     make_case,
     make_roster,
@@ -28,7 +23,7 @@ from caseroute.testing import (
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.v1 import routing_pb2_grpc
 from caseroute.wire import convert
-from tests.grpc_api.test_serve_process import Served
+from tests.serve_process import Served, start_serve
 
 TOKEN = "0123456789abcdef0123456789abcdef"  # noqa: S105 - a test token
 NOTES = "ZQXNOTES fell at home, daughter Ximena Quarrel worried"
@@ -58,45 +53,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
     tokens = tmp_path / "caller.tokens"
     tokens.write_text(f"triage-desk {TOKEN}\n")
     tokens.chmod(0o600)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "caseroute.cli",
-            "serve",
-            "--port",
-            "0",
-            "--workers",
-            "2",
-            "--rulesets",
-            str(REFERENCE_RULESET.parent),
-            "--audit-db",
-            str(tmp_path / "audit.db"),
-            "--caller-token-file",
-            str(tokens),
-            "--log-format",
-            "json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY},
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("caseroute listening on 127.0.0.1:"), line
-        running = Served(proc, line.split()[3])
-        running.wait_for("rulesets loaded: patient-enquiries", 2)
+    with start_serve(
+        tmp_path / "audit.db",
+        *("--caller-token-file", str(tokens), "--log-format", "json"),
+        workers=2,
+    ) as running:
         yield running
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def _call_lines(served: Served) -> list[dict[str, Any]]:
