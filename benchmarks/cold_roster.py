@@ -1,7 +1,7 @@
 """Server CPU of a cold 1,000-agent Decide in one process, and where it goes (issue 13 target 3).
 
 Usage: .venv/bin/python benchmarks/cold_roster.py [--quick] [--agents 1000] [--rounds 7]
-[--cold 5] [--warm 50] [--roster-parts]
+[--cold 5] [--warm 50] [--roster-parts] [--sent-parts]
 
 What one server worker does for a roster it has never seen, minus the network: the request
 bytes are parsed with the server's deserializer and ``RoutingServicer.Decide`` converts,
@@ -17,19 +17,28 @@ writer too).
 
 Each round times ``--cold`` cold calls of each case and ``--warm`` warm calls, then the cold
 path's parts one at a time on fresh copies: decoding the request bytes, the roster
-(``RosterCache.parse`` on a cache holding the first roster, as the server's does: agent keys,
+(``RosterCache.parse_sent`` of the roster's bytes on a cache holding the first roster, as the
+server reads a first sight; ``parse`` where it declines or in a tree without it: agent keys,
 kept agents, conversion and digests of the others, the roster's JSON kept for its blob), the
 index (``index_for``) and the roster blob (``blobs_to_store`` handed that JSON, as the server
 calls it); "rest" is a cold call minus those parts (the case, deciding, the record, the
 reply). Prints the medians over rounds, per call and per agent, and target 3 for each case.
 
-``--roster-parts`` adds a table splitting the roster part of the all-new case, each step on
-fresh copies: the agents' keys (the message's deterministic bytes, their sha256, each agent's
-bytes cut out), the agents converted with their canonical JSON and digests (the tree's
-``RosterCache._known_agents`` with no agent kept), the roster and its fingerprint from those,
-and the cache's own bookkeeping (the rest). Beneath it, for reference: the steps one by one
-(``fast.agents_from_proto``, ``agent_json``, ``agent_digest``) and, where the tree has it,
-``fast.known_agents_from_proto`` (all three in one pass).
+``--roster-parts`` adds a table splitting the all-new roster parsed whole (``RosterCache.parse``,
+the path of bytes ``parse_sent`` declines), each step on fresh copies: the agents' keys (the
+message's deterministic bytes, their sha256, each agent's bytes cut out), the agents converted
+with their canonical JSON and digests (the tree's ``RosterCache._known_agents`` with no agent
+kept), the roster and its fingerprint from those, and the cache's own bookkeeping (the rest).
+Beneath it, for reference: the steps one by one (``fast.agents_from_proto``, ``agent_json``,
+``agent_digest``) and, where the tree has it, ``fast.known_agents_from_proto`` (all three in
+one pass).
+
+``--sent-parts`` adds a table splitting the all-new case's roster as the server reads a first
+sight from its bytes (``RosterCache.parse_sent``, whole: the roster parsed once, more than 1
+agent in 4 being new), each step on fresh copies: the layout cut and the kept agents looked up,
+the parse with its deterministic check and the sha256 of the bytes, the agents converted with
+their canonical JSON and digests (``fast.known_agents``), the roster and its fingerprint from
+those, and the cache's own bookkeeping (the rest of a whole ``parse_sent``).
 """
 
 from __future__ import annotations
@@ -52,7 +61,7 @@ from caseroute.domain.limits import DEFAULT_LIMITS
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.roster_index import index_for
 from caseroute.grpc_api import servicer as servicer_module
-from caseroute.grpc_api.roster_cache import RosterCache, agent_message_bytes
+from caseroute.grpc_api.roster_cache import RosterCache, agent_message_bytes, sent_layout
 from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.registry import RulesetRegistry
 from caseroute.testing import audited_core, reference_ruleset
@@ -94,10 +103,14 @@ def _split(body: bytes, first: pb.Roster, ruleset: Any) -> dict[str, float]:
     sink: Any = _EmptySink()
     split = {"decode": _cpu(partial(pb.DecideRequest.FromString, body))}
     msg = pb.DecideRequest.FromString(body).roster
+    sent = msg.SerializeToString()  # the roster field's bytes as the request carries them
     cache = RosterCache()
     cache.parse(first)  # as the server's cache: it has seen the first roster
     known: list[Any] = []
-    split["roster"] = _cpu(lambda: known.append(cache.parse(msg)))
+    # As the server reads a first sight: from its bytes (RosterCache.parse_sent), or, in a
+    # tree without it or for bytes it declines, parsed (the request's parse is "decode").
+    read = getattr(cache, "parse_sent", None)
+    split["roster"] = _cpu(lambda: known.append((read(sent) if read else None) or cache.parse(msg)))
     roster, fingerprint = known[0].roster, known[0].fingerprint
     split["index"] = _cpu(partial(index_for, roster))
     blob = partial(
@@ -111,9 +124,16 @@ ROSTER_PARTS = ("agent keys", "agents + JSON + digests", "roster + fingerprint")
 STEPS = ("conversion alone", "agent JSON alone", "digests alone", "one pass (known_agents)")
 
 
-def _roster_split(body: bytes) -> dict[str, float]:
-    """CPU seconds of each step of converting a roster of new agents, on fresh copies."""
+def _roster_split(body: bytes, first: pb.Roster) -> dict[str, float]:
+    """CPU seconds of each step of converting a roster of new agents, on fresh copies.
+
+    The steps of ``RosterCache.parse`` (the path of bytes ``parse_sent`` declines); "parse
+    whole" is that whole ``parse`` on a cache that has seen ``first``.
+    """
     msg = pb.DecideRequest.FromString(body).roster
+    whole = RosterCache()
+    whole.parse(first)
+    parse_whole = _cpu(partial(whole.parse, pb.DecideRequest.FromString(body).roster))
     wire = msg.SerializeToString(deterministic=True)
 
     def keys() -> None:
@@ -121,7 +141,7 @@ def _roster_split(body: bytes) -> dict[str, float]:
         agent_message_bytes(wire)
 
     made: list[Any] = []
-    split = {"agent keys": _cpu(keys)}
+    split = {"agent keys": _cpu(keys), "parse whole": parse_whole}
     agent_msgs, cache = msg.agents, RosterCache()
     nothing_kept: list[Any] = [None] * len(agent_msgs)
     split["agents + JSON + digests"] = _cpu(
@@ -150,6 +170,60 @@ def _roster_split(body: bytes) -> dict[str, float]:
     return split
 
 
+SENT_PARTS = (
+    "layout + kept lookup",
+    "parse + deterministic check + sha256",
+    "agents converted, JSON, digests",
+    "roster built, fingerprint",
+)
+
+
+def _sent_split(body: bytes, first: pb.Roster) -> dict[str, float]:
+    """CPU seconds of each step of reading a roster of new agents from its bytes, fresh copies.
+
+    The steps of ``RosterCache.parse_sent`` for a roster whose agents are all new (more than
+    1 in ``MANY_NEW_AGENTS``: the whole roster parsed once), on a cache that has seen
+    ``first``; the cache's bookkeeping is what the whole ``parse_sent`` takes beyond them.
+    """
+    sent = pb.DecideRequest.FromString(body).roster.SerializeToString()
+    cache = RosterCache()
+    cache.parse(first)
+    found: list[Any] = []
+
+    def layout() -> None:
+        laid_out = sent_layout(sent)
+        assert laid_out is not None  # noqa: S101 - the benchmark's bytes are laid out so
+        kept = cache._kept.get(DEFAULT_LIMITS, {})  # noqa: SLF001 - the step itself
+        found.extend(kept.get(k) for k in laid_out[1])
+
+    split = {"layout + kept lookup": _cpu(layout)}
+    parsed: list[pb.Roster] = []
+
+    def parse() -> None:
+        msg = pb.Roster.FromString(sent)
+        assert msg.SerializeToString(deterministic=True) == sent  # noqa: S101 - as parse_sent
+        hashlib.sha256(sent).digest()
+        parsed.append(msg)
+
+    split["parse + deterministic check + sha256"] = _cpu(parse)
+    msg = parsed[0]
+    made: list[Any] = []
+    split["agents converted, JSON, digests"] = _cpu(
+        lambda: made.append(fast.known_agents(msg.agents, found, DEFAULT_LIMITS))
+    )
+    values, texts, digests = zip(*made[0], strict=True)
+
+    def roster() -> None:
+        built = fast.roster_with_agents(msg, values, DEFAULT_LIMITS)
+        fingerprint_agent_texts(built, texts, digests, keep_json=True)
+
+    split["roster built, fingerprint"] = _cpu(roster)
+    whole = RosterCache()
+    whole.parse(first)
+    split["parse_sent whole"] = _cpu(partial(whole.parse_sent, sent))
+    return split
+
+
 def main() -> None:
     """Time both cold cases, warm calls and the cold parts; print three markdown tables."""
     parser = argparse.ArgumentParser()
@@ -159,7 +233,10 @@ def main() -> None:
     parser.add_argument("--cold", type=int, default=5, help="cold calls per case and round")
     parser.add_argument("--warm", type=int, default=50, help="warm calls per round")
     parser.add_argument(
-        "--roster-parts", action="store_true", help="split the all-new roster part too"
+        "--roster-parts", action="store_true", help="split the all-new roster parsed whole too"
+    )
+    parser.add_argument(
+        "--sent-parts", action="store_true", help="split the all-new roster read from its bytes"
     )
     args = parser.parse_args()
     agents = args.agents or (100 if args.quick else 1000)
@@ -187,7 +264,10 @@ def main() -> None:
 
     parts: dict[str, list[float]] = {"warm": []}
     parts |= {f"{case} {key}": [] for case in COLD_CASES for key in ("cold", *PARTS)}
-    parts |= {key: [] for key in (*ROSTER_PARTS, *STEPS)} if args.roster_parts else {}
+    parts |= (
+        {key: [] for key in (*ROSTER_PARTS, "parse whole", *STEPS)} if args.roster_parts else {}
+    )
+    parts |= {key: [] for key in (*SENT_PARTS, "parse_sent whole")} if args.sent_parts else {}
     snapshot = 0
     with tempfile.TemporaryDirectory() as tmp:
         servicer = RoutingServicer(audited_core(registry, Path(tmp) / "log"))
@@ -208,9 +288,13 @@ def main() -> None:
                 for key in PARTS:
                     parts[f"{case} {key}"].append(statistics.median(s[key] for s in splits))
             if args.roster_parts:
-                roster_splits = [_roster_split(b) for b in bodies["new"]]
-                for key in (*ROSTER_PARTS, *STEPS):
+                roster_splits = [_roster_split(b, first) for b in bodies["new"]]
+                for key in (*ROSTER_PARTS, "parse whole", *STEPS):
                     parts[key].append(statistics.median(s[key] for s in roster_splits))
+            if args.sent_parts:
+                sent_splits = [_sent_split(b, first) for b in bodies["new"]]
+                for key in (*SENT_PARTS, "parse_sent whole"):
+                    parts[key].append(statistics.median(s[key] for s in sent_splits))
         servicer._core.audit.close()  # noqa: SLF001 - ends the writer thread
     registry.close()
     med = {key: statistics.median(values) for key, values in parts.items()}
@@ -250,6 +334,8 @@ def main() -> None:
         print(f"| {key} | " + " | ".join(cells) + " |")
     if args.roster_parts:
         _print_roster_parts(med, agents)
+    if args.sent_parts:
+        _print_sent_parts(med, agents)
     print()
     print("| target (in process) | measured | met |")
     print("| --- | --- | --- |")
@@ -271,8 +357,8 @@ def main() -> None:
 
 
 def _print_roster_parts(med: dict[str, float], agents: int) -> None:
-    """The all-new case's roster part, split (``--roster-parts``)."""
-    roster = med["new roster"]
+    """The all-new roster parsed whole (``RosterCache.parse``), split (``--roster-parts``)."""
+    roster = med["parse whole"]
     rows = {key: med[key] for key in ROSTER_PARTS}
     rows["cache bookkeeping (rest)"] = roster - sum(rows.values())
     print()
@@ -281,6 +367,18 @@ def _print_roster_parts(med: dict[str, float], agents: int) -> None:
     for key, value in (*rows.items(), *((key, med[key]) for key in STEPS)):
         share = f"{value / roster:.0%}" if key not in STEPS else "(reference)"
         print(f"| {key} | {value * 1e3:.3f} | {value * 1e6 / agents:.1f} | {share} |")
+
+
+def _print_sent_parts(med: dict[str, float], agents: int) -> None:
+    """The all-new case's roster read from its bytes, split (``--sent-parts``)."""
+    roster = med["parse_sent whole"]
+    rows = {key: med[key] for key in SENT_PARTS}
+    rows["cache bookkeeping (rest)"] = roster - sum(rows.values())
+    print()
+    print(f"| roster read from its bytes, {COLD_CASES['new']} | CPU ms/call | us/agent | share |")
+    print("| --- | --- | --- | --- |")
+    for key, value in (*rows.items(), ("parse_sent whole", roster)):
+        print(f"| {key} | {value * 1e3:.3f} | {value * 1e6 / agents:.1f} | {value / roster:.0%} |")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python benchmarks/cold_served.py [--agents 1000] [--rounds 5] [--calls 4]
                                                    [--quick] [--ab TREE_A TREE_B]
+                                                   [--sent-steps]
 
 Issue 13 target 3 over gRPC: a roster the server has never seen, sent in the request, at 1,000
 agents. This process builds the server as ``caseroute serve --workers 1`` does (``build_server``
@@ -61,10 +62,33 @@ from served_latency import DECIDE_STAGES
 CASES = ("known", "new", "warm")
 """The two first sights of ``grpc_bench.COLD_CASES`` and, for reference, a warm call."""
 
-ROSTER_STAGES = ("uncut", "case_out", "roster_in", "keyed", "agents_done", "roster_out")
+SENT_STAGES = (
+    "sent_in",
+    "laid_out",
+    "agents_in",
+    "agents_out",
+    "fingerprinted",
+    "store_in",
+    "store_out",
+)
+"""With ``--sent-steps``, before ``uncut``: a first sight read from its bytes
+(``RosterCache.parse_sent``) entered; its layout cut (``sent_layout``); the kept agents looked
+up, the bytes parsed, checked deterministic and hashed; the agents converted with their JSON and
+digests (``fast.known_agents``, or ``known_agents_from_proto`` for the new ones alone); the
+roster built and its fingerprint; the cache's entry stored (``_store``); the rest of
+``_uncut``."""
+
+ROSTER_STAGES = (
+    "uncut",
+    "case_out",
+    "roster_in",
+    "keyed",
+    "agents_done",
+    "roster_out",
+)
 """Stages of the roster's way in, between ``handler_in`` and ``converted``."""
 
-COLD_STAGES = (
+COLD_STAGES = [
     *DECIDE_STAGES[: DECIDE_STAGES.index("decided")],
     *ROSTER_STAGES,
     "converted",
@@ -77,8 +101,9 @@ COLD_STAGES = (
     "blob_in",
     "blob_out",
     *DECIDE_STAGES[DECIDE_STAGES.index("append_in") :],
-)
-"""A first-sight Decide's stages in call order (a warm call skips the roster's and index's)."""
+]
+"""A first-sight Decide's stages in call order (a warm call skips the roster's and index's);
+``--sent-steps`` puts ``SENT_STAGES`` in it."""
 
 SUMMARY = ("process CPU", "stamped threads CPU", "other threads CPU", "GC wall", "CPU us/agent")
 """The rows below each table: medians (us per call; the last per agent)."""
@@ -130,8 +155,12 @@ def _on_gc(phase: str, _: dict[str, int]) -> None:
         _GC[-1] += time.perf_counter_ns() - _gc_started
 
 
-def _install() -> None:
-    """Route ``served_latency``'s stamps through ``_mark`` and stamp the roster's way in."""
+def _install(sent_steps: bool = False) -> None:
+    """Route ``served_latency``'s stamps through ``_mark`` and stamp the roster's way in.
+
+    Args:
+        sent_steps: Also stamp ``SENT_STAGES`` (a first sight read from its bytes, step by step).
+    """
     from caseroute.engine import matching, selection
     from caseroute.grpc_api import roster_cache, servicer
     from caseroute.service import routing
@@ -141,6 +170,8 @@ def _install() -> None:
     stamps._new_call_deserializer = _new_call_deserializer  # noqa: SLF001 - as above
     stamps._install_stamps()  # noqa: SLF001 - the decision log's stages
     stamps._wrap(servicer.RoutingServicer, "_uncut", None, "uncut")  # noqa: SLF001
+    if sent_steps:
+        _install_sent_steps()
     stamps._wrap_names(convert, {"case_from_proto": (None, "case_out")})  # noqa: SLF001
     stamps._wrap_names(convert, {"decide_command": (None, "converted")})  # noqa: SLF001
     stamps._wrap(roster_cache.RosterCache, "parse", "roster_in", "roster_out")  # noqa: SLF001
@@ -150,6 +181,23 @@ def _install() -> None:
     for module in (matching, selection):
         stamps._wrap_names(module, {"index_for": ("index_in", "index_out")})  # noqa: SLF001
     gc.callbacks.append(_on_gc)
+
+
+def _install_sent_steps() -> None:
+    """Stamp ``SENT_STAGES`` and put them in ``COLD_STAGES``, before ``uncut``."""
+    from caseroute.grpc_api import roster_cache
+    from caseroute.wire import fast
+
+    at = COLD_STAGES.index("uncut")
+    COLD_STAGES[at:at] = SENT_STAGES
+    # The first stamp of a stage counts: known_agents_from_proto called inside known_agents
+    # stamps nothing more.
+    stamps._wrap(roster_cache.RosterCache, "parse_sent", "sent_in", None)  # noqa: SLF001
+    stamps._wrap_names(roster_cache, {"sent_layout": (None, "laid_out")})  # noqa: SLF001
+    for name in ("known_agents", "known_agents_from_proto"):
+        stamps._wrap_names(fast, {name: ("agents_in", "agents_out")})  # noqa: SLF001
+    stamps._wrap_names(roster_cache, {"fingerprint_agent_texts": (None, "fingerprinted")})  # noqa: SLF001
+    stamps._wrap(roster_cache.RosterCache, "_store", "store_in", "store_out")  # noqa: SLF001
 
 
 def _steps(
@@ -275,7 +323,7 @@ def _measure(args: argparse.Namespace) -> None:
     from caseroute.v1 import routing_pb2 as pb
 
     print("load", load_average(), flush=True)
-    _install()
+    _install(args.sent_steps)
     agents = args.agents
     warm_body = decide_body(agents)
     paths = {(case, way): _Path() for case in CASES for way in ("served", "in process")}
@@ -336,6 +384,7 @@ def _ab(trees: list[str], args: argparse.Namespace) -> None:
             env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve() / "src")}
             command = [sys.executable, __file__, "--rounds", "1", "--calls", str(args.calls)]
             command += ["--agents", str(args.agents), "--warm", str(args.warm)]
+            command += ["--sent-steps"] if args.sent_steps else []
             out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
             case = ""
             for line in out.stdout.splitlines():
@@ -370,6 +419,9 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=20, help="warm calls each way first")
     parser.add_argument("--quick", action="store_true", help="smoke: 100 agents, 1 x 2 calls")
     parser.add_argument("--ab", nargs=2, metavar="TREE", help="alternate runs against two trees")
+    parser.add_argument(
+        "--sent-steps", action="store_true", help="split a first sight read from its bytes"
+    )
     args = parser.parse_args()
     if args.quick:
         args.agents, args.rounds, args.calls, args.warm = 100, 1, 2, 2
