@@ -193,11 +193,13 @@ class RefusingEventLog:
         self.inner = inner
         self.refuse = False
 
-    def append_events(self, events: Sequence[RulesetEvent]) -> list[RulesetEvent]:
+    def append_events(
+        self, events: Sequence[RulesetEvent], *, unless_current: bool = False
+    ) -> list[RulesetEvent]:
         """Fail while ``refuse`` is set."""
         if self.refuse:
             raise AuditUnavailableError("the decision log cannot be written")
-        return self.inner.append_events(events)
+        return self.inner.append_events(events, unless_current=unless_current)
 
     def decided_sha256s(self, name: str, version: str) -> frozenset[str]:
         """Delegate."""

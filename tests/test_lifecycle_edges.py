@@ -618,12 +618,14 @@ class _SignallingLog:
         self.refusals = refusals
         self.recorded = threading.Event()
 
-    def append_events(self, events: Sequence[RulesetEvent]) -> list[RulesetEvent]:
+    def append_events(
+        self, events: Sequence[RulesetEvent], *, unless_current: bool = False
+    ) -> list[RulesetEvent]:
         """Refuse while refusals are left; otherwise record and signal."""
         if self.refusals:
             self.refusals -= 1
             raise AuditUnavailableError("the decision log cannot be written")
-        stored = self.inner.append_events(events)
+        stored = self.inner.append_events(events, unless_current=unless_current)
         self.recorded.set()
         return stored
 

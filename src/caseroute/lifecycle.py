@@ -428,7 +428,9 @@ class RulesetLifecycle:
         # Several processes (a server's workers, replicas) share one log and each swaps in the
         # same change (one by the admin call, the others by their poller): the chain records
         # what serves, once. A change the log already shows as the current state is not
-        # recorded again.
+        # recorded again: read here first (most swaps find it recorded: no write), and again by
+        # the sink under its write lock (``unless_current``), where two processes that both
+        # read "not recorded" are ordered, so the second one's event is dropped.
         audit = self._audit
         changes = tuple(c for c in changes if not _already_recorded(audit, c))
         if not changes:
@@ -452,7 +454,8 @@ class RulesetLifecycle:
                     record_hash="",
                 )
                 for c in changes
-            ]
+            ],
+            unless_current=True,
         )
 
     def _pointer_path(self, name: str) -> Path:

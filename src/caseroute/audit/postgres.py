@@ -62,7 +62,9 @@ from caseroute.audit.sql_log import (
     PendingShadow,
     QueuedAppends,
     SqlLogReads,
+    current_event,
     insert_record_sql,
+    last_event_sql,
     record_from_row,
     record_values,
     shadow_summary_sql,
@@ -86,6 +88,7 @@ _INSERT_EVENT = (
     f"INSERT INTO ruleset_events ({_EVENT_SELECT}) "
     f"VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))})"
 )
+_LAST_EVENT = last_event_sql("%s")
 _CURRENT_KEY = "SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
 _DB_ERRORS = (psycopg.Error, OSError, KeyMismatchError, SchemaTooNewError)
 
@@ -334,12 +337,13 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             for item in batch:
                 # Invariant: one call's records are stored all together or not at all.
                 mark = seq, prev
+                shadow = None
                 try:
                     with conn.transaction():  # a savepoint
                         if isinstance(item, PendingEvents):
                             seq, prev = self._insert_events(conn, item, seq, prev)
                         elif isinstance(item, PendingShadow):
-                            self._insert_shadow(conn, item)
+                            shadow = self._insert_shadow(conn, item)
                         else:
                             outcome = self._insert_item(conn, item, seq, prev, existing)
                             if isinstance(outcome, Exception):
@@ -347,6 +351,10 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                                 continue
                             seq, prev = outcome
                         pipe.sync()  # this call's errors raise here, inside its savepoint
+                        if shadow is not None and isinstance(item, PendingShadow):
+                            # One row back per row inserted (RETURNING); a conflict returns none.
+                            with shadow:
+                                item.added = sum(len(r.fetchall()) for r in shadow.results())
                         if isinstance(item, Pending):
                             # Later calls of this batch see these as stored (a repeated id).
                             existing.update(
@@ -422,6 +430,14 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             if row is not None:
                 stored.append(RulesetEvent(*row))
                 continue
+            if item.unless_current:
+                # Under the head row's lock, taken first by this transaction: no other replica
+                # can seal an event between this read and the insert below.
+                last = conn.execute(_LAST_EVENT, (event.ruleset_name, event.role)).fetchone()
+                current = current_event(last, event)
+                if current is not None:
+                    stored.append(current)
+                    continue
             seq += 1
             sealed = seal_event(event, seq, prev)
             prev = sealed.record_hash
@@ -432,15 +448,27 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         return seq, prev
 
     @staticmethod
-    def _insert_shadow(conn: psycopg.Connection[Any], item: PendingShadow) -> None:
+    def _insert_shadow(
+        conn: psycopg.Connection[Any], item: PendingShadow
+    ) -> psycopg.Cursor[Any] | None:
+        """Queue the shadow rows' and dropped counts' statements in the pipeline.
+
+        Returns:
+            The cursor of the rows' insert, whose results (once synced) return one row per row
+            inserted, or None when there are no rows. In pipeline mode ``rowcount`` after
+            ``executemany`` is the last row's alone, so it cannot tell how many were new.
+        """
+        inserted = None
+        if item.rows:
+            inserted = conn.cursor()
+            inserted.executemany(
+                f"INSERT INTO shadow_results ({', '.join(SHADOW_COLUMNS)}, agreed) "
+                f"VALUES ({', '.join(['%s'] * (len(SHADOW_COLUMNS) + 1))}) "
+                "ON CONFLICT (decision_id, shadow_version, shadow_sha256) DO NOTHING RETURNING 1",
+                item.rows,
+                returning=True,
+            )
         with conn.cursor() as cur:
-            if item.rows:
-                cur.executemany(
-                    f"INSERT INTO shadow_results ({', '.join(SHADOW_COLUMNS)}, agreed) "
-                    f"VALUES ({', '.join(['%s'] * (len(SHADOW_COLUMNS) + 1))}) "
-                    "ON CONFLICT (decision_id, shadow_version, shadow_sha256) DO NOTHING",
-                    item.rows,
-                )
             if item.dropped:
                 cur.executemany(
                     "INSERT INTO shadow_dropped (ruleset_name, shadow_version, dropped) "
@@ -448,6 +476,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                     "SET dropped = shadow_dropped.dropped + excluded.dropped",
                     [(n, v, c) for (n, v), c in item.dropped.items()],
                 )
+        return inserted
 
     # -----------------------------------------------------------------------------------------
     # Reads.

@@ -85,6 +85,29 @@ RecordRow = tuple[Any, ...]
 the JSON text stored, then the hashed text or None (``SqlLogReads.record_rows``)."""
 EVENT_COLUMNS = RulesetEvent.__slots__
 """The ``ruleset_events`` columns, in ``RulesetEvent``'s field order."""
+
+
+def last_event_sql(placeholder: str) -> str:
+    """The most recent event of one role of a ruleset (parameters: ruleset_name, role)."""
+    return (
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM ruleset_events WHERE ruleset_name = "
+        f"{placeholder} AND role = {placeholder} ORDER BY seq DESC LIMIT 1"
+    )
+
+
+def current_event(last: Sequence[Any] | None, event: RulesetEvent) -> RulesetEvent | None:
+    """``last`` (a ``last_event_sql`` row) when it already records the state ``event`` records.
+
+    The chain records what serves, once: an event whose ruleset role's last event already
+    ends in the same version and content (``to_version``, ``to_sha256``) adds nothing.
+    """
+    if last is None:
+        return None
+    found = RulesetEvent(*last)
+    same = (found.to_version, found.to_sha256) == (event.to_version, event.to_sha256)
+    return found if same else None
+
+
 SHADOW_COLUMNS = (
     "decision_id",
     "recorded_at",
@@ -328,6 +351,9 @@ class PendingEvents:
     stored: list[RulesetEvent] = field(default_factory=list)
     added: int = 0
     """How many of ``stored`` its transaction sealed (the others were stored before)."""
+    unless_current: bool = False
+    """Drop each event its role's last event already records (``current_event``), in the
+    transaction that would seal it: the check and the append are one step."""
 
 
 @dataclass(slots=True)
@@ -337,6 +363,8 @@ class PendingShadow:
     rows: list[tuple[object, ...]]
     dropped: dict[tuple[str, str], int]
     done: Settled[None]
+    added: int = 0
+    """How many of ``rows`` its transaction inserted (the others were stored before)."""
 
 
 PendingItem = Pending | PendingEvents | PendingShadow
@@ -349,11 +377,15 @@ def stored_appends(results: Sequence[tuple[PendingItem, Exception | None]]) -> i
     The one rule of both stores. An append stored nothing when it was refused (its savepoint
     was rolled back); when it is a decision append none of whose records is new: a retry whose
     records were all stored before (the stored ones go back to its caller), or an empty one
-    (the health probe's, ``RoutingCore.probe_audit``); or when it is an events append none of
-    whose events is new (every event_id stored before: the stored events go back). Blobs travel
-    with their records: a retry's were stored with them; blobs alone count. Shadow results
-    always count. A transaction of only appends that stored nothing is no commit: stores count
-    ``commits`` and tell their ``CommitObserver`` only when this is above 0.
+    (the health probe's, ``RoutingCore.probe_audit``); when it is an events append none of
+    whose events is new (every event_id stored before, or the state it records current: the
+    stored events go back); or when it is a shadow append with rows none of which is new (each
+    result stored before for its decision and shadow version: another worker's, or a retry)
+    and no dropped comparison to count. Blobs travel with their records: a retry's were stored
+    with them; blobs alone count. (A shadow append with neither rows nor dropped counts is
+    never queued: ``append_shadow`` returns first.) A transaction of only appends that stored
+    nothing is no commit: stores count ``commits`` and tell their ``CommitObserver`` only when
+    this is above 0.
     """
     count = 0
     for item, error in results:
@@ -362,7 +394,10 @@ def stored_appends(results: Sequence[tuple[PendingItem, Exception | None]]) -> i
         if type(item) is Pending:
             if not any(not a.existed for a in item.stored) and (item.records or not item.blobs):
                 continue
-        elif type(item) is PendingEvents and not item.added:
+        elif type(item) is PendingEvents:
+            if not item.added:
+                continue
+        elif isinstance(item, PendingShadow) and item.rows and not item.added and not item.dropped:
             continue
         count += 1
     return count
@@ -481,7 +516,9 @@ class QueuedAppends:
         self._enqueue(pending)
         return pending.done.result()
 
-    def append_events(self, events: Sequence[RulesetEvent]) -> list[RulesetEvent]:
+    def append_events(
+        self, events: Sequence[RulesetEvent], *, unless_current: bool = False
+    ) -> list[RulesetEvent]:
         """Seal ruleset lifecycle events into the chain; returns when they are committed.
 
         They go through the same writer thread and transaction as decision records, so seq
@@ -490,6 +527,10 @@ class QueuedAppends:
 
         Args:
             events: The events, in the order they happened (seq and hashes are ignored).
+            unless_current: Also leave out each event whose ruleset role's last event already
+                ends in the same ``to_version`` and ``to_sha256`` (that last event is returned
+                in its place). Checked under the write lock, in the transaction that would seal
+                it: two workers swapping in one change record it once.
 
         Returns:
             The stored events, sealed, in the given order.
@@ -503,7 +544,7 @@ class QueuedAppends:
             problem = event_problem(event)
             if problem is not None:
                 raise ValueError(f"ruleset event {event.event_id!r}: {problem}")
-        pending = PendingEvents(events, Outcome())
+        pending = PendingEvents(events, Outcome(), unless_current=unless_current)
         self._enqueue(pending)
         return pending.done.result()
 
@@ -764,12 +805,7 @@ class SqlLogReads(ABC):
         """
         if not self._has_table("ruleset_events"):
             return None
-        p = self._P
-        rows = self._fetch(
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM ruleset_events "
-            f"WHERE ruleset_name = {p} AND role = {p} ORDER BY seq DESC LIMIT 1",
-            (ruleset_name, role),
-        )
+        rows = self._fetch(last_event_sql(self._P), (ruleset_name, role))
         return RulesetEvent(*rows[0]) if rows else None
 
     def iter_events(

@@ -59,7 +59,9 @@ from caseroute.audit.sql_log import (
     QueuedAppends,
     RecordRow,
     SqlLogReads,
+    current_event,
     insert_record_sql,
+    last_event_sql,
     record_from_row,
     record_values,
     shadow_summary_sql,
@@ -239,11 +241,15 @@ class AuditSink(Protocol):
         """(seq, record_hash) of the last committed record; (0, GENESIS) when empty."""
         ...
 
-    def append_events(self, events: Sequence[RulesetEvent]) -> list[RulesetEvent]:
+    def append_events(
+        self, events: Sequence[RulesetEvent], *, unless_current: bool = False
+    ) -> list[RulesetEvent]:
         """Seal ruleset lifecycle events into the chain and store them durably.
 
         Returns when committed. An event whose event_id is stored already is not written
-        again: the stored one comes back.
+        again: the stored one comes back. With ``unless_current``, neither is an event whose
+        ruleset role's last event already ends in the same ``to_version`` and ``to_sha256``
+        (checked in the write transaction; that last event comes back).
 
         Raises:
             AuditUnavailableError: If nothing could be committed.
@@ -335,6 +341,7 @@ _KEY_AND_HEAD = (
     "(SELECT seq FROM chain_head WHERE id = 1), (SELECT record_hash FROM chain_head WHERE id = 1)"
 )
 """The current key's fingerprint and the chain head, read in one statement per transaction."""
+_LAST_EVENT = last_event_sql("?")
 
 
 class SqliteAuditStore(SqlLogReads, QueuedAppends):
@@ -747,6 +754,12 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             if row is not None:
                 stored.append(RulesetEvent(*row))
                 continue
+            if item.unless_current:
+                last = conn.execute(_LAST_EVENT, (event.ruleset_name, event.role)).fetchone()
+                current = current_event(last, event)
+                if current is not None:
+                    stored.append(current)
+                    continue
             seq += 1
             sealed = seal_event(event, seq, prev)
             prev = sealed.record_hash
@@ -763,11 +776,12 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
     def _insert_shadow(
         self, conn: sqlite3.Connection, item: PendingShadow, seq: int, prev: str
     ) -> tuple[int, str]:
-        conn.executemany(
+        inserted = conn.executemany(
             f"INSERT OR IGNORE INTO shadow_results ({', '.join(SHADOW_COLUMNS)}, agreed) "
             f"VALUES ({', '.join('?' * (len(SHADOW_COLUMNS) + 1))})",
             item.rows,
         )
+        item.added = inserted.rowcount  # the rows of all executions; an ignored one adds 0
         conn.executemany(
             "INSERT INTO shadow_dropped (ruleset_name, shadow_version, dropped) VALUES (?, ?, ?) "
             "ON CONFLICT (ruleset_name, shadow_version) DO UPDATE SET "
