@@ -1,10 +1,6 @@
 """`--gc-threshold`: the cyclic garbage collector thresholds each serving process sets."""
 
 import gc
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +8,7 @@ import pytest
 from caseroute.cli import build_parser
 from caseroute.cli.serve import server_config
 from caseroute.grpc_api.server import DEFAULT_GC_THRESHOLD, ServerConfig, apply_gc_policy
-from caseroute.testing import REFERENCE_RULESET, TEST_AUDIT_KEY
+from tests.serve_process import start_serve
 
 SET_LINE = "gc thresholds set to "
 """What a serving process logs once it has set the thresholds (then the three, comma-joined)."""
@@ -67,43 +63,15 @@ def test_apply_gc_policy_sets_the_thresholds_and_logs_them(
 
 def _serve_until_set(tmp_path: Path, workers: int, *extra: str) -> list[str]:
     """Start `caseroute serve`, read stderr until each worker said its thresholds, stop it."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "caseroute.cli",
-            "serve",
-            "--port",
-            "0",
-            "--workers",
-            str(workers),
-            "--rulesets",
-            str(REFERENCE_RULESET.parent),
-            "--audit-db",
-            str(tmp_path / "audit.db"),
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY},
-        start_new_session=True,
-    )
     said: list[str] = []
     loaded = 0
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:  # ends at exit too (a flag the server does not know)
+    with start_serve(tmp_path / "audit.db", *extra, workers=workers, ready=None) as served:
+        for line in served.lines():  # ends at exit too
             if SET_LINE in line:
                 said.append(line.split(SET_LINE)[1].split('"')[0].strip())
             loaded += "rulesets loaded" in line  # after the thresholds, if they are set
             if workers in (len(said), loaded):
                 break
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-        if proc.stderr is not None:
-            proc.stderr.close()
     return said
 
 
