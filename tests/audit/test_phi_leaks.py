@@ -4,11 +4,8 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import closing
@@ -47,6 +44,7 @@ from caseroute.testing import (
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.v1 import routing_pb2_grpc
 from caseroute.wire import convert
+from tests.serve_process import start_serve
 
 NOTES = "ZQXNOTES patient fell at home, daughter Ximena Quarrel worried"
 NAME = "Zebedee Quarrelsome"
@@ -352,39 +350,18 @@ def test_a_served_decision_and_shutdown_leave_no_case_values_on_stderr(tmp_path:
     """`caseroute serve` decides a PHI case, drains on SIGTERM: stderr and files hold no PHI."""
     (tmp_path / "rulesets" / "phi").mkdir(parents=True)
     (tmp_path / "rulesets" / "phi" / "ruleset.yaml").write_text(PHI_RULES)
-    argv = [sys.executable, "-m", "caseroute.cli", "serve", "--port", "0", "--workers", "1"]
-    argv += ["--rulesets", str(tmp_path / "rulesets"), "--audit-db", str(tmp_path / "audit.db")]
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY},
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    try:
-        address = proc.stdout.readline().split()[3]
-        seen: list[str] = []
-        while not seen or "rulesets loaded: test" not in seen[-1]:  # SERVING from here on
-            seen.append(proc.stderr.readline())
-            assert seen[-1], "".join(seen)
+    with start_serve(tmp_path / "audit.db", rulesets=tmp_path / "rulesets") as served:
         request = pb.DecideRequest(
             request_id="served",
             case=convert.case_to_proto(_phi_case()),
             roster=convert.roster_to_proto(make_roster(make_agent("a1"))),
             now=convert.datetime_to_timestamp(NOW),
         )
-        with grpc.insecure_channel(address) as channel:
+        with grpc.insecure_channel(served.address) as channel:
             reply = routing_pb2_grpc.RoutingServiceStub(channel).Decide(request, timeout=60)
         assert reply.decision.rule_id == "rest"
-        proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate(timeout=30)
-    assert proc.returncode == 0
-    assert _leaks("".join(seen) + rest) == []
+        served.proc.send_signal(signal.SIGTERM)
+        served.proc.wait(60)
+    assert served.proc.returncode == 0
+    assert _leaks(served.stderr()) == []
     assert [m for m in MARKERS if m.encode() in _stored_bytes(tmp_path)] == []
