@@ -24,9 +24,9 @@ from caseroute.grpc_api.tls import ClientTls, ServerTls
 from caseroute.v1 import admin_pb2 as apb
 from caseroute.v1 import admin_pb2_grpc, routing_pb2_grpc
 from caseroute.v1 import routing_pb2 as pb
+from tests.serve_process import start_serve
 
 from .conftest import decide_request, serving_reference
-from .test_serve_process import _reap, _start
 from .test_tls import Pki, pki  # noqa: F401 - the fixture, used by name
 
 ALICE = "alice-token-0123456789abcdef"
@@ -350,7 +350,12 @@ def test_allow_lists_need_mutual_tls(capsys: pytest.CaptureFixture[str], tmp_pat
 def test_every_worker_applies_the_admin_policy_and_reloads_on_sighup(tmp_path: Path) -> None:
     """Two workers: each call is judged alike; SIGHUP to the parent reloads in both workers."""
     tokens = token_file(tmp_path / "admin.tokens", f"alice {ALICE}\n")
-    served = _start(tmp_path / "audit.db", env={"CASEROUTE_ADMIN_TOKEN_FILE": str(tokens)})
+    served = start_serve(
+        tmp_path / "audit.db",
+        *("--grace", "30"),
+        workers=2,
+        env={"CASEROUTE_ADMIN_TOKEN_FILE": str(tokens)},
+    )
     try:
         port = int(served.address.rsplit(":", 1)[1])
         # Each call on a new connection: the kernel spreads them over both workers.
@@ -362,7 +367,7 @@ def test_every_worker_applies_the_admin_policy_and_reloads_on_sighup(tmp_path: P
     finally:
         served.proc.send_signal(signal.SIGTERM)
         served.proc.wait(60)
-        _reap(served.proc)
+        served.reap()
     assert outcomes == [(1, grpc.StatusCode.UNAUTHENTICATED)] * 8
 
 

@@ -6,7 +6,6 @@ worker with a FIFO the test opens only after SIGTERM has reached both workers.
 """
 
 import os
-import queue
 import re
 import signal
 import subprocess
@@ -23,8 +22,6 @@ from caseroute.engine.case_rules import EngineKind
 from caseroute.service import RulesetRegistry
 from caseroute.testing import (
     NOW,
-    REFERENCE_RULESET,
-    TEST_AUDIT_KEY,
     audited_core,
     make_agent,
     make_case,
@@ -34,10 +31,10 @@ from caseroute.testing import (
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.v1 import routing_pb2_grpc
 from caseroute.wire import convert
+from tests.serve_process import CLI, Served, start_serve
+from tests.serve_process import reap as _reap
 
 T = TypeVar("T")
-LOADED = "rulesets loaded: patient-enquiries"
-"""Each worker logs this once it is SERVING."""
 
 HOOKED_SERVE = '''\
 """`caseroute serve` with test hooks, also imported by each spawned worker (as __mp_main__).
@@ -92,80 +89,11 @@ def _within(seconds: float, what: str, work: Callable[[], T]) -> T:
     return outcome[0]
 
 
-class Served:
-    """A `caseroute serve` process whose stderr is read line by line as it arrives."""
-
-    def __init__(self, proc: subprocess.Popen[str], address: str) -> None:
-        self.proc = proc
-        self.address = address
-        self.seen: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def wait_for(self, text: str, count: int = 1) -> None:
-        """Block until ``count`` stderr lines so far contain ``text``."""
-        found = sum(text in line for line in self.seen)
-        while found < count:
-            line = self._lines.get(timeout=120)
-            assert line is not None, f"no {count} x {text!r} before exit:\n{''.join(self.seen)}"
-            self.seen.append(line)
-            found += text in line
-
-    def stderr(self) -> str:
-        """Everything the process wrote to stderr (call after it exited)."""
-        while (line := self._lines.get(timeout=60)) is not None:
-            self.seen.append(line)
-        return "".join(self.seen)
-
-
 def _start(
     audit_db: Path, launcher: list[str] | None = None, env: dict[str, str] | None = None
 ) -> Served:
-    """`caseroute serve` with two workers on a free port, in its own process group."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            *(launcher or ["-m", "caseroute.cli"]),
-            "serve",
-            "--port",
-            "0",
-            "--workers",
-            "2",
-            "--rulesets",
-            str(REFERENCE_RULESET.parent),
-            "--grace",
-            "30",
-            "--audit-db",
-            str(audit_db),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "CASEROUTE_AUDIT_KEY": TEST_AUDIT_KEY, **(env or {})},
-        start_new_session=True,
-    )
-    stdout = proc.stdout
-    assert stdout is not None
-    line = _within(120, "`caseroute serve` printing its address", stdout.readline)
-    assert line.startswith("caseroute listening on 127.0.0.1:"), line
-    served = Served(proc, line.split()[3])
-    served.wait_for(LOADED, 2)  # both workers SERVING
-    return served
-
-
-def _reap(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(30)
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
+    """`caseroute serve` with two workers on a free port, in its own process group, SERVING."""
+    return start_serve(audit_db, "--grace", "30", workers=2, launcher=launcher or CLI, env=env)
 
 
 @pytest.fixture
@@ -180,7 +108,7 @@ def hooked(tmp_path: Path) -> Iterator[tuple[Served, Path]]:
         {"CASEROUTE_TEST_RELEASE": str(release)},
     )
     yield served, release
-    _reap(served.proc)
+    served.reap()
 
 
 def test_sigterm_drains_in_flight_calls_then_exits_zero(
