@@ -462,21 +462,21 @@ class _Encoded(_Checked):
             f'"multistate":{"true" if multistate else "false"},"type":"{kind}"}}'
         )
 
-    def instant(self, ts: Timestamp) -> tuple[datetime, str]:
-        """An instant (``_instant``) and its canonical text (``format_timestamp``).
+    def other_instant(self, ts: Timestamp) -> tuple[datetime, str]:
+        """An instant (``_instant``) not a whole second since 1970, and its canonical text.
 
-        A whole second since 1970 (what rosters send) is written from its day's text,
-        remembered, and the time of day; other instants by ``isoformat``.
+        Whole seconds since 1970 (what rosters send) are read in ``known_agents_from_proto``'s
+        loop and written by ``second_text``; these by ``isoformat``.
         """
-        seconds = ts.seconds
-        if ts.nanos or not 0 <= seconds <= MAX_TIMESTAMP_SECONDS:
-            value = _instant(ts)
-            # Every _instant is UTC: its isoformat() ends in "+00:00", written "Z".
-            return value, value.isoformat()[:-6] + "Z"
-        return datetime.fromtimestamp(seconds, UTC), self.second_text(seconds)
+        value = _instant(ts)
+        # Every _instant is UTC: its isoformat() ends in "+00:00", written "Z".
+        return value, value.isoformat()[:-6] + "Z"
 
     def second_text(self, seconds: int) -> str:
-        """The canonical text of a whole second in ``0..MAX_TIMESTAMP_SECONDS``."""
+        """The canonical text (``format_timestamp``) of a whole second since 1970.
+
+        Written from its day's text, remembered, and the time of day.
+        """
         day = seconds // 86400
         rest = seconds - day * 86400
         prefix = self.days.get(day)
@@ -573,7 +573,7 @@ def known_agents_from_proto(
             stamp = msg.last_assigned_at
             seconds = stamp.seconds
             if stamp.nanos or not 0 <= seconds <= MAX_TIMESTAMP_SECONDS:
-                last, last_text = encoded.instant(stamp)
+                last, last_text = encoded.other_instant(stamp)
             else:  # a whole second since 1970, what rosters send (as _Encoded.instant)
                 last, last_text = datetime.fromtimestamp(seconds, UTC), second_text(seconds)
             last_text = f'"last_assigned_at":"{last_text}",'
