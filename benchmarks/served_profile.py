@@ -59,6 +59,7 @@ _GROUP_MARKERS = (
     ("auditwriter", "_write_loop (caseroute/audit/"),
     ("logwriter", "logs/deferred.py"),
     ("rpc", "grpc/_server.py"),
+    ("rpc", "concurrent/futures/thread.py"),  # a request thread's pool loop between calls
 )
 _PY_FRAME = re.compile(r"\((?:[\w./-]+\.py):\d+\)$")
 _LINE_NO = re.compile(r":\d+\)$")
