@@ -323,7 +323,8 @@ def _measure(args: argparse.Namespace) -> None:
     from caseroute.v1 import routing_pb2 as pb
 
     print("load", load_average(), flush=True)
-    _install(args.sent_steps)
+    # gc_policy.py calls this with its own Namespace, which has no sent_steps.
+    _install(getattr(args, "sent_steps", False))
     agents = args.agents
     warm_body = decide_body(agents)
     paths = {(case, way): _Path() for case in CASES for way in ("served", "in process")}
