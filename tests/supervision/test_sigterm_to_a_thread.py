@@ -17,28 +17,48 @@ import pytest
 from tests.serve_process import serve_env
 
 OTHER_THREAD = """\
-import signal, sys, threading
+import signal, sys, threading, time
 from pathlib import Path
 
 from caseroute.grpc_api import server
 
 main = threading.main_thread()
+installed = threading.Event()
 
 
-def blocked() -> bool:
-    # The main thread asleep in the kernel, inside Condition.wait (stop.wait()).
-    frame = sys._current_frames().get(main.ident)
+def where() -> tuple[object, ...]:
+    # Where the main thread is: its frames (code, instruction) and whether it sleeps.
+    frame, chain = sys._current_frames().get(main.ident), []
+    while frame is not None:
+        chain.append((frame.f_code, frame.f_lasti))
+        frame = frame.f_back
     stat = Path(f"/proc/self/task/{main.native_id}/stat").read_text()
-    return frame is not None and frame.f_code.co_name == "wait" and stat.split(") ")[1][0] == "S"
+    return (stat.split(") ")[1][0], *chain)
+
+
+def parked() -> bool:
+    # Asleep inside _wait_for_stop at one instruction for 50 ms: waiting, not queued for the
+    # GIL (this thread sleeps between looks, so a runnable main thread would move on).
+    before = where()
+    time.sleep(0.05)  # a stability window, not a wait for an event
+    return before[0] == "S" and where() == before and server._wait_for_stop.__code__ in {
+        code for code, _ in before[1:]
+    }
 
 
 def signal_this_thread() -> None:
-    while not blocked():
+    installed.wait()
+    while not parked():
         pass
     signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # this thread, not main
 
 
-server._wait_for_stop(on_installed=threading.Thread(target=signal_this_thread).start)
+def on_installed() -> None:
+    threading.Thread(target=signal_this_thread, daemon=True).start()
+    installed.set()
+
+
+server._wait_for_stop(on_installed=on_installed)
 print("stopped", flush=True)
 """
 
