@@ -380,9 +380,12 @@ def _ab(trees: list[str], args: argparse.Namespace) -> None:
     """Alternate whole runs against two trees; per tree the medians of every CPU cell."""
     print("load", load_average(), flush=True)
     cells: dict[tuple[str, str, str, str], list[float]] = {}
-    for _ in range(args.rounds):
-        for tree in trees:
+    for run in range(args.rounds):
+        # Each round's two runs share a hash seed (a process's seed and layout move a run by
+        # up to ~15%, A against A), and which tree runs first alternates.
+        for tree in trees if run % 2 == 0 else trees[::-1]:
             env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve() / "src")}
+            env["PYTHONHASHSEED"] = str(run + 1)
             command = [sys.executable, __file__, "--rounds", "1", "--calls", str(args.calls)]
             command += ["--agents", str(args.agents), "--warm", str(args.warm)]
             command += ["--sent-steps"] if args.sent_steps else []
