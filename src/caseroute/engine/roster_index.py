@@ -339,8 +339,10 @@ def _collect(
         held = agent.capacity
         if held.active < held.max:
             capacity |= bit
-        by_territories[agent.territories] |= bit
-        by_languages[agent.languages] |= bit
+        # Parsers build frozensets; an Agent built in code may hold a set or a list.
+        codes, tags = agent.territories, agent.languages
+        by_territories[codes if type(codes) is frozenset else frozenset(codes)] |= bit
+        by_languages[tags if type(tags) is frozenset else frozenset(tags)] |= bit
         for name, level in agent.skills.items():
             levels[name][level] |= bit
         licences = agent.licences
