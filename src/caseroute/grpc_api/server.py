@@ -68,6 +68,8 @@ from caseroute.grpc_api.supervisor import (
     RestartBackoff,
     claim_port,
     default_workers,
+    drain_wakeups,
+    signal_wakeups,
     watch_parent,
 )
 from caseroute.grpc_api.tls import ServerTls
@@ -103,6 +105,9 @@ STOP_BOUND_S = 5.0
 """After the grace period, how long a stop waits for cancelled calls' threads to return."""
 PEERS_POLL_S = 0.25
 """How often a worker's health re-reads how many of its sibling workers serve."""
+STOP_POLL_S = 0.25
+"""How soon a worker's main thread sees a stop set by another thread (its parent watch);
+a signal wakes it at once (``signal_wakeups``)."""
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -715,21 +720,23 @@ def _wait_for_stop(
         if on_hangup is not None:
             on_hangup()
 
-    _stop_on_signals(stop)
-    signal.signal(signal.SIGHUP, hangup)
-    if on_installed is not None:
-        on_installed()
-    stop.wait()
+    with signal_wakeups() as wake:
+        _stop_on_signals(stop)
+        signal.signal(signal.SIGHUP, hangup)
+        if on_installed is not None:
+            on_installed()
+        # Never stop.wait(): a handler's stop.set() would wait for the lock that wait holds.
+        while not stop.is_set():
+            multiprocessing.connection.wait([wake], STOP_POLL_S)
+            drain_wakeups(wake)  # the handlers of what arrived have run: back to is_set
 
 
-def _stop_on_signals(stop: threading.Event, wake_fd: int | None = None) -> None:
-    """On SIGTERM/SIGINT: log, set ``stop`` and write a byte to ``wake_fd`` (if given)."""
+def _stop_on_signals(stop: threading.Event) -> None:
+    """On SIGTERM/SIGINT: log and set ``stop`` (a main thread waiting on ``signal_wakeups``)."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: draining", signal.Signals(signum).name)
         stop.set()
-        if wake_fd is not None:
-            os.write(wake_fd, b"x")
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
@@ -937,20 +944,18 @@ def _serve_workers(config: ServerConfig, workers: int, endpoint: MetricsEndpoint
 
         # Before the first spawn: a SIGTERM while starting stops the workers it started.
         stop = threading.Event()
-        wake_r, wake_w = os.pipe()
-        _stop_on_signals(stop, wake_w)
-        for slot in slots:
-            spawn(slot)
-        sys.stdout.write(f"caseroute listening on {config.host}:{port} ({workers} workers)\n")
-        _announce_metrics(endpoint)
-        sys.stdout.flush()
-        try:
-            _supervise(slots, serving, spawn, endpoint, stop, wake_r)
-        finally:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the workers are being stopped
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            os.close(wake_r)
-            os.close(wake_w)
+        with signal_wakeups() as wake:
+            _stop_on_signals(stop)
+            for slot in slots:
+                spawn(slot)
+            sys.stdout.write(f"caseroute listening on {config.host}:{port} ({workers} workers)\n")
+            _announce_metrics(endpoint)
+            sys.stdout.flush()
+            try:
+                _supervise(slots, serving, spawn, endpoint, stop, wake)
+            finally:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the workers are being stopped
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
         for slot in slots:
             if slot.proc is not None and slot.proc.pid is not None and slot.proc.is_alive():
                 os.kill(slot.proc.pid, signal.SIGTERM)
@@ -977,10 +982,10 @@ def _supervise(
 ) -> None:
     """Until SIGTERM/SIGINT: restart each worker that dies, after its back-off.
 
-    The main thread waits on the workers' sentinels and a self-pipe the signal handlers write
-    to, so a death or a stop wakes it at once. SIGHUP goes to the workers whose flag in
-    ``serving`` is set: a worker still starting could be ended by it (and loads the directory
-    as it is anyway).
+    The main thread waits on the workers' sentinels and ``signal_wakeups``' pipe, so a death
+    or a signal (whichever thread the kernel handed it to) wakes it at once. SIGHUP goes to
+    the workers whose flag in ``serving`` is set: a worker still starting could be ended by it
+    (and loads the directory as it is anyway).
     """
 
     def hangup(_signum: int, _frame: FrameType | None) -> None:
@@ -993,6 +998,7 @@ def _supervise(
         timeout = max(0.0, min(due) - time.monotonic()) if due else None
         sentinels = [s.proc.sentinel for s in slots if s.proc is not None]
         multiprocessing.connection.wait([wake_r, *sentinels], timeout)
+        drain_wakeups(wake_r)  # the handlers of what arrived have run (SIGHUP: forwarded)
         if stop.is_set():
             return
         now = time.monotonic()

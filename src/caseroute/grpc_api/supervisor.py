@@ -3,21 +3,24 @@
 Kept apart from ``server.py`` so each piece is a small function a test can drive without
 starting gRPC: ``claim_port`` refuses a port another server holds, ``quota_cpus`` reads the
 container's CPU quota from the cgroup files under a root a test can fake, ``RestartBackoff``
-spaces the restarts of a worker that keeps dying, and ``watch_parent`` ends a worker whose
-parent is gone.
+spaces the restarts of a worker that keeps dying, ``watch_parent`` ends a worker whose
+parent is gone, and ``signal_wakeups`` wakes a waiting main thread for a signal whichever
+thread the kernel handed it to.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import math
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,3 +185,38 @@ def watch_parent(on_gone: Callable[[], None]) -> bool:
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
     return True
+
+
+@contextlib.contextmanager
+def signal_wakeups() -> Iterator[int]:
+    """A pipe's read end that becomes readable whenever a signal with a Python handler arrives.
+
+    kill(2) hands a signal to any thread of the process that does not block it. CPython's C
+    handler then only flags it, and the Python handler runs when the main thread next runs
+    bytecode: a main thread blocked in a wait is woken only by a signal handed to it, so a
+    SIGTERM taken by a gRPC, metrics or watch thread would never be acted on. Python's wakeup
+    fd is written by that C handler on whatever thread takes the signal: a main thread that
+    waits on the read end (``multiprocessing.connection.wait``) wakes, and its handler runs
+    as soon as the wait returns. Read what arrived with ``drain_wakeups``.
+
+    The main thread must never hold a lock a handler takes: wait on this, and read a stop
+    ``threading.Event`` with ``is_set`` (no lock), never ``Event.wait``, whose lock a handler's
+    ``set`` would then wait for forever. Main thread only (``signal.set_wakeup_fd``).
+    """
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    try:
+        yield read
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(read)
+        os.close(write)
+
+
+def drain_wakeups(read: int) -> None:
+    """Read every byte ``signal_wakeups``' pipe holds (so a wait on it blocks again)."""
+    with contextlib.suppress(BlockingIOError):
+        while os.read(read, 512):
+            pass
