@@ -290,16 +290,22 @@ class _Checked:
         return frozenset(out)
 
 
-def _licence(msg: pb.Licence, checked: _Checked) -> Licence:
-    expires_on = msg.expires_on
+def _expiry_date(expires_on: str) -> date:
+    """A licence's ``expires_on`` as a date (``Doubt`` unless plainly an ISO date)."""
     if len(expires_on) > _ISO_DATE_CHARS:
         raise Doubt
     try:
-        expires = date.fromisoformat(expires_on)
+        return date.fromisoformat(expires_on)
     except ValueError:
         raise Doubt from None
+
+
+def _licence(msg: pb.Licence, checked: _Checked) -> Licence:
     return Licence(
-        checked.code(msg.type), checked.jurisdiction(msg.jurisdiction), expires, msg.multistate
+        checked.code(msg.type),
+        checked.jurisdiction(msg.jurisdiction),
+        _expiry_date(msg.expires_on),
+        msg.multistate,
     )
 
 
@@ -435,12 +441,7 @@ class _Encoded(_Checked):
         """A licence's ``expires_on`` as a date and its ISO text (remembered per text sent)."""
         found = self.expiries.get(expires_on)
         if found is None:
-            if len(expires_on) > _ISO_DATE_CHARS:
-                raise Doubt
-            try:
-                expires = date.fromisoformat(expires_on)
-            except ValueError:
-                raise Doubt from None
+            expires = _expiry_date(expires_on)
             found = self.expiries[expires_on] = (expires, expires.isoformat())
         return found
 
