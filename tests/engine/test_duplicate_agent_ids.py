@@ -7,8 +7,6 @@ therefore turns a rule's agent selection over such a roster into an EXCEPTION na
 repeated id and both places, found once per roster where its index is built (or patched).
 """
 
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,7 +15,6 @@ from caseroute.audit.verify import verify_chain
 from caseroute.domain.case import Intent, Urgency
 from caseroute.domain.decision import Decision, Outcome, Priority
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Role, Roster, with_kept_agents
-from caseroute.engine import roster_index
 from caseroute.engine.decide import decide
 from caseroute.engine.roster_index import RosterIndex, index_for, roster_after_assignment
 from caseroute.service import DecideCommand, RoutingCore
@@ -34,12 +31,8 @@ from caseroute.testing import (
 RULESET = reference_ruleset()
 
 
-@pytest.fixture(autouse=True)
-def _no_bases() -> Iterator[None]:
-    """Each test starts and ends with no base index left by another."""
-    roster_index._bases.clear()
-    yield
-    roster_index._bases.clear()
+pytestmark = pytest.mark.usefixtures("no_index_bases")
+"""Each test starts and ends with no base index left by another (tests/engine/conftest.py)."""
 
 
 def _problem(later: int, agent_id: str, first: int) -> str:

@@ -54,10 +54,8 @@ PUBLIC = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _no_bases() -> None:
-    """Each test starts with no base left by another."""
-    roster_index._bases.clear()
+pytestmark = pytest.mark.usefixtures("no_index_bases")
+"""Each test starts and ends with no base index left by another (tests/engine/conftest.py)."""
 
 
 @st.composite

@@ -1,7 +1,5 @@
 """Only rosters of kept agents (the server's roster cache) have their index patched."""
 
-from collections.abc import Iterator
-
 import pytest
 
 from caseroute.domain.roster import AGENTS_KEPT, Roster, with_kept_agents
@@ -15,12 +13,8 @@ from caseroute.wire import convert
 RULESET = reference_ruleset()
 
 
-@pytest.fixture(autouse=True)
-def _no_bases() -> Iterator[None]:
-    """Each test starts and ends with no base index."""
-    roster_index._bases.clear()
-    yield
-    roster_index._bases.clear()
+pytestmark = pytest.mark.usefixtures("no_index_bases")
+"""Each test starts and ends with no base index left by another (tests/engine/conftest.py)."""
 
 
 def test_a_callers_agent_edited_in_place_is_decided_on_its_new_skills() -> None:
