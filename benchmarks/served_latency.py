@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python benchmarks/served_latency.py [--calls 600] [--rounds 3] [--quick]
                                                       [--ab TREE_A TREE_B] [--fine]
+                                                      [--agents 100] [--by-hash]
 
 This process builds the server as ``caseroute serve --workers 1`` does (``build_server`` +
 ``load``, the reference rulesets, a real SQLite decision log with fsync, the call log rendered
@@ -45,6 +46,10 @@ did (``writer_took`` when a lone call commits its own record in its own thread).
 themselves cost ~0.3 us each. The load average is printed at the start and the end: the machine
 is shared, so compare the two phases within one run, never with another run's figures.
 
+``--agents N`` sizes the Decide's roster (``grpc_bench.decide_body(N)``, default 100);
+``--by-hash`` sends it whole once (the server caches it), then names it by its
+``roster_sha256`` in every measured call, as the published client does.
+
 ``--ab TREE_A TREE_B`` runs this script ``--rounds`` times per tree, alternating (A, B, A,
 B...), each a child with ``PYTHONPATH`` at that tree's ``src``, and prints per tree the medians
 over rounds of each phase's p50 and of each stage's step.
@@ -71,7 +76,7 @@ from typing import Any
 
 import grpc
 
-from grpc_bench import CHECK, DECIDE, decide_body, load_average, with_request_id
+from grpc_bench import CHECK, DECIDE, by_hash, decide_body, load_average, with_request_id
 
 DECIDE_STAGES = (
     "send",
@@ -378,6 +383,7 @@ def _ab(trees: list[str], args: argparse.Namespace) -> None:
             env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve() / "src")}
             command = [sys.executable, __file__, "--calls", str(args.calls), "--rounds", "1"]
             command += ["--fine"] if args.fine else []
+            command += ["--agents", str(args.agents)] + (["--by-hash"] if args.by_hash else [])
             out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
             phase = ""
             for line in out.stdout.splitlines():
@@ -411,6 +417,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 rounds of 5 calls")
     parser.add_argument("--ab", nargs=2, metavar="TREE", help="alternate runs against two trees")
     parser.add_argument("--fine", action="store_true", help="split handler -> decided too")
+    parser.add_argument("--agents", type=int, default=100, help="roster size of the Decide")
+    parser.add_argument("--by-hash", action="store_true", help="name the roster by its sha256")
     args = parser.parse_args()
     if args.ab:
         _ab(args.ab, args)
@@ -440,7 +448,12 @@ def main() -> None:
         ours, theirs = ctx.Pipe()
         client = ctx.Process(target=_client, args=(theirs, f"127.0.0.1:{running.port}"))
         client.start()
-        body = decide_body(100)
+        body = decide_body(args.agents)
+        if args.by_hash:  # the first call (unhashed) caches the roster, as the client's retry
+            _phase(ours, DECIDE, body, 1, unique=True)
+            body = by_hash(body)
+        named = "named by its roster_sha256" if args.by_hash else "sent whole"
+        print(f"roster: {args.agents} agents, {named} ({len(body)} request bytes)", flush=True)
         check = health_pb2.HealthCheckRequest().SerializeToString()
         _phase(ours, DECIDE, body, args.warm, unique=True)
         _phase(ours, CHECK, check, args.warm, unique=False)

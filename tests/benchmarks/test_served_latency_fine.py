@@ -52,3 +52,21 @@ def test_decide_stages_put_the_fine_ones_between_handler_and_decided() -> None:
     assert coarse == served_latency.DECIDE_STAGES
     assert len(coarse) + len(served_latency.FINE_STAGES) == len(fine)
     assert list(fine[fine.index("handler_in") : fine.index("decided") + 1]) == FINE
+
+
+@pytest.mark.slow
+def test_agents_and_by_hash_size_the_roster_and_name_it_by_hash() -> None:
+    """--agents sizes the Decide's roster; --by-hash sends its roster_sha256 instead of it."""
+    whole = run_script("served_latency.py", "--quick", "--agents", "10")
+    hashed = run_script("served_latency.py", "--quick", "--agents", "10", "--by-hash")
+    sent = [
+        int(line.split("(")[1].split()[0])
+        for out in (whole, hashed)
+        for line in out.splitlines()
+        if line.startswith("roster: 10 agents")
+    ]
+    assert "sent whole" in whole
+    assert "named by its roster_sha256" in hashed
+    assert len(sent) == 2
+    assert sent[1] < sent[0]  # the hash replaces the 10 agents
+    assert "decide: 10 calls" in hashed
