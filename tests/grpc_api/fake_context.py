@@ -17,6 +17,7 @@ class FakeContext:
         self.remaining = remaining
         self.code: grpc.StatusCode | None = None
         self.details = ""
+        self.trailing: Any = ()
 
     def time_remaining(self) -> float | None:
         """The deadline left, in seconds."""
@@ -30,9 +31,9 @@ class FakeContext:
         """No metadata."""
         return ()
 
-    def set_trailing_metadata(self, _: Any) -> None:
-        """Trailing metadata is not recorded."""
-        return
+    def set_trailing_metadata(self, metadata: Any) -> None:
+        """Record the call's trailing metadata."""
+        self.trailing = metadata
 
     def set_code(self, code: grpc.StatusCode) -> None:
         """Record the call's status code."""

@@ -26,6 +26,7 @@ from caseroute.testing import NOW, audited_core, make_agent, make_case, make_ros
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.v1 import routing_pb2_grpc
 from caseroute.wire import convert
+from tests.grpc_api.fake_context import FakeContext
 
 from .conftest import decide_request, serving_reference
 
@@ -115,33 +116,6 @@ VARIANTS: dict[str, Callable[[str], bytes]] = {
 }
 
 
-class _Context:
-    """The parts of grpc.ServicerContext the servicer uses, recording how the call ended."""
-
-    def __init__(self) -> None:
-        self.code: grpc.StatusCode | None = None
-        self.details = ""
-        self.trailing: Any = ()
-
-    def time_remaining(self) -> None:
-        return None
-
-    def peer_identities(self) -> None:
-        return None
-
-    def invocation_metadata(self) -> tuple[()]:
-        return ()
-
-    def set_trailing_metadata(self, metadata: Any) -> None:
-        self.trailing = metadata
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        self.code = code
-
-    def set_details(self, details: str) -> None:
-        self.details = details
-
-
 @pytest.fixture
 def servicers(
     registry: RulesetRegistry, tmp_path: Path
@@ -156,7 +130,7 @@ def servicers(
 
 
 def _call(servicer: RoutingServicer, method: str, request: Any) -> tuple[Any, ...]:
-    context: Any = _Context()
+    context: Any = FakeContext()
     reply = getattr(servicer, method)(request, context)
     return (reply.SerializeToString(), context.code, context.details, context.trailing)
 

@@ -11,7 +11,8 @@ from caseroute.testing import audited_core
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire.request_bytes import cut_field, cut_span
 
-from .test_sent_roster import LIMITS, ROSTER, SENT, _Context, _others, _roster_field, _unknown
+from .fake_context import FakeContext
+from .test_sent_roster import LIMITS, ROSTER, SENT, _others, _roster_field, _unknown
 from .test_sent_roster import _roster_msg as roster_msg
 
 OTHER = roster_msg("b1", "b2", "b3")
@@ -134,7 +135,7 @@ def test_a_miss_keeps_only_the_rosters_bytes_not_the_request(
     try:
         deserialize = request_deserializer(pb.DecideRequest)
         padding = _unknown(15, b"z" * 50_000)
-        context: Any = _Context()
+        context: Any = FakeContext()
         for n in (1, 2):
             data = _others(f"r{n}") + _roster_field(SENT) + padding
             servicer.Decide(deserialize(data), context)

@@ -24,6 +24,7 @@ from caseroute.wire import convert
 # Beside tests/, not under REPO_ROOT: the wheel-only CI stage copies both, outside the tree.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from roster_gen import make_bench_case, make_ranked_roster
+from tests.grpc_api.fake_context import FakeContext
 
 _ROSTER = convert.roster_to_proto(make_ranked_roster(100))
 _PHI: dict[str, AttributeValue] = {
@@ -31,16 +32,6 @@ _PHI: dict[str, AttributeValue] = {
     "mrn": "MRN-0000042",
     "date_of_birth": "1952-03-14",
 }
-
-
-class _Context:
-    """The parts of grpc.ServicerContext a successful Decide reads."""
-
-    def time_remaining(self) -> None:
-        """No deadline."""
-
-    def peer_identities(self) -> None:
-        """No TLS client certificate."""
 
 
 @pytest.fixture
@@ -65,7 +56,7 @@ def _call(servicer: RoutingServicer, request_id: str, case: Any) -> pb.DecideRes
     ).SerializeToString()
     reply: pb.DecideResponse = servicer.Decide(
         request_deserializer(pb.DecideRequest)(body),
-        _Context(),  # type: ignore[arg-type]
+        FakeContext(),  # type: ignore[arg-type]
     )
     assert reply.decision.outcome == pb.OUTCOME_ASSIGN
     return reply

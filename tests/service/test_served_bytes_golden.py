@@ -40,6 +40,7 @@ from caseroute.testing import (
 )
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import convert
+from tests.grpc_api.fake_context import FakeContext
 
 GOLDEN = Path(__file__).with_name("served_bytes_golden.json")
 # Beside tests/, not under REPO_ROOT: the wheel-only CI stage copies both, outside the tree.
@@ -61,29 +62,6 @@ _PHI: dict[str, AttributeValue] = {
 }
 _FULL = pb.EXPLANATION_LEVEL_FULL
 _SUMMARY = pb.EXPLANATION_LEVEL_SUMMARY
-
-
-class _Context:
-    """The parts of grpc.ServicerContext the Decide handlers read; a failure is recorded."""
-
-    def __init__(self) -> None:
-        self.code: Any = None
-
-    def time_remaining(self) -> None:
-        """No deadline."""
-
-    def peer_identities(self) -> None:
-        """No TLS client certificate."""
-
-    def set_trailing_metadata(self, _: Any) -> None:
-        """Failures only."""
-
-    def set_code(self, code: Any) -> None:
-        """Kept: the golden holds it (None for a success)."""
-        self.code = code
-
-    def set_details(self, _: str) -> None:
-        """Failures only."""
 
 
 def _decide(
@@ -219,7 +197,7 @@ def _served(engine: EngineKind) -> Iterator[tuple[str, dict[str, Any]]]:
         }
         for name, method, body in CALLS:
             parse, call = methods[method]
-            context = _Context()
+            context = FakeContext()
             reply = call(parse(body), context)
             request_id = pb.DecideRequest.FromString(body).request_id
             store = core.audit
