@@ -30,6 +30,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -305,9 +306,17 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         Pipelined: the lock, the key check and the idempotency lookup go in one round trip,
         each call's savepoint and inserts in one more, the head update and COMMIT in the last
         (a call's own errors surface inside its savepoint, so they refuse that call alone).
+        A cursor that outlives its call's statements (the shadow insert's ``RETURNING``) is
+        entered in ``cursors``, so it is closed on every path: a refused call's, a failed
+        transaction's.
         """
         results: list[tuple[PendingItem, Exception | None]] = []
-        with self._pool.connection() as conn, conn.pipeline() as pipe, conn.transaction():
+        with (
+            self._pool.connection() as conn,
+            conn.pipeline() as pipe,
+            conn.transaction(),
+            ExitStack() as cursors,
+        ):
             head_cursor = conn.execute(
                 "SELECT seq, record_hash FROM chain_head WHERE id = 1 FOR UPDATE"
             )
@@ -343,7 +352,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                         if isinstance(item, PendingEvents):
                             seq, prev = self._insert_events(conn, item, seq, prev)
                         elif isinstance(item, PendingShadow):
-                            shadow = self._insert_shadow(conn, item)
+                            shadow = self._insert_shadow(conn, item, cursors)
                         else:
                             outcome = self._insert_item(conn, item, seq, prev, existing)
                             if isinstance(outcome, Exception):
@@ -353,8 +362,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                         pipe.sync()  # this call's errors raise here, inside its savepoint
                         if shadow is not None and isinstance(item, PendingShadow):
                             # One row back per row inserted (RETURNING); a conflict returns none.
-                            with shadow:
-                                item.added = sum(len(r.fetchall()) for r in shadow.results())
+                            item.added = sum(len(r.fetchall()) for r in shadow.results())
                         if isinstance(item, Pending):
                             # Later calls of this batch see these as stored (a repeated id).
                             existing.update(
@@ -449,9 +457,15 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
 
     @staticmethod
     def _insert_shadow(
-        conn: psycopg.Connection[Any], item: PendingShadow
+        conn: psycopg.Connection[Any], item: PendingShadow, cursors: ExitStack
     ) -> psycopg.Cursor[Any] | None:
         """Queue the shadow rows' and dropped counts' statements in the pipeline.
+
+        Args:
+            conn: The writer's connection, in its transaction and pipeline.
+            item: The shadow append.
+            cursors: Closes the rows' cursor when the transaction ends, whatever the path
+                (entered as soon as it is made: a value the driver refuses raises here).
 
         Returns:
             The cursor of the rows' insert, whose results (once synced) return one row per row
@@ -460,7 +474,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         """
         inserted = None
         if item.rows:
-            inserted = conn.cursor()
+            inserted = cursors.enter_context(conn.cursor())
             inserted.executemany(
                 f"INSERT INTO shadow_results ({', '.join(SHADOW_COLUMNS)}, agreed) "
                 f"VALUES ({', '.join(['%s'] * (len(SHADOW_COLUMNS) + 1))}) "
