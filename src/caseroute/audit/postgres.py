@@ -43,14 +43,11 @@ from caseroute.audit.record import (
     GENESIS,
     Appended,
     AuditRecord,
-    RulesetEvent,
     hashed_text,
-    seal_event,
     text_hash,
     with_hashed_text,
 )
 from caseroute.audit.sql_log import (
-    EVENT_COLUMNS,
     READ_UNAVAILABLE,
     SHADOW_COLUMNS,
     WRITE_UNAVAILABLE,
@@ -63,9 +60,8 @@ from caseroute.audit.sql_log import (
     PendingShadow,
     QueuedAppends,
     SqlLogReads,
-    current_event,
+    insert_events,
     insert_record_sql,
-    last_event_sql,
     record_from_row,
     record_values,
     shadow_summary_sql,
@@ -83,13 +79,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("caseroute.audit")
 
-_EVENT_SELECT = ", ".join(EVENT_COLUMNS)
 _INSERT_RECORD = insert_record_sql("%s")
-_INSERT_EVENT = (
-    f"INSERT INTO ruleset_events ({_EVENT_SELECT}) "
-    f"VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))})"
-)
-_LAST_EVENT = last_event_sql("%s")
 _CURRENT_KEY = "SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
 _DB_ERRORS = (psycopg.Error, OSError, KeyMismatchError, SchemaTooNewError)
 
@@ -350,7 +340,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 try:
                     with conn.transaction():  # a savepoint
                         if isinstance(item, PendingEvents):
-                            seq, prev = self._insert_events(conn, item, seq, prev)
+                            seq, prev = insert_events(conn.execute, self._P, item, seq, prev)
                         elif isinstance(item, PendingShadow):
                             shadow = self._insert_shadow(conn, item, cursors)
                         else:
@@ -422,37 +412,6 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             with conn.cursor() as cur:
                 cur.executemany(_INSERT_RECORD, rows)
         item.stored = stored
-        return seq, prev
-
-    @staticmethod
-    def _insert_events(
-        conn: psycopg.Connection[Any], item: PendingEvents, seq: int, prev: str
-    ) -> tuple[int, str]:
-        stored: list[RulesetEvent] = []
-        start = seq
-        for event in item.events:
-            row = conn.execute(
-                f"SELECT {_EVENT_SELECT} FROM ruleset_events WHERE event_id = %s",
-                (event.event_id,),
-            ).fetchone()
-            if row is not None:
-                stored.append(RulesetEvent(*row))
-                continue
-            if item.unless_current:
-                # Under the head row's lock, taken first by this transaction: no other replica
-                # can seal an event between this read and the insert below.
-                last = conn.execute(_LAST_EVENT, (event.ruleset_name, event.role)).fetchone()
-                current = current_event(last, event)
-                if current is not None:
-                    stored.append(current)
-                    continue
-            seq += 1
-            sealed = seal_event(event, seq, prev)
-            prev = sealed.record_hash
-            conn.execute(_INSERT_EVENT, tuple(getattr(sealed, c) for c in EVENT_COLUMNS))
-            stored.append(sealed)
-        item.stored = stored
-        item.added = seq - start
         return seq, prev
 
     @staticmethod

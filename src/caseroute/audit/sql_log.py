@@ -2,10 +2,12 @@
 
 The two stores keep the same tables column for column, so a record reads back identically from
 either. Written once here: the column lists, the row <-> record and row <-> shadow result
-conversions, the items queued for a store's writer thread, the appends that queue them, and
-every read (``SqlLogReads``) over a small per-dialect hook: ``_fetch`` (one read), ``_P`` (the
-placeholder, ``?`` or ``%s``), ``_has_table`` and the shadow summary's SQL. Each store keeps
-its own SQL where its dialect differs (the writer's transaction, the summary's aggregates).
+conversions, the items queued for a store's writer thread, the appends that queue them, the
+writer's sealing of ruleset events (``insert_events``, over the connection's ``execute`` and
+the placeholder), and every read (``SqlLogReads``) over a small per-dialect hook: ``_fetch``
+(one read), ``_P`` (the placeholder, ``?`` or ``%s``), ``_has_table`` and the shadow summary's
+SQL. Each store keeps its own SQL where its dialect differs (the writer's transaction, the
+summary's aggregates).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from caseroute.audit.record import (
     ShadowSummary,
     encode_record,
     event_problem,
+    seal_event,
     shadow_problem,
     with_hashed_text,
 )
@@ -369,6 +372,76 @@ class PendingShadow:
 
 PendingItem = Pending | PendingEvents | PendingShadow
 """What a store's writer thread takes from its queue."""
+
+
+class FetchOne(Protocol):
+    """What a connection's ``execute`` returns (a sqlite3 or psycopg cursor), as used here."""
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+
+
+class Execute(Protocol):
+    """A connection's ``execute`` (sqlite3's or psycopg's): one statement, then its cursor."""
+
+    def __call__(self, sql: str, params: tuple[object, ...], /) -> FetchOne:
+        """Run ``sql`` with ``params`` bound to its placeholders."""
+
+
+def insert_events(
+    execute: Execute, placeholder: str, item: PendingEvents, seq: int, prev: str
+) -> tuple[int, str]:
+    """Seal an events append into the chain after ``(seq, prev)``: the one rule of both stores.
+
+    An event whose event_id is stored already is not written again (a retry: the stored event
+    goes back); with ``unless_current``, neither is one whose ruleset role's last event already
+    records its state (``current_event``: that last event goes back). Every other event is
+    sealed at the next seq and inserted. Sets ``item.stored`` (one event per event given, in
+    order) and ``item.added`` (how many this call sealed).
+
+    Invariant: run in the writer's transaction under the log's write lock (SQLite's ``BEGIN
+    IMMEDIATE``; PostgreSQL's head row, locked first), so no other writer can seal an event
+    between these reads and the insert; the reads see this transaction's earlier inserts, so
+    an event_id repeated within one batch is stored once.
+
+    Args:
+        execute: The writer connection's ``execute``.
+        placeholder: The dialect's placeholder (``?`` or ``%s``).
+        item: The append.
+        seq: The chain's last seq so far in this transaction.
+        prev: The chain's last hash so far in this transaction.
+
+    Returns:
+        The chain's last (seq, hash) after this append.
+    """
+    columns = ", ".join(EVENT_COLUMNS)
+    by_id = f"SELECT {columns} FROM ruleset_events WHERE event_id = {placeholder}"
+    last_sql = last_event_sql(placeholder)
+    insert = (
+        f"INSERT INTO ruleset_events ({columns}) "
+        f"VALUES ({', '.join([placeholder] * len(EVENT_COLUMNS))})"
+    )
+    stored: list[RulesetEvent] = []
+    start = seq
+    for event in item.events:
+        row = execute(by_id, (event.event_id,)).fetchone()
+        if row is not None:
+            stored.append(RulesetEvent(*row))
+            continue
+        if item.unless_current:
+            last = execute(last_sql, (event.ruleset_name, event.role)).fetchone()
+            current = current_event(last, event)
+            if current is not None:
+                stored.append(current)
+                continue
+        seq += 1
+        sealed = seal_event(event, seq, prev)
+        prev = sealed.record_hash
+        execute(insert, tuple(getattr(sealed, c) for c in EVENT_COLUMNS))
+        stored.append(sealed)
+    item.stored = stored
+    item.added = seq - start
+    return seq, prev
 
 
 def stored_appends(results: Sequence[tuple[PendingItem, Exception | None]]) -> int:

@@ -37,12 +37,10 @@ from caseroute.audit.record import (
     ShadowSummary,
     hashed_text,
     placed,
-    seal_event,
     text_hash,
     with_hashed_text,
 )
 from caseroute.audit.sql_log import (
-    EVENT_COLUMNS,
     READ_UNAVAILABLE,
     RECORD_COLUMNS,
     RECORD_FIELDS,
@@ -59,9 +57,8 @@ from caseroute.audit.sql_log import (
     QueuedAppends,
     RecordRow,
     SqlLogReads,
-    current_event,
+    insert_events,
     insert_record_sql,
-    last_event_sql,
     record_from_row,
     record_values,
     shadow_summary_sql,
@@ -341,7 +338,6 @@ _KEY_AND_HEAD = (
     "(SELECT seq FROM chain_head WHERE id = 1), (SELECT record_hash FROM chain_head WHERE id = 1)"
 )
 """The current key's fingerprint and the chain head, read in one statement per transaction."""
-_LAST_EVENT = last_event_sql("?")
 
 
 class SqliteAuditStore(SqlLogReads, QueuedAppends):
@@ -654,7 +650,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 mark = (seq, prev, dict(seen))
                 inserted: tuple[int, str] | Exception
                 if isinstance(item, PendingEvents):
-                    inserted = self._insert_events(conn, item, seq, prev)
+                    inserted = insert_events(conn.execute, self._P, item, seq, prev)
                 elif isinstance(item, PendingShadow):
                     inserted = self._insert_shadow(conn, item, seq, prev)
                 else:
@@ -738,39 +734,6 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 return IdempotencyConflictError.for_request(record.request_id)
             stored.append(Appended(existing, existed=True))
         item.stored = stored
-        return seq, prev
-
-    def _insert_events(
-        self, conn: sqlite3.Connection, item: PendingEvents, seq: int, prev: str
-    ) -> tuple[int, str]:
-        stored: list[RulesetEvent] = []
-        start = seq
-        for event in item.events:
-            # Earlier events of this transaction are visible here, so a repeated id is too.
-            row = conn.execute(
-                f"SELECT {', '.join(EVENT_COLUMNS)} FROM ruleset_events WHERE event_id = ?",
-                (event.event_id,),
-            ).fetchone()
-            if row is not None:
-                stored.append(RulesetEvent(*row))
-                continue
-            if item.unless_current:
-                last = conn.execute(_LAST_EVENT, (event.ruleset_name, event.role)).fetchone()
-                current = current_event(last, event)
-                if current is not None:
-                    stored.append(current)
-                    continue
-            seq += 1
-            sealed = seal_event(event, seq, prev)
-            prev = sealed.record_hash
-            conn.execute(
-                f"INSERT INTO ruleset_events ({', '.join(EVENT_COLUMNS)}) VALUES "
-                f"({', '.join('?' * len(EVENT_COLUMNS))})",
-                tuple(getattr(sealed, c) for c in EVENT_COLUMNS),
-            )
-            stored.append(sealed)
-        item.stored = stored
-        item.added = seq - start
         return seq, prev
 
     def _insert_shadow(
