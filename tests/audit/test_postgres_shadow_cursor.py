@@ -67,15 +67,20 @@ def _refused(sink: PostgresAuditSink, results: list[ShadowResult], dropped: int)
 def test_a_call_refused_at_its_sync_closes_the_shadow_cursor(
     watched: tuple[PostgresAuditSink, list[_CursorsMade]],
 ) -> None:
-    """A dropped count over BIGINT fails the call at its sync: the RETURNING cursor is closed."""
+    """A dropped count that overflows the stored BIGINT fails the call at its sync.
+
+    The RETURNING cursor is closed. (``append_shadow`` refuses a single count over BIGINT
+    before queuing it; the sum with the count already kept is the server's to refuse.)
+    """
     sink, calls = watched
-    _refused(sink, [_result(1)], BIGINT_MAX + 1)
-    ((returning, dropped),) = [call.made for call in calls]
+    sink.append_shadow([], {("test", "2"): BIGINT_MAX})  # the most the column holds
+    _refused(sink, [_result(1)], 1)
+    _, (returning, dropped) = [call.made for call in calls]  # the first call's, then this one's
     assert (returning.closed, dropped.closed) == (True, True)
     assert sink.shadow_results("test") == []  # the call was refused whole
-    sink.append_shadow([_result(1)], {("test", "2"): BIGINT_MAX})  # the next call goes on
+    sink.append_shadow([_result(1)], {("test", "3"): BIGINT_MAX})  # the next call goes on
     assert [_result(1)] == sink.shadow_results("test")
-    assert [c.closed for call in calls for c in call.made] == [True] * 4
+    assert [c.closed for call in calls for c in call.made] == [True] * 5
 
 
 def test_a_call_the_driver_refuses_closes_the_shadow_cursor(

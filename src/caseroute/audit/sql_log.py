@@ -226,16 +226,35 @@ def distinct_values(concatenated: str | None) -> tuple[str, ...]:
     return tuple(sorted(v for v in (concatenated or "").split(",") if v))
 
 
+MAX_STORED_COUNT = 2**63 - 1
+"""The largest count a log keeps: SQLite's INTEGER and PostgreSQL's BIGINT are 64-bit."""
+
+
+def _count_problem(count: object) -> str | None:
+    """Why ``count`` cannot be stored as a dropped count (None: it can)."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        return "must be a non-negative int"
+    if count > MAX_STORED_COUNT:
+        return f"is over {MAX_STORED_COUNT}, the largest count the decision log keeps"
+    return None
+
+
 def dropped_counts(
     results: Sequence[ShadowResult], dropped: int | Mapping[tuple[str, str], int]
 ) -> dict[tuple[str, str], int]:
     """``append_shadow``'s dropped counts per (ruleset_name, shadow_version).
 
+    Checked here, before anything is queued: a count the log cannot hold fails this call
+    alone, never the writer's transaction it would share with live decisions.
+
     Raises:
         ValueError: If an int ``dropped`` cannot be attributed to exactly one shadow version,
-            or a mapped count is not a non-negative int.
+            or a count is not a non-negative int of at most ``MAX_STORED_COUNT``.
     """
     if isinstance(dropped, int):
+        problem = None if dropped <= 0 else _count_problem(dropped)
+        if problem is not None:
+            raise ValueError(f"dropped={dropped!r} {problem}")
         if dropped <= 0:
             return {}
         keys = {(r.ruleset_name, r.shadow_version) for r in results}
@@ -247,8 +266,9 @@ def dropped_counts(
         return {keys.pop(): dropped}
     counts: dict[tuple[str, str], int] = {}
     for key, count in dropped.items():
-        if not isinstance(count, int) or count < 0:
-            raise ValueError(f"dropped count for {key!r} must be a non-negative int")
+        problem = _count_problem(count)
+        if problem is not None:
+            raise ValueError(f"dropped count for {key!r} {problem}")
         if count:
             counts[key] = count
     return counts
