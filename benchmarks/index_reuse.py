@@ -1,7 +1,7 @@
 """CPU of a new snapshot's roster index when most agents are the same values (issue 13 target 3).
 
 Usage: .venv/bin/python benchmarks/index_reuse.py [--quick] [--agents 1000] [--calls 40]
-[--rounds 5] [--ab TREE_A TREE_B [--runs 3]]
+[--rounds 5] [--scenario replaced|shifted] [--ab TREE_A TREE_B [--runs 3]]
 
 In one process, as a server worker sees "new snapshot, known agents (2% changed)": a first
 roster of ``--agents`` agents (the benchmark's ranked roster) is indexed and decided once (so
@@ -13,6 +13,11 @@ keeps them. Per snapshot, thread CPU of: ``index`` (``index_for``), ``first deci
 (``decide()`` right after it: the first decision on the roster, licence mask included),
 ``warm decide`` (a second one) and, for reference, ``fresh build`` (``RosterIndex.build`` of
 the same agents). Decisions take their id and input hash given (as served), no agent detail.
+
+``--scenario shifted`` (agents logging in and out): each snapshot is instead the previous one
+with 2% of its agents (every 50th, offset by the call) new values, one agent (a new id) added
+at a place in the first third and one removed at a place in the last third: every agent
+between the two sits one place further on than in the previous snapshot.
 
 ``--ab TREE_A TREE_B`` runs this script under each tree's ``src`` in child processes,
 alternating A, B, A, B (``--runs`` each), and prints each column's median of the runs' medians
@@ -53,6 +58,7 @@ CHANGED_EVERY = 50
 KEPT_SNAPSHOTS = 8
 """Snapshots kept alive behind the newest, as a server's roster cache keeps recent rosters."""
 COLUMNS = ("index", "first decide", "warm decide", "fresh build")
+SCENARIOS = ("replaced", "shifted")
 
 
 def _snapshot(first: Roster, n: int) -> Roster:
@@ -71,13 +77,24 @@ def _snapshot(first: Roster, n: int) -> Roster:
     return with_kept_agents(Roster(f"cold-{n}", first.taken_at, tuple(agents)))
 
 
+def _shifted(previous: Roster, n: int) -> Roster:
+    """``previous`` with 2% new values, one agent added in the first third, one removed."""
+    agents = list(_snapshot(previous, n).agents)
+    third = len(agents) // 3
+    removed = 2 * third + (n * 53) % third
+    added = replace(agents[(n * 7) % len(agents)], agent_id=f"login-{n}")
+    del agents[removed]
+    agents.insert((n * 37) % third, added)
+    return with_kept_agents(Roster(f"shifted-{n}", previous.taken_at, tuple(agents)))
+
+
 def _cpu_us(work: Any) -> float:
     start = time.thread_time()
     work()
     return (time.thread_time() - start) * 1e6
 
 
-def measure(agents: int, calls: int, rounds: int) -> dict[str, Any]:
+def measure(agents: int, calls: int, rounds: int, scenario: str = "replaced") -> dict[str, Any]:
     """Each round's median per column (us of thread CPU), and the last decision's outcome."""
     ruleset = reference_ruleset()
     case = make_bench_case()
@@ -97,7 +114,10 @@ def measure(agents: int, calls: int, rounds: int) -> dict[str, Any]:
         times: dict[str, list[float]] = {name: [] for name in COLUMNS}
         for _ in range(calls):
             serial += 1
-            roster = _snapshot(first, serial)
+            if scenario == "shifted":
+                roster = _shifted(kept[-1] if kept else first, serial)
+            else:
+                roster = _snapshot(first, serial)
             kept = [*kept, roster][-KEPT_SNAPSHOTS:]
             times["index"].append(_cpu_us(lambda r=roster: index_for(r)))
             times["first decide"].append(_cpu_us(lambda r=roster: decided(r)))
@@ -135,6 +155,7 @@ def _child(tree: str, args: argparse.Namespace) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(Path(tree) / "src"))
     argv = [sys.executable, __file__, "--json", "--agents", str(args.agents)]
     argv += ["--calls", str(args.calls), "--rounds", str(args.rounds)]
+    argv += ["--scenario", args.scenario]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"run under {tree} failed:\n{done.stderr}")
@@ -146,7 +167,7 @@ def _ab(args: argparse.Namespace) -> None:
     trees = {"A": args.ab[0], "B": args.ab[1]}
     runs: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
     checks = set()
-    print(f"load average at start: {_load()}")
+    print(f"load average at start: {_load()}; scenario {args.scenario}")
     for side, path in trees.items():
         print(f"{side}: {path}")
     for _ in range(args.runs):
@@ -184,6 +205,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--agents", type=int, help="agents per roster (default 1000)")
     parser.add_argument("--calls", type=int, help="snapshots per round (default 40)")
     parser.add_argument("--rounds", type=int, help="rounds per run (default 5)")
+    parser.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default="replaced",
+        help="replaced: 2%% new values; shifted: also one agent added, one removed",
+    )
     parser.add_argument("--ab", nargs=2, metavar="TREE", help="compare two source trees")
     parser.add_argument("--runs", type=int, default=3, help="--ab: runs per tree, alternating")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -194,11 +221,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.ab:
         _ab(args)
         return
-    result = measure(args.agents, args.calls, args.rounds)
+    result = measure(args.agents, args.calls, args.rounds, args.scenario)
     if args.json:
         print(json.dumps(result))
         return
-    print(f"load average at start: {_load()}")
+    print(f"load average at start: {_load()}; scenario {args.scenario}")
     _print_one(result)
     print(f"load average at end: {_load()} ({os.cpu_count()} cores)")
 

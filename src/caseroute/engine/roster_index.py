@@ -5,19 +5,21 @@ thousands of agents are single big-int operations. The index is built once per R
 and cached on it (rosters are immutable; the roster cache reuses them across requests). A new
 snapshot that holds mostly the same ``Agent`` objects in the same places (the server's roster
 cache keeps each agent it has seen) gets a copy of a recent index patched at the places that
-changed (``index_for``), equal to a fresh build.
+changed, its kept agents' bits moved by big-int shifts when agents were added or removed before
+them (``index_for``), equal to a fresh build.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
+from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from itertools import compress
-from operator import is_not
+from itertools import compress, filterfalse, repeat
+from operator import is_, is_not
 from typing import TypeVar
 
 from caseroute.domain.roster import AGENTS_KEPT, Agent, AgentStatus, Capacity, Role, Roster
@@ -37,10 +39,17 @@ reference only (an index lives as long as its roster does; this keeps none alive
 PROBES = 8
 """Places ``index_for`` compares between a new roster and each base to choose one: a base
 sharing the agents at fewer than half of them is not tried."""
+PROBE_WINDOW = 8
+"""Places either side of where it sat that an agent is looked for in a base, when not at the
+same place there counted from the start or from the end (agents added or removed before it
+moved it): by ``_closest_base``'s probes and by ``RosterIndex.patched``."""
 MAX_CHANGED_SHARE = 4
 """A base is patched when at most 1 place in this many differs (agent replaced, added or
 removed). At 1,000 agents a patch of 1 place in 50 took 83 us, 1 in 4 482 us and 1 in 2 882 us,
 a fresh build ~925 us: past 1 in 4 the gain shrinks towards nothing."""
+MAX_SHIFTS = 4
+"""Distinct distances a patched index moves its base's bits by (one agent added mid-roster
+makes two: 0 before it, 1 after); each is one more shift and AND per mask."""
 MAX_CARRIED_LICENCE_MASKS = 8
 """Licence masks a patched index takes over from its base (the base's newest), each patched at
 the places that changed; the others are worked out again when asked for."""
@@ -139,56 +148,59 @@ class RosterIndex:
     def patched(self, agents: tuple[Agent, ...]) -> RosterIndex | None:
         """The index of ``agents``, patched from this one where they differ, or None.
 
-        Equal to ``RosterIndex.build(agents)`` (``tests/engine/test_index_reuse.py``): a
-        place holding the very same ``Agent`` object here and there keeps its bits, and every
-        other place (an agent replaced by another value, added or removed) loses them and gets
-        its new agent's, worked out by the build's own code. The newest licence masks come
-        along, patched the same way (their keys hold everything else they read).
+        Equal to ``RosterIndex.build(agents)`` (``tests/engine/test_index_reuse.py``,
+        ``tests/engine/test_index_shifted.py``): a place holding an ``Agent`` object this
+        index holds takes that object's bits, moved from its place here (an agent added or
+        removed before it shifts it), and every other place (an agent replaced by another
+        value, or added) gets its new agent's, worked out by the build's own code. The newest
+        licence masks come along, patched the same way (their keys hold everything else they
+        read).
 
         Returns:
-            None when more than 1 place in ``MAX_CHANGED_SHARE`` differs: build afresh.
+            None when more than 1 place in ``MAX_CHANGED_SHARE`` differs, or the kept agents
+            moved by more than ``MAX_SHIFTS`` distances or out of order: build afresh.
         """
         old = self.agents
         n_old, n_new = len(old), len(agents)
         # Invariant: the agents are kept unchanged by their builder (frozen, and their dicts
         # never written after conversion: only rosters marked AGENTS_KEPT get here), so the
-        # same object at the same place indexes the same.
-        changed = list(compress(range(min(n_old, n_new)), map(is_not, old, agents)))
-        if (len(changed) + abs(n_new - n_old)) * MAX_CHANGED_SHARE > n_new:
+        # same object indexes the same wherever it sits.
+        aligned = _aligned(old, agents)
+        if aligned is None:
             return None
-        added = [*changed, *range(n_old, n_new)]
-        gone = [*changed, *range(n_new, n_old)]
-        everyone = (1 << n_new) - 1
-        keep = everyone & ~_bits(changed, n_new)
+        spans, added, moves = aligned
         by_status, by_role, capacity, by_territory, by_language, levels, licensed = _collect(
             (i, agents[i]) for i in added
         )
+        move = _mover(moves)
         at_least = self.skill_at_least
         fresh_levels = _cumulative(levels)
         skill_at_least: dict[str, list[int]] = {}
         for name in at_least.keys() | fresh_levels.keys():
             merged = [
-                (was & keep) | new
+                move(was) | new
                 for was, new in zip(
                     at_least.get(name, _NO_LEVELS), fresh_levels.get(name, _NO_LEVELS), strict=True
                 )
             ]
             if merged[0]:  # level 0 holds every agent with the skill
                 skill_at_least[name] = merged
+        in_place = n_new == n_old and len(moves) == 1 and not moves[0][0]
         index = RosterIndex(
             agents,
-            everyone,
-            _merged(self.by_status, by_status, keep),
-            _merged(self.by_role, by_role, keep),
-            (self.has_capacity & keep) | capacity,
-            _merged(self.by_territory, by_territory, keep),
-            _merged(self.by_language, by_language, keep),
+            (1 << n_new) - 1,
+            _merged(self.by_status, by_status, move),
+            _merged(self.by_role, by_role, move),
+            move(self.has_capacity) | capacity,
+            _merged(self.by_territory, by_territory, move),
+            _merged(self.by_language, by_language, move),
             skill_at_least,
-            _merged_lists(self.licensed, licensed, set(gone)),
+            _moved_lists(self.licensed, licensed, spans),
             # The same ids at the same places (kept places hold the same objects): the base's
-            # repeat, if any; else worked out afresh (a new id may repeat a kept agent's).
+            # repeat, if any; else worked out afresh (a new id may repeat a kept agent's, and
+            # a shift moves the places).
             self.repeated
-            if n_new == n_old and all(agents[i].agent_id == old[i].agent_id for i in changed)
+            if in_place and all(agents[i].agent_id == old[i].agent_id for i in added)
             else first_repeated_id(agents),
         )
         with self._lock:
@@ -196,7 +208,7 @@ class RosterIndex:
         licence_masks = index._licence_masks
         for key, mask in carried:
             types, location, day, compacts = key
-            licence_masks[key] = (mask & keep) | _licence_bits(
+            licence_masks[key] = move(mask) | _licence_bits(
                 agents,
                 [licensed.get(kind, ()) for kind in set(types)],
                 types,
@@ -382,30 +394,156 @@ def _cumulative(levels: dict[str, list[int]]) -> dict[str, list[int]]:
     return at_least
 
 
-def _merged(was: dict[_K, int], new: dict[_K, int], keep: int) -> dict[_K, int]:
-    """Each key's mask: its bits ``keep`` keeps from ``was``, and ``new``'s; none left empty."""
+_Span = tuple[int, int, int, set[int]]
+"""Base places ``low`` up to ``high`` whose agents sit at their place less ``shift`` in a new
+roster, but the places in the set (their agents are not there any more)."""
+
+
+def _aligned(
+    old: tuple[Agent, ...], agents: tuple[Agent, ...]
+) -> tuple[list[_Span], list[int], list[tuple[int, int]]] | None:
+    """Where ``agents`` hold ``old``'s objects, and the places that hold none of them.
+
+    Place by place first (one identity compare each): the same objects in the same places
+    need nothing else. Past ``MAX_CHANGED_SHARE`` that way (an agent added or removed
+    mid-roster shifts every later place), runs are followed: from the first place where the
+    objects part, the object there is looked for near its place in ``old`` (``_place_near``);
+    found, the run goes on at the new shift (one more compare per place), else the place
+    holds a new agent.
+
+    Returns:
+        The spans of ``old`` whose objects moved by one shift each (ascending), the places
+        of ``agents`` holding another agent (ascending), and each shift with the mask of the
+        places it fills (one shift of 0 when nothing moved); None when more than 1 place in
+        ``MAX_CHANGED_SHARE`` differs, or the objects moved by more than ``MAX_SHIFTS``
+        distances, out of order or farther than ``_place_near`` looks.
+    """
+    n_old, n_new = len(old), len(agents)
+    common = min(n_old, n_new)
+    changed = list(compress(range(common), map(is_not, old, agents)))
+    if (len(changed) + abs(n_new - n_old)) * MAX_CHANGED_SHARE <= n_new:
+        keep = ((1 << n_new) - 1) & ~_bits(changed, n_new)
+        return [(0, common, 0, set(changed))], [*changed, *range(n_old, n_new)], [(0, keep)]
+    budget = n_new // MAX_CHANGED_SHARE
+    # Per shift, the places from where it was first followed whose objects part at it.
+    parted = {0: changed}
+    runs: list[tuple[int, int, int]] = []  # new places start to stop, from start + shift on
+    added: list[int] = []
+    start = shift = 0
+    while start < n_new:
+        # Past ``n_old - shift``, ``old`` has no place at this shift.
+        stop = max(start, min(n_new, n_old - shift))
+        misses = parted.get(shift)
+        if misses is None:
+            if len(parted) == MAX_SHIFTS:
+                return None
+            misses = list(
+                compress(
+                    range(start, stop),
+                    map(is_not, agents[start:stop], old[start + shift : stop + shift]),
+                )
+            )
+            parted[shift] = misses
+        at = bisect_left(misses, start)
+        if at < len(misses):
+            stop = misses[at]
+        if start < stop:
+            runs.append((start, stop, shift))
+        if stop == n_new:
+            break
+        after = stop + 1 + shift
+        if after < n_old and stop + 1 < n_new and agents[stop + 1] is old[after]:
+            place = None  # one agent replaced, the run goes on: not worth a look-up
+        else:
+            place = _place_near(old, agents[stop], stop + shift, stop + n_old - n_new)
+        if place is None:  # a new agent: the run may go on after it
+            added.append(stop)
+            start = stop + 1
+        else:
+            shift, start = place - stop, stop
+        if len(added) > budget or len(runs) > 1 + 2 * budget:
+            return None
+    kept = n_new - len(added)
+    differing = max(len(added), n_old - kept)
+    # Each place added or removed starts at most one run: more means agents moved about.
+    if differing * MAX_CHANGED_SHARE > n_new or len(runs) > 1 + 2 * differing:
+        return None
+    moves: dict[int, int] = {}
+    spans: list[_Span] = []
+    for start, stop, shift in runs:
+        moves[shift] = moves.get(shift, 0) | ((1 << (stop - start)) - 1) << start
+        low, high = start + shift, stop + shift
+        if spans and spans[-1][2] == shift and spans[-1][1] <= low:
+            # The same shift after places replaced: one span, those places' agents dropped.
+            gone = spans[-1][3]
+            gone.update(range(spans[-1][1], low))
+            spans[-1] = (spans[-1][0], high, shift, gone)
+        else:
+            spans.append((low, high, shift, set()))
+    return spans, added, list(moves.items())
+
+
+def _place_near(held: tuple[Agent, ...], agent: Agent, place: int, from_end: int) -> int | None:
+    """Where ``held`` holds ``agent``: at ``from_end``, or within ``PROBE_WINDOW`` of ``place``.
+
+    ``from_end`` is the place counted from the end (any number of agents added or removed
+    before it); the window catches a few added or removed before it and others after.
+    """
+    n = len(held)
+    if 0 <= from_end < n and held[from_end] is agent:
+        return from_end
+    low, high = max(place - PROBE_WINDOW, 0), min(place + PROBE_WINDOW + 1, n)
+    return next(compress(range(low, high), map(is_, held[low:high], repeat(agent))), None)
+
+
+def _mover(moves: list[tuple[int, int]]) -> Callable[[int], int]:
+    """The function taking a base mask to the bits it keeps, at their new places."""
+    if len(moves) == 1 and moves[0][0] == 0:
+        return moves[0][1].__and__  # nothing moved: one AND, no Python frame per mask
+
+    def move(mask: int) -> int:
+        out = 0
+        for shift, keep in moves:
+            out |= (mask >> shift if shift >= 0 else mask << -shift) & keep
+        return out
+
+    return move
+
+
+def _merged(was: dict[_K, int], new: dict[_K, int], move: Callable[[int], int]) -> dict[_K, int]:
+    """Each key's mask: its bits ``move`` keeps from ``was``, and ``new``'s; none left empty."""
     out = {key: new_mask for key, new_mask in new.items() if key not in was}
     for key, mask in was.items():
-        merged = (mask & keep) | new.get(key, 0)
+        merged = move(mask) | new.get(key, 0)
         if merged:
             out[key] = merged
     return out
 
 
-def _merged_lists(
-    was: dict[str, list[int]], new: dict[str, list[int]], gone: set[int]
+def _moved_lists(
+    was: dict[str, list[int]], new: dict[str, list[int]], spans: list[_Span]
 ) -> dict[str, list[int]]:
-    """Each licence type's places: ``was``'s but those ``gone``, and ``new``'s, in order.
+    """Each licence type's places: ``was``'s within ``spans``, moved as they say, and ``new``'s.
 
-    One filter and one merge per type (``sorted`` of two sorted runs merges them in linear
-    time), not a delete and an insert per changed place: a patch at 1 place in 4 of a
-    50,000-agent roster took 2.3x a fresh build that way.
+    Ascending, as a build's. Per span a slice of each type's sorted places (two bisections),
+    filtered and moved at C speed; ``sorted`` of the two sorted runs merges them in linear
+    time (a delete and an insert per changed place made a patch at 1 place in 4 of a
+    50,000-agent roster 2.3x a fresh build).
     """
     out = {kind: new_places for kind, new_places in new.items() if kind not in was}
     for kind, places in was.items():
-        kept = [i for i in places if i not in gone] if gone else places
+        kept: list[int] = []
+        for low, high, shift, gone in spans:
+            first = bisect_left(places, low)
+            last = bisect_left(places, high, first)
+            if first < last:
+                part: Iterable[int] = places[first:last]
+                if gone:
+                    part = filterfalse(gone.__contains__, part)
+                kept += map((-shift).__add__, part) if shift else part
         added = new.get(kind)
-        kept = sorted(kept + added) if added else kept.copy()
+        if added:
+            kept = sorted(kept + added)
         if kept:
             out[kind] = kept
     return out
@@ -503,19 +641,41 @@ def _index_agents(agents: tuple[Agent, ...]) -> RosterIndex:
 
 
 def _closest_base(agents: tuple[Agent, ...]) -> RosterIndex | None:
-    """The live base holding the same agent objects at most of ``PROBES`` places, if half."""
+    """The live base holding the same agent objects at most of ``PROBES`` places, if half.
+
+    A probed agent counts where the base holds it at the same place, counted from the start
+    or from the end, or (``_place_near``) a few places off: agents added or removed before
+    it moved it (``RosterIndex.patched`` follows them). A base holding none of the probed
+    agents at their places from the start or the end, nor one place off, is not searched
+    further: a stranger's (another roster's) base costs a few compares, not a look-up each.
+    """
     best, best_hits = None, 0
+    n_new = len(agents)
+    places = {n_new * k // PROBES for k in range(PROBES)} if n_new else set()
     for ref in _bases:
         base = ref()
-        if base is None:
+        if base is None or not base.agents:
             continue
-        common = min(len(base.agents), len(agents))
-        if not common:
-            continue
-        places = {common * k // PROBES for k in range(PROBES)}
-        hits = sum(base.agents[i] is agents[i] for i in places)
+        held = base.agents
+        n_old, shift = len(held), len(held) - n_new
+        missed = [
+            i
+            for i in places
+            if not (i < n_old and held[i] is agents[i])
+            and not (0 <= i + shift < n_old and held[i + shift] is agents[i])
+        ]
+        if len(missed) == len(places) and not any(
+            (0 < i <= n_old and held[i - 1] is agents[i])
+            or (i + 1 < n_old and held[i + 1] is agents[i])
+            for i in places
+        ):
+            continue  # not even one place off: a stranger's base
+        hits = len(places) - len(missed)
+        hits += sum(_place_near(held, agents[i], i, i + shift) is not None for i in missed)
         if hits * 2 >= len(places) and hits > best_hits:
             best, best_hits = base, hits
+            if hits == len(places):
+                break  # no later (older) base can hold more
     return best
 
 
