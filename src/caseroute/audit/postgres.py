@@ -60,6 +60,7 @@ from caseroute.audit.sql_log import (
     PendingShadow,
     QueuedAppends,
     SqlLogReads,
+    add_dropped_sql,
     insert_events,
     insert_record_sql,
     record_from_row,
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("caseroute.audit")
 
 _INSERT_RECORD = insert_record_sql("%s")
+_ADD_DROPPED = add_dropped_sql("%s")
 _CURRENT_KEY = "SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
 _DB_ERRORS = (psycopg.Error, OSError, KeyMismatchError, SchemaTooNewError)
 
@@ -443,12 +445,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             )
         with conn.cursor() as cur:
             if item.dropped:
-                cur.executemany(
-                    "INSERT INTO shadow_dropped (ruleset_name, shadow_version, dropped) "
-                    "VALUES (%s, %s, %s) ON CONFLICT (ruleset_name, shadow_version) DO UPDATE "
-                    "SET dropped = shadow_dropped.dropped + excluded.dropped",
-                    [(n, v, c) for (n, v), c in item.dropped.items()],
-                )
+                cur.executemany(_ADD_DROPPED, [(n, v, c) for (n, v), c in item.dropped.items()])
         return inserted
 
     # -----------------------------------------------------------------------------------------

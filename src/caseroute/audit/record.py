@@ -462,6 +462,21 @@ class ShadowResult:
     shadow: dict[str, Any]
 
 
+def text_problem(value: str) -> str | None:
+    """Why a text field cannot be stored by every log (None: it can).
+
+    PostgreSQL refuses NUL in text, and neither driver can encode a lone surrogate: either
+    would fail the writer's transaction, which live decisions share.
+    """
+    if "\x00" in value:
+        return "must not contain NUL"
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
 def shadow_problem(result: ShadowResult) -> str | None:
     """What makes a shadow result unfit to store (None when it is fit).
 
@@ -475,8 +490,12 @@ def shadow_problem(result: ShadowResult) -> str | None:
         The problem in words, or None.
     """
     for name in ShadowResult.__slots__[:7]:
-        if not isinstance(getattr(result, name), str):
+        value = getattr(result, name)
+        if not isinstance(value, str):
             return f"{name} must be a string"
+        problem = text_problem(value)
+        if problem is not None:
+            return f"{name} {problem}"
     if not result.decision_id or not result.ruleset_name or not result.shadow_version:
         return "decision_id, ruleset_name and shadow_version must not be empty"
     for kind in result.differences:

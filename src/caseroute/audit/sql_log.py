@@ -39,6 +39,7 @@ from caseroute.audit.record import (
     event_problem,
     seal_event,
     shadow_problem,
+    text_problem,
     with_hashed_text,
 )
 from caseroute.domain.errors import AuditUnavailableError, withheld_cause
@@ -230,12 +231,40 @@ MAX_STORED_COUNT = 2**63 - 1
 """The largest count a log keeps: SQLite's INTEGER and PostgreSQL's BIGINT are 64-bit."""
 
 
+def add_dropped_sql(placeholder: str) -> str:
+    """Add to a (ruleset_name, shadow_version)'s dropped count; parameters: name, version, count.
+
+    The sum stops at ``MAX_STORED_COUNT``: a count past it is not an error worth refusing a
+    transaction for, and the two stores would disagree (PostgreSQL refuses a BIGINT overflow,
+    SQLite turns the column into a float).
+    """
+    kept = "shadow_dropped.dropped"
+    return (
+        "INSERT INTO shadow_dropped (ruleset_name, shadow_version, dropped) VALUES "
+        f"({placeholder}, {placeholder}, {placeholder}) "
+        "ON CONFLICT (ruleset_name, shadow_version) DO UPDATE SET dropped = CASE "
+        f"WHEN {kept} > {MAX_STORED_COUNT} - excluded.dropped THEN {MAX_STORED_COUNT} "
+        f"ELSE {kept} + excluded.dropped END"
+    )
+
+
 def _count_problem(count: object) -> str | None:
     """Why ``count`` cannot be stored as a dropped count (None: it can)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         return "must be a non-negative int"
     if count > MAX_STORED_COUNT:
         return f"is over {MAX_STORED_COUNT}, the largest count the decision log keeps"
+    return None
+
+
+def _key_problem(key: object) -> str | None:
+    """Why ``key`` cannot name a dropped count (None: it can): (ruleset_name, shadow_version)."""
+    if not (isinstance(key, tuple) and len(key) == 2):
+        return "must be keyed by (ruleset_name, shadow_version)"
+    for part in key:
+        problem = text_problem(part)
+        if problem is not None or not part:
+            return f"key {problem or 'must not be empty'}"
     return None
 
 
@@ -249,13 +278,14 @@ def dropped_counts(
 
     Raises:
         ValueError: If an int ``dropped`` cannot be attributed to exactly one shadow version,
-            or a count is not a non-negative int of at most ``MAX_STORED_COUNT``.
+            a count is not a non-negative int of at most ``MAX_STORED_COUNT``, or a key is
+            not a pair of non-empty texts a log can store (``record.text_problem``).
     """
     if isinstance(dropped, int):
-        problem = None if dropped <= 0 else _count_problem(dropped)
+        problem = _count_problem(dropped)
         if problem is not None:
             raise ValueError(f"dropped={dropped!r} {problem}")
-        if dropped <= 0:
+        if not dropped:
             return {}
         keys = {(r.ruleset_name, r.shadow_version) for r in results}
         if len(keys) != 1:
@@ -266,7 +296,7 @@ def dropped_counts(
         return {keys.pop(): dropped}
     counts: dict[tuple[str, str], int] = {}
     for key, count in dropped.items():
-        problem = _count_problem(count)
+        problem = _key_problem(key) or _count_problem(count)
         if problem is not None:
             raise ValueError(f"dropped count for {key!r} {problem}")
         if count:
@@ -661,9 +691,12 @@ class QueuedAppends:
                 mapping gives counts per (ruleset_name, shadow_version).
 
         Raises:
-            ValueError: If a result is malformed or holds a summary key other than outcome,
-                agent_id, queue, priority, rule_id, escalation, error; or if an int
-                ``dropped`` cannot be attributed to exactly one shadow version.
+            ValueError: If a result is malformed (a text field a log cannot store: NUL, a lone
+                surrogate) or holds a summary key other than outcome, agent_id, queue,
+                priority, rule_id, escalation, error; or if ``dropped`` is not what
+                ``dropped_counts`` accepts (a count over ``MAX_STORED_COUNT``, a negative or
+                bool one, a bad key, an int that names no single shadow version). Checked
+                before anything is queued: this call fails alone.
             AuditUnavailableError: If the store cannot commit (nothing is stored then).
         """
         rows: list[tuple[object, ...]] = []

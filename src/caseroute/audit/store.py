@@ -57,6 +57,7 @@ from caseroute.audit.sql_log import (
     QueuedAppends,
     RecordRow,
     SqlLogReads,
+    add_dropped_sql,
     insert_events,
     insert_record_sql,
     record_from_row,
@@ -279,6 +280,8 @@ class AuditSink(Protocol):
         """Store shadow comparisons (outside the chain) and count dropped ones.
 
         Raises:
+            ValueError: If a result or a count is unfit to store (``QueuedAppends``'s
+                ``append_shadow`` says which); checked before anything is queued.
             AuditUnavailableError: If nothing could be committed.
         """
         ...
@@ -333,6 +336,8 @@ Invariant: only the decision_id UNIQUE constraint is waived; any other conflict 
 still fails the transaction. That constraint, checked under the write lock, is the
 authoritative idempotency check across processes (a SELECT before the insert was the same
 check, once more per record)."""
+_ADD_DROPPED = add_dropped_sql("?")
+"""Add to a shadow version's dropped count, stopping at ``MAX_STORED_COUNT``."""
 _KEY_AND_HEAD = (
     "SELECT (SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1), "
     "(SELECT seq FROM chain_head WHERE id = 1), (SELECT record_hash FROM chain_head WHERE id = 1)"
@@ -746,9 +751,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         )
         item.added = inserted.rowcount  # the rows of all executions; an ignored one adds 0
         conn.executemany(
-            "INSERT INTO shadow_dropped (ruleset_name, shadow_version, dropped) VALUES (?, ?, ?) "
-            "ON CONFLICT (ruleset_name, shadow_version) DO UPDATE SET "
-            "dropped = dropped + excluded.dropped",
+            _ADD_DROPPED,
             [(name, version, count) for (name, version), count in item.dropped.items()],
         )
         return seq, prev  # outside the chain: the head does not move
