@@ -351,6 +351,7 @@ def _measure(args: argparse.Namespace) -> None:
         ours, theirs = ctx.Pipe()
         client = ctx.Process(target=stamps._client, args=(theirs, f"127.0.0.1:{running.port}"))  # noqa: SLF001
         client.start()
+        theirs.close()  # ours alone: a client that dies ends our recv() (EOFError), no hang
         for _ in range(args.warm):  # both have seen the warm roster and its agents
             _served_call(ours, fresh(warm_body))
             _in_process_call(local, parse, fresh(warm_body))

@@ -278,6 +278,7 @@ class Clients:
             ours, theirs = ctx.Pipe()
             proc = ctx.Process(target=_client_main, args=(theirs, address, barrier), daemon=True)
             proc.start()
+            theirs.close()  # a client that dies ends our recv() (EOFError), no hang
             self._conns.append(ours)
             self._procs.append(proc)
 

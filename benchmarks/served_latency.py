@@ -448,6 +448,7 @@ def main() -> None:
         ours, theirs = ctx.Pipe()
         client = ctx.Process(target=_client, args=(theirs, f"127.0.0.1:{running.port}"))
         client.start()
+        theirs.close()  # ours alone: a client that dies ends our recv() (EOFError), no hang
         body = decide_body(args.agents)
         if args.by_hash:  # the first call (unhashed) caches the roster, as the client's retry
             _phase(ours, DECIDE, body, 1, unique=True)
