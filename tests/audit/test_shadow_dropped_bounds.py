@@ -17,26 +17,14 @@ import pytest
 from caseroute.audit.record import ShadowResult
 from caseroute.audit.sql_log import MAX_STORED_COUNT, dropped_counts
 from tests.audit.commit_sinks import Sink, opener
+from tests.audit.test_shadow_store import _result as shadow_result
 from tests.pg import pg_server, pg_url
 
 __all__ = ["opener", "pg_server", "pg_url"]  # fixtures: the sinks and the PostgreSQL case
 
-SUMMARY = {"outcome": "ASSIGN", "agent_id": "a1", "queue": "clinical", "priority": "normal"}
-
 
 def _result() -> ShadowResult:
-    return ShadowResult(
-        decision_id="dec_1",
-        recorded_at="2026-12-01T10:00:01Z",
-        ruleset_name="test",
-        live_version="1",
-        live_sha256="a" * 64,
-        shadow_version="2",
-        shadow_sha256="b" * 64,
-        differences=(),
-        live=dict(SUMMARY),
-        shadow=dict(SUMMARY),
-    )
+    return shadow_result(1)
 
 
 @pytest.mark.parametrize(

@@ -17,26 +17,15 @@ from typing import Any
 
 import pytest
 
-from caseroute.audit.record import ShadowResult, text_problem
+from caseroute.audit.record import text_problem
 from caseroute.audit.sql_log import MAX_STORED_COUNT, dropped_counts
 from tests.audit.commit_sinks import Sink, opener
+from tests.audit.test_shadow_store import _result
 from tests.pg import pg_server, pg_url
 
 __all__ = ["opener", "pg_server", "pg_url"]  # fixtures: the sinks and the PostgreSQL case
 
-SUMMARY = {"outcome": "ASSIGN", "agent_id": "a1", "queue": "clinical", "priority": "normal"}
-RESULT = ShadowResult(
-    decision_id="dec_1",
-    recorded_at="2026-12-01T10:00:01Z",
-    ruleset_name="test",
-    live_version="1",
-    live_sha256="a" * 64,
-    shadow_version="2",
-    shadow_sha256="b" * 64,
-    differences=(),
-    live=dict(SUMMARY),
-    shadow=dict(SUMMARY),
-)
+RESULT = _result(1)
 
 BAD: list[tuple[str, Callable[[Sink], None]]] = [
     ("key-surrogate", lambda s: s.append_shadow([], {("test", "\udc80"): 1})),

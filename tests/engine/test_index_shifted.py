@@ -7,7 +7,7 @@ must still find the base.
 """
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from hypothesis import given, settings
@@ -15,26 +15,17 @@ from hypothesis import strategies as st
 
 from caseroute.domain.roster import (
     Agent,
-    AgentStatus,
     Capacity,
     Licence,
-    Role,
     Roster,
     with_kept_agents,
 )
 from caseroute.engine import roster_index
 from caseroute.engine.decide import decide
-from caseroute.engine.licensing import CompactView
 from caseroute.engine.roster_index import MAX_LEVEL, MAX_SHIFTS, RosterIndex, index_for
-from caseroute.testing import NOW, make_agent, make_case, reference_ruleset, skill
+from caseroute.testing import NOW, make_agent, make_case, skill
+from tests.engine.test_index_reuse import CODES, COMPACTS, DAY, RULESET, TAGS, TYPES, agents
 
-TAGS = ["en", "en-GB", "es", "fr"]
-CODES = ["US", "US-TX", "US-CA", "US-FL", "GB-ENG"]
-TYPES = ["RN", "LPN", "pharmacist"]
-DAY = NOW.date()
-EXPIRIES = [DAY - timedelta(days=1), DAY, date(2030, 1, 1)]
-RULESET = reference_ruleset()
-COMPACTS = CompactView((("NLC", frozenset({"RN", "LPN"}), frozenset({"US-TX", "US-FL"})),))
 FIELDS = (
     "agents",
     "everyone",
@@ -50,33 +41,6 @@ FIELDS = (
 
 pytestmark = pytest.mark.usefixtures("no_index_bases")
 """Each test starts and ends with no base index left by another (tests/engine/conftest.py)."""
-
-
-@st.composite
-def agents(draw: st.DrawFn, agent_id: str) -> Agent:
-    """Any status, role, capacity, territories, languages, skills and licences."""
-    return make_agent(
-        agent_id,
-        status=draw(st.sampled_from(AgentStatus)),
-        role=draw(st.sampled_from(Role)),
-        capacity=Capacity(draw(st.integers(0, 3)), draw(st.integers(0, 3))),
-        territories=draw(st.frozensets(st.sampled_from(CODES), max_size=2)),
-        languages=draw(st.frozensets(st.sampled_from(TAGS), max_size=2)),
-        skills=draw(
-            st.dictionaries(
-                st.sampled_from(["clinical-triage", "billing"]), st.integers(0, MAX_LEVEL)
-            )
-        ),
-        licences=tuple(
-            Licence(
-                draw(st.sampled_from(TYPES)),
-                draw(st.sampled_from(CODES)),
-                draw(st.sampled_from(EXPIRIES)),
-                draw(st.booleans()),
-            )
-            for _ in range(draw(st.integers(0, 2)))
-        ),
-    )
 
 
 @st.composite
