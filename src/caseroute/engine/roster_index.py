@@ -50,6 +50,14 @@ a fresh build ~925 us: past 1 in 4 the gain shrinks towards nothing."""
 MAX_SHIFTS = 4
 """Distinct distances a patched index moves its base's bits by (one agent added mid-roster
 makes two: 0 before it, 1 after); each is one more shift and AND per mask."""
+MAX_SHIFT_CHANGES = 8
+"""Times a patch follows the kept agents to another distance (each login or logout mid-roster
+is one). Past it the roster is built afresh: logins and logouts alternating every 8-16 places
+made a patch cost 1.8-2.75x a fresh build (every run pays its look-up and its licence lists)."""
+MASKS_PER_AGENT_SHIFTED = 2
+"""A shifted patch moves every mask once per distance; with more masks x distances than this
+many per agent (a roster of ~1,000 distinct skills and territories: ~7,700 masks) a fresh
+build is cheaper (2x, measured at 1,000 agents), so the roster is built afresh."""
 MAX_CARRIED_LICENCE_MASKS = 8
 """Licence masks a patched index takes over from its base (the base's newest), each patched at
 the places that changed; the others are worked out again when asked for."""
@@ -158,7 +166,9 @@ class RosterIndex:
 
         Returns:
             None when more than 1 place in ``MAX_CHANGED_SHARE`` differs, or the kept agents
-            moved by more than ``MAX_SHIFTS`` distances or out of order: build afresh.
+            moved by more than ``MAX_SHIFTS`` distances, ``MAX_SHIFT_CHANGES`` times, or out
+            of order, or a shifted patch would move more than ``MASKS_PER_AGENT_SHIFTED``
+            masks per agent: build afresh.
         """
         old = self.agents
         n_old, n_new = len(old), len(agents)
@@ -169,6 +179,8 @@ class RosterIndex:
         if aligned is None:
             return None
         spans, added, moves = aligned
+        if len(moves) > 1 and self._mask_count() * len(moves) > MASKS_PER_AGENT_SHIFTED * n_new:
+            return None
         by_status, by_role, capacity, by_territory, by_language, levels, licensed = _collect(
             (i, agents[i]) for i in added
         )
@@ -217,6 +229,16 @@ class RosterIndex:
                 compacts,
             )
         return index
+
+    def _mask_count(self) -> int:
+        """How many masks a patch moves (licence masks aside): one big-int shift each."""
+        return (
+            len(self.by_status)
+            + len(self.by_role)
+            + len(self.by_territory)
+            + len(self.by_language)
+            + sum(map(len, self.skill_at_least.values()))
+        )
 
     def after_assignment(self, position: int, agent: Agent) -> RosterIndex:
         """The index once ``agents[position]`` is replaced by ``agent`` with more load.
@@ -429,7 +451,7 @@ def _aligned(
     parted = {0: changed}
     runs: list[tuple[int, int, int]] = []  # new places start to stop, from start + shift on
     added: list[int] = []
-    start = shift = 0
+    start = shift = changes = 0
     while start < n_new:
         # Past ``n_old - shift``, ``old`` has no place at this shift.
         stop = max(start, min(n_new, n_old - shift))
@@ -461,7 +483,8 @@ def _aligned(
             start = stop + 1
         else:
             shift, start = place - stop, stop
-        if len(added) > budget or len(runs) > 1 + 2 * budget:
+            changes += 1
+        if len(added) > budget or len(runs) > 1 + 2 * budget or changes > MAX_SHIFT_CHANGES:
             return None
     kept = n_new - len(added)
     differing = max(len(added), n_old - kept)
