@@ -278,3 +278,18 @@ def test_one_login_and_one_logout_anywhere_are_always_patched(
         agents_now.pop()
     index = base.patched(tuple(agents_now))
     _assert_as_fresh(index, tuple(agents_now))
+
+
+def test_a_base_shifted_at_both_ends_is_still_found() -> None:
+    """Two logins at the head, one logout near the tail: the base is found and patched.
+
+    Every probe is more than one place off counted from the start and one place off counted
+    from the end: the base was taken for a stranger's and the roster built afresh (R26b).
+    """
+    team = tuple(make_agent(f"a{i}") for i in range(100))
+    first = with_kept_agents(Roster("s1", NOW, team))
+    index_for(first)
+    shifted = (make_agent("in1"), make_agent("in2"), *team[:90], *team[91:])
+    assert roster_index._closest_base(shifted) is first.index_cache
+    roster = with_kept_agents(Roster("s2", NOW, shifted))
+    _assert_as_fresh(index_for(roster), shifted)

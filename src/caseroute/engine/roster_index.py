@@ -669,8 +669,9 @@ def _closest_base(agents: tuple[Agent, ...]) -> RosterIndex | None:
     A probed agent counts where the base holds it at the same place, counted from the start
     or from the end, or (``_place_near``) a few places off: agents added or removed before
     it moved it (``RosterIndex.patched`` follows them). A base holding none of the probed
-    agents at their places from the start or the end, nor one place off, is not searched
-    further: a stranger's (another roster's) base costs a few compares, not a look-up each.
+    agents at their places from the start or the end, nor one place off either way, is not
+    searched further: a stranger's (another roster's) base costs a few compares, not a
+    look-up each.
     """
     best, best_hits = None, 0
     n_new = len(agents)
@@ -690,9 +691,11 @@ def _closest_base(agents: tuple[Agent, ...]) -> RosterIndex | None:
         if len(missed) == len(places) and not any(
             (0 < i <= n_old and held[i - 1] is agents[i])
             or (i + 1 < n_old and held[i + 1] is agents[i])
+            or (0 < i + shift <= n_old and held[i + shift - 1] is agents[i])
+            or (0 <= i + shift + 1 < n_old and held[i + shift + 1] is agents[i])
             for i in places
         ):
-            continue  # not even one place off: a stranger's base
+            continue  # not even one place off (from the start or the end): a stranger's base
         hits = len(places) - len(missed)
         hits += sum(_place_near(held, agents[i], i, i + shift) is not None for i in missed)
         if hits * 2 >= len(places) and hits > best_hits:
