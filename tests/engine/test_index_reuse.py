@@ -6,6 +6,7 @@ mask must be the fresh build's, and ``decide()`` must give the same decisions an
 """
 
 import gc
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -126,6 +127,28 @@ def test_each_snapshot_indexes_and_decides_as_a_fresh_build(
     sequence: list[tuple[Agent, ...]], region: str, language: str, level: int
 ) -> None:
     """Random snapshot sequences: masks, licence masks, decisions and explanations as fresh."""
+    each_snapshot_as_fresh(sequence, region, language, level, _as_fresh)
+
+
+def _as_fresh(reused: RosterIndex, agents_now: tuple[Agent, ...]) -> None:
+    fresh = RosterIndex.build(agents_now)
+    assert _fields(fresh) == _fields(reused)
+    for key, mask in reused._licence_masks.items():
+        assert fresh.licence_mask(*key) == mask
+
+
+def each_snapshot_as_fresh(
+    sequence: list[tuple[Agent, ...]],
+    region: str,
+    language: str,
+    level: int,
+    check: Callable[[RosterIndex, tuple[Agent, ...]], None],
+) -> None:
+    """Each snapshot of ``sequence`` through ``index_for``, kept as the roster cache keeps it.
+
+    ``check`` compares its index with a fresh build; its decision must be a fresh build's, and
+    one more licence mask is asked for each time (carried into the next snapshot's index).
+    """
     roster_index._bases.clear()
     case = make_case(
         region=region,
@@ -138,12 +161,9 @@ def test_each_snapshot_indexes_and_decides_as_a_fresh_build(
         roster = with_kept_agents(Roster(f"snap-{n}", NOW, agents_now))
         held.append(roster)  # alive, as the roster cache keeps them: the next one's base
         reused = index_for(roster)
+        check(reused, agents_now)
         fresh_roster = Roster(f"snap-{n}", NOW, agents_now)
-        fresh = RosterIndex.build(agents_now)
-        object.__setattr__(fresh_roster, "index_cache", fresh)
-        assert _fields(fresh) == _fields(reused)
-        for key, mask in reused._licence_masks.items():
-            assert fresh.licence_mask(*key) == mask
+        object.__setattr__(fresh_roster, "index_cache", RosterIndex.build(agents_now))
         assert decide(case, fresh_roster, RULESET, NOW) == decide(case, roster, RULESET, NOW)
         reused.licence_mask(("RN", "LPN"), region, DAY, COMPACTS)  # one more mask to carry
 

@@ -21,10 +21,17 @@ from caseroute.domain.roster import (
     with_kept_agents,
 )
 from caseroute.engine import roster_index
-from caseroute.engine.decide import decide
 from caseroute.engine.roster_index import MAX_LEVEL, MAX_SHIFTS, RosterIndex, index_for
-from caseroute.testing import NOW, make_agent, make_case, skill
-from tests.engine.test_index_reuse import CODES, COMPACTS, DAY, RULESET, TAGS, TYPES, agents
+from caseroute.testing import NOW, make_agent
+from tests.engine.test_index_reuse import (
+    CODES,
+    COMPACTS,
+    DAY,
+    TAGS,
+    TYPES,
+    agents,
+    each_snapshot_as_fresh,
+)
 
 FIELDS = (
     "agents",
@@ -137,22 +144,7 @@ def test_each_shifted_snapshot_indexes_and_decides_as_a_fresh_build(
     sequence: list[tuple[Agent, ...]], region: str, language: str, level: int
 ) -> None:
     """Snapshot sequences through index_for: masks, licence masks and decisions as fresh."""
-    roster_index._bases.clear()
-    case = make_case(
-        region=region,
-        patient_location=region,
-        preferred_language=language,
-        required_skills=(skill("clinical-triage", level),),
-    )
-    held = []
-    for n, agents_now in enumerate(sequence):
-        roster = with_kept_agents(Roster(f"snap-{n}", NOW, agents_now))
-        held.append(roster)  # alive, as the roster cache keeps them: the next one's base
-        reused = index_for(roster)
-        _assert_as_fresh(reused, agents_now)
-        fresh_roster = Roster(f"snap-{n}", NOW, agents_now)
-        assert decide(case, fresh_roster, RULESET, NOW) == decide(case, roster, RULESET, NOW)
-        reused.licence_mask(("RN", "LPN"), region, DAY, COMPACTS)  # one more mask to carry
+    each_snapshot_as_fresh(sequence, region, language, level, _assert_as_fresh)
 
 
 def _team(size: int) -> tuple[Agent, ...]:
