@@ -31,6 +31,7 @@ BAD: list[tuple[str, Callable[[Sink], None]]] = [
     ("key-surrogate", lambda s: s.append_shadow([], {("test", "\udc80"): 1})),
     ("key-nul", lambda s: s.append_shadow([], {("te\x00st", "2"): 1})),
     ("key-empty", lambda s: s.append_shadow([], {("test", ""): 1})),
+    ("key-not-text", lambda s: s.append_shadow([], {("test", 2): 1})),  # type: ignore[dict-item]
     ("key-shape", lambda s: s.append_shadow([], {"test": 1})),  # type: ignore[dict-item]
     ("id-surrogate", lambda s: s.append_shadow([replace(RESULT, decision_id="d\udc80")])),
     ("name-nul", lambda s: s.append_shadow([replace(RESULT, ruleset_name="t\x00")])),
@@ -54,7 +55,7 @@ def test_a_shadow_append_a_log_cannot_store_is_refused_before_it_is_queued(
         put(item)
 
     monkeypatch.setattr(sink._queue, "put", counted_put)
-    with pytest.raises(ValueError, match=r"NUL|surrogate|empty|keyed|non-negative"):
+    with pytest.raises(ValueError, match=r"NUL|surrogate|empty|keyed|non-negative|texts"):
         bad(sink)
     assert (queued, sink.failures) == ([], 0)
     sink.append_shadow([RESULT], 1)

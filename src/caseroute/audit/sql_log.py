@@ -262,9 +262,11 @@ def _key_problem(key: object) -> str | None:
     if not (isinstance(key, tuple) and len(key) == 2):
         return "must be keyed by (ruleset_name, shadow_version)"
     for part in key:
+        if not isinstance(part, str) or not part:
+            return "key must be two non-empty texts"
         problem = text_problem(part)
-        if problem is not None or not part:
-            return f"key {problem or 'must not be empty'}"
+        if problem is not None:
+            return f"key {problem}"
     return None
 
 
