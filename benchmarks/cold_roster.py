@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import math
 import os
 import statistics
@@ -96,6 +97,11 @@ def _cpu(work: Callable[[], object]) -> float:
 
 
 PARTS = ("decode", "roster", "index", "blob")
+KEEP_TEXTS = (
+    {"keep_texts": True}
+    if "keep_texts" in inspect.signature(fingerprint_agent_texts).parameters
+    else {"keep_json": True}  # a tree from before the roster blob was stored in chunks
+)
 
 
 def _split(body: bytes, first: pb.Roster, ruleset: Any) -> dict[str, float]:
@@ -113,9 +119,12 @@ def _split(body: bytes, first: pb.Roster, ruleset: Any) -> dict[str, float]:
     split["roster"] = _cpu(lambda: known.append((read(sent) if read else None) or cache.parse(msg)))
     roster, fingerprint = known[0].roster, known[0].fingerprint
     split["index"] = _cpu(partial(index_for, roster))
-    blob = partial(
-        blobs_to_store, snapshot_sha256=fingerprint.sha256, roster_text=fingerprint.take_json()
-    )
+    if hasattr(fingerprint, "take_texts"):  # the roster stored as a manifest and chunks
+        blob = partial(blobs_to_store, fingerprint=fingerprint)
+    else:  # a tree from before: the roster's whole text, handed over
+        blob = partial(
+            blobs_to_store, snapshot_sha256=fingerprint.sha256, roster_text=fingerprint.take_json()
+        )
     split["blob"] = _cpu(partial(blob, sink, ruleset, roster))
     return split
 
@@ -151,7 +160,7 @@ def _roster_split(body: bytes, first: pb.Roster) -> dict[str, float]:
 
     def roster() -> None:
         built = fast.roster_with_agents(msg, values, DEFAULT_LIMITS)
-        fingerprint_agent_texts(built, texts, digests, keep_json=True)
+        fingerprint_agent_texts(built, texts, digests, **KEEP_TEXTS)
 
     split["roster + fingerprint"] = _cpu(roster)
     agents: list[Any] = []
@@ -215,7 +224,7 @@ def _sent_split(body: bytes, first: pb.Roster) -> dict[str, float]:
 
     def roster() -> None:
         built = fast.roster_with_agents(msg, values, DEFAULT_LIMITS)
-        fingerprint_agent_texts(built, texts, digests, keep_json=True)
+        fingerprint_agent_texts(built, texts, digests, **KEEP_TEXTS)
 
     split["roster built, fingerprint"] = _cpu(roster)
     whole = RosterCache()

@@ -53,7 +53,7 @@ def test_a_kept_agent_gives_the_same_roster_fingerprint_and_blob_as_no_cache() -
     cached = cache.parse(msg)
     plain = convert.NO_ROSTER_CACHE.parse(msg, limits=DEFAULT_LIMITS)
     assert (cached.roster, cached.fingerprint) == (plain.roster, plain.fingerprint)
-    assert cached.fingerprint.take_json() == plain.fingerprint.take_json()
+    assert cached.fingerprint.take_texts() == plain.fingerprint.take_texts()
     assert cached.fingerprint.agent_digests[0] == agent_sha256(cached.roster.agents[0])
 
 
@@ -185,8 +185,8 @@ def test_the_agent_cache_never_changes_a_roster_or_a_decision(
         assert [agent_json(a) for a in cached.roster.agents] == [
             agent_json(a) for a in plain.roster.agents
         ]
-        blob = cached.fingerprint.take_json()
-        assert blob is None or blob == plain.fingerprint.take_json()
+        blob = cached.fingerprint.take_texts()
+        assert blob is None or blob == plain.fingerprint.take_texts()
         assert decide(make_case(), cached.roster, LOADED, NOW) == decide(
             make_case(), plain.roster, LOADED, NOW
         )

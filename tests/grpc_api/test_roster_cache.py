@@ -21,8 +21,8 @@ def _cost(msg: pb.Roster) -> int:
 
 
 def test_the_estimate_grows_with_agents_and_bytes() -> None:
-    """1,450 bytes per agent plus seven per serialized byte."""
-    assert roster_cache.estimate_roster_bytes(2, 100) == 3600
+    """880 bytes per agent plus six per serialized byte."""
+    assert roster_cache.estimate_roster_bytes(2, 100) == 2360
 
 
 def test_a_repeated_roster_is_a_hit_returning_the_same_object() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caseroute.audit.record import Blob, BlobKind
+from caseroute.audit.record import BlobKind
 from caseroute.audit.recorder import blobs_to_store
 from caseroute.domain.fingerprint import (
     agent_json,
@@ -119,15 +119,15 @@ def test_roster_json_of_an_empty_roster() -> None:
     assert expected == roster_json(make_roster())
 
 
-def test_a_first_sight_fingerprint_hands_over_the_roster_json_once() -> None:
-    """keep_json: the blob text built from the hashed agent texts, taken once, then gone."""
+def test_a_first_sight_fingerprint_hands_over_the_agent_texts_once() -> None:
+    """keep_texts: the agent texts the digests were hashed from, taken once, then gone."""
     roster = make_roster(make_agent("a1"), make_agent("a2"))
-    kept = fingerprint_roster(roster, keep_json=True)
-    assert (kept, canonical_json(roster_to_dict(roster)), None, None) == (
+    kept = fingerprint_roster(roster, keep_texts=True)
+    assert (kept, tuple(agent_json(a) for a in roster.agents), None, None) == (
         fingerprint_roster(roster),
-        kept.take_json(),
-        kept.take_json(),
-        fingerprint_roster(roster).take_json(),
+        kept.take_texts(),
+        kept.take_texts(),
+        fingerprint_roster(roster).take_texts(),
     )
 
 
@@ -142,18 +142,22 @@ class _Sink:
         return sha256 in self.held
 
 
-def test_blobs_to_store_uses_the_roster_text_it_is_given_or_encodes_the_roster() -> None:
-    """The roster blob is the text handed over (a first sight's), else roster_json(roster)."""
+def test_blobs_to_store_uses_the_agent_texts_it_is_given_or_encodes_the_agents() -> None:
+    """A chunk holds the texts handed over (a first sight's), else each agent's agent_json."""
     roster, ruleset = make_roster(make_agent("a1")), reference_compiled()
     sha = roster_sha256(roster)
     sink: Any = _Sink(ruleset.sha256)
     full: Any = _Sink(sha, ruleset.sha256)
-    assert [
-        [Blob(sha, BlobKind.ROSTER, "given")],
-        [Blob(sha, BlobKind.ROSTER, roster_json(roster))],
-        [],
-    ] == [
-        blobs_to_store(sink, ruleset, roster, snapshot_sha256=sha, roster_text="given"),
-        blobs_to_store(sink, ruleset, roster),
-        blobs_to_store(full, ruleset, roster, roster_text="given"),
+    given = fingerprint_roster(roster)
+    given.first_texts.append(("given",))
+    chunks = [
+        [b.content for b in blobs if b.kind is BlobKind.ROSTER_CHUNK]
+        for blobs in (
+            blobs_to_store(sink, ruleset, roster, given),
+            blobs_to_store(sink, ruleset, roster),
+        )
     ]
+    assert ([["given"], [agent_json(roster.agents[0])]], []) == (
+        chunks,
+        blobs_to_store(full, ruleset, roster, fingerprint_roster(roster, keep_texts=True)),
+    )

@@ -268,6 +268,11 @@ class BlobKind(StrEnum):
 
     ROSTER = "roster"
     RULESET = "ruleset"
+    ROSTER_PARTS = "roster_parts"
+    """A roster snapshot stored as a manifest of chunks (``audit.roster_blob``); read back as
+    ``ROSTER`` (``get_blob`` assembles it)."""
+    ROSTER_CHUNK = "roster_chunk"
+    """A run of a roster's agents, shared by every snapshot holding the same run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,9 +284,11 @@ class Blob:
     and ``blob_sha256`` re-derives that hash from the content, so an edited blob is detected.
 
     Attributes:
-        sha256: The content hash (``roster_sha256`` for rosters, sha256 of the text for rulesets).
+        sha256: The content hash (``roster_sha256`` for rosters and their manifests, sha256 of
+            the text for rulesets, ``roster_blob.chunk_key`` for chunks).
         kind: What it holds.
-        content: JSON text of the roster (``roster_to_dict``) or the ruleset's YAML source.
+        content: JSON text of the roster (``roster_to_dict``), the ruleset's YAML source, or a
+            roster's manifest or chunk as ``audit.roster_blob`` lays them out.
     """
 
     sha256: str
@@ -290,7 +297,7 @@ class Blob:
 
 
 def blob_sha256(kind: BlobKind, content: str) -> str:
-    """The hash a blob's content must have.
+    """The hash a roster's or ruleset's content must have (a chunk's: ``chunk_text_key``).
 
     Raises:
         ValueError: If a roster blob is not a roster's JSON.

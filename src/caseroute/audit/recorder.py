@@ -15,15 +15,18 @@ from typing import Any
 
 from caseroute.audit.masking import Masker
 from caseroute.audit.record import AuditRecord, Blob, BlobKind, with_input_text
+from caseroute.audit.roster_blob import roster_blobs
 from caseroute.audit.store import AuditSink
 from caseroute.domain.case import Case
 from caseroute.domain.decision import Decision
 from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.fingerprint import (
+    RosterFingerprint,
+    agent_json,
     canonical_json,
     case_to_dict,
+    fingerprint_roster,
     record_input_json,
-    roster_json,
     roster_sha256,
 )
 from caseroute.domain.roster import Roster
@@ -179,22 +182,37 @@ def blobs_to_store(
     sink: AuditSink,
     ruleset: CompiledRuleset,
     roster: Roster,
-    *,
-    snapshot_sha256: str | None = None,
-    roster_text: str | None = None,
+    fingerprint: RosterFingerprint | None = None,
 ) -> list[Blob]:
-    """The roster snapshot and ruleset source, unless the sink already has them.
+    """The roster snapshot's and ruleset source's blobs the sink does not already have.
 
-    Building a roster blob serialises every agent, so it is skipped when the sink says it
-    holds that snapshot (the common case: a warm roster, or the same roster again).
-    ``snapshot_sha256`` is ``roster_sha256(roster)`` when the caller has it (computed if not);
-    ``roster_text`` is ``roster_json(roster)`` when the caller has it (a roster seen for the
-    first time: ``RosterFingerprint.take_json``).
+    A snapshot the sink says it holds costs nothing (the common case: a warm roster, or the
+    same roster again). A new one is its manifest and the chunks of agents the sink does not
+    hold (``audit.roster_blob``): only those agents' texts are read, from ``fingerprint``'s
+    kept texts (a roster the server has just read: ``RosterFingerprint.take_texts``) or
+    encoded here.
+
+    Args:
+        sink: The decision log (its ``has_blob`` hints).
+        ruleset: The ruleset that decided.
+        roster: The roster snapshot.
+        fingerprint: ``fingerprint_roster(roster)`` when the caller has it (computed if not).
     """
     blobs = []
-    snapshot = snapshot_sha256 or roster_sha256(roster)
-    if not sink.has_blob(snapshot):
-        blobs.append(Blob(snapshot, BlobKind.ROSTER, roster_text or roster_json(roster)))
+    if fingerprint is None:
+        fingerprint = fingerprint_roster(roster, keep_texts=True)
+    if not sink.has_blob(fingerprint.sha256):
+        texts = fingerprint.take_texts()
+        agents = roster.agents
+        blobs.extend(
+            roster_blobs(
+                fingerprint.sha256,
+                fingerprint.header_json,
+                fingerprint.agent_digests,
+                texts.__getitem__ if texts is not None else lambda i: agent_json(agents[i]),
+                sink.has_blob,
+            )
+        )
     if not sink.has_blob(ruleset.sha256):
         blobs.append(Blob(ruleset.sha256, BlobKind.RULESET, ruleset.source_text))
     return blobs

@@ -42,6 +42,7 @@ from caseroute.audit.record import (
     text_problem,
     with_hashed_text,
 )
+from caseroute.audit.roster_blob import assemble_roster, manifest_keys
 from caseroute.domain.errors import AuditUnavailableError, withheld_cause
 
 log = logging.getLogger("caseroute.audit")
@@ -127,8 +128,12 @@ SHADOW_COLUMNS = (
 """The ``shadow_results`` columns read back (``ShadowResult``'s fields); rows add ``agreed``."""
 PAGE = 1000
 """Rows read per page by the iterating reads (``records``, ``record_rows``, ``iter_events``)."""
-KNOWN_BLOBS = 4096
-"""Most blob hashes a store remembers as written (``has_blob``)."""
+KNOWN_BLOBS = 16384
+"""Most blob hashes a store remembers as written (``has_blob``): a roster snapshot is a
+manifest and ~1 chunk per 16 agents, so this holds the chunks of ~250 snapshots of 1,000."""
+CHUNKS_PER_READ = 500
+"""Most roster chunks one read asks for (a statement's placeholders stay well under SQLite's
+limit whatever the roster's size)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -876,11 +881,35 @@ class SqlLogReads(ABC):
         return rows
 
     def get_blob(self, sha256: str) -> Blob | None:
-        """One blob by hash."""
+        """One blob by hash; a roster stored as a manifest comes back whole, as ``ROSTER``.
+
+        Returns:
+            The blob, or None when it is not stored (or a chunk its manifest lists is not).
+        """
         rows = self._fetch(
             f"SELECT sha256, kind, content FROM blobs WHERE sha256 = {self._P}", (sha256,)
         )
-        return Blob(rows[0][0], BlobKind(rows[0][1]), rows[0][2]) if rows else None
+        if not rows:
+            return None
+        blob = Blob(rows[0][0], BlobKind(rows[0][1]), rows[0][2])
+        if blob.kind is not BlobKind.ROSTER_PARTS:
+            return blob
+        text = assemble_roster(blob.content, self._chunks(manifest_keys(blob.content)))
+        return None if text is None else Blob(blob.sha256, BlobKind.ROSTER, text)
+
+    def _chunks(self, keys: Sequence[str]) -> dict[str, str]:
+        """The stored roster chunks among ``keys``, by key (read CHUNKS_PER_READ at a time)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), CHUNKS_PER_READ):
+            part = wanted[start : start + CHUNKS_PER_READ]
+            marks = ", ".join([self._P] * len(part))
+            rows = self._fetch(
+                f"SELECT sha256, content FROM blobs WHERE kind = {self._P} AND sha256 IN ({marks})",
+                (BlobKind.ROSTER_CHUNK.value, *part),
+            )
+            found.update((str(key), str(content)) for key, content in rows)
+        return found
 
     def head(self) -> tuple[int, str]:
         """(seq, record_hash) of the last record committed (by any writer)."""

@@ -308,14 +308,12 @@ def _bool(value: bool) -> str:
 def roster_json(roster: Roster) -> str:
     """The canonical JSON text of a roster (``canonical_json(roster_to_dict(roster))``).
 
-    What the audit log stores as the roster blob: each agent's ``agent_json``, joined.
+    What the audit log reads back as the roster blob (``audit.roster_blob`` stores it as
+    chunks of each agent's ``agent_json``): each agent's text, joined.
     """
-    return _roster_text(roster, [agent_json(a) for a in roster.agents])
-
-
-def _roster_text(roster: Roster, agent_texts: Sequence[str]) -> str:
+    agents = ",".join([agent_json(a) for a in roster.agents])
     return (
-        f'{{"agents":[{",".join(agent_texts)}],"snapshot_id":{_text(roster.snapshot_id)},'
+        f'{{"agents":[{agents}],"snapshot_id":{_text(roster.snapshot_id)},'
         f'"taken_at":{_text(format_timestamp(roster.taken_at))}}}'
     )
 
@@ -396,10 +394,10 @@ class RosterFingerprint:
         agent_digests: Each agent's sha256 (``agent_sha256``), in roster order.
         input_tail: A newline, ``header_json``, a newline, the agent digests joined: what
             ``input_sha256`` hashes after the case.
-        first_json: The roster's canonical JSON (``roster_json``) until someone takes it
-            (``take_json``): ``fingerprint_roster(keep_json=True)`` builds it from the same
-            agent texts it hashes, so a roster seen for the first time is encoded once for its
-            digests and its audit blob. Empty once taken (or never built); not part of the
+        first_texts: Each agent's canonical JSON (``agent_json``), in roster order, until
+            someone takes them (``take_texts``): ``fingerprint_roster(keep_texts=True)`` keeps
+            the texts it hashed, so a roster seen for the first time is encoded once for its
+            digests and its audit blob. Empty once taken (or never kept); not part of the
             value.
     """
 
@@ -407,12 +405,12 @@ class RosterFingerprint:
     header_json: bytes
     agent_digests: tuple[bytes, ...]
     input_tail: bytes
-    first_json: list[str] = field(default_factory=list, compare=False, repr=False)
+    first_texts: list[tuple[str, ...]] = field(default_factory=list, compare=False, repr=False)
 
-    def take_json(self) -> str | None:
-        """The roster's canonical JSON if still held (then no longer held), else None."""
+    def take_texts(self) -> tuple[str, ...] | None:
+        """The agents' canonical JSON texts if still held (then no longer held), else None."""
         try:
-            return self.first_json.pop()  # atomic: two callers never both get it
+            return self.first_texts.pop()  # atomic: two callers never both get them
         except IndexError:
             return None
 
@@ -437,16 +435,16 @@ class RosterFingerprint:
         return self
 
 
-def fingerprint_roster(roster: Roster, *, keep_json: bool = False) -> RosterFingerprint:
+def fingerprint_roster(roster: Roster, *, keep_texts: bool = False) -> RosterFingerprint:
     """Every digest of a roster (one canonical JSON encoding per agent).
 
     Args:
         roster: The roster.
-        keep_json: Also keep the roster's canonical JSON, built from the same agent texts, for
-            one ``take_json`` (the audit blob of a roster about to be recorded).
+        keep_texts: Also keep the agents' canonical JSON texts it hashed, for one
+            ``take_texts`` (the audit blob of a roster about to be recorded).
     """
     texts = [agent_json(a) for a in roster.agents]
-    return fingerprint_agent_texts(roster, texts, [agent_digest(t) for t in texts], keep_json)
+    return fingerprint_agent_texts(roster, texts, [agent_digest(t) for t in texts], keep_texts)
 
 
 def agent_digest(text: str) -> bytes:
@@ -455,7 +453,7 @@ def agent_digest(text: str) -> bytes:
 
 
 def fingerprint_agent_texts(
-    roster: Roster, texts: Sequence[str], digests: Sequence[bytes], keep_json: bool = False
+    roster: Roster, texts: Sequence[str], digests: Sequence[bytes], keep_texts: bool = False
 ) -> RosterFingerprint:
     """``fingerprint_roster`` of a roster whose agents' texts and digests are already known.
 
@@ -466,11 +464,11 @@ def fingerprint_agent_texts(
         roster: The roster.
         texts: ``agent_json`` of each agent, in roster order.
         digests: ``agent_digest`` of each text, in roster order.
-        keep_json: As ``fingerprint_roster``'s.
+        keep_texts: As ``fingerprint_roster``'s.
     """
     fingerprint = RosterFingerprint.of(roster_header_json(roster), tuple(digests))
-    if keep_json:
-        fingerprint.first_json.append(_roster_text(roster, texts))
+    if keep_texts:
+        fingerprint.first_texts.append(tuple(texts))
     return fingerprint
 
 

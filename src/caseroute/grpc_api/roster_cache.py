@@ -25,13 +25,16 @@ from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import fast
 from caseroute.wire.convert import KnownRoster, RosterStore, roster_from_proto
 
-AGENT_OVERHEAD_BYTES = 1450
+AGENT_OVERHEAD_BYTES = 880
 """Estimated memory of one cached agent beyond its serialized bytes: the value, its canonical
-JSON, digest and message key (tracemalloc, all-new rosters of 100 and 1,000 agents)."""
-BYTES_PER_WIRE_BYTE = 7
+JSON, digest and message key (tracemalloc, all-new rosters of 100, 300 and 1,000 agents)."""
+BYTES_PER_WIRE_BYTE = 6
 """Estimated memory per serialized byte of a cached roster: the kept message bytes, the JSON text
-and the strings and attribute values it holds (same measurement; a line through 2,220 bytes per
-agent at 112 wire bytes and 3,445 at 283, the benchmark roster without and with 5 attributes)."""
+and the strings and attribute values it holds (same measurement; a line through 1,333 bytes per
+agent at 76 wire bytes and 2,461 at 266, ``tests/grpc_api/test_roster_cache_estimate.py``'s
+rosters without and with 5 attributes). Since the audit blob is stored in chunks the
+fingerprint keeps the agents' own texts until the blob is written, not a joined copy of them
+(the constants were 1,450 and 7 with that copy)."""
 MIB = 1024 * 1024
 DEFAULT_MAX_AGENTS = 100_000
 """Agents the cache keeps by default (``--roster-cache-agents``)."""
@@ -460,7 +463,7 @@ class RosterCache:
         """
         if self.max_agents == 0 or self.max_bytes == 0:
             roster = roster_from_proto(msg, path, limits=limits)
-            return KnownRoster(roster, fingerprint_roster(roster, keep_json=True))
+            return KnownRoster(roster, fingerprint_roster(roster, keep_texts=True))
         wire = msg.SerializeToString(deterministic=True)
         key = (hashlib.sha256(wire).digest(), limits)
         with self._lock:
@@ -575,7 +578,8 @@ class RosterCache:
             roster = with_kept_agents(fast.roster_with_agents(header, values, limits))
         except fast.Doubt:
             return None  # not plainly valid: the strict path decides, and names each bad field
-        known = KnownRoster(roster, fingerprint_agent_texts(roster, texts, digests, keep_json=True))
+        fingerprint = fingerprint_agent_texts(roster, texts, digests, keep_texts=True)
+        known = KnownRoster(roster, fingerprint)
         with self._lock:
             self.misses += 1
             self.agent_hits += len(keys) - len(missing)
@@ -616,10 +620,10 @@ class RosterCache:
             except fast.Doubt:
                 pass  # not plainly valid: the strict path decides, and names each bad field
             else:
-                fingerprint = fingerprint_agent_texts(roster, texts, digests, keep_json=True)
+                fingerprint = fingerprint_agent_texts(roster, texts, digests, keep_texts=True)
                 return KnownRoster(roster, fingerprint), keys, agents
         roster = roster_from_proto(msg, path, limits=limits)
-        return KnownRoster(roster, fingerprint_roster(roster, keep_json=True)), (), []
+        return KnownRoster(roster, fingerprint_roster(roster, keep_texts=True)), (), []
 
     def _known_agents(
         self, agent_msgs: Sequence[pb.Agent], found: list[KnownAgent | None], limits: InputLimits

@@ -186,7 +186,7 @@ def _canonical(cmd: DecideCommand) -> _Canonical:
         tuple(f.text for f in forms),
         tuple(f.attributes_text for f in forms),
         stamps,
-        cmd.roster_fingerprint or fingerprint_roster(cmd.roster, keep_json=True),
+        cmd.roster_fingerprint or fingerprint_roster(cmd.roster, keep_texts=True),
     )
 
 
@@ -507,8 +507,7 @@ class RoutingCore:
                     self.audit,
                     ruleset.compiled,
                     cmd.roster,
-                    snapshot_sha256=snapshot,
-                    roster_text=canonical.roster.take_json(),  # a first sight's, encoded once
+                    canonical.roster,  # a first sight's agent texts, encoded once
                 ),
             )
         except AuditUnavailableError:

@@ -461,7 +461,7 @@ class _NoRosterCache:
     ) -> KnownRoster:
         """Validate and convert ``msg``, and fingerprint it."""
         roster = roster_from_proto(msg, path, limits=limits)
-        return KnownRoster(roster, fingerprint_roster(roster, keep_json=True))
+        return KnownRoster(roster, fingerprint_roster(roster, keep_texts=True))
 
     def find(self, roster_sha256: str, *, limits: InputLimits) -> KnownRoster | None:
         """None: nothing is kept."""

@@ -1,0 +1,221 @@
+"""A roster snapshot is stored as a manifest over content-defined chunks, and read back whole.
+
+Each new snapshot used to store the whole roster again (~390 bytes per agent): a caller sending
+a fresh snapshot with every case stored ~390 kB per decision at 1,000 agents, ~90x the record.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from caseroute.audit import sql_log
+from caseroute.audit.config import PostgresLocation
+from caseroute.audit.postgres import PostgresAuditSink
+from caseroute.audit.record import Blob, BlobKind
+from caseroute.audit.recorder import blobs_to_store
+from caseroute.audit.roster_blob import (
+    MAX_CHUNK,
+    assemble_roster,
+    chunk_ends,
+    chunk_text_key,
+    manifest_keys,
+    roster_blobs,
+)
+from caseroute.audit.store import SqliteAuditStore
+from caseroute.audit.verify import verify_chain
+from caseroute.domain.fingerprint import fingerprint_roster, roster_json, roster_sha256
+from caseroute.domain.roster import Agent, Capacity, Roster
+from caseroute.testing import make_agent, make_audit_record, make_roster, reference_compiled
+from tests.pg import pg_server, pg_url
+from tests.wire.test_fast_agent_json import agents, instants, text
+
+__all__ = ["pg_server", "pg_url"]  # fixtures: the PostgreSQL case
+
+Sink = SqliteAuditStore | PostgresAuditSink
+RULESET = reference_compiled()
+
+
+def _split(roster: Roster) -> tuple[Blob, dict[str, str]]:
+    """The manifest and every chunk of ``roster``, as a log that holds nothing stores them."""
+    fingerprint = fingerprint_roster(roster, keep_texts=True)
+    texts = fingerprint.take_texts()
+    assert texts is not None
+    manifest, *chunks = roster_blobs(
+        fingerprint.sha256,
+        fingerprint.header_json,
+        fingerprint.agent_digests,
+        texts.__getitem__,
+        lambda _: False,
+    )
+    return manifest, {c.sha256: c.content for c in chunks}
+
+
+@given(st.lists(agents(), max_size=40), text, instants)
+def test_a_roster_assembles_from_its_chunks_into_its_canonical_json(
+    members: list[Agent], snapshot_id: str, taken_at: datetime
+) -> None:
+    """Manifest + chunks read back byte for byte as roster_json; each chunk hashes to its key."""
+    roster = Roster(snapshot_id, taken_at, tuple(members))
+    manifest, chunks = _split(roster)
+    assert (manifest.sha256, manifest.kind) == (roster_sha256(roster), BlobKind.ROSTER_PARTS)
+    assert roster_json(roster) == assemble_roster(manifest.content, chunks)
+    assert {key: key for key in chunks} == {key: chunk_text_key(c) for key, c in chunks.items()}
+
+
+def test_a_repeated_run_of_agents_writes_each_chunk_once() -> None:
+    """The same run three times: each repeated chunk written once, listed where it falls."""
+    run = [make_agent(f"a{i}") for i in range(MAX_CHUNK)]
+    roster = make_roster(*run, *run, *run)
+    manifest, chunks = _split(roster)
+    keys = manifest_keys(manifest.content)
+    assert len(keys) > len(set(keys)) == len(chunks)
+    assert roster_json(roster) == assemble_roster(manifest.content, chunks)
+
+
+def test_a_missing_chunk_assembles_nothing() -> None:
+    """A manifest whose chunk is not there is no roster (None), not a shorter one."""
+    manifest, chunks = _split(make_roster(*[make_agent(f"a{i}") for i in range(40)]))
+    chunks.pop(manifest_keys(manifest.content)[-1])
+    assert assemble_roster(manifest.content, chunks) is None
+
+
+def _agents(count: int, prefix: str = "a") -> list[Agent]:
+    return [make_agent(f"{prefix}{i}", seniority=i % 7) for i in range(count)]
+
+
+def test_an_agent_logging_in_changes_only_the_chunk_it_lands_in() -> None:
+    """Boundaries follow content: one agent added mid-roster makes one new chunk, not a shift."""
+    before = _agents(1000)
+    after = [*before[:300], make_agent("new"), *before[300:]]
+    old = set(manifest_keys(_split(make_roster(*before))[0].content))
+    new = set(manifest_keys(_split(make_roster(*after))[0].content))
+    assert (len(new - old), len(old - new)) == (1, 1)
+
+
+def test_chunk_ends_bound_every_chunk() -> None:
+    """No chunk is empty or longer than MAX_CHUNK, and the last ends at the roster's end."""
+    digests = [bytes([1]) for _ in range(150)]  # no agent ends a chunk by its digest
+    assert chunk_ends(digests) == [64, 128, 150]
+    assert chunk_ends([bytes([0x10])] * 3) == [1, 2, 3]
+    assert chunk_ends([]) == []
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def log(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Sink, Callable[[str], None]]]:
+    """A decision log on each store, and a way to run SQL on it behind its back (tampering)."""
+    sink: Sink
+    if request.param == "sqlite":
+        path = tmp_path / "audit.db"
+        sink = SqliteAuditStore(path)
+
+        def tamper(sql: str) -> None:
+            with closing(sqlite3.connect(path)) as conn, conn:
+                conn.execute(sql)
+
+    else:
+        import psycopg
+
+        url = request.getfixturevalue("pg_url")
+        sink = PostgresAuditSink(PostgresLocation(url))
+
+        def tamper(sql: str) -> None:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(sql)
+
+    yield sink, tamper
+    sink.close()
+
+
+def _record_on(sink: Sink, n: int, roster: Roster) -> int:
+    """Append record ``n`` on ``roster`` with the blobs it needs; the roster bytes it wrote."""
+    blobs = blobs_to_store(sink, RULESET, roster, fingerprint_roster(roster, keep_texts=True))
+    record = make_audit_record(
+        n,
+        ruleset_sha256=RULESET.sha256,
+        input={"case": {"case_id": f"C{n}"}, "roster": {"sha256": roster_sha256(roster)}},
+    )
+    sink.append([record], blobs)
+    return sum(len(b.content) for b in blobs if b.kind is not BlobKind.RULESET)
+
+
+def _busier(roster: Roster, place: int, snapshot_id: str) -> Roster:
+    """The next snapshot: the agent at ``place`` has one more active case."""
+    agents = list(roster.agents)
+    agents[place] = replace(agents[place], capacity=Capacity(2, 5))
+    return replace(roster, snapshot_id=snapshot_id, agents=tuple(agents))
+
+
+def test_a_new_snapshot_with_one_agent_changed_writes_a_twentieth_of_the_roster(
+    log: tuple[Sink, Callable[[str], None]],
+) -> None:
+    """1,000 agents: the next snapshot writes a manifest and one chunk; both read back whole."""
+    sink, _ = log
+    first = make_roster(*_agents(1000))
+    second = _busier(first, 500, "snap-T2")
+    whole = len(roster_json(second))
+    written = [_record_on(sink, 1, first), _record_on(sink, 2, second)]
+    assert written[0] > whole  # the first: every chunk and the manifest
+    assert written[1] < whole / 20, (written, whole)
+    assert [Blob(roster_sha256(r), BlobKind.ROSTER, roster_json(r)) for r in (first, second)] == [
+        sink.get_blob(roster_sha256(r)) for r in (first, second)
+    ]
+    assert verify_chain(sink.records(), sink.head(), sink.get_blob).ok
+
+
+def test_an_edited_or_missing_chunk_is_named_by_verify(
+    log: tuple[Sink, Callable[[str], None]],
+) -> None:
+    """Verify names the roster (and the first record using it) whose chunk was edited, then lost."""
+    sink, tamper = log
+    roster = make_roster(*_agents(100))
+    _record_on(sink, 1, roster)
+    sha = roster_sha256(roster)
+    manifest = sink._fetch(f"SELECT content FROM blobs WHERE sha256 = {sink._P}", (sha,))[0][0]
+    chunk = manifest_keys(manifest)[1]
+    tamper(f"UPDATE blobs SET content = replace(content, 'a1', 'zz') WHERE sha256 = '{chunk}'")
+    report = verify_chain(sink.records(), sink.head(), sink.get_blob)
+    assert (False, f"the roster blob {sha} (used by record 1) was edited") == (
+        report.ok,
+        report.problem,
+    )
+    tamper(f"DELETE FROM blobs WHERE sha256 = '{chunk}'")
+    report = verify_chain(sink.records(), sink.head(), sink.get_blob)
+    assert f"record 1 references a roster blob {sha} that is missing" == report.problem
+
+
+def test_a_roster_of_more_chunks_than_one_read_takes_reads_back_whole(
+    log: tuple[Sink, Callable[[str], None]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks are read CHUNKS_PER_READ at a time: a roster of many more still assembles."""
+    sink, _ = log
+    monkeypatch.setattr(sql_log, "CHUNKS_PER_READ", 2)
+    roster = make_roster(*_agents(200))
+    _record_on(sink, 1, roster)
+    assert Blob(roster_sha256(roster), BlobKind.ROSTER, roster_json(roster)) == sink.get_blob(
+        roster_sha256(roster)
+    )
+
+
+def test_a_roster_stored_whole_by_an_older_log_still_reads_and_wins(
+    log: tuple[Sink, Callable[[str], None]],
+) -> None:
+    """A whole roster blob (the layout before chunks) reads as itself; a manifest adds nothing."""
+    sink, _ = log
+    roster = make_roster(*_agents(30))
+    whole = Blob(roster_sha256(roster), BlobKind.ROSTER, roster_json(roster))
+    sink.append([], [whole])
+    sink._known.clear()  # a restarted server: no hint
+    _record_on(sink, 1, roster)
+    assert whole == sink.get_blob(whole.sha256)
+    assert verify_chain(sink.records(), sink.head(), sink.get_blob).ok
