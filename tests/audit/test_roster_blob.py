@@ -53,7 +53,7 @@ def _split(roster: Roster) -> tuple[Blob, dict[str, str]]:
         fingerprint.sha256,
         fingerprint.header_json,
         fingerprint.agent_digests,
-        texts.__getitem__,
+        lambda start, end: texts[start:end],
         lambda _: False,
     )
     return manifest, {c.sha256: c.content for c in chunks}
@@ -101,12 +101,37 @@ def test_an_agent_logging_in_changes_only_the_chunk_it_lands_in() -> None:
     assert (len(new - old), len(old - new)) == (1, 1)
 
 
+def _digests(*last: int) -> bytes:
+    """Concatenated digests whose last bytes are ``last`` (the rest is never read)."""
+    return b"".join(bytes(31) + bytes([byte]) for byte in last)
+
+
+def _reference_ends(last: list[int]) -> list[int]:
+    """chunk_ends written as the rule reads: an end after a mark or at MAX_CHUNK agents."""
+    ends, start = [], 0
+    for index, byte in enumerate(last):
+        if not byte & 15 or index + 1 - start == MAX_CHUNK:
+            start = index + 1
+            ends.append(start)
+    return [*ends, len(last)] if start < len(last) else ends
+
+
 def test_chunk_ends_bound_every_chunk() -> None:
     """No chunk is empty or longer than MAX_CHUNK, and the last ends at the roster's end."""
-    digests = [bytes([1]) for _ in range(150)]  # no agent ends a chunk by its digest
-    assert chunk_ends(digests) == [64, 128, 150]
-    assert chunk_ends([bytes([0x10])] * 3) == [1, 2, 3]
-    assert chunk_ends([]) == []
+    assert chunk_ends(_digests(*[1] * 150)) == [64, 128, 150]
+    assert chunk_ends(_digests(0x10, 0x10, 0x10)) == [1, 2, 3]
+    assert chunk_ends(_digests(*[1] * 63, 0x20, *[1] * 64)) == [64, 128]
+    assert chunk_ends(b"") == []
+
+
+# Mostly agents that do not end a chunk, so runs past MAX_CHUNK are common.
+last_bytes = st.lists(st.one_of(st.integers(1, 15), st.integers(0, 255)), max_size=400)
+
+
+@given(last_bytes | st.lists(st.sampled_from([1, 0x40]), max_size=300))
+def test_chunk_ends_follow_the_rule_on_any_digests(last: list[int]) -> None:
+    """The bytes-level scan gives the ends the agent-by-agent rule gives."""
+    assert _reference_ends(last) == chunk_ends(_digests(*last))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -204,12 +204,18 @@ def blobs_to_store(
     if not sink.has_blob(fingerprint.sha256):
         texts = fingerprint.take_texts()
         agents = roster.agents
+
+        def texts_of(start: int, end: int) -> Sequence[str]:
+            if texts is not None:
+                return texts[start:end]
+            return [agent_json(agent) for agent in agents[start:end]]
+
         blobs.extend(
             roster_blobs(
                 fingerprint.sha256,
                 fingerprint.header_json,
                 fingerprint.agent_digests,
-                texts.__getitem__ if texts is not None else lambda i: agent_json(agents[i]),
+                texts_of,
                 sink.has_blob,
             )
         )

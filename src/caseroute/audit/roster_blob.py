@@ -33,47 +33,64 @@ in 16 on average, the size at which manifest and chunk bytes balance for rosters
 hundred to a few thousand agents (a manifest line is 65 bytes, an agent's text ~390)."""
 MAX_CHUNK = 64
 """A chunk ends after this many agents whatever their digests (bounds a changed chunk's size)."""
-_CHUNK_MASK = (1 << CHUNK_BITS) - 1
+DIGEST_BYTES = 32
+"""Bytes of one agent digest (sha256)."""
+_ENDS_CHUNK = bytes.maketrans(
+    bytes(range(256)), bytes(0 if byte & ((1 << CHUNK_BITS) - 1) else 1 for byte in range(256))
+)
+"""Maps a digest's last byte to 1 when the agent ends a chunk, else 0."""
 _CHUNK_DOMAIN = b"caseroute roster chunk v1\n"
 """Prefixed to a chunk's digests before hashing, so a chunk key cannot equal a ruleset's or a
 roster's hash of some other content."""
 
 
-def chunk_ends(digests: Sequence[bytes]) -> list[int]:
-    """Where each chunk of a roster with these agent digests ends (exclusive indexes, in order).
+def chunk_ends(joined: bytes) -> list[int]:
+    """Where each chunk of a roster ends (exclusive agent indexes, in order).
 
     Args:
-        digests: Each agent's sha256 (``agent_digest``), in roster order.
+        joined: The agents' digests (``agent_digest``, ``DIGEST_BYTES`` each) concatenated in
+            roster order.
 
     Returns:
-        The end of each chunk; the last is ``len(digests)`` (none for an empty roster).
+        The end of each chunk; the last is the number of agents (none for an empty roster).
     """
-    ends: list[int] = []
-    start = 0
-    for index, digest in enumerate(digests):
-        if not digest[-1] & _CHUNK_MASK or index + 1 - start == MAX_CHUNK:
-            start = index + 1
+    # The marks are found by C-level bytes operations: a loop over 1,000 digests in Python
+    # cost ~100 us per new snapshot, more than the rest of the roster's blobs together.
+    marks = joined[DIGEST_BYTES - 1 :: DIGEST_BYTES].translate(_ENDS_CHUNK)
+    count, ends, start = len(marks), [], 0
+    mark = marks.find(1)
+    while True:
+        stop = count if mark < 0 else mark + 1
+        while stop - start > MAX_CHUNK:
+            start += MAX_CHUNK
             ends.append(start)
-    if start < len(digests):
-        ends.append(len(digests))
+        if mark < 0:
+            break
+        ends.append(stop)
+        start = stop
+        mark = marks.find(1, stop)
+    if start < count:
+        ends.append(count)
     return ends
 
 
-def chunk_key(digests: Sequence[bytes]) -> str:
-    """The key of a chunk holding agents with these digests (hex sha256)."""
-    return hashlib.sha256(_CHUNK_DOMAIN + b"".join(digests)).hexdigest()
+def chunk_key(joined: bytes) -> str:
+    """The key of a chunk holding agents with these concatenated digests (hex sha256)."""
+    return hashlib.sha256(_CHUNK_DOMAIN + joined).hexdigest()
 
 
 def chunk_text_key(content: str) -> str:
     """The key a chunk's stored content must have (its lines are agents' canonical JSON)."""
-    return chunk_key([hashlib.sha256(line.encode()).digest() for line in content.split("\n")])
+    return chunk_key(
+        b"".join([hashlib.sha256(line.encode()).digest() for line in content.split("\n")])
+    )
 
 
 def roster_blobs(
     sha256: str,
     header_json: bytes,
     digests: Sequence[bytes],
-    text_of: Callable[[int], str],
+    texts_of: Callable[[int, int], Sequence[str]],
     stored: Callable[[str], bool],
 ) -> list[Blob]:
     """The blobs that store one roster snapshot: its manifest and the chunks not yet stored.
@@ -82,23 +99,25 @@ def roster_blobs(
         sha256: The snapshot's ``roster_sha256`` (the manifest's key).
         header_json: Its header's canonical JSON (``roster_header_json``).
         digests: Each agent's digest, in roster order.
-        text_of: The canonical JSON (``agent_json``) of the agent at an index; called only for
-            the agents of chunks to be written.
+        texts_of: The canonical JSON (``agent_json``) of the agents from one index up to
+            another; called only for the chunks to be written.
         stored: Whether the log is known to hold a chunk already (a hint: False may be wrong,
             True never is; a chunk written twice is ignored by the store).
 
     Returns:
         The manifest first, then each chunk to write, in roster order.
     """
+    joined = b"".join(digests)
     keys: list[str] = []
+    written: set[str] = set()
     chunks: list[Blob] = []
     start = 0
-    for end in chunk_ends(digests):
-        key = chunk_key(digests[start:end])
-        if key not in keys and not stored(key):
-            text = "\n".join([text_of(index) for index in range(start, end)])
-            chunks.append(Blob(key, BlobKind.ROSTER_CHUNK, text))
+    for end in chunk_ends(joined):
+        key = chunk_key(joined[start * DIGEST_BYTES : end * DIGEST_BYTES])
         keys.append(key)
+        if key not in written and not stored(key):
+            written.add(key)
+            chunks.append(Blob(key, BlobKind.ROSTER_CHUNK, "\n".join(texts_of(start, end))))
         start = end
     manifest = "\n".join([header_json.decode(), *keys])
     return [Blob(sha256, BlobKind.ROSTER_PARTS, manifest), *chunks]
