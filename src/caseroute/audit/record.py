@@ -296,18 +296,32 @@ class Blob:
     content: str
 
 
+_ROSTER_KEYS = frozenset({"agents", "snapshot_id", "taken_at"})
+"""The keys of a roster's canonical JSON (``roster_to_dict``)."""
+
+
 def blob_sha256(kind: BlobKind, content: str) -> str:
     """The hash a roster's or ruleset's content must have (a chunk's: ``chunk_text_key``).
 
+    A roster's hash is defined over what it holds (``roster_dict_sha256``), so its text must
+    also be exactly the canonical JSON of a roster: a text that means the same roster but is
+    not those bytes (spaces added, a key repeated, a key no roster has) was edited.
+
     Raises:
-        ValueError: If a roster blob is not a roster's JSON.
+        ValueError: If a roster blob is not a roster's canonical JSON.
     """
     if kind is BlobKind.ROSTER:
         try:
-            return roster_dict_sha256(json.loads(content))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            data = json.loads(content)
+            if not isinstance(data, dict) or data.keys() != _ROSTER_KEYS:
+                raise ValueError("not a roster: its keys are not agents, snapshot_id, taken_at")
+            if canonical_json(data) != content:
+                raise ValueError("not canonical JSON (the bytes differ from the roster's form)")
+            return roster_dict_sha256(data)
+        except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as exc:
             raise ValueError(f"not a roster snapshot: {exc}") from exc
     return hashlib.sha256(content.encode()).hexdigest()
+
 
 
 EVENT_KIND = "ruleset_event"

@@ -1,19 +1,21 @@
 """How the decision log stores a roster snapshot: a manifest over content-defined chunks of agents.
 
-A snapshot used to be stored whole (its canonical JSON, ~390 bytes per agent). Callers send a
-new snapshot whenever an agent's capacity or status changes, often with every case, and each
-new snapshot stored the whole roster again although nearly every agent in it was stored
-already. Now the log stores, under the snapshot's ``roster_sha256``, a **manifest** (the
-header's canonical JSON, then one chunk key per line) and beside it **chunks**: runs of agents
-in roster order, each chunk its agents' canonical JSON texts one per line (a canonical text
-never holds a raw newline: JSON escapes it). A chunk is keyed by the sha256 of its agents'
-digests, so a chunk already in the log is not written again.
+A snapshot used to be stored whole (its canonical JSON, ~315 bytes per agent of the benchmark's
+roster). Callers send a new snapshot whenever an agent's capacity or status changes, often with
+every case, and each new snapshot stored the whole roster again although nearly every agent in
+it was stored already. Now the log stores, under the snapshot's ``roster_sha256``, a
+**manifest** (the header's canonical JSON, then one chunk key per line) and beside it
+**chunks**: runs of agents in roster order, each chunk its agents' canonical JSON texts one per
+line (a canonical text never holds a raw newline: JSON escapes it). A chunk is keyed by the
+sha256 of a fixed prefix and its agents' digests, so a chunk already in the log is not written
+again.
 
 Chunk boundaries are content-defined (as rsync's and restic's are): a chunk ends after an agent
-whose digest's last byte has its low ``CHUNK_BITS`` bits clear, or at ``MAX_CHUNK`` agents. An
-agent that changes changes its own chunk only, and an agent logging in or out shifts no other
-chunk's boundaries, so a snapshot that differs from a stored one by a few agents costs a
-manifest (~65 bytes per 16 agents) and one chunk per changed place (~16 agents' text).
+whose digest's last byte has its low ``CHUNK_BITS`` bits clear, once it holds ``MIN_CHUNK``
+agents, or at ``MAX_CHUNK`` agents. An agent that changes changes its own chunk, and an agent
+logging in or out moves the boundaries of its own chunk and rarely the next one's, so a
+snapshot that differs from a stored one by a few agents costs a manifest (65 bytes per chunk,
+~19 agents) and one or two chunks per changed place.
 
 Reading a snapshot assembles the same canonical JSON a whole blob holds (``assemble_roster``),
 so ``roster_sha256``, ``audit verify`` and replay are unchanged, and a log keeps reading the
@@ -29,8 +31,13 @@ from caseroute.audit.record import Blob, BlobKind
 
 CHUNK_BITS = 4
 """A chunk ends after an agent whose digest's last byte has these low bits all clear: one agent
-in 16 on average, the size at which manifest and chunk bytes balance for rosters of a few
-hundred to a few thousand agents (a manifest line is 65 bytes, an agent's text ~390)."""
+in 16 on average (past ``MIN_CHUNK``), near where manifest and chunk bytes balance for rosters
+of a few hundred to a few thousand agents (a manifest line is 65 bytes, an agent's text
+~300-400)."""
+MIN_CHUNK = 4
+"""No chunk ends before this many agents (the last may be shorter): bounds a roster's chunks to
+a quarter of its agents, however its digests fall (agent ids chosen so that every digest ends a
+chunk would otherwise make one chunk per agent: a manifest line per agent and a hint entry each)."""
 MAX_CHUNK = 64
 """A chunk ends after this many agents whatever their digests (bounds a changed chunk's size)."""
 DIGEST_BYTES = 32
@@ -58,7 +65,8 @@ def chunk_ends(joined: bytes) -> list[int]:
     # cost ~100 us per new snapshot, more than the rest of the roster's blobs together.
     marks = joined[DIGEST_BYTES - 1 :: DIGEST_BYTES].translate(_ENDS_CHUNK)
     count, ends, start = len(marks), [], 0
-    mark = marks.find(1)
+    # Invariant: a mark is looked for from the MIN_CHUNK-th agent of the chunk on.
+    mark = marks.find(1, MIN_CHUNK - 1)
     while True:
         stop = count if mark < 0 else mark + 1
         while stop - start > MAX_CHUNK:
@@ -68,7 +76,7 @@ def chunk_ends(joined: bytes) -> list[int]:
             break
         ends.append(stop)
         start = stop
-        mark = marks.find(1, stop)
+        mark = marks.find(1, stop + MIN_CHUNK - 1)
     if start < count:
         ends.append(count)
     return ends
@@ -109,14 +117,14 @@ def roster_blobs(
     """
     joined = b"".join(digests)
     keys: list[str] = []
-    written: set[str] = set()
     chunks: list[Blob] = []
     start = 0
+    # Two places of one roster hold the same chunk only if the same agents repeat, which the
+    # parsers refuse (duplicate agent ids); were it to happen, the store ignores the second.
     for end in chunk_ends(joined):
         key = chunk_key(joined[start * DIGEST_BYTES : end * DIGEST_BYTES])
         keys.append(key)
-        if key not in written and not stored(key):
-            written.add(key)
+        if not stored(key):
             chunks.append(Blob(key, BlobKind.ROSTER_CHUNK, "\n".join(texts_of(start, end))))
         start = end
     manifest = "\n".join([header_json.decode(), *keys])
