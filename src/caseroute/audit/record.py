@@ -323,7 +323,6 @@ def blob_sha256(kind: BlobKind, content: str) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
 
 
-
 EVENT_KIND = "ruleset_event"
 """The content discriminator of a ruleset event: no decision record's content carries ``kind``,
 so an event and a decision can never hash the same."""
