@@ -122,8 +122,10 @@ def _split(body: bytes, first: pb.Roster, ruleset: Any) -> dict[str, float]:
     if hasattr(fingerprint, "take_texts"):  # the roster stored as a manifest and chunks
         blob = partial(blobs_to_store, fingerprint=fingerprint)
     else:  # a tree from before: the roster's whole text, handed over
-        blob = partial(
-            blobs_to_store, snapshot_sha256=fingerprint.sha256, roster_text=fingerprint.take_json()
+        blob = partial(  # type: ignore[call-arg]
+            blobs_to_store,
+            snapshot_sha256=fingerprint.sha256,
+            roster_text=fingerprint.take_json(),
         )
     split["blob"] = _cpu(partial(blob, sink, ruleset, roster))
     return split

@@ -153,6 +153,8 @@ def assemble_roster(manifest: str, chunks: Mapping[str, str]) -> str | None:
         if content is None:
             return None
         texts.append(content.replace("\n", ","))
+    if not header.startswith("{"):
+        return header  # an edited manifest: a roster's JSON opens with "{", so this is none
     # Invariant: the header is canonical JSON of {"snapshot_id", "taken_at"}, and "agents" sorts
     # before both, so the roster's text is the agents' list then the header's members.
     return '{"agents":[' + ",".join(texts) + "]," + header[1:]

@@ -886,16 +886,23 @@ class SqlLogReads(ABC):
         Returns:
             The blob, or None when it is not stored (or a chunk its manifest lists is not).
         """
-        rows = self._fetch(
-            f"SELECT sha256, kind, content FROM blobs WHERE sha256 = {self._P}", (sha256,)
-        )
-        if not rows:
-            return None
-        blob = Blob(rows[0][0], BlobKind(rows[0][1]), rows[0][2])
-        if blob.kind is not BlobKind.ROSTER_PARTS:
+        blob = self.stored_blob(sha256)
+        if blob is None or blob.kind is not BlobKind.ROSTER_PARTS:
             return blob
         text = assemble_roster(blob.content, self._chunks(manifest_keys(blob.content)))
         return None if text is None else Blob(blob.sha256, BlobKind.ROSTER, text)
+
+    def stored_blob(self, sha256: str) -> Blob | None:
+        """One blob by hash, as stored: a roster stored in parts is its manifest (for verify).
+
+        Raises:
+            ValueError: If the row's kind is none this caseroute knows (an edited row, or a
+                log written by a newer caseroute).
+        """
+        rows = self._fetch(
+            f"SELECT sha256, kind, content FROM blobs WHERE sha256 = {self._P}", (sha256,)
+        )
+        return Blob(rows[0][0], BlobKind(rows[0][1]), rows[0][2]) if rows else None
 
     def _chunks(self, keys: Sequence[str]) -> dict[str, str]:
         """The stored roster chunks among ``keys``, by key (read CHUNKS_PER_READ at a time)."""
