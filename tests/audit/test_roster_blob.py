@@ -216,8 +216,7 @@ def test_an_edited_or_missing_chunk_is_named_by_verify(
     roster = make_roster(*_agents(100))
     _record_on(sink, 1, roster)
     sha = roster_sha256(roster)
-    manifest = sink._fetch(f"SELECT content FROM blobs WHERE sha256 = {sink._P}", (sha,))[0][0]
-    chunk = manifest_keys(manifest)[1]
+    chunk = manifest_keys(_manifest(sink, sha))[1]
     tamper(f"UPDATE blobs SET content = replace(content, 'a1', 'zz') WHERE sha256 = '{chunk}'")
     for get in (sink.get_blob, sink.stored_blob):  # assembled, and by parts (the CLI's)
         report = verify_chain(sink.records(), sink.head(), get)
