@@ -21,7 +21,9 @@ Per scenario: the median bytes of blob content written per snapshot (roster blob
 ruleset is written once), that against the whole roster's canonical JSON, and the median
 thread CPU of ``blobs_to_store`` (the agents' texts handed over as the server has them from its
 roster cache: a tree whose fingerprints keep texts takes them, an older one its joined JSON).
-Every snapshot is read back (``get_blob``) and compared with ``roster_json``.
+Every snapshot is read back (``get_blob``) and compared with ``roster_json``. Then ``audit
+verify``'s walk over the log, per snapshot: with blobs assembled (``get_blob``) and, in a tree
+that has it, as stored (``stored_blob``, what the CLI passes: chunks checked once each).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from pathlib import Path
 
 from caseroute.audit.recorder import blobs_to_store
 from caseroute.audit.store import SqliteAuditStore
+from caseroute.audit.verify import verify_chain
 from caseroute.domain.fingerprint import fingerprint_roster, roster_json
 from caseroute.domain.roster import Agent, Capacity, Roster
 from caseroute.testing import make_audit_record, reference_compiled
@@ -117,8 +120,26 @@ def _written(sink: SqliteAuditStore, roster: Roster, n: int) -> tuple[int, float
 _KEEPS_TEXTS = "keep_texts" in fingerprint_roster.__kwdefaults__  # type: ignore[operator]
 
 
-def measure(agents: int, snapshots: int) -> list[tuple[str, float, float, float]]:
-    """Per scenario: median bytes written per snapshot, its share of the roster, median CPU."""
+def _verify_ms(sink: SqliteAuditStore, get: Callable[[str], object] | None) -> float | None:
+    """Milliseconds of ``audit verify``'s walk over the log with this blob getter."""
+    if get is None:
+        return None
+    started = time.perf_counter()
+    report = verify_chain(sink.records(), sink.head(), get)  # type: ignore[arg-type]
+    if not report.ok:
+        sys.exit(f"verify failed: {report.problem}")
+    return (time.perf_counter() - started) * 1000
+
+
+Row = tuple[str, float, float, float, float | None, float | None]
+
+
+def measure(agents: int, snapshots: int) -> list[Row]:
+    """Per scenario: bytes written, share of the roster, blobs_to_store CPU, verify's cost.
+
+    The first three are medians per snapshot; verify's is its whole walk per snapshot, with
+    blobs assembled (``get_blob``) and as stored (``stored_blob``; None in a tree without it).
+    """
     rows = []
     for name, step in SCENARIOS.items():
         with tempfile.TemporaryDirectory() as folder:
@@ -131,11 +152,27 @@ def measure(agents: int, snapshots: int) -> list[tuple[str, float, float, float]
                 size, used = _written(sink, roster, n)
                 written.append(size)
                 cpu.append(used)
+            assembled = _verify_ms(sink, sink.get_blob)
+            stored = _verify_ms(sink, getattr(sink, "stored_blob", None))
             sink.close()
         whole = len(roster_json(roster))
         median = statistics.median(written)
-        rows.append((name, median, median / whole, statistics.median(cpu)))
+        per = snapshots + 1
+        rows.append(
+            (
+                name,
+                median,
+                median / whole,
+                statistics.median(cpu),
+                None if assembled is None else assembled / per,
+                None if stored is None else stored / per,
+            )
+        )
     return rows
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def main() -> None:
@@ -149,10 +186,16 @@ def main() -> None:
     print(f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     rows = measure(agents, snapshots)
     print(f"\n{agents} agents, {snapshots} snapshots after the first, medians\n")
-    print("| new snapshot | bytes written | share of the whole roster | blobs_to_store CPU us |")
-    print("| --- | --- | --- | --- |")
-    for name, written, share, cpu in rows:
-        print(f"| {name} | {written:,.0f} | {share:.1%} | {cpu:.0f} |")
+    print(
+        "| new snapshot | bytes written | share of the whole roster | blobs_to_store CPU us "
+        "| verify ms per snapshot, assembled | verify ms per snapshot, as stored |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, written, share, cpu, assembled, stored in rows:
+        print(
+            f"| {name} | {written:,.0f} | {share:.1%} | {cpu:.0f} | {_ms(assembled)} "
+            f"| {_ms(stored)} |"
+        )
     print(f"\nload {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
