@@ -130,7 +130,7 @@ PAGE = 1000
 """Rows read per page by the iterating reads (``records``, ``record_rows``, ``iter_events``)."""
 KNOWN_BLOBS = 16384
 """Most blob hashes a store remembers as written (``has_blob``): a roster snapshot is a
-manifest and ~1 chunk per 16 agents, so this holds the chunks of ~250 snapshots of 1,000."""
+manifest and ~1 chunk per 19 agents, so this holds the chunks of ~300 snapshots of 1,000."""
 CHUNKS_PER_READ = 500
 """Most roster chunks one read asks for (a statement's placeholders stay well under SQLite's
 limit whatever the roster's size)."""
