@@ -13,25 +13,27 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from caseroute.audit import verify
 from caseroute.audit.record import Blob, BlobKind
-from caseroute.audit.roster_blob import assemble_roster, manifest_keys, roster_blobs
+from caseroute.audit.roster_blob import MAX_CHUNK, assemble_roster, manifest_keys, roster_blobs
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.audit.verify import verify_chain
 from caseroute.domain.fingerprint import fingerprint_roster, roster_json
-from caseroute.domain.roster import Capacity, Roster
+from caseroute.domain.roster import Agent, Capacity, Roster
 from caseroute.testing import make_audit_record, make_roster, reference_compiled
 from tests.audit.commit_sinks import Sink, opener
-from tests.audit.test_roster_blob import _agents, _record_on
+from tests.audit.test_roster_blob import _agents, _record_on, log
 from tests.pg import pg_server, pg_url
+from tests.wire.test_fast_agent_json import agents, instants, text
 
-__all__ = ["opener", "pg_server", "pg_url"]  # fixtures: the sinks and the PostgreSQL case
+__all__ = ["log", "opener", "pg_server", "pg_url"]  # fixtures: the sinks and the PostgreSQL case
 
 RULESET = reference_compiled()
 
@@ -88,6 +90,7 @@ edits = st.tuples(st.integers(0, 10**6), st.integers(0, 10**6), st.sampled_from(
 
 @settings(max_examples=150, deadline=None)
 @given(rosters, edits, st.sampled_from(["replace", "delete", "insert", "drop", "kind"]))
+@example(make_roster(), (0, 0, " "), "delete")  # the header's "{" once read back unchanged
 def test_any_edit_gets_the_same_verdict_checked_by_parts_or_assembled(
     roster: Roster, edit: tuple[int, int, str], how: str
 ) -> None:
@@ -179,3 +182,120 @@ def test_each_chunk_is_read_once_however_many_snapshots_hold_it(
     assert len(manifests) == 40
     chunks = len(reads) - 40 - 1  # the ruleset once
     assert chunks < 40 + 30, chunks  # the first sight's ~16 chunks, then 1-2 per snapshot
+
+
+@given(st.lists(agents(), max_size=30), text, instants)
+def test_honest_rosters_of_any_text_verify_by_parts(
+    members: list[Agent], snapshot_id: str, taken_at: datetime
+) -> None:
+    """Agents holding U+0085, U+2028, quotes or controls: by parts, a stored roster holds."""
+    roster = Roster(snapshot_id, taken_at, tuple(members))
+    blobs = _stored(roster)
+    assert _blob_verdict(fingerprint_roster(roster).sha256, blobs.get) is None
+
+
+def test_a_chunk_listed_thousands_of_times_is_read_once_and_reported() -> None:
+    """A tampered manifest repeating one chunk: one read, the hash streamed, an edit reported."""
+    roster = make_roster(*_agents(40))
+    blobs = _stored(roster)
+    sha = fingerprint_roster(roster).sha256
+    header, first, *_ = blobs[sha].content.split("\n")
+    blobs[sha] = replace(blobs[sha], content="\n".join([header, *[first] * 20_000]))
+    reads: list[str] = []
+
+    def counted(key: str) -> Blob | None:
+        reads.append(key)
+        return blobs.get(key)
+
+    assert (f"the roster blob {sha} (used by record 1) was edited", 2) == (
+        _blob_verdict(sha, counted),
+        len(reads),  # the manifest, then its one chunk
+    )
+
+
+def test_a_chunk_of_more_agents_than_any_chunk_holds_is_an_edit() -> None:
+    """More than MAX_CHUNK lines: reported without hashing them for each listing."""
+    roster = make_roster(*_agents(40))
+    blobs = _stored(roster)
+    sha = fingerprint_roster(roster).sha256
+    key = manifest_keys(blobs[sha].content)[0]
+    line = blobs[key].content.split("\n")[0]
+    blobs[key] = replace(blobs[key], content="\n".join([line] * (MAX_CHUNK + 1)))
+    assert f"the roster blob {sha} (used by record 1) was edited" == _blob_verdict(sha, blobs.get)
+
+
+def test_a_chunk_copied_under_a_new_key_and_relisted_is_an_edit() -> None:
+    """Same agents, same roster text, but a row and a manifest line rewritten: keys bind rows."""
+    roster = make_roster(*_agents(40))
+    blobs = _stored(roster)
+    sha = fingerprint_roster(roster).sha256
+    old = manifest_keys(blobs[sha].content)[0]
+    new = "f" * 64
+    blobs[new] = replace(blobs.pop(old), sha256=new)
+    blobs[sha] = replace(blobs[sha], content=blobs[sha].content.replace(old, new))
+    assert getattr(_assembled(blobs)(sha), "content", None) == roster_json(roster)
+    assert f"the roster blob {sha} (used by record 1) was edited" == _blob_verdict(sha, blobs.get)
+
+
+@pytest.mark.parametrize("which", ["manifest", "chunk"])
+def test_two_rows_under_one_key_are_tampering_read_alike_both_ways(
+    log: tuple[Sink, Callable[[str], None]], which: str
+) -> None:
+    """The key's uniqueness dropped and a second row added: verify reports, get_blob reads none.
+
+    Verify read a chunk's first row and get_blob its last: verify passed while replay read
+    another roster.
+    """
+    sink, tamper = log
+    first = make_roster(*_agents(60))
+    _record_on(sink, 1, first)
+    sha = fingerprint_roster(first).sha256
+    manifest = sink.stored_blob(sha)
+    assert manifest is not None
+    key = sha if which == "manifest" else manifest_keys(manifest.content)[0]
+    if isinstance(sink, SqliteAuditStore):
+        tamper("CREATE TABLE loose AS SELECT * FROM blobs")
+        tamper("DROP TABLE blobs")
+        tamper("ALTER TABLE loose RENAME TO blobs")
+    else:
+        tamper("ALTER TABLE blobs DROP CONSTRAINT blobs_pkey")
+    tamper(
+        f"INSERT INTO blobs SELECT sha256, kind, replace(content, '\"active\":1', "
+        f"'\"active\":0') FROM blobs WHERE sha256 = '{key}'"
+    )
+    report = verify_chain(sink.records(), sink.head(), sink.stored_blob)
+    assert not report.ok
+    if which == "chunk":
+        assert (f"record 1 references a roster blob {sha} that is missing", None) == (
+            report.problem,
+            sink.get_blob(sha),
+        )
+    else:
+        assert f"the roster blob {sha} (used by record 1) was edited" == report.problem
+        with pytest.raises(ValueError, match="two blob rows"):
+            sink.get_blob(sha)
+
+
+@pytest.mark.parametrize("which", ["manifest", "chunk", "ruleset"])
+def test_content_stored_as_bytes_is_reported_not_raised(tmp_path: Path, which: str) -> None:
+    """A content value cast to a BLOB: verify reports it (it raised TypeError)."""
+    path = tmp_path / "audit.db"
+    sink = SqliteAuditStore(path)
+    roster = make_roster(*_agents(30))
+    _record_on(sink, 1, roster)
+    sha = fingerprint_roster(roster).sha256
+    manifest = sink.stored_blob(sha)
+    assert manifest is not None
+    key = {"manifest": sha, "chunk": manifest_keys(manifest.content)[0], "ruleset": RULESET.sha256}
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "UPDATE blobs SET content = CAST(content AS BLOB) WHERE sha256 = ?", (key[which],)
+        )
+    report = verify_chain(sink.records(), sink.head(), sink.stored_blob)
+    blob = {"ruleset": "ruleset", "manifest": "roster", "chunk": "roster"}[which]
+    assert {
+        "manifest": f"the roster blob {sha} (used by record 1) was edited",
+        "chunk": f"record 1 references a roster blob {sha} that is missing",
+        "ruleset": f"the {blob} blob {RULESET.sha256} (used by record 1) was edited",
+    }[which] == report.problem
+    sink.close()

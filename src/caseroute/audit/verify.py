@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from caseroute.audit.record import (
     event_problem,
     text_hash,
 )
+from caseroute.audit.roster_blob import MAX_CHUNK, chunk_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,47 +76,82 @@ _MISSING = "missing"
 _EDITED = "edited"
 
 
+def _is_text(value: object) -> bool:
+    """Whether a stored value is text (a row read back from an edited log may hold bytes)."""
+    return isinstance(value, str)
+
+
+CHUNK_CACHE = 65_536
+"""Roster chunks whose digests verify keeps (most recently used): consecutive snapshots share
+most chunks, and a long log holds millions (~650 bytes each kept)."""
+
+
 class _RosterParts:
-    """Checks rosters stored as a manifest and chunks, each chunk once per verify run.
+    """Checks rosters stored as a manifest and chunks, each chunk once while it stays cached.
 
     Assembling every snapshot and hashing its text re-encodes every agent of every snapshot
     (~26 ms per 1,000-agent snapshot): a log where each decision saw a new snapshot verified
     in time proportional to snapshots x agents. Here a chunk is read once and each of its lines
-    hashed once, and a manifest then costs one sha256 over its header and its chunks' digests:
-    ``roster_sha256`` over the stored bytes themselves, so any byte of a header or a chunk
-    edited (a line break included) shows, without re-encoding anything.
+    hashed once; its key must be the hash of those digests (``chunk_key``), so a chunk
+    relabelled, re-cut or edited shows. A manifest then costs one sha256 over its header and
+    its chunks' digests: ``roster_sha256`` over the stored bytes themselves, so any byte of a
+    header or a chunk edited (a line break included) shows, without re-encoding anything.
     """
 
     def __init__(self, get_blob: Callable[[str], Blob | None]) -> None:
         self._get_blob = get_blob
-        self._chunks: dict[str, bytes | str] = {}
+        self._chunks: OrderedDict[str, bytes | str] = OrderedDict()
 
-    def problem(self, sha: str, manifest: str) -> str | None:
+    def problem(self, sha: str, manifest: object) -> str | None:
         """None when the manifest's roster hashes to ``sha``, else _MISSING or _EDITED."""
+        if not isinstance(manifest, str):
+            return _EDITED  # a BLOB or bytea value: no caseroute writes one
         header, *keys = manifest.split("\n")
-        found = []
-        for key in keys:
-            known = self._chunks.get(key)
-            if known is None:
-                known = self._chunks[key] = self._chunk_digests(key)
-            found.append(known)
-        # In the order the assembled text is judged: a chunk missing, then anything edited.
-        if _MISSING in found:
-            return _MISSING
-        digests = b"".join([d for d in found if isinstance(d, bytes)])
-        actual = hashlib.sha256(header.encode() + b"\n" + digests).hexdigest()
-        return None if actual == sha else _EDITED
+        found: dict[str, bytes] = {}
+        edited = False
+        for key in dict.fromkeys(keys):
+            digests = self._digests(key)
+            if digests == _MISSING:  # the assembled text's verdict too, whatever else is wrong
+                return _MISSING
+            if isinstance(digests, bytes):
+                found[key] = digests
+            else:
+                edited = True
+        if edited:
+            return _EDITED
+        actual = hashlib.sha256(header.encode() + b"\n")
+        for key in keys:  # streamed: a key listed many times costs no memory
+            actual.update(found[key])
+        return None if actual.hexdigest() == sha else _EDITED
+
+    def _digests(self, key: str) -> bytes | str:
+        known = self._chunks.get(key)
+        if known is None:
+            known = self._chunks[key] = self._chunk_digests(key)
+            if len(self._chunks) > CHUNK_CACHE:
+                self._chunks.popitem(last=False)
+        else:
+            self._chunks.move_to_end(key)
+        return known
 
     def _chunk_digests(self, key: str) -> bytes | str:
-        """A chunk's agents' digests joined, or _MISSING."""
+        """A chunk's agents' digests joined, or _MISSING or _EDITED."""
         try:
             blob = self._get_blob(key)
-        except ValueError:  # a kind no caseroute writes: not a chunk (as get_blob finds it)
+        except ValueError:  # an unknown kind, or two rows: not a chunk (as get_blob finds it)
             return _MISSING
         if blob is None or blob.kind is not BlobKind.ROSTER_CHUNK:
             return _MISSING  # as get_blob's assembly finds it: only roster_chunk rows count
+        if not _is_text(blob.content):
+            return _MISSING  # a BLOB or bytea value: no chunk (as get_blob finds it)
         lines = blob.content.split("\n")
-        return b"".join([hashlib.sha256(line.encode()).digest() for line in lines])
+        if len(lines) > MAX_CHUNK:
+            return _EDITED  # no chunk holds more (and a huge one would be hashed per listing)
+        try:
+            joined = b"".join([hashlib.sha256(line.encode()).digest() for line in lines])
+        except UnicodeEncodeError:  # a lone surrogate: no agent's text holds one
+            return _EDITED
+        return joined if chunk_key(joined) == key else _EDITED
 
 
 def _blob_problem(
@@ -132,11 +169,13 @@ def _blob_problem(
             continue
         try:
             blob = get_blob(sha)
-        except ValueError:  # a kind no caseroute writes: the row was edited
+        except ValueError:  # a kind no caseroute writes, or two rows under the key: edited
             return f"the {kind.value} blob {sha} (used by record {record.seq}) was edited"
         problem: str | None = _MISSING if blob is None else None
         if blob is not None and blob.kind is BlobKind.ROSTER_PARTS and kind is BlobKind.ROSTER:
             problem = parts.problem(sha, blob.content)
+        elif blob is not None and not _is_text(blob.content):
+            problem = _EDITED  # a BLOB or bytea value: no caseroute writes one
         elif blob is not None:
             try:
                 actual = blob_sha256(kind, blob.content)
