@@ -132,11 +132,8 @@ def test_an_unedited_roster_in_parts_verifies_both_ways() -> None:
     assert (_blob_verdict(sha, _assembled(blobs)), _blob_verdict(sha, blobs.get)) == (None, None)
 
 
-@pytest.mark.parametrize("which", ["manifest", "chunk"])
-def test_a_blob_of_a_kind_no_caseroute_writes_is_an_edit_not_a_crash(
-    tmp_path: Path, which: str
-) -> None:
-    """A kind rewritten to an unknown value: a manifest is edited, a chunk missing (both ways)."""
+def _small_sqlite_log(tmp_path: Path) -> tuple[Path, SqliteAuditStore, str, str]:
+    """A SQLite log of one record on a 30-agent roster: path, store, roster hash, first chunk."""
     path = tmp_path / "audit.db"
     sink = SqliteAuditStore(path)
     roster = make_roster(*_agents(30))
@@ -144,7 +141,16 @@ def test_a_blob_of_a_kind_no_caseroute_writes_is_an_edit_not_a_crash(
     sha = fingerprint_roster(roster).sha256
     manifest = sink.stored_blob(sha)
     assert manifest is not None
-    key = sha if which == "manifest" else manifest_keys(manifest.content)[0]
+    return path, sink, sha, manifest_keys(manifest.content)[0]
+
+
+@pytest.mark.parametrize("which", ["manifest", "chunk"])
+def test_a_blob_of_a_kind_no_caseroute_writes_is_an_edit_not_a_crash(
+    tmp_path: Path, which: str
+) -> None:
+    """A kind rewritten to an unknown value: a manifest is edited, a chunk missing (both ways)."""
+    path, sink, sha, chunk = _small_sqlite_log(tmp_path)
+    key = sha if which == "manifest" else chunk
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("UPDATE blobs SET kind = 'zzz' WHERE sha256 = ?", (key,))
     for get in (sink.stored_blob, sink.get_blob):
@@ -279,14 +285,8 @@ def test_two_rows_under_one_key_are_tampering_read_alike_both_ways(
 @pytest.mark.parametrize("which", ["manifest", "chunk", "ruleset"])
 def test_content_stored_as_bytes_is_reported_not_raised(tmp_path: Path, which: str) -> None:
     """A content value cast to a BLOB: verify reports it (it raised TypeError)."""
-    path = tmp_path / "audit.db"
-    sink = SqliteAuditStore(path)
-    roster = make_roster(*_agents(30))
-    _record_on(sink, 1, roster)
-    sha = fingerprint_roster(roster).sha256
-    manifest = sink.stored_blob(sha)
-    assert manifest is not None
-    key = {"manifest": sha, "chunk": manifest_keys(manifest.content)[0], "ruleset": RULESET.sha256}
+    path, sink, sha, chunk = _small_sqlite_log(tmp_path)
+    key = {"manifest": sha, "chunk": chunk, "ruleset": RULESET.sha256}
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(
             "UPDATE blobs SET content = CAST(content AS BLOB) WHERE sha256 = ?", (key[which],)
