@@ -299,3 +299,14 @@ def test_content_stored_as_bytes_is_reported_not_raised(tmp_path: Path, which: s
         "ruleset": f"the {blob} blob {RULESET.sha256} (used by record 1) was edited",
     }[which] == report.problem
     sink.close()
+
+
+def test_a_record_s_stored_text_turned_into_bytes_is_an_edit_not_a_crash(tmp_path: Path) -> None:
+    """decisions.content cast to a BLOB: the record is reported edited (it raised TypeError)."""
+    path, sink, _, _ = _small_sqlite_log(tmp_path)
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE decisions SET content = CAST(content AS BLOB)")
+    report = verify_chain(sink.records(), sink.head(), sink.stored_blob)
+    assert (report.ok, report.seq) == (False, 1)
+    assert "record 1 was edited or moved" in (report.problem or "")
+    sink.close()
