@@ -87,11 +87,18 @@ def chunk_key(joined: bytes) -> str:
     return hashlib.sha256(_CHUNK_DOMAIN + joined).hexdigest()
 
 
+def chunk_digests(lines: Sequence[str]) -> bytes:
+    """The digests of a chunk's lines (agents' canonical JSON), concatenated.
+
+    Raises:
+        UnicodeEncodeError: If a line holds a lone surrogate (no agent's text does).
+    """
+    return b"".join([hashlib.sha256(line.encode()).digest() for line in lines])
+
+
 def chunk_text_key(content: str) -> str:
     """The key a chunk's stored content must have (its lines are agents' canonical JSON)."""
-    return chunk_key(
-        b"".join([hashlib.sha256(line.encode()).digest() for line in content.split("\n")])
-    )
+    return chunk_key(chunk_digests(content.split("\n")))
 
 
 def roster_blobs(

@@ -26,7 +26,7 @@ from caseroute.audit.record import (
     event_problem,
     text_hash,
 )
-from caseroute.audit.roster_blob import MAX_CHUNK, chunk_key
+from caseroute.audit.roster_blob import MAX_CHUNK, chunk_digests, chunk_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +148,7 @@ class _RosterParts:
         if len(lines) > MAX_CHUNK:
             return _EDITED  # no chunk holds more (and a huge one would be hashed per listing)
         try:
-            joined = b"".join([hashlib.sha256(line.encode()).digest() for line in lines])
+            joined = chunk_digests(lines)
         except UnicodeEncodeError:  # a lone surrogate: no agent's text holds one
             return _EDITED
         return joined if chunk_key(joined) == key else _EDITED
