@@ -386,3 +386,47 @@ def test_chunks_of_a_failed_transaction_are_not_remembered_as_stored(tmp_path: P
         _append_on(sink, 2, roster, blobs)
     assert not any(sink.has_blob(b.sha256) for b in blobs)
     sink.close()
+
+
+def test_a_manifest_listing_a_chunk_or_a_huge_chunk_again_assembles_no_roster() -> None:
+    """A repeated key, or a chunk over MAX_CHUNK agents, is no roster ("": verify says edited).
+
+    No caseroute writes either. Assembled as listed, a few edited bytes of manifest made a
+    reader (replay, ``audit show``) build a text as many times a chunk's size as the key was
+    listed.
+    """
+    manifest, chunks = _split(make_roster(*_agents(40)))
+    first = manifest_keys(manifest.content)[0]
+    listed_twice = manifest.content + "\n" + first
+    assert assemble_roster(listed_twice, chunks) == ""
+    agent = chunks[first].split("\n")[0]
+    grown = {**chunks, first: "\n".join([agent] * (MAX_CHUNK + 1))}
+    assert assemble_roster(manifest.content, grown) == ""
+    grown[first] = "\n".join([agent] * MAX_CHUNK)  # the most a chunk holds
+    assert (assemble_roster(manifest.content, grown) or "").startswith('{"agents":[')
+    chunks.pop(first)  # a missing chunk stays "missing", whatever else is wrong
+    assert assemble_roster(listed_twice, chunks) is None
+
+
+def test_get_blob_does_not_amplify_a_manifest_listing_one_chunk_many_times(
+    log: tuple[Sink, Callable[[str], None]],
+) -> None:
+    """A manifest edited to list its first chunk 2,000 times reads as no roster, and is edited.
+
+    Before, ``get_blob`` assembled every listing: ~2,000 times the chunk's bytes for 130 kB of
+    manifest, and replay or ``audit show`` then parsed it.
+    """
+    sink, tamper = log
+    roster = make_roster(*_agents(40))
+    _record_on(sink, 1, roster)
+    sha = roster_sha256(roster)
+    manifest = _manifest(sink, sha)
+    edited = manifest + ("\n" + manifest_keys(manifest)[0]) * 2000
+    tamper(f"UPDATE blobs SET content = {_sql_text(edited)} WHERE sha256 = '{sha}'")
+    assert Blob(sha, BlobKind.ROSTER, "") == sink.get_blob(sha)
+    for get in (sink.get_blob, sink.stored_blob):  # assembled, and by parts (the CLI's)
+        report = verify_chain(sink.records(), sink.head(), get)
+        assert (False, f"the roster blob {sha} (used by record 1) was edited") == (
+            report.ok,
+            report.problem,
+        )

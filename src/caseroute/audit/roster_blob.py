@@ -151,15 +151,22 @@ def assemble_roster(manifest: str, chunks: Mapping[str, str]) -> str | None:
         chunks: Chunk contents by key (at least every key the manifest lists).
 
     Returns:
-        The roster's canonical JSON, or None when a chunk the manifest lists is missing.
+        The roster's canonical JSON; None when a chunk the manifest lists is missing; text
+        that is no roster's JSON ("") when the manifest lists a chunk twice or a chunk holds
+        more than ``MAX_CHUNK`` agents. No caseroute writes either (a roster's agents are
+        distinct), and assembling them would let a few edited bytes of manifest (a huge chunk
+        listed many times) make a reader build a text many times the log's size.
     """
     header, *keys = manifest.split("\n")
-    texts = []
+    contents = []
     for key in keys:
         content = chunks.get(key)
         if content is None:
             return None
-        texts.append(content.replace("\n", ","))
+        contents.append(content)
+    if len(set(keys)) != len(keys) or any(c.count("\n") >= MAX_CHUNK for c in contents):
+        return ""  # an edited manifest or chunk (verify reports the same: "edited")
+    texts = [content.replace("\n", ",") for content in contents]
     if not header.startswith("{"):
         return header  # an edited manifest: a roster's JSON opens with "{", so this is none
     # Invariant: the header is canonical JSON of {"snapshot_id", "taken_at"}, and "agents" sorts
