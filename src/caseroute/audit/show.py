@@ -21,6 +21,26 @@ def _masked_paths(data: Any, prefix: str) -> list[str]:
     return []
 
 
+def _roster_note(blob: Blob | None) -> tuple[list[str] | None, str]:
+    """The snapshot's agent ids (None: unknown) and the line that names it, as stored.
+
+    A blob that is no roster's JSON (edited in the store) is said to be so, not raised: the
+    auditor reading this record is the one who needs to hear it.
+    """
+    if blob is None:
+        return None, "roster snapshot MISSING from the store (run `caseroute audit verify`)"
+    try:
+        roster = json.loads(blob.content)
+        agent_ids = [str(a["agent_id"]) for a in roster["agents"]]
+        taken = f"roster {roster['snapshot_id']} taken {roster['taken_at']}"
+    except (ValueError, TypeError, KeyError):
+        return None, (
+            f"roster snapshot {blob.sha256} EDITED in the store: it is not a roster's JSON "
+            "(run `caseroute audit verify`)"
+        )
+    return agent_ids, f"{taken}, {len(agent_ids)} agents (sha256 {blob.sha256})"
+
+
 def render_record(
     record: AuditRecord,
     decision: Decision,
@@ -39,16 +59,7 @@ def render_record(
         Multi-line text.
     """
     roster_ref = record.input.get("roster", {})
-    blob = get_blob(roster_ref.get("sha256", ""))
-    agent_ids = None
-    roster_note = "roster snapshot MISSING from the store (run `caseroute audit verify`)"
-    if blob is not None:
-        roster = json.loads(blob.content)
-        agent_ids = [a["agent_id"] for a in roster["agents"]]
-        roster_note = (
-            f"roster {roster['snapshot_id']} taken {roster['taken_at']}, "
-            f"{len(agent_ids)} agents (sha256 {blob.sha256})"
-        )
+    agent_ids, roster_note = _roster_note(get_blob(roster_ref.get("sha256", "")))
     before = roster_ref.get("assigned_before") or []
     masked = _masked_paths(record.input.get("case", {}), "case")
     lines = [
