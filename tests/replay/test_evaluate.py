@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -9,6 +10,8 @@ import pytest
 
 from caseroute.audit.record import AuditRecord
 from caseroute.audit.store import SqliteAuditStore
+from caseroute.domain.codec import parse_roster
+from caseroute.domain.fingerprint import canonical_json, fingerprint_roster
 from caseroute.engine.case_rules import EngineKind
 from caseroute.replay.candidate import CandidateSource
 from caseroute.replay.evaluate import ROSTER_CACHE, RecordReplayer
@@ -108,17 +111,51 @@ def test_declared_masked_attribute_is_not_replayable(
     )
 
 
+def _snapshot(roster: str, snapshot_id: str) -> tuple[str, str]:
+    """``roster``'s text under another snapshot_id, and that snapshot's sha256."""
+    data = json.loads(roster)
+    text = canonical_json({**data, "snapshot_id": snapshot_id})
+    return text, fingerprint_roster(parse_roster(json.loads(text))).sha256
+
+
 def test_roster_cache_evicts_beyond_its_size(stored: tuple[list[AuditRecord], str]) -> None:
     """More distinct snapshots than the cache holds still replay (the oldest is parsed again)."""
     records, roster = stored
     replayer = _replayer()
+    snapshots = [_snapshot(roster, f"snap-{n}") for n in range(ROSTER_CACHE + 2)]
     classes = []
-    for n in range(ROSTER_CACHE + 2):
-        ref = {**records[2].input["roster"], "sha256": f"{n:064x}"}
-        classes.append(replayer.replay(_with_input(records[2], roster=ref), roster).classes)
-    again = {**records[2].input["roster"], "sha256": f"{0:064x}"}
-    classes.append(replayer.replay(_with_input(records[2], roster=again), roster).classes)
+    for text, sha in [*snapshots, snapshots[0]]:
+        ref = {**records[2].input["roster"], "sha256": sha}
+        classes.append(replayer.replay(_with_input(records[2], roster=ref), text).classes)
     assert classes == [("unchanged",)] * (ROSTER_CACHE + 3)
+
+
+@pytest.mark.parametrize("edit", ["capacity", "snapshot_id"])
+def test_a_snapshot_edited_in_the_log_is_not_replayed(
+    stored: tuple[list[AuditRecord], str], edit: str
+) -> None:
+    """A snapshot that still parses but is not the one recorded is refused, not replayed on.
+
+    Before, replay decided the record again on whatever the blob held: an edited capacity
+    replayed as if the agents had had it.
+    """
+    records, roster = stored
+    data = json.loads(roster)
+    if edit == "capacity":
+        data["agents"][0]["capacity"] = {"active": 0, "max": 99}
+    else:
+        data["snapshot_id"] = "other"
+    sha = records[0].input["roster"]["sha256"]
+    result = _replayer().replay(records[0], canonical_json(data))
+    assert (result.classes, result.reason_code, result.reason) == (
+        ("not_replayable",),
+        "invalid_input",
+        (
+            f"roster snapshot {sha[:12]} does not hash to its sha256 (edited in the decision "
+            "log? run `caseroute audit verify`)"
+        ),
+    )
+    assert _replayer().replay(records[0], roster).classes == ("unchanged",)
 
 
 def test_base_ruleset_is_what_decided(stored: tuple[list[AuditRecord], str]) -> None:

@@ -278,7 +278,14 @@ class RecordReplayer:
                 raise NotReplayableError(
                     INVALID_INPUT, f"roster snapshot {sha[:12]} does not parse"
                 ) from None
-            kept = self._rosters[sha] = (roster, fingerprint_roster(roster))
+            fingerprint = fingerprint_roster(roster)
+            if fingerprint.sha256 != sha:  # a snapshot edited in the log, yet still a roster
+                raise NotReplayableError(
+                    INVALID_INPUT,
+                    f"roster snapshot {sha[:12]} does not hash to its sha256 (edited in the "
+                    "decision log? run `caseroute audit verify`)",
+                )
+            kept = self._rosters[sha] = (roster, fingerprint)
             if len(self._rosters) > ROSTER_CACHE:
                 self._rosters.popitem(last=False)
         else:
