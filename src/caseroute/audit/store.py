@@ -345,6 +345,21 @@ _KEY_AND_HEAD = (
 """The current key's fingerprint and the chain head, read in one statement per transaction."""
 
 
+def _text_as_stored(value: bytes) -> str | bytes:
+    """A TEXT value read by an auditor's (read-only) connection: str, or bytes if not UTF-8.
+
+    SQLite stores whatever bytes a writer hands it under TEXT; caseroute writes UTF-8 only. Read
+    with the default factory, one row edited to hold other bytes failed the whole read ("the
+    decision log cannot be read", as an outage would); as bytes, ``audit verify`` names the
+    record or blob as edited (it already treats a value no caseroute writes so), and show,
+    export and replay read the rest of the log.
+    """
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value
+
+
 class SqliteAuditStore(SqlLogReads, QueuedAppends):
     """The embedded decision log: one SQLite file, hash-chained records, group commit."""
 
@@ -443,6 +458,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 isolation_level=None,
                 check_same_thread=False,
             )
+            conn.text_factory = _text_as_stored
         else:
             conn = sqlite3.connect(
                 self.path,

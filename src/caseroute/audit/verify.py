@@ -61,9 +61,16 @@ def _bad(count: int, problem: str, entry: _Entry | None = None, events: int = 0)
         records=count,
         problem=problem,
         seq=entry.seq if entry else 0,
-        decision_id=entry.decision_id if isinstance(entry, AuditRecord) else "",
+        # An edited row may hold bytes: such an id is no id a caller was given.
+        decision_id=(
+            entry.decision_id
+            if isinstance(entry, AuditRecord) and _is_text(entry.decision_id)
+            else ""
+        ),
         events=events,
-        event_id=entry.event_id if isinstance(entry, RulesetEvent) else "",
+        event_id=(
+            entry.event_id if isinstance(entry, RulesetEvent) and _is_text(entry.event_id) else ""
+        ),
     )
 
 
@@ -195,7 +202,7 @@ def _hash_holds(entry: _Entry) -> bool:
     text = entry.hashed_text if isinstance(entry, AuditRecord) else None
     if text is None:  # an event, or a record stored before its text was kept: re-encode
         return chain_hash(entry.prev_hash, entry.content()) == entry.record_hash
-    if not _is_text(text):  # a BLOB or bytea value: no caseroute writes one
+    if not _is_text(text) or not _is_text(entry.prev_hash):  # bytes: no caseroute writes them
         return False
     if text_hash(entry.prev_hash, text) != entry.record_hash:
         return False

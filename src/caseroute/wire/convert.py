@@ -1035,19 +1035,31 @@ def record_to_proto(r: AuditRecord, decision: Decision | None) -> pb.AuditedDeci
     Without ``decision`` (a damaged record's cannot be rebuilt) the message has the chain
     fields and the input only.
     """
+    try:
+        recorded_at = datetime_to_timestamp(datetime.fromisoformat(r.recorded_at))
+    except (TypeError, ValueError):  # an edited row: the chain fields still name it
+        recorded_at = None
     return pb.AuditedDecision(
         seq=r.seq,
         decision=None if decision is None else decision_to_proto(decision),
-        request_id=r.request_id,
-        recorded_at=datetime_to_timestamp(datetime.fromisoformat(r.recorded_at)),
-        caller=r.caller,
+        request_id=_as_read(r.request_id),
+        recorded_at=recorded_at,
+        caller=_as_read(r.caller),
         # The dialect (docs/json.md), like every other JSON caseroute writes; the record itself
         # keeps the canonical form it hashed.
         input_json=canonical_json(record_input_to_wire(r.input)),
-        request_sha256=r.request_sha256,
-        prev_hash=r.prev_hash,
-        record_hash=r.record_hash,
+        request_sha256=_as_read(r.request_sha256),
+        prev_hash=_as_read(r.prev_hash),
+        record_hash=_as_read(r.record_hash),
     )
+
+
+def _as_read(value: str | bytes) -> str:
+    """A stored text field; an auditor's read of an edited row gives bytes that are not UTF-8.
+
+    Those are shown with U+FFFD where they fail (``audit verify`` names the record edited).
+    """
+    return value if isinstance(value, str) else value.decode(errors="replace")
 
 
 def decision_query(msg: pb.ListDecisionsRequest) -> DecisionQuery:
