@@ -8,7 +8,6 @@ auditor reading that record is the one who needs to hear the snapshot was edited
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -17,16 +16,11 @@ import pytest
 from caseroute.cli import main
 from caseroute.domain.case import Intent, Urgency
 from caseroute.domain.fingerprint import roster_sha256
-from caseroute.engine.case_rules import EngineKind
-from caseroute.service import DecideCommand, RoutingCore, RulesetRegistry
-from caseroute.testing import (
-    NOW,
-    audited_core,
-    make_agent,
-    make_case,
-    make_roster,
-    reference_ruleset,
-)
+from caseroute.service import DecideCommand, RoutingCore
+from caseroute.testing import NOW, make_agent, make_case, make_roster
+from tests.audit.test_show_compact import core
+
+__all__ = ["core"]  # the fixture: a core over the reference ruleset with its own SQLite log
 
 ROSTER = make_roster(*[make_agent(f"a{i}") for i in range(12)])
 SHA = roster_sha256(ROSTER)
@@ -45,16 +39,6 @@ EDITS = {
         '\'{"agents":[{}],"snapshot_id":"s","taken_at":"t"}\' WHERE sha256 = ?'
     ),
 }
-
-
-@pytest.fixture
-def core(tmp_path: Path) -> Iterator[RoutingCore]:
-    """A core over the reference ruleset with its own SQLite decision log."""
-    registry = RulesetRegistry()
-    registry.add(reference_ruleset(EngineKind.PYTHON))
-    core = audited_core(registry, tmp_path)
-    yield core
-    core.audit.close()
 
 
 def _decided(core: RoutingCore) -> str:

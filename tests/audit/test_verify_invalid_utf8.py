@@ -16,44 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from caseroute.audit import sql_log
+from caseroute.audit.sql_log import RECORD_COLUMNS
 from caseroute.cli import main
 from caseroute.service import request_decision_id
 from tests.test_cli_audit import _add_events, _ruleset_event, audit_db
 
 __all__ = ["audit_db"]  # the fixture: three decisions an hour apart (seq 1-3)
 
-DECISION_COLUMNS = (
-    "decision_id",
-    "request_id",
-    "request_sha256",
-    "case_id",
-    "recorded_at",
-    "now",
-    "ruleset_name",
-    "ruleset_version",
-    "ruleset_sha256",
-    "caseroute_version",
-    "caller",
-    "input",
-    "prev_hash",
-    "record_hash",
-    "content",
-)
-EVENT_COLUMNS = (
-    "event_id",
-    "recorded_at",
-    "action",
-    "actor",
-    "ruleset_name",
-    "role",
-    "from_version",
-    "from_sha256",
-    "to_version",
-    "to_sha256",
-    "caseroute_version",
-    "prev_hash",
-    "record_hash",
-)
+DECISION_COLUMNS = tuple(c for c in RECORD_COLUMNS if c != "seq")  # seq: an INTEGER key
+EVENT_COLUMNS = tuple(c for c in sql_log.EVENT_COLUMNS if c != "seq")
 NOT_UTF8 = "CAST(X'C328' || {column} AS TEXT)"
 """The column's value behind two bytes that are not UTF-8 (0xC3 needs a continuation byte)."""
 
