@@ -430,3 +430,26 @@ def test_get_blob_does_not_amplify_a_manifest_listing_one_chunk_many_times(
             report.ok,
             report.problem,
         )
+
+
+def test_a_roster_repeating_a_run_of_agents_is_stored_whole_and_reads_back(
+    log: tuple[Sink, Callable[[str], None]],
+) -> None:
+    """The same 100 agents twice (a Roster built in code may hold that): one whole blob.
+
+    Its chunks would repeat, and a manifest listing a chunk twice is refused as edited
+    (``assemble_roster``): before the roster was stored whole, such an unedited log read as
+    TAMPERED through ``get_blob`` and ``audit show`` called the snapshot EDITED (review R28).
+    """
+    sink, _ = log
+    team = _agents(100)
+    roster = make_roster(*team, *team)
+    blobs = blobs_to_store(sink, RULESET, roster, fingerprint_roster(roster, keep_texts=True))
+    sha = roster_sha256(roster)
+    assert [(b.sha256, b.kind) for b in blobs if b.kind is not BlobKind.RULESET] == [
+        (sha, BlobKind.ROSTER)
+    ]
+    _append_on(sink, 1, roster, blobs)
+    assert Blob(sha, BlobKind.ROSTER, roster_json(roster)) == sink.get_blob(sha)
+    for get in (sink.get_blob, sink.stored_blob):
+        assert verify_chain(sink.records(), sink.head(), get).ok

@@ -34,6 +34,10 @@ EDITS = {
         "UPDATE blobs SET kind = 'roster', content = '{\"agents\":[' WHERE sha256 = ?"
     ),
     "whole blob of other JSON": "UPDATE blobs SET kind = 'roster', content = '[]' WHERE sha256 = ?",
+    "nested past the parser's depth": (
+        "UPDATE blobs SET kind = 'roster', content = printf('%.*c', 200000, '[') WHERE sha256 = ?"
+    ),
+    "a kind no caseroute writes": "UPDATE blobs SET kind = 'zzz' WHERE sha256 = ?",
     "agents without ids": (
         "UPDATE blobs SET kind = 'roster', content = "
         '\'{"agents":[{}],"snapshot_id":"s","taken_at":"t"}\' WHERE sha256 = ?'

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 from caseroute.audit import sql_log
+from caseroute.audit.record import Blob, BlobKind
 from caseroute.audit.sql_log import RECORD_COLUMNS
+from caseroute.audit.store import SqliteAuditStore
+from caseroute.audit.verify import verify_chain
 from caseroute.cli import main
 from caseroute.service import request_decision_id
 from tests.test_cli_audit import _add_events, _ruleset_event, audit_db
@@ -119,3 +122,39 @@ def test_a_recorded_at_that_is_no_instant_still_exports(
         (True, "3"),
     ]
     assert _verify(audit_db, capsys)[1].startswith("TAMPERED: record 2 was edited")
+
+
+def test_the_server_s_own_connections_keep_sqlite_s_text_factory(tmp_path: Path) -> None:
+    """Only an auditor's (read-only) store reads edited text leniently.
+
+    The server's reads (on the request path) keep sqlite3's own factory.
+    """
+    writer = SqliteAuditStore(tmp_path / "audit.db")
+    reader = SqliteAuditStore(tmp_path / "audit.db", readonly=True)
+    try:
+        assert writer._connect().text_factory is str
+        assert reader._connect().text_factory is not str
+    finally:
+        reader.close()
+        writer.close()
+
+
+@pytest.mark.parametrize("edit", ["CAST(content AS BLOB)", "CAST(X'C328' || content AS TEXT)"])
+def test_a_manifest_edited_into_no_text_reads_as_no_roster_both_ways(
+    audit_db: Path, edit: str
+) -> None:
+    """get_blob of such a manifest is no roster's JSON (edited), as verify by parts says."""
+    with closing(sqlite3.connect(audit_db)) as conn, conn:
+        (sha,) = conn.execute("SELECT sha256 FROM blobs WHERE kind = 'roster_parts'").fetchone()
+        conn.execute(f"UPDATE blobs SET content = {edit} WHERE sha256 = ?", (sha,))
+    store = SqliteAuditStore(audit_db, readonly=True)
+    try:
+        assert Blob(sha, BlobKind.ROSTER, "") == store.get_blob(sha)
+        for get in (store.get_blob, store.stored_blob):
+            report = verify_chain(store.records(), store.head(), get)
+            assert (report.ok, report.problem) == (
+                False,
+                f"the roster blob {sha} (used by record 1) was edited",
+            )
+    finally:
+        store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +13,19 @@ from caseroute.audit.record import AuditRecord
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.domain.codec import parse_roster
 from caseroute.domain.fingerprint import canonical_json, fingerprint_roster
-from caseroute.engine.case_rules import EngineKind
+from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.replay.candidate import CandidateSource
 from caseroute.replay.evaluate import ROSTER_CACHE, RecordReplayer
-from caseroute.testing import MINIMAL_HEADER
+from caseroute.service import DecideCommand, RulesetRegistry
+from caseroute.testing import (
+    MINIMAL_HEADER,
+    NOW,
+    audited_core,
+    compile_text,
+    make_agent,
+    make_case,
+    make_roster,
+)
 from tests.replay.recorded import (
     BASE,
     REST_RULE,
@@ -163,3 +173,38 @@ def test_base_ruleset_is_what_decided(stored: tuple[list[AuditRecord], str]) -> 
     records, _ = stored
     assert {(r.ruleset_name, r.ruleset_version) for r in records} == {("test", "1")}
     assert "id: urgent" in BASE
+
+
+def test_a_snapshot_nested_past_the_parser_s_depth_is_invalid_input(
+    stored: tuple[list[AuditRecord], str],
+) -> None:
+    """200,000 nested brackets in a snapshot blob: invalid_input, not a RecursionError."""
+    records, _ = stored
+    result = _replayer().replay(records[0], "[" * 200_000)
+    sha = records[0].input["roster"]["sha256"]
+    assert (result.reason_code, result.reason) == (
+        "invalid_input",
+        f"roster snapshot {sha[:12]} does not parse",
+    )
+
+
+def test_a_roster_built_in_code_with_values_the_parser_normalises_still_replays(
+    tmp_path: Path,
+) -> None:
+    """An upper-case language tag: the stored text hashes to the record, so it is no edit.
+
+    The parsed roster re-encodes to another hash (the parser lower-cases the tag), and replay
+    called the unedited snapshot "edited in the decision log?" (review R28).
+    """
+    roster = make_roster(make_agent("a1", languages=frozenset({"EN"})), make_agent("a2"))
+    registry = RulesetRegistry()
+    registry.add(prepare_ruleset(compile_text(BASE), EngineKind.PYTHON))
+    core = audited_core(registry, tmp_path)
+    core.decide(DecideCommand("r1", "", "", (make_case(case_id="C1"),), roster, NOW))
+    registry.close()
+    (record,) = list(core.audit.records())
+    blob = core.audit.get_blob(record.input["roster"]["sha256"])
+    core.audit.close()
+    assert blob is not None
+    assert fingerprint_roster(parse_roster(json.loads(blob.content))).sha256 != blob.sha256
+    assert _replayer().replay(record, blob.content).classes == ("unchanged",)

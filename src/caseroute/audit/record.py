@@ -20,6 +20,19 @@ GENESIS = "0" * 64
 """prev_hash of the first record."""
 
 
+class EditedText(str):
+    """A stored text value no caseroute writes, as an auditor's read of a SQLite log returns it.
+
+    Bytes that are not UTF-8 in a TEXT column (decoded with U+FFFD where they fail), or a value
+    stored as a BLOB: SQLite keeps whatever a writer hands it, and caseroute writes UTF-8 text
+    only, so the row was edited after the fact. Every reader shows and parses it like any text;
+    ``audit verify`` counts it as no text caseroute wrote and reports the record, event or blob
+    holding it as edited.
+    """
+
+    __slots__ = ()
+
+
 class _HashedText:
     """Slots for texts of a record, beside (not among) its fields.
 

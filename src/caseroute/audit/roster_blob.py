@@ -120,22 +120,31 @@ def roster_blobs(
             True never is; a chunk written twice is ignored by the store).
 
     Returns:
-        The manifest first, then each chunk to write, in roster order.
+        The manifest first, then each chunk to write, in roster order; or, for a roster in
+        which one chunk's agents appear twice, the roster whole (a ``ROSTER`` blob).
     """
     joined = b"".join(digests)
+    spans: dict[str, tuple[int, int]] = {}
     keys: list[str] = []
-    chunks: list[Blob] = []
     start = 0
-    # Two places of one roster hold the same chunk only if the same agents repeat, which the
-    # parsers refuse (duplicate agent ids); were it to happen, the store ignores the second.
     for end in chunk_ends(joined):
         key = chunk_key(joined[start * DIGEST_BYTES : end * DIGEST_BYTES])
         keys.append(key)
-        if not stored(key):
-            chunks.append(Blob(key, BlobKind.ROSTER_CHUNK, "\n".join(texts_of(start, end))))
+        spans.setdefault(key, (start, end))
         start = end
-    manifest = "\n".join([header_json.decode(), *keys])
-    return [Blob(sha256, BlobKind.ROSTER_PARTS, manifest), *chunks]
+    header = header_json.decode()
+    if len(spans) != len(keys):
+        # The same agents twice in a row (the parsers refuse repeated agent ids; a Roster built
+        # in code may hold them): stored whole, so a manifest never lists a chunk twice and a
+        # reader may refuse one that does (``assemble_roster``).
+        text = '{"agents":[' + ",".join(texts_of(0, start)) + "]," + header[1:]
+        return [Blob(sha256, BlobKind.ROSTER, text)]
+    chunks = [
+        Blob(key, BlobKind.ROSTER_CHUNK, "\n".join(texts_of(*span)))
+        for key, span in spans.items()
+        if not stored(key)
+    ]
+    return [Blob(sha256, BlobKind.ROSTER_PARTS, "\n".join([header, *keys])), *chunks]
 
 
 def manifest_keys(manifest: str) -> list[str]:
@@ -153,9 +162,10 @@ def assemble_roster(manifest: str, chunks: Mapping[str, str]) -> str | None:
     Returns:
         The roster's canonical JSON; None when a chunk the manifest lists is missing; text
         that is no roster's JSON ("") when the manifest lists a chunk twice or a chunk holds
-        more than ``MAX_CHUNK`` agents. No caseroute writes either (a roster's agents are
-        distinct), and assembling them would let a few edited bytes of manifest (a huge chunk
-        listed many times) make a reader build a text many times the log's size.
+        more than ``MAX_CHUNK`` agents. No caseroute writes either (``roster_blobs`` stores a
+        roster that repeats a chunk whole), and assembling them would let a few edited bytes
+        of manifest (a huge chunk listed many times) make a reader build a text many times
+        the log's size.
     """
     header, *keys = manifest.split("\n")
     contents = []

@@ -21,23 +21,31 @@ def _masked_paths(data: Any, prefix: str) -> list[str]:
     return []
 
 
-def _roster_note(blob: Blob | None) -> tuple[list[str] | None, str]:
+def _roster_note(
+    get_blob: Callable[[str], Blob | None], sha256: str
+) -> tuple[list[str] | None, str]:
     """The snapshot's agent ids (None: unknown) and the line that names it, as stored.
 
-    A blob that is no roster's JSON (edited in the store) is said to be so, not raised: the
-    auditor reading this record is the one who needs to hear it.
+    A blob that is no roster's JSON, or a row no caseroute writes (an unknown kind, two rows
+    under the key), was edited in the store: said so, not raised, since the auditor reading
+    this record is the one who needs to hear it.
     """
+    edited = (
+        f"roster snapshot {sha256} EDITED in the store: it is not a roster's JSON "
+        "(run `caseroute audit verify`)"
+    )
+    try:
+        blob = get_blob(sha256)
+    except ValueError:
+        return None, edited
     if blob is None:
         return None, "roster snapshot MISSING from the store (run `caseroute audit verify`)"
     try:
         roster = json.loads(blob.content)
         agent_ids = [str(a["agent_id"]) for a in roster["agents"]]
         taken = f"roster {roster['snapshot_id']} taken {roster['taken_at']}"
-    except (ValueError, TypeError, KeyError):
-        return None, (
-            f"roster snapshot {blob.sha256} EDITED in the store: it is not a roster's JSON "
-            "(run `caseroute audit verify`)"
-        )
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None, edited
     return agent_ids, f"{taken}, {len(agent_ids)} agents (sha256 {blob.sha256})"
 
 
@@ -59,7 +67,7 @@ def render_record(
         Multi-line text.
     """
     roster_ref = record.input.get("roster", {})
-    agent_ids, roster_note = _roster_note(get_blob(roster_ref.get("sha256", "")))
+    agent_ids, roster_note = _roster_note(get_blob, str(roster_ref.get("sha256", "")))
     before = roster_ref.get("assigned_before") or []
     masked = _masked_paths(record.input.get("case", {}), "case")
     lines = [

@@ -43,7 +43,7 @@ from caseroute.audit.record import (
     with_hashed_text,
 )
 from caseroute.audit.roster_blob import assemble_roster, manifest_keys
-from caseroute.domain.errors import AuditUnavailableError, withheld_cause
+from caseroute.domain.errors import AuditUnavailableError, RecordDamagedError, withheld_cause
 
 log = logging.getLogger("caseroute.audit")
 
@@ -150,17 +150,21 @@ def record_from_row(row: RecordRow) -> AuditRecord:
     if text is None or values["decision"]:
         values["decision"] = _loads(values["decision"])
     else:
-        content = _loads(text)
-        values["decision"] = content.get("decision", {}) if isinstance(content, dict) else {}
+        decision = _loads(text).get("decision")
+        values["decision"] = decision if isinstance(decision, dict) else {}
     return with_hashed_text(AuditRecord(**values), text)
 
 
-def _loads(text: str) -> Any:
-    """JSON of a stored column; a damaged one decodes as {} (verify then names the record)."""
+def _loads(text: str) -> dict[str, Any]:
+    """The JSON object of a stored column; a damaged one (not JSON, or no object) decodes as {}.
+
+    verify then names the record (its columns no longer encode to its hashed text).
+    """
     try:
-        return json.loads(text) if text else {}
-    except ValueError:
+        value = json.loads(text) if text else {}
+    except (TypeError, ValueError, RecursionError):
         return {}
+    return value if isinstance(value, dict) else {}
 
 
 def micros(instant: datetime) -> int:
@@ -219,11 +223,32 @@ def shadow_row(result: ShadowResult) -> tuple[object, ...]:
 
 
 def shadow_from_row(row: Sequence[Any]) -> ShadowResult:
-    """The ``ShadowResult`` of a ``shadow_results`` row read in ``SHADOW_COLUMNS`` order."""
+    """The ``ShadowResult`` of a ``shadow_results`` row read in ``SHADOW_COLUMNS`` order.
+
+    Raises:
+        RecordDamagedError: If a JSON column does not parse (the row was edited: shadow results
+            are review data, outside the hash chain).
+    """
     values = dict(zip(SHADOW_COLUMNS, row, strict=True))
-    values["differences"] = tuple(json.loads(values["differences"]))
-    values["live"] = json.loads(values["live"])
-    values["shadow"] = json.loads(values["shadow"])
+    try:
+        differences = json.loads(values["differences"])
+        values["live"] = json.loads(values["live"])
+        values["shadow"] = json.loads(values["shadow"])
+        if not (
+            isinstance(differences, list)
+            and all(isinstance(d, str) for d in differences)
+            and isinstance(values["live"], dict)
+            and isinstance(values["shadow"], dict)
+        ):
+            raise TypeError("not the shapes caseroute writes")  # noqa: TRY301 - one report
+        values["differences"] = tuple(differences)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise RecordDamagedError(
+            f"the shadow result of decision {str(values['decision_id'])[:80]!r} under version "
+            f"{str(values['shadow_version'])[:40]!r} does not parse: the log was edited "
+            "(shadow results are review data outside the hash chain; the decisions are not "
+            "affected, `caseroute audit verify` checks those)"
+        ) from exc
     return ShadowResult(**values)
 
 
@@ -890,8 +915,8 @@ class SqlLogReads(ABC):
         if blob is None or blob.kind is not BlobKind.ROSTER_PARTS:
             return blob
         content: object = blob.content  # as read: an edited row may hold bytes
-        if not isinstance(content, str):
-            return None  # an edited manifest (bytes): no roster can be read from it
+        if type(content) is not str:  # bytes or EditedText: an edited manifest, no roster
+            return Blob(blob.sha256, BlobKind.ROSTER, "")  # (verify: edited, as by parts)
         text = assemble_roster(blob.content, self._chunks(manifest_keys(blob.content)))
         return None if text is None else Blob(blob.sha256, BlobKind.ROSTER, text)
 
@@ -908,6 +933,8 @@ class SqlLogReads(ABC):
         )
         if len(rows) > 1:
             raise ValueError(f"two blob rows hold {sha256}")
+        if rows and type(rows[0][1]) is not str:  # bytes or EditedText: an edited kind
+            raise ValueError(f"the blob row {sha256} holds a kind no caseroute writes")
         return Blob(rows[0][0], BlobKind(rows[0][1]), rows[0][2]) if rows else None
 
     def _chunks(self, keys: Sequence[str]) -> dict[str, str]:
@@ -923,9 +950,9 @@ class SqlLogReads(ABC):
                 (BlobKind.ROSTER_CHUNK.value, *part),
             )
             for key, content in rows:
-                # Two rows under one key, or a value no caseroute writes: no chunk (verify, which
-                # reads chunks one by one, finds the same).
-                if key in found or key in refused or not isinstance(content, str):
+                # Two rows under one key, or a value no caseroute writes (bytes, EditedText): no
+                # chunk (verify, which reads chunks one by one, finds the same).
+                if key in found or key in refused or type(content) is not str:
                     refused.add(key)
                     found.pop(key, None)
                 else:
@@ -985,6 +1012,24 @@ class SqlLogReads(ABC):
             return None
         rows = self._fetch(last_event_sql(self._P), (ruleset_name, role))
         return RulesetEvent(*rows[0]) if rows else None
+
+    def time_index(self) -> Iterator[tuple[int, str, int]]:
+        """``(seq, now, now_us)`` of every decision in chain order, a page at a time.
+
+        ``now_us`` is what ``--since`` / ``--until`` reads select on and is not in the hashed
+        text: ``audit verify`` checks it against ``now`` (``verify.time_index_problem``).
+        """
+        after_seq = 0
+        while True:
+            page = self._fetch(
+                f"SELECT seq, now, now_us FROM decisions WHERE seq > {self._P} "
+                f"ORDER BY seq LIMIT {self._P}",
+                (after_seq, PAGE),
+            )
+            yield from page
+            if len(page) < PAGE:
+                return
+            after_seq = page[-1][0]
 
     def iter_events(
         self, ruleset_name: str | None = None, after_seq: int = 0

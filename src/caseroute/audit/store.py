@@ -32,6 +32,7 @@ from caseroute.audit.record import (
     Appended,
     AuditRecord,
     Blob,
+    EditedText,
     RulesetEvent,
     ShadowResult,
     ShadowSummary,
@@ -345,19 +346,32 @@ _KEY_AND_HEAD = (
 """The current key's fingerprint and the chain head, read in one statement per transaction."""
 
 
-def _text_as_stored(value: bytes) -> str | bytes:
-    """A TEXT value read by an auditor's (read-only) connection: str, or bytes if not UTF-8.
+def _text_as_stored(value: bytes) -> str:
+    """A TEXT value read by an auditor's (read-only) connection; ``EditedText`` if not UTF-8.
 
-    SQLite stores whatever bytes a writer hands it under TEXT; caseroute writes UTF-8 only. Read
-    with the default factory, one row edited to hold other bytes failed the whole read ("the
-    decision log cannot be read", as an outage would); as bytes, ``audit verify`` names the
-    record or blob as edited (it already treats a value no caseroute writes so), and show,
-    export and replay read the rest of the log.
+    Read with the default factory, one value edited into other bytes failed the whole read
+    ("the decision log cannot be read", as an outage would). As text with U+FFFD where it
+    fails, show, export, events, report and replay read it like any other value, and ``audit
+    verify`` names the record, event or blob holding it as edited. The server's own (writable)
+    connections keep the default factory: their reads are on the request path.
     """
     try:
         return value.decode()
     except UnicodeDecodeError:
-        return value
+        return EditedText(value.decode(errors="replace"))
+
+
+def _blobs_as_text(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` with each BLOB value as ``EditedText`` (an auditor's read).
+
+    Every column caseroute writes is TEXT or INTEGER, so bytes were put there by an edit:
+    readers show them like text, and ``audit verify`` reports the row edited.
+    """
+    if bytes not in map(type, row):
+        return row
+    return tuple(
+        EditedText(bytes(v).decode(errors="replace")) if type(v) is bytes else v for v in row
+    )
 
 
 class SqliteAuditStore(SqlLogReads, QueuedAppends):
@@ -798,13 +812,16 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 self._local.conn = conn
                 with self._readers_lock:
                     self._readers.append(conn)
-            return conn.execute(sql, params).fetchall()
+            rows = conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             self._local.conn = None
             log.error(  # noqa: TRY400 - the cause is one SQLite message, no traceback needed
                 "AUDIT READ FAILED on %s: %s: %s", self.path, type(exc).__name__, exc
             )
             raise AuditUnavailableError(READ_UNAVAILABLE) from exc
+        if self._readonly:  # an auditor's read: a value edited into a BLOB is no text either
+            rows = [_blobs_as_text(row) for row in rows]
+        return rows
 
     def close(self) -> None:
         """Finish pending appends, stop the writer and close the readers."""

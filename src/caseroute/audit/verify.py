@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import TypeGuard
 
 from caseroute.audit.record import (
     GENESIS,
@@ -27,6 +28,8 @@ from caseroute.audit.record import (
     text_hash,
 )
 from caseroute.audit.roster_blob import MAX_CHUNK, chunk_digests, chunk_key
+from caseroute.audit.sql_log import micros
+from caseroute.domain.fingerprint import canonical_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +86,13 @@ _MISSING = "missing"
 _EDITED = "edited"
 
 
-def _is_text(value: object) -> bool:
-    """Whether a stored value is text (a row read back from an edited log may hold bytes)."""
-    return isinstance(value, str)
+def _is_text(value: object) -> TypeGuard[str]:
+    """Whether a stored value is text caseroute wrote.
+
+    Not bytes (a value edited into a BLOB or bytea) nor ``EditedText`` (a SQLite TEXT value
+    edited into bytes that are not UTF-8, as an auditor's read returns it).
+    """
+    return type(value) is str
 
 
 CHUNK_CACHE = 65_536
@@ -111,9 +118,11 @@ class _RosterParts:
 
     def problem(self, sha: str, manifest: object) -> str | None:
         """None when the manifest's roster hashes to ``sha``, else _MISSING or _EDITED."""
-        if not isinstance(manifest, str):
-            return _EDITED  # a BLOB or bytea value: no caseroute writes one
+        if not _is_text(manifest):
+            return _EDITED  # bytes or EditedText: no caseroute writes one
         header, *keys = manifest.split("\n")
+        if len(set(keys)) != len(keys):
+            return _EDITED  # no caseroute lists a chunk twice (as get_blob's assembly finds)
         found: dict[str, bytes] = {}
         edited = False
         for key in dict.fromkeys(keys):
@@ -197,18 +206,34 @@ def _blob_problem(
     return None
 
 
+_TEXT_FIELDS = {
+    kind: tuple(f.name for f in fields(kind) if f.type in ("str", str))
+    for kind in (AuditRecord, RulesetEvent)
+}
+"""Each entry type's text columns: read back as anything but ``str`` (bytes, ``EditedText``),
+a column was edited even where its characters still read the same."""
+
+
 def _hash_holds(entry: _Entry) -> bool:
     """Whether the entry's record_hash is the hash of its content after its prev_hash."""
+    if not all(type(getattr(entry, name)) is str for name in _TEXT_FIELDS[type(entry)]):
+        return False
     text = entry.hashed_text if isinstance(entry, AuditRecord) else None
     if text is None:  # an event, or a record stored before its text was kept: re-encode
-        return chain_hash(entry.prev_hash, entry.content()) == entry.record_hash
+        try:
+            return chain_hash(entry.prev_hash, entry.content()) == entry.record_hash
+        except (TypeError, ValueError):  # bytes, or a value no JSON holds (nan): edited
+            return False
     if not _is_text(text) or not _is_text(entry.prev_hash):  # bytes: no caseroute writes them
         return False
     if text_hash(entry.prev_hash, text) != entry.record_hash:
         return False
+    # The columns agree with the bytes, exactly: the text is canonical JSON of the content, so
+    # the columns as read must encode to it. Compared as values, 1.0 == 1 == True (an input
+    # column's 1.0 rewritten as true passed, and readers then showed and replayed true).
     try:
-        return bool(json.loads(text) == entry.content())  # the columns agree with the bytes
-    except ValueError:  # pragma: no cover - a text that is not JSON cannot hash right
+        return canonical_json(entry.content()) == text
+    except (TypeError, ValueError):  # bytes in a column, or a value no JSON holds
         return False
 
 
@@ -280,3 +305,29 @@ def verify_chain(
             events=event_count,
         )
     return ChainReport(ok=True, records=count, events=event_count)
+
+
+def time_index_problem(rows: Iterable[tuple[int, object, object]]) -> tuple[int, str] | None:
+    """The first decision whose time index (``now_us``) is not its ``now``, and why.
+
+    ``now_us`` is not hashed (an index for range reads), so an edit of it alone leaves the
+    chain whole while ``--since`` / ``--until`` reads (export, report, replay) miss or misplace
+    the record.
+
+    Args:
+        rows: ``(seq, now, now_us)`` per decision (``SqlLogReads.time_index``).
+
+    Returns:
+        ``(seq, problem)``, or None when every index matches.
+    """
+    for seq, now, now_us in rows:
+        try:
+            expected = micros(datetime.fromisoformat(now)) if type(now) is str else None
+        except (TypeError, ValueError, OverflowError):
+            expected = None  # a now that is no instant (the chain check names it first)
+        if expected is None or type(now_us) is not int or now_us != expected:
+            return seq, (
+                f"record {seq}'s time index (now_us) does not match its now: it was edited, "
+                "which hides or moves the record in --since/--until reads"
+            )
+    return None

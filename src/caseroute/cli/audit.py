@@ -96,13 +96,15 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
-    from caseroute.audit.verify import verify_chain
+    from caseroute.audit.verify import time_index_problem, verify_chain
 
     store = open_any_log(args)
     try:
         head = store.head()
         # As stored: a roster kept in parts is checked chunk by chunk, each chunk once.
         report = verify_chain(store.records(), head, store.stored_blob, store.iter_events())
+        # Not hashed, so checked beside the chain: the index --since/--until reads select on.
+        misindexed = time_index_problem(store.time_index()) if report.ok else None
         eras = store.key_history()
     finally:
         store.close()
@@ -111,6 +113,9 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
         if report.event_id:
             where = f" (ruleset event {report.event_id})"
         out(f"TAMPERED: {report.problem}{where}; checked {report.records} record(s)")
+        return EXIT_FAILED
+    if misindexed is not None:
+        out(f"TAMPERED: {misindexed[1]}; the chain itself verified ({report.records} record(s))")
         return EXIT_FAILED
     if args.expect_head and args.expect_head != f"{head[0]}:{head[1]}":
         sys.stdout.write(

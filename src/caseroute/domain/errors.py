@@ -153,6 +153,14 @@ class DecisionNotFoundError(CaserouteError):
     """The decision log holds no record with the requested decision_id."""
 
 
+class RecordDamagedError(CaserouteError):
+    """A stored record cannot be read back as a decision: the log was edited or damaged.
+
+    Its stored decision does not rebuild, or the ruleset source its rules are rendered from is
+    missing or altered. ``caseroute audit verify`` names what changed.
+    """
+
+
 class ResponseTooLargeError(CaserouteError):
     """The decisions' reply would exceed the transport's size limit.
 

@@ -75,7 +75,13 @@ def _record_of(work: Work) -> AuditRecord:
 
 
 def _input_of(work: Work) -> object:
-    return work.input if isinstance(work, AuditRecord) else json.loads(work[_INPUT])
+    """A record's input, for its roster reference (None: the stored input is no JSON)."""
+    if isinstance(work, AuditRecord):
+        return work.input
+    try:
+        return json.loads(work[_INPUT])
+    except (ValueError, RecursionError):  # edited: the record itself is reported invalid_input
+        return None
 
 
 _worker: RecordReplayer | None = None
@@ -108,8 +114,12 @@ def _chunks(records: list[Work], source: RecordSource) -> Iterator[list[WorkItem
             if sha in blobs:
                 blobs.move_to_end(sha)
             else:
-                blob = source.get_blob(sha)
-                blobs[sha] = blob.content if blob and blob.kind is BlobKind.ROSTER else None
+                try:
+                    blob = source.get_blob(sha)
+                except ValueError:  # a row no caseroute writes: edited, so no roster ("")
+                    blobs[sha] = ""
+                else:
+                    blobs[sha] = blob.content if blob and blob.kind is BlobKind.ROSTER else None
                 if len(blobs) > ROSTER_CACHE:
                     blobs.popitem(last=False)
             text = blobs[sha]

@@ -19,6 +19,7 @@ from caseroute.domain.decision import Decision
 from caseroute.domain.errors import (
     DecisionNotFoundError,
     FieldViolation,
+    RecordDamagedError,
     RequestError,
 )
 from caseroute.domain.fingerprint import canonical_json, format_timestamp
@@ -63,6 +64,22 @@ class DecisionQuery:
     page_token: str = ""
 
 
+def _audited(record: AuditRecord, explain: StoredExplainer) -> AuditedDecision:
+    """``record`` with its decision rebuilt.
+
+    Raises:
+        RecordDamagedError: If the stored decision or its ruleset source does not rebuild.
+    """
+    try:
+        return AuditedDecision(record, explain.decision(record))
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise RecordDamagedError(
+            f"record {record.seq} (decision {str(record.decision_id)[:80]!r}) cannot be "
+            "rebuilt from the decision log: its stored decision or the ruleset source it was "
+            "decided with was edited or lost; run `caseroute audit verify` on the log"
+        ) from exc
+
+
 class DecisionLog:
     """Reads the decision log for auditors: one decision, or pages by case and time range."""
 
@@ -75,6 +92,7 @@ class DecisionLog:
 
         Raises:
             DecisionNotFoundError: If no record has that id.
+            RecordDamagedError: If its stored decision does not rebuild.
             AuditUnavailableError: If the store cannot be read.
         """
         record = self._sink.get(decision_id)
@@ -83,7 +101,7 @@ class DecisionLog:
                 f"no decision {decision_id!r} in the decision log; check the id (decision ids "
                 "start with dec_) and that this server writes to the store that decided it"
             )
-        return AuditedDecision(record, StoredExplainer(self._sink.get_blob).decision(record))
+        return _audited(record, StoredExplainer(self._sink.get_blob))
 
     def list(self, query: DecisionQuery) -> DecisionPage:
         """Decisions in log order for a case and/or a range of decision instants.
@@ -117,7 +135,7 @@ class DecisionLog:
         records = records[:size]
         token = _make_token(records[-1].seq, query_key) if more else ""
         explain = StoredExplainer(self._sink.get_blob)
-        return DecisionPage(tuple(AuditedDecision(r, explain.decision(r)) for r in records), token)
+        return DecisionPage(tuple(_audited(r, explain) for r in records), token)
 
     def token_after(self, query: DecisionQuery, seq: int) -> str:
         """A page token that continues ``query``'s listing after the record ``seq``.

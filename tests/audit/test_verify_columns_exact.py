@@ -1,0 +1,146 @@
+"""verify holds every column a reader uses to the record: exactly, and the time index too.
+
+Two holes review R28 found (both older than this pass): the columns were compared with the
+hashed text as values, where 1.0 == 1 == True, so an input column's 1.0 rewritten as true
+verified while export, show and replay read true; and ``now_us``, the index ``--since`` /
+``--until`` reads select on, is not hashed and was not checked, so zeroing it hid a decision
+from a period's export, report and replay while verify said ok.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from caseroute.audit.verify import time_index_problem, verify_chain
+from caseroute.cli import main
+from caseroute.domain.case import Intent, Urgency
+from caseroute.engine.case_rules import EngineKind
+from caseroute.service import DecideCommand, RulesetRegistry
+from caseroute.testing import (
+    NOW,
+    audited_core,
+    make_agent,
+    make_case,
+    make_roster,
+    reference_ruleset,
+)
+from tests.audit.commit_sinks import Sink
+from tests.audit.test_roster_blob import _record_on, log
+from tests.pg import pg_server, pg_url
+
+__all__ = ["log", "pg_server", "pg_url"]  # fixtures: both stores
+
+
+@pytest.fixture
+def audit_db(tmp_path: Path) -> Path:
+    """A log of three decisions an hour apart, each case's confidence exactly 1.0."""
+    registry = RulesetRegistry()
+    registry.add(reference_ruleset(EngineKind.PYTHON))
+    core = audited_core(registry, tmp_path)
+    roster = make_roster(make_agent("a1"), make_agent("a2"))
+    for i in range(3):
+        case = make_case(
+            case_id=f"C{i}",
+            intent=Intent.BILLING,
+            urgency=Urgency.ROUTINE,
+            classification_confidence=1.0,
+        )
+        core.decide(DecideCommand(f"r{i}", "", "", (case,), roster, NOW + timedelta(hours=i)))
+    core.audit.close()
+    registry.close()
+    return tmp_path / "audit.db"
+
+
+def _verify(db: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["audit", "verify", "--audit-db", str(db)])
+    return code, capsys.readouterr().out
+
+
+def _edit(db: Path, sql: str) -> None:
+    with closing(sqlite3.connect(db)) as conn, conn:
+        assert conn.execute(sql).rowcount == 1
+
+
+@pytest.mark.parametrize(("was", "now"), [("1.0", "true"), ("1.0", "1")])
+def test_a_value_rewritten_as_an_equal_value_of_another_type_is_an_edit(
+    audit_db: Path, capsys: pytest.CaptureFixture[str], was: str, now: str
+) -> None:
+    """Record 2's input: confidence 1.0 written as true (or 1) is TAMPERED (it verified)."""
+    assert _verify(audit_db, capsys)[0] == 0
+    old = f'"classification_confidence":{was}'
+    _edit(
+        audit_db,
+        f"UPDATE decisions SET input = replace(input, '{old}', "
+        f"'\"classification_confidence\":{now}') WHERE seq = 2",
+    )
+    code, out = _verify(audit_db, capsys)
+    assert (code, out.split(" (decision")[0]) == (
+        1,
+        "TAMPERED: record 2 was edited or moved: its content no longer matches its hash",
+    )
+
+
+def test_an_edited_time_index_is_named(audit_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """now_us zeroed on record 2: the period's export lost it; verify now says so."""
+    _edit(audit_db, "UPDATE decisions SET now_us = 0 WHERE seq = 2")
+    period = ["--since", "2026-11-21T00:00:00Z", "--until", "2026-11-22T00:00:00Z"]
+    assert main(["audit", "export", *period, "--audit-db", str(audit_db)]) == 0
+    assert "exported 2 decision(s)" in capsys.readouterr().err  # what the index hides
+    code, out = _verify(audit_db, capsys)
+    assert (code, out) == (
+        1,
+        (
+            "TAMPERED: record 2's time index (now_us) does not match its now: it was edited, "
+            "which hides or moves the record in --since/--until reads; the chain itself "
+            "verified (3 record(s))\n"
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("row", "seq"),
+    [
+        ((1, "2026-11-21T10:00:00Z", 1795255200000000), None),
+        ((1, "2026-11-21T10:00:00Z", 1795255200000001), 1),
+        ((2, "2026-11-21T10:00:00Z", "1795255200000000"), 2),
+        ((3, "yesterday", 0), 3),
+        ((4, "2026-11-21T10:00:00", 1795255200000000), 4),
+    ],
+)
+def test_time_index_problem_reads_each_row(
+    row: tuple[int, object, object], seq: int | None
+) -> None:
+    """Exactly the microseconds of now: off by one, text, no instant or no zone is named."""
+    found = time_index_problem([row])
+    assert (found[0] if found else None) == seq
+
+
+def test_both_stores_give_the_time_index_in_chain_order(
+    log: tuple[Sink, Callable[[str], None]],
+) -> None:
+    """SQLite and PostgreSQL: (seq, now, now_us) per decision, matching until edited."""
+    sink, tamper = log
+    roster = make_roster(make_agent("a1"))
+    for n in (1, 2):
+        _record_on(sink, n, roster)
+    rows = list(sink.time_index())
+    assert [(seq, datetime.fromisoformat(now)) for seq, now, _ in rows] == [
+        (1, NOW),
+        (2, NOW),
+    ]
+    assert time_index_problem(rows) is None
+    assert verify_chain(sink.records(), sink.head(), sink.stored_blob).ok
+    tamper("UPDATE decisions SET now_us = now_us + 1 WHERE seq = 2")
+    assert time_index_problem(sink.time_index()) == (
+        2,
+        (
+            "record 2's time index (now_us) does not match its now: it was edited, which "
+            "hides or moves the record in --since/--until reads"
+        ),
+    )
