@@ -1,5 +1,7 @@
 """Every status path of the servicer, through grpcio-testing (no network)."""
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +197,30 @@ def test_decision_log_rpcs(core: RoutingCore) -> None:
     bad = error_details_pb2.BadRequest()
     _rich_status(metadata).details[0].Unpack(bad)
     assert [v.field for v in bad.field_violations] == ["page_token"]
+
+
+def test_a_record_that_does_not_rebuild_is_data_loss(core: RoutingCore, tmp_path: Path) -> None:
+    """Its stored decision edited into no decision: DATA_LOSS naming it (it was INTERNAL).
+
+    GetDecision and a ListDecisions page holding it; the message names the record and says
+    what to run, never the exception.
+    """
+    decided, _, _, _ = _call(core, "Decide", decide_request("req-d"))
+    decision_id = decided.decision.decision_id
+    with closing(sqlite3.connect(tmp_path / "audit.db")) as conn, conn:
+        conn.execute("UPDATE decisions SET decision = '{\"outcome\": 1}'")
+    expected = (
+        f"record 1 (decision {decision_id!r}) cannot be rebuilt from the decision log: its "
+        "stored decision or the ruleset source it was decided with was edited or lost; run "
+        "`caseroute audit verify` on the log"
+    )
+    for method, request in (
+        ("GetDecision", pb.GetDecisionRequest(decision_id=decision_id)),
+        ("ListDecisions", pb.ListDecisionsRequest(case_id=decided.decision.case_id)),
+    ):
+        _, metadata, code, details = _call(core, method, request)
+        assert (code, details) == (grpc.StatusCode.DATA_LOSS, expected)
+        assert _rich_status(metadata).code == code_pb2.DATA_LOSS
 
 
 def test_unexpected_errors_are_internal_without_detail(caplog: pytest.LogCaptureFixture) -> None:

@@ -8,6 +8,8 @@ RequestError               INVALID_ARGUMENT    google.rpc.BadRequest: one violat
 RulesetNotFoundError       NOT_FOUND           the message lists what is loaded
 RulesetStateError          FAILED_PRECONDITION the lifecycle state forbids it; nothing changed
 DecisionNotFoundError      NOT_FOUND           (DecisionLog.GetDecision)
+RecordDamagedError         DATA_LOSS           the stored record does not rebuild (edited or
+                                               lost); names the record, not the damage
 IdempotencyConflictError   ALREADY_EXISTS      request_id reused with another input
 ResponseTooLargeError      RESOURCE_EXHAUSTED  nothing was recorded (a replay: recorded before);
                                                ask for less or raise the limit
@@ -42,6 +44,7 @@ from caseroute.domain.errors import (
     FieldViolation,
     IdempotencyConflictError,
     NoRulesetLoadedError,
+    RecordDamagedError,
     RequestError,
     ResponseTooLargeError,
     RosterNotCachedError,
@@ -77,6 +80,7 @@ _TABLE: tuple[tuple[type[Exception], int], ...] = (
     (RulesetNotFoundError, code_pb2.NOT_FOUND),
     (RulesetStateError, code_pb2.FAILED_PRECONDITION),
     (DecisionNotFoundError, code_pb2.NOT_FOUND),
+    (RecordDamagedError, code_pb2.DATA_LOSS),
     (IdempotencyConflictError, code_pb2.ALREADY_EXISTS),
     (ResponseTooLargeError, code_pb2.RESOURCE_EXHAUSTED),
     (RosterNotCachedError, code_pb2.FAILED_PRECONDITION),

@@ -183,7 +183,9 @@ class DecisionLogServicer:
     """
 
     def GetDecision(self, request, context):
-        """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable).
+        """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable),
+        DATA_LOSS (its stored decision or ruleset source was edited or lost: the record does not
+        rebuild; `caseroute audit verify` names what changed).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -191,7 +193,8 @@ class DecisionLogServicer:
 
     def ListDecisions(self, request, context):
         """Decisions in log order for one case and/or a range of decision instants, a page at a time.
-        Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE.
+        Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE, DATA_LOSS (a
+        record of the page does not rebuild, as for GetDecision).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

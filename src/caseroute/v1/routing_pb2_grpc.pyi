@@ -126,10 +126,14 @@ class DecisionLogStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> DecisionLogAsyncStub: ...
     GetDecision: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetDecisionRequest, _routing_pb2.AuditedDecision]
-    """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable)."""
+    """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable),
+    DATA_LOSS (its stored decision or ruleset source was edited or lost: the record does not
+    rebuild; `caseroute audit verify` names what changed).
+    """
     ListDecisions: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListDecisionsRequest, _routing_pb2.ListDecisionsResponse]
     """Decisions in log order for one case and/or a range of decision instants, a page at a time.
-    Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE.
+    Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE, DATA_LOSS (a
+    record of the page does not rebuild, as for GetDecision).
     """
 
 @_typing.type_check_only
@@ -140,10 +144,14 @@ class DecisionLogAsyncStub(DecisionLogStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetDecision: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetDecisionRequest, _routing_pb2.AuditedDecision]  # type: ignore[assignment]
-    """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable)."""
+    """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable),
+    DATA_LOSS (its stored decision or ruleset source was edited or lost: the record does not
+    rebuild; `caseroute audit verify` names what changed).
+    """
     ListDecisions: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListDecisionsRequest, _routing_pb2.ListDecisionsResponse]  # type: ignore[assignment]
     """Decisions in log order for one case and/or a range of decision instants, a page at a time.
-    Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE.
+    Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE, DATA_LOSS (a
+    record of the page does not rebuild, as for GetDecision).
     """
 
 class DecisionLogServicer(metaclass=_abc_1.ABCMeta):
@@ -157,7 +165,10 @@ class DecisionLogServicer(metaclass=_abc_1.ABCMeta):
         request: _routing_pb2.GetDecisionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.AuditedDecision, _abc.Awaitable[_routing_pb2.AuditedDecision]]:
-        """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable)."""
+        """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable),
+        DATA_LOSS (its stored decision or ruleset source was edited or lost: the record does not
+        rebuild; `caseroute audit verify` names what changed).
+        """
 
     @_abc_1.abstractmethod
     def ListDecisions(
@@ -166,7 +177,8 @@ class DecisionLogServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.ListDecisionsResponse, _abc.Awaitable[_routing_pb2.ListDecisionsResponse]]:
         """Decisions in log order for one case and/or a range of decision instants, a page at a time.
-        Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE.
+        Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE, DATA_LOSS (a
+        record of the page does not rebuild, as for GetDecision).
         """
 
 def add_DecisionLogServicer_to_server(servicer: DecisionLogServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
