@@ -25,6 +25,7 @@ from caseroute.audit.record import Blob, BlobKind
 from caseroute.audit.recorder import blobs_to_store
 from caseroute.audit.roster_blob import (
     MAX_CHUNK,
+    MAX_LISTINGS,
     MIN_CHUNK,
     assemble_roster,
     chunk_ends,
@@ -388,24 +389,60 @@ def test_chunks_of_a_failed_transaction_are_not_remembered_as_stored(tmp_path: P
     sink.close()
 
 
-def test_a_manifest_listing_a_chunk_or_a_huge_chunk_again_assembles_no_roster() -> None:
-    """A repeated key, or a chunk over MAX_CHUNK agents, is no roster ("": verify says edited).
+def test_a_manifest_listing_a_chunk_too_often_or_a_huge_chunk_assembles_no_roster() -> None:
+    """A key listed over MAX_LISTINGS times, or a chunk over MAX_CHUNK agents: no roster ("").
 
     No caseroute writes either. Assembled as listed, a few edited bytes of manifest made a
     reader (replay, ``audit show``) build a text as many times a chunk's size as the key was
-    listed.
+    listed. A key listed up to MAX_LISTINGS times still assembles: versions before stop 28
+    wrote such manifests for a Roster built in code that repeats a run of agents.
     """
     manifest, chunks = _split(make_roster(*_agents(40)))
     first = manifest_keys(manifest.content)[0]
-    listed_twice = manifest.content + "\n" + first
-    assert assemble_roster(listed_twice, chunks) == ""
+    again = "".join(["\n" + first] * (MAX_LISTINGS - 1))
+    listed = assemble_roster(manifest.content + again, chunks) or ""
+    assert listed.count(chunks[first].split("\n")[0]) == MAX_LISTINGS
+    assert assemble_roster(manifest.content + again + "\n" + first, chunks) == ""
     agent = chunks[first].split("\n")[0]
     grown = {**chunks, first: "\n".join([agent] * (MAX_CHUNK + 1))}
     assert assemble_roster(manifest.content, grown) == ""
     grown[first] = "\n".join([agent] * MAX_CHUNK)  # the most a chunk holds
     assert (assemble_roster(manifest.content, grown) or "").startswith('{"agents":[')
     chunks.pop(first)  # a missing chunk stays "missing", whatever else is wrong
-    assert assemble_roster(listed_twice, chunks) is None
+    assert assemble_roster(manifest.content + again * 2, chunks) is None
+
+
+def test_a_manifest_an_older_version_wrote_for_a_repeating_roster_still_verifies(
+    log: tuple[Sink, Callable[[str], None]],
+) -> None:
+    """The same 100 agents twice, stored as versions before stop 28 did: chunks listed twice.
+
+    Both verify modes and get_blob read it as the roster (review R28b: refusing every repeat
+    called such unedited logs TAMPERED).
+    """
+    sink, _ = log
+    team = _agents(100)
+    roster = make_roster(*team, *team)
+    fingerprint = fingerprint_roster(roster, keep_texts=True)
+    texts = fingerprint.take_texts()
+    assert texts is not None
+    joined = b"".join(fingerprint.agent_digests)
+    keys, chunks, start = [], {}, 0
+    for end in chunk_ends(joined):  # as roster_blobs wrote it then
+        key = chunk_key(joined[start * 32 : end * 32])
+        keys.append(key)
+        chunks[key] = Blob(key, BlobKind.ROSTER_CHUNK, "\n".join(texts[start:end]))
+        start = end
+    assert len(set(keys)) < len(keys)  # the premise: some chunk is listed twice
+    sha = roster_sha256(roster)
+    manifest = Blob(
+        sha, BlobKind.ROSTER_PARTS, "\n".join([fingerprint.header_json.decode(), *keys])
+    )
+    ruleset = Blob(RULESET.sha256, BlobKind.RULESET, RULESET.source_text)
+    _append_on(sink, 1, roster, [manifest, *chunks.values(), ruleset])
+    assert Blob(sha, BlobKind.ROSTER, roster_json(roster)) == sink.get_blob(sha)
+    for get in (sink.get_blob, sink.stored_blob):
+        assert verify_chain(sink.records(), sink.head(), get).ok
 
 
 def test_get_blob_does_not_amplify_a_manifest_listing_one_chunk_many_times(

@@ -1,7 +1,7 @@
 """`audit show` of a record whose roster snapshot was edited in the store says so; it raised.
 
 A roster blob that is no roster's JSON (a manifest's header cut, a manifest listing a chunk
-twice, a whole blob rewritten) made ``audit show`` end in a JSONDecodeError traceback. The
+too often, a whole blob rewritten) made ``audit show`` end in a JSONDecodeError traceback. The
 auditor reading that record is the one who needs to hear the snapshot was edited.
 """
 
@@ -26,9 +26,9 @@ ROSTER = make_roster(*[make_agent(f"a{i}") for i in range(12)])
 SHA = roster_sha256(ROSTER)
 EDITS = {
     "manifest's header cut": "UPDATE blobs SET content = substr(content, 2) WHERE sha256 = ?",
-    "manifest lists its chunks twice": (
-        "UPDATE blobs SET content = content || char(10) || "
-        "substr(content, instr(content, char(10)) + 1) WHERE sha256 = ?"
+    "manifest lists a chunk 17 times": (
+        "UPDATE blobs SET content = content || replace(printf('%.*c', 16, '#'), '#', "
+        "char(10) || substr(content, instr(content, char(10)) + 1, 64)) WHERE sha256 = ?"
     ),
     "whole blob cut short": (
         "UPDATE blobs SET kind = 'roster', content = '{\"agents\":[' WHERE sha256 = ?"

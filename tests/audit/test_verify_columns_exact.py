@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from caseroute.audit.store import SqliteAuditStore
 from caseroute.audit.verify import time_index_problem, verify_chain
 from caseroute.cli import main
 from caseroute.domain.case import Intent, Urgency
@@ -144,3 +145,24 @@ def test_both_stores_give_the_time_index_in_chain_order(
             "hides or moves the record in --since/--until reads"
         ),
     )
+
+
+def test_a_case_built_in_code_with_int_attribute_keys_still_verifies(tmp_path: Path) -> None:
+    """Keys JSON turns into text (10 and 9 sort as ints when written, as text when read).
+
+    The Python API records such a case; its columns read back do not re-encode to the stored
+    text byte for byte, yet mean exactly what it holds: verify compares the two as parsed
+    JSON then (review R28b: the exact comparison alone called this log TAMPERED).
+    """
+    registry = RulesetRegistry()
+    registry.add(reference_ruleset(EngineKind.PYTHON))
+    core = audited_core(registry, tmp_path)
+    case = make_case(case_id="C1", attributes={10: "x", 9: "y"})  # ints: not the declared str
+    core.decide(DecideCommand("r1", "", "", (case,), make_roster(make_agent("a1")), NOW))
+    store = core.audit
+    assert isinstance(store, SqliteAuditStore)
+    try:
+        assert verify_chain(store.records(), store.head(), store.stored_blob).ok
+    finally:
+        store.close()
+        registry.close()

@@ -26,8 +26,9 @@ class EditedText(str):
     Bytes that are not UTF-8 in a TEXT column (decoded with U+FFFD where they fail), or a value
     stored as a BLOB: SQLite keeps whatever a writer hands it, and caseroute writes UTF-8 text
     only, so the row was edited after the fact. Every reader shows and parses it like any text;
-    ``audit verify`` counts it as no text caseroute wrote and reports the record, event or blob
-    holding it as edited.
+    ``audit verify`` reports a record, event or blob holding one in a text field as edited. In
+    a JSON column (``input``, ``decision``) the mark is gone once parsed: there verify compares
+    what the column means, so a BLOB of the same bytes reads, and verifies, as it was.
     """
 
     __slots__ = ()

@@ -25,6 +25,7 @@ whole blobs it stored before this layout. Pure: no store, no I/O.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
 from caseroute.audit.record import Blob, BlobKind
@@ -40,6 +41,11 @@ a quarter of its agents, however its digests fall (agent ids chosen so that ever
 chunk would otherwise make one chunk per agent: a manifest line per agent and a hint entry each)."""
 MAX_CHUNK = 64
 """A chunk ends after this many agents whatever their digests (bounds a changed chunk's size)."""
+MAX_LISTINGS = 16
+"""Most places one manifest may list the same chunk. Since stop 28 a roster that repeats a chunk
+is stored whole, but versions before it wrote such manifests for a ``Roster`` built in code
+that repeats a run of agents; a tampered manifest listing one chunk thousands of times would
+make a reader assemble a text thousands of times the chunk's size."""
 DIGEST_BYTES = 32
 """Bytes of one agent digest (sha256)."""
 _ENDS_CHUNK = bytes.maketrans(
@@ -135,8 +141,8 @@ def roster_blobs(
     header = header_json.decode()
     if len(spans) != len(keys):
         # The same agents twice in a row (the parsers refuse repeated agent ids; a Roster built
-        # in code may hold them): stored whole, so a manifest never lists a chunk twice and a
-        # reader may refuse one that does (``assemble_roster``).
+        # in code may hold them): stored whole, so no manifest written from now on lists a
+        # chunk twice (older ones may, up to MAX_LISTINGS times: ``assemble_roster``).
         text = '{"agents":[' + ",".join(texts_of(0, start)) + "]," + header[1:]
         return [Blob(sha256, BlobKind.ROSTER, text)]
     chunks = [
@@ -152,6 +158,11 @@ def manifest_keys(manifest: str) -> list[str]:
     return manifest.split("\n")[1:]
 
 
+def too_often_listed(keys: Sequence[str]) -> bool:
+    """Whether a manifest lists some chunk more than ``MAX_LISTINGS`` times."""
+    return len(keys) > len(set(keys)) and max(Counter(keys).values()) > MAX_LISTINGS
+
+
 def assemble_roster(manifest: str, chunks: Mapping[str, str]) -> str | None:
     """A roster snapshot's canonical JSON (``roster_json``) from its manifest and chunks.
 
@@ -161,11 +172,10 @@ def assemble_roster(manifest: str, chunks: Mapping[str, str]) -> str | None:
 
     Returns:
         The roster's canonical JSON; None when a chunk the manifest lists is missing; text
-        that is no roster's JSON ("") when the manifest lists a chunk twice or a chunk holds
-        more than ``MAX_CHUNK`` agents. No caseroute writes either (``roster_blobs`` stores a
-        roster that repeats a chunk whole), and assembling them would let a few edited bytes
-        of manifest (a huge chunk listed many times) make a reader build a text many times
-        the log's size.
+        that is no roster's JSON ("") when the manifest lists a chunk more than
+        ``MAX_LISTINGS`` times or a chunk holds more than ``MAX_CHUNK`` agents. No caseroute
+        writes either, and assembling them would let a few edited bytes of manifest (a huge
+        chunk listed many times) make a reader build a text many times the log's size.
     """
     header, *keys = manifest.split("\n")
     contents = []
@@ -174,7 +184,7 @@ def assemble_roster(manifest: str, chunks: Mapping[str, str]) -> str | None:
         if content is None:
             return None
         contents.append(content)
-    if len(set(keys)) != len(keys) or any(c.count("\n") >= MAX_CHUNK for c in contents):
+    if too_often_listed(keys) or any(c.count("\n") >= MAX_CHUNK for c in contents):
         return ""  # an edited manifest or chunk (verify reports the same: "edited")
     texts = [content.replace("\n", ",") for content in contents]
     if not header.startswith("{"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -27,7 +28,7 @@ from caseroute.audit.record import (
     event_problem,
     text_hash,
 )
-from caseroute.audit.roster_blob import MAX_CHUNK, chunk_digests, chunk_key
+from caseroute.audit.roster_blob import MAX_CHUNK, chunk_digests, chunk_key, too_often_listed
 from caseroute.audit.sql_log import micros
 from caseroute.domain.fingerprint import canonical_json
 
@@ -121,8 +122,8 @@ class _RosterParts:
         if not _is_text(manifest):
             return _EDITED  # bytes or EditedText: no caseroute writes one
         header, *keys = manifest.split("\n")
-        if len(set(keys)) != len(keys):
-            return _EDITED  # no caseroute lists a chunk twice (as get_blob's assembly finds)
+        if too_often_listed(keys):
+            return _EDITED  # as get_blob's assembly finds (no caseroute writes such a manifest)
         found: dict[str, bytes] = {}
         edited = False
         for key in dict.fromkeys(keys):
@@ -228,12 +229,16 @@ def _hash_holds(entry: _Entry) -> bool:
         return False
     if text_hash(entry.prev_hash, text) != entry.record_hash:
         return False
-    # The columns agree with the bytes, exactly: the text is canonical JSON of the content, so
-    # the columns as read must encode to it. Compared as values, 1.0 == 1 == True (an input
-    # column's 1.0 rewritten as true passed, and readers then showed and replayed true).
+    # The columns agree with the bytes, by type as well as value: compared as parsed values,
+    # 1.0 == 1 == True (an input column's 1.0 rewritten as true passed, and readers then
+    # showed and replayed true). The text is canonical JSON of the content, so the columns as
+    # read nearly always encode to it exactly; when not, both are compared as the canonical
+    # text of their parsed JSON (a Roster or Case built in code may hold what JSON does not
+    # keep, such as attribute keys that are ints: written as sorted ints, read back as str).
     try:
-        return canonical_json(entry.content()) == text
-    except (TypeError, ValueError):  # bytes in a column, or a value no JSON holds
+        content = canonical_json(entry.content())
+        return content == text or content == canonical_json(json.loads(text))
+    except (TypeError, ValueError, RecursionError):  # bytes, or a value no JSON holds
         return False
 
 
