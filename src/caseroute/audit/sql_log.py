@@ -252,6 +252,20 @@ def shadow_from_row(row: Sequence[Any]) -> ShadowResult:
     return ShadowResult(**values)
 
 
+def stored_int(value: object, what: str) -> int:
+    """An INTEGER column's value as read; text there (SQLite keeps it) was put by an edit.
+
+    Raises:
+        RecordDamagedError: If it is no integer, naming ``what``.
+    """
+    if type(value) is int:
+        return value
+    raise RecordDamagedError(
+        f"{what} is not a number in the decision log: the log was edited; run `caseroute "
+        "audit verify` and restore the log from a copy you trust"
+    )
+
+
 def distinct_values(concatenated: str | None) -> tuple[str, ...]:
     """A comma-joined ``DISTINCT`` aggregate as sorted values, without the empty one."""
     return tuple(sorted(v for v in (concatenated or "").split(",") if v))
@@ -790,7 +804,16 @@ class SqlLogReads(ABC):
             "ORDER BY era",
             (),
         )
-        return [KeyEra(*row) for row in rows]
+        return [
+            KeyEra(
+                stored_int(era, "a masking key era's number"),
+                at,
+                old,
+                new,
+                stored_int(first, f"the first record of masking key era {era!r}"),
+            )
+            for era, at, old, new, first in rows
+        ]
 
     def has_records(self) -> bool:
         """Whether any record or key fingerprint is stored (a key is then already bound)."""
@@ -962,7 +985,9 @@ class SqlLogReads(ABC):
     def head(self) -> tuple[int, str]:
         """(seq, record_hash) of the last record committed (by any writer)."""
         rows = self._fetch("SELECT seq, record_hash FROM chain_head WHERE id = 1", ())
-        return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
+        if not rows:
+            return 0, GENESIS
+        return stored_int(rows[0][0], "the chain head's seq"), str(rows[0][1])
 
     def events(
         self, ruleset_name: str | None = None, after_seq: int = 0, limit: int = 1000
@@ -1127,7 +1152,7 @@ class SqlLogReads(ABC):
             return []
         rows = self._fetch(self._SHADOW_SUMMARY, (ruleset_name,))
         dropped = {
-            str(v): int(n)
+            str(v): stored_int(n, f"the dropped count of shadow version {str(v)[:40]!r}")
             for v, n in self._fetch(
                 "SELECT shadow_version, dropped FROM shadow_dropped "
                 f"WHERE ruleset_name = {self._P}",

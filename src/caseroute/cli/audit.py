@@ -15,6 +15,7 @@ from caseroute.cli.options import (
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out, print_json
 from caseroute.domain.errors import (
     ConfigError,
+    RecordDamagedError,
 )
 from caseroute.render import escape_text, safe_json
 
@@ -100,7 +101,11 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 
     store = open_any_log(args)
     try:
-        head = store.head()
+        try:
+            head = store.head()
+        except RecordDamagedError as exc:
+            out(f"TAMPERED: {exc}")
+            return EXIT_FAILED
         # As stored: a roster kept in parts is checked chunk by chunk, each chunk once.
         report = verify_chain(store.records(), head, store.stored_blob, store.iter_events())
         # Not hashed, so checked beside the chain: the index --since/--until reads select on.
