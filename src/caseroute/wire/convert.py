@@ -1055,8 +1055,10 @@ def record_to_proto(r: AuditRecord, decision: Decision | None) -> pb.AuditedDeci
 
 
 def _as_read(value: str | bytes) -> str:
-    """A stored text field; an auditor's read of an edited row gives bytes that are not UTF-8.
+    """A stored text field as a ``str``, even from a row edited into bytes.
 
+    An auditor's SQLite read already returns such values as ``EditedText``; the server's own
+    reads (GetDecision) and PostgreSQL's return a value edited into a BLOB or bytea as bytes.
     Those are shown with U+FFFD where they fail (``audit verify`` names the record edited).
     """
     return value if isinstance(value, str) else value.decode(errors="replace")
