@@ -78,17 +78,17 @@ def test_a_replay_is_checked_too(core: RoutingCore) -> None:
     assert (seen, replay.replayed) == ([True], True)
 
 
-TIGHT = InputLimits(max_batch_cases=3, max_batch_pairs=5, max_id_chars=10)
+TIGHT = InputLimits(max_batch_cases=3, max_batch_pairs=5, max_id_chars=16)
 
 
 @pytest.mark.parametrize(
     ("command", "violation"),
     [
         (
-            _command("r" * 11),
+            _command("r" * 17),
             FieldViolation(
                 "request_id",
-                "must be 1-10 characters (an idempotency key); got 11 characters "
+                "must be 1-16 characters (an idempotency key); got 17 characters "
                 "(server setting --max-id-chars)",
             ),
         ),
@@ -124,7 +124,11 @@ def test_batch_limits_name_the_field_limit_and_size(
 
 
 def test_within_tight_limits_decides(registry: RulesetRegistry, tmp_path: Path) -> None:
-    """Two cases x two agents is within five pairs: decided."""
+    """Two cases x two agents is within five pairs: decided.
+
+    (The roster's longest identifier, ``clinical-triage``, is within 16 characters: a command
+    built in code meets every limit a transport's would.)
+    """
     config = audit_config(tmp_path)
     core = RoutingCore(registry, config.open_store(), config.masker(), limits=TIGHT)
     result = core.decide(_command(cases=2))

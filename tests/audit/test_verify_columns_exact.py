@@ -150,15 +150,18 @@ def test_both_stores_give_the_time_index_in_chain_order(
 def test_a_case_built_in_code_with_int_attribute_keys_still_verifies(tmp_path: Path) -> None:
     """Keys JSON turns into text (10 and 9 sort as ints when written, as text when read).
 
-    The Python API records such a case; its columns read back do not re-encode to the stored
-    text byte for byte, yet mean exactly what it holds: verify compares the two as parsed
-    JSON then (review R28b: the exact comparison alone called this log TAMPERED).
+    The Python API recorded such a case before it read code-built commands through the
+    parsers (which now refuse int keys); ``parsed=True`` writes one as those versions did.
+    Its columns read back do not re-encode to the stored text byte for byte, yet mean exactly
+    what it holds: verify compares the two as parsed JSON then (review R28b: the exact
+    comparison alone called this log TAMPERED).
     """
     registry = RulesetRegistry()
     registry.add(reference_ruleset(EngineKind.PYTHON))
     core = audited_core(registry, tmp_path)
     case = make_case(case_id="C1", attributes={10: "x", 9: "y"})  # ints: not the declared str
-    core.decide(DecideCommand("r1", "", "", (case,), make_roster(make_agent("a1")), NOW))
+    roster = make_roster(make_agent("a1"))
+    core.decide(DecideCommand("r1", "", "", (case,), roster, NOW, parsed=True))
     store = core.audit
     assert isinstance(store, SqliteAuditStore)
     try:

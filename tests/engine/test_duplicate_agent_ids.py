@@ -122,10 +122,16 @@ def test_rules_that_read_no_roster_decide_as_before() -> None:
 
 
 def test_a_batch_decides_every_case_an_exception_and_records_them(core: RoutingCore) -> None:
-    """RoutingCore batch over a repeated id: both cases EXCEPTION, stored, the chain verifies."""
+    """RoutingCore batch over a repeated id: both cases EXCEPTION, stored, the chain verifies.
+
+    The parsers refuse a repeated id (a code-built command gets that RequestError:
+    tests/service/test_code_built_commands.py); ``parsed=True`` stands for a roster that
+    reaches the core with one all the same, as a patched cache snapshot could (below).
+    """
     roster = make_roster(make_agent("a1"), make_agent("a2"), make_agent("a1"))
     cases = (make_case(case_id="C1"), make_case(case_id="C2", urgency=Urgency.URGENT))
-    result = core.decide(DecideCommand("r1", "", "", cases, roster, NOW, batch=True))
+    command = DecideCommand("r1", "", "", cases, roster, NOW, batch=True, parsed=True)
+    result = core.decide(command)
     store = core.audit
     stored = [(r.decision["outcome"], r.decision["agent_id"]) for r in store.by_request("r1")]
     report = verify_chain(store.records(), store.head(), store.get_blob)

@@ -194,13 +194,16 @@ def test_a_roster_built_in_code_with_values_the_parser_normalises_still_replays(
     """An upper-case language tag: the stored text hashes to the record, so it is no edit.
 
     The parsed roster re-encodes to another hash (the parser lower-cases the tag), and replay
-    called the unedited snapshot "edited in the decision log?" (review R28).
+    called the unedited snapshot "edited in the decision log?" (review R28). RoutingCore now
+    reads code-built commands through the parsers (``EN`` is recorded as ``en``);
+    ``parsed=True`` records the tag as the versions before that did.
     """
     roster = make_roster(make_agent("a1", languages=frozenset({"EN"})), make_agent("a2"))
     registry = RulesetRegistry()
     registry.add(prepare_ruleset(compile_text(BASE), EngineKind.PYTHON))
     core = audited_core(registry, tmp_path)
-    core.decide(DecideCommand("r1", "", "", (make_case(case_id="C1"),), roster, NOW))
+    case = make_case(case_id="C1")
+    core.decide(DecideCommand("r1", "", "", (case,), roster, NOW, parsed=True))
     registry.close()
     (record,) = list(core.audit.records())
     blob = core.audit.get_blob(record.input["roster"]["sha256"])

@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ from caseroute.audit.record import AuditRecord
 from caseroute.audit.recorder import RequestFacts, blobs_to_store, build_records
 from caseroute.audit.store import AuditSink
 from caseroute.domain.case import Case
+from caseroute.domain.code_built import checked_case, checked_roster
 from caseroute.domain.decision import Decision
 from caseroute.domain.decision_codec import decision_from_dict
 from caseroute.domain.errors import (
@@ -68,6 +69,11 @@ class DecideCommand:
             names ``cases[i]``, as the converter's do, instead of ``case``.
         roster_fingerprint: The roster's digests when the transport has them (its roster
             cache); computed from ``roster`` when None. Derived data: not compared.
+        parsed: The cases and roster were built by caseroute's strict parsers (the wire
+            converters set it). False (a command built in code): ``RoutingCore`` reads them
+            through the parsers first (``caseroute.domain.code_built``), so a flag spelt
+            ``"Safeguarding"`` means what it means over gRPC, and a field no transport could
+            carry is refused as a ``RequestError``. Not compared.
     """
 
     request_id: str
@@ -80,6 +86,7 @@ class DecideCommand:
     caller: str = ""
     batch: bool = False
     roster_fingerprint: RosterFingerprint | None = field(default=None, compare=False)
+    parsed: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +138,35 @@ def batch_size_violations(cases: int, agents: int, limits: InputLimits) -> list[
             )
         ]
     return []
+
+
+def _parsed(cmd: DecideCommand, limits: InputLimits, safeguarding: frozenset[str]) -> DecideCommand:
+    """``cmd`` with its code-built cases and roster read as the parsers read them.
+
+    Raises:
+        RequestError: Naming every field the parsers refuse, cases and roster together.
+    """
+    violations: list[FieldViolation] = []
+    cases: list[Case] = []
+    for index, case in enumerate(cmd.cases):
+        try:
+            cases.append(
+                checked_case(
+                    case,
+                    f"cases[{index}]" if cmd.batch else "case",
+                    limits=limits,
+                    safeguarding_flags=safeguarding,
+                )
+            )
+        except RequestError as exc:
+            violations += exc.violations
+    try:
+        roster = checked_roster(cmd.roster, limits=limits)
+    except RequestError as exc:
+        violations += exc.violations
+    if violations:
+        raise RequestError(violations)
+    return replace(cmd, cases=tuple(cases), roster=roster, roster_fingerprint=None, parsed=True)
 
 
 def _check_command(cmd: DecideCommand, limits: InputLimits) -> None:
@@ -372,6 +408,8 @@ class RoutingCore:
         """
         check = before_record or _accept
         _check_command(cmd, self.limits)
+        if not cmd.parsed:
+            cmd = _parsed(cmd, self.limits, self.registry.safeguarding_flags)
         canonical = _canonical(cmd)  # Invariant: the only canonical encoding of this call
         # Keyed: the stored hash covers masked values and must not confirm guesses of them.
         digest = self._masker.keyed_hash(_request_sha256(cmd, canonical))

@@ -611,6 +611,7 @@ def decide_command(
         _detail(msg.explanation_level),
         caller,
         roster_fingerprint=known.fingerprint,
+        parsed=True,
     )
 
 
@@ -669,6 +670,7 @@ def batch_command(
         caller,
         batch=True,
         roster_fingerprint=known.fingerprint,
+        parsed=True,
     )
 
 

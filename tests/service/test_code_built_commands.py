@@ -1,0 +1,192 @@
+"""A command built in Python code means what the same case sent over a transport means.
+
+The transports build cases with the strict parsers, which normalise flags (``" Safeguarding"``
+is the safeguarding flag) and refuse what the engine must never see. RoutingCore took a
+code-built ``Case`` as it came: a flag spelt ``"Safeguarding"`` was not the safeguarding flag,
+and the case was ASSIGNED where every transport escalates (the non-negotiable "no spelling or
+whitespace turns a flagged case into an assignment"); a lone surrogate raised
+UnicodeEncodeError out of ``decide`` (review R28b, N2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from caseroute.domain.case import Case, Intent, Urgency
+from caseroute.domain.codec import parse_case
+from caseroute.domain.decision import Outcome
+from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.fingerprint import case_to_dict
+from caseroute.domain.roster import Capacity, Roster
+from caseroute.engine.case_rules import EngineKind
+from caseroute.registry import RulesetRegistry
+from caseroute.service import DecideCommand, RoutingCore
+from caseroute.testing import (
+    NOW,
+    audited_core,
+    make_agent,
+    make_case,
+    make_roster,
+    reference_ruleset,
+)
+
+ROSTER = make_roster(*(make_agent(f"a{i}", capacity=Capacity(max=5, active=0)) for i in range(3)))
+
+SPELLINGS = [
+    "Safeguarding",
+    " safeguarding",
+    "safeguarding\n",
+    "SAFEGUARDING",
+    "\uff53\uff41\uff46\uff45\uff47\uff55\uff41\uff52\uff44\uff49\uff4e\uff47",  # fullwidth
+]
+
+
+@pytest.fixture
+def core(tmp_path: Path) -> Iterator[RoutingCore]:
+    """A core over the reference ruleset and a fresh SQLite decision log."""
+    registry = RulesetRegistry()
+    registry.add(reference_ruleset(EngineKind.PYTHON))
+    routing = audited_core(registry, tmp_path)
+    yield routing
+    routing.audit.close()
+    registry.close()
+
+
+def _decide(core: RoutingCore, *cases: Case, roster: Roster = ROSTER, request: str = "r1") -> Any:
+    return core.decide(DecideCommand(request, "", "", cases, roster, NOW, batch=len(cases) > 1))
+
+
+def _violations(core: RoutingCore, *cases: Case, roster: Roster = ROSTER) -> list[FieldViolation]:
+    with pytest.raises(RequestError) as caught:
+        _decide(core, *cases, roster=roster)
+    return list(caught.value.violations)
+
+
+@pytest.mark.parametrize("flag", SPELLINGS)
+def test_a_safeguarding_flag_spelt_otherwise_escalates(core: RoutingCore, flag: str) -> None:
+    """Every spelling the parser normalises escalates to the safeguarding queue (was ASSIGN)."""
+    (decision,) = _decide(core, make_case(flags=frozenset({flag}))).decisions
+    assert (decision.outcome, decision.queue, decision.agent_id) == (
+        Outcome.ESCALATE,
+        "safeguarding",
+        None,
+    )
+
+
+@pytest.mark.parametrize("flag", ["Consent_Missing", " consent-missing", "CONSENT_MISSING"])
+def test_a_consent_flag_spelt_otherwise_is_never_assigned(core: RoutingCore, flag: str) -> None:
+    """The consent flag forbids any assignment however it is spelt (was ASSIGN)."""
+    (decision,) = _decide(core, make_case(flags=frozenset({flag}))).decisions
+    assert (decision.outcome != Outcome.ASSIGN, decision.agent_id) == (True, None)
+
+
+def test_the_log_records_the_flag_as_the_parser_reads_it(core: RoutingCore) -> None:
+    """The recorded input holds ``safeguarding``: replay parses it to the same decision."""
+    _decide(core, make_case(flags=frozenset({" Safeguarding ", "VIP"})))
+    (record,) = list(core.audit.records())
+    assert record.input["case"]["flags"] == ["safeguarding", "vip"]
+
+
+_FLAG_TEXT = st.text(alphabet=st.sampled_from("safeguardingSAFEGUARDING _-\t"), max_size=16)
+
+
+def _parsed_or_refusal(case: Case) -> Case | list[FieldViolation]:
+    """The case a transport would build from the JSON form of ``case``, or its refusal."""
+    try:
+        return parse_case(json.loads(json.dumps(case_to_dict(case))))
+    except RequestError as refused:
+        return list(refused.violations)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(flag=_FLAG_TEXT)
+def test_a_code_built_case_decides_as_its_json_form_does(core: RoutingCore, flag: str) -> None:
+    """Whatever the flag's spelling: the JSON form's outcome, or the parser's refusal."""
+    case = make_case(flags=frozenset({flag}))
+    sent = _parsed_or_refusal(case)
+    if isinstance(sent, list):
+        assert _violations(core, case) == sent
+        return
+    request = f"r-{flag.encode().hex()}"
+    (built,) = _decide(core, case, request=request).decisions
+    wire = DecideCommand(request + "-wire", "", "", (sent,), ROSTER, NOW, parsed=True)
+    (parsed,) = core.decide(wire).decisions
+    assert (built.outcome, built.queue, built.agent_id) == (
+        parsed.outcome,
+        parsed.queue,
+        parsed.agent_id,
+    )
+
+
+def test_a_lone_surrogate_is_a_request_error_naming_the_field(core: RoutingCore) -> None:
+    """It raised UnicodeEncodeError out of decide (nothing was recorded, but the call crashed)."""
+    violations = _violations(core, make_case(attributes={"note": "\ud800"}))
+    assert [v.field for v in violations] == ["case.attributes.note"]
+    assert "unpaired surrogate" in violations[0].message
+    assert list(core.audit.records()) == []
+
+
+def test_int_attribute_keys_are_refused_naming_each(core: RoutingCore) -> None:
+    """``AttributeValue`` maps names (str) to scalars; the parser refuses other names."""
+    case = make_case(attributes={10: "x", 9: "y"})  # ints: not the declared str
+    assert sorted(v.field for v in _violations(core, case)) == [
+        "case.attributes.10",
+        "case.attributes.9",
+    ]
+
+
+def test_a_naive_instant_is_refused_naming_the_field(core: RoutingCore) -> None:
+    """A ``created_at`` without an offset: refused as the JSON form is, not compared as UTC."""
+    case = make_case(created_at=datetime(2026, 11, 30, 9, 0))  # noqa: DTZ001 - the point
+    assert [v.field for v in _violations(core, case)] == ["case.created_at"]
+
+
+def test_a_field_of_the_wrong_type_is_refused_without_quoting_it(core: RoutingCore) -> None:
+    """``attributes=None`` has no JSON form: one violation naming the case, no exception text."""
+    case = dataclasses.replace(make_case(), attributes=None)  # type: ignore[arg-type]
+    (violation,) = _violations(core, case)
+    assert violation.field == "case"
+    assert violation.message.startswith("has a field of the wrong type (AttributeError); build it")
+
+
+def test_a_batch_names_each_case_and_the_roster_together(core: RoutingCore) -> None:
+    """``cases[1]`` and a repeated agent id in one RequestError, as the converters word them."""
+    roster = make_roster(make_agent("a1"), make_agent("a2"), make_agent("a1"))
+    good = make_case(case_id="C1")
+    bad = make_case(case_id="C2", intent=Intent.GENERAL, urgency=Urgency.ROUTINE, region=" ")
+    paths = [v.field for v in _violations(core, good, bad, roster=roster)]
+    assert paths == ["cases[1].region", "roster.agents[2].agent_id"]
+
+
+def test_a_parsed_command_is_not_parsed_again(
+    core: RoutingCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the transports build (``parsed=True``) pays nothing: the check is never called."""
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("a parsed command was parsed again")
+
+    monkeypatch.setattr("caseroute.service.routing.checked_case", refuse)
+    monkeypatch.setattr("caseroute.service.routing.checked_roster", refuse)
+    command = DecideCommand("r1", "", "", (make_case(),), ROSTER, NOW, parsed=True)
+    (decision,) = core.decide(command).decisions
+    assert decision.outcome == Outcome.ASSIGN
+
+
+def test_a_retry_of_a_code_built_command_is_answered_from_the_log(core: RoutingCore) -> None:
+    """The request hash is taken over the parsed values, so the retry matches its record."""
+    case = make_case(flags=frozenset({"Vip"}))
+    first = _decide(core, case)
+    again = _decide(core, case)
+    assert (again.replayed, again.decisions) == (True, first.decisions)
