@@ -265,8 +265,10 @@ def decide(
     """Decide where a case goes, and record why.
 
     Args:
-        case: The case context.
-        roster: The roster snapshot.
+        case: The case context, as the strict parser builds it: flags are compared exactly,
+            so a case built in code goes through ``caseroute.domain.code_built.checked_case``
+            first (``RoutingCore`` does that for commands not marked ``parsed``).
+        roster: The roster snapshot (likewise: ``checked_roster``).
         ruleset: The loaded ruleset (compiled + evaluators).
         now: The decision instant; must carry a UTC offset. Never read from the clock here.
         agent_detail: Keep a verdict per agent in the explanation (off for large rosters:
