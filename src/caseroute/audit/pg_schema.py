@@ -115,8 +115,35 @@ INSERT INTO chain_head (id, seq, record_hash) VALUES (1, 0, '{GENESIS}');
 LATEST = MIGRATIONS[-1][0]
 
 
-class SchemaTooNewError(Exception):
-    """The database was migrated by a newer caseroute than this one."""
+class UnusableDatabaseError(Exception):
+    """The database cannot hold a decision log; the message says why and what to do."""
+
+
+class SchemaTooNewError(UnusableDatabaseError):
+    """The database was migrated by a newer caseroute than this one (or holds no log)."""
+
+
+def require_utf8(conn: Any) -> None:
+    """Refuse a database whose encoding is not UTF8 (before anything is read or written).
+
+    Under a C or POSIX locale ``initdb`` creates SQL_ASCII databases: PostgreSQL then stores
+    bytes unchecked and psycopg reads every text column as bytes, so every write was refused
+    with "cannot be written" and ``audit verify`` of the empty log said "TAMPERED: the chain
+    ends at record 0 but the store's head is record 0" (review R28b, N6).
+
+    Raises:
+        UnusableDatabaseError: Naming the encoding and how to create a UTF8 database.
+    """
+    row = conn.execute("SHOW server_encoding").fetchone()
+    found = None if row is None else row[0]
+    # Under SQL_ASCII psycopg reads the answer itself as bytes.
+    encoding = found.decode() if isinstance(found, bytes) else str(found)
+    if encoding != "UTF8":
+        raise UnusableDatabaseError(
+            f"the database's encoding is {encoding}, and a decision log needs UTF8; create "
+            "the database with CREATE DATABASE <name> ENCODING 'UTF8' TEMPLATE template0 "
+            "(or createdb -E UTF8 -T template0 <name>) and point --audit-db at it"
+        )
 
 
 def migrate(conn: Any) -> int:

@@ -38,7 +38,14 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from caseroute.audit.pg_schema import LATEST, SchemaTooNewError, migrate, schema_version
+from caseroute.audit.pg_schema import (
+    LATEST,
+    SchemaTooNewError,
+    UnusableDatabaseError,
+    migrate,
+    require_utf8,
+    schema_version,
+)
 from caseroute.audit.record import (
     GENESIS,
     Appended,
@@ -61,6 +68,7 @@ from caseroute.audit.sql_log import (
     QueuedAppends,
     SqlLogReads,
     add_dropped_sql,
+    blobs_as_text,
     insert_events,
     insert_record_sql,
     record_from_row,
@@ -83,7 +91,7 @@ log = logging.getLogger("caseroute.audit")
 _INSERT_RECORD = insert_record_sql("%s")
 _ADD_DROPPED = add_dropped_sql("%s")
 _CURRENT_KEY = "SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
-_DB_ERRORS = (psycopg.Error, OSError, KeyMismatchError, SchemaTooNewError)
+_DB_ERRORS = (psycopg.Error, OSError, KeyMismatchError, UnusableDatabaseError)
 
 
 class PostgresAuditSink(SqlLogReads, QueuedAppends):
@@ -141,6 +149,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             kwargs["connect_timeout"] = max(1, int(timeout_s))
         try:
             with psycopg.connect(location.url, **kwargs) as conn:
+                require_utf8(conn)
                 if readonly:
                     version = schema_version(conn)
                     if version == 0:
@@ -456,10 +465,15 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         return True
 
     def _fetch(self, sql: str, params: tuple[object, ...]) -> list[Any]:
-        """Run one read on a pooled connection (autocommit: one statement, one snapshot)."""
+        """Run one read on a pooled connection (autocommit: one statement, one snapshot).
+
+        An auditor's (read-only) read returns a column altered to bytea as ``EditedText``, as
+        the SQLite store does for a BLOB: every reader shows it, ``audit verify`` names it.
+        """
         try:
             with self._pool.connection() as conn:
-                return conn.execute(sql, params).fetchall()
+                rows = conn.execute(sql, params).fetchall()
+                return [blobs_as_text(row) for row in rows] if self._readonly else rows
         except _DB_ERRORS as exc:
             self._log_failure("AUDIT READ FAILED", exc)
             raise AuditUnavailableError(READ_UNAVAILABLE) from None

@@ -31,6 +31,7 @@ from caseroute.audit.record import (
     AuditRecord,
     Blob,
     BlobKind,
+    EditedText,
     EncodedRecord,
     RulesetEvent,
     ShadowResult,
@@ -370,6 +371,22 @@ class KeyEra:
 
 
 T = TypeVar("T")
+
+
+def blobs_as_text(row: Sequence[Any]) -> tuple[Any, ...]:
+    """``row`` with each bytes value as ``EditedText`` (an auditor's read, either store).
+
+    Every column caseroute writes is TEXT or INTEGER, so bytes were put there by an edit (a
+    SQLite BLOB, a PostgreSQL column altered to bytea): readers show them like text, and
+    ``audit verify`` reports the row edited.
+    """
+    kinds = set(map(type, row))
+    if bytes not in kinds and memoryview not in kinds:
+        return tuple(row)
+    return tuple(
+        EditedText(bytes(v).decode(errors="replace")) if isinstance(v, bytes | memoryview) else v
+        for v in row
+    )
 
 
 class Settled(Protocol[T]):

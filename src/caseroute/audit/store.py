@@ -59,6 +59,7 @@ from caseroute.audit.sql_log import (
     RecordRow,
     SqlLogReads,
     add_dropped_sql,
+    blobs_as_text,
     insert_events,
     insert_record_sql,
     record_from_row,
@@ -359,19 +360,6 @@ def _text_as_stored(value: bytes) -> str:
         return value.decode()
     except UnicodeDecodeError:
         return EditedText(value.decode(errors="replace"))
-
-
-def _blobs_as_text(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``row`` with each BLOB value as ``EditedText`` (an auditor's read).
-
-    Every column caseroute writes is TEXT or INTEGER, so bytes were put there by an edit:
-    readers show them like text, and ``audit verify`` reports the row edited.
-    """
-    if bytes not in map(type, row):
-        return row
-    return tuple(
-        EditedText(bytes(v).decode(errors="replace")) if type(v) is bytes else v for v in row
-    )
 
 
 class SqliteAuditStore(SqlLogReads, QueuedAppends):
@@ -820,7 +808,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             )
             raise AuditUnavailableError(READ_UNAVAILABLE) from exc
         if self._readonly:  # an auditor's read: a value edited into a BLOB is no text either
-            rows = [_blobs_as_text(row) for row in rows]
+            rows = [blobs_as_text(row) for row in rows]
         return rows
 
     def close(self) -> None:

@@ -1,0 +1,220 @@
+"""A PostgreSQL log an auditor reads: a column altered to bytea reads as text; SQL_ASCII refused.
+
+Review R28b: only the SQLite store turned an edited value into ``EditedText``. On PostgreSQL a
+TEXT column altered to bytea (``ALTER TABLE ... TYPE bytea``; an UPDATE cannot do it) came back
+as ``bytes``, and ``audit events --format json`` ended in a traceback (N3). A database created
+as SQL_ASCII (``initdb`` under a C locale without ``--encoding``) refused every write with
+"cannot be written", and ``audit verify`` of the empty log said "TAMPERED: the chain ends at
+record 0 but the store's head is record 0" (N6).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import secrets
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from caseroute.audit.config import AuditConfig, PostgresLocation
+from caseroute.audit.postgres import PostgresAuditSink
+from caseroute.audit.record import ShadowResult
+from caseroute.cli import main
+from caseroute.domain.errors import AuditUnavailableError
+from caseroute.engine.case_rules import EngineKind
+from caseroute.registry import RulesetRegistry
+from caseroute.service import DecideCommand, RoutingCore
+from caseroute.testing import (
+    NOW,
+    TEST_AUDIT_KEY,
+    Intent,
+    Urgency,
+    compile_text,
+    make_case,
+    prepare_ruleset,
+)
+from tests.pg import _with_database, pg_server, pg_url
+from tests.replay.recorded import BASE, roster_of_two
+from tests.test_cli_audit import _ruleset_event
+
+__all__ = ["pg_server", "pg_url"]
+
+CHAINED = ("decisions", "ruleset_events", "blobs", "chain_head")
+SAME_BYTES_SAME_MEANING = {
+    ("decisions", "input"),
+    ("decisions", "decision"),
+    ("chain_head", "record_hash"),
+    ("blobs", "sha256"),
+}
+"""Columns whose same bytes as bytea every reader reads as they were, so verify passes them
+(docs/audit.md): JSON parsed before it is compared, the head's hash compared as text, and a
+blob's key, which is looked up and never read back."""
+
+LIVE = {"outcome": "ASSIGN", "agent_id": "a1", "queue": "clinical", "priority": "normal"}
+
+
+def _record(url: str) -> list[str]:
+    """Two requests through RoutingCore, two ruleset events, a shadow result and a dropped count.
+
+    Returns:
+        The decision ids, in order.
+    """
+    config = AuditConfig.at(PostgresLocation(url), key_hex=TEST_AUDIT_KEY)
+    registry = RulesetRegistry()
+    registry.add(prepare_ruleset(compile_text(BASE), EngineKind.PYTHON))
+    core = RoutingCore(registry, config.open_sink(), config.masker(), lambda: NOW)
+    routine = {"intent": Intent.GENERAL, "urgency": Urgency.ROUTINE}
+    case = make_case(case_id="C1", attributes={"notes": "call back"}, **routine)
+    result = core.decide(DecideCommand("r1", "", "", (case,), roster_of_two(), NOW))
+    urgent = make_case(case_id="C2", intent=Intent.GENERAL, urgency=Urgency.URGENT)
+    core.decide(DecideCommand("r2", "", "", (urgent,), roster_of_two(), NOW))
+    core.audit.append_events([_ruleset_event(1), _ruleset_event(2)])
+    core.audit.append_shadow(
+        [
+            ShadowResult(
+                *("dec_x", "2026-11-21T10:00:01Z", "test", "1", "a" * 64, "2", "b" * 64),
+                ("agent",),
+                dict(LIVE),
+                dict(LIVE, agent_id="a2"),
+            )
+        ],
+        {("test", "2"): 3},
+    )
+    core.audit.close()
+    registry.close()
+    return [d.decision_id for d in result.decisions]
+
+
+@pytest.fixture(scope="module")
+def base(pg_server: str) -> Iterator[tuple[str, str]]:
+    """A recorded log in its own database: (its name, the first decision id)."""
+    name = f"caseroute_edited_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        (first,) = _record(_with_database(pg_server, name))
+        yield name, first
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _text_columns(url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND data_type = 'text' ORDER BY 1, 2"
+        ).fetchall()
+    return [(str(t), str(c)) for t, c in rows]
+
+
+def _run(*argv: str) -> tuple[int, str]:
+    """``caseroute argv``: its exit code and output; whatever it raises fails the test."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue() + err.getvalue()
+
+
+@contextlib.contextmanager
+def _copy(server: str, name: str) -> Iterator[str]:
+    """A copy of database ``name`` (``CREATE DATABASE ... TEMPLATE``); its URL, dropped after."""
+    copy = f"{name}_{secrets.token_hex(3)}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
+    try:
+        yield _with_database(server, copy)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+
+
+def test_every_text_column_altered_to_bytea_reads_and_verify_names_it(
+    pg_server: str, base: tuple[str, str]
+) -> None:
+    """Each TEXT column in turn, same bytes as bytea: every reader answers; verify TAMPERED.
+
+    One test over every column (a database copy each) rather than one test per column: the
+    columns are read from the live schema, so a column a migration adds is covered unasked.
+    """
+    name, decision_id = base
+    columns = _text_columns(_with_database(pg_server, name))
+    assert len(columns) > 20  # the schema was read
+    crashed, unreported = [], []
+    for table, column in columns:
+        with _copy(pg_server, name) as url:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(
+                    f"ALTER TABLE {table} ALTER COLUMN {column} TYPE bytea "
+                    f"USING convert_to({column}, 'UTF8')"
+                )
+            at = ("--audit-db", url)
+            for argv in (
+                ("audit", "export", *at),
+                ("audit", "events", *at),
+                ("audit", "events", "--format", "json", *at),
+                ("audit", "show", decision_id, *at),
+                ("audit", "show", decision_id, "--json", *at),
+            ):
+                try:
+                    code, output = _run(*argv)
+                except Exception as exc:  # noqa: BLE001 - the finding is the list of them
+                    crashed.append(f"{table}.{column}: {' '.join(argv[:4])}: {exc!r}")
+                    continue
+                if code not in (0, 1) or "Traceback" in output:
+                    crashed.append(f"{table}.{column}: {' '.join(argv[:4])}: exit {code}")
+            code, output = _run("audit", "verify", *at)
+            tampered = (code, output[:10]) == (1, "TAMPERED: ")
+            if table in CHAINED and (table, column) not in SAME_BYTES_SAME_MEANING and not tampered:
+                unreported.append(f"{table}.{column}: {output[:120]}")
+    assert (crashed, unreported) == ([], [])
+
+
+@pytest.fixture
+def sql_ascii(pg_server: str) -> Iterator[str]:
+    """An empty database created as SQL_ASCII (what initdb gives under a C locale)."""
+    name = f"caseroute_ascii_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' "
+            "TEMPLATE template0"
+        )
+    try:
+        yield _with_database(pg_server, name)
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_sql_ascii_database_is_refused_naming_its_encoding(
+    sql_ascii: str, readonly: bool
+) -> None:
+    """Serving or auditing: refused at open, saying how to create a UTF8 database."""
+    with pytest.raises(AuditUnavailableError) as caught:
+        PostgresAuditSink(PostgresLocation(sql_ascii), readonly=readonly)
+    assert "the database's encoding is SQL_ASCII, and a decision log needs UTF8" in str(
+        caught.value
+    )
+    assert "ENCODING 'UTF8' TEMPLATE template0" in str(caught.value)
+
+
+def test_audit_verify_of_a_sql_ascii_database_says_why(sql_ascii: str) -> None:
+    """No "TAMPERED" for a log that was never written: the encoding instead.
+
+    Exit 1, as for any log that cannot be opened.
+    """
+    code, output = _run("audit", "verify", "--audit-db", sql_ascii)
+    assert (code, "TAMPERED" in output) == (1, False)
+    assert "the database's encoding is SQL_ASCII, and a decision log needs UTF8" in output
+
+
+def test_a_utf8_database_still_opens(pg_url: str) -> None:
+    """The check passes the databases every other PostgreSQL test uses."""
+    sink = PostgresAuditSink(PostgresLocation(pg_url))
+    try:
+        assert sink.head()[0] == 0
+    finally:
+        sink.close()
