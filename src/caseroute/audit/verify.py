@@ -274,6 +274,10 @@ def verify_chain(
 ) -> ChainReport:
     """Check every link of the chain, then that it ends where the store says it ends.
 
+    Not checked here: the time index (``now_us``, not hashed: ``time_index_problem`` over
+    ``store.time_index()``, which ``caseroute audit verify`` runs after this) and the masking
+    key eras (``key_history``, not in the chain: listed as stored).
+
     Args:
         records: Decision records in ``seq`` order.
         head: The (seq, record_hash) the store committed last.
