@@ -378,7 +378,9 @@ def blobs_as_text(row: Sequence[Any]) -> tuple[Any, ...]:
 
     Every column caseroute writes is TEXT or INTEGER, so bytes were put there by an edit (a
     SQLite BLOB, a PostgreSQL column altered to bytea): readers show them like text, and
-    ``audit verify`` reports the row edited.
+    ``audit verify`` reports the row edited, except where the same bytes mean the same to every
+    reader: a JSON column (``input``, ``decision``: parsed first), the head's hash, a blob's key
+    (docs/audit.md, "tampering").
     """
     kinds = set(map(type, row))
     if bytes not in kinds and memoryview not in kinds:
