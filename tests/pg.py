@@ -157,13 +157,20 @@ def _with_database(url: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A new empty database on ``server_url``'s server, dropped on exit; yields its URL."""
+def fresh_database(server_url: str, options: str = "") -> Iterator[str]:
+    """A new database on ``server_url``'s server, dropped on exit; yields its URL.
+
+    Args:
+        server_url: Any database's URL on the server.
+        options: Appended to ``CREATE DATABASE "name"``: ``TEMPLATE "other"`` copies a
+            database, ``ENCODING 'SQL_ASCII' ... TEMPLATE template0`` makes an odd one; empty
+            by default (a new empty database).
+    """
     import psycopg
 
     name = f"caseroute_test_{secrets.token_hex(6)}"
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" {options}')
     try:
         yield _with_database(server_url, name)
     finally:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import secrets
 from collections.abc import Iterator
 
 import psycopg
@@ -22,20 +21,13 @@ from caseroute.audit.config import AuditConfig, PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.record import ShadowResult
 from caseroute.cli import main
+from caseroute.domain.case import Intent, Urgency
 from caseroute.domain.errors import AuditUnavailableError
-from caseroute.engine.case_rules import EngineKind
+from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.registry import RulesetRegistry
 from caseroute.service import DecideCommand, RoutingCore
-from caseroute.testing import (
-    NOW,
-    TEST_AUDIT_KEY,
-    Intent,
-    Urgency,
-    compile_text,
-    make_case,
-    prepare_ruleset,
-)
-from tests.pg import _with_database, pg_server, pg_url
+from caseroute.testing import NOW, TEST_AUDIT_KEY, compile_text, make_case
+from tests.pg import fresh_database, pg_server, pg_url
 from tests.replay.recorded import BASE, roster_of_two
 from tests.test_cli_audit import _ruleset_event
 
@@ -89,16 +81,10 @@ def _record(url: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def base(pg_server: str) -> Iterator[tuple[str, str]]:
-    """A recorded log in its own database: (its name, the first decision id)."""
-    name = f"caseroute_edited_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        (first,) = _record(_with_database(pg_server, name))
-        yield name, first
-    finally:
-        with psycopg.connect(pg_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A recorded log in its own database: (its URL, the first decision id)."""
+    with fresh_database(pg_server) as url:
+        (first,) = _record(url)
+        yield url, first
 
 
 def _text_columns(url: str) -> list[tuple[str, str]]:
@@ -118,19 +104,6 @@ def _run(*argv: str) -> tuple[int, str]:
     return code, out.getvalue() + err.getvalue()
 
 
-@contextlib.contextmanager
-def _copy(server: str, name: str) -> Iterator[str]:
-    """A copy of database ``name`` (``CREATE DATABASE ... TEMPLATE``); its URL, dropped after."""
-    copy = f"{name}_{secrets.token_hex(3)}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
-    try:
-        yield _with_database(server, copy)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
-
-
 def test_every_text_column_altered_to_bytea_reads_and_verify_names_it(
     pg_server: str, base: tuple[str, str]
 ) -> None:
@@ -139,18 +112,19 @@ def test_every_text_column_altered_to_bytea_reads_and_verify_names_it(
     One test over every column (a database copy each) rather than one test per column: the
     columns are read from the live schema, so a column a migration adds is covered unasked.
     """
-    name, decision_id = base
-    columns = _text_columns(_with_database(pg_server, name))
+    url, decision_id = base
+    name = url.rsplit("/", 1)[1]
+    columns = _text_columns(url)
     assert len(columns) > 20  # the schema was read
     crashed, unreported = [], []
     for table, column in columns:
-        with _copy(pg_server, name) as url:
-            with psycopg.connect(url, autocommit=True) as conn:
+        with fresh_database(pg_server, f'TEMPLATE "{name}"') as copy:
+            with psycopg.connect(copy, autocommit=True) as conn:
                 conn.execute(
                     f"ALTER TABLE {table} ALTER COLUMN {column} TYPE bytea "
                     f"USING convert_to({column}, 'UTF8')"
                 )
-            at = ("--audit-db", url)
+            at = ("--audit-db", copy)
             for argv in (
                 ("audit", "export", *at),
                 ("audit", "events", *at),
@@ -175,17 +149,9 @@ def test_every_text_column_altered_to_bytea_reads_and_verify_names_it(
 @pytest.fixture
 def sql_ascii(pg_server: str) -> Iterator[str]:
     """An empty database created as SQL_ASCII (what initdb gives under a C locale)."""
-    name = f"caseroute_ascii_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(
-            f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' "
-            "TEMPLATE template0"
-        )
-    try:
-        yield _with_database(pg_server, name)
-    finally:
-        with psycopg.connect(pg_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    options = "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+    with fresh_database(pg_server, options) as url:
+        yield url
 
 
 @pytest.mark.parametrize("readonly", [False, True])
