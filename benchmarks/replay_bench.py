@@ -75,7 +75,10 @@ def _record(directory: Path, decisions: int, agents: int, seed: int) -> RoutingC
     requests = list(simulate(decisions, agents, seed))
     start = time.perf_counter()
     for request in requests:
-        cmd = DecideCommand(request.request_id, "", "", request.cases, request.roster, request.now)
+        cmd = DecideCommand(
+            *(request.request_id, "", "", request.cases, request.roster, request.now),
+            parsed=True,  # simulated values, as a transport's command
+        )
         for decision in core.decide(cmd).decisions:
             outcomes[decision.outcome.value] += 1
     elapsed = time.perf_counter() - start

@@ -64,7 +64,8 @@ def _round(core: RoutingCore, tag: str, calls: int) -> float:
     case, roster = make_bench_case(), make_bench_roster(AGENTS)
     samples = []
     for i in range(calls):
-        cmd = DecideCommand(f"{tag}-{i}", "", "", (case,), roster, NOW)
+        # parsed: as a transport's command (the code-built check is not what is measured)
+        cmd = DecideCommand(f"{tag}-{i}", "", "", (case,), roster, NOW, parsed=True)
         start = time.perf_counter()
         (decision,) = core.decide(cmd).decisions
         samples.append(time.perf_counter() - start)
