@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caseroute.domain.case import Case, Intent, Urgency
+from caseroute.domain.case import (
+    Case,
+    Intent,
+    RequiredSkill,
+    SentimentReading,
+    SlaClock,
+    Urgency,
+)
 from caseroute.domain.codec import parse_case
 from caseroute.domain.decision import Outcome
 from caseroute.domain.errors import FieldViolation, RequestError
@@ -38,6 +45,8 @@ from caseroute.testing import (
     make_roster,
     reference_ruleset,
 )
+
+_T = TypeVar("_T")
 
 ROSTER = make_roster(*(make_agent(f"a{i}", capacity=Capacity(max=5, active=0)) for i in range(3)))
 
@@ -59,6 +68,11 @@ def core(tmp_path: Path) -> Iterator[RoutingCore]:
     yield routing
     routing.audit.close()
     registry.close()
+
+
+def _with(value: _T, **fields: Any) -> _T:
+    """``value`` with fields of any type: what a caller's code can build (mypy would refuse)."""
+    return dataclasses.replace(value, **fields)  # type: ignore[type-var]
 
 
 def _decide(core: RoutingCore, *cases: Case, roster: Roster = ROSTER, request: str = "r1") -> Any:
@@ -146,18 +160,112 @@ def test_int_attribute_keys_are_refused_naming_each(core: RoutingCore) -> None:
     ]
 
 
-def test_a_naive_instant_is_refused_naming_the_field(core: RoutingCore) -> None:
-    """A ``created_at`` without an offset: refused as the JSON form is, not compared as UTC."""
-    case = make_case(created_at=datetime(2026, 11, 30, 9, 0))  # noqa: DTZ001 - the point
-    assert [v.field for v in _violations(core, case)] == ["case.created_at"]
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("flags", "safeguarding"),  # ("safeguarding") without its comma
+        ("flags", b"safeguarding"),
+        ("declined_agents", "a0"),
+        ("required_skills", RequiredSkill("triage", 1)),
+    ],
+)
+def test_a_str_or_item_where_a_collection_goes_is_refused(
+    core: RoutingCore, field: str, value: object
+) -> None:
+    """Not read one character at a time (review R29 F1).
+
+    ``flags="safeguarding"`` was ASSIGNED: the encoding made it the flags ``a, d, e, f, ...``
+    (before the parser was used, the engine's ``in`` found the substring), and
+    ``declined_agents="a0"`` offered the case to a0.
+    """
+    case = _with(make_case(), **{field: value})
+    (violation,) = _violations(core, case)
+    assert violation.field == f"case.{field}"
+    assert violation.message.startswith("must be a ")
+    assert list(core.audit.records()) == []
+
+
+def test_a_one_element_set_is_still_a_set(core: RoutingCore) -> None:
+    """The control: a set, a frozenset or a tuple of one flag all escalate."""
+    for n, flags in enumerate(({"safeguarding"}, frozenset({"safeguarding"}), ("safeguarding",))):
+        case = _with(make_case(), flags=flags)
+        (decision,) = _decide(core, case, request=f"r{n}").decisions
+        assert decision.outcome == Outcome.ESCALATE
+
+
+NAIVE = datetime(2026, 11, 21, 9, 50)  # noqa: DTZ001 - the point
+
+
+@pytest.mark.parametrize(
+    ("path", "build"),
+    [
+        ("case.created_at", lambda: make_case(created_at=NAIVE)),
+        ("case.waiting_since", lambda: make_case(waiting_since=NAIVE)),
+        ("case.sentiment[0].at", lambda: make_case(sentiment=(SentimentReading(-0.5, NAIVE),))),
+        (
+            "case.sla_clocks[0].deadline",
+            lambda: make_case(sla_clocks=(SlaClock("rtt", NOW - timedelta(days=1), NAIVE),)),
+        ),
+    ],
+)
+def test_a_naive_instant_anywhere_in_a_case_is_refused(
+    core: RoutingCore, path: str, build: Callable[[], Case]
+) -> None:
+    """Refused naming the field, not read in the host's local zone (review R29 F2).
+
+    A breached SLA was recorded 8 hours later under TZ=America/Los_Angeles, and the first
+    version's own test passed only because the local reading put ``created_at`` after ``now``.
+    """
+    violations = _violations(core, build())
+    assert [(v.field, v.message) for v in violations] == [
+        (path, "must carry a UTC offset (it is a naive datetime)")
+    ]
+
+
+def test_a_naive_instant_in_a_roster_is_refused(core: RoutingCore) -> None:
+    """The snapshot's instant and an agent's last assignment alike."""
+    agent = make_agent("a1", last_assigned_at=NAIVE)
+    roster = Roster("snap", NAIVE, (agent,))
+    assert [v.field for v in _violations(core, make_case(), roster=roster)] == [
+        "roster.taken_at",
+        "roster.agents[0].last_assigned_at",
+    ]
+
+
+def test_a_plain_string_where_an_enum_goes_is_refused_naming_the_member(
+    core: RoutingCore,
+) -> None:
+    """``channel="phone"`` crashed with AttributeError before; now it names the enum."""
+    case = _with(make_case(), channel="phone")
+    agent = _with(make_agent("a1"), status="available")
+    (first, second) = _violations(core, case, roster=make_roster(agent))
+    assert (first.field, second.field) == ("case.channel", "roster.agents[0].status")
+    assert first.message.startswith("must be a Channel member (e.g. Channel.")
+    assert "got str" in first.message
+
+
+class _Refusing(str):
+    """A flag whose comparison raises: the caller's own object, refused, never raised."""
+
+    __slots__ = ()
+
+    def __lt__(self, other: object) -> bool:
+        raise RuntimeError("comparison refused")
+
+
+def test_a_value_whose_own_method_raises_is_a_request_error(core: RoutingCore) -> None:
+    """Any exception of the caller's objects is a RequestError (a RuntimeError escaped)."""
+    case = _with(make_case(), flags=frozenset({_Refusing("a"), _Refusing("b")}))
+    (violation,) = _violations(core, case)
+    assert (violation.field, "RuntimeError" in violation.message) == ("case", True)
 
 
 def test_a_field_of_the_wrong_type_is_refused_without_quoting_it(core: RoutingCore) -> None:
-    """``attributes=None`` has no JSON form: one violation naming the case, no exception text."""
-    case = dataclasses.replace(make_case(), attributes=None)  # type: ignore[arg-type]
+    """``attributes=None``: one violation naming the field and the type, not the value."""
+    case = _with(make_case(), attributes=None)
     (violation,) = _violations(core, case)
-    assert violation.field == "case"
-    assert violation.message.startswith("has a field of the wrong type (AttributeError); build it")
+    assert violation.field == "case.attributes"
+    assert violation.message.startswith("must be a dict, got NoneType; build it")
 
 
 def test_a_batch_names_each_case_and_the_roster_together(core: RoutingCore) -> None:

@@ -9,12 +9,23 @@ not take for the safeguarding flag: an assignment where every transport escalate
 goes through its canonical form (``fingerprint.case_to_dict``, the form the decision log
 records and replay parses) and the same parser, so a code-built case means what the same case
 sent over gRPC or JSON means, or is refused naming the field.
+
+Before the encoding, ``shape_violations`` checks what the encoding would silently reshape
+rather than refuse, walking the dataclasses by their declared types: a ``str`` where a set or
+tuple goes (``flags="safeguarding"``, a one-element tuple without its comma, would be read one
+character at a time and lose the flag), a naive ``datetime`` (formatted in the host's local
+zone), a plain ``str`` where an enum member goes, an element of the wrong class.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import dataclasses
+import enum
+import types
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from functools import cache
+from typing import Any, Union, cast, get_args, get_origin, get_type_hints
 
 from caseroute.domain.case import Case
 from caseroute.domain.codec import parse_case, parse_roster
@@ -29,13 +40,123 @@ _HOW = (
 )
 
 
-def _encoded(encode: Callable[[Any], dict[str, Any]], value: object, path: str) -> dict[str, Any]:
+_Check = Callable[[object, str, list[FieldViolation]], None]
+"""Checks one value at a field path, appending what is wrong to the list."""
+
+_KINDS: dict[Any, tuple[tuple[type, ...], str]] = {
+    frozenset: ((set, frozenset, tuple, list), "a set (frozenset)"),
+    tuple: ((tuple, list), "a tuple"),
+    dict: ((Mapping,), "a dict"),
+}
+
+
+def _wrong(out: list[FieldViolation], path: str, expected: str, value: object) -> None:
+    # The type's name only: the value may be PHI.
+    out.append(FieldViolation(path, f"must be {expected}, got {type(value).__name__}; {_HOW}"))
+
+
+def _checker(hint: Any) -> _Check | None:
+    """The check a declared type needs before encoding (None: the parser checks it)."""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        present = [_checker(a) for a in get_args(hint) if a is not type(None)]
+        inner = present[0] if len(present) == 1 else None
+        if inner is None:
+            return None
+
+        def optional(value: object, path: str, out: list[FieldViolation]) -> None:
+            if value is not None:
+                inner(value, path, out)
+
+        return optional
+    if origin in _KINDS:
+        kinds, word = _KINDS[origin]
+        args = get_args(hint)
+        item = _checker(args[0]) if origin is not dict and args else None
+
+        def collection(value: object, path: str, out: list[FieldViolation]) -> None:
+            if isinstance(value, str | bytes) or not isinstance(value, kinds):
+                _wrong(out, path, word, value)
+            elif item is not None:
+                elements = cast("Iterable[object]", value)
+                for index, element in enumerate(elements):
+                    item(element, f"{path}[{index}]", out)
+
+        return collection
+    if hint is datetime:
+
+        def instant(value: object, path: str, out: list[FieldViolation]) -> None:
+            if not isinstance(value, datetime):
+                _wrong(out, path, "a datetime with a UTC offset", value)
+            elif value.utcoffset() is None:
+                out.append(FieldViolation(path, "must carry a UTC offset (it is a naive datetime)"))
+
+        return instant
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        expected = f"a {hint.__name__} member (e.g. {hint.__name__}.{next(iter(hint)).name})"
+
+        def member(value: object, path: str, out: list[FieldViolation]) -> None:
+            if type(value) is not hint:
+                _wrong(out, path, expected, value)
+
+        return member
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _dataclass_checker(hint)
+    return None
+
+
+@cache
+def _dataclass_checker(cls: Any) -> _Check:
+    """Checks an instance of ``cls`` field by field (built once per class)."""
+    hints = get_type_hints(cls)
+    fields = [
+        (f.name, check)
+        for f in dataclasses.fields(cls)
+        if f.init and (check := _checker(hints[f.name])) is not None
+    ]
+
+    def instance(value: object, path: str, out: list[FieldViolation]) -> None:
+        if not isinstance(value, cls):
+            _wrong(out, path, f"a {cls.__name__}", value)
+            return
+        for name, check in fields:
+            check(getattr(value, name), f"{path}.{name}", out)
+
+    return instance
+
+
+def shape_violations(value: object, kind: type[Case | Roster], path: str) -> list[FieldViolation]:
+    """What encoding ``value`` would reshape instead of refuse (see the module's docstring).
+
+    Args:
+        value: A case or roster built in code.
+        kind: What it should be: ``Case`` or ``Roster``.
+        path: Its field path (``case``, ``cases[2]``, ``roster``).
+
+    Returns:
+        One violation per field of the wrong kind; empty when every field has its declared kind.
+    """
+    out: list[FieldViolation] = []
+    try:
+        root: Any = kind  # a class: hashable, whatever mypy makes of a dataclass type
+        _dataclass_checker(root)(value, path, out)
+    except Exception:  # noqa: BLE001 - the caller's own objects may raise anything: refused
+        return [FieldViolation(path, f"could not be read (one of its values raised); {_HOW}")]
+    return out
+
+
+def _encoded(
+    encode: Callable[[Any], dict[str, Any]], kind: type[Case | Roster], value: object, path: str
+) -> dict[str, Any]:
     """``encode(value)``, or a RequestError naming ``path`` when a field has no JSON form."""
+    shape = shape_violations(value, kind, path)
+    if shape:
+        raise RequestError(shape)
     try:
         return encode(value)
-    except (AttributeError, TypeError, ValueError, OverflowError) as exc:
-        # A field of the wrong type (a naive instant, a set where a tuple goes, ...): the
-        # exception's text may quote the value, so only its kind is named.
+    except Exception as exc:  # noqa: BLE001 - the caller's own objects may raise anything
+        # A field the shape check passes but the encoder cannot write (a value's own method
+        # raised): the exception's text may quote the value, so only its kind is named.
         raise RequestError(
             [FieldViolation(path, f"has a field of the wrong type ({type(exc).__name__}); {_HOW}")]
         ) from None
@@ -63,7 +184,7 @@ def checked_case(
     Raises:
         RequestError: Naming every field the parser refuses.
     """
-    data = _encoded(case_to_dict, case, path)
+    data = _encoded(case_to_dict, Case, case, path)
     return parse_case(data, path, limits=limits, safeguarding_flags=safeguarding_flags)
 
 
@@ -75,4 +196,4 @@ def checked_roster(
     Raises:
         RequestError: Naming every field the parser refuses (duplicate agent ids included).
     """
-    return parse_roster(_encoded(roster_to_dict, roster, path), path, limits=limits)
+    return parse_roster(_encoded(roster_to_dict, Roster, roster, path), path, limits=limits)
