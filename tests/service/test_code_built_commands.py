@@ -32,7 +32,7 @@ from caseroute.domain.case import (
 from caseroute.domain.codec import parse_case
 from caseroute.domain.decision import Outcome
 from caseroute.domain.errors import FieldViolation, RequestError
-from caseroute.domain.fingerprint import case_to_dict
+from caseroute.domain.fingerprint import case_to_dict, fingerprint_roster
 from caseroute.domain.roster import Capacity, Roster
 from caseroute.engine.case_rules import EngineKind
 from caseroute.registry import RulesetRegistry
@@ -285,8 +285,9 @@ def test_a_parsed_command_is_not_parsed_again(
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("a parsed command was parsed again")
 
-    monkeypatch.setattr("caseroute.service.routing.checked_case", refuse)
-    monkeypatch.setattr("caseroute.service.routing.checked_roster", refuse)
+    monkeypatch.setattr("caseroute.service.command_check.checked_case", refuse)
+    monkeypatch.setattr("caseroute.service.command_check.checked_roster", refuse)
+    monkeypatch.setattr("caseroute.service.routing.parsed_command", refuse)
     command = DecideCommand("r1", "", "", (make_case(),), ROSTER, NOW, parsed=True)
     (decision,) = core.decide(command).decisions
     assert decision.outcome == Outcome.ASSIGN
@@ -297,4 +298,65 @@ def test_a_retry_of_a_code_built_command_is_answered_from_the_log(core: RoutingC
     case = make_case(flags=frozenset({"Vip"}))
     first = _decide(core, case)
     again = _decide(core, case)
+    assert (again.replayed, again.decisions) == (True, first.decisions)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("request_id", None, "must be a str, got NoneType"),
+        ("request_id", b"r1", "must be a str, got bytes"),
+        ("request_id", "r\ud800", "must be valid Unicode text (it holds an unpaired surrogate)"),
+        ("ruleset_name", "\ud800", "must be valid Unicode text (it holds an unpaired surrogate)"),
+        ("ruleset_version", None, "must be a str, got NoneType"),
+        ("caller", None, "must be a str, got NoneType"),
+        ("caller", 7, "must be a str, got int"),
+        ("agent_detail", "no", "must be a bool, got str"),
+        ("now", "2026-11-21T10:00:00Z", "must be a datetime or None, got str"),
+        ("cases", make_case(), "must be a tuple of Case, got Case"),
+        ("roster", {"agents": []}, "must be a Roster, got dict"),
+    ],
+)
+def test_a_command_field_of_the_wrong_type_is_a_request_error(
+    core: RoutingCore, field: str, value: object, message: str
+) -> None:
+    """One violation naming the field; nothing recorded, health unchanged (review R29 F3).
+
+    These raised TypeError, AttributeError or UnicodeEncodeError; a ``caller`` of None failed
+    the log's write (health NOT_SERVING), one of 7 was recorded and then failed ``audit verify``.
+    """
+    command = _with(DecideCommand("r1", "", "", (make_case(),), ROSTER, NOW), **{field: value})
+    with pytest.raises(RequestError) as caught:
+        core.decide(command)
+    assert [(v.field, v.message) for v in caught.value.violations] == [(field, message)]
+    assert (list(core.audit.records()), core.audit_writable) == ([], True)
+
+
+def test_a_naive_now_is_refused_as_a_transports_is(core: RoutingCore) -> None:
+    """The command's ``now`` without an offset: the same words as any transport's."""
+    command = DecideCommand("r1", "", "", (make_case(),), ROSTER, NAIVE)
+    assert [(v.field, v.message) for v in _command_violations(core, command)] == [
+        ("now", "must carry a UTC offset")
+    ]
+
+
+def _command_violations(core: RoutingCore, command: DecideCommand) -> list[FieldViolation]:
+    with pytest.raises(RequestError) as caught:
+        core.decide(command)
+    return list(caught.value.violations)
+
+
+def test_a_stale_roster_fingerprint_is_not_trusted(core: RoutingCore) -> None:
+    """A code-built command's ``roster_fingerprint`` is derived data it may have got wrong.
+
+    The core takes the parsed roster's own: the record names the roster decided on, and a
+    retry without the stale fingerprint still matches it (review R29 F8).
+    """
+    other = make_roster(make_agent("zz"))
+    stale = fingerprint_roster(other)
+    command = DecideCommand("r1", "", "", (make_case(),), ROSTER, NOW, roster_fingerprint=stale)
+    first = core.decide(command)
+    (record,) = list(core.audit.records())
+    assert record.input["roster"]["sha256"] == fingerprint_roster(ROSTER).sha256
+    again = core.decide(DecideCommand("r1", "", "", (make_case(),), ROSTER, NOW))
     assert (again.replayed, again.decisions) == (True, first.decisions)

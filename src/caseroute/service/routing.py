@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -19,7 +19,6 @@ from caseroute.audit.record import AuditRecord
 from caseroute.audit.recorder import RequestFacts, blobs_to_store, build_records
 from caseroute.audit.store import AuditSink
 from caseroute.domain.case import Case
-from caseroute.domain.code_built import checked_case, checked_roster
 from caseroute.domain.decision import Decision
 from caseroute.domain.decision_codec import decision_from_dict
 from caseroute.domain.errors import (
@@ -47,6 +46,7 @@ from caseroute.engine.case_rules import LoadedRuleset
 from caseroute.engine.decide import decide
 from caseroute.engine.roster_index import roster_after_assignment
 from caseroute.registry import ACTIVE, SHADOW, RulesetRegistry
+from caseroute.service.command_check import parsed_command
 from caseroute.shadow import ShadowJob, ShadowRunner
 
 log = logging.getLogger("caseroute.service")
@@ -70,8 +70,9 @@ class DecideCommand:
         roster_fingerprint: The roster's digests when the transport has them (its roster
             cache); computed from ``roster`` when None. Derived data: not compared.
         parsed: The cases and roster were built by caseroute's strict parsers (the wire
-            converters set it). False (a command built in code): ``RoutingCore`` reads them
-            through the parsers first (``caseroute.domain.code_built``), so a flag spelt
+            converters set it). False (a command built in code): ``RoutingCore`` checks the
+            command's own fields and reads the cases and roster through the parsers first
+            (``caseroute.service.command_check``), so a flag spelt
             ``"Safeguarding"`` means what it means over gRPC, and a field no transport could
             carry is refused as a ``RequestError``. Not compared.
     """
@@ -138,35 +139,6 @@ def batch_size_violations(cases: int, agents: int, limits: InputLimits) -> list[
             )
         ]
     return []
-
-
-def _parsed(cmd: DecideCommand, limits: InputLimits, safeguarding: frozenset[str]) -> DecideCommand:
-    """``cmd`` with its code-built cases and roster read as the parsers read them.
-
-    Raises:
-        RequestError: Naming every field the parsers refuse, cases and roster together.
-    """
-    violations: list[FieldViolation] = []
-    cases: list[Case] = []
-    for index, case in enumerate(cmd.cases):
-        try:
-            cases.append(
-                checked_case(
-                    case,
-                    f"cases[{index}]" if cmd.batch else "case",
-                    limits=limits,
-                    safeguarding_flags=safeguarding,
-                )
-            )
-        except RequestError as exc:
-            violations += exc.violations
-    try:
-        roster = checked_roster(cmd.roster, limits=limits)
-    except RequestError as exc:
-        violations += exc.violations
-    if violations:
-        raise RequestError(violations)
-    return replace(cmd, cases=tuple(cases), roster=roster, roster_fingerprint=None, parsed=True)
 
 
 def _check_command(cmd: DecideCommand, limits: InputLimits) -> None:
@@ -407,9 +379,9 @@ class RoutingCore:
             Exception: Whatever ``before_record`` raises (nothing is recorded then).
         """
         check = before_record or _accept
+        if not cmd.parsed:  # built in code: its envelope's types first, then the parsers
+            cmd = parsed_command(cmd, self.limits, self.registry.safeguarding_flags)
         _check_command(cmd, self.limits)
-        if not cmd.parsed:
-            cmd = _parsed(cmd, self.limits, self.registry.safeguarding_flags)
         canonical = _canonical(cmd)  # Invariant: the only canonical encoding of this call
         # Keyed: the stored hash covers masked values and must not confirm guesses of them.
         digest = self._masker.keyed_hash(_request_sha256(cmd, canonical))

@@ -1,0 +1,107 @@
+"""A ``DecideCommand`` built in Python code, read as a transport's command would have been.
+
+The transports build commands from messages: every field has its type, every case and the
+roster come from the strict parsers (``parsed=True``). A command built in code may hold
+anything, so before ``RoutingCore`` hashes, decides or records it, its envelope is checked
+(``request_id``, the ruleset selector, ``caller`` and the flags are strings and booleans,
+``now`` an aware instant or None: a ``caller`` of 7 was recorded and then failed ``audit
+verify``, a ``caller`` of None failed the log's write and turned health NOT_SERVING), then its
+cases and roster go through ``caseroute.domain.code_built``. Every problem is one
+``RequestError`` naming the fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from caseroute.domain.case import Case
+from caseroute.domain.code_built import checked_case, checked_roster
+from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.limits import InputLimits
+from caseroute.domain.roster import Roster
+
+if TYPE_CHECKING:
+    from caseroute.service.routing import DecideCommand
+
+_TEXTS = ("request_id", "ruleset_name", "ruleset_version", "caller")
+_FLAGS = ("agent_detail", "batch")
+
+
+def _text_problem(value: object) -> str | None:
+    if type(value) is not str:
+        return f"must be a str, got {type(value).__name__}"
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (it holds an unpaired surrogate)"
+    return None
+
+
+def envelope_violations(cmd: DecideCommand) -> list[FieldViolation]:
+    """What is wrong with a code-built command's own fields (not its cases or roster)."""
+    out: list[FieldViolation] = []
+    for name in _TEXTS:
+        problem = _text_problem(getattr(cmd, name))
+        if problem is not None:
+            out.append(FieldViolation(name, problem))
+    out.extend(
+        FieldViolation(name, f"must be a bool, got {type(getattr(cmd, name)).__name__}")
+        for name in _FLAGS
+        if type(getattr(cmd, name)) is not bool
+    )
+    # Read as ``object``: the declared types are what a transport guarantees, not code.
+    now: object = cmd.now
+    cases: object = cmd.cases
+    roster: object = cmd.roster
+    if now is not None and not isinstance(now, datetime):
+        out.append(FieldViolation("now", f"must be a datetime or None, got {type(now).__name__}"))
+    if not isinstance(cases, tuple | list):
+        out.append(FieldViolation("cases", f"must be a tuple of Case, got {type(cases).__name__}"))
+    if not isinstance(roster, Roster):
+        out.append(FieldViolation("roster", f"must be a Roster, got {type(roster).__name__}"))
+    return out
+
+
+def parsed_command(
+    cmd: DecideCommand, limits: InputLimits, safeguarding: frozenset[str]
+) -> DecideCommand:
+    """``cmd`` with its code-built cases and roster read as the parsers read them.
+
+    Args:
+        cmd: A command not marked ``parsed``.
+        limits: The core's input limits.
+        safeguarding: The loaded rulesets' safeguarding flags (for the plain notice).
+
+    Returns:
+        The command over the parsed values, marked ``parsed``.
+
+    Raises:
+        RequestError: Naming every field refused: the envelope's first, else the cases' and
+            the roster's together.
+    """
+    envelope = envelope_violations(cmd)
+    if envelope:
+        raise RequestError(envelope)
+    violations: list[FieldViolation] = []
+    cases: list[Case] = []
+    for index, case in enumerate(cmd.cases):
+        try:
+            cases.append(
+                checked_case(
+                    case,
+                    f"cases[{index}]" if cmd.batch else "case",
+                    limits=limits,
+                    safeguarding_flags=safeguarding,
+                )
+            )
+        except RequestError as exc:
+            violations += exc.violations
+    try:
+        roster = checked_roster(cmd.roster, limits=limits)
+    except RequestError as exc:
+        violations += exc.violations
+    if violations:
+        raise RequestError(violations)
+    return replace(cmd, cases=tuple(cases), roster=roster, roster_fingerprint=None, parsed=True)
