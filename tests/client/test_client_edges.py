@@ -1,10 +1,12 @@
 """The client's edges: arguments refused before any call, and status details it cannot use."""
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 import grpc
 import pytest
@@ -14,7 +16,7 @@ from grpc_status import rpc_status
 
 from caseroute.client import Client, InvalidRequestError, NotFoundError
 from caseroute.domain.errors import FieldViolation
-from caseroute.testing import NOW
+from caseroute.testing import NOW, make_agent, make_case, make_roster
 from caseroute.v1 import routing_pb2 as pb
 
 from .conftest import case_dict, roster_dict
@@ -191,3 +193,35 @@ def test_status_details_that_contradict_the_status_are_ignored_not_raised() -> N
         (),
         "server answered NOT_FOUND: no decision dec_x: check the id",
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "path"),
+    [
+        ("flags", "safeguarding", "case.flags"),  # ("safeguarding") without its comma
+        ("declined_agents", "a1", "case.declined_agents"),
+        ("created_at", datetime(2026, 11, 21, 9, 55), "case.created_at"),  # noqa: DTZ001
+    ],
+)
+def test_a_case_object_whose_field_the_message_would_reshape_is_refused_before_sending(
+    field: str, value: object, path: str
+) -> None:
+    """A ``Case`` built in code is refused naming the field (review R29 F1).
+
+    ``flags="safeguarding"`` became the one-letter flags ``a, d, e, ...`` in the message, which
+    the server accepts: the case was ASSIGNED.
+    """
+    built: Any = make_case()  # any field's type: what a caller's code can build
+    case = dataclasses.replace(built, **{field: value})
+    with Client(NOWHERE) as client, pytest.raises(InvalidRequestError) as caught:
+        client.decide(case, make_roster(make_agent("a1")), now=NOW)
+    assert (caught.value.sent, [v.field for v in caught.value.violations]) == (False, [path])
+
+
+def test_a_roster_object_is_checked_and_a_bad_one_refused_before_sending() -> None:
+    """An agent's territories given as one str: named, nothing sent."""
+    built: Any = make_agent("a1")
+    agent = dataclasses.replace(built, territories="US-TX")
+    with Client(NOWHERE) as client, pytest.raises(InvalidRequestError) as caught:
+        client.decide(make_case(), make_roster(agent), now=NOW)
+    assert [v.field for v in caught.value.violations] == ["roster.agents[0].territories"]

@@ -26,6 +26,7 @@ from caseroute.client.errors import ClientError, InvalidRequestError, error_from
 from caseroute.client.ids import derive_request_id
 from caseroute.client.results import BatchDecided, Decided, DecisionPage, LoggedDecision
 from caseroute.domain.case import Case
+from caseroute.domain.code_built import shape_violations
 from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.enums import ExplanationLevel
 from caseroute.domain.errors import FieldViolation, RequestError
@@ -65,8 +66,22 @@ _LEVELS = {
 }
 
 
+def _shaped(value: Case | Roster, kind: type[Case | Roster], path: str) -> None:
+    """Refuse a value built in code whose fields the message conversion would reshape.
+
+    ``flags="safeguarding"`` (a tuple without its comma) became the one-letter flags ``a, d,
+    e, ...`` in the Case message, which the server accepts: the case was ASSIGNED (review R29
+    F1). The server parses what it receives, so the kinds of the fields are what is checked
+    here (``caseroute.domain.code_built``).
+    """
+    shape = shape_violations(value, kind, path)
+    if shape:
+        raise RequestError(shape)
+
+
 def _case(value: object, path: str) -> Case:
     if isinstance(value, Case):
+        _shaped(value, Case, path)
         return value
     if isinstance(value, Mapping):
         return parse_case(dict(value), path)
@@ -289,6 +304,12 @@ class Client:
         Raises:
             RequestError: If ``value`` is not a valid roster.
         """
+        if isinstance(value, Roster):
+            with self._lock:
+                hashed = self._hashed.get(id(value))
+            if hashed is None or hashed[0] is not value:  # a Roster object checked once, when new
+                _shaped(value, Roster, "roster")
+            return value
         keyed = _content_key(value)
         if keyed is None:
             return _roster(value)
