@@ -132,6 +132,16 @@ def test_the_password_never_shows_in_str_or_repr() -> None:
         ("postgresql://caseroute@db/audit", "postgresql://caseroute@db/audit"),
         ("postgresql://u:p:q@db", "postgresql://u:***@db"),
         ("not a url", "not a url"),
+        # libpq's query form (review R29 F6: printed in every "cannot open" message)
+        (
+            "postgresql://u@db/audit?password=p&sslmode=require",
+            "postgresql://u@db/audit?password=***&sslmode=require",
+        ),
+        (
+            "postgresql://u@db?sslmode=require&PASSWORD=p",
+            "postgresql://u@db?sslmode=require&PASSWORD=***",
+        ),
+        ("postgresql://u@db/a?sslpassword=k#x", "postgresql://u@db/a?sslpassword=***#x"),
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:
@@ -143,6 +153,12 @@ def test_a_url_without_a_password_has_an_empty_one() -> None:
     """The password to scrub from driver messages is '' when the URL has none (or cannot parse)."""
     assert PostgresLocation("postgresql://db/audit").password == ""
     assert PostgresLocation("postgresql://u:p@[::1/x").password == ""
+
+
+def test_a_password_in_the_query_is_the_one_scrubbed() -> None:
+    """``?password=`` is libpq syntax: masked in str() and scrubbed from driver messages."""
+    location = PostgresLocation(f"postgresql://caseroute@db/audit?password={SECRET}")
+    assert (location.password, SECRET in str(location)) == (SECRET, False)
 
 
 def test_a_postgres_log_needs_a_key_file_or_the_key() -> None:

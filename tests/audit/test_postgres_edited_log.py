@@ -184,3 +184,21 @@ def test_a_utf8_database_still_opens(pg_url: str) -> None:
         assert sink.head()[0] == 0
     finally:
         sink.close()
+
+
+@pytest.mark.parametrize("how", ["url", "environment"])
+def test_another_client_encoding_is_overridden(
+    base: tuple[str, str], how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A UTF8 log read with ``?client_encoding=`` or ``$PGCLIENTENCODING=`` ``SQL_ASCII``.
+
+    It verified TAMPERED (text read as bytes) and writes were refused (review R29 F4):
+    caseroute connects in UTF8 whatever they say.
+    """
+    url, _ = base
+    if how == "url":
+        url = f"{url}?client_encoding=SQL_ASCII"
+    else:
+        monkeypatch.setenv("PGCLIENTENCODING", "SQL_ASCII")
+    code, output = _run("audit", "verify", "--audit-db", url)
+    assert (code, output[:4]) == (0, "ok: "), output

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from caseroute.audit.masking import DEFAULT_MASKED_PATHS, Masker, key_fingerprint
 from caseroute.audit.store import KeyMismatchError, SqliteAuditStore
@@ -53,19 +53,33 @@ class PostgresLocation:
 
     @property
     def password(self) -> str:
-        """The URL's password ('' when it has none), to scrub from driver messages."""
+        """The URL's password ('' when it has none), to scrub from driver messages.
+
+        libpq also takes it as a query parameter (``?password=...``): that one when the
+        authority has none.
+        """
         try:
-            return urlsplit(self.url).password or ""
+            parts = urlsplit(self.url)
+            secret = parts.password
         except ValueError:
             return ""
+        return secret or parse_qs(parts.query).get("password", [""])[-1]
 
 
 AuditLocation = Path | PostgresLocation
 """Where a decision log lives: a SQLite file, or a PostgreSQL database."""
 
 
+_QUERY_SECRET = re.compile(r"([?&][^=&#]*password[^=&#]*=)[^&#]*", re.IGNORECASE)
+"""A query parameter libpq reads as a secret (``password``, ``sslpassword``), up to its value."""
+
+
 def redact_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``."""
+    """``url`` with its password (if any) replaced by ``***``: in the authority or the query.
+
+    ``?password=...`` (and ``sslpassword``) is libpq syntax too; it was printed in every
+    "cannot open the decision log" message (review R29 F6).
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
@@ -73,7 +87,7 @@ def redact_url(url: str) -> str:
     userinfo, at, host = authority.rpartition("@")
     if at and ":" in userinfo:
         userinfo = userinfo.split(":", 1)[0] + ":***"
-    return f"{scheme}{sep}{userinfo}{at}{host}{slash}{tail}"
+    return _QUERY_SECRET.sub(r"\1***", f"{scheme}{sep}{userinfo}{at}{host}{slash}{tail}")
 
 
 def parse_audit_db(text: str) -> AuditLocation:

@@ -144,7 +144,13 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self._closing = threading.Lock()
         self._writer: threading.Thread | None = None
         params = conninfo_to_dict(location.url)
-        kwargs: dict[str, Any] = {"autocommit": True, "application_name": "caseroute"}
+        # UTF8 whatever the URL or $PGCLIENTENCODING say: with another client encoding psycopg
+        # reads text as bytes or transcodes it, and an intact log verified TAMPERED (R29 F4).
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "application_name": "caseroute",
+            "client_encoding": "UTF8",
+        }
         if "connect_timeout" not in params:
             kwargs["connect_timeout"] = max(1, int(timeout_s))
         try:
