@@ -144,9 +144,15 @@ def record_from_row(row: RecordRow) -> AuditRecord:
 
     Every column is taken as stored (a decision column is decoded when it holds one), so a
     column edited after the fact shows in the record and verify sees it disagree with the text.
+
+    Raises:
+        RecordDamagedError: If ``seq`` is no integer (review R29 F5: ``audit show`` ended in a
+            traceback on a PostgreSQL log whose ``seq`` column was altered to text).
     """
     *columns, text = row
     values = dict(zip(RECORD_FIELDS, columns, strict=True))
+    # A PostgreSQL column altered to text holds it; readers compare and format it as a number.
+    values["seq"] = stored_int(values["seq"], f"the seq of decision {values['decision_id']!r}")
     values["input"] = _loads(values["input"])
     if text is None or values["decision"]:
         values["decision"] = _loads(values["decision"])

@@ -103,11 +103,11 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     try:
         try:
             head = store.head()
+            # As stored: a roster kept in parts is checked chunk by chunk, each chunk once.
+            report = verify_chain(store.records(), head, store.stored_blob, store.iter_events())
         except RecordDamagedError as exc:
             out(f"TAMPERED: {exc}")
             return EXIT_FAILED
-        # As stored: a roster kept in parts is checked chunk by chunk, each chunk once.
-        report = verify_chain(store.records(), head, store.stored_blob, store.iter_events())
         # Not hashed, so checked beside the chain: the index --since/--until reads select on.
         misindexed = time_index_problem(store.time_index()) if report.ok else None
         eras = store.key_history()
