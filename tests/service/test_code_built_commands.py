@@ -29,16 +29,19 @@ from caseroute.domain.case import (
     SlaClock,
     Urgency,
 )
+from caseroute.domain.code_built import checked_roster
 from caseroute.domain.codec import parse_case
 from caseroute.domain.decision import Outcome
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.fingerprint import case_to_dict, fingerprint_roster
+from caseroute.domain.limits import InputLimits
 from caseroute.domain.roster import Capacity, Roster
 from caseroute.engine.case_rules import EngineKind
 from caseroute.registry import RulesetRegistry
 from caseroute.service import DecideCommand, RoutingCore
 from caseroute.testing import (
     NOW,
+    audit_config,
     audited_core,
     make_agent,
     make_case,
@@ -47,6 +50,8 @@ from caseroute.testing import (
 )
 
 _T = TypeVar("_T")
+
+_TIGHT = InputLimits(max_batch_cases=3)
 
 ROSTER = make_roster(*(make_agent(f"a{i}", capacity=Capacity(max=5, active=0)) for i in range(3)))
 
@@ -360,3 +365,51 @@ def test_a_stale_roster_fingerprint_is_not_trusted(core: RoutingCore) -> None:
     assert record.input["roster"]["sha256"] == fingerprint_roster(ROSTER).sha256
     again = core.decide(DecideCommand("r1", "", "", (make_case(),), ROSTER, NOW))
     assert (again.replayed, again.decisions) == (True, first.decisions)
+
+
+def _refuse_walking(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("a case or agent was walked before the sizes were checked")
+
+    monkeypatch.setattr("caseroute.domain.code_built.shape_violations", refuse)
+    monkeypatch.setattr("caseroute.service.command_check.checked_case", refuse)
+
+
+def test_a_batch_over_the_limits_is_refused_before_any_case_is_walked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sizes first, as the transports do.
+
+    Review R29b: 5,000 code-built cases x 10,000 agents were each walked and parsed (0.5 s)
+    before the batch limit refused them.
+    """
+    registry = RulesetRegistry()
+    registry.add(reference_ruleset(EngineKind.PYTHON))
+    config = audit_config(tmp_path)
+    core = RoutingCore(registry, config.open_store(), config.masker(), limits=_TIGHT)
+    _refuse_walking(monkeypatch)
+    cases = tuple(make_case(case_id=f"C{i}") for i in range(4))
+    try:
+        command = DecideCommand("r1", "", "", cases, ROSTER, NOW, batch=True)
+        assert [v.field for v in _command_violations(core, command)] == ["cases"]
+    finally:
+        core.audit.close()
+        registry.close()
+
+
+def test_a_roster_over_max_agents_is_refused_before_any_agent_is_walked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The parser's words, naming ``roster.agents``, before the shape walk."""
+    _refuse_walking(monkeypatch)
+    with pytest.raises(RequestError) as caught:
+        checked_roster(ROSTER, limits=InputLimits(max_agents=2))
+    assert [(v.field, v.message) for v in caught.value.violations] == [
+        (
+            "roster.agents",
+            (
+                "has 3 agents; the limit is 2 (configurable: --max-agents): split the roster by "
+                "team or territory"
+            ),
+        )
+    ]

@@ -28,8 +28,9 @@ from functools import cache
 from typing import Any, Union, cast, get_args, get_origin, get_type_hints
 
 from caseroute.domain.case import Case
-from caseroute.domain.codec import parse_case, parse_roster
+from caseroute.domain.codec import SPLIT_ROSTER, parse_case, parse_roster
 from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.field_reader import too_many
 from caseroute.domain.fingerprint import case_to_dict, roster_to_dict
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.domain.roster import Roster
@@ -196,4 +197,9 @@ def checked_roster(
     Raises:
         RequestError: Naming every field the parser refuses (duplicate agent ids included).
     """
+    agents: object = getattr(roster, "agents", None)
+    if isinstance(agents, tuple | list):  # counted before any agent is walked, as parsers do
+        over = too_many(len(agents), "agents", limits.max_agents, "max_agents", SPLIT_ROSTER)
+        if over is not None:
+            raise RequestError([FieldViolation(f"{path}.agents", over)])
     return parse_roster(_encoded(roster_to_dict, Roster, roster, path), path, limits=limits)

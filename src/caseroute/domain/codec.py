@@ -91,6 +91,10 @@ SAFEGUARDING_NOTICE = (
 )
 
 
+SPLIT_ROSTER = "split the roster by team or territory"
+"""What to do about a roster over ``max_agents`` (the parsers and the code-built check)."""
+
+
 def normalise_flag(text: str) -> str:
     """The one spelling of a flag: NFKC, trimmed, case-folded, ``-`` folded to ``_``.
 
@@ -401,7 +405,7 @@ def parse_roster(
         "agents",
         limits.max_agents,
         "max_agents",
-        "split the roster by team or territory",
+        SPLIT_ROSTER,
         noun="agents",
     )
     agents: list[Agent] = []

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from caseroute.domain.case import Case
 from caseroute.domain.code_built import checked_case, checked_roster
 from caseroute.domain.errors import FieldViolation, RequestError
-from caseroute.domain.limits import InputLimits
+from caseroute.domain.limits import InputLimits, limit_flag
 from caseroute.domain.roster import Roster
 
 if TYPE_CHECKING:
@@ -27,6 +27,64 @@ if TYPE_CHECKING:
 
 _TEXTS = ("request_id", "ruleset_name", "ruleset_version", "caller")
 _FLAGS = ("agent_detail", "batch")
+
+
+def batch_size_violations(cases: int, agents: int, limits: InputLimits) -> list[FieldViolation]:
+    """What is wrong with the size of a batch: too many cases, or too much matching work.
+
+    Transports call this before converting the cases (so a huge batch is refused cheaply)
+    and ``decide`` calls it again on the command.
+
+    Args:
+        cases: Cases in the request.
+        agents: Agents in its roster.
+        limits: The server's limits.
+
+    Returns:
+        The violations (empty when the batch is within the limits).
+    """
+    if cases == 0:
+        return [FieldViolation("cases", "must hold at least 1 case")]
+    if cases > limits.max_batch_cases:
+        return [
+            FieldViolation(
+                "cases",
+                f"has {cases} cases; the limit is {limits.max_batch_cases} per batch (server "
+                f"setting {limit_flag('max_batch_cases')}); split the batch",
+            )
+        ]
+    if cases * agents > limits.max_batch_pairs:
+        return [
+            FieldViolation(
+                "cases",
+                f"{cases} cases x {agents} agents = {cases * agents} case-agent pairs; the "
+                f"limit is {limits.max_batch_pairs} per batch (server setting "
+                f"{limit_flag('max_batch_pairs')}); split the batch",
+            )
+        ]
+    return []
+
+
+def check_command(cmd: DecideCommand, limits: InputLimits) -> None:
+    """Refuse a command whose request_id, sizes or ``now`` break the limits (either kind).
+
+    Raises:
+        RequestError: Naming each.
+    """
+    violations = []
+    if not 0 < len(cmd.request_id) <= limits.max_id_chars:
+        violations.append(
+            FieldViolation(
+                "request_id",
+                f"must be 1-{limits.max_id_chars} characters (an idempotency key); got "
+                f"{len(cmd.request_id)} characters (server setting {limit_flag('max_id_chars')})",
+            )
+        )
+    violations += batch_size_violations(len(cmd.cases), len(cmd.roster.agents), limits)
+    if cmd.now is not None and cmd.now.tzinfo is None:
+        violations.append(FieldViolation("now", "must carry a UTC offset"))
+    if violations:
+        raise RequestError(violations)
 
 
 def _text_problem(value: object) -> str | None:
@@ -61,6 +119,12 @@ def envelope_violations(cmd: DecideCommand) -> list[FieldViolation]:
         out.append(FieldViolation("cases", f"must be a tuple of Case, got {type(cases).__name__}"))
     if not isinstance(roster, Roster):
         out.append(FieldViolation("roster", f"must be a Roster, got {type(roster).__name__}"))
+    elif not isinstance(agents := cast("object", roster.agents), tuple | list):
+        out.append(
+            FieldViolation(
+                "roster.agents", f"must be a tuple of Agent, got {type(agents).__name__}"
+            )
+        )
     return out
 
 
@@ -84,6 +148,7 @@ def parsed_command(
     envelope = envelope_violations(cmd)
     if envelope:
         raise RequestError(envelope)
+    check_command(cmd, limits)  # before any case or agent is walked
     violations: list[FieldViolation] = []
     cases: list[Case] = []
     for index, case in enumerate(cmd.cases):

@@ -40,13 +40,16 @@ from caseroute.domain.fingerprint import (  # re-exported: the served decisions'
     request_decision_id as request_decision_id,  # noqa: PLC0414 - explicit re-export (mypy)
 )
 from caseroute.domain.fingerprint import request_sha256 as fingerprint_request
-from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, limit_flag
+from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import LoadedRuleset
 from caseroute.engine.decide import decide
 from caseroute.engine.roster_index import roster_after_assignment
 from caseroute.registry import ACTIVE, SHADOW, RulesetRegistry
-from caseroute.service.command_check import parsed_command
+from caseroute.service.command_check import (  # batch_size_violations: re-exported
+    batch_size_violations as batch_size_violations,  # noqa: PLC0414 - explicit re-export (mypy)
+)
+from caseroute.service.command_check import check_command, parsed_command
 from caseroute.shadow import ShadowJob, ShadowRunner
 
 log = logging.getLogger("caseroute.service")
@@ -103,59 +106,6 @@ class DecideResult:
     decisions: tuple[Decision, ...]
     now: datetime
     replayed: bool = False
-
-
-def batch_size_violations(cases: int, agents: int, limits: InputLimits) -> list[FieldViolation]:
-    """What is wrong with the size of a batch: too many cases, or too much matching work.
-
-    Transports call this before converting the cases (so a huge batch is refused cheaply)
-    and ``decide`` calls it again on the command.
-
-    Args:
-        cases: Cases in the request.
-        agents: Agents in its roster.
-        limits: The server's limits.
-
-    Returns:
-        The violations (empty when the batch is within the limits).
-    """
-    if cases == 0:
-        return [FieldViolation("cases", "must hold at least 1 case")]
-    if cases > limits.max_batch_cases:
-        return [
-            FieldViolation(
-                "cases",
-                f"has {cases} cases; the limit is {limits.max_batch_cases} per batch (server "
-                f"setting {limit_flag('max_batch_cases')}); split the batch",
-            )
-        ]
-    if cases * agents > limits.max_batch_pairs:
-        return [
-            FieldViolation(
-                "cases",
-                f"{cases} cases x {agents} agents = {cases * agents} case-agent pairs; the "
-                f"limit is {limits.max_batch_pairs} per batch (server setting "
-                f"{limit_flag('max_batch_pairs')}); split the batch",
-            )
-        ]
-    return []
-
-
-def _check_command(cmd: DecideCommand, limits: InputLimits) -> None:
-    violations = []
-    if not 0 < len(cmd.request_id) <= limits.max_id_chars:
-        violations.append(
-            FieldViolation(
-                "request_id",
-                f"must be 1-{limits.max_id_chars} characters (an idempotency key); got "
-                f"{len(cmd.request_id)} characters (server setting {limit_flag('max_id_chars')})",
-            )
-        )
-    violations += batch_size_violations(len(cmd.cases), len(cmd.roster.agents), limits)
-    if cmd.now is not None and cmd.now.tzinfo is None:
-        violations.append(FieldViolation("now", "must carry a UTC offset"))
-    if violations:
-        raise RequestError(violations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,9 +329,10 @@ class RoutingCore:
             Exception: Whatever ``before_record`` raises (nothing is recorded then).
         """
         check = before_record or _accept
-        if not cmd.parsed:  # built in code: its envelope's types first, then the parsers
+        if cmd.parsed:
+            check_command(cmd, self.limits)
+        else:  # built in code: its fields' types, its sizes, then the parsers
             cmd = parsed_command(cmd, self.limits, self.registry.safeguarding_flags)
-        _check_command(cmd, self.limits)
         canonical = _canonical(cmd)  # Invariant: the only canonical encoding of this call
         # Keyed: the stored hash covers masked values and must not confirm guesses of them.
         digest = self._masker.keyed_hash(_request_sha256(cmd, canonical))
