@@ -15,7 +15,10 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from caseroute.client import Client, InvalidRequestError, NotFoundError
+from caseroute.domain.case import Case, RequiredSkill, SentimentReading
+from caseroute.domain.code_built import checked_roster
 from caseroute.domain.errors import FieldViolation
+from caseroute.domain.roster import Roster
 from caseroute.testing import NOW, make_agent, make_case, make_roster
 from caseroute.v1 import routing_pb2 as pb
 
@@ -225,3 +228,46 @@ def test_a_roster_object_is_checked_and_a_bad_one_refused_before_sending() -> No
     with Client(NOWHERE) as client, pytest.raises(InvalidRequestError) as caught:
         client.decide(make_case(), make_roster(agent), now=NOW)
     assert [v.field for v in caught.value.violations] == ["roster.agents[0].territories"]
+
+
+def _any(cls: type) -> Any:
+    """``cls`` as a constructor of any argument types: what a caller's code can build."""
+    return cls
+
+
+@pytest.mark.parametrize(
+    ("build", "path"),
+    [
+        (lambda: make_case(required_skills=(_any(RequiredSkill)("triage", 2.0),)), "min_level"),
+        (lambda: make_case(required_skills=(_any(RequiredSkill)(["triage"], 2),)), "name"),
+        (lambda: make_case(sentiment=(_any(SentimentReading)("-0.9", NOW),)), "score"),
+    ],
+)
+def test_a_nested_value_the_message_cannot_carry_is_named_not_raised(
+    build: Callable[[], Case], path: str
+) -> None:
+    """A float ``min_level``, a list ``name``, a text ``score``: named, nothing sent.
+
+    Protobuf raised TypeError out of ``Client.decide`` (review R29b).
+    """
+    with Client(NOWHERE) as client, pytest.raises(InvalidRequestError) as caught:
+        client.decide(build(), make_roster(make_agent("a1")), now=NOW)
+    assert caught.value.sent is False
+    assert [v.field.rsplit(".", 1)[-1] for v in caught.value.violations] == [path]
+
+
+def test_a_roster_object_is_read_once_and_sent_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same ``Roster`` object twice: parsed once (the second call reuses it)."""
+    calls = []
+    real = checked_roster
+
+    def counting(roster: Roster, *args: Any, **kwargs: Any) -> Roster:
+        calls.append(roster)
+        return real(roster, *args, **kwargs)
+
+    monkeypatch.setattr("caseroute.client.calls.checked_roster", counting)
+    roster = make_roster(make_agent("a1", languages=frozenset({"EN"})))
+    with Client(NOWHERE) as client:
+        first = client._roster_of(roster)
+        second = client._roster_of(roster)
+    assert (len(calls), first is second, first.agents[0].languages) == (1, True, frozenset({"en"}))

@@ -26,7 +26,7 @@ from caseroute.client.errors import ClientError, InvalidRequestError, error_from
 from caseroute.client.ids import derive_request_id
 from caseroute.client.results import BatchDecided, Decided, DecisionPage, LoggedDecision
 from caseroute.domain.case import Case
-from caseroute.domain.code_built import shape_violations
+from caseroute.domain.code_built import checked_case, checked_roster
 from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.enums import ExplanationLevel
 from caseroute.domain.errors import FieldViolation, RequestError
@@ -66,23 +66,13 @@ _LEVELS = {
 }
 
 
-def _shaped(value: Case | Roster, kind: type[Case | Roster], path: str) -> None:
-    """Refuse a value built in code whose fields the message conversion would reshape.
-
-    ``flags="safeguarding"`` (a tuple without its comma) became the one-letter flags ``a, d,
-    e, ...`` in the Case message, which the server accepts: the case was ASSIGNED (review R29
-    F1). The server parses what it receives, so the kinds of the fields are what is checked
-    here (``caseroute.domain.code_built``).
-    """
-    shape = shape_violations(value, kind, path)
-    if shape:
-        raise RequestError(shape)
-
-
 def _case(value: object, path: str) -> Case:
     if isinstance(value, Case):
-        _shaped(value, Case, path)
-        return value
+        # Read as the server will read it: a field the message would reshape, or one it
+        # cannot carry, is named before sending. ``flags="safeguarding"`` became the one-letter
+        # flags ``a, d, e, ...`` in the message, which the server accepts, and the case was
+        # ASSIGNED; a float ``min_level`` raised TypeError (reviews R29 F1, R29b).
+        return checked_case(value, path)
     if isinstance(value, Mapping):
         return parse_case(dict(value), path)
     raise RequestError(
@@ -91,8 +81,7 @@ def _case(value: object, path: str) -> Case:
 
 
 def _roster(value: object) -> Roster:
-    if isinstance(value, Roster):
-        return value
+    """A roster given as a dict, parsed (``Client._roster_of`` reads a ``Roster`` itself)."""
     if isinstance(value, Mapping):
         return parse_roster(dict(value))
     raise RequestError(
@@ -282,6 +271,7 @@ class Client:
         self._known: OrderedDict[str, int] = OrderedDict()
         self._hashed: OrderedDict[int, tuple[Roster, str]] = OrderedDict()  # id -> (it, hash)
         self._parsed: OrderedDict[bytes, Roster] = OrderedDict()  # _content_key -> parsed
+        self._checked: OrderedDict[int, tuple[Roster, Roster]] = OrderedDict()  # id -> it, read
 
     def _call(self, method: Callable[..., _R], request: object, timeout: float | None) -> _R:
         try:
@@ -304,12 +294,18 @@ class Client:
         Raises:
             RequestError: If ``value`` is not a valid roster.
         """
-        if isinstance(value, Roster):
+        if isinstance(value, Roster):  # checked as a Case is, once per Roster object
             with self._lock:
-                hashed = self._hashed.get(id(value))
-            if hashed is None or hashed[0] is not value:  # a Roster object checked once, when new
-                _shaped(value, Roster, "roster")
-            return value
+                checked = self._checked.get(id(value))
+                if checked is not None and checked[0] is value:
+                    self._checked.move_to_end(id(value))
+                    return checked[1]
+            parsed = checked_roster(value)
+            with self._lock:
+                self._checked[id(value)] = (value, parsed)  # holding it keeps its id unique
+                if len(self._checked) > HASHED_ROSTERS:
+                    self._checked.popitem(last=False)
+            return parsed
         keyed = _content_key(value)
         if keyed is None:
             return _roster(value)
