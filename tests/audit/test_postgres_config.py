@@ -101,9 +101,19 @@ def test_a_path_selects_sqlite(text: str, path: Path) -> None:
             f"postgresql://caseroute:{SECRET}@db:port/audit",
             (
                 "must be a SQLite file path (not a directory) or a postgresql:// URL, "
-                "got a postgresql:// URL that "
-                "cannot be parsed (postgresql://caseroute:***@db:port/audit); write "
-                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+                "got a postgresql:// URL that cannot be parsed (not shown: it may hold a "
+                "password); write postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a "
+                "password's reserved characters percent-encoded (/ as %2F, @ as %40)"
+            ),
+        ),
+        (
+            # a base64 password pasted raw: its "/" ended the authority, and it was printed
+            "postgresql://caseroute:Ab3/xY9+Qz==@db.internal:5432/audit",
+            (
+                "must be a SQLite file path (not a directory) or a postgresql:// URL, "
+                "got a postgresql:// URL that cannot be parsed (not shown: it may hold a "
+                "password); write postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a "
+                "password's reserved characters percent-encoded (/ as %2F, @ as %40)"
             ),
         ),
         ("  ", "must be a SQLite file path (not a directory) or a postgresql:// URL, got '  '"),
@@ -121,7 +131,7 @@ def test_the_password_never_shows_in_str_or_repr() -> None:
     location = PostgresLocation(f"postgresql://caseroute:{SECRET}@db:5432/audit")
     assert str(location) == "postgresql://caseroute:***@db:5432/audit"
     assert repr(location) == "PostgresLocation('postgresql://caseroute:***@db:5432/audit')"
-    assert location.password == SECRET
+    assert location.passwords == (SECRET,)
     assert f"postgresql://caseroute:{SECRET}@db:5432/audit" == location.url
 
 
@@ -141,7 +151,11 @@ def test_the_password_never_shows_in_str_or_repr() -> None:
             "postgresql://u@db?sslmode=require&PASSWORD=p",
             "postgresql://u@db?sslmode=require&PASSWORD=***",
         ),
-        ("postgresql://u@db/a?sslpassword=k#x", "postgresql://u@db/a?sslpassword=***#x"),
+        # libpq reads "#" as part of the value, and a percent-encoded keyword (review R29b F3)
+        ("postgresql://u@db/a?sslpassword=k#x", "postgresql://u@db/a?sslpassword=***"),
+        ("postgresql://u@db/a?pass%77ord=k%23x&x=1", "postgresql://u@db/a?pass%77ord=***&x=1"),
+        # a "/" in the userinfo's password (review R29b F2)
+        ("postgresql://u:Ab3/xY9+Qz==@db/audit", "postgresql://u:***@db/audit"),
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:
@@ -149,16 +163,18 @@ def test_redact_url(url: str, shown: str) -> None:
     assert shown == redact_url(url)
 
 
-def test_a_url_without_a_password_has_an_empty_one() -> None:
-    """The password to scrub from driver messages is '' when the URL has none (or cannot parse)."""
-    assert PostgresLocation("postgresql://db/audit").password == ""
-    assert PostgresLocation("postgresql://u:p@[::1/x").password == ""
+def test_a_url_without_a_password_has_none_to_scrub() -> None:
+    """No password: nothing to scrub from driver messages; one that will not parse still is."""
+    assert PostgresLocation("postgresql://db/audit").passwords == ()
+    assert PostgresLocation("postgresql://u:p@[::1/x").passwords == ("p",)
 
 
-def test_a_password_in_the_query_is_the_one_scrubbed() -> None:
-    """``?password=`` is libpq syntax: masked in str() and scrubbed from driver messages."""
-    location = PostgresLocation(f"postgresql://caseroute@db/audit?password={SECRET}")
-    assert (location.password, SECRET in str(location)) == (SECRET, False)
+def test_every_password_in_the_url_is_scrubbed() -> None:
+    """The query's (libpq uses it when both are given) and the userinfo's, raw and decoded."""
+    location = PostgresLocation("postgresql://u:wrong%21@db/audit?password=right%23x")
+    assert location.passwords == ("wrong%21", "wrong!", "right%23x", "right#x")
+    assert "wrong" not in str(location)
+    assert "right" not in str(location)
 
 
 def test_a_postgres_log_needs_a_key_file_or_the_key() -> None:

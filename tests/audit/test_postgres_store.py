@@ -293,7 +293,7 @@ def test_a_lost_database_is_unavailable_then_writable_again(
                 sink.head()
         assert sink.failures >= 1
         assert any("AUDIT WRITE FAILED (1 calls refused)" in r.message for r in caplog.records)
-        password = PostgresLocation(pg_url).password
+        (password,) = PostgresLocation(pg_url).passwords
         assert all(password not in r.getMessage() for r in caplog.records)
     finally:
         with _admin(admin_url) as conn:
@@ -352,7 +352,7 @@ def test_audit_commands_read_a_postgres_log(
     """Audit verify, show and export read PostgreSQL as they read SQLite; no PHI, no password."""
     monkeypatch.delenv("CASEROUTE_AUDIT_DB", raising=False)
     decision_id = _decided_log(pg_url)
-    password = PostgresLocation(pg_url).password
+    (password,) = PostgresLocation(pg_url).passwords
     assert main(["audit", "verify", "--audit-db", pg_url]) == 0
     verified = capsys.readouterr().out
     assert verified.startswith("ok: 1 record(s), every link and blob verified; head 1:")
@@ -402,7 +402,7 @@ def test_sqlite_only_commands_refuse_a_url(pg_url: str, capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert code == 2
     assert "this command reads a SQLite decision log, not postgresql://" in err
-    assert PostgresLocation(pg_url).password not in err
+    assert PostgresLocation(pg_url).passwords[0] not in err
 
 
 def test_a_bad_value_refuses_only_its_call(pg_url: str) -> None:

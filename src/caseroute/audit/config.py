@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from caseroute.audit.masking import DEFAULT_MASKED_PATHS, Masker, key_fingerprint
 from caseroute.audit.store import KeyMismatchError, SqliteAuditStore
@@ -52,42 +52,59 @@ class PostgresLocation:
         return f"PostgresLocation({redact_url(self.url)!r})"
 
     @property
-    def password(self) -> str:
-        """The URL's password ('' when it has none), to scrub from driver messages.
+    def passwords(self) -> tuple[str, ...]:
+        """Every password the URL holds, to scrub from driver messages (empty: none).
 
-        libpq also takes it as a query parameter (``?password=...``): that one when the
-        authority has none.
+        The userinfo's and the query's (``?password=``, ``sslpassword``), each as written and
+        percent-decoded: libpq uses the query's when both are given.
         """
-        try:
-            parts = urlsplit(self.url)
-            secret = parts.password
-        except ValueError:
-            return ""
-        return secret or parse_qs(parts.query).get("password", [""])[-1]
+        userinfo, query = _url_parts(self.url)
+        found: list[str] = []
+        if ":" in userinfo and userinfo.split(":", 1)[1]:
+            secret = userinfo.split(":", 1)[1]
+            found += [secret, unquote(secret)]
+        for key, eq, value in (part.partition("=") for part in query.split("&")):
+            if eq and value and _is_secret_key(key):
+                found += [value, unquote(value)]
+        return tuple(dict.fromkeys(found))
 
 
 AuditLocation = Path | PostgresLocation
 """Where a decision log lives: a SQLite file, or a PostgreSQL database."""
 
 
-_QUERY_SECRET = re.compile(r"([?&][^=&#]*password[^=&#]*=)[^&#]*", re.IGNORECASE)
-"""A query parameter libpq reads as a secret (``password``, ``sslpassword``), up to its value."""
+def _url_parts(url: str) -> tuple[str, str]:
+    """A libpq URL's userinfo (up to the last ``@`` before the query) and its query text."""
+    before_query, _, query = url.partition("://")[2].partition("?")
+    userinfo, at, _ = before_query.rpartition("@")
+    return (userinfo if at else ""), query
+
+
+def _is_secret_key(key: str) -> bool:
+    """Whether a libpq query keyword (percent-decoded) names a secret (password, sslpassword)."""
+    return "password" in unquote(key).lower()
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``: in the authority or the query.
+    """``url`` with every password replaced by ``***``: in the authority or the query.
 
-    ``?password=...`` (and ``sslpassword``) is libpq syntax too; it was printed in every
-    "cannot open the decision log" message (review R29 F6).
+    libpq reads the userinfo up to the *last* ``@`` before the path, so a password may hold
+    ``/`` (a base64 one pasted raw); ``?password=...`` (and ``sslpassword``, a keyword
+    percent-encoded or not) is libpq syntax too, its value running to the next ``&`` (libpq
+    does not read ``#`` as a fragment). Both were printed (reviews R29 F6, R29b F2/F3).
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    authority, slash, tail = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
+    before_query, question, query = rest.partition("?")
+    userinfo, at, hostpath = before_query.rpartition("@")
     if at and ":" in userinfo:
         userinfo = userinfo.split(":", 1)[0] + ":***"
-    return _QUERY_SECRET.sub(r"\1***", f"{scheme}{sep}{userinfo}{at}{host}{slash}{tail}")
+    params = [
+        f"{key}=***" if eq and _is_secret_key(key) else f"{key}{eq}{value}"
+        for key, eq, value in (part.partition("=") for part in query.split("&"))
+    ]
+    return f"{scheme}{sep}{userinfo}{at}{hostpath}{question}{'&'.join(params)}"
 
 
 def parse_audit_db(text: str) -> AuditLocation:
@@ -112,9 +129,12 @@ def parse_audit_db(text: str) -> AuditLocation:
             parts = urlsplit(text)
             _ = parts.port  # a port that is not a number raises here
         except ValueError:
+            # Not quoted, even redacted: what cannot be parsed cannot be redacted with certainty.
             raise ValueError(
-                f"must be {AUDIT_DB_EXPECTED}, got a {name}:// URL that cannot be parsed "
-                f"({redact_url(text)}); write postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+                f"must be {AUDIT_DB_EXPECTED}, got a {name}:// URL that cannot be parsed (not "
+                "shown: it may hold a password); write "
+                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a password's reserved "
+                "characters percent-encoded (/ as %2F, @ as %40)"
             ) from None
         return PostgresLocation(text)
     if name in POSTGRES_SCHEMES:

@@ -128,7 +128,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         """
         self.location = location
         self._target = location
-        self._secret = location.password
+        self._secrets = location.passwords
         self._max_batch = max_batch
         self._readonly = readonly
         self.commits = 0
@@ -303,8 +303,8 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         primary = getattr(diag, "message_primary", None) if diag is not None else None
         lines = str(exc).strip().splitlines()
         text = primary or (lines[0] if lines else "")
-        if self._secret:
-            text = text.replace(self._secret, "***")
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
         return text
 
     def _commit(self, batch: list[PendingItem]) -> list[tuple[PendingItem, Exception | None]]:
