@@ -218,7 +218,7 @@ def test_a_case_object_whose_field_the_message_would_reshape_is_refused_before_s
     case = dataclasses.replace(built, **{field: value})
     with Client(NOWHERE) as client, pytest.raises(InvalidRequestError) as caught:
         client.decide(case, make_roster(make_agent("a1")), now=NOW)
-    assert (caught.value.sent, [v.field for v in caught.value.violations]) == (False, [path])
+    assert (caught.value.sent, caught.value.violations[-1].field) == (False, path)
 
 
 def test_a_roster_object_is_checked_and_a_bad_one_refused_before_sending() -> None:

@@ -30,7 +30,7 @@ from caseroute.domain.case import (
     Urgency,
 )
 from caseroute.domain.code_built import checked_roster
-from caseroute.domain.codec import parse_case
+from caseroute.domain.codec import SAFEGUARDING_NOTICE, parse_case
 from caseroute.domain.decision import Outcome
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.fingerprint import case_to_dict, fingerprint_roster
@@ -184,10 +184,14 @@ def test_a_str_or_item_where_a_collection_goes_is_refused(
     ``declined_agents="a0"`` offered the case to a0.
     """
     case = _with(make_case(), **{field: value})
-    (violation,) = _violations(core, case)
+    *notice, violation = _violations(core, case)
     assert violation.field == f"case.{field}"
     assert violation.message.startswith("must be a ")
     assert list(core.audit.records()) == []
+    # the plain safeguarding notice first when the refused case carries the flag (R29b F5)
+    assert [(v.field, v.message) for v in notice] == (
+        [("case.flags", SAFEGUARDING_NOTICE)] if value == "safeguarding" else []
+    )
 
 
 def test_a_one_element_set_is_still_a_set(core: RoutingCore) -> None:
@@ -413,3 +417,87 @@ def test_a_roster_over_max_agents_is_refused_before_any_agent_is_walked(
             ),
         )
     ]
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        frozenset({"Safeguarding", 1}),  # unsortable: refused by the encoding
+        ("safeguarding",),
+    ],
+)
+def test_a_flagged_case_refused_before_parsing_gets_the_notice_first(
+    core: RoutingCore, flags: object
+) -> None:
+    """The plain notice an orchestrator alerts a human on, as the parser gives (R29b F5).
+
+    A flagged case with a plain-string channel or a naive instant was refused without it.
+    """
+    case = _with(make_case(), flags=flags, channel="phone", created_at=NAIVE)
+    first, *rest = _violations(core, case)
+    assert (first.field, first.message) == ("case.flags", SAFEGUARDING_NOTICE)
+    assert rest
+
+
+def test_a_set_view_of_flags_is_a_set(core: RoutingCore) -> None:
+    """``flags=active.keys()`` (a ``collections.abc.Set``): read as the set it is (R29b F4)."""
+    active = {"safeguarding": True}
+    (decision,) = _decide(core, _with(make_case(), flags=active.keys())).decisions
+    assert decision.outcome == Outcome.ESCALATE
+
+
+class _Text(str):
+    """A caller's own ``str`` subclass."""
+
+    __slots__ = ()
+
+
+def test_a_str_subclass_in_the_envelope_is_taken_as_its_text(core: RoutingCore) -> None:
+    """Accepted as a case's strings are, and recorded as plain text (R29b F4)."""
+    command = DecideCommand(_Text("r1"), "", "", (make_case(),), ROSTER, NOW, caller=_Text("svc"))
+    core.decide(command)
+    (record,) = list(core.audit.records())
+    assert (record.request_id, type(record.caller)) == ("r1", str)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "path", "message"),
+    [
+        (
+            "created_at",
+            "2026-11-21T09:55:00Z",
+            "case.created_at",
+            "must be a datetime with a UTC offset, got str",
+        ),
+        (
+            "required_skills",
+            ("clinical-triage",),
+            "case.required_skills[0]",
+            "must be a RequiredSkill, got str",
+        ),
+    ],
+)
+def test_a_value_of_another_kind_is_named_at_its_path(
+    core: RoutingCore, field: str, value: object, path: str, message: str
+) -> None:
+    """Text for an instant, a name for a skill: named where they are (mutants R29b F8 kept)."""
+    (violation,) = _violations(core, _with(make_case(), **{field: value}))
+    assert (violation.field, violation.message.split(";")[0]) == (path, message)
+
+
+class _Exploding(tuple[object, ...]):
+    """A tuple whose iteration raises: the caller's own code."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[object]:
+        raise RuntimeError("not today")
+
+
+def test_a_case_whose_field_raises_when_read_is_a_request_error(core: RoutingCore) -> None:
+    """The walk's catch-all: one violation naming the case, not the exception's text."""
+    case = _with(make_case(), required_skills=_Exploding())
+    (violation,) = _violations(core, case)
+    assert violation.field == "case"
+    assert violation.message.startswith("could not be read (one of its values raised)")
+    assert "not today" not in violation.message

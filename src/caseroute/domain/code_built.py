@@ -23,12 +23,20 @@ import dataclasses
 import enum
 import types
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from functools import cache
 from typing import Any, Union, cast, get_args, get_origin, get_type_hints
 
 from caseroute.domain.case import Case
-from caseroute.domain.codec import SPLIT_ROSTER, parse_case, parse_roster
+from caseroute.domain.codec import (
+    SAFEGUARDING_FLAG,
+    SAFEGUARDING_NOTICE,
+    SPLIT_ROSTER,
+    normalise_flag,
+    parse_case,
+    parse_roster,
+)
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.field_reader import too_many
 from caseroute.domain.fingerprint import case_to_dict, roster_to_dict
@@ -45,7 +53,7 @@ _Check = Callable[[object, str, list[FieldViolation]], None]
 """Checks one value at a field path, appending what is wrong to the list."""
 
 _KINDS: dict[Any, tuple[tuple[type, ...], str]] = {
-    frozenset: ((set, frozenset, tuple, list), "a set (frozenset)"),
+    frozenset: ((AbstractSet, tuple, list), "a set (frozenset)"),
     tuple: ((tuple, list), "a tuple"),
     dict: ((Mapping,), "a dict"),
 }
@@ -185,8 +193,25 @@ def checked_case(
     Raises:
         RequestError: Naming every field the parser refuses.
     """
-    data = _encoded(case_to_dict, Case, case, path)
+    try:
+        data = _encoded(case_to_dict, Case, case, path)
+    except RequestError as exc:
+        if not _carries_safeguarding(case, safeguarding_flags | {SAFEGUARDING_FLAG}):
+            raise
+        # As the parser does for a flagged case: the plain notice first (review R29b F5).
+        notice = FieldViolation(f"{path}.flags", SAFEGUARDING_NOTICE)
+        raise RequestError([notice, *exc.violations]) from None
     return parse_case(data, path, limits=limits, safeguarding_flags=safeguarding_flags)
+
+
+def _carries_safeguarding(case: object, flags: frozenset[str]) -> bool:
+    """Whether a case refused before parsing holds one of ``flags`` in any spelling."""
+    given: object = getattr(case, "flags", None)
+    try:
+        items = [given] if isinstance(given, str) else list(given)  # type: ignore[call-overload]
+        return any(isinstance(i, str) and normalise_flag(i) in flags for i in items)
+    except Exception:  # noqa: BLE001 - the caller's own objects may raise anything: no notice
+        return False
 
 
 def checked_roster(

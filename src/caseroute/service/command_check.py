@@ -88,7 +88,7 @@ def check_command(cmd: DecideCommand, limits: InputLimits) -> None:
 
 
 def _text_problem(value: object) -> str | None:
-    if type(value) is not str:
+    if not isinstance(value, str):
         return f"must be a str, got {type(value).__name__}"
     try:
         value.encode()
@@ -169,4 +169,15 @@ def parsed_command(
         violations += exc.violations
     if violations:
         raise RequestError(violations)
-    return replace(cmd, cases=tuple(cases), roster=roster, roster_fingerprint=None, parsed=True)
+    return replace(
+        cmd,
+        # A str subclass (allowed) as its plain text: nothing below calls the caller's methods.
+        request_id=str.__str__(cmd.request_id),
+        ruleset_name=str.__str__(cmd.ruleset_name),
+        ruleset_version=str.__str__(cmd.ruleset_version),
+        caller=str.__str__(cmd.caller),
+        cases=tuple(cases),
+        roster=roster,
+        roster_fingerprint=None,
+        parsed=True,
+    )
