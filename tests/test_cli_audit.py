@@ -335,3 +335,26 @@ def test_events_text_cannot_drive_the_terminal(
             "1 (aaaaaaaaaaaa) -> 2 (bbbbbbbbbbbb)\n"
         ),
     )
+
+
+def test_verify_says_tampered_for_a_record_that_does_not_rebuild_mid_walk(
+    audit_db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row that is no record while verify walks: TAMPERED naming it, exit 1 (R29b F7).
+
+    (A PostgreSQL ``seq`` altered to text holding a number reads so.)
+    """
+    from caseroute.audit import sql_log
+
+    real = sql_log.record_from_row
+
+    def damaged(row: sql_log.RecordRow) -> object:
+        record = real(row)
+        if record.seq == 2:
+            return real((str(record.seq), *row[1:]))  # as a text-typed column reads
+        return record
+
+    monkeypatch.setattr(sql_log, "record_from_row", damaged)
+    code, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
+    assert (code, out.startswith("TAMPERED: the seq of decision ")) == (1, True), out
+    assert "is not a number in the decision log" in out

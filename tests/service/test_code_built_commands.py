@@ -501,3 +501,13 @@ def test_a_case_whose_field_raises_when_read_is_a_request_error(core: RoutingCor
     assert violation.field == "case"
     assert violation.message.startswith("could not be read (one of its values raised)")
     assert "not today" not in violation.message
+
+
+@pytest.mark.parametrize("expires_on", ["2030-01-01", NOW])
+def test_a_licence_expiry_that_is_no_date_is_named(core: RoutingCore, expires_on: object) -> None:
+    """Text, or a datetime where a date goes: named at the licence (it was ``roster``)."""
+    (licence,) = make_agent("a1").licences
+    agent = make_agent("a1", licences=(_with(licence, expires_on=expires_on),))
+    (violation,) = _violations(core, make_case(), roster=make_roster(agent))
+    assert violation.field == "roster.agents[0].licences[0].expires_on"
+    assert violation.message.startswith("must be a date, got ")

@@ -24,7 +24,7 @@ import enum
 import types
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from typing import Any, Union, cast, get_args, get_origin, get_type_hints
 
@@ -101,6 +101,13 @@ def _checker(hint: Any) -> _Check | None:
                 out.append(FieldViolation(path, "must carry a UTC offset (it is a naive datetime)"))
 
         return instant
+    if hint is date:
+
+        def day(value: object, path: str, out: list[FieldViolation]) -> None:
+            if not isinstance(value, date) or isinstance(value, datetime):
+                _wrong(out, path, "a date", value)
+
+        return day
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         expected = f"a {hint.__name__} member (e.g. {hint.__name__}.{next(iter(hint)).name})"
 
