@@ -53,7 +53,7 @@ FAMILIES = (
     "versions",
     "ladders",
 )
-NOT_CODES = frozenset({"audit.db", "serving.yaml"})  # file names that look like codes
+NOT_CODES = frozenset({"audit.db", "serving.yaml", "roster.agents"})  # files, a field path
 
 CATCH_ALL = "  - id: all\n    when: true\n    then: {route: {queue: clinical}}\n"
 RULE_R = "  - id: r\n    when: {when}\n    then: {{route: {{queue: clinical}}}}\n"
