@@ -51,6 +51,7 @@ REPLICAS_BEHIND_A_NAME = 3
 """Replicas assumed behind one target balanced round_robin (a DNS name): see ``_spread``."""
 
 _R = TypeVar("_R")
+_K = TypeVar("_K")
 
 CaseInput = Case | Mapping[str, Any]
 """A case: a ``Case``, or a dict in caseroute's JSON dialect (what ``caseroute decide`` reads)."""
@@ -295,17 +296,7 @@ class Client:
             RequestError: If ``value`` is not a valid roster.
         """
         if isinstance(value, Roster):  # checked as a Case is, once per Roster object
-            with self._lock:
-                checked = self._checked.get(id(value))
-                if checked is not None and checked[0] is value:
-                    self._checked.move_to_end(id(value))
-                    return checked[1]
-            parsed = checked_roster(value)
-            with self._lock:
-                self._checked[id(value)] = (value, parsed)  # holding it keeps its id unique
-                if len(self._checked) > HASHED_ROSTERS:
-                    self._checked.popitem(last=False)
-            return parsed
+            return self._once_per_roster(self._checked, value, checked_roster)
         keyed = _content_key(value)
         if keyed is None:
             return _roster(value)
@@ -325,17 +316,26 @@ class Client:
 
     def _roster_hash(self, roster: Roster) -> str:
         """``roster_sha256(roster)``, computed once per ``Roster`` object kept here."""
+        return self._once_per_roster(self._hashed, roster, roster_sha256)
+
+    def _once_per_roster(
+        self,
+        memo: OrderedDict[int, tuple[Roster, _K]],
+        roster: Roster,
+        make: Callable[[Roster], _K],
+    ) -> _K:
+        """``make(roster)``, once per ``Roster`` object among the last ``HASHED_ROSTERS``."""
         with self._lock:
-            kept = self._hashed.get(id(roster))
+            kept = memo.get(id(roster))
             if kept is not None and kept[0] is roster:
-                self._hashed.move_to_end(id(roster))
+                memo.move_to_end(id(roster))
                 return kept[1]
-        sha = roster_sha256(roster)
+        made = make(roster)
         with self._lock:
-            self._hashed[id(roster)] = (roster, sha)  # holding it keeps its id unique
-            if len(self._hashed) > HASHED_ROSTERS:
-                self._hashed.popitem(last=False)
-        return sha
+            memo[id(roster)] = (roster, made)  # holding it keeps its id unique
+            if len(memo) > HASHED_ROSTERS:
+                memo.popitem(last=False)
+        return made
 
     def _server_holds(self, sha: str, *, held: bool) -> None:
         """Remember (or forget) that the server accepted the roster with this hash."""
