@@ -213,8 +213,8 @@ def checked_case(
 
 def _carries_safeguarding(case: object, flags: frozenset[str]) -> bool:
     """Whether a case refused before parsing holds one of ``flags`` in any spelling."""
-    given: object = getattr(case, "flags", None)
     try:
+        given: object = getattr(case, "flags", None)
         items = [given] if isinstance(given, str) else list(given)  # type: ignore[call-overload]
         return any(isinstance(i, str) and normalise_flag(i) in flags for i in items)
     except Exception:  # noqa: BLE001 - the caller's own objects may raise anything: no notice

@@ -2,12 +2,12 @@
 
 The transports build commands from messages: every field has its type, every case and the
 roster come from the strict parsers (``parsed=True``). A command built in code may hold
-anything, so before ``RoutingCore`` hashes, decides or records it, its envelope is checked
-(``request_id``, the ruleset selector, ``caller`` and the flags are strings and booleans,
-``now`` an aware instant or None: a ``caller`` of 7 was recorded and then failed ``audit
-verify``, a ``caller`` of None failed the log's write and turned health NOT_SERVING), then its
-cases and roster go through ``caseroute.domain.code_built``. Every problem is one
-``RequestError`` naming the fields.
+anything, so before ``RoutingCore`` hashes, decides or records it, its envelope is checked:
+``request_id``, the ruleset selector and ``caller`` are strings, ``agent_detail`` and
+``batch`` booleans, ``now`` an aware instant or None (a ``caller`` of 7 was recorded and then
+failed ``audit verify``, a ``caller`` of None failed the log's write and turned health
+NOT_SERVING). Then its sizes, then its cases and roster go through
+``caseroute.domain.code_built``. Every problem is one ``RequestError`` naming the fields.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def batch_size_violations(cases: int, agents: int, limits: InputLimits) -> list[
 
 
 def check_command(cmd: DecideCommand, limits: InputLimits) -> None:
-    """Refuse a command whose request_id, sizes or ``now`` break the limits (either kind).
+    """Refuse a command whose request_id, sizes or ``now`` break the limits (parsed or not).
 
     Raises:
         RequestError: Naming each.
