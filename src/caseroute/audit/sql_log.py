@@ -151,8 +151,8 @@ def record_from_row(row: RecordRow) -> AuditRecord:
     """
     *columns, text = row
     values = dict(zip(RECORD_FIELDS, columns, strict=True))
-    # A PostgreSQL column altered to text holds it; readers compare and format it as a number.
-    values["seq"] = stored_int(values["seq"], f"the seq of decision {values['decision_id']!r}")
+    if type(values["seq"]) is not int:  # a PostgreSQL column altered to text holds it
+        stored_int(values["seq"], f"the seq of decision {values['decision_id']!r}")
     values["input"] = _loads(values["input"])
     if text is None or values["decision"]:
         values["decision"] = _loads(values["decision"])
