@@ -342,7 +342,8 @@ def test_verify_says_tampered_for_a_record_that_does_not_rebuild_mid_walk(
 ) -> None:
     """A row that is no record while verify walks: TAMPERED naming it, exit 1 (R29b F7).
 
-    (A PostgreSQL ``seq`` altered to text holding a number reads so.)
+    Stands for a seq read back as no int (e.g. a PostgreSQL ``seq`` column altered to a float
+    type); one altered to text fails verify's SQL first ("cannot be read", no traceback).
     """
     from caseroute.audit import sql_log
 

@@ -14,9 +14,10 @@ from caseroute.client import (
 from caseroute.client.errors import error_from_rpc
 from caseroute.domain.codec import parse_case, parse_roster
 from caseroute.domain.errors import FieldViolation
-from caseroute.domain.fingerprint import roster_sha256
+from caseroute.domain.fingerprint import roster_sha256, roster_to_dict
 from caseroute.grpc_api.roster_cache import RosterCache
 from caseroute.grpc_api.server import RunningServer
+from caseroute.testing import NOW, make_agent, make_case, make_roster
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.v1 import routing_pb2_grpc
 from caseroute.wire import convert
@@ -234,3 +235,20 @@ def test_the_server_s_reason_is_read_from_error_info(server: RunningServer) -> N
             stub.Decide(request)
     error = error_from_rpc(caught.value)
     assert (type(error), error.reason) == (FailedPreconditionError, "ROSTER_NOT_CACHED")
+
+
+def test_a_roster_object_the_parser_normalises_goes_by_the_hash_the_server_computes(
+    recorded: tuple[Client, Recording],
+) -> None:
+    """An upper-case language tag and jurisdiction: the hash is taken over the read roster.
+
+    Taken over the object as given, it would differ from the server's (which reads the tag
+    lower-cased), and the server refuses a roster whose hash does not match (review R29c F2).
+    """
+    client, recording = recorded
+    agent = make_agent("a1", languages=frozenset({"EN-us"}))
+    roster = make_roster(agent)
+    for n in range(2):
+        client.decide(make_case(case_id=f"C-norm-{n}"), roster, now=NOW)
+    expected = roster_sha256(parse_roster(roster_to_dict(roster)))
+    assert recording.shapes()[-2:] == [(True, expected), (False, expected)]

@@ -511,3 +511,32 @@ def test_a_licence_expiry_that_is_no_date_is_named(core: RoutingCore, expires_on
     (violation,) = _violations(core, make_case(), roster=make_roster(agent))
     assert violation.field == "roster.agents[0].licences[0].expires_on"
     assert violation.message.startswith("must be a date, got ")
+
+
+class _FlagsRaise(Case):
+    """A case whose ``flags`` attribute raises when read: the caller's own code."""
+
+    @property
+    def flags(self) -> frozenset[str]:
+        raise RuntimeError("not today")
+
+
+def _flags_raise() -> Case:
+    """A ``_FlagsRaise`` holding ``make_case()``'s other fields (its __init__ would set flags)."""
+    base = make_case()
+    case = object.__new__(_FlagsRaise)
+    for f in dataclasses.fields(Case):
+        if f.name != "flags":
+            object.__setattr__(case, f.name, getattr(base, f.name))
+    return case
+
+
+def test_flags_that_raise_when_read_give_no_notice_and_no_exception(core: RoutingCore) -> None:
+    """The notice's own read of ``flags`` is guarded too (review R29c F1).
+
+    Before 07d5e2f the caller's exception (and its text) escaped ``RoutingCore.decide``.
+    """
+    violations = _violations(core, _flags_raise())
+    assert [v.field for v in violations] == ["case"]
+    assert violations[0].message.startswith("could not be read (one of its values raised)")
+    assert "not today" not in violations[0].message
