@@ -191,7 +191,7 @@ def test_verify_and_show_name_the_key_eras(
     code, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(db))
     assert code == 0
     assert out.splitlines()[1:] == [
-        "masking key eras:",
+        "masking key eras (checked against the 1 record(s) that name their key):",
         f"  era 1 from record 1: key {eras[0].new_fingerprint} (since {eras[0].at})",
         (
             f"  era 2 from record 2: key {eras[1].new_fingerprint} (since {eras[1].at}; "

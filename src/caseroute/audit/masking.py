@@ -115,15 +115,19 @@ class Masker:
         key: The HMAC key (keep it outside the audit database).
         paths: Dotted paths into ``{"case": ..., "roster": ...}``; a path may end in ``*`` to
             mask every key under a mapping (``case.attributes.*``).
+        fingerprint: ``key_fingerprint(key)``: every record masked here names it (its input's
+            ``masked_with``), which anchors the log's key eras in the hash chain.
     """
 
     key: bytes
     paths: tuple[str, ...] = DEFAULT_MASKED_PATHS
+    fingerprint: str = field(init=False, compare=False)
     _planned: tuple[_Path, ...] = field(init=False, repr=False, compare=False)
     """``paths`` split once (every recorded case walks them, twice per decision)."""
 
     def __post_init__(self) -> None:
-        """Split the paths once."""
+        """Split the paths and fingerprint the key once."""
+        object.__setattr__(self, "fingerprint", key_fingerprint(self.key))
         object.__setattr__(self, "_planned", _plan(self.paths))
 
     def _hmac_hex(self, data: bytes) -> str:

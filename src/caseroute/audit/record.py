@@ -71,9 +71,12 @@ class AuditRecord(_HashedText):
         ruleset_sha256: Its content hash.
         caseroute_version: caseroute's version.
         caller: Authenticated caller identity, or "" when none.
-        input: ``{"case": <case after masking>, "roster": {"sha256": <snapshot blob>,
-            "assigned_before": [<agent ids given a case earlier in the same batch>]}}``: the
-            roster the decision saw is the snapshot with those assignments applied in order.
+        input: ``{"case": <case after masking>, "masked_with": <the masking key's
+            fingerprint>, "roster": {"sha256": <snapshot blob>, "assigned_before": [<agent ids
+            given a case earlier in the same batch>]}}``: the roster the decision saw is the
+            snapshot with those assignments applied in order. ``masked_with`` anchors the log's
+            key eras in the chain (``audit verify`` checks each record's era); records from
+            builds before it lack it.
         decision: The decision with its explanation, as JSON data.
         prev_hash: The previous record's ``record_hash`` (GENESIS for the first).
         record_hash: This record's hash.

@@ -109,7 +109,7 @@ def build_records(
             ruleset_sha256=ruleset.sha256,
             caseroute_version=decision.explanation.caseroute_version,
             caller=facts.caller,
-            input={"case": masked_case, "roster": roster_ref},
+            input={"case": masked_case, "masked_with": masker.fingerprint, "roster": roster_ref},
             decision=stored,
             prev_hash="",
             record_hash="",
@@ -123,7 +123,9 @@ def build_records(
                 None if attribute_texts is None else attribute_texts[index],
             )
         if case_text is not None:
-            with_input_text(record, record_input_json(case_text, snapshot, assigned))
+            with_input_text(
+                record, record_input_json(case_text, masker.fingerprint, snapshot, assigned)
+            )
         records.append(record)
         if decision.agent_id is not None:
             assigned.append(decision.agent_id)

@@ -21,6 +21,28 @@ def _masked_paths(data: Any, prefix: str) -> list[str]:
     return []
 
 
+def _key_line(record: AuditRecord, key_era: KeyEra | None) -> str:
+    """Which key masked the record: its era, and the key the record names when that differs."""
+    named = record.input.get("masked_with")
+    if key_era is None:
+        if isinstance(named, str):
+            return (
+                f"  masking key: {named}, named by the record, but no key era covers it: the "
+                "key history was edited (run `caseroute audit verify`)"
+            )
+        return "  masking key: not recorded (written before key fingerprints)"
+    line = (
+        f"  masking key: era {key_era.era}, fingerprint {key_era.new_fingerprint} (records "
+        f"from {key_era.first_seq})"
+    )
+    if isinstance(named, str) and named != key_era.new_fingerprint:
+        line += (
+            f"; but the record names key {named}: the key history was edited (run "
+            "`caseroute audit verify`)"
+        )
+    return line
+
+
 def _roster_note(
     get_blob: Callable[[str], Blob | None], sha256: str
 ) -> tuple[list[str] | None, str]:
@@ -85,12 +107,7 @@ def render_record(
     if before:
         lines.append("  earlier in the same batch, one case each went to: " + ", ".join(before))
     lines.append("  masked (stored as keyed digests): " + (", ".join(masked) if masked else "none"))
-    lines.append(
-        f"  masking key: era {key_era.era}, fingerprint {key_era.new_fingerprint} (records "
-        f"from {key_era.first_seq})"
-        if key_era is not None
-        else "  masking key: not recorded (written before key fingerprints)"
-    )
+    lines.append(_key_line(record, key_era))
     lines.append(f"  chain: record_hash {record.record_hash}, prev_hash {record.prev_hash}")
     # Invariant: each element is one line; stored strings are caller data, escaped on it.
     return "\n".join([*map(escape_text, lines), "", render_text(decision, agent_ids)])

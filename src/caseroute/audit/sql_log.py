@@ -376,6 +376,11 @@ class KeyEra:
     first_seq: int
 
 
+def era_of(seq: int, history: Sequence[KeyEra]) -> KeyEra | None:
+    """The key era a record belongs to (None before any key was recorded)."""
+    return next((e for e in reversed(history) if e.first_seq <= seq), None)
+
+
 T = TypeVar("T")
 
 
@@ -628,7 +633,45 @@ class QueuedAppends:
     _writer: threading.Thread | None
     _known: OrderedDict[str, None]
     _known_lock: threading.Lock
+    _fingerprint: str | None
+    """The key this writer masks with (``claim_key``; None until bound)."""
     observer: CommitObserver | None
+
+    def claim_key(self, fingerprint: str, at: str) -> None:
+        """Bind this writer to a masking key (each store's own transaction)."""
+        raise NotImplementedError
+
+    def _bind_key(self, records: Sequence[AuditRecord]) -> None:
+        """Invariant: a record names the key of the era it is stored in (``audit verify``).
+
+        Every record ``build_records`` makes names the fingerprint of the key that masked it
+        (its input's ``masked_with``). A writer not yet bound to a key (``claim_key``) binds
+        to the first one named, as ``claim_key`` would; a log masked with another key then
+        refuses it. Records that name no key (built by hand) are stored as they are.
+
+        Raises:
+            KeyMismatchError: If the log holds another key than the one a record names.
+            ValueError: If a record names a key other than this writer's, or a key that is
+                no text (a caller bug: mask with the key the log is bound to); nothing is
+                stored.
+        """
+        for record in records:
+            stored_input = record.input
+            key = stored_input.get("masked_with") if isinstance(stored_input, dict) else None
+            if key is None or key == self._fingerprint:
+                continue
+            if not isinstance(key, str) or not key:
+                raise ValueError(
+                    f"record {record.decision_id!r} names no masking key: its input's "
+                    f"masked_with is {type(key).__name__}, not a key fingerprint"
+                )
+            if self._fingerprint is not None:
+                raise ValueError(
+                    f"record {record.decision_id!r} was masked with key {key}, but this "
+                    f"writer is bound to key {self._fingerprint}: mask with the key the "
+                    "decision log is bound to (AuditConfig builds both from one key)"
+                )
+            self.claim_key(key, record.recorded_at)
 
     def _enqueue(self, item: PendingItem) -> None:
         """Hand an item to the writer thread (its ``done`` is settled after the commit)."""
@@ -703,7 +746,10 @@ class QueuedAppends:
         Raises:
             AuditUnavailableError: If the store cannot commit (nothing is stored then).
             IdempotencyConflictError: If a decision_id exists with a different input.
+            KeyMismatchError: If a record was masked with another key than the log's.
+            ValueError: As ``_bind_key``.
         """
+        self._bind_key(records)
         # Serialised here, in the caller's thread: the writer (whose time every caller waits
         # on) only appends each record's seq to its text and hashes it.
         pending = Pending([encode_record(r) for r in records], blobs, Outcome())

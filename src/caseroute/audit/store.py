@@ -60,6 +60,7 @@ from caseroute.audit.sql_log import (
     SqlLogReads,
     add_dropped_sql,
     blobs_as_text,
+    era_of,
     insert_events,
     insert_record_sql,
     record_from_row,
@@ -316,11 +317,6 @@ class KeyMismatchError(Exception):
             "(rotated with `caseroute audit rotate-key`?); restart it with the current key"
         )
         self.stored = stored
-
-
-def era_of(seq: int, history: Sequence[KeyEra]) -> KeyEra | None:
-    """The key era a record belongs to (None before any key was recorded)."""
-    return next((e for e in reversed(history) if e.first_seq <= seq), None)
 
 
 NEW_LOG_PAGE_SIZE = 2048

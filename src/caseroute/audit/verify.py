@@ -12,7 +12,7 @@ import hashlib
 import heapq
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TypeGuard
@@ -29,7 +29,7 @@ from caseroute.audit.record import (
     text_hash,
 )
 from caseroute.audit.roster_blob import MAX_CHUNK, chunk_digests, chunk_key, too_often_listed
-from caseroute.audit.sql_log import micros
+from caseroute.audit.sql_log import KeyEra, era_of, micros
 from caseroute.domain.fingerprint import canonical_json
 
 
@@ -45,6 +45,8 @@ class ChainReport:
         decision_id: Its decision id ("" when unknown or an event).
         events: Ruleset events among ``records``.
         event_id: The bad entry's event id ("" when unknown or a decision).
+        keyed: Decision records that name their masking key (checked against the key eras
+            when they were given).
     """
 
     ok: bool
@@ -54,6 +56,7 @@ class ChainReport:
     decision_id: str = ""
     events: int = 0
     event_id: str = ""
+    keyed: int = 0
 
 
 _Entry = AuditRecord | RulesetEvent
@@ -266,17 +269,91 @@ def _entry_problem(entry: _Entry, expected_seq: int, prev: str) -> str | None:
     return None
 
 
+def key_history_problem(eras: Sequence[KeyEra], head_seq: int) -> str | None:
+    """Why the key eras cannot be the ones ``claim_key`` and ``rotate-key`` wrote (None: can).
+
+    Each era follows the one before it: numbered one more, rotated from its key, starting at
+    or after its first record, and no later than the record after the head (a rotation starts
+    at the next record). An era's ``at`` is not checked (nothing else records it).
+
+    Args:
+        eras: ``store.key_history()``, oldest first.
+        head_seq: The chain head's seq.
+    """
+    previous: KeyEra | None = None
+    for era in eras:
+        if previous is None:
+            number, key, first = 1, "", 1
+        else:
+            number, key, first = previous.era + 1, previous.new_fingerprint, previous.first_seq
+        where = f"key era {era.era}"
+        if era.era != number:
+            return (
+                f"{where} is not the one after {_era_name(previous)}: key eras were "
+                "deleted, added or renumbered"
+            )
+        if era.old_fingerprint != key:
+            return (
+                f"{where} says it rotated from key {era.old_fingerprint or '(none)'}, but "
+                f"{_era_name(previous)} holds {key or 'no key'}: key eras were edited"
+            )
+        if not _is_text(era.new_fingerprint) or not era.new_fingerprint:
+            return f"{where} holds no key fingerprint: key eras were edited"
+        if not first <= era.first_seq <= head_seq + 1:
+            return (
+                f"{where} starts at record {era.first_seq}, outside records {first} to "
+                f"{head_seq + 1} (its predecessor's first to the one after the head): key eras "
+                "were edited"
+            )
+        previous = era
+    return None
+
+
+def _era_name(era: KeyEra | None) -> str:
+    return "the start of the log" if era is None else f"era {era.era}"
+
+
+def _key_problem(record: AuditRecord, eras: Sequence[KeyEra]) -> tuple[bool, str | None]:
+    """Whether ``record`` names its masking key, and why that key is not its era's (None: is).
+
+    The key a record was masked with is in its hashed input (``masked_with``), so the era the
+    key history places it in must hold that key: an era edited, added or deleted in the key
+    history moves some record into an era of another key. Records from builds that did not
+    name the key (no ``masked_with``) are not checked.
+    """
+    stored_input = record.input
+    if not isinstance(stored_input, dict) or "masked_with" not in stored_input:
+        return False, None
+    key = stored_input["masked_with"]
+    name = f"record {record.seq}"
+    if not isinstance(key, str) or not key or not _is_text(key):
+        return True, f"{name} names no masking key fingerprint (masked_with was edited)"
+    era = era_of(record.seq, eras)
+    if era is None:
+        return True, (
+            f"{name} was masked with key {key}, but no key era covers it: key eras "
+            "(key_history) were deleted or edited"
+        )
+    if era.new_fingerprint != key:
+        return True, (
+            f"{name} was masked with key {key}, but the key history places it in era "
+            f"{era.era} (key {era.new_fingerprint}, from record {era.first_seq}): key eras "
+            "(key_history) were edited"
+        )
+    return True, None
+
+
 def verify_chain(
     records: Iterable[AuditRecord],
     head: tuple[int, str],
     get_blob: Callable[[str], Blob | None] | None = None,
     events: Iterable[RulesetEvent] = (),
+    eras: Sequence[KeyEra] | None = None,
 ) -> ChainReport:
     """Check every link of the chain, then that it ends where the store says it ends.
 
     Not checked here: the time index (``now_us``, not hashed: ``time_index_problem`` over
-    ``store.time_index()``, which ``caseroute audit verify`` runs after this) and the masking
-    key eras (``key_history``, not in the chain: listed as stored).
+    ``store.time_index()``, which ``caseroute audit verify`` runs after this).
 
     Args:
         records: Decision records in ``seq`` order.
@@ -289,20 +366,33 @@ def verify_chain(
         events: Ruleset lifecycle events in ``seq`` order (``store.iter_events()``); they
             share the chain with the records, so a log holding events verifies only with
             them passed here.
+        eras: The masking key eras (``store.key_history()``); when given, they must follow
+            one another (``key_history_problem``) and every record that names its masking
+            key must lie in an era of that key. The key history is no chain entry: the
+            records anchor it, so an era no record of this build lies in (a rotation after
+            the last record, or eras of records from older builds) is listed, not proven.
 
     Returns:
         The report.
     """
+    if eras is not None:
+        problem = key_history_problem(eras, head[0])
+        if problem is not None:
+            return _bad(0, problem)
     checked: set[str] = set()
     parts = _RosterParts(get_blob) if get_blob is not None else None
-    expected_seq, prev, count, event_count = 1, GENESIS, 0, 0
+    expected_seq, prev, count, event_count, keyed = 1, GENESIS, 0, 0, 0
     entries: Iterable[_Entry] = heapq.merge(records, events, key=lambda entry: entry.seq)
     for entry in entries:
         count += 1
         event_count += isinstance(entry, RulesetEvent)
         problem = _entry_problem(entry, expected_seq, prev)
-        if problem is None and get_blob is not None and parts and isinstance(entry, AuditRecord):
-            problem = _blob_problem(entry, get_blob, checked, parts)
+        if problem is None and isinstance(entry, AuditRecord):
+            if get_blob is not None and parts:
+                problem = _blob_problem(entry, get_blob, checked, parts)
+            if problem is None and eras is not None:
+                names_key, problem = _key_problem(entry, eras)
+                keyed += names_key
         if problem is not None:
             return _bad(count, problem, entry, event_count)
         prev, expected_seq = entry.record_hash, expected_seq + 1
@@ -313,7 +403,7 @@ def verify_chain(
             f"is record {head[0]} (records truncated or the head edited)",
             events=event_count,
         )
-    return ChainReport(ok=True, records=count, events=event_count)
+    return ChainReport(ok=True, records=count, events=event_count, keyed=keyed)
 
 
 def time_index_problem(rows: Iterable[tuple[int, object, object]]) -> tuple[int, str] | None:

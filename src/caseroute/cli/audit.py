@@ -103,14 +103,16 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     try:
         try:
             head = store.head()
+            eras = store.key_history()
             # As stored: a roster kept in parts is checked chunk by chunk, each chunk once.
-            report = verify_chain(store.records(), head, store.stored_blob, store.iter_events())
+            report = verify_chain(
+                store.records(), head, store.stored_blob, store.iter_events(), eras
+            )
         except RecordDamagedError as exc:
             out(f"TAMPERED: {exc}")
             return EXIT_FAILED
         # Not hashed, so checked beside the chain: the index --since/--until reads select on.
         misindexed = time_index_problem(store.time_index()) if report.ok else None
-        eras = store.key_history()
     finally:
         store.close()
     if not report.ok:
@@ -136,7 +138,14 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     if not eras:
         sys.stdout.write("masking key eras: none recorded (written before key fingerprints)\n")
         return EXIT_OK
-    sys.stdout.write("masking key eras:\n")
+    unkeyed = report.records - report.events - report.keyed
+    checked = f"checked against the {report.keyed} record(s) that name their key"
+    if unkeyed:
+        checked += (
+            f"; {unkeyed} record(s) written by builds before records named their key "
+            "are placed by these eras unchecked"
+        )
+    sys.stdout.write(f"masking key eras ({checked}):\n")
     for era in eras:
         rotated = f"; rotated from {era.old_fingerprint}" if era.old_fingerprint else ""
         sys.stdout.write(

@@ -493,21 +493,25 @@ def roster_dict_sha256(data: Mapping[str, Any]) -> str:
     ).sha256
 
 
-def record_input_json(case_text: str, roster_sha256: str, assigned_before: Sequence[str]) -> str:
+def record_input_json(
+    case_text: str, masked_with: str, roster_sha256: str, assigned_before: Sequence[str]
+) -> str:
     """``canonical_json`` of an audit record's input, from its case's canonical text.
 
-    The input is ``{"case": <case>, "roster": {"sha256": ..., "assigned_before": [...]}}``
-    (``audit.recorder.build_records``); its keys sort as written here.
+    The input is ``{"case": <case>, "masked_with": <key fingerprint>, "roster": {"sha256":
+    ..., "assigned_before": [...]}}`` (``audit.recorder.build_records``); its keys sort as
+    written here.
 
     Args:
         case_text: ``canonical_json`` of the (masked) case.
+        masked_with: The fingerprint of the key the case was masked with.
         roster_sha256: The roster snapshot's hash.
         assigned_before: Agents given a case earlier in the same batch, in order.
     """
     assigned = ",".join(map(_str, assigned_before))
     return (
-        f'{{"case":{case_text},"roster":{{"assigned_before":[{assigned}],'
-        f'"sha256":{_str(roster_sha256)}}}}}'
+        f'{{"case":{case_text},"masked_with":{_str(masked_with)},'
+        f'"roster":{{"assigned_before":[{assigned}],"sha256":{_str(roster_sha256)}}}}}'
     )
 
 

@@ -2198,9 +2198,11 @@ class AuditedDecision(_message.Message):
     caller: _builtins.str
     """Authenticated caller identity; empty when the call was not authenticated."""
     input_json: _builtins.str
-    """The recorded input as JSON: {"case": {...}, "roster": {"sha256": ..., "assigned_before":
-    [...]}}, the case as a Case in protobuf's JSON mapping (proto field names). Configured PHI
-    fields hold "hmac-sha256:<hex>" digests instead of values.
+    """The recorded input as JSON: {"case": {...}, "masked_with": ..., "roster": {"sha256": ...,
+    "assigned_before": [...]}}, the case as a Case in protobuf's JSON mapping (proto field
+    names). Configured PHI fields hold "hmac-sha256:<hex>" digests instead of values;
+    masked_with is the fingerprint of the key that made them (absent in records written
+    before records named their key).
     """
     request_sha256: _builtins.str
     """sha256 of the request's input, used to tell a retry from a reused request_id."""

@@ -1,0 +1,332 @@
+"""The masking key eras are anchored in the hash chain: `audit verify` names an edited era.
+
+Left open since the key history was added: ``key_history`` is no chain entry, so an era's key,
+first record or very existence could be edited, and verify (even with ``--expect-head``) said
+ok. An auditor then looks up a patient's records with the wrong key for the records an edited
+era moved, and finds none. Every record now names the fingerprint of the key that masked it
+in its hashed input (``masked_with``), so each era must hold the key of the records in it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from caseroute.audit.config import AuditConfig, PostgresLocation
+from caseroute.audit.masking import Masker, key_fingerprint
+from caseroute.audit.record import AuditRecord
+from caseroute.audit.store import KeyMismatchError, SqliteAuditStore
+from caseroute.audit.verify import key_history_problem, verify_chain
+from caseroute.cli import main
+from caseroute.engine.case_rules import EngineKind, prepare_ruleset
+from caseroute.service import DecideCommand, RoutingCore, RulesetRegistry
+from caseroute.testing import (
+    CATCH_ALL_RULE,
+    NOW,
+    compile_text,
+    make_agent,
+    make_case,
+    make_roster,
+    ruleset_with_rules,
+)
+from tests.pg import pg_server, pg_url
+
+__all__ = ["pg_server", "pg_url"]
+
+KEY_A = "11" * 32
+KEY_B = "22" * 32
+FP_A = key_fingerprint(bytes.fromhex(KEY_A))
+FP_B = key_fingerprint(bytes.fromhex(KEY_B))
+OTHER = "ffffffffffffffff"
+
+
+def _registry() -> RulesetRegistry:
+    registry = RulesetRegistry()
+    registry.add(
+        prepare_ruleset(compile_text(ruleset_with_rules(CATCH_ALL_RULE)), EngineKind.PYTHON)
+    )
+    return registry
+
+
+def _decide(config: AuditConfig, first: int, count: int) -> list[str]:
+    """``count`` one-case requests through RoutingCore, masked with ``config``'s key."""
+    registry = _registry()
+    core = RoutingCore(registry, config.open_sink(), config.masker(), lambda: NOW)
+    ids = []
+    try:
+        for n in range(first, first + count):
+            case = make_case(case_id=f"C{n}", attributes={"patient_name": f"Patient {n}"})
+            command = DecideCommand(f"r{n}", "", "", (case,), make_roster(make_agent()), NOW)
+            ids.append(core.decide(command).decisions[0].decision_id)
+    finally:
+        core.audit.close()
+        registry.close()
+    return ids
+
+
+def _rotate(config: AuditConfig, fingerprint: str) -> None:
+    store = config.open_sink()
+    try:
+        store.rotate_key(fingerprint, "2026-12-02T10:00:00Z")
+    finally:
+        store.close()
+
+
+def _two_era_log(db: Path) -> list[str]:
+    """Records 1-3 masked with key A, then a rotation to key B and records 4-6."""
+    ids = _decide(AuditConfig(db=db, key_hex=KEY_A), 1, 3)
+    _rotate(AuditConfig(db=db, key_hex=KEY_A), FP_B)
+    return ids + _decide(AuditConfig(db=db, key_hex=KEY_B), 4, 3)
+
+
+def _verify(capsys: pytest.CaptureFixture[str], where: str) -> tuple[int, str]:
+    code = main(["audit", "verify", "--audit-db", where])
+    return code, capsys.readouterr().out
+
+
+def _sql(db: Path, *statements: str) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+EDITS: dict[str, tuple[tuple[str, ...], str]] = {
+    "era 2's key replaced": (
+        (f"UPDATE key_history SET new_fingerprint = '{OTHER}' WHERE era = 2",),
+        (
+            f"record 4 was masked with key {FP_B}, but the key history places it in era 2 "
+            f"(key {OTHER}, from record 4)"
+        ),
+    ),
+    "era 2 starts a record later": (
+        ("UPDATE key_history SET first_seq = 5 WHERE era = 2",),
+        f"record 4 was masked with key {FP_B}, but the key history places it in era 1",
+    ),
+    "era 2 starts a record earlier": (
+        ("UPDATE key_history SET first_seq = 3 WHERE era = 2",),
+        f"record 3 was masked with key {FP_A}, but the key history places it in era 2",
+    ),
+    "era 2 deleted": (
+        ("DELETE FROM key_history WHERE era = 2",),
+        f"record 4 was masked with key {FP_B}, but the key history places it in era 1",
+    ),
+    "every era deleted": (
+        ("DELETE FROM key_history",),
+        f"record 1 was masked with key {FP_A}, but no key era covers it",
+    ),
+    "era 1's key replaced, and era 2's rotated-from with it": (
+        (
+            f"UPDATE key_history SET new_fingerprint = '{OTHER}' WHERE era = 1",
+            f"UPDATE key_history SET old_fingerprint = '{OTHER}' WHERE era = 2",
+        ),
+        f"record 1 was masked with key {FP_A}, but the key history places it in era 1 (key {OTHER}",
+    ),
+    "era 1's key replaced alone": (
+        (f"UPDATE key_history SET new_fingerprint = '{OTHER}' WHERE era = 1",),
+        f"key era 2 says it rotated from key {FP_A}, but era 1 holds {OTHER}",
+    ),
+    "an era inserted among the records": (
+        (f"INSERT INTO key_history VALUES (3, '2026-12-02T11:00:00Z', '{FP_B}', '{OTHER}', 6)",),
+        f"record 6 was masked with key {FP_B}, but the key history places it in era 3",
+    ),
+    "eras renumbered": (
+        ("UPDATE key_history SET era = era + 10",),
+        "key era 11 is not the one after the start of the log",
+    ),
+    "an era starting past the next record": (
+        (f"INSERT INTO key_history VALUES (3, '2026-12-02T11:00:00Z', '{FP_B}', '{OTHER}', 9)",),
+        "key era 3 starts at record 9, outside records 4 to 7",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_verify_names_an_edited_key_era(
+    edit: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each edit of the key history (chain and head untouched) is TAMPERED, naming it."""
+    db = tmp_path / "audit.db"
+    _two_era_log(db)
+    statements, expected = EDITS[edit]
+    _sql(db, *statements)
+    code, out = _verify(capsys, str(db))
+    assert (code, out.startswith("TAMPERED: ")) == (1, True), out
+    assert expected in out
+    assert "key eras" in out
+
+
+def test_an_unedited_log_with_a_rotation_verifies_every_record_against_its_era(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same log unedited: ok, with every record checked against its era."""
+    db = tmp_path / "audit.db"
+    _two_era_log(db)
+    store = SqliteAuditStore(db, readonly=True)
+    try:
+        records = list(store.records())
+        eras = store.key_history()
+    finally:
+        store.close()
+    assert [r.input["masked_with"] for r in records] == [FP_A] * 3 + [FP_B] * 3
+    assert [(e.era, e.new_fingerprint, e.first_seq) for e in eras] == [(1, FP_A, 1), (2, FP_B, 4)]
+    code, out = _verify(capsys, str(db))
+    assert code == 0, out
+    assert "masking key eras (checked against the 6 record(s) that name their key):" in out
+
+
+def test_show_says_the_record_names_another_key_than_its_era(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audit show` of a record an edit moved into another era names both keys."""
+    db = tmp_path / "audit.db"
+    ids = _two_era_log(db)
+    _sql(db, "DELETE FROM key_history WHERE era = 2")
+    assert main(["audit", "show", ids[3], "--audit-db", str(db)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        f"  masking key: era 1, fingerprint {FP_A} (records from 1); but the record names key "
+        f"{FP_B}: the key history was edited (run `caseroute audit verify`)"
+    ) in lines
+    _sql(db, "DELETE FROM key_history")
+    assert main(["audit", "show", ids[3], "--audit-db", str(db)]) == 0
+    assert (
+        f"  masking key: {FP_B}, named by the record, but no key era covers it: the key history "
+        "was edited (run `caseroute audit verify`)"
+    ) in capsys.readouterr().out.splitlines()
+
+
+def test_records_that_name_no_key_are_counted_as_unchecked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A log from builds before records named their key verifies, saying what was not checked."""
+    older = [
+        replace(r, input={k: v for k, v in r.input.items() if k != "masked_with"})
+        for r in _records_masked_with(KEY_A, tmp_path, 2)
+    ]
+    db = tmp_path / "audit.db"
+    store = AuditConfig(db=db, key_hex=KEY_A).open_store()
+    store.append(older)
+    store.close()
+    _decide(AuditConfig(db=db, key_hex=KEY_A), 3, 1)  # stores the roster and ruleset blobs
+    code, out = _verify(capsys, str(db))
+    assert code == 0, out
+    assert (
+        "masking key eras (checked against the 1 record(s) that name their key; 2 record(s) "
+        "written by builds before records named their key are placed by these eras "
+        "unchecked):"
+    ) in out
+
+
+def test_an_unbound_writer_binds_to_the_key_its_records_name(tmp_path: Path) -> None:
+    """A store opened in code (no ``claim_key``) records the key of the first record it stores.
+
+    Before, nothing bound it: verify would have found records naming a key no era holds.
+    """
+    db = tmp_path / "audit.db"
+    registry = _registry()
+    masker = Masker(bytes.fromhex(KEY_A))
+    core = RoutingCore(registry, SqliteAuditStore(db), masker, lambda: NOW)
+    command = DecideCommand("r1", "", "", (make_case(),), make_roster(make_agent()), NOW)
+    core.decide(command)
+    store = core.audit
+    assert isinstance(store, SqliteAuditStore)
+    history = store.key_history()
+    records = list(store.records())
+    assert [(e.era, e.new_fingerprint, e.first_seq) for e in history] == [(1, FP_A, 1)]
+    assert verify_chain(records, store.head(), store.get_blob, (), history).keyed == 1
+    store.close()
+    registry.close()
+
+
+def _records_masked_with(key_hex: str, tmp_path: Path, count: int = 1) -> list[AuditRecord]:
+    """Records of ``count`` decisions masked with ``key_hex``, taken from a scratch log."""
+    scratch = tmp_path / f"scratch-{key_hex[:2]}.db"
+    _decide(AuditConfig(db=scratch, key_hex=key_hex), 1, count)
+    store = SqliteAuditStore(scratch, readonly=True)
+    try:
+        return list(store.records())
+    finally:
+        store.close()
+
+
+def test_a_writer_refuses_records_masked_with_another_key(tmp_path: Path) -> None:
+    """Records masked with key B are never stored by a writer bound to key A, nor in its log."""
+    records = _records_masked_with(KEY_B, tmp_path)
+    db = tmp_path / "audit.db"
+    bound = AuditConfig(db=db, key_hex=KEY_A).open_store()
+    with pytest.raises(ValueError, match=f"masked with key {FP_B}, but this writer is bound"):
+        bound.append(records)
+    assert bound.head()[0] == 0
+    bound.close()
+    unbound = SqliteAuditStore(db)
+    with pytest.raises(KeyMismatchError):
+        unbound.append(records)
+    assert unbound.head()[0] == 0
+    unbound.close()
+
+
+def test_key_history_problem_accepts_what_claim_and_rotate_write() -> None:
+    """Eras as the stores write them pass, a rotation before any record included."""
+    from caseroute.audit.store import KeyEra
+
+    eras = [
+        KeyEra(1, "t1", "", FP_A, 1),
+        KeyEra(2, "t2", FP_A, FP_B, 1),  # rotated before the first record
+        KeyEra(3, "t3", FP_B, FP_A, 4),  # back to key A at the record after the head
+    ]
+    assert key_history_problem(eras, 3) is None
+    assert key_history_problem([KeyEra(1, "t", "", FP_A, 7)], 6) is None  # a rotate-key era 1
+    assert key_history_problem([KeyEra(1, "t", "", "", 1)], 0) == (
+        "key era 1 holds no key fingerprint: key eras were edited"
+    )
+    assert key_history_problem([eras[0], KeyEra(2, "t", FP_A, FP_B, 0)], 5) == (
+        "key era 2 starts at record 0, outside records 1 to 6 (its predecessor's first to the "
+        "one after the head): key eras were edited"
+    )
+
+
+def _pg_edit(url: str, statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        (
+            "DELETE FROM key_history WHERE era = 2",
+            f"record 3 was masked with key {FP_B}, but the key history places it in era 1",
+        ),
+        (
+            "UPDATE key_history SET first_seq = 4 WHERE era = 2",
+            f"record 3 was masked with key {FP_B}, but the key history places it in era 1",
+        ),
+    ],
+)
+def test_postgres_verify_names_an_edited_key_era(
+    statement: str,
+    expected: str,
+    pg_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The PostgreSQL log's key eras are anchored the same way."""
+    location = PostgresLocation(pg_url)
+    _decide(AuditConfig.at(location, key_hex=KEY_A), 1, 2)
+    _rotate(AuditConfig.at(location, key_hex=KEY_A), FP_B)
+    _decide(AuditConfig.at(location, key_hex=KEY_B), 3, 2)
+    code, out = _verify(capsys, pg_url)
+    assert code == 0, out
+    assert "checked against the 4 record(s)" in out
+    _pg_edit(pg_url, statement)
+    code, out = _verify(capsys, pg_url)
+    assert (code, out.startswith("TAMPERED: ")) == (1, True), out
+    assert expected in out
