@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from caseroute.audit.config import AuditConfig, PostgresLocation
+from caseroute.audit.pg_schema import MIGRATIONS, altered_columns, declared_columns
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.record import ShadowResult
 from caseroute.cli import main
@@ -236,3 +237,63 @@ def test_another_client_encoding_is_overridden(
         monkeypatch.setenv("PGCLIENTENCODING", "SQL_ASCII")
     code, output = _run("audit", "verify", "--audit-db", url)
     assert (code, output[:4]) == (0, "ok: "), output
+
+
+@pytest.mark.parametrize("table", ["decisions", "ruleset_events"])
+def test_a_chained_seq_altered_to_text_is_tampered_not_an_outage(
+    pg_server: str, base: tuple[str, str], table: str
+) -> None:
+    """``seq`` as text: verify said "cannot be read; retry later" (left at stop 29).
+
+    The readers' ``seq > %s`` no longer type-checks. An auditor must read that as an edited
+    log: verify says TAMPERED naming the column, and show does not call it an outage.
+    """
+    url, decision_id = base
+    name = url.rsplit("/", 1)[1]
+    with fresh_database(pg_server, f'TEMPLATE "{name}"') as copy:
+        with psycopg.connect(copy, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE {table} ALTER COLUMN seq TYPE text")
+        expected = (
+            "the decision log's tables were altered after caseroute created them "
+            f"({table}.seq is text, not bigint): the log was edited"
+        )
+        code, output = _run("audit", "verify", "--audit-db", copy)
+        assert (code, output.startswith(f"TAMPERED: {expected}")) == (1, True), output
+        code, output = _run("audit", "show", decision_id, "--audit-db", copy)
+        assert "retry later" not in output, output
+        assert code == (1 if table == "decisions" else 0), output  # events: show reads none
+
+
+def test_altered_columns_names_each_change_and_nothing_on_an_intact_log(
+    pg_server: str, base: tuple[str, str]
+) -> None:
+    """The words verify quotes: a type changed, a column dropped; none for the log as made."""
+    url, _ = base
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url) as conn:
+        assert altered_columns(conn) == []
+    with (
+        fresh_database(pg_server, f'TEMPLATE "{name}"') as copy,
+        psycopg.connect(copy, autocommit=True) as conn,
+    ):
+        conn.execute("ALTER TABLE key_history ALTER COLUMN era TYPE bigint")
+        conn.execute("ALTER TABLE decisions DROP COLUMN content")
+        assert altered_columns(conn) == [
+            "decisions.content is missing",
+            "key_history.era is bigint, not integer",
+        ]
+
+
+def test_declared_columns_reads_every_column_of_the_migrations() -> None:
+    """Each column line of each CREATE TABLE is read, with its type (none skipped by the regex)."""
+    lines = [
+        line
+        for _, _, sql in MIGRATIONS
+        for line in sql.splitlines()
+        if line.startswith("    ") and not line.startswith("     ") and line.split()[0].islower()
+    ]
+    declared = declared_columns()
+    assert len(declared) == len(lines) == 58
+    assert declared["decisions", "seq"] == "bigint"
+    assert declared["shadow_results", "agreed"] == "integer"
+    assert declared["chain_head", "record_hash"] == "text"

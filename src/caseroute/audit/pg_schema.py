@@ -15,6 +15,7 @@ row (the text holds it), kept so both logs have one row shape.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from caseroute.audit.record import GENESIS
@@ -113,6 +114,52 @@ INSERT INTO chain_head (id, seq, record_hash) VALUES (1, 0, '{GENESIS}');
 )
 """(version, what it does, SQL): applied in order; never edit one that shipped, add the next."""
 LATEST = MIGRATIONS[-1][0]
+
+
+_TABLE = re.compile(r"^CREATE TABLE (\w+) \((.*?)^\);", re.MULTILINE | re.DOTALL)
+_COLUMN = re.compile(r"^    (\w+) (BIGINT|INTEGER|TEXT|BOOLEAN)\b", re.MULTILINE)
+
+
+def declared_columns() -> dict[tuple[str, str], str]:
+    """Every (table, column) the migrations create, and its type.
+
+    The type as ``information_schema`` names it: ``bigint``, ``integer``, ``text``, ``boolean``.
+    """
+    declared: dict[tuple[str, str], str] = {}
+    for _, _, sql in MIGRATIONS:
+        for table, body in _TABLE.findall(sql):
+            for column, kind in _COLUMN.findall(body):
+                declared[table, column] = kind.lower()
+    return declared
+
+
+def altered_columns(conn: Any) -> list[str]:
+    """How the log's columns differ from what the migrations created, in words.
+
+    Only an edit of the schema (``ALTER TABLE``, ``DROP``) makes them differ: caseroute's
+    queries then fail to type-check, which an auditor must read as an edited log, not as an
+    outage.
+
+    Args:
+        conn: A psycopg connection to the log's database.
+
+    Returns:
+        ``decisions.seq is text, not bigint``, ``decisions.content is missing``, ... (empty
+        when every column is as created).
+    """
+    rows = conn.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = current_schema()"
+    ).fetchall()
+    found = {(str(t), str(c)): str(k) for t, c, k in rows}
+    changes = []
+    for (table, column), kind in declared_columns().items():
+        now = found.get((table, column))
+        if now is None:
+            changes.append(f"{table}.{column} is missing")
+        elif now != kind:
+            changes.append(f"{table}.{column} is {now}, not {kind}")
+    return changes
 
 
 class UnusableDatabaseError(Exception):

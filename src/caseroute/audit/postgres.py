@@ -42,6 +42,7 @@ from caseroute.audit.pg_schema import (
     LATEST,
     SchemaTooNewError,
     UnusableDatabaseError,
+    altered_columns,
     migrate,
     require_utf8,
     schema_version,
@@ -80,6 +81,7 @@ from caseroute.audit.store import KeyMismatchError
 from caseroute.domain.errors import (
     AuditUnavailableError,
     IdempotencyConflictError,
+    RecordDamagedError,
     withheld_cause,
 )
 
@@ -482,7 +484,27 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 return [blobs_as_text(row) for row in rows] if self._readonly else rows
         except _DB_ERRORS as exc:
             self._log_failure("AUDIT READ FAILED", exc)
+            if self._readonly and _schema_refused(exc):
+                raise self._altered() from None
             raise AuditUnavailableError(READ_UNAVAILABLE) from None
+
+    def _altered(self) -> RecordDamagedError:
+        """An auditor's query failed to type-check: the log's tables were altered.
+
+        A column altered to another type (``decisions.seq`` to text) made every read say "the
+        decision log cannot be read; retry later", as an outage would.
+        """
+        try:
+            with self._pool.connection() as conn:
+                changes = altered_columns(conn)
+        except _DB_ERRORS as exc:
+            self._log_failure("AUDIT READ FAILED", exc)
+            changes = []
+        what = "; ".join(changes) if changes else "a table or column was changed"
+        return RecordDamagedError(
+            f"the decision log's tables were altered after caseroute created them ({what}): "
+            "the log was edited; restore it from a copy you trust"
+        )
 
     def close(self) -> None:
         """Finish pending appends, stop the writer and close the pool."""
@@ -493,6 +515,17 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                     self._queue.put(None)
             self._writer.join(timeout=30)
         self._pool.close()
+
+
+def _schema_refused(exc: BaseException) -> bool:
+    """Whether a read failed because a table or column is not as created (SQLSTATE class 42).
+
+    Permissions (``insufficient_privilege``, also class 42) are an operator's matter, not an
+    edit.
+    """
+    return isinstance(exc, psycopg.errors.ProgrammingError) and not isinstance(
+        exc, psycopg.errors.InsufficientPrivilege
+    )
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
