@@ -103,7 +103,7 @@ def test_a_path_selects_sqlite(text: str, path: Path) -> None:
                 "must be a SQLite file path (not a directory) or a postgresql:// URL, "
                 "got a postgresql:// URL that cannot be parsed (not shown: it may hold a "
                 "password); write postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a "
-                "password's reserved characters percent-encoded (/ as %2F, @ as %40)"
+                "password's reserved characters percent-encoded (/ as %2F, @ as %40, ? as %3F)"
             ),
         ),
         (
@@ -113,7 +113,7 @@ def test_a_path_selects_sqlite(text: str, path: Path) -> None:
                 "must be a SQLite file path (not a directory) or a postgresql:// URL, "
                 "got a postgresql:// URL that cannot be parsed (not shown: it may hold a "
                 "password); write postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a "
-                "password's reserved characters percent-encoded (/ as %2F, @ as %40)"
+                "password's reserved characters percent-encoded (/ as %2F, @ as %40, ? as %3F)"
             ),
         ),
         ("  ", "must be a SQLite file path (not a directory) or a postgresql:// URL, got '  '"),
@@ -156,6 +156,20 @@ def test_the_password_never_shows_in_str_or_repr() -> None:
         ("postgresql://u@db/a?pass%77ord=k%23x&x=1", "postgresql://u@db/a?pass%77ord=***&x=1"),
         # a "/" in the userinfo's password (review R29b F2)
         ("postgresql://u:Ab3/xY9+Qz==@db/audit", "postgresql://u:***@db/audit"),
+        # a "?" in it: libpq connects with "pa?ss" (printed in full before stop 30)
+        ("postgresql://u:pa?ss@db/audit", "postgresql://u:***@db/audit"),
+        (
+            "postgresql://u:pa?ss@db/audit?sslmode=require&password=q",
+            "postgresql://u:***@db/audit?sslmode=require&password=***",
+        ),
+        # libpq's password ends at the first "@" (host "b@db"): masked with the rest
+        ("postgresql://u:a@b@db/audit", "postgresql://u:***@db/audit"),
+        # an "@" only in the query is no userinfo
+        (
+            "postgresql://db/audit?application_name=a@b",
+            "postgresql://db/audit?application_name=a@b",
+        ),
+        ("postgresql://@db/audit", "postgresql://@db/audit"),
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:
@@ -167,6 +181,19 @@ def test_a_url_without_a_password_has_none_to_scrub() -> None:
     """No password: nothing to scrub from driver messages; one that will not parse still is."""
     assert PostgresLocation("postgresql://db/audit").passwords == ()
     assert PostgresLocation("postgresql://u:p@[::1/x").passwords == ("p",)
+
+
+def test_a_password_holding_a_question_mark_is_scrubbed_whole() -> None:
+    """The driver reads ``u:s3cr?et9@db`` as password ``s3cr?et9``; only "s3cr" was scrubbed."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    url = "postgresql://u:s3cr?et9@db/audit"
+    assert conninfo_to_dict(url)["password"] == "s3cr?et9"  # noqa: S105 - what libpq uses
+    assert PostgresLocation(url).passwords == ("s3cr?et9",)
+    with pytest.raises(ValueError, match="cannot be parsed") as refused:
+        parse_audit_db(url)  # Python's parser reads port "s3cr": refused, never quoted
+    assert "s3cr" not in str(refused.value)
+    assert "? as %3F" in str(refused.value)
 
 
 def test_every_password_in_the_url_is_scrubbed() -> None:

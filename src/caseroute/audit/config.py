@@ -58,7 +58,7 @@ class PostgresLocation:
         The userinfo's and the query's (``?password=``, ``sslpassword``), each as written and
         percent-decoded: libpq uses the query's when both are given.
         """
-        userinfo, query = _url_parts(self.url)
+        _, userinfo, _, _, _, query = _split_url(self.url)
         found: list[str] = []
         if ":" in userinfo and userinfo.split(":", 1)[1]:
             secret = userinfo.split(":", 1)[1]
@@ -73,11 +73,31 @@ AuditLocation = Path | PostgresLocation
 """Where a decision log lives: a SQLite file, or a PostgreSQL database."""
 
 
-def _url_parts(url: str) -> tuple[str, str]:
-    """A libpq URL's userinfo (up to the last ``@`` before the query) and its query text."""
-    before_query, _, query = url.partition("://")[2].partition("?")
-    userinfo, at, _ = before_query.rpartition("@")
-    return (userinfo if at else ""), query
+def _split_url(url: str) -> tuple[str, str, str, str, str, str]:
+    """A libpq URL's parts: ``scheme://``, userinfo, ``@``, host and path, ``?``, query.
+
+    Joined they give the URL back; each is "" when absent (all but the host: not a URL).
+
+    The userinfo is taken as long as any reader could take it, so a password is masked
+    whatever reads the URL: libpq ends it at the first ``@`` unless a ``/`` comes first (a
+    ``?`` inside a password is the password's: ``u:pa?ss@db`` connects with ``pa?ss``), and
+    Python's URL parsers at the last ``@`` before the query. The query is what follows the
+    first ``?`` after the userinfo.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "", "", "", url, "", ""
+    ends = []
+    first = next((i for i, c in enumerate(rest) if c in "@/"), -1)
+    if first >= 0 and rest[first] == "@":
+        ends.append(first)  # libpq's
+    last = rest.partition("?")[0].rfind("@")
+    if last >= 0:
+        ends.append(last)
+    end = max(ends, default=-1)
+    userinfo, at, after = (rest[:end], "@", rest[end + 1 :]) if end >= 0 else ("", "", rest)
+    hostpath, question, query = after.partition("?")
+    return f"{scheme}{sep}", userinfo, at, hostpath, question, query
 
 
 def _is_secret_key(key: str) -> bool:
@@ -86,25 +106,24 @@ def _is_secret_key(key: str) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with every password replaced by ``***``: in the authority or the query.
+    """``url`` with every password replaced by ``***``: in the userinfo or the query.
 
-    libpq reads the userinfo up to the *last* ``@`` before the path, so a password may hold
-    ``/`` (a base64 one pasted raw); ``?password=...`` (and ``sslpassword``, a keyword
-    percent-encoded or not) is libpq syntax too, its value running to the next ``&`` (libpq
-    does not read ``#`` as a fragment). Both were printed (reviews R29 F6, R29b F2/F3).
+    The userinfo is read as ``_split_url`` reads it (a password may hold ``/``, pasted raw from
+    base64, or ``?``, which libpq keeps in the password); ``?password=...`` (and
+    ``sslpassword``, a keyword percent-encoded or not) is libpq syntax too, its value running
+    to the next ``&`` (libpq does not read ``#`` as a fragment). Each was printed once (reviews
+    R29 F6, R29b F2/F3; a ``?`` in the password at stop 30).
     """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    scheme, userinfo, at, hostpath, question, query = _split_url(url)
+    if not scheme:
         return url
-    before_query, question, query = rest.partition("?")
-    userinfo, at, hostpath = before_query.rpartition("@")
-    if at and ":" in userinfo:
+    if ":" in userinfo:
         userinfo = userinfo.split(":", 1)[0] + ":***"
     params = [
         f"{key}=***" if eq and _is_secret_key(key) else f"{key}{eq}{value}"
         for key, eq, value in (part.partition("=") for part in query.split("&"))
     ]
-    return f"{scheme}{sep}{userinfo}{at}{hostpath}{question}{'&'.join(params)}"
+    return f"{scheme}{userinfo}{at}{hostpath}{question}{'&'.join(params)}"
 
 
 def parse_audit_db(text: str) -> AuditLocation:
@@ -134,7 +153,7 @@ def parse_audit_db(text: str) -> AuditLocation:
                 f"must be {AUDIT_DB_EXPECTED}, got a {name}:// URL that cannot be parsed (not "
                 "shown: it may hold a password); write "
                 "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a password's reserved "
-                "characters percent-encoded (/ as %2F, @ as %40)"
+                "characters percent-encoded (/ as %2F, @ as %40, ? as %3F)"
             ) from None
         return PostgresLocation(text)
     if name in POSTGRES_SCHEMES:
