@@ -17,10 +17,11 @@ import pytest
 
 from caseroute.audit.config import AuditConfig, PostgresLocation
 from caseroute.audit.masking import Masker, key_fingerprint
-from caseroute.audit.record import AuditRecord
-from caseroute.audit.store import KeyMismatchError, SqliteAuditStore
+from caseroute.audit.record import AuditRecord, EditedText
+from caseroute.audit.store import WRITE_UNAVAILABLE, SqliteAuditStore
 from caseroute.audit.verify import key_history_problem, verify_chain
 from caseroute.cli import main
+from caseroute.domain.errors import AuditUnavailableError
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.service import DecideCommand, RoutingCore, RulesetRegistry
 from caseroute.testing import (
@@ -28,6 +29,7 @@ from caseroute.testing import (
     NOW,
     compile_text,
     make_agent,
+    make_audit_record,
     make_case,
     make_roster,
     ruleset_with_rules,
@@ -130,7 +132,8 @@ EDITS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "era 1's key replaced alone": (
         (f"UPDATE key_history SET new_fingerprint = '{OTHER}' WHERE era = 1",),
-        f"key era 2 says it rotated from key {FP_A}, but era 1 holds {OTHER}",
+        # the records are walked first: record 1 names the key era 1 no longer holds
+        f"record 1 was masked with key {FP_A}, but the key history places it in era 1 (key {OTHER}",
     ),
     "an era inserted among the records": (
         (f"INSERT INTO key_history VALUES (3, '2026-12-02T11:00:00Z', '{FP_B}', '{OTHER}', 6)",),
@@ -142,7 +145,11 @@ EDITS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "an era starting past the next record": (
         (f"INSERT INTO key_history VALUES (3, '2026-12-02T11:00:00Z', '{FP_B}', '{OTHER}', 9)",),
-        "key era 3 starts at record 9, outside records 4 to 7",
+        (
+            "key era 3 starts at record 9, after record 7 (the one after the head, where a "
+            "rotation starts): key eras were edited, or the newest records were deleted and the "
+            "head rewritten"
+        ),
     ),
 }
 
@@ -256,20 +263,83 @@ def _records_masked_with(key_hex: str, tmp_path: Path, count: int = 1) -> list[A
         store.close()
 
 
-def test_a_writer_refuses_records_masked_with_another_key(tmp_path: Path) -> None:
-    """Records masked with key B are never stored by a writer bound to key A, nor in its log."""
+def test_a_writer_refuses_records_masked_with_another_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Records masked with key B are never stored by a writer bound to key A, nor in its log.
+
+    Refused as the log being unwritable (UNAVAILABLE, health NOT_SERVING), the reason logged:
+    before review R30's F3 a raw ValueError or KeyMismatchError reached the caller (INTERNAL).
+    """
     records = _records_masked_with(KEY_B, tmp_path)
     db = tmp_path / "audit.db"
     bound = AuditConfig(db=db, key_hex=KEY_A).open_store()
-    with pytest.raises(ValueError, match=f"masked with key {FP_B}, but this writer is bound"):
+    with pytest.raises(AuditUnavailableError, match=WRITE_UNAVAILABLE):
         bound.append(records)
     assert bound.head()[0] == 0
     bound.close()
+    assert f"it was masked with key {FP_B}, but this writer is bound to key {FP_A}" in caplog.text
+    caplog.clear()
     unbound = SqliteAuditStore(db)
-    with pytest.raises(KeyMismatchError):
+    with pytest.raises(AuditUnavailableError, match=WRITE_UNAVAILABLE):
         unbound.append(records)
     assert unbound.head()[0] == 0
     unbound.close()
+    assert f"the decision log's masking key is now {FP_A}, not this writer's" in caplog.text
+
+
+def test_one_record_of_another_key_refuses_the_whole_batch(tmp_path: Path) -> None:
+    """A batch whose second record names another key: nothing of it is stored."""
+    a_records = _records_masked_with(KEY_A, tmp_path)
+    b_records = _records_masked_with(KEY_B, tmp_path)
+    store = AuditConfig(db=tmp_path / "audit.db", key_hex=KEY_A).open_store()
+    try:
+        with pytest.raises(AuditUnavailableError):
+            store.append([*a_records, *b_records])
+        assert store.head()[0] == 0
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("masked_with", [None, 7, ""])
+def test_a_masked_with_that_is_no_fingerprint_is_refused(
+    masked_with: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``masked_with: null`` was stored, and verify then called the log edited (R30 F2)."""
+    (record,) = _records_masked_with(KEY_A, tmp_path)
+    odd = replace(record, input={**record.input, "masked_with": masked_with})
+    store = AuditConfig(db=tmp_path / "audit.db", key_hex=KEY_A).open_store()
+    try:
+        with pytest.raises(AuditUnavailableError):
+            store.append([odd])
+        assert store.head()[0] == 0
+    finally:
+        store.close()
+    assert f"its masked_with is {type(masked_with).__name__}, not a key fingerprint" in caplog.text
+
+
+def test_an_unbound_writer_starts_era_1_at_the_records_time(tmp_path: Path) -> None:
+    """The era's ``at`` is the first record's ``recorded_at`` (not checked by verify)."""
+    (record,) = _records_masked_with(KEY_A, tmp_path)
+    store = SqliteAuditStore(tmp_path / "audit.db")
+    try:
+        store.append([record])
+        assert [(e.at, e.new_fingerprint) for e in store.key_history()] == [
+            (record.recorded_at, FP_A)
+        ]
+    finally:
+        store.close()
+
+
+def test_open_recording_gives_the_masker_of_the_key_it_bound(tmp_path: Path) -> None:
+    """One read of the key for both (the server read the key file twice, R30 F3)."""
+    config = AuditConfig(db=tmp_path / "audit.db", key_file=tmp_path / "k")
+    store, masker = config.open_recording()  # creates the key file
+    try:
+        assert [e.new_fingerprint for e in store.key_history()] == [masker.fingerprint]
+        assert masker.key == bytes.fromhex((tmp_path / "k").read_text().strip())
+    finally:
+        store.close()
 
 
 def test_key_history_problem_accepts_what_claim_and_rotate_write() -> None:
@@ -287,8 +357,7 @@ def test_key_history_problem_accepts_what_claim_and_rotate_write() -> None:
         "key era 1 holds no key fingerprint: key eras were edited"
     )
     assert key_history_problem([eras[0], KeyEra(2, "t", FP_A, FP_B, 0)], 5) == (
-        "key era 2 starts at record 0, outside records 1 to 6 (its predecessor's first to the "
-        "one after the head): key eras were edited"
+        "key era 2 starts at record 0, before the first record of era 1 (1): key eras were edited"
     )
 
 
@@ -330,3 +399,102 @@ def test_postgres_verify_names_an_edited_key_era(
     code, out = _verify(capsys, pg_url)
     assert (code, out.startswith("TAMPERED: ")) == (1, True), out
     assert expected in out
+
+
+def test_key_history_problem_names_each_break() -> None:
+    """The bounds exactly, a non-text key, and a rotation from a key the era before lacks."""
+    from caseroute.audit.store import KeyEra
+
+    era1 = KeyEra(1, "t1", "", FP_A, 1)
+    assert key_history_problem([era1, KeyEra(2, "t2", FP_A, FP_B, 4)], 3) is None  # head + 1
+    assert key_history_problem([era1, KeyEra(2, "t2", FP_A, FP_B, 5)], 3) == (
+        "key era 2 starts at record 5, after record 4 (the one after the head, where a rotation "
+        "starts): key eras were edited, or the newest records were deleted and the head "
+        "rewritten"
+    )
+    assert key_history_problem([KeyEra(1, "t", "", b"ab", 1)], 0) == (  # type: ignore[arg-type]
+        "key era 1 holds no key fingerprint: key eras were edited"
+    )
+    assert key_history_problem([era1, KeyEra(2, "t2", OTHER, FP_B, 2)], 3) == (
+        f"key era 2 says it rotated from key {OTHER}, but era 1 holds {FP_A}: key eras were edited"
+    )
+    assert key_history_problem([KeyEra(1, "t", FP_B, FP_A, 1)], 0) == (
+        f"key era 1 says it rotated from key {FP_B}, but the start of the log holds no key: key "
+        "eras were edited"
+    )
+
+
+def _sealed(*inputs: dict[str, object]) -> list[AuditRecord]:
+    """Records with these inputs, chained from GENESIS (no store: what verify is given)."""
+    from caseroute.audit.record import GENESIS, seal
+
+    records, prev = [], GENESIS
+    for n, stored_input in enumerate(inputs, start=1):
+        record = seal(make_audit_record(n, input=stored_input), n, prev)
+        records.append(record)
+        prev = record.record_hash
+    return records
+
+
+@pytest.mark.parametrize("masked_with", [7, None, "", EditedText("c56b\ufffd")])
+def test_verify_names_a_masked_with_that_is_no_fingerprint(masked_with: object) -> None:
+    """A hashed ``masked_with`` that is no key (a chain rewritten around it) is named."""
+    from caseroute.audit.store import KeyEra
+
+    records = _sealed({"case": {}, "masked_with": masked_with, "roster": {}})
+    report = verify_chain(
+        records, (1, records[-1].record_hash), None, (), [KeyEra(1, "t", "", FP_A, 1)]
+    )
+    assert (report.ok, report.problem) == (
+        False,
+        "record 1 names no masking key fingerprint (masked_with was edited)",
+    )
+
+
+def test_verify_counts_only_records_that_name_a_key_and_checks_none_without_eras() -> None:
+    """``keyed`` counts records naming a key; with no eras given nothing is checked."""
+    from caseroute.audit.store import KeyEra
+
+    records = _sealed(
+        {"case": {}}, {"case": {}, "masked_with": FP_A}, {"case": {}, "masked_with": FP_A}
+    )
+    head = (3, records[-1].record_hash)
+    assert verify_chain(records, head, None, (), [KeyEra(1, "t", "", FP_A, 1)]).keyed == 2
+    unchecked = verify_chain(records, head, None, (), None)
+    assert (unchecked.ok, unchecked.keyed) == (True, 0)
+    assert verify_chain(records, head, None, (), []).problem == (
+        f"record 2 was masked with key {FP_A}, but no key era covers it: key eras "
+        "(key_history) were deleted or edited"
+    )
+
+
+def test_show_of_records_without_a_named_key() -> None:
+    """A record from before fingerprints, and one whose masked_with is no text: no key claimed."""
+    from caseroute.audit.show import _key_line
+    from caseroute.audit.store import KeyEra
+
+    older, odd = _sealed({"case": {}}, {"case": {}, "masked_with": 7})
+    era = KeyEra(1, "t", "", FP_A, 1)
+    assert _key_line(older, None) == "  masking key: not recorded (written before key fingerprints)"
+    plain = f"  masking key: era 1, fingerprint {FP_A} (records from 1)"
+    assert _key_line(older, era) == plain
+    assert _key_line(odd, era) == plain
+    assert _key_line(odd, None) == "  masking key: not recorded (written before key fingerprints)"
+
+
+def test_verify_of_a_log_with_ruleset_events_counts_no_event_as_unchecked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Events share the chain but mask nothing: every decision record named its key."""
+    from tests.test_cli_audit import _ruleset_event
+
+    db = tmp_path / "audit.db"
+    _decide(AuditConfig(db=db, key_hex=KEY_A), 1, 2)
+    store = AuditConfig(db=db, key_hex=KEY_A).open_store()
+    store.append_events([_ruleset_event(1), _ruleset_event(2)])
+    store.close()
+    _decide(AuditConfig(db=db, key_hex=KEY_A), 3, 1)
+    code, out = _verify(capsys, str(db))
+    assert code == 0, out
+    assert "ok: 5 record(s) (2 of them ruleset event(s))" in out
+    assert "masking key eras (checked against the 3 record(s) that name their key):" in out

@@ -268,6 +268,18 @@ class AuditConfig:
                 or another key than the log's.
             AuditUnavailableError: If the file (or database) cannot be opened or created.
         """
+        return self.open_recording()[0]
+
+    def open_recording(self) -> tuple[SqliteAuditStore | PostgresAuditSink, Masker]:
+        """``open_sink`` and the masker of the very key it bound the log to (read once).
+
+        Reading the key file twice (``open_sink``, then ``masker``) could give two keys if the
+        file changed in between; the log's writer would then refuse every record.
+
+        Raises:
+            ConfigError: As ``open_sink`` and ``masker``.
+            AuditUnavailableError: As ``open_sink``.
+        """
         store: SqliteAuditStore | PostgresAuditSink
         if self.postgres is not None:
             if self.key_hex is None:
@@ -279,13 +291,14 @@ class AuditConfig:
                 raise ConfigError(exposure_message(exposed))
             store = SqliteAuditStore(self.db)
         try:
-            self._bind_key(store)
+            key = self._bind_key(store)
+            masker = Masker(key, check_masked_fields(self.masked_fields))
         except BaseException:
             store.close()
             raise
-        return store
+        return store, masker
 
-    def _bind_key(self, store: SqliteAuditStore | PostgresAuditSink) -> None:
+    def _bind_key(self, store: SqliteAuditStore | PostgresAuditSink) -> bytes:
         bound = store.has_records()
         if self.key_hex is None and bound and not self.key_path.exists():
             history = store.key_history()
@@ -311,6 +324,7 @@ class AuditConfig:
                 "rotate-key --audit-db "
                 f"{self.log_name} --new-key-file FILE --confirm`"
             ) from None
+        return key
 
 
 def open_postgres(location: PostgresLocation, *, readonly: bool = False) -> PostgresAuditSink:

@@ -646,32 +646,48 @@ class QueuedAppends:
 
         Every record ``build_records`` makes names the fingerprint of the key that masked it
         (its input's ``masked_with``). A writer not yet bound to a key (``claim_key``) binds
-        to the first one named, as ``claim_key`` would; a log masked with another key then
-        refuses it. Records that name no key (built by hand) are stored as they are.
+        to the first one named, recording the record's ``recorded_at`` as the era's start (a
+        log masked with another key then refuses it). Records that name no key (no
+        ``masked_with``, as built by hand) are stored as they are. Nothing of ``records`` is
+        stored when one is refused.
 
         Raises:
-            KeyMismatchError: If the log holds another key than the one a record names.
-            ValueError: If a record names a key other than this writer's, or a key that is
-                no text (a caller bug: mask with the key the log is bound to); nothing is
-                stored.
+            AuditUnavailableError: If a record names a key other than this writer's (the
+                masker and the writer were given different keys), or a ``masked_with`` that is
+                no key fingerprint, or the log holds another key than the one named; the
+                reason is logged.
         """
         for record in records:
             stored_input = record.input
-            key = stored_input.get("masked_with") if isinstance(stored_input, dict) else None
-            if key is None or key == self._fingerprint:
+            if not isinstance(stored_input, dict) or "masked_with" not in stored_input:
+                continue
+            key = stored_input["masked_with"]
+            if key == self._fingerprint and self._fingerprint is not None:
                 continue
             if not isinstance(key, str) or not key:
-                raise ValueError(
-                    f"record {record.decision_id!r} names no masking key: its input's "
-                    f"masked_with is {type(key).__name__}, not a key fingerprint"
+                refused = f"its masked_with is {type(key).__name__}, not a key fingerprint"
+            elif self._fingerprint is not None:
+                refused = (
+                    f"it was masked with key {key}, but this writer is bound to key "
+                    f"{self._fingerprint}: give the recorder the masker of the key the log is "
+                    "bound to (AuditConfig.open_recording builds both from one read of the key)"
                 )
-            if self._fingerprint is not None:
-                raise ValueError(
-                    f"record {record.decision_id!r} was masked with key {key}, but this "
-                    f"writer is bound to key {self._fingerprint}: mask with the key the "
-                    "decision log is bound to (AuditConfig builds both from one key)"
-                )
-            self.claim_key(key, record.recorded_at)
+            else:
+                try:
+                    self.claim_key(key, record.recorded_at)
+                except AuditUnavailableError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - KeyMismatchError (store.py's)
+                    refused = str(exc)
+                else:
+                    continue
+            log.error(
+                "AUDIT WRITE REFUSED on %s: record %s: %s",
+                self._target,
+                record.decision_id,
+                refused,
+            )
+            raise AuditUnavailableError(WRITE_UNAVAILABLE)
 
     def _enqueue(self, item: PendingItem) -> None:
         """Hand an item to the writer thread (its ``done`` is settled after the commit)."""
@@ -746,8 +762,8 @@ class QueuedAppends:
         Raises:
             AuditUnavailableError: If the store cannot commit (nothing is stored then).
             IdempotencyConflictError: If a decision_id exists with a different input.
-            KeyMismatchError: If a record was masked with another key than the log's.
-            ValueError: As ``_bind_key``.
+            AuditUnavailableError: Also if a record was masked with another key than the
+                writer's or the log's (``_bind_key``).
         """
         self._bind_key(records)
         # Serialised here, in the caller's thread: the writer (whose time every caller waits

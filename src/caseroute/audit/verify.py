@@ -274,7 +274,8 @@ def key_history_problem(eras: Sequence[KeyEra], head_seq: int) -> str | None:
 
     Each era follows the one before it: numbered one more, rotated from its key, starting at
     or after its first record, and no later than the record after the head (a rotation starts
-    at the next record). An era's ``at`` is not checked (nothing else records it).
+    at the next record). An era's ``at`` is not checked (nothing else records it), and an era
+    no record lies in can be deleted or added consistently without being seen here.
 
     Args:
         eras: ``store.key_history()``, oldest first.
@@ -299,11 +300,16 @@ def key_history_problem(eras: Sequence[KeyEra], head_seq: int) -> str | None:
             )
         if not _is_text(era.new_fingerprint) or not era.new_fingerprint:
             return f"{where} holds no key fingerprint: key eras were edited"
-        if not first <= era.first_seq <= head_seq + 1:
+        if era.first_seq < first:
             return (
-                f"{where} starts at record {era.first_seq}, outside records {first} to "
-                f"{head_seq + 1} (its predecessor's first to the one after the head): key eras "
-                "were edited"
+                f"{where} starts at record {era.first_seq}, before the first record of "
+                f"{_era_name(previous) if previous else 'the log'} ({first}): key eras were edited"
+            )
+        if era.first_seq > head_seq + 1:
+            return (
+                f"{where} starts at record {era.first_seq}, after record {head_seq + 1} (the "
+                "one after the head, where a rotation starts): key eras were edited, or the "
+                "newest records were deleted and the head rewritten"
             )
         previous = era
     return None
@@ -375,10 +381,6 @@ def verify_chain(
     Returns:
         The report.
     """
-    if eras is not None:
-        problem = key_history_problem(eras, head[0])
-        if problem is not None:
-            return _bad(0, problem)
     checked: set[str] = set()
     parts = _RosterParts(get_blob) if get_blob is not None else None
     expected_seq, prev, count, event_count, keyed = 1, GENESIS, 0, 0, 0
@@ -403,6 +405,10 @@ def verify_chain(
             f"is record {head[0]} (records truncated or the head edited)",
             events=event_count,
         )
+    # After the walk: a chain cut short (or a head rewritten) is named as such first.
+    problem = None if eras is None else key_history_problem(eras, head[0])
+    if problem is not None:
+        return _bad(count, problem, events=event_count)
     return ChainReport(ok=True, records=count, events=event_count, keyed=keyed)
 
 

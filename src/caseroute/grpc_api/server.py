@@ -453,12 +453,8 @@ def open_core(config: ServerConfig) -> RoutingCore:
         ConfigError: If the audit key or masked fields are invalid.
         AuditUnavailableError: If the decision log cannot be opened.
     """
-    store = config.audit.open_sink()  # SQLite, or PostgreSQL (--audit-db postgresql://...)
-    try:
-        masker = config.audit.masker()
-    except Exception:
-        store.close()
-        raise
+    # SQLite, or PostgreSQL (--audit-db postgresql://...); the masker of the key it bound.
+    store, masker = config.audit.open_recording()
     registry = RulesetRegistry(config.default_ruleset)
     core = RoutingCore(registry, store, masker, limits=config.limits)
     # Idle until some serving.yaml names a shadow version (a reload can add one any time).
