@@ -315,7 +315,7 @@ def test_a_masked_with_that_is_no_fingerprint_is_refused(
         assert store.head()[0] == 0
     finally:
         store.close()
-    assert f"its masked_with is {type(masked_with).__name__}, not a key fingerprint" in caplog.text
+    assert "its masked_with is no key fingerprint (16 hex digits)" in caplog.text
 
 
 def test_an_unbound_writer_starts_era_1_at_the_records_time(tmp_path: Path) -> None:
@@ -498,3 +498,62 @@ def test_verify_of_a_log_with_ruleset_events_counts_no_event_as_unchecked(
     assert code == 0, out
     assert "ok: 5 record(s) (2 of them ruleset event(s))" in out
     assert "masking key eras (checked against the 3 record(s) that name their key):" in out
+
+
+def test_a_refused_batch_stores_no_key_era_either(tmp_path: Path) -> None:
+    """An unbound writer given records of keys A and B: no records and no era 1 (R30b F3).
+
+    Before, era 1 (key A) was claimed and then B refused, so a server with key B was refused
+    at start on a log that held nothing.
+    """
+    a_records = _records_masked_with(KEY_A, tmp_path)
+    b_records = _records_masked_with(KEY_B, tmp_path)
+    db = tmp_path / "audit.db"
+    store = SqliteAuditStore(db)
+    try:
+        with pytest.raises(AuditUnavailableError):
+            store.append([*a_records, *b_records])
+        assert (store.head()[0], store.key_history()) == (0, [])
+    finally:
+        store.close()
+    _decide(AuditConfig(db=db, key_hex=KEY_B), 1, 1)  # the log is still anyone's
+
+
+@pytest.mark.parametrize("masked_with", [None, "x", "C56B3B5A171F6952", FP_A + "\n"])
+def test_an_unbound_writer_refuses_a_masked_with_that_is_no_fingerprint(
+    masked_with: object, tmp_path: Path
+) -> None:
+    """Refused before any claim: no record, no era (R30b F4 and its mutant M2)."""
+    (record,) = _records_masked_with(KEY_A, tmp_path)
+    odd = replace(record, input={**record.input, "masked_with": masked_with})
+    store = SqliteAuditStore(tmp_path / "audit.db")
+    try:
+        with pytest.raises(AuditUnavailableError):
+            store.append([odd])
+        assert (store.head()[0], store.key_history()) == (0, [])
+    finally:
+        store.close()
+
+
+def test_verify_names_a_masked_with_that_is_text_but_no_fingerprint() -> None:
+    """Any text was a key to verify before R30b F4: only what ``key_fingerprint`` writes is."""
+    from caseroute.audit.store import KeyEra
+
+    records = _sealed({"case": {}, "masked_with": "x", "roster": {}})
+    report = verify_chain(
+        records, (1, records[-1].record_hash), None, (), [KeyEra(1, "t", "", "x", 1)]
+    )
+    assert report.problem == "record 1 names no masking key fingerprint (masked_with was edited)"
+
+
+def test_open_recording_reads_the_key_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key file replaced between two reads cannot give the writer and masker two keys."""
+    import caseroute.audit.config as config_module
+
+    keys = iter([bytes.fromhex(KEY_A), bytes.fromhex(KEY_B)])
+    monkeypatch.setattr(config_module, "load_key", lambda *_, **__: next(keys))
+    store, masker = AuditConfig(db=tmp_path / "audit.db", key_hex=KEY_A).open_recording()
+    try:
+        assert [e.new_fingerprint for e in store.key_history()] == [masker.fingerprint] == [FP_A]
+    finally:
+        store.close()

@@ -196,6 +196,27 @@ def test_a_password_holding_a_question_mark_is_scrubbed_whole() -> None:
     assert "? as %3F" in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "libpq_password"),
+    [("postgresql://u:s3cr@et9@localhost:1/x", "s3cr"), ("postgresql://u:pw41@@host/x", "pw41")],
+)
+def test_a_raw_at_sign_in_the_password_is_refused_and_both_readings_scrubbed(
+    url: str, libpq_password: str
+) -> None:
+    """Libpq connects with the part before the first "@" and reads the rest as the host.
+
+    Review R30b: the URL was accepted (Python reads the whole password) and the driver's
+    "failed to resolve host 'et9@localhost'" printed the password's tail.
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    assert conninfo_to_dict(url)["password"] == libpq_password
+    assert libpq_password in PostgresLocation(url).passwords
+    with pytest.raises(ValueError, match="cannot be parsed") as refused:
+        parse_audit_db(url)
+    assert libpq_password not in str(refused.value)
+
+
 def test_every_password_in_the_url_is_scrubbed() -> None:
     """The query's (libpq uses it when both are given) and the userinfo's, raw and decoded."""
     location = PostgresLocation("postgresql://u:wrong%21@db/audit?password=right%23x")

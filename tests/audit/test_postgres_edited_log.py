@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -297,3 +299,74 @@ def test_declared_columns_reads_every_column_of_the_migrations() -> None:
     assert declared["decisions", "seq"] == "bigint"
     assert declared["shadow_results", "agreed"] == "integer"
     assert declared["chain_head", "record_hash"] == "text"
+
+
+def test_a_pooler_error_on_an_intact_log_is_an_outage_not_an_edit(
+    base: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prepared-statement clash (PgBouncer in transaction mode) is SQLSTATE class 42 too.
+
+    Review R30b: it was reported as "tables were altered ... the log was edited". Every
+    pooled connection here already holds the statement name psycopg prepares next.
+    """
+    import caseroute.audit.postgres as pg_module
+
+    url, decision_id = base
+    configure = pg_module._configure
+
+    def taken(conn: psycopg.Connection[Any]) -> None:
+        configure(conn)
+        conn.pgconn.exec_(b"PREPARE _pg3_0 AS SELECT 1")  # beside psycopg's own bookkeeping
+
+    monkeypatch.setattr(pg_module, "_configure", taken)
+    sink = PostgresAuditSink(PostgresLocation(url), readonly=True)
+    refused = None
+    try:
+        for _ in range(10):  # psycopg prepares a query after it ran 5 times
+            try:
+                sink.get(decision_id)
+            except AuditUnavailableError as exc:
+                refused = exc
+                break
+    finally:
+        sink.close()
+    assert refused is not None  # the clash happened: else this test proves nothing
+    assert "retry later" in str(refused)
+
+
+def test_a_refused_permission_is_unreadable_not_tampered(base: tuple[str, str]) -> None:
+    """A role that may not read ``decisions`` gets "cannot be read", never TAMPERED."""
+    url, _ = base
+    role = f"auditor_{secrets.token_hex(4)}"
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'")
+        conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO {role}')
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        conn.execute(f"REVOKE SELECT ON decisions FROM {role}")
+    try:
+        limited = url.replace(url.split("://", 1)[1].split("@", 1)[0], f"{role}:pw", 1)
+        code, output = _run("audit", "verify", "--audit-db", limited)
+        assert (code, "TAMPERED" in output, "cannot be read" in output) == (1, False, True)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
+            conn.execute(f'REVOKE CONNECT ON DATABASE "{database}" FROM {role}')
+            conn.execute(f"DROP ROLE {role}")
+
+
+def test_the_servers_own_reads_of_an_altered_log_stay_an_outage(
+    pg_server: str, base: tuple[str, str]
+) -> None:
+    """Only an auditor's read names the edit: the writable sink's says unavailable, as before."""
+    url, _ = base
+    name = url.rsplit("/", 1)[1]
+    with fresh_database(pg_server, f'TEMPLATE "{name}"') as copy:
+        with psycopg.connect(copy, autocommit=True) as conn:
+            conn.execute("ALTER TABLE decisions ALTER COLUMN seq TYPE text")
+        sink = AuditConfig.at(PostgresLocation(copy), key_hex=TEST_AUDIT_KEY).open_sink()
+        try:
+            with pytest.raises(AuditUnavailableError, match="retry later"):
+                list(sink.records(after_seq=1))
+        finally:
+            sink.close()

@@ -60,9 +60,11 @@ class PostgresLocation:
         """
         _, userinfo, _, _, _, query = _split_url(self.url)
         found: list[str] = []
-        if ":" in userinfo and userinfo.split(":", 1)[1]:
-            secret = userinfo.split(":", 1)[1]
-            found += [secret, unquote(secret)]
+        # Every reading's: the driver may connect with a shorter one than is printed (R30b).
+        for reading in (*_userinfo_readings(self.url), userinfo):
+            if reading is not None and ":" in reading and reading.split(":", 1)[1]:
+                secret = reading.split(":", 1)[1]
+                found += [secret, unquote(secret)]
         for key, eq, value in (part.partition("=") for part in query.split("&")):
             if eq and value and _is_secret_key(key):
                 found += [value, unquote(value)]
@@ -98,6 +100,21 @@ def _split_url(url: str) -> tuple[str, str, str, str, str, str]:
     userinfo, at, after = (rest[:end], "@", rest[end + 1 :]) if end >= 0 else ("", "", rest)
     hostpath, question, query = after.partition("?")
     return f"{scheme}{sep}", userinfo, at, hostpath, question, query
+
+
+def _userinfo_readings(url: str) -> tuple[str | None, str | None]:
+    """The userinfo as libpq reads it and as Python's ``urlsplit`` does (None: no userinfo).
+
+    libpq ends it at the first ``@`` unless a ``/`` comes first; ``urlsplit`` at the last
+    ``@`` of the part before the first ``/``, ``?`` or ``#``. They differ when a password
+    holds a raw ``@`` or ``?``: one of them then connects with, or prints, another password.
+    """
+    rest = url.partition("://")[2]
+    first = next((i for i, c in enumerate(rest) if c in "@/"), -1)
+    libpq = rest[:first] if first >= 0 and rest[first] == "@" else None
+    netloc = rest[: next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))]
+    userinfo, at, _ = netloc.rpartition("@")
+    return libpq, (userinfo if at else None)
 
 
 def _is_secret_key(key: str) -> bool:
@@ -147,7 +164,11 @@ def parse_audit_db(text: str) -> AuditLocation:
         try:
             parts = urlsplit(text)
             _ = parts.port  # a port that is not a number raises here
+            readable = len(set(_userinfo_readings(text))) == 1
         except ValueError:
+            readable = False
+        # A raw "@" in the password: libpq reads another password and host than Python does.
+        if not readable:
             # Not quoted, even redacted: what cannot be parsed cannot be redacted with certainty.
             raise ValueError(
                 f"must be {AUDIT_DB_EXPECTED}, got a {name}:// URL that cannot be parsed (not "

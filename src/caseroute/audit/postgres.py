@@ -484,26 +484,35 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 return [blobs_as_text(row) for row in rows] if self._readonly else rows
         except _DB_ERRORS as exc:
             self._log_failure("AUDIT READ FAILED", exc)
-            if self._readonly and _schema_refused(exc):
-                raise self._altered() from None
+            altered = self._altered() if self._readonly and _schema_refused(exc) else None
+            if altered is not None:
+                raise altered from None
             raise AuditUnavailableError(READ_UNAVAILABLE) from None
 
-    def _altered(self) -> RecordDamagedError:
-        """An auditor's query failed to type-check: the log's tables were altered.
+    def _altered(self) -> RecordDamagedError | None:
+        """Why an auditor's query failed to type-check, if the log's tables were altered.
 
         A column altered to another type (``decisions.seq`` to text) made every read say "the
-        decision log cannot be read; retry later", as an outage would.
+        decision log cannot be read; retry later", as an outage would. Only a difference from
+        the migrations' columns is called an edit: the same class of errors also comes from a
+        connection pooler (a prepared statement lost or taken, PgBouncer in transaction mode),
+        which is an outage (review R30b).
+
+        Returns:
+            The error naming each altered column, or None when every column is as created (or
+            the columns cannot be read).
         """
         try:
             with self._pool.connection() as conn:
                 changes = altered_columns(conn)
         except _DB_ERRORS as exc:
             self._log_failure("AUDIT READ FAILED", exc)
-            changes = []
-        what = "; ".join(changes) if changes else "a table or column was changed"
+            return None
+        if not changes:
+            return None
         return RecordDamagedError(
-            f"the decision log's tables were altered after caseroute created them ({what}): "
-            "the log was edited; restore it from a copy you trust"
+            "the decision log's tables were altered after caseroute created them "
+            f"({'; '.join(changes)}): the log was edited; restore it from a copy you trust"
         )
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -22,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeGuard, TypeVar
 
 from caseroute.audit.record import (
     GENESIS,
@@ -376,6 +377,14 @@ class KeyEra:
     first_seq: int
 
 
+_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
+
+
+def is_key_fingerprint(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a key fingerprint as ``masking.key_fingerprint`` writes it."""
+    return type(value) is str and _FINGERPRINT.fullmatch(value) is not None
+
+
 def era_of(seq: int, history: Sequence[KeyEra]) -> KeyEra | None:
     """The key era a record belongs to (None before any key was recorded)."""
     return next((e for e in reversed(history) if e.first_seq <= seq), None)
@@ -646,46 +655,60 @@ class QueuedAppends:
 
         Every record ``build_records`` makes names the fingerprint of the key that masked it
         (its input's ``masked_with``). A writer not yet bound to a key (``claim_key``) binds
-        to the first one named, recording the record's ``recorded_at`` as the era's start (a
-        log masked with another key then refuses it). Records that name no key (no
-        ``masked_with``, as built by hand) are stored as they are. Nothing of ``records`` is
-        stored when one is refused.
+        to the one the records name, recording the first record's ``recorded_at`` as the era's
+        start (a log masked with another key then refuses it). Records that name no key (no
+        ``masked_with``, as built by hand) are stored as they are. Every record is checked
+        before anything is claimed or stored: a refused call stores nothing, era included.
 
         Raises:
-            AuditUnavailableError: If a record names a key other than this writer's (the
-                masker and the writer were given different keys), or a ``masked_with`` that is
-                no key fingerprint, or the log holds another key than the one named; the
-                reason is logged.
+            AuditUnavailableError: If a record's ``masked_with`` is no key fingerprint (16
+                lower-case hex digits), or the records name a key other than this writer's
+                (the masker and the writer were given different keys) or more than one key,
+                or the log holds another key than the one named; the reason is logged.
         """
+        named: dict[str, AuditRecord] = {}
+        refused = None
         for record in records:
             stored_input = record.input
             if not isinstance(stored_input, dict) or "masked_with" not in stored_input:
                 continue
             key = stored_input["masked_with"]
-            if key == self._fingerprint and self._fingerprint is not None:
-                continue
-            if not isinstance(key, str) or not key:
-                refused = f"its masked_with is {type(key).__name__}, not a key fingerprint"
-            elif self._fingerprint is not None:
+            if not is_key_fingerprint(key):
+                refused = record, "its masked_with is no key fingerprint (16 hex digits)"
+                break
+            named.setdefault(key, record)
+        if refused is None and named:
+            bound = self._fingerprint
+            others = [key for key in named if key != bound] if bound is not None else []
+            if others:
                 refused = (
-                    f"it was masked with key {key}, but this writer is bound to key "
-                    f"{self._fingerprint}: give the recorder the masker of the key the log is "
-                    "bound to (AuditConfig.open_recording builds both from one read of the key)"
+                    named[others[0]],
+                    (
+                        f"it was masked with key {others[0]}, but this writer is bound to key "
+                        f"{bound}: give the recorder the masker of the key the log is bound to "
+                        "(AuditConfig.open_recording builds both from one read of the key)"
+                    ),
                 )
-            else:
+            elif bound is None and len(named) > 1:
+                first, second = list(named)[:2]
+                refused = (
+                    named[second],
+                    (f"one call's records were masked with two keys ({first}, {second})"),
+                )
+            elif bound is None:
+                ((key, record),) = named.items()
                 try:
                     self.claim_key(key, record.recorded_at)
                 except AuditUnavailableError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - KeyMismatchError (store.py's)
-                    refused = str(exc)
-                else:
-                    continue
+                    refused = record, str(exc)
+        if refused is not None:
             log.error(
                 "AUDIT WRITE REFUSED on %s: record %s: %s",
                 self._target,
-                record.decision_id,
-                refused,
+                refused[0].decision_id,
+                refused[1],
             )
             raise AuditUnavailableError(WRITE_UNAVAILABLE)
 

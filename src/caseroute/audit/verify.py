@@ -29,7 +29,7 @@ from caseroute.audit.record import (
     text_hash,
 )
 from caseroute.audit.roster_blob import MAX_CHUNK, chunk_digests, chunk_key, too_often_listed
-from caseroute.audit.sql_log import KeyEra, era_of, micros
+from caseroute.audit.sql_log import KeyEra, era_of, is_key_fingerprint, micros
 from caseroute.domain.fingerprint import canonical_json
 
 
@@ -332,7 +332,7 @@ def _key_problem(record: AuditRecord, eras: Sequence[KeyEra]) -> tuple[bool, str
         return False, None
     key = stored_input["masked_with"]
     name = f"record {record.seq}"
-    if not isinstance(key, str) or not key or not _is_text(key):
+    if not is_key_fingerprint(key):  # what no writer stores (``_bind_key``)
         return True, f"{name} names no masking key fingerprint (masked_with was edited)"
     era = era_of(record.seq, eras)
     if era is None:

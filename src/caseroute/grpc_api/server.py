@@ -860,8 +860,7 @@ def serve(config: ServerConfig) -> int:
     config.auth.policies()
     # Create the decision log and key once, here, so workers never race to create them, and a
     # bad setting stops the start with its message instead of failing in every worker.
-    config.audit.open_sink().close()
-    config.audit.masker()
+    config.audit.open_recording()[0].close()
     if config.tls is not None:
         config.tls.credentials()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until a handler can act on it
