@@ -78,7 +78,7 @@ def _rotate(config: AuditConfig, fingerprint: str) -> None:
 
 
 def _two_era_log(db: Path) -> list[str]:
-    """Records 1-3 masked with key A, then a rotation to key B and records 4-6."""
+    """Records 1-3 masked with key A, the rotation to key B sealed at 4, then records 5-7."""
     ids = _decide(AuditConfig(db=db, key_hex=KEY_A), 1, 3)
     _rotate(AuditConfig(db=db, key_hex=KEY_A), FP_B)
     return ids + _decide(AuditConfig(db=db, key_hex=KEY_B), 4, 3)
@@ -99,26 +99,37 @@ def _sql(db: Path, *statements: str) -> None:
         conn.close()
 
 
+ROTATION = "key rotation seq 4 (era 2)"
+"""How verify names the sealed rotation of ``_two_era_log``."""
+EDITED = f"{ROTATION} was edited or moved: its content no longer matches its hash"
+
 EDITS: dict[str, tuple[tuple[str, ...], str]] = {
+    # The rotation is a chain entry: any edit of it breaks its hash, deleting it leaves a gap.
     "era 2's key replaced": (
         (f"UPDATE key_history SET new_fingerprint = '{OTHER}' WHERE era = 2",),
-        (
-            f"record 4 was masked with key {FP_B}, but the key history places it in era 2 "
-            f"(key {OTHER}, from record 4)"
-        ),
+        EDITED,
+    ),
+    "era 2's instant edited": (
+        ("UPDATE key_history SET at = '2026-01-01T00:00:00Z' WHERE era = 2",),
+        EDITED,
     ),
     "era 2 starts a record later": (
-        ("UPDATE key_history SET first_seq = 5 WHERE era = 2",),
-        f"record 4 was masked with key {FP_B}, but the key history places it in era 1",
-    ),
-    "era 2 starts a record earlier": (
-        ("UPDATE key_history SET first_seq = 3 WHERE era = 2",),
-        f"record 3 was masked with key {FP_A}, but the key history places it in era 2",
+        ("UPDATE key_history SET first_seq = 6 WHERE era = 2",),
+        f"{ROTATION} starts its era at record 6, not the next one",
     ),
     "era 2 deleted": (
         ("DELETE FROM key_history WHERE era = 2",),
-        f"record 4 was masked with key {FP_B}, but the key history places it in era 1",
+        "record 4 is missing (deleted?): the next stored record is 5",
     ),
+    "era 2 taken out of the chain": (
+        ("UPDATE key_history SET seq = NULL, prev_hash = NULL, record_hash = NULL WHERE era = 2",),
+        "record 4 is missing (deleted?): the next stored record is 5",
+    ),
+    "eras renumbered": (
+        ("UPDATE key_history SET era = era + 10",),
+        "key rotation seq 4 (era 12) was edited or moved",
+    ),
+    # Era 1 (bound on first use) is no chain entry: the records naming its key prove it.
     "every era deleted": (
         ("DELETE FROM key_history",),
         f"record 1 was masked with key {FP_A}, but no key era covers it",
@@ -132,23 +143,32 @@ EDITS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "era 1's key replaced alone": (
         (f"UPDATE key_history SET new_fingerprint = '{OTHER}' WHERE era = 1",),
-        # the records are walked first: record 1 names the key era 1 no longer holds
         f"record 1 was masked with key {FP_A}, but the key history places it in era 1 (key {OTHER}",
     ),
-    "an era inserted among the records": (
-        (f"INSERT INTO key_history VALUES (3, '2026-12-02T11:00:00Z', '{FP_B}', '{OTHER}', 6)",),
+    "era 1 starts a record later": (
+        ("UPDATE key_history SET first_seq = 2 WHERE era = 1",),
+        f"record 1 was masked with key {FP_A}, but no key era covers it",
+    ),
+    # An era added without sealing it, among the records or after the head.
+    "an unsealed era inserted among the records": (
+        (
+            (
+                "INSERT INTO key_history VALUES "
+                f"(3, '2026-12-02T11:00:00Z', '{FP_B}', '{OTHER}', 6, NULL, NULL, NULL)"
+            ),
+        ),
         f"record 6 was masked with key {FP_B}, but the key history places it in era 3",
     ),
-    "eras renumbered": (
-        ("UPDATE key_history SET era = era + 10",),
-        "key era 11 is not the one after the start of the log",
-    ),
-    "an era starting past the next record": (
-        (f"INSERT INTO key_history VALUES (3, '2026-12-02T11:00:00Z', '{FP_B}', '{OTHER}', 9)",),
+    "an unsealed era inserted after the head": (
         (
-            "key era 3 starts at record 9, after record 7 (the one after the head, where a "
-            "rotation starts): key eras were edited, or the newest records were deleted and the "
-            "head rewritten"
+            (
+                "INSERT INTO key_history VALUES "
+                f"(3, '2026-12-02T11:00:00Z', '{FP_B}', '{OTHER}', 8, NULL, NULL, NULL)"
+            ),
+        ),
+        (
+            "key era 3 is no chain entry, but comes after a sealed rotation, which a build that "
+            "seals rotations wrote: key eras were added or edited"
         ),
     ),
 }
@@ -166,7 +186,6 @@ def test_verify_names_an_edited_key_era(
     code, out = _verify(capsys, str(db))
     assert (code, out.startswith("TAMPERED: ")) == (1, True), out
     assert expected in out
-    assert "key eras" in out
 
 
 def test_an_unedited_log_with_a_rotation_verifies_every_record_against_its_era(
@@ -182,9 +201,14 @@ def test_an_unedited_log_with_a_rotation_verifies_every_record_against_its_era(
     finally:
         store.close()
     assert [r.input["masked_with"] for r in records] == [FP_A] * 3 + [FP_B] * 3
-    assert [(e.era, e.new_fingerprint, e.first_seq) for e in eras] == [(1, FP_A, 1), (2, FP_B, 4)]
+    assert [r.seq for r in records] == [1, 2, 3, 5, 6, 7]
+    assert [(e.era, e.new_fingerprint, e.first_seq, e.seq) for e in eras] == [
+        (1, FP_A, 1, None),
+        (2, FP_B, 5, 4),
+    ]
     code, out = _verify(capsys, str(db))
     assert code == 0, out
+    assert out.startswith("ok: 7 record(s) (1 of them key rotation(s)), every link")
     assert "masking key eras (checked against the 6 record(s) that name their key):" in out
 
 
@@ -373,11 +397,19 @@ def _pg_edit(url: str, statement: str) -> None:
     [
         (
             "DELETE FROM key_history WHERE era = 2",
-            f"record 3 was masked with key {FP_B}, but the key history places it in era 1",
+            "record 3 is missing (deleted?): the next stored record is 4",
         ),
         (
-            "UPDATE key_history SET first_seq = 4 WHERE era = 2",
-            f"record 3 was masked with key {FP_B}, but the key history places it in era 1",
+            "UPDATE key_history SET first_seq = 5 WHERE era = 2",
+            "key rotation seq 3 (era 2) starts its era at record 5, not the next one",
+        ),
+        (
+            f"UPDATE key_history SET new_fingerprint = '{OTHER}' WHERE era = 2",
+            "key rotation seq 3 (era 2) was edited or moved",
+        ),
+        (
+            f"UPDATE key_history SET new_fingerprint = '{OTHER}' WHERE era = 1",
+            f"record 1 was masked with key {FP_A}, but the key history places it in era 1",
         ),
     ],
 )
@@ -557,3 +589,144 @@ def test_open_recording_reads_the_key_once(tmp_path: Path, monkeypatch: pytest.M
         assert [e.new_fingerprint for e in store.key_history()] == [masker.fingerprint] == [FP_A]
     finally:
         store.close()
+
+
+def _unsealed_layout(db: Path) -> None:
+    """The log as builds before sealed rotations left it: key_history without chain columns."""
+    _sql(
+        db,
+        "ALTER TABLE key_history DROP COLUMN seq",
+        "ALTER TABLE key_history DROP COLUMN prev_hash",
+        "ALTER TABLE key_history DROP COLUMN record_hash",
+    )
+
+
+def test_a_log_from_before_sealed_rotations_reads_verifies_and_is_upgraded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Read-only, its eras read unsealed; the first writable open adds the columns."""
+    db = tmp_path / "audit.db"
+    _decide(AuditConfig(db=db, key_hex=KEY_A), 1, 2)
+    _unsealed_layout(db)
+    readonly = SqliteAuditStore(db, readonly=True)
+    try:
+        assert [(e.era, e.seq, e.record_hash) for e in readonly.key_history()] == [(1, None, "")]
+    finally:
+        readonly.close()
+    code, out = _verify(capsys, str(db))
+    assert code == 0, out
+    _rotate(AuditConfig(db=db, key_hex=KEY_A), FP_B)  # a writable open: the columns come back
+    _decide(AuditConfig(db=db, key_hex=KEY_B), 3, 1)
+    code, out = _verify(capsys, str(db))
+    assert code == 0, out
+    assert "ok: 4 record(s) (1 of them key rotation(s))" in out
+
+
+def test_rotations_from_before_sealing_verify_only_before_keyed_records() -> None:
+    """An unsealed rotation is one an older build made: before every sealed one and keyed record."""
+    from caseroute.audit.store import KeyEra
+
+    era1 = KeyEra(1, "t1", "", FP_A, 1)
+    old = KeyEra(2, "t2", FP_A, FP_B, 3)  # made by an older build
+    sealed = KeyEra(3, "t3", FP_B, OTHER, 9, 8, "p", "h")
+    assert key_history_problem([era1, old, sealed], 10, first_keyed=5) is None
+    assert key_history_problem([era1, old], 10, first_keyed=2) == (
+        "key era 2 is no chain entry, but comes after record 2, which a build that seals "
+        "rotations wrote: key eras were added or edited"
+    )
+    first_sealed = replace(sealed, era=2, old_fingerprint=FP_A)
+    late = replace(old, era=3, old_fingerprint=OTHER, first_seq=10)
+    assert key_history_problem([era1, first_sealed, late], 10) == (
+        "key era 3 is no chain entry, but comes after a sealed rotation, which a build that "
+        "seals rotations wrote: key eras were added or edited"
+    )
+
+
+def test_a_log_with_a_sealed_rotation_verifies_only_with_its_eras(tmp_path: Path) -> None:
+    """The rotation holds a chain position: walked without the eras, its seq is a gap."""
+    db = tmp_path / "audit.db"
+    _two_era_log(db)
+    store = SqliteAuditStore(db, readonly=True)
+    try:
+        records, head, eras = list(store.records()), store.head(), store.key_history()
+    finally:
+        store.close()
+    assert verify_chain(records, head, None, (), None).problem == (
+        "record 4 is missing (deleted?): the next stored record is 5"
+    )
+    report = verify_chain(records, head, None, (), eras)
+    assert (report.ok, report.records, report.rotations, report.keyed) == (True, 7, 1, 6)
+
+
+def test_postgres_migration_2_adds_the_rotation_columns(pg_url: str) -> None:
+    """A version-1 log reads read-only as it is, and a writable open migrates it."""
+    import psycopg
+
+    from caseroute.audit.config import open_postgres
+    from caseroute.audit.pg_schema import MIGRATIONS, SCHEMA_TABLE
+
+    location = PostgresLocation(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE {SCHEMA_TABLE} (version INTEGER PRIMARY KEY, description TEXT NOT "
+            "NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        version, description, sql = MIGRATIONS[0]
+        conn.execute(sql)
+        conn.execute(
+            f"INSERT INTO {SCHEMA_TABLE} (version, description) VALUES (%s, %s)",
+            (version, description),
+        )
+        conn.execute(
+            "INSERT INTO key_history VALUES (1, '2026-12-01T00:00:00Z', '', %s, 1)", (FP_A,)
+        )
+    readonly = open_postgres(location, readonly=True)
+    try:
+        assert [(e.era, e.seq) for e in readonly.key_history()] == [(1, None)]
+    finally:
+        readonly.close()
+    _rotate(AuditConfig.at(location, key_hex=KEY_A), FP_B)  # migrates, then seals
+    readonly = open_postgres(location, readonly=True)
+    try:
+        assert [(e.era, e.seq, e.first_seq) for e in readonly.key_history()] == [
+            (1, None, 1),
+            (2, 1, 2),
+        ]
+    finally:
+        readonly.close()
+
+
+def test_an_unused_rotation_cannot_be_deleted_unseen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R30's E1: deleting a rotation no record used yet verified ok, undoing it.
+
+    The rotation moved the head: deleted alone the chain ends short of the head; deleted with
+    the head rewritten, the head kept for ``--expect-head`` no longer matches.
+    """
+    db = tmp_path / "audit.db"
+    _decide(AuditConfig(db=db, key_hex=KEY_A), 1, 2)
+    _rotate(AuditConfig(db=db, key_hex=KEY_A), FP_B)
+    code, out = _verify(capsys, str(db))
+    assert code == 0, out
+    kept = out.split("head ", 1)[1].split(" ", 1)[0]
+    assert kept.startswith("3:")
+    _sql(db, "DELETE FROM key_history WHERE era = 2")
+    code, out = _verify(capsys, str(db))
+    assert (code, out.split(";")[0]) == (
+        1,
+        (
+            "TAMPERED: the chain ends at record 2 but the store's head is record 3 (records "
+            "truncated or the head edited)"
+        ),
+    )
+    store = SqliteAuditStore(db, readonly=True)
+    try:
+        second = next(r for r in store.records() if r.seq == 2).record_hash
+    finally:
+        store.close()
+    _sql(db, f"UPDATE chain_head SET seq = 2, record_hash = '{second}' WHERE id = 1")
+    code, out = _verify(capsys, str(db))
+    assert code == 0, out  # internally whole: what --expect-head is for
+    assert main(["audit", "verify", "--audit-db", str(db), "--expect-head", kept]) == 1
+    assert "TAMPERED: the chain verifies internally but its head is 2:" in capsys.readouterr().out

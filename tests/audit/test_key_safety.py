@@ -107,10 +107,10 @@ def test_rotation_needs_confirmation_and_starts_a_recorded_key_era(
     code, out, err = _run(capsys, *argv)
     assert (code, out) == (2, "")
     assert err == (
-        f"caseroute: rotating the masking key of {db} starts a new key era at record 2: from "
-        "then on the same patient gets a different digest than in the 1 earlier record(s); "
-        "keep the old key if those digests must still be matched. Rerun with --confirm to "
-        "rotate\n"
+        f"caseroute: rotating the masking key of {db} starts a new key era at record 3 (the "
+        "rotation itself is sealed into the chain at 2): from then on the same patient gets a "
+        "different digest than in the 1 earlier record(s); keep the old key if those digests "
+        "must still be matched. Rerun with --confirm to rotate\n"
     )
     assert not new_key.exists()
     code, out, err = _run(capsys, *argv, "--confirm")
@@ -119,11 +119,12 @@ def test_rotation_needs_confirmation_and_starts_a_recorded_key_era(
     old_fingerprint = key_fingerprint(bytes.fromhex(KEY_A))
     assert new_key.stat().st_mode & 0o777 == 0o600
     assert out == (
-        f"masking key rotated: key era 2 starts at record 2 (fingerprint {old_fingerprint} -> "
-        f"{new_fingerprint}); a new key was written to {new_key} (mode 0600, back it up "
-        f"separately); restart the servers with --audit-key-file {new_key}\n"
+        f"masking key rotated: key era 2 starts at record 3 (fingerprint {old_fingerprint} -> "
+        f"{new_fingerprint}; the rotation is chain entry 2); a new key was written to "
+        f"{new_key} (mode 0600, back it up separately); restart the servers with "
+        f"--audit-key-file {new_key}\n"
     )
-    assert _eras(db) == [(1, "", old_fingerprint, 1), (2, old_fingerprint, new_fingerprint, 2)]
+    assert _eras(db) == [(1, "", old_fingerprint, 1), (2, old_fingerprint, new_fingerprint, 3)]
     with pytest.raises(ConfigError, match="does not match"):
         AuditConfig(db=db, key_hex=KEY_A).open_store()
     AuditConfig(db=db, key_file=new_key).open_store().close()
@@ -149,7 +150,7 @@ def test_rotation_to_an_existing_key_file_and_to_the_same_key(
     new_key.write_text(KEY_B + "\n")
     code, out, _ = _run(capsys, *argv, "--confirm")
     assert code == 0
-    assert out.startswith("masking key rotated: key era 2 starts at record 2")
+    assert out.startswith("masking key rotated: key era 2 starts at record 3")
     assert new_key.read_text() == KEY_B + "\n"
 
 
@@ -166,7 +167,7 @@ def test_a_server_still_on_the_old_key_stops_writing_after_rotation(
         store.append([make_audit_record(2)])
     store.close()
     assert str(caught.value) == WRITE_UNAVAILABLE
-    assert _eras(db)[-1][3] == 2
+    assert _eras(db)[-1][3] == 3  # the rotation is chain entry 2
 
 
 def test_verify_and_show_name_the_key_eras(
@@ -194,8 +195,8 @@ def test_verify_and_show_name_the_key_eras(
         "masking key eras (checked against the 1 record(s) that name their key):",
         f"  era 1 from record 1: key {eras[0].new_fingerprint} (since {eras[0].at})",
         (
-            f"  era 2 from record 2: key {eras[1].new_fingerprint} (since {eras[1].at}; "
-            f"rotated from {eras[0].new_fingerprint})"
+            f"  era 2 from record 3: key {eras[1].new_fingerprint} (since {eras[1].at}; "
+            f"rotated from {eras[0].new_fingerprint}; sealed as chain entry 2)"
         ),
     ]
     assert isinstance(eras[0], KeyEra)

@@ -324,7 +324,7 @@ def test_key_eras_bind_and_rotate(pg_url: str) -> None:
     rotator = open_postgres(location)
     era = rotator.rotate_key("f" * 16, "2026-12-01T00:00:00Z")
     rotator.close()
-    assert (era.era, era.first_seq, era.new_fingerprint) == (2, 1, "f" * 16)
+    assert (era.era, era.seq, era.first_seq, era.new_fingerprint) == (2, 1, 2, "f" * 16)
     with pytest.raises(AuditUnavailableError, match="cannot be written"):
         writer.append([_record(1)])
     assert [e.era for e in writer.key_history()] == [1, 2]
@@ -388,10 +388,10 @@ def test_rotate_key_against_postgres(
         )
         == 0
     )
-    assert "masking key rotated: key era 2 starts at record 2" in capsys.readouterr().out
+    assert "masking key rotated: key era 2 starts at record 3" in capsys.readouterr().out
     sink = open_postgres(PostgresLocation(pg_url), readonly=True)
     try:
-        assert [e.first_seq for e in sink.key_history()] == [1, 2]
+        assert [e.first_seq for e in sink.key_history()] == [1, 3]  # the rotation is chain entry 2
     finally:
         sink.close()
 

@@ -272,7 +272,7 @@ def test_a_rotation_by_another_process_stops_this_writer(
     other.rotate_key("fp-2", "2026-11-21T11:00:00Z")
     with pytest.raises(AuditUnavailableError):
         store.append([_record(2)])
-    assert store.head()[0] == 1
+    assert store.head()[0] == 2  # record 1, then the rotation sealed at 2: nothing after it
 
 
 def test_placed_is_replace_of_the_position_and_hashes() -> None:

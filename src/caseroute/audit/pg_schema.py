@@ -111,13 +111,23 @@ CREATE TABLE chain_head (
 INSERT INTO chain_head (id, seq, record_hash) VALUES (1, 0, '{GENESIS}');
 """,
     ),
+    (
+        2,
+        "key rotations sealed into the chain: key_history's seq, prev_hash and record_hash",
+        """
+ALTER TABLE key_history
+    ADD COLUMN seq BIGINT,
+    ADD COLUMN prev_hash TEXT,
+    ADD COLUMN record_hash TEXT;
+""",
+    ),
 )
 """(version, what it does, SQL): applied in order; never edit one that shipped, add the next."""
 LATEST = MIGRATIONS[-1][0]
 
 
-_TABLE = re.compile(r"^CREATE TABLE (\w+) \((.*?)^\);", re.MULTILINE | re.DOTALL)
-_COLUMN = re.compile(r"^    (\w+) (BIGINT|INTEGER|TEXT|BOOLEAN)\b", re.MULTILINE)
+_TABLE = re.compile(r"^(?:CREATE|ALTER) TABLE (\w+)( \(.*?^\);|\n.*?;$)", re.MULTILINE | re.DOTALL)
+_COLUMN = re.compile(r"^    (?:ADD COLUMN )?(\w+) (BIGINT|INTEGER|TEXT|BOOLEAN)\b", re.MULTILINE)
 
 
 def declared_columns() -> dict[tuple[str, str], str]:

@@ -72,6 +72,7 @@ from caseroute.audit.sql_log import (
     blobs_as_text,
     insert_events,
     insert_record_sql,
+    insert_rotation,
     record_from_row,
     record_values,
     shadow_summary_sql,
@@ -226,28 +227,26 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self._fingerprint = fingerprint
 
     def rotate_key(self, fingerprint: str, at: str) -> KeyEra:
-        """Start a new key era at the next record (``caseroute audit rotate-key``).
+        """Start a new key era, sealed into the chain (``caseroute audit rotate-key``).
 
         Raises:
             AuditUnavailableError: If the log cannot be written.
         """
         try:
             with self._pool.connection() as conn, conn.transaction():
-                head = conn.execute("SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE").fetchone()
+                head = conn.execute(
+                    "SELECT seq, record_hash FROM chain_head WHERE id = 1 FOR UPDATE"
+                ).fetchone()
                 last = conn.execute(
                     "SELECT era, new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
                 ).fetchone()
-                era = KeyEra(
-                    (last[0] if last else 0) + 1,
-                    at,
-                    last[1] if last else "",
+                era = insert_rotation(
+                    conn.execute,
+                    "%s",
+                    (int(head[0]), str(head[1])) if head else (0, GENESIS),
+                    (int(last[0]), str(last[1])) if last else None,
                     fingerprint,
-                    (head[0] if head else 0) + 1,
-                )
-                conn.execute(
-                    "INSERT INTO key_history (era, at, old_fingerprint, new_fingerprint, "
-                    "first_seq) VALUES (%s, %s, %s, %s, %s)",
-                    (era.era, era.at, era.old_fingerprint, era.new_fingerprint, era.first_seq),
+                    at,
                 )
         except _DB_ERRORS as exc:
             self._log_failure("AUDIT KEY ROTATION FAILED", exc)
@@ -471,6 +470,16 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
     def _has_table(self, name: str) -> bool:  # noqa: ARG002 - every table is in migration 1
         """Every table exists: a database is refused unless migrated (``schema_version`` >= 1)."""
         return True
+
+    def _has_column(self, table: str, column: str) -> bool:
+        """Whether a table has a column: a read-only open does not migrate an older schema."""
+        return bool(
+            self._fetch(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = %s AND column_name = %s",
+                (table, column),
+            )
+        )
 
     def _fetch(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         """Run one read on a pooled connection (autocommit: one statement, one snapshot).

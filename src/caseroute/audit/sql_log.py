@@ -19,8 +19,8 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, ClassVar, Generic, Protocol, TypeGuard, TypeVar
@@ -41,11 +41,13 @@ from caseroute.audit.record import (
     event_problem,
     seal_event,
     shadow_problem,
+    text_hash,
     text_problem,
     with_hashed_text,
 )
 from caseroute.audit.roster_blob import assemble_roster, manifest_keys
 from caseroute.domain.errors import AuditUnavailableError, RecordDamagedError, withheld_cause
+from caseroute.domain.fingerprint import canonical_json
 
 log = logging.getLogger("caseroute.audit")
 
@@ -358,9 +360,19 @@ def dropped_counts(
     return counts
 
 
+KEY_ROTATION_KIND = "key_rotation"
+"""The content discriminator of a sealed key rotation (no record or ruleset event has it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class KeyEra:
     """One masking key's time in the log.
+
+    A rotation is sealed into the chain (``caseroute audit rotate-key``): it takes the next
+    position, and its era starts at the record after it, so deleting or editing it breaks the
+    chain as deleting a record would. The first era (bound on first use, before any record)
+    and rotations made before rotations were sealed are not chain entries (``seq`` None): the
+    records naming their key prove them (``verify.key_history_problem``).
 
     Attributes:
         era: 1 for the first key, then one more per rotation.
@@ -368,6 +380,9 @@ class KeyEra:
         old_fingerprint: The previous key's fingerprint ("" for era 1).
         new_fingerprint: This key's fingerprint.
         first_seq: The first record masked with this key.
+        seq: The rotation's chain position (``first_seq - 1``); None when not sealed.
+        prev_hash: The previous chain entry's hash ("" when not sealed).
+        record_hash: This rotation's hash ("" when not sealed).
     """
 
     era: int
@@ -375,6 +390,37 @@ class KeyEra:
     old_fingerprint: str
     new_fingerprint: str
     first_seq: int
+    seq: int | None = None
+    prev_hash: str = ""
+    record_hash: str = ""
+
+    def content(self) -> dict[str, Any]:
+        """The hashed content of a sealed rotation: every field but the hashes, and ``kind``."""
+        return {
+            "kind": KEY_ROTATION_KIND,
+            "seq": self.seq,
+            "era": self.era,
+            "at": self.at,
+            "old_fingerprint": self.old_fingerprint,
+            "new_fingerprint": self.new_fingerprint,
+            "first_seq": self.first_seq,
+        }
+
+
+def sealed_rotation(era: KeyEra, head: tuple[int, str]) -> KeyEra:
+    """``era`` (a rotation) placed after the chain's ``head``: its era starts the record after.
+
+    Args:
+        era: The rotation (its ``first_seq`` and chain fields are replaced).
+        head: The chain head (seq, record_hash) in the rotation's transaction.
+
+    Returns:
+        The sealed rotation.
+    """
+    placed = KeyEra(
+        era.era, era.at, era.old_fingerprint, era.new_fingerprint, head[0] + 2, head[0] + 1, head[1]
+    )
+    return replace(placed, record_hash=text_hash(head[1], canonical_json(placed.content())))
 
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{16}")
@@ -383,6 +429,53 @@ _FINGERPRINT = re.compile(r"[0-9a-f]{16}")
 def is_key_fingerprint(value: object) -> TypeGuard[str]:
     """Whether ``value`` is a key fingerprint as ``masking.key_fingerprint`` writes it."""
     return type(value) is str and _FINGERPRINT.fullmatch(value) is not None
+
+
+def insert_rotation(
+    execute: Callable[..., Any],
+    placeholder: str,
+    head: tuple[int, str],
+    last: tuple[int, str] | None,
+    fingerprint: str,
+    at: str,
+) -> KeyEra:
+    """Seal a key rotation after the chain's ``head`` (inside the caller's transaction).
+
+    Args:
+        execute: The transaction's ``execute``.
+        placeholder: The driver's parameter placeholder (``?`` or ``%s``).
+        head: The chain head, read under the write lock.
+        last: The current era's (number, fingerprint); None when no key is recorded.
+        fingerprint: The new key's fingerprint.
+        at: Now, ISO-8601 UTC.
+
+    Returns:
+        The new era, sealed: at ``head + 1``, masking records from ``head + 2``.
+    """
+    era = sealed_rotation(
+        KeyEra((last[0] if last else 0) + 1, at, last[1] if last else "", fingerprint, 0), head
+    )
+    p = placeholder
+    execute(
+        "INSERT INTO key_history (era, at, old_fingerprint, new_fingerprint, first_seq, seq, "
+        f"prev_hash, record_hash) VALUES ({', '.join([p] * 8)})",
+        (
+            era.era,
+            era.at,
+            era.old_fingerprint,
+            era.new_fingerprint,
+            era.first_seq,
+            era.seq,
+            era.prev_hash,
+            era.record_hash,
+        ),
+    )
+    execute(
+        f"INSERT INTO chain_head (id, seq, record_hash) VALUES (1, {p}, {p}) ON CONFLICT (id) "
+        "DO UPDATE SET seq = excluded.seq, record_hash = excluded.record_hash",
+        (era.seq, era.record_hash),
+    )
+    return era
 
 
 def era_of(seq: int, history: Sequence[KeyEra]) -> KeyEra | None:
@@ -905,13 +998,19 @@ class SqlLogReads(ABC):
     def _has_table(self, name: str) -> bool:
         """Whether a table exists (a log written by an older caseroute may lack newer ones)."""
 
+    @abstractmethod
+    def _has_column(self, table: str, column: str) -> bool:
+        """Whether a table has a column (a log written by an older caseroute may lack it)."""
+
     def key_history(self) -> list[KeyEra]:
         """Every masking key era, oldest first (empty for a log written before fingerprints)."""
         if not self._has_table("key_history"):
             return []  # a log written before key history (opened read-only)
+        sealed = self._has_column("key_history", "record_hash")
         rows = self._fetch(
-            "SELECT era, at, old_fingerprint, new_fingerprint, first_seq FROM key_history "
-            "ORDER BY era",
+            "SELECT era, at, old_fingerprint, new_fingerprint, first_seq"
+            + (", seq, prev_hash, record_hash" if sealed else ", NULL, NULL, NULL")
+            + " FROM key_history ORDER BY era",
             (),
         )
         return [
@@ -921,8 +1020,11 @@ class SqlLogReads(ABC):
                 old,
                 new,
                 stored_int(first, f"the first record of masking key era {era!r}"),
+                None if seq is None else stored_int(seq, f"the position of key rotation {era!r}"),
+                "" if prev is None else prev,
+                "" if record_hash is None else record_hash,
             )
-            for era, at, old, new, first in rows
+            for era, at, old, new, first, seq, prev, record_hash in rows
         ]
 
     def has_records(self) -> bool:

@@ -63,6 +63,7 @@ from caseroute.audit.sql_log import (
     era_of,
     insert_events,
     insert_record_sql,
+    insert_rotation,
     record_from_row,
     record_values,
     shadow_summary_sql,
@@ -168,7 +169,10 @@ CREATE TABLE IF NOT EXISTS key_history (
     at TEXT NOT NULL,                -- when the key was first used or rotated in (UTC)
     old_fingerprint TEXT NOT NULL,   -- the previous key's fingerprint ("" for era 1)
     new_fingerprint TEXT NOT NULL,   -- this era's key fingerprint (never the key)
-    first_seq INTEGER NOT NULL       -- records from this seq on are masked with this key
+    first_seq INTEGER NOT NULL,      -- records from this seq on are masked with this key
+    seq INTEGER,                     -- a rotation's chain position (first_seq - 1), shared
+    prev_hash TEXT,                  -- with the decisions; NULL for era 1 and for rotations
+    record_hash TEXT                 -- made before rotations were sealed
 );
 CREATE TABLE IF NOT EXISTS chain_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -507,8 +511,9 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         self._fingerprint = fingerprint
 
     def rotate_key(self, fingerprint: str, at: str) -> KeyEra:
-        """Start a new key era at the next record (``caseroute audit rotate-key``).
+        """Start a new key era, sealed into the chain (``caseroute audit rotate-key``).
 
+        The rotation takes the next chain position and its era starts at the record after it.
         Writers still bound to the old key refuse to append from then on.
 
         Args:
@@ -525,21 +530,19 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             with closing(self._connect()) as conn, _own_process_lock(self._lock_path):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    head = conn.execute("SELECT seq FROM chain_head WHERE id = 1").fetchone()
+                    head = conn.execute(
+                        "SELECT seq, record_hash FROM chain_head WHERE id = 1"
+                    ).fetchone()
                     last = conn.execute(
                         "SELECT era, new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
                     ).fetchone()
-                    era = KeyEra(
-                        (last[0] if last else 0) + 1,
-                        at,
-                        last[1] if last else "",
+                    era = insert_rotation(
+                        conn.execute,
+                        "?",
+                        (int(head[0]), str(head[1])) if head else (0, GENESIS),
+                        (int(last[0]), str(last[1])) if last else None,
                         fingerprint,
-                        (head[0] if head else 0) + 1,
-                    )
-                    conn.execute(
-                        "INSERT INTO key_history (era, at, old_fingerprint, new_fingerprint, "
-                        "first_seq) VALUES (?, ?, ?, ?, ?)",
-                        (era.era, era.at, era.old_fingerprint, era.new_fingerprint, era.first_seq),
+                        at,
                     )
                     conn.execute("COMMIT")
                 except BaseException:
@@ -787,6 +790,12 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             self._fetch("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         )
 
+    def _has_column(self, table: str, column: str) -> bool:
+        """Whether a table has a column (a log opened read-only keeps its older layout)."""
+        return bool(
+            self._fetch("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", (table, column))
+        )
+
     def _fetch(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         """Run a read on this thread's connection (opened once per thread, then reused)."""
         conn = getattr(self._local, "conn", None)
@@ -843,18 +852,31 @@ def _own_process_lock(path: Path) -> Iterator[None]:
 
 
 def _has_text_column(conn: sqlite3.Connection) -> bool:
-    return any(row[1] == TEXT_COLUMN for row in conn.execute("PRAGMA table_info(decisions)"))
+    return _column_exists(conn, "decisions", TEXT_COLUMN)
+
+
+def _column_exists(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
 
 
 def _add_text_column(conn: sqlite3.Connection) -> None:
-    """Upgrade a log written before the hashed text was kept (its rows keep NULL there).
+    """Upgrade a log written before the hashed text, or sealed rotations, were kept.
 
-    Checked under the write lock, so two processes opening an old log at once add it once.
+    The decisions' ``content`` and the key rotations' chain columns: rows written before keep
+    NULL there. Checked under the write lock, so two processes opening an old log at once add
+    them once.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
         if not _has_text_column(conn):
             conn.execute(f"ALTER TABLE decisions ADD COLUMN {TEXT_COLUMN} TEXT")
+        if not _column_exists(conn, "key_history", "record_hash"):
+            for column, kind in (
+                ("seq", "INTEGER"),
+                ("prev_hash", "TEXT"),
+                ("record_hash", "TEXT"),
+            ):
+                conn.execute(f"ALTER TABLE key_history ADD COLUMN {column} {kind}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

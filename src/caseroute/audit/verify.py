@@ -47,6 +47,7 @@ class ChainReport:
         event_id: The bad entry's event id ("" when unknown or a decision).
         keyed: Decision records that name their masking key (checked against the key eras
             when they were given).
+        rotations: Sealed key rotations among ``records`` (when the eras were given).
     """
 
     ok: bool
@@ -57,9 +58,10 @@ class ChainReport:
     events: int = 0
     event_id: str = ""
     keyed: int = 0
+    rotations: int = 0
 
 
-_Entry = AuditRecord | RulesetEvent
+_Entry = AuditRecord | RulesetEvent | KeyEra
 
 
 def _bad(count: int, problem: str, entry: _Entry | None = None, events: int = 0) -> ChainReport:
@@ -67,7 +69,7 @@ def _bad(count: int, problem: str, entry: _Entry | None = None, events: int = 0)
         ok=False,
         records=count,
         problem=problem,
-        seq=entry.seq if entry else 0,
+        seq=(entry.seq or 0) if entry else 0,
         # An edited row may hold bytes: such an id is no id a caller was given.
         decision_id=(
             entry.decision_id
@@ -82,7 +84,9 @@ def _bad(count: int, problem: str, entry: _Entry | None = None, events: int = 0)
 
 
 def _name(entry: _Entry) -> str:
-    """How a problem names an entry: ``record N`` or ``event seq N``."""
+    """How a problem names an entry: ``record N``, ``event seq N`` or ``key rotation seq N``."""
+    if isinstance(entry, KeyEra):
+        return f"key rotation seq {entry.seq} (era {entry.era})"
     return f"event seq {entry.seq}" if isinstance(entry, RulesetEvent) else f"record {entry.seq}"
 
 
@@ -212,7 +216,7 @@ def _blob_problem(
 
 _TEXT_FIELDS = {
     kind: tuple(f.name for f in fields(kind) if f.type in ("str", str))
-    for kind in (AuditRecord, RulesetEvent)
+    for kind in (AuditRecord, RulesetEvent, KeyEra)
 }
 """Each entry type's text columns: read back as anything but ``str`` (bytes, ``EditedText``),
 a column was edited even where its characters still read the same."""
@@ -251,8 +255,16 @@ def _entry_problem(entry: _Entry, expected_seq: int, prev: str) -> str | None:
     if expected_seq > 1 and entry.seq == expected_seq - 1:
         return f"{name} is stored twice (a decision and an event share the position?)"
     if entry.seq != expected_seq:
-        kind = "event seq" if isinstance(entry, RulesetEvent) else "record"
+        kind = (
+            "key rotation seq"
+            if isinstance(entry, KeyEra)
+            else "event seq"
+            if isinstance(entry, RulesetEvent)
+            else "record"
+        )
         return f"record {expected_seq} is missing (deleted?): the next stored {kind} is {entry.seq}"
+    if isinstance(entry, KeyEra) and entry.first_seq != entry.seq + 1:
+        return f"{name} starts its era at record {entry.first_seq}, not the next one"
     if isinstance(entry, RulesetEvent):
         # The discriminator (``kind``) is part of the hashed content, so a decision row moved
         # into the events table (or back) fails the hash check below.
@@ -269,20 +281,37 @@ def _entry_problem(entry: _Entry, expected_seq: int, prev: str) -> str | None:
     return None
 
 
-def key_history_problem(eras: Sequence[KeyEra], head_seq: int) -> str | None:
+def key_history_problem(
+    eras: Sequence[KeyEra], head_seq: int, first_keyed: int | None = None
+) -> str | None:
     """Why the key eras cannot be the ones ``claim_key`` and ``rotate-key`` wrote (None: can).
 
     Each era follows the one before it: numbered one more, rotated from its key, starting at
     or after its first record, and no later than the record after the head (a rotation starts
-    at the next record). An era's ``at`` is not checked (nothing else records it), and an era
-    no record lies in can be deleted or added consistently without being seen here.
+    at the next record). A rotation that is no chain entry (``seq`` None) was made before
+    rotations were sealed, so it comes before every sealed one and before the first record
+    that names its key. A sealed rotation's own content is checked in the chain walk; an
+    unsealed era's ``at``, and an unsealed era no record naming its key lies in, are not.
 
     Args:
         eras: ``store.key_history()``, oldest first.
         head_seq: The chain head's seq.
+        first_keyed: The first record that names its key (None: no such record).
     """
     previous: KeyEra | None = None
+    sealed_seen = False
     for era in eras:
+        if (
+            era.era > 1
+            and era.seq is None
+            and (sealed_seen or (first_keyed is not None and era.first_seq > first_keyed))
+        ):
+            return (
+                f"key era {era.era} is no chain entry, but comes after "
+                + ("a sealed rotation" if sealed_seen else f"record {first_keyed}")
+                + ", which a build that seals rotations wrote: key eras were added or edited"
+            )
+        sealed_seen = sealed_seen or era.seq is not None
         if previous is None:
             number, key, first = 1, "", 1
         else:
@@ -372,11 +401,11 @@ def verify_chain(
         events: Ruleset lifecycle events in ``seq`` order (``store.iter_events()``); they
             share the chain with the records, so a log holding events verifies only with
             them passed here.
-        eras: The masking key eras (``store.key_history()``); when given, they must follow
-            one another (``key_history_problem``) and every record that names its masking
-            key must lie in an era of that key. The key history is no chain entry: the
-            records anchor it, so an era no record of this build lies in (a rotation after
-            the last record, or eras of records from older builds) is listed, not proven.
+        eras: The masking key eras (``store.key_history()``); when given, sealed rotations
+            are walked as chain entries (a log holding one verifies only with them), the eras
+            must follow one another (``key_history_problem``) and every record that names its
+            masking key must lie in an era of that key. Unsealed eras (the first one, and
+            rotations made before rotations were sealed) are proven only by such records.
 
     Returns:
         The report.
@@ -384,7 +413,14 @@ def verify_chain(
     checked: set[str] = set()
     parts = _RosterParts(get_blob) if get_blob is not None else None
     expected_seq, prev, count, event_count, keyed = 1, GENESIS, 0, 0, 0
-    entries: Iterable[_Entry] = heapq.merge(records, events, key=lambda entry: entry.seq)
+    first_keyed: int | None = None
+    # Sealed rotations are chain entries: deleting one leaves a gap, editing one breaks it.
+    rotations = sorted(
+        (era for era in eras or () if era.seq is not None), key=lambda era: era.seq or 0
+    )
+    entries: Iterable[_Entry] = heapq.merge(
+        records, events, rotations, key=lambda entry: entry.seq or 0
+    )
     for entry in entries:
         count += 1
         event_count += isinstance(entry, RulesetEvent)
@@ -395,6 +431,8 @@ def verify_chain(
             if problem is None and eras is not None:
                 names_key, problem = _key_problem(entry, eras)
                 keyed += names_key
+                if names_key and first_keyed is None:
+                    first_keyed = entry.seq
         if problem is not None:
             return _bad(count, problem, entry, event_count)
         prev, expected_seq = entry.record_hash, expected_seq + 1
@@ -406,10 +444,12 @@ def verify_chain(
             events=event_count,
         )
     # After the walk: a chain cut short (or a head rewritten) is named as such first.
-    problem = None if eras is None else key_history_problem(eras, head[0])
+    problem = None if eras is None else key_history_problem(eras, head[0], first_keyed)
     if problem is not None:
         return _bad(count, problem, events=event_count)
-    return ChainReport(ok=True, records=count, events=event_count, keyed=keyed)
+    return ChainReport(
+        ok=True, records=count, events=event_count, keyed=keyed, rotations=len(rotations)
+    )
 
 
 def time_index_problem(rows: Iterable[tuple[int, object, object]]) -> tuple[int, str] | None:

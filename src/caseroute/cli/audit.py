@@ -130,7 +130,12 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
             f"the {args.expect_head} recorded earlier (records rewritten or truncated)\n"
         )
         return EXIT_FAILED
-    events = f" ({report.events} of them ruleset event(s))" if report.events else ""
+    kinds = [
+        f"{n} of them {what}"
+        for n, what in ((report.events, "ruleset event(s)"), (report.rotations, "key rotation(s)"))
+        if n
+    ]
+    events = f" ({', '.join(kinds)})" if kinds else ""
     sys.stdout.write(
         f"ok: {report.records} record(s){events}, every link and blob verified; head "
         f"{head[0]}:{head[1]} (keep it elsewhere and pass it as --expect-head next time)\n"
@@ -138,7 +143,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     if not eras:
         sys.stdout.write("masking key eras: none recorded (written before key fingerprints)\n")
         return EXIT_OK
-    unkeyed = report.records - report.events - report.keyed
+    unkeyed = report.records - report.events - report.rotations - report.keyed
     checked = f"checked against the {report.keyed} record(s) that name their key"
     if unkeyed:
         checked += (
@@ -148,6 +153,8 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     sys.stdout.write(f"masking key eras ({checked}):\n")
     for era in eras:
         rotated = f"; rotated from {era.old_fingerprint}" if era.old_fingerprint else ""
+        if era.seq is not None:
+            rotated += f"; sealed as chain entry {era.seq}"
         sys.stdout.write(
             f"  era {era.era} from record {era.first_seq}: key {era.new_fingerprint} "
             f"(since {era.at}{rotated})\n"
@@ -226,8 +233,9 @@ def _cmd_audit_rotate_key(args: argparse.Namespace) -> int:
                 )
         if not args.confirm:
             raise UsageError(
-                f"rotating the masking key of {db} starts a new key era at record {head + 1}: "
-                "from then on the same patient gets a different digest than in the "
+                f"rotating the masking key of {db} starts a new key era at record {head + 2} "
+                f"(the rotation itself is sealed into the chain at {head + 1}): from then on "
+                "the same patient gets a different digest than in the "
                 f"{head} earlier record(s); keep the old key if those digests must still be "
                 "matched. Rerun with --confirm to rotate"
             )
@@ -242,8 +250,8 @@ def _cmd_audit_rotate_key(args: argparse.Namespace) -> int:
     )
     sys.stdout.write(
         f"masking key rotated: key era {era.era} starts at record {era.first_seq} (fingerprint "
-        f"{era.old_fingerprint} -> {era.new_fingerprint}); {where}; restart the servers with "
-        f"--audit-key-file {key_file}\n"
+        f"{era.old_fingerprint} -> {era.new_fingerprint}; the rotation is chain entry "
+        f"{era.seq}); {where}; restart the servers with --audit-key-file {key_file}\n"
     )
     return EXIT_OK
 
