@@ -761,18 +761,20 @@ class QueuedAppends:
         """
         named: dict[str, AuditRecord] = {}
         refused = None
+        bound = self._fingerprint
         for record in records:
             stored_input = record.input
             if not isinstance(stored_input, dict) or "masked_with" not in stored_input:
                 continue
             key = stored_input["masked_with"]
+            if key == bound and bound is not None:
+                continue  # the serving path: the writer's own key, checked when bound
             if not is_key_fingerprint(key):
                 refused = record, "its masked_with is no key fingerprint (16 hex digits)"
                 break
             named.setdefault(key, record)
         if refused is None and named:
-            bound = self._fingerprint
-            others = [key for key in named if key != bound] if bound is not None else []
+            others = list(named) if bound is not None else []
             if others:
                 refused = (
                     named[others[0]],
