@@ -9,6 +9,7 @@ in its hashed input (``masked_with``), so each era must hold the key of the reco
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from caseroute.audit.config import AuditConfig, PostgresLocation
 from caseroute.audit.masking import Masker, key_fingerprint
 from caseroute.audit.record import AuditRecord, EditedText
+from caseroute.audit.sql_log import sealed_rotation
 from caseroute.audit.store import WRITE_UNAVAILABLE, SqliteAuditStore
 from caseroute.audit.verify import key_history_problem, verify_chain
 from caseroute.cli import main
@@ -622,24 +624,70 @@ def test_a_log_from_before_sealed_rotations_reads_verifies_and_is_upgraded(
     assert "ok: 4 record(s) (1 of them key rotation(s))" in out
 
 
-def test_rotations_from_before_sealing_verify_only_before_keyed_records() -> None:
-    """An unsealed rotation is one an older build made: before every sealed one and keyed record."""
+def test_rotations_from_before_sealing_verify_only_before_sealed_ones() -> None:
+    """An unsealed rotation, one an older build made, never comes after a sealed one.
+
+    It may follow records naming their key (builds 6c11fa9-3aa6ada, review R30c).
+    """
     from caseroute.audit.store import KeyEra
 
     era1 = KeyEra(1, "t1", "", FP_A, 1)
     old = KeyEra(2, "t2", FP_A, FP_B, 3)  # made by an older build
     sealed = KeyEra(3, "t3", FP_B, OTHER, 9, 8, "p", "h")
-    assert key_history_problem([era1, old, sealed], 10, first_keyed=5) is None
-    assert key_history_problem([era1, old], 10, first_keyed=2) == (
-        "key era 2 is no chain entry, but comes after record 2, which a build that seals "
-        "rotations wrote: key eras were added or edited"
-    )
+    assert key_history_problem([era1, old, sealed], 10) is None
+    assert key_history_problem([era1, old], 10) is None
     first_sealed = replace(sealed, era=2, old_fingerprint=FP_A)
     late = replace(old, era=3, old_fingerprint=OTHER, first_seq=10)
     assert key_history_problem([era1, first_sealed, late], 10) == (
         "key era 3 is no chain entry, but comes after a sealed rotation, which a build that "
         "seals rotations wrote: key eras were added or edited"
     )
+
+
+def test_a_log_of_the_builds_that_named_keys_but_did_not_seal_rotations_verifies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R30c's High: 3aa6ada's log (keyed records, an unsealed rotation) was TAMPERED.
+
+    Its rotation is written here as 3aa6ada wrote it (a key_history row, no chain entry);
+    then this build rotates again (sealed) and records more.
+    """
+    db = tmp_path / "audit.db"
+    _decide(AuditConfig(db=db, key_hex=KEY_A), 1, 2)
+    _sql(
+        db,
+        "INSERT INTO key_history (era, at, old_fingerprint, new_fingerprint, first_seq) "
+        f"VALUES (2, '2026-12-02T09:00:00Z', '{FP_A}', '{FP_B}', 3)",
+    )
+    _decide(AuditConfig(db=db, key_hex=KEY_B), 3, 2)
+    code, out = _verify(capsys, str(db))
+    assert code == 0, out
+    _rotate(AuditConfig(db=db, key_hex=KEY_B), FP_A)
+    _decide(AuditConfig(db=db, key_hex=KEY_A), 5, 1)
+    code, out = _verify(capsys, str(db))
+    assert code == 0, out
+    assert "ok: 6 record(s) (1 of them key rotation(s))" in out
+    assert "checked against the 5 record(s) that name their key" in out
+
+
+def test_a_sealed_rotation_hashes_as_it_always_will() -> None:
+    """Known answer: the hashed bytes of a rotation are a format (review R30c F5).
+
+    Every sealed log holds them; a change (a key dropped from the content, another order)
+    would make every one of them verify TAMPERED.
+    """
+    from caseroute.audit.store import KeyEra
+    from caseroute.domain.fingerprint import canonical_json
+
+    era = sealed_rotation(KeyEra(2, "2026-12-02T10:00:00Z", "a" * 16, "b" * 16, 0), (3, "c" * 64))
+    text = (
+        '{"at":"2026-12-02T10:00:00Z","era":2,"first_seq":5,"kind":"key_rotation",'
+        '"new_fingerprint":"bbbbbbbbbbbbbbbb","old_fingerprint":"aaaaaaaaaaaaaaaa","seq":4}'
+    )
+    assert canonical_json(era.content()) == text
+    assert era.record_hash == hashlib.sha256(("c" * 64 + text).encode()).hexdigest()
+    assert era.record_hash == "12ddd1f9aa42bff45bef73eb2abe4e4e5fd28573c46e5c60171694d462be4291"
+    assert (era.seq, era.first_seq, era.prev_hash) == (4, 5, "c" * 64)
 
 
 def test_a_log_with_a_sealed_rotation_verifies_only_with_its_eras(tmp_path: Path) -> None:
@@ -663,7 +711,7 @@ def test_postgres_migration_2_adds_the_rotation_columns(pg_url: str) -> None:
     import psycopg
 
     from caseroute.audit.config import open_postgres
-    from caseroute.audit.pg_schema import MIGRATIONS, SCHEMA_TABLE
+    from caseroute.audit.pg_schema import MIGRATIONS, SCHEMA_TABLE, altered_columns
 
     location = PostgresLocation(pg_url)
     with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -680,6 +728,8 @@ def test_postgres_migration_2_adds_the_rotation_columns(pg_url: str) -> None:
         conn.execute(
             "INSERT INTO key_history VALUES (1, '2026-12-01T00:00:00Z', '', %s, 1)", (FP_A,)
         )
+    with psycopg.connect(pg_url) as conn:
+        assert altered_columns(conn) == []  # as of version 1: R30c F2 listed 3 as missing
     readonly = open_postgres(location, readonly=True)
     try:
         assert [(e.era, e.seq) for e in readonly.key_history()] == [(1, None)]

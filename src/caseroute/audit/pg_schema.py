@@ -130,13 +130,18 @@ _TABLE = re.compile(r"^(?:CREATE|ALTER) TABLE (\w+)( \(.*?^\);|\n.*?;$)", re.MUL
 _COLUMN = re.compile(r"^    (?:ADD COLUMN )?(\w+) (BIGINT|INTEGER|TEXT|BOOLEAN)\b", re.MULTILINE)
 
 
-def declared_columns() -> dict[tuple[str, str], str]:
-    """Every (table, column) the migrations create, and its type.
+def declared_columns(version: int | None = None) -> dict[tuple[str, str], str]:
+    """Every (table, column) the migrations up to ``version`` create, and its type.
 
     The type as ``information_schema`` names it: ``bigint``, ``integer``, ``text``, ``boolean``.
+
+    Args:
+        version: The schema version to describe (None: ``LATEST``).
     """
     declared: dict[tuple[str, str], str] = {}
-    for _, _, sql in MIGRATIONS:
+    for number, _, sql in MIGRATIONS:
+        if version is not None and number > version:
+            break
         for table, body in _TABLE.findall(sql):
             for column, kind in _COLUMN.findall(body):
                 declared[table, column] = kind.lower()
@@ -146,8 +151,9 @@ def declared_columns() -> dict[tuple[str, str], str]:
 def altered_columns(conn: Any) -> list[str]:
     """How the log's columns differ from what the migrations created, in words.
 
-    Only an edit of the schema (``ALTER TABLE``, ``DROP``) makes them differ: caseroute's
-    queries then fail to type-check, which an auditor must read as an edited log, not as an
+    Compared with the migrations up to the database's own schema version. Only an edit of the
+    schema (``ALTER TABLE``, ``DROP``) makes them differ: caseroute's queries then fail to
+    type-check, which an auditor must read as an edited log, not as an
     outage.
 
     Args:
@@ -163,7 +169,8 @@ def altered_columns(conn: Any) -> list[str]:
     ).fetchall()
     found = {(str(t), str(c)): str(k) for t, c, k in rows}
     changes = []
-    for (table, column), kind in declared_columns().items():
+    # As of the database's own version: an auditor's read-only open never migrates it.
+    for (table, column), kind in declared_columns(schema_version(conn)).items():
         now = found.get((table, column))
         if now is None:
             changes.append(f"{table}.{column} is missing")

@@ -281,35 +281,30 @@ def _entry_problem(entry: _Entry, expected_seq: int, prev: str) -> str | None:
     return None
 
 
-def key_history_problem(
-    eras: Sequence[KeyEra], head_seq: int, first_keyed: int | None = None
-) -> str | None:
+def key_history_problem(eras: Sequence[KeyEra], head_seq: int) -> str | None:
     """Why the key eras cannot be the ones ``claim_key`` and ``rotate-key`` wrote (None: can).
 
     Each era follows the one before it: numbered one more, rotated from its key, starting at
     or after its first record, and no later than the record after the head (a rotation starts
     at the next record). A rotation that is no chain entry (``seq`` None) was made before
-    rotations were sealed, so it comes before every sealed one and before the first record
-    that names its key. A sealed rotation's own content is checked in the chain walk; an
-    unsealed era's ``at``, and an unsealed era no record naming its key lies in, are not.
+    rotations were sealed, so it comes before every sealed one. A sealed rotation's own
+    content is checked in the chain walk; an unsealed era is proven by the records naming its
+    key (``_key_problem``) and, when one follows, by the sealed rotation whose hashed
+    ``old_fingerprint`` names its key. Its ``at`` is not checked, nor an unsealed newest era
+    no record names the key of (review R30c: builds 6c11fa9-3aa6ada named keys in records but
+    did not seal rotations, so an unsealed era may follow records that name their key).
 
     Args:
         eras: ``store.key_history()``, oldest first.
         head_seq: The chain head's seq.
-        first_keyed: The first record that names its key (None: no such record).
     """
     previous: KeyEra | None = None
     sealed_seen = False
     for era in eras:
-        if (
-            era.era > 1
-            and era.seq is None
-            and (sealed_seen or (first_keyed is not None and era.first_seq > first_keyed))
-        ):
+        if era.era > 1 and era.seq is None and sealed_seen:
             return (
-                f"key era {era.era} is no chain entry, but comes after "
-                + ("a sealed rotation" if sealed_seen else f"record {first_keyed}")
-                + ", which a build that seals rotations wrote: key eras were added or edited"
+                f"key era {era.era} is no chain entry, but comes after a sealed rotation, which "
+                "a build that seals rotations wrote: key eras were added or edited"
             )
         sealed_seen = sealed_seen or era.seq is not None
         if previous is None:
@@ -413,7 +408,6 @@ def verify_chain(
     checked: set[str] = set()
     parts = _RosterParts(get_blob) if get_blob is not None else None
     expected_seq, prev, count, event_count, keyed = 1, GENESIS, 0, 0, 0
-    first_keyed: int | None = None
     # Sealed rotations are chain entries: deleting one leaves a gap, editing one breaks it.
     rotations = sorted(
         (era for era in eras or () if era.seq is not None), key=lambda era: era.seq or 0
@@ -431,8 +425,6 @@ def verify_chain(
             if problem is None and eras is not None:
                 names_key, problem = _key_problem(entry, eras)
                 keyed += names_key
-                if names_key and first_keyed is None:
-                    first_keyed = entry.seq
         if problem is not None:
             return _bad(count, problem, entry, event_count)
         prev, expected_seq = entry.record_hash, expected_seq + 1
@@ -444,7 +436,7 @@ def verify_chain(
             events=event_count,
         )
     # After the walk: a chain cut short (or a head rewritten) is named as such first.
-    problem = None if eras is None else key_history_problem(eras, head[0], first_keyed)
+    problem = None if eras is None else key_history_problem(eras, head[0])
     if problem is not None:
         return _bad(count, problem, events=event_count)
     return ChainReport(
