@@ -780,3 +780,24 @@ def test_an_unused_rotation_cannot_be_deleted_unseen(
     assert code == 0, out  # internally whole: what --expect-head is for
     assert main(["audit", "verify", "--audit-db", str(db), "--expect-head", kept]) == 1
     assert "TAMPERED: the chain verifies internally but its head is 2:" in capsys.readouterr().out
+
+
+def test_a_made_up_rotation_to_the_same_key_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R30d: an unsealed era A -> A among records of key A passed once R30c's rule went.
+
+    ``rotate-key`` refuses the key already in use, in every build, so no log holds one.
+    """
+    db = tmp_path / "audit.db"
+    _decide(AuditConfig(db=db, key_hex=KEY_A), 1, 4)
+    _sql(
+        db,
+        "INSERT INTO key_history (era, at, old_fingerprint, new_fingerprint, first_seq) "
+        f"VALUES (2, '2026-01-01T00:00:00Z', '{FP_A}', '{FP_A}', 3)",
+    )
+    code, out = _verify(capsys, str(db))
+    assert (code, out.split(";")[0]) == (
+        1,
+        "TAMPERED: key era 2 rotates to the key it rotates from: key eras were added",
+    )

@@ -25,7 +25,7 @@ from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.record import ShadowResult
 from caseroute.cli import main
 from caseroute.domain.case import Intent, Urgency
-from caseroute.domain.errors import AuditUnavailableError
+from caseroute.domain.errors import AuditUnavailableError, RecordDamagedError
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.registry import RulesetRegistry
 from caseroute.service import DecideCommand, RoutingCore
@@ -372,6 +372,27 @@ def test_the_servers_own_reads_of_an_altered_log_stay_an_outage(
         sink = AuditConfig.at(PostgresLocation(copy), key_hex=TEST_AUDIT_KEY).open_sink()
         try:
             with pytest.raises(AuditUnavailableError, match="retry later"):
+                list(sink.records(after_seq=1))
+        finally:
+            sink.close()
+
+
+def test_an_emptied_schema_table_does_not_hide_an_altered_column(
+    pg_server: str, base: tuple[str, str]
+) -> None:
+    """Review R30d: with caseroute_schema emptied the version read 0 and nothing was compared.
+
+    The columns are compared as of the version the sink saw when it opened.
+    """
+    url, _ = base
+    name = url.rsplit("/", 1)[1]
+    with fresh_database(pg_server, f'TEMPLATE "{name}"') as copy:
+        sink = PostgresAuditSink(PostgresLocation(copy), readonly=True)
+        try:
+            with psycopg.connect(copy, autocommit=True) as conn:
+                conn.execute("ALTER TABLE decisions ALTER COLUMN seq TYPE text")
+                conn.execute("DELETE FROM caseroute_schema")
+            with pytest.raises(RecordDamagedError, match=r"decisions\.seq is text, not bigint"):
                 list(sink.records(after_seq=1))
         finally:
             sink.close()

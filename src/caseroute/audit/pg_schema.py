@@ -148,16 +148,19 @@ def declared_columns(version: int | None = None) -> dict[tuple[str, str], str]:
     return declared
 
 
-def altered_columns(conn: Any) -> list[str]:
+def altered_columns(conn: Any, opened_at: int = 0) -> list[str]:
     """How the log's columns differ from what the migrations created, in words.
 
-    Compared with the migrations up to the database's own schema version. Only an edit of the
+    Compared with the migrations up to the database's schema version, or ``opened_at`` (the
+    version the sink saw when it opened) if higher: an emptied or dropped ``caseroute_schema``
+    reads as version 0, which would compare nothing (review R30d). Only an edit of the
     schema (``ALTER TABLE``, ``DROP``) makes them differ: caseroute's queries then fail to
     type-check, which an auditor must read as an edited log, not as an
     outage.
 
     Args:
         conn: A psycopg connection to the log's database.
+        opened_at: The schema version the sink found (or migrated to) when it opened.
 
     Returns:
         ``decisions.seq is text, not bigint``, ``decisions.content is missing``, ... (empty
@@ -170,7 +173,8 @@ def altered_columns(conn: Any) -> list[str]:
     found = {(str(t), str(c)): str(k) for t, c, k in rows}
     changes = []
     # As of the database's own version: an auditor's read-only open never migrates it.
-    for (table, column), kind in declared_columns(schema_version(conn)).items():
+    version = max(schema_version(conn), opened_at)
+    for (table, column), kind in declared_columns(version).items():
         now = found.get((table, column))
         if now is None:
             changes.append(f"{table}.{column} is missing")

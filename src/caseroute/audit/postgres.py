@@ -139,6 +139,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self.observer: CommitObserver | None = None
         """Set to be told of every commit and failed transaction (``caseroute.metrics``)."""
         self._fingerprint: str | None = None  # the key this writer masks with (claim_key)
+        self._opened_version = 0  # the schema version found (or migrated to) at open
         self._known: OrderedDict[str, None] = OrderedDict()
         self._known_lock = threading.Lock()
         self._queue = AppendQueue()  # SimpleQueue: no condition variable (sql_log.Outcome)
@@ -160,7 +161,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             with psycopg.connect(location.url, **kwargs) as conn:
                 require_utf8(conn)
                 if readonly:
-                    version = schema_version(conn)
+                    version = self._opened_version = schema_version(conn)
                     if version == 0:
                         raise SchemaTooNewError(
                             "the database holds no caseroute decision log (no schema)"
@@ -171,7 +172,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                             f"caseroute knows ({LATEST}); upgrade caseroute"
                         )
                 else:
-                    migrate(conn)
+                    self._opened_version = migrate(conn)
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 location.url,
                 kwargs=kwargs,
@@ -513,7 +514,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         """
         try:
             with self._pool.connection() as conn:
-                changes = altered_columns(conn)
+                changes = altered_columns(conn, self._opened_version)
         except _DB_ERRORS as exc:
             self._log_failure("AUDIT READ FAILED", exc)
             return None

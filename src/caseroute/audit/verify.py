@@ -301,6 +301,10 @@ def key_history_problem(eras: Sequence[KeyEra], head_seq: int) -> str | None:
     previous: KeyEra | None = None
     sealed_seen = False
     for era in eras:
+        if era.era > 1 and era.old_fingerprint == era.new_fingerprint:
+            # ``rotate-key`` refuses the key in use, in every build: a rotation to the same key
+            # is made up (R30d), and among records of that key nothing else would show it.
+            return f"key era {era.era} rotates to the key it rotates from: key eras were added"
         if era.era > 1 and era.seq is None and sealed_seen:
             return (
                 f"key era {era.era} is no chain entry, but comes after a sealed rotation, which "
