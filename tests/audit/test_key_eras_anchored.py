@@ -235,6 +235,32 @@ def test_show_says_the_record_names_another_key_than_its_era(
     ) in capsys.readouterr().out.splitlines()
 
 
+@pytest.mark.parametrize(("stored", "shown"), [('"nokey"', '"nokey"'), ("42", "42")])
+def test_show_says_a_masked_with_that_is_no_fingerprint_was_edited(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stored: str, shown: str
+) -> None:
+    """`audit show` of a record whose masked_with an edit replaced names the record as edited."""
+    db = tmp_path / "audit.db"
+    ids = _two_era_log(db)
+    for column in ("input", "content"):
+        _sql(
+            db,
+            f'UPDATE decisions SET {column} = REPLACE({column}, \'"masked_with":"{FP_B}"\', '
+            f"'\"masked_with\":{stored}') WHERE decision_id = '{ids[3]}'",
+        )
+    assert main(["audit", "show", ids[3], "--audit-db", str(db)]) == 0
+    assert (
+        f"  masking key: era 2, fingerprint {FP_B}; but the record's masked_with, {shown}, is no "
+        "key fingerprint: the record was edited (run `caseroute audit verify`)"
+    ) in capsys.readouterr().out.splitlines()
+    _sql(db, "DELETE FROM key_history")
+    assert main(["audit", "show", ids[3], "--audit-db", str(db)]) == 0
+    assert (
+        f"  masking key: no key era covers the record; but the record's masked_with, {shown}, "
+        "is no key fingerprint: the record was edited (run `caseroute audit verify`)"
+    ) in capsys.readouterr().out.splitlines()
+
+
 def test_records_that_name_no_key_are_counted_as_unchecked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -503,7 +529,10 @@ def test_verify_counts_only_records_that_name_a_key_and_checks_none_without_eras
 
 
 def test_show_of_records_without_a_named_key() -> None:
-    """A record from before fingerprints, and one whose masked_with is no text: no key claimed."""
+    """A record from before fingerprints claims no key; one whose masked_with is no text is edited.
+
+    `audit verify` names the second as edited (``_key_problem``); show says the same.
+    """
     from caseroute.audit.show import _key_line
     from caseroute.audit.store import KeyEra
 
@@ -512,8 +541,13 @@ def test_show_of_records_without_a_named_key() -> None:
     assert _key_line(older, None) == "  masking key: not recorded (written before key fingerprints)"
     plain = f"  masking key: era 1, fingerprint {FP_A} (records from 1)"
     assert _key_line(older, era) == plain
-    assert _key_line(odd, era) == plain
-    assert _key_line(odd, None) == "  masking key: not recorded (written before key fingerprints)"
+    edited = "is no key fingerprint: the record was edited (run `caseroute audit verify`)"
+    assert _key_line(odd, era) == (
+        f"  masking key: era 1, fingerprint {FP_A}; but the record's masked_with, 7, {edited}"
+    )
+    assert _key_line(odd, None) == (
+        f"  masking key: no key era covers the record; but the record's masked_with, 7, {edited}"
+    )
 
 
 def test_verify_of_a_log_with_ruleset_events_counts_no_event_as_unchecked(
@@ -801,3 +835,38 @@ def test_a_made_up_rotation_to_the_same_key_is_refused(
         1,
         "TAMPERED: key era 2 rotates to the key it rotates from: key eras were added",
     )
+
+
+@pytest.mark.parametrize("text", ["fp-1", "F" * 16, "a" * 15, "a" * 16 + "\n", ""])
+def test_binding_or_rotating_to_text_that_is_no_fingerprint_is_refused(
+    tmp_path: Path, text: str
+) -> None:
+    """claim_key/rotate_key take only a fingerprint: a writer bound to other text skips checks."""
+    store = SqliteAuditStore(tmp_path / "audit.db")
+    try:
+        with pytest.raises(ValueError, match="no masking-key fingerprint"):
+            store.claim_key(text, "2026-12-02T10:00:00Z")
+        with pytest.raises(ValueError, match=r"Masker\.fingerprint"):
+            store.rotate_key(text, "2026-12-02T10:00:00Z")
+        assert (store.key_history(), store.head()[0]) == ([], 0)
+        store.claim_key(FP_A, "2026-12-02T10:00:00Z")  # a real fingerprint binds
+        assert [e.new_fingerprint for e in store.key_history()] == [FP_A]
+    finally:
+        store.close()
+
+
+def test_postgres_binding_or_rotating_to_text_that_is_no_fingerprint_is_refused(
+    pg_url: str,
+) -> None:
+    """The PostgreSQL sink refuses the same texts before it opens a transaction."""
+    config = AuditConfig.at(PostgresLocation(pg_url), key_hex=KEY_A)
+    sink = config.open_sink()
+    try:
+        for text in ("fp-1", "A" * 16):
+            with pytest.raises(ValueError, match="no masking-key fingerprint"):
+                sink.claim_key(text, "2026-12-02T10:00:00Z")
+            with pytest.raises(ValueError, match="no masking-key fingerprint"):
+                sink.rotate_key(text, "2026-12-02T10:00:00Z")
+        assert [e.new_fingerprint for e in sink.key_history()] == [FP_A]
+    finally:
+        sink.close()

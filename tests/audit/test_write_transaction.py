@@ -267,9 +267,9 @@ def test_a_rotation_by_another_process_stops_this_writer(
     store: SqliteAuditStore, other: SqliteAuditStore
 ) -> None:
     """The key is read in each transaction: after another process rotates it, we refuse."""
-    store.claim_key("fp-1", "2026-11-21T10:00:00Z")
+    store.claim_key("f1" * 8, "2026-11-21T10:00:00Z")
     store.append([_record(1)])
-    other.rotate_key("fp-2", "2026-11-21T11:00:00Z")
+    other.rotate_key("f2" * 8, "2026-11-21T11:00:00Z")
     with pytest.raises(AuditUnavailableError):
         store.append([_record(2)])
     assert store.head()[0] == 2  # record 1, then the rotation sealed at 2: nothing after it

@@ -75,6 +75,7 @@ from caseroute.audit.sql_log import (
     insert_rotation,
     record_from_row,
     record_values,
+    require_key_fingerprint,
     shadow_summary_sql,
     stored_appends,
 )
@@ -207,9 +208,11 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         """Bind this writer to a masking key: recorded on first use, else it must match.
 
         Raises:
+            ValueError: If ``fingerprint`` is no key fingerprint (a caller's mistake).
             KeyMismatchError: If the log's current key is another one.
             AuditUnavailableError: If the log cannot be read or written.
         """
+        require_key_fingerprint(fingerprint)
         try:
             with self._pool.connection() as conn, conn.transaction():
                 conn.execute("SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE")
@@ -231,8 +234,10 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         """Start a new key era, sealed into the chain (``caseroute audit rotate-key``).
 
         Raises:
+            ValueError: If ``fingerprint`` is no key fingerprint (a caller's mistake).
             AuditUnavailableError: If the log cannot be written.
         """
+        require_key_fingerprint(fingerprint)
         try:
             with self._pool.connection() as conn, conn.transaction():
                 head = conn.execute(

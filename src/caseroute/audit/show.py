@@ -8,6 +8,7 @@ from typing import Any
 
 from caseroute.audit.masking import MASK_PREFIX
 from caseroute.audit.record import AuditRecord, Blob
+from caseroute.audit.sql_log import is_key_fingerprint
 from caseroute.audit.store import KeyEra
 from caseroute.domain.decision import Decision
 from caseroute.render import escape_text, render_text
@@ -23,9 +24,21 @@ def _masked_paths(data: Any, prefix: str) -> list[str]:
 
 def _key_line(record: AuditRecord, key_era: KeyEra | None) -> str:
     """Which key masked the record: its era, and the key the record names when that differs."""
+    if "masked_with" in record.input and not is_key_fingerprint(record.input["masked_with"]):
+        # Only an edit writes this: every build that names the key writes a fingerprint.
+        era = (
+            f"era {key_era.era}, fingerprint {key_era.new_fingerprint}"
+            if key_era is not None
+            else "no key era covers the record"
+        )
+        return (
+            f"  masking key: {era}; but the record's masked_with, "
+            f"{json.dumps(record.input['masked_with'])}, is no key fingerprint: the record was "
+            "edited (run `caseroute audit verify`)"
+        )
     named = record.input.get("masked_with")
     if key_era is None:
-        if isinstance(named, str):
+        if named is not None:
             return (
                 f"  masking key: {named}, named by the record, but no key era covers it: the "
                 "key history was edited (run `caseroute audit verify`)"
@@ -35,7 +48,7 @@ def _key_line(record: AuditRecord, key_era: KeyEra | None) -> str:
         f"  masking key: era {key_era.era}, fingerprint {key_era.new_fingerprint} (records "
         f"from {key_era.first_seq})"
     )
-    if isinstance(named, str) and named != key_era.new_fingerprint:
+    if named is not None and named != key_era.new_fingerprint:
         line += (
             f"; but the record names key {named}: the key history was edited (run "
             "`caseroute audit verify`)"

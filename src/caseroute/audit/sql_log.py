@@ -431,6 +431,22 @@ def is_key_fingerprint(value: object) -> TypeGuard[str]:
     return type(value) is str and _FINGERPRINT.fullmatch(value) is not None
 
 
+def require_key_fingerprint(value: str) -> None:
+    """Refuse ``value`` as a key to bind or rotate to unless it is a key fingerprint.
+
+    A writer bound to other text would store every record under it unchecked (its own key
+    skips ``_bind_key``'s checks), and ``audit verify`` would then report the whole era.
+
+    Raises:
+        ValueError: If ``value`` is not 16 lower-case hex digits.
+    """
+    if not is_key_fingerprint(value):
+        raise ValueError(
+            f"{value!r} is no masking-key fingerprint (16 lower-case hex digits): pass "
+            "Masker.fingerprint or masking.key_fingerprint(key)"
+        )
+
+
 def insert_rotation(
     execute: Callable[..., Any],
     placeholder: str,

@@ -66,6 +66,7 @@ from caseroute.audit.sql_log import (
     insert_rotation,
     record_from_row,
     record_values,
+    require_key_fingerprint,
     shadow_summary_sql,
     stored_appends,
 )
@@ -483,9 +484,11 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             at: Now, ISO-8601 UTC (recorded with the first era).
 
         Raises:
+            ValueError: If ``fingerprint`` is no key fingerprint (a caller's mistake).
             KeyMismatchError: If the log's current key is another one.
             AuditUnavailableError: If the log cannot be read or written.
         """
+        require_key_fingerprint(fingerprint)
         try:
             with closing(self._connect()) as conn, _own_process_lock(self._lock_path):
                 conn.execute("BEGIN IMMEDIATE")
@@ -524,8 +527,10 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             The new era.
 
         Raises:
+            ValueError: If ``fingerprint`` is no key fingerprint (a caller's mistake).
             AuditUnavailableError: If the log cannot be written.
         """
+        require_key_fingerprint(fingerprint)
         try:
             with closing(self._connect()) as conn, _own_process_lock(self._lock_path):
                 conn.execute("BEGIN IMMEDIATE")
