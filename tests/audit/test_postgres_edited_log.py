@@ -396,3 +396,32 @@ def test_an_emptied_schema_table_does_not_hide_an_altered_column(
                 list(sink.records(after_seq=1))
         finally:
             sink.close()
+
+
+@pytest.mark.parametrize("column_type", ["text", "bigint", "numeric"])
+def test_a_schema_version_altered_is_tampered_not_a_sql_error(
+    pg_server: str, base: tuple[str, str], column_type: str
+) -> None:
+    """``caseroute_schema.version`` altered said PostgreSQL's "COALESCE types text and integer".
+
+    Left at stop 29. Verify says TAMPERED naming the column, show and a writer's open refuse
+    naming it, and none quotes PostgreSQL's error.
+    """
+    url, decision_id = base
+    name = url.rsplit("/", 1)[1]
+    with fresh_database(pg_server, f'TEMPLATE "{name}"') as copy:
+        with psycopg.connect(copy, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE caseroute_schema ALTER COLUMN version TYPE {column_type}")
+        expected = (
+            "the decision log's tables were altered after caseroute created them "
+            f"(caseroute_schema.version is {column_type}, not integer): the log was edited; "
+            "restore it from a copy you trust"
+        )
+        code, output = _run("audit", "verify", "--audit-db", copy)
+        assert (code, output) == (1, f"TAMPERED: {expected}\n")
+        code, output = _run("audit", "show", decision_id, "--audit-db", copy)
+        assert (code, expected in output, "COALESCE" in output) == (1, True, False), output
+        with pytest.raises(AuditUnavailableError) as refused:
+            AuditConfig.at(PostgresLocation(copy), key_hex=TEST_AUDIT_KEY).open_sink()
+        message = str(refused.value)
+        assert (expected in message, "COALESCE" in message) == (True, False), message

@@ -191,6 +191,31 @@ class SchemaTooNewError(UnusableDatabaseError):
     """The database was migrated by a newer caseroute than this one (or holds no log)."""
 
 
+class SchemaTableAlteredError(UnusableDatabaseError):
+    """``caseroute_schema.version`` is no longer an integer column: the log was edited."""
+
+
+def _version_column(conn: Any) -> None:
+    """Refuse a schema table whose ``version`` column was altered (its versions unreadable).
+
+    ``version`` altered to text made every open fail with PostgreSQL's own "COALESCE types
+    text and integer cannot be matched" (left at stop 29).
+
+    Raises:
+        SchemaTableAlteredError: Naming the column's type now.
+    """
+    row = conn.execute(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+        "to_regclass(%s) AND attname = 'version' AND NOT attisdropped",
+        (SCHEMA_TABLE,),
+    ).fetchone()
+    found = None if row is None else row[0]
+    if found != "integer":
+        raise SchemaTableAlteredError(
+            f"{SCHEMA_TABLE}.version is {found or 'missing'}, not integer"
+        )
+
+
 def require_utf8(conn: Any) -> None:
     """Refuse a database whose encoding is not UTF8 (before anything is read or written).
 
@@ -225,6 +250,7 @@ def migrate(conn: Any) -> int:
 
     Raises:
         SchemaTooNewError: If the database holds a newer schema than ``LATEST``.
+        SchemaTableAlteredError: If ``caseroute_schema.version`` is no integer column.
         psycopg.Error: If a statement fails (nothing of that migration is applied).
     """
     with conn.transaction():
@@ -233,6 +259,7 @@ def migrate(conn: Any) -> int:
             f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (version INTEGER PRIMARY KEY, "
             "description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
         )
+        _version_column(conn)
         row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {SCHEMA_TABLE}").fetchone()
         current = int(row[0])
         if current > LATEST:
@@ -252,9 +279,14 @@ def migrate(conn: Any) -> int:
 
 
 def schema_version(conn: Any) -> int:
-    """The schema version of a database (0: not created by caseroute)."""
+    """The schema version of a database (0: not created by caseroute).
+
+    Raises:
+        SchemaTableAlteredError: If ``caseroute_schema.version`` is no integer column.
+    """
     row = conn.execute("SELECT to_regclass(%s)", (SCHEMA_TABLE,)).fetchone()
     if row is None or row[0] is None:
         return 0
+    _version_column(conn)
     found = conn.execute(f"SELECT coalesce(max(version), 0) FROM {SCHEMA_TABLE}").fetchone()
     return int(found[0])

@@ -40,6 +40,7 @@ from psycopg_pool import ConnectionPool
 
 from caseroute.audit.pg_schema import (
     LATEST,
+    SchemaTableAlteredError,
     SchemaTooNewError,
     UnusableDatabaseError,
     altered_columns,
@@ -96,6 +97,14 @@ _INSERT_RECORD = insert_record_sql("%s")
 _ADD_DROPPED = add_dropped_sql("%s")
 _CURRENT_KEY = "SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
 _DB_ERRORS = (psycopg.Error, OSError, KeyMismatchError, UnusableDatabaseError)
+
+
+def _altered_error(changes: list[str]) -> RecordDamagedError:
+    """The error naming each of ``changes`` (columns altered since caseroute created them)."""
+    return RecordDamagedError(
+        "the decision log's tables were altered after caseroute created them "
+        f"({'; '.join(changes)}): the log was edited; restore it from a copy you trust"
+    )
 
 
 class PostgresAuditSink(SqlLogReads, QueuedAppends):
@@ -187,6 +196,13 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 name="caseroute-audit",
                 open=True,
             )
+        except SchemaTableAlteredError as exc:
+            edited = _altered_error([str(exc)])
+            if readonly:  # an auditor: an edited log (`audit verify` says TAMPERED)
+                raise edited from None
+            raise AuditUnavailableError(
+                f"cannot open the decision log {location}: {edited}"
+            ) from None
         except _DB_ERRORS as exc:
             # Startup and the audit CLI only (never a caller's request): the operator needs
             # the database and the cause (the password never: it is scrubbed).
@@ -525,10 +541,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             return None
         if not changes:
             return None
-        return RecordDamagedError(
-            "the decision log's tables were altered after caseroute created them "
-            f"({'; '.join(changes)}): the log was edited; restore it from a copy you trust"
-        )
+        return _altered_error(changes)
 
     def close(self) -> None:
         """Finish pending appends, stop the writer and close the pool."""

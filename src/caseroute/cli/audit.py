@@ -99,7 +99,12 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from caseroute.audit.verify import time_index_problem, verify_chain
 
-    store = open_any_log(args)
+    try:
+        # A PostgreSQL schema table altered (its versions unreadable) is refused as it opens.
+        store = open_any_log(args)
+    except RecordDamagedError as exc:
+        out(f"TAMPERED: {exc}")
+        return EXIT_FAILED
     try:
         try:
             head = store.head()
