@@ -870,3 +870,30 @@ def test_postgres_binding_or_rotating_to_text_that_is_no_fingerprint_is_refused(
         assert [e.new_fingerprint for e in sink.key_history()] == [FP_A]
     finally:
         sink.close()
+
+
+def test_a_failed_report_names_the_position_of_the_bad_entry(tmp_path: Path) -> None:
+    """R30c: a mutant reporting position 0 for every bad entry survived; the seq is the entry's."""
+    db = tmp_path / "audit.db"
+    ids = _two_era_log(db)
+
+    def report_of(*statements: str) -> tuple[int, str]:
+        _sql(db, *statements)
+        store = SqliteAuditStore(db, readonly=True)
+        try:
+            report = verify_chain(
+                store.records(),
+                store.head(),
+                store.stored_blob,
+                store.iter_events(),
+                store.key_history(),
+            )
+        finally:
+            store.close()
+        return report.seq, report.decision_id
+
+    assert report_of("UPDATE key_history SET first_seq = 6 WHERE era = 2") == (4, "")
+    assert report_of(
+        "UPDATE key_history SET first_seq = 5 WHERE era = 2",
+        f"UPDATE decisions SET caller = 'someone else' WHERE decision_id = '{ids[4]}'",
+    ) == (6, ids[4])

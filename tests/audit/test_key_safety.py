@@ -109,8 +109,8 @@ def test_rotation_needs_confirmation_and_starts_a_recorded_key_era(
     assert err == (
         f"caseroute: rotating the masking key of {db} starts a new key era at record 3 (the "
         "rotation itself is sealed into the chain at 2): from then on the same patient gets a "
-        "different digest than in the 1 earlier record(s); keep the old key if those digests "
-        "must still be matched. Rerun with --confirm to rotate\n"
+        "different digest than in the decisions recorded before it (chain entries 1-1); keep "
+        "the old key if those digests must still be matched. Rerun with --confirm to rotate\n"
     )
     assert not new_key.exists()
     code, out, err = _run(capsys, *argv, "--confirm")
@@ -257,3 +257,19 @@ def test_an_unreadable_log_is_named_to_the_operator_not_to_callers(
             "serve, write) it and its directory\n"
         ),
     )
+
+
+def test_the_rotation_prompt_counts_chain_entries_not_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R30c: "N earlier record(s)" counted events and rotations as records; an empty log: none."""
+    db, new_key = tmp_path / "audit.db", tmp_path / "new.key"
+    store = AuditConfig(db=db, key_hex=KEY_A).open_store()
+    store.close()
+    argv = ("audit", "rotate-key", "--audit-db", str(db), "--new-key-file", str(new_key))
+    assert "before it (none yet); keep" in _run(capsys, *argv)[2]
+    _log_with_one_record(AuditConfig(db=db, key_hex=KEY_A))
+    assert _run(capsys, *argv, "--confirm")[0] == 0  # the rotation is chain entry 2
+    other = tmp_path / "other.key"
+    argv = ("audit", "rotate-key", "--audit-db", str(db), "--new-key-file", str(other))
+    assert "before it (chain entries 1-2); keep" in _run(capsys, *argv)[2]

@@ -237,11 +237,13 @@ def _cmd_audit_rotate_key(args: argparse.Namespace) -> int:
                     "nothing to rotate"
                 )
         if not args.confirm:
+            # The head counts ruleset events and earlier rotations too, not decisions alone.
+            before = f"chain entries 1-{head}" if head else "none yet"
             raise UsageError(
                 f"rotating the masking key of {db} starts a new key era at record {head + 2} "
                 f"(the rotation itself is sealed into the chain at {head + 1}): from then on "
-                "the same patient gets a different digest than in the "
-                f"{head} earlier record(s); keep the old key if those digests must still be "
+                "the same patient gets a different digest than in the decisions recorded "
+                f"before it ({before}); keep the old key if those digests must still be "
                 "matched. Rerun with --confirm to rotate"
             )
         fingerprint = key_fingerprint(load_key(key_file, None))  # creates it when missing
