@@ -390,6 +390,38 @@ def exposure_message(exposed: list[tuple[Path, int]]) -> str:
     )
 
 
+_DERIVED_FROM = {
+    "case.created_at": "the case's age (signals.case_age_minutes) and the relaxation ladder's "
+    "anchor, step times and next_relaxation_at",
+    "case.waiting_since": "the relaxation ladder's anchor, step times and next_relaxation_at",
+    "case.sla_clocks.started_at": "each clock's minutes remaining and risk (signals.sla_clocks)",
+    "case.sla_clocks.deadline": "each clock's minutes remaining and risk (signals.sla_clocks)",
+    "case.sentiment.score": "the sentiment summary (signals.sentiment: latest, minimum, change)",
+    "case.sentiment.at": "the sentiment summary's order (signals.sentiment: latest, change)",
+}
+"""Case fields each decision turns into other values it returns and records in clear.
+
+Masked, such a field's digest hid nothing (review R31b F2: a masked ``created_at`` came back as
+the relaxation trace's ``anchor_at``), and the reply needs those values (``next_relaxation_at``
+says when to decide again), so the field is refused, as is a path above it
+(``case.sla_clocks``, ``case.sentiment.*``).
+"""
+
+
+def _derived_problem(path: str) -> str | None:
+    """Why ``path`` cannot be masked because decisions derive shown values from it (None: can)."""
+    bare = path.removesuffix(".*")
+    for field, derived in _DERIVED_FROM.items():
+        if field == bare or field.startswith(bare + "."):
+            return (
+                f"{path} cannot be masked: decisions derive {derived} from {field}, and "
+                "return and record them in clear, so a digest would hide nothing; keep "
+                "dates and values the log must not hold in masked attributes "
+                "(case.attributes.NAME), which routing reads only where a rule names them"
+            )
+    return None
+
+
 def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
     """Validate masked field paths (``case.attributes.patient_name``, ``case.attributes.*``).
 
@@ -402,6 +434,9 @@ def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
             "decisions can be found by case (ListDecisions, audit export --case-id); send a "
             "pseudonymous case id instead of one that identifies the patient"
         )
+    derived = [problem for problem in map(_derived_problem, paths) if problem is not None]
+    if derived:
+        raise ConfigError("; ".join(derived))
     bad = [p for p in paths if not _PATH_RE.fullmatch(p)]  # `$` alone admits a final "\n"
     if bad:
         raise ConfigError(

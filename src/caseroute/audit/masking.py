@@ -308,7 +308,8 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
     quote the case's location, region and language: ``not licensed in US-CA``);
     input_sha256 becomes a keyed hash. Rule ids, clause texts (the operator's own words),
     reason codes and the relaxation trace (requirement names, the operator's ``why`` and
-    instants, never case values) are left alone.
+    instants derived from ``created_at`` or ``waiting_since``, which ``check_masked_fields``
+    refuses to mask for that reason) are left alone.
 
     Args:
         decision: The decision as the engine made it.
