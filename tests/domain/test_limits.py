@@ -223,17 +223,26 @@ def test_every_identifier_field_is_limited(data: object, parse: Any, field: str)
 
 
 def test_attribute_text_values_are_limited_by_max_text_chars() -> None:
-    """A string attribute value over max_text_chars is refused; at the limit it is kept."""
+    """A string attribute value over max_text_chars is refused, unquoted; at the limit it is kept.
+
+    R31b F1: the message quoted the value's first 40 characters, a masked patient name or
+    date of birth among them, back to the caller (status message and BadRequest details).
+    """
     ok = parse_case(case_data(attributes={"notes": "n" * 1_000}))
     assert len(str(ok.attributes["notes"])) == 1_000
-    violations = request_violations(case_data(attributes={"notes": "n" * 1_001}))
+    violations = request_violations(case_data(attributes={"notes": "Zelda " + "n" * 995}))
     assert [
         FieldViolation(
             "case.attributes.notes",
-            f"has 1001 characters; the limit is 1000 (configurable: --max-text-chars); "
-            f"it starts {'n' * 40!r}…",
+            "has 1001 characters; the limit is 1000 (configurable: --max-text-chars); its "
+            "text is not quoted (attribute values may be patient data)",
         )
     ] == violations
+    roster = request_violations(
+        _roster([agent_data(attributes={"bio": "Zelda " + "n" * 995})]), parse_roster
+    )
+    assert [v.field for v in roster] == ["roster.agents[0].attributes.bio"]
+    assert "Zelda" not in roster[0].message
 
 
 def test_a_long_attribute_name_is_refused_without_echoing_it() -> None:

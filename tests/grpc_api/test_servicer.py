@@ -87,6 +87,24 @@ def test_invalid_input_names_every_field(core: RoutingCore) -> None:
     )
 
 
+def test_an_over_long_attribute_value_is_not_echoed_to_the_caller(core: RoutingCore) -> None:
+    """R31b F1: INVALID_ARGUMENT quoted a masked attribute's first 40 characters back.
+
+    Neither the status message nor the BadRequest details carry the value: the field path
+    says which one, and proxies and clients log both.
+    """
+    request = decide_request()
+    request.case.attributes["patient_name"].string_value = "Zelda Quixote-PHI " + "x" * 1_000
+    _, metadata, code, details = _call(core, "Decide", request)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    bad = error_details_pb2.BadRequest()
+    assert _rich_status(metadata).details[0].Unpack(bad)
+    assert [v.field for v in bad.field_violations] == ["case.attributes.patient_name"]
+    raw = dict(metadata)["grpc-status-details-bin"]
+    assert (b"Zelda" in raw, "Zelda" in details) == (False, False), details
+    assert "its text is not quoted" in details
+
+
 def test_unknown_ruleset_or_version_is_not_found(core: RoutingCore) -> None:
     """NOT_FOUND names what is loaded."""
     request = decide_request()

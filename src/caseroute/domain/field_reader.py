@@ -440,7 +440,9 @@ def _attribute_value_problem(value: object, limits: InputLimits) -> str | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
-        problem = too_long(value, limits.max_text_chars, "max_text_chars")
+        # Unquoted: an attribute may be masked PHI (R31b F1), and the reply goes to proxies'
+        # and clients' logs; the field path says which one.
+        problem = too_long(value, limits.max_text_chars, "max_text_chars", quote=False)
         if problem is not None:
             return problem
         if _has_lone_surrogate(value):

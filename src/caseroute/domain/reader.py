@@ -235,24 +235,28 @@ def not_one_of(value: object, choices: Sequence[str], hint: str | None) -> str:
     return f"must be one of {', '.join(choices)}; got {describe_value(value)}{tip}"
 
 
-def too_long(value: str, limit: int, setting: str | None = None) -> str | None:
+def too_long(
+    value: str, limit: int, setting: str | None = None, *, quote: bool = True
+) -> str | None:
     """The words for text longer than ``limit`` characters, or ``None``.
 
     Args:
         value: The text.
         limit: The most characters allowed.
         setting: The ``InputLimits`` field that sets the limit, when a server setting does.
+        quote: Whether to quote the text's start (not for a value that may be patient data).
 
     Returns:
-        ``has N characters; the limit is L[ (configurable: --flag)]; it starts '...'…``.
+        ``has N characters; the limit is L[ (configurable: --flag)]; it starts '...'…``, or
+        ``...; its text is not quoted (attribute values may be patient data)``.
     """
     if len(value) <= limit:
         return None
     configurable = f" (configurable: {limit_flag(setting)})" if setting else ""
-    return (
-        f"has {len(value)} characters; the limit is {limit}{configurable}; it starts "
-        f"{value[:QUOTE_CHARS]!r}…"
-    )
+    told = f"has {len(value)} characters; the limit is {limit}{configurable}"
+    if not quote:
+        return f"{told}; its text is not quoted (attribute values may be patient data)"
+    return f"{told}; it starts {value[:QUOTE_CHARS]!r}…"
 
 
 def quoted_number_tip(value: object) -> str:
