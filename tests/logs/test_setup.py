@@ -161,3 +161,28 @@ def test_a_host_that_set_up_logging_keeps_it() -> None:
     finally:
         root.handlers = saved
     assert seen == [False, False, True]
+
+
+@pytest.mark.parametrize("stream", [io.StringIO(), _Terminal()], ids=["plain", "terminal"])
+def test_a_console_traceback_shows_frames_but_never_their_locals(stream: io.StringIO) -> None:
+    """R31b F3: the console format printed rich's traceback with every frame's locals.
+
+    A logged exception in a frame holding a decoded request printed its patient's name.
+    """
+    configure_logging("console", "info", stream)
+
+    def handler(patient_name: str) -> None:
+        request = {"patient_name": patient_name}
+        raise OSError(f"failed for {len(request)} field(s)")
+
+    parts = ("Zel", "da Quixote-PHI")
+    patient = "".join(parts)  # on no source line a traceback quotes
+    try:
+        handler(patient)
+    except OSError:
+        logging.getLogger("caseroute.grpc").exception("call listener failed")
+    text = ANSI.sub("", stream.getvalue())
+    assert "call listener failed" in text
+    assert "in handler" in text  # the frames are there
+    assert "OSError: failed for 1 field(s)" in text
+    assert "Zelda" not in text

@@ -238,7 +238,12 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer()
     else:
         tail = []
-        renderer = structlog.dev.ConsoleRenderer(colors=_is_terminal(target))
+        # Plain frames, never their local variables: structlog's default formatter is rich's
+        # traceback with show_locals, which printed a call's decoded request (patient names and
+        # all) in any logged exception (review R31b F3). The JSON path's frames hold none.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=_is_terminal(target), exception_formatter=structlog.dev.plain_traceback
+        )
     formatter = (_JsonFormatter if concrete == "json" else _Formatter)(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer],
