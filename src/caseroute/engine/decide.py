@@ -30,6 +30,7 @@ from caseroute.domain.fingerprint import derive_decision_id, format_timestamp, i
 from caseroute.domain.roster import Roster
 from caseroute.engine.case_rules import LoadedRuleset
 from caseroute.engine.facts import attribute_fits, build_case_fact
+from caseroute.engine.flag_spelling import flag_spelling_problems
 from caseroute.engine.matching import MissingDataError
 from caseroute.engine.roster_index import index_for
 from caseroute.engine.selection import select_agent
@@ -74,6 +75,11 @@ def find_data_problems(case: Case, ruleset: CompiledRuleset) -> list[DataProblem
         for clock in case.sla_clocks
         if clock.deadline < clock.started_at
     ]
+    if case.flags:  # a near spelling of a hard-constraint flag is never routed as unflagged
+        problems.extend(
+            DataProblem("ambiguous_flag", detail)
+            for detail in flag_spelling_problems(case.flags, ruleset.constraints)
+        )
     for key, ftype in ruleset.attributes.items():
         value = case.attributes.get(key)
         if value is not None and not attribute_fits(value, ftype):

@@ -902,7 +902,10 @@ class Case(_message.Message):
         and "Consent-Missing" means "consent_missing"; duplicates collapse. What remains must be
         letters a-z, digits and _ . : /, starting with a letter or digit, else INVALID_ARGUMENT
         at case.flags[i]: no spelling can hide a hard-constraint
-        flag. At most 200. A case carrying "safeguarding" whose other fields are invalid is
+        flag. A valid flag that looks like the ruleset's safeguarding or consent flag without
+        being it ("safeguarding_", "safeguarding:child", "safegaurding", "missing_consent") makes
+        the decision an EXCEPTION (reason ambiguous_flag, detail naming both), never an
+        assignment. At most 200. A case carrying "safeguarding" whose other fields are invalid is
         refused (INVALID_ARGUMENT; nothing is routed) and the first field violation, at
         case.flags, says so.
         """

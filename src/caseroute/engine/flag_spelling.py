@@ -1,0 +1,103 @@
+"""Case flags that look like a hard-constraint flag without being it: business-invalid data.
+
+A case's flags are normalised as they are read (NFKC, trimmed, case-folded, ``-`` to ``_``),
+so ``Safeguarding`` and ``consent-missing`` are the hard-constraint flags themselves. Any other
+valid token was taken as some other flag, so ``safeguarding_``, ``safeguarding:child``,
+``safegaurding`` or ``missing_consent`` were routed as if unflagged, and assigned (review R31a
+F1). Such a flag is now a data problem: the case goes to the exceptions queue with the reason,
+and is never assigned. A flag counts as looking like a hard flag ``H`` when, without being
+``H``:
+
+- its letters and digits are ``H``'s (``safeguarding.``, ``safe_guarding``);
+- its words (split at ``_ . : /``) are all among ``H``'s, or ``H``'s all among its
+  (``safeguarding:child``, ``missing_consent``, ``consent``);
+- or its letters are at least ``SIMILAR`` alike (``safegaurding``, ``safeguard``).
+
+A ruleset naming its own safeguarding flag also treats caseroute's conventional
+``safeguarding`` as one: a case carrying it is never routed as unflagged either. Words of other
+meaning (``no_consent``, ``consent_withdrawn`` for ``consent_missing``) are not spellings and
+are not caught: a ruleset's golden cases and the callers' contract name the flags.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+from caseroute.domain.codec import SAFEGUARDING_FLAG
+from caseroute.rules.model import Constraints
+
+SIMILAR = 0.8
+"""``difflib`` ratio of two flags' letters and digits from which one is taken as a misspelling."""
+
+_WORDS = re.compile(r"[^_.:/]+")
+
+
+def _letters(flag: str) -> str:
+    return "".join(ch for ch in flag if ch.isalnum())
+
+
+@lru_cache(maxsize=4096)
+def resembles(flag: str, hard: str) -> bool:
+    """Whether case flag ``flag`` looks like hard-constraint flag ``hard`` without being it.
+
+    Args:
+        flag: A case's flag, normalised.
+        hard: A ruleset's hard-constraint flag (normalised: the schema refuses any other).
+
+    Returns:
+        True for a near spelling (module docstring); False for ``hard`` itself or any other.
+    """
+    if flag == hard:
+        return False
+    mine, theirs = _letters(flag), _letters(hard)
+    if not mine or not theirs:
+        return False
+    if mine == theirs:
+        return True
+    words, hard_words = frozenset(_WORDS.findall(flag)), frozenset(_WORDS.findall(hard))
+    if words <= hard_words or hard_words <= words:
+        return True
+    return difflib.SequenceMatcher(None, mine, theirs, autojunk=False).ratio() >= SIMILAR
+
+
+def hard_flags(constraints: Constraints) -> tuple[tuple[str, str], ...]:
+    """The ruleset's hard-constraint flags, each with what it means, in a fixed order."""
+    flags = [(constraints.safeguarding_flag, "safeguarding")]
+    if constraints.consent_flag is not None:
+        flags.append((constraints.consent_flag, "consent"))
+    return tuple(flags)
+
+
+def flag_spelling_problems(flags: Iterable[str], constraints: Constraints) -> list[str]:
+    """A detail for each case flag that looks like a hard-constraint flag without being it.
+
+    Args:
+        flags: The case's flags, normalised.
+        constraints: The ruleset's hard constraints.
+
+    Returns:
+        One line per such flag (``case.flags: 'safegaurding' looks like ...``), in flag order.
+    """
+    present = frozenset(flags)
+    hard = hard_flags(constraints)
+    problems = []
+    for flag in sorted(present):
+        for name, meaning in hard:
+            if name not in present and resembles(flag, name):
+                problems.append(
+                    f"case.flags: {flag!r} looks like the ruleset's {meaning} flag {name!r} but "
+                    f"is not it; send {name!r} if that is meant (a hard-constraint flag must be "
+                    "spelt as the ruleset names it; case, spaces and - aside), or another flag"
+                )
+                break
+        else:
+            if flag == SAFEGUARDING_FLAG and hard[0][0] != SAFEGUARDING_FLAG:
+                problems.append(
+                    f"case.flags: {flag!r} is caseroute's conventional safeguarding flag, but "
+                    f"this ruleset's safeguarding flag is {hard[0][0]!r}; send "
+                    f"{hard[0][0]!r} for a safeguarding concern"
+                )
+    return problems

@@ -1,0 +1,159 @@
+"""A flag that looks like a hard-constraint flag without being it is never assigned (R31a F1).
+
+Before, any valid token other than the flag itself was some other flag: ``safeguarding_``,
+``safeguarding:child``, ``safegaurding`` or ``missing_consent`` were ASSIGNED to a nurse by the
+reference ruleset. Now the decision is an EXCEPTION naming the flag and the one it resembles.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from caseroute.domain.codec import parse_case, parse_roster
+from caseroute.domain.decision import Outcome
+from caseroute.engine.case_rules import EngineKind, prepare_ruleset
+from caseroute.engine.decide import decide
+from caseroute.engine.flag_spelling import flag_spelling_problems, resembles
+from caseroute.testing import (
+    CATCH_ALL_RULE,
+    MINIMAL_HEADER,
+    NOW,
+    REPO_ROOT,
+    case_data,
+    compile_text,
+    reference_ruleset,
+    ruleset_with_rules,
+)
+
+ROSTER = parse_roster(json.loads((REPO_ROOT / "examples" / "roster.json").read_text()))
+NEAR_SAFEGUARDING = [
+    "Safeguarding-",  # read as safeguarding_
+    "safeguarding.",
+    "safeguarding:",
+    "safeguarding/",
+    "safeguarding:child",
+    "safeguarding_concern",
+    "safe-guarding",
+    "safeguarding1",
+    "safeguard",
+    "safegaurding",
+]
+NEAR_CONSENT = ["consent_missing.", "Consent-Missing-", "missing_consent", "consent"]
+
+
+def _decided(flags: list[str], **fields: Any) -> Any:
+    data = case_data(region="US-TX", intent="clinical", patient_location="US-TX", flags=flags)
+    return decide(parse_case({**data, **fields}), ROSTER, reference_ruleset(), NOW)
+
+
+def test_the_clinical_case_is_assigned_without_a_flag() -> None:
+    """Control: the case every test below flags is assigned when it carries no flag."""
+    decision = _decided([])
+    assert (decision.outcome, decision.agent_id) == (Outcome.ASSIGN, "nurse-tx-02")
+
+
+@pytest.mark.parametrize("flag", NEAR_SAFEGUARDING)
+def test_a_near_spelling_of_the_safeguarding_flag_is_an_exception(flag: str) -> None:
+    """Each near spelling goes to the exceptions queue naming itself and `safeguarding`."""
+    decision = _decided([flag])
+    assert (decision.outcome, decision.queue, decision.agent_id) == (
+        Outcome.EXCEPTION,
+        "exceptions",
+        None,
+    )
+    assert decision.reason_codes == ("invalid_case_data", "ambiguous_flag")
+    assert decision.rule_id == "data:invalid_case_data"
+    (detail,) = decision.explanation.data_problems
+    assert "looks like the ruleset's safeguarding flag 'safeguarding' but is not it" in detail
+
+
+@pytest.mark.parametrize("flag", NEAR_CONSENT)
+def test_a_near_spelling_of_the_consent_flag_is_an_exception(flag: str) -> None:
+    """Each near spelling of consent_missing is never assigned either."""
+    decision = _decided([flag])
+    assert (decision.outcome, decision.agent_id) == (Outcome.EXCEPTION, None)
+    (detail,) = decision.explanation.data_problems
+    assert "looks like the ruleset's consent flag 'consent_missing'" in detail
+
+
+def test_the_flag_itself_beside_a_near_spelling_keeps_its_meaning() -> None:
+    """`safeguarding` with `safeguarding:child` escalates; consent with its look-alike queues.
+
+    The hard constraint is unambiguous when the flag itself is there; safeguarding is enforced
+    last on every path.
+    """
+    both = _decided(["safeguarding", "safeguarding:child"])
+    assert (both.outcome, both.queue) == (Outcome.ESCALATE, "safeguarding")
+    consent = _decided(["consent_missing", "missing_consent"])
+    assert (consent.outcome, consent.agent_id) == (Outcome.QUEUE, None)
+
+
+@pytest.mark.parametrize(
+    "flag", ["vip", "interpreter", "complaint", "consent_given", "consented", "missing_docs"]
+)
+def test_other_flags_are_routed_as_before(flag: str) -> None:
+    """Flags that are not near spellings of a hard-constraint flag change nothing."""
+    decision = _decided([flag])
+    assert (decision.outcome, decision.agent_id) == (Outcome.ASSIGN, "nurse-tx-02")
+
+
+def test_a_ruleset_with_its_own_safeguarding_flag_treats_the_conventional_one_as_ambiguous() -> (
+    None
+):
+    """R31a: a ruleset naming `sg_concern` routed a case flagged `safeguarding` normally."""
+    header = MINIMAL_HEADER.replace("{flag: safeguarding,", "{flag: sg_concern,")
+    rules = ruleset_with_rules(CATCH_ALL_RULE, header).replace(
+        "'safeguarding' in case.flags", "'sg_concern' in case.flags"
+    )
+    loaded = prepare_ruleset(compile_text(rules), EngineKind.PYTHON)
+    data = case_data(intent="general", flags=["safeguarding"])
+    decision = decide(parse_case(data), ROSTER, loaded, NOW)
+    assert (decision.outcome, decision.reason_codes) == (
+        Outcome.EXCEPTION,
+        ("invalid_case_data", "ambiguous_flag"),
+    )
+    (detail,) = decision.explanation.data_problems
+    assert detail == (
+        "case.flags: 'safeguarding' is caseroute's conventional safeguarding flag, but this "
+        "ruleset's safeguarding flag is 'sg_concern'; send 'sg_concern' for a safeguarding "
+        "concern"
+    )
+    own = decide(parse_case({**data, "flags": ["sg_concern"]}), ROSTER, loaded, NOW)
+    assert (own.outcome, own.queue) == (Outcome.ESCALATE, "safeguarding")
+
+
+@pytest.mark.parametrize(
+    ("flag", "hard", "expected"),
+    [
+        ("safeguarding", "safeguarding", False),  # the flag itself
+        ("safe_guarding", "safeguarding", True),  # the same letters
+        ("child_safeguarding", "safeguarding", True),  # its words include the hard flag's
+        ("consent", "consent_missing", True),  # its words are among the hard flag's
+        ("safegaurding", "safeguarding", True),  # a transposition
+        ("safe", "safeguarding", False),  # too little alike
+        ("no_consent", "consent_missing", False),  # another word: not a spelling
+        ("consent_withdrawn", "consent_missing", False),
+        (":", "safeguarding", False),  # no letters at all
+    ],
+)
+def test_resembles_by_each_rule(flag: str, hard: str, *, expected: bool) -> None:
+    """Each rule of `resembles` on its own, and what is not a spelling."""
+    assert resembles(flag, hard) is expected
+
+
+def test_problems_are_listed_in_flag_order_one_per_flag() -> None:
+    """Two look-alikes give two details, sorted by flag, each naming the flag it resembles."""
+    problems = flag_spelling_problems(
+        ["safeguarding_", "vip", "consent_missing."], reference_ruleset().compiled.constraints
+    )
+    assert [p.split(" looks like ")[0] for p in problems] == [
+        "case.flags: 'consent_missing.'",
+        "case.flags: 'safeguarding_'",
+    ]
+    assert problems[1].endswith(
+        "send 'safeguarding' if that is meant (a hard-constraint flag must be spelt as the "
+        "ruleset names it; case, spaces and - aside), or another flag"
+    )
