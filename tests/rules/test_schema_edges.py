@@ -685,3 +685,51 @@ def test_a_numeric_description_is_kept_as_its_text() -> None:
     """`description: 3` is accepted as the text "3" (only patterned strings refuse numbers)."""
     compiled = compile_text(_BASE.replace("description: test ruleset", "description: 3"))
     assert compiled.description == "3"
+
+
+def test_a_stale_overlapping_membership_of_a_compact_is_an_error() -> None:
+    """R31a F4: a stale `since` line beside a later `until` kept a state that left a member.
+
+    Membership is the union of a jurisdiction's periods; overlapping periods are refused at
+    the later line, naming the earlier.
+    """
+    section = (
+        "compacts:\n"
+        "  - name: nlc\n"
+        "    licence_types: [RN]\n"
+        "    members:\n"
+        "      - {jurisdiction: US-TX, since: 2018-01-19, until: 2026-06-30}\n"
+        "      - {jurisdiction: US-FL, since: 2018-01-19}\n"
+        "      - {jurisdiction: US-TX, since: 2018-01-19}\n"
+    )
+    assert _errors(_with(section)) == [
+        (
+            "schema.range",
+            16,
+            9,
+            None,
+            (
+                "membership of US-TX in compact nlc (2018-01-19 to open) overlaps its membership "
+                "at line 14 (2018-01-19 to 2026-06-30): list a jurisdiction again only for a "
+                "later, separate period; remove the stale entry"
+            ),
+        )
+    ]
+
+
+def test_a_later_separate_membership_period_is_kept() -> None:
+    """A state that left and rejoined is two periods: both kept, each checked by date."""
+    section = (
+        "compacts:\n"
+        "  - name: nlc\n"
+        "    licence_types: [RN]\n"
+        "    members:\n"
+        "      - {jurisdiction: US-TX, since: 2018-01-19, until: 2026-06-30}\n"
+        "      - {jurisdiction: US-TX, since: 2026-07-01}\n"
+    )
+    compiled = compile_text(_with(section))
+    (compact,) = compiled.compacts
+    assert [(m.since.isoformat(), m.until) for m in compact.members] == [
+        ("2018-01-19", compact.members[0].until),
+        ("2026-07-01", None),
+    ]

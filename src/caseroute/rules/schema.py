@@ -543,6 +543,17 @@ def _read_constraints(r: SchemaReader, node: Node) -> Constraints | None:
     return Constraints(flag, queue, consent, licence)
 
 
+def _overlapping(member: CompactMember, other: CompactMember) -> bool:
+    """Whether two membership periods of one jurisdiction share a day (open ends run forever)."""
+    return (other.until is None or member.since <= other.until) and (
+        member.until is None or other.since <= member.until
+    )
+
+
+def _period(member: CompactMember) -> str:
+    return f"{member.since.isoformat()} to {member.until.isoformat() if member.until else 'open'}"
+
+
 def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
     compacts = []
     for item in r.items(node, "`compacts`"):
@@ -553,7 +564,7 @@ def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
             f"compact {name} licence_types",
             pattern=IDENTIFIER,
         )
-        members = []
+        members: list[tuple[CompactMember, int]] = []
         for m_node in r.items(c.get("members"), f"compact {name} members"):
             m = r.mapping(
                 m_node, f"a member of compact {name}", ("jurisdiction", "since"), ("until",)
@@ -568,8 +579,23 @@ def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
             if since is not None and until is not None and until < since:
                 r.error("schema.range", f"membership of {where} ends before it starts", m["until"])
             if where is not None and since is not None:
-                members.append(CompactMember(where, since, until))
-        compacts.append(Compact(name, frozenset(types), tuple(members)))
+                member = CompactMember(where, since, until)
+                # Membership is the union of a jurisdiction's periods, so a stale entry
+                # overlapping a later one (an ``until`` added above, the old line left below)
+                # kept a state that left the compact a member (review R31a F4).
+                for earlier, line in members:
+                    if earlier.jurisdiction == where and _overlapping(member, earlier):
+                        r.error(
+                            "schema.range",
+                            f"membership of {where} in compact {name} ({_period(member)}) "
+                            f"overlaps its membership at line {line} ({_period(earlier)}): list "
+                            "a jurisdiction again only for a later, separate period; remove the "
+                            "stale entry",
+                            m_node,
+                        )
+                        break
+                members.append((member, m_node.line))
+        compacts.append(Compact(name, frozenset(types), tuple(m for m, _ in members)))
     return tuple(compacts)
 
 
