@@ -69,3 +69,22 @@ def test_expiry_is_inclusive() -> None:
     rn = Licence("RN", "US-TX", DAY)
     assert _valid(rn, "US-TX")[0]
     assert _valid(rn, "US-TX", date(2026, 11, 22)) == (False, "RN US-TX expired 2026-11-21")
+
+
+def test_a_country_wide_us_or_canadian_licence_is_valid_nowhere() -> None:
+    """R31a F5: a "US" licence covered every state, skipping compacts and the APRN rule.
+
+    US states and Canadian provinces license; a licence recorded against the country is data
+    no board issues, so it admits no one (a GB registration still covers each nation).
+    """
+    for jurisdiction, where in (("US", "US-CA"), ("US", "US-TX"), ("US", "US"), ("CA", "CA-ON")):
+        for multistate in (False, True):
+            valid, note = _valid(
+                Licence("RN", jurisdiction, date(2030, 1, 1), multistate=multistate), where
+            )
+            expected = (
+                f"RN {jurisdiction} (no country-wide licence: {jurisdiction} licenses by state "
+                "or province; record the issuing one)"
+            )
+            assert (valid, note) == (False, expected)
+    assert _valid(Licence("RN", "GB", date(2030, 1, 1)), "GB-WLS") == (True, "RN GB")

@@ -20,6 +20,13 @@ def covers(area: str, code: str) -> bool:
     return code == area or code.startswith(area + "-")
 
 
+LICENSED_BY_SUBDIVISION = frozenset({"US", "CA"})
+"""Countries whose states or provinces license health professionals: a licence recorded
+against the country itself is valid nowhere (there is no US-wide nursing licence; a multistate
+RN licence is issued by its home state). Elsewhere a country's licence covers its subdivisions
+(``GB``: UK-wide registration covers ``GB-ENG``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CompactView:
     """Compacts resolved for one day: name, licence types and member jurisdictions."""
@@ -55,6 +62,13 @@ def licence_valid_at(
     name = f"{licence.type} {licence.jurisdiction}"
     if licence.expires_on < day:
         return False, f"{name} expired {licence.expires_on.isoformat()}"
+    if licence.jurisdiction in LICENSED_BY_SUBDIVISION:
+        # Before, the parent-area rule let a "US" licence skip compacts and the APRN rule
+        # (review R31a F5).
+        return False, (
+            f"{name} (no country-wide licence: {licence.jurisdiction} licenses by state or "
+            "province; record the issuing one)"
+        )
     if covers(licence.jurisdiction, location):
         return True, name
     if not licence.multistate:
