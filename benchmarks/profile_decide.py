@@ -51,6 +51,10 @@ class StubContext:
         """No deadline."""
         return None
 
+    def is_active(self) -> bool:
+        """The caller waits for the reply."""
+        return True
+
     def peer_identities(self) -> None:
         """No TLS client certificate."""
 

@@ -10,11 +10,13 @@ import grpc
 class FakeContext:
     """The parts of grpc.ServicerContext the servicer uses, recording how the call ended.
 
-    ``remaining`` is what ``time_remaining`` answers (None: no deadline; 0.0: passed).
+    ``remaining`` is what ``time_remaining`` answers (None: no deadline; 0.0: passed);
+    ``active`` what ``is_active`` answers (False: the caller cancelled).
     """
 
-    def __init__(self, remaining: float | None = None) -> None:
+    def __init__(self, remaining: float | None = None, *, active: bool = True) -> None:
         self.remaining = remaining
+        self.active = active
         self.code: grpc.StatusCode | None = None
         self.details = ""
         self.trailing: Any = ()
@@ -22,6 +24,10 @@ class FakeContext:
     def time_remaining(self) -> float | None:
         """The deadline left, in seconds."""
         return self.remaining
+
+    def is_active(self) -> bool:
+        """Whether the caller still waits for the reply."""
+        return self.active
 
     def peer_identities(self) -> None:
         """No TLS peer."""

@@ -14,7 +14,8 @@
         │                           client's receive limit
         ├── FailedPreconditionError FAILED_PRECONDITION
         ├── UnavailableError        UNAVAILABLE after the retries: server down or draining, no
-        │                           ruleset loaded, decision log unwritable (nothing recorded)
+        │                           ruleset loaded, decision log unwritable (usually nothing
+        │                           recorded: retry with the same request_id, never a new one)
         ├── DeadlineExceededError   DEADLINE_EXCEEDED: the timeout passed (retries included)
         ├── AuthenticationError     UNAUTHENTICATED: no or unknown bearer token / certificate
         ├── PermissionDeniedError   PERMISSION_DENIED: authenticated, not allowed
@@ -101,7 +102,12 @@ class FailedPreconditionError(ClientError):
 
 
 class UnavailableError(ClientError):
-    """The server could not answer, even after the retries; nothing was recorded."""
+    """The server could not answer, even after the retries.
+
+    Usually nothing was recorded, but not always: a worker killed after its commit, or a stream
+    reset after it, also ends as UNAVAILABLE. Retry later with the same request_id (a recorded
+    decision comes back ``replayed``), never with a new one, which would decide the case twice.
+    """
 
 
 class DeadlineExceededError(ClientError):

@@ -16,6 +16,8 @@
     │                          recorded now; a replayed retry's decisions were recorded before)
     ├── RosterNotCachedError   a request named its roster by roster_sha256 only, and this server
     │                          does not hold that roster (send the roster itself)
+    ├── CallEndedError         the caller's deadline passed (or it cancelled) before the
+    │                          decisions were recorded: nothing is recorded
     ├── ConfigError            a server or CLI setting is invalid (names the setting)
     ├── EngineUnavailableError the durable_rules engine cannot be imported or used
     └── EngineValidationError  durable_rules rejected, crashed or hung on a compiled ruleset
@@ -165,6 +167,14 @@ class ResponseTooLargeError(CaserouteError):
     """The decisions' reply would exceed the transport's size limit.
 
     Nothing was recorded for a new decision; a replayed retry's decisions were recorded before.
+    """
+
+
+class CallEndedError(CaserouteError):
+    """The call ended (deadline passed, or cancelled) before its decisions were recorded.
+
+    Raised by a transport's ``before_record`` hook, so nothing is recorded that the caller
+    can no longer receive; a retry with the same request_id decides afresh.
     """
 
 

@@ -11,7 +11,12 @@ from typing import Any, Generic, TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from caseroute.domain.errors import FieldViolation, RequestError, ResponseTooLargeError
+from caseroute.domain.errors import (
+    CallEndedError,
+    FieldViolation,
+    RequestError,
+    ResponseTooLargeError,
+)
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.grpc_api.auth import authenticated
 from caseroute.grpc_api.roster_cache import RosterCache
@@ -215,6 +220,11 @@ def _deadline_passed(context: grpc.ServicerContext) -> bool:
     return remaining is not None and remaining <= 0
 
 
+def _call_ended(context: grpc.ServicerContext) -> bool:
+    """Whether the caller can no longer receive a reply: its deadline passed, or it cancelled."""
+    return _deadline_passed(context) or not context.is_active()
+
+
 def _serve(
     context: grpc.ServicerContext,
     method: str,
@@ -243,6 +253,18 @@ def _serve(
         return empty()
 
 
+_REPLAYED_BYTES: dict[str, int] = {}
+
+
+def _replayed_bytes(reply: Message) -> int:
+    """What ``replayed = true`` adds to a reply like ``reply`` (proto3 omits it when false)."""
+    name = reply.DESCRIPTOR.full_name
+    found = _REPLAYED_BYTES.get(name)
+    if found is None:  # once per reply type; a dict write is atomic under the GIL
+        found = _REPLAYED_BYTES[name] = type(reply)(replayed=True).ByteSize()
+    return found
+
+
 class SizedReply(Generic[P]):
     """Builds a reply once, before the decisions are recorded, and refuses one too large to send.
 
@@ -261,6 +283,7 @@ class SizedReply(Generic[P]):
         max_bytes: int,
         setting: str = DEFAULT_REPLY_LIMIT_SETTING,
         request_id: str = "",
+        ended: Callable[[], bool] | None = None,
     ) -> None:
         """Build replies with ``build``; refuse those over ``max_bytes`` serialized bytes.
 
@@ -269,21 +292,36 @@ class SizedReply(Generic[P]):
             max_bytes: The largest reply sent.
             setting: The server setting that sets ``max_bytes``, named in the refusal.
             request_id: The request's id, named in the refusal of a replayed result.
+            ended: Whether the call has ended (deadline passed, cancelled): then nothing is
+                recorded, since the caller can no longer receive it (review R31c, 4).
         """
         self._build = build
         self._max_bytes = max_bytes
         self._setting = setting
         self._request_id = request_id
+        self._ended = ended
         self._built: tuple[DecideResult, P] | None = None
 
     def check(self, result: DecideResult) -> None:
         """Build the reply for ``result``; raise if it cannot be delivered.
 
+        A first answer is measured with room for the ``replayed`` flag its retry carries:
+        a reply that fitted only without it could never be answered again (review R31c, 1).
+
         Raises:
+            CallEndedError: If the call ended before anything was recorded.
             ResponseTooLargeError: If the serialized reply exceeds the limit.
         """
+        if self._ended is not None and self._ended():
+            raise CallEndedError(
+                "the call's deadline passed (or it was cancelled) before its decisions were "
+                "recorded: nothing was recorded; retry with the same request_id and a longer "
+                "deadline"
+            )
         reply = self._build(result)
         size = reply.ByteSize()
+        if not result.replayed:
+            size += _replayed_bytes(reply)
         if size > self._max_bytes:
             raise self._too_large(result, size)
         self._built = (result, reply)
@@ -391,7 +429,11 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         self._setting = reply_limit_setting
 
     def _decide(
-        self, level: int, command: Callable[[], DecideCommand], build: Callable[[DecideResult], P]
+        self,
+        context: grpc.ServicerContext,
+        level: int,
+        command: Callable[[], DecideCommand],
+        build: Callable[[DecideResult], P],
     ) -> P:
         violations: list[FieldViolation] = []
         try:
@@ -407,7 +449,13 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         # Invariant: the converters read the level as agent_detail does (FULL alone keeps
         # verdicts; tests/grpc_api/test_warm_servicer.py), so the command is used as built:
         # a copy with agent_detail set again cost ~5 us per call.
-        sized = SizedReply(build, self._max_reply_bytes, self._setting, converted.request_id)
+        sized = SizedReply(
+            build,
+            self._max_reply_bytes,
+            self._setting,
+            converted.request_id,
+            ended=lambda: _call_ended(context),
+        )
         return sized.reply(self._core.decide(converted, sized.check))
 
     def _uncut(
@@ -484,6 +532,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             "Decide",
             request.request_id,
             lambda: self._decide(
+                context,
                 request.explanation_level,
                 lambda: convert.decide_command(
                     request,
@@ -519,6 +568,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             "DecideBatch",
             request.request_id,
             lambda: self._decide(
+                context,
                 request.explanation_level,
                 lambda: convert.batch_command(
                     request,
