@@ -127,15 +127,18 @@ def test_rules_validate_prints_diagnostics_and_exits_1_on_errors(
     bad = tmp_path / "bad.yaml"
     bad.write_text(ruleset_text("routing", "3").replace("ruleset: routing\n", "rulset: x\n"))
     server = f"127.0.0.1:{served.port}"
-    assert _run(capsys, "rules", "validate", str(good), *_remote(served, token)) == (
-        0,
-        f"{good}: ok (checked by {server})\n",
-        "",
-    )
+    code, out, err = _run(capsys, "rules", "validate", str(good), *_remote(served, token))
+    assert (code, out.splitlines()[-1], err) == (0, f"{good}: ok (checked by {server})", "")
+    assert [line.split(": warning ")[1].split(":")[0] for line in out.splitlines()[:-1]] == [
+        "lint.no_consent"  # the test ruleset enforces no consent constraint: a warning only
+    ]
     code, out, err = _run(capsys, "rules", "validate", str(bad), *_remote(served, token))
     lines = out.splitlines()
     assert (code, err, lines[-1]) == (1, "", f"{bad}: has errors (checked by {server})")
-    assert all(re.match(r"bad\.yaml:\d+(:\d+)?: error [a-z_.]+", line) for line in lines[:-1])
+    assert all(
+        re.match(r"bad\.yaml:\d+(:\d+)?: (error|warning) [a-z_.]+", line) for line in lines[:-1]
+    )
+    assert any(" error " in line for line in lines[:-1])
 
 
 def test_rules_get_prints_the_active_source(

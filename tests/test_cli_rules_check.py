@@ -314,6 +314,19 @@ def test_rules_test_format_json_reports_a_ruleset_that_does_not_load(
                             "unknown field `ownr` in the ruleset file (did you mean `owner`?)"
                         ),
                     },
+                    {
+                        "code": "lint.no_consent",
+                        "severity": "warning",
+                        "file": file,
+                        "line": 6,
+                        "column": 0,
+                        "rule_id": None,
+                        "message": (
+                            "no consent constraint: a case flagged consent_missing goes to the "
+                            "exceptions queue instead of queueing for consent; add `consent: "
+                            "{flag: consent_missing}` under `constraints`"
+                        ),
+                    },
                 ],
             }
         ],

@@ -147,6 +147,11 @@ def test_broken_version_exits_2_with_file_line(
         "",
         [
             (
+                f"{new}/ruleset.yaml:6: warning lint.no_consent: no consent constraint: a case "
+                "flagged consent_missing goes to the exceptions queue instead of queueing for "
+                "consent; add `consent: {flag: consent_missing}` under `constraints`"
+            ),
+            (
                 f"{new}/ruleset.yaml:18:11: error expr.unknown_field [rule billing]: unknown field "
                 "`case.intnt` (did you mean `case.intent`?)"
             ),

@@ -298,6 +298,11 @@ def test_a_ruleset_that_does_not_load_is_one_suite_with_an_error(
             f"{file}:4:1: error schema.unknown_key: unknown field `ownr` in the ruleset file (did "
             "you mean `owner`?)"
         ),
+        (
+            f"{file}:6: warning lint.no_consent: no consent constraint: a case flagged "
+            "consent_missing goes to the exceptions queue instead of queueing for consent; add "
+            "`consent: {flag: consent_missing}` under `constraints`"
+        ),
     ]
     assert code == 1
     assert (
@@ -316,7 +321,7 @@ def test_a_ruleset_that_does_not_load_is_one_suite_with_an_error(
                             (
                                 "error",
                                 {
-                                    "message": "the ruleset does not load: 2 error(s), 0 "
+                                    "message": "the ruleset does not load: 2 error(s), 1 "
                                     "warning(s); fix each problem listed (file:line) and re-run",
                                     "type": "load",
                                 },

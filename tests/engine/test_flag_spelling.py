@@ -117,9 +117,9 @@ def test_a_ruleset_with_its_own_safeguarding_flag_treats_the_conventional_one_as
     )
     (detail,) = decision.explanation.data_problems
     assert detail == (
-        "case.flags: 'safeguarding' is caseroute's conventional safeguarding flag, but this "
-        "ruleset's safeguarding flag is 'sg_concern'; send 'sg_concern' for a safeguarding "
-        "concern"
+        "case.flags: 'safeguarding' is caseroute's conventional safeguarding flag "
+        "'safeguarding', but this ruleset's safeguarding flag is 'sg_concern'; send "
+        "'sg_concern' for that"
     )
     own = decide(parse_case({**data, "flags": ["sg_concern"]}), ROSTER, loaded, NOW)
     assert (own.outcome, own.queue) == (Outcome.ESCALATE, "safeguarding")
@@ -157,3 +157,28 @@ def test_problems_are_listed_in_flag_order_one_per_flag() -> None:
         "send 'safeguarding' if that is meant (a hard-constraint flag must be spelt as the "
         "ruleset names it; case, spaces and - aside), or another flag"
     )
+
+
+@pytest.mark.parametrize("flag", ["consent_missing", "Consent-Missing", "missing_consent"])
+def test_a_ruleset_without_a_consent_constraint_never_assigns_a_consent_flagged_case(
+    flag: str,
+) -> None:
+    """R31a F2: with `consent:` dropped from a ruleset, consent_missing cases were ASSIGNED.
+
+    The README promises a case flagged consent_missing is assigned to nobody; every ruleset
+    keeps that now (and `rules check` warns about the missing constraint).
+    """
+    loaded = prepare_ruleset(compile_text(ruleset_with_rules(CATCH_ALL_RULE)), EngineKind.PYTHON)
+    assert loaded.compiled.constraints.consent_flag is None
+    data = case_data(intent="general", region="US-TX", flags=[flag])
+    decision = decide(parse_case(data), ROSTER, loaded, NOW)
+    assert (decision.outcome, decision.agent_id) == (Outcome.EXCEPTION, None)
+    assert decision.reason_codes == ("invalid_case_data", "ambiguous_flag")
+    (detail,) = decision.explanation.data_problems
+    assert (
+        "caseroute's conventional consent flag 'consent_missing', but this ruleset enforces no "
+        "consent constraint, so the case is not assigned; add `consent: {flag: consent_missing}` "
+        "to the ruleset's constraints, or do not send the flag" in detail
+    )
+    unflagged = decide(parse_case({**data, "flags": []}), ROSTER, loaded, NOW)
+    assert (unflagged.outcome, unflagged.agent_id) == (Outcome.ASSIGN, "nurse-ca-01")

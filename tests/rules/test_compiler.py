@@ -119,6 +119,7 @@ def test_lint_warns_without_blocking() -> None:
         )
     )
     assert [(p.code, p.rule_id) for p in compiled.warnings] == [
+        ("lint.no_consent", None),  # MINIMAL_HEADER enforces no consent constraint
         ("lint.unused_param", None),
         ("lint.shadowed", "b"),
     ]

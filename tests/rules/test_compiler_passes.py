@@ -147,6 +147,7 @@ def test_a_message_mentioning_constraints_elsewhere_leaves_safeguarding_running(
     )
     assert [code for code, *_ in _problems(text)] == [
         "schema.unknown_key",
+        "lint.no_consent",  # the test header enforces no consent constraint
         "constraints.safeguarding_first",
     ]
 

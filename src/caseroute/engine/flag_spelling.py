@@ -13,8 +13,9 @@ and is never assigned. A flag counts as looking like a hard flag ``H`` when, wit
   (``safeguarding:child``, ``missing_consent``, ``consent``);
 - or its letters are at least ``SIMILAR`` alike (``safegaurding``, ``safeguard``).
 
-A ruleset naming its own safeguarding flag also treats caseroute's conventional
-``safeguarding`` as one: a case carrying it is never routed as unflagged either. Words of other
+A ruleset naming its own safeguarding flag, or enforcing no consent constraint, also treats
+caseroute's conventional flags (``safeguarding``, ``consent_missing``) and their near spellings
+so: a case carrying one is never routed as unflagged either. Words of other
 meaning (``no_consent``, ``consent_withdrawn`` for ``consent_missing``) are not spellings and
 are not caught: a ruleset's golden cases and the callers' contract name the flags.
 """
@@ -26,7 +27,6 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from caseroute.domain.codec import SAFEGUARDING_FLAG
 from caseroute.rules.model import Constraints
 
 SIMILAR = 0.8
@@ -71,6 +71,27 @@ def hard_flags(constraints: Constraints) -> tuple[tuple[str, str], ...]:
     return tuple(flags)
 
 
+CONVENTIONAL = (("safeguarding", "safeguarding"), ("consent_missing", "consent"))
+"""caseroute's conventional hard-constraint flags (the reference ruleset's), each with what
+it means. A ruleset that names another flag, or enforces no consent constraint, still never
+routes a case carrying one (or a near spelling of one) as unflagged."""
+
+
+def _conventional_problem(flag: str, name: str, meaning: str, constraints: Constraints) -> str:
+    said = "is" if flag == name else "looks like"
+    own = constraints.safeguarding_flag if meaning == "safeguarding" else constraints.consent_flag
+    if own is None:
+        return (
+            f"case.flags: {flag!r} {said} caseroute's conventional {meaning} flag {name!r}, but "
+            f"this ruleset enforces no {meaning} constraint, so the case is not assigned; add "
+            f"`{meaning}: {{flag: {name}}}` to the ruleset's constraints, or do not send the flag"
+        )
+    return (
+        f"case.flags: {flag!r} {said} caseroute's conventional {meaning} flag {name!r}, but "
+        f"this ruleset's {meaning} flag is {own!r}; send {own!r} for that"
+    )
+
+
 def flag_spelling_problems(flags: Iterable[str], constraints: Constraints) -> list[str]:
     """A detail for each case flag that looks like a hard-constraint flag without being it.
 
@@ -82,22 +103,29 @@ def flag_spelling_problems(flags: Iterable[str], constraints: Constraints) -> li
         One line per such flag (``case.flags: 'safegaurding' looks like ...``), in flag order.
     """
     present = frozenset(flags)
-    hard = hard_flags(constraints)
+    own = hard_flags(constraints)
+    names = {name for name, _ in own}
+    conventional = [(name, meaning) for name, meaning in CONVENTIONAL if name not in names]
     problems = []
     for flag in sorted(present):
-        for name, meaning in hard:
-            if name not in present and resembles(flag, name):
-                problems.append(
-                    f"case.flags: {flag!r} looks like the ruleset's {meaning} flag {name!r} but "
-                    f"is not it; send {name!r} if that is meant (a hard-constraint flag must be "
-                    "spelt as the ruleset names it; case, spaces and - aside), or another flag"
-                )
+        found = next(
+            (
+                (name, meaning)
+                for name, meaning in own
+                if name not in present and resembles(flag, name)
+            ),
+            None,
+        )
+        if found is not None:
+            name, meaning = found
+            problems.append(
+                f"case.flags: {flag!r} looks like the ruleset's {meaning} flag {name!r} but "
+                f"is not it; send {name!r} if that is meant (a hard-constraint flag must be "
+                "spelt as the ruleset names it; case, spaces and - aside), or another flag"
+            )
+            continue
+        for name, meaning in conventional:
+            if flag == name or resembles(flag, name):
+                problems.append(_conventional_problem(flag, name, meaning, constraints))
                 break
-        else:
-            if flag == SAFEGUARDING_FLAG and hard[0][0] != SAFEGUARDING_FLAG:
-                problems.append(
-                    f"case.flags: {flag!r} is caseroute's conventional safeguarding flag, but "
-                    f"this ruleset's safeguarding flag is {hard[0][0]!r}; send "
-                    f"{hard[0][0]!r} for a safeguarding concern"
-                )
     return problems

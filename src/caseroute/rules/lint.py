@@ -29,6 +29,22 @@ def lint_ruleset(
         Warnings.
     """
     out: list[Problem] = []
+    if raw.constraints is not None and raw.constraints.consent_flag is None:
+        # Cases flagged consent_missing are still never assigned (engine/flag_spelling.py),
+        # but as EXCEPTIONs: the author most likely dropped the line (review R31a F2).
+        out.append(
+            Problem(
+                "lint.no_consent",
+                "no consent constraint: a case flagged consent_missing goes to the exceptions "
+                "queue instead of queueing for consent; add `consent: {flag: consent_missing}` "
+                "under `constraints`",
+                file,
+                raw.constraints_line,
+                0,
+                None,
+                Severity.WARNING,
+            )
+        )
     for name, line in raw.param_lines.items():
         if name not in params_used and name not in raw.signal_params:
             out.append(

@@ -103,6 +103,7 @@ class RawRuleset:
     signal_params: set[str] = field(default_factory=set)
     attributes: dict[str, FieldType] = field(default_factory=dict)
     constraints: Constraints | None = None
+    constraints_line: int = 0
     compacts: tuple[Compact, ...] = ()
     statuses: tuple[AgentStatus, ...] = (AgentStatus.AVAILABLE,)
     ranking: tuple[RankingCriterion, ...] = (
@@ -352,6 +353,7 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
         out.unreadable_sections.update(SECTIONS)
     if "constraints" in top:
         out.constraints = _read_constraints(r, top["constraints"])
+        out.constraints_line = top["constraints"].line
         if out.constraints is None:  # each way to get None reported a problem first
             out.unreadable_sections.add("constraints")
     elif root.is_mapping:  # the mapping check reported it missing
