@@ -61,15 +61,18 @@ def test_a_duplicate_skill_is_doubted_after_its_first_entry_was_seen_alone() -> 
         fast.known_agents_from_proto([one, two], LIMITS)
 
 
-def test_licences_expiring_on_one_day_written_two_ways_give_its_one_iso_text() -> None:
-    """The expiry is remembered per text sent: '20270101' and '2027-01-01' both write the ISO."""
+def test_licences_expiring_on_one_day_share_one_date_and_other_shapes_are_doubted() -> None:
+    """The expiry is remembered per text sent; '20270101' is no date here (R31a F6): doubted."""
     msgs = [_agent("a"), _agent("b"), _agent("c")]
-    for msg, expires_on in zip(msgs, ["2027-01-01", "20270101", "2027-01-01"], strict=True):
-        msg.licences.add(type="RN", jurisdiction="US-TX", expires_on=expires_on)
+    for msg in msgs:
+        msg.licences.add(type="RN", jurisdiction="US-TX", expires_on="2027-01-01")
     triples = fast.known_agents_from_proto(msgs, LIMITS)
     assert [text.count('"expires_on":"2027-01-01"') for _, text, _ in triples] == [1, 1, 1]
     assert triples[0][0].licences[0].expires_on is triples[2][0].licences[0].expires_on
     assert _three_steps(msgs) == triples
+    msgs[1].licences[0].expires_on = "20270101"
+    with pytest.raises(fast.Doubt):
+        fast.known_agents_from_proto(msgs, LIMITS)
 
 
 @pytest.mark.parametrize("expires_on", ["2027-13-01", "2027-01-01" + "x" * 60])

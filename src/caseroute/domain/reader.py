@@ -362,9 +362,14 @@ def text_problem(
     return None, value
 
 
+ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+"""The one shape of a date: Python 3.11's ``date.fromisoformat`` also reads ``20270630`` and
+week dates (``2027-W26-3``), which the contract does not name (review R31a F6)."""
+
+
 def read_day(value: object) -> date | None:
     """A date from ``YYYY-MM-DD`` text, else ``None`` (the YAML loader keeps dates as text)."""
-    if isinstance(value, str) and len(value) <= _NEAR_MISS_CHARS:
+    if isinstance(value, str) and ISO_DAY.fullmatch(value) is not None:
         try:
             return date.fromisoformat(value)
         except ValueError:

@@ -56,6 +56,7 @@ from caseroute.domain.codec import (
 )
 from caseroute.domain.fingerprint import canonical_json
 from caseroute.domain.limits import InputLimits
+from caseroute.domain.reader import ISO_DAY
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 from caseroute.domain.slots import new as _new
 from caseroute.domain.slots import (
@@ -75,7 +76,6 @@ MIN_TIMESTAMP_SECONDS = -62135596800
 MAX_TIMESTAMP_SECONDS = 253402300799
 """9999-12-31T23:59:59Z."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ISO_DATE_CHARS = 64  # the strict parser reads a date only up to this length
 
 _code = CODE_RE.fullmatch
 _flag = FLAG_RE.fullmatch
@@ -292,7 +292,7 @@ class _Checked:
 
 def _expiry_date(expires_on: str) -> date:
     """A licence's ``expires_on`` as a date (``Doubt`` unless plainly an ISO date)."""
-    if len(expires_on) > _ISO_DATE_CHARS:
+    if ISO_DAY.fullmatch(expires_on) is None:
         raise Doubt
     try:
         return date.fromisoformat(expires_on)
