@@ -26,6 +26,7 @@ from caseroute.domain.roster import (
 from caseroute.engine import roster_index
 from caseroute.engine.decide import decide
 from caseroute.engine.licensing import CompactView
+from caseroute.engine.local_days import LocalDays
 from caseroute.engine.roster_index import (
     MAX_BASES,
     MAX_CARRIED_LICENCE_MASKS,
@@ -39,6 +40,7 @@ TAGS = ["en", "en-GB", "es", "fr"]
 CODES = ["US", "US-TX", "US-CA", "US-FL", "GB-ENG"]
 TYPES = ["RN", "LPN", "pharmacist"]
 DAY = NOW.date()
+DAYS = LocalDays.single(DAY)
 EXPIRIES = [DAY - timedelta(days=1), DAY, date(2030, 1, 1)]
 RULESET = reference_ruleset()
 COMPACTS = CompactView((("NLC", frozenset({"RN", "LPN"}), frozenset({"US-TX", "US-FL"})),))
@@ -165,7 +167,7 @@ def each_snapshot_as_fresh(
         fresh_roster = Roster(f"snap-{n}", NOW, agents_now)
         object.__setattr__(fresh_roster, "index_cache", RosterIndex.build(agents_now))
         assert decide(case, fresh_roster, RULESET, NOW) == decide(case, roster, RULESET, NOW)
-        reused.licence_mask(("RN", "LPN"), region, DAY, COMPACTS)  # one more mask to carry
+        reused.licence_mask(("RN", "LPN"), region, DAYS, COMPACTS)  # one more mask to carry
 
 
 def _roster(*agents: Agent) -> Roster:
@@ -246,11 +248,12 @@ def test_licence_masks_come_along_patched_and_at_most_the_newest_eight() -> None
     base = RosterIndex.build(team)
     days = [DAY + timedelta(days=d) for d in range(MAX_CARRIED_LICENCE_MASKS + 2)]
     for day in days:
-        assert base.licence_mask(("RN",), "US-TX", day, COMPACTS) == 0xFF
+        assert base.licence_mask(("RN",), "US-TX", LocalDays.single(day), COMPACTS) == 0xFF
     lapsed = make_agent("a2", licences=(Licence("RN", "US-TX", DAY - timedelta(days=1)),))
     index = base.patched((*team[:2], lapsed, *team[3:]))
     assert index is not None
-    assert {(("RN",), "US-TX", day, COMPACTS): 0xFB for day in days[2:]} == (index._licence_masks)
+    carried = {(("RN",), "US-TX", LocalDays.single(day), COMPACTS): 0xFB for day in days[2:]}
+    assert carried == index._licence_masks
 
 
 def test_index_for_takes_the_base_sharing_most_probed_places() -> None:
@@ -259,10 +262,10 @@ def test_index_for_takes_the_base_sharing_most_probed_places() -> None:
     kept = [_roster(*team), _roster(*strangers)]
     for roster in kept:
         index_for(roster)
-    index_for(kept[0]).licence_mask(("RN",), "US-TX", DAY, COMPACTS)
+    index_for(kept[0]).licence_mask(("RN",), "US-TX", DAYS, COMPACTS)
     near = _roster(*team[:7], make_agent("new"))
     carried = index_for(near)._licence_masks
-    assert carried == {(("RN",), "US-TX", DAY, COMPACTS): 0xFF}
+    assert carried == {(("RN",), "US-TX", DAYS, COMPACTS): 0xFF}
     assert index_for(_roster(*(make_agent(f"y{i}") for i in range(8))))._licence_masks == {}
 
 

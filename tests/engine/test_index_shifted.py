@@ -26,7 +26,7 @@ from caseroute.testing import NOW, make_agent
 from tests.engine.test_index_reuse import (
     CODES,
     COMPACTS,
-    DAY,
+    DAYS,
     TAGS,
     TYPES,
     agents,
@@ -124,8 +124,8 @@ def test_a_patch_across_insertions_and_removals_equals_a_fresh_build(
     """Random edits anywhere: a patched index (when patched) is a fresh build's, masks too."""
     first = data.draw(snapshots())[0]
     base = RosterIndex.build(first)
-    base.licence_mask(("RN", "LPN"), region, DAY, COMPACTS)
-    base.licence_mask(("pharmacist",), region, DAY, COMPACTS)
+    base.licence_mask(("RN", "LPN"), region, DAYS, COMPACTS)
+    base.licence_mask(("pharmacist",), region, DAYS, COMPACTS)
     agents_now = tuple(data.draw(edited(list(first), "new")))
     index = base.patched(agents_now)
     if index is not None:
@@ -170,7 +170,7 @@ def test_an_agent_added_and_one_removed_mid_roster_is_patched_not_built(
     """40 agents, one logs in and or one logs out anywhere: patched, as a fresh build."""
     team = _team(40)
     first = with_kept_agents(Roster("s1", NOW, team))
-    index_for(first).licence_mask(("RN",), "US-TX", DAY, COMPACTS)
+    index_for(first).licence_mask(("RN",), "US-TX", DAYS, COMPACTS)
     agents_now = list(team)
     if remove_at is not None:
         del agents_now[remove_at]
@@ -189,7 +189,7 @@ def test_an_agent_added_and_one_removed_mid_roster_is_patched_not_built(
     assert builds == []
     monkeypatch.undo()
     _assert_as_fresh(index, second.agents)
-    assert list(index._licence_masks) == [(("RN",), "US-TX", DAY, COMPACTS)]
+    assert list(index._licence_masks) == [(("RN",), "US-TX", DAYS, COMPACTS)]
 
 
 def test_a_shift_keeps_a_repeated_id_at_its_new_places() -> None:
@@ -231,11 +231,11 @@ def test_index_for_finds_a_base_shifted_at_most_probed_places() -> None:
     kept = with_kept_agents(Roster("s1", NOW, team))
     stranger = with_kept_agents(Roster("s0", NOW, _team(64)))  # equal values, other objects
     index_for(stranger)
-    index_for(kept).licence_mask(("RN",), "US-TX", DAY, COMPACTS)
+    index_for(kept).licence_mask(("RN",), "US-TX", DAYS, COMPACTS)
     shifted = (team[0], make_agent("login"), *team[1:60], *team[61:])
     roster = with_kept_agents(Roster("s2", NOW, shifted))
     index = index_for(roster)
-    assert list(index._licence_masks) == [(("RN",), "US-TX", DAY, COMPACTS)]  # carried: patched
+    assert list(index._licence_masks) == [(("RN",), "US-TX", DAYS, COMPACTS)]  # carried: patched
     _assert_as_fresh(index, shifted)
 
 
@@ -260,7 +260,7 @@ def test_one_login_and_one_logout_anywhere_are_always_patched(
     """One agent removed and one added at any places, one appended or dropped: patched."""
     team = _team(size)
     base = RosterIndex.build(team)
-    base.licence_mask(("RN", "LPN"), "US-TX", DAY, COMPACTS)
+    base.licence_mask(("RN", "LPN"), "US-TX", DAYS, COMPACTS)
     agents_now = list(team)
     del agents_now[logout_at % size]
     agents_now.insert(login_at % size, make_agent("login", skills={"billing": 2}))

@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 
 from caseroute.domain.roster import Licence
 from caseroute.engine.licensing import CompactView, licence_valid_at
+from caseroute.engine.local_days import LocalDays
 from caseroute.engine.roster_index import RosterIndex
 from caseroute.testing import make_agent
 
 DAY = date(2026, 11, 21)
+DAYS = LocalDays.single(DAY)
 COMPACTS = CompactView(
     (
         ("NLC", frozenset({"RN", "LPN"}), frozenset({"US-TX", "US-AZ", "US-FL"})),
@@ -37,7 +39,7 @@ def _by_definition(index: RosterIndex, types: tuple[str, ...], location: str) ->
     mask = 0
     for i, agent in enumerate(index.agents):
         if any(
-            lic.type in types and licence_valid_at(lic, location, DAY, COMPACTS)[0]
+            lic.type in types and licence_valid_at(lic, location, DAYS, COMPACTS)[0]
             for lic in agent.licences
         ):
             mask |= 1 << i
@@ -57,7 +59,7 @@ def test_licence_mask_is_each_agent_checked_licence_by_licence(
     agents = tuple(make_agent(f"a{i}", licences=tuple(h)) for i, h in enumerate(held))
     index = RosterIndex.build(agents)
     assert _by_definition(index, types, location) == index.licence_mask(
-        types, location, DAY, COMPACTS
+        types, location, DAYS, COMPACTS
     )
 
 
@@ -73,4 +75,4 @@ def test_alike_licences_share_a_verdict_and_unlike_ones_do_not() -> None:
         make_agent("a5", licences=(Licence("RN", "US-CA", DAY), rn_tx)),  # second one holds
     )
     index = RosterIndex.build(agents)
-    assert index.licence_mask(("RN",), "US-TX", DAY, COMPACTS) == 0b110011
+    assert index.licence_mask(("RN",), "US-TX", DAYS, COMPACTS) == 0b110011

@@ -2,6 +2,7 @@ from datetime import date
 
 from caseroute.domain.roster import Licence
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
+from caseroute.engine.local_days import LocalDays
 from caseroute.rules.model import Compact, CompactMember
 
 NLC = Compact(
@@ -18,7 +19,8 @@ DAY = date(2026, 11, 21)
 
 
 def _valid(licence: Licence, where: str, day: date = DAY) -> tuple[bool, str]:
-    return licence_valid_at(licence, where, day, CompactView.on((NLC,), day))
+    days = LocalDays.single(day)
+    return licence_valid_at(licence, where, days, CompactView.on((NLC,), days))
 
 
 def test_jurisdiction_containment() -> None:

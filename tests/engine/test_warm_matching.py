@@ -7,6 +7,7 @@ from caseroute.domain.roster import AgentStatus, Capacity
 from caseroute.engine import matching
 from caseroute.engine.decide import decide
 from caseroute.engine.licensing import CompactView
+from caseroute.engine.local_days import LocalDays
 from caseroute.engine.matching import (
     Need,
     build_need,
@@ -103,15 +104,17 @@ def test_compact_views_are_found_by_the_rulesets_object_and_day() -> None:
     first = (Compact("NLC", frozenset({"RN"}), (member,)),)
     second = (Compact("NLC", frozenset({"RN"}), (member,)),)
     later = date(2026, 11, 22)
-    views = [matching._compacts_on(c, d) for c in (first, second) for d in (DAY, later)]
-    assert [CompactView.on(first, d) for d in (DAY, later)] * 2 == views
+    days = [LocalDays.single(d) for d in (DAY, later)]
+    views = [matching._compacts_on(c, d) for c in (first, second) for d in days]
+    assert [CompactView.on(first, d) for d in days] * 2 == views
     assert [frozenset({"US-TX"}), frozenset()] == [v.entries[0][2] for v in views[:2]]
 
 
 def test_compact_views_are_bounded() -> None:
     """Past 64 entries the identity memo is emptied, then refilled."""
     for n in range(70):
-        matching._compacts_on((), date(2000, 1, 1).replace(day=1 + n % 28, month=1 + n // 28))
+        day = date(2000, 1, 1).replace(day=1 + n % 28, month=1 + n // 28)
+        matching._compacts_on((), LocalDays.single(day))
     assert len(matching._COMPACT_VIEWS) <= 64
 
 

@@ -8,10 +8,10 @@ patient is in another member state on that day (membership is dated ruleset data
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from functools import lru_cache
 
 from caseroute.domain.roster import Licence
+from caseroute.engine.local_days import LocalDays
 from caseroute.rules.model import Compact
 
 
@@ -34,33 +34,43 @@ class CompactView:
     entries: tuple[tuple[str, frozenset[str], frozenset[str]], ...]
 
     @classmethod
-    def on(cls, compacts: tuple[Compact, ...], day: date) -> CompactView:
-        """Resolve membership for ``day`` (memoised: one decision asks up to four times)."""
-        return _resolved(compacts, day)
+    def on(cls, compacts: tuple[Compact, ...], days: LocalDays) -> CompactView:
+        """Resolve membership over ``days`` (memoised: one decision asks up to four times).
+
+        A jurisdiction is a member only when it is one on both the earliest and the latest
+        local date: every part of it has reached ``since`` and none has passed ``until``.
+        """
+        return _resolved(compacts, days)
 
 
 @lru_cache(maxsize=64)
-def _resolved(compacts: tuple[Compact, ...], day: date) -> CompactView:
+def _resolved(compacts: tuple[Compact, ...], days: LocalDays) -> CompactView:
     # Keyed by value: compacts are frozen dataclasses, so two equal rulesets share an entry.
-    return CompactView(tuple((c.name, c.licence_types, c.members_on(day)) for c in compacts))
+    return CompactView(
+        tuple(
+            (c.name, c.licence_types, c.members_on(days.earliest) & c.members_on(days.latest))
+            for c in compacts
+        )
+    )
 
 
 def licence_valid_at(
-    licence: Licence, location: str, day: date, compacts: CompactView
+    licence: Licence, location: str, days: LocalDays, compacts: CompactView
 ) -> tuple[bool, str]:
-    """Check one licence at one location on one day.
+    """Check one licence at one location now.
 
     Args:
         licence: The licence.
         location: Patient location (jurisdiction code).
-        day: The decision's date (UTC).
-        compacts: Compact membership on that day.
+        days: The dates it may be at the location now (``local_days``): the licence must be
+            unexpired on the latest (its expiry day is inclusive, by the local calendar).
+        compacts: Compact membership over those days.
 
     Returns:
         (valid, a short note for the explanation: why it is or is not valid).
     """
     name = f"{licence.type} {licence.jurisdiction}"
-    if licence.expires_on < day:
+    if licence.expires_on < days.latest:
         return False, f"{name} expired {licence.expires_on.isoformat()}"
     if licence.jurisdiction in LICENSED_BY_SUBDIVISION:
         # Before, the parent-area rule let a "US" licence skip compacts and the APRN rule

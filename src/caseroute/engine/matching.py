@@ -8,7 +8,6 @@ is set can be assigned to nobody.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date as date_type
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -17,6 +16,7 @@ from caseroute.domain.case import Case, RequiredSkill
 from caseroute.domain.decision import AgentVerdict, CheckFailure
 from caseroute.domain.roster import Agent, AgentStatus, Role, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
+from caseroute.engine.local_days import LocalDays, local_days
 from caseroute.engine.roster_index import RosterIndex, bits, index_for, primary_language
 from caseroute.rules.model import Compact, CompiledRuleset, Requirements
 
@@ -48,7 +48,7 @@ class Need:
     language: str | None
     consent_flag: str | None
     compacts: CompactView
-    day: date_type
+    day: LocalDays
     declined: frozenset[str] = frozenset()
 
     def describe(self) -> tuple[str, ...]:
@@ -64,7 +64,7 @@ class Need:
         if self.licence_types is not None:
             out.append(
                 f"licence: {' or '.join(self.licence_types) or 'none acceptable'} valid "
-                f"in {self.location} on {self.day.isoformat()}"
+                f"in {self.location} on {self.day.text}"
             )
         if self.region is not None:
             out.append(f"territory: covers {self.region}")
@@ -82,10 +82,10 @@ def describe_need(need: Need) -> tuple[str, ...]:
     return need.describe()
 
 
-_COMPACT_VIEWS: dict[tuple[int, date_type], tuple[tuple[Compact, ...], CompactView]] = {}
+_COMPACT_VIEWS: dict[tuple[int, LocalDays], tuple[tuple[Compact, ...], CompactView]] = {}
 
 
-def _compacts_on(compacts: tuple[Compact, ...], day: date_type) -> CompactView:
+def _compacts_on(compacts: tuple[Compact, ...], day: LocalDays) -> CompactView:
     """``CompactView.on``, found by the ruleset's compacts object instead of its value.
 
     ``CompactView.on`` is memoised by value, and hashing the compacts (every member with its
@@ -175,7 +175,8 @@ def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: dat
             "missing_region", "the action requires territory coverage but case.region is missing"
         )
     consent = ruleset.constraints.consent_flag
-    day = now.date()
+    # The patient's local dates: licences and compacts go by them (engine/local_days.py).
+    day = local_days(case.patient_location, now)
     return Need(
         statuses=_frozen(ruleset.statuses),
         roles=_frozen(req.roles) if req.roles is not None else None,

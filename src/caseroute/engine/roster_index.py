@@ -17,13 +17,14 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from itertools import compress, filterfalse, repeat
 from operator import is_, is_not
 from typing import TypeVar
 
 from caseroute.domain.roster import AGENTS_KEPT, Agent, AgentStatus, Capacity, Role, Roster
 from caseroute.engine.licensing import CompactView, licence_valid_at
+from caseroute.engine.local_days import LocalDays
 
 MAX_LEVEL = 10
 MAX_REMEMBERED = 64
@@ -31,7 +32,7 @@ MAX_REMEMBERED = 64
 
 Bounded for memory: a 5,000-agent roster's match holds ~50 kB (eligible agents, failed masks).
 """
-LicenceKey = tuple[tuple[str, ...], str, date, CompactView]
+LicenceKey = tuple[tuple[str, ...], str, LocalDays, CompactView]
 """What a licence mask reads besides the agents: the types, the location, the day, the compacts."""
 MAX_BASES = 4
 """Indexes ``index_for`` may patch a new roster's index from: the newest it built, held by weak
@@ -290,7 +291,7 @@ class RosterIndex:
         return 0 if levels is None else levels[min(max(min_level, 0), MAX_LEVEL)]
 
     def licence_mask(
-        self, types: tuple[str, ...], location: str, day: date, compacts: CompactView
+        self, types: tuple[str, ...], location: str, day: LocalDays, compacts: CompactView
     ) -> int:
         """Agents holding a licence of one of ``types`` valid at ``location`` on ``day``."""
         key = (types, location, day, compacts)
@@ -589,7 +590,7 @@ def _licence_bits(
     candidates: list[Sequence[int]],
     types: tuple[str, ...],
     location: str,
-    day: date,
+    day: LocalDays,
     compacts: CompactView,
 ) -> int:
     """Which agents at ``candidates``' places hold a licence of one of ``types`` valid there.
@@ -609,7 +610,7 @@ def _licence_bits(
             for lic in agents[i].licences:
                 if lic.type not in types:
                     continue
-                alike = (lic.type, lic.jurisdiction, lic.multistate, lic.expires_on < day)
+                alike = (lic.type, lic.jurisdiction, lic.multistate, lic.expires_on < day.latest)
                 valid = verdicts.get(alike)
                 if valid is None:
                     valid = licence_valid_at(lic, location, day, compacts)[0]

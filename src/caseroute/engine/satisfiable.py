@@ -35,6 +35,7 @@ from caseroute.domain.case import Intent, Urgency
 from caseroute.domain.errors import Problem, RulesetError, Severity
 from caseroute.domain.roster import Agent, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
+from caseroute.engine.local_days import LocalDays
 from caseroute.engine.relaxation import relaxed_requirements
 from caseroute.engine.roster_index import primary_language
 from caseroute.rules.ir import Leaf, pinned_values
@@ -144,7 +145,9 @@ class _Checker:
         self.roster = roster
         self.name = roster_name
         self.day = day
-        self.compacts = CompactView.on(ruleset.compacts, day)
+        # "As of" one day, the same everywhere: the roster check has no instant.
+        self.days = LocalDays.single(day)
+        self.compacts = CompactView.on(ruleset.compacts, self.days)
         self.locate = _Locator(ruleset)
         self.findings: list[Problem] = []
 
@@ -248,7 +251,7 @@ class _Checker:
         if types is not None and not any(
             lic.type in types
             and (
-                licence_valid_at(lic, location, self.day, self.compacts)[0]
+                licence_valid_at(lic, location, self.days, self.compacts)[0]
                 if location is not None
                 else lic.expires_on >= self.day
             )
@@ -333,7 +336,7 @@ class _Checker:
             for lic in agent.licences:
                 if (
                     lic.type in types
-                    and licence_valid_at(lic, location, self.day, self.compacts)[0]
+                    and licence_valid_at(lic, location, self.days, self.compacts)[0]
                 ):
                     return
         via = [

@@ -1040,7 +1040,9 @@ class Licence(_message.Message):
     upper-cased on input.
     """
     expires_on: _builtins.str
-    """Last valid day, "YYYY-MM-DD" (inclusive, UTC)."""
+    """Last valid day, "YYYY-MM-DD" (inclusive), by the patient's local calendar: the licence
+    is in force while every part of the patient's jurisdiction is on or before this date.
+    """
     multistate: _builtins.bool
     """Issued as a multistate licence under an interstate compact (e.g. the NLC)."""
     def __init__(
