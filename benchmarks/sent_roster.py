@@ -86,7 +86,7 @@ def measure(
         servicer = servicer_module.RoutingServicer(audited_core(registry, Path(tmp)))
         if front:
 
-            def command_only(_level: int, command: Any, _build: Any) -> Any:
+            def command_only(_context: Any, _level: int, command: Any, _build: Any) -> Any:
                 command()
                 return pb.DecideResponse()
 

@@ -301,7 +301,8 @@ def test_validate_reports_problems_without_activating(root: Path, store: AuditSi
     assert [(p.code, p.file, p.line) for p in problems if p.code == "schema.unknown_key"] == [
         ("schema.unknown_key", "r.yaml", 4)
     ]
-    assert life.validate(_text("routing", "3"), "r.yaml") == []
+    # A warning only: the test ruleset enforces no consent constraint.
+    assert [p.code for p in life.validate(_text("routing", "3"), "r.yaml")] == ["lint.no_consent"]
     assert [v.version for v in life.list_rulesets()[0].versions] == ["1", "2"]
 
 

@@ -117,7 +117,7 @@ def test_rules_check_escapes_operator_text(
     path.write_text(RULES, encoding="utf-8")
     code, out, _ = _run(capsys, "rules", "check", str(path))
     assert (code, _unsafe(out)) == (0, [])
-    assert out.startswith(f"{escape_text(str(path))}: ok - test version 1, 2 rules")
+    assert f"\n{escape_text(str(path))}: ok - test version 1, 2 rules" in out  # after a warning
 
 
 def test_cli_errors_escape_what_they_quote(

@@ -93,17 +93,35 @@ class _EndsWhileDeciding:
         return self._core.decide(command, before_record)
 
 
-@pytest.mark.parametrize("how", ["deadline", "cancelled"])
-def test_a_call_that_ended_before_recording_records_nothing(core: RoutingCore, how: str) -> None:
-    """DEADLINE_EXCEEDED, nothing recorded; the retry of a live call is decided afresh."""
+@pytest.mark.parametrize(
+    ("how", "code", "details"),
+    [
+        (
+            "deadline",
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            (
+                "the call's deadline passed before its decisions were recorded: nothing was "
+                "recorded; retry with the same request_id and a longer deadline"
+            ),
+        ),
+        (
+            "cancelled",
+            grpc.StatusCode.CANCELLED,
+            (
+                "the call was cancelled before its decisions were recorded: nothing was "
+                "recorded; retry with the same request_id"
+            ),
+        ),
+    ],
+)
+def test_a_call_that_ended_before_recording_records_nothing(
+    core: RoutingCore, how: str, code: grpc.StatusCode, details: str
+) -> None:
+    """DEADLINE_EXCEEDED or CANCELLED, nothing recorded; a live retry is decided afresh."""
     context = FakeContext(30.0)
     ending: Any = _EndsWhileDeciding(core, context, how)
     reply = RoutingServicer(ending).Decide(decide_request("end-1"), context)
-    assert context.code is grpc.StatusCode.DEADLINE_EXCEEDED
-    assert context.details == (
-        "the call's deadline passed (or it was cancelled) before its decisions were recorded: "
-        "nothing was recorded; retry with the same request_id and a longer deadline"
-    )
+    assert (context.code, context.details) == (code, details)
     assert (reply.ByteSize(), core.audit.by_request("end-1")) == (0, [])
     retry = FakeContext(30.0)
     again = RoutingServicer(core).Decide(decide_request("end-1"), retry)

@@ -16,8 +16,10 @@
     │                          recorded now; a replayed retry's decisions were recorded before)
     ├── RosterNotCachedError   a request named its roster by roster_sha256 only, and this server
     │                          does not hold that roster (send the roster itself)
-    ├── CallEndedError         the caller's deadline passed (or it cancelled) before the
-    │                          decisions were recorded: nothing is recorded
+    ├── CallEndedError         the caller's deadline passed before the decisions were
+    │   │                      recorded: nothing is recorded
+    │   └── CallCancelledError the call was cancelled (by the caller, or by a server stopping
+    │                          past its grace) before the decisions were recorded
     ├── ConfigError            a server or CLI setting is invalid (names the setting)
     ├── EngineUnavailableError the durable_rules engine cannot be imported or used
     └── EngineValidationError  durable_rules rejected, crashed or hung on a compiled ruleset
@@ -171,11 +173,15 @@ class ResponseTooLargeError(CaserouteError):
 
 
 class CallEndedError(CaserouteError):
-    """The call ended (deadline passed, or cancelled) before its decisions were recorded.
+    """The call's deadline passed before its decisions were recorded.
 
     Raised by a transport's ``before_record`` hook, so nothing is recorded that the caller
     can no longer receive; a retry with the same request_id decides afresh.
     """
+
+
+class CallCancelledError(CallEndedError):
+    """The call was cancelled before its decisions were recorded: nothing is recorded."""
 
 
 class RosterNotCachedError(CaserouteError):

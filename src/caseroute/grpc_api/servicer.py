@@ -12,6 +12,7 @@ import grpc
 from google.protobuf.message import Message
 
 from caseroute.domain.errors import (
+    CallCancelledError,
     CallEndedError,
     FieldViolation,
     RequestError,
@@ -220,9 +221,11 @@ def _deadline_passed(context: grpc.ServicerContext) -> bool:
     return remaining is not None and remaining <= 0
 
 
-def _call_ended(context: grpc.ServicerContext) -> bool:
-    """Whether the caller can no longer receive a reply: its deadline passed, or it cancelled."""
-    return _deadline_passed(context) or not context.is_active()
+def _call_ended(context: grpc.ServicerContext) -> str | None:
+    """How the call ended (``deadline``, ``cancelled``), or None while the caller waits."""
+    if _deadline_passed(context):
+        return "deadline"
+    return None if context.is_active() else "cancelled"
 
 
 def _serve(
@@ -283,7 +286,7 @@ class SizedReply(Generic[P]):
         max_bytes: int,
         setting: str = DEFAULT_REPLY_LIMIT_SETTING,
         request_id: str = "",
-        ended: Callable[[], bool] | None = None,
+        ended: Callable[[], str | None] | None = None,
     ) -> None:
         """Build replies with ``build``; refuse those over ``max_bytes`` serialized bytes.
 
@@ -292,8 +295,9 @@ class SizedReply(Generic[P]):
             max_bytes: The largest reply sent.
             setting: The server setting that sets ``max_bytes``, named in the refusal.
             request_id: The request's id, named in the refusal of a replayed result.
-            ended: Whether the call has ended (deadline passed, cancelled): then nothing is
-                recorded, since the caller can no longer receive it (review R31c, 4).
+            ended: How the call has ended (``deadline``, ``cancelled``), or None while the
+                caller waits: once ended nothing is recorded, since the caller can no longer
+                receive it (review R31c, 4).
         """
         self._build = build
         self._max_bytes = max_bytes
@@ -309,14 +313,20 @@ class SizedReply(Generic[P]):
         a reply that fitted only without it could never be answered again (review R31c, 1).
 
         Raises:
-            CallEndedError: If the call ended before anything was recorded.
+            CallEndedError: If the call's deadline passed before anything was recorded
+                (``CallCancelledError``: if it was cancelled).
             ResponseTooLargeError: If the serialized reply exceeds the limit.
         """
-        if self._ended is not None and self._ended():
+        ended = self._ended() if self._ended is not None else None
+        if ended == "deadline":
             raise CallEndedError(
-                "the call's deadline passed (or it was cancelled) before its decisions were "
-                "recorded: nothing was recorded; retry with the same request_id and a longer "
-                "deadline"
+                "the call's deadline passed before its decisions were recorded: nothing was "
+                "recorded; retry with the same request_id and a longer deadline"
+            )
+        if ended == "cancelled":
+            raise CallCancelledError(
+                "the call was cancelled before its decisions were recorded: nothing was "
+                "recorded; retry with the same request_id"
             )
         reply = self._build(result)
         size = reply.ByteSize()

@@ -13,6 +13,8 @@ RecordDamagedError         DATA_LOSS           the stored record does not rebuil
 IdempotencyConflictError   ALREADY_EXISTS      request_id reused with another input
 ResponseTooLargeError      RESOURCE_EXHAUSTED  nothing was recorded (a replay: recorded before);
                                                ask for less or raise the limit
+CallCancelledError         CANCELLED           nothing was recorded (the caller, or a server
+                                               stopping past its grace, ended the call)
 CallEndedError             DEADLINE_EXCEEDED   nothing was recorded; retry with the same
                                                request_id and a longer deadline
 RosterNotCachedError       FAILED_PRECONDITION google.rpc.ErrorInfo reason ROSTER_NOT_CACHED,
@@ -41,6 +43,7 @@ from grpc_status import rpc_status
 
 from caseroute.domain.errors import (
     AuditUnavailableError,
+    CallCancelledError,
     CallEndedError,
     DecisionNotFoundError,
     EngineUnavailableError,
@@ -86,6 +89,7 @@ _TABLE: tuple[tuple[type[Exception], int], ...] = (
     (RecordDamagedError, code_pb2.DATA_LOSS),
     (IdempotencyConflictError, code_pb2.ALREADY_EXISTS),
     (ResponseTooLargeError, code_pb2.RESOURCE_EXHAUSTED),
+    (CallCancelledError, code_pb2.CANCELLED),
     (CallEndedError, code_pb2.DEADLINE_EXCEEDED),
     (RosterNotCachedError, code_pb2.FAILED_PRECONDITION),
     (NoRulesetLoadedError, code_pb2.UNAVAILABLE),
