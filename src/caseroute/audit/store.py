@@ -409,6 +409,10 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         self._committing = threading.Lock()
         self._holding = False  # the writer thread has taken an item it has not yet settled
         self._conn: sqlite3.Connection | None = None  # the writing connection, opened lazily
+        # The files that connection writes: the database's and, once it committed, the WAL's
+        # (device, inode). Either deleted or replaced under it is refused for good (_lost).
+        self._files: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
+        self._lost: str | None = None
         self._fingerprint: str | None = None  # the key this writer masks with (claim_key)
         self._lock_fd: int | None = None  # the committing thread's lock file, kept open
         self._known: OrderedDict[str, None] = OrderedDict()
@@ -605,9 +609,15 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         """
         self._batch_started = time.perf_counter()
         try:
-            self._conn = self._conn or self._connect()
+            self._refuse_if_lost()
+            if self._conn is None:
+                self._conn = self._connect()
+                self._files = (_identity(self.path), None)
             with self._process_lock():
+                self._check_files()
                 self._commit(self._conn, batch)
+            if self._files[1] is None:
+                self._files = (self._files[0], _identity(self._wal_path))
         except Exception as exc:
             self.failures += 1
             self._observe(len(batch), None)
@@ -637,6 +647,43 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             if self._conn is not None:
                 self._conn.close()
             self._conn = None
+
+    @property
+    def _wal_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-wal")
+
+    def _refuse_if_lost(self) -> None:
+        """Raise OSError once the log's files were found replaced (``_check_files``)."""
+        if self._lost is not None:
+            raise OSError(self._lost)
+
+    def _check_files(self) -> None:
+        """Refuse, for good, to write once the files this connection writes were replaced.
+
+        SQLite keeps writing to a deleted WAL (or database) through its open descriptor: the
+        decisions committed after ``rm audit.db-wal`` were answered OK and then lost, or left
+        the database malformed, when the server was killed (review R31c, 2). The WAL is never
+        deleted while this connection is open, so a WAL gone or another file is someone else's
+        doing. Stopping the server checkpoints what the open files hold into the database.
+
+        Raises:
+            OSError: Naming what was replaced; every later write is refused the same way.
+        """
+        database, wal = self._files
+        found = None
+        if _identity(self.path) != database:
+            found = "the database file"
+        elif wal is not None and _identity(self._wal_path) != wal:
+            found = "its write-ahead log (-wal)"
+        if found is not None:
+            self._lost = (
+                f"{found} was deleted or replaced while the server was writing to it: every "
+                "write is refused until the server restarts (stopping it checkpoints the "
+                "decisions its open files hold into the database); never delete a live log's "
+                "-wal or -shm file"
+            )
+            log.error("AUDIT FILES LOST on %s: %s", self.path, self._lost)
+            raise OSError(self._lost)
 
     @contextmanager
     def _process_lock(self) -> Iterator[None]:
@@ -834,6 +881,15 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 conn.close()
             self._readers.clear()
             self._local = threading.local()  # later reads (tools, tests) open afresh
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """``path``'s (device, inode), or None when there is no such file."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _open_lock_file(path: Path) -> int:
