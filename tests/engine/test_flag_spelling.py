@@ -40,8 +40,18 @@ NEAR_SAFEGUARDING = [
     "safeguarding1",
     "safeguard",
     "safegaurding",
+    "safeguardingconcern",  # run together (R31d 1): a ratio of 0.77 let these through
+    "possiblesafeguarding",
+    "safeguarding2024concern",
+    "x" * 50 + "safeguarding",
 ]
-NEAR_CONSENT = ["consent_missing.", "Consent-Missing-", "missing_consent", "consent"]
+NEAR_CONSENT = [
+    "consent_missing.",
+    "Consent-Missing-",
+    "missing_consent",
+    "consent",
+    "missingconsent",
+]
 
 
 def _decided(flags: list[str], **fields: Any) -> Any:
@@ -92,7 +102,12 @@ def test_the_flag_itself_beside_a_near_spelling_keeps_its_meaning() -> None:
 
 
 @pytest.mark.parametrize(
-    "flag", ["vip", "interpreter", "complaint", "consent_given", "consented", "missing_docs"]
+    "flag",
+    [
+        *("vip", "interpreter", "complaint", "consent_given", "consented", "missing_docs"),
+        *("interpreter_needed", "callback_requested", "repeat_caller", "safe_to_text"),
+        "consent_to_sms",
+    ],
 )
 def test_other_flags_are_routed_as_before(flag: str) -> None:
     """Flags that are not near spellings of a hard-constraint flag change nothing."""

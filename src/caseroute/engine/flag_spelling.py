@@ -10,7 +10,8 @@ and is never assigned. A flag counts as looking like a hard flag ``H`` when, wit
 
 - its letters and digits are ``H``'s (``safeguarding.``, ``safe_guarding``);
 - its words (split at ``_ . : /``) are all among ``H``'s, or ``H``'s all among its
-  (``safeguarding:child``, ``missing_consent``, ``consent``);
+  (``safeguarding:child``, ``missing_consent``, ``consent``), or ``H``'s words all run
+  together inside its letters (``safeguardingconcern``, ``missingconsent``);
 - or its letters are at least ``SIMILAR`` alike (``safegaurding``, ``safeguard``).
 
 A ruleset naming its own safeguarding flag, or enforcing no consent constraint, also treats
@@ -60,7 +61,16 @@ def resembles(flag: str, hard: str) -> bool:
     words, hard_words = frozenset(_WORDS.findall(flag)), frozenset(_WORDS.findall(hard))
     if words <= hard_words or hard_words <= words:
         return True
-    return difflib.SequenceMatcher(None, mine, theirs, autojunk=False).ratio() >= SIMILAR
+    # Run together: every word of the hard flag inside the flag's letters
+    # (``safeguardingconcern``, ``missingconsent``; review R31d 1).
+    if all(_letters(word) in mine for word in hard_words):
+        return True
+    # A ratio of SIMILAR needs the shorter at least 2/3 of the longer: skip difflib otherwise
+    # (200 new 200-character flags cost ~89 ms a case before; review R31d 6).
+    if 3 * min(len(mine), len(theirs)) < 2 * max(len(mine), len(theirs)):
+        return False
+    matcher = difflib.SequenceMatcher(None, mine, theirs, autojunk=False)
+    return matcher.quick_ratio() >= SIMILAR and matcher.ratio() >= SIMILAR
 
 
 def hard_flags(constraints: Constraints) -> tuple[tuple[str, str], ...]:
