@@ -57,13 +57,33 @@ def test_a_field_decisions_show_values_of_cannot_be_masked(
 def test_fields_decisions_do_not_derive_values_from_can_be_masked() -> None:
     """Clock names, attributes and other routing fields stay maskable."""
     paths = (
-        "case.sla_clocks.name",
         "case.attributes.*",
         "case.attributes.date_of_birth",
         "case.patient_location",
         "case.preferred_language",
     )
     assert check_masked_fields(paths) == paths
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("case.preferred_agents", "decisions derive the continuity trace"),
+        ("case.declined_agents", "decisions derive each agent's declined check"),
+        ("case.sla_clocks.name", "case.sla_clocks is a list, and a path into its items masks"),
+        (
+            "case.preferred_agents.last_contact_at",
+            "case.preferred_agents is a list, and a path into its items masks nothing",
+        ),
+        ("case.required_skills.name", "case.required_skills is a list"),
+    ],
+)
+def test_staff_lists_and_paths_into_lists_cannot_be_masked(path: str, expected: str) -> None:
+    """R31d 3, 4: preferred agents came back in clear; a path into list items masked nothing."""
+    with pytest.raises(ConfigError) as exc:
+        check_masked_fields((path,))
+    assert str(exc.value).startswith(f"{path} cannot be masked: ")
+    assert expected in str(exc.value)
 
 
 def test_settings_refuse_a_derived_field_naming_the_flag(

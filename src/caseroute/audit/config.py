@@ -398,6 +398,9 @@ _DERIVED_FROM = {
     "case.sla_clocks.deadline": "each clock's minutes remaining and risk (signals.sla_clocks)",
     "case.sentiment.score": "the sentiment summary (signals.sentiment: latest, minimum, change)",
     "case.sentiment.at": "the sentiment summary's order (signals.sentiment: latest, change)",
+    "case.preferred_agents": "the continuity trace (each preferred agent, its reason and last "
+    "contact), the ranking's preference and next_relaxation_at",
+    "case.declined_agents": "each agent's declined check (which agents failed it)",
 }
 """Case fields each decision turns into other values it returns and records in clear.
 
@@ -422,6 +425,30 @@ def _derived_problem(path: str) -> str | None:
     return None
 
 
+_LIST_FIELDS = (
+    "required_skills",
+    "sentiment",
+    "sla_clocks",
+    "flags",
+    "declined_agents",
+    "preferred_agents",
+)
+"""Case fields that are lists: the masker walks objects only, so a path into their items
+(``case.sla_clocks.name``) masked nothing (review R31d 4)."""
+
+
+def _through_list(path: str) -> str | None:
+    """Why ``path`` cannot be masked because it goes into a list's items (None: it does not)."""
+    parts = path.split(".")
+    if len(parts) > 2 and parts[1] in _LIST_FIELDS:
+        return (
+            f"{path} cannot be masked: case.{parts[1]} is a list, and a path into its items "
+            "masks nothing in the decision log; mask whole fields or attributes "
+            "(case.attributes.NAME)"
+        )
+    return None
+
+
 def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
     """Validate masked field paths (``case.attributes.patient_name``, ``case.attributes.*``).
 
@@ -435,6 +462,11 @@ def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
             "pseudonymous case id instead of one that identifies the patient"
         )
     derived = [problem for problem in map(_derived_problem, paths) if problem is not None]
+    derived += [
+        problem
+        for path in paths
+        if _derived_problem(path) is None and (problem := _through_list(path)) is not None
+    ]
     if derived:
         raise ConfigError("; ".join(derived))
     bad = [p for p in paths if not _PATH_RE.fullmatch(p)]  # `$` alone admits a final "\n"
