@@ -94,12 +94,46 @@ def test_a_compact_state_counts_from_its_first_local_day_everywhere_in_the_patie
 
 
 def test_a_compact_state_that_left_stops_on_its_last_local_day() -> None:
-    """US-ZZ left on 31 December 2024: no longer a member once any part of it is past that."""
-    zz = Licence("RN", "US-ZZ", date(2030, 1, 1), multistate=True)
-    assert _valid(zz, "US-TX", "2024-12-31T20:00:00+00:00")[0]  # 13:00-14:00 in Texas
-    assert _valid(zz, "US-TX", "2025-01-01T04:30:00+00:00")[0]  # 21:30-22:30, still the 31st
-    # 23:30 in El Paso, but 00:30 on 1 January in the rest of Texas: no longer a member.
-    assert not _valid(zz, "US-TX", "2025-01-01T06:30:00+00:00")[0]
+    """US-ZZ left on 31 December 2024; a patient's state judges its own membership by its dates."""
+    zz = Licence("RN", "US-TX", date(2030, 1, 1), multistate=True)
+    assert _valid(zz, "US-ZZ", "2024-12-31T13:00:00+00:00")[0]
+    # US-ZZ is not listed: it takes the US's clocks (UTC-11 to UTC+10), so it has left once
+    # Guam's time, 10 hours ahead of UTC, is on 1 January.
+    assert not _valid(zz, "US-ZZ", "2024-12-31T14:30:00+00:00")[0]
+
+
+def test_the_licences_own_state_is_judged_by_its_own_calendar_too() -> None:
+    """A licence's home state counts by its own dates too, not the patient's alone (R31d 2).
+
+    A Maine licence for a Washington patient stayed in force hours past Maine's own expiry
+    and Maine's exit from the compact.
+    """
+    compacts = (
+        Compact(
+            "NLC",
+            frozenset({"RN"}),
+            (
+                CompactMember("US-ME", date(2018, 1, 19), until=date(2026, 6, 30)),
+                CompactMember("US-WA", date(2023, 7, 24)),
+            ),
+        ),
+    )
+    now = _at("2026-07-01T05:00:00+00:00")  # 1 July 01:00 in Maine, 30 June 22:00 in Seattle
+    days = local_days("US-WA", now)
+    assert days.latest == date(2026, 6, 30)
+    view = CompactView.on(compacts, days)
+    left = Licence("RN", "US-ME", date(2030, 1, 1), multistate=True)
+    assert licence_valid_at(left, "US-WA", days, view) == (
+        False,
+        "RN US-ME (US-ME not in NLC)",
+    )
+    expired = Licence("RN", "US-ME", date(2026, 6, 30), multistate=True)
+    assert licence_valid_at(expired, "US-WA", days, view) == (
+        False,
+        "RN US-ME expired 2026-06-30",
+    )
+    earlier = local_days("US-WA", _at("2026-06-30T20:00:00+00:00"))  # 16:00 in Maine
+    assert licence_valid_at(expired, "US-WA", earlier, CompactView.on(compacts, earlier))[0]
 
 
 def test_single_days_check_as_of_one_date() -> None:

@@ -7,7 +7,8 @@ patient is in another member state on that day (membership is dated ruleset data
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 
 from caseroute.domain.roster import Licence
@@ -29,9 +30,26 @@ RN licence is issued by its home state). Elsewhere a country's licence covers it
 
 @dataclass(frozen=True, slots=True)
 class CompactView:
-    """Compacts resolved for one day: name, licence types and member jurisdictions."""
+    """Compacts resolved for one day: name, licence types and member jurisdictions.
+
+    ``dated`` keeps the compacts themselves, for a licence's home state judged on its own dates
+    (``member_throughout``); a view built by hand without them reads ``entries``.
+    """
 
     entries: tuple[tuple[str, frozenset[str], frozenset[str]], ...]
+    dated: tuple[Compact, ...] = field(default=(), compare=False, hash=False)
+
+    def member_throughout(
+        self, index: int, jurisdiction: str, earliest: date, latest: date
+    ) -> bool:
+        """Whether ``jurisdiction`` is a member of the ``index``-th compact on both dates."""
+        if not self.dated:
+            return jurisdiction in self.entries[index][2]
+        compact = self.dated[index]
+        return all(
+            any(m.jurisdiction == jurisdiction and m.active_on(day) for m in compact.members)
+            for day in (earliest, latest)
+        )
 
     @classmethod
     def on(cls, compacts: tuple[Compact, ...], days: LocalDays) -> CompactView:
@@ -50,7 +68,8 @@ def _resolved(compacts: tuple[Compact, ...], days: LocalDays) -> CompactView:
         tuple(
             (c.name, c.licence_types, c.members_on(days.earliest) & c.members_on(days.latest))
             for c in compacts
-        )
+        ),
+        compacts,
     )
 
 
@@ -70,7 +89,12 @@ def licence_valid_at(
         (valid, a short note for the explanation: why it is or is not valid).
     """
     name = f"{licence.type} {licence.jurisdiction}"
-    if licence.expires_on < days.latest:
+    # The licence's own dates go by its issuing jurisdiction's calendar as well as the
+    # patient's, whichever is later: judged by the patient's alone, a Maine licence was in
+    # force for a Washington patient hours after Maine's own expiry (review R31d 2).
+    home = days.at(licence.jurisdiction)
+    latest = max(days.latest, home.latest)
+    if licence.expires_on < latest:
         return False, f"{name} expired {licence.expires_on.isoformat()}"
     if licence.jurisdiction in LICENSED_BY_SUBDIVISION:
         # Before, the parent-area rule let a "US" licence skip compacts and the APRN rule
@@ -84,10 +108,11 @@ def licence_valid_at(
     if not licence.multistate:
         return False, f"{name} (single-state)"
     notes = []
-    for compact, types, members in compacts.entries:
+    earliest = min(days.earliest, home.earliest)
+    for index, (compact, types, members) in enumerate(compacts.entries):
         if licence.type not in types:
             notes.append(f"{licence.type} not covered by {compact}")
-        elif licence.jurisdiction not in members:
+        elif not compacts.member_throughout(index, licence.jurisdiction, earliest, latest):
             notes.append(f"{licence.jurisdiction} not in {compact}")
         elif location not in members:
             notes.append(f"{location} not in {compact}")

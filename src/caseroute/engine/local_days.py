@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 _H = 60
 ANYWHERE = (-12 * _H, 14 * _H)
@@ -82,15 +83,28 @@ def offsets_at(location: str) -> tuple[int, int]:
 
 @dataclass(frozen=True, slots=True)
 class LocalDays:
-    """The earliest and latest calendar date it may be at a location at one instant."""
+    """The earliest and latest calendar date it may be at a location at one instant.
+
+    ``hour`` is that instant in UTC, cut to the hour (every offset in ``OFFSETS`` is whole
+    hours, so the dates are the same), or None for a check "as of" one date: ``at`` gives
+    another jurisdiction's dates at the same instant, and caches keyed by these days are
+    rebuilt at most once an hour.
+    """
 
     earliest: date
     latest: date
+    hour: datetime | None = None
 
     @classmethod
     def single(cls, day: date) -> LocalDays:
         """One date everywhere (a check "as of" a day: ``rules check --roster``)."""
         return cls(day, day)
+
+    def at(self, location: str) -> LocalDays:
+        """The dates at ``location`` at the same instant (these days again when "as of")."""
+        if self.hour is None:
+            return self
+        return _local_days_at(location, self.hour)
 
     @property
     def text(self) -> str:
@@ -110,11 +124,16 @@ def local_days(location: str | None, now: datetime) -> LocalDays:
     Returns:
         The earliest and latest local date.
     """
-    utc = now.astimezone(UTC)
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     if location is None:
-        return LocalDays.single(utc.date())
+        return LocalDays(hour.date(), hour.date(), hour)
+    return _local_days_at(location, hour)
+
+
+@lru_cache(maxsize=1024)
+def _local_days_at(location: str, hour: datetime) -> LocalDays:
     least, greatest = offsets_at(location)
-    return LocalDays(_date_at(utc, least), _date_at(utc, greatest))
+    return LocalDays(_date_at(hour, least), _date_at(hour, greatest), hour)
 
 
 def _date_at(utc: datetime, offset: int) -> date:

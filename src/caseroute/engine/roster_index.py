@@ -17,7 +17,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from itertools import compress, filterfalse, repeat
 from operator import is_, is_not
 from typing import TypeVar
@@ -603,6 +603,7 @@ def _licence_bits(
     # get one verdict, so each such kind is checked once (a roster's 1,000 licences hold a
     # few dozen; the check builds its explanation note every time, ~1 us).
     verdicts: dict[tuple[str, str, bool, bool], bool] = {}
+    latest_at: dict[str, date] = {}
     for places in candidates:
         for i in places:
             if mask >> i & 1:
@@ -610,7 +611,12 @@ def _licence_bits(
             for lic in agents[i].licences:
                 if lic.type not in types:
                     continue
-                alike = (lic.type, lic.jurisdiction, lic.multistate, lic.expires_on < day.latest)
+                latest = latest_at.get(lic.jurisdiction)
+                if latest is None:  # the later of the patient's and the issuer's last date
+                    latest = latest_at[lic.jurisdiction] = max(
+                        day.latest, day.at(lic.jurisdiction).latest
+                    )
+                alike = (lic.type, lic.jurisdiction, lic.multistate, lic.expires_on < latest)
                 valid = verdicts.get(alike)
                 if valid is None:
                     valid = licence_valid_at(lic, location, day, compacts)[0]
