@@ -14,9 +14,10 @@ import pytest
 
 from caseroute.domain.codec import parse_case, parse_roster
 from caseroute.domain.decision import Outcome
+from caseroute.domain.flag_spelling import resembles
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.engine.decide import decide
-from caseroute.engine.flag_spelling import flag_spelling_problems, resembles
+from caseroute.engine.flag_spelling import flag_spelling_problems
 from caseroute.testing import (
     CATCH_ALL_RULE,
     MINIMAL_HEADER,

@@ -162,3 +162,35 @@ def test_a_flag_with_a_hyphen_is_an_error_since_requests_fold_it() -> None:
         "constraints:\n", "constraints:\n  consent: {flag: consent-missing}\n", 1
     )
     assert [code for code, _, _ in _errors(consent)] == ["schema.format"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "meaning", "hard"),
+    [
+        ("safeguarding_review", "safeguarding", "safeguarding"),
+        ("safeguardingconcern", "safeguarding", "safeguarding"),
+        ("consent_missing", "consent", "consent_missing"),  # no consent constraint here
+    ],
+)
+def test_a_rule_reading_a_look_alike_of_a_hard_flag_is_warned(
+    flag: str, meaning: str, hard: str
+) -> None:
+    """R31d 5: such a rule never decides (the case is an EXCEPTION first); rules check said ok."""
+    compiled = compile_text(
+        ruleset_with_rules(_rule("r", f"\"'{flag}' in case.flags\"") + CATCH_ALL_RULE)
+    )
+    found = [(p.code, p.rule_id, p.message) for p in compiled.warnings if p.rule_id == "r"]
+    message = (
+        f"the rule reads flag `{flag}`, which looks like the {meaning} flag `{hard}`: a case "
+        "carrying it is an EXCEPTION (ambiguous_flag) before any rule runs, so this test "
+        "never holds for a routed case; rename the flag"
+    )
+    assert found == [("lint.flag_look_alike", "r", message)]
+
+
+def test_rules_reading_ordinary_flags_or_the_hard_flag_itself_are_not_warned() -> None:
+    """The safeguarding rule itself, and `vip`, draw no look-alike warning."""
+    compiled = compile_text(
+        ruleset_with_rules(_rule("r", "\"'vip' in case.flags\"") + CATCH_ALL_RULE)
+    )
+    assert [p.code for p in compiled.warnings if p.code == "lint.flag_look_alike"] == []

@@ -348,6 +348,9 @@ FIXTURES = [
     ),
     Fixture("lint.never_fires", _text(_when("false")), "r.yaml:14"),
     Fixture("lint.no_consent", _text(BASE), "r.yaml:6"),
+    Fixture(
+        "lint.flag_look_alike", _text(_when("'safeguarding_review' in case.flags")), "r.yaml:14"
+    ),
     Fixture("lint.always_present", _text(_when("exists(case.intent)")), "r.yaml:14"),
     Fixture("audit.masked_field", _masked, "r.yaml:15"),
     Fixture("golden.now", _golden(_golden_case(now='"yesterday"')), "{dir}/g.yaml:3:10"),

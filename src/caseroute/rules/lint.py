@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from caseroute.domain.errors import Problem, Severity
+from caseroute.domain.flag_spelling import CONVENTIONAL, resembles
 from caseroute.rules.fields import CASE_FIELDS
 from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids
 from caseroute.rules.model import Rule
@@ -91,6 +92,19 @@ def lint_ruleset(
             seen[key] = rule.rule_id
         for leaf_id in leaf_ids(rule.when):
             leaf = leaves[leaf_id]
+            look_alike = _look_alike(leaf, raw)
+            if look_alike is not None:
+                out.append(
+                    Problem(
+                        "lint.flag_look_alike",
+                        look_alike,
+                        file,
+                        rule.line,
+                        0,
+                        rule.rule_id,
+                        Severity.WARNING,
+                    )
+                )
             field = CASE_FIELDS.get(leaf.path)
             if leaf.kind is LeafKind.EXISTS and field is not None and not field.optional:
                 out.append(
@@ -105,3 +119,27 @@ def lint_ruleset(
                     )
                 )
     return out
+
+
+def _look_alike(leaf: Leaf, raw: RawRuleset) -> str | None:
+    """Why a rule's flag test never holds for a routed case: its flag looks like a hard one.
+
+    A case carrying such a flag is an EXCEPTION before any rule runs (``ambiguous_flag``), so
+    a rule reading ``'safeguarding_review' in case.flags`` never decides (review R31d 5).
+    """
+    if leaf.kind is not LeafKind.CONTAINS or leaf.path != "case.flags":
+        return None
+    flag = leaf.value
+    if not isinstance(flag, str) or raw.constraints is None:
+        return None
+    own = raw.constraints.hard_flags()
+    names = {name for name, _ in own}
+    candidates = [*own, *((n, m) for n, m in CONVENTIONAL if n not in names)]
+    for name, meaning in candidates:
+        if (flag == name and name not in names) or resembles(flag, name):
+            return (
+                f"the rule reads flag `{flag}`, which looks like the {meaning} flag `{name}`: a "
+                "case carrying it is an EXCEPTION (ambiguous_flag) before any rule runs, so this "
+                "test never holds for a routed case; rename the flag"
+            )
+    return None

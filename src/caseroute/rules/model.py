@@ -231,6 +231,13 @@ class Constraints:
     consent_flag: str | None
     licence_by_intent: dict[Intent, tuple[str, ...]]
 
+    def hard_flags(self) -> tuple[tuple[str, str], ...]:
+        """The hard-constraint flags, each with what it means (safeguarding, then consent)."""
+        flags = [(self.safeguarding_flag, "safeguarding")]
+        if self.consent_flag is not None:
+            flags.append((self.consent_flag, "consent"))
+        return tuple(flags)
+
 
 @dataclass(frozen=True, slots=True)
 class SignalSettings:
