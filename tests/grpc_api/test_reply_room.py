@@ -131,3 +131,19 @@ def test_a_call_that_ended_before_recording_records_nothing(
         pb.OUTCOME_ASSIGN,
     )
     assert len(core.audit.by_request("end-1")) == 1
+
+
+def test_a_retry_whose_call_ended_says_its_decisions_were_recorded(core: RoutingCore) -> None:
+    """R31d 9: an ended retry said "nothing was recorded" of decisions stored by the first call."""
+    first = FakeContext(30.0)
+    RoutingServicer(core).Decide(decide_request("end-2"), first)
+    assert first.code is None
+    context = FakeContext(30.0)
+    ending: Any = _EndsWhileDeciding(core, context, "deadline")
+    RoutingServicer(ending).Decide(decide_request("end-2"), context)
+    expected = (
+        "the call's deadline passed before its decisions were recorded: its decisions were "
+        "recorded by an earlier call; retry with the same request_id and a longer deadline"
+    )
+    assert (context.code, context.details) == (grpc.StatusCode.DEADLINE_EXCEEDED, expected)
+    assert len(core.audit.by_request("end-2")) == 1

@@ -318,15 +318,21 @@ class SizedReply(Generic[P]):
             ResponseTooLargeError: If the serialized reply exceeds the limit.
         """
         ended = self._ended() if self._ended is not None else None
-        if ended == "deadline":
-            raise CallEndedError(
-                "the call's deadline passed before its decisions were recorded: nothing was "
-                "recorded; retry with the same request_id and a longer deadline"
+        if ended is not None:
+            # A retry's decisions were recorded by the first call: say so (review R31d 9).
+            recorded = (
+                "its decisions were recorded by an earlier call"
+                if result.replayed
+                else "nothing was recorded"
             )
-        if ended == "cancelled":
+            if ended == "deadline":
+                raise CallEndedError(
+                    f"the call's deadline passed before its decisions were recorded: {recorded}; "
+                    "retry with the same request_id and a longer deadline"
+                )
             raise CallCancelledError(
-                "the call was cancelled before its decisions were recorded: nothing was "
-                "recorded; retry with the same request_id"
+                f"the call was cancelled before its decisions were recorded: {recorded}; retry "
+                "with the same request_id"
             )
         reply = self._build(result)
         size = reply.ByteSize()
