@@ -30,6 +30,11 @@ def _decide(core: RoutingCore, limit: int, request: Any, context: Any = None) ->
     return reply, context
 
 
+def _as_context(context: FakeContext) -> Any:
+    """``context`` where a servicer method takes a grpc.ServicerContext."""
+    return context
+
+
 def _reply_size(registry: RulesetRegistry, directory: Path) -> int:
     """The size of the first reply to ``decide_request('room-1')``, replayed unset."""
     core = audited_core(registry, directory)
@@ -120,11 +125,11 @@ def test_a_call_that_ended_before_recording_records_nothing(
     """DEADLINE_EXCEEDED or CANCELLED, nothing recorded; a live retry is decided afresh."""
     context = FakeContext(30.0)
     ending: Any = _EndsWhileDeciding(core, context, how)
-    reply = RoutingServicer(ending).Decide(decide_request("end-1"), context)
+    reply = RoutingServicer(ending).Decide(decide_request("end-1"), _as_context(context))
     assert (context.code, context.details) == (code, details)
     assert (reply.ByteSize(), core.audit.by_request("end-1")) == (0, [])
     retry = FakeContext(30.0)
-    again = RoutingServicer(core).Decide(decide_request("end-1"), retry)
+    again = RoutingServicer(core).Decide(decide_request("end-1"), _as_context(retry))
     assert (retry.code, again.replayed, again.decision.outcome) == (
         None,
         False,
@@ -136,11 +141,11 @@ def test_a_call_that_ended_before_recording_records_nothing(
 def test_a_retry_whose_call_ended_says_its_decisions_were_recorded(core: RoutingCore) -> None:
     """R31d 9: an ended retry said "nothing was recorded" of decisions stored by the first call."""
     first = FakeContext(30.0)
-    RoutingServicer(core).Decide(decide_request("end-2"), first)
+    RoutingServicer(core).Decide(decide_request("end-2"), _as_context(first))
     assert first.code is None
     context = FakeContext(30.0)
     ending: Any = _EndsWhileDeciding(core, context, "deadline")
-    RoutingServicer(ending).Decide(decide_request("end-2"), context)
+    RoutingServicer(ending).Decide(decide_request("end-2"), _as_context(context))
     expected = (
         "the call's deadline passed before its decisions were recorded: its decisions were "
         "recorded by an earlier call; retry with the same request_id and a longer deadline"
