@@ -7,12 +7,11 @@ reference ruleset. Now the decision is an EXCEPTION naming the flag and the one 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from caseroute.domain.codec import parse_case, parse_roster
+from caseroute.domain.codec import parse_case
 from caseroute.domain.decision import Outcome
 from caseroute.domain.flag_spelling import resembles
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
@@ -22,14 +21,15 @@ from caseroute.testing import (
     CATCH_ALL_RULE,
     MINIMAL_HEADER,
     NOW,
-    REPO_ROOT,
     case_data,
     compile_text,
+    make_agent,
+    make_roster,
     reference_ruleset,
     ruleset_with_rules,
 )
 
-ROSTER = parse_roster(json.loads((REPO_ROOT / "examples" / "roster.json").read_text()))
+ROSTER = make_roster(make_agent("nurse-tx-02"))  # a Texas RN; no file (the wheel runs these)
 NEAR_SAFEGUARDING = [
     "Safeguarding-",  # read as safeguarding_
     "safeguarding.",
@@ -197,4 +197,4 @@ def test_a_ruleset_without_a_consent_constraint_never_assigns_a_consent_flagged_
         "to the ruleset's constraints, or do not send the flag" in detail
     )
     unflagged = decide(parse_case({**data, "flags": []}), ROSTER, loaded, NOW)
-    assert (unflagged.outcome, unflagged.agent_id) == (Outcome.ASSIGN, "nurse-ca-01")
+    assert (unflagged.outcome, unflagged.agent_id) == (Outcome.ASSIGN, "nurse-tx-02")

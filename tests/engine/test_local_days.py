@@ -7,19 +7,18 @@ patient at 21:00 CDT on 6 July got a Pennsylvania multistate RN, though PA joine
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 
 import pytest
 
-from caseroute.domain.codec import parse_case, parse_roster
+from caseroute.domain.codec import parse_case
 from caseroute.domain.decision import Outcome
 from caseroute.domain.roster import Licence
 from caseroute.engine.decide import decide
 from caseroute.engine.licensing import CompactView, licence_valid_at
 from caseroute.engine.local_days import ANYWHERE, LocalDays, local_days, offsets_at
 from caseroute.rules.model import Compact, CompactMember
-from caseroute.testing import REPO_ROOT, case_data, reference_ruleset
+from caseroute.testing import case_data, make_agent, make_roster, reference_ruleset
 
 NLC = (
     Compact(
@@ -149,13 +148,9 @@ def test_single_days_check_as_of_one_date() -> None:
 
 def test_the_reference_ruleset_queues_the_texas_case_the_pa_nurse_would_have_taken() -> None:
     """End to end: a PA multistate RN alone on the roster, a clinical case in Texas."""
-    roster_data = json.loads((REPO_ROOT / "examples" / "roster.json").read_text())
-    agent = dict(roster_data["agents"][0], agent_id="nurse-pa-01")
-    agent["licences"] = [
-        {"type": "RN", "jurisdiction": "US-PA", "expires_on": "2030-01-01", "multistate": True}
-    ]
-    agent["territories"] = ["US-TX"]
-    roster = parse_roster({**roster_data, "agents": [agent]})
+    nurse = make_agent(
+        "nurse-pa-01", licences=(Licence("RN", "US-PA", date(2030, 1, 1), multistate=True),)
+    )
     case = parse_case(
         case_data(
             region="US-TX",
@@ -164,6 +159,7 @@ def test_the_reference_ruleset_queues_the_texas_case_the_pa_nurse_would_have_tak
             created_at="2025-07-07T01:00:00Z",
         )
     )
+    roster = make_roster(nurse)
     before = decide(case, roster, reference_ruleset(), _at("2025-07-07T02:00:00+00:00"))
     after = decide(case, roster, reference_ruleset(), _at("2025-07-07T07:00:00+00:00"))
     assert (before.outcome, before.agent_id) == (Outcome.QUEUE, None)
