@@ -412,6 +412,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         # The files that connection writes: the database's and, once it committed, the WAL's
         # (device, inode). Either deleted or replaced under it is refused for good (_lost).
         self._files: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
+        self._db_name = str(self.path)  # the WAL is this name + "-wal" (SQLite's naming)
         self._lost: str | None = None
         self._fingerprint: str | None = None  # the key this writer masks with (claim_key)
         self._lock_fd: int | None = None  # the committing thread's lock file, kept open
@@ -612,12 +613,12 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             self._refuse_if_lost()
             if self._conn is None:
                 self._conn = self._connect()
-                self._files = (_identity(self.path), None)
+                self._files = (_identity(self._db_name), None)
             with self._process_lock():
                 self._check_files()
                 self._commit(self._conn, batch)
             if self._files[1] is None:
-                self._files = (self._files[0], _identity(self._wal_path))
+                self._files = (self._files[0], _identity(self._db_name + "-wal"))
         except Exception as exc:
             self.failures += 1
             self._observe(len(batch), None)
@@ -648,10 +649,6 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 self._conn.close()
             self._conn = None
 
-    @property
-    def _wal_path(self) -> Path:
-        return self.path.with_name(self.path.name + "-wal")
-
     def _refuse_if_lost(self) -> None:
         """Raise OSError once the log's files were found replaced (``_check_files``)."""
         if self._lost is not None:
@@ -671,9 +668,9 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         """
         database, wal = self._files
         found = None
-        if _identity(self.path) != database:
+        if _identity(self._db_name) != database:
             found = "the database file"
-        elif wal is not None and _identity(self._wal_path) != wal:
+        elif wal is not None and _identity(self._db_name + "-wal") != wal:
             found = "its write-ahead log (-wal)"
         if found is not None:
             self._lost = (
@@ -883,10 +880,13 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             self._local = threading.local()  # later reads (tools, tests) open afresh
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
-    """``path``'s (device, inode), or None when there is no such file."""
+def _identity(path: str) -> tuple[int, int] | None:
+    """``path``'s (device, inode), or None when there is no such file.
+
+    ``os.stat`` on a ``str``: ~2 us, a third less than ``Path.stat`` (it runs per transaction).
+    """
     try:
-        found = path.stat()
+        found = os.stat(path)  # noqa: PTH116 - see above
     except FileNotFoundError:
         return None
     return found.st_dev, found.st_ino
