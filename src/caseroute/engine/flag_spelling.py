@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from caseroute.domain.flag_spelling import CONVENTIONAL, resembles
+from caseroute.domain.flag_spelling import resembles
 from caseroute.rules.model import Constraints
 
 
@@ -44,8 +44,7 @@ def flag_spelling_problems(flags: Iterable[str], constraints: Constraints) -> li
     """
     present = frozenset(flags)
     own = constraints.hard_flags()
-    names = {name for name, _ in own}
-    conventional = [(name, meaning) for name, meaning in CONVENTIONAL if name not in names]
+    conventional = constraints.conventional_flags()
     problems = []
     for flag in sorted(present):
         found = next(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from caseroute.domain.errors import Problem, Severity
-from caseroute.domain.flag_spelling import CONVENTIONAL, resembles
+from caseroute.domain.flag_spelling import resembles
 from caseroute.rules.fields import CASE_FIELDS
 from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids
 from caseroute.rules.model import Rule
@@ -132,11 +132,9 @@ def _look_alike(leaf: Leaf, raw: RawRuleset) -> str | None:
     flag = leaf.value
     if not isinstance(flag, str) or raw.constraints is None:
         return None
-    own = raw.constraints.hard_flags()
-    names = {name for name, _ in own}
-    candidates = [*own, *((n, m) for n, m in CONVENTIONAL if n not in names)]
-    for name, meaning in candidates:
-        if (flag == name and name not in names) or resembles(flag, name):
+    conventional = raw.constraints.conventional_flags()
+    for name, meaning in (*raw.constraints.hard_flags(), *conventional):
+        if (flag == name and (name, meaning) in conventional) or resembles(flag, name):
             return (
                 f"the rule reads flag `{flag}`, which looks like the {meaning} flag `{name}`: a "
                 "case carrying it is an EXCEPTION (ambiguous_flag) before any rule runs, so this "

@@ -9,6 +9,7 @@ from enum import StrEnum
 from caseroute.domain.case import Intent, RequiredSkill, Urgency
 from caseroute.domain.decision import Priority
 from caseroute.domain.errors import Problem
+from caseroute.domain.flag_spelling import CONVENTIONAL
 from caseroute.domain.roster import AgentStatus, Role
 from caseroute.rules.fields import FieldType
 from caseroute.rules.ir import Cond, Leaf
@@ -237,6 +238,15 @@ class Constraints:
         if self.consent_flag is not None:
             flags.append((self.consent_flag, "consent"))
         return tuple(flags)
+
+    def conventional_flags(self) -> tuple[tuple[str, str], ...]:
+        """The conventional hard flags (caseroute's) this ruleset does not name, with meanings.
+
+        A case carrying one (or a near spelling) is never routed as unflagged either; the engine
+        (``engine/flag_spelling.py``) and the lint (``lint.flag_look_alike``) both read this.
+        """
+        names = {name for name, _ in self.hard_flags()}
+        return tuple((name, meaning) for name, meaning in CONVENTIONAL if name not in names)
 
 
 @dataclass(frozen=True, slots=True)
