@@ -13,6 +13,7 @@ from caseroute.domain.errors import (
     AuditUnavailableError,
     FieldViolation,
     NoRulesetLoadedError,
+    RecordRefusedError,
     RequestError,
     ResponseTooLargeError,
 )
@@ -189,6 +190,37 @@ def test_watchers_hear_audit_failure_and_recovery_once_each(
     core.decide(_command("up-2"))
     sink.store.close()
     assert heard == [False, True]
+
+
+class _RefusingSink(_SwitchableSink):
+    """The real store, refusing the records of calls whose request_id starts with "refuse"."""
+
+    def append(self, records: Sequence[AuditRecord], blobs: Sequence[Blob] = ()) -> list[Appended]:
+        if records[0].request_id.startswith("refuse"):
+            raise RecordRefusedError("the decision log refused this call's records")
+        return self.store.append(records, blobs)
+
+
+def test_a_record_refused_for_its_values_leaves_health_alone(
+    registry: RulesetRegistry, tmp_path: Path
+) -> None:
+    """One call's refused values say nothing of the log (review R32c F2): health stays up.
+
+    Before, PostgreSQL's refusal of a value came back as AuditUnavailableError, which turned
+    the worker NOT_SERVING and counted as an audit refusal; any caller could do that.
+    """
+    config = audit_config(tmp_path)
+    sink = _RefusingSink(config.open_store())
+    core = RoutingCore(registry, sink, config.masker())  # type: ignore[arg-type]  # a partial sink
+    heard: list[bool] = []
+    core.watch_audit(heard.append)
+    with pytest.raises(RecordRefusedError):
+        core.decide(_command("refuse-1"))
+    assert (heard, core.audit_writable, core.audit_refusals) == ([], True, 0)
+    assert sink.by_request("refuse-1") == []
+    core.decide(_command("ok-1"))
+    sink.store.close()
+    assert heard == []
 
 
 def test_probe_restores_writable_without_traffic(registry: RulesetRegistry, tmp_path: Path) -> None:

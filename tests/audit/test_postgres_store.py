@@ -23,7 +23,11 @@ from caseroute.audit.recorder import RequestFacts, blobs_to_store, build_records
 from caseroute.audit.sql_log import Pending
 from caseroute.audit.verify import verify_chain
 from caseroute.cli import main
-from caseroute.domain.errors import AuditUnavailableError, IdempotencyConflictError
+from caseroute.domain.errors import (
+    AuditUnavailableError,
+    IdempotencyConflictError,
+    RecordRefusedError,
+)
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.engine.decide import decide
 from caseroute.service import RoutingCore, RulesetRegistry
@@ -406,11 +410,16 @@ def test_sqlite_only_commands_refuse_a_url(pg_url: str, capsys: pytest.CaptureFi
 
 
 def test_a_bad_value_refuses_only_its_call(pg_url: str) -> None:
-    """A value PostgreSQL cannot store (a NUL in a blob) refuses that call; its batch goes on."""
+    """A value PostgreSQL cannot store (a NUL in a blob) refuses that call; its batch goes on.
+
+    The refusal is the call's own (RecordRefusedError), not the log's: before R32c F2 it was
+    AuditUnavailableError, which turned the worker NOT_SERVING and told the caller to retry.
+    """
     sink = PostgresAuditSink(PostgresLocation(pg_url))
     try:
-        with pytest.raises(AuditUnavailableError, match="cannot be written"):
+        with pytest.raises(RecordRefusedError, match="refused this call's records"):
             sink.append([_record(1)], [_nul_blob()])
+        assert sink.failures == 0
         calls = [
             Pending([encode_record(_record(2))], [_nul_blob()], Future()),
             Pending([encode_record(_record(2))], [], Future()),
@@ -418,7 +427,7 @@ def test_a_bad_value_refuses_only_its_call(pg_url: str) -> None:
         ]
         outcomes = sink._commit(list(calls))
         assert [type(error).__name__ for _, error in outcomes] == [
-            "AuditUnavailableError",
+            "RecordRefusedError",
             "NoneType",
             "NoneType",
         ]

@@ -201,3 +201,13 @@ def test_status_codes_become_typed_errors(client: Client) -> None:
         grpc.StatusCode.NOT_FOUND,
         grpc.StatusCode.ALREADY_EXISTS,
     ]
+
+
+@pytest.mark.parametrize("bad", ["   \t   ", "bad\x00id", "\u200bid", ""])
+def test_a_blank_or_control_request_id_is_refused_before_sending(client: Client, bad: str) -> None:
+    """Every server refuses these (review R32c F3), so the client does, naming request_id."""
+    with pytest.raises(InvalidRequestError) as caught:
+        client.decide(case_dict("RID-client"), roster_dict(), now=NOW, request_id=bad)
+    error = caught.value
+    assert (error.sent, [v.field for v in error.violations]) == (False, ["request_id"])
+    assert "request_id: must " in str(error)

@@ -58,6 +58,7 @@ from caseroute.audit.record import (
 )
 from caseroute.audit.sql_log import (
     READ_UNAVAILABLE,
+    RECORD_REFUSED,
     SHADOW_COLUMNS,
     WRITE_UNAVAILABLE,
     AppendQueue,
@@ -85,6 +86,7 @@ from caseroute.domain.errors import (
     AuditUnavailableError,
     IdempotencyConflictError,
     RecordDamagedError,
+    RecordRefusedError,
     withheld_cause,
 )
 
@@ -402,8 +404,8 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                             )
                 except psycopg.DataError as exc:  # this call's values only: refuse it alone
                     seq, prev = mark
-                    self._log_failure("AUDIT WRITE FAILED (1 call refused)", exc)
-                    results.append((item, AuditUnavailableError(WRITE_UNAVAILABLE)))
+                    self._log_failure("AUDIT RECORD REFUSED (1 call refused, its values)", exc)
+                    results.append((item, RecordRefusedError(RECORD_REFUSED)))
                     continue
                 results.append((item, None))
             if seq != start:

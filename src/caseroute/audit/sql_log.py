@@ -55,6 +55,11 @@ WRITE_UNAVAILABLE = (
     "the decision log cannot be written; no decision was made; retry later or with another replica"
 )
 """What a caller is told when records cannot be committed (the cause goes to the log only)."""
+RECORD_REFUSED = (
+    "the decision log refused this call's records for their values; nothing was decided or "
+    "recorded; the server log has the details"
+)
+"""What a ``RecordRefusedError`` says (logged; callers get INTERNAL's generic text)."""
 READ_UNAVAILABLE = (
     "the decision log cannot be read; nothing was decided or changed; retry later or with "
     "another replica"

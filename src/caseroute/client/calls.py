@@ -31,6 +31,8 @@ from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.enums import ExplanationLevel
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.fingerprint import roster_sha256
+from caseroute.domain.limits import DEFAULT_LIMITS
+from caseroute.domain.reader import request_id_problem
 from caseroute.domain.roster import Roster
 from caseroute.grpc_api.tls import ClientTls
 from caseroute.v1 import routing_pb2 as pb
@@ -403,6 +405,14 @@ class Client:
         parsed = [_attempt(partial(_case, value, path), violations) for value, path in cases]
         parsed_roster = _attempt(lambda: self._roster_of(roster), violations)
         parsed_level = _attempt(lambda: _level(level), violations)
+        if request_id is not None:
+            # The server's length limit is its own setting (checked there: no longer id is
+            # refused here); an empty or blank id, or one with control characters, is refused
+            # by every server, so before sending.
+            longest = max(len(request_id), DEFAULT_LIMITS.max_id_chars)
+            problem = request_id_problem(request_id, longest)
+            if problem is not None:
+                violations.append(FieldViolation("request_id", problem))
         instant = _attempt(
             lambda: self._clock() if now is None else _instant(now, "now"), violations
         )

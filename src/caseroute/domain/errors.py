@@ -140,6 +140,16 @@ class AuditUnavailableError(CaserouteError):
     """The decision log could not durably store a record (disk full, locked, read-only...)."""
 
 
+class RecordRefusedError(CaserouteError):
+    """The decision log refused one call's records for their values: nothing was recorded.
+
+    Not an outage (the log takes other calls' records), so health does not follow it, and
+    not retryable: the same values are refused again. The parsers refuse every value a store
+    is known to refuse, so this is a server defect; transports answer INTERNAL, the detail in
+    the server log (review R32c F2: a NUL PostgreSQL refused turned the replica NOT_SERVING).
+    """
+
+
 class IdempotencyConflictError(CaserouteError):
     """The request_id was already used for a different input."""
 

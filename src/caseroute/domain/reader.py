@@ -317,6 +317,33 @@ def unsafe_text(value: str) -> bool:
     return any(unicodedata.category(ch) in _UNSAFE_CATEGORIES for ch in value)
 
 
+def request_id_problem(request_id: str, max_chars: int) -> str | None:
+    """What is wrong with a request_id (None: nothing).
+
+    An idempotency key: 1 to ``max_chars`` (the server's ``max_id_chars``) characters, not
+    blank, and no control or invisible formatting characters, as ``case_id``. A blank id (an
+    empty template rendered as spaces) would make unrelated requests share one key; a NUL
+    cannot be stored by PostgreSQL, whose refusal of the record read as an outage (review
+    R32c F2, F3).
+    """
+    if not 0 < len(request_id) <= max_chars:
+        return (
+            f"must be 1-{max_chars} characters (an idempotency key); got "
+            f"{len(request_id)} characters (server setting {limit_flag('max_id_chars')})"
+        )
+    if not request_id.strip():
+        return (
+            "must not be blank (an idempotency key: one per logical request, e.g. a UUID); "
+            f"got {quote_value(request_id)}"
+        )
+    if unsafe_text(request_id):
+        return (
+            "must not contain control or invisible formatting characters (an idempotency "
+            f"key, e.g. a UUID); got {quote_value(request_id)}"
+        )
+    return None
+
+
 def text_problem(
     value: object,
     pattern: TextPattern | None,

@@ -20,6 +20,7 @@ from caseroute.domain.case import Case
 from caseroute.domain.code_built import checked_case, checked_roster
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.limits import InputLimits, limit_flag
+from caseroute.domain.reader import request_id_problem
 from caseroute.domain.roster import Roster
 
 if TYPE_CHECKING:
@@ -72,14 +73,9 @@ def check_command(cmd: DecideCommand, limits: InputLimits) -> None:
         RequestError: Naming each.
     """
     violations = []
-    if not 0 < len(cmd.request_id) <= limits.max_id_chars:
-        violations.append(
-            FieldViolation(
-                "request_id",
-                f"must be 1-{limits.max_id_chars} characters (an idempotency key); got "
-                f"{len(cmd.request_id)} characters (server setting {limit_flag('max_id_chars')})",
-            )
-        )
+    problem = request_id_problem(cmd.request_id, limits.max_id_chars)
+    if problem is not None:
+        violations.append(FieldViolation("request_id", problem))
     violations += batch_size_violations(len(cmd.cases), len(cmd.roster.agents), limits)
     if cmd.now is not None and cmd.now.tzinfo is None:
         violations.append(FieldViolation("now", "must carry a UTC offset"))

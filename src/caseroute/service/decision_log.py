@@ -23,6 +23,7 @@ from caseroute.domain.errors import (
     RequestError,
 )
 from caseroute.domain.fingerprint import canonical_json, format_timestamp
+from caseroute.domain.reader import unsafe_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,12 @@ class DecisionPage:
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+_UNSAFE = (
+    "must not contain control or invisible formatting characters (no decision or case has "
+    "one); check the id you sent"
+)
+"""Why an id holding one is refused: the parsers refuse such ids, so no record holds one, and
+PostgreSQL cannot take a NUL in a query (its refusal read as an outage, review R32c F2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +101,10 @@ class DecisionLog:
             DecisionNotFoundError: If no record has that id.
             RecordDamagedError: If its stored decision does not rebuild.
             AuditUnavailableError: If the store cannot be read.
+            RequestError: If the id holds a control or invisible formatting character.
         """
+        if unsafe_text(decision_id):  # never a decision's id; PostgreSQL cannot even compare it
+            raise RequestError([FieldViolation("decision_id", _UNSAFE)])
         record = self._sink.get(decision_id)
         if record is None:
             raise DecisionNotFoundError(
@@ -117,6 +127,8 @@ class DecisionLog:
         """
         case_id, since, until = query.case_id, query.since, query.until
         violations = []
+        if unsafe_text(case_id):  # never a case's id (the parsers refuse them)
+            violations.append(FieldViolation("case_id", _UNSAFE))
         if not 0 <= query.page_size <= MAX_PAGE_SIZE:
             violations.append(FieldViolation("page_size", f"must be 0-{MAX_PAGE_SIZE}"))
         if since is not None and until is not None and until <= since:

@@ -476,7 +476,8 @@ class DecideRequest(_message.Message):
     ROSTER_SHA256_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key chosen by the caller (e.g. flow run id + case id); a retry with the same key
-    and the same input returns the stored decision. 1-200 characters.
+    and the same input returns the stored decision. 1-200 characters, not blank, with no control
+    or invisible formatting characters (INVALID_ARGUMENT at request_id otherwise).
     """
     explanation_level: Global___ExplanationLevel.ValueType
     """How much explanation to return. Unset means SUMMARY (FULL lists every agent's verdict and
@@ -579,7 +580,9 @@ class DecideBatchRequest(_message.Message):
     EXPLANATION_LEVEL_FIELD_NUMBER: _builtins.int
     ROSTER_SHA256_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key for the whole batch. 1-200 characters."""
+    """Idempotency key for the whole batch. 1-200 characters, not blank, with no control or
+    invisible formatting characters.
+    """
     explanation_level: Global___ExplanationLevel.ValueType
     """How much explanation to return. Unset means SUMMARY (FULL lists every agent's verdict and
     can exceed a client's default 4 MB receive limit for large rosters or batches; ask for it).
@@ -2097,7 +2100,9 @@ class GetDecisionRequest(_message.Message):
 
     DECISION_ID_FIELD_NUMBER: _builtins.int
     decision_id: _builtins.str
-    """The decision's id (Decision.decision_id, "dec_..."). Required."""
+    """The decision's id (Decision.decision_id, "dec_..."). Required. One holding a control or
+    invisible formatting character (no decision's id does) is INVALID_ARGUMENT at decision_id.
+    """
     def __init__(
         self,
         *,
@@ -2123,7 +2128,9 @@ class ListDecisionsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
-    """Only decisions for this case. Empty: every case."""
+    """Only decisions for this case. Empty: every case. One holding a control or invisible
+    formatting character (no case's id does) is INVALID_ARGUMENT at case_id.
+    """
     page_size: _builtins.int
     """Decisions per page, 0-500; 0 means 50."""
     page_token: _builtins.str
