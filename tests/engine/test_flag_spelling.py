@@ -45,6 +45,14 @@ NEAR_SAFEGUARDING = [
     "possiblesafeguarding",
     "safeguarding2024concern",
     "x" * 50 + "safeguarding",
+    # misspelt and qualified (review R32c F1): each part alone was caught, together not
+    "safegaurding:child",
+    "safegaurding_concern",
+    "safeguard_concern",
+    "child_safeguard",
+    "safeguardng_child",
+    "safegaurdingconcern",
+    "childsafegaurding",
 ]
 NEAR_CONSENT = [
     "consent_missing.",
@@ -52,6 +60,9 @@ NEAR_CONSENT = [
     "missing_consent",
     "consent",
     "missingconsent",
+    "missing_consnt",  # R32c F1: a reordering of consnt_missing, which was caught
+    "consent_mising_form",
+    "missingconsnt",
 ]
 
 
