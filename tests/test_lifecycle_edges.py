@@ -244,15 +244,19 @@ def test_a_failed_restore_is_logged_and_the_first_error_reaches_the_caller(
 def test_a_version_that_fails_while_switching_restores_the_pointer(
     root: Path, store: AuditSink
 ) -> None:
-    """Version 2 removed after the last reload: activation reports it and restores serving.yaml."""
+    """Version 2 removed after the last reload: activation refused, serving.yaml as it was.
+
+    Refused before the pointer is written since review R32a F2 (its file does not load);
+    before, the switch was tried and undone.
+    """
     life = _lifecycle(root, store)
     pointer = root / "routing" / "serving.yaml"
     _remove(root / "routing" / "2")
     with pytest.raises(RulesetStateError) as exc:
         life.activate("routing", "2", "admin:alice")
-    assert str(exc.value) == (
-        "ruleset routing version 2 did not become active (it failed to load while switching: "
-        "ListRulesets shows why); nothing changed"
+    assert str(exc.value).startswith(
+        "cannot activate ruleset routing version 2: its file routing/2/ruleset.yaml does not "
+        "load, while this server serves it as loaded before"
     )
     assert (pointer.read_text(), _served(life), _events(store)) == (
         "active: '1'\n",
@@ -261,18 +265,32 @@ def test_a_version_that_fails_while_switching_restores_the_pointer(
     )
 
 
-def test_a_failed_first_activation_removes_the_pointer_it_wrote(tmp_path: Path) -> None:
-    """No serving.yaml before: a switch that does not take leaves none behind (1, alone, serves)."""
+def test_a_failed_first_activation_removes_the_pointer_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No serving.yaml before: a switch that does not take leaves none behind.
+
+    Another writer rewrites serving.yaml between the switch's write and its reload (a version
+    whose file does not load is refused before anything is written since review R32a F2).
+    """
     root = tmp_path / "rulesets"
     _version(root, "routing", "1")
     _version(root, "routing", "2")
     life = _lifecycle(root)
     assert _served(life) == [("routing", None, None, ())]
-    _remove(root / "routing" / "2")
+    reload = life._reload
+
+    def overwritten(action: str, actor: str) -> object:
+        if action == "activate":
+            (root / "routing" / "serving.yaml").write_text("active: '1'\n")
+        return reload(action, actor)
+
+    monkeypatch.setattr(life, "_reload", overwritten)
     with pytest.raises(RulesetStateError, match="version 2 did not become active"):
         life.activate("routing", "2", "admin:alice")
+    # No pointer is left; 1, which the other writer's pointer made active, keeps serving.
     assert (sorted(p.name for p in (root / "routing").iterdir()), _served(life)) == (
-        ["1"],
+        ["1", "2"],
         [("routing", "1", None, ())],
     )
 

@@ -34,7 +34,7 @@ from caseroute.domain.errors import (
     withheld_cause,
 )
 from caseroute.domain.fingerprint import format_timestamp
-from caseroute.engine.case_rules import EngineKind, prepare_ruleset
+from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.registry import (
     RulesetChange,
     RulesetRegistry,
@@ -43,7 +43,7 @@ from caseroute.registry import (
 )
 from caseroute.replay import RecordFilter
 from caseroute.replay_admin import ReplayCandidate, ReplayRunner, ServerReplay
-from caseroute.rules.compiler import MAX_RULESET_BYTES, compile_source
+from caseroute.rules.compiler import MAX_RULESET_BYTES, compile_source, load_ruleset
 from caseroute.rules.serving import (
     SERVING_FILE,
     Serving,
@@ -299,17 +299,21 @@ class RulesetLifecycle:
         except ValueError:
             return path
 
+    def _shown_in(self, text: str) -> str:
+        """A text (an error) with the paths in it relative to the rulesets directory."""
+        base = str(self.root if self.root.is_dir() else self.root.parent).rstrip("/") + "/"
+        return text.replace(base, "")
+
     def list_rulesets(self) -> list[RulesetInfo]:
         """Every ruleset name the server knows, loaded or failed, sorted by name.
 
         Paths are shown relative to the rulesets directory (also inside error texts).
         """
-        base = str(self.root if self.root.is_dir() else self.root.parent).rstrip("/") + "/"
         return [
             replace(
                 status,
                 versions=tuple(replace(v, path=self._shown(v.path)) for v in status.versions),
-                last_error=status.last_error.replace(base, "") if status.last_error else None,
+                last_error=self._shown_in(status.last_error) if status.last_error else None,
             )
             for status in self.registry.status().values()
         ]
@@ -399,7 +403,9 @@ class RulesetLifecycle:
             result = "errors" if report.failures else "ok"
             self._observe(action, result)
             _log_event(action, actor, result, report.changes, len(report.failures))
-        return LifecycleOutcome(action, actor, report.at, report.changes, report.failures)
+        # Relative, as ListRulesets shows them: admin replies never carry server paths (R32a F6).
+        failures = tuple(self._shown_in(failure) for failure in report.failures)
+        return LifecycleOutcome(action, actor, report.at, report.changes, failures)
 
     def _observe(self, action: str, result: str) -> None:
         """Tell the observer, if any, what ``action`` did and what serves now; never raises."""
@@ -507,7 +513,8 @@ class RulesetLifecycle:
             AuditUnavailableError: If the change could not be recorded (pointer restored).
         """
         with self._lock:
-            self.registry.resolve(name, version)  # loaded? else RulesetNotFoundError
+            loaded = self.registry.resolve(name, version)  # loaded? else RulesetNotFoundError
+            self._check_on_disk(loaded, "activate")
             path = self._pointer_path(name)
             current = self._current_serving(name, path)
             target = (
@@ -535,14 +542,43 @@ class RulesetLifecycle:
                 )
             target = current.rolled_back()
             try:
-                self.registry.resolve(name, target.active)
+                loaded = self.registry.resolve(name, target.active)
             except RulesetNotFoundError as exc:
                 raise RulesetStateError(
                     f"ruleset {name} would roll back to {target.active}, which is not loaded "
                     "(removed or failing: ListRulesets says why); restore it or activate a "
                     "loaded version"
                 ) from exc
+            self._check_on_disk(loaded, "roll back to")
             return self._switch(name, path, target, target.active, "rollback", actor)
+
+    def _check_on_disk(self, loaded: LoadedRuleset, verb: str) -> None:
+        """Refuse to point at a version its file no longer gives (review R32a F2).
+
+        A version whose file was edited or broke after it loaded keeps serving from this
+        process's memory; pointing serving.yaml at it would leave a restarted or respawned
+        worker with no active version. Compiled again here (an admin call, not a hot path).
+
+        Raises:
+            RulesetStateError: If the file does not compile, or compiles to other content.
+        """
+        compiled = loaded.compiled
+        shown = self._shown(compiled.path)
+        try:
+            on_disk = load_ruleset(Path(compiled.path)).sha256
+        except Exception as exc:  # noqa: BLE001 - any failure to load is the answer
+            log.error("%s is not loadable as it serves: %s", compiled.path, exc)  # noqa: TRY400
+            on_disk = None
+        if on_disk == compiled.sha256:
+            return
+        said = "does not load" if on_disk is None else f"now holds other content ({on_disk[:12]}…)"
+        raise RulesetStateError(
+            f"cannot {verb} ruleset {compiled.name} version {compiled.version}: its file "
+            f"{shown} {said}, while this server serves it as loaded before (sha256 "
+            f"{compiled.sha256[:12]}…); a restarted or respawned worker could not serve it. "
+            "Restore the file (a version that has decided never changes; ListRulesets shows "
+            "the problem), reload, then retry; nothing changed"
+        )
 
     def _switch(
         self, name: str, path: Path, target: Serving, version: str, action: str, actor: str

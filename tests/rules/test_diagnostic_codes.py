@@ -5,6 +5,7 @@ produced by a fixture below, and a code the source can emit must be listed there
 """
 
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,15 @@ def _built(files: dict[str, str]) -> Callable[[Path], list[Problem]]:
         return build_state(tmp, EngineKind.PYTHON, empty, _python, None, None, NOW).problems
 
     return run
+
+
+def _gone(tmp: Path) -> list[Problem]:
+    """Version 1 loaded and active, then its directory gone while serving.yaml names it."""
+    _built({"routing/1/ruleset.yaml": _versioned("routing", "1")})(tmp)
+    (tmp / "routing" / "serving.yaml").write_text("active: '1'\n")
+    first = build_state(tmp, EngineKind.PYTHON, Snapshot({}, {}), _python, None, None, NOW)
+    shutil.rmtree(tmp / "routing" / "1")
+    return build_state(tmp, EngineKind.PYTHON, first.snapshot, _python, None, None, NOW).problems
 
 
 def _misplaced(tmp: Path) -> list[Problem]:
@@ -437,6 +447,7 @@ FIXTURES = [
         ),
         "{dir}/routing/serving.yaml:1",
     ),
+    Fixture("versions.missing", _gone, "{dir}/routing/serving.yaml:1"),
     Fixture("ladders.unused", _text(_laddered(BASE, _STEP)), "r.yaml:11"),
     Fixture(
         "ladders.order",

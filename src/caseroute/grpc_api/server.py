@@ -309,7 +309,7 @@ class RunningServer:
                 self.core.probe_audit()
 
     def load(self, config: ServerConfig) -> None:
-        """(Re)load the rulesets in the core's registry; SERVING while any ruleset is loaded.
+        """(Re)load the rulesets in the core's registry; SERVING while the default one serves.
 
         A ruleset that fails keeps its last good version serving (``RulesetRegistry.reload``),
         so a reload never takes a serving server to NOT_SERVING.
@@ -322,18 +322,28 @@ class RunningServer:
         else:  # an admin core of a test: the registry loads on its own
             self.core.registry.reload(config.rulesets, config.engine)
         names = self.core.registry.names()
-        self.loaded = bool(names)
+        self.loaded = self.core.registry.serves_default()
         self._refresh_health()
-        if names:
+        if self.loaded:
             log.info("rulesets loaded: %s", ", ".join(names))
+        elif names:
+            log.error(
+                "rulesets loaded: %s, but the default one has no active version (the admin "
+                "API's ListRulesets says why); serving NOT_SERVING, pinned requests answered",
+                ", ".join(names),
+            )
         else:
             log.error(
                 "no ruleset loaded from %s; serving NOT_SERVING / UNAVAILABLE", config.rulesets
             )
 
     def follow_rulesets(self) -> None:
-        """Health follows what the registry now holds (a reload may load the first ruleset)."""
-        loaded = bool(self.core.registry.names())
+        """Health follows what the registry now serves (a reload may load the first ruleset).
+
+        SERVING needs the default ruleset's active version: loaded versions with none active
+        answer every unpinned request NOT_FOUND, which a load balancer must not route to.
+        """
+        loaded = self.core.registry.serves_default()
         if loaded != self.loaded:
             self.loaded = loaded
             self._refresh_health()

@@ -20,7 +20,7 @@ from caseroute.domain.errors import Problem, RulesetError, Severity
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset
 from caseroute.registry.state import Snapshot
 from caseroute.rules.compiler import load_ruleset
-from caseroute.rules.layout import VersionSource, check_placement, discover, key_line
+from caseroute.rules.layout import Layout, VersionSource, check_placement, discover, key_line
 from caseroute.rules.model import CompiledRuleset
 from caseroute.rules.serving import Serving, parse_serving
 
@@ -188,6 +188,10 @@ def build_state(
     for source in layout.sources:
         _load_source(state, source, engine, reusable, prepare, decided)
     servings = _read_pointers(state, layout.pointers)
+    if not layout.sources and not layout.pointers and old.versions:
+        _keep_all(state, root, servings)
+    else:
+        _keep_missing(state, layout, servings)
     active, shadow, previous = _choose(state, servings)
     kept = {r for versions in state.versions.values() for r in versions.values()}
     state.discarded += [r for r in state.built if r not in kept]
@@ -273,6 +277,65 @@ def _load_source(
     # The same content at two paths (a copy): one prepared ruleset serves both, so neither
     # path remembers one the new state closes.
     state.add(clash if clash is not None else fresh, key)
+
+
+def _keep_all(state: _Builder, root: Path, servings: dict[str, Serving | None]) -> None:
+    """A rulesets directory that is gone or empty keeps everything it served (review R32a F1).
+
+    ``rm -rf rulesets && cp -r new rulesets``, or a ``mv`` pair, opens a moment with no
+    directory; a poll then used to unload every ruleset (and record it as a change). Removing
+    every ruleset on purpose is a restart with another directory, never an empty one.
+    """
+    for key, kept in state.old.origins.items():
+        for ruleset in kept:
+            if ruleset.compiled.version not in state.versions.get(ruleset.compiled.name, {}):
+                state.add(ruleset, key)
+    for name in state.versions:
+        servings[name] = None  # no pointer read: its last good choice holds
+        state.error(
+            name,
+            f"the rulesets directory {root} is missing or empty; every ruleset keeps serving "
+            "what it served; restore the directory (replace it with one rename, not a delete "
+            "and a copy)",
+        )
+    state.failures.append(f"{root}: missing or empty")
+
+
+def _keep_missing(state: _Builder, layout: Layout, servings: Mapping[str, Serving | None]) -> None:
+    """An active or shadow version whose directory is gone, but still pointed at, serves on.
+
+    A ``git checkout``, ``rsync --delete`` or copy over the directory removes it for a moment;
+    a poll then unloaded the active version and every unpinned request got NOT_FOUND (review
+    R32a F1). A version stops serving when its pointer stops naming it, never because its
+    files are missing for one poll. A version that failed to load is kept by
+    ``_load_source``; this keeps one not found at all.
+    """
+    found = {str(source.path) for source in layout.sources}
+    for key, kept in state.old.origins.items():
+        if key in found:
+            continue
+        for ruleset in kept:
+            name, version = ruleset.compiled.name, ruleset.compiled.version
+            serving = servings.get(name)
+            # Only a pointer read now keeps it (a broken one as well as a missing version is
+            # no moment of a deploy, and keeps nothing that is gone).
+            if serving is None or version in state.versions.get(name, {}):
+                continue
+            if version not in (serving.active, serving.shadow):
+                continue
+            state.add(ruleset, key)
+            shown = "/".join(Path(key).parts[-2:])  # the ruleset's and version's directories
+            problem = Problem(
+                "versions.missing",
+                f"ruleset {name} version {version} is named by its serving.yaml but its "
+                f"directory {shown} is missing; still serving {version} as loaded before; "
+                "restore it, or point serving.yaml at another version",
+                serving.path,
+                serving.shadow_line if version == serving.shadow else serving.active_line,
+            )
+            log.error("%s", problem)
+            state.problem(name, problem)
+            state.failures.append(f"{key}: missing")
 
 
 def _check_placement(source: VersionSource, compiled: CompiledRuleset) -> None:

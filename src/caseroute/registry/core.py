@@ -78,6 +78,16 @@ class RulesetRegistry:
         """Names of the loaded rulesets."""
         return sorted(self._snapshot.versions)
 
+    def serves_default(self) -> bool:
+        """Whether a request naming no ruleset and no version would be decided.
+
+        Health follows this, not ``names()``: a server whose default ruleset is loaded but has
+        no active version answers every unpinned request NOT_FOUND (review R32a F2).
+        """
+        snapshot = self._snapshot
+        chosen = snapshot.default or ""
+        return snapshot.active.get(chosen) in snapshot.versions.get(chosen, {})
+
     @property
     def safeguarding_flags(self) -> frozenset[str]:
         """Every loaded ruleset's safeguarding flag.

@@ -1,0 +1,158 @@
+"""Ruleset lifecycle under real deploys and restarts (review R32a F1, F2, F6).
+
+- F1: a version directory, or the whole rulesets directory, missing for one poll (``rm -rf &&
+  cp``, ``git checkout``, ``rsync --delete``) unloaded the active version: every unpinned
+  request got NOT_FOUND, the reload said "ok", and the chain recorded a change to none.
+- F2: an edited published file keeps serving from memory, but activate / rollback could point
+  serving.yaml at such a version, and a server whose default ruleset had no active version
+  (a respawned worker, a restart) still reported SERVING.
+- F6: Reload / Activate / Rollback replies carried absolute server paths.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+
+from caseroute.audit.store import AuditSink
+from caseroute.domain.errors import RulesetStateError
+from caseroute.engine.case_rules import EngineKind
+from caseroute.grpc_api.server import ROUTING_SERVICE, ServerConfig, build_server
+from caseroute.testing import audit_config
+from tests.grpc_api.test_server import _health
+from tests.test_lifecycle_edges import _events, _lifecycle, _served, _serving, _version
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """Ruleset routing, versions 1 and 2, serving.yaml naming 1 active."""
+    rulesets = tmp_path / "rulesets"
+    _version(rulesets, "routing", "1")
+    _version(rulesets, "routing", "2")
+    _serving(rulesets, "routing", "active: '1'\n")
+    return rulesets
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[AuditSink]:
+    """A fresh decision log."""
+    sink = audit_config(tmp_path / "audit").open_store()
+    yield sink
+    sink.close()
+
+
+def test_an_active_version_missing_for_one_poll_keeps_serving(root: Path, store: AuditSink) -> None:
+    """Its directory gone, serving.yaml still naming it: 1 serves, the reload says why."""
+    life = _lifecycle(root, store)
+    moved = root.parent / "aside"
+    shutil.move(root / "routing" / "1", moved)
+    outcome = life.reload("poll")
+    assert _served(life) == [("routing", "1", None, ())]
+    assert life.registry.resolve("", "").compiled.version == "1"
+    assert outcome.changes == ()
+    assert outcome.errors == ("routing/1: missing",)
+    (info,) = life.list_rulesets()
+    assert info.last_error is not None
+    assert info.last_error.startswith(
+        "routing/serving.yaml:1: error versions.missing: ruleset routing version 1 is named by "
+        "its serving.yaml but its directory routing/1 is missing; still serving 1"
+    )
+    shutil.move(moved, root / "routing" / "1")
+    restored = life.reload("poll")
+    assert (restored.changes, restored.errors, _served(life)) == (
+        (),
+        (),
+        [("routing", "1", None, ())],
+    )
+    assert _events(store) == [("load", "startup", "routing", "active", "", "1")]
+
+
+def test_a_version_the_pointer_no_longer_names_is_dropped(root: Path) -> None:
+    """Removing a version is still possible: point serving.yaml elsewhere, then remove it."""
+    life = _lifecycle(root)
+    _serving(root, "routing", "active: '2'\n")
+    shutil.rmtree(root / "routing" / "1")
+    outcome = life.reload("admin:alice")
+    assert (outcome.errors, _served(life)) == ((), [("routing", "2", None, ())])
+    assert [v.version for v in life.registry.status()["routing"].versions] == ["2"]
+
+
+def test_a_rulesets_directory_missing_for_one_poll_keeps_every_ruleset(
+    root: Path, store: AuditSink
+) -> None:
+    """`mv rulesets rulesets.old && mv rulesets.new rulesets`: the gap unloads nothing."""
+    life = _lifecycle(root, store)
+    aside = root.parent / "rulesets.old"
+    root.rename(aside)
+    outcome = life.reload("poll")
+    assert (outcome.changes, outcome.errors) == ((), ("rulesets: missing or empty",))
+    assert _served(life) == [("routing", "1", None, ())]
+    assert life.registry.resolve("routing", "2").compiled.version == "2"
+    root.mkdir()  # an empty directory is the same moment of a copy
+    assert life.reload("poll").changes == ()
+    root.rmdir()
+    aside.rename(root)
+    assert life.reload("poll").errors == ()
+    assert _events(store) == [("load", "startup", "routing", "active", "", "1")]
+
+
+def test_activate_refuses_a_version_whose_file_no_longer_gives_it(root: Path) -> None:
+    """Version 2 edited after it loaded: activation refused, serving.yaml untouched."""
+    life = _lifecycle(root)
+    pointer = root / "routing" / "serving.yaml"
+    edited = root / "routing" / "2" / "ruleset.yaml"
+    edited.write_text(edited.read_text() + "# reviewed\n")
+    with pytest.raises(RulesetStateError) as exc:
+        life.activate("routing", "2", "admin:alice")
+    message = str(exc.value)
+    assert message.startswith(
+        "cannot activate ruleset routing version 2: its file routing/2/ruleset.yaml now holds "
+        "other content ("
+    )
+    assert "a restarted or respawned worker could not serve it" in message
+    assert str(root) not in message
+    assert (pointer.read_text(), _served(life)) == ("active: '1'\n", [("routing", "1", None, ())])
+
+
+def test_rollback_refuses_a_version_whose_file_no_longer_loads(root: Path) -> None:
+    """1 active, then 2: 1's file broken since; rolling back to it is refused, 2 serves."""
+    life = _lifecycle(root)
+    life.activate("routing", "2", "admin:alice")
+    (root / "routing" / "1" / "ruleset.yaml").write_text("rules: [\n")
+    life.reload("poll")  # 1 fails to load and is kept from memory
+    with pytest.raises(RulesetStateError, match="cannot roll back to ruleset routing version 1"):
+        life.rollback("routing", "admin:alice")
+    assert _served(life) == [("routing", "2", None, ("1",))]
+
+
+def test_admin_replies_name_paths_relative_to_the_rulesets_directory(root: Path) -> None:
+    """A failing version in a reload's errors: `routing/2: ...`, never the server's path."""
+    life = _lifecycle(root)
+    (root / "routing" / "2" / "ruleset.yaml").write_text("rules: [\n")
+    outcome = life.reload("admin:alice")
+    assert outcome.errors == ("routing/2: 1 problem(s)",)
+
+
+def test_health_is_not_serving_while_the_default_ruleset_has_no_active_version(
+    root: Path, tmp_path: Path
+) -> None:
+    """Versions loaded but none active (a restart after a bad edit): NOT_SERVING, not SERVING."""
+    _serving(root, "routing", "active: '9'\n")
+    config = ServerConfig(
+        rulesets=root, port=0, engine=EngineKind.PYTHON, audit=audit_config(tmp_path / "a")
+    )
+    server = build_server(config, reuse_port=False)
+    try:
+        server.load(config)
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as chan:
+            assert _health(chan, ROUTING_SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
+            _serving(root, "routing", "active: '2'\n")
+            server.load(config)
+            assert _health(chan, ROUTING_SERVICE) == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        server.stop(1)
