@@ -130,7 +130,8 @@ def test_rules_validate_prints_diagnostics_and_exits_1_on_errors(
     code, out, err = _run(capsys, "rules", "validate", str(good), *_remote(served, token))
     assert (code, out.splitlines()[-1], err) == (0, f"{good}: ok (checked by {server})", "")
     assert [line.split(": warning ")[1].split(":")[0] for line in out.splitlines()[:-1]] == [
-        "lint.no_consent"  # the test ruleset enforces no consent constraint: a warning only
+        "lint.no_consent",  # the test ruleset enforces no consent constraint: a warning only
+        "lint.no_licence",  # nor a licence for prescription
     ]
     code, out, err = _run(capsys, "rules", "validate", str(bad), *_remote(served, token))
     lines = out.splitlines()

@@ -9,6 +9,7 @@ from caseroute.cli import main
 from caseroute.rules.compiler import load_ruleset
 from caseroute.rules.model import CompiledRuleset
 from caseroute.testing import CATCH_ALL_RULE, REFERENCE_HOME, ruleset_with_rules
+from tests.rules.lint_texts import NO_LICENCE
 
 # Pinned to 2026.11.1: these tests are about roster findings, and find their lines by the way
 # that version writes its licences (later versions write those routes as blocks).
@@ -326,6 +327,15 @@ def test_rules_test_format_json_reports_a_ruleset_that_does_not_load(
                             "exceptions queue instead of queueing for consent; add `consent: "
                             "{flag: consent_missing}` under `constraints`"
                         ),
+                    },
+                    {
+                        "code": "lint.no_licence",
+                        "severity": "warning",
+                        "file": file,
+                        "line": 6,
+                        "column": 0,
+                        "rule_id": None,
+                        "message": NO_LICENCE,
                     },
                 ],
             }

@@ -12,6 +12,7 @@ from caseroute.rules.compiler import load_ruleset
 from caseroute.rules.diff import diff_rulesets
 from caseroute.rules.diff_render import diff_as_data
 from caseroute.testing import CATCH_ALL_RULE, REPO_ROOT, ruleset_with_rules
+from tests.rules.lint_texts import NO_LICENCE
 from tests.rules.test_diff import EXPECTED_TEXT, FIXTURES
 
 BASE = ruleset_with_rules(
@@ -151,6 +152,7 @@ def test_broken_version_exits_2_with_file_line(
                 "flagged consent_missing goes to the exceptions queue instead of queueing for "
                 "consent; add `consent: {flag: consent_missing}` under `constraints`"
             ),
+            f"{new}/ruleset.yaml:6: warning lint.no_licence: {NO_LICENCE}",
             (
                 f"{new}/ruleset.yaml:18:11: error expr.unknown_field [rule billing]: unknown field "
                 "`case.intnt` (did you mean `case.intent`?)"

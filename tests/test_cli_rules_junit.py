@@ -9,6 +9,7 @@ from caseroute.cli import main
 from caseroute.domain.errors import Problem
 from caseroute.rules.junit import load_error_suite, render_junit
 from caseroute.testing import CATCH_ALL_RULE, ruleset_with_rules
+from tests.rules.lint_texts import NO_LICENCE
 
 HEADER = """\
 now: "2026-11-21T10:00:00Z"
@@ -303,6 +304,7 @@ def test_a_ruleset_that_does_not_load_is_one_suite_with_an_error(
             "consent_missing goes to the exceptions queue instead of queueing for consent; add "
             "`consent: {flag: consent_missing}` under `constraints`"
         ),
+        f"{file}:6: warning lint.no_licence: {NO_LICENCE}",
     ]
     assert code == 1
     assert (
@@ -321,7 +323,7 @@ def test_a_ruleset_that_does_not_load_is_one_suite_with_an_error(
                             (
                                 "error",
                                 {
-                                    "message": "the ruleset does not load: 2 error(s), 1 "
+                                    "message": "the ruleset does not load: 2 error(s), 2 "
                                     "warning(s); fix each problem listed (file:line) and re-run",
                                     "type": "load",
                                 },

@@ -13,6 +13,7 @@ import pytest
 
 from caseroute.domain.codec import parse_case
 from caseroute.domain.decision import Outcome
+from caseroute.domain.errors import RulesetError
 from caseroute.domain.flag_spelling import resembles
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.engine.decide import decide
@@ -209,3 +210,34 @@ def test_a_ruleset_without_a_consent_constraint_never_assigns_a_consent_flagged_
     )
     unflagged = decide(parse_case({**data, "flags": []}), ROSTER, loaded, NOW)
     assert (unflagged.outcome, unflagged.agent_id) == (Outcome.ASSIGN, "nurse-tx-02")
+
+
+@pytest.mark.parametrize(
+    ("safeguarding", "consent"),
+    [
+        ("safeguarding", "safeguarding"),  # one flag, two meanings
+        ("consent_missing", "safeguarding"),  # swapped
+        ("sg_concern", "safeguarding"),  # consent named with the conventional safeguarding flag
+        ("sg_concern", "safegaurding"),  # or a near spelling of it
+        ("consent_mising", "consent_flag"),  # safeguarding named like consent_missing
+    ],
+)
+def test_a_hard_flag_named_like_one_of_another_meaning_is_refused(
+    safeguarding: str, consent: str
+) -> None:
+    """A hard flag named like one of another meaning: the ruleset does not compile.
+
+    Review R32a F5: a consent flag named `safeguarding` loaded, and safeguarding cases were
+    queued as consent missing, never escalated.
+    """
+    header = MINIMAL_HEADER.replace("{flag: safeguarding,", f"{{flag: {safeguarding},").replace(
+        "  licence:", f"  consent: {{flag: {consent}}}\n  licence:", 1
+    )
+    rules = ruleset_with_rules(CATCH_ALL_RULE, header).replace(
+        "'safeguarding' in case.flags", f"'{safeguarding}' in case.flags"
+    )
+    with pytest.raises(RulesetError) as caught:
+        compile_text(rules)
+    clashes = [p for p in caught.value.problems if p.code == "constraints.flag_clash"]
+    assert clashes, [str(p) for p in caught.value.problems]
+    assert all(p.line in (6, 7) for p in clashes)

@@ -120,6 +120,7 @@ def test_lint_warns_without_blocking() -> None:
     )
     assert [(p.code, p.rule_id) for p in compiled.warnings] == [
         ("lint.no_consent", None),  # MINIMAL_HEADER enforces no consent constraint
+        ("lint.no_licence", None),  # nor a licence for prescription
         ("lint.unused_param", None),
         ("lint.shadowed", "b"),
     ]
@@ -194,3 +195,17 @@ def test_rules_reading_ordinary_flags_or_the_hard_flag_itself_are_not_warned() -
         ruleset_with_rules(_rule("r", "\"'vip' in case.flags\"") + CATCH_ALL_RULE)
     )
     assert [p.code for p in compiled.warnings if p.code == "lint.flag_look_alike"] == []
+
+
+def test_a_reference_ruleset_without_its_clinical_licence_is_warned_about() -> None:
+    """Review R32a F4: deleting `clinical: [RN]` passed every check; now lint.no_licence says so."""
+    text = reference_compiled().source_text
+    assert "    clinical: [RN]\n" in text
+    compiled = compile_text(text.replace("    clinical: [RN]\n", "", 1))
+    ((line, message),) = [
+        (p.line, p.message) for p in compiled.warnings if p.code == "lint.no_licence"
+    ]
+    assert line == text.splitlines().index("constraints:") + 2  # its first entry, as no_consent
+    assert message.startswith("no licence constraint for clinical: any agent may be assigned")
+    intact = compile_text(text)
+    assert [p.code for p in intact.warnings if p.code == "lint.no_licence"] == []

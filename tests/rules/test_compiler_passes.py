@@ -148,6 +148,7 @@ def test_a_message_mentioning_constraints_elsewhere_leaves_safeguarding_running(
     assert [code for code, *_ in _problems(text)] == [
         "schema.unknown_key",
         "lint.no_consent",  # the test header enforces no consent constraint
+        "lint.no_licence",  # nor a licence for prescription
         "constraints.safeguarding_first",
     ]
 

@@ -358,6 +358,12 @@ FIXTURES = [
     ),
     Fixture("lint.never_fires", _text(_when("false")), "r.yaml:14"),
     Fixture("lint.no_consent", _text(BASE), "r.yaml:6"),
+    Fixture("lint.no_licence", _text(BASE), "r.yaml:6"),
+    Fixture(
+        "constraints.flag_clash",
+        _text(BASE.replace("  licence:", "  consent: {flag: safeguarding}\n  licence:", 1)),
+        "r.yaml:7:19",
+    ),
     Fixture(
         "lint.flag_look_alike", _text(_when("'safeguarding_review' in case.flags")), "r.yaml:14"
     ),

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from caseroute.domain.case import Intent
 from caseroute.domain.errors import Problem, Severity
 from caseroute.domain.flag_spelling import resembles
 from caseroute.rules.fields import CASE_FIELDS
 from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids
 from caseroute.rules.model import Rule
 from caseroute.rules.schema import RawRuleset
+
+LICENSED_INTENTS = (Intent.CLINICAL, Intent.PRESCRIPTION)
+"""Intents whose cases need a licensed professional: a ruleset without a licence constraint
+for one is warned about (``lint.no_licence``)."""
 
 
 def lint_ruleset(
@@ -46,6 +51,26 @@ def lint_ruleset(
                 Severity.WARNING,
             )
         )
+    if raw.constraints is not None:
+        licensed = raw.constraints.licence_by_intent
+        unlicensed = [i.value for i in LICENSED_INTENTS if i not in licensed]
+        if unlicensed:
+            # Deleting `clinical: [RN]` passed check --strict and golden tests, and unlicensed
+            # agents then got clinical cases (review R32a F4).
+            out.append(
+                Problem(
+                    "lint.no_licence",
+                    f"no licence constraint for {' or '.join(unlicensed)}: any agent may be "
+                    "assigned such a case, licensed or not; add "
+                    f"`{unlicensed[0]}: [<licence types that may take it>]` under "
+                    "`constraints.licence`",
+                    file,
+                    raw.constraints_line,
+                    0,
+                    None,
+                    Severity.WARNING,
+                )
+            )
     for name, line in raw.param_lines.items():
         if name not in params_used and name not in raw.signal_params:
             out.append(

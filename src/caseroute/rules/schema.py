@@ -16,6 +16,7 @@ from typing import Any
 from caseroute.domain.case import Intent, RequiredSkill
 from caseroute.domain.decision import Priority
 from caseroute.domain.errors import Problem, Severity
+from caseroute.domain.flag_spelling import resembles
 from caseroute.domain.limits import quote_value
 from caseroute.domain.reader import (
     ATTRIBUTE_NAME,
@@ -517,6 +518,8 @@ def _read_attributes(
 def _read_constraints(r: SchemaReader, node: Node) -> Constraints | None:
     entries = r.mapping(node, "`constraints`", ("safeguarding", "licence"), ("consent",))
     flag = queue = None
+    sg: dict[str, Node] = {}
+    cs: dict[str, Node] = {}
     if "safeguarding" in entries:
         sg = r.mapping(entries["safeguarding"], "`constraints.safeguarding`", ("flag", "queue"))
         flag = r.string(sg.get("flag"), "constraints.safeguarding.flag", pattern=FLAG)
@@ -540,9 +543,48 @@ def _read_constraints(r: SchemaReader, node: Node) -> Constraints | None:
                     types,
                 )
             licence[Intent(intent)] = values
+    _check_flag_meanings(
+        r, flag, consent, {"safeguarding": sg.get("flag"), "consent": cs.get("flag")}
+    )
     if flag is None or queue is None:
         return None
     return Constraints(flag, queue, consent, licence)
+
+
+def _check_flag_meanings(
+    r: SchemaReader, flag: str | None, consent: str | None, nodes: dict[str, Node | None]
+) -> None:
+    """One flag, one meaning: refuse a hard flag that is (or looks like) one of another meaning.
+
+    A consent flag named ``safeguarding`` passed every check, and a case flagged
+    ``safeguarding`` was then queued as consent missing and never escalated (review R32a F5).
+    """
+    if flag is not None and consent is not None and _same_meaning(consent, flag):
+        r.error(
+            "constraints.flag_clash",
+            f"constraints.consent.flag {consent!r} is or looks like the safeguarding flag "
+            f"{flag!r}: one flag cannot mean both; give consent its own flag (e.g. "
+            "consent_missing)",
+            nodes["consent"] or 0,
+        )
+        return
+    for name, meaning, other, kind in (
+        (consent, "consent", "safeguarding", "safeguarding"),
+        (flag, "safeguarding", "consent_missing", "consent"),
+    ):
+        if name is not None and _same_meaning(name, other):
+            r.error(
+                "constraints.flag_clash",
+                f"constraints.{meaning}.flag {name!r} is or looks like caseroute's conventional "
+                f"{kind} flag {other!r}: a case flagged {other!r} would be taken for "
+                f"{meaning}; name {meaning} with a flag of its own",
+                nodes[meaning] or 0,
+            )
+
+
+def _same_meaning(flag: str, other: str) -> bool:
+    """Whether two hard flags would be taken for one another (equal or a near spelling)."""
+    return flag == other or resembles(flag, other) or resembles(other, flag)
 
 
 def _overlapping(member: CompactMember, other: CompactMember) -> bool:
