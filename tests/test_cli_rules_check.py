@@ -1,6 +1,7 @@
 """`caseroute rules check --roster/--strict/--format json` and `rules test --format json`."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -341,3 +342,45 @@ def test_rules_test_format_json_reports_a_ruleset_that_does_not_load(
             }
         ],
     } == json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    ("layout", "code", "where"),
+    [
+        ("active names a version that is not there", "versions.not_loaded", "serving.yaml:1"),
+        ("a misspelt key", "serving.unknown_key", "serving.yaml:1:1"),
+        ("a version in a directory of another name", "versions.misplaced", "ruleset.yaml:8"),
+        ("two versions and no serving.yaml", "versions.no_active", "patient-enquiries"),
+    ],
+)
+def test_rules_check_reads_the_layout_a_server_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], layout: str, code: str, where: str
+) -> None:
+    """A layout a server cannot serve is an error at its file:line; the check exits 1.
+
+    Review R32a F3: each of these passed `rules check` (exit 0); a server then had no active
+    version.
+    """
+    root = tmp_path / "rulesets"
+    shutil.copytree(REFERENCE_HOME.parent, root)
+    home = root / "patient-enquiries"
+    pointer = home / "serving.yaml"
+    if code == "versions.not_loaded":
+        pointer.write_text('active: "2026.12.2"\n')
+    elif code == "serving.unknown_key":
+        pointer.write_text('actve: "2026.12.1"\n')
+    elif code == "versions.misplaced":
+        (home / "2026.12.1").rename(home / "2026.12.2")
+    else:
+        pointer.unlink()
+    assert main(["rules", "check", str(root)]) == 1, layout
+    lines = capsys.readouterr().out.splitlines()
+    found = [line for line in lines if f" error {code}:" in line]
+    assert found, lines
+    assert found[0].split(": error ")[0].endswith(where)
+
+
+def test_rules_check_passes_the_reference_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    """Control: the repository's rulesets directory has no pointer or placement problem."""
+    assert main(["rules", "check", str(REFERENCE_HOME.parent)]) == 0
+    assert " error " not in capsys.readouterr().out

@@ -302,7 +302,10 @@ def test_validate_reports_problems_without_activating(root: Path, store: AuditSi
         ("schema.unknown_key", "r.yaml", 4)
     ]
     # A warning only: the test ruleset enforces no consent constraint.
-    assert [p.code for p in life.validate(_text("routing", "3"), "r.yaml")] == ["lint.no_consent"]
+    assert [p.code for p in life.validate(_text("routing", "3"), "r.yaml")] == [
+        "lint.no_consent",
+        "lint.no_licence",
+    ]
     assert [v.version for v in life.list_rulesets()[0].versions] == ["1", "2"]
 
 

@@ -89,13 +89,50 @@ def _check_roster(args: argparse.Namespace) -> tuple[Roster, date] | None:
     return roster, now.astimezone(UTC).date()
 
 
+def _check_pointers(
+    given: Path,
+    loaded: dict[str, set[str]],
+    show: Callable[[str], None],
+    reports: list[dict[str, object]],
+) -> bool:
+    """The server's pointer checks over what ``rules check`` was given; False on an error.
+
+    Each file of problems is one more report (``path`` is that file, no name or version).
+    """
+    from caseroute.rules.layout import pointer_problems
+
+    problems = pointer_problems(given, loaded)
+    by_file: dict[str, list[Problem]] = {}
+    for problem in problems:
+        by_file.setdefault(problem.file, []).append(problem)
+    for file, found in by_file.items():
+        errors = [p for p in found if p.severity is Severity.ERROR]
+        for problem in found:
+            show(str(problem))
+        show(
+            f"{file}: {len(errors)} error(s), {len(found) - len(errors)} warning(s) - what a "
+            "server loading this directory would serve"
+        )
+        reports.append(
+            {
+                "path": file,
+                "name": None,
+                "version": None,
+                "sha256": None,
+                "ok": not errors,
+                "problems": [_problem_data(p) for p in found],
+            }
+        )
+    return not any(p.severity is Severity.ERROR for p in problems)
+
+
 def _cmd_rules_check(args: argparse.Namespace) -> int:
 
     from caseroute.audit.config import check_masked_fields
     from caseroute.audit.masking import Masker, masked_reads
     from caseroute.engine.satisfiable import unsatisfiable_requirements
     from caseroute.rules.compiler import load_ruleset
-    from caseroute.rules.layout import expand_sources
+    from caseroute.rules.layout import check_placement, expand_version_sources
 
     masker = Masker(b"", check_masked_fields(masked_fields(args)))
     against = _check_roster(args)
@@ -103,7 +140,9 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     show = (lambda _line: None) if as_json else out
     status = EXIT_OK
     reports: list[dict[str, object]] = []
-    for path in [p for given in args.paths for p in expand_sources(given)]:
+    loaded: dict[str, set[str]] = {}
+    for source in [s for given in args.paths for s in expand_version_sources(given)]:
+        path = source.path
         report: dict[str, object] = {
             "path": str(path),
             "name": None,
@@ -128,7 +167,11 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
             )
             status = EXIT_FAILED
             continue
-        problems = [*compiled.warnings, *masked_reads(compiled, masker)]
+        problems = [
+            *check_placement(source, compiled.name, compiled.version, compiled.source_text),
+            *compiled.warnings,
+            *masked_reads(compiled, masker),
+        ]
         if against is not None:
             roster, day = against
             findings = unsatisfiable_requirements(compiled, roster, args.roster.name, day)
@@ -156,6 +199,11 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
             ok=not errors,
             problems=[_problem_data(p) for p in problems],
         )
+        if not errors:
+            loaded.setdefault(compiled.name, set()).add(compiled.version)
+    for given in args.paths:
+        if not _check_pointers(given, loaded, show, reports):
+            status = EXIT_FAILED
     if as_json:
         print_json(
             {

@@ -20,7 +20,15 @@ from caseroute.domain.errors import Problem, RulesetError, Severity
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset
 from caseroute.registry.state import Snapshot
 from caseroute.rules.compiler import load_ruleset
-from caseroute.rules.layout import Layout, VersionSource, check_placement, discover, key_line
+from caseroute.rules.layout import (
+    Layout,
+    VersionSource,
+    check_placement,
+    discover,
+    key_line,
+    no_active_problem,
+    not_loaded_problem,
+)
 from caseroute.rules.model import CompiledRuleset
 from caseroute.rules.serving import Serving, parse_serving
 
@@ -395,18 +403,8 @@ def _choose(
             continue
         # The ruleset's directory (rulesets/<name>), where serving.yaml belongs.
         where = str(Path(next(iter(loaded.values())).compiled.path).parent.parent)
-        state.problem(
-            name,
-            Problem(
-                "versions.no_active",
-                f"ruleset {name} has versions {', '.join(sorted(loaded))} and no serving.yaml "
-                "naming the active one (order on disk never decides); write "
-                f"rulesets/{name}/serving.yaml with `active: <version>` or run "
-                "`caseroute rules activate`"
-                + (f"; still serving {still}" if still else "; only pinned requests are served"),
-                where,
-            ),
-        )
+        keeping = f"; still serving {still}" if still else "; only pinned requests are served"
+        state.problem(name, no_active_problem(name, loaded, where, keeping))
         if still is not None:
             active[name] = still
     return active, shadow, previous
@@ -424,23 +422,12 @@ def _pointed(
     """The version a pointer names for ``role``, or ``fallback`` (with an error) if not loaded."""
     if version in loaded:
         return version
-    line = serving.active_line if role == "active" else serving.shadow_line
     keeping = (
         f"; still serving {fallback}"
         if fallback
         else ("; only pinned requests are served" if role == "active" else "; no shadow runs")
     )
-    state.problem(
-        name,
-        Problem(
-            "versions.not_loaded",
-            f"the {role} version {version} of ruleset {name} is not loaded (loaded: "
-            f"{', '.join(sorted(loaded)) or 'none'}): fix that version's problems or point "
-            f"`{role}:` at a loaded version{keeping}",
-            serving.path,
-            line,
-        ),
-    )
+    state.problem(name, not_loaded_problem(name, serving, role, version, loaded, keeping))
     return fallback
 
 

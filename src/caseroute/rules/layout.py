@@ -16,12 +16,13 @@ the tree is what serves.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from caseroute.domain.errors import Problem
+from caseroute.domain.errors import Problem, RulesetError
 from caseroute.rules.compiler import RULESET_FILE, ruleset_file
-from caseroute.rules.serving import SERVING_FILE, parse_serving
+from caseroute.rules.serving import SERVING_FILE, Serving, parse_serving
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,3 +174,87 @@ def expand_sources(path: Path) -> list[Path]:
         return [path]
     found = [source.path for source in discover(path).sources]
     return found or [path]
+
+
+def expand_version_sources(path: Path) -> list[VersionSource]:
+    """``expand_sources`` with where each version was found (for ``check_placement``)."""
+    if path.is_file() or (path / RULESET_FILE).is_file():
+        return [VersionSource(path)]
+    return list(discover(path).sources) or [VersionSource(path)]
+
+
+def not_loaded_problem(
+    name: str, serving: Serving, role: str, version: str, loaded: Iterable[str], keeping: str
+) -> Problem:
+    """``versions.not_loaded``: a pointer names a version that did not load (or is absent).
+
+    Args:
+        name: The ruleset.
+        serving: Its pointer, as read.
+        role: ``active`` or ``shadow``.
+        version: The version it names.
+        loaded: The versions of ``name`` that loaded.
+        keeping: What serves meanwhile, worded as a clause (``"; still serving 1"``).
+    """
+    return Problem(
+        "versions.not_loaded",
+        f"the {role} version {version} of ruleset {name} is not loaded (loaded: "
+        f"{', '.join(sorted(loaded)) or 'none'}): fix that version's problems or point "
+        f"`{role}:` at a loaded version{keeping}",
+        serving.path,
+        serving.active_line if role == "active" else serving.shadow_line,
+    )
+
+
+def no_active_problem(name: str, loaded: Iterable[str], where: str, keeping: str) -> Problem:
+    """``versions.no_active``: several versions and no pointer naming the active one."""
+    return Problem(
+        "versions.no_active",
+        f"ruleset {name} has versions {', '.join(sorted(loaded))} and no serving.yaml "
+        "naming the active one (order on disk never decides); write "
+        f"rulesets/{name}/serving.yaml with `active: <version>` or run "
+        f"`caseroute rules activate`{keeping}",
+        where,
+    )
+
+
+def pointer_problems(path: Path, loaded: Mapping[str, Iterable[str]]) -> list[Problem]:
+    """What a server would find wrong with the pointers of the rulesets under ``path``.
+
+    ``rules check`` compiled each version on its own and never read ``serving.yaml``, so a
+    tree whose pointer names a missing version, misspells a key or is absent beside two
+    versions passed, and the server then had no active version (review R32a F3).
+
+    Args:
+        path: What ``rules check`` was given (a file or one ruleset gives none).
+        loaded: Ruleset name -> the versions of it that compiled without errors.
+
+    Returns:
+        Pointer problems (``serving.*``), versions a pointer names that did not load, and
+        rulesets of several versions with no pointer.
+    """
+    if path.is_file() or (path / RULESET_FILE).is_file():
+        return []
+    layout = discover(path)
+    problems: list[Problem] = []
+    for name, pointer in sorted(layout.pointers.items()):
+        try:
+            serving = parse_serving(pointer)
+        except RulesetError as exc:
+            problems += exc.problems
+            continue
+        versions = set(loaded.get(name, ()))
+        roles = [("active", serving.active)]
+        if serving.shadow is not None:
+            roles.append(("shadow", serving.shadow))
+        for role, version in roles:
+            if version not in versions:
+                keeping = "; only pinned requests are served" if role == "active" else ""
+                problems.append(not_loaded_problem(name, serving, role, version, versions, keeping))
+    homes = {source.name_dir: source.path.parent for source in layout.sources if source.name_dir}
+    for name, compiled in sorted(loaded.items()):
+        found = sorted(compiled)
+        if len(found) > 1 and name not in layout.pointers and name in homes:
+            where = str(homes[name])
+            problems.append(no_active_problem(name, found, where, ""))
+    return problems
