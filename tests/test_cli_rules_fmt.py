@@ -237,3 +237,29 @@ def test_json_format_reports_each_path_for_ci(
         (str(messy), "would_reformat", []),
         (str(broken), "refused", ["yaml.syntax"]),
     ]
+
+
+def test_a_published_version_is_left_alone_and_a_draft_beside_it_formatted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A version serving.yaml names is not rewritten (exit 2); a draft beside it is.
+
+    Review R32a F2: `rules fmt rulesets/<name>` rewrote the active version too, whose new
+    content a restarted server then refused (no active version). --check still lists both.
+    """
+    home = tmp_path / "routing"
+    text = REFERENCE_RULESET.joinpath("ruleset.yaml").read_text()
+    messy = text.replace("description: ", "description:    ", 1)
+    assert messy != text
+    for version in ("1", "2"):
+        (home / version).mkdir(parents=True)
+        (home / version / "ruleset.yaml").write_text(messy)
+    (home / "serving.yaml").write_text("active: '1'\n")
+    assert main(["rules", "fmt", "--check", str(home)]) == 1
+    assert capsys.readouterr().out.count("would reformat") == 2
+    assert main(["rules", "fmt", str(home)]) == 2
+    out = capsys.readouterr().out
+    assert f"{home / '1' / 'ruleset.yaml'}: not formatted: this version is active in its " in out
+    assert f"{home / '2' / 'ruleset.yaml'}: reformatted" in out
+    assert (home / "1" / "ruleset.yaml").read_text() == messy
+    assert (home / "2" / "ruleset.yaml").read_text() != messy

@@ -156,3 +156,31 @@ def test_health_is_not_serving_while_the_default_ruleset_has_no_active_version(
             assert _health(chan, ROUTING_SERVICE) == health_pb2.HealthCheckResponse.SERVING
     finally:
         server.stop(1)
+
+
+def test_a_rollback_on_a_worker_that_had_not_followed_is_reported_and_recorded_as_the_admins(
+    root: Path, store: AuditSink
+) -> None:
+    """Review R32a F7: two workers over one directory and one log, polling apart.
+
+    Worker A activates 2; worker B, which has not polled since, rolls back. B served 1 all
+    along, so it replied "no active or shadow version changed" and recorded nothing, and A's
+    next poll recorded the switch back as `reload by poll`. Now B's reply and the chain name
+    the rollback and its admin; A's poll records nothing more.
+    """
+    worker_a, worker_b = _lifecycle(root, store), _lifecycle(root, store)
+    worker_a.activate("routing", "2", "admin:alice")
+    outcome = worker_b.rollback("routing", "admin:alice")
+    assert [(c.role, c.from_version, c.to_version) for c in outcome.changes] == [
+        ("active", "2", "1")
+    ]
+    assert (
+        outcome.changes[0].from_sha256 == worker_a.registry.resolve("routing", "2").compiled.sha256
+    )
+    worker_a.reload("poll")
+    assert _served(worker_a) == _served(worker_b) == [("routing", "1", None, ())]
+    assert _events(store) == [
+        ("load", "startup", "routing", "active", "", "1"),
+        ("activate", "admin:alice", "routing", "active", "1", "2"),
+        ("rollback", "admin:alice", "routing", "active", "2", "1"),
+    ]

@@ -522,7 +522,7 @@ class RulesetLifecycle:
                 if not current.active
                 else current.activated(version)
             )
-            return self._switch(name, path, target, version, "activate", actor)
+            return self._switch(name, path, current, target, "activate", actor)
 
     def rollback(self, name: str, actor: str) -> LifecycleOutcome:
         """Make the previously active version active again.
@@ -550,7 +550,7 @@ class RulesetLifecycle:
                     "loaded version"
                 ) from exc
             self._check_on_disk(loaded, "roll back to")
-            return self._switch(name, path, target, target.active, "rollback", actor)
+            return self._switch(name, path, current, target, "rollback", actor)
 
     def _check_on_disk(self, loaded: LoadedRuleset, verb: str) -> None:
         """Refuse to point at a version its file no longer gives (review R32a F2).
@@ -581,9 +581,16 @@ class RulesetLifecycle:
         )
 
     def _switch(
-        self, name: str, path: Path, target: Serving, version: str, action: str, actor: str
+        self, name: str, path: Path, current: Serving, target: Serving, action: str, actor: str
     ) -> LifecycleOutcome:
-        """Write the pointer, reload; restore the old pointer if it did not take."""
+        """Write the pointer, reload; restore the old pointer if it did not take.
+
+        The outcome and the chain say what the pointer change did, not only what changed in
+        this worker: a worker that had not yet followed another worker's change (they poll)
+        served the target already, replied "no change" and left the change to be recorded
+        by a poll, without the admin's name (review R32a F7).
+        """
+        version = target.active
         try:
             before = path.read_bytes() if path.is_file() else None
         except OSError as exc:
@@ -606,7 +613,47 @@ class RulesetLifecycle:
                 "while switching: ListRulesets shows why); nothing changed"
             )
         log.info("%s: %s of %s to %s", actor, action, name, version)
-        return outcome
+        return self._pointer_changes(name, current, target, outcome)
+
+    def _pointer_changes(
+        self, name: str, current: Serving, target: Serving, outcome: LifecycleOutcome
+    ) -> LifecycleOutcome:
+        """``outcome`` with the pointer's own changes this worker's state did not show.
+
+        Recorded in the chain with the admin's action and name unless the chain already shows
+        them (another worker's poll recorded them first).
+        """
+        shown = {(c.ruleset_name, c.role) for c in outcome.changes}
+        extra = []
+        for role, before, after in (
+            ("active", current.active, target.active),
+            ("shadow", current.shadow or "", target.shadow or ""),
+        ):
+            if before == after or (name, role) in shown:
+                continue
+            extra.append(
+                RulesetChange(
+                    name,
+                    role,
+                    before,
+                    self._sha256_of(name, before),
+                    after,
+                    self._sha256_of(name, after),
+                )
+            )
+        if not extra:
+            return outcome
+        self._record(tuple(extra), outcome.at, outcome.action, outcome.actor)
+        return replace(outcome, changes=(*outcome.changes, *extra))
+
+    def _sha256_of(self, name: str, version: str) -> str:
+        """A loaded version's sha256 ("" for none or one not loaded)."""
+        if not version:
+            return ""
+        try:
+            return self.registry.resolve(name, version).compiled.sha256
+        except CaserouteError:
+            return ""
 
     def _restore(self, path: Path, before: bytes | None) -> None:
         try:

@@ -20,7 +20,7 @@ import pytest
 
 from caseroute.audit.config import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
-from caseroute.domain.errors import AuditUnavailableError
+from caseroute.domain.errors import RecordRefusedError
 from tests.audit.test_shadow_store import _result
 from tests.pg import pg_server, pg_url
 
@@ -106,7 +106,8 @@ def watched(
 
 
 def _refused(sink: PostgresAuditSink) -> None:
-    with pytest.raises(AuditUnavailableError, match="cannot be written"):
+    # The call's own values (review R32c F2): refused alone, not an outage of the log.
+    with pytest.raises(RecordRefusedError, match="refused this call's records"):
         sink.append_shadow([_result(1)], {("test", "2"): 1})
 
 

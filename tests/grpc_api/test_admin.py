@@ -157,9 +157,13 @@ def test_validate_ruleset_returns_every_diagnostic_and_activates_nothing(
     )
     listed = _call(served, "ListRulesets", apb.ListRulesetsRequest())
     # A warning only: the test ruleset enforces no consent constraint (lint.no_consent).
-    assert (good.valid, [d.code for d in good.diagnostics]) == (True, ["lint.no_consent"])
+    assert (good.valid, [d.code for d in good.diagnostics]) == (
+        True,
+        ["lint.no_consent", "lint.no_licence"],
+    )
     assert bad.valid is False
-    assert {(d.file, d.severity) for d in bad.diagnostics if d.code != "lint.no_consent"} == {
+    lints = {"lint.no_consent", "lint.no_licence"}
+    assert {(d.file, d.severity) for d in bad.diagnostics if d.code not in lints} == {
         ("r.yaml", apb.SEVERITY_ERROR)
     }
     assert all(d.code and d.line > 0 for d in bad.diagnostics)

@@ -81,8 +81,9 @@ def _ruleset(delays: Delays, hold: int) -> LoadedRuleset:
     )
     compiled = compile_text(ruleset_with_rules(rules, header))
     assert not compiled.warnings or all(
-        # The test header enforces no consent constraint (lint.no_consent).
-        w.code in {"ladders.step_unreachable", "lint.no_consent"}
+        # The test header enforces no consent constraint (lint.no_consent) and licenses
+        # clinical only (lint.no_licence for prescription).
+        w.code in {"ladders.step_unreachable", "lint.no_consent", "lint.no_licence"}
         for w in compiled.warnings
     )
     return prepare_ruleset(compiled, EngineKind.PYTHON)

@@ -363,7 +363,7 @@ def _cmd_rules_fmt(args: argparse.Namespace) -> int:
 
     from caseroute.rules.compiler import ruleset_file
     from caseroute.rules.fmt import format_file, write_atomically
-    from caseroute.rules.layout import expand_sources
+    from caseroute.rules.layout import expand_sources, published_as
 
     as_json = args.format == "json"
     show = (lambda _line: None) if as_json else out
@@ -390,6 +390,21 @@ def _cmd_rules_fmt(args: argparse.Namespace) -> int:
             continue
         if original == formatted:
             report["status"] = "unchanged"
+            continue
+        role = published_as(path.parent)
+        if role is not None and not args.check:
+            # Review R32a F2: the docs' `rules fmt rulesets/<name>` rewrote published versions,
+            # whose new content every restarted worker then refused (no active version).
+            message = (
+                f"not formatted: this version is {role} in its serving.yaml, and a version that "
+                "has decided never changes (a server refuses its new content: "
+                "versions.changed_after_deciding); format a new version instead (`caseroute "
+                "rules new-version`), or format a version before it is published"
+            )
+            show(f"{path}: {message}")
+            report["status"] = "published"
+            report["problems"] = [_problem_data(Problem("fmt.published", message, str(path)))]
+            refused = True
             continue
         changed = True
         if args.check:

@@ -258,3 +258,26 @@ def pointer_problems(path: Path, loaded: Mapping[str, Iterable[str]]) -> list[Pr
             where = str(homes[name])
             problems.append(no_active_problem(name, found, where, ""))
     return problems
+
+
+def published_as(version_dir: Path) -> str | None:
+    """The role its ruleset's ``serving.yaml`` gives a version directory, if any.
+
+    ``active``, ``shadow`` or ``previous``; None when it is not named, there is no pointer, or
+    the pointer does not read. A version named there may have decided, and a server refuses
+    new content for a version that has (``versions.changed_after_deciding``): ``rules fmt``
+    leaves such files alone.
+    """
+    pointer = version_dir.parent / SERVING_FILE
+    if not pointer.is_file():
+        return None
+    try:
+        serving = parse_serving(pointer)
+    except RulesetError:
+        return None
+    version = version_dir.name
+    if version == serving.active:
+        return "active"
+    if version == serving.shadow:
+        return "shadow"
+    return "previous" if version in serving.previous else None
