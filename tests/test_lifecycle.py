@@ -243,6 +243,37 @@ def test_a_version_that_decided_cannot_change(root: Path, store: AuditSink) -> N
     )
 
 
+def test_a_new_process_serves_the_recorded_content_of_an_edited_version(
+    root: Path, store: AuditSink
+) -> None:
+    """A worker with no copy in memory serves what the log recorded for an edited version.
+
+    Review R32a F2: after an edit to a version that decided, a respawned or restarted worker
+    had no active version while the others served the recorded content.
+    """
+    life = _lifecycle(root, store)
+    life.load()
+    core = RoutingCore(life.registry, store, audit_config(root.parent / "audit").masker())
+    core.decide(DecideCommand("req-1", "", "", (make_case(),), make_roster(make_agent()), NOW))
+    decided = life.registry.resolve("", "").compiled
+    _version(root, "routing", "1", queue="clinical")  # same version, other content
+    respawned = _lifecycle(root, store)
+    respawned.load()
+    serving = respawned.registry.resolve("", "").compiled
+    assert (serving.version, serving.sha256, serving.source_text) == (
+        "1",
+        decided.sha256,
+        decided.source_text,
+    )
+    (info,) = respawned.list_rulesets()
+    assert info.active_version == "1"
+    assert info.last_error is not None
+    assert "error versions.changed_after_deciding" in info.last_error
+    without_log = _lifecycle(root, None)
+    without_log.load()
+    assert without_log.registry.resolve("", "").compiled.sha256 != decided.sha256
+
+
 def test_a_draft_that_never_decided_may_still_change(root: Path, store: AuditSink) -> None:
     """Version 2 never decided: editing it reloads the new content."""
     life = _lifecycle(root, store)

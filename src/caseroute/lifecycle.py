@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from caseroute import __version__
-from caseroute.audit.record import RulesetEvent
+from caseroute.audit.record import BlobKind, RulesetEvent
 from caseroute.audit.store import AuditSink
 from caseroute.domain.errors import (
     CaserouteError,
@@ -393,6 +393,7 @@ class RulesetLifecycle:
                     self.root,
                     self.engine,
                     decided=self._audit.decided_sha256s if self._audit is not None else None,
+                    recorded=self._recorded_source if self._audit is not None else None,
                     before_swap=lambda changes, at: self._record(changes, at, action, actor),
                 )
             except BaseException as exc:
@@ -406,6 +407,12 @@ class RulesetLifecycle:
         # Relative, as ListRulesets shows them: admin replies never carry server paths (R32a F6).
         failures = tuple(self._shown_in(failure) for failure in report.failures)
         return LifecycleOutcome(action, actor, report.at, report.changes, failures)
+
+    def _recorded_source(self, sha256: str) -> str | None:
+        """The ruleset source the decision log recorded under ``sha256`` (None: none)."""
+        assert self._audit is not None  # noqa: S101 - passed only with a log
+        blob = self._audit.get_blob(sha256)
+        return blob.content if blob is not None and blob.kind is BlobKind.RULESET else None
 
     def _observe(self, action: str, result: str) -> None:
         """Tell the observer, if any, what ``action`` did and what serves now; never raises."""

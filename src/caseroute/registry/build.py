@@ -19,7 +19,7 @@ from types import MappingProxyType
 from caseroute.domain.errors import Problem, RulesetError, Severity
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset
 from caseroute.registry.state import Snapshot
-from caseroute.rules.compiler import load_ruleset
+from caseroute.rules.compiler import compile_source, load_ruleset
 from caseroute.rules.layout import (
     Layout,
     VersionSource,
@@ -31,6 +31,7 @@ from caseroute.rules.layout import (
 )
 from caseroute.rules.model import CompiledRuleset
 from caseroute.rules.serving import Serving, parse_serving
+from caseroute.rules.source import parse_yaml
 
 log = logging.getLogger("caseroute.registry")
 
@@ -40,6 +41,9 @@ the durable_rules validation; tests pass one with a fake matcher)."""
 
 DecidedLookup = Callable[[str, str], frozenset[str]]
 """(name, version) -> the sha256s that version has decided with (the decision log's answer)."""
+
+RecordedSource = Callable[[str], str | None]
+"""A ruleset sha256 -> the source text the decision log recorded under it (None: none)."""
 
 MAX_ERROR_PROBLEMS = 5
 """Problems of a failed ruleset kept in ``status`` (the log has every one)."""
@@ -175,6 +179,7 @@ def build_state(
     decided: DecidedLookup | None,
     default: str | None,
     now: datetime,
+    recorded: RecordedSource | None = None,
 ) -> BuiltState:
     """Compile, check and prepare everything under ``root`` into a new state (not swapped).
 
@@ -186,6 +191,8 @@ def build_state(
         decided: The decision log's sha256s per version (None: no immutability check).
         default: The ruleset a request naming none gets (None: the first name).
         now: The reload time recorded per touched name.
+        recorded: The decision log's recorded sources: a version whose file changed after it
+            decided serves the recorded content in a process that holds none in memory.
 
     Returns:
         The new state, with what was built for it.
@@ -194,7 +201,7 @@ def build_state(
     state = _Builder(old)
     reusable = {(r.compiled.name, r.compiled.version, r.compiled.sha256): r for r in old.rulesets()}
     for source in layout.sources:
-        _load_source(state, source, engine, reusable, prepare, decided)
+        _load_source(state, source, engine, reusable, prepare, decided, recorded)
     servings = _read_pointers(state, layout.pointers)
     if not layout.sources and not layout.pointers and old.versions:
         _keep_all(state, root, servings)
@@ -234,6 +241,7 @@ def _load_source(
     reusable: Mapping[tuple[str, str, str], LoadedRuleset],
     prepare: RulesetPreparer,
     decided: DecidedLookup | None,
+    recorded: RecordedSource | None = None,
 ) -> None:
     path = source.path
     key = str(path)
@@ -250,7 +258,9 @@ def _load_source(
         else:
             fresh = same
     except Exception as exc:  # noqa: BLE001 - one bad ruleset must not stop the rest
-        kept = state.old.origins.get(key, ())
+        kept = state.old.origins.get(key, ()) or _recorded(
+            state, exc, compiled, engine, reusable, prepare, decided, recorded
+        )
         names = {r.compiled.name for r in kept} or {
             compiled.name if compiled is not None else (source.name_dir or path.name)
         }
@@ -344,6 +354,61 @@ def _keep_missing(state: _Builder, layout: Layout, servings: Mapping[str, Servin
             log.error("%s", problem)
             state.problem(name, problem)
             state.failures.append(f"{key}: missing")
+
+
+def _recorded(
+    state: _Builder,
+    exc: Exception,
+    compiled: CompiledRuleset | None,
+    engine: EngineKind,
+    reusable: Mapping[tuple[str, str, str], LoadedRuleset],
+    prepare: RulesetPreparer,
+    decided: DecidedLookup | None,
+    recorded: RecordedSource | None,
+) -> tuple[LoadedRuleset, ...]:
+    """The content a version decided with, from the log, when its file changed since.
+
+    A process holding no copy in memory (a respawned worker, a restart) had no active
+    version after an edit to a published file, while the other workers served the recorded
+    content (review R32a F2). It serves what the log recorded, as they do; the edit is still
+    reported (``versions.changed_after_deciding``). Nothing when the log recorded none, or
+    several contents, or what it holds does not compile to the recorded sha256.
+    """
+    changed = isinstance(exc, RulesetError) and any(
+        p.code == "versions.changed_after_deciding" for p in exc.problems
+    )
+    if not changed or compiled is None or decided is None or recorded is None:
+        return ()
+    seen = decided(compiled.name, compiled.version)
+    if len(seen) != 1:
+        return ()
+    (sha256,) = seen
+    same = reusable.get((compiled.name, compiled.version, sha256))
+    if same is not None:
+        return (same,)
+    text = recorded(sha256)
+    if text is None:
+        return ()
+    try:
+        restored = compile_source(parse_yaml(text, compiled.path))
+        if (restored.name, restored.version, restored.sha256) != (
+            compiled.name,
+            compiled.version,
+            sha256,
+        ):
+            return ()
+        fresh = prepare(restored, engine)
+    except Exception:  # the recorded copy is a fallback: its failure is logged, nothing kept
+        log.exception("the recorded content of %s@%s did not load", compiled.name, sha256[:12])
+        return ()
+    state.built.append(fresh)
+    log.warning(
+        "%s@%s: serving the content the decision log recorded (sha256 %s...), not the edited file",
+        compiled.name,
+        compiled.version,
+        sha256[:12],
+    )
+    return (fresh,)
 
 
 def _check_placement(source: VersionSource, compiled: CompiledRuleset) -> None:

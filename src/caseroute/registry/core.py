@@ -24,7 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
-from caseroute.registry.build import DecidedLookup, RulesetPreparer, build_state
+from caseroute.registry.build import DecidedLookup, RecordedSource, RulesetPreparer, build_state
 from caseroute.registry.state import (
     ReloadReport,
     RulesetChange,
@@ -206,6 +206,7 @@ class RulesetRegistry:
         *,
         decided: DecidedLookup | None = None,
         before_swap: BeforeSwap | None = None,
+        recorded: RecordedSource | None = None,
     ) -> ReloadReport:
         """Load every ruleset version under ``root``, then swap the whole new state in at once.
 
@@ -224,6 +225,8 @@ class RulesetRegistry:
             before_swap: Called with the changes of active and shadow versions before the
                 swap (the lifecycle records them in the hash chain); if it raises, nothing is
                 swapped, what was built is closed, and the exception propagates.
+            recorded: The decision log's recorded ruleset sources by sha256 (a version whose
+                file changed after it decided serves what the log recorded).
 
         Returns:
             What changed and what did not load.
@@ -236,7 +239,9 @@ class RulesetRegistry:
                 raise RuntimeError("the ruleset registry is closed (the server is stopping)")
             old = self._snapshot
             now = self._clock()
-            built = build_state(root, engine, old, self._prepare, decided, self._default, now)
+            built = build_state(
+                root, engine, old, self._prepare, decided, self._default, now, recorded
+            )
             new = built.snapshot
             changes = changes_between(old, new)
             if before_swap is not None:
