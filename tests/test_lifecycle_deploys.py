@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -25,25 +24,9 @@ from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.server import ROUTING_SERVICE, ServerConfig, build_server
 from caseroute.testing import audit_config
 from tests.grpc_api.test_server import _health
-from tests.test_lifecycle_edges import _events, _lifecycle, _served, _serving, _version
+from tests.test_lifecycle_edges import _events, _lifecycle, _served, _serving, root, store
 
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """Ruleset routing, versions 1 and 2, serving.yaml naming 1 active."""
-    rulesets = tmp_path / "rulesets"
-    _version(rulesets, "routing", "1")
-    _version(rulesets, "routing", "2")
-    _serving(rulesets, "routing", "active: '1'\n")
-    return rulesets
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[AuditSink]:
-    """A fresh decision log."""
-    sink = audit_config(tmp_path / "audit").open_store()
-    yield sink
-    sink.close()
+__all__ = ["root", "store"]  # fixtures
 
 
 def test_an_active_version_missing_for_one_poll_keeps_serving(root: Path, store: AuditSink) -> None:
