@@ -314,6 +314,8 @@ def number_problem(
 
 def unsafe_text(value: str) -> bool:
     """Whether ``value`` holds a control or invisible formatting character."""
+    if value.isascii():  # in C: ASCII's only such characters are its controls (not printable)
+        return not value.isprintable()
     return any(unicodedata.category(ch) in _UNSAFE_CATEGORIES for ch in value)
 
 
