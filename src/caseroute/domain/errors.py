@@ -34,6 +34,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class CaserouteError(Exception):
@@ -65,6 +66,13 @@ class RequestError(CaserouteError):
         self.violations = tuple(violations)
         lines = "\n".join(f"  - {v}" for v in self.violations)
         super().__init__(f"invalid request ({len(self.violations)} problem(s)):\n{lines}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Rebuilt from its violations, not its message (for replay's worker processes).
+
+        The default rebuild passed the message as the violations (review R32b F2).
+        """
+        return (type(self), (list(self.violations),), self.__dict__)
 
 
 class Severity(StrEnum):
@@ -118,6 +126,10 @@ class RulesetError(CaserouteError):
         errors = [p for p in self.problems if p.severity is Severity.ERROR]
         lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"ruleset has {len(errors)} error(s):\n{lines}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Rebuilt from its problems, not its message (see ``RequestError.__reduce__``)."""
+        return (type(self), (list(self.problems),), self.__dict__)
 
 
 class RulesetNotFoundError(CaserouteError):

@@ -56,11 +56,13 @@ MASKED_FIELD = "masked_field"
 ROSTER_MISSING = "roster_missing"
 INVALID_INPUT = "invalid_input"
 INVALID_DECISION = "invalid_decision"
+CANDIDATE_REFUSED = "candidate_refused"
 NOT_REPLAYABLE_REASONS: tuple[str, ...] = (
     MASKED_FIELD,
     ROSTER_MISSING,
     INVALID_INPUT,
     INVALID_DECISION,
+    CANDIDATE_REFUSED,
 )
 
 REPLAY_LIMITS = InputLimits(
@@ -176,15 +178,21 @@ class RecordReplayer:
         # The record's input hash, from the snapshot's fingerprint kept beside it (hashing
         # every agent again per record would cost more than the decision).
         input_hash = input_sha256_of(case_json(case), fingerprint)
-        decision = decide(
-            case,
-            roster,
-            self.candidate,
-            now,
-            agent_detail=False,
-            decision_id=record.decision_id,
-            input_hash=input_hash,
-        )
+        try:
+            decision = decide(
+                case,
+                roster,
+                self.candidate,
+                now,
+                agent_detail=False,
+                decision_id=record.decision_id,
+                input_hash=input_hash,
+            )
+        except RequestError as exc:
+            # Input the recording version decided and the candidate refuses (a wait anchor
+            # after `now` under a candidate that counts waiting time): a change callers would
+            # see as INVALID_ARGUMENT, reported per record; the run goes on (review R32b F2).
+            return _not_replayable(record, dims, recorded, CANDIDATE_REFUSED, _refusal_reason(exc))
         candidate = candidate_side(decision)
         checks: tuple[AgentCheckChange, ...] = ()
         classes = classify(recorded, candidate)
@@ -305,6 +313,15 @@ class RecordReplayer:
             roster = roster_after_assignment(roster, agent_id, now)
             fingerprint = fingerprint.after_assignment(roster, agent_id)
         return roster, fingerprint
+
+
+def _refusal_reason(exc: RequestError) -> str:
+    """Why the candidate refused a record's input: field paths only (messages quote values)."""
+    fields = ", ".join(sorted({v.field for v in exc.violations}))
+    return (
+        f"the candidate refuses the recorded input at {fields}, which the recording version "
+        "decided: callers sending it would get INVALID_ARGUMENT"
+    )
 
 
 def _text_hashes_to(roster_text: str, sha256: str) -> bool:
