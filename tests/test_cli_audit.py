@@ -157,8 +157,82 @@ def test_verify_with_expect_head_detects_a_rewritten_tail(
     assert (code, out) == (
         1,
         (
-            f"TAMPERED: the chain verifies internally but its head is {_head(audit_db)}, not the "
-            f"{head} recorded earlier (records rewritten or truncated)\n"
+            f"TAMPERED: the chain verifies internally but ends at {_head(audit_db)}, before the "
+            f"{head} recorded earlier (records truncated)\n"
+        ),
+    )
+
+
+def test_verify_passes_a_head_kept_before_the_log_grew(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A live log grows past a kept head: it passes while the entry at its seq is unchanged."""
+    kept = _head(audit_db)
+    core = audited_core(REGISTRY, audit_db.parent)
+    for i in range(2):
+        core.decide(
+            DecideCommand(f"later{i}", "", "", (make_case(case_id=f"L{i}"),), make_roster(), NOW)
+        )
+    core.audit.close()
+    code, out, _ = _run(
+        capsys, "audit", "verify", "--audit-db", str(audit_db), "--expect-head", kept
+    )
+    assert (code, out.splitlines()[:2]) == (
+        0,
+        [
+            (
+                f"ok: 5 record(s), every link and blob verified; head {_head(audit_db)} (keep "
+                "it elsewhere and pass it as --expect-head next time)"
+            ),
+            f"the head kept earlier, {kept}, is in the chain: 2 entry(ies) appended since",
+        ],
+    )
+
+
+def test_verify_refuses_a_kept_head_whose_entry_has_another_hash(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kept head naming an entry the chain holds with another hash is TAMPERED, exit 1."""
+    with closing(sqlite3.connect(audit_db)) as conn:
+        (actual,) = conn.execute("SELECT record_hash FROM decisions WHERE seq = 2").fetchone()
+    kept = "2:" + "a" * 64
+    code, out, _ = _run(
+        capsys, "audit", "verify", "--audit-db", str(audit_db), "--expect-head", kept
+    )
+    assert (code, out) == (
+        1,
+        (
+            f"TAMPERED: the chain verifies internally but its entry 2 is 2:{actual}, not the "
+            f"{kept} recorded earlier (records rewritten)\n"
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        "not-a-head",
+        "3:" + "A" * 64,
+        "3:9f86d0",
+        "03:" + "a" * 64,
+        " 3:" + "a" * 64,
+        "3:" + "a" * 63 + "g",
+    ],
+)
+def test_verify_refuses_a_malformed_expect_head_as_usage(
+    audit_db: Path, capsys: pytest.CaptureFixture[str], kept: str
+) -> None:
+    """A value that is not SEQ:64 lower-case hex exits 2 saying the form; nothing verified."""
+    with pytest.raises(SystemExit) as exited:
+        main(["audit", "verify", "--audit-db", str(audit_db), "--expect-head", kept])
+    captured = capsys.readouterr()
+    assert (exited.value.code, captured.out, captured.err.splitlines()[-1]) == (
+        2,
+        "",
+        (
+            f"caseroute audit verify: error: argument --expect-head: {kept!r} is not a head as "
+            "`caseroute audit verify` prints it: SEQ:HASH, the entry's number, a colon and its "
+            "64 lower-case hex digits (e.g. 1234:9f86d0...); pass the whole head you kept"
         ),
     )
 

@@ -813,7 +813,7 @@ def test_an_unused_rotation_cannot_be_deleted_unseen(
     code, out = _verify(capsys, str(db))
     assert code == 0, out  # internally whole: what --expect-head is for
     assert main(["audit", "verify", "--audit-db", str(db), "--expect-head", kept]) == 1
-    assert "TAMPERED: the chain verifies internally but its head is 2:" in capsys.readouterr().out
+    assert "TAMPERED: the chain verifies internally but ends at 2:" in capsys.readouterr().out
 
 
 def test_a_made_up_rotation_to_the_same_key_is_refused(

@@ -48,6 +48,8 @@ class ChainReport:
         keyed: Decision records that name their masking key (checked against the key eras
             when they were given).
         rotations: Sealed key rotations among ``records`` (when the eras were given).
+        hash_at_kept: The record_hash of the entry at ``verify_chain``'s ``kept_seq`` (the
+            genesis hash for 0; None when the chain holds no entry there).
     """
 
     ok: bool
@@ -59,6 +61,7 @@ class ChainReport:
     event_id: str = ""
     keyed: int = 0
     rotations: int = 0
+    hash_at_kept: str | None = None
 
 
 _Entry = AuditRecord | RulesetEvent | KeyEra
@@ -383,6 +386,7 @@ def verify_chain(
     get_blob: Callable[[str], Blob | None] | None = None,
     events: Iterable[RulesetEvent] = (),
     eras: Sequence[KeyEra] | None = None,
+    kept_seq: int = 0,
 ) -> ChainReport:
     """Check every link of the chain, then that it ends where the store says it ends.
 
@@ -405,6 +409,9 @@ def verify_chain(
             must follow one another (``key_history_problem``) and every record that names its
             masking key must lie in an era of that key. Unsealed eras (the first one, and
             rotations made before rotations were sealed) are proven only by such records.
+        kept_seq: A head kept earlier (``--expect-head``): the hash of the entry at this seq,
+            whatever its kind (decision, event, sealed rotation), is reported as
+            ``hash_at_kept`` (0: the start of the chain).
 
     Returns:
         The report.
@@ -412,6 +419,7 @@ def verify_chain(
     checked: set[str] = set()
     parts = _RosterParts(get_blob) if get_blob is not None else None
     expected_seq, prev, count, event_count, keyed = 1, GENESIS, 0, 0, 0
+    hash_at_kept: str | None = GENESIS if kept_seq == 0 else None
     # Sealed rotations are chain entries: deleting one leaves a gap, editing one breaks it.
     rotations = sorted(
         (era for era in eras or () if era.seq is not None), key=lambda era: era.seq or 0
@@ -431,6 +439,8 @@ def verify_chain(
                 keyed += names_key
         if problem is not None:
             return _bad(count, problem, entry, event_count)
+        if entry.seq == kept_seq:
+            hash_at_kept = entry.record_hash
         prev, expected_seq = entry.record_hash, expected_seq + 1
     if (expected_seq - 1, prev) != head:
         return _bad(
@@ -444,7 +454,12 @@ def verify_chain(
     if problem is not None:
         return _bad(count, problem, events=event_count)
     return ChainReport(
-        ok=True, records=count, events=event_count, keyed=keyed, rotations=len(rotations)
+        ok=True,
+        records=count,
+        events=event_count,
+        keyed=keyed,
+        rotations=len(rotations),
+        hash_at_kept=hash_at_kept,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,6 +97,21 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_KEPT_HEAD = re.compile(r"(?P<seq>0|[1-9][0-9]{0,18}):(?P<hash>[0-9a-f]{64})")
+
+
+def _kept_head(text: str) -> tuple[int, str]:
+    """``--expect-head SEQ:HASH`` as verify printed it; anything else is a usage error."""
+    match = _KEPT_HEAD.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a head as `caseroute audit verify` prints it: SEQ:HASH, the "
+            "entry's number, a colon and its 64 lower-case hex digits (e.g. 1234:9f86d0...); "
+            "pass the whole head you kept"
+        )
+    return int(match["seq"]), match["hash"]
+
+
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from caseroute.audit.verify import time_index_problem, verify_chain
 
@@ -110,8 +126,14 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
             head = store.head()
             eras = store.key_history()
             # As stored: a roster kept in parts is checked chunk by chunk, each chunk once.
+            kept = args.expect_head
             report = verify_chain(
-                store.records(), head, store.stored_blob, store.iter_events(), eras
+                store.records(),
+                head,
+                store.stored_blob,
+                store.iter_events(),
+                eras,
+                kept_seq=kept[0] if kept else 0,
             )
         except RecordDamagedError as exc:
             out(f"TAMPERED: {exc}")
@@ -129,12 +151,29 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     if misindexed is not None:
         out(f"TAMPERED: {misindexed[1]}; the chain itself verified ({report.records} record(s))")
         return EXIT_FAILED
-    if args.expect_head and args.expect_head != f"{head[0]}:{head[1]}":
-        sys.stdout.write(
-            f"TAMPERED: the chain verifies internally but its head is {head[0]}:{head[1]}, not "
-            f"the {args.expect_head} recorded earlier (records rewritten or truncated)\n"
+    # A head kept earlier passes while the entry at its seq still has its hash: a live log
+    # grows past it (review R32b F1). Cut short before it, or that entry rewritten: tampered.
+    since_kept = ""
+    if args.expect_head is not None:
+        kept_seq, kept_hash = args.expect_head
+        kept_text = f"{kept_seq}:{kept_hash}"
+        if head[0] < kept_seq:
+            out(
+                f"TAMPERED: the chain verifies internally but ends at {head[0]}:{head[1]}, "
+                f"before the {kept_text} recorded earlier (records truncated)"
+            )
+            return EXIT_FAILED
+        if report.hash_at_kept != kept_hash:
+            out(
+                f"TAMPERED: the chain verifies internally but its entry {kept_seq} is "
+                f"{kept_seq}:{report.hash_at_kept}, not the {kept_text} recorded earlier "
+                "(records rewritten)"
+            )
+            return EXIT_FAILED
+        since_kept = (
+            f"the head kept earlier, {kept_text}, is in the chain: "
+            f"{head[0] - kept_seq} entry(ies) appended since\n"
         )
-        return EXIT_FAILED
     kinds = [
         f"{n} of them {what}"
         for n, what in ((report.events, "ruleset event(s)"), (report.rotations, "key rotation(s)"))
@@ -144,6 +183,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     sys.stdout.write(
         f"ok: {report.records} record(s){events}, every link and blob verified; head "
         f"{head[0]}:{head[1]} (keep it elsewhere and pass it as --expect-head next time)\n"
+        f"{since_kept}"
     )
     if not eras:
         sys.stdout.write("masking key eras: none recorded (written before key fingerprints)\n")
@@ -282,8 +322,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify = audit_sub.add_parser("verify", help="walk the hash chain; exit 1 if tampered")
     verify.add_argument(
         "--expect-head",
+        type=_kept_head,
         metavar="SEQ:HASH",
-        help="head printed by an earlier verify: detects rewriting of the whole tail",
+        help="head printed by an earlier verify: detects a rewritten or truncated tail (the "
+        "log may have grown since)",
     )
     verify.set_defaults(run=_cmd_audit_verify)
     events = audit_sub.add_parser(
