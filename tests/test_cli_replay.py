@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -292,6 +295,33 @@ def test_name_at_version_not_on_disk_comes_from_the_log(
         0,
         "1",
         3,
+    )
+
+
+def test_name_at_version_whose_stored_source_was_edited_is_refused(
+    audit_db: Path, rulesets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """test@1's source edited in (a copy of) the log is refused, exit 2, never replayed."""
+    edited = tmp_path / "audit.db"
+    shutil.copyfile(audit_db, edited)
+    edited.chmod(0o600)
+    with closing(sqlite3.connect(edited)) as conn:
+        (sha,) = conn.execute("SELECT DISTINCT ruleset_sha256 FROM decisions").fetchone()
+        conn.execute(
+            "UPDATE blobs SET content = replace(content, 'urgent', 'routine') WHERE sha256 = ?",
+            (sha,),
+        )
+        conn.commit()
+    code = main(_replay(edited, rulesets, "--candidate", "test@1", "--format", "json"))
+    captured = capsys.readouterr()
+    assert (code, captured.out, captured.err) == (
+        2,
+        "",
+        (
+            f"caseroute: --candidate: the decision log's source of test@1 (sha256 {sha[:12]}) "
+            "was edited: it no longer hashes to the sha256 that decided; run `caseroute audit "
+            "verify`, or pass the ruleset's path instead\n"
+        ),
     )
 
 

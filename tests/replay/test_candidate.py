@@ -10,8 +10,11 @@ from caseroute.audit.record import Blob, BlobKind
 from caseroute.domain.errors import RulesetNotFoundError
 from caseroute.replay import resolve_candidate
 from caseroute.rules.compiler import MAX_RULESET_BYTES
-from caseroute.testing import REFERENCE_HOME, REFERENCE_RULESET
+from caseroute.testing import REFERENCE_HOME, REFERENCE_RULESET, compile_text
 from tests.replay.recorded import BASE, CANDIDATES
+
+BASE_SHA = compile_text(BASE).sha256
+"""The sha256 ``test@1`` decided with."""
 
 
 class _Log:
@@ -56,9 +59,22 @@ def test_missing_path_says_what_to_pass(tmp_path: Path) -> None:
 
 def test_version_from_the_log_uses_its_stored_source(tmp_path: Path) -> None:
     """NAME@VERSION absent on disk is the source the log stored when it decided."""
-    log = _Log({"s1": Blob("s1", BlobKind.RULESET, BASE)})
+    log = _Log({BASE_SHA: Blob(BASE_SHA, BlobKind.RULESET, BASE)})
     source = resolve_candidate("test@1", tmp_path, log)
     assert (source.path, source.text) == ("test@1 (from the decision log)", BASE)
+
+
+def test_version_whose_stored_source_was_edited_is_refused(tmp_path: Path) -> None:
+    """A stored source that no longer hashes to the sha256 that decided is refused, not used."""
+    edited = BASE.replace("case.urgency == 'urgent'", "case.urgency != 'urgent'")
+    log = _Log({BASE_SHA: Blob(BASE_SHA, BlobKind.RULESET, edited)})
+    with pytest.raises(RulesetNotFoundError) as caught:
+        resolve_candidate("test@1", tmp_path, log)
+    assert str(caught.value) == (
+        f"the decision log's source of test@1 (sha256 {BASE_SHA[:12]}) was edited: it no "
+        "longer hashes to the sha256 that decided; run `caseroute audit verify`, or pass the "
+        "ruleset's path instead"
+    )
 
 
 def test_version_with_two_stored_sources_is_refused(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from caseroute.audit.record import Blob, BlobKind
+from caseroute.audit.record import Blob, BlobKind, blob_sha256
 from caseroute.domain.errors import RulesetNotFoundError
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.rules.compiler import (
@@ -91,6 +91,14 @@ def _from_log(log: RulesetBlobs, name: str, version: str) -> CandidateSource | N
     blob = log.get_blob(shas[0]) if shas else None
     if blob is None or blob.kind is not BlobKind.RULESET:
         return None
+    # The version that decided is the source that hashes to the recorded sha256; a source
+    # edited in the log would replay as that version (review R32b F4), as audit show refuses.
+    if type(blob.content) is not str or blob_sha256(BlobKind.RULESET, blob.content) != shas[0]:
+        raise RulesetNotFoundError(
+            f"the decision log's source of {name}@{version} (sha256 {shas[0][:12]}) was edited: "
+            "it no longer hashes to the sha256 that decided; run `caseroute audit verify`, or "
+            "pass the ruleset's path instead"
+        )
     return CandidateSource(f"{name}@{version} (from the decision log)", blob.content)
 
 
