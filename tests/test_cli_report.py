@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import sqlite3
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -193,3 +196,36 @@ def test_default_format_on_a_terminal_draws_rich_tables(
     assert "\x1b[" in out
     assert "┃ outcome   ┃ count ┃   rate ┃" in re.sub(r"\x1b\[[0-9;]*m", "", out)
     assert max(len(line) for line in re.sub(r"\x1b\[[0-9;]*m", "", out).splitlines()) <= 100
+
+
+def test_an_edited_log_is_reported_with_a_warning_and_counted_as_hashed(
+    audit_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A forged decision column, then a deleted record: named first; counts come from the text."""
+    before = _json(capsys, audit_db)
+    edited = tmp_path / "audit.db"
+    shutil.copyfile(audit_db, edited)
+    edited.chmod(0o600)
+    forged = '{"outcome": "EXCEPTION", "reason_codes": ["forged"]}'
+    first = "record 2 was edited or moved: its content no longer matches its hash"
+    with closing(sqlite3.connect(edited)) as conn:
+        conn.execute("UPDATE decisions SET decision = ? WHERE seq = 2", (forged,))
+        conn.commit()
+    data = _json(capsys, edited)
+    assert (data["chain"], data["outcomes"]) == (
+        {"verified": False, "problems": 1, "first": first},
+        before["outcomes"],
+    )
+    assert before["chain"] == {"verified": True, "problems": 0, "first": None}
+    with closing(sqlite3.connect(edited)) as conn:
+        conn.execute("DELETE FROM decisions WHERE seq = 5")
+        conn.commit()
+    code, out, _ = _run(capsys, "--audit-db", str(edited))
+    assert (code, out.splitlines()[0]) == (
+        0,
+        (
+            f"WARNING: the decision log fails its chain checks (2 problem(s); first: {first}): "
+            "it was edited or damaged, so these figures cannot be trusted; run `caseroute "
+            "audit verify`"
+        ),
+    )

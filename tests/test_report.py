@@ -57,7 +57,7 @@ def test_period_records_filters_by_instant_and_skips_other_rulesets_undecoded(
             "C1",
         ]
         decoded: list[object] = []
-        monkeypatch.setattr(source, "record_from_row", decoded.append)
+        monkeypatch.setattr(source, "record_from_text", decoded.append)
         assert list(source.period_records(store, ruleset="other")) == []
         assert decoded == []
     finally:

@@ -38,7 +38,9 @@ def test_a_snapshot_used_again_after_many_others_is_read_again_not_kept() -> Non
     shas = ["first", "first", *others, others[-1], "first"]
     source = _CountingSource()
     items = [
-        item for chunk in _chunks([_on(i, s) for i, s in enumerate(shas)], source) for item in chunk
+        item
+        for chunk in _chunks([(_on(i, s), None) for i, s in enumerate(shas)], source)
+        for item in chunk
     ]
-    assert [f"text of {sha}" for sha in shas] == [text for _, text in items]
+    assert [f"text of {sha}" for sha in shas] == [text for _, text, _ in items]
     assert {"first": 2, **dict.fromkeys(others, 1)} == source.reads

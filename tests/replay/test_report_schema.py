@@ -27,6 +27,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "integer": (int,),
     "number": (int, float),
     "null": (type(None),),
+    "boolean": (bool,),
 }
 _KNOWN = {
     "$schema",
@@ -48,7 +49,7 @@ _KNOWN = {
 
 def _is(value: object, name: str) -> bool:
     if isinstance(value, bool):
-        return False
+        return name == "boolean"
     return isinstance(value, _TYPES[name])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from caseroute.audit.stream_check import ChainCheck
 from caseroute.replay.classify import (
     CLASSES,
     CONTINUITY_CHANGED,
@@ -63,6 +64,12 @@ def _sample(data: Any) -> Sample:
     )
 
 
+def _chain(data: Any) -> ChainCheck | None:
+    if data is None:
+        return None
+    return ChainCheck(data["problems"], data["first"])
+
+
 def report_from_data(data: Any) -> ReplayReport:
     """The report ``report_data`` turned into ``data`` (whatever the order of its keys).
 
@@ -106,6 +113,7 @@ def report_from_data(data: Any) -> ReplayReport:
             samples=tuple(
                 (c, tuple(_sample(s) for s in samples[c])) for c in CLASSES if c in samples
             ),
+            chain=_chain(data.get("chain")),  # added later: an older report has none
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ReportDocumentError(

@@ -57,12 +57,14 @@ ROSTER_MISSING = "roster_missing"
 INVALID_INPUT = "invalid_input"
 INVALID_DECISION = "invalid_decision"
 CANDIDATE_REFUSED = "candidate_refused"
+CHAIN_BROKEN = "chain_broken"
 NOT_REPLAYABLE_REASONS: tuple[str, ...] = (
     MASKED_FIELD,
     ROSTER_MISSING,
     INVALID_INPUT,
     INVALID_DECISION,
     CANDIDATE_REFUSED,
+    CHAIN_BROKEN,
 )
 
 REPLAY_LIMITS = InputLimits(
@@ -313,6 +315,22 @@ class RecordReplayer:
             roster = roster_after_assignment(roster, agent_id, now)
             fingerprint = fingerprint.after_assignment(roster, agent_id)
         return roster, fingerprint
+
+
+def unverified_result(record: AuditRecord, problem: str) -> RecordResult:
+    """A record whose stored content fails its chain check: never compared (review R32b F3).
+
+    Its recorded decision may be forged (to show a change the candidate does not make, or to
+    hide one it does), so it is ``not_replayable`` with the chain's words for what is wrong.
+    """
+    case_data = record.input.get("case") if isinstance(record.input, Mapping) else None
+    return _not_replayable(
+        record,
+        dimensions_of(case_data),
+        None,
+        CHAIN_BROKEN,
+        f"{problem} (run `caseroute audit verify`)",
+    )
 
 
 def _refusal_reason(exc: RequestError) -> str:

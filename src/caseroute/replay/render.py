@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 
+from caseroute.audit.stream_check import chain_warning
 from caseroute.render import escape_text, safe_json
 from caseroute.replay.classify import AgentCheckChange, DecisionSide
 from caseroute.replay.report import ReplayReport, Sample, report_data
@@ -85,7 +86,9 @@ def _sample_lines(sample: Sample) -> list[str]:
 
 def render_plain(report: ReplayReport) -> str:
     """The report as plain lines (for a pipe or a file), every stored value escaped."""
-    lines = [_headline(report), "", "class                    count    rate"]
+    warning = chain_warning(report.chain)
+    lines = [*([warning, ""] if warning else []), _headline(report), ""]
+    lines.append("class                    count    rate")
     lines += [
         f"{name:<24} {count:>5} {_pct(count, report.total):>7}" for name, count in report.classes
     ]
@@ -126,6 +129,9 @@ def render_table(report: ReplayReport, width: int = 120) -> str:
 
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=width, highlight=False)
+    warning = chain_warning(report.chain)
+    if warning:
+        console.print(cell(warning), style="bold red")
     console.print(cell(_headline(report)), style="bold")
     classes = Table("class", "count", "rate", title="classes")
     for name, count in report.classes:
@@ -173,6 +179,7 @@ def render_markdown(report: ReplayReport) -> str:
     lines = [
         f"## Replay under `{_md(report.ruleset_name)}@{_md(report.ruleset_version)}`",
         "",
+        *([f"**{_md(w)}**", ""] if (w := chain_warning(report.chain)) else []),
         _md(_headline(report)),
         "",
         "| class | count | rate |",

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from caseroute.audit.stream_check import ChainCheck, chain_data
 from caseroute.replay.classify import (
     CLASSES,
     DIFFERENCE_CLASSES,
@@ -75,6 +76,8 @@ class ReplayReport:
         breakdowns: Dimension -> rows sorted by value.
         samples: Class -> its first records in chain order (``unchanged`` and classes with
             none omitted).
+        chain: What the chain checks of the records read found (None: not checked, as for
+            records read from an export).
     """
 
     ruleset_name: str
@@ -89,6 +92,7 @@ class ReplayReport:
     reasons: tuple[tuple[str, int], ...]
     breakdowns: tuple[tuple[str, tuple[DimensionRow, ...]], ...]
     samples: tuple[tuple[str, tuple[Sample, ...]], ...]
+    chain: ChainCheck | None = None
 
     def count(self, name: str) -> int:
         """Records in a class (or ``changed``)."""
@@ -151,8 +155,10 @@ class ReportBuilder:
                     )
                 )
 
-    def build(self, name: str, version: str, sha256: str) -> ReplayReport:
-        """The report for the candidate ``name@version`` (``sha256``)."""
+    def build(
+        self, name: str, version: str, sha256: str, chain: ChainCheck | None = None
+    ) -> ReplayReport:
+        """The report for the candidate ``name@version`` (``sha256``), and the chain checks."""
         return ReplayReport(
             ruleset_name=name,
             ruleset_version=version,
@@ -171,6 +177,7 @@ class ReportBuilder:
                 for d in DIMENSIONS
             ),
             samples=tuple((c, tuple(self._samples[c])) for c in CLASSES if self._samples[c]),
+            chain=chain,
         )
 
 
@@ -245,6 +252,7 @@ def report_data(report: ReplayReport) -> dict[str, Any]:
             ]
             for name, samples in report.samples
         },
+        "chain": chain_data(report.chain),
     }
 
 

@@ -21,13 +21,19 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from caseroute.audit.record import AuditRecord, BlobKind
-from caseroute.audit.store import RECORD_COLUMNS, RecordRow, record_from_row
+from caseroute.audit.store import RECORD_COLUMNS, RecordRow, SqliteAuditStore
+from caseroute.audit.stream_check import ChainCheck, StreamChecker, record_from_text
 from caseroute.domain.errors import CaserouteError
 from caseroute.engine.case_rules import EngineKind
 from caseroute.replay.candidate import CandidateSource
-from caseroute.replay.evaluate import ROSTER_CACHE, RecordReplayer, RecordResult
+from caseroute.replay.evaluate import (
+    ROSTER_CACHE,
+    RecordReplayer,
+    RecordResult,
+    unverified_result,
+)
 from caseroute.replay.report import DEFAULT_SAMPLE, ReplayReport, ReportBuilder
-from caseroute.replay.source import RecordSource, SinkRecords
+from caseroute.replay.source import RecordFilter, RecordSource, SinkRecords
 
 CHUNK = 200
 """Records per unit of work sent to a worker."""
@@ -63,15 +69,26 @@ class ReplayWorkerError(CaserouteError):
 
 Work = AuditRecord | RecordRow
 """A record, decoded or as stored (decoded by whoever replays it)."""
-WorkItem = tuple[Work, str | None]
-"""A record and its roster snapshot's content (None: the source lacks it)."""
+Selected = tuple[Work, str | None]
+"""A record and why its stored content fails its chain check (None: it passes, or unchecked)."""
+WorkItem = tuple[Work, str | None, str | None]
+"""A record, its roster snapshot's content (None: the source lacks it), and its chain problem."""
 
 _NAME = RECORD_COLUMNS.index("ruleset_name")
 _INPUT = RECORD_COLUMNS.index("input")
 
 
 def _record_of(work: Work) -> AuditRecord:
-    return work if isinstance(work, AuditRecord) else record_from_row(work)
+    # From the hashed text only: a column edited in the log never changes what is replayed.
+    return work if isinstance(work, AuditRecord) else record_from_text(work)
+
+
+def _replay_one(replayer: RecordReplayer, item: WorkItem) -> RecordResult:
+    work, roster, problem = item
+    record = _record_of(work)
+    return (
+        replayer.replay(record, roster) if problem is None else unverified_result(record, problem)
+    )
 
 
 def _input_of(work: Work) -> object:
@@ -94,10 +111,10 @@ def _init_worker(candidate: CandidateSource, engine: EngineKind) -> None:
 
 def _replay_chunk(items: list[WorkItem]) -> list[RecordResult]:
     assert _worker is not None  # noqa: S101 - set by the pool's initializer
-    return [_worker.replay(_record_of(work), roster) for work, roster in items]
+    return [_replay_one(_worker, item) for item in items]
 
 
-def _chunks(records: list[Work], source: RecordSource) -> Iterator[list[WorkItem]]:
+def _chunks(records: list[Selected], source: RecordSource) -> Iterator[list[WorkItem]]:
     # Every record carries its snapshot's text: the same str object, which pickle sends once
     # per chunk; workers parse each snapshot once and keep it. The last ROSTER_CACHE snapshots'
     # texts are kept here (records in chain order reuse recent ones): a log where each decision
@@ -105,7 +122,7 @@ def _chunks(records: list[Work], source: RecordSource) -> Iterator[list[WorkItem
     # agents: 96 MB at 300 snapshots).
     blobs: OrderedDict[str, str | None] = OrderedDict()
     chunk: list[WorkItem] = []
-    for record in records:
+    for record, problem in records:
         data = _input_of(record)
         ref = data.get("roster") if isinstance(data, dict) else None
         sha = ref.get("sha256") if isinstance(ref, dict) else None
@@ -123,7 +140,7 @@ def _chunks(records: list[Work], source: RecordSource) -> Iterator[list[WorkItem
                 if len(blobs) > ROSTER_CACHE:
                     blobs.popitem(last=False)
             text = blobs[sha]
-        chunk.append((record, text))
+        chunk.append((record, text, problem))
         if len(chunk) == CHUNK:
             yield chunk
             chunk = []
@@ -154,18 +171,28 @@ def replay(
     """
     compiled = candidate.compile()
     builder = ReportBuilder(options.sample_size)
-    mine: list[Work] = []
+    mine: list[Selected] = []
+    chain: ChainCheck | None = None
     rows = source.record_rows() if isinstance(source, SinkRecords) else None
     if rows is not None:
+        assert isinstance(source, SinkRecords)  # noqa: S101 - only a log's source has rows
+        assert isinstance(source.sink, SqliteAuditStore)  # noqa: S101 - as record_rows checks
+        # Every row read is checked, whatever its ruleset: one sha256 each (review R32b F3).
+        where = source.where
+        checker = StreamChecker(source.sink, whole=where == RecordFilter(limit=where.limit))
+        read = 0
         for row in rows:
+            read += 1
+            problem = checker.check(row)
             if row[_NAME] == compiled.name:
-                mine.append(row)
+                mine.append((row, problem))
             else:
                 builder.skip_other_ruleset()
+        chain = checker.finish(complete=where.limit is None or read < where.limit)
     else:
         for record in source.records():
             if record.ruleset_name == compiled.name:
-                mine.append(record)
+                mine.append((record, None))
             else:
                 builder.skip_other_ruleset()
     total = len(mine)
@@ -176,11 +203,11 @@ def replay(
         done += len(results)
         if options.progress is not None:
             options.progress(done, total)
-    return builder.build(compiled.name, compiled.version, compiled.sha256)
+    return builder.build(compiled.name, compiled.version, compiled.sha256, chain)
 
 
 def _results(
-    records: list[Work],
+    records: list[Selected],
     source: RecordSource,
     candidate: CandidateSource,
     options: ReplayOptions,
@@ -194,7 +221,7 @@ def _results(
         try:
             replayer = RecordReplayer(loaded)
             for chunk in _chunks(records, source):
-                yield [replayer.replay(_record_of(work), roster) for work, roster in chunk]
+                yield [_replay_one(replayer, item) for item in chunk]
         finally:
             loaded.close()  # the durable engine's rulesets; workers release theirs on exit
         return
@@ -208,7 +235,7 @@ def _results(
 
 
 def _pooled(
-    records: list[Work],
+    records: list[Selected],
     source: RecordSource,
     candidate: CandidateSource,
     options: ReplayOptions,

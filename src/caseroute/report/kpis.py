@@ -36,6 +36,7 @@ from typing import Any
 
 from caseroute.audit.masking import MASK_PREFIX
 from caseroute.audit.record import AuditRecord
+from caseroute.audit.stream_check import ChainCheck, chain_data
 from caseroute.domain.case import Intent, Urgency
 from caseroute.domain.codec import parse_timestamp
 from caseroute.domain.decision import (
@@ -161,6 +162,7 @@ class OpsReport:
         relaxed: Requirement -> decisions in which it was relaxed, most first.
         continuity_decisions: Decisions with a continuity of care trace.
         continuity_outcomes: Outcome -> count, every ``ContinuityOutcome``, in its order.
+        chain: What the chain checks of the records read found (None: not checked).
     """
 
     since: datetime | None
@@ -185,6 +187,7 @@ class OpsReport:
     relaxed: tuple[tuple[str, int], ...]
     continuity_decisions: int
     continuity_outcomes: tuple[tuple[str, int], ...]
+    chain: ChainCheck | None = None
 
 
 def _bounded(value: object, kind: type[StrEnum]) -> str:
@@ -450,4 +453,5 @@ def report_data(report: OpsReport) -> dict[str, Any]:
             "decisions": report.continuity_decisions,
             "outcomes": _counted(report.continuity_outcomes, report.continuity_decisions),
         },
+        "chain": chain_data(report.chain),
     }

@@ -11,6 +11,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 
+from caseroute.audit.stream_check import chain_warning
 from caseroute.domain.fingerprint import format_timestamp
 from caseroute.render import escape_text, safe_json
 from caseroute.report.kpis import PERCENTILE_METHOD, OpsReport, TriageStats, report_data
@@ -182,7 +183,8 @@ def sections(report: OpsReport) -> list[Section]:
 
 def render_plain(report: OpsReport) -> str:
     """The report as aligned plain lines (for a pipe or a file), every value escaped."""
-    lines = [f"caseroute report: {headline(report)}"]
+    warning = chain_warning(report.chain)
+    lines = [*([warning, ""] if warning else []), f"caseroute report: {headline(report)}"]
     for section in sections(report):
         cells = [section.columns, *section.rows]
         widths = [max(len(row[i]) for row in cells) for i in range(len(section.columns))]
@@ -213,6 +215,9 @@ def render_table(report: OpsReport, width: int = 120) -> str:
 
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=width, highlight=False)
+    warning = chain_warning(report.chain)
+    if warning:
+        console.print(cell(warning), style="bold red")
     console.print(cell(f"caseroute report: {headline(report)}"), style="bold")
     for section in sections(report):
         table = Table(title=cell(section.title))
@@ -232,7 +237,9 @@ def _md(text: str) -> str:
 
 def render_markdown(report: OpsReport) -> str:
     """The report as Markdown, to paste into the weekly operations review."""
-    lines = ["## Operations report", "", _md(headline(report))]
+    warning = chain_warning(report.chain)
+    lines = ["## Operations report", "", *([f"**{_md(warning)}**", ""] if warning else [])]
+    lines.append(_md(headline(report)))
     for section in sections(report):
         lines += ["", f"### {_md(section.title)}", ""]
         lines.append("| " + " | ".join(_md(c) for c in section.columns) + " |")

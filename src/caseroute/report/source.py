@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from caseroute.audit.record import AuditRecord
-from caseroute.audit.store import RECORD_COLUMNS, SqliteAuditStore, record_from_row
+from caseroute.audit.store import RECORD_COLUMNS, SqliteAuditStore
+from caseroute.audit.stream_check import StreamChecker, record_from_text
 
 _RULESET_NAME = RECORD_COLUMNS.index("ruleset_name")
 
@@ -17,6 +18,7 @@ def period_records(
     since: datetime | None = None,
     until: datetime | None = None,
     ruleset: str | None = None,
+    checker: StreamChecker | None = None,
 ) -> Iterator[AuditRecord]:
     """The records with ``since <= now < until`` (of ``ruleset``), decoded one by one.
 
@@ -31,10 +33,14 @@ def period_records(
         since: Start of the period (None: unbounded).
         until: End of the period, excluded (None: unbounded).
         ruleset: Only this ruleset's records (None: all).
+        checker: Checks every row read against the chain, whatever its ruleset (None: none).
 
     Yields:
         The records, in chain order.
     """
     for row in store.record_rows(since=since, until=until):
+        if checker is not None:
+            checker.check(row)
         if ruleset is None or row[_RULESET_NAME] == ruleset:
-            yield record_from_row(row)
+            # From the hashed text only: an edited column never changes what is counted.
+            yield record_from_text(row)
