@@ -385,3 +385,36 @@ def test_limit_must_be_a_positive_number(value: str, capsys: pytest.CaptureFixtu
         main(["replay", "--candidate", "test@2", "--limit", value])
     assert caught.value.code == 2
     assert "--limit must be a whole number of at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [("2026-11-22T00:00:00Z", "2026-11-21T00:00:00Z"), ("2026-11-21T00:00:00Z",) * 2],
+)
+def test_a_window_holding_no_instant_is_a_usage_error(
+    audit_db: Path, rulesets: Path, capsys: pytest.CaptureFixture[str], since: str, until: str
+) -> None:
+    """--since not before --until exits 2 (it replayed nothing and passed every gate)."""
+    code = main(
+        _replay(
+            audit_db,
+            rulesets,
+            "--candidate",
+            "test@2",
+            "--since",
+            since,
+            "--until",
+            until,
+            "--fail-on",
+            "changed=0",
+        )
+    )
+    captured = capsys.readouterr()
+    assert (code, captured.out, captured.err) == (
+        2,
+        "",
+        (
+            f"caseroute: --since {since} is not before --until {until}; replay reads decisions "
+            "with since <= now < until\n"
+        ),
+    )

@@ -12,6 +12,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,18 +65,30 @@ def _positive(flag: str) -> Callable[[str], int]:
     return parse
 
 
+def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until``; a window that holds no instant is a usage error.
+
+    A reversed window replayed nothing and passed every gate (review R32b F8); report and
+    ``RulesetAdmin.Replay`` refuse it too.
+    """
+    since = parse_instant(args.since, "--since")
+    until = parse_instant(args.until, "--until")
+    if since is not None and until is not None and since >= until:
+        raise UsageError(
+            f"--since {args.since} is not before --until {args.until}; replay reads decisions "
+            "with since <= now < until"
+        )
+    return since, until
+
+
 def _source(
     args: argparse.Namespace,
 ) -> tuple[RecordSource, Callable[[], None], SqliteAuditStore | None]:
     """Where the records come from, how to close it, and the log when one is open."""
     from caseroute.replay import ExportedRecords, RecordFilter, SinkRecords
 
-    where = RecordFilter(
-        since=parse_instant(args.since, "--since"),
-        until=parse_instant(args.until, "--until"),
-        case_id=args.case_id,
-        limit=args.limit,
-    )
+    since, until = _window(args)
+    where = RecordFilter(since=since, until=until, case_id=args.case_id, limit=args.limit)
     store = None
     # With --input, a decision log is read (for roster snapshots) only when one was set.
     if args.input is None or setting_source(args, "audit_db").kind != "default":
@@ -154,8 +167,7 @@ def _remote_report(args: argparse.Namespace) -> ReplayReport:
         request.candidate.file_name = Path(source.path).name
     else:
         request.candidate.ruleset = args.candidate
-    for field in ("since", "until"):
-        instant = parse_instant(getattr(args, field), f"--{field}")
+    for field, instant in zip(("since", "until"), _window(args), strict=True):
         if instant is not None:
             getattr(request, field).CopyFrom(datetime_to_timestamp(instant))
     reply = _client(args).replay(request)
