@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import shutil
@@ -374,6 +375,47 @@ def test_bad_input_line_is_a_usage_error_with_file_and_line(
         (
             f"caseroute: {export}:1: not JSON; --input takes the output of `caseroute audit "
             "export` (one record per line)\n"
+        ),
+    )
+
+
+def test_input_not_utf8_is_a_usage_error_saying_so(
+    audit_db: Path, rulesets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An export saved as UTF-16 (PowerShell's `>`) or gzipped exits 2, never a traceback."""
+    main(["audit", "export", "--audit-db", str(audit_db)])
+    text = capsys.readouterr().out
+    utf16, gzipped = tmp_path / "utf16.jsonl", tmp_path / "export.jsonl.gz"
+    utf16.write_text(text, encoding="utf-16")
+    gzipped.write_bytes(gzip.compress(text.encode()))
+    for export in (utf16, gzipped):
+        code = main(
+            ["replay", "--input", str(export), "--candidate", "test@2", "--rulesets", str(rulesets)]
+        )
+        assert (code, capsys.readouterr().err) == (
+            2,
+            (
+                f"caseroute: {export}:1: not UTF-8 text (saved as UTF-16, as PowerShell's `>` "
+                "does, or compressed?); --input takes the output of `caseroute audit export` "
+                "as written, UTF-8\n"
+            ),
+        )
+
+
+def test_input_line_nested_too_deep_is_a_usage_error(
+    rulesets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line nested deeper than the JSON decoder goes exits 2 naming file:line."""
+    export = tmp_path / "deep.jsonl"
+    export.write_text("\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    code = main(
+        ["replay", "--input", str(export), "--candidate", "test@2", "--rulesets", str(rulesets)]
+    )
+    assert (code, capsys.readouterr().err) == (
+        2,
+        (
+            f"caseroute: {export}:2: not JSON (nested too deep); --input takes the output of "
+            "`caseroute audit export` (one record per line)\n"
         ),
     )
 

@@ -156,24 +156,42 @@ class ExportedRecords:
         return _limited(self._read(), self.where.limit)
 
     def _read(self) -> Iterator[AuditRecord]:
-        with self.path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = self.parse(json.loads(line))
-                except json.JSONDecodeError:
-                    raise ExportFormatError(
-                        f"{self.path}:{number}: not JSON; --input takes the output of "
-                        "`caseroute audit export` (one record per line)"
-                    ) from None
-                except ExportFormatError as exc:
-                    raise ExportFormatError(
-                        f"{self.path}:{number}: the line {exc}; --input takes the output of "
-                        "`caseroute audit export` (one record per line)"
-                    ) from None
-                if self.where.admits(record):
-                    yield record
+        number = 0
+        try:
+            with self.path.open(encoding="utf-8") as lines:
+                for number, line in enumerate(lines, 1):
+                    record = self._parse(number, line)
+                    if record is not None and self.where.admits(record):
+                        yield record
+        except UnicodeDecodeError:
+            # Decoding fails a block at a time: the line is where reading stopped.
+            raise ExportFormatError(
+                f"{self.path}:{number + 1}: not UTF-8 text (saved as UTF-16, as PowerShell's "
+                "`>` does, or compressed?); --input takes the output of `caseroute audit "
+                "export` as written, UTF-8"
+            ) from None
+
+    def _parse(self, number: int, line: str) -> AuditRecord | None:
+        """One line's record (None: a blank line)."""
+        if not line.strip():
+            return None
+        try:
+            return self.parse(json.loads(line))
+        except json.JSONDecodeError:
+            raise ExportFormatError(
+                f"{self.path}:{number}: not JSON; --input takes the output of "
+                "`caseroute audit export` (one record per line)"
+            ) from None
+        except RecursionError:
+            raise ExportFormatError(
+                f"{self.path}:{number}: not JSON (nested too deep); --input takes the output "
+                "of `caseroute audit export` (one record per line)"
+            ) from None
+        except ExportFormatError as exc:
+            raise ExportFormatError(
+                f"{self.path}:{number}: the line {exc}; --input takes the output of "
+                "`caseroute audit export` (one record per line)"
+            ) from None
 
     def get_blob(self, sha256: str) -> Blob | None:
         """A blob from the companion log, if any."""
