@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from caseroute.audit import verify
 from caseroute.audit.config import load_key
 from caseroute.audit.record import RulesetEvent
 from caseroute.audit.store import SqliteAuditStore
@@ -433,3 +434,20 @@ def test_verify_says_tampered_for_a_record_that_does_not_rebuild_mid_walk(
     code, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
     assert (code, out.startswith("TAMPERED: the seq of decision ")) == (1, True), out
     assert "is not a number in the decision log" in out
+
+
+def test_ctrl_c_ends_a_command_with_one_line_and_exit_130(
+    audit_db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KeyboardInterrupt mid-command: no traceback, one line on stderr, 130 as shells expect."""
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify, "verify_chain", interrupted)
+    code, out, err = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
+    assert (code, out, err) == (
+        130,
+        "",
+        "caseroute: interrupted; any output printed is incomplete\n",
+    )

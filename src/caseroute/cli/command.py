@@ -25,7 +25,7 @@ from caseroute.cli import (
     serve,
     simulate,
 )
-from caseroute.cli.output import EXIT_FAILED, EXIT_USAGE, UsageError
+from caseroute.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from caseroute.cli.settings import SettingsParser
 from caseroute.domain.errors import CaserouteError, ConfigError, RequestError, RulesetError
 from caseroute.render import escape_lines
@@ -82,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CaserouteError as exc:
         sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        # Ctrl-C: one line, no traceback (review R32b F9). Commands write only stdout, so
+        # what stopped short is what was printed: a report or export cut off.
+        sys.stderr.write("caseroute: interrupted; any output printed is incomplete\n")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`caseroute ... | head`): stop quietly. Point stdout at devnull
         # so the interpreter's final flush does not raise again (Python's documented recipe).

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -106,6 +107,9 @@ _worker: RecordReplayer | None = None
 
 def _init_worker(candidate: CandidateSource, engine: EngineKind) -> None:
     global _worker  # noqa: PLW0603 - one candidate per worker process, loaded once
+    # Ctrl-C reaches the whole process group: the calling process stops the run and says so
+    # once; a worker interrupted mid-chunk would only print its own traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker = RecordReplayer(candidate.load(engine))
 
 
@@ -242,9 +246,10 @@ def _pooled(
     workers: int,
 ) -> Iterator[list[RecordResult]]:
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         workers, context, initializer=_init_worker, initargs=(candidate, options.engine)
-    ) as pool:
+    )
+    try:
         pending: deque[Future[list[RecordResult]]] = deque()
         for chunk in _chunks(records, source):
             pending.append(pool.submit(_replay_chunk, chunk))
@@ -252,3 +257,9 @@ def _pooled(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+    except BaseException:
+        # Interrupted (Ctrl-C), a worker died, or the caller stopped reading: chunks not
+        # started are dropped rather than replayed for nobody (review R32b F9).
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
