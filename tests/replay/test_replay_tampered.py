@@ -171,3 +171,23 @@ def _event() -> RulesetEvent:
         prev_hash="",
         record_hash="",
     )
+
+
+def test_a_roster_snapshot_missing_from_the_log_says_so(original: Path, tmp_path: Path) -> None:
+    """A snapshot deleted from the log: roster_missing, advising verify (not --input advice)."""
+    with closing(sqlite3.connect(original)) as conn:
+        (text,) = conn.execute("SELECT input FROM decisions WHERE seq = 3").fetchone()
+    sha = json.loads(text)["roster"]["sha256"]
+    store = _edited(original, tmp_path, f"DELETE FROM blobs WHERE sha256 = '{sha}'")
+    report = replay(SinkRecords(store), candidate("identity"), PY)
+    store.close()
+    reason = (
+        f"roster snapshot {sha[:12]} is not available (the decision log lacks it: deleted or "
+        "damaged? run `caseroute audit verify`)"
+    )
+    reasons = {s.reason for s in dict(report.samples)["not_replayable"]}
+    assert (report.not_replayable, dict(report.reasons), reasons) == (
+        3,
+        {"roster_missing": 3},
+        {reason},
+    )

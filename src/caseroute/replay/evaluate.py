@@ -147,12 +147,27 @@ def dimensions_of(case: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+ABSENT_FROM_EXPORT = "an export holds records only: pass --audit-db with --input"
+"""Why a roster snapshot is absent when the records came from an export read alone."""
+ABSENT_FROM_LOG = "the decision log lacks it: deleted or damaged? run `caseroute audit verify`"
+"""Why a roster snapshot is absent when the decision log was searched for it."""
+ABSENT_FROM_SOURCE = "the record source does not hold it"
+"""Why a roster snapshot is absent from a record source that is neither a log nor an export."""
+
+
 class RecordReplayer:
     """Replays records under one loaded candidate; keeps a few parsed roster snapshots."""
 
-    def __init__(self, candidate: LoadedRuleset) -> None:
-        """Replay under ``candidate``."""
+    def __init__(self, candidate: LoadedRuleset, roster_absent: str = ABSENT_FROM_EXPORT) -> None:
+        """Replay under ``candidate``.
+
+        Args:
+            candidate: The loaded candidate.
+            roster_absent: Why a snapshot the source does not give is absent, in words
+                (``ABSENT_FROM_LOG`` when a decision log was searched for it).
+        """
         self.candidate = candidate
+        self._roster_absent = roster_absent
         self._rosters: OrderedDict[str, tuple[Roster, RosterFingerprint]] = OrderedDict()
 
     def replay(self, record: AuditRecord, roster_text: str | None) -> RecordResult:
@@ -279,8 +294,7 @@ class RecordReplayer:
             if roster_text is None:
                 raise NotReplayableError(
                     ROSTER_MISSING,
-                    f"roster snapshot {sha[:12]} is not available (an export holds records "
-                    "only: pass --audit-db with --input)",
+                    f"roster snapshot {sha[:12]} is not available ({self._roster_absent})",
                 )
             try:
                 roster = parse_roster(json.loads(roster_text), limits=REPLAY_LIMITS)

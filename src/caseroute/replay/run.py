@@ -28,13 +28,16 @@ from caseroute.domain.errors import CaserouteError
 from caseroute.engine.case_rules import EngineKind
 from caseroute.replay.candidate import CandidateSource
 from caseroute.replay.evaluate import (
+    ABSENT_FROM_EXPORT,
+    ABSENT_FROM_LOG,
+    ABSENT_FROM_SOURCE,
     ROSTER_CACHE,
     RecordReplayer,
     RecordResult,
     unverified_result,
 )
 from caseroute.replay.report import DEFAULT_SAMPLE, ReplayReport, ReportBuilder
-from caseroute.replay.source import RecordFilter, RecordSource, SinkRecords
+from caseroute.replay.source import ExportedRecords, RecordFilter, RecordSource, SinkRecords
 
 CHUNK = 200
 """Records per unit of work sent to a worker."""
@@ -105,12 +108,19 @@ def _input_of(work: Work) -> object:
 _worker: RecordReplayer | None = None
 
 
-def _init_worker(candidate: CandidateSource, engine: EngineKind) -> None:
+def _roster_absent(source: RecordSource) -> str:
+    """Why a roster snapshot ``source`` does not give is absent (review R32b F10)."""
+    if isinstance(source, ExportedRecords):
+        return ABSENT_FROM_EXPORT if source.blobs is None else ABSENT_FROM_LOG
+    return ABSENT_FROM_LOG if isinstance(source, SinkRecords) else ABSENT_FROM_SOURCE
+
+
+def _init_worker(candidate: CandidateSource, engine: EngineKind, roster_absent: str) -> None:
     global _worker  # noqa: PLW0603 - one candidate per worker process, loaded once
     # Ctrl-C reaches the whole process group: the calling process stops the run and says so
     # once; a worker interrupted mid-chunk would only print its own traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker = RecordReplayer(candidate.load(engine))
+    _worker = RecordReplayer(candidate.load(engine), roster_absent)
 
 
 def _replay_chunk(items: list[WorkItem]) -> list[RecordResult]:
@@ -223,7 +233,7 @@ def _results(
     if workers <= 1:
         loaded = candidate.load(options.engine)
         try:
-            replayer = RecordReplayer(loaded)
+            replayer = RecordReplayer(loaded, _roster_absent(source))
             for chunk in _chunks(records, source):
                 yield [_replay_one(replayer, item) for item in chunk]
         finally:
@@ -247,7 +257,10 @@ def _pooled(
 ) -> Iterator[list[RecordResult]]:
     context = multiprocessing.get_context("forkserver")
     pool = ProcessPoolExecutor(
-        workers, context, initializer=_init_worker, initargs=(candidate, options.engine)
+        workers,
+        context,
+        initializer=_init_worker,
+        initargs=(candidate, options.engine, _roster_absent(source)),
     )
     try:
         pending: deque[Future[list[RecordResult]]] = deque()
