@@ -218,6 +218,16 @@ def test_an_unreachable_server_is_counted_as_unavailable(
             ("--out", "."),
             "caseroute: --out . is a directory; give a file name, e.g. traffic.jsonl\n",
         ),
+        *(
+            (
+                ("--start", start),
+                (
+                    f"caseroute: --start {start} is outside the years 1900-9000 the simulator "
+                    "dates around; give an instant in that range, e.g. 2026-11-21T07:00:00Z\n"
+                ),
+            )
+            for start in ("9999-12-30T00:00:00Z", "0001-01-01T00:00:00Z", "1899-12-31T23:59:59Z")
+        ),
         (
             ("--start", "07:00"),
             (

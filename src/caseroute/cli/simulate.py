@@ -301,10 +301,21 @@ def _write_lines(
         stream.write(canonical_json(line) + "\n")
 
 
+START_YEARS = (1900, 9000)
+"""The years ``--start`` may fall in (licence expiries and contact histories span years)."""
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from caseroute.simulate import simulate
 
     start = parse_instant(args.start, "--start")
+    # The simulator dates licence expiries and histories years either side of the day: an
+    # instant near the calendar's ends overflowed into a traceback (review R32b F12).
+    if start is not None and not START_YEARS[0] <= start.year <= START_YEARS[1]:
+        raise UsageError(
+            f"--start {args.start} is outside the years {START_YEARS[0]}-{START_YEARS[1]} the "
+            "simulator dates around; give an instant in that range, e.g. 2026-11-21T07:00:00Z"
+        )
     token_flag = setting_source(args, "token_file").kind == "flag"  # the variable may be set
     if args.server is None and (token_flag or args.tls_ca is not None):
         raise UsageError("--token-file and --tls-* apply only with --server HOST:PORT")
