@@ -12,8 +12,10 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
 
 from caseroute.cli import main
+from caseroute.v1 import routing_pb2 as pb
 from tests.replay.recorded import CANDIDATES, record_log
 
 
@@ -230,6 +232,38 @@ def test_input_with_audit_db_replays_from_the_export(
     )
     data = json.loads(capsys.readouterr().out)
     assert (code, data["total"], data["classes"]["queue_changed"]) == (0, 1, 1)
+
+
+def test_input_in_camel_case_json_names_replays_like_the_export(
+    audit_db: Path, rulesets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AuditedDecision lines with grpcurl's camelCase names replay as the export itself does."""
+    main(["audit", "export", "--audit-db", str(audit_db)])
+    lines = capsys.readouterr().out.splitlines()
+    snake, camel, both = (tmp_path / f"{name}.jsonl" for name in ("snake", "camel", "both"))
+    snake.write_text("".join(f"{line}\n" for line in lines))
+    messages = [json_format.Parse(line, pb.AuditedDecision()) for line in lines]
+    camel.write_text("".join(json.dumps(json_format.MessageToDict(m)) + "\n" for m in messages))
+    assert '"inputJson"' in camel.read_text()
+    reports = []
+    for export in (snake, camel):
+        args = ("--input", str(export), "--candidate", "test@2", "--format", "json")
+        code = main(_replay(audit_db, rulesets, *args))
+        reports.append((code, capsys.readouterr().out))
+    assert reports[1] == reports[0]
+    assert json.loads(reports[0][1])["total"] == 3
+    doubled = json.loads(lines[0])
+    doubled["inputJson"] = doubled["input_json"]
+    both.write_text(json.dumps(doubled) + "\n")
+    code = main(_replay(audit_db, rulesets, "--input", str(both), "--candidate", "test@2"))
+    assert (code, capsys.readouterr().err) == (
+        2,
+        (
+            f"caseroute: {both}:1: the line names `input_json` twice (as `input_json` and "
+            "`inputJson`); write each field once, in one spelling; --input takes the output of "
+            "`caseroute audit export` (one record per line)\n"
+        ),
+    )
 
 
 def test_missing_input_file_is_a_usage_error(

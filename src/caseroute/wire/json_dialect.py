@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from caseroute.audit.explain import StoredExplainer
@@ -133,11 +134,31 @@ def _no_blob(_sha256: str) -> Blob | None:
     return None
 
 
+def _both_spellings(data: dict[str, Any], descriptor: Descriptor, at: str) -> str | None:
+    """The first field ``data`` names in both its proto and JSON spelling (None: none does)."""
+    for field in descriptor.fields:
+        names = (field.name, field.json_name)
+        if names[0] != names[1] and names[0] in data and names[1] in data:
+            return f"`{at}{names[0]}` twice (as `{names[0]}` and `{names[1]}`)"
+        if field.message_type is None or field.message_type.GetOptions().map_entry:
+            continue
+        value = data.get(names[0], data.get(names[1]))
+        items = value if isinstance(value, list) else [value]
+        for index, item in enumerate(items):
+            if isinstance(item, dict):
+                where = f"{at}{names[0]}{f'[{index}]' if isinstance(value, list) else ''}."
+                found = _both_spellings(item, field.message_type, where)
+                if found is not None:
+                    return found
+    return None
+
+
 def record_from_export_line(data: Any) -> AuditRecord:
     """An audit record from one line of ``caseroute audit export``.
 
-    Reads the ``AuditedDecision`` JSON written today and the internal record form written by
-    earlier versions (which has ``input`` and ``decision`` objects and no ``input_json``).
+    Reads the ``AuditedDecision`` JSON written today (with proto field names, or the camelCase
+    JSON names grpcurl prints) and the internal record form written by earlier versions (which
+    has ``input`` and ``decision`` objects and no ``input_json``).
 
     Args:
         data: The decoded JSON line.
@@ -148,8 +169,14 @@ def record_from_export_line(data: Any) -> AuditRecord:
     Raises:
         ExportFormatError: If the line is neither form (the message names the problem).
     """
-    if not isinstance(data, dict) or "input_json" not in data:
+    # grpcurl and protobuf's MessageToJson write camelCase names (``inputJson``), which
+    # ParseDict reads as well; an object holding both spellings of a field is refused, as
+    # ParseDict would keep one silently (review R32b F7).
+    if not isinstance(data, dict) or ("input_json" not in data and "inputJson" not in data):
         return record_from_dict(data)
+    doubled = _both_spellings(data, pb.AuditedDecision.DESCRIPTOR, "")
+    if doubled is not None:
+        raise ExportFormatError(f"names {doubled}; write each field once, in one spelling")
     msg = pb.AuditedDecision()
     try:
         json_format.ParseDict(data, msg)
