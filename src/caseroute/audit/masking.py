@@ -39,6 +39,17 @@ from caseroute.rules.ir import AllOf, AnyOf, Cond, LeafRef, NotOf
 from caseroute.rules.model import CompiledRuleset
 
 MASK_PREFIX = "hmac-sha256:"
+_DIGEST = re.compile(re.escape(MASK_PREFIX) + "[0-9a-f]{64}")
+
+
+def is_digest(value: object) -> bool:
+    """Whether ``value`` has the exact form ``Masker.digest`` writes (prefix and 64 hex).
+
+    A caller's value that merely starts with the prefix is no digest (review R32b F11).
+    """
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
 FINGERPRINT_LABEL = b"caseroute-key-fingerprint"
 SHORT_VALUE_CHARS = 4
 """Masked values shorter than this are replaced in free text only as whole tokens."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from caseroute.audit.masking import MASK_PREFIX, Masker, masked_reads
+from caseroute.audit.masking import Masker, is_digest, masked_reads
 from caseroute.audit.record import AuditRecord, BlobKind, blob_sha256
 from caseroute.domain.case import Case
 from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
@@ -119,9 +119,19 @@ class NotReplayableError(Exception):
         self.reason = reason
 
 
+UNMASKED_PATHS = frozenset({"case.case_id"})
+"""Paths the log never masks (``check_masked_fields`` refuses them): a digest-like value there
+is the caller's own."""
+
+
 def _masked_paths(value: Any, path: str) -> Iterator[str]:
-    """Every path under ``value`` holding a masked digest."""
-    if isinstance(value, str) and value.startswith(MASK_PREFIX):
+    """Every path under ``value`` holding a masked digest.
+
+    A value counts only in the digest's exact form, outside a list (the masker walks objects
+    only) and at a path the log may mask: a caller's ``hmac-sha256:...`` case id or attribute
+    kept its record out of every comparison (review R32b F11).
+    """
+    if is_digest(value) and "[" not in path and path not in UNMASKED_PATHS:
         yield path
     elif isinstance(value, Mapping):
         for key, item in value.items():
@@ -137,7 +147,7 @@ def dimensions_of(case: Any) -> tuple[tuple[str, str], ...]:
     out = []
     for name in DIMENSIONS:
         value = data.get(name)
-        if isinstance(value, str) and value.startswith(MASK_PREFIX):
+        if is_digest(value):
             text = MASKED_VALUE
         elif value is None or value == "":
             text = ABSENT_VALUE
