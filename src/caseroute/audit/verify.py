@@ -386,7 +386,7 @@ def verify_chain(
     get_blob: Callable[[str], Blob | None] | None = None,
     events: Iterable[RulesetEvent] = (),
     eras: Sequence[KeyEra] | None = None,
-    kept_seq: int = 0,
+    kept_seq: int | None = None,
 ) -> ChainReport:
     """Check every link of the chain, then that it ends where the store says it ends.
 
@@ -411,7 +411,8 @@ def verify_chain(
             rotations made before rotations were sealed) are proven only by such records.
         kept_seq: A head kept earlier (``--expect-head``): the hash of the entry at this seq,
             whatever its kind (decision, event, sealed rotation), is reported as
-            ``hash_at_kept`` (0: the start of the chain).
+            ``hash_at_kept`` (0: the start of the chain; None, the default: nothing kept,
+            and ``hash_at_kept`` stays None).
 
     Returns:
         The report.
@@ -419,7 +420,7 @@ def verify_chain(
     checked: set[str] = set()
     parts = _RosterParts(get_blob) if get_blob is not None else None
     expected_seq, prev, count, event_count, keyed = 1, GENESIS, 0, 0, 0
-    hash_at_kept: str | None = GENESIS if kept_seq == 0 else None
+    hash_at_kept: str | None = GENESIS if kept_seq == 0 else None  # None: nothing kept
     # Sealed rotations are chain entries: deleting one leaves a gap, editing one breaks it.
     rotations = sorted(
         (era for era in eras or () if era.seq is not None), key=lambda era: era.seq or 0

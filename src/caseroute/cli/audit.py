@@ -133,7 +133,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
                 store.stored_blob,
                 store.iter_events(),
                 eras,
-                kept_seq=kept[0] if kept else 0,
+                kept_seq=kept[0] if kept else None,
             )
         except RecordDamagedError as exc:
             out(f"TAMPERED: {exc}")
