@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rapidfuzz import fuzz
 
 from caseroute.domain.codec import parse_case
 from caseroute.domain.decision import Outcome
@@ -54,6 +55,10 @@ NEAR_SAFEGUARDING = [
     "safeguardng_child",
     "safegaurdingconcern",
     "childsafegaurding",
+    # misspelt across the word breaks, with a qualifier (review R32d F4)
+    "Safe-Gaurding-Child",
+    "safe_guardng_concern",
+    "child_safe_gaurding",
 ]
 NEAR_CONSENT = [
     "consent_missing.",
@@ -120,6 +125,7 @@ def test_the_flag_itself_beside_a_near_spelling_keeps_its_meaning() -> None:
         *("vip", "interpreter", "complaint", "consent_given", "consented", "missing_docs"),
         *("interpreter_needed", "callback_requested", "repeat_caller", "safe_to_text"),
         "consent_to_sms",
+        *("lifeguarding_course", "safeguards_ok", "safety_concern", "guardianship"),
     ],
 )
 def test_other_flags_are_routed_as_before(flag: str) -> None:
@@ -164,6 +170,7 @@ def test_a_ruleset_with_its_own_safeguarding_flag_treats_the_conventional_one_as
         ("safe", "safeguarding", False),  # too little alike
         ("no_consent", "consent_missing", False),  # another word: not a spelling
         ("consent_withdrawn", "consent_missing", False),
+        ("missing_content", "consent_missing", True),  # one letter from consent: fail-closed
         (":", "safeguarding", False),  # no letters at all
     ],
 )
@@ -241,3 +248,43 @@ def test_a_hard_flag_named_like_one_of_another_meaning_is_refused(
     clashes = [p for p in caught.value.problems if p.code == "constraints.flag_clash"]
     assert clashes, [str(p) for p in caught.value.problems]
     assert all(p.line in (6, 7) for p in clashes)
+
+
+def test_a_flag_costs_a_bounded_number_of_similarity_searches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At most one search per hard word plus one whole comparison, whatever the flag's shape.
+
+    Review R32d F1: difflib over every word and each word's ends ran up to 7 comparisons per
+    word, ~13 words per 200-character flag: anagram pieces of a hard word cost ~650 ms for 200
+    flags. The searches are rapidfuzz's (linear in the flag, in C++); this pins their number.
+    """
+    from caseroute.domain import flag_spelling
+
+    calls: list[str] = []
+
+    class Counting:
+        @staticmethod
+        def ratio(*args: Any, **kwargs: Any) -> float:
+            calls.append("ratio")
+            return float(flag_spelling_fuzz.ratio(*args, **kwargs))
+
+        @staticmethod
+        def partial_ratio(*args: Any, **kwargs: Any) -> float:
+            calls.append("partial_ratio")
+            return float(flag_spelling_fuzz.partial_ratio(*args, **kwargs))
+
+    flag_spelling_fuzz = fuzz
+    monkeypatch.setattr(flag_spelling, "fuzz", Counting)
+    pieces = ["gusadfreinagd", "adsnigrugafed", "idarsfnuggeda"] * 5
+    hostile = [
+        "_".join(pieces)[:200],
+        "_".join(["missing"[::-1] + "xy"] * 20)[:200],
+        "consent_" + "_".join(["gnissim"] * 24)[:190],
+    ]
+    for flag in hostile:
+        for hard in ("safeguarding", "consent_missing"):
+            resembles.cache_clear()
+            calls.clear()
+            resembles(flag, hard)
+            assert len(calls) <= len(hard.split("_")) + 1, (flag, hard, calls)
