@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from caseroute.testing import (
     CATCH_ALL_RULE,
     NOW,
     audit_config,
+    compile_text,
     make_agent,
     make_case,
     make_roster,
@@ -272,6 +274,72 @@ def test_a_new_process_serves_the_recorded_content_of_an_edited_version(
     without_log = _lifecycle(root, None)
     without_log.load()
     assert without_log.registry.resolve("", "").compiled.sha256 != decided.sha256
+
+
+def _decided_then_closed(root: Path, ruleset: str = "") -> Path:
+    """Version 1 of routing loaded and decided once into a log in ``root``'s parent; closed."""
+    config = audit_config(root.parent / "audit")
+    store = config.open_store()
+    life = _lifecycle(root, store)
+    life.load()
+    core = RoutingCore(life.registry, store, config.masker())
+    core.decide(DecideCommand("req-1", ruleset, "", (make_case(),), make_roster(make_agent()), NOW))
+    life.registry.close()
+    store.close()
+    return root.parent / "audit" / "audit.db"
+
+
+def test_a_tampered_log_cannot_make_a_restarted_worker_serve_unpublished_content(
+    root: Path,
+) -> None:
+    """Only content a lifecycle event shows serving is taken from the log.
+
+    Review R32d F3: a blob row plus the decisions' ruleset_sha256 edited to point at it made a
+    restarted worker refuse the untouched published file and serve the forged content.
+    """
+    database = _decided_then_closed(root)
+    published = (root / "routing" / "1" / "ruleset.yaml").read_text()
+    forged = published.replace("description: general ruleset", "description: NEVER PUBLISHED")
+    forged_sha = compile_text(forged, str(root / "routing" / "1" / "ruleset.yaml")).sha256
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "INSERT INTO blobs (sha256, kind, content) VALUES (?, 'ruleset', ?)",
+            (forged_sha, forged),
+        )
+        db.execute("UPDATE decisions SET ruleset_sha256 = ?", (forged_sha,))
+    store = audit_config(root.parent / "audit").open_store()
+    try:
+        restarted = _lifecycle(root, store)
+        restarted.load()
+        (info,) = restarted.list_rulesets()
+        assert [v.sha256 for v in info.versions if v.version == "1"] == []
+        assert forged_sha not in {v.sha256 for v in info.versions}
+        assert info.active_version is None  # refused, fail-closed: nothing unpublished serves
+    finally:
+        store.close()
+
+
+def test_a_log_that_cannot_give_the_recorded_content_fails_that_version_only(
+    root: Path,
+) -> None:
+    """A log read failing while loading one version leaves that version out, not every ruleset.
+
+    Review R32d F11: reading the recorded content raised out of the whole reload, and a
+    restarted server loaded no ruleset at all.
+    """
+    _version(root, "other", "1")
+    database = _decided_then_closed(root, "routing")
+    _version(root, "routing", "1", queue="clinical")  # the published file edited
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE blobs SET kind = 'ruleset-x' WHERE kind = 'ruleset'")
+    store = audit_config(root.parent / "audit").open_store()
+    try:
+        restarted = _lifecycle(root, store)
+        restarted.load()
+        assert restarted.registry.names() == ["other", "routing"]
+        assert restarted.registry.resolve("other", "1").compiled.version == "1"
+    finally:
+        store.close()
 
 
 def test_a_draft_that_never_decided_may_still_change(root: Path, store: AuditSink) -> None:

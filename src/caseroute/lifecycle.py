@@ -408,11 +408,39 @@ class RulesetLifecycle:
         failures = tuple(self._shown_in(failure) for failure in report.failures)
         return LifecycleOutcome(action, actor, report.at, report.changes, failures)
 
-    def _recorded_source(self, sha256: str) -> str | None:
-        """The ruleset source the decision log recorded under ``sha256`` (None: none)."""
+    def _recorded_source(self, name: str, version: str, sha256: str) -> str | None:
+        """The source the decision log recorded for ``name@version`` with ``sha256``, if served.
+
+        Only content a lifecycle event shows serving (loaded or activated as that version) is
+        trusted: decisions' ``ruleset_sha256`` and a blob row alone could be two edited rows,
+        and a restarted worker would then serve content never published (review R32d F3). A
+        forged event is an edit ``audit verify`` reports.
+        """
         assert self._audit is not None  # noqa: S101 - passed only with a log
+        if not self._served_as(name, version, sha256):
+            log.error(
+                "%s@%s: the decision log holds decisions with sha256 %s..., but no lifecycle "
+                "event shows that content serving; it is not served (run `caseroute audit "
+                "verify`)",
+                name,
+                version,
+                sha256[:12],
+            )
+            return None
         blob = self._audit.get_blob(sha256)
         return blob.content if blob is not None and blob.kind is BlobKind.RULESET else None
+
+    def _served_as(self, name: str, version: str, sha256: str) -> bool:
+        """Whether a recorded lifecycle event put ``name@version`` with ``sha256`` in a role."""
+        assert self._audit is not None  # noqa: S101 - passed only with a log
+        after = 0
+        while True:
+            page = self._audit.events(name, after_seq=after)
+            if any(e.to_version == version and e.to_sha256 == sha256 for e in page):
+                return True
+            if not page:
+                return False
+            after = page[-1].seq
 
     def _observe(self, action: str, result: str) -> None:
         """Tell the observer, if any, what ``action`` did and what serves now; never raises."""

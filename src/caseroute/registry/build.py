@@ -42,8 +42,9 @@ the durable_rules validation; tests pass one with a fake matcher)."""
 DecidedLookup = Callable[[str, str], frozenset[str]]
 """(name, version) -> the sha256s that version has decided with (the decision log's answer)."""
 
-RecordedSource = Callable[[str], str | None]
-"""A ruleset sha256 -> the source text the decision log recorded under it (None: none)."""
+RecordedSource = Callable[[str, str, str], str | None]
+"""(name, version, sha256) -> the source the decision log recorded for that version, or None:
+none, or no lifecycle event shows that content served (a blob alone is not trusted)."""
 
 MAX_ERROR_PROBLEMS = 5
 """Problems of a failed ruleset kept in ``status`` (the log has every one)."""
@@ -379,17 +380,18 @@ def _recorded(
     )
     if not changed or compiled is None or decided is None or recorded is None:
         return ()
-    seen = decided(compiled.name, compiled.version)
-    if len(seen) != 1:
-        return ()
-    (sha256,) = seen
-    same = reusable.get((compiled.name, compiled.version, sha256))
-    if same is not None:
-        return (same,)
-    text = recorded(sha256)
-    if text is None:
-        return ()
-    try:
+    sha256 = ""
+    try:  # the log is read here: its failure keeps this version out, never the reload
+        seen = decided(compiled.name, compiled.version)
+        if len(seen) != 1:
+            return ()
+        (sha256,) = seen
+        same = reusable.get((compiled.name, compiled.version, sha256))
+        if same is not None:
+            return (same,)
+        text = recorded(compiled.name, compiled.version, sha256)
+        if text is None:
+            return ()
         restored = compile_source(parse_yaml(text, compiled.path))
         if (restored.name, restored.version, restored.sha256) != (
             compiled.name,
