@@ -24,7 +24,7 @@ from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.server import ROUTING_SERVICE, ServerConfig, build_server
 from caseroute.testing import audit_config
 from tests.grpc_api.test_server import _health
-from tests.test_lifecycle_edges import _events, _lifecycle, _served, _serving, root, store
+from tests.test_lifecycle_edges import _events, _lifecycle, _served, _serving, _version, root, store
 
 __all__ = ["root", "store"]  # fixtures
 
@@ -167,3 +167,28 @@ def test_a_rollback_on_a_worker_that_had_not_followed_is_reported_and_recorded_a
         ("activate", "admin:alice", "routing", "active", "1", "2"),
         ("rollback", "admin:alice", "routing", "active", "2", "1"),
     ]
+
+
+def test_a_ruleset_being_staged_first_in_order_does_not_become_the_implicit_default(
+    root: Path, tmp_path: Path
+) -> None:
+    """The implicit default is the first name with an active version; health stays SERVING.
+
+    Review R32d F2: `aaa-intake` (two versions, no serving.yaml yet) sorted first and became
+    the default of a freshly started worker, which then said NOT_SERVING while its peers served.
+    """
+    _version(root, "aaa-intake", "1")
+    _version(root, "aaa-intake", "2")
+    life = _lifecycle(root)
+    assert life.registry.serves_default()
+    assert life.registry.resolve("", "").compiled.name == "routing"
+    config = ServerConfig(
+        rulesets=root, port=0, engine=EngineKind.PYTHON, audit=audit_config(tmp_path / "a")
+    )
+    server = build_server(config, reuse_port=False)
+    try:
+        server.load(config)
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as chan:
+            assert _health(chan, ROUTING_SERVICE) == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        server.stop(1)

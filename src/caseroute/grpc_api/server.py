@@ -326,6 +326,12 @@ class RunningServer:
         self._refresh_health()
         if self.loaded:
             log.info("rulesets loaded: %s", ", ".join(names))
+            if config.default_ruleset is None and len(names) > 1:
+                log.warning(
+                    "several rulesets and no --default-ruleset: a request naming none gets %s "
+                    "(the first name with an active version); set --default-ruleset",
+                    self.core.registry.resolve("", "").compiled.name,
+                )
         elif names:
             log.error(
                 "rulesets loaded: %s, but the default one has no active version (the admin "

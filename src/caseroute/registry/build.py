@@ -220,7 +220,7 @@ def build_state(
         active=MappingProxyType(active),
         shadow=MappingProxyType(shadow),
         previous=MappingProxyType(previous),
-        default=default if default is not None else (old.default or first),
+        default=default if default is not None else _implicit_default(names, active, first),
         origins=MappingProxyType(dict(state.origins)),
         errors=MappingProxyType({k: "\n".join(v) for k, v in state.errors.items()}),
         load_errors=tuple(state.failures),
@@ -233,6 +233,18 @@ def build_state(
         ),
     )
     return BuiltState(snapshot, state.built, state.discarded, state.problems)
+
+
+def _implicit_default(names: set[str], active: Mapping[str, str], first: str | None) -> str | None:
+    """The ruleset a request naming none gets when the server names no default.
+
+    The first name, in order, with an active version: from the directory alone, so every
+    worker and replica picks the same one. It used to stick to the previous default, and
+    otherwise take the first name even with no active version, so a ruleset being staged
+    (two versions, no serving.yaml) that sorts first became the default of a respawned
+    worker only: health flapped between workers (review R32d F2).
+    """
+    return next((name for name in sorted(names) if name in active), first)
 
 
 def _load_source(

@@ -56,7 +56,8 @@ class RulesetRegistry:
         """Start empty.
 
         Args:
-            default_name: Ruleset used when a request names none (default: the first loaded).
+            default_name: Ruleset used when a request names none (default: the first name, in
+                order, with an active version).
             prepare: Builds a compiled ruleset's evaluators (default: ``prepare_ruleset``).
             clock: Wall clock for ``status``'s reload times.
         """
