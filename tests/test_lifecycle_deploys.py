@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -22,6 +23,9 @@ from caseroute.audit.store import AuditSink
 from caseroute.domain.errors import RulesetStateError
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.server import ROUTING_SERVICE, ServerConfig, build_server
+from caseroute.lifecycle import RulesetLifecycle
+from caseroute.registry import RulesetRegistry
+from caseroute.registry.build import MISSING_GRACE
 from caseroute.testing import audit_config
 from tests.grpc_api.test_server import _health
 from tests.test_lifecycle_edges import _events, _lifecycle, _served, _serving, _version, root, store
@@ -77,7 +81,13 @@ def test_a_rulesets_directory_missing_for_one_poll_keeps_every_ruleset(
     assert _served(life) == [("routing", "1", None, ())]
     assert life.registry.resolve("routing", "2").compiled.version == "2"
     root.mkdir()  # an empty directory is the same moment of a copy
-    assert life.reload("poll").changes == ()
+    empty = life.reload("poll")
+    # Named relative, never the server's path (review R32d F8: an existing empty directory
+    # was not stripped from the reply or ListRulesets).
+    assert (empty.changes, empty.errors) == ((), ("rulesets: missing or empty",))
+    (info,) = life.list_rulesets()
+    assert info.last_error is not None
+    assert str(root.parent) not in info.last_error
     root.rmdir()
     aside.rename(root)
     assert life.reload("poll").errors == ()
@@ -192,3 +202,62 @@ def test_a_ruleset_being_staged_first_in_order_does_not_become_the_implicit_defa
             assert _health(chan, ROUTING_SERVICE) == health_pb2.HealthCheckResponse.SERVING
     finally:
         server.stop(1)
+
+
+class _Clock:
+    """A wall clock a test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _clocked(root: Path, store: AuditSink | None = None) -> tuple[RulesetLifecycle, _Clock]:
+    clock = _Clock()
+    registry = RulesetRegistry(clock=clock)
+    life = RulesetLifecycle(registry, root, EngineKind.PYTHON, audit=store)
+    life.load()
+    return life, clock
+
+
+def test_a_ruleset_directory_missing_for_one_poll_keeps_serving(
+    root: Path, store: AuditSink
+) -> None:
+    """A ruleset's directory gone for a moment beside another ruleset: it keeps serving.
+
+    Review R32d F6: `rm -rf rulesets/<name> && cp -r ...` unloaded <name> (NOT_FOUND for its
+    requests) and recorded a change to none and back.
+    """
+    _version(root, "alpha", "1")
+    life, _clock = _clocked(root, store)
+    aside = root.parent / "routing.aside"
+    (root / "routing").rename(aside)
+    gap = life.reload("poll")
+    assert (gap.changes, gap.errors) == ((), ("routing/: missing",))
+    assert _served(life) == [("alpha", "1", None, ()), ("routing", "1", None, ())]
+    aside.rename(root / "routing")
+    assert (life.reload("poll").changes, life.reload("poll").errors) == ((), ())
+    assert [e for e in _events(store) if e[2] == "routing"] == [
+        ("load", "startup", "routing", "active", "", "1")
+    ]
+
+
+def test_what_stays_missing_past_the_grace_is_dropped_as_a_new_worker_would(root: Path) -> None:
+    """Past MISSING_GRACE a version still missing is dropped: old and new workers agree.
+
+    Review R32d F7: a version deleted on purpose while serving.yaml still named it served on in
+    old workers forever and in new ones not at all.
+    """
+    life, clock = _clocked(root)
+    shutil.rmtree(root / "routing" / "1")
+    life.reload("poll")
+    clock.now += MISSING_GRACE - timedelta(seconds=1)
+    life.reload("poll")
+    assert _served(life) == [("routing", "1", None, ())]
+    clock.now += timedelta(seconds=2)
+    life.reload("poll")
+    fresh = _lifecycle(root)
+    assert _served(life) == _served(fresh) == [("routing", None, None, ())]
+    assert life.registry.serves_default() is fresh.registry.serves_default() is False

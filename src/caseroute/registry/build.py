@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
@@ -144,6 +144,7 @@ class _Builder:
     errors: dict[str, list[str]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
+    missing_since: dict[str, datetime] = field(default_factory=dict)
     built: list[LoadedRuleset] = field(default_factory=list)
     discarded: list[LoadedRuleset] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -205,9 +206,9 @@ def build_state(
         _load_source(state, source, engine, reusable, prepare, decided, recorded)
     servings = _read_pointers(state, layout.pointers)
     if not layout.sources and not layout.pointers and old.versions:
-        _keep_all(state, root, servings)
+        _keep_all(state, root, servings, now)
     else:
-        _keep_missing(state, layout, servings)
+        _keep_missing(state, layout, servings, now)
     active, shadow, previous = _choose(state, servings)
     kept = {r for versions in state.versions.values() for r in versions.values()}
     state.discarded += [r for r in state.built if r not in kept]
@@ -226,6 +227,7 @@ def build_state(
         load_errors=tuple(state.failures),
         reloaded_at=MappingProxyType(dict.fromkeys(state.touched, now)),
         pointers=MappingProxyType({k: str(v) for k, v in layout.pointers.items()}),
+        missing_since=MappingProxyType(state.missing_since),
         safeguarding_flags=frozenset(
             r.compiled.constraints.safeguarding_flag
             for versions in state.versions.values()
@@ -310,14 +312,33 @@ def _load_source(
     state.add(clash if clash is not None else fresh, key)
 
 
-def _keep_all(state: _Builder, root: Path, servings: dict[str, Serving | None]) -> None:
-    """A rulesets directory that is gone or empty keeps everything it served (review R32a F1).
+MISSING_GRACE = timedelta(seconds=60)
+"""How long a ruleset or version whose files are gone keeps serving as loaded: a deploy that
+deletes and copies takes seconds; past this, files still missing were removed on purpose, and
+the version is dropped, as a worker started now would not have it (review R32d F6, F7)."""
+
+
+def _within_grace(state: _Builder, key: str, now: datetime) -> bool:
+    """Whether the source at ``key``, missing now, is still kept (and since when, noted)."""
+    since = state.old.missing_since.get(key, now)
+    if now - since > MISSING_GRACE:
+        return False
+    state.missing_since[key] = since
+    return True
+
+
+def _keep_all(
+    state: _Builder, root: Path, servings: dict[str, Serving | None], now: datetime
+) -> None:
+    """A rulesets directory that is gone or empty keeps what it served, for ``MISSING_GRACE``.
 
     ``rm -rf rulesets && cp -r new rulesets``, or a ``mv`` pair, opens a moment with no
-    directory; a poll then used to unload every ruleset (and record it as a change). Removing
-    every ruleset on purpose is a restart with another directory, never an empty one.
+    directory; a poll then used to unload every ruleset (and record it as a change) (review
+    R32a F1).
     """
     for key, kept in state.old.origins.items():
+        if not _within_grace(state, key, now):
+            continue
         for ruleset in kept:
             if ruleset.compiled.version not in state.versions.get(ruleset.compiled.name, {}):
                 state.add(ruleset, key)
@@ -325,48 +346,75 @@ def _keep_all(state: _Builder, root: Path, servings: dict[str, Serving | None]) 
         servings[name] = None  # no pointer read: its last good choice holds
         state.error(
             name,
-            f"the rulesets directory {root} is missing or empty; every ruleset keeps serving "
-            "what it served; restore the directory (replace it with one rename, not a delete "
-            "and a copy)",
+            f"the rulesets directory {root.name}/ is missing or empty; every ruleset keeps "
+            f"serving what it served for up to {MISSING_GRACE.seconds} s; restore the directory "
+            "(replace it with one rename, not a delete and a copy)",
         )
-    state.failures.append(f"{root}: missing or empty")
+    state.failures.append(f"{root.name}: missing or empty")
 
 
-def _keep_missing(state: _Builder, layout: Layout, servings: Mapping[str, Serving | None]) -> None:
-    """An active or shadow version whose directory is gone, but still pointed at, serves on.
+def _keep_missing(
+    state: _Builder, layout: Layout, servings: dict[str, Serving | None], now: datetime
+) -> None:
+    """A version or ruleset whose files are gone for a moment serves on (``MISSING_GRACE``).
 
-    A ``git checkout``, ``rsync --delete`` or copy over the directory removes it for a moment;
-    a poll then unloaded the active version and every unpinned request got NOT_FOUND (review
-    R32a F1). A version stops serving when its pointer stops naming it, never because its
-    files are missing for one poll. A version that failed to load is kept by
-    ``_load_source``; this keeps one not found at all.
+    A ``git checkout``, ``rsync --delete`` or a delete and copy removes a version's directory,
+    or a ruleset's (``rm -rf rulesets/<name> && cp -r ...``), for a moment; a poll then
+    unloaded it and every request for it got NOT_FOUND (reviews R32a F1, R32d F6). A version
+    serving.yaml still names, or a ruleset whose directory is gone whole, is kept as loaded,
+    with an error; a version its pointer no longer names is dropped at once. A version that
+    failed to load is kept by ``_load_source``; this keeps one not found at all.
     """
     found = {str(source.path) for source in layout.sources}
+    loaded_now = set(state.versions)  # names some source gave this time
+    gone_whole: set[str] = set()
     for key, kept in state.old.origins.items():
         if key in found:
             continue
         for ruleset in kept:
             name, version = ruleset.compiled.name, ruleset.compiled.version
-            serving = servings.get(name)
-            # Only a pointer read now keeps it (a broken one as well as a missing version is
-            # no moment of a deploy, and keeps nothing that is gone).
-            if serving is None or version in state.versions.get(name, {}):
+            if version in state.versions.get(name, {}):
                 continue
-            if version not in (serving.active, serving.shadow):
+            if name in servings:
+                serving = servings[name]
+                # A broken pointer as well as a missing version is no moment of a deploy.
+                if serving is None or version not in (serving.active, serving.shadow):
+                    continue
+                if not _within_grace(state, key, now):
+                    continue
+                _missing_version(state, key, name, version, serving)
+            elif name not in loaded_now:  # the ruleset's directory gone whole
+                if not _within_grace(state, key, now):
+                    continue
+                gone_whole.add(name)
+            else:
                 continue
             state.add(ruleset, key)
-            shown = "/".join(Path(key).parts[-2:])  # the ruleset's and version's directories
-            problem = Problem(
-                "versions.missing",
-                f"ruleset {name} version {version} is named by its serving.yaml but its "
-                f"directory {shown} is missing; still serving {version} as loaded before; "
-                "restore it, or point serving.yaml at another version",
-                serving.path,
-                serving.shadow_line if version == serving.shadow else serving.active_line,
-            )
-            log.error("%s", problem)
-            state.problem(name, problem)
-            state.failures.append(f"{key}: missing")
+    for name in sorted(gone_whole):
+        servings[name] = None  # its pointer is gone with it: its last good choice holds
+        state.error(
+            name,
+            f"the directory of ruleset {name} is missing; it keeps serving what it served for "
+            f"up to {MISSING_GRACE.seconds} s; restore it (replace it with one rename, not a "
+            "delete and a copy)",
+        )
+        state.failures.append(f"{name}/: missing")
+
+
+def _missing_version(state: _Builder, key: str, name: str, version: str, serving: Serving) -> None:
+    """Report a version serving.yaml names whose directory is gone (kept as loaded)."""
+    shown = "/".join(Path(key).parts[-2:])  # the ruleset's and version's directories
+    problem = Problem(
+        "versions.missing",
+        f"ruleset {name} version {version} is named by its serving.yaml but its directory "
+        f"{shown} is missing; still serving {version} as loaded before, for up to "
+        f"{MISSING_GRACE.seconds} s; restore it, or point serving.yaml at another version",
+        serving.path,
+        serving.shadow_line if version == serving.shadow else serving.active_line,
+    )
+    log.error("%s", problem)
+    state.problem(name, problem)
+    state.failures.append(f"{key}: missing")
 
 
 def _recorded(

@@ -107,6 +107,9 @@ class Snapshot:
         load_errors: One line per source or pointer that did not load.
         reloaded_at: Name -> when a reload last read it.
         pointers: Name -> its pointer file (``serving.yaml``), when it has one.
+        safeguarding_flags: Every loaded ruleset's safeguarding flag.
+        missing_since: Source path -> when its files were first found missing, for sources
+            kept serving as loaded meanwhile (``registry.build.MISSING_GRACE``).
     """
 
     versions: Mapping[str, Mapping[str, LoadedRuleset]]
@@ -120,6 +123,7 @@ class Snapshot:
     reloaded_at: Mapping[str, datetime] = field(default_factory=dict)
     pointers: Mapping[str, str] = field(default_factory=dict)
     safeguarding_flags: frozenset[str] = frozenset()
+    missing_since: Mapping[str, datetime] = field(default_factory=dict)
 
     def rulesets(self) -> set[LoadedRuleset]:
         """Every prepared ruleset this state holds."""
