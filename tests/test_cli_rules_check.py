@@ -384,3 +384,25 @@ def test_rules_check_passes_the_reference_layout(capsys: pytest.CaptureFixture[s
     """Control: the repository's rulesets directory has no pointer or placement problem."""
     assert main(["rules", "check", str(REFERENCE_HOME.parent)]) == 0
     assert " error " not in capsys.readouterr().out
+
+
+def test_rules_check_of_one_ruleset_home_without_a_pointer_reads_it_as_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rules check rulesets/<name>`, no serving.yaml: its versions are one ruleset's.
+
+    Review R32d F9: the directory was read as a rulesets directory of flat rulesets, so two
+    versions with no pointer, or a version in a directory of another name, passed (exit 0)
+    while `rules check rulesets` reported both.
+    """
+    home = tmp_path / "rulesets" / "patient-enquiries"
+    shutil.copytree(REFERENCE_HOME, home)
+    (home / "serving.yaml").unlink()
+    assert main(["rules", "check", str(home)]) == 1
+    out = capsys.readouterr().out
+    assert f"{home}: error versions.no_active: ruleset patient-enquiries has versions" in out
+    (home / "2026.12.1").rename(home / "2026.12.9")
+    assert main(["rules", "check", str(home)]) == 1
+    assert " error versions.misplaced: this file declares version `2026.12.1`" in (
+        capsys.readouterr().out
+    )

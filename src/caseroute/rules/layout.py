@@ -53,6 +53,11 @@ class Layout:
     pointers: dict[str, Path] = field(default_factory=dict)
 
 
+MAX_DECLARED_SCAN = 64 * 1024
+"""Characters of a version's file read to find its ``ruleset:`` line (a top-level key near
+the top; the compiler reads the whole file, bounded, later)."""
+
+
 def _visible_dirs(path: Path) -> list[Path]:
     """Sub-directories, sorted, without hidden ones (editors' and our own temporary files)."""
     try:
@@ -177,10 +182,35 @@ def expand_sources(path: Path) -> list[Path]:
 
 
 def expand_version_sources(path: Path) -> list[VersionSource]:
-    """``expand_sources`` with where each version was found (for ``check_placement``)."""
+    """``expand_sources`` with where each version was found (for ``check_placement``).
+
+    A directory without ``serving.yaml`` whose sub-directories all declare ``ruleset:`` its
+    own name is one ruleset's home, not a rulesets directory of flat rulesets: its versions
+    are checked as such (review R32d F9: `rules check rulesets/<name>` passed two versions
+    with no pointer, or a misplaced one, that the server reports).
+    """
     if path.is_file() or (path / RULESET_FILE).is_file():
         return [VersionSource(path)]
-    return list(discover(path).sources) or [VersionSource(path)]
+    sources = list(discover(path).sources)
+    if sources and all(
+        s.name_dir is None and s.path.parent == path and _declared_name(s.path) == path.name
+        for s in sources
+    ):
+        return [VersionSource(s.path, path.name, s.path.name) for s in sources]
+    return sources or [VersionSource(path)]
+
+
+def _declared_name(directory: Path) -> str | None:
+    """The ``ruleset:`` a version's file declares, read from its text (None: unreadable)."""
+    try:
+        text = ruleset_file(directory).read_text(errors="replace")[:MAX_DECLARED_SCAN]
+    except OSError:
+        return None
+    line = key_line(text, "ruleset")
+    words = text.splitlines()[line - 1].split(":", 1) if text else []
+    if len(words) != 2 or words[0] != "ruleset":
+        return None
+    return words[1].split("#", 1)[0].strip().strip("'\"") or None
 
 
 def not_loaded_problem(
@@ -236,6 +266,7 @@ def pointer_problems(path: Path, loaded: Mapping[str, Iterable[str]]) -> list[Pr
     if path.is_file() or (path / RULESET_FILE).is_file():
         return []
     layout = discover(path)
+    sources = expand_version_sources(path)
     problems: list[Problem] = []
     for name, pointer in sorted(layout.pointers.items()):
         try:
@@ -251,7 +282,7 @@ def pointer_problems(path: Path, loaded: Mapping[str, Iterable[str]]) -> list[Pr
             if version not in versions:
                 keeping = "; only pinned requests are served" if role == "active" else ""
                 problems.append(not_loaded_problem(name, serving, role, version, versions, keeping))
-    homes = {source.name_dir: source.path.parent for source in layout.sources if source.name_dir}
+    homes = {source.name_dir: source.path.parent for source in sources if source.name_dir}
     for name, compiled in sorted(loaded.items()):
         found = sorted(compiled)
         if len(found) > 1 and name not in layout.pointers and name in homes:
