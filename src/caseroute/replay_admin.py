@@ -6,11 +6,11 @@ the records from the decision log the server records into, and replays them with
 engine of record. Never imports gRPC.
 
 Cost: one record after another in the calling thread (workers=1), about 1-5 ms per record, so
-the default maximum of ``MAX_REPLAY_RECORDS`` takes minutes and holds up to that many records in
-memory. Decisions keep being served meanwhile: they run on other threads of the server's pool
-and read the registry's snapshot, never this replay's candidate, waiting at most for one
-record's evaluation (the GIL and the engine's lock are shared); one replay runs at a time so
-admin calls cannot take over the pool.
+the default maximum of ``MAX_REPLAY_RECORDS`` takes minutes; records are streamed a chunk at a
+time, so memory stays flat (review R32b F5). Decisions keep being served meanwhile: they run
+on other threads of the server's pool and read the registry's snapshot, never this replay's
+candidate, waiting at most for one record's evaluation (the GIL and the engine's lock are
+shared); one replay runs at a time so admin calls cannot take over the pool.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from caseroute.replay.report import DEFAULT_SAMPLE
 log = logging.getLogger("caseroute.replay_admin")
 
 MAX_REPLAY_RECORDS = 100_000
-"""Most records one Replay call reads (and the default): minutes of work, bounded memory."""
+"""Most records one Replay call reads (and the default): it bounds the minutes of work."""
 MAX_SAMPLE = 50
 """Most decision ids sampled per class in a Replay call's report."""
 DEFAULT_FILE_NAME = "ruleset.yaml"

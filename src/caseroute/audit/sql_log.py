@@ -1137,14 +1137,56 @@ class SqlLogReads(ABC):
                 return
             after_seq = page[-1][0]
 
-    def _query_rows(
+    def last_record_seq(self) -> int:
+        """The chain position of the last decision stored (0: none), read from the rows.
+
+        Not ``head``: an edited head must not hide records from a reader bounded by it.
+        """
+        rows = self._fetch("SELECT MAX(seq) FROM decisions", ())
+        last = rows[0][0] if rows else None
+        return 0 if last is None else stored_int(last, "the last decision's seq")
+
+    def count_record_rows(
         self,
-        case_id: str,
-        since: datetime | None,
-        until: datetime | None,
-        after_seq: int,
-        limit: int,
-    ) -> list[RecordRow]:
+        ruleset_name: str,
+        *,
+        case_id: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        through_seq: int,
+        limit: int | None = None,
+    ) -> int:
+        """How many of the first ``limit`` matching rows up to ``through_seq`` are of a ruleset.
+
+        Replay's progress total, counted in the log without reading any row's text.
+
+        Args:
+            ruleset_name: The ruleset name counted (its column, as replay selects by).
+            case_id: Only this case ("" = any).
+            since: Only decisions with ``now >= since`` (None = unbounded).
+            until: Only decisions with ``now < until`` (None = unbounded).
+            through_seq: Only rows at or before this chain position.
+            limit: Only the first this many matching rows, of any ruleset (None: all).
+
+        Returns:
+            The count.
+        """
+        p = self._P
+        where, params = self._row_filter(case_id, since, until, 0)
+        where.append(f"seq <= {p}")
+        params.append(through_seq)
+        chosen = f"SELECT ruleset_name FROM decisions WHERE {' AND '.join(where)} ORDER BY seq"
+        if limit is not None:
+            chosen += f" LIMIT {p}"
+            params.append(limit)
+        sql = f"SELECT COUNT(*) FROM ({chosen}) AS chosen WHERE ruleset_name = {p}"
+        rows = self._fetch(sql, (*params, ruleset_name))
+        return int(rows[0][0])
+
+    def _row_filter(
+        self, case_id: str, since: datetime | None, until: datetime | None, after_seq: int
+    ) -> tuple[list[str], list[object]]:
+        """The WHERE clauses and parameters of the record reads' filters."""
         p = self._P
         where: list[str] = [f"seq > {p}"]
         params: list[object] = [after_seq]
@@ -1156,6 +1198,18 @@ class SqlLogReads(ABC):
             if value is not None:
                 where.append(clause)
                 params.append(value)
+        return where, params
+
+    def _query_rows(
+        self,
+        case_id: str,
+        since: datetime | None,
+        until: datetime | None,
+        after_seq: int,
+        limit: int,
+    ) -> list[RecordRow]:
+        p = self._P
+        where, params = self._row_filter(case_id, since, until, after_seq)
         sql = (
             f"SELECT {self._select} FROM decisions WHERE {' AND '.join(where)} "
             f"ORDER BY seq LIMIT {p}"

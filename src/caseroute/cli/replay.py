@@ -104,11 +104,15 @@ def _source(
         raise UsageError(
             f"no file at --input {args.input}; pass the output of `caseroute audit export`"
         )
-    from caseroute.wire.json_dialect import record_from_export_line
+    from caseroute.wire.json_dialect import input_from_export_line, record_from_export_line
 
     # Export lines are AuditedDecision JSON (today) or the internal record (earlier versions).
     records = ExportedRecords(
-        args.input, where, store.get_blob if store else None, record_from_export_line
+        args.input,
+        where,
+        store.get_blob if store else None,
+        record_from_export_line,
+        input_from_export_line,
     )
     return records, close, store
 

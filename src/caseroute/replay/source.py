@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
+from itertools import takewhile
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -79,8 +80,12 @@ class SinkRecords:
         found = self.sink.records(case_id=w.case_id, since=w.since, until=w.until)
         return _limited(iter(found), w.limit)
 
-    def record_rows(self) -> Iterator[RecordRow] | None:
+    def record_rows(self, through_seq: int | None = None) -> Iterator[RecordRow] | None:
         """The same records undecoded (``RecordRow``), when the log can read them so.
+
+        Args:
+            through_seq: Only records at or before this chain position (None: to the end as
+                it is when the read gets there; a live log keeps growing).
 
         Returns:
             The rows in chain order, or None when the sink is not a SQLite log (then use
@@ -90,7 +95,30 @@ class SinkRecords:
             return None
         w = self.where
         found = self.sink.record_rows(case_id=w.case_id, since=w.since, until=w.until)
+        if through_seq is not None:
+            bound = through_seq
+            found = takewhile(lambda row: type(row[0]) is not int or row[0] <= bound, found)
         return _limited(found, w.limit)
+
+    def count_rows(self, ruleset_name: str, through_seq: int) -> int:
+        """How many of the rows ``record_rows(through_seq)`` gives are of ``ruleset_name``.
+
+        Counted in the log (``SELECT COUNT(*)``): no row's text is read.
+
+        Raises:
+            TypeError: If the sink is not a SQLite log (``record_rows`` gives None).
+        """
+        if not isinstance(self.sink, SqliteAuditStore):
+            raise TypeError("only a SQLite log's rows are counted")
+        w = self.where
+        return self.sink.count_record_rows(
+            ruleset_name,
+            case_id=w.case_id,
+            since=w.since,
+            until=w.until,
+            through_seq=through_seq,
+            limit=w.limit,
+        )
 
     def get_blob(self, sha256: str) -> Blob | None:
         """A blob from the log."""
@@ -126,6 +154,11 @@ def record_from_dict(data: Any) -> AuditRecord:
     return AuditRecord(**values)
 
 
+def stored_input(data: Any) -> object:
+    """The input an ``as_dict`` line's record holds (None: it holds none)."""
+    return data.get("input") if isinstance(data, dict) else None
+
+
 @dataclass(frozen=True, slots=True)
 class ExportedRecords:
     """Records read from ``caseroute audit export`` JSON lines, with blobs from a log if given.
@@ -139,12 +172,18 @@ class ExportedRecords:
             CLI passes ``wire.json_dialect.record_from_export_line``, which also reads the
             ``caseroute.v1.AuditedDecision`` lines export writes today). Raises
             ``ExportFormatError`` for a line that is no record.
+        read_input: Reads one decoded line's input, its ``roster`` reference as ``parse``'s
+            record will hold it, without building the record (``stored_input`` by default;
+            the CLI passes ``wire.json_dialect.input_from_export_line``). Replay reads each
+            line's roster reference so in the calling process and leaves the line's record
+            to the worker that replays it. Returns None for a line it cannot read.
     """
 
     path: Path
     where: RecordFilter = RecordFilter()
     blobs: Callable[[str], Blob | None] | None = None
     parse: Callable[[Any], AuditRecord] = record_from_dict
+    read_input: Callable[[Any], object] = stored_input
 
     def records(self) -> Iterator[AuditRecord]:
         """The matching records in file order.
@@ -156,13 +195,42 @@ class ExportedRecords:
         return _limited(self._read(), self.where.limit)
 
     def _read(self) -> Iterator[AuditRecord]:
+        for number, line in self.numbered_lines():
+            record = self.admitted(number, line)
+            if record is not None:
+                yield record
+
+    def count_lines(self) -> int:
+        """How many lines hold something, counted without decoding any (replay's progress).
+
+        A file that is not UTF-8 is counted up to where decoding fails: reading the lines
+        (``numbered_lines``) reports it there.
+
+        Raises:
+            OSError: If the file cannot be read.
+        """
+        count = 0
+        try:
+            with self.path.open(encoding="utf-8") as lines:
+                for line in lines:
+                    count += not line.isspace()
+        except UnicodeDecodeError:
+            pass
+        return count
+
+    def numbered_lines(self) -> Iterator[tuple[int, str]]:
+        """The lines that hold something, with their numbers, undecoded (see ``admitted``).
+
+        Raises:
+            ExportFormatError: Where the file turns out not to be UTF-8 text.
+            OSError: If the file cannot be read.
+        """
         number = 0
         try:
             with self.path.open(encoding="utf-8") as lines:
                 for number, line in enumerate(lines, 1):
-                    record = self._parse(number, line)
-                    if record is not None and self.where.admits(record):
-                        yield record
+                    if not line.isspace():
+                        yield number, line
         except UnicodeDecodeError:
             # Decoding fails a block at a time: the line is where reading stopped.
             raise ExportFormatError(
@@ -170,6 +238,25 @@ class ExportedRecords:
                 "`>` does, or compressed?); --input takes the output of `caseroute audit "
                 "export` as written, UTF-8"
             ) from None
+
+    def admitted(self, number: int, line: str) -> AuditRecord | None:
+        """Line ``number``'s record when it passes the filters (None: blank, or filtered out).
+
+        Raises:
+            ExportFormatError: If the line is not an exported record (``file:line: ...``).
+        """
+        record = self._parse(number, line)
+        return record if record is not None and self.where.admits(record) else None
+
+    def line_input(self, line: str) -> object:
+        """A line's input (``read_input``), without decoding its record (None: unreadable).
+
+        A line this cannot read fails ``admitted``, which says why.
+        """
+        try:
+            return self.read_input(json.loads(line))
+        except (ValueError, RecursionError):
+            return None
 
     def _parse(self, number: int, line: str) -> AuditRecord | None:
         """One line's record (None: a blank line)."""

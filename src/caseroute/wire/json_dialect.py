@@ -24,7 +24,7 @@ from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.dialect import record_input_from_wire
 from caseroute.domain.enums import ExplanationLevel
 from caseroute.domain.fingerprint import format_timestamp
-from caseroute.replay.source import ExportFormatError, record_from_dict
+from caseroute.replay.source import ExportFormatError, record_from_dict, stored_input
 from caseroute.simulate import SimulatedRequest
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire.convert import (
@@ -151,6 +151,28 @@ def _both_spellings(data: dict[str, Any], descriptor: Descriptor, at: str) -> st
                 if found is not None:
                     return found
     return None
+
+
+def input_from_export_line(data: Any) -> object:
+    """The input of a line's record as ``record_from_export_line`` reads it, and nothing else.
+
+    Replay reads a line's roster reference with it in the calling process and leaves decoding
+    the record (the costly part) to the worker that replays it (review R32b F5). The input
+    is the stored text's as sent (``input_json``): the conversion to the stored form changes
+    its ``case`` only, never its ``roster``.
+
+    Returns:
+        The input, or None when the line has none to read (decoding it then says why).
+    """
+    if not isinstance(data, dict) or ("input_json" not in data and "inputJson" not in data):
+        return stored_input(data)
+    text = data.get("input_json", data.get("inputJson"))
+    if not isinstance(text, str):
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def record_from_export_line(data: Any) -> AuditRecord:
