@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -131,11 +133,11 @@ def test_admin_replies_name_paths_relative_to_the_rulesets_directory(root: Path)
     assert outcome.errors == ("routing/2: 1 problem(s)",)
 
 
-def test_health_is_not_serving_while_the_default_ruleset_has_no_active_version(
+@contextmanager
+def _served_health(
     root: Path, tmp_path: Path
-) -> None:
-    """Versions loaded but none active (a restart after a bad edit): NOT_SERVING, not SERVING."""
-    _serving(root, "routing", "active: '9'\n")
+) -> Iterator[tuple[Callable[[], int], Callable[[], None]]]:
+    """A real server on ``root``: RoutingService's health, and a reload of ``root``."""
     config = ServerConfig(
         rulesets=root, port=0, engine=EngineKind.PYTHON, audit=audit_config(tmp_path / "a")
     )
@@ -143,12 +145,21 @@ def test_health_is_not_serving_while_the_default_ruleset_has_no_active_version(
     try:
         server.load(config)
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as chan:
-            assert _health(chan, ROUTING_SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
-            _serving(root, "routing", "active: '2'\n")
-            server.load(config)
-            assert _health(chan, ROUTING_SERVICE) == health_pb2.HealthCheckResponse.SERVING
+            yield (lambda: _health(chan, ROUTING_SERVICE)), (lambda: server.load(config))
     finally:
         server.stop(1)
+
+
+def test_health_is_not_serving_while_the_default_ruleset_has_no_active_version(
+    root: Path, tmp_path: Path
+) -> None:
+    """Versions loaded but none active (a restart after a bad edit): NOT_SERVING, not SERVING."""
+    _serving(root, "routing", "active: '9'\n")
+    with _served_health(root, tmp_path) as (health, reload):
+        assert health() == health_pb2.HealthCheckResponse.NOT_SERVING
+        _serving(root, "routing", "active: '2'\n")
+        reload()
+        assert health() == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_a_rollback_on_a_worker_that_had_not_followed_is_reported_and_recorded_as_the_admins(
@@ -192,16 +203,8 @@ def test_a_ruleset_being_staged_first_in_order_does_not_become_the_implicit_defa
     life = _lifecycle(root)
     assert life.registry.serves_default()
     assert life.registry.resolve("", "").compiled.name == "routing"
-    config = ServerConfig(
-        rulesets=root, port=0, engine=EngineKind.PYTHON, audit=audit_config(tmp_path / "a")
-    )
-    server = build_server(config, reuse_port=False)
-    try:
-        server.load(config)
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as chan:
-            assert _health(chan, ROUTING_SERVICE) == health_pb2.HealthCheckResponse.SERVING
-    finally:
-        server.stop(1)
+    with _served_health(root, tmp_path) as (health, _reload):
+        assert health() == health_pb2.HealthCheckResponse.SERVING
 
 
 class _Clock:

@@ -126,3 +126,24 @@ def add_audit_db(cmd: argparse.ArgumentParser) -> None:
 def add_masked_fields(cmd: argparse.ArgumentParser) -> None:
     """Add ``--audit-masked-fields``, the case fields stored only as keyed digests."""
     add_settings(cmd, ["audit_masked_fields"])
+
+
+def parse_window(
+    since_text: str | None, until_text: str | None, reads: str
+) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` as instants; a window that holds no instant is a usage error.
+
+    Args:
+        since_text: ``--since`` as given (None: unbounded).
+        until_text: ``--until`` as given (None: unbounded).
+        reads: What the window selects, for the message (``decisions with since <= now <
+            until``).
+
+    Raises:
+        UsageError: If either is no instant, or ``--since`` is not before ``--until``.
+    """
+    since = parse_instant(since_text, "--since")
+    until = parse_instant(until_text, "--until")
+    if since is not None and until is not None and since >= until:
+        raise UsageError(f"--since {since_text} is not before --until {until_text}; {reads}")
+    return since, until

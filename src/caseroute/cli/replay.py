@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from caseroute.cli.options import add_client_tls, parse_instant, timeout_seconds
+from caseroute.cli.options import add_client_tls, parse_window, timeout_seconds
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError
 from caseroute.cli.settings import add_settings, setting_source
 from caseroute.render import escape_lines
@@ -71,14 +71,7 @@ def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]
     A reversed window replayed nothing and passed every gate (review R32b F8); report and
     ``RulesetAdmin.Replay`` refuse it too.
     """
-    since = parse_instant(args.since, "--since")
-    until = parse_instant(args.until, "--until")
-    if since is not None and until is not None and since >= until:
-        raise UsageError(
-            f"--since {args.since} is not before --until {args.until}; replay reads decisions "
-            "with since <= now < until"
-        )
-    return since, until
+    return parse_window(args.since, args.until, "replay reads decisions with since <= now < until")
 
 
 def _source(

@@ -7,7 +7,7 @@ import shutil
 import sys
 
 from caseroute.cli.audit import open_log
-from caseroute.cli.options import add_audit_db, parse_instant
+from caseroute.cli.options import add_audit_db, parse_window
 from caseroute.cli.output import EXIT_OK, UsageError
 
 FORMATS = ["table", "json", "markdown"]
@@ -27,13 +27,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     )
     from caseroute.report.source import period_records
 
-    since = parse_instant(args.since, "--since")
-    until = parse_instant(args.until, "--until")
-    if since is not None and until is not None and since >= until:
-        raise UsageError(
-            f"--since {args.since} is not before --until {args.until}; the period is "
-            "since <= decision instant < until"
-        )
+    since, until = parse_window(
+        args.since, args.until, "the period is since <= decision instant < until"
+    )
     if args.ruleset is not None and not args.ruleset.strip():
         raise UsageError("--ruleset is empty; give a ruleset name, or leave it out for all")
     store = open_log(args)
