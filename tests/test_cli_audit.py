@@ -104,8 +104,8 @@ def test_export_filters_by_time_and_case(
     assert (code, err) == (
         2,
         (
-            "caseroute: --until 'x' is not an ISO-8601 instant with offset; e.g. "
-            "2026-11-21T10:00:00Z\n"
+            "caseroute: --until 'x' is not an RFC 3339 instant YYYY-MM-DDTHH:MM:SS[.fraction] "
+            "ending in Z or +HH:MM / -HH:MM; e.g. 2026-11-21T10:00:00Z\n"
         ),
     )
 

@@ -75,7 +75,7 @@ def test_period_is_since_inclusive_until_exclusive(
     ) == (2, {"since": "2026-11-22T10:00:00Z", "until": None})
     # 11:00Z written as 13:00+02:00, until 12:00Z: the hour-1 decisions C2 and C3 only.
     hour1 = _json(
-        capsys, audit_db, "--since", "2026-11-21T13:00:00+02:00", "--until", "2026-11-21T12:00Z"
+        capsys, audit_db, "--since", "2026-11-21T13:00:00+02:00", "--until", "2026-11-21T12:00:00Z"
     )
     assert (
         hour1["decisions"],
@@ -117,12 +117,16 @@ def test_empty_period_says_so_and_exits_0(
     [
         (
             ["--since", "yesterday"],
-            "--since 'yesterday' is not an ISO-8601 instant with offset; e.g. 2026-11-21T10:00:00Z",
+            (
+                "--since 'yesterday' is not an RFC 3339 instant YYYY-MM-DDTHH:MM:SS[.fraction] "
+                "ending in Z or +HH:MM / -HH:MM; e.g. 2026-11-21T10:00:00Z"
+            ),
         ),
         (
             ["--until", "2026-11-21T10:00:00"],
             (
-                "--until '2026-11-21T10:00:00' is not an ISO-8601 instant with offset; e.g. "
+                "--until '2026-11-21T10:00:00' is not an RFC 3339 instant "
+                "YYYY-MM-DDTHH:MM:SS[.fraction] ending in Z or +HH:MM / -HH:MM; e.g. "
                 "2026-11-21T10:00:00Z"
             ),
         ),

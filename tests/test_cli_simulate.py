@@ -231,7 +231,8 @@ def test_an_unreachable_server_is_counted_as_unavailable(
         (
             ("--start", "07:00"),
             (
-                "caseroute: --start '07:00' is not an ISO-8601 instant with offset; e.g. "
+                "caseroute: --start '07:00' is not an RFC 3339 instant "
+                "YYYY-MM-DDTHH:MM:SS[.fraction] ending in Z or +HH:MM / -HH:MM; e.g. "
                 "2026-11-21T10:00:00Z\n"
             ),
         ),

@@ -28,7 +28,8 @@ NOWHERE = "127.0.0.1:1"
 """A target nobody listens on: a call that reached the network would fail UNAVAILABLE."""
 
 INSTANT_ADVICE = (
-    "must be an aware datetime or ISO-8601 text with an offset, e.g. 2026-11-21T10:00:00Z"
+    "must be an aware datetime or an RFC 3339 instant YYYY-MM-DDTHH:MM:SS[.fraction] ending in "
+    "Z or +HH:MM / -HH:MM, e.g. 2026-11-21T10:00:00Z"
 )
 
 

@@ -277,8 +277,8 @@ def test_safeguarding_case_with_invalid_data_is_refused_with_a_notice_first() ->
         FieldViolation("case.flags", SAFEGUARDING_NOTICE),
         FieldViolation(
             "case.created_at",
-            "must be an ISO-8601 timestamp with a UTC offset, e.g. 2026-11-21T09:30:00Z; "
-            "got 'today'",
+            "must be an RFC 3339 instant YYYY-MM-DDTHH:MM:SS[.fraction] ending in Z or "
+            "+HH:MM / -HH:MM, e.g. 2026-11-21T09:30:00Z; got 'today'",
         ),
         FieldViolation(
             "case.urgency",

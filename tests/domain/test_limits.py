@@ -258,7 +258,10 @@ def test_a_long_attribute_name_is_refused_without_echoing_it() -> None:
 
 
 _Z40 = "z" * 40
-_TIMESTAMP = "must be an ISO-8601 timestamp with a UTC offset, e.g. 2026-11-21T09:30:00Z; got "
+_TIMESTAMP = (
+    "must be an RFC 3339 instant YYYY-MM-DDTHH:MM:SS[.fraction] ending in Z or +HH:MM / -HH:MM, "
+    "e.g. 2026-11-21T09:30:00Z; got "
+)
 
 
 @pytest.mark.parametrize(

@@ -135,7 +135,8 @@ def test_continuity_null_means_continuity_did_not_apply(tmp_path: Path) -> None:
             "schema.format",
             ":20:27",
             (
-                "expect.next_relaxation_at must be an ISO-8601 instant with offset, e.g. "
+                "expect.next_relaxation_at must be an RFC 3339 instant "
+                "YYYY-MM-DDTHH:MM:SS[.fraction] ending in Z or +HH:MM / -HH:MM, e.g. "
                 '"2026-11-21T10:10:00Z", or null'
             ),
         ),
@@ -144,7 +145,8 @@ def test_continuity_null_means_continuity_did_not_apply(tmp_path: Path) -> None:
             "schema.format",
             ":20:33",
             (
-                "expect.held_for_preferred_until must be an ISO-8601 instant with offset, e.g. "
+                "expect.held_for_preferred_until must be an RFC 3339 instant "
+                "YYYY-MM-DDTHH:MM:SS[.fraction] ending in Z or +HH:MM / -HH:MM, e.g. "
                 '"2026-11-21T10:10:00Z", or null'
             ),
         ),

@@ -315,8 +315,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "export",
         help="decisions as JSON lines on stdout, one caseroute.v1.AuditedDecision per line",
     )
-    export.add_argument("--since", help="decisions with now >= this instant (ISO-8601)")
-    export.add_argument("--until", help="decisions with now < this instant (ISO-8601)")
+    export.add_argument(
+        "--since", help="decisions with now >= this instant (RFC 3339, e.g. 2026-11-21T10:00:00Z)"
+    )
+    export.add_argument(
+        "--until", help="decisions with now < this instant (RFC 3339, e.g. 2026-11-21T10:00:00Z)"
+    )
     export.add_argument("--case-id", default="", help="only this case")
     export.set_defaults(run=_cmd_audit_export)
     verify = audit_sub.add_parser("verify", help="walk the hash chain; exit 1 if tampered")

@@ -250,7 +250,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--roster; see examples/requests/",
     )
     add_settings(decide, ["ruleset"])  # $CASEROUTE_RULESET, checked like every setting
-    decide.add_argument("--now", help="decision instant, ISO-8601 with offset (default: now)")
+    decide.add_argument(
+        "--now", help="decision instant, RFC 3339, e.g. 2026-11-21T10:00:00Z (default: now)"
+    )
     decide.add_argument(
         "--json",
         action="store_true",

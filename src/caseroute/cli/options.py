@@ -12,6 +12,7 @@ from caseroute.cli.output import UsageError
 from caseroute.cli.settings import add_settings, setting_origin
 from caseroute.domain.codec import parse_timestamp
 from caseroute.domain.json_source import parse_json_bytes
+from caseroute.domain.reader import INSTANT_SHAPE
 
 if TYPE_CHECKING:
     from caseroute.grpc_api.tls import ClientTls
@@ -79,9 +80,7 @@ def parse_instant(text: str | None, flag: str) -> datetime | None:
         return None
     value = parse_timestamp(text)
     if value is None:
-        raise UsageError(
-            f"{flag} {text!r} is not an ISO-8601 instant with offset; e.g. 2026-11-21T10:00:00Z"
-        )
+        raise UsageError(f"{flag} {text!r} is not {INSTANT_SHAPE}; e.g. 2026-11-21T10:00:00Z")
     return value
 
 

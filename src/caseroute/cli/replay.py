@@ -255,8 +255,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="replay `caseroute audit export` JSON lines instead (roster snapshots come from "
         "--audit-db when given; without it every record is not replayable)",
     )
-    cmd.add_argument("--since", help="decisions with now >= this instant (ISO-8601)")
-    cmd.add_argument("--until", help="decisions with now < this instant (ISO-8601)")
+    cmd.add_argument(
+        "--since", help="decisions with now >= this instant (RFC 3339, e.g. 2026-11-21T10:00:00Z)"
+    )
+    cmd.add_argument(
+        "--until", help="decisions with now < this instant (RFC 3339, e.g. 2026-11-21T10:00:00Z)"
+    )
     cmd.add_argument("--case-id", default="", help="only this case")
     cmd.add_argument(
         "--limit", type=_positive("--limit"), help="at most N records, the first in chain order"

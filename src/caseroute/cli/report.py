@@ -76,8 +76,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "relaxed, continuity outcomes). Counts, rates and durations only: never a case, "
         "patient or agent id. See docs/operations.md.",
     )
-    cmd.add_argument("--since", metavar="T", help="decisions with now >= T (ISO-8601 with offset)")
-    cmd.add_argument("--until", metavar="T", help="decisions with now < T (ISO-8601 with offset)")
+    cmd.add_argument(
+        "--since", metavar="T", help="decisions with now >= T (RFC 3339, e.g. 2026-11-21T10:00:00Z)"
+    )
+    cmd.add_argument(
+        "--until", metavar="T", help="decisions with now < T (RFC 3339, e.g. 2026-11-21T10:00:00Z)"
+    )
     cmd.add_argument("--ruleset", metavar="NAME", help="only this ruleset's decisions")
     cmd.add_argument(
         "--format",

@@ -538,7 +538,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> RulesC
     check.add_argument(
         "--now",
         help="with --roster: the instant licence expiry and compact membership are judged at, "
-        "ISO-8601 with offset (default: the roster's taken_at)",
+        "RFC 3339, e.g. 2026-11-21T10:00:00Z (default: the roster's taken_at)",
     )
     check.add_argument(
         "--strict",

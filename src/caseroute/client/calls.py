@@ -32,7 +32,7 @@ from caseroute.domain.enums import ExplanationLevel
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.fingerprint import roster_sha256
 from caseroute.domain.limits import DEFAULT_LIMITS
-from caseroute.domain.reader import request_id_problem
+from caseroute.domain.reader import INSTANT_SHAPE, request_id_problem
 from caseroute.domain.roster import Roster
 from caseroute.grpc_api.tls import ClientTls
 from caseroute.v1 import routing_pb2 as pb
@@ -60,7 +60,7 @@ CaseInput = Case | Mapping[str, Any]
 RosterInput = Roster | Mapping[str, Any]
 """A roster snapshot: a ``Roster``, or a dict in caseroute's JSON dialect."""
 Instant = datetime | str
-"""An instant: an aware ``datetime``, or ISO-8601 text with an offset (``2026-11-21T10:00:00Z``)."""
+"""An instant: an aware ``datetime``, or RFC 3339 text with an offset (``2026-11-21T10:00:00Z``)."""
 
 
 _LEVELS = {
@@ -120,8 +120,7 @@ def _instant(value: Instant, field: str) -> datetime:
             [
                 FieldViolation(
                     field,
-                    "must be an aware datetime or ISO-8601 text with an offset, e.g. "
-                    "2026-11-21T10:00:00Z",
+                    f"must be an aware datetime or {INSTANT_SHAPE}, e.g. 2026-11-21T10:00:00Z",
                 )
             ]
         )

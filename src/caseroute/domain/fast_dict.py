@@ -143,7 +143,7 @@ def _number(value: object, low: float, high: float) -> float:
 
 
 def _instant(value: object) -> datetime:
-    """A required timestamp: ISO-8601 text with a UTC offset, in UTC."""
+    """A required timestamp: RFC 3339 text with a UTC offset, in UTC."""
     parsed = parse_timestamp(value) if type(value) is str else None
     if parsed is None:
         raise Doubt

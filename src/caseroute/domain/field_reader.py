@@ -31,6 +31,8 @@ from caseroute.domain.limits import (
 )
 from caseroute.domain.reader import (
     ATTRIBUTE_NAME,
+    INSTANT_SHAPE,
+    ISO_INSTANT,
     MAX_ABS_NUMBER,
     MISSING,
     TextPattern,
@@ -289,7 +291,7 @@ class FieldReader:
         return member
 
     def timestamp(self, key: str, *, required: bool = True) -> datetime | None:
-        """An ISO-8601 timestamp with a UTC offset, in UTC; ``None`` when absent or invalid."""
+        """An RFC 3339 timestamp with a UTC offset, in UTC; ``None`` when absent or invalid."""
         value = self.raw(key, required=required)
         if value is UNSET:
             return None
@@ -297,8 +299,7 @@ class FieldReader:
         if parsed is None:
             self.fail(
                 key,
-                "must be an ISO-8601 timestamp with a UTC offset, e.g. "
-                f"2026-11-21T09:30:00Z; got {describe_value(value)}",
+                f"must be {INSTANT_SHAPE}, e.g. 2026-11-21T09:30:00Z; got {describe_value(value)}",
             )
         return parsed
 
@@ -454,13 +455,15 @@ def _attribute_value_problem(value: object, limits: InputLimits) -> str | None:
 
 
 def parse_timestamp(value: object) -> datetime | None:
-    """Parse an ISO-8601 timestamp (or take an aware datetime); returns it in UTC or ``None``.
+    """Parse an RFC 3339 timestamp (or take an aware datetime); returns it in UTC or ``None``.
 
-    ``None`` also when the instant cannot be expressed in UTC (year 1 or 9999 with an offset).
+    Text must have the one shape ``reader.ISO_INSTANT`` (``INSTANT_SHAPE``); digits past the
+    sixth of a fraction are cut. ``None`` also when the instant cannot be expressed in UTC
+    (year 1 or 9999 with an offset).
     """
     if isinstance(value, datetime):
         parsed = value
-    elif isinstance(value, str) and len(value) <= 64:
+    elif isinstance(value, str) and len(value) <= 64 and ISO_INSTANT.fullmatch(value) is not None:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:

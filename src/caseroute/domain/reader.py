@@ -396,6 +396,18 @@ ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 week dates (``2027-W26-3``), which the contract does not name (review R31a F6)."""
 
 
+ISO_INSTANT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+"""The one shape of an instant on the JSON path (RFC 3339, as protobuf's JSON parser reads it):
+Python 3.11's ``datetime.fromisoformat`` also reads ISO 8601 basic format (``20261121T090000Z``),
+week dates, a space or any other character for ``T``, hour-only or ``+0100`` offsets, and
+reduced precision (``T09:00Z``), which the contract does not name (review R31d 8)."""
+
+INSTANT_SHAPE = "an RFC 3339 instant YYYY-MM-DDTHH:MM:SS[.fraction] ending in Z or +HH:MM / -HH:MM"
+"""What every reader of an instant says it wanted (JSON fields, ``--now``, golden files)."""
+
+
 def read_day(value: object) -> date | None:
     """A date from ``YYYY-MM-DD`` text, else ``None`` (the YAML loader keeps dates as text)."""
     if isinstance(value, str) and ISO_DAY.fullmatch(value) is not None:

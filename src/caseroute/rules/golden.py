@@ -41,6 +41,7 @@ from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.decision import ContinuityOutcome, Decision, Outcome, Priority, StepStatus
 from caseroute.domain.errors import Problem, RequestError, RulesetError
 from caseroute.domain.fingerprint import format_timestamp
+from caseroute.domain.reader import INSTANT_SHAPE
 from caseroute.domain.roster import Roster
 from caseroute.rules.ir import is_catch_all
 from caseroute.rules.model import Rule
@@ -144,8 +145,7 @@ def _instant(r: SchemaReader, e: dict[str, Node], key: str, name: str) -> dateti
     if at is None:
         r.error(
             "schema.format",
-            f"expect.{key} must be an ISO-8601 instant with offset, e.g. "
-            '"2026-11-21T10:10:00Z", or null',
+            f'expect.{key} must be {INSTANT_SHAPE}, e.g. "2026-11-21T10:10:00Z", or null',
             node,
             name,
         )
@@ -256,7 +256,7 @@ def load_golden_file(path: Path) -> list[GoldenCase]:
     if "now" in top and default_now is None:
         r.error(
             "golden.now",
-            '`now` must be an ISO-8601 instant with offset, e.g. "2026-11-21T10:00:00Z"',
+            f'`now` must be {INSTANT_SHAPE}, e.g. "2026-11-21T10:00:00Z"',
             top["now"],
         )
     default_roster = _load_roster(r, top["roster"], path.parent) if "roster" in top else None
@@ -274,8 +274,7 @@ def load_golden_file(path: Path) -> list[GoldenCase]:
         if now is None and "now" in c:
             r.error(
                 "golden.now",
-                f"case `{name}`: `now` must be an ISO-8601 instant with offset, e.g. "
-                '"2026-11-21T10:00:00Z"',
+                f'case `{name}`: `now` must be {INSTANT_SHAPE}, e.g. "2026-11-21T10:00:00Z"',
                 c["now"],
             )
         elif now is None:
