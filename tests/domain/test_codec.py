@@ -89,7 +89,7 @@ def test_attribute_values_must_be_scalars() -> None:
 
 def test_canonical_form_round_trips_and_hash_ignores_set_order() -> None:
     """parse(to_dict(x)) == x, and reordering flags/territories keeps the input hash."""
-    case = parse_case(_case(flags=["vip", "a"], region="R1"))
+    case = parse_case(_case(flags=["vip", "callback"], region="R1"))
     roster = parse_roster(
         roster_data(
             agent_data(
@@ -100,7 +100,7 @@ def test_canonical_form_round_trips_and_hash_ignores_set_order() -> None:
     )
     assert parse_case(json.loads(json.dumps(case_to_dict(case)))) == case
     assert parse_roster(json.loads(json.dumps(roster_to_dict(roster)))) == roster
-    reordered = parse_case(_case(flags=["a", "vip"], region="R1"))
+    reordered = parse_case(_case(flags=["callback", "vip"], region="R1"))
     roster2 = parse_roster(
         roster_data(
             agent_data(

@@ -177,8 +177,10 @@ def test_agent_attributes_are_limited() -> None:
 def test_lists_at_their_limit_are_accepted() -> None:
     """Limits are inclusive: exactly max items parse."""
     limits = InputLimits(max_list_items=2, max_attributes=2, max_sla_clocks=1)
-    case = parse_case(case_data(flags=["a", "b"], attributes={"x": 1, "y": 2}), limits=limits)
-    assert (frozenset({"a", "b"}), {"x": 1, "y": 2}) == (case.flags, case.attributes)
+    case = parse_case(
+        case_data(flags=["vip", "callback"], attributes={"x": 1, "y": 2}), limits=limits
+    )
+    assert (frozenset({"vip", "callback"}), {"x": 1, "y": 2}) == (case.flags, case.attributes)
 
 
 # --- strings ------------------------------------------------------------------------------------

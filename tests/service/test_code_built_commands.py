@@ -202,6 +202,17 @@ def test_a_one_element_set_is_still_a_set(core: RoutingCore) -> None:
         assert decision.outcome == Outcome.ESCALATE
 
 
+def test_a_frozenset_of_a_string_is_refused_not_assigned(core: RoutingCore) -> None:
+    """``frozenset("safeguarding")`` is letters, no flag: refused at case.flags[i] (was ASSIGN)."""
+    violations = _violations(core, make_case(flags=frozenset("safeguarding")))
+    assert (violations[0].field, violations[0].message.split(";")[0]) == (
+        "case.flags[0]",
+        "'a' is a one-character flag",
+    )
+    assert 'not frozenset("safeguarding")' in violations[0].message
+    assert list(core.audit.records()) == []
+
+
 NAIVE = datetime(2026, 11, 21, 9, 50)  # noqa: DTZ001 - the point
 
 

@@ -153,7 +153,7 @@ CASE_REFUSALS: list[tuple[str, Callable[[pb.Case], object], str]] = [
     ),
     (
         "too many flags",
-        lambda m: m.flags.extend(["a", "b", "c"]),
+        lambda m: m.flags.extend(["vip", "callback", "interpreter"]),
         "case.flags",
     ),
     (

@@ -60,6 +60,7 @@ from caseroute.domain.reader import (
     JURISDICTION,
     LANGUAGE,
     MAX_ABS_NUMBER,
+    one_character_flag,
 )
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 
@@ -219,8 +220,17 @@ def parse_case(
     cap.close()
 
     # Normalised so no spelling of a hard-constraint flag is missed; a set, so duplicates
-    # collapse (the canonical form lists them sorted).
-    flags = frozenset(r.strings("flags", pattern=FLAG, normalise=normalise_flag, what="flag"))
+    # collapse (the canonical form lists them sorted). One character is refused: it is a
+    # string taken one letter at a time, whose flag would be lost.
+    flags = frozenset(
+        r.strings(
+            "flags",
+            pattern=FLAG,
+            normalise=normalise_flag,
+            what="flag",
+            check=one_character_flag,
+        )
+    )
     attributes = r.attributes("attributes")
     waiting_since = r.timestamp("waiting_since", required=False)
     declined = frozenset(r.strings("declined_agents", pattern=IDENTIFIER, what="agent id"))

@@ -352,10 +352,13 @@ def roster_from_dict(data: object, limits: InputLimits) -> Roster:
 
 
 def _flags(value: object, limits: InputLimits) -> frozenset[str]:
-    """Flags already in their one spelling (what ``codec.normalise_flag`` would leave alone)."""
+    """Flags already in their one spelling (what ``codec.normalise_flag`` would leave alone).
+
+    One character (``reader.one_character_flag``) is a doubt: the strict parser refuses it.
+    """
     items = _list(value, limits.max_list_items)
     for item in items:
-        if type(item) is not str or len(item) > limits.max_id_chars or not _flag(item):
+        if type(item) is not str or not 1 < len(item) <= limits.max_id_chars or not _flag(item):
             raise Doubt
     return frozenset(items)
 

@@ -341,14 +341,21 @@ class FieldReader:
         pattern: TextPattern,
         normalise: Callable[[str], str] | None = None,
         what: str | None = None,
+        check: Callable[[str], str | None] | None = None,
     ) -> list[str]:
-        """A list of codes, each normalised, then checked in full against ``pattern``."""
+        """A list of codes, each normalised, then checked in full against ``pattern``.
+
+        ``check``, when given, is asked about each code that fits ``pattern`` and returns the
+        words for a further problem (``reader.one_character_flag``) or ``None``.
+        """
         out: list[str] = []
         cap = ListCap(self.violations, self.at(key))
         for path, item in self.items(key, self.limits.max_list_items, "max_list_items"):
             problem, text = text_problem(
                 item, pattern, self.limits.max_id_chars, "max_id_chars", normalise, what
             )
+            if problem is None and text is not None and check is not None:
+                problem = check(text)
             if problem is not None:
                 self.violations.append(FieldViolation(path, problem))
             elif text is not None:

@@ -86,6 +86,30 @@ FLAG = TextPattern(
     " (a flag is lower-case letters, digits and _ . : /, starting with a letter or digit; "
     "a case's flags are trimmed, lower-cased and have - folded to _ first)",
 )
+
+
+def one_character_flag(flag: str) -> str | None:
+    """Why a request flag that fits ``FLAG`` is still refused: it is one character.
+
+    No flag is a letter, and ``frozenset("safeguarding")`` or JSON ``"flags": ["s", "a", ...]``
+    (a string where a list goes, taken one character at a time) would otherwise be a case
+    without its safeguarding flag, routed as any other: hard constraints fail safe.
+
+    Args:
+        flag: A case's flag, normalised and matching ``FLAG``.
+
+    Returns:
+        The words for the problem, or ``None`` for a flag of two characters or more.
+    """
+    if len(flag) > 1:
+        return None
+    return (
+        f"{quote_value(flag)} is a one-character flag; a flag is a word such as safeguarding, "
+        'so a string was probably passed where a list of flags goes: send ["safeguarding"] '
+        '(in Python frozenset({"safeguarding"}), not frozenset("safeguarding"))'
+    )
+
+
 JURISDICTION = TextPattern(
     re.compile(r"[A-Z]{2}(?:-[A-Z0-9]{1,3})*"),
     "jurisdiction",

@@ -903,9 +903,10 @@ class Case(_message.Message):
         (fullwidth and other compatibility forms fold to ASCII), case-folded, trimmed, "-" read
         as "_", so "Safeguarding", " SAFEGUARDING " and "safeguarding\\n" all mean "safeguarding"
         and "Consent-Missing" means "consent_missing"; duplicates collapse. What remains must be
-        letters a-z, digits and _ . : /, starting with a letter or digit, else INVALID_ARGUMENT
-        at case.flags[i]: no spelling can hide a hard-constraint
-        flag. A valid flag that looks like the ruleset's safeguarding or consent flag without
+        letters a-z, digits and _ . : /, starting with a letter or digit, at least two
+        characters, else INVALID_ARGUMENT at case.flags[i]: no spelling can hide a
+        hard-constraint flag, and a string sent one letter at a time (["s", "a", "f", ...]) is
+        refused, not read as a case without its flag. A valid flag that looks like the ruleset's safeguarding or consent flag without
         being it ("safeguarding_", "safeguarding:child", "safegaurding", "missing_consent") makes
         the decision an EXCEPTION (reason ambiguous_flag, detail naming both), never an
         assignment. At most 200. A case carrying "safeguarding" whose other fields are invalid is

@@ -192,7 +192,8 @@ def _flags(values: Iterable[str], count: int, limits: InputLimits) -> frozenset[
         if not value.strip() or len(value) > max_chars:
             raise Doubt
         text = normalise_flag(value)
-        if len(text) > max_chars or not _flag(text):
+        # One character is a doubt: the strict parser refuses it (reader.one_character_flag).
+        if not 1 < len(text) <= max_chars or not _flag(text):
             raise Doubt
         out.append(text)
     return frozenset(out)
