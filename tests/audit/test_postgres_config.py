@@ -13,7 +13,7 @@ from caseroute.audit.config import (
     redact_url,
 )
 from caseroute.cli.command import main
-from caseroute.domain.errors import ConfigError
+from caseroute.domain.errors import AuditUnavailableError, ConfigError
 
 SECRET = "s3cr3t-pw"  # noqa: S105 - a made-up password that must never be printed
 
@@ -170,6 +170,19 @@ def test_the_password_never_shows_in_str_or_repr() -> None:
             "postgresql://db/audit?application_name=a@b",
         ),
         ("postgresql://@db/audit", "postgresql://@db/audit"),
+        # a URL libpq refuses ("?" then "/" in the password): masked to its last "@" (R30b F7)
+        ("postgresql://u:p?w34/x@db", "postgresql://u:***@db"),
+        ("postgresql://u:p?x=1/y@db", "postgresql://u:***@db"),
+        ("postgresql://u:p?w34/x@db/a?password=z", "postgresql://u:***@db/a?password=***"),
+        # ... while a URL both parsers read alike keeps the host before an "@" in its query
+        (
+            "postgresql://db:5432/audit?application_name=a@b",
+            "postgresql://db:5432/audit?application_name=a@b",
+        ),
+        (
+            "postgresql://u:p@db/a?application_name=x@y",
+            "postgresql://u:***@db/a?application_name=x@y",
+        ),
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:
@@ -215,6 +228,22 @@ def test_a_raw_at_sign_in_the_password_is_refused_and_both_readings_scrubbed(
     with pytest.raises(ValueError, match="cannot be parsed") as refused:
         parse_audit_db(url)
     assert libpq_password not in str(refused.value)
+
+
+def test_a_url_libpq_cannot_parse_never_quotes_its_password() -> None:
+    """The driver's parse error quotes the password's tail ("w34/x@db"): not shown (R30b F7)."""
+    from caseroute.audit.postgres import PostgresAuditSink
+
+    location = PostgresLocation("postgresql://u:p?w34/x@db")
+    assert location.passwords == ("p?w34/x",)
+    with pytest.raises(AuditUnavailableError) as refused:
+        PostgresAuditSink(location)
+    assert str(refused.value) == (
+        "cannot open the decision log postgresql://u:***@db: libpq cannot parse the URL (its "
+        "message is not shown: it may quote the password); write "
+        "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a password's reserved characters "
+        "percent-encoded (/ as %2F, @ as %40, ? as %3F)"
+    )
 
 
 def test_every_password_in_the_url_is_scrubbed() -> None:

@@ -83,8 +83,10 @@ def _split_url(url: str) -> tuple[str, str, str, str, str, str]:
     The userinfo is taken as long as any reader could take it, so a password is masked
     whatever reads the URL: libpq ends it at the first ``@`` unless a ``/`` comes first (a
     ``?`` inside a password is the password's: ``u:pa?ss@db`` connects with ``pa?ss``), and
-    Python's URL parsers at the last ``@`` before the query. The query is what follows the
-    first ``?`` after the userinfo.
+    Python's URL parsers at the last ``@`` before the query. A URL those two do not read alike
+    (or that neither can read) has no host anyone can name, so its userinfo runs to its last
+    ``@`` if a ``:`` comes before it: ``u:p?w34/x@db``, which libpq refuses, is masked whole
+    (review R30b F7). The query is what follows the first ``?`` after the userinfo.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
@@ -96,6 +98,10 @@ def _split_url(url: str) -> tuple[str, str, str, str, str, str]:
     last = rest.partition("?")[0].rfind("@")
     if last >= 0:
         ends.append(last)
+    if not _readable(url):
+        greedy = rest.rfind("@")
+        if ":" in rest[: max(greedy, 0)]:
+            ends.append(greedy)
     end = max(ends, default=-1)
     userinfo, at, after = (rest[:end], "@", rest[end + 1 :]) if end >= 0 else ("", "", rest)
     hostpath, question, query = after.partition("?")
@@ -117,6 +123,19 @@ def _userinfo_readings(url: str) -> tuple[str | None, str | None]:
     return libpq, (userinfo if at else None)
 
 
+def _readable(url: str) -> bool:
+    """Whether libpq and Python read one userinfo (or none) from ``url``, and its port parses.
+
+    Only then does the URL name one host: ``parse_audit_db`` refuses any other, and
+    ``redact_url`` masks such a URL's userinfo to its last ``@``.
+    """
+    try:
+        _ = urlsplit(url).port  # a port that is not a number raises here
+    except ValueError:
+        return False
+    return len(set(_userinfo_readings(url))) == 1
+
+
 def _is_secret_key(key: str) -> bool:
     """Whether a libpq query keyword (percent-decoded) names a secret (password, sslpassword)."""
     return "password" in unquote(key).lower()
@@ -129,7 +148,8 @@ def redact_url(url: str) -> str:
     base64, or ``?``, which libpq keeps in the password); ``?password=...`` (and
     ``sslpassword``, a keyword percent-encoded or not) is libpq syntax too, its value running
     to the next ``&`` (libpq does not read ``#`` as a fragment). Each was printed once (reviews
-    R29 F6, R29b F2/F3; a ``?`` in the password at stop 30).
+    R29 F6, R29b F2/F3; a ``?`` in the password at stop 30; a URL libpq refuses, R30b F7).
+    No reading has to succeed: a URL no parser reads is masked to its last ``@``.
     """
     scheme, userinfo, at, hostpath, question, query = _split_url(url)
     if not scheme:
@@ -161,14 +181,8 @@ def parse_audit_db(text: str) -> AuditLocation:
         return Path(text)
     name = scheme.group(1).lower() if scheme else ""
     if name in POSTGRES_SCHEMES and text[len(name) + 1 :].startswith("//"):
-        try:
-            parts = urlsplit(text)
-            _ = parts.port  # a port that is not a number raises here
-            readable = len(set(_userinfo_readings(text))) == 1
-        except ValueError:
-            readable = False
         # A raw "@" in the password: libpq reads another password and host than Python does.
-        if not readable:
+        if not _readable(text):
             # Not quoted, even redacted: what cannot be parsed cannot be redacted with certainty.
             raise ValueError(
                 f"must be {AUDIT_DB_EXPECTED}, got a {name}:// URL that cannot be parsed (not "

@@ -159,7 +159,17 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self._closed = False
         self._closing = threading.Lock()
         self._writer: threading.Thread | None = None
-        params = conninfo_to_dict(location.url)
+        try:
+            params = conninfo_to_dict(location.url)
+        except psycopg.ProgrammingError:
+            # libpq's words quote the part it could not read, which may be the password's
+            # tail (``u:p?w34/x@db``: "w34/x@db"), and no scrub knows that part: not quoted.
+            raise AuditUnavailableError(
+                f"cannot open the decision log {location}: libpq cannot parse the URL (its "
+                "message is not shown: it may quote the password); write "
+                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a password's reserved "
+                "characters percent-encoded (/ as %2F, @ as %40, ? as %3F)"
+            ) from None
         # UTF8 whatever the URL or $PGCLIENTENCODING say: with another client encoding psycopg
         # reads text as bytes or transcodes it, and an intact log verified TAMPERED (R29 F4).
         kwargs: dict[str, Any] = {
