@@ -5,9 +5,10 @@ auditor can follow one patient across decisions with the key holder's help), but
 cannot be read back. Replay cannot use masked fields; ``caseroute rules check`` warns when a
 rule reads one.
 
-This module is the one home of masking: the recorded input (``Masker.mask``) and the
-explanation (``mask_decision``: clause values, data problems, engine error text, matching
-requirements) are masked here, once, before a decision is recorded and returned.
+This module is the one home of masking: the recorded input (``mask_case``: ``Masker.mask``,
+then any masked value quoted in an SLA clock name) and the explanation (``mask_decision``:
+clause values, data problems, engine error text, matching requirements, clock names) are
+masked here, once, before a decision is recorded and returned.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def is_digest(value: object) -> bool:
     A caller's value that merely starts with the prefix is no digest (review R32b F11).
     """
     return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
+def quotes_digest(value: object) -> bool:
+    """Whether ``value`` is text holding a digest in its exact form (a masked clock name)."""
+    return isinstance(value, str) and _DIGEST.search(value) is not None
 
 
 FINGERPRINT_LABEL = b"caseroute-key-fingerprint"
@@ -306,6 +312,82 @@ def _scrubber(spellings: _Spellings, texts: str) -> Callable[[str], str] | None:
         return done
 
     return scrub
+
+
+def mask_case(case: dict[str, Any], masker: Masker) -> dict[str, Any] | str:
+    """The case as the decision log stores it: its masked paths, then its SLA clock names.
+
+    A clock name is the caller's free text and may quote a masked value (``rtt-PT-4471``).
+    ``mask_decision`` replaces it in the explanation's clock names; the stored names are
+    scrubbed the same way (the same spellings, the same digests), so the record holds no
+    masked value in clear and its clock names are its explanation's (review R31b F4). Replay
+    reads the masked names: only a rule reading ``sla.name`` could decide otherwise, and
+    replay refuses such a record for such a candidate (``masked_field``).
+
+    Args:
+        case: The case as JSON data (``case_to_dict``); only read.
+        masker: The masking settings.
+
+    Returns:
+        ``masker.mask({"case": case})["case"]``, with a new ``sla_clocks`` list when a name
+        changed (a digest string when the masker's paths mask the case whole).
+    """
+    masked: dict[str, Any] | str = masker.mask({"case": case})["case"]
+    if not isinstance(masked, dict):
+        return masked
+    clocks = masked.get("sla_clocks")
+    if not isinstance(clocks, list) or not clocks:
+        return masked
+    names = "\0".join(c["name"] for c in clocks if isinstance(c, dict) and "name" in c)
+    # Cheap first: most cases quote no masked value in a clock name, and then no digest of
+    # a masked value is computed here (mask_decision computes its own).
+    for value in _replaced(case, masked):
+        if _may_occur(value, names):
+            break
+    else:
+        return masked
+    spellings = _spellings(case, masker)
+    scrub = None if spellings is None else _scrubber(spellings, names)
+    if scrub is None:
+        return masked
+    scrubbed = [
+        {**c, "name": scrub(c["name"])} if isinstance(c, dict) and "name" in c else c
+        for c in clocks
+    ]
+    return {**masked, "sla_clocks": scrubbed}
+
+
+def _replaced(clear: dict[str, Any], masked: dict[str, Any]) -> list[Any]:
+    """The clear values ``Masker.mask`` replaced, found by identity.
+
+    Invariant (``Masker.mask``): every value it does not replace or copy is shared with the
+    clear data, so only the dicts it copied on its paths are walked (a few keys, not a walk
+    of its paths again).
+    """
+    found = []
+    for key, value in clear.items():
+        other = masked.get(key)
+        if other is value:
+            continue
+        if isinstance(value, dict) and isinstance(other, dict):
+            found += _replaced(value, other)
+        else:
+            found.append(value)
+    return found
+
+
+def _may_occur(value: Any, names: str) -> bool:
+    """Whether some spelling of a masked value may occur in clock names (an over-estimate).
+
+    Clock names are codes (no quotes, no spaces): of ``_clear_texts``' spellings only the
+    value's own text can occur in one, and a JSON object or list is left to the full check.
+    """
+    if value is None or isinstance(value, bool):
+        return False
+    if isinstance(value, dict | list):
+        return True
+    text = value if isinstance(value, str) else str(value)
+    return bool(text) and text in names
 
 
 def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> Decision:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from caseroute.audit.masking import Masker
+from caseroute.audit.masking import Masker, mask_case
 from caseroute.audit.record import AuditRecord, Blob, BlobKind, with_input_text
 from caseroute.audit.roster_blob import roster_blobs
 from caseroute.audit.store import AuditSink
@@ -93,7 +93,7 @@ def build_records(
     for index, (case, case_dict, decision) in enumerate(zip(cases, dicts, decisions, strict=True)):
         # A dict, or the case's digest (text) when a Masker's paths mask ``case`` whole: a
         # library Masker may (``AuditConfig`` accepts only paths below ``case.``).
-        masked_case: dict[str, Any] | str = masker.mask({"case": case_dict})["case"]
+        masked_case = mask_case(case_dict, masker)
         roster_ref = {"sha256": snapshot, "assigned_before": list(assigned)}
         stored = decision_to_dict(decision, stamps)
         record = AuditRecord(

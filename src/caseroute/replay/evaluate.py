@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from caseroute.audit.masking import Masker, is_digest, masked_reads
+from caseroute.audit.masking import Masker, is_digest, masked_reads, quotes_digest
 from caseroute.audit.record import AuditRecord, BlobKind, blob_sha256
 from caseroute.domain.case import Case
 from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
@@ -264,6 +264,7 @@ class RecordReplayer:
         return case, self._roster(record, roster_text, now), now
 
     def _check_masked(self, case_data: Mapping[str, Any]) -> None:
+        self._check_clock_names(case_data)
         masked = sorted(set(_masked_paths(case_data, "case")))
         if not masked:
             return
@@ -289,6 +290,30 @@ class RecordReplayer:
                 MASKED_FIELD,
                 f"the candidate declares a type for `{declared[0]}`, which the log stores only "
                 "as a digest",
+            )
+
+    def _check_clock_names(self, case_data: Mapping[str, Any]) -> None:
+        """Refuse a candidate reading ``sla.name`` when a stored clock name quotes a digest.
+
+        The log masks a masked value quoted in a clock name (``audit.masking.mask_case``):
+        replay sees ``rtt-hmac-sha256:...`` where the decision saw the name as sent.
+        """
+        clocks = case_data.get("sla_clocks")
+        if not isinstance(clocks, list):
+            return
+        masked = [
+            f"case.sla_clocks[{index}].name"
+            for index, item in enumerate(clocks)
+            if isinstance(item, Mapping) and quotes_digest(item.get("name"))
+        ]
+        if not masked:
+            return
+        reads = masked_reads(self.candidate.compiled, Masker(b"", ("sla.name",)))
+        if reads:
+            raise NotReplayableError(
+                MASKED_FIELD,
+                f"candidate rule `{reads[0].rule_id}` reads `sla.name`, and the log masks a "
+                f"value inside a stored SLA clock name ({masked[0]})",
             )
 
     def _roster(
