@@ -13,7 +13,7 @@ from caseroute.audit.record import AuditRecord, Blob
 from caseroute.audit.store import RECORD_COLUMNS, SqliteAuditStore, record_from_row
 from caseroute.audit.stream_check import ChainCheck
 from caseroute.engine.case_rules import EngineKind
-from caseroute.replay import RecordFilter, ReplayOptions, SinkRecords, replay, run
+from caseroute.replay import RecordFilter, ReplayOptions, SinkRecords, feeds, replay
 from caseroute.testing import NOW, audit_config, make_audit_record
 from tests.replay.recorded import candidate, record_log
 
@@ -83,7 +83,7 @@ def test_a_sqlite_log_replays_from_rows_without_decoding_here(
     log: SqliteAuditStore, monkeypatch: pytest.MonkeyPatch, name: str, workers: int
 ) -> None:
     """A SQLite log is replayed from its rows (never ``records``), reporting as decoded records."""
-    monkeypatch.setattr(run, "CHUNK", 1)  # one record per chunk: two workers share the three
+    monkeypatch.setattr(feeds, "CHUNK", 1)  # one record per chunk: two workers share the three
     expected = replay(_DecodedOnly(log), candidate(name), replace(PY, workers=workers))
 
     def refuse(*_: object, **__: object) -> Iterator[AuditRecord]:

@@ -15,8 +15,7 @@ import pytest
 
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
-from caseroute.replay import ReplayOptions, SinkRecords, replay, report_data
-from caseroute.replay import run as replay_run
+from caseroute.replay import ReplayOptions, SinkRecords, feeds, replay, report_data
 from caseroute.replay.candidate import CandidateSource
 from caseroute.service import DecideCommand, RoutingCore, RulesetRegistry
 from caseroute.testing import (
@@ -99,7 +98,7 @@ def test_workers_report_a_refused_record_the_same_way(
     log: SqliteAuditStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two worker processes (one record per chunk) give the report one process gives."""
-    monkeypatch.setattr(replay_run, "CHUNK", 1)
+    monkeypatch.setattr(feeds, "CHUNK", 1)
     one = replay(SinkRecords(log), CANDIDATE, PY)
     two = replay(SinkRecords(log), CANDIDATE, replace(PY, workers=2))
     assert (two, two.not_replayable) == (one, 1)

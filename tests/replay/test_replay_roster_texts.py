@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from caseroute.audit.record import AuditRecord, Blob, BlobKind
 from caseroute.replay.evaluate import ROSTER_CACHE
-from caseroute.replay.run import _chunks
+from caseroute.replay.feeds import _chunks
 from caseroute.testing import make_audit_record
 
 

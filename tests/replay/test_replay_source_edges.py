@@ -17,7 +17,7 @@ import pytest
 
 from caseroute.audit.stream_check import StreamChecker
 from caseroute.engine.case_rules import EngineKind
-from caseroute.replay import run as replay_run
+from caseroute.replay import worker
 from caseroute.replay.source import ExportedRecords, SinkRecords
 from caseroute.wire.json_dialect import input_from_export_line
 from tests.replay.recorded import candidate, record_log
@@ -28,13 +28,13 @@ def test_a_workers_entry_points_in_this_process(tmp_path: Path) -> None:
     export = ExportedRecords(tmp_path / "export.jsonl")
     before = signal.getsignal(signal.SIGINT)
     try:
-        replay_run._init_worker(candidate("identity"), EngineKind.PYTHON, "absent", "test", export)
+        worker.init_worker(candidate("identity"), EngineKind.PYTHON, "absent", "test", export)
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-        assert replay_run._replay_chunk([]) == (0, [])
-        assert replay_run._replay_line_chunk([], None) == (0, [])
+        assert worker.replay_chunk([]) == (0, [])
+        assert worker.replay_line_chunk([], None) == (0, [])
     finally:
         signal.signal(signal.SIGINT, before)
-        replay_run._worker = replay_run._export = None
+        worker._worker = worker._export = None
 
 
 def test_an_exports_lines_read_counted_and_decoded(tmp_path: Path) -> None:
@@ -87,14 +87,14 @@ def test_export_lines_replayed_as_a_worker_replays_them(tmp_path: Path) -> None:
     texts = [json.dumps(r.as_dict()) for r in store.records()]
     path.write_text("\n".join(texts) + "\n")
     export = ExportedRecords(path)
-    lines = [replay_run.ExportLine(n, t, None, None) for n, t in enumerate(texts, 1)]
-    other = replay_run._Replayer(candidate("identity"), EngineKind.PYTHON, "absent", "other")
-    done, outcomes = replay_run._replay_lines(other, export, lines, None)
-    assert (done, outcomes) == (3, [replay_run.LineEnd.OTHER_RULESET] * 3)
-    mine = replay_run._Replayer(candidate("identity"), EngineKind.PYTHON, "no roster", "test")
-    done, outcomes = replay_run._replay_lines(mine, export, lines, 1)
+    lines = [worker.ExportLine(n, t, None, None) for n, t in enumerate(texts, 1)]
+    other = worker.Replayer(candidate("identity"), EngineKind.PYTHON, "absent", "other")
+    done, outcomes = worker.replay_lines(other, export, lines, None)
+    assert (done, outcomes) == (3, [worker.LineEnd.OTHER_RULESET] * 3)
+    mine = worker.Replayer(candidate("identity"), EngineKind.PYTHON, "no roster", "test")
+    done, outcomes = worker.replay_lines(mine, export, lines, 1)
     assert done == 3
-    assert outcomes[1] is replay_run.LineEnd.PAST_LIMIT
+    assert outcomes[1] is worker.LineEnd.PAST_LIMIT
     assert [type(o).__name__ for o in outcomes] == ["RecordResult", "LineEnd"]
     mine.close()
     store.close()

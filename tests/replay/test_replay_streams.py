@@ -19,7 +19,14 @@ from caseroute.audit.record import AuditRecord
 from caseroute.audit.store import RecordRow, SqliteAuditStore
 from caseroute.domain.case import Intent, Urgency
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
-from caseroute.replay import ExportedRecords, RecordFilter, ReplayOptions, SinkRecords, replay, run
+from caseroute.replay import (
+    ExportedRecords,
+    RecordFilter,
+    ReplayOptions,
+    SinkRecords,
+    feeds,
+    replay,
+)
 from caseroute.replay.report import ReportBuilder
 from caseroute.replay.source import ExportFormatError, record_from_dict
 from caseroute.service import DecideCommand, RoutingCore, RulesetRegistry
@@ -30,7 +37,7 @@ PY = ReplayOptions(EngineKind.PYTHON)
 RECORDS = 60
 """Records in the log: many chunks of ``SMALL``."""
 SMALL = 4
-"""``run.CHUNK`` in these tests."""
+"""``feeds.CHUNK`` in these tests."""
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +90,7 @@ def test_a_log_is_replayed_holding_a_few_chunks_not_every_record(
     log: SqliteAuditStore, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     """Rows are read as chunks are replayed: never more than the chunks in flight are held."""
-    monkeypatch.setattr(run, "CHUNK", SMALL)
+    monkeypatch.setattr(feeds, "CHUNK", SMALL)
     held = _Held(monkeypatch)
     record_rows = SqliteAuditStore.record_rows
 
@@ -103,7 +110,7 @@ def test_an_export_is_decoded_line_by_line_as_it_is_replayed(
     export: Path, log: SqliteAuditStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An export's lines are decoded a chunk at a time, each chunk replayed before the next."""
-    monkeypatch.setattr(run, "CHUNK", SMALL)
+    monkeypatch.setattr(feeds, "CHUNK", SMALL)
     held = _Held(monkeypatch)
 
     def decode(data: Any) -> AuditRecord:
@@ -119,7 +126,7 @@ def test_an_export_is_read_as_its_chunks_are_replayed(
     export: Path, log: SqliteAuditStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With workers, an export's lines are read (undecoded) as chunks go out, not all first."""
-    monkeypatch.setattr(run, "CHUNK", SMALL)
+    monkeypatch.setattr(feeds, "CHUNK", SMALL)
     held = _Held(monkeypatch)
     loads = json.loads
 
@@ -146,7 +153,7 @@ def test_an_export_reports_as_the_log_it_came_from(
     where: RecordFilter,
 ) -> None:
     """Lines decoded and filtered by workers report as the log's records, limit included."""
-    monkeypatch.setattr(run, "CHUNK", SMALL)
+    monkeypatch.setattr(feeds, "CHUNK", SMALL)
     options = replace(PY, workers=workers)
     expected = replay(SinkRecords(log, where), candidate("agent"), PY)
     actual = replay(ExportedRecords(export, where, log.get_blob), candidate("agent"), options)
@@ -167,7 +174,7 @@ def test_a_bad_line_past_the_limit_is_reported_as_before(
 
     As when every line was read first: however far workers read ahead (here the limit is 7).
     """
-    monkeypatch.setattr(run, "CHUNK", SMALL)
+    monkeypatch.setattr(feeds, "CHUNK", SMALL)
     lines = export.read_text().splitlines(keepends=True)
     lines.insert(bad_at - 1, "[]\n")
     export.write_text("".join(lines))
@@ -187,7 +194,7 @@ def test_progress_counts_what_a_log_replays(
     log: SqliteAuditStore, monkeypatch: pytest.MonkeyPatch, where: RecordFilter
 ) -> None:
     """The total counted in the log beforehand is what replay then replays."""
-    monkeypatch.setattr(run, "CHUNK", SMALL)
+    monkeypatch.setattr(feeds, "CHUNK", SMALL)
     seen: list[tuple[int, int]] = []
     options = replace(PY, progress=lambda done, total: seen.append((done, total)))
     report = replay(SinkRecords(log, where), candidate("identity"), options)
@@ -196,7 +203,7 @@ def test_progress_counts_what_a_log_replays(
 
 def test_progress_counts_an_exports_lines(export: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """From an export the progress bar counts its lines, counted before any is decoded."""
-    monkeypatch.setattr(run, "CHUNK", 25)
+    monkeypatch.setattr(feeds, "CHUNK", 25)
     with export.open("a") as lines:
         lines.write("\n")  # blank: not counted
     seen: list[tuple[int, int]] = []
