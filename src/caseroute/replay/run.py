@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import chain as chained
 from itertools import islice
@@ -228,7 +231,8 @@ def _pooled(
         pending: deque[Future[Done]] = deque()
         for chunk in chunks:
             function, args = feed.task(chunk)
-            pending.append(pool.submit(function, *args))
+            with _ctrl_c_held():  # a submit may start the forkserver or a worker
+                pending.append(pool.submit(function, *args))
             if len(pending) >= 2 * workers:  # bounded: chunks in flight, not the whole log
                 yield pending.popleft().result()
         while pending:
@@ -236,7 +240,40 @@ def _pooled(
     except BaseException:
         # Interrupted (Ctrl-C), a worker died, or the caller stopped reading (the limit, or a
         # line that is no record): chunks not started are dropped rather than replayed for
-        # nobody (review R32b F9).
+        # nobody (review R32b F9). Chunks a worker has started are finished (workers ignore
+        # Ctrl-C); the interpreter waits for them as it exits.
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) off while the pool may start processes; take it after.
+
+    A terminal sends SIGINT to the whole process group. The forkserver, and each worker it
+    forks, answer it with a KeyboardInterrupt traceback until they set it aside (the
+    forkserver once it has imported what it runs, a worker in ``init_worker``): about 1 Ctrl-C
+    in 9 printed the forkserver's (review R32b F9). The forkserver inherits the signal mask of
+    the thread that starts it, and each worker the forkserver's: started here, they begin with
+    SIGINT blocked and never see it (CPython starts its resource tracker so, bpo-33613). In
+    the main thread, where Python runs signal handlers, a SIGINT another thread receives (a
+    progress bar's) is held too, rather than raised halfway through a start, whose child would
+    then fail reading what it was sent and print that. A held SIGINT is raised on leaving.
+    """
+    held: list[int] = []
+    handler = None
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.getsignal(signal.SIGINT)
+        if handler is not None:  # None: not set from Python, so it could not be put back
+            signal.signal(signal.SIGINT, lambda signum, _: held.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        # Unblocked, a SIGINT that came meanwhile reaches the holder above, here.
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
+            if held:
+                signal.raise_signal(signal.SIGINT)  # as the caller's handler takes it

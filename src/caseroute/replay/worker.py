@@ -179,7 +179,8 @@ def init_worker(
     """
     global _worker, _export  # noqa: PLW0603 - one candidate per worker process, loaded once
     # Ctrl-C reaches the whole process group: the calling process stops the run and says so
-    # once; a worker interrupted mid-chunk would only print its own traceback.
+    # once; a worker interrupted mid-chunk would only print its own traceback. Replay starts
+    # workers with SIGINT blocked (run._ctrl_c_held); ignored, one pending is dropped too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker = Replayer(candidate, engine, roster_absent, name)
     _export = export
