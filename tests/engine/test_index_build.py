@@ -18,22 +18,35 @@ CODES = ["US", "US-TX", "US-CA", "GB-ENG"]
 TYPES = ["RN", "LPN", "pharmacist"]
 
 
+# Built once: building these per draw spent most of the test's time in Hypothesis's own
+# strategy validation and caching, not in the index.
+COUNTS = st.integers(0, 12)
+STATUSES = st.sampled_from(AgentStatus)
+ROLES = st.sampled_from(Role)
+LOADS = st.integers(0, 3)
+TERRITORY_SETS = st.frozensets(st.sampled_from(CODES), max_size=3)
+LANGUAGE_SETS = st.frozensets(st.sampled_from(TAGS), max_size=3)
+SKILL_MAPS = st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, MAX_LEVEL))
+LICENCE_TYPES = st.sampled_from(TYPES)
+LICENCE_COUNTS = st.integers(0, 3)
+
+
 @st.composite
 def rosters(draw: st.DrawFn) -> tuple[Agent, ...]:
     """0-12 agents of any status, role, capacity, territories, languages, skills, licences."""
-    count = draw(st.integers(0, 12))
+    count = draw(COUNTS)
     return tuple(
         make_agent(
             f"a{i}",
-            status=draw(st.sampled_from(AgentStatus)),
-            role=draw(st.sampled_from(Role)),
-            capacity=Capacity(draw(st.integers(0, 3)), draw(st.integers(0, 3))),
-            territories=draw(st.frozensets(st.sampled_from(CODES), max_size=3)),
-            languages=draw(st.frozensets(st.sampled_from(TAGS), max_size=3)),
-            skills=draw(st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, MAX_LEVEL))),
+            status=draw(STATUSES),
+            role=draw(ROLES),
+            capacity=Capacity(draw(LOADS), draw(LOADS)),
+            territories=draw(TERRITORY_SETS),
+            languages=draw(LANGUAGE_SETS),
+            skills=draw(SKILL_MAPS),
             licences=tuple(
-                Licence(draw(st.sampled_from(TYPES)), "US-TX", date(2030, 1, 1))
-                for _ in range(draw(st.integers(0, 3)))
+                Licence(draw(LICENCE_TYPES), "US-TX", date(2030, 1, 1))
+                for _ in range(draw(LICENCE_COUNTS))
             ),
         )
         for i in range(count)
