@@ -67,46 +67,63 @@ codes = st.from_regex(CODE_RE, fullmatch=True).filter(lambda s: len(s) <= 200)
 numbers = st.floats(-MAX_ABS_NUMBER, MAX_ABS_NUMBER, allow_nan=False)
 
 
+# Built once: building these on every draw spent most of the tests' time in Hypothesis's own
+# strategy caching and validation (st.sampled_from of a list is a new object each time, and so
+# is any strategy built around it).
+ROLES = st.sampled_from(pb.Role.values())
+STATUSES = st.sampled_from(pb.AgentStatus.values()[1:])
+SENIORITIES = st.integers(0, 100)
+LICENCE_COUNTS = st.integers(0, 3)
+EXPIRIES = st.dates(date(1, 1, 1), date(9999, 12, 31))
+JURISDICTIONS = st.sampled_from(["US-TX", " us-ny ", "GB-ENG-NW", "gb"])
+BOOLEANS = st.booleans()
+TERRITORY_LISTS = st.lists(codes, max_size=4)
+TEAM_LISTS = st.lists(codes, max_size=3)
+SKILL_NAME_LISTS = st.lists(codes, max_size=4, unique=True)
+SKILL_LEVELS = st.integers(0, 10)
+LANGUAGE_LISTS = st.lists(st.sampled_from(["en", "EN_gb", " es-MX ", "zh-hant", "fr"]), max_size=3)
+CAPACITIES = st.integers(0, 10_000)
+SECONDS = st.integers(fast.MIN_TIMESTAMP_SECONDS, fast.MAX_TIMESTAMP_SECONDS)
+NANOS = st.sampled_from([0, 0, 1, 999, 1_000, 999_999_999])
+ATTRIBUTE_KEY_LISTS = st.lists(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), max_size=4)
+ATTRIBUTE_KINDS = st.sampled_from(["string", "number", "bool"])
+
+
 @st.composite
 def valid_agent_msgs(draw: st.DrawFn) -> pb.Agent:
     """A valid Agent message of any shape: every licence, skill, language and attribute kind."""
     msg = pb.Agent(
         agent_id=draw(codes),
-        role=draw(st.sampled_from(pb.Role.values())),
-        status=draw(st.sampled_from(pb.AgentStatus.values()[1:])),
-        seniority=draw(st.integers(0, 100)),
+        role=draw(ROLES),
+        status=draw(STATUSES),
+        seniority=draw(SENIORITIES),
     )
-    for _ in range(draw(st.integers(0, 3))):
-        expires = draw(st.dates(date(1, 1, 1), date(9999, 12, 31)))
+    for _ in range(draw(LICENCE_COUNTS)):
+        expires = draw(EXPIRIES)
         msg.licences.add(
             type=draw(codes),
-            jurisdiction=draw(st.sampled_from(["US-TX", " us-ny ", "GB-ENG-NW", "gb"])),
+            jurisdiction=draw(JURISDICTIONS),
             expires_on=expires.isoformat(),  # the one shape a date has (R31a F6)
-            multistate=draw(st.booleans()),
+            multistate=draw(BOOLEANS),
         )
-    msg.territories.extend(draw(st.lists(codes, max_size=4)))
-    msg.teams.extend(draw(st.lists(codes, max_size=3)))
-    for name in draw(st.lists(codes, max_size=4, unique=True)):
-        msg.skills.add(name=name, level=draw(st.integers(0, 10)))
-    msg.languages.extend(
-        draw(st.lists(st.sampled_from(["en", "EN_gb", " es-MX ", "zh-hant", "fr"]), max_size=3))
-    )
-    msg.capacity.max = draw(st.integers(0, 10_000))
-    msg.capacity.active = draw(st.integers(0, 10_000))
-    if draw(st.booleans()):
-        msg.last_assigned_at.seconds = draw(
-            st.integers(fast.MIN_TIMESTAMP_SECONDS, fast.MAX_TIMESTAMP_SECONDS)
-        )
-        msg.last_assigned_at.nanos = draw(st.sampled_from([0, 0, 1, 999, 1_000, 999_999_999]))
-    keys = draw(st.lists(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), max_size=4))
-    for key in keys:
-        kind = draw(st.sampled_from(["string", "number", "bool"]))
+    msg.territories.extend(draw(TERRITORY_LISTS))
+    msg.teams.extend(draw(TEAM_LISTS))
+    for name in draw(SKILL_NAME_LISTS):
+        msg.skills.add(name=name, level=draw(SKILL_LEVELS))
+    msg.languages.extend(draw(LANGUAGE_LISTS))
+    msg.capacity.max = draw(CAPACITIES)
+    msg.capacity.active = draw(CAPACITIES)
+    if draw(BOOLEANS):
+        msg.last_assigned_at.seconds = draw(SECONDS)
+        msg.last_assigned_at.nanos = draw(NANOS)
+    for key in draw(ATTRIBUTE_KEY_LISTS):
+        kind = draw(ATTRIBUTE_KINDS)
         if kind == "string":
             msg.attributes[key].string_value = draw(texts)
         elif kind == "number":
             msg.attributes[key].number_value = draw(numbers)
         else:
-            msg.attributes[key].bool_value = draw(st.booleans())
+            msg.attributes[key].bool_value = draw(BOOLEANS)
     return msg
 
 
