@@ -7,7 +7,7 @@ exactly the strict path's value (same domain object, same canonical JSON) or dou
 """
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from unittest.mock import patch
@@ -104,6 +104,26 @@ SECONDS = [0, 1_795_000_000, -62135596800, 253402300799, -62135596801, 253402300
 NANOS = [0, 1, 999_999_999, -1, 10**9]
 ATTRIBUTE_KEYS = ["tier", "b_1", "_x", "A", "1a", "x" * 13]
 
+# Strategies are built once, not on every draw: building them per draw spent most of these
+# tests' time in Hypothesis's own strategy caching and validation (st.sampled_from of a list is
+# a new object each time).
+BOOLEANS = st.booleans()
+UNIT = st.floats(0, 1)
+ONE_IN_SIX = st.integers(0, 5)
+_SAMPLED: dict[tuple[tuple[type, str], ...], st.SearchStrategy[Any]] = {}
+
+
+def sampled(pool: Sequence[T]) -> st.SearchStrategy[T]:
+    """``st.sampled_from(pool)``, built once per pool.
+
+    Keyed by each value's type and repr, not by equality: 0, 0.0, -0.0 and False stay apart.
+    """
+    key = tuple((type(value), repr(value)) for value in pool)
+    strategy = _SAMPLED.get(key)
+    if strategy is None:
+        strategy = _SAMPLED[key] = st.sampled_from(pool)
+    return strategy
+
 
 class Pick:
     """Draws one example's values: valid ones, and odd ones in one field or in many.
@@ -115,15 +135,15 @@ class Pick:
     def __init__(self, draw: Any, *, valid: bool = False) -> None:
         """Draw this example's mode (``valid``: always wholly valid)."""
         self.draw = draw
-        self.many = not valid and draw(st.sampled_from([False, False, True]))
+        self.many = not valid and draw(sampled([False, False, True]))
 
     def odd(self) -> bool:
         """Whether the next value is an odd one."""
-        return self.many and self.draw(st.floats(0, 1)) < 0.3
+        return self.many and self.draw(UNIT) < 0.3
 
     def __call__(self, valid: list[T], odd: list[T]) -> T:
         """A value from ``valid``, or from ``odd`` at the example's rate."""
-        value: T = self.draw(st.sampled_from(odd if self.odd() else valid))
+        value: T = self.draw(sampled(odd if self.odd() else valid))
         return value
 
     def count(self, most: int) -> int:
@@ -133,7 +153,7 @@ class Pick:
 
     def timestamp(self, msg: Any, field: str, present: float = 0.5) -> None:
         """Set ``msg.field`` (when drawn present; a required one is missing at the odd rate)."""
-        if (present == 1.0 and not self.odd()) or self.draw(st.floats(0, 1)) < present:
+        if (present == 1.0 and not self.odd()) or self.draw(UNIT) < present:
             ts = getattr(msg, field)
             ts.seconds = self(SECONDS[:4], SECONDS[4:])
             ts.nanos = self(NANOS[:3], NANOS[3:])
@@ -148,7 +168,7 @@ class Pick:
             elif kind == "number":
                 value.number_value = self(FLOATS[:7] + FLOATS[10:11], FLOATS[7:10] + FLOATS[11:])
             elif kind == "bool":
-                value.bool_value = self.draw(st.booleans())
+                value.bool_value = self.draw(BOOLEANS)
 
 
 @st.composite
@@ -166,7 +186,7 @@ def agent_msgs(draw: Any, pick: Pick | None = None, index: int = 0) -> pb.Agent:
             type=pick(CODES[:4], CODES[4:]),
             jurisdiction=pick(JURISDICTIONS[:6], JURISDICTIONS[6:]),
             expires_on=pick(DATES[:3], DATES[3:]),
-            multistate=draw(st.booleans()),
+            multistate=draw(BOOLEANS),
         )
     for name in ("territories", "teams"):
         getattr(msg, name).extend(
@@ -208,13 +228,13 @@ def case_msgs(draw: Any, *, valid: bool = False) -> pb.Case:
     }
     msg = pb.Case(case_id=pick(IDENTIFIERS[:3], IDENTIFIERS[3:]), **numbers)
     pick.timestamp(msg, "created_at", present=1.0)
-    if draw(st.booleans()):
+    if draw(BOOLEANS):
         msg.classification_confidence = pick([0.0, -0.0, 0.25, 1.0], [-1.0, 1.5, math.nan])
-    if draw(st.booleans()):
+    if draw(BOOLEANS):
         msg.patient_location = pick(JURISDICTIONS[:6], JURISDICTIONS[6:])
-    if draw(st.booleans()):
+    if draw(BOOLEANS):
         msg.region = pick(CODES[:5], CODES[5:])
-    if draw(st.booleans()):
+    if draw(BOOLEANS):
         msg.preferred_language = pick(LANGUAGES[:4], LANGUAGES[4:])
     for _ in range(pick.count(LIMITS.max_list_items)):
         msg.required_skills.add(name=pick(CODES[:5], CODES[5:]), min_level=pick([0, 10], [11]))
@@ -240,18 +260,18 @@ def case_msgs(draw: Any, *, valid: bool = False) -> pb.Case:
 
 
 def _odd_timestamp(ts: Any, draw: Any) -> None:
-    ts.seconds = draw(st.sampled_from(SECONDS))
-    ts.nanos = draw(st.sampled_from(NANOS))
+    ts.seconds = draw(sampled(SECONDS))
+    ts.nanos = draw(sampled(NANOS))
 
 
 def _odd_attribute(target: Any, draw: Any) -> None:
     target.clear()
-    key = draw(st.sampled_from(ATTRIBUTE_KEYS))
-    kind = draw(st.sampled_from(["string", "number", "unset", "many"]))
+    key = draw(sampled(ATTRIBUTE_KEYS))
+    kind = draw(sampled(["string", "number", "unset", "many"]))
     if kind == "string":
-        target[key].string_value = draw(st.sampled_from(["x" * 10, "x" * 11, "é\n"]))
+        target[key].string_value = draw(sampled(["x" * 10, "x" * 11, "é\n"]))
     elif kind == "number":
-        target[key].number_value = draw(st.sampled_from(FLOATS))
+        target[key].number_value = draw(sampled(FLOATS))
     elif kind == "unset":
         target[key].SetInParent()
     else:
@@ -260,9 +280,9 @@ def _odd_attribute(target: Any, draw: Any) -> None:
 
 
 def _odd_clock(msg: pb.Case, draw: Any) -> None:
-    clock = msg.sla_clocks.add(name=draw(st.sampled_from(["clock-0", "x y", ""])))
+    clock = msg.sla_clocks.add(name=draw(sampled(["clock-0", "x y", ""])))
     clock.started_at.seconds = 0
-    if draw(st.booleans()):
+    if draw(BOOLEANS):
         _odd_timestamp(clock.deadline, draw)
     else:
         clock.deadline.seconds = 60
@@ -283,7 +303,7 @@ def _agent_change(change: Callable[[pb.Agent, Any], object]) -> Change:
 
 def _twin_agent(msg: pb.Roster, draw: Any) -> None:
     msg.agents.add().CopyFrom(msg.agents[0] if msg.agents else pb.Agent(agent_id="a"))
-    msg.agents[-1].agent_id = draw(st.sampled_from([msg.agents[0].agent_id, "a"]))
+    msg.agents[-1].agent_id = draw(sampled([msg.agents[0].agent_id, "a"]))
 
 
 def _more_agents(msg: pb.Roster, _: Any) -> None:
@@ -293,20 +313,23 @@ def _more_agents(msg: pb.Roster, _: Any) -> None:
 
 
 def _set(field: str, pool: list[Any]) -> Callable[[Any, Any], None]:
+    values = st.sampled_from(pool)
+
     def apply(msg: Any, draw: Any) -> None:
-        setattr(msg, field, draw(st.sampled_from(pool)))
+        setattr(msg, field, draw(values))
 
     return apply
 
 
 def _append(field: str, pool: list[Any]) -> Callable[[Any, Any], None]:
     """Replace the list with one or two values from ``pool``, or with too many."""
+    replacements = st.lists(st.sampled_from(pool), min_size=1, max_size=2)
 
     def apply(msg: Any, draw: Any) -> None:
         values = getattr(msg, field)
         del values[:]
-        values.extend(draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2)))
-        if draw(st.integers(0, 5)) == 0:
+        values.extend(draw(replacements))
+        if draw(ONE_IN_SIX) == 0:
             values.extend([values[0]] * LIMITS.max_list_items)
 
     return apply
@@ -327,13 +350,13 @@ ROSTER_CHANGES: list[Change] = [
     _agent_change(_set("status", [0, 4, 5, -1])),
     _agent_change(_set("seniority", INTS)),
     _agent_change(_clear("capacity")),
-    _agent_change(lambda a, draw: setattr(a.capacity, "max", draw(st.sampled_from(INTS)))),
-    _agent_change(lambda a, draw: setattr(a.capacity, "active", draw(st.sampled_from(INTS)))),
+    _agent_change(lambda a, draw: setattr(a.capacity, "max", draw(sampled(INTS)))),
+    _agent_change(lambda a, draw: setattr(a.capacity, "active", draw(sampled(INTS)))),
     _agent_change(
         lambda a, draw: a.licences.add(
-            type=draw(st.sampled_from(CODES)),
-            jurisdiction=draw(st.sampled_from(JURISDICTIONS)),
-            expires_on=draw(st.sampled_from(DATES)),
+            type=draw(sampled(CODES)),
+            jurisdiction=draw(sampled(JURISDICTIONS)),
+            expires_on=draw(sampled(DATES)),
         )
     ),
     _agent_change(_append("territories", CODES)),
@@ -341,7 +364,7 @@ ROSTER_CHANGES: list[Change] = [
     _agent_change(_append("languages", LANGUAGES)),
     _agent_change(
         lambda a, draw: a.skills.add(
-            name=draw(st.sampled_from([*CODES, "skill-0"])), level=draw(st.sampled_from(INTS))
+            name=draw(sampled([*CODES, "skill-0"])), level=draw(sampled(INTS))
         )
     ),
     _agent_change(lambda a, draw: _odd_timestamp(a.last_assigned_at, draw)),
@@ -360,11 +383,9 @@ CASE_CHANGES: list[Change] = [
     _set("region", CODES),
     _set("preferred_language", LANGUAGES),
     lambda msg, draw: msg.required_skills.add(
-        name=draw(st.sampled_from(CODES)), min_level=draw(st.sampled_from(INTS))
+        name=draw(sampled(CODES)), min_level=draw(sampled(INTS))
     ),
-    lambda msg, draw: _odd_timestamp(
-        msg.sentiment.add(score=draw(st.sampled_from(FLOATS))).at, draw
-    ),
+    lambda msg, draw: _odd_timestamp(msg.sentiment.add(score=draw(sampled(FLOATS))).at, draw),
     lambda msg, _: msg.sentiment.add(score=0.5),
     _odd_clock,
     _append("flags", FLAGS),
@@ -372,8 +393,8 @@ CASE_CHANGES: list[Change] = [
     lambda msg, draw: _odd_timestamp(msg.waiting_since, draw),
     _append("declined_agents", CODES),
     lambda msg, draw: msg.preferred_agents.add(
-        agent_id=draw(st.sampled_from(["agent-0", "", "a b", "z"])),
-        reason=draw(st.sampled_from([0, 1, 3, 4])),
+        agent_id=draw(sampled(["agent-0", "", "a b", "z"])),
+        reason=draw(sampled([0, 1, 3, 4])),
     ),
 ]
 
