@@ -20,6 +20,7 @@ from caseroute.domain import codec, fast_dict
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.fingerprint import canonical_json, case_to_dict, roster_to_dict
 from caseroute.domain.limits import InputLimits
+from tests.sampling import sampled
 
 T = TypeVar("T")
 
@@ -72,6 +73,11 @@ ATTRIBUTE_VALUES = (
     ["x" * 11, "\ud800", math.nan, math.inf, 1.5e15, None, [], {"string_value": "x"}],
 )
 
+# Strategies are built once, not on every draw (tests/sampling.py): building them per draw
+# spent most of these tests' time in Hypothesis's own strategy caching and validation.
+BOOLEANS = st.booleans()
+UNIT = st.floats(0, 1)
+
 
 class Pick:
     """Draws one example's values: wholly valid, or odd ones mixed in at a rate drawn per example.
@@ -83,17 +89,17 @@ class Pick:
     def __init__(self, draw: Any, *, valid: bool = False) -> None:
         """Draw this example's mode (``valid``: always wholly valid)."""
         self.draw = draw
-        self.rate = 0.0 if valid else draw(st.sampled_from([0.0, 0.02, 0.05, 0.3]))
+        self.rate = 0.0 if valid else draw(sampled([0.0, 0.02, 0.05, 0.3]))
 
     def odd(self) -> bool:
         """Whether the next value is an odd one."""
-        return self.rate > 0 and self.draw(st.floats(0, 1)) < self.rate
+        return self.rate > 0 and self.draw(UNIT) < self.rate
 
     def __call__(self, pool: tuple[list[Any], list[Any]]) -> Any:
         """A value from the pool's valid part, or (at the odd rate) its odd part or ``ODD``."""
         if self.odd():
-            return self.draw(st.sampled_from(pool[1] + ODD))
-        return self.draw(st.sampled_from(pool[0]))
+            return self.draw(sampled(pool[1] + ODD))
+        return self.draw(sampled(pool[0]))
 
     def count(self, most: int) -> int:
         """A list's length: within its limit, or one over it at the odd rate."""
@@ -108,13 +114,13 @@ class Pick:
         """
         out: dict[Any, Any] = {}
         for name, value in fields.items():
-            if self.draw(st.booleans()) if name in optional else self.odd():
+            if self.draw(BOOLEANS) if name in optional else self.odd():
                 continue
-            out[codec.lower_camel(name) if self.draw(st.booleans()) else name] = value
+            out[codec.lower_camel(name) if self.draw(BOOLEANS) else name] = value
         if self.odd():
-            out[self.draw(st.sampled_from(["extra", 7, "agentID"]))] = 1
+            out[self.draw(sampled(["extra", 7, "agentID"]))] = 1
         if self.odd() and fields:
-            name = self.draw(st.sampled_from(sorted(fields)))
+            name = self.draw(sampled(sorted(fields)))
             out[name] = out[codec.lower_camel(name)] = fields[name]
         if self.odd():
             return self.draw(st.sampled_from([list(out), None, "x"]))
@@ -129,7 +135,7 @@ class Pick:
         """An attribute map of plain (or wrapped) values."""
         keys = ATTRIBUTE_KEYS[1] if self.odd() else ATTRIBUTE_KEYS[0]
         return {
-            self.draw(st.sampled_from(keys)): self(ATTRIBUTE_VALUES)
+            self.draw(sampled(keys)): self(ATTRIBUTE_VALUES)
             for _ in range(self.count(LIMITS.max_attributes))
         }
 
@@ -177,7 +183,7 @@ def agent_dict(pick: Pick, index: int) -> Any:
         "attributes": pick.attributes(),
     }
     optional = frozenset(fields) - {"agent_id", "status", "capacity"}
-    if draw(st.booleans()):
+    if draw(BOOLEANS):
         fields["role"] = None  # null is "not given", as absent
     return pick.obj(fields, optional)
 
@@ -273,6 +279,9 @@ ALL_ODD = [
 
 NEAR_NUMBERS = [-1, 11, 101, 10_001, 1.5, 3.0, True, math.nan, -0.0, 1e15, 1.5e15]
 """Just outside each number's range or type (beside ``ALL_ODD``, so each is drawn often)."""
+REPLACEMENTS = st.sampled_from(NEAR_NUMBERS) | st.sampled_from(ALL_ODD)
+CHANGES = st.sampled_from(["value", "value", "value", "drop", "double", "add"])
+ADDED_KEYS = st.sampled_from(["extra", "agentID", "name"])
 
 
 def _places(value: Any) -> list[tuple[Any, Any]]:
@@ -294,15 +303,15 @@ def one_change(draw: Any, valid: st.SearchStrategy[Any]) -> Any:
     if not places:
         return data
     container, key = draw(st.sampled_from(places))
-    change = draw(st.sampled_from(["value", "value", "value", "drop", "double", "add"]))
+    change = draw(CHANGES)
     if change == "value":
-        container[key] = draw(st.sampled_from(NEAR_NUMBERS) | st.sampled_from(ALL_ODD))
+        container[key] = draw(REPLACEMENTS)
     elif change == "drop" and isinstance(container, dict):
         del container[key]
     elif change == "double" and isinstance(container, dict):
         container[codec.lower_camel(key) if "_" in key else key + "_"] = container[key]
     elif isinstance(container, dict):
-        container[draw(st.sampled_from(["extra", "agentID", "name"]))] = 1
+        container[draw(ADDED_KEYS)] = 1
     else:  # a list: one item more (a duplicate, or over a limit)
         container.append(container[key])
     return data

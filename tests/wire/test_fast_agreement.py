@@ -7,7 +7,7 @@ exactly the strict path's value (same domain object, same canonical JSON) or dou
 """
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from unittest.mock import patch
@@ -23,6 +23,7 @@ from caseroute.domain.limits import InputLimits
 from caseroute.domain.roster import Roster
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import convert, fast
+from tests.sampling import sampled
 
 T = TypeVar("T")
 
@@ -104,25 +105,11 @@ SECONDS = [0, 1_795_000_000, -62135596800, 253402300799, -62135596801, 253402300
 NANOS = [0, 1, 999_999_999, -1, 10**9]
 ATTRIBUTE_KEYS = ["tier", "b_1", "_x", "A", "1a", "x" * 13]
 
-# Strategies are built once, not on every draw: building them per draw spent most of these
-# tests' time in Hypothesis's own strategy caching and validation (st.sampled_from of a list is
-# a new object each time).
+# Strategies are built once, not on every draw (tests/sampling.py): building them per draw
+# spent most of these tests' time in Hypothesis's own strategy caching and validation.
 BOOLEANS = st.booleans()
 UNIT = st.floats(0, 1)
 ONE_IN_SIX = st.integers(0, 5)
-_SAMPLED: dict[tuple[tuple[type, str], ...], st.SearchStrategy[Any]] = {}
-
-
-def sampled(pool: Sequence[T]) -> st.SearchStrategy[T]:
-    """``st.sampled_from(pool)``, built once per pool.
-
-    Keyed by each value's type and repr, not by equality: 0, 0.0, -0.0 and False stay apart.
-    """
-    key = tuple((type(value), repr(value)) for value in pool)
-    strategy = _SAMPLED.get(key)
-    if strategy is None:
-        strategy = _SAMPLED[key] = st.sampled_from(pool)
-    return strategy
 
 
 class Pick:
