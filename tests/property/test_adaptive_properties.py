@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -104,6 +104,9 @@ TERRITORIES = [frozenset({"US-TX"}), frozenset({"US-CA"}), frozenset()]
 LANGUAGES = [frozenset({"en"}), frozenset({"es"}), frozenset()]
 
 
+# Strategies are built once (per agent id for _agent), not on every draw: building them per draw
+# spent most of these tests' time in Hypothesis's own strategy caching and validation.
+@cache
 def _agent(agent_id: str) -> st.SearchStrategy[Agent]:
     return st.builds(
         Agent,
@@ -119,10 +122,13 @@ def _agent(agent_id: str) -> st.SearchStrategy[Agent]:
     )
 
 
+AGENT_COUNTS = st.integers(0, len(AGENT_IDS))
+
+
 @st.composite
 def rosters(draw: st.DrawFn) -> Roster:
     """Up to six agents with distinct ids, each drawn independently."""
-    count = draw(st.integers(0, len(AGENT_IDS)))
+    count = draw(AGENT_COUNTS)
     return Roster("snap", NOW, tuple(draw(_agent(agent_id)) for agent_id in AGENT_IDS[:count]))
 
 
@@ -137,6 +143,27 @@ preferred = st.builds(
 )
 
 
+CREATED_MINUTES = st.integers(0, 45)
+WAITING_SINCE = st.one_of(st.none(), st.integers(0, 20).map(lambda m: NOW - timedelta(minutes=m)))
+INTENTS = st.sampled_from([Intent.CLINICAL, Intent.GENERAL] * 2 + [Intent.COMPLAINT])
+URGENCIES = st.sampled_from([Urgency.ROUTINE, Urgency.ROUTINE, Urgency.URGENT, Urgency.CRITICAL])
+LOCATIONS = st.sampled_from(PLACES)
+REGIONS = st.sampled_from([*PLACES, *PLACES, None])
+REQUIRED_SKILL_LISTS = st.lists(
+    st.builds(RequiredSkill, st.just("clinical-triage"), st.integers(0, 4)), max_size=1
+)
+PREFERRED_LANGUAGES = st.sampled_from(["en", "es", None])
+FLAG_SETS = st.sampled_from(
+    [
+        *[frozenset[str]()] * 4,
+        frozenset({"consent_missing"}),
+        frozenset({"safeguarding"}),
+    ]
+)
+DECLINED = st.frozensets(st.sampled_from(AGENT_IDS), max_size=2)
+PREFERRED_LISTS = st.lists(preferred, max_size=3)
+
+
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
     """A case without SLA clocks or sentiment, so only the ladder and holds depend on time.
@@ -144,33 +171,29 @@ def cases(draw: st.DrawFn) -> Case:
     Mostly routine, flag-free cases with a region and preferred agents on the roster, so
     holds, steps and continuity are all common; the rest still appear.
     """
-    created = NOW - timedelta(minutes=draw(st.integers(0, 45)))
-    since = draw(st.one_of(st.none(), st.integers(0, 20).map(lambda m: NOW - timedelta(minutes=m))))
-    urgencies = [Urgency.ROUTINE, Urgency.ROUTINE, Urgency.URGENT, Urgency.CRITICAL]
-    skills = st.builds(RequiredSkill, st.just("clinical-triage"), st.integers(0, 4))
+    created = NOW - timedelta(minutes=draw(CREATED_MINUTES))
+    since = draw(WAITING_SINCE)
     return Case(
         case_id="C-A",
         created_at=created,
         channel=Channel.PHONE,
-        intent=draw(st.sampled_from([Intent.CLINICAL, Intent.GENERAL] * 2 + [Intent.COMPLAINT])),
-        urgency=draw(st.sampled_from(urgencies)),
-        patient_location=draw(st.sampled_from(PLACES)),
-        region=draw(st.sampled_from([*PLACES, *PLACES, None])),
-        required_skills=tuple(draw(st.lists(skills, max_size=1))),
-        preferred_language=draw(st.sampled_from(["en", "es", None])),
-        flags=draw(
-            st.sampled_from(
-                [
-                    *[frozenset[str]()] * 4,
-                    frozenset({"consent_missing"}),
-                    frozenset({"safeguarding"}),
-                ]
-            )
-        ),
+        intent=draw(INTENTS),
+        urgency=draw(URGENCIES),
+        patient_location=draw(LOCATIONS),
+        region=draw(REGIONS),
+        required_skills=tuple(draw(REQUIRED_SKILL_LISTS)),
+        preferred_language=draw(PREFERRED_LANGUAGES),
+        flags=draw(FLAG_SETS),
         waiting_since=since,
-        declined_agents=draw(st.frozensets(st.sampled_from(AGENT_IDS), max_size=2)),
-        preferred_agents=tuple(draw(st.lists(preferred, max_size=3))),
+        declined_agents=draw(DECLINED),
+        preferred_agents=tuple(draw(PREFERRED_LISTS)),
     )
+
+
+BOOSTS = st.integers(0, 2)
+BOOSTED_STATUSES = st.sampled_from([AgentStatus.AVAILABLE, AgentStatus.AWAY])
+BOOSTED_URGENCIES = st.sampled_from([Urgency.ROUTINE, Urgency.ROUTINE, Urgency.URGENT])
+WAITED_MINUTES = st.integers(0, 20)
 
 
 @st.composite
@@ -181,7 +204,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Case, Roster]:
     Hypothesis would seldom reach.
     """
     case, roster = draw(cases()), draw(rosters())
-    boost = draw(st.integers(0, 2)) > 0
+    boost = draw(BOOSTS) > 0
     if roster.agents and boost:
         fit = replace(
             roster.agents[0],
@@ -190,7 +213,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Case, Roster]:
             territories=frozenset(PLACES),
             skills={"clinical-triage": 4},
             languages=frozenset({"en", "es"}),
-            status=draw(st.sampled_from([AgentStatus.AVAILABLE, AgentStatus.AWAY])),
+            status=draw(BOOSTED_STATUSES),
             capacity=Capacity(2, 2),
         )
         roster = replace(roster, agents=(fit, *roster.agents[1:]))
@@ -199,8 +222,8 @@ def scenarios(draw: st.DrawFn) -> tuple[Case, Roster]:
             case,
             preferred_agents=(first, *case.preferred_agents),
             declined_agents=case.declined_agents - {fit.agent_id},
-            urgency=draw(st.sampled_from([Urgency.ROUTINE, Urgency.ROUTINE, Urgency.URGENT])),
-            waiting_since=NOW - timedelta(minutes=draw(st.integers(0, 20))),
+            urgency=draw(BOOSTED_URGENCIES),
+            waiting_since=NOW - timedelta(minutes=draw(WAITED_MINUTES)),
         )
     return case, roster
 
