@@ -42,44 +42,49 @@ attribute_values = st.booleans() | numbers | texts
 optional_text = st.none() | texts
 
 
+# Built once: building these on every draw spent most of the test's time in Hypothesis's own
+# strategy caching and validation.
+CHANNELS = st.sampled_from(list(Channel))
+INTENTS = st.sampled_from(list(Intent))
+URGENCIES = st.sampled_from(list(Urgency))
+TIERS = st.sampled_from(list(Tier))
+REQUIRED_SKILL_LISTS = st.lists(
+    st.builds(RequiredSkill, texts, st.integers(-5, 10**20)), max_size=3
+)
+SENTIMENT_LISTS = st.lists(st.builds(SentimentReading, numbers, instants), max_size=3)
+CLOCK_LISTS = st.lists(st.builds(SlaClock, texts, instants, instants), max_size=3)
+FLAG_LISTS = st.lists(texts, max_size=4)
+ATTRIBUTE_MAPS = st.dictionaries(texts, attribute_values, max_size=4)
+OPTIONAL_INSTANTS = st.none() | instants
+DECLINED_LISTS = st.lists(texts, max_size=3)
+PREFERRED_LISTS = st.lists(
+    st.builds(PreferredAgent, texts, st.sampled_from(list(ContinuityReason)), st.none() | instants),
+    max_size=3,
+)
+
+
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
     """Cases with any text, number and instant in every field the canonical form writes."""
     return Case(
         case_id=draw(texts),
         created_at=draw(instants),
-        channel=draw(st.sampled_from(list(Channel))),
-        intent=draw(st.sampled_from(list(Intent))),
-        urgency=draw(st.sampled_from(list(Urgency))),
+        channel=draw(CHANNELS),
+        intent=draw(INTENTS),
+        urgency=draw(URGENCIES),
         classification_confidence=draw(numbers),
         patient_location=draw(optional_text),
         region=draw(optional_text),
-        tier=draw(st.sampled_from(list(Tier))),
-        required_skills=tuple(
-            draw(st.lists(st.builds(RequiredSkill, texts, st.integers(-5, 10**20)), max_size=3))
-        ),
+        tier=draw(TIERS),
+        required_skills=tuple(draw(REQUIRED_SKILL_LISTS)),
         preferred_language=draw(optional_text),
-        sentiment=tuple(draw(st.lists(st.builds(SentimentReading, numbers, instants), max_size=3))),
-        sla_clocks=tuple(
-            draw(st.lists(st.builds(SlaClock, texts, instants, instants), max_size=3))
-        ),
-        flags=frozenset(draw(st.lists(texts, max_size=4))),
-        attributes=draw(st.dictionaries(texts, attribute_values, max_size=4)),
-        waiting_since=draw(st.none() | instants),
-        declined_agents=frozenset(draw(st.lists(texts, max_size=3))),
-        preferred_agents=tuple(
-            draw(
-                st.lists(
-                    st.builds(
-                        PreferredAgent,
-                        texts,
-                        st.sampled_from(list(ContinuityReason)),
-                        st.none() | instants,
-                    ),
-                    max_size=3,
-                )
-            )
-        ),
+        sentiment=tuple(draw(SENTIMENT_LISTS)),
+        sla_clocks=tuple(draw(CLOCK_LISTS)),
+        flags=frozenset(draw(FLAG_LISTS)),
+        attributes=draw(ATTRIBUTE_MAPS),
+        waiting_since=draw(OPTIONAL_INSTANTS),
+        declined_agents=frozenset(draw(DECLINED_LISTS)),
+        preferred_agents=tuple(draw(PREFERRED_LISTS)),
     )
 
 

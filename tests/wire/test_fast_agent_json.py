@@ -44,25 +44,40 @@ attribute_values = st.one_of(
 )
 
 
+# Built once: building these on every draw spent most of the tests' time in Hypothesis's own
+# strategy caching and validation.
+ROLES = st.sampled_from(Role)
+STATUSES = st.sampled_from(AgentStatus)
+LOADS = st.integers(0, 10_000)
+LICENCE_COUNTS = st.integers(0, 2)
+EXPIRIES = st.dates(date(1, 1, 1))
+BOOLEANS = st.booleans()
+TEXT_SETS = st.frozensets(text, max_size=3)
+SKILL_MAPS = st.dictionaries(text, st.integers(0, 10), max_size=3)
+OPTIONAL_INSTANTS = st.none() | instants
+SENIORITIES = st.integers(0, 100)
+ATTRIBUTE_MAPS = st.dictionaries(text, attribute_values, max_size=3)
+
+
 @st.composite
 def agents(draw: st.DrawFn) -> Agent:
     """An agent with arbitrary text in every string field."""
     return Agent(
         agent_id=draw(text),
-        role=draw(st.sampled_from(Role)),
-        status=draw(st.sampled_from(AgentStatus)),
-        capacity=Capacity(draw(st.integers(0, 10_000)), draw(st.integers(0, 10_000))),
+        role=draw(ROLES),
+        status=draw(STATUSES),
+        capacity=Capacity(draw(LOADS), draw(LOADS)),
         licences=tuple(
-            Licence(draw(text), draw(text), draw(st.dates(date(1, 1, 1))), draw(st.booleans()))
-            for _ in range(draw(st.integers(0, 2)))
+            Licence(draw(text), draw(text), draw(EXPIRIES), draw(BOOLEANS))
+            for _ in range(draw(LICENCE_COUNTS))
         ),
-        territories=draw(st.frozensets(text, max_size=3)),
-        skills=draw(st.dictionaries(text, st.integers(0, 10), max_size=3)),
-        languages=draw(st.frozensets(text, max_size=3)),
-        last_assigned_at=draw(st.none() | instants),
-        teams=draw(st.frozensets(text, max_size=3)),
-        seniority=draw(st.integers(0, 100)),
-        attributes=draw(st.dictionaries(text, attribute_values, max_size=3)),
+        territories=draw(TEXT_SETS),
+        skills=draw(SKILL_MAPS),
+        languages=draw(TEXT_SETS),
+        last_assigned_at=draw(OPTIONAL_INSTANTS),
+        teams=draw(TEXT_SETS),
+        seniority=draw(SENIORITIES),
+        attributes=draw(ATTRIBUTE_MAPS),
     )
 
 
