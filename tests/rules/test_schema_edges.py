@@ -64,7 +64,15 @@ def _with_rule(then: str) -> str:
         ),
         (
             "signals: {negative_sentiment: 2}\n",
-            [("schema.range", 10, 31, None, "signals.negative_sentiment must be within [-1, 1]")],
+            [
+                (
+                    "schema.range",
+                    10,
+                    31,
+                    None,
+                    "signals.negative_sentiment must be within [-1, 1], got 2",
+                )
+            ],
         ),
         (
             "params: {t: x}\nsignals: {sla_at_risk_minutes: params.t}\n",
@@ -733,3 +741,46 @@ def test_a_later_separate_membership_period_is_kept() -> None:
         ("2018-01-19", compact.members[0].until),
         ("2026-07-01", None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("section", "got"),
+    [
+        ("signals: {sla_at_risk_minutes: -60}\n", "-60"),
+        ("signals: {sla_at_risk_minutes: 0}\n", "0"),
+        ("signals: {sla_at_risk_minutes: 5256001}\n", "5256001"),
+        (
+            "params: {risk: -60}\nsignals: {sla_at_risk_minutes: params.risk}\n",
+            "-60 (from `params.risk`, line 10)",
+        ),
+    ],
+)
+def test_an_sla_threshold_that_could_never_be_at_risk_is_a_range_error(
+    section: str, got: str
+) -> None:
+    """signals.sla_at_risk_minutes (literal or via a param) must be in (0, 3650 days] (R33a M1)."""
+    message = (
+        "signals.sla_at_risk_minutes must be more than 0 and at most 5256000 (3650 days), "
+        f"got {got}: a clock is at_risk when at most this many minutes are left, and "
+        "breached below 0"
+    )
+    expected = [("schema.range", 9 + section.count("\n"), 32, None, message)]
+    assert expected == _errors(_with(section))
+
+
+def test_a_negative_sentiment_param_out_of_range_names_the_param() -> None:
+    """A signals.negative_sentiment param outside [-1, 1] is reported with its value and line."""
+    message = (
+        "signals.negative_sentiment must be within [-1, 1], got -2 (from `params.neg`, line 10)"
+    )
+    expected = [("schema.range", 11, 31, None, message)]
+    assert expected == _errors(
+        _with("params: {neg: -2}\nsignals: {negative_sentiment: params.neg}\n")
+    )
+
+
+def test_an_sla_threshold_in_range_loads() -> None:
+    """The smallest and largest accepted sla_at_risk_minutes load unchanged."""
+    for minutes in ("0.5", "5256000"):
+        compiled = compile_text(_with(f"signals: {{sla_at_risk_minutes: {minutes}}}\n"))
+        assert float(minutes) == compiled.signals.sla_at_risk_minutes

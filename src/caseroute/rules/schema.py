@@ -29,6 +29,7 @@ from caseroute.domain.reader import (
     VERSION,
     TextPattern,
     describe_type,
+    describe_value,
     near_miss,
     not_boolean,
     not_date,
@@ -42,7 +43,12 @@ from caseroute.domain.reader import (
     unknown_key_tip,
 )
 from caseroute.domain.roster import AgentStatus, Role
-from caseroute.rules.adaptive import read_continuity, read_ladders, read_requirement_names
+from caseroute.rules.adaptive import (
+    MAX_DURATION_DAYS,
+    read_continuity,
+    read_ladders,
+    read_requirement_names,
+)
 from caseroute.rules.fields import (
     ATTRIBUTE_KINDS,
     ENGINE_MAX_FACT_PROPERTIES,
@@ -449,6 +455,19 @@ def _signal_number(r: SchemaReader, node: Node | None, what: str, out: RawRulese
     return r.number(node, what)
 
 
+MAX_AT_RISK_MINUTES = MAX_DURATION_DAYS * 1440
+"""The largest ``signals.sla_at_risk_minutes``: the longest duration a ruleset may write."""
+
+
+def _signal_source(node: Node, out: RawRuleset) -> str:
+    """A signal's value as written, and its param: ``-60 (from `params.t`, line 9)``."""
+    if isinstance(node.value, str) and node.value.startswith("params."):
+        name = node.value.removeprefix("params.")
+        value = describe_value(out.params.get(name))
+        return f"{value} (from `{node.value}`, line {out.param_lines.get(name, node.line)})"
+    return describe_value(node.value)
+
+
 def _read_signals(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
     if node is None:
         return
@@ -459,13 +478,26 @@ def _read_signals(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
     at_risk = _signal_number(
         r, entries.get("sla_at_risk_minutes"), "signals.sla_at_risk_minutes", out
     )
+    # Invariant: a clock below 0 minutes is breached before it can be at risk, so a threshold
+    # of 0 or less would make `at_risk` never hold without a word; refuse it here instead.
+    if at_risk is not None and not 0.0 < at_risk <= MAX_AT_RISK_MINUTES:
+        r.error(
+            "schema.range",
+            f"signals.sla_at_risk_minutes must be more than 0 and at most "
+            f"{MAX_AT_RISK_MINUTES} ({MAX_DURATION_DAYS} days), got "
+            f"{_signal_source(entries['sla_at_risk_minutes'], out)}: a clock is "
+            "at_risk when at most this many minutes are left, and breached below 0",
+            entries["sla_at_risk_minutes"],
+        )
+        at_risk = None
     negative = _signal_number(
         r, entries.get("negative_sentiment"), "signals.negative_sentiment", out
     )
     if negative is not None and not -1.0 <= negative <= 1.0:
         r.error(
             "schema.range",
-            "signals.negative_sentiment must be within [-1, 1]",
+            "signals.negative_sentiment must be within [-1, 1], got "
+            + _signal_source(entries["negative_sentiment"], out),
             entries["negative_sentiment"],
         )
         negative = None
