@@ -81,7 +81,7 @@ cases = st.builds(
     ).map(tuple),
     preferred_language=st.one_of(st.none(), st.sampled_from(["en", "es", "en-gb"])),
     sentiment=st.lists(st.builds(SentimentReading, st.floats(-1, 1), instants), max_size=3).map(
-        lambda readings: tuple(sorted(readings, key=lambda r: r.at))  # the canonical order
+        lambda readings: tuple(sorted(readings, key=SentimentReading.order_key))  # canonical order
     ),
     sla_clocks=st.lists(
         st.builds(SlaClock, st.sampled_from(["ack", "rtt"]), instants, instants).filter(

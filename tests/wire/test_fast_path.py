@@ -73,8 +73,8 @@ def test_fast_roster_normalises_licence_jurisdictions_and_languages() -> None:
     ) == (agent.licences, agent.languages, agent.territories)
 
 
-def test_fast_case_fills_defaults_and_sorts_sentiment_oldest_first_stably() -> None:
-    """Unset tier/confidence/role are the strict defaults; equal-instant readings keep order."""
+def test_fast_case_fills_defaults_and_sorts_sentiment_oldest_first_lowest_last() -> None:
+    """Unset tier/confidence/role are the strict defaults; at one instant the lowest score last."""
     msg = case_msg(tier=pb.TIER_UNSPECIFIED)
     msg.ClearField("classification_confidence")
     later, earlier = NOW - timedelta(minutes=1), NOW - timedelta(minutes=9)
@@ -86,8 +86,8 @@ def test_fast_case_fills_defaults_and_sorts_sentiment_oldest_first_stably() -> N
         1.0,
         (
             SentimentReading(0.2, earlier),
-            SentimentReading(0.1, later),
             SentimentReading(0.3, later),
+            SentimentReading(0.1, later),
         ),
     ) == (case.tier.value, case.classification_confidence, case.sentiment)
 

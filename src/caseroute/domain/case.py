@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from math import copysign
 
 AttributeValue = str | int | float | bool
 """A value of a free-form attribute map: string, number or boolean (never null or nested)."""
@@ -61,6 +62,20 @@ class SentimentReading:
     score: float
     at: datetime
 
+    def order_key(self) -> tuple[datetime, float, float]:
+        """Where this reading sorts in a case's sentiment: oldest first, a total order.
+
+        Readings may arrive in any order, so equal instants cannot keep the order sent (the
+        decision and the input hash would then depend on it). Of readings at one instant the
+        lowest score sorts last, so it counts as the latest: a tie never hides a negative
+        reply (fail safe). The sign of zero settles the one tie left (``-0.0 == 0.0``), so
+        only identical readings compare equal.
+
+        Returns:
+            The sort key: the instant, then the score descending, then ``-0.0`` after ``0.0``.
+        """
+        return (self.at, -self.score, copysign(1.0, -self.score))
+
 
 @dataclass(frozen=True, slots=True)
 class SlaClock:
@@ -112,7 +127,8 @@ class Case:
         tier: Member tier.
         required_skills: Skills the case needs, first one most important.
         preferred_language: BCP 47 language tag (``en``, ``es-MX``); ``None`` when not given.
-        sentiment: Sentiment per reply, oldest first.
+        sentiment: Sentiment per reply, in ``SentimentReading.order_key`` order (oldest
+            first; at one instant the lowest score last).
         sla_clocks: Running SLA clocks.
         flags: Case flags such as ``safeguarding``, ``vip``, ``consent_missing``.
         attributes: Free map that rules may read once the ruleset declares the key's type.

@@ -197,8 +197,8 @@ def parse_case(
             readings.append(SentimentReading(score, at))
         cap.trim()
     cap.close()
-    # Oldest first is the contract; a stable sort keeps equal timestamps in sent order.
-    readings.sort(key=lambda reading: reading.at)
+    # Oldest first, whatever order they were sent in (at one instant the lowest score last).
+    readings.sort(key=SentimentReading.order_key)
 
     clocks: list[SlaClock] = []
     seen_clocks: set[str] = set()

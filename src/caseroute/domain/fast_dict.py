@@ -385,8 +385,8 @@ def _sentiment(value: object, limits: InputLimits) -> tuple[SentimentReading, ..
                 0.0 if score is None else _number(score, -1.0, 1.0), _instant(fields.get("at"))
             )
         )
-    # Oldest first, as the strict parser sorts them (stable: equal instants keep sent order).
-    readings.sort(key=lambda reading: reading.at)
+    # As the strict parser sorts them: oldest first, at one instant the lowest score last.
+    readings.sort(key=SentimentReading.order_key)
     return tuple(readings)
 
 

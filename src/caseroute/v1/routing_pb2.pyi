@@ -891,7 +891,10 @@ class Case(_message.Message):
 
     @_builtins.property
     def sentiment(self) -> _containers.RepeatedCompositeFieldContainer[Global___SentimentReading]:
-        """Sentiment per reply (any order; sorted oldest first by caseroute). At most 500."""
+        """Sentiment per reply (any order; sorted oldest first by caseroute, and of replies at the
+        same instant the lowest score counts as the latest, so a tie never hides an unhappy
+        reply). At most 500.
+        """
 
     @_builtins.property
     def sla_clocks(self) -> _containers.RepeatedCompositeFieldContainer[Global___SlaClock]:

@@ -675,8 +675,8 @@ def _sentiment(msg: pb.Case, limits: InputLimits) -> tuple[SentimentReading, ...
     readings = [
         SentimentReading(_number(r.score, -1.0, 1.0), _required_instant(r, "at")) for r in items
     ]
-    # Oldest first, as the strict parser sorts them (stable: equal instants keep sent order).
-    readings.sort(key=lambda reading: reading.at)
+    # As the strict parser sorts them: oldest first, at one instant the lowest score last.
+    readings.sort(key=SentimentReading.order_key)
     return tuple(readings)
 
 
