@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+import pytest
+
 from caseroute.domain.case import ContinuityReason, Intent, PreferredAgent, Urgency
 from caseroute.domain.decision import Decision, Outcome
 from caseroute.domain.roster import Role, Roster
@@ -17,6 +19,7 @@ from caseroute.testing import (
     make_agent,
     make_case,
     make_roster,
+    reference_ruleset,
     ruleset_with_rules,
 )
 
@@ -78,18 +81,35 @@ def test_preferred_roles_rank_agents_in_those_roles_first() -> None:
     assert decision.agent_id == "z-senior"
 
 
-def test_a_relaxed_territory_without_a_region_keeps_the_other_preferences() -> None:
-    """With territory dropped and no case region, roles and language still rank."""
-    decision = _general(20, region=None)
-    assert decision.explanation.matching is not None
-    assert (decision.explanation.matching.ranking_criteria[:2]) == (
-        "prefers roles",
-        "prefers language",
+@pytest.mark.parametrize("waited", [5, 10, 20, 60 * 24 * 365])
+def test_a_missing_region_stays_missing_data_once_a_soft_territory_relaxed(waited: float) -> None:
+    """No region: EXCEPTION missing_region before and after the territory step (R33a L2)."""
+    decision = _general(waited, region=None)
+    assert (decision.outcome, decision.reason_codes, decision.next_relaxation_at) == (
+        Outcome.EXCEPTION,
+        ("missing_region",),
+        None,
     )
-    assert (
-        decision.agent_id,
-        decision.reason_codes,
-    ) == ("z-senior", ("general", "relaxed_territory"))
+    assert decision.explanation.data_problems == (
+        "the action requires territory coverage but case.region is missing",
+    )
+
+
+@pytest.mark.parametrize("minute", [0, 1, 59])
+def test_the_reference_billing_case_without_a_region_is_an_exception_at_any_time(
+    minute: int,
+) -> None:
+    """Reference ruleset: a billing case with no region is missing_region before and after 10:01."""
+    case = make_case(
+        intent=Intent.BILLING,
+        patient_location=None,
+        region=None,
+        created_at=NOW - timedelta(minutes=29),
+    )
+    decision = decide(
+        case, make_roster(AGENT_ENGLISH), reference_ruleset(), NOW + timedelta(minutes=minute)
+    )
+    assert (decision.outcome, decision.reason_codes) == (Outcome.EXCEPTION, ("missing_region",))
 
 
 def test_preference_never_admits() -> None:

@@ -281,9 +281,13 @@ def select_agent(
         anchor_at = case.wait_anchor.astimezone(UTC)
         plan = plan_relaxation(req, case.urgency, anchor, anchor_at, now, _applies(case, req))
     current = relaxed_requirements(req, plan.relaxed if plan is not None else ())
-    # A missing region stays missing data (EXCEPTION, missing_region) even under a soft
-    # territory: waiting cannot find a local agent for an unknown region, and the data gets
-    # fixed sooner in the exceptions queue than by waiting for the step.
+    if plan is not None and plan.relaxed:
+        # Missing data is judged on the requirements as written, before any step relaxes them:
+        # a missing region stays missing data (EXCEPTION, missing_region) even once a soft
+        # territory has relaxed, so the decision never turns into an assignment through time
+        # alone. Waiting cannot find a local agent for an unknown region, and the data gets
+        # fixed sooner in the exceptions queue than by waiting for the step.
+        build_need(case, relaxed_requirements(req, ()), ruleset, now)
     need = build_need(case, current, ruleset, now)
     result = match_agents(need, roster, detail=detail)
     index = index_for(roster)
