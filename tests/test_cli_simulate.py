@@ -121,7 +121,7 @@ def test_server_mode_fills_the_decision_log_and_audit_verify_passes(
     assert lines[1].startswith(f"ok {len(requests)} requests, 60 decisions (")
     assert lines[1].endswith(" decisions/s)")
     assert lines[2:] == [
-        "outcomes: ASSIGN 17, ESCALATE 3, QUEUE 35, EXCEPTION 5",
+        "outcomes: ASSIGN 15, ESCALATE 3, QUEUE 35, EXCEPTION 7",
         "refused 0 requests",
     ]
     db = tmp_path / "audit.db"
