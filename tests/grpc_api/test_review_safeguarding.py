@@ -4,20 +4,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import grpc_testing
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 
 from caseroute.domain.codec import SAFEGUARDING_NOTICE
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
-from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import RoutingCore, RulesetRegistry
 from caseroute.testing import audited_core, compile_text, ruleset_with_rules
 from caseroute.v1 import routing_pb2 as pb
 
 from .conftest import decide_request
+from .in_process import invoke_for_bad_request
 
-SERVICE = pb.DESCRIPTOR.services_by_name["RoutingService"]
 SG_CONCERN_RULES = (
     ruleset_with_rules(
         """\
@@ -42,15 +39,8 @@ def sg_concern_core(tmp_path: Path) -> Iterator[RoutingCore]:
 
 
 def _violations(core: RoutingCore, request: pb.DecideRequest) -> list[tuple[str, str]]:
-    server = grpc_testing.server_from_dictionary(
-        {SERVICE: RoutingServicer(core)}, grpc_testing.strict_real_time()
-    )
-    rpc = server.invoke_unary_unary(SERVICE.methods_by_name["Decide"], (), request, None)
-    _, metadata, code, _ = rpc.termination()
+    code, bad = invoke_for_bad_request(core, "Decide", request)
     assert code is grpc.StatusCode.INVALID_ARGUMENT
-    status = status_pb2.Status.FromString(dict(metadata)["grpc-status-details-bin"])
-    bad = error_details_pb2.BadRequest()
-    status.details[0].Unpack(bad)
     return [(v.field, v.description) for v in bad.field_violations]
 
 
@@ -87,14 +77,7 @@ def test_a_batch_case_with_the_configured_flag_gets_the_notice(
     batch = pb.DecideBatchRequest(
         request_id="b1", cases=[single.case], roster=single.roster, now=single.now
     )
-    server = grpc_testing.server_from_dictionary(
-        {SERVICE: RoutingServicer(sg_concern_core)}, grpc_testing.strict_real_time()
-    )
-    rpc = server.invoke_unary_unary(SERVICE.methods_by_name["DecideBatch"], (), batch, None)
-    _, metadata, code, _ = rpc.termination()
-    status = status_pb2.Status.FromString(dict(metadata)["grpc-status-details-bin"])
-    bad = error_details_pb2.BadRequest()
-    status.details[0].Unpack(bad)
+    code, bad = invoke_for_bad_request(sg_concern_core, "DecideBatch", batch)
     first = bad.field_violations[0]
     assert (code, first.field, first.description) == (
         grpc.StatusCode.INVALID_ARGUMENT,
