@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from caseroute.audit.masking import MASK_PREFIX, Masker
+from caseroute.audit.masking import MASK_PREFIX, Masker, mask_case
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.audit.verify import verify_chain
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
@@ -100,3 +100,55 @@ def test_a_candidate_reading_sla_name_cannot_replay_a_masked_clock_name(
         ),
     )
     assert MASK_PREFIX not in (sample.reason or "")
+
+
+def _case_with_clock(name: str, **attributes: object) -> dict[str, object]:
+    """A case as the log reads it: the given attributes and one SLA clock called ``name``."""
+    return {
+        "case_id": "M2",
+        "attributes": dict(attributes),
+        "sla_clocks": [{"name": name, "started_at": "2026-01-01T00:00:00Z"}],
+    }
+
+
+def test_a_case_masked_whole_is_its_digest_whatever_its_clock_names_quote() -> None:
+    """With ``case`` itself a masked path the stored case is one digest: no clock name is left."""
+    masker = Masker(bytes.fromhex(TEST_AUDIT_KEY), paths=("case",))
+    stored = mask_case(_case_with_clock(f"rtt-{PATIENT}", patient_id=PATIENT), masker)
+    assert isinstance(stored, str) and stored.startswith(MASK_PREFIX) and PATIENT not in stored
+
+
+def test_masked_nulls_and_booleans_leave_clock_names_as_sent() -> None:
+    """A masked ``null`` or ``true`` is spelled by no code: the clock names are not rewritten."""
+    masker = Masker(
+        bytes.fromhex(TEST_AUDIT_KEY), paths=("case.attributes.a", "case.attributes.b")
+    )
+    case = _case_with_clock("rtt-true-None", a=None, b=True)
+    stored = mask_case(case, masker)
+    assert isinstance(stored, dict)
+    assert (stored["sla_clocks"], stored["attributes"]["b"].startswith(MASK_PREFIX)) == (
+        case["sla_clocks"],
+        True,
+    )
+
+
+def test_a_masked_object_quoted_in_a_clock_name_is_scrubbed_by_its_members() -> None:
+    """A masked object's member values are spellings too: one quoted in a clock name is masked."""
+    masker = Masker(bytes.fromhex(TEST_AUDIT_KEY), paths=("case.attributes.patient",))
+    case = _case_with_clock(f"rtt-{PATIENT}", patient={"id": PATIENT, "ward": "W1"})
+    stored = mask_case(case, masker)
+    assert isinstance(stored, dict)
+    (name,) = [c["name"] for c in stored["sla_clocks"]]
+    assert (PATIENT in name, name.startswith("rtt-" + MASK_PREFIX)) == (False, True)
+
+
+def test_a_masked_object_no_clock_name_quotes_leaves_the_names_as_sent() -> None:
+    """An object is looked for by its members: none quoted, the clock names stay as sent."""
+    masker = Masker(bytes.fromhex(TEST_AUDIT_KEY), paths=("case.attributes.patient",))
+    case = _case_with_clock("rtt-18-weeks", patient={"id": PATIENT, "ward": "W1"})
+    stored = mask_case(case, masker)
+    assert isinstance(stored, dict)
+    assert (stored["sla_clocks"], stored["attributes"]["patient"].startswith(MASK_PREFIX)) == (
+        case["sla_clocks"],
+        True,
+    )
