@@ -15,6 +15,7 @@ import pytest
 from google.protobuf import json_format
 
 from caseroute.cli import main
+from caseroute.replay import feeds
 from caseroute.v1 import routing_pb2 as pb
 from tests.replay.recorded import CANDIDATES, record_log
 
@@ -434,6 +435,43 @@ def test_input_not_utf8_is_a_usage_error_saying_so(
                 "as written, UTF-8\n"
             ),
         )
+
+
+def test_a_line_not_utf8_is_the_same_usage_error_with_workers(
+    audit_db: Path,
+    rulesets: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With --workers 2 an undecodable line after good ones reaches the pool: exit 2 alike."""
+    monkeypatch.setattr(feeds, "CHUNK", 1)  # one line per chunk: the good lines fill the pool
+    main(["audit", "export", "--audit-db", str(audit_db)])
+    text = capsys.readouterr().out
+    export = tmp_path / "tail.jsonl"
+    export.write_bytes(text.encode() + b"\xff\xfe{}\n")
+    bad_at = text.count("\n") + 1
+    code = main(
+        [
+            "replay",
+            "--input",
+            str(export),
+            "--candidate",
+            "test@2",
+            "--rulesets",
+            str(rulesets),
+            "--workers",
+            "2",
+        ]
+    )
+    assert (bad_at > 2, code, capsys.readouterr().err.partition(";")[0]) == (
+        True,
+        2,
+        (
+            f"caseroute: {export}:{bad_at}: not UTF-8 text (saved as UTF-16, as PowerShell's "
+            "`>` does, or compressed?)"
+        ),
+    )
 
 
 def test_input_line_nested_too_deep_is_a_usage_error(

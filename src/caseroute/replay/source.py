@@ -225,19 +225,24 @@ class ExportedRecords:
             ExportFormatError: Where the file turns out not to be UTF-8 text.
             OSError: If the file cannot be read.
         """
-        number = 0
-        try:
-            with self.path.open(encoding="utf-8") as lines:
-                for number, line in enumerate(lines, 1):
-                    if not line.isspace():
-                        yield number, line
-        except UnicodeDecodeError:
-            # Decoding fails a block at a time: the line is where reading stopped.
-            raise ExportFormatError(
-                f"{self.path}:{number + 1}: not UTF-8 text (saved as UTF-16, as PowerShell's "
-                "`>` does, or compressed?); --input takes the output of `caseroute audit "
-                "export` as written, UTF-8"
-            ) from None
+        # Read as bytes and decoded line by line: a text-mode file decodes a block at a
+        # time, so a bad byte anywhere in the first 8 kB was reported at line 1.
+        with self.path.open("rb") as raw_lines:
+            for number, raw in enumerate(raw_lines, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise self._not_utf8(number) from None
+                if not line.isspace():
+                    yield number, line
+
+    def _not_utf8(self, number: int) -> ExportFormatError:
+        """The error for line ``number``, which does not decode as UTF-8."""
+        return ExportFormatError(
+            f"{self.path}:{number}: not UTF-8 text (saved as UTF-16, as PowerShell's "
+            "`>` does, or compressed?); --input takes the output of `caseroute audit "
+            "export` as written, UTF-8"
+        )
 
     def admitted(self, number: int, line: str) -> AuditRecord | None:
         """Line ``number``'s record when it passes the filters (None: blank, or filtered out).
