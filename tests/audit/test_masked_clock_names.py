@@ -115,14 +115,13 @@ def test_a_case_masked_whole_is_its_digest_whatever_its_clock_names_quote() -> N
     """With ``case`` itself a masked path the stored case is one digest: no clock name is left."""
     masker = Masker(bytes.fromhex(TEST_AUDIT_KEY), paths=("case",))
     stored = mask_case(_case_with_clock(f"rtt-{PATIENT}", patient_id=PATIENT), masker)
-    assert isinstance(stored, str) and stored.startswith(MASK_PREFIX) and PATIENT not in stored
+    assert isinstance(stored, str)
+    assert (stored.startswith(MASK_PREFIX), PATIENT in stored) == (True, False)
 
 
 def test_masked_nulls_and_booleans_leave_clock_names_as_sent() -> None:
     """A masked ``null`` or ``true`` is spelled by no code: the clock names are not rewritten."""
-    masker = Masker(
-        bytes.fromhex(TEST_AUDIT_KEY), paths=("case.attributes.a", "case.attributes.b")
-    )
+    masker = Masker(bytes.fromhex(TEST_AUDIT_KEY), paths=("case.attributes.a", "case.attributes.b"))
     case = _case_with_clock("rtt-true-None", a=None, b=True)
     stored = mask_case(case, masker)
     assert isinstance(stored, dict)
