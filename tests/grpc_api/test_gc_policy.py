@@ -7,7 +7,8 @@ import pytest
 
 from caseroute.cli import build_parser
 from caseroute.cli.serve import server_config
-from caseroute.grpc_api.server import DEFAULT_GC_THRESHOLD, ServerConfig, apply_gc_policy
+from caseroute.grpc_api.processes import apply_gc_policy
+from caseroute.grpc_api.server import DEFAULT_GC_THRESHOLD, ServerConfig
 from tests.serve_process import start_serve
 
 SET_LINE = "gc thresholds set to "

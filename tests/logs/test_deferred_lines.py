@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from caseroute.grpc_api import server as served
+from caseroute.grpc_api import processes
+from caseroute.grpc_api.server import ServerConfig
 from caseroute.logs import configure_logging, host_configured
 from caseroute.logs.deferred import DeferredHandler, is_plain
 from tests.logs.test_fast_formatter import _records
@@ -324,7 +325,7 @@ def test_serve_configures_deferred_lines_and_counts_them_as_its_own() -> None:
     saved = root.handlers[:]
     root.handlers = []
     try:
-        served._configure_logging(served.ServerConfig(log_format="json"))
+        processes._configure_logging(ServerConfig(log_format="json"))
         kinds = [type(h) for h in root.handlers]
         configured_by_host = host_configured()
     finally:

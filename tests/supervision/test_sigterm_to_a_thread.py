@@ -6,7 +6,7 @@ the stop event) runs when the main thread next executes bytecode. A main thread 
 ``stop.wait()`` (a lock acquire with no timeout) is woken only by a signal delivered to it,
 so the stop was never seen: found by this session's serve loop (1 SIGTERM in 40-90 to a
 one-worker `caseroute serve` after a Decide was never acted on; faulthandler showed the main
-thread in server.py ``_wait_for_stop`` -> ``stop.wait()`` and no "received SIGTERM" line).
+thread in processes.py ``_wait_for_stop`` -> ``stop.wait()`` and no "received SIGTERM" line).
 The main threads now wait on Python's signal wakeup fd (``supervisor.signal_wakeups``), which
 the C handler writes on whichever thread takes the signal. Each case runs in its own process.
 """
@@ -22,7 +22,7 @@ OTHER_THREAD = """\
 import logging, signal, sys, threading, time
 from pathlib import Path
 
-from caseroute.grpc_api import server, supervisor
+from caseroute.grpc_api import processes, supervisor
 
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 main = threading.main_thread()
@@ -68,15 +68,15 @@ print("stopped", flush=True)
 """
 
 WORKER_WAIT = """\
-server._wait_for_stop(lambda: print("hangup", flush=True), on_installed=on_installed)
+processes._wait_for_stop(lambda: print("hangup", flush=True), on_installed=on_installed)
 """
 
 PARENT_LOOP = """\
 stop = threading.Event()
 with supervisor.signal_wakeups() as wake:
-    server._stop_on_signals(stop)
+    processes._stop_on_signals(stop)
     on_installed()
-    server._supervise([], [], lambda slot: None, None, stop, wake)
+    processes._supervise([], [], lambda slot: None, None, stop, wake)
 """
 
 
@@ -94,7 +94,7 @@ def _run(waiter: str, call: str, signals: str) -> subprocess.CompletedProcess[st
 
 @pytest.mark.parametrize(
     ("waiter", "call"),
-    [("server._wait_for_stop", WORKER_WAIT), ("server._supervise", PARENT_LOOP)],
+    [("processes._wait_for_stop", WORKER_WAIT), ("processes._supervise", PARENT_LOOP)],
     ids=["worker-or-lone-server", "supervising-parent"],
 )
 def test_a_sigterm_taken_by_another_thread_ends_the_wait(waiter: str, call: str) -> None:
@@ -110,5 +110,5 @@ def test_a_sighup_taken_by_another_thread_reloads_and_the_wait_goes_on() -> None
     The helper thread sends SIGTERM only once the main thread is asleep again in the wait: a
     wakeup byte left unread would keep it spinning, never asleep, and the run would time out.
     """
-    done = _run("server._wait_for_stop", WORKER_WAIT, "(signal.SIGHUP, signal.SIGTERM)")
+    done = _run("processes._wait_for_stop", WORKER_WAIT, "(signal.SIGHUP, signal.SIGTERM)")
     assert (done.returncode, done.stdout) == (0, "hangup\nstopped\n"), done.stderr

@@ -27,7 +27,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from caseroute.grpc_api.server import serve
+    from caseroute.grpc_api.processes import serve
 
     return serve(server_config(args))
 

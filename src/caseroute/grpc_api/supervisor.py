@@ -1,6 +1,6 @@
 """Supervision of the worker processes: port ownership, CPU quota, restarts, parent watch.
 
-Kept apart from ``server.py`` so each piece is a small function a test can drive without
+Kept apart from ``processes.py`` so each piece is a small function a test can drive without
 starting gRPC: ``claim_port`` refuses a port another server holds, ``quota_cpus`` reads the
 container's CPU quota from the cgroup files under a root a test can fake, ``RestartBackoff``
 spaces the restarts of a worker that keeps dying, ``watch_parent`` ends a worker whose
