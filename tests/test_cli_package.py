@@ -4,8 +4,7 @@ import argparse
 import importlib
 import tomllib
 
-from caseroute.cli import build_parser
-from caseroute.cli.command import main
+from caseroute.cli import build_parser, entry
 from caseroute.testing import REPO_ROOT
 
 
@@ -14,11 +13,11 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return dict(actions[0].choices) if actions else {}
 
 
-def test_the_console_script_runs_the_command_modules_main() -> None:
-    """The `caseroute` script in pyproject resolves to `caseroute.cli.command.main`."""
+def test_the_console_script_runs_the_entry_that_catches_ctrl_c_while_loading() -> None:
+    """The `caseroute` script in pyproject resolves to `caseroute.cli.entry.main`."""
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     module, _, name = pyproject["project"]["scripts"]["caseroute"].partition(":")
-    assert main is getattr(importlib.import_module(module), name)
+    assert entry.main is getattr(importlib.import_module(module), name)
 
 
 def test_each_command_runs_code_from_its_groups_module() -> None:

@@ -2,6 +2,7 @@
 
 import sys
 
-from caseroute.cli.command import main
+from caseroute.cli.entry import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

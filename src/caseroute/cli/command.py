@@ -25,7 +25,8 @@ from caseroute.cli import (
     serve,
     simulate,
 )
-from caseroute.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from caseroute.cli.entry import EXIT_INTERRUPTED, INTERRUPTED
+from caseroute.cli.output import EXIT_FAILED, EXIT_USAGE, UsageError
 from caseroute.cli.settings import SettingsParser
 from caseroute.domain.errors import CaserouteError, ConfigError, RequestError, RulesetError
 from caseroute.render import escape_lines
@@ -84,8 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         # Ctrl-C: one line, no traceback (review R32b F9). Commands write only stdout, so
-        # what stopped short is what was printed: a report or export cut off.
-        sys.stderr.write("caseroute: interrupted; any output printed is incomplete\n")
+        # what stopped short is what was printed: a report or export cut off. (While the
+        # command loads, caseroute.cli.entry prints the same line.)
+        sys.stderr.write(INTERRUPTED)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`caseroute ... | head`): stop quietly. Point stdout at devnull

@@ -7,8 +7,7 @@ import sys
 from caseroute.render import escape_text, safe_json
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED = 130
-"""Ctrl-C: 128 + SIGINT, as shells report a process the signal ended."""
+# EXIT_INTERRUPTED (130) lives in caseroute.cli.entry, which must load before anything else.
 
 
 class UsageError(Exception):
