@@ -66,7 +66,8 @@ def test_a_path_selects_sqlite(text: str, path: Path) -> None:
         (
             f"mysql://root:{SECRET}@db/audit",
             (
-                "must be a SQLite file path (not a directory) or a postgresql:// URL, "
+                "must be a SQLite file path (not a directory), a postgresql:// URL or libpq "
+                "keyword=value pairs (host=HOST dbname=DATABASE ...), "
                 "got a `mysql:` URL: "
                 "`mysql:` is not a supported decision log; use postgresql://... or a SQLite file "
                 "path (write ./mysql:... for a file whose name holds a colon)"
@@ -75,7 +76,8 @@ def test_a_path_selects_sqlite(text: str, path: Path) -> None:
         (
             f"postgresql:caseroute:{SECRET}@db/audit",
             (
-                "must be a SQLite file path (not a directory) or a postgresql:// URL, "
+                "must be a SQLite file path (not a directory), a postgresql:// URL or libpq "
+                "keyword=value pairs (host=HOST dbname=DATABASE ...), "
                 "got a `postgresql:` URL: write "
                 "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (with //)"
             ),
@@ -83,7 +85,8 @@ def test_a_path_selects_sqlite(text: str, path: Path) -> None:
         (
             "sqlite:///var/audit.db",
             (
-                "must be a SQLite file path (not a directory) or a postgresql:// URL, "
+                "must be a SQLite file path (not a directory), a postgresql:// URL or libpq "
+                "keyword=value pairs (host=HOST dbname=DATABASE ...), "
                 "got a `sqlite:` URL: "
                 "`sqlite:` is not a supported decision log; use postgresql://... or a SQLite file "
                 "path (write ./sqlite:... for a file whose name holds a colon)"
@@ -92,7 +95,8 @@ def test_a_path_selects_sqlite(text: str, path: Path) -> None:
         (
             f"var/postgresql://caseroute:{SECRET}@db/audit",
             (
-                "must be a SQLite file path (not a directory) or a postgresql:// URL, "
+                "must be a SQLite file path (not a directory), a postgresql:// URL or libpq "
+                "keyword=value pairs (host=HOST dbname=DATABASE ...), "
                 "got a URL-like value: a URL "
                 "must start with postgresql://; a file path has no ://"
             ),
@@ -100,7 +104,8 @@ def test_a_path_selects_sqlite(text: str, path: Path) -> None:
         (
             f"postgresql://caseroute:{SECRET}@db:port/audit",
             (
-                "must be a SQLite file path (not a directory) or a postgresql:// URL, "
+                "must be a SQLite file path (not a directory), a postgresql:// URL or libpq "
+                "keyword=value pairs (host=HOST dbname=DATABASE ...), "
                 "got a postgresql:// URL that cannot be parsed (not shown: it may hold a "
                 "password); write postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a "
                 "password's reserved characters percent-encoded (/ as %2F, @ as %40, ? as %3F)"
@@ -110,13 +115,20 @@ def test_a_path_selects_sqlite(text: str, path: Path) -> None:
             # a base64 password pasted raw: its "/" ended the authority, and it was printed
             "postgresql://caseroute:Ab3/xY9+Qz==@db.internal:5432/audit",
             (
-                "must be a SQLite file path (not a directory) or a postgresql:// URL, "
+                "must be a SQLite file path (not a directory), a postgresql:// URL or libpq "
+                "keyword=value pairs (host=HOST dbname=DATABASE ...), "
                 "got a postgresql:// URL that cannot be parsed (not shown: it may hold a "
                 "password); write postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a "
                 "password's reserved characters percent-encoded (/ as %2F, @ as %40, ? as %3F)"
             ),
         ),
-        ("  ", "must be a SQLite file path (not a directory) or a postgresql:// URL, got '  '"),
+        (
+            "  ",
+            (
+                "must be a SQLite file path (not a directory), a postgresql:// URL or libpq "
+                "keyword=value pairs (host=HOST dbname=DATABASE ...), got '  '"
+            ),
+        ),
     ],
 )
 def test_anything_else_is_refused_without_its_password(text: str, message: str) -> None:
@@ -132,7 +144,7 @@ def test_the_password_never_shows_in_str_or_repr() -> None:
     assert str(location) == "postgresql://caseroute:***@db:5432/audit"
     assert repr(location) == "PostgresLocation('postgresql://caseroute:***@db:5432/audit')"
     assert location.passwords == (SECRET,)
-    assert f"postgresql://caseroute:{SECRET}@db:5432/audit" == location.url
+    assert f"postgresql://caseroute:{SECRET}@db:5432/audit" == location.conninfo
 
 
 @pytest.mark.parametrize(
@@ -304,10 +316,11 @@ def test_serve_refuses_another_scheme_without_creating_a_file(
     code, _, err = _run(argv, capsys)
     assert code == 2
     assert (
-        "argument --audit-db: must be a SQLite file path (not a directory) or a postgresql:// "
-        "URL, got a `mysql:` URL: `mysql:` is not a supported decision log; use "
-        "postgresql://... or a SQLite file path (write ./mysql:... for a file whose name holds "
-        "a colon) (set by the flag or $CASEROUTE_AUDIT_DB)"
+        "argument --audit-db: must be a SQLite file path (not a directory), a postgresql:// "
+        "URL or libpq keyword=value pairs (host=HOST dbname=DATABASE ...), got a `mysql:` "
+        "URL: `mysql:` is not a supported decision log; use postgresql://... or a SQLite file "
+        "path (write ./mysql:... for a file whose name holds a colon) (set by the flag or "
+        "$CASEROUTE_AUDIT_DB)"
     ) in err
     assert SECRET not in err
     assert list(tmp_path.iterdir()) == []

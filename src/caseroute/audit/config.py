@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -29,39 +30,89 @@ _PATH_RE = re.compile(r"^case(\.[A-Za-z_][A-Za-z0-9_]*)+(\.\*)?$")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 """URL schemes that select the PostgreSQL decision log (libpq's two spellings)."""
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-AUDIT_DB_EXPECTED = "a SQLite file path (not a directory) or a postgresql:// URL"
+AUDIT_DB_EXPECTED = (
+    "a SQLite file path (not a directory), a postgresql:// URL or libpq keyword=value pairs "
+    "(host=HOST dbname=DATABASE ...)"
+)
+LIBPQ_KEYWORDS = frozenset(
+    {
+        "application_name", "channel_binding", "client_encoding", "connect_timeout", "dbname",
+        "fallback_application_name", "gssdelegation", "gssencmode", "gsslib", "host",
+        "hostaddr", "keepalives", "keepalives_count", "keepalives_idle", "keepalives_interval",
+        "krbsrvname", "load_balance_hosts", "max_protocol_version", "min_protocol_version",
+        "oauth_client_id", "oauth_client_secret", "oauth_issuer", "oauth_scope", "options",
+        "passfile", "password", "port", "replication", "require_auth", "requirepeer",
+        "scram_client_key", "scram_server_key", "service", "ssl_max_protocol_version",
+        "ssl_min_protocol_version", "sslcert", "sslcertmode", "sslcompression", "sslcrl",
+        "sslcrldir", "sslkey", "sslkeylogfile", "sslmode", "sslnegotiation", "sslpassword",
+        "sslrootcert", "sslsni", "target_session_attrs", "tcp_user_timeout", "user",
+    }
+)  # fmt: skip
+"""The connection keywords of libpq 18 (psycopg-binary's; ``pq.Conninfo.get_defaults()``).
+
+libpq matches them case-sensitively and refuses any other. Used to read ``--audit-db`` values
+without psycopg installed, and to keep a password out of file names: a path holding one of
+them before ``=`` is refused.
+"""
+_LIBPQ_SPACE = " \t\n\v\f\r"  # C isspace(), which libpq's parser uses; never Unicode spaces
+_KEYWORDS_START_RE = re.compile(r"^[ \t\n\v\f\r]*[A-Za-z_][A-Za-z0-9_]*[ \t\n\v\f\r]*=")
+_PATH_KEYWORD_RE = re.compile(
+    r"(?:^|[\s/])(" + "|".join(sorted(LIBPQ_KEYWORDS, key=len, reverse=True)) + r")\s*=",
+    re.IGNORECASE,
+)
+URL_HINT = (
+    "write postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a password's reserved "
+    "characters percent-encoded (/ as %2F, @ as %40, ? as %3F)"
+)
+"""How to write a PostgreSQL URL, for messages that cannot quote the one given."""
+KEYWORDS_HINT = (
+    "write host=HOST port=PORT dbname=DATABASE user=USER password=PASSWORD, a value that holds "
+    "a space, ' or \\ in single quotes with each ' or \\ in it after a \\ (password='a b\\'c')"
+)
+"""How to write libpq keyword=value pairs, for messages that cannot quote the ones given."""
 
 
 @dataclass(frozen=True, slots=True)
 class PostgresLocation:
-    """A PostgreSQL decision log's URL (``--audit-db postgresql://...``).
+    """A PostgreSQL decision log's connection string (``--audit-db postgresql://...``).
 
-    The URL may hold a password: ``str()`` and ``repr()`` show it as ``***``, and so does every
-    message caseroute writes; only ``url`` (given to the driver) holds it.
+    Either of libpq's forms: a URL, or keyword=value pairs (``host=db dbname=audit``). It may
+    hold a password: ``str()`` and ``repr()`` show it as ``***``, and so does every message
+    caseroute writes; only ``conninfo`` (given to the driver) holds it.
 
     Attributes:
-        url: The URL as given (libpq syntax, ``postgresql://user:pass@host:port/db?opts``).
+        conninfo: The connection string as given: ``postgresql://user:pass@host:port/db?opts``
+            or ``host=HOST port=PORT dbname=DB user=USER password=PASS ...``.
     """
 
-    url: str
+    conninfo: str
 
     def __str__(self) -> str:
-        return redact_url(self.url)
+        return redact_conninfo(self.conninfo)
 
     def __repr__(self) -> str:
-        return f"PostgresLocation({redact_url(self.url)!r})"
+        return f"PostgresLocation({redact_conninfo(self.conninfo)!r})"
+
+    @property
+    def is_url(self) -> bool:
+        """Whether ``conninfo`` is a URL (libpq reads any other text as keyword=value pairs)."""
+        return _is_postgres_url(self.conninfo)
 
     @property
     def passwords(self) -> tuple[str, ...]:
-        """Every password the URL holds, to scrub from driver messages (empty: none).
+        """Every password the string holds, to scrub from driver messages (empty: none).
 
-        The userinfo's and the query's (``?password=``, ``sslpassword``), each as written and
-        percent-decoded: libpq uses the query's when both are given.
+        A URL's: the userinfo's and the query's (``?password=``, ``sslpassword``, ...), each
+        as written and percent-decoded: libpq uses the query's when both are given. Pairs':
+        each secret (or unknown) keyword's value as libpq reads it and as written, and any
+        part libpq could not read.
         """
-        _, userinfo, _, _, _, query = _split_url(self.url)
+        if not self.is_url:
+            return _keyword_secrets(self.conninfo)
+        _, userinfo, _, _, _, query = _split_url(self.conninfo)
         found: list[str] = []
         # Every reading's: the driver may connect with a shorter one than is printed (R30b).
-        for reading in (*_userinfo_readings(self.url), userinfo):
+        for reading in (*_userinfo_readings(self.conninfo), userinfo):
             if reading is not None and ":" in reading and reading.split(":", 1)[1]:
                 secret = reading.split(":", 1)[1]
                 found += [secret, unquote(secret)]
@@ -137,8 +188,140 @@ def _readable(url: str) -> bool:
 
 
 def _is_secret_key(key: str) -> bool:
-    """Whether a libpq query keyword (percent-decoded) names a secret (password, sslpassword)."""
-    return "password" in unquote(key).lower()
+    """Whether a libpq keyword (percent-decoded, any case) names a secret.
+
+    ``password``, ``sslpassword``, ``oauth_client_secret`` and the SCRAM keys
+    (``scram_client_key``, ``scram_server_key``).
+    """
+    name = unquote(key).lower()
+    return "password" in name or "secret" in name or name.startswith("scram_")
+
+
+def _is_postgres_url(text: str) -> bool:
+    """Whether libpq reads ``text`` as a URL: it starts ``postgresql://`` or ``postgres://``."""
+    scheme, sep, _ = text.partition("://")
+    return bool(sep) and scheme.lower() in POSTGRES_SCHEMES
+
+
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    """One keyword=value pair as libpq reads it, with where its value is written."""
+
+    keyword: str
+    value: str  # unquoted and unescaped: what libpq uses
+    start: int  # the value as written is text[start:end] (quotes and backslashes included)
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Pairs:
+    """keyword=value pairs read as libpq reads them, up to any part it cannot read."""
+
+    pairs: tuple[_Pair, ...]
+    stop: int | None = None
+    """Where the unreadable part starts (None: all read): its keyword, or its value."""
+    problem: str = ""
+    """What is wrong there, quoting nothing of the text (it may be part of a password)."""
+
+
+def _read_pairs(text: str) -> _Pairs:
+    """Read libpq keyword=value pairs: ``conninfo_parse`` of libpq's fe-connect.c, in Python.
+
+    Blanks separate pairs and may surround ``=``; a value is a run of non-blanks, or
+    single-quoted; in both a backslash takes the next character as it is. Blanks after ``=``
+    are skipped before the value, so ``password= host=db`` sets the password ``host=db``.
+    Keywords are not checked here.
+    """
+    pairs: list[_Pair] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in _LIBPQ_SPACE:
+            i += 1
+            continue
+        key_start = i
+        while i < n and text[i] != "=" and text[i] not in _LIBPQ_SPACE:
+            i += 1
+        keyword = text[key_start:i]
+        while i < n and text[i] in _LIBPQ_SPACE:
+            i += 1
+        if i >= n or text[i] != "=":
+            return _Pairs(tuple(pairs), key_start, f"pair {len(pairs) + 1} has no `=`")
+        i += 1
+        while i < n and text[i] in _LIBPQ_SPACE:
+            i += 1
+        start, chars = i, []
+        if i < n and text[i] == "'":
+            i += 1
+            while True:
+                if i >= n:
+                    problem = f"pair {len(pairs) + 1}'s quoted value is not closed"
+                    return _Pairs(tuple(pairs), start, problem)
+                if text[i] == "\\":
+                    chars.append(text[i + 1 : i + 2])
+                    i += 2
+                    continue
+                if text[i] == "'":
+                    i += 1
+                    break
+                chars.append(text[i])
+                i += 1
+        else:
+            while i < n and text[i] not in _LIBPQ_SPACE:
+                if text[i] == "\\":
+                    chars.append(text[i + 1 : i + 2])
+                    i += 2
+                else:
+                    chars.append(text[i])
+                    i += 1
+        i = min(i, n)
+        pairs.append(_Pair(keyword, "".join(chars), start, i))
+    return _Pairs(tuple(pairs))
+
+
+def _hidden(pair: _Pair) -> bool:
+    """Whether a pair's value is masked: a secret's, or an unknown keyword's (a misspelling)."""
+    return _is_secret_key(pair.keyword) or pair.keyword not in LIBPQ_KEYWORDS
+
+
+def _redact_pairs(text: str) -> str:
+    """keyword=value pairs as written, each hidden value and any unreadable rest as ``***``."""
+    read = _read_pairs(text)
+    parts, shown_to = [], 0
+    for pair in read.pairs:
+        if _hidden(pair):
+            parts += [text[shown_to : pair.start], "***"]
+            shown_to = pair.end
+    if read.stop is not None:
+        parts += [text[shown_to : read.stop], "***"]
+        shown_to = len(text)
+    parts.append(text[shown_to:])
+    return "".join(parts)
+
+
+def _keyword_secrets(text: str) -> tuple[str, ...]:
+    """The hidden values of keyword=value pairs (as read and as written), and any unread rest."""
+    read = _read_pairs(text)
+    found: list[str] = []
+    for pair in read.pairs:
+        if _hidden(pair):
+            found += [pair.value, text[pair.start : pair.end]]
+    if read.stop is not None:
+        found.append(text[read.stop :].strip(_LIBPQ_SPACE))
+    return tuple(dict.fromkeys(f for f in found if f))
+
+
+def redact_conninfo(conninfo: str) -> str:
+    """A libpq connection string with every password (every secret) replaced by ``***``.
+
+    A ``postgresql://`` URL as ``redact_url`` masks it; any other text as libpq reads it,
+    keyword=value pairs: shown as written, but for the values of secret keywords
+    (``password``, ``sslpassword``, ...) and of keywords libpq does not know (``pasword=``,
+    ``Password=``: a misspelling may label a password), and anything from a part libpq cannot
+    read on (``password=a b``: the rest of an unquoted password with a space).
+    """
+    if _is_postgres_url(conninfo):
+        return redact_url(conninfo)
+    return _redact_pairs(conninfo)
 
 
 def redact_url(url: str) -> str:
@@ -166,19 +349,26 @@ def redact_url(url: str) -> str:
 def parse_audit_db(text: str) -> AuditLocation:
     """Where ``--audit-db`` (``[audit] db``, ``$CASEROUTE_AUDIT_DB``) says the log lives.
 
-    A ``postgresql://`` or ``postgres://`` URL selects PostgreSQL; any other value with a
-    scheme (``mysql://x``, ``postgresql:db`` without ``//``, ``sqlite:///x``) is refused, since
-    taken as a path it would silently create a SQLite file under a ``postgresql:`` directory;
-    anything else is a SQLite file path (``./name:with-colon`` for such a file).
+    A ``postgresql://`` or ``postgres://`` URL selects PostgreSQL, and so do libpq's
+    keyword=value pairs (text that starts ``keyword=``: ``host=db dbname=audit``), which must
+    read as libpq reads them, with keywords it knows. Any other value with a scheme
+    (``mysql://x``, ``postgresql:db`` without ``//``, ``sqlite:///x``) is refused, since taken
+    as a path it would silently create a SQLite file under a ``postgresql:`` directory; so is a
+    path holding a libpq keyword and ``=`` (``./host=db password=x``), which would put a
+    password in a file name. Anything else is a SQLite file path (``./name:with-colon`` for
+    such a file).
 
     Raises:
-        ValueError: Saying what to write instead; never quoting a URL's password.
+        ValueError: Saying what to write instead; never quoting a password, nor any part of
+            a value that may be one.
     """
     if "\x00" in text or not text.strip():
         raise ValueError(f"must be {AUDIT_DB_EXPECTED}, got {text!r}")
+    if _KEYWORDS_START_RE.match(text):
+        return _parse_pairs(text)
     scheme = _SCHEME_RE.match(text)
     if scheme is None and "://" not in text:
-        return Path(text)
+        return _parse_path(text)
     name = scheme.group(1).lower() if scheme else ""
     if name in POSTGRES_SCHEMES and text[len(name) + 1 :].startswith("//"):
         # A raw "@" in the password: libpq reads another password and host than Python does.
@@ -186,9 +376,7 @@ def parse_audit_db(text: str) -> AuditLocation:
             # Not quoted, even redacted: what cannot be parsed cannot be redacted with certainty.
             raise ValueError(
                 f"must be {AUDIT_DB_EXPECTED}, got a {name}:// URL that cannot be parsed (not "
-                "shown: it may hold a password); write "
-                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a password's reserved "
-                "characters percent-encoded (/ as %2F, @ as %40, ? as %3F)"
+                f"shown: it may hold a password); {URL_HINT}"
             ) from None
         return PostgresLocation(text)
     if name in POSTGRES_SCHEMES:
@@ -201,6 +389,50 @@ def parse_audit_db(text: str) -> AuditLocation:
     else:
         hint = "a URL must start with postgresql://; a file path has no ://"
     raise ValueError(f"must be {AUDIT_DB_EXPECTED}, got {_shown(name)}: {hint}")
+
+
+def _parse_pairs(text: str) -> PostgresLocation:
+    """Read libpq keyword=value pairs as a PostgreSQL log, if libpq can read and use them.
+
+    Raises:
+        ValueError: If libpq could not read them, or a keyword is not libpq's (quoting no
+            keyword or value: a password with a blank, unquoted, reads as more pairs).
+    """
+    read = _read_pairs(text)
+    if read.stop is not None:
+        raise ValueError(
+            f"must be {AUDIT_DB_EXPECTED}, got libpq keyword=value pairs that cannot be parsed "
+            f"({read.problem}; not shown: they may hold a password); {KEYWORDS_HINT}"
+        )
+    for number, pair in enumerate(read.pairs, 1):
+        if pair.keyword not in LIBPQ_KEYWORDS:
+            close = difflib.get_close_matches(pair.keyword.lower(), sorted(LIBPQ_KEYWORDS), 1)
+            guess = f"did you mean `{close[0]}`?; " if close else ""
+            raise ValueError(
+                f"must be {AUDIT_DB_EXPECTED}, got libpq keyword=value pairs whose keyword "
+                f"{number} is not one libpq knows ({guess}not shown: it may be part of a "
+                "password); keywords are lowercase, as in libpq's documentation (host, port, "
+                "dbname, user, password, sslmode, ...)"
+            )
+    return PostgresLocation(text)
+
+
+def _parse_path(text: str) -> Path:
+    """A SQLite file path, unless it holds a libpq keyword and ``=`` (a pasted conninfo).
+
+    Raises:
+        ValueError: Naming the keyword found (one of libpq's), never what follows it.
+    """
+    found = _PATH_KEYWORD_RE.search(text)
+    if found is not None:
+        keyword = found.group(1).lower()
+        raise ValueError(
+            f"must be {AUDIT_DB_EXPECTED}, got a path holding `{keyword}=` (not shown: it may "
+            "hold a password): for PostgreSQL write the keyword=value pairs alone, not after a "
+            "path (host=HOST dbname=DATABASE ...); for a SQLite file choose a name without "
+            f"`{keyword}=`"
+        )
+    return Path(text)
 
 
 def _shown(scheme: str) -> str:

@@ -38,6 +38,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from caseroute.audit.config import KEYWORDS_HINT, URL_HINT
 from caseroute.audit.pg_schema import (
     LATEST,
     SchemaTableAlteredError,
@@ -160,15 +161,17 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self._closing = threading.Lock()
         self._writer: threading.Thread | None = None
         try:
-            params = conninfo_to_dict(location.url)
+            params = conninfo_to_dict(location.conninfo)
         except psycopg.ProgrammingError:
             # libpq's words quote the part it could not read, which may be the password's
-            # tail (``u:p?w34/x@db``: "w34/x@db"), and no scrub knows that part: not quoted.
+            # tail (``u:p?w34/x@db``: "w34/x@db"; ``password=a b``: "b"), and no scrub knows
+            # that part: not quoted.
+            what, hint = (
+                ("URL", URL_HINT) if location.is_url else ("connection string", KEYWORDS_HINT)
+            )
             raise AuditUnavailableError(
-                f"cannot open the decision log {location}: libpq cannot parse the URL (its "
-                "message is not shown: it may quote the password); write "
-                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with a password's reserved "
-                "characters percent-encoded (/ as %2F, @ as %40, ? as %3F)"
+                f"cannot open the decision log {location}: libpq cannot parse the {what} (its "
+                f"message is not shown: it may quote the password); {hint}"
             ) from None
         # UTF8 whatever the URL or $PGCLIENTENCODING say: with another client encoding psycopg
         # reads text as bytes or transcodes it, and an intact log verified TAMPERED (R29 F4).
@@ -180,7 +183,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         if "connect_timeout" not in params:
             kwargs["connect_timeout"] = max(1, int(timeout_s))
         try:
-            with psycopg.connect(location.url, **kwargs) as conn:
+            with psycopg.connect(location.conninfo, **kwargs) as conn:
                 require_utf8(conn)
                 if readonly:
                     version = self._opened_version = schema_version(conn)
@@ -196,7 +199,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 else:
                     self._opened_version = migrate(conn)
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-                location.url,
+                location.conninfo,
                 kwargs=kwargs,
                 min_size=1,
                 max_size=max(2, pool_size),

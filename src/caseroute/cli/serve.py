@@ -134,7 +134,7 @@ def _audit_config(args: argparse.Namespace) -> AuditConfig:
     from caseroute.audit.config import AuditConfig
 
     return AuditConfig.at(
-        args.audit_db,  # a path, or a postgresql:// URL
+        args.audit_db,  # a path, or PostgreSQL (a postgresql:// URL or keyword=value pairs)
         key_file=args.audit_key_file,
         key_hex=args.audit_key,
         masked_fields=masked_fields(args),

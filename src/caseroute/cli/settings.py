@@ -193,7 +193,10 @@ def path(check: str = "") -> Kind:
 
 
 def audit_db() -> Kind:
-    """The decision log: a SQLite file path, or a ``postgresql://`` URL (never quoted whole)."""
+    """The decision log: a SQLite file path, a ``postgresql://`` URL or libpq keyword=value pairs.
+
+    A URL or pairs are never quoted whole (they may hold a password).
+    """
     files = path("not_dir")
 
     def parse(text: str) -> Any:
@@ -468,8 +471,9 @@ def _table() -> tuple[Setting, ...]:
           "0 turns the cache off", metavar="MB"),
         *_limits(),
         s("audit_db", "audit", "db", "CASEROUTE_AUDIT_DB", "--audit-db", audit_db(),
-          DEFAULT_AUDIT_DB, "decision log: a SQLite file, or a postgresql:// URL (several "
-          "replicas sharing one log; the password is never shown)", metavar="FILE|URL"),
+          DEFAULT_AUDIT_DB, "decision log: a SQLite file, or PostgreSQL as a postgresql:// URL "
+          "or libpq keyword=value pairs ('host=H dbname=D ...'; several replicas sharing one "
+          "log; the password is never shown)", metavar="FILE|URL|CONNINFO"),
         s("audit_key_file", "audit", "key_file", "CASEROUTE_AUDIT_KEY_FILE",
           "--audit-key-file", path("not_dir"), None,
           "HMAC masking key file, hex; created (mode 0600) if missing (default "
