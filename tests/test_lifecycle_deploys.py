@@ -28,7 +28,9 @@ from caseroute.grpc_api.server import ROUTING_SERVICE, ServerConfig, build_serve
 from caseroute.lifecycle import RulesetLifecycle
 from caseroute.registry import RulesetRegistry
 from caseroute.registry.build import MISSING_GRACE
-from caseroute.testing import audit_config
+from caseroute.rules.compiler import load_ruleset
+from caseroute.service import DecideCommand, RoutingCore
+from caseroute.testing import NOW, audit_config, make_agent, make_case, make_roster
 from tests.grpc_api.test_server import _health
 from tests.test_lifecycle_edges import _events, _lifecycle, _served, _serving, _version, root, store
 
@@ -96,10 +98,17 @@ def test_a_rulesets_directory_missing_for_one_poll_keeps_every_ruleset(
     assert _events(store) == [("load", "startup", "routing", "active", "", "1")]
 
 
-def test_activate_refuses_a_version_whose_file_no_longer_gives_it(root: Path) -> None:
-    """Version 2 edited after it loaded: activation refused, serving.yaml untouched."""
-    life = _lifecycle(root)
+def test_activate_refuses_a_decided_version_whose_file_no_longer_gives_it(
+    root: Path, store: AuditSink
+) -> None:
+    """Version 2 decided, then edited: activation refused, serving.yaml untouched."""
+    life = _lifecycle(root, store)
+    life.activate("routing", "2", "admin:alice")
+    core = RoutingCore(life.registry, store, audit_config(root.parent / "audit").masker())
+    core.decide(DecideCommand("req-1", "", "", (make_case(),), make_roster(make_agent()), NOW))
+    life.rollback("routing", "admin:alice")
     pointer = root / "routing" / "serving.yaml"
+    before = pointer.read_text()
     edited = root / "routing" / "2" / "ruleset.yaml"
     edited.write_text(edited.read_text() + "# reviewed\n")
     with pytest.raises(RulesetStateError) as exc:
@@ -111,7 +120,20 @@ def test_activate_refuses_a_version_whose_file_no_longer_gives_it(root: Path) ->
     )
     assert "a restarted or respawned worker could not serve it" in message
     assert str(root) not in message
-    assert (pointer.read_text(), _served(life)) == ("active: '1'\n", [("routing", "1", None, ())])
+    assert (pointer.read_text(), _served(life)) == (before, [("routing", "1", None, ())])
+
+
+def test_activate_follows_an_edit_of_a_version_that_never_decided(root: Path) -> None:
+    """Version 2 edited after the last load, never decided: activation serves the file's content.
+
+    An activation first follows the directory as it is (the pointer lock's reload), so the
+    version it points at is the one a restarted worker would load.
+    """
+    life = _lifecycle(root)
+    edited = root / "routing" / "2" / "ruleset.yaml"
+    edited.write_text(edited.read_text() + "# reviewed\n")
+    life.activate("routing", "2", "admin:alice")
+    assert life.registry.resolve("", "").compiled.sha256 == load_ruleset(edited).sha256
 
 
 def test_rollback_refuses_a_version_whose_file_no_longer_loads(root: Path) -> None:

@@ -246,18 +246,16 @@ def test_a_version_that_fails_while_switching_restores_the_pointer(
 ) -> None:
     """Version 2 removed after the last reload: activation refused, serving.yaml as it was.
 
-    Refused before the pointer is written since review R32a F2 (its file does not load);
-    before, the switch was tried and undone.
+    Refused before the pointer is written: since review R32a F2 because its file did not load;
+    now an activation first follows the directory as it is (under the pointer lock, so a
+    change another worker made is seen), and version 2 is no longer loaded at all.
     """
     life = _lifecycle(root, store)
     pointer = root / "routing" / "serving.yaml"
     _remove(root / "routing" / "2")
-    with pytest.raises(RulesetStateError) as exc:
+    with pytest.raises(RulesetNotFoundError) as exc:
         life.activate("routing", "2", "admin:alice")
-    assert str(exc.value).startswith(
-        "cannot activate ruleset routing version 2: its file routing/2/ruleset.yaml does not "
-        "load, while this server serves it as loaded before"
-    )
+    assert str(exc.value) == "ruleset 'routing' has no version '2'; loaded versions: 1"
     assert (pointer.read_text(), _served(life), _events(store)) == (
         "active: '1'\n",
         [("routing", "1", None, ())],

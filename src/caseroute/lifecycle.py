@@ -13,10 +13,11 @@ Never imports gRPC.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,7 @@ from caseroute.rules.serving import (
     SERVING_FILE,
     Serving,
     parse_serving,
+    pointer_lock,
     render_serving,
     write_atomically,
 )
@@ -512,12 +514,21 @@ class RulesetLifecycle:
             return self.root / SERVING_FILE
         return self.root / name / SERVING_FILE
 
-    def _current_serving(self, name: str, path: Path) -> Serving:
+    def _loaded_status(self, name: str) -> RulesetStatus:
+        """The status of a ruleset with a loaded version.
+
+        Raises:
+            RulesetNotFoundError: If none of its versions is loaded.
+        """
         status = self.registry.status().get(name)
         if status is None or not status.versions:
             raise RulesetNotFoundError(
                 f"unknown ruleset {name!r}; loaded: {', '.join(self.registry.names())}"
             )
+        return status
+
+    def _current_serving(self, name: str, path: Path) -> Serving:
+        status = self._loaded_status(name)
         if path.is_file():
             try:
                 return parse_serving(path)
@@ -532,6 +543,9 @@ class RulesetLifecycle:
 
     def activate(self, name: str, version: str, actor: str) -> LifecycleOutcome:
         """Make a loaded version active: rewrite its pointer file, reload, record it.
+
+        Under ``pointer_lock`` (one pointer change at a time across processes), after
+        following what changed on disk since the last load.
 
         Args:
             name: Ruleset name.
@@ -548,16 +562,19 @@ class RulesetLifecycle:
             AuditUnavailableError: If the change could not be recorded (pointer restored).
         """
         with self._lock:
-            loaded = self.registry.resolve(name, version)  # loaded? else RulesetNotFoundError
-            self._check_on_disk(loaded, "activate")
+            self._loaded_status(name)  # an unknown name is not an unwritable directory
             path = self._pointer_path(name)
-            current = self._current_serving(name, path)
-            target = (
-                Serving(version, current.shadow if current.shadow != version else None)
-                if not current.active
-                else current.activated(version)
-            )
-            return self._switch(name, path, current, target, "activate", actor)
+            with self._pointer_locked(name, path):
+                self.poll_once()  # first follow what another worker changed
+                loaded = self.registry.resolve(name, version)  # else RulesetNotFoundError
+                self._check_on_disk(loaded, "activate")
+                current = self._current_serving(name, path)
+                target = (
+                    Serving(version, current.shadow if current.shadow != version else None)
+                    if not current.active
+                    else current.activated(version)
+                )
+                return self._switch(name, path, current, target, "activate", actor)
 
     def rollback(self, name: str, actor: str) -> LifecycleOutcome:
         """Make the previously active version active again.
@@ -568,24 +585,41 @@ class RulesetLifecycle:
             AuditUnavailableError: If the change could not be recorded (pointer restored).
         """
         with self._lock:
+            self._loaded_status(name)  # an unknown name is not an unwritable directory
             path = self._pointer_path(name)
-            current = self._current_serving(name, path)
-            if not current.previous:
-                raise RulesetStateError(
-                    f"ruleset {name} has no previously active version to roll back to (its "
-                    "serving.yaml lists none under `previous`); activate a version by name"
-                )
-            target = current.rolled_back()
+            with self._pointer_locked(name, path):
+                return self._rollback(name, path, actor)
+
+    def _rollback(self, name: str, path: Path, actor: str) -> LifecycleOutcome:
+        """``rollback`` with the pointer locked."""
+        self.poll_once()  # first follow what another worker changed
+        current = self._current_serving(name, path)
+        if not current.previous:
+            raise RulesetStateError(
+                f"ruleset {name} has no previously active version to roll back to (its "
+                "serving.yaml lists none under `previous`); activate a version by name"
+            )
+        target = current.rolled_back()
+        try:
+            loaded = self.registry.resolve(name, target.active)
+        except RulesetNotFoundError as exc:
+            raise RulesetStateError(
+                f"ruleset {name} would roll back to {target.active}, which is not loaded "
+                "(removed or failing: ListRulesets says why); restore it or activate a "
+                "loaded version"
+            ) from exc
+        self._check_on_disk(loaded, "roll back to")
+        return self._switch(name, path, current, target, "rollback", actor)
+
+    @contextlib.contextmanager
+    def _pointer_locked(self, name: str, path: Path) -> Iterator[None]:
+        """``pointer_lock`` on ``path``; a directory that cannot be opened is the usual error."""
+        with contextlib.ExitStack() as stack:
             try:
-                loaded = self.registry.resolve(name, target.active)
-            except RulesetNotFoundError as exc:
-                raise RulesetStateError(
-                    f"ruleset {name} would roll back to {target.active}, which is not loaded "
-                    "(removed or failing: ListRulesets says why); restore it or activate a "
-                    "loaded version"
-                ) from exc
-            self._check_on_disk(loaded, "roll back to")
-            return self._switch(name, path, current, target, "rollback", actor)
+                stack.enter_context(pointer_lock(path))
+            except OSError as exc:
+                raise self._unwritable(name, path, exc) from exc
+            yield
 
     def _check_on_disk(self, loaded: LoadedRuleset, verb: str) -> None:
         """Refuse to point at a version its file no longer gives (review R32a F2).

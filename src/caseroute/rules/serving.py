@@ -12,8 +12,11 @@ it is never inferred from file or directory order. It is small enough to edit by
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,6 +206,30 @@ def write_serving(path: Path, name: str, serving: Serving) -> None:
         OSError: If the directory cannot be written.
     """
     write_atomically(path, render_serving(name, serving))
+
+
+@contextlib.contextmanager
+def pointer_lock(path: Path) -> Iterator[None]:
+    """Hold the pointer file's directory locked while its pointer is read, rewritten, checked.
+
+    One writer of a pointer at a time across processes: every worker of a server, and any
+    other server over the same directory, changes ``serving.yaml`` by reading it, writing
+    the change and reloading to check it took. Two such changes interleaved lost one (the
+    second read the pointer before the first wrote it), or had the first restore the pointer
+    it had read over the second's change (its reload saw the second's version active).
+    ``flock`` on the directory itself: no lock file appears among the rulesets, and the lock
+    goes with its descriptor when a process dies holding it. Readers (reloads, pollers) never
+    take it: the pointer is replaced atomically.
+
+    Raises:
+        OSError: If the directory cannot be opened.
+    """
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def write_atomically(path: Path, text: str) -> None:

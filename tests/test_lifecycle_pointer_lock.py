@@ -1,0 +1,111 @@
+"""Two workers changing one ruleset's pointer at once: the second waits for the first.
+
+Each worker (its own ``RulesetLifecycle``, as in its own process) reads ``serving.yaml``,
+writes the change and reloads to check it took. Interleaved, worker B's activation ran inside
+worker A's: B read A's pointer and activated 3; A's reload then saw 3 active, not its 2, and
+restored the pointer it had read (1) over B's change and answered that 2 did not become
+active. ``rules.serving.pointer_lock`` (``flock`` on the directory) serialises them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from caseroute import lifecycle
+from caseroute.audit.store import AuditSink
+from caseroute.engine.case_rules import EngineKind
+from caseroute.lifecycle import LifecycleOutcome, RulesetLifecycle
+from caseroute.registry import RulesetRegistry
+from caseroute.rules.serving import parse_serving, pointer_lock
+from tests.test_lifecycle import _version, root, store
+
+__all__ = ["root", "store"]  # fixtures
+
+WAIT_S = 60.0
+"""A bound on waiting for an event that comes at once, so a broken lock fails, not hangs."""
+
+
+def test_an_activation_inside_another_waits_and_both_take_in_order(
+    root: Path, store: AuditSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A activates 2; B's activation of 3 starts inside A's: final 3, previous [1, 2]."""
+    _version(root, "routing", "3")
+    worker_a = RulesetLifecycle(RulesetRegistry(), root, EngineKind.PYTHON, audit=store)
+    worker_b = RulesetLifecycle(RulesetRegistry(), root, EngineKind.PYTHON, audit=store)
+    worker_a.load()
+    worker_b.load()
+    b_outcome: list[LifecycleOutcome | BaseException] = []
+    b_waiting_or_done = threading.Event()
+
+    def run_b() -> None:
+        try:
+            b_outcome.append(worker_b.activate("routing", "3", "admin:bob"))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            b_outcome.append(exc)
+        finally:
+            b_waiting_or_done.set()
+
+    b = threading.Thread(target=run_b)
+
+    @contextlib.contextmanager
+    def noted_lock(path: Path) -> Iterator[None]:
+        if threading.current_thread() is b:
+            b_waiting_or_done.set()  # B is about to wait for the lock A holds
+        with pointer_lock(path):
+            yield
+
+    monkeypatch.setattr(lifecycle, "pointer_lock", noted_lock, raising=False)
+    reload_a = worker_a._reload
+
+    def a_reload_with_b_inside(action: str, actor: str) -> LifecycleOutcome:
+        if action == "activate" and not b.is_alive() and not b_outcome:
+            b.start()
+            assert b_waiting_or_done.wait(WAIT_S)
+        return reload_a(action, actor)
+
+    monkeypatch.setattr(worker_a, "_reload", a_reload_with_b_inside)
+    a_outcome = worker_a.activate("routing", "2", "admin:alice")
+    b.join(WAIT_S)
+    (b_result,) = b_outcome
+    serving = parse_serving(root / "routing" / "serving.yaml")
+    assert (
+        [(c.from_version, c.to_version) for c in a_outcome.changes],
+        isinstance(b_result, LifecycleOutcome)
+        and [(c.from_version, c.to_version) for c in b_result.changes],
+        serving.active,
+        serving.previous,
+    ) == ([("1", "2")], [("2", "3")], "3", ("1", "2"))
+
+
+def test_the_lock_is_held_while_the_pointer_changes(
+    root: Path, store: AuditSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During an activation's reload another descriptor cannot lock the directory."""
+    import fcntl
+    import os
+
+    life = RulesetLifecycle(RulesetRegistry(), root, EngineKind.PYTHON, audit=store)
+    life.load()
+    held: list[bool] = []
+    reload = life._reload
+
+    def probing_reload(action: str, actor: str) -> LifecycleOutcome:
+        fd = os.open(root / "routing", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)
+        finally:
+            os.close(fd)
+        return reload(action, actor)
+
+    monkeypatch.setattr(life, "_reload", probing_reload)
+    life.activate("routing", "2", "admin:alice")
+    life.rollback("routing", "admin:alice")
+    assert held == [True, True]
