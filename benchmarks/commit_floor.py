@@ -40,7 +40,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from caseroute.audit.record import AuditRecord, encode_record, hashed_text
-from caseroute.audit.sql_log import PendingItem, insert_record_sql, record_values
+from caseroute.audit.sql_appends import PendingItem
+from caseroute.audit.sql_rows import insert_record_sql, record_values
 from caseroute.audit.store import _SCHEMA, NEW_LOG_PAGE_SIZE, SqliteAuditStore
 from record_path import _template
 

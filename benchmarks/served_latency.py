@@ -274,16 +274,16 @@ def _install_fine_stamps() -> None:
 
 def _install_stamps() -> None:
     """Wrap the core's and the decision log's stages (this process only)."""
-    from caseroute.audit import sql_log, store
+    from caseroute.audit import sql_appends, store
     from caseroute.grpc_api import servicer
     from caseroute.logs import deferred
 
     _wrap(servicer.SizedReply, "check", "decided", "reply_built")
-    _wrap(sql_log.QueuedAppends, "append", "append_in", None)
-    _wrap(sql_log.QueuedAppends, "_enqueue", "handed", None)
-    _wrap(sql_log.QueuedAppends, "_next_batch", None, "writer_took")
-    _wrap(sql_log.QueuedAppends, "_settle", None, "settled")
-    _wrap(sql_log.Outcome, "result", None, "woken")
+    _wrap(sql_appends.QueuedAppends, "append", "append_in", None)
+    _wrap(sql_appends.QueuedAppends, "_enqueue", "handed", None)
+    _wrap(sql_appends.QueuedAppends, "_next_batch", None, "writer_took")
+    _wrap(sql_appends.QueuedAppends, "_settle", None, "settled")
+    _wrap(sql_appends.Outcome, "result", None, "woken")
     _wrap(store.SqliteAuditStore, "_commit", "locked", None)
     _wrap(deferred.DeferredHandler, "_write_now", "log_in", "log_out")
     connect = getattr(store.SqliteAuditStore, "_connect")  # noqa: B009 - a private member

@@ -420,17 +420,18 @@ def test_verify_says_tampered_for_a_record_that_does_not_rebuild_mid_walk(
     Stands for a seq read back as no int (e.g. a PostgreSQL ``seq`` column altered to a float
     type); one altered to text fails verify's SQL first ("cannot be read", no traceback).
     """
-    from caseroute.audit import sql_log
+    from caseroute.audit import sql_reads
+    from caseroute.audit.sql_rows import RecordRow, record_from_row
 
-    real = sql_log.record_from_row
+    real = record_from_row
 
-    def damaged(row: sql_log.RecordRow) -> object:
+    def damaged(row: RecordRow) -> object:
         record = real(row)
         if record.seq == 2:
             return real((str(record.seq), *row[1:]))  # as a text-typed column reads
         return record
 
-    monkeypatch.setattr(sql_log, "record_from_row", damaged)
+    monkeypatch.setattr(sql_reads, "record_from_row", damaged)  # where SqlLogReads looks it up
     code, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
     assert (code, out.startswith("TAMPERED: the seq of decision ")) == (1, True), out
     assert "is not a number in the decision log" in out

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from caseroute.audit.sql_log import AppendQueue, Outcome
+from caseroute.audit.sql_appends import AppendQueue, Outcome
 from caseroute.domain.errors import AuditUnavailableError
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from caseroute.audit.record import Appended, Blob, BlobKind, RulesetEvent
-from caseroute.audit.sql_log import Pending, PendingEvents, PendingItem, stored_appends
+from caseroute.audit.sql_appends import Pending, PendingEvents, PendingItem, stored_appends
 from caseroute.testing import make_audit_record
 from tests.audit.commit_sinks import Sink, opener, seen
 from tests.pg import pg_server, pg_url

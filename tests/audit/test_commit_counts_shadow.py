@@ -14,7 +14,8 @@ from collections.abc import Callable
 import pytest
 
 from caseroute.audit.record import ShadowResult
-from caseroute.audit.sql_log import PendingShadow, shadow_row, stored_appends
+from caseroute.audit.sql_appends import PendingShadow, stored_appends
+from caseroute.audit.sql_rows import shadow_row
 from tests.audit.commit_sinks import Sink, opener, seen
 from tests.pg import pg_server, pg_url
 

@@ -19,7 +19,7 @@ import pytest
 from caseroute.audit.config import AuditConfig, PostgresLocation
 from caseroute.audit.masking import Masker, key_fingerprint
 from caseroute.audit.record import AuditRecord, EditedText
-from caseroute.audit.sql_log import sealed_rotation
+from caseroute.audit.sql_rows import sealed_rotation
 from caseroute.audit.store import WRITE_UNAVAILABLE, SqliteAuditStore
 from caseroute.audit.verify import key_history_problem, verify_chain
 from caseroute.cli import main

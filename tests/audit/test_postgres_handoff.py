@@ -4,7 +4,7 @@ from typing import Any
 
 from caseroute.audit.config import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
-from caseroute.audit.sql_log import AppendQueue
+from caseroute.audit.sql_appends import AppendQueue
 from caseroute.testing import make_audit_record
 from tests.pg import pg_server, pg_url
 

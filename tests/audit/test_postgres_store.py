@@ -20,7 +20,7 @@ from caseroute.audit.pg_schema import LATEST, SCHEMA_TABLE
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.record import AuditRecord, Blob, BlobKind, encode_record
 from caseroute.audit.recorder import RequestFacts, blobs_to_store, build_records
-from caseroute.audit.sql_log import Pending
+from caseroute.audit.sql_appends import Pending
 from caseroute.audit.verify import verify_chain
 from caseroute.cli import main
 from caseroute.domain.errors import (
@@ -583,7 +583,7 @@ def test_reads_page_through_long_logs(
     store: PostgresAuditSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """records, record_rows and iter_events read page after page, in chain order."""
-    import caseroute.audit.sql_log as module
+    import caseroute.audit.sql_reads as module
     from tests.audit.test_ruleset_events import _event
 
     monkeypatch.setattr(module, "PAGE", 2)
@@ -599,7 +599,7 @@ def test_known_blobs_are_a_bounded_hint(
     store: PostgresAuditSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """has_blob remembers the most recent blobs only; get_blob reads the database."""
-    import caseroute.audit.sql_log as module
+    import caseroute.audit.sql_appends as module
 
     monkeypatch.setattr(module, "KNOWN_BLOBS", 1)
     first, second = (Blob(f"{n:064x}", BlobKind.RULESET, f"rules {n}") for n in (1, 2))

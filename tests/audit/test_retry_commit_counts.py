@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from caseroute.audit.record import Appended
-from caseroute.audit.sql_log import Pending, PendingItem, PendingShadow, stored_appends
+from caseroute.audit.sql_appends import Pending, PendingItem, PendingShadow, stored_appends
 from caseroute.domain.errors import IdempotencyConflictError
 from caseroute.testing import make_audit_record
 from tests.audit.commit_sinks import Sink, opener, seen

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caseroute.audit import sql_log
+from caseroute.audit import sql_reads
 from caseroute.audit.config import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.record import Blob, BlobKind
@@ -236,7 +236,7 @@ def test_a_roster_of_more_chunks_than_one_read_takes_reads_back_whole(
 ) -> None:
     """Chunks are read CHUNKS_PER_READ at a time: a roster of many more still assembles."""
     sink, _ = log
-    monkeypatch.setattr(sql_log, "CHUNKS_PER_READ", 2)
+    monkeypatch.setattr(sql_reads, "CHUNKS_PER_READ", 2)
     roster = make_roster(*_agents(200))
     _record_on(sink, 1, roster)
     assert Blob(roster_sha256(roster), BlobKind.ROSTER, roster_json(roster)) == sink.get_blob(

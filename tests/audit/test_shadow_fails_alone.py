@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from caseroute.audit.record import text_problem
-from caseroute.audit.sql_log import MAX_STORED_COUNT, dropped_counts
+from caseroute.audit.sql_rows import MAX_STORED_COUNT, dropped_counts
 from tests.audit.commit_sinks import Sink, opener
 from tests.audit.test_shadow_store import _result
 from tests.pg import pg_server, pg_url

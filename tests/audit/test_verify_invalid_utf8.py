@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from caseroute.audit import sql_log
+from caseroute.audit import sql_rows
 from caseroute.audit.record import Blob, BlobKind
-from caseroute.audit.sql_log import RECORD_COLUMNS
+from caseroute.audit.sql_rows import RECORD_COLUMNS
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.audit.verify import verify_chain
 from caseroute.cli import main
@@ -28,7 +28,7 @@ from tests.test_cli_audit import _add_events, _ruleset_event, audit_db
 __all__ = ["audit_db"]  # the fixture: three decisions an hour apart (seq 1-3)
 
 DECISION_COLUMNS = tuple(c for c in RECORD_COLUMNS if c != "seq")  # seq: an INTEGER key
-EVENT_COLUMNS = tuple(c for c in sql_log.EVENT_COLUMNS if c != "seq")
+EVENT_COLUMNS = tuple(c for c in sql_rows.EVENT_COLUMNS if c != "seq")
 NOT_UTF8 = "CAST(X'C328' || {column} AS TEXT)"
 """The column's value behind two bytes that are not UTF-8 (0xC3 needs a continuation byte)."""
 

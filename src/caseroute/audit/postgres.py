@@ -57,30 +57,30 @@ from caseroute.audit.record import (
     text_hash,
     with_hashed_text,
 )
-from caseroute.audit.sql_log import (
-    READ_UNAVAILABLE,
+from caseroute.audit.sql_appends import (
     RECORD_REFUSED,
-    SHADOW_COLUMNS,
     WRITE_UNAVAILABLE,
     AppendQueue,
     CommitObserver,
-    KeyEra,
     Pending,
     PendingEvents,
     PendingItem,
     PendingShadow,
     QueuedAppends,
-    SqlLogReads,
+    insert_events,
+    stored_appends,
+)
+from caseroute.audit.sql_reads import READ_UNAVAILABLE, SqlLogReads, shadow_summary_sql
+from caseroute.audit.sql_rows import (
+    SHADOW_COLUMNS,
+    KeyEra,
     add_dropped_sql,
     blobs_as_text,
-    insert_events,
     insert_record_sql,
     insert_rotation,
     record_from_row,
     record_values,
     require_key_fingerprint,
-    shadow_summary_sql,
-    stored_appends,
 )
 from caseroute.audit.store import KeyMismatchError
 from caseroute.domain.errors import (
@@ -155,7 +155,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self._opened_version = 0  # the schema version found (or migrated to) at open
         self._known: OrderedDict[str, None] = OrderedDict()
         self._known_lock = threading.Lock()
-        self._queue = AppendQueue()  # SimpleQueue: no condition variable (sql_log.Outcome)
+        self._queue = AppendQueue()  # SimpleQueue: no condition variable (sql_appends.Outcome)
         # Invariant: nothing is queued after the writer's stop marker (it would wait forever).
         self._closed = False
         self._closing = threading.Lock()

@@ -8,7 +8,7 @@ from typing import Any
 
 from caseroute.audit.masking import MASK_PREFIX
 from caseroute.audit.record import AuditRecord, Blob
-from caseroute.audit.sql_log import is_key_fingerprint
+from caseroute.audit.sql_rows import is_key_fingerprint
 from caseroute.audit.store import KeyEra
 from caseroute.domain.decision import Decision
 from caseroute.render import escape_text, render_text

@@ -41,34 +41,34 @@ from caseroute.audit.record import (
     text_hash,
     with_hashed_text,
 )
-from caseroute.audit.sql_log import (
-    READ_UNAVAILABLE,
-    RECORD_COLUMNS,
-    RECORD_FIELDS,
-    SHADOW_COLUMNS,
-    TEXT_COLUMN,
+from caseroute.audit.sql_appends import (
     WRITE_UNAVAILABLE,
     AppendQueue,
     CommitObserver,
-    KeyEra,
     Pending,
     PendingEvents,
     PendingItem,
     PendingShadow,
     QueuedAppends,
+    insert_events,
+    stored_appends,
+)
+from caseroute.audit.sql_reads import READ_UNAVAILABLE, SqlLogReads, shadow_summary_sql
+from caseroute.audit.sql_rows import (
+    RECORD_COLUMNS,
+    RECORD_FIELDS,
+    SHADOW_COLUMNS,
+    TEXT_COLUMN,
+    KeyEra,
     RecordRow,
-    SqlLogReads,
     add_dropped_sql,
     blobs_as_text,
     era_of,
-    insert_events,
     insert_record_sql,
     insert_rotation,
     record_from_row,
     record_values,
     require_key_fingerprint,
-    shadow_summary_sql,
-    stored_appends,
 )
 from caseroute.domain.errors import (
     AuditUnavailableError,
@@ -76,7 +76,7 @@ from caseroute.domain.errors import (
     withheld_cause,
 )
 
-# RECORD_COLUMNS, KeyEra, RecordRow and record_from_row live in sql_log (shared with the
+# RECORD_COLUMNS, KeyEra, RecordRow and record_from_row live in sql_rows (shared with the
 # PostgreSQL sink) and are re-exported here, where their users have always imported them.
 __all__ = [
     "READ_UNAVAILABLE",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 from caseroute.audit.record import GENESIS, AuditRecord, RulesetEvent, text_hash
-from caseroute.audit.sql_log import RECORD_COLUMNS, KeyEra, RecordRow, record_from_row
+from caseroute.audit.sql_rows import RECORD_COLUMNS, KeyEra, RecordRow, record_from_row
 from caseroute.audit.verify import _hash_holds
 from caseroute.domain.fingerprint import string_json
 

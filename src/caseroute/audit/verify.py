@@ -29,7 +29,7 @@ from caseroute.audit.record import (
     text_hash,
 )
 from caseroute.audit.roster_blob import MAX_CHUNK, chunk_digests, chunk_key, too_often_listed
-from caseroute.audit.sql_log import KeyEra, era_of, is_key_fingerprint, micros
+from caseroute.audit.sql_rows import KeyEra, era_of, is_key_fingerprint, micros
 from caseroute.domain.fingerprint import canonical_json
 
 

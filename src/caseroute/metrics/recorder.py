@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from caseroute.audit.sql_log import QueuedAppends
+from caseroute.audit.sql_appends import QueuedAppends
 from caseroute.domain.case import Case
 from caseroute.domain.decision import Decision, Outcome, StepStatus
 from caseroute.lifecycle import RulesetAdminCore, RulesetLifecycle
