@@ -115,12 +115,12 @@ def test_a_bad_variable_stops_the_command_with_one_line_naming_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Exit 2 and exactly one stderr line that names the variable; never a traceback."""
-    import caseroute.grpc_api.server as server_module
+    import caseroute.grpc_api.processes as processes_module
 
     def no_start(*_args: object, **_kwargs: object) -> int:
         raise AssertionError("serve started despite a bad variable")
 
-    monkeypatch.setattr(server_module, "serve", no_start)
+    monkeypatch.setattr(processes_module, "serve", no_start)
     for name in [n for n in __import__("os").environ if n.startswith("CASEROUTE_")]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
