@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pg: the
 
 from tests.pg import PG_URL_ENV, find_pg_bin, fresh_database, start_cluster
 
-from caseroute.audit.config import PostgresLocation
+from caseroute.audit.location import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.record import AuditRecord
 from caseroute.audit.store import SqliteAuditStore

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from caseroute.audit.config import PostgresLocation
+from caseroute.audit.location import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.store import SqliteAuditStore
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from caseroute.audit.config import PostgresLocation
+from caseroute.audit.location import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.engine.case_rules import EngineKind

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from caseroute.audit.config import AuditConfig, PostgresLocation
+from caseroute.audit.config import AuditConfig
+from caseroute.audit.location import PostgresLocation
 from caseroute.audit.masking import Masker, key_fingerprint
 from caseroute.audit.record import AuditRecord, EditedText
 from caseroute.audit.sql_rows import sealed_rotation

@@ -6,12 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from caseroute.audit.config import (
-    AuditConfig,
-    PostgresLocation,
-    parse_audit_db,
-    redact_url,
-)
+from caseroute.audit.config import AuditConfig
+from caseroute.audit.location import PostgresLocation, parse_audit_db, redact_url
 from caseroute.cli.command import main
 from caseroute.domain.errors import AuditUnavailableError, ConfigError
 

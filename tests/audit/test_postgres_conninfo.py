@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from caseroute.audit.config import (
+from caseroute.audit.config import AuditConfig
+from caseroute.audit.location import (
     LIBPQ_KEYWORDS,
-    AuditConfig,
     PostgresLocation,
     _read_pairs,
     parse_audit_db,

@@ -19,7 +19,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from caseroute.audit.config import AuditConfig, PostgresLocation
+from caseroute.audit.config import AuditConfig
+from caseroute.audit.location import PostgresLocation
 from caseroute.audit.pg_schema import MIGRATIONS, altered_columns, declared_columns
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.record import ShadowResult

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from caseroute.audit.config import PostgresLocation
+from caseroute.audit.location import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.sql_appends import AppendQueue
 from caseroute.testing import make_audit_record

@@ -18,7 +18,7 @@ from typing import Any, Self
 import psycopg
 import pytest
 
-from caseroute.audit.config import PostgresLocation
+from caseroute.audit.location import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.domain.errors import RecordRefusedError
 from tests.audit.test_shadow_store import _result

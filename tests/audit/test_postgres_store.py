@@ -15,7 +15,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from caseroute.audit.config import AuditConfig, PostgresLocation, open_postgres
+from caseroute.audit.config import AuditConfig, open_postgres
+from caseroute.audit.location import PostgresLocation
 from caseroute.audit.pg_schema import LATEST, SCHEMA_TABLE
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.record import AuditRecord, Blob, BlobKind, encode_record

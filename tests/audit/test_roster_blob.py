@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from caseroute.audit import sql_reads
-from caseroute.audit.config import PostgresLocation
+from caseroute.audit.location import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.record import Blob, BlobKind
 from caseroute.audit.recorder import blobs_to_store

@@ -38,7 +38,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from caseroute.audit.config import KEYWORDS_HINT, URL_HINT
+from caseroute.audit.location import KEYWORDS_HINT, URL_HINT
 from caseroute.audit.pg_schema import (
     LATEST,
     SchemaTableAlteredError,
@@ -92,7 +92,7 @@ from caseroute.domain.errors import (
 )
 
 if TYPE_CHECKING:
-    from caseroute.audit.config import PostgresLocation
+    from caseroute.audit.location import PostgresLocation
 
 log = logging.getLogger("caseroute.audit")
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 def open_any_log(args: argparse.Namespace) -> SqliteAuditStore | PostgresAuditSink:
     """``open_log``, or a PostgreSQL log read-only when ``--audit-db`` is a postgresql:// URL."""
-    from caseroute.audit.config import PostgresLocation, open_postgres
+    from caseroute.audit.config import open_postgres
+    from caseroute.audit.location import PostgresLocation
 
     if isinstance(args.audit_db, PostgresLocation):
         return open_postgres(args.audit_db, readonly=True)
@@ -36,7 +37,8 @@ def open_any_log(args: argparse.Namespace) -> SqliteAuditStore | PostgresAuditSi
 
 def open_log(args: argparse.Namespace) -> SqliteAuditStore:
     """The decision log named by ``--audit-db``, opened read-only (a usage error if missing)."""
-    from caseroute.audit.config import PostgresLocation, exposed_files, exposure_message
+    from caseroute.audit.config import exposed_files, exposure_message
+    from caseroute.audit.location import PostgresLocation
     from caseroute.audit.store import SqliteAuditStore
 
     if isinstance(args.audit_db, PostgresLocation):
@@ -241,13 +243,8 @@ def _cmd_audit_events(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_rotate_key(args: argparse.Namespace) -> int:
-    from caseroute.audit.config import (
-        PostgresLocation,
-        exposed_files,
-        exposure_message,
-        load_key,
-        open_postgres,
-    )
+    from caseroute.audit.config import exposed_files, exposure_message, load_key, open_postgres
+    from caseroute.audit.location import PostgresLocation
     from caseroute.audit.masking import key_fingerprint
     from caseroute.audit.store import SqliteAuditStore
     from caseroute.domain.fingerprint import format_timestamp

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from caseroute.audit.config import PostgresLocation
+from caseroute.audit.location import PostgresLocation
 from caseroute.cli.output import EXIT_OK, out, print_json
 from caseroute.cli.serve import add_serve_settings, server_config
 from caseroute.cli.settings import SETTINGS, Setting, add_settings, setting_source

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from caseroute.audit.config import AUDIT_DB_EXPECTED, DEFAULT_AUDIT_DB, KEY_BYTES, parse_audit_db
+from caseroute.audit.config import DEFAULT_AUDIT_DB, KEY_BYTES
+from caseroute.audit.location import AUDIT_DB_EXPECTED, parse_audit_db
 from caseroute.audit.masking import DEFAULT_MASKED_PATHS
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, limit_flag
 from caseroute.logs import LOG_FORMATS, LOG_LEVELS
