@@ -182,6 +182,8 @@ def test_the_password_never_shows_in_str_or_repr() -> None:
         ("postgresql://u:p?w34/x@db", "postgresql://u:***@db"),
         ("postgresql://u:p?x=1/y@db", "postgresql://u:***@db"),
         ("postgresql://u:p?w34/x@db/a?password=z", "postgresql://u:***@db/a?password=***"),
+        # ... but read apart with no ":" before its last "@" there is no password to mask
+        ("postgresql://u@x@db/audit", "postgresql://u@x@db/audit"),
         # ... while a URL both parsers read alike keeps the host before an "@" in its query
         (
             "postgresql://db:5432/audit?application_name=a@b",
