@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from caseroute.domain.case import Urgency
@@ -52,6 +53,32 @@ MAX_DURATION_DAYS = 3650
 """Longest delay, hold or window: the engine counts it from (or back from) real instants, and a
 longer one could leave the calendar (a 999999d window would fail every decision)."""
 _DURATION_HINT = "a duration such as 10m, 2h or 30d (0 for at once)"
+
+
+@dataclass(slots=True)
+class LadderGaps:
+    """What the schema could not read of ladders and the rules' soft lists (each already an error).
+
+    The ``ladders`` pass reads this so that one mistake is one finding: it does not go on to
+    report what only follows from the unread part (a step whose `relax:` could not be read
+    "changes nothing"; a rule whose `soft:` entry could not be read "holds hard" what its ladder
+    relaxes).
+
+    Attributes:
+        unknown_ladder_rules: Rules whose `ladder:` names no ladder that could be read (an
+            undeclared name, or a ladder declared under an invalid name).
+        invalid_ladder_names: Ladder names declared but refused (``schema.format``).
+        steps_unread_after: (ladder, step) whose `after` could not be read in full.
+        steps_unread_relaxes: (ladder, step) whose `relax`/`prefer` could not be read in full,
+            or that has neither.
+        rules_unread_soft: Rules whose `soft`/`prefer` list could not be read in full.
+    """
+
+    unknown_ladder_rules: set[str] = field(default_factory=set)
+    invalid_ladder_names: set[str] = field(default_factory=set)
+    steps_unread_after: set[tuple[str, str]] = field(default_factory=set)
+    steps_unread_relaxes: set[tuple[str, str]] = field(default_factory=set)
+    rules_unread_soft: set[str] = field(default_factory=set)
 
 
 def read_duration(
@@ -188,6 +215,7 @@ def read_ladders(r: SchemaReader, node: Node | None) -> dict[str, Ladder]:
     for name, steps_node in node.value.items():
         line = node.key_positions.get(name, (steps_node.line, 0))[0]
         if not STEP_RE.fullmatch(name):
+            r.ladder_gaps.invalid_ladder_names.add(name)
             r.error(
                 "schema.format",
                 f"ladder name `{name}` is not valid (lower-case letters, digits, - and _)",
@@ -223,9 +251,15 @@ def _read_step(r: SchemaReader, node: Node, ladder: str) -> LadderStep | None:
         return None
     name = r.string(e.get("step"), f"{what}: `step` (its name)", pattern=STEP_RE)
     where = f"step `{name or '?'}` of ladder `{ladder}`"
+    reported = len(r.problems)
     after = read_by_urgency(r, e["after"], f"{where}: after") if "after" in e else {}
+    if len(r.problems) > reported:
+        r.ladder_gaps.steps_unread_after.add((ladder, name or "?"))
+    reported = len(r.problems)
     relax = read_requirement_names(r, e.get("relax"), f"{where}: relax")
     prefer = read_requirement_names(r, e.get("prefer"), f"{where}: prefer")
+    if len(r.problems) > reported or ("relax" not in e and "prefer" not in e):
+        r.ladder_gaps.steps_unread_relaxes.add((ladder, name or "?"))
     why = r.string(e.get("why"), f"{where}: why")
     both = set(relax) & set(prefer)
     if both:

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from caseroute.domain.case import Urgency
 from caseroute.domain.errors import Problem, Severity
+from caseroute.rules.adaptive import LadderGaps
 from caseroute.rules.ir import Leaf, pinned_values
 from caseroute.rules.model import (
     EscalateAction,
     Ladder,
+    LadderStep,
     Requirements,
     RouteAction,
     Rule,
@@ -73,10 +75,13 @@ def _problem(
 
 
 def _order(ladder: Ladder, file: str) -> list[Problem]:
-    out = []
     # Per urgency, the latest delay of any step listed so far and that step's name: a later
     # step must not take effect before it, even across steps that skip the urgency.
     latest: dict[Urgency, tuple[float, str]] = {}
+    # Earlier step -> the later steps taking effect before it (step, urgency, delay, its delay).
+    # One finding per earlier step: a step listed too early is one mistake, however many steps
+    # below it take effect sooner.
+    undercut: dict[str, list[tuple[LadderStep, Urgency, float, float]]] = {}
     for step in ladder.steps:
         for urgency in Urgency:
             after = step.after.get(urgency)
@@ -84,24 +89,36 @@ def _order(ladder: Ladder, file: str) -> list[Problem]:
                 continue
             before, earlier = latest.get(urgency, (after, step.name))
             if after < before:
-                out.append(
-                    _problem(
-                        "ladders.order",
-                        f"step `{step.name}` of ladder `{ladder.name}` takes effect after "
-                        f"{after:g} min for {urgency.value} cases, before step `{earlier}` "
-                        f"listed above it ({before:g} min). Steps take effect in the order "
-                        "listed and each keeps what the earlier ones relaxed: list them by "
-                        "delay, or make this delay at least the one above",
-                        file,
-                        step.line,
-                        None,
-                        warning=False,
-                    )
-                )
+                undercut.setdefault(earlier, []).append((step, urgency, after, before))
                 break
         for urgency, after in step.after.items():
             if after >= latest.get(urgency, (after, ""))[0]:
                 latest[urgency] = (after, step.name)
+    out = []
+    for earlier, found in undercut.items():
+        step, urgency, after, before = found[0]
+        also = "".join(
+            f"; so does step `{s.name}` ({a:g} min for {u.value} cases)" for s, u, a, _ in found[1:]
+        )
+        fix = (
+            f"list them by delay (move `{earlier}` below them), or make these delays at least "
+            "the one above"
+            if also
+            else "list them by delay, or make this delay at least the one above"
+        )
+        out.append(
+            _problem(
+                "ladders.order",
+                f"step `{step.name}` of ladder `{ladder.name}` takes effect after {after:g} min "
+                f"for {urgency.value} cases, before step `{earlier}` listed above it "
+                f"({before:g} min){also}. Steps take effect in the order listed and each keeps "
+                f"what the earlier ones relaxed: {fix}",
+                file,
+                step.line,
+                None,
+                warning=False,
+            )
+        )
     return out
 
 
@@ -117,7 +134,7 @@ def check_ladders(
     rules: tuple[Rule, ...],
     leaves: dict[str, Leaf],
     file: str,
-    unknown_ladder_rules: frozenset[str] = frozenset(),
+    gaps: LadderGaps | None = None,
 ) -> list[Problem]:
     """Run the ladder checks over a ruleset's ladders and the rules that use them.
 
@@ -126,12 +143,17 @@ def check_ladders(
         rules: Compiled rules.
         leaves: Leaf table (to see which urgencies a rule's condition allows).
         file: Source path.
-        unknown_ladder_rules: Rules whose `ladder:` names an undeclared ladder (the schema
-            reported it): no second finding that their soft requirements never relax.
+        gaps: What the schema could not read (each already an error): no finding here that
+            only follows from it (one mistake, one finding). A rule whose `ladder:` could not
+            be resolved gets no "soft never relaxes"; a rule whose `soft`/`prefer` could not be
+            read in full gets no "relaxes hard" (what it meant to list is unknown); a step whose
+            `after` or `relax`/`prefer` could not be read is not "unreachable" or "without
+            effect".
 
     Returns:
         Errors and warnings (see the module docstring).
     """
+    gaps = LadderGaps() if gaps is None else gaps
     out: list[Problem] = []
     users: dict[str, list[tuple[Rule, Requirements]]] = {name: [] for name in ladders}
     relaxing_hard: set[tuple[str, str]] = set()  # (ladder, step) already an error
@@ -155,7 +177,7 @@ def check_ladders(
             if name not in applied
         )
         if req.ladder is None:
-            if req.soft and rule.rule_id not in unknown_ladder_rules:
+            if req.soft and rule.rule_id not in gaps.unknown_ladder_rules:
                 out.append(
                     _problem(
                         "ladders.soft_never_relaxes",
@@ -169,6 +191,8 @@ def check_ladders(
                 )
             continue
         users.setdefault(req.ladder.name, []).append((rule, req))
+        if rule.rule_id in gaps.rules_unread_soft:
+            continue
         for step in req.ladder.steps:
             hard = [n for n in step.relaxes if n not in req.soft and n not in req.prefer]
             hard = [n for n in hard if n in applied]
@@ -203,7 +227,7 @@ def check_ladders(
                 )
             )
             continue
-        out += _reachability(ladder, using, leaves, file, relaxing_hard)
+        out += _reachability(ladder, using, leaves, file, relaxing_hard, gaps)
     return out
 
 
@@ -213,17 +237,25 @@ def _reachability(
     leaves: dict[str, Leaf],
     file: str,
     relaxing_hard: set[tuple[str, str]],
+    gaps: LadderGaps,
 ) -> list[Problem]:
     out = []
     seen: set[Urgency] = set()
     for rule, _ in using:
         seen |= _urgencies(rule, leaves)
     relaxable: set[str] = set()
-    for _, req in using:
-        relaxable |= (set(req.soft) | set(req.prefer)) & applied_requirements(req)
+    for rule, req in using:
+        if rule.rule_id in gaps.rules_unread_soft:
+            # Its soft list lost an entry (already an error): it may have meant any of them.
+            relaxable |= applied_requirements(req)
+        else:
+            relaxable |= (set(req.soft) | set(req.prefer)) & applied_requirements(req)
     earlier: set[str] = set()
     for step in ladder.steps:
-        if not seen & set(step.after):
+        key = (ladder.name, step.name)
+        if key in gaps.steps_unread_after and not seen & set(step.after):
+            pass  # its `after` is already an error: "never applies" would only repeat it
+        elif not seen & set(step.after):
             wanted = ", ".join(sorted(u.value for u in seen))
             out.append(
                 _problem(
@@ -237,8 +269,8 @@ def _reachability(
                     warning=True,
                 )
             )
-        elif (ladder.name, step.name) in relaxing_hard:
-            pass  # already an error (relaxes_hard): "no effect" would only repeat it
+        elif key in relaxing_hard or key in gaps.steps_unread_relaxes:
+            pass  # already an error (relaxes_hard, or its relax/prefer): "no effect" repeats it
         elif not (set(step.relaxes) & relaxable) - earlier:
             out.append(
                 _problem(

@@ -132,9 +132,7 @@ def _lint(state: Compilation) -> list[Problem]:
 
 def _ladders(state: Compilation) -> list[Problem]:
     raw = state.raw
-    return check_ladders(
-        raw.ladders, state.rules, state.leaves, state.file, frozenset(raw.unknown_ladder_rules)
-    )
+    return check_ladders(raw.ladders, state.rules, state.leaves, state.file, raw.ladder_gaps)
 
 
 def _ordering(state: Compilation) -> list[Problem]:

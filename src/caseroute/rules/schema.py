@@ -45,6 +45,7 @@ from caseroute.domain.reader import (
 from caseroute.domain.roster import AgentStatus, Role
 from caseroute.rules.adaptive import (
     MAX_DURATION_DAYS,
+    LadderGaps,
     read_continuity,
     read_ladders,
     read_requirement_names,
@@ -124,9 +125,9 @@ class RawRuleset:
     rules_line: int = 0
     ladders: dict[str, Ladder] = field(default_factory=dict)
     continuity: ContinuityPolicy | None = None
-    unknown_ladder_rules: set[str] = field(default_factory=set)
-    """Rules naming a ladder that is not declared (already an error): the ladder checks do not
-    add that their soft requirements never relax."""
+    ladder_gaps: LadderGaps = field(default_factory=LadderGaps)
+    """What of the ladders and soft lists could not be read (already errors): the ladder
+    checks do not report its consequences as further findings."""
     unreadable_sections: set[str] = field(default_factory=set)
     """Top-level sections whose typed value could not be built (the problems are already
     reported), so a compiler pass that needs one is skipped instead of adding noise. Every
@@ -139,7 +140,7 @@ class SchemaReader:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
-        self.unknown_ladder_rules: set[str] = set()
+        self.ladder_gaps = LadderGaps()
 
     def error(
         self,
@@ -383,7 +384,7 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
             rule = _read_rule(r, node, out.ladders)
             if rule is not None:
                 out.rules.append(rule)
-    out.unknown_ladder_rules = r.unknown_ladder_rules
+    out.ladder_gaps = r.ladder_gaps
     return out, r.problems
 
 
@@ -715,6 +716,10 @@ def _read_ladder_ref(
     name = r.string(node, f"{where}.ladder", rule_id)
     if name is None or node is None:
         return None
+    if name in r.ladder_gaps.invalid_ladder_names:
+        # The ladder's own name is already an error; "not declared" would repeat it.
+        r.ladder_gaps.unknown_ladder_rules.add(rule_id)
+        return None
     if name not in ladders:
         hint = difflib.get_close_matches(name, list(ladders), n=1)
         tip = (
@@ -723,7 +728,7 @@ def _read_ladder_ref(
             else "declare it under `ladders:`"
             + (f" (declared: {', '.join(ladders)})" if ladders else "")
         )
-        r.unknown_ladder_rules.add(rule_id)
+        r.ladder_gaps.unknown_ladder_rules.add(rule_id)
         r.error(
             "rules.unknown_ladder",
             f"{where} names ladder `{name}`, which is not declared ({tip})",
@@ -758,6 +763,11 @@ def _read_requirements(
             for n in r.items(entries["roles"], f"{where}.roles", rule_id)
         ]
         roles = tuple(x for x in chosen if x is not None)
+    reported = len(r.problems)
+    soft = read_requirement_names(r, entries.get("soft"), f"{where}.soft", rule_id)
+    prefer = read_requirement_names(r, entries.get("prefer"), f"{where}.prefer", rule_id)
+    if len(r.problems) > reported:
+        r.ladder_gaps.rules_unread_soft.add(rule_id)
     return Requirements(
         licence_types=licence,
         skills=tuple(skills),
@@ -771,8 +781,8 @@ def _read_requirements(
             entries.get("language"), f"{where}.language", default=True, rule_id=rule_id
         ),
         roles=roles,
-        soft=read_requirement_names(r, entries.get("soft"), f"{where}.soft", rule_id),
-        prefer=read_requirement_names(r, entries.get("prefer"), f"{where}.prefer", rule_id),
+        soft=soft,
+        prefer=prefer,
         ladder=_read_ladder_ref(r, entries.get("ladder"), where, rule_id, ladders),
         continuity=r.boolean(
             entries.get("continuity"), f"{where}.continuity", default=True, rule_id=rule_id
