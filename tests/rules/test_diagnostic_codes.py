@@ -358,6 +358,11 @@ FIXTURES = [
     ),
     Fixture("lint.never_fires", _text(_when("false")), "r.yaml:14"),
     Fixture("lint.no_consent", _text(BASE), "r.yaml:6"),
+    Fixture(
+        "lint.no_ranking",
+        _text(_swap("rules:\n", "matching: {ranking: []}\nrules:\n")),
+        "r.yaml:10",
+    ),
     Fixture("lint.no_licence", _text(BASE), "r.yaml:6"),
     Fixture(
         "constraints.flag_clash",

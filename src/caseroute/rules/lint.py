@@ -7,8 +7,9 @@ from caseroute.domain.errors import Problem, Severity
 from caseroute.domain.flag_spelling import resembles
 from caseroute.rules.fields import CASE_FIELDS
 from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids
+from caseroute.rules.ladder_checks import rule_requirements
 from caseroute.rules.model import Rule
-from caseroute.rules.schema import RawRuleset
+from caseroute.rules.schema import DEFAULT_RANKING, RawRuleset
 
 LICENSED_INTENTS = (Intent.CLINICAL, Intent.PRESCRIPTION)
 """Intents whose cases need a licensed professional: a ruleset without a licence constraint
@@ -71,6 +72,9 @@ def lint_ruleset(
                     Severity.WARNING,
                 )
             )
+    no_ranking = _no_ranking(raw, rules, file)
+    if no_ranking is not None:
+        out.append(no_ranking)
     for name, line in raw.param_lines.items():
         if name not in params_used and name not in raw.signal_params:
             out.append(
@@ -166,3 +170,39 @@ def _look_alike(leaf: Leaf, raw: RawRuleset) -> str | None:
                 "test never holds for a routed case; rename the flag"
             )
     return None
+
+
+def _no_ranking(raw: RawRuleset, rules: tuple[Rule, ...], file: str) -> Problem | None:
+    """``lint.no_ranking``: `ranking: []` while some rule picks an agent.
+
+    Ranking is ruleset-wide (`matching.ranking`; without the key the default applies), so an
+    empty list leaves every assigning rule to the tie-breaker: the eligible agent with the
+    lowest `agent_id` takes every case until full, however busy (engine/ranking.py).
+    """
+    if raw.ranking or not raw.ranking_line:
+        return None
+    assigning = [rule.rule_id for rule in rules if rule_requirements(rule) is not None]
+    if not assigning:
+        return None
+    named = [f"`{rule_id}`" for rule_id in assigning[:3]]
+    more = len(assigning) - len(named)
+    if more:
+        who = f"rules {', '.join(named)} and {more} more"
+    elif len(named) > 1:
+        who = f"rules {', '.join(named[:-1])} and {named[-1]}"
+    else:
+        who = f"rule {named[0]}"
+    verb = "chooses" if len(assigning) == 1 else "choose"
+    return Problem(
+        "lint.no_ranking",
+        f"`matching.ranking` is empty, so {who} {verb} among eligible agents by `agent_id` "
+        "alone (the tie-breaker; only preferred agents and `prefer:` rank before it): the "
+        "same agent takes every case until it is full. Add ranking criteria, e.g. "
+        "`ranking: [lowest_utilisation, longest_idle]`, or remove `ranking:` for the default "
+        f"({', '.join(c.value for c in DEFAULT_RANKING)})",
+        file,
+        raw.ranking_line,
+        0,
+        None,
+        Severity.WARNING,
+    )

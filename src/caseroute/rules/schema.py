@@ -97,6 +97,14 @@ class RawRule:
     line: int
 
 
+DEFAULT_RANKING = (
+    RankingCriterion.LOWEST_UTILISATION,
+    RankingCriterion.HIGHEST_SKILL_LEVEL,
+    RankingCriterion.LONGEST_IDLE,
+)
+"""Ranking criteria when `matching.ranking` is not given (then `agent_id`, always)."""
+
+
 @dataclass(slots=True)
 class RawRuleset:
     """A ruleset after the schema pass."""
@@ -114,11 +122,9 @@ class RawRuleset:
     constraints_line: int = 0
     compacts: tuple[Compact, ...] = ()
     statuses: tuple[AgentStatus, ...] = (AgentStatus.AVAILABLE,)
-    ranking: tuple[RankingCriterion, ...] = (
-        RankingCriterion.LOWEST_UTILISATION,
-        RankingCriterion.HIGHEST_SKILL_LEVEL,
-        RankingCriterion.LONGEST_IDLE,
-    )
+    ranking: tuple[RankingCriterion, ...] = DEFAULT_RANKING
+    ranking_line: int = 0
+    """Line of `matching.ranking` when given and read without a problem (0 otherwise)."""
     queues: dict[Intent, str] = field(default_factory=dict)
     queues_line: int = 0
     rules: list[RawRule] = field(default_factory=list)
@@ -687,6 +693,7 @@ def _read_matching(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
         ]
         out.statuses = tuple(s for s in statuses if s is not None)
     if "ranking" in entries:
+        reported = len(r.problems)
         criteria = [
             r.choice(c, "each of matching.ranking", RankingCriterion)
             for c in r.items(entries["ranking"], "matching.ranking")
@@ -694,6 +701,9 @@ def _read_matching(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
         out.ranking = tuple(c for c in criteria if c is not None)
         if len(set(out.ranking)) != len(out.ranking):
             r.error("schema.value", "matching.ranking lists a criterion twice", entries["ranking"])
+        if len(r.problems) == reported:
+            # Only a ranking read as written may be linted: one emptied by errors is reported.
+            out.ranking_line = entries["ranking"].line
 
 
 _REQUIREMENT_KEYS = (
