@@ -62,7 +62,7 @@ def _zoo() -> list[str]:
             f"{f} != '{values[0]}'",
             f"{f} in ['{values[0]}', '{values[-1]}']",
         ]
-    out += [f"{_quote(s)} in case.flags" for s in ("safeguarding", "5", "vip")]
+    out += [f"{_quote(s)} in case.flags" for s in ("safeguarding", "55", "vip")]
     out += [
         "'triage' in case.required_skills",
         "case.attributes.vip == true",
@@ -173,7 +173,7 @@ facts = st.fixed_dictionaries(
     {
         "case": _section(
             {
-                "flags": st.lists(st.sampled_from(["safeguarding", "5", "vip", "x"]), max_size=3),
+                "flags": st.lists(st.sampled_from(["safeguarding", "55", "vip", "x"]), max_size=3),
                 "required_skills": st.lists(st.sampled_from(["triage", "billing"]), max_size=2),
                 "attributes": _section(
                     {}, {"score": numbers, "payer": strings, "vip": st.booleans()}

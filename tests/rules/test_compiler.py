@@ -1,11 +1,13 @@
 import pytest
 
-from caseroute.domain.errors import RulesetError, Severity
+from caseroute.domain.codec import parse_case
+from caseroute.domain.errors import RequestError, RulesetError, Severity
 from caseroute.rules.ir import AllOf, LeafKind, LeafRef, NotOf
 from caseroute.rules.model import RouteAction
 from caseroute.testing import (
     CATCH_ALL_RULE,
     MINIMAL_HEADER,
+    case_data,
     compile_text,
     reference_compiled,
     ruleset_with_rules,
@@ -163,6 +165,58 @@ def test_a_flag_with_a_hyphen_is_an_error_since_requests_fold_it() -> None:
         "constraints:\n", "constraints:\n  consent: {flag: consent-missing}\n", 1
     )
     assert [code for code, _, _ in _errors(consent)] == ["schema.format"]
+
+
+ONE_CHARACTER = (
+    "'s' is a one-character flag; a flag is a word such as safeguarding, and a request "
+    "carrying one is refused (INVALID_ARGUMENT at `case.flags[i]`), so no case has it and "
+    "this test never holds; write the flag in full"
+)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "\"'s' in case.flags\"",
+        "\"'S' in case.flags\"",
+        "\"'s' not in case.flags\"",
+        "\"case.intent == 'billing' and not 's' in case.flags\"",
+    ],
+)
+def test_a_one_character_flag_in_a_condition_is_an_error_since_requests_refuse_it(
+    when: str,
+) -> None:
+    """`'s' in case.flags` can never hold (requests refuse `s`): expr.unknown_value at the rule."""
+    with pytest.raises(RulesetError) as exc:
+        compile_text(ruleset_with_rules(_rule("a", when) + CATCH_ALL_RULE))
+    expected = [("expr.unknown_value", 15, "a", ONE_CHARACTER)]
+    errors = [p for p in exc.value.problems if p.severity is Severity.ERROR]
+    assert expected == [(p.code, p.line, p.rule_id, p.message) for p in errors]
+
+
+def test_a_one_character_consent_flag_is_an_error_since_no_case_can_carry_it() -> None:
+    """`consent: {flag: c}` would never fire: schema.format at the flag, like any bad flag."""
+    text = ruleset_with_rules(CATCH_ALL_RULE).replace(
+        "constraints:\n", "constraints:\n  consent: {flag: c}\n", 1
+    )
+    assert _errors(text) == [("schema.format", 6, None)]
+
+
+@pytest.mark.parametrize("flag", ["s", "1", "ab", "a1", "s.", "a:b/c", "_a", ".s", "a" * 64, "vip"])
+def test_a_ruleset_may_test_exactly_the_flags_a_request_may_carry(flag: str) -> None:
+    """One definition of a flag: a condition naming it compiles iff parse_case accepts it."""
+    try:
+        parse_case(case_data(flags=[flag]))
+        carried = True
+    except RequestError:
+        carried = False
+    rule = _rule("a", f"\"'{flag}' in case.flags\"")
+    try:
+        compile_text(ruleset_with_rules(rule + CATCH_ALL_RULE))
+        tested = True
+    except RulesetError:
+        tested = False
+    assert carried == tested
 
 
 @pytest.mark.parametrize(

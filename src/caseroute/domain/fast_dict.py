@@ -50,6 +50,7 @@ from caseroute.domain.reader import (
     JURISDICTION,
     LANGUAGE,
     MAX_ABS_NUMBER,
+    MIN_FLAG_CHARS,
     read_day,
 )
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
@@ -354,11 +355,15 @@ def roster_from_dict(data: object, limits: InputLimits) -> Roster:
 def _flags(value: object, limits: InputLimits) -> frozenset[str]:
     """Flags already in their one spelling (what ``codec.normalise_flag`` would leave alone).
 
-    One character (``reader.one_character_flag``) is a doubt: the strict parser refuses it.
+    Too short (``reader.one_character_flag``) is a doubt: the strict parser refuses it.
     """
     items = _list(value, limits.max_list_items)
     for item in items:
-        if type(item) is not str or not 1 < len(item) <= limits.max_id_chars or not _flag(item):
+        if (
+            type(item) is not str
+            or not MIN_FLAG_CHARS <= len(item) <= limits.max_id_chars
+            or not _flag(item)
+        ):
             raise Doubt
     return frozenset(items)
 

@@ -88,6 +88,29 @@ FLAG = TextPattern(
 )
 
 
+MIN_FLAG_CHARS = 2
+"""No flag is shorter: the one definition of this rule (``FLAG`` gives the shape). A request
+flag shorter than this is refused (``one_character_flag``; the wire's fast paths doubt it), and
+a ruleset naming one is an error (``short_flag``), since no parsed case can carry it."""
+
+
+def short_flag(flag: str) -> str | None:
+    """Why a flag that fits ``FLAG`` is still no flag: it is one character.
+
+    The words every reader shares; each adds what the mistake means where it was made (a
+    request: a string taken one letter at a time; a ruleset: a test that never holds).
+
+    Args:
+        flag: A flag, normalised and matching ``FLAG``.
+
+    Returns:
+        The words for the problem, or ``None`` for a flag of ``MIN_FLAG_CHARS`` or more.
+    """
+    if len(flag) >= MIN_FLAG_CHARS:
+        return None
+    return f"{quote_value(flag)} is a one-character flag; a flag is a word such as safeguarding"
+
+
 def one_character_flag(flag: str) -> str | None:
     """Why a request flag that fits ``FLAG`` is still refused: it is one character.
 
@@ -101,10 +124,11 @@ def one_character_flag(flag: str) -> str | None:
     Returns:
         The words for the problem, or ``None`` for a flag of two characters or more.
     """
-    if len(flag) > 1:
+    problem = short_flag(flag)
+    if problem is None:
         return None
     return (
-        f"{quote_value(flag)} is a one-character flag; a flag is a word such as safeguarding, "
+        f"{problem}, "
         'so a string was probably passed where a list of flags goes: send ["safeguarding"] '
         '(in Python frozenset({"safeguarding"}), not frozenset("safeguarding"))'
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from caseroute.domain.codec import normalise_flag
 from caseroute.domain.errors import Problem, Severity
+from caseroute.domain.reader import short_flag
 from caseroute.rules import expr as ast
 from caseroute.rules.fields import ATTRIBUTE_PREFIX, CASE_FIELDS, FieldType, Kind
 from caseroute.rules.ir import AllOf, AnyOf, Cond, Const, Leaf, LeafKind, LeafRef, NotOf
@@ -363,6 +364,19 @@ def _lower_membership(ctx: _Context, node: ast.Membership, text: str) -> Cond | 
             )
             return None
         if not _literal_fits(ctx, ftype, path, value, node.span):
+            return None
+        # Never holding, like a value the field never has: an error, not lint. First the one
+        # definition of a flag that requests share (domain/reader.py), on the input form.
+        normal = normalise_flag(str(value)) if path == "case.flags" else ""
+        short = short_flag(normal) if FLAG_RE.fullmatch(normal) else None
+        if short is not None:
+            ctx.error(
+                "expr.unknown_value",
+                f"{short}, and a request carrying one is refused (INVALID_ARGUMENT at "
+                "`case.flags[i]`), so no case has it and this test never holds; write the flag "
+                "in full",
+                node.span,
+            )
             return None
         if path == "case.flags" and not FLAG_RE.fullmatch(str(value)):
             ctx.error(

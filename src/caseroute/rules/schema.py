@@ -39,6 +39,7 @@ from caseroute.domain.reader import (
     not_string,
     number_problem,
     read_day,
+    short_flag,
     text_problem,
     unknown_key_tip,
 )
@@ -561,12 +562,12 @@ def _read_constraints(r: SchemaReader, node: Node) -> Constraints | None:
     cs: dict[str, Node] = {}
     if "safeguarding" in entries:
         sg = r.mapping(entries["safeguarding"], "`constraints.safeguarding`", ("flag", "queue"))
-        flag = r.string(sg.get("flag"), "constraints.safeguarding.flag", pattern=FLAG)
+        flag = _read_flag(r, sg.get("flag"), "constraints.safeguarding.flag")
         queue = r.string(sg.get("queue"), "constraints.safeguarding.queue", pattern=NAME)
     consent = None
     if "consent" in entries:
         cs = r.mapping(entries["consent"], "`constraints.consent`", ("flag",))
-        consent = r.string(cs.get("flag"), "constraints.consent.flag", pattern=FLAG)
+        consent = _read_flag(r, cs.get("flag"), "constraints.consent.flag")
     licence: dict[Intent, tuple[str, ...]] = {}
     if "licence" in entries:
         lic = r.mapping(
@@ -588,6 +589,22 @@ def _read_constraints(r: SchemaReader, node: Node) -> Constraints | None:
     if flag is None or queue is None:
         return None
     return Constraints(flag, queue, consent, licence)
+
+
+def _read_flag(r: SchemaReader, node: Node | None, what: str) -> str | None:
+    """A hard-constraint flag: ``FLAG``'s shape and no shorter than a request may carry."""
+    flag = r.string(node, what, pattern=FLAG)
+    short = None if flag is None or node is None else short_flag(flag)
+    if short is not None and node is not None:
+        r.error(
+            "schema.format",
+            f"{what}: {short}, and a request carrying one is refused (INVALID_ARGUMENT at "
+            "`case.flags[i]`), so no case has it and the constraint never applies; write the "
+            "flag in full",
+            node,
+        )
+        return None
+    return flag
 
 
 def _check_flag_meanings(

@@ -56,7 +56,7 @@ from caseroute.domain.codec import (
 )
 from caseroute.domain.fingerprint import canonical_json
 from caseroute.domain.limits import InputLimits
-from caseroute.domain.reader import ISO_DAY
+from caseroute.domain.reader import ISO_DAY, MIN_FLAG_CHARS
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 from caseroute.domain.slots import new as _new
 from caseroute.domain.slots import (
@@ -192,8 +192,8 @@ def _flags(values: Iterable[str], count: int, limits: InputLimits) -> frozenset[
         if not value.strip() or len(value) > max_chars:
             raise Doubt
         text = normalise_flag(value)
-        # One character is a doubt: the strict parser refuses it (reader.one_character_flag).
-        if not 1 < len(text) <= max_chars or not _flag(text):
+        # Too short is a doubt: the strict parser refuses it (reader.one_character_flag).
+        if not MIN_FLAG_CHARS <= len(text) <= max_chars or not _flag(text):
             raise Doubt
         out.append(text)
     return frozenset(out)
