@@ -103,6 +103,23 @@ def test_ladder_step_that_never_applies_and_nothing_pending() -> None:
     assert [line for line in text.splitlines() if line.startswith("Ask again")] == []
 
 
+def test_pending_steps_that_change_nothing_are_named_and_no_ask_again_line() -> None:
+    """Nobody licensed (R33a L1): steps pending, no next step, and the summary says why."""
+    unlicensed = make_roster(make_agent("lpn", licences=(), languages=frozenset({"es"})))
+    case = make_case(created_at=NOW - timedelta(minutes=5), preferred_language="es")
+    text = render_text(decide(case, unlicensed, RULESET, NOW))
+    section = _section(text, "Relaxation")
+    assert section[-1] == "  no next step: no pending step can change this decision"
+    assert section[:2] == [
+        (
+            "Relaxation (ladder lang): nothing relaxed after 5 min waiting; no next step: "
+            "language at 10:05 and"
+        ),
+        "    territory at 10:25 make no agent on this roster eligible; licence never relaxes",
+    ]
+    assert [line for line in text.splitlines() if line.startswith("Ask again")] == []
+
+
 def test_held_queue_names_the_hold_and_each_preferred_agent() -> None:
     """QUEUE held for a busy preferred agent: headline, ask-again, agent's status and reason."""
     decision = _decide(12, preferred_agents=_prefer("a2"))

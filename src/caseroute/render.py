@@ -22,6 +22,7 @@ from caseroute.domain.decision import (
     RelaxationTrace,
     RuleTrace,
     Signals,
+    StepStatus,
 )
 from caseroute.domain.fingerprint import format_timestamp
 
@@ -299,6 +300,10 @@ def _relaxation(r: RelaxationTrace) -> list[str]:
                 lines += _wrap(" ".join(step.why.split()), "      why: ", "           ")
     if r.next_relaxation_at is not None:
         lines.append(f"  next step at {format_timestamp(r.next_relaxation_at)}")
+    elif any(s.status is StepStatus.PENDING for s in r.steps):
+        # Pending steps that could not change the decision (review R33a L1; the summary says
+        # which, and why).
+        lines.append("  no next step: no pending step can change this decision")
     else:
         lines.append("  no step pending: time alone relaxes nothing more")
     return lines

@@ -101,7 +101,8 @@ def test_the_fixture_decisions_carry_every_kind_of_trace() -> None:
     ) == (
         Outcome.QUEUE,
         NOW + timedelta(minutes=10),
-        NOW + timedelta(minutes=5),
+        # The hold's end: the language step at 10:05 makes nobody eligible (R33a L1).
+        NOW + timedelta(minutes=10),
         ContinuityOutcome.HELD_FOR_PREFERRED,
         ["held_for", "not_on_roster"],
         [NOW - timedelta(days=3), None],
@@ -145,7 +146,7 @@ def test_the_stored_json_names_the_new_fields_in_the_decision_and_explanation() 
         data["explanation"]["continuity"]["preferred"][1],
         [s["status"] for s in data["explanation"]["relaxation"]["steps"]],
     ) == (
-        "2026-11-21T10:05:00Z",
+        "2026-11-21T10:10:00Z",
         "2026-11-21T10:10:00Z",
         "held_for_preferred",
         "2026-11-21T10:10:00Z",

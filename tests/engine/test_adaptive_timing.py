@@ -172,3 +172,31 @@ def test_instants_at_the_calendar_ends_never_crash_a_decision() -> None:
         else:
             assert statuses == ["pending", "pending"]
             assert decision.held_for_preferred_until == now + timedelta(minutes=15)
+
+
+def test_a_step_that_would_start_a_hold_for_a_preferred_agent_is_still_reported() -> None:
+    """Nobody eligible, but the language step makes a full preferred agent one to hold for."""
+    full = make_agent("full", capacity=Capacity(5, 5))
+    decision = _decide(full, preferred_language="es", preferred_agents=(_pref("full", 1),))
+    assert (decision.outcome, decision.next_relaxation_at) == (
+        Outcome.QUEUE,
+        NOW + timedelta(minutes=5),
+    )
+    later = decide(
+        make_case(
+            created_at=NOW - timedelta(minutes=5),
+            preferred_language="es",
+            preferred_agents=(_pref("full", 1),),
+        ),
+        make_roster(full),
+        LOADED,
+        NOW + timedelta(minutes=5),
+    )
+    assert later.reason_codes == ("clinical", "held_for_preferred_agent")
+
+
+def test_a_queue_nobody_on_the_roster_can_take_sets_no_next_relaxation() -> None:
+    """Every agent at capacity: no pending step can make one eligible, so nothing to ask for."""
+    full = make_agent("full", capacity=Capacity(5, 5))
+    decision = _decide(full, preferred_language="es")
+    assert (decision.outcome, decision.next_relaxation_at) == (Outcome.QUEUE, None)

@@ -1,13 +1,13 @@
 """Relaxation ladders at decide time: step statuses and times, anchors, counts and summaries."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from caseroute.domain.case import Intent, Urgency
+from caseroute.domain.case import Intent, RequiredSkill, Urgency
 from caseroute.domain.decision import Decision, Outcome, RelaxationTrace, StepStatus
 from caseroute.domain.errors import RequestError
-from caseroute.domain.roster import Roster
+from caseroute.domain.roster import Licence, Roster
 from caseroute.engine.case_rules import LoadedRuleset, prepare_ruleset
 from caseroute.engine.decide import decide
 from caseroute.testing import (
@@ -311,3 +311,83 @@ def test_waiting_minutes_in_the_summary_are_whole_minutes_waited() -> None:
     assert _trace(decision).summary == (
         "nothing relaxed after 9 min waiting; language relaxes at 10:00; licence never relaxes"
     )
+
+
+# Review R33a L1: a QUEUE promised a next_relaxation_at even when no pending step could make
+# anyone eligible, so the orchestrator asked again for nothing.
+UNLICENSED = make_agent("lpn-ca", licences=(), languages=frozenset({"es"}), territories=frozenset())
+
+
+def test_no_next_relaxation_when_every_agent_fails_a_hard_constraint_no_step_relaxes() -> None:
+    """Nobody licensed: both steps pending, neither helps, so no next_relaxation_at, and why."""
+    decision = _decide(5, roster=make_roster(UNLICENSED))
+    assert (decision.outcome, decision.next_relaxation_at) == (Outcome.QUEUE, None)
+    trace = _trace(decision)
+    assert [(s.status, s.eligible) for s in trace.steps] == [(StepStatus.PENDING, 0)] * 2
+    assert trace.next_relaxation_at is None
+    assert trace.summary == (
+        "nothing relaxed after 5 min waiting; no next step: language at 10:05 and "
+        "territory at 10:25 make no agent on this roster eligible; licence never relaxes"
+    )
+
+
+def test_no_next_relaxation_when_the_pending_steps_relax_what_nobody_fails() -> None:
+    """The only agent speaks the language and covers the region but lacks a hard skill level."""
+    speaker = make_agent("es-tx", languages=frozenset({"es"}), skills={"clinical-triage": 1})
+    decision = _decide(
+        5, roster=make_roster(speaker), required_skills=(RequiredSkill("clinical-triage", 3),)
+    )
+    assert (decision.outcome, decision.next_relaxation_at) == (Outcome.QUEUE, None)
+    assert "no next step: language at 10:05 and territory at 10:25 make no agent" in (
+        _trace(decision).summary
+    )
+
+
+def test_next_relaxation_skips_a_step_that_helps_nobody_to_the_one_that_does() -> None:
+    """Only a Californian speaks Spanish: the language step alone helps nobody; territory does."""
+    decision = _decide(5, roster=make_roster(ROSTER.agents[1]))
+    assert (decision.outcome, decision.next_relaxation_at) == (Outcome.QUEUE, _at(10, 25))
+    trace = _trace(decision)
+    assert trace.next_relaxation_at == _at(10, 25)
+    assert trace.summary == (
+        "nothing relaxed after 5 min waiting; language at 10:05 makes no agent on this roster "
+        "eligible; territory relaxes at 10:25; licence never relaxes"
+    )
+
+
+def test_a_step_is_still_reported_when_a_dated_compact_may_license_someone_by_then() -> None:
+    """Unsure is kept: a step on a later local day may find a compact in force by then."""
+    header = MINIMAL_HEADER + (
+        "compacts:\n"
+        "  - name: NLC\n"
+        "    licence_types: [RN]\n"
+        "    members:\n"
+        "      - {jurisdiction: US-CA, since: 2018-01-19}\n"
+        "      - {jurisdiction: US-TX, since: 2026-11-23}\n"
+        "ladders:\n"
+        "  slow:\n"
+        "    - {step: any-territory, after: 3d, relax: [territory], why: Anyone licensed.}\n"
+    )
+    rules = (
+        "  - id: clinical\n"
+        "    when: case.intent == 'clinical'\n"
+        "    then: {route: {queue: clinical, reason: clinical, soft: [territory], "
+        "ladder: slow}}\n" + CATCH_ALL_RULE
+    )
+    loaded = prepare_ruleset(compile_text(ruleset_with_rules(rules, header)))
+    californian = make_agent(
+        "rn-ca",
+        licences=(Licence("RN", "US-CA", date(2030, 1, 1), multistate=True),),
+        territories=frozenset({"US-CA"}),
+    )
+    decision = _decide(5, loaded, make_roster(californian), preferred_language=None)
+    assert decision.outcome is Outcome.QUEUE
+    assert _trace(decision).steps[0].eligible == 0  # as licensed today
+    assert decision.next_relaxation_at == NOW + timedelta(days=3, minutes=-5)
+    later = decide(
+        make_case(created_at=NOW - timedelta(minutes=5)),
+        make_roster(californian),
+        loaded,
+        NOW + timedelta(days=3, minutes=-5),
+    )
+    assert (later.outcome, later.agent_id) == (Outcome.ASSIGN, "rn-ca")

@@ -175,14 +175,16 @@ def test_a_held_decision_carries_its_instants_and_traces_as_proto_fields() -> No
         continuity.preferred[1].HasField("last_contact_at"),
     ) == (
         "2026-11-21T10:10:00Z",
-        "2026-11-21T10:05:00Z",
+        # The hold's end; the ladder's next step is territory's: the language step at 10:05
+        # makes nobody eligible (review R33a L1).
+        "2026-11-21T10:10:00Z",
         "lang",
         "created_at",
         [
             ("any-language", pb.STEP_STATUS_PENDING, "2026-11-21T10:05:00Z", 10.0),
             ("any-territory", pb.STEP_STATUS_PENDING, "2026-11-21T10:25:00Z", 30.0),
         ],
-        "2026-11-21T10:05:00Z",
+        "2026-11-21T10:25:00Z",
         pb.CONTINUITY_OUTCOME_HELD_FOR_PREFERRED,
         "2026-11-21T10:10:00Z",
         [

@@ -356,8 +356,9 @@ def test_nothing_changes_before_next_relaxation_at_and_only_the_step_at_it(
     assert before.explanation.relaxation is not None
     assert now_decision.explanation.relaxation is not None
     # A step relaxing nothing this case has (a language step, no preferred language) may pass
-    # before `due` without changing anything: what is relaxed is what must not move.
-    assert before.explanation.relaxation.relaxed == now_decision.explanation.relaxation.relaxed
+    # before `due` without changing anything, and so may a step after which nobody would be
+    # eligible when nobody is now (review R33a L1): nothing else may relax before `due`.
+    _assert_only_idle_steps_relaxed(before, now_decision, due)
     at = decide(case, roster, loaded, due)
     assert at.rule_id == now_decision.rule_id
     steps_due = [i for i, t in _step_times(now_decision).items() if t == due]
@@ -377,12 +378,48 @@ def test_nothing_changes_before_next_relaxation_at_and_only_the_step_at_it(
         # Not a step: the hold for a preferred agent ended.
         assert at.held_for_preferred_until is None
         assert "held_for_preferred_agent" not in at.reason_codes
-        assert relaxation.relaxed == now_decision.explanation.relaxation.relaxed
+        _assert_only_idle_steps_relaxed(at, now_decision, due)
     else:
         # Not a step nor a hold: a preferred agent's last contact left the continuity window.
         assert at.explanation.continuity is not None
         assert "outside_window" in {p.status for p in at.explanation.continuity.preferred}
-        assert relaxation.relaxed == now_decision.explanation.relaxation.relaxed
+        _assert_only_idle_steps_relaxed(at, now_decision, due)
+
+
+def _assert_only_idle_steps_relaxed(later: Decision, earlier: Decision, due: datetime) -> None:
+    """What ``later`` relaxed beyond ``earlier``: only steps due before ``due``, nobody eligible.
+
+    Such steps changed nothing a caller acts on: ``earlier`` had nobody eligible and passed
+    them over for its next_relaxation_at.
+    """
+    assert later.explanation.relaxation is not None
+    assert earlier.explanation.relaxation is not None
+    extra = set(later.explanation.relaxation.relaxed) - set(earlier.explanation.relaxation.relaxed)
+    if not extra:
+        return
+    assert earlier.explanation.matching is not None
+    assert earlier.explanation.matching.eligible == 0
+    passed_over = {
+        name
+        for s in earlier.explanation.relaxation.steps
+        if s.status is StepStatus.PENDING and s.at is not None and s.at < due
+        for name in s.relaxes
+    }
+    assert extra <= passed_over
+
+
+@given(plan=plans, scenario=scenarios())
+def test_without_next_relaxation_at_no_pending_step_changes_the_decision(
+    plan: tuple[Delays, int], scenario: tuple[Case, Roster]
+) -> None:
+    """No next_relaxation_at: deciding at each pending step's instant gives the same decision."""
+    case, roster = scenario
+    loaded = _ruleset(*plan)
+    now_decision = decide(case, roster, loaded, NOW)
+    if now_decision.next_relaxation_at is not None:
+        return
+    for at in sorted(set(_step_times(now_decision).values())):
+        assert _visible(decide(case, roster, loaded, at)) == _visible(now_decision)
 
 
 @given(plan=plans, scenario=scenarios(), later=laters)

@@ -243,7 +243,9 @@ class RelaxationTrace:
         preferences: Requirements that rank eligible agents instead of excluding them.
         eligible_as_written: Agents eligible with nothing relaxed (same roster).
         steps: Every step, in ladder order.
-        next_relaxation_at: When the next step takes effect; ``None``: no step is pending.
+        next_relaxation_at: When the next step takes effect that could change the decision;
+            ``None``: no step is pending, or (nobody being eligible) none would make an
+            agent on this roster eligible (the summary then names them).
         summary: One line a supervisor can read, e.g. ``language relaxed at 10:42 after 12
             min waiting; licence never relaxes``.
     """
@@ -374,7 +376,8 @@ class Decision:
         rule_id: The rule (or built-in check, ``data:...`` / ``engine:...``) that decided.
         explanation: Why.
         next_relaxation_at: The instant a relaxation step or a continuity hold could change
-            this decision through time alone (ask again then); ``None``: nothing pending.
+            this decision through time alone (ask again then); ``None``: nothing pending that
+            could (a step after which nobody on the roster would be eligible does not count).
         held_for_preferred_until: For a QUEUE held for an unavailable preferred agent: when
             the hold ends and the best other agent becomes the choice.
     """

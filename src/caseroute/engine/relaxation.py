@@ -55,7 +55,11 @@ class Relaxation:
         preferences: Requirements that rank instead of exclude (the rule's ``prefer`` plus
             what in-force steps turned into preferences).
         next_at: When the next pending step that relaxes something still required takes
-            effect; ``None`` when none is pending.
+            effect; ``None`` when none is pending (or, after ``pass_idle_steps``, none that
+            could change the decision).
+        idle: Pending steps that relax something still required but make no agent on this
+            roster eligible, passed over by ``pass_idle_steps`` (earliest first): the summary
+            says why they set no next relaxation.
     """
 
     anchor: str
@@ -65,6 +69,7 @@ class Relaxation:
     relaxed: tuple[str, ...]
     preferences: tuple[str, ...]
     next_at: datetime | None
+    idle: tuple[StepState, ...] = ()
 
     @property
     def waiting_minutes(self) -> float:
@@ -119,6 +124,55 @@ def plan_relaxation(
     return Relaxation(
         anchor, anchor_at, now, tuple(states), tuple(relaxed), tuple(preferences), next_at
     )
+
+
+def relaxed_by(plan: Relaxation, at: datetime, soft: tuple[str, ...]) -> frozenset[str]:
+    """The soft requirements every step in force at ``at`` relaxes (whatever the listed order).
+
+    Args:
+        plan: The ladder's state.
+        at: An instant at or after ``plan.now``.
+        soft: The rule's soft requirements (only they ever relax).
+
+    Returns:
+        The names no longer required at ``at``.
+    """
+    return frozenset(
+        name
+        for state in plan.steps
+        if state.at is not None and state.at <= at
+        for name in state.step.relaxes
+        if name in soft
+    )
+
+
+def pass_idle_steps(plan: Relaxation, helps: Callable[[StepState], bool]) -> Relaxation:
+    """``plan`` with its next step the earliest pending one that could change the decision.
+
+    A pending step that relaxes something still required but after which, by ``helps``, no
+    agent would be eligible changes nothing a caller acts on: promising it as the next
+    relaxation would have the orchestrator ask again for nothing (review R33a L1). Such steps
+    are kept in ``idle`` so the summary says why they set no next relaxation.
+
+    Args:
+        plan: The ladder's state.
+        helps: Whether a pending step (with every step in force by its instant) could change
+            the decision; callers answer True whenever unsure.
+
+    Returns:
+        The plan with ``next_at`` the first step that helps (``None``: none does) and ``idle``
+        the steps passed over before it.
+    """
+    pending = sorted(
+        (s for s in plan.steps if not s.in_force and s.at is not None and s.drops),
+        key=lambda s: s.at or plan.now,
+    )
+    idle: list[StepState] = []
+    for state in pending:
+        if helps(state):
+            return replace(plan, next_at=state.at, idle=tuple(idle))
+        idle.append(state)
+    return replace(plan, next_at=None, idle=tuple(idle))
 
 
 _DERIVED_MAX = 256
@@ -199,6 +253,14 @@ def _summary(plan: Relaxation, hard: tuple[str, ...]) -> str:
         # Whole minutes waited (floor): a rounded "10 min" beside a pending 10-minute step
         # would read as a contradiction.
         parts.append(f"nothing relaxed after {int(plan.waiting_minutes)} min waiting")
+    if plan.idle:
+        listed = [
+            f"{', '.join(s.drops)} at {clock_text(s.at, plan.now)}" for s in plan.idle if s.at
+        ]
+        text = listed[-1] if len(listed) == 1 else f"{', '.join(listed[:-1])} and {listed[-1]}"
+        verb = "makes" if len(listed) == 1 else "make"
+        lead = "" if plan.next_at is not None else "no next step: "
+        parts.append(f"{lead}{text} {verb} no agent on this roster eligible")
     for state in plan.steps:
         if state.at is not None and state.at == plan.next_at and not state.in_force:
             names = state.drops

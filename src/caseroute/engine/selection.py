@@ -17,6 +17,7 @@ from caseroute.domain.case import Case
 from caseroute.domain.decision import ContinuityTrace, MatchingTrace, RelaxationTrace
 from caseroute.domain.roster import Agent, Roster
 from caseroute.engine.continuity import settle, sort_preferred
+from caseroute.engine.local_days import local_days
 from caseroute.engine.matching import (
     CHECK_ORDER,
     MissingDataError,
@@ -29,9 +30,12 @@ from caseroute.engine.matching import (
 from caseroute.engine.ranking import Criterion, SortKey, rank_candidates
 from caseroute.engine.relaxation import (
     Relaxation,
+    StepState,
     derived_requirements,
+    pass_idle_steps,
     plan_relaxation,
     relaxation_trace,
+    relaxed_by,
     relaxed_requirements,
 )
 from caseroute.engine.roster_index import RosterIndex, index_for
@@ -110,7 +114,9 @@ def _strict_masks(
         return None
 
 
-def _count_without(strict: dict[str, int], index: RosterIndex, names: set[str]) -> int:
+def _count_without(
+    strict: dict[str, int], index: RosterIndex, names: set[str] | frozenset[str]
+) -> int:
     # Only soft-able names map to a check: a hard one listed by hand (past the compiler) is
     # never skipped, so it keeps excluding.
     skipped = {_CHECK_OF[name] for name in names if name in _CHECK_OF}
@@ -238,6 +244,45 @@ def _known_keys(
     return known
 
 
+@dataclass(frozen=True, slots=True)
+class _StepHelps:
+    """Whether a pending step could change a decision under which nobody is eligible now.
+
+    Conservative: True whenever unsure. A step helps when, with it (and every step in force by
+    its instant) applied, some agent on this roster would be eligible; when the case may still
+    be held for a preferred agent the step could turn from not eligible into unavailable (a
+    hold changes the decision, with nobody eligible); or when licensing is dated (compacts)
+    and the step falls on another local day than ``now`` (a compact membership may begin by
+    then, and the counts are taken as licensed at ``now``).
+    """
+
+    case: Case
+    req: Requirements
+    plan: Relaxation
+    ruleset: CompiledRuleset
+    now: datetime
+    index: RosterIndex
+    strict: dict[str, int] | None
+    need: Need
+    hold_until: datetime | None
+
+    def __call__(self, state: StepState) -> bool:
+        at = state.at
+        if at is None:
+            return False
+        if self.hold_until is not None and at < self.hold_until:
+            return True
+        if self.need.licence_types is not None and self.ruleset.compacts:
+            day = local_days(self.need.location, at)
+            if (day.earliest, day.latest) != (self.need.day.earliest, self.need.day.latest):
+                return True
+        names = relaxed_by(self.plan, at, self.req.soft)
+        if self.strict is not None:
+            return _count_without(self.strict, self.index, names | set(self.req.prefer)) > 0
+        relaxed = relaxed_requirements(self.req, tuple(sorted(names)))
+        return _eligible_count(self.case, relaxed, self.ruleset, self.now, self.index) > 0
+
+
 def _preference_criterion(mask: int, position: dict[str, int]) -> Criterion:
     def meets(agent: Agent) -> tuple[int, bool]:
         met = bool(mask >> position[agent.agent_id] & 1)
@@ -339,6 +384,26 @@ def select_agent(
             chosen, held_until = None, view.hold_until
         lapses_at = view.lapses_at(chosen, held)
     relaxation = None
+    if plan is not None and plan.next_at is not None and not result.eligible:
+        # Nobody is eligible: a pending step after which nobody would be either changes
+        # nothing, so it is no reason to ask again (review R33a L1).
+        may_turn_unavailable = (
+            view is not None and may_hold and any(t.status == "not_eligible" for t in view.traces)
+        )
+        plan = pass_idle_steps(
+            plan,
+            _StepHelps(
+                case,
+                req,
+                plan,
+                ruleset,
+                now,
+                index,
+                strict,
+                need,
+                view.hold_until if view is not None and may_turn_unavailable else None,
+            ),
+        )
     next_at = plan.next_at if plan is not None else None
     for instant in (held_until, lapses_at):
         if instant is not None and (next_at is None or instant < next_at):

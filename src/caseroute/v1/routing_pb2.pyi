@@ -1341,8 +1341,9 @@ class Decision(_message.Message):
     @_builtins.property
     def next_relaxation_at(self) -> _timestamp_pb2.Timestamp:
         """The instant this decision could change through time alone: the next relaxation step
-        that drops something still required, or the end of a hold for a preferred agent. Ask
-        again then (with the same case and a fresh roster). Unset: nothing pending.
+        that drops something still required (when nobody is eligible, only a step after which
+        some agent on this roster would be), or the end of a hold for a preferred agent. Ask
+        again then (with the same case and a fresh roster). Unset: nothing pending that could.
         """
 
     @_builtins.property
@@ -1980,7 +1981,10 @@ class RelaxationTrace(_message.Message):
 
     @_builtins.property
     def next_relaxation_at(self) -> _timestamp_pb2.Timestamp:
-        """When the next step that relaxes something still required takes effect. Unset: none."""
+        """When the next step that relaxes something still required takes effect (when nobody is
+        eligible, only a step after which some agent on this roster would be; the summary names
+        the steps passed over). Unset: none.
+        """
 
     def __init__(
         self,
