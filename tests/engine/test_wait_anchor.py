@@ -58,3 +58,69 @@ def test_a_safeguarding_case_is_escalated_even_with_a_future_anchor() -> None:
     case = make_case(waiting_since=NOW + timedelta(minutes=5), flags=frozenset({"safeguarding"}))
     decision = decide(case, make_roster(make_agent()), _ruleset(), NOW)
     assert (decision.outcome, decision.queue) == (Outcome.ESCALATE, "safeguarding")
+
+
+# Review R33a L3(a): a waiting_since before created_at moved the anchor earlier than the case
+# existed, so ladders relaxed and holds expired early on data that cannot be trusted.
+LADDER = (
+    MINIMAL_HEADER
+    + "ladders:\n  lang:\n    - {step: any-language, after: 10m, prefer: [language], why: Wait.}\n"
+)
+LADDER_RULE = (
+    "  - id: clinical\n"
+    "    when: case.intent == 'clinical'\n"
+    "    then: {route: {queue: clinical, reason: clinical, soft: [language], ladder: lang}}\n"
+)
+
+
+def test_a_waiting_since_before_created_at_is_an_exception_under_continuity() -> None:
+    """waiting_since a minute before created_at -> EXCEPTION, reason and detail naming both."""
+    case = make_case(
+        created_at=NOW - timedelta(minutes=5), waiting_since=NOW - timedelta(minutes=6)
+    )
+    decision = decide(case, make_roster(make_agent()), _ruleset(), NOW)
+    assert (decision.outcome, decision.queue, decision.agent_id, decision.reason_codes) == (
+        Outcome.EXCEPTION,
+        "exceptions",
+        None,
+        ("invalid_case_data", "waiting_since_before_created_at"),
+    )
+    assert decision.explanation.data_problems == (
+        (
+            "case.waiting_since: 2026-11-21T09:54:00Z is before created_at "
+            "2026-11-21T09:55:00Z; ruleset test@1 counts waiting time from it, so the wait "
+            "cannot be trusted"
+        ),
+    )
+
+
+def test_a_waiting_since_before_created_at_is_an_exception_under_a_ladder() -> None:
+    """A ladder alone counts waiting too: the same EXCEPTION, never a step relaxed early."""
+    loaded = prepare_ruleset(compile_text(ruleset_with_rules(LADDER_RULE + CATCH_ALL_RULE, LADDER)))
+    case = make_case(waiting_since=NOW - timedelta(days=1), preferred_language="es")
+    decision = decide(case, make_roster(make_agent()), loaded, NOW)
+    assert (decision.outcome, decision.reason_codes) == (
+        Outcome.EXCEPTION,
+        ("invalid_case_data", "waiting_since_before_created_at"),
+    )
+
+
+def test_waiting_since_equal_to_created_at_is_accepted() -> None:
+    """An anchor at the very instant the case was created is a true anchor."""
+    case = make_case(waiting_since=NOW - timedelta(minutes=5))
+    decision = decide(case, make_roster(make_agent()), _ruleset(), NOW)
+    assert decision.outcome is Outcome.ASSIGN
+
+
+def test_a_ruleset_that_does_not_count_waiting_ignores_an_early_waiting_since() -> None:
+    """Without ladders or continuity the anchor is never read: decided as before."""
+    case = make_case(waiting_since=NOW - timedelta(days=1))
+    decision = decide(case, make_roster(make_agent()), _ruleset(MINIMAL_HEADER), NOW)
+    assert decision.outcome is Outcome.ASSIGN
+
+
+def test_a_safeguarding_case_with_an_early_waiting_since_still_escalates() -> None:
+    """Untrustworthy wait data never stops the safeguarding escalation."""
+    case = make_case(waiting_since=NOW - timedelta(days=1), flags=frozenset({"safeguarding"}))
+    decision = decide(case, make_roster(make_agent()), _ruleset(), NOW)
+    assert (decision.outcome, decision.queue) == (Outcome.ESCALATE, "safeguarding")

@@ -311,7 +311,11 @@ def test_decide_holds_for_a_busy_preferred_agent_and_says_until_when(
 
 def test_a_retry_returns_the_stored_decision_with_its_traces(running: RunningServer) -> None:
     """The same request_id again: the stored decision, equal to the first, traces included."""
-    case = make_case(waiting_since=NOW - timedelta(minutes=31), preferred_agents=PREFERRED)
+    case = make_case(
+        created_at=NOW - timedelta(minutes=40),
+        waiting_since=NOW - timedelta(minutes=31),
+        preferred_agents=PREFERRED,
+    )
     first = _decide(running, _request("retry-1", case))
     again = _decide(running, _request("retry-1", case))
     assert (again.replayed, again.decision) == (True, first.decision)

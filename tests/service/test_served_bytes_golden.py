@@ -122,6 +122,9 @@ CALLS: tuple[Call, ...] = (
                 required_skills=(skill("clinical-triage", 2),),
                 declined_agents=frozenset({"a2"}),
                 preferred_agents=_HELD,
+                # Created before it started waiting: a waiting_since before created_at is an
+                # EXCEPTION since review R33a L3, and this scenario pins a decided case.
+                created_at=NOW - timedelta(hours=1),
                 waiting_since=NOW - timedelta(minutes=12, microseconds=250),
                 attributes={**_PHI, "member_since_years": 4, "vip": True},
                 flags=frozenset({"vip"}),

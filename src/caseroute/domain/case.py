@@ -134,7 +134,8 @@ class Case:
         attributes: Free map that rules may read once the ruleset declares the key's type.
         waiting_since: The instant waiting is counted from for relaxation ladders and
             continuity holds (e.g. when the case entered its current queue); ``None``: the
-            case's ``created_at``.
+            case's ``created_at``. Not before ``created_at``: under a ruleset that counts
+            waiting such a case is an EXCEPTION (``waiting_since_before_created_at``).
         declined_agents: Agents who declined this case; never offered it again.
         preferred_agents: Agents the case prefers (continuity of care), most preferred first.
     """

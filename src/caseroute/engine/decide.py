@@ -61,7 +61,8 @@ def find_data_problems(case: Case, ruleset: CompiledRuleset) -> list[DataProblem
 
     Args:
         case: The case.
-        ruleset: For declared attribute types.
+        ruleset: For declared attribute types, and whether it counts waiting time (ladders,
+            continuity).
 
     Returns:
         Problems found (empty when the data is usable).
@@ -75,6 +76,22 @@ def find_data_problems(case: Case, ruleset: CompiledRuleset) -> list[DataProblem
         for clock in case.sla_clocks
         if clock.deadline < clock.started_at
     ]
+    if (
+        (ruleset.ladders or ruleset.continuity is not None)
+        and case.waiting_since is not None
+        and case.waiting_since < case.created_at
+    ):
+        # An anchor before the case existed would relax steps and end holds early: the wait
+        # cannot be trusted, so nobody is assigned on it (review R33a L3).
+        problems.append(
+            DataProblem(
+                "waiting_since_before_created_at",
+                f"case.waiting_since: {format_timestamp(case.waiting_since)} is before "
+                f"created_at {format_timestamp(case.created_at)}; ruleset "
+                f"{ruleset.name}@{ruleset.version} counts waiting time from it, so the wait "
+                "cannot be trusted",
+            )
+        )
     if case.flags:  # a near spelling of a hard-constraint flag is never routed as unflagged
         problems.extend(
             DataProblem("ambiguous_flag", detail)
