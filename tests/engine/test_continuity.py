@@ -332,3 +332,40 @@ def test_a_continuity_ruleset_refuses_an_anchor_after_now() -> None:
     with pytest.raises(RequestError) as caught:
         decide(case, make_roster(FREE), RULESET, NOW)
     assert [v.field for v in caught.value.violations] == ["case.waiting_since"]
+
+
+# Review R33a L3(b): a last contact after `now` counted as inside the window, and kept the
+# preference alive a window's length past the real one, on data that cannot be true.
+def test_a_last_contact_after_now_is_an_exception_under_continuity() -> None:
+    """last_contact_at a minute after now -> EXCEPTION naming the preferred agent's field."""
+    decision = _decide(FREE, NURSE, prefs=(_pref("a-free"), _pref("p-nurse", -1 / (24 * 60))))
+    assert (decision.outcome, decision.agent_id, decision.reason_codes) == (
+        Outcome.EXCEPTION,
+        None,
+        ("invalid_case_data", "last_contact_after_now"),
+    )
+    assert decision.explanation.data_problems == (
+        (
+            "case.preferred_agents[1].last_contact_at: 2026-11-21T10:01:00Z is after now "
+            "(2026-11-21T10:00:00Z); ruleset test@1 counts the continuity window from it"
+        ),
+    )
+
+
+def test_a_last_contact_exactly_now_is_accepted() -> None:
+    """A contact at the decision instant itself is a true last contact."""
+    decision = _decide(FREE, NURSE, prefs=(_pref("p-nurse", 0),))
+    assert (decision.outcome, decision.agent_id) == (Outcome.ASSIGN, "p-nurse")
+
+
+def test_a_last_contact_after_now_is_ignored_without_continuity() -> None:
+    """A ruleset without continuity never reads preferred agents: decided as before."""
+    plain = _loaded(MINIMAL_HEADER, RULES)
+    decision = _decide(FREE, NURSE, prefs=(_pref("p-nurse", -1),), loaded=plain)
+    assert (decision.outcome, decision.agent_id) == (Outcome.ASSIGN, "a-free")
+
+
+def test_a_last_contact_after_now_is_an_exception_even_where_a_rule_opts_out() -> None:
+    """The data is judged for the ruleset, not the rule: a billing route without continuity."""
+    decision = _decide(FREE, prefs=(_pref("a-free", -1),), intent=Intent.BILLING)
+    assert decision.reason_codes == ("invalid_case_data", "last_contact_after_now")

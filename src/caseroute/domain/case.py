@@ -102,7 +102,9 @@ class PreferredAgent:
         agent_id: The agent's id on the roster.
         reason: Why (previous contact, named clinician, care team).
         last_contact_at: When the patient last dealt with this agent; ``None``: not known
-            (the ruleset's continuity window then does not apply).
+            (the ruleset's continuity window then does not apply). Not after the decision's
+            ``now``: under a ruleset with continuity such a case is an EXCEPTION
+            (``last_contact_after_now``).
     """
 
     agent_id: str

@@ -56,13 +56,14 @@ class DataProblem:
     detail: str
 
 
-def find_data_problems(case: Case, ruleset: CompiledRuleset) -> list[DataProblem]:
+def find_data_problems(case: Case, ruleset: CompiledRuleset, now: datetime) -> list[DataProblem]:
     """Business-level checks a well-formed case can still fail.
 
     Args:
         case: The case.
         ruleset: For declared attribute types, and whether it counts waiting time (ladders,
-            continuity).
+            continuity) or reads last contacts (continuity).
+        now: The decision instant (UTC).
 
     Returns:
         Problems found (empty when the data is usable).
@@ -91,6 +92,21 @@ def find_data_problems(case: Case, ruleset: CompiledRuleset) -> list[DataProblem
                 f"{ruleset.name}@{ruleset.version} counts waiting time from it, so the wait "
                 "cannot be trusted",
             )
+        )
+    if ruleset.continuity is not None:
+        # A contact after `now` would count as inside the window and keep the preference a
+        # window past any true contact (review R33a L3). Only the ruleset says whether
+        # contacts are read, so this is a decision's data problem, not a parse error.
+        problems.extend(
+            DataProblem(
+                "last_contact_after_now",
+                f"case.preferred_agents[{i}].last_contact_at: "
+                f"{format_timestamp(pref.last_contact_at)} is after now "
+                f"({format_timestamp(now)}); ruleset {ruleset.name}@{ruleset.version} counts "
+                "the continuity window from it",
+            )
+            for i, pref in enumerate(case.preferred_agents)
+            if pref.last_contact_at is not None and pref.last_contact_at > now
         )
     if case.flags:  # a near spelling of a hard-constraint flag is never routed as unflagged
         problems.extend(
@@ -322,7 +338,7 @@ def decide(
     signals = derive_signals(case, compiled.signals, now)
     traces: tuple[RuleTrace, ...] = ()
     results: RuleResults | None = None
-    problems = find_data_problems(case, compiled)
+    problems = find_data_problems(case, compiled, now)
     if problems:
         result = _exception(
             "invalid_case_data", "data:invalid_case_data", [p.detail for p in problems]
