@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from caseroute.domain.roster import Capacity
 from caseroute.engine.ranking import rank_candidates
@@ -43,3 +43,36 @@ def test_values_are_recorded_for_the_explanation() -> None:
         (make_agent("a", capacity=Capacity(4, 1), skills={"triage": 2}),), CRITERIA, "triage", NOW
     )
     assert only.criteria == (("utilisation", 0.25), ("triage level", 2), ("idle minutes", None))
+
+
+def test_a_last_assignment_after_now_counts_as_zero_idle_time() -> None:
+    """R33a L3(c): a future last_assigned_at is idle 0 (ties with now), never negative."""
+    agents = [
+        make_agent("a", last_assigned_at=NOW + timedelta(hours=1)),
+        make_agent("b", last_assigned_at=NOW),
+        make_agent("c", last_assigned_at=NOW - timedelta(minutes=1)),
+    ]
+    ranked = rank_candidates(tuple(agents), (C.LONGEST_IDLE,), None, NOW)
+    assert [(r.agent_id, r.criteria) for r in ranked] == [
+        ("c", (("idle minutes", 1.0),)),
+        ("a", (("idle minutes", 0.0),)),
+        ("b", (("idle minutes", 0.0),)),
+    ]
+
+
+def test_zero_idle_for_a_future_assignment_holds_for_each_decision_instant() -> None:
+    """Keys kept across decisions (``known``) clip at each decision's own ``now``, not the first."""
+    soon = make_agent("a", last_assigned_at=NOW + timedelta(hours=1))
+    sooner = make_agent("c", last_assigned_at=NOW + timedelta(minutes=30))
+    known: dict[str, tuple[float | int | str, ...]] = {}
+
+    def order(at: datetime) -> list[str]:
+        ranked = rank_candidates((soon, sooner), (C.LONGEST_IDLE,), None, at, known=known)
+        return [r.agent_id for r in ranked]
+
+    # At NOW both are idle 0 (a tie, broken on agent_id); two hours later c has idled longer.
+    assert [order(NOW), order(NOW + timedelta(hours=2)), order(NOW)] == [
+        ["a", "c"],
+        ["c", "a"],
+        ["a", "c"],
+    ]

@@ -70,7 +70,8 @@ class Agent:
         skills: Skill name -> level (0-10).
         languages: BCP 47 language tags spoken.
         capacity: Concurrent capacity and load.
-        last_assigned_at: When the agent last received a case (``None``: never).
+        last_assigned_at: When the agent last received a case (``None``: never); one after
+            the decision's ``now`` ranks as idle 0 under ``longest_idle``, never negative.
         teams: Team names.
         seniority: Years of experience (ranking may prefer more).
         attributes: Free map for the operator's own data.

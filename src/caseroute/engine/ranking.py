@@ -33,13 +33,16 @@ def _utilisation_shown(a: Agent, _: datetime) -> AttributeValue | None:
 
 
 def _idle_key(a: Agent, _: datetime) -> SortKey:
+    # The last assignment's instant, not idle time, so the key holds for every decision;
+    # ``rank_candidates`` clips one after ``now`` to ``now`` (idle 0) per decision.
     last = a.last_assigned_at
     return _NEVER if last is None else last.timestamp()
 
 
 def _idle_shown(a: Agent, now: datetime) -> AttributeValue | None:
     last = a.last_assigned_at
-    return None if last is None else round((now - last).total_seconds() / 60.0, 1)
+    # A last assignment after `now` (a clock ahead of ours) is idle 0, never negative.
+    return None if last is None else round(max(0.0, (now - last).total_seconds() / 60.0), 1)
 
 
 def _seniority_key(a: Agent, _: datetime) -> SortKey:
@@ -78,13 +81,17 @@ def _criterion(criterion: RankingCriterion, skill: str | None) -> tuple[KeyOf, S
 @lru_cache(maxsize=256)
 def _ruleset_criteria(
     criteria: tuple[RankingCriterion, ...], skill: str | None
-) -> tuple[tuple[KeyOf, ...], tuple[ShownOf, ...], tuple[str, ...]]:
-    """The criteria's key and shown functions and labels, built once per (criteria, skill)."""
+) -> tuple[tuple[KeyOf, ...], tuple[ShownOf, ...], tuple[str, ...], tuple[int, ...]]:
+    """The criteria's key and shown functions, labels and ``longest_idle`` positions.
+
+    Built once per (criteria, skill).
+    """
     pairs = [_criterion(c, skill) for c in criteria]
     return (
         tuple(key for key, _ in pairs),
         tuple(shown for _, shown in pairs),
         tuple(criterion_label(c, skill) for c in criteria),
+        tuple(i for i, c in enumerate(criteria) if c is RankingCriterion.LONGEST_IDLE),
     )
 
 
@@ -133,7 +140,8 @@ def rank_candidates(
     Returns:
         Candidates with their rank (1 = chosen) and criterion values; ties end on agent_id.
     """
-    keys_of, shown_of, labels = _ruleset_criteria(criteria, skill)
+    keys_of, shown_of, labels, idle_at = _ruleset_criteria(criteria, skill)
+    now_key = now.timestamp()
     firsts = tuple(fn for _, fn in leading)
     if leading:
         labels = (*(label for label, _ in leading), *labels)
@@ -147,6 +155,14 @@ def rank_candidates(
             # last assignment's instant), so they hold for every decision on these agents.
             own = (*[key_of(agent, now) for key_of in keys_of], agent.agent_id)
             known[agent.agent_id] = own  # a racing thread stores an equal tuple: harmless
+        for i in idle_at:
+            # Invariant: idle keys are floats (an instant, or -inf for never assigned).
+            # Assigned after `now`: idle 0 (it ties with an agent assigned at `now`), never
+            # negative idle ranking it below everyone (review R33a L3). Clipped here, per
+            # decision, not in the kept keys: they serve decisions at other instants.
+            last = own[i]
+            if isinstance(last, float) and last > now_key:
+                own = (*own[:i], now_key, *own[i + 1 :])
         shown: list[AttributeValue | None] = []
         if firsts:
             keys: list[SortKey | str] = []
