@@ -930,7 +930,9 @@ class Case(_message.Message):
         holds (e.g. when the case entered its current queue). Unset: created_at. With a ruleset
         that has ladders or continuity, a wait anchor after the decision instant is
         INVALID_ARGUMENT at case.waiting_since (case.created_at when unset; cases[i]. in a
-        batch), except for a safeguarding case, which escalates whatever the clocks say.
+        batch), except for a safeguarding case, which escalates whatever the clocks say; one
+        before created_at makes the decision an EXCEPTION (reason
+        "waiting_since_before_created_at"): the wait cannot be trusted.
         """
 
     @_builtins.property
@@ -1010,7 +1012,8 @@ class PreferredAgent(_message.Message):
     def last_contact_at(self) -> _timestamp_pb2.Timestamp:
         """When the patient last dealt with this agent. Unset: not known, and the ruleset's
         continuity window does not apply; set and older than the window: the preference is
-        ignored (and the explanation says so).
+        ignored (and the explanation says so); after the decision instant, under a ruleset with
+        continuity: the decision is an EXCEPTION (reason "last_contact_after_now").
         """
 
     def __init__(
@@ -1193,7 +1196,9 @@ class Agent(_message.Message):
 
     @_builtins.property
     def last_assigned_at(self) -> _timestamp_pb2.Timestamp:
-        """When the agent last received a case. Unset: never."""
+        """When the agent last received a case. Unset: never. After the decision instant: idle 0
+        for ranking (longest_idle), never negative.
+        """
 
     @_builtins.property
     def teams(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
