@@ -4,7 +4,6 @@ No test here needs a running PostgreSQL but the last (the ``pg_url`` fixture, wh
 without PostgreSQL's binaries).
 """
 
-import os
 from pathlib import Path
 
 import psycopg
@@ -23,12 +22,12 @@ from caseroute.audit.location import (
     redact_conninfo,
 )
 from caseroute.audit.postgres import PostgresAuditSink
-from caseroute.cli.command import main
 from caseroute.domain.errors import AuditUnavailableError, ConfigError
 from caseroute.testing import TEST_AUDIT_KEY
+from tests.audit.test_postgres_config import _run, clean_env
 from tests.pg import pg_server, pg_url
 
-__all__ = ["pg_server", "pg_url"]  # fixtures, used by name
+__all__ = ["clean_env", "pg_server", "pg_url"]  # fixtures, used by name
 
 SECRET = "s3cr3t-pw"  # noqa: S105 - a made-up password that must never be printed
 EXPECTED = (
@@ -39,22 +38,6 @@ KEYWORDS_HINT = (
     "write host=HOST port=PORT dbname=DATABASE user=USER password=PASSWORD, a value that holds "
     "a space, ' or \\ in single quotes with each ' or \\ in it after a \\ (password='a b\\'c')"
 )
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No CASEROUTE_* variable from the developer's shell reaches the command."""
-    for name in [n for n in os.environ if n.startswith("CASEROUTE_")]:
-        monkeypatch.delenv(name)
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as stopped:
-        code = int(str(stopped.code))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize(
