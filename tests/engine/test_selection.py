@@ -261,3 +261,63 @@ def test_a_consent_flag_is_named_among_what_never_relaxes() -> None:
     assert decision.explanation.relaxation.summary == (
         "territory relaxed at 09:40 after 10 min waiting; consent, licence never relax"
     )
+
+
+# Review R33a L4: declined ids were compared with roster ids case-sensitively, so a declined
+# "A-BEST" did not exclude roster agent "a-best", who could be offered the case again.
+@pytest.mark.parametrize("detail", [True, False])
+def test_a_declined_id_in_another_letter_case_still_excludes_the_agent(detail: bool) -> None:
+    """Declined "A-Best" excludes roster agent "a-best", per agent and by the index's masks."""
+    decision = decide(
+        make_case(declined_agents=frozenset({"A-Best"})),
+        make_roster(make_agent("a-best"), make_agent("b-other")),
+        PREFERS,
+        NOW,
+        agent_detail=detail,
+    )
+    matching = decision.explanation.matching
+    assert matching is not None
+    assert (decision.agent_id, matching.exclusion_counts) == ("b-other", (("declined", 1),))
+    if detail:
+        assert [v.agent_id for v in matching.agents if not v.eligible] == ["a-best"]
+    else:
+        assert matching.failed_masks == (("declined", "1"),)
+    assert not any("matches no agent" in line for line in matching.requirements)
+
+
+def test_a_preferred_agent_declined_in_another_letter_case_is_named_as_declined() -> None:
+    """Continuity names the preferred agent "declined", whatever case the declined id is in."""
+    ruleset = prepare_ruleset(
+        compile_text(
+            ruleset_with_rules(CATCH_ALL_RULE, MINIMAL_HEADER + "continuity: {window: 30d}\n")
+        )
+    )
+    prefs = (PreferredAgent("a-best", ContinuityReason.CARE_TEAM),)
+    decision = decide(
+        make_case(declined_agents=frozenset({"A-BEST"}), preferred_agents=prefs),
+        make_roster(make_agent("a-best"), make_agent("b-other")),
+        ruleset,
+        NOW,
+    )
+    continuity = decision.explanation.continuity
+    assert continuity is not None
+    assert decision.agent_id == "b-other"
+    assert [(p.agent_id, p.status) for p in continuity.preferred] == [("a-best", "declined")]
+
+
+def test_a_declined_id_matching_no_agent_is_named_in_the_explanation() -> None:
+    """A declined id nobody on the roster has (a typo?) is named, once, beside the check."""
+    decision = decide(
+        make_case(declined_agents=frozenset({"a-bset", "B-OTHER", "zz-gone"})),
+        make_roster(make_agent("a-best"), make_agent("b-other")),
+        PREFERS,
+        NOW,
+    )
+    matching = decision.explanation.matching
+    assert matching is not None
+    assert decision.agent_id == "a-best"
+    at = matching.requirements.index("declined: not B-OTHER, a-bset, zz-gone (declined the case)")
+    assert matching.requirements[at + 1 : at + 3] == (
+        "declined id a-bset matches no agent on the roster",
+        "declined id zz-gone matches no agent on the roster",
+    )

@@ -2,6 +2,7 @@
 
 import json
 from collections import Counter
+from dataclasses import replace
 from datetime import date, timedelta
 
 from hypothesis import given, settings
@@ -195,6 +196,34 @@ def test_indexed_matching_equals_checking_each_agent(
     counts = Counter(check for failed in per_agent.values() for check in failed)
     assert dict(result.exclusion_counts) == dict(counts)
     assert {v.agent_id: [f.check for f in v.failures] for v in result.verdicts} == per_agent
+
+
+declined_ids = st.frozensets(st.text("abcdABCD", min_size=1, max_size=3), max_size=3)
+
+
+@settings(max_examples=300)
+@given(case=cases, roster=rosters, declined=declined_ids, which=st.sampled_from(range(3)))
+def test_declined_ids_exclude_the_same_agents_per_agent_and_by_index_in_any_case(
+    case: Case, roster: Roster, declined: frozenset[str], which: int
+) -> None:
+    """R33a L4: declined ids match agent ids case-insensitively, per agent and by the index."""
+    try:
+        need = build_need(
+            replace(case, declined_agents=declined), REQUIREMENTS[which], PYTHON.compiled, NOW
+        )
+    except MissingDataError:
+        return
+    folded = {d.casefold() for d in declined}
+    per_agent = {
+        a.agent_id: "declined" in [f.check for f in check_agent(need, a)] for a in roster.agents
+    }
+    assert per_agent == {a.agent_id: a.agent_id.casefold() in folded for a in roster.agents}
+    for detail in (True, False):
+        result = match_agents(need, roster, detail=detail)
+        assert dict(result.exclusion_counts).get("declined", 0) == sum(per_agent.values())
+    summary = match_agents(need, roster, detail=False)
+    mask = int(dict(summary.failed_masks).get("declined", "0"), 16)
+    assert [bool(mask >> i & 1) for i in range(len(roster.agents))] == list(per_agent.values())
 
 
 @given(case=cases, roster=rosters, detail=st.booleans())

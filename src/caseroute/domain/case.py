@@ -138,7 +138,8 @@ class Case:
             continuity holds (e.g. when the case entered its current queue); ``None``: the
             case's ``created_at``. Not before ``created_at``: under a ruleset that counts
             waiting such a case is an EXCEPTION (``waiting_since_before_created_at``).
-        declined_agents: Agents who declined this case; never offered it again.
+        declined_agents: Agents who declined this case; never offered it again (compared with
+            roster agent ids ignoring letter case).
         preferred_agents: Agents the case prefers (continuity of care), most preferred first.
     """
 

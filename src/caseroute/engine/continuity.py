@@ -136,7 +136,7 @@ def sort_preferred(
                 f"last contact {pref.last_contact_at.date().isoformat()} is outside the "
                 f"{policy.window_days:g}-day continuity window"
             )
-        elif pref.agent_id in case.declined_agents:
+        elif pref.agent_id.casefold() in need.declined_folded:  # as matching compares them
             status, detail = "declined", "declined this case"
         elif agent is None:
             status, detail = "not_on_roster", "not on the roster snapshot"

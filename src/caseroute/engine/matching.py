@@ -7,7 +7,7 @@ is set can be assigned to nobody.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -50,6 +50,14 @@ class Need:
     compacts: CompactView
     day: LocalDays
     declined: frozenset[str] = frozenset()
+    declined_folded: frozenset[str] = field(init=False, repr=False, compare=False)
+    """``declined``, casefolded: what agent ids are compared with (derived, so not compared)."""
+
+    def __post_init__(self) -> None:
+        # Declined ids match agent ids whatever their letter case (review R33a L4): a caller
+        # sending "NURSE-1" for roster agent "nurse-1" must not have them offered it again.
+        folded = frozenset(d.casefold() for d in self.declined) if self.declined else frozenset()
+        object.__setattr__(self, "declined_folded", folded)
 
     def describe(self) -> tuple[str, ...]:
         """Each check that applies, in words, for the explanation."""
@@ -209,7 +217,7 @@ def check_agent(need: Need, agent: Agent) -> list[CheckFailure]:
                 "consent", "a case with consent recorded", f"case flagged {need.consent_flag}"
             )
         )
-    if agent.agent_id in need.declined:
+    if need.declined and agent.agent_id.casefold() in need.declined_folded:
         failures.append(
             CheckFailure("declined", "an agent who has not declined the case", "declined it")
         )
@@ -316,9 +324,11 @@ def check_masks(need: Need, index: RosterIndex) -> dict[str, int]:
 def _resolve_masks(need: Need, index: RosterIndex) -> dict[str, int]:
     masks = {"consent": 0} if need.consent_flag is not None else {}
     if need.declined:
-        masks["declined"] = index.everyone & ~sum(
-            1 << i for i, agent in enumerate(index.agents) if agent.agent_id in need.declined
-        )
+        folded = folded_ids(index)
+        declined = 0
+        for agent_id in need.declined_folded:
+            declined |= folded.get(agent_id, 0)
+        masks["declined"] = index.everyone & ~declined
     masks["status"] = index.status_mask(need.statuses)
     if need.roles is not None:
         masks["role"] = index.role_mask(need.roles)
@@ -338,6 +348,34 @@ def _resolve_masks(need: Need, index: RosterIndex) -> dict[str, int]:
         masks["language"] = index.language_mask(need.language)
     masks["capacity"] = index.has_capacity
     return masks
+
+
+def folded_ids(index: RosterIndex) -> dict[str, int]:
+    """Casefolded agent id -> mask of the agents with it, built once per index (never mutated).
+
+    Declined ids are compared with agent ids case-insensitively (``check_agent`` casefolds
+    too: the two must agree).
+    """
+    found = index.recall("folded-ids")
+    if isinstance(found, dict):
+        return found
+    folded: dict[str, int] = {}
+    for i, agent in enumerate(index.agents):
+        key = agent.agent_id.casefold()
+        folded[key] = folded.get(key, 0) | 1 << i
+    index.remember("folded-ids", folded)
+    return folded
+
+
+def unmatched_declined(need: Need, index: RosterIndex) -> tuple[str, ...]:
+    """Declined ids (as sent, sorted) that match no agent on the roster, in any letter case.
+
+    Named in the explanation so operations can spot a typo (agent ids are not PHI).
+    """
+    if not need.declined:
+        return ()
+    folded = folded_ids(index)
+    return tuple(sorted(d for d in need.declined if d.casefold() not in folded))
 
 
 def match_agents(need: Need, roster: Roster, *, detail: bool = True) -> MatchResult:

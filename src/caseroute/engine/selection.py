@@ -26,6 +26,7 @@ from caseroute.engine.matching import (
     check_masks,
     describe_need,
     match_agents,
+    unmatched_declined,
 )
 from caseroute.engine.ranking import Criterion, SortKey, rank_candidates
 from caseroute.engine.relaxation import (
@@ -411,8 +412,19 @@ def select_agent(
     if plan is not None:
         as_written, by_step = _step_counts(case, req, plan, ruleset, now, index, strict)
         relaxation = relaxation_trace(plan, req, _hard(need, req), as_written, by_step)
+    requirements = describe_need(need)
+    unmatched = unmatched_declined(need, index)
+    if unmatched:
+        # Beside the declined check: an id nobody on the roster has is likely a typo, and the
+        # agent who declined may then be offered the case again (review R33a L4).
+        at = next(i for i, line in enumerate(requirements) if line.startswith("declined: ")) + 1
+        requirements = (
+            *requirements[:at],
+            *(f"declined id {d} matches no agent on the roster" for d in unmatched),
+            *requirements[at:],
+        )
     trace = MatchingTrace(
-        requirements=describe_need(need),
+        requirements=requirements,
         considered=len(roster.agents),
         eligible=len(result.eligible),
         exclusion_counts=result.exclusion_counts,

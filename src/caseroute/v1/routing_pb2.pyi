@@ -937,8 +937,10 @@ class Case(_message.Message):
 
     @_builtins.property
     def declined_agents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Agents who declined this case (agent ids, codes as Agent.agent_id); none of them is
-        offered it again, whatever the ruleset says. Duplicates collapse. At most 200.
+        """Agents who declined this case (agent ids, codes as Agent.agent_id, compared ignoring
+        letter case: "NURSE-1" excludes roster agent "nurse-1"); none of them is offered it
+        again, whatever the ruleset says. An id matching no agent on the roster is named in the
+        explanation's matching requirements (a typo?). Duplicates collapse. At most 200.
         """
 
     @_builtins.property
