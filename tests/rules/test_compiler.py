@@ -78,15 +78,18 @@ def test_duplicate_ids_missing_catch_all_and_unreachable_rules() -> None:
 
 
 def test_schema_problems_unknown_and_missing_keys() -> None:
-    """Unknown keys get a suggestion; missing keys are named; priority values are checked."""
+    """Unknown keys get a suggestion; missing keys are named; priority values are checked.
+
+    A misspelt required key is one finding (unknown, "did you mean"), not also "missing".
+    """
     text = ruleset_with_rules(
         "  - id: a\n    when: true\n    then: {route: {queu: q}, priority: hgh}\n"
     )
-    assert _errors(text) == [
-        ("schema.missing_key", 16, "a"),
-        ("schema.unknown_key", 16, "a"),
-        ("schema.value", 16, "a"),
-    ]
+    assert _errors(text) == [("schema.unknown_key", 16, "a"), ("schema.value", 16, "a")]
+    text = ruleset_with_rules(
+        "  - id: a\n    when: true\n    then: {route: {colour: q}, priority: high}\n"
+    )
+    assert _errors(text) == [("schema.missing_key", 16, "a"), ("schema.unknown_key", 16, "a")]
 
 
 def test_safeguarding_must_be_the_first_rule() -> None:

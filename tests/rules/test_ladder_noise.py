@@ -7,10 +7,14 @@ from tests.rules.test_ladders import CATCH_ALL, STEP, _problems, _ruleset
 
 
 def test_an_unknown_ladder_is_not_also_reported_as_soft_never_relaxing() -> None:
-    """`ladder: wiat` is rules.unknown_ladder; no extra ladders.soft_never_relaxes for the rule."""
+    """`ladder: wiat` is rules.unknown_ladder, and only that.
+
+    No extra ladders.soft_never_relaxes for the rule, nor ladders.unused for `wait` (the
+    ladder it most likely meant).
+    """
     text = _ruleset([STEP], "soft: [language], ladder: wiat")
     codes = sorted(p.code for p in _problems(text))
-    assert codes == ["ladders.unused", "lint.no_consent", "lint.no_licence", "rules.unknown_ladder"]
+    assert codes == ["lint.no_consent", "lint.no_licence", "rules.unknown_ladder"]
 
 
 def test_a_step_relaxing_a_hard_requirement_is_not_also_a_step_without_effect() -> None:
@@ -102,6 +106,31 @@ def _step(after: str = "10m", relax: str = "relax: [language]") -> str:
             _clean([S1, S2]).replace("  wait:", "  Wait:").replace("ladder: wait", "ladder: Wait"),
             ("schema.format", "r.yaml:12"),
         ),
+        # Cascade before the fix: a misspelt `ladder:` also left `wait` "unused".
+        (
+            _clean([S1, S2], "soft: [language, territory], ladder: wiat"),
+            ("rules.unknown_ladder", "r.yaml:21:74"),
+        ),
+        # Cascades before the fix: a step listed too early that relaxes what a step above it
+        # relaxes was also "without effect" (which step is earlier is what order disputes).
+        (
+            _clean(
+                [
+                    "{step: s1, after: 30m, relax: [language], why: w}",
+                    "{step: s2, after: 10m, relax: [language], why: w}",
+                ]
+            ),
+            ("ladders.order", "r.yaml:14"),
+        ),
+        (
+            _clean([S1, "{step: s2, after: 5m, relax: [language], why: w}"]),
+            ("ladders.order", "r.yaml:14"),
+        ),
+        # Cascade before the fix: a misspelt step key was unknown and its key also missing.
+        (
+            _clean(["{stpe: s1, after: 10m, relax: [language], why: w}", S2]),
+            ("schema.unknown_key", "r.yaml:13:8"),
+        ),
         # No cascade found: kept as regression pins.
         (
             _clean([S1, "{step: s2, after: 5m, relax: [territory], why: w}"]),
@@ -159,6 +188,10 @@ def _step(after: str = "10m", relax: str = "relax: [language]") -> str:
         "rule-soft-unknown-name",
         "rule-prefer-unknown-name",
         "ladder-name-invalid",
+        "rule-ladder-misspelt",
+        "step-listed-too-early-relaxing-the-same",
+        "step-listed-too-early-relaxing-the-same-as-the-one-above",
+        "step-key-misspelt",
         "steps-swapped",
         "step-relaxes-what-the-rule-holds-hard",
         "duplicate-step-name",
@@ -189,3 +222,69 @@ def test_a_step_relaxing_what_two_rules_hold_hard_is_one_finding_per_rule() -> N
         ("ladders.relaxes_hard", "r.yaml:13", "r"),
     ]
     assert expected == [(p.code, p.location, p.rule_id) for p in _problems(text)]
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        # Each warned lint.no_consent or lint.no_licence too before the fix: the author wrote
+        # the constraint, so "no consent/licence constraint" only repeats the error.
+        ("consent: {flag: c}", ("schema.format", "r.yaml:7:19")),
+        ("consent: {flag: Consent}", ("schema.format", "r.yaml:7:19")),
+        ("consent: consent_missing", ("schema.type", "r.yaml:7:12")),
+        ("consent: {}", ("schema.missing_key", "r.yaml:7:12")),
+        # ... and a misspelt key was also reported missing.
+        ("consent: {flg: consent_missing}", ("schema.unknown_key", "r.yaml:7:13")),
+        ("consnt: {flag: consent_missing}", ("schema.unknown_key", "r.yaml:7:3")),
+    ],
+)
+def test_one_consent_mistake_gives_exactly_one_finding(
+    written: str, expected: tuple[str, str]
+) -> None:
+    """An unreadable consent constraint is its own error, not also "no consent constraint"."""
+    text = _clean([S1, S2]).replace("consent: {flag: consent_missing}", written)
+    assert [expected] == _all(text)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("{clinicl: [RN], prescription: [pharmacist]}", ("schema.unknown_key", "r.yaml:8:13")),
+        ("[RN]", ("schema.type", "r.yaml:8:12")),
+        # Kept as pins: no cascade before the fix either.
+        ("{clinical: RN, prescription: [pharmacist]}", ("schema.type", "r.yaml:8:23")),
+        ("{clinical: [R N], prescription: [pharmacist]}", ("schema.format", "r.yaml:8:24")),
+    ],
+)
+def test_one_licence_mistake_gives_exactly_one_finding(
+    written: str, expected: tuple[str, str]
+) -> None:
+    """An unreadable licence entry is its own error, not also "no licence constraint"."""
+    old = "licence: {clinical: [RN], prescription: [pharmacist]}"
+    assert [expected] == _all(_clean([S1, S2]).replace(old, f"licence: {written}"))
+
+
+def test_a_misspelt_licence_section_is_one_finding() -> None:
+    """`licnce:` was unknown, `licence` missing and lint.no_licence: three findings, one typo."""
+    old = "licence: {clinical: [RN], prescription: [pharmacist]}"
+    text = _clean([S1, S2]).replace(old, "licnce: {clinical: [RN], prescription: [pharmacist]}")
+    problems = _problems(text)
+    assert [(p.code, p.location) for p in problems] == [("schema.unknown_key", "r.yaml:8:3")]
+    assert "did you mean `licence`?" in problems[0].message
+
+
+def test_a_key_that_is_missing_and_not_misspelt_is_still_reported() -> None:
+    """Only a near spelling stands in for a missing key: an unrelated key does not."""
+    old = "consent: {flag: consent_missing}"
+    text = _clean([S1, S2]).replace(old, "consent: {colour: blue}")
+    assert sorted(_all(text)) == [
+        ("schema.missing_key", "r.yaml:7:12"),
+        ("schema.unknown_key", "r.yaml:7:13"),
+    ]
+
+
+def test_an_unused_ladder_is_still_warned_when_every_ladder_name_resolves() -> None:
+    """The unknown-ladder exemption does not hide an unused ladder in a clean ruleset."""
+    extra = "  spare:\n    - {step: t1, after: 10m, relax: [language], why: w}\n"
+    text = _clean([S1, S2]).replace("rules:\n", extra + "rules:\n", 1)
+    assert _all(text) == [("ladders.unused", "r.yaml:15")]

@@ -74,7 +74,13 @@ def _problem(
     return Problem(code, message, file, line, 0, rule_id, severity)
 
 
-def _order(ladder: Ladder, file: str) -> list[Problem]:
+def _order(ladder: Ladder, file: str) -> tuple[list[Problem], set[str]]:
+    """``ladders.order`` findings, and the names of the steps they are about.
+
+    Which step comes "earlier" is what such a finding disputes, so the steps it names are
+    not also judged "without effect" (one mistake, one finding; the redundancy, if any, is
+    reported once the order is fixed).
+    """
     # Per urgency, the latest delay of any step listed so far and that step's name: a later
     # step must not take effect before it, even across steps that skip the urgency.
     latest: dict[Urgency, tuple[float, str]] = {}
@@ -95,7 +101,10 @@ def _order(ladder: Ladder, file: str) -> list[Problem]:
             if after >= latest.get(urgency, (after, ""))[0]:
                 latest[urgency] = (after, step.name)
     out = []
+    disputed: set[str] = set()
     for earlier, found in undercut.items():
+        disputed.add(earlier)
+        disputed.update(s.name for s, _, _, _ in found)
         step, urgency, after, before = found[0]
         also = "".join(
             f"; so does step `{s.name}` ({a:g} min for {u.value} cases)" for s, u, a, _ in found[1:]
@@ -119,7 +128,7 @@ def _order(ladder: Ladder, file: str) -> list[Problem]:
                 warning=False,
             )
         )
-    return out
+    return out, disputed
 
 
 def _urgencies(rule: Rule, leaves: dict[str, Leaf]) -> frozenset[Urgency]:
@@ -212,8 +221,12 @@ def check_ladders(
                     )
                 )
     for name, ladder in ladders.items():
-        out += _order(ladder, file)
+        order, disputed = _order(ladder, file)
+        disputed_steps = {(name, step) for step in disputed}
+        out += order
         using = users.get(name, [])
+        if not using and gaps.unknown_ladder_rules:
+            continue  # a rule names a ladder that is not there: it may have meant this one
         if not using:
             out.append(
                 _problem(
@@ -227,7 +240,7 @@ def check_ladders(
                 )
             )
             continue
-        out += _reachability(ladder, using, leaves, file, relaxing_hard, gaps)
+        out += _reachability(ladder, using, leaves, file, relaxing_hard | disputed_steps, gaps)
     return out
 
 
@@ -236,7 +249,7 @@ def _reachability(
     using: list[tuple[Rule, Requirements]],
     leaves: dict[str, Leaf],
     file: str,
-    relaxing_hard: set[tuple[str, str]],
+    already_errors: set[tuple[str, str]],
     gaps: LadderGaps,
 ) -> list[Problem]:
     out = []
@@ -269,8 +282,8 @@ def _reachability(
                     warning=True,
                 )
             )
-        elif key in relaxing_hard or key in gaps.steps_unread_relaxes:
-            pass  # already an error (relaxes_hard, or its relax/prefer): "no effect" repeats it
+        elif key in already_errors or key in gaps.steps_unread_relaxes:
+            pass  # already an error (relaxes_hard, order, or its relax/prefer): not "no effect"
         elif not (set(step.relaxes) & relaxable) - earlier:
             out.append(
                 _problem(

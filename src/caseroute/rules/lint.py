@@ -36,7 +36,12 @@ def lint_ruleset(
         Warnings.
     """
     out: list[Problem] = []
-    if raw.constraints is not None and raw.constraints.consent_flag is None:
+    gaps = raw.constraint_gaps  # written but unreadable: already an error, not also "absent"
+    if (
+        raw.constraints is not None
+        and raw.constraints.consent_flag is None
+        and "consent" not in gaps
+    ):
         # Cases flagged consent_missing are still never assigned (engine/flag_spelling.py),
         # but as EXCEPTIONs: the author most likely dropped the line (review R31a F2).
         out.append(
@@ -52,9 +57,11 @@ def lint_ruleset(
                 Severity.WARNING,
             )
         )
-    if raw.constraints is not None:
+    if raw.constraints is not None and "licence" not in gaps:
         licensed = raw.constraints.licence_by_intent
-        unlicensed = [i.value for i in LICENSED_INTENTS if i not in licensed]
+        unlicensed = [
+            i.value for i in LICENSED_INTENTS if i not in licensed and i.value not in gaps
+        ]
         if unlicensed:
             # Deleting `clinical: [RN]` passed check --strict and golden tests, and unlicensed
             # agents then got clinical cases (review R32a F4).

@@ -135,10 +135,25 @@ class RawRuleset:
     ladder_gaps: LadderGaps = field(default_factory=LadderGaps)
     """What of the ladders and soft lists could not be read (already errors): the ladder
     checks do not report its consequences as further findings."""
+    constraint_gaps: set[str] = field(default_factory=set)
+    """Hard constraints written but not read (each already an error): ``consent``, or an
+    intent under ``licence`` (``clinical``, ...); lint does not also warn they are absent."""
     unreadable_sections: set[str] = field(default_factory=set)
     """Top-level sections whose typed value could not be built (the problems are already
     reported), so a compiler pass that needs one is skipped instead of adding noise. Every
     section when the file is not a mapping; otherwise ``constraints``, the one a pass needs."""
+
+
+def misspelt_keys(node: Node, allowed: tuple[str, ...]) -> frozenset[str]:
+    """The allowed keys a mapping node's unknown keys most likely misspell (``near_miss``).
+
+    ``SchemaReader.mapping`` reports each unknown key with its "did you mean"; what was meant
+    is then not also reported missing, nor its absence warned about by lint.
+    """
+    if not node.is_mapping:
+        return frozenset()
+    meant = (near_miss(key, allowed) for key in node.value if key not in allowed)
+    return frozenset(key for key in meant if key is not None)
 
 
 class SchemaReader:
@@ -191,8 +206,10 @@ class SchemaReader:
                     rule_id,
                     column=kcol,
                 )
+        meant = misspelt_keys(node, allowed)
         for key in required:
-            if key not in entries:
+            # A misspelt key is one mistake: its unknown_key already says "did you mean".
+            if key not in entries and key not in meant:
                 self.error("schema.missing_key", f"`{key}` {MISSING} in {what}", node, rule_id)
         return {key: value for key, value in entries.items() if key in allowed}
 
@@ -367,7 +384,7 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     if not root.is_mapping:  # already reported: no section of it can be read
         out.unreadable_sections.update(SECTIONS)
     if "constraints" in top:
-        out.constraints = _read_constraints(r, top["constraints"])
+        out.constraints = _read_constraints(r, top["constraints"], out.constraint_gaps)
         out.constraints_line = top["constraints"].line
         if out.constraints is None:  # each way to get None reported a problem first
             out.unreadable_sections.add("constraints")
@@ -555,8 +572,11 @@ def _read_attributes(
         out.attributes[name] = FieldType(kind, optional=True, doc="declared case attribute")
 
 
-def _read_constraints(r: SchemaReader, node: Node) -> Constraints | None:
-    entries = r.mapping(node, "`constraints`", ("safeguarding", "licence"), ("consent",))
+def _read_constraints(r: SchemaReader, node: Node, gaps: set[str]) -> Constraints | None:
+    """The ``constraints`` section; ``gaps`` gets what was written but could not be read."""
+    allowed = ("safeguarding", "licence", "consent")
+    entries = r.mapping(node, "`constraints`", allowed[:2], allowed[2:])
+    gaps.update(misspelt_keys(node, allowed))  # `consnt:` meant consent: it is not missing
     flag = queue = None
     sg: dict[str, Node] = {}
     cs: dict[str, Node] = {}
@@ -568,11 +588,15 @@ def _read_constraints(r: SchemaReader, node: Node) -> Constraints | None:
     if "consent" in entries:
         cs = r.mapping(entries["consent"], "`constraints.consent`", ("flag",))
         consent = _read_flag(r, cs.get("flag"), "constraints.consent.flag")
+        if consent is None:
+            gaps.add("consent")
     licence: dict[Intent, tuple[str, ...]] = {}
     if "licence" in entries:
-        lic = r.mapping(
-            entries["licence"], "`constraints.licence`", (), tuple(i.value for i in Intent)
-        )
+        intents = tuple(i.value for i in Intent)
+        lic = r.mapping(entries["licence"], "`constraints.licence`", (), intents)
+        if not entries["licence"].is_mapping:
+            gaps.update(intents)  # which intents it meant to license is unknown
+        gaps.update(misspelt_keys(entries["licence"], intents))
         for intent, types in lic.items():
             values = r.strings(types, f"constraints.licence.{intent}", pattern=IDENTIFIER)
             if types.is_sequence and not types.value:  # other ways to get none were reported
