@@ -170,6 +170,28 @@ def test_a_flag_with_a_hyphen_is_an_error_since_requests_fold_it() -> None:
     assert [code for code, _, _ in _errors(consent)] == ["schema.format"]
 
 
+@pytest.mark.parametrize(
+    ("written", "fix"),
+    [
+        ("", "write the flag in full"),
+        (" ", "write the flag in full"),
+        ("safe guarding", "write the flag in full"),
+        ("Needs-Interpreter", "write 'needs_interpreter'"),
+        (" consent_missing ", "write 'consent_missing'"),
+    ],
+)
+def test_a_flag_no_request_can_carry_says_what_to_write(written: str, fix: str) -> None:
+    """The fix offered is a flag: `'' in case.flags` was told "write ''" (what it wrote)."""
+    with pytest.raises(RulesetError) as exc:
+        compile_text(
+            ruleset_with_rules(_rule("a", f"\"'{written}' in case.flags\"") + CATCH_ALL_RULE)
+        )
+    (problem,) = [p for p in exc.value.problems if p.severity is Severity.ERROR]
+    assert (problem.code, problem.location) == ("expr.unknown_value", "test.yaml:15:12")
+    assert problem.message.startswith(f"{written!r} is never in case.flags: ")
+    assert problem.message.endswith(f"; {fix}")
+
+
 ONE_CHARACTER = (
     "'s' is a one-character flag; a flag is a word such as safeguarding, and a request "
     "carrying one is refused (INVALID_ARGUMENT at `case.flags[i]`), so no case has it and "

@@ -80,11 +80,13 @@ IDENTIFIER = TextPattern(
 )
 """Agent ids, skill, team, territory, region, licence type and SLA clock names, compacts."""
 
+FLAG_SHAPE = "lower-case letters, digits and _ . : /, starting with a letter or digit"
+"""What a flag is, in words (``FLAG``'s hint and the compiler's flag-test errors)."""
 FLAG = TextPattern(
     re.compile(r"[a-z0-9][a-z0-9_.:/]*"),  # no "-": a case's flags have it folded to "_"
     "flag",
-    " (a flag is lower-case letters, digits and _ . : /, starting with a letter or digit; "
-    "a case's flags are trimmed, lower-cased and have - folded to _ first)",
+    f" (a flag is {FLAG_SHAPE}; a case's flags are trimmed, lower-cased and have - folded to _ "
+    "first)",
 )
 
 

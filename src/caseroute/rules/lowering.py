@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from caseroute.domain.codec import normalise_flag
 from caseroute.domain.errors import Problem, Severity
-from caseroute.domain.reader import short_flag
+from caseroute.domain.reader import FLAG_SHAPE, short_flag
 from caseroute.rules import expr as ast
 from caseroute.rules.fields import ATTRIBUTE_PREFIX, CASE_FIELDS, FieldType, Kind
 from caseroute.rules.ir import AllOf, AnyOf, Cond, Const, Leaf, LeafKind, LeafRef, NotOf
@@ -379,10 +379,13 @@ def _lower_membership(ctx: _Context, node: ast.Membership, text: str) -> Cond | 
             )
             return None
         if path == "case.flags" and not FLAG_RE.fullmatch(str(value)):
+            # Suggest the input form only when it is a flag: '' or 'safe guarding' has none,
+            # and "write ''" told the author to write what was refused.
+            fix = f"write {normal!r}" if FLAG_RE.fullmatch(normal) else "write the flag in full"
             ctx.error(
                 "expr.unknown_value",
-                f"case flags are trimmed, lower-cased and `-` folded to `_` on input, so "
-                f"{value!r} is never in case.flags; write {normalise_flag(str(value))!r}",
+                f"{value!r} is never in case.flags: a request's flags are trimmed, lower-cased "
+                f"and have `-` folded to `_`, and must then be {FLAG_SHAPE}; {fix}",
                 node.span,
             )
             return None
