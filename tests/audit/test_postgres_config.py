@@ -39,8 +39,17 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
     ],
 )
 def test_a_postgres_url_selects_postgresql(url: str) -> None:
-    """Both of libpq's schemes, any case, give a PostgresLocation holding the URL as given."""
-    assert PostgresLocation(url) == parse_audit_db(url)
+    """Both of libpq's schemes, any case, give a PostgresLocation holding the URL libpq reads.
+
+    The scheme is written lower-case (libpq reads an upper-case one as keyword=value pairs and
+    fails to connect); the rest is kept as given.
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    scheme, rest = url.split("://", 1)
+    location = parse_audit_db(url)
+    assert PostgresLocation(f"{scheme.lower()}://{rest}") == location
+    assert conninfo_to_dict(location.conninfo)["host"] == "db.internal"
 
 
 @pytest.mark.parametrize(

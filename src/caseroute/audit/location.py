@@ -365,7 +365,9 @@ def parse_audit_db(text: str) -> AuditLocation:
                 f"must be {AUDIT_DB_EXPECTED}, got a {name}:// URL that cannot be parsed (not "
                 f"shown: it may hold a password); {URL_HINT}"
             ) from None
-        return PostgresLocation(text)
+        # URL schemes are case-insensitive (RFC 3986) but libpq only knows them lower-case:
+        # `POSTGRESQL://...` passed every check here, then failed to connect.
+        return PostgresLocation(name + text[len(name) :])
     if name in POSTGRES_SCHEMES:
         hint = f"write {name}://USER:PASSWORD@HOST:PORT/DATABASE (with //)"
     elif name:
