@@ -37,9 +37,12 @@ def _batch(
     servicer: RoutingServicer, cases: int, remaining: float | None = None
 ) -> tuple[Any, ...]:
     """A DecideBatch sending a new roster; the call's code and the cache's counts after it."""
-    data = pb.DecideBatchRequest(
+    request = pb.DecideBatchRequest(
         request_id="b1", cases=[CASE] * cases, now=STAMP, roster=_roster("b")
-    ).SerializeToString(deterministic=True)
+    )
+    for i, case in enumerate(request.cases):  # a batch names each case once
+        case.case_id = f"{CASE.case_id}-{i}"
+    data = request.SerializeToString(deterministic=True)
     context: Any = FakeContext(remaining)
     servicer.DecideBatch(request_deserializer(pb.DecideBatchRequest)(data), context)
     return context.code, *_counts(servicer)

@@ -71,11 +71,13 @@ def test_invalid_input_names_every_field(core: RoutingCore) -> None:
     assert sorted(v.field for v in bad.field_violations) == [
         "case.created_at",
         "case.intent",
+        "request_id",  # with the others since review R34a F2 (only once they were fixed before)
         "roster.agents[1].capacity.max",
     ]
     assert details == (
-        "invalid request: 3 problem(s); first: case.created_at: is required "
-        "(every problem is in the google.rpc.BadRequest details)"
+        "invalid request: 4 problem(s); first: request_id: must be 1-200 characters (an "
+        "idempotency key); got 0 characters (server setting --max-id-chars) (every problem is "
+        "in the google.rpc.BadRequest details)"
     )
     request_id_only = decide_request(request_id="")
     _, metadata, code, _ = _call(core, "Decide", request_id_only)

@@ -17,6 +17,7 @@ from caseroute.domain.errors import (
     FieldViolation,
     RequestError,
     ResponseTooLargeError,
+    RosterNotCachedError,
 )
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.grpc_api.auth import authenticated
@@ -460,6 +461,10 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             converted = command()
         except RequestError as exc:  # reported with a bad level: every problem at once
             raise RequestError([*exc.violations, *violations]) from None
+        except RosterNotCachedError:
+            if violations:  # other problems win: a resent roster would be refused for them
+                raise RequestError(violations) from None
+            raise
         if violations:
             raise RequestError(violations)
         # Invariant: the converters read the level as agent_detail does (FULL alone keeps

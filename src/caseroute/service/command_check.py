@@ -12,6 +12,7 @@ NOT_SERVING). Then its sizes, then its cases and roster go through
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, cast
 from caseroute.domain.case import Case
 from caseroute.domain.code_built import checked_case, checked_roster
 from caseroute.domain.errors import FieldViolation, RequestError
-from caseroute.domain.limits import InputLimits, limit_flag
+from caseroute.domain.limits import InputLimits, limit_flag, quote_value
 from caseroute.domain.reader import request_id_problem
 from caseroute.domain.roster import Roster
 
@@ -66,17 +67,55 @@ def batch_size_violations(cases: int, agents: int, limits: InputLimits) -> list[
     return []
 
 
+def request_id_violations(request_id: str, limits: InputLimits) -> list[FieldViolation]:
+    """What is wrong with a request_id (blank, too long, control or invisible characters).
+
+    Transports call this while converting, beside the other fields (so an empty request_id is
+    reported with them, and never loses to ROSTER_NOT_CACHED), and ``check_command`` again on
+    every command, code-built ones included.
+    """
+    problem = request_id_problem(request_id, limits.max_id_chars)
+    return [] if problem is None else [FieldViolation("request_id", problem)]
+
+
+def duplicate_case_violations(case_ids: Iterable[tuple[int, str]]) -> list[FieldViolation]:
+    """One violation per case of a batch whose case_id an earlier case of it already has.
+
+    ``case_ids`` are (position in ``cases``, case_id), in order; cases that could not be read
+    are left out, and the others keep their positions.
+
+    A batch decides its cases in order against one roster, each taking capacity from the
+    next: a case sent twice was assigned twice, to two agents, and used up capacity meant for
+    other cases (review R34a F1). Compared exactly, as the caller's identifiers are opaque.
+    """
+    first: dict[str, int] = {}
+    out = []
+    for i, case_id in case_ids:
+        seen = first.setdefault(case_id, i)
+        if seen != i:
+            out.append(
+                FieldViolation(
+                    f"cases[{i}].case_id",
+                    f"duplicate case_id {quote_value(case_id)} (first at cases[{seen}]); a batch "
+                    "decides each case once: send each case once (decide it again in a later "
+                    "call if it changed)",
+                )
+            )
+    return out
+
+
 def check_command(cmd: DecideCommand, limits: InputLimits) -> None:
-    """Refuse a command whose request_id, sizes or ``now`` break the limits (parsed or not).
+    """Refuse a command whose request_id, sizes, case ids or ``now`` break the rules.
+
+    Parsed or not.
 
     Raises:
         RequestError: Naming each.
     """
-    violations = []
-    problem = request_id_problem(cmd.request_id, limits.max_id_chars)
-    if problem is not None:
-        violations.append(FieldViolation("request_id", problem))
+    violations = request_id_violations(cmd.request_id, limits)
     violations += batch_size_violations(len(cmd.cases), len(cmd.roster.agents), limits)
+    if len(cmd.cases) > 1:
+        violations += duplicate_case_violations(enumerate(c.case_id for c in cmd.cases))
     if cmd.now is not None and cmd.now.tzinfo is None:
         violations.append(FieldViolation("now", "must carry a UTC offset"))
     if violations:

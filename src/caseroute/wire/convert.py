@@ -584,9 +584,10 @@ def decide_command(
         RosterNotCachedError: Only ``roster_sha256`` was sent, ``rosters`` does not know it,
             and nothing else is wrong.
     """
+    from caseroute.service.command_check import request_id_violations  # server side only
     from caseroute.service.routing import DecideCommand  # server side only: see the imports
 
-    violations: list[FieldViolation] = []
+    violations = request_id_violations(msg.request_id, limits)
     case = None
     if not msg.HasField("case"):
         violations.append(FieldViolation("case", "is required"))
@@ -633,26 +634,31 @@ def batch_command(
             size limits is refused before any case is converted.
         RosterNotCachedError: As in ``decide_command``.
     """
-    from caseroute.service.routing import (  # server side only: see the imports
-        DecideCommand,
+    from caseroute.service.command_check import (  # server side only: see the imports
         batch_size_violations,
+        duplicate_case_violations,
+        request_id_violations,
     )
+    from caseroute.service.routing import DecideCommand
 
     agents = len(msg.roster.agents) if sent_roster is None else len(sent_roster.roster.agents)
     oversized = batch_size_violations(len(msg.cases), agents, limits)
     if oversized:
         raise RequestError(oversized)
-    violations: list[FieldViolation] = []
+    violations = request_id_violations(msg.request_id, limits)
     cases = []
+    ids = []  # (position, case_id) of each case read
     for i, item in enumerate(msg.cases):
         try:
-            cases.append(
-                case_from_proto(
-                    item, f"cases[{i}]", limits=limits, safeguarding_flags=safeguarding_flags
-                )
+            case = case_from_proto(
+                item, f"cases[{i}]", limits=limits, safeguarding_flags=safeguarding_flags
             )
         except RequestError as exc:
             violations += exc.violations
+            continue
+        cases.append(case)
+        ids.append((i, case.case_id))
+    violations += duplicate_case_violations(ids)
     known = _with_roster(msg, limits, rosters, violations, sent_roster)
     now = _now_in(msg, violations)
     if violations or known is None:
