@@ -9,14 +9,16 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import pytest
 
-from caseroute.audit.masking import MASK_PREFIX, Masker, masked_reads
+from caseroute.audit.config import AuditConfig
+from caseroute.audit.masking import DEFAULT_MASKED_PATHS, MASK_PREFIX, Masker, masked_reads
 from caseroute.audit.store import WRITE_UNAVAILABLE, SqliteAuditStore
-from caseroute.domain.case import Case
+from caseroute.domain.case import Case, RequiredSkill
 from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.errors import AuditUnavailableError
 from caseroute.domain.fingerprint import input_sha256
@@ -30,6 +32,7 @@ from caseroute.service import (
     request_sha256,
 )
 from caseroute.testing import (
+    CATCH_ALL_RULE,
     MINIMAL_HEADER,
     NOW,
     TEST_AUDIT_KEY,
@@ -365,3 +368,40 @@ def test_a_served_decision_and_shutdown_leave_no_case_values_on_stderr(tmp_path:
     assert served.proc.returncode == 0
     assert _leaks(served.stderr()) == []
     assert [m for m in MARKERS if m.encode() in _stored_bytes(tmp_path)] == []
+
+
+def test_a_masked_required_skill_never_shows_in_the_ranking(tmp_path: Path) -> None:
+    """`highest_skill_level` was labelled with the case's skill ("hivcounsel level") in clear.
+
+    Review R34c F1: with case.required_skills masked, the skill was a digest in the stored
+    input and the requirements, but the ranking's criterion label kept it, in the reply, the
+    record and every auditor output.
+    """
+    skill = "zqxhivcounsel"
+    config = AuditConfig(
+        db=tmp_path / "audit.db",
+        key_hex=TEST_AUDIT_KEY,
+        masked_fields=(*DEFAULT_MASKED_PATHS, "case.required_skills"),
+    )
+    registry = RulesetRegistry()
+    registry.add(prepare_ruleset(compile_text(ruleset_with_rules(CATCH_ALL_RULE))))
+    core = RoutingCore(registry, config.open_store(), config.masker(), lambda: NOW)
+    case = make_case(required_skills=(RequiredSkill(skill, 1),))
+    agents = (make_agent("a1", skills={skill: 3}), make_agent("a2", skills={skill: 2}))
+    command = replace(_command(case), roster=make_roster(*agents))
+    decision = core.decide(command).decisions[0]
+    assert decision.agent_id == "a1"  # ranked on the skill: the criterion is there
+    matching = decision.explanation.matching
+    assert matching is not None
+    label = matching.ranking[0].criteria[1][0]
+    # The requirement line's digest (the same spelling, the same digest, wherever it shows).
+    (line,) = [r for r in matching.requirements if r.startswith("skills: ")]
+    assert label == f"{line.removeprefix('skills: ').removesuffix(' >= 1')} level"
+    assert label.startswith(MASK_PREFIX)
+    record = core.audit.get(decision.decision_id)
+    assert record is not None
+    assert skill not in json.dumps(record.as_dict())
+    assert skill not in json.dumps(decision_to_dict(decision))
+    core.audit.close()
+    # Not the whole file: the roster snapshot names the agents' own skills (not PHI); what
+    # must not be stored is the case tied to the skill, i.e. the record checked above.

@@ -29,6 +29,7 @@ from caseroute.domain.decision import (
     Decision,
     Explanation,
     MatchingTrace,
+    RankedCandidate,
     RuleResults,
     RuleTrace,
     Signals,
@@ -397,7 +398,8 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
     stored record and neither carries a masked value in clear. Covered: clause values, data
     problem and engine error text, the rules' stored values (``rule_results.actuals``, the
     same texts as the clause values), matching requirements and expected/actual values of
-    agents' failed checks, SLA clock names, the continuity trace's per-agent details (they
+    agents' failed checks, ranking criterion labels (``<skill> level`` names the case's
+    required skill), SLA clock names, the continuity trace's per-agent details (they
     quote the case's location, region and language: ``not licensed in US-CA``);
     input_sha256 becomes a keyed hash. Rule ids, clause texts (the operator's own words),
     reason codes and the relaxation trace (requirement names, the operator's ``why`` and
@@ -510,13 +512,26 @@ def _scrub_matching(m: MatchingTrace | None, scrub: Callable[[str], str]) -> Mat
             return v
         return replace(v, failures=failures)
 
+    def ranked(c: RankedCandidate) -> RankedCandidate:
+        # A criterion's label can name the case's required skill ("hiv-counselling level"):
+        # a masked required skill was stored and returned in clear there (review R34c F1).
+        criteria = tuple((scrub(name), value) for name, value in c.criteria)
+        return c if criteria == c.criteria else replace(c, criteria=criteria)
+
     requirements = tuple(scrub(r) for r in m.requirements)
     agents = tuple(verdict(v) for v in m.agents)
-    if requirements == m.requirements and all(
-        new is old for new, old in zip(agents, m.agents, strict=True)
+    criteria = tuple(scrub(name) for name in m.ranking_criteria)
+    ranking = tuple(ranked(c) for c in m.ranking)
+    if (
+        requirements == m.requirements
+        and criteria == m.ranking_criteria
+        and all(new is old for new, old in zip(agents, m.agents, strict=True))
+        and all(new is old for new, old in zip(ranking, m.ranking, strict=True))
     ):
         return m
-    return replace(m, requirements=requirements, agents=agents)
+    return replace(
+        m, requirements=requirements, agents=agents, ranking_criteria=criteria, ranking=ranking
+    )
 
 
 def _leaf_ids(cond: Cond) -> Iterator[str]:
