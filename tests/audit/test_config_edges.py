@@ -76,6 +76,9 @@ def test_fields_decisions_do_not_derive_values_from_can_be_masked() -> None:
             "case.preferred_agents is a list, and a path into its items masks nothing",
         ),
         ("case.required_skills.name", "case.required_skills is a list"),
+        # Review R34c: accepted before, while the queue name and the ladder told them.
+        ("case.intent", "decisions derive the queue of a rule routing by_intent"),
+        ("case.urgency", "decisions derive the relaxation ladder's step times"),
     ],
 )
 def test_staff_lists_and_paths_into_lists_cannot_be_masked(path: str, expected: str) -> None:

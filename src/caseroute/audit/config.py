@@ -233,6 +233,11 @@ _DERIVED_FROM = {
     "case.preferred_agents": "the continuity trace (each preferred agent, its reason and last "
     "contact), the ranking's preference and next_relaxation_at",
     "case.declined_agents": "each agent's declined check (which agents failed it)",
+    # Review R34c: both were accepted, and the reply and record still told them.
+    "case.intent": "the queue of a rule routing by_intent (the queue is named for the "
+    "intent) and which licence constraint applies",
+    "case.urgency": "the relaxation ladder's step times and holds (after_minutes, "
+    "next_relaxation_at), which differ by urgency",
 }
 """Case fields each decision turns into other values it returns and records in clear.
 
