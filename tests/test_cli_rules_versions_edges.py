@@ -129,7 +129,7 @@ def test_a_source_that_does_not_load_is_refused(
         2,
         "",
         (
-            f"caseroute: version {ACTIVE} does not load (4 problem(s); run `caseroute rules check "
+            f"caseroute: version {ACTIVE} does not load (3 problem(s); run `caseroute rules check "
             f"HOME/{ACTIVE}`); copy a version that loads, with --from\n"
         ),
     )
