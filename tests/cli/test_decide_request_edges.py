@@ -154,3 +154,25 @@ def test_a_blank_ruleset_path_is_refused_naming_the_flag(
             "directory, got '' (set by the flag or $CASEROUTE_RULESET)"
         ),
     )
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (('"score": -0.1', '"score": NaN'), "case.sentiment[0].score"),
+        (('"flags": [', '"flags": ["safeguarding"], "flags": ['), "case.flags"),
+        (('"request_id": "', '"request_id": "x", "request_id": "'), "request_id"),
+    ],
+)
+def test_a_request_file_s_json_problems_are_named_as_grpc_names_them(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, edit: tuple[str, str], field: str
+) -> None:
+    """NaN and duplicate keys were `request.case...`, every other problem `case...` (R34a F7)."""
+    text = (REQUESTS / "decide-clinical-tx.json").read_text()
+    assert edit[0] in text
+    path = tmp_path / "edited.json"
+    path.write_text(text.replace(edit[0], edit[1], 1))
+    code, _, err = _cli(capsys, "--request", str(path))
+    assert code == 2
+    assert f"\n  - {field}: " in err
+    assert "request." not in err

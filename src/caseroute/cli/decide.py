@@ -85,7 +85,7 @@ def _cmd_decide_request(args: argparse.Namespace) -> int:
             f"--request FILE holds the case, roster, now, request_id and ruleset: drop "
             f"{', '.join(given)} (or edit the file)"
         )
-    data = read_json(args.request, "request")
+    data = read_json(args.request, "request", members_under_root=False)
     if args.server:
         return _send_request(args, parse_request(data))
     peek = data.get("ruleset") if isinstance(data, dict) else None

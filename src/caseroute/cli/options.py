@@ -18,15 +18,21 @@ if TYPE_CHECKING:
     from caseroute.grpc_api.tls import ClientTls
 
 
-def read_json(path: Path, what: str) -> Any:
-    """The JSON document in ``path`` (``what`` names it in errors: case, roster)."""
+def read_json(path: Path, what: str, *, members_under_root: bool = True) -> Any:
+    """The JSON document in ``path`` (``what`` names it in errors: case, roster).
+
+    ``members_under_root=False`` for a whole request: its members are named as gRPC names
+    them (``case.flags``), as every other problem of the file is.
+    """
     # Strict: a duplicate key (which would silently drop e.g. a safeguarding flag), NaN or
     # Infinity, bad UTF-8 or bad syntax is a RequestError naming the path and the file.
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
-    return parse_json_bytes(data, root=what, source=str(path))
+    return parse_json_bytes(
+        data, root=what, source=str(path), members_under_root=members_under_root
+    )
 
 
 MAX_TIMEOUT_S = 3600.0

@@ -159,7 +159,7 @@ class FieldReader:
                 continue
             text = str(key)
             # At a request's top level there is no parent: `extra`, or `['odd key']`.
-            where = key_path(path, text) if path else key_path("", text).removeprefix(".")
+            where = key_path(path, text)
             self.violations.append(
                 FieldViolation(where, f"unknown field{unknown_key_tip(text, allowed)}")
             )

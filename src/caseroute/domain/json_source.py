@@ -72,13 +72,19 @@ def _int(literal: str) -> int | _BadNumber:
     return int(literal) if len(literal.lstrip("-")) <= MAX_INT_DIGITS else _BadNumber(literal)
 
 
-def parse_json_bytes(data: bytes, *, root: str, source: str) -> Any:
+def parse_json_bytes(
+    data: bytes, *, root: str, source: str, members_under_root: bool = True
+) -> Any:
     """Decode one strict JSON document.
 
     Args:
         data: The file's bytes (UTF-8).
         root: Field path of the document's top level, e.g. ``case`` or ``roster``.
         source: Where the bytes came from (a file path), named in every message.
+        members_under_root: Whether the top level's members are named under ``root``
+            (``case.flags``). False for a whole request, whose members are named as gRPC
+            names them (``case.flags``, not ``request.case.flags``); ``root`` then names only
+            the document itself (not UTF-8, not JSON, too deep).
 
     Returns:
         The decoded value (dicts, lists, str, int, float, bool, None).
@@ -112,7 +118,7 @@ def parse_json_bytes(data: bytes, *, root: str, source: str) -> Any:
         raise JsonSourceError([FieldViolation(root, message)]) from None
     except RecursionError:
         raise JsonSourceError([_too_deep(root, source)]) from None
-    violations = _check(value, root, source)
+    violations = _check(value, root, source, members_under_root)
     if violations:
         raise JsonSourceError(violations)
     return value
@@ -124,13 +130,14 @@ def _too_deep(root: str, source: str) -> FieldViolation:
     )
 
 
-def _check(value: Any, root: str, source: str) -> list[FieldViolation]:
+def _check(value: Any, root: str, source: str, members_under_root: bool) -> list[FieldViolation]:
     """Find marked duplicates and bad numbers, walking without recursion, in document order."""
     found: list[FieldViolation] = []
     hidden = 0
     stack: list[tuple[Any, str, int]] = [(value, root, 0)]
     while stack:
         node, path, depth = stack.pop()
+        parent = path if depth or members_under_root else ""
         if depth >= MAX_DEPTH:  # depth counts from 0: the 65th level is index 64
             return [_too_deep(root, source)]
         problem: FieldViolation | None = None
@@ -148,7 +155,7 @@ def _check(value: Any, root: str, source: str) -> list[FieldViolation]:
             if isinstance(node, _DuplicateKeys):
                 for key in node.duplicates:
                     item = FieldViolation(
-                        key_path(path, key),
+                        key_path(parent, key),
                         f"duplicate key in {source}; give each key once (a JSON reader would "
                         "silently keep only the last value)",
                     )
@@ -160,7 +167,7 @@ def _check(value: Any, root: str, source: str) -> list[FieldViolation]:
             if isinstance(node, _DuplicateKeys):
                 pairs = node.shadowed + pairs
             children = [
-                (child, key_path(path, key), depth + 1)
+                (child, key_path(parent, key), depth + 1)
                 for key, child in pairs
                 if isinstance(child, dict | list | _BadNumber)
             ]

@@ -98,12 +98,12 @@ def key_path(parent: str, key: str) -> str:
     with ``quote_value``, so a path never carries a control character or a long value.
 
     Args:
-        parent: Path of the object.
+        parent: Path of the object ("" for a top-level member: just ``key``).
         key: The member's key.
 
     Returns:
         The member's path.
     """
     if _PLAIN_KEY_RE.fullmatch(key):
-        return f"{parent}.{key}"
+        return f"{parent}.{key}" if parent else key
     return f"{parent}[{quote_value(key)}]"
