@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from caseroute.cli import main
 from caseroute.domain.codec import lower_camel, parse_case, parse_roster
 from caseroute.domain.dialect import case_data_from_wire
+from caseroute.domain.errors import RequestError
 from caseroute.domain.fingerprint import input_sha256
 from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import DecideCommand, RoutingCore
@@ -251,3 +252,55 @@ def test_an_invalid_request_names_the_field_as_grpc_does(
             "CHANNEL_CHAT; got 'fax'\n"
         ),
     )
+
+
+@pytest.mark.parametrize("path", REQUESTS, ids=lambda p: p.stem)
+def test_an_example_printed_with_its_defaults_decides_as_the_file_does(
+    path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What Java's includingDefaultValueFields / Go's EmitUnpopulated print reads the same.
+
+    Review R34a F4: `"roster_sha256": ""` and `"ruleset": {"version": ""}` (proto3 defaults,
+    unset over gRPC) were refused by the CLI as empty strings.
+    """
+    full = json_format.MessageToDict(
+        _message(path), preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    assert full["roster_sha256"] == ""
+    printed = tmp_path / path.name
+    printed.write_text(json.dumps(full))
+    code, out, err = _cli(capsys, "--request", str(path), "--json")
+    assert (code, err) == (0, "")
+    assert _cli(capsys, "--request", str(printed), "--json") == (0, out, "")
+
+
+def test_an_empty_request_id_and_selector_read_as_unset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`"request_id": ""` and an empty selector: a derived id, the default ruleset."""
+    data = json.loads((EXAMPLES / "requests" / "decide-clinical-tx.json").read_text())
+    data.pop("request_id")
+    data.pop("ruleset", None)
+    unset = tmp_path / "unset.json"
+    unset.write_text(json.dumps(data))
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({**data, "request_id": "", "ruleset": {"name": "", "version": ""}}))
+    expected = _cli(capsys, "--request", str(unset), "--json")
+    assert expected[0] == 0
+    assert _cli(capsys, "--request", str(empty), "--json") == expected
+
+
+@pytest.mark.parametrize(("written", "read"), [(2.0, 2), (1e1, 10)])
+def test_a_whole_number_written_as_a_float_is_read_as_protobuf_reads_it(
+    written: float, read: int
+) -> None:
+    """`"min_level": 2.0` was `must be an integer, got number 2.0` (R34a F4); 2.5 still is."""
+    data = json.loads((EXAMPLES / "cases" / "clinical-tx.json").read_text())
+    data["required_skills"] = [{"name": "triage", "min_level": written}]
+    skill = parse_case(data).required_skills[0]
+    assert (skill.min_level, type(skill.min_level)) == (read, int)
+    message = json_format.ParseDict({"required_skills": data["required_skills"]}, pb.Case())
+    assert message.required_skills[0].min_level == read  # protobuf's own reading
+    data["required_skills"] = [{"name": "triage", "min_level": 2.5}]
+    with pytest.raises(RequestError, match=r"case\.required_skills\[0\]\.min_level: .*integer"):
+        parse_case(data)

@@ -480,6 +480,16 @@ _REQUEST_FIELDS = (
 )
 
 
+def _envelope_string(r: FieldReader, key: str) -> str:
+    """An envelope string without presence (request_id, ruleset name and version, roster_sha256).
+
+    ``""`` is proto3's default, what a printer that writes defaults (Java's
+    ``includingDefaultValueFields``, Go's ``EmitUnpopulated``) sends for an unset one, and what
+    gRPC reads as unset: read so here too, or a file grpcurl sends was refused (R34a F4).
+    """
+    return "" if r.raw(key, required=False) == "" else r.string(key, required=False) or ""
+
+
 def parse_request(
     data: object,
     *,
@@ -503,13 +513,13 @@ def parse_request(
     """
     violations: list[FieldViolation] = []
     r = FieldReader(data, "", violations, _REQUEST_FIELDS, limits)
-    request_id = r.string("request_id", required=False) or ""
+    request_id = _envelope_string(r, "request_id")
     name = version = ""
     selector = r.raw("ruleset", required=False)
     if selector is not UNSET:
         s = FieldReader(selector, "ruleset", violations, ("name", "version"), limits)
-        name = s.string("name", required=False) or ""
-        version = s.string("version", required=False) or ""
+        name = _envelope_string(s, "name")
+        version = _envelope_string(s, "version")
     now = r.timestamp("now", required=False)
     level = r.enum("explanation_level", ExplanationLevel, required=False)
     batch = "cases" in r.data
@@ -549,7 +559,7 @@ def parse_request(
     roster_data = r.raw("roster", required=False)
     # A request file carries its roster: a roster_sha256 alone names a roster only a server
     # may hold (DecideRequest.roster_sha256); beside the roster it must be the roster's own.
-    sha = r.string("roster_sha256", required=False)
+    sha = _envelope_string(r, "roster_sha256")
     if roster_data is UNSET:
         r.fail("roster", "is required (it may have no agents)")
     else:

@@ -226,6 +226,9 @@ class FieldReader:
         value = self.raw(key, required=required and default is None)
         if value is UNSET:
             return default
+        if integer and type(value) is float and value.is_integer():
+            # 2.0 for an int32, as protobuf's JSON parser (and grpcurl) reads it (R34a F4).
+            value = int(value)
         # The common case without a call: an int (or, for a number, a float) within range and
         # ±MAX_ABS_NUMBER (NaN fails every comparison, so it takes the worded path below).
         kind = type(value)
