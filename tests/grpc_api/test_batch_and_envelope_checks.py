@@ -12,9 +12,11 @@ from datetime import timedelta
 import grpc
 import pytest
 
+from caseroute.domain.codec import parse_roster
 from caseroute.domain.errors import RequestError
+from caseroute.domain.fingerprint import roster_to_dict
 from caseroute.service import DecideCommand, RoutingCore
-from caseroute.testing import NOW, make_case
+from caseroute.testing import NOW, make_agent, make_case, make_roster
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import convert
 
@@ -133,3 +135,30 @@ def test_an_unknown_hash_alone_is_still_roster_not_cached(core: RoutingCore) -> 
     request.roster_sha256 = UNKNOWN
     code, _ = invoke_for_bad_request(core, "Decide", request)
     assert code is grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_agent_ids_differing_only_in_letter_case_are_refused(core: RoutingCore) -> None:
+    """One agent's refusal excluded both: ids are one agent's ignoring case (R34a F6)."""
+    roster = make_roster(make_agent("nurse-1"), make_agent("a2"), make_agent("NURSE-1"))
+    request = decide_request("r-case")
+    request.roster.CopyFrom(convert.roster_to_proto(roster))
+    code, bad = invoke_for_bad_request(core, "Decide", request)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    said = (
+        "agent_id 'NURSE-1' differs from roster.agents[0].agent_id 'nurse-1' only in letter "
+        "case; agent ids are compared ignoring case (declined_agents), so give each agent an "
+        "id of its own"
+    )
+    assert [(v.field, v.description) for v in bad.field_violations] == [
+        ("roster.agents[2].agent_id", said)
+    ]
+    assert core.audit.by_request("r-case") == []
+
+
+def test_the_json_reader_refuses_them_too() -> None:
+    """The CLI's and golden files' reader (and its fast path) says the same."""
+    data = roster_to_dict(make_roster(make_agent("nurse-1"), make_agent("Nurse-1")))
+    with pytest.raises(RequestError) as raised:
+        parse_roster(data)
+    assert [v.field for v in raised.value.violations] == ["roster.agents[1].agent_id"]
+    assert "only in letter case" in raised.value.violations[0].message

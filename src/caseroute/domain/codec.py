@@ -419,20 +419,29 @@ def parse_roster(
         noun="agents",
     )
     agents: list[Agent] = []
-    first_seen: dict[str, str] = {}
+    # Casefolded id -> (its path, the id as sent). Declined ids match agents ignoring letter
+    # case (engine/matching.py), so two agents whose ids differ only in case were both
+    # excluded by one agent's refusal (review R34a F6): an id must be unique ignoring case.
+    first_seen: dict[str, tuple[str, str]] = {}
     cap = ListCap(violations, r.at("agents"))
     for item_path, item in entries:
         agent = _parse_agent(item, item_path, violations, limits)
-        if agent is not None and agent.agent_id in first_seen:
+        seen = None if agent is None else first_seen.get(agent.agent_id.casefold())
+        if agent is not None and seen is not None:
+            first_path, first_id = seen
             violations.append(
                 FieldViolation(
                     f"{item_path}.agent_id",
-                    f"duplicate agent_id {agent.agent_id!r} (first at "
-                    f"{first_seen[agent.agent_id]}); each agent must appear once",
+                    f"duplicate agent_id {agent.agent_id!r} (first at {first_path}); each agent "
+                    "must appear once"
+                    if first_id == agent.agent_id
+                    else f"agent_id {agent.agent_id!r} differs from {first_path}.agent_id "
+                    f"{first_id!r} only in letter case; agent ids are compared ignoring case "
+                    "(declined_agents), so give each agent an id of its own",
                 )
             )
         elif agent is not None:
-            first_seen[agent.agent_id] = item_path
+            first_seen[agent.agent_id.casefold()] = (item_path, agent.agent_id)
             agents.append(agent)
         cap.trim()
     cap.close()

@@ -347,7 +347,7 @@ def roster_from_dict(data: object, limits: InputLimits) -> Roster:
     entries = _list(get("agents"), limits.max_agents)  # counted before any agent is read
     checked = _Checked(limits)
     agents = tuple([_agent(item, checked) for item in entries])
-    if len({a.agent_id for a in agents}) != len(agents):
+    if len({a.agent_id.casefold() for a in agents}) != len(agents):  # as parse_roster
         raise Doubt
     return Roster(_free_identifier(get("snapshot_id"), limits), _instant(get("taken_at")), agents)
 

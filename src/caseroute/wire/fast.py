@@ -638,7 +638,10 @@ def roster_with_agents(msg: pb.Roster, agents: tuple[Agent, ...], limits: InputL
         Doubt: If the roster has too many agents, two share an id, or its header is not
             plainly valid.
     """
-    if len(agents) > limits.max_agents or len({a.agent_id for a in agents}) != len(agents):
+    # Ids equal ignoring letter case are refused by the strict path (parse_roster).
+    if len(agents) > limits.max_agents or len({a.agent_id.casefold() for a in agents}) != len(
+        agents
+    ):
         raise Doubt
     return Roster(
         _identifier(msg.snapshot_id, limits),
