@@ -7,7 +7,15 @@ import pytest
 
 from caseroute.domain.codec import parse_case, parse_roster
 from caseroute.domain.errors import FieldViolation
-from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, limit_flag, quote_value
+from caseroute.domain.limits import (
+    DEFAULT_LIMITS,
+    QUOTE_BYTES,
+    InputLimits,
+    clip,
+    limit_flag,
+    quote_clipped,
+    quote_value,
+)
 from caseroute.testing import agent_data, case_data, request_violations
 
 
@@ -47,6 +55,16 @@ def test_limit_flag_and_quote_value() -> None:
     assert limit_flag("max_sla_clocks") == "--max-sla-clocks"
     assert quote_value("ab") == "'ab'"
     assert quote_value("a" * 50, max_chars=4) == "'aaaa'… (50 characters)"
+
+
+@pytest.mark.parametrize("value", ["\u00e9" * 200, "\\" * 200, "\x00" * 200, "\U0001f600" * 50])
+def test_quote_clipped_is_bounded_in_bytes_whatever_the_value(value: str) -> None:
+    """A quoted caller value costs at most QUOTE_BYTES + 2 bytes, however repr escapes it."""
+    quoted = quote_clipped(value)
+    assert len(quoted.encode()) <= QUOTE_BYTES + 2
+    assert "\u2026" in quoted  # marked as cut
+    assert quote_clipped("abc") == "'abc'"
+    assert clip("abcdef", 5) == "ab\u2026"
 
 
 # --- roster size --------------------------------------------------------------------------------

@@ -144,15 +144,25 @@ def test_the_roster_s_own_hash_beside_it_is_accepted(server: Server) -> None:
     assert (code, reply.decision.agent_id) == (grpc.StatusCode.OK, "a1")
 
 
-@pytest.mark.parametrize("sha", ["abc", SHA.upper(), SHA + "0"], ids=["short", "upper", "long"])
-def test_a_malformed_hash_is_invalid_argument(server: Server, sha: str) -> None:
-    """Not 64 lowercase hex: INVALID_ARGUMENT at roster_sha256, with or without the roster."""
+@pytest.mark.parametrize(
+    ("sha", "got"),
+    [
+        ("abc", "got 3 characters"),
+        (SHA + "0", "got 65 characters"),
+        # R34a F3: these two were told "got 64 characters", which is what was asked for.
+        (SHA.upper(), "it holds upper-case letters (send it in lower case)"),
+        ("g" + SHA[1:], "it holds characters that are not hex digits (0-9, a-f)"),
+    ],
+    ids=["short", "long", "upper", "not hex"],
+)
+def test_a_malformed_hash_is_invalid_argument(server: Server, sha: str, got: str) -> None:
+    """Not 64 lowercase hex: INVALID_ARGUMENT at roster_sha256 saying what is wrong with it."""
     expected = [
         (
             "roster_sha256",
             (
                 "must be 64 lowercase hex characters (a roster's roster_sha256, as the decision "
-                f"log records it); got {len(sha)} characters"
+                f"log records it); {got}"
             ),
         )
     ]

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from caseroute.domain.limits import quote_clipped
+
 
 class CaserouteError(Exception):
     """Base class of every error caseroute raises on purpose."""
@@ -167,11 +169,15 @@ class IdempotencyConflictError(CaserouteError):
 
     @classmethod
     def for_request(cls, request_id: str) -> IdempotencyConflictError:
-        """The error for ``request_id``, saying what differs and what to do."""
+        """The error for ``request_id``, saying what differs and what to do.
+
+        The id is quoted clipped: a long one (valid ids reach 200 characters, up to 800
+        bytes) pushed "send a new request_id" past a transport's clip (review R34a F3).
+        """
         return cls(
-            f"request_id {request_id!r} was already used with a different input (another "
-            "case, roster, ruleset selector, now or explanation level); send a new request_id "
-            "for a new request"
+            f"request_id {quote_clipped(request_id)} was already used with a different input "
+            "(another case, roster, ruleset selector, now or explanation level); send a new "
+            "request_id for a new request"
         )
 
 

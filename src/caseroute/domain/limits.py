@@ -91,6 +91,35 @@ def quote_value(value: str, max_chars: int = QUOTE_CHARS) -> str:
     return f"{value[:max_chars]!r}… ({len(value)} characters)"
 
 
+QUOTE_BYTES = 40
+"""UTF-8 bytes of a caller's value that a message quotes when the whole message is bounded."""
+
+
+def clip(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` UTF-8 bytes, marked with an ellipsis when cut."""
+    raw = text.encode()
+    if len(raw) <= max_bytes:
+        return text
+    return raw[: max_bytes - 3].decode(errors="ignore") + "\u2026"
+
+
+def quote_clipped(value: str) -> str:
+    """A caller's value quoted in at most ``QUOTE_BYTES`` + 2 bytes, for a bounded message.
+
+    Transports clip a whole error message (gRPC's status: 400 bytes), so a message quoting
+    the caller's value in full lost what to do off its end (review R34a F3). The value is
+    clipped before quoting, and its quoted form again: repr escapes control characters and
+    backslashes (up to four bytes for one).
+
+    Args:
+        value: The caller's value (a request_id, a ruleset name, a decision id).
+
+    Returns:
+        ``'abc'`` for short values; ``'abcdef…`` cut at ``QUOTE_BYTES`` bytes for long ones.
+    """
+    return clip(repr(clip(value, QUOTE_BYTES)), QUOTE_BYTES + 2)
+
+
 def key_path(parent: str, key: str) -> str:
     """The field path of an object member: ``parent.key``, or ``parent['odd key']`` quoted.
 

@@ -19,10 +19,10 @@ from caseroute.domain.errors import (
     ResponseTooLargeError,
     RosterNotCachedError,
 )
-from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
+from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, clip, quote_clipped
 from caseroute.grpc_api.auth import authenticated
 from caseroute.grpc_api.roster_cache import RosterCache
-from caseroute.grpc_api.status import clip, status_for
+from caseroute.grpc_api.status import status_for
 from caseroute.service import (
     DecideCommand,
     DecideResult,
@@ -347,8 +347,8 @@ class SizedReply(Generic[P]):
         """The refusal of a ``size``-byte reply: nothing recorded, or (a replay) all recorded.
 
         Invariant: within ``status.MAX_MESSAGE_BYTES`` (400) for sizes and limits under
-        100 MB, so the status never cuts what to do off the end: the request_id is clipped to
-        40 bytes for that, and its quoted form to 42.
+        100 MB, so the status never cuts what to do off the end: the request_id is quoted
+        clipped (``quote_clipped``: at most 42 bytes).
         """
         over = (
             f"the reply would be {size} bytes, over this server's limit of {self._max_bytes} "
@@ -360,10 +360,8 @@ class SizedReply(Generic[P]):
                 "request_id may be reused), split the batch, or raise your client's receive "
                 f"limit and ask the operators to raise {self._setting}"
             )
-        # Clipped again once quoted: repr escapes control characters and backslashes (x4).
-        shown = clip(repr(clip(self._request_id, 40)), 42)
         return ResponseTooLargeError(
-            f"{over}; its decisions are recorded (request_id {shown}, "
+            f"{over}; its decisions are recorded (request_id {quote_clipped(self._request_id)}, "
             f"first {result.decisions[0].decision_id}): another explanation level under it is "
             "another input (ALREADY_EXISTS); read them with GetDecision or `caseroute audit "
             f"show`, or raise your receive limit and {self._setting}"

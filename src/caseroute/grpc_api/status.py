@@ -58,6 +58,7 @@ from caseroute.domain.errors import (
     RulesetStateError,
     withheld_cause,
 )
+from caseroute.domain.limits import clip
 
 log = logging.getLogger("caseroute.grpc")
 
@@ -96,14 +97,6 @@ _TABLE: tuple[tuple[type[Exception], int], ...] = (
     (EngineUnavailableError, code_pb2.UNAVAILABLE),
     (AuditUnavailableError, code_pb2.UNAVAILABLE),
 )
-
-
-def clip(text: str, max_bytes: int) -> str:
-    """``text`` cut to at most ``max_bytes`` UTF-8 bytes, marked with an ellipsis when cut."""
-    raw = text.encode()
-    if len(raw) <= max_bytes:
-        return text
-    return raw[: max_bytes - 3].decode(errors="ignore") + "\u2026"
 
 
 def _bad_request(violations: tuple[FieldViolation, ...]) -> error_details_pb2.BadRequest:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from caseroute.domain.errors import NoRulesetLoadedError, RulesetNotFoundError
+from caseroute.domain.limits import quote_clipped
 from caseroute.engine.case_rules import LoadedRuleset
 
 ACTIVE = "active"
@@ -148,18 +149,19 @@ class Snapshot:
         versions = self.versions.get(chosen)
         if versions is None:
             raise RulesetNotFoundError(
-                f"unknown ruleset {chosen!r}; loaded: {', '.join(sorted(self.versions))}"
+                f"unknown ruleset {quote_clipped(chosen)}; loaded: "
+                f"{', '.join(sorted(self.versions))}"
             )
         wanted = version or self.active.get(chosen)
         if wanted is None:
             raise RulesetNotFoundError(
-                f"ruleset {chosen!r} has no active version (its operators must name one in "
-                "its serving.yaml; the admin API's ListRulesets says why); pin one of the "
+                f"ruleset {quote_clipped(chosen)} has no active version (its operators must name "
+                "one in its serving.yaml; the admin API's ListRulesets says why); pin one of the "
                 f"loaded versions: {', '.join(sorted(versions))}"
             )
         if wanted not in versions:
             raise RulesetNotFoundError(
-                f"ruleset {chosen!r} has no version {wanted!r}; loaded "
+                f"ruleset {quote_clipped(chosen)} has no version {quote_clipped(wanted)}; loaded "
                 f"versions: {', '.join(sorted(versions))}"
             )
         return versions[wanted]

@@ -23,6 +23,7 @@ from caseroute.domain.errors import (
     RequestError,
 )
 from caseroute.domain.fingerprint import canonical_json, format_timestamp
+from caseroute.domain.limits import quote_clipped
 from caseroute.domain.reader import unsafe_text
 
 
@@ -108,8 +109,9 @@ class DecisionLog:
         record = self._sink.get(decision_id)
         if record is None:
             raise DecisionNotFoundError(
-                f"no decision {decision_id!r} in the decision log; check the id (decision ids "
-                "start with dec_) and that this server writes to the store that decided it"
+                f"no decision {quote_clipped(decision_id)} in the decision log; check the id "
+                "(decision ids start with dec_) and that this server writes to the store that "
+                "decided it"
             )
         return _audited(record, StoredExplainer(self._sink.get_blob))
 

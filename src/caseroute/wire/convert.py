@@ -475,6 +475,18 @@ NO_ROSTER_CACHE: RosterStore = _NoRosterCache()
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
+def _sha256_fault(sha: str) -> str:
+    """What is wrong with a roster_sha256 that is not 64 lowercase hex characters.
+
+    A 64-character one was told "got 64 characters", the length asked for (review R34a F3).
+    """
+    if len(sha) != 64:
+        return f"got {len(sha)} characters"
+    if _SHA256_HEX.fullmatch(sha.lower()):
+        return "it holds upper-case letters (send it in lower case)"
+    return "it holds characters that are not hex digits (0-9, a-f)"
+
+
 def _now_in(
     msg: pb.DecideRequest | pb.DecideBatchRequest, violations: list[FieldViolation]
 ) -> datetime | None:
@@ -507,7 +519,7 @@ def _roster_in(
                 FieldViolation(
                     "roster_sha256",
                     f"must be 64 lowercase hex characters (a roster's roster_sha256, as the "
-                    f"decision log records it); got {len(sha)} characters",
+                    f"decision log records it); {_sha256_fault(sha)}",
                 )
             ]
         )
