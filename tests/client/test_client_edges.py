@@ -39,8 +39,14 @@ INSTANT_ADVICE = (
         ({"max_attempts": 0}, "max_attempts must be 1-5, not 0"),
         ({"max_attempts": 6}, "max_attempts must be 1-5, not 6"),
         ({"max_receive_mb": 0}, "max_receive_mb must be at least 1, not 0"),
-        ({"timeout": 0.0}, "timeout must be positive, not 0.0"),
-        ({"timeout": -1.5}, "timeout must be positive, not -1.5"),
+        (
+            {"timeout": 0.0},
+            "timeout must be a number of seconds above 0 and at most 86400, not 0.0",
+        ),
+        (
+            {"timeout": -1.5},
+            "timeout must be a number of seconds above 0 and at most 86400, not -1.5",
+        ),
     ],
 )
 def test_an_out_of_range_number_is_refused_when_the_client_is_made(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,9 +31,10 @@ from caseroute.domain.code_built import checked_case, checked_roster
 from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.enums import ExplanationLevel
 from caseroute.domain.errors import FieldViolation, RequestError
+from caseroute.domain.field_reader import beyond_utc
 from caseroute.domain.fingerprint import roster_sha256
 from caseroute.domain.limits import DEFAULT_LIMITS
-from caseroute.domain.reader import INSTANT_SHAPE, request_id_problem
+from caseroute.domain.reader import INSTANT_OUT_OF_RANGE, INSTANT_SHAPE, request_id_problem
 from caseroute.domain.roster import Roster
 from caseroute.grpc_api.tls import ClientTls
 from caseroute.v1 import routing_pb2 as pb
@@ -41,6 +43,10 @@ from caseroute.wire import convert
 
 DEFAULT_TIMEOUT_S = 30.0
 """Deadline of one call, retries included, in seconds."""
+MAX_TIMEOUT_S = 86_400.0
+"""Longest deadline of one call, in seconds: a day, far beyond any call's need. gRPC fails a
+call at once with DEADLINE_EXCEEDED (nothing sent) for a deadline it cannot represent
+(infinity, NaN, ~1e10 s), so such timeouts are refused before sending (review R34a F5)."""
 ROSTER_NOT_CACHED = "ROSTER_NOT_CACHED"
 """google.rpc.ErrorInfo reason of a server that does not hold a roster sent by its hash."""
 KNOWN_ROSTERS = 64
@@ -114,17 +120,44 @@ def _content_key(value: object) -> tuple[bytes, bytes] | None:
 
 
 def _instant(value: Instant, field: str) -> datetime:
-    parsed = parse_timestamp(value) if isinstance(value, str) else value
-    if not isinstance(parsed, datetime) or parsed.tzinfo is None:
-        raise RequestError(
-            [
-                FieldViolation(
-                    field,
-                    f"must be an aware datetime or {INSTANT_SHAPE}, e.g. 2026-11-21T10:00:00Z",
-                )
-            ]
+    """``value`` as an aware datetime (text read in UTC), refused at ``field`` if it is not one.
+
+    An aware instant that is year 0 or 10000 in UTC is refused for its range: it raised a bare
+    OverflowError while deriving the request id, or, with a request_id, was sent to be refused
+    by the server (review R34a F5).
+    """
+    parsed = parse_timestamp(value) if isinstance(value, str | datetime) else None
+    if parsed is None:
+        wanted = (
+            INSTANT_OUT_OF_RANGE
+            if beyond_utc(value)
+            else f"must be an aware datetime or {INSTANT_SHAPE}, e.g. 2026-11-21T10:00:00Z"
         )
-    return parsed
+        raise RequestError([FieldViolation(field, wanted)])
+    return value if isinstance(value, datetime) else parsed
+
+
+def _timeout_problem(timeout: object) -> str | None:
+    """Why ``timeout`` (seconds) cannot be a call's deadline, or None."""
+    if (
+        isinstance(timeout, int | float)
+        and not isinstance(timeout, bool)
+        and math.isfinite(timeout)
+        and 0 < timeout <= MAX_TIMEOUT_S
+    ):
+        return None
+    return f"must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, not {timeout!r}"
+
+
+def _check_timeout(timeout: float | None) -> None:
+    """Refuse a per-call ``timeout`` (None: the client's) that cannot work, before sending.
+
+    Raises:
+        InvalidRequestError: At ``timeout``, with ``sent=False``.
+    """
+    problem = None if timeout is None else _timeout_problem(timeout)
+    if problem is not None:
+        raise InvalidRequestError.before_sending(RequestError([FieldViolation("timeout", problem)]))
 
 
 def _attempt(parse: Callable[[], _R], violations: list[FieldViolation]) -> _R | None:
@@ -225,7 +258,8 @@ class Client:
             tls: The server's CA and, for mutual TLS, a client certificate and key (None:
                 plaintext).
             token: Bearer token sent as ``authorization: Bearer <token>`` on every call.
-            timeout: Default deadline of one call in seconds, retries included.
+            timeout: Default deadline of one call in seconds, retries included (above 0, at
+                most ``MAX_TIMEOUT_S``).
             max_receive_mb: Largest reply accepted, in MiB (gRPC's own default is 4).
             max_attempts: Attempts per call while the server answers UNAVAILABLE, 1 to 5
                 (1: no retry).
@@ -246,8 +280,9 @@ class Client:
             raise ValueError(f"max_attempts must be 1-{MAX_ATTEMPTS_CAP}, not {max_attempts}")
         if max_receive_mb < 1:
             raise ValueError(f"max_receive_mb must be at least 1, not {max_receive_mb}")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, not {timeout}")
+        timeout_problem = _timeout_problem(timeout)
+        if timeout_problem is not None:
+            raise ValueError(f"timeout {timeout_problem}")
         uri, addresses = replica_target(target)
         if load_balancing is None:
             load_balancing = "round_robin" if addresses > 1 else "pick_first"
@@ -394,13 +429,18 @@ class Client:
         version: str | None,
         request_id: str | None,
         level: ExplanationLevel | str,
+        timeout: float | None = None,
     ) -> _Prepared:
         """Parse a request's content and settle its id and instant (the clock read once, first).
 
         Raises:
-            InvalidRequestError: Every problem found (cases, roster, level, now) at once.
+            InvalidRequestError: Every problem found (cases, roster, level, now, timeout) at
+                once.
         """
         violations: list[FieldViolation] = []
+        timeout_problem = None if timeout is None else _timeout_problem(timeout)
+        if timeout_problem is not None:
+            violations.append(FieldViolation("timeout", timeout_problem))
         parsed = [_attempt(partial(_case, value, path), violations) for value, path in cases]
         parsed_roster = _attempt(lambda: self._roster_of(roster), violations)
         parsed_level = _attempt(lambda: _level(level), violations)
@@ -465,7 +505,8 @@ class Client:
                 sent (``auto-<sha256>``), so sending the same request again returns the same
                 decision.
             explanation_level: ``summary`` (default) or ``full`` (a verdict per agent).
-            timeout: Deadline in seconds for this call (None: the client's).
+            timeout: Deadline in seconds for this call (None: the client's); above 0, at most
+                ``MAX_TIMEOUT_S``.
 
         Returns:
             The decision, the instant used, whether it was replayed, and the request id.
@@ -483,6 +524,7 @@ class Client:
             version=version,
             request_id=request_id,
             level=explanation_level,
+            timeout=timeout,
         )
         request = pb.DecideRequest(
             request_id=sent.request_id,
@@ -532,6 +574,7 @@ class Client:
             version=version,
             request_id=request_id,
             level=explanation_level,
+            timeout=timeout,
         )
         request = pb.DecideBatchRequest(
             request_id=sent.request_id,
@@ -555,9 +598,11 @@ class Client:
         """One recorded decision by id (DecisionLog.GetDecision).
 
         Raises:
+            InvalidRequestError: If ``timeout`` cannot be a deadline (nothing sent).
             NotFoundError: If the log holds no decision with that id.
             ClientError: A subclass per status code.
         """
+        _check_timeout(timeout)
         reply: pb.AuditedDecision = self._call(
             self._log.GetDecision, pb.GetDecisionRequest(decision_id=decision_id), timeout
         )
@@ -588,9 +633,10 @@ class Client:
             Each page, the last one with ``next_page_token == ""``.
 
         Raises:
-            InvalidRequestError: If a filter or the page size is invalid.
+            InvalidRequestError: If a filter, the page size or ``timeout`` is invalid.
             ClientError: A subclass per status code.
         """
+        _check_timeout(timeout)
         request = pb.ListDecisionsRequest(
             case_id=case_id or "", page_size=page_size, page_token=page_token
         )

@@ -38,9 +38,10 @@ from caseroute.domain.codec import (
     parse_roster,
 )
 from caseroute.domain.errors import FieldViolation, RequestError
-from caseroute.domain.field_reader import too_many
+from caseroute.domain.field_reader import beyond_utc, too_many
 from caseroute.domain.fingerprint import case_to_dict, roster_to_dict
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
+from caseroute.domain.reader import INSTANT_OUT_OF_RANGE
 from caseroute.domain.roster import Roster
 
 _HOW = (
@@ -99,6 +100,8 @@ def _checker(hint: Any) -> _Check | None:
                 _wrong(out, path, "a datetime with a UTC offset", value)
             elif value.utcoffset() is None:
                 out.append(FieldViolation(path, "must carry a UTC offset (it is a naive datetime)"))
+            elif beyond_utc(value):  # the encoder raised OverflowError, named only at the case
+                out.append(FieldViolation(path, INSTANT_OUT_OF_RANGE))
 
         return instant
     if hint is date:

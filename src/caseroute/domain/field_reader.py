@@ -31,6 +31,7 @@ from caseroute.domain.limits import (
 )
 from caseroute.domain.reader import (
     ATTRIBUTE_NAME,
+    INSTANT_OUT_OF_RANGE,
     INSTANT_SHAPE,
     ISO_INSTANT,
     MAX_ABS_NUMBER,
@@ -300,10 +301,12 @@ class FieldReader:
             return None
         parsed = parse_timestamp(value)
         if parsed is None:
-            self.fail(
-                key,
-                f"must be {INSTANT_SHAPE}, e.g. 2026-11-21T09:30:00Z; got {describe_value(value)}",
+            wanted = (
+                INSTANT_OUT_OF_RANGE
+                if beyond_utc(value)
+                else f"must be {INSTANT_SHAPE}, e.g. 2026-11-21T09:30:00Z"
             )
+            self.fail(key, f"{wanted}; got {describe_value(value)}")
         return parsed
 
     def day(self, key: str) -> date | None:
@@ -486,3 +489,26 @@ def parse_timestamp(value: object) -> datetime | None:
         return parsed.astimezone(UTC)
     except OverflowError:
         return None
+
+
+def beyond_utc(value: object) -> bool:
+    """Whether ``value`` is a well-formed aware instant that UTC cannot express.
+
+    That is an aware ``datetime``, or text of the one instant shape, in year 1 or 9999 whose
+    offset takes it to year 0 or 10000 in UTC: ``parse_timestamp`` refuses it for its range,
+    not its shape, and readers say so (``INSTANT_OUT_OF_RANGE``).
+    """
+    if isinstance(value, str):
+        if len(value) > 64 or ISO_INSTANT.fullmatch(value) is None:
+            return False
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return False
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        return False
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return True
+    return False

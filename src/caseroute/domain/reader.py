@@ -457,6 +457,15 @@ reduced precision (``T09:00Z``), which the contract does not name (review R31d 8
 INSTANT_SHAPE = "an RFC 3339 instant YYYY-MM-DDTHH:MM:SS[.fraction] ending in Z or +HH:MM / -HH:MM"
 """What every reader of an instant says it wanted (JSON fields, ``--now``, golden files)."""
 
+INSTANT_RANGE = "from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z"
+"""The instants a protobuf Timestamp holds (and Python's ``datetime`` in UTC)."""
+
+INSTANT_OUT_OF_RANGE = (
+    f"must be {INSTANT_RANGE} once converted to UTC (the range of a protobuf Timestamp)"
+)
+"""What a reader says of a well-formed instant UTC cannot express (year 1 or 9999 with an
+offset): not the shape, which was right (review R34a F5)."""
+
 
 def read_day(value: object) -> date | None:
     """A date from ``YYYY-MM-DD`` text, else ``None`` (the YAML loader keeps dates as text)."""

@@ -43,6 +43,7 @@ from caseroute.domain.dialect import record_input_to_wire
 from caseroute.domain.errors import FieldViolation, RequestError, RosterNotCachedError
 from caseroute.domain.fingerprint import RosterFingerprint, canonical_json, fingerprint_roster
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
+from caseroute.domain.reader import INSTANT_RANGE
 from caseroute.domain.roster import Roster
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import fast
@@ -171,8 +172,8 @@ def timestamp_problem(ts: Timestamp) -> str | None:
     if MIN_TIMESTAMP_SECONDS <= ts.seconds <= MAX_TIMESTAMP_SECONDS and 0 <= ts.nanos < 10**9:
         return None
     return (
-        "must be a Timestamp from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z "
-        f"with nanos in [0, 999999999]; got seconds={ts.seconds}, nanos={ts.nanos}"
+        f"must be a Timestamp {INSTANT_RANGE} with nanos in [0, 999999999]; got "
+        f"seconds={ts.seconds}, nanos={ts.nanos}"
     )
 
 
