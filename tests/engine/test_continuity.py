@@ -1,13 +1,13 @@
 """Continuity of care: preferred agents rank first among the eligible, holds, and the words why."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
 from caseroute.domain.case import ContinuityReason, Intent, PreferredAgent, Urgency
 from caseroute.domain.decision import ContinuityTrace, Decision, Outcome
 from caseroute.domain.errors import RequestError
-from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role
+from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 from caseroute.engine.case_rules import LoadedRuleset, prepare_ruleset
 from caseroute.engine.decide import decide
 from caseroute.testing import (
@@ -323,6 +323,42 @@ def test_the_hold_end_is_utc_whatever_offset_the_case_was_stamped_with() -> None
     assert decision.held_for_preferred_until.utcoffset() == timedelta(0)
     assert _preferred(decision) == [
         ("p-busy", "held_for", "at capacity 5/5; case held until 10:10")
+    ]
+
+
+def test_a_hold_past_the_calendar_end_is_skipped_and_the_words_say_why() -> None:
+    """30 s before the calendar ends a routine hold cannot end: no hold, and the real reason.
+
+    Review R34a F8: the detail said "routine cases are not held", though the ruleset holds
+    them for 15 minutes; the hold was skipped because its end is past the last instant.
+    """
+    end = datetime(9999, 12, 31, 23, 59, 29, tzinfo=UTC)
+    licence = (Licence("RN", "US-TX", date(9999, 12, 31)),)
+    free = make_agent("a-free", capacity=Capacity(5, 0), licences=licence)
+    away = make_agent("p-away", status=AgentStatus.AWAY, licences=licence)
+    case = make_case(
+        created_at=end - timedelta(minutes=5),
+        preferred_agents=(
+            PreferredAgent("p-away", ContinuityReason.PREVIOUS_CONTACT, end - timedelta(days=3)),
+        ),
+    )
+    roster = Roster("snap-T1", end - timedelta(minutes=1), (free, away))
+    decision = decide(case, roster, RULESET, end)
+    assert (decision.outcome, decision.agent_id, decision.held_for_preferred_until) == (
+        Outcome.ASSIGN,
+        "a-free",
+        None,
+    )
+    assert (_trace(decision).hold_minutes, _trace(decision).hold_until) == (15.0, None)
+    assert _preferred(decision) == [
+        (
+            "p-away",
+            "unavailable",
+            (
+                "status away; the hold would end after the end of 9999-12-31 UTC, the last day "
+                "a decision can carry"
+            ),
+        )
     ]
 
 

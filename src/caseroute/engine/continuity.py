@@ -40,7 +40,8 @@ class ContinuityView:
         traces: Per preferred agent: (agent id, reason, last contact, status, detail), status
             still provisional for eligible ones (ranking settles chosen / ranked lower).
         hold_minutes: Hold for this case's urgency.
-        hold_until: Anchor plus hold (``None`` when the hold is zero).
+        hold_until: Anchor plus hold (``None`` when the hold is zero, or would end after the
+            end of 9999-12-31 UTC, where the calendar ends: ``relaxation.shift``).
         window_ends: Per eligible or unavailable preferred agent with a last contact: the
             instant that contact leaves the continuity window (the preference lapses).
     """
@@ -221,6 +222,13 @@ def settle(
                 detail += f"; case held until {clock_text(view.hold_until, now)}"
             elif not may_hold:
                 detail += "; escalations are never held"
+            elif view.hold_until is None and view.hold_minutes > 0:
+                # Not "not held": the ruleset holds this urgency, but the hold's end is past
+                # the calendar, so there is none (review R34a F8).
+                detail += (
+                    "; the hold would end after the end of 9999-12-31 UTC, the last day a "
+                    "decision can carry"
+                )
             elif view.hold_until is None:
                 detail += f"; {urgency} cases are not held"
             else:
