@@ -55,14 +55,25 @@ class RoutingServiceStub:
     audit record is committed to the decision log.
     Errors: INVALID_ARGUMENT (google.rpc.BadRequest names each bad field path), NOT_FOUND
     (unknown ruleset or version), ALREADY_EXISTS (request_id already used with a different
-    input), UNAVAILABLE (no ruleset loaded, or the audit store cannot be written: no decision
-    is returned; retry with the same request_id), INTERNAL (unexpected; details are in the
-    server log, not the reply).
+    input), FAILED_PRECONDITION with google.rpc.ErrorInfo reason ROSTER_NOT_CACHED (only a
+    roster_sha256 was sent and this server does not hold that roster: nothing was recorded;
+    send the request again with its roster), RESOURCE_EXHAUSTED (the reply would exceed the
+    server's --max-response-mb: nothing was recorded, or for a retry its decisions were
+    recorded before, as the message says; ask for EXPLANATION_LEVEL_SUMMARY or a smaller
+    batch), DEADLINE_EXCEEDED (the deadline passed before the decisions were recorded; retry
+    with the same request_id and a longer deadline), CANCELLED (the call was cancelled before
+    the decisions were recorded; retry with the same request_id; a call a stopping server
+    cuts off at its grace gets UNAVAILABLE), UNAVAILABLE (no ruleset loaded, or the audit
+    store cannot be written: no decision is returned; retry with the same request_id),
+    INTERNAL (unexpected; details are in the server log, not the reply).
     """
     DecideBatch: _grpc.UnaryUnaryMultiCallable[_routing_pb2.DecideBatchRequest, _routing_pb2.DecideBatchResponse]
     """Routes many cases against one roster snapshot, in request order. Each assignment consumes
     one unit of the agent's capacity for the cases after it, so no agent is assigned beyond
-    capacity within a batch. Each decision has its own explanation. Errors as for Decide.
+    capacity within a batch. Each decision has its own explanation. Errors as for Decide
+    (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION ROSTER_NOT_CACHED,
+    RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE, INTERNAL); a bad case is
+    named by its index (cases[2].intent).
     """
 
 @_typing.type_check_only
@@ -75,14 +86,25 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     audit record is committed to the decision log.
     Errors: INVALID_ARGUMENT (google.rpc.BadRequest names each bad field path), NOT_FOUND
     (unknown ruleset or version), ALREADY_EXISTS (request_id already used with a different
-    input), UNAVAILABLE (no ruleset loaded, or the audit store cannot be written: no decision
-    is returned; retry with the same request_id), INTERNAL (unexpected; details are in the
-    server log, not the reply).
+    input), FAILED_PRECONDITION with google.rpc.ErrorInfo reason ROSTER_NOT_CACHED (only a
+    roster_sha256 was sent and this server does not hold that roster: nothing was recorded;
+    send the request again with its roster), RESOURCE_EXHAUSTED (the reply would exceed the
+    server's --max-response-mb: nothing was recorded, or for a retry its decisions were
+    recorded before, as the message says; ask for EXPLANATION_LEVEL_SUMMARY or a smaller
+    batch), DEADLINE_EXCEEDED (the deadline passed before the decisions were recorded; retry
+    with the same request_id and a longer deadline), CANCELLED (the call was cancelled before
+    the decisions were recorded; retry with the same request_id; a call a stopping server
+    cuts off at its grace gets UNAVAILABLE), UNAVAILABLE (no ruleset loaded, or the audit
+    store cannot be written: no decision is returned; retry with the same request_id),
+    INTERNAL (unexpected; details are in the server log, not the reply).
     """
     DecideBatch: _aio.UnaryUnaryMultiCallable[_routing_pb2.DecideBatchRequest, _routing_pb2.DecideBatchResponse]  # type: ignore[assignment]
     """Routes many cases against one roster snapshot, in request order. Each assignment consumes
     one unit of the agent's capacity for the cases after it, so no agent is assigned beyond
-    capacity within a batch. Each decision has its own explanation. Errors as for Decide.
+    capacity within a batch. Each decision has its own explanation. Errors as for Decide
+    (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION ROSTER_NOT_CACHED,
+    RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE, INTERNAL); a bad case is
+    named by its index (cases[2].intent).
     """
 
 class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -98,9 +120,17 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         audit record is committed to the decision log.
         Errors: INVALID_ARGUMENT (google.rpc.BadRequest names each bad field path), NOT_FOUND
         (unknown ruleset or version), ALREADY_EXISTS (request_id already used with a different
-        input), UNAVAILABLE (no ruleset loaded, or the audit store cannot be written: no decision
-        is returned; retry with the same request_id), INTERNAL (unexpected; details are in the
-        server log, not the reply).
+        input), FAILED_PRECONDITION with google.rpc.ErrorInfo reason ROSTER_NOT_CACHED (only a
+        roster_sha256 was sent and this server does not hold that roster: nothing was recorded;
+        send the request again with its roster), RESOURCE_EXHAUSTED (the reply would exceed the
+        server's --max-response-mb: nothing was recorded, or for a retry its decisions were
+        recorded before, as the message says; ask for EXPLANATION_LEVEL_SUMMARY or a smaller
+        batch), DEADLINE_EXCEEDED (the deadline passed before the decisions were recorded; retry
+        with the same request_id and a longer deadline), CANCELLED (the call was cancelled before
+        the decisions were recorded; retry with the same request_id; a call a stopping server
+        cuts off at its grace gets UNAVAILABLE), UNAVAILABLE (no ruleset loaded, or the audit
+        store cannot be written: no decision is returned; retry with the same request_id),
+        INTERNAL (unexpected; details are in the server log, not the reply).
         """
 
     @_abc_1.abstractmethod
@@ -111,7 +141,10 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_routing_pb2.DecideBatchResponse, _abc.Awaitable[_routing_pb2.DecideBatchResponse]]:
         """Routes many cases against one roster snapshot, in request order. Each assignment consumes
         one unit of the agent's capacity for the cases after it, so no agent is assigned beyond
-        capacity within a batch. Each decision has its own explanation. Errors as for Decide.
+        capacity within a batch. Each decision has its own explanation. Errors as for Decide
+        (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION ROSTER_NOT_CACHED,
+        RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE, INTERNAL); a bad case is
+        named by its index (cases[2].intent).
         """
 
 def add_RoutingServiceServicer_to_server(servicer: RoutingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
