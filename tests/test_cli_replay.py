@@ -532,3 +532,80 @@ def test_a_window_holding_no_instant_is_a_usage_error(
             "with since <= now < until\n"
         ),
     )
+
+
+def _export_lines(audit_db: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
+    main(["audit", "export", "--audit-db", str(audit_db)])
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_export_line_without_its_decision_is_not_replayable(
+    audit_db: Path,
+    rulesets: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    workers: str,
+) -> None:
+    """A line `audit export` wrote for a record it could not rebuild: not_replayable, named.
+
+    It ended in a traceback (`'UNSPECIFIED' is not a valid Outcome`, review R34c F2). With no
+    decision it names no ruleset either, so it is counted under the candidate, never skipped.
+    """
+    monkeypatch.setattr(feeds, "CHUNK", 1)  # with --workers 2, each line its own chunk
+    lines = _export_lines(audit_db, capsys)
+    del lines[1]["decision"]
+    export = tmp_path / "export.jsonl"
+    export.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    args = ("--input", str(export), "--candidate", "test@2", "--format", "json")
+    code = main([*_replay(audit_db, rulesets)[:-1], workers, *args])
+    data = json.loads(capsys.readouterr().out)
+    assert (
+        code,
+        data["total"],
+        data["other_ruleset"],
+        data["not_replayable_reasons"],
+        data["samples"]["not_replayable"][0]["reason"],
+    ) == (
+        0,
+        3,
+        0,
+        {"invalid_decision": 1},
+        (
+            f"record {lines[1]['seq']} was exported without its decision: `caseroute audit "
+            "export` could not rebuild it from the decision log (its stored decision or the "
+            "ruleset source it was decided with was edited or lost); run `caseroute audit "
+            "verify` on the log"
+        ),
+    )
+    main([*_replay(audit_db, rulesets)[:-1], workers, *args[:-2]])  # the plain lines
+    shown = capsys.readouterr().out
+    assert f"  (no decision id): record {lines[1]['seq']} was exported without" in shown
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_export_line_whose_decision_does_not_decode_is_a_usage_error(
+    audit_db: Path,
+    rulesets: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    workers: str,
+) -> None:
+    """A `decision` with no outcome exits 2 naming file:line, never a traceback (R34c F2)."""
+    monkeypatch.setattr(feeds, "CHUNK", 1)
+    lines = _export_lines(audit_db, capsys)
+    lines[2]["decision"] = {"decision_id": "dec_x"}
+    export = tmp_path / "export.jsonl"
+    export.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    args = ("--input", str(export), "--candidate", "test@2")
+    code = main([*_replay(audit_db, rulesets)[:-1], workers, *args])
+    assert (code, capsys.readouterr().err) == (
+        2,
+        (
+            f"caseroute: {export}:3: the line has a `decision` caseroute cannot read "
+            "('UNSPECIFIED' is not a valid Outcome); --input takes the output of `caseroute "
+            "audit export` (one record per line)\n"
+        ),
+    )

@@ -382,6 +382,24 @@ def unverified_result(record: AuditRecord, problem: str) -> RecordResult:
     )
 
 
+def undecided_result(record: AuditRecord) -> RecordResult:
+    """A record an export holds without its decision (``source.lacks_decision``): never compared.
+
+    ``audit export`` writes such a line for a record it could not rebuild; the reason names the
+    record and where to look (review R34c F2: replay ended in a traceback on it).
+    """
+    case_data = record.input.get("case") if isinstance(record.input, Mapping) else None
+    return _not_replayable(
+        record,
+        dimensions_of(case_data),
+        None,
+        INVALID_DECISION,
+        f"record {record.seq} was exported without its decision: `caseroute audit export` "
+        "could not rebuild it from the decision log (its stored decision or the ruleset "
+        "source it was decided with was edited or lost); run `caseroute audit verify` on the log",
+    )
+
+
 def _refusal_reason(exc: RequestError) -> str:
     """Why the candidate refused a record's input: field paths only (messages quote values)."""
     fields = ", ".join(sorted({v.field for v in exc.violations}))

@@ -73,9 +73,14 @@ def _headline(report: ReplayReport) -> str:
     )
 
 
+def _id(sample: Sample) -> str:
+    """A sample's decision id; a record exported without its decision has none to show."""
+    return sample.decision_id or "(no decision id)"
+
+
 def _sample_lines(sample: Sample) -> list[str]:
     if sample.reason is not None:
-        return [f"  {sample.decision_id}: {sample.reason}"]
+        return [f"  {_id(sample)}: {sample.reason}"]
     lines = [f"  {sample.decision_id}"]
     lines.append(f"    recorded:  {_side(sample.recorded)}")
     lines.append(f"    candidate: {_side(sample.candidate)}")
@@ -157,7 +162,7 @@ def render_table(report: ReplayReport, width: int = 120) -> str:
             table.add_column(heading, overflow="fold")  # long ids wrap, never lose characters
         for s in samples:
             if s.reason is not None:
-                table.add_row(cell(s.decision_id), cell(s.reason), "-", "")
+                table.add_row(cell(_id(s)), cell(s.reason), "-", "")
             else:
                 table.add_row(
                     cell(s.decision_id),
@@ -210,7 +215,7 @@ def render_markdown(report: ReplayReport) -> str:
         lines.append("|---|---|---|---|")
         for s in samples:
             if s.reason is not None:
-                lines.append(f"| {_md(s.decision_id)} | {_md(s.reason)} | - | |")
+                lines.append(f"| {_md(_id(s))} | {_md(s.reason)} | - | |")
             else:
                 lines.append(
                     f"| {_md(s.decision_id)} | {_md(_side(s.recorded))} | "

@@ -154,6 +154,54 @@ def record_from_dict(data: Any) -> AuditRecord:
     return AuditRecord(**values)
 
 
+def record_without_decision(
+    *,
+    seq: int,
+    request_id: str,
+    request_sha256: str,
+    recorded_at: str,
+    caller: str,
+    stored_input: dict[str, Any],
+    prev_hash: str,
+    record_hash: str,
+) -> AuditRecord:
+    """The record of an export line that has no decision (``lacks_decision`` tells it).
+
+    ``audit export`` writes a record it cannot rebuild (edited, or its ruleset source lost)
+    without its decision: the ruleset, instant and decision id are in the decision, so they
+    are empty here; the case id is read from the stored case (never masked).
+    """
+    case = stored_input.get("case")
+    case_id = case.get("case_id") if isinstance(case, dict) else None
+    return AuditRecord(
+        seq=seq,
+        decision_id="",
+        request_id=request_id,
+        request_sha256=request_sha256,
+        case_id=case_id if isinstance(case_id, str) else "",
+        recorded_at=recorded_at,
+        now="",
+        ruleset_name="",
+        ruleset_version="",
+        ruleset_sha256="",
+        caseroute_version="",
+        caller=caller,
+        input=stored_input,
+        decision={},
+        prev_hash=prev_hash,
+        record_hash=record_hash,
+    )
+
+
+def lacks_decision(record: AuditRecord) -> bool:
+    """Whether a record read from an export holds no decision, nor so the ruleset it was of.
+
+    Replay reports such a record ``not_replayable`` under any candidate: it cannot tell it as
+    another ruleset's, and skipping it would hide it (review R34c F2).
+    """
+    return not record.decision and not record.ruleset_name
+
+
 def stored_input(data: Any) -> object:
     """The input an ``as_dict`` line's record holds (None: it holds none)."""
     return data.get("input") if isinstance(data, dict) else None

@@ -17,9 +17,14 @@ from caseroute.audit.store import RecordRow
 from caseroute.audit.stream_check import record_from_text
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset
 from caseroute.replay.candidate import CandidateSource
-from caseroute.replay.evaluate import RecordReplayer, RecordResult, unverified_result
+from caseroute.replay.evaluate import (
+    RecordReplayer,
+    RecordResult,
+    undecided_result,
+    unverified_result,
+)
 from caseroute.replay.rosters import RosterTexts, roster_sha
-from caseroute.replay.source import ExportedRecords, ExportFormatError
+from caseroute.replay.source import ExportedRecords, ExportFormatError, lacks_decision
 
 Work = AuditRecord | RecordRow
 """A record, decoded or as stored (decoded by whoever replays it)."""
@@ -145,6 +150,9 @@ def replay_lines(
             outcomes.append(LineEnd.PAST_LIMIT)
             break
         records += 1
+        if lacks_decision(record):  # no ruleset to tell it by: reported, never skipped
+            outcomes.append(undecided_result(record))
+            continue
         if record.ruleset_name != replayer.name:
             outcomes.append(LineEnd.OTHER_RULESET)
             continue

@@ -24,7 +24,12 @@ from caseroute.domain.decision_codec import decision_to_dict
 from caseroute.domain.dialect import record_input_from_wire
 from caseroute.domain.enums import ExplanationLevel
 from caseroute.domain.fingerprint import format_timestamp
-from caseroute.replay.source import ExportFormatError, record_from_dict, stored_input
+from caseroute.replay.source import (
+    ExportFormatError,
+    record_from_dict,
+    record_without_decision,
+    stored_input,
+)
 from caseroute.simulate import SimulatedRequest
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire.convert import (
@@ -188,8 +193,13 @@ def record_from_export_line(data: Any) -> AuditRecord:
     Returns:
         The record, with its input and decision in the form the decision log stores.
 
+    A line without ``decision`` is what ``audit export`` writes for a record it could not
+    rebuild (``record_to_json``): its record holds no decision (``record_without_decision``),
+    and replay reports it ``not_replayable``.
+
     Raises:
-        ExportFormatError: If the line is neither form (the message names the problem).
+        ExportFormatError: If the line is neither form, or its ``decision`` does not decode
+            (the message names the problem).
     """
     # grpcurl and protobuf's MessageToJson write camelCase names (``inputJson``), which
     # ParseDict reads as well; an object holding both spellings of a field is refused, as
@@ -208,7 +218,25 @@ def record_from_export_line(data: Any) -> AuditRecord:
         raise ExportFormatError(f"is not a caseroute.v1.AuditedDecision: {text}") from None
     if not isinstance(stored_input, dict):
         raise ExportFormatError("has an input_json that is not a JSON object")
-    decision = decision_from_proto(msg.decision)
+    if not msg.HasField("decision"):
+        return record_without_decision(
+            seq=msg.seq,
+            request_id=msg.request_id,
+            request_sha256=msg.request_sha256,
+            recorded_at=format_timestamp(timestamp_to_datetime(msg.recorded_at)),
+            caller=msg.caller,
+            stored_input=record_input_from_wire(stored_input),
+            prev_hash=msg.prev_hash,
+            record_hash=msg.record_hash,
+        )
+    try:
+        decision = decision_from_proto(msg.decision)
+        decision_data = decision_to_dict(decision)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        # An outcome or priority unset or unknown (`'UNSPECIFIED' is not a valid Outcome`):
+        # no decision caseroute made, so a usage error naming the line (review R34c F2).
+        text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ExportFormatError(f"has a `decision` caseroute cannot read ({text})") from None
     e = decision.explanation
     return AuditRecord(
         seq=msg.seq,
@@ -224,7 +252,7 @@ def record_from_export_line(data: Any) -> AuditRecord:
         caseroute_version=e.caseroute_version,
         caller=msg.caller,
         input=record_input_from_wire(stored_input),
-        decision=decision_to_dict(decision),
+        decision=decision_data,
         prev_hash=msg.prev_hash,
         record_hash=msg.record_hash,
     )
