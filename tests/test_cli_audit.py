@@ -110,6 +110,37 @@ def test_export_filters_by_time_and_case(
     )
 
 
+def test_export_of_a_record_it_cannot_rebuild_warns_and_exits_1(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every line is still written, but a record exported without its decision is named, exit 1.
+
+    It said `exported 3 decision(s)` and exited 0 (review R34c F2/F3), and the file then
+    crashed `replay --input`; `audit show` of the same record exits 1 naming it.
+    """
+    with closing(sqlite3.connect(audit_db)) as conn, conn:
+        conn.execute(
+            "UPDATE decisions SET content = replace(content, '\"deciding_rule_id\"', "
+            "'\"deciding_rule_idx\"') WHERE seq = 2"
+        )
+    code, out, err = _run(capsys, "audit", "export", "--audit-db", str(audit_db))
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert (code, [r["seq"] for r in rows], ["decision" in r for r in rows], err) == (
+        1,
+        ["1", "2", "3"],  # int64 as protobuf's JSON mapping writes it
+        [True, False, True],
+        (
+            "exported 3 decision(s)\n"
+            "caseroute: WARNING: 1 record(s) exported without their decision (first: record 2, "
+            f"decision {request_decision_id('r1', 0)!r}): the decision log cannot rebuild them "
+            "(their stored decision or the ruleset source they were decided with was edited "
+            "or lost); run `caseroute audit verify` on the log\n"
+        ),
+    )
+    code, _, err = _run(capsys, "audit", "export", "--audit-db", str(audit_db), "--case-id", "C0")
+    assert (code, err) == (0, "exported 1 decision(s)\n")  # the damaged record not among them
+
+
 def test_verify_passes_then_names_the_edited_record(
     audit_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

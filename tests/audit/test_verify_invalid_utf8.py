@@ -50,7 +50,11 @@ def _verify(db: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 def test_a_decision_column_not_utf8_is_named_tampered(
     audit_db: Path, capsys: pytest.CaptureFixture[str], column: str
 ) -> None:
-    """Record 2's column edited: verify names record 2; show and export read the others."""
+    """Record 2's column edited: verify names record 2; show and export read the others.
+
+    Export still writes every line; when record 2's decision no longer rebuilds (its
+    decision or its hashed text edited) it names record 2 and exits 1 (review R34c F3).
+    """
     _edit(audit_db, "decisions", column, "seq = 2")
     code, out = _verify(audit_db, capsys)
     assert code == 1
@@ -58,8 +62,12 @@ def test_a_decision_column_not_utf8_is_named_tampered(
     assert "\\x" not in out  # no bytes shown as if they were an id
     first = main(["audit", "show", request_decision_id("r0", 0), "--audit-db", str(audit_db)])
     assert (first, "Audit record 1:" in capsys.readouterr().out) == (0, True)
-    assert main(["audit", "export", "--audit-db", str(audit_db)]) == 0
-    assert "exported 3 decision(s)" in capsys.readouterr().err
+    undecided = column in ("decision", "content")
+    assert main(["audit", "export", "--audit-db", str(audit_db)]) == int(undecided)
+    err = capsys.readouterr().err
+    assert "exported 3 decision(s)" in err
+    warned = "1 record(s) exported without their decision (first: record 2, " in err
+    assert warned == undecided
 
 
 @pytest.mark.parametrize("column", EVENT_COLUMNS)

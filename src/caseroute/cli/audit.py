@@ -87,16 +87,34 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     since = parse_instant(args.since, "--since")
     until = parse_instant(args.until, "--until")
     count = 0
+    undecided = 0
+    first = ""
     try:
         for record in store.records(case_id=args.case_id, since=since, until=until):
-            sys.stdout.write(
-                safe_json(record_to_json(record, store.get_blob), sort_keys=True) + "\n"
-            )
+            line = record_to_json(record, store.get_blob)
+            sys.stdout.write(safe_json(line, sort_keys=True) + "\n")
             count += 1
+            # record_to_json leaves out a decision it cannot rebuild; the line still goes out
+            # (its chain fields and input), but an export that lost decisions is no clean one
+            # (review R34c F3: "exported N decision(s)", exit 0, and replay then crashed).
+            if "decision" not in line:
+                undecided += 1
+                first = first or (f"record {record.seq}, decision {str(record.decision_id)[:80]!r}")
     finally:
         store.close()
     sys.stderr.write(f"exported {count} decision(s)\n")
-    return EXIT_OK
+    if not undecided:
+        return EXIT_OK
+    sys.stderr.write(
+        "caseroute: WARNING: "
+        + escape_text(
+            f"{undecided} record(s) exported without their decision (first: {first}): the "
+            "decision log cannot rebuild them (their stored decision or the ruleset source "
+            "they were decided with was edited or lost); run `caseroute audit verify` on the log"
+        )
+        + "\n"
+    )
+    return EXIT_FAILED
 
 
 _KEPT_HEAD = re.compile(r"(?P<seq>0|[1-9][0-9]{0,18}):(?P<hash>[0-9a-f]{64})")
