@@ -9,6 +9,7 @@ from a period's export, report and replay while verify said ok.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
@@ -17,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from caseroute.audit.sql_rows import RECORD_COLUMNS, column_off_text
 from caseroute.audit.store import SqliteAuditStore
+from caseroute.audit.stream_check import StreamChecker
 from caseroute.audit.verify import time_index_problem, verify_chain
 from caseroute.cli import main
 from caseroute.domain.case import Intent, Urgency
+from caseroute.domain.fingerprint import canonical_json
 from caseroute.engine.case_rules import EngineKind
 from caseroute.service import DecideCommand, RulesetRegistry
 from caseroute.testing import (
@@ -169,3 +173,102 @@ def test_a_case_built_in_code_with_int_attribute_keys_still_verifies(tmp_path: P
     finally:
         store.close()
         registry.close()
+
+
+SAME_MEANING_OTHER_BYTES = {
+    # json.loads keeps the last of two keys: the column read by value said the hashed roster,
+    # while SQL (json_extract(input, '$.roster.sha256')) reads the first, another snapshot.
+    "a repeated key": (
+        '\'{"roster":{"assigned_before":[],"sha256":"' + "a" * 64 + "\"},' || substr(input, 2)"
+    ),
+    "a space": "replace(input, '\"case\":', '\"case\": ')",
+    "1.0 written 1.00": (
+        "replace(input, '\"classification_confidence\":1.0', '\"classification_confidence\":1.00')"
+    ),
+}
+COLUMN_EDITED = (
+    "record {} was edited: its {} column is not byte for byte what its hashed text holds"
+)
+
+
+@pytest.mark.parametrize("edit", SAME_MEANING_OTHER_BYTES.values(), ids=SAME_MEANING_OTHER_BYTES)
+def test_an_input_column_meaning_the_same_in_other_bytes_is_named(
+    audit_db: Path, capsys: pytest.CaptureFixture[str], edit: str
+) -> None:
+    """Record 2's input column with a repeated key, a space, 1.00: TAMPERED naming the column.
+
+    Compared as parsed values, each verified (review R34c F4), though docs/audit.md says the
+    columns must encode to the hashed text byte for byte, and an auditor's SQL read the column.
+    """
+    _edit(audit_db, f"UPDATE decisions SET input = {edit} WHERE seq = 2")
+    code, out = _verify(audit_db, capsys)
+    assert (code, out.split(" (decision")[0]) == (
+        1,
+        "TAMPERED: " + COLUMN_EDITED.format(2, "input"),
+    )
+
+
+def _decision_slice(audit_db: Path, seq: int) -> str:
+    """The decision in record ``seq``'s hashed text, as the text holds it."""
+    with closing(sqlite3.connect(audit_db)) as conn:
+        (text,) = conn.execute("SELECT content FROM decisions WHERE seq = ?", (seq,)).fetchone()
+    return canonical_json(json.loads(text)["decision"])
+
+
+def test_a_decision_column_is_empty_or_exactly_the_texts_decision(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Left empty by the writer; its exact copy verifies, the same decision spaced out does not."""
+    exact = _decision_slice(audit_db, 2)
+    with closing(sqlite3.connect(audit_db)) as conn, conn:
+        conn.execute("UPDATE decisions SET decision = ? WHERE seq = 2", (exact,))
+    assert _verify(audit_db, capsys)[0] == 0
+    spaced = json.dumps(json.loads(exact), sort_keys=True, ensure_ascii=False)
+    with closing(sqlite3.connect(audit_db)) as conn, conn:
+        conn.execute("UPDATE decisions SET decision = ? WHERE seq = 2", (spaced,))
+    code, out = _verify(audit_db, capsys)
+    assert (code, out.split(" (decision")[0]) == (
+        1,
+        "TAMPERED: " + COLUMN_EDITED.format(2, "decision"),
+    )
+
+
+def test_both_stores_and_the_streamed_check_name_an_input_column_in_other_bytes(
+    log: tuple[Sink, Callable[[str], None]],
+) -> None:
+    """SQLite and PostgreSQL: verify and replay's/report's streamed check hold the same rule."""
+    sink, tamper = log
+    roster = make_roster(make_agent("a1"))
+    for n in (1, 2, 3):
+        _record_on(sink, n, roster)
+    assert verify_chain(sink.records(), sink.head(), sink.get_blob).ok
+    tamper("UPDATE decisions SET input = replace(input, '\"case\":', '\"case\": ') WHERE seq = 2")
+    report = verify_chain(sink.records(), sink.head(), sink.get_blob)
+    checker = StreamChecker(sink, whole=True)
+    streamed = [checker.check(row) for row in sink.record_rows()]
+    expected = COLUMN_EDITED.format(2, "input")
+    assert (report.ok, report.seq, report.problem, streamed) == (
+        False,
+        2,
+        expected,
+        [None, expected, None],
+    )
+
+
+def test_the_writers_copy_check_names_whichever_column_is_off(audit_db: Path) -> None:
+    """column_off_text: None for a row as written; each column edited alone is the one named."""
+    store = SqliteAuditStore(audit_db, readonly=True)
+    try:
+        row = next(iter(store.record_rows()))
+    finally:
+        store.close()
+    assert column_off_text(row) is None
+    named = {}
+    for index, name in enumerate(RECORD_COLUMNS[:-1]):
+        if name in ("prev_hash", "record_hash"):
+            continue  # not in the hashed text: the hash check holds them
+        value = row[index]
+        edited = value + 1 if name == "seq" else " " + value if name == "input" else value + "x"
+        named[name] = column_off_text((*row[:index], edited, *row[index + 1 :]))
+    assert named == {name: name for name in named}
+    assert column_off_text((*row[:-1], None)) == "content"

@@ -37,13 +37,14 @@ class EditedText(str):
 class _HashedText:
     """Slots for texts of a record, beside (not among) its fields.
 
-    The exact text a stored record was hashed over (``hashed_text``), and the canonical text
-    of its input when the recorder built it (``with_input_text``). Not dataclass fields on
-    purpose: ``dataclasses.replace`` (a record with other content) drops them, and equality,
-    ``fields()``, pickling and the exported form ignore them.
+    The exact text a stored record was hashed over (``hashed_text``), the canonical text of
+    its input when the recorder built it (``with_input_text``), and the row a log's read
+    decoded it from (``stored_row``). Not dataclass fields on purpose: ``dataclasses.replace``
+    (a record with other content) drops them, and equality, ``fields()``, pickling and the
+    exported form ignore them.
     """
 
-    __slots__ = ("_hashed_text", "_input_text")
+    __slots__ = ("_hashed_text", "_input_text", "_stored_row")
 
     @property
     def hashed_text(self) -> str | None:
@@ -52,6 +53,17 @@ class _HashedText:
         None for a record built in memory, or stored before the log kept the text.
         """
         return getattr(self, "_hashed_text", None)
+
+    @property
+    def stored_row(self) -> tuple[object, ...] | None:
+        """The row the record was decoded from, every column as read (``sql_rows.RecordRow``).
+
+        Verify checks its columns byte for byte against the hashed text
+        (``sql_rows.column_off_text``): decoding a JSON column loses what a reader of the
+        column itself sees (of two equal keys, ``json.loads`` keeps the last). None for a
+        record built in memory.
+        """
+        return getattr(self, "_stored_row", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +157,20 @@ def with_hashed_text(record: AuditRecord, text: str | None) -> AuditRecord:
     """
     if text is not None:
         object.__setattr__(record, "_hashed_text", text)
+    return record
+
+
+def with_stored_row(record: AuditRecord, row: tuple[object, ...]) -> AuditRecord:
+    """``record``, carrying the row it was decoded from (``stored_row``).
+
+    Args:
+        record: A record just decoded from ``row`` (nobody else holds it yet).
+        row: The row as read.
+
+    Returns:
+        The same object.
+    """
+    object.__setattr__(record, "_stored_row", row)
     return record
 
 

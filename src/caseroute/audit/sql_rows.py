@@ -25,9 +25,10 @@ from caseroute.audit.record import (
     text_hash,
     text_problem,
     with_hashed_text,
+    with_stored_row,
 )
 from caseroute.domain.errors import RecordDamagedError
-from caseroute.domain.fingerprint import canonical_json
+from caseroute.domain.fingerprint import canonical_json, string_json
 
 RECORD_FIELDS = (
     "seq",
@@ -122,7 +123,7 @@ def record_from_row(row: RecordRow) -> AuditRecord:
     else:
         decision = _loads(text).get("decision")
         values["decision"] = decision if isinstance(decision, dict) else {}
-    return with_hashed_text(AuditRecord(**values), text)
+    return with_stored_row(with_hashed_text(AuditRecord(**values), text), row)
 
 
 def _loads(text: str) -> dict[str, Any]:
@@ -135,6 +136,102 @@ def _loads(text: str) -> dict[str, Any]:
     except (TypeError, ValueError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+_COLUMN = {name: index for index, name in enumerate(RECORD_COLUMNS)}
+_BEFORE_DECISION = ("caller", "case_id", "caseroute_version")
+_AFTER_DECISION = (
+    "decision_id",
+    "input",
+    "now",
+    "recorded_at",
+    "request_id",
+    "request_sha256",
+    "ruleset_name",
+    "ruleset_sha256",
+    "ruleset_version",
+    "seq",
+)
+# Invariant: the hashed text is canonical_json(content()): its keys sorted, so these before
+# "decision" and these after it, "seq" last (encode_record writes it so; tests pin both).
+_LAYOUT = tuple(
+    (name, _COLUMN[name], f'{"{" if name == "caller" else ","}"{name}":')
+    for name in (*_BEFORE_DECISION, *_AFTER_DECISION)
+)
+_DECISION_KEY = ',"decision":'
+
+
+def _copies(row: RecordRow) -> list[tuple[str, str | None]]:
+    """Each column but ``decision`` as the writer's copy appears in the hashed text, in order.
+
+    A piece is None for a value no writer stores: bytes, text that is not UTF-8 in a text
+    column (``EditedText``), no int in ``seq``. ``input`` is the text's characters themselves,
+    so its bytes unchanged as a BLOB (``EditedText``) still read as they were.
+    """
+    pieces: list[tuple[str, str | None]] = []
+    for name, index, key in _LAYOUT:
+        value = row[index]
+        if name == "input":
+            piece = key + value if isinstance(value, str) else None
+        elif name == "seq":
+            piece = f"{key}{value}}}" if type(value) is int else None
+        else:
+            piece = key + string_json(value) if type(value) is str else None
+        pieces.append((name, piece))
+    return pieces
+
+
+def column_off_text(row: RecordRow) -> str | None:
+    """The first column of a row that is not exactly the writer's copy of its hashed text.
+
+    The writer (``record_values``) stores the text once and beside it each scalar as the text
+    holds it, ``input`` as the very characters of the text's input, and ``decision`` empty.
+    Compared byte for byte, so a column that means what the text says in other bytes (a
+    repeated key, a space, ``0.79`` written ``0.790``) is named: an auditor's SQL reads the
+    column, and ``json_extract`` takes the first of two equal keys where ``json.loads`` took
+    the last (review R34c F4). A ``decision`` column holding exactly the text's decision
+    passes too. Meant for a row whose text is its own (hashes to its ``record_hash``).
+
+    Args:
+        row: The row as read (``RECORD_COLUMNS`` order), its hashed text last.
+
+    Returns:
+        The column's name (``content`` when the text itself is not laid out as the writer
+        lays it out), or None when every column is the writer's copy.
+    """
+    text = row[-1]
+    if not isinstance(text, str):
+        return TEXT_COLUMN
+    pieces = _copies(row)
+    cut = len(_BEFORE_DECISION)
+    decision = row[_COLUMN["decision"]]
+    copied = [piece for _, piece in pieces if piece is not None]
+    if len(copied) == len(pieces):
+        head = "".join(copied[:cut]) + _DECISION_KEY
+        tail = "".join(copied[cut:])
+        if (
+            len(text) >= len(head) + len(tail)
+            and text.startswith(head)
+            and text.endswith(tail)
+            and (decision == "" or decision == text[len(head) : len(text) - len(tail)])
+        ):
+            return None
+    # Something is off: walk the layout piece by piece to name the column.
+    start, end = 0, len(text)
+    for name, piece in pieces[:cut]:
+        if piece is None or not text.startswith(piece, start):
+            return name
+        start += len(piece)
+    if not text.startswith(_DECISION_KEY, start):
+        return TEXT_COLUMN
+    start += len(_DECISION_KEY)
+    for name, piece in reversed(pieces[cut:]):
+        if piece is None or not text.endswith(piece, start, end):
+            return name
+        end -= len(piece)
+    if end < start:  # the pieces overlap: no text the writer lays out
+        return TEXT_COLUMN
+    return "decision"
 
 
 def micros(instant: datetime) -> int:

@@ -18,9 +18,14 @@ from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 from caseroute.audit.record import GENESIS, AuditRecord, RulesetEvent, text_hash
-from caseroute.audit.sql_rows import RECORD_COLUMNS, KeyEra, RecordRow, record_from_row
-from caseroute.audit.verify import _hash_holds
-from caseroute.domain.fingerprint import string_json
+from caseroute.audit.sql_rows import (
+    RECORD_COLUMNS,
+    KeyEra,
+    RecordRow,
+    column_off_text,
+    record_from_row,
+)
+from caseroute.audit.verify import record_problem
 
 _COL = {name: index for index, name in enumerate(RECORD_COLUMNS)}
 _RECORD_FIELDS = frozenset(f.name for f in fields(AuditRecord))
@@ -86,47 +91,27 @@ def record_from_text(row: RecordRow) -> AuditRecord:
     return record_from_row(row)
 
 
-def _columns_agree(row: RecordRow, text: str) -> bool:
-    """Whether every column copies the text (the writer's exact layout: ``encode_record``)."""
+def _row_problem(row: RecordRow) -> str | None:
+    """Why a row's own content cannot be trusted, in verify's words (None: it can).
 
-    def s(name: str) -> str:
-        value = row[_COL[name]]
-        if type(value) is not str:  # bytes, or text that is not UTF-8: no writer stores it
-            raise TypeError(name)
-        return string_json(value)
-
-    decision = row[_COL["decision"]]
-    if decision != "":  # rows of builds that stored it twice: compared as parsed values
-        return False
-    head = (
-        f'{{"caller":{s("caller")},"case_id":{s("case_id")},'
-        f'"caseroute_version":{s("caseroute_version")},"decision":'
-    )
-    tail = (
-        f',"decision_id":{s("decision_id")},"input":{row[_COL["input"]]},"now":{s("now")},'
-        f'"recorded_at":{s("recorded_at")},"request_id":{s("request_id")},'
-        f'"request_sha256":{s("request_sha256")},"ruleset_name":{s("ruleset_name")},'
-        f'"ruleset_sha256":{s("ruleset_sha256")},"ruleset_version":{s("ruleset_version")},'
-        f'"seq":{row[_COL["seq"]]}}}'
-    )
-    return text.startswith(head) and text.endswith(tail)
-
-
-def _row_holds(row: RecordRow) -> bool:
-    """Whether a row's text hashes to its record_hash and its columns say what the text says."""
+    About one sha256 for a row as the writer stored it: its text hashes to its record_hash
+    and every column is the writer's exact copy of the text (``column_off_text``). Anything
+    else is decoded and judged as verify judges it (``verify.record_problem``), so an edit is
+    named in the same words: a row stored before the text was kept is compared by value.
+    """
+    seq = row[_COL["seq"]]
     text = row[_COL["content"]]
     texts = (text, row[_COL["prev_hash"]], row[_COL["record_hash"]], row[_COL["input"]])
-    if type(row[_COL["seq"]]) is not int or not all(type(t) is str for t in texts):
-        return _hash_holds(record_from_row(row)) if text is None else False
+    edited = f"record {seq} was edited or moved: its content no longer matches its hash"
+    if text is None:
+        return record_problem(record_from_row(row))
+    if not all(type(t) is str for t in texts):
+        return edited
     if text_hash(row[_COL["prev_hash"]], text) != row[_COL["record_hash"]]:
-        return False
-    try:
-        if _columns_agree(row, text):
-            return True
-    except (TypeError, ValueError):  # a column no writer stores (bytes, a lone surrogate)
-        return False
-    # Not the writer's exact layout (an older build's row): verify's comparison, by value.
-    return _hash_holds(record_from_row(row))
+        return edited
+    if column_off_text(row) is None:
+        return None
+    return record_problem(record_from_row(row))
 
 
 class StreamChecker:
@@ -175,9 +160,8 @@ class StreamChecker:
         if type(seq) is not int:
             self._found("a record's seq is no number (edited)")
             return "its seq is no number"
-        own = None
-        if not _row_holds(row):
-            own = f"record {seq} was edited or moved: its content no longer matches its hash"
+        own = _row_problem(row)
+        if own is not None:
             self._found(own)
         expected = self._predecessor(seq)
         if expected is not None and row[_COL["prev_hash"]] != expected:

@@ -29,7 +29,7 @@ from caseroute.audit.record import (
     text_hash,
 )
 from caseroute.audit.roster_blob import MAX_CHUNK, chunk_digests, chunk_key, too_often_listed
-from caseroute.audit.sql_rows import KeyEra, era_of, is_key_fingerprint, micros
+from caseroute.audit.sql_rows import KeyEra, column_off_text, era_of, is_key_fingerprint, micros
 from caseroute.domain.fingerprint import canonical_json
 
 
@@ -245,11 +245,45 @@ def _hash_holds(entry: _Entry) -> bool:
     # read nearly always encode to it exactly; when not, both are compared as the canonical
     # text of their parsed JSON (a Roster or Case built in code may hold what JSON does not
     # keep, such as attribute keys that are ints: written as sorted ints, read back as str).
+    # A row read from a log must also hold each column byte for byte as the writer copied it
+    # from the text (``_column_problem``, checked after this: a column that says something
+    # else is an edit of the content; one that says it in other bytes is named).
     try:
         content = canonical_json(entry.content())
         return content == text or content == canonical_json(json.loads(text))
     except (TypeError, ValueError, RecursionError):  # bytes, or a value no JSON holds
         return False
+
+
+def _column_problem(record: AuditRecord) -> str | None:
+    """Why a record read from a log with its hashed text has a column that is no exact copy.
+
+    Its columns mean what the text says (``_hash_holds``), but one holds it in other bytes:
+    a repeated key, a space, ``0.79`` written ``0.790`` (review R34c F4: verified, while an
+    auditor's SQL read the column). Rows stored before the text was kept, and records built
+    in memory, have no text or no row: their columns are compared by value only.
+    """
+    row = record.stored_row
+    if row is None or record.hashed_text is None:
+        return None
+    column = column_off_text(row)
+    if column is None:
+        return None
+    return (
+        f"{_name(record)} was edited: its {column} column is not byte for byte what its "
+        "hashed text holds"
+    )
+
+
+def record_problem(record: AuditRecord) -> str | None:
+    """Why a record's own stored content cannot be trusted, in verify's words (None: it can).
+
+    Its hash, then its columns against its hashed text (``column_off_text``); the streamed
+    checks of replay and the report use it so they say what verify says.
+    """
+    if not _hash_holds(record):
+        return f"{_name(record)} was edited or moved: its content no longer matches its hash"
+    return _column_problem(record)
 
 
 def _entry_problem(entry: _Entry, expected_seq: int, prev: str) -> str | None:
@@ -276,6 +310,9 @@ def _entry_problem(entry: _Entry, expected_seq: int, prev: str) -> str | None:
             return f"{name} is not a valid ruleset event: {invalid}"
     if not _hash_holds(entry):
         return f"{name} was edited or moved: its content no longer matches its hash"
+    column = _column_problem(entry) if isinstance(entry, AuditRecord) else None
+    if column is not None:
+        return column
     if entry.prev_hash != prev:
         return (
             f"{name} does not follow record {entry.seq - 1} "
