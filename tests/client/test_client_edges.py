@@ -245,7 +245,7 @@ def _any(cls: type) -> Any:
 @pytest.mark.parametrize(
     ("build", "path"),
     [
-        (lambda: make_case(required_skills=(_any(RequiredSkill)("triage", 2.0),)), "min_level"),
+        (lambda: make_case(required_skills=(_any(RequiredSkill)("triage", 2.5),)), "min_level"),
         (lambda: make_case(required_skills=(_any(RequiredSkill)(["triage"], 2),)), "name"),
         (lambda: make_case(sentiment=(_any(SentimentReading)("-0.9", NOW),)), "score"),
     ],

@@ -52,7 +52,7 @@ agents = st.builds(
     ),
     seniority=st.integers(0, 20),
 )
-rosters = st.lists(agents, max_size=12, unique_by=lambda a: a.agent_id).map(
+rosters = st.lists(agents, max_size=12, unique_by=lambda a: a.agent_id.casefold()).map(
     lambda found: Roster("snap", NOW, tuple(found))
 )
 cases = st.builds(

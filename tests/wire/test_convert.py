@@ -121,7 +121,7 @@ rosters = st.builds(
     Roster,
     snapshot_id=codes,
     taken_at=instants,
-    agents=st.lists(agents, max_size=5, unique_by=lambda a: a.agent_id).map(tuple),
+    agents=st.lists(agents, max_size=5, unique_by=lambda a: a.agent_id.casefold()).map(tuple),
 )
 
 
