@@ -599,7 +599,8 @@ class DecideBatchRequest(_message.Message):
     @_builtins.property
     def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___Case]:
         """Cases, decided in this order. 1-1000 cases (--max-batch-cases), and cases x roster agents
-        at most 2,000,000 (--max-batch-pairs).
+        at most 2,000,000 (--max-batch-pairs). Each case_id at most once: a repeat is
+        INVALID_ARGUMENT at cases[i].case_id (one case is never assigned twice in one batch).
         """
 
     @_builtins.property
@@ -1165,8 +1166,9 @@ class Agent(_message.Message):
     SENIORITY_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
-    """Unique within the roster. Required; a code (letters, digits and _ . : / -), at most 200
-    characters.
+    """Unique within the roster ignoring letter case ("nurse-1" and "NURSE-1" are refused
+    together, as declined_agents compares ignoring case). Required; a code (letters, digits
+    and _ . : / -), at most 200 characters.
     """
     role: Global___Role.ValueType
     """Role. Unset means AGENT."""
