@@ -449,6 +449,15 @@ def _generate(cases: int, agents: int, seed: int, begin: datetime) -> Iterator[S
         number += 1
 
 
+def _unset(key: str, value: object) -> str:
+    """Why ``value`` of a simulated line's ``key`` counts as not sent ("" when it was sent)."""
+    if value is None:
+        return "is required"
+    if key == "request_id" and value == "":
+        return 'is empty, which reads as unset (docs/json.md, "Empty envelope strings")'
+    return ""
+
+
 def request_from_json(data: object) -> SimulatedRequest:
     """Read one line of ``caseroute simulate --out``.
 
@@ -464,9 +473,11 @@ def request_from_json(data: object) -> SimulatedRequest:
     if not isinstance(data, dict):
         raise RequestError([FieldViolation("request", "must be a JSON object")])
     violations = [
-        FieldViolation(key, f"is required: a simulated request carries its {what}")
+        FieldViolation(key, f"{problem}: a simulated request carries its {what}")
         for key, what in (("request_id", "idempotency key"), ("now", "decision instant"))
-        if data.get(key) is None  # present but bad: parse_request says what is wrong
+        # Present but bad: parse_request says what is wrong. An empty request_id is not
+        # bad there (proto3 reads "" as unset and derives one), but a line needs its own.
+        if (problem := _unset(key, data.get(key)))
     ]
     try:
         parsed = parse_request(data)
