@@ -166,6 +166,27 @@ def test_rules_test_runs_golden_cases(capsys: pytest.CaptureFixture[str], tmp_pa
     assert lines[-1] == "32 passed, 1 failed"
 
 
+def test_rules_test_refuses_a_not_fired_rule_the_ruleset_lacks(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Review R34b F6: a misspelt `not_fired` rule could never fire, so the case passed.
+
+    `rules test` now refuses the golden file at that line and exits 1.
+    """
+    copy = tmp_path / "patient-enquiries"
+    shutil.copytree(REFERENCE_RULESET, copy)
+    cases = copy / "golden" / "cases.yaml"
+    cases.write_text(
+        cases.read_text().replace("not_fired: [safeguarding]", "not_fired: [safegaurding]", 1)
+    )
+    assert main(["rules", "test", str(copy)]) == 1
+    err = capsys.readouterr().err
+    line = _line_of(cases, "not_fired: [safegaurding]")
+    assert f"{cases}:{line}:" in err
+    assert "golden.unknown_rule" in err
+    assert "did you mean `safeguarding`?" in err
+
+
 def test_rules_fields_lists_readable_fields(capsys: pytest.CaptureFixture[str]) -> None:
     """Operators can list every field a condition can read."""
     assert main(["rules", "fields"]) == 0

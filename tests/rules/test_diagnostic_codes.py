@@ -127,10 +127,10 @@ GOOD_CASE = (
 GOOD_ROSTER = '{snapshot_id: s1, taken_at: "2026-11-21T09:00:00Z", agents: []}'
 
 
-def _golden(cases: str) -> Callable[[Path], list[Problem]]:
+def _golden(cases: str, rule_ids: list[str] | None = None) -> Callable[[Path], list[Problem]]:
     def run(tmp: Path) -> list[Problem]:
         (tmp / "g.yaml").write_text("cases:\n" + cases)
-        return _problems(lambda: load_golden_file(tmp / "g.yaml"))
+        return _problems(lambda: load_golden_file(tmp / "g.yaml", rule_ids))
 
     return run
 
@@ -517,6 +517,13 @@ FIXTURES = [
         "golden.duplicate_name",
         _golden(_golden_case() + _golden_case()),
         "{dir}/g.yaml:7:5",
+    ),
+    Fixture(
+        "golden.unknown_rule",
+        _golden(
+            _golden_case().replace("rule: all}", "rule: all, not_fired: [al]}"), rule_ids=["all"]
+        ),
+        "{dir}/g.yaml:6:53",
     ),
 ]
 

@@ -49,3 +49,81 @@ def test_golden_file_problems_are_located(tmp_path: Path) -> None:
         load_golden_file(path)
     codes = sorted({(p.code, p.line) for p in exc.value.problems})
     assert codes == [("golden.case", 4), ("schema.value", 6)]
+
+
+def _one_case_file(path: Path, expect: str) -> Path:
+    """A golden file of one QUEUE case with ``expect`` (a YAML flow mapping)."""
+    path.write_text(
+        'now: "2026-11-21T10:00:00Z"\n'
+        'roster: {snapshot_id: s, taken_at: "2026-11-21T10:00:00Z", agents: []}\n'
+        "cases:\n"
+        "  - name: general-queues\n"
+        '    case: {case_id: G1, created_at: "2026-11-21T09:00:00Z", channel: phone,\n'
+        "           intent: general, urgency: routine}\n"
+        f"    expect: {expect}\n"
+    )
+    return path
+
+
+def test_an_expected_rule_outside_the_ruleset_is_refused_at_its_line(tmp_path: Path) -> None:
+    """Review R34b F6: `not_fired: [safegaurding]` could never fire, so the case always passed.
+
+    With the ruleset's rule ids, every `not_fired` entry and `rule` must name one of them (a
+    built-in check such as `constraint:safeguarding` excepted), with a did-you-mean.
+    """
+    rule_ids = [rule.rule_id for rule in reference_compiled().rules]
+    path = _one_case_file(
+        tmp_path / "g.yaml",
+        "{outcome: QUEUE, rule: by-intent,\n             not_fired: [safegaurding, prescription]}",
+    )
+    with pytest.raises(RulesetError) as exc:
+        load_golden_file(path, rule_ids)
+    assert [(p.code, p.location, p.message) for p in exc.value.problems] == [
+        (
+            "golden.unknown_rule",
+            f"{path}:8:26",
+            (
+                "case `general-queues`: expect.not_fired names rule `safegaurding`, which is not "
+                "in this ruleset (did you mean `safeguarding`?); name a rule of the ruleset, or a "
+                "built-in check such as `constraint:safeguarding`"
+            ),
+        )
+    ]
+    assert "safegaurding" in load_golden_file(path)[0].expect.not_fired  # unchecked without ids
+
+
+def test_a_built_in_check_may_be_the_expected_rule(tmp_path: Path) -> None:
+    """`constraint:safeguarding` is not a rule id, and is what such a case expects."""
+    rule_ids = [rule.rule_id for rule in reference_compiled().rules]
+    path = _one_case_file(tmp_path / "g.yaml", "{outcome: ESCALATE, rule: constraint:safeguarding}")
+    (case,) = load_golden_file(path, rule_ids)
+    assert case.expect.rule == "constraint:safeguarding"
+
+
+def test_an_unknown_expected_rule_without_a_near_miss_lists_the_rules(tmp_path: Path) -> None:
+    """No near spelling: the message lists the ruleset's rules to choose from."""
+    path = _one_case_file(tmp_path / "g.yaml", "{outcome: QUEUE, rule: zzz}")
+    with pytest.raises(RulesetError) as exc:
+        load_golden_file(path, ["b-rule", "a-rule"])
+    (problem,) = exc.value.problems
+    assert "(its rules: `a-rule`, `b-rule`)" in problem.message
+
+
+def test_the_reference_golden_cases_name_only_rules_of_their_ruleset() -> None:
+    """Loading them with the rule ids refuses nothing."""
+    rule_ids = [rule.rule_id for rule in reference_compiled().rules]
+    assert len(load_golden(REFERENCE_RULESET, rule_ids)) == len(CASES)
+
+
+def test_golden_files_ending_yml_are_read_in_name_order(tmp_path: Path) -> None:
+    """Review R34b F6: `golden/*.yml` was skipped without a word; `roster*` files are rosters."""
+    folder = tmp_path / "golden"
+    folder.mkdir()
+    _one_case_file(folder / "b.yml", "{outcome: QUEUE, rule: by-intent}")
+    _one_case_file(folder / "a.yaml", "{outcome: QUEUE, rule: by-intent}")
+    (folder / "roster.yml").write_text("not: a golden file\n")
+    (folder / "notes.txt").write_text("not YAML\n")
+    assert [c.file for c in load_golden(tmp_path)] == [
+        str(folder / "a.yaml"),
+        str(folder / "b.yml"),
+    ]

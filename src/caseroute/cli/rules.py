@@ -292,7 +292,9 @@ def _test_version(path: Path, args: argparse.Namespace) -> _TestRun:
         ruleset = prepare_ruleset(load_ruleset(path), EngineKind(args.engine))
         compiled = ruleset.compiled
         report.update(name=compiled.name, version=compiled.version, sha256=compiled.sha256)
-        cases = load_golden(path if path.is_dir() else path.parent)
+        cases = load_golden(
+            path if path.is_dir() else path.parent, [rule.rule_id for rule in compiled.rules]
+        )
     except RulesetError as exc:
         if args.format == "junit":
             return _TestRun(
@@ -303,7 +305,7 @@ def _test_version(path: Path, args: argparse.Namespace) -> _TestRun:
         report.update(ok=False, problems=[_problem_data(p) for p in exc.problems])
         return _TestRun(ok=False, report=report)
     if not cases:
-        raise UsageError(f"no golden cases found in {path}/golden/*.yaml")
+        raise UsageError(f"no golden cases found in {path}/golden/*.yaml or *.yml")
     results = run_golden(cases, lambda c, r, now: decide(c, r, ruleset, now))
     failed = [r for r in results if not r.passed]
     cover = rule_coverage(results, ruleset.compiled.rules)

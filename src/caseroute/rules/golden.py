@@ -30,7 +30,7 @@ Adaptive routing (relaxation ladders, continuity of care) adds, each optional::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +41,7 @@ from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.decision import ContinuityOutcome, Decision, Outcome, Priority, StepStatus
 from caseroute.domain.errors import Problem, RequestError, RulesetError
 from caseroute.domain.fingerprint import format_timestamp
-from caseroute.domain.reader import INSTANT_SHAPE
+from caseroute.domain.reader import INSTANT_SHAPE, near_miss
 from caseroute.domain.roster import Roster
 from caseroute.rules.ir import is_catch_all
 from caseroute.rules.model import Rule
@@ -49,6 +49,8 @@ from caseroute.rules.schema import NAME_RE, SchemaReader
 from caseroute.rules.source import Node, read_yaml, to_data
 
 GOLDEN_DIR = "golden"
+GOLDEN_SUFFIXES = (".yaml", ".yml")
+"""A golden file's name ends in one of these; ``roster*`` files beside them are rosters."""
 
 Decider = Callable[[Case, Roster, datetime], Decision]
 _UNSET: Any = object()
@@ -169,7 +171,44 @@ def _preferred(r: SchemaReader, node: Node, name: str) -> dict[str, tuple[str, s
     return out
 
 
-def _expectation(r: SchemaReader, node: Node, name: str) -> Expectation | None:
+def _check_rule_ids(
+    r: SchemaReader, e: dict[str, Node], name: str, rule_ids: Collection[str]
+) -> None:
+    """Refuse ``expect.rule`` and ``expect.not_fired`` entries naming no rule of the ruleset.
+
+    Review R34b F6: ``not_fired: [safegaurding]`` could never fire, so the case always passed.
+    A built-in check (``constraint:safeguarding``, ``data:...``) is not a rule id and is allowed.
+    """
+    named = [e["rule"]] if "rule" in e else []
+    if "not_fired" in e and e["not_fired"].is_sequence:
+        named += e["not_fired"].value
+    known = sorted(rule_ids)
+    for node in named:
+        rule_id = node.value
+        if not isinstance(rule_id, str) or ":" in rule_id or rule_id in rule_ids:
+            continue  # not a string: the reader says so; with ":": a built-in check
+        hint = near_miss(rule_id, known)
+        tip = (
+            f"did you mean `{hint}`?"
+            if hint
+            else "its rules: "
+            + ", ".join(f"`{k}`" for k in known[:12])
+            + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+        )
+        key = "rule" if node is e.get("rule") else "not_fired"
+        r.error(
+            "golden.unknown_rule",
+            f"case `{name}`: expect.{key} names rule `{rule_id}`, which is not in this ruleset "
+            f"({tip}); name a rule of the ruleset, or a built-in check such as "
+            "`constraint:safeguarding`",
+            node,
+            name,
+        )
+
+
+def _expectation(
+    r: SchemaReader, node: Node, name: str, rule_ids: Collection[str] | None
+) -> Expectation | None:
     e = r.mapping(
         node,
         f"expect of {name}",
@@ -186,6 +225,8 @@ def _expectation(r: SchemaReader, node: Node, name: str) -> Expectation | None:
         ),
         name,
     )
+    if rule_ids is not None:
+        _check_rule_ids(r, e, name, rule_ids)
     outcome = r.choice(e.get("outcome"), "expect.outcome", Outcome, name)
     rule = r.string(e.get("rule"), "expect.rule", name)
     if outcome is None or rule is None:
@@ -237,11 +278,13 @@ def _expectation(r: SchemaReader, node: Node, name: str) -> Expectation | None:
     )
 
 
-def load_golden_file(path: Path) -> list[GoldenCase]:
+def load_golden_file(path: Path, rule_ids: Collection[str] | None = None) -> list[GoldenCase]:
     """Read one golden file.
 
     Args:
         path: The YAML file.
+        rule_ids: The ruleset's rule ids: an expected or ``not_fired`` rule outside them is a
+            ``golden.unknown_rule`` problem. ``None`` skips that check.
 
     Returns:
         Its cases.
@@ -289,7 +332,7 @@ def load_golden_file(path: Path) -> list[GoldenCase]:
             except RequestError as exc:
                 for v in exc.violations:
                     r.error("golden.case", f"case `{name}`: {v}", c["case"], name)
-        expect = _expectation(r, c["expect"], name) if "expect" in c else None
+        expect = _expectation(r, c["expect"], name, rule_ids) if "expect" in c else None
         if now and roster and case and expect:
             description = r.string(c.get("description"), "description", name) or ""
             cases.append(
@@ -300,19 +343,35 @@ def load_golden_file(path: Path) -> list[GoldenCase]:
     return cases
 
 
-def load_golden(ruleset_dir: Path) -> list[GoldenCase]:
-    """Every golden case beside a ruleset (``<dir>/golden/*.yaml``, sorted by file name).
+def golden_files(ruleset_dir: Path) -> list[Path]:
+    """The golden files beside a ruleset: ``golden/*.yaml`` and ``*.yml``, sorted by name.
+
+    Review R34b F6: ``*.yml`` files were skipped without a word.
+    """
+    folder = ruleset_dir / GOLDEN_DIR
+    return sorted(
+        path
+        for path in (folder.iterdir() if folder.is_dir() else ())
+        if path.suffix in GOLDEN_SUFFIXES and not path.name.startswith("roster") and path.is_file()
+    )
+
+
+def load_golden(ruleset_dir: Path, rule_ids: Collection[str] | None = None) -> list[GoldenCase]:
+    """Every golden case beside a ruleset (``golden_files``), in file-name order.
+
+    Args:
+        ruleset_dir: The version's directory.
+        rule_ids: The ruleset's rule ids, to refuse expectations naming another (see
+            ``load_golden_file``).
 
     Raises:
         RulesetError: With the problems of every file that has any.
     """
     cases: list[GoldenCase] = []
     problems: list[Problem] = []
-    for path in sorted((ruleset_dir / GOLDEN_DIR).glob("*.yaml")):
-        if path.name.startswith("roster"):
-            continue
+    for path in golden_files(ruleset_dir):
         try:
-            cases += load_golden_file(path)
+            cases += load_golden_file(path, rule_ids)
         except RulesetError as exc:
             problems += exc.problems
     if problems:
