@@ -6,7 +6,9 @@ import pytest
 
 from caseroute.cli import main
 from caseroute.rules.fmt import format_text
+from caseroute.rules.serving import parse_serving
 from caseroute.testing import REFERENCE_RULESET
+from tests.test_lifecycle_edges import _lifecycle, _serving, _version
 
 SMALL = """\
 ruleset: test
@@ -263,3 +265,57 @@ def test_a_published_version_is_left_alone_and_a_draft_beside_it_formatted(
     assert f"{home / '2' / 'ruleset.yaml'}: reformatted" in out
     assert (home / "1" / "ruleset.yaml").read_text() == messy
     assert (home / "2" / "ruleset.yaml").read_text() != messy
+
+
+def test_a_version_rolled_back_from_is_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R34b F8: after a rollback the version rolled back from was named nowhere.
+
+    It had served (and may have decided), yet `rules fmt` rewrote it. The rollback now keeps it
+    under `retired:` in serving.yaml, and fmt leaves it alone.
+    """
+    rulesets = tmp_path / "rulesets"
+    for version in ("1", "2"):
+        _version(rulesets, "routing", version)
+    draft = _version(rulesets, "routing", "3") / "ruleset.yaml"
+    _serving(rulesets, "routing", "active: '1'\n")
+    life = _lifecycle(rulesets)
+    life.activate("routing", "2", "admin:amy")
+    life.rollback("routing", "admin:amy")
+    assert parse_serving(rulesets / "routing" / "serving.yaml").retired == ("2",)
+    messy = {}
+    for path in (rulesets / "routing" / "2" / "ruleset.yaml", draft):
+        messy[path] = path.read_text().replace("owner:", "owner:   ", 1)
+        path.write_text(messy[path])
+    capsys.readouterr()
+    assert main(["rules", "fmt", str(rulesets / "routing")]) == 2
+    out = capsys.readouterr().out
+    rolled_back = rulesets / "routing" / "2" / "ruleset.yaml"
+    assert f"{rolled_back}: not formatted: this version is retired in its serving.yaml" in out
+    assert rolled_back.read_text() == messy[rolled_back]
+    assert draft.read_text() != messy[draft]  # a draft never served: formatted
+
+
+def test_no_version_is_formatted_while_serving_yaml_does_not_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R34b F8: an unreadable serving.yaml made every version look unpublished.
+
+    Which versions it names is unknown, so fmt refuses each (exit 2) with the pointer's own
+    problems (file:line) and says to fix it.
+    """
+    home = tmp_path / "routing"
+    path = _version(tmp_path, "routing", "1") / "ruleset.yaml"
+    messy = path.read_text().replace("owner:", "owner:   ", 1)
+    path.write_text(messy)
+    pointer = _serving(tmp_path, "routing", "actve: '1'\n")
+    assert main(["rules", "fmt", str(home)]) == 2
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{pointer}:1:1: error serving.unknown_key: unknown key `actve`")
+    assert out[-1] == (
+        f"{path}: not formatted: its serving.yaml does not read (above), so whether this "
+        "version is published, and may have decided, is unknown; fix serving.yaml and re-run"
+    )
+    assert path.read_text() == messy
+    assert main(["rules", "fmt", "--check", str(home)]) == 1  # --check still lists it

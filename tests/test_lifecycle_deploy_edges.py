@@ -13,7 +13,10 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from caseroute.audit.store import AuditSink
+from caseroute.domain.errors import RulesetError
 from caseroute.registry.build import MISSING_GRACE
 from caseroute.rules.layout import (
     expand_version_sources,
@@ -122,8 +125,8 @@ def test_layout_readers_on_odd_files(tmp_path: Path) -> None:
     """The layout readers on a version naming no ruleset, a broken pointer, shadow and previous.
 
     A version whose file names no ruleset makes its directory no ruleset's home; a broken
-    pointer is reported by check and makes no version published; shadow and previous versions
-    are published.
+    pointer is reported by check, and whether a version is published is then unknown; shadow,
+    previous and retired versions are published.
     """
     home = tmp_path / "routing"
     _version(tmp_path, "routing", "1")
@@ -137,13 +140,15 @@ def test_layout_readers_on_odd_files(tmp_path: Path) -> None:
     assert [s.name_dir for s in expand_version_sources(home)] == ["routing"]
     _serving(tmp_path, "routing", "active: [\n")
     assert [p.code for p in pointer_problems(home, {"routing": {"1"}})] == ["yaml.syntax"]
-    assert published_as(home / "1") is None
-    _serving(tmp_path, "routing", "active: '1'\nshadow: '2'\nprevious: ['0']\n")
+    with pytest.raises(RulesetError):  # unknown, not "unpublished" (review R34b F8)
+        published_as(home / "1")
+    _serving(tmp_path, "routing", "active: '1'\nshadow: '2'\nprevious: ['0']\nretired: ['3']\n")
     problems = pointer_problems(home, {"routing": {"1"}})
     assert [(p.code, p.line) for p in problems] == [("versions.not_loaded", 2)]
-    assert [published_as(home / v) for v in ("1", "2", "0", "9")] == [
+    assert [published_as(home / v) for v in ("1", "2", "0", "3", "9")] == [
         "active",
         "shadow",
         "previous",
+        "retired",
         None,
     ]

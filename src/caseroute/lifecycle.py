@@ -570,7 +570,11 @@ class RulesetLifecycle:
                 self._check_on_disk(loaded, "activate")
                 current = self._current_serving(name, path)
                 target = (
-                    Serving(version, current.shadow if current.shadow != version else None)
+                    Serving(
+                        version,
+                        current.shadow if current.shadow != version else None,
+                        retired=tuple(v for v in current.retired if v != version),
+                    )
                     if not current.active
                     else current.activated(version)
                 )

@@ -18,6 +18,7 @@ from caseroute.rules.layout import (
 )
 from caseroute.rules.serving import (
     MAX_PREVIOUS,
+    MAX_RETIRED,
     Serving,
     parse_serving,
     render_serving,
@@ -72,12 +73,12 @@ def test_previous_keeps_only_the_most_recent_versions() -> None:
 
 def test_rolling_back_to_the_shadow_version_ends_the_shadow() -> None:
     """Rollback to a version that was shadowing: it serves, and no longer shadows itself."""
-    assert Serving("2", "1", ("0", "1")).rolled_back() == Serving("1", None, ("0",))
+    assert Serving("2", "1", ("0", "1")).rolled_back() == Serving("1", None, ("0",), retired=("2",))
 
 
 def test_rolling_back_keeps_a_different_shadow() -> None:
     """Rollback leaves a shadow that is not the rollback target in place."""
-    assert Serving("2", "3", ("1",)).rolled_back() == Serving("1", "3", ())
+    assert Serving("2", "3", ("1",)).rolled_back() == Serving("1", "3", (), retired=("2",))
 
 
 # -- parse_serving refusals ------------------------------------------------------------------
@@ -89,8 +90,8 @@ def test_a_pointer_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
         (
             "serving.type",
             (
-                "a serving file is a mapping with `active:` (and optionally `shadow:` and "
-                "`previous:`); see docs/rulesets.md"
+                "a serving file is a mapping with `active:` (and optionally `shadow:`, "
+                "`previous:` and `retired:`); see docs/rulesets.md"
             ),
             1,
             1,
@@ -118,7 +119,7 @@ def test_a_misspelt_active_key_is_refused_with_both_problems(tmp_path: Path) -> 
     assert _problems(_pointer(tmp_path, "Active: '1'\n")) == [
         (
             "serving.unknown_key",
-            "unknown key `Active`; a serving file has only active, shadow, previous",
+            "unknown key `Active`; a serving file has only active, shadow, previous, retired",
             1,
             1,
         ),
@@ -313,4 +314,59 @@ def test_expand_sources_of_a_rulesets_directory_lists_every_version(tmp_path: Pa
         tmp_path / "routing" / "1",
         tmp_path / "routing" / "2",
         tmp_path / "triage",
+    ]
+
+
+# -- retired: versions that served and left the pointer (review R34b F8) ----------------------
+
+
+def test_a_rollback_retires_the_version_it_leaves() -> None:
+    """The active version a rollback leaves is named under `retired`, most recent last."""
+    pointer = Serving("3", None, ("1", "2"), retired=("0",))
+    assert pointer.rolled_back().rolled_back() == Serving("1", None, (), retired=("0", "3", "2"))
+
+
+def test_a_version_previous_forgets_is_retired() -> None:
+    """Past MAX_PREVIOUS the oldest previous version is retired, not forgotten."""
+    old = tuple(f"v{n}" for n in range(MAX_PREVIOUS))
+    assert Serving("now", None, old).activated("next").retired == ("v0",)
+
+
+def test_activating_a_retired_version_takes_it_out_of_retired() -> None:
+    """A version named active again is no longer retired; the rest keep their order."""
+    pointer = Serving("1", None, (), retired=("2", "3"))
+    assert pointer.activated("2") == Serving("2", None, ("1",), retired=("3",))
+
+
+def test_retired_keeps_the_most_recent_versions() -> None:
+    """At most MAX_RETIRED are kept, dropping the oldest."""
+    retired = tuple(f"v{n}" for n in range(MAX_RETIRED))
+    assert Serving("2", None, ("1",), retired=retired).rolled_back().retired == (
+        *retired[1:],
+        "2",
+    )
+
+
+def test_retired_reads_back_as_written(tmp_path: Path) -> None:
+    """render_serving writes `retired:` and parse_serving reads the same pointer back."""
+    pointer = Serving("1.10", "2", ("0.9",), retired=("1.0", "3"))
+    path = _pointer(tmp_path, render_serving("routing", pointer))
+    read = parse_serving(path)
+    assert (read.active, read.shadow, read.previous, read.retired) == (
+        "1.10",
+        "2",
+        ("0.9",),
+        ("1.0", "3"),
+    )
+
+
+def test_a_retired_that_is_not_a_list_is_refused(tmp_path: Path) -> None:
+    """`retired: 2` is one serving.type problem at its line."""
+    assert _problems(_pointer(tmp_path, "active: '1'\nretired: 2\n")) == [
+        (
+            "serving.type",
+            "`retired` is a list of versions, most recent last, e.g. [2025.05.0]",
+            2,
+            10,
+        )
     ]

@@ -360,12 +360,40 @@ def _test_version(path: Path, args: argparse.Namespace) -> _TestRun:
     return _TestRun(ok, report)
 
 
+def _published_refusal(path: Path) -> list[Problem] | None:
+    """Why ``rules fmt`` must leave the ruleset file ``path`` alone (None: it may format it).
+
+    Review R32a F2: the docs' `rules fmt rulesets/<name>` rewrote published versions, whose new
+    content every restarted worker then refused (no active version). Review R34b F8: so did a
+    version rolled back from, and any version while its serving.yaml did not read.
+    """
+    from caseroute.rules.layout import published_as
+
+    try:
+        role = published_as(path.parent)
+    except RulesetError as exc:
+        message = (
+            "not formatted: its serving.yaml does not read (above), so whether this version "
+            "is published, and may have decided, is unknown; fix serving.yaml and re-run"
+        )
+        return [*exc.problems, Problem("fmt.published", message, str(path))]
+    if role is None:
+        return None
+    message = (
+        f"not formatted: this version is {role} in its serving.yaml, and a version that "
+        "has decided never changes (a server refuses its new content: "
+        "versions.changed_after_deciding); format a new version instead (`caseroute "
+        "rules new-version`), or format a version before it is published"
+    )
+    return [Problem("fmt.published", message, str(path))]
+
+
 def _cmd_rules_fmt(args: argparse.Namespace) -> int:
     import difflib
 
     from caseroute.rules.compiler import ruleset_file
     from caseroute.rules.fmt import format_file, write_atomically
-    from caseroute.rules.layout import expand_sources, published_as
+    from caseroute.rules.layout import expand_sources
 
     as_json = args.format == "json"
     show = (lambda _line: None) if as_json else out
@@ -393,19 +421,16 @@ def _cmd_rules_fmt(args: argparse.Namespace) -> int:
         if original == formatted:
             report["status"] = "unchanged"
             continue
-        role = published_as(path.parent)
-        if role is not None and not args.check:
-            # Review R32a F2: the docs' `rules fmt rulesets/<name>` rewrote published versions,
-            # whose new content every restarted worker then refused (no active version).
-            message = (
-                f"not formatted: this version is {role} in its serving.yaml, and a version that "
-                "has decided never changes (a server refuses its new content: "
-                "versions.changed_after_deciding); format a new version instead (`caseroute "
-                "rules new-version`), or format a version before it is published"
-            )
-            show(f"{path}: {message}")
+        refusal = None if args.check else _published_refusal(path)
+        if refusal is not None:
+            for problem in refusal:
+                show(
+                    f"{path}: {problem.message}"
+                    if problem.code == "fmt.published"
+                    else str(problem)
+                )
             report["status"] = "published"
-            report["problems"] = [_problem_data(Problem("fmt.published", message, str(path)))]
+            report["problems"] = [_problem_data(p) for p in refusal]
             refused = True
             continue
         changed = True

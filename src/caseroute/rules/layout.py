@@ -294,21 +294,24 @@ def pointer_problems(path: Path, loaded: Mapping[str, Iterable[str]]) -> list[Pr
 def published_as(version_dir: Path) -> str | None:
     """The role its ruleset's ``serving.yaml`` gives a version directory, if any.
 
-    ``active``, ``shadow`` or ``previous``; None when it is not named, there is no pointer, or
-    the pointer does not read. A version named there may have decided, and a server refuses
-    new content for a version that has (``versions.changed_after_deciding``): ``rules fmt``
-    leaves such files alone.
+    ``active``, ``shadow``, ``previous`` or ``retired`` (served, then rolled back from or
+    forgotten by ``previous``); None when it is not named or there is no pointer. A version
+    named there may have decided, and a server refuses new content for a version that has
+    (``versions.changed_after_deciding``): ``rules fmt`` leaves such files alone.
+
+    Raises:
+        RulesetError: If the pointer does not read: which versions it names is unknown, so a
+            caller must not treat the version as unpublished (review R34b F8).
     """
     pointer = version_dir.parent / SERVING_FILE
     if not pointer.is_file():
         return None
-    try:
-        serving = parse_serving(pointer)
-    except RulesetError:
-        return None
+    serving = parse_serving(pointer)
     version = version_dir.name
     if version == serving.active:
         return "active"
     if version == serving.shadow:
         return "shadow"
-    return "previous" if version in serving.previous else None
+    if version in serving.previous:
+        return "previous"
+    return "retired" if version in serving.retired else None

@@ -8,6 +8,8 @@ it is never inferred from file or directory order. It is small enough to edit by
     active: 2025.06.0
     shadow: 2025.07.0        # optional: evaluated beside every live decision, never returned
     previous: [2025.05.0]    # earlier active versions, most recent last (rollback takes it)
+    retired: [2025.07.0]     # versions that served and left: rolled back from, or forgotten by
+                             # `previous`; never reformatted (`caseroute rules fmt`)
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from caseroute.rules.source import Node, read_yaml
 SERVING_FILE = "serving.yaml"
 MAX_SERVING_BYTES = 16 * 1024
 MAX_PREVIOUS = 20
-"""Earlier active versions a pointer remembers for rollback (older ones are forgotten)."""
+"""Earlier active versions a pointer remembers for rollback (older ones move to ``retired``)."""
+MAX_RETIRED = 200
+"""Versions that left the pointer that it still remembers (about 3 kB; older ones are forgotten)."""
 
-_KEYS = ("active", "shadow", "previous")
+_KEYS = ("active", "shadow", "previous", "retired")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,12 @@ class Serving:
         path: The pointer file (for messages).
         active_line: Line of ``active:`` in the file (for ``file:line`` messages; 0 if unknown).
         shadow_line: Line of ``shadow:`` (0 if absent).
+        retired: Versions that served (active or, through ``previous``, once active) and left
+            the pointer: the active version a rollback left, and versions ``previous`` no
+            longer holds. Most recent last. The server never reads them; they say which
+            versions may have decided, so ``caseroute rules fmt`` leaves them alone (review
+            R34b F8: after a rollback the version rolled back from was named nowhere, and
+            ``fmt`` rewrote it although it had decided).
     """
 
     active: str
@@ -51,14 +61,17 @@ class Serving:
     path: str = ""
     active_line: int = 0
     shadow_line: int = 0
+    retired: tuple[str, ...] = ()
 
     def activated(self, version: str) -> Serving:
         """The pointer after activating ``version`` (the current active joins ``previous``)."""
         if version == self.active:
             return self
-        previous = (*self.previous, self.active)[-MAX_PREVIOUS:]
+        remembered = (*self.previous, self.active)
+        previous = remembered[-MAX_PREVIOUS:]
         shadow = None if self.shadow == version else self.shadow
-        return Serving(version, shadow, previous, self.path)
+        retired = _retire(self.retired, remembered[:-MAX_PREVIOUS], {version, *previous})
+        return Serving(version, shadow, previous, self.path, retired=retired)
 
     def rolled_back(self) -> Serving:
         """The pointer after a rollback: the most recent previous version is active again.
@@ -68,7 +81,19 @@ class Serving:
         """
         target = self.previous[-1]
         shadow = None if self.shadow == target else self.shadow
-        return Serving(target, shadow, self.previous[:-1], self.path)
+        previous = self.previous[:-1]
+        retired = _retire(self.retired, (self.active,), {target, *previous})
+        return Serving(target, shadow, previous, self.path, retired=retired)
+
+
+def _retire(retired: tuple[str, ...], leaving: tuple[str, ...], named: set[str]) -> tuple[str, ...]:
+    """``retired`` with ``leaving`` appended last, without versions ``named`` elsewhere."""
+    kept: dict[str, None] = {}
+    for version in (*retired, *leaving):
+        kept.pop(version, None)  # a version retired again moves to the end
+        if version not in named:
+            kept[version] = None
+    return tuple(kept)[-MAX_RETIRED:]
 
 
 def _version(node: Node, key: str, path: str) -> tuple[str | None, list[Problem]]:
@@ -108,8 +133,8 @@ def parse_serving(path: Path) -> Serving:
             [
                 Problem(
                     "serving.type",
-                    "a serving file is a mapping with `active:` (and optionally `shadow:` and "
-                    "`previous:`); see docs/rulesets.md",
+                    "a serving file is a mapping with `active:` (and optionally `shadow:`, "
+                    "`previous:` and `retired:`); see docs/rulesets.md",
                     name,
                     root.line,
                     root.column,
@@ -148,35 +173,46 @@ def parse_serving(path: Path) -> Serving:
     if "shadow" in values and values["shadow"].value is not None:
         shadow, found = _version(values["shadow"], "shadow", name)
         problems += found
-    previous: list[str] = []
-    if "previous" in values and values["previous"].value is not None:
-        node = values["previous"]
-        if not node.is_sequence:
-            problems.append(
-                Problem(
-                    "serving.type",
-                    "`previous` is a list of versions, most recent last, e.g. [2025.05.0]",
-                    name,
-                    node.line,
-                    node.column,
-                )
-            )
-        else:
-            for item in node.value:
-                version, found = _version(item, "previous", name)
-                problems += found
-                if version is not None:
-                    previous.append(version)
+    previous = _version_list(values, "previous", name, problems)
+    retired = _version_list(values, "retired", name, problems)
     if problems or active is None:
         raise RulesetError(problems)
     return Serving(
         active,
         shadow,
-        tuple(previous),
+        previous,
         name,
         values["active"].line,
         values["shadow"].line if "shadow" in values else 0,
+        retired,
     )
+
+
+def _version_list(
+    values: dict[str, Node], key: str, name: str, problems: list[Problem]
+) -> tuple[str, ...]:
+    """The versions listed under ``key`` (absent or null: none); problems are appended."""
+    node = values.get(key)
+    if node is None or node.value is None:
+        return ()
+    if not node.is_sequence:
+        problems.append(
+            Problem(
+                "serving.type",
+                f"`{key}` is a list of versions, most recent last, e.g. [2025.05.0]",
+                name,
+                node.line,
+                node.column,
+            )
+        )
+        return ()
+    versions = []
+    for item in node.value:
+        version, found = _version(item, key, name)
+        problems += found
+        if version is not None:
+            versions.append(version)
+    return tuple(versions)
 
 
 def render_serving(name: str, serving: Serving) -> str:
@@ -191,6 +227,10 @@ def render_serving(name: str, serving: Serving) -> str:
     if serving.previous:
         quoted = ", ".join(f'"{v}"' for v in serving.previous)
         lines.append(f"previous: [{quoted}]")
+    if serving.retired:
+        lines.append("# Versions that served and left (rolled back from, or past `previous`).")
+        quoted = ", ".join(f'"{v}"' for v in serving.retired)
+        lines.append(f"retired: [{quoted}]")
     return "\n".join(lines) + "\n"
 
 
