@@ -105,6 +105,18 @@ def test_near_miss_skips_long_and_non_text() -> None:
     ] == ["urgency", None, None, None]
 
 
+def test_near_miss_finds_two_neighbouring_letters_swapped() -> None:
+    """`di` for `id` (difflib rates it 0.5, below its cutoff); not a swap of distant letters."""
+    choices = ["id", "when", "then"]
+    assert [
+        near_miss("di", choices),
+        near_miss("nhet", choices),
+        near_miss("id", ["di"]),
+        near_miss("ab", ["ba", "ab"]),
+        near_miss("xy", ["yz"]),
+    ] == ["id", None, "di", "ab", None]
+
+
 def test_unknown_key_tip() -> None:
     """A near miss is suggested in backticks; otherwise the allowed keys are listed."""
     assert [

@@ -84,7 +84,7 @@ def _with_rule(then: str) -> str:
                     None,
                     (
                         "signals.sla_at_risk_minutes refers to `params.t`, which is not a numeric "
-                        "param; define it under `params`"
+                        "param; make `params.t` a number"
                     ),
                 )
             ],
@@ -367,16 +367,6 @@ def test_a_mistaken_optional_section_is_reported_where_it_is_written(
             "  - id: rest\n    when: true\n",
             "  - id: rest\n",
             [
-                (
-                    "rules.missing_catch_all",
-                    11,
-                    0,
-                    "safeguarding",
-                    (
-                        "the last rule must be a catch-all (`when: true`) so every case gets a "
-                        "decision; add one at the end"
-                    ),
-                ),
                 ("schema.missing_key", 14, 5, "rest", "`when` is required in rule `rest`"),
             ],
         ),
@@ -459,16 +449,6 @@ def test_a_mistaken_optional_section_is_reported_where_it_is_written(
             "    when:\n",
             [
                 (
-                    "rules.missing_catch_all",
-                    11,
-                    0,
-                    "safeguarding",
-                    (
-                        "the last rule must be a catch-all (`when: true`) so every case gets a "
-                        "decision; add one at the end"
-                    ),
-                ),
-                (
                     "schema.type",
                     15,
                     5,
@@ -484,16 +464,6 @@ def test_a_mistaken_optional_section_is_reported_where_it_is_written(
             "    when: true\n",
             "    when: 5\n",
             [
-                (
-                    "rules.missing_catch_all",
-                    11,
-                    0,
-                    "safeguarding",
-                    (
-                        "the last rule must be a catch-all (`when: true`) so every case gets a "
-                        "decision; add one at the end"
-                    ),
-                ),
                 (
                     "schema.type",
                     15,

@@ -251,7 +251,23 @@ def near_miss(text: object, choices: Sequence[str]) -> str | None:
     if not isinstance(text, str) or len(text) > _NEAR_MISS_CHARS:
         return None
     close = difflib.get_close_matches(text, choices, n=1)
-    return close[0] if close else None
+    if close:
+        return close[0]
+    # Two letters swapped: difflib rates `di` against `id` 0.5 (review R34b F2).
+    return next((c for c in choices if _one_swap(text, c)), None)
+
+
+def _one_swap(text: str, choice: str) -> bool:
+    """Whether ``text`` is ``choice`` with two neighbouring characters swapped."""
+    if len(text) != len(choice) or text == choice:
+        return False
+    differ = [i for i, (a, b) in enumerate(zip(text, choice, strict=True)) if a != b]
+    return (
+        len(differ) == 2
+        and differ[1] == differ[0] + 1
+        and text[differ[0]] == choice[differ[1]]
+        and text[differ[1]] == choice[differ[0]]
+    )
 
 
 def unknown_key_tip(key: object, allowed: Sequence[str]) -> str:

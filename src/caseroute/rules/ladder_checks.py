@@ -144,6 +144,8 @@ def check_ladders(
     leaves: dict[str, Leaf],
     file: str,
     gaps: LadderGaps | None = None,
+    *,
+    rules_dropped: bool = False,
 ) -> list[Problem]:
     """Run the ladder checks over a ruleset's ladders and the rules that use them.
 
@@ -158,6 +160,8 @@ def check_ladders(
             read in full gets no "relaxes hard" (what it meant to list is unknown); a step whose
             `after` or `relax`/`prefer` could not be read is not "unreachable" or "without
             effect".
+        rules_dropped: A written rule did not compile (already an error): it may use any
+            ladder, so none is reported unused (review R34b F2).
 
     Returns:
         Errors and warnings (see the module docstring).
@@ -225,8 +229,9 @@ def check_ladders(
         disputed_steps = {(name, step) for step in disputed}
         out += order
         using = users.get(name, [])
-        if not using and gaps.unknown_ladder_rules:
-            continue  # a rule names a ladder that is not there: it may have meant this one
+        if not using and (gaps.unknown_ladder_rules or rules_dropped):
+            continue  # a rule names a ladder that is not there, or a rule did not compile:
+            # it may have meant (or used) this one
         if not using:
             out.append(
                 _problem(

@@ -22,6 +22,8 @@ def lint_ruleset(
     leaves: dict[str, Leaf],
     params_used: set[str],
     file: str,
+    *,
+    rules_dropped: bool = False,
 ) -> list[Problem]:
     """Find likely mistakes.
 
@@ -31,6 +33,9 @@ def lint_ruleset(
         leaves: Leaf table.
         params_used: Params some condition read.
         file: Source path.
+        rules_dropped: A written rule did not compile (already an error): the params it reads
+            are unknown, so none is reported unused (review R34b F2: "remove it" for a param
+            only the broken rule read).
 
     Returns:
         Warnings.
@@ -82,7 +87,7 @@ def lint_ruleset(
     no_ranking = _no_ranking(raw, rules, file)
     if no_ranking is not None:
         out.append(no_ranking)
-    for name, line in raw.param_lines.items():
+    for name, line in () if rules_dropped else raw.param_lines.items():
         if name not in params_used and name not in raw.signal_params:
             out.append(
                 Problem(

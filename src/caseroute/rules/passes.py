@@ -40,6 +40,10 @@ class Compilation:
         leaves: Leaf id -> unique leaf (the condition pass).
         params_used: Params some condition reads (the condition pass).
         rules: Rules whose condition and action both compiled, in order (the condition pass).
+        flawed_rules: Positions (``RawRule.index``) of written rules that did not read or
+            compile, or carry an error (the condition pass). A check that judges the rules as
+            written skips what only follows from them: one mistake, one finding (review R34b
+            F1, F2).
         problems: Every problem so far, in pass order.
         unavailable: Results later passes cannot rely on (see the module docstring).
         skipped: Passes skipped because something they need is unavailable.
@@ -51,6 +55,7 @@ class Compilation:
     leaves: dict[str, Leaf] = field(default_factory=dict)
     params_used: frozenset[str] = frozenset()
     rules: tuple[Rule, ...] = ()
+    flawed_rules: frozenset[int] = frozenset()
     problems: list[Problem] = field(default_factory=list)
     unavailable: set[str] = field(default_factory=set)
     skipped: list[str] = field(default_factory=list)
@@ -59,6 +64,11 @@ class Compilation:
     def file(self) -> str:
         """The source path problems name."""
         return self.source.path
+
+    @property
+    def rules_dropped(self) -> bool:
+        """Whether a written rule is missing from ``rules`` (what it reads or uses is unknown)."""
+        return len(self.rules) < self.raw.rules_written
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +125,21 @@ def _conditions(state: Compilation) -> list[Problem]:
         for r in state.raw.rules
         if r.rule_id in state.conditions and r.action is not None
     )
-    return list(lowered.problems)
+    problems = list(lowered.problems)
+    erring = {
+        p.rule_id
+        for p in (*state.problems, *problems)
+        if p.severity is Severity.ERROR and p.rule_id is not None
+    }
+    state.flawed_rules = frozenset(
+        state.raw.unread_rules
+        | {
+            r.index
+            for r in state.raw.rules
+            if r.rule_id not in state.conditions or r.action is None or r.rule_id in erring
+        }
+    )
+    return problems
 
 
 def _rule(raw: RawRule, cond: Cond, queues: dict[Intent, str]) -> Rule:
@@ -127,19 +151,39 @@ def _rule(raw: RawRule, cond: Cond, queues: dict[Intent, str]) -> Rule:
 
 
 def _lint(state: Compilation) -> list[Problem]:
-    return lint_ruleset(state.raw, state.rules, state.leaves, set(state.params_used), state.file)
+    return lint_ruleset(
+        state.raw,
+        state.rules,
+        state.leaves,
+        set(state.params_used),
+        state.file,
+        rules_dropped=state.rules_dropped,
+    )
 
 
 def _ladders(state: Compilation) -> list[Problem]:
     raw = state.raw
-    return check_ladders(raw.ladders, state.rules, state.leaves, state.file, raw.ladder_gaps)
+    return check_ladders(
+        raw.ladders,
+        state.rules,
+        state.leaves,
+        state.file,
+        raw.ladder_gaps,
+        rules_dropped=state.rules_dropped,
+    )
 
 
 def _ordering(state: Compilation) -> list[Problem]:
-    return _check_ordering(state.raw, state.conditions, state.file)
+    last_flawed = state.raw.rules_written - 1 in state.flawed_rules
+    return _check_ordering(state.raw, state.conditions, state.file, last_flawed=last_flawed)
 
 
 def _safeguarding(state: Compilation) -> list[Problem]:
+    if 0 in state.flawed_rules:
+        # The first rule as written has an error already: judging the first rule that read
+        # named the wrong rule ("rule `missing-patient-location` is first instead" for a
+        # `whne:` typo in rule 1), and fixing the typo is all it needs (review R34b F1).
+        return []
     return _check_safeguarding(state.raw, state.conditions, state.leaves, state.file)
 
 
@@ -147,7 +191,14 @@ def _queues(state: Compilation) -> list[Problem]:
     return _check_queues(state.raw, state.file)
 
 
-def _check_ordering(raw: RawRuleset, conditions: dict[str, Cond], file: str) -> list[Problem]:
+def _check_ordering(
+    raw: RawRuleset, conditions: dict[str, Cond], file: str, *, last_flawed: bool = False
+) -> list[Problem]:
+    """Duplicate ids, and a catch-all last with nothing after it.
+
+    ``last_flawed``: the last rule as written has an error already, so whether it is the
+    catch-all is unknown and ``rules.missing_catch_all`` is not reported (review R34b F2).
+    """
     problems: list[Problem] = []
     first_line: dict[str, int] = {}
     for rule in raw.rules:
@@ -169,7 +220,7 @@ def _check_ordering(raw: RawRuleset, conditions: dict[str, Cond], file: str) -> 
         (r for r in raw.rules if r.rule_id in conditions and is_catch_all(conditions[r.rule_id])),
         None,
     )
-    if raw.rules and catch_all is None:
+    if raw.rules and catch_all is None and not last_flawed:
         problems.append(
             Problem(
                 "rules.missing_catch_all",

@@ -96,6 +96,8 @@ class RawRule:
     uses_by_intent: bool
     priority: Priority
     line: int
+    index: int = 0
+    """Its position among the rules as written (0 first), counting rules that did not read."""
 
 
 DEFAULT_RANKING = (
@@ -130,6 +132,10 @@ class RawRuleset:
     queues_line: int = 0
     rules: list[RawRule] = field(default_factory=list)
     rules_line: int = 0
+    rules_written: int = 0
+    """How many entries `rules:` lists, read or not (``rules`` holds those that read)."""
+    unread_rules: set[int] = field(default_factory=set)
+    """Positions (``RawRule.index``) of rules written but not read (each already an error)."""
     ladders: dict[str, Ladder] = field(default_factory=dict)
     continuity: ContinuityPolicy | None = None
     ladder_gaps: LadderGaps = field(default_factory=LadderGaps)
@@ -404,9 +410,14 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     out.continuity = read_continuity(r, top.get("continuity"))
     if "rules" in top:
         out.rules_line = top["rules"].line
-        for node in r.items(top["rules"], "`rules`"):
+        nodes = r.items(top["rules"], "`rules`")
+        out.rules_written = len(nodes)
+        for index, node in enumerate(nodes):
             rule = _read_rule(r, node, out.ladders)
-            if rule is not None:
+            if rule is None:
+                out.unread_rules.add(index)
+            else:
+                rule.index = index
                 out.rules.append(rule)
     out.ladder_gaps = r.ladder_gaps
     return out, r.problems
@@ -468,10 +479,20 @@ def _signal_number(r: SchemaReader, node: Node | None, what: str, out: RawRulese
         name = node.value.removeprefix("params.")
         value = out.params.get(name)
         if isinstance(value, bool) or not isinstance(value, int | float):
+            meant = None if name in out.params else near_miss(name, sorted(out.params))
+            if meant is not None:
+                # The param it meant is not also "never used; remove it" (review R34b F2).
+                out.signal_params.add(meant)
+            tip = (
+                f"did you mean `params.{meant}`?"
+                if meant is not None
+                else "define it under `params`"
+                if name not in out.params
+                else f"make `{node.value}` a number"
+            )
             r.error(
                 "schema.unknown_param",
-                f"{what} refers to `{node.value}`, which is not a "
-                "numeric param; define it under `params`",
+                f"{what} refers to `{node.value}`, which is not a numeric param; {tip}",
                 node,
             )
             return None

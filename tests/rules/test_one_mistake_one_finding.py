@@ -1,0 +1,113 @@
+"""One mistake in the reference ruleset gives one finding, at the mistake (review R34b F1, F2).
+
+A check that judges the rules as written must not also report what only follows from a rule
+that did not read or compile: "rule `missing-patient-location` is first instead" for a typo in
+rule 1, "add a catch-all" for a typo in the catch-all, "remove it" for a ladder or param only a
+broken rule uses. Each case below is one edit of the reference ruleset and the whole list of
+findings `rules check` would print.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from caseroute.domain.errors import RulesetError
+from caseroute.testing import REFERENCE_RULESET, compile_text
+
+TEXT = (REFERENCE_RULESET / "ruleset.yaml").read_text()
+BASELINE = sorted({p.code for p in compile_text(TEXT).warnings})
+"""What the reference ruleset warns of unedited (nothing, or the same in every case)."""
+
+
+def _findings(old: str, new: str) -> list[tuple[str, str | None]]:
+    """Every finding's code and rule for TEXT with the first ``old`` replaced by ``new``."""
+    assert old in TEXT, old
+    with pytest.raises(RulesetError) as exc:
+        compile_text(TEXT.replace(old, new, 1))
+    return [(p.code, p.rule_id) for p in exc.value.problems if p.code not in BASELINE]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # F1: a mistake in rule 1 is not also "safeguarding must be first; rule X is first".
+        (
+            "    when: \"'safeguarding' in case.flags\"",
+            "    whne: \"'safeguarding' in case.flags\"",
+            [("schema.unknown_key", "safeguarding")],
+        ),
+        ("  - id: safeguarding", "  - idd: safeguarding", [("schema.unknown_key", None)]),
+        (
+            "'safeguarding' in case.flags\"",
+            "'safeguarding' in case.flag\"",
+            [("expr.unknown_field", "safeguarding")],
+        ),
+        (
+            "escalate: {queue: safeguarding,",
+            "escalate: {queue: Safeguarding,",
+            [("schema.format", "safeguarding")],
+        ),
+        # F2: a mistake in the catch-all is not also "add a catch-all" and "ladder unused".
+        ("    when: true", "    wen: true", [("schema.unknown_key", "by-intent")]),
+        ("    when: true", "    when: tru", [("expr.unknown_field", "by-intent")]),
+        ("  - id: by-intent", "  - di: by-intent", [("schema.unknown_key", None)]),
+        # F2: a param only a broken condition reads is not "never used; remove it".
+        (
+            "not exists(case.patient_location)",
+            "not exists(case.patient_location",
+            [("expr.syntax", "missing-patient-location")],
+        ),
+        # F2: a misspelt param the signals name: one error, with the name it meant.
+        (
+            "  negative_sentiment: -0.5",
+            "  negative_sentimnt: -0.5",
+            [("schema.unknown_param", None), ("expr.unknown_param", "unhappy-sla-at-risk")],
+        ),
+    ],
+    ids=[
+        "rule-1-key",
+        "rule-1-id-key",
+        "rule-1-field",
+        "rule-1-queue",
+        "catch-all-key",
+        "catch-all-condition",
+        "catch-all-id-key",
+        "param-read-by-broken-condition",
+        "misspelt-param",
+    ],
+)
+def test_one_mistake_is_one_finding(
+    old: str, new: str, expected: list[tuple[str, str | None]]
+) -> None:
+    """The edit's own error(s), and nothing that only follows from them."""
+    assert _findings(old, new) == expected
+
+
+def test_the_misspelt_param_the_signals_name_gets_a_did_you_mean() -> None:
+    """`params.negative_sentiment` under signals, `negative_sentimnt:` under params."""
+    with pytest.raises(RulesetError) as exc:
+        compile_text(TEXT.replace("  negative_sentiment: -0.5", "  negative_sentimnt: -0.5", 1))
+    (signals,) = [p for p in exc.value.problems if p.code == "schema.unknown_param"]
+    assert signals.message == (
+        "signals.negative_sentiment refers to `params.negative_sentiment`, which is not a "
+        "numeric param; did you mean `params.negative_sentimnt`?"
+    )
+
+
+def test_a_rule_1_that_reads_but_is_not_the_safeguarding_rule_is_still_refused() -> None:
+    """The check still judges a first rule with no error of its own (moving a rule up)."""
+    moved = TEXT.replace("  - id: safeguarding\n", "  - id: safeguarding-x\n", 1)
+    with pytest.raises(RulesetError) as exc:
+        compile_text(moved.replace("'safeguarding' in case.flags", "'vip' in case.flags", 1))
+    assert [p.code for p in exc.value.problems if p.code not in BASELINE] == [
+        "constraints.safeguarding_first"
+    ]
+
+
+def test_a_catch_all_missing_with_no_mistake_in_the_last_rule_is_still_refused() -> None:
+    """`when: true` replaced by a real condition: the catch-all is missing, and said so."""
+    with pytest.raises(RulesetError) as exc:
+        compile_text(TEXT.replace("    when: true", "    when: case.urgency == 'routine'", 1))
+    assert [p.code for p in exc.value.problems if p.code not in BASELINE] == [
+        "rules.missing_catch_all"
+    ]
