@@ -1,4 +1,4 @@
-"""One mistake in the reference ruleset gives one finding, at the mistake (review R34b F1, F2).
+"""One mistake in the reference ruleset gives one finding, at the mistake (review R34b F1-F3).
 
 A check that judges the rules as written must not also report what only follows from a rule
 that did not read or compile: "rule `missing-patient-location` is first instead" for a typo in
@@ -63,6 +63,9 @@ def _findings(old: str, new: str) -> list[tuple[str, str | None]]:
             "  negative_sentimnt: -0.5",
             [("schema.unknown_param", None), ("expr.unknown_param", "unhappy-sla-at-risk")],
         ),
+        # F3: a misspelt or unreadable intent under `queues:` is not also "no queue; add it".
+        ("  clinical: clinical\n", "  clinicl: clinical\n", [("schema.unknown_key", None)]),
+        ("  billing: billing\n", "  billing: Billing Team\n", [("schema.format", None)]),
     ],
     ids=[
         "rule-1-key",
@@ -74,6 +77,8 @@ def _findings(old: str, new: str) -> list[tuple[str, str | None]]:
         "catch-all-id-key",
         "param-read-by-broken-condition",
         "misspelt-param",
+        "queues-intent-key",
+        "queues-queue-name",
     ],
 )
 def test_one_mistake_is_one_finding(
@@ -102,6 +107,13 @@ def test_a_rule_1_that_reads_but_is_not_the_safeguarding_rule_is_still_refused()
     assert [p.code for p in exc.value.problems if p.code not in BASELINE] == [
         "constraints.safeguarding_first"
     ]
+
+
+def test_an_intent_left_out_of_queues_is_still_refused() -> None:
+    """Deleting `general:` under `queues:` (no mistake written): queues.incomplete, as before."""
+    with pytest.raises(RulesetError) as exc:
+        compile_text(TEXT.replace("  general: general\n", "", 1))
+    assert [p.code for p in exc.value.problems if p.code not in BASELINE] == ["queues.incomplete"]
 
 
 def test_a_catch_all_missing_with_no_mistake_in_the_last_rule_is_still_refused() -> None:

@@ -130,6 +130,9 @@ class RawRuleset:
     """Line of `matching.ranking` when given and read without a problem (0 otherwise)."""
     queues: dict[Intent, str] = field(default_factory=dict)
     queues_line: int = 0
+    queue_gaps: set[str] = field(default_factory=set)
+    """Intents under `queues` written but not read (a misspelt key such as `clinicl`, or a
+    queue name that is not valid; each already an error): not also "no queue for" them."""
     rules: list[RawRule] = field(default_factory=list)
     rules_line: int = 0
     rules_written: int = 0
@@ -400,12 +403,14 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     _read_matching(r, top.get("matching"), out)
     if "queues" in top:
         out.queues_line = top["queues"].line
-        for key, node in r.mapping(
-            top["queues"], "`queues`", (), tuple(i.value for i in Intent)
-        ).items():
+        intents = tuple(i.value for i in Intent)
+        out.queue_gaps |= misspelt_keys(top["queues"], intents)
+        for key, node in r.mapping(top["queues"], "`queues`", (), intents).items():
             queue = r.string(node, f"queue for intent `{key}`", pattern=NAME)
             if queue is not None:
                 out.queues[Intent(key)] = queue
+            else:
+                out.queue_gaps.add(key)
     out.ladders = read_ladders(r, top.get("ladders"))
     out.continuity = read_continuity(r, top.get("continuity"))
     if "rules" in top:
