@@ -345,16 +345,6 @@ def test_a_mistaken_optional_section_is_reported_where_it_is_written(
             "general: General Queue}",
             [
                 (
-                    "queues.incomplete",
-                    8,
-                    0,
-                    "rest",
-                    (
-                        "rule `rest` routes `by_intent`, but `queues:` has no queue for intent(s) "
-                        "general; add them"
-                    ),
-                ),
-                (
                     "schema.format",
                     9,
                     42,
