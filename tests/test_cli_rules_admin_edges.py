@@ -34,6 +34,15 @@ class EmptyAdmin(FakeAdmin):
         return LifecycleOutcome(action, actor, AT, (change,), ())
 
 
+class TwoProblemsAdmin(FakeAdmin):
+    """One ruleset whose last reload found two problems."""
+
+    def list_rulesets(self) -> list[RulesetInfo]:
+        """A last error of two lines, as a reload with two problems reports it."""
+        error = "routing/serving.yaml:2:1: error a: one\nrouting/serving.yaml:3:1: error b: two"
+        return [RulesetInfo("routing", None, None, (), (), None, error)]
+
+
 @pytest.fixture
 def token(tmp_path: Path) -> Path:
     """Alice's token file for the client: just the token, mode 0600."""
@@ -322,3 +331,19 @@ def test_a_server_that_is_down_is_unavailable_and_exit_1(
     code, out, err = _run(capsys, *argv, "--server", f"127.0.0.1:{port}", *credentials)
     assert (code, out, err.startswith("caseroute: server answered UNAVAILABLE: ")) == (1, "", True)
     assert f"127.0.0.1:{port}" in err
+
+
+def test_rules_list_prints_each_problem_of_a_last_error_on_its_own_line(
+    tmp_path: Path, token: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R34b F4 (aside): two problems were printed joined by a backslash-n."""
+    with admin_server(tmp_path, admin=TwoProblemsAdmin()) as server:
+        assert _run(capsys, "rules", "list", *_remote(server, token)) == (
+            0,
+            (
+                "routing: active (none)\n"
+                "  last error: routing/serving.yaml:2:1: error a: one\n"
+                "              routing/serving.yaml:3:1: error b: two\n"
+            ),
+            "",
+        )

@@ -366,8 +366,8 @@ def test_a_broken_pointer_keeps_the_last_good_choice(root: Path, store: AuditSin
     assert outcome is not None
     assert (info.active_version, outcome.changes) == ("1", ())
     assert info.last_error == (
-        "routing/serving.yaml:2:1: error serving.unknown_key: unknown key `actve`; a serving "
-        "file has only active, shadow, previous, retired"
+        "routing/serving.yaml:2:1: error serving.unknown_key: unknown key `actve` (did you mean "
+        "`active`?); a serving file has only active, shadow, previous, retired"
     )
 
 

@@ -114,12 +114,30 @@ def test_an_unquoted_version_read_as_a_number_is_refused(tmp_path: Path) -> None
     ]
 
 
-def test_a_misspelt_active_key_is_refused_with_both_problems(tmp_path: Path) -> None:
-    """`Active:` is an unknown key AND leaves no active version: both reported at once."""
-    assert _problems(_pointer(tmp_path, "Active: '1'\n")) == [
+def test_a_misspelt_active_key_is_one_problem_with_a_did_you_mean(tmp_path: Path) -> None:
+    """Review R34b F4: `Active:`/`actve:` also gave missing_active, and no did-you-mean."""
+    assert [_problems(_pointer(tmp_path, f"{key}: '1'\n")) for key in ("Active", "actve")] == [
+        [
+            (
+                "serving.unknown_key",
+                (
+                    f"unknown key `{key}` (did you mean `active`?); a serving file has only "
+                    "active, shadow, previous, retired"
+                ),
+                1,
+                1,
+            )
+        ]
+        for key in ("Active", "actve")
+    ]
+
+
+def test_an_unknown_key_and_no_active_are_both_reported(tmp_path: Path) -> None:
+    """`zzz:` is no near spelling of `active`: unknown, and no active version either."""
+    assert _problems(_pointer(tmp_path, "zzz: '1'\n")) == [
         (
             "serving.unknown_key",
-            "unknown key `Active`; a serving file has only active, shadow, previous, retired",
+            "unknown key `zzz`; a serving file has only active, shadow, previous, retired",
             1,
             1,
         ),

@@ -159,8 +159,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
             out(f"  previously active: {', '.join(s.previous_versions)}")
         if s.HasField("last_reload"):
             out(f"  last reload: {_instant(s.last_reload, present=True)}")
-        if s.last_error:
-            out(f"  last error: {s.last_error}")
+        # One problem per line, as `rules check` prints them (R34b F4: a literal \n between).
+        for n, line in enumerate(s.last_error.splitlines()):
+            out(f"  {'last error:' if n == 0 else '           '} {line}")
     return EXIT_OK
 
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from caseroute.domain.errors import Problem, RulesetError
-from caseroute.rules.schema import VERSION_RE
+from caseroute.domain.reader import near_miss
+from caseroute.rules.schema import VERSION_RE, misspelt_keys
 from caseroute.rules.source import Node, read_yaml
 
 SERVING_FILE = "serving.yaml"
@@ -145,17 +146,23 @@ def parse_serving(path: Path) -> Serving:
     for key in values:
         if key not in _KEYS:
             line, column = root.key_positions.get(key, (root.line, root.column))
+            hint = near_miss(str(key), _KEYS)
+            tip = f" (did you mean `{hint}`?)" if hint is not None else ""
             problems.append(
                 Problem(
                     "serving.unknown_key",
-                    f"unknown key `{key}`; a serving file has only {', '.join(_KEYS)}",
+                    f"unknown key `{key}`{tip}; a serving file has only {', '.join(_KEYS)}",
                     name,
                     line,
                     column,
                 )
             )
     active: str | None = None
-    if "active" not in values:
+    if "active" in values:
+        active, found = _version(values["active"], "active", name)
+        problems += found
+    elif "active" not in misspelt_keys(root, _KEYS):
+        # A misspelt `actve:` is one mistake: its unknown_key says "did you mean" (R34b F4).
         problems.append(
             Problem(
                 "serving.missing_active",
@@ -166,9 +173,6 @@ def parse_serving(path: Path) -> Serving:
                 root.column,
             )
         )
-    else:
-        active, found = _version(values["active"], "active", name)
-        problems += found
     shadow: str | None = None
     if "shadow" in values and values["shadow"].value is not None:
         shadow, found = _version(values["shadow"], "shadow", name)
