@@ -397,3 +397,29 @@ def test_rules_check_of_one_ruleset_home_without_a_pointer_reads_it_as_one(
     assert " error versions.misplaced: this file declares version `2026.12.1`" in (
         capsys.readouterr().out
     )
+
+
+def test_a_wrong_ruleset_name_is_misplaced_at_its_line_and_the_pointer_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R34b F5: `ruleset: patient-enquiry` was reported at line 1, not at its line.
+
+    The pointer naming that version still says it is not loaded (the server would serve no
+    active version), and now that its own file has the errors.
+    """
+    root = tmp_path / "rulesets"
+    shutil.copytree(REFERENCE_HOME.parent, root)
+    path = root / "patient-enquiries" / "2026.12.1" / "ruleset.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("ruleset: patient-enquiries\n", "ruleset: patient-enquiry\n", 1))
+    line = text.splitlines().index("ruleset: patient-enquiries") + 1
+    assert main(["rules", "check", str(root)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert [x.split(": error ")[0] for x in out if " error versions.misplaced:" in x] == [
+        f"{path}:{line}"
+    ]
+    (pointer,) = [x for x in out if " error versions.not_loaded:" in x]
+    assert pointer.endswith(
+        "only pinned requests are served (its file 2026.12.1/ruleset.yaml has the errors listed "
+        "for it)"
+    )

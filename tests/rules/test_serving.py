@@ -275,15 +275,19 @@ def test_key_line_of_a_missing_key_is_line_1() -> None:
 
 
 def test_a_version_under_another_rulesets_directory_is_misplaced(tmp_path: Path) -> None:
-    """A file declaring ruleset `other` under routing/ names both and says where it belongs."""
+    """A file declaring ruleset `other` under routing/ names both and says where it belongs.
+
+    At the `ruleset:` line (review R34b F5: line 1, whatever the file).
+    """
     source = VersionSource(_version(tmp_path / "routing", "2", name="other"), "routing", "2")
-    assert check_placement(source, "other", "2", "ruleset: other\nversion: '2'\n") == [
+    text = "# a comment\n\nruleset: other\nversion: '2'\n"
+    assert check_placement(source, "other", "2", text) == [
         Problem(
             "versions.misplaced",
             "this file declares ruleset `other` but sits under `routing/`: a version lives in "
             "rulesets/<name>/<version>/; move it to other/2/ or fix `ruleset:`",
             str(tmp_path / "routing" / "2" / "ruleset.yaml"),
-            1,
+            3,
         )
     ]
 

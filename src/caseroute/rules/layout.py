@@ -136,7 +136,7 @@ def check_placement(source: VersionSource, name: str, version: str, text: str) -
                 f"version lives in rulesets/<name>/<version>/; move it to {name}/{version}/ or "
                 "fix `ruleset:`",
                 file,
-                1,
+                key_line(text, "ruleset"),  # review R34b F5: was line 1 whatever the file
             )
         )
     if source.version_dir is not None and source.version_dir != version:
@@ -281,6 +281,10 @@ def pointer_problems(path: Path, loaded: Mapping[str, Iterable[str]]) -> list[Pr
         for role, version in roles:
             if version not in versions:
                 keeping = "; only pinned requests are served" if role == "active" else ""
+                if (pointer.parent / version / RULESET_FILE).is_file():
+                    # Its own errors are listed with its file: say this follows from them
+                    # (review R34b F5), not a second thing to fix.
+                    keeping += f" (its file {version}/{RULESET_FILE} has the errors listed for it)"
                 problems.append(not_loaded_problem(name, serving, role, version, versions, keeping))
     homes = {source.name_dir: source.path.parent for source in sources if source.name_dir}
     for name, compiled in sorted(loaded.items()):
