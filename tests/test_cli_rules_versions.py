@@ -165,3 +165,49 @@ def test_a_version_that_does_not_load_in_text_lists_its_problems_and_fails(
     err = capsys.readouterr().err
     assert f"{broken}:" in err
     assert "schema.unknown_key" in err
+
+
+def test_rules_test_of_a_home_in_text_goes_on_past_a_version_that_does_not_load(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R34b F7: text mode stopped at the first broken version; the next was never run.
+
+    The broken version's problems are printed (stderr, file:line), the later version's golden
+    run follows, and the command fails.
+    """
+    main(["rules", "new-version", str(home), "--version", "2026.12.0"])
+    broken = home / "2026.11.1" / "ruleset.yaml"
+    broken.write_text(broken.read_text().replace("owner:", "ownr:", 1))
+    capsys.readouterr()
+    assert main(["rules", "test", str(home)]) == 1
+    captured = capsys.readouterr()
+    assert f"{broken}:" in captured.err
+    out = captured.out.splitlines()
+    later = out.index(f"== {home / '2026.12.0'}")
+    assert out[later - 2 : later] == [f"== {home / '2026.11.1'}", ""]
+    assert out[-1] == ""
+    assert out[-2].endswith(" passed, 0 failed")
+
+
+def test_a_version_without_golden_cases_fails_and_the_next_is_tested(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R34b F7: "no golden cases" ended the whole command (exit 2) in every format.
+
+    It is now that version's failure (golden.none, naming its golden directory); the other
+    version is tested, in text and in JSON.
+    """
+    main(["rules", "new-version", str(home), "--version", "2026.12.0"])
+    for path in (home / "2026.11.1" / "golden").iterdir():
+        path.unlink()
+    capsys.readouterr()
+    assert main(["rules", "test", str(home)]) == 1
+    captured = capsys.readouterr()
+    assert f"{home / '2026.11.1' / 'golden'}: error golden.none: no golden cases" in captured.err
+    assert captured.out.splitlines()[-2].endswith(" passed, 0 failed")
+    assert main(["rules", "test", str(home), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert [(p["version"], p["ok"], [q["code"] for q in p["problems"]]) for p in doc["paths"]] == [
+        ("2026.11.1", False, ["golden.none"]),
+        ("2026.12.0", True, []),
+    ]

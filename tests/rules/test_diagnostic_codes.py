@@ -21,7 +21,7 @@ from caseroute.engine.satisfiable import unsatisfiable_requirements
 from caseroute.registry.build import build_state, check_not_changed_after_deciding
 from caseroute.registry.state import Snapshot
 from caseroute.rules.compiler import MAX_RULESET_BYTES, load_ruleset
-from caseroute.rules.golden import load_golden_file
+from caseroute.rules.golden import load_golden, load_golden_file
 from caseroute.rules.layout import VersionSource, check_placement
 from caseroute.rules.model import CompiledRuleset
 from caseroute.rules.serving import parse_serving
@@ -518,6 +518,7 @@ FIXTURES = [
         _golden(_golden_case() + _golden_case()),
         "{dir}/g.yaml:7:5",
     ),
+    Fixture("golden.none", lambda tmp: _problems(lambda: load_golden(tmp)), "{dir}/golden"),
     Fixture(
         "golden.unknown_rule",
         _golden(

@@ -365,7 +365,8 @@ def load_golden(ruleset_dir: Path, rule_ids: Collection[str] | None = None) -> l
             ``load_golden_file``).
 
     Raises:
-        RulesetError: With the problems of every file that has any.
+        RulesetError: With the problems of every file that has any, or ``golden.none`` when
+            there is no golden case at all (nothing pins what the version decides).
     """
     cases: list[GoldenCase] = []
     problems: list[Problem] = []
@@ -374,6 +375,15 @@ def load_golden(ruleset_dir: Path, rule_ids: Collection[str] | None = None) -> l
             cases += load_golden_file(path, rule_ids)
         except RulesetError as exc:
             problems += exc.problems
+    if not cases and not problems:
+        problems.append(
+            Problem(
+                "golden.none",
+                f"no golden cases in {GOLDEN_DIR}/*.yaml or *.yml beside this version: add a "
+                'file of cases that pin what it must decide (docs/rulesets.md, "Golden cases")',
+                str(ruleset_dir / GOLDEN_DIR),
+            )
+        )
     if problems:
         raise RulesetError(problems)
     return cases
