@@ -364,6 +364,7 @@ FIXTURES = [
         "r.yaml:10",
     ),
     Fixture("lint.no_licence", _text(BASE), "r.yaml:6"),
+    Fixture("lint.licence_outside_constraint", _text(_route("licence: [Rn]")), "r.yaml:14"),
     Fixture(
         "constraints.flag_clash",
         _text(BASE.replace("  licence:", "  consent: {flag: safeguarding}\n  licence:", 1)),

@@ -123,3 +123,51 @@ def test_a_catch_all_missing_with_no_mistake_in_the_last_rule_is_still_refused()
     assert [p.code for p in exc.value.problems if p.code not in BASELINE] == [
         "rules.missing_catch_all"
     ]
+
+
+# -- F9: a rule licence no agent can hold ------------------------------------------------------
+
+
+def _warnings(old: str, new: str) -> list[tuple[str, str | None, str]]:
+    """The warnings (code, rule, message) of TEXT edited, beyond the baseline's."""
+    assert old in TEXT, old
+    compiled = compile_text(TEXT.replace(old, new, 1))
+    return [(p.code, p.rule_id, p.message) for p in compiled.warnings if p.code not in BASELINE]
+
+
+def test_an_empty_rule_licence_is_refused() -> None:
+    """Review R34b F9: `licence: []` passed with 0 warnings; no agent could ever be assigned.
+
+    It is an error, as `constraints.licence.<intent>: []` already was.
+    """
+    old = "        reason: prescription\n        licence: [pharmacist]\n"
+    assert _findings(old, old.replace("[pharmacist]", "[]")) == [("schema.value", "prescription")]
+
+
+@pytest.mark.parametrize(
+    ("written", "hint"),
+    [("[RN]", ""), ("[Pharmacist]", " (did you mean `pharmacist` for `Pharmacist`?)")],
+    ids=["another-intents-type", "wrong-case"],
+)
+def test_a_rule_licence_outside_the_constraint_is_warned_about(written: str, hint: str) -> None:
+    """Review R34b F9: a prescription rule requiring `RN` (constraint: pharmacist) passed clean.
+
+    Every prescription case it routes would queue; the warning says why, at the rule.
+    """
+    assert _warnings("        licence: [pharmacist]\n", f"        licence: {written}\n") == [
+        (
+            "lint.licence_outside_constraint",
+            "prescription",
+            (
+                f"the rule requires licence {written[1:-1]}, but constraints.licence."
+                "prescription allows only pharmacist: a rule narrows that list and never widens "
+                f"it, so no agent can take a `prescription` case this rule routes{hint}; list "
+                "types the constraint allows"
+            ),
+        )
+    ]
+
+
+def test_a_rule_licence_within_the_constraint_for_its_intent_is_not_warned_about() -> None:
+    """Control: the reference rules (RN for clinical, pharmacist for prescription) warn nothing."""
+    assert _warnings("        licence: [pharmacist]\n", "        licence: [pharmacist]\n") == []

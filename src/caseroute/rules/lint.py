@@ -6,7 +6,7 @@ from caseroute.domain.case import Intent
 from caseroute.domain.errors import Problem, Severity
 from caseroute.domain.flag_spelling import resembles
 from caseroute.rules.fields import CASE_FIELDS
-from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids
+from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids, pinned_values
 from caseroute.rules.ladder_checks import rule_requirements
 from caseroute.rules.model import Rule
 from caseroute.rules.schema import DEFAULT_RANKING, RawRuleset
@@ -100,6 +100,7 @@ def lint_ruleset(
                     Severity.WARNING,
                 )
             )
+    out += _licence_outside_constraint(raw, rules, leaves, file)
     seen: dict[object, str] = {}
     for rule in rules:
         if isinstance(rule.when, Const) and not rule.when.value:
@@ -159,6 +160,60 @@ def lint_ruleset(
                         Severity.WARNING,
                     )
                 )
+    return out
+
+
+def _licence_outside_constraint(
+    raw: RawRuleset, rules: tuple[Rule, ...], leaves: dict[str, Leaf], file: str
+) -> list[Problem]:
+    """``lint.licence_outside_constraint``: a rule's licence types share none with the floor.
+
+    A rule narrows `constraints.licence` for an intent, never widens it (engine/matching.py),
+    so `licence: [pharmacist]` (or `[Rn]`) on a clinical rule whose constraint is `[RN]`
+    accepts no type at all: every clinical case it takes queues, and `rules check` said
+    nothing (review R34b F9). One warning per rule, naming each intent its condition allows
+    whose constraint it misses.
+    """
+    floors = raw.constraints.licence_by_intent if raw.constraints is not None else {}
+    out = []
+    for rule in rules:
+        need = rule_requirements(rule)
+        if need is None or not need.licence_types or not floors:
+            continue
+        pinned = pinned_values(rule.when, leaves, "case.intent")
+        missed = [
+            (intent, floor)
+            for intent, floor in floors.items()
+            if (pinned is None or intent.value in pinned)
+            and not set(need.licence_types) & set(floor)
+        ]
+        if not missed:
+            continue
+        intent, floor = missed[0]
+        names = " or ".join(f"`{i.value}`" for i, _ in missed)
+        hint = next(
+            (
+                f" (did you mean `{allowed}` for `{written}`?)"
+                for written in need.licence_types
+                for allowed in floor
+                if written.casefold() == allowed.casefold()
+            ),
+            "",
+        )
+        out.append(
+            Problem(
+                "lint.licence_outside_constraint",
+                f"the rule requires licence {', '.join(need.licence_types)}, but "
+                f"constraints.licence.{intent.value} allows only {', '.join(floor)}: a rule "
+                f"narrows that list and never widens it, so no agent can take a {names} case "
+                f"this rule routes{hint}; list types the constraint allows",
+                file,
+                rule.line,
+                0,
+                rule.rule_id,
+                Severity.WARNING,
+            )
+        )
     return out
 
 

@@ -826,6 +826,16 @@ def _read_requirements(
     licence = None
     if "licence" in entries:
         licence = r.strings(entries["licence"], f"{where}.licence", rule_id, IDENTIFIER)
+        if entries["licence"].is_sequence and not entries["licence"].value:
+            # No type acceptable: no agent could ever take the case, silently (R34b F9).
+            r.error(
+                "schema.value",
+                f"{where}.licence must list at least one licence type: `licence: []` accepts "
+                "none, so no agent could ever take a case this rule routes; list the types "
+                "that may, or remove `licence:` (constraints.licence still applies)",
+                entries["licence"],
+                rule_id,
+            )
     skills = []
     for s_node in r.items(entries.get("skills"), f"{where}.skills", rule_id):
         s = r.mapping(s_node, f"a skill in {where}.skills", ("name", "min_level"), (), rule_id)
