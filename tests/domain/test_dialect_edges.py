@@ -149,3 +149,33 @@ def test_a_record_input_without_a_case_object_is_kept_as_it_is() -> None:
     ):
         assert record_input_to_wire(stored) == stored
         assert record_input_from_wire(stored) == stored
+
+
+@pytest.mark.parametrize(
+    ("sha", "fault"),
+    [
+        ("f" * 150, "got 150 characters"),
+        ("F" * 64, "it holds upper-case letters (send it in lower case)"),
+        ("g" * 64, "it holds characters that are not hex digits (0-9, a-f)"),
+    ],
+    ids=["long", "upper-case", "not-hex"],
+)
+def test_a_request_files_roster_sha256_of_the_wrong_shape_says_what_is_wrong(
+    sha: str, fault: str
+) -> None:
+    """A request file's roster_sha256 is held to gRPC's shape, and never quoted whole.
+
+    It was compared with the roster's hash and quoted in full (up to the 200-character id
+    limit), beside that hash, with no word on what shape it must have.
+    """
+    request = {"request_id": "r-3", "case": case_dict("C-4"), "roster": roster_dict()}
+    request["roster_sha256"] = sha
+    assert _violations(parse_request, request) == [
+        (
+            "roster_sha256",
+            (
+                "must be 64 lowercase hex characters (a roster's roster_sha256, as the "
+                f"decision log records it); {fault}"
+            ),
+        )
+    ]

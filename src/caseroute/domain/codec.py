@@ -61,6 +61,7 @@ from caseroute.domain.reader import (
     LANGUAGE,
     MAX_ABS_NUMBER,
     one_character_flag,
+    roster_sha256_problem,
 )
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
 
@@ -569,6 +570,10 @@ def parse_request(
     # A request file carries its roster: a roster_sha256 alone names a roster only a server
     # may hold (DecideRequest.roster_sha256); beside the roster it must be the roster's own.
     sha = _envelope_string(r, "roster_sha256")
+    fault = roster_sha256_problem(sha) if sha else None
+    if fault is not None:
+        r.fail("roster_sha256", fault)
+        sha = ""  # not also "is <it>, but the roster has ..."
     if roster_data is UNSET:
         r.fail("roster", "is required (it may have no agents)")
     else:

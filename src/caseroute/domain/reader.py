@@ -246,6 +246,30 @@ def not_date(value: object) -> str:
     return f"must be a date YYYY-MM-DD, got {describe_value(value)}"
 
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def roster_sha256_problem(sha: str) -> str | None:
+    """What is wrong with a ``roster_sha256`` that is not 64 lowercase hex characters (None: ok).
+
+    One home for gRPC's converter and the JSON reader: a request file's hash was quoted in
+    full whatever its length (review R34b), and a 64-character one was told "got 64
+    characters", the length asked for (review R34a F3).
+    """
+    if _SHA256_HEX.fullmatch(sha):
+        return None
+    if len(sha) != 64:
+        fault = f"got {len(sha)} characters"
+    elif _SHA256_HEX.fullmatch(sha.lower()):
+        fault = "it holds upper-case letters (send it in lower case)"
+    else:
+        fault = "it holds characters that are not hex digits (0-9, a-f)"
+    return (
+        "must be 64 lowercase hex characters (a roster's roster_sha256, as the decision log "
+        f"records it); {fault}"
+    )
+
+
 def near_miss(text: object, choices: Sequence[str]) -> str | None:
     """The choice ``text`` most likely misspells, if any (never for long text)."""
     if not isinstance(text, str) or len(text) > _NEAR_MISS_CHARS:

@@ -8,7 +8,6 @@ applying the same checks, and hands anything else back to the strict path.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -43,7 +42,7 @@ from caseroute.domain.dialect import record_input_to_wire
 from caseroute.domain.errors import FieldViolation, RequestError, RosterNotCachedError
 from caseroute.domain.fingerprint import RosterFingerprint, canonical_json, fingerprint_roster
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
-from caseroute.domain.reader import INSTANT_RANGE
+from caseroute.domain.reader import INSTANT_RANGE, roster_sha256_problem
 from caseroute.domain.roster import Roster
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import fast
@@ -473,20 +472,6 @@ class _NoRosterCache:
 NO_ROSTER_CACHE: RosterStore = _NoRosterCache()
 """The command builders' default store (tests, tools): parses every roster, finds none by hash."""
 
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-def _sha256_fault(sha: str) -> str:
-    """What is wrong with a roster_sha256 that is not 64 lowercase hex characters.
-
-    A 64-character one was told "got 64 characters", the length asked for (review R34a F3).
-    """
-    if len(sha) != 64:
-        return f"got {len(sha)} characters"
-    if _SHA256_HEX.fullmatch(sha.lower()):
-        return "it holds upper-case letters (send it in lower case)"
-    return "it holds characters that are not hex digits (0-9, a-f)"
-
 
 def _now_in(
     msg: pb.DecideRequest | pb.DecideBatchRequest, violations: list[FieldViolation]
@@ -514,16 +499,9 @@ def _roster_in(
         RosterNotCachedError: Only a hash was sent, and ``rosters`` keeps no such roster.
     """
     sha = msg.roster_sha256
-    if sha and not _SHA256_HEX.fullmatch(sha):
-        raise RequestError(
-            [
-                FieldViolation(
-                    "roster_sha256",
-                    f"must be 64 lowercase hex characters (a roster's roster_sha256, as the "
-                    f"decision log records it); {_sha256_fault(sha)}",
-                )
-            ]
-        )
+    fault = roster_sha256_problem(sha) if sha else None
+    if fault is not None:
+        raise RequestError([FieldViolation("roster_sha256", fault)])
     if sent_roster is not None:
         known = sent_roster
     elif msg.HasField("roster"):
