@@ -483,3 +483,19 @@ def test_ctrl_c_ends_a_command_with_one_line_and_exit_130(
         "",
         "caseroute: interrupted; any output printed is incomplete\n",
     )
+
+
+def test_an_instant_flag_beyond_utc_is_told_its_range(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--until 9999-12-31T23:00:00-05:00` is well formed; UTC cannot hold it: say the range."""
+    until = "9999-12-31T23:00:00-05:00"
+    code, _, err = _run(capsys, "audit", "export", "--audit-db", str(audit_db), "--until", until)
+    assert (code, err) == (
+        2,
+        (
+            f"caseroute: --until '{until}' must be from 0001-01-01T00:00:00Z to "
+            "9999-12-31T23:59:59.999999999Z once converted to UTC (the range of a protobuf "
+            "Timestamp)\n"
+        ),
+    )

@@ -127,3 +127,22 @@ def test_golden_files_ending_yml_are_read_in_name_order(tmp_path: Path) -> None:
         str(folder / "a.yaml"),
         str(folder / "b.yml"),
     ]
+
+
+def test_an_instant_beyond_utc_in_a_golden_file_is_told_its_range(tmp_path: Path) -> None:
+    """`now: 0001-01-01T00:00:00+01:00` is well formed: its range is wrong, not its shape."""
+    path = _one_case_file(tmp_path / "g.yaml", "{outcome: QUEUE, rule: by-intent}")
+    path.write_text(
+        path.read_text().replace('"2026-11-21T10:00:00Z"', '"0001-01-01T00:00:00+01:00"', 1)
+    )
+    with pytest.raises(RulesetError) as exc:
+        load_golden_file(path)
+    assert [(p.code, p.message) for p in exc.value.problems] == [
+        (
+            "golden.now",
+            (
+                "`now` must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z once "
+                "converted to UTC (the range of a protobuf Timestamp)"
+            ),
+        )
+    ]

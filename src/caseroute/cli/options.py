@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from caseroute.cli.output import UsageError
 from caseroute.cli.settings import add_settings, setting_origin
 from caseroute.domain.codec import parse_timestamp
+from caseroute.domain.field_reader import beyond_utc
 from caseroute.domain.json_source import parse_json_bytes
-from caseroute.domain.reader import INSTANT_SHAPE
+from caseroute.domain.reader import INSTANT_OUT_OF_RANGE, INSTANT_SHAPE
 
 if TYPE_CHECKING:
     from caseroute.grpc_api.tls import ClientTls
@@ -86,6 +87,8 @@ def parse_instant(text: str | None, flag: str) -> datetime | None:
         return None
     value = parse_timestamp(text)
     if value is None:
+        if beyond_utc(text):  # well-formed: say its range, not its shape
+            raise UsageError(f"{flag} {text!r} {INSTANT_OUT_OF_RANGE}")
         raise UsageError(f"{flag} {text!r} is not {INSTANT_SHAPE}; e.g. 2026-11-21T10:00:00Z")
     return value
 

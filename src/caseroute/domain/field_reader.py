@@ -301,12 +301,7 @@ class FieldReader:
             return None
         parsed = parse_timestamp(value)
         if parsed is None:
-            wanted = (
-                INSTANT_OUT_OF_RANGE
-                if beyond_utc(value)
-                else f"must be {INSTANT_SHAPE}, e.g. 2026-11-21T09:30:00Z"
-            )
-            self.fail(key, f"{wanted}; got {describe_value(value)}")
+            self.fail(key, f"{instant_fault(value)}; got {describe_value(value)}")
         return parsed
 
     def day(self, key: str) -> date | None:
@@ -489,6 +484,17 @@ def parse_timestamp(value: object) -> datetime | None:
         return parsed.astimezone(UTC)
     except OverflowError:
         return None
+
+
+def instant_fault(value: object, example: str = "2026-11-21T09:30:00Z") -> str:
+    """Why ``parse_timestamp`` refused ``value``: its range, or else its shape.
+
+    One wording for every reader of instants (requests, ``--now``/``--since``/``--until``,
+    golden files): a well-formed instant UTC cannot express was told its shape was wrong.
+    """
+    if beyond_utc(value):
+        return INSTANT_OUT_OF_RANGE
+    return f"must be {INSTANT_SHAPE}, e.g. {example}"
 
 
 def beyond_utc(value: object) -> bool:

@@ -40,8 +40,9 @@ from caseroute.domain.case import Case
 from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.decision import ContinuityOutcome, Decision, Outcome, Priority, StepStatus
 from caseroute.domain.errors import Problem, RequestError, RulesetError
+from caseroute.domain.field_reader import instant_fault
 from caseroute.domain.fingerprint import format_timestamp
-from caseroute.domain.reader import INSTANT_SHAPE, near_miss
+from caseroute.domain.reader import near_miss
 from caseroute.domain.roster import Roster
 from caseroute.rules.ir import is_catch_all
 from caseroute.rules.model import Rule
@@ -147,7 +148,7 @@ def _instant(r: SchemaReader, e: dict[str, Node], key: str, name: str) -> dateti
     if at is None:
         r.error(
             "schema.format",
-            f'expect.{key} must be {INSTANT_SHAPE}, e.g. "2026-11-21T10:10:00Z", or null',
+            f"expect.{key} " + instant_fault(node.value, '"2026-11-21T10:10:00Z", or null'),
             node,
             name,
         )
@@ -299,7 +300,7 @@ def load_golden_file(path: Path, rule_ids: Collection[str] | None = None) -> lis
     if "now" in top and default_now is None:
         r.error(
             "golden.now",
-            f'`now` must be {INSTANT_SHAPE}, e.g. "2026-11-21T10:00:00Z"',
+            "`now` " + instant_fault(top["now"].value, '"2026-11-21T10:00:00Z"'),
             top["now"],
         )
     default_roster = _load_roster(r, top["roster"], path.parent) if "roster" in top else None
@@ -317,10 +318,10 @@ def load_golden_file(path: Path, rule_ids: Collection[str] | None = None) -> lis
         if now is None and "now" in c:
             r.error(
                 "golden.now",
-                f'case `{name}`: `now` must be {INSTANT_SHAPE}, e.g. "2026-11-21T10:00:00Z"',
+                f"case `{name}`: `now` " + instant_fault(c["now"].value, '"2026-11-21T10:00:00Z"'),
                 c["now"],
             )
-        elif now is None:
+        elif now is None and "now" not in top:  # a file-level one that is wrong is reported
             r.error("golden.now", f"case `{name}` needs `now` (or a file-level `now`)", node)
         roster = _load_roster(r, c["roster"], path.parent) if "roster" in c else default_roster
         if roster is None and "roster" not in c and default_roster is None:
