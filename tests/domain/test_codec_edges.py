@@ -185,6 +185,17 @@ def test_an_attribute_text_with_a_lone_surrogate_is_invalid() -> None:
     ]
 
 
+def test_an_attribute_text_holding_a_nul_is_invalid() -> None:
+    """A NUL means no text; PostgreSQL's jsonb cannot hold it, so an auditor's query failed."""
+    violations = request_violations(_case(attributes={"notes": "a\x00b"}))
+    assert violations == [
+        FieldViolation(
+            "case.attributes.notes",
+            "must not hold a NUL character (U+0000), which no text means; remove it",
+        )
+    ]
+
+
 def test_case_id_with_control_characters_is_rejected() -> None:
     """Identifiers carry no control characters (a newline or escape could forge log lines)."""
     violations = request_violations(_case(case_id="C1\n\x1b[31m"))

@@ -70,7 +70,7 @@ ODD = [None, True, 0, 1, -1, 1.5, math.nan, "", "x", [], ["a"], ("a",), {}, {"a"
 ATTRIBUTE_KEYS = (["tier", "b_1", "_x"], ["A", "1a", "x" * 13, 1])
 ATTRIBUTE_VALUES = (
     ["", "plain", "é\n", 3, -2.5, 1e15, True, False],
-    ["x" * 11, "\ud800", math.nan, math.inf, 1.5e15, None, [], {"string_value": "x"}],
+    ["x" * 11, "\ud800", "a\x00", math.nan, math.inf, 1.5e15, None, [], {"string_value": "x"}],
 )
 
 # Strategies are built once, not on every draw (tests/sampling.py): building them per draw

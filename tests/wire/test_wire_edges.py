@@ -72,6 +72,34 @@ def test_a_case_without_an_id_is_refused() -> None:
     )
 
 
+def test_an_attribute_text_holding_a_nul_is_refused_on_the_wire() -> None:
+    """The fast converter doubts a NUL; the strict one names the attribute (no row stores it)."""
+    case = pb.Case()
+    case.CopyFrom(CASE)
+    case.attributes["notes"].string_value = "x\x00y"
+    request = pb.DecideRequest(request_id="r-1", case=case, roster=ROSTER)
+    assert _refused(convert.decide_command, request) == (
+        FieldViolation(
+            "case.attributes.notes",
+            "must not hold a NUL character (U+0000), which no text means; remove it",
+        ),
+    )
+
+
+def test_an_agent_attribute_text_holding_a_nul_is_refused_on_the_wire() -> None:
+    """Agents' attributes follow Case.attributes' rules: the NUL is named at its agent."""
+    roster = pb.Roster()
+    roster.CopyFrom(ROSTER)
+    roster.agents[0].attributes["desk"].string_value = "\x00"
+    request = pb.DecideRequest(request_id="r-1", case=CASE, roster=roster)
+    assert _refused(convert.decide_command, request) == (
+        FieldViolation(
+            "roster.agents[0].attributes.desk",
+            "must not hold a NUL character (U+0000), which no text means; remove it",
+        ),
+    )
+
+
 def test_an_out_of_range_optional_instant_is_refused_not_dropped() -> None:
     """waiting_since past year 9999 on an otherwise valid case: refused, never read as unset."""
     case = pb.Case()

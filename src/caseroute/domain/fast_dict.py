@@ -241,7 +241,9 @@ def _free_identifier(value: object, limits: InputLimits) -> str:
 
 
 def _text_ok(value: str) -> bool:
-    """Whether ``value`` is valid Unicode text (no unpaired surrogate)."""
+    """Whether ``value`` is valid Unicode text (no unpaired surrogate) without a NUL."""
+    if "\x00" in value:
+        return False
     if value.isascii():
         return True
     try:

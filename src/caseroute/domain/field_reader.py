@@ -456,6 +456,10 @@ def _attribute_value_problem(value: object, limits: InputLimits) -> str | None:
             return problem
         if _has_lone_surrogate(value):
             return "must be valid Unicode text (it holds an unpaired surrogate)"
+        if "\x00" in value:
+            # A TEXT column keeps it JSON-escaped, but PostgreSQL's jsonb cannot hold U+0000:
+            # an auditor's `content::jsonb` query failed on the row (review R34c, noticed).
+            return "must not hold a NUL character (U+0000), which no text means; remove it"
         return None
     if isinstance(value, int | float) and finite(value):
         return None

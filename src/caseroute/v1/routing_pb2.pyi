@@ -702,7 +702,7 @@ class AttributeValue(_message.Message):
     NUMBER_VALUE_FIELD_NUMBER: _builtins.int
     BOOL_VALUE_FIELD_NUMBER: _builtins.int
     string_value: _builtins.str
-    """A string, at most 1000 characters (--max-text-chars)."""
+    """A string, at most 1000 characters (--max-text-chars), holding no NUL (U+0000)."""
     number_value: _builtins.float
     """Finite, |value| <= 1e15."""
     bool_value: _builtins.bool

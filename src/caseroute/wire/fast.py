@@ -226,7 +226,7 @@ def _attributes(attributes: Any, limits: InputLimits) -> dict[str, AttributeValu
             text: str = value.string_value
             # Invariant: protobuf strings are valid UTF-8 (upb refuses a lone surrogate both
             # when parsing and when a field is set), so the strict parser's check holds.
-            if len(text) > limits.max_text_chars:
+            if len(text) > limits.max_text_chars or "\x00" in text:
                 raise Doubt
             out[key] = text
         elif kind == "number_value":
