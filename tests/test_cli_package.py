@@ -44,7 +44,7 @@ def test_each_command_runs_code_from_its_groups_module() -> None:
         "health": "caseroute.cli.serve",
         "rules check": "caseroute.cli.rules",
         "rules test": "caseroute.cli.rules",
-        "rules fmt": "caseroute.cli.rules",
+        "rules fmt": "caseroute.cli.rules_fmt",
         "rules fields": "caseroute.cli.rules",
         "rules diff": "caseroute.cli.rules",
         "rules new-version": "caseroute.cli.rules_versions",

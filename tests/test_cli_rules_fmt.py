@@ -1,3 +1,4 @@
+import json
 import shutil
 import stat
 from pathlib import Path
@@ -319,3 +320,119 @@ def test_no_version_is_formatted_while_serving_yaml_does_not_read(
     )
     assert path.read_text() == messy
     assert main(["rules", "fmt", "--check", str(home)]) == 1  # --check still lists it
+
+
+def _decided_sole_version(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A ruleset whose only version (no serving.yaml) has decided, its file then made messy.
+
+    Returns:
+        The rulesets directory, the decision log file and the version's messy text (the
+        content it decided with, which a server keeps serving).
+    """
+    from caseroute.engine.case_rules import EngineKind
+    from caseroute.lifecycle import RulesetLifecycle
+    from caseroute.registry import RulesetRegistry
+    from caseroute.service import DecideCommand, RoutingCore
+    from caseroute.testing import NOW, audit_config, make_agent, make_case, make_roster
+
+    rulesets = tmp_path / "rulesets"
+    path = rulesets / "routing" / "1" / "ruleset.yaml"
+    path.parent.mkdir(parents=True)
+    messy = UNFORMATTED.replace("ruleset: test", "ruleset: routing")
+    path.write_text(messy)
+    config = audit_config(tmp_path / "audit")
+    store = config.open_store()
+    try:
+        life = RulesetLifecycle(RulesetRegistry(), rulesets, EngineKind.PYTHON, audit=store)
+        life.load()
+        core = RoutingCore(life.registry, store, config.masker())
+        core.decide(DecideCommand("req-1", "", "", (make_case(),), make_roster(make_agent()), NOW))
+        assert life.registry.resolve("", "").compiled.version == "1"  # served, no pointer
+    finally:
+        store.close()
+    return rulesets, config.db, messy
+
+
+def test_a_sole_version_the_log_shows_decided_is_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review R32d F10: with no serving.yaml, fmt rewrote the version a server served.
+
+    With --audit-db the log is asked: that version decided with this content, so it is refused
+    (fmt.decided, exit 2) and a draft in another ruleset is still formatted.
+    """
+    monkeypatch.chdir(tmp_path)
+    rulesets, db, messy = _decided_sole_version(tmp_path)
+    draft = _write(tmp_path, UNFORMATTED, "draft.yaml")
+    target = rulesets / "routing" / "1" / "ruleset.yaml"
+    code = main(["rules", "fmt", "--audit-db", str(db), str(rulesets / "routing"), str(draft)])
+    out = capsys.readouterr().out
+    assert (code, target.read_text(), draft.read_text() != UNFORMATTED) == (2, messy, True)
+    assert (
+        f"{target}: not formatted: the decision log ({db}) holds decisions of ruleset routing "
+        "version 1 made with this file as it is" in out
+    )
+    assert f"{draft}: reformatted" in out
+    code = main(["rules", "fmt", "--format", "json", "--audit-db", str(db), str(target)])
+    (report,) = json.loads(capsys.readouterr().out)["paths"]
+    assert (code, report["status"], [p["code"] for p in report["problems"]]) == (
+        2,
+        "decided",
+        ["fmt.decided"],
+    )
+
+
+def test_the_default_log_is_asked_when_its_file_is_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run where the server runs (its var/audit.db beside), fmt asks that log unprompted."""
+    monkeypatch.delenv("CASEROUTE_AUDIT_DB", raising=False)
+    rulesets, db, messy = _decided_sole_version(tmp_path)
+    (tmp_path / "var").mkdir()
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{db}{suffix}").exists():
+            shutil.copy(f"{db}{suffix}", tmp_path / "var" / f"audit.db{suffix}")
+    monkeypatch.chdir(tmp_path)
+    target = rulesets / "routing" / "1" / "ruleset.yaml"
+    assert (main(["rules", "fmt", str(target)]), target.read_text()) == (2, messy)
+    assert "fmt.decided" not in capsys.readouterr().out  # the text form says it in words
+
+
+def test_without_a_log_a_pointerless_version_is_formatted_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No log set and none at the default place: formatted, and stderr says it was not asked.
+
+    A draft beside a serving.yaml gets no note: the pointer says what is published.
+    """
+    monkeypatch.delenv("CASEROUTE_AUDIT_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "solo"
+    (home / "1").mkdir(parents=True)
+    (home / "1" / "ruleset.yaml").write_text(UNFORMATTED)
+    assert main(["rules", "fmt", str(home)]) == 0
+    err = capsys.readouterr().err
+    assert (home / "1" / "ruleset.yaml").read_text() != UNFORMATTED
+    assert err == (
+        "caseroute: note: 1 file(s) formatted without asking a decision log whether they "
+        "have decided (none at var/audit.db); a server serves a ruleset with no serving.yaml "
+        "as it is, so if one serves these, pass --audit-db so that `rules fmt` refuses a "
+        "version that has decided\n"
+    )
+    (home / "2").mkdir()
+    (home / "2" / "ruleset.yaml").write_text(UNFORMATTED)
+    (home / "serving.yaml").write_text("active: '1'\n")
+    assert (main(["rules", "fmt", str(home / "2")]), capsys.readouterr().err) == (0, "")
+
+
+def test_a_named_log_that_is_missing_is_a_usage_error_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--audit-db names a file that is not there: exit 2 naming it; the file is unchanged."""
+    path = _write(tmp_path, UNFORMATTED)
+    missing = tmp_path / "nowhere" / "audit.db"
+    assert (main(["rules", "fmt", "--audit-db", str(missing), str(path)]), path.read_text()) == (
+        2,
+        UNFORMATTED,
+    )
+    assert f"no decision log at {missing}; pass --audit-db" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from caseroute.cli import (
     report,
     rules,
     rules_admin,
+    rules_fmt,
     rules_shadow,
     rules_versions,
     serve,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules_sub = rules.register(sub)
     rules_versions.register(rules_sub)
     rules_admin.register(rules_sub)
+    rules_fmt.register(rules_sub)
     rules_shadow.register(rules_sub)
     audit.register(sub)
     simulate.register(sub)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from caseroute.rules.model import CompiledRuleset
 
 
-def _internal_failure(
+def internal_failure(
     exc: Exception,
     path: Path,
     doing: str,
@@ -54,10 +54,10 @@ def _internal_failure(
         f"file); {consequence}"
     )
     show(f"{path}: error: {message}")
-    return [_problem_data(Problem(code, message, str(path)))]
+    return [problem_data(Problem(code, message, str(path)))]
 
 
-def _problem_data(problem: Problem) -> dict[str, object]:
+def problem_data(problem: Problem) -> dict[str, object]:
     """One ruleset problem as JSON data (``rules check --format json``)."""
     return {
         "code": problem.code,
@@ -120,7 +120,7 @@ def _check_pointers(
                 "version": None,
                 "sha256": None,
                 "ok": not errors,
-                "problems": [_problem_data(p) for p in found],
+                "problems": [problem_data(p) for p in found],
             }
         )
     return not any(p.severity is Severity.ERROR for p in problems)
@@ -158,11 +158,11 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
             for problem in exc.problems:
                 show(str(problem))
             show(f"{path}: {len(errors)} error(s), {len(exc.problems) - len(errors)} warning(s)")
-            report["problems"] = [_problem_data(p) for p in exc.problems]
+            report["problems"] = [problem_data(p) for p in exc.problems]
             status = EXIT_FAILED
             continue
         except Exception as exc:  # noqa: BLE001 - a loader bug must not stop the other paths
-            report["problems"] = _internal_failure(
+            report["problems"] = internal_failure(
                 exc, path, "checking", "check.internal", "the other paths are still checked", show
             )
             status = EXIT_FAILED
@@ -197,7 +197,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
             version=compiled.version,
             sha256=compiled.sha256,
             ok=not errors,
-            problems=[_problem_data(p) for p in problems],
+            problems=[problem_data(p) for p in problems],
         )
         if not errors:
             loaded.setdefault(compiled.name, set()).add(compiled.version)
@@ -307,7 +307,7 @@ def _test_version(path: Path, args: argparse.Namespace) -> _TestRun:
                 f"caseroute: {escape_lines(str(exc))}\n"
                 "Run `caseroute rules check` on the ruleset.\n"
             )
-        report.update(ok=False, problems=[_problem_data(p) for p in exc.problems])
+        report.update(ok=False, problems=[problem_data(p) for p in exc.problems])
         return _TestRun(ok=False, report=report)
     results = run_golden(cases, lambda c, r, now: decide(c, r, ruleset, now))
     failed = [r for r in results if not r.passed]
@@ -361,118 +361,6 @@ def _test_version(path: Path, args: argparse.Namespace) -> _TestRun:
         out(f"  {rule_id}: {decided} / {not_fired}{note}")
     sys.stdout.write(f"\n{len(results) - len(failed)} passed, {len(failed)} failed\n")
     return _TestRun(ok, report)
-
-
-def _published_refusal(path: Path) -> list[Problem] | None:
-    """Why ``rules fmt`` must leave the ruleset file ``path`` alone (None: it may format it).
-
-    Review R32a F2: the docs' `rules fmt rulesets/<name>` rewrote published versions, whose new
-    content every restarted worker then refused (no active version). Review R34b F8: so did a
-    version rolled back from, and any version while its serving.yaml did not read.
-    """
-    from caseroute.rules.layout import published_as
-
-    try:
-        role = published_as(path.parent)
-    except RulesetError as exc:
-        message = (
-            "not formatted: its serving.yaml does not read (above), so whether this version "
-            "is published, and may have decided, is unknown; fix serving.yaml and re-run"
-        )
-        return [*exc.problems, Problem("fmt.published", message, str(path))]
-    if role is None:
-        return None
-    message = (
-        f"not formatted: this version is {role} in its serving.yaml, and a version that "
-        "has decided never changes (a server refuses its new content: "
-        "versions.changed_after_deciding); format a new version instead (`caseroute "
-        "rules new-version`), or format a version before it is published"
-    )
-    return [Problem("fmt.published", message, str(path))]
-
-
-def _cmd_rules_fmt(args: argparse.Namespace) -> int:
-    import difflib
-
-    from caseroute.rules.compiler import ruleset_file
-    from caseroute.rules.fmt import format_file, write_atomically
-    from caseroute.rules.layout import expand_sources
-
-    as_json = args.format == "json"
-    show = (lambda _line: None) if as_json else out
-    changed = refused = False
-    reports: list[dict[str, object]] = []
-    for source in [p for given in args.paths for p in expand_sources(given)]:
-        path = ruleset_file(source)
-        report: dict[str, object] = {"path": str(path), "status": "refused", "problems": []}
-        reports.append(report)
-        try:
-            original, formatted = format_file(path)
-        except RulesetError as exc:  # never round-trip a file the loader refuses
-            for problem in exc.problems:
-                show(str(problem))
-            show(f"{path}: not formatted: fix the problems above and re-run")
-            report["problems"] = [_problem_data(p) for p in exc.problems]
-            refused = True
-            continue
-        except Exception as exc:  # noqa: BLE001 - a formatter bug must not stop the other paths
-            report["problems"] = _internal_failure(
-                exc, path, "formatting", "fmt.internal", "the file is unchanged", show
-            )
-            refused = True
-            continue
-        if original == formatted:
-            report["status"] = "unchanged"
-            continue
-        refusal = None if args.check else _published_refusal(path)
-        if refusal is not None:
-            for problem in refusal:
-                show(
-                    f"{path}: {problem.message}"
-                    if problem.code == "fmt.published"
-                    else str(problem)
-                )
-            report["status"] = "published"
-            report["problems"] = [_problem_data(p) for p in refusal]
-            refused = True
-            continue
-        changed = True
-        if args.check:
-            show(f"{path}: would reformat")
-            report["status"] = "would_reformat"
-        else:
-            try:
-                write_atomically(path, formatted)
-            except OSError as exc:
-                message = (
-                    f"cannot write the formatted file: {exc.strerror or type(exc).__name__}; "
-                    "the file is unchanged"
-                )
-                show(f"{path}: {message}")
-                report["problems"] = [_problem_data(Problem("fmt.unwritable", message, str(path)))]
-                refused = True
-                continue
-            show(f"{path}: reformatted")
-            report["status"] = "reformatted"
-        if args.diff:
-            diff = list(
-                difflib.unified_diff(
-                    original.splitlines(),
-                    formatted.splitlines(),
-                    f"{path}",
-                    f"{path} (formatted)",
-                    lineterm="",
-                )
-            )
-            for line in diff:
-                show(line)
-            report["diff"] = "\n".join(diff) + "\n"
-    status = EXIT_USAGE if refused else EXIT_FAILED if changed and args.check else EXIT_OK
-    if as_json:
-        print_json(
-            {"command": "rules fmt", "check": args.check, "ok": status == EXIT_OK, "paths": reports}
-        )
-    return status
 
 
 def _cmd_rules_diff(args: argparse.Namespace) -> int:
@@ -542,8 +430,8 @@ def _cmd_rules_fields(_: argparse.Namespace) -> int:
 
 
 RulesCommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # noqa: SLF001 - argparse has no public name
-"""The ``rules`` group's subcommands: ``rules_versions``, ``rules_admin`` and ``rules_shadow``
-register theirs into it, so each command family lives in one module."""
+"""The ``rules`` group's subcommands: ``rules_versions``, ``rules_admin``, ``rules_fmt`` and
+``rules_shadow`` register theirs into it, so each command family lives in one module."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> RulesCommands:
@@ -588,30 +476,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> RulesC
     )
     _add_format(test, junit=True)
     test.set_defaults(run=_cmd_rules_test)
-    fmt = rules_sub.add_parser(
-        "fmt",
-        help="rewrite rulesets in the canonical layout, keeping comments",
-        description="Rewrite each ruleset in one canonical layout (key order, 2-space indent, "
-        "conditions quoted only when needed), keeping comments and meaning. A file that does "
-        "not load is refused with its problems (exit 2). Exit 1 with --check if any would "
-        "change.",
-    )
-    fmt.add_argument("paths", type=Path, nargs="+", help="ruleset directories or files")
-    fmt.add_argument(
-        "--check",
-        action="store_true",
-        help="write nothing; list the files that would change and exit 1 if any would",
-    )
-    fmt.add_argument("--diff", action="store_true", help="also print a unified diff per change")
-    fmt.add_argument(
-        "--format",
-        choices=["text", "json"],
-        default="text",
-        help="text for people (default), or one JSON document on stdout for CI: per path its "
-        "status (unchanged, would_reformat, reformatted, refused), problems and, with --diff, "
-        "the diff",
-    )
-    fmt.set_defaults(run=_cmd_rules_fmt)
     fields = rules_sub.add_parser("fields", help="list the fields conditions can read")
     fields.set_defaults(run=_cmd_rules_fields)
     rules_diff = rules_sub.add_parser(
