@@ -118,6 +118,7 @@ def test_rules_list_shows_a_last_error_and_no_reload_in_text_and_json(
                     "active_version": None,
                     "shadow_version": None,
                     "previous_versions": [],
+                    "retired_versions": [],
                     "versions": [],
                     "last_reload": None,
                     "last_error": "routing/1/ruleset.yaml:3: x",
@@ -151,6 +152,21 @@ def test_rules_list_marks_the_shadow_and_lists_previously_active_versions(
         "  previously active: 1",
     ]
     assert re.fullmatch(f"  last reload: {INSTANT.pattern}", lines[4])
+
+
+def test_rules_list_shows_retired_versions_in_text_and_json(
+    served: RunningServer, token: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """serving.yaml's `retired` list reaches `rules list`: a rollback never returns to them."""
+    serving = tmp_path / "rulesets" / "routing" / "serving.yaml"
+    serving.write_text("active: '2'\nretired: ['1']\n")
+    assert _run(capsys, "rules", "reload", *_remote(served, token))[0] == 0
+    code, out, err = _run(capsys, "rules", "list", *_remote(served, token))
+    assert (code, err) == (0, "")
+    assert "  retired (a rollback never returns to them): 1" in out.splitlines()
+    code, out, err = _run(capsys, "rules", "list", *_remote(served, token), "--format", "json")
+    (status,) = json.loads(out)["rulesets"]
+    assert (code, status["previous_versions"], status["retired_versions"]) == (0, [], ["1"])
 
 
 def test_rules_get_json_carries_name_version_sha256_and_text(

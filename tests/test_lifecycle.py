@@ -178,6 +178,33 @@ def test_rollback_returns_to_the_previous_version(root: Path, store: AuditSink) 
         life.rollback("routing", "admin:bob")
 
 
+def test_the_version_rolled_back_from_is_listed_as_retired(root: Path, store: AuditSink) -> None:
+    """ListRulesets shows serving.yaml's `retired` list (a rollback never returns to them).
+
+    Since R34b F8 a rollback names the version it left under `retired:`, but the admin API
+    listed only active, shadow and previous, so an operator could not see it. A pointer that
+    stops reading keeps the last good list, as it keeps the active version.
+    """
+    life = _lifecycle(root, store)
+    life.load()
+    life.activate("routing", "2", "admin:alice")
+    assert life.list_rulesets()[0].retired_versions == ()
+    life.rollback("routing", "admin:bob")
+    (info,) = life.list_rulesets()
+    assert (info.active_version, info.previous_versions, info.retired_versions) == ("1", (), ("2",))
+    (root / "routing" / "serving.yaml").write_text("active: [\n")
+    life.reload("admin:carol")
+    (info,) = life.list_rulesets()
+    assert (info.active_version, info.retired_versions, info.last_error is not None) == (
+        "1",
+        ("2",),
+        True,
+    )
+    (root / "routing" / "serving.yaml").write_text("active: '2'\n")  # activated by hand again
+    life.reload("admin:carol")
+    assert life.list_rulesets()[0].retired_versions == ()
+
+
 def test_activating_an_unknown_version_changes_nothing(root: Path, store: AuditSink) -> None:
     """An unknown version is NOT_FOUND-style; the pointer file is untouched."""
     life = _lifecycle(root, store)

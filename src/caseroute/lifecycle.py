@@ -539,7 +539,12 @@ class RulesetLifecycle:
                     f"{self._shown(str(path))} (ListRulesets shows the problem), then retry"
                 ) from exc
         active = status.active_version
-        return Serving(active or "", status.shadow_version, status.previous_versions)
+        return Serving(
+            active or "",
+            status.shadow_version,
+            status.previous_versions,
+            retired=status.retired_versions,
+        )
 
     def activate(self, name: str, version: str, actor: str) -> LifecycleOutcome:
         """Make a loaded version active: rewrite its pointer file, reload, record it.

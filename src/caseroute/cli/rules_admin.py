@@ -78,6 +78,7 @@ def _status_data(status: apb.RulesetStatus) -> dict[str, object]:
         "active_version": status.active_version or None,
         "shadow_version": status.shadow_version or None,
         "previous_versions": list(status.previous_versions),
+        "retired_versions": list(status.retired_versions),
         "versions": [
             {"version": v.version, "sha256": v.sha256, "path": v.path} for v in status.versions
         ],
@@ -157,6 +158,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
             out(f"  {v.version}  sha256 {v.sha256[:12]}  {v.path}{mark}")
         if s.previous_versions:
             out(f"  previously active: {', '.join(s.previous_versions)}")
+        if s.retired_versions:
+            out(f"  retired (a rollback never returns to them): {', '.join(s.retired_versions)}")
         if s.HasField("last_reload"):
             out(f"  last reload: {_instant(s.last_reload, present=True)}")
         # One problem per line, as `rules check` prints them (R34b F4: a literal \n between).

@@ -90,6 +90,7 @@ def list_response(infos: list[RulesetInfo]) -> apb.ListRulesetsResponse:
             active_version=info.active_version or "",
             shadow_version=info.shadow_version or "",
             previous_versions=list(info.previous_versions),
+            retired_versions=list(info.retired_versions),
             last_error=info.last_error or "",
         )
         for version in info.versions:

@@ -209,7 +209,7 @@ def build_state(
         _keep_all(state, root, servings, now)
     else:
         _keep_missing(state, layout, servings, now)
-    active, shadow, previous = _choose(state, servings)
+    active, shadow, previous, retired = _choose(state, servings)
     kept = {r for versions in state.versions.values() for r in versions.values()}
     state.discarded += [r for r in state.built if r not in kept]
     names = set(state.versions)
@@ -221,6 +221,7 @@ def build_state(
         active=MappingProxyType(active),
         shadow=MappingProxyType(shadow),
         previous=MappingProxyType(previous),
+        retired=MappingProxyType(retired),
         default=default if default is not None else _implicit_default(names, active, first),
         origins=MappingProxyType(dict(state.origins)),
         errors=MappingProxyType({k: "\n".join(v) for k, v in state.errors.items()}),
@@ -497,12 +498,13 @@ def _read_pointers(state: _Builder, pointers: Mapping[str, Path]) -> dict[str, S
 
 def _choose(
     state: _Builder, servings: Mapping[str, Serving | None]
-) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[str, ...]]]:
-    """Per name: the active and shadow versions and the rollback history."""
+) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Per name: the active and shadow versions, the rollback history and the retired versions."""
     old = state.old
     active: dict[str, str] = {}
     shadow: dict[str, str] = {}
     previous: dict[str, tuple[str, ...]] = {}
+    retired: dict[str, tuple[str, ...]] = {}
     for name in sorted(set(state.versions) | set(servings)):
         loaded = state.versions.get(name, {})
         still = old.active.get(name) if old.active.get(name) in loaded else None
@@ -515,8 +517,12 @@ def _choose(
                     shadow[name] = old.shadow[name]
                 if name in old.previous:
                     previous[name] = old.previous[name]
+                if name in old.retired:
+                    retired[name] = old.retired[name]
                 continue
             previous[name] = serving.previous
+            if serving.retired:
+                retired[name] = serving.retired
             chosen = _pointed(state, name, serving, "active", serving.active, still, loaded)
             if chosen is not None:
                 active[name] = chosen
@@ -534,7 +540,7 @@ def _choose(
         state.problem(name, no_active_problem(name, loaded, where, keeping))
         if still is not None:
             active[name] = still
-    return active, shadow, previous
+    return active, shadow, previous, retired
 
 
 def _pointed(

@@ -41,6 +41,8 @@ class RulesetStatus:
         versions: Every loaded (servable) version, sorted by version.
         last_reload: When the last load or reload that read this ruleset finished.
         last_error: What went wrong in that load (``file:line`` first), or None.
+        retired_versions: Versions that served and left (rolled back from, or forgotten by
+            ``previous_versions``), from the pointer file: a rollback never returns to them.
     """
 
     name: str
@@ -50,6 +52,7 @@ class RulesetStatus:
     versions: tuple[VersionInfo, ...]
     last_reload: datetime | None
     last_error: str | None
+    retired_versions: tuple[str, ...] = ()
 
     @property
     def sha256(self) -> str | None:
@@ -102,6 +105,7 @@ class Snapshot:
         active: Name -> the version unpinned requests get.
         shadow: Name -> the version evaluated in shadow.
         previous: Name -> earlier active versions (from its pointer file).
+        retired: Name -> versions that served and left (from its pointer file).
         default: The ruleset a request naming none gets.
         origins: Source path -> the rulesets loaded from it (a failing reload keeps them).
         errors: Name -> why some source or pointer of it did not load.
@@ -117,6 +121,7 @@ class Snapshot:
     active: Mapping[str, str]
     shadow: Mapping[str, str] = field(default_factory=dict)
     previous: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    retired: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     default: str | None = None
     origins: Mapping[str, tuple[LoadedRuleset, ...]] = field(default_factory=dict)
     errors: Mapping[str, str] = field(default_factory=dict)
@@ -182,6 +187,7 @@ class Snapshot:
                 ),
                 last_reload=self.reloaded_at.get(name),
                 last_error=self.errors.get(name),
+                retired_versions=self.retired.get(name, ()),
             )
         return out
 

@@ -111,6 +111,7 @@ class RulesetStatus(_message.Message):
     VERSIONS_FIELD_NUMBER: _builtins.int
     LAST_RELOAD_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
+    RETIRED_VERSIONS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Ruleset name, e.g. "patient-enquiries"."""
     active_version: _builtins.str
@@ -131,6 +132,13 @@ class RulesetStatus(_message.Message):
     def last_reload(self) -> _timestamp_pb2.Timestamp:
         """When the last load or reload that read this ruleset finished. Unset: never."""
 
+    @_builtins.property
+    def retired_versions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Versions that served and left: rolled back from, or forgotten by previous_versions (its
+        serving.yaml's `retired` list), most recent last. A rollback never returns to them, and
+        `caseroute rules fmt` leaves them alone. May be empty.
+        """
+
     def __init__(
         self,
         *,
@@ -141,10 +149,11 @@ class RulesetStatus(_message.Message):
         versions: _abc.Iterable[Global___RulesetVersion] | None = ...,
         last_reload: _timestamp_pb2.Timestamp | None = ...,
         last_error: _builtins.str = ...,
+        retired_versions: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_reload", b"last_reload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_version", b"active_version", "last_error", b"last_error", "last_reload", b"last_reload", "name", b"name", "previous_versions", b"previous_versions", "shadow_version", b"shadow_version", "versions", b"versions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_version", b"active_version", "last_error", b"last_error", "last_reload", b"last_reload", "name", b"name", "previous_versions", b"previous_versions", "retired_versions", b"retired_versions", "shadow_version", b"shadow_version", "versions", b"versions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
