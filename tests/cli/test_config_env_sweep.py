@@ -25,6 +25,7 @@ ARGV = {
     "rules rollback": ["rules", "rollback", "n", "--server", "127.0.0.1:1"],
     "rules reload": ["rules", "reload", "--server", "127.0.0.1:1"],
     "rules shadow-report": ["rules", "shadow-report", "n"],
+    "rules fmt": ["rules", "fmt", "x"],
     "audit show": ["audit", "show", "dec_x"],
     "audit export": ["audit", "export"],
     "audit verify": ["audit", "verify"],
