@@ -55,6 +55,7 @@ def test_rules_list_prints_versions_active_and_paths(
         "active_version": "1",
         "shadow_version": None,
         "previous_versions": [],
+        "retired_versions": [],
         "versions": [
             {"version": "1", "sha256": sha["1"], "path": "routing/1/ruleset.yaml"},
             {"version": "2", "sha256": sha["2"], "path": "routing/2/ruleset.yaml"},
