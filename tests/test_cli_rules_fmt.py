@@ -436,3 +436,67 @@ def test_a_named_log_that_is_missing_is_a_usage_error_and_nothing_is_written(
         UNFORMATTED,
     )
     assert f"no decision log at {missing}; pass --audit-db" in capsys.readouterr().err
+
+
+def test_a_named_file_that_is_no_decision_log_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--audit-db naming some other file: exit 2 saying it is not a log; nothing written."""
+    path = _write(tmp_path, UNFORMATTED)
+    other = tmp_path / "notes.db"
+    other.write_text("not a database\n" * 300)
+    other.chmod(0o600)
+    assert (main(["rules", "fmt", "--audit-db", str(other), str(path)]), path.read_text()) == (
+        2,
+        UNFORMATTED,
+    )
+    assert f"cannot open the decision log {other}: file is not a database" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_log_whose_decisions_cannot_be_read_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log opens but its decisions do not read: exit 2 naming the file; nothing written."""
+    import sqlite3
+
+    monkeypatch.chdir(tmp_path)
+    rulesets, db, messy = _decided_sole_version(tmp_path)
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE decisions RENAME TO decisions_gone")
+    target = rulesets / "routing" / "1" / "ruleset.yaml"
+    assert (main(["rules", "fmt", "--audit-db", str(db), str(target)]), target.read_text()) == (
+        2,
+        messy,
+    )
+    assert (
+        f"cannot read the decision log {db} to learn whether {target} has decided; check that "
+        "--audit-db names a caseroute decision log this user can read"
+    ) in capsys.readouterr().err
+
+
+def test_a_formatter_bug_is_reported_per_path_and_the_others_still_formatted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug met formatting one file: fmt.internal there, no traceback; the next is formatted."""
+    from caseroute.rules import fmt
+
+    broken, fine = _write(tmp_path, UNFORMATTED, "a.yaml"), _write(tmp_path, UNFORMATTED, "b.yaml")
+    real = fmt.format_file
+
+    def format_file(path: Path) -> tuple[str, str]:
+        if path == broken:
+            raise RuntimeError("boom /secret/path")
+        return real(path)
+
+    monkeypatch.setattr(fmt, "format_file", format_file)
+    assert main(["rules", "fmt", "--format", "json", str(broken), str(fine)]) == 2
+    captured = capsys.readouterr()
+    first, second = json.loads(captured.out)["paths"]
+    assert (first["status"], [p["code"] for p in first["problems"]]) == (
+        "refused",
+        ["fmt.internal"],
+    )
+    assert "boom" not in first["problems"][0]["message"]
+    assert (second["status"], fine.read_text() != UNFORMATTED) == ("reformatted", True)
