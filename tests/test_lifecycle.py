@@ -449,3 +449,40 @@ def test_workers_sharing_a_log_record_each_change_once(root: Path, store: AuditS
         ("load", "startup", "routing", "active", "", "1"),
         ("activate", "admin:alice", "routing", "active", "1", "2"),
     ]
+
+
+def test_a_pinned_retired_version_does_not_decide(root: Path, store: AuditSink) -> None:
+    """The version a rollback left does not decide for a caller who pins it.
+
+    Review R36a M1: docs/rulesets.md says `retired` is never served from, but a request
+    pinning the rolled-back version still got its decisions (and they were recorded). Now it
+    is FAILED_PRECONDITION (RulesetRetiredError) naming the version, the active one to pin
+    instead and how to bring it back; nothing is recorded. Activating it again serves it.
+    """
+    life = _lifecycle(root, store)
+    life.load()
+    core = RoutingCore(life.registry, store, audit_config(root.parent / "audit").masker())
+    case, roster = (make_case(),), make_roster(make_agent())
+    life.activate("routing", "2", "admin:alice")
+    life.rollback("routing", "admin:bob")
+    with pytest.raises(RulesetStateError) as refused:  # FAILED_PRECONDITION on the wire
+        core.decide(DecideCommand("req-retired", "routing", "2", case, roster, NOW))
+    message = str(refused.value)
+    assert "version '2' is retired" in message
+    assert "pin the active version '1'" in message
+    assert "caseroute rules activate routing 2" in message
+    assert type(refused.value).__name__ == "RulesetRetiredError"
+    assert store.by_request("req-retired") == []
+    assert core.decide(DecideCommand("req-1", "routing", "1", case, roster, NOW)).decisions
+    life.activate("routing", "2", "admin:carol")
+    (decision,) = core.decide(DecideCommand("req-2", "routing", "2", case, roster, NOW)).decisions
+    assert decision.explanation.ruleset_version == "2"
+
+
+def test_a_retired_version_the_pointer_also_shadows_still_shadows(root: Path) -> None:
+    """A hand-edited pointer naming one version both shadow and retired: the role wins."""
+    _serving(root, "routing", "active: '1'\nshadow: '2'\nretired: ['2']\n")
+    life = _lifecycle(root, None)
+    life.load()
+    with life.registry.acquire("routing", "2") as ruleset:
+        assert ruleset.compiled.version == "2"

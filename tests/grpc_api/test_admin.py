@@ -28,7 +28,9 @@ from caseroute.rules.compiler import MAX_RULESET_BYTES
 from caseroute.testing import CATCH_ALL_RULE, audit_config, ruleset_with_rules
 from caseroute.v1 import admin_pb2 as apb
 from caseroute.v1 import admin_pb2_grpc
+from caseroute.v1 import routing_pb2_grpc as pb_grpc
 
+from .conftest import decide_request
 from .test_auth import ALICE, bearer, token_file
 
 AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -232,6 +234,30 @@ def test_activate_then_rollback_switch_the_active_version_as_admin_identity(
         ("activate", "admin:alice", "1", "2"),
         ("rollback", "admin:alice", "2", "1"),
     ]
+
+
+def test_decide_pinning_the_version_a_rollback_left_is_failed_precondition(
+    served: RunningServer,
+) -> None:
+    """A caller pinned to the rolled-back version is refused, with what to pin instead.
+
+    Review R36a M1: a rollback retired version 2, yet a Decide pinning it still decided.
+    """
+    request = decide_request("req-pinned")
+    request.ruleset.name, request.ruleset.version = "routing", "2"
+    _call(served, "ActivateRuleset", apb.ActivateRulesetRequest(name="routing", version="2"))
+    _call(served, "Rollback", apb.RollbackRequest(name="routing"))
+    with grpc.insecure_channel(f"127.0.0.1:{served.port}") as channel:
+        stub = pb_grpc.RoutingServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as exc:
+            stub.Decide(request, timeout=30)
+        error: Any = exc.value
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "version '2' is retired" in error.details()
+        assert "pin the active version '1'" in error.details()
+        assert served.core.audit.by_request("req-pinned") == []
+        request.ruleset.version = "1"
+        assert stub.Decide(request, timeout=30).decision.ruleset.version == "1"
 
 
 def test_activate_an_unknown_version_is_not_found(served: RunningServer) -> None:

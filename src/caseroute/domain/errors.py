@@ -7,7 +7,8 @@
     ├── RulesetError           a ruleset failed to load or compile (every Problem at once)
     ├── RulesetNotFoundError   no ruleset with that name / version is loaded
     ├── RulesetStateError      a lifecycle change the rulesets' state does not allow (activate
-    │                          a version that did not load, roll back with no previous version)
+    │   │                      a version that did not load, roll back with no previous version)
+    │   └── RulesetRetiredError  a request pinned a version its operators retired (rolled back)
     ├── NoRulesetLoadedError   the service has no ruleset at all yet
     ├── AuditUnavailableError  the decision log cannot be written (no decision is returned)
     ├── IdempotencyConflictError  a request_id was reused with a different input
@@ -143,6 +144,14 @@ class RulesetStateError(CaserouteError):
 
     For example: activating a version that failed to load, rolling back a ruleset that has
     no previously active version, or a pointer file the server cannot write.
+    """
+
+
+class RulesetRetiredError(RulesetStateError):
+    """A request pinned a version its ``serving.yaml`` lists as retired: it does not decide.
+
+    A rollback retires the version it leaves (review R36a M1: a caller pinning it went on
+    getting its decisions). Activating the version again takes it out of ``retired``.
     """
 
 

@@ -7,6 +7,7 @@ RequestError               INVALID_ARGUMENT    google.rpc.BadRequest: one violat
                                                (at most 20, then one counting the rest)
 RulesetNotFoundError       NOT_FOUND           the message lists what is loaded
 RulesetStateError          FAILED_PRECONDITION the lifecycle state forbids it; nothing changed
+                                               (RulesetRetiredError: a pinned version is retired)
 DecisionNotFoundError      NOT_FOUND           (DecisionLog.GetDecision)
 RecordDamagedError         DATA_LOSS           the stored record does not rebuild (edited or
                                                lost); names the record, not the damage

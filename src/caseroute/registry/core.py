@@ -138,9 +138,10 @@ class RulesetRegistry:
         Raises:
             NoRulesetLoadedError: If nothing is loaded.
             RulesetNotFoundError: If the name or version is unknown.
+            RulesetRetiredError: If the pinned version is retired (``Snapshot.serve``).
         """
         with self._lock:  # resolve and count together: a swap cannot close it in between
-            ruleset = self._snapshot.resolve(name, version)
+            ruleset = self._snapshot.serve(name, version)
             self._users[ruleset] = self._users.get(ruleset, 0) + 1
         try:
             yield ruleset

@@ -6,7 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from caseroute.domain.errors import NoRulesetLoadedError, RulesetNotFoundError
+from caseroute.domain.errors import (
+    NoRulesetLoadedError,
+    RulesetNotFoundError,
+    RulesetRetiredError,
+)
 from caseroute.domain.limits import quote_clipped
 from caseroute.engine.case_rules import LoadedRuleset
 
@@ -170,6 +174,39 @@ class Snapshot:
                 f"versions: {', '.join(sorted(versions))}"
             )
         return versions[wanted]
+
+    def serve(self, name: str, version: str) -> LoadedRuleset:
+        """The ruleset a request selects, refusing a pinned version its operators retired.
+
+        ``resolve`` plus one rule: a version ``serving.yaml`` lists under ``retired`` (the one
+        a rollback left, or one ``previous`` forgot) does not decide, pinned or not, unless
+        the pointer also names it active or shadow (a hand-edited file: the role wins).
+
+        Raises:
+            NoRulesetLoadedError: If nothing is loaded.
+            RulesetNotFoundError: If the name or version is unknown.
+            RulesetRetiredError: If the pinned version is retired.
+        """
+        ruleset = self.resolve(name, version)
+        chosen = ruleset.compiled.name
+        if (
+            version in self.retired.get(chosen, ())
+            and version != self.active.get(chosen)
+            and version != self.shadow.get(chosen)
+        ):
+            active = self.active.get(chosen)
+            instead = (
+                f"pin the active version {quote_clipped(active)} or send no version"
+                if active
+                else "pin another loaded version"
+            )
+            raise RulesetRetiredError(
+                f"ruleset {quote_clipped(chosen)} version {quote_clipped(version)} is retired "
+                f"(its serving.yaml lists it under `retired`: rolled back from, or older than "
+                f"the versions `previous` keeps) and no longer decides; {instead}, or ask its "
+                f"operators to activate it again (caseroute rules activate {chosen} {version})"
+            )
+        return ruleset
 
     def status(self) -> dict[str, RulesetStatus]:
         """Per ruleset name (loaded or failed): what serves, every version, last error."""

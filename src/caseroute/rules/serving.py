@@ -50,10 +50,11 @@ class Serving:
         shadow_line: Line of ``shadow:`` (0 if absent).
         retired: Versions that served (active or, through ``previous``, once active) and left
             the pointer: the active version a rollback left, and versions ``previous`` no
-            longer holds. Most recent last. The server never reads them; they say which
-            versions may have decided, so ``caseroute rules fmt`` leaves them alone (review
-            R34b F8: after a rollback the version rolled back from was named nowhere, and
-            ``fmt`` rewrote it although it had decided).
+            longer holds. Most recent last. They never decide: the server refuses a request
+            pinning one (review R36a M1). They also say which versions may have decided, so
+            ``caseroute rules fmt`` leaves them alone (review R34b F8: after a rollback the
+            version rolled back from was named nowhere, and ``fmt`` rewrote it although it had
+            decided).
     """
 
     active: str

@@ -59,7 +59,9 @@ class RoutingServiceServicer:
         (unknown ruleset or version), ALREADY_EXISTS (request_id already used with a different
         input), FAILED_PRECONDITION with google.rpc.ErrorInfo reason ROSTER_NOT_CACHED (only a
         roster_sha256 was sent and this server does not hold that roster: nothing was recorded;
-        send the request again with its roster), RESOURCE_EXHAUSTED (the reply would exceed the
+        send the request again with its roster), FAILED_PRECONDITION without ErrorInfo (the
+        pinned ruleset version is retired: a rollback left it; pin the active version or send
+        none), RESOURCE_EXHAUSTED (the reply would exceed the
         server's --max-response-mb: nothing was recorded, or for a retry its decisions were
         recorded before, as the message says; ask for EXPLANATION_LEVEL_SUMMARY or a smaller
         batch), DEADLINE_EXCEEDED (the deadline passed before the decisions were recorded; retry
@@ -77,8 +79,8 @@ class RoutingServiceServicer:
         """Routes many cases against one roster snapshot, in request order. Each assignment consumes
         one unit of the agent's capacity for the cases after it, so no agent is assigned beyond
         capacity within a batch. Each decision has its own explanation. Errors as for Decide
-        (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION ROSTER_NOT_CACHED,
-        RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE, INTERNAL); a bad case is
+        (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION ROSTER_NOT_CACHED or a
+        retired pinned version, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE, INTERNAL); a bad case is
         named by its index (cases[2].intent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
