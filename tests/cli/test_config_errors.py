@@ -7,8 +7,8 @@ import pytest
 from caseroute.cli.command import main
 
 SERVER_KEYS = (
-    "rulesets, host, port, workers, threads, max_message_mb, max_response_mb, grace, engine, "
-    "default_ruleset, gc_threshold"
+    "rulesets, host, port, workers, threads, max_message_mb, max_response_mb, grace, "
+    "max_now_skew, engine, default_ruleset, gc_threshold"
 )
 TABLES = "[server], [roster_cache], [limits], [audit], [tls], [metrics], [reload], [access], [logs]"
 

@@ -104,6 +104,7 @@ threads = 4
 max_message_mb = 8
 max_response_mb = 2
 grace = 2.5
+max_now_skew = 300
 engine = "python"
 default_ruleset = "patient-enquiries"
 
@@ -150,6 +151,7 @@ level = "warning"
         config_.max_message_mb,
         config_.max_response_mb,
         config_.grace_s,
+        config_.max_now_skew_s,
         config_.engine,
         config_.default_ruleset,
         config_.roster_cache_agents,
@@ -176,6 +178,7 @@ level = "warning"
         8,
         2,
         2.5,
+        300.0,
         EngineKind.PYTHON,
         "patient-enquiries",
         10,

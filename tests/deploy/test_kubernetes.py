@@ -46,7 +46,7 @@ def test_every_flag_the_deployment_passes_exists() -> None:
     offered = set(re.findall(r"(--[a-z][a-z-]*)", serve_help()))
     passed = [arg for arg in ARGS if arg.startswith("--")]
     assert ARGS[0] == "serve"
-    assert len(passed) == 9
+    assert len(passed) == 10
     assert [arg for arg in passed if arg not in offered] == []
 
 

@@ -51,6 +51,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         max_message_mb=args.max_message_mb,
         max_response_mb=args.max_response_mb,
         grace_s=args.grace,
+        max_now_skew_s=args.max_now_skew,
         engine=EngineKind(args.engine),
         default_ruleset=args.default_ruleset,
         roster_cache_agents=args.roster_cache_agents,

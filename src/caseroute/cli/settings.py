@@ -452,6 +452,12 @@ def _table() -> tuple[Setting, ...]:
           "recorded (clients' default receive limit is 4)", metavar="MB"),
         s("grace", "server", "grace", "CASEROUTE_GRACE", "--grace", seconds(), 10.0,
           "seconds in-flight calls get after SIGTERM", metavar="SECONDS"),
+        s("max_now_skew", "server", "max_now_skew", "CASEROUTE_MAX_NOW_SKEW",
+          "--max-now-skew", seconds(), 0.0,
+          "largest difference in seconds between a request's now and the server's clock; "
+          "further off is refused (INVALID_ARGUMENT at now), so a stale now cannot judge an "
+          "expired licence valid; 0 accepts any now (the example requests carry a fixed one)",
+          metavar="SECONDS"),
         s("engine", "server", "engine", "CASEROUTE_ENGINE", "--engine",
           choice(("durable", "python")), "durable", "engine of record",
           metavar="durable|python"),

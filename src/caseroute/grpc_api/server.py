@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
@@ -138,6 +139,9 @@ class ServerConfig:
             before anything is recorded; DecisionLog pages are cut short to it. Capped by
             ``max_message_mb``.
         grace_s: Seconds in-flight calls get to finish after SIGTERM.
+        max_now_skew_s: Largest difference in seconds between a request's ``now`` and this
+            server's clock when deciding (0: any ``now``); further off is INVALID_ARGUMENT at
+            ``now``.
         engine: Engine of record.
         default_ruleset: Ruleset used when a request names none.
         roster_cache_agents: Agents kept in the per-worker parsed-roster cache (0: off).
@@ -166,6 +170,7 @@ class ServerConfig:
     max_message_mb: int = 64
     max_response_mb: int = 4
     grace_s: float = 10.0
+    max_now_skew_s: float = 0.0
     engine: EngineKind = EngineKind.DURABLE
     default_ruleset: str | None = None
     roster_cache_agents: int = 100_000
@@ -431,7 +436,13 @@ def open_core(config: ServerConfig) -> RoutingCore:
     # SQLite, or PostgreSQL (--audit-db postgresql://...); the masker of the key it bound.
     store, masker = config.audit.open_recording()
     registry = RulesetRegistry(config.default_ruleset)
-    core = RoutingCore(registry, store, masker, limits=config.limits)
+    core = RoutingCore(
+        registry,
+        store,
+        masker,
+        limits=config.limits,
+        max_now_skew=timedelta(seconds=config.max_now_skew_s) if config.max_now_skew_s else None,
+    )
     # Idle until some serving.yaml names a shadow version (a reload can add one any time).
     core.shadow = ShadowRunner(registry, store)
     return core

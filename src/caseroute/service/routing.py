@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from caseroute.audit.explain import StoredExplainer
@@ -241,6 +241,7 @@ class RoutingCore:
         masker: Masker,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         limits: InputLimits = DEFAULT_LIMITS,
+        max_now_skew: timedelta | None = None,
     ) -> None:
         """Decide with ``registry``; record in ``audit`` after masking with ``masker``.
 
@@ -250,12 +251,16 @@ class RoutingCore:
             masker: PHI masking for the recorded input.
             clock: Wall clock, for requests without ``now`` and for ``recorded_at``.
             limits: Request size limits (the batch-level ones are checked here).
+            max_now_skew: How far a request's ``now`` may be from ``clock`` when deciding
+                afresh (None: any ``now``, as offline tools need). A retry of a recorded
+                request gets its stored decisions whatever its ``now``.
         """
         self.registry = registry
         self.audit = audit
         self.limits = limits
         self._masker = masker
         self._clock = clock
+        self._max_now_skew = max_now_skew
         self.audit_refusals = 0
         self.audit_writable = True
         self.shadow: ShadowRunner | None = None
@@ -390,11 +395,43 @@ class RoutingCore:
             if len(recorded) > RECENT_REQUESTS:
                 del recorded[next(iter(recorded))]  # the oldest: insertion order
 
+    def _decision_instant(self, sent: datetime | None) -> datetime:
+        """The request's ``now`` (else the clock's), in UTC, held to ``max_now_skew``.
+
+        A caller's stale or future ``now`` would judge licences, consent and SLA clocks as
+        of another day (review R36a M2: an expired licence judged valid): a server with
+        ``--max-now-skew`` refuses it at the field.
+
+        Raises:
+            RequestError: If ``sent`` is further from the clock than ``max_now_skew``.
+        """
+        if sent is None:
+            return self._clock().astimezone(UTC)
+        skew = self._max_now_skew
+        if skew is not None:
+            clock = self._clock().astimezone(UTC)
+            off = sent - clock
+            if abs(off) > skew:
+                side = "behind" if off < timedelta(0) else "ahead of"
+                raise RequestError(
+                    [
+                        FieldViolation(
+                            "now",
+                            f"is {_duration(abs(off))} {side} this server's clock "
+                            f"({format_timestamp(clock)}); the server accepts at most "
+                            f"{_duration(skew)} (--max-now-skew): send the current time, or "
+                            "leave now unset for the server's clock; replay past cases with "
+                            "`caseroute replay` or `caseroute decide` without --server",
+                        )
+                    ]
+                )
+        return sent.astimezone(UTC)
+
     def _evaluate(
         self, cmd: DecideCommand, canonical: _Canonical, ruleset: LoadedRuleset, check: ReplyCheck
     ) -> _Evaluated:
         """Decide and mask every case, and pass the result to ``check``; nothing is recorded."""
-        now = (cmd.now or self._clock()).astimezone(UTC)
+        now = self._decision_instant(cmd.now)
         roster = cmd.roster
         fingerprint = canonical.roster
         decisions = []
@@ -561,3 +598,16 @@ class RoutingCore:
 
 def _accept(_: DecideResult) -> None:
     """The default ``before_record``: every reply can be delivered."""
+
+
+def _duration(span: timedelta) -> str:
+    """``span`` as a person reads it: ``2 d 3 h 4 min 5 s`` (whole seconds, largest first)."""
+    left = int(span.total_seconds())
+    parts = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if left >= size:
+            parts.append(f"{left // size} {unit}")
+            left %= size
+    if left or not parts:
+        parts.append(f"{left} s")
+    return " ".join(parts)

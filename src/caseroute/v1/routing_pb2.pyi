@@ -509,7 +509,10 @@ class DecideRequest(_message.Message):
 
     @_builtins.property
     def now(self) -> _timestamp_pb2.Timestamp:
-        """Decision instant. Unset: the server's clock; the value used is returned in the response."""
+        """Decision instant. Unset: the server's clock; the value used is returned in the response.
+        A server started with --max-now-skew refuses one further off its clock (INVALID_ARGUMENT
+        at now); a retry of a recorded request_id still gets its stored decision.
+        """
 
     def __init__(
         self,
@@ -611,7 +614,9 @@ class DecideBatchRequest(_message.Message):
 
     @_builtins.property
     def now(self) -> _timestamp_pb2.Timestamp:
-        """Decision instant for every case. Unset: the server's clock (returned in the response)."""
+        """Decision instant for every case. Unset: the server's clock (returned in the response).
+        Held to --max-now-skew as DecideRequest.now.
+        """
 
     def __init__(
         self,
