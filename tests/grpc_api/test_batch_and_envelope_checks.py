@@ -7,14 +7,15 @@ explanation level lost to FAILED_PRECONDITION ROSTER_NOT_CACHED (docs/serving.md
 problems win, so a caller resending its roster is not refused again for them).
 """
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import grpc
 import pytest
 
-from caseroute.domain.codec import parse_roster
+from caseroute.domain.codec import parse_case, parse_roster
 from caseroute.domain.errors import RequestError
-from caseroute.domain.fingerprint import roster_to_dict
+from caseroute.domain.fingerprint import case_to_dict, roster_to_dict
 from caseroute.service import DecideCommand, RoutingCore
 from caseroute.testing import NOW, make_agent, make_case, make_roster
 from caseroute.v1 import routing_pb2 as pb
@@ -47,8 +48,10 @@ def test_a_batch_naming_a_case_twice_is_refused_and_nothing_is_recorded(
     code, bad = invoke_for_bad_request(core, "DecideBatch", request)
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     said = (
-        "duplicate case_id 'C-1' (first at cases[0]); a batch decides each case once: send "
-        "each case once (decide it again in a later call if it changed)"
+        "duplicate case_id 'C-1' (first at cases[0] ignoring letter case, width and look-alike "
+        "dashes and spaces); a batch decides each case once: send each case once (decide it "
+        "again in a later call if it changed; two cases whose ids differ only so: separate "
+        "calls)"
     )
     assert [(v.field, v.description) for v in bad.field_violations] == [
         (f"cases[{i}].case_id", said) for i in (2, 3)
@@ -68,10 +71,47 @@ def test_a_repeat_is_named_beside_another_case_s_problems_at_its_own_position(
 
 
 def test_distinct_case_ids_in_a_batch_are_decided(core: RoutingCore) -> None:
-    """The check refuses repeats only: ids differing in letter case are different cases."""
-    code, bad = invoke_for_bad_request(core, "DecideBatch", _batch("b3", "C-1", "c-1", "C-2"))
+    """The check refuses repeats only: different ids are different cases."""
+    code, bad = invoke_for_bad_request(core, "DecideBatch", _batch("b3", "C-1", "C-10", "C-2"))
     assert code is grpc.StatusCode.OK, bad
     assert len(core.audit.by_request("b3")) == 3
+
+
+@pytest.mark.parametrize(
+    "again",
+    [
+        "c-1",  # letter case
+        "\uff23-1",  # fullwidth C
+        "C\u20101",  # U+2010 HYPHEN
+        "C\u20111",  # U+2011 NON-BREAKING HYPHEN
+        "C\u20131",  # U+2013 EN DASH
+        "C\u22121",  # U+2212 MINUS SIGN (a math symbol, not a dash, to Unicode)
+    ],
+)
+def test_a_case_id_that_differs_only_in_case_width_or_a_look_alike_dash_is_a_repeat(
+    core: RoutingCore, again: str
+) -> None:
+    """Review R36a L1: each of these passed as a second case and was assigned again."""
+    code, bad = invoke_for_bad_request(core, "DecideBatch", _batch("b5", "C-1", again))
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    (violation,) = bad.field_violations
+    assert violation.field == "cases[1].case_id"
+    assert "(first at cases[0] 'C-1', the same id read ignoring letter case" in (
+        violation.description
+    )
+    assert core.audit.by_request("b5") == []
+
+
+@pytest.mark.parametrize("case_id", ["C-1 ", " C-1", "C-1\u00a0", "\u3000C-1"])
+def test_a_case_id_with_surrounding_whitespace_is_refused_at_its_field(
+    core: RoutingCore, case_id: str
+) -> None:
+    """Review R36a L1: "C-1 " beside "C-1" was a second case; alone it is a template slip."""
+    code, bad = invoke_for_bad_request(core, "DecideBatch", _batch("b6", case_id))
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    (violation,) = bad.field_violations
+    assert violation.field == "cases[0].case_id"
+    assert violation.description.startswith("must not start or end with whitespace; got")
 
 
 def test_a_code_built_batch_naming_a_case_twice_is_refused(core: RoutingCore) -> None:
@@ -162,3 +202,18 @@ def test_the_json_reader_refuses_them_too() -> None:
         parse_roster(data)
     assert [v.field for v in raised.value.violations] == ["roster.agents[1].agent_id"]
     assert "only in letter case" in raised.value.violations[0].message
+
+
+@pytest.mark.parametrize("field", ["case_id", "snapshot_id"])
+def test_the_json_readers_refuse_surrounding_whitespace_in_a_free_identifier(field: str) -> None:
+    """The dict reader (request files, grpcurl's JSON) agrees with the wire's (R36a L1)."""
+    read: Callable[[], object] = (
+        (lambda: parse_roster({**roster_to_dict(make_roster(make_agent())), field: "snap-1 "}))
+        if field == "snapshot_id"
+        else (lambda: parse_case({**case_to_dict(make_case()), field: "C-1 "}))
+    )
+    with pytest.raises(RequestError) as refused:
+        read()
+    (violation,) = refused.value.violations
+    assert violation.field.endswith(field)
+    assert violation.message.startswith("must not start or end with whitespace")

@@ -235,6 +235,8 @@ def _free_identifier(value: object, limits: InputLimits) -> str:
         or not value.isascii()
         or not value.isprintable()  # printable ASCII holds no control or format character
         or not value.strip()
+        or value[0] == " "  # printable ASCII's only whitespace
+        or value[-1] == " "
     ):
         raise Doubt
     return value

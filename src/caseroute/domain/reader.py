@@ -476,6 +476,13 @@ def text_problem(
         if unsafe_text(value):
             unsafe = "must not contain control or invisible formatting characters; got "
             return unsafe + quote_value(value), None
+        if value[0].isspace() or value[-1].isspace():
+            # "CASE-1 " and "CASE-1" would be two cases to the batch check and one to the
+            # caller (review R36a L1).
+            return (
+                f"must not start or end with whitespace; got {quote_value(value)}: send the "
+                "identifier without it"
+            ), None
     elif pattern.fullmatch(value) is None:
         return f"{quote_value(value)} is not a valid {noun or pattern.noun}{pattern.hint}", None
     return None, value

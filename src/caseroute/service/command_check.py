@@ -12,6 +12,7 @@ NOT_SERVING). Then its sizes, then its cases and roster go through
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -86,22 +87,46 @@ def duplicate_case_violations(case_ids: Iterable[tuple[int, str]]) -> list[Field
 
     A batch decides its cases in order against one roster, each taking capacity from the
     next: a case sent twice was assigned twice, to two agents, and used up capacity meant for
-    other cases (review R34a F1). Compared exactly, as the caller's identifiers are opaque.
+    other cases (review R34a F1). Ids are compared as people and most systems read them
+    (``case_key``): ``CASE-1`` and ``case-1``, or one written with a fullwidth letter or a
+    Unicode hyphen, are one case here (review R36a L1: each passed as a new case).
     """
-    first: dict[str, int] = {}
+    first: dict[str, tuple[int, str]] = {}
     out = []
     for i, case_id in case_ids:
-        seen = first.setdefault(case_id, i)
+        seen, as_sent = first.setdefault(case_key(case_id), (i, case_id))
         if seen != i:
+            same = "" if as_sent == case_id else f" {quote_value(as_sent)}, the same id read"
             out.append(
                 FieldViolation(
                     f"cases[{i}].case_id",
-                    f"duplicate case_id {quote_value(case_id)} (first at cases[{seen}]); a batch "
+                    f"duplicate case_id {quote_value(case_id)} (first at cases[{seen}]{same} "
+                    "ignoring letter case, width and look-alike dashes and spaces); a batch "
                     "decides each case once: send each case once (decide it again in a later "
-                    "call if it changed)",
+                    "call if it changed; two cases whose ids differ only so: separate calls)",
                 )
             )
     return out
+
+
+def case_key(case_id: str) -> str:
+    """``case_id`` folded for the batch's duplicate check (one key per case as people read it).
+
+    NFKC (fullwidth letters, the non-breaking space), case-folded, and every Unicode dash
+    and space separator as its ASCII look-alike (U+2010 HYPHEN and U+2212 MINUS are ``-``).
+    """
+    if case_id.isascii():
+        return case_id.casefold()
+    folded = unicodedata.normalize("NFKC", case_id).casefold()
+    return "".join(
+        "-" if ch == "\u2212" else _ASCII_LOOKALIKE.get(unicodedata.category(ch), ch)
+        for ch in folded
+    )
+
+
+_ASCII_LOOKALIKE = {"Pd": "-", "Zs": " "}
+"""Unicode categories folded to one ASCII character: every dash, every space separator (and
+U+2212 MINUS SIGN, a math symbol to Unicode, is ``-`` too)."""
 
 
 def check_command(cmd: DecideCommand, limits: InputLimits) -> None:

@@ -602,7 +602,8 @@ class DecideBatchRequest(_message.Message):
     @_builtins.property
     def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___Case]:
         """Cases, decided in this order. 1-1000 cases (--max-batch-cases), and cases x roster agents
-        at most 2,000,000 (--max-batch-pairs). Each case_id at most once: a repeat is
+        at most 2,000,000 (--max-batch-pairs). Each case_id at most once, compared ignoring
+        letter case, width (fullwidth letters) and look-alike dashes and spaces: a repeat is
         INVALID_ARGUMENT at cases[i].case_id (one case is never assigned twice in one batch).
         """
 
@@ -863,7 +864,9 @@ class Case(_message.Message):
     DECLINED_AGENTS_FIELD_NUMBER: _builtins.int
     PREFERRED_AGENTS_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
-    """The caller's case identifier. Required; 1-200 characters, no control characters."""
+    """The caller's case identifier. Required; 1-200 characters, no control characters, no
+    whitespace at either end.
+    """
     channel: Global___Channel.ValueType
     """Required."""
     intent: Global___Intent.ValueType
@@ -1251,7 +1254,9 @@ class Roster(_message.Message):
     TAKEN_AT_FIELD_NUMBER: _builtins.int
     AGENTS_FIELD_NUMBER: _builtins.int
     snapshot_id: _builtins.str
-    """Caller's snapshot identifier. Required; 1-200 characters, no control characters."""
+    """Caller's snapshot identifier. Required; 1-200 characters, no control characters, no
+    whitespace at either end.
+    """
     @_builtins.property
     def taken_at(self) -> _timestamp_pb2.Timestamp:
         """When the snapshot was taken. Required."""

@@ -143,8 +143,8 @@ def _identifier(value: str, limits: InputLimits) -> str:
     # valid non-ASCII ids) is left to the strict path's per-character check.
     if not value.strip() or len(value) > limits.max_id_chars or not value.isascii():
         raise Doubt
-    if not value.isprintable():
-        raise Doubt
+    if not value.isprintable() or value[0] == " " or value[-1] == " ":
+        raise Doubt  # printable ASCII's only whitespace is the space
     return value
 
 
