@@ -176,3 +176,27 @@ def test_a_request_file_s_json_problems_are_named_as_grpc_names_them(
     assert code == 2
     assert f"\n  - {field}: " in err
     assert "request." not in err
+
+
+def test_a_dry_run_refuses_what_a_server_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], server: RunningServer
+) -> None:
+    """Review R36a L2: a batch file naming one case twice was decided twice without a server.
+
+    The server refuses it at cases[1].case_id; the dry run now says the same, exit 2, and
+    decides nothing. A file without request_id still dry-runs (nothing is recorded).
+    """
+    cases = json.loads((REQUESTS / "decide-batch.json").read_text())["cases"]
+    cases[1]["case_id"] = cases[0]["case_id"].lower()
+    path = _request(tmp_path, "decide-batch", "dup-dry", cases=cases)
+    code, out, err = _cli(capsys, "--request", str(path))
+    assert (code, out) == (2, "")
+    assert "cases[1].case_id: duplicate case_id 'case-1001' (first at cases[0] as" in err
+    served = _cli(capsys, "--request", str(path), "--server", f"127.0.0.1:{server.port}")
+    assert served[0] == 1  # the server refused it (INVALID_ARGUMENT)
+    assert "cases[1].case_id: duplicate case_id 'case-1001'" in served[2]
+    unnamed = json.loads((REQUESTS / "decide-batch.json").read_text())
+    del unnamed["request_id"]
+    (tmp_path / "unnamed.json").write_text(json.dumps(unnamed))
+    code, out, _ = _cli(capsys, "--request", str(tmp_path / "unnamed.json"))
+    assert (code, out.count("ASSIGN") > 0) == (0, True)

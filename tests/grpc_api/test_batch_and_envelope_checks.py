@@ -48,10 +48,8 @@ def test_a_batch_naming_a_case_twice_is_refused_and_nothing_is_recorded(
     code, bad = invoke_for_bad_request(core, "DecideBatch", request)
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     said = (
-        "duplicate case_id 'C-1' (first at cases[0] ignoring letter case, width and look-alike "
-        "dashes and spaces); a batch decides each case once: send each case once (decide it "
-        "again in a later call if it changed; two cases whose ids differ only so: separate "
-        "calls)"
+        "duplicate case_id 'C-1' (first at cases[0]); a batch decides each case once: send "
+        "each case once (decide it again in a later call if it changed)"
     )
     assert [(v.field, v.description) for v in bad.field_violations] == [
         (f"cases[{i}].case_id", said) for i in (2, 3)
@@ -96,7 +94,7 @@ def test_a_case_id_that_differs_only_in_case_width_or_a_look_alike_dash_is_a_rep
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     (violation,) = bad.field_violations
     assert violation.field == "cases[1].case_id"
-    assert "(first at cases[0] 'C-1', the same id read ignoring letter case" in (
+    assert "(first at cases[0] as 'C-1': the same id ignoring letter case, width" in (
         violation.description
     )
     assert core.audit.by_request("b5") == []

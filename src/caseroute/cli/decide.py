@@ -73,10 +73,12 @@ def _load_ruleset(args: argparse.Namespace, name: str = "", version: str = "") -
 
 
 def _cmd_decide_request(args: argparse.Namespace) -> int:
+    from caseroute.domain.limits import DEFAULT_LIMITS
     from caseroute.engine.decide import decide
     from caseroute.engine.roster_index import roster_after_assignment
     from caseroute.render import render_text
-    from caseroute.service.routing import request_decision_id
+    from caseroute.service.command_check import check_command
+    from caseroute.service.routing import DecideCommand, request_decision_id
     from caseroute.wire.json_dialect import batch_to_json, decision_to_json
 
     given = [flag for attr, flag in _REQUEST_HOLDS if getattr(args, attr)]
@@ -95,6 +97,21 @@ def _cmd_decide_request(args: argparse.Namespace) -> int:
     )
     flags = frozenset({ruleset.compiled.constraints.safeguarding_flag})
     request = parse_request(data, safeguarding_flags=flags)
+    # What a server would refuse is refused here too (a batch naming one case twice was
+    # decided twice by the dry run: review R36a L2); only the request_id may be left out.
+    check_command(
+        DecideCommand(
+            request.request_id,
+            request.ruleset_name,
+            request.ruleset_version,
+            request.cases,
+            request.roster,
+            request.now,
+            parsed=True,
+        ),
+        DEFAULT_LIMITS,
+        dry_run=True,
+    )
     now = request.now or _parse_now(None)
     detail = _agent_detail(args, request.explanation_level)
     roster = request.roster

@@ -96,14 +96,19 @@ def duplicate_case_violations(case_ids: Iterable[tuple[int, str]]) -> list[Field
     for i, case_id in case_ids:
         seen, as_sent = first.setdefault(case_key(case_id), (i, case_id))
         if seen != i:
-            same = "" if as_sent == case_id else f" {quote_value(as_sent)}, the same id read"
+            same = (
+                ""
+                if as_sent == case_id
+                else f" as {quote_value(as_sent)}: the same id ignoring letter case, width and "
+                "look-alike dashes and spaces; two cases whose ids differ only so go in "
+                "separate calls"
+            )
             out.append(
                 FieldViolation(
                     f"cases[{i}].case_id",
-                    f"duplicate case_id {quote_value(case_id)} (first at cases[{seen}]{same} "
-                    "ignoring letter case, width and look-alike dashes and spaces); a batch "
-                    "decides each case once: send each case once (decide it again in a later "
-                    "call if it changed; two cases whose ids differ only so: separate calls)",
+                    f"duplicate case_id {quote_value(case_id)} (first at cases[{seen}]{same}); "
+                    "a batch decides each case once: send each case once (decide it again in a "
+                    "later call if it changed)",
                 )
             )
     return out
@@ -129,15 +134,17 @@ _ASCII_LOOKALIKE = {"Pd": "-", "Zs": " "}
 U+2212 MINUS SIGN, a math symbol to Unicode, is ``-`` too)."""
 
 
-def check_command(cmd: DecideCommand, limits: InputLimits) -> None:
+def check_command(cmd: DecideCommand, limits: InputLimits, *, dry_run: bool = False) -> None:
     """Refuse a command whose request_id, sizes, case ids or ``now`` break the rules.
 
-    Parsed or not.
+    Parsed or not. ``dry_run`` (``caseroute decide --request`` without a server, which
+    records nothing) lets an empty request_id pass; a given one is checked like any other.
 
     Raises:
         RequestError: Naming each.
     """
-    violations = request_id_violations(cmd.request_id, limits)
+    checked_id = not dry_run or cmd.request_id != ""
+    violations = request_id_violations(cmd.request_id, limits) if checked_id else []
     violations += batch_size_violations(len(cmd.cases), len(cmd.roster.agents), limits)
     if len(cmd.cases) > 1:
         violations += duplicate_case_violations(enumerate(c.case_id for c in cmd.cases))
