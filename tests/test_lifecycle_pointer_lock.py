@@ -21,6 +21,7 @@ from caseroute.audit.store import AuditSink
 from caseroute.engine.case_rules import EngineKind
 from caseroute.lifecycle import LifecycleOutcome, RulesetLifecycle
 from caseroute.registry import RulesetRegistry
+from caseroute.rules import serving as serving_file
 from caseroute.rules.serving import parse_serving, pointer_lock
 from tests.test_lifecycle import _version, root, store
 
@@ -53,11 +54,11 @@ def test_an_activation_inside_another_waits_and_both_take_in_order(
     b = threading.Thread(target=run_b)
 
     @contextlib.contextmanager
-    def noted_lock(path: Path) -> Iterator[None]:
+    def noted_lock(path: Path, **how: bool) -> Iterator[bool]:
         if threading.current_thread() is b:
             b_waiting_or_done.set()  # B is about to wait for the lock A holds
-        with pointer_lock(path):
-            yield
+        with pointer_lock(path, **how) as held:
+            yield held
 
     monkeypatch.setattr(lifecycle, "pointer_lock", noted_lock, raising=False)
     reload_a = worker_a._reload
@@ -85,7 +86,7 @@ def test_an_activation_inside_another_waits_and_both_take_in_order(
 def test_the_lock_is_held_while_the_pointer_changes(
     root: Path, store: AuditSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """During an activation's reload another descriptor cannot lock the directory."""
+    """During an activation's reload another descriptor cannot lock the rulesets directory."""
     import fcntl
     import os
 
@@ -95,7 +96,7 @@ def test_the_lock_is_held_while_the_pointer_changes(
     reload = life._reload
 
     def probing_reload(action: str, actor: str) -> LifecycleOutcome:
-        fd = os.open(root / "routing", os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             held.append(False)
@@ -109,3 +110,88 @@ def test_the_lock_is_held_while_the_pointer_changes(
     life.activate("routing", "2", "admin:alice")
     life.rollback("routing", "admin:alice")
     assert held == [True, True]
+
+
+def _events(store: AuditSink) -> list[tuple[str, str, str, str, str]]:
+    return [(e.action, e.actor, e.role, e.from_version, e.to_version) for e in store.events()]
+
+
+def test_a_poll_during_another_worker_s_activation_leaves_it_to_the_admin(
+    root: Path, store: AuditSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review R37b 1: the chain said "reload by poll" for an admin's activation.
+
+    Worker A wrote serving.yaml; worker B's poller reloaded before A recorded, swapped the
+    change in and recorded it as its own; A's record then found it recorded. Now B's poll
+    during A's switch defers (the next tick follows the whole switch), and the chain holds
+    the activation under the admin's name, once.
+    """
+    worker_a = RulesetLifecycle(RulesetRegistry(), root, EngineKind.PYTHON, audit=store)
+    worker_b = RulesetLifecycle(RulesetRegistry(), root, EngineKind.PYTHON, audit=store)
+    worker_a.load()
+    worker_b.load()
+    polled_inside: list[LifecycleOutcome | None] = []
+    write = serving_file.write_atomically
+
+    def write_then_poll_b(path: Path, text: str) -> None:
+        write(path, text)
+        polled_inside.append(worker_b.poll_once())
+
+    monkeypatch.setattr(lifecycle, "write_atomically", write_then_poll_b)
+    worker_a.activate("routing", "2", "admin:alice")
+    monkeypatch.undo()
+    after = worker_b.poll_once()
+    assert polled_inside == [None]
+    assert after is not None
+    assert worker_b.registry.resolve("", "").compiled.version == "2"
+    assert _events(store)[-1] == ("activate", "admin:alice", "active", "1", "2")
+    assert [e for e in _events(store) if e[0] != "load"] == [
+        ("activate", "admin:alice", "active", "1", "2")
+    ]
+
+
+def test_an_explicit_reload_during_another_worker_s_switch_waits_for_it(
+    root: Path, store: AuditSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGHUP (or admin Reload) in worker B during A's rollback runs after A recorded it."""
+    worker_a = RulesetLifecycle(RulesetRegistry(), root, EngineKind.PYTHON, audit=store)
+    worker_b = RulesetLifecycle(RulesetRegistry(), root, EngineKind.PYTHON, audit=store)
+    worker_a.load()
+    worker_a.activate("routing", "2", "admin:alice")
+    worker_b.load()
+    b_waiting_or_done = threading.Event()
+    b_outcome: list[LifecycleOutcome | BaseException] = []
+
+    def run_b() -> None:
+        try:
+            b_outcome.append(worker_b.reload("signal:SIGHUP"))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            b_outcome.append(exc)
+        finally:
+            b_waiting_or_done.set()
+
+    b = threading.Thread(target=run_b)
+
+    @contextlib.contextmanager
+    def noted_lock(path: Path, **how: bool) -> Iterator[bool]:
+        if threading.current_thread() is b:
+            b_waiting_or_done.set()  # B is about to wait for the lock A holds
+        with pointer_lock(path, **how) as held:
+            yield held
+
+    write = serving_file.write_atomically
+
+    def write_then_reload_b(path: Path, text: str) -> None:
+        write(path, text)
+        b.start()
+        assert b_waiting_or_done.wait(WAIT_S)
+
+    monkeypatch.setattr(lifecycle, "pointer_lock", noted_lock)
+    monkeypatch.setattr(lifecycle, "write_atomically", write_then_reload_b)
+    worker_a.rollback("routing", "admin:bob")
+    b.join(WAIT_S)
+    (b_result,) = b_outcome
+    assert isinstance(b_result, LifecycleOutcome)
+    assert worker_b.registry.resolve("", "").compiled.version == "1"
+    assert _events(store)[-1] == ("rollback", "admin:bob", "active", "2", "1")
+    assert not [e for e in _events(store) if e[1] == "signal:SIGHUP"]

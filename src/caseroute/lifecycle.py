@@ -287,6 +287,8 @@ class RulesetLifecycle:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
+        self._switching = False
+        """True while this object holds a pointer's ``pointer_lock`` (under ``_lock``)."""
         self._replays = ReplayRunner(engine, audit)
         self.observer: LifecycleObserver | None = None
         """Set to be told of every lifecycle action's result (``caseroute.metrics``)."""
@@ -388,24 +390,47 @@ class RulesetLifecycle:
         return self._reload("reload", actor)
 
     def _reload(self, action: str, actor: str) -> LifecycleOutcome:
-        with self._lock:
-            fingerprint = tree_fingerprint(self.root)
+        with self._lock, self._no_switch_elsewhere(wait=True):
+            return self._reload_held(action, actor)
+
+    @contextlib.contextmanager
+    def _no_switch_elsewhere(self, *, wait: bool) -> Iterator[bool]:
+        """Hold off every other process's pointer switch while this one reloads.
+
+        ``pointer_lock`` shared on the rulesets directory. Yields False when ``wait`` is False
+        and a switch is under way (nothing held). Within this object's own switch (it holds
+        the lock exclusive already) nothing is taken; a directory that cannot be opened is
+        not locked (the reload reports it).
+        """
+        if self._switching or not self.root.is_dir():
+            yield True
+            return
+        with contextlib.ExitStack() as stack:
             try:
-                report = self.registry.reload(
-                    self.root,
-                    self.engine,
-                    decided=self._audit.decided_sha256s if self._audit is not None else None,
-                    recorded=self._recorded_source if self._audit is not None else None,
-                    before_swap=lambda changes, at: self._record(changes, at, action, actor),
-                )
-            except BaseException as exc:
-                self._observe(action, "failed")
-                _log_event(action, actor, "failed", error=type(exc).__name__)
-                raise
-            self._fingerprint = fingerprint
-            result = "errors" if report.failures else "ok"
-            self._observe(action, result)
-            _log_event(action, actor, result, report.changes, len(report.failures))
+                held = stack.enter_context(pointer_lock(self.root, shared=True, wait=wait))
+            except OSError:
+                held = True
+            yield held
+
+    def _reload_held(self, action: str, actor: str) -> LifecycleOutcome:
+        """``_reload`` with ``_lock`` held and no other process switching a pointer."""
+        fingerprint = tree_fingerprint(self.root)
+        try:
+            report = self.registry.reload(
+                self.root,
+                self.engine,
+                decided=self._audit.decided_sha256s if self._audit is not None else None,
+                recorded=self._recorded_source if self._audit is not None else None,
+                before_swap=lambda changes, at: self._record(changes, at, action, actor),
+            )
+        except BaseException as exc:
+            self._observe(action, "failed")
+            _log_event(action, actor, "failed", error=type(exc).__name__)
+            raise
+        self._fingerprint = fingerprint
+        result = "errors" if report.failures else "ok"
+        self._observe(action, result)
+        _log_event(action, actor, result, report.changes, len(report.failures))
         # Relative, as ListRulesets shows them: admin replies never carry server paths (R32a F6).
         failures = tuple(self._shown_in(failure) for failure in report.failures)
         return LifecycleOutcome(action, actor, report.at, report.changes, failures)
@@ -622,13 +647,21 @@ class RulesetLifecycle:
 
     @contextlib.contextmanager
     def _pointer_locked(self, name: str, path: Path) -> Iterator[None]:
-        """``pointer_lock`` on ``path``; a directory that cannot be opened is the usual error."""
+        """``pointer_lock`` on ``path``; a directory that cannot be opened is the usual error.
+
+        Called with ``_lock`` held, so ``_switching`` is this thread's alone while set.
+        """
         with contextlib.ExitStack() as stack:
             try:
-                stack.enter_context(pointer_lock(path))
+                # The whole directory's: one switch at a time, and no reload meanwhile.
+                stack.enter_context(pointer_lock(self.root))
             except OSError as exc:
                 raise self._unwritable(name, path, exc) from exc
-            yield
+            self._switching = True
+            try:
+                yield
+            finally:
+                self._switching = False
 
     def _check_on_disk(self, loaded: LoadedRuleset, verb: str) -> None:
         """Refuse to point at a version its file no longer gives (review R32a F2).
@@ -760,7 +793,10 @@ class RulesetLifecycle:
         """
         if tree_fingerprint(self.root) == self._fingerprint:
             return None
-        return self._reload("reload", "poll")
+        with self._lock, self._no_switch_elsewhere(wait=False) as clear:
+            # Another process is switching a pointer: the next tick follows the whole switch
+            # (its event recorded under the admin's name), never half of it.
+            return self._reload_held("reload", "poll") if clear else None
 
     def start_polling(self, interval_s: float = DEFAULT_POLL_INTERVAL_S) -> None:
         """Check for changed files every ``interval_s`` in a daemon thread (0: never)."""

@@ -254,25 +254,39 @@ def write_serving(path: Path, name: str, serving: Serving) -> None:
 
 
 @contextlib.contextmanager
-def pointer_lock(path: Path) -> Iterator[None]:
-    """Hold the pointer file's directory locked while its pointer is read, rewritten, checked.
+def pointer_lock(root: Path, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+    """Lock the rulesets directory ``root``: exclusive for a pointer switch, shared to reload.
 
-    One writer of a pointer at a time across processes: every worker of a server, and any
-    other server over the same directory, changes ``serving.yaml`` by reading it, writing
-    the change and reloading to check it took. Two such changes interleaved lost one (the
-    second read the pointer before the first wrote it), or had the first restore the pointer
-    it had read over the second's change (its reload saw the second's version active).
-    ``flock`` on the directory itself: no lock file appears among the rulesets, and the lock
-    goes with its descriptor when a process dies holding it. Readers (reloads, pollers) never
-    take it: the pointer is replaced atomically.
+    A switch (activate, rollback) reads ``serving.yaml``, writes the change, reloads to check
+    it took and records it, holding the lock exclusive: one switch at a time across every
+    process over the directory (two interleaved lost one, or had the first restore the
+    pointer it had read over the second's change). Reloads hold it shared: the pointer is
+    replaced atomically, but a worker that reloaded between another's write and its record
+    swapped the change in first and recorded it under its own actor (``reload by poll``),
+    so the chain lost who activated (review R37b 1). ``flock`` on the directory itself: no
+    lock file appears among the rulesets, and the lock goes with its descriptor when a
+    process dies holding it.
+
+    Args:
+        root: The rulesets directory (the one ``--rulesets`` names).
+        shared: Take it shared (a reload), else exclusive (a switch).
+        wait: Wait for the lock; else give up at once when another holds it.
+
+    Yields:
+        True while held; False when ``wait`` is False and another process holds it.
 
     Raises:
         OSError: If the directory cannot be opened.
     """
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        try:
+            fcntl.flock(fd, mode if wait else mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)  # releases the lock
 
