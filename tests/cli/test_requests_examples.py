@@ -37,6 +37,9 @@ HASHES_BEFORE = {
     "held-for-previous-nurse": "4cedebb4312b4a0b0d4d30dd0c5652bdb57ce1a31c2b41bd15d860458f388cfd",
     "unhappy-sla-at-risk": "0401c95a975ec469b046c171e084e77f18695108904b4bed1df4fe74bc0928cb",
 }
+# The case id an example had when its hashes were pinned: unhappy-sla-at-risk shared
+# CASE-1002 with held-for-previous-nurse until it became CASE-1005 (review R37b 15).
+PINNED_CASE_ID = {"unhappy-sla-at-risk": "CASE-1002"}
 # request_sha256 of DecideCommand("r1", "", "", (case,), roster, None, agent_detail=True), the
 # idempotency check of a retry, computed before the JSON dialect.
 REQUEST_HASH_BEFORE = {
@@ -119,7 +122,9 @@ def test_example_files_are_protobuf_json(path: Path) -> None:
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
 def test_the_proto_spelling_keeps_every_input_hash(path: Path) -> None:
     """Rewriting the examples in proto spelling changed no input hash (decision ids, retries)."""
-    case = parse_case(json.loads(path.read_text()))
+    data = json.loads(path.read_text())
+    data["case_id"] = PINNED_CASE_ID.get(path.stem, data["case_id"])
+    case = parse_case(data)
     roster = parse_roster(json.loads((EXAMPLES / "roster.json").read_text()))
     assert input_sha256(case, roster) == HASHES_BEFORE[path.stem]
     if path.stem in REQUEST_HASH_BEFORE:
@@ -304,3 +309,9 @@ def test_a_whole_number_written_as_a_float_is_read_as_protobuf_reads_it(
     data["required_skills"] = [{"name": "triage", "min_level": 2.5}]
     with pytest.raises(RequestError, match=r"case\.required_skills\[0\]\.min_level: .*integer"):
         parse_case(data)
+
+
+def test_every_example_case_has_its_own_case_id() -> None:
+    """Review R37b 15: two example cases were both CASE-1002 (a reader's log mixed them)."""
+    ids = [json.loads(p.read_text())["case_id"] for p in CASES]
+    assert sorted(ids) == sorted(set(ids))
