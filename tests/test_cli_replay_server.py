@@ -125,7 +125,9 @@ def test_remote_without_token_reports_the_refusal(
         1,
         (
             "caseroute: server answered UNAUTHENTICATED: this call needs credentials: send "
-            "`authorization: Bearer <token>` or a client certificate on the allow-list\n"
+            "`authorization: Bearer <token>` or a client certificate on the allow-list (no "
+            "token was sent: pass --token-file FILE holding your admin token, or set "
+            "$CASEROUTE_TOKEN_FILE)\n"
         ),
     )
 

@@ -169,11 +169,18 @@ def test_the_token_file_may_come_from_the_environment(
 def test_without_a_token_the_server_refusal_is_printed_and_exits_1(
     served: RunningServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """No credentials: the server's UNAUTHENTICATED message, exit 1 like other client commands."""
+    """No credentials: the server's UNAUTHENTICATED message, exit 1 like other client commands.
+
+    With how a CLI user sends a token (review R37b 8: the server's words name only the header).
+    """
     assert _run(capsys, "rules", "list", "--server", f"127.0.0.1:{served.port}") == (
         1,
         "",
-        f"caseroute: server answered UNAUTHENTICATED: {NEEDS_CREDENTIALS}\n",
+        (
+            f"caseroute: server answered UNAUTHENTICATED: {NEEDS_CREDENTIALS} (no token was "
+            "sent: pass --token-file FILE holding your admin token, or set "
+            "$CASEROUTE_TOKEN_FILE)\n"
+        ),
     )
 
 
@@ -196,6 +203,6 @@ def test_a_shared_or_malformed_token_file_is_a_usage_error(
         "",
         (
             f"caseroute: --token-file: {two} must hold just the token (one word, no identity); "
-            "write only the token into it\n"
+            "write only your admin token into it\n"
         ),
     )

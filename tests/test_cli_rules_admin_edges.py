@@ -324,9 +324,29 @@ def test_an_unreadable_token_file_is_a_usage_error_saying_what_to_pass(
         2,
         "",
         (
-            f"caseroute: --token-file: cannot read {missing}: No such file or directory; pass "
-            "the file holding your admin token (or set $CASEROUTE_TOKEN_FILE)\n"
+            f"caseroute: --token-file: cannot read {missing}: No such file or directory; point "
+            "it at the file holding your admin token (or set $CASEROUTE_TOKEN_FILE)\n"
         ),
+    )
+
+
+def test_a_token_file_from_the_variable_is_named_as_the_variable_and_by_whose_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message names where the path came from, and whose token it is.
+
+    Review R37b 8: `decide` said `--token-file ... your admin token` for a caller token set
+    by $CASEROUTE_TOKEN_FILE.
+    """
+    missing = tmp_path / "nope.token"
+    monkeypatch.setenv("CASEROUTE_TOKEN_FILE", str(missing))
+    code, out, err = _run(
+        capsys, "decide", "--server", "x:1", "--request", "examples/requests/decide-batch.json"
+    )
+    assert (code, out) == (2, "")
+    assert err == (
+        f"caseroute: $CASEROUTE_TOKEN_FILE: cannot read {missing}: No such file or directory; "
+        "point it at the file holding your caller token (or pass --token-file)\n"
     )
 
 

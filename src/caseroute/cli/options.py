@@ -74,11 +74,20 @@ def server_targets(text: str) -> str:
     return text
 
 
-def bearer_token(args: argparse.Namespace) -> str | None:
-    """The caller's bearer token from ``--token-file`` / ``$CASEROUTE_TOKEN_FILE`` (None: none)."""
-    from caseroute.cli.rules_admin import read_token
+def bearer_token(args: argparse.Namespace, whose: str = "caller") -> str | None:
+    """The bearer token from ``--token-file`` / ``$CASEROUTE_TOKEN_FILE`` (None: none).
 
-    return read_token(args.token_file) if args.token_file is not None else None
+    Args:
+        args: Parsed arguments with ``token_file``.
+        whose: Which token it is (``caller`` for RoutingService, ``admin`` for RulesetAdmin),
+            for messages.
+    """
+    from caseroute.cli.rules_admin import read_token
+    from caseroute.cli.settings import setting_origin
+
+    if args.token_file is None:
+        return None
+    return read_token(args.token_file, setting_origin(args, "token_file"), whose)
 
 
 def parse_instant(text: str | None, flag: str) -> datetime | None:

@@ -13,7 +13,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from caseroute.cli.options import add_client_tls, client_tls, timeout_seconds
+from caseroute.cli.options import add_client_tls, bearer_token, client_tls, timeout_seconds
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out, print_json
 from caseroute.cli.rules import RulesCommands
 from caseroute.cli.settings import add_settings
@@ -26,8 +26,14 @@ MAX_TOKEN_FILE_BYTES = 4096
 """Largest ``--token-file`` read (it holds one token)."""
 
 
-def read_token(path: Path) -> str:
+def read_token(path: Path, origin: str = "--token-file", whose: str = "admin") -> str:
     """The token in ``path`` (surrounding whitespace dropped).
+
+    Args:
+        path: The token file.
+        origin: Where the path came from, for messages (``--token-file``,
+            ``$CASEROUTE_TOKEN_FILE``, ``[client] token_file (file:line)``).
+        whose: Which of the server's token lists it belongs to (``admin``, ``caller``).
 
     Raises:
         UsageError: If the file cannot be read, is empty, holds more than one word, or is
@@ -41,20 +47,21 @@ def read_token(path: Path) -> str:
         with path.open("rb") as handle:
             raw = handle.read(MAX_TOKEN_FILE_BYTES + 1)
     except OSError as exc:
+        other = "set $CASEROUTE_TOKEN_FILE" if origin == "--token-file" else "pass --token-file"
         raise UsageError(
-            f"--token-file: cannot read {path}: {exc.strerror or exc}; pass the file holding "
-            "your admin token (or set $CASEROUTE_TOKEN_FILE)"
+            f"{origin}: cannot read {path}: {exc.strerror or exc}; point it at the file holding "
+            f"your {whose} token (or {other})"
         ) from None
     try:
-        refuse_shared_secret(path, mode, "--token-file: the token file")
+        refuse_shared_secret(path, mode, f"{origin}: the token file")
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     words = raw.decode(errors="replace").split()
     if len(raw) > MAX_TOKEN_FILE_BYTES or len(words) != 1:
         # Never quote the content: it is a secret.
         raise UsageError(
-            f"--token-file: {path} must hold just the token (one word, no identity); "
-            "write only the token into it"
+            f"{origin}: {path} must hold just the token (one word, no identity); "
+            f"write only your {whose} token into it"
         )
     return words[0]
 
@@ -62,7 +69,7 @@ def read_token(path: Path) -> str:
 def _client(args: argparse.Namespace) -> AdminClient:
     from caseroute.grpc_api.client import AdminClient
 
-    token = read_token(args.token_file) if args.token_file is not None else None
+    token = bearer_token(args, "admin")
     return AdminClient(args.server, tls=client_tls(args), token=token, timeout_s=args.timeout)
 
 

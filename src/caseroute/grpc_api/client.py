@@ -24,6 +24,7 @@ class RemoteCallError(CaserouteError):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(f"server answered {code.name}: {message}")
         self.code = code
+        self.detail = message
 
 
 def _explain(error: grpc.RpcError) -> RemoteCallError:
@@ -90,7 +91,16 @@ class AdminClient:
                     request, timeout=self._timeout_s, metadata=self._metadata
                 )
             except grpc.RpcError as error:
-                raise _explain(error) from None
+                explained = _explain(error)
+                if explained.code is grpc.StatusCode.UNAUTHENTICATED and not self._metadata:
+                    # The server's words name the header; the CLI user sets a file (R37b 8).
+                    raise RemoteCallError(
+                        explained.code,
+                        f"{explained.detail} (no token was sent: pass "
+                        "--token-file FILE holding your admin token, or set "
+                        "$CASEROUTE_TOKEN_FILE)",
+                    ) from None
+                raise explained from None
 
     def list_rulesets(self) -> apb.ListRulesetsResponse:
         """ListRulesets.
