@@ -137,8 +137,10 @@ def test_rules_validate_prints_diagnostics_and_exits_1_on_errors(
     code, out, err = _run(capsys, "rules", "validate", str(bad), *_remote(served, token))
     lines = out.splitlines()
     assert (code, err, lines[-1]) == (1, "", f"{bad}: has errors (checked by {server})")
+    # The caller's path, not only the name the server saw (review R37b 9).
+    shown = re.escape(str(bad))
     assert all(
-        re.match(r"bad\.yaml:\d+(:\d+)?: (error|warning) [a-z_.]+", line) for line in lines[:-1]
+        re.match(rf"{shown}:\d+(:\d+)?: (error|warning) [a-z_.]+", line) for line in lines[:-1]
     )
     assert any(" error " in line for line in lines[:-1])
 

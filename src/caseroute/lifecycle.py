@@ -41,6 +41,7 @@ from caseroute.registry import (
     RulesetRegistry,
     RulesetStatus,
     VersionInfo,
+    check_not_changed_after_deciding,
 )
 from caseroute.replay import RecordFilter
 from caseroute.replay_admin import ReplayCandidate, ReplayRunner, ServerReplay
@@ -339,7 +340,9 @@ class RulesetLifecycle:
             file_name: Name used in ``file:line`` locations (no directory).
 
         Returns:
-            Every problem found, errors and warnings; empty when it would load cleanly.
+            Every problem found, errors and warnings; empty when it would load cleanly. A
+            version that has decided with other content is refused as a reload would refuse
+            it (``versions.changed_after_deciding``; review R37b 9: validate said ok).
         """
         name = Path(file_name).name or "ruleset.yaml"
         if len(text.encode()) > MAX_RULESET_BYTES:
@@ -352,6 +355,8 @@ class RulesetLifecycle:
             ]
         try:
             compiled = compile_source(parse_yaml(text, name))
+            if self._audit is not None:
+                check_not_changed_after_deciding(compiled, self._audit.decided_sha256s)
             prepared = prepare_ruleset(compiled, self.engine)
         except RulesetError as exc:
             return list(exc.problems)

@@ -172,6 +172,33 @@ def test_validate_ruleset_returns_every_diagnostic_and_activates_nothing(
     assert [v.version for v in listed.rulesets[0].versions] == ["1", "2"]
 
 
+def test_validate_refuses_new_content_for_a_version_that_has_decided(
+    served: RunningServer,
+) -> None:
+    """Review R37b 9: ValidateRuleset said ok; the reload then refused the same file.
+
+    Version 1 decided (one Decide); an edit of it is versions.changed_after_deciding at its
+    `version:` line, as a reload reports it. A version that never decided still validates.
+    """
+    with grpc.insecure_channel(f"127.0.0.1:{served.port}") as channel:
+        pb_grpc.RoutingServiceStub(channel).Decide(decide_request("decided-1"), timeout=30)
+    edited = ruleset_text("routing", "1", queue="clinical")
+    refused = _call(
+        served,
+        "ValidateRuleset",
+        apb.ValidateRulesetRequest(source=edited, file_name="ruleset.yaml"),
+    )
+    draft = _call(
+        served,
+        "ValidateRuleset",
+        apb.ValidateRulesetRequest(source=ruleset_text("routing", "2", "x"), file_name="r.yaml"),
+    )
+    errors = [(d.code, d.file, d.line) for d in refused.diagnostics if d.severity == 1]
+    assert refused.valid is False
+    assert errors == [("versions.changed_after_deciding", "ruleset.yaml", 2)]
+    assert draft.valid is True
+
+
 def test_validate_ruleset_refuses_a_source_over_the_compiler_limit(served: RunningServer) -> None:
     """A source over MAX_RULESET_BYTES is INVALID_ARGUMENT naming `source`, before compiling."""
     code, details = _refusal(

@@ -211,6 +211,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         raise UsageError(f"{path} is not UTF-8 text; save it as UTF-8") from None
     reply = _client(args).validate(text, path.name)
     severities = {1: "error", 2: "warning"}
+
+    def shown(file: str) -> str:
+        # The server saw only the file's name: its file:line points at the caller's path.
+        return str(path) if file == path.name else file
+
     if args.format == "json":
         print_json(
             {
@@ -220,7 +225,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                     {
                         "code": d.code,
                         "severity": severities.get(d.severity, "error"),
-                        "file": d.file,
+                        "file": shown(d.file),
                         "line": d.line,
                         "column": d.column,
                         "rule_id": d.rule_id or None,
@@ -232,7 +237,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         )
     else:
         for d in reply.diagnostics:
-            where = d.file + (f":{d.line}" if d.line else "") + (f":{d.column}" if d.column else "")
+            where = (
+                shown(d.file)
+                + (f":{d.line}" if d.line else "")
+                + (f":{d.column}" if d.column else "")
+            )
             rule = f" [rule {d.rule_id}]" if d.rule_id else ""
             out(f"{where}: {severities.get(d.severity, 'error')} {d.code}{rule}: {d.message}")
         out(f"{path}: {'ok' if reply.valid else 'has errors'} (checked by {args.server})")

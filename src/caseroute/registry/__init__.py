@@ -4,7 +4,11 @@
 and closes what it replaced once no call uses it.
 """
 
-from caseroute.registry.build import DecidedLookup, RulesetPreparer
+from caseroute.registry.build import (
+    DecidedLookup,
+    RulesetPreparer,
+    check_not_changed_after_deciding,
+)
 from caseroute.registry.core import BeforeSwap, RulesetRegistry, load_registry
 from caseroute.registry.state import (
     ACTIVE,
@@ -26,5 +30,6 @@ __all__ = [
     "RulesetRegistry",
     "RulesetStatus",
     "VersionInfo",
+    "check_not_changed_after_deciding",
     "load_registry",
 ]
