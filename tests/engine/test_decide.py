@@ -1,5 +1,5 @@
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from importlib import metadata
 
 import pytest
@@ -8,7 +8,7 @@ from caseroute.domain.case import Intent, Urgency
 from caseroute.domain.decision import Outcome
 from caseroute.domain.decision_codec import to_jsonable
 from caseroute.domain.errors import RequestError
-from caseroute.domain.roster import Capacity, Role
+from caseroute.domain.roster import Capacity, Licence, Role
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.engine.decide import decide
 from caseroute.engine.pyeval import PythonLeafEvaluator
@@ -147,6 +147,34 @@ def test_route_needing_a_territory_without_region_is_an_exception() -> None:
     """Missing data required by the deciding action is never silently defaulted."""
     decision = decide(make_case(intent=Intent.BILLING, region=None), ROSTER, RULESET, NOW)
     assert (decision.outcome, decision.reason_codes) == (Outcome.EXCEPTION, ("missing_region",))
+
+
+def test_a_licensed_case_located_only_in_a_country_that_licenses_by_state_is_an_exception() -> None:
+    """L5: `US` alone queued a clinical case for nobody; it is an EXCEPTION saying what to send."""
+    nationwide = make_roster(
+        make_agent("tx", licences=(Licence("RN", "US-TX", date(2030, 1, 1), multistate=True),))
+    )
+    decision = decide(make_case(patient_location="US"), nationwide, RULESET, NOW)
+    assert (decision.outcome, decision.queue, decision.agent_id, decision.reason_codes) == (
+        Outcome.EXCEPTION,
+        "exceptions",
+        None,
+        ("patient_location_too_coarse",),
+    )
+    assert decision.explanation.data_problems == (
+        (
+            "case.patient_location is US, a whole country, and US licenses by state or "
+            "province, so the licence this case needs (RN) cannot be checked; send the "
+            "patient's state or province at the time of service (e.g. US-TX)"
+        ),
+    )
+    flagged = make_case(patient_location="US", flags=frozenset({"safeguarding"}))
+    escalated = decide(flagged, nationwide, RULESET, NOW)
+    assert (escalated.outcome, escalated.queue, escalated.reason_codes) == (
+        Outcome.ESCALATE,
+        "safeguarding",
+        ("safeguarding_concern",),
+    )
 
 
 def test_escalation_prefers_an_eligible_senior() -> None:

@@ -86,6 +86,32 @@ def test_missing_location_or_region_is_a_data_problem() -> None:
     assert exc2.value.reason == "missing_region"
 
 
+@pytest.mark.parametrize(("location", "example"), [("US", "US-TX"), ("CA", "CA-ON")])
+def test_a_whole_country_that_licenses_by_state_is_too_coarse_a_location(
+    location: str, example: str
+) -> None:
+    """L5: `US` alone names no licensing board, so a licensed intent cannot be checked there."""
+    with pytest.raises(MissingDataError) as exc:
+        build_need(make_case(patient_location=location), Requirements(), RULESET, NOW)
+    assert (exc.value.reason, exc.value.detail) == (
+        "patient_location_too_coarse",
+        (
+            f"case.patient_location is {location}, a whole country, and {location} licenses "
+            "by state or province, so the licence this case needs (RN) cannot be checked; "
+            f"send the patient's state or province at the time of service (e.g. {example})"
+        ),
+    )
+
+
+def test_a_country_location_is_fine_where_it_licenses_or_no_licence_is_needed() -> None:
+    """`GB` registers UK-wide, and a billing case needs no licence: neither is too coarse."""
+    assert build_need(make_case(patient_location="GB"), Requirements(), RULESET, NOW).location == (
+        "GB"
+    )
+    billing = make_case(intent=Intent.BILLING, patient_location="US")
+    assert build_need(billing, Requirements(), RULESET, NOW).licence_types is None
+
+
 def test_territory_codes_cover_sub_codes_and_language_matches_primary_tag() -> None:
     """`US` covers `US-TX`; an `en` speaker serves `en-GB`."""
     assert (

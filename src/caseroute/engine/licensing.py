@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 
+from caseroute.domain.jurisdiction import LICENSED_BY_SUBDIVISION
 from caseroute.domain.roster import Licence
 from caseroute.engine.local_days import LocalDays
 from caseroute.rules.model import Compact
@@ -19,13 +20,6 @@ from caseroute.rules.model import Compact
 def covers(area: str, code: str) -> bool:
     """Whether a code lies within an area (``US`` covers ``US-TX``; a code covers itself)."""
     return code == area or code.startswith(area + "-")
-
-
-LICENSED_BY_SUBDIVISION = frozenset({"US", "CA"})
-"""Countries whose states or provinces license health professionals: a licence recorded
-against the country itself is valid nowhere (there is no US-wide nursing licence; a multistate
-RN licence is issued by its home state). Elsewhere a country's licence covers its subdivisions
-(``GB``: UK-wide registration covers ``GB-ENG``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from caseroute.domain.case import Case, RequiredSkill
 from caseroute.domain.decision import AgentVerdict, CheckFailure
+from caseroute.domain.jurisdiction import SUBDIVISION_EXAMPLE, needs_subdivision
 from caseroute.domain.roster import Agent, AgentStatus, Role, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
 from caseroute.engine.local_days import LocalDays, local_days
@@ -132,7 +133,7 @@ def _frozen(values: tuple[T, ...]) -> frozenset[T]:
 
 
 class MissingDataError(Exception):
-    """The action needs case data that is missing (becomes an EXCEPTION decision)."""
+    """The action needs case data that is missing or too coarse (an EXCEPTION decision)."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -164,8 +165,9 @@ def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: dat
         The resolved need.
 
     Raises:
-        MissingDataError: If a licence is needed and the patient location is missing, or a
-            territory is needed and the case region is missing.
+        MissingDataError: If a licence is needed and the patient location is missing or too
+            coarse (a whole country whose states or provinces license), or a territory is
+            needed and the case region is missing.
     """
     licence: tuple[str, ...] | None = req.licence_types
     floor = ruleset.constraints.licence_by_intent.get(case.intent)
@@ -177,6 +179,16 @@ def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: dat
             "missing_patient_location",
             f"a {' or '.join(licence) or 'licensed'} agent is required but case."
             "patient_location is missing, so licensure cannot be checked",
+        )
+    if licence is not None and needs_subdivision(where := case.patient_location or ""):
+        # ``US`` alone names no licensing board: every agent failed the licence check and the
+        # case queued for nobody, with nothing telling the caller what to fix (review L5).
+        raise MissingDataError(
+            "patient_location_too_coarse",
+            f"case.patient_location is {where}, a whole country, and {where} licenses by "
+            f"state or province, so the licence this case needs ({' or '.join(licence) or 'any'})"
+            " cannot be checked; send the patient's state or province at the time of service "
+            f"(e.g. {SUBDIVISION_EXAMPLE[where]})",
         )
     if req.territory and case.region is None:
         raise MissingDataError(

@@ -879,6 +879,8 @@ class Case(_message.Message):
     """Where the patient is at the time of service, ISO 3166-2 style ("US-TX", "GB-ENG").
     Trimmed and upper-cased on input ("us-tx" is "US-TX").
     Unset when unknown; licensed intents then become EXCEPTION missing_patient_location.
+    A country alone where states or provinces license ("US", "CA") names no licensing board:
+    licensed intents then become EXCEPTION patient_location_too_coarse; send "US-TX".
     """
     region: _builtins.str
     """Territory / commissioning-area code the case belongs to: letters, digits and _ . : / -,
