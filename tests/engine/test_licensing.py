@@ -90,3 +90,33 @@ def test_a_country_wide_us_or_canadian_licence_is_valid_nowhere() -> None:
             )
             assert (valid, note) == (False, expected)
     assert _valid(Licence("RN", "GB", date(2030, 1, 1)), "GB-WLS") == (True, "RN GB")
+
+
+def test_no_compact_grants_a_licence_for_a_whole_us_or_canadian_location() -> None:
+    """M5: a code-built compact listing ``US`` licensed a patient located only as ``US``.
+
+    Where states or provinces license, a location without one names no board, so no compact
+    can cover it, whatever the compact's members say (the schema refuses such a member; this
+    holds for rulesets built in code too).
+    """
+    coarse = Compact(
+        "NLC",
+        frozenset({"RN"}),
+        (
+            CompactMember("US-TX", date(2018, 1, 19)),
+            CompactMember("US", date(2018, 1, 19)),
+            CompactMember("CA", date(2018, 1, 19)),
+        ),
+    )
+    days = LocalDays.single(DAY)
+    view = CompactView.on((coarse,), days)
+    rn = Licence("RN", "US-TX", date(2030, 1, 1), multistate=True)
+    for where in ("US", "CA"):
+        assert licence_valid_at(rn, where, days, view) == (
+            False,
+            (
+                f"RN US-TX (patient location {where} is a whole country, and {where} "
+                "licenses by state or province: no compact covers it)"
+            ),
+        )
+    assert licence_valid_at(rn, "US-TX", days, view) == (True, "RN US-TX")

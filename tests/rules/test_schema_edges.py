@@ -685,6 +685,47 @@ def test_a_stale_overlapping_membership_of_a_compact_is_an_error() -> None:
     ]
 
 
+@pytest.mark.parametrize("country", ["US", "CA"])
+def test_a_country_that_licenses_by_state_is_not_a_compact_member(country: str) -> None:
+    """M5: member `US` made a patient located only as `US` licensable through the compact."""
+    section = (
+        "compacts:\n"
+        "  - name: nlc\n"
+        "    licence_types: [RN]\n"
+        "    members:\n"
+        "      - {jurisdiction: US-TX, since: 2018-01-19}\n"
+        f"      - {{jurisdiction: {country}, since: 2018-01-19}}\n"
+    )
+    example = {"US": "US-TX", "CA": "CA-ON"}[country]
+    assert _errors(_with(section)) == [
+        (
+            "schema.value",
+            15,
+            24,
+            None,
+            (
+                f"compact nlc member {country} is a whole country, and {country} licenses by "
+                "state or province, so only its states or provinces can be members; list each "
+                f"member one by one (e.g. {example})"
+            ),
+        )
+    ]
+
+
+def test_a_country_that_registers_nationally_may_be_a_compact_member() -> None:
+    """`AU` and `NZ` register nationally (as `GB` does): a mutual-recognition compact lists them."""
+    section = (
+        "compacts:\n"
+        "  - name: ttmr\n"
+        "    licence_types: [RN]\n"
+        "    members:\n"
+        "      - {jurisdiction: AU, since: 2010-07-01}\n"
+        "      - {jurisdiction: NZ, since: 2010-07-01}\n"
+    )
+    (compact,) = compile_text(_with(section)).compacts
+    assert compact.members_on(compact.members[0].since) == {"AU", "NZ"}
+
+
 def test_a_later_separate_membership_period_is_kept() -> None:
     """A state that left and rejoined is two periods: both kept, each checked by date."""
     section = (

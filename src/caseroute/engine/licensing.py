@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 
-from caseroute.domain.jurisdiction import LICENSED_BY_SUBDIVISION
+from caseroute.domain.jurisdiction import LICENSED_BY_SUBDIVISION, needs_subdivision
 from caseroute.domain.roster import Licence
 from caseroute.engine.local_days import LocalDays
 from caseroute.rules.model import Compact
@@ -101,6 +101,15 @@ def licence_valid_at(
         return True, name
     if not licence.multistate:
         return False, f"{name} (single-state)"
+    if needs_subdivision(location):
+        # Defence in depth: the schema refuses a compact member such as ``US``, and a licensed
+        # case located only in ``US`` is an EXCEPTION before any agent is checked
+        # (``build_need``); a ruleset built in code still never licenses a whole country
+        # through a compact listing it (review M5).
+        return False, (
+            f"{name} (patient location {location} is a whole country, and {location} licenses "
+            "by state or province: no compact covers it)"
+        )
     notes = []
     earliest = min(days.earliest, home.earliest)
     for index, (compact, types, members) in enumerate(compacts.entries):

@@ -17,6 +17,7 @@ from caseroute.domain.case import Intent, RequiredSkill
 from caseroute.domain.decision import Priority
 from caseroute.domain.errors import Problem, Severity
 from caseroute.domain.flag_spelling import resembles
+from caseroute.domain.jurisdiction import SUBDIVISION_EXAMPLE, needs_subdivision
 from caseroute.domain.limits import quote_value
 from caseroute.domain.reader import (
     ATTRIBUTE_NAME,
@@ -704,6 +705,23 @@ def _period(member: CompactMember) -> str:
     return f"{member.since.isoformat()} to {member.until.isoformat() if member.until else 'open'}"
 
 
+def _read_member_jurisdiction(r: SchemaReader, node: Node | None, name: str) -> str | None:
+    """A member's jurisdiction: never a whole country whose states or provinces license."""
+    where = r.string(node, "member jurisdiction", pattern=JURISDICTION)
+    if where is None or node is None or not needs_subdivision(where):
+        return where
+    # A member ``US`` made a patient located only in ``US`` licensable through the compact
+    # (review M5). Other countries register nationally (``GB``), so they may be members.
+    r.error(
+        "schema.value",
+        f"compact {name} member {where} is a whole country, and {where} licenses by state or "
+        "province, so only its states or provinces can be members; list each member one by "
+        f"one (e.g. {SUBDIVISION_EXAMPLE[where]})",
+        node,
+    )
+    return None
+
+
 def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
     compacts = []
     for item in r.items(node, "`compacts`"):
@@ -719,11 +737,7 @@ def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
             m = r.mapping(
                 m_node, f"a member of compact {name}", ("jurisdiction", "since"), ("until",)
             )
-            where = r.string(
-                m.get("jurisdiction"),
-                "member jurisdiction",
-                pattern=JURISDICTION,
-            )
+            where = _read_member_jurisdiction(r, m.get("jurisdiction"), name)
             since = r.day(m.get("since"), "member since")
             until = r.day(m.get("until"), "member until") if "until" in m else None
             if since is not None and until is not None and until < since:
