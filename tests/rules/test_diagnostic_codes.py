@@ -289,6 +289,17 @@ FIXTURES = [
         _text(_swap("rules:\n", "signals: {sla_at_risk_minutes: params.nope}\nrules:\n")),
         "r.yaml:10:32",
     ),
+    Fixture(
+        "schema.duplicate_name",
+        _text(
+            _swap(
+                "rules:\n",
+                "compacts:\n  - {name: nlc, licence_types: [RN], members: []}\n"
+                "  - {name: nlc, licence_types: [LPN], members: []}\nrules:\n",
+            )
+        ),
+        "r.yaml:12:12",
+    ),
     Fixture("expr.syntax", _text(_when("case.urgency = 'critical'")), "r.yaml:15:25"),
     Fixture("expr.unknown_field", _text(_when("case.urgncy == 'critical'")), "r.yaml:15:12"),
     Fixture("expr.unknown_param", _text(_when("case.region == params.nope")), "r.yaml:15:27"),

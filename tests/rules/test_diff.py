@@ -1,6 +1,7 @@
 """The structural ruleset diff: what two versions differ in, located, and how it reads."""
 
-from dataclasses import fields
+from dataclasses import fields, replace
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -311,15 +312,21 @@ def test_member_listed_twice_first_period_changed() -> None:
 
 
 def test_compact_named_twice_first_changed() -> None:
-    """Two compacts with one name: a change to the first is a change, not hidden by the second."""
-    twice = COMPACT_HEADER.replace(
-        "queues:",
-        "  - name: NLC\n    licence_types: [LPN]\n"
-        "    members: [{jurisdiction: US-AZ, since: 2018-01-19}]\n"
-        "queues:",
+    """Two compacts with one name: a change to the first is a change, not hidden by the second.
+
+    The schema refuses a name used twice (review M4), so these are built in code, as a
+    caller of the library may.
+    """
+    second = model.Compact(
+        "NLC", frozenset({"LPN"}), (model.CompactMember("US-AZ", date(2018, 1, 19)),)
     )
-    changed = twice.replace("licence_types: [RN]", "licence_types: [APRN]")
-    diff = diff_rulesets(_variant(twice, "a.yaml"), _variant(changed, "b.yaml"))
+    before = _variant(COMPACT_HEADER, "a.yaml")
+    after = _variant(
+        COMPACT_HEADER.replace("licence_types: [RN]", "licence_types: [APRN]"), "b.yaml"
+    )
+    twice = replace(before, compacts=(*before.compacts, second))
+    changed = replace(after, compacts=(*after.compacts, second))
+    diff = diff_rulesets(twice, changed)
     expected = [("NLC", "licence_types", ["RN"], ["APRN"])]
     assert expected == [(c.subject, c.field, c.old, c.new) for c in diff.semantic_changes]
 

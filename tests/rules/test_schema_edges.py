@@ -685,6 +685,119 @@ def test_a_stale_overlapping_membership_of_a_compact_is_an_error() -> None:
     ]
 
 
+def test_a_compact_named_twice_is_an_error_and_its_members_are_still_checked() -> None:
+    """M4: a second `- name: nlc` block slipped a stale membership past the overlap check.
+
+    The repeated name is refused at the second `name:`, naming the first's line, and the
+    second block's membership overlapping the first's is reported too.
+    """
+    section = (
+        "compacts:\n"
+        "  - name: nlc\n"
+        "    licence_types: [RN, LPN]\n"
+        "    members:\n"
+        "      - {jurisdiction: US-TX, since: 2018-01-19, until: 2026-06-30}\n"
+        "  - name: NLC\n"
+        "    licence_types: [RN]\n"
+        "    members:\n"
+        "      - {jurisdiction: US-TX, since: 2018-01-19}\n"
+    )
+    assert _errors(_with(section)) == [
+        (
+            "schema.duplicate_name",
+            15,
+            11,
+            None,
+            (
+                "compact name `NLC` is used twice (first at line 11, as `nlc`): a compact is "
+                "one block; move these members into the first, or name a different compact "
+                "differently"
+            ),
+        ),
+        (
+            "schema.range",
+            18,
+            9,
+            None,
+            (
+                "membership of US-TX in compact NLC (2018-01-19 to open) overlaps its "
+                "membership in compact nlc at line 14 (2018-01-19 to 2026-06-30), which also "
+                "covers RN: list a jurisdiction again only for a later, separate period; "
+                "remove the stale entry"
+            ),
+        ),
+    ]
+
+
+def test_a_compact_named_twice_on_one_line_is_an_error() -> None:
+    """Flow style puts both compacts on one line: the name is still refused the second time."""
+    section = (
+        "compacts: [{name: nlc, licence_types: [RN], members: []}, "
+        "{name: nlc, licence_types: [LPN], members: []}]\n"
+    )
+    assert _errors(_with(section)) == [
+        (
+            "schema.duplicate_name",
+            10,
+            66,
+            None,
+            (
+                "compact name `nlc` is used twice (first at line 10): a compact is one block; "
+                "move these members into the first, or name a different compact differently"
+            ),
+        )
+    ]
+
+
+def test_overlapping_membership_in_compacts_sharing_a_licence_type_is_an_error() -> None:
+    """M4: a stale member in another compact of the same licence type kept it licensing.
+
+    The engine grants through any compact covering the licence's type, so two compacts
+    sharing a type act as one for it: a jurisdiction's periods must not overlap across them.
+    """
+    section = (
+        "compacts:\n"
+        "  - name: nlc\n"
+        "    licence_types: [RN, LPN]\n"
+        "    members:\n"
+        "      - {jurisdiction: US-TX, since: 2018-01-19, until: 2026-06-30}\n"
+        "  - name: nlc-legacy\n"
+        "    licence_types: [lpn]\n"
+        "    members:\n"
+        "      - {jurisdiction: US-TX, since: 2026-06-30}\n"
+    )
+    assert _errors(_with(section)) == [
+        (
+            "schema.range",
+            18,
+            9,
+            None,
+            (
+                "membership of US-TX in compact nlc-legacy (2026-06-30 to open) overlaps its "
+                "membership in compact nlc at line 14 (2018-01-19 to 2026-06-30), which also "
+                "covers LPN: list a jurisdiction again only for a later, separate period; "
+                "remove the stale entry"
+            ),
+        )
+    ]
+
+
+def test_compacts_of_different_licence_types_may_share_members() -> None:
+    """The NLC (RN, LPN) and the APRN Compact (APRN) may both list Texas, with any dates."""
+    section = (
+        "compacts:\n"
+        "  - name: nlc\n"
+        "    licence_types: [RN, LPN]\n"
+        "    members:\n"
+        "      - {jurisdiction: US-TX, since: 2018-01-19}\n"
+        "  - name: aprn\n"
+        "    licence_types: [APRN]\n"
+        "    members:\n"
+        "      - {jurisdiction: US-TX, since: 2024-01-01}\n"
+    )
+    assert [c.name for c in compile_text(_with(section)).compacts] == ["nlc", "aprn"]
+
+
 @pytest.mark.parametrize("country", ["US", "CA"])
 def test_a_country_that_licenses_by_state_is_not_a_compact_member(country: str) -> None:
     """M5: member `US` made a patient located only as `US` licensable through the compact."""

@@ -403,7 +403,8 @@ def _member(since: date, until: date | None) -> JsonValue:
 def _by_occurrence(compacts: Sequence[Compact]) -> dict[str, Compact]:
     """Compacts by name; a name used again is keyed ``name#2``, ``name#3``.
 
-    The schema allows a name twice, and the second must not hide a change to the first.
+    The schema refuses a name used twice (``schema.duplicate_name``), but a ruleset built in
+    code may repeat one, and the second must not hide a change to the first.
     """
     out: dict[str, Compact] = {}
     for compact in compacts:

@@ -705,6 +705,73 @@ def _period(member: CompactMember) -> str:
     return f"{member.since.isoformat()} to {member.until.isoformat() if member.until else 'open'}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """A compact membership as read: where it is written, and its compact's name and types."""
+
+    member: CompactMember
+    line: int
+    compact: int
+    name: str
+    types: tuple[str, ...]
+
+
+def _check_compact_name(
+    r: SchemaReader, name: str, node: Node, names: dict[str, tuple[str, int]]
+) -> None:
+    """Refuse a compact name used before (in any letter case), naming the first one's line.
+
+    A second ``- name: NLC`` block was read as another compact, so its stale members escaped
+    the overlap check that runs within a compact (review M4).
+    """
+    first = names.get(name.casefold())
+    if first is None:
+        names[name.casefold()] = (name, node.line)
+        return
+    spelt = "" if first[0] == name else f", as `{first[0]}`"
+    r.error(
+        "schema.duplicate_name",
+        f"compact name `{name}` is used twice (first at line {first[1]}{spelt}): a compact is "
+        "one block; move these members into the first, or name a different compact differently",
+        node,
+    )
+
+
+def _check_overlap(r: SchemaReader, listed: list[_Listed], new: _Listed, node: Node) -> None:
+    """Refuse a membership overlapping an earlier one of its jurisdiction (``listed``).
+
+    Overlapping means a shared day, in the same compact or in one sharing a licence type.
+    Membership is the union of a jurisdiction's periods, so a stale entry overlapping a later
+    one (an ``until`` added above, the old line left below) kept a state that left the compact
+    a member (review R31a F4). The engine grants a licence through any compact covering its
+    type, so compacts sharing a type act as one for it: the check spans them (review M4).
+    Types are compared ignoring letter case, which can only refuse more.
+    """
+    folded = {t.casefold() for t in new.types}
+    for earlier in listed:
+        if not _overlapping(new.member, earlier.member):
+            continue
+        where = new.member.jurisdiction
+        if earlier.compact == new.compact:
+            clash = f"its membership at line {earlier.line} ({_period(earlier.member)})"
+        else:
+            shared = [t for t in earlier.types if t.casefold() in folded]
+            if not shared:
+                continue
+            clash = (
+                f"its membership in compact {earlier.name} at line {earlier.line} "
+                f"({_period(earlier.member)}), which also covers {' and '.join(shared)}"
+            )
+        r.error(
+            "schema.range",
+            f"membership of {where} in compact {new.name} ({_period(new.member)}) overlaps "
+            f"{clash}: list a jurisdiction again only for a later, separate period; remove the "
+            "stale entry",
+            node,
+        )
+        return
+
+
 def _read_member_jurisdiction(r: SchemaReader, node: Node | None, name: str) -> str | None:
     """A member's jurisdiction: never a whole country whose states or provinces license."""
     where = r.string(node, "member jurisdiction", pattern=JURISDICTION)
@@ -724,15 +791,21 @@ def _read_member_jurisdiction(r: SchemaReader, node: Node | None, name: str) -> 
 
 def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
     compacts = []
-    for item in r.items(node, "`compacts`"):
+    names: dict[str, tuple[str, int]] = {}
+    # Memberships read so far, by jurisdiction: the overlap check compares only these.
+    listed: dict[str, list[_Listed]] = {}
+    for index, item in enumerate(r.items(node, "`compacts`")):
         c = r.mapping(item, "a compact", ("name", "licence_types", "members"))
-        name = r.string(c.get("name"), "compact name", pattern=IDENTIFIER) or "?"
+        name = r.string(c.get("name"), "compact name", pattern=IDENTIFIER)
+        if name is not None:
+            _check_compact_name(r, name, c["name"], names)
+        name = name or "?"
         types = r.strings(
             c.get("licence_types"),
             f"compact {name} licence_types",
             pattern=IDENTIFIER,
         )
-        members: list[tuple[CompactMember, int]] = []
+        members: list[CompactMember] = []
         for m_node in r.items(c.get("members"), f"compact {name} members"):
             m = r.mapping(
                 m_node, f"a member of compact {name}", ("jurisdiction", "since"), ("until",)
@@ -743,23 +816,14 @@ def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
             if since is not None and until is not None and until < since:
                 r.error("schema.range", f"membership of {where} ends before it starts", m["until"])
             if where is not None and since is not None:
-                member = CompactMember(where, since, until)
-                # Membership is the union of a jurisdiction's periods, so a stale entry
-                # overlapping a later one (an ``until`` added above, the old line left below)
-                # kept a state that left the compact a member (review R31a F4).
-                for earlier, line in members:
-                    if earlier.jurisdiction == where and _overlapping(member, earlier):
-                        r.error(
-                            "schema.range",
-                            f"membership of {where} in compact {name} ({_period(member)}) "
-                            f"overlaps its membership at line {line} ({_period(earlier)}): list "
-                            "a jurisdiction again only for a later, separate period; remove the "
-                            "stale entry",
-                            m_node,
-                        )
-                        break
-                members.append((member, m_node.line))
-        compacts.append(Compact(name, frozenset(types), tuple(m for m, _ in members)))
+                listing = _Listed(
+                    CompactMember(where, since, until), m_node.line, index, name, types
+                )
+                earlier = listed.setdefault(where, [])
+                _check_overlap(r, earlier, listing, m_node)
+                earlier.append(listing)
+                members.append(listing.member)
+        compacts.append(Compact(name, frozenset(types), tuple(members)))
     return tuple(compacts)
 
 
