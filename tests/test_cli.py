@@ -153,7 +153,7 @@ def test_rules_check_ok_and_errors(capsys: pytest.CaptureFixture[str], tmp_path:
 def test_rules_test_runs_golden_cases(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """`rules test` passes the shipped golden cases and fails when one is wrong."""
     assert main(["rules", "test", str(REFERENCE_RULESET), "--require-coverage"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "33 passed, 0 failed"
+    assert capsys.readouterr().out.splitlines()[-1] == "34 passed, 0 failed"
     copy = tmp_path / "patient-enquiries"
     shutil.copytree(REFERENCE_RULESET, copy)
     cases = copy / "golden" / "cases.yaml"
@@ -163,7 +163,7 @@ def test_rules_test_runs_golden_cases(capsys: pytest.CaptureFixture[str], tmp_pa
     line = _line_of(cases, "- name: prescription-goes-to-licensed-pharmacist")
     failed = lines.index(f"FAIL prescription-goes-to-licensed-pharmacist ({cases}:{line})")
     assert lines[failed + 1] == "     agent: expected 'billing-01', got 'pharm-tx-01'"
-    assert lines[-1] == "32 passed, 1 failed"
+    assert lines[-1] == "33 passed, 1 failed"
 
 
 def test_rules_test_refuses_a_not_fired_rule_the_ruleset_lacks(

@@ -199,7 +199,7 @@ def test_rules_validate_prints_warnings_in_text_and_json(
     )
     assert text == (
         0,
-        f"r.yaml:2:3: warning lint.x [rule r1]: consider y\n{path}: ok (checked by {server})\n",
+        f"{path}:2:3: warning lint.x [rule r1]: consider y\n{path}: ok (checked by {server})\n",
         "",
     )
     assert (code, json.loads(out), err) == (
@@ -211,7 +211,7 @@ def test_rules_validate_prints_warnings_in_text_and_json(
                 {
                     "code": "lint.x",
                     "severity": "warning",
-                    "file": "r.yaml",
+                    "file": str(path),
                     "line": 2,
                     "column": 3,
                     "rule_id": "r1",
