@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rapidfuzz import fuzz
 
-from caseroute.domain.codec import parse_case
+from caseroute.domain.codec import FLAG_RE, parse_case
 from caseroute.domain.decision import Outcome
 from caseroute.domain.errors import RulesetError
 from caseroute.domain.flag_spelling import resembles
@@ -119,19 +121,84 @@ def test_the_flag_itself_beside_a_near_spelling_keeps_its_meaning() -> None:
     assert (consent.outcome, consent.agent_id) == (Outcome.QUEUE, None)
 
 
-@pytest.mark.parametrize(
-    "flag",
-    [
-        *("vip", "interpreter", "complaint", "consent_given", "consented", "missing_docs"),
-        *("interpreter_needed", "callback_requested", "repeat_caller", "safe_to_text"),
-        "consent_to_sms",
-        *("lifeguarding_course", "safeguards_ok", "safety_concern", "guardianship"),
-    ],
-)
+ORDINARY = [
+    *("vip", "callback", "interpreter", "complaint", "missing_docs", "interpreter_needed"),
+    *("callback_requested", "repeat_caller", "lifeguarding_course", "safeguards_ok"),
+    *("safety_concern", "unsafe_housing", "guardianship", "contact_preference", "consult"),
+    *("consultation", "constant_pain", "console", "concern", "missing_info"),
+]
+"""Flags that do not carry a hard flag's distinctive word."""
+
+
+@pytest.mark.parametrize("flag", ORDINARY)
 def test_other_flags_are_routed_as_before(flag: str) -> None:
     """Flags that are not near spellings of a hard-constraint flag change nothing."""
     decision = _decided([flag])
     assert (decision.outcome, decision.agent_id) == (Outcome.ASSIGN, "nurse-tx-02")
+
+
+CARRYING_CONSENT = [
+    # review M3: each was ASSIGNED, while the bare `consent` was already an EXCEPTION
+    *("consent:no", "consent_false", "consent_withdrawn", "no_consent", "consent_none"),
+    *("consent_no", "consent_absent", "consent_m"),
+    # the same word with any other qualifier: a routing service cannot tell which mean "missing"
+    *("consent_given", "consented", "consent_to_sms", "noconsent", "consent/declined"),
+    *("informed_consent_refused", "patient.consent:pending", "consent_missing_not"),
+    # misspelt, negated (the word is matched as hard words always were, one edit allowed)
+    *("no_consnt", "consnet_withdrawn"),
+]
+
+
+@pytest.mark.parametrize("flag", CARRYING_CONSENT)
+def test_a_flag_carrying_the_word_consent_is_an_exception(flag: str) -> None:
+    """A flag with the word `consent` and anything else is ambiguous: an EXCEPTION, not assigned.
+
+    Review M3: `consent:no`, `no_consent`, `consent_withdrawn` and the like were routed as if
+    unflagged (and ASSIGNED) while the bare `consent` was already an EXCEPTION.
+    """
+    decision = _decided([flag])
+    assert (decision.outcome, decision.queue, decision.agent_id) == (
+        Outcome.EXCEPTION,
+        "exceptions",
+        None,
+    )
+    assert decision.reason_codes == ("invalid_case_data", "ambiguous_flag")
+    (detail,) = decision.explanation.data_problems
+    assert detail.startswith(
+        f"case.flags: {flag!r} looks like the ruleset's consent flag 'consent_missing' but is "
+        "not it; send 'consent_missing' if that is meant"
+    )
+
+
+def test_the_exact_hard_flags_keep_their_meaning() -> None:
+    """`consent_missing` queues for consent and `safeguarding` escalates, as before, alone or not.
+
+    The look-alike beside the flag itself changes nothing: the hard constraint is unambiguous.
+    """
+    for flags in (["consent_missing"], ["consent_missing", "consent_withdrawn", "vip"]):
+        consent = _decided(flags)
+        assert (consent.outcome, consent.agent_id) == (Outcome.QUEUE, None)
+        assert "consent_missing" in consent.reason_codes
+        assert consent.explanation.data_problems == ()
+    for flags in (["safeguarding"], ["safeguarding", "consent_no"]):
+        escalated = _decided(flags)
+        assert (escalated.outcome, escalated.queue) == (Outcome.ESCALATE, "safeguarding")
+
+
+@pytest.mark.parametrize("flag", ["consent_withdrawn", "no_consent", "consent:no"])
+def test_a_ruleset_without_a_consent_constraint_never_assigns_a_flag_carrying_consent(
+    flag: str,
+) -> None:
+    """Without `consent:` in the ruleset, a flag carrying `consent` is still an EXCEPTION."""
+    loaded = prepare_ruleset(compile_text(ruleset_with_rules(CATCH_ALL_RULE)), EngineKind.PYTHON)
+    data = case_data(intent="general", region="US-TX", flags=[flag])
+    decision = decide(parse_case(data), ROSTER, loaded, NOW)
+    assert (decision.outcome, decision.reason_codes) == (
+        Outcome.EXCEPTION,
+        ("invalid_case_data", "ambiguous_flag"),
+    )
+    (detail,) = decision.explanation.data_problems
+    assert f"{flag!r} looks like caseroute's conventional consent flag 'consent_missing'" in detail
 
 
 def test_a_ruleset_with_its_own_safeguarding_flag_treats_the_conventional_one_as_ambiguous() -> (
@@ -168,8 +235,13 @@ def test_a_ruleset_with_its_own_safeguarding_flag_treats_the_conventional_one_as
         ("consent", "consent_missing", True),  # its words are among the hard flag's
         ("safegaurding", "safeguarding", True),  # a transposition
         ("safe", "safeguarding", False),  # too little alike
-        ("no_consent", "consent_missing", False),  # another word: not a spelling
-        ("consent_withdrawn", "consent_missing", False),
+        ("no_consent", "consent_missing", True),  # the distinctive word, negated (M3)
+        ("consent_withdrawn", "consent_missing", True),
+        ("consent_m", "consent_missing", True),
+        ("missing_docs", "consent_missing", False),  # `missing` is not distinctive
+        ("consent_given", "no_consent", True),  # whatever the ruleset calls its consent flag
+        ("consent_given", "sg_concern", False),  # no distinctive word: all its words needed
+        ("safety_concern", "sg_concern", False),
         ("missing_content", "consent_missing", True),  # one letter from consent: fail-closed
         (":", "safeguarding", False),  # no letters at all
     ],
@@ -288,3 +360,45 @@ def test_a_flag_costs_a_bounded_number_of_similarity_searches(
             calls.clear()
             resembles(flag, hard)
             assert len(calls) <= len(hard.split("_")) + 1, (flag, hard, calls)
+
+
+_AROUND = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_.:/", max_size=12)
+HARD_WORDS = {
+    "safeguarding": "safeguarding",
+    "consent_missing": "consent",
+    "no_consent": "consent",
+    "patient.consent:required": "consent",
+}
+"""Hard flags, each with its distinctive word (a one-word flag is its own)."""
+HARD_FLAGS = sorted(HARD_WORDS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hard=st.sampled_from(HARD_FLAGS), before=_AROUND, after=_AROUND)
+def test_any_flag_carrying_the_distinctive_word_resembles_the_hard_flag(
+    hard: str, before: str, after: str
+) -> None:
+    """Whatever stands around a hard flag's distinctive word, the flag is ambiguous (review M3)."""
+    flag = before + HARD_WORDS[hard] + after
+    if flag != hard and FLAG_RE.fullmatch(flag):
+        assert resembles(flag, hard), flag
+
+
+def test_the_distinctive_word_of_each_hard_flag() -> None:
+    """One word flags are their own; of several, `consent` or `safeguarding`, else none."""
+    from caseroute.domain.flag_spelling import distinctive_words
+
+    assert {hard: {word} for hard, word in HARD_WORDS.items()} == {
+        hard: distinctive_words(hard) for hard in HARD_WORDS
+    }
+    found = [
+        distinctive_words(hard)
+        for hard in ("safeguarding", "sgconcern", "consent_missing", "no_consent", "sg_concern")
+    ]
+    assert [
+        {"safeguarding"},
+        {"sgconcern"},
+        {"consent"},
+        {"consent"},
+        set(),
+    ] == found

@@ -1,24 +1,33 @@
 """When one flag is a near spelling of another: the rule for hard-constraint flags.
 
 A case's flags are normalised as they are read (NFKC, trimmed, case-folded, ``-`` to ``_``), so
-``Safeguarding`` and ``consent-missing`` are the hard-constraint flags themselves. A flag counts
-as looking like a hard flag ``H`` when, without being ``H``:
+``Safeguarding`` and ``consent-missing`` are the hard-constraint flags themselves. A hard flag's
+*distinctive word* says what it guards: the flag itself when it is one word (``safeguarding``),
+else its word ``consent`` or ``safeguarding`` (``consent`` of ``consent_missing``; a flag of
+several words with neither, such as ``sg_concern``, has none). A flag counts as looking like a
+hard flag ``H`` when, without being ``H``:
 
 - its letters and digits are ``H``'s (``safeguarding.``, ``safe_guarding``);
 - its words (split at ``_ . : /``) are all among ``H``'s (``consent``, ``missing_consent``);
-- each of ``H``'s words is among its letters (``safeguarding:child``, ``safeguardingconcern``,
-  ``missingconsent``), or some stretch of them is at least ``WORD_SIMILAR`` alike to it,
-  wherever its word breaks fall (``safegaurding:child``, ``missing_consnt``,
-  ``child_safeguard``, ``safe-gaurding-child``);
+- ``H``'s distinctive word is among its letters, with anything else around it (``consent:no``,
+  ``no_consent``, ``consent_withdrawn``, ``consented``, ``safeguarding:child``,
+  ``safeguardingconcern``), or some stretch of them is at least ``WORD_SIMILAR`` alike to it,
+  wherever its word breaks fall (``safegaurding:child``, ``no_consnt``, ``child_safeguard``,
+  ``safe-gaurding-child``); without a distinctive word, each of ``H``'s words must be so;
 - or its letters are at least ``SIMILAR`` alike (``safegaurding``, ``safeguard``).
 
-Words of other meaning (``no_consent``, ``consent_withdrawn`` for ``consent_missing``) are not
-spellings and are not caught. Fail-closed on near words: a word one letter from a hard word
-counts as it (``missing_content``), as does a hard word with a qualifier
-(``safeguarding_cleared``, ``safeguard_training_done``). The engine makes a case carrying
-such a flag an EXCEPTION (``engine/flag_spelling.py``); ``rules check`` warns about a rule
-that reads one (``lint.flag_look_alike``), since such a rule never sees a routed case
-carrying it.
+A flag that names consent at all cannot be told apart from one saying it is missing: a routing
+service cannot know that ``consent_given`` means yes and ``consent_withdrawn`` or ``consent_m``
+no, so every one is ambiguous (review M3: ``consent:no``, ``no_consent`` and the like were
+routed as unflagged while the bare ``consent`` was not). Fail-closed on near words: a word one
+letter from a hard word counts as it (``missing_content``, ``content_warning``), as does a hard
+word with a qualifier (``safeguarding_cleared``, ``safeguard_training_done``). Not caught (a
+limit): abbreviations and truncations (``sg``, ``safeg``), other forms of the word
+(``safeguards_ok``, ``safeguarded``), and words that only begin like it (``safety``).
+
+The engine makes a case carrying such a flag an EXCEPTION (``engine/flag_spelling.py``);
+``rules check`` warns about a rule that reads one (``lint.flag_look_alike``), since such a rule
+never sees a routed case carrying it.
 """
 
 from __future__ import annotations
@@ -38,6 +47,15 @@ WORD_SIMILAR = 0.85
 is taken as in the flag, misspelt (``safegaurding:child``, ``missing_consnt``): one edit in a
 7-letter word (``consnt``, ``consant``, ``consnet``) is 0.86 or more; at 0.8, longer
 unrelated words matched (``lifeguarding`` 0.83 to ``safeguarding``)."""
+
+CONVENTIONAL = (("safeguarding", "safeguarding"), ("consent_missing", "consent"))
+"""caseroute's conventional hard-constraint flags (the reference ruleset's), each with what
+it means. A ruleset that names another flag, or enforces no consent constraint, still never
+routes a case carrying one (or a near spelling of one) as unflagged."""
+
+MEANINGS = frozenset(meaning for _, meaning in CONVENTIONAL)
+"""The words naming what a hard constraint guards: a hard flag of several words that has one
+has it as its distinctive word (``consent`` of ``consent_missing`` or ``no_consent``)."""
 
 _WORDS = re.compile(r"[^_.:/]+")
 _NOT_LETTERS = re.compile(r"[\W_]+")
@@ -69,9 +87,32 @@ def resembles(flag: str, hard: str) -> bool:
     words, hard_words = frozenset(_WORDS.findall(flag)), frozenset(_WORDS.findall(hard))
     if words <= hard_words:
         return True
-    if all(_present(_letters(word), mine) for word in hard_words):
+    distinctive = distinctive_words(hard)
+    # Invariant: a distinctive word is one of the hard flag's words, so a flag carrying all of
+    # them carries it: checking it alone refuses everything the all-words rule did, and more.
+    if distinctive:
+        if any(_present(word, mine) for word in distinctive):
+            return True
+    elif all(_present(_letters(word), mine) for word in hard_words):
         return True
     return fuzz.ratio(mine, theirs, score_cutoff=100 * SIMILAR) > 0
+
+
+@lru_cache(maxsize=256)
+def distinctive_words(hard: str) -> frozenset[str]:
+    """The words of hard-constraint flag ``hard`` that say what it guards.
+
+    Args:
+        hard: A ruleset's hard-constraint flag, normalised.
+
+    Returns:
+        Its letters when it is one word (``safeguarding``); else its words among ``MEANINGS``
+        (``consent`` of ``consent_missing``), none for a flag such as ``sg_concern``.
+    """
+    words = _WORDS.findall(hard)
+    if len(words) == 1:
+        return frozenset({_letters(hard)})
+    return frozenset(word for word in words if word in MEANINGS)
 
 
 def _present(word: str, letters: str) -> bool:
@@ -88,9 +129,3 @@ def _present(word: str, letters: str) -> bool:
     if len(letters) <= len(word):  # a shorter flag is compared whole (``safe`` is no match)
         return fuzz.ratio(word, letters, score_cutoff=cutoff) > 0
     return fuzz.partial_ratio(word, letters, score_cutoff=cutoff) > 0
-
-
-CONVENTIONAL = (("safeguarding", "safeguarding"), ("consent_missing", "consent"))
-"""caseroute's conventional hard-constraint flags (the reference ruleset's), each with what
-it means. A ruleset that names another flag, or enforces no consent constraint, still never
-routes a case carrying one (or a near spelling of one) as unflagged."""
