@@ -127,7 +127,7 @@ ORDINARY = [
     *("safety_concern", "unsafe_housing", "guardianship", "contact_preference", "consult"),
     *("consultation", "constant_pain", "console", "concern", "missing_info"),
 ]
-"""Flags that do not carry a hard flag's distinctive word."""
+"""Flags that do not carry a hard flag's distinctive word or a 4-letter start of it."""
 
 
 @pytest.mark.parametrize("flag", ORDINARY)
@@ -146,6 +146,11 @@ CARRYING_CONSENT = [
     *("informed_consent_refused", "patient.consent:pending", "consent_missing_not"),
     # misspelt, negated (the word is matched as hard words always were, one edit allowed)
     *("no_consnt", "consnet_withdrawn"),
+]
+TRUNCATED = [
+    # review L3: a start of the distinctive word, four letters or more, as a word of the flag
+    *("safeg", "safegu", "safeguardin", "safe", "safeg:child", "child_safeg", "safe_to_text"),
+    *("cons", "conse", "consen", "conse:no", "no_consen"),
 ]
 
 
@@ -170,6 +175,30 @@ def test_a_flag_carrying_the_word_consent_is_an_exception(flag: str) -> None:
     )
 
 
+@pytest.mark.parametrize("flag", TRUNCATED)
+def test_a_truncated_hard_word_is_an_exception(flag: str) -> None:
+    """A word of the flag that is a 4-letter-or-longer start of a hard flag's word: EXCEPTION.
+
+    Review L3: `safeg` and the like were routed as if unflagged.
+    """
+    decision = _decided([flag])
+    assert (decision.outcome, decision.agent_id) == (Outcome.EXCEPTION, None)
+    assert decision.reason_codes == ("invalid_case_data", "ambiguous_flag")
+    (detail,) = decision.explanation.data_problems
+    meaning, hard = ("consent", "consent_missing") if "con" in flag else ("safeguarding",) * 2
+    assert f"looks like the ruleset's {meaning} flag {hard!r} but is not it" in detail
+
+
+@pytest.mark.parametrize("flag", ["sg", "sfg", "saf", "con", "sg_concern", "cnst"])
+def test_abbreviations_shorter_than_four_letters_are_a_documented_limit(flag: str) -> None:
+    """`sg`, `saf`, `con` are too short to be told from other words: routed as other flags.
+
+    docs/rulesets.md (Hard constraints) names this limit; a caller must send the flag itself.
+    """
+    decision = _decided([flag])
+    assert (decision.outcome, decision.agent_id) == (Outcome.ASSIGN, "nurse-tx-02")
+
+
 def test_the_exact_hard_flags_keep_their_meaning() -> None:
     """`consent_missing` queues for consent and `safeguarding` escalates, as before, alone or not.
 
@@ -180,12 +209,12 @@ def test_the_exact_hard_flags_keep_their_meaning() -> None:
         assert (consent.outcome, consent.agent_id) == (Outcome.QUEUE, None)
         assert "consent_missing" in consent.reason_codes
         assert consent.explanation.data_problems == ()
-    for flags in (["safeguarding"], ["safeguarding", "consent_no"]):
+    for flags in (["safeguarding"], ["safeguarding", "safeg", "consent_no"]):
         escalated = _decided(flags)
         assert (escalated.outcome, escalated.queue) == (Outcome.ESCALATE, "safeguarding")
 
 
-@pytest.mark.parametrize("flag", ["consent_withdrawn", "no_consent", "consent:no"])
+@pytest.mark.parametrize("flag", ["consent_withdrawn", "no_consent", "cons", "consent:no"])
 def test_a_ruleset_without_a_consent_constraint_never_assigns_a_flag_carrying_consent(
     flag: str,
 ) -> None:
@@ -199,6 +228,22 @@ def test_a_ruleset_without_a_consent_constraint_never_assigns_a_flag_carrying_co
     )
     (detail,) = decision.explanation.data_problems
     assert f"{flag!r} looks like caseroute's conventional consent flag 'consent_missing'" in detail
+
+
+def test_a_ruleset_with_its_own_safeguarding_flag_treats_a_truncation_as_ambiguous() -> None:
+    """With the safeguarding flag named `sg_concern`, `safeg` still is never routed as unflagged."""
+    header = MINIMAL_HEADER.replace("{flag: safeguarding,", "{flag: sg_concern,")
+    rules = ruleset_with_rules(CATCH_ALL_RULE, header).replace(
+        "'safeguarding' in case.flags", "'sg_concern' in case.flags"
+    )
+    loaded = prepare_ruleset(compile_text(rules), EngineKind.PYTHON)
+    decision = decide(parse_case(case_data(intent="general", flags=["safeg"])), ROSTER, loaded, NOW)
+    assert (decision.outcome, decision.reason_codes) == (
+        Outcome.EXCEPTION,
+        ("invalid_case_data", "ambiguous_flag"),
+    )
+    (detail,) = decision.explanation.data_problems
+    assert "'safeg' looks like caseroute's conventional safeguarding flag" in detail
 
 
 def test_a_ruleset_with_its_own_safeguarding_flag_treats_the_conventional_one_as_ambiguous() -> (
@@ -234,12 +279,19 @@ def test_a_ruleset_with_its_own_safeguarding_flag_treats_the_conventional_one_as
         ("child_safeguarding", "safeguarding", True),  # its words include the hard flag's
         ("consent", "consent_missing", True),  # its words are among the hard flag's
         ("safegaurding", "safeguarding", True),  # a transposition
-        ("safe", "safeguarding", False),  # too little alike
+        ("saf", "safeguarding", False),  # too little alike
+        ("safe", "safeguarding", True),  # a start of the hard word, 4 letters or more (L3)
+        ("safeg_child", "safeguarding", True),  # as a word of the flag
+        ("safegchild", "safeguarding", False),  # run together: a word of its own (a limit)
+        ("sg", "safeguarding", False),  # an abbreviation (a documented limit)
+        ("safety", "safeguarding", False),  # starts like it, but is not a start of it
         ("no_consent", "consent_missing", True),  # the distinctive word, negated (M3)
         ("consent_withdrawn", "consent_missing", True),
         ("consent_m", "consent_missing", True),
         ("missing_docs", "consent_missing", False),  # `missing` is not distinctive
-        ("consent_given", "no_consent", True),  # whatever the ruleset calls its consent flag
+        ("conse", "consent_missing", True),
+        ("conse", "no_consent", True),  # whatever the ruleset calls its consent flag
+        ("consent_given", "no_consent", True),
         ("consent_given", "sg_concern", False),  # no distinctive word: all its words needed
         ("safety_concern", "sg_concern", False),
         ("missing_content", "consent_missing", True),  # one letter from consent: fail-closed
@@ -384,10 +436,29 @@ def test_any_flag_carrying_the_distinctive_word_resembles_the_hard_flag(
         assert resembles(flag, hard), flag
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    hard=st.sampled_from(HARD_FLAGS),
+    length=st.integers(min_value=4, max_value=11),
+    others=st.lists(st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True), max_size=3),
+    separator=st.sampled_from("_.:/"),
+    at=st.integers(min_value=0, max_value=3),
+)
+def test_any_flag_with_a_word_cutting_the_distinctive_word_short_resembles_it(
+    hard: str, length: int, others: list[str], separator: str, at: int
+) -> None:
+    """A word that is the distinctive word's first 4 letters or more, among any others (L3)."""
+    word = HARD_WORDS[hard]
+    words = [*others]
+    words.insert(min(at, len(words)), word[: min(length, len(word) - 1)])
+    assert resembles(separator.join(words), hard)
+
+
 def test_the_distinctive_word_of_each_hard_flag() -> None:
     """One word flags are their own; of several, `consent` or `safeguarding`, else none."""
-    from caseroute.domain.flag_spelling import distinctive_words
+    from caseroute.domain.flag_spelling import MIN_START, distinctive_words
 
+    assert MIN_START == 4
     assert {hard: {word} for hard, word in HARD_WORDS.items()} == {
         hard: distinctive_words(hard) for hard in HARD_WORDS
     }

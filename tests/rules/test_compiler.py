@@ -251,6 +251,7 @@ def test_a_ruleset_may_test_exactly_the_flags_a_request_may_carry(flag: str) -> 
         ("safeguardingconcern", "safeguarding", "safeguarding"),
         ("consent_missing", "consent", "consent_missing"),  # no consent constraint here
         ("consent_withdrawn", "consent", "consent_missing"),  # the word consent, qualified (M3)
+        ("safeg", "safeguarding", "safeguarding"),  # the word cut short (L3)
     ],
 )
 def test_a_rule_reading_a_look_alike_of_a_hard_flag_is_warned(

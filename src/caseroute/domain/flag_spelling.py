@@ -14,6 +14,8 @@ hard flag ``H`` when, without being ``H``:
   ``safeguardingconcern``), or some stretch of them is at least ``WORD_SIMILAR`` alike to it,
   wherever its word breaks fall (``safegaurding:child``, ``no_consnt``, ``child_safeguard``,
   ``safe-gaurding-child``); without a distinctive word, each of ``H``'s words must be so;
+- one of its words is the distinctive word cut short, ``MIN_START`` letters or more (``safe``,
+  ``safeg``, ``safeg:child``, ``cons``, ``conse_no``);
 - or its letters are at least ``SIMILAR`` alike (``safegaurding``, ``safeguard``).
 
 A flag that names consent at all cannot be told apart from one saying it is missing: a routing
@@ -21,9 +23,10 @@ service cannot know that ``consent_given`` means yes and ``consent_withdrawn`` o
 no, so every one is ambiguous (review M3: ``consent:no``, ``no_consent`` and the like were
 routed as unflagged while the bare ``consent`` was not). Fail-closed on near words: a word one
 letter from a hard word counts as it (``missing_content``, ``content_warning``), as does a hard
-word with a qualifier (``safeguarding_cleared``, ``safeguard_training_done``). Not caught (a
-limit): abbreviations and truncations (``sg``, ``safeg``), other forms of the word
-(``safeguards_ok``, ``safeguarded``), and words that only begin like it (``safety``).
+word with a qualifier (``safeguarding_cleared``, ``safeguard_training_done``) and a word that
+starts it (``safe_to_text``). Not caught (a limit): abbreviations shorter than ``MIN_START``
+(``sg``, ``saf``, ``con``), a start run into other letters (``safegchild``), other forms of the
+word (``safeguards_ok``, ``safeguarded``), and words that only begin like it (``safety``).
 
 The engine makes a case carrying such a flag an EXCEPTION (``engine/flag_spelling.py``);
 ``rules check`` warns about a rule that reads one (``lint.flag_look_alike``), since such a rule
@@ -47,6 +50,11 @@ WORD_SIMILAR = 0.85
 is taken as in the flag, misspelt (``safegaurding:child``, ``missing_consnt``): one edit in a
 7-letter word (``consnt``, ``consant``, ``consnet``) is 0.86 or more; at 0.8, longer
 unrelated words matched (``lifeguarding`` 0.83 to ``safeguarding``)."""
+
+MIN_START = 4
+"""Letters from which a word of a flag that starts a hard flag's distinctive word counts as that
+word cut short (``safe``, ``safeg``, ``cons``; review L3). Shorter starts (``saf``, ``con``)
+and abbreviations (``sg``) stand for other words too often to refuse: a documented limit."""
 
 CONVENTIONAL = (("safeguarding", "safeguarding"), ("consent_missing", "consent"))
 """caseroute's conventional hard-constraint flags (the reference ruleset's), each with what
@@ -91,7 +99,7 @@ def resembles(flag: str, hard: str) -> bool:
     # Invariant: a distinctive word is one of the hard flag's words, so a flag carrying all of
     # them carries it: checking it alone refuses everything the all-words rule did, and more.
     if distinctive:
-        if any(_present(word, mine) for word in distinctive):
+        if any(_present(word, mine) or _cut_short(word, words) for word in distinctive):
             return True
     elif all(_present(_letters(word), mine) for word in hard_words):
         return True
@@ -113,6 +121,15 @@ def distinctive_words(hard: str) -> frozenset[str]:
     if len(words) == 1:
         return frozenset({_letters(hard)})
     return frozenset(word for word in words if word in MEANINGS)
+
+
+def _cut_short(word: str, words: frozenset[str]) -> bool:
+    """Whether one of a flag's words is hard word ``word`` cut short (``safeg``; review L3).
+
+    Only a whole word of the flag counts, ``MIN_START`` letters or more: a flag's letters
+    starting so (``safety``, ``constant``) are other words far more often than truncations.
+    """
+    return any(MIN_START <= len(mine) < len(word) and word.startswith(mine) for mine in words)
 
 
 def _present(word: str, letters: str) -> bool:
