@@ -12,6 +12,8 @@ from ``reader``, the core shared with the ruleset schema: one mistake, one wordi
 Normalisation on input (documented in docs/rulesets.md, "Request input"): flags are NFKC
 normalised, trimmed and lower-cased, then must be a flag token, and duplicates collapse;
 jurisdictions are trimmed and upper-cased; language tags trimmed, lower-cased, ``_`` -> ``-``.
+Only ASCII is case-folded in a jurisdiction or language tag (``normalise_jurisdiction``): a
+letter outside ASCII is refused, never folded into an ASCII one.
 Every other code is taken exactly as sent. Every pattern must match the *whole* string
 (``fullmatch``: ``$`` would also match before a final newline).
 
@@ -52,7 +54,12 @@ from caseroute.domain.field_reader import (
 )
 from caseroute.domain.fields import AGENT_FIELDS, CASE_FIELDS
 from caseroute.domain.fingerprint import roster_sha256
-from caseroute.domain.limits import DEFAULT_LIMITS, VIOLATIONS_PER_LIST, InputLimits
+from caseroute.domain.limits import (
+    DEFAULT_LIMITS,
+    VIOLATIONS_PER_LIST,
+    InputLimits,
+    quote_value,
+)
 from caseroute.domain.reader import (
     ATTRIBUTE_NAME,
     FLAG,
@@ -113,12 +120,76 @@ def normalise_flag(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold().strip().replace("-", "_")
 
 
-def _jurisdiction(value: str) -> str:
-    return value.strip().upper()
+def normalise_jurisdiction(text: str) -> str:
+    """The one spelling of a jurisdiction: trimmed, then upper-cased only if it is ASCII.
+
+    ``str.upper`` folds some letters that are not ASCII into ASCII ones (the long s U+017F ->
+    S, the dotless i U+0131 -> I, U+00DF sharp s -> SS, ligatures such as U+FB00 -> FF), so
+    ``us-tx`` spelt with a long s read as ``US-TX`` and a licence could be taken for another
+    state's (review L4). Text holding any
+    other character is returned trimmed but not folded: ``reader.JURISDICTION`` (ASCII) then
+    refuses it, and ``jurisdiction_problem`` says why. The strict reader and ``wire.fast`` both
+    call this, so neither folds what the other would not.
+
+    Args:
+        text: The jurisdiction as sent.
+
+    Returns:
+        The normalised jurisdiction (not yet validated).
+    """
+    text = text.strip()
+    return text.upper() if text.isascii() else text
 
 
-def _language(value: str) -> str:
-    return value.strip().lower().replace("_", "-")
+def jurisdiction_problem(value: object) -> str | None:
+    """The words for a jurisdiction holding a character that is not ASCII (None: it holds none).
+
+    Checked before the pattern, so the caller learns which character was wrong and what to
+    send, not only that the code is not valid. Surrounding whitespace is trimmed first, as
+    ``normalise_jurisdiction`` trims it.
+
+    Args:
+        value: The jurisdiction as sent (anything else is left to the usual checks).
+
+    Returns:
+        The problem, or None.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.isascii():
+        return None
+    bad = next(c for c in text if not c.isascii())
+    return (
+        f"{quote_value(value)} holds {bad!r} (U+{ord(bad):04X}), which is not ASCII; write the "
+        "jurisdiction as an ISO 3166 code in ASCII letters and digits, such as US-TX or GB-ENG "
+        "(letters outside ASCII are refused, never folded into ASCII ones)"
+    )
+
+
+def normalise_language(text: str) -> str:
+    """The one spelling of a language tag: trimmed, then lower-cased and ``_`` -> ``-`` if ASCII.
+
+    As ``normalise_jurisdiction``: ``str.lower`` folds the Kelvin sign (U+212A) into
+    ``k``, so a tag holding it is returned unfolded and ``reader.LANGUAGE`` refuses it.
+
+    Args:
+        text: The language tag as sent.
+
+    Returns:
+        The normalised tag (not yet validated).
+    """
+    text = text.strip()
+    return text.lower().replace("_", "-") if text.isascii() else text
+
+
+def _jurisdiction_at(r: FieldReader, key: str, *, required: bool) -> str | None:
+    """A jurisdiction field of ``r``'s object: non-ASCII refused with its own words, then read."""
+    problem = jurisdiction_problem(r.raw(key, required=False))
+    if problem is not None:
+        r.fail(key, problem)
+        return None
+    return r.string(key, required=required, pattern=JURISDICTION, normalise=normalise_jurisdiction)
 
 
 def parse_case(
@@ -157,19 +228,14 @@ def parse_case(
     intent = r.enum("intent", Intent)
     urgency = r.enum("urgency", Urgency)
     confidence = r.number("classification_confidence", required=False, low=0.0, high=1.0)
-    location = r.string(
-        "patient_location",
-        required=False,
-        pattern=JURISDICTION,
-        normalise=_jurisdiction,
-    )
+    location = _jurisdiction_at(r, "patient_location", required=False)
     region = r.string("region", required=False, pattern=IDENTIFIER)
     tier = r.enum("tier", Tier, required=False)
     language = r.string(
         "preferred_language",
         required=False,
         pattern=LANGUAGE,
-        normalise=_language,
+        normalise=normalise_language,
     )
 
     skills: list[RequiredSkill] = []
@@ -327,11 +393,7 @@ def _parse_agent(
             limits,
         )
         kind = s.string("type", pattern=IDENTIFIER)
-        where = s.string(
-            "jurisdiction",
-            pattern=JURISDICTION,
-            normalise=_jurisdiction,
-        )
+        where = _jurisdiction_at(s, "jurisdiction", required=True)
         expires = s.day("expires_on")
         multistate = s.boolean("multistate", default=False)
         if kind is not None and where is not None and expires is not None:
@@ -354,7 +416,7 @@ def _parse_agent(
             skills[name] = level
         cap.trim()
     cap.close()
-    languages = r.strings("languages", pattern=LANGUAGE, normalise=_language)
+    languages = r.strings("languages", pattern=LANGUAGE, normalise=normalise_language)
     capacity: Capacity | None = None
     cap_raw = r.raw("capacity", required=True)
     if cap_raw is not UNSET:

@@ -877,7 +877,8 @@ class Case(_message.Message):
     """Classifier confidence in [0, 1]. Unset means 1."""
     patient_location: _builtins.str
     """Where the patient is at the time of service, ISO 3166-2 style ("US-TX", "GB-ENG").
-    Trimmed and upper-cased on input ("us-tx" is "US-TX").
+    Trimmed and upper-cased on input ("us-tx" is "US-TX"); ASCII only: a letter outside ASCII
+    is INVALID_ARGUMENT, never folded ("us-tx" written with a long s, U+017F, is not "US-TX").
     Unset when unknown; licensed intents then become EXCEPTION missing_patient_location.
     A country alone where states or provinces license ("US", "CA") names no licensing board:
     licensed intents then become EXCEPTION patient_location_too_coarse; send "US-TX".
@@ -890,7 +891,8 @@ class Case(_message.Message):
     """Member tier. Unset means STANDARD."""
     preferred_language: _builtins.str
     """BCP 47 language tag, e.g. "en", "es-MX"; trimmed, lower-cased and "_" read as "-" on
-    input ("EN_gb" is "en-gb"). Unset: no language requirement.
+    input ("EN_gb" is "en-gb"); ASCII only (the Kelvin sign is not "k"). Unset: no language
+    requirement.
     """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
@@ -1060,7 +1062,7 @@ class Licence(_message.Message):
     """
     jurisdiction: _builtins.str
     """Issuing jurisdiction: "US-TX", or "GB" for a UK-wide registration. Trimmed and
-    upper-cased on input.
+    upper-cased on input; ASCII only, as Case.patient_location.
     """
     expires_on: _builtins.str
     """Last valid day, "YYYY-MM-DD" (inclusive), by the patient's local calendar: the licence

@@ -6,7 +6,8 @@ it building and re-reading dicts (issue 13, "Cold rosters"). Every check here is
 parser's (``domain.codec``) for the same field, with the same limits, whole-string patterns
 (``fullmatch``), enum tables, finiteness, duplicates, unsafe characters and normalisation
 (flags NFKC, case-folded, trimmed, ``-`` -> ``_``; jurisdictions trimmed and upper-cased;
-language tags trimmed, lower-cased, ``_`` -> ``-``).
+language tags trimmed, lower-cased, ``_`` -> ``-``; both by ``domain.codec``'s own normalisers,
+which fold ASCII only).
 
 Invariant: this module never refuses anything itself. Any value that is not plainly valid
 raises ``Doubt``, and the caller converts the message again through the strict path, so the
@@ -53,6 +54,8 @@ from caseroute.domain.codec import (
     LANGUAGE_RE,
     MAX_ABS_NUMBER,
     normalise_flag,
+    normalise_jurisdiction,
+    normalise_language,
 )
 from caseroute.domain.fingerprint import canonical_json
 from caseroute.domain.limits import InputLimits
@@ -168,7 +171,8 @@ def _codes(values: Iterable[str], count: int, limits: InputLimits) -> frozenset[
 def _one_jurisdiction(value: str, limits: InputLimits) -> str:
     if len(value) > limits.max_id_chars:
         raise Doubt
-    text = value.strip().upper()
+    # Not ASCII: left unfolded, so the pattern doubts it (the strict path says why).
+    text = normalise_jurisdiction(value)
     if len(text) > limits.max_id_chars or not _jurisdiction(text):
         raise Doubt
     return text
@@ -177,7 +181,7 @@ def _one_jurisdiction(value: str, limits: InputLimits) -> str:
 def _one_language(value: str, limits: InputLimits) -> str:
     if len(value) > limits.max_id_chars:
         raise Doubt
-    text = value.strip().lower().replace("_", "-")
+    text = normalise_language(value)
     if len(text) > limits.max_id_chars or not _language(text):
         raise Doubt
     return text
