@@ -201,15 +201,21 @@ def test_agent_keys_are_each_agent_messages_deterministic_bytes() -> None:
     ]
 
 
-def test_a_roster_with_an_odd_unknown_field_keys_its_agents_the_same_way() -> None:
-    """A non-length-delimited unknown field: agents serialised one by one, the same keys."""
+def test_a_roster_with_an_odd_unknown_field_is_refused_keeping_nothing() -> None:
+    """A non-length-delimited unknown field: not cut by agent, refused (M6), nothing kept."""
     plain = _msg("a", "b")
     odd = pb.Roster.FromString(plain.SerializeToString() + b"\x78\x01")  # field 15, varint 1
     assert agent_message_bytes(odd.SerializeToString(deterministic=True)) is None
     cache = RosterCache()
-    cache.parse(odd)
+    with pytest.raises(RequestError) as caught:
+        cache.parse(odd)
+    assert ([v.field for v in caught.value.violations], len(cache), cache.known_agents) == (
+        ["roster"],
+        0,
+        0,
+    )
     cache.parse(_msg("a", "b", snapshot="snap-2"))
-    assert (cache.agent_hits, cache.agent_misses) == (2, 2)
+    assert (cache.agent_hits, cache.known_agents) == (0, 2)
 
 
 def test_an_empty_roster_parses_as_without_the_cache() -> None:

@@ -6,14 +6,16 @@ from caseroute.testing import make_agent, make_roster
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import convert
 
-_UNKNOWN_FIELD = b"\xf8\x06\x01"
-"""Field 111 = 1, a varint: a newer sender's field the server does not know."""
-
 
 def _rosters() -> tuple[pb.Roster, pb.Roster, pb.Roster]:
-    """Two wire forms of one roster (the second with an unknown field), and another roster."""
+    """Two wire forms of one roster (the second spells a jurisdiction lower-case), another one.
+
+    Unknown fields made the second form before; they are refused now (review M6).
+    """
     a = convert.roster_to_proto(make_roster(make_agent("a1"), make_agent("a2")))
-    b = pb.Roster.FromString(a.SerializeToString() + _UNKNOWN_FIELD)
+    b = pb.Roster()
+    b.CopyFrom(a)
+    b.agents[0].licences[0].jurisdiction = "us-tx"  # read as US-TX: the same roster
     c = convert.roster_to_proto(make_roster(make_agent("c1"), make_agent("c2")))
     return a, b, c
 

@@ -155,7 +155,7 @@ def test_every_variant_answers_and_records_as_the_full_parse(
         "roster first": None,
         "another sender's order": None,
         "roster field twice": None,
-        "unknown fields": None,
+        "unknown fields": grpc.StatusCode.INVALID_ARGUMENT,  # refused either way (M6)
         "matching roster_sha256": None,
         "other roster_sha256": grpc.StatusCode.INVALID_ARGUMENT,
         "invalid roster": grpc.StatusCode.INVALID_ARGUMENT,

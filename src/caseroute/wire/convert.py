@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from caseroute.domain.case import AttributeValue, Case, PreferredAgent
-from caseroute.domain.codec import parse_case, parse_roster
+from caseroute.domain.codec import (
+    SAFEGUARDING_FLAG,
+    SAFEGUARDING_NOTICE,
+    parse_case,
+    parse_roster,
+)
 from caseroute.domain.decision import (
     AgentVerdict,
     CheckFailure,
@@ -46,6 +51,10 @@ from caseroute.domain.reader import INSTANT_RANGE, roster_sha256_problem
 from caseroute.domain.roster import Roster
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import fast
+from caseroute.wire.unknown_fields import (
+    own_unknown_field_violations,
+    unknown_field_violations,
+)
 
 if TYPE_CHECKING:
     # The service (and through it the engine) is imported where a server-side converter runs,
@@ -197,10 +206,12 @@ class _Instants:
             return {}
         return {field: timestamp_to_datetime(ts)}
 
-    def merge(self, parsed: list[FieldViolation] | tuple[FieldViolation, ...]) -> RequestError:
-        """One error with these Timestamp violations and the parser's other ones."""
+    def merge(
+        self, parsed: list[FieldViolation] | tuple[FieldViolation, ...]
+    ) -> list[FieldViolation]:
+        """These Timestamp violations and the parser's other ones."""
         bad = {v.field for v in self.violations}
-        return RequestError(self.violations + [v for v in parsed if v.field not in bad])
+        return self.violations + [v for v in parsed if v.field not in bad]
 
 
 def case_from_proto(
@@ -255,13 +266,28 @@ def case_from_proto(
         _preferred_agent_data(p, f"{path}.preferred_agents[{i}]", instants)
         for i, p in enumerate(msg.preferred_agents)
     ]
+    unknown = unknown_field_violations(msg, path, limits)
     try:
         case = parse_case(data, path, limits=limits, safeguarding_flags=safeguarding_flags)
     except RequestError as exc:
-        raise instants.merge(exc.violations) from None
-    if instants.violations:
-        raise instants.merge([])
+        raise _case_refusal(unknown + instants.merge(exc.violations)) from None
+    if instants.violations or unknown:
+        violations = unknown + instants.merge([])
+        if SAFEGUARDING_FLAG in case.flags or not case.flags.isdisjoint(safeguarding_flags):
+            violations.insert(0, FieldViolation(f"{path}.flags", SAFEGUARDING_NOTICE))
+        raise _case_refusal(violations)
     return case
+
+
+def _case_refusal(violations: list[FieldViolation]) -> RequestError:
+    """The case's violations with the safeguarding notice, when there is one, first.
+
+    The parser puts the notice first among its own; Timestamp and unknown-field violations
+    found beside it must not push it down (the notice is the first thing a caller reads).
+    """
+    notice = [v for v in violations if v.message == SAFEGUARDING_NOTICE]
+    rest = [v for v in violations if v.message != SAFEGUARDING_NOTICE]
+    return RequestError(notice[:1] + rest)
 
 
 def _preferred_agent_data(msg: pb.PreferredAgent, path: str, instants: _Instants) -> dict[str, Any]:
@@ -330,12 +356,13 @@ def roster_from_proto(
     data: dict[str, Any] = {"agents": agents, **instants.read(msg, "taken_at", path)}
     if msg.snapshot_id:
         data["snapshot_id"] = msg.snapshot_id
+    unknown = unknown_field_violations(msg, path, limits)
     try:
         roster = parse_roster(data, path, limits=limits)
     except RequestError as exc:
-        raise instants.merge(exc.violations) from None
-    if instants.violations:
-        raise instants.merge([])
+        raise RequestError(unknown + instants.merge(exc.violations)) from None
+    if instants.violations or unknown:
+        raise RequestError(unknown + instants.merge([]))
     return roster
 
 
@@ -549,6 +576,23 @@ def _with_roster(
     return None
 
 
+def _envelope_unknowns(msg: pb.DecideRequest | pb.DecideBatchRequest) -> list[FieldViolation]:
+    """Unknown fields of the request message itself, its ``ruleset`` and its ``now``.
+
+    Its cases and roster are checked where they are converted (``case_from_proto``,
+    ``roster_from_proto``; a roster found by its bytes or hash was checked when first sent).
+    Every call comes here, so ``ruleset`` and ``now`` are asked for their own unknown fields
+    only (~0.1 us each, where walking them costs ~1 us): neither holds a message field
+    (``tests/wire/test_unknown_fields.py`` pins that).
+    """
+    violations = own_unknown_field_violations(msg, "")
+    if msg.HasField("ruleset"):
+        violations += own_unknown_field_violations(msg.ruleset, "ruleset")
+    if msg.HasField("now"):
+        violations += own_unknown_field_violations(msg.now, "now")
+    return violations
+
+
 def _detail(level: int) -> bool:
     # Unset is SUMMARY (docs/api.md); the servicer refuses a level the enum does not define.
     return level == pb.EXPLANATION_LEVEL_FULL
@@ -578,7 +622,7 @@ def decide_command(
     from caseroute.service.command_check import request_id_violations  # server side only
     from caseroute.service.routing import DecideCommand  # server side only: see the imports
 
-    violations = request_id_violations(msg.request_id, limits)
+    violations = request_id_violations(msg.request_id, limits) + _envelope_unknowns(msg)
     case = None
     if not msg.HasField("case"):
         violations.append(FieldViolation("case", "is required"))
@@ -636,7 +680,7 @@ def batch_command(
     oversized = batch_size_violations(len(msg.cases), agents, limits)
     if oversized:
         raise RequestError(oversized)
-    violations = request_id_violations(msg.request_id, limits)
+    violations = request_id_violations(msg.request_id, limits) + _envelope_unknowns(msg)
     cases = []
     ids = []  # (position, case_id) of each case read
     for i, item in enumerate(msg.cases):
@@ -1075,7 +1119,7 @@ def decision_query(msg: pb.ListDecisionsRequest) -> DecisionQuery:
     since = instants.read(msg, "since", "").get("since")
     until = instants.read(msg, "until", "").get("until")
     if instants.violations:
-        raise instants.merge([])
+        raise RequestError(instants.violations)
     return DecisionQuery(
         case_id=msg.case_id,
         since=since,
