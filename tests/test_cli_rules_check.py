@@ -423,3 +423,52 @@ def test_a_wrong_ruleset_name_is_misplaced_at_its_line_and_the_pointer_says_why(
         "only pinned requests are served (its file 2026.12.1/ruleset.yaml has the errors listed "
         "for it)"
     )
+
+
+@pytest.mark.parametrize("given", ["directory", "file"])
+def test_a_version_checked_on_its_own_is_misplaced_as_the_whole_ruleset_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    """A version directory (or its file) checked alone is misplaced where its ruleset's check is.
+
+    Docs walk, finding 3: `rules check rulesets/<name>/<version>` passed (exit 0) a version
+    whose `version:` is not its directory's name, which the server and a check of the whole
+    ruleset refuse (`versions.misplaced`); the walkthrough tells operators to check just that.
+    """
+    home = tmp_path / "rulesets" / "patient-enquiries"
+    shutil.copytree(REFERENCE_HOME, home)
+    draft = home / "2027.01.0"
+    assert main(["rules", "new-version", str(home), "--version", "2027.01.0"]) == 0
+    path = draft / "ruleset.yaml"
+    text = path.read_text()
+    path.write_text(text.replace('version: "2027.01.0"', 'version: "2027.01.1"', 1))
+    line = text.splitlines().index('version: "2027.01.0"') + 1
+    capsys.readouterr()
+    assert main(["rules", "check", str(home)]) == 1
+    whole = [x for x in capsys.readouterr().out.splitlines() if " error " in x]
+    assert main(["rules", "check", str(draft if given == "directory" else path)]) == 1
+    alone = [x for x in capsys.readouterr().out.splitlines() if " error " in x]
+    expected = (
+        f"{path}:{line}: error versions.misplaced: this file declares version `2027.01.1` but "
+        "sits in directory `2027.01.0/`: rename the directory to 2027.01.1/ or fix `version:` "
+        "(create new versions with `caseroute rules new-version`)"
+    )
+    assert (alone, whole) == ([expected], [expected])
+
+
+def test_a_version_checked_on_its_own_under_a_directory_of_another_name_is_misplaced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A version directory with a pointer beside it also gets the ruleset-name check."""
+    home = tmp_path / "rulesets" / "patient-enquiry"
+    shutil.copytree(REFERENCE_HOME, home)
+    version = home / "2026.12.1"
+    assert main(["rules", "check", str(version)]) == 1
+    line = _line_of(version / "ruleset.yaml", "ruleset: patient-enquiries")
+    assert [x for x in capsys.readouterr().out.splitlines() if " error " in x] == [
+        (
+            f"{version / 'ruleset.yaml'}:{line}: error versions.misplaced: this file declares "
+            "ruleset `patient-enquiries` but sits under `patient-enquiry/`: a version lives in "
+            "rulesets/<name>/<version>/; move it to patient-enquiries/2026.12.1/ or fix `ruleset:`"
+        )
+    ]

@@ -14,7 +14,10 @@ from caseroute.rules.layout import (
     check_placement,
     discover,
     expand_sources,
+    expand_version_sources,
     key_line,
+    placed_source,
+    version_home,
 )
 from caseroute.rules.serving import (
     MAX_PREVIOUS,
@@ -337,6 +340,53 @@ def test_expand_sources_of_a_rulesets_directory_lists_every_version(tmp_path: Pa
         tmp_path / "routing" / "2",
         tmp_path / "triage",
     ]
+
+
+def test_a_version_directory_given_on_its_own_is_placed_in_its_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directory, its file, and `.` inside it carry the names a server checks them against.
+
+    Docs walk, finding 3: they were flat, so a misplaced version passed `rules check` on its own.
+    """
+    home = tmp_path / "routing"
+    two = _version(home, "2", name="other")  # placed by the pointer, whatever it declares
+    (home / "serving.yaml").write_text("active: '2'\n")
+    monkeypatch.chdir(two)
+    placed = [placed_source(p) for p in (two, two / "ruleset.yaml", Path(), Path("ruleset.yaml"))]
+    assert placed == [
+        VersionSource(two, "routing", "2"),
+        VersionSource(two / "ruleset.yaml", "routing", "2"),
+        VersionSource(Path(), "routing", "2"),
+        VersionSource(Path("ruleset.yaml"), "routing", "2"),
+    ]
+    assert expand_version_sources(two) == [VersionSource(two, "routing", "2")]
+    assert [version_home(p) for p in (two, Path(), Path("ruleset.yaml"))] == [
+        home,
+        Path(".."),
+        Path(".."),
+    ]
+
+
+def test_a_version_of_a_home_without_a_pointer_is_placed_by_its_declared_name(
+    tmp_path: Path,
+) -> None:
+    """No serving.yaml: a file declaring its parent's name is a version there.
+
+    As R32d F9 reads a home; a flat ruleset of a rulesets directory, or another file name, stays
+    flat.
+    """
+    one = _version(tmp_path / "routing", "1")
+    flat = _version(tmp_path, "triage")  # rulesets/triage/ruleset.yaml declares `routing`
+    other = flat / "r.yaml"
+    other.write_text((flat / "ruleset.yaml").read_text())
+    assert [placed_source(p) for p in (one, flat, other, tmp_path / "missing")] == [
+        VersionSource(one, "routing", "1"),
+        VersionSource(flat),
+        VersionSource(other),
+        VersionSource(tmp_path / "missing"),
+    ]
+    assert [version_home(p) for p in (one, flat, other)] == [tmp_path / "routing", None, None]
 
 
 # -- retired: versions that served and left the pointer (review R34b F8) ----------------------

@@ -16,6 +16,7 @@ the tree is what serves.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,10 +188,11 @@ def expand_version_sources(path: Path) -> list[VersionSource]:
     A directory without ``serving.yaml`` whose sub-directories all declare ``ruleset:`` its
     own name is one ruleset's home, not a rulesets directory of flat rulesets: its versions
     are checked as such (review R32d F9: `rules check rulesets/<name>` passed two versions
-    with no pointer, or a misplaced one, that the server reports).
+    with no pointer, or a misplaced one, that the server reports). A version directory (or
+    its file) given on its own is checked as one of its ruleset's versions (``placed_source``).
     """
     if path.is_file() or (path / RULESET_FILE).is_file():
-        return [VersionSource(path)]
+        return [placed_source(path)]
     sources = list(discover(path).sources)
     if sources and all(
         s.name_dir is None and s.path.parent == path and _declared_name(s.path) == path.name
@@ -198,6 +200,65 @@ def expand_version_sources(path: Path) -> list[VersionSource]:
     ):
         return [VersionSource(s.path, path.name, s.path.name) for s in sources]
     return sources or [VersionSource(path)]
+
+
+def _version_directory(path: Path) -> Path | None:
+    """The absolute version directory ``path`` is (or holds the file of), if it is one.
+
+    Absolute with ``.`` and ``..`` folded but symlinks kept: a server knows a version by the
+    names in its rulesets tree, not by where a link points.
+    """
+    if path.is_file():
+        if path.name != RULESET_FILE:
+            return None
+        directory = path.parent
+    elif (path / RULESET_FILE).is_file():
+        directory = path
+    else:
+        return None
+    absolute = Path(os.path.abspath(directory))  # noqa: PTH100 - resolve() follows symlinks
+    home = absolute.parent
+    if (home / SERVING_FILE).is_file() or _declared_name(directory) == home.name:
+        return absolute
+    return None
+
+
+def version_home(path: Path) -> Path | None:
+    """The ruleset's directory when ``path`` is one of its version directories (or that file).
+
+    ``rulesets/<name>/<version>/`` (or its ``ruleset.yaml``) is a version directory when
+    ``rulesets/<name>/serving.yaml`` exists, or when its file declares ``ruleset: <name>``
+    (a ruleset's home without a pointer, as ``expand_version_sources`` reads one). A
+    directory of a rulesets directory (``rulesets/<name>/ruleset.yaml``, one flat ruleset)
+    is not one.
+
+    Args:
+        path: A directory holding ``ruleset.yaml``, or such a file; anything else gives None.
+
+    Returns:
+        The ruleset's directory, spelled as ``path`` spells it where it can be; None when
+        ``path`` is not a version directory.
+    """
+    directory = _version_directory(path)
+    if directory is None:
+        return None
+    given = path.parent if path.is_file() else path
+    return given.parent if given.name not in ("", ".", "..") else given / ".."
+
+
+def placed_source(path: Path) -> VersionSource:
+    """A ruleset file or directory, with the names a server checks it against (if any).
+
+    A version directory given on its own (``rules check rulesets/<name>/<version>``, as the
+    walkthrough in docs/rulesets.md does) is checked as a server loading its rulesets
+    directory checks it: named for its ``version:``, inside a directory named for its
+    ``ruleset:`` (docs walk, finding 3: it passed, while a server and a check of the whole
+    ruleset refused it, ``versions.misplaced``).
+    """
+    directory = _version_directory(path)
+    if directory is None:
+        return VersionSource(path)
+    return VersionSource(path, directory.parent.name, directory.name)
 
 
 def _declared_name(directory: Path) -> str | None:
