@@ -472,3 +472,27 @@ def test_a_version_checked_on_its_own_under_a_directory_of_another_name_is_mispl
             "rulesets/<name>/<version>/; move it to patient-enquiries/2026.12.1/ or fix `ruleset:`"
         )
     ]
+
+
+def test_an_unquoted_version_in_its_own_directory_is_told_to_quote_it_not_to_rename(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`version: 2026.10` in 2026.10/ is one error at its line: quote it.
+
+    Docs walk, finding 4: it was read as 2026.1 and the check advised renaming the directory.
+    """
+    home = tmp_path / "rulesets" / "patient-enquiries"
+    shutil.copytree(REFERENCE_HOME, home)
+    version = home / "2026.10"
+    shutil.copytree(home / "2026.12.1", version)
+    path = version / "ruleset.yaml"
+    path.write_text(path.read_text().replace('version: "2026.12.1"', "version: 2026.10", 1))
+    line = _line_of(path, "version: 2026.10")
+    assert main(["rules", "check", str(version)]) == 1
+    assert [x for x in capsys.readouterr().out.splitlines() if " error " in x] == [
+        (
+            f"{path}:{line}:10: error schema.type: `version` is the number 2026.1 to YAML, not "
+            "text (YAML reads an unquoted version such as 2026.10 as the number 2026.1): quote it "
+            'as written, e.g. "2026.10"'
+        )
+    ]

@@ -147,9 +147,9 @@ def test_a_malformed_pointer_is_reported_with_file_and_line(
         "",
         [
             (
-                f"  {home}/serving.yaml:1:9: error serving.value: `active` must be a version "
-                "string such as 2025.06.0 (letters, digits, dots, dashes), not 2026.11; quote it "
-                "if YAML reads it as a number"
+                f"  {home}/serving.yaml:1:9: error serving.value: `active` is the number "
+                "2026.11 to YAML, not text (YAML reads an unquoted version such as 2026.10 as the "
+                'number 2026.1): quote it as written, e.g. "2026.10"'
             ),
             "Run `caseroute rules check` on the ruleset.",
         ],

@@ -898,3 +898,53 @@ def test_an_sla_threshold_in_range_loads() -> None:
     for minutes in ("0.5", "5256000"):
         compiled = compile_text(_with(f"signals: {{sla_at_risk_minutes: {minutes}}}\n"))
         assert float(minutes) == compiled.signals.sla_at_risk_minutes
+
+
+NUMBER_ADVICE = (
+    "to YAML, not text (YAML reads an unquoted version such as 2026.10 as the number 2026.1): "
+    'quote it as written, e.g. "2026.10"'
+)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"), [("2026.10", "2026.1"), ("2026.1", "2026.1"), ("3", "3")]
+)
+def test_a_version_yaml_reads_as_a_number_is_refused_saying_to_quote_it(
+    written: str, read: str
+) -> None:
+    """Docs walk, finding 4: `version: 2026.10` was silently the version 2026.1 (YAML's float)."""
+    text = _BASE.replace('version: "1"', f"version: {written}", 1)
+    assert _errors(text) == [
+        ("schema.type", 2, 10, None, f"`version` is the number {read} {NUMBER_ADVICE}")
+    ]
+
+
+def test_a_version_with_surrounding_whitespace_is_refused_naming_it() -> None:
+    """A quoted version with a trailing space: said to be the whitespace, with what to write."""
+    text = _BASE.replace('version: "1"', 'version: "2026.10 "', 1)
+    assert _errors(text) == [
+        (
+            "schema.format",
+            2,
+            10,
+            None,
+            "`version` must not start or end with whitespace; got '2026.10 ': write \"2026.10\"",
+        )
+    ]
+
+
+def test_whitespace_around_what_is_no_version_anyway_is_not_the_advice() -> None:
+    """`" ../x "` is not a version once stripped: it is said to be no version, not to strip it."""
+    text = _BASE.replace('version: "1"', 'version: " ../x "', 1)
+    assert _errors(text) == [
+        (
+            "schema.format",
+            2,
+            10,
+            None,
+            (
+                "`version` ' ../x ' is not a valid version (letters, digits and . _ + -, "
+                "starting with a letter or digit, e.g. 2026.11.1)"
+            ),
+        )
+    ]

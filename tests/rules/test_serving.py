@@ -102,18 +102,42 @@ def test_a_pointer_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
     ]
 
 
+NUMBER_ADVICE = (
+    "to YAML, not text (YAML reads an unquoted version such as 2026.10 as the number 2026.1): "
+    'quote it as written, e.g. "2026.10"'
+)
+"""What follows "`<key>` is the number <n>" for a version YAML read as a number (the wording
+``ruleset.yaml``'s ``version:`` shares)."""
+
+
 def test_an_unquoted_version_read_as_a_number_is_refused(tmp_path: Path) -> None:
     """`active: 1.10` is the float 1.1 to YAML: refused, not silently served as version 1.1."""
     assert _problems(_pointer(tmp_path, "active: 1.10\n")) == [
+        ("serving.value", f"`active` is the number 1.1 {NUMBER_ADVICE}", 1, 9)
+    ]
+
+
+def test_a_version_with_surrounding_whitespace_is_refused_naming_the_whitespace(
+    tmp_path: Path,
+) -> None:
+    """Docs walk, finding 10: `shadow: "2027.01.0 "` was told to quote it if YAML read a number."""
+    assert _problems(_pointer(tmp_path, 'active: "1"\nshadow: "2027.01.0 "\n')) == [
         (
             "serving.value",
             (
-                "`active` must be a version string such as 2025.06.0 (letters, digits, dots, "
-                "dashes), not 1.1; quote it if YAML reads it as a number"
+                "`shadow` must not start or end with whitespace; got '2027.01.0 ': write "
+                '"2027.01.0"'
             ),
-            1,
+            2,
             9,
         )
+    ]
+
+
+def test_a_version_that_is_neither_a_number_nor_text_says_what_it_is(tmp_path: Path) -> None:
+    """`active: [1]` names a list (it printed the parser's node objects), and no quoting advice."""
+    assert _problems(_pointer(tmp_path, "active: [1]\n")) == [
+        ("serving.value", "`active` must be a non-empty string, got a list", 1, 9)
     ]
 
 
@@ -186,13 +210,17 @@ def test_previous_that_is_not_a_list_is_refused(tmp_path: Path) -> None:
 def test_every_bad_previous_entry_is_reported(tmp_path: Path) -> None:
     """Each invalid entry of `previous` (a number, a path) is its own problem, with its column."""
     text = "active: '1'\nprevious: ['0', 2.0, '../x']\n"
-    message = (
-        "`previous` must be a version string such as 2025.06.0 (letters, digits, dots, "
-        "dashes), not {}; quote it if YAML reads it as a number"
-    )
     assert _problems(_pointer(tmp_path, text)) == [
-        ("serving.value", message.format("2.0"), 2, 17),
-        ("serving.value", message.format("'../x'"), 2, 22),
+        ("serving.value", f"`previous` is the number 2.0 {NUMBER_ADVICE}", 2, 17),
+        (
+            "serving.value",
+            (
+                "`previous` '../x' is not a valid version (letters, digits and . _ + -, "
+                "starting with a letter or digit, e.g. 2026.11.1)"
+            ),
+            2,
+            22,
+        ),
     ]
 
 

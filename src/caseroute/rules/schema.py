@@ -429,17 +429,41 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     return out, r.problems
 
 
+def version_problem(value: object) -> str | None:
+    """What is wrong with a version as YAML read it, worded to follow its key (None: nothing).
+
+    One check and one wording for ``ruleset.yaml``'s ``version:`` and the versions a
+    ``serving.yaml`` names. A number is refused, never taken as its text: YAML reads an
+    unquoted ``2026.10`` as the float 2026.1, so the version recorded in every decision, audit
+    record and engine name would silently not be the one written (docs walk, finding 4).
+    Surrounding whitespace is named as such, since the advice then is to remove it (finding 10).
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (
+            f"is the number {describe_value(value)} to YAML, not text (YAML reads an unquoted "
+            'version such as 2026.10 as the number 2026.1): quote it as written, e.g. "2026.10"'
+        )
+    if isinstance(value, str) and value != value.strip() and VERSION_RE.fullmatch(value.strip()):
+        return (
+            f"must not start or end with whitespace; got {quote_value(value)}: write "
+            f'"{value.strip()}"'
+        )
+    problem, _ = text_problem(value, VERSION, RULESET_MAX_CHARS)
+    return problem
+
+
 def _read_version(r: SchemaReader, node: Node | None) -> str:
-    # A number (version: 3) is accepted as its text, as before; then the text must be a
-    # version: it is recorded in every decision, audit record and engine name.
-    version = r.string(node, "`version`")
-    if version is None or node is None:
+    # The text must be a version: it is recorded in every decision, audit record and engine
+    # name. A number is refused like serving.yaml refuses one (it was taken as its text).
+    if node is None:
         return ""
-    problem, _ = text_problem(version, VERSION, RULESET_MAX_CHARS)
+    problem = version_problem(node.value)
     if problem is not None:
-        r.error("schema.format", f"`version` {problem}", node)
+        value = node.value
+        code = "schema.format" if isinstance(value, str) and value.strip() else "schema.type"
+        r.error(code, f"`version` {problem}", node)
         return ""
-    return version
+    return str(node.value)
 
 
 def _read_params(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from caseroute.domain.errors import Problem, RulesetError
 from caseroute.domain.reader import near_miss
-from caseroute.rules.schema import VERSION_RE, misspelt_keys
+from caseroute.rules.schema import misspelt_keys, version_problem
 from caseroute.rules.source import Node, read_yaml
 
 SERVING_FILE = "serving.yaml"
@@ -99,19 +99,10 @@ def _retire(retired: tuple[str, ...], leaving: tuple[str, ...], named: set[str])
 
 
 def _version(node: Node, key: str, path: str) -> tuple[str | None, list[Problem]]:
-    value = node.value
-    if not isinstance(value, str) or not VERSION_RE.fullmatch(value):
-        return None, [
-            Problem(
-                "serving.value",
-                f"`{key}` must be a version string such as 2025.06.0 (letters, digits, dots, "
-                f"dashes), not {value!r}; quote it if YAML reads it as a number",
-                path,
-                node.line,
-                node.column,
-            )
-        ]
-    return value, []
+    problem = version_problem(node.value)
+    if problem is not None:
+        return None, [Problem("serving.value", f"`{key}` {problem}", path, node.line, node.column)]
+    return str(node.value), []
 
 
 def parse_serving(path: Path) -> Serving:
