@@ -92,13 +92,99 @@ def test_from_copies_the_named_version_instead_of_the_active_one(
 def test_a_missing_source_version_is_refused(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--from naming a version that is not there: refused naming the missing file."""
-    assert _new_version(capsys, str(home), "--version", "2026.12.0", "--from", "2020.1.0") == (
+    """--from naming a version that is not there: refused naming the file and the versions.
+
+    Docs walk, finding 6: the versions there were not listed (now with the nearest one).
+    """
+    shutil.copytree(home / ACTIVE, home / "2026.12.1")
+    assert _new_version(capsys, str(home), "--version", "2027.1.0", "--from", "2020.1.0") == (
         2,
         "",
-        f"caseroute: no version 2020.1.0 to copy: {home}/2020.1.0/ruleset.yaml is missing\n",
+        (
+            f"caseroute: no version 2020.1.0 to copy: {home}/2020.1.0/ruleset.yaml is missing; "
+            f"the versions in {home}: {ACTIVE}, 2026.12.1; pass one with --from\n"
+        ),
     )
+    assert _new_version(capsys, str(home), "--version", "2027.1.0", "--from", "2026.12") == (
+        2,
+        "",
+        (
+            f"caseroute: no version 2026.12 to copy: {home}/2026.12/ruleset.yaml is missing; "
+            f"the versions in {home}: {ACTIVE}, 2026.12.1; pass one with --from (did you mean "
+            "--from 2026.12.1?)\n"
+        ),
+    )
+    assert _entries(home) == [ACTIVE, "2026.12.1", "serving.yaml"]
+
+
+def test_a_missing_active_version_lists_the_versions_there(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """serving.yaml names a version with no directory: the refusal lists those that exist."""
+    (home / "serving.yaml").write_text('active: "2026.11.9"\n')
+    assert _new_version(capsys, str(home), "--version", "2027.1.0") == (
+        2,
+        "",
+        (
+            f"caseroute: no version 2026.11.9 to copy: {home}/2026.11.9/ruleset.yaml is missing; "
+            f"the versions in {home}: {ACTIVE}; pass one with --from (did you mean --from "
+            f"{ACTIVE}?)\n"
+        ),
+    )
+
+
+@pytest.mark.parametrize("given", ["directory", "file", "dot"])
+def test_a_version_directory_is_refused_naming_the_ruleset_directory_to_pass(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """PATH = a version directory (or its file): pass the ruleset's directory; nothing created.
+
+    Docs walk, finding 6: it was told to move its file down a level and write a serving.yaml
+    inside it (a layout the server would misread).
+    """
+    version = home / ACTIVE
+    path = {"directory": version, "file": version / "ruleset.yaml", "dot": Path()}[given]
+    monkeypatch.chdir(version)
+    what = "the file of a version" if given == "file" else "a version directory"
+    parent = Path("..") if given == "dot" else home
+    assert _new_version(capsys, str(path), "--version", "2027.1.0") == (
+        2,
+        "",
+        (
+            f"caseroute: {path} is {what} of ruleset patient-enquiries, not the ruleset's "
+            f"directory: pass {parent} (add --from {ACTIVE} to copy this version rather than the "
+            "active one)\n"
+        ),
+    )
+    assert sorted(p.name for p in version.iterdir()) == ["golden", "ruleset.yaml"]
     assert _entries(home) == [ACTIVE, "serving.yaml"]
+
+
+def test_a_directory_that_does_not_exist_is_said_to_be_missing_with_the_nearest(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Docs walk, finding 6: a misspelt PATH was told it had no serving.yaml, to pass --from."""
+    typo, elsewhere = home.parent / "patient-enquirie", home.parent / "billing"
+    assert [_new_version(capsys, str(p), "--version", "2027.1.0") for p in (typo, elsewhere)] == [
+        (2, "", f"caseroute: no such directory: {typo} (did you mean {home}?)\n"),
+        (2, "", f"caseroute: no such directory: {elsewhere}\n"),
+    ]
+    assert not typo.exists()
+
+
+def test_a_pointer_file_given_as_path_is_refused_saying_what_to_pass(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PATH = serving.yaml (a file that is no version): pass the ruleset's directory."""
+    assert _new_version(capsys, str(home / "serving.yaml"), "--version", "2027.1.0") == (
+        2,
+        "",
+        (
+            f"caseroute: {home / 'serving.yaml'} is a file: pass the ruleset's directory, "
+            "rulesets/<name> (the one holding serving.yaml and a directory per version, each "
+            "with its ruleset.yaml)\n"
+        ),
+    )
 
 
 def test_from_outside_the_rulesets_directory_is_refused(
@@ -191,3 +277,19 @@ def test_a_quoted_version_key_is_refused_with_what_to_write(
         CANNOT_REWRITE.format(home=home),
     )
     assert _entries(home) == [ACTIVE, "serving.yaml"]
+
+
+def test_from_in_a_directory_of_no_versions_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--from in an empty directory: the refusal says it holds no version directory."""
+    empty = tmp_path / "routing"
+    empty.mkdir()
+    assert _new_version(capsys, str(empty), "--version", "2", "--from", "1") == (
+        2,
+        "",
+        (
+            f"caseroute: no version 1 to copy: {empty}/1/ruleset.yaml is missing; {empty} holds "
+            "no version directory (<version>/ruleset.yaml)\n"
+        ),
+    )

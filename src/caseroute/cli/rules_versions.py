@@ -26,6 +26,7 @@ def _cmd_new_version(args: argparse.Namespace) -> int:
             f"--version {version!r} is not a version: letters, digits, dots, dashes, + and _, "
             "starting with a letter or digit (e.g. 2026.12.0)"
         )
+    _refuse_what_is_not_a_home(home)
     if (home / RULESET_FILE).is_file():
         raise UsageError(
             f"{home} holds a single ruleset file, not versions: move it to "
@@ -49,7 +50,10 @@ def _cmd_new_version(args: argparse.Namespace) -> int:
         )
     source = home / source_version
     if not (source / RULESET_FILE).is_file():
-        raise UsageError(f"no version {source_version} to copy: {source}/{RULESET_FILE} is missing")
+        raise UsageError(
+            f"no version {source_version} to copy: {source}/{RULESET_FILE} is missing; "
+            f"{_versions_here(home, source_version)}"
+        )
     target = home / version
     if target.exists():
         raise UsageError(
@@ -89,6 +93,64 @@ def _cmd_new_version(args: argparse.Namespace) -> int:
     out(f"  caseroute rules diff {source} {target}")
     out(f"  caseroute rules activate <name> {version} --server HOST:PORT")
     return EXIT_OK
+
+
+def _refuse_what_is_not_a_home(path: Path) -> None:
+    """Refuse a PATH that is not a ruleset's directory, saying which path to pass instead.
+
+    A version directory was told to become a home of its own (move its file down a level and
+    write a serving.yaml there: a layout the server would then misread), and a misspelt
+    directory was told it lacked a serving.yaml (docs walk, finding 6).
+
+    Raises:
+        UsageError: If ``path`` does not exist, is a file, or is a version directory.
+    """
+    from caseroute.rules.compiler import RULESET_FILE
+    from caseroute.rules.layout import placed_source, version_home
+
+    placed = placed_source(path)
+    if placed.version_dir is not None:
+        what = "the file of a version" if path.is_file() else "a version directory"
+        raise UsageError(
+            f"{path} is {what} of ruleset {placed.name_dir}, not the ruleset's directory: "
+            f"pass {version_home(path)} (add --from {placed.version_dir} to copy this version "
+            "rather than the active one)"
+        )
+    if path.is_file():
+        raise UsageError(
+            f"{path} is a file: pass the ruleset's directory, rulesets/<name> (the one "
+            f"holding serving.yaml and a directory per version, each with its {RULESET_FILE})"
+        )
+    if not path.exists():
+        raise UsageError(f"no such directory: {path}{_did_you_mean(path)}")
+
+
+def _did_you_mean(path: Path) -> str:
+    """`` (did you mean rulesets/x?)`` naming the sibling directory ``path`` misspells, if any."""
+    from caseroute.domain.reader import near_miss
+
+    try:
+        siblings = [p.name for p in path.parent.iterdir() if p.is_dir() and p.name[0] != "."]
+    except OSError:
+        return ""
+    meant = near_miss(path.name, siblings)
+    return "" if meant is None else f" (did you mean {path.parent / meant}?)"
+
+
+def _versions_here(home: Path, missing: str) -> str:
+    """The versions a ruleset's directory holds, worded for a refusal (and the nearest one)."""
+    import difflib
+
+    from caseroute.rules.layout import version_names
+
+    found = version_names(home)
+    if not found:
+        return f"{home} holds no version directory (<version>/ruleset.yaml)"
+    # Versions are mostly digits and dots, alike to difflib's usual 0.6 cutoff (2020.1.0 and
+    # 2026.12.1 are 0.7): only a near spelling (2026.12 for 2026.12.1) is suggested.
+    meant = difflib.get_close_matches(missing, found, n=1, cutoff=0.85)
+    tip = f" (did you mean --from {meant[0]}?)" if meant else ""
+    return f"the versions in {home}: {', '.join(found)}; pass one with --from{tip}"
 
 
 def register(rules_sub: RulesCommands) -> None:

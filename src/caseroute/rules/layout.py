@@ -102,6 +102,11 @@ def _version_dirs(home: Path) -> list[VersionSource]:
     ]
 
 
+def version_names(home: Path) -> list[str]:
+    """The names of a ruleset directory's version directories (those holding a ruleset file)."""
+    return [source.path.name for source in _version_dirs(home)]
+
+
 def _pointer(home: Path) -> dict[str, Path]:
     pointer = home / SERVING_FILE
     return {home.name: pointer} if pointer.is_file() else {}
