@@ -44,6 +44,22 @@ def test_new_version_copies_the_active_version_with_its_golden_cases(home: Path)
     assert 'active: "2026.11.1"' in (home / "serving.yaml").read_text()  # still a draft
 
 
+def test_new_version_prints_next_steps_with_the_rulesets_name(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Docs walk, finding 16: the activate hint said `<name>` although the name is known."""
+    assert main(["rules", "new-version", str(home), "--version", "2026.12.0"]) == 0
+    draft, source = home / "2026.12.0", home / PINNED
+    assert capsys.readouterr().out.splitlines() == [
+        f"created {draft} from {PINNED} (a draft: nothing serves it until activated)",
+        "next: edit it, then",
+        f"  caseroute rules check {draft} [--roster roster.json]",
+        f"  caseroute rules test {draft}",
+        f"  caseroute rules diff {source} {draft}",
+        "  caseroute rules activate patient-enquiries 2026.12.0 --server HOST:PORT",
+    ]
+
+
 def test_new_version_never_overwrites(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An existing version directory is refused with what to do."""
     assert main(["rules", "new-version", str(home), "--version", "2026.11.1"]) == 2

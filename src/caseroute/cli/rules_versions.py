@@ -75,10 +75,10 @@ def _cmd_new_version(args: argparse.Namespace) -> int:
     # The line rewrite is textual: YAML may spell the key quoted or put the value on the next
     # line. Only a draft that loads and declares the new version is kept.
     try:
-        drafted = load_ruleset(staging).version if count == 1 else None
+        draft = load_ruleset(staging) if count == 1 else None
     except RulesetError:
-        drafted = None
-    if drafted != version:
+        draft = None
+    if draft is None or draft.version != version:
         shutil.rmtree(staging, ignore_errors=True)
         raise UsageError(
             f'could not set `version: "{version}"` in the copy of {source}/{RULESET_FILE}: '
@@ -91,7 +91,7 @@ def _cmd_new_version(args: argparse.Namespace) -> int:
     out(f"  caseroute rules check {target} [--roster roster.json]")
     out(f"  caseroute rules test {target}")
     out(f"  caseroute rules diff {source} {target}")
-    out(f"  caseroute rules activate <name> {version} --server HOST:PORT")
+    out(f"  caseroute rules activate {draft.name} {version} --server HOST:PORT")
     return EXIT_OK
 
 
