@@ -66,6 +66,17 @@ def _findings(old: str, new: str) -> list[tuple[str, str | None]]:
         # F3: a misspelt or unreadable intent under `queues:` is not also "no queue; add it".
         ("  clinical: clinical\n", "  clinicl: clinical\n", [("schema.unknown_key", None)]),
         ("  billing: billing\n", "  billing: Billing Team\n", [("schema.format", None)]),
+        # A duplicated rule id is one error: the passes keyed conditions by id, so the second
+        # rule's condition was judged as the first's (false lint.shadowed and
+        # lint.licence_outside_constraint, or constraints.safeguarding_first and
+        # rules.unreachable when the first rule's id was reused).
+        ("  - id: prescription\n", "  - id: clinical\n", [("rules.duplicate_id", "clinical")]),
+        (
+            "  - id: missing-patient-location\n",
+            "  - id: safeguarding\n",
+            [("rules.duplicate_id", "safeguarding")],
+        ),
+        ("  - id: by-intent\n", "  - id: safeguarding\n", [("rules.duplicate_id", "safeguarding")]),
     ],
     ids=[
         "rule-1-key",
@@ -79,6 +90,9 @@ def _findings(old: str, new: str) -> list[tuple[str, str | None]]:
         "misspelt-param",
         "queues-intent-key",
         "queues-queue-name",
+        "duplicate-id-of-a-licensed-rule",
+        "duplicate-id-of-rule-1",
+        "duplicate-id-on-the-catch-all",
     ],
 )
 def test_one_mistake_is_one_finding(

@@ -410,13 +410,16 @@ class LoweredConditions:
     """What the condition pass produces.
 
     Attributes:
-        conditions: Rule id -> its lowered condition (only rules whose condition lowered).
+        conditions: Rule position (``RawRule.index``) -> its lowered condition (only rules whose
+            condition lowered). Keyed by position, not id: two rules sharing an id (already
+            ``rules.duplicate_id``) keep their own conditions (review: the second one's
+            condition was judged as the first's, giving false lint warnings).
         leaves: Leaf id -> leaf, unique conditions in id order (``L0``, ``L1``, ...).
         params_used: Params some condition reads (lint reports the others).
         problems: Every problem found, in rule order.
     """
 
-    conditions: dict[str, Cond]
+    conditions: dict[int, Cond]
     leaves: dict[str, Leaf]
     params_used: frozenset[str]
     problems: tuple[Problem, ...]
@@ -434,7 +437,7 @@ def lower_conditions(raw: RawRuleset, file: str, source_text: str) -> LoweredCon
         The lowered conditions, the unique leaves and every problem found.
     """
     ctx = _Context(file, source_text.splitlines(), raw.params, raw.attributes)
-    conditions: dict[str, Cond] = {}
+    conditions: dict[int, Cond] = {}
     for rule in raw.rules:
         ctx.rule_id, ctx.node, ctx.text = rule.rule_id, rule.when_node, rule.when_text
         try:
@@ -444,6 +447,6 @@ def lower_conditions(raw: RawRuleset, file: str, source_text: str) -> LoweredCon
             continue
         cond = _lower(ctx, tree)
         if cond is not None:
-            conditions[rule.rule_id] = cond
+            conditions[rule.index] = cond
     leaves = {leaf.leaf_id: leaf for leaf in ctx.leaves.values()}
     return LoweredConditions(conditions, leaves, frozenset(ctx.params_used), tuple(ctx.problems))

@@ -36,7 +36,9 @@ class Compilation:
     Attributes:
         source: The parsed YAML file.
         raw: The schema pass's typed sections.
-        conditions: Rule id -> lowered condition (the condition pass).
+        conditions: Rule position (``RawRule.index``) -> lowered condition (the condition
+            pass). Never keyed by rule id: a duplicated id (``rules.duplicate_id``) must not
+            lend one rule's condition to the other.
         leaves: Leaf id -> unique leaf (the condition pass).
         params_used: Params some condition reads (the condition pass).
         rules: Rules whose condition and action both compiled, in order (the condition pass).
@@ -51,7 +53,7 @@ class Compilation:
 
     source: SourceFile
     raw: RawRuleset = field(default_factory=RawRuleset)
-    conditions: dict[str, Cond] = field(default_factory=dict)
+    conditions: dict[int, Cond] = field(default_factory=dict)
     leaves: dict[str, Leaf] = field(default_factory=dict)
     params_used: frozenset[str] = frozenset()
     rules: tuple[Rule, ...] = ()
@@ -121,9 +123,9 @@ def _conditions(state: Compilation) -> list[Problem]:
     state.conditions, state.leaves = lowered.conditions, lowered.leaves
     state.params_used = lowered.params_used
     state.rules = tuple(
-        _rule(r, state.conditions[r.rule_id], state.raw.queues)
+        _rule(r, state.conditions[r.index], state.raw.queues)
         for r in state.raw.rules
-        if r.rule_id in state.conditions and r.action is not None
+        if r.index in state.conditions and r.action is not None
     )
     problems = list(lowered.problems)
     erring = {
@@ -136,7 +138,7 @@ def _conditions(state: Compilation) -> list[Problem]:
         | {
             r.index
             for r in state.raw.rules
-            if r.rule_id not in state.conditions or r.action is None or r.rule_id in erring
+            if r.index not in state.conditions or r.action is None or r.rule_id in erring
         }
     )
     return problems
@@ -192,7 +194,7 @@ def _queues(state: Compilation) -> list[Problem]:
 
 
 def _check_ordering(
-    raw: RawRuleset, conditions: dict[str, Cond], file: str, *, last_flawed: bool = False
+    raw: RawRuleset, conditions: dict[int, Cond], file: str, *, last_flawed: bool = False
 ) -> list[Problem]:
     """Duplicate ids, and a catch-all last with nothing after it.
 
@@ -217,7 +219,7 @@ def _check_ordering(
         else:
             first_line[rule.rule_id] = rule.line
     catch_all = next(
-        (r for r in raw.rules if r.rule_id in conditions and is_catch_all(conditions[r.rule_id])),
+        (r for r in raw.rules if r.index in conditions and is_catch_all(conditions[r.index])),
         None,
     )
     if raw.rules and catch_all is None and not last_flawed:
@@ -255,14 +257,14 @@ def _check_ordering(
 
 
 def _check_safeguarding(
-    raw: RawRuleset, conditions: dict[str, Cond], leaves: dict[str, Leaf], file: str
+    raw: RawRuleset, conditions: dict[int, Cond], leaves: dict[str, Leaf], file: str
 ) -> list[Problem]:
     """Safeguarding is a hard constraint: rule 1 must escalate flagged cases to its queue."""
     c = raw.constraints
     if c is None or not raw.rules:
         return []
     first = raw.rules[0]
-    cond = conditions.get(first.rule_id)
+    cond = conditions.get(first.index)
     leaf = leaves.get(cond.leaf_id) if isinstance(cond, LeafRef) else None
     is_flag_test = (
         leaf is not None
