@@ -187,6 +187,78 @@ def test_rules_test_refuses_a_not_fired_rule_the_ruleset_lacks(
     assert "did you mean `safeguarding`?" in err
 
 
+def test_rules_test_golden_errors_point_at_the_golden_file_not_rules_check(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Golden-file errors: each at its own line, `[golden case CASE]`, fix and rerun `rules test`.
+
+    Review finding 5: they sent operators to `rules check` (which reads no golden file and says
+    ok), at the case's first key, labelled `[rule CASE]`, under "ruleset has N error(s)", with
+    the live-traffic safeguarding notice as one more finding.
+    """
+    copy = tmp_path / "g"
+    shutil.copytree(REFERENCE_RULESET, copy)
+    cases = copy / "golden" / "cases.yaml"
+    cases.write_text(
+        cases.read_text()
+        .replace(
+            "      flags: [safeguarding, vip]\n",
+            "      flags: [safeguarding, vip]\n      chanel: phone\n",
+            1,
+        )
+        .replace(
+            "      outcome: ESCALATE\n      rule: safeguarding\n",
+            "      outcome: ESCALTE\n      rule: safegaurding\n",
+            1,
+        )
+    )
+    assert main(["rules", "test", str(copy)]) == 1
+    err = capsys.readouterr().err
+    case = "[golden case safeguarding-escalates-regardless]"
+    chanel, outcome = _line_of(cases, "chanel: phone"), _line_of(cases, "outcome: ESCALTE")
+    assert err.splitlines() == [
+        "caseroute: golden file(s) have 3 error(s):",
+        (
+            f"  {cases}:{chanel}:7: error golden.case {case}: case.chanel: unknown field (did "
+            "you mean `channel`?)"
+        ),
+        (
+            f"  {cases}:{outcome}:16: error schema.value {case}: expect.outcome must be one of "
+            "ASSIGN, ESCALATE, QUEUE, EXCEPTION; got 'ESCALTE' (did you mean 'ESCALATE'?)"
+        ),
+        (
+            f"  {cases}:{outcome + 1}:13: error golden.unknown_rule {case}: expect.rule names "
+            "rule `safegaurding`, which is not in this ruleset (did you mean `safeguarding`?); "
+            "name a rule of the ruleset, or a built-in check such as `constraint:safeguarding`"
+        ),
+        f"Fix the golden file(s) at the lines above and rerun `caseroute rules test {copy}`.",
+    ]
+
+
+def test_rules_test_json_names_the_golden_case_of_a_problem(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`--format json`: a golden file's problem has `golden_case`, and no `rule_id`."""
+    copy = tmp_path / "g"
+    shutil.copytree(REFERENCE_RULESET, copy)
+    cases = copy / "golden" / "cases.yaml"
+    cases.write_text(
+        cases.read_text().replace("      channel: phone\n", "      chanel: phone\n", 1)
+    )
+    assert main(["rules", "test", str(copy), "--format", "json"]) == 1
+    (problem,) = json.loads(capsys.readouterr().out)["paths"][0]["problems"]
+    assert problem == {
+        "code": "golden.case",
+        "severity": "error",
+        "file": str(cases),
+        "line": _line_of(cases, "chanel: phone"),
+        "column": 7,
+        "rule_id": None,
+        "golden_case": "safeguarding-escalates-regardless",
+        "message": "case.chanel: unknown field (did you mean `channel`?)",
+    }
+
+
 def test_rules_fields_lists_readable_fields(capsys: pytest.CaptureFixture[str]) -> None:
     """Operators can list every field a condition can read."""
     assert main(["rules", "fields"]) == 0

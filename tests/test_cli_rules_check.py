@@ -303,6 +303,7 @@ def test_rules_test_format_json_reports_a_ruleset_that_does_not_load(
                         "line": 4,
                         "column": 1,
                         "rule_id": None,
+                        "golden_case": None,
                         "message": (
                             "unknown field `ownr` in the ruleset file (did you mean `owner`?)"
                         ),
@@ -314,6 +315,7 @@ def test_rules_test_format_json_reports_a_ruleset_that_does_not_load(
                         "line": 6,
                         "column": 0,
                         "rule_id": None,
+                        "golden_case": None,
                         "message": (
                             "no consent constraint: a case flagged consent_missing goes to the "
                             "exceptions queue instead of queueing for consent; add `consent: "
@@ -327,6 +329,7 @@ def test_rules_test_format_json_reports_a_ruleset_that_does_not_load(
                         "line": 6,
                         "column": 0,
                         "rule_id": None,
+                        "golden_case": None,
                         "message": NO_LICENCE,
                     },
                 ],

@@ -358,9 +358,12 @@ def test_golden_cases_that_do_not_load_are_an_error_in_the_rulesets_suite(
         "the golden cases beside the ruleset do not load: 1 error(s), 0 warning(s); fix each "
         "problem listed (file:line) and re-run"
     )
-    text = f"{golden}:8:5: error golden.duplicate_name: golden case name `general-queues` is used"
+    text = (
+        f"{golden}:8:5: error golden.duplicate_name [golden case general-queues]: golden case "
+        "name `general-queues` is used twice in this file; give each case its own name"
+    )
     assert [("test", "load golden cases", [(message, "load")])] == _outcomes(root, "error")
-    assert [f"{text} twice"] == [e.text for e in root.iter("error")]
+    assert [text] == [e.text for e in root.iter("error")]
 
 
 def test_characters_xml_cannot_hold_are_stripped_from_operator_text(

@@ -390,12 +390,12 @@ FIXTURES = [
     Fixture(
         "golden.roster",
         _golden(_golden_case(roster=GOOD_ROSTER.replace("2026-11-21T09:00:00Z", "soon"))),
-        "{dir}/g.yaml:4:13",
+        "{dir}/g.yaml:4:31",  # at `taken_at`, not at the roster's first key
     ),
     Fixture(
         "golden.case",
         _golden(_golden_case(case=GOOD_CASE.replace("phone", "pigeon"))),
-        "{dir}/g.yaml:5:11",
+        "{dir}/g.yaml:5:61",  # at `channel`, not at the case's first key
     ),
     Fixture(
         "roster.unsatisfiable_licence", _against_roster(_route("licence: [APRN]")), "r.yaml:16:46"

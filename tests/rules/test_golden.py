@@ -1,8 +1,9 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from caseroute.domain.errors import RulesetError
+from caseroute.domain.errors import GoldenFileError, Problem, RulesetError
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.decide import decide
 from caseroute.rules.golden import (
@@ -78,14 +79,18 @@ def test_an_expected_rule_outside_the_ruleset_is_refused_at_its_line(tmp_path: P
     )
     with pytest.raises(RulesetError) as exc:
         load_golden_file(path, rule_ids)
-    assert [(p.code, p.location, p.message) for p in exc.value.problems] == [
+    assert [
+        (p.code, p.location, p.golden_case, p.rule_id, p.message) for p in exc.value.problems
+    ] == [
         (
             "golden.unknown_rule",
             f"{path}:8:26",
+            "general-queues",
+            None,
             (
-                "case `general-queues`: expect.not_fired names rule `safegaurding`, which is not "
-                "in this ruleset (did you mean `safeguarding`?); name a rule of the ruleset, or a "
-                "built-in check such as `constraint:safeguarding`"
+                "expect.not_fired names rule `safegaurding`, which is not in this ruleset (did "
+                "you mean `safeguarding`?); name a rule of the ruleset, or a built-in check such "
+                "as `constraint:safeguarding`"
             ),
         )
     ]
@@ -145,4 +150,167 @@ def test_an_instant_beyond_utc_in_a_golden_file_is_told_its_range(tmp_path: Path
                 "converted to UTC (the range of a protobuf Timestamp)"
             ),
         )
+    ]
+
+
+# -- Review finding 5: a golden file's problems point at the mistake, labelled as a golden case --
+
+BLOCK_CASE = """\
+now: "2026-11-21T10:00:00Z"
+roster: {snapshot_id: s, taken_at: "2026-11-21T10:00:00Z", agents: []}
+cases:
+  - name: flagged
+    case:
+      case_id: G1
+      createdAt: "2026-11-21T09:00:00Z"
+      channel: phone
+      intent: general
+      urgency: routine
+      flags: [safeguarding]
+      sla_clocks:
+        - name: first
+          started_at: "2026-11-21T09:00:00Z"
+          deadline: "2026-11-21T11:00:00Z"
+    expect: {outcome: ESCALATE, rule: "constraint:safeguarding"}
+"""
+
+
+def _golden_problems(path: Path, text: str) -> list[tuple[str, str, str | None, str]]:
+    """Each problem of golden file ``path`` written as ``text``: code, location, case, message."""
+    path.write_text(text)
+    with pytest.raises(GoldenFileError) as exc:
+        load_golden_file(path)
+    assert all(p.rule_id is None for p in exc.value.problems)  # a golden case is not a rule
+    return [(p.code, p.location, p.golden_case, p.message) for p in exc.value.problems]
+
+
+def test_an_unknown_case_key_is_reported_at_its_own_line(tmp_path: Path) -> None:
+    """`chanel:` added under a case: at the `chanel` line, not the case's first key (11:7)."""
+    path = tmp_path / "g.yaml"
+    text = BLOCK_CASE.replace("      flags:", "      chanel: phone\n      flags:")
+    assert _golden_problems(path, text) == [
+        (
+            "golden.case",
+            f"{path}:11:7",
+            "flagged",
+            "case.chanel: unknown field (did you mean `channel`?)",
+        )
+    ]
+
+
+def test_a_misspelt_required_case_key_is_one_finding_without_the_live_safeguarding_notice(
+    tmp_path: Path,
+) -> None:
+    """`chanel:` for `channel:`: the did-you-mean alone, as a ruleset's misspelt key is.
+
+    Not also "channel: is required", nor the notice a live request carrying the safeguarding
+    flag gets ("...resend, or hand it to the safeguarding team").
+    """
+    path = tmp_path / "g.yaml"
+    assert _golden_problems(path, BLOCK_CASE.replace("channel: phone", "chanel: phone")) == [
+        (
+            "golden.case",
+            f"{path}:8:7",
+            "flagged",
+            "case.chanel: unknown field (did you mean `channel`?)",
+        )
+    ]
+
+
+def test_bad_values_are_reported_at_their_field_however_deep_or_spelt(tmp_path: Path) -> None:
+    """A nested list item's field, and a field written in its JSON spelling (`createdAt`)."""
+    path = tmp_path / "g.yaml"
+    text = BLOCK_CASE.replace('createdAt: "2026-11-21T09:00:00Z"', "createdAt: yesterday")
+    text = text.replace('deadline: "2026-11-21T11:00:00Z"', "deadline: soon")
+    assert [(code, where) for code, where, _, _ in _golden_problems(path, text)] == [
+        ("golden.case", f"{path}:7:7"),
+        ("golden.case", f"{path}:15:11"),
+    ]
+
+
+def test_a_problem_in_an_inline_roster_is_at_its_field(tmp_path: Path) -> None:
+    """An inline roster's bad field: at that field, labelled with the case that holds it."""
+    path = tmp_path / "g.yaml"
+    text = BLOCK_CASE.replace(
+        "  - name: flagged\n",
+        "  - name: flagged\n"
+        "    roster:\n"
+        "      snapshot_id: s\n"
+        "      taken_at: soon\n"
+        "      agents: []\n",
+    )
+    assert [(code, where, case) for code, where, case, _ in _golden_problems(path, text)] == [
+        ("golden.roster", f"{path}:7:7", "flagged")
+    ]
+
+
+def test_a_roster_file_problem_is_in_the_roster_file_once(tmp_path: Path) -> None:
+    """Two cases naming one bad roster file: one finding, at the field in the roster file."""
+    (tmp_path / "roster.yaml").write_text(
+        'snapshot_id: s\ntaken_at: "2026-11-21T10:00:00Z"\nagents:\n  - agent_id: a\n'
+        "    stauts: online\n"
+    )
+    text = BLOCK_CASE
+    text = text.replace("  - name: flagged\n", "  - name: flagged\n    roster: roster.yaml\n")
+    second = text.split("cases:\n", 1)[1].replace("name: flagged", "name: flagged-again")
+    problems = _golden_problems(tmp_path / "g.yaml", text + second)
+    assert [(code, where, case) for code, where, case, _ in problems] == [
+        ("golden.roster", f"{tmp_path}/roster.yaml:4:5", None),  # agents[0].capacity missing
+        ("golden.roster", f"{tmp_path}/roster.yaml:5:5", None),
+    ]
+    assert problems[1][3] == "roster.agents[0].stauts: unknown field (did you mean `status`?)"
+
+
+def test_a_roster_file_that_cannot_be_read_is_reported_where_it_is_named(tmp_path: Path) -> None:
+    """`roster: rooster.yaml`: at that line, and the rest of the golden file is still read.
+
+    It said only the missing file's path, and stopped reading the golden file there.
+    """
+    path = tmp_path / "g.yaml"
+    text = BLOCK_CASE.replace(
+        'roster: {snapshot_id: s, taken_at: "2026-11-21T10:00:00Z", agents: []}',
+        "roster: rooster.yaml",
+    ).replace('deadline: "2026-11-21T11:00:00Z"', "deadline: soon")
+    assert _golden_problems(path, text) == [
+        (
+            "golden.roster",
+            f"{path}:2:9",
+            None,
+            (
+                f"roster `rooster.yaml` ({tmp_path}/rooster.yaml): cannot read file: No such "
+                "file or directory; check the path"
+            ),
+        ),
+        (
+            "golden.case",
+            f"{path}:15:11",
+            "flagged",
+            (
+                "case.sla_clocks[0].deadline: must be an RFC 3339 instant "
+                "YYYY-MM-DDTHH:MM:SS[.fraction] ending in Z or +HH:MM / -HH:MM, e.g. "
+                "2026-11-21T09:30:00Z; got 'soon'"
+            ),
+        ),
+    ]
+
+
+def test_a_bad_file_level_roster_is_not_also_every_case_missing_one(tmp_path: Path) -> None:
+    """The file's roster is invalid: that finding alone, not "needs `roster`" per case."""
+    path = tmp_path / "g.yaml"
+    text = BLOCK_CASE.replace("agents: []}", "agents: 3}")
+    assert [(code, where) for code, where, _, _ in _golden_problems(path, text)] == [
+        ("golden.roster", f"{path}:2:60")
+    ]
+
+
+def test_golden_problems_say_golden_files_and_label_the_case() -> None:
+    """The headline names golden files, and a problem prints `[golden case NAME]`.
+
+    It said "ruleset has N error(s)" and `[rule NAME]`, though the ruleset had loaded.
+    """
+    problem = Problem("golden.case", "case.chanel: unknown field", "g.yaml", 3, 7, None)
+    labelled = replace(problem, golden_case="flagged")
+    assert str(GoldenFileError([labelled])).splitlines() == [
+        "golden file(s) have 1 error(s):",
+        "  g.yaml:3:7: error golden.case [golden case flagged]: case.chanel: unknown field",
     ]

@@ -164,7 +164,7 @@ def test_continuity_null_means_continuity_did_not_apply(tmp_path: Path) -> None:
             "      ladder_stp: any-language\n",
             "schema.unknown_key",
             ":20:7",
-            "unknown field `ladder_stp` in expect of held (did you mean `ladder_step`?)",
+            "unknown field `ladder_stp` in `expect` (did you mean `ladder_step`?)",
         ),
     ],
 )

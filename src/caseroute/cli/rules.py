@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import shlex
 import sys
 from datetime import UTC, date
 from pathlib import Path
@@ -20,6 +21,7 @@ from caseroute.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, o
 from caseroute.cli.settings import add_settings
 from caseroute.domain.codec import parse_roster
 from caseroute.domain.errors import (
+    GoldenFileError,
     Problem,
     RequestError,
     RulesetError,
@@ -57,17 +59,24 @@ def internal_failure(
     return [problem_data(Problem(code, message, str(path)))]
 
 
-def problem_data(problem: Problem) -> dict[str, object]:
-    """One ruleset problem as JSON data (``rules check --format json``)."""
-    return {
+def problem_data(problem: Problem, *, golden: bool = False) -> dict[str, object]:
+    """One ruleset problem as JSON data (``rules check --format json``).
+
+    ``golden``: also a ``golden_case`` key, the golden case the problem concerns (``rules
+    test``, which reads golden files; ``null`` for a ruleset's problem or a whole file's).
+    """
+    data: dict[str, object] = {
         "code": problem.code,
         "severity": problem.severity.value,
         "file": problem.file,
         "line": problem.line,
         "column": problem.column,
         "rule_id": problem.rule_id,
-        "message": problem.message,
     }
+    if golden:
+        data["golden_case"] = problem.golden_case
+    data["message"] = problem.message
+    return data
 
 
 def _check_roster(args: argparse.Namespace) -> tuple[Roster, date] | None:
@@ -303,11 +312,15 @@ def _test_version(path: Path, args: argparse.Namespace) -> _TestRun:
         if args.format == "text":
             # Said here and the next version tested: in a ruleset's home the active version
             # often comes after a broken draft (review R34b F7: it was never run).
-            sys.stderr.write(
-                f"caseroute: {escape_lines(str(exc))}\n"
-                "Run `caseroute rules check` on the ruleset.\n"
+            advice = (
+                # `rules check` reads no golden file: it said "ok" (review: finding 5).
+                "Fix the golden file(s) at the lines above and rerun "
+                f"`caseroute rules test {shlex.quote(str(path))}`."
+                if isinstance(exc, GoldenFileError)
+                else "Run `caseroute rules check` on the ruleset."
             )
-        report.update(ok=False, problems=[problem_data(p) for p in exc.problems])
+            sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n{escape_lines(advice)}\n")
+        report.update(ok=False, problems=[problem_data(p, golden=True) for p in exc.problems])
         return _TestRun(ok=False, report=report)
     results = run_golden(cases, lambda c, r, now: decide(c, r, ruleset, now))
     failed = [r for r in results if not r.passed]
@@ -507,7 +520,9 @@ def _add_format(cmd: argparse.ArgumentParser, *, junit: bool = False) -> None:
         default="text",
         help="text for people (default), or one JSON document on stdout for CI: per path its "
         "name, version, sha256, ok and problems (code, severity, file, line, column, rule_id, "
-        "message)"
+        # `rules test` (the one with junit) reads golden files: a problem names its case.
+        + ("golden_case, " if junit else "")
+        + "message)"
         + (
             "; or JUnit XML on stdout (a testcase per golden case, and per rule with "
             "--require-coverage) for CI test reports"

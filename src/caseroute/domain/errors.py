@@ -5,6 +5,7 @@
     CaserouteError
     ├── RequestError           case/roster input is protocol-invalid (names each field path)
     ├── RulesetError           a ruleset failed to load or compile (every Problem at once)
+    │   └── GoldenFileError    a version's golden case files did not load (every Problem)
     ├── RulesetNotFoundError   no ruleset with that name / version is loaded
     ├── RulesetStateError      a lifecycle change the rulesets' state does not allow (activate
     │   │                      a version that did not load, roll back with no previous version)
@@ -97,6 +98,8 @@ class Problem:
         column: 1-based column, or 0 when unknown.
         rule_id: The rule it concerns, when it concerns one.
         severity: Error (blocks loading) or warning.
+        golden_case: The golden case it concerns, when it is a golden file's problem (a golden
+            case is not a rule: printed ``[golden case <name>]``, never ``[rule <name>]``).
     """
 
     code: str
@@ -106,6 +109,7 @@ class Problem:
     column: int = 0
     rule_id: str | None = None
     severity: Severity = Severity.ERROR
+    golden_case: str | None = None
 
     @property
     def location(self) -> str:
@@ -118,21 +122,35 @@ class Problem:
 
     def __str__(self) -> str:
         rule = f" [rule {self.rule_id}]" if self.rule_id else ""
-        return f"{self.location}: {self.severity.value} {self.code}{rule}: {self.message}"
+        case = f" [golden case {self.golden_case}]" if self.golden_case else ""
+        return f"{self.location}: {self.severity.value} {self.code}{rule}{case}: {self.message}"
 
 
 class RulesetError(CaserouteError):
     """A ruleset could not be loaded; carries every problem found, not just the first."""
 
+    HEADLINE = "ruleset has {errors} error(s)"
+    """The message's first line; ``{errors}`` is the number of errors."""
+
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = tuple(problems)
         errors = [p for p in self.problems if p.severity is Severity.ERROR]
         lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"ruleset has {len(errors)} error(s):\n{lines}")
+        super().__init__(f"{self.HEADLINE.format(errors=len(errors))}:\n{lines}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Rebuilt from its problems, not its message (see ``RequestError.__reduce__``)."""
         return (type(self), (list(self.problems),), self.__dict__)
+
+
+class GoldenFileError(RulesetError):
+    """A version's golden case files could not be read; carries every problem found.
+
+    Its own headline: the ruleset itself loaded, and ``rules check`` (which reads no golden
+    file) finds nothing, so "ruleset has N error(s)" sent operators to the wrong file.
+    """
+
+    HEADLINE = "golden file(s) have {errors} error(s)"
 
 
 class RulesetNotFoundError(CaserouteError):

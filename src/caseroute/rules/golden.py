@@ -30,19 +30,27 @@ Adaptive routing (relaxation ladders, continuity of care) adds, each optional::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from caseroute.domain.case import Case
-from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
+from caseroute.domain.codec import SAFEGUARDING_NOTICE, parse_case, parse_roster, parse_timestamp
 from caseroute.domain.decision import ContinuityOutcome, Decision, Outcome, Priority, StepStatus
-from caseroute.domain.errors import Problem, RequestError, RulesetError
+from caseroute.domain.errors import (
+    FieldViolation,
+    GoldenFileError,
+    Problem,
+    RequestError,
+    RulesetError,
+)
 from caseroute.domain.field_reader import instant_fault
 from caseroute.domain.fingerprint import format_timestamp
-from caseroute.domain.reader import near_miss
+from caseroute.domain.limits import key_path
+from caseroute.domain.reader import MISSING, near_miss
 from caseroute.domain.roster import Roster
 from caseroute.rules.ir import is_catch_all
 from caseroute.rules.model import Rule
@@ -112,18 +120,128 @@ class GoldenResult:
         return not self.mismatches
 
 
-def _load_roster(r: SchemaReader, node: Node, base: Path) -> Roster | None:
-    data: Any
+Positions = dict[str, tuple[int, int]]
+"""Field path, as the request readers write it (``case.sla_clocks[0].deadline``) -> line, column."""
+
+_CAMEL_HUMP = re.compile("[A-Z]")
+
+
+def _field_positions(node: Node, path: str) -> Positions:
+    """Where each field under ``node`` is written, by the path a ``RequestError`` names it with.
+
+    A mapping member is located at its key (an unknown or misspelt key is the mistake itself),
+    a list item at the item. A ``camelCase`` key (the JSON spelling the readers accept) is also
+    listed under its ``snake_case`` path, the one the readers report.
+    """
+    out: Positions = {path: (node.line, node.column)}
+    stack = [(node, path)]
+    while stack:  # iterative: YAML nesting is bounded (source.MAX_YAML_DEPTH), but no recursion
+        parent, at = stack.pop()
+        children: list[tuple[list[str], Node, tuple[int, int]]] = []
+        if parent.is_mapping:
+            children = [
+                (
+                    [key_path(at, k) for k in dict.fromkeys((key, _snake_case(key)))],
+                    child,
+                    parent.key_positions.get(key, (child.line, child.column)),
+                )
+                for key, child in parent.value.items()
+            ]
+        elif parent.is_sequence:
+            children = [
+                ([f"{at}[{i}]"], child, (child.line, child.column))
+                for i, child in enumerate(parent.value)
+            ]
+        for child_paths, child, where in children:
+            for child_path in child_paths:
+                out.setdefault(child_path, where)
+                stack.append((child, child_path))
+    return out
+
+
+def _snake_case(key: str) -> str:
+    """``createdAt`` -> ``created_at``: the name a reader reports a JSON-spelt field by."""
+    return _CAMEL_HUMP.sub(lambda m: "_" + m[0].lower(), key)
+
+
+def _position(positions: Positions, field_path: str) -> tuple[int, int]:
+    """Where ``field_path`` is written, else its nearest written parent (a missing field)."""
+    at = field_path
+    while at not in positions:
+        parent = _parent(at)
+        if parent is None:
+            return next(iter(positions.values()))  # the root the positions were built from
+        at = parent
+    return positions[at]
+
+
+_DID_YOU_MEAN = re.compile(r"unknown field \(did you mean `([^`]+)`\?\)")
+
+
+def _parent(field_path: str) -> str | None:
+    """``case.sla_clocks[0]`` of ``case.sla_clocks[0].deadline`` (``None``: a root)."""
+    cut = max(field_path.rfind("."), field_path.rfind("["))
+    return field_path[:cut] if cut > 0 else None
+
+
+def _golden_violations(exc: RequestError) -> list[FieldViolation]:
+    """The violations of a golden file's case or roster, one finding per mistake.
+
+    The safeguarding notice a live request gets first ("fix the fields below and resend, or
+    hand it to the safeguarding team") is for a case that was not routed; a golden case is a
+    file to fix, and the notice was one more finding for the same mistake. A required field
+    written under a near spelling (``chanel: phone``) is the unknown field's "did you mean"
+    alone, not also "``channel``: is required" (as ``schema.missing_key`` is for rulesets).
+    """
+    meant = set()
+    for v in exc.violations:
+        hint = _DID_YOU_MEAN.fullmatch(v.message)
+        parent = _parent(v.field)
+        if hint is not None and parent is not None:
+            meant.add(key_path(parent, hint[1]))
+    return [
+        v
+        for v in exc.violations
+        if v.message != SAFEGUARDING_NOTICE and not (v.message == MISSING and v.field in meant)
+    ]
+
+
+def _load_roster(
+    r: SchemaReader, node: Node, base: Path, golden_case: str | None = None
+) -> Roster | None:
+    """The roster a golden file or case names: a file beside it, or written inline.
+
+    A problem in an inline roster is reported at the field in the golden file; one in a roster
+    file, at the field in that file (so a roster file several cases share gives one finding
+    per mistake, not one per case).
+    """
     if isinstance(node.value, str):
-        roster_file = read_yaml(base / node.value)
-        data, where = to_data(roster_file.root), roster_file.path
+        path = base / node.value
+        try:
+            roster_file = read_yaml(path)
+        except RulesetError as exc:
+            for problem in exc.problems:
+                if problem.line:  # YAML problems are located in the roster file itself
+                    r.problems.append(problem)
+                    continue
+                r.error(
+                    "golden.roster",
+                    f"roster `{node.value}` ({path}): {problem.message}",
+                    node,
+                    golden_case,
+                )
+            return None
+        root, file = roster_file.root, roster_file.path
     else:
-        data, where = to_data(node), f"{r.file}:{node.line}"
+        root, file = node, r.file
     try:
-        return parse_roster(data)
+        return parse_roster(to_data(root))
     except RequestError as exc:
-        for v in exc.violations:
-            r.error("golden.roster", f"roster {where}: {v}", node)
+        positions = _field_positions(root, "roster")
+        for v in _golden_violations(exc):
+            line, column = _position(positions, v.field)
+            label = golden_case if file == r.file else None
+            r.problems.append(Problem("golden.roster", str(v), file, line, column, label))
         return None
 
 
@@ -137,7 +255,7 @@ _ADAPTIVE_KEYS = (
 )
 
 
-def _instant(r: SchemaReader, e: dict[str, Node], key: str, name: str) -> datetime | None:
+def _instant(r: SchemaReader, e: dict[str, Node], key: str, name: str | None) -> datetime | None:
     """An optional expected instant: ``_UNSET`` when absent, ``None`` for null."""
     if key not in e:
         return _UNSET  # type: ignore[no-any-return]
@@ -156,7 +274,7 @@ def _instant(r: SchemaReader, e: dict[str, Node], key: str, name: str) -> dateti
     return at
 
 
-def _preferred(r: SchemaReader, node: Node, name: str) -> dict[str, tuple[str, str | None]]:
+def _preferred(r: SchemaReader, node: Node, name: str | None) -> dict[str, tuple[str, str | None]]:
     """``{agent: status}`` or ``{agent: {status: .., detail: ..}}``."""
     out: dict[str, tuple[str, str | None]] = {}
     keys = tuple(node.value) if node.is_mapping else ()
@@ -173,7 +291,7 @@ def _preferred(r: SchemaReader, node: Node, name: str) -> dict[str, tuple[str, s
 
 
 def _check_rule_ids(
-    r: SchemaReader, e: dict[str, Node], name: str, rule_ids: Collection[str]
+    r: SchemaReader, e: dict[str, Node], name: str | None, rule_ids: Collection[str]
 ) -> None:
     """Refuse ``expect.rule`` and ``expect.not_fired`` entries naming no rule of the ruleset.
 
@@ -199,7 +317,7 @@ def _check_rule_ids(
         key = "rule" if node is e.get("rule") else "not_fired"
         r.error(
             "golden.unknown_rule",
-            f"case `{name}`: expect.{key} names rule `{rule_id}`, which is not in this ruleset "
+            f"expect.{key} names rule `{rule_id}`, which is not in this ruleset "
             f"({tip}); name a rule of the ruleset, or a built-in check such as "
             "`constraint:safeguarding`",
             node,
@@ -208,11 +326,12 @@ def _check_rule_ids(
 
 
 def _expectation(
-    r: SchemaReader, node: Node, name: str, rule_ids: Collection[str] | None
+    r: SchemaReader, node: Node, name: str | None, rule_ids: Collection[str] | None
 ) -> Expectation | None:
+    """A case's ``expect``; ``name`` labels its problems (``None``: the case's name is bad)."""
     e = r.mapping(
         node,
-        f"expect of {name}",
+        "`expect`",
         ("outcome", "rule"),
         (
             "agent",
@@ -291,9 +410,15 @@ def load_golden_file(path: Path, rule_ids: Collection[str] | None = None) -> lis
         Its cases.
 
     Raises:
-        RulesetError: With every problem in the file (``file:line``).
+        GoldenFileError: With every problem in the file (``file:line``), each case's labelled
+            with its name (``Problem.golden_case``).
     """
-    source = read_yaml(path)
+    try:
+        source = read_yaml(path)
+    except RulesetError as exc:
+        raise GoldenFileError(list(exc.problems)) from None
+    # Problems of one case carry its name in the reader's rule_id slot, moved to
+    # ``Problem.golden_case`` before they are raised: a golden case is not a rule.
     r = SchemaReader(source.path)
     top = r.mapping(source.root, "the golden file", ("cases",), ("now", "roster"))
     default_now = parse_timestamp(top["now"].value) if "now" in top else None
@@ -310,37 +435,66 @@ def load_golden_file(path: Path, rule_ids: Collection[str] | None = None) -> lis
         c = r.mapping(
             node, "a golden case", ("name", "case", "expect"), ("description", "now", "roster")
         )
-        name = r.string(c.get("name"), "case name", None, NAME_RE) or "?"
-        if name in seen:
-            r.error("golden.duplicate_name", f"golden case name `{name}` is used twice", node)
+        label = r.string(c.get("name"), "case name", None, NAME_RE)
+        name = label or "?"
+        if label is not None and name in seen:
+            r.error(
+                "golden.duplicate_name",
+                f"golden case name `{name}` is used twice in this file; give each case its own "
+                "name",
+                node,
+                label,
+            )
         seen.add(name)
         now = parse_timestamp(c["now"].value) if "now" in c else default_now
         if now is None and "now" in c:
             r.error(
                 "golden.now",
-                f"case `{name}`: `now` " + instant_fault(c["now"].value, '"2026-11-21T10:00:00Z"'),
+                "`now` " + instant_fault(c["now"].value, '"2026-11-21T10:00:00Z"'),
                 c["now"],
+                label,
             )
         elif now is None and "now" not in top:  # a file-level one that is wrong is reported
-            r.error("golden.now", f"case `{name}` needs `now` (or a file-level `now`)", node)
-        roster = _load_roster(r, c["roster"], path.parent) if "roster" in c else default_roster
-        if roster is None and "roster" not in c and default_roster is None:
-            r.error("golden.roster", f"case `{name}` needs `roster` (or a file-level one)", node)
+            r.error(
+                "golden.now",
+                'the case has no `now`: add `now: "2026-11-21T10:00:00Z"` (the instant it is '
+                "decided at) to it, or once at the top of the file",
+                node,
+                label,
+            )
+        roster = (
+            _load_roster(r, c["roster"], path.parent, label) if "roster" in c else default_roster
+        )
+        if roster is None and "roster" not in c and "roster" not in top:
+            r.error(
+                "golden.roster",
+                "the case has no `roster`: add `roster: roster.yaml` (a file beside this one) "
+                "or an inline roster to it, or once at the top of the file",
+                node,
+                label,
+            )
         case = None
         if "case" in c:
             try:
                 case = parse_case(to_data(c["case"]))
             except RequestError as exc:
-                for v in exc.violations:
-                    r.error("golden.case", f"case `{name}`: {v}", c["case"], name)
-        expect = _expectation(r, c["expect"], name, rule_ids) if "expect" in c else None
+                positions = _field_positions(c["case"], "case")
+                for v in _golden_violations(exc):
+                    line, column = _position(positions, v.field)
+                    r.error("golden.case", str(v), line, label, column=column)
+        expect = _expectation(r, c["expect"], label, rule_ids) if "expect" in c else None
         if now and roster and case and expect:
-            description = r.string(c.get("description"), "description", name) or ""
+            description = r.string(c.get("description"), "description", label) or ""
             cases.append(
                 GoldenCase(name, description, source.path, node.line, now, case, roster, expect)
             )
     if r.problems:
-        raise RulesetError(r.problems)
+        # In the order written (this file first, then roster files); a roster file several
+        # cases name is read once per case: its problems once each.
+        found = sorted(
+            dict.fromkeys(r.problems), key=lambda p: (p.file != r.file, p.line, p.column)
+        )
+        raise GoldenFileError([replace(p, rule_id=None, golden_case=p.rule_id) for p in found])
     return cases
 
 
@@ -366,7 +520,7 @@ def load_golden(ruleset_dir: Path, rule_ids: Collection[str] | None = None) -> l
             ``load_golden_file``).
 
     Raises:
-        RulesetError: With the problems of every file that has any, or ``golden.none`` when
+        GoldenFileError: With the problems of every file that has any, or ``golden.none`` when
             there is no golden case at all (nothing pins what the version decides).
     """
     cases: list[GoldenCase] = []
@@ -386,7 +540,7 @@ def load_golden(ruleset_dir: Path, rule_ids: Collection[str] | None = None) -> l
             )
         )
     if problems:
-        raise RulesetError(problems)
+        raise GoldenFileError(list(dict.fromkeys(problems)))  # a shared roster file: once
     return cases
 
 
