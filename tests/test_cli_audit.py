@@ -71,14 +71,84 @@ def test_show_explains_a_summary_decision_per_agent(
 ) -> None:
     """`audit show` prints provenance, the masked fields and each excluded agent's checks."""
     decision_id = request_decision_id("r1", 0)
-    code, out, _ = _run(capsys, "audit", "show", decision_id, "--audit-db", str(audit_db))
-    assert code == 0
+    code, out, err = _run(capsys, "audit", "show", decision_id, "--audit-db", str(audit_db))
+    assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0] == f"Audit record 2: decision {decision_id}"
     assert "  masked (stored as keyed digests): case.attributes.patient_name" in lines
     assert "  x off: failed status" in lines
     assert "C1: ASSIGN to a1 (queue clinical), priority normal" in lines
     assert "Ada" not in out
+
+
+def _show_warning(seq: int, decision_id: str, problem: str) -> str:
+    """The warning `audit show` writes on stderr for a record whose row fails its checks."""
+    return (
+        f"caseroute: WARNING: record {seq} {problem} (decision {decision_id}); the values shown "
+        "are read from its hashed text, never from the columns beside it, but the log was "
+        "edited, so do not rely on this record: run `caseroute audit verify` on the log and "
+        "restore it from a copy you trust\n"
+    )
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_show_of_an_edited_column_prints_the_hashed_text_warns_and_exits_1(
+    audit_db: Path, capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
+    """A column edited: show prints what the hashed text says, warns naming the record, exit 1.
+
+    Review R36 F2: `UPDATE decisions SET case_id = ...` and `audit show` printed the forged
+    case as the truth, exit 0, while verify said TAMPERED (and --json printed the text's).
+    """
+    decision_id = request_decision_id("r1", 0)
+    at = ("--audit-db", str(audit_db))
+    form = ("--json",) if as_json else ()
+    code, before, err = _run(capsys, "audit", "show", decision_id, *at, *form)
+    assert (code, err) == (0, "")
+    with closing(sqlite3.connect(audit_db)) as conn, conn:
+        conn.execute(
+            "UPDATE decisions SET case_id = 'FORGED', request_id = 'r-forged', "
+            "caller = 'forger' WHERE seq = 2"
+        )
+    code, out, err = _run(capsys, "audit", "show", decision_id, *at, *form)
+    edited = "was edited or moved: its content no longer matches its hash"
+    assert (code, out, err) == (1, before, _show_warning(2, decision_id, edited))
+    assert "FORGED" not in out
+    assert "forge" not in out
+
+
+def test_show_of_a_column_equal_in_other_bytes_warns_naming_the_column(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An input column meaning the same in other bytes (a space) is named as verify names it."""
+    decision_id = request_decision_id("r0", 0)
+    with closing(sqlite3.connect(audit_db)) as conn, conn:
+        conn.execute("UPDATE decisions SET input = replace(input, '{', '{ ') WHERE seq = 1")
+    code, out, err = _run(capsys, "audit", "show", decision_id, "--audit-db", str(audit_db))
+    problem = "was edited: its input column is not byte for byte what its hashed text holds"
+    assert (code, out.splitlines()[0], err) == (
+        1,
+        f"Audit record 1: decision {decision_id}",
+        _show_warning(1, decision_id, problem),
+    )
+    code, out, _ = _run(capsys, "audit", "verify", "--audit-db", str(audit_db))
+    assert (code, out.startswith(f"TAMPERED: record 1 {problem}")) == (1, True)
+
+
+def test_show_looked_up_by_an_edited_decision_id_names_the_hashed_one(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row found under a forged decision_id shows and names the id its text holds, exit 1."""
+    decision_id = request_decision_id("r2", 0)
+    with closing(sqlite3.connect(audit_db)) as conn, conn:
+        conn.execute("UPDATE decisions SET decision_id = 'dec_forged' WHERE seq = 3")
+    code, out, err = _run(capsys, "audit", "show", "dec_forged", "--audit-db", str(audit_db))
+    edited = "was edited or moved: its content no longer matches its hash"
+    assert (code, out.splitlines()[0], err) == (
+        1,
+        f"Audit record 3: decision {decision_id}",
+        _show_warning(3, decision_id, edited),
+    )
 
 
 def test_export_filters_by_time_and_case(

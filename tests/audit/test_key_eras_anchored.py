@@ -240,7 +240,10 @@ def test_show_says_the_record_names_another_key_than_its_era(
 def test_show_says_a_masked_with_that_is_no_fingerprint_was_edited(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], stored: str, shown: str
 ) -> None:
-    """`audit show` of a record whose masked_with an edit replaced names the record as edited."""
+    """`audit show` of a record whose masked_with an edit replaced names the record as edited.
+
+    Its hash no longer holds either: show warns on stderr and exits 1 (review R36 F2).
+    """
     db = tmp_path / "audit.db"
     ids = _two_era_log(db)
     for column in ("input", "content"):
@@ -249,13 +252,13 @@ def test_show_says_a_masked_with_that_is_no_fingerprint_was_edited(
             f'UPDATE decisions SET {column} = REPLACE({column}, \'"masked_with":"{FP_B}"\', '
             f"'\"masked_with\":{stored}') WHERE decision_id = '{ids[3]}'",
         )
-    assert main(["audit", "show", ids[3], "--audit-db", str(db)]) == 0
+    assert main(["audit", "show", ids[3], "--audit-db", str(db)]) == 1
     assert (
         f"  masking key: era 2, fingerprint {FP_B}; but the record's masked_with, {shown}, is no "
         "key fingerprint: the record was edited (run `caseroute audit verify`)"
     ) in capsys.readouterr().out.splitlines()
     _sql(db, "DELETE FROM key_history")
-    assert main(["audit", "show", ids[3], "--audit-db", str(db)]) == 0
+    assert main(["audit", "show", ids[3], "--audit-db", str(db)]) == 1
     assert (
         f"  masking key: no key era covers the record; but the record's masked_with, {shown}, "
         "is no key fingerprint: the record was edited (run `caseroute audit verify`)"

@@ -373,6 +373,31 @@ def test_audit_commands_read_a_postgres_log(
         assert password not in text
 
 
+def test_show_of_an_edited_column_on_postgres_reads_the_hashed_text_and_exits_1(
+    pg_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL as SQLite: an edited case_id is not shown; show warns naming the record, exit 1.
+
+    Review R36 F2 (found on SQLite; PostgreSQL reads a record through the same code).
+    """
+    monkeypatch.delenv("CASEROUTE_AUDIT_DB", raising=False)
+    decision_id = _decided_log(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE decisions SET case_id = 'C-forged' WHERE seq = 1")
+    for form in ((), ("--json",)):
+        assert main(["audit", "show", decision_id, "--audit-db", pg_url, *form]) == 1
+        captured = capsys.readouterr()
+        assert "C-forged" not in captured.out
+        assert "C-pg" in captured.out
+        assert captured.err == (
+            "caseroute: WARNING: record 1 was edited or moved: its content no longer matches "
+            f"its hash (decision {decision_id}); the values shown are read from its hashed "
+            "text, never from the columns beside it, but the log was edited, so do not rely on "
+            "this record: run `caseroute audit verify` on the log and restore it from a copy "
+            "you trust\n"
+        )
+
+
 def test_rotate_key_against_postgres(
     pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -91,6 +91,28 @@ def record_from_text(row: RecordRow) -> AuditRecord:
     return record_from_row(row)
 
 
+def record_as_hashed(record: AuditRecord) -> tuple[AuditRecord, str | None]:
+    """A record read from a log, as the text its chain hash covers holds it, and its problem.
+
+    ``caseroute audit show`` reads one record by id; it shows the text's values (the columns
+    beside it are copies an edit can change alone: review R36 F2, a ``case_id`` column edited
+    was printed as the case) and says when the row cannot be trusted, in verify's words.
+
+    Args:
+        record: A record a log's read decoded (``stored_row`` set); one built in memory is
+            taken as it is.
+
+    Returns:
+        The record decoded from its hashed text (``record_from_text``), and why its row cannot
+        be trusted: its text does not hash to its record_hash, or a column is not the writer's
+        copy of the text (None: it can; links to other entries are ``audit verify``'s).
+    """
+    row = record.stored_row
+    if row is None:
+        return record, record_problem(record)
+    return record_from_text(row), _row_problem(row)
+
+
 def _row_problem(row: RecordRow) -> str | None:
     """Why a row's own content cannot be trusted, in verify's words (None: it can).
 

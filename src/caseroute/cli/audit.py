@@ -65,7 +65,9 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
 
     store = open_any_log(args)
     try:
-        audited = DecisionLog(store).get(args.decision_id)
+        # Every value from the text the chain hash covers, in both forms: a column beside it
+        # is a copy an edit can change alone (review R36 F2: an edited case_id was printed).
+        audited, problem = DecisionLog(store).get_as_hashed(args.decision_id)
         if args.json:
             # The caseroute.v1.AuditedDecision JSON, as export writes it and GetDecision returns.
             text = safe_json(record_to_json(audited.record, store.get_blob), indent=2)
@@ -75,7 +77,19 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
     finally:
         store.close()
     sys.stdout.write(text + "\n")
-    return EXIT_OK
+    if problem is None:
+        return EXIT_OK
+    sys.stderr.write(
+        "caseroute: WARNING: "
+        + escape_text(
+            f"{problem} (decision {str(audited.record.decision_id)[:80]}); the values shown "
+            "are read from its hashed text, never from the columns beside it, but the log was "
+            "edited, so do not rely on this record: run `caseroute audit verify` on the log "
+            "and restore it from a copy you trust"
+        )
+        + "\n"
+    )
+    return EXIT_FAILED
 
 
 def _cmd_audit_export(args: argparse.Namespace) -> int:
@@ -322,7 +336,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``audit`` and its subcommands."""
     audit = sub.add_parser("audit", help="read and verify the decision log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    show = audit_sub.add_parser("show", help="one decision with its explanation")
+    show = audit_sub.add_parser(
+        "show",
+        help="one decision with its explanation, read from the text its chain hash covers; "
+        "exit 1 with a warning when its record was edited",
+    )
     show.add_argument("decision_id", help="decision id (dec_...)")
     show.add_argument("--json", action="store_true", help="print the stored record as JSON")
     show.set_defaults(run=_cmd_audit_show)

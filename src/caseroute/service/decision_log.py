@@ -15,6 +15,7 @@ from datetime import datetime
 from caseroute.audit.explain import StoredExplainer
 from caseroute.audit.record import AuditRecord
 from caseroute.audit.store import AuditSink
+from caseroute.audit.stream_check import record_as_hashed
 from caseroute.domain.decision import Decision
 from caseroute.domain.errors import (
     DecisionNotFoundError,
@@ -104,6 +105,30 @@ class DecisionLog:
             AuditUnavailableError: If the store cannot be read.
             RequestError: If the id holds a control or invisible formatting character.
         """
+        return _audited(self._find(decision_id), StoredExplainer(self._sink.get_blob))
+
+    def get_as_hashed(self, decision_id: str) -> tuple[AuditedDecision, str | None]:
+        """One decision by id, read from the text its chain hash covers, and its row's problem.
+
+        What ``caseroute audit show`` prints: every value from the record's hashed text, never
+        from the columns beside it (copies an edit can change alone), and, when the row fails
+        its own hash or a column disagrees with the text, why, in ``audit verify``'s words
+        (``stream_check.record_as_hashed``).
+
+        Returns:
+            The decision, and the problem (None when the row is as its writer stored it).
+
+        Raises:
+            DecisionNotFoundError: If no record has that id.
+            RecordDamagedError: If its hashed decision does not rebuild.
+            AuditUnavailableError: If the store cannot be read.
+            RequestError: If the id holds a control or invisible formatting character.
+        """
+        record, problem = record_as_hashed(self._find(decision_id))
+        return _audited(record, StoredExplainer(self._sink.get_blob)), problem
+
+    def _find(self, decision_id: str) -> AuditRecord:
+        """The record stored under ``decision_id`` (its column, as the log indexes it)."""
         if unsafe_text(decision_id):  # never a decision's id; PostgreSQL cannot even compare it
             raise RequestError([FieldViolation("decision_id", _UNSAFE)])
         record = self._sink.get(decision_id)
@@ -113,7 +138,7 @@ class DecisionLog:
                 "(decision ids start with dec_) and that this server writes to the store that "
                 "decided it"
             )
-        return _audited(record, StoredExplainer(self._sink.get_blob))
+        return record
 
     def list(self, query: DecisionQuery) -> DecisionPage:
         """Decisions in log order for a case and/or a range of decision instants.
