@@ -105,11 +105,47 @@ def test_empty_period_says_so_and_exits_0(
         assert (0, message + "\n", "") == (code, out, err)
     code, out, err = _run(capsys, "--audit-db", str(audit_db), "--since", since, "--format", "json")
     assert (0, 0, f"caseroute: {message}\n") == (code, json.loads(out)["decisions"], err)
-    code, out, _ = _run(capsys, "--audit-db", str(audit_db), "--ruleset", "other")
+    code, out, _ = _run(capsys, "--audit-db", str(audit_db), "--ruleset", "test", "--since", since)
     assert (code, out.split(";")[0]) == (
         0,
-        "no decisions of ruleset other between the start of the log and the end of the log",
+        "no decisions of ruleset test between 2026-11-23T10:00:00Z and the end of the log",
     )
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_a_ruleset_no_record_names_is_a_usage_error_listing_the_log_s_names(
+    audit_db: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    """A misspelt --ruleset says so, with the names the log holds and a did-you-mean: exit 2.
+
+    Review R36 F11: it read as an empty period, told to widen --since/--until, exit 0.
+    """
+    for name, guess in (("tset", " (did you mean 'test'?)"), ("other", "")):
+        code, out, err = _run(
+            capsys, "--audit-db", str(audit_db), "--ruleset", name, "--format", fmt
+        )
+        assert (code, out, err) == (
+            2,
+            "",
+            (
+                "caseroute: no decision, ruleset event or shadow result in the decision log "
+                f"{audit_db} names ruleset '{name}'{guess}; it holds ruleset(s) 'test': pass "
+                "one of them to --ruleset, or leave it out for all\n"
+            ),
+        )
+
+
+def test_a_ruleset_on_a_log_holding_none_is_an_empty_period(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A log with no decision at all names no ruleset either: the empty period's advice stands."""
+    from caseroute.audit.store import SqliteAuditStore
+
+    SqliteAuditStore(tmp_path / "audit.db").close()
+    (tmp_path / "audit.db").chmod(0o600)
+    code, out, err = _run(capsys, "--audit-db", str(tmp_path / "audit.db"), "--ruleset", "x")
+    assert (code, err) == (0, "")
+    assert out.startswith("no decisions of ruleset x between the start of the log and the end")
 
 
 @pytest.mark.parametrize(

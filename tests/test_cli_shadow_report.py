@@ -11,6 +11,7 @@ import pytest
 from caseroute.audit.record import ShadowResult
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.cli import main
+from caseroute.testing import make_audit_record
 
 LIVE = {"outcome": "ASSIGN", "agent_id": "a1", "queue": "clinical", "rule_id": "r1"}
 
@@ -139,7 +140,7 @@ def test_json_report_with_version_and_limit(
 def test_no_results_is_a_report_not_an_error(
     audit_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """An unknown ruleset or version exits 0 and says how shadow results come about."""
+    """A version without results, or a ruleset on a log holding none, exits 0 saying how."""
     code, out, _ = _run(
         capsys, "rules", "shadow-report", "enquiries", "--version", "9", "--audit-db", str(audit_db)
     )
@@ -150,12 +151,55 @@ def test_no_results_is_a_report_not_an_error(
             "serving.yaml, let the server decide with it for a while, then run this again\n"
         ),
     )
+    empty = audit_db.parent / "empty.db"
+    SqliteAuditStore(empty).close()
+    empty.chmod(0o600)
     code, out, _ = _run(
-        capsys, "rules", "shadow-report", "other", "--audit-db", str(audit_db), "--format", "json"
+        capsys, "rules", "shadow-report", "other", "--audit-db", str(empty), "--format", "json"
     )
     assert (code, json.loads(out)) == (
         0,
         {"ruleset": "other", "shadow_version": None, "versions": []},
+    )
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_ruleset_no_record_names_is_a_usage_error_listing_the_log_s_names(
+    audit_db: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    """A misspelt NAME says so, with the names the log holds and a did-you-mean: exit 2.
+
+    Review R36 F11: it said to set a shadow version in serving.yaml, exit 0. The names come
+    from decisions and ruleset events as well as shadow results; a name the log holds with
+    no shadow results keeps that advice.
+    """
+    store = SqliteAuditStore(audit_db)
+    store.append([make_audit_record(1, ruleset_name="patient-enquiries")])
+    store.close()
+    argv = ("--audit-db", str(audit_db), "--format", fmt)
+    for name, guess in (
+        ("patient-enquirie", " (did you mean 'patient-enquiries'?)"),
+        ("enquiry", " (did you mean 'enquiries'?)"),
+        ("billing", ""),
+    ):
+        code, out, err = _run(capsys, "rules", "shadow-report", name, *argv)
+        assert (code, out, err) == (
+            2,
+            "",
+            (
+                "caseroute: no decision, ruleset event or shadow result in the decision log "
+                f"{audit_db} names ruleset '{name}'{guess}; it holds ruleset(s) 'enquiries', "
+                "'patient-enquiries': pass one of them as NAME\n"
+            ),
+        )
+    code, out, _ = _run(capsys, "rules", "shadow-report", "patient-enquiries", *argv[:2])
+    assert (code, out) == (
+        0,
+        (
+            "no shadow results recorded for patient-enquiries: set a shadow version in the "
+            "ruleset's serving.yaml, let the server decide with it for a while, then run this "
+            "again\n"
+        ),
     )
 
 

@@ -48,6 +48,7 @@ from tests.audit.test_ruleset_events import (
     test_concurrent_events_and_decisions_make_one_valid_chain,
     test_events_filter_by_ruleset_and_page_by_seq,
     test_events_share_the_decisions_seq_space_and_chain,
+    test_ruleset_names_are_read_from_every_table_that_names_one,
     test_verify_without_the_events_reports_them_missing,
 )
 from tests.audit.test_shadow_store import (
@@ -100,6 +101,7 @@ __all__ = [  # collected here against PostgreSQL (see the module docstring)
     "test_retry_returns_the_stored_decision_without_re_evaluating",
     "test_retry_returns_the_stored_record_and_conflict_is_refused",
     "test_reused_request_id_with_other_input_is_refused",
+    "test_ruleset_names_are_read_from_every_table_that_names_one",
     "test_shadow_results_are_outside_the_chain",
     "test_summary_counts_per_shadow_version",
     "test_the_same_comparison_is_stored_once",

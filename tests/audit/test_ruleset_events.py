@@ -13,6 +13,7 @@ from caseroute.audit.record import (
     GENESIS,
     AuditRecord,
     RulesetEvent,
+    ShadowResult,
     chain_hash,
     seal,
     seal_event,
@@ -353,3 +354,27 @@ def test_a_first_entry_at_seq_0_is_missing_not_a_duplicate() -> None:
         "record 1 is missing (deleted?): the next stored record is 0",
         0,
     )
+
+
+def test_ruleset_names_are_read_from_every_table_that_names_one(
+    store: SqliteAuditStore,
+) -> None:
+    """Decisions, events, shadow results and drops each name rulesets; each is found by seek.
+
+    What `report --ruleset` and `rules shadow-report` list for a name no record holds (review
+    R36 F11); run against PostgreSQL too (tests/audit/test_postgres_store.py).
+    """
+    assert (store.ruleset_names(), store.holds_ruleset("test")) == ((), False)
+    store.append([_record(n, ruleset_name=name) for n, name in enumerate(["b", "a", "b", "c"])])
+    store.append_events([_event(1, ruleset_name="events-only")])
+    shadow = ShadowResult(
+        *("dec_x", "2026-11-21T10:00:01Z", "shadowed", "1", "a" * 64, "2", "b" * 64),
+        (),
+        {"outcome": "ASSIGN"},
+        {"outcome": "ASSIGN"},
+    )
+    store.append_shadow([shadow], {("dropped-only", "2"): 3})
+    expected = ("a", "b", "c", "dropped-only", "events-only", "shadowed")
+    assert store.ruleset_names() == expected
+    assert [n for n in (*expected, "d", "B", "") if store.holds_ruleset(n)] == list(expected)
+    assert store.ruleset_names(limit=1) == ("a", "dropped-only", "events-only", "shadowed")

@@ -46,6 +46,10 @@ READ_UNAVAILABLE = (
 """What a caller is told when the log cannot be read (the cause goes to the log only)."""
 PAGE = 1000
 """Rows read per page by the iterating reads (``records``, ``record_rows``, ``iter_events``)."""
+MAX_NAMES = 1000
+"""Ruleset names ``ruleset_names`` reads per table at most (a message lists a few of them)."""
+_NAMED_TABLES = ("decisions", "ruleset_events", "shadow_results", "shadow_dropped")
+"""The tables whose rows name a ruleset, each indexed on ``ruleset_name`` first."""
 CHUNKS_PER_READ = 500
 """Most roster chunks one read asks for (a statement's placeholders stay well under SQLite's
 limit whatever the roster's size)."""
@@ -438,6 +442,55 @@ class SqlLogReads(ABC):
             (ruleset_name, ruleset_version),
         )
         return frozenset(str(row[0]) for row in rows)
+
+    def holds_ruleset(self, ruleset_name: str) -> bool:
+        """Whether any decision, ruleset event or shadow result names ``ruleset_name``.
+
+        One index seek per table (each is indexed on ``ruleset_name`` first).
+
+        Raises:
+            AuditUnavailableError: If the log cannot be read.
+        """
+        p = self._P
+        return any(
+            self._fetch(f"SELECT 1 FROM {table} WHERE ruleset_name = {p} LIMIT 1", (ruleset_name,))
+            for table in self._named_tables()
+        )
+
+    def ruleset_names(self, limit: int = MAX_NAMES) -> tuple[str, ...]:
+        """The ruleset names the log holds (on decisions, ruleset events, shadow results), sorted.
+
+        Read as a loose index scan: each table's next name after the last, by one index seek
+        (``WITH RECURSIVE`` does it in SQLite and PostgreSQL alike), so a log of millions of
+        decisions of a few rulesets costs a few seeks, where ``DISTINCT`` reads every index
+        entry (neither store skips through an index for it).
+
+        Args:
+            limit: Names read per table at most (the log may hold many).
+
+        Returns:
+            The names, at most ``limit`` from each table.
+
+        Raises:
+            AuditUnavailableError: If the log cannot be read.
+        """
+        p = self._P
+        found: set[str] = set()
+        for table in self._named_tables():
+            rows = self._fetch(
+                "WITH RECURSIVE names (name) AS ("
+                f"SELECT MIN(ruleset_name) FROM {table} UNION ALL SELECT (SELECT "
+                f"MIN(ruleset_name) FROM {table} WHERE ruleset_name > names.name) FROM names "
+                f"WHERE names.name IS NOT NULL) SELECT name FROM names WHERE name IS NOT NULL "
+                f"LIMIT {p}",
+                (limit,),
+            )
+            found.update(str(name) for (name,) in rows)
+        return tuple(sorted(found))
+
+    def _named_tables(self) -> list[str]:
+        """The tables whose rows name a ruleset (a log from an older build may lack some)."""
+        return [t for t in _NAMED_TABLES if t == "decisions" or self._has_table(t)]
 
     def shadow_results(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import sys
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from caseroute.domain.errors import (
     ConfigError,
     RecordDamagedError,
 )
+from caseroute.domain.limits import quote_clipped
 from caseroute.render import escape_text, safe_json
 
 if TYPE_CHECKING:
@@ -55,6 +57,45 @@ def open_log(args: argparse.Namespace) -> SqliteAuditStore:
     if exposed:  # read-only auditors may share a group; say it loudly, the server refuses
         sys.stderr.write(f"caseroute: WARNING: {escape_text(exposure_message(exposed))}\n")
     return SqliteAuditStore(args.audit_db, readonly=True)
+
+
+LISTED_NAMES = 20
+"""Ruleset names a message about an unknown one lists at most."""
+
+
+def refuse_unknown_ruleset(
+    store: SqliteAuditStore | PostgresAuditSink, name: str, args: argparse.Namespace, fix: str
+) -> None:
+    """A usage error when no record of a log that holds some names ruleset ``name``.
+
+    A misspelt name read as an empty period or shadow was told to widen the period or set a
+    shadow version (review R36 F11). A log holding no ruleset at all passes: the command's
+    own message for an empty log says to check ``--audit-db``.
+
+    Args:
+        store: The decision log.
+        name: The ruleset name given.
+        args: The command's arguments (``--audit-db`` is named).
+        fix: What to do, e.g. ``pass one of them to --ruleset``.
+
+    Raises:
+        UsageError: Naming the ruleset, the names the log holds (the closest as "did you
+            mean"), and ``fix``.
+    """
+    if store.holds_ruleset(name):
+        return
+    names = store.ruleset_names()
+    if not names:
+        return
+    close = difflib.get_close_matches(name, names, n=1)
+    guess = f" (did you mean {quote_clipped(close[0])}?)" if close else ""
+    listed = ", ".join(quote_clipped(n) for n in names[:LISTED_NAMES])
+    more = f" and {len(names) - LISTED_NAMES} more" if len(names) > LISTED_NAMES else ""
+    raise UsageError(
+        f"no decision, ruleset event or shadow result in the decision log {args.audit_db} "
+        f"names ruleset {quote_clipped(name)}{guess}; it holds ruleset(s) {listed}{more}: "
+        f"{fix}"
+    )
 
 
 def _cmd_audit_show(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 import shutil
 import sys
 
-from caseroute.cli.audit import open_log
+from caseroute.cli.audit import open_log, refuse_unknown_ruleset
 from caseroute.cli.options import add_audit_db, parse_window
 from caseroute.cli.output import EXIT_OK, UsageError
 
@@ -34,6 +34,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise UsageError("--ruleset is empty; give a ruleset name, or leave it out for all")
     store = open_log(args)
     try:
+        if args.ruleset is not None:  # a misspelt name is no empty period (review R36 F11)
+            refuse_unknown_ruleset(
+                store, args.ruleset, args, "pass one of them to --ruleset, or leave it out for all"
+            )
         # Every row read is checked against the chain, for one sha256 each (review R32b F3).
         checker = StreamChecker(store, whole=since is None and until is None)
         # Streamed: the store reads the period in pages; only per-group durations are kept.
@@ -82,7 +86,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmd.add_argument(
         "--until", metavar="T", help="decisions with now < T (RFC 3339, e.g. 2026-11-21T10:00:00Z)"
     )
-    cmd.add_argument("--ruleset", metavar="NAME", help="only this ruleset's decisions")
+    cmd.add_argument(
+        "--ruleset",
+        metavar="NAME",
+        help="only this ruleset's decisions (one the log holds: another is a usage error)",
+    )
     cmd.add_argument(
         "--format",
         choices=FORMATS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from caseroute.cli.audit import open_log
+from caseroute.cli.audit import open_log, refuse_unknown_ruleset
 from caseroute.cli.options import add_audit_db
 from caseroute.cli.output import EXIT_OK, UsageError, out, print_json
 from caseroute.cli.rules import RulesCommands
@@ -30,6 +30,8 @@ def _cmd_shadow_report(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     try:
         report = build_shadow_report(store, args.name, args.version, args.limit)
+        if not report.versions:  # a misspelt name is no ruleset without a shadow (R36 F11)
+            refuse_unknown_ruleset(store, args.name, args, "pass one of them as NAME")
     except AuditUnavailableError:
         # The cause (SQLite's message) was logged by the store; say where and what to do.
         raise UsageError(
@@ -53,7 +55,8 @@ def register(rules_sub: RulesCommands) -> None:
     report = rules_sub.add_parser(
         "shadow-report",
         help="how a ruleset's shadow versions compared with the live decisions (read from "
-        "the decision log; exit 0 when it could read it, 2 otherwise)",
+        "the decision log; exit 0 when it could read it, 2 otherwise or when no record in "
+        "it names the ruleset)",
         description="Per shadow version of ruleset NAME: decisions evaluated in shadow, how "
         "many agreed with the live decision, the disagreement rate, counts per kind "
         "(outcome, agent, queue, priority, deciding_rule, escalation, error), live decisions "
