@@ -269,3 +269,61 @@ def test_an_edited_log_is_reported_with_a_warning_and_counted_as_hashed(
             "audit verify`"
         ),
     )
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
+
+
+@pytest.mark.slow
+def test_the_excerpt_in_the_docs_is_what_its_commands_print(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/operations.md's report excerpt is the output of the commands shown above it.
+
+    Review R36 F13: it said 600 decisions beside a headline of 400, from a run no reader
+    could repeat. The simulated requests are decided in-process as the server decides them
+    (what the report counts does not depend on the explanation level), then the report's
+    window is read; each run of lines between `...` cuts appears in order, verbatim.
+    """
+    from caseroute.engine.case_rules import EngineKind
+    from caseroute.service import DecideCommand, RulesetRegistry
+    from caseroute.simulate import simulate
+    from caseroute.testing import audited_core, reference_ruleset
+
+    text = DOC.read_text()
+    commands = text[text.index("An excerpt, from a server") :]
+    sent = re.search(r"simulate --cases (\d+) --agents (\d+) --seed (\d+) --server", commands)
+    window = re.search(r"caseroute report --audit-db \S+ --since (\S+) --until (\S+)\n", commands)
+    assert sent is not None
+    assert window is not None
+    excerpt = commands[commands.index("```text\n") + 8 :]
+    excerpt = excerpt[: excerpt.index("```")]
+    registry = RulesetRegistry()
+    registry.add(reference_ruleset(EngineKind.PYTHON))
+    core = audited_core(registry, tmp_path)
+    for request in simulate(*map(int, sent.groups())):
+        cases, roster, now = request.cases, request.roster, request.now
+        core.decide(
+            DecideCommand(request.request_id, "", "", cases, roster, now, agent_detail=False)
+        )
+    core.audit.close()
+    registry.close()
+    code, out, err = _run(
+        capsys, "--audit-db", str(tmp_path / "audit.db"), "--since", window[1], "--until", window[2]
+    )
+    assert (code, err) == (0, "")
+    printed = out.splitlines()
+    at = 0
+    for part in excerpt.split("  ...\n"):
+        lines = part.rstrip("\n").splitlines()
+        found = next(
+            (i for i in range(at, len(printed)) if printed[i : i + len(lines)] == lines), None
+        )
+        assert found is not None, f"not printed (in order) as the docs show it:\n{part}"
+        at = found + len(lines)
+    total = re.search(r"(\d+) of the (\d+) decisions", commands)
+    assert total is not None
+    assert (int(total[2]), printed[0].split(" decision(s)")[0]) == (
+        int(sent[1]),
+        f"caseroute report: {total[1]}",
+    )
