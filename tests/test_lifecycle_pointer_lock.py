@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,48 @@ WAIT_S = 60.0
 """A bound on waiting for an event that comes at once, so a broken lock fails, not hangs."""
 
 
+class InsideA:
+    """Worker B's call, on its own thread, started from inside worker A's pointer switch.
+
+    ``lock`` replaces ``lifecycle.pointer_lock``: it notes when B is about to wait for the
+    lock A holds, so ``start`` returns once B waits (or is already done), never on a timer.
+    """
+
+    def __init__(self, call: Callable[[], LifecycleOutcome]) -> None:
+        """Run ``call`` (worker B's) when started."""
+        self.outcome: list[LifecycleOutcome | BaseException] = []
+        self._waiting_or_done = threading.Event()
+        self._call = call
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        try:
+            self.outcome.append(self._call())
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller's assertion
+            self.outcome.append(exc)
+        finally:
+            self._waiting_or_done.set()
+
+    @contextlib.contextmanager
+    def lock(self, path: Path, **how: bool) -> Iterator[bool]:
+        """``pointer_lock``, noting when B is about to wait for it."""
+        if threading.current_thread() is self.thread:
+            self._waiting_or_done.set()
+        with pointer_lock(path, **how) as held:
+            yield held
+
+    def start(self) -> None:
+        """Start B and return once it waits for the lock (or has finished)."""
+        self.thread.start()
+        assert self._waiting_or_done.wait(WAIT_S)
+
+    def result(self) -> LifecycleOutcome | BaseException:
+        """B's outcome, once it finished."""
+        self.thread.join(WAIT_S)
+        (outcome,) = self.outcome
+        return outcome
+
+
 def test_an_activation_inside_another_waits_and_both_take_in_order(
     root: Path, store: AuditSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -40,39 +82,18 @@ def test_an_activation_inside_another_waits_and_both_take_in_order(
     worker_b = RulesetLifecycle(RulesetRegistry(), root, EngineKind.PYTHON, audit=store)
     worker_a.load()
     worker_b.load()
-    b_outcome: list[LifecycleOutcome | BaseException] = []
-    b_waiting_or_done = threading.Event()
-
-    def run_b() -> None:
-        try:
-            b_outcome.append(worker_b.activate("routing", "3", "admin:bob"))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            b_outcome.append(exc)
-        finally:
-            b_waiting_or_done.set()
-
-    b = threading.Thread(target=run_b)
-
-    @contextlib.contextmanager
-    def noted_lock(path: Path, **how: bool) -> Iterator[bool]:
-        if threading.current_thread() is b:
-            b_waiting_or_done.set()  # B is about to wait for the lock A holds
-        with pointer_lock(path, **how) as held:
-            yield held
-
-    monkeypatch.setattr(lifecycle, "pointer_lock", noted_lock, raising=False)
+    b = InsideA(lambda: worker_b.activate("routing", "3", "admin:bob"))
+    monkeypatch.setattr(lifecycle, "pointer_lock", b.lock, raising=False)
     reload_a = worker_a._reload
 
     def a_reload_with_b_inside(action: str, actor: str) -> LifecycleOutcome:
-        if action == "activate" and not b.is_alive() and not b_outcome:
+        if action == "activate" and not b.thread.is_alive() and not b.outcome:
             b.start()
-            assert b_waiting_or_done.wait(WAIT_S)
         return reload_a(action, actor)
 
     monkeypatch.setattr(worker_a, "_reload", a_reload_with_b_inside)
     a_outcome = worker_a.activate("routing", "2", "admin:alice")
-    b.join(WAIT_S)
-    (b_result,) = b_outcome
+    b_result = b.result()
     serving = parse_serving(root / "routing" / "serving.yaml")
     assert (
         [(c.from_version, c.to_version) for c in a_outcome.changes],
@@ -159,38 +180,17 @@ def test_an_explicit_reload_during_another_worker_s_switch_waits_for_it(
     worker_a.load()
     worker_a.activate("routing", "2", "admin:alice")
     worker_b.load()
-    b_waiting_or_done = threading.Event()
-    b_outcome: list[LifecycleOutcome | BaseException] = []
-
-    def run_b() -> None:
-        try:
-            b_outcome.append(worker_b.reload("signal:SIGHUP"))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            b_outcome.append(exc)
-        finally:
-            b_waiting_or_done.set()
-
-    b = threading.Thread(target=run_b)
-
-    @contextlib.contextmanager
-    def noted_lock(path: Path, **how: bool) -> Iterator[bool]:
-        if threading.current_thread() is b:
-            b_waiting_or_done.set()  # B is about to wait for the lock A holds
-        with pointer_lock(path, **how) as held:
-            yield held
-
+    b = InsideA(lambda: worker_b.reload("signal:SIGHUP"))
     write = serving_file.write_atomically
 
     def write_then_reload_b(path: Path, text: str) -> None:
         write(path, text)
         b.start()
-        assert b_waiting_or_done.wait(WAIT_S)
 
-    monkeypatch.setattr(lifecycle, "pointer_lock", noted_lock)
+    monkeypatch.setattr(lifecycle, "pointer_lock", b.lock)
     monkeypatch.setattr(lifecycle, "write_atomically", write_then_reload_b)
     worker_a.rollback("routing", "admin:bob")
-    b.join(WAIT_S)
-    (b_result,) = b_outcome
+    b_result = b.result()
     assert isinstance(b_result, LifecycleOutcome)
     assert worker_b.registry.resolve("", "").compiled.version == "1"
     assert _events(store)[-1] == ("rollback", "admin:bob", "active", "2", "1")

@@ -7,6 +7,8 @@ from typing import Any
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from caseroute.domain.roster import Capacity, Role
 from caseroute.engine.case_rules import EngineKind
@@ -22,6 +24,7 @@ from caseroute.testing import (
     reference_ruleset,
 )
 from caseroute.v1 import routing_pb2 as pb
+from caseroute.v1 import routing_pb2_grpc
 from caseroute.wire import convert
 
 ROSTER = make_roster(
@@ -76,3 +79,23 @@ def channel(running: RunningServer) -> Iterator[grpc.Channel]:
     """A channel with gRPC's default options to the test module's ``running`` server."""
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
         yield chan
+
+
+def served_refusal(
+    port: int, request: Any, method: str = "Decide"
+) -> tuple[grpc.StatusCode, list[tuple[str, str]], str]:
+    """Send ``request`` to the server on ``port``, which must refuse it with a BadRequest.
+
+    Returns:
+        The status code, each violation as (field, description), and the status details.
+    """
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = routing_pb2_grpc.RoutingServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            getattr(stub, method)(request, timeout=30)
+    error: Any = caught.value
+    status = rpc_status.from_call(error)
+    assert status is not None
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    return error.code(), [(v.field, v.description) for v in bad.field_violations], error.details()

@@ -11,8 +11,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from caseroute.domain.codec import SAFEGUARDING_NOTICE
 from caseroute.engine.case_rules import EngineKind
@@ -22,7 +20,7 @@ from caseroute.v1 import routing_pb2 as pb
 from caseroute.v1 import routing_pb2_grpc
 from caseroute.wire import convert
 
-from .conftest import decide_request, serving_reference
+from .conftest import decide_request, served_refusal, serving_reference
 
 FIELD_99 = bytes([0x98, 0x06, 0x01])
 """Field 99, varint 1: a field no caseroute.v1 message defines."""
@@ -45,14 +43,7 @@ def _refusal(
     server: RunningServer, request: Any, method: str = "Decide"
 ) -> tuple[grpc.StatusCode, list[tuple[str, str]], str]:
     """The status code, BadRequest violations and details text the server refuses with."""
-    with pytest.raises(grpc.RpcError) as caught:
-        _call(server, request, method)
-    error: Any = caught.value
-    status = rpc_status.from_call(error)
-    assert status is not None
-    bad = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad)
-    return error.code(), [(v.field, v.description) for v in bad.field_violations], error.details()
+    return served_refusal(server.port, request, method)
 
 
 def test_a_licence_with_an_unknown_field_is_refused_naming_it(running: RunningServer) -> None:
