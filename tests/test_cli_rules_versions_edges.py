@@ -293,3 +293,17 @@ def test_from_in_a_directory_of_no_versions_says_so(
             "no version directory (<version>/ruleset.yaml)\n"
         ),
     )
+
+
+def test_a_missing_directory_under_an_unreadable_parent_is_said_without_a_guess(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No siblings to compare (the parent is not a directory): no did-you-mean, no traceback."""
+    parent = tmp_path / "not-a-dir"
+    parent.write_text("")
+    missing = parent / "patient-enquiries"
+    assert _new_version(capsys, str(missing), "--version", "2027.1.0") == (
+        2,
+        "",
+        f"caseroute: no such directory: {missing}\n",
+    )

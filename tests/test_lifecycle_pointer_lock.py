@@ -195,3 +195,24 @@ def test_an_explicit_reload_during_another_worker_s_switch_waits_for_it(
     assert worker_b.registry.resolve("", "").compiled.version == "1"
     assert _events(store)[-1] == ("rollback", "admin:bob", "active", "2", "1")
     assert not [e for e in _events(store) if e[1] == "signal:SIGHUP"]
+
+
+def test_a_rulesets_directory_that_cannot_be_locked_still_reloads(
+    root: Path, store: AuditSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory the shared lock cannot open is reloaded without it.
+
+    The lock holds off switches; a directory it cannot open (gone, no permission) is still
+    read, and the reload reports what it finds.
+    """
+
+    @contextlib.contextmanager
+    def unopenable(path: Path, **_how: bool) -> Iterator[bool]:
+        if path.is_dir():  # always, here: the directory exists but cannot be opened
+            raise PermissionError(13, "Permission denied", str(path))
+        yield True  # pragma: no cover - never reached
+
+    life = RulesetLifecycle(RulesetRegistry(), root, EngineKind.PYTHON, audit=store)
+    monkeypatch.setattr(lifecycle, "pointer_lock", unopenable)
+    outcome = life.load()
+    assert (outcome.errors, life.registry.resolve("", "").compiled.version) == ((), "1")

@@ -314,3 +314,39 @@ def test_golden_problems_say_golden_files_and_label_the_case() -> None:
         "golden file(s) have 1 error(s):",
         "  g.yaml:3:7: error golden.case [golden case flagged]: case.chanel: unknown field",
     ]
+
+
+def test_a_golden_file_that_is_not_yaml_is_a_golden_file_error_at_its_line(
+    tmp_path: Path,
+) -> None:
+    """An unclosed flow list: the YAML problem, located, headlined as the golden file's."""
+    path = tmp_path / "g.yaml"
+    problems = _golden_problems(path, "now: x\ncases: [\n")
+    assert len(problems) == 1
+    assert problems[0][1].startswith(f"{path}:")
+
+
+def test_a_case_s_bad_now_and_a_case_without_any_roster_are_each_one_finding(
+    tmp_path: Path,
+) -> None:
+    """`now: yesterday` at its line; no roster in the case or the file: at the case."""
+    path = tmp_path / "g.yaml"
+    text = BLOCK_CASE.replace(
+        'roster: {snapshot_id: s, taken_at: "2026-11-21T10:00:00Z", agents: []}\n', ""
+    ).replace("  - name: flagged\n", "  - name: flagged\n    now: yesterday\n")
+    found = [(code, where, case) for code, where, case, _ in _golden_problems(path, text)]
+    assert found == [
+        ("golden.roster", f"{path}:3:5", "flagged"),  # sorted by line: the case starts at 3
+        ("golden.now", f"{path}:4:10", "flagged"),
+    ]
+
+
+def test_a_roster_file_that_is_not_yaml_is_reported_in_that_file(tmp_path: Path) -> None:
+    """The roster file's own YAML problem, at its line there (not the golden file's)."""
+    (tmp_path / "roster.yaml").write_text("agents: [\n")
+    text = BLOCK_CASE.replace(
+        'roster: {snapshot_id: s, taken_at: "2026-11-21T10:00:00Z", agents: []}',
+        "roster: roster.yaml",
+    )
+    problems = _golden_problems(tmp_path / "g.yaml", text)
+    assert [where.startswith(f"{tmp_path}/roster.yaml:") for _, where, _, _ in problems] == [True]
