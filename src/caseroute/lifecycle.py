@@ -652,8 +652,9 @@ class RulesetLifecycle:
 
     @contextlib.contextmanager
     def _pointer_locked(self, name: str, path: Path) -> Iterator[None]:
-        """``pointer_lock`` on ``path``; a directory that cannot be opened is the usual error.
+        """``pointer_lock`` on the rulesets directory, exclusive, for a switch of ``path``.
 
+        A directory that cannot be opened is the usual unwritable error, naming ``path``.
         Called with ``_lock`` held, so ``_switching`` is this thread's alone while set.
         """
         with contextlib.ExitStack() as stack:
