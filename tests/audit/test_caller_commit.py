@@ -62,12 +62,23 @@ def _committers(store: SqliteAuditStore) -> list[tuple[str, list[str]]]:
 
 
 def test_a_lone_append_commits_in_the_calling_thread(tmp_path: Path) -> None:
-    """The writer idle: the caller's own thread runs the transaction (no hand-off, no wake-up)."""
+    """The writer idle: the caller's own thread runs the transaction (no hand-off, no wake-up).
+
+    The queue is not touched: a put would wake the writer thread for nothing (issue 13).
+    """
     store = SqliteAuditStore(tmp_path / "audit.db")
+    put = store._queue.put
+    puts: list[Any] = []
+
+    def counted_put(item: Any) -> None:
+        puts.append(item)
+        put(item)
+
+    store._queue.put = counted_put  # type: ignore[method-assign,assignment]
     try:
         seen = _committers(store)
         stored = [store.append([_record(n)])[0] for n in (1, 2)]
-        assert seen == [("MainThread", ["r1"]), ("MainThread", ["r2"])]
+        assert (seen, puts) == ([("MainThread", ["r1"]), ("MainThread", ["r2"])], [])
         assert [s.record.seq for s in stored] == [1, 2]
         assert (store.commits, verify_chain(store.records(), store.head()).ok) == (2, True)
     finally:
@@ -114,8 +125,7 @@ def test_calls_behind_a_callers_commit_go_to_the_writer_together_in_order(
     store._queue.put = counted_put  # type: ignore[method-assign,assignment]
     try:
         seen = _committers(store)
-        with _leading(store):
-            assert queued.acquire(timeout=30)  # r0, taken by its own caller
+        with _leading(store):  # r0 committed by its own caller, never queued
             first = threading.Thread(target=store.append, args=([_record(1)],), name="first")
             first.start()
             assert queued.acquire(timeout=30)
@@ -142,43 +152,72 @@ def test_with_group_commit_off_a_lone_call_commits_only_its_own_item(tmp_path: P
         store.close()
 
 
-def test_a_call_whose_item_the_writer_took_first_just_waits_for_it(tmp_path: Path) -> None:
-    """The writer committed the item before its caller looked: the caller commits nothing."""
+class _PausedWriterLock(_WatchedLock):
+    """The commit lock, holding the writer thread back just before it takes the lock."""
+
+    def __init__(self, real: Any) -> None:
+        super().__init__(real)
+        self.go = threading.Event()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if blocking and threading.current_thread().name == "audit-writer":
+            self.writer_waits.set()
+            assert self.go.wait(30)
+        return bool(self._real.acquire(blocking))
+
+
+def test_a_call_while_the_writer_holds_an_item_queues_behind_it(tmp_path: Path) -> None:
+    """The writer took an item but has not locked yet: a new call leaves the commit to it.
+
+    The commit lock is free at that instant; committing here would put this call before one
+    that queued earlier. The writer takes both, in order, in one transaction.
+    """
     store = SqliteAuditStore(tmp_path / "audit.db")
-    idle_again = threading.Event()
-    put, get = store._queue.put, store._queue.get
+    paused = _PausedWriterLock(store._committing)
+    store._committing = paused  # type: ignore[assignment]
+    queued = threading.Semaphore(0)
+    put = store._queue.put
 
-    def writer_get() -> Any:
-        idle_again.set()  # the writer settled what it held and waits for more
-        return get()
-
-    def put_then_wait(item: Any) -> None:
+    def counted_put(item: Any) -> None:
         put(item)
-        assert idle_again.wait(30)
+        queued.release()
 
+    store._queue.put = counted_put  # type: ignore[method-assign,assignment]
     try:
         seen = _committers(store)
-        store._queue.get = writer_get  # type: ignore[method-assign,assignment]
-        store._queue.put = put_then_wait  # type: ignore[method-assign,assignment]
-        (stored,) = store.append([_record(1)])
-        assert (seen, stored.record.seq, store.commits) == ([("audit-writer", ["r1"])], 1, 1)
+        with _leading(store) as (lead, release):
+            first = threading.Thread(target=store.append, args=([_record(1)],), name="first")
+            first.start()
+            assert queued.acquire(timeout=30)
+            assert paused.writer_waits.wait(30)  # the writer holds r1, before the lock
+            release.set()
+            lead.join(30)  # r0 committed: the commit lock is free, the writer still paused
+        second = threading.Thread(target=store.append, args=([_record(2)],), name="second")
+        second.start()
+        assert queued.acquire(timeout=30)  # r2 queued, not committed by its caller
+        paused.go.set()
+        for t in (first, second):
+            t.join(30)
+        assert seen == [("lead", ["r0"]), ("audit-writer", ["r1", "r2"])]
+        assert (store.commits, verify_chain(store.records(), store.head()).ok) == (2, True)
     finally:
-        store._queue.put = put  # type: ignore[method-assign]
+        paused.go.set()
         store.close()
 
 
 def test_a_stop_marker_met_while_gathering_stays_queued_for_the_writer(tmp_path: Path) -> None:
     """Closing right behind a call: its record is committed and the writer still stops."""
     store = SqliteAuditStore(tmp_path / "audit.db")
-    put = store._queue.put
+    gather = store._gather
 
-    def put_then_close(item: Any) -> None:
-        put(item)
-        if item is not None:  # as close() would, right behind this call
-            store._closed = True
-            put(None)
+    def close_then_gather(batch: list[Any]) -> list[Any]:
+        if threading.current_thread().name == "MainThread" and not store._closed:
+            with store._closing:  # as close() would, right behind this call
+                store._closed = True
+                store._queue.put(None)
+        return gather(batch)
 
-    store._queue.put = put_then_close  # type: ignore[method-assign,assignment]
+    store._gather = close_then_gather  # type: ignore[method-assign]
     (stored,) = store.append([_record(1)])
     store.close()
     assert store._writer is not None

@@ -362,16 +362,22 @@ class QueuedAppends:
 
     def _enqueue(self, item: PendingItem) -> None:
         """Hand an item to the writer thread (its ``done`` is settled after the commit)."""
+        with self._closing:
+            self._refuse_unless_open()
+            self._queue.put(item)
+
+    def _refuse_unless_open(self) -> None:
+        """Refuse an append to a read-only or closed log (``_closing`` held).
+
+        Raises:
+            AuditUnavailableError: The fixed refusal; which of the two is logged.
+        """
         if self._writer is None:
             log.error("append refused: the decision log %s was opened read-only", self._target)
             raise AuditUnavailableError(WRITE_UNAVAILABLE)
-        with self._closing:
-            if self._closed:
-                log.error(
-                    "append refused: the decision log %s is closed (shutting down)", self._target
-                )
-                raise AuditUnavailableError(WRITE_UNAVAILABLE)
-            self._queue.put(item)
+        if self._closed:
+            log.error("append refused: the decision log %s is closed (shutting down)", self._target)
+            raise AuditUnavailableError(WRITE_UNAVAILABLE)
 
     def _next_batch(self) -> list[PendingItem] | None:
         """Wait for an item, then take every one waiting (up to ``_max_batch``); None: stop."""

@@ -565,22 +565,28 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         return era
 
     def _enqueue(self, item: PendingItem) -> None:
-        """Queue ``item``, then commit what is queued here when no other thread is committing.
+        """Commit ``item`` in this thread when no other thread is committing, else queue it.
 
         A lone call (the writer idle, holding nothing) commits its own record in its own
-        thread: no hand-off to the writer and no wake-up back. When calls overlap, whoever
-        commits takes everything queued (group commit) and the writer thread takes the rest
-        (a call that finds the commit lock held just waits for its outcome).
+        thread, and never touches the queue: no hand-off to the writer, and no wake-up of a
+        writer thread that would find nothing to do (~5 % of a warm Decide's CPU, issue 13).
+        When calls overlap, the one committing holds ``_committing``: the others queue, and
+        the writer thread commits them together (group commit) once it is free.
         """
-        super()._enqueue(item)
-        # The writer holding an item is committing (or about to): leave the queue to it, so
-        # calls queued behind a running commit share the writer's next transaction, in order.
-        if self._holding or not self._committing.acquire(blocking=False):
-            return
+        with self._closing:
+            # Under ``_closing``: close() cannot slip between this check and the commit lock,
+            # and the writer's exit waits for ``_committing`` before closing the connection.
+            self._refuse_unless_open()
+            # The writer holding an item is committing (or about to): leave the queue to it,
+            # so calls queued behind a running commit share the writer's next transaction.
+            mine = not self._holding and self._committing.acquire(blocking=False)
+            if not mine:
+                self._queue.put(item)
+                return
         try:
-            batch = self._gather([])
-            if batch:  # empty: the writer took it first and waits for this lock
-                self._write(batch)
+            batch = self._gather([])  # calls queued before this one go first
+            batch.append(item)
+            self._write(batch)
         finally:
             self._committing.release()
 
