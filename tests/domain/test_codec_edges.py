@@ -170,7 +170,9 @@ def test_a_huge_integer_is_out_of_range_not_a_crash(value: int) -> None:
         ),
         FieldViolation(
             "case.attributes.n",
-            "must be a string, finite number or boolean, got number an integer too large to show",
+            "must be a number within ±1e+15 (or a string or boolean), got one beyond that; its "
+            "value is not quoted (attribute values may be patient data): send an identifier as "
+            "a string",
         ),
     ]
 

@@ -209,9 +209,14 @@ def test_attribute_value_forms_are_checked() -> None:
         ),
         FieldViolation(
             "case.attributes.c",
-            "number_value must be a number, got string '1.5' (write the number without quotes)",
+            "number_value must be a number, got a string (write the number without quotes); its "
+            "value is not quoted (attribute values may be patient data)",
         ),
-        FieldViolation("case.attributes.d", "bool_value must be true or false, got string 'yes'"),
+        FieldViolation(
+            "case.attributes.d",
+            "bool_value must be true or false, got a string; its value is not quoted (attribute "
+            "values may be patient data)",
+        ),
         FieldViolation(
             "case.attributes.e",
             f"must be a string, number or boolean, or one of {forms}; got an object with 1 "

@@ -265,6 +265,66 @@ def test_attribute_text_values_are_limited_by_max_text_chars() -> None:
     assert "Zelda" not in roster[0].message
 
 
+_WITHHELD = "; its value is not quoted (attribute values may be patient data)"
+_WITHIN = "must be a number within ±1e+15 (or a string or boolean)"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            4111111111111111,
+            f"{_WITHIN}, got one beyond that{_WITHHELD}: send an identifier as a string",
+        ),
+        (-(10**400), f"{_WITHIN}, got one beyond that{_WITHHELD}: send an identifier as a string"),
+        (float("nan"), f"{_WITHIN}, got NaN"),
+        (float("-inf"), f"{_WITHIN}, got -infinity"),
+        (
+            {"number_value": "9434765919"},
+            "number_value must be a number, got a string (write the number without quotes)"
+            + _WITHHELD,
+        ),
+        (
+            {"bool_value": "Zelda Quarrel"},
+            f"bool_value must be true or false, got a string{_WITHHELD}",
+        ),
+        ({"string_value": 9434765919}, f"string_value must be a string, got a number{_WITHHELD}"),
+        ({"number_value": True}, f"number_value must be a number, got a boolean{_WITHHELD}"),
+        ({"string_value": None}, "string_value must be a string, got null (an empty value)"),
+    ],
+    ids=[
+        "16-digit-id",
+        "huge-int",
+        "nan",
+        "minus-infinity",
+        "quoted-number",
+        "text-as-bool",
+        "number-as-text",
+        "bool-as-number",
+        "null-as-text",
+    ],
+)
+def test_a_refused_attribute_value_is_described_never_quoted(value: object, message: str) -> None:
+    """A refused attribute value (a masked member_id, say) is named by its kind, not shown.
+
+    The text's own limit withheld it since R31b F1; a number past ±1e15 (a 16-digit id) and
+    the wrong kind in an AttributeValue form were still quoted back, digits and all.
+    """
+    assert [FieldViolation("case.attributes.member_id", message)] == request_violations(
+        case_data(attributes={"member_id": value})
+    )
+
+
+def test_attributes_sent_as_text_are_refused_unquoted() -> None:
+    """An attributes map sent as one string (a name, say) is refused without quoting it."""
+    assert [
+        FieldViolation(
+            "case.attributes",
+            f"must be an object of string/number/boolean values, got a string{_WITHHELD}",
+        )
+    ] == request_violations(case_data(attributes="Zelda Quarrel, born 1901-02-03"))
+
+
 def test_a_long_attribute_name_is_refused_without_echoing_it() -> None:
     """An attribute name over max_id_chars is refused; the path quotes a prefix only."""
     violations = request_violations(case_data(attributes={"k" * 5_000: 1}))

@@ -9,6 +9,7 @@ and their lowerCamelCase JSON names (one field under both is refused, never reso
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -373,7 +374,7 @@ class FieldReader:
         if not isinstance(value, Mapping):
             self.fail(
                 key,
-                f"must be an object of string/number/boolean values, got {describe_type(value)}",
+                f"must be an object of string/number/boolean values, got {_kind_of(value)}",
             )
             return {}
         limits = self.limits
@@ -437,10 +438,7 @@ def attribute_value(value: object, limits: InputLimits) -> tuple[str | None, Any
         }
         if not ok[kind or ""]:
             tip = quoted_number_tip(inner) if kind == "number_value" else ""
-            return (
-                f"{keys[0]} must be {expected[kind or '']}, got {describe_type(inner)}{tip}",
-                None,
-            )
+            return (f"{keys[0]} must be {expected[kind or '']}, got {_kind_of(inner, tip)}", None)
         value = inner
     return _attribute_value_problem(value, limits), value
 
@@ -461,9 +459,37 @@ def _attribute_value_problem(value: object, limits: InputLimits) -> str | None:
             # an auditor's `content::jsonb` query failed on the row (review R34c, noticed).
             return "must not hold a NUL character (U+0000), which no text means; remove it"
         return None
-    if isinstance(value, int | float) and finite(value):
-        return None
+    if isinstance(value, int | float):
+        return None if finite(value) else _number_fault(value)
     return f"must be a string, finite number or boolean, got {describe_type(value)}"
+
+
+_WITHHELD = "; its value is not quoted (attribute values may be patient data)"
+"""Why a refused attribute value is described, never shown (review R31b F1 for text; the
+same holds for a number or a boolean: a masked member_id, a masked diagnosis flag)."""
+
+
+def _kind_of(value: object, tip: str = "") -> str:
+    """``describe_type`` for an attribute: a scalar's kind (then ``tip``), never its value."""
+    if isinstance(value, bool):
+        kind = "a boolean"
+    elif isinstance(value, int | float):
+        kind = "a number"
+    elif isinstance(value, str):
+        kind = "a string"
+    else:
+        return describe_type(value)
+    return f"{kind}{tip}{_WITHHELD}"
+
+
+def _number_fault(value: float) -> str:
+    """Why an attribute number outside ±MAX_ABS_NUMBER is refused, without its digits."""
+    within = f"must be a number within ±{MAX_ABS_NUMBER:g} (or a string or boolean)"
+    if isinstance(value, float) and math.isnan(value):  # an int may be too large for a float
+        return f"{within}, got NaN"
+    if isinstance(value, float) and math.isinf(value):
+        return f"{within}, got {'-' if value < 0 else ''}infinity"
+    return f"{within}, got one beyond that{_WITHHELD}: send an identifier as a string"
 
 
 def parse_timestamp(value: object) -> datetime | None:
