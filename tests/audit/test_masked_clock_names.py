@@ -151,3 +151,49 @@ def test_a_masked_object_no_clock_name_quotes_leaves_the_names_as_sent() -> None
         case["sla_clocks"],
         True,
     )
+
+
+def test_a_clock_name_quoting_a_masked_value_in_another_letter_case_is_masked(
+    tmp_path: Path,
+) -> None:
+    """``rtt-pt-4471`` quotes ``PT-4471`` as surely as ``rtt-PT-4471``: stored and explained masked.
+
+    Review of stop 38 (PHI): only the spelling as sent was looked for, so a clock name that
+    quoted a masked id in lower case was stored and returned in clear.
+    """
+    registry = RulesetRegistry()
+    registry.add(prepare_ruleset(compile_text(BASE), EngineKind.PYTHON))
+    core = audited_core(registry, tmp_path)
+    case = make_case(
+        case_id="M3",
+        attributes={"patient_id": PATIENT},
+        sla_clocks=(clock(f"rtt-{PATIENT.lower()}", 30),),
+    )
+    result = core.decide(DecideCommand("r3", "", "", (case,), roster_of_two(), NOW))
+    registry.close()
+    assert isinstance(core.audit, SqliteAuditStore)
+    (record,) = core.audit.records()
+    core.audit.close()
+    stored = [c["name"] for c in record.input["case"]["sla_clocks"]]
+    replied = [c.name for c in result.decisions[0].explanation.signals.sla_clocks]
+    assert (stored, replied) == ([f"rtt-{DIGEST}"], [f"rtt-{DIGEST}"])
+    assert "4471" not in json.dumps([record.input, record.decision])
+
+
+def test_values_differing_only_in_letter_case_each_keep_their_own_digest() -> None:
+    """Each spelling as written is matched before another value's in any letter case."""
+    masker = Masker(bytes.fromhex(TEST_AUDIT_KEY), paths=("case.attributes.a", "case.attributes.b"))
+    stored = mask_case(_case_with_clock("Smith-SMITH-smith", a="Smith", b="SMITH"), masker)
+    assert isinstance(stored, dict)
+    (name,) = [c["name"] for c in stored["sla_clocks"]]
+    smith, upper = masker.digest("Smith"), masker.digest("SMITH")
+    assert name == f"{smith}-{upper}-{smith}"
+
+
+def test_a_short_masked_value_is_matched_only_as_written() -> None:
+    """Under 4 characters a value identifies no one: ``EN`` is left alone for a masked ``en``."""
+    masker = Masker(bytes.fromhex(TEST_AUDIT_KEY), paths=("case.attributes.lang",))
+    stored = mask_case(_case_with_clock("rtt EN en", lang="en"), masker)
+    assert isinstance(stored, dict)
+    (name,) = [c["name"] for c in stored["sla_clocks"]]
+    assert name == f"rtt EN {masker.digest('en')}"

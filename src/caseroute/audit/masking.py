@@ -294,22 +294,37 @@ def _scrubber(spellings: _Spellings, texts: str) -> Callable[[str], str] | None:
     rules rarely read masked fields) compiles no expression at all. Compiling one per case
     cost ~250 us, the values being new every time. None when no spelling occurs.
     """
-    present = [a for a in spellings.alternatives if a[1] in texts]
+    folded = texts.casefold()
+    present = [
+        a for a in spellings.alternatives if (a[1] in texts if a[2] else a[1].casefold() in folded)
+    ]
     if not present:
         return None
-    tokens = []
-    # Longest first, so a value never pre-empts the exact form (or longer value) holding it.
-    for _, text, whole_token in sorted(present, key=lambda a: -a[0]):
-        token = re.escape(text)
-        tokens.append(rf"(?<![\w-]){token}(?![\w-])" if whole_token else token)
-    pattern = re.compile("|".join(tokens))
-    replacements = spellings.replacements
+    # (length, in any letter case, token, masked form). A value of SHORT_VALUE_CHARS or more
+    # is found in any letter case too (``rtt-pt-4471`` quotes ``PT-4471`` as surely as
+    # ``rtt-PT-4471``); a short one only as written, as a whole token.
+    found: list[tuple[int, bool, str, str]] = []
+    for length, text, whole_token in present:
+        token, masked = re.escape(text), spellings.replacements[text]
+        if whole_token:
+            found.append((length, False, rf"(?<![\w-]){token}(?![\w-])", masked))
+        else:
+            found += [(length, False, token, masked), (length, True, f"(?i:{token})", masked)]
+    # Longest first, so a value never pre-empts the exact form (or longer value) holding it;
+    # of one length, a spelling as written before any other letter case (two values that
+    # differ only in case each keep their own digest).
+    found.sort(key=lambda f: (-f[0], f[1]))
+    pattern = re.compile("|".join(f"({f[2]})" for f in found))
+    forms = [f[3] for f in found]  # the masked form of each group, in the pattern's order
     seen: dict[str, str] = {}  # explanations repeat texts (one requirement per agent verdict)
+
+    def masked_form(found: re.Match[str]) -> str:
+        return forms[(found.lastindex or 1) - 1]
 
     def scrub(text: str) -> str:
         done = seen.get(text)
         if done is None:
-            done = seen[text] = pattern.sub(lambda m: replacements[m.group(0)], text)
+            done = seen[text] = pattern.sub(masked_form, text)
         return done
 
     return scrub
@@ -388,7 +403,7 @@ def _may_occur(value: Any, names: str) -> bool:
     if isinstance(value, dict | list):
         return True
     text = value if isinstance(value, str) else str(value)
-    return bool(text) and text in names
+    return bool(text) and text.casefold() in names.casefold()
 
 
 def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> Decision:
