@@ -64,3 +64,31 @@ def test_an_untouched_log_keeps_writing(tmp_path: Path) -> None:
         assert store.head()[0] == 5
     finally:
         store.close()
+
+
+def test_writes_refused_after_the_loss_log_one_line_each_without_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cause once, when found; then one line per refused write, no traceback (no flood).
+
+    Review of stop 38: every call refused after ``rm audit.db-wal`` logged a full traceback.
+    """
+    db = tmp_path / "audit.db"
+    store = SqliteAuditStore(db)
+    store.append([_record(1)])  # type: ignore[list-item]
+    db.with_name("audit.db-wal").unlink()
+    caplog.set_level(logging.ERROR, logger="caseroute.audit")
+    for n in (2, 3, 4):
+        with pytest.raises(AuditUnavailableError):
+            store.append([_record(n)])  # type: ignore[list-item]
+    store.close()
+    lines = [(r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    refused = [line for line in lines if line[0].startswith("AUDIT WRITE")]
+    assert [line[0].split(" on ")[0] for line in lines if "AUDIT" in line[0]] == [
+        "AUDIT FILES LOST",
+        "AUDIT WRITE REFUSED (1 calls)",
+        "AUDIT WRITE REFUSED (1 calls)",
+        "AUDIT WRITE REFUSED (1 calls)",
+    ]
+    assert {with_traceback for _, with_traceback in refused} == {False}
+    assert all("restart the server" in message for message, _ in refused)

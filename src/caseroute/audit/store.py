@@ -341,6 +341,16 @@ authoritative idempotency check across processes (a SELECT before the insert was
 check, once more per record)."""
 _ADD_DROPPED = add_dropped_sql("?")
 """Add to a shadow version's dropped count, stopping at ``MAX_STORED_COUNT``."""
+
+
+class FilesLostError(OSError):
+    """The log's files were deleted or replaced under the writer (``_check_files``).
+
+    Its cause is logged once, when found ("AUDIT FILES LOST"); each write refused after it
+    logs one line, with no traceback (a traceback per refused call flooded the log).
+    """
+
+
 _KEY_AND_HEAD = (
     "SELECT (SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1), "
     "(SELECT seq FROM chain_head WHERE id = 1), (SELECT record_hash FROM chain_head WHERE id = 1)"
@@ -632,7 +642,14 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             # no SQLite or Python error text). Anything else (a bug, a value SQLite cannot
             # encode) must not end the writer: every later append would wait forever.
             # Its text is withheld: an unexpected error may quote a record's values.
-            if isinstance(exc, OSError | sqlite3.Error | KeyMismatchError):
+            if isinstance(exc, FilesLostError):
+                log.error(  # noqa: TRY400 - the cause was logged once, when found
+                    "AUDIT WRITE REFUSED (%d calls) on %s: its files were deleted or replaced "
+                    "under the server (logged once, when found); restart the server",
+                    len(batch),
+                    self.path,
+                )
+            elif isinstance(exc, OSError | sqlite3.Error | KeyMismatchError):
                 log.exception(
                     "AUDIT WRITE FAILED (%d calls refused) on %s: %s: %s",
                     len(batch),
@@ -658,7 +675,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
     def _refuse_if_lost(self) -> None:
         """Raise OSError once the log's files were found replaced (``_check_files``)."""
         if self._lost is not None:
-            raise OSError(self._lost)
+            raise FilesLostError(self._lost)
 
     def _check_files(self) -> None:
         """Refuse, for good, to write once the files this connection writes were replaced.
@@ -686,7 +703,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 "-wal or -shm file"
             )
             log.error("AUDIT FILES LOST on %s: %s", self.path, self._lost)
-            raise OSError(self._lost)
+            raise FilesLostError(self._lost)
 
     @contextmanager
     def _process_lock(self) -> Iterator[None]:
