@@ -1,6 +1,6 @@
 """A gRPC server on the PostgreSQL sink: decides, reads back, and follows the database's health."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -85,6 +85,45 @@ def test_decide_and_read_back_through_the_decision_log_service(served: RunningSe
         first.decision.decision_id,
     )
     assert [d.decision.decision_id for d in listed.decisions] == [first.decision.decision_id]
+
+
+def test_a_row_edited_after_it_was_hashed_is_data_loss_on_postgresql(
+    served: RunningServer, pg_url: str
+) -> None:
+    """Columns edited beside the hashed text: both reads refuse it, naming the decision.
+
+    GetDecision and ListDecisions served the edited request_id and caller columns as the
+    record (OK); the message says what to run and names no server path or exception.
+    """
+    with grpc.insecure_channel(f"127.0.0.1:{served.port}") as chan:
+        first = routing_pb2_grpc.RoutingServiceStub(chan).Decide(
+            decide_request("pg-edited"), timeout=30
+        )
+        decision_id = first.decision.decision_id
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE decisions SET request_id = 'r-forged', caller = 'forger' "
+                "WHERE decision_id = %s",
+                (decision_id,),
+            )
+        log = routing_pb2_grpc.DecisionLogStub(chan)
+        reads: list[Callable[[], object]] = [
+            lambda: log.GetDecision(pb.GetDecisionRequest(decision_id=decision_id), timeout=30),
+            lambda: log.ListDecisions(
+                pb.ListDecisionsRequest(case_id=first.decision.case_id), timeout=30
+            ),
+        ]
+        refusals = []
+        for read in reads:
+            with pytest.raises(grpc.RpcError) as refused:
+                read()
+            refusals.append((refused.value.code(), refused.value.details()))
+    expected = (
+        "record 2 was edited or moved: its content no longer matches its hash (decision "
+        f"{decision_id!r}): it is not served, since the decision log was edited after it was "
+        "recorded; run `caseroute audit verify` on the log and restore it from a copy you trust"
+    )
+    assert refusals == [(grpc.StatusCode.DATA_LOSS, expected)] * 2
 
 
 def test_health_follows_the_database(served: RunningServer, pg_url: str) -> None:

@@ -10,6 +10,7 @@ import grpc_testing
 import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from caseroute.audit.record import text_hash
 from caseroute.domain.errors import AuditUnavailableError
 from caseroute.grpc_api.servicer import DecisionLogServicer, RoutingServicer
 from caseroute.service import DecisionLog, RoutingCore, RulesetRegistry
@@ -220,15 +221,21 @@ def test_decision_log_rpcs(core: RoutingCore) -> None:
 
 
 def test_a_record_that_does_not_rebuild_is_data_loss(core: RoutingCore, tmp_path: Path) -> None:
-    """Its stored decision edited into no decision: DATA_LOSS naming it (it was INTERNAL).
+    """Its hashed decision edited into no decision: DATA_LOSS naming it (it was INTERNAL).
 
-    GetDecision and a ListDecisions page holding it; the message names the record and says
-    what to run, never the exception.
+    The text is edited and its hash recomputed, so the row passes its own checks (only verify's
+    link to the next record could tell): GetDecision and a ListDecisions page holding it; the
+    message names the record and says what to run, never the exception.
     """
     decided, _, _, _ = _call(core, "Decide", decide_request("req-d"))
     decision_id = decided.decision.decision_id
     with closing(sqlite3.connect(tmp_path / "audit.db")) as conn, conn:
-        conn.execute("UPDATE decisions SET decision = '{\"outcome\": 1}'")
+        prev, text = conn.execute("SELECT prev_hash, content FROM decisions").fetchone()
+        head = text[: text.index('"decision":') + len('"decision":')]
+        forged = head + '{"outcome":1}' + text[text.index(',"decision_id":') :]
+        conn.execute(
+            "UPDATE decisions SET content = ?, record_hash = ?", (forged, text_hash(prev, forged))
+        )
     expected = (
         f"record 1 (decision {decision_id!r}) cannot be rebuilt from the decision log: its "
         "stored decision or the ruleset source it was decided with was edited or lost; run "
@@ -241,6 +248,49 @@ def test_a_record_that_does_not_rebuild_is_data_loss(core: RoutingCore, tmp_path
         _, metadata, code, details = _call(core, method, request)
         assert (code, details) == (grpc.StatusCode.DATA_LOSS, expected)
         assert _rich_status(metadata).code == code_pb2.DATA_LOSS
+
+
+def test_a_row_edited_after_it_was_hashed_is_data_loss_never_the_edit(
+    core: RoutingCore, tmp_path: Path
+) -> None:
+    """Columns edited beside an intact text: DATA_LOSS naming the decision and `audit verify`.
+
+    GetDecision served the edited request_id and caller columns as the record (OK), and
+    ListDecisions listed it; now neither serves the row, and the message says what to run.
+    """
+    decided, _, _, _ = _call(core, "Decide", decide_request("req-e"))
+    decision_id = decided.decision.decision_id
+    with closing(sqlite3.connect(tmp_path / "audit.db")) as conn, conn:
+        conn.execute("UPDATE decisions SET request_id = 'r-forged', caller = 'forger'")
+    expected = (
+        "record 1 was edited or moved: its content no longer matches its hash (decision "
+        f"{decision_id!r}): it is not served, since the decision log was edited after it was "
+        "recorded; run `caseroute audit verify` on the log and restore it from a copy you trust"
+    )
+    for method, request in (
+        ("GetDecision", pb.GetDecisionRequest(decision_id=decision_id)),
+        ("ListDecisions", pb.ListDecisionsRequest(case_id=decided.decision.case_id)),
+        ("ListDecisions", pb.ListDecisionsRequest()),
+    ):
+        reply, metadata, code, details = _call(core, method, request)
+        assert (code, details) == (grpc.StatusCode.DATA_LOSS, expected)
+        assert _rich_status(metadata).code == code_pb2.DATA_LOSS
+        assert "forge" not in str(reply)
+
+
+def test_an_input_column_in_other_bytes_is_named_as_verify_names_it(
+    core: RoutingCore, tmp_path: Path
+) -> None:
+    """The input column meaning the same in other bytes: refused naming the column."""
+    decided, _, _, _ = _call(core, "Decide", decide_request("req-i"))
+    decision_id = decided.decision.decision_id
+    with closing(sqlite3.connect(tmp_path / "audit.db")) as conn, conn:
+        conn.execute("UPDATE decisions SET input = replace(input, '{', '{ ')")
+    _, _, code, details = _call(core, "GetDecision", pb.GetDecisionRequest(decision_id=decision_id))
+    assert (code, details.split(" (decision")[0]) == (
+        grpc.StatusCode.DATA_LOSS,
+        "record 1 was edited: its input column is not byte for byte what its hashed text holds",
+    )
 
 
 def test_unexpected_errors_are_internal_without_detail(caplog: pytest.LogCaptureFixture) -> None:

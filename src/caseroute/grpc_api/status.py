@@ -9,8 +9,9 @@ RulesetNotFoundError       NOT_FOUND           the message lists what is loaded
 RulesetStateError          FAILED_PRECONDITION the lifecycle state forbids it; nothing changed
                                                (RulesetRetiredError: a pinned version is retired)
 DecisionNotFoundError      NOT_FOUND           (DecisionLog.GetDecision)
-RecordDamagedError         DATA_LOSS           the stored record does not rebuild (edited or
-                                               lost); names the record, not the damage
+RecordDamagedError         DATA_LOSS           the stored record was edited after it was
+                                               hashed, or does not rebuild (edited or lost);
+                                               names the record, not the damage's text
 IdempotencyConflictError   ALREADY_EXISTS      request_id reused with another input
 ResponseTooLargeError      RESOURCE_EXHAUSTED  nothing was recorded (a replay: recorded before);
                                                ask for less or raise the limit

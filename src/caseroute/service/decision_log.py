@@ -89,6 +89,36 @@ def _audited(record: AuditRecord, explain: StoredExplainer) -> AuditedDecision:
         ) from exc
 
 
+def edited_refusal(record: AuditRecord, problem: str) -> RecordDamagedError:
+    """The refusal of a record whose row fails its own checks, in ``audit show``'s words.
+
+    Args:
+        record: The record as its hashed text holds it (its id is the one the text names).
+        problem: Why its row cannot be trusted, in verify's words (names the record's seq
+            and the column, never a path or an exception's text).
+
+    Returns:
+        The error to raise (DATA_LOSS at the gRPC boundary).
+    """
+    return RecordDamagedError(
+        f"{problem} (decision {str(record.decision_id)[:80]!r}): it is not served, since the "
+        "decision log was edited after it was recorded; run `caseroute audit verify` on the "
+        "log and restore it from a copy you trust"
+    )
+
+
+def _trusted(record: AuditRecord, explain: StoredExplainer) -> AuditedDecision:
+    """``record`` decoded from its hashed text with its decision rebuilt, if its row holds.
+
+    Raises:
+        RecordDamagedError: If its row was edited after it was hashed, or it does not rebuild.
+    """
+    hashed, problem = record_as_hashed(record)
+    if problem is not None:
+        raise edited_refusal(hashed, problem)
+    return _audited(hashed, explain)
+
+
 class DecisionLog:
     """Reads the decision log for auditors: one decision, or pages by case and time range."""
 
@@ -97,15 +127,20 @@ class DecisionLog:
         self._sink = sink
 
     def get(self, decision_id: str) -> AuditedDecision:
-        """One decision by id.
+        """One decision by id, as the text its chain hash covers holds it; never an edited row.
+
+        What GetDecision serves: the tamper-evident truth or nothing. A row that fails its own
+        checks (``stream_check.record_as_hashed``) is refused, not served with a warning the
+        transport has no place for.
 
         Raises:
             DecisionNotFoundError: If no record has that id.
-            RecordDamagedError: If its stored decision does not rebuild.
+            RecordDamagedError: If its row was edited after it was hashed (``edited_refusal``),
+                or its hashed decision does not rebuild.
             AuditUnavailableError: If the store cannot be read.
             RequestError: If the id holds a control or invisible formatting character.
         """
-        return _audited(self._find(decision_id), StoredExplainer(self._sink.get_blob))
+        return _trusted(self._find(decision_id), StoredExplainer(self._sink.get_blob))
 
     def get_as_hashed(self, decision_id: str) -> tuple[AuditedDecision, str | None]:
         """One decision by id, read from the text its chain hash covers, and its row's problem.
@@ -149,8 +184,14 @@ class DecisionLog:
         Returns:
             The page.
 
+        Each record is read from its hashed text, as ``get`` reads one; the filters select by
+        the columns beside it, which is why a row whose columns disagree with its text is
+        refused rather than listed.
+
         Raises:
             RequestError: If the page size, time range or page token is invalid.
+            RecordDamagedError: If a record of the page was edited after it was hashed, or
+                does not rebuild (the first such record is named).
         """
         case_id, since, until = query.case_id, query.since, query.until
         violations = []
@@ -174,7 +215,7 @@ class DecisionLog:
         records = records[:size]
         token = _make_token(records[-1].seq, query_key) if more else ""
         explain = StoredExplainer(self._sink.get_blob)
-        return DecisionPage(tuple(_audited(r, explain) for r in records), token)
+        return DecisionPage(tuple(_trusted(r, explain) for r in records), token)
 
     def token_after(self, query: DecisionQuery, seq: int) -> str:
         """A page token that continues ``query``'s listing after the record ``seq``.

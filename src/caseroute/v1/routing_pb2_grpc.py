@@ -196,18 +196,23 @@ class DecisionLogServicer:
     """
 
     def GetDecision(self, request, context):
-        """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable),
-        DATA_LOSS (its stored decision or ruleset source was edited or lost: the record does not
-        rebuild; `caseroute audit verify` names what changed).
+        """One decision by id, every value read from the text its chain hash covers (never from the
+        columns stored beside it for indexes, which an edit can change alone). Errors: NOT_FOUND
+        (no such decision), UNAVAILABLE (store unreadable), DATA_LOSS (its row was edited after it
+        was hashed: its text no longer matches its record_hash, or a column is not the writer's
+        copy of the text; or its decision or ruleset source was edited or lost and it does not
+        rebuild. The record is not served; the message names it and says to run `caseroute audit
+        verify`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListDecisions(self, request, context):
-        """Decisions in log order for one case and/or a range of decision instants, a page at a time.
-        Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE, DATA_LOSS (a
-        record of the page does not rebuild, as for GetDecision).
+        """Decisions in log order for one case and/or a range of decision instants, a page at a time,
+        each read as GetDecision reads it. Errors: INVALID_ARGUMENT (bad page size, range or page
+        token), UNAVAILABLE, DATA_LOSS (a record of the page was edited or does not rebuild, as
+        for GetDecision: the page is not served, and the message names the first such record).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

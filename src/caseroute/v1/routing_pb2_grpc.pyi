@@ -174,14 +174,19 @@ class DecisionLogStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> DecisionLogAsyncStub: ...
     GetDecision: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetDecisionRequest, _routing_pb2.AuditedDecision]
-    """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable),
-    DATA_LOSS (its stored decision or ruleset source was edited or lost: the record does not
-    rebuild; `caseroute audit verify` names what changed).
+    """One decision by id, every value read from the text its chain hash covers (never from the
+    columns stored beside it for indexes, which an edit can change alone). Errors: NOT_FOUND
+    (no such decision), UNAVAILABLE (store unreadable), DATA_LOSS (its row was edited after it
+    was hashed: its text no longer matches its record_hash, or a column is not the writer's
+    copy of the text; or its decision or ruleset source was edited or lost and it does not
+    rebuild. The record is not served; the message names it and says to run `caseroute audit
+    verify`).
     """
     ListDecisions: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListDecisionsRequest, _routing_pb2.ListDecisionsResponse]
-    """Decisions in log order for one case and/or a range of decision instants, a page at a time.
-    Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE, DATA_LOSS (a
-    record of the page does not rebuild, as for GetDecision).
+    """Decisions in log order for one case and/or a range of decision instants, a page at a time,
+    each read as GetDecision reads it. Errors: INVALID_ARGUMENT (bad page size, range or page
+    token), UNAVAILABLE, DATA_LOSS (a record of the page was edited or does not rebuild, as
+    for GetDecision: the page is not served, and the message names the first such record).
     """
 
 @_typing.type_check_only
@@ -192,14 +197,19 @@ class DecisionLogAsyncStub(DecisionLogStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetDecision: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetDecisionRequest, _routing_pb2.AuditedDecision]  # type: ignore[assignment]
-    """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable),
-    DATA_LOSS (its stored decision or ruleset source was edited or lost: the record does not
-    rebuild; `caseroute audit verify` names what changed).
+    """One decision by id, every value read from the text its chain hash covers (never from the
+    columns stored beside it for indexes, which an edit can change alone). Errors: NOT_FOUND
+    (no such decision), UNAVAILABLE (store unreadable), DATA_LOSS (its row was edited after it
+    was hashed: its text no longer matches its record_hash, or a column is not the writer's
+    copy of the text; or its decision or ruleset source was edited or lost and it does not
+    rebuild. The record is not served; the message names it and says to run `caseroute audit
+    verify`).
     """
     ListDecisions: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListDecisionsRequest, _routing_pb2.ListDecisionsResponse]  # type: ignore[assignment]
-    """Decisions in log order for one case and/or a range of decision instants, a page at a time.
-    Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE, DATA_LOSS (a
-    record of the page does not rebuild, as for GetDecision).
+    """Decisions in log order for one case and/or a range of decision instants, a page at a time,
+    each read as GetDecision reads it. Errors: INVALID_ARGUMENT (bad page size, range or page
+    token), UNAVAILABLE, DATA_LOSS (a record of the page was edited or does not rebuild, as
+    for GetDecision: the page is not served, and the message names the first such record).
     """
 
 class DecisionLogServicer(metaclass=_abc_1.ABCMeta):
@@ -213,9 +223,13 @@ class DecisionLogServicer(metaclass=_abc_1.ABCMeta):
         request: _routing_pb2.GetDecisionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.AuditedDecision, _abc.Awaitable[_routing_pb2.AuditedDecision]]:
-        """One decision by id. Errors: NOT_FOUND (no such decision), UNAVAILABLE (store unreadable),
-        DATA_LOSS (its stored decision or ruleset source was edited or lost: the record does not
-        rebuild; `caseroute audit verify` names what changed).
+        """One decision by id, every value read from the text its chain hash covers (never from the
+        columns stored beside it for indexes, which an edit can change alone). Errors: NOT_FOUND
+        (no such decision), UNAVAILABLE (store unreadable), DATA_LOSS (its row was edited after it
+        was hashed: its text no longer matches its record_hash, or a column is not the writer's
+        copy of the text; or its decision or ruleset source was edited or lost and it does not
+        rebuild. The record is not served; the message names it and says to run `caseroute audit
+        verify`).
         """
 
     @_abc_1.abstractmethod
@@ -224,9 +238,10 @@ class DecisionLogServicer(metaclass=_abc_1.ABCMeta):
         request: _routing_pb2.ListDecisionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.ListDecisionsResponse, _abc.Awaitable[_routing_pb2.ListDecisionsResponse]]:
-        """Decisions in log order for one case and/or a range of decision instants, a page at a time.
-        Errors: INVALID_ARGUMENT (bad page size, range or page token), UNAVAILABLE, DATA_LOSS (a
-        record of the page does not rebuild, as for GetDecision).
+        """Decisions in log order for one case and/or a range of decision instants, a page at a time,
+        each read as GetDecision reads it. Errors: INVALID_ARGUMENT (bad page size, range or page
+        token), UNAVAILABLE, DATA_LOSS (a record of the page was edited or does not rebuild, as
+        for GetDecision: the page is not served, and the message names the first such record).
         """
 
 def add_DecisionLogServicer_to_server(servicer: DecisionLogServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
