@@ -1,6 +1,6 @@
 """Shared gRPC fixtures: the engine of record's registry, request builders, a real server."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -82,17 +82,30 @@ def channel(running: RunningServer) -> Iterator[grpc.Channel]:
 
 
 def served_refusal(
-    port: int, request: Any, method: str = "Decide"
+    port: int,
+    request: Any,
+    method: str = "Decide",
+    *,
+    stub: Callable[[grpc.Channel], Any] = routing_pb2_grpc.RoutingServiceStub,
+    metadata: Sequence[tuple[str, str]] = (),
 ) -> tuple[grpc.StatusCode, list[tuple[str, str]], str]:
     """Send ``request`` to the server on ``port``, which must refuse it with a BadRequest.
+
+    Args:
+        port: The server's port.
+        request: The request message.
+        method: The RPC's name.
+        stub: The generated stub of the RPC's service (default: RoutingService).
+        metadata: Call metadata (an admin call's bearer token).
 
     Returns:
         The status code, each violation as (field, description), and the status details.
     """
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = routing_pb2_grpc.RoutingServiceStub(channel)
-        with pytest.raises(grpc.RpcError) as caught:
-            getattr(stub, method)(request, timeout=30)
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+        pytest.raises(grpc.RpcError) as caught,
+    ):
+        getattr(stub(channel), method)(request, timeout=30, metadata=metadata)
     error: Any = caught.value
     status = rpc_status.from_call(error)
     assert status is not None

@@ -3,9 +3,10 @@
 import grpc
 from grpc_health.v1 import health_pb2
 
+from caseroute.domain.errors import FieldViolation
 from caseroute.grpc_api.rpc_calls import FinishedCall
 from caseroute.grpc_api.rpc_log import MAX_ID_CHARS, call_fields
-from caseroute.grpc_api.servicer import UndecodableRequest
+from caseroute.grpc_api.servicer import UndecodableRequest, UnknownFieldsRequest
 from caseroute.v1 import admin_pb2 as apb
 from caseroute.v1 import routing_pb2 as pb
 
@@ -141,3 +142,18 @@ def test_undecodable_bytes_and_unknown_methods_are_logged_by_size_and_clipped_pa
             "peer": "",
         },
     ]
+
+
+def test_a_request_refused_for_unknown_fields_logs_its_ids_and_how_many() -> None:
+    """GetDecision with unknown fields: its decision_id, as read, and the count refused."""
+    refused = _call(
+        "caseroute.v1.DecisionLog",
+        "GetDecision",
+        UnknownFieldsRequest(
+            pb.GetDecisionRequest(decision_id="dec_1"),
+            (FieldViolation("request", "has field number 99"),),
+        ),
+        code=grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    fields = call_fields(refused)
+    assert (fields["decision_id"], fields["unknown_fields"]) == ("dec_1", 1)

@@ -15,7 +15,7 @@ import grpc
 from caseroute.domain.errors import RulesetError, RulesetStateError
 from caseroute.grpc_api import admin_convert
 from caseroute.grpc_api.auth import Authenticated, authenticated
-from caseroute.grpc_api.servicer import UndecodableRequest, _refuse_undecodable, _serve
+from caseroute.grpc_api.servicer import RefusedRequest, _refuse_unread, _serve
 from caseroute.lifecycle import LifecycleOutcome, RulesetAdminCore
 from caseroute.replay_admin import ReplayAdminCore
 from caseroute.v1 import admin_pb2 as apb
@@ -86,12 +86,12 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
 
     def ListRulesets(  # noqa: N802 - gRPC method name
         self,
-        request: apb.ListRulesetsRequest | UndecodableRequest,
+        request: apb.ListRulesetsRequest | RefusedRequest,
         context: grpc.ServicerContext,
     ) -> apb.ListRulesetsResponse:
         """Every ruleset name, its versions and its state."""
-        if isinstance(request, UndecodableRequest):
-            return _refuse_undecodable(context, "ListRulesets", request, apb.ListRulesetsResponse())
+        if isinstance(request, RefusedRequest):
+            return _refuse_unread(context, "ListRulesets", request, apb.ListRulesetsResponse())
         return self._run(
             context,
             "ListRulesets",
@@ -100,11 +100,11 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
         )
 
     def GetRuleset(  # noqa: N802 - gRPC method name
-        self, request: apb.GetRulesetRequest | UndecodableRequest, context: grpc.ServicerContext
+        self, request: apb.GetRulesetRequest | RefusedRequest, context: grpc.ServicerContext
     ) -> apb.GetRulesetResponse:
         """The source of one loaded version."""
-        if isinstance(request, UndecodableRequest):
-            return _refuse_undecodable(context, "GetRuleset", request, apb.GetRulesetResponse())
+        if isinstance(request, RefusedRequest):
+            return _refuse_unread(context, "GetRuleset", request, apb.GetRulesetResponse())
         return self._run(
             context,
             "GetRuleset",
@@ -120,12 +120,12 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
 
     def ValidateRuleset(  # noqa: N802 - gRPC method name
         self,
-        request: apb.ValidateRulesetRequest | UndecodableRequest,
+        request: apb.ValidateRulesetRequest | RefusedRequest,
         context: grpc.ServicerContext,
     ) -> apb.ValidateRulesetResponse:
         """Every problem of a source; nothing activated."""
-        if isinstance(request, UndecodableRequest):
-            return _refuse_undecodable(
+        if isinstance(request, RefusedRequest):
+            return _refuse_unread(
                 context, "ValidateRuleset", request, apb.ValidateRulesetResponse()
             )
         return self._run(
@@ -139,12 +139,12 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
 
     def ActivateRuleset(  # noqa: N802 - gRPC method name
         self,
-        request: apb.ActivateRulesetRequest | UndecodableRequest,
+        request: apb.ActivateRulesetRequest | RefusedRequest,
         context: grpc.ServicerContext,
     ) -> apb.LifecycleOutcome:
         """Make a loaded version active."""
-        if isinstance(request, UndecodableRequest):
-            return _refuse_undecodable(context, "ActivateRuleset", request, apb.LifecycleOutcome())
+        if isinstance(request, RefusedRequest):
+            return _refuse_unread(context, "ActivateRuleset", request, apb.LifecycleOutcome())
 
         def work() -> apb.LifecycleOutcome:
             name, version = admin_convert.ruleset_ref(
@@ -155,11 +155,11 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
         return self._run(context, "ActivateRuleset", work, apb.LifecycleOutcome)
 
     def Rollback(  # noqa: N802 - gRPC method name
-        self, request: apb.RollbackRequest | UndecodableRequest, context: grpc.ServicerContext
+        self, request: apb.RollbackRequest | RefusedRequest, context: grpc.ServicerContext
     ) -> apb.LifecycleOutcome:
         """Make the previously active version active again."""
-        if isinstance(request, UndecodableRequest):
-            return _refuse_undecodable(context, "Rollback", request, apb.LifecycleOutcome())
+        if isinstance(request, RefusedRequest):
+            return _refuse_unread(context, "Rollback", request, apb.LifecycleOutcome())
 
         def work() -> apb.LifecycleOutcome:
             name, _ = admin_convert.ruleset_ref(request.name, "", version_required=False)
@@ -168,11 +168,11 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
         return self._run(context, "Rollback", work, apb.LifecycleOutcome)
 
     def Reload(  # noqa: N802 - gRPC method name
-        self, request: apb.ReloadRequest | UndecodableRequest, context: grpc.ServicerContext
+        self, request: apb.ReloadRequest | RefusedRequest, context: grpc.ServicerContext
     ) -> apb.LifecycleOutcome:
         """Re-read the rulesets directory."""
-        if isinstance(request, UndecodableRequest):
-            return _refuse_undecodable(context, "Reload", request, apb.LifecycleOutcome())
+        if isinstance(request, RefusedRequest):
+            return _refuse_unread(context, "Reload", request, apb.LifecycleOutcome())
         return self._run(
             context,
             "Reload",
@@ -181,11 +181,11 @@ class RulesetAdminServicer(admin_pb2_grpc.RulesetAdminServicer):
         )
 
     def Replay(  # noqa: N802 - gRPC method name
-        self, request: apb.ReplayRequest | UndecodableRequest, context: grpc.ServicerContext
+        self, request: apb.ReplayRequest | RefusedRequest, context: grpc.ServicerContext
     ) -> apb.ReplayResponse:
         """Replay the server's decision log under a candidate and report what would change."""
-        if isinstance(request, UndecodableRequest):
-            return _refuse_undecodable(context, "Replay", request, apb.ReplayResponse())
+        if isinstance(request, RefusedRequest):
+            return _refuse_unread(context, "Replay", request, apb.ReplayResponse())
 
         def work() -> apb.ReplayResponse:
             candidate, where, sample_size = admin_convert.replay_request(request)

@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from caseroute.grpc_api.rpc_calls import FinishedCall
-from caseroute.grpc_api.servicer import RosterCut, UndecodableRequest
+from caseroute.grpc_api.servicer import RosterCut, UndecodableRequest, UnknownFieldsRequest
 from caseroute.v1 import admin_pb2 as apb
 from caseroute.v1 import routing_pb2 as pb
 
@@ -73,6 +73,8 @@ def _request_fields(request: Any) -> dict[str, Any]:
     """Id fields of a request: never a case or roster field."""
     if isinstance(request, UndecodableRequest):
         return {"undecodable_bytes": request.size}
+    if isinstance(request, UnknownFieldsRequest):  # refused: its known ids still name it
+        return {**_request_fields(request.request), "unknown_fields": len(request.violations)}
     if isinstance(request, RosterCut):  # a Decide whose roster the deserializer left unparsed
         request = request.message
     if isinstance(request, pb.DecideRequest | pb.DecideBatchRequest):

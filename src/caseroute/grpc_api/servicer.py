@@ -36,6 +36,7 @@ from caseroute.v1 import routing_pb2_grpc
 from caseroute.wire import convert
 from caseroute.wire.convert import KnownRoster, RosterStore
 from caseroute.wire.request_bytes import cut_span
+from caseroute.wire.unknown_fields import unknown_field_violations
 
 log = logging.getLogger("caseroute.grpc")
 
@@ -51,8 +52,18 @@ DEFAULT_REPLY_LIMIT_SETTING = "--max-response-mb"
 """The server setting named when a reply is too large."""
 
 
+class RefusedRequest:
+    """Stands in for a request refused as it was decoded.
+
+    Each servicer method answers it INVALID_ARGUMENT (``_refuse_unread``) before anything runs
+    but the access check (the interceptors wrap the method, so they still run first).
+    """
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
-class UndecodableRequest:
+class UndecodableRequest(RefusedRequest):
     """Stands in for a request whose bytes are not the method's protobuf message.
 
     Attributes:
@@ -62,6 +73,24 @@ class UndecodableRequest:
 
     message: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownFieldsRequest(RefusedRequest):
+    """Stands in for a request holding fields this server's caseroute.v1 does not define.
+
+    Decide and DecideBatch name them among their other problems where they convert
+    (``wire.unknown_fields``); every other caseroute method's request is refused here, as it
+    is decoded (review M6's rule on every RPC: an admin or replay request read as if a field
+    it sent were absent would do something the caller did not ask for).
+
+    Attributes:
+        request: The request as parsed (its known fields; what the call log reads).
+        violations: One per message holding unknown fields, at its field path.
+    """
+
+    request: Message
+    violations: tuple[FieldViolation, ...]
 
 
 def lenient_deserializer(message: type[M]) -> Callable[[bytes], M | UndecodableRequest]:
@@ -154,15 +183,39 @@ def roster_cut_deserializer(
     return deserialize
 
 
+def strict_deserializer(
+    message: type[P],
+) -> Callable[[bytes], P | UndecodableRequest | UnknownFieldsRequest]:
+    """A request deserializer that never raises and refuses fields the message does not define.
+
+    Args:
+        message: The generated message class (none of these requests holds a list, so the
+            default ``InputLimits`` bound nothing the walk reads).
+
+    Returns:
+        bytes -> the message, an ``UndecodableRequest``, or an ``UnknownFieldsRequest``.
+    """
+    lenient = lenient_deserializer(message)
+
+    def deserialize(data: bytes) -> P | UndecodableRequest | UnknownFieldsRequest:
+        parsed = lenient(data)
+        if isinstance(parsed, UndecodableRequest):
+            return parsed
+        violations = unknown_field_violations(parsed, "", DEFAULT_LIMITS)
+        return UnknownFieldsRequest(parsed, tuple(violations)) if violations else parsed
+
+    return deserialize
+
+
 def request_deserializer(message: type[M]) -> Callable[[bytes], Any]:
     """The server's deserializer for a method taking ``message``.
 
-    Decide and DecideBatch requests get ``roster_cut_deserializer``, every other message
-    ``lenient_deserializer``.
+    Decide and DecideBatch requests get ``roster_cut_deserializer`` (their converters name
+    unknown fields among their other problems), every other message ``strict_deserializer``.
     """
     if message is pb.DecideRequest or message is pb.DecideBatchRequest:
         return roster_cut_deserializer(message)
-    return lenient_deserializer(message)
+    return strict_deserializer(message)
 
 
 _WHOLE_DECIDE = lenient_deserializer(pb.DecideRequest)
@@ -182,9 +235,20 @@ def _fail(context: grpc.ServicerContext, exc: Exception, reference: str) -> None
     context.set_details(status.details)
 
 
-def _refuse_undecodable(
-    context: grpc.ServicerContext, method: str, request: UndecodableRequest, empty: R
+def _refuse_unread(
+    context: grpc.ServicerContext, method: str, request: RefusedRequest, empty: R
 ) -> R:
+    """End the call INVALID_ARGUMENT for a request refused as it was decoded; ``empty`` back."""
+    if isinstance(request, UnknownFieldsRequest):
+        log.warning(
+            "%s refused: %s holds fields it does not define, at %s",
+            method,
+            request.request.DESCRIPTOR.full_name,
+            clip(", ".join(_loggable_path(v.field) for v in request.violations[:5]), 300),
+        )
+        _fail(context, RequestError(list(request.violations)), method)
+        return empty
+    assert isinstance(request, UndecodableRequest)  # noqa: S101 - the only other kind
     log.warning(
         "%s refused: request bytes are not a valid %s (%d bytes)",
         method,
@@ -545,7 +609,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                 request, _WHOLE_DECIDE, read=lambda: not _deadline_passed(context)
             )
         if isinstance(request, UndecodableRequest):
-            return _refuse_undecodable(context, "Decide", request, pb.DecideResponse())
+            return _refuse_unread(context, "Decide", request, pb.DecideResponse())
         return _serve(
             context,
             "Decide",
@@ -581,7 +645,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                 read=lambda: self._batch_readable(request.message, context),
             )
         if isinstance(request, UndecodableRequest):
-            return _refuse_undecodable(context, "DecideBatch", request, pb.DecideBatchResponse())
+            return _refuse_unread(context, "DecideBatch", request, pb.DecideBatchResponse())
         return _serve(
             context,
             "DecideBatch",
@@ -670,11 +734,11 @@ class DecisionLogServicer(routing_pb2_grpc.DecisionLogServicer):
         return cut
 
     def GetDecision(  # noqa: N802 - gRPC method name
-        self, request: pb.GetDecisionRequest | UndecodableRequest, context: grpc.ServicerContext
+        self, request: pb.GetDecisionRequest | RefusedRequest, context: grpc.ServicerContext
     ) -> pb.AuditedDecision:
         """One decision by id."""
-        if isinstance(request, UndecodableRequest):
-            return _refuse_undecodable(context, "GetDecision", request, pb.AuditedDecision())
+        if isinstance(request, RefusedRequest):
+            return _refuse_unread(context, "GetDecision", request, pb.AuditedDecision())
         return _serve(
             context,
             "GetDecision",
@@ -684,13 +748,11 @@ class DecisionLogServicer(routing_pb2_grpc.DecisionLogServicer):
         )
 
     def ListDecisions(  # noqa: N802 - gRPC method name
-        self, request: pb.ListDecisionsRequest | UndecodableRequest, context: grpc.ServicerContext
+        self, request: pb.ListDecisionsRequest | RefusedRequest, context: grpc.ServicerContext
     ) -> pb.ListDecisionsResponse:
         """A page of decisions for a case and/or time range."""
-        if isinstance(request, UndecodableRequest):
-            return _refuse_undecodable(
-                context, "ListDecisions", request, pb.ListDecisionsResponse()
-            )
+        if isinstance(request, RefusedRequest):
+            return _refuse_unread(context, "ListDecisions", request, pb.ListDecisionsResponse())
         return _serve(
             context,
             "ListDecisions",

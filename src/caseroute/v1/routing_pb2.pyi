@@ -19,11 +19,14 @@ strings (attribute values) 1000 (--max-text-chars); each list of strings or smal
 roster (--max-agents); 1000 cases per batch (--max-batch-cases) and 2,000,000 cases x agents
 per batch (--max-batch-pairs). Every pattern below must match the whole value.
 
-Unknown fields are refused, never ignored: a Decide or DecideBatch request in which any
-message (the request, its ruleset selector, a case, the roster, an agent, a licence, a
-skill, a Timestamp...) holds a field number this server's caseroute.v1 does not define, or a
-defined field in a wire type it does not read, is INVALID_ARGUMENT naming that message's
-path (e.g. roster.agents[3].licences[0]; the request itself is "request") and the number.
+Unknown fields are refused, never ignored: a request to any caseroute.v1 method (Decide,
+DecideBatch, the DecisionLog and RulesetAdmin methods, Replay) in which any message (the
+request, its ruleset selector, a case, the roster, an agent, a licence, a skill, a
+Timestamp, a replay candidate...) holds a field number this server's caseroute.v1 does not
+define, or a defined field in a wire type it does not read, is INVALID_ARGUMENT naming that
+message's path (e.g. roster.agents[3].licences[0], since, candidate; the request itself is
+"request") and the number. grpc's own health and reflection services are served as grpc
+serves them.
 A client built from newer or other .proto files must be rebuilt from this server's (server
 reflection serves them), or leave the field out: a field this server cannot read is never
 decided as if it had not been sent.
