@@ -499,3 +499,48 @@ def test_an_unquoted_version_in_its_own_directory_is_told_to_quote_it_not_to_ren
             'as written, e.g. "2026.10"'
         )
     ]
+
+
+@pytest.mark.parametrize("given", ["directory", "file"])
+def test_a_version_checked_on_its_own_reports_its_rulesets_unreadable_pointer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    """A serving.yaml the server would refuse fails a lone version's check as the whole's does.
+
+    `rules check rulesets/<name>/<version>` passed (exit 0) beside a pointer with a misspelt
+    key, which the server refuses at load (no active version on a first start, the last good
+    choice kept on a reload) and `rules check rulesets/<name>` reports at its file:line.
+    """
+    home = tmp_path / "rulesets" / "patient-enquiries"
+    shutil.copytree(REFERENCE_HOME, home)
+    (home / "serving.yaml").write_text('active: "2026.12.1"\nshadw: "2026.11.1"\n')
+    version = home / "2026.12.1"
+    assert main(["rules", "check", str(home)]) == 1
+    whole = [x for x in capsys.readouterr().out.splitlines() if " error " in x]
+    given_path = version if given == "directory" else version / "ruleset.yaml"
+    assert main(["rules", "check", str(given_path)]) == 1
+    alone = [x for x in capsys.readouterr().out.splitlines() if " error " in x]
+    expected = (
+        f"{home / 'serving.yaml'}:2:1: error serving.unknown_key: unknown key `shadw` (did you "
+        "mean `shadow`?); a serving file has only active, shadow, previous, retired"
+    )
+    assert (alone, whole) == ([expected], [expected])
+
+
+def test_a_version_checked_on_its_own_leaves_the_other_versions_to_the_whole_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pointer naming another version that is not there: the lone check of one passes.
+
+    Whether another version loads is known only by compiling it, which the whole ruleset's
+    check does (`versions.not_loaded`); a lone check reports the pointer's own problems.
+    """
+    home = tmp_path / "rulesets" / "patient-enquiries"
+    shutil.copytree(REFERENCE_HOME, home)
+    (home / "serving.yaml").write_text('active: "2026.12.1"\nshadow: "2027.01.0"\n')
+    assert main(["rules", "check", str(home / "2026.12.1")]) == 0
+    assert " error " not in capsys.readouterr().out
+    assert main(["rules", "check", str(home)]) == 1
+    assert " error versions.not_loaded: the shadow version 2027.01.0 " in capsys.readouterr().out
+    (home / "serving.yaml").unlink()  # no pointer: nothing to read beside the version
+    assert main(["rules", "check", str(home / "2026.12.1")]) == 0

@@ -321,8 +321,15 @@ def pointer_problems(path: Path, loaded: Mapping[str, Iterable[str]]) -> list[Pr
     tree whose pointer names a missing version, misspells a key or is absent beside two
     versions passed, and the server then had no active version (review R32a F3).
 
+    A version directory given on its own (or its file) gets its ruleset's pointer's own
+    problems: a server never loads a version without the ``serving.yaml`` beside it, and
+    refuses one that does not read (no active version on a first start, the last good choice
+    kept on a reload). Whether the versions a pointer names load is the whole ruleset's check
+    (``rules check rulesets/<name>``): only it compiles them.
+
     Args:
-        path: What ``rules check`` was given (a file or one ruleset gives none).
+        path: What ``rules check`` was given (a flat ruleset or a file outside a ruleset's
+            directory gives none).
         loaded: Ruleset name -> the versions of it that compiled without errors.
 
     Returns:
@@ -330,6 +337,14 @@ def pointer_problems(path: Path, loaded: Mapping[str, Iterable[str]]) -> list[Pr
         rulesets of several versions with no pointer.
     """
     if path.is_file() or (path / RULESET_FILE).is_file():
+        home = version_home(path)
+        pointer = None if home is None else home / SERVING_FILE
+        if pointer is None or not pointer.is_file():
+            return []
+        try:
+            parse_serving(pointer)
+        except RulesetError as exc:
+            return list(exc.problems)
         return []
     layout = discover(path)
     sources = expand_version_sources(path)
