@@ -237,7 +237,10 @@ def test_a_malformed_pointer_is_reported_with_file_and_line(
                 "2026.11 to YAML, not text (YAML reads an unquoted version such as 2026.10 as the "
                 'number 2026.1): quote it as written, e.g. "2026.10"'
             ),
-            "Run `caseroute rules check` on the ruleset.",
+            (
+                f"Fix {home}/serving.yaml at the line above (it names the version that serves), "
+                f"then run `caseroute rules check {home}`."
+            ),
         ],
     )
     assert _entries(home) == [ACTIVE, "serving.yaml"]

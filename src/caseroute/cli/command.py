@@ -28,6 +28,7 @@ from caseroute.cli import (
 )
 from caseroute.cli.entry import EXIT_INTERRUPTED, INTERRUPTED
 from caseroute.cli.output import EXIT_FAILED, EXIT_USAGE, UsageError
+from caseroute.cli.ruleset_advice import next_step
 from caseroute.cli.settings import SettingsParser
 from caseroute.domain.errors import CaserouteError, ConfigError, RequestError, RulesetError
 from caseroute.render import escape_lines
@@ -78,9 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
         return EXIT_USAGE
     except RulesetError as exc:
-        sys.stderr.write(
-            f"caseroute: {escape_lines(str(exc))}\nRun `caseroute rules check` on the ruleset.\n"
-        )
+        step = next_step(exc)  # rules check only where it helps: not for the log's own copy
+        sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n{escape_lines(step)}\n")
         return EXIT_FAILED
     except CaserouteError as exc:
         sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")

@@ -18,6 +18,7 @@ from caseroute.cli.options import (
     read_json,
 )
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, out, print_json
+from caseroute.cli.ruleset_advice import next_step
 from caseroute.cli.settings import add_settings
 from caseroute.domain.codec import parse_roster
 from caseroute.domain.errors import (
@@ -317,7 +318,7 @@ def _test_version(path: Path, args: argparse.Namespace) -> _TestRun:
                 "Fix the golden file(s) at the lines above and rerun "
                 f"`caseroute rules test {shlex.quote(str(path))}`."
                 if isinstance(exc, GoldenFileError)
-                else "Run `caseroute rules check` on the ruleset."
+                else next_step(exc)
             )
             sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n{escape_lines(advice)}\n")
         report.update(ok=False, problems=[problem_data(p, golden=True) for p in exc.problems])

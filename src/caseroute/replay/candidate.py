@@ -19,6 +19,10 @@ from caseroute.rules.layout import active_source, discover
 from caseroute.rules.model import CompiledRuleset
 from caseroute.rules.source import parse_yaml
 
+FROM_LOG = " (from the decision log)"
+"""How a candidate read from the decision log's stored source ends its ``path`` (its problems'
+``file``): no file on disk holds it, so ``rules check`` cannot be pointed at it."""
+
 
 @dataclass(frozen=True, slots=True)
 class CandidateSource:
@@ -99,7 +103,7 @@ def _from_log(log: RulesetBlobs, name: str, version: str) -> CandidateSource | N
             "it no longer hashes to the sha256 that decided; run `caseroute audit verify`, or "
             "pass the ruleset's path instead"
         )
-    return CandidateSource(f"{name}@{version} (from the decision log)", blob.content)
+    return CandidateSource(f"{name}@{version}{FROM_LOG}", blob.content)
 
 
 def resolve_candidate(
