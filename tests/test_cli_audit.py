@@ -180,6 +180,43 @@ def test_export_filters_by_time_and_case(
     )
 
 
+def _export_warning(seq: int, decision_id: str, edits: int = 1) -> str:
+    """The warning `audit export` writes for records whose row fails its checks."""
+    return (
+        f"caseroute: WARNING: {edits} record(s) exported from a row edited after it was "
+        f"recorded (first: record {seq} was edited or moved: its content no longer matches its "
+        f"hash (decision {decision_id!r})); their values are read from the hashed "
+        "text, never from the columns beside it, but do not rely on them (nor on which records "
+        "--case-id, --since or --until selected): run `caseroute audit verify` on the log and "
+        "restore it from a copy you trust\n"
+    )
+
+
+def test_export_of_an_edited_column_writes_the_hashed_text_warns_and_exits_1(
+    audit_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A column edited: export writes what the hashed text says, warns naming the record, exit 1.
+
+    It wrote each line from the columns: `UPDATE decisions SET case_id = 'FORGED'` was exported
+    as the record's case id, exit 0 (noticed in stop 37, as `audit show` was fixed).
+    """
+    at = ("--audit-db", str(audit_db))
+    code, before, err = _run(capsys, "audit", "export", *at)
+    assert (code, err) == (0, "exported 3 decision(s)\n")
+    with closing(sqlite3.connect(audit_db)) as conn, conn:
+        conn.execute(
+            "UPDATE decisions SET case_id = 'FORGED', request_id = 'r-forged', "
+            "caller = 'forger' WHERE seq = 2"
+        )
+    code, out, err = _run(capsys, "audit", "export", *at)
+    assert (code, out, err) == (
+        1,
+        before,
+        "exported 3 decision(s)\n" + _export_warning(2, request_decision_id("r1", 0)),
+    )
+    assert "forge" not in out.lower()
+
+
 def test_export_of_a_record_it_cannot_rebuild_warns_and_exits_1(
     audit_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -195,17 +232,17 @@ def test_export_of_a_record_it_cannot_rebuild_warns_and_exits_1(
         )
     code, out, err = _run(capsys, "audit", "export", "--audit-db", str(audit_db))
     rows = [json.loads(line) for line in out.splitlines()]
+    undecided = (
+        "caseroute: WARNING: 1 record(s) exported without their decision (first: record 2, "
+        f"decision {request_decision_id('r1', 0)!r}): the decision log cannot rebuild them "
+        "(their stored decision or the ruleset source they were decided with was edited "
+        "or lost); run `caseroute audit verify` on the log\n"
+    )
     assert (code, [r["seq"] for r in rows], ["decision" in r for r in rows], err) == (
         1,
         ["1", "2", "3"],  # int64 as protobuf's JSON mapping writes it
         [True, False, True],
-        (
-            "exported 3 decision(s)\n"
-            "caseroute: WARNING: 1 record(s) exported without their decision (first: record 2, "
-            f"decision {request_decision_id('r1', 0)!r}): the decision log cannot rebuild them "
-            "(their stored decision or the ruleset source they were decided with was edited "
-            "or lost); run `caseroute audit verify` on the log\n"
-        ),
+        "exported 3 decision(s)\n" + _export_warning(2, request_decision_id("r1", 0)) + undecided,
     )
     code, _, err = _run(capsys, "audit", "export", "--audit-db", str(audit_db), "--case-id", "C0")
     assert (code, err) == (0, "exported 1 decision(s)\n")  # the damaged record not among them

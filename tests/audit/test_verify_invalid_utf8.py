@@ -52,8 +52,8 @@ def test_a_decision_column_not_utf8_is_named_tampered(
 ) -> None:
     """Record 2's column edited: verify names record 2; show and export read the others.
 
-    Export still writes every line; when record 2's decision no longer rebuilds (its
-    decision or its hashed text edited) it names record 2 and exits 1 (review R34c F3).
+    Export still writes every line, each from its hashed text, so record 2's decision still
+    rebuilds unless that text itself was edited; it names record 2 as edited and exits 1.
     """
     _edit(audit_db, "decisions", column, "seq = 2")
     code, out = _verify(audit_db, capsys)
@@ -62,12 +62,12 @@ def test_a_decision_column_not_utf8_is_named_tampered(
     assert "\\x" not in out  # no bytes shown as if they were an id
     first = main(["audit", "show", request_decision_id("r0", 0), "--audit-db", str(audit_db)])
     assert (first, "Audit record 1:" in capsys.readouterr().out) == (0, True)
-    undecided = column in ("decision", "content")
-    assert main(["audit", "export", "--audit-db", str(audit_db)]) == int(undecided)
+    assert main(["audit", "export", "--audit-db", str(audit_db)]) == 1
     err = capsys.readouterr().err
     assert "exported 3 decision(s)" in err
-    warned = "1 record(s) exported without their decision (first: record 2, " in err
-    assert warned == undecided
+    assert "1 record(s) exported from a row edited after it was recorded (first: record 2 " in err
+    undecided = "1 record(s) exported without their decision (first: record 2, " in err
+    assert undecided == (column == "content")  # only the hashed text itself edited
 
 
 @pytest.mark.parametrize("column", EVENT_COLUMNS)
@@ -114,19 +114,26 @@ def test_the_head_not_utf8_is_named_tampered(
 def test_a_recorded_at_that_is_no_instant_still_exports(
     audit_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """An edited ``recorded_at`` (UTF-8, but no instant): export writes the record without it.
+    """An edited ``recorded_at`` (UTF-8, but no instant): export writes the hashed one, warns.
 
-    It raised ValueError out of ``audit export``, so no record after it was exported.
+    It raised ValueError out of ``audit export``, so no record after it was exported; then it
+    wrote record 2 without it, exit 0. Every line is now read from its hashed text.
     """
     with closing(sqlite3.connect(audit_db)) as conn, conn:
+        hashed = conn.execute("SELECT recorded_at FROM decisions WHERE seq = 2").fetchone()[0]
         conn.execute("UPDATE decisions SET recorded_at = 'yesterday' WHERE seq = 2")
-    assert main(["audit", "export", "--audit-db", str(audit_db)]) == 0
+    assert main(["audit", "export", "--audit-db", str(audit_db)]) == 1
     captured = capsys.readouterr()
     lines = [json.loads(line) for line in captured.out.splitlines()]
     assert "exported 3 decision(s)" in captured.err
+    assert "exported from a row edited after it was recorded (first: record 2 " in captured.err
+    assert [(line.get("recorded_at", "")[:19], line["seq"]) for line in lines][1] == (
+        hashed[:19],
+        "2",
+    )
     assert [("recorded_at" in line, line["seq"]) for line in lines] == [
         (True, "1"),
-        (False, "2"),
+        (True, "2"),
         (True, "3"),
     ]
     assert _verify(audit_db, capsys)[1].startswith("TAMPERED: record 2 was edited")

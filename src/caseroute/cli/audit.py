@@ -136,40 +136,56 @@ def _cmd_audit_show(args: argparse.Namespace) -> int:
 def _cmd_audit_export(args: argparse.Namespace) -> int:
     # One caseroute.v1.AuditedDecision per line, in the JSON dialect (docs/json.md): what
     # GetDecision returns, so a line parses with json_format as the published message.
+    from caseroute.audit.stream_check import record_as_hashed
     from caseroute.wire.json_dialect import record_to_json
 
     store = open_any_log(args)
     since = parse_instant(args.since, "--since")
     until = parse_instant(args.until, "--until")
     count = 0
-    undecided = 0
-    first = ""
+    undecided, edited = 0, 0
+    first, first_edited = "", ""
     try:
-        for record in store.records(case_id=args.case_id, since=since, until=until):
+        for stored in store.records(case_id=args.case_id, since=since, until=until):
+            # Every value from the text the chain hash covers, as `audit show` reads it: a
+            # column beside it is a copy an edit can change alone.
+            record, problem = record_as_hashed(stored)
             line = record_to_json(record, store.get_blob)
             sys.stdout.write(safe_json(line, sort_keys=True) + "\n")
             count += 1
+            where = f"record {record.seq}, decision {str(record.decision_id)[:80]!r}"
+            if problem is not None:
+                edited += 1
+                first_edited = first_edited or (
+                    f"{problem} (decision {str(record.decision_id)[:80]!r})"
+                )
             # record_to_json leaves out a decision it cannot rebuild; the line still goes out
             # (its chain fields and input), but an export that lost decisions is no clean one
             # (review R34c F3: "exported N decision(s)", exit 0, and replay then crashed).
             if "decision" not in line:
                 undecided += 1
-                first = first or (f"record {record.seq}, decision {str(record.decision_id)[:80]!r}")
+                first = first or where
     finally:
         store.close()
     sys.stderr.write(f"exported {count} decision(s)\n")
-    if not undecided:
-        return EXIT_OK
-    sys.stderr.write(
-        "caseroute: WARNING: "
-        + escape_text(
+    warnings = []
+    if edited:
+        warnings.append(
+            f"{edited} record(s) exported from a row edited after it was recorded (first: "
+            f"{first_edited}); their values are read from the hashed text, never from the "
+            "columns beside it, but do not rely on them (nor on which records --case-id, "
+            "--since or --until selected): run `caseroute audit verify` on the log and "
+            "restore it from a copy you trust"
+        )
+    if undecided:
+        warnings.append(
             f"{undecided} record(s) exported without their decision (first: {first}): the "
             "decision log cannot rebuild them (their stored decision or the ruleset source "
             "they were decided with was edited or lost); run `caseroute audit verify` on the log"
         )
-        + "\n"
-    )
-    return EXIT_FAILED
+    for warning in warnings:
+        sys.stderr.write("caseroute: WARNING: " + escape_text(warning) + "\n")
+    return EXIT_FAILED if warnings else EXIT_OK
 
 
 _KEPT_HEAD = re.compile(r"(?P<seq>0|[1-9][0-9]{0,18}):(?P<hash>[0-9a-f]{64})")
