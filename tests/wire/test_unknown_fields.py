@@ -300,7 +300,55 @@ def test_a_message_with_many_unknown_numbers_lists_a_few_and_counts_the_rest() -
     assert caught.value.violations == (
         FieldViolation(
             "roster.agents[0]",
-            "has field numbers 100, 101, 102, 103, 104 and 35 more, which caseroute.v1.Agent "
+            "has field numbers 100, 101, 102 and 37 more, which caseroute.v1.Agent "
             f"does not define; {ADVICE}",
         ),
     )
+
+
+class _Found:
+    """An unknown field as ``UnknownFieldSet`` yields it: only its number is read."""
+
+    def __init__(self, number: int) -> None:
+        self.field_number = number
+
+
+def _every_message() -> Iterator[Any]:
+    import importlib
+    import pkgutil
+
+    from caseroute import v1
+
+    def walk(messages: Any) -> Iterator[Any]:
+        for message in messages:
+            yield message
+            yield from walk(message.nested_types)
+
+    for module in pkgutil.iter_modules(v1.__path__):
+        if module.name.endswith("_pb2"):
+            loaded = importlib.import_module(f"caseroute.v1.{module.name}")
+            yield from walk(loaded.DESCRIPTOR.message_types_by_name.values())
+
+
+def test_the_advice_survives_the_served_clip_on_every_message() -> None:
+    """Worst case per message, unknown numbers and known fields in another form: advice whole.
+
+    A served violation is clipped to ``MAX_DESCRIPTION_BYTES``; the advice came last and was
+    cut mid-sentence when known fields were listed (noticed in stop 38).
+    """
+    from caseroute.grpc_api.status import MAX_DESCRIPTION_BYTES
+    from caseroute.wire.unknown_fields import _words
+
+    class Shaped:
+        def __init__(self, descriptor: Any) -> None:
+            self.DESCRIPTOR = descriptor
+
+    worst = 0
+    for descriptor in _every_message():
+        longest = sorted(descriptor.fields, key=lambda f: -len(f"`{f.name}` ({f.number})"))
+        found = [_Found(f.number) for f in longest[:9]]
+        found += [_Found(536_870_000 + n) for n in range(9)]  # 9-digit numbers, none defined
+        text = _words(Shaped(descriptor), found)  # type: ignore[arg-type]
+        worst = max(worst, len(text.encode()))
+        assert text.endswith(ADVICE), text
+    assert worst <= MAX_DESCRIPTION_BYTES, worst

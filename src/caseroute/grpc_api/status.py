@@ -68,8 +68,10 @@ MAX_VIOLATIONS = 20
 """Field violations returned in one BadRequest; one more line counts the rest."""
 MAX_FIELD_BYTES = 160
 """UTF-8 bytes of one violation's field path."""
-MAX_DESCRIPTION_BYTES = 320
-"""UTF-8 bytes of one violation's description."""
+MAX_DESCRIPTION_BYTES = 512
+"""UTF-8 bytes of one violation's description (``DETAILS_BUDGET`` bounds them all together).
+The longest caseroute writes, an unknown-field violation naming numbers and fields, fits with
+its advice whole (tests/wire/test_unknown_fields.py)."""
 MAX_MESSAGE_BYTES = 400
 """UTF-8 bytes of the status message, sent twice: in grpc-message (percent-encoding may
 triple it) and inside grpc-status-details-bin."""

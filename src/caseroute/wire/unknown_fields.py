@@ -50,15 +50,16 @@ _LIST_LIMITS = {
 """The ``InputLimits`` field bounding each repeated or map field (others: ``max_list_items``).
 A list over its limit is refused by the parser before any item is read, so it is not walked."""
 
-NUMBERS_SHOWN = 5
+NUMBERS_SHOWN = 3
 """Field numbers a violation lists; a message holding more has the rest counted (a hostile
 sender's thousands of numbers never make a long error)."""
 
 ADVICE = (
     "this server refuses fields it does not define rather than decide as if they were absent: "
-    "build the client from this server's caseroute.v1 protos (grpcurl `describe` or server "
-    "reflection shows them), or leave the field out"
+    "build the client from this server's caseroute.v1 protos (server reflection lists them) "
+    "or leave the field out"
 )
+"""Last in every violation, so the served clip (``MAX_DESCRIPTION_BYTES``) never cuts it."""
 
 
 def _listed(items: list[str]) -> str:
