@@ -61,20 +61,27 @@ def _committers(store: SqliteAuditStore) -> list[tuple[str, list[str]]]:
     return seen
 
 
+def _counted_puts(store: SqliteAuditStore) -> tuple[threading.Semaphore, list[Any]]:
+    """Wrap the writer queue's put: released once per item queued, and the items, in order."""
+    queued, items = threading.Semaphore(0), []
+    put = store._queue.put
+
+    def counted_put(item: Any) -> None:
+        items.append(item)
+        put(item)
+        queued.release()
+
+    store._queue.put = counted_put  # type: ignore[method-assign,assignment]
+    return queued, items
+
+
 def test_a_lone_append_commits_in_the_calling_thread(tmp_path: Path) -> None:
     """The writer idle: the caller's own thread runs the transaction (no hand-off, no wake-up).
 
     The queue is not touched: a put would wake the writer thread for nothing (issue 13).
     """
     store = SqliteAuditStore(tmp_path / "audit.db")
-    put = store._queue.put
-    puts: list[Any] = []
-
-    def counted_put(item: Any) -> None:
-        puts.append(item)
-        put(item)
-
-    store._queue.put = counted_put  # type: ignore[method-assign,assignment]
+    _, puts = _counted_puts(store)
     try:
         seen = _committers(store)
         stored = [store.append([_record(n)])[0] for n in (1, 2)]
@@ -115,14 +122,7 @@ def test_calls_behind_a_callers_commit_go_to_the_writer_together_in_order(
     store = SqliteAuditStore(tmp_path / "audit.db")
     watched = _WatchedLock(store._committing)
     store._committing = watched  # type: ignore[assignment]
-    queued = threading.Semaphore(0)
-    put = store._queue.put
-
-    def counted_put(item: Any) -> None:
-        put(item)
-        queued.release()
-
-    store._queue.put = counted_put  # type: ignore[method-assign,assignment]
+    queued, _ = _counted_puts(store)
     try:
         seen = _committers(store)
         with _leading(store):  # r0 committed by its own caller, never queued
@@ -175,14 +175,7 @@ def test_a_call_while_the_writer_holds_an_item_queues_behind_it(tmp_path: Path) 
     store = SqliteAuditStore(tmp_path / "audit.db")
     paused = _PausedWriterLock(store._committing)
     store._committing = paused  # type: ignore[assignment]
-    queued = threading.Semaphore(0)
-    put = store._queue.put
-
-    def counted_put(item: Any) -> None:
-        put(item)
-        queued.release()
-
-    store._queue.put = counted_put  # type: ignore[method-assign,assignment]
+    queued, _ = _counted_puts(store)
     try:
         seen = _committers(store)
         with _leading(store) as (lead, release):

@@ -16,9 +16,10 @@ import pytest
 from caseroute.audit.masking import MASK_PREFIX, Masker, mask_case
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.audit.verify import verify_chain
+from caseroute.domain.case import Case
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.replay import CandidateSource, ReplayOptions, SinkRecords, replay
-from caseroute.service import DecideCommand, RulesetRegistry
+from caseroute.service import DecideCommand, DecideResult, RulesetRegistry
 from caseroute.testing import NOW, TEST_AUDIT_KEY, audited_core, clock, compile_text, make_case
 from tests.replay.recorded import (
     BASE,
@@ -33,21 +34,26 @@ PATIENT = "PT-4471"
 DIGEST = Masker(bytes.fromhex(TEST_AUDIT_KEY)).digest(PATIENT)
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[SqliteAuditStore]:
-    """One decision of a case whose masked patient_id is part of its first clock's name."""
+def _decided(tmp_path: Path, case: Case) -> tuple[SqliteAuditStore, DecideResult]:
+    """``case`` decided and recorded (the rules of ``BASE``): the log and the reply."""
     registry = RulesetRegistry()
     registry.add(prepare_ruleset(compile_text(BASE), EngineKind.PYTHON))
     core = audited_core(registry, tmp_path)
+    result = core.decide(DecideCommand(f"r-{case.case_id}", "", "", (case,), roster_of_two(), NOW))
+    registry.close()
+    assert isinstance(core.audit, SqliteAuditStore)
+    return core.audit, result
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[SqliteAuditStore]:
+    """One decision of a case whose masked patient_id is part of its first clock's name."""
     case = make_case(
         case_id="M1",
         attributes={"patient_id": PATIENT},
         sla_clocks=(clock(f"rtt-{PATIENT}", 30), clock("first-response", 90)),
     )
-    core.decide(DecideCommand("r1", "", "", (case,), roster_of_two(), NOW))
-    registry.close()
-    store = core.audit
-    assert isinstance(store, SqliteAuditStore)
+    store, _ = _decided(tmp_path, case)
     yield store
     store.close()
 
@@ -161,19 +167,14 @@ def test_a_clock_name_quoting_a_masked_value_in_another_letter_case_is_masked(
     Review of stop 38 (PHI): only the spelling as sent was looked for, so a clock name that
     quoted a masked id in lower case was stored and returned in clear.
     """
-    registry = RulesetRegistry()
-    registry.add(prepare_ruleset(compile_text(BASE), EngineKind.PYTHON))
-    core = audited_core(registry, tmp_path)
     case = make_case(
         case_id="M3",
         attributes={"patient_id": PATIENT},
         sla_clocks=(clock(f"rtt-{PATIENT.lower()}", 30),),
     )
-    result = core.decide(DecideCommand("r3", "", "", (case,), roster_of_two(), NOW))
-    registry.close()
-    assert isinstance(core.audit, SqliteAuditStore)
-    (record,) = core.audit.records()
-    core.audit.close()
+    store, result = _decided(tmp_path, case)
+    (record,) = store.records()
+    store.close()
     stored = [c["name"] for c in record.input["case"]["sla_clocks"]]
     replied = [c.name for c in result.decisions[0].explanation.signals.sla_clocks]
     assert (stored, replied) == ([f"rtt-{DIGEST}"], [f"rtt-{DIGEST}"])
