@@ -29,8 +29,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +155,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self._opened_version = 0  # the schema version found (or migrated to) at open
         self._known: OrderedDict[str, None] = OrderedDict()
         self._known_lock = threading.Lock()
+        self._pinned = threading.local()  # .conn: this thread's ``snapshot`` connection
         self._queue = AppendQueue()  # SimpleQueue: no condition variable (sql_appends.Outcome)
         # Invariant: nothing is queued after the writer's stop marker (it would wait forever).
         self._closed = False
@@ -518,14 +519,48 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             )
         )
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read of this thread in the block sees the log as one instant (one snapshot).
+
+        One pooled connection is held for the block, in a ``REPEATABLE READ READ ONLY``
+        transaction: commits of other replicas meanwhile are not seen. ``audit verify`` reads
+        the head, the key eras, then the chain a page at a time; read one statement apiece
+        (each its own snapshot), a record committed in between made an intact shared log
+        verify TAMPERED while replicas wrote to it.
+
+        Raises:
+            AuditUnavailableError: If no connection or transaction can be had (logged).
+        """
+        with ExitStack() as held:
+            try:
+                conn = held.enter_context(self._pool.connection())
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            except _DB_ERRORS as exc:
+                self._log_failure("AUDIT READ FAILED", exc)
+                raise AuditUnavailableError(READ_UNAVAILABLE) from None
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
+                # Read only: nothing to keep. A connection that cannot roll back is broken,
+                # and the pool discards it on its return.
+                with suppress(*_DB_ERRORS):
+                    conn.execute("ROLLBACK")
+
     def _fetch(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         """Run one read on a pooled connection (autocommit: one statement, one snapshot).
 
+        Inside ``snapshot`` the read runs on that block's connection and snapshot instead.
         An auditor's (read-only) read returns a column altered to bytea as ``EditedText``, as
         the SQLite store does for a BLOB: every reader shows it, ``audit verify`` names it.
         """
         try:
-            with self._pool.connection() as conn:
+            with ExitStack() as held:
+                conn = getattr(self._pinned, "conn", None) or held.enter_context(
+                    self._pool.connection()
+                )
                 rows = conn.execute(sql, params).fetchall()
                 return [blobs_as_text(row) for row in rows] if self._readonly else rows
         except _DB_ERRORS as exc:

@@ -868,6 +868,26 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             self._fetch("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", (table, column))
         )
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read of this thread in the block sees the log as one instant (one snapshot).
+
+        A read transaction on this thread's connection: WAL keeps it at the commit its first
+        read saw, whatever other processes commit meanwhile. ``audit verify`` reads the head,
+        the key eras, then the chain a page at a time; read one statement apiece, a record
+        committed in between made an intact live log verify TAMPERED.
+
+        Raises:
+            AuditUnavailableError: If the read transaction cannot begin (logged).
+        """
+        self._fetch("BEGIN", ())
+        try:
+            yield
+        finally:
+            conn = getattr(self._local, "conn", None)
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")  # read only: nothing to keep
+
     def _fetch(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         """Run a read on this thread's connection (opened once per thread, then reused)."""
         conn = getattr(self._local, "conn", None)

@@ -213,24 +213,27 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
         out(f"TAMPERED: {exc}")
         return EXIT_FAILED
     try:
-        try:
-            head = store.head()
-            eras = store.key_history()
-            # As stored: a roster kept in parts is checked chunk by chunk, each chunk once.
-            kept = args.expect_head
-            report = verify_chain(
-                store.records(),
-                head,
-                store.stored_blob,
-                store.iter_events(),
-                eras,
-                kept_seq=kept[0] if kept else None,
-            )
-        except RecordDamagedError as exc:
-            out(f"TAMPERED: {exc}")
-            return EXIT_FAILED
-        # Not hashed, so checked beside the chain: the index --since/--until reads select on.
-        misindexed = time_index_problem(store.time_index()) if report.ok else None
+        # One snapshot for every read: replicas (or workers) keep committing while verify
+        # reads, and a record committed between the head's read and the chain's is no edit.
+        with store.snapshot():
+            try:
+                head = store.head()
+                eras = store.key_history()
+                # As stored: a roster kept in parts is checked chunk by chunk, each chunk once.
+                kept = args.expect_head
+                report = verify_chain(
+                    store.records(),
+                    head,
+                    store.stored_blob,
+                    store.iter_events(),
+                    eras,
+                    kept_seq=kept[0] if kept else None,
+                )
+            except RecordDamagedError as exc:
+                out(f"TAMPERED: {exc}")
+                return EXIT_FAILED
+            # Not hashed, so checked beside the chain: the index --since/--until reads select on.
+            misindexed = time_index_problem(store.time_index()) if report.ok else None
     finally:
         store.close()
     if not report.ok:
