@@ -135,7 +135,10 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             location: The database's URL.
             max_batch: Most appends committed in one transaction (1 turns group commit off).
             pool_size: Most connections this replica holds (readers and the writer).
-            timeout_s: How long a call waits for a connection before it is refused.
+            timeout_s: How long a call waits for a connection before it is refused; also
+                how long a writer waits for the chain head's lock, how long one of its
+                statements may run, and how long PostgreSQL lets one of its sessions idle
+                inside a transaction (``_configure_session``).
             readonly: Read only (``caseroute audit``): no migration, no writer.
 
         Raises:
@@ -147,6 +150,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self._secrets = location.passwords
         self._max_batch = max_batch
         self._readonly = readonly
+        self._wait_ms = max(1, round(timeout_s * 1000))
         self.commits = 0
         self.failures = 0
         self.observer: CommitObserver | None = None
@@ -204,7 +208,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 kwargs=kwargs,
                 min_size=1,
                 max_size=max(2, pool_size),
-                configure=_configure,
+                configure=self._configure_session,
                 # A connection the server dropped (a restart, a failover) is found on checkout
                 # and replaced, instead of failing the first call after the database is back.
                 check=ConnectionPool.check_connection,
@@ -232,6 +236,31 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 target=self._write_loop, name="audit-writer", daemon=True
             )
             self._writer.start()
+
+    def _configure_session(self, conn: psycopg.Connection[Any]) -> None:
+        """Every pooled connection: durable commits; a writer's waits bounded by ``timeout_s``.
+
+        Without bounds, one session stuck inside its transaction (a replica frozen, paused or
+        cut off with the head row locked) held every replica's writer on ``FOR UPDATE`` for
+        good: their callers hung past any deadline, never UNAVAILABLE, and health stayed
+        SERVING. Now a writer waits for the head row at most ``timeout_s`` (``lock_timeout``:
+        its calls are refused UNAVAILABLE), a statement runs at most that long
+        (``statement_timeout``), and PostgreSQL ends a caseroute session left idle inside a
+        transaction that long (``idle_in_transaction_session_timeout``), releasing its locks;
+        its transaction rolls back, so nothing it had not committed was answered. An
+        auditor's read-only session keeps PostgreSQL's defaults: its reads take no locks,
+        and ``audit verify`` holds its snapshot while it checks each page.
+        """
+        _configure(conn)
+        if self._readonly:
+            return
+        wait = f"{self._wait_ms}ms"
+        conn.execute(
+            "SELECT set_config('lock_timeout', %s, false), "
+            "set_config('statement_timeout', %s, false), "
+            "set_config('idle_in_transaction_session_timeout', %s, false)",
+            (wait, wait, wait),
+        )
 
     # -----------------------------------------------------------------------------------------
     # Key eras (the masking key's fingerprint, as the SQLite store keeps them).
