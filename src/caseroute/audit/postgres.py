@@ -30,13 +30,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from caseroute.audit.location import KEYWORDS_HINT, URL_HINT
 from caseroute.audit.pg_schema import (
@@ -100,6 +100,12 @@ _INSERT_RECORD = insert_record_sql("%s")
 _ADD_DROPPED = add_dropped_sql("%s")
 _CURRENT_KEY = "SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
 _DB_ERRORS = (psycopg.Error, OSError, KeyMismatchError, UnusableDatabaseError)
+DOWN_WAIT_S = 1.0
+"""How long a call waits for a connection while the last wait for one failed (the database
+unreachable), instead of ``timeout_s``: a Decide waits twice (its append, then the read that
+answers a stored retry), and at 2 x 10 s the published client's 30 s deadline ran out on its
+retry (DEADLINE_EXCEEDED, not retried) before any UNAVAILABLE reached the caller. The pool
+keeps reconnecting meanwhile; the first connection had ends the short waits."""
 
 
 def _altered_error(changes: list[str]) -> RecordDamagedError:
@@ -151,6 +157,8 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self._max_batch = max_batch
         self._readonly = readonly
         self._wait_ms = max(1, round(timeout_s * 1000))
+        self._timeout_s = timeout_s
+        self._unreachable = False  # the last wait for a connection failed (DOWN_WAIT_S)
         self.commits = 0
         self.failures = 0
         self.observer: CommitObserver | None = None
@@ -335,6 +343,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             except Exception as exc:  # noqa: BLE001 - every cause refuses the batch (logged)
                 self._refuse(batch, exc)
                 continue
+            self._note_reach(None)
             stored = stored_appends(results)
             if stored:  # a transaction of retries (or refusals) only stored nothing: no commit
                 self.commits += 1
@@ -343,6 +352,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
 
     def _refuse(self, batch: Sequence[PendingItem], exc: Exception) -> None:
         """Fail every caller of a batch that could not be committed."""
+        self._note_reach(exc)
         self.failures += 1
         self._observe(len(batch), None)
         self._log_failure(f"AUDIT WRITE FAILED ({len(batch)} calls refused)", exc)
@@ -350,6 +360,24 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         for item in batch:
             if not item.done.done():
                 item.done.set_exception(error)
+
+    def _connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A pooled connection for a call, waited for ``timeout_s`` (DOWN_WAIT_S while down).
+
+        Down: the last wait for a connection failed (``_note_reach``).
+
+        Raises:
+            PoolTimeout: If none could be had in that time.
+        """
+        wait = min(self._timeout_s, DOWN_WAIT_S) if self._unreachable else self._timeout_s
+        return self._pool.connection(timeout=wait)
+
+    def _note_reach(self, failure: BaseException | None) -> None:
+        """Follow whether a connection can be had: a wait that failed, or a call that worked."""
+        if failure is None:
+            self._unreachable = False
+        elif isinstance(failure, PoolTimeout):
+            self._unreachable = True
 
     def _log_failure(self, what: str, exc: BaseException) -> None:
         """Log a database failure: its kind and message (password scrubbed), else withheld.
@@ -387,7 +415,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         """
         results: list[tuple[PendingItem, Exception | None]] = []
         with (
-            self._pool.connection() as conn,
+            self._connection() as conn,
             conn.pipeline() as pipe,
             conn.transaction(),
             ExitStack() as cursors,
@@ -587,12 +615,12 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         """
         try:
             with ExitStack() as held:
-                conn = getattr(self._pinned, "conn", None) or held.enter_context(
-                    self._pool.connection()
-                )
+                conn = getattr(self._pinned, "conn", None) or held.enter_context(self._connection())
                 rows = conn.execute(sql, params).fetchall()
-                return [blobs_as_text(row) for row in rows] if self._readonly else rows
+            self._note_reach(None)
+            return [blobs_as_text(row) for row in rows] if self._readonly else rows
         except _DB_ERRORS as exc:
+            self._note_reach(exc)
             self._log_failure("AUDIT READ FAILED", exc)
             altered = self._altered() if self._readonly and _schema_refused(exc) else None
             if altered is not None:
