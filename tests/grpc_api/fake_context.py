@@ -48,3 +48,7 @@ class FakeContext:
     def set_details(self, details: str) -> None:
         """Record the call's status details."""
         self.details = details
+
+    def abort_with_status(self, status: Any) -> None:
+        """Not offered, as in grpcio-testing: the servicer sets the status and returns instead."""
+        raise NotImplementedError

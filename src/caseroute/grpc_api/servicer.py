@@ -223,16 +223,28 @@ _WHOLE_BATCH = lenient_deserializer(pb.DecideBatchRequest)
 
 
 def _fail(context: grpc.ServicerContext, exc: Exception, reference: str) -> None:
-    """End the call with the status table's answer for ``exc``.
+    """End the call with the status table's answer for ``exc``: the status alone, no message.
 
-    The failure is reported by setting code, message and the rich status (trailing metadata);
-    the servicer then returns an empty message: real gRPC sends only the status, and
-    grpcio-testing (whose ``abort`` drops trailing metadata) sees the same thing.
+    On a real server this raises (``abort_with_status``): the call ends with code, message and
+    the rich status (trailing metadata) and no response message, a trailers-only response. A
+    status set beside a returned (empty) message went out with that message, and a gRPC
+    client treats a call that received a message as committed: it never retried it, so an
+    UNAVAILABLE from a replica whose log refused writes reached the caller instead of the
+    next replica, against the retry policy of ``caseroute.client`` (and Envoy's
+    ``retry_on: unavailable``). grpcio-testing's context has no ``abort_with_status`` (and its
+    ``abort`` drops trailing metadata): there the status is set and the servicer returns an
+    empty message, which grpcio-testing reports as the status alone.
+
+    Raises:
+        Exception: grpcio's abort, on a real server (the call has ended).
     """
     status = status_for(exc, reference)
-    context.set_trailing_metadata(status.trailing_metadata)
-    context.set_code(status.code)
-    context.set_details(status.details)
+    try:
+        context.abort_with_status(status)
+    except NotImplementedError:  # grpcio-testing's servicer context
+        context.set_trailing_metadata(status.trailing_metadata)
+        context.set_code(status.code)
+        context.set_details(status.details)
 
 
 def _refuse_unread(
