@@ -609,3 +609,30 @@ def test_an_export_line_whose_decision_does_not_decode_is_a_usage_error(
             "audit export` (one record per line)\n"
         ),
     )
+
+
+def test_an_export_of_summary_decisions_lists_the_agent_checks_the_log_does(
+    rulesets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SUMMARY records list no per-agent check rows, from the log or from `audit export`.
+
+    A summary explanation keeps no verdicts: its failed-check bitmasks are empty when every
+    agent was eligible, and an export drops them (AuditedDecision has no field for them). Read
+    as "no agent evaluated", every agent of a changed record was listed as `not evaluated ->
+    skills`, the agent the recording chose included.
+    """
+    summary_db = tmp_path / "audit.db"
+    record_log(tmp_path, agent_detail=False).close()
+    main(["audit", "export", "--audit-db", str(summary_db)])
+    export = tmp_path / "export.jsonl"
+    export.write_text(capsys.readouterr().out)
+    reports = []
+    for source in ((), ("--input", str(export))):
+        args = (*source, "--candidate", str(rulesets / "agent.yaml"), "--format", "json")
+        assert main(_replay(summary_db, rulesets, *args)) == 0
+        data = json.loads(capsys.readouterr().out)
+        reports.append({k: v for k, v in data.items() if k != "chain"})  # an export's is null
+    from_log, from_export = reports
+    changed = from_log["samples"]["agent_changed"]
+    assert (len(changed), [s["agent_checks"] for s in changed]) == (2, [[], []])
+    assert from_export == from_log

@@ -100,8 +100,12 @@ def roster_of_two() -> Roster:
     )
 
 
-def record_log(directory: Path, text: str = BASE) -> SqliteAuditStore:
-    """Record C1+C3 (one batch) and C2 under ``text`` into a new log in ``directory``."""
+def record_log(directory: Path, text: str = BASE, *, agent_detail: bool = True) -> SqliteAuditStore:
+    """Record C1+C3 (one batch) and C2 under ``text`` into a new log in ``directory``.
+
+    ``agent_detail=False`` records SUMMARY explanations (failed-check bitmasks, no per-agent
+    verdicts), as callers of the Python client and `simulate --no-agent-detail` get.
+    """
     registry = RulesetRegistry()
     registry.add(prepare_ruleset(compile_text(text), EngineKind.PYTHON))
     core: RoutingCore = audited_core(registry, directory)
@@ -111,9 +115,9 @@ def record_log(directory: Path, text: str = BASE) -> SqliteAuditStore:
         make_case(case_id="C1", attributes={"notes": "call back"}, **routine),
         make_case(case_id="C3", **routine),
     )
-    core.decide(DecideCommand("r1", "", "", batch, roster, NOW))
+    core.decide(DecideCommand("r1", "", "", batch, roster, NOW, agent_detail))
     urgent = make_case(case_id="C2", intent=Intent.GENERAL, urgency=Urgency.URGENT)
-    core.decide(DecideCommand("r2", "", "", (urgent,), roster, NOW))
+    core.decide(DecideCommand("r2", "", "", (urgent,), roster, NOW, agent_detail))
     registry.close()
     store = core.audit
     assert isinstance(store, SqliteAuditStore)

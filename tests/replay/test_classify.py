@@ -160,3 +160,32 @@ def test_no_agent_changes_when_the_recording_kept_no_verdicts() -> None:
     """A decision recorded with agent detail off (masks, no verdicts) lists no agent changes."""
     summary = {"explanation": {"matching": {"agents": [], "failed_masks": [["skills", "0x1"]]}}}
     assert agent_check_changes(summary, _verdicts(("a1", ["skills"]))) == ()
+
+
+@pytest.mark.parametrize(
+    "matching",
+    [
+        {"considered": 2, "eligible": 2, "agents": [], "failed_masks": []},  # all eligible
+        {"considered": 2, "eligible": 1, "exclusion_counts": [{"check": "skills", "agents": 1}]},
+    ],
+    ids=["summary-all-eligible", "exported-summary"],
+)
+def test_no_agent_changes_when_a_summary_kept_no_masks(matching: dict[str, Any]) -> None:
+    """A summary with agents considered but no bitmasks (all eligible; an export) lists none."""
+    summary = {"explanation": {"matching": matching}}
+    assert agent_check_changes(summary, _verdicts(("a1", ["skills"]))) == ()
+
+
+@pytest.mark.parametrize(
+    "matching",
+    [{"considered": 0, "eligible": 0}, {"considered": True}, {"agents": {"a1": []}}],
+    ids=["empty-roster", "bool-count", "agents-not-a-list"],
+)
+def test_a_matching_without_agents_or_a_count_reads_as_no_agent_evaluated(
+    matching: dict[str, Any],
+) -> None:
+    """No agent considered (or no readable count or verdict list): the candidate's are listed."""
+    recorded = {"explanation": {"matching": matching}}
+    assert agent_check_changes(recorded, _verdicts(("a1", ["skills"]))) == (
+        AgentCheckChange("a1", None, ("skills",)),
+    )

@@ -247,14 +247,19 @@ def _failed_checks(decision: Mapping[str, Any]) -> dict[str, tuple[str, ...]] | 
     """Agent id -> the names of the checks it failed, from an explanation's verdicts.
 
     Empty when no agent was matched; None when agents were matched but the explanation kept
-    no per-agent verdicts (agent detail off: only failed-check bitmasks).
+    no per-agent verdicts (agent detail off). Such an explanation says so by its count of
+    agents considered, not by its failed-check bitmasks: those are empty when every agent was
+    eligible, and an `audit export` line has none (AuditedDecision holds no field for them).
     """
     explanation = decision.get("explanation")
     matching = explanation.get("matching") if isinstance(explanation, Mapping) else None
-    agents = matching.get("agents") if isinstance(matching, Mapping) else None
+    if not isinstance(matching, Mapping):
+        return {}
+    agents = matching.get("agents", [])  # the JSON dialect leaves an empty list out
     if not isinstance(agents, list):
         return {}
-    if not agents and isinstance(matching, Mapping) and matching.get("failed_masks"):
+    considered = matching.get("considered")
+    if not agents and (matching.get("failed_masks") or _positive(considered)):
         return None
     out: dict[str, tuple[str, ...]] = {}
     for verdict in agents:
@@ -266,6 +271,11 @@ def _failed_checks(decision: Mapping[str, Any]) -> dict[str, tuple[str, ...]] | 
         )
         out[verdict["agent_id"]] = tuple(str(c) for c in checks)
     return out
+
+
+def _positive(count: Any) -> bool:
+    """Whether a stored count is a whole number above 0 (never a bool)."""
+    return isinstance(count, int) and not isinstance(count, bool) and count > 0
 
 
 @dataclass(frozen=True, slots=True)
