@@ -8,6 +8,7 @@ is drawn only on a terminal), and, when asked, the forkserver stops as it starts
 module) until the test writes a line to stdin. Every wait is for a line or an exit, by deadline.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -64,6 +65,7 @@ sys.stdin.readline()  # the forkserver still has the CLI's stdin while it preloa
 """Imported by the forkserver before it sets SIGINT aside: where a Ctrl-C found it exposed."""
 
 INTERRUPTED = "caseroute: interrupted; any output printed is incomplete\n"
+TERMINATED = "caseroute: terminated (SIGTERM); any output printed is incomplete\n"
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +129,51 @@ def test_ctrl_c_while_the_forkserver_starts_exits_130_with_one_line(home: Path) 
         assert served.stdout_line() == "test-hook: forkserver starting\n"
         code, err = _interrupted(served)
     assert (code, err) == (130, INTERRUPTED), err
+
+
+def test_sigterm_while_workers_replay_stops_them_and_exits_143(home: Path) -> None:
+    """SIGTERM to the CLI alone (`kill PID`, a CI job's timeout): 143, one line, no orphan.
+
+    SIGTERM killed the CLI at once and left the forkserver, its resource tracker and both
+    workers waiting for work forever, holding the CLI's stdout and stderr open (a pipeline
+    reading the report never ended). Stderr ends only once every process of the group is gone.
+    """
+    with _start(home, hold_forkserver=False) as served:
+        try:
+            assert served.stdout_line() == f"test-hook: replayed 200/{LINES}\n"
+            served.proc.send_signal(signal.SIGTERM)
+            assert served.proc.stdin is not None
+            served.proc.stdin.close()
+            code = served.proc.wait(EXIT_S)
+            err = served.stderr(EXIT_S)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # what the CLI left, if it failed
+                os.killpg(served.proc.pid, signal.SIGKILL)
+    assert (code, err) == (143, TERMINATED), err
+
+
+def test_sigterm_while_replaying_raises_once_then_the_handler_before_is_back() -> None:
+    """In the replay, SIGTERM raises TerminatedError; the handler before serves a second one."""
+    from caseroute.cli.entry import TerminatedError
+    from caseroute.cli.replay import _sigterm_unwinds
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TerminatedError), _sigterm_unwinds():
+        signal.raise_signal(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_terminated_replay_exits_143_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """TerminatedError out of a command: exit 143 and one line on stderr, no traceback."""
+    from caseroute.cli import main
+    from caseroute.cli import replay as cli_replay
+    from caseroute.cli.entry import TerminatedError
+
+    def terminated(_args: object) -> None:
+        raise TerminatedError(signal.SIGTERM)
+
+    monkeypatch.setattr(cli_replay, "_local_report", terminated)
+    code = main(["replay", "--candidate", "x.yaml", "--input", "x.jsonl"])
+    assert (code, capsys.readouterr().err) == (143, TERMINATED)

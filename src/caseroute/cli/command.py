@@ -26,7 +26,13 @@ from caseroute.cli import (
     serve,
     simulate,
 )
-from caseroute.cli.entry import EXIT_INTERRUPTED, INTERRUPTED
+from caseroute.cli.entry import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    INTERRUPTED,
+    TERMINATED,
+    TerminatedError,
+)
 from caseroute.cli.output import EXIT_FAILED, EXIT_USAGE, UsageError
 from caseroute.cli.ruleset_advice import next_step
 from caseroute.cli.settings import SettingsParser
@@ -85,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CaserouteError as exc:
         sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
         return EXIT_FAILED
+    except TerminatedError:
+        # SIGTERM where a command takes it (replay's workers): stopped as for Ctrl-C.
+        sys.stderr.write(TERMINATED)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         # Ctrl-C: one line, no traceback (review R32b F9). Commands write only stdout, so
         # what stopped short is what was printed: a report or export cut off. (While the

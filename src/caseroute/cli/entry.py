@@ -16,6 +16,18 @@ EXIT_INTERRUPTED = 130
 """Ctrl-C: 128 + SIGINT, as shells report a process the signal ended."""
 INTERRUPTED = "caseroute: interrupted; any output printed is incomplete\n"
 """The line Ctrl-C prints, whether it came while the command loaded or while it ran."""
+EXIT_TERMINATED = 143
+"""SIGTERM taken by a command that stops its worker processes first: 128 + SIGTERM."""
+TERMINATED = "caseroute: terminated (SIGTERM); any output printed is incomplete\n"
+"""The line such a command prints when SIGTERM stopped it."""
+
+
+class TerminatedError(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so a command unwinds as it does for Ctrl-C.
+
+    A ``KeyboardInterrupt`` so every clean-up written for Ctrl-C (a worker pool's shutdown)
+    runs for it too; ``caseroute.cli.command.main`` turns it into ``EXIT_TERMINATED``.
+    """
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from caseroute.cli.entry import TerminatedError
 from caseroute.cli.options import add_client_tls, parse_window, timeout_seconds
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError
 from caseroute.cli.settings import add_settings, setting_source
@@ -135,6 +137,28 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While replaying: SIGTERM raises ``TerminatedError``, so the pool stops as for Ctrl-C.
+
+    Left to its default, SIGTERM (`kill PID`, a CI job's timeout) ended this process alone:
+    the forkserver, its resource tracker and the workers waited for work forever, holding
+    this process's stdout and stderr open. Raised here, the pool drops the chunks not started
+    and its workers exit once theirs are done. A second SIGTERM finds the handler before.
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def terminated(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, previous)
+        raise TerminatedError(signum)
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _remote_report(args: argparse.Namespace) -> ReplayReport:
     """The report of the server's ``RulesetAdmin.Replay`` (``--server``), rebuilt from its JSON."""
     import json
@@ -192,7 +216,7 @@ def _local_report(args: argparse.Namespace) -> ReplayReport:
             candidate = resolve_candidate(args.candidate, args.rulesets, store)
         except RulesetNotFoundError as exc:
             raise UsageError(f"--candidate: {exc}") from None
-        with _progress(sys.stderr.isatty()) as progress:
+        with _sigterm_unwinds(), _progress(sys.stderr.isatty()) as progress:
             options = ReplayOptions(
                 EngineKind(args.engine), args.workers or default_workers(), args.sample, progress
             )
