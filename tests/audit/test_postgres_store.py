@@ -437,6 +437,18 @@ def test_sqlite_only_commands_refuse_a_url(pg_url: str, capsys: pytest.CaptureFi
     assert PostgresLocation(pg_url).passwords[0] not in err
 
 
+def test_replay_of_a_url_says_to_replay_on_the_server(
+    pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not `audit export`: an export alone has no roster snapshots (all roster_missing)."""
+    code = main(["replay", "--audit-db", pg_url, "--candidate", "rulesets/patient-enquiries"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "replay a PostgreSQL log on a server that writes it: `caseroute replay --server" in err
+    assert "audit verify|show|export|events" not in err
+    assert PostgresLocation(pg_url).passwords[0] not in err
+
+
 def test_a_bad_value_refuses_only_its_call(pg_url: str) -> None:
     """A value PostgreSQL cannot store (a NUL in a blob) refuses that call; its batch goes on.
 

@@ -37,16 +37,24 @@ def open_any_log(args: argparse.Namespace) -> SqliteAuditStore | PostgresAuditSi
     return open_log(args)
 
 
-def open_log(args: argparse.Namespace) -> SqliteAuditStore:
-    """The decision log named by ``--audit-db``, opened read-only (a usage error if missing)."""
+POSTGRES_READERS = "against PostgreSQL use `caseroute audit verify|show|export|events`"
+"""What to do instead when a SQLite-only command is given a PostgreSQL log."""
+
+
+def open_log(args: argparse.Namespace, instead: str = POSTGRES_READERS) -> SqliteAuditStore:
+    """The decision log named by ``--audit-db``, opened read-only (a usage error if missing).
+
+    Args:
+        args: The command's arguments.
+        instead: What to do instead with a PostgreSQL log (the refusal's last words).
+    """
     from caseroute.audit.config import exposed_files, exposure_message
     from caseroute.audit.location import PostgresLocation
     from caseroute.audit.store import SqliteAuditStore
 
     if isinstance(args.audit_db, PostgresLocation):
         raise UsageError(
-            f"this command reads a SQLite decision log, not {args.audit_db}; against "
-            "PostgreSQL use `caseroute audit verify|show|export|events`"
+            f"this command reads a SQLite decision log, not {args.audit_db}; {instead}"
         )
     if not args.audit_db.is_file():
         raise UsageError(

@@ -89,7 +89,14 @@ def _source(
     if args.input is None or setting_source(args, "audit_db").kind != "default":
         from caseroute.cli.audit import open_log
 
-        store = open_log(args)
+        # An export alone carries no roster snapshots (every record would be roster_missing):
+        # a PostgreSQL log is replayed by a server that writes it.
+        store = open_log(
+            args,
+            "replay a PostgreSQL log on a server that writes it: `caseroute replay --server "
+            "HOST:PORT --candidate ...` (docs/replay.md); `--input` export lines replay here "
+            "only beside a SQLite --audit-db that holds their roster snapshots",
+        )
     close = store.close if store is not None else (lambda: None)
     if args.input is None:
         assert store is not None  # noqa: S101 - opened above when there is no --input
