@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from caseroute.domain.codec import parse_case
+from caseroute.domain.codec import SAFEGUARDING_NOTICE, parse_case
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.limits import DEFAULT_LIMITS
 from caseroute.testing import case_data, make_case
@@ -31,6 +31,7 @@ def _violations(flags: list[str]) -> list[FieldViolation]:
 def test_a_string_sent_as_a_list_of_letters_is_refused_at_each_letter() -> None:
     """``list("safeguarding")`` is refused at case.flags[i], capped as any list's problems."""
     assert [
+        FieldViolation("case.flags", SAFEGUARDING_NOTICE),  # the letters spell the flag
         FieldViolation("case.flags[0]", f"'s' {ADVICE}"),
         FieldViolation("case.flags[1]", f"'a' {ADVICE}"),
         FieldViolation("case.flags[2]", f"'f' {ADVICE}"),

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from caseroute.domain.codec import parse_roster
+from caseroute.domain.codec import SAFEGUARDING_NOTICE, parse_roster
 from caseroute.domain.errors import FieldViolation, Severity
 from caseroute.rules.schema import NAME_RE, SchemaReader, read_ruleset
 from caseroute.rules.source import Node, parse_yaml
@@ -202,8 +202,10 @@ def test_flag_pattern_same_words() -> None:
         "a case's flags are trimmed, lower-cased and have - folded to _ first)"
     )
     header = MINIMAL_HEADER.replace("{flag: safeguarding,", "{flag: safe guarding,")
+    # after the safeguarding notice: the refused flag reads as safeguarding but for a space
     assert [
-        FieldViolation("case.flags[0]", f"'safe guarding' is not a valid flag{hint}")
+        FieldViolation("case.flags", SAFEGUARDING_NOTICE),
+        FieldViolation("case.flags[0]", f"'safe guarding' is not a valid flag{hint}"),
     ] == request_violations(case_data(flags=["safe guarding"]))
     assert [
         f"constraints.safeguarding.flag 'safe guarding' is not a valid flag{hint}"

@@ -28,6 +28,7 @@ kinds).
 from __future__ import annotations
 
 import dataclasses
+import re
 import unicodedata
 from datetime import datetime
 
@@ -304,7 +305,15 @@ def parse_case(
     preferred = _preferred_agents(r, violations, limits)
     if violations:
         # A ruleset may name its own safeguarding flag: the notice follows it.
-        sent = flags | _flag_texts(r.shadowed.get("flags"))
+        # Read from the value as sent too: a malformed one (a string, an invisible character)
+        # left nothing in ``flags`` to find the flag in. A list over its limit is refused on
+        # its size alone, and no item of it is read.
+        raw = r.raw("flags", required=False)
+        if isinstance(raw, list | tuple) and len(raw) > limits.max_list_items:
+            raw = None
+        sent = (
+            flags | _flag_texts(raw, limits.max_list_items) | _flag_texts(r.shadowed.get("flags"))
+        )
         if SAFEGUARDING_FLAG in sent or not sent.isdisjoint(safeguarding_flags):
             violations.insert(0, FieldViolation(r.at("flags"), SAFEGUARDING_NOTICE))
         raise RequestError(violations)
@@ -336,11 +345,33 @@ def parse_case(
     )
 
 
-def _flag_texts(value: object) -> frozenset[str]:
-    """Normalised strings of a list sent under a refused second spelling (for the notice)."""
+_NOT_FLAG_CHARACTER = re.compile(r"[^a-z0-9_.:/]")
+
+
+def _flag_texts(value: object, limit: int = VIOLATIONS_PER_LIST) -> frozenset[str]:
+    """The flags a refused ``flags`` value may have meant, normalised (for the notice only).
+
+    However malformed: a bare string is one flag (``"flags": "safeguarding"``), characters no
+    flag holds are dropped (a zero-width space or soft hyphen inside ``safeguarding``), and a
+    list of single characters is also read joined up (a string taken one letter at a time).
+    The notice errs towards calling a refused case flagged, never away: nothing is routed
+    either way, and the notice is what makes a person look at it.
+
+    Args:
+        value: The ``flags`` value as sent (or sent under a refused second spelling).
+        limit: How many items of a list to read.
+
+    Returns:
+        The normalised texts.
+    """
+    if isinstance(value, str):
+        value = [value]
     if not isinstance(value, list | tuple):
         return frozenset()
-    return frozenset(normalise_flag(v) for v in value[:VIOLATIONS_PER_LIST] if isinstance(v, str))
+    texts = [v for v in value[:limit] if isinstance(v, str)]
+    if len(texts) > 1 and all(len(t) == 1 for t in texts):
+        texts.append("".join(texts))
+    return frozenset(_NOT_FLAG_CHARACTER.sub("", normalise_flag(t)) for t in texts)
 
 
 def _preferred_agents(
