@@ -11,7 +11,9 @@ its clocks keep in the year (``OFFSETS``). ``local_days`` gives the earliest and
 date over that range, and the licence checks are conservative with both: a licence is in force
 only while every part of the patient's jurisdiction is on or before its expiry date (the
 latest date), and a compact membership only once every part has reached its ``since`` and not
-passed its ``until``. At most an hour early around a DST change; a jurisdiction not in the
+passed its ``until``. At most an hour early, and not only around a DST change: the range
+holds all year, so all winter a state that keeps daylight time in summer is judged as if it
+might be on it (and all summer as if it might be on standard time). A jurisdiction not in the
 table uses the range of all clocks on Earth (UTC-12 to UTC+14).
 """
 
