@@ -120,3 +120,25 @@ def test_no_compact_grants_a_licence_for_a_whole_us_or_canadian_location() -> No
             ),
         )
     assert licence_valid_at(rn, "US-TX", days, view) == (True, "RN US-TX")
+
+
+def test_a_national_registration_outside_the_patients_location_is_not_called_single_state() -> None:
+    """Only a US state's or Canadian province's licence is "single-state"; others name the gap.
+
+    A UK-wide registration (``GB``) checked against a patient located as ``UK`` (not the ISO
+    code), or one recorded for England checked in Scotland, was explained as
+    ``RN GB (single-state)``: an auditor reads that the registration is limited to one state,
+    when it does not cover the patient's location as written.
+    """
+    assert _valid(Licence("RN", "GB", date(2030, 1, 1)), "UK") == (
+        False,
+        "RN GB (does not cover UK)",
+    )
+    assert _valid(Licence("RN", "GB-ENG", date(2030, 1, 1)), "GB-SCT") == (
+        False,
+        "RN GB-ENG (does not cover GB-SCT)",
+    )
+    assert _valid(Licence("RN", "CA-ON", date(2030, 1, 1)), "CA-QC") == (
+        False,
+        "RN CA-ON (single-state)",
+    )

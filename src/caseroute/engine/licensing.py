@@ -100,6 +100,11 @@ def licence_valid_at(
     if covers(licence.jurisdiction, location):
         return True, name
     if not licence.multistate:
+        if licence.jurisdiction.partition("-")[0] not in LICENSED_BY_SUBDIVISION:
+            # "single-state" is the US (and Canadian) notion: a UK-wide registration that does
+            # not cover the location as written (``UK``, not ``GB``; or recorded as ``GB-ENG``
+            # for a patient in ``GB-SCT``) is not limited to one state.
+            return False, f"{name} (does not cover {location})"
         return False, f"{name} (single-state)"
     if needs_subdivision(location):
         # Defence in depth: the schema refuses a compact member such as ``US``, and a licensed
