@@ -254,6 +254,17 @@ def test_decision_log_get_and_pages(core: RoutingCore) -> None:
         log.list(DecisionQuery(case_id="C1", page_size=2, page_token=first.next_page_token))
 
 
+def test_decision_log_list_names_a_bad_page_size_and_an_empty_range(core: RoutingCore) -> None:
+    """Every filter problem at once, each at its field, with what it must be."""
+    log = DecisionLog(core.audit)
+    with pytest.raises(RequestError) as exc:
+        log.list(DecisionQuery(page_size=501, since=NOW, until=NOW))
+    assert [(v.field, v.message) for v in exc.value.violations] == [
+        ("page_size", "must be 0-500"),
+        ("until", "must be later than since"),
+    ]
+
+
 def test_command_validation_names_fields(core: RoutingCore) -> None:
     """Empty request ids and oversized batches are request errors."""
     with pytest.raises(RequestError) as exc:

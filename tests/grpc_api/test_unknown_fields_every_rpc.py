@@ -161,3 +161,19 @@ def test_health_check_is_left_as_grpc_serves_it(running: RunningServer) -> None:
             _with_field_99(health_pb2.HealthCheckRequest(service=ROUTING_SERVICE)), timeout=30
         )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_context_that_cannot_abort_gets_the_status_set_and_an_empty_reply() -> None:
+    """grpcio-testing's context has no abort_with_status: the refusal is set on it, then returns."""
+    from caseroute.domain.errors import FieldViolation
+    from caseroute.grpc_api.servicer import DecisionLogServicer, UnknownFieldsRequest
+
+    from .fake_context import FakeContext
+
+    context = FakeContext()
+    violation = FieldViolation("request", "has field number 99, which ... does not define")
+    refused = UnknownFieldsRequest(pb.GetDecisionRequest(decision_id="dec_x"), (violation,))
+    log: Any = None  # refused before the log is read
+    reply = DecisionLogServicer(log).GetDecision(refused, context)  # type: ignore[arg-type]
+    assert (reply, context.code) == (pb.AuditedDecision(), grpc.StatusCode.INVALID_ARGUMENT)
+    assert context.details.startswith("invalid request: 1 problem(s); first: request: has field")
