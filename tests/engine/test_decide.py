@@ -149,6 +149,24 @@ def test_route_needing_a_territory_without_region_is_an_exception() -> None:
     assert (decision.outcome, decision.reason_codes) == (Outcome.EXCEPTION, ("missing_region",))
 
 
+def test_a_licensed_case_located_by_puerto_ricos_country_code_is_an_exception() -> None:
+    """`PR` queued a clinical case for nobody (licences name `US-PR`); now it says to send that."""
+    island = make_roster(make_agent("pr", licences=(Licence("RN", "US-PR", date(2030, 1, 1)),)))
+    assert decide(make_case(patient_location="US-PR"), island, RULESET, NOW).agent_id == "pr"
+    decision = decide(make_case(patient_location="PR"), island, RULESET, NOW)
+    assert (decision.outcome, decision.queue, decision.reason_codes) == (
+        Outcome.EXCEPTION,
+        "exceptions",
+        ("patient_location_not_licensing_code",),
+    )
+    assert decision.explanation.data_problems == (
+        (
+            "case.patient_location is PR, which licences name as US-PR, so the licence this "
+            "case needs (RN) cannot be checked against it; send US-PR"
+        ),
+    )
+
+
 def test_a_licensed_case_located_only_in_a_country_that_licenses_by_state_is_an_exception() -> None:
     """L5: `US` alone queued a clinical case for nobody; it is an EXCEPTION saying what to send."""
     nationwide = make_roster(

@@ -135,3 +135,27 @@ def test_counts_without_detail() -> None:
     assert [a.agent_id for a in result.eligible] == ["a"]
     assert result.verdicts == ()
     assert result.exclusion_counts == (("status", 1), ("capacity", 2))
+
+
+@pytest.mark.parametrize(
+    ("location", "named"), [("PR", "US-PR"), ("GU", "US-GU"), ("VI", "US-VI"), ("UK", "GB")]
+)
+def test_a_code_no_licence_names_is_refused_with_the_one_they_do(location: str, named: str) -> None:
+    """`PR` is Puerto Rico, but its licences are `US-PR`: the case queued for nobody (stop 38)."""
+    with pytest.raises(MissingDataError) as exc:
+        build_need(make_case(patient_location=location), Requirements(), RULESET, NOW)
+    assert (exc.value.reason, exc.value.detail) == (
+        "patient_location_not_licensing_code",
+        (
+            f"case.patient_location is {location}, which licences name as {named}, so the "
+            f"licence this case needs (RN) cannot be checked against it; send {named}"
+        ),
+    )
+
+
+def test_an_unlicensed_intent_located_by_such_a_code_is_routed() -> None:
+    """Only a licence check needs the licensing code: a billing case in `UK` routes as before."""
+    need = build_need(
+        make_case(intent=Intent.BILLING, patient_location="UK"), Requirements(), RULESET, NOW
+    )
+    assert need.location == "UK"

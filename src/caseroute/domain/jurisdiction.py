@@ -21,3 +21,23 @@ def needs_subdivision(code: str) -> bool:
     compact can count it as a member (members are the states that license).
     """
     return code in LICENSED_BY_SUBDIVISION
+
+
+LICENSING_CODE = {
+    "PR": "US-PR",
+    "GU": "US-GU",
+    "VI": "US-VI",
+    "AS": "US-AS",
+    "MP": "US-MP",
+    "UM": "US-UM",
+    "UK": "GB",
+}
+"""Codes people send for a place whose licences are recorded under another code, and that code:
+the US territories' own ISO 3166-1 codes (their boards license as ``US-PR``, ``US-GU``, ...), and
+``UK``, which ISO 3166 reserves but never assigned (UK-wide registration is ``GB``). No licence
+names such a code, so a case located there queued for nobody (review of stop 38)."""
+
+
+def licensing_code(code: str) -> str | None:
+    """The code licences name for the place ``code`` names, when ``code`` is not it (else None)."""
+    return LICENSING_CODE.get(code)

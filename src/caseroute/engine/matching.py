@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from caseroute.domain.case import Case, RequiredSkill
 from caseroute.domain.decision import AgentVerdict, CheckFailure
-from caseroute.domain.jurisdiction import SUBDIVISION_EXAMPLE, needs_subdivision
+from caseroute.domain.jurisdiction import SUBDIVISION_EXAMPLE, licensing_code, needs_subdivision
 from caseroute.domain.roster import Agent, AgentStatus, Role, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
 from caseroute.engine.local_days import LocalDays, local_days
@@ -165,9 +165,10 @@ def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: dat
         The resolved need.
 
     Raises:
-        MissingDataError: If a licence is needed and the patient location is missing or too
-            coarse (a whole country whose states or provinces license), or a territory is
-            needed and the case region is missing.
+        MissingDataError: If a licence is needed and the patient location is missing, too
+            coarse (a whole country whose states or provinces license) or a code no licence
+            names (``PR`` for ``US-PR``, ``UK`` for ``GB``), or a territory is needed and the
+            case region is missing.
     """
     licence: tuple[str, ...] | None = req.licence_types
     floor = ruleset.constraints.licence_by_intent.get(case.intent)
@@ -189,6 +190,15 @@ def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: dat
             f"state or province, so the licence this case needs ({' or '.join(licence) or 'any'})"
             " cannot be checked; send the patient's state or province at the time of service "
             f"(e.g. {SUBDIVISION_EXAMPLE[where]})",
+        )
+    if licence is not None and (named := licensing_code(case.patient_location or "")):
+        # ``PR`` is Puerto Rico, but its licences are ``US-PR``: no licence names ``PR``, and
+        # the case queued for nobody, with nothing telling the caller what to fix.
+        raise MissingDataError(
+            "patient_location_not_licensing_code",
+            f"case.patient_location is {case.patient_location}, which licences name as {named}, "
+            f"so the licence this case needs ({' or '.join(licence) or 'any'}) cannot be "
+            f"checked against it; send {named}",
         )
     if req.territory and case.region is None:
         raise MissingDataError(

@@ -893,7 +893,9 @@ class Case(_message.Message):
     is INVALID_ARGUMENT, never folded ("us-tx" written with a long s, U+017F, is not "US-TX").
     Unset when unknown; licensed intents then become EXCEPTION missing_patient_location.
     A country alone where states or provinces license ("US", "CA") names no licensing board:
-    licensed intents then become EXCEPTION patient_location_too_coarse; send "US-TX".
+    licensed intents then become EXCEPTION patient_location_too_coarse; send "US-TX". A code no
+    licence names for its place ("PR" for "US-PR", "UK" for "GB") makes licensed intents
+    EXCEPTION patient_location_not_licensing_code, naming the code to send.
     """
     region: _builtins.str
     """Territory / commissioning-area code the case belongs to: letters, digits and _ . : / -,
