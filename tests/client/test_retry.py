@@ -9,11 +9,10 @@ import grpc
 import pytest
 
 from caseroute.client import Client, UnavailableError
-from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.server import ROUTING_SERVICE, add_service
 from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import RoutingCore, RulesetRegistry
-from caseroute.testing import NOW, audited_core, reference_ruleset
+from caseroute.testing import NOW, audited_core
 
 from .conftest import agent_dict, case_dict, roster_dict
 
@@ -55,15 +54,6 @@ class Flaky(grpc.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[RulesetRegistry]:
-    """The reference ruleset (python engine)."""
-    reg = RulesetRegistry()
-    reg.add(reference_ruleset(EngineKind.PYTHON))
-    yield reg
-    reg.close()
 
 
 def _serve(core: RoutingCore, flaky: Flaky) -> tuple[grpc.Server, int]:

@@ -18,11 +18,10 @@ import pytest
 from caseroute.cli import main
 from caseroute.client import Client
 from caseroute.client.channel import replica_target, service_config
-from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.server import ROUTING_SERVICE, add_service
 from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import RoutingCore, RulesetRegistry
-from caseroute.testing import NOW, audited_core, reference_ruleset
+from caseroute.testing import NOW, audited_core
 from tests.client.conftest import NOW_TEXT, case_dict, roster_dict
 
 
@@ -70,15 +69,6 @@ class Replica(grpc.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[RulesetRegistry]:
-    """The reference ruleset (python engine)."""
-    reg = RulesetRegistry()
-    reg.add(reference_ruleset(EngineKind.PYTHON))
-    yield reg
-    reg.close()
 
 
 @pytest.fixture

@@ -19,23 +19,13 @@ import grpc
 import pytest
 
 from caseroute.client import Client, UnavailableError
-from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.server import ROUTING_SERVICE, add_service
 from caseroute.grpc_api.servicer import RoutingServicer
 from caseroute.service import RoutingCore, RulesetRegistry
-from caseroute.testing import NOW, audited_core, reference_ruleset
+from caseroute.testing import NOW, audited_core
 from tests.client.conftest import case_dict, roster_dict
 
 from .test_replicas_client import Replica
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[RulesetRegistry]:
-    """The reference ruleset (python engine)."""
-    reg = RulesetRegistry()
-    reg.add(reference_ruleset(EngineKind.PYTHON))
-    yield reg
-    reg.close()
 
 
 @pytest.fixture
