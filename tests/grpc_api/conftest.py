@@ -55,6 +55,13 @@ def registry() -> Iterator[RulesetRegistry]:
     reg.close()
 
 
+@pytest.fixture(scope="module")
+def python_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A module's in-process server on a free port: the reference ruleset, the python engine."""
+    with serving_reference(tmp_path_factory.mktemp("audit"), engine=EngineKind.PYTHON) as server:
+        yield server
+
+
 @contextmanager
 def serving_reference(audit_dir: Path, **settings: Any) -> Iterator[RunningServer]:
     """An in-process server on a free port with the reference ruleset loaded; stopped on exit.

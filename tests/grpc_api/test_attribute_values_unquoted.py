@@ -1,29 +1,19 @@
 """Over real gRPC, a refused attribute value is named by its path, never quoted back."""
 
-from collections.abc import Iterator
-
 import grpc
 import pytest
 
-from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.server import RunningServer
 
-from .conftest import decide_request, served_refusal, serving_reference
+from .conftest import decide_request, served_refusal
 
 MEMBER_ID = 4111111111111111
 """A 16-digit identifier sent as a number: past the ±1e15 a number may hold."""
 
 
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """An in-process server on a free port with the reference ruleset."""
-    with serving_reference(tmp_path_factory.mktemp("audit"), engine=EngineKind.PYTHON) as server:
-        yield server
-
-
 @pytest.mark.parametrize("where", ["case", "agent"])
 def test_an_out_of_range_number_attribute_is_refused_without_its_digits(
-    running: RunningServer, where: str
+    python_server: RunningServer, where: str
 ) -> None:
     """A masked member_id past ±1e15: INVALID_ARGUMENT at its path; its digits nowhere in it.
 
@@ -37,7 +27,7 @@ def test_an_out_of_range_number_attribute_is_refused_without_its_digits(
     else:
         request.roster.agents[0].attributes["badge"].number_value = MEMBER_ID
         path = "roster.agents[0].attributes.badge"
-    code, violations, details = served_refusal(running.port, request)
+    code, violations, details = served_refusal(python_server.port, request)
     expected = (
         "must be a number within ±1e+15 (or a string or boolean), got one beyond that; its "
         "value is not quoted (attribute values may be patient data): send an identifier as "

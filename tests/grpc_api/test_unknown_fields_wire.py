@@ -6,31 +6,21 @@ absent. Now INVALID_ARGUMENT names the message's field path, also when the roste
 agents are already held by the server's roster cache.
 """
 
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
-import pytest
 
 from caseroute.domain.codec import SAFEGUARDING_NOTICE
-from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.server import RunningServer
 from caseroute.testing import make_agent, make_roster
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.v1 import routing_pb2_grpc
 from caseroute.wire import convert
 
-from .conftest import decide_request, served_refusal, serving_reference
+from .conftest import decide_request, served_refusal
 
 FIELD_99 = bytes([0x98, 0x06, 0x01])
 """Field 99, varint 1: a field no caseroute.v1 message defines."""
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """An in-process server on a free port with the reference ruleset (and its roster cache)."""
-    with serving_reference(tmp_path_factory.mktemp("audit"), engine=EngineKind.PYTHON) as server:
-        yield server
 
 
 def _call(server: RunningServer, request: Any, method: str = "Decide") -> Any:
@@ -46,11 +36,11 @@ def _refusal(
     return served_refusal(server.port, request, method)
 
 
-def test_a_licence_with_an_unknown_field_is_refused_naming_it(running: RunningServer) -> None:
+def test_a_licence_with_an_unknown_field_is_refused_naming_it(python_server: RunningServer) -> None:
     """Field 99 on roster.agents[0].licences[0]: INVALID_ARGUMENT there, nothing decided."""
     request = decide_request("unknown-licence-1")
     request.roster.agents[0].licences[0].MergeFromString(FIELD_99)
-    code, violations, details = _refusal(running, request)
+    code, violations, details = _refusal(python_server, request)
     assert (
         code,
         [field for field, _ in violations],
@@ -64,18 +54,18 @@ def test_a_licence_with_an_unknown_field_is_refused_naming_it(running: RunningSe
 
 
 def test_an_unknown_field_on_a_known_rosters_new_agent_is_refused(
-    running: RunningServer,
+    python_server: RunningServer,
 ) -> None:
     """The roster decided once (its agents cached), then again with field 99 on one agent."""
     first = decide_request("unknown-cached-1")
     first.roster.CopyFrom(
         convert.roster_to_proto(make_roster(*(make_agent(f"k{i}") for i in range(8))))
     )
-    assert _call(running, first).decision.decision_id
+    assert _call(python_server, first).decision.decision_id
     again = decide_request("unknown-cached-2")
     again.roster.CopyFrom(first.roster)
     again.roster.agents[5].MergeFromString(FIELD_99)
-    code, violations, _ = _refusal(running, again)
+    code, violations, _ = _refusal(python_server, again)
     assert (
         code,
         [field for field, _ in violations],
@@ -83,12 +73,12 @@ def test_an_unknown_field_on_a_known_rosters_new_agent_is_refused(
 
 
 def test_a_safeguarding_case_with_an_unknown_field_is_refused_notice_first(
-    running: RunningServer,
+    python_server: RunningServer,
 ) -> None:
     """Field 99 on a case carrying safeguarding: the notice first, then the case's violation."""
     request = decide_request("unknown-safeguarding-1", flags=frozenset({"safeguarding"}))
     request.case.MergeFromString(FIELD_99)
-    code, violations, _ = _refusal(running, request)
+    code, violations, _ = _refusal(python_server, request)
     assert (
         code,
         [field for field, _ in violations],
@@ -97,7 +87,7 @@ def test_a_safeguarding_case_with_an_unknown_field_is_refused_notice_first(
 
 
 def test_a_batch_request_with_an_unknown_field_is_refused_at_request(
-    running: RunningServer,
+    python_server: RunningServer,
 ) -> None:
     """Field 99 on the DecideBatchRequest itself: INVALID_ARGUMENT at `request`."""
     single = decide_request("unknown-batch-1")
@@ -105,7 +95,7 @@ def test_a_batch_request_with_an_unknown_field_is_refused_at_request(
         request_id="unknown-batch-1", cases=[single.case], roster=single.roster, now=single.now
     )
     request.MergeFromString(FIELD_99)
-    code, violations, _ = _refusal(running, request, "DecideBatch")
+    code, violations, _ = _refusal(python_server, request, "DecideBatch")
     assert (
         code,
         [field for field, _ in violations],

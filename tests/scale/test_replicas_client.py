@@ -79,20 +79,25 @@ def core(registry: RulesetRegistry, tmp_path: Path) -> Iterator[RoutingCore]:
     opened.audit.close()
 
 
+def start_replica(started: list[grpc.Server], core: RoutingCore, replica: Replica) -> str:
+    """A replica serving ``core``'s RoutingService behind ``replica``, added to ``started``.
+
+    Returns:
+        Its address.
+    """
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=[replica])
+    add_service(server, ROUTING_SERVICE, RoutingServicer(core))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    started.append(server)
+    return f"127.0.0.1:{port}"
+
+
 @pytest.fixture
 def serve(core: RoutingCore) -> Iterator[Callable[[Replica], str]]:
     """Start a replica (the shared core behind an interceptor); returns its address."""
     started: list[grpc.Server] = []
-
-    def start(replica: Replica) -> str:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=[replica])
-        add_service(server, ROUTING_SERVICE, RoutingServicer(core))
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        started.append(server)
-        return f"127.0.0.1:{port}"
-
-    yield start
+    yield lambda replica: start_replica(started, core, replica)
     for server in started:
         server.stop(None)
 

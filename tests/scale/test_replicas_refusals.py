@@ -12,20 +12,17 @@ working core.
 """
 
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 
 import grpc
 import pytest
 
 from caseroute.client import Client, UnavailableError
-from caseroute.grpc_api.server import ROUTING_SERVICE, add_service
-from caseroute.grpc_api.servicer import RoutingServicer
-from caseroute.service import RoutingCore, RulesetRegistry
+from caseroute.service import RulesetRegistry
 from caseroute.testing import NOW, audited_core
 from tests.client.conftest import case_dict, roster_dict
 
-from .test_replicas_client import Replica
+from .test_replicas_client import Replica, start_replica
 
 
 @pytest.fixture
@@ -35,16 +32,6 @@ def servers() -> Iterator[list[grpc.Server]]:
     yield started
     for server in started:
         server.stop(None)
-
-
-def _serve(servers: list[grpc.Server], core: RoutingCore, replica: Replica) -> str:
-    """A replica serving ``core``'s RoutingService behind ``replica`` (which notes attempts)."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), interceptors=[replica])
-    add_service(server, ROUTING_SERVICE, RoutingServicer(core))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    servers.append(server)
-    return f"127.0.0.1:{port}"
 
 
 def test_a_replica_whose_log_refuses_writes_is_retried_on_the_other(
@@ -57,7 +44,7 @@ def test_a_replica_whose_log_refuses_writes_is_retried_on_the_other(
     closed.audit.close()  # refuses every write (and read): UNAVAILABLE from the servicer
     live = audited_core(registry, tmp_path / "live")
     refusing, deciding = Replica(), Replica()
-    addresses = [_serve(servers, closed, refusing), _serve(servers, live, deciding)]
+    addresses = [start_replica(servers, closed, refusing), start_replica(servers, live, deciding)]
     try:
         with Client(addresses, timeout=60) as client:
             replies = [client.decide(case_dict(f"W-{i}"), roster_dict(), now=NOW) for i in range(6)]
@@ -79,7 +66,7 @@ def test_a_refusal_with_no_replica_left_reaches_the_caller_as_unavailable(
     closed = audited_core(registry, tmp_path)
     closed.audit.close()
     replica = Replica()
-    address = _serve(servers, closed, replica)
+    address = start_replica(servers, closed, replica)
     with (
         Client(address, timeout=60, max_attempts=3) as client,
         pytest.raises(UnavailableError) as raised,
