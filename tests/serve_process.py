@@ -36,9 +36,6 @@ CLI = ("-m", "caseroute.cli")
 LOADED = "rulesets loaded: "
 """What each worker logs once it is SERVING (the ruleset names follow)."""
 
-ADDRESS = "caseroute listening on 127.0.0.1:"
-"""How serve's first stdout line starts (the address, then the worker count)."""
-
 LINE_S = 120.0
 """The longest a test waits for one expected line (a start on a loaded CI machine)."""
 
@@ -215,8 +212,9 @@ def start_serve(
     launcher: Sequence[str] = CLI,
     env: Mapping[str, str | None] | None = None,
     ready: str | None = LOADED,
+    host: str = "127.0.0.1",
 ) -> Served:
-    """`caseroute serve` on a free loopback port, returned once it is ready.
+    """`caseroute serve` on a free port (of loopback by default), returned once it is ready.
 
     Args:
         audit_db: Its ``--audit-db`` (a SQLite path or a PostgreSQL URL).
@@ -226,13 +224,14 @@ def start_serve(
         launcher: What runs caseroute (a script with test hooks, or ``-m caseroute.cli``).
         env: Variables over ``serve_env``'s (None removes one).
         ready: The stderr text each worker logs when ready (None: the address is enough).
+        host: Its ``--host``.
 
     Returns:
         The server, in its own process group; killed if it does not get ready in time.
     """
     argv = serve_argv(
         *("--port", "0", "--workers", str(workers), "--rulesets", str(rulesets)),
-        *("--audit-db", str(audit_db), *flags),
+        *("--audit-db", str(audit_db), "--host", host, *flags),
         launcher=launcher,
     )
     proc = subprocess.Popen(
@@ -246,7 +245,8 @@ def start_serve(
     served = Served(proc)
     try:
         served.listening = served.stdout_line()
-        assert served.listening.startswith(ADDRESS), served.listening
+        # serve's first stdout line: the address, then the worker count
+        assert served.listening.startswith(f"caseroute listening on {host}:"), served.listening
         served.address = served.listening.split()[3]
         if ready is not None:
             served.wait_for(ready, workers)

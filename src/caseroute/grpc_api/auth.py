@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextvars
 import hmac
+import ipaddress
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -147,6 +148,48 @@ class AuthConfig:
                 self.caller_token_file, self.caller_allow, "--caller-token-file", "--caller-allow"
             ),
         )
+
+
+def listens_beyond_host(host: str) -> bool:
+    """True unless ``host`` (a ``--host`` value) is this machine's own loopback address.
+
+    ``localhost`` and the loopback ranges (``127.0.0.0/8``, ``::1``) stay on the machine;
+    anything else, a name included (it may resolve to any interface), may be reached from the
+    network.
+    """
+    name = host.strip().removeprefix("[").removesuffix("]")
+    if name.lower() == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return True
+
+
+def open_service_warnings(host: str, audit: AccessPolicy, caller: AccessPolicy) -> tuple[str, ...]:
+    """What to tell the operator about services left open on a listener others can reach.
+
+    ``DecisionLog`` and ``RoutingService`` are open when their policy is not configured (the
+    defaults suit a server on loopback, e.g. a sidecar); on any other address anyone who can
+    reach the port may read the decision log (masked records, agent ids, routing history) or
+    route cases into it. One sentence per open service, saying which flags close it.
+    """
+    if not listens_beyond_host(host):
+        return ()
+    found = []
+    if not audit.configured:
+        found.append(
+            f"DecisionLog is open to anyone who can reach {host}: they can read every "
+            "recorded decision (masked); protect it with --audit-token-file FILE or "
+            "--audit-allow IDENTITY (docs/security.md)"
+        )
+    if not caller.configured:
+        found.append(
+            f"RoutingService is open to anyone who can reach {host}: they can route cases "
+            "and write to the decision log; protect it with --caller-token-file FILE or "
+            "--caller-allow IDENTITY (docs/security.md)"
+        )
+    return tuple(found)
 
 
 def _check_identity(identity: str, where: str) -> None:

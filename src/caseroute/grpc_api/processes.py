@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 
 from prometheus_client import CollectorRegistry
 
+from caseroute.grpc_api.auth import open_service_warnings
 from caseroute.grpc_api.server import STOP_BOUND_S, ServerConfig, build_server
 from caseroute.grpc_api.supervisor import (
     RestartBackoff,
@@ -234,7 +235,9 @@ def serve(config: ServerConfig) -> int:
     # Before anything is created: a port another server holds stops the start here.
     claim_port(config.host, config.port)
     # Token files readable, private and well-formed, checked once before anything is created.
-    config.auth.policies()
+    _, audit_policy, caller_policy = config.auth.policies()
+    for warning in open_service_warnings(config.host, audit_policy, caller_policy):
+        log.warning("%s", warning)  # once, here: not once per worker
     # Create the decision log and key once, here, so workers never race to create them, and a
     # bad setting stops the start with its message instead of failing in every worker.
     config.audit.open_recording()[0].close()
