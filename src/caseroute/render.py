@@ -238,6 +238,11 @@ def _ask_again(d: Decision, at: datetime) -> str:
     if relax is not None and relax.next_relaxation_at == at:
         names = [s.name for s in relax.steps if s.status == "pending" and s.at == at]
         causes.append(f"ladder step {', '.join(names)} takes effect")
+    matching = d.explanation.matching
+    if matching is not None and any(
+        line.startswith("licence dates: ") for line in matching.requirements
+    ):
+        causes.append("a compact membership starts")
     if not causes:
         causes.append("a continuity preference leaves its window")
     why = f" ({' and '.join(causes)})"

@@ -137,13 +137,19 @@ def test_a_preferred_agent_not_chosen_never_sets_a_lapse() -> None:
 
 
 def test_a_hold_ends_early_when_the_only_preferred_agent_lapses() -> None:
-    """Held for a busy agent whose contact leaves the window in 2 min: ask again in 2 min."""
+    """Held for a busy agent whose contact leaves the window in 2 min: the hold ends then."""
     busy = make_agent("busy", capacity=Capacity(5, 5))
     prefs = (_pref("busy", 30 - 2 / (24 * 60)),)
     decision = _decide(TEXAN, busy, waited=5, preferred_agents=prefs)
     assert decision.outcome is Outcome.QUEUE
-    assert decision.held_for_preferred_until == NOW + timedelta(minutes=10)
+    # Not the ruleset's 10:10: from 10:02 the case goes to the best other agent.
+    assert decision.held_for_preferred_until == NOW + timedelta(minutes=2)
     assert decision.next_relaxation_at == NOW + timedelta(minutes=2)
+    assert decision.explanation.continuity is not None
+    assert decision.explanation.continuity.preferred[0].detail == (
+        "at capacity 5/5; case held until 10:02, not 10:10: the last agent held for leaves the "
+        "continuity window then"
+    )
 
 
 def test_role_and_skill_failures_of_a_preferred_agent_are_worded() -> None:

@@ -21,7 +21,8 @@ from caseroute.domain.decision import (
     PreferredAgentTrace,
 )
 from caseroute.domain.roster import Agent
-from caseroute.engine.matching import Need, check_agent
+from caseroute.engine.licence_dates import licence_changes_at
+from caseroute.engine.matching import Need, check_agent, licence_failure, need_at
 from caseroute.engine.relaxation import clock_text, shift
 from caseroute.engine.roster_index import RosterIndex
 from caseroute.rules.model import ContinuityPolicy
@@ -44,6 +45,9 @@ class ContinuityView:
             end of 9999-12-31 UTC, where the calendar ends: ``relaxation.shift``).
         window_ends: Per eligible or unavailable preferred agent with a last contact: the
             instant that contact leaves the continuity window (the preference lapses).
+        licence_ends: Per unavailable preferred agent whose licence here lapses
+            by a date (its expiry, or a compact membership ending): that instant, and the
+            licence check's words then.
     """
 
     reasons: dict[str, str]
@@ -52,6 +56,46 @@ class ContinuityView:
     hold_minutes: float
     hold_until: datetime | None
     window_ends: dict[str, datetime] = field(default_factory=dict)
+    licence_ends: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+
+    def ends_at(self, agent_id: str) -> tuple[datetime, str] | None:
+        """When a preferred agent stops being one the case may go to or wait for, and why.
+
+        The earlier of its contact leaving the window and its licence here lapsing;
+        ``None``: neither happens.
+        """
+        found: list[tuple[datetime, str]] = []
+        window = self.window_ends.get(agent_id)
+        if window is not None:
+            found.append((window, "leaves the continuity window then"))
+        licence = self.licence_ends.get(agent_id)
+        if licence is not None:
+            found.append(
+                (licence[0], f"is not licensed where the patient is from then ({licence[1]})")
+            )
+        return min(found, key=lambda end: end[0]) if found else None
+
+    def hold_ends_at(self) -> tuple[datetime, str] | None:
+        """When a hold for the unavailable preferred agents ends, and why if before the policy's.
+
+        The hold lasts while one of them may still take the case: never past the ruleset's
+        hold (``hold_until``), nor past the instant the last of them leaves the window or
+        stops being licensed where the patient is (a hold must not promise an agent who will
+        no longer be eligible).
+
+        Returns:
+            (the end, the reason words when a lapse ends it before ``hold_until``, else
+            ""), or ``None`` when there is no hold.
+        """
+        if self.hold_until is None:
+            return None
+        ends = [self.ends_at(a) for a in self.unavailable]
+        if not ends or any(end is None for end in ends):
+            return self.hold_until, ""
+        last = max((end for end in ends if end is not None), key=lambda end: end[0])
+        if last[0] < self.hold_until:
+            return last
+        return self.hold_until, ""
 
     def lapses_at(self, chosen: str | None, held: bool) -> datetime | None:
         """When a lapsing preference changes this choice through time alone, if it can.
@@ -61,14 +105,13 @@ class ContinuityView:
             held: Whether the case is held for unavailable preferred agents.
 
         Returns:
-            A chosen preferred agent's window end; for a hold, the instant the last
-            unavailable preferred agent leaves the window (the hold then ends early);
-            otherwise ``None``.
+            A chosen preferred agent's window end; otherwise ``None`` (a hold's end, early or
+            not, is ``hold_ends_at``). An assignment is acted on at once, so a licence lapsing
+            after it is not counted (years ahead, it would date nearly every assignment).
         """
+        del held  # a hold's early end is the hold's end (``hold_ends_at``)
         if chosen is not None and chosen in self.reasons:
             return self.window_ends.get(chosen)
-        if held and self.unavailable and all(a in self.window_ends for a in self.unavailable):
-            return max(self.window_ends[a] for a in self.unavailable)
         return None
 
 
@@ -125,6 +168,7 @@ def sort_preferred(
     unavailable: list[str] = []
     traces = []
     window_ends: dict[str, datetime] = {}
+    licence_ends: dict[str, tuple[datetime, str]] = {}
     for pref in case.preferred_agents:
         status, detail = "not_eligible", ""
         at = index.positions().get(pref.agent_id)
@@ -155,6 +199,12 @@ def sort_preferred(
             lapse = shift(pref.last_contact_at.astimezone(UTC), timedelta(days=policy.window_days))
             if lapse is not None:  # past year 9999 the preference never lapses
                 window_ends.setdefault(pref.agent_id, lapse)
+        if status == "unavailable" and agent is not None:
+            licence_end = licence_changes_at(need, agent, now)
+            if licence_end is not None:  # licensed now, so the change is a lapse
+                failure = licence_failure(need_at(need, licence_end), agent)
+                words = failure.actual if failure is not None else "licence lapses"
+                licence_ends.setdefault(pref.agent_id, (licence_end, words))
         traces.append(
             PreferredAgentTrace(
                 pref.agent_id, pref.reason.value, pref.last_contact_at, status, detail
@@ -167,6 +217,7 @@ def sort_preferred(
         hold,
         hold_until,
         window_ends,
+        licence_ends,
     )
 
 
@@ -177,7 +228,7 @@ def settle(
     may_hold: bool,
     urgency: str,
     now: datetime,
-) -> tuple[ContinuityTrace, bool]:
+) -> tuple[ContinuityTrace, datetime | None]:
     """Decide what continuity did, and whether the case is held for a preferred agent.
 
     Args:
@@ -189,14 +240,17 @@ def settle(
         now: The decision instant.
 
     Returns:
-        The trace, and True when the case is held (QUEUE until ``view.hold_until``).
+        The trace, and when the hold ends if the case is held (QUEUE until then): the
+        ruleset's hold, or earlier when the last agent held for stops being one the case may
+        go to (``ContinuityView.hold_ends_at``); ``None`` when not held.
     """
+    hold_end = view.hold_ends_at()
     held = (
         chosen not in view.reasons
         and bool(view.unavailable)
         and may_hold
-        and view.hold_until is not None
-        and now < view.hold_until
+        and hold_end is not None
+        and now < hold_end[0]
     )
     if chosen is not None and chosen in view.reasons:
         outcome = ContinuityOutcome.ASSIGNED_PREFERRED
@@ -217,9 +271,15 @@ def settle(
                 else "eligible, but another preferred agent ranked higher"
             )
         elif status == "unavailable":
-            if held and view.hold_until is not None:
+            if held and hold_end is not None and view.hold_until is not None:
                 status = "held_for"
-                detail += f"; case held until {clock_text(view.hold_until, now)}"
+                detail += f"; case held until {clock_text(hold_end[0], now)}"
+                if hold_end[1]:
+                    # The hold ends early: say why, and what the ruleset's hold would have been.
+                    detail += (
+                        f", not {clock_text(view.hold_until, now)}: the last agent held for "
+                        f"{hold_end[1]}"
+                    )
             elif not may_hold:
                 detail += "; escalations are never held"
             elif view.hold_until is None and view.hold_minutes > 0:
@@ -241,4 +301,4 @@ def settle(
         hold_until=view.hold_until,
         preferred=tuple(traces),
     )
-    return trace, held
+    return trace, (hold_end[0] if held and hold_end is not None else None)

@@ -7,7 +7,7 @@ is set can be assigned to nobody.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -294,6 +294,28 @@ def check_agent(need: Need, agent: Agent) -> list[CheckFailure]:
             )
         )
     return failures
+
+
+def need_at(need: Need, at: datetime) -> Need:
+    """``need`` with its licence dates (local days, compact membership) taken at ``at``.
+
+    Every other check reads the roster and the case alone, so this is the need the same
+    requirements resolve to at ``at``. A view built by hand without dated compacts keeps its
+    members.
+    """
+    day = local_days(need.location, at)
+    if day == need.day:
+        return need
+    dated = need.compacts.dated
+    compacts = _compacts_on(dated, day) if dated else need.compacts
+    return replace(need, day=day, compacts=compacts)
+
+
+def licence_failure(need: Need, agent: Agent) -> CheckFailure | None:
+    """The licence check ``agent`` fails under ``need`` (``None``: passes or none applies)."""
+    if need.licence_types is None:
+        return None
+    return _licence_failure(need, agent)
 
 
 def _licence_failure(need: Need, agent: Agent) -> CheckFailure | None:

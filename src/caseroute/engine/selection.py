@@ -17,7 +17,7 @@ from caseroute.domain.case import Case
 from caseroute.domain.decision import ContinuityTrace, MatchingTrace, RelaxationTrace
 from caseroute.domain.roster import Agent, Roster
 from caseroute.engine.continuity import settle, sort_preferred
-from caseroute.engine.local_days import local_days
+from caseroute.engine.licence_dates import licence_gain_instants
 from caseroute.engine.matching import (
     CHECK_ORDER,
     MissingDataError,
@@ -32,6 +32,7 @@ from caseroute.engine.ranking import Criterion, SortKey, rank_candidates
 from caseroute.engine.relaxation import (
     Relaxation,
     StepState,
+    clock_text,
     derived_requirements,
     pass_idle_steps,
     plan_relaxation,
@@ -252,9 +253,9 @@ class _StepHelps:
     Conservative: True whenever unsure. A step helps when, with it (and every step in force by
     its instant) applied, some agent on this roster would be eligible; when the case may still
     be held for a preferred agent the step could turn from not eligible into unavailable (a
-    hold changes the decision, with nobody eligible); or when licensing is dated (compacts)
-    and the step falls on another local day than ``now`` (a compact membership may begin by
-    then, and the counts are taken as licensed at ``now``).
+    hold changes the decision, with nobody eligible). Where a licence is required, who is
+    licensed is taken at the step's instant, not at ``now``: a licence may lapse, or a compact
+    membership begin, by then (``licence_dates``).
     """
 
     case: Case
@@ -273,15 +274,67 @@ class _StepHelps:
             return False
         if self.hold_until is not None and at < self.hold_until:
             return True
-        if self.need.licence_types is not None and self.ruleset.compacts:
-            day = local_days(self.need.location, at)
-            if (day.earliest, day.latest) != (self.need.day.earliest, self.need.day.latest):
-                return True
         names = relaxed_by(self.plan, at, self.req.soft)
+        if self.need.licence_types is not None:
+            relaxed = relaxed_requirements(self.req, tuple(sorted(names)))
+            return _eligible_count(self.case, relaxed, self.ruleset, at, self.index) > 0
         if self.strict is not None:
             return _count_without(self.strict, self.index, names | set(self.req.prefer)) > 0
         relaxed = relaxed_requirements(self.req, tuple(sorted(names)))
         return _eligible_count(self.case, relaxed, self.ruleset, self.now, self.index) > 0
+
+
+def _licence_gain(
+    case: Case,
+    req: Requirements,
+    plan: Relaxation | None,
+    ruleset: CompiledRuleset,
+    now: datetime,
+    index: RosterIndex,
+    need: Need,
+    eligible: int,
+    preferred: int,
+) -> tuple[datetime, str] | None:
+    """The first instant a compact membership starting could change this choice, and who.
+
+    At each instant a membership starts (``licence_gain_instants``), with every ladder step
+    in force by then: an agent not licensed now who would then be eligible (with someone
+    eligible, they may rank first; with nobody, they take the case), or one of ``preferred``
+    newly licensed (nobody eligible: the case may then be held for them).
+
+    Args:
+        case: The case.
+        req: The action's requirements.
+        plan: The ladder's state, or ``None``.
+        ruleset: For hard constraints and compacts.
+        now: The decision instant.
+        index: The roster's index.
+        need: The need in force at ``now``.
+        eligible: Mask of the agents eligible now.
+        preferred: Mask of preferred agents not eligible now whose licence would make them
+            ones to hold for (0 when the case cannot be held).
+
+    Returns:
+        (the instant, the first such agent's id), or ``None``.
+    """
+    instants = licence_gain_instants(need, now)
+    if not instants:
+        return None
+    unlicensed = index.everyone & ~check_masks(need, index).get("licence", index.everyone)
+    for at in instants:
+        names = relaxed_by(plan, at, req.soft) if plan is not None else frozenset()
+        try:
+            later = build_need(case, relaxed_requirements(req, tuple(sorted(names))), ruleset, at)
+        except MissingDataError:  # pragma: no cover - the need at `now` resolved the same data
+            return None
+        masks = check_masks(later, index)
+        mask = index.everyone
+        for value in masks.values():
+            mask &= value
+        gained = (mask & ~eligible | masks.get("licence", 0) & preferred) & unlicensed
+        if gained:
+            return at, index.agents[(gained & -gained).bit_length() - 1].agent_id
+    return None
 
 
 def _preference_criterion(mask: int, position: dict[str, int]) -> Criterion:
@@ -380,10 +433,21 @@ def select_agent(
     held_until = None
     lapses_at = None
     if view is not None and policy is not None:
-        continuity, held = settle(view, policy, chosen, may_hold, case.urgency.value, now)
-        if held:
-            chosen, held_until = None, view.hold_until
-        lapses_at = view.lapses_at(chosen, held)
+        continuity, held_until = settle(view, policy, chosen, may_hold, case.urgency.value, now)
+        if held_until is not None:
+            chosen = None
+        lapses_at = view.lapses_at(chosen, held_until is not None)
+    gain = None
+    if not result.eligible:
+        # Nobody can take the case now: a compact membership starting may admit someone (an
+        # assignment is acted on at once, and a held case changes when its hold ends).
+        preferred_mask = 0
+        if view is not None and may_hold and view.hold_until is not None:
+            index_of = index.positions()
+            for t in view.traces:
+                if t.status == "not_eligible":
+                    preferred_mask |= 1 << index_of[t.agent_id]
+        gain = _licence_gain(case, req, plan, ruleset, now, index, need, 0, preferred_mask)
     relaxation = None
     if plan is not None and plan.next_at is not None and not result.eligible:
         # Nobody is eligible: a pending step after which nobody would be either changes
@@ -406,9 +470,15 @@ def select_agent(
             ),
         )
     next_at = plan.next_at if plan is not None else None
-    for instant in (held_until, lapses_at):
+    for instant in (held_until, lapses_at, gain[0] if gain is not None else None):
         if instant is not None and (next_at is None or instant < next_at):
             next_at = instant
+    licence_line = None
+    if gain is not None and gain[0] == next_at:
+        licence_line = (
+            f"licence dates: {gain[1]} is licensed in {need.location} from "
+            f"{clock_text(gain[0], now)} (a compact membership starts)"
+        )
     if plan is not None:
         as_written, by_step = _step_counts(case, req, plan, ruleset, now, index, strict)
         relaxation = relaxation_trace(plan, req, _hard(need, req), as_written, by_step)
@@ -423,6 +493,10 @@ def select_agent(
             *(f"declined id {d} matches no agent on the roster" for d in unmatched),
             *requirements[at:],
         )
+    if licence_line is not None:
+        # Beside the licence check: why time alone changes this decision then.
+        at = next(i for i, line in enumerate(requirements) if line.startswith("licence: ")) + 1
+        requirements = (*requirements[:at], licence_line, *requirements[at:])
     trace = MatchingTrace(
         requirements=requirements,
         considered=len(roster.agents),

@@ -1379,7 +1379,9 @@ class Decision(_message.Message):
     def next_relaxation_at(self) -> _timestamp_pb2.Timestamp:
         """The instant this decision could change through time alone: the next relaxation step
         that drops something still required (when nobody is eligible, only a step after which
-        some agent on this roster would be), or the end of a hold for a preferred agent. Ask
+        some agent on this roster would be, licensed as of the step's instant), the end of a hold
+        for a preferred agent, or, when nobody is eligible, the instant a dated compact
+        membership starting makes an agent eligible (by the local calendars, never early). Ask
         again then (with the same case and a fresh roster). Unset: nothing pending that could.
         """
 
@@ -1387,7 +1389,9 @@ class Decision(_message.Message):
     def held_for_preferred_until(self) -> _timestamp_pb2.Timestamp:
         """Set only for a QUEUE held for an unavailable preferred agent (reason code
         "held_for_preferred_agent"): when the hold ends and the best other eligible agent
-        becomes the choice. Unset otherwise.
+        becomes the choice: the ruleset's hold, or earlier when the last agent held for leaves
+        the continuity window or stops being licensed where the patient is (licence expiry, a
+        compact membership ending). Unset otherwise.
         """
 
     def __init__(
@@ -2110,7 +2114,9 @@ class ContinuityTrace(_message.Message):
     """
     @_builtins.property
     def hold_until(self) -> _timestamp_pb2.Timestamp:
-        """The anchor plus the hold; unset when the case may not be held."""
+        """The anchor plus the ruleset's hold; unset when the case may not be held. A hold may end
+        earlier (Decision.held_for_preferred_until).
+        """
 
     @_builtins.property
     def preferred(self) -> _containers.RepeatedCompositeFieldContainer[Global___PreferredAgentTrace]:
