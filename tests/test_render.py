@@ -188,3 +188,16 @@ def test_exception_after_rules_shows_the_rule_and_the_missing_data() -> None:
         "",
         *_provenance(decision),
     ]
+
+
+def test_ranking_values_show_the_precision_that_decided() -> None:
+    """3333/10000 ranked above 1/3: the text shows both unrounded, not 0.3333 and 0.333333."""
+    roster = make_roster(
+        make_agent("a", capacity=Capacity(3, 1)), make_agent("b", capacity=Capacity(10000, 3333))
+    )
+    text = render_text(decide(make_case(intent=Intent.GENERAL), roster, RULESET, NOW))
+    lines = [line for line in text.splitlines() if line.startswith(("  1. b", "  2. a"))]
+    assert [line.split(",")[0] for line in lines] == [
+        "  1. b: utilisation 0.3333",
+        "  2. a: utilisation 0.3333333333333333",
+    ]

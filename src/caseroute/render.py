@@ -165,7 +165,10 @@ def _value(value: object, name: str = "") -> str:
         # Continuity and soft-preference criteria are absent for agents they do not favour.
         return "no" if name.startswith(("preferred", "prefers ")) else "never"
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return f"{value:g}"
+        text = f"{value:g}"
+        # Never fewer digits than the value holds: the ranking shows an unrounded value only
+        # where it decided, and six significant digits could show that as a tie again.
+        return text if float(text) == value else repr(float(value))
     return str(value)
 
 

@@ -76,3 +76,41 @@ def test_zero_idle_for_a_future_assignment_holds_for_each_decision_instant() -> 
         ["c", "a"],
         ["a", "c"],
     ]
+
+
+def test_idle_minutes_rounding_to_a_tie_shows_the_minutes_that_decided() -> None:
+    """Idle 12.04 and 12.01 min both round to 12.0: both show exact minutes, never a false tie."""
+    agents = (
+        make_agent("a", last_assigned_at=NOW - timedelta(seconds=720.6)),
+        make_agent("b", last_assigned_at=NOW - timedelta(seconds=722.4)),
+        make_agent("c", last_assigned_at=NOW - timedelta(minutes=3)),
+    )
+    ranked = rank_candidates(agents, (C.LONGEST_IDLE,), None, NOW)
+    assert [(r.agent_id, r.criteria) for r in ranked] == [
+        ("b", (("idle minutes", 12.04),)),
+        ("a", (("idle minutes", 12.01),)),
+        ("c", (("idle minutes", 3.0),)),  # its difference shows rounded: kept for reading
+    ]
+
+
+def test_utilisation_rounding_to_a_tie_shows_the_utilisation_that_decided() -> None:
+    """0.3333 (3333/10000) ranks above 1/3; rounded to 4 places both read 0.3333."""
+    agents = (
+        make_agent("a", capacity=Capacity(3, 1)),
+        make_agent("b", capacity=Capacity(10000, 3333)),
+    )
+    ranked = rank_candidates(agents, (C.LOWEST_UTILISATION,), None, NOW)
+    assert [(r.agent_id, r.criteria) for r in ranked] == [
+        ("b", (("utilisation", 0.3333),)),
+        ("a", (("utilisation", 1 / 3),)),
+    ]
+
+
+def test_a_true_tie_shows_rounded_values_and_agent_id_decides() -> None:
+    """Equal utilisation: the rounded values stay, and equal values mean agent_id decided."""
+    agents = (make_agent("b", capacity=Capacity(3, 1)), make_agent("a", capacity=Capacity(6, 2)))
+    ranked = rank_candidates(agents, (C.LOWEST_UTILISATION,), None, NOW)
+    assert [(r.agent_id, r.criteria) for r in ranked] == [
+        ("a", (("utilisation", 0.3333),)),
+        ("b", (("utilisation", 0.3333),)),
+    ]

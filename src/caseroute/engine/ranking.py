@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import lru_cache
+from itertools import pairwise
 from operator import itemgetter
 
 from caseroute.domain.case import AttributeValue
@@ -32,6 +33,10 @@ def _utilisation_shown(a: Agent, _: datetime) -> AttributeValue | None:
     return round(a.capacity.utilisation, 4)
 
 
+def _utilisation_exact(a: Agent, _: datetime) -> AttributeValue | None:
+    return a.capacity.utilisation
+
+
 def _idle_key(a: Agent, _: datetime) -> SortKey:
     # The last assignment's instant, not idle time, so the key holds for every decision;
     # ``rank_candidates`` clips one after ``now`` to ``now`` (idle 0) per decision.
@@ -40,9 +45,18 @@ def _idle_key(a: Agent, _: datetime) -> SortKey:
 
 
 def _idle_shown(a: Agent, now: datetime) -> AttributeValue | None:
+    exact = _idle_minutes(a, now)
+    return None if exact is None else round(exact, 1)
+
+
+def _idle_exact(a: Agent, now: datetime) -> AttributeValue | None:
+    return _idle_minutes(a, now)
+
+
+def _idle_minutes(a: Agent, now: datetime) -> float | None:
     last = a.last_assigned_at
     # A last assignment after `now` (a clock ahead of ours) is idle 0, never negative.
-    return None if last is None else round(max(0.0, (now - last).total_seconds() / 60.0), 1)
+    return None if last is None else max(0.0, (now - last).total_seconds() / 60.0)
 
 
 def _seniority_key(a: Agent, _: datetime) -> SortKey:
@@ -67,6 +81,14 @@ def _skill_level(skill: str) -> tuple[KeyOf, ShownOf]:
     return key, shown
 
 
+_EXACT: dict[RankingCriterion, ShownOf] = {
+    RankingCriterion.LOWEST_UTILISATION: _utilisation_exact,
+    RankingCriterion.LONGEST_IDLE: _idle_exact,
+}
+"""Criteria whose shown value is rounded for reading, with their unrounded value: shown where
+the rounding would hide the difference that ranked one agent above the next."""
+
+
 def _criterion(criterion: RankingCriterion, skill: str | None) -> tuple[KeyOf, ShownOf]:
     """(sort key, value shown in the explanation) for one criterion; lower keys rank first."""
     if criterion is RankingCriterion.LOWEST_UTILISATION:
@@ -81,10 +103,17 @@ def _criterion(criterion: RankingCriterion, skill: str | None) -> tuple[KeyOf, S
 @lru_cache(maxsize=256)
 def _ruleset_criteria(
     criteria: tuple[RankingCriterion, ...], skill: str | None
-) -> tuple[tuple[KeyOf, ...], tuple[ShownOf, ...], tuple[str, ...], tuple[int, ...]]:
-    """The criteria's key and shown functions, labels and ``longest_idle`` positions.
+) -> tuple[
+    tuple[KeyOf, ...],
+    tuple[ShownOf, ...],
+    tuple[str, ...],
+    tuple[int, ...],
+    tuple[ShownOf | None, ...],
+]:
+    """The criteria's key, shown and exact-value functions, labels, ``longest_idle`` places.
 
-    Built once per (criteria, skill).
+    Exact values are ``None`` where the shown value is exact already. Built once per
+    (criteria, skill).
     """
     pairs = [_criterion(c, skill) for c in criteria]
     return (
@@ -92,6 +121,7 @@ def _ruleset_criteria(
         tuple(shown for _, shown in pairs),
         tuple(criterion_label(c, skill) for c in criteria),
         tuple(i for i, c in enumerate(criteria) if c is RankingCriterion.LONGEST_IDLE),
+        tuple(_EXACT.get(c) for c in criteria),
     )
 
 
@@ -139,8 +169,13 @@ def rank_candidates(
 
     Returns:
         Candidates with their rank (1 = chosen) and criterion values; ties end on agent_id.
+        Values are rounded for reading (utilisation to 4 places, idle minutes to 1), except
+        where the rounding would show two neighbours equal on the criterion that ranked one
+        above the other: both then show the unrounded value, so the values shown always
+        account for the order (equal values shown mean a later criterion, or agent_id,
+        decided).
     """
-    keys_of, shown_of, labels, idle_at = _ruleset_criteria(criteria, skill)
+    keys_of, shown_of, labels, idle_at, exact_of = _ruleset_criteria(criteria, skill)
     now_key = now.timestamp()
     firsts = tuple(fn for _, fn in leading)
     if leading:
@@ -175,8 +210,35 @@ def rank_candidates(
     scored.sort(key=itemgetter(0))
     if keep is not None:
         del scored[keep:]
-    ranked = []
-    for rank, (_, agent, shown) in enumerate(scored, 1):
+    for _, agent, shown in scored:
         shown.extend(value_of(agent, now) for value_of in shown_of)
-        ranked.append(RankedCandidate(rank, agent.agent_id, tuple(zip(labels, shown, strict=True))))
-    return ranked
+    if any(exact_of):
+        _show_deciding_precision(scored, len(firsts), exact_of, now)
+    return [
+        RankedCandidate(rank, agent.agent_id, tuple(zip(labels, shown, strict=True)))
+        for rank, (_, agent, shown) in enumerate(scored, 1)
+    ]
+
+
+def _show_deciding_precision(
+    scored: list[tuple[tuple[SortKey | str, ...], Agent, list[AttributeValue | None]]],
+    leading: int,
+    exact_of: tuple[ShownOf | None, ...],
+    now: datetime,
+) -> None:
+    """Unround a value wherever rounding hides the difference that ordered two neighbours.
+
+    For each pair of neighbours, the first key they differ on decided their order; when that
+    is a rounded criterion and both show the same rounded value, both show the exact one
+    instead (an auditor reading "idle 12 min" twice would otherwise see a tie that was not).
+    """
+    for (above, agent_above, shown_above), (below, agent_below, shown_below) in pairwise(scored):
+        at = next((i for i, (a, b) in enumerate(zip(above, below, strict=True)) if a != b), None)
+        if at is None or at < leading or at - leading >= len(exact_of):
+            continue  # a leading criterion or agent_id decided: shown as is
+        j = at - leading
+        exact = exact_of[j]
+        if exact is None or shown_above[at] != shown_below[at]:
+            continue
+        shown_above[at] = exact(agent_above, now)
+        shown_below[at] = exact(agent_below, now)

@@ -1805,7 +1805,11 @@ class RankedCandidate(_message.Message):
     """The agent (Agent.agent_id)."""
     @_builtins.property
     def criteria(self) -> _containers.RepeatedCompositeFieldContainer[Global___CriterionValue]:
-        """Its value for each ranking criterion, in the ranking's order."""
+        """Its value for each ranking criterion, in the ranking's order. Utilisation is shown to 4
+        places and idle minutes to 1, except where that rounding would show this agent and a
+        neighbour in the ranking equal on the criterion that ordered them: both then carry the
+        unrounded value. Equal values shown mean a later criterion (or agent_id) decided.
+        """
 
     def __init__(
         self,
