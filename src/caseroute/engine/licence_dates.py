@@ -98,6 +98,12 @@ def licence_gain_instants(need: Need, now: datetime) -> list[datetime]:
     if need.licence_types is None or need.location is None:
         return []
     compacts = _compacts_for(need)
-    days = {m.since for c in compacts for m in c.members}
+    # A day's midnight falls at most a day after its UTC midnight (offsets are within +-24 h):
+    # memberships that began before then are in force at `now` already. Most have: only
+    # those ahead cost the per-offset instants.
+    first = now.date() - timedelta(days=1) if now.date() > date.min else date.min
+    days = {m.since for c in compacts for m in c.members if m.since >= first}
+    if not days:
+        return []
     places = {need.location, *(m.jurisdiction for c in compacts for m in c.members)}
     return _midnights(days, places, now)

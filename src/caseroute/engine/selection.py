@@ -495,7 +495,10 @@ def select_agent(
         )
     if licence_line is not None:
         # Beside the licence check: why time alone changes this decision then.
-        at = next(i for i, line in enumerate(requirements) if line.startswith("licence: ")) + 1
+        at = next(
+            (i + 1 for i, line in enumerate(requirements) if line.startswith("licence: ")),
+            len(requirements),
+        )
         requirements = (*requirements[:at], licence_line, *requirements[at:])
     trace = MatchingTrace(
         requirements=requirements,
