@@ -19,7 +19,9 @@ and hands them back (``existed=True``), or refuses a different input (ALREADY_EX
 
 Failures: any database error refuses the calls of that transaction with
 ``AuditUnavailableError`` (the servicer answers UNAVAILABLE and health goes NOT_SERVING until a
-write succeeds); the connection pool reconnects with back-off. Messages never carry the URL's
+write succeeds); the connection pool reconnects with back-off. A server that does not answer at
+all (frozen, or a network dropping packets) cannot fire its own timeouts: a writer's sink cuts
+each use of a connection that outlives its bound (``pg_watchdog``). Messages never carry the URL's
 password, nor (for unexpected errors) the text of an exception, which could quote a record.
 """
 
@@ -30,7 +32,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +51,7 @@ from caseroute.audit.pg_schema import (
     require_utf8,
     schema_version,
 )
+from caseroute.audit.pg_watchdog import ConnectionWatchdog
 from caseroute.audit.record import (
     GENESIS,
     Appended,
@@ -102,7 +105,8 @@ _CURRENT_KEY = "SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 
 _DB_ERRORS = (psycopg.Error, OSError, KeyMismatchError, UnusableDatabaseError)
 DOWN_WAIT_S = 1.0
 """How long a call waits for a connection while the last wait for one failed (the database
-unreachable), instead of ``timeout_s``: a Decide waits twice (its append, then the read that
+unreachable), instead of ``timeout_s``, and how long a pooled connection's check on checkout
+may take. A Decide waits twice (its append, then the read that
 answers a stored retry), and at 2 x 10 s the published client's 30 s deadline ran out on its
 retry (DEADLINE_EXCEEDED, not retried) before any UNAVAILABLE reached the caller. The pool
 keeps reconnecting meanwhile; the first connection had ends the short waits."""
@@ -143,8 +147,10 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             pool_size: Most connections this replica holds (readers and the writer).
             timeout_s: How long a call waits for a connection before it is refused; also
                 how long a writer waits for the chain head's lock, how long one of its
-                statements may run, and how long PostgreSQL lets one of its sessions idle
-                inside a transaction (``_configure_session``).
+                statements may run, how long PostgreSQL lets one of its sessions idle inside a
+                transaction (``_configure_session``), and how long a writer's use of a
+                connection may last before it is cut client-side (``pg_watchdog``: a frozen
+                server answers nothing).
             readonly: Read only (``caseroute audit``): no migration, no writer.
 
         Raises:
@@ -158,7 +164,13 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self._readonly = readonly
         self._wait_ms = max(1, round(timeout_s * 1000))
         self._timeout_s = timeout_s
-        self._unreachable = False  # the last wait for a connection failed (DOWN_WAIT_S)
+        # The database failed to answer: the last wait for a connection failed, or a use ran
+        # past its bound (DOWN_WAIT_S).
+        self._unreachable = False
+        # A writer's connections are watched client-side (pg_watchdog, started once open): a
+        # frozen server or a network dropping packets never lets statement_timeout fire. An
+        # auditor's are not (its reads may run long, as PostgreSQL's defaults allow).
+        self._watchdog: ConnectionWatchdog | None = None
         self.commits = 0
         self.failures = 0
         self.observer: CommitObserver | None = None
@@ -219,7 +231,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 configure=self._configure_session,
                 # A connection the server dropped (a restart, a failover) is found on checkout
                 # and replaced, instead of failing the first call after the database is back.
-                check=ConnectionPool.check_connection,
+                check=self._check_connection,
                 timeout=timeout_s,
                 name="caseroute-audit",
                 open=True,
@@ -240,6 +252,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 "serve, create tables in and write)"
             ) from None
         if not readonly:
+            self._watchdog = ConnectionWatchdog(self._not_answering)
             self._writer = threading.Thread(
                 target=self._write_loop, name="audit-writer", daemon=True
             )
@@ -259,15 +272,48 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         auditor's read-only session keeps PostgreSQL's defaults: its reads take no locks,
         and ``audit verify`` holds its snapshot while it checks each page.
         """
-        _configure(conn)
-        if self._readonly:
-            return
-        wait = f"{self._wait_ms}ms"
-        conn.execute(
-            "SELECT set_config('lock_timeout', %s, false), "
-            "set_config('statement_timeout', %s, false), "
-            "set_config('idle_in_transaction_session_timeout', %s, false)",
-            (wait, wait, wait),
+        with self._bounded(conn, self._timeout_s):
+            _configure(conn)
+            if self._readonly:
+                return
+            wait = f"{self._wait_ms}ms"
+            conn.execute(
+                "SELECT set_config('lock_timeout', %s, false), "
+                "set_config('statement_timeout', %s, false), "
+                "set_config('idle_in_transaction_session_timeout', %s, false)",
+                (wait, wait, wait),
+            )
+
+    def _check_connection(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's check of a connection on checkout: one empty round trip, bounded.
+
+        A writer's check is cut after ``DOWN_WAIT_S`` (or ``timeout_s`` if shorter): an idle
+        session of a live server answers an empty query in a round trip, and a frozen one
+        never does.
+
+        Raises:
+            psycopg.Error: If the connection does not work (the pool discards it).
+        """
+        with self._bounded(conn, min(self._timeout_s, DOWN_WAIT_S)):
+            ConnectionPool.check_connection(conn)
+
+    def _bounded(
+        self, conn: psycopg.Connection[Any], seconds: float
+    ) -> AbstractContextManager[None]:
+        """The block's use of ``conn`` cut after ``seconds`` (a writer's; an auditor's is not)."""
+        if self._watchdog is None:
+            return nullcontext()
+        return self._watchdog.bound(conn, seconds)
+
+    def _not_answering(self, seconds: float) -> None:
+        """The watchdog cut a connection that had no answer in ``seconds``: the database is down."""
+        self._unreachable = True
+        log.error(
+            "AUDIT DATABASE NOT ANSWERING on %s: no reply within %.1f s, its connection was "
+            "closed (the server frozen or overloaded, or the network dropping packets); calls "
+            "are refused UNAVAILABLE until it answers again",
+            self.location,
+            seconds,
         )
 
     # -----------------------------------------------------------------------------------------
@@ -283,7 +329,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         """
         require_key_fingerprint(fingerprint)
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._connection() as conn, conn.transaction():
                 conn.execute("SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE")
                 current = _current_fingerprint(conn)
                 if current is None:
@@ -308,7 +354,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         """
         require_key_fingerprint(fingerprint)
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._connection() as conn, conn.transaction():
                 head = conn.execute(
                     "SELECT seq, record_hash FROM chain_head WHERE id = 1 FOR UPDATE"
                 ).fetchone()
@@ -361,16 +407,24 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             if not item.done.done():
                 item.done.set_exception(error)
 
-    def _connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection for a call, waited for ``timeout_s`` (DOWN_WAIT_S while down).
 
-        Down: the last wait for a connection failed (``_note_reach``).
+        Down: the last wait for a connection failed (``_note_reach``), or a use of a
+        connection was cut. A writer's use of the connection is cut after ``timeout_s``
+        (``pg_watchdog``), so a frozen server cannot hold a caller past it.
 
         Raises:
             PoolTimeout: If none could be had in that time.
         """
         wait = min(self._timeout_s, DOWN_WAIT_S) if self._unreachable else self._timeout_s
-        return self._pool.connection(timeout=wait)
+        conn = self._pool.getconn(timeout=wait)
+        try:
+            with self._bounded(conn, self._timeout_s), conn:
+                yield conn
+        finally:
+            self._pool.putconn(conn)
 
     def _note_reach(self, failure: BaseException | None) -> None:
         """Follow whether a connection can be had: a wait that failed, or a call that worked."""
@@ -659,6 +713,8 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                     self._queue.put(None)
             self._writer.join(timeout=30)
         self._pool.close()
+        if self._watchdog is not None:
+            self._watchdog.close()
 
 
 def _schema_refused(exc: BaseException) -> bool:

@@ -1,0 +1,121 @@
+"""A client-side bound on each use of a PostgreSQL connection: an overrun's socket is shut down.
+
+PostgreSQL's own bounds (``statement_timeout``, ``lock_timeout``,
+``idle_in_transaction_session_timeout``) are enforced by the server: a server that is frozen
+(``SIGSTOP``, a VM paused, a host swapping) or a network that silently drops packets never
+answers, and psycopg waits on the socket without a limit (it has no client-side statement
+timeout). Cancelling does not help: ``conn.cancel()`` and ``cancel_safe()`` send the request
+through the postmaster, frozen too, and a cancel, even sent, is not acted on by a frozen backend.
+
+So the writer's sink watches each use of a connection here, and when one lasts past its bound
+the watchdog thread shuts the connection's socket down (``shutdown(SHUT_RDWR)``: the fd stays
+open, so the thread waiting on it wakes with "server closed the connection unexpectedly", the
+connection is broken and the pool discards it). The socket is shut down through a duplicate of
+its fd taken when the use began, so a connection closed and its fd number reused meanwhile is
+never touched. TCP keepalives and ``tcp_user_timeout`` are no substitute: a frozen server's
+kernel still acknowledges every packet and answers every keepalive.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, Protocol
+
+SCAN_S = 0.1
+"""How often the watchdog looks for overruns: a use is cut at most this long after its bound."""
+
+
+class _Socketed(Protocol):
+    """What is watched: a psycopg connection (its libpq handle's socket)."""
+
+    @property
+    def pgconn(self) -> Any:  # psycopg's PGconn (its binary or its ctypes implementation)
+        """The libpq connection."""
+
+
+class _Watch:
+    """One use of one connection: its socket (a duplicate) and when it must be over."""
+
+    __slots__ = ("deadline", "fired", "sock")
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.fired = False
+
+
+class ConnectionWatchdog:
+    """One thread that shuts down the socket of every watched use past its deadline."""
+
+    def __init__(self, on_fire: Callable[[float], None], scan_s: float = SCAN_S) -> None:
+        """Start the watchdog thread.
+
+        Args:
+            on_fire: Called (on the watchdog thread, outside its lock) with a use's bound in
+                seconds each time a use's socket was shut down; must not raise.
+            scan_s: How often to look for overruns.
+        """
+        self._on_fire = on_fire
+        self._scan_s = scan_s
+        self._lock = threading.Lock()
+        self._watches: dict[int, tuple[_Watch, float]] = {}
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-watchdog", daemon=True)
+        self._thread.start()
+
+    @contextmanager
+    def bound(self, conn: _Socketed, seconds: float) -> Iterator[None]:
+        """Shut ``conn``'s socket down if the block is still running ``seconds`` from now.
+
+        A connection with no socket (closed) is not watched: whatever the block does with it
+        fails on its own.
+        """
+        sock = _duplicate(conn)
+        if sock is None:
+            yield
+            return
+        watch = _Watch(sock, time.monotonic() + seconds)
+        key = id(watch)
+        with self._lock:
+            self._watches[key] = (watch, seconds)
+        try:
+            yield
+        finally:
+            # Invariant: once removed under the lock the watchdog cannot touch this socket;
+            # the duplicate is closed only then (closing it never closes the connection).
+            with self._lock:
+                del self._watches[key]
+            sock.close()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._scan_s):
+            now = time.monotonic()
+            fired: list[float] = []
+            with self._lock:
+                for watch, seconds in self._watches.values():
+                    if watch.fired or now < watch.deadline:
+                        continue
+                    watch.fired = True
+                    with suppress(OSError):  # the peer closed it already: nothing to wake
+                        watch.sock.shutdown(socket.SHUT_RDWR)
+                    fired.append(seconds)
+            for seconds in fired:
+                self._on_fire(seconds)
+
+    def close(self) -> None:
+        """Stop the thread (uses still running are no longer watched)."""
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+
+def _duplicate(conn: _Socketed) -> socket.socket | None:
+    """A socket object on a duplicate of ``conn``'s fd; None when it has none (closed)."""
+    try:
+        return socket.socket(fileno=os.dup(conn.pgconn.socket))
+    except Exception:  # noqa: BLE001 - psycopg's OperationalError (closed) or an OSError
+        return None
