@@ -5,10 +5,18 @@ pool could not make, and a Decide waits twice (its append, then the read that an
 stored retry while writes fail): 20 s before UNAVAILABLE. The published client's default
 deadline is 30 s, so its first attempt ate two thirds of it and the retry on the next replica
 ended DEADLINE_EXCEEDED, which it does not retry: callers never saw the UNAVAILABLE that
-scaling.md promises. Once a connection could not be had, the next calls wait at most
+scaling.md promises. Once a connection could not be had, the next calls waited at most
 ``caseroute.audit.postgres.DOWN_WAIT_S`` (1 s) for one, until one is had again.
+
+The first call to find the database gone still waited ``timeout_s``, and every worker and
+replica has a first call of its own: with two of them, the published client's four attempts
+(10 + 1 s, 10 + 1 s, then 1 + 1 s twice, and its back-off) ended UNAVAILABLE at 27.7 s of its
+30 s. Now a call waits ``DOWN_WAIT_S`` first, and the rest of ``timeout_s`` only when nothing
+says the database is down (no pooled connection failed its check, no connection attempt cut):
+a busy pool.
 """
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +26,7 @@ import pytest
 
 from caseroute.audit.location import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
+from caseroute.audit.record import AuditRecord
 from caseroute.audit.verify import verify_chain
 from caseroute.domain.errors import AuditUnavailableError
 from caseroute.testing import make_audit_record
@@ -54,20 +63,21 @@ def _append(sink: PostgresAuditSink, n: int) -> None:
 def test_calls_are_refused_fast_once_the_log_is_unreachable_and_writes_resume(
     pg_server: str, pg_url: str
 ) -> None:
-    """The first call waits timeout_s, later ones DOWN_WAIT_S; then the pool reconnects alone."""
+    """Every call, the first included, waits DOWN_WAIT_S; then the pool reconnects alone."""
     sink = PostgresAuditSink(PostgresLocation(pg_url), timeout_s=TIMEOUT_S)
     try:
         _append(sink, 1)
         with _cut_off(pg_server, pg_url):
-            with pytest.raises(AuditUnavailableError, match="cannot be written"):
-                _append(sink, 2)  # finds the database gone: waits the whole timeout_s
             started = time.monotonic()
+            with pytest.raises(AuditUnavailableError, match="cannot be written"):
+                _append(sink, 2)  # finds the database gone: its pooled session fails its check
             with pytest.raises(AuditUnavailableError, match="cannot be read"):
                 sink.by_request("req2")  # a Decide's read after its failed append
             with pytest.raises(AuditUnavailableError, match="cannot be written"):
                 _append(sink, 2)  # the caller's retry
             waited = time.monotonic() - started
-        assert waited < TIMEOUT_S / 2  # two calls, each DOWN_WAIT_S (1 s), not 2 x 10 s
+        # three calls, each DOWN_WAIT_S (1 s); the first used to wait the whole timeout_s
+        assert waited < TIMEOUT_S / 2
         deadline = time.monotonic() + RECOVERY_S
         while True:  # each attempt itself waits (DOWN_WAIT_S) for the pool's reconnection
             try:
@@ -79,4 +89,29 @@ def test_calls_are_refused_fast_once_the_log_is_unreachable_and_writes_resume(
         report = verify_chain(sink.records(), sink.head())
         assert (report.ok, report.records) == (True, 2)
     finally:
+        sink.close()
+
+
+def test_a_busy_pool_still_waits_past_down_wait_s(pg_url: str) -> None:
+    """Every connection busy, the database fine: a call keeps waiting after DOWN_WAIT_S."""
+    sink = PostgresAuditSink(PostgresLocation(pg_url), timeout_s=TIMEOUT_S, pool_size=2)
+    held = []
+    try:
+        _append(sink, 1)
+        held = [sink._pool.getconn(), sink._pool.getconn()]  # the pool's two connections
+        queued = sink._pool.get_stats().get("requests_queued", 0)
+        outcome: list[list[AuditRecord]] = []
+        reader = threading.Thread(target=lambda: outcome.append(sink.by_request("req1")))
+        reader.start()
+        deadline = time.monotonic() + RECOVERY_S
+        # Its first wait (DOWN_WAIT_S) ended with no connection; it waits again, queued anew.
+        while sink._pool.get_stats().get("requests_queued", 0) < queued + 2:
+            assert time.monotonic() < deadline, "the read never waited a second time"
+            time.sleep(0.05)  # polling the pool's counter, not standing in for an event
+        sink._pool.putconn(held.pop())
+        reader.join(RECOVERY_S)
+        assert [[r.decision_id for r in rows] for rows in outcome] == [["dec_1"]]
+    finally:
+        for conn in held:
+            sink._pool.putconn(conn)
         sink.close()

@@ -104,9 +104,9 @@ _ADD_DROPPED = add_dropped_sql("%s")
 _CURRENT_KEY = "SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1"
 _DB_ERRORS = (psycopg.Error, OSError, KeyMismatchError, UnusableDatabaseError)
 DOWN_WAIT_S = 1.0
-"""How long a call waits for a connection while the last wait for one failed (the database
-unreachable), instead of ``timeout_s``, and how long a pooled connection's check on checkout
-may take. A Decide waits twice (its append, then the read that
+"""How long a call waits for a connection before it asks whether the database is down (then it
+is refused; only a busy pool waits the rest of ``timeout_s``), and how long a pooled
+connection's check on checkout may take. A Decide waits twice (its append, then the read that
 answers a stored retry), and at 2 x 10 s the published client's 30 s deadline ran out on its
 retry (DEADLINE_EXCEEDED, not retried) before any UNAVAILABLE reached the caller. The pool
 keeps reconnecting meanwhile; the first connection had ends the short waits."""
@@ -145,12 +145,13 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             location: The database's URL.
             max_batch: Most appends committed in one transaction (1 turns group commit off).
             pool_size: Most connections this replica holds (readers and the writer).
-            timeout_s: How long a call waits for a connection before it is refused; also
-                how long a writer waits for the chain head's lock, how long one of its
-                statements may run, how long PostgreSQL lets one of its sessions idle inside a
-                transaction (``_configure_session``), and how long a writer's use of a
-                connection may last before it is cut client-side (``pg_watchdog``: a frozen
-                server answers nothing).
+            timeout_s: How long a call waits for a connection before it is refused (while
+                the database answers: ``_connection``); also how long a writer waits for the
+                chain head's lock, how long one of its statements may run, how long
+                PostgreSQL lets one of its sessions idle inside a transaction
+                (``_configure_session``), and how long a writer's use of a connection may last
+                before it is cut client-side (``pg_watchdog``: a frozen server answers
+                nothing).
             readonly: Read only (``caseroute audit``): no migration, no writer.
 
         Raises:
@@ -164,8 +165,8 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self._readonly = readonly
         self._wait_ms = max(1, round(timeout_s * 1000))
         self._timeout_s = timeout_s
-        # The database failed to answer: the last wait for a connection failed, or a use ran
-        # past its bound (DOWN_WAIT_S).
+        # The database failed to answer: the last wait for a connection failed, a pooled
+        # connection failed its check, or a use ran past its bound (DOWN_WAIT_S).
         self._unreachable = False
         # A writer's connections are watched client-side (pg_watchdog, started once open): a
         # frozen server or a network dropping packets never lets statement_timeout fire. An
@@ -289,13 +290,18 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
 
         A writer's check is cut after ``DOWN_WAIT_S`` (or ``timeout_s`` if shorter): an idle
         session of a live server answers an empty query in a round trip, and a frozen one
-        never does.
+        never does. A failed check means the server dropped the session or does not answer:
+        the database counts as unreachable (``_connection`` then waits ``DOWN_WAIT_S``).
 
         Raises:
             psycopg.Error: If the connection does not work (the pool discards it).
         """
-        with self._bounded(conn, min(self._timeout_s, DOWN_WAIT_S)):
-            ConnectionPool.check_connection(conn)
+        try:
+            with self._bounded(conn, min(self._timeout_s, DOWN_WAIT_S)):
+                ConnectionPool.check_connection(conn)
+        except Exception:
+            self._unreachable = True
+            raise
 
     def _bounded(
         self, conn: psycopg.Connection[Any], seconds: float
@@ -409,17 +415,29 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection for a call, waited for ``timeout_s`` (DOWN_WAIT_S while down).
+        """A pooled connection for a call: waited for at most ``timeout_s``, used as long.
 
-        Down: the last wait for a connection failed (``_note_reach``), or a use of a
-        connection was cut. A writer's use of the connection is cut after ``timeout_s``
-        (``pg_watchdog``), so a frozen server cannot hold a caller past it.
+        The wait: first ``DOWN_WAIT_S``; then, unless the database showed it is down meanwhile
+        or before (``_unreachable``: a wait that failed, a pooled connection that failed its
+        check, a use the watchdog cut), the rest of ``timeout_s``, which only a busy pool needs.
+        A database that refuses connections, or is frozen, so refuses a call in about
+        ``DOWN_WAIT_S``, the first call after it went away included (it waited ``timeout_s``,
+        and each worker and replica had its own first call: 27.7 s of the published client's
+        30 s deadline went on finding out). A use of the connection (a writer's) is cut after
+        ``timeout_s`` (``pg_watchdog``), so a frozen server cannot hold a caller past it.
 
         Raises:
             PoolTimeout: If none could be had in that time.
         """
-        wait = min(self._timeout_s, DOWN_WAIT_S) if self._unreachable else self._timeout_s
-        conn = self._pool.getconn(timeout=wait)
+        started = time.monotonic()
+        first = min(self._timeout_s, DOWN_WAIT_S)
+        try:
+            conn = self._pool.getconn(timeout=first)
+        except PoolTimeout:
+            if self._unreachable or first >= self._timeout_s:
+                raise
+            # Nothing says the database is down: every connection is busy. Wait the rest.
+            conn = self._pool.getconn(timeout=self._timeout_s - (time.monotonic() - started))
         try:
             with self._bounded(conn, self._timeout_s), conn:
                 yield conn
