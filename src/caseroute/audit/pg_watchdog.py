@@ -64,6 +64,9 @@ class ConnectionWatchdog:
         self._scan_s = scan_s
         self._lock = threading.Lock()
         self._watches: dict[int, tuple[_Watch, float]] = {}
+        # Set while a use is watched (and on close): an idle sink's thread sleeps until then
+        # instead of waking every scan_s, and a busy one pays no wake-up per use.
+        self._busy = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-watchdog", daemon=True)
         self._thread.start()
@@ -83,6 +86,8 @@ class ConnectionWatchdog:
         key = id(watch)
         with self._lock:
             self._watches[key] = (watch, seconds)
+            if not self._busy.is_set():
+                self._busy.set()
         try:
             yield
         finally:
@@ -93,7 +98,15 @@ class ConnectionWatchdog:
             sock.close()
 
     def _run(self) -> None:
-        while not self._stopping.wait(self._scan_s):
+        while True:
+            with self._lock:
+                if not self._watches and not self._stopping.is_set():
+                    # Invariant: cleared under the lock `bound` sets it under, so a use
+                    # added after this check sets it again and ends the wait below.
+                    self._busy.clear()
+            self._busy.wait()
+            if self._stopping.wait(self._scan_s):
+                return
             now = time.monotonic()
             fired: list[float] = []
             with self._lock:
@@ -110,6 +123,7 @@ class ConnectionWatchdog:
     def close(self) -> None:
         """Stop the thread (uses still running are no longer watched)."""
         self._stopping.set()
+        self._busy.set()
         self._thread.join(timeout=5)
 
 
