@@ -7,15 +7,13 @@ from typing import Any
 
 import pytest
 
+from caseroute.domain.decision_side import DecisionSide, RecordedDecisionError, recorded_side
 from caseroute.replay.classify import (
     MAX_AGENT_CHANGES,
     AgentCheckChange,
-    DecisionSide,
-    RecordedDecisionError,
     agent_check_changes,
     classify,
     outcome_pair,
-    recorded_side,
 )
 
 ASSIGNED = DecisionSide("rest", "ASSIGN", "a1", "general", "normal", None)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from caseroute.replay.classify import AgentCheckChange, DecisionSide
+from caseroute.domain.decision_side import DecisionSide
+from caseroute.replay.classify import AgentCheckChange
 from caseroute.replay.evaluate import RecordResult
 from caseroute.replay.render import render_json, render_markdown, render_plain, render_table
 from caseroute.replay.report import ReplayReport, ReportBuilder

@@ -14,11 +14,11 @@ import pytest
 
 from caseroute.audit.store import SqliteAuditStore
 from caseroute.domain.case import ContinuityReason, PreferredAgent
+from caseroute.domain.decision_side import DecisionSide
 from caseroute.domain.roster import Capacity
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.replay import ReplayOptions, ReplayReport, SinkRecords, replay, report_data
 from caseroute.replay.candidate import CandidateSource
-from caseroute.replay.classify import DecisionSide
 from caseroute.replay.document import report_from_data
 from caseroute.replay.render import render_plain
 from caseroute.service import DecideCommand, RoutingCore, RulesetRegistry

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from caseroute.audit.stream_check import ChainCheck
+from caseroute.domain.decision_side import DecisionSide
 from caseroute.replay.classify import (
     CLASSES,
     CONTINUITY_CHANGED,
     RELAXATION_CHANGED,
     AgentCheckChange,
-    DecisionSide,
 )
 from caseroute.replay.evaluate import DIMENSIONS, NOT_REPLAYABLE_REASONS
 from caseroute.replay.report import SCHEMA_VERSION, DimensionRow, ReplayReport, Sample

@@ -20,6 +20,12 @@ from caseroute.audit.record import AuditRecord, BlobKind, blob_sha256
 from caseroute.domain.case import Case
 from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.decision_codec import decision_to_dict
+from caseroute.domain.decision_side import (
+    DecisionSide,
+    RecordedDecisionError,
+    candidate_side,
+    recorded_side,
+)
 from caseroute.domain.errors import RequestError
 from caseroute.domain.fingerprint import (
     RosterFingerprint,
@@ -35,13 +41,9 @@ from caseroute.engine.roster_index import roster_after_assignment
 from caseroute.replay.classify import (
     NOT_REPLAYABLE,
     AgentCheckChange,
-    DecisionSide,
-    RecordedDecisionError,
     agent_check_changes,
-    candidate_side,
     classify,
     outcome_pair,
-    recorded_side,
 )
 
 DIMENSIONS: tuple[str, ...] = ("intent", "urgency", "region", "tier", "channel")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import io
 
 from caseroute.audit.stream_check import chain_warning
+from caseroute.domain.decision_side import DecisionSide
 from caseroute.render import escape_text, safe_json
-from caseroute.replay.classify import AgentCheckChange, DecisionSide
+from caseroute.replay.classify import AgentCheckChange
 from caseroute.replay.report import ReplayReport, Sample, report_data
 
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from caseroute.audit.stream_check import ChainCheck, chain_data
+from caseroute.domain.decision_side import DecisionSide
 from caseroute.replay.classify import (
     CLASSES,
     DIFFERENCE_CLASSES,
     NOT_REPLAYABLE,
     UNCHANGED,
     AgentCheckChange,
-    DecisionSide,
 )
 from caseroute.replay.evaluate import DIMENSIONS, NOT_REPLAYABLE_REASONS, RecordResult
 
