@@ -285,3 +285,22 @@ def test_stored_ids_cannot_drive_the_terminal(
     assert code == 0
     assert "    dec_1 (live 1): deciding_rule r1 -> r\\x1b[2J" in out.splitlines()
     assert "\x1b" not in out
+
+
+def test_a_ladder_or_continuity_added_shows_what_there_was_before(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shadow adding a ladder and continuity prints both sides, naming their absence."""
+    path = tmp_path / "audit.db"
+    store = SqliteAuditStore(path)
+    shadow = {**LIVE, "ladder_step": "", "continuity": "assigned_other"}
+    store.append_shadow([_result(1, "relaxation", "continuity", shadow=shadow)])
+    store.close()
+    code, out, _ = _run(capsys, "rules", "shadow-report", "enquiries", "--audit-db", str(path))
+    assert (code, out.splitlines()[-1]) == (
+        0,
+        (
+            "    dec_1 (live 1): relaxation (no ladder) -> ladder step (none in force), relaxed "
+            "nothing; continuity (none) -> assigned_other"
+        ),
+    )

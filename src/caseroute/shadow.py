@@ -3,8 +3,10 @@
 The live call only offers a job to a bounded queue (``submit`` never blocks and never fails the
 call: when the queue is full the job is dropped and counted). One worker thread decides each
 job under the shadow version, compares it with the live decision (outcome, agent, queue,
-priority, deciding rule, escalation), and stores the comparison beside the live record
-(``AuditSink.append_shadow``, outside the hash chain: it never changed what was returned).
+priority, deciding rule, escalation, and as replay does, the ladder step with the relaxed
+requirements, and continuity with its hold), and stores the comparison beside the live
+record (``AuditSink.append_shadow``, outside the hash chain: it never changed what was
+returned).
 The case is held in memory only until the worker decides it; only summaries (no case data)
 are stored.
 """
@@ -24,6 +26,12 @@ from caseroute.audit.record import ShadowResult
 from caseroute.audit.store import AuditSink
 from caseroute.domain.case import Case
 from caseroute.domain.decision import Decision
+from caseroute.domain.decision_side import (
+    DecisionSide,
+    candidate_side,
+    continuity_differs,
+    relaxation_differs,
+)
 from caseroute.domain.errors import CaserouteError, withheld_cause
 from caseroute.domain.fingerprint import format_timestamp
 from caseroute.domain.roster import Roster
@@ -66,9 +74,23 @@ class ShadowJob:
     input_sha256: str | None = None
 
 
-def summarise(decision: Decision) -> dict[str, Any]:
-    """What a shadow comparison keeps of a decision: no case data."""
-    return {
+def summarise(decision: Decision, side: DecisionSide) -> dict[str, Any]:
+    """What a shadow comparison keeps of a decision: no case data.
+
+    The adaptive values are kept only where they apply, so a ruleset without ladders or
+    continuity stores what it always did: the deciding rule's ladder step in force (``""``:
+    none yet), the requirements relaxed, the continuity outcome, and for a case held for a
+    preferred agent the hold in minutes as the ruleset sets it (never the instant it ends:
+    that is the case's own wait anchor plus the hold).
+
+    Args:
+        decision: The decision.
+        side: Its comparable fields (``candidate_side(decision)``).
+
+    Returns:
+        The summary (keys from ``SHADOW_SUMMARY_KEYS``).
+    """
+    summary: dict[str, Any] = {
         "outcome": decision.outcome.value,
         "agent_id": decision.agent_id,
         "queue": decision.queue,
@@ -76,10 +98,42 @@ def summarise(decision: Decision) -> dict[str, Any]:
         "rule_id": decision.rule_id,
         "escalation": decision.escalation_level,
     }
+    if side.ladder_step is not None:
+        summary["ladder_step"] = side.ladder_step
+    if side.relaxed:
+        summary["relaxed"] = list(side.relaxed)
+    if side.continuity is not None:
+        summary["continuity"] = side.continuity
+    trace = decision.explanation.continuity
+    if side.held_until is not None and trace is not None:
+        hold = trace.hold_minutes
+        summary["hold_minutes"] = int(hold) if float(hold).is_integer() else hold
+    return summary
 
 
-def differences(live: dict[str, Any], shadow: dict[str, Any]) -> tuple[str, ...]:
-    """How two summaries differ, as ``SHADOW_DIFFERENCES`` kinds (empty: they agree)."""
+def adaptive_differences(live: DecisionSide, shadow: DecisionSide) -> tuple[str, ...]:
+    """``relaxation`` and ``continuity`` where the two decisions differ there, as replay finds.
+
+    Compared in memory, on the full sides (the hold's end instant included), by the same
+    functions replay's ``relaxation_changed`` and ``continuity_changed`` use.
+    """
+    found = ("relaxation",) if relaxation_differs(live, shadow) else ()
+    return (*found, "continuity") if continuity_differs(live, shadow) else found
+
+
+def differences(
+    live: dict[str, Any], shadow: dict[str, Any], adaptive: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """How two summaries differ, as ``SHADOW_DIFFERENCES`` kinds (empty: they agree).
+
+    Args:
+        live: The live decision's summary.
+        shadow: The shadow decision's summary (``{"error": ...}`` when it failed).
+        adaptive: ``adaptive_differences`` of the two decisions (empty when the shadow failed).
+
+    Returns:
+        The kinds, in ``SHADOW_DIFFERENCES`` order.
+    """
     kinds = (
         ("outcome", "outcome"),
         ("agent", "agent_id"),
@@ -88,7 +142,7 @@ def differences(live: dict[str, Any], shadow: dict[str, Any]) -> tuple[str, ...]
         ("deciding_rule", "rule_id"),
         ("escalation", "escalation"),
     )
-    found = tuple(kind for kind, key in kinds if live.get(key) != shadow.get(key))
+    found = tuple(kind for kind, key in kinds if live.get(key) != shadow.get(key)) + adaptive
     if "error" in shadow:
         found = (*found, "error")
     return found
@@ -188,7 +242,9 @@ class ShadowRunner:
                 return
 
     def _evaluate(self, job: ShadowJob) -> ShadowResult:
-        live = summarise(job.live)
+        live_side = candidate_side(job.live)
+        live = summarise(job.live, live_side)
+        adaptive: tuple[str, ...] = ()
         shadow_sha = ""
         try:
             with self._registry.acquire(job.ruleset_name, job.shadow_version) as ruleset:
@@ -205,7 +261,9 @@ class ShadowRunner:
                     decision_id=job.live.decision_id,
                     input_hash=job.input_sha256,
                 )
-            shadow = summarise(decision)
+            shadow_side = candidate_side(decision)
+            shadow = summarise(decision, shadow_side)
+            adaptive = adaptive_differences(live_side, shadow_side)
         except CaserouteError as exc:  # the shadow version was removed meanwhile
             shadow = {"error": type(exc).__name__}
         except Exception as exc:  # noqa: BLE001 - a shadow failure must never reach callers
@@ -217,7 +275,7 @@ class ShadowRunner:
                 withheld_cause(exc),
             )
             shadow = {"error": type(exc).__name__}
-        found = differences(live, shadow)
+        found = differences(live, shadow, adaptive)
         with self._lock:
             self.evaluated += 1
             self.disagreed += bool(found)

@@ -661,6 +661,31 @@ def test_shadow_dropped_counts_alone_and_nothing(store: PostgresAuditSink) -> No
     assert store.commits == 2
 
 
+def test_shadow_results_with_and_without_the_adaptive_kinds_round_trip(
+    store: PostgresAuditSink,
+) -> None:
+    """Ladder and hold values read back as stored; the summary counts their kinds, as SQLite."""
+    from tests.audit.test_shadow_store import LIVE, _result
+
+    step = {"ladder_step": "any-language", "relaxed": ["language"]}
+    held = {"continuity": "held_for_preferred", "hold_minutes": 7.5}
+    results = [
+        _result(1, "agent"),
+        _result(2, "relaxation", live={**LIVE, "ladder_step": ""}, shadow={**LIVE, **step}),
+        _result(
+            3, "continuity", live={**LIVE, **held}, shadow={**LIVE, **held, "hold_minutes": 10}
+        ),
+    ]
+    store.append_shadow(results)
+    assert store.shadow_results("test") == results
+    (summary,) = store.shadow_summary("test")
+    assert (summary.evaluated, summary.agreed, summary.differences) == (
+        3,
+        0,
+        (("agent", 1), ("relaxation", 1), ("continuity", 1)),
+    )
+
+
 def test_key_checks_on_a_lost_database_are_unavailable(pg_url: str) -> None:
     """claim_key and rotate_key refuse with AuditUnavailableError when the database is gone."""
     sink = PostgresAuditSink(PostgresLocation(pg_url), timeout_s=1)

@@ -72,6 +72,30 @@ def test_shadow_results_are_outside_the_chain(store: SqliteAuditStore) -> None:
     assert verify_chain(store.records(), store.head(), None, store.iter_events()).ok
 
 
+def test_results_from_before_the_adaptive_kinds_read_and_count_beside_new_ones(
+    store: SqliteAuditStore,
+) -> None:
+    """A result without ladder or continuity keys reads as stored, beside ones carrying them."""
+    step = {"ladder_step": "any-language", "relaxed": ["language"]}
+    held = {"continuity": "held_for_preferred", "hold_minutes": 7.5}
+    results = [
+        _result(1, "agent"),
+        _result(2, "relaxation", live={**LIVE, "ladder_step": ""}, shadow={**LIVE, **step}),
+        _result(
+            3, "continuity", live={**LIVE, **held}, shadow={**LIVE, **held, "hold_minutes": 10}
+        ),
+        _result(4, live={**LIVE, **step, **held}, shadow={**LIVE, **step, **held}),
+    ]
+    store.append_shadow(results)
+    assert store.shadow_results("test") == results
+    (summary,) = store.shadow_summary("test")
+    assert (summary.evaluated, summary.agreed, summary.differences) == (
+        4,
+        1,
+        (("agent", 1), ("relaxation", 1), ("continuity", 1)),
+    )
+
+
 def test_the_same_comparison_is_stored_once(store: SqliteAuditStore) -> None:
     """A decision compared again with the same shadow content is not counted twice."""
     store.append_shadow([_result(1, "agent")])
@@ -130,8 +154,9 @@ def test_summary_counts_per_shadow_version(store: SqliteAuditStore) -> None:
         (
             _result(1, live={**LIVE, "patient_name": "Ada"}),
             (
-                "shadow result for 'dec_1': live key 'patient_name' is not one of agent_id, error, "
-                "escalation, outcome, priority, queue, rule_id (a summary never holds case data)"
+                "shadow result for 'dec_1': live key 'patient_name' is not one of agent_id, "
+                "continuity, error, escalation, hold_minutes, ladder_step, outcome, priority, "
+                "queue, relaxed, rule_id (a summary never holds case data)"
             ),
         ),
         (
@@ -149,8 +174,26 @@ def test_summary_counts_per_shadow_version(store: SqliteAuditStore) -> None:
             _result(1, "rule"),
             (
                 "shadow result for 'dec_1': difference 'rule' is not one of outcome, agent, queue, "
-                "priority, deciding_rule, escalation, error"
+                "priority, deciding_rule, escalation, relaxation, continuity, error"
             ),
+        ),
+        (
+            _result(1, shadow={**LIVE, "relaxed": ["language", "Ada Lovelace"]}),
+            (
+                "shadow result for 'dec_1': shadow['relaxed'] must be a list of requirement names "
+                "(territory, skills, language, roles)"
+            ),
+        ),
+        (
+            _result(1, shadow={**LIVE, "relaxed": "language"}),
+            (
+                "shadow result for 'dec_1': shadow['relaxed'] must be a list of requirement names "
+                "(territory, skills, language, roles)"
+            ),
+        ),
+        (
+            _result(1, live={**LIVE, "hold_minutes": float("nan")}),
+            "shadow result for 'dec_1': live['hold_minutes'] must be a finite number",
         ),
         (
             _result(1, shadow_version=""),
@@ -160,7 +203,16 @@ def test_summary_counts_per_shadow_version(store: SqliteAuditStore) -> None:
             ),
         ),
     ],
-    ids=["case-field", "nested-value", "long-value", "unknown-kind", "no-version"],
+    ids=[
+        "case-field",
+        "nested-value",
+        "long-value",
+        "unknown-kind",
+        "relaxed-case-value",
+        "relaxed-not-a-list",
+        "hold-not-finite",
+        "no-version",
+    ],
 )
 def test_a_result_that_could_carry_case_data_is_refused(
     store: SqliteAuditStore, result: ShadowResult, message: str

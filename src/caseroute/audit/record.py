@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from caseroute.domain.fingerprint import canonical_json, roster_dict_sha256
 from caseroute.domain.fingerprint import string_json as _str
+from caseroute.rules.model import SOFT_REQUIREMENTS
 
 GENESIS = "0" * 64
 """prev_hash of the first record."""
@@ -482,13 +484,39 @@ SHADOW_DIFFERENCES = (
     "priority",
     "deciding_rule",
     "escalation",
+    "relaxation",
+    "continuity",
     "error",
 )
-"""The ways a shadow decision can differ from the live one, in report order."""
+"""The ways a shadow decision can differ from the live one, in report order.
+
+``relaxation`` and ``continuity`` are replay's ``relaxation_changed`` and ``continuity_changed``
+(the same comparisons, ``domain.decision_side``); results stored before they existed never
+carry them, and read as before.
+"""
 SHADOW_SUMMARY_KEYS = frozenset(
-    {"outcome", "agent_id", "queue", "priority", "rule_id", "escalation", "error"}
+    {
+        "outcome",
+        "agent_id",
+        "queue",
+        "priority",
+        "rule_id",
+        "escalation",
+        "ladder_step",
+        "relaxed",
+        "continuity",
+        "hold_minutes",
+        "error",
+    }
 )
-"""The only keys a shadow result's ``live``/``shadow`` summary may hold (never case data)."""
+"""The only keys a shadow result's ``live``/``shadow`` summary may hold (never case data).
+
+The adaptive ones are present only where they apply (and absent from results stored before
+them): ``ladder_step`` (the deciding rule's latest step in force, ``""`` for none yet),
+``relaxed`` (a list of requirement names), ``continuity`` (the outcome) and ``hold_minutes``
+(the hold of a case held for a preferred agent, as the ruleset sets it: never the instant it
+ends, which is the case's own wait anchor plus the hold).
+"""
 SHADOW_VALUE_MAX = 200
 """Longest string a summary value may be (ids, enum names and error codes are short)."""
 
@@ -574,10 +602,28 @@ def shadow_problem(result: ShadowResult) -> str | None:
                     f"{side} key {key!r} is not one of {', '.join(sorted(SHADOW_SUMMARY_KEYS))} "
                     "(a summary never holds case data)"
                 )
-            if value is not None and not isinstance(value, str | int | bool):
-                return f"{side}[{key!r}] must be a string, number, boolean or None"
-            if isinstance(value, str) and len(value) > SHADOW_VALUE_MAX:
-                return f"{side}[{key!r}] is longer than {SHADOW_VALUE_MAX} characters"
+            problem = _summary_value_problem(key, value)
+            if problem is not None:
+                return f"{side}[{key!r}] {problem}"
+    return None
+
+
+def _summary_value_problem(key: str, value: object) -> str | None:
+    """Why ``value`` cannot be a summary's ``key`` (None: it can): short scalars only.
+
+    The one list, ``relaxed``, may hold only requirement names a ladder can relax: a fixed
+    vocabulary, so no case value can ride in it either.
+    """
+    if key == "relaxed":
+        if not isinstance(value, list) or any(n not in SOFT_REQUIREMENTS for n in value):
+            return f"must be a list of requirement names ({', '.join(SOFT_REQUIREMENTS)})"
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    if value is not None and not isinstance(value, str | int | float | bool):
+        return "must be a string, number, boolean or None"
+    if isinstance(value, str) and len(value) > SHADOW_VALUE_MAX:
+        return f"is longer than {SHADOW_VALUE_MAX} characters"
     return None
 
 

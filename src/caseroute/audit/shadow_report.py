@@ -21,7 +21,8 @@ SUMMARY_KEY = {
     "escalation": "escalation",
     "error": "error",
 }
-"""Which summary value shows each kind of difference."""
+"""Which summary value shows each kind of difference (``relaxation`` and ``continuity`` show
+several: ``_relaxation``, ``_continuity``)."""
 DEFAULT_LIMIT = 10
 """Disagreements listed per shadow version unless asked otherwise."""
 MAX_LIMIT = 1000
@@ -216,8 +217,29 @@ def _disagreement(result: ShadowResult) -> str:
 
 
 def _change(kind: str, live: dict[str, Any], shadow: dict[str, Any]) -> str:
+    if kind == "relaxation":
+        return f"{kind} {_relaxation(live)} -> {_relaxation(shadow)}"
+    if kind == "continuity":
+        return f"{kind} {_continuity(live)} -> {_continuity(shadow)}"
     key = SUMMARY_KEY[kind]
     return f"{kind} {_value(live.get(key))} -> {_value(shadow.get(key))}"
+
+
+def _relaxation(summary: dict[str, Any]) -> str:
+    """The ladder step and relaxed requirements, in replay's words (``(no ladder)``: none)."""
+    step = summary.get("ladder_step")
+    if step is None:
+        return "(no ladder)"
+    relaxed = summary.get("relaxed")
+    names = ", ".join(str(n) for n in relaxed) if isinstance(relaxed, list) else ""
+    return f"ladder step {step or '(none in force)'}, relaxed {names or 'nothing'}"
+
+
+def _continuity(summary: dict[str, Any]) -> str:
+    """The continuity outcome, with a held case's hold: ``held_for_preferred (hold 15 min)``."""
+    hold = summary.get("hold_minutes")
+    held = f" (hold {hold} min)" if hold is not None else ""
+    return f"{_value(summary.get('continuity'))}{held}"
 
 
 def _value(value: object) -> str:

@@ -59,7 +59,8 @@ def register(rules_sub: RulesCommands) -> None:
         "it names the ruleset)",
         description="Per shadow version of ruleset NAME: decisions evaluated in shadow, how "
         "many agreed with the live decision, the disagreement rate, counts per kind "
-        "(outcome, agent, queue, priority, deciding_rule, escalation, error), live decisions "
+        "(outcome, agent, queue, priority, deciding_rule, escalation, relaxation, "
+        "continuity, error), live decisions "
         "dropped uncompared, and the first disagreements. Reads the log read-only.",
     )
     report.add_argument("name", help="ruleset name")

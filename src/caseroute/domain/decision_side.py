@@ -1,8 +1,9 @@
-"""The comparable fields of a decision, and which adaptive ones changed, out of replay.
+"""The comparable fields of a decision, and which adaptive ones changed: one home for both.
 
-Replay's classes ``relaxation_changed`` and ``continuity_changed`` ask ``relaxation_differs`` /
-``continuity_differs`` of two ``DecisionSide``s; they live in the domain so that the shadow
-comparison (which replay's layer sits above) can read decisions and ask the same questions.
+Replay (``replay.classify``: ``relaxation_changed``, ``continuity_changed``) and the shadow
+comparison (``shadow``: ``relaxation``, ``continuity``) read a decision through ``DecisionSide``
+and ask ``relaxation_differs`` / ``continuity_differs`` whether two decisions of the same input
+differ there, so a ladder or hold change is found by the same rule in both.
 """
 
 from __future__ import annotations

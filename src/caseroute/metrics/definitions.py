@@ -258,7 +258,8 @@ def define_metrics(registry: CollectorRegistry | None) -> Metrics:
         shadow_differences=counter(
             "shadow_differences",
             "Shadow disagreements by what differed (outcome, agent, queue, priority, "
-            "deciding_rule, escalation, error); one comparison may count under several.",
+            "deciding_rule, escalation, relaxation, continuity, error); one comparison may "
+            "count under several.",
             ("ruleset", "version", "kind"),
         ),
         shadow_dropped=counter(
