@@ -9,7 +9,7 @@ import pytest
 
 from caseroute.audit.config import check_masked_fields
 from caseroute.cli import main
-from caseroute.domain.codec import parse_case, parse_roster
+from caseroute.domain.codec import SAFEGUARDING_NOTICE, parse_case, parse_roster
 from caseroute.domain.decision import Outcome
 from caseroute.domain.errors import ConfigError, FieldViolation
 from caseroute.domain.fingerprint import case_to_dict
@@ -27,10 +27,6 @@ from caseroute.testing import (
 )
 
 ROSTER_FILE = REPO_ROOT / "examples" / "roster.json"
-SAFEGUARDING_NOTICE = (
-    "this case carries the safeguarding flag and was NOT routed: fix the fields below and "
-    "resend, or hand it to the safeguarding team"
-)
 
 
 _case = partial(case_data, region="US-TX")  # the reference ruleset routes by region
@@ -412,7 +408,7 @@ def _write_case(tmp_path: Path, text: str) -> Path:
 def test_cli_decide_refuses_a_case_file_with_a_duplicate_flags_key(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """`decide --case` exits 2 naming case.flags and the file; the case is not decided."""
+    """`decide --case` exits 2 naming case.flags and the file, after the safeguarding notice."""
     data = json.dumps(_case(flags=["safeguarding"]))[:-1] + ', "flags": []}'
     path = _write_case(tmp_path, data)
     code = main(
@@ -429,7 +425,8 @@ def test_cli_decide_refuses_a_case_file_with_a_duplicate_flags_key(
     captured = capsys.readouterr()
     assert (code, captured.out) == (2, "")
     assert (
-        "caseroute: invalid request (1 problem(s)):\n"
+        "caseroute: invalid request (2 problem(s)):\n"
+        f"  - case.flags: {SAFEGUARDING_NOTICE}\n"
         f"  - case.flags: duplicate key in {path}; give each key once (a JSON reader would "
         "silently keep only the last value)\n"
     ) == captured.err

@@ -50,18 +50,45 @@ _REQUEST_HOLDS = (
 )
 
 
-def _load_ruleset(args: argparse.Namespace, name: str = "", version: str = "") -> LoadedRuleset:
-    """The local ruleset (``--ruleset``), checked against a request's selector."""
-    from caseroute.engine.case_rules import EngineKind, prepare_ruleset
-    from caseroute.rules.compiler import load_ruleset
+def _ruleset_source(args: argparse.Namespace, version: str) -> Path:
+    """The ruleset directory or file ``--ruleset`` gives for a request's version ("": any)."""
     from caseroute.rules.layout import active_source
 
     # A ruleset's home decides with the version its serving.yaml names, as a server would; a
     # request pinning a version takes that version's directory from the same home.
-    source = active_source(args.ruleset)
-    if version and args.ruleset.is_dir() and (args.ruleset / version).is_dir():
-        source = args.ruleset / version
-    ruleset = prepare_ruleset(load_ruleset(source), EngineKind(args.engine))
+    home: Path = args.ruleset
+    if version and home.is_dir() and (home / version).is_dir():
+        return home / version
+    return active_source(home)
+
+
+def _refused_request_flags(args: argparse.Namespace, document: object) -> frozenset[str]:
+    """The local ruleset's safeguarding flag for a request file the JSON reader refused.
+
+    The request names its ruleset, so the flag is known only once the file is read; the
+    ruleset is compiled (not prepared) for it. Best effort: a ruleset that will not load
+    leaves ``safeguarding`` (always checked) as the one flag.
+    """
+    from caseroute.domain.errors import CaserouteError
+    from caseroute.rules.compiler import load_ruleset
+
+    if args.server:
+        return frozenset()
+    selector = document.get("ruleset") if isinstance(document, dict) else None
+    version = selector.get("version") if isinstance(selector, dict) else None
+    try:
+        source = _ruleset_source(args, version if isinstance(version, str) else "")
+        return frozenset({load_ruleset(source).constraints.safeguarding_flag})
+    except (CaserouteError, OSError):
+        return frozenset()
+
+
+def _load_ruleset(args: argparse.Namespace, name: str = "", version: str = "") -> LoadedRuleset:
+    """The local ruleset (``--ruleset``), checked against a request's selector."""
+    from caseroute.engine.case_rules import EngineKind, prepare_ruleset
+    from caseroute.rules.compiler import load_ruleset
+
+    ruleset = prepare_ruleset(load_ruleset(_ruleset_source(args, version)), EngineKind(args.engine))
     compiled = ruleset.compiled
     if (name and name != compiled.name) or (version and version != compiled.version):
         asked = f"{name or compiled.name}@{version or compiled.version}"
@@ -87,7 +114,12 @@ def _cmd_decide_request(args: argparse.Namespace) -> int:
             f"--request FILE holds the case, roster, now, request_id and ruleset: drop "
             f"{', '.join(given)} (or edit the file)"
         )
-    data = read_json(args.request, "request", members_under_root=False)
+    data = read_json(
+        args.request,
+        "request",
+        members_under_root=False,
+        safeguarding_flags=lambda document: _refused_request_flags(args, document),
+    )
     if args.server:
         return _send_request(args, parse_request(data))
     peek = data.get("ruleset") if isinstance(data, dict) else None
@@ -226,7 +258,9 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     if not args.server:  # loaded first: an invalid case is told by its own safeguarding flag
         ruleset = _load_ruleset(args)
     flags = frozenset({ruleset.compiled.constraints.safeguarding_flag} if ruleset else ())
-    case = parse_case(read_json(args.case, "case"), safeguarding_flags=flags)
+    case = parse_case(
+        read_json(args.case, "case", safeguarding_flags=flags), safeguarding_flags=flags
+    )
     roster = parse_roster(read_json(args.roster, "roster"))
     if ruleset is None:
         decision = _decide_on_server(

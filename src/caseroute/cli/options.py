@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caseroute.cli.output import UsageError
 from caseroute.cli.settings import add_settings, setting_origin
-from caseroute.domain.codec import parse_timestamp
+from caseroute.domain.codec import json_refusal_notices, parse_timestamp
+from caseroute.domain.errors import FieldViolation
 from caseroute.domain.field_reader import beyond_utc
 from caseroute.domain.json_source import parse_json_bytes
 from caseroute.domain.reader import INSTANT_OUT_OF_RANGE, INSTANT_SHAPE
@@ -19,20 +21,42 @@ if TYPE_CHECKING:
     from caseroute.grpc_api.tls import ClientTls
 
 
-def read_json(path: Path, what: str, *, members_under_root: bool = True) -> Any:
-    """The JSON document in ``path`` (``what`` names it in errors: case, roster).
+def read_json(
+    path: Path,
+    what: str,
+    *,
+    members_under_root: bool = True,
+    safeguarding_flags: frozenset[str] | Callable[[Any], frozenset[str]] = frozenset(),
+) -> Any:
+    """The JSON document in ``path`` (``what`` names it in errors: case, roster, request).
 
     ``members_under_root=False`` for a whole request: its members are named as gRPC names
     them (``case.flags``), as every other problem of the file is.
+
+    ``safeguarding_flags`` (or a function of the refused document giving them, when which
+    ruleset applies is read from the document) are the flags besides ``safeguarding`` that
+    give a refused case or request file's cases the safeguarding notice.
     """
     # Strict: a duplicate key (which would silently drop e.g. a safeguarding flag), NaN or
-    # Infinity, bad UTF-8 or bad syntax is a RequestError naming the path and the file.
+    # Infinity, bad UTF-8 or bad syntax is a RequestError naming the path and the file. A
+    # case refused for it still gets its safeguarding notice first, read from every copy.
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
+
+    def notices(document: Any) -> list[FieldViolation]:
+        flags = safeguarding_flags(document) if callable(safeguarding_flags) else safeguarding_flags
+        return json_refusal_notices(
+            document, request=not members_under_root, safeguarding_flags=flags
+        )
+
     return parse_json_bytes(
-        data, root=what, source=str(path), members_under_root=members_under_root
+        data,
+        root=what,
+        source=str(path),
+        members_under_root=members_under_root,
+        refusal_notices=None if what == "roster" else notices,
     )
 
 

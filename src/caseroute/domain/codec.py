@@ -55,6 +55,7 @@ from caseroute.domain.field_reader import (
 )
 from caseroute.domain.fields import AGENT_FIELDS, CASE_FIELDS
 from caseroute.domain.fingerprint import roster_sha256
+from caseroute.domain.json_source import readings
 from caseroute.domain.limits import (
     DEFAULT_LIMITS,
     VIOLATIONS_PER_LIST,
@@ -314,7 +315,7 @@ def parse_case(
         sent = (
             flags | _flag_texts(raw, limits.max_list_items) | _flag_texts(r.shadowed.get("flags"))
         )
-        if SAFEGUARDING_FLAG in sent or not sent.isdisjoint(safeguarding_flags):
+        if _says_safeguarding(sent, safeguarding_flags):
             violations.insert(0, FieldViolation(r.at("flags"), SAFEGUARDING_NOTICE))
         raise RequestError(violations)
     # Each is None only if a violation was recorded, and then we raised above.
@@ -372,6 +373,59 @@ def _flag_texts(value: object, limit: int = VIOLATIONS_PER_LIST) -> frozenset[st
     if len(texts) > 1 and all(len(t) == 1 for t in texts):
         texts.append("".join(texts))
     return frozenset(_NOT_FLAG_CHARACTER.sub("", normalise_flag(t)) for t in texts)
+
+
+def _says_safeguarding(flags: frozenset[str], safeguarding_flags: frozenset[str]) -> bool:
+    """Whether normalised flags hold ``safeguarding`` or a flag a ruleset in use names."""
+    return SAFEGUARDING_FLAG in flags or not flags.isdisjoint(safeguarding_flags)
+
+
+def json_refusal_notices(
+    document: object,
+    *,
+    request: bool,
+    safeguarding_flags: frozenset[str] = frozenset(),
+    limits: InputLimits = DEFAULT_LIMITS,
+) -> list[FieldViolation]:
+    """The safeguarding notice for each case of a JSON document the strict reader refused.
+
+    ``json_source.parse_json_bytes`` refuses a repeated key, ``NaN`` or a number that
+    overflows before ``parse_case`` runs, so the notice a refused flagged case gets must be
+    read from the document here. Every reading counts (fail safe: a duplicate key never hides
+    the flag): each copy of a repeated ``flags`` key, of a repeated case (``case`` or
+    ``cases`` given twice), and each malformed spelling ``parse_case`` reads for its notice.
+
+    Args:
+        document: What ``parse_json_bytes`` decoded: a case, or a whole request.
+        request: Whether ``document`` is a DecideRequest / DecideBatchRequest (its cases at
+            ``case`` or ``cases[i]``) rather than one case (at ``case``).
+        safeguarding_flags: As for ``parse_case``; ``safeguarding`` is always one.
+        limits: How many cases of a batch and flags of a list to read.
+
+    Returns:
+        One notice at ``<case path>.flags`` per case whose flags say safeguarding, in
+        document order.
+    """
+    cases: list[tuple[str, object]] = []
+    if not request:
+        cases.append(("case", document))
+    else:
+        cases += [("case", case) for case in readings(document, "case")]
+        for listed in readings(document, "cases"):
+            if isinstance(listed, list):
+                cases += [
+                    (f"cases[{i}]", case) for i, case in enumerate(listed[: limits.max_batch_cases])
+                ]
+    notices: dict[str, FieldViolation] = {}  # one per path: `cases` repeated shares paths
+    for path, case in cases:
+        sent = frozenset(
+            text
+            for value in readings(case, "flags")
+            for text in _flag_texts(value, limits.max_list_items)
+        )
+        if _says_safeguarding(sent, safeguarding_flags):
+            notices.setdefault(path, FieldViolation(f"{path}.flags", SAFEGUARDING_NOTICE))
+    return list(notices.values())
 
 
 def _preferred_agents(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from caseroute.domain.errors import FieldViolation, RequestError
@@ -73,7 +74,12 @@ def _int(literal: str) -> int | _BadNumber:
 
 
 def parse_json_bytes(
-    data: bytes, *, root: str, source: str, members_under_root: bool = True
+    data: bytes,
+    *,
+    root: str,
+    source: str,
+    members_under_root: bool = True,
+    refusal_notices: Callable[[Any], list[FieldViolation]] | None = None,
 ) -> Any:
     """Decode one strict JSON document.
 
@@ -85,6 +91,9 @@ def parse_json_bytes(
             (``case.flags``). False for a whole request, whose members are named as gRPC
             names them (``case.flags``, not ``request.case.flags``); ``root`` then names only
             the document itself (not UTF-8, not JSON, too deep).
+        refusal_notices: Given the decoded document when it is refused (it is JSON, only not
+            strict JSON): the violations it returns come first, e.g. the safeguarding
+            notice of a flagged case (``codec.json_refusal_notices``).
 
     Returns:
         The decoded value (dicts, lists, str, int, float, bool, None).
@@ -120,8 +129,33 @@ def parse_json_bytes(
         raise JsonSourceError([_too_deep(root, source)]) from None
     violations = _check(value, root, source, members_under_root)
     if violations:
-        raise JsonSourceError(violations)
+        # A document refused here never reaches the parser that gives a refused case its
+        # safeguarding notice: the caller reads the notice from the document, every copy of
+        # a repeated key included (``readings``), so a duplicate cannot hide the flag.
+        notices = refusal_notices(value) if refusal_notices is not None else []
+        raise JsonSourceError(notices + violations)
     return value
+
+
+def readings(node: object, key: str) -> list[Any]:
+    """Every value an object was given for ``key``, in document order; [] if not an object.
+
+    A key the document repeats has more than one: the copies the last one replaced come
+    first. For notices on a refused document only (the document itself is refused).
+
+    Args:
+        node: A value ``parse_json_bytes`` decoded (anything else: as a plain dict).
+        key: The member's name as written.
+
+    Returns:
+        The values, earliest first.
+    """
+    if not isinstance(node, dict):
+        return []
+    found = [value for name, value in getattr(node, "shadowed", ()) if name == key]
+    if key in node:
+        found.append(node[key])
+    return found
 
 
 def _too_deep(root: str, source: str) -> FieldViolation:
