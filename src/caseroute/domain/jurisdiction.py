@@ -11,7 +11,8 @@ LICENSED_BY_SUBDIVISION = frozenset(SUBDIVISION_EXAMPLE)
 against the country itself is valid nowhere (there is no US-wide nursing licence; a multistate
 RN licence is issued by its home state), and a patient located only in the country is in no
 licensing jurisdiction. Elsewhere a country's licence covers its subdivisions (``GB``:
-UK-wide registration covers ``GB-ENG``)."""
+UK-wide registration covers ``GB-ENG``), unless the ruleset names a register of its type that
+covers only part of the country (``registers``: the GPhC's pharmacists, not ``GB-NIR``)."""
 
 
 def needs_subdivision(code: str) -> bool:

@@ -1,8 +1,11 @@
 """Is a licence valid where the patient is, today? Jurisdiction containment plus compacts.
 
-A licence issued for ``GB`` covers ``GB-ENG`` (UK-wide registration); ``US-TX`` covers only
-Texas, unless it is a multistate licence of a compact type, issued by a compact member and the
-patient is in another member state on that day (membership is dated ruleset data).
+A licence issued for ``GB`` covers ``GB-ENG`` (UK-wide registration), unless the ruleset puts
+its type on a register covering only part of the country (``registers``: the GPhC registers
+pharmacists for Great Britain, so a ``pharmacist GB`` licence does not cover ``GB-NIR``);
+``US-TX`` covers only Texas, unless it is a multistate licence of a compact type, issued by a
+compact member and the patient is in another member state on that day (membership is dated
+ruleset data).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from functools import lru_cache
 from caseroute.domain.jurisdiction import LICENSED_BY_SUBDIVISION, needs_subdivision
 from caseroute.domain.roster import Licence
 from caseroute.engine.local_days import LocalDays
-from caseroute.rules.model import Compact
+from caseroute.rules.model import Compact, Register
 
 
 def covers(area: str, code: str) -> bool:
@@ -24,14 +27,27 @@ def covers(area: str, code: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class CompactView:
-    """Compacts resolved for one day: name, licence types and member jurisdictions.
+    """Compacts resolved for one day (name, licence types, member jurisdictions), and registers.
 
     ``dated`` keeps the compacts themselves, for a licence's home state judged on its own dates
     (``member_throughout``); a view built by hand without them reads ``entries``.
+    ``registers`` (compared: a cached verdict depends on them) limit what a licence of their
+    types recorded for their country covers.
     """
 
     entries: tuple[tuple[str, frozenset[str], frozenset[str]], ...]
     dated: tuple[Compact, ...] = field(default=(), compare=False, hash=False)
+    registers: tuple[Register, ...] = ()
+
+    def register_of(self, licence: Licence) -> Register | None:
+        """The register holding ``licence`` (its type, recorded for its jurisdiction), if any."""
+        for register in self.registers:
+            if (
+                register.jurisdiction == licence.jurisdiction
+                and licence.type in register.licence_types
+            ):
+                return register
+        return None
 
     def member_throughout(
         self, index: int, jurisdiction: str, earliest: date, latest: date
@@ -46,17 +62,22 @@ class CompactView:
         )
 
     @classmethod
-    def on(cls, compacts: tuple[Compact, ...], days: LocalDays) -> CompactView:
+    def on(
+        cls, compacts: tuple[Compact, ...], days: LocalDays, registers: tuple[Register, ...] = ()
+    ) -> CompactView:
         """Resolve membership over ``days`` (memoised: one decision asks up to four times).
 
         A jurisdiction is a member only when it is one on both the earliest and the latest
         local date: every part of it has reached ``since`` and none has passed ``until``.
+        ``registers`` are the ruleset's (not dated: a register's remit is law, not membership).
         """
-        return _resolved(compacts, days)
+        return _resolved(compacts, days, registers)
 
 
 @lru_cache(maxsize=64)
-def _resolved(compacts: tuple[Compact, ...], days: LocalDays) -> CompactView:
+def _resolved(
+    compacts: tuple[Compact, ...], days: LocalDays, registers: tuple[Register, ...]
+) -> CompactView:
     # Keyed by value: compacts are frozen dataclasses, so two equal rulesets share an entry.
     return CompactView(
         tuple(
@@ -64,6 +85,7 @@ def _resolved(compacts: tuple[Compact, ...], days: LocalDays) -> CompactView:
             for c in compacts
         ),
         compacts,
+        registers,
     )
 
 
@@ -96,6 +118,19 @@ def licence_valid_at(
         return False, (
             f"{name} (no country-wide licence: {licence.jurisdiction} licenses by state or "
             "province; record the issuing one)"
+        )
+    register = compacts.register_of(licence)
+    if (
+        register is not None
+        and covers(licence.jurisdiction, location)
+        and not any(covers(part, location) for part in register.covers)
+    ):
+        # Fail safe: a patient located only as the whole country (``GB``) may be in the part
+        # the register leaves out, so that is not covered either. No compact grants it: the
+        # place is within the licence's own country, where the register's remit is the law.
+        return False, (
+            f"{name} ({register.name} registers {licence.type} for "
+            f"{', '.join(register.covers)} only, not {location})"
         )
     if covers(licence.jurisdiction, location):
         return True, name

@@ -19,7 +19,7 @@ from caseroute.domain.roster import Agent, AgentStatus, Role, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
 from caseroute.engine.local_days import LocalDays, local_days
 from caseroute.engine.roster_index import RosterIndex, bits, index_for, primary_language
-from caseroute.rules.model import Compact, CompiledRuleset, Requirements
+from caseroute.rules.model import Compact, CompiledRuleset, Register, Requirements
 
 T = TypeVar("T")
 
@@ -91,10 +91,14 @@ def describe_need(need: Need) -> tuple[str, ...]:
     return need.describe()
 
 
-_COMPACT_VIEWS: dict[tuple[int, LocalDays], tuple[tuple[Compact, ...], CompactView]] = {}
+_COMPACT_VIEWS: dict[
+    tuple[int, int, LocalDays], tuple[tuple[Compact, ...], tuple[Register, ...], CompactView]
+] = {}
 
 
-def _compacts_on(compacts: tuple[Compact, ...], day: LocalDays) -> CompactView:
+def _compacts_on(
+    compacts: tuple[Compact, ...], day: LocalDays, registers: tuple[Register, ...] = ()
+) -> CompactView:
     """``CompactView.on``, found by the ruleset's compacts object instead of its value.
 
     ``CompactView.on`` is memoised by value, and hashing the compacts (every member with its
@@ -102,14 +106,14 @@ def _compacts_on(compacts: tuple[Compact, ...], day: LocalDays) -> CompactView:
     the tuple it was built from (so its id is never reused while the entry lives) and is
     checked against it.
     """
-    key = (id(compacts), day)
+    key = (id(compacts), id(registers), day)
     found = _COMPACT_VIEWS.get(key)
-    if found is not None and found[0] is compacts:
-        return found[1]
-    view = CompactView.on(compacts, day)
+    if found is not None and found[0] is compacts and found[1] is registers:
+        return found[2]
+    view = CompactView.on(compacts, day, registers)
     if len(_COMPACT_VIEWS) >= 64:
         _COMPACT_VIEWS.clear()
-    _COMPACT_VIEWS[key] = (compacts, view)
+    _COMPACT_VIEWS[key] = (compacts, registers, view)
     return view
 
 
@@ -216,7 +220,7 @@ def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: dat
         skills=_merge_skills(case.required_skills if req.case_skills else (), req.skills),
         language=case.preferred_language if req.language else None,
         consent_flag=consent if consent is not None and consent in case.flags else None,
-        compacts=_compacts_on(ruleset.compacts, day),
+        compacts=_compacts_on(ruleset.compacts, day, ruleset.registers),
         day=day,
         declined=case.declined_agents,
     )

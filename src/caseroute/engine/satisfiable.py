@@ -147,7 +147,7 @@ class _Checker:
         self.day = day
         # "As of" one day, the same everywhere: the roster check has no instant.
         self.days = LocalDays.single(day)
-        self.compacts = CompactView.on(ruleset.compacts, self.days)
+        self.compacts = CompactView.on(ruleset.compacts, self.days, ruleset.registers)
         self.locate = _Locator(ruleset)
         self.findings: list[Problem] = []
 

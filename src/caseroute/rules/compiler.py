@@ -60,6 +60,7 @@ def compile_source(source: SourceFile) -> CompiledRuleset:
         attributes=raw.attributes,
         constraints=raw.constraints,
         compacts=raw.compacts,
+        registers=raw.registers,
         statuses=raw.statuses,
         ranking=raw.ranking,
         queues=raw.queues,

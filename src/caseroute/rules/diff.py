@@ -6,15 +6,15 @@ or in the OLD one for something removed). Rendering it (text, markdown, JSON) is
 in ``diff_render.py``, as with the explanation.
 
 What counts as a *semantic* change (one that can change a decision): params, signals,
-attributes, constraints, compacts, matching, queues, and per rule its position relative to the
-other rules (the first rule that applies decides, so order is meaning), its condition (compared
-as compiled, so ``a=='x'`` and ``a == 'x'`` are the same), its action (with its ``soft``,
-``prefer``, ``ladder`` and ``continuity``) and its priority; relaxation ladders (steps matched by
-name: added, removed, reordered, each step's delay per urgency and its ``relax`` / ``prefer``
-sets) and the continuity policy (window, hold per urgency). Not semantic, but still reported:
-the ruleset's name, version, description, owner and sha256, a rule's description, a ladder
-step's ``why``, and a condition rewritten with the same compiled meaning. Rules are matched by
-``rule_id``.
+attributes, constraints, compacts, registers, matching, queues, and per rule its position
+relative to the other rules (the first rule that applies decides, so order is meaning), its
+condition (compared as compiled, so ``a=='x'`` and ``a == 'x'`` are the same), its action (with
+its ``soft``, ``prefer``, ``ladder`` and ``continuity``) and its priority; relaxation ladders
+(steps matched by name: added, removed, reordered, each step's delay per urgency and its
+``relax`` / ``prefer`` sets) and the continuity policy (window, hold per urgency). Not
+semantic, but still reported: the ruleset's name, version, description, owner and sha256, a
+rule's description, a ladder step's ``why``, and a condition rewritten with the same compiled
+meaning. Rules are matched by ``rule_id``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from caseroute.rules.model import (
     ExceptionAction,
     Ladder,
     LadderStep,
+    Register,
     Requirements,
     RouteAction,
     Rule,
@@ -55,6 +56,7 @@ COMPARED_FIELDS = frozenset(
         "attributes",
         "constraints",
         "compacts",
+        "registers",
         "statuses",
         "ranking",
         "queues",
@@ -80,6 +82,7 @@ class Section(StrEnum):
     ATTRIBUTES = "attributes"
     CONSTRAINTS = "constraints"
     COMPACTS = "compacts"
+    REGISTERS = "registers"
     MATCHING = "matching"
     QUEUES = "queues"
     LADDERS = "ladders"
@@ -330,6 +333,12 @@ def diff_rulesets(old: CompiledRuleset, new: CompiledRuleset) -> RulesetDiff:
     )
     _diff_compacts(out, old.compacts, new.compacts)
     out.compare_named(
+        Section.REGISTERS,
+        _registers(old.registers),
+        _registers(new.registers),
+        lambda name: ("registers", ("name", name)),
+    )
+    out.compare_named(
         Section.MATCHING,
         {"statuses": to_json_value(old.statuses), "ranking": to_json_value(old.ranking)},
         {"statuses": to_json_value(new.statuses), "ranking": to_json_value(new.ranking)},
@@ -449,6 +458,18 @@ def _diff_compacts(out: _Collector, old: Sequence[Compact], new: Sequence[Compac
                 None,
                 ("compacts", ("name", compact.name)),
             )
+
+
+def _registers(registers: Sequence[Register]) -> dict[str, JsonValue]:
+    """Each register by name, as data (the schema refuses a name used twice)."""
+    return {
+        r.name: {
+            "licence_types": to_json_value(r.licence_types),
+            "jurisdiction": r.jurisdiction,
+            "covers": list(r.covers),
+        }
+        for r in registers
+    }
 
 
 def _compact(compact: Compact) -> JsonValue:

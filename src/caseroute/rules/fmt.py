@@ -65,6 +65,7 @@ CANONICAL_ORDER = (
     "attributes",
     "constraints",
     "compacts",
+    "registers",
     "matching",
     "ladders",
     "continuity",

@@ -216,6 +216,29 @@ class Compact:
 
 
 @dataclass(frozen=True, slots=True)
+class Register:
+    """A national register whose licences cover only part of its country, as ruleset data.
+
+    A licence recorded for a country covers all of it (``GB``: a UK-wide registration covers
+    ``GB-NIR``) except where a register says otherwise: the GPhC registers pharmacists for
+    Great Britain only (``covers: [GB-ENG, GB-SCT, GB-WLS]``); Northern Ireland's pharmacists
+    are registered by the PSNI, recorded as ``GB-NIR``. Licence types are the ruleset's own
+    words, so which of them a register holds is data, like a compact's.
+
+    Attributes:
+        name: The register (``GPhC``), named in the explanation.
+        licence_types: The licence types it registers.
+        jurisdiction: The code its licences are recorded under (``GB``).
+        covers: The parts of ``jurisdiction`` its licences are valid in, sorted.
+    """
+
+    name: str
+    licence_types: frozenset[str]
+    jurisdiction: str
+    covers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Constraints:
     """Hard constraints: enforced by caseroute itself; no rule can relax them.
 
@@ -287,6 +310,7 @@ class CompiledRuleset:
             record can be re-derived years later from the store alone.
         ladders: Relaxation ladders by name.
         continuity: Continuity-of-care policy; ``None``: preferred agents are not considered.
+        registers: National registers whose licences cover only part of their country.
     """
 
     name: str
@@ -309,3 +333,4 @@ class CompiledRuleset:
     source_text: str = field(default="", repr=False)
     ladders: dict[str, Ladder] = field(default_factory=dict)
     continuity: ContinuityPolicy | None = None
+    registers: tuple[Register, ...] = ()

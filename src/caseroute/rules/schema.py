@@ -68,6 +68,7 @@ from caseroute.rules.model import (
     Ladder,
     QueueTarget,
     RankingCriterion,
+    Register,
     Requirements,
     RouteAction,
     Scalar,
@@ -125,6 +126,7 @@ class RawRuleset:
     constraints: Constraints | None = None
     constraints_line: int = 0
     compacts: tuple[Compact, ...] = ()
+    registers: tuple[Register, ...] = ()
     statuses: tuple[AgentStatus, ...] = (AgentStatus.AVAILABLE,)
     ranking: tuple[RankingCriterion, ...] = DEFAULT_RANKING
     ranking_line: int = 0
@@ -355,6 +357,7 @@ _TOP_OPTIONAL = (
     "signals",
     "attributes",
     "compacts",
+    "registers",
     "matching",
     "queues",
     "ladders",
@@ -401,6 +404,7 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     elif root.is_mapping:  # the mapping check reported it missing
         out.unreadable_sections.add("constraints")
     out.compacts = _read_compacts(r, top.get("compacts"))
+    out.registers = _read_registers(r, top.get("registers"))
     _read_matching(r, top.get("matching"), out)
     if "queues" in top:
         out.queues_line = top["queues"].line
@@ -849,6 +853,76 @@ def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
                 members.append(listing.member)
         compacts.append(Compact(name, frozenset(types), tuple(members)))
     return tuple(compacts)
+
+
+def _read_registers(r: SchemaReader, node: Node | None) -> tuple[Register, ...]:
+    """National registers whose licences cover only part of their country (``GPhC``: ``GB``).
+
+    Each part a register covers must lie within its jurisdiction, and a licence type is on one
+    register per jurisdiction: two would leave which parts its licences cover to file order.
+    """
+    registers = []
+    names: dict[str, tuple[str, int]] = {}
+    held: dict[tuple[str, str], tuple[str, int]] = {}  # (type, jurisdiction) -> register
+    for item in r.items(node, "`registers`"):
+        g = r.mapping(item, "a register", ("name", "licence_types", "jurisdiction", "covers"))
+        name = r.string(g.get("name"), "register name", pattern=IDENTIFIER)
+        if name is not None:
+            first = names.setdefault(name.casefold(), (name, g["name"].line))
+            if first[1] != g["name"].line:
+                r.error(
+                    "schema.duplicate_name",
+                    f"register name `{name}` is used twice (first at line {first[1]}): a "
+                    "register is one block; merge them, or name a different register "
+                    "differently",
+                    g["name"],
+                )
+        name = name or "?"
+        types = r.strings(
+            g.get("licence_types"), f"register {name} licence_types", pattern=IDENTIFIER
+        )
+        where = r.string(
+            g.get("jurisdiction"), f"register {name} jurisdiction", pattern=JURISDICTION
+        )
+        parts: list[str] = []
+        for part_node in r.items(g.get("covers"), f"register {name} covers"):
+            part = r.string(
+                part_node, f"each entry of register {name} covers", pattern=JURISDICTION
+            )
+            if part is None or where is None:
+                continue
+            if not part.startswith(where + "-"):
+                r.error(
+                    "schema.value",
+                    f"register {name} covers {part}, which is not a part of its jurisdiction "
+                    f"{where}: list the parts of {where} its licences are valid in (such as "
+                    "GB-ENG for GB)",
+                    part_node,
+                )
+                continue
+            parts.append(part)
+        for key, what in (("licence_types", "licence types"), ("covers", "parts")):
+            if key in g and g[key].value == []:
+                r.error(
+                    "schema.value",
+                    f"register {name} {key} is empty: list its {what} (a register without "
+                    "them changes nothing)",
+                    g[key],
+                )
+        if where is None or not parts:
+            continue
+        for licence_type in types:
+            first = held.setdefault((licence_type, where), (name, item.line))
+            if first[1] != item.line:
+                r.error(
+                    "schema.value",
+                    f"licence type {licence_type} in {where} is on register {first[0]} (line "
+                    f"{first[1]}) and on register {name}: a licence type is on one register "
+                    "per jurisdiction; remove it from one",
+                    g["licence_types"],
+                )
+        registers.append(Register(name, frozenset(types), where, tuple(sorted(set(parts)))))
+    return tuple(registers)
 
 
 def _read_matching(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:

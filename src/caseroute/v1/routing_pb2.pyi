@@ -1075,8 +1075,11 @@ class Licence(_message.Message):
     sensitive) against the ruleset's licence types; a mismatch only excludes the agent.
     """
     jurisdiction: _builtins.str
-    """Issuing jurisdiction: "US-TX", or "GB" for a UK-wide registration. Trimmed and
-    upper-cased on input; ASCII only, as Case.patient_location.
+    """Issuing jurisdiction: "US-TX", or "GB" for a UK-wide registration (NMC, GMC). A GB
+    register that covers only part of the UK is named in the ruleset's `registers` (the
+    GPhC's pharmacists: England, Scotland, Wales, never "GB-NIR"); Northern Ireland's own
+    registration (PSNI) is "GB-NIR". Trimmed and upper-cased on input; ASCII only, as
+    Case.patient_location.
     """
     expires_on: _builtins.str
     """Last valid day, "YYYY-MM-DD" (inclusive), by the patient's local calendar: the licence

@@ -1,0 +1,181 @@
+"""A register covering only part of its country: a GB pharmacist is not licensed in GB-NIR.
+
+A licence recorded for ``GB`` covered every UK nation, which is right for nurses (NMC) and
+doctors (GMC) but not pharmacists: the GPhC registers them for Great Britain only, and Northern
+Ireland's pharmacists are registered by the PSNI. A ``pharmacist GB`` agent was assigned a
+prescription enquiry from ``GB-NIR``. The ruleset now names the register (``registers``), and
+a PSNI registration is recorded as ``GB-NIR``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from caseroute.domain.case import Intent
+from caseroute.domain.decision import Decision, Outcome
+from caseroute.domain.errors import Problem, RulesetError, Severity
+from caseroute.domain.roster import Agent, Licence
+from caseroute.engine.case_rules import EngineKind, prepare_ruleset
+from caseroute.engine.decide import decide
+from caseroute.engine.licensing import CompactView, licence_valid_at
+from caseroute.engine.local_days import LocalDays
+from caseroute.rules.diff import ChangeKind, Section, diff_rulesets
+from caseroute.rules.model import Register
+from caseroute.testing import (
+    MINIMAL_HEADER,
+    NOW,
+    compile_text,
+    make_agent,
+    make_case,
+    make_roster,
+    ruleset_with_rules,
+)
+
+GPHC = Register("GPhC", frozenset({"pharmacist"}), "GB", ("GB-ENG", "GB-SCT", "GB-WLS"))
+LATER = date(2030, 1, 1)
+REGISTERS = """\
+registers:
+  - name: GPhC
+    licence_types: [pharmacist]
+    jurisdiction: GB
+    covers: [GB-WLS, GB-ENG, GB-SCT]
+"""
+HEADER = (
+    MINIMAL_HEADER.replace(
+        "licence: {clinical: [RN]}", "licence: {clinical: [RN], prescription: [pharmacist]}"
+    )
+    + REGISTERS
+)
+ROUTE = """\
+  - id: rest
+    when: true
+    then: {route: {queue: by_intent, territory: false}}
+"""
+
+
+def _valid(licence: Licence, where: str) -> tuple[bool, str]:
+    days = LocalDays.single(date(2026, 11, 21))
+    return licence_valid_at(licence, where, days, CompactView.on((), days, (GPHC,)))
+
+
+def test_a_gb_pharmacist_is_not_licensed_in_northern_ireland() -> None:
+    """The note says which register and what it covers."""
+    assert _valid(Licence("pharmacist", "GB", LATER), "GB-NIR") == (
+        False,
+        "pharmacist GB (GPhC registers pharmacist for GB-ENG, GB-SCT, GB-WLS only, not GB-NIR)",
+    )
+
+
+@pytest.mark.parametrize("where", ["GB-ENG", "GB-SCT", "GB-WLS", "GB-ENG-NW"])
+def test_a_gb_pharmacist_is_licensed_in_great_britain(where: str) -> None:
+    """England, Scotland, Wales and the places within them."""
+    assert _valid(Licence("pharmacist", "GB", LATER), where) == (True, "pharmacist GB")
+
+
+def test_a_patient_located_only_as_gb_may_be_in_northern_ireland() -> None:
+    """Fail safe: the whole country is not within the register's remit."""
+    assert not _valid(Licence("pharmacist", "GB", LATER), "GB")[0]
+
+
+def test_a_psni_registration_recorded_as_gb_nir_covers_northern_ireland() -> None:
+    """Northern Ireland's pharmacists: their own register, recorded under GB-NIR."""
+    assert _valid(Licence("pharmacist", "GB-NIR", LATER), "GB-NIR") == (True, "pharmacist GB-NIR")
+    assert not _valid(Licence("pharmacist", "GB-NIR", LATER), "GB-ENG")[0]
+
+
+def test_a_uk_wide_registration_of_another_type_still_covers_northern_ireland() -> None:
+    """NMC nurses are registered UK-wide: the register names only its own types."""
+    assert _valid(Licence("RN", "GB", LATER), "GB-NIR") == (True, "RN GB")
+
+
+def _decide_prescription(*agents: Agent, location: str = "GB-NIR") -> Decision:
+    ruleset = prepare_ruleset(compile_text(ruleset_with_rules(ROUTE, HEADER)), EngineKind.PYTHON)
+    case = make_case(intent=Intent.PRESCRIPTION, patient_location=location)
+    return decide(case, make_roster(*agents), ruleset, NOW)
+
+
+def test_a_gb_pharmacist_is_never_assigned_a_northern_ireland_prescription() -> None:
+    """The decision queues, and the excluded agent's licence check says why."""
+    gphc = make_agent("gphc", licences=(Licence("pharmacist", "GB", LATER),))
+    decision = _decide_prescription(gphc)
+    assert decision.outcome is Outcome.QUEUE
+    matching = decision.explanation.matching
+    assert matching is not None
+    verdicts = matching.agents
+    why = (
+        "licence: needs pharmacist valid in GB-NIR, has pharmacist GB (GPhC registers "
+        "pharmacist for GB-ENG, GB-SCT, GB-WLS only, not GB-NIR)"
+    )
+    assert [str(f) for f in verdicts[0].failures] == [why]
+
+
+def test_a_northern_ireland_prescription_goes_to_the_psni_pharmacist() -> None:
+    """With both on the roster, the GB-NIR registration takes it; in England, the GB one."""
+    gphc = make_agent("a-gphc", licences=(Licence("pharmacist", "GB", LATER),))
+    psni = make_agent("b-psni", licences=(Licence("pharmacist", "GB-NIR", LATER),))
+    assert _decide_prescription(gphc, psni).agent_id == "b-psni"
+    england = _decide_prescription(gphc, psni, location="GB-ENG")
+    assert england.agent_id == "a-gphc"
+
+
+def _errors(error: RulesetError) -> list[Problem]:
+    """The errors among a load's problems (the minimal header also draws warnings)."""
+    return [p for p in error.problems if p.severity is Severity.ERROR]
+
+
+@pytest.mark.parametrize(
+    ("register", "message"),
+    [
+        (
+            "covers: [GB-ENG, US-TX]",
+            "register GPhC covers US-TX, which is not a part of its jurisdiction GB",
+        ),
+        ("covers: [GB]", "register GPhC covers GB, which is not a part of its jurisdiction GB"),
+        ("covers: []", "register GPhC covers is empty"),
+    ],
+)
+def test_a_register_covers_only_parts_of_its_jurisdiction(register: str, message: str) -> None:
+    """A part outside the jurisdiction, the jurisdiction itself, or nothing, is an error."""
+    text = ruleset_with_rules(ROUTE, HEADER.replace("covers: [GB-WLS, GB-ENG, GB-SCT]", register))
+    with pytest.raises(RulesetError) as caught:
+        compile_text(text)
+    assert [(p.code, message in p.message) for p in _errors(caught.value)] == [
+        ("schema.value", True)
+    ]
+
+
+def test_a_licence_type_is_on_one_register_per_jurisdiction() -> None:
+    """Two registers for pharmacists in GB would leave the remit to file order."""
+    again = REGISTERS.replace("name: GPhC", "name: Other").replace("registers:\n", "")
+    text = ruleset_with_rules(ROUTE, HEADER + again)
+    with pytest.raises(RulesetError) as caught:
+        compile_text(text)
+    assert [p.code for p in _errors(caught.value)] == ["schema.value"]
+    assert "on register GPhC" in _errors(caught.value)[0].message
+
+
+def test_rules_diff_reports_a_register_change_at_its_line() -> None:
+    """A register is hard-constraint data: adding or changing one is a semantic change."""
+    without = compile_text(ruleset_with_rules(ROUTE, HEADER.replace(REGISTERS, "")), "old.yaml")
+    with_it = compile_text(ruleset_with_rules(ROUTE, HEADER), "new.yaml")
+    changes = diff_rulesets(without, with_it).changes
+    line = HEADER.splitlines().index("  - name: GPhC") + 1
+    assert [(c.section, c.kind, c.subject, c.location, c.semantic) for c in changes] == [
+        (Section.METADATA, ChangeKind.CHANGED, "sha256", "", False),
+        (Section.REGISTERS, ChangeKind.ADDED, "GPhC", f"new.yaml:{line}", True),
+    ]
+
+
+def test_a_register_name_is_used_once() -> None:
+    """Two blocks named GPhC (in any letter case) are refused at the second's name."""
+    again = (
+        REGISTERS.replace("name: GPhC", "name: gphc")
+        .replace("registers:\n", "")
+        .replace("jurisdiction: GB", "jurisdiction: IE")
+        .replace("[GB-WLS, GB-ENG, GB-SCT]", "[IE-D]")
+    )
+    with pytest.raises(RulesetError) as caught:
+        compile_text(ruleset_with_rules(ROUTE, HEADER + again))
+    assert [p.code for p in _errors(caught.value)] == ["schema.duplicate_name"]
