@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role
-from caseroute.engine.roster_index import MAX_LEVEL, RosterIndex, primary_language
+from caseroute.engine.roster_index import MAX_LEVEL, RosterIndex, language_key
 from caseroute.testing import make_agent
 
 TAGS = ["en", "en-GB", "es", "es-MX", "fr", "zh-hant"]
@@ -72,8 +72,8 @@ def test_every_mask_and_list_is_its_definition(agents: tuple[Agent, ...]) -> Non
             for c in {c for a in agents for c in a.territories}
         },
         {
-            p: _bits([p in {primary_language(t) for t in a.languages} for a in agents])
-            for p in {primary_language(t) for a in agents for t in a.languages}
+            p: _bits([p in {language_key(t) for t in a.languages} for a in agents])
+            for p in {language_key(t) for a in agents for t in a.languages}
         },
         {
             n: [_bits([a.skills.get(n, -1) >= lvl for a in agents]) for lvl in range(11)]

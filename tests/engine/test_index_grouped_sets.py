@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role
-from caseroute.engine.roster_index import RosterIndex, primary_language
+from caseroute.engine.roster_index import RosterIndex, language_key
 
 TERRITORIES = ["US", "US-TX", "US-CA", "GB-ENG", "GB-ENG-NW"]
 LANGUAGES = ["en", "en-gb", "es", "es-mx", "fr"]
@@ -26,7 +26,7 @@ def _by_agent(agents: tuple[Agent, ...]) -> tuple[dict[str, int], dict[str, int]
         for code in agent.territories:
             territories[code] = territories.get(code, 0) | 1 << i
         for tag in agent.languages:
-            primary = primary_language(tag)
+            primary = language_key(tag)
             languages[primary] = languages.get(primary, 0) | 1 << i
     return territories, languages
 
@@ -74,7 +74,7 @@ def test_masks_per_set_are_the_masks_agent_by_agent(
     assert (index.by_territory, index.by_language) == _by_agent(roster)
 
 
-def test_two_sets_sharing_a_code_and_a_primary_language_merge_their_masks() -> None:
+def test_two_sets_sharing_a_code_and_a_language_key_merge_their_masks() -> None:
     """US-TX in two sets, en and en-gb in two: each code's mask holds both sets' agents."""
     one = _agent(0, frozenset({"US-TX", "US"}), frozenset({"en"}))
     two = _agent(1, frozenset({"US-TX"}), frozenset({"en-gb", "es"}))

@@ -18,7 +18,7 @@ from caseroute.domain.jurisdiction import SUBDIVISION_EXAMPLE, licensing_code, n
 from caseroute.domain.roster import Agent, AgentStatus, Role, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
 from caseroute.engine.local_days import LocalDays, local_days
-from caseroute.engine.roster_index import RosterIndex, bits, index_for, primary_language
+from caseroute.engine.roster_index import RosterIndex, bits, index_for, language_key
 from caseroute.rules.model import Compact, CompiledRuleset, Register, Requirements
 
 T = TypeVar("T")
@@ -282,8 +282,8 @@ def check_agent(need: Need, agent: Agent) -> list[CheckFailure]:
             )
         )
     if need.language is not None:
-        wanted = primary_language(need.language)
-        if not any(primary_language(lang) == wanted for lang in agent.languages):
+        wanted = language_key(need.language)
+        if not any(language_key(lang) == wanted for lang in agent.languages):
             failures.append(
                 CheckFailure(
                     "language", need.language, ", ".join(sorted(agent.languages)) or "none listed"

@@ -64,9 +64,43 @@ MAX_CARRIED_LICENCE_MASKS = 8
 the places that changed; the others are worked out again when asked for."""
 
 
-def primary_language(tag: str) -> str:
-    """The primary subtag of a BCP 47 tag (``en-GB`` -> ``en``)."""
-    return tag.split("-", 1)[0]
+_CANTONESE_REGIONS = frozenset({"hk", "mo"})
+"""Regions whose Chinese is Cantonese: ``zh-HK`` and ``zh-MO`` name Cantonese, as CLDR and
+speech services use them (``yue`` is its own tag)."""
+
+
+def language_key(tag: str) -> str:
+    """What two BCP 47 tags must share for a speaker of one to meet the other (docs/rulesets.md).
+
+    The primary subtag (``en-GB`` and ``en-US`` are both ``en``: the requirement is a spoken
+    language, not a dialect), except where the tag itself names another spoken language:
+
+    * an extended language subtag is the language (RFC 5646 2.2.2: ``zh-yue`` is ``yue``,
+      ``sgn-ase`` is ``ase``, American Sign Language, not British ``bfi``);
+    * ``cmn`` (Mandarin) is ``zh``, which names Mandarin unless a region says otherwise;
+    * Chinese for Hong Kong or Macau (``zh-HK``, ``zh-Hant-HK``, ``zh-MO``) is Cantonese,
+      ``yue``: a Mandarin speaker listed as ``zh-CN`` does not meet it.
+
+    Script is not compared (``zh-Hant`` and ``zh-Hans`` are one spoken language).
+
+    Args:
+        tag: A language tag (normalised on input: lower case, ``-``).
+
+    Returns:
+        The key: a language subtag.
+    """
+    parts = tag.lower().split("-")
+    key, rest = parts[0], parts[1:]
+    if rest and len(rest[0]) == 3 and rest[0].isalpha():  # extlang: 3 letters, only here
+        key, rest = rest[0], rest[1:]
+    if key == "cmn":
+        return "zh"
+    if key == "zh":
+        if rest and len(rest[0]) == 4 and rest[0].isalpha():  # script
+            rest = rest[1:]
+        if rest and rest[0] in _CANTONESE_REGIONS:  # region (a singleton such as x- is not)
+            return "yue"
+    return key
 
 
 def ancestors(code: str) -> list[str]:
@@ -283,7 +317,7 @@ class RosterIndex:
 
     def language_mask(self, tag: str) -> int:
         """Agents speaking the primary language of ``tag``."""
-        return self.by_language.get(primary_language(tag), 0)
+        return self.by_language.get(language_key(tag), 0)
 
     def skill_mask(self, name: str, min_level: int) -> int:
         """Agents with skill ``name`` at ``min_level`` or above."""
@@ -393,7 +427,7 @@ def _collect(
     by_language: dict[str, int] = defaultdict(int)
     for tags, mask in by_languages.items():
         for tag in tags:
-            by_language[primary_language(tag)] |= mask
+            by_language[language_key(tag)] |= mask
     return (
         dict(by_status),
         dict(by_role),

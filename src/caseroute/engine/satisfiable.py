@@ -37,7 +37,7 @@ from caseroute.domain.roster import Agent, Roster
 from caseroute.engine.licensing import CompactView, covers, licence_valid_at
 from caseroute.engine.local_days import LocalDays
 from caseroute.engine.relaxation import relaxed_requirements
-from caseroute.engine.roster_index import primary_language
+from caseroute.engine.roster_index import language_key
 from caseroute.rules.ir import Leaf, pinned_values
 from caseroute.rules.model import (
     CompiledRuleset,
@@ -205,7 +205,7 @@ class _Checker:
         locations = sorted(
             pinned_values(rule.when, self.ruleset.leaves, "case.patient_location") or ()
         )
-        wanted_languages = {primary_language(lang) for lang in languages}
+        wanted_languages = {language_key(lang) for lang in languages}
         accepted: list[tuple[str, ...] | None] = [
             t for t, _, _ in self._accepted(req, intents, where)
         ]
@@ -262,7 +262,7 @@ class _Checker:
             return False
         if req.roles is not None and agent.role not in req.roles:
             return False
-        if languages and not any(primary_language(x) in languages for x in agent.languages):
+        if languages and not any(language_key(x) in languages for x in agent.languages):
             return False
         return not regions or any(
             covers(t, region) for t in agent.territories for region in regions
@@ -390,9 +390,9 @@ class _Checker:
             )
 
     def _language(self, rule: Rule, language: str, where: _Where) -> None:
-        wanted = primary_language(language)
+        wanted = language_key(language)
         if any(
-            primary_language(spoken) == wanted
+            language_key(spoken) == wanted
             for agent in self.roster.agents
             for spoken in agent.languages
         ):

@@ -906,7 +906,11 @@ class Case(_message.Message):
     preferred_language: _builtins.str
     """BCP 47 language tag, e.g. "en", "es-MX"; trimmed, lower-cased and "_" read as "-" on
     input ("EN_gb" is "en-gb"); ASCII only (the Kelvin sign is not "k"). Unset: no language
-    requirement.
+    requirement. An agent speaking a tag with the same spoken language meets it: the
+    primary subtag ("en-GB" and "en-US"), except that "zh-HK", "zh-MO" and "zh-yue" are
+    Cantonese ("yue"), "cmn" and other "zh" tags Mandarin, and an extended language subtag
+    is its language ("sgn-ase" is not "sgn-bfi"); script is not compared
+    (docs/rulesets.md, "Actions").
     """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
@@ -1221,7 +1225,10 @@ class Agent(_message.Message):
 
     @_builtins.property
     def languages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """BCP 47 language tags spoken; normalised like Case.preferred_language. At most 200."""
+        """BCP 47 language tags spoken; normalised like Case.preferred_language, and matched
+        against it by spoken language as it says (list "yue" or "zh-HK" for Cantonese, "zh" or
+        "zh-CN" for Mandarin). At most 200.
+        """
 
     @_builtins.property
     def capacity(self) -> Global___Capacity:
