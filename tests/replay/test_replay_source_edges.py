@@ -53,14 +53,14 @@ def test_an_exports_lines_read_counted_and_decoded(tmp_path: Path) -> None:
     store.close()
 
 
-def test_only_a_sqlite_log_counts_its_rows() -> None:
-    """Counting rows is asked of SQLite logs only; another sink says so."""
+def test_only_a_sql_log_counts_its_rows() -> None:
+    """Counting rows is asked of SQL logs (SQLite, PostgreSQL) only; another sink says so."""
 
     class _Sink:
         def record_rows(self, **_: object) -> None:
             return None
 
-    with pytest.raises(TypeError, match="only a SQLite log's rows are counted"):
+    with pytest.raises(TypeError, match="only a SQL log's rows are counted"):
         SinkRecords(_Sink()).count_rows("test", 1)  # type: ignore[arg-type]  # not a log
 
 

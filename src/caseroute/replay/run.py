@@ -25,7 +25,8 @@ from itertools import islice
 from typing import Any
 
 from caseroute.audit.record import AuditRecord
-from caseroute.audit.store import RECORD_COLUMNS, RecordRow, SqliteAuditStore
+from caseroute.audit.sql_reads import SqlLogReads
+from caseroute.audit.store import RECORD_COLUMNS, RecordRow
 from caseroute.audit.stream_check import ChainCheck, StreamChecker
 from caseroute.domain.errors import CaserouteError
 from caseroute.engine.case_rules import EngineKind
@@ -87,7 +88,7 @@ def replay(
     ``other_ruleset``). Records are read and replayed a chunk at a time (``feeds.CHUNK``); a
     decision log is read up to its last record when the run starts. With ``options.progress``,
     what it counts is counted first: another read of the source's records, unless the source
-    is a SQLite log (counted in the log) or an export (its lines counted).
+    is a SQL decision log (counted in the log) or an export (its lines counted).
 
     Args:
         source: The recorded decisions (and their roster snapshots).
@@ -111,13 +112,15 @@ def replay(
     feed: Feed
     count: Callable[[], int]
     rows = None
-    if isinstance(source, SinkRecords) and isinstance(source.sink, SqliteAuditStore):
+    # A SQL log (SQLite, or the PostgreSQL log replicas share: `replay --server`) is read as
+    # rows and chain-checked as they stream; only another AuditSink is read decoded, unchecked.
+    if isinstance(source, SinkRecords) and isinstance(source.sink, SqlLogReads):
         # Up to the last record now: a live log grows while it is replayed.
         through = source.sink.last_record_seq()
         rows = source.record_rows(through)
     if rows is not None:
         assert isinstance(source, SinkRecords)  # noqa: S101 - only a log's source has rows
-        assert isinstance(source.sink, SqliteAuditStore)  # noqa: S101 - as record_rows checks
+        assert isinstance(source.sink, SqlLogReads)  # noqa: S101 - as record_rows checks
         # Every row read is checked, whatever its ruleset: one sha256 each (review R32b F3).
         where = source.where
         checker = StreamChecker(source.sink, whole=where == RecordFilter(limit=where.limit))

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from caseroute.audit.record import AuditRecord, Blob
-from caseroute.audit.store import AuditSink, RecordRow, SqliteAuditStore
+from caseroute.audit.sql_reads import SqlLogReads
+from caseroute.audit.store import AuditSink, RecordRow
 from caseroute.domain.codec import parse_timestamp
 
 
@@ -88,10 +89,10 @@ class SinkRecords:
                 it is when the read gets there; a live log keeps growing).
 
         Returns:
-            The rows in chain order, or None when the sink is not a SQLite log (then use
-            ``records``).
+            The rows in chain order, or None when the sink is not a SQL log (SQLite or
+            PostgreSQL; then use ``records``).
         """
-        if not isinstance(self.sink, SqliteAuditStore):
+        if not isinstance(self.sink, SqlLogReads):
             return None
         w = self.where
         found = self.sink.record_rows(case_id=w.case_id, since=w.since, until=w.until)
@@ -106,10 +107,10 @@ class SinkRecords:
         Counted in the log (``SELECT COUNT(*)``): no row's text is read.
 
         Raises:
-            TypeError: If the sink is not a SQLite log (``record_rows`` gives None).
+            TypeError: If the sink is not a SQL log (``record_rows`` gives None).
         """
-        if not isinstance(self.sink, SqliteAuditStore):
-            raise TypeError("only a SQLite log's rows are counted")
+        if not isinstance(self.sink, SqlLogReads):
+            raise TypeError("only a SQL log's rows are counted")
         w = self.where
         return self.sink.count_record_rows(
             ruleset_name,
