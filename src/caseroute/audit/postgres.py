@@ -56,10 +56,12 @@ from caseroute.audit.record import (
     GENESIS,
     Appended,
     AuditRecord,
+    BlobKind,
     hashed_text,
     text_hash,
     with_hashed_text,
 )
+from caseroute.audit.roster_blob import assemble_roster, manifest_keys, too_often_listed
 from caseroute.audit.sql_appends import (
     RECORD_REFUSED,
     WRITE_UNAVAILABLE,
@@ -85,7 +87,7 @@ from caseroute.audit.sql_rows import (
     record_values,
     require_key_fingerprint,
 )
-from caseroute.audit.store import KeyMismatchError
+from caseroute.audit.store import KeyMismatchError, RosterTooLargeError
 from caseroute.domain.errors import (
     AuditUnavailableError,
     IdempotencyConflictError,
@@ -633,6 +635,90 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
 
     # -----------------------------------------------------------------------------------------
     # Reads.
+
+    def roster_text(
+        self, sha256: str, *, timeout_s: float, max_agents: int, max_bytes: int
+    ) -> str | None:
+        """A roster snapshot's canonical JSON as ``get_blob`` gives it, read within bounds.
+
+        For a replica asked for a roster by its ``roster_sha256`` alone that another replica
+        stored (``grpc_api.roster_log``): a caller is waiting, so the read is bounded in time
+        and size, unlike an auditor's ``get_blob``. At most ``timeout_s`` to get a connection,
+        and each statement (``SET LOCAL statement_timeout``) at most what is left of it; the
+        content is not sent when it is larger than ``max_bytes`` (the chunks summed), nor
+        chunks read when the manifest lists more than ``max_agents`` (a chunk holds at least
+        one agent). A database error is logged here (its password scrubbed); the caller logs
+        what it does with every outcome.
+
+        Args:
+            sha256: The snapshot's ``roster_sha256``.
+            timeout_s: Longest the read may take.
+            max_agents: Most agents the caller would accept.
+            max_bytes: Most bytes of JSON the caller would read.
+
+        Returns:
+            The text (unverified: the caller checks its hash), or None when the log holds no
+            such snapshot, or not all of it.
+
+        Raises:
+            RosterTooLargeError: If it is larger than ``max_agents`` or ``max_bytes`` allow (or
+                its manifest is no manifest caseroute writes).
+            AuditUnavailableError: If the log cannot be read within ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+
+        def bounded(conn: psycopg.Connection[Any]) -> None:
+            left_ms = round((deadline - time.monotonic()) * 1000)
+            if left_ms < 1:
+                raise AuditUnavailableError(READ_UNAVAILABLE)
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (f"{left_ms}ms",))
+
+        try:
+            with self._pool.connection(timeout=timeout_s) as conn, conn.transaction():
+                bounded(conn)
+                row = conn.execute(
+                    "SELECT kind, octet_length(content), "
+                    "CASE WHEN octet_length(content) <= %s THEN content END "
+                    "FROM blobs WHERE sha256 = %s",
+                    (max_bytes, sha256),
+                ).fetchone()
+                if row is None or row[0] not in (BlobKind.ROSTER, BlobKind.ROSTER_PARTS):
+                    return None
+                kind, size, content = row
+                if content is None or type(content) is not str:
+                    raise RosterTooLargeError(f"{size} bytes, over {max_bytes}")
+                if kind == BlobKind.ROSTER:
+                    return content
+                keys = manifest_keys(content)
+                wanted = sorted(set(keys))
+                if len(wanted) > max_agents or too_often_listed(keys):
+                    raise RosterTooLargeError(f"its manifest lists {len(keys)} chunks")
+                bounded(conn)
+                rows = conn.execute(
+                    "SELECT sha256, CASE WHEN total <= %s THEN content END, total FROM "
+                    "(SELECT sha256, content, SUM(octet_length(content)) OVER () AS total "
+                    "FROM blobs WHERE kind = %s AND sha256 = ANY(%s)) AS chunks",
+                    (max_bytes - len(content), BlobKind.ROSTER_CHUNK.value, wanted),
+                ).fetchall()
+        except _DB_ERRORS as exc:
+            # Not ``_note_reach``: a pool too busy for this short wait says nothing of whether
+            # the database can be reached, and must not shorten the writer's waits.
+            log.warning(
+                "roster %s not read from the decision log on %s: %s: %s",
+                sha256[:12],
+                self.location,
+                type(exc).__name__,
+                self._scrub(exc),
+            )
+            raise AuditUnavailableError(READ_UNAVAILABLE) from None
+        chunks: dict[str, str] = {}
+        for key, chunk, total in rows:
+            if chunk is None:
+                raise RosterTooLargeError(f"{int(total) + len(content)} bytes, over {max_bytes}")
+            if key in chunks or type(chunk) is not str:
+                return None  # two rows under one key, or an edited value: no chunk (verify)
+            chunks[key] = chunk
+        return assemble_roster(content, chunks)
 
     def _has_table(self, name: str) -> bool:  # noqa: ARG002 - every table is in migration 1
         """Every table exists: a database is refused unless migrated (``schema_version`` >= 1)."""

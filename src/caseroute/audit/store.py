@@ -324,6 +324,13 @@ class KeyMismatchError(Exception):
         self.stored = stored
 
 
+class RosterTooLargeError(Exception):
+    """A roster snapshot in the log is larger than a bounded read would take (says by how much).
+
+    Its message carries sizes only, never content: rosters are staff data, and it is logged.
+    """
+
+
 NEW_LOG_PAGE_SIZE = 2048
 """The page size of a log this store creates (a log created earlier keeps its own: 4096).
 

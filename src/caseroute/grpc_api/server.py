@@ -32,6 +32,7 @@ from caseroute.grpc_api.admin_servicer import RulesetAdminServicer
 from caseroute.grpc_api.auth import AuthConfig, AuthInterceptor
 from caseroute.grpc_api.reflection_v1 import V1_SERVICE_NAME, reflection_pool
 from caseroute.grpc_api.roster_cache import RosterCache
+from caseroute.grpc_api.roster_log import RosterLog, StoredRosters
 from caseroute.grpc_api.rpc_calls import CallerNoteInterceptor, CallListener, RpcCallInterceptor
 from caseroute.grpc_api.rpc_log import RpcLogListener
 from caseroute.grpc_api.rpc_metrics import RpcMetricsListener
@@ -628,6 +629,12 @@ def build_server(
     rosters = RosterCache(
         max_agents=config.roster_cache_agents, max_bytes=config.roster_cache_mb * MIB
     )
+    audit: AuditSink = core.audit
+    # A roster sent by hash alone that this worker lacks is looked up in a decision log that
+    # replicas share (PostgreSQL) before ROSTER_NOT_CACHED; a SQLite log is not asked.
+    roster_log = (
+        RosterLog(audit, rosters, max_bytes=size) if isinstance(audit, StoredRosters) else None
+    )
     add_service(
         server,
         ROUTING_SERVICE,
@@ -637,9 +644,9 @@ def build_server(
             max_reply_bytes=reply_limit[0],
             reply_limit_setting=reply_limit[1],
             roster_cache=rosters,
+            roster_log=roster_log,
         ),
     )
-    audit: AuditSink = core.audit
     add_service(
         server,
         DECISION_LOG_SERVICE,

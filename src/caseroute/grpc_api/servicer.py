@@ -22,6 +22,7 @@ from caseroute.domain.errors import (
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits, clip, quote_clipped
 from caseroute.grpc_api.auth import authenticated
 from caseroute.grpc_api.roster_cache import RosterCache
+from caseroute.grpc_api.roster_log import RosterLog
 from caseroute.grpc_api.status import status_for
 from caseroute.service import (
     DecideCommand,
@@ -489,6 +490,30 @@ def agent_detail(level: int) -> bool:
     )
 
 
+class _Loaded:
+    """A call's ``RosterStore`` that also knows one roster loaded for it from the decision log.
+
+    The loaded roster is in the cache too, but a busy cache may evict it before the call's
+    command is built again: the call uses it whatever the cache does meanwhile.
+    """
+
+    __slots__ = ("_known", "_rosters")
+
+    def __init__(self, rosters: RosterStore, known: KnownRoster) -> None:
+        self._rosters = rosters
+        self._known = known
+
+    def parse(self, msg: pb.Roster, path: str = "roster", *, limits: InputLimits) -> KnownRoster:
+        """``RosterStore.parse`` of the call's store."""
+        return self._rosters.parse(msg, path, limits=limits)
+
+    def find(self, roster_sha256: str, *, limits: InputLimits) -> KnownRoster | None:
+        """The loaded roster when it is the one named; else the call's store's ``find``."""
+        if roster_sha256 == self._known.fingerprint.sha256:
+            return self._known
+        return self._rosters.find(roster_sha256, limits=limits)
+
+
 class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     """Thin servicer over ``RoutingCore``."""
 
@@ -500,6 +525,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         reply_limit_setting: str = DEFAULT_REPLY_LIMIT_SETTING,
         roster_cache: RosterCache | None = None,
+        roster_log: RosterLog | None = None,
     ) -> None:
         """Serve decisions from ``core``.
 
@@ -511,11 +537,15 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                 the refusal).
             roster_cache: Rosters seen before, by bytes and by ``roster_sha256`` (None: a
                 cache of the default size, this servicer's own).
+            roster_log: Where a roster sent by ``roster_sha256`` alone and not in the cache
+                is looked up before the call is refused ROSTER_NOT_CACHED (the decision log
+                replicas share; None: nowhere). It loads into ``roster_cache``.
         """
         self._core = core
         self._limits = limits
         self.roster_cache = roster_cache if roster_cache is not None else RosterCache()
         """Where requests' rosters are parsed and kept; found by ``roster_sha256`` too."""
+        self._roster_log = roster_log
         self._max_reply_bytes = max_reply_bytes
         self._setting = reply_limit_setting
 
@@ -523,7 +553,8 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         self,
         context: grpc.ServicerContext,
         level: int,
-        command: Callable[[], DecideCommand],
+        command: Callable[[RosterStore], DecideCommand],
+        rosters: RosterStore,
         build: Callable[[DecideResult], P],
     ) -> P:
         violations: list[FieldViolation] = []
@@ -532,13 +563,13 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         except RequestError as exc:
             violations += exc.violations
         try:
-            converted = command()
+            converted = command(rosters)
         except RequestError as exc:  # reported with a bad level: every problem at once
             raise RequestError([*exc.violations, *violations]) from None
-        except RosterNotCachedError:
+        except RosterNotCachedError as exc:
             if violations:  # other problems win: a resent roster would be refused for them
                 raise RequestError(violations) from None
-            raise
+            converted = self._with_logged_roster(exc, context, command, rosters)
         if violations:
             raise RequestError(violations)
         # Invariant: the converters read the level as agent_detail does (FULL alone keeps
@@ -552,6 +583,30 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             ended=lambda: _call_ended(context),
         )
         return sized.reply(self._core.decide(converted, sized.check))
+
+    def _with_logged_roster(
+        self,
+        missing: RosterNotCachedError,
+        context: grpc.ServicerContext,
+        command: Callable[[RosterStore], DecideCommand],
+        rosters: RosterStore,
+    ) -> DecideCommand:
+        """The command, its roster (sent by hash alone, not cached) loaded from the decision log.
+
+        Only a request with no other problem gets here (``decide_command`` raises
+        ``RosterNotCachedError`` last), so the lookup is never spent on a call refused anyway.
+
+        Raises:
+            RosterNotCachedError: ``missing``, when there is no log to look in or the lookup
+                found nothing usable in the time it had (``RosterLog.load``).
+        """
+        if self._roster_log is None:
+            raise missing
+        time_remaining: float | None = context.time_remaining()
+        known = self._roster_log.load(missing.roster_sha256, self._limits, time_remaining)
+        if known is None:
+            raise missing
+        return command(_Loaded(rosters, known))
 
     def _uncut(
         self,
@@ -629,14 +684,15 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             lambda: self._decide(
                 context,
                 request.explanation_level,
-                lambda: convert.decide_command(
+                lambda store: convert.decide_command(
                     request,
                     caller_identity(context),
                     limits=self._limits,
                     safeguarding_flags=self._core.registry.safeguarding_flags,
-                    rosters=rosters,
+                    rosters=store,
                     sent_roster=sent_roster,
                 ),
+                rosters,
                 convert.decide_response,
             ),
             pb.DecideResponse,
@@ -665,14 +721,15 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             lambda: self._decide(
                 context,
                 request.explanation_level,
-                lambda: convert.batch_command(
+                lambda store: convert.batch_command(
                     request,
                     caller_identity(context),
                     limits=self._limits,
                     safeguarding_flags=self._core.registry.safeguarding_flags,
-                    rosters=rosters,
+                    rosters=store,
                     sent_roster=sent_roster,
                 ),
+                rosters,
                 convert.batch_response,
             ),
             pb.DecideBatchResponse,

@@ -503,7 +503,10 @@ class DecideRequest(_message.Message):
     sent; a server that does not hold it answers FAILED_PRECONDITION with a
     google.rpc.ErrorInfo (reason ROSTER_NOT_CACHED, domain caseroute, metadata roster_sha256),
     and the caller sends the request again with the roster. Servers keep rosters per worker
-    process for a while (least recently used first out), never for good.
+    process for a while (least recently used first out), never for good. A server whose
+    decision log is PostgreSQL (replicas sharing it) first looks the roster up there, for at
+    most half the call's remaining deadline and 1 s: a snapshot any replica stored is used
+    when it hashes to roster_sha256 and is valid under this server's limits.
     """
     @_builtins.property
     def ruleset(self) -> Global___RulesetSelector:
@@ -604,8 +607,8 @@ class DecideBatchRequest(_message.Message):
     """
     roster_sha256: _builtins.str
     """The roster's content hash, as in DecideRequest.roster_sha256: with roster, checked; without
-    it, the roster this server holds under that hash, else FAILED_PRECONDITION with reason
-    ROSTER_NOT_CACHED (send the batch again with the roster).
+    it, the roster this server holds (or, on a PostgreSQL log, finds there) under that hash,
+    else FAILED_PRECONDITION with reason ROSTER_NOT_CACHED (send the batch again with it).
     """
     @_builtins.property
     def ruleset(self) -> Global___RulesetSelector:
