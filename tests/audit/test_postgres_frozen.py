@@ -214,3 +214,49 @@ def test_decide_on_a_frozen_database_is_unavailable_and_health_follows(
     )
     assert health == "NOT_SERVING"
     assert after.decision.decision_id
+
+
+def test_a_roster_lookup_on_a_server_that_froze_after_checkout_is_cut(
+    cluster: Cluster, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``roster_text`` (a replica loading a roster by hash, a caller waiting) is cut too.
+
+    Its own bound is PostgreSQL's ``statement_timeout``, which a frozen server never fires:
+    the connection, checked out while the server answered, is cut client-side instead.
+    """
+    sink = PostgresAuditSink(PostgresLocation(db_url), timeout_s=2)
+    real = sink._pool.connection
+    checked_out, frozen = threading.Event(), threading.Event()
+
+    @contextmanager
+    def frozen_after_checkout(timeout: float | None = None) -> Iterator[Any]:
+        with real(timeout=timeout) as conn:
+            checked_out.set()
+            assert frozen.wait(DEADLINE_S)
+            yield conn
+
+    outcome: list[object] = []
+
+    def look_up() -> None:
+        try:
+            outcome.append(sink.roster_text("ab" * 32, timeout_s=2, max_agents=10, max_bytes=1000))
+        except Exception as exc:  # noqa: BLE001 - the outcome under test
+            outcome.append(exc)
+
+    try:
+        assert _stored(sink, 1)
+        monkeypatch.setattr(sink._pool, "connection", frozen_after_checkout)
+        thread = threading.Thread(target=look_up, daemon=True)
+        thread.start()
+        assert checked_out.wait(DEADLINE_S)
+        with _frozen(cluster):
+            frozen.set()
+            thread.join(DEADLINE_S)
+            still_waiting = thread.is_alive()
+        thread.join(DEADLINE_S)  # thawed: a lookup that was held ends now
+        assert not still_waiting, "the roster lookup was held by the frozen server"
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], AuditUnavailableError)
+    finally:
+        monkeypatch.undo()
+        sink.close()

@@ -674,7 +674,12 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             conn.execute("SELECT set_config('statement_timeout', %s, true)", (f"{left_ms}ms",))
 
         try:
-            with self._pool.connection(timeout=timeout_s) as conn, conn.transaction():
+            with (
+                self._pool.connection(timeout=timeout_s) as conn,
+                # A server that answers nothing cannot fire statement_timeout: cut client-side.
+                self._bounded(conn, timeout_s),
+                conn.transaction(),
+            ):
                 bounded(conn)
                 row = conn.execute(
                     "SELECT kind, octet_length(content), "
