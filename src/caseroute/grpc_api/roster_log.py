@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -50,6 +51,22 @@ MAX_LOOKUPS = 2
 """Distinct rosters looked up at once per worker; more are answered FAILED_PRECONDITION at once.
 Each lookup holds one of the decision log's pooled connections, which its writer needs too.
 Calls asking for a roster already being looked up wait for that lookup instead of starting one."""
+
+RESULTS = (
+    "loaded",
+    "not_stored",
+    "unreadable",
+    "too_large",
+    "refused",
+    "edited",
+    "busy",
+    "no_time",
+    "error",
+)
+"""Each lookup's result, as counted (``caseroute_roster_log_lookups_total{result}``): loaded
+and used; no replica stored it; the log could not be read in time; larger than this server
+reads; invalid under its limits; its text does not hash to its sha256 (edited in the log);
+too many lookups at once; too little of the call's time left; an unexpected failure."""
 
 
 @runtime_checkable
@@ -92,15 +109,25 @@ def lookup_budget(time_remaining: float | None) -> float:
 class RosterLog:
     """Loads rosters by ``roster_sha256`` from a shared decision log into a roster cache."""
 
-    def __init__(self, source: StoredRosters, cache: RosterCache, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        source: StoredRosters,
+        cache: RosterCache,
+        *,
+        max_bytes: int,
+        observer: Callable[[str], None] | None = None,
+    ) -> None:
         """Load from ``source`` into ``cache``.
 
         Args:
             source: The decision log.
             cache: The servicer's roster cache: a loaded roster is parsed (and kept) there.
             max_bytes: Most bytes of a snapshot's JSON read (the server's largest request).
+            observer: Told each lookup's result, one of ``RESULTS`` (the metrics); must not
+                raise.
         """
         self._source = source
+        self._observer = observer
         self._cache = cache
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -127,7 +154,7 @@ class RosterLog:
         """
         budget = lookup_budget(time_remaining)
         if budget <= 0:
-            return self._none(sha256, "the call has too little time left")
+            return self._none(sha256, "no_time", "the call has too little time left")
         key = (sha256, limits)
         with self._lock:
             flight = self._flights.get(key)
@@ -136,7 +163,7 @@ class RosterLog:
             if flight is None and not busy:
                 flight = self._flights[key] = _Flight()
         if flight is None:  # busy (``_none`` takes the lock: called outside it)
-            return self._none(sha256, f"{MAX_LOOKUPS} other rosters are being looked up")
+            return self._none(sha256, "busy", f"{MAX_LOOKUPS} other rosters are being looked up")
         if not leader:
             flight.done.wait(budget)
             return flight.result
@@ -144,7 +171,7 @@ class RosterLog:
             flight.result = self._read(sha256, limits, budget)
         except Exception as exc:  # noqa: BLE001 - a failed lookup asks for the roster, never INTERNAL
             # The type only: an exception's text may quote the roster's values.
-            flight.result = self._none(sha256, f"unexpected {type(exc).__name__}")
+            flight.result = self._none(sha256, "error", f"unexpected {type(exc).__name__}")
         finally:
             with self._lock:
                 del self._flights[key]
@@ -152,13 +179,19 @@ class RosterLog:
         if flight.result is not None:
             with self._lock:
                 self.loaded += 1
+            if self._observer is not None:
+                self._observer("loaded")
         return flight.result
 
-    def _none(self, sha256: str, why: str) -> KnownRoster | None:
-        """None, after counting and logging why ``sha256`` was not loaded."""
+    def _none(self, sha256: str, result: str, why: str) -> KnownRoster | None:
+        """None, after counting (as ``result``, one of ``RESULTS``) and logging ``why``."""
         with self._lock:
             self.refused += 1
-        log.info(
+        if self._observer is not None:
+            self._observer(result)
+        # A snapshot edited in the log is tampering, not a miss: operators must see it.
+        log.log(
+            logging.WARNING if result == "edited" else logging.INFO,
             "roster %s not loaded from the decision log (%s): the caller is asked to send it",
             sha256[:12],
             why,
@@ -171,11 +204,13 @@ class RosterLog:
                 sha256, timeout_s=budget, max_agents=limits.max_agents, max_bytes=self._max_bytes
             )
         except AuditUnavailableError:
-            return self._none(sha256, f"the log could not be read within {budget:.2f} s")
+            return self._none(
+                sha256, "unreadable", f"the log could not be read within {budget:.2f} s"
+            )
         except RosterTooLargeError as exc:
-            return self._none(sha256, f"too large: {exc}")
+            return self._none(sha256, "too_large", f"too large: {exc}")
         if text is None:
-            return self._none(sha256, "no replica has stored it")
+            return self._none(sha256, "not_stored", "no replica has stored it")
         try:
             data = parse_json_bytes(text.encode(), root="roster", source="the decision log")
             roster = parse_roster(data, limits=limits)
@@ -185,12 +220,14 @@ class RosterLog:
             first = exc.violations[0].field if exc.violations else "roster"
             return self._none(
                 sha256,
+                "refused",
                 f"refused under this server's limits: {len(exc.violations)} problem(s), the "
                 f"first at {first}",
             )
         if known.fingerprint.sha256 != sha256:
             return self._none(
                 sha256,
+                "edited",
                 "its stored text does not hash to its roster_sha256: edited in the log? run "
                 "`caseroute audit verify`",
             )

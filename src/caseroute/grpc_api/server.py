@@ -633,7 +633,14 @@ def build_server(
     # A roster sent by hash alone that this worker lacks is looked up in a decision log that
     # replicas share (PostgreSQL) before ROSTER_NOT_CACHED; a SQLite log is not asked.
     roster_log = (
-        RosterLog(audit, rosters, max_bytes=size) if isinstance(audit, StoredRosters) else None
+        RosterLog(
+            audit,
+            rosters,
+            max_bytes=size,
+            observer=metrics.roster_looked_up if metrics is not None else None,
+        )
+        if isinstance(audit, StoredRosters)
+        else None
     )
     add_service(
         server,

@@ -101,6 +101,7 @@ class Metrics:
         shadow_comparisons: ``caseroute_shadow_comparisons_total{ruleset,version,result}``.
         shadow_differences: ``caseroute_shadow_differences_total{ruleset,version,kind}``.
         shadow_dropped: ``caseroute_shadow_dropped_total{ruleset,version}``.
+        roster_log_lookups: ``caseroute_roster_log_lookups_total{result}``.
     """
 
     decisions: Counter
@@ -123,6 +124,7 @@ class Metrics:
     shadow_comparisons: Counter
     shadow_differences: Counter
     shadow_dropped: Counter
+    roster_log_lookups: Counter
 
 
 def define_metrics(registry: CollectorRegistry | None) -> Metrics:
@@ -266,5 +268,12 @@ def define_metrics(registry: CollectorRegistry | None) -> Metrics:
             "shadow_dropped",
             "Live decisions not compared with the shadow version: its queue was full.",
             ("ruleset", "version"),
+        ),
+        roster_log_lookups=counter(
+            "roster_log_lookups",
+            "Rosters named by roster_sha256 alone that this replica had not seen, looked up in "
+            "the decision log replicas share (PostgreSQL), by result (loaded, not_stored, "
+            "unreadable, too_large, refused, edited, busy, no_time, error).",
+            ("result",),
         ),
     )

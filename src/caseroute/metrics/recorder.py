@@ -177,3 +177,7 @@ class MetricsRecorder:
     def shadow_dropped(self, ruleset: str, shadow_version: str) -> None:
         """Count a live decision the shadow queue had no room for."""
         self.metrics.shadow_dropped.labels(ruleset=ruleset, version=shadow_version).inc()
+
+    def roster_looked_up(self, result: str) -> None:
+        """Count a lookup of a roster by hash in the shared log (``roster_log.RESULTS``)."""
+        self.metrics.roster_log_lookups.labels(result=result).inc()
