@@ -100,9 +100,12 @@ def test_when_the_server_lost_the_roster_the_client_resends_it(
     client.decide(case_dict("E-1"), roster, now=NOW_TEXT)
     cache = _cache(server)
     budget = (cache.max_agents, cache.max_bytes)
-    cache.configure(max_agents=0, max_bytes=0)  # evicts everything
-    cache.configure(max_agents=budget[0], max_bytes=budget[1])
+    # Off, the cache evicts everything and the server looks nothing up in its log (the
+    # roster is there: decided with once): E-2 by hash is refused, and resent with it.
+    cache.configure(max_agents=0, max_bytes=0)
     reply = client.decide(case_dict("E-2"), roster, now=NOW_TEXT)
+    # On again but empty, the server loads the roster from its log: E-3 goes by hash alone.
+    cache.configure(max_agents=budget[0], max_bytes=budget[1])
     third = client.decide(case_dict("E-3"), roster, now=NOW_TEXT)
     assert log.shapes() == [(True, sha), (False, sha), (True, sha), (False, sha)]
     assert (reply.decision.agent_id, third.decision.agent_id) == ("e1", "e1")

@@ -2,9 +2,9 @@
 
 Two `caseroute serve` replicas share one decision log. The roster goes to replica A in full;
 replica B is then sent only its ``roster_sha256`` by a plain gRPC stub (a caller that is not
-the published client, which would resend the roster on ROSTER_NOT_CACHED). On PostgreSQL, B
-finds the snapshot A stored and decides exactly as A would; on a SQLite file, B answers
-FAILED_PRECONDITION ROSTER_NOT_CACHED as before (the lookup is the shared PostgreSQL log's).
+the published client, which would resend the roster on ROSTER_NOT_CACHED). B finds the
+snapshot A stored and decides exactly as A would, on PostgreSQL and on one SQLite file alike
+(the workers of one ``serve`` share a SQLite log the same way).
 """
 
 from pathlib import Path
@@ -51,23 +51,28 @@ def _decide(replica: Served, request: pb.DecideRequest) -> pb.DecideResponse:
 def test_a_replica_decides_by_hash_with_the_roster_another_replica_stored(
     tmp_path: Path, audit_db: str, rulesets: Path, replicas: list[Served]
 ) -> None:
-    """PostgreSQL: B decides by hash as A did with the roster; SQLite: B asks for the roster."""
+    """B decides by hash as A did with the roster; its decision is the one A then replays."""
     replicas.append(start_replica(tmp_path, audit_db, rulesets))
     replicas.append(start_replica(tmp_path, audit_db, rulesets))
     a, b = replicas
     sent = _decide(a, _request("with-roster", by_hash=False))
     assert sent.decision.agent_id != ""
-    if audit_db.startswith("postgresql://"):
-        named = _decide(b, _request("by-hash", by_hash=True))
-        again = _decide(a, _request("by-hash", by_hash=False))  # the one B stored, replayed
-        assert (again.replayed, again.decision) == (True, named.decision)
-        assert (named.decision.outcome, named.decision.agent_id) == (
-            sent.decision.outcome,
-            sent.decision.agent_id,
-        )
-        return
+    named = _decide(b, _request("by-hash", by_hash=True))
+    again = _decide(a, _request("by-hash", by_hash=False))  # the one B stored, replayed
+    assert (again.replayed, again.decision) == (True, named.decision)
+    assert (named.decision.outcome, named.decision.agent_id) == (
+        sent.decision.outcome,
+        sent.decision.agent_id,
+    )
+
+
+def test_a_roster_no_replica_stored_is_still_not_cached(
+    tmp_path: Path, audit_db: str, rulesets: Path, replicas: list[Served]
+) -> None:
+    """A hash nobody decided with: FAILED_PRECONDITION ROSTER_NOT_CACHED (the caller resends)."""
+    replicas.append(start_replica(tmp_path, audit_db, rulesets))
     with pytest.raises(grpc.RpcError) as raised:
-        _decide(b, _request("by-hash", by_hash=True))
+        _decide(replicas[0], _request("by-hash", by_hash=True))
     error: grpc.Call = raised.value  # type: ignore[assignment]  # unary errors are Calls too
     status = rpc_status.from_call(error)
     assert status is not None

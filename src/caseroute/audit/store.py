@@ -22,7 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +32,7 @@ from caseroute.audit.record import (
     Appended,
     AuditRecord,
     Blob,
+    BlobKind,
     EditedText,
     RulesetEvent,
     ShadowResult,
@@ -41,6 +42,7 @@ from caseroute.audit.record import (
     text_hash,
     with_hashed_text,
 )
+from caseroute.audit.roster_blob import assemble_roster, manifest_keys, too_often_listed
 from caseroute.audit.sql_appends import (
     WRITE_UNAVAILABLE,
     AppendQueue,
@@ -53,7 +55,12 @@ from caseroute.audit.sql_appends import (
     insert_events,
     stored_appends,
 )
-from caseroute.audit.sql_reads import READ_UNAVAILABLE, SqlLogReads, shadow_summary_sql
+from caseroute.audit.sql_reads import (
+    CHUNKS_PER_READ,
+    READ_UNAVAILABLE,
+    SqlLogReads,
+    shadow_summary_sql,
+)
 from caseroute.audit.sql_rows import (
     RECORD_COLUMNS,
     RECORD_FIELDS,
@@ -322,6 +329,10 @@ class KeyMismatchError(Exception):
             "(rotated with `caseroute audit rotate-key`?); restart it with the current key"
         )
         self.stored = stored
+
+
+PROGRESS_STEPS = 1000
+"""SQLite virtual-machine steps between checks of a bounded read's deadline (a few us each)."""
 
 
 class RosterTooLargeError(Exception):
@@ -875,6 +886,85 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             self._fetch("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", (table, column))
         )
 
+    def roster_text(
+        self, sha256: str, *, timeout_s: float, max_agents: int, max_bytes: int
+    ) -> str | None:
+        """A roster snapshot's canonical JSON as ``get_blob`` gives it, read within bounds.
+
+        For a worker asked for a roster by its ``roster_sha256`` alone that another worker
+        sharing this log stored (or this server before a restart): ``grpc_api.roster_log``. A
+        caller is waiting, so unlike an auditor's ``get_blob`` the read is bounded: a WAL
+        reader never waits for the writer, and the statements are interrupted once
+        ``timeout_s`` has passed (a progress handler); nothing larger than ``max_bytes`` (the
+        manifest and its chunks summed) is fetched, nor any chunk when the manifest lists more
+        than ``max_agents`` (a chunk holds at least one agent).
+
+        Args:
+            sha256: The snapshot's ``roster_sha256``.
+            timeout_s: Longest the read may take.
+            max_agents: Most agents the caller would accept.
+            max_bytes: Most bytes of JSON the caller would read.
+
+        Returns:
+            The text (unverified: the caller checks its hash), or None when the log holds no
+            such snapshot, or not all of it, or an edited value where text should be.
+
+        Raises:
+            RosterTooLargeError: If it is larger than ``max_agents`` or ``max_bytes`` allow (or
+                its manifest is no manifest caseroute writes).
+            AuditUnavailableError: If the log cannot be read within ``timeout_s``.
+        """
+        with self._interrupted_after(timeout_s):
+            rows = self._fetch(
+                "SELECT kind, length(CAST(content AS BLOB)), "
+                "CASE WHEN length(CAST(content AS BLOB)) <= ? THEN content END "
+                "FROM blobs WHERE sha256 = ? LIMIT 2",
+                (max_bytes, sha256),
+            )
+            roster_kinds = (BlobKind.ROSTER.value, BlobKind.ROSTER_PARTS.value)
+            if len(rows) != 1 or rows[0][0] not in roster_kinds:
+                return None
+            kind, size, content = rows[0]
+            if content is None:
+                raise RosterTooLargeError(f"{size} bytes, over {max_bytes}")
+            if type(content) is not str:  # bytes: an edited value, no roster (verify says so)
+                return None
+            if kind == BlobKind.ROSTER.value:
+                return content
+            keys = manifest_keys(content)
+            wanted = sorted(set(keys))
+            if len(wanted) > max_agents or too_often_listed(keys):
+                raise RosterTooLargeError(f"its manifest lists {len(keys)} chunks")
+            total = int(size)
+            for start in range(0, len(wanted), CHUNKS_PER_READ):
+                part = wanted[start : start + CHUNKS_PER_READ]
+                marks = ", ".join("?" * len(part))
+                ((part_bytes,),) = self._fetch(
+                    "SELECT COALESCE(SUM(length(CAST(content AS BLOB))), 0) FROM blobs "
+                    f"WHERE kind = ? AND sha256 IN ({marks})",
+                    (BlobKind.ROSTER_CHUNK.value, *part),
+                )
+                total += int(part_bytes)
+                if total > max_bytes:
+                    raise RosterTooLargeError(f"over {total} bytes, more than {max_bytes}")
+            return assemble_roster(content, self._chunks(wanted))
+
+    @contextmanager
+    def _interrupted_after(self, seconds: float) -> Iterator[None]:
+        """This thread's reads in the block are interrupted once ``seconds`` have passed.
+
+        An interrupted statement fails as any failed read does (``AuditUnavailableError``).
+        """
+        self._fetch("SELECT 1", ())  # this thread's connection, opened (and errors mapped)
+        conn: sqlite3.Connection = self._local.conn
+        deadline = time.monotonic() + seconds
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+        try:
+            yield
+        finally:
+            with suppress(sqlite3.Error):  # closed when a read failed: nothing to unset
+                conn.set_progress_handler(None, PROGRESS_STEPS)
+
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Every read of this thread in the block sees the log as one instant (one snapshot).
@@ -907,6 +997,12 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             rows = conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             self._local.conn = None
+            if conn is not None:  # dropped for a new one: closed, not kept until close()
+                with self._readers_lock:
+                    if conn in self._readers:
+                        self._readers.remove(conn)
+                with suppress(sqlite3.Error):
+                    conn.close()
             log.error(  # noqa: TRY400 - the cause is one SQLite message, no traceback needed
                 "AUDIT READ FAILED on %s: %s: %s", self.path, type(exc).__name__, exc
             )

@@ -3,7 +3,8 @@
 A caller may send a roster's ``roster_sha256`` instead of the roster. A replica that does not
 hold that roster used to answer FAILED_PRECONDITION (``ROSTER_NOT_CACHED``) at once, and only
 the published client resent the roster. With replicas sharing one PostgreSQL decision log, the
-roster snapshot is already in that log, stored by whichever replica decided with it first; so
+roster snapshot is already in that log, stored by whichever replica decided with it first (the
+workers of one server share a SQLite log the same way); so
 before answering FAILED_PRECONDITION the servicer asks ``RosterLog.load`` for it.
 
 A loaded roster is trusted no more than a sent one: its text is read within bounds (at most
@@ -17,8 +18,8 @@ send the roster. Logged by the hash's first 12 characters and the kind of failur
 roster is staff data, kept in clear in the log, and its values are never written to the
 server's log.
 
-A SQLite decision log has no ``roster_text`` (``StoredRosters``): a server on one keeps the
-behaviour it had (``build_server`` makes no ``RosterLog`` for it).
+Both stores read snapshots so (``StoredRosters``): a SQLite log is shared by the workers of
+one server (and survives its restarts), a PostgreSQL one by replicas too.
 """
 
 from __future__ import annotations
@@ -152,6 +153,9 @@ class RosterLog:
             log or cannot be used in time (the caller answers FAILED_PRECONDITION). Never
             raises.
         """
+        if self._cache.max_agents == 0 or self._cache.max_bytes == 0:
+            # The cache is off (--roster-cache-agents 0): this server takes rosters as sent.
+            return None
         budget = lookup_budget(time_remaining)
         if budget <= 0:
             return self._none(sha256, "no_time", "the call has too little time left")

@@ -631,7 +631,8 @@ def build_server(
     )
     audit: AuditSink = core.audit
     # A roster sent by hash alone that this worker lacks is looked up in a decision log that
-    # replicas share (PostgreSQL) before ROSTER_NOT_CACHED; a SQLite log is not asked.
+    # this worker shares (with its server's other workers, replicas on PostgreSQL) before
+    # ROSTER_NOT_CACHED.
     roster_log = (
         RosterLog(
             audit,

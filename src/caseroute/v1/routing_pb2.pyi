@@ -503,10 +503,11 @@ class DecideRequest(_message.Message):
     sent; a server that does not hold it answers FAILED_PRECONDITION with a
     google.rpc.ErrorInfo (reason ROSTER_NOT_CACHED, domain caseroute, metadata roster_sha256),
     and the caller sends the request again with the roster. Servers keep rosters per worker
-    process for a while (least recently used first out), never for good. A server whose
-    decision log is PostgreSQL (replicas sharing it) first looks the roster up there, for at
-    most half the call's remaining deadline and 1 s: a snapshot any replica stored is used
-    when it hashes to roster_sha256 and is valid under this server's limits.
+    process for a while (least recently used first out), never for good. Before that refusal
+    a server looks the roster up in its decision log (the one its workers, and replicas
+    sharing the log, write), for at most half the call's remaining deadline and 1 s: a
+    snapshot any of them stored is used when it hashes to roster_sha256 and is valid under
+    this server's limits.
     """
     @_builtins.property
     def ruleset(self) -> Global___RulesetSelector:

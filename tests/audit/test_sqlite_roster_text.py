@@ -1,0 +1,120 @@
+"""``SqliteAuditStore.roster_text``: a roster snapshot read within a caller's time and size.
+
+The workers of one ``caseroute serve`` (or replicas sharing one file) share a SQLite log: a
+worker sent a ``roster_sha256`` it has not seen loads the snapshot another stored
+(``grpc_api.roster_log``), bounded as the PostgreSQL sink's read is
+(tests/audit/test_postgres_roster_text.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from caseroute.audit.record import Blob, BlobKind
+from caseroute.audit.roster_blob import roster_blobs
+from caseroute.audit.store import RosterTooLargeError, SqliteAuditStore
+from caseroute.domain.errors import AuditUnavailableError
+from caseroute.domain.fingerprint import fingerprint_roster, roster_json
+from caseroute.domain.roster import Roster
+from caseroute.testing import make_agent, make_roster
+
+ROSTER = make_roster(*(make_agent(f"n{i}") for i in range(40)))
+BIG = 1 << 24
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteAuditStore]:
+    """A store over a new log (its blobs written straight into the table by the tests)."""
+    opened = SqliteAuditStore(tmp_path / "audit.db")
+    yield opened
+    opened.close()
+
+
+def _store(store: SqliteAuditStore, blobs: list[Blob]) -> None:
+    with sqlite3.connect(store.path) as conn:
+        conn.executemany(
+            "INSERT INTO blobs (sha256, kind, content) VALUES (?, ?, ?)",
+            [(b.sha256, b.kind.value, b.content) for b in blobs],
+        )
+
+
+def _in_parts(roster: Roster = ROSTER) -> tuple[str, list[Blob]]:
+    fingerprint = fingerprint_roster(roster, keep_texts=True)
+    texts = fingerprint.take_texts() or ()
+    blobs = roster_blobs(
+        fingerprint.sha256,
+        fingerprint.header_json,
+        fingerprint.agent_digests,
+        lambda start, end: texts[start:end],
+        lambda _key: False,
+    )
+    return fingerprint.sha256, blobs
+
+
+def test_a_roster_stored_in_parts_or_whole_reads_as_its_canonical_json(
+    store: SqliteAuditStore,
+) -> None:
+    """Manifest and chunks assemble to roster_json; a whole blob is returned as stored."""
+    sha, parts = _in_parts()
+    assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) is None
+    assert len(parts) > 2  # a manifest and several chunks
+    _store(store, parts)
+    assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) == roster_json(ROSTER)
+    whole = "0" * 64
+    _store(store, [Blob(whole, BlobKind.ROSTER, roster_json(ROSTER))])
+    assert store.roster_text(whole, timeout_s=5, max_agents=40, max_bytes=BIG) == roster_json(
+        ROSTER
+    )
+
+
+def test_a_ruleset_a_missing_chunk_or_an_edited_value_is_no_roster(
+    store: SqliteAuditStore,
+) -> None:
+    """Another kind, a manifest whose chunk is gone, bytes where text was: None."""
+    sha, (manifest, _first, *rest) = _in_parts()  # the first chunk never stored
+    _store(store, [manifest, *rest, Blob("1" * 64, BlobKind.RULESET, "name: x")])
+    assert store.roster_text("1" * 64, timeout_s=5, max_agents=40, max_bytes=BIG) is None
+    assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) is None
+    with sqlite3.connect(store.path) as conn:
+        conn.execute(
+            "INSERT INTO blobs (sha256, kind, content) VALUES (?, ?, ?)",
+            ("2" * 64, BlobKind.ROSTER.value, roster_json(ROSTER).encode()),
+        )
+    assert store.roster_text("2" * 64, timeout_s=5, max_agents=40, max_bytes=BIG) is None
+
+
+@pytest.mark.parametrize(
+    ("max_agents", "max_bytes", "why"),
+    [
+        (40, 100, "bytes, over 100"),  # the manifest alone is larger
+        (1, BIG, "its manifest lists"),  # more chunks than agents allowed
+        (40, 2_000, "more than 2000"),  # the manifest fits, the chunks do not
+    ],
+)
+def test_a_roster_over_the_bounds_is_refused_without_its_content(
+    store: SqliteAuditStore, max_agents: int, max_bytes: int, why: str
+) -> None:
+    """Too many chunks for the agents allowed, or too many bytes: RosterTooLargeError."""
+    sha, parts = _in_parts()
+    _store(store, parts)
+    with pytest.raises(RosterTooLargeError, match=why):
+        store.roster_text(sha, timeout_s=5, max_agents=max_agents, max_bytes=max_bytes)
+
+
+def test_a_read_past_its_time_is_interrupted_and_the_next_one_works(
+    store: SqliteAuditStore,
+) -> None:
+    """No time left: the statements are interrupted (AuditUnavailableError), then read again."""
+    big = make_roster(*(make_agent(f"m{i}") for i in range(3000)))
+    sha, parts = _in_parts(big)
+    _store(store, parts)
+    for _ in range(3):
+        with pytest.raises(AuditUnavailableError):
+            store.roster_text(sha, timeout_s=0, max_agents=3000, max_bytes=BIG)
+    # Each failed read's connection was closed, not kept beside its replacement.
+    assert len(store._readers) <= 1
+    assert store.roster_text(sha, timeout_s=30, max_agents=3000, max_bytes=BIG) == roster_json(big)
