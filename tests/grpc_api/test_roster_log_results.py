@@ -63,6 +63,15 @@ def _result(
         (RosterTooLargeError("9 bytes, over 1"), None, None, "too_large"),
         (roster_json(ROSTER), InputLimits(max_agents=1), None, "refused"),
         (roster_json(OTHER), None, None, "edited"),
+        ("{not json", None, None, "edited"),
+        (roster_json(ROSTER).replace('"max":5', '"max":NaN', 1), None, None, "edited"),
+        # A repeated key read as last-wins gives a roster other than the one named: refused.
+        (
+            roster_json(ROSTER).replace('"taken_at":', '"snapshot_id":"forged","taken_at":', 1),
+            None,
+            None,
+            "edited",
+        ),
         (roster_json(ROSTER), None, 0.01, "no_time"),
         (RuntimeError("a bug"), None, None, "error"),
     ],
