@@ -9,14 +9,14 @@ a PSNI registration is recorded as ``GB-NIR``.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from caseroute.domain.case import Intent
+from caseroute.domain.case import ContinuityReason, Intent, PreferredAgent
 from caseroute.domain.decision import Decision, Outcome
 from caseroute.domain.errors import Problem, RulesetError, Severity
-from caseroute.domain.roster import Agent, Licence
+from caseroute.domain.roster import Agent, Capacity, Licence
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.engine.decide import decide
 from caseroute.engine.licensing import CompactView, licence_valid_at
@@ -179,3 +179,48 @@ def test_a_register_name_is_used_once() -> None:
     with pytest.raises(RulesetError) as caught:
         compile_text(ruleset_with_rules(ROUTE, HEADER + again))
     assert [p.code for p in _errors(caught.value)] == ["schema.duplicate_name"]
+
+
+@pytest.mark.parametrize("kind", list(EngineKind))
+def test_a_hold_ends_when_the_only_licence_the_register_allows_lapses(kind: EngineKind) -> None:
+    """A busy preferred pharmacist holds GB (GPhC) and GB-NIR (PSNI, ending 20 November).
+
+    For a GB-NIR patient only the PSNI registration counts, so the hold ends when it lapses:
+    at 23:00 UTC, when 20 November has ended at Belfast's greatest offset (UTC+1). Re-dating
+    the need for the lapse dropped the registers whenever the ruleset had compacts, so the GB
+    licence seemed to cover GB-NIR and the case stayed held for her to the ruleset's full hold.
+    """
+    header = (
+        HEADER
+        + """\
+compacts:
+  - name: NLC
+    licence_types: [RN]
+    members:
+      - {jurisdiction: US-TX, since: 2018-01-19}
+continuity:
+  window: 365d
+  hold: {routine: 15m}
+"""
+    )
+    ruleset = prepare_ruleset(compile_text(ruleset_with_rules(ROUTE, header)), kind)
+    lapses = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
+    now = lapses - timedelta(minutes=5)
+    busy = make_agent(
+        "pref",
+        capacity=Capacity(5, 5),
+        licences=(
+            Licence("pharmacist", "GB", LATER),
+            Licence("pharmacist", "GB-NIR", date(2026, 11, 20)),
+        ),
+    )
+    other = make_agent("other", licences=(Licence("pharmacist", "GB-NIR", LATER),))
+    prefs = (PreferredAgent("pref", ContinuityReason.PREVIOUS_CONTACT, now - timedelta(days=3)),)
+    case = make_case(
+        intent=Intent.PRESCRIPTION,
+        patient_location="GB-NIR",
+        created_at=now - timedelta(minutes=5),
+        preferred_agents=prefs,
+    )
+    decision = decide(case, make_roster(busy, other), ruleset, now)
+    assert (Outcome.QUEUE, lapses) == (decision.outcome, decision.held_for_preferred_until)

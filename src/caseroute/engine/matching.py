@@ -305,13 +305,15 @@ def need_at(need: Need, at: datetime) -> Need:
 
     Every other check reads the roster and the case alone, so this is the need the same
     requirements resolve to at ``at``. A view built by hand without dated compacts keeps its
-    members.
+    members; the ruleset's registers are kept either way.
     """
     day = local_days(need.location, at)
     if day == need.day:
         return need
     dated = need.compacts.dated
-    compacts = _compacts_on(dated, day) if dated else need.compacts
+    # The registers come along: they are not dated, and without them a country-wide licence
+    # would cover the parts its register leaves out at every instant but ``now``.
+    compacts = _compacts_on(dated, day, need.compacts.registers) if dated else need.compacts
     return replace(need, day=day, compacts=compacts)
 
 
