@@ -181,6 +181,36 @@ def test_a_register_name_is_used_once() -> None:
     assert [p.code for p in _errors(caught.value)] == ["schema.duplicate_name"]
 
 
+# Both on one line: the duplicate checks compared lines, so these were never refused and the
+# first register's remit (covering GB-NIR) won by file order.
+TWO_ON_ONE_LINE = (
+    "registers: [{name: A, licence_types: [pharmacist], jurisdiction: GB, covers: "
+    "[GB-ENG, GB-NIR]}, {name: B, licence_types: [SECOND], jurisdiction: GB, covers: "
+    "[GB-ENG]}]\n"
+)
+
+
+@pytest.mark.parametrize("second", ["pharmacist"])
+def test_a_licence_type_on_two_registers_on_one_line_is_refused(second: str) -> None:
+    """Flow style puts both registers on one line: still one register per type."""
+    flow = TWO_ON_ONE_LINE.replace("SECOND", second)
+    text = ruleset_with_rules(ROUTE, HEADER.replace(REGISTERS, flow))
+    with pytest.raises(RulesetError) as caught:
+        compile_text(text)
+    assert [p.code for p in _errors(caught.value)] == ["schema.value"]
+
+
+def test_a_register_name_used_twice_on_one_line_is_refused() -> None:
+    """Flow style: two registers named GPhC on one line are still one name used twice."""
+    flow = (
+        "registers: [{name: GPhC, licence_types: [pharmacist], jurisdiction: GB, covers: "
+        "[GB-ENG]}, {name: GPhC, licence_types: [RN], jurisdiction: IE, covers: [IE-D]}]\n"
+    )
+    with pytest.raises(RulesetError) as caught:
+        compile_text(ruleset_with_rules(ROUTE, HEADER.replace(REGISTERS, flow)))
+    assert [p.code for p in _errors(caught.value)] == ["schema.duplicate_name"]
+
+
 @pytest.mark.parametrize("kind", list(EngineKind))
 def test_a_hold_ends_when_the_only_licence_the_register_allows_lapses(kind: EngineKind) -> None:
     """A busy preferred pharmacist holds GB (GPhC) and GB-NIR (PSNI, ending 20 November).

@@ -862,14 +862,16 @@ def _read_registers(r: SchemaReader, node: Node | None) -> tuple[Register, ...]:
     register per jurisdiction: two would leave which parts its licences cover to file order.
     """
     registers = []
-    names: dict[str, tuple[str, int]] = {}
-    held: dict[tuple[str, str], tuple[str, int]] = {}  # (type, jurisdiction) -> register
-    for item in r.items(node, "`registers`"):
+    # Keyed by the register's position, never its line: flow style (``[{...}, {...}]``) puts
+    # every register on one line, and a line-keyed check let a second one through.
+    names: dict[str, tuple[str, int, int]] = {}  # folded name -> (name, line, position)
+    held: dict[tuple[str, str], tuple[str, int, int]] = {}  # (type, jurisdiction) -> register
+    for position, item in enumerate(r.items(node, "`registers`")):
         g = r.mapping(item, "a register", ("name", "licence_types", "jurisdiction", "covers"))
         name = r.string(g.get("name"), "register name", pattern=IDENTIFIER)
         if name is not None:
-            first = names.setdefault(name.casefold(), (name, g["name"].line))
-            if first[1] != g["name"].line:
+            first = names.setdefault(name.casefold(), (name, g["name"].line, position))
+            if first[2] != position:
                 r.error(
                     "schema.duplicate_name",
                     f"register name `{name}` is used twice (first at line {first[1]}): a "
@@ -912,8 +914,8 @@ def _read_registers(r: SchemaReader, node: Node | None) -> tuple[Register, ...]:
         if where is None or not parts:
             continue
         for licence_type in types:
-            first = held.setdefault((licence_type, where), (name, item.line))
-            if first[1] != item.line:
+            first = held.setdefault((licence_type, where), (name, item.line, position))
+            if first[2] != position:
                 r.error(
                     "schema.value",
                     f"licence type {licence_type} in {where} is on register {first[0]} (line "
