@@ -190,9 +190,9 @@ TWO_ON_ONE_LINE = (
 )
 
 
-@pytest.mark.parametrize("second", ["pharmacist"])
+@pytest.mark.parametrize("second", ["pharmacist", "Pharmacist"])
 def test_a_licence_type_on_two_registers_on_one_line_is_refused(second: str) -> None:
-    """Flow style puts both registers on one line: still one register per type."""
+    """Flow style puts both registers on one line: still one register per type (any case)."""
     flow = TWO_ON_ONE_LINE.replace("SECOND", second)
     text = ruleset_with_rules(ROUTE, HEADER.replace(REGISTERS, flow))
     with pytest.raises(RulesetError) as caught:
@@ -254,3 +254,21 @@ continuity:
     )
     decision = decide(case, make_roster(busy, other), ruleset, now)
     assert (Outcome.QUEUE, lapses) == (decision.outcome, decision.held_for_preferred_until)
+
+
+@pytest.mark.parametrize("kind", list(EngineKind))
+def test_a_register_spelt_in_another_letter_case_still_limits_the_licence(
+    kind: EngineKind,
+) -> None:
+    """`Pharmacist` on the register, `pharmacist` in constraints: the register still applies.
+
+    A register only ever takes coverage away, so reading its types in any letter case is the
+    safe side; exact matching silently dropped the limit and assigned a GB-NIR prescription to
+    a GB pharmacist.
+    """
+    header = HEADER.replace("licence_types: [pharmacist]", "licence_types: [Pharmacist]")
+    ruleset = prepare_ruleset(compile_text(ruleset_with_rules(ROUTE, header)), kind)
+    gphc = make_agent("gphc", licences=(Licence("pharmacist", "GB", LATER),))
+    case = make_case(intent=Intent.PRESCRIPTION, patient_location="GB-NIR")
+    decision = decide(case, make_roster(gphc), ruleset, NOW)
+    assert (decision.outcome, decision.agent_id) == (Outcome.QUEUE, None)

@@ -40,11 +40,16 @@ class CompactView:
     registers: tuple[Register, ...] = ()
 
     def register_of(self, licence: Licence) -> Register | None:
-        """The register holding ``licence`` (its type, recorded for its jurisdiction), if any."""
+        """The register holding ``licence`` (its type, recorded for its jurisdiction), if any.
+
+        Types are compared in any letter case: a register only takes coverage away, so a
+        register written ``Pharmacist`` must still limit a ``pharmacist`` licence (compared
+        exactly, the limit silently vanished and a GB pharmacist was assigned a GB-NIR case).
+        """
+        folded = licence.type.casefold()
         for register in self.registers:
-            if (
-                register.jurisdiction == licence.jurisdiction
-                and licence.type in register.licence_types
+            if register.jurisdiction == licence.jurisdiction and any(
+                t.casefold() == folded for t in register.licence_types
             ):
                 return register
         return None

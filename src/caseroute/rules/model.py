@@ -227,7 +227,7 @@ class Register:
 
     Attributes:
         name: The register (``GPhC``), named in the explanation.
-        licence_types: The licence types it registers.
+        licence_types: The licence types it registers (matched in any letter case).
         jurisdiction: The code its licences are recorded under (``GB``).
         covers: The parts of ``jurisdiction`` its licences are valid in, sorted.
     """

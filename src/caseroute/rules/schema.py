@@ -858,8 +858,9 @@ def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
 def _read_registers(r: SchemaReader, node: Node | None) -> tuple[Register, ...]:
     """National registers whose licences cover only part of their country (``GPhC``: ``GB``).
 
-    Each part a register covers must lie within its jurisdiction, and a licence type is on one
-    register per jurisdiction: two would leave which parts its licences cover to file order.
+    Each part a register covers must lie within its jurisdiction, and a licence type (in any
+    letter case: the engine compares them so) is on one register per jurisdiction: two would
+    leave which parts its licences cover to file order.
     """
     registers = []
     # Keyed by the register's position, never its line: flow style (``[{...}, {...}]``) puts
@@ -914,7 +915,9 @@ def _read_registers(r: SchemaReader, node: Node | None) -> tuple[Register, ...]:
         if where is None or not parts:
             continue
         for licence_type in types:
-            first = held.setdefault((licence_type, where), (name, item.line, position))
+            # In any letter case, as the engine reads a register's types.
+            folded = (licence_type.casefold(), where)
+            first = held.setdefault(folded, (name, item.line, position))
             if first[2] != position:
                 r.error(
                     "schema.value",
