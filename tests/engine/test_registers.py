@@ -272,3 +272,26 @@ def test_a_register_spelt_in_another_letter_case_still_limits_the_licence(
     case = make_case(intent=Intent.PRESCRIPTION, patient_location="GB-NIR")
     decision = decide(case, make_roster(gphc), ruleset, NOW)
     assert (decision.outcome, decision.agent_id) == (Outcome.QUEUE, None)
+
+
+def test_a_register_type_no_constraint_names_is_warned_about() -> None:
+    """`pharmacst` limits no licence (only constraint types count): say so, at its line."""
+    header = HEADER.replace("licence_types: [pharmacist]", "licence_types: [pharmacst]")
+    compiled = compile_text(ruleset_with_rules(ROUTE, header))
+    line = header.splitlines().index("    licence_types: [pharmacst]") + 1
+    found = [
+        (p.line, p.message) for p in compiled.warnings if p.code == "lint.register_type_unused"
+    ]
+    message = (
+        "register GPhC lists licence type pharmacst, which no `constraints.licence` entry "
+        "names (they name RN, pharmacist), so the register limits no licence; write the "
+        "type as the constraint does"
+    )
+    assert found == [(line, message)]
+
+
+def test_a_register_type_in_another_letter_case_is_not_warned_about() -> None:
+    """`Pharmacist` limits `pharmacist` licences (types match in any case): nothing to warn."""
+    header = HEADER.replace("licence_types: [pharmacist]", "licence_types: [Pharmacist]")
+    compiled = compile_text(ruleset_with_rules(ROUTE, header))
+    assert [p for p in compiled.warnings if p.code == "lint.register_type_unused"] == []

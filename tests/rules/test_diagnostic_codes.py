@@ -377,6 +377,17 @@ FIXTURES = [
     Fixture("lint.no_licence", _text(BASE), "r.yaml:6"),
     Fixture("lint.licence_outside_constraint", _text(_route("licence: [Rn]")), "r.yaml:14"),
     Fixture(
+        "lint.register_type_unused",
+        _text(
+            _swap(
+                "rules:\n",
+                "registers:\n  - {name: GPhC, licence_types: [pharmacist], jurisdiction: GB, "
+                "covers: [GB-ENG]}\nrules:\n",
+            )
+        ),
+        "r.yaml:11",
+    ),
+    Fixture(
         "constraints.flag_clash",
         _text(BASE.replace("  licence:", "  consent: {flag: safeguarding}\n  licence:", 1)),
         "r.yaml:7:19",

@@ -101,6 +101,7 @@ def lint_ruleset(
                 )
             )
     out += _licence_outside_constraint(raw, rules, leaves, file)
+    out += _register_type_unused(raw, file)
     seen: dict[object, str] = {}
     for rule in rules:
         if isinstance(rule.when, Const) and not rule.when.value:
@@ -211,6 +212,41 @@ def _licence_outside_constraint(
                 rule.line,
                 0,
                 rule.rule_id,
+                Severity.WARNING,
+            )
+        )
+    return out
+
+
+def _register_type_unused(raw: RawRuleset, file: str) -> list[Problem]:
+    """``lint.register_type_unused``: a register lists a licence type no constraint names.
+
+    A register only limits licences of its types (in any letter case), and a licence counts
+    only if ``constraints.licence`` names its type, so a type no constraint names limits
+    nothing: ``licence_types: [pharmacst]`` compiled cleanly, and a GB pharmacist was then
+    assigned a GB-NIR prescription. One warning per register, at its ``licence_types``.
+    """
+    if raw.constraints is None or "licence" in raw.constraint_gaps:
+        return []
+    floors = {
+        t.casefold(): t for types in raw.constraints.licence_by_intent.values() for t in types
+    }
+    out = []
+    for register in raw.registers:
+        unused = sorted(t for t in register.licence_types if t.casefold() not in floors)
+        if not unused:
+            continue
+        named = ", ".join(sorted(floors.values())) or "none"
+        out.append(
+            Problem(
+                "lint.register_type_unused",
+                f"register {register.name} lists licence type {', '.join(unused)}, which no "
+                f"`constraints.licence` entry names (they name {named}), so the register "
+                "limits no licence; write the type as the constraint does",
+                file,
+                raw.register_lines.get(register.name, 0),
+                0,
+                None,
                 Severity.WARNING,
             )
         )

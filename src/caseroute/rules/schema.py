@@ -127,6 +127,7 @@ class RawRuleset:
     constraints_line: int = 0
     compacts: tuple[Compact, ...] = ()
     registers: tuple[Register, ...] = ()
+    register_lines: dict[str, int] = field(default_factory=dict)  # name -> licence_types line
     statuses: tuple[AgentStatus, ...] = (AgentStatus.AVAILABLE,)
     ranking: tuple[RankingCriterion, ...] = DEFAULT_RANKING
     ranking_line: int = 0
@@ -404,7 +405,7 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     elif root.is_mapping:  # the mapping check reported it missing
         out.unreadable_sections.add("constraints")
     out.compacts = _read_compacts(r, top.get("compacts"))
-    out.registers = _read_registers(r, top.get("registers"))
+    out.registers = _read_registers(r, top.get("registers"), out.register_lines)
     _read_matching(r, top.get("matching"), out)
     if "queues" in top:
         out.queues_line = top["queues"].line
@@ -855,8 +856,13 @@ def _read_compacts(r: SchemaReader, node: Node | None) -> tuple[Compact, ...]:
     return tuple(compacts)
 
 
-def _read_registers(r: SchemaReader, node: Node | None) -> tuple[Register, ...]:
+def _read_registers(
+    r: SchemaReader, node: Node | None, lines: dict[str, int]
+) -> tuple[Register, ...]:
     """National registers whose licences cover only part of their country (``GPhC``: ``GB``).
+
+    ``lines`` gets each register's ``licence_types`` line, where lint names a type no
+    licence constraint uses (``lint.register_type_unused``).
 
     Each part a register covers must lie within its jurisdiction, and a licence type (in any
     letter case: the engine compares them so) is on one register per jurisdiction: two would
@@ -926,6 +932,7 @@ def _read_registers(r: SchemaReader, node: Node | None) -> tuple[Register, ...]:
                     "per jurisdiction; remove it from one",
                     g["licence_types"],
                 )
+        lines.setdefault(name, g["licence_types"].line if "licence_types" in g else item.line)
         registers.append(Register(name, frozenset(types), where, tuple(sorted(set(parts)))))
     return tuple(registers)
 
