@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from caseroute.cli import main
-from caseroute.domain.codec import SAFEGUARDING_NOTICE
+from caseroute.domain.codec import SAFEGUARDING_NOTICE, SAFEGUARDING_UNREAD_NOTICE
 from caseroute.testing import REFERENCE_RULESET, REPO_ROOT, SAFEGUARDING_RULE, ruleset_with_rules
 
 CASES = REPO_ROOT / "examples" / "cases"
@@ -141,3 +141,79 @@ def test_a_request_file_beside_a_broken_ruleset_still_gets_the_conventional_noti
     request = _request_file(tmp_path, ', "flags": ["safeguarding"], "flags": []}')
     code, err = _cli(capsys, "--ruleset", str(ruleset), "--request", str(request))
     assert (code, NOTICE in err) == (2, True)
+
+
+UNREAD = f"\n  - case: {SAFEGUARDING_UNREAD_NOTICE}\n"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        ', "flags": ["safeguarding"],}',  # a trailing comma
+        ", 'flags': ['safeguarding']}",  # single quotes
+        ', "flags": ["Safe\u00adguarding"] "x": 1}',  # a soft hyphen, then bad syntax
+        ', "flags": ["safeguarding"], "deep": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    ],
+)
+def test_a_flagged_case_file_that_is_no_json_gets_the_notice_first(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tail: str
+) -> None:
+    """No field can be read, so the flag is found in the text: the notice, then the error."""
+    case = _case_file(tmp_path, tail)
+    code, err = _cli(
+        capsys, "--ruleset", str(REFERENCE_RULESET), "--case", str(case), "--roster", ROSTER
+    )
+    assert code == 2
+    assert UNREAD in err
+    assert err.index(UNREAD) < err.index(str(case))
+
+
+def test_a_case_file_that_is_no_json_and_names_no_flag_gets_no_notice(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Bad syntax in an unflagged case: only the error (no notice raised for nothing)."""
+    case = _case_file(tmp_path, ', "flags": ["vip"],}')
+    code, err = _cli(
+        capsys, "--ruleset", str(REFERENCE_RULESET), "--case", str(case), "--roster", ROSTER
+    )
+    assert code == 2
+    assert "is not valid JSON" in err
+    assert SAFEGUARDING_UNREAD_NOTICE not in err
+
+
+def test_a_request_file_that_is_no_json_gets_the_notice_of_the_local_ruleset(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--request: the flag is looked for in the text, notice at ``request``."""
+    text = (REQUESTS / "decide-clinical-tx.json").read_text()
+    path = tmp_path / "request.json"
+    path.write_text(text.replace('"flags": [', '"flags": ["safeguarding",', 1).rstrip()[:-1] + ",}")
+    code, err = _cli(capsys, "--ruleset", str(REFERENCE_RULESET), "--request", str(path))
+    assert code == 2
+    assert f"\n  - request: {SAFEGUARDING_UNREAD_NOTICE}\n" in err
+
+
+def test_a_case_file_starting_with_a_byte_order_mark_is_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A UTF-8 BOM (Windows editors write one) is no content: the case is decided."""
+    case = tmp_path / "case.json"
+    case.write_bytes(b"\xef\xbb\xbf" + (CASES / "clinical-tx.json").read_bytes())
+    code = main(
+        [
+            "decide",
+            "--engine",
+            "python",
+            "--ruleset",
+            str(REFERENCE_RULESET),
+            "--case",
+            str(case),
+            "--roster",
+            ROSTER,
+            "--now",
+            "2026-11-21T10:00:00Z",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert "ASSIGN" in out

@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from caseroute.cli.output import UsageError
 from caseroute.cli.settings import add_settings, setting_origin
-from caseroute.domain.codec import json_refusal_notices, parse_timestamp
+from caseroute.domain.codec import (
+    json_refusal_notices,
+    parse_timestamp,
+    unreadable_json_notices,
+)
 from caseroute.domain.errors import FieldViolation
 from caseroute.domain.field_reader import beyond_utc
 from caseroute.domain.json_source import parse_json_bytes
@@ -51,12 +55,17 @@ def read_json(
             document, request=not members_under_root, safeguarding_flags=flags
         )
 
+    def unreadable(text: str) -> list[FieldViolation]:
+        flags = safeguarding_flags(None) if callable(safeguarding_flags) else safeguarding_flags
+        return unreadable_json_notices(text, root=what, safeguarding_flags=flags)
+
     return parse_json_bytes(
         data,
         root=what,
         source=str(path),
         members_under_root=members_under_root,
         refusal_notices=None if what == "roster" else notices,
+        unreadable_notices=None if what == "roster" else unreadable,
     )
 
 

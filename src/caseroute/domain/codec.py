@@ -102,6 +102,12 @@ SAFEGUARDING_NOTICE = (
 )
 
 
+SAFEGUARDING_UNREAD_NOTICE = (
+    "this file could not be read as JSON and it mentions the safeguarding flag: its case was "
+    "NOT routed; if it is a safeguarding concern, hand it to the safeguarding team now, then "
+    "fix the file and resend"
+)
+
 SPLIT_ROSTER = "split the roster by team or territory"
 """What to do about a roster over ``max_agents`` (the parsers and the code-built check)."""
 
@@ -426,6 +432,33 @@ def json_refusal_notices(
         if _says_safeguarding(sent, safeguarding_flags):
             notices.setdefault(path, FieldViolation(f"{path}.flags", SAFEGUARDING_NOTICE))
     return list(notices.values())
+
+
+def unreadable_json_notices(
+    text: str, *, root: str, safeguarding_flags: frozenset[str] = frozenset()
+) -> list[FieldViolation]:
+    """The safeguarding notice for a case or request file that is no JSON at all.
+
+    Nothing in it can be read as a field, so the flag is looked for in the text: NFKC
+    normalised, format characters (zero-width, soft hyphen) dropped, letter case folded. A
+    file that only mentions the word elsewhere (a note) gets the notice too: a notice on a
+    refusal costs a reader a glance, a missing one a safeguarding alert.
+
+    Args:
+        text: The file's text.
+        root: Where the notice is reported (``case`` or ``request``).
+        safeguarding_flags: Flags besides ``safeguarding`` that a ruleset in use names.
+
+    Returns:
+        The notice at ``root``, or nothing.
+    """
+    folded = "".join(
+        c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf"
+    ).casefold()
+    flags = {SAFEGUARDING_FLAG, *safeguarding_flags}
+    if any(flag.casefold() in folded for flag in flags if flag):
+        return [FieldViolation(root, SAFEGUARDING_UNREAD_NOTICE)]
+    return []
 
 
 def _preferred_agents(

@@ -80,6 +80,7 @@ def parse_json_bytes(
     source: str,
     members_under_root: bool = True,
     refusal_notices: Callable[[Any], list[FieldViolation]] | None = None,
+    unreadable_notices: Callable[[str], list[FieldViolation]] | None = None,
 ) -> Any:
     """Decode one strict JSON document.
 
@@ -94,6 +95,9 @@ def parse_json_bytes(
         refusal_notices: Given the decoded document when it is refused (it is JSON, only not
             strict JSON): the violations it returns come first, e.g. the safeguarding
             notice of a flagged case (``codec.json_refusal_notices``).
+        unreadable_notices: Given the text when it is no JSON at all (bad syntax, too deep):
+            the violations it returns come first (``codec.unreadable_json_notices``: a file
+            that mentions the safeguarding flag gets the notice, since no field can be read).
 
     Returns:
         The decoded value (dicts, lists, str, int, float, bool, None).
@@ -114,6 +118,9 @@ def parse_json_bytes(
                 )
             ]
         ) from None
+    # A byte order mark, as Windows editors write, is no content (RFC 8259 lets a reader
+    # ignore it): refusing it told an operator to "decode using utf-8-sig".
+    text = text.removeprefix("\ufeff")
     try:
         value = json.loads(
             text,
@@ -124,9 +131,11 @@ def parse_json_bytes(
         )
     except json.JSONDecodeError as exc:
         message = f"{source}:{exc.lineno}:{exc.colno}: {root} file is not valid JSON: {exc.msg}"
-        raise JsonSourceError([FieldViolation(root, message)]) from None
+        unread = unreadable_notices(text) if unreadable_notices is not None else []
+        raise JsonSourceError([*unread, FieldViolation(root, message)]) from None
     except RecursionError:
-        raise JsonSourceError([_too_deep(root, source)]) from None
+        unread = unreadable_notices(text) if unreadable_notices is not None else []
+        raise JsonSourceError([*unread, _too_deep(root, source)]) from None
     violations = _check(value, root, source, members_under_root)
     if violations:
         # A document refused here never reaches the parser that gives a refused case its
