@@ -86,8 +86,9 @@ def measure(
         servicer = servicer_module.RoutingServicer(audited_core(registry, Path(tmp)))
         if front:
 
-            def command_only(_context: Any, _level: int, command: Any, _build: Any) -> Any:
-                command()
+            def command_only(_context: Any, _level: int, command: Any, *rest: Any) -> Any:
+                # (rosters, build) since f9dc0fc (the call's roster store), (build) before.
+                command(*rest[:-1])
                 return pb.DecideResponse()
 
         for size in sizes:
