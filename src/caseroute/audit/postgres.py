@@ -61,7 +61,7 @@ from caseroute.audit.record import (
     text_hash,
     with_hashed_text,
 )
-from caseroute.audit.roster_blob import assemble_roster, manifest_keys, too_often_listed
+from caseroute.audit.roster_blob import RosterTooLargeError, assemble_roster, bounded_roster
 from caseroute.audit.sql_appends import (
     RECORD_REFUSED,
     WRITE_UNAVAILABLE,
@@ -87,7 +87,7 @@ from caseroute.audit.sql_rows import (
     record_values,
     require_key_fingerprint,
 )
-from caseroute.audit.store import KeyMismatchError, RosterTooLargeError
+from caseroute.audit.store import KeyMismatchError
 from caseroute.domain.errors import (
     AuditUnavailableError,
     IdempotencyConflictError,
@@ -687,17 +687,12 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                     "FROM blobs WHERE sha256 = %s",
                     (max_bytes, sha256),
                 ).fetchone()
-                if row is None or row[0] not in (BlobKind.ROSTER, BlobKind.ROSTER_PARTS):
+                stored = bounded_roster(row, max_agents=max_agents, max_bytes=max_bytes)
+                if stored is None:
                     return None
-                kind, size, content = row
-                if content is None or type(content) is not str:
-                    raise RosterTooLargeError(f"{size} bytes, over {max_bytes}")
-                if kind == BlobKind.ROSTER:
-                    return content
-                keys = manifest_keys(content)
-                wanted = sorted(set(keys))
-                if len(wanted) > max_agents or too_often_listed(keys):
-                    raise RosterTooLargeError(f"its manifest lists {len(keys)} chunks")
+                if stored.manifest is None:
+                    return stored.whole
+                content, wanted = stored.manifest, list(stored.chunks)
                 bounded(conn)
                 rows = conn.execute(
                     "SELECT sha256, CASE WHEN total <= %s THEN content END, total FROM "

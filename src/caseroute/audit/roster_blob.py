@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from caseroute.audit.record import Blob, BlobKind
 
@@ -192,3 +193,59 @@ def assemble_roster(manifest: str, chunks: Mapping[str, str]) -> str | None:
     # Invariant: the header is canonical JSON of {"snapshot_id", "taken_at"}, and "agents" sorts
     # before both, so the roster's text is the agents' list then the header's members.
     return '{"agents":[' + ",".join(texts) + "]," + header[1:]
+
+
+class RosterTooLargeError(Exception):
+    """A roster snapshot in the log is larger than a bounded read would take (says by how much).
+
+    Its message carries sizes only, never content: rosters are staff data, and it is logged.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRoster:
+    """What a snapshot's blob row says is left to read (``bounded_roster``).
+
+    Attributes:
+        whole: The roster's text, stored whole (nothing left to read); None for a manifest.
+        manifest: The manifest's text, whose chunks are to be read; None when stored whole.
+        chunks: The manifest's distinct chunk keys, sorted (empty when stored whole).
+    """
+
+    whole: str | None
+    manifest: str | None
+    chunks: tuple[str, ...]
+
+
+def bounded_roster(
+    row: Sequence[object] | None, *, max_agents: int, max_bytes: int
+) -> StoredRoster | None:
+    """A snapshot's blob row read for a caller within bounds, before any chunk is fetched.
+
+    For ``roster_text`` of both stores: their query gives ``row`` as (kind, size of the content
+    in bytes, the content or None when larger than ``max_bytes``), or None when no row holds
+    the key.
+
+    Returns:
+        What is left to read, or None when the row is no roster (another kind of blob, or an
+        edited value where text should be).
+
+    Raises:
+        RosterTooLargeError: If the content is larger than ``max_bytes``, or the manifest
+            lists more chunks than ``max_agents`` (a chunk holds at least one agent) or one
+            chunk too often (a manifest caseroute never writes).
+    """
+    if row is None or row[0] not in (BlobKind.ROSTER.value, BlobKind.ROSTER_PARTS.value):
+        return None
+    kind, size, content = row
+    if content is None:
+        raise RosterTooLargeError(f"{size} bytes, over {max_bytes}")
+    if type(content) is not str:  # bytes: an edited value, no roster (verify says so)
+        return None
+    if kind == BlobKind.ROSTER.value:
+        return StoredRoster(content, None, ())
+    keys = manifest_keys(content)
+    wanted = tuple(sorted(set(keys)))
+    if len(wanted) > max_agents or too_often_listed(keys):
+        raise RosterTooLargeError(f"its manifest lists {len(keys)} chunks")
+    return StoredRoster(None, content, wanted)

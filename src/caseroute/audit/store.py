@@ -42,7 +42,7 @@ from caseroute.audit.record import (
     text_hash,
     with_hashed_text,
 )
-from caseroute.audit.roster_blob import assemble_roster, manifest_keys, too_often_listed
+from caseroute.audit.roster_blob import RosterTooLargeError, assemble_roster, bounded_roster
 from caseroute.audit.sql_appends import (
     WRITE_UNAVAILABLE,
     AppendQueue,
@@ -94,6 +94,7 @@ __all__ = [
     "KeyEra",
     "KeyMismatchError",
     "RecordRow",
+    "RosterTooLargeError",
     "SqliteAuditStore",
     "era_of",
     "record_from_row",
@@ -333,13 +334,6 @@ class KeyMismatchError(Exception):
 
 PROGRESS_STEPS = 1000
 """SQLite virtual-machine steps between checks of a bounded read's deadline (a few us each)."""
-
-
-class RosterTooLargeError(Exception):
-    """A roster snapshot in the log is larger than a bounded read would take (says by how much).
-
-    Its message carries sizes only, never content: rosters are staff data, and it is logged.
-    """
 
 
 NEW_LOG_PAGE_SIZE = 2048
@@ -921,21 +915,15 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 "FROM blobs WHERE sha256 = ? LIMIT 2",
                 (max_bytes, sha256),
             )
-            roster_kinds = (BlobKind.ROSTER.value, BlobKind.ROSTER_PARTS.value)
-            if len(rows) != 1 or rows[0][0] not in roster_kinds:
+            stored = bounded_roster(
+                rows[0] if len(rows) == 1 else None, max_agents=max_agents, max_bytes=max_bytes
+            )
+            if stored is None:
                 return None
-            kind, size, content = rows[0]
-            if content is None:
-                raise RosterTooLargeError(f"{size} bytes, over {max_bytes}")
-            if type(content) is not str:  # bytes: an edited value, no roster (verify says so)
-                return None
-            if kind == BlobKind.ROSTER.value:
-                return content
-            keys = manifest_keys(content)
-            wanted = sorted(set(keys))
-            if len(wanted) > max_agents or too_often_listed(keys):
-                raise RosterTooLargeError(f"its manifest lists {len(keys)} chunks")
-            total = int(size)
+            if stored.manifest is None:
+                return stored.whole
+            wanted = stored.chunks
+            total = len(stored.manifest.encode())
             for start in range(0, len(wanted), CHUNKS_PER_READ):
                 part = wanted[start : start + CHUNKS_PER_READ]
                 marks = ", ".join("?" * len(part))
@@ -947,7 +935,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 total += int(part_bytes)
                 if total > max_bytes:
                     raise RosterTooLargeError(f"over {total} bytes, more than {max_bytes}")
-            return assemble_roster(content, self._chunks(wanted))
+            return assemble_roster(stored.manifest, self._chunks(wanted))
 
     @contextmanager
     def _interrupted_after(self, seconds: float) -> Iterator[None]:
