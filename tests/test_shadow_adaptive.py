@@ -29,36 +29,15 @@ from caseroute.registry import RulesetRegistry
 from caseroute.service import DecideCommand, RoutingCore
 from caseroute.shadow import ShadowRunner
 from caseroute.testing import (
-    MINIMAL_HEADER,
     NOW,
     audit_config,
     make_agent,
     make_case,
     make_roster,
-    ruleset_with_rules,
 )
+from tests.replay.test_replay_adaptive import BASE
 
 WAIT_S = 30.0  # an upper bound for an event that should come at once; never a sleep
-HEADER = (
-    MINIMAL_HEADER
-    + """\
-ladders:
-  lang:
-    - step: any-language
-      after: {routine: 10m, urgent: 10m}
-      prefer: [language]
-      why: A nurse with an interpreter beats a longer wait.
-continuity:
-  window: 365d
-  hold: {routine: 15m}
-"""
-)
-RULES = """\
-  - id: rest
-    when: true
-    then: {route: {queue: by_intent, reason: rest, soft: [language], ladder: lang}}
-"""
-BASE = ruleset_with_rules(RULES, HEADER)
 STEP_AFTER = "{routine: 10m, urgent: 10m}"
 HOLD = "hold: {routine: 15m}"
 

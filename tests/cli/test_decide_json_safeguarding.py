@@ -30,6 +30,13 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+def _dry_run(capsys: pytest.CaptureFixture[str], case: Path) -> tuple[int, str]:
+    """`caseroute decide` of ``case`` against the reference ruleset and example roster."""
+    return _cli(
+        capsys, "--ruleset", str(REFERENCE_RULESET), "--case", str(case), "--roster", ROSTER
+    )
+
+
 def _case_file(tmp_path: Path, tail: str) -> Path:
     """examples/cases/safeguarding.json without its flags, then ``tail`` closing the object."""
     data = json.loads((CASES / "safeguarding.json").read_text())
@@ -120,15 +127,7 @@ def test_an_unflagged_case_file_with_a_repeated_key_gets_no_notice(
 ) -> None:
     """The control: the refusal alone, no notice."""
     case = _case_file(tmp_path, ', "flags": ["vip"], "flags": []}')
-    code, err = _cli(
-        capsys,
-        "--ruleset",
-        str(REFERENCE_RULESET),
-        "--case",
-        str(case),
-        "--roster",
-        ROSTER,
-    )
+    code, err = _dry_run(capsys, case)
     assert (code, SAFEGUARDING_NOTICE in err, DUPLICATE in err) == (2, False, True)
 
 
@@ -160,9 +159,7 @@ def test_a_flagged_case_file_that_is_no_json_gets_the_notice_first(
 ) -> None:
     """No field can be read, so the flag is found in the text: the notice, then the error."""
     case = _case_file(tmp_path, tail)
-    code, err = _cli(
-        capsys, "--ruleset", str(REFERENCE_RULESET), "--case", str(case), "--roster", ROSTER
-    )
+    code, err = _dry_run(capsys, case)
     assert code == 2
     assert UNREAD in err
     assert err.index(UNREAD) < err.index(str(case))
@@ -173,9 +170,7 @@ def test_a_case_file_that_is_no_json_and_names_no_flag_gets_no_notice(
 ) -> None:
     """Bad syntax in an unflagged case: only the error (no notice raised for nothing)."""
     case = _case_file(tmp_path, ', "flags": ["vip"],}')
-    code, err = _cli(
-        capsys, "--ruleset", str(REFERENCE_RULESET), "--case", str(case), "--roster", ROSTER
-    )
+    code, err = _dry_run(capsys, case)
     assert code == 2
     assert "is not valid JSON" in err
     assert SAFEGUARDING_UNREAD_NOTICE not in err
