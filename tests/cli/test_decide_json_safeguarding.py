@@ -212,3 +212,26 @@ def test_a_case_file_starting_with_a_byte_order_mark_is_read(
     out, err = capsys.readouterr()
     assert (code, err) == (0, "")
     assert "ASSIGN" in out
+
+
+def _flagged_bytes(encode: str) -> bytes:
+    """examples/cases/safeguarding.json encoded so, or its flag escaped in a broken file."""
+    text = (CASES / "safeguarding.json").read_text()
+    if encode == "escaped":  # a writer that escapes letters, then a trailing comma
+        return (text.replace("safeguarding", "safeguard\\u0069ng").rstrip()[:-1] + ",}").encode()
+    if encode == "latin-1":  # an editor's legacy encoding: one non-UTF-8 byte in a note
+        return (text.rstrip()[:-1] + ', "note": "caf\u00e9"}').encode("latin-1")
+    return text.encode(encode)
+
+
+@pytest.mark.parametrize("encode", ["utf-16", "utf-16-le", "utf-16-be", "latin-1", "escaped"])
+def test_a_flagged_case_file_in_another_encoding_or_escaped_gets_the_notice_first(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, encode: str
+) -> None:
+    """UTF-16 (PowerShell's `>`), Latin-1, JSON escapes: still refused, the notice first."""
+    case = tmp_path / "case.json"
+    case.write_bytes(_flagged_bytes(encode))
+    code, err = _dry_run(capsys, case)
+    assert code == 2
+    assert UNREAD in err
+    assert err.index(UNREAD) < err.index(str(case))

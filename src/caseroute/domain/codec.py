@@ -434,15 +434,33 @@ def json_refusal_notices(
     return list(notices.values())
 
 
+_JSON_ESCAPE = re.compile(
+    r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})"
+)
+"""A JSON unicode escape (backslash, u, four hex digits), or two spelling a surrogate pair."""
+_UNSEEN = frozenset({"Cc", "Cf", "Cs"})
+"""Unicode categories dropped before looking for a flag: control, format, lone surrogates."""
+
+
+def _unescape(match: re.Match[str]) -> str:
+    """The character a ``_JSON_ESCAPE`` match stands for."""
+    single = match.group(3)
+    if single is not None:
+        return chr(int(single, 16))
+    high, low = int(match.group(1), 16), int(match.group(2), 16)
+    return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+
+
 def unreadable_json_notices(
     text: str, *, root: str, safeguarding_flags: frozenset[str] = frozenset()
 ) -> list[FieldViolation]:
     """The safeguarding notice for a case or request file that is no JSON at all.
 
-    Nothing in it can be read as a field, so the flag is looked for in the text: NFKC
-    normalised, format characters (zero-width, soft hyphen) dropped, letter case folded. A
-    file that only mentions the word elsewhere (a note) gets the notice too: a notice on a
-    refusal costs a reader a glance, a missing one a safeguarding alert.
+    Nothing in it can be read as a field, so the flag is looked for in the text: JSON escapes
+    read, NFKC normalised, format and control characters (zero-width, soft hyphen, NUL)
+    dropped, letter case folded. A file that only mentions the word elsewhere (a note) gets the
+    notice too: a notice on a refusal costs a reader a glance, a missing one a safeguarding
+    alert.
 
     Args:
         text: The file's text.
@@ -452,8 +470,13 @@ def unreadable_json_notices(
     Returns:
         The notice at ``root``, or nothing.
     """
+    # JSON escapes (``safeguard\\u0069ng``) read as what they stand for, and control characters
+    # dropped as format characters are: a file in UTF-16 without a byte order mark is valid
+    # UTF-8 with a NUL beside every ASCII letter.
     folded = "".join(
-        c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf"
+        c
+        for c in unicodedata.normalize("NFKC", _JSON_ESCAPE.sub(_unescape, text))
+        if unicodedata.category(c) not in _UNSEEN
     ).casefold()
     flags = {SAFEGUARDING_FLAG, *safeguarding_flags}
     if any(flag.casefold() in folded for flag in flags if flag):

@@ -9,6 +9,7 @@ caller never sees a traceback for a bad file.
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 from collections.abc import Callable
@@ -95,8 +96,9 @@ def parse_json_bytes(
         refusal_notices: Given the decoded document when it is refused (it is JSON, only not
             strict JSON): the violations it returns come first, e.g. the safeguarding
             notice of a flagged case (``codec.json_refusal_notices``).
-        unreadable_notices: Given the text when it is no JSON at all (bad syntax, too deep):
-            the violations it returns come first (``codec.unreadable_json_notices``: a file
+        unreadable_notices: Given the text when it is no JSON at all (bad syntax, too deep;
+            not UTF-8: its text read leniently, ``_lenient_text``): the violations it returns
+            come first (``codec.unreadable_json_notices``: a file
             that mentions the safeguarding flag gets the notice, since no field can be read).
 
     Returns:
@@ -109,13 +111,17 @@ def parse_json_bytes(
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        # Read leniently for the notices only: Windows PowerShell's `>` and Notepad's
+        # "Unicode" write UTF-16, and a flagged case refused without its notice is missed.
+        unread = unreadable_notices(_lenient_text(data)) if unreadable_notices is not None else []
         raise JsonSourceError(
             [
+                *unread,
                 FieldViolation(
                     root,
                     f"{source}: not UTF-8 text (invalid byte at offset {exc.start}); "
                     "save it as UTF-8",
-                )
+                ),
             ]
         ) from None
     # A byte order mark, as Windows editors write, is no content (RFC 8259 lets a reader
@@ -144,6 +150,13 @@ def parse_json_bytes(
         notices = refusal_notices(value) if refusal_notices is not None else []
         raise JsonSourceError(notices + violations)
     return value
+
+
+def _lenient_text(data: bytes) -> str:
+    """Bytes that are not UTF-8 as text to look for words in: UTF-16 by its BOM, else U+FFFD."""
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):  # UTF-32 LE's BOM too
+        return data.decode("utf-16", errors="replace")
+    return data.decode("utf-8", errors="replace")
 
 
 def readings(node: object, key: str) -> list[Any]:
