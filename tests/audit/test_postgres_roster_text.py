@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any
 
 import psycopg
 import pytest
@@ -101,3 +103,25 @@ def test_a_read_past_its_time_is_unavailable(sink: PostgresAuditSink, pg_url: st
             sink.roster_text(SHA, timeout_s=0.2, max_agents=40, max_bytes=BIG)
         locker.rollback()
     assert sink.roster_text(SHA, timeout_s=5, max_agents=40, max_bytes=BIG) == roster_json(ROSTER)
+
+
+def test_no_part_of_a_lookup_is_bounded_past_its_time(
+    sink: PostgresAuditSink, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkout's check and the reads are cut within ``timeout_s``, not the writer's 1 s.
+
+    Each is cut client-side by the watchdog after the seconds it is given: a frozen server
+    held a lookup with 0.2 s to spend for the check's 1 s, past a short call's deadline.
+    """
+    _store(pg_url, _in_parts())
+    given: list[float] = []
+    real = sink._bounded
+
+    def spy(conn: psycopg.Connection[Any], seconds: float) -> AbstractContextManager[None]:
+        given.append(seconds)
+        return real(conn, seconds)
+
+    monkeypatch.setattr(sink, "_bounded", spy)
+    assert sink.roster_text(SHA, timeout_s=0.2, max_agents=40, max_bytes=BIG) == roster_json(ROSTER)
+    assert len(given) == 2  # the pool's check on checkout, then the reads
+    assert [seconds <= 0.2 for seconds in given] == [True, True]

@@ -183,6 +183,9 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self._known: OrderedDict[str, None] = OrderedDict()
         self._known_lock = threading.Lock()
         self._pinned = threading.local()  # .conn: this thread's ``snapshot`` connection
+        # .at: when this thread's roster lookup must end (``roster_text``), which bounds the
+        # pool's check of the connection it checks out as well as its reads.
+        self._lookup = threading.local()
         self._queue = AppendQueue()  # SimpleQueue: no condition variable (sql_appends.Outcome)
         # Invariant: nothing is queued after the writer's stop marker (it would wait forever).
         self._closed = False
@@ -293,13 +296,19 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         A writer's check is cut after ``DOWN_WAIT_S`` (or ``timeout_s`` if shorter): an idle
         session of a live server answers an empty query in a round trip, and a frozen one
         never does. A failed check means the server dropped the session or does not answer:
-        the database counts as unreachable (``_connection`` then waits ``DOWN_WAIT_S``).
+        the database counts as unreachable (``_connection`` then waits ``DOWN_WAIT_S``). A
+        roster lookup's check is cut by the lookup's deadline if that comes first
+        (``roster_text``: a caller is waiting, with less time than a writer has).
 
         Raises:
             psycopg.Error: If the connection does not work (the pool discards it).
         """
+        seconds = min(self._timeout_s, DOWN_WAIT_S)
+        until: float | None = getattr(self._lookup, "at", None)
+        if until is not None:  # a caller waiting on a roster lookup: no longer than it may take
+            seconds = min(seconds, max(0.0, until - time.monotonic()))
         try:
-            with self._bounded(conn, min(self._timeout_s, DOWN_WAIT_S)):
+            with self._bounded(conn, seconds):
                 ConnectionPool.check_connection(conn)
         except Exception:
             self._unreachable = True
@@ -643,8 +652,10 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
 
         For a replica asked for a roster by its ``roster_sha256`` alone that another replica
         stored (``grpc_api.roster_log``): a caller is waiting, so the read is bounded in time
-        and size, unlike an auditor's ``get_blob``. At most ``timeout_s`` to get a connection,
-        and each statement (``SET LOCAL statement_timeout``) at most what is left of it; the
+        and size, unlike an auditor's ``get_blob``. At most ``timeout_s`` to get a connection
+        (the pool's check of it included), and each statement (``SET LOCAL
+        statement_timeout``, and the watchdog for a server that answers nothing) at most what
+        is left of it; the
         content is not sent when it is larger than ``max_bytes`` (the chunks summed), nor
         chunks read when the manifest lists more than ``max_agents`` (a chunk holds at least
         one agent). A database error is logged here (its password scrubbed); the caller logs
@@ -673,11 +684,13 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 raise AuditUnavailableError(READ_UNAVAILABLE)
             conn.execute("SELECT set_config('statement_timeout', %s, true)", (f"{left_ms}ms",))
 
+        self._lookup.at = deadline  # the pool's check on checkout too (_check_connection)
         try:
             with (
                 self._pool.connection(timeout=timeout_s) as conn,
-                # A server that answers nothing cannot fire statement_timeout: cut client-side.
-                self._bounded(conn, timeout_s),
+                # A server that answers nothing cannot fire statement_timeout: cut client-side,
+                # by the lookup's deadline (the checkout may have spent some of it).
+                self._bounded(conn, max(0.0, deadline - time.monotonic())),
                 conn.transaction(),
             ):
                 bounded(conn)
@@ -711,6 +724,8 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 self._scrub(exc),
             )
             raise AuditUnavailableError(READ_UNAVAILABLE) from None
+        finally:
+            self._lookup.at = None
         chunks: dict[str, str] = {}
         for key, chunk, total in rows:
             if chunk is None:
