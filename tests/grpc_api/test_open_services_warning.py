@@ -27,6 +27,9 @@ EVERYWHERE = "0.0.0.0"  # noqa: S104 - the bind address under test
         ("::1", False),
         ("[::1]", False),
         ("localhost", False),
+        ("127.1", False),  # shorthand for 127.0.0.1, as the resolver reads it
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
+        ("::ffff:10.0.0.1", True),
         ("LocalHost", False),
         (EVERYWHERE, True),
         ("::", True),

@@ -26,6 +26,7 @@ import contextvars
 import hmac
 import ipaddress
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,9 +162,15 @@ def listens_beyond_host(host: str) -> bool:
     if name.lower() == "localhost":
         return False
     try:
-        return not ipaddress.ip_address(name).is_loopback
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
     except ValueError:
-        return True
+        try:  # the shorthand the resolver reads too: 127.1 is 127.0.0.1
+            address = ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return True  # a name: it may resolve to any interface
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
+    return not address.is_loopback
 
 
 def open_service_warnings(host: str, audit: AccessPolicy, caller: AccessPolicy) -> tuple[str, ...]:

@@ -271,9 +271,10 @@ def define_metrics(registry: CollectorRegistry | None) -> Metrics:
         ),
         roster_log_lookups=counter(
             "roster_log_lookups",
-            "Rosters named by roster_sha256 alone that this replica had not seen, looked up in "
-            "the decision log replicas share (PostgreSQL), by result (loaded, not_stored, "
-            "unreadable, too_large, refused, edited, busy, no_time, error).",
+            "Rosters named by roster_sha256 alone that this worker had not seen, looked up in "
+            "the decision log it shares (SQLite: the server's workers; PostgreSQL: replicas "
+            "too), by result (loaded, not_stored, unreadable, too_large, refused, edited, "
+            "busy, no_time, error).",
             ("result",),
         ),
     )
