@@ -116,3 +116,10 @@ def test_readings_lists_every_copy_of_a_key_in_document_order() -> None:
             refusal_notices=lambda doc: [FieldViolation("seen", str(readings(doc, "a")))],
         )
     assert FieldViolation("seen", "[1, 2, 3]") == caught.value.violations[0]
+
+
+def test_a_request_whose_cases_is_no_list_has_no_case_to_read() -> None:
+    """``cases`` given as something other than a list (in any copy): no case, no notice."""
+    from caseroute.domain.codec import json_refusal_notices
+
+    assert json_refusal_notices({"cases": "safeguarding"}, request=True) == []

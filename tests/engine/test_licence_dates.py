@@ -209,3 +209,35 @@ def test_licence_changes_at_without_a_dated_change() -> None:
     assert licence_gain_instants(unlicensed, now) == []
     assert licence_changes_at(need, lpn, now) is None
     assert licence_changes_at(need, forever, now) is None
+
+
+def test_instants_past_the_calendar_s_ends_never_come() -> None:
+    """A membership dated year 1 has no midnight before it at a positive offset: skipped."""
+    from caseroute.engine.licence_dates import _midnights  # the arithmetic, alone
+
+    first = date(1, 1, 1)
+    after = datetime(1, 1, 1, tzinfo=UTC)
+    # GB's greatest offset is +1 h: its midnight would fall before year 1 (no such instant),
+    # and at +0 it is not after `after`. US-TX's are negative: later in UTC, both kept.
+    assert _midnights([first], ["GB"], after) == []
+    assert _midnights([first], ["US-TX"], after) == [
+        datetime(1, 1, 1, 5, tzinfo=UTC),
+        datetime(1, 1, 1, 7, tzinfo=UTC),
+    ]
+
+
+def test_a_need_taken_on_its_own_day_is_the_same_need() -> None:
+    """need_at of an instant on the same local days is the need itself; no licence: no check."""
+    from caseroute.engine.matching import licence_failure, need_at
+
+    now = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+    compiled = LOADED[EngineKind.PYTHON].compiled
+    requirements = {
+        rule.rule_id: rule.action.requirements
+        for rule in compiled.rules
+        if isinstance(rule.action, RouteAction)
+    }
+    need = build_need(make_case(), requirements["clinical"], compiled, now)
+    assert need_at(need, now + timedelta(minutes=1)) is need
+    unlicensed = build_need(make_case(intent=Intent.BILLING), requirements["rest"], compiled, now)
+    assert licence_failure(unlicensed, make_agent("x")) is None

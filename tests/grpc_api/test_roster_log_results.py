@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -17,6 +18,7 @@ from caseroute.audit.store import RosterTooLargeError
 from caseroute.domain.errors import AuditUnavailableError
 from caseroute.domain.fingerprint import roster_json, roster_sha256
 from caseroute.domain.limits import InputLimits
+from caseroute.grpc_api import roster_log
 from caseroute.grpc_api.roster_cache import RosterCache
 from caseroute.grpc_api.roster_log import MAX_LOOKUPS, RESULTS, RosterLog
 from caseroute.metrics import MetricsRecorder, define_metrics
@@ -140,3 +142,54 @@ def test_the_metric_counts_by_result() -> None:
     sample = registry.get_sample_value
     assert sample("caseroute_roster_log_lookups_total", {"result": "not_stored"}) == 2.0
     assert sample("caseroute_roster_log_lookups_total", {"result": "loaded"}) is None
+
+
+def test_calls_for_a_roster_being_looked_up_share_the_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second call for the same roster waits for the first's lookup and gets its roster."""
+    entered, waiting, release = threading.Semaphore(0), threading.Semaphore(0), threading.Event()
+    reads: list[str] = []
+
+    class NotedWait(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waiting.release()  # a follower has started waiting on the leader
+            return super().wait(timeout)
+
+    @dataclass
+    class Flight:
+        done: threading.Event = field(default_factory=NotedWait)
+        result: object = None
+
+    monkeypatch.setattr(roster_log, "_Flight", Flight)
+
+    class Slow:
+        def roster_text(
+            self, sha256: str, *, timeout_s: float, max_agents: int, max_bytes: int
+        ) -> str | None:
+            del timeout_s, max_agents, max_bytes
+            reads.append(sha256)
+            entered.release()
+            release.wait()
+            return roster_json(ROSTER)
+
+    seen: list[str] = []
+    loader = RosterLog(Slow(), RosterCache(), max_bytes=1 << 20, observer=seen.append)
+    found: list[object] = []
+
+    def call() -> None:
+        found.append(loader.load(SHA, InputLimits(), 30.0))
+
+    leader = threading.Thread(target=call)
+    leader.start()
+    assert entered.acquire(timeout=30)  # the leader is reading
+    follower = threading.Thread(target=call)
+    follower.start()
+    assert waiting.acquire(timeout=30)  # the follower waits for the leader's lookup
+    release.set()
+    for thread in (leader, follower):
+        thread.join(30)
+    assert reads == [SHA]  # one read of the log for both calls
+    assert len(found) == 2
+    assert all(known is not None for known in found)
+    assert seen == ["loaded"]  # counted once: one lookup
