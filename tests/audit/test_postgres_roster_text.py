@@ -125,3 +125,11 @@ def test_no_part_of_a_lookup_is_bounded_past_its_time(
     assert sink.roster_text(SHA, timeout_s=0.2, max_agents=40, max_bytes=BIG) == roster_json(ROSTER)
     assert len(given) == 2  # the pool's check on checkout, then the reads
     assert [seconds <= 0.2 for seconds in given] == [True, True]
+
+
+def test_a_lookup_with_no_time_left_reads_nothing(sink: PostgresAuditSink, pg_url: str) -> None:
+    """A deadline already past when the statements would run: AuditUnavailableError, no read."""
+    _store(pg_url, _in_parts())
+    assert sink.roster_text(SHA, timeout_s=5, max_agents=40, max_bytes=BIG) is not None  # warm
+    with pytest.raises(AuditUnavailableError):
+        sink.roster_text(SHA, timeout_s=0, max_agents=40, max_bytes=BIG)
