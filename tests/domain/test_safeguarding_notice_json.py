@@ -123,3 +123,12 @@ def test_a_request_whose_cases_is_no_list_has_no_case_to_read() -> None:
     from caseroute.domain.codec import json_refusal_notices
 
     assert json_refusal_notices({"cases": "safeguarding"}, request=True) == []
+
+
+def test_a_broken_file_spelling_the_flag_in_escapes_gets_the_notice() -> None:
+    """Single escapes and surrogate pairs are decoded before the flag is looked for."""
+    from caseroute.domain.codec import unreadable_json_notices
+
+    text = '{"note": "\\ud83d\\ude00", "flags": ["\\u0073afeguarding"],}'
+    assert [v.field for v in unreadable_json_notices(text, root="case")] == ["case"]
+    assert unreadable_json_notices('{"note": "\\ud83d\\ude00",}', root="case") == []

@@ -295,3 +295,13 @@ def test_a_register_type_in_another_letter_case_is_not_warned_about() -> None:
     header = HEADER.replace("licence_types: [pharmacist]", "licence_types: [Pharmacist]")
     compiled = compile_text(ruleset_with_rules(ROUTE, header))
     assert [p for p in compiled.warnings if p.code == "lint.register_type_unused"] == []
+
+
+def test_a_register_with_a_bad_jurisdiction_is_one_error_not_one_per_part() -> None:
+    """`jurisdiction: gb!` is refused once; its parts are not judged against it too."""
+    text = ruleset_with_rules(ROUTE, HEADER.replace("jurisdiction: GB\n", "jurisdiction: gb!\n"))
+    with pytest.raises(RulesetError) as caught:
+        compile_text(text)
+    errors = _errors(caught.value)
+    assert [p.code for p in errors] == ["schema.format"]  # the jurisdiction's, alone
+    assert "jurisdiction" in errors[0].message

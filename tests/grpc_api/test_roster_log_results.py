@@ -193,3 +193,16 @@ def test_calls_for_a_roster_being_looked_up_share_the_lookup(
     assert len(found) == 2
     assert all(known is not None for known in found)
     assert seen == ["loaded"]  # counted once: one lookup
+
+
+def test_a_call_s_store_serves_its_loaded_roster_and_defers_the_rest() -> None:
+    """The loaded roster is found by its hash whatever the cache did; anything else defers."""
+    from caseroute.grpc_api.servicer import _Loaded
+    from caseroute.wire.convert import roster_to_proto
+
+    known = RosterCache().parse(roster_to_proto(ROSTER), limits=InputLimits())
+    store = _Loaded(RosterCache(), known)  # the call's cache has evicted it meanwhile
+    assert store.find(SHA, limits=InputLimits()) is known
+    assert store.find(roster_sha256(OTHER), limits=InputLimits()) is None
+    parsed = store.parse(roster_to_proto(OTHER), limits=InputLimits())
+    assert parsed.fingerprint.sha256 == roster_sha256(OTHER)
