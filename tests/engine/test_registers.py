@@ -120,6 +120,33 @@ def test_a_northern_ireland_prescription_goes_to_the_psni_pharmacist() -> None:
     assert england.agent_id == "a-gphc"
 
 
+@pytest.mark.parametrize("where", ["GB-KEN", "GB-LND", "GB-MAN", "GB-EDH", "GB-CRF"])
+def test_a_gb_pharmacist_is_licensed_in_a_council_area_of_great_britain(where: str) -> None:
+    """Kent, London, Manchester, Edinburgh, Cardiff lie within the register's nations (ISO)."""
+    assert _valid(Licence("pharmacist", "GB", LATER), where) == (True, "pharmacist GB")
+
+
+@pytest.mark.parametrize("where", ["GB-BFS", "GB-ABC", "GB-DRS"])
+def test_a_gb_pharmacist_is_not_licensed_in_a_council_area_of_northern_ireland(where: str) -> None:
+    """Belfast and the other Northern Ireland districts lie within GB-NIR: outside the GPhC."""
+    assert _valid(Licence("pharmacist", "GB", LATER), where) == (
+        False,
+        f"pharmacist GB (GPhC registers pharmacist for GB-ENG, GB-SCT, GB-WLS only, not {where})",
+    )
+
+
+def test_a_kent_prescription_goes_to_the_gb_pharmacist_and_a_belfast_one_does_not() -> None:
+    """Decided end to end: GB-KEN is assigned, GB-BFS queues for nobody (fail safe)."""
+    gphc = make_agent("gphc", licences=(Licence("pharmacist", "GB", LATER),))
+    kent = _decide_prescription(gphc, location="GB-KEN")
+    belfast = _decide_prescription(gphc, location="GB-BFS")
+    assert (kent.outcome, kent.agent_id, belfast.outcome) == (
+        Outcome.ASSIGN,
+        "gphc",
+        Outcome.QUEUE,
+    )
+
+
 def _errors(error: RulesetError) -> list[Problem]:
     """The errors among a load's problems (the minimal header also draws warnings)."""
     return [p for p in error.problems if p.severity is Severity.ERROR]

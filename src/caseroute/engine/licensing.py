@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from caseroute.domain.jurisdiction import LICENSED_BY_SUBDIVISION, needs_subdivision
 from caseroute.domain.roster import Licence
+from caseroute.domain.territory import iso_within
 from caseroute.engine.local_days import LocalDays
 from caseroute.rules.model import Compact, Register
 
@@ -128,11 +129,14 @@ def licence_valid_at(
     if (
         register is not None
         and covers(licence.jurisdiction, location)
-        and not any(covers(part, location) for part in register.covers)
+        and not any(iso_within(part, location) for part in register.covers)
     ):
-        # Fail safe: a patient located only as the whole country (``GB``) may be in the part
-        # the register leaves out, so that is not covered either. No compact grants it: the
-        # place is within the licence's own country, where the register's remit is the law.
+        # A part covers what lies within it by ISO 3166-2 (``GB-KEN``, Kent, is in ``GB-ENG``;
+        # ``GB-BFS``, Belfast, is in ``GB-NIR``), never by a ruleset's areas: only facts about
+        # places widen a licence. Fail safe: a patient located only as the whole country
+        # (``GB``) may be in the part the register leaves out, so that is not covered either.
+        # No compact grants it: the place is within the licence's own country, where the
+        # register's remit is the law.
         return False, (
             f"{name} ({register.name} registers {licence.type} for "
             f"{', '.join(register.covers)} only, not {location})"
