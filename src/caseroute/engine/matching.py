@@ -16,7 +16,8 @@ from caseroute.domain.case import Case, RequiredSkill
 from caseroute.domain.decision import AgentVerdict, CheckFailure
 from caseroute.domain.jurisdiction import SUBDIVISION_EXAMPLE, licensing_code, needs_subdivision
 from caseroute.domain.roster import Agent, AgentStatus, Role, Roster
-from caseroute.engine.licensing import CompactView, covers, licence_valid_at
+from caseroute.domain.territory import RegionAreas, region_areas
+from caseroute.engine.licensing import CompactView, licence_valid_at
 from caseroute.engine.local_days import LocalDays, local_days
 from caseroute.engine.roster_index import RosterIndex, bits, index_for, language_key
 from caseroute.rules.model import Compact, CompiledRuleset, Register, Requirements
@@ -51,6 +52,8 @@ class Need:
     compacts: CompactView
     day: LocalDays
     declined: frozenset[str] = frozenset()
+    areas: RegionAreas | None = None
+    """``region`` and every area it lies within (``None`` exactly when ``region`` is)."""
     declined_folded: frozenset[str] = field(init=False, repr=False, compare=False)
     """``declined``, casefolded: what agent ids are compared with (derived, so not compared)."""
 
@@ -75,8 +78,8 @@ class Need:
                 f"licence: {' or '.join(self.licence_types) or 'none acceptable'} valid "
                 f"in {self.location} on {self.day.text}"
             )
-        if self.region is not None:
-            out.append(f"territory: covers {self.region}")
+        if self.areas is not None:
+            out.append(f"territory: covers {self.areas.describe()}")
         if self.skills:
             out.append("skills: " + ", ".join(f"{s.name} >= {s.min_level}" for s in self.skills))
         if self.language is not None:
@@ -115,6 +118,27 @@ def _compacts_on(
         _COMPACT_VIEWS.clear()
     _COMPACT_VIEWS[key] = (compacts, registers, view)
     return view
+
+
+_REGION_AREAS: dict[tuple[int, str], tuple[dict[str, str], RegionAreas]] = {}
+
+
+def _areas_of(region: str, areas: dict[str, str]) -> RegionAreas:
+    """``region_areas``, worked out once per ruleset and region (not once per agent).
+
+    Keyed by the identity of the ruleset's ``areas`` like ``_compacts_on``: the entry keeps the
+    mapping it was built from (so its id is never reused while the entry lives) and is checked
+    against it; bounded (a region is a short code, an entry a few small sets).
+    """
+    key = (id(areas), region)
+    found = _REGION_AREAS.get(key)
+    if found is not None and found[0] is areas:
+        return found[1]
+    within = region_areas(region, areas)
+    if len(_REGION_AREAS) >= 4096:
+        _REGION_AREAS.clear()
+    _REGION_AREAS[key] = (areas, within)
+    return within
 
 
 _FROZEN: dict[int, tuple[tuple[object, ...], frozenset[Any]]] = {}
@@ -217,6 +241,11 @@ def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: dat
         licence_types=licence,
         location=case.patient_location,
         region=case.region if req.territory else None,
+        areas=(
+            _areas_of(case.region, ruleset.areas)
+            if req.territory and case.region is not None
+            else None
+        ),
         skills=_merge_skills(case.required_skills if req.case_skills else (), req.skills),
         language=case.preferred_language if req.language else None,
         consent_flag=consent if consent is not None and consent in case.flags else None,
@@ -259,8 +288,8 @@ def check_agent(need: Need, agent: Agent) -> list[CheckFailure]:
             failures.append(failure)
     if (
         need.region is not None
-        and need.region not in agent.territories
-        and not any(covers(t, need.region) for t in agent.territories)
+        and need.areas is not None
+        and need.areas.codes.isdisjoint(agent.territories)
     ):
         failures.append(
             CheckFailure(
@@ -388,7 +417,7 @@ def _resolve_masks(need: Need, index: RosterIndex) -> dict[str, int]:
             need.licence_types, need.location, need.day, need.compacts
         )
     if need.region is not None:
-        masks["territory"] = index.territory_mask(need.region)
+        masks["territory"] = index.territory_mask(need.region, need.areas)
     if need.skills:
         skilled = index.everyone
         for required in need.skills:

@@ -23,6 +23,7 @@ from operator import is_, is_not
 from typing import TypeVar
 
 from caseroute.domain.roster import AGENTS_KEPT, Agent, AgentStatus, Capacity, Role, Roster
+from caseroute.domain.territory import RegionAreas, region_areas
 from caseroute.engine.licensing import CompactView, licence_valid_at
 from caseroute.engine.local_days import LocalDays
 
@@ -101,12 +102,6 @@ def language_key(tag: str) -> str:
         if rest and rest[0] in _CANTONESE_REGIONS:  # region (a singleton such as x- is not)
             return "yue"
     return key
-
-
-def ancestors(code: str) -> list[str]:
-    """A code and every area containing it: ``GB-ENG-NW`` -> GB-ENG-NW, GB-ENG, GB."""
-    parts = code.split("-")
-    return ["-".join(parts[:k]) for k in range(len(parts), 0, -1)]
 
 
 def bits(mask: int) -> Iterator[int]:
@@ -311,9 +306,15 @@ class RosterIndex:
         """Agents whose role is one of ``roles``."""
         return _or(self.by_role, roles)  # type: ignore[arg-type]
 
-    def territory_mask(self, region: str) -> int:
-        """Agents with a territory covering ``region`` (the code itself or a parent area)."""
-        return _or(self.by_territory, ancestors(region))  # type: ignore[arg-type]
+    def territory_mask(self, region: str, areas: RegionAreas | None = None) -> int:
+        """Agents with a territory covering ``region``: the code or an area it lies within.
+
+        ``areas`` is ``region``'s areas, worked out once per ruleset and region (``build_need``);
+        without it, its areas by the facts alone (sub-codes, ISO 3166-2 parents). One mask per
+        area ORed: never a walk per agent.
+        """
+        within = areas if areas is not None else region_areas(region, {})
+        return _or(self.by_territory, within.codes)  # type: ignore[arg-type]
 
     def language_mask(self, tag: str) -> int:
         """Agents speaking the primary language of ``tag``."""

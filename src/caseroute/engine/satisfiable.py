@@ -34,7 +34,8 @@ from datetime import date
 from caseroute.domain.case import Intent, Urgency
 from caseroute.domain.errors import Problem, RulesetError, Severity
 from caseroute.domain.roster import Agent, Roster
-from caseroute.engine.licensing import CompactView, covers, licence_valid_at
+from caseroute.domain.territory import region_areas
+from caseroute.engine.licensing import CompactView, licence_valid_at
 from caseroute.engine.local_days import LocalDays
 from caseroute.engine.relaxation import relaxed_requirements
 from caseroute.engine.roster_index import language_key
@@ -265,7 +266,7 @@ class _Checker:
         if languages and not any(language_key(x) in languages for x in agent.languages):
             return False
         return not regions or any(
-            covers(t, region) for t in agent.territories for region in regions
+            not self._covering(region).isdisjoint(agent.territories) for region in regions
         )
 
     def _accepted(
@@ -405,8 +406,13 @@ class _Checker:
             "one, or set `language: false` on the action",
         )
 
+    def _covering(self, region: str) -> frozenset[str]:
+        """The territories covering ``region``: it and its areas (the ruleset's too)."""
+        return region_areas(region, self.ruleset.areas).codes
+
     def _territory(self, rule: Rule, region: str, where: _Where) -> None:
-        if any(covers(t, region) for agent in self.roster.agents for t in agent.territories):
+        covering = self._covering(region)
+        if any(not covering.isdisjoint(agent.territories) for agent in self.roster.agents):
             return
         self.add(
             "roster.unsatisfiable_territory",

@@ -6,7 +6,7 @@ or in the OLD one for something removed). Rendering it (text, markdown, JSON) is
 in ``diff_render.py``, as with the explanation.
 
 What counts as a *semantic* change (one that can change a decision): params, signals,
-attributes, constraints, compacts, registers, matching, queues, and per rule its position
+attributes, constraints, compacts, registers, areas, matching, queues, and per rule its position
 relative to the other rules (the first rule that applies decides, so order is meaning), its
 condition (compared as compiled, so ``a=='x'`` and ``a == 'x'`` are the same), its action (with
 its ``soft``, ``prefer``, ``ladder`` and ``continuity``) and its priority; relaxation ladders
@@ -57,6 +57,7 @@ COMPARED_FIELDS = frozenset(
         "constraints",
         "compacts",
         "registers",
+        "areas",
         "statuses",
         "ranking",
         "queues",
@@ -83,6 +84,7 @@ class Section(StrEnum):
     CONSTRAINTS = "constraints"
     COMPACTS = "compacts"
     REGISTERS = "registers"
+    AREAS = "areas"
     MATCHING = "matching"
     QUEUES = "queues"
     LADDERS = "ladders"
@@ -337,6 +339,12 @@ def diff_rulesets(old: CompiledRuleset, new: CompiledRuleset) -> RulesetDiff:
         _registers(old.registers),
         _registers(new.registers),
         lambda name: ("registers", ("name", name)),
+    )
+    out.compare_named(
+        Section.AREAS,
+        dict(old.areas),
+        dict(new.areas),
+        lambda name: ("areas", name),
     )
     out.compare_named(
         Section.MATCHING,

@@ -311,6 +311,8 @@ class CompiledRuleset:
         ladders: Relaxation ladders by name.
         continuity: Continuity-of-care policy; ``None``: preferred agents are not considered.
         registers: National registers whose licences cover only part of their country.
+        areas: Territory nesting beyond ISO 3166-2: each area -> the area it lies within
+            (``E54000027`` -> ``Y56``), for territory coverage only, never for licences.
     """
 
     name: str
@@ -334,3 +336,4 @@ class CompiledRuleset:
     ladders: dict[str, Ladder] = field(default_factory=dict)
     continuity: ContinuityPolicy | None = None
     registers: tuple[Register, ...] = ()
+    areas: dict[str, str] = field(default_factory=dict)
