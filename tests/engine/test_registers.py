@@ -147,6 +147,15 @@ def test_a_kent_prescription_goes_to_the_gb_pharmacist_and_a_belfast_one_does_no
     )
 
 
+def test_a_ruleset_area_never_widens_a_register() -> None:
+    """`areas` placing a Belfast code within England still leaves a GB pharmacist out of it."""
+    header = HEADER + "areas:\n  BFS_LOCAL: GB-ENG\n"
+    ruleset = prepare_ruleset(compile_text(ruleset_with_rules(ROUTE, header)), EngineKind.PYTHON)
+    gphc = make_agent("gphc", licences=(Licence("pharmacist", "GB", LATER),))
+    case = make_case(intent=Intent.PRESCRIPTION, patient_location="GB-BFS", region="BFS_LOCAL")
+    assert decide(case, make_roster(gphc), ruleset, NOW).outcome is Outcome.QUEUE
+
+
 def _errors(error: RulesetError) -> list[Problem]:
     """The errors among a load's problems (the minimal header also draws warnings)."""
     return [p for p in error.problems if p.severity is Severity.ERROR]

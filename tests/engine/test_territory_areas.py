@@ -13,6 +13,7 @@ import pytest
 
 from caseroute.domain.case import Intent
 from caseroute.domain.decision import Decision, Outcome
+from caseroute.domain.errors import RulesetError, Severity
 from caseroute.domain.roster import Licence
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.engine.decide import decide
@@ -37,6 +38,13 @@ GENERAL = """\
   - id: rest
     when: true
     then: {route: {queue: general}}
+"""
+NHS_AREAS = """\
+areas:
+  E54000027: Y56   # North Central London ICB, in NHS England London
+  Y56: GB-ENG      # NHS England London, in England
+  GB-KEN: Y59      # Kent, in NHS England South East (ISO puts it in England: so is Y59)
+  Y59: GB-ENG
 """
 
 
@@ -107,9 +115,43 @@ def test_a_region_within_nothing_is_explained_as_before() -> None:
     assert "territory: covers US-TX; " in text
 
 
+def test_ruleset_areas_nest_nhs_commissioning_codes_within_a_nation() -> None:
+    """An ICB within an NHS region within England: a GB-ENG or Y56 agent covers it."""
+    outcomes = [
+        (_general("E54000027", t, header=MINIMAL_HEADER + NHS_AREAS).agent_id, t)
+        for t in ("GB-ENG", "Y56", "GB", "E54000027", "Y59")
+    ]
+    assert outcomes == [
+        ("t0", "GB-ENG"),
+        ("t0", "Y56"),
+        ("t0", "GB"),
+        ("t0", "E54000027"),
+        (None, "Y59"),
+    ]
+
+
+def test_ruleset_areas_are_explained_step_by_step() -> None:
+    """Each step the ruleset added is named with its source, nearest first."""
+    decision = _general("E54000027", "GB-ENG", header=MINIMAL_HEADER + NHS_AREAS)
+    assert (
+        "territory: covers E54000027 (E54000027 lies within Y56 by the ruleset's areas, Y56 "
+        "within GB-ENG by the ruleset's areas)"
+    ) in render_text(decision)
+
+
+def test_a_finer_ruleset_area_for_an_iso_code_adds_to_its_iso_parent() -> None:
+    """`GB-KEN: Y59` (Y59 within GB-ENG): Kent is covered by Y59 agents and GB-ENG agents."""
+    header = MINIMAL_HEADER + NHS_AREAS
+    assert [_general("GB-KEN", t, header=header).agent_id for t in ("Y59", "GB-ENG", "Y56")] == [
+        "t0",
+        "t0",
+        None,
+    ]
+
+
 def test_the_index_and_the_per_agent_check_agree_on_every_region() -> None:
     """`check_masks` (index, ORed area masks) and `check_agent` (per agent) give one answer."""
-    ruleset = _ruleset().compiled
+    ruleset = _ruleset(MINIMAL_HEADER + NHS_AREAS).compiled
     territories = ["GB", "GB-ENG", "GB-SCT", "GB-NIR", "GB-KEN", "Y56", "Y59", "E54000027", "US"]
     agents = [make_agent(f"t{n}", territories=frozenset({t})) for n, t in enumerate(territories)]
     roster = make_roster(*agents, make_agent("both", territories=frozenset({"GB-SCT", "Y56"})))
@@ -129,8 +171,8 @@ def test_the_index_and_the_per_agent_check_agree_on_every_region() -> None:
 
 def test_a_regions_areas_are_worked_out_once_per_ruleset_and_region() -> None:
     """Two decisions' needs share one areas object: no walk per agent or per decision."""
-    ruleset = _ruleset().compiled
-    case = make_case(intent=Intent.GENERAL, region="GB-KEN", patient_location=None)
+    ruleset = _ruleset(MINIMAL_HEADER + NHS_AREAS).compiled
+    case = make_case(intent=Intent.GENERAL, region="E54000027", patient_location=None)
     first = build_need(case, Requirements(), ruleset, NOW).areas
     again = build_need(case, Requirements(), ruleset, NOW).areas
     assert (first is again, first is not None and "GB-ENG" in first.codes) == (True, True)
@@ -160,12 +202,12 @@ def test_a_preferred_territory_counts_the_areas_a_region_lies_within() -> None:
 
 
 def test_rules_check_against_a_roster_counts_the_areas_a_pinned_region_lies_within() -> None:
-    """A rule pinning GB-KEN or GB-LND is satisfiable by a GB-ENG agent: no finding."""
+    """A rule pinning GB-KEN or E54000027 is satisfiable by a GB-ENG agent: no finding."""
     rules = (
-        "  - id: kent\n    when: \"case.region in ['GB-KEN', 'GB-LND']\"\n"
+        "  - id: kent\n    when: \"case.region in ['GB-KEN', 'E54000027']\"\n"
         "    then: {route: {queue: general}}\n" + GENERAL
     )
-    ruleset = _ruleset(MINIMAL_HEADER, rules).compiled
+    ruleset = _ruleset(MINIMAL_HEADER + NHS_AREAS, rules).compiled
     roster = make_roster(make_agent("eng", territories=frozenset({"GB-ENG"})))
     findings = unsatisfiable_requirements(ruleset, roster, "roster.json", NOW.date())
     assert [p.code for p in findings if p.code.startswith("roster.")] == []
@@ -187,3 +229,11 @@ def test_an_unlicensed_agent_covering_the_councils_nation_is_not_assigned() -> N
     case = make_case(region="GB-KEN", patient_location="GB-KEN")
     decision = decide(case, make_roster(unlicensed, texan, uk), _ruleset(), NOW)
     assert (decision.outcome, decision.agent_id) == (Outcome.ASSIGN, "uk")
+
+
+def test_a_ruleset_with_areas_compiles_only_when_every_area_is_sound() -> None:
+    """A contradiction with ISO 3166 is a load error, so such a ruleset never decides."""
+    with pytest.raises(RulesetError) as raised:
+        compile_text(ruleset_with_rules(GENERAL, MINIMAL_HEADER + "areas:\n  GB-KEN: GB-SCT\n"))
+    expected = ["areas.contradicts_iso"]
+    assert expected == [p.code for p in raised.value.problems if p.severity is Severity.ERROR]

@@ -53,6 +53,7 @@ FAMILIES = (
     "serving",
     "versions",
     "ladders",
+    "areas",
 )
 NOT_CODES = frozenset({"audit.db", "serving.yaml", "roster.agents"})  # files, a field path
 
@@ -288,6 +289,21 @@ FIXTURES = [
         "schema.unknown_param",
         _text(_swap("rules:\n", "signals: {sla_at_risk_minutes: params.nope}\nrules:\n")),
         "r.yaml:10:32",
+    ),
+    Fixture(
+        "areas.cycle",
+        _text(_swap("rules:\n", "areas:\n  Y56: E54\n  E54: Y56\nrules:\n")),
+        "r.yaml:11:3",
+    ),
+    Fixture(
+        "areas.two_parents",
+        _text(_swap("rules:\n", "areas:\n  E54: [Y56, Y58]\nrules:\n")),
+        "r.yaml:11:8",
+    ),
+    Fixture(
+        "areas.contradicts_iso",
+        _text(_swap("rules:\n", "areas:\n  GB-KEN: GB-SCT\nrules:\n")),
+        "r.yaml:11:3",
     ),
     Fixture(
         "schema.duplicate_name",

@@ -61,6 +61,7 @@ def compile_source(source: SourceFile) -> CompiledRuleset:
         constraints=raw.constraints,
         compacts=raw.compacts,
         registers=raw.registers,
+        areas=raw.areas,
         statuses=raw.statuses,
         ranking=raw.ranking,
         queues=raw.queues,

@@ -66,6 +66,7 @@ CANONICAL_ORDER = (
     "constraints",
     "compacts",
     "registers",
+    "areas",
     "matching",
     "ladders",
     "continuity",

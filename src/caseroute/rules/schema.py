@@ -52,6 +52,7 @@ from caseroute.rules.adaptive import (
     read_ladders,
     read_requirement_names,
 )
+from caseroute.rules.areas import check_areas, read_areas
 from caseroute.rules.fields import (
     ATTRIBUTE_KINDS,
     ENGINE_MAX_FACT_PROPERTIES,
@@ -128,6 +129,8 @@ class RawRuleset:
     compacts: tuple[Compact, ...] = ()
     registers: tuple[Register, ...] = ()
     register_lines: dict[str, int] = field(default_factory=dict)  # name -> licence_types line
+    areas: dict[str, str] = field(default_factory=dict)
+    """``areas:``: each area -> the area it lies within (``rules/areas.py``)."""
     statuses: tuple[AgentStatus, ...] = (AgentStatus.AVAILABLE,)
     ranking: tuple[RankingCriterion, ...] = DEFAULT_RANKING
     ranking_line: int = 0
@@ -359,6 +362,7 @@ _TOP_OPTIONAL = (
     "attributes",
     "compacts",
     "registers",
+    "areas",
     "matching",
     "queues",
     "ladders",
@@ -406,6 +410,8 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
         out.unreadable_sections.add("constraints")
     out.compacts = _read_compacts(r, top.get("compacts"))
     out.registers = _read_registers(r, top.get("registers"), out.register_lines)
+    out.areas, area_keys = read_areas(r, top.get("areas"))
+    check_areas(r, out.areas, area_keys)
     _read_matching(r, top.get("matching"), out)
     if "queues" in top:
         out.queues_line = top["queues"].line
