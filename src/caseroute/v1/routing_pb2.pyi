@@ -903,7 +903,10 @@ class Case(_message.Message):
     """
     region: _builtins.str
     """Territory / commissioning-area code the case belongs to: letters, digits and _ . : / -,
-    starting with a letter or digit; matched exactly (case-sensitive) against territories.
+    starting with a letter or digit; case-sensitive. Covered by an agent territory that is
+    the code or an area it lies within: one it extends with "-" ("GB-ENG" covers
+    "GB-ENG-NW"), its ISO 3166-2 parent ("GB-KEN", Kent, lies within "GB-ENG"), or what the
+    ruleset's areas say ("E54000027" within "Y56" within "GB-ENG"), through any number of steps.
     """
     tier: Global___Tier.ValueType
     """Member tier. Unset means STANDARD."""
@@ -1085,9 +1088,10 @@ class Licence(_message.Message):
     jurisdiction: _builtins.str
     """Issuing jurisdiction: "US-TX", or "GB" for a UK-wide registration (NMC, GMC). A GB
     register that covers only part of the UK is named in the ruleset's `registers` (the
-    GPhC's pharmacists: England, Scotland, Wales, never "GB-NIR"); Northern Ireland's own
-    registration (PSNI) is "GB-NIR". Trimmed and upper-cased on input; ASCII only, as
-    Case.patient_location.
+    GPhC's pharmacists: England, Scotland, Wales and the ISO 3166-2 council areas within
+    them such as "GB-KEN", never "GB-NIR" nor its districts such as "GB-BFS"); Northern
+    Ireland's own registration (PSNI) is "GB-NIR". Trimmed and upper-cased on input; ASCII
+    only, as Case.patient_location.
     """
     expires_on: _builtins.str
     """Last valid day, "YYYY-MM-DD" (inclusive), by the patient's local calendar: the licence
@@ -1219,8 +1223,10 @@ class Agent(_message.Message):
 
     @_builtins.property
     def territories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Territory codes covered; a code covers its sub-codes ("US" covers "US-TX"). Codes are
-        exact (case-sensitive). At most 200.
+        """Territory codes covered; a code covers every area that lies within it: its sub-codes
+        ("US" covers "US-TX"), ISO 3166-2 subdivisions ("GB-ENG" covers "GB-KEN") and the areas
+        the ruleset places within it ("Y56" covers "E54000027"). Codes are exact (case-sensitive).
+        At most 200.
         """
 
     @_builtins.property
