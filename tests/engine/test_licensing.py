@@ -1,7 +1,8 @@
 from datetime import date
 
 from caseroute.domain.roster import Licence
-from caseroute.engine.licensing import CompactView, covers, licence_valid_at
+from caseroute.domain.territory import iso_within
+from caseroute.engine.licensing import CompactView, licence_valid_at
 from caseroute.engine.local_days import LocalDays
 from caseroute.rules.model import Compact, CompactMember
 
@@ -25,9 +26,9 @@ def _valid(licence: Licence, where: str, day: date = DAY) -> tuple[bool, str]:
 
 def test_jurisdiction_containment() -> None:
     """A UK-wide registration covers each nation; a state covers only itself."""
-    assert covers("GB", "GB-ENG")
-    assert covers("US-TX", "US-TX")
-    assert not covers("US-T", "US-TX")
+    assert iso_within("GB", "GB-ENG")
+    assert iso_within("US-TX", "US-TX")
+    assert not iso_within("US-T", "US-TX")
     assert _valid(Licence("RN", "GB", date(2030, 1, 1)), "GB-SCT")[0]
 
 

@@ -147,6 +147,41 @@ def test_a_kent_prescription_goes_to_the_gb_pharmacist_and_a_belfast_one_does_no
     )
 
 
+@pytest.mark.parametrize("where", ["GB-BFS", "GB-ABC", "GB-DRS"])
+def test_a_psni_registration_covers_the_districts_of_northern_ireland(where: str) -> None:
+    """A licence recorded as GB-NIR covers Belfast and NI's other districts (ISO 3166-2)."""
+    assert _valid(Licence("pharmacist", "GB-NIR", LATER), where) == (True, "pharmacist GB-NIR")
+
+
+@pytest.mark.parametrize(
+    ("jurisdiction", "where"),
+    [("GB-NIR", "GB-KEN"), ("GB-SCT", "GB-CRF"), ("GB-ENG", "GB-EDH"), ("GB-WLS", "GB-BFS")],
+)
+def test_a_nation_s_licence_never_covers_another_nation_s_council_area(
+    jurisdiction: str, where: str
+) -> None:
+    """ISO parents widen a licence only to what lies within its own nation (fail safe)."""
+    assert not _valid(Licence("RN", jurisdiction, LATER), where)[0]
+
+
+def test_a_belfast_prescription_goes_to_the_psni_pharmacist() -> None:
+    """Decided end to end: GB-BFS is assigned to the GB-NIR registration, never the GB one."""
+    gphc = make_agent("a-gphc", licences=(Licence("pharmacist", "GB", LATER),))
+    psni = make_agent("b-psni", licences=(Licence("pharmacist", "GB-NIR", LATER),))
+    belfast = _decide_prescription(gphc, psni, location="GB-BFS")
+    assert (belfast.outcome, belfast.agent_id) == (Outcome.ASSIGN, "b-psni")
+
+
+@pytest.mark.parametrize("kind", list(EngineKind))
+def test_a_scottish_registration_covers_edinburgh_in_both_engines(kind: EngineKind) -> None:
+    """An RN recorded as GB-SCT is assigned a clinical case in GB-EDH by either engine."""
+    ruleset = prepare_ruleset(compile_text(ruleset_with_rules(ROUTE, HEADER)), kind)
+    nurse = make_agent("scot", licences=(Licence("RN", "GB-SCT", LATER),))
+    case = make_case(intent=Intent.CLINICAL, patient_location="GB-EDH")
+    decision = decide(case, make_roster(nurse), ruleset, NOW)
+    assert (decision.outcome, decision.agent_id) == (Outcome.ASSIGN, "scot")
+
+
 def test_a_ruleset_area_never_widens_a_register() -> None:
     """`areas` placing a Belfast code within England still leaves a GB pharmacist out of it."""
     header = HEADER + "areas:\n  BFS_LOCAL: GB-ENG\n"

@@ -1,11 +1,13 @@
 """Is a licence valid where the patient is, today? Jurisdiction containment plus compacts.
 
-A licence issued for ``GB`` covers ``GB-ENG`` (UK-wide registration), unless the ruleset puts
-its type on a register covering only part of the country (``registers``: the GPhC registers
-pharmacists for Great Britain, so a ``pharmacist GB`` licence does not cover ``GB-NIR``);
-``US-TX`` covers only Texas, unless it is a multistate licence of a compact type, issued by a
-compact member and the patient is in another member state on that day (membership is dated
-ruleset data).
+A licence covers its jurisdiction and what lies within it by code or ISO 3166-2
+(``domain/territory.iso_within``: ``GB-NIR`` covers ``GB-BFS``, Belfast; never a ruleset's
+areas). A licence issued for ``GB`` covers ``GB-ENG`` (UK-wide registration), unless the
+ruleset puts its type on a register covering only part of the country (``registers``: the
+GPhC registers pharmacists for Great Britain, so a ``pharmacist GB`` licence does not cover
+``GB-NIR``); ``US-TX`` covers only Texas, unless it is a multistate licence of a compact type,
+issued by a compact member and the patient is in another member state on that day (membership
+is dated ruleset data).
 """
 
 from __future__ import annotations
@@ -19,11 +21,6 @@ from caseroute.domain.roster import Licence
 from caseroute.domain.territory import iso_within
 from caseroute.engine.local_days import LocalDays
 from caseroute.rules.model import Compact, Register
-
-
-def covers(area: str, code: str) -> bool:
-    """Whether a code lies within an area (``US`` covers ``US-TX``; a code covers itself)."""
-    return code == area or code.startswith(area + "-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +125,7 @@ def licence_valid_at(
     register = compacts.register_of(licence)
     if (
         register is not None
-        and covers(licence.jurisdiction, location)
+        and iso_within(licence.jurisdiction, location)
         and not any(iso_within(part, location) for part in register.covers)
     ):
         # A part covers what lies within it by ISO 3166-2 (``GB-KEN``, Kent, is in ``GB-ENG``;
@@ -141,7 +138,9 @@ def licence_valid_at(
             f"{name} ({register.name} registers {licence.type} for "
             f"{', '.join(register.covers)} only, not {location})"
         )
-    if covers(licence.jurisdiction, location):
+    if iso_within(licence.jurisdiction, location):
+        # By ISO 3166-2 too: a licence recorded as ``GB-NIR`` (a Northern Ireland
+        # pharmacist's, PSNI) covers a patient in ``GB-BFS`` (Belfast), which no prefix says.
         return True, name
     if not licence.multistate:
         if licence.jurisdiction.partition("-")[0] not in LICENSED_BY_SUBDIVISION:

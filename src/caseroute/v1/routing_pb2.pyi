@@ -1090,8 +1090,9 @@ class Licence(_message.Message):
     register that covers only part of the UK is named in the ruleset's `registers` (the
     GPhC's pharmacists: England, Scotland, Wales and the ISO 3166-2 council areas within
     them such as "GB-KEN", never "GB-NIR" nor its districts such as "GB-BFS"); Northern
-    Ireland's own registration (PSNI) is "GB-NIR". Trimmed and upper-cased on input; ASCII
-    only, as Case.patient_location.
+    Ireland's own registration (PSNI) is "GB-NIR", which covers its districts ("GB-BFS"):
+    a licence covers the places that lie within its jurisdiction by code or ISO 3166-2.
+    Trimmed and upper-cased on input; ASCII only, as Case.patient_location.
     """
     expires_on: _builtins.str
     """Last valid day, "YYYY-MM-DD" (inclusive), by the patient's local calendar: the licence
