@@ -533,7 +533,7 @@ def _scrub_matching(m: MatchingTrace | None, scrub: Callable[[str], str]) -> Mat
         criteria = tuple((scrub(name), value) for name, value in c.criteria)
         return c if criteria == c.criteria else replace(c, criteria=criteria)
 
-    requirements = tuple(scrub(r) for r in m.requirements)
+    requirements = tuple(_scrub_requirement(r, scrub) for r in m.requirements)
     agents = tuple(verdict(v) for v in m.agents)
     criteria = tuple(scrub(name) for name in m.ranking_criteria)
     ranking = tuple(ranked(c) for c in m.ranking)
@@ -547,6 +547,25 @@ def _scrub_matching(m: MatchingTrace | None, scrub: Callable[[str], str]) -> Mat
     return replace(
         m, requirements=requirements, agents=agents, ranking_criteria=criteria, ranking=ranking
     )
+
+
+TERRITORY_REQUIREMENT = "territory: covers "
+"""How the matching trace's territory requirement begins (``Need.describe``)."""
+
+
+def _scrub_requirement(text: str, scrub: Callable[[str], str]) -> str:
+    """A matching requirement scrubbed; a masked region's areas are dropped with it.
+
+    ``territory: covers GB-KEN (GB-KEN lies within GB-ENG by ISO 3166-2)`` names the areas
+    the region lies within: derived from it, so with the region masked they would tell what
+    the digest hides (its nation, its NHS region). Only the region's digest is kept then.
+    Region codes hold no space, so the region ends at the first `` (``.
+    """
+    scrubbed = scrub(text)
+    if scrubbed == text or not text.startswith(TERRITORY_REQUIREMENT):
+        return scrubbed
+    head = text.partition(" (")[0]
+    return scrub(head) if scrub(head) != head else scrubbed
 
 
 def _leaf_ids(cond: Cond) -> Iterator[str]:
