@@ -295,7 +295,7 @@ def _with_rule(then: str) -> str:
             ],
         ),
         (
-            "attributes:\n" + "".join(f"  a{i}: string\n" for i in range(229)),
+            "attributes:\n" + "".join(f"  a{i}: string\n" for i in range(228)),
             [
                 (
                     "limit.attributes",
@@ -303,7 +303,7 @@ def _with_rule(then: str) -> str:
                     1,
                     None,
                     (
-                        "229 attributes are declared; the rule engine can carry at most 228 on a "
+                        "228 attributes are declared; the rule engine can carry at most 227 on a "
                         "case (its facts hold 254 values, and the built-in fields use the rest). "
                         "Declare only the attributes rules read"
                     ),

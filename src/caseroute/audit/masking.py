@@ -432,6 +432,7 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
     spellings = _spellings(case, masker)
     if spellings is None:
         return decision
+    derived = "region" in case and masker.covers("case.region")
     e = decision.explanation
     texts: list[str] = []
 
@@ -444,6 +445,8 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
     # adds an alternative that matches nothing).
     _scrubbed(e, note)
     scrub = _scrubber(spellings, "\0".join(texts))
+    if derived and scrub is not None:
+        scrub = _with_region_areas(scrub, masker)
     masked = replace(
         e,
         # sha256 over the clear input would confirm guesses of a masked value: keyed here.
@@ -451,6 +454,29 @@ def mask_decision(decision: Decision, case: dict[str, Any], masker: Masker) -> D
         **({} if scrub is None else _scrubbed(e, scrub)),
     )
     return replace(decision, explanation=masked)
+
+
+DERIVED_PATHS = {"case.region_areas": "case.region"}
+"""Fields rules read that are derived from a case field: masked whenever it is."""
+_REGION_AREAS_SHOWN = re.compile(r"case\.region_areas = \[[^\]]*\]")
+
+
+def _with_region_areas(scrub: Callable[[str], str], masker: Masker) -> Callable[[str], str]:
+    """``scrub``, after showing ``case.region_areas`` as a digest: a masked region's areas.
+
+    The list holds the region and every area it lies within (its nation, its NHS region):
+    with the region masked, its areas would tell what the digest hides, so the whole list
+    shown is replaced by the digest of its text.
+    """
+
+    def scrubbed(text: str) -> str:
+        if "case.region_areas = " in text:
+            text = _REGION_AREAS_SHOWN.sub(
+                lambda m: f"case.region_areas = {masker.digest(m.group(0)[20:])}", text
+            )
+        return scrub(text)
+
+    return scrubbed
 
 
 def _scrubbed(e: Explanation, scrub: Callable[[str], str]) -> dict[str, Any]:
@@ -612,6 +638,6 @@ def masked_reads(ruleset: CompiledRuleset, masker: Masker) -> list[Problem]:
                 Severity.WARNING,
             )
             for path in read
-            if masker.covers(path)
+            if masker.covers(path) or (path in DERIVED_PATHS and masker.covers(DERIVED_PATHS[path]))
         ]
     return problems

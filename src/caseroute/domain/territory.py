@@ -137,3 +137,24 @@ def region_areas(region: str, areas: Mapping[str, str]) -> RegionAreas:
                     steps.append((code, parent, source))
         frontier = following
     return RegionAreas(region, frozenset(seen), tuple(steps))
+
+
+_REGION_AREAS: dict[tuple[int, str], tuple[Mapping[str, str], RegionAreas]] = {}
+
+
+def areas_of(region: str, areas: Mapping[str, str]) -> RegionAreas:
+    """``region_areas``, worked out once per ruleset and region (not once per agent or rule).
+
+    Keyed by the identity of the ruleset's ``areas``: the entry keeps the mapping it was
+    built from (so its id is never reused while the entry lives) and is checked against it;
+    bounded (a region is a short code, an entry a few small sets).
+    """
+    key = (id(areas), region)
+    found = _REGION_AREAS.get(key)
+    if found is not None and found[0] is areas:
+        return found[1]
+    within = region_areas(region, areas)
+    if len(_REGION_AREAS) >= 4096:
+        _REGION_AREAS.clear()
+    _REGION_AREAS[key] = (areas, within)
+    return within

@@ -345,7 +345,7 @@ def decide(
         )
         result.reason_codes.extend(dict.fromkeys(p.reason for p in problems))
     else:
-        fact = build_case_fact(case, signals, compiled.attributes)
+        fact = build_case_fact(case, signals, compiled.attributes, compiled.areas)
         evaluation = ruleset.evaluate(fact)
         # Choosing needs only the leaf values; the text is rendered from the same results.
         results, rule, traces = choose_and_explain(

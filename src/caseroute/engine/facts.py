@@ -7,13 +7,18 @@ out entirely rather than sent as null or defaults.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from caseroute.domain.case import AttributeValue, Case
 from caseroute.domain.decision import Signals
+from caseroute.domain.territory import areas_of
 from caseroute.rules.fields import FieldType, Kind
 
 Fact = dict[str, Any]
+
+NO_AREAS: Mapping[str, str] = {}
+"""A ruleset without ``areas:`` (one object: ``areas_of`` caches by the mapping's identity)."""
 
 
 def attribute_fits(value: AttributeValue, ftype: FieldType) -> bool:
@@ -25,7 +30,12 @@ def attribute_fits(value: AttributeValue, ftype: FieldType) -> bool:
     return isinstance(value, str)
 
 
-def build_case_fact(case: Case, signals: Signals, declared: dict[str, FieldType]) -> Fact:
+def build_case_fact(
+    case: Case,
+    signals: Signals,
+    declared: dict[str, FieldType],
+    areas: Mapping[str, str] | None = None,
+) -> Fact:
     """The nested fact rules are evaluated against.
 
     Args:
@@ -33,6 +43,8 @@ def build_case_fact(case: Case, signals: Signals, declared: dict[str, FieldType]
         signals: Its derived signals.
         declared: Attribute types the ruleset declared; only these (correctly typed) are
             included.
+        areas: The ruleset's ``areas:``, for ``case.region_areas`` (the region and every
+            area it lies within, sorted; absent with the region). ``None``: no areas.
 
     Returns:
         ``{"case": {...}, "sentiment": {...}, "sla": {...}}`` (``sla`` absent without clocks).
@@ -56,6 +68,9 @@ def build_case_fact(case: Case, signals: Signals, declared: dict[str, FieldType]
         value = getattr(case, key)
         if value is not None:
             body[key] = value
+    if case.region is not None:
+        within = areas_of(case.region, areas if areas is not None else NO_AREAS)
+        body["region_areas"] = sorted(within.codes)
     s = signals.sentiment
     sentiment: dict[str, Any] = {"count": s.count, "consecutive_negative": s.consecutive_negative}
     optional = (("latest", s.latest), ("minimum", s.minimum), ("change", s.change))

@@ -16,7 +16,7 @@ from caseroute.domain.case import Case, RequiredSkill
 from caseroute.domain.decision import AgentVerdict, CheckFailure
 from caseroute.domain.jurisdiction import SUBDIVISION_EXAMPLE, licensing_code, needs_subdivision
 from caseroute.domain.roster import Agent, AgentStatus, Role, Roster
-from caseroute.domain.territory import RegionAreas, region_areas
+from caseroute.domain.territory import RegionAreas, areas_of
 from caseroute.engine.licensing import CompactView, licence_valid_at
 from caseroute.engine.local_days import LocalDays, local_days
 from caseroute.engine.roster_index import RosterIndex, bits, index_for, language_key
@@ -120,27 +120,6 @@ def _compacts_on(
     return view
 
 
-_REGION_AREAS: dict[tuple[int, str], tuple[dict[str, str], RegionAreas]] = {}
-
-
-def _areas_of(region: str, areas: dict[str, str]) -> RegionAreas:
-    """``region_areas``, worked out once per ruleset and region (not once per agent).
-
-    Keyed by the identity of the ruleset's ``areas`` like ``_compacts_on``: the entry keeps the
-    mapping it was built from (so its id is never reused while the entry lives) and is checked
-    against it; bounded (a region is a short code, an entry a few small sets).
-    """
-    key = (id(areas), region)
-    found = _REGION_AREAS.get(key)
-    if found is not None and found[0] is areas:
-        return found[1]
-    within = region_areas(region, areas)
-    if len(_REGION_AREAS) >= 4096:
-        _REGION_AREAS.clear()
-    _REGION_AREAS[key] = (areas, within)
-    return within
-
-
 _FROZEN: dict[int, tuple[tuple[object, ...], frozenset[Any]]] = {}
 
 
@@ -242,7 +221,7 @@ def build_need(case: Case, req: Requirements, ruleset: CompiledRuleset, now: dat
         location=case.patient_location,
         region=case.region if req.territory else None,
         areas=(
-            _areas_of(case.region, ruleset.areas)
+            areas_of(case.region, ruleset.areas)
             if req.territory and case.region is not None
             else None
         ),

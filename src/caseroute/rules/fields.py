@@ -56,6 +56,10 @@ CASE_FIELDS: dict[str, FieldType] = {
         Kind.STRING, optional=True, doc="jurisdiction of the patient at time of service, US-TX"
     ),
     "case.region": FieldType(Kind.STRING, optional=True, doc="territory / commissioning area"),
+    "case.region_areas": FieldType(
+        Kind.STRING_LIST,
+        doc="case.region and every area it lies within (sub-codes, ISO 3166-2, areas:)",
+    ),
     "case.preferred_language": FieldType(Kind.STRING, optional=True, doc="BCP 47 tag, e.g. en"),
     "case.flags": FieldType(Kind.STRING_LIST, doc="flags such as safeguarding, vip"),
     "case.required_skills": FieldType(Kind.STRING_LIST, doc="names of the skills required"),
@@ -92,4 +96,5 @@ MAX_ATTRIBUTES = (
     ENGINE_MAX_FACT_PROPERTIES - len(FACT_ENVELOPE) - len(FACT_OBJECTS) - len(CASE_FIELDS)
 )
 """Most attributes a ruleset may declare so that the fullest case fact still fits the engine:
-254 - 3 - 4 - 19 = 228. A ruleset declaring more is refused at check time (``limit.attributes``)."""
+254 - 3 - 4 - 20 = 227 (228 before ``case.region_areas``). A ruleset declaring more is refused
+at check time (``limit.attributes``)."""
