@@ -24,6 +24,7 @@ from caseroute.testing import (
     make_roster,
     ruleset_with_rules,
 )
+from caseroute.wire.convert import decision_from_proto, decision_to_proto
 
 HEADER = ADAPTIVE_HEADER
 RULES = """\
@@ -152,7 +153,7 @@ def test_preferred_agent_chosen_ranks_first_and_ranking_reads_yes_no() -> None:
     ranking = _section(text, "Ranking")
     assert ranking[1:] == [
         (
-            "  1. a1: preferred agent previous_contact, prefers language no, utilisation 0.2, "
+            "  1. a1: 1st preferred (previous_contact), prefers language no, utilisation 0.2, "
             "skill level 0, idle minutes never   <- chosen"
         ),
         (
@@ -160,6 +161,58 @@ def test_preferred_agent_chosen_ranks_first_and_ranking_reads_yes_no() -> None:
             "idle minutes never"
         ),
     ]
+
+
+def _two_preferred() -> Decision:
+    """a3 then a1 preferred, both for a previous contact; a3 ranks first only by that order."""
+    return _decide(40, preferred_agents=_prefer("a3") + _prefer("a1"))
+
+
+def test_two_preferred_agents_with_one_reason_read_as_1st_and_2nd_preferred() -> None:
+    """The ranking names each preferred agent's place in the case's list, not the reason alone."""
+    ranking = _section(render_text(_two_preferred()), "Ranking")
+    assert [line.split(",")[0] for line in ranking[1:]] == [
+        "  1. a3: 1st preferred (previous_contact)",
+        "  2. a1: 2nd preferred (previous_contact)",
+    ]
+
+
+def test_preferred_places_read_the_same_over_grpc_and_from_the_audit_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The place survives the proto reply and the stored record: both render as `decide` did."""
+    decision = _two_preferred()
+    back = decision_from_proto(decision_to_proto(decision))
+    assert _section(render_text(back), "Ranking") == _section(render_text(decision), "Ranking")
+    registry = RulesetRegistry()
+    registry.add(RULESET)
+    core = audited_core(registry, tmp_path)
+    case = make_case(
+        created_at=NOW - timedelta(minutes=40),
+        preferred_language="es",
+        preferred_agents=_prefer("a3") + _prefer("a1"),
+    )
+    (stored,) = core.decide(DecideCommand("r1", "", "", (case,), ROSTER, NOW)).decisions
+    registry.close()
+    assert (
+        main(["audit", "show", stored.decision_id, "--audit-db", str(tmp_path / "audit.db")]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "  1. a3: 1st preferred (previous_contact)" in out
+
+
+def test_a_record_made_before_places_were_kept_renders_its_reason_as_it_did() -> None:
+    """A stored ranking carrying the reason string (older records) still reads as before."""
+    decision = _two_preferred()
+    matching = decision.explanation.matching
+    assert matching is not None
+    old = tuple(
+        replace(c, criteria=(("preferred agent", "previous_contact"), *c.criteria[1:]))
+        for c in matching.ranking
+    )
+    explanation = replace(decision.explanation, matching=replace(matching, ranking=old))
+    ranking = _section(render_text(replace(decision, explanation=explanation)), "Ranking")
+    assert ranking[1].startswith("  1. a3: preferred agent previous_contact, ")
 
 
 def test_hold_expired_assigns_another_and_says_when_it_expired() -> None:

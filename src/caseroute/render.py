@@ -172,6 +172,28 @@ def _value(value: object, name: str = "") -> str:
     return str(value)
 
 
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, 21st."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _criterion(name: str, value: object, continuity: ContinuityTrace | None) -> str:
+    """One candidate's value for one criterion, e.g. ``utilisation 0.4``.
+
+    ``preferred agent`` carries the agent's place in the case's preferred list (the order it
+    ranked by), shown with the reason the continuity trace gives for that place:
+    ``1st preferred (previous_contact)``. Records made before the place was kept carry the
+    reason alone, and are shown as they were.
+    """
+    if name == "preferred agent" and isinstance(value, int) and not isinstance(value, bool):
+        text = f"{_ordinal(value)} preferred"
+        if continuity is not None and 0 < value <= len(continuity.preferred):
+            text += f" ({continuity.preferred[value - 1].reason})"
+        return text
+    return f"{name} {_value(value, name)}"
+
+
 def _failed_from_masks(m: MatchingTrace, agent_ids: Sequence[str]) -> list[str]:
     failed: dict[int, list[str]] = {}
     for check, mask_hex in m.failed_masks:
@@ -205,7 +227,9 @@ def _matching(d: Decision, agent_ids: Sequence[str] | None) -> list[str]:
     if m.ranking:
         lines.append(f"Ranking ({', then '.join(m.ranking_criteria)}):")
         for cand in m.ranking:
-            values = ", ".join(f"{name} {_value(v, name)}" for name, v in cand.criteria)
+            values = ", ".join(
+                _criterion(name, v, d.explanation.continuity) for name, v in cand.criteria
+            )
             mark = "   <- chosen" if cand.agent_id == d.agent_id else ""
             lines.append(f"  {cand.rank}. {cand.agent_id}: {values}{mark}")
         if len(m.ranking) < m.eligible:

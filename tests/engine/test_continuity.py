@@ -8,7 +8,7 @@ from caseroute.domain.case import ContinuityReason, Intent, PreferredAgent, Urge
 from caseroute.domain.decision import ContinuityTrace, Decision, Outcome
 from caseroute.domain.errors import RequestError
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
-from caseroute.engine.case_rules import LoadedRuleset, prepare_ruleset
+from caseroute.engine.case_rules import EngineKind, LoadedRuleset, prepare_ruleset
 from caseroute.engine.decide import decide
 from caseroute.testing import (
     CATCH_ALL_RULE,
@@ -117,13 +117,31 @@ def test_an_eligible_preferred_agent_is_chosen_over_a_better_ranked_other() -> N
 
 
 def test_the_ranking_shows_the_preferred_agent_criterion_first() -> None:
-    """`preferred agent` leads the criteria; each candidate shows its continuity reason or None."""
+    """`preferred agent` leads the criteria; each shows its place in the case's list or None."""
     matching = _decide(FREE, NURSE, prefs=(_pref("p-nurse"),)).explanation.matching
     assert matching is not None
     assert matching.ranking_criteria[:2] == ("preferred agent", "lowest_utilisation")
     assert [(c.agent_id, c.criteria[0]) for c in matching.ranking] == [
-        ("p-nurse", ("preferred agent", "previous_contact")),
+        ("p-nurse", ("preferred agent", 1)),
         ("a-free", ("preferred agent", None)),
+    ]
+
+
+@pytest.mark.parametrize("kind", list(EngineKind))
+def test_two_preferred_agents_with_one_reason_show_the_place_that_ranked_them(
+    kind: EngineKind,
+) -> None:
+    """Same reason, the busier listed first: each shows its place in the list, not a tie."""
+    loaded = prepare_ruleset(
+        compile_text(ruleset_with_rules(RULES + CATCH_ALL_RULE, MINIMAL_HEADER + CONTINUITY)),
+        kind,
+    )
+    decision = _decide(FREE, NURSE, prefs=(_pref("p-nurse"), _pref("a-free")), loaded=loaded)
+    matching = decision.explanation.matching
+    assert matching is not None
+    assert [(c.agent_id, c.criteria[0]) for c in matching.ranking] == [
+        ("p-nurse", ("preferred agent", 1)),
+        ("a-free", ("preferred agent", 2)),
     ]
 
 

@@ -225,7 +225,7 @@ def test_preferred_agents_lead_then_soft_preferences_then_the_ruleset_criteria()
         "agent_id",
     )
     assert [(c.agent_id, c.criteria[:2]) for c in matching.ranking] == [
-        ("a-agent", (("preferred agent", "care_team"), ("prefers language", False))),
+        ("a-agent", (("preferred agent", 1), ("prefers language", False))),
         ("z-senior", (("preferred agent", None), ("prefers language", True))),
     ]
     assert decision.reason_codes == ("general", "continuity_of_care")

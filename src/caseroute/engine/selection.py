@@ -337,6 +337,27 @@ def _licence_gain(
     return None
 
 
+def _preferred_criterion(case: Case, eligible: dict[str, str]) -> Criterion:
+    """Rank eligible preferred agents first, in the case's order, and show that order.
+
+    The value shown is the agent's 1-based place in ``case.preferred_agents`` (its first
+    mention), the sort key itself: two preferred agents with the same reason never show a tie
+    that the list's order decided. The reason is in the continuity trace; renderers add it.
+    Agents the case does not prefer (or that are not eligible) show ``None`` and rank after.
+    """
+    place: dict[str, int] = {}
+    for i, pref in enumerate(case.preferred_agents, 1):
+        if pref.agent_id in eligible:
+            place.setdefault(pref.agent_id, i)
+    last = len(case.preferred_agents) + 1
+
+    def preferred(agent: Agent) -> tuple[int, int | None]:
+        at = place.get(agent.agent_id)
+        return (last if at is None else at), at
+
+    return preferred
+
+
 def _preference_criterion(mask: int, position: dict[str, int]) -> Criterion:
     def meets(agent: Agent) -> tuple[int, bool]:
         met = bool(mask >> position[agent.agent_id] & 1)
@@ -397,14 +418,7 @@ def select_agent(
     if policy is not None and req.continuity and case.preferred_agents:
         eligible_ids = {a.agent_id for a in result.eligible}
         view = sort_preferred(case, policy, need, index, eligible_ids, now)
-        order = {aid: i for i, aid in enumerate(view.reasons)}
-        reasons = view.reasons
-        leading.append(
-            (
-                "preferred agent",
-                lambda a: (order.get(a.agent_id, len(order)), reasons.get(a.agent_id)),
-            )
-        )
+        leading.append(("preferred agent", _preferred_criterion(case, view.reasons)))
     if plan is not None and plan.preferences:
         masks = _preference_masks(case, req, plan.preferences, ruleset, now, index, strict)
         position = index.positions()

@@ -1792,10 +1792,14 @@ class CriterionValue(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """e.g. "utilisation", "clinical-triage level", "idle minutes"."""
+    """e.g. "utilisation", "clinical-triage level", "idle minutes", "preferred agent"."""
     @_builtins.property
     def value(self) -> Global___AttributeValue:
-        """Unset when there is no value (e.g. never assigned)."""
+        """Unset when there is no value (e.g. never assigned, or not a preferred agent). For
+        "preferred agent": the agent's 1-based place in Case.preferred_agents (1 = most
+        preferred), the order it ranked by; the reason is in ContinuityTrace. Older recorded
+        decisions carry the reason string (e.g. "previous_contact") instead.
+        """
 
     def __init__(
         self,
