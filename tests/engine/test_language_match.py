@@ -12,10 +12,24 @@ from __future__ import annotations
 
 import pytest
 
+from caseroute.domain.case import Intent
+from caseroute.domain.decision import Outcome
+from caseroute.engine.case_rules import EngineKind, prepare_ruleset
+from caseroute.engine.decide import decide
 from caseroute.engine.matching import build_need, check_agent, match_agents
 from caseroute.engine.roster_index import language_key
 from caseroute.rules.model import Requirements
-from caseroute.testing import NOW, make_agent, make_case, make_roster, reference_compiled
+from caseroute.testing import (
+    CATCH_ALL_RULE,
+    MINIMAL_HEADER,
+    NOW,
+    compile_text,
+    make_agent,
+    make_case,
+    make_roster,
+    reference_compiled,
+    ruleset_with_rules,
+)
 
 RULESET = reference_compiled()
 
@@ -73,3 +87,42 @@ def test_the_key_is_what_matching_compares() -> None:
         "en",
         "zh",
     ]
+
+
+@pytest.mark.parametrize(
+    ("wanted", "spoken"),
+    [
+        ("en-gbr", "en"),  # no extlang of en (a region is 2 letters or 3 digits): en
+        ("en", "en-gbr"),  # an agent's tag reads the same way
+        ("zh-gbr", "zh-cn"),  # zh has extlangs, but gbr is none of them: Mandarin
+        ("ar-arz", "arz"),  # a registered extlang still is the language
+    ],
+)
+def test_a_three_letter_subtag_is_an_extlang_only_after_its_registered_prefix(
+    wanted: str, spoken: str
+) -> None:
+    """`en-gbr` is English, not a language `gbr`: only registered extlangs name a language."""
+    assert _speaks(wanted, spoken) == (True, True)
+
+
+def test_an_unregistered_extlang_is_not_another_language() -> None:
+    """`en-gbr` does not meet a `gbr` speaker, nor `ar-arz` (Egyptian) an `ar-apc` speaker."""
+    assert [_speaks("en-gbr", "gbr"), _speaks("ar-arz", "ar-apc")] == [(False, False)] * 2
+
+
+@pytest.mark.parametrize("kind", list(EngineKind))
+def test_a_case_asking_for_en_gbr_is_assigned_an_english_speaker(kind: EngineKind) -> None:
+    """Both evaluators route an `en-gbr` case to the English speaker, not to nobody."""
+    rules = (
+        "  - id: general\n"
+        "    when: case.intent == 'general'\n"
+        "    then: {route: {queue: general, reason: general}}\n" + CATCH_ALL_RULE
+    )
+    loaded = prepare_ruleset(compile_text(ruleset_with_rules(rules, MINIMAL_HEADER)), kind)
+    case = make_case(intent=Intent.GENERAL, preferred_language="en-gbr")
+    roster = make_roster(
+        make_agent("a-french", languages=frozenset({"fr"})),
+        make_agent("b-english", languages=frozenset({"en-gb"})),
+    )
+    decision = decide(case, roster, loaded, NOW)
+    assert (decision.outcome, decision.agent_id) == (Outcome.ASSIGN, "b-english")

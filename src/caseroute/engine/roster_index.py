@@ -22,6 +22,7 @@ from itertools import compress, filterfalse, repeat
 from operator import is_, is_not
 from typing import TypeVar
 
+from caseroute.domain.language_tags import extended_language
 from caseroute.domain.roster import AGENTS_KEPT, Agent, AgentStatus, Capacity, Role, Roster
 from caseroute.domain.territory import RegionAreas, region_areas
 from caseroute.engine.licensing import CompactView, licence_valid_at
@@ -77,7 +78,9 @@ def language_key(tag: str) -> str:
     language, not a dialect), except where the tag itself names another spoken language:
 
     * an extended language subtag is the language (RFC 5646 2.2.2: ``zh-yue`` is ``yue``,
-      ``sgn-ase`` is ``ase``, American Sign Language, not British ``bfi``);
+      ``sgn-ase`` is ``ase``, American Sign Language, not British ``bfi``), where the registry
+      lists it after that primary subtag (``domain.language_tags``); any other subtag after
+      the primary is not compared (``en-gbr``, no valid tag, is ``en``, not ``gbr``);
     * ``cmn`` (Mandarin) is ``zh``, which names Mandarin unless a region says otherwise;
     * Chinese for Hong Kong or Macau (``zh-HK``, ``zh-Hant-HK``, ``zh-MO``) is Cantonese,
       ``yue``: a Mandarin speaker listed as ``zh-CN`` does not meet it.
@@ -92,7 +95,7 @@ def language_key(tag: str) -> str:
     """
     parts = tag.lower().split("-")
     key, rest = parts[0], parts[1:]
-    if rest and len(rest[0]) == 3 and rest[0].isalpha():  # extlang: 3 letters, only here
+    if rest and extended_language(key, rest[0]):  # only a registered one: en-gbr is en
         key, rest = rest[0], rest[1:]
     if key == "cmn":
         return "zh"
