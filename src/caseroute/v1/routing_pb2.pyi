@@ -916,8 +916,9 @@ class Case(_message.Message):
     requirement. An agent speaking a tag with the same spoken language meets it: the
     primary subtag ("en-GB" and "en-US"), except that "zh-HK", "zh-MO" and "zh-yue" are
     Cantonese ("yue"), "cmn" and other "zh" tags Mandarin, and an extended language subtag
-    is its language ("sgn-ase" is not "sgn-bfi"); script is not compared
-    (docs/rulesets.md, "Actions").
+    registered for its primary subtag is its language ("sgn-ase" is not "sgn-bfi"); any
+    other subtag is not compared ("en-gbr", not a valid tag, is accepted and read as "en");
+    script is not compared (docs/rulesets.md, "Actions").
     """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
