@@ -196,6 +196,27 @@ def _errors(error: RulesetError) -> list[Problem]:
     return [p for p in error.problems if p.severity is Severity.ERROR]
 
 
+@pytest.mark.parametrize(("country", "state"), [("US", "US-TX"), ("CA", "CA-ON")])
+def test_a_register_of_a_country_whose_states_license_is_an_error(country: str, state: str) -> None:
+    """`jurisdiction: US` can never apply (a US-wide licence is valid nowhere): one error there."""
+    register = f"jurisdiction: {country}\n    covers: [{state}]"
+    text = ruleset_with_rules(
+        ROUTE, HEADER.replace("jurisdiction: GB\n    covers: [GB-WLS, GB-ENG, GB-SCT]", register)
+    )
+    assert register in text
+    with pytest.raises(RulesetError) as caught:
+        compile_text(text)
+    errors = _errors(caught.value)
+    assert [(p.code, p.line) for p in errors] == [
+        ("schema.value", text.count("\n", 0, text.index(f"jurisdiction: {country}")) + 1)
+    ]
+    assert (
+        f"register GPhC jurisdiction {country} is a whole country, and {country} licenses by "
+        "state or province"
+    ) in errors[0].message
+    assert "remove the register" in errors[0].message
+
+
 @pytest.mark.parametrize(
     ("register", "message"),
     [

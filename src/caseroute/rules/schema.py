@@ -899,6 +899,19 @@ def _read_registers(
         where = r.string(
             g.get("jurisdiction"), f"register {name} jurisdiction", pattern=JURISDICTION
         )
+        if where is not None and needs_subdivision(where):
+            # A licence recorded against ``US`` is valid nowhere, so a register of US-wide
+            # licences limits nothing: it compiled, and read as if it did something.
+            r.error(
+                "schema.value",
+                f"register {name} jurisdiction {where} is a whole country, and {where} licenses "
+                f"by state or province: a licence recorded against {where} is valid nowhere, "
+                "so the register could never apply; licences there are issued per state or "
+                f"province (e.g. {SUBDIVISION_EXAMPLE[where]}) and cover only it already, so "
+                "remove the register",
+                g["jurisdiction"],
+            )
+            where = None
         parts: list[str] = []
         for part_node in r.items(g.get("covers"), f"register {name} covers"):
             part = r.string(
