@@ -119,12 +119,14 @@ def test_no_part_of_a_lookup_is_bounded_past_its_time(
     real = sink._bounded
     caller = threading.get_ident()
 
-    def spy(conn: psycopg.Connection[Any], seconds: float) -> AbstractContextManager[None]:
+    def spy(
+        conn: psycopg.Connection[Any], seconds: float, *, report: bool = True
+    ) -> AbstractContextManager[None]:
         # The lookup's own uses only: the pool's workers configure new connections in their
         # threads meanwhile (bounded by the sink's timeout_s), whenever the pool grows.
         if threading.get_ident() == caller:
             given.append(seconds)
-        return real(conn, seconds)
+        return real(conn, seconds, report=report)
 
     monkeypatch.setattr(sink, "_bounded", spy)
     assert sink.roster_text(SHA, timeout_s=0.2, max_agents=40, max_bytes=BIG) == roster_json(ROSTER)

@@ -14,6 +14,11 @@ connection is broken and the pool discards it). The socket is shut down through 
 its fd taken when the use began, so a connection closed and its fd number reused meanwhile is
 never touched. TCP keepalives and ``tcp_user_timeout`` are no substitute: a frozen server's
 kernel still acknowledges every packet and answers every keepalive.
+
+A use's end and the watchdog's cut are ordered by one lock: a use that has ended (left its block)
+is never cut, and a use cut as its block was ending (its last answer already in) finds that out
+as it ends, closes its connection (so the pool discards it, never handing it on shut down) and is
+not reported: the server did answer. Only a use that was cut and then failed is reported.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ class _Socketed(Protocol):
     def pgconn(self) -> Any:  # psycopg's PGconn (its binary or its ctypes implementation)
         """The libpq connection."""
 
+    def close(self) -> None:
+        """Close the connection (a pool discards a closed connection returned to it)."""
+
 
 class _Watch:
     """One use of one connection: its socket (a duplicate) and when it must be over."""
@@ -56,14 +64,15 @@ class ConnectionWatchdog:
         """Start the watchdog thread.
 
         Args:
-            on_fire: Called (on the watchdog thread, outside its lock) with a use's bound in
-                seconds each time a use's socket was shut down; must not raise.
+            on_fire: Called with a use's bound in seconds each time a use was cut: its socket
+                was shut down and its block then failed (called on the use's thread as it
+                leaves the block, unless the use asked not to be reported); must not raise.
             scan_s: How often to look for overruns.
         """
         self._on_fire = on_fire
         self._scan_s = scan_s
         self._lock = threading.Lock()
-        self._watches: dict[int, tuple[_Watch, float]] = {}
+        self._watches: dict[int, _Watch] = {}
         # Set while a use is watched (and on close): an idle sink's thread sleeps until then
         # instead of waking every scan_s, and a busy one pays no wake-up per use.
         self._busy = threading.Event()
@@ -72,11 +81,20 @@ class ConnectionWatchdog:
         self._thread.start()
 
     @contextmanager
-    def bound(self, conn: _Socketed, seconds: float) -> Iterator[None]:
+    def bound(self, conn: _Socketed, seconds: float, *, report: bool = True) -> Iterator[None]:
         """Shut ``conn``'s socket down if the block is still running ``seconds`` from now.
 
         A connection with no socket (closed) is not watched: whatever the block does with it
-        fails on its own.
+        fails on its own. A connection whose socket was shut down is closed as the block ends,
+        whether the block failed or not: it can never answer again, and a pool must not hand
+        it to the next use (which would fail though the server answers).
+
+        Args:
+            conn: The connection the block uses.
+            seconds: The block's bound.
+            report: Whether a cut (the socket shut down, then the block failed) is passed to
+                ``on_fire``: False for a use whose bound is the caller's own (a roster lookup's
+                share of a call's deadline), which says nothing of whether the server answers.
         """
         sock = _duplicate(conn)
         if sock is None:
@@ -85,17 +103,28 @@ class ConnectionWatchdog:
         watch = _Watch(sock, time.monotonic() + seconds)
         key = id(watch)
         with self._lock:
-            self._watches[key] = (watch, seconds)
+            self._watches[key] = watch
             if not self._busy.is_set():
                 self._busy.set()
+        failed = False
         try:
             yield
+        except BaseException:
+            failed = True
+            raise
         finally:
-            # Invariant: once removed under the lock the watchdog cannot touch this socket;
-            # the duplicate is closed only then (closing it never closes the connection).
+            # Invariant: the use ends here, under the lock the watchdog cuts under: once
+            # removed, the watchdog cannot touch this socket, and ``fired`` read here is final.
+            # The duplicate is closed only then (closing it never closes the connection).
             with self._lock:
                 del self._watches[key]
+                cut = watch.fired
             sock.close()
+            if cut:
+                with suppress(Exception):  # already broken: closing only marks it so
+                    conn.close()
+                if failed and report:
+                    self._on_fire(seconds)
 
     def _run(self) -> None:
         while True:
@@ -107,18 +136,23 @@ class ConnectionWatchdog:
             self._busy.wait()
             if self._stopping.wait(self._scan_s):
                 return
-            now = time.monotonic()
-            fired: list[float] = []
-            with self._lock:
-                for watch, seconds in self._watches.values():
-                    if watch.fired or now < watch.deadline:
-                        continue
-                    watch.fired = True
-                    with suppress(OSError):  # the peer closed it already: nothing to wake
-                        watch.sock.shutdown(socket.SHUT_RDWR)
-                    fired.append(seconds)
-            for seconds in fired:
-                self._on_fire(seconds)
+            self._scan(time.monotonic())
+
+    def _scan(self, now: float) -> int:
+        """Cut every use still running past its deadline at ``now``; how many were cut."""
+        cut = 0
+        with self._lock:
+            # Invariant: a use is in ``_watches`` until it ended (``bound``, under this lock):
+            # checking its deadline and shutting its socket down under the lock means a use
+            # that has ended is never shut down, nor its connection, back in a pool, in use.
+            for watch in self._watches.values():
+                if watch.fired or now < watch.deadline:
+                    continue
+                watch.fired = True
+                with suppress(OSError):  # the peer closed it already: nothing to wake
+                    watch.sock.shutdown(socket.SHUT_RDWR)
+                cut += 1
+        return cut
 
     def close(self) -> None:
         """Stop the thread (uses still running are no longer watched)."""

@@ -305,22 +305,34 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         """
         seconds = min(self._timeout_s, DOWN_WAIT_S)
         until: float | None = getattr(self._lookup, "at", None)
+        lookup = until is not None
         if until is not None:  # a caller waiting on a roster lookup: no longer than it may take
             seconds = min(seconds, max(0.0, until - time.monotonic()))
         try:
-            with self._bounded(conn, seconds):
+            # A lookup's check cut by the lookup's own (shorter) deadline says nothing of
+            # whether the database answers: neither reported nor counted as unreachable.
+            with self._bounded(conn, seconds, report=not lookup):
                 ConnectionPool.check_connection(conn)
         except Exception:
-            self._unreachable = True
+            if not lookup:
+                self._unreachable = True
             raise
+        if conn.closed:
+            # It answered, but its bound ran out just as it did and the watchdog cut it
+            # (``pg_watchdog`` closed it): the pool discards it and checks out another.
+            raise psycopg.OperationalError("the connection was cut as its check ended")
 
     def _bounded(
-        self, conn: psycopg.Connection[Any], seconds: float
+        self, conn: psycopg.Connection[Any], seconds: float, *, report: bool = True
     ) -> AbstractContextManager[None]:
-        """The block's use of ``conn`` cut after ``seconds`` (a writer's; an auditor's is not)."""
+        """The block's use of ``conn`` cut after ``seconds`` (a writer's; an auditor's is not).
+
+        ``report``: whether a cut marks the database as not answering (``_not_answering``);
+        not for a roster lookup, whose bound is its share of a caller's deadline.
+        """
         if self._watchdog is None:
             return nullcontext()
-        return self._watchdog.bound(conn, seconds)
+        return self._watchdog.bound(conn, seconds, report=report)
 
     def _not_answering(self, seconds: float) -> None:
         """The watchdog cut a connection that had no answer in ``seconds``: the database is down."""
@@ -690,7 +702,8 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 self._pool.connection(timeout=timeout_s) as conn,
                 # A server that answers nothing cannot fire statement_timeout: cut client-side,
                 # by the lookup's deadline (the checkout may have spent some of it).
-                self._bounded(conn, max(0.0, deadline - time.monotonic())),
+                # Not reported: a lookup cut by its own deadline says nothing of the database.
+                self._bounded(conn, max(0.0, deadline - time.monotonic()), report=False),
                 conn.transaction(),
             ):
                 bounded(conn)
