@@ -9,7 +9,9 @@ worker sent a ``roster_sha256`` it has not seen loads the snapshot another store
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,7 @@ def store(tmp_path: Path) -> Iterator[SqliteAuditStore]:
 
 
 def _store(store: SqliteAuditStore, blobs: list[Blob]) -> None:
-    with sqlite3.connect(store.path) as conn:
+    with closing(sqlite3.connect(store.path)) as conn, conn:  # closed: no lock kept after
         conn.executemany(
             "INSERT INTO blobs (sha256, kind, content) VALUES (?, ?, ?)",
             [(b.sha256, b.kind.value, b.content) for b in blobs],
@@ -118,3 +120,28 @@ def test_a_read_past_its_time_is_interrupted_and_the_next_one_works(
     # Each failed read's connection was closed, not kept beside its replacement.
     assert len(store._readers) <= 1
     assert store.roster_text(sha, timeout_s=30, max_agents=3000, max_bytes=BIG) == roster_json(big)
+
+
+def test_a_log_another_connection_holds_exclusively_gives_up_by_the_deadline(
+    store: SqliteAuditStore,
+) -> None:
+    """A log held in exclusive locking mode: AuditBusyError in the lookup's time, not 10 s.
+
+    SQLite's busy wait (the store's 10 s busy timeout) calls no progress handler; a connection
+    in exclusive locking mode (an operator's shell, a tool) that took the file while no
+    caseroute connection had it open blocks even a WAL reader. Once released, it reads.
+    """
+    sha, parts = _in_parts()
+    _store(store, parts)
+    locker = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        locker.execute("PRAGMA locking_mode=EXCLUSIVE")
+        locker.execute("SELECT count(*) FROM blobs").fetchall()  # takes the lock, kept
+        started = time.monotonic()
+        with pytest.raises(AuditUnavailableError) as raised:
+            store.roster_text(sha, timeout_s=0.3, max_agents=40, max_bytes=BIG)
+        assert time.monotonic() - started < 5  # an upper bound on the hang (10 s before)
+        assert type(raised.value).__name__ == "AuditBusyError"  # roster_log counts it busy
+    finally:
+        locker.close()
+    assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) == roster_json(ROSTER)

@@ -8,13 +8,17 @@ logged as a WARNING, not the INFO of an ordinary miss.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from caseroute.audit.store import RosterTooLargeError
+from caseroute.audit.record import BlobKind
+from caseroute.audit.store import RosterTooLargeError, SqliteAuditStore
 from caseroute.domain.errors import AuditUnavailableError
 from caseroute.domain.fingerprint import roster_json, roster_sha256
 from caseroute.domain.limits import InputLimits
@@ -206,3 +210,32 @@ def test_a_call_s_store_serves_its_loaded_roster_and_defers_the_rest() -> None:
     assert store.find(roster_sha256(OTHER), limits=InputLimits()) is None
     parsed = store.parse(roster_to_proto(OTHER), limits=InputLimits())
     assert parsed.fingerprint.sha256 == roster_sha256(OTHER)
+
+
+def test_a_sqlite_log_locked_past_the_lookup_s_time_is_busy_within_it(tmp_path: Path) -> None:
+    """Another connection holds the SQLite log: counted busy, None (ROSTER_NOT_CACHED) in time.
+
+    The lookup had 0.3 s (half the call's 0.6 s); SQLite's busy wait held it the store's 10 s,
+    past the call's deadline (DEADLINE_EXCEEDED instead of the roster being asked for).
+    """
+    store = SqliteAuditStore(tmp_path / "audit.db")
+    with sqlite3.connect(store.path) as conn:
+        conn.execute(
+            "INSERT INTO blobs (sha256, kind, content) VALUES (?, ?, ?)",
+            (SHA, BlobKind.ROSTER.value, roster_json(ROSTER)),
+        )
+    conn.close()
+    seen: list[str] = []
+    loader = RosterLog(store, RosterCache(), max_bytes=1 << 20, observer=seen.append)
+    locker = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        locker.execute("PRAGMA locking_mode=EXCLUSIVE")
+        locker.execute("SELECT count(*) FROM blobs").fetchall()  # takes the lock, kept
+        started = time.monotonic()
+        found = loader.load(SHA, InputLimits(), 0.6)
+        took = time.monotonic() - started
+    finally:
+        locker.close()
+        store.close()
+    assert (found, seen) == (None, ["busy"])
+    assert took < 5  # an upper bound on the hang (10 s before)

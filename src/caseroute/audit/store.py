@@ -78,6 +78,7 @@ from caseroute.audit.sql_rows import (
     require_key_fingerprint,
 )
 from caseroute.domain.errors import (
+    AuditBusyError,
     AuditUnavailableError,
     IdempotencyConflictError,
     withheld_cause,
@@ -370,6 +371,11 @@ _KEY_AND_HEAD = (
 """The current key's fingerprint and the chain head, read in one statement per transaction."""
 
 
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether a statement failed waiting for another connection's lock (SQLITE_BUSY, any kind)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def _text_as_stored(value: bytes) -> str:
     """A TEXT value read by an auditor's (read-only) connection; ``EditedText`` if not UTF-8.
 
@@ -478,13 +484,18 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         """A connection to the log (every one but the one creating it)."""
         return self._open(0)
 
-    def _open(self, page_size: int) -> sqlite3.Connection:
-        """A connection to the log; ``page_size`` (bytes, 0: as stored) when creating it."""
+    def _open(self, page_size: int, busy_ms: int | None = None) -> sqlite3.Connection:
+        """A connection to the log; ``page_size`` (bytes, 0: as stored) when creating it.
+
+        ``busy_ms``: how long its statements wait for another connection's lock (None: the
+        store's busy timeout), opening it included (``journal_mode`` reads the file).
+        """
+        wait_ms = self._busy_ms if busy_ms is None else busy_ms
         if self._readonly:
             conn = sqlite3.connect(
                 f"{self.path.resolve().as_uri()}?mode=ro",
                 uri=True,
-                timeout=self._busy_ms / 1000,
+                timeout=wait_ms / 1000,
                 isolation_level=None,
                 check_same_thread=False,
             )
@@ -492,7 +503,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         else:
             conn = sqlite3.connect(
                 self.path,
-                timeout=self._busy_ms / 1000,
+                timeout=wait_ms / 1000,
                 isolation_level=None,
                 check_same_thread=False,
             )
@@ -500,7 +511,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 conn.execute(f"PRAGMA page_size={int(page_size)}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(f"PRAGMA busy_timeout={int(self._busy_ms)}")
+        conn.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
         return conn
 
     def claim_key(self, fingerprint: str, at: str) -> None:
@@ -888,8 +899,11 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         For a worker asked for a roster by its ``roster_sha256`` alone that another worker
         sharing this log stored (or this server before a restart): ``grpc_api.roster_log``. A
         caller is waiting, so unlike an auditor's ``get_blob`` the read is bounded: a WAL
-        reader never waits for the writer, and the statements are interrupted once
-        ``timeout_s`` has passed (a progress handler); nothing larger than ``max_bytes`` (the
+        reader never waits for the writer, the statements are interrupted once ``timeout_s``
+        has passed (a progress handler), and a wait for another connection's lock (the log
+        held in exclusive locking mode, a recovery after a crash: SQLite's busy wait calls no
+        progress handler) ends by then too (the busy timeout, set to the time left before each
+        statement and the connection's opening); nothing larger than ``max_bytes`` (the
         manifest and its chunks summed) is fetched, nor any chunk when the manifest lists more
         than ``max_agents`` (a chunk holds at least one agent).
 
@@ -906,6 +920,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         Raises:
             RosterTooLargeError: If it is larger than ``max_agents`` or ``max_bytes`` allow (or
                 its manifest is no manifest caseroute writes).
+            AuditBusyError: If another connection's lock was held past ``timeout_s``.
             AuditUnavailableError: If the log cannot be read within ``timeout_s``.
         """
         with self._interrupted_after(timeout_s):
@@ -939,19 +954,27 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
 
     @contextmanager
     def _interrupted_after(self, seconds: float) -> Iterator[None]:
-        """This thread's reads in the block are interrupted once ``seconds`` have passed.
+        """This thread's reads in the block end once ``seconds`` have passed.
 
-        An interrupted statement fails as any failed read does (``AuditUnavailableError``).
+        A statement running then is interrupted (a progress handler) and fails as any failed
+        read does (``AuditUnavailableError``); a wait for another connection's lock, which
+        calls no progress handler, is bounded by the time left (``_fetch`` sets the busy
+        timeout before each statement) and fails with ``AuditBusyError``.
         """
-        self._fetch("SELECT 1", ())  # this thread's connection, opened (and errors mapped)
-        conn: sqlite3.Connection = self._local.conn
         deadline = time.monotonic() + seconds
-        conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+        self._local.until = deadline
         try:
-            yield
+            self._fetch("SELECT 1", ())  # this thread's connection, opened (and errors mapped)
+            conn: sqlite3.Connection = self._local.conn
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+            try:
+                yield
+            finally:
+                with suppress(sqlite3.Error):  # closed when a read failed: nothing to unset
+                    conn.set_progress_handler(None, PROGRESS_STEPS)
+                    conn.execute(f"PRAGMA busy_timeout={int(self._busy_ms)}")
         finally:
-            with suppress(sqlite3.Error):  # closed when a read failed: nothing to unset
-                conn.set_progress_handler(None, PROGRESS_STEPS)
+            self._local.until = None
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -974,14 +997,25 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 conn.execute("ROLLBACK")  # read only: nothing to keep
 
     def _fetch(self, sql: str, params: tuple[object, ...]) -> list[Any]:
-        """Run a read on this thread's connection (opened once per thread, then reused)."""
+        """Run a read on this thread's connection (opened once per thread, then reused).
+
+        Inside ``_interrupted_after`` a wait for another connection's lock lasts at most the
+        time left (the busy timeout, opening the connection included), then fails with
+        ``AuditBusyError``.
+        """
         conn = getattr(self._local, "conn", None)
+        until: float | None = getattr(self._local, "until", None)
+        left_ms = None if until is None else int((until - time.monotonic()) * 1000)
         try:
+            if left_ms is not None and left_ms < 1:
+                raise sqlite3.OperationalError("interrupted: no time left to read")
             if conn is None:
-                conn = self._connect()
+                conn = self._open(0, left_ms)
                 self._local.conn = conn
                 with self._readers_lock:
                     self._readers.append(conn)
+            elif left_ms is not None:
+                conn.execute(f"PRAGMA busy_timeout={left_ms}")
             rows = conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             self._local.conn = None
@@ -994,6 +1028,8 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             log.error(  # noqa: TRY400 - the cause is one SQLite message, no traceback needed
                 "AUDIT READ FAILED on %s: %s: %s", self.path, type(exc).__name__, exc
             )
+            if until is not None and _busy(exc):
+                raise AuditBusyError(READ_UNAVAILABLE) from exc
             raise AuditUnavailableError(READ_UNAVAILABLE) from exc
         if self._readonly:  # an auditor's read: a value edited into a BLOB is no text either
             rows = [blobs_as_text(row) for row in rows]

@@ -12,6 +12,7 @@
     │   └── RulesetRetiredError  a request pinned a version its operators retired (rolled back)
     ├── NoRulesetLoadedError   the service has no ruleset at all yet
     ├── AuditUnavailableError  the decision log cannot be written (no decision is returned)
+    │   └── AuditBusyError     a bounded read gave up waiting for a lock another connection holds
     ├── IdempotencyConflictError  a request_id was reused with a different input
     ├── DecisionNotFoundError  no audit record has that decision_id
     ├── ResponseTooLargeError  the reply would exceed what the transport may send (nothing
@@ -179,6 +180,15 @@ class NoRulesetLoadedError(CaserouteError):
 
 class AuditUnavailableError(CaserouteError):
     """The decision log could not durably store a record (disk full, locked, read-only...)."""
+
+
+class AuditBusyError(AuditUnavailableError):
+    """A read bounded by a caller's deadline gave up waiting for a lock another connection holds.
+
+    SQLite's busy wait (up to the store's busy timeout) calls no progress handler, so a roster
+    lookup with a fraction of a second left waited 10 s on a log another connection held in
+    exclusive locking mode (or recovered after a crash). Its wait is now cut at its deadline.
+    """
 
 
 class RecordRefusedError(CaserouteError):

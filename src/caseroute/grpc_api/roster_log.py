@@ -33,7 +33,7 @@ from typing import Protocol, runtime_checkable
 
 from caseroute.audit.store import RosterTooLargeError
 from caseroute.domain.codec import parse_roster
-from caseroute.domain.errors import AuditUnavailableError, RequestError
+from caseroute.domain.errors import AuditBusyError, AuditUnavailableError, RequestError
 from caseroute.domain.limits import InputLimits
 from caseroute.grpc_api.roster_cache import RosterCache
 from caseroute.wire.convert import KnownRoster, roster_to_proto
@@ -67,7 +67,8 @@ RESULTS = (
 """Each lookup's result, as counted (``caseroute_roster_log_lookups_total{result}``): loaded
 and used; no replica stored it; the log could not be read in time; larger than this server
 reads; invalid under its limits; its text does not hash to its sha256 (edited in the log);
-too many lookups at once; too little of the call's time left; an unexpected failure."""
+too many lookups at once, or the log locked by another connection past the lookup's time; too
+little of the call's time left; an unexpected failure."""
 
 
 @runtime_checkable
@@ -206,6 +207,12 @@ class RosterLog:
         try:
             text = self._source.roster_text(
                 sha256, timeout_s=budget, max_agents=limits.max_agents, max_bytes=self._max_bytes
+            )
+        except AuditBusyError:
+            return self._none(
+                sha256,
+                "busy",
+                f"the log was locked by another connection for the lookup's {budget:.2f} s",
             )
         except AuditUnavailableError:
             return self._none(
