@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,10 +28,12 @@ import grpc
 import psycopg
 import pytest
 
+from caseroute.audit import pg_schema, postgres
 from caseroute.audit.config import AuditConfig
 from caseroute.audit.location import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.verify import verify_chain
+from caseroute.cli import main
 from caseroute.domain.errors import AuditUnavailableError
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.server import ServerConfig, build_server
@@ -260,3 +262,54 @@ def test_a_roster_lookup_on_a_server_that_froze_after_checkout_is_cut(
     finally:
         monkeypatch.undo()
         sink.close()
+
+
+@contextmanager
+def _frozen_once_connected(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The server is frozen as the opening sink's first statement goes out (after the connect)."""
+    real = pg_schema.require_utf8
+    held = ExitStack()
+
+    def freeze_then(conn: psycopg.Connection[Any]) -> None:
+        held.enter_context(_frozen(cluster))
+        real(conn)
+
+    monkeypatch.setattr(postgres, "require_utf8", freeze_then)
+    try:
+        yield
+    finally:
+        held.close()  # thawed
+        monkeypatch.undo()
+
+
+def test_serve_s_startup_on_a_server_frozen_after_the_connect_fails_naming_it(
+    cluster: Cluster, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer's open (serve) is refused within timeout_s, saying where and what to check."""
+    with _frozen_once_connected(cluster, monkeypatch):
+        outcome = _within_deadline(lambda: PostgresAuditSink(PostgresLocation(db_url), timeout_s=2))
+    assert isinstance(outcome, AuditUnavailableError)
+    port = cluster.port
+    assert str(outcome) == (
+        f"cannot open the decision log {PostgresLocation(db_url)}: PostgreSQL at 127.0.0.1:{port} "
+        "did not answer within 2 s during startup (reading or creating the decision log's "
+        "schema), after accepting the connection: it may be frozen, overloaded or cut off by "
+        "the network; check the server, then start again"
+    )
+    PostgresAuditSink(PostgresLocation(db_url), timeout_s=2).close()  # thawed: it opens
+
+
+def test_audit_verify_on_a_server_frozen_after_the_connect_exits_non_zero(
+    cluster: Cluster,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`caseroute audit verify` exits 1 with the error, not waiting on the server for good."""
+    PostgresAuditSink(PostgresLocation(db_url)).close()  # a decision log to verify
+    with _frozen_once_connected(cluster, monkeypatch):
+        code = _within_deadline(lambda: main(["audit", "verify", "--audit-db", db_url]))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"PostgreSQL at 127.0.0.1:{cluster.port} did not answer within 10 s" in err
+    assert "check the server" in err

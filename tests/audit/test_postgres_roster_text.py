@@ -121,7 +121,7 @@ def test_no_part_of_a_lookup_is_bounded_past_its_time(
 
     def spy(
         conn: psycopg.Connection[Any], seconds: float, *, report: bool = True
-    ) -> AbstractContextManager[None]:
+    ) -> AbstractContextManager[object]:
         # The lookup's own uses only: the pool's workers configure new connections in their
         # threads meanwhile (bounded by the sink's timeout_s), whenever the pool grows.
         if threading.get_ident() == caller:

@@ -46,12 +46,15 @@ class _Socketed(Protocol):
         """Close the connection (a pool discards a closed connection returned to it)."""
 
 
-class _Watch:
-    """One use of one connection: its socket (a duplicate) and when it must be over."""
+class Use:
+    """One use of one connection: its socket (a duplicate) and when it must be over.
+
+    ``fired``: the watchdog shut its socket down (final once the use's block has ended).
+    """
 
     __slots__ = ("deadline", "fired", "sock")
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    def __init__(self, sock: socket.socket | None, deadline: float) -> None:
         self.sock = sock
         self.deadline = deadline
         self.fired = False
@@ -72,7 +75,7 @@ class ConnectionWatchdog:
         self._on_fire = on_fire
         self._scan_s = scan_s
         self._lock = threading.Lock()
-        self._watches: dict[int, _Watch] = {}
+        self._watches: dict[int, Use] = {}
         # Set while a use is watched (and on close): an idle sink's thread sleeps until then
         # instead of waking every scan_s, and a busy one pays no wake-up per use.
         self._busy = threading.Event()
@@ -81,7 +84,7 @@ class ConnectionWatchdog:
         self._thread.start()
 
     @contextmanager
-    def bound(self, conn: _Socketed, seconds: float, *, report: bool = True) -> Iterator[None]:
+    def bound(self, conn: _Socketed, seconds: float, *, report: bool = True) -> Iterator[Use]:
         """Shut ``conn``'s socket down if the block is still running ``seconds`` from now.
 
         A connection with no socket (closed) is not watched: whatever the block does with it
@@ -94,13 +97,17 @@ class ConnectionWatchdog:
             seconds: The block's bound.
             report: Whether a cut (the socket shut down, then the block failed) is passed to
                 ``on_fire``: False for a use whose bound is the caller's own (a roster lookup's
-                share of a call's deadline), which says nothing of whether the server answers.
+                share of a call's deadline), which says nothing of whether the server answers,
+                or whose caller reports the cut itself (startup).
+
+        Yields:
+            The use: after the block, ``fired`` says whether it was cut.
         """
         sock = _duplicate(conn)
         if sock is None:
-            yield
+            yield Use(None, 0.0)
             return
-        watch = _Watch(sock, time.monotonic() + seconds)
+        watch = Use(sock, time.monotonic() + seconds)
         key = id(watch)
         with self._lock:
             self._watches[key] = watch
@@ -108,7 +115,7 @@ class ConnectionWatchdog:
                 self._busy.set()
         failed = False
         try:
-            yield
+            yield watch
         except BaseException:
             failed = True
             raise
@@ -150,7 +157,8 @@ class ConnectionWatchdog:
                     continue
                 watch.fired = True
                 with suppress(OSError):  # the peer closed it already: nothing to wake
-                    watch.sock.shutdown(socket.SHUT_RDWR)
+                    if watch.sock is not None:
+                        watch.sock.shutdown(socket.SHUT_RDWR)
                 cut += 1
         return cut
 

@@ -51,7 +51,7 @@ from caseroute.audit.pg_schema import (
     require_utf8,
     schema_version,
 )
-from caseroute.audit.pg_watchdog import ConnectionWatchdog
+from caseroute.audit.pg_watchdog import ConnectionWatchdog, Use
 from caseroute.audit.record import (
     GENESIS,
     Appended,
@@ -213,22 +213,22 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         }
         if "connect_timeout" not in params:
             kwargs["connect_timeout"] = max(1, int(timeout_s))
+        # Started first: the startup's statements, and a writer's pooled connections from the
+        # first (the pool configures them on its own threads), are cut if the server stops
+        # answering after the connect (connect_timeout covers the connect alone): a frozen
+        # server held `serve`, `audit verify` and `replay --server` at startup for good.
+        watchdog = ConnectionWatchdog(self._not_answering)
+        if not readonly:
+            self._watchdog = watchdog
+        startup: Use | None = None
+        where = str(location)
+        opened = False
         try:
             with psycopg.connect(location.conninfo, **kwargs) as conn:
-                require_utf8(conn)
-                if readonly:
-                    version = self._opened_version = schema_version(conn)
-                    if version == 0:
-                        raise SchemaTooNewError(
-                            "the database holds no caseroute decision log (no schema)"
-                        )
-                    if version > LATEST:
-                        raise SchemaTooNewError(
-                            f"the decision log's schema is version {version}, newer than this "
-                            f"caseroute knows ({LATEST}); upgrade caseroute"
-                        )
-                else:
-                    self._opened_version = migrate(conn)
+                where = f"{conn.info.host}:{conn.info.port}"
+                # Not reported as a use cut: the error below says what happened.
+                with watchdog.bound(conn, timeout_s, report=False) as startup:
+                    self._open_schema(conn)
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 location.conninfo,
                 kwargs=kwargs,
@@ -242,6 +242,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 name="caseroute-audit",
                 open=True,
             )
+            opened = True
         except SchemaTableAlteredError as exc:
             edited = _altered_error([str(exc)])
             if readonly:  # an auditor: an edited log (`audit verify` says TAMPERED)
@@ -252,17 +253,51 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         except _DB_ERRORS as exc:
             # Startup and the audit CLI only (never a caller's request): the operator needs
             # the database and the cause (the password never: it is scrubbed).
+            if startup is not None and startup.fired:
+                log.error(  # noqa: TRY400 - the cause is one driver message, no traceback needed
+                    "AUDIT DATABASE NOT ANSWERING on %s at startup: %s: %s",
+                    location,
+                    type(exc).__name__,
+                    self._scrub(exc),
+                )
+                raise AuditUnavailableError(
+                    f"cannot open the decision log {location}: PostgreSQL at {where} did not "
+                    f"answer within {timeout_s:g} s during startup (reading or creating the "
+                    "decision log's schema), after accepting the connection: it may be frozen, "
+                    "overloaded or cut off by the network; check the server, then start again"
+                ) from None
             raise AuditUnavailableError(
                 f"cannot open the decision log {location}: {self._scrub(exc)}; check that "
                 "--audit-db names a reachable PostgreSQL database this user can read (and, to "
                 "serve, create tables in and write)"
             ) from None
+        finally:
+            if readonly or not opened:  # an auditor's reads are not bounded (see above)
+                watchdog.close()
         if not readonly:
-            self._watchdog = ConnectionWatchdog(self._not_answering)
             self._writer = threading.Thread(
                 target=self._write_loop, name="audit-writer", daemon=True
             )
             self._writer.start()
+
+    def _open_schema(self, conn: psycopg.Connection[Any]) -> None:
+        """Check the database at startup: UTF8; the schema migrated (or, read only, present).
+
+        Raises:
+            SchemaTooNewError: If the schema is missing (read only) or newer than caseroute's.
+        """
+        require_utf8(conn)
+        if not self._readonly:
+            self._opened_version = migrate(conn)
+            return
+        version = self._opened_version = schema_version(conn)
+        if version == 0:
+            raise SchemaTooNewError("the database holds no caseroute decision log (no schema)")
+        if version > LATEST:
+            raise SchemaTooNewError(
+                f"the decision log's schema is version {version}, newer than this "
+                f"caseroute knows ({LATEST}); upgrade caseroute"
+            )
 
     def _configure_session(self, conn: psycopg.Connection[Any]) -> None:
         """Every pooled connection: durable commits; a writer's waits bounded by ``timeout_s``.
@@ -324,7 +359,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
 
     def _bounded(
         self, conn: psycopg.Connection[Any], seconds: float, *, report: bool = True
-    ) -> AbstractContextManager[None]:
+    ) -> AbstractContextManager[object]:
         """The block's use of ``conn`` cut after ``seconds`` (a writer's; an auditor's is not).
 
         ``report``: whether a cut marks the database as not answering (``_not_answering``);
