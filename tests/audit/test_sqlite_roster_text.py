@@ -9,6 +9,8 @@ worker sent a ``roster_sha256`` it has not seen loads the snapshot another store
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -145,3 +147,44 @@ def test_a_log_another_connection_holds_exclusively_gives_up_by_the_deadline(
     finally:
         locker.close()
     assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) == roster_json(ROSTER)
+
+
+_HOLD_READ_LOCKS = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+# SQLite's WAL-index locks (unix VFS, from byte 120): checkpoint, recover, the five read marks:
+# what a process recovering the log holds (here held, as by one frozen mid-recovery).
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 7, 121, os.SEEK_SET)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_log_whose_read_locks_another_process_holds_gives_up_by_the_deadline(
+    store: SqliteAuditStore,
+) -> None:
+    """Every WAL read lock held elsewhere: AuditBusyError in the lookup's time, not ~10 s.
+
+    SQLite then retries inside the statement for about 10 s (``locking protocol`` at the end),
+    calling neither the busy handler nor the progress handler: the caller stops waiting.
+    """
+    sha, parts = _in_parts()
+    _store(store, parts)
+    assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) is not None
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_READ_LOCKS, f"{store.path}-shm"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        started = time.monotonic()
+        with pytest.raises(AuditUnavailableError) as raised:
+            store.roster_text(sha, timeout_s=0.3, max_agents=40, max_bytes=BIG)
+        assert time.monotonic() - started < 5  # an upper bound on the hang (~10 s before)
+        assert type(raised.value).__name__ == "AuditBusyError"
+    finally:
+        holder.communicate(timeout=30)  # stdin closed: the locks are released
+    assert store.roster_text(sha, timeout_s=30, max_agents=40, max_bytes=BIG) == roster_json(ROSTER)

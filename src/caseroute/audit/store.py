@@ -22,6 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
@@ -335,6 +336,11 @@ class KeyMismatchError(Exception):
 
 PROGRESS_STEPS = 1000
 """SQLite virtual-machine steps between checks of a bounded read's deadline (a few us each)."""
+LOOKUP_THREADS = 2
+"""Threads reading rosters for lookups (``roster_text``): ``roster_log.MAX_LOOKUPS`` at once."""
+LOOKUP_GRACE_S = 0.05
+"""How long past its deadline a lookup's caller waits for the read, which ends by then itself
+but where SQLite waits without calling a handler."""
 
 
 NEW_LOG_PAGE_SIZE = 2048
@@ -427,6 +433,9 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        # Roster lookups run here, so a caller stops waiting at its deadline even where SQLite
+        # does not; few threads, so their connections are few and kept (``roster_text``).
+        self._lookups = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="lookup")
         self.commits = 0
         self.failures = 0
         self.observer: CommitObserver | None = None
@@ -923,7 +932,30 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             AuditBusyError: If another connection's lock was held past ``timeout_s``.
             AuditUnavailableError: If the log cannot be read within ``timeout_s``.
         """
-        with self._interrupted_after(timeout_s):
+        deadline = time.monotonic() + timeout_s
+        read = self._lookups.submit(
+            self._read_roster, sha256, deadline, max_agents=max_agents, max_bytes=max_bytes
+        )
+        try:
+            # A little past the deadline: the read ends by it on its own, unless SQLite waits
+            # where neither its busy timeout nor its progress handler reaches (every WAL read
+            # lock held by another process: it retries ~10 s inside one statement).
+            return read.result(timeout=timeout_s + LOOKUP_GRACE_S)
+        except TimeoutError:
+            log.warning(
+                "roster %s not read from %s within %.2f s: the log's locks are held by "
+                "another process (the read goes on in the background)",
+                sha256[:12],
+                self.path,
+                timeout_s,
+            )
+            raise AuditBusyError(READ_UNAVAILABLE) from None
+
+    def _read_roster(
+        self, sha256: str, deadline: float, *, max_agents: int, max_bytes: int
+    ) -> str | None:
+        """``roster_text``'s read, on a lookup thread (its connection kept for the next)."""
+        with self._interrupted_after(deadline - time.monotonic()):
             rows = self._fetch(
                 "SELECT kind, length(CAST(content AS BLOB)), "
                 "CASE WHEN length(CAST(content AS BLOB)) <= ? THEN content END "
@@ -1037,6 +1069,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
 
     def close(self) -> None:
         """Finish pending appends, stop the writer and close the readers."""
+        self._lookups.shutdown(wait=False, cancel_futures=True)
         if self._writer is not None:
             with self._closing:
                 already, self._closed = self._closed, True
