@@ -217,6 +217,50 @@ def test_a_register_of_a_country_whose_states_license_is_an_error(country: str, 
     assert "remove the register" in errors[0].message
 
 
+@pytest.mark.parametrize(("alias", "recorded"), [("UK", "GB"), ("PR", "US-PR")])
+def test_a_register_under_a_code_no_licence_names_is_an_error(alias: str, recorded: str) -> None:
+    """`jurisdiction: UK` never applied (licences name GB): one error, saying what to write."""
+    register = f"jurisdiction: {alias}\n    covers: [{alias}-X]"
+    text = ruleset_with_rules(
+        ROUTE, HEADER.replace("jurisdiction: GB\n    covers: [GB-WLS, GB-ENG, GB-SCT]", register)
+    )
+    assert register in text
+    with pytest.raises(RulesetError) as caught:
+        compile_text(text)
+    errors = _errors(caught.value)
+    assert [(p.code, p.line) for p in errors] == [
+        ("schema.value", text.count("\n", 0, text.index(f"jurisdiction: {alias}")) + 1)
+    ]
+    assert f"licences for that place name {recorded}" in errors[0].message
+    assert errors[0].message.endswith(f"write {recorded}")
+
+
+def test_a_register_of_a_nation_may_cover_its_iso_subdivisions() -> None:
+    """`jurisdiction: GB-ENG, covers: [GB-KEN]` compiles: Kent lies within England by ISO."""
+    text = ruleset_with_rules(
+        ROUTE,
+        HEADER.replace(
+            "jurisdiction: GB\n    covers: [GB-WLS, GB-ENG, GB-SCT]",
+            "jurisdiction: GB-ENG\n    covers: [GB-KEN]",
+        ),
+    )
+    compiled = compile_text(text)
+    (register,) = compiled.registers
+    assert (register.jurisdiction, register.covers) == ("GB-ENG", ("GB-KEN",))
+    ruleset = prepare_ruleset(compiled, EngineKind.PYTHON)
+    agent = make_agent("eng", licences=(Licence("pharmacist", "GB-ENG", LATER),))
+    outcomes = [
+        decide(
+            make_case(intent=Intent.PRESCRIPTION, patient_location=where),
+            make_roster(agent),
+            ruleset,
+            NOW,
+        ).outcome
+        for where in ("GB-KEN", "GB-LND")
+    ]
+    assert outcomes == [Outcome.ASSIGN, Outcome.QUEUE]
+
+
 @pytest.mark.parametrize(
     ("register", "message"),
     [

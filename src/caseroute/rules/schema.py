@@ -17,7 +17,7 @@ from caseroute.domain.case import Intent, RequiredSkill
 from caseroute.domain.decision import Priority
 from caseroute.domain.errors import Problem, Severity
 from caseroute.domain.flag_spelling import resembles
-from caseroute.domain.jurisdiction import SUBDIVISION_EXAMPLE, needs_subdivision
+from caseroute.domain.jurisdiction import SUBDIVISION_EXAMPLE, licensing_code, needs_subdivision
 from caseroute.domain.limits import quote_value
 from caseroute.domain.reader import (
     ATTRIBUTE_NAME,
@@ -45,6 +45,7 @@ from caseroute.domain.reader import (
     unknown_key_tip,
 )
 from caseroute.domain.roster import AgentStatus, Role
+from caseroute.domain.territory import iso_within
 from caseroute.rules.adaptive import (
     MAX_DURATION_DAYS,
     LadderGaps,
@@ -912,6 +913,17 @@ def _read_registers(
                 g["jurisdiction"],
             )
             where = None
+        elif where is not None and (recorded := licensing_code(where)) is not None:
+            # No licence names ``UK`` (UK-wide registration is ``GB``) nor ``PR`` (Puerto
+            # Rico's boards license as ``US-PR``): a register recorded so never applied.
+            r.error(
+                "schema.value",
+                f"register {name} jurisdiction {where} is a code no licence is recorded under: "
+                f"licences for that place name {recorded}, so the register could never apply; "
+                f"write {recorded}",
+                g["jurisdiction"],
+            )
+            where = None
         parts: list[str] = []
         for part_node in r.items(g.get("covers"), f"register {name} covers"):
             part = r.string(
@@ -919,7 +931,9 @@ def _read_registers(
             )
             if part is None or where is None:
                 continue
-            if not part.startswith(where + "-"):
+            if part == where or not iso_within(where, part):
+                # Within by code or ISO 3166-2, as the engine applies it (``GB-KEN`` is a part
+                # of ``GB-ENG``); a part that is the jurisdiction itself limits nothing.
                 r.error(
                     "schema.value",
                     f"register {name} covers {part}, which is not a part of its jurisdiction "
