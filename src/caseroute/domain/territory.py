@@ -59,6 +59,25 @@ def fact_areas(code: str) -> Iterator[str]:
         current = found[0] if found is not None else None
 
 
+def parents_of(code: str, areas: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The areas ``code`` lies within in one step, each with its source: the fact, then ``areas``.
+
+    Args:
+        code: A territory code.
+        areas: A ruleset's ``areas:``: code -> the area it lies within.
+
+    Returns:
+        (parent, source) pairs: its ISO 3166-2 parent or the code it extends (``fact_parent``),
+        then what ``areas`` names for it (source ``AREAS``).
+    """
+    found = fact_parent(code)
+    parents = [found] if found is not None else []
+    named = areas.get(code)
+    if named is not None:
+        parents.append((named, AREAS))
+    return parents
+
+
 def iso_within(area: str, code: str) -> bool:
     """Whether ``code`` is ``area`` or lies within it by ISO 3166-2 parents and sub-codes.
 
@@ -123,12 +142,7 @@ def region_areas(region: str, areas: Mapping[str, str]) -> RegionAreas:
         taken += 1
         following = []
         for code in frontier:
-            found = fact_parent(code)
-            parents = [found] if found is not None else []
-            named = areas.get(code)
-            if named is not None:
-                parents.append((named, AREAS))
-            for parent, source in parents:
+            for parent, source in parents_of(code, areas):
                 if parent in seen:
                     continue
                 seen.add(parent)

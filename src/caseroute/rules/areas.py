@@ -31,6 +31,7 @@ from caseroute.domain.territory import (
     MAX_AREA_STEPS,
     fact_areas,
     fact_parent,
+    parents_of,
     region_areas,
 )
 from caseroute.rules.source import Node
@@ -138,11 +139,7 @@ def _path_back(area: str, areas: dict[str, str]) -> list[tuple[str, str, str]] |
         taken += 1
         following = []
         for code in frontier:
-            found = fact_parent(code)
-            parents = [found] if found is not None else []
-            if code in areas:
-                parents.append((areas[code], AREAS))
-            for parent, source in parents:
+            for parent, source in parents_of(code, areas):
                 if parent == area:
                     return _steps_to(code, area, source, came)
                 if parent not in came:
