@@ -11,10 +11,12 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -188,3 +190,56 @@ def test_a_log_whose_read_locks_another_process_holds_gives_up_by_the_deadline(
     finally:
         holder.communicate(timeout=30)  # stdin closed: the locks are released
     assert store.roster_text(sha, timeout_s=30, max_agents=40, max_bytes=BIG) == roster_json(ROSTER)
+
+
+class _Recorded:
+    """A reader connection whose close is recorded (and signalled) before it happens."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, events: list[str], closed: threading.Event
+    ) -> None:
+        self._conn, self._events, self._closed = conn, events, closed
+
+    def interrupt(self) -> None:
+        self._conn.interrupt()
+
+    def close(self) -> None:
+        self._events.append("reader closed")
+        self._closed.set()
+        self._conn.close()
+
+
+def test_closing_the_store_waits_for_a_lookup_still_reading(
+    store: SqliteAuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() never closes a connection a lookup thread is reading on (it crashed: a segfault).
+
+    The lookup's caller gives up at its deadline while the read goes on; the read then waits
+    until its connection is closed or 1 s has passed. Closed under it, the read fails; waited
+    for, it ends first and its connection is closed after.
+    """
+    sha, parts = _in_parts()
+    _store(store, parts)
+    assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) is not None
+    events: list[str] = []
+    closed, entered = threading.Event(), threading.Event()
+    store._readers[:] = [_Recorded(c, events, closed) for c in store._readers]  # type: ignore[misc]
+    real = store._read_roster
+
+    def held(*args: Any, **kwargs: Any) -> str | None:
+        entered.set()
+        closed.wait(1)
+        try:
+            return real(*args, **kwargs)
+        except sqlite3.ProgrammingError:  # a closed connection: what close() must not do
+            events.append("read on a closed connection")
+            raise
+        finally:
+            events.append("read ended")
+
+    monkeypatch.setattr(store, "_read_roster", held)
+    with pytest.raises(AuditUnavailableError):
+        store.roster_text(sha, timeout_s=0.05, max_agents=40, max_bytes=BIG)
+    assert entered.is_set()
+    store.close()
+    assert events[:2] == ["read ended", "reader closed"]

@@ -14,6 +14,7 @@ stored head.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -1068,8 +1069,21 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         return rows
 
     def close(self) -> None:
-        """Finish pending appends, stop the writer and close the readers."""
-        self._lookups.shutdown(wait=False, cancel_futures=True)
+        """Finish pending appends, stop the writer and close the readers.
+
+        A roster lookup still reading (its caller answered ``busy`` at its deadline) is
+        interrupted and waited for before the readers are closed: closing a connection while
+        another thread runs a statement on it crashed the process (a segfault in SQLite, seen
+        in CI). Where SQLite retries without checking for interrupts (every WAL read lock held
+        elsewhere) that wait lasts until its own retries end, ~10 s at most.
+        """
+        with self._readers_lock:
+            readers = list(self._readers)
+        for conn in readers:
+            # Thread-safe; an idle connection ignores it; a closed one (a failed read's) raises.
+            with contextlib.suppress(sqlite3.ProgrammingError):
+                conn.interrupt()
+        self._lookups.shutdown(wait=True, cancel_futures=True)
         if self._writer is not None:
             with self._closing:
                 already, self._closed = self._closed, True
