@@ -14,7 +14,6 @@ stored head.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
 import os
@@ -1071,18 +1070,13 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
     def close(self) -> None:
         """Finish pending appends, stop the writer and close the readers.
 
-        A roster lookup still reading (its caller answered ``busy`` at its deadline) is
-        interrupted and waited for before the readers are closed: closing a connection while
-        another thread runs a statement on it crashed the process (a segfault in SQLite, seen
-        in CI). Where SQLite retries without checking for interrupts (every WAL read lock held
-        elsewhere) that wait lasts until its own retries end, ~10 s at most.
+        A roster lookup still reading (its caller answered ``busy`` at its deadline) is waited
+        for before the readers are closed: closing a connection while another thread runs a
+        statement on it crashed the process (a segfault in SQLite, seen in CI). The read ends
+        by its own deadline (busy timeout, progress handler), or where SQLite retries without
+        checking either (every WAL read lock held elsewhere) when its retries end, ~10 s at
+        most. Nothing is interrupted here: the writer's commit must not be.
         """
-        with self._readers_lock:
-            readers = list(self._readers)
-        for conn in readers:
-            # Thread-safe; an idle connection ignores it; a closed one (a failed read's) raises.
-            with contextlib.suppress(sqlite3.ProgrammingError):
-                conn.interrupt()
         self._lookups.shutdown(wait=True, cancel_futures=True)
         if self._writer is not None:
             with self._closing:
