@@ -215,6 +215,26 @@ def test_a_record_made_before_places_were_kept_renders_its_reason_as_it_did() ->
     assert ranking[1].startswith("  1. a3: preferred agent previous_contact, ")
 
 
+def test_a_place_without_its_continuity_entry_reads_as_the_place_alone() -> None:
+    """No continuity trace, or a place past its list: the place, never another agent's reason."""
+    decision = _two_preferred()
+    continuity = decision.explanation.continuity
+    assert continuity is not None
+    without = replace(decision, explanation=replace(decision.explanation, continuity=None))
+    ranking = _section(render_text(without), "Ranking")
+    assert [line.split(",")[0] for line in ranking[1:]] == [
+        "  1. a3: 1st preferred",
+        "  2. a1: 2nd preferred",
+    ]
+    shorter = replace(continuity, preferred=continuity.preferred[:1])
+    cut = replace(decision, explanation=replace(decision.explanation, continuity=shorter))
+    ranking = _section(render_text(cut), "Ranking")
+    assert [line.split(",")[0] for line in ranking[1:]] == [
+        "  1. a3: 1st preferred (previous_contact)",
+        "  2. a1: 2nd preferred",
+    ]
+
+
 def test_hold_expired_assigns_another_and_says_when_it_expired() -> None:
     """After the hold the best other agent is chosen; the busy preferred agent says why not."""
     text = render_text(_decide(20, preferred_agents=_prefer("a2")))

@@ -20,10 +20,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg_pool import ConnectionPool
 
 from caseroute.audit.location import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.audit.record import BlobKind
+from caseroute.domain.errors import AuditUnavailableError
 from caseroute.domain.fingerprint import roster_json
 from caseroute.testing import make_agent, make_audit_record, make_roster
 from tests.pg import pg_server, pg_url
@@ -102,6 +104,71 @@ def test_a_roster_lookup_cut_as_it_ended_returns_its_roster_and_no_alarm(
         assert text == ROSTER_TEXT
         _no_false_alarm(sink, caplog)
         assert used[-1].closed
+    finally:
+        monkeypatch.undo()
+        sink.close()
+
+
+def test_a_roster_lookup_whose_checkout_check_fails_is_no_outage(
+    pg_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lookup's check failing (cut by its own short deadline): unavailable, never an outage."""
+    caplog.set_level(logging.INFO, logger="caseroute.audit")
+    sink = PostgresAuditSink(PostgresLocation(pg_url), timeout_s=5)
+    checked: list[psycopg.Connection[Any]] = []
+
+    def no_answer(conn: psycopg.Connection[Any]) -> None:
+        checked.append(conn)
+        raise psycopg.OperationalError("consuming input failed: server closed the connection")
+
+    try:
+        sink.append([make_audit_record(1, decision_id="dec_1")])
+        monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(no_answer))
+        with pytest.raises(AuditUnavailableError):
+            sink.roster_text(SHA, timeout_s=0.3, max_agents=10, max_bytes=1 << 20)
+        monkeypatch.undo()
+        assert checked  # the check ran, and failed, for the lookup
+        _no_false_alarm(sink, caplog)
+    finally:
+        monkeypatch.undo()
+        sink.close()
+
+
+def test_a_checkout_check_cut_as_it_answered_takes_another_connection(
+    pg_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer's check answered but its connection was cut closing: another one, no alarm."""
+    caplog.set_level(logging.INFO, logger="caseroute.audit")
+    sink = PostgresAuditSink(PostgresLocation(pg_url), timeout_s=5)
+    real_check = ConnectionPool.check_connection
+    cut: list[psycopg.Connection[Any]] = []
+
+    def answered_then_cut(conn: psycopg.Connection[Any]) -> None:
+        real_check(conn)
+        if not cut:  # what the watchdog does to a use cut as it ended: closes it
+            cut.append(conn)
+            conn.close()
+
+    try:
+        sink.append([make_audit_record(1, decision_id="dec_1")])
+        monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(answered_then_cut))
+        used: list[psycopg.Connection[Any]] = []
+        real_getconn = sink._pool.getconn
+
+        def noted(timeout: float | None = None) -> psycopg.Connection[Any]:
+            conn = real_getconn(timeout=timeout)
+            used.append(conn)
+            return conn
+
+        monkeypatch.setattr(sink._pool, "getconn", noted)
+        sink.append([make_audit_record(2, decision_id="dec_2")])
+        monkeypatch.undo()
+        assert len(cut) == 1
+        assert used
+        assert cut[0] not in used  # the closed one was never handed to the writer
+        assert sink._unreachable is False
+        assert [r for r in caplog.records if "NOT ANSWERING" in r.getMessage()] == []
+        assert [r.decision_id for r in sink.by_request("req2")] == ["dec_2"]
     finally:
         monkeypatch.undo()
         sink.close()

@@ -47,15 +47,14 @@ class _Socketed(Protocol):
 
 
 class Use:
-    """One use of one connection: its socket (a duplicate) and when it must be over.
+    """One use of one connection: when it must be over, and whether it was cut.
 
     ``fired``: the watchdog shut its socket down (final once the use's block has ended).
     """
 
-    __slots__ = ("deadline", "fired", "sock")
+    __slots__ = ("deadline", "fired")
 
-    def __init__(self, sock: socket.socket | None, deadline: float) -> None:
-        self.sock = sock
+    def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.fired = False
 
@@ -75,7 +74,8 @@ class ConnectionWatchdog:
         self._on_fire = on_fire
         self._scan_s = scan_s
         self._lock = threading.Lock()
-        self._watches: dict[int, Use] = {}
+        # Each watched use with its socket (a duplicate): only a use with a socket is watched.
+        self._watches: dict[int, tuple[Use, socket.socket]] = {}
         # Set while a use is watched (and on close): an idle sink's thread sleeps until then
         # instead of waking every scan_s, and a busy one pays no wake-up per use.
         self._busy = threading.Event()
@@ -105,12 +105,12 @@ class ConnectionWatchdog:
         """
         sock = _duplicate(conn)
         if sock is None:
-            yield Use(None, 0.0)
+            yield Use(0.0)
             return
-        watch = Use(sock, time.monotonic() + seconds)
+        watch = Use(time.monotonic() + seconds)
         key = id(watch)
         with self._lock:
-            self._watches[key] = watch
+            self._watches[key] = (watch, sock)
             if not self._busy.is_set():
                 self._busy.set()
         failed = False
@@ -152,13 +152,12 @@ class ConnectionWatchdog:
             # Invariant: a use is in ``_watches`` until it ended (``bound``, under this lock):
             # checking its deadline and shutting its socket down under the lock means a use
             # that has ended is never shut down, nor its connection, back in a pool, in use.
-            for watch in self._watches.values():
+            for watch, sock in self._watches.values():
                 if watch.fired or now < watch.deadline:
                     continue
                 watch.fired = True
                 with suppress(OSError):  # the peer closed it already: nothing to wake
-                    if watch.sock is not None:
-                        watch.sock.shutdown(socket.SHUT_RDWR)
+                    sock.shutdown(socket.SHUT_RDWR)
                 cut += 1
         return cut
 
