@@ -10,8 +10,8 @@ import pytest
 
 from caseroute.audit.store import WRITE_UNAVAILABLE, SqliteAuditStore
 from caseroute.cli import main
-from caseroute.domain.codec import SAFEGUARDING_NOTICE
 from caseroute.domain.errors import AuditUnavailableError, FieldViolation, RequestError
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_NOTICE
 from caseroute.service import DecisionLog, DecisionQuery
 from caseroute.service.decision_log import _query_key
 from caseroute.testing import ruleset_with_rules

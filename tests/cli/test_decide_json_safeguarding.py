@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from caseroute.cli import main
-from caseroute.domain.codec import SAFEGUARDING_NOTICE, SAFEGUARDING_UNREAD_NOTICE
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_NOTICE, SAFEGUARDING_UNREAD_NOTICE
 from caseroute.testing import REFERENCE_RULESET, REPO_ROOT, SAFEGUARDING_RULE, ruleset_with_rules
 
 CASES = REPO_ROOT / "examples" / "cases"

@@ -9,11 +9,12 @@ import pytest
 
 from caseroute.audit.config import check_masked_fields
 from caseroute.cli import main
-from caseroute.domain.codec import SAFEGUARDING_NOTICE, parse_case, parse_roster
+from caseroute.domain.codec import parse_case, parse_roster
 from caseroute.domain.decision import Outcome
 from caseroute.domain.errors import ConfigError, FieldViolation
 from caseroute.domain.fingerprint import case_to_dict
 from caseroute.domain.json_source import JsonSourceError, parse_json_bytes
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_NOTICE
 from caseroute.engine.decide import decide
 from caseroute.testing import (
     NOW,

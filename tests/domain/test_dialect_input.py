@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 
 from caseroute.domain.case import Channel, ContinuityReason, Tier, Urgency
-from caseroute.domain.codec import SAFEGUARDING_NOTICE, parse_case, parse_request, parse_roster
+from caseroute.domain.codec import parse_case, parse_request, parse_roster
 from caseroute.domain.dialect import case_data_from_wire, case_data_to_wire
 from caseroute.domain.enums import ExplanationLevel
 from caseroute.domain.errors import FieldViolation
 from caseroute.domain.fingerprint import case_to_dict, input_sha256
 from caseroute.domain.roster import AgentStatus, Role
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_NOTICE
 from caseroute.testing import agent_data, case_data, request_violations, roster_data
 
 SHORT = case_data(

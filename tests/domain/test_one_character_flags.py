@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from caseroute.domain.codec import SAFEGUARDING_NOTICE, parse_case
+from caseroute.domain.codec import parse_case
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.limits import DEFAULT_LIMITS
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_NOTICE
 from caseroute.testing import case_data, make_case
 from caseroute.wire import convert, fast
 

@@ -13,9 +13,9 @@ from functools import partial
 
 import pytest
 
-from caseroute.domain.codec import SAFEGUARDING_NOTICE, json_refusal_notices
 from caseroute.domain.errors import FieldViolation
 from caseroute.domain.json_source import JsonSourceError, parse_json_bytes, readings
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_NOTICE, json_refusal_notices
 from caseroute.testing import case_data
 
 NOTICE = FieldViolation("case.flags", SAFEGUARDING_NOTICE)
@@ -120,14 +120,14 @@ def test_readings_lists_every_copy_of_a_key_in_document_order() -> None:
 
 def test_a_request_whose_cases_is_no_list_has_no_case_to_read() -> None:
     """``cases`` given as something other than a list (in any copy): no case, no notice."""
-    from caseroute.domain.codec import json_refusal_notices
+    from caseroute.domain.safeguarding_notice import json_refusal_notices
 
     assert json_refusal_notices({"cases": "safeguarding"}, request=True) == []
 
 
 def test_a_broken_file_spelling_the_flag_in_escapes_gets_the_notice() -> None:
     """Single escapes and surrogate pairs are decoded before the flag is looked for."""
-    from caseroute.domain.codec import unreadable_json_notices
+    from caseroute.domain.safeguarding_notice import unreadable_json_notices
 
     text = '{"note": "\\ud83d\\ude00", "flags": ["\\u0073afeguarding"],}'
     assert [v.field for v in unreadable_json_notices(text, root="case")] == ["case"]

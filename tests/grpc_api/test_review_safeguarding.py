@@ -6,7 +6,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from caseroute.domain.codec import SAFEGUARDING_NOTICE
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_NOTICE
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
 from caseroute.service import RoutingCore, RulesetRegistry
 from caseroute.testing import audited_core, compile_text, ruleset_with_rules

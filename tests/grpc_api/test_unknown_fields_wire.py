@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from caseroute.domain.codec import SAFEGUARDING_NOTICE
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_NOTICE
 from caseroute.grpc_api.server import RunningServer
 from caseroute.testing import make_agent, make_roster
 from caseroute.v1 import routing_pb2 as pb

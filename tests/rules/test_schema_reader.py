@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from caseroute.domain.codec import SAFEGUARDING_NOTICE, parse_roster
+from caseroute.domain.codec import parse_roster
 from caseroute.domain.errors import FieldViolation, Severity
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_NOTICE
 from caseroute.rules.schema import NAME_RE, SchemaReader, read_ruleset
 from caseroute.rules.source import Node, parse_yaml
 from caseroute.testing import (

@@ -30,12 +30,13 @@ from caseroute.domain.case import (
     Urgency,
 )
 from caseroute.domain.code_built import checked_roster
-from caseroute.domain.codec import SAFEGUARDING_NOTICE, parse_case
+from caseroute.domain.codec import parse_case
 from caseroute.domain.decision import Outcome
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.fingerprint import case_to_dict, fingerprint_roster
 from caseroute.domain.limits import InputLimits
 from caseroute.domain.roster import Capacity, Roster
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_NOTICE
 from caseroute.engine.case_rules import EngineKind
 from caseroute.registry import RulesetRegistry
 from caseroute.service import DecideCommand, RoutingCore

@@ -12,10 +12,10 @@ from unittest.mock import patch
 import pytest
 
 from caseroute.domain.case import ContinuityReason, PreferredAgent, SentimentReading
-from caseroute.domain.codec import SAFEGUARDING_NOTICE
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.domain.roster import Licence, Role, Roster
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_NOTICE
 from caseroute.testing import NOW, make_agent, make_case, make_roster
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import convert, fast

@@ -15,9 +15,9 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from caseroute.domain.case import ContinuityReason, PreferredAgent
-from caseroute.domain.codec import SAFEGUARDING_NOTICE
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.limits import DEFAULT_LIMITS, VIOLATIONS_PER_LIST
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_NOTICE
 from caseroute.testing import NOW, clock, make_agent, make_case, make_roster, reading, skill
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import convert, fast

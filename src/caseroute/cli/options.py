@@ -11,15 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from caseroute.cli.output import UsageError
 from caseroute.cli.settings import add_settings, setting_origin
-from caseroute.domain.codec import (
-    json_refusal_notices,
-    parse_timestamp,
-    unreadable_json_notices,
-)
+from caseroute.domain.codec import parse_timestamp
 from caseroute.domain.errors import FieldViolation
 from caseroute.domain.field_reader import beyond_utc
 from caseroute.domain.json_source import parse_json_bytes
 from caseroute.domain.reader import INSTANT_OUT_OF_RANGE, INSTANT_SHAPE
+from caseroute.domain.safeguarding_notice import json_refusal_notices, unreadable_json_notices
 
 if TYPE_CHECKING:
     from caseroute.grpc_api.tls import ClientTls

@@ -29,20 +29,15 @@ from functools import cache
 from typing import Any, Union, cast, get_args, get_origin, get_type_hints
 
 from caseroute.domain.case import Case
-from caseroute.domain.codec import (
-    SAFEGUARDING_FLAG,
-    SAFEGUARDING_NOTICE,
-    SPLIT_ROSTER,
-    normalise_flag,
-    parse_case,
-    parse_roster,
-)
+from caseroute.domain.codec import SPLIT_ROSTER, parse_case, parse_roster
 from caseroute.domain.errors import FieldViolation, RequestError
 from caseroute.domain.field_reader import beyond_utc, too_many
 from caseroute.domain.fingerprint import case_to_dict, roster_to_dict
+from caseroute.domain.flag_spelling import normalise_flag
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.domain.reader import INSTANT_OUT_OF_RANGE
 from caseroute.domain.roster import Roster
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_FLAG, SAFEGUARDING_NOTICE
 
 _HOW = (
     "build it with the types caseroute.domain.case and caseroute.domain.roster declare, or "

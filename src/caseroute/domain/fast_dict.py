@@ -357,7 +357,7 @@ def roster_from_dict(data: object, limits: InputLimits) -> Roster:
 
 
 def _flags(value: object, limits: InputLimits) -> frozenset[str]:
-    """Flags already in their one spelling (what ``codec.normalise_flag`` would leave alone).
+    """Flags already in their one spelling (what ``normalise_flag`` would leave alone).
 
     Too short (``reader.one_character_flag``) is a doubt: the strict parser refuses it.
     """

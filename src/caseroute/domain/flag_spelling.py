@@ -36,6 +36,7 @@ never sees a routed case carrying it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 from rapidfuzz import fuzz
@@ -64,6 +65,23 @@ routes a case carrying one (or a near spelling of one) as unflagged."""
 MEANINGS = frozenset(meaning for _, meaning in CONVENTIONAL)
 """The words naming what a hard constraint guards: a hard flag of several words that has one
 has it as its distinctive word (``consent`` of ``consent_missing`` or ``no_consent``)."""
+
+
+def normalise_flag(text: str) -> str:
+    """The one spelling of a flag: NFKC, trimmed, case-folded, ``-`` folded to ``_``.
+
+    NFKC folds compatibility forms (fullwidth letters, the long s) onto ASCII first, so no
+    spelling of a hard-constraint flag can slip past (``Consent-Missing`` is
+    ``consent_missing``); what remains must match ``reader.FLAG``.
+
+    Args:
+        text: The flag as sent.
+
+    Returns:
+        The normalised flag (not yet validated).
+    """
+    return unicodedata.normalize("NFKC", text).casefold().strip().replace("-", "_")
+
 
 _WORDS = re.compile(r"[^_.:/]+")
 _NOT_LETTERS = re.compile(r"[\W_]+")

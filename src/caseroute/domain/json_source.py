@@ -95,10 +95,10 @@ def parse_json_bytes(
             the document itself (not UTF-8, not JSON, too deep).
         refusal_notices: Given the decoded document when it is refused (it is JSON, only not
             strict JSON): the violations it returns come first, e.g. the safeguarding
-            notice of a flagged case (``codec.json_refusal_notices``).
+            notice of a flagged case (``safeguarding_notice.json_refusal_notices``).
         unreadable_notices: Given the text when it is no JSON at all (bad syntax, too deep;
             not UTF-8: its text read leniently, ``_lenient_text``): the violations it returns
-            come first (``codec.unreadable_json_notices``: a file
+            come first (``safeguarding_notice.unreadable_json_notices``: a file
             that mentions the safeguarding flag gets the notice, since no field can be read).
 
     Returns:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from caseroute.domain.case import Case
-from caseroute.domain.codec import SAFEGUARDING_NOTICE, parse_case, parse_roster, parse_timestamp
+from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
 from caseroute.domain.decision import ContinuityOutcome, Decision, Outcome, Priority, StepStatus
 from caseroute.domain.errors import (
     FieldViolation,
@@ -52,6 +52,7 @@ from caseroute.domain.fingerprint import format_timestamp
 from caseroute.domain.limits import key_path
 from caseroute.domain.reader import MISSING, near_miss
 from caseroute.domain.roster import Roster
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_NOTICE
 from caseroute.rules.ir import is_catch_all
 from caseroute.rules.model import Rule
 from caseroute.rules.schema import NAME_RE, SchemaReader

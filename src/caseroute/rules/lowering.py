@@ -10,8 +10,8 @@ import difflib
 import json
 from dataclasses import dataclass, field
 
-from caseroute.domain.codec import normalise_flag
 from caseroute.domain.errors import Problem, Severity
+from caseroute.domain.flag_spelling import normalise_flag
 from caseroute.domain.reader import FLAG_SHAPE, short_flag
 from caseroute.rules import expr as ast
 from caseroute.rules.fields import ATTRIBUTE_PREFIX, CASE_FIELDS, FieldType, Kind

@@ -15,12 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from caseroute.domain.case import AttributeValue, Case, PreferredAgent
-from caseroute.domain.codec import (
-    SAFEGUARDING_FLAG,
-    SAFEGUARDING_NOTICE,
-    parse_case,
-    parse_roster,
-)
+from caseroute.domain.codec import parse_case, parse_roster
 from caseroute.domain.decision import (
     AgentVerdict,
     CheckFailure,
@@ -49,6 +44,7 @@ from caseroute.domain.fingerprint import RosterFingerprint, canonical_json, fing
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
 from caseroute.domain.reader import INSTANT_RANGE, roster_sha256_problem
 from caseroute.domain.roster import Roster
+from caseroute.domain.safeguarding_notice import SAFEGUARDING_FLAG, SAFEGUARDING_NOTICE
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import fast
 from caseroute.wire.unknown_fields import (

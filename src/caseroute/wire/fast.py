@@ -57,11 +57,11 @@ from caseroute.domain.codec import (
     JURISDICTION_RE,
     LANGUAGE_RE,
     MAX_ABS_NUMBER,
-    normalise_flag,
     normalise_jurisdiction,
     normalise_language,
 )
 from caseroute.domain.fingerprint import canonical_json
+from caseroute.domain.flag_spelling import normalise_flag
 from caseroute.domain.limits import InputLimits
 from caseroute.domain.reader import ISO_DAY, MIN_FLAG_CHARS
 from caseroute.domain.roster import Agent, AgentStatus, Capacity, Licence, Role, Roster
