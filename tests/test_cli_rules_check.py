@@ -544,3 +544,42 @@ def test_a_version_checked_on_its_own_leaves_the_other_versions_to_the_whole_che
     assert " error versions.not_loaded: the shadow version 2027.01.0 " in capsys.readouterr().out
     (home / "serving.yaml").unlink()  # no pointer: nothing to read beside the version
     assert main(["rules", "check", str(home / "2026.12.1")]) == 0
+
+
+def test_a_roster_place_code_naming_no_place_is_reported_with_the_code_meant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped territory and licence jurisdiction: a warning each, the agent and the fix."""
+    agent = dict(
+        AGENT,
+        territories=["US-TXX", "US-TX"],
+        licences=[{"type": "RN", "jurisdiction": "UK-ENG", "expires_on": "2027-01-31"}],
+    )
+    roster = _roster_file(tmp_path, dict(ROSTER, agents=[agent]))
+    args = ["rules", "check", str(REFERENCE_RULESET), "--roster", str(roster), "--format", "json"]
+    assert main(args) == 0
+    (checked,) = json.loads(capsys.readouterr().out)["paths"]
+    places = [p for p in checked["problems"] if p["code"] == "roster.unknown_place"]
+    assert [(p["severity"], p["file"], p["line"]) for p in places] == [
+        ("warning", "roster.json", 0),
+        ("warning", "roster.json", 0),
+    ]
+    assert places[0]["message"].startswith(
+        "agent `nurse-1` territories: `US-TXX` is no ISO 3166-2 subdivision of US (did you mean "
+        "`US-TX`?), so it covers no case's region but that very code; fix the roster"
+    )
+    assert places[1]["message"].startswith(
+        "agent `nurse-1` licences: `UK-ENG` is no ISO 3166-1 country code (did you mean "
+        "`GB-ENG`?), so a licence recorded under it is valid in no patient location"
+    )
+    assert main([*args[:-2], "--strict"]) == 1  # --strict: every roster finding is an error
+    assert "error roster.unknown_place" in capsys.readouterr().out
+
+
+def test_a_roster_of_real_places_has_no_place_findings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The example roster's codes all name places: no roster.unknown_place."""
+    roster = REFERENCE_HOME.parent.parent / "examples" / "roster.json"
+    assert main(["rules", "check", str(REFERENCE_RULESET), "--roster", str(roster)]) == 0
+    assert "roster.unknown_place" not in capsys.readouterr().out

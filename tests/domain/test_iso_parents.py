@@ -27,11 +27,14 @@ def _generator() -> ModuleType:
 
 
 def test_the_committed_table_matches_pycountry() -> None:
-    """`gen_iso_parents.py --check` passes on the committed table (CI's drift check)."""
+    """`gen_iso_parents.py --check` passes on both committed tables (CI's drift check)."""
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--check"], capture_output=True, text=True, check=False
     )
-    expected = "src/caseroute/domain/iso_parents.py matches pycountry\n"
+    expected = (
+        "src/caseroute/domain/iso_parents.py matches pycountry\n"
+        "src/caseroute/domain/iso_codes.py matches pycountry\n"
+    )
     assert (done.returncode, done.stdout, done.stderr) == (0, expected, "")
 
 
@@ -85,3 +88,31 @@ def test_a_parent_naming_no_subdivision_stops_the_generator() -> None:
     entries = [{"code": "GB-KEN", "name": "Kent", "type": "County", "parent": "XYZ"}]
     with pytest.raises(SystemExit, match="names no other subdivision"):
         _generator().parents(entries)
+
+
+def test_every_code_of_the_parents_table_is_in_the_codes_table() -> None:
+    """Both generated tables agree: each subdivision and parent is a listed subdivision."""
+    from caseroute.domain.iso_codes import PYCOUNTRY_VERSION as CODES_VERSION
+    from caseroute.domain.iso_codes import SUBDIVISIONS
+
+    listed = {
+        f"{country}-{suffix}"
+        for country, lines in SUBDIVISIONS.items()
+        for line in lines
+        for suffix in line.split()
+    }
+    assert CODES_VERSION == PYCOUNTRY_VERSION
+    assert {*ISO_PARENTS, *ISO_PARENTS.values()} <= listed
+    assert {"GB-ENG", "GB-KEN", "US-TX", "US-PR", "FR-75C"} <= listed
+    assert {"GB", "US", "AQ"} <= SUBDIVISIONS.keys()
+    assert "UK" not in SUBDIVISIONS
+
+
+def test_the_codes_table_wraps_its_lines_as_ruff_formats_them() -> None:
+    """Suffixes are split into lines within the limit, and joined back they are all there."""
+    gen = _generator()
+    words = [f"S{n:02d}" for n in range(60)]
+    lines = gen._wrapped(words)
+    assert all(len(line) <= gen.LINE for line in lines)
+    assert " ".join(lines).split() == words
+    assert len(lines) == 3

@@ -17,6 +17,7 @@ from caseroute.domain.errors import Problem, RulesetError
 from caseroute.domain.roster import Agent
 from caseroute.engine.case_rules import EngineKind, LoadedRuleset
 from caseroute.engine.pyeval import PythonLeafEvaluator
+from caseroute.engine.roster_places import unknown_places
 from caseroute.engine.satisfiable import unsatisfiable_requirements
 from caseroute.registry.build import build_state, check_not_changed_after_deciding
 from caseroute.registry.state import Snapshot
@@ -460,6 +461,15 @@ FIXTURES = [
             make_agent("a2", licences=(), skills={"x-ray": 1}),
         ),
         "r.yaml:14",
+    ),
+    Fixture(
+        "roster.unknown_place",
+        lambda _tmp: unknown_places(
+            compile_text(BASE, "r.yaml"),
+            make_roster(make_agent(territories=frozenset({"US-TXX"}))),
+            "roster.json",
+        ),
+        "roster.json",
     ),
     Fixture("serving.unknown_key", _serving("active: '1'\nactve: '2'\n"), "{dir}/serving.yaml:2:1"),
     Fixture("serving.missing_active", _serving("shadow: '2'\n"), "{dir}/serving.yaml:1:1"),

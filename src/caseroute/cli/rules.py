@@ -140,6 +140,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
 
     from caseroute.audit.config import check_masked_fields
     from caseroute.audit.masking import Masker, masked_reads
+    from caseroute.engine.roster_places import unknown_places
     from caseroute.engine.satisfiable import unsatisfiable_requirements
     from caseroute.rules.compiler import load_ruleset
     from caseroute.rules.layout import check_placement, expand_version_sources
@@ -184,7 +185,10 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
         ]
         if against is not None:
             roster, day = against
-            findings = unsatisfiable_requirements(compiled, roster, args.roster.name, day)
+            findings = [
+                *unknown_places(compiled, roster, args.roster.name),
+                *unsatisfiable_requirements(compiled, roster, args.roster.name, day),
+            ]
             severity = Severity.ERROR if args.strict else Severity.WARNING
             problems += [dataclasses.replace(p, severity=severity) for p in findings]
         errors = [p for p in problems if p.severity is Severity.ERROR]
@@ -455,7 +459,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> RulesC
     check = rules_sub.add_parser(
         "check",
         help="validate rulesets; print every problem (with --roster: also requirements no "
-        "agent on that roster can satisfy)",
+        "agent on that roster can satisfy, and place codes on it that name no place)",
     )
     check.add_argument("paths", type=Path, nargs="+", help="ruleset directories or files")
     add_masked_fields(check)
@@ -465,7 +469,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> RulesC
         metavar="ROSTER.json",
         help="also report requirements no agent on this roster can ever satisfy (a licence "
         "type nobody holds, a jurisdiction nobody is licensed in, a skill level nobody "
-        "reaches, a language nobody speaks): roster.unsatisfiable_* warnings",
+        "reaches, a language nobody speaks): roster.unsatisfiable_* warnings; and agents' "
+        "territories and licence jurisdictions that name no place (a typo such as US-TXX): "
+        "roster.unknown_place",
     )
     check.add_argument(
         "--now",
