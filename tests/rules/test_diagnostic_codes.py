@@ -413,6 +413,7 @@ FIXTURES = [
         "lint.flag_look_alike", _text(_when("'safeguarding_review' in case.flags")), "r.yaml:14"
     ),
     Fixture("lint.always_present", _text(_when("exists(case.intent)")), "r.yaml:14"),
+    Fixture("lint.unknown_place", _text(_when("case.region == 'US-TXX'")), "r.yaml:14"),
     Fixture("audit.masked_field", _masked, "r.yaml:15"),
     Fixture("golden.now", _golden(_golden_case(now='"yesterday"')), "{dir}/g.yaml:3:10"),
     Fixture(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from caseroute.domain.case import Intent
 from caseroute.domain.errors import Problem, Severity
 from caseroute.domain.flag_spelling import resembles
+from caseroute.domain.place_codes import place_problem
 from caseroute.rules.fields import CASE_FIELDS
 from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids, pinned_values
 from caseroute.rules.ladder_checks import rule_requirements
@@ -148,6 +149,18 @@ def lint_ruleset(
                         Severity.WARNING,
                     )
                 )
+            out += [
+                Problem(
+                    "lint.unknown_place",
+                    message,
+                    file,
+                    rule.line,
+                    0,
+                    rule.rule_id,
+                    Severity.WARNING,
+                )
+                for message in _unknown_places(leaf, raw.areas)
+            ]
             field = CASE_FIELDS.get(leaf.path)
             if leaf.kind is LeafKind.EXISTS and field is not None and not field.optional:
                 out.append(
@@ -250,6 +263,35 @@ def _register_type_unused(raw: RawRuleset, file: str) -> list[Problem]:
                 Severity.WARNING,
             )
         )
+    return out
+
+
+PLACE_PATHS = ("case.region", "case.patient_location", "case.region_areas")
+"""Fields whose values are place codes: a literal one of them that names no place is a typo."""
+
+
+def _unknown_places(leaf: Leaf, areas: dict[str, str]) -> list[str]:
+    """What is wrong with each place code the leaf compares a place field with (usually none).
+
+    ``case.region == 'US-TXX'`` or ``'GB-ENGG' in case.region_areas`` holds for no case in a
+    real region, so its rule never fires for the cases it was written for. Codes are judged as
+    ``rules check --roster`` judges a roster's (``domain.place_codes``), the ruleset's
+    ``areas:`` counting as places.
+    """
+    if leaf.path not in PLACE_PATHS or leaf.ref is not None:
+        return []
+    values = leaf.value if isinstance(leaf.value, tuple) else (leaf.value,)
+    out: list[str] = []
+    for value in values:
+        if not isinstance(value, str):
+            continue
+        problem = place_problem(value, areas)
+        if problem is not None:
+            out.append(
+                f"`{leaf.path}` is compared with `{value}`, which {problem}: no case in a real "
+                f"place has it, so the condition never holds for one; fix the code, or, if "
+                f"`{value}` is an area of your own, declare it in `areas:`"
+            )
     return out
 
 

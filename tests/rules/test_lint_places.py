@@ -1,0 +1,65 @@
+"""A rule comparing a place field with a code that names no place is warned about (lint)."""
+
+from __future__ import annotations
+
+import pytest
+
+from caseroute.testing import MINIMAL_HEADER, compile_text, ruleset_with_rules
+
+RULE = """\
+  - id: r
+    when: "{when}"
+    then: {{route: {{queue: clinical}}}}
+  - id: all
+    when: true
+    then: {{route: {{queue: clinical}}}}
+"""
+AREAS = "areas:\n  E54000027: Y56\n  Y56: GB-ENG\n  GB-NORTH: GB\n"
+
+
+def _places(when: str) -> list[str]:
+    """The lint.unknown_place messages of a ruleset whose rule `r` has condition ``when``."""
+    header = MINIMAL_HEADER + AREAS
+    compiled = compile_text(ruleset_with_rules(RULE.format(when=when), header), "r.yaml")
+    return [p.message for p in compiled.warnings if p.code == "lint.unknown_place"]
+
+
+@pytest.mark.parametrize(
+    ("when", "field", "code", "problem"),
+    [
+        ("case.region == 'US-TXX'", "case.region", "US-TXX", "no ISO 3166-2 subdivision of US"),
+        (
+            "case.patient_location in ['US-TX', 'UK-ENG']",
+            "case.patient_location",
+            "UK-ENG",
+            "is no ISO 3166-1 country",
+        ),
+        ("'GB-ENGG' in case.region_areas", "case.region_areas", "GB-ENGG", "mean `GB-ENG`?"),
+        ("case.region != 'GB-SOUTH'", "case.region", "GB-SOUTH", "subdivision of GB"),
+    ],
+)
+def test_a_condition_on_a_code_naming_no_place_is_warned_about(
+    when: str, field: str, code: str, problem: str
+) -> None:
+    """The warning names the field, the code, what is wrong with it and what to do."""
+    (message,) = _places(when)
+    assert message.startswith(f"`{field}` is compared with `{code}`, which ")
+    assert problem in message
+    assert message.endswith("declare it in `areas:`")
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "case.region == 'GB-KEN'",
+        "case.region in ['US-TX', 'US-OK', 'GB']",
+        "'Y56' in case.region_areas",
+        "case.region == 'GB-NORTH'",  # declared in areas:
+        "case.region == 'GB-ENG-NW'",  # a sub-area of a subdivision
+        "case.region == 'E54000099'",  # shaped like no ISO code: not judged
+        "case.intent == 'clinical'",  # not a place field
+    ],
+)
+def test_a_condition_on_real_places_is_not_warned_about(when: str) -> None:
+    """Places, declared areas, sub-areas and non-ISO codes raise no lint.unknown_place."""
+    assert _places(when) == []
