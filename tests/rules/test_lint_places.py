@@ -63,3 +63,34 @@ def test_a_condition_on_a_code_naming_no_place_is_warned_about(
 def test_a_condition_on_real_places_is_not_warned_about(when: str) -> None:
     """Places, declared areas, sub-areas and non-ISO codes raise no lint.unknown_place."""
     assert _places(when) == []
+
+
+def _compact_places(member: str) -> list[tuple[int, str]]:
+    """(line, message) of each lint.unknown_place of a ruleset whose compact lists ``member``."""
+    compacts = (
+        "compacts:\n  - name: NLC\n    licence_types: [RN]\n    members:\n"
+        "      - {jurisdiction: US-TX, since: 2018-01-19}\n"
+        f"      - {{jurisdiction: {member}, since: 2025-07-07}}\n"
+    )
+    text = ruleset_with_rules(
+        RULE.format(when="case.urgency == 'critical'"), MINIMAL_HEADER + compacts
+    )
+    compiled = compile_text(text, "r.yaml")
+    return [(p.line, p.message) for p in compiled.warnings if p.code == "lint.unknown_place"]
+
+
+def test_a_compact_member_naming_no_place_is_warned_about_at_its_line() -> None:
+    """`US-PAA` as a member: a warning at the member, with the code meant and what to do."""
+    ((line, message),) = _compact_places("US-PAA")
+    assert line == MINIMAL_HEADER.count("\n") + 6
+    assert message == (
+        "compact NLC member `US-PAA` is no ISO 3166-2 subdivision of US (did you mean "
+        "`US-PA`?): no licence is issued there, so this membership lets no nurse practise "
+        "anywhere; fix the code"
+    )
+
+
+def test_a_compact_member_that_is_a_real_place_is_not_warned_about() -> None:
+    """A real subdivision (and a country that registers nationally) raise nothing."""
+    assert _compact_places("US-PA") == []
+    assert _compact_places("GB") == []

@@ -19,6 +19,7 @@ from caseroute.domain.errors import Problem, Severity
 from caseroute.domain.flag_spelling import resembles
 from caseroute.domain.jurisdiction import SUBDIVISION_EXAMPLE, licensing_code, needs_subdivision
 from caseroute.domain.limits import quote_value
+from caseroute.domain.place_codes import place_problem
 from caseroute.domain.reader import (
     ATTRIBUTE_NAME,
     FLAG,
@@ -811,7 +812,18 @@ def _check_overlap(r: SchemaReader, listed: list[_Listed], new: _Listed, node: N
 def _read_member_jurisdiction(r: SchemaReader, node: Node | None, name: str) -> str | None:
     """A member's jurisdiction: never a whole country whose states or provinces license."""
     where = r.string(node, "member jurisdiction", pattern=JURISDICTION)
-    if where is None or node is None or not needs_subdivision(where):
+    if where is None or node is None:
+        return where
+    if not needs_subdivision(where):
+        unknown = place_problem(where, {})  # a licence's place is a fact: areas never count
+        if unknown is not None:
+            r.error(
+                "lint.unknown_place",
+                f"compact {name} member `{where}` {unknown}: no licence is issued there, so "
+                "this membership lets no nurse practise anywhere; fix the code",
+                node,
+                severity=Severity.WARNING,
+            )
         return where
     # A member ``US`` made a patient located only in ``US`` licensable through the compact
     # (review M5). Other countries register nationally (``GB``), so they may be members.
