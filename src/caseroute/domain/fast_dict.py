@@ -165,33 +165,52 @@ def _list(value: object, limit: int) -> list[Any]:
 
 
 class _Checked:
-    """The strings one parse has found valid: a roster's agents repeat their codes.
+    """The values one parse has found valid: a roster's agents repeat their codes.
 
     A roster of 1,000 agents has a handful of territories, skills, licence types, languages,
-    jurisdictions and expiry dates; each distinct one is checked once, then found in a set.
-    Made per call (the limits are that call's), so nothing outlives the data it came from.
+    jurisdictions and expiry dates; each distinct one is checked once, then found. Each is
+    also built once and shared (strings, sets of them, dates, licences and capacities: all
+    immutable), so the agents of a parsed roster hold no more memory than a converted one's
+    (a 300-agent roster parsed from its stored JSON held ~1.7x as much when each agent had
+    its own). Made per call (the limits are that call's), so nothing outlives the data it
+    came from.
     """
 
-    __slots__ = ("codes", "days", "jurisdictions", "languages", "limits", "max_chars", "max_items")
+    __slots__ = (
+        "capacities",
+        "codes",
+        "days",
+        "jurisdictions",
+        "languages",
+        "licences",
+        "limits",
+        "max_chars",
+        "max_items",
+        "sets",
+    )
 
     def __init__(self, limits: InputLimits) -> None:
         """Nothing checked yet, under ``limits``."""
         self.limits = limits
         self.max_chars = limits.max_id_chars
         self.max_items = limits.max_list_items
-        self.codes: set[str] = set()
-        self.jurisdictions: set[str] = set()
-        self.languages: set[str] = set()
+        self.codes: dict[str, str] = {}
+        self.jurisdictions: dict[str, str] = {}
+        self.languages: dict[str, str] = {}
         self.days: dict[str, date] = {}
+        self.sets: dict[frozenset[str], frozenset[str]] = {}
+        self.licences: dict[tuple[str, str, date, bool], Licence] = {}
+        self.capacities: dict[tuple[int, int], Capacity] = {}
 
-    def _shape(self, value: object, known: set[str], fullmatch: Callable[[str], Any]) -> str:
+    def _shape(self, value: object, known: dict[str, str], fullmatch: Callable[[str], Any]) -> str:
         if type(value) is not str:
             raise Doubt
-        if value not in known:
+        seen = known.get(value)
+        if seen is None:
             if len(value) > self.max_chars or not fullmatch(value):
                 raise Doubt
-            known.add(value)
-        return value
+            seen = known[value] = value
+        return seen
 
     def code(self, value: object) -> str:
         """An identifier (agent id, skill, territory, team, licence type)."""
@@ -209,10 +228,8 @@ class _Checked:
         """A list of strings, each checked by ``one``, as a set (duplicates collapse)."""
         if value is None:
             return frozenset()
-        items = _list(value, self.max_items)
-        for item in items:
-            one(item)
-        return frozenset(items)
+        items = frozenset([one(item) for item in _list(value, self.max_items)])
+        return self.sets.setdefault(items, items)
 
     def day(self, value: object) -> date:
         """A date written YYYY-MM-DD."""
@@ -225,6 +242,22 @@ class _Checked:
                 raise Doubt
             self.days[value] = day
         return day
+
+    def licence(self, kind: str, jurisdiction: str, expires: date, multistate: bool) -> Licence:
+        """The licence of these (checked) fields, built once per parse."""
+        key = (kind, jurisdiction, expires, multistate)
+        licence = self.licences.get(key)
+        if licence is None:
+            licence = self.licences[key] = Licence(kind, jurisdiction, expires, multistate)
+        return licence
+
+    def capacity(self, most: int, active: int) -> Capacity:
+        """The capacity of these (checked) numbers, built once per parse."""
+        key = (most, active)
+        capacity = self.capacities.get(key)
+        if capacity is None:
+            capacity = self.capacities[key] = Capacity(most, active)
+        return capacity
 
 
 def _free_identifier(value: object, limits: InputLimits) -> str:
@@ -289,7 +322,7 @@ def _licence(data: object, checked: _Checked) -> Licence:
         multistate = False
     elif type(multistate) is not bool:
         raise Doubt
-    return Licence(
+    return checked.licence(
         checked.code(get("type")),
         checked.jurisdiction(get("jurisdiction")),
         checked.day(get("expires_on")),
@@ -320,7 +353,7 @@ def _agent(data: object, checked: _Checked) -> Agent:
         checked.code(get("agent_id")),
         Role.AGENT if role is None else _member(_ROLES, role),
         _member(_STATUSES, get("status")),
-        Capacity(
+        checked.capacity(
             _integer(capacity.get("max"), 0, 10_000), _integer(capacity.get("active"), 0, 10_000)
         ),
         tuple([_licence(lic, checked) for lic in licences]) if licences else (),
