@@ -4,8 +4,8 @@ Usage: .venv/bin/python benchmarks/roster_log_load.py [--sizes 100,1000] [--roun
 
 A roster is decided with once through a real SQLite decision log (``audited_core``: its
 snapshot stored in chunks, as a sibling worker would store it). Then, per round and size,
-interleaved: ``log`` is ``RosterLog.load`` into an empty roster cache (the bounded read, the
-strict JSON reader, ``parse_roster`` and the cache's conversion: what a worker lacking the
+interleaved: ``log`` is ``RosterLog.load`` into an empty roster cache (the bounded read,
+``json.loads``, ``parse_roster`` and ``RosterCache.keep_loaded``: what a worker lacking the
 roster does before it can decide); ``sent`` is the cache's ``parse`` of the Roster message a
 caller would resend (what the same worker does on the resend the ROSTER_NOT_CACHED asks for,
 the caller's second round trip not counted). Medians in ms, and the ratio log / sent.

@@ -16,14 +16,17 @@ from dataclasses import dataclass, field
 from google.protobuf.message import DecodeError
 
 from caseroute.domain.fingerprint import (
+    agent_digest,
+    agent_json,
     fingerprint_agent_texts,
     fingerprint_roster,
 )
 from caseroute.domain.limits import DEFAULT_LIMITS, InputLimits
-from caseroute.domain.roster import Agent, with_kept_agents
+from caseroute.domain.roster import Agent, Roster, with_kept_agents
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import fast
 from caseroute.wire.convert import KnownRoster, RosterStore, roster_from_proto
+from caseroute.wire.roster_bytes import roster_bytes
 
 AGENT_OVERHEAD_BYTES = 880
 """Estimated memory of one cached agent beyond its serialized bytes: the value, its canonical
@@ -219,6 +222,17 @@ def _varint(wire: bytes, i: int) -> tuple[int, int]:
         shift += 7
 
 
+def _keepable(agent: Agent) -> bool:
+    """Whether ``agent`` is the value its Roster-message form converts to (``keep_loaded``)."""
+    return all(type(value) is not int for value in agent.attributes.values())
+
+
+def _known_agent(agent: Agent) -> KnownAgent:
+    """``agent``, its canonical JSON and that text's digest."""
+    text = agent_json(agent)
+    return agent, text, agent_digest(text)
+
+
 def _merged(found: list[KnownAgent | None], made: list[KnownAgent]) -> list[KnownAgent]:
     """``found`` with each None replaced by the next of ``made``, in order."""
     new = iter(made)
@@ -255,6 +269,10 @@ class RosterCache:
     budget is not cached at all. Either budget at 0 turns it off. Both keys include the limits
     the roster was validated against, so a stricter server never trusts a roster a looser one
     accepted.
+
+    A roster loaded from the decision log by its ``roster_sha256`` (``keep_loaded``) is
+    cached as the same roster sent would be: under its Roster message's key and with its
+    agents kept, the message's bytes written from the parsed roster (``wire.roster_bytes``).
 
     A third way finds a roster without parsing it: by the roster field's bytes exactly as a
     request carried them (``find_sent``; the server cuts them from the request unparsed,
@@ -652,6 +670,72 @@ class RosterCache:
             self._entries.move_to_end(key)
             self.hits += 1
             return self._entries[key].known
+
+    def keep_loaded(
+        self, roster: Roster, roster_sha256: str, *, limits: InputLimits
+    ) -> KnownRoster | None:
+        """A roster read from the decision log, cached as the same roster sent would be.
+
+        ``roster`` is what a stored snapshot's JSON parses to (``grpc_api.roster_log``),
+        validated under ``limits``. It is cached under the key, with the agent keys, that its
+        Roster message would get (``wire.roster_bytes`` writes that message's deterministic
+        bytes without building it), so a request sending it later is a hit and a later
+        snapshot reuses its agents; agents already kept are reused here too (their values,
+        texts and digests), the others encoded and hashed once. One conversion, where sending
+        it through ``roster_to_proto`` and ``parse`` converted it twice.
+
+        Invariant: a kept agent is the value its message converts to. An agent parsed from
+        JSON is that value unless an attribute number was read as an int (the message holds a
+        double, which converts to a float: ``5`` would come back ``5.0``); text caseroute
+        writes holds none, and a roster with one is refused here, as the round trip through
+        a message refused it (its digests changed).
+
+        Args:
+            roster: The roster, as parsed.
+            roster_sha256: The content hash asked for.
+            limits: The limits it was validated under.
+
+        Returns:
+            The roster (built from kept agents where there are any) and its fingerprint,
+            cached if it fits the budgets; None, caching nothing, when it does not hash to
+            ``roster_sha256`` or would not come back the same through a message.
+        """
+        if not all(map(_keepable, roster.agents)):
+            return None
+        if self.max_agents == 0 or self.max_bytes == 0:
+            fingerprint = fingerprint_roster(roster)
+            return KnownRoster(roster, fingerprint) if fingerprint.sha256 == roster_sha256 else None
+        wire, cut = roster_bytes(roster)
+        keys = tuple(cut)
+        key = (hashlib.sha256(wire).digest(), limits)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.known.fingerprint.sha256 == roster_sha256:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry.known
+            kept = self._kept.get(limits)
+            found: list[KnownAgent | None] = (
+                [kept.get(k) for k in keys] if kept else [None] * len(keys)
+            )
+        agents = [
+            _known_agent(agent) if known is None else known
+            for agent, known in zip(roster.agents, found, strict=True)
+        ]
+        values, texts, digests = zip(*agents, strict=True) if agents else ((), (), ())
+        built = with_kept_agents(Roster(roster.snapshot_id, roster.taken_at, values))
+        # No texts kept for the audit blob: the log this roster came from holds its snapshot.
+        fingerprint = fingerprint_agent_texts(built, texts, digests)
+        if fingerprint.sha256 != roster_sha256:
+            return None
+        known = KnownRoster(built, fingerprint)
+        missing = found.count(None)
+        with self._lock:
+            self.misses += 1
+            self.agent_hits += len(keys) - missing
+            self.agent_misses += missing
+        self._store(key, known, keys, agents, len(wire), None)
+        return known
 
     def sent_as(self, sent: bytes) -> RosterStore:
         """This cache as the ``RosterStore`` of one request whose roster arrived as ``sent``.

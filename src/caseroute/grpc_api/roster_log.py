@@ -10,9 +10,12 @@ before answering FAILED_PRECONDITION the servicer asks ``RosterLog.load`` for it
 A loaded roster is trusted no more than a sent one: its text is read within bounds (at most
 ``LOOKUP_MAX_S``, and at most ``LOOKUP_SHARE`` of the time the call has left; no more agents
 than the request's limits allow, no more bytes than a request may carry), decoded (not by the
-strict reader: see ``_read``), validated by the same parsers and under the same limits as a sent
-roster (it goes into the roster cache as a sent Roster message does, within the cache's
-budgets), and used only when its content hashes to the ``roster_sha256`` asked for. Anything
+strict reader: see ``_read``), validated by the parser every roster meets in the end
+(``parse_roster``, which the strict conversion of a sent Roster message calls, and replay uses on
+the same stored text) under the same limits as a sent roster, and used only when its content
+hashes to the ``roster_sha256`` asked for. It goes into the roster cache as the same roster
+sent would (``RosterCache.keep_loaded``, within the cache's budgets:
+``tests/grpc_api/test_roster_log_same_entry.py``). Anything
 else, a failure, a timeout or a bug included, answers FAILED_PRECONDITION as before, never
 INTERNAL: the caller can still send the roster. Logged by the hash's first 12 characters and the
 kind of failure only: a roster is staff data, kept in clear in the log, and its values are never
@@ -36,7 +39,7 @@ from caseroute.domain.codec import parse_roster
 from caseroute.domain.errors import AuditBusyError, AuditUnavailableError, RequestError
 from caseroute.domain.limits import InputLimits
 from caseroute.grpc_api.roster_cache import RosterCache
-from caseroute.wire.convert import KnownRoster, roster_to_proto
+from caseroute.wire.convert import KnownRoster
 
 log = logging.getLogger("caseroute.server")
 
@@ -123,7 +126,7 @@ class RosterLog:
 
         Args:
             source: The decision log.
-            cache: The servicer's roster cache: a loaded roster is parsed (and kept) there.
+            cache: The servicer's roster cache: a loaded roster is hashed and kept there.
             max_bytes: Most bytes of a snapshot's JSON read (the server's largest request).
             observer: Told each lookup's result, one of ``RESULTS`` (the metrics); must not
                 raise.
@@ -237,7 +240,6 @@ class RosterLog:
             )
         try:
             roster = parse_roster(data, limits=limits)
-            known = self._cache.parse(roster_to_proto(roster), limits=limits)
         except RequestError as exc:
             # Field paths only (``roster.agents[3].skills``): the messages may quote values.
             first = exc.violations[0].field if exc.violations else "roster"
@@ -247,7 +249,11 @@ class RosterLog:
                 f"refused under this server's limits: {len(exc.violations)} problem(s), the "
                 f"first at {first}",
             )
-        if known.fingerprint.sha256 != sha256:
+        # One conversion: the roster as parsed goes into the cache as its message would
+        # (not through roster_to_proto and the cache's conversion of that message), hashed
+        # there, and kept only if it hashes to the roster_sha256 asked for.
+        known = self._cache.keep_loaded(roster, sha256, limits=limits)
+        if known is None:
             return self._none(
                 sha256,
                 "edited",

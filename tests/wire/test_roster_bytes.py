@@ -1,0 +1,52 @@
+"""``wire.roster_bytes`` writes exactly the bytes protobuf writes for ``roster_to_proto``.
+
+The roster cache keys rosters, and keeps agents, by their Roster and Agent messages'
+deterministic bytes; a roster loaded from the decision log gets those keys from
+``roster_bytes`` instead of building the messages. A byte of difference would miss the
+cache; an encoding of another value would give a later sender that value, so the bytes must
+be protobuf's own for any roster, however odd its text, instants or numbers.
+"""
+
+from datetime import datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from caseroute.domain.roster import Agent, Roster
+from caseroute.grpc_api.roster_cache import agent_message_bytes
+from caseroute.testing import make_agent, make_roster
+from caseroute.wire.convert import roster_to_proto
+from caseroute.wire.roster_bytes import agent_bytes, roster_bytes
+from tests.wire.test_fast_agent_json import agents, instants, text
+
+
+def _protobuf_s(roster: Roster) -> bytes:
+    return roster_to_proto(roster).SerializeToString(deterministic=True)
+
+
+@settings(max_examples=300)
+@given(st.lists(agents(), max_size=4), text, instants)
+def test_the_bytes_are_protobuf_s_for_any_roster(
+    members: list[Agent], snapshot_id: str, taken_at: datetime
+) -> None:
+    """Any text, instant (any offset, before 1970), number, empty value: byte for byte."""
+    roster = Roster(snapshot_id, taken_at, tuple(members))
+    wire, cut = roster_bytes(roster)
+    assert _protobuf_s(roster) == wire
+    assert agent_message_bytes(wire) == cut
+
+
+def test_agents_sharing_parts_are_each_written_whole() -> None:
+    """Parts written once per roster (codes, skills, licences, capacities) go to every agent."""
+    roster = make_roster(*[make_agent(f"a{i}", seniority=i, attributes={"x": i}) for i in range(5)])
+    wire, cut = roster_bytes(roster)
+    assert _protobuf_s(roster) == wire
+    assert [agent_bytes(agent) for agent in roster.agents] == cut
+
+
+def test_a_long_agent_and_roster_take_multi_byte_lengths() -> None:
+    """An agent over 127 bytes, a roster over 16 kB: their lengths are longer varints."""
+    big = make_agent("a" * 60, attributes={f"k{i}": "v" * 300 for i in range(60)})
+    roster = make_roster(big, make_agent("b"))
+    assert _protobuf_s(roster) == roster_bytes(roster)[0]
+    assert len(roster_bytes(roster)[1][0]) > 16_384
