@@ -136,3 +136,67 @@ def test_rules_diff_reports_an_area_moved_to_another_region() -> None:
     assert expected == [
         (c.section, c.kind, c.subject, c.old, c.new, c.location) for c in changes if c.semantic
     ]
+
+
+def _ring(n: int) -> str:
+    """``areas:`` of ``n`` areas each within the next, the last within the first."""
+    return "areas:\n" + "".join(f"  A{i}: A{(i + 1) % n}\n" for i in range(n))
+
+
+def _chain(n: int, top: str = "GB-ENG") -> str:
+    """``areas:`` of ``n`` areas each within the next, the last within ``top``."""
+    return (
+        "areas:\n" + "".join(f"  A{i}: A{i + 1}\n" for i in range(n - 1)) + f"  A{n - 1}: {top}\n"
+    )
+
+
+@pytest.mark.parametrize("n", [2, 64, 65, 100, 300])
+def test_a_cycle_of_any_length_is_refused(n: int) -> None:
+    """A cycle longer than a coverage walk is still found: one error, at its first area."""
+    expected = [("areas.cycle", "r.yaml:11:3")]
+    assert expected == _errors(_ring(n))
+
+
+def test_a_long_cycle_names_its_first_and_last_steps() -> None:
+    """The message of a 70-area cycle shows where it starts and how it closes, not 70 steps."""
+    (message,) = _messages(_ring(70))
+    expected = (
+        "areas put A0 within itself: A0 within A1 (line 11), A1 within A2 (line 12), A2 within "
+        "A3 (line 13), A3 within A4 (line 14), … 64 steps more …, A68 within A69 (line 79), "
+        "A69 within A0 (line 80); an area cannot lie within itself, so remove or correct one "
+        "of these lines"
+    )
+    assert expected == message
+
+
+def test_areas_nested_as_deep_as_the_limit_compile() -> None:
+    """63 areas up to GB-ENG, within GB: 64 steps up from the deepest, the limit, compile."""
+    compiled = compile_text(_text(_chain(63)))
+    assert len(compiled.areas) == 63
+
+
+def test_one_step_more_than_the_limit_is_refused() -> None:
+    """64 areas up to GB-ENG, within GB: 65 steps up from the deepest, one too many."""
+    expected = [("areas.too_deep", "r.yaml:11:3")]
+    assert expected == _errors(_chain(64))
+
+
+def test_areas_nested_deeper_than_the_limit_are_one_error_at_the_deepest() -> None:
+    """A chain too deep for coverage to follow is refused at its deepest area, not cut short."""
+    expected = [("areas.too_deep", "r.yaml:11:3")]
+    assert expected == _errors(_chain(70))
+
+
+def test_too_deep_says_how_deep_and_what_to_do() -> None:
+    """The message names the depth, the limit and the way out."""
+    (message,) = _messages(_chain(70))
+    assert message.startswith("area A0 lies 71 areas deep (A0 within A1 within A2 within ")
+    assert "A69 within GB-ENG within GB); the limit is 64" in message
+    assert "nest areas less deeply" in message
+
+
+def test_an_iso_code_below_a_too_deep_chain_is_too_deep_not_a_contradiction() -> None:
+    """Kent placed under a 70-area chain up to GB-ENG: too deep, not `areas.contradicts_iso`."""
+    areas = _chain(70) + "  GB-KEN: A0\n"
+    expected = [("areas.too_deep", "r.yaml:81:3")]
+    assert expected == _errors(areas)

@@ -297,6 +297,16 @@ FIXTURES = [
         "r.yaml:11:3",
     ),
     Fixture(
+        "areas.too_deep",
+        _text(
+            _swap(
+                "rules:\n",
+                "areas:\n" + "".join(f"  A{i}: A{i + 1}\n" for i in range(65)) + "rules:\n",
+            )
+        ),
+        "r.yaml:11:3",
+    ),
+    Fixture(
         "areas.two_parents",
         _text(_swap("rules:\n", "areas:\n  E54: [Y56, Y58]\nrules:\n")),
         "r.yaml:11:8",

@@ -18,10 +18,17 @@ from dataclasses import dataclass, field
 
 from caseroute.domain.iso_parents import ISO_PARENTS
 
-MAX_AREA_STEPS = 64
-"""Steps any walk up from a code takes at most. A compiled ruleset's areas have no cycle and a
-code of at most 200 characters extends at most 100 others, so this never cuts a real chain; a
-walk cut short finds fewer areas, so covers less: it fails safe."""
+MAX_AREA_DEPTH = 64
+"""Steps up from an area of a ruleset's ``areas:`` to the top, at most (its codes, ISO 3166-2
+parents and the ruleset's areas all count): deeper is ``areas.too_deep``. NHS areas need 3
+(ICB, NHS England region, England, then GB)."""
+
+MAX_AREA_STEPS = 128
+"""Steps any walk up from a code takes at most. A compiled ruleset's areas have no cycle and
+lie at most ``MAX_AREA_DEPTH`` deep; a code of at most 64 characters extends at most 32 others
+(and ISO 3166-2 nests 2 deep) before it reaches one of them, so this never cuts a real chain. A
+walk cut short (areas built in code, unchecked) finds fewer areas, so covers less: it fails
+safe."""
 
 ISO = "ISO 3166-2"
 """The source of a step read from ``ISO_PARENTS``, as the explanation names it."""
