@@ -107,14 +107,18 @@ class RegionAreas:
         steps: The steps that are not a sub-code's (``GB-KEN`` within ``GB-ENG``, ISO 3166-2;
             ``E54000027`` within ``Y56``, the ruleset's areas), as (code, area, source), for
             the explanation.
+        ordered: ``codes`` sorted (derived, so not compared): ``case.region_areas`` as rules
+            read it, sorted once per ruleset and region instead of once per decision.
     """
 
     region: str
     codes: frozenset[str]
     steps: tuple[tuple[str, str, str], ...]
+    ordered: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "ordered", tuple(sorted(self.codes)))
         object.__setattr__(self, "_hash", hash((self.region, self.codes, self.steps)))
 
     def __hash__(self) -> int:

@@ -70,7 +70,7 @@ def build_case_fact(
             body[key] = value
     if case.region is not None:
         within = areas_of(case.region, areas if areas is not None else NO_AREAS)
-        body["region_areas"] = sorted(within.codes)
+        body["region_areas"] = list(within.ordered)  # a list: facts are JSON data
     s = signals.sentiment
     sentiment: dict[str, Any] = {"count": s.count, "consecutive_negative": s.consecutive_negative}
     optional = (("latest", s.latest), ("minimum", s.minimum), ("change", s.change))
