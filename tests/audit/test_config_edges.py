@@ -109,3 +109,19 @@ def test_every_file_the_log_creates_is_private(core: RoutingCore, tmp_path: Path
     assert made, "the decision log created no file"
     loose = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in made if p.stat().st_mode & 0o077}
     assert loose == {}
+
+
+@pytest.mark.parametrize("path", ["case.region_areas", "case.region_areas.*"])
+def test_a_derived_rule_field_cannot_be_masked_on_its_own(path: str) -> None:
+    """case.region_areas is no case field: masking it hid nothing, while lint called it masked.
+
+    The clause showed the list in clear, and `audit.masked_field` told the author it was shown
+    only as a digest. It is masked with case.region; the message says so.
+    """
+    with pytest.raises(ConfigError) as exc:
+        check_masked_fields(("case.attributes.notes", path))
+    assert str(exc.value) == (
+        f"{path} cannot be masked on its own: case.region_areas is derived from case.region "
+        "(the region and every area it lies within), not sent, so no record holds it to "
+        "mask; it is masked whenever case.region is: mask case.region"
+    )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caseroute.audit.location import AuditLocation, PostgresLocation
-from caseroute.audit.masking import DEFAULT_MASKED_PATHS, Masker, key_fingerprint
+from caseroute.audit.masking import DEFAULT_MASKED_PATHS, DERIVED_PATHS, Masker, key_fingerprint
 from caseroute.audit.store import KeyMismatchError, SqliteAuditStore
 from caseroute.domain.errors import ConfigError
 from caseroute.domain.fingerprint import format_timestamp
@@ -262,6 +262,24 @@ def _derived_problem(path: str) -> str | None:
     return None
 
 
+def _rule_field_problem(path: str) -> str | None:
+    """Why ``path`` cannot be masked: a field rules read that no case holds (None: it can be).
+
+    ``case.region_areas`` is worked out from ``case.region``: masking it alone masked nothing
+    (its list was shown in clear), while ``rules check`` called it masked.
+    """
+    bare = path.removesuffix(".*")
+    field = next((f for f in DERIVED_PATHS if bare == f or bare.startswith(f + ".")), None)
+    if field is None:
+        return None
+    source = DERIVED_PATHS[field]
+    return (
+        f"{path} cannot be masked on its own: {field} is derived from {source} (the region "
+        "and every area it lies within), not sent, so no record holds it to mask; it is "
+        f"masked whenever {source} is: mask {source}"
+    )
+
+
 _LIST_FIELDS = (
     "required_skills",
     "sentiment",
@@ -299,6 +317,7 @@ def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
             "pseudonymous case id instead of one that identifies the patient"
         )
     derived = [problem for problem in map(_derived_problem, paths) if problem is not None]
+    derived += [problem for problem in map(_rule_field_problem, paths) if problem is not None]
     derived += [
         problem
         for path in paths
