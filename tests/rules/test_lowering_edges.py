@@ -109,6 +109,28 @@ def _problems(when: str) -> Found:
             ),
         ),
         (
+            "case.region_areas",
+            (
+                "expr.not_a_condition",
+                11,
+                (
+                    "`case.region_areas` is list of strings, not true/false; test one value, "
+                    "e.g. `'value' in case.region_areas` (`==` on a list is an error)"
+                ),
+            ),
+        ),
+        (
+            "case.flags",
+            (
+                "expr.not_a_condition",
+                11,
+                (
+                    "`case.flags` is list of strings, not true/false; test one value, "
+                    "e.g. `'value' in case.flags` (`==` on a list is an error)"
+                ),
+            ),
+        ),
+        (
             '"1 == 2"',
             ("expr.constant", 12, "`1 == 2` compares two constants; one side must be a field"),
         ),

@@ -233,9 +233,16 @@ def _lower_truth(ctx: _Context, node: ast.Truth, text: str) -> Cond | None:
         return None
     assert isinstance(ftype, FieldType)  # noqa: S101 - _resolve pairs a path with its type
     if ftype.kind is not Kind.BOOLEAN:
+        # A list is tested by membership: the advice was `case.region_areas == ...`, itself an
+        # error (expr.type_mismatch), so following it led from one error to another.
+        fix = (
+            f"test one value, e.g. `'value' in {path}` (`==` on a list is an error)"
+            if ftype.kind is Kind.STRING_LIST
+            else f"compare it, e.g. `{path} == ...`"
+        )
         ctx.error(
             "expr.not_a_condition",
-            f"`{path}` is {ftype.describe()}, not true/false; compare it, e.g. `{path} == ...`",
+            f"`{path}` is {ftype.describe()}, not true/false; {fix}",
             node.span,
         )
         return None
