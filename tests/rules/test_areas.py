@@ -200,3 +200,97 @@ def test_an_iso_code_below_a_too_deep_chain_is_too_deep_not_a_contradiction() ->
     areas = _chain(70) + "  GB-KEN: A0\n"
     expected = [("areas.too_deep", "r.yaml:81:3")]
     assert expected == _errors(areas)
+
+
+def _warnings(areas: str, rules: str = GENERAL) -> list[tuple[str, str, str]]:
+    """(code, file:line:column, message) of each `lint.territory_case` warning."""
+    try:
+        problems = compile_text(
+            ruleset_with_rules(rules, MINIMAL_HEADER + areas), "r.yaml"
+        ).warnings
+    except RulesetError as exc:  # reported beside the errors too
+        problems = tuple(exc.problems)
+    return [(p.code, p.location, p.message) for p in problems if p.code == "lint.territory_case"]
+
+
+def test_an_area_spelt_as_an_iso_code_in_small_letters_is_warned_about() -> None:
+    """`gb: Y56` compiled silently: no case (sent as GB) was placed by it."""
+    expected = [
+        (
+            "lint.territory_case",
+            "r.yaml:11:3",
+            (
+                "area gb is ISO 3166 code GB in other letters: territory codes are compared "
+                "exactly and cases send ISO codes in capitals, so a case in GB is not placed by "
+                "this line; write GB"
+            ),
+        )
+    ]
+    assert expected == _warnings("areas:\n  gb: Y56\n")
+
+
+def test_the_warning_says_why_beside_the_error_of_a_small_letter_subdivision() -> None:
+    """`gb-ken: Y59` is refused (it extends `gb`); the warning names the ISO code meant."""
+    (found,) = _warnings("areas:\n  gb-ken: Y59\n  Y59: GB-ENG\n")
+    expected = ("lint.territory_case", "r.yaml:11:3")
+    assert expected == found[:2]
+    assert found[2].startswith("area gb-ken is ISO 3166 code GB-KEN in other letters")
+    errors = [("areas.two_parents", "r.yaml:11:3")]
+    assert errors == _errors("areas:\n  gb-ken: Y59\n  Y59: GB-ENG\n")
+
+
+def test_an_area_placed_within_an_iso_code_in_small_letters_is_warned_about() -> None:
+    """`Y56: gb-eng` compiled silently, and GB-ENG's agents did not cover Y56's cases."""
+    expected = [
+        (
+            "lint.territory_case",
+            "r.yaml:11:3",
+            (
+                "area Y56 is placed within gb-eng, ISO 3166 code GB-ENG in other letters: "
+                "territory codes are compared exactly, so agents covering GB-ENG do not cover "
+                "Y56; write GB-ENG"
+            ),
+        )
+    ]
+    assert expected == _warnings("areas:\n  Y56: gb-eng\n")
+
+
+def test_a_rule_testing_an_iso_code_in_small_letters_is_warned_about() -> None:
+    """`'gb-sct' in case.region_areas` never held for a case in Scotland; nothing said so."""
+    rules = (
+        "  - id: scotland\n"
+        "    when: \"'gb-sct' in case.region_areas or case.region in ['Gb-Edh', 'GB-GLG']\"\n"
+        "    then: {route: {queue: scotland, territory: false}}\n" + GENERAL
+    )
+    expected = [
+        (
+            "lint.territory_case",
+            "r.yaml:14",
+            (
+                "rule `scotland` tests gb-sct, ISO 3166 code GB-SCT in other letters: regions are "
+                "compared exactly and cases send ISO codes in capitals, so a case in GB-SCT never "
+                "meets it; write 'GB-SCT'"
+            ),
+        ),
+        (
+            "lint.territory_case",
+            "r.yaml:14",
+            (
+                "rule `scotland` tests Gb-Edh, ISO 3166 code GB-EDH in other letters: regions are "
+                "compared exactly and cases send ISO codes in capitals, so a case in GB-EDH never "
+                "meets it; write 'GB-EDH'"
+            ),
+        ),
+    ]
+    assert expected == _warnings("", rules)
+
+
+def test_codes_in_capitals_and_codes_of_the_ruleset_s_own_draw_no_warning() -> None:
+    """ISO codes written as ISO writes them, and NHS codes, are what the warning leaves alone."""
+    rules = (
+        "  - id: scotland\n"
+        "    when: \"'GB-SCT' in case.region_areas or case.region == 'E54000027'\"\n"
+        "    then: {route: {queue: scotland, territory: false}}\n" + GENERAL
+    )
+    nothing: list[tuple[str, str, str]] = []
+    assert nothing == _warnings("areas:\n  E54000027: Y56\n  Y56: GB-ENG\n  nhsx1: Y56\n", rules)

@@ -415,6 +415,11 @@ FIXTURES = [
         "r.yaml:11",
     ),
     Fixture(
+        "lint.territory_case",
+        _text(_swap("rules:\n", "areas:\n  Y56: gb-eng\nrules:\n")),
+        "r.yaml:11:3",
+    ),
+    Fixture(
         "constraints.flag_clash",
         _text(BASE.replace("  licence:", "  consent: {flag: safeguarding}\n  licence:", 1)),
         "r.yaml:7:19",

@@ -47,6 +47,16 @@ ISO_CODE = re.compile(r"[A-Z]{2}(?:-[A-Z0-9]{1,3})?")
 code lies is a fact, which a ruleset may refine but never move."""
 
 
+def iso_in_other_letters(code: str) -> str | None:
+    """The ISO 3166 code ``code`` spells in other letters (``gb-ken``: ``GB-KEN``), else None.
+
+    Territory codes are compared exactly and cases send ISO codes in capitals, so such a code
+    matches no case that means the place: a line or a test written so silently does nothing.
+    """
+    upper = code.upper()
+    return upper if upper != code and ISO_CODE.fullmatch(upper) else None
+
+
 def read_areas(r: SchemaReader, node: Node | None) -> tuple[dict[str, str], dict[str, Node]]:
     """The ``areas:`` mapping (area -> the area it lies within) and each area's key node.
 

@@ -6,6 +6,7 @@ from caseroute.domain.case import Intent
 from caseroute.domain.errors import Problem, Severity
 from caseroute.domain.flag_spelling import resembles
 from caseroute.domain.place_codes import place_problem
+from caseroute.rules.areas import iso_in_other_letters
 from caseroute.rules.fields import CASE_FIELDS
 from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids, pinned_values
 from caseroute.rules.ladder_checks import rule_requirements
@@ -103,6 +104,7 @@ def lint_ruleset(
             )
     out += _licence_outside_constraint(raw, rules, leaves, file)
     out += _register_type_unused(raw, file)
+    out += _territory_case(raw, rules, leaves, file)
     seen: dict[object, str] = {}
     for rule in rules:
         if isinstance(rule.when, Const) and not rule.when.value:
@@ -351,3 +353,70 @@ def _no_ranking(raw: RawRuleset, rules: tuple[Rule, ...], file: str) -> Problem 
         None,
         Severity.WARNING,
     )
+
+
+REGION_PATHS = ("case.region", "case.region_areas")
+"""Fields holding territory codes, which conditions compare exactly."""
+
+
+def _territory_case(
+    raw: RawRuleset, rules: tuple[Rule, ...], leaves: dict[str, Leaf], file: str
+) -> list[Problem]:
+    """``lint.territory_case``: an ISO 3166 code written in other letters (``gb-ken``).
+
+    Codes are compared exactly, as cases send them, and ISO codes come in capitals: an area
+    ``gb-ken: Y59`` placed no case in Kent, ``Y56: gb-eng`` left Y56 outside England's
+    agents, and ``'gb-sct' in case.region_areas`` never held; each compiled silently. A
+    warning, not an error: a ruleset may name its own codes in small letters.
+    """
+    out = []
+    for area, parent in raw.areas.items():
+        line, column = raw.area_places.get(area, (0, 0))
+        iso = iso_in_other_letters(area)
+        if iso is not None:
+            message = (
+                f"area {area} is ISO 3166 code {iso} in other letters: territory codes are "
+                f"compared exactly and cases send ISO codes in capitals, so a case in {iso} is "
+                f"not placed by this line; write {iso}"
+            )
+            out.append(
+                Problem("lint.territory_case", message, file, line, column, None, Severity.WARNING)
+            )
+        iso = iso_in_other_letters(parent)
+        if iso is not None:
+            message = (
+                f"area {area} is placed within {parent}, ISO 3166 code {iso} in other letters: "
+                f"territory codes are compared exactly, so agents covering {iso} do not cover "
+                f"{area}; write {iso}"
+            )
+            out.append(
+                Problem("lint.territory_case", message, file, line, column, None, Severity.WARNING)
+            )
+    for rule in rules:
+        seen: set[str] = set()
+        for leaf_id in leaf_ids(rule.when):
+            leaf = leaves[leaf_id]
+            if leaf.path not in REGION_PATHS:
+                continue
+            values = leaf.value if isinstance(leaf.value, tuple) else (leaf.value,)
+            for value in values:
+                if not isinstance(value, str) or value in seen:
+                    continue
+                iso = iso_in_other_letters(value)
+                if iso is None:
+                    continue
+                seen.add(value)
+                out.append(
+                    Problem(
+                        "lint.territory_case",
+                        f"rule `{rule.rule_id}` tests {value}, ISO 3166 code {iso} in other "
+                        "letters: regions are compared exactly and cases send ISO codes in "
+                        f"capitals, so a case in {iso} never meets it; write '{iso}'",
+                        file,
+                        rule.line,
+                        0,
+                        rule.rule_id,
+                        Severity.WARNING,
+                    )
+                )
+    return out

@@ -133,6 +133,8 @@ class RawRuleset:
     register_lines: dict[str, int] = field(default_factory=dict)  # name -> licence_types line
     areas: dict[str, str] = field(default_factory=dict)
     """``areas:``: each area -> the area it lies within (``rules/areas.py``)."""
+    area_places: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Each area of ``areas`` -> the line and column of its key (lint reports there)."""
     statuses: tuple[AgentStatus, ...] = (AgentStatus.AVAILABLE,)
     ranking: tuple[RankingCriterion, ...] = DEFAULT_RANKING
     ranking_line: int = 0
@@ -413,6 +415,7 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     out.compacts = _read_compacts(r, top.get("compacts"))
     out.registers = _read_registers(r, top.get("registers"), out.register_lines)
     out.areas, area_keys = read_areas(r, top.get("areas"))
+    out.area_places = {area: (at.line, at.column) for area, at in area_keys.items()}
     check_areas(r, out.areas, area_keys)
     _read_matching(r, top.get("matching"), out)
     if "queues" in top:
