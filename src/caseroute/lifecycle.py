@@ -354,7 +354,7 @@ class RulesetLifecycle:
                 )
             ]
         try:
-            compiled = compile_source(parse_yaml(text, name))
+            compiled = compile_source(parse_yaml(text, name, past_duplicates=True))
             if self._audit is not None:
                 check_not_changed_after_deciding(compiled, self._audit.decided_sha256s)
             prepared = prepare_ruleset(compiled, self.engine)

@@ -206,7 +206,7 @@ is the smallest valid ruleset."""
 
 def compile_text(text: str, path: str = "test.yaml") -> CompiledRuleset:
     """Compile ruleset YAML given as text."""
-    return compile_source(parse_yaml(text, path))
+    return compile_source(parse_yaml(text, path, past_duplicates=True))
 
 
 def ruleset_with_rules(rules_yaml: str, header: str = MINIMAL_HEADER) -> str:

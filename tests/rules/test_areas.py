@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from caseroute.domain.errors import Problem, RulesetError, Severity
+from caseroute.rules.compiler import load_ruleset
 from caseroute.rules.diff import ChangeKind, Section, diff_rulesets
 from caseroute.testing import MINIMAL_HEADER, compile_text, ruleset_with_rules
 
@@ -117,13 +120,51 @@ def test_a_contradiction_says_where_iso_puts_the_area() -> None:
 
 
 def test_an_area_named_twice_is_the_loaders_duplicate_key() -> None:
-    """A second parent on a second line is refused before the areas are read."""
+    """A second parent on a second line is refused by the loader, at the repeat."""
     problems: list[Problem] = []
     try:
         compile_text(_text("areas:\n  E1: Y56\n  E1: Y58\n"), "r.yaml")
     except RulesetError as exc:
         problems = list(exc.problems)
     expected = [("yaml.duplicate_key", "r.yaml:12:3")]
+    assert expected == [(p.code, p.location) for p in problems if p.severity is Severity.ERROR]
+
+
+def test_a_repeated_area_and_the_areas_mistakes_are_reported_at_once() -> None:
+    """The duplicate key no longer stops the load: the areas checks run on the rest too."""
+    areas = "areas:\n  E1: Y56\n  E1: Y58\n  GB-KEN: GB-SCT\n  A: B\n  B: A\n"
+    expected = [
+        ("yaml.duplicate_key", "r.yaml:12:3"),
+        ("areas.contradicts_iso", "r.yaml:13:3"),
+        ("areas.cycle", "r.yaml:14:3"),
+    ]
+    assert expected == _errors(areas)
+
+
+def test_a_ruleset_file_with_a_repeated_key_reports_its_other_problems_too(tmp_path: Path) -> None:
+    """`rules check` (load_ruleset) lists a repeated key and a schema mistake in one run."""
+    path = tmp_path / "ruleset.yaml"
+    text = _text("areas:\n  E1: Y56\n  E1: Y58\n  GB-KEN: GB-SCT\n")
+    path.write_text(text.replace("owner: tests", "owner: tests\nownr: typo"))
+    with pytest.raises(RulesetError) as exc:
+        load_ruleset(path)
+    expected = [
+        ("yaml.duplicate_key", 13),
+        ("areas.contradicts_iso", 14),
+        ("schema.unknown_key", 5),
+    ]
+    found = [(p.code, p.line) for p in exc.value.problems if p.severity is Severity.ERROR]
+    assert sorted(expected, key=lambda e: e[1]) == found
+
+
+def test_a_repeated_section_still_stops_the_load_at_the_repeat() -> None:
+    """A second `areas:` block is left out, so the first is not checked as if it were all."""
+    problems: list[Problem] = []
+    try:
+        compile_text(_text("areas:\n  GB-KEN: GB-SCT\nareas:\n  E1: Y56\n"), "r.yaml")
+    except RulesetError as exc:
+        problems = list(exc.problems)
+    expected = [("yaml.duplicate_key", "r.yaml:12:1")]
     assert expected == [(p.code, p.location) for p in problems if p.severity is Severity.ERROR]
 
 

@@ -42,7 +42,7 @@ class CandidateSource:
         Raises:
             RulesetError: With every problem found.
         """
-        return compile_source(parse_yaml(self.text, self.path))
+        return compile_source(parse_yaml(self.text, self.path, past_duplicates=True))
 
     def load(self, engine: EngineKind) -> LoadedRuleset:
         """The compiled ruleset with its evaluators (the durable engine is per process).

@@ -23,7 +23,8 @@ def compile_source(source: SourceFile) -> CompiledRuleset:
     """Compile a parsed ruleset file.
 
     Args:
-        source: The YAML file.
+        source: The YAML file (its ``pending`` problems, repeated keys, are reported with the
+            passes' own: every problem at once).
 
     Returns:
         The compiled ruleset (lint warnings in ``warnings``).
@@ -32,7 +33,7 @@ def compile_source(source: SourceFile) -> CompiledRuleset:
         RulesetError: With every error (and warning) found, if any error was found.
     """
     state = run_passes(source)
-    raw, problems = state.raw, state.problems
+    raw, problems = state.raw, [*source.pending, *state.problems]
     if raw.constraints is None and "constraints" not in raw.unreadable_sections:
         # Invariant guard: the schema flags every way it can fail to build constraints, so this
         # never fires; if it ever did, the caller still learns why nothing was compiled.
@@ -91,4 +92,4 @@ def load_ruleset(path: Path) -> CompiledRuleset:
         RulesetError: With every problem found (a file over ``MAX_RULESET_BYTES`` is refused
             unread).
     """
-    return compile_source(read_yaml(ruleset_file(path), MAX_RULESET_BYTES))
+    return compile_source(read_yaml(ruleset_file(path), MAX_RULESET_BYTES, past_duplicates=True))

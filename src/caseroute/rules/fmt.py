@@ -398,7 +398,7 @@ def format_text(text: str, path: str) -> str:
             ``file:line``); nothing is round-tripped then.
         FormatError: If the formatted text would mean something else (a bug: please report).
     """
-    before = semantic_form(compile_source(parse_yaml(text, path)))
+    before = semantic_form(compile_source(parse_yaml(text, path, past_duplicates=True)))
     yaml = _round_trip_yaml()
     data = yaml.load(_order_top_level(text.removeprefix("\ufeff")))
     _canonical_structure(yaml, data)
@@ -438,7 +438,7 @@ def format_file(path: Path) -> tuple[str, str]:
         RulesetError: If the file cannot be read or does not load (every problem).
         FormatError: If formatting would change its meaning.
     """
-    source = read_yaml(path, MAX_RULESET_BYTES)
+    source = read_yaml(path, MAX_RULESET_BYTES, past_duplicates=True)
     return source.text, format_text(source.text, str(path))
 
 

@@ -91,12 +91,18 @@ class Node:
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """One YAML file as written: path, text, sha256 of its bytes, and its node tree."""
+    """One YAML file as written: path, text, sha256 of its bytes, and its node tree.
+
+    ``pending`` holds the problems a file read with ``past_duplicates`` still has: repeated
+    keys (``yaml.duplicate_key``), each an error. The tree is whole (a repeat is left out,
+    its first occurrence kept), so a compile checks it too and reports them all together.
+    """
 
     path: str
     text: str
     sha256: str
     root: Node
+    pending: tuple[Problem, ...] = ()
 
 
 def to_data(node: Node) -> Any:
@@ -145,6 +151,8 @@ class _TreeBuilder:
         self._stack: list[_Open] = []
         self.root: Node | None = None
         self._documents = 0
+        self.repeated_block = False
+        """A repeated key held a list or mapping (``parse_yaml``'s ``past_duplicates``)."""
 
     def problem(self, code: str, message: str, mark: StreamMark | None) -> None:
         line, column = _position(mark)
@@ -265,6 +273,13 @@ class _TreeBuilder:
         assert key is not None  # noqa: S101 - a key event always precedes its value
         entries: dict[str, Node] = top.node.value
         if key in entries:
+            if not isinstance(node.value, str | int | float | bool | None) or not isinstance(
+                entries[key].value, str | int | float | bool | None
+            ):
+                # A repeated section or block: its second part is left out, so checks of the
+                # first would report what the second holds as missing (a `constraints:` block
+                # written twice lacks `safeguarding`): nothing past the load is checked.
+                self.repeated_block = True
             self.add(
                 Problem(
                     "yaml.duplicate_key",
@@ -332,12 +347,19 @@ class _StopLoadingError(Exception):
     """Raised inside the builder when loading cannot usefully continue."""
 
 
-def parse_yaml(text: str, path: str) -> SourceFile:
+def parse_yaml(text: str, path: str, *, past_duplicates: bool = False) -> SourceFile:
     """Parse YAML text into a located node tree.
 
     Args:
         text: The YAML document (a leading byte-order mark is ignored).
         path: Where it came from, used in every problem reported.
+        past_duplicates: When keys repeated with single values (``E1: Y56`` then
+            ``E1: Y58``) are the only problems, return the tree with them ``pending`` instead
+            of raising, for a caller that checks the rest and reports them together (the
+            ruleset compiler: every problem at once). Any other problem still raises: the tree
+            would not hold what was written (an alias is left out, a syntax error ends the
+            tree), and so does a repeated list or mapping, whose checks would report what its
+            left-out repeat holds as missing.
 
     Returns:
         The parsed file.
@@ -364,8 +386,10 @@ def parse_yaml(text: str, path: str) -> SourceFile:
         )
     builder = _TreeBuilder(path)
     root = Node(None, 1, 1)
+    whole = False
     try:
         root = builder.build(YAML(typ="safe", pure=True).parse(body))
+        whole = True
     except _StopLoadingError:
         pass
     except MarkedYAMLError as exc:
@@ -386,21 +410,30 @@ def parse_yaml(text: str, path: str) -> SourceFile:
         builder.problems.append(
             Problem("yaml.syntax", f"YAML syntax error: {exc}. Check the file", path)
         )
-    if builder.problems:
+    pending = tuple(builder.problems)
+    if pending and not (
+        past_duplicates
+        and whole
+        and not builder.repeated_block
+        and all(p.code == "yaml.duplicate_key" for p in pending)
+    ):
         raise RulesetError(builder.problems)
     if root.is_mapping or root.is_sequence:
         root = Node(root.value, 1, 1, root.key_positions)
     else:
         root = Node(root.value, 1, 1)
-    return SourceFile(path, text, hashlib.sha256(text.encode()).hexdigest(), root)
+    return SourceFile(path, text, hashlib.sha256(text.encode()).hexdigest(), root, pending)
 
 
-def read_yaml(path: Path, max_bytes: int | None = None) -> SourceFile:
+def read_yaml(
+    path: Path, max_bytes: int | None = None, *, past_duplicates: bool = False
+) -> SourceFile:
     """Read and parse a YAML file.
 
     Args:
         path: The file.
         max_bytes: Refuse files larger than this (None: no limit).
+        past_duplicates: As ``parse_yaml``'s.
 
     Returns:
         The parsed file; its sha256 is over the file's exact bytes.
@@ -462,5 +495,7 @@ def read_yaml(path: Path, max_bytes: int | None = None) -> SourceFile:
                 )
             ]
         ) from None
-    parsed = parse_yaml(text, str(path))
-    return SourceFile(parsed.path, text, hashlib.sha256(raw).hexdigest(), parsed.root)
+    parsed = parse_yaml(text, str(path), past_duplicates=past_duplicates)
+    return SourceFile(
+        parsed.path, text, hashlib.sha256(raw).hexdigest(), parsed.root, parsed.pending
+    )
