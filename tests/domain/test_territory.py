@@ -26,3 +26,16 @@ def test_the_order_is_not_part_of_equality() -> None:
     one, two = region_areas("GB-EDH", {}), region_areas("GB-EDH", {})
     assert one == two
     assert hash(one) == hash(two)
+
+
+def test_a_long_region_below_the_deepest_areas_still_reaches_the_top() -> None:
+    """A 198-character region 98 sub-codes below an area 64 steps deep is within GB.
+
+    Requests take regions of up to 200 characters (the default --max-id-chars), and the areas
+    check lets an area lie 64 steps deep, so the walk must take 98 + 64 steps: with 128 it
+    stopped short and GB's agents did not cover the region (it failed safe, but wrongly).
+    """
+    areas = {f"A{i}": f"A{i + 1}" for i in range(62)} | {"A62": "GB-ENG"}
+    region = "A0" + "-X" * 98
+    assert len(region) == 198
+    assert "GB" in region_areas(region, areas).codes

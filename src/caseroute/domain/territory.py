@@ -23,12 +23,13 @@ MAX_AREA_DEPTH = 64
 parents and the ruleset's areas all count): deeper is ``areas.too_deep``. NHS areas need 3
 (ICB, NHS England region, England, then GB)."""
 
-MAX_AREA_STEPS = 128
+MAX_AREA_STEPS = 256
 """Steps any walk up from a code takes at most. A compiled ruleset's areas have no cycle and
-lie at most ``MAX_AREA_DEPTH`` deep; a code of at most 64 characters extends at most 32 others
-(and ISO 3166-2 nests 2 deep) before it reaches one of them, so this never cuts a real chain. A
-walk cut short (areas built in code, unchecked) finds fewer areas, so covers less: it fails
-safe."""
+lie at most ``MAX_AREA_DEPTH`` deep; a region of at most 200 characters (requests' default
+--max-id-chars) extends at most 99 others (and ISO 3166-2 nests 2 deep) before it reaches one
+of them, so this never cuts a real chain of a region that size. A walk cut short (a longer
+region under a raised limit, areas built in code, unchecked) finds fewer areas, so covers
+less: it fails safe."""
 
 ISO = "ISO 3166-2"
 """The source of a step read from ``ISO_PARENTS``, as the explanation names it."""
