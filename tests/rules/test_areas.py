@@ -335,3 +335,34 @@ def test_codes_in_capitals_and_codes_of_the_ruleset_s_own_draw_no_warning() -> N
     )
     nothing: list[tuple[str, str, str]] = []
     assert nothing == _warnings("areas:\n  E54000027: Y56\n  Y56: GB-ENG\n  nhsx1: Y56\n", rules)
+
+
+@pytest.mark.parametrize(
+    ("when", "value"),
+    [
+        ("\"'GB SCT' in case.region_areas\"", "GB SCT"),
+        ("\"'' in case.region_areas\"", ""),
+        ("\"not ' GB-SCT' in case.region_areas\"", " GB-SCT"),
+        ("\"case.region == 'GB-SCT '\"", "GB-SCT "),
+        ("\"case.region in ['GB-EDH', 'GB/ SCT']\"", "GB/ SCT"),
+    ],
+)
+def test_a_region_test_no_region_code_can_meet_is_an_error(when: str, value: str) -> None:
+    """A value with a space (or none at all) is no region: such a test compiled and never held."""
+    rule = f"  - id: r\n    when: {when}\n    then: {{route: {{queue: q, territory: false}}}}\n"
+    with pytest.raises(RulesetError) as exc:
+        compile_text(ruleset_with_rules(rule + GENERAL), "r.yaml")
+    found = [(p.code, p.line, p.message) for p in exc.value.problems]
+    expected = [
+        (
+            "expr.unknown_value",
+            15,
+            (
+                f"no region code is {value!r}: codes are letters, digits and _ . : / -, "
+                "starting with a letter or digit (a request with another region is refused), "
+                "so this test never holds as written; write the code as cases send it, such "
+                "as GB-SCT"
+            ),
+        )
+    ]
+    assert expected == [f for f in found if f[0].startswith("expr.")]

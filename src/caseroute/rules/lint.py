@@ -10,6 +10,7 @@ from caseroute.rules.areas import iso_in_other_letters
 from caseroute.rules.fields import CASE_FIELDS
 from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids, pinned_values
 from caseroute.rules.ladder_checks import rule_requirements
+from caseroute.rules.lowering import REGION_PATHS
 from caseroute.rules.model import Rule
 from caseroute.rules.schema import DEFAULT_RANKING, RawRuleset
 
@@ -353,10 +354,6 @@ def _no_ranking(raw: RawRuleset, rules: tuple[Rule, ...], file: str) -> Problem 
         None,
         Severity.WARNING,
     )
-
-
-REGION_PATHS = ("case.region", "case.region_areas")
-"""Fields holding territory codes, which conditions compare exactly."""
 
 
 def _territory_case(

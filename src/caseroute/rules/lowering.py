@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from caseroute.domain.errors import Problem, Severity
 from caseroute.domain.flag_spelling import normalise_flag
-from caseroute.domain.reader import FLAG_SHAPE, short_flag
+from caseroute.domain.reader import FLAG_SHAPE, IDENTIFIER, short_flag
 from caseroute.rules import expr as ast
 from caseroute.rules.fields import ATTRIBUTE_PREFIX, CASE_FIELDS, FieldType, Kind
 from caseroute.rules.ir import AllOf, AnyOf, Cond, Const, Leaf, LeafKind, LeafRef, NotOf
@@ -146,6 +146,10 @@ def _resolve(ctx: _Context, path: ast.PathRef) -> _Resolved:
     return None
 
 
+REGION_PATHS = ("case.region", "case.region_areas")
+"""Fields holding territory codes: a tested value must have a code's shape to ever match."""
+
+
 def _literal_fits(
     ctx: _Context, ftype: FieldType, path: str, value: object, span: ast.Span
 ) -> bool:
@@ -161,6 +165,17 @@ def _literal_fits(
         ctx.error(
             "expr.type_mismatch",
             f"`{path}` is {ftype.describe()} but is compared with {shown}{_type_tip(ftype)}",
+            span,
+        )
+        return False
+    if path in REGION_PATHS and isinstance(value, str) and not IDENTIFIER.fullmatch(value):
+        # Requests refuse such a region, so the test never held, and a rule meant for
+        # Scotland quietly matched nobody: an error, like a value an enum never has.
+        ctx.error(
+            "expr.unknown_value",
+            f"no region code is {value!r}: codes are letters, digits and _ . : / -, starting "
+            "with a letter or digit (a request with another region is refused), so this test "
+            "never holds as written; write the code as cases send it, such as GB-SCT",
             span,
         )
         return False
