@@ -366,3 +366,33 @@ def test_a_region_test_no_region_code_can_meet_is_an_error(when: str, value: str
         )
     ]
     assert expected == [f for f in found if f[0].startswith("expr.")]
+
+
+@pytest.mark.parametrize(
+    ("areas", "expected"),
+    [
+        (
+            "areas:\n  E1: [Y56]\n",
+            "area E1 is given a list of one area; write it without the brackets: `E1: Y56`",
+        ),
+        (
+            "areas:\n  E1: []\n",
+            (
+                "area E1 is given an empty list; write the one area it lies within (`E1: Y56`), "
+                "or remove the line"
+            ),
+        ),
+        (
+            "areas:\n  E1: [Y56, Y58]\n",
+            (
+                "area E1 is given 2 areas to lie within; an area lies within one area (list the "
+                "larger ones on their own lines: `Y56: GB-ENG`)"
+            ),
+        ),
+    ],
+)
+def test_a_list_of_areas_is_told_what_to_write(areas: str, expected: str) -> None:
+    """A list of one area or none is no second parent: the message says what to write."""
+    assert [expected] == _messages(areas)
+    code = "areas.two_parents" if "2 areas" in expected else "schema.type"
+    assert [(code, "r.yaml:11:7")] == _errors(areas)

@@ -86,12 +86,7 @@ def read_areas(r: SchemaReader, node: Node | None) -> tuple[dict[str, str], dict
             r.error("schema.format", f"area {problem}", at)
             continue
         if value.is_sequence:
-            r.error(
-                "areas.two_parents",
-                f"area {key} is given {len(value.value)} areas to lie within; an area lies "
-                "within one area (list the larger ones on their own lines: `Y56: GB-ENG`)",
-                value,
-            )
+            _list_problem(r, key, value)
             continue
         parent = r.string(value, f"the area {key} lies within", pattern=IDENTIFIER)
         if parent is None or text_problem(parent, IDENTIFIER, RULESET_MAX_CHARS)[0] is not None:
@@ -99,6 +94,36 @@ def read_areas(r: SchemaReader, node: Node | None) -> tuple[dict[str, str], dict
         areas[key] = parent
         keys[key] = at
     return areas, keys
+
+
+def _list_problem(r: SchemaReader, area: str, value: Node) -> None:
+    """An area given a list: two areas or more is a second parent; one or none is no list.
+
+    ``E1: [Y56]`` was reported as lying within "1 areas" under areas.two_parents, whose
+    advice (list the larger ones on their own lines) did not fit.
+    """
+    items = value.value
+    if len(items) >= 2:
+        r.error(
+            "areas.two_parents",
+            f"area {area} is given {len(items)} areas to lie within; an area lies within one "
+            "area (list the larger ones on their own lines: `Y56: GB-ENG`)",
+            value,
+        )
+    elif items and isinstance(items[0].value, str):
+        r.error(
+            "schema.type",
+            f"area {area} is given a list of one area; write it without the brackets: "
+            f"`{area}: {items[0].value}`",
+            value,
+        )
+    else:
+        r.error(
+            "schema.type",
+            f"area {area} is given {'an empty list' if not items else 'a list'}; write the one "
+            f"area it lies within (`{area}: Y56`), or remove the line",
+            value,
+        )
 
 
 def check_areas(r: SchemaReader, areas: dict[str, str], keys: dict[str, Node]) -> None:
