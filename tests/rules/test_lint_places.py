@@ -94,3 +94,12 @@ def test_a_compact_member_that_is_a_real_place_is_not_warned_about() -> None:
     """A real subdivision (and a country that registers nationally) raise nothing."""
     assert _compact_places("US-PA") == []
     assert _compact_places("GB") == []
+
+
+def test_a_code_in_small_letters_is_one_warning_naming_the_iso_code() -> None:
+    """`'Gb-Edh'` is lint.territory_case's (the ISO code meant), not also lint.unknown_place."""
+    header = MINIMAL_HEADER + AREAS
+    text = ruleset_with_rules(RULE.format(when="case.region == 'Gb-Edh'"), header)
+    codes = [p.code for p in compile_text(text, "r.yaml").warnings]
+    assert "lint.territory_case" in codes
+    assert "lint.unknown_place" not in codes

@@ -53,9 +53,13 @@ def _is_place(code: str, areas: Mapping[str, str], area_parents: frozenset[str])
 
 
 def _looks_iso(code: str) -> bool:
-    """Whether ``code`` is shaped like an ISO 3166 code: two letters, maybe ``-`` and more."""
+    """Whether ``code`` is shaped like an ISO 3166 code: two capitals, maybe ``-`` and more.
+
+    A code in small letters (``gb-ken``, in a ruleset: a roster's are upper-cased as read) is
+    ``lint.territory_case``'s to report, as the ISO code it meant.
+    """
     country = code.partition("-")[0]
-    return len(country) == 2 and country.isascii() and country.isalpha()
+    return len(country) == 2 and country.isascii() and country.isalpha() and country.isupper()
 
 
 def place_problem(code: str, areas: Mapping[str, str]) -> str | None:
