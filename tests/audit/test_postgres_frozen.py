@@ -285,16 +285,21 @@ def _frozen_once_connected(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) ->
 def test_serve_s_startup_on_a_server_frozen_after_the_connect_fails_naming_it(
     cluster: Cluster, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A writer's open (serve) is refused within timeout_s, saying where and what to check."""
+    """A writer's open (serve) is refused once the server answers no check, saying where."""
     with _frozen_once_connected(cluster, monkeypatch):
-        outcome = _within_deadline(lambda: PostgresAuditSink(PostgresLocation(db_url), timeout_s=2))
+        outcome = _within_deadline(
+            lambda: PostgresAuditSink(PostgresLocation(db_url), timeout_s=2, liveness_s=2)
+        )
     assert isinstance(outcome, AuditUnavailableError)
     port = cluster.port
     assert str(outcome) == (
         f"cannot open the decision log {PostgresLocation(db_url)}: PostgreSQL at 127.0.0.1:{port} "
-        "did not answer within 2 s during startup (reading or creating the decision log's "
-        "schema), after accepting the connection: it may be frozen, overloaded or cut off by "
-        "the network; check the server, then start again"
+        "did not answer during startup (reading or creating the decision log's schema), after "
+        "accepting the connection: no reply for 2 s, and no answer to a check on a new "
+        "connection: it may be frozen, overloaded or cut off by the network; check the server, "
+        "then start again (a migration that is slow on a live server is waited for; "
+        "--audit-pg-liveness, [audit] pg_liveness or $CASEROUTE_AUDIT_PG_LIVENESS sets how "
+        "long a statement may go without a reply before the server is checked)"
     )
     PostgresAuditSink(PostgresLocation(db_url), timeout_s=2).close()  # thawed: it opens
 
@@ -311,5 +316,6 @@ def test_audit_verify_on_a_server_frozen_after_the_connect_exits_non_zero(
         code = _within_deadline(lambda: main(["audit", "verify", "--audit-db", db_url]))
     err = capsys.readouterr().err
     assert code == 1
-    assert f"PostgreSQL at 127.0.0.1:{cluster.port} did not answer within 10 s" in err
+    assert f"PostgreSQL at 127.0.0.1:{cluster.port} did not answer during startup" in err
+    assert "no reply for 10 s, and no answer to a check on a new connection" in err
     assert "check the server" in err

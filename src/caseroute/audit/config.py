@@ -41,6 +41,8 @@ class AuditConfig:
             database's backups.
         key_hex: The key itself as hex (``CASEROUTE_AUDIT_KEY``); overrides ``key_file``.
         masked_fields: Case field paths stored as keyed digests.
+        pg_liveness_s: PostgreSQL only: how long a startup's statement may go without a
+            reply before the server is checked on a new connection (None: the default).
     """
 
     db: Path = DEFAULT_AUDIT_DB
@@ -48,6 +50,7 @@ class AuditConfig:
     key_hex: str | None = None
     masked_fields: tuple[str, ...] = DEFAULT_MASKED_PATHS
     postgres: PostgresLocation | None = None
+    pg_liveness_s: float | None = None
 
     @classmethod
     def at(cls, location: AuditLocation, **settings: Any) -> AuditConfig:
@@ -137,7 +140,7 @@ class AuditConfig:
         if self.postgres is not None:
             if self.key_hex is None:
                 _ = self.key_path  # refuses a PostgreSQL log without a key file
-            store = open_postgres(self.postgres)
+            store = open_postgres(self.postgres, liveness_s=self.pg_liveness_s)
         else:
             exposed = exposed_files(self.db)
             if exposed:
@@ -180,8 +183,13 @@ class AuditConfig:
         return key
 
 
-def open_postgres(location: PostgresLocation, *, readonly: bool = False) -> PostgresAuditSink:
+def open_postgres(
+    location: PostgresLocation, *, readonly: bool = False, liveness_s: float | None = None
+) -> PostgresAuditSink:
     """Open a PostgreSQL decision log (the ``postgres`` extra must be installed).
+
+    ``liveness_s``: how long a statement of the startup, or of a read-only log's reads, may go
+    without a reply before the server is checked (``[audit] pg_liveness``; None: the default).
 
     Raises:
         ConfigError: If psycopg is not installed.
@@ -194,7 +202,9 @@ def open_postgres(location: PostgresLocation, *, readonly: bool = False) -> Post
             f"--audit-db {location} needs the PostgreSQL driver: install caseroute[postgres] "
             f"(psycopg and psycopg-pool); {exc}"
         ) from None
-    return PostgresAuditSink(location, readonly=readonly)
+    if liveness_s is None:
+        return PostgresAuditSink(location, readonly=readonly)
+    return PostgresAuditSink(location, readonly=readonly, liveness_s=liveness_s)
 
 
 def exposed_files(db: Path) -> list[tuple[Path, int]]:

@@ -15,6 +15,12 @@ its fd taken when the use began, so a connection closed and its fd number reused
 never touched. TCP keepalives and ``tcp_user_timeout`` are no substitute: a frozen server's
 kernel still acknowledges every packet and answers every keepalive.
 
+A use may instead be bounded by liveness (``probe``): past its bound it is not cut at once;
+the watchdog asks, on a thread of its own, whether the server still answers (the caller's probe:
+a new connection, itself bounded), and a server that does gives the use another bound, while
+one that does not has it cut. An auditor's read or a startup's migration may take long on a
+live server; a frozen one still fails within about two bounds.
+
 A use's end and the watchdog's cut are ordered by one lock: a use that has ended (left its block)
 is never cut, and a use cut as its block was ending (its last answer already in) finds that out
 as it ends, closes its connection (so the pool discards it, never handing it on shut down) and is
@@ -47,16 +53,23 @@ class _Socketed(Protocol):
 
 
 class Use:
-    """One use of one connection: when it must be over, and whether it was cut.
+    """One use of one connection: when it must be over (or be checked), and whether it was cut.
 
     ``fired``: the watchdog shut its socket down (final once the use's block has ended).
+    ``probe``: asked, past ``deadline``, whether the server still answers (None: cut then).
+    ``probing``: a probe of this use is running; ``period``: the bound each answer renews.
     """
 
-    __slots__ = ("deadline", "fired")
+    __slots__ = ("deadline", "fired", "period", "probe", "probing")
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(
+        self, deadline: float, probe: Callable[[], bool] | None = None, period: float = 0.0
+    ) -> None:
         self.deadline = deadline
         self.fired = False
+        self.probe = probe
+        self.probing = False
+        self.period = period
 
 
 class ConnectionWatchdog:
@@ -84,8 +97,19 @@ class ConnectionWatchdog:
         self._thread.start()
 
     @contextmanager
-    def bound(self, conn: _Socketed, seconds: float, *, report: bool = True) -> Iterator[Use]:
+    def bound(
+        self,
+        conn: _Socketed,
+        seconds: float,
+        *,
+        report: bool = True,
+        probe: Callable[[], bool] | None = None,
+    ) -> Iterator[Use]:
         """Shut ``conn``'s socket down if the block is still running ``seconds`` from now.
+
+        With ``probe``, the block is not cut then: ``probe`` is called (on a thread of its
+        own) and, if it returns True (the server answers), the block gets another ``seconds``;
+        if it returns False or raises, the block is cut.
 
         A connection with no socket (closed) is not watched: whatever the block does with it
         fails on its own. A connection whose socket was shut down is closed as the block ends,
@@ -99,6 +123,8 @@ class ConnectionWatchdog:
                 ``on_fire``: False for a use whose bound is the caller's own (a roster lookup's
                 share of a call's deadline), which says nothing of whether the server answers,
                 or whose caller reports the cut itself (startup).
+            probe: Whether the server still answers, asked each time the bound runs out; it
+                must bound itself (it runs on its own thread, never under the lock).
 
         Yields:
             The use: after the block, ``fired`` says whether it was cut.
@@ -107,7 +133,7 @@ class ConnectionWatchdog:
         if sock is None:
             yield Use(0.0)
             return
-        watch = Use(time.monotonic() + seconds)
+        watch = Use(time.monotonic() + seconds, probe, seconds)
         key = id(watch)
         with self._lock:
             self._watches[key] = (watch, sock)
@@ -152,20 +178,53 @@ class ConnectionWatchdog:
             # Invariant: a use is in ``_watches`` until it ended (``bound``, under this lock):
             # checking its deadline and shutting its socket down under the lock means a use
             # that has ended is never shut down, nor its connection, back in a pool, in use.
-            for watch, sock in self._watches.values():
-                if watch.fired or now < watch.deadline:
+            for key, (watch, sock) in self._watches.items():
+                if watch.fired or watch.probing or now < watch.deadline:
                     continue
-                watch.fired = True
-                with suppress(OSError):  # the peer closed it already: nothing to wake
-                    sock.shutdown(socket.SHUT_RDWR)
+                if watch.probe is not None:
+                    watch.probing = True
+                    threading.Thread(
+                        target=self._check,
+                        args=(key, watch),
+                        name="audit-liveness",
+                        daemon=True,
+                    ).start()
+                    continue
+                _cut(watch, sock)
                 cut += 1
         return cut
+
+    def _check(self, key: int, watch: Use) -> None:
+        """Ask ``watch``'s probe whether the server answers: another bound if so, else cut."""
+        assert watch.probe is not None  # noqa: S101 - only a use with a probe is checked
+        started = time.monotonic()
+        try:
+            alive = watch.probe()
+        except BaseException:  # noqa: BLE001 - a probe that fails is a server that did not answer
+            alive = False
+        with self._lock:
+            watched = self._watches.get(key)
+            if watched is None or watched[0] is not watch:
+                return  # the use ended meanwhile: nothing to extend or cut
+            watch.probing = False
+            if alive:
+                # Its bound runs again from when the server was last seen answering.
+                watch.deadline = started + watch.period
+                return
+            _cut(watch, watched[1])
 
     def close(self) -> None:
         """Stop the thread (uses still running are no longer watched)."""
         self._stopping.set()
         self._busy.set()
         self._thread.join(timeout=5)
+
+
+def _cut(watch: Use, sock: socket.socket) -> None:
+    """Mark ``watch`` cut and shut its socket down (under the watchdog's lock)."""
+    watch.fired = True
+    with suppress(OSError):  # the peer closed it already: nothing to wake
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _duplicate(conn: _Socketed) -> socket.socket | None:

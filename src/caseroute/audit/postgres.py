@@ -21,13 +21,17 @@ Failures: any database error refuses the calls of that transaction with
 ``AuditUnavailableError`` (the servicer answers UNAVAILABLE and health goes NOT_SERVING until a
 write succeeds); the connection pool reconnects with back-off. A server that does not answer at
 all (frozen, or a network dropping packets) cannot fire its own timeouts: a writer's sink cuts
-each use of a connection that outlives its bound (``pg_watchdog``). Messages never carry the URL's
-password, nor (for unexpected errors) the text of an exception, which could quote a record.
+each use of a connection that outlives its bound (``pg_watchdog``). An auditor's reads and every
+startup are bounded by liveness instead (``liveness_s``): a statement with no reply that long is
+cut only when the server answers no check on a new connection, so a long read or migration on a
+live server runs on, and a frozen server fails naming its host:port. Messages never carry the
+URL's password, nor (for unexpected errors) the text of an exception, which could quote a record.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -112,6 +116,14 @@ connection's check on checkout may take. A Decide waits twice (its append, then 
 answers a stored retry), and at 2 x 10 s the published client's 30 s deadline ran out on its
 retry (DEADLINE_EXCEEDED, not retried) before any UNAVAILABLE reached the caller. The pool
 keeps reconnecting meanwhile; the first connection had ends the short waits."""
+LIVENESS_S = 10.0
+"""How long a statement of a startup or of an auditor may go without a reply before the server
+is checked on a new connection (``[audit] pg_liveness``; ``liveness_s``)."""
+LIVENESS_HINT = (
+    "--audit-pg-liveness, [audit] pg_liveness or $CASEROUTE_AUDIT_PG_LIVENESS sets how long a "
+    "statement may go without a reply before the server is checked"
+)
+"""Where an operator changes ``liveness_s`` (the last words of a not-answering message)."""
 
 
 def _altered_error(changes: list[str]) -> RecordDamagedError:
@@ -140,6 +152,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         pool_size: int = 8,
         timeout_s: float = 10.0,
         readonly: bool = False,
+        liveness_s: float = LIVENESS_S,
     ) -> None:
         """Connect, create or migrate the schema (unless ``readonly``), start the writer.
 
@@ -155,6 +168,12 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 before it is cut client-side (``pg_watchdog``: a frozen server answers
                 nothing).
             readonly: Read only (``caseroute audit``): no migration, no writer.
+            liveness_s: How long a statement of the startup (schema check and migration) or
+                of a read-only sink's reads may go without a reply before the server is
+                checked on a new connection (``_answers``): a server that answers lets it run
+                on (a long migration, another replica's migration waited for, a long read), one
+                that does not has it cut (``pg_watchdog``). 0: never cut (PostgreSQL's own
+                bounds only).
 
         Raises:
             AuditUnavailableError: If the database cannot be reached, or its schema is missing
@@ -167,12 +186,15 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         self._readonly = readonly
         self._wait_ms = max(1, round(timeout_s * 1000))
         self._timeout_s = timeout_s
+        self._liveness_s = liveness_s
+        self._where = str(location)  # host:port once connected
+        self._cut = threading.local()  # .fired: a read-only use of this thread was cut
         # The database failed to answer: the last wait for a connection failed, a pooled
         # connection failed its check, or a use ran past its bound (DOWN_WAIT_S).
         self._unreachable = False
         # A writer's connections are watched client-side (pg_watchdog, started once open): a
         # frozen server or a network dropping packets never lets statement_timeout fire. An
-        # auditor's are not (its reads may run long, as PostgreSQL's defaults allow).
+        # auditor's are watched by liveness (its reads may run long on a live server).
         self._watchdog: ConnectionWatchdog | None = None
         self.commits = 0
         self.failures = 0
@@ -218,16 +240,17 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         # answering after the connect (connect_timeout covers the connect alone): a frozen
         # server held `serve`, `audit verify` and `replay --server` at startup for good.
         watchdog = ConnectionWatchdog(self._not_answering)
-        if not readonly:
-            self._watchdog = watchdog
+        self._watchdog = watchdog
+        self._kwargs = kwargs
         startup: Use | None = None
-        where = str(location)
         opened = False
         try:
             with psycopg.connect(location.conninfo, **kwargs) as conn:
-                where = f"{conn.info.host}:{conn.info.port}"
-                # Not reported as a use cut: the error below says what happened.
-                with watchdog.bound(conn, timeout_s, report=False) as startup:
+                self._where = f"{conn.info.host}:{conn.info.port}"
+                # Not reported as a use cut: the error below says what happened. Bounded by
+                # liveness, not timeout_s: a migration (or another replica's, waited for under
+                # the advisory lock) may legitimately take minutes on a live server.
+                with self._live(conn, watchdog) as startup:
                     self._open_schema(conn)
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 location.conninfo,
@@ -261,10 +284,12 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                     self._scrub(exc),
                 )
                 raise AuditUnavailableError(
-                    f"cannot open the decision log {location}: PostgreSQL at {where} did not "
-                    f"answer within {timeout_s:g} s during startup (reading or creating the "
-                    "decision log's schema), after accepting the connection: it may be frozen, "
-                    "overloaded or cut off by the network; check the server, then start again"
+                    f"cannot open the decision log {location}: PostgreSQL at {self._where} "
+                    f"did not answer during startup (reading or creating the decision log's "
+                    f"schema), after accepting the connection: no reply for {liveness_s:g} s, "
+                    "and no answer to a check on a new connection: it may be frozen, "
+                    "overloaded or cut off by the network; check the server, then start again "
+                    f"(a migration that is slow on a live server is waited for; {LIVENESS_HINT})"
                 ) from None
             raise AuditUnavailableError(
                 f"cannot open the decision log {location}: {self._scrub(exc)}; check that "
@@ -272,7 +297,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 "serve, create tables in and write)"
             ) from None
         finally:
-            if readonly or not opened:  # an auditor's reads are not bounded (see above)
+            if not opened:
                 watchdog.close()
         if not readonly:
             self._writer = threading.Thread(
@@ -360,14 +385,76 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
     def _bounded(
         self, conn: psycopg.Connection[Any], seconds: float, *, report: bool = True
     ) -> AbstractContextManager[object]:
-        """The block's use of ``conn`` cut after ``seconds`` (a writer's; an auditor's is not).
+        """The block's use of ``conn`` cut after ``seconds`` (a writer's; an auditor's: ``_live``).
 
         ``report``: whether a cut marks the database as not answering (``_not_answering``);
         not for a roster lookup, whose bound is its share of a caller's deadline.
         """
         if self._watchdog is None:
             return nullcontext()
+        if self._readonly:
+            return self._live(conn, self._watchdog)
         return self._watchdog.bound(conn, seconds, report=report)
+
+    @contextmanager
+    def _live(
+        self, conn: psycopg.Connection[Any], watchdog: ConnectionWatchdog
+    ) -> Iterator[Use | None]:
+        """The block's use of ``conn`` cut only once the server stops answering (``liveness_s``).
+
+        Past each ``liveness_s`` without the block ending, ``_answers`` checks the server on a
+        new connection; the block is cut when it does not answer. A cut is noted on this
+        thread (``_cut.fired``), for ``_fetch`` to name the server; it is not reported as a
+        writer's (``_not_answering``): the caller says what happened.
+        """
+        if self._liveness_s <= 0:  # never cut (0): watched all the same, with no deadline
+            with watchdog.bound(conn, math.inf, report=False) as use:
+                yield use
+            return
+        pid = conn.info.backend_pid
+        with watchdog.bound(
+            conn, self._liveness_s, report=False, probe=lambda: self._answers(pid, watchdog)
+        ) as use:
+            try:
+                yield use
+            finally:
+                if use.fired:
+                    self._cut.fired = True
+
+    def _answers(self, pid: int, watchdog: ConnectionWatchdog) -> bool:
+        """Whether the server answers a new connection and still holds backend ``pid``.
+
+        Bounded: the connect by ``connect_timeout`` (at least ``liveness_s``, libpq's least 2
+        s), the query by ``liveness_s`` (``pg_watchdog``). A server that answers with an error
+        (too many connections) answers. Behind a pooler that does not show PostgreSQL's own
+        backend pids (the probe's pid in SQL is not the one its connection reports), an
+        answer alone counts: the session cannot be looked up.
+        """
+        kwargs = {**self._kwargs, "application_name": "caseroute-liveness"}
+        kwargs["connect_timeout"] = max(2, math.ceil(self._liveness_s))
+        try:
+            with psycopg.connect(self.location.conninfo, **kwargs) as probe:
+                with watchdog.bound(probe, self._liveness_s, report=False):
+                    row = probe.execute(
+                        "SELECT pg_backend_pid(), EXISTS (SELECT 1 FROM pg_stat_activity "
+                        "WHERE pid = %s)",
+                        (pid,),
+                    ).fetchone()
+                seen = probe.info.backend_pid
+        except psycopg.Error as exc:
+            answered = getattr(exc, "sqlstate", None) is not None
+            log.warning(
+                "PostgreSQL at %s checked for liveness: %s: %s",
+                self._where,
+                type(exc).__name__,
+                self._scrub(exc),
+            )
+            return answered
+        if row is None:
+            return False
+        if int(row[0]) != seen:
+            return True  # a pooler's pids: the answer is all there is to go on
+        return bool(row[1])
 
     def _not_answering(self, seconds: float) -> None:
         """The watchdog cut a connection that had no answer in ``seconds``: the database is down."""
@@ -811,12 +898,14 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             AuditUnavailableError: If no connection or transaction can be had (logged).
         """
         with ExitStack() as held:
+            self._cut.fired = False
             try:
                 conn = held.enter_context(self._pool.connection())
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                with self._bounded(conn, self._timeout_s):
+                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             except _DB_ERRORS as exc:
                 self._log_failure("AUDIT READ FAILED", exc)
-                raise AuditUnavailableError(READ_UNAVAILABLE) from None
+                raise self._read_error(exc) from None
             self._pinned.conn = conn
             try:
                 yield
@@ -834,9 +923,14 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         An auditor's (read-only) read returns a column altered to bytea as ``EditedText``, as
         the SQLite store does for a BLOB: every reader shows it, ``audit verify`` names it.
         """
+        self._cut.fired = False
         try:
             with ExitStack() as held:
-                conn = getattr(self._pinned, "conn", None) or held.enter_context(self._connection())
+                conn = getattr(self._pinned, "conn", None)
+                if conn is None:
+                    conn = held.enter_context(self._connection())  # bounded there
+                else:  # the snapshot's connection: each of its reads bounded as one use
+                    held.enter_context(self._bounded(conn, self._timeout_s))
                 rows = conn.execute(sql, params).fetchall()
             self._note_reach(None)
             return [blobs_as_text(row) for row in rows] if self._readonly else rows
@@ -846,7 +940,33 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             altered = self._altered() if self._readonly and _schema_refused(exc) else None
             if altered is not None:
                 raise altered from None
-            raise AuditUnavailableError(READ_UNAVAILABLE) from None
+            raise self._read_error(exc) from None
+
+    def _read_error(self, exc: BaseException) -> AuditUnavailableError:
+        """Why a read failed, for its caller: for an auditor, the server named when it is down.
+
+        An auditor's read cut because the server answered no check (``_live``), or that got no
+        connection in ``timeout_s``, names the server, what was being done and what to do; any
+        other failure, and every failure of a server's read (its caller is a client, not the
+        operator), is the generic ``READ_UNAVAILABLE`` (the cause is in the log).
+        """
+        if getattr(self._cut, "fired", False):
+            return AuditUnavailableError(
+                f"PostgreSQL at {self._where} stopped answering while caseroute read the "
+                f"decision log {self.location}: a statement had no reply for "
+                f"{self._liveness_s:g} s and the server answered no check on a new connection "
+                "(it may be frozen, overloaded or cut off by the network); nothing was changed; "
+                "check the server, then run the command again (a read that is slow on a live "
+                f"server is waited for; {LIVENESS_HINT})"
+            )
+        if self._readonly and isinstance(exc, PoolTimeout):
+            return AuditUnavailableError(
+                f"PostgreSQL at {self._where} gave caseroute no working connection within "
+                f"{self._timeout_s:g} s while it read the decision log {self.location} (it "
+                "may be down, frozen, overloaded or cut off by the network); nothing was "
+                "changed; check the server, then run the command again"
+            )
+        return AuditUnavailableError(READ_UNAVAILABLE)
 
     def _altered(self) -> RecordDamagedError | None:
         """Why an auditor's query failed to type-check, if the log's tables were altered.
@@ -862,7 +982,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             the columns cannot be read).
         """
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection() as conn, self._bounded(conn, self._timeout_s):
                 changes = altered_columns(conn, self._opened_version)
         except _DB_ERRORS as exc:
             self._log_failure("AUDIT READ FAILED", exc)

@@ -15,6 +15,7 @@ from caseroute.cli.options import (
     parse_instant,
 )
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out, print_json
+from caseroute.cli.settings import add_settings
 from caseroute.domain.errors import (
     ConfigError,
     RecordDamagedError,
@@ -33,7 +34,7 @@ def open_any_log(args: argparse.Namespace) -> SqliteAuditStore | PostgresAuditSi
     from caseroute.audit.location import PostgresLocation
 
     if isinstance(args.audit_db, PostgresLocation):
-        return open_postgres(args.audit_db, readonly=True)
+        return open_postgres(args.audit_db, readonly=True, liveness_s=args.audit_pg_liveness)
     return open_log(args)
 
 
@@ -353,7 +354,7 @@ def _cmd_audit_rotate_key(args: argparse.Namespace) -> int:
     store: SqliteAuditStore | PostgresAuditSink
     if isinstance(db, PostgresLocation):
         existed = key_file.exists()
-        store = open_postgres(db)
+        store = open_postgres(db, liveness_s=args.audit_pg_liveness)
     else:
         if not db.is_file():
             raise UsageError(
@@ -465,3 +466,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rotate.set_defaults(run=_cmd_audit_rotate_key)
     for cmd in (show, export, verify, events, rotate):
         add_audit_db(cmd)
+        add_settings(cmd, ["audit_pg_liveness"])

@@ -139,6 +139,7 @@ def _audit_config(args: argparse.Namespace) -> AuditConfig:
         key_file=args.audit_key_file,
         key_hex=args.audit_key,
         masked_fields=masked_fields(args),
+        pg_liveness_s=args.audit_pg_liveness,
     )
 
 

@@ -493,6 +493,12 @@ def _table() -> tuple[Setting, ...]:
           "case fields the decision log stores only as keyed digests (default: patient "
           "names, identifiers, contact details and free text, see docs/audit.md)",
           metavar="PATH,..."),
+        s("audit_pg_liveness", "audit", "pg_liveness", "CASEROUTE_AUDIT_PG_LIVENESS",
+          "--audit-pg-liveness", seconds(), 10.0,
+          "PostgreSQL log: a statement of the startup (schema check, migration) or of an "
+          "`audit` command with no reply this long makes caseroute check, on a new connection, "
+          "that the server still answers; it runs on while it does and is cut (the command "
+          "fails naming host:port) when it does not; 0 never cuts", metavar="SECONDS"),
         s("tls_cert", "tls", "cert", "CASEROUTE_TLS_CERT", "--tls-cert", path("not_dir"), None,
           "PEM certificate", metavar="FILE"),
         s("tls_key", "tls", "key", "CASEROUTE_TLS_KEY", "--tls-key", path("not_dir"), None,
