@@ -12,7 +12,12 @@ These tests start a PostgreSQL of their own (frozen and thawed), as ``test_postg
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,10 +29,12 @@ from caseroute.audit import pg_schema, pg_watchdog
 from caseroute.audit.location import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.cli import main
+from caseroute.cli.entry import INTERRUPTED
 from caseroute.testing import make_audit_record
 from tests.audit.test_postgres_frozen import (
     DEADLINE_S,
     _frozen,
+    _until,
     _within_deadline,
     cluster,
     db_url,
@@ -204,3 +211,61 @@ def test_a_startup_waiting_on_a_slow_migration_past_timeout_s_is_not_cut(
     sink = outcome[0]
     assert isinstance(sink, PostgresAuditSink), sink
     sink.close()
+
+
+LAUNCHER = """\
+import signal
+import sys
+
+# Ctrl-C raises, as in a process a shell starts in the foreground (a background test run
+# inherits SIGINT ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from caseroute.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+"""Run with ``-c``: ``caseroute`` with SIGINT raising KeyboardInterrupt."""
+
+CTRL_C_S = 3.0
+"""How soon after Ctrl-C a command waiting on a frozen server must have exited."""
+
+
+def _waiting_on_lock(db_url: str) -> bool:
+    """Whether a caseroute session is waiting for a lock (its read sent, not answered)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'caseroute' "
+            "AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_ctrl_c_during_a_read_hung_on_a_frozen_server_exits_promptly(
+    cluster: Cluster, db_url: str
+) -> None:
+    """Ctrl-C while `audit verify` waits on a frozen server: 130 and one line, within 3 s."""
+    _log_with_a_record(db_url)
+    env = {**os.environ, LIVENESS_ENV: "0"}  # never cut: only the Ctrl-C ends the wait
+    with psycopg.connect(db_url) as holder, holder.transaction():
+        holder.execute("LOCK TABLE chain_head IN ACCESS EXCLUSIVE MODE")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", LAUNCHER, "audit", "verify", "--audit-db", db_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            _until(lambda: _waiting_on_lock(db_url), "verify's read waits on the lock")
+            with _frozen(cluster):
+                proc.send_signal(signal.SIGINT)
+                interrupted = time.monotonic()
+                try:
+                    proc.wait(DEADLINE_S)
+                finally:
+                    took = time.monotonic() - interrupted
+        finally:
+            proc.kill()
+            out, err = proc.communicate()
+    assert (proc.returncode, out, err) == (130, "", INTERRUPTED)
+    assert took < CTRL_C_S, f"exited {took:.1f} s after Ctrl-C"

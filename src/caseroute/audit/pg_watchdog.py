@@ -21,6 +21,12 @@ a new connection, itself bounded), and a server that does gives the use another 
 one that does not has it cut. An auditor's read or a startup's migration may take long on a
 live server; a frozen one still fails within about two bounds.
 
+Ctrl-C: psycopg answers a KeyboardInterrupt during a statement by sending a cancel through the
+postmaster and waiting for the statement's end (5 s each): on a frozen server a Ctrl-C took 10
+s and printed psycopg's warnings. ``interrupt_uses`` (a command's SIGINT handler) shuts down
+the sockets of the uses the interrupted thread is in instead; each such use then raises
+``KeyboardInterrupt`` as it fails, at once.
+
 A use's end and the watchdog's cut are ordered by one lock: a use that has ended (left its block)
 is never cut, and a use cut as its block was ending (its last answer already in) finds that out
 as it ends, closes its connection (so the pool discards it, never handing it on shut down) and is
@@ -33,6 +39,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, Protocol
@@ -58,9 +65,10 @@ class Use:
     ``fired``: the watchdog shut its socket down (final once the use's block has ended).
     ``probe``: asked, past ``deadline``, whether the server still answers (None: cut then).
     ``probing``: a probe of this use is running; ``period``: the bound each answer renews.
+    ``thread``: the thread in the use; ``interrupted``: cut for a Ctrl-C (``interrupt_uses``).
     """
 
-    __slots__ = ("deadline", "fired", "period", "probe", "probing")
+    __slots__ = ("deadline", "fired", "interrupted", "period", "probe", "probing", "thread")
 
     def __init__(
         self, deadline: float, probe: Callable[[], bool] | None = None, period: float = 0.0
@@ -70,6 +78,8 @@ class Use:
         self.probe = probe
         self.probing = False
         self.period = period
+        self.thread = threading.get_ident()
+        self.interrupted = False
 
 
 class ConnectionWatchdog:
@@ -95,6 +105,7 @@ class ConnectionWatchdog:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-watchdog", daemon=True)
         self._thread.start()
+        _WATCHDOGS.add(self)
 
     @contextmanager
     def bound(
@@ -144,6 +155,10 @@ class ConnectionWatchdog:
             yield watch
         except BaseException:
             failed = True
+            with self._lock:
+                interrupted = watch.interrupted
+            if interrupted:  # cut for a Ctrl-C: the caller is told so, not of a broken link
+                raise KeyboardInterrupt from None
             raise
         finally:
             # Invariant: the use ends here, under the lock the watchdog cuts under: once
@@ -213,11 +228,41 @@ class ConnectionWatchdog:
                 return
             _cut(watch, watched[1])
 
+    def interrupt(self, thread: int) -> int:
+        """Cut every use ``thread`` is in, for a Ctrl-C; how many were cut."""
+        cut = 0
+        with self._lock:
+            for watch, sock in self._watches.values():
+                if watch.thread != thread or watch.fired:
+                    continue
+                watch.interrupted = True
+                _cut(watch, sock)
+                cut += 1
+        return cut
+
     def close(self) -> None:
         """Stop the thread (uses still running are no longer watched)."""
         self._stopping.set()
         self._busy.set()
         self._thread.join(timeout=5)
+
+
+_WATCHDOGS: weakref.WeakSet[ConnectionWatchdog] = weakref.WeakSet()
+"""Every watchdog of the process (``interrupt_uses``)."""
+
+
+def interrupt_uses() -> int:
+    """Cut every watched use the calling thread is in (a SIGINT handler's), for a Ctrl-C.
+
+    Each such use then raises ``KeyboardInterrupt`` as its block fails, at once, instead of
+    psycopg's cancel and wait on a server that may be frozen.
+
+    Returns:
+        How many uses were cut: 0 when the thread waits on no watched connection (the handler
+        then raises ``KeyboardInterrupt`` itself).
+    """
+    thread = threading.get_ident()
+    return sum(watchdog.interrupt(thread) for watchdog in list(_WATCHDOGS))
 
 
 def _cut(watch: Use, sock: socket.socket) -> None:

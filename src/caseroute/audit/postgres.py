@@ -407,7 +407,7 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
         thread (``_cut.fired``), for ``_fetch`` to name the server; it is not reported as a
         writer's (``_not_answering``): the caller says what happened.
         """
-        if self._liveness_s <= 0:  # never cut (0): watched all the same, with no deadline
+        if self._liveness_s <= 0:  # never cut, but watched: a Ctrl-C cuts it (interrupt_uses)
             with watchdog.bound(conn, math.inf, report=False) as use:
                 yield use
             return
