@@ -3,7 +3,9 @@
 tests/audit/test_postgres_frozen.py proves it against a frozen PostgreSQL; here a socketpair
 stands for the connection, so what it does is seen directly: a use past its bound has its socket
 shut down (the blocked read returns), a use within it is untouched, a use cut just as it ended
-closes its connection and is not reported, and a connection with no socket is not watched.
+closes its connection and is not reported, and a connection with no socket is not watched. A use
+bounded by liveness runs on while its probe says the server answers and is cut when it does not;
+``interrupt_uses`` (Ctrl-C) cuts the calling thread's use alone, which raises KeyboardInterrupt.
 """
 
 from __future__ import annotations
@@ -123,3 +125,90 @@ def test_a_connection_without_a_socket_is_not_watched() -> None:
     watchdog.close()
     assert (ran, fired) == (True, [])
     assert not watchdog._thread.is_alive()
+
+
+def test_a_use_whose_server_answers_its_probe_runs_on_past_its_bound() -> None:
+    """With a probe that says the server answers, a use outlives several bounds uncut."""
+    ours, theirs = socket.socketpair()
+    probes: list[int] = []
+    probed_twice = threading.Event()
+
+    def answers() -> bool:
+        probes.append(1)
+        if len(probes) >= 2:
+            probed_twice.set()
+        return True
+
+    watchdog = ConnectionWatchdog(lambda _s: None, scan_s=0.01)
+    try:
+        with watchdog.bound(_Conn(ours), 0.05, probe=answers) as use:
+            assert probed_twice.wait(10)  # two bounds ran out; each probe renewed it
+            theirs.sendall(b"x")  # the answer comes, late
+            assert _read(ours) == b"x"
+        assert use.fired is False
+    finally:
+        watchdog.close()
+        ours.close()
+        theirs.close()
+
+
+@pytest.mark.parametrize("verdict", ["no", "raises"])
+def test_a_use_whose_server_fails_its_probe_is_cut(verdict: str) -> None:
+    """A probe that says no (or fails) has the use cut: its blocked read returns."""
+    ours, theirs = socket.socketpair()
+
+    def answers() -> bool:
+        if verdict == "raises":
+            raise OSError("no route to host")
+        return False
+
+    watchdog = ConnectionWatchdog(lambda _s: None, scan_s=0.01)
+    conn = _Conn(ours)
+    try:
+        with pytest.raises(ConnectionError), watchdog.bound(conn, 0.05, probe=answers) as use:
+            _read(ours)
+        assert (use.fired, conn.closed) == (True, True)
+    finally:
+        watchdog.close()
+        ours.close()
+        theirs.close()
+
+
+def test_interrupt_uses_cuts_the_calling_thread_s_use_and_raises_keyboard_interrupt() -> None:
+    """A Ctrl-C handler's interrupt_uses: the thread's blocked use raises KeyboardInterrupt."""
+    from caseroute.audit.pg_watchdog import interrupt_uses
+
+    ours, theirs = socket.socketpair()
+    other, other_peer = socket.socketpair()
+    watchdog = ConnectionWatchdog(lambda _s: None)
+    entered, release = threading.Event(), threading.Event()
+    other_use: list[bool] = []
+
+    def elsewhere() -> None:  # another thread's use: not this thread's Ctrl-C
+        with watchdog.bound(_Conn(other), 60) as use:
+            entered.set()
+            release.wait(10)
+        other_use.append(use.fired)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    try:
+        assert entered.wait(10)
+        cut: list[int] = []
+
+        def interrupted_read() -> None:
+            with watchdog.bound(_Conn(ours), 60):
+                cut.append(interrupt_uses())  # as the SIGINT handler does, on this thread
+                _read(ours)  # shut down: returns at once, and the use says why
+
+        with pytest.raises(KeyboardInterrupt):
+            interrupted_read()
+        assert cut == [1]
+        release.set()
+        thread.join(10)
+        assert other_use == [False]
+    finally:
+        release.set()
+        watchdog.close()
+        for sock in (ours, theirs, other, other_peer):
+            sock.close()
