@@ -240,14 +240,21 @@ def _waiting_on_lock(db_url: str) -> bool:
     return bool(row and row[0])
 
 
+@pytest.mark.parametrize(
+    "locked",
+    [
+        "chain_head",  # verify's first read, in its snapshot
+        "caseroute_schema",  # the startup's schema check
+    ],
+)
 def test_ctrl_c_during_a_read_hung_on_a_frozen_server_exits_promptly(
-    cluster: Cluster, db_url: str
+    cluster: Cluster, db_url: str, locked: str
 ) -> None:
     """Ctrl-C while `audit verify` waits on a frozen server: 130 and one line, within 3 s."""
     _log_with_a_record(db_url)
     env = {**os.environ, LIVENESS_ENV: "0"}  # never cut: only the Ctrl-C ends the wait
     with psycopg.connect(db_url) as holder, holder.transaction():
-        holder.execute("LOCK TABLE chain_head IN ACCESS EXCLUSIVE MODE")
+        holder.execute(f"LOCK TABLE {locked} IN ACCESS EXCLUSIVE MODE")
         proc = subprocess.Popen(
             [sys.executable, "-c", LAUNCHER, "audit", "verify", "--audit-db", db_url],
             stdout=subprocess.PIPE,
