@@ -249,18 +249,23 @@ def test_auditor_commands_warn_about_a_log_readable_by_others(
 def test_an_unreadable_log_is_named_to_the_operator_not_to_callers(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Opening a file that is no decision log (CLI, startup) names the file and the cause."""
+    """Opening a file that is no decision log (CLI, startup) names the file and the cause.
+
+    verify exits 3, saying it checked nothing: 1 would read as TAMPERED to a monitor.
+    """
     db = tmp_path / "audit.db"
     db.write_text("not a database")
     db.chmod(0o600)
     code, out, err = _run(capsys, "audit", "verify", "--audit-db", str(db))
     assert (code, out, err) == (
-        1,
+        3,
         "",
         (
             f"caseroute: cannot open the decision log {db}: file is not a database; check that "
             "--audit-db names a caseroute decision log and that this user can read (and, to "
             "serve, write) it and its directory\n"
+            "caseroute: audit verify checked nothing (the log could not be read: this is not a "
+            "finding of tampering); exit 3\n"
         ),
     )
 

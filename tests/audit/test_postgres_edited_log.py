@@ -221,10 +221,10 @@ def test_a_sql_ascii_database_is_refused_naming_its_encoding(
 def test_audit_verify_of_a_sql_ascii_database_says_why(sql_ascii: str) -> None:
     """No "TAMPERED" for a log that was never written: the encoding instead.
 
-    Exit 1, as for any log that cannot be opened.
+    Exit 3, as for any log that cannot be opened: verify checked nothing.
     """
     code, output = _run("audit", "verify", "--audit-db", sql_ascii)
-    assert (code, "TAMPERED" in output) == (1, False)
+    assert (code, "TAMPERED" in output) == (3, False)
     assert "the database's encoding is SQL_ASCII, and a decision log needs UTF8" in output
 
 
@@ -366,7 +366,7 @@ def test_a_refused_permission_is_unreadable_not_tampered(base: tuple[str, str]) 
     try:
         limited = url.replace(url.split("://", 1)[1].split("@", 1)[0], f"{role}:pw", 1)
         code, output = _run("audit", "verify", "--audit-db", limited)
-        assert (code, "TAMPERED" in output, "cannot be read" in output) == (1, False, True)
+        assert (code, "TAMPERED" in output, "cannot be read" in output) == (3, False, True)
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")

@@ -310,12 +310,12 @@ def test_audit_verify_on_a_server_frozen_after_the_connect_exits_non_zero(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`caseroute audit verify` exits 1 with the error, not waiting on the server for good."""
+    """`caseroute audit verify` exits 3 (checked nothing) with the error, not waiting for good."""
     PostgresAuditSink(PostgresLocation(db_url)).close()  # a decision log to verify
     with _frozen_once_connected(cluster, monkeypatch):
         code = _within_deadline(lambda: main(["audit", "verify", "--audit-db", db_url]))
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 3
     assert f"PostgreSQL at 127.0.0.1:{cluster.port} did not answer during startup" in err
     assert "no reply for 10 s, and no answer to a check on a new connection" in err
     assert "check the server" in err

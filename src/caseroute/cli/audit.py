@@ -22,11 +22,12 @@ from caseroute.cli.options import (
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out, print_json
 from caseroute.cli.settings import add_settings
 from caseroute.domain.errors import (
+    AuditUnavailableError,
     ConfigError,
     RecordDamagedError,
 )
 from caseroute.domain.limits import quote_clipped
-from caseroute.render import escape_text, safe_json
+from caseroute.render import escape_lines, escape_text, safe_json
 
 if TYPE_CHECKING:
     from caseroute.audit.postgres import PostgresAuditSink
@@ -261,7 +262,25 @@ def _kept_head(text: str) -> tuple[int, str]:
     return int(match["seq"]), match["hash"]
 
 
+EXIT_UNREAD = 3
+"""``audit verify``: the log could not be read, so nothing was verified (an outage, a server
+that stopped answering, a database caseroute cannot use): never 1, which says TAMPERED, so a
+monitor does not raise a tampering alarm for an outage."""
+
+
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    try:
+        return _verify(args)
+    except AuditUnavailableError as exc:
+        sys.stderr.write(
+            f"caseroute: {escape_lines(str(exc))}\n"
+            "caseroute: audit verify checked nothing (the log could not be read: this is not "
+            "a finding of tampering); exit 3\n"
+        )
+        return EXIT_UNREAD
+
+
+def _verify(args: argparse.Namespace) -> int:
     from caseroute.audit.verify import time_index_problem, verify_chain
 
     try:
@@ -474,7 +493,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     export.add_argument("--case-id", default="", help="only this case")
     export.set_defaults(run=_interruptible(_cmd_audit_export))
-    verify = audit_sub.add_parser("verify", help="walk the hash chain; exit 1 if tampered")
+    verify = audit_sub.add_parser(
+        "verify",
+        help="walk the hash chain; exit 1 if tampered, 3 if the log could not be read",
+    )
     verify.add_argument(
         "--expect-head",
         type=_kept_head,
