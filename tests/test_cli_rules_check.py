@@ -583,3 +583,16 @@ def test_a_roster_of_real_places_has_no_place_findings(
     roster = REFERENCE_HOME.parent.parent / "examples" / "roster.json"
     assert main(["rules", "check", str(REFERENCE_RULESET), "--roster", str(roster)]) == 0
     assert "roster.unknown_place" not in capsys.readouterr().out
+
+
+def test_a_code_under_two_licences_of_one_agent_is_one_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two licences recorded under the same mistyped code: one warning for the agent, not two."""
+    licence = {"jurisdiction": "UK-ENG", "expires_on": "2027-01-31"}
+    agent = dict(AGENT, licences=[dict(licence, type="RN"), dict(licence, type="pharmacist")])
+    roster = _roster_file(tmp_path, dict(ROSTER, agents=[agent]))
+    assert main(["rules", "check", str(REFERENCE_RULESET), "--roster", str(roster)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("roster.unknown_place") == 1
+    assert "agent `nurse-1` licences: `UK-ENG`" in out

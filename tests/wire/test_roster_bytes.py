@@ -94,3 +94,14 @@ def test_every_field_it_writes_is_every_field_there_is() -> None:
         s: bytes((0x18, pb.AgentStatus.Value(f"AGENT_STATUS_{s.name}"))) for s in AgentStatus
     }
     assert (roles, statuses) == (roster_bytes_module._ROLES, roster_bytes_module._STATUSES)
+
+
+def test_a_naive_instant_and_an_unset_attribute_are_written_as_protobuf_writes_them() -> None:
+    """A naive datetime (read as local time, as the conversion does) and a None attribute."""
+    naive = datetime(2026, 11, 21, 9, 30)  # noqa: DTZ001 - a naive instant is the case tested
+    roster = Roster(
+        "s1", naive, (make_agent("a1", last_assigned_at=naive, attributes={"x": None, "y": 1.5}),)
+    )
+    wire, cut = roster_bytes(roster)
+    assert _protobuf_s(roster) == wire
+    assert agent_message_bytes(wire) == cut
