@@ -37,9 +37,13 @@ def test_an_audit_command_opens_its_log_with_the_variable_s_value(
 
     monkeypatch.setattr(audit_config, "open_postgres", open_postgres)
     monkeypatch.setenv("CASEROUTE_AUDIT_PG_LIVENESS", "2.5")
-    assert main(["audit", "verify", "--audit-db", URL]) == 1
+    assert main(["audit", "verify", "--audit-db", URL]) == 3  # the log could not be read
     assert opened == [{"readonly": True, "liveness_s": 2.5}]
-    assert capsys.readouterr().err == "caseroute: not opened here\n"
+    assert capsys.readouterr().err == (
+        "caseroute: not opened here\n"
+        "caseroute: audit verify checked nothing (the log could not be read: this is not a "
+        "finding of tampering); exit 3\n"
+    )
 
 
 def test_a_negative_value_is_refused_naming_the_setting(
