@@ -269,8 +269,16 @@ def _register_type_unused(raw: RawRuleset, file: str) -> list[Problem]:
     return out
 
 
-PLACE_PATHS = ("case.region", "case.patient_location", "case.region_areas")
+PLACE_PATHS = (*REGION_PATHS, "case.patient_location")
 """Fields whose values are place codes: a literal one of them that names no place is a typo."""
+
+
+def _texts(leaf: Leaf, paths: tuple[str, ...]) -> list[str]:
+    """The string constants a leaf on one of ``paths`` compares with (none for field to field)."""
+    if leaf.path not in paths or leaf.ref is not None:
+        return []
+    values = leaf.value if isinstance(leaf.value, tuple) else (leaf.value,)
+    return [value for value in values if isinstance(value, str)]
 
 
 def _unknown_places(leaf: Leaf, areas: dict[str, str]) -> list[str]:
@@ -281,13 +289,8 @@ def _unknown_places(leaf: Leaf, areas: dict[str, str]) -> list[str]:
     ``rules check --roster`` judges a roster's (``domain.place_codes``), the ruleset's
     ``areas:`` counting as places.
     """
-    if leaf.path not in PLACE_PATHS or leaf.ref is not None:
-        return []
-    values = leaf.value if isinstance(leaf.value, tuple) else (leaf.value,)
     out: list[str] = []
-    for value in values:
-        if not isinstance(value, str):
-            continue
+    for value in _texts(leaf, PLACE_PATHS):
         problem = place_problem(value, areas)
         if problem is not None:
             out.append(
@@ -369,35 +372,28 @@ def _territory_case(
     out = []
     for area, parent in raw.areas.items():
         line, column = raw.area_places.get(area, (0, 0))
-        iso = iso_in_other_letters(area)
-        if iso is not None:
-            message = (
+        messages = []
+        if (iso := iso_in_other_letters(area)) is not None:
+            messages.append(
                 f"area {area} is ISO 3166 code {iso} in other letters: territory codes are "
                 f"compared exactly and cases send ISO codes in capitals, so a case in {iso} is "
                 f"not placed by this line; write {iso}"
             )
-            out.append(
-                Problem("lint.territory_case", message, file, line, column, None, Severity.WARNING)
-            )
-        iso = iso_in_other_letters(parent)
-        if iso is not None:
-            message = (
+        if (iso := iso_in_other_letters(parent)) is not None:
+            messages.append(
                 f"area {area} is placed within {parent}, ISO 3166 code {iso} in other letters: "
                 f"territory codes are compared exactly, so agents covering {iso} do not cover "
                 f"{area}; write {iso}"
             )
-            out.append(
-                Problem("lint.territory_case", message, file, line, column, None, Severity.WARNING)
-            )
+        out += [
+            Problem("lint.territory_case", message, file, line, column, None, Severity.WARNING)
+            for message in messages
+        ]
     for rule in rules:
         seen: set[str] = set()
         for leaf_id in leaf_ids(rule.when):
-            leaf = leaves[leaf_id]
-            if leaf.path not in REGION_PATHS:
-                continue
-            values = leaf.value if isinstance(leaf.value, tuple) else (leaf.value,)
-            for value in values:
-                if not isinstance(value, str) or value in seen:
+            for value in _texts(leaves[leaf_id], REGION_PATHS):
+                if value in seen:
                     continue
                 iso = iso_in_other_letters(value)
                 if iso is None:
