@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -13,10 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caseroute.audit.location import AuditLocation, PostgresLocation
-from caseroute.audit.masking import DEFAULT_MASKED_PATHS, DERIVED_PATHS, Masker, key_fingerprint
+from caseroute.audit.masking import (
+    DEFAULT_MASKED_PATHS,
+    DERIVED_PATHS,
+    Masker,
+    covered_by,
+    key_fingerprint,
+)
 from caseroute.audit.store import KeyMismatchError, SqliteAuditStore
 from caseroute.domain.errors import ConfigError
+from caseroute.domain.fields import CASE_FIELDS, CASE_LIST_FIELDS, CASE_MAP_FIELDS
 from caseroute.domain.fingerprint import format_timestamp
+from caseroute.domain.reader import ATTRIBUTE_NAME
 
 if TYPE_CHECKING:
     from caseroute.audit.postgres import PostgresAuditSink
@@ -26,6 +35,12 @@ log = logging.getLogger("caseroute.audit")
 DEFAULT_AUDIT_DB = Path("var/audit.db")
 KEY_BYTES = 32
 _PATH_RE = re.compile(r"^case(\.[A-Za-z_][A-Za-z0-9_]*)+(\.\*)?$")
+DEFAULTS_ITEM = "defaults"
+"""An item of the masked field list standing for ``DEFAULT_MASKED_PATHS`` (to add to them)."""
+ATTRIBUTE_PATHS = "case.attributes."
+NEAR_MISS_CUTOFF = 0.8
+"""How alike (difflib's ratio) an attribute name and a default one must be to be taken for it:
+``pateint_name`` and ``patient_name`` are 0.92, ``patient_id`` and ``patient_name`` 0.73."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +113,14 @@ class AuditConfig:
             load_key(self.key_path, self.key_hex, create=False),
             check_masked_fields(self.masked_fields),
         )
+
+    def masking_warnings(self) -> tuple[str, ...]:
+        """What the operator should hear at start about these masked fields (``masking_warnings``).
+
+        Raises:
+            ConfigError: If a masked field path is invalid.
+        """
+        return masking_warnings(check_masked_fields(self.masked_fields))
 
     def open_store(self) -> SqliteAuditStore:
         """Open the SQLite decision log for writing (``open_sink`` opens either kind).
@@ -290,22 +313,12 @@ def _rule_field_problem(path: str) -> str | None:
     )
 
 
-_LIST_FIELDS = (
-    "required_skills",
-    "sentiment",
-    "sla_clocks",
-    "flags",
-    "declined_agents",
-    "preferred_agents",
-)
-"""Case fields that are lists: the masker walks objects only, so a path into their items
-(``case.sla_clocks.name``) masked nothing (review R31d 4)."""
-
-
 def _through_list(path: str) -> str | None:
     """Why ``path`` cannot be masked because it goes into a list's items (None: it does not)."""
     parts = path.split(".")
-    if len(parts) > 2 and parts[1] in _LIST_FIELDS:
+    # The masker walks objects only, so a path into a list's items (``case.sla_clocks.name``)
+    # masked nothing (review R31d 4).
+    if len(parts) > 2 and parts[1] in CASE_LIST_FIELDS:
         return (
             f"{path} cannot be masked: case.{parts[1]} is a list, and a path into its items "
             "masks nothing in the decision log; mask whole fields or attributes "
@@ -314,12 +327,114 @@ def _through_list(path: str) -> str | None:
     return None
 
 
+def _nearest_path(parts: list[str]) -> str | None:
+    """The path an operator probably meant by ``parts``, whose field no case has (None: none).
+
+    A misspelt field (``case.atributes.mrn``, ``case.Attributes.mrn``) is the nearest one by
+    difflib; a lone unknown name (``case.patient_name``) is patient data: an attribute. An
+    attribute name near a default one (``pateint_name``) is taken to mean the default.
+    """
+    name = parts[1].lower()
+    close = [] if len(parts) != 2 else _near_default(name)
+    if close:
+        return f"case.attributes.{close[0]}"
+    close = difflib.get_close_matches(name, CASE_FIELDS, n=1)
+    if close:
+        rest = parts[2:]
+        if close[0] == "attributes":  # callers' attribute names are lower case
+            rest = [part.lower() for part in rest]
+            rest = (_near_default(rest[0]) or rest) if len(rest) == 1 else rest
+        return ".".join(["case", close[0], *rest])
+    if len(parts) == 2 and ATTRIBUTE_NAME.regex.fullmatch(name):
+        return f"case.attributes.{name}"
+    return None
+
+
+def _near_default(name: str, defaults: tuple[str, ...] = DEFAULT_MASKED_PATHS) -> list[str]:
+    """The attribute name of ``defaults`` most like ``name`` (``NEAR_MISS_CUTOFF``), if any."""
+    names = [d.removeprefix(ATTRIBUTE_PATHS) for d in defaults if d.startswith(ATTRIBUTE_PATHS)]
+    return difflib.get_close_matches(name, names, n=1, cutoff=NEAR_MISS_CUTOFF)
+
+
+def _field_problem(path: str) -> str | None:
+    """Why ``path`` (of a valid shape) would mask nothing a case can hold (None: it masks).
+
+    Review S42a: ``case.atributes.patient_name`` (a typo), ``case.region.code`` (below a
+    single value) and ``case.attributes.Patient_Name`` (a name no caller can send) were
+    accepted and masked nothing, while the list replaced the defaults: the patient's name
+    was stored and returned in clear.
+    """
+    parts = path.split(".")
+    name = parts[1]
+    if name not in CASE_FIELDS:
+        nearest = _nearest_path(parts)
+        meant = "" if nearest is None else f" (did you mean {nearest}?)"
+        return (
+            f"{path} names no field of a case{meant}, so it would mask nothing: a case's "
+            f"fields are {', '.join(CASE_FIELDS)}; correct the path (patient data belongs in "
+            "case.attributes.NAME)"
+        )
+    if name in CASE_LIST_FIELDS:
+        return None  # a path into its items: _through_list
+    if name in CASE_MAP_FIELDS:
+        if len(parts) == 2:
+            return None
+        key = parts[2]
+        if key != "*" and not ATTRIBUTE_NAME.regex.fullmatch(key):
+            return (
+                f"{path} would mask nothing: attribute names are lower_snake_case (a-z, 0-9 "
+                "and _, not starting with a digit; a case sending any other is refused) and "
+                f"are matched exactly (did you mean {'.'.join([*parts[:2], key.lower()])}?); "
+                "write the name as callers send it"
+            )
+        if len(parts) == 3:
+            return None
+        field = ".".join(parts[:3])
+    elif len(parts) == 2:
+        return None
+    else:
+        field = f"case.{name}"
+    return (
+        f"{path} would mask nothing: {field} holds a single value, not an object with "
+        f"fields; mask {field} itself"
+    )
+
+
+def _expanded(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """``paths`` with ``defaults`` replaced by the default paths, each path once, in order."""
+    items = (
+        item
+        for path in paths
+        for item in (DEFAULT_MASKED_PATHS if path == DEFAULTS_ITEM else (path,))
+    )
+    return tuple(dict.fromkeys(items))
+
+
 def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
     """Validate masked field paths (``case.attributes.patient_name``, ``case.attributes.*``).
 
+    Every path accepted masks a field a case can hold: one naming no field of a case, going
+    below a single value or into a list's items, or naming an attribute no caller can send,
+    is refused (it would silently mask nothing, and the list replaces the defaults).
+
+    Args:
+        paths: The configured list; the item ``defaults`` stands for ``DEFAULT_MASKED_PATHS``.
+
+    Returns:
+        The paths, ``defaults`` expanded, each path once, in their order (checking them again
+        returns them unchanged).
+
     Raises:
-        ConfigError: Naming each invalid path.
+        ConfigError: Naming each invalid path, or if the list names no path at all.
     """
+    paths = _expanded(paths)
+    if not paths:
+        raise ConfigError(
+            "the masked field list names no field, so nothing would be masked (the list "
+            f"replaces the defaults); list the fields to mask (`{DEFAULTS_ITEM}` stands for "
+            f"the built-in list: {DEFAULTS_ITEM},case.attributes.NAME adds to it), or leave "
+            "the setting unset to mask the defaults"
+        )
     if "case.case_id" in paths:
         raise ConfigError(
             "case.case_id cannot be masked: the decision log keeps case ids in clear so that "
@@ -340,9 +455,59 @@ def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
         raise ConfigError(
             f"invalid masked field path(s): {', '.join(map(repr, bad))}; a path is dotted "
             "and starts with `case.` (e.g. case.attributes.patient_name, or "
-            "case.attributes.* for every attribute). Roster data is staff data and is not masked."
+            f"case.attributes.* for every attribute; `{DEFAULTS_ITEM}` stands for the "
+            "built-in list). Roster data is staff data and is not masked."
         )
+    unmasked = [problem for problem in map(_field_problem, paths) if problem is not None]
+    if unmasked:
+        raise ConfigError("; ".join(unmasked))
     return paths
+
+
+NEAR_MISS_CUTOFF = 0.8
+"""How alike (difflib's ratio) an attribute name and a default one must be to be warned of:
+``pateint_name`` and ``patient_name`` are 0.92, ``patient_id`` and ``patient_name`` 0.73."""
+
+
+def masking_warnings(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """What to tell the operator at start about a checked masked field list (empty: nothing).
+
+    The list replaces the defaults: every default it no longer masks is named, with how to
+    keep it; an attribute path that looks like one of those (``case.attributes.pateint_name``)
+    is named as the probable typo it is (attribute names match exactly).
+
+    Args:
+        paths: The list as ``check_masked_fields`` returns it.
+
+    Returns:
+        One line per warning; no field values, only paths.
+    """
+    dropped = [d for d in DEFAULT_MASKED_PATHS if not any(covered_by(d, p) for p in paths)]
+    if not dropped:
+        return ()
+    added = [p for p in paths if p not in DEFAULT_MASKED_PATHS]
+    warnings = [
+        (
+            "the masked fields configured (--audit-masked-fields, CASEROUTE_AUDIT_MASKED_FIELDS "
+            f"or [audit] masked_fields) replace the defaults and leave {len(dropped)} of them "
+            f"unmasked: {', '.join(dropped)}; patient data a case sends in them is stored in the "
+            f"decision log and returned in clear. To keep masking them, add `{DEFAULTS_ITEM}` to "
+            f"the list ({','.join([DEFAULTS_ITEM, *added])}), or name them"
+        )
+    ]
+    for path in paths:
+        name = path.removeprefix(ATTRIBUTE_PATHS)
+        if name in (path, "*") or path in DEFAULT_MASKED_PATHS:
+            continue
+        close = _near_default(name, tuple(dropped))
+        if close:
+            default = ATTRIBUTE_PATHS + close[0]
+            warnings.append(
+                f"the masked field {path} looks like the default {default}, which is not "
+                f"masked: attribute names match exactly, so a case's {close[0]} is stored "
+                f"in clear; if {path} is a typo, write {default}"
+            )
+    return tuple(warnings)
 
 
 def load_key(path: Path, key_hex: str | None, *, create: bool = True) -> bytes:

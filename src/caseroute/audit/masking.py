@@ -102,6 +102,18 @@ class _Path:
     lasts: tuple[str, ...]
 
 
+def covered_by(path: str, by: str) -> bool:
+    """Whether masking the path ``by`` masks ``path`` too.
+
+    It does when they are the same path, when ``by`` is above it (``case.attributes`` masks
+    ``case.attributes.mrn`` with the whole object) and when ``by`` masks every key of a
+    mapping above it (``case.attributes.*``).
+    """
+    if by.endswith(".*"):
+        return path.startswith(by[:-1])
+    return path == by or path.startswith(by + ".")
+
+
 def _plan(paths: tuple[str, ...]) -> tuple[_Path, ...]:
     """The paths split, and consecutive ones with the same parents walked once.
 
@@ -211,11 +223,13 @@ class Masker:
         return found
 
     def covers(self, field_path: str) -> bool:
-        """Whether a rule field path (``case.attributes.x``) is masked in the audit record."""
-        return any(
-            field_path == p or (p.endswith(".*") and field_path.startswith(p[:-1]))
-            for p in self.paths
-        )
+        """Whether a rule field path (``case.attributes.x``) is masked in the audit record.
+
+        It is when a path masks it, masks an object above it whole (``case.attributes``: no
+        ``audit.masked_field`` warning came for a rule reading one of its attributes, review
+        S42a) or masks every key of one (``case.attributes.*``).
+        """
+        return any(covered_by(field_path, p) for p in self.paths)
 
 
 def _clear_texts(value: Any) -> Iterator[str]:

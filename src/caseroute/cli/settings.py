@@ -491,7 +491,9 @@ def _table() -> tuple[Setting, ...]:
         s("audit_masked_fields", "audit", "masked_fields", "CASEROUTE_AUDIT_MASKED_FIELDS",
           "--audit-masked-fields", masked_paths(), DEFAULT_MASKED_PATHS,
           "case fields the decision log stores only as keyed digests (default: patient "
-          "names, identifiers, contact details and free text, see docs/audit.md)",
+          "names, identifiers, contact details and free text, see docs/audit.md); the list "
+          "replaces the defaults, and its item `defaults` stands for them "
+          "(defaults,case.attributes.NAME adds one); a path that would mask nothing is refused",
           metavar="PATH,..."),
         s("audit_pg_liveness", "audit", "pg_liveness", "CASEROUTE_AUDIT_PG_LIVENESS",
           "--audit-pg-liveness", seconds(), 10.0,

@@ -26,6 +26,20 @@ CASE_FIELDS = (
 )
 """A Case's fields."""
 
+CASE_LIST_FIELDS = (
+    "required_skills",
+    "sentiment",
+    "sla_clocks",
+    "flags",
+    "declined_agents",
+    "preferred_agents",
+)
+"""A Case's fields that hold a list (of objects or of strings)."""
+
+CASE_MAP_FIELDS = ("attributes",)
+"""A Case's fields that hold an object (name -> a single value). Every other field of
+``CASE_FIELDS`` holds a single value (a string, a number or an instant)."""
+
 AGENT_FIELDS = (
     "agent_id",
     "role",

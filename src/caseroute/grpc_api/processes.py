@@ -241,6 +241,8 @@ def serve(config: ServerConfig) -> int:
     # Create the decision log and key once, here, so workers never race to create them, and a
     # bad setting stops the start with its message instead of failing in every worker.
     config.audit.open_recording()[0].close()
+    for warning in config.audit.masking_warnings():
+        log.warning("%s", warning)  # once, here: not once per worker
     if config.tls is not None:
         config.tls.credentials()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until a handler can act on it
