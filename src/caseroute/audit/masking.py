@@ -267,6 +267,19 @@ class _Spellings:
     alternatives: tuple[tuple[int, str, bool], ...]
 
 
+def _with_members(pairs: list[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    """Each masked ``(path, value)``, then the members of an object masked whole, each as its own.
+
+    Rules read the members (``case.attributes.age``), not the object: with ``case.attributes``
+    masked whole, a clause's ``case.attributes.age = 47`` had no exact form to replace, and a
+    value that short is replaced nowhere else, so it came back in clear (review S42a).
+    """
+    for path, value in pairs:
+        yield path, value
+        if isinstance(value, dict):
+            yield from _with_members([(f"{path}.{key}", item) for key, item in value.items()])
+
+
 def _spellings(case: dict[str, Any], masker: Masker) -> _Spellings | None:
     """The spellings of the case's masked values (None when the case holds none).
 
@@ -277,7 +290,7 @@ def _spellings(case: dict[str, Any], masker: Masker) -> _Spellings | None:
     """
     replacements: dict[str, str] = {}
     alternatives: list[tuple[int, str, bool]] = []
-    for path, value in masker.masked_values({"case": case}):
+    for path, value in _with_members(masker.masked_values({"case": case})):
         digest = masker.digest(value)
         exact = {
             format_actual(path, value): f"{path} = {digest}",
