@@ -117,11 +117,16 @@ def covered_by(path: str, by: str) -> bool:
 def _plan(paths: tuple[str, ...]) -> tuple[_Path, ...]:
     """The paths split, and consecutive ones with the same parents walked once.
 
-    Only consecutive ones: a path between them may replace their parent (``case.*`` masks
-    ``case.attributes`` whole), so the paths keep their order.
+    A path written twice, or one another path masks too (``case.attributes.mrn`` beside
+    ``case.attributes.*``), is walked once: walked again, it stored the digest of its digest,
+    which no other record or the explanation's digest of the same value matched (review
+    S42a). Only consecutive ones: a path between them may replace their parent (``case.*``
+    masks ``case.attributes`` whole), so the paths keep their order.
     """
     planned: list[_Path] = []
-    for path in paths:
+    for index, path in enumerate(paths):
+        if path in paths[:index] or any(p != path and covered_by(path, p) for p in paths):
+            continue
         *parents, last = path.split(".")
         if planned and planned[-1].parents == tuple(parents):
             previous = planned.pop()
