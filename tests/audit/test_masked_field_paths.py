@@ -70,6 +70,7 @@ def test_a_mistyped_case_field_is_refused_naming_the_nearest_field() -> None:
         ("case.patient_name", "case.attributes.patient_name"),
         ("case.atributes.pateint_name", "case.attributes.patient_name"),
         ("case.Attributes.Insurance_No", "case.attributes.insurance_no"),
+        ("case.insurance_no", "case.attributes.insurance_no"),
         ("case.regoin", "case.region"),
         ("case.prefered_language", "case.preferred_language"),
     ],
@@ -77,6 +78,13 @@ def test_a_mistyped_case_field_is_refused_naming_the_nearest_field() -> None:
 def test_a_path_naming_no_case_field_is_refused_with_what_was_meant(path: str, meant: str) -> None:
     """An unknown field, misspelt or an attribute written as a field, is refused at start."""
     assert _refusal(path).startswith(f"{path} names no field of a case (did you mean {meant}?)")
+
+
+def test_a_path_like_no_field_is_refused_without_a_guess() -> None:
+    """Nothing near it to suggest: the message still names the path and the case's fields."""
+    assert _refusal("case.zzz.yyy").startswith(
+        "case.zzz.yyy names no field of a case, so it would mask nothing: a case's fields are "
+    )
 
 
 @pytest.mark.parametrize(
