@@ -39,7 +39,8 @@ DEFAULTS_ITEM = "defaults"
 """An item of the masked field list standing for ``DEFAULT_MASKED_PATHS`` (to add to them)."""
 ATTRIBUTE_PATHS = "case.attributes."
 NEAR_MISS_CUTOFF = 0.8
-"""How alike (difflib's ratio) an attribute name and a default one must be to be taken for it:
+"""How alike (difflib's ratio) an attribute name and a default one must be to be taken for it
+(suggested in an error, warned of at start):
 ``pateint_name`` and ``patient_name`` are 0.92, ``patient_id`` and ``patient_name`` 0.73."""
 
 
@@ -462,11 +463,6 @@ def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
     if unmasked:
         raise ConfigError("; ".join(unmasked))
     return paths
-
-
-NEAR_MISS_CUTOFF = 0.8
-"""How alike (difflib's ratio) an attribute name and a default one must be to be warned of:
-``pateint_name`` and ``patient_name`` are 0.92, ``patient_id`` and ``patient_name`` 0.73."""
 
 
 def masking_warnings(paths: tuple[str, ...]) -> tuple[str, ...]:
