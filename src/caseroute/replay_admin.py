@@ -18,11 +18,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from caseroute.audit.store import AuditSink
+from caseroute.audit.store import AuditorReads, AuditSink
 from caseroute.domain.errors import (
     AuditUnavailableError,
     EngineValidationError,
@@ -49,6 +50,8 @@ MAX_REPLAY_RECORDS = 100_000
 """Most records one Replay call reads (and the default): it bounds the minutes of work."""
 MAX_SAMPLE = 50
 """Most decision ids sampled per class in a Replay call's report."""
+UNREADABLE = "the decision log cannot be read; retry later (the server log has why)"
+"""What a Replay caller is told when the log cannot be read (the cause goes to the log)."""
 DEFAULT_FILE_NAME = "ruleset.yaml"
 """The file name a candidate sent as text carries in its problems when none is given."""
 
@@ -161,31 +164,53 @@ class ReplayRunner:
                 "another replay is running on this server; retry when it has finished"
             )
         try:
-            limit = where.limit or MAX_REPLAY_RECORDS
-            candidate = self._candidate(root, wanted, audit)
-            # workers=1: a process pool would fork the gRPC server process (grpcio does not
-            # survive a fork with live threads) or start a forkserver per call; in-thread
-            # replay keeps its cost visible and bounded by the limit.
-            options = ReplayOptions(self._engine, workers=1, sample_size=sample_size)
-            try:
-                report = replay(SinkRecords(audit, replace(where, limit=limit)), candidate, options)
-            except EngineValidationError as exc:
-                log.warning("Replay: the engine refused candidate %s: %s", candidate.path, exc)
-                raise RulesetError(
-                    [
-                        Problem(
-                            "engine.rejected",
-                            f"the rules engine refused this ruleset ({type(exc).__name__}); the "
-                            "server log has the detail; simplify the conditions or report it",
-                            candidate.path,
-                        )
-                    ]
-                ) from None
-            except (OSError, sqlite3.Error):
-                log.exception("Replay: cannot read the decision log")
-                raise AuditUnavailableError(
-                    "the decision log cannot be read; retry later (the server log has why)"
-                ) from None
+            with ExitStack() as held:
+                # A PostgreSQL writer's statements are cut after its timeout_s: the replay
+                # reads as an auditor does instead (bounded by liveness, not by total time).
+                reads = (
+                    held.enter_context(audit.auditor_reads())
+                    if isinstance(audit, AuditorReads)
+                    else audit
+                )
+                limit = where.limit or MAX_REPLAY_RECORDS
+                report = self._replay(root, wanted, reads, replace(where, limit=limit), sample_size)
+        except AuditUnavailableError as exc:
+            # An auditor's message names the database server and what an operator should do:
+            # the log has it (the sink logged the driver's cause), the caller no server detail.
+            log.error("Replay: cannot read the decision log: %s", exc)  # noqa: TRY400
+            raise AuditUnavailableError(UNREADABLE) from None
+        except (OSError, sqlite3.Error):
+            log.exception("Replay: cannot read the decision log")
+            raise AuditUnavailableError(UNREADABLE) from None
         finally:
             self._busy.release()
         return ServerReplay(report, report.total + report.other_ruleset >= limit)
+
+    def _replay(
+        self,
+        root: Path,
+        wanted: ReplayCandidate,
+        audit: AuditSink,
+        where: RecordFilter,
+        sample_size: int,
+    ) -> ReplayReport:
+        """``replay``'s work on the log as read (``where.limit`` set), an engine's refusal named."""
+        candidate = self._candidate(root, wanted, audit)
+        # workers=1: a process pool would fork the gRPC server process (grpcio does not
+        # survive a fork with live threads) or start a forkserver per call; in-thread
+        # replay keeps its cost visible and bounded by the limit.
+        options = ReplayOptions(self._engine, workers=1, sample_size=sample_size)
+        try:
+            return replay(SinkRecords(audit, where), candidate, options)
+        except EngineValidationError as exc:
+            log.warning("Replay: the engine refused candidate %s: %s", candidate.path, exc)
+            raise RulesetError(
+                [
+                    Problem(
+                        "engine.rejected",
+                        f"the rules engine refused this ruleset ({type(exc).__name__}); the "
+                        "server log has the detail; simplify the conditions or report it",
+                        candidate.path,
+                    )
+                ]
+            ) from None

@@ -870,6 +870,41 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
             chunks[key] = chunk
         return assemble_roster(content, chunks)
 
+    @contextmanager
+    def auditor_reads(self) -> Iterator[PostgresAuditSink]:
+        """This log read as an auditor reads it (``caseroute audit``), for the block.
+
+        A writer's statements are cut after ``timeout_s`` (its session's ``statement_timeout``
+        and ``lock_timeout``, and ``pg_watchdog``): right for a caller waiting on a decision,
+        wrong for a replay on the server, whose scan of a large log may run for minutes on a
+        live server (it was cut at ``timeout_s`` and the replay refused UNAVAILABLE). The
+        block gets a read-only sink of its own on the same database: PostgreSQL's defaults
+        for its sessions, each statement bounded by liveness (``liveness_s``) as ``audit
+        verify`` is, and its own connections, so a long scan never holds one of the writer's.
+        A read-only sink is its own reader.
+
+        Yields:
+            The read-only sink (closed after the block).
+
+        Raises:
+            AuditUnavailableError: If it cannot be opened (its message names the server, for
+                the log: a caller on the server must be told less).
+        """
+        if self._readonly:
+            yield self
+            return
+        reader = PostgresAuditSink(
+            self.location,
+            pool_size=2,
+            timeout_s=self._timeout_s,
+            readonly=True,
+            liveness_s=self._liveness_s,
+        )
+        try:
+            yield reader
+        finally:
+            reader.close()
+
     def _has_table(self, name: str) -> bool:  # noqa: ARG002 - every table is in migration 1
         """Every table exists: a database is refused unless migrated (``schema_version`` >= 1)."""
         return True

@@ -23,10 +23,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager, suppress
+from contextlib import AbstractContextManager, closing, contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from caseroute.audit.record import (
     GENESIS,
@@ -320,6 +320,20 @@ class AuditSink(Protocol):
 
     def close(self) -> None:
         """Stop accepting appends and release resources."""
+        ...
+
+
+@runtime_checkable
+class AuditorReads(Protocol):
+    """A log whose long reads (a server's replay) need other bounds than its writer's.
+
+    A PostgreSQL writer bounds each statement by its ``timeout_s`` (a caller waits on every
+    write); a replay on the server is an auditor's read, which may scan for minutes on a live
+    server. A SQLite log has no such bound on reads and is read as it is.
+    """
+
+    def auditor_reads(self) -> AbstractContextManager[AuditSink]:
+        """The same log, read as ``caseroute audit`` reads it, for the block."""
         ...
 
 

@@ -497,8 +497,9 @@ def _table() -> tuple[Setting, ...]:
           metavar="PATH,..."),
         s("audit_pg_liveness", "audit", "pg_liveness", "CASEROUTE_AUDIT_PG_LIVENESS",
           "--audit-pg-liveness", seconds(), 10.0,
-          "PostgreSQL log: a statement of the startup (schema check, migration) or of an "
-          "`audit` command with no reply this long makes caseroute check, on a new connection, "
+          "PostgreSQL log: a statement of the startup (schema check, migration), of an "
+          "`audit` command or of a server's replay with no reply this long makes caseroute "
+          "check, on a new connection, "
           "that the server still answers; it runs on while it does and is cut (the command "
           "fails naming host:port) when it does not; 0 never cuts", metavar="SECONDS"),
         s("tls_cert", "tls", "cert", "CASEROUTE_TLS_CERT", "--tls-cert", path("not_dir"), None,
