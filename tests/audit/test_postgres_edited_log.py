@@ -350,7 +350,12 @@ def test_a_pooler_error_on_an_intact_log_is_an_outage_not_an_edit(
     finally:
         sink.close()
     assert refused is not None  # the clash happened: else this test proves nothing
-    assert "retry later" in str(refused)
+    assert "edited" not in str(refused)
+    assert "cannot be read: PostgreSQL at " in str(refused)
+    assert str(refused).endswith(
+        "nothing was changed; check the server (and any connection pooler in front of it), "
+        "then run the command again"
+    )
 
 
 def test_a_refused_permission_is_unreadable_not_tampered(base: tuple[str, str]) -> None:

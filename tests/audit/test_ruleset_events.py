@@ -301,17 +301,37 @@ def test_decided_sha256s_lists_the_contents_a_version_decided_with(
 
 
 def test_decided_sha256s_on_an_unreadable_log_is_unavailable(tmp_path: Path) -> None:
-    """A log that cannot be read raises the fixed READ_UNAVAILABLE text."""
+    """A log that cannot be read raises the fixed READ_UNAVAILABLE text (a server's read)."""
+    opened = SqliteAuditStore(tmp_path / "audit.db")
+    try:
+        with closing(sqlite3.connect(tmp_path / "audit.db")) as conn:
+            conn.execute("DROP TABLE decisions")
+            conn.commit()
+        with pytest.raises(AuditUnavailableError) as caught:
+            opened.decided_sha256s("test", "1")
+    finally:
+        opened.close()
+    assert str(caught.value) == READ_UNAVAILABLE
+
+
+def test_a_read_only_open_names_the_file_the_cause_and_what_to_do(tmp_path: Path) -> None:
+    """An auditor's (read-only) read that fails says which file, why and what to do."""
     store = SqliteAuditStore(tmp_path / "audit.db")
     store.close()
     with closing(sqlite3.connect(tmp_path / "audit.db")) as conn:
         conn.execute("DROP TABLE decisions")
         conn.commit()
     readonly = SqliteAuditStore(tmp_path / "audit.db", readonly=True)
-    with pytest.raises(AuditUnavailableError) as caught:
-        readonly.decided_sha256s("test", "1")
-    assert str(caught.value) == READ_UNAVAILABLE
-    readonly.close()
+    try:
+        with pytest.raises(AuditUnavailableError) as caught:
+            readonly.decided_sha256s("test", "1")
+    finally:
+        readonly.close()
+    assert str(caught.value) == (
+        f"the decision log {tmp_path / 'audit.db'} cannot be read: OperationalError: no such "
+        "table: decisions; nothing was changed; check that --audit-db names a caseroute "
+        "decision log that this user can read, then run the command again"
+    )
 
 
 def test_a_log_from_before_events_reads_and_verifies(tmp_path: Path) -> None:

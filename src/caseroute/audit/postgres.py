@@ -980,10 +980,12 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
     def _read_error(self, exc: BaseException) -> AuditUnavailableError:
         """Why a read failed, for its caller: for an auditor, the server named when it is down.
 
-        An auditor's read cut because the server answered no check (``_live``), or that got no
-        connection in ``timeout_s``, names the server, what was being done and what to do; any
-        other failure, and every failure of a server's read (its caller is a client, not the
-        operator), is the generic ``READ_UNAVAILABLE`` (the cause is in the log).
+        An auditor's read (``caseroute audit``: the operator at a terminal) names the server,
+        what was being done, the cause (the driver's message, password scrubbed) and what to
+        do: cut because the server answered no check (``_live``), no connection in
+        ``timeout_s``, refused by the server, or dropped. Every failure of a server's read (its
+        caller is a client, not the operator) is the generic ``READ_UNAVAILABLE`` (the cause is
+        in the log).
         """
         if getattr(self._cut, "fired", False):
             return AuditUnavailableError(
@@ -994,14 +996,32 @@ class PostgresAuditSink(SqlLogReads, QueuedAppends):
                 "check the server, then run the command again (a read that is slow on a live "
                 f"server is waited for; {LIVENESS_HINT})"
             )
-        if self._readonly and isinstance(exc, PoolTimeout):
+        if not self._readonly:
+            return AuditUnavailableError(READ_UNAVAILABLE)
+        if isinstance(exc, PoolTimeout):
             return AuditUnavailableError(
                 f"PostgreSQL at {self._where} gave caseroute no working connection within "
                 f"{self._timeout_s:g} s while it read the decision log {self.location} (it "
                 "may be down, frozen, overloaded or cut off by the network); nothing was "
                 "changed; check the server, then run the command again"
             )
-        return AuditUnavailableError(READ_UNAVAILABLE)
+        cause = f"{type(exc).__name__}: {self._scrub(exc)}"
+        if getattr(exc, "sqlstate", None) is not None:  # the server answered: it refused
+            check = (
+                "that this role may read the log's tables"
+                if isinstance(exc, psycopg.errors.InsufficientPrivilege)
+                else "the server (and any connection pooler in front of it)"
+            )
+            return AuditUnavailableError(
+                f"the decision log {self.location} cannot be read: PostgreSQL at {self._where} "
+                f"refused the read: {cause}; nothing was changed; check {check}, then run the "
+                "command again"
+            )
+        return AuditUnavailableError(
+            f"the decision log {self.location} cannot be read from PostgreSQL at "
+            f"{self._where}: {cause}; nothing was changed; check the server, then run the "
+            "command again"
+        )
 
     def _altered(self) -> RecordDamagedError | None:
         """Why an auditor's query failed to type-check, if the log's tables were altered.

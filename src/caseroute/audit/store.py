@@ -1076,6 +1076,12 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             )
             if until is not None and _busy(exc):
                 raise AuditBusyError(READ_UNAVAILABLE) from exc
+            if self._readonly:  # an auditor at a terminal: the file, the cause, what to do
+                raise AuditUnavailableError(
+                    f"the decision log {self.path} cannot be read: {type(exc).__name__}: {exc}; "
+                    "nothing was changed; check that --audit-db names a caseroute decision "
+                    "log that this user can read, then run the command again"
+                ) from exc
             raise AuditUnavailableError(READ_UNAVAILABLE) from exc
         if self._readonly:  # an auditor's read: a value edited into a BLOB is no text either
             rows = [blobs_as_text(row) for row in rows]

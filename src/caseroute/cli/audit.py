@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from caseroute.cli.log_lines import add_log_settings, with_log_lines
 from caseroute.cli.options import (
     add_audit_db,
     parse_instant,
@@ -480,7 +481,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     show.add_argument("decision_id", help="decision id (dec_...)")
     show.add_argument("--json", action="store_true", help="print the stored record as JSON")
-    show.set_defaults(run=_interruptible(_cmd_audit_show))
+    show.set_defaults(run=with_log_lines(_interruptible(_cmd_audit_show)))
     export = audit_sub.add_parser(
         "export",
         help="decisions as JSON lines on stdout, one caseroute.v1.AuditedDecision per line",
@@ -492,7 +493,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--until", help="decisions with now < this instant (RFC 3339, e.g. 2026-11-21T10:00:00Z)"
     )
     export.add_argument("--case-id", default="", help="only this case")
-    export.set_defaults(run=_interruptible(_cmd_audit_export))
+    export.set_defaults(run=with_log_lines(_interruptible(_cmd_audit_export)))
     verify = audit_sub.add_parser(
         "verify",
         help="walk the hash chain; exit 1 if tampered, 3 if the log could not be read",
@@ -504,7 +505,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="head printed by an earlier verify: detects a rewritten or truncated tail (the "
         "log may have grown since)",
     )
-    verify.set_defaults(run=_interruptible(_cmd_audit_verify))
+    verify.set_defaults(run=with_log_lines(_interruptible(_cmd_audit_verify)))
     events = audit_sub.add_parser(
         "events",
         help="ruleset loads, reloads, activations and rollbacks recorded in the chain",
@@ -519,7 +520,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="text",
         help="text, one line per event (default), or one JSON document with the full events",
     )
-    events.set_defaults(run=_interruptible(_cmd_audit_events))
+    events.set_defaults(run=with_log_lines(_interruptible(_cmd_audit_events)))
     rotate = audit_sub.add_parser(
         "rotate-key",
         help="change the masking key on purpose: starts a new, recorded key era (stop the "
@@ -534,7 +535,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rotate.add_argument(
         "--confirm", action="store_true", help="really rotate (without it: say what would happen)"
     )
-    rotate.set_defaults(run=_interruptible(_cmd_audit_rotate_key))
+    rotate.set_defaults(run=with_log_lines(_interruptible(_cmd_audit_rotate_key)))
     for cmd in (show, export, verify, events, rotate):
         add_audit_db(cmd)
         add_settings(cmd, ["audit_pg_liveness"])
+        add_log_settings(cmd)

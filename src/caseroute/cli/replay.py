@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from caseroute.cli.entry import TerminatedError
+from caseroute.cli.log_lines import add_log_settings, with_log_lines
 from caseroute.cli.options import add_client_tls, parse_window, timeout_seconds
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError
 from caseroute.cli.settings import add_settings, setting_source
@@ -341,4 +342,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="deadline in seconds (default 600; the server replays about 1-5 ms per record)",
     )
     add_client_tls(remote)
-    cmd.set_defaults(run=_cmd_replay)
+    add_log_settings(cmd)
+    cmd.set_defaults(run=with_log_lines(_cmd_replay))
