@@ -78,14 +78,16 @@ def _sqlite_message(db: Path) -> str:
 @pytest.mark.parametrize(
     ("command", "code", "after"),
     [
-        (["audit", "show", "dec_1"], 1, ""),
-        (["audit", "export"], 1, ""),
+        # 3: the log could not be read, so nothing was checked (1 is a finding: an edited
+        # record, a gate exceeded); exit 1 before, indistinguishable from one.
+        (["audit", "show", "dec_1"], 3, ""),
+        (["audit", "export"], 3, ""),
         (
             ["audit", "verify"],
             3,
             VERIFY_CHECKED_NOTHING,
         ),
-        (["replay", "--candidate", str(REFERENCE_RULESET), "--format", "json"], 1, ""),
+        (["replay", "--candidate", str(REFERENCE_RULESET), "--format", "json"], 3, ""),
     ],
 )
 def test_an_unreadable_sqlite_log_is_one_line_naming_the_file(
@@ -113,7 +115,7 @@ def test_with_logging_asked_for_the_detail_is_logged_before_the_message(
     """--log-level (or its variable) logs the sink's detail as a log line, then the message."""
     done = _run("audit", "show", "dec_1", "--audit-db", str(unreadable), *given, **env)
     *logged, last = done.stderr.splitlines(keepends=True)
-    assert (done.returncode, last) == (1, _sqlite_message(unreadable))
+    assert (done.returncode, last) == (3, _sqlite_message(unreadable))
     events = [json.loads(line) for line in logged]  # not a terminal: JSON lines
     assert [(e["level"], e["event"]) for e in events] == [
         (
@@ -156,7 +158,7 @@ def test_a_postgresql_read_refused_is_one_line_naming_the_server(refused_role: s
         "denied for table decisions; nothing was changed; check that this role may read the "
         "log's tables, then run the command again\n"
     )
-    assert (done.returncode, done.stdout, done.stderr) == (1, "", message)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "", message)
     assert parts.password
     assert parts.password not in done.stderr
 
@@ -172,5 +174,5 @@ def test_a_command_in_process_leaves_the_logging_set_up_as_it_found_it(
         before = (list(root.handlers), root.level)
         for given in ([], ["--log-level", "debug"]):
             code = main(["audit", "show", "dec_1", "--audit-db", str(unreadable), *given])
-            assert (code, (list(root.handlers), root.level)) == (1, before)
+            assert (code, (list(root.handlers), root.level)) == (3, before)
     assert capsys.readouterr().err.endswith(_sqlite_message(unreadable))

@@ -20,7 +20,14 @@ from caseroute.cli.options import (
     add_audit_db,
     parse_instant,
 )
-from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out, print_json
+from caseroute.cli.output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNREADABLE,
+    UsageError,
+    out,
+    print_json,
+)
 from caseroute.cli.settings import add_settings
 from caseroute.domain.errors import (
     AuditUnavailableError,
@@ -263,10 +270,29 @@ def _kept_head(text: str) -> tuple[int, str]:
     return int(match["seq"]), match["hash"]
 
 
-EXIT_UNREAD = 3
+EXIT_UNREAD = EXIT_UNREADABLE
 """``audit verify``: the log could not be read, so nothing was verified (an outage, a server
 that stopped answering, a database caseroute cannot use): never 1, which says TAMPERED, so a
 monitor does not raise a tampering alarm for an outage."""
+
+
+def _unreadable_exits_3(
+    run: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """``run``, exiting ``EXIT_UNREADABLE`` with its one line when the log cannot be read.
+
+    ``audit show`` and ``export`` exit 1 for a finding (an edited record): an unreadable log
+    exited 1 too, and a script could not tell an outage from an edit.
+    """
+
+    def run_or_unreadable(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except AuditUnavailableError as exc:
+            sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
+            return EXIT_UNREADABLE
+
+    return run_or_unreadable
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -477,14 +503,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show = audit_sub.add_parser(
         "show",
         help="one decision with its explanation, read from the text its chain hash covers; "
-        "exit 1 with a warning when its record was edited",
+        "exit 1 with a warning when its record was edited, 3 when the log could not be read",
     )
     show.add_argument("decision_id", help="decision id (dec_...)")
     show.add_argument("--json", action="store_true", help="print the stored record as JSON")
-    show.set_defaults(run=with_log_lines(_interruptible(_cmd_audit_show)))
+    show.set_defaults(run=with_log_lines(_unreadable_exits_3(_interruptible(_cmd_audit_show))))
     export = audit_sub.add_parser(
         "export",
-        help="decisions as JSON lines on stdout, one caseroute.v1.AuditedDecision per line",
+        help="decisions as JSON lines on stdout, one caseroute.v1.AuditedDecision per line; "
+        "exit 1 with a warning when records were edited, 3 when the log could not be read",
     )
     export.add_argument(
         "--since", help="decisions with now >= this instant (RFC 3339, e.g. 2026-11-21T10:00:00Z)"
@@ -493,7 +520,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--until", help="decisions with now < this instant (RFC 3339, e.g. 2026-11-21T10:00:00Z)"
     )
     export.add_argument("--case-id", default="", help="only this case")
-    export.set_defaults(run=with_log_lines(_interruptible(_cmd_audit_export)))
+    export.set_defaults(run=with_log_lines(_unreadable_exits_3(_interruptible(_cmd_audit_export))))
     verify = audit_sub.add_parser(
         "verify",
         help="walk the hash chain; exit 1 if tampered, 3 if the log could not be read",
@@ -508,7 +535,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify.set_defaults(run=with_log_lines(_interruptible(_cmd_audit_verify)))
     events = audit_sub.add_parser(
         "events",
-        help="ruleset loads, reloads, activations and rollbacks recorded in the chain",
+        help="ruleset loads, reloads, activations and rollbacks recorded in the chain; exit 3 "
+        "when the log could not be read",
         description="List the ruleset lifecycle events in chain order: seq, when, action, who, "
         "ruleset, role (active or shadow), and the version (sha256 first 12) before -> after. "
         "They are hash-chained with the decisions: run `caseroute audit verify` to check them.",
@@ -520,7 +548,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="text",
         help="text, one line per event (default), or one JSON document with the full events",
     )
-    events.set_defaults(run=with_log_lines(_interruptible(_cmd_audit_events)))
+    events.set_defaults(run=with_log_lines(_unreadable_exits_3(_interruptible(_cmd_audit_events))))
     rotate = audit_sub.add_parser(
         "rotate-key",
         help="change the masking key on purpose: starts a new, recorded key era (stop the "

@@ -1,7 +1,8 @@
 """``caseroute replay``: what a candidate ruleset would change in past decisions, as a CI gate.
 
 Exit codes: 0 every ``--fail-on`` gate passed; 1 a gate was exceeded (or the candidate has
-errors); 2 bad usage or input.
+errors); 2 bad usage or input; 3 no report: the log (or, with ``--server``, the server) could not
+be read.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from caseroute.cli.entry import TerminatedError
 from caseroute.cli.log_lines import add_log_settings, with_log_lines
 from caseroute.cli.options import add_client_tls, parse_window, timeout_seconds
-from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError
+from caseroute.cli.output import EXIT_FAILED, EXIT_OK, EXIT_UNREADABLE, UsageError
 from caseroute.cli.settings import add_settings, setting_source
 from caseroute.render import escape_lines
 
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from caseroute.replay import Gate, RecordSource, ReplayReport
 
 FORMATS = ("table", "json", "markdown")
+_OUTAGES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+"""``--server`` answers that mean no report could be made (exit 3): the server or its log could
+not be reached or read, or not within ``--timeout``."""
 _RATE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<pct>%?)")
 
 
@@ -237,14 +241,33 @@ def _local_report(args: argparse.Namespace) -> ReplayReport:
         close()
 
 
+def _outage(exc: Exception) -> bool:
+    """Whether ``exc`` means no report could be made: the log, or the server, not readable."""
+    from caseroute.domain.errors import AuditUnavailableError
+    from caseroute.grpc_api.client import RemoteCallError
+
+    if isinstance(exc, RemoteCallError):
+        return exc.code.name in _OUTAGES
+    return isinstance(exc, AuditUnavailableError)
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
+    from caseroute.domain.errors import CaserouteError
     from caseroute.replay import exceeded
     from caseroute.replay.render import render_json, render_markdown, render_plain, render_table
 
     gates = [parse_gate(text) for text in args.fail_on]
     # Local and remote reports print through the same renderers: the same log gives the
     # same output byte for byte.
-    report = _remote_report(args) if args.server is not None else _local_report(args)
+    try:
+        report = _remote_report(args) if args.server is not None else _local_report(args)
+    except CaserouteError as exc:
+        # No report: an outage exits 3, never 1 (a gate exceeded), so a CI gate can tell them
+        # apart (both exited 1 before).
+        if not _outage(exc):
+            raise
+        sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
+        return EXIT_UNREADABLE
     if args.format == "json":
         text = render_json(report)
     elif args.format == "markdown":
@@ -264,12 +287,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmd = sub.add_parser(
         "replay",
         help="re-decide recorded decisions under a candidate ruleset and report what would "
-        "change (exit 1 when a --fail-on gate is exceeded)",
+        "change (exit 1 when a --fail-on gate is exceeded, 3 when the log or server could not "
+        "be read)",
         description="Re-decide each recorded decision's exact input (stored case, roster "
         "snapshot with the batch's earlier assignments, recorded now) under a candidate "
         "ruleset, classify every difference and report rates, breakdowns and samples. "
         "Records of other ruleset names are skipped (counted as other_ruleset). "
-        "See docs/replay.md.",
+        "Exit 0 every gate passed, 1 a gate exceeded or candidate errors, 2 usage, 3 the log "
+        "(or the --server) could not be read: no report. See docs/replay.md.",
     )
     cmd.add_argument(
         "--candidate",
