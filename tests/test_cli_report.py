@@ -201,15 +201,15 @@ def test_unknown_format_and_missing_log(tmp_path: Path, capsys: pytest.CaptureFi
     assert not missing.exists()
 
 
-def test_not_a_decision_log_exits_1_without_traceback(
+def test_not_a_decision_log_exits_3_without_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A file that is not a caseroute log: exit 1, one message, no exception text dump."""
+    """A file that is not a caseroute log: exit 3 (unreadable, as `audit *`), one message."""
     bogus = tmp_path / "bogus.db"
     bogus.write_text("not sqlite")
     bogus.chmod(0o600)  # else the exposure warning comes first
     code, out, err = _run(capsys, "--audit-db", str(bogus))
-    assert (code, out) == (1, "")
+    assert (code, out) == (3, "")
     assert err.startswith(f"caseroute: cannot open the decision log {bogus}")
     assert "Traceback" not in err
 

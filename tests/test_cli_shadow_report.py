@@ -233,7 +233,7 @@ def test_limit_zero_lists_counts_only_and_out_of_range_is_usage(
         )
 
 
-def test_unreadable_log_exits_2_saying_what_to_check(
+def test_a_missing_log_exits_2_an_unreadable_one_3_saying_what_to_check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A missing file, a file that is not a log, or a log that fails mid-read exit 2."""
@@ -251,8 +251,9 @@ def test_unreadable_log_exits_2_saying_what_to_check(
     junk.write_text("not a database\n")
     junk.chmod(0o600)
     code, _, err = _run(capsys, "rules", "shadow-report", "x", "--audit-db", str(junk))
+    # 3: the log could not be read (2 was a usage error, which the command line was not).
     assert (code, err) == (
-        2,
+        3,
         (
             f"caseroute: cannot open the decision log {junk}: file is not a database; check that "
             "--audit-db names a caseroute decision log and that this user can read (and, to "
@@ -265,10 +266,11 @@ def test_unreadable_log_exits_2_saying_what_to_check(
         conn.execute("DROP TABLE shadow_dropped")
     code, _, err = _run(capsys, "rules", "shadow-report", "x", "--audit-db", str(broken))
     assert (code, err) == (
-        2,
+        3,
         (
-            f"caseroute: cannot read shadow results from the decision log {broken}; check that "
-            "--audit-db names a caseroute decision log this user can read\n"
+            f"caseroute: the decision log {broken} cannot be read: OperationalError: no such "
+            "table: shadow_dropped; nothing was changed; check that --audit-db names a "
+            "caseroute decision log that this user can read, then run the command again\n"
         ),
     )
 

@@ -88,6 +88,10 @@ def _sqlite_message(db: Path) -> str:
             VERIFY_CHECKED_NOTHING,
         ),
         (["replay", "--candidate", str(REFERENCE_RULESET), "--format", "json"], 3, ""),
+        # report exited 1 and rules shadow-report 2 (a usage error) for the same outage, each
+        # with the sink's detail line beside its message.
+        (["report"], 3, ""),
+        (["rules", "shadow-report", "reference"], 3, ""),
     ],
 )
 def test_an_unreadable_sqlite_log_is_one_line_naming_the_file(

@@ -27,6 +27,7 @@ from caseroute.cli.output import (
     UsageError,
     out,
     print_json,
+    unreadable_exits_3,
 )
 from caseroute.cli.settings import add_settings
 from caseroute.domain.errors import (
@@ -276,25 +277,6 @@ that stopped answering, a database caseroute cannot use): never 1, which says TA
 monitor does not raise a tampering alarm for an outage."""
 
 
-def _unreadable_exits_3(
-    run: Callable[[argparse.Namespace], int],
-) -> Callable[[argparse.Namespace], int]:
-    """``run``, exiting ``EXIT_UNREADABLE`` with its one line when the log cannot be read.
-
-    ``audit show`` and ``export`` exit 1 for a finding (an edited record): an unreadable log
-    exited 1 too, and a script could not tell an outage from an edit.
-    """
-
-    def run_or_unreadable(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except AuditUnavailableError as exc:
-            sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")
-            return EXIT_UNREADABLE
-
-    return run_or_unreadable
-
-
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     try:
         return _verify(args)
@@ -507,7 +489,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     show.add_argument("decision_id", help="decision id (dec_...)")
     show.add_argument("--json", action="store_true", help="print the stored record as JSON")
-    show.set_defaults(run=with_log_lines(_unreadable_exits_3(_interruptible(_cmd_audit_show))))
+    show.set_defaults(run=with_log_lines(unreadable_exits_3(_interruptible(_cmd_audit_show))))
     export = audit_sub.add_parser(
         "export",
         help="decisions as JSON lines on stdout, one caseroute.v1.AuditedDecision per line; "
@@ -520,7 +502,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--until", help="decisions with now < this instant (RFC 3339, e.g. 2026-11-21T10:00:00Z)"
     )
     export.add_argument("--case-id", default="", help="only this case")
-    export.set_defaults(run=with_log_lines(_unreadable_exits_3(_interruptible(_cmd_audit_export))))
+    export.set_defaults(run=with_log_lines(unreadable_exits_3(_interruptible(_cmd_audit_export))))
     verify = audit_sub.add_parser(
         "verify",
         help="walk the hash chain; exit 1 if tampered, 3 if the log could not be read",
@@ -548,7 +530,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="text",
         help="text, one line per event (default), or one JSON document with the full events",
     )
-    events.set_defaults(run=with_log_lines(_unreadable_exits_3(_interruptible(_cmd_audit_events))))
+    events.set_defaults(run=with_log_lines(unreadable_exits_3(_interruptible(_cmd_audit_events))))
     rotate = audit_sub.add_parser(
         "rotate-key",
         help="change the masking key on purpose: starts a new, recorded key era (stop the "

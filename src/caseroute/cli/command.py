@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the ruleset has errors or golden cases failed; 2 bad usage or input;
 3 the decision log could not be read, so nothing was checked (``audit verify|show|export|events``,
-``replay``). ``rules diff`` is like ``diff``: 0 the same in meaning, 1 they differ, 2 an error.
+``replay``, ``report``, ``rules shadow-report``). ``rules diff`` is like ``diff``: 0 the same in
+meaning, 1 they differ, 2 an error.
 """
 
 from __future__ import annotations

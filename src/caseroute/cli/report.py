@@ -7,8 +7,9 @@ import shutil
 import sys
 
 from caseroute.cli.audit import open_log, refuse_unknown_ruleset
+from caseroute.cli.log_lines import add_log_settings, with_log_lines
 from caseroute.cli.options import add_audit_db, parse_window
-from caseroute.cli.output import EXIT_OK, UsageError
+from caseroute.cli.output import EXIT_OK, UsageError, unreadable_exits_3
 
 FORMATS = ["table", "json", "markdown"]
 
@@ -78,7 +79,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "and per ruleset version, escalation and exception rates by reason code, the SLA "
         "clock stage at decision, and adaptive routing (active ladder step, requirements "
         "relaxed, continuity outcomes). Counts, rates and durations only: never a case, "
-        "patient or agent id. See docs/operations.md.",
+        "patient or agent id. Exit 0 with the report, 2 for a usage error, 3 when the "
+        "decision log could not be read. See docs/operations.md.",
     )
     cmd.add_argument(
         "--since", metavar="T", help="decisions with now >= T (RFC 3339, e.g. 2026-11-21T10:00:00Z)"
@@ -99,4 +101,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "docs/operations.md) or markdown",
     )
     add_audit_db(cmd)
-    cmd.set_defaults(run=_cmd_report)
+    add_log_settings(cmd)
+    cmd.set_defaults(run=with_log_lines(unreadable_exits_3(_cmd_report)))

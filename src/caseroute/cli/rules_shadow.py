@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from caseroute.cli.audit import open_log, refuse_unknown_ruleset
+from caseroute.cli.log_lines import add_log_settings, with_log_lines
 from caseroute.cli.options import add_audit_db
-from caseroute.cli.output import EXIT_OK, UsageError, out, print_json
+from caseroute.cli.output import EXIT_OK, UsageError, out, print_json, unreadable_exits_3
 from caseroute.cli.rules import RulesCommands
-from caseroute.domain.errors import AuditUnavailableError
 
 
 def _cmd_shadow_report(args: argparse.Namespace) -> int:
@@ -24,20 +24,14 @@ def _cmd_shadow_report(args: argparse.Namespace) -> int:
             f"--limit {args.limit} is out of range: give 0 to {MAX_LIMIT} (disagreements "
             "listed per shadow version)"
         )
-    try:
-        store = open_log(args)
-    except AuditUnavailableError as exc:  # not a decision log, or unreadable: say which
-        raise UsageError(str(exc)) from None
+    # A log that cannot be read (not a decision log, a table missing, refused) raises
+    # AuditUnavailableError naming the log, the cause and what to do: exit 3
+    # (``unreadable_exits_3``), not 2, which says the command line was wrong.
+    store = open_log(args)
     try:
         report = build_shadow_report(store, args.name, args.version, args.limit)
         if not report.versions:  # a misspelt name is no ruleset without a shadow (R36 F11)
             refuse_unknown_ruleset(store, args.name, args, "pass one of them as NAME")
-    except AuditUnavailableError:
-        # The cause (SQLite's message) was logged by the store; say where and what to do.
-        raise UsageError(
-            f"cannot read shadow results from the decision log {args.audit_db}; check that "
-            "--audit-db names a caseroute decision log this user can read"
-        ) from None
     finally:
         store.close()
     if args.format == "json":
@@ -55,8 +49,8 @@ def register(rules_sub: RulesCommands) -> None:
     report = rules_sub.add_parser(
         "shadow-report",
         help="how a ruleset's shadow versions compared with the live decisions (read from "
-        "the decision log; exit 0 when it could read it, 2 otherwise or when no record in "
-        "it names the ruleset)",
+        "the decision log; exit 0 when it could read it, 2 for a usage error or when no "
+        "record in it names the ruleset, 3 when the log could not be read)",
         description="Per shadow version of ruleset NAME: decisions evaluated in shadow, how "
         "many agreed with the live decision, the disagreement rate, counts per kind "
         "(outcome, agent, queue, priority, deciding_rule, escalation, relaxation, "
@@ -79,4 +73,5 @@ def register(rules_sub: RulesCommands) -> None:
         help=f"disagreements listed per shadow version (default {DEFAULT_LIMIT}, 0 to {MAX_LIMIT})",
     )
     add_audit_db(report)
-    report.set_defaults(run=_cmd_shadow_report)
+    add_log_settings(report)
+    report.set_defaults(run=with_log_lines(unreadable_exits_3(_cmd_shadow_report)))
