@@ -1,7 +1,7 @@
 """deploy/kubernetes/replicas: the replicas + PostgreSQL example uses real flags, wired right."""
 
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -15,7 +15,12 @@ EXAMPLE = REPO_ROOT / "deploy" / "kubernetes" / "replicas"
 
 def documents(name: str) -> list[dict[str, Any]]:
     """The YAML documents of one manifest file of the example."""
-    return [doc for doc in YAML(typ="safe").load_all((EXAMPLE / name).read_text()) if doc]
+    return documents_of(EXAMPLE / name)
+
+
+def documents_of(path: Path) -> list[dict[str, Any]]:
+    """The YAML documents of one manifest file."""
+    return [doc for doc in YAML(typ="safe").load_all(path.read_text()) if doc]
 
 
 DEPLOYMENT = documents("deployment.yaml")[0]
@@ -43,6 +48,15 @@ def test_every_flag_exists_and_the_log_is_a_postgresql_url_from_a_secret() -> No
     }
     [secret] = documents("secrets.example.yaml")
     assert (secret["metadata"]["name"], secret["stringData"]) == ("caseroute-audit-db", {"url": ""})
+
+
+def test_every_replica_refuses_a_stale_now_as_the_single_pod_does() -> None:
+    """--max-now-skew 300 as in the single-pod manifest: a stale now cannot pass a licence."""
+    single = documents_of(REPO_ROOT / "deploy" / "kubernetes" / "deployment.yaml")[0]
+    single_args: list[str] = single["spec"]["template"]["spec"]["containers"][0]["args"]
+    single_skew = single_args[single_args.index("--max-now-skew") + 1]
+    assert ("--max-now-skew" in ARGS, single_skew) == (True, "300")
+    assert flag("--max-now-skew") == single_skew
 
 
 def test_several_replicas_roll_without_ever_dropping_below_the_count() -> None:
