@@ -192,9 +192,10 @@ def test_a_dry_run_refuses_what_a_server_refuses(
     code, out, err = _cli(capsys, "--request", str(path))
     assert (code, out) == (2, "")
     assert "cases[1].case_id: duplicate case_id 'case-1001' (first at cases[0] as" in err
-    served = _cli(capsys, "--request", str(path), "--server", f"127.0.0.1:{server.port}")
-    assert served[0] == 1  # the server refused it (INVALID_ARGUMENT)
-    assert "cases[1].case_id: duplicate case_id 'case-1001'" in served[2]
+    # Without --ruleset: the server decides with its own (a --ruleset flag is refused there).
+    served = main(["decide", "--request", str(path), "--server", f"127.0.0.1:{server.port}"])
+    assert served == 1  # the server refused it (INVALID_ARGUMENT)
+    assert "cases[1].case_id: duplicate case_id 'case-1001'" in capsys.readouterr().err
     unnamed = json.loads((REQUESTS / "decide-batch.json").read_text())
     del unnamed["request_id"]
     (tmp_path / "unnamed.json").write_text(json.dumps(unnamed))

@@ -23,7 +23,7 @@ from caseroute.cli.options import (
     timeout_seconds,
 )
 from caseroute.cli.output import EXIT_OK, UsageError
-from caseroute.cli.settings import add_settings
+from caseroute.cli.settings import add_settings, setting_source
 from caseroute.domain.codec import RequestData, parse_case, parse_request, parse_roster
 from caseroute.domain.decision import Decision
 from caseroute.domain.enums import ExplanationLevel
@@ -83,8 +83,17 @@ def _refused_request_flags(args: argparse.Namespace, document: object) -> frozen
         return frozenset()
 
 
-def _load_ruleset(args: argparse.Namespace, name: str = "", version: str = "") -> LoadedRuleset:
-    """The local ruleset (``--ruleset``), checked against a request's selector."""
+def _load_ruleset(
+    args: argparse.Namespace,
+    name: str = "",
+    version: str = "",
+    *,
+    asker: str = "the request asks",
+) -> LoadedRuleset:
+    """The local ruleset (``--ruleset``), checked against a selector (a request's, or flags').
+
+    ``asker`` names who selected ``name`` and ``version`` in the refusal.
+    """
     from caseroute.engine.case_rules import EngineKind, prepare_ruleset
     from caseroute.rules.compiler import load_ruleset
 
@@ -93,10 +102,25 @@ def _load_ruleset(args: argparse.Namespace, name: str = "", version: str = "") -
     if (name and name != compiled.name) or (version and version != compiled.version):
         asked = f"{name or compiled.name}@{version or compiled.version}"
         raise UsageError(
-            f"the request asks for ruleset {asked}; {args.ruleset} holds "
+            f"{asker} for ruleset {asked}; {args.ruleset} holds "
             f"{compiled.name}@{compiled.version}: pass --ruleset pointing at the one it names"
         )
     return ruleset
+
+
+def _refuse_local_ruleset_with_server(args: argparse.Namespace) -> None:
+    """``--ruleset PATH`` given with ``--server``: refused, since the server never reads it.
+
+    A dry run's ruleset was silently dropped when ``--server`` was added, and the server
+    decided with its active version whatever PATH named. Only the flag is refused:
+    ``$CASEROUTE_RULESET`` is a standing setting for dry runs.
+    """
+    if args.server and setting_source(args, "ruleset").kind == "flag":
+        raise UsageError(
+            f"--ruleset {args.ruleset} is the ruleset of a dry run (without --server); "
+            "with --server the server decides with its own rulesets: drop --ruleset, and "
+            "pin one with --ruleset-name NAME --ruleset-version VERSION"
+        )
 
 
 def _cmd_decide_request(args: argparse.Namespace) -> int:
@@ -243,10 +267,10 @@ def _send_request(args: argparse.Namespace, request: RequestData) -> int:
 
 
 def _cmd_decide(args: argparse.Namespace) -> int:
-    from caseroute.engine.decide import decide
     from caseroute.render import render_text
     from caseroute.wire.json_dialect import decision_to_json
 
+    _refuse_local_ruleset_with_server(args)
     if args.request is not None:
         return _cmd_decide_request(args)
     if args.case is None or args.roster is None:
@@ -256,7 +280,15 @@ def _cmd_decide(args: argparse.Namespace) -> int:
         )
     ruleset = None
     if not args.server:  # loaded first: an invalid case is told by its own safeguarding flag
-        ruleset = _load_ruleset(args)
+        # Dropping --server is the dry run of the same call (README): the pinned name and
+        # version select the local ruleset, as a request file's selector does, instead of
+        # being ignored.
+        ruleset = _load_ruleset(
+            args,
+            args.ruleset_name,
+            args.ruleset_version,
+            asker="--ruleset-name/--ruleset-version ask",
+        )
     flags = frozenset({ruleset.compiled.constraints.safeguarding_flag} if ruleset else ())
     case = parse_case(
         read_json(args.case, "case", safeguarding_flags=flags), safeguarding_flags=flags
@@ -275,12 +307,46 @@ def _cmd_decide(args: argparse.Namespace) -> int:
             batch=False,
         )[0][0]
     else:
-        decision = decide(
-            case, roster, ruleset, _parse_now(args.now), agent_detail=not args.no_agent_detail
-        )
+        decision = _decide_locally(args, case, roster, ruleset)
     text = safe_json(decision_to_json(decision), indent=2) if args.json else render_text(decision)
     sys.stdout.write(text + "\n")
     return EXIT_OK
+
+
+def _decide_locally(
+    args: argparse.Namespace, case: Case, roster: Roster, ruleset: LoadedRuleset
+) -> Decision:
+    """A dry run of ``--case``/``--roster``: with ``--request-id``, the id a server gives."""
+    from caseroute.domain.limits import DEFAULT_LIMITS
+    from caseroute.engine.decide import decide
+    from caseroute.service.command_check import check_command
+    from caseroute.service.routing import DecideCommand, request_decision_id
+
+    now = _parse_now(args.now)
+    decision_id = None
+    if args.request_id is not None:
+        # Checked as a server checks it, then the server's rule for the id (as --request).
+        check_command(
+            DecideCommand(
+                args.request_id,
+                args.ruleset_name,
+                args.ruleset_version,
+                (case,),
+                roster,
+                now,
+                parsed=True,
+            ),
+            DEFAULT_LIMITS,
+        )
+        decision_id = request_decision_id(args.request_id, 0)
+    return decide(
+        case,
+        roster,
+        ruleset,
+        now,
+        agent_detail=not args.no_agent_detail,
+        decision_id=decision_id,
+    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -321,10 +387,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     remote.add_argument(
         "--request-id",
         help="idempotency key (default: derived from the request's content, so the same call "
-        "gets the same decision; without --now each call is a new request)",
+        "gets the same decision; without --now each call is a new request); without --server, "
+        "the dry run prints the decision id a server gives it",
     )
-    remote.add_argument("--ruleset-name", default="", help="ruleset (default: the server's)")
-    remote.add_argument("--ruleset-version", default="", help="pin a ruleset version")
+    remote.add_argument(
+        "--ruleset-name",
+        default="",
+        help="ruleset (default: the server's); without --server, the one --ruleset must hold",
+    )
+    remote.add_argument(
+        "--ruleset-version",
+        default="",
+        help="pin a ruleset version; without --server, the dry run decides with that version "
+        "of the --ruleset home (rulesets/NAME/VERSION/), as a server would",
+    )
     remote.add_argument(
         "--timeout",
         type=timeout_seconds,
