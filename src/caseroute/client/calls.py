@@ -284,6 +284,8 @@ class Client:
         if timeout_problem is not None:
             raise ValueError(f"timeout {timeout_problem}")
         uri, addresses = replica_target(target)
+        # As the caller wrote it, for errors when nothing answered there.
+        self._target = target if isinstance(target, str) else ",".join(target)
         if load_balancing is None:
             load_balancing = "round_robin" if addresses > 1 else "pick_first"
         elif load_balancing not in ("pick_first", "round_robin"):
@@ -311,14 +313,11 @@ class Client:
         self._checked: OrderedDict[int, tuple[Roster, Roster]] = OrderedDict()  # id -> it, read
 
     def _call(self, method: Callable[..., _R], request: object, timeout: float | None) -> _R:
+        deadline = self._timeout if timeout is None else timeout
         try:
-            return method(
-                request,
-                timeout=self._timeout if timeout is None else timeout,
-                metadata=self._metadata,
-            )
+            return method(request, timeout=deadline, metadata=self._metadata)
         except grpc.RpcError as error:
-            raise error_from_rpc(error) from None
+            raise error_from_rpc(error, self._target, deadline) from None
 
     def _roster_of(self, value: object) -> Roster:
         """``value`` as a ``Roster``; a dict parsed before (same exact content) is not again.

@@ -33,6 +33,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from caseroute.domain.errors import CaserouteError, FieldViolation, RequestError
+from caseroute.grpc_api.no_answer import made_by_the_channel, no_answer_text
 
 
 class ClientError(CaserouteError):
@@ -55,9 +56,16 @@ class ClientError(CaserouteError):
         *,
         sent: bool = True,
         reason: str = "",
+        head: str | None = None,
     ) -> None:
-        """A failure with ``code``, the server's ``details`` and any field ``violations``."""
-        head = f"server answered {code.name}: {details}" if sent else details
+        """A failure with ``code``, the server's ``details`` and any field ``violations``.
+
+        ``head`` replaces the message's first line when no server answered (the channel's own
+        UNAVAILABLE or DEADLINE_EXCEEDED, gRPC's words in ``details``): it names the target
+        and what to do.
+        """
+        if head is None:
+            head = f"server answered {code.name}: {details}" if sent else details
         lines = [head] + [f"  - {v}" for v in violations]
         super().__init__("\n".join(lines))
         self.code = code
@@ -157,18 +165,30 @@ def _details(call: grpc.Call) -> tuple[tuple[FieldViolation, ...], str]:
     return tuple(found), reason
 
 
-def error_from_rpc(error: grpc.RpcError) -> ClientError:
+RETRY = "retry with the same request_id (a decision recorded meanwhile comes back replayed)"
+"""How a caller retries safely after no answer (docs/client.md, "Errors")."""
+
+
+def error_from_rpc(error: grpc.RpcError, target: str = "", timeout_s: float = 0.0) -> ClientError:
     """The client error for a failed call.
 
     Args:
         error: What grpcio raised (for unary calls, also a ``grpc.Call``).
+        target: The server address(es) called, named when no server answered.
+        timeout_s: The call's deadline in seconds, named when it passed unanswered.
 
     Returns:
         The ``ClientError`` subclass for its status code, with the BadRequest violations and
-        the ErrorInfo reason.
+        the ErrorInfo reason. A status the channel made (nothing listening, the deadline
+        passed with no answer: ``grpc_api/no_answer.py``) keeps gRPC's words in ``details``;
+        its message says no server answered, naming ``target`` and what to do.
     """
     call = cast("grpc.Call", error)
     code = call.code()
     kind = _BY_CODE.get(code, ServerError)
+    details = call.details() or ""
+    if target and made_by_the_channel(call):
+        head = no_answer_text(code, details, target, timeout_s, RETRY)
+        return kind(code, details, head=head)
     violations, reason = _details(call)
-    return kind(code, call.details() or "", violations, reason=reason)
+    return kind(code, details, violations, reason=reason)

@@ -13,23 +13,36 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from caseroute.domain.errors import CaserouteError
+from caseroute.grpc_api.no_answer import made_by_the_channel, no_answer_text
 from caseroute.grpc_api.tls import ClientTls, open_channel
 from caseroute.v1 import admin_pb2 as apb
 from caseroute.v1 import admin_pb2_grpc
 
 
 class RemoteCallError(CaserouteError):
-    """The server refused or failed a call; the message carries its status and field errors."""
+    """The server refused or failed a call; the message carries its status and field errors.
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(f"server answered {code.name}: {message}")
+    ``answered`` is False for a status the channel made (nothing answered: the message then
+    names the target and what to do, ``grpc_api/no_answer.py``).
+    """
+
+    def __init__(self, code: grpc.StatusCode, message: str, *, answered: bool = True) -> None:
+        super().__init__(f"server answered {code.name}: {message}" if answered else message)
         self.code = code
         self.detail = message
 
 
-def _explain(error: grpc.RpcError) -> RemoteCallError:
+def _explain(
+    error: grpc.RpcError, target: str, timeout_s: float, *, health: bool = False
+) -> RemoteCallError:
     # Errors raised by unary calls are also grpc.Call objects (grpc's _InactiveRpcError).
     call = cast("grpc.Call", error)
+    if made_by_the_channel(call):
+        retry = "run the command again"
+        text = no_answer_text(
+            call.code(), call.details() or "", target, timeout_s, retry, suggest_health=not health
+        )
+        return RemoteCallError(call.code(), text, answered=False)
     status = rpc_status.from_call(call)
     lines = [call.details() or ""]
     for detail in status.details if status is not None else []:
@@ -56,7 +69,7 @@ def check_health(
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
         except grpc.RpcError as error:
-            raise _explain(error) from None
+            raise _explain(error, target, timeout_s, health=True) from None
     name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     return name
 
@@ -91,7 +104,7 @@ class AdminClient:
                     request, timeout=self._timeout_s, metadata=self._metadata
                 )
             except grpc.RpcError as error:
-                explained = _explain(error)
+                explained = _explain(error, self._target, self._timeout_s)
                 if explained.code is grpc.StatusCode.UNAUTHENTICATED and not self._metadata:
                     # The server's words name the header; the CLI user sets a file (R37b 8).
                     raise RemoteCallError(
