@@ -300,3 +300,27 @@ def test_a_key_the_line_scan_cannot_place_names_just_the_file(tmp_path: Path) ->
     config.write_text("server = { port = 7 }\n", encoding="utf-8")
     args = build_parser().parse_args(["serve", "--config", str(config)])
     assert (args.port, str(args.setting_sources["port"])) == (7, f"file {config}")
+
+
+def test_a_kubernetes_service_link_in_caseroute_port_says_where_it_came_from(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`CASEROUTE_PORT=tcp://...`, injected beside a Service named caseroute, is explained.
+
+    The refusal names Kubernetes' service links and the pod setting that turns them off.
+    """
+    monkeypatch.setenv("CASEROUTE_PORT", "tcp://10.0.0.7:50051")
+    code, err = _fails(["serve"], capsys)
+    assert (code, err) == (
+        2,
+        (
+            "caseroute serve: error: argument --port: must be a TCP port 0-65535 (0 picks a "
+            "free one), got 'tcp://10.0.0.7:50051': a value of the form tcp://HOST:PORT is what "
+            "Kubernetes sets in <SERVICE>_PORT for a Service of that name (service links); set "
+            "enableServiceLinks: false in the pod spec, as deploy/kubernetes does (set by the "
+            "flag or $CASEROUTE_PORT)\n"
+        ),
+    )
+    monkeypatch.setenv("CASEROUTE_PORT", "tcp")  # any other text: the plain refusal
+    code, err = _fails(["serve"], capsys)
+    assert (code, err.endswith("got 'tcp' (set by the flag or $CASEROUTE_PORT)\n")) == (2, True)

@@ -207,9 +207,33 @@ def audit_db() -> Kind:
     return Kind(AUDIT_DB_EXPECTED, "a string", parse, parse)
 
 
+SERVICE_LINK = re.compile(r"tcp://\S+:\d+")
+"""What Kubernetes puts in ``<SERVICE>_PORT`` of every pod beside a Service of that name."""
+
+
 def port_or_off() -> Kind:
-    """A TCP port 0-65535 (0 picks a free one); unset means off."""
-    return whole(0, 65535, "a TCP port 0-65535 (0 picks a free one)")
+    """A TCP port 0-65535 (0 picks a free one); unset means off.
+
+    A ``tcp://HOST:PORT`` value is no typo: Kubernetes injects it as ``CASEROUTE_PORT`` into
+    every pod of a namespace holding a Service named ``caseroute`` (service links), and the
+    error says so instead of leaving the operator to guess where the value came from.
+    """
+    kind = whole(0, 65535, "a TCP port 0-65535 (0 picks a free one)")
+
+    def parse(text: str) -> int:
+        try:
+            value: int = kind.parse(text)
+        except ValueError as exc:
+            if SERVICE_LINK.fullmatch(text.strip()):
+                raise ValueError(
+                    f"{exc}: a value of the form tcp://HOST:PORT is what Kubernetes sets in "
+                    "<SERVICE>_PORT for a Service of that name (service links); set "
+                    "enableServiceLinks: false in the pod spec, as deploy/kubernetes does"
+                ) from None
+            raise
+        return value
+
+    return Kind(kind.expected, kind.toml, parse, kind.check)
 
 
 def gc_thresholds() -> Kind:
@@ -533,7 +557,9 @@ def _table() -> tuple[Setting, ...]:
           "file holding just your own bearer token, mode 0600 (commands calling a server)",
           in_file=False, metavar="FILE"),
         s("ruleset", "client", "ruleset", "CASEROUTE_RULESET", "--ruleset", path("exists"),
-          DEFAULT_RULESET, "ruleset directory or YAML file `caseroute decide` decides with",
+          DEFAULT_RULESET, "ruleset directory or YAML file `caseroute decide` decides with "
+          "locally (a dry run; with --server the server's rulesets decide: pin a version "
+          "with --ruleset-name/--ruleset-version)",
           in_file=False, metavar="PATH"),
     ]  # fmt: skip
     return tuple(rows)
