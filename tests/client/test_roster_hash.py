@@ -255,3 +255,51 @@ def test_a_roster_object_the_parser_normalises_goes_by_the_hash_the_server_compu
         client.decide(make_case(case_id=f"C-norm-{n}"), roster, now=NOW)
     expected = roster_sha256(parse_roster(roster_to_dict(roster)))
     assert recording.shapes()[-2:] == [(True, expected), (False, expected)]
+
+
+def test_a_server_that_keeps_refusing_a_roster_by_hash_gets_it_in_full_for_a_while(
+    recorded: tuple[Client, Recording], server: RunningServer
+) -> None:
+    """Cache off (`--roster-cache-agents 0`): by hash each call was refused, then resent.
+
+    Every call paid two round trips (and a refusal line in the server's log). After
+    MISSES_BEFORE_FULL refusals of a roster the server had accepted in full, the client sends
+    it in full for FULL_BETWEEN_TRIES calls, then tries its hash once more; a call by hash that
+    passes clears the count.
+    """
+    from caseroute.client.calls import FULL_BETWEEN_TRIES, MISSES_BEFORE_FULL
+
+    client, log = recorded
+    roster = parse_roster(roster_dict(agent_dict("k1")))
+    sha = roster_sha256(roster)
+    cache = _cache(server)
+    budget = (cache.max_agents, cache.max_bytes)
+    cache.configure(max_agents=0, max_bytes=0)
+    try:
+        calls = 1 + MISSES_BEFORE_FULL + FULL_BETWEEN_TRIES + 1
+        for n in range(calls):
+            reply = client.decide(case_dict(f"K-{n}"), roster, now=NOW_TEXT)
+            assert reply.decision.agent_id == "k1"
+    finally:
+        cache.configure(max_agents=budget[0], max_bytes=budget[1])
+    full, by_hash = (True, sha), (False, sha)
+    assert log.shapes() == [
+        full,  # the first call
+        *[by_hash, full] * MISSES_BEFORE_FULL,  # refused by hash, resent in full
+        *[full] * FULL_BETWEEN_TRIES,  # in full, no refusal
+        by_hash,  # tried again: still refused, resent
+        full,
+    ]
+    # With the cache on again: the owed calls in full, then by hash, which passes and clears
+    # the count; one refusal after that costs one resend, not another FULL_BETWEEN_TRIES.
+    before = len(log.sent)
+    for n in range(FULL_BETWEEN_TRIES + 1):
+        client.decide(case_dict(f"K-on-{n}"), roster, now=NOW_TEXT)
+    assert log.shapes()[before:] == [full] * FULL_BETWEEN_TRIES + [by_hash]
+    cache.configure(max_agents=0, max_bytes=0)
+    try:
+        client.decide(case_dict("K-off"), roster, now=NOW_TEXT)
+    finally:
+        cache.configure(max_agents=budget[0], max_bytes=budget[1])
+    client.decide(case_dict("K-back"), roster, now=NOW_TEXT)
+    assert log.shapes()[before + FULL_BETWEEN_TRIES + 1 :] == [by_hash, full, by_hash]

@@ -57,6 +57,13 @@ PARSED_ROSTERS = 8
 """Roster dicts whose parsed ``Roster`` a client keeps, found again by their exact content."""
 REPLICAS_BEHIND_A_NAME = 3
 """Replicas assumed behind one target balanced round_robin (a DNS name): see ``_spread``."""
+MISSES_BEFORE_FULL = 2
+"""Refusals of a roster sent by hash, each after the server had accepted it in full, before
+the client sends that roster in full for ``FULL_BETWEEN_TRIES`` calls: a server whose roster
+cache is off (``--roster-cache-agents 0``) or thrashing refuses every call by hash, which
+cost each call a second round trip."""
+FULL_BETWEEN_TRIES = 32
+"""Calls that send such a roster in full before it is tried by hash once more."""
 
 _R = TypeVar("_R")
 _K = TypeVar("_K")
@@ -219,8 +226,10 @@ class Client:
     Rosters go by hash: once a call with a roster succeeded, later calls with the same roster
     send only its ``roster_sha256``, and if the server answers FAILED_PRECONDITION with reason
     ``ROSTER_NOT_CACHED`` (another worker, or the roster was evicted) the call is sent again
-    with the roster, once. A roster is parsed and hashed once: the same ``Roster`` object, or
-    a dict with the same content (the last ``PARSED_ROSTERS`` kept), is found again.
+    with the roster, once (a roster refused like that ``MISSES_BEFORE_FULL`` times in a row
+    goes in full for ``FULL_BETWEEN_TRIES`` calls). A roster is parsed and hashed once: the
+    same ``Roster`` object, or a dict with the same content (the last ``PARSED_ROSTERS``
+    kept), is found again.
 
     Several replicas sharing one decision log: give their addresses, and calls are spread over
     them with gRPC's ``round_robin`` policy; a call answered UNAVAILABLE (a replica killed,
@@ -308,6 +317,8 @@ class Client:
         self._lock = threading.Lock()
         # hashes the server accepted -> calls still to send that roster in full (see _spread)
         self._known: OrderedDict[str, int] = OrderedDict()
+        # hashes refused by hash since the last call by hash that passed -> how many times
+        self._misses: OrderedDict[str, int] = OrderedDict()
         self._hashed: OrderedDict[int, tuple[Roster, str]] = OrderedDict()  # id -> (it, hash)
         self._parsed: OrderedDict[bytes, Roster] = OrderedDict()  # _content_key -> parsed
         self._checked: OrderedDict[int, tuple[Roster, Roster]] = OrderedDict()  # id -> it, read
@@ -373,15 +384,30 @@ class Client:
         return made
 
     def _server_holds(self, sha: str, *, held: bool) -> None:
-        """Remember (or forget) that the server accepted the roster with this hash."""
+        """Remember (or forget) that the server accepted the roster with this hash.
+
+        A roster the server refused by hash ``MISSES_BEFORE_FULL`` times in a row, each time
+        after accepting it in full, goes in full for the next ``FULL_BETWEEN_TRIES`` calls.
+        """
         with self._lock:
             if held:
-                self._known.setdefault(sha, self._spread)
+                misses = self._misses.get(sha, 0)
+                full = FULL_BETWEEN_TRIES if misses >= MISSES_BEFORE_FULL else self._spread
+                self._known.setdefault(sha, full)
                 self._known.move_to_end(sha)
                 if len(self._known) > KNOWN_ROSTERS:
                     self._known.popitem(last=False)
             else:
                 self._known.pop(sha, None)
+                self._misses[sha] = self._misses.pop(sha, 0) + 1
+                if len(self._misses) > KNOWN_ROSTERS:
+                    self._misses.popitem(last=False)
+
+    def _held_by_hash(self, sha: str) -> None:
+        """A call sent this roster by hash alone and the server had it: no misses owed."""
+        if sha in self._misses:
+            with self._lock:
+                self._misses.pop(sha, None)
 
     def _send(
         self,
@@ -406,13 +432,16 @@ class Client:
                     self._known[sha] = owed - 1
             if by_hash:
                 try:
-                    return self._call(method, request, timeout)
+                    reply = self._call(method, request, timeout)
                 except ClientError as error:
                     if error.reason != ROSTER_NOT_CACHED and not _roster_unknown(error):
                         raise
                     if _roster_unknown(error):
                         self._by_hash = False  # a server from before roster_sha256
                     self._server_holds(sha, held=False)
+                else:
+                    self._held_by_hash(sha)
+                    return reply
         request.roster.CopyFrom(convert.roster_to_proto(sent.roster))
         reply = self._call(method, request, timeout)
         self._server_holds(sha, held=True)
