@@ -134,10 +134,28 @@ def call_fields(call: FinishedCall) -> dict[str, Any]:
     }
 
 
+def _roster_not_held(call: FinishedCall) -> bool:
+    """A Decide that named its roster by hash alone, refused because this worker lacks it.
+
+    A step of the protocol, not a fault of anyone's: the client resends the roster (after a
+    restart, an eviction, another worker's first call). Logged at WARNING, it put a warning
+    in the server's log for every such resend; at INFO it stays as visible as the call's
+    other line, and ``caseroute_roster_log_lookups_total`` counts why.
+    """
+    request = call.request
+    return (
+        call.code == grpc.StatusCode.FAILED_PRECONDITION
+        and isinstance(request, pb.DecideRequest | pb.DecideBatchRequest)
+        and bool(request.roster_sha256)
+        and not request.HasField("roster")
+    )
+
+
 class RpcLogListener:
     """Writes one ``rpc`` line per finished unary call to the ``caseroute.rpc`` logger.
 
-    OK is logged at INFO; a status that is the server's fault (INTERNAL, UNKNOWN,
+    OK is logged at INFO, and so is a roster named by hash this worker does not hold
+    (``_roster_not_held``); a status that is the server's fault (INTERNAL, UNKNOWN,
     UNAVAILABLE, DATA_LOSS) at ERROR; any other refusal at WARNING.
     """
 
@@ -153,7 +171,7 @@ class RpcLogListener:
 
     def call_finished(self, call: FinishedCall) -> None:
         """Write ``call``'s line."""
-        if call.code == grpc.StatusCode.OK:
+        if call.code == grpc.StatusCode.OK or _roster_not_held(call):
             level = logging.INFO
         elif call.code in _SERVER_FAULTS:
             level = logging.ERROR
