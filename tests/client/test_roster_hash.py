@@ -168,6 +168,9 @@ def test_the_hash_memory_is_bounded(recorded: tuple[Client, Recording]) -> None:
         client._server_holds(f"{i:064x}", held=True)
     assert (len(client._hashed), len(client._known)) == (8, 64)
     assert "0" * 64 not in client._known
+    for i in range(65):  # refusals counted per hash (MISSES_BEFORE_FULL): bounded alike
+        client._server_holds(f"{i:064x}", held=False)
+    assert (len(client._misses), "0" * 64 in client._misses) == (64, False)
 
 
 def _refusing_hash_only(client: Client, error: Exception) -> Any:

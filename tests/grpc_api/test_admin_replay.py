@@ -16,7 +16,12 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from caseroute.audit.record import AuditRecord, Blob
-from caseroute.domain.errors import AuditUnavailableError, RulesetStateError
+from caseroute.domain.errors import (
+    AuditUnavailableError,
+    EngineValidationError,
+    RulesetError,
+    RulesetStateError,
+)
 from caseroute.domain.fingerprint import canonical_json
 from caseroute.engine.case_rules import EngineKind
 from caseroute.grpc_api.auth import AuthConfig
@@ -334,6 +339,33 @@ def test_runner_maps_a_sqlite_error_to_audit_unavailable(tmp_path: Path) -> None
     assert str(exc.value) == (
         "the decision log cannot be read; retry later (the server log has why)"
     )
+
+
+def test_runner_names_an_engine_refusal_without_the_engine_s_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The engine refusing the candidate: engine.rejected at the candidate's file, text logged.
+
+    Its message may name server paths: it goes to the server log, never to the caller.
+    """
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise EngineValidationError("durable_rules rejected: /srv/caseroute/lib/engine.so")
+
+    monkeypatch.setattr("caseroute.replay_admin.replay", refuse)
+    runner = ReplayRunner(EngineKind.PYTHON, StubSink(lambda: iter(())))  # type: ignore[arg-type]
+    with caplog.at_level("WARNING", "caseroute.replay_admin"), pytest.raises(RulesetError) as exc:
+        runner.replay(tmp_path, SOURCE, RecordFilter())
+    ((problem),) = exc.value.problems
+    assert (problem.code, problem.file, "/srv" in problem.message) == (
+        "engine.rejected",
+        "queue.yaml",
+        False,
+    )
+    assert caplog.messages == [
+        "Replay: the engine refused candidate queue.yaml: durable_rules rejected: "
+        "/srv/caseroute/lib/engine.so"
+    ]
 
 
 def test_runner_without_a_log_is_audit_unavailable(tmp_path: Path) -> None:
