@@ -362,10 +362,11 @@ def test_runner_names_an_engine_refusal_without_the_engine_s_text(
         "queue.yaml",
         False,
     )
-    assert caplog.messages == [
+    logged = (
         "Replay: the engine refused candidate queue.yaml: durable_rules rejected: "
         "/srv/caseroute/lib/engine.so"
-    ]
+    )
+    assert caplog.messages == [logged]
 
 
 def test_runner_without_a_log_is_audit_unavailable(tmp_path: Path) -> None:
