@@ -596,3 +596,56 @@ def test_a_code_under_two_licences_of_one_agent_is_one_finding(
     out = capsys.readouterr().out
     assert out.count("roster.unknown_place") == 1
     assert "agent `nurse-1` licences: `UK-ENG`" in out
+
+
+def _bracketed_areas(tmp_path: Path, count: int) -> Path:
+    """The reference ruleset with ``count`` areas written `eN: [Y56]` (schema.type each)."""
+    text = RULESET_YAML.read_text()
+    areas = "".join(f"  e{i:05d}: [Y56]\n" for i in range(count))
+    path = tmp_path / "ruleset.yaml"
+    path.write_text(text + "areas:\n" + areas)
+    return path
+
+
+def test_problems_of_one_code_are_printed_up_to_a_cap_then_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A generated file with thousands of one mistake printed thousands of lines.
+
+    The text output now prints the first 20 of a code and one line counting the rest (from,
+    to); the summary still counts every one, `--max-per-code 0` prints them all and
+    `--format json` lists them all.
+    """
+    from caseroute.cli.rules import SHOWN_PER_CODE
+
+    path = _bracketed_areas(tmp_path, SHOWN_PER_CODE + 5)
+    first_area = _line_of(path, "e00000: [Y56]")
+    code = main(["rules", "check", str(path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert len([line for line in lines if "error schema.type" in line]) == SHOWN_PER_CODE
+    start, end = first_area + SHOWN_PER_CODE, first_area + SHOWN_PER_CODE + 4
+    counted = (
+        f"... and 5 more schema.type problem(s) like these, from {path}:{start}:11 to "
+        f"{path}:{end}:11; fix the ones above and check again, or see every one with "
+        "--max-per-code 0 or --format json"
+    )
+    assert lines[-2:] == [counted, f"{path}: {SHOWN_PER_CODE + 5} error(s), 0 warning(s)"]
+    assert main(["rules", "check", str(path), "--max-per-code", "0"]) == 1
+    every = capsys.readouterr().out.splitlines()
+    assert len([line for line in every if "error schema.type" in line]) == SHOWN_PER_CODE + 5
+    assert not any(line.startswith("... and") for line in every)
+    assert main(["rules", "check", str(path), "--format", "json"]) == 1
+    (report,) = json.loads(capsys.readouterr().out)["paths"]
+    assert len(report["problems"]) == SHOWN_PER_CODE + 5
+
+
+def test_max_per_code_takes_a_whole_number(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--max-per-code -1` is a usage error saying what to give."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["rules", "check", str(RULESET_YAML), "--max-per-code", "-1"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "argument --max-per-code: must be a whole number of at least 0 (0 prints every "
+        "problem), got '-1'\n"
+    )

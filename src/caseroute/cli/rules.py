@@ -32,7 +32,7 @@ from caseroute.render import escape_lines, escape_text, safe_json
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from caseroute.domain.roster import Roster
     from caseroute.rules.model import CompiledRuleset
@@ -99,11 +99,40 @@ def _check_roster(args: argparse.Namespace) -> tuple[Roster, date] | None:
     return roster, now.astimezone(UTC).date()
 
 
+SHOWN_PER_CODE = 20
+"""Problems of one code ``rules check`` prints as text by default (``--max-per-code``)."""
+
+
+def _show_problems(problems: Sequence[Problem], show: Callable[[str], None], most: int) -> None:
+    """Each problem's line, at most ``most`` per code (0: all), the rest counted in one line.
+
+    A generated or hostile file (thousands of areas, each with the same mistake) printed
+    thousands of lines of one kind: the first ones and a count say as much, and the summary
+    line and ``--format json`` still count and list every one.
+    """
+    shown: dict[str, int] = {}
+    left: dict[str, list[Problem]] = {}
+    for problem in problems:
+        seen = shown.get(problem.code, 0)
+        if most and seen >= most:
+            left.setdefault(problem.code, []).append(problem)
+            continue
+        shown[problem.code] = seen + 1
+        show(str(problem))
+    for code, rest in left.items():
+        show(
+            f"... and {len(rest)} more {code} problem(s) like these, from {rest[0].location} "
+            f"to {rest[-1].location}; fix the ones above and check again, or see every one "
+            "with --max-per-code 0 or --format json"
+        )
+
+
 def _check_pointers(
     given: Path,
     loaded: dict[str, set[str]],
     show: Callable[[str], None],
     reports: list[dict[str, object]],
+    most: int,
 ) -> bool:
     """The server's pointer checks over what ``rules check`` was given; False on an error.
 
@@ -117,8 +146,7 @@ def _check_pointers(
         by_file.setdefault(problem.file, []).append(problem)
     for file, found in by_file.items():
         errors = [p for p in found if p.severity is Severity.ERROR]
-        for problem in found:
-            show(str(problem))
+        _show_problems(found, show, most)
         show(
             f"{file}: {len(errors)} error(s), {len(found) - len(errors)} warning(s) - what a "
             "server loading this directory would serve"
@@ -166,8 +194,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
             compiled = load_ruleset(path)
         except RulesetError as exc:
             errors = [p for p in exc.problems if p.severity is Severity.ERROR]
-            for problem in exc.problems:
-                show(str(problem))
+            _show_problems(exc.problems, show, args.max_per_code)
             show(f"{path}: {len(errors)} error(s), {len(exc.problems) - len(errors)} warning(s)")
             report["problems"] = [problem_data(p) for p in exc.problems]
             status = EXIT_FAILED
@@ -192,8 +219,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
             severity = Severity.ERROR if args.strict else Severity.WARNING
             problems += [dataclasses.replace(p, severity=severity) for p in findings]
         errors = [p for p in problems if p.severity is Severity.ERROR]
-        for problem in problems:
-            show(str(problem))
+        _show_problems(problems, show, args.max_per_code)
         summary = (
             f"{compiled.name} version {compiled.version}, {len(compiled.rules)} rules, "
             f"{len(compiled.leaves)} conditions, sha256 {compiled.sha256}"
@@ -216,7 +242,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
         if not errors:
             loaded.setdefault(compiled.name, set()).add(compiled.version)
     for given in args.paths:
-        if not _check_pointers(given, loaded, show, reports):
+        if not _check_pointers(given, loaded, show, reports, args.max_per_code):
             status = EXIT_FAILED
     if as_json:
         print_json(
@@ -452,6 +478,19 @@ RulesCommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 ``rules_shadow`` register theirs into it, so each command family lives in one module."""
 
 
+def _max_per_code(text: str) -> int:
+    """``--max-per-code``: a whole number of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of at least 0 (0 prints every problem), got {text!r}"
+        )
+    return value
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> RulesCommands:
     """Add ``rules`` and the subcommands of this module; returns the group for the others."""
     rules = sub.add_parser("rules", help="check, test and document rulesets")
@@ -483,6 +522,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> RulesC
         action="store_true",
         help="with --roster: roster findings are errors (exit 1), not warnings; the roster is "
         "a snapshot, so they are warnings by default",
+    )
+    check.add_argument(
+        "--max-per-code",
+        type=_max_per_code,
+        default=SHOWN_PER_CODE,
+        metavar="N",
+        help=f"print at most N problems of each code as text, then one line counting the "
+        f"rest (default {SHOWN_PER_CODE}; 0 prints every one; the summary and --format json "
+        "count and list them all)",
     )
     _add_format(check)
     check.set_defaults(run=_cmd_rules_check)
