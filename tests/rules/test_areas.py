@@ -337,6 +337,21 @@ def test_codes_in_capitals_and_codes_of_the_ruleset_s_own_draw_no_warning() -> N
     assert nothing == _warnings("areas:\n  E54000027: Y56\n  Y56: GB-ENG\n  nhsx1: Y56\n", rules)
 
 
+def test_own_codes_in_small_letters_shaped_like_iso_draw_no_warning() -> None:
+    """`nw: Y56`, `ab-cd: nw`: no ISO country is NW or AB, so no warning.
+
+    Judged by shape alone, both were taken for ISO codes in other letters: they are a team's
+    own codes, compared exactly, which its cases may send just so.
+    """
+    rules = (
+        "  - id: north\n"
+        "    when: \"'nw' in case.region_areas or case.region == 'ab-cd'\"\n"
+        "    then: {route: {queue: north, territory: false}}\n" + GENERAL
+    )
+    nothing: list[tuple[str, str, str]] = []
+    assert nothing == _warnings("areas:\n  nw: Y56\n  ab-cd: nw\n", rules)
+
+
 @pytest.mark.parametrize(
     ("when", "value"),
     [

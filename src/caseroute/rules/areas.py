@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from caseroute.domain.iso_codes import SUBDIVISIONS
 from caseroute.domain.reader import IDENTIFIER, RULESET_MAX_CHARS, text_problem
 from caseroute.domain.territory import (
     AREAS,
@@ -52,9 +53,15 @@ def iso_in_other_letters(code: str) -> str | None:
 
     Territory codes are compared exactly and cases send ISO codes in capitals, so such a code
     matches no case that means the place: a line or a test written so silently does nothing.
+    Only codes of a real ISO 3166-1 country (``gb``, ``gb-sct``, ``Us-tx``) are judged: a code
+    merely shaped like one (``nw``, ``ab-cd``) is somebody's own.
     """
     upper = code.upper()
-    return upper if upper != code and ISO_CODE.fullmatch(upper) else None
+    if upper == code or not ISO_CODE.fullmatch(upper):
+        return None
+    # A real ISO 3166-1 country, not a shape alone: a team's own code in small letters (`nw`,
+    # `ab-cd`) is somebody's own, compared exactly, and may be exactly what its cases send.
+    return upper if upper.partition("-")[0] in SUBDIVISIONS else None
 
 
 def read_areas(r: SchemaReader, node: Node | None) -> tuple[dict[str, str], dict[str, Node]]:
