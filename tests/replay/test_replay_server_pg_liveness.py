@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import grpc
 import psycopg
 import pytest
 
@@ -23,16 +22,13 @@ from caseroute.audit.config import AuditConfig
 from caseroute.audit.location import PostgresLocation
 from caseroute.audit.postgres import PostgresAuditSink
 from caseroute.cli import main
-from caseroute.engine.case_rules import EngineKind
-from caseroute.grpc_api.auth import AuthConfig
-from caseroute.grpc_api.server import RunningServer, ServerConfig, build_server
-from caseroute.testing import REFERENCE_RULESET, REFERENCE_RULESETS, TEST_AUDIT_KEY
-from caseroute.v1 import routing_pb2_grpc
+from caseroute.grpc_api.server import RunningServer
+from caseroute.testing import REFERENCE_RULESET, TEST_AUDIT_KEY
 from tests.audit.test_postgres_frozen import _until, _within_deadline, cluster, db_url
 from tests.audit.test_postgres_liveness import _frozen_at_first_read
-from tests.grpc_api.conftest import decide_request
 from tests.grpc_api.test_auth import ALICE, token_file
 from tests.pg import Cluster, pg_server, pg_url
+from tests.replay.test_replay_server_postgres import serving_pg_log
 
 __all__ = ["cluster", "db_url", "pg_server", "pg_url"]  # fixtures, imported for pytest
 
@@ -56,27 +52,9 @@ def _serving(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
         )
 
     monkeypatch.setattr(audit_config, "open_postgres", short_writer)
-    config = ServerConfig(
-        rulesets=REFERENCE_RULESETS,
-        port=0,
-        engine=EngineKind.PYTHON,
-        threads=2,
-        audit=AuditConfig.at(
-            PostgresLocation(url), key_hex=TEST_AUDIT_KEY, pg_liveness_s=LIVENESS_S
-        ),
-        auth=AuthConfig(admin_token_file=token_file(tmp_path / "admin.tokens", f"alice {ALICE}\n")),
-        reload_interval_s=0,
-    )
-    server = build_server(config, reuse_port=False)
-    try:
-        server.load(config)
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as chan:
-            routing = routing_pb2_grpc.RoutingServiceStub(chan)
-            for n in range(3):
-                routing.Decide(decide_request(f"pg-live-{n}", case_id=f"C{n}"), timeout=30)
+    audit = AuditConfig.at(PostgresLocation(url), key_hex=TEST_AUDIT_KEY, pg_liveness_s=LIVENESS_S)
+    with serving_pg_log(audit, tmp_path, "pg-live") as server:
         yield server
-    finally:
-        server.stop(1)
 
 
 def _replay_args(server: RunningServer, tmp_path: Path) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,18 @@ __all__ = ["pg_server", "pg_url"]
 CANDIDATE = f"{REFERENCE_RULESET.parent.name}@{REFERENCE_RULESET.name}"
 
 
-@pytest.fixture
-def served(pg_url: str, tmp_path: Path) -> Iterator[RunningServer]:
-    """A server recording into a PostgreSQL log, with three decisions in it; Alice is admin."""
+@contextmanager
+def serving_pg_log(audit: AuditConfig, tmp_path: Path, prefix: str) -> Iterator[RunningServer]:
+    """A server recording into ``audit``'s PostgreSQL log, holding three decisions.
+
+    Their request ids are ``PREFIX-0`` to ``PREFIX-2``, their cases C0 to C2; Alice is admin.
+    """
     config = ServerConfig(
         rulesets=REFERENCE_RULESETS,
         port=0,
         engine=EngineKind.PYTHON,
         threads=2,
-        audit=AuditConfig.at(PostgresLocation(pg_url), key_hex=TEST_AUDIT_KEY),
+        audit=audit,
         auth=AuthConfig(admin_token_file=token_file(tmp_path / "admin.tokens", f"alice {ALICE}\n")),
         reload_interval_s=0,
     )
@@ -46,10 +50,18 @@ def served(pg_url: str, tmp_path: Path) -> Iterator[RunningServer]:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as chan:
             routing = routing_pb2_grpc.RoutingServiceStub(chan)
             for n in range(3):
-                routing.Decide(decide_request(f"pg-replay-{n}", case_id=f"C{n}"), timeout=30)
+                routing.Decide(decide_request(f"{prefix}-{n}", case_id=f"C{n}"), timeout=30)
         yield server
     finally:
         server.stop(1)
+
+
+@pytest.fixture
+def served(pg_url: str, tmp_path: Path) -> Iterator[RunningServer]:
+    """A server recording into a PostgreSQL log, with three decisions in it; Alice is admin."""
+    audit = AuditConfig.at(PostgresLocation(pg_url), key_hex=TEST_AUDIT_KEY)
+    with serving_pg_log(audit, tmp_path, "pg-replay") as server:
+        yield server
 
 
 def _replay_json(
