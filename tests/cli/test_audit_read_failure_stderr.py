@@ -180,3 +180,30 @@ def test_a_command_in_process_leaves_the_logging_set_up_as_it_found_it(
             code = main(["audit", "show", "dec_1", "--audit-db", str(unreadable), *given])
             assert (code, (list(root.handlers), root.level)) == (3, before)
     assert capsys.readouterr().err.endswith(_sqlite_message(unreadable))
+
+
+def test_a_postgresql_read_dropped_without_an_answer_names_the_server(pg_url: str) -> None:
+    """A connection lost mid-read (no SQLSTATE: the server never answered) is no refusal.
+
+    The auditor's message names the server and says to check it, the driver's words quoted
+    with the password scrubbed, never `refused the read`.
+    """
+    PostgresAuditSink(PostgresLocation(pg_url)).close()  # the log's schema, for a reader
+    sink = PostgresAuditSink(PostgresLocation(pg_url), readonly=True)
+    try:
+        password = urlsplit(pg_url).password or ""
+        dropped = psycopg.OperationalError(
+            f"consuming input failed: server closed the connection unexpectedly ({password})"
+        )
+        message = str(sink._read_error(dropped))
+    finally:
+        sink.close()
+    parts = urlsplit(pg_url)
+    assert message.startswith(
+        f"the decision log {PostgresLocation(pg_url)} cannot be read from PostgreSQL at "
+        f"{parts.hostname}:{parts.port}: OperationalError: consuming input failed: server "
+        "closed the connection unexpectedly ("
+    )
+    assert message.endswith("; nothing was changed; check the server, then run the command again")
+    assert "refused" not in message
+    assert not password or password not in message
