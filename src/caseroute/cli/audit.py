@@ -271,12 +271,6 @@ def _kept_head(text: str) -> tuple[int, str]:
     return int(match["seq"]), match["hash"]
 
 
-EXIT_UNREAD = EXIT_UNREADABLE
-"""``audit verify``: the log could not be read, so nothing was verified (an outage, a server
-that stopped answering, a database caseroute cannot use): never 1, which says TAMPERED, so a
-monitor does not raise a tampering alarm for an outage."""
-
-
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     try:
         return _verify(args)
@@ -286,7 +280,8 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
             "caseroute: audit verify checked nothing (the log could not be read: this is not "
             "a finding of tampering); exit 3\n"
         )
-        return EXIT_UNREAD
+        # Never 1, which says TAMPERED: a monitor raises no tampering alarm for an outage.
+        return EXIT_UNREADABLE
 
 
 def _verify(args: argparse.Namespace) -> int:
