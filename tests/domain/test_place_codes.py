@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from caseroute.domain.place_codes import place_problem
+from caseroute.domain.place_codes import is_iso_code, place_problem
 
 AREAS = {"E54000027": "Y56", "Y56": "GB-ENG", "GB-NORTH": "GB"}
 
@@ -60,3 +60,22 @@ def test_an_undeclared_area_under_a_country_is_a_problem_until_declared() -> Non
     """`GB-NORTH` is no subdivision of GB: reported without areas, a place once declared."""
     assert place_problem("GB-NORTH", {}) is not None
     assert place_problem("GB-NORTH", {"GB-NORTH": "GB"}) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "iso"),
+    [
+        ("GB", True),
+        ("GB-KEN", True),
+        ("US-TX", True),
+        ("AI", True),  # a country with no subdivisions
+        ("gb", False),  # as ISO writes it only
+        ("GB-KNT", False),  # a real country, no such subdivision
+        ("GB-ENG-NW", False),  # a sub-area of one's own
+        ("UK", False),
+        ("E54000027", False),
+    ],
+)
+def test_is_iso_code_asks_the_generated_table_not_the_shape(code: str, iso: bool) -> None:
+    """Only a country or subdivision the ISO table holds, exactly as written, is an ISO code."""
+    assert iso == is_iso_code(code)

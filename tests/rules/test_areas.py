@@ -352,6 +352,21 @@ def test_own_codes_in_small_letters_shaped_like_iso_draw_no_warning() -> None:
     assert nothing == _warnings("areas:\n  nw: Y56\n  ab-cd: nw\n", rules)
 
 
+def test_codes_of_a_real_country_but_no_real_subdivision_draw_no_warning() -> None:
+    """`Y56: gb-nw`, `'gb-knt' in case.region_areas`: GB-NW and GB-KNT are no ISO codes.
+
+    Only the country part was checked against the ISO table, so both were called "ISO 3166
+    code GB-NW in other letters; write GB-NW": advice naming a code no case carries.
+    """
+    rules = (
+        "  - id: north\n"
+        "    when: \"'gb-knt' in case.region_areas or case.region == 'Us-txx'\"\n"
+        "    then: {route: {queue: north, territory: false}}\n" + GENERAL
+    )
+    nothing: list[tuple[str, str, str]] = []
+    assert nothing == _warnings("areas:\n  Y56: gb-nw\n", rules)
+
+
 @pytest.mark.parametrize(
     ("when", "value"),
     [

@@ -36,6 +36,17 @@ def _subdivisions(country: str) -> frozenset[str]:
     )
 
 
+def is_iso_code(code: str) -> bool:
+    """Whether ``code`` is an ISO 3166-1 country (``GB``) or ISO 3166-2 subdivision (``GB-KEN``).
+
+    Exactly as ISO writes it: ``gb``, ``GB-KNT`` and ``GB-ENG-NW`` are not ISO codes.
+    """
+    country, dash, _ = code.partition("-")
+    if country not in SUBDIVISIONS:
+        return False
+    return not dash or code in _subdivisions(country)
+
+
 def _is_place(code: str, areas: Mapping[str, str], area_parents: frozenset[str]) -> bool:
     """Whether ``code`` is a place (module docstring), walking up its ``-`` extensions."""
     while True:

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from caseroute.domain.iso_codes import SUBDIVISIONS
+from caseroute.domain.place_codes import is_iso_code
 from caseroute.domain.reader import IDENTIFIER, RULESET_MAX_CHARS, text_problem
 from caseroute.domain.territory import (
     AREAS,
@@ -53,15 +53,14 @@ def iso_in_other_letters(code: str) -> str | None:
 
     Territory codes are compared exactly and cases send ISO codes in capitals, so such a code
     matches no case that means the place: a line or a test written so silently does nothing.
-    Only codes of a real ISO 3166-1 country (``gb``, ``gb-sct``, ``Us-tx``) are judged: a code
-    merely shaped like one (``nw``, ``ab-cd``) is somebody's own.
+    Only real ISO 3166 codes (``gb``, ``gb-sct``, ``Us-tx``, by the generated table) are judged:
+    a code merely shaped like one (``nw``, ``ab-cd``, ``gb-knt``) is somebody's own.
     """
     upper = code.upper()
-    if upper == code or not ISO_CODE.fullmatch(upper):
-        return None
-    # A real ISO 3166-1 country, not a shape alone: a team's own code in small letters (`nw`,
-    # `ab-cd`) is somebody's own, compared exactly, and may be exactly what its cases send.
-    return upper if upper.partition("-")[0] in SUBDIVISIONS else None
+    # A real ISO 3166-1 country or ISO 3166-2 subdivision, not a shape alone: a team's own code
+    # in small letters (`nw`, `gb-nw`) is compared exactly and may be what its cases send, and
+    # "write GB-NW" would send its author to a code no case carries.
+    return upper if upper != code and is_iso_code(upper) else None
 
 
 def read_areas(r: SchemaReader, node: Node | None) -> tuple[dict[str, str], dict[str, Node]]:
