@@ -263,3 +263,82 @@ def test_a_combination_names_every_requirement_and_ignores_what_is_not_pinned() 
         )
     ]
     assert expected == unsatisfiable_requirements(ruleset, roster, "roster.json", DAY)
+
+
+def _areas_rule(when: str, areas: str = "") -> str:
+    """A ruleset whose rule `england` (its `when` on line 21) routes by territory."""
+    rules = f'  - id: england\n    when: "{when}"\n    then: {{route: {{queue: general}}}}\n'
+    return ruleset_with_rules(rules + CATCH_ALL_RULE, HEADER + areas)
+
+
+def test_an_area_the_condition_requires_in_region_areas_that_nobody_covers_is_found() -> None:
+    """`'GB-ENG' in case.region_areas` with only Texas and Scotland agents: never assigned.
+
+    Only `case.region ==` was checked; a rule written with region_areas drew no finding.
+    """
+    ruleset = compile_text(_areas_rule("'GB-ENG' in case.region_areas"), "r.yaml")
+    roster = make_roster(
+        make_agent("a1"), make_agent("a2", territories=frozenset({"GB-SCT", "GB-EDH"}))
+    )
+    expected = [
+        _finding(
+            "roster.unsatisfiable_territory",
+            "england",
+            21,
+            0,
+            "no agent on roster.json has a territory covering GB-ENG or an area within it, "
+            "which the condition requires of case.region_areas; add one, or set "
+            "`territory: false` on the action",
+        )
+    ]
+    assert expected == unsatisfiable_requirements(ruleset, roster, "roster.json", DAY)
+
+
+def test_an_agent_covering_the_area_an_area_within_it_or_a_larger_one_serves_it() -> None:
+    """GB (larger), GB-ENG itself, GB-KEN (ISO, within) and E54000027 (areas:) each serve."""
+    ruleset = compile_text(
+        _areas_rule(
+            "'GB-ENG' in case.region_areas and 'Y56' in case.region_areas",
+            "areas:\n  E54000027: Y56\n  Y56: GB-ENG\n",
+        ),
+        "r.yaml",
+    )
+    nothing: list[Problem] = []
+    for territory in ("GB", "GB-ENG", "E54000027"):
+        roster = make_roster(make_agent("a1", territories=frozenset({territory})))
+        assert nothing == unsatisfiable_requirements(ruleset, roster, "roster.json", DAY)
+    kent = make_roster(make_agent("a1", territories=frozenset({"GB-KEN"})))
+    (found,) = unsatisfiable_requirements(ruleset, kent, "roster.json", DAY)
+    assert "covering Y56 or an area within it" in found.message  # Kent is not within Y56
+
+
+def test_region_areas_of_only_some_branches_or_territory_off_is_no_finding() -> None:
+    """A branch not testing region_areas may assign anywhere; `territory: false` ignores it."""
+    roster = make_roster(make_agent("a1"))
+    nothing: list[Problem] = []
+    for text in (
+        _areas_rule("'GB-ENG' in case.region_areas or case.urgency == 'critical'"),
+        _areas_rule("not 'GB-ENG' in case.region_areas"),
+        _areas_rule("'GB-ENG' in case.region_areas").replace(
+            "{route: {queue: general}}", "{route: {queue: general, territory: false}}", 1
+        ),
+    ):
+        assert nothing == unsatisfiable_requirements(
+            compile_text(text, "r.yaml"), roster, "roster.json", DAY
+        )
+
+
+def test_a_required_area_counts_in_the_combination_check() -> None:
+    """A Welsh speaker in Texas and an English speaker in England: nobody is both."""
+    ruleset = compile_text(
+        _areas_rule("'GB-ENG' in case.region_areas and case.preferred_language == 'cy'"),
+        "r.yaml",
+    )
+    roster = make_roster(
+        make_agent("a1", languages=frozenset({"cy"})),
+        make_agent("a2", languages=frozenset({"en"}), territories=frozenset({"GB-ENG"})),
+    )
+    (found,) = unsatisfiable_requirements(ruleset, roster, "roster.json", DAY)
+    expected = "roster.unsatisfiable_combination"
+    assert expected == found.code
+    assert "speaks cy; territory covering GB-ENG or an area within it" in found.message

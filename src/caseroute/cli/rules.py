@@ -508,7 +508,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> RulesC
         metavar="ROSTER.json",
         help="also report requirements no agent on this roster can ever satisfy (a licence "
         "type nobody holds, a jurisdiction nobody is licensed in, a skill level nobody "
-        "reaches, a language nobody speaks): roster.unsatisfiable_* warnings; and agents' "
+        "reaches, a language nobody speaks, a region or area nobody covers): "
+        "roster.unsatisfiable_* warnings; and agents' "
         "territories and licence jurisdictions that name no place (a typo such as US-TXX): "
         "roster.unknown_place",
     )

@@ -12,6 +12,8 @@ or ``escalate`` with ``assign``):
 * ``roster.unsatisfiable_skill``: a ``skills:`` entry nobody reaches;
 * ``roster.unsatisfiable_language`` / ``roster.unsatisfiable_territory``: a preferred language
   or region the condition pins, with ``language`` / ``territory`` on, that nobody speaks / covers;
+  also an area the condition requires of ``case.region_areas`` (``'GB-ENG' in
+  case.region_areas``) that no agent's territory covers, lies within, or lies around;
 * ``roster.unsatisfiable_role``: ``roles:`` nobody on the roster has;
 * ``roster.unsatisfiable_combination``: each of the above is met by someone, but no single
   agent meets them all together (an RN here, triage level 3 there).
@@ -39,7 +41,7 @@ from caseroute.engine.licensing import CompactView, licence_valid_at
 from caseroute.engine.local_days import LocalDays
 from caseroute.engine.relaxation import relaxed_requirements
 from caseroute.engine.roster_index import language_key
-from caseroute.rules.ir import Leaf, pinned_values
+from caseroute.rules.ir import Leaf, pinned_values, required_members
 from caseroute.rules.model import (
     CompiledRuleset,
     EscalateAction,
@@ -151,6 +153,7 @@ class _Checker:
         self.compacts = CompactView.on(ruleset.compacts, self.days, ruleset.registers)
         self.locate = _Locator(ruleset)
         self.findings: list[Problem] = []
+        self._around: dict[str, frozenset[str]] = {}
 
     def add(self, code: str, rule: Rule, at: tuple[int, int], message: str) -> None:
         self.findings.append(
@@ -173,12 +176,15 @@ class _Checker:
         self._skills(rule, req, where)
         languages = pinned_values(rule.when, leaves, "case.preferred_language") or frozenset()
         regions = pinned_values(rule.when, leaves, "case.region") or frozenset()
+        areas = required_members(rule.when, leaves, "case.region_areas") or frozenset()
         if req.language:
             for language in sorted(languages):
                 self._language(rule, language, where)
         if req.territory:
             for region in sorted(regions):
                 self._territory(rule, region, where)
+            for area in sorted(areas):
+                self._area(rule, area, where)
         if len(self.findings) == before:  # each is met by someone; is any agent all of them?
             self._together(
                 rule,
@@ -187,6 +193,7 @@ class _Checker:
                 intents,
                 languages if req.language else frozenset(),
                 regions if req.territory else frozenset(),
+                areas if req.territory else frozenset(),
             )
 
     def _together(
@@ -197,11 +204,13 @@ class _Checker:
         intents: frozenset[str] | None,
         languages: frozenset[str],
         regions: frozenset[str],
+        areas: frozenset[str],
     ) -> None:
         """One finding per licence set and pinned location that no single agent fully meets.
 
         A pinned language or region counts as met when the agent speaks / covers any of its
-        values: weaker than the case's one value, so every finding is real (none invented).
+        values: weaker than the case's one value, so every finding is real (none invented);
+        so do required areas (an agent serving any one of them).
         """
         locations = sorted(
             pinned_values(rule.when, self.ruleset.leaves, "case.patient_location") or ()
@@ -213,7 +222,7 @@ class _Checker:
         for types in accepted or [None]:
             for location in locations if types is not None and locations else [None]:
                 if any(
-                    self._meets(agent, req, types, location, wanted_languages, regions)
+                    self._meets(agent, req, types, location, wanted_languages, regions, areas)
                     for agent in self.roster.agents
                 ):
                     continue
@@ -228,6 +237,9 @@ class _Checker:
                     parts.append("speaks " + " or ".join(sorted(languages)))
                 if regions:
                     parts.append("territory covering " + " or ".join(sorted(regions)))
+                if areas:
+                    within = " or ".join(sorted(areas))
+                    parts.append(f"territory covering {within} or an area within it")
                 if len(parts) < 2:  # one requirement: its own check already passed
                     continue
                 self.add(
@@ -247,6 +259,7 @@ class _Checker:
         location: str | None,
         languages: set[str],
         regions: frozenset[str],
+        areas: frozenset[str],
     ) -> bool:
         """Whether one agent meets every statically known requirement (the same predicates)."""
         if types is not None and not any(
@@ -264,6 +277,8 @@ class _Checker:
         if req.roles is not None and agent.role not in req.roles:
             return False
         if languages and not any(language_key(x) in languages for x in agent.languages):
+            return False
+        if areas and not any(self._serves_within(area, agent) for area in areas):
             return False
         return not regions or any(
             not self._covering(region).isdisjoint(agent.territories) for region in regions
@@ -408,7 +423,34 @@ class _Checker:
 
     def _covering(self, region: str) -> frozenset[str]:
         """The territories covering ``region``: it and its areas (the ruleset's too)."""
-        return region_areas(region, self.ruleset.areas).codes
+        around = self._around.get(region)
+        if around is None:  # asked once per agent territory and rule: work each out once
+            around = self._around[region] = region_areas(region, self.ruleset.areas).codes
+        return around
+
+    def _serves_within(self, area: str, agent: Agent) -> bool:
+        """Whether ``agent`` can take some case whose region lies within ``area`` (or is it).
+
+        A case meets ``'A' in case.region_areas`` when its region is A or lies within A; an
+        agent covers it when a territory is the region or an area around it. So the agent
+        serves some such case exactly when a territory covers A (a case in A) or lies within
+        A (a case in that territory). The areas around a region form one chain (``areas:``
+        may only refine the facts), so no third way exists and no finding is invented.
+        """
+        around = self._covering(area)
+        return any(t in around or area in self._covering(t) for t in agent.territories)
+
+    def _area(self, rule: Rule, area: str, where: _Where) -> None:
+        if any(self._serves_within(area, agent) for agent in self.roster.agents):
+            return
+        self.add(
+            "roster.unsatisfiable_territory",
+            rule,
+            where.when,
+            f"no agent on {self.name} has a territory covering {area} or an area within it, "
+            "which the condition requires of case.region_areas; add one, or set "
+            "`territory: false` on the action",
+        )
 
     def _territory(self, rule: Rule, region: str, where: _Where) -> None:
         covering = self._covering(region)

@@ -170,3 +170,34 @@ def pinned_values(cond: Cond, leaves: dict[str, Leaf], path: str) -> frozenset[s
             return None
         return frozenset().union(*(b for b in branches if b is not None))
     return None  # not, constants: nothing is pinned
+
+
+def required_members(cond: Cond, leaves: dict[str, Leaf], path: str) -> frozenset[str] | None:
+    """The values a list field must hold one of for ``cond`` to hold, when it says so literally.
+
+    ``'GB-ENG' in case.region_areas`` requires GB-ENG; an ``and`` requires what each part does;
+    an ``or`` requires one of its branches' (None if a branch requires none). Like
+    ``pinned_values``, a value of an ``or`` is reported alone: that branch never assigns.
+
+    Args:
+        cond: A rule's compiled condition.
+        leaves: The ruleset's leaves by id.
+        path: A list field path such as ``case.region_areas``.
+
+    Returns:
+        The values, or ``None`` when the condition requires none.
+    """
+    if isinstance(cond, LeafRef):
+        leaf = leaves[cond.leaf_id]
+        if leaf.kind is LeafKind.CONTAINS and leaf.path == path and isinstance(leaf.value, str):
+            return frozenset({leaf.value})
+        return None
+    if isinstance(cond, AllOf):
+        parts = [r for c in cond.children if (r := required_members(c, leaves, path)) is not None]
+        return frozenset().union(*parts) if parts else None
+    if isinstance(cond, AnyOf):
+        branches = [required_members(c, leaves, path) for c in cond.children]
+        if any(b is None for b in branches):
+            return None
+        return frozenset().union(*(b for b in branches if b is not None))
+    return None  # not, constants: nothing is required
