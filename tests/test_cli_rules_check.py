@@ -616,7 +616,7 @@ def test_problems_of_one_code_are_printed_up_to_a_cap_then_counted(
     to); the summary still counts every one, `--max-per-code 0` prints them all and
     `--format json` lists them all.
     """
-    from caseroute.cli.rules import SHOWN_PER_CODE
+    from caseroute.cli.problem_lines import SHOWN_PER_CODE
 
     path = _bracketed_areas(tmp_path, SHOWN_PER_CODE + 5)
     first_area = _line_of(path, "e00000: [Y56]")

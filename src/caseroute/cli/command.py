@@ -36,6 +36,7 @@ from caseroute.cli.entry import (
     TerminatedError,
 )
 from caseroute.cli.output import EXIT_FAILED, EXIT_USAGE, UsageError
+from caseroute.cli.problem_lines import ruleset_error_text
 from caseroute.cli.ruleset_advice import next_step
 from caseroute.cli.settings import SettingsParser
 from caseroute.domain.errors import CaserouteError, ConfigError, RequestError, RulesetError
@@ -88,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except RulesetError as exc:
         step = next_step(exc)  # rules check only where it helps: not for the log's own copy
-        sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n{escape_lines(step)}\n")
+        text = ruleset_error_text(exc)  # a hostile file's thousands of problems: capped
+        sys.stderr.write(f"caseroute: {escape_lines(text)}\n{escape_lines(step)}\n")
         return EXIT_FAILED
     except CaserouteError as exc:
         sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n")

@@ -18,6 +18,7 @@ from caseroute.cli.options import (
     read_json,
 )
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, out, print_json
+from caseroute.cli.problem_lines import SHOWN_PER_CODE, capped_lines, ruleset_error_text
 from caseroute.cli.ruleset_advice import next_step
 from caseroute.cli.settings import add_settings
 from caseroute.domain.codec import parse_roster
@@ -99,32 +100,12 @@ def _check_roster(args: argparse.Namespace) -> tuple[Roster, date] | None:
     return roster, now.astimezone(UTC).date()
 
 
-SHOWN_PER_CODE = 20
-"""Problems of one code ``rules check`` prints as text by default (``--max-per-code``)."""
-
-
 def _show_problems(problems: Sequence[Problem], show: Callable[[str], None], most: int) -> None:
-    """Each problem's line, at most ``most`` per code (0: all), the rest counted in one line.
-
-    A generated or hostile file (thousands of areas, each with the same mistake) printed
-    thousands of lines of one kind: the first ones and a count say as much, and the summary
-    line and ``--format json`` still count and list every one.
-    """
-    shown: dict[str, int] = {}
-    left: dict[str, list[Problem]] = {}
-    for problem in problems:
-        seen = shown.get(problem.code, 0)
-        if most and seen >= most:
-            left.setdefault(problem.code, []).append(problem)
-            continue
-        shown[problem.code] = seen + 1
-        show(str(problem))
-    for code, rest in left.items():
-        show(
-            f"... and {len(rest)} more {code} problem(s) like these, from {rest[0].location} "
-            f"to {rest[-1].location}; fix the ones above and check again, or see every one "
-            "with --max-per-code 0 or --format json"
-        )
+    """Each problem's line, at most ``most`` per code (0: all), the rest counted in one line."""
+    for line in capped_lines(
+        problems, most, "see every one with --max-per-code 0 or --format json"
+    ):
+        show(line)
 
 
 def _check_pointers(
@@ -350,7 +331,8 @@ def _test_version(path: Path, args: argparse.Namespace) -> _TestRun:
                 if isinstance(exc, GoldenFileError)
                 else next_step(exc)
             )
-            sys.stderr.write(f"caseroute: {escape_lines(str(exc))}\n{escape_lines(advice)}\n")
+            text = ruleset_error_text(exc)
+            sys.stderr.write(f"caseroute: {escape_lines(text)}\n{escape_lines(advice)}\n")
         report.update(ok=False, problems=[problem_data(p, golden=True) for p in exc.problems])
         return _TestRun(ok=False, report=report)
     results = run_golden(cases, lambda c, r, now: decide(c, r, ruleset, now))
@@ -420,8 +402,8 @@ def _cmd_rules_diff(args: argparse.Namespace) -> int:
             loaded.append(load_ruleset(path))
         except RulesetError as exc:
             errors = [p for p in exc.problems if p.severity is Severity.ERROR]
-            for problem in exc.problems:
-                sys.stderr.write(escape_text(str(problem)) + "\n")
+            for line in capped_lines(exc.problems):
+                sys.stderr.write(escape_text(line) + "\n")
             sys.stderr.write(
                 escape_text(
                     f"caseroute: {label} ruleset {path} has {len(errors)} error(s); fix them "

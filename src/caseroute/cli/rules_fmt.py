@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from caseroute.cli.options import add_audit_db
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, out, print_json
+from caseroute.cli.problem_lines import capped_lines
 from caseroute.cli.rules import RulesCommands, internal_failure, problem_data
 from caseroute.cli.settings import setting_source
 from caseroute.domain.errors import AuditUnavailableError, Problem, RulesetError
@@ -157,8 +158,8 @@ def _format_paths(args: argparse.Namespace, decided: _DecidedCheck) -> int:
         try:
             original, formatted = format_file(path)
         except RulesetError as exc:  # never round-trip a file the loader refuses
-            for problem in exc.problems:
-                show(str(problem))
+            for line in capped_lines(exc.problems):
+                show(line)
             show(f"{path}: not formatted: fix the problems above and re-run")
             report["problems"] = [problem_data(p) for p in exc.problems]
             refused = True
