@@ -103,3 +103,25 @@ def test_a_code_in_small_letters_is_one_warning_naming_the_iso_code() -> None:
     codes = [p.code for p in compile_text(text, "r.yaml").warnings]
     assert "lint.territory_case" in codes
     assert "lint.unknown_place" not in codes
+
+
+def test_a_real_country_s_code_in_small_letters_that_is_no_place_is_judged_in_capitals() -> None:
+    """`'gb-kenn' in case.region_areas` drew no warning at all; judged as `GB-KENN` now.
+
+    It is no ISO code in other letters (lint.territory_case is silent) and small letters were
+    left unjudged; in capitals it names the subdivision meant. A code of one's own in small
+    letters (`nw`) stays unjudged.
+    """
+    header = MINIMAL_HEADER + AREAS
+    when = "'gb-kenn' in case.region_areas or case.region == 'nw'"
+    text = ruleset_with_rules(RULE.format(when=when), header)
+    messages = [
+        p.message for p in compile_text(text, "r.yaml").warnings if p.code == "lint.unknown_place"
+    ]
+    expected = (
+        "`case.region_areas` is compared with `gb-kenn`, which in capitals (`GB-KENN`) is no "
+        "ISO 3166-2 subdivision of GB (did you mean `GB-KEN`?): no case in a real place has "
+        "it, so the condition never holds for one; fix the code, or, if `gb-kenn` is an area "
+        "of your own, declare it in `areas:`"
+    )
+    assert messages == [expected]

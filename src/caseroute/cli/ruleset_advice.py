@@ -56,5 +56,5 @@ def next_step(exc: RulesetError) -> str:
         )
     return (
         f"Fix the problems at the lines above, then run `caseroute rules check "
-        f"{shlex.quote(first.file)}` (it lists every problem and warning)."
+        f"{shlex.quote(first.file)}` (it reports every problem and warning)."
     )

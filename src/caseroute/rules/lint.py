@@ -5,7 +5,7 @@ from __future__ import annotations
 from caseroute.domain.case import Intent
 from caseroute.domain.errors import Problem, Severity
 from caseroute.domain.flag_spelling import resembles
-from caseroute.domain.place_codes import place_problem
+from caseroute.domain.place_codes import is_iso_code, place_problem
 from caseroute.rules.areas import iso_in_other_letters
 from caseroute.rules.fields import CASE_FIELDS
 from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids, pinned_values
@@ -292,13 +292,31 @@ def _unknown_places(leaf: Leaf, areas: dict[str, str]) -> list[str]:
     out: list[str] = []
     for value in _texts(leaf, PLACE_PATHS):
         problem = place_problem(value, areas)
+        which = "which"
+        upper = value.upper()
+        if problem is None and upper != value and _misspelt_iso(upper, value, areas):
+            # `gb-knt`: no ISO code in other letters (lint.territory_case is silent), nor
+            # judged as written (small letters are somebody's own): judged in capitals.
+            problem = place_problem(upper, areas)
+            which = f"which in capitals (`{upper}`)"
         if problem is not None:
             out.append(
-                f"`{leaf.path}` is compared with `{value}`, which {problem}: no case in a real "
-                f"place has it, so the condition never holds for one; fix the code, or, if "
-                f"`{value}` is an area of your own, declare it in `areas:`"
+                f"`{leaf.path}` is compared with `{value}`, {which} {problem}: no case in a "
+                f"real place has it, so the condition never holds for one; fix the code, or, "
+                f"if `{value}` is an area of your own, declare it in `areas:`"
             )
     return out
+
+
+def _misspelt_iso(upper: str, value: str, areas: dict[str, str]) -> bool:
+    """Whether ``value`` (``gb-knt``) is a real country's code in other letters, but no place.
+
+    Its country part must be a real ISO 3166-1 country and the whole no ISO code (those are
+    ``lint.territory_case``'s), and it must not be an area of the ruleset's own.
+    """
+    country = upper.partition("-")[0]
+    own = value in areas or value in areas.values()
+    return not own and is_iso_code(country) and not is_iso_code(upper)
 
 
 def _look_alike(leaf: Leaf, raw: RawRuleset) -> str | None:
