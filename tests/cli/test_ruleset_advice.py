@@ -48,7 +48,7 @@ def test_a_ruleset_file_with_errors_is_sent_to_rules_check_of_that_file(
         1,
         (
             f"Fix the problems at the lines above, then run `caseroute rules check {path}` (it "
-            "lists every problem and warning)."
+            "reports every problem and warning)."
         ),
     )
 
