@@ -122,7 +122,7 @@ def test_a_read_past_its_time_is_interrupted_and_the_next_one_works(
         with pytest.raises(AuditUnavailableError):
             store.roster_text(sha, timeout_s=0, max_agents=3000, max_bytes=BIG)
     # Each failed read's connection was closed, not kept beside its replacement.
-    assert len(store._readers) <= 1
+    assert len(store._idle_lookups) <= 1
     assert store.roster_text(sha, timeout_s=30, max_agents=3000, max_bytes=BIG) == roster_json(big)
 
 
@@ -193,53 +193,111 @@ def test_a_log_whose_read_locks_another_process_holds_gives_up_by_the_deadline(
 
 
 class _Recorded:
-    """A reader connection whose close is recorded (and signalled) before it happens."""
+    """A connection whose close is recorded (as ``closed <n>``, n: the order it was opened)."""
 
-    def __init__(
-        self, conn: sqlite3.Connection, events: list[str], closed: threading.Event
-    ) -> None:
-        self._conn, self._events, self._closed = conn, events, closed
+    def __init__(self, conn: sqlite3.Connection, n: int, events: list[str]) -> None:
+        self._conn, self._n, self._events = conn, n, events
+        self.closed = threading.Event()
 
-    def interrupt(self) -> None:
-        self._conn.interrupt()
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
 
     def close(self) -> None:
-        self._events.append("reader closed")
-        self._closed.set()
+        self._events.append(f"closed {self._n}")
         self._conn.close()
+        self.closed.set()
 
 
-def test_closing_the_store_waits_for_a_lookup_still_reading(
+def _recording(
+    store: SqliteAuditStore, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[str], list[_Recorded]]:
+    """Every connection the store opens from now on, recorded; the events their closes add."""
+    events: list[str] = []
+    opened: list[_Recorded] = []
+    real = store._open
+
+    def recorded(*args: Any) -> _Recorded:
+        opened.append(_Recorded(real(*args), len(opened), events))
+        return opened[-1]
+
+    monkeypatch.setattr(store, "_open", recorded)
+    return events, opened
+
+
+def test_closing_the_store_leaves_a_lookup_still_reading_to_close_its_own_connection(
     store: SqliteAuditStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """close() never closes a connection a lookup thread is reading on (it crashed: a segfault).
+    """close() neither waits for a lookup still reading nor closes its connection (a segfault).
 
-    The lookup's caller gives up at its deadline while the read goes on; the read then waits
-    until its connection is closed or 1 s has passed. Closed under it, the read fails; waited
-    for, it ends first and its connection is closed after.
+    The lookup's caller gives up at its deadline while the read goes on; close() closes the
+    idle lookup connections and returns; the read, released after, ends on its connection and
+    closes it itself. close() used to wait for the read (~10 s where SQLite retries).
     """
     sha, parts = _in_parts()
     _store(store, parts)
+    events, opened = _recording(store, monkeypatch)
     assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) is not None
-    events: list[str] = []
-    closed, entered = threading.Event(), threading.Event()
-    store._readers[:] = [_Recorded(c, events, closed) for c in store._readers]  # type: ignore[misc]
+    entered, release = threading.Event(), threading.Event()
     real = store._read_roster
+    read: list[str | None] = []
 
-    def held(*args: Any, **kwargs: Any) -> str | None:
+    def held(sha256: str, deadline: float, **kwargs: Any) -> str | None:
+        if entered.is_set():  # only the first read is held
+            return real(sha256, deadline, **kwargs)
         entered.set()
-        closed.wait(1)
-        try:
-            return real(*args, **kwargs)
-        except sqlite3.ProgrammingError:  # a closed connection: what close() must not do
-            events.append("read on a closed connection")
-            raise
-        finally:
-            events.append("read ended")
+        release.wait(10)  # released by the test (the bound: before the fix close() waited)
+        # Past its caller's deadline now: given time of its own, it reads all it would.
+        read.append(real(sha256, time.monotonic() + 30, **kwargs))
+        events.append("read ended")
+        return read[-1]
 
     monkeypatch.setattr(store, "_read_roster", held)
     with pytest.raises(AuditUnavailableError):
         store.roster_text(sha, timeout_s=0.05, max_agents=40, max_bytes=BIG)
     assert entered.is_set()
+    # Another lookup meanwhile: its own connection (the held one's is taken), idle once done.
+    assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) is not None
+    assert len(opened) == 2
     store.close()
-    assert events[:2] == ["read ended", "reader closed"]
+    events.append("store closed")
+    release.set()
+    assert opened[0].closed.wait(30)  # the held lookup's: closed by its thread
+    assert events == ["closed 1", "store closed", "read ended", "closed 0"]
+    assert read == [roster_json(ROSTER)]  # on its connection, open after close()
+
+
+def test_closing_the_store_does_not_wait_for_a_lookup_sqlite_holds(
+    store: SqliteAuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every WAL read lock held elsewhere: close() returns while the lookup's read still retries.
+
+    SQLite retries that read ~10 s inside one statement, checking neither the busy timeout nor
+    the progress handler nor ``interrupt()``: close() waited for it, holding up a server's
+    shutdown. Now the read's daemon thread (not joined at the interpreter's exit either) closes
+    its connection once the locks are released and the read ends.
+    """
+    sha, parts = _in_parts()
+    _store(store, parts)
+    _events, opened = _recording(store, monkeypatch)
+    assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) is not None
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_READ_LOCKS, f"{store.path}-shm"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(AuditUnavailableError):
+            store.roster_text(sha, timeout_s=0.3, max_agents=40, max_bytes=BIG)
+        store.close()
+        # Returned while the locks are held: the read still retries on its connection.
+        assert holder.poll() is None
+        assert [conn.closed.is_set() for conn in opened] == [False]
+        lookups = [t for t in threading.enumerate() if t.name == "roster-lookup"]
+        assert lookups
+        assert all(t.daemon for t in lookups)
+    finally:
+        holder.communicate(timeout=30)  # stdin closed: the locks are released
+    assert opened[0].closed.wait(30)  # the read ended: its thread closed its connection

@@ -22,8 +22,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, closing, contextmanager, suppress
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -351,7 +352,8 @@ class KeyMismatchError(Exception):
 PROGRESS_STEPS = 1000
 """SQLite virtual-machine steps between checks of a bounded read's deadline (a few us each)."""
 LOOKUP_THREADS = 2
-"""Threads reading rosters for lookups (``roster_text``): ``roster_log.MAX_LOOKUPS`` at once."""
+"""Roster lookups (``roster_text``) reading at once, each on a daemon thread of its own:
+``roster_log.MAX_LOOKUPS``. A read still running after its caller gave up keeps its slot."""
 LOOKUP_GRACE_S = 0.05
 """How long past its deadline a lookup's caller waits for the read, which ends by then itself
 but where SQLite waits without calling a handler."""
@@ -389,6 +391,18 @@ _KEY_AND_HEAD = (
     "(SELECT seq FROM chain_head WHERE id = 1), (SELECT record_hash FROM chain_head WHERE id = 1)"
 )
 """The current key's fingerprint and the chain head, read in one statement per transaction."""
+
+
+@dataclass(slots=True)
+class _LookupReads:
+    """A roster lookup's read state, owned by its thread alone (``roster_text``).
+
+    Invariant: ``conn`` is used and closed by that thread only; it is never in ``_readers``,
+    so ``close()`` cannot close it under a statement (only an idle one, handed back).
+    """
+
+    conn: sqlite3.Connection | None = None
+    until: float | None = None
 
 
 def _busy(exc: sqlite3.Error) -> bool:
@@ -447,9 +461,14 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        # Roster lookups run here, so a caller stops waiting at its deadline even where SQLite
-        # does not; few threads, so their connections are few and kept (``roster_text``).
-        self._lookups = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="lookup")
+        # Roster lookups run on daemon threads of their own, so a caller stops waiting at its
+        # deadline even where SQLite does not, and neither close() nor the interpreter's exit
+        # waits for a read SQLite holds ~10 s (``roster_text``). At most LOOKUP_THREADS read at
+        # once; their connections are few and kept between lookups in ``_idle_lookups``.
+        self._lookup_slots = threading.BoundedSemaphore(LOOKUP_THREADS)
+        self._lookup_local = threading.local()  # ``reads``: a lookup thread's _LookupReads
+        self._idle_lookups: list[sqlite3.Connection] = []  # under _readers_lock
+        self._lookups_closed = False  # under _readers_lock: a lookup then closes its own
         self.commits = 0
         self.failures = 0
         self.observer: CommitObserver | None = None
@@ -947,14 +966,34 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             AuditUnavailableError: If the log cannot be read within ``timeout_s``.
         """
         deadline = time.monotonic() + timeout_s
-        read = self._lookups.submit(
-            self._read_roster, sha256, deadline, max_agents=max_agents, max_bytes=max_bytes
-        )
+        if not self._lookup_slots.acquire(timeout=max(timeout_s, 0.0)):
+            log.warning(
+                "roster %s not read from %s: %d earlier lookups are still reading (the log's "
+                "locks are held by another process)",
+                sha256[:12],
+                self.path,
+                LOOKUP_THREADS,
+            )
+            raise AuditBusyError(READ_UNAVAILABLE)
+        read: Future[str | None] = Future()
+        try:
+            # A daemon thread per lookup, not a pool's worker: a read SQLite holds (below) must
+            # hold up neither close() nor the interpreter's exit (which joins a pool's workers).
+            threading.Thread(
+                target=self._lookup,
+                args=(read, sha256, deadline, max_agents, max_bytes),
+                name="roster-lookup",
+                daemon=True,
+            ).start()
+        except BaseException:
+            self._lookup_slots.release()
+            raise
         try:
             # A little past the deadline: the read ends by it on its own, unless SQLite waits
             # where neither its busy timeout nor its progress handler reaches (every WAL read
-            # lock held by another process: it retries ~10 s inside one statement).
-            return read.result(timeout=timeout_s + LOOKUP_GRACE_S)
+            # lock held by another process: it retries ~10 s inside one statement, whatever
+            # the busy timeout, then fails with SQLITE_PROTOCOL).
+            return read.result(timeout=max(deadline - time.monotonic(), 0.0) + LOOKUP_GRACE_S)
         except TimeoutError:
             log.warning(
                 "roster %s not read from %s within %.2f s: the log's locks are held by "
@@ -964,6 +1003,52 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 timeout_s,
             )
             raise AuditBusyError(READ_UNAVAILABLE) from None
+
+    def _lookup(
+        self,
+        read: Future[str | None],
+        sha256: str,
+        deadline: float,
+        max_agents: int,
+        max_bytes: int,
+    ) -> None:
+        """``roster_text``'s thread: the read on a connection it alone uses, then its result.
+
+        The connection is an idle one taken from ``_idle_lookups`` (or opened by the read) and
+        handed back when the read ends, or closed here if the store was closed meanwhile:
+        ``close()`` closes only idle ones, never this one under a running statement. Handed
+        back (and the slot freed) before the result is set, so a caller that has it and then
+        closes the store leaves no connection open.
+        """
+        with self._readers_lock:
+            reads = _LookupReads(self._idle_lookups.pop() if self._idle_lookups else None)
+        self._lookup_local.reads = reads
+        outcome: str | Exception | None = None
+        try:
+            outcome = self._read_roster(
+                sha256, deadline, max_agents=max_agents, max_bytes=max_bytes
+            )
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, as a pool's worker does
+            outcome = exc
+        finally:
+            conn, reads.conn = reads.conn, None
+            if conn is not None:
+                with self._readers_lock:
+                    kept = not self._lookups_closed
+                    if kept:
+                        self._idle_lookups.append(conn)
+                if not kept:
+                    conn.close()  # this thread's own: no statement runs on it now
+            self._lookup_slots.release()
+        if isinstance(outcome, Exception):
+            read.set_exception(outcome)
+        else:
+            read.set_result(outcome)
+
+    def _reads(self) -> threading.local | _LookupReads:
+        """This thread's read state: its lookup's own (``_lookup``), else the store's."""
+        reads = getattr(self._lookup_local, "reads", None)
+        return self._local if reads is None else reads
 
     def _read_roster(
         self, sha256: str, deadline: float, *, max_agents: int, max_bytes: int
@@ -1008,10 +1093,12 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         timeout before each statement) and fails with ``AuditBusyError``.
         """
         deadline = time.monotonic() + seconds
-        self._local.until = deadline
+        reads = self._reads()
+        reads.until = deadline
         try:
             self._fetch("SELECT 1", ())  # this thread's connection, opened (and errors mapped)
-            conn: sqlite3.Connection = self._local.conn
+            conn = reads.conn
+            assert conn is not None  # noqa: S101 - _fetch succeeded, so it keeps one open
             conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
             try:
                 yield
@@ -1020,7 +1107,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                     conn.set_progress_handler(None, PROGRESS_STEPS)
                     conn.execute(f"PRAGMA busy_timeout={int(self._busy_ms)}")
         finally:
-            self._local.until = None
+            reads.until = None
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -1038,7 +1125,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         try:
             yield
         finally:
-            conn = getattr(self._local, "conn", None)
+            conn = getattr(self._reads(), "conn", None)
             if conn is not None and conn.in_transaction:
                 conn.execute("ROLLBACK")  # read only: nothing to keep
 
@@ -1049,22 +1136,24 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         time left (the busy timeout, opening the connection included), then fails with
         ``AuditBusyError``.
         """
-        conn = getattr(self._local, "conn", None)
-        until: float | None = getattr(self._local, "until", None)
+        reads = self._reads()
+        conn = getattr(reads, "conn", None)
+        until: float | None = getattr(reads, "until", None)
         left_ms = None if until is None else int((until - time.monotonic()) * 1000)
         try:
             if left_ms is not None and left_ms < 1:
                 raise sqlite3.OperationalError("interrupted: no time left to read")
             if conn is None:
                 conn = self._open(0, left_ms)
-                self._local.conn = conn
-                with self._readers_lock:
-                    self._readers.append(conn)
+                reads.conn = conn
+                if not isinstance(reads, _LookupReads):  # a lookup's is its thread's to close
+                    with self._readers_lock:
+                        self._readers.append(conn)
             elif left_ms is not None:
                 conn.execute(f"PRAGMA busy_timeout={left_ms}")
             rows = conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            self._local.conn = None
+            reads.conn = None
             if conn is not None:  # dropped for a new one: closed, not kept until close()
                 with self._readers_lock:
                     if conn in self._readers:
@@ -1090,14 +1179,20 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
     def close(self) -> None:
         """Finish pending appends, stop the writer and close the readers.
 
-        A roster lookup still reading (its caller answered ``busy`` at its deadline) is waited
-        for before the readers are closed: closing a connection while another thread runs a
-        statement on it crashed the process (a segfault in SQLite, seen in CI). The read ends
-        by its own deadline (busy timeout, progress handler), or where SQLite retries without
-        checking either (every WAL read lock held elsewhere) when its retries end, ~10 s at
-        most. Nothing is interrupted here: the writer's commit must not be.
+        A roster lookup still reading (its caller answered ``busy`` at its deadline) is not
+        waited for, nor is its connection closed: closing a connection while another thread
+        runs a statement on it crashed the process (a segfault in SQLite, seen in CI), and
+        waiting held a server's shutdown ~10 s where SQLite retries without checking the busy
+        timeout, the progress handler or ``interrupt()`` (every WAL read lock held by another
+        process). The lookup's own daemon thread closes that connection when its read ends
+        (``_lookup``); idle lookup connections are closed here. Nothing is interrupted here:
+        the writer's commit must not be.
         """
-        self._lookups.shutdown(wait=True, cancel_futures=True)
+        with self._readers_lock:
+            self._lookups_closed = True
+            idle, self._idle_lookups = self._idle_lookups, []
+        for conn in idle:
+            conn.close()
         if self._writer is not None:
             with self._closing:
                 already, self._closed = self._closed, True
