@@ -284,3 +284,31 @@ def test_the_rotation_prompt_counts_chain_entries_not_records(
     other = tmp_path / "other.key"
     argv = ("audit", "rotate-key", "--audit-db", str(db), "--new-key-file", str(other))
     assert "before it (chain entries 1-2); keep" in _run(capsys, *argv)[2]
+
+
+def test_a_rotation_the_log_cannot_write_exits_3_and_says_to_run_it_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rotation whose write fails: exit 3 (an outage), in a rotation's words, not a caller's.
+
+    It exited 1 with "no decision was made; retry later or with another replica", the words a
+    Decide caller gets. A lost commit answer may still have recorded the rotation, so the line
+    says so and what a second run does.
+    """
+    db, new_key = tmp_path / "audit.db", tmp_path / "new.key"
+    _log_with_one_record(AuditConfig(db=db, key_hex=KEY_A))
+
+    def refused(_self: SqliteAuditStore, _fingerprint: str, _at: str) -> KeyEra:
+        raise AuditUnavailableError(WRITE_UNAVAILABLE)
+
+    monkeypatch.setattr(SqliteAuditStore, "rotate_key", refused)
+    argv = ("audit", "rotate-key", "--audit-db", str(db), "--new-key-file", str(new_key))
+    code, out, err = _run(capsys, *argv, "--confirm")
+    assert (code, out) == (3, "")
+    assert err == (
+        f"caseroute: the masking key of {db} was not rotated, or the log could not confirm it "
+        "(the cause is in the log lines above); run the same command again once the log is "
+        f"reachable: it rotates to {new_key}, or says 'nothing to rotate' if the rotation was "
+        "recorded\n"
+    )
+    assert _eras(db) == [(1, "", key_fingerprint(bytes.fromhex(KEY_A)), 1)]

@@ -275,3 +275,27 @@ def test_a_keyword_form_log_records_and_verifies(
     code, out, err = _run(["audit", "verify", "--audit-db", conninfo], capsys)
     assert (code, err) == (0, "")
     assert out.startswith("ok: 0 record(s), every link and blob verified; head 0:")
+
+
+def test_rotate_key_on_an_unreachable_log_exits_3_having_rotated_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audit rotate-key` against a log it cannot reach: 3, the outage code, with one line.
+
+    It exited 1, which the other audit commands keep for a finding (TAMPERED, an edited
+    record): a script rotating keys could not tell "the log is down" from a failure of the
+    rotation itself. No key file is written when nothing could be read.
+    """
+    monkeypatch.chdir(tmp_path)
+    conninfo = f"host=127.0.0.1 port=1 dbname=x connect_timeout=1 password={SECRET}"
+    key = tmp_path / "new.key"
+    argv = ["audit", "rotate-key", "--audit-db", conninfo, "--new-key-file", str(key)]
+    code, out, err = _run([*argv, "--confirm"], capsys)
+    assert (code, out) == (3, "")
+    assert err.startswith(
+        "caseroute: cannot open the decision log host=127.0.0.1 port=1 dbname=x "
+        "connect_timeout=1 password=***: "
+    )
+    assert err.count("\n") == 1
+    assert SECRET not in err
+    assert not key.exists()

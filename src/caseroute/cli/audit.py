@@ -457,7 +457,17 @@ def _cmd_audit_rotate_key(args: argparse.Namespace) -> int:
                 "matched. Rerun with --confirm to rotate"
             )
         fingerprint = key_fingerprint(load_key(key_file, None))  # creates it when missing
-        era = store.rotate_key(fingerprint, format_timestamp(datetime.now(UTC)))
+        try:
+            era = store.rotate_key(fingerprint, format_timestamp(datetime.now(UTC)))
+        except AuditUnavailableError:
+            # The store's words are a caller's ("no decision was made"); a rotation whose
+            # commit failed may still have been recorded if only the answer was lost.
+            raise AuditUnavailableError(
+                f"the masking key of {db} was not rotated, or the log could not confirm it "
+                f"(the cause is in the log lines above); run the same command again once the "
+                f"log is reachable: it rotates to {key_file}, or says 'nothing to rotate' if "
+                "the rotation was recorded"
+            ) from None
     finally:
         store.close()
     where = (
@@ -540,7 +550,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rotate.add_argument(
         "--confirm", action="store_true", help="really rotate (without it: say what would happen)"
     )
-    rotate.set_defaults(run=with_log_lines(_interruptible(_cmd_audit_rotate_key)))
+    rotate.set_defaults(
+        run=with_log_lines(unreadable_exits_3(_interruptible(_cmd_audit_rotate_key)))
+    )
     for cmd in (show, export, verify, events, rotate):
         add_audit_db(cmd)
         add_settings(cmd, ["audit_pg_liveness"])

@@ -13,7 +13,8 @@ from caseroute.render import escape_lines, escape_text, safe_json
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_UNREADABLE = 3
 """The decision log (or the server replaying it) could not be read, so nothing was checked:
-``audit verify|show|export|events``, ``replay``, ``report`` and ``rules shadow-report``. Never
+``audit verify|show|export|events``, ``replay``, ``report`` and ``rules shadow-report``; for
+``audit rotate-key``, the log could not be reached or the rotation not confirmed. Never
 1, which is a finding (TAMPERED, an edited record, a gate exceeded): a monitor or a CI gate
 tells an outage from a finding."""
 # EXIT_INTERRUPTED (130) lives in caseroute.cli.entry, which must load before anything else.
