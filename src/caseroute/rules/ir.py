@@ -7,6 +7,7 @@ Semantics are closed-world: a leaf that reads a missing field is false (``not`` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -140,6 +141,33 @@ def evaluate_cond(cond: Cond, truth: dict[str, bool]) -> bool:
     return cond.value
 
 
+def _literal_values(
+    cond: Cond,
+    leaves: dict[str, Leaf],
+    of_leaf: Callable[[Leaf], frozenset[str] | None],
+    meet: Callable[[list[frozenset[str]]], frozenset[str]],
+) -> frozenset[str] | None:
+    """The one walk behind ``pinned_values`` and ``required_members``.
+
+    A leaf gives its values (``of_leaf``, ``None`` when it says nothing of the field); an
+    ``and`` combines its parts that say something (``meet``); an ``or`` says something only
+    when every branch does, and then the union of theirs; ``not`` and constants say nothing.
+    """
+    if isinstance(cond, LeafRef):
+        return of_leaf(leaves[cond.leaf_id])
+    if isinstance(cond, AllOf):
+        parts = [
+            p for c in cond.children if (p := _literal_values(c, leaves, of_leaf, meet)) is not None
+        ]
+        return meet(parts) if parts else None
+    if isinstance(cond, AnyOf):
+        branches = [_literal_values(c, leaves, of_leaf, meet) for c in cond.children]
+        if any(b is None for b in branches):
+            return None
+        return frozenset().union(*(b for b in branches if b is not None))
+    return None  # not, constants: nothing is said
+
+
 def pinned_values(cond: Cond, leaves: dict[str, Leaf], path: str) -> frozenset[str] | None:
     """The values ``path`` must take for ``cond`` to hold, when the condition says so literally.
 
@@ -152,8 +180,8 @@ def pinned_values(cond: Cond, leaves: dict[str, Leaf], path: str) -> frozenset[s
         The values (``path == v``, ``path in [...]``, their ``and``, and ``or`` of branches
         that all pin it), or ``None`` when the condition leaves the field open.
     """
-    if isinstance(cond, LeafRef):
-        leaf = leaves[cond.leaf_id]
+
+    def of_leaf(leaf: Leaf) -> frozenset[str] | None:
         if leaf.path != path or leaf.ref is not None:
             return None
         if leaf.kind is LeafKind.COMPARE and leaf.op == "==" and isinstance(leaf.value, str):
@@ -161,15 +189,8 @@ def pinned_values(cond: Cond, leaves: dict[str, Leaf], path: str) -> frozenset[s
         if leaf.kind is LeafKind.ONE_OF and isinstance(leaf.value, tuple):
             return frozenset(str(v) for v in leaf.value)
         return None
-    if isinstance(cond, AllOf):
-        pinned = [p for c in cond.children if (p := pinned_values(c, leaves, path)) is not None]
-        return frozenset.intersection(*pinned) if pinned else None
-    if isinstance(cond, AnyOf):
-        branches = [pinned_values(c, leaves, path) for c in cond.children]
-        if any(b is None for b in branches):
-            return None
-        return frozenset().union(*(b for b in branches if b is not None))
-    return None  # not, constants: nothing is pinned
+
+    return _literal_values(cond, leaves, of_leaf, lambda parts: frozenset.intersection(*parts))
 
 
 def required_members(cond: Cond, leaves: dict[str, Leaf], path: str) -> frozenset[str] | None:
@@ -187,17 +208,10 @@ def required_members(cond: Cond, leaves: dict[str, Leaf], path: str) -> frozense
     Returns:
         The values, or ``None`` when the condition requires none.
     """
-    if isinstance(cond, LeafRef):
-        leaf = leaves[cond.leaf_id]
+
+    def of_leaf(leaf: Leaf) -> frozenset[str] | None:
         if leaf.kind is LeafKind.CONTAINS and leaf.path == path and isinstance(leaf.value, str):
             return frozenset({leaf.value})
         return None
-    if isinstance(cond, AllOf):
-        parts = [r for c in cond.children if (r := required_members(c, leaves, path)) is not None]
-        return frozenset().union(*parts) if parts else None
-    if isinstance(cond, AnyOf):
-        branches = [required_members(c, leaves, path) for c in cond.children]
-        if any(b is None for b in branches):
-            return None
-        return frozenset().union(*(b for b in branches if b is not None))
-    return None  # not, constants: nothing is required
+
+    return _literal_values(cond, leaves, of_leaf, lambda parts: frozenset().union(*parts))
