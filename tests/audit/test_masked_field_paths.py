@@ -6,6 +6,7 @@ refused at start, naming the path, the nearest real one and what to do. The list
 the defaults, so defaults it leaves out are named in a start-up warning.
 """
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,67 @@ def test_every_problem_is_reported_at_once() -> None:
         True,
         True,
     )
+
+
+_MEANT = re.compile(r"\(did you mean (\S+)\?\)")
+
+MISTYPED = (
+    *(f"case.{name}" for name in ("created", "createdat", "created_At", "urgncy", "intnt")),
+    *(f"case.{name}" for name in ("waiting", "caseid", "Case_Id", "sla_clock", "declined")),
+    *(f"case.{name}" for name in ("prefered_agents", "sentimnt", "sentiment_score")),
+    "case.sla_clockz.name",
+    "case.Sla_Clocks.name",
+    "case.regon.code",
+    "case.atributes.patient_name.x",
+    "case.attribute.mrn.value",
+    "case.region_area",
+    "case.regionareas",
+    "case.nonexistent",
+    "case.atributes.*",
+)
+
+
+@pytest.mark.parametrize("path", MISTYPED)
+def test_a_suggested_path_is_one_the_list_accepts(path: str) -> None:
+    """Review S43a: `case.created` was told "did you mean case.created_at?", refused in turn.
+
+    Whatever a refusal suggests loads; when the nearest path is refused too, no path is
+    suggested and its refusal (why, and what to mask instead) is quoted.
+    """
+    message = _refusal(path)
+    meant = _MEANT.search(message)
+    if meant is not None:
+        assert check_masked_fields((meant[1],)) == (meant[1],), message
+    else:
+        assert "the path nearest it is refused too: " in message, message
+
+
+def test_a_mistyped_field_that_cannot_be_masked_says_why_not_what_to_write() -> None:
+    """`case.created` is nearest `case.created_at`, which cannot be masked: no "did you mean"."""
+    message = _refusal("case.created")
+    assert message.endswith(
+        "correct the path (patient data belongs in case.attributes.NAME); the path nearest "
+        "it is refused too: case.created_at cannot be masked: decisions derive the case's age "
+        "(signals.case_age_minutes) and the relaxation ladder's anchor, step times and "
+        "next_relaxation_at from case.created_at, and return and record them in clear, so a "
+        "digest would hide nothing; keep dates and values the log must not hold in masked "
+        "attributes (case.attributes.NAME), which routing reads only where a rule names them"
+    )
+    assert "did you mean" not in message
+
+
+def test_problems_of_every_kind_are_reported_at_once() -> None:
+    """A field that cannot be masked no longer hides a mistyped path or one of no valid shape.
+
+    The case id, a derived field, a typo and a bad shape: one start names all four.
+    """
+    message = _refusal("case.case_id", "case.created_at", "case.atributes.mrn", "roster.x")
+    assert [
+        "case.case_id cannot be masked" in message,
+        "case.created_at cannot be masked" in message,
+        "case.atributes.mrn names no field" in message,
+        "invalid masked field path(s): 'roster.x'" in message,
+    ] == [True, True, True, True]
 
 
 def _candidates() -> list[str]:

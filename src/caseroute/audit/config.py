@@ -328,13 +328,31 @@ def _through_list(path: str) -> str | None:
     return None
 
 
-def _nearest_path(parts: list[str]) -> str | None:
-    """The path an operator probably meant by ``parts``, whose field no case has (None: none).
+def _nearest_path(parts: list[str]) -> tuple[str | None, str | None]:
+    """What an operator probably meant by ``parts``, whose field no case has.
 
     A misspelt field (``case.atributes.mrn``, ``case.Attributes.mrn``) is the nearest one by
     difflib; a lone unknown name (``case.patient_name``) is patient data: an attribute. An
     attribute name near a default one (``pateint_name``) is taken to mean the default.
+
+    Only a path the list would accept is suggested: ``case.created`` once got "did you mean
+    case.created_at?", which is refused too, so an operator who took the advice failed again
+    (review S43a). When the nearest field is one that cannot be masked, its refusal is
+    returned instead, so the operator learns why and what to do.
+
+    Returns:
+        ``(suggestion, refusal)``: the nearest accepted path (None: none), and when that is
+        None, why the nearest path, refused, would be refused (None: there is none).
     """
+    nearest = _nearest_field_path(parts)
+    if nearest is None:
+        return None, None
+    refused = _path_problem(nearest)
+    return (nearest, None) if refused is None else (None, refused)
+
+
+def _nearest_field_path(parts: list[str]) -> str | None:
+    """The path nearest ``parts`` (of a field no case has) by spelling, accepted or not."""
     name = parts[1].lower()
     close = [] if len(parts) != 2 else _near_default(name)
     if close:
@@ -368,12 +386,13 @@ def _field_problem(path: str) -> str | None:
     parts = path.split(".")
     name = parts[1]
     if name not in CASE_FIELDS:
-        nearest = _nearest_path(parts)
+        nearest, refused = _nearest_path(parts)
         meant = "" if nearest is None else f" (did you mean {nearest}?)"
+        also = "" if refused is None else f"; the path nearest it is refused too: {refused}"
         return (
             f"{path} names no field of a case{meant}, so it would mask nothing: a case's "
             f"fields are {', '.join(CASE_FIELDS)}; correct the path (patient data belongs in "
-            "case.attributes.NAME)"
+            f"case.attributes.NAME){also}"
         )
     if name in CASE_LIST_FIELDS:
         return None  # a path into its items: _through_list
@@ -399,6 +418,48 @@ def _field_problem(path: str) -> str | None:
         f"{path} would mask nothing: {field} holds a single value, not an object with "
         f"fields; mask {field} itself"
     )
+
+
+_CASE_ID_PROBLEM = (
+    "case.case_id cannot be masked: the decision log keeps case ids in clear so that "
+    "decisions can be found by case (ListDecisions, audit export --case-id); send a "
+    "pseudonymous case id instead of one that identifies the patient"
+)
+
+
+def _placement_problem(path: str) -> str | None:
+    """Why ``path`` names a field that may not be masked (None: no such reason).
+
+    The case id, fields decisions derive shown values from, fields derived from others, and
+    paths into a list's items.
+    """
+    if path == "case.case_id":
+        return _CASE_ID_PROBLEM
+    return _derived_problem(path) or _rule_field_problem(path) or _through_list(path)
+
+
+def _shape_problem(bad: list[str]) -> str:
+    """Why the paths ``bad`` are no masked field paths at all (not dotted ``case.`` paths)."""
+    return (
+        f"invalid masked field path(s): {', '.join(map(repr, bad))}; a path is dotted "
+        "and starts with `case.` (e.g. case.attributes.patient_name, or "
+        f"case.attributes.* for every attribute; `{DEFAULTS_ITEM}` stands for the "
+        "built-in list). Roster data is staff data and is not masked."
+    )
+
+
+def _path_problem(path: str) -> str | None:
+    """Why the list would refuse ``path`` on its own (None: it would accept it).
+
+    The one test of a single path: ``check_masked_fields`` refuses with these words, and
+    ``_nearest_path`` suggests only a path it passes.
+    """
+    placement = _placement_problem(path)
+    if placement is not None:
+        return placement
+    if not _PATH_RE.fullmatch(path):  # `$` alone admits a final "\n"
+        return _shape_problem([path])
+    return _field_problem(path)
 
 
 def _expanded(paths: tuple[str, ...]) -> tuple[str, ...]:
@@ -436,32 +497,19 @@ def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
             f"the built-in list: {DEFAULTS_ITEM},case.attributes.NAME adds to it), or leave "
             "the setting unset to mask the defaults"
         )
-    if "case.case_id" in paths:
-        raise ConfigError(
-            "case.case_id cannot be masked: the decision log keeps case ids in clear so that "
-            "decisions can be found by case (ListDecisions, audit export --case-id); send a "
-            "pseudonymous case id instead of one that identifies the patient"
-        )
-    derived = [problem for problem in map(_derived_problem, paths) if problem is not None]
-    derived += [problem for problem in map(_rule_field_problem, paths) if problem is not None]
-    derived += [
-        problem
-        for path in paths
-        if _derived_problem(path) is None and (problem := _through_list(path)) is not None
-    ]
-    if derived:
-        raise ConfigError("; ".join(derived))
-    bad = [p for p in paths if not _PATH_RE.fullmatch(p)]  # `$` alone admits a final "\n"
+    problems, bad = [], []
+    for path in paths:
+        problem = _path_problem(path)
+        if problem is None:
+            continue
+        if _placement_problem(path) is None and not _PATH_RE.fullmatch(path):
+            bad.append(path)  # one message for every path of no valid shape
+        else:
+            problems.append(problem)
     if bad:
-        raise ConfigError(
-            f"invalid masked field path(s): {', '.join(map(repr, bad))}; a path is dotted "
-            "and starts with `case.` (e.g. case.attributes.patient_name, or "
-            f"case.attributes.* for every attribute; `{DEFAULTS_ITEM}` stands for the "
-            "built-in list). Roster data is staff data and is not masked."
-        )
-    unmasked = [problem for problem in map(_field_problem, paths) if problem is not None]
-    if unmasked:
-        raise ConfigError("; ".join(unmasked))
+        problems.append(_shape_problem(bad))
+    if problems:
+        raise ConfigError("; ".join(problems))
     return paths
 
 
