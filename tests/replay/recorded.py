@@ -8,6 +8,7 @@ attribute) and C3 (routine) in one batch, so C3's roster has C1's assignment app
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from caseroute.audit.store import SqliteAuditStore
@@ -19,6 +20,7 @@ from caseroute.service import DecideCommand, RoutingCore, RulesetRegistry
 from caseroute.testing import (
     MINIMAL_HEADER,
     NOW,
+    audit_config,
     audited_core,
     compile_text,
     make_agent,
@@ -100,15 +102,27 @@ def roster_of_two() -> Roster:
     )
 
 
-def record_log(directory: Path, text: str = BASE, *, agent_detail: bool = True) -> SqliteAuditStore:
+def record_log(
+    directory: Path,
+    text: str = BASE,
+    *,
+    agent_detail: bool = True,
+    masked_fields: tuple[str, ...] | None = None,
+) -> SqliteAuditStore:
     """Record C1+C3 (one batch) and C2 under ``text`` into a new log in ``directory``.
 
     ``agent_detail=False`` records SUMMARY explanations (failed-check bitmasks, no per-agent
     verdicts), as callers of the Python client and `simulate --no-agent-detail` get.
+    ``masked_fields``: the log's masked field list (None: the defaults).
     """
     registry = RulesetRegistry()
     registry.add(prepare_ruleset(compile_text(text), EngineKind.PYTHON))
-    core: RoutingCore = audited_core(registry, directory)
+    core: RoutingCore
+    if masked_fields is None:
+        core = audited_core(registry, directory)
+    else:
+        config = replace(audit_config(directory), masked_fields=masked_fields)
+        core = RoutingCore(registry, config.open_store(), config.masker(), lambda: NOW)
     roster = roster_of_two()
     routine = {"intent": Intent.GENERAL, "urgency": Urgency.ROUTINE}
     batch = (

@@ -151,8 +151,10 @@ def test_masked_value_outside_attributes_is_not_replayable(tmp_path: Path) -> No
     report = replay(_ListSource(records, store), candidate("identity"), PY)
     (sample,) = dict(report.samples)["not_replayable"]
     assert sample.reason == (
-        "the log masks `case.patient_location`, which decisions read (matching, signals); "
-        "replay sees only its digest"
+        "the log masks `case.patient_location`, which decisions read (case rules, matching or "
+        "signals): replay sees only its digest, so no candidate can decide the record again; "
+        "if case.patient_location is not PHI, stop masking it in the recording server's masked "
+        "field list (--audit-masked-fields, [audit] masked_fields) to replay later records"
     )
     store.close()
 

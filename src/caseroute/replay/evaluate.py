@@ -121,6 +121,12 @@ class NotReplayableError(Exception):
         self.reason = reason
 
 
+WHOLE_ATTRIBUTES = "case.attributes"
+"""The one object a log may mask whole (``[audit] masked_fields = ["case.attributes"]``)."""
+ATTRIBUTE_PATHS = WHOLE_ATTRIBUTES + "."
+MASKED_FIELDS_SETTING = "--audit-masked-fields, [audit] masked_fields"
+"""How a reason names the setting that made the log mask a field (the recording server's)."""
+
 UNMASKED_PATHS = frozenset({"case.case_id"})
 """Paths the log never masks (``check_masked_fields`` refuses them): a digest-like value there
 is the caller's own."""
@@ -251,7 +257,7 @@ class RecordReplayer:
         """The case, roster (with its fingerprint) and instant the record was decided with."""
         if not isinstance(case_data, Mapping):
             raise NotReplayableError(INVALID_INPUT, "the record holds no stored case")
-        self._check_masked(case_data)
+        case_data = self._check_masked(case_data)
         try:
             case = parse_case(dict(case_data), limits=REPLAY_LIMITS)
         except RequestError as exc:
@@ -265,19 +271,47 @@ class RecordReplayer:
             raise NotReplayableError(INVALID_INPUT, "the record's `now` is not an instant")
         return case, self._roster(record, roster_text, now), now
 
-    def _check_masked(self, case_data: Mapping[str, Any]) -> None:
+    def _check_masked(self, case_data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Refuse a record whose masked values the candidate would decide on.
+
+        Returns:
+            The stored case to decide: as stored, or without ``attributes`` when the log
+            masked them whole and the candidate declares none (then no rule or data check
+            of the candidate reads them: they cannot change its decision).
+
+        Raises:
+            NotReplayableError: ``masked_field``, saying what the log masks, why replay
+                cannot use the record and what to change.
+        """
         self._check_clock_names(case_data)
         masked = sorted(set(_masked_paths(case_data, "case")))
         if not masked:
-            return
-        outside = [p for p in masked if not p.startswith("case.attributes.")]
-        if outside:
+            return case_data
+        outside = [p for p in masked if not p.startswith(ATTRIBUTE_PATHS)]
+        fields = [p for p in outside if p != WHOLE_ATTRIBUTES]
+        if fields:
+            path = fields[0]
             raise NotReplayableError(
                 MASKED_FIELD,
-                f"the log masks `{outside[0]}`, which decisions read (matching, signals); "
-                "replay sees only its digest",
+                f"the log masks `{path}`, which decisions read (case rules, matching or "
+                "signals): replay sees only its digest, so no candidate can decide the "
+                f"record again; if {path} is not PHI, stop masking it in the recording "
+                f"server's masked field list ({MASKED_FIELDS_SETTING}) to replay later records",
             )
         compiled = self.candidate.compiled
+        if outside:  # attributes masked whole: one digest for the object
+            if compiled.attributes:
+                first = f"{ATTRIBUTE_PATHS}{min(compiled.attributes)}"
+                raise NotReplayableError(
+                    MASKED_FIELD,
+                    f"the log masks `{WHOLE_ATTRIBUTES}` whole (one digest for every "
+                    f"attribute), and the candidate declares `{first}` (its rules and data "
+                    "checks read it): replay cannot rebuild the attributes; to replay later "
+                    "records, mask attributes by name instead (case.attributes.NAME in the "
+                    f"recording server's {MASKED_FIELDS_SETTING}), so a record is replayed "
+                    "unless the candidate reads one of them",
+                )
+            return {key: value for key, value in case_data.items() if key != "attributes"}
         reads = masked_reads(compiled, Masker(b"", tuple(masked)))
         if reads:
             rule = reads[0].rule_id
@@ -293,6 +327,7 @@ class RecordReplayer:
                 f"the candidate declares a type for `{declared[0]}`, which the log stores only "
                 "as a digest",
             )
+        return case_data
 
     def _check_clock_names(self, case_data: Mapping[str, Any]) -> None:
         """Refuse a candidate reading ``sla.name`` when a stored clock name quotes a digest.
