@@ -206,3 +206,19 @@ def test_the_audit_key_comes_only_from_its_variable(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("CASEROUTE_AUDIT_KEY", "00" * 16)
     with_key = server_config(build_parser().parse_args(["serve"])).audit.key_hex
     assert (without, with_key) == (None, "00" * 16)
+
+
+def test_the_masked_fields_flag_given_twice_adds_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review S43a: the second `--audit-masked-fields` replaced the first, silently.
+
+    `--audit-masked-fields case.attributes.* --audit-masked-fields case.region` kept only
+    `case.region`, so every attribute was stored in clear; each flag's list now adds up, as
+    the operator wrote them, and still replaces the variable's and the file's lists.
+    """
+    monkeypatch.setenv("CASEROUTE_AUDIT_MASKED_FIELDS", "case.attributes.mrn")
+    argv = ["serve", "--audit-masked-fields", "case.attributes.*,case.tier"]
+    args = build_parser().parse_args([*argv, "--audit-masked-fields", "case.region"])
+    assert (args.audit_masked_fields, str(getattr(args, SOURCES_ATTR)["audit_masked_fields"])) == (
+        ("case.attributes.*", "case.tier", "case.region"),
+        "flag --audit-masked-fields",
+    )

@@ -342,6 +342,9 @@ class Setting:
         in_file: Whether the TOML file may set it (not the secrets, not a caller's own).
         secret: Never shown (``config show`` prints ``<redacted>``), never quoted in errors.
         repeat: The flag is given once per item (lists).
+        adds_up: The flag takes a comma-separated list, and given again adds to it (one
+            given twice kept only the last list: ``--audit-masked-fields case.attributes.*
+            --audit-masked-fields case.region`` left every attribute in clear).
         hint: Added to the "(set by the flag or $VAR...)" note of a bad value.
         metavar: The flag's placeholder in ``--help``.
     """
@@ -357,6 +360,7 @@ class Setting:
     in_file: bool = True
     secret: bool = False
     repeat: bool = False
+    adds_up: bool = False
     hint: str = ""
     metavar: str | None = None
 
@@ -517,8 +521,8 @@ def _table() -> tuple[Setting, ...]:
           "case fields the decision log stores only as keyed digests (default: patient "
           "names, identifiers, contact details and free text, see docs/audit.md); the list "
           "replaces the defaults, and its item `defaults` stands for them "
-          "(defaults,case.attributes.NAME adds one); a path that would mask nothing is refused",
-          metavar="PATH,..."),
+          "(defaults,case.attributes.NAME adds one); a path that would mask nothing is refused; "
+          "the flag given again adds to the list", metavar="PATH,...", adds_up=True),
         s("audit_pg_liveness", "audit", "pg_liveness", "CASEROUTE_AUDIT_PG_LIVENESS",
           "--audit-pg-liveness", seconds(), 10.0,
           "PostgreSQL log: a statement of the startup (schema check, migration), of an "
@@ -848,6 +852,20 @@ def _help(setting: Setting) -> str:
     return f"{setting.help} (${setting.env}{file_key}; default {shown})".replace("%", "%%")
 
 
+class _AddUp(argparse.Action):
+    """A list flag given again adds its items to those given before (``Setting.adds_up``)."""
+
+    # argparse's Action signature: only the namespace and the values are used.
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,  # noqa: ARG002
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,  # noqa: ARG002
+    ) -> None:
+        setattr(namespace, self.dest, (*getattr(namespace, self.dest, ()), *values))
+
+
 def add_settings(
     parser: argparse.ArgumentParser,
     dests: Iterable[str],
@@ -874,7 +892,7 @@ def add_settings(
             setting.flag,
             dest=setting.dest,
             type=_flag_type(setting),
-            action="append" if setting.repeat else "store",
+            action="append" if setting.repeat else _AddUp if setting.adds_up else "store",
             default=argparse.SUPPRESS,
             metavar=setting.metavar,
             help=_help(setting),
