@@ -309,3 +309,55 @@ def test_serve_logs_the_defaults_left_unmasked_at_start(tmp_path: Path) -> None:
     # The warning comes before the rulesets are loaded, once (the parent's, not per worker).
     assert ('"level": "warning"' in first, "leave 11 of them unmasked" in first) == (True, True)
     assert sum("replace the defaults" in line for line in seen) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "meant"),
+    [
+        ("Defaults", "defaults"),
+        ("default", "defaults"),
+        ("Case.attributes.mrn", "case.attributes.mrn"),
+        ("CASE.ATTRIBUTES.MRN", "case.attributes.mrn"),
+        ("attributes.mrn", "case.attributes.mrn"),
+        ("region", "case.region"),
+        ("case..attributes.mrn", "case.attributes.mrn"),
+        ("case.attributes.", "case.attributes.*"),
+    ],
+)
+def test_a_path_of_no_valid_shape_is_refused_with_what_was_meant(path: str, meant: str) -> None:
+    """Review S43a: a misspelt `defaults` or a capital `Case.` got only the general rule."""
+    assert _refusal(path).startswith(
+        f"invalid masked field path(s): {path!r} (did you mean {meant}?); a path is dotted"
+    )
+    if meant != "defaults":
+        assert check_masked_fields((meant,)) == (meant,)
+
+
+@pytest.mark.parametrize(
+    "path", ["case.attributes.mrn;case.attributes.email", "case.attributes.mrn case.region"]
+)
+def test_several_paths_in_one_item_are_named_as_such(path: str) -> None:
+    """A `;` or a space between paths (or a comma in a TOML string): say how to separate them."""
+    assert _refusal(path).startswith(
+        f"invalid masked field path(s): {path!r} (several paths in one item? separate them "
+        "with commas in the flag or the variable, and write each as its own string in "
+        "[audit] masked_fields); "
+    )
+
+
+def test_a_path_of_no_valid_shape_nearest_a_refused_one_gets_no_guess() -> None:
+    """`Case.created_at` is nearest `case.created_at`, which is refused: nothing is suggested."""
+    assert "did you mean" not in _refusal("Case.created_at")
+
+
+@pytest.mark.parametrize(
+    "path", ["case." + "x" * 100_000, "case.attributes." + "X" * 100_000, "x;" * 50_000]
+)
+def test_a_very_long_path_is_shown_by_its_start_and_length(path: str) -> None:
+    """Review S43a: a pasted file came back two or three times over (megabytes on one line).
+
+    The message shows the path's first 120 characters and its length, and still ends with
+    what to do.
+    """
+    message = _refusal(path)
+    assert (len(message) < 2_000, f"... ({len(path)} characters)" in message) == (True, True)

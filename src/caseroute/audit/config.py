@@ -38,6 +38,10 @@ _PATH_RE = re.compile(r"^case(\.[A-Za-z_][A-Za-z0-9_]*)+(\.\*)?$")
 DEFAULTS_ITEM = "defaults"
 """An item of the masked field list standing for ``DEFAULT_MASKED_PATHS`` (to add to them)."""
 ATTRIBUTE_PATHS = "case.attributes."
+SHOWN_PATH_CHARS = 120
+"""How much of a path longer than this a message shows (a pasted file is no path)."""
+_LONG_WORD = re.compile(rf"[^\s,;()'?`]{{{SHOWN_PATH_CHARS + 1},}}")
+"""A path in a message too long to show whole (no other word of a message is this long)."""
 NEAR_MISS_CUTOFF = 0.8
 """How alike (difflib's ratio) an attribute name and a default one must be to be taken for it
 (suggested in an error, warned of at start):
@@ -438,10 +442,54 @@ def _placement_problem(path: str) -> str | None:
     return _derived_problem(path) or _rule_field_problem(path) or _through_list(path)
 
 
+_SEPARATORS = re.compile(r"[,;\s]")
+"""Characters in a path that say several paths were written as one item."""
+
+
+def _shape_hint(path: str) -> str:
+    """What a path of no valid shape probably meant, as a note to add after it ("": nothing).
+
+    Several paths in one item (``a;b``, ``a b``, a comma inside a TOML string) are named as
+    such; otherwise a path the list accepts is suggested: ``Defaults``, ``Case.attributes.mrn``,
+    ``CASE.ATTRIBUTES.MRN``, ``attributes.mrn``, ``case..attributes.mrn``,
+    ``case.attributes.`` (``case.attributes.*``). Never a path the list would refuse.
+    """
+    text = path.strip()
+    if _SEPARATORS.search(text):
+        return (
+            " (several paths in one item? separate them with commas in the flag or the "
+            "variable, and write each as its own string in [audit] masked_fields)"
+        )
+    lowered = text.lower()
+    if difflib.get_close_matches(lowered, [DEFAULTS_ITEM], n=1, cutoff=NEAR_MISS_CUTOFF):
+        return f" (did you mean {DEFAULTS_ITEM}?)"
+    parts = [part for part in text.split(".") if part]
+    if parts and parts[0].lower() != "case":
+        parts.insert(0, "case")
+    if len(parts) < 2:
+        return ""
+    meant = ".".join(["case", *parts[1:]])
+    # A final dot: every key under it, as `case.attributes.*` writes it.
+    tries = [f"{meant}.*"] if text.endswith(".") else []
+    tries += [meant, meant.lower()]  # attribute names are lower case
+    for candidate in tries:
+        if _PATH_RE.fullmatch(candidate) and _path_problem(candidate) is None:
+            return f" (did you mean {candidate}?)"
+    return ""
+
+
+def _quoted(path: str) -> str:
+    """``path`` quoted for a message: whole, or its start and length when it is long."""
+    if len(path) <= SHOWN_PATH_CHARS:
+        return repr(path)
+    return f"{path[:SHOWN_PATH_CHARS]!r}... ({len(path)} characters)"
+
+
 def _shape_problem(bad: list[str]) -> str:
     """Why the paths ``bad`` are no masked field paths at all (not dotted ``case.`` paths)."""
+    shown = ", ".join(_quoted(path) + _shape_hint(path) for path in bad)
     return (
-        f"invalid masked field path(s): {', '.join(map(repr, bad))}; a path is dotted "
+        f"invalid masked field path(s): {shown}; a path is dotted "
         "and starts with `case.` (e.g. case.attributes.patient_name, or "
         f"case.attributes.* for every attribute; `{DEFAULTS_ITEM}` stands for the "
         "built-in list). Roster data is staff data and is not masked."
@@ -509,8 +557,13 @@ def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
     if bad:
         problems.append(_shape_problem(bad))
     if problems:
-        raise ConfigError("; ".join(problems))
+        raise ConfigError(_LONG_WORD.sub(_shortened, "; ".join(problems)))
     return paths
+
+
+def _shortened(found: re.Match[str]) -> str:
+    """A path too long to show whole: its start and its length."""
+    return f"{found[0][:SHOWN_PATH_CHARS]}... ({len(found[0])} characters)"
 
 
 def masking_warnings(paths: tuple[str, ...]) -> tuple[str, ...]:
