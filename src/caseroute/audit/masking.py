@@ -36,6 +36,7 @@ from caseroute.domain.decision import (
     SlaStatus,
 )
 from caseroute.domain.errors import Problem, Severity
+from caseroute.domain.jurisdiction import SUBDIVISION_EXAMPLE, licensing_code
 from caseroute.engine.trace import format_actual
 from caseroute.rules.ir import AllOf, AnyOf, Cond, LeafRef, NotOf
 from caseroute.rules.model import CompiledRuleset
@@ -285,6 +286,18 @@ def _with_members(pairs: list[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
             yield from _with_members([(f"{path}.{key}", item) for key, item in value.items()])
 
 
+def _derived_texts(path: str, value: Any) -> tuple[str, ...]:
+    """Codes a decision's advice derives one-to-one from a masked value, to mask with it.
+
+    A licence check refusing a masked ``case.patient_location`` of ``PR`` advised "send
+    US-PR", and one of ``US`` "(e.g. US-TX)": beside the value's digest, they told the value
+    (review S43a). Each is shown as the value's digest (the advice then names no place).
+    """
+    if path != "case.patient_location" or not isinstance(value, str):
+        return ()
+    return tuple(t for t in (licensing_code(value), SUBDIVISION_EXAMPLE.get(value)) if t)
+
+
 def _spellings(case: dict[str, Any], masker: Masker) -> _Spellings | None:
     """The spellings of the case's masked values (None when the case holds none).
 
@@ -311,6 +324,12 @@ def _spellings(case: dict[str, Any], masker: Masker) -> _Spellings | None:
                 continue
             replacements[text] = digest
             alternatives.append((len(text), text, len(text) < SHORT_VALUE_CHARS))
+        for text in _derived_texts(path, value):
+            if text not in replacements:
+                # The value's digest, never the code's: a digest of `US-TX` shown as the
+                # example would let any reader match every record of a patient in US-TX.
+                replacements[text] = digest
+                alternatives.append((len(text), text, len(text) < SHORT_VALUE_CHARS))
     if not alternatives:
         return None
     return _Spellings(replacements, tuple(alternatives))
