@@ -222,3 +222,41 @@ def test_the_masked_fields_flag_given_twice_adds_up(monkeypatch: pytest.MonkeyPa
         ("case.attributes.*", "case.tier", "case.region"),
         "flag --audit-masked-fields",
     )
+
+
+def test_a_replaced_masked_field_list_is_named_with_what_it_no_longer_masks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review S43a: a forgotten variable replaced the file's longer list, and nothing said so.
+
+    The start-up warnings name each replaced list by its origin and the fields it masks that
+    the list in force does not; a replaced list masking nothing more is not mentioned.
+    """
+    config = _write(
+        tmp_path / "c.toml",
+        '[audit]\nmasked_fields = ["defaults", "case.attributes.insurance_no"]\n',
+    )
+    monkeypatch.setenv("CASEROUTE_AUDIT_MASKED_FIELDS", "defaults,case.region")
+
+    def warnings(*flags: str) -> tuple[str, ...]:
+        args = build_parser().parse_args(["serve", "--config", str(config), *flags])
+        return server_config(args).audit.masking_warnings()
+
+    by_env = warnings()
+    by_flag = warnings("--audit-masked-fields", "case.attributes.*,case.region")
+    file_replaced = (
+        f"[audit] masked_fields ({config}:2) sets masked fields too, but "
+        "$CASEROUTE_AUDIT_MASKED_FIELDS replaces it (flags come before variables, "
+        "variables before the file), so 1 field(s) it masks are stored in clear: "
+        "case.attributes.insurance_no; add them to $CASEROUTE_AUDIT_MASKED_FIELDS, or "
+        "remove the setting you did not mean"
+    )
+    # Every attribute and the region: nothing either replaced list masks is lost.
+    assert [by_env, by_flag] == [(file_replaced,), ()]
+    env_replaced = (
+        "$CASEROUTE_AUDIT_MASKED_FIELDS sets masked fields too, but --audit-masked-fields "
+        "replaces it (flags come before variables, variables before the file), so 1 field(s) "
+        "it masks are stored in clear: case.region; add them to --audit-masked-fields, or "
+        "remove the setting you did not mean"
+    )
+    assert warnings("--audit-masked-fields", "case.attributes.*") == (env_replaced,)

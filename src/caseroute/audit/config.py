@@ -63,6 +63,12 @@ class AuditConfig:
         masked_fields: Case field paths stored as keyed digests.
         pg_liveness_s: PostgreSQL only: how long a startup's statement may go without a
             reply before the server is checked on a new connection (None: the default).
+        masked_fields_origin: Where ``masked_fields`` came from, as the operator names it
+            (``--audit-masked-fields``, ``$CASEROUTE_AUDIT_MASKED_FIELDS``, ``[audit]
+            masked_fields (FILE:LINE)``).
+        replaced_masks: Masked field lists other settings gave that this one replaced
+            (precedence: flag, variable, file), each as ``(origin, paths)``: the start-up
+            warnings name what they mask and it does not.
     """
 
     db: Path = DEFAULT_AUDIT_DB
@@ -71,6 +77,8 @@ class AuditConfig:
     masked_fields: tuple[str, ...] = DEFAULT_MASKED_PATHS
     postgres: PostgresLocation | None = None
     pg_liveness_s: float | None = None
+    masked_fields_origin: str = "the masked field list"
+    replaced_masks: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
     def at(cls, location: AuditLocation, **settings: Any) -> AuditConfig:
@@ -125,7 +133,10 @@ class AuditConfig:
         Raises:
             ConfigError: If a masked field path is invalid.
         """
-        return masking_warnings(check_masked_fields(self.masked_fields))
+        paths = check_masked_fields(self.masked_fields)
+        return masking_warnings(paths) + replaced_mask_warnings(
+            paths, self.masked_fields_origin, self.replaced_masks
+        )
 
     def open_store(self) -> SqliteAuditStore:
         """Open the SQLite decision log for writing (``open_sink`` opens either kind).
@@ -603,6 +614,37 @@ def masking_warnings(paths: tuple[str, ...]) -> tuple[str, ...]:
                 f"the masked field {path} looks like the default {default}, which is not "
                 f"masked: attribute names match exactly, so a case's {close[0]} is stored "
                 f"in clear; if {path} is a typo, write {default}"
+            )
+    return tuple(warnings)
+
+
+def replaced_mask_warnings(
+    paths: tuple[str, ...], origin: str, replaced: tuple[tuple[str, tuple[str, ...]], ...]
+) -> tuple[str, ...]:
+    """A warning for each replaced masked field list that masks what the list in force does not.
+
+    Review S43a: a flag replaces the variable's and the file's list, and a variable the
+    file's, silently; ``[audit] masked_fields = ["defaults", "case.attributes.insurance_no"]``
+    beside a forgotten ``CASEROUTE_AUDIT_MASKED_FIELDS=defaults`` stored insurance numbers in
+    clear, and nothing said why.
+
+    Args:
+        paths: The list in force, checked.
+        origin: Where it came from (``--audit-masked-fields``...).
+        replaced: ``(origin, checked paths)`` of each list it replaced.
+
+    Returns:
+        One line per such list; paths only, no values.
+    """
+    warnings = []
+    for where, other in replaced:
+        lost = [p for p in other if not any(covered_by(p, q) for q in paths)]
+        if lost:
+            warnings.append(
+                f"{where} sets masked fields too, but {origin} replaces it (flags come "
+                f"before variables, variables before the file), so {len(lost)} field(s) it "
+                f"masks are stored in clear: {', '.join(lost)}; add them to {origin}, or "
+                f"remove the setting you did not mean"
             )
     return tuple(warnings)
 

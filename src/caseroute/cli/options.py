@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caseroute.cli.output import UsageError
-from caseroute.cli.settings import add_settings, setting_origin
+from caseroute.cli.settings import add_settings, replaced_values, setting_origin
 from caseroute.domain.codec import parse_timestamp
 from caseroute.domain.errors import FieldViolation
 from caseroute.domain.field_reader import beyond_utc
@@ -145,6 +145,24 @@ def masked_fields(args: argparse.Namespace) -> tuple[str, ...]:
         return check_masked_fields(tuple(args.audit_masked_fields))
     except ConfigError as exc:
         raise UsageError(f"{setting_origin(args, 'audit_masked_fields')}: {exc}") from None
+
+
+def replaced_masked_fields(args: argparse.Namespace) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The masked field lists a variable or the file gave that a flag or variable replaced.
+
+    Each as ``(origin, checked paths)``; a list that would be refused is left out (it masks
+    nothing in force either way, and is not the list the operator is told about).
+    """
+    from caseroute.audit.config import check_masked_fields
+    from caseroute.domain.errors import ConfigError
+
+    found = []
+    for origin, value in replaced_values(args, "audit_masked_fields"):
+        try:
+            found.append((origin, check_masked_fields(tuple(value))))
+        except ConfigError:
+            continue
+    return tuple(found)
 
 
 def client_tls(args: argparse.Namespace) -> ClientTls | None:

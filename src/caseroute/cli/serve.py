@@ -6,7 +6,13 @@ import argparse
 import dataclasses
 from typing import TYPE_CHECKING
 
-from caseroute.cli.options import add_client_tls, client_tls, masked_fields, timeout_seconds
+from caseroute.cli.options import (
+    add_client_tls,
+    client_tls,
+    masked_fields,
+    replaced_masked_fields,
+    timeout_seconds,
+)
 from caseroute.cli.output import EXIT_FAILED, EXIT_OK, UsageError, out
 from caseroute.cli.settings import SERVE_SETTINGS, SETTINGS, add_settings, setting_origin
 
@@ -139,6 +145,8 @@ def _audit_config(args: argparse.Namespace) -> AuditConfig:
         key_file=args.audit_key_file,
         key_hex=args.audit_key,
         masked_fields=masked_fields(args),
+        masked_fields_origin=setting_origin(args, "audit_masked_fields"),
+        replaced_masks=replaced_masked_fields(args),
         pg_liveness_s=args.audit_pg_liveness,
     )
 

@@ -14,6 +14,7 @@ a path someone *gave* is checked at start.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import math
 import os
@@ -903,6 +904,45 @@ def setting_source(args: argparse.Namespace, dest: str) -> Source:
     """Where the parsed ``args`` got a setting (``default`` when it was not resolved)."""
     sources: Mapping[str, Source] = getattr(args, SOURCES_ATTR, {})
     return sources.get(dest, Source("default"))
+
+
+def replaced_values(
+    args: argparse.Namespace, dest: str, environ: Mapping[str, str] | None = None
+) -> list[tuple[str, Any]]:
+    """The values lower layers gave a setting that a higher one replaced, with their origins.
+
+    A flag replaces the variable's and the file's value, a variable the file's, silently;
+    for a setting where that can cost something (the masked field list: a list replaced
+    masks less), the command can say so.
+
+    Args:
+        args: The parsed arguments.
+        dest: The setting.
+        environ: The environment (default: this process's).
+
+    Returns:
+        ``(origin, value)`` for the variable and then the file, each when it set a value
+        that parses and was replaced; origins as ``setting_origin`` names them.
+    """
+    setting = BY_DEST[dest]
+    environ = os.environ if environ is None else environ
+    winner = setting_source(args, dest).kind
+    found: list[tuple[str, Any]] = []
+    text = environ.get(setting.env, "")
+    if winner == "flag" and text.strip():
+        # A replaced variable is never read: a value that does not parse does not matter.
+        with contextlib.suppress(ValueError):
+            found.append((f"${setting.env}", setting.kind.parse(text)))
+    config_path = getattr(args, "config", None)
+    if winner in ("flag", "env") and setting.in_file and config_path is not None:
+        try:
+            config = load_config(config_path)
+        except SettingError:
+            return found  # it loaded when the settings were resolved; changed since
+        if dest in config.values:
+            where = f"[{setting.table}] {setting.key} ({config.where(dest)})"
+            found.append((where, config.values[dest]))
+    return found
 
 
 def setting_origin(args: argparse.Namespace, dest: str) -> str:
