@@ -361,3 +361,35 @@ def test_a_very_long_path_is_shown_by_its_start_and_length(path: str) -> None:
     """
     message = _refusal(path)
     assert (len(message) < 2_000, f"... ({len(path)} characters)" in message) == (True, True)
+
+
+_ADVISED = re.compile(
+    r"(?:mask|write|did you mean) (case\.[A-Za-z0-9_.*]+?)(?:\?|\)| itself|;|,|$)"
+)
+
+
+def _refused_paths() -> list[str]:
+    """Every field, mistyped and in every form an operator might write below it."""
+    fields = [*CASE_FIELDS, "created", "urgncy", "Case_Id", "regon", "atributes", "Intent"]
+    return [f"case.{name}{tail}" for name in fields for tail in ("", ".x", ".*", ".x.y", ".X")]
+
+
+@pytest.mark.parametrize("path", _refused_paths())
+def test_every_path_a_refusal_advises_is_accepted(path: str) -> None:
+    """Review S43a: `case.intent.x` was told "mask case.intent itself", which is refused too.
+
+    Whatever path a refusal tells the operator to mask or write, the list accepts.
+    """
+    try:
+        check_masked_fields((path,))
+    except ConfigError as exc:
+        advised = _ADVISED.findall(str(exc))
+    else:
+        return  # accepted: no advice to follow
+    refused = []
+    for meant in advised:
+        try:
+            check_masked_fields((meant,))
+        except ConfigError:
+            refused.append(meant)
+    assert refused == []

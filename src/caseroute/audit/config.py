@@ -429,9 +429,11 @@ def _field_problem(path: str) -> str | None:
         return None
     else:
         field = f"case.{name}"
+    refused = _path_problem(field)  # never advise a path the list refuses (review S43a)
+    advice = f"mask {field} itself" if refused is None else f"the field is refused too: {refused}"
     return (
         f"{path} would mask nothing: {field} holds a single value, not an object with "
-        f"fields; mask {field} itself"
+        f"fields; {advice}"
     )
 
 
