@@ -393,3 +393,14 @@ def test_every_path_a_refusal_advises_is_accepted(path: str) -> None:
         except ConfigError:
             refused.append(meant)
     assert refused == []
+
+
+@pytest.mark.parametrize(
+    "path", ["case.attributes.patient*", "case.**", "case.attributes.*.x", "*", "case.attributes.?"]
+)
+def test_a_pattern_is_refused_saying_what_star_means(path: str) -> None:
+    """`case.attributes.patient_*` got only the general rule; `*` means every key, alone."""
+    assert _refusal(path).startswith(
+        f"invalid masked field path(s): {path!r} (no patterns: `*` stands alone as the last "
+        "part, for every key of an object, as in case.attributes.*; otherwise name each field); "
+    )

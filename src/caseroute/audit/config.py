@@ -463,7 +463,8 @@ def _shape_hint(path: str) -> str:
     """What a path of no valid shape probably meant, as a note to add after it ("": nothing).
 
     Several paths in one item (``a;b``, ``a b``, a comma inside a TOML string) are named as
-    such; otherwise a path the list accepts is suggested: ``Defaults``, ``Case.attributes.mrn``,
+    such, and so is a pattern (``case.attributes.patient_*``, ``case.**``); otherwise a path
+    the list accepts is suggested: ``Defaults``, ``Case.attributes.mrn``,
     ``CASE.ATTRIBUTES.MRN``, ``attributes.mrn``, ``case..attributes.mrn``,
     ``case.attributes.`` (``case.attributes.*``). Never a path the list would refuse.
     """
@@ -472,6 +473,11 @@ def _shape_hint(path: str) -> str:
         return (
             " (several paths in one item? separate them with commas in the flag or the "
             "variable, and write each as its own string in [audit] masked_fields)"
+        )
+    if any(glob in text for glob in "*?["):
+        return (
+            " (no patterns: `*` stands alone as the last part, for every key of an object, "
+            "as in case.attributes.*; otherwise name each field)"
         )
     lowered = text.lower()
     if difflib.get_close_matches(lowered, [DEFAULTS_ITEM], n=1, cutoff=NEAR_MISS_CUTOFF):
