@@ -1,6 +1,7 @@
 """Shared pytest configuration: Hypothesis profiles, isolation of process-wide state, cores."""
 
 import gc
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,21 @@ def fresh_engine_validations(monkeypatch: pytest.MonkeyPatch) -> None:
     which tests ran before it.
     """
     monkeypatch.setattr(durable, "_validated", set())
+
+
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """SIGINT handled as in an interactive Python (KeyboardInterrupt), then as it was.
+
+    A suite started in the background (``pytest ... &``, nohup, some CI runners) inherits
+    SIGINT ignored, and tests of the commands' Ctrl-C handling then saw SIG_IGN instead of
+    the handler a user's terminal session has.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

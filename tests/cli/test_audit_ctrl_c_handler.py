@@ -9,6 +9,8 @@ import pytest
 
 from caseroute.cli.audit import _ctrl_c_cuts_postgres
 
+pytestmark = pytest.mark.usefixtures("python_sigint")
+
 
 def test_on_the_main_thread_it_is_installed_then_python_s_is_put_back() -> None:
     """Inside: caseroute's handler; after: Python's default, as before the command."""

@@ -12,6 +12,8 @@ import pytest
 
 from caseroute.replay import run
 
+pytestmark = pytest.mark.usefixtures("python_sigint")
+
 
 def _sigint_blocked() -> bool:
     return signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
