@@ -246,8 +246,13 @@ def stored_appends(results: Sequence[tuple[PendingItem, Exception | None]]) -> i
         if error is not None:
             continue
         if type(item) is Pending:
-            if not any(not a.existed for a in item.stored) and (item.records or not item.blobs):
-                continue
+            # A loop, not ``any()`` over a generator: this runs once per committed call.
+            for appended in item.stored:
+                if not appended.existed:
+                    break
+            else:
+                if item.records or not item.blobs:
+                    continue
         elif type(item) is PendingEvents:
             if not item.added:
                 continue
@@ -404,14 +409,14 @@ class QueuedAppends:
         for item, error in results:
             if error is not None:
                 item.done.set_exception(error)
-            elif isinstance(item, PendingEvents):
-                item.done.set_result(item.stored)
-            elif isinstance(item, PendingShadow):
-                item.done.set_result(None)
-            else:
+            elif isinstance(item, Pending):  # decisions first: nearly every item is one
                 for blob in item.blobs:
                     self._remember(blob.sha256)
                 item.done.set_result(item.stored)
+            elif isinstance(item, PendingEvents):
+                item.done.set_result(item.stored)
+            else:
+                item.done.set_result(None)
 
     def _observe(self, items: int, seconds: float | None) -> None:
         """Tell the observer, if any, of a commit (``seconds``) or a failure (``None``).
