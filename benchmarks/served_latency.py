@@ -33,8 +33,10 @@ the client and server processes) by wrapping functions from here; nothing in ``s
   decision built to ``engine_out``; ``routing.mask_decision`` return (``masked``);
 - Decide: ``SizedReply.check`` entry (``decided``: decide() done) and exit (``reply_built``),
   ``QueuedAppends.append`` (``append_in``: records built) and ``_enqueue`` (``handed``: records
-  encoded, handed to the writer); the writer thread's ``_next_batch`` return (``writer_took``),
-  ``_commit`` entry (``locked``: the flock held), ``BEGIN IMMEDIATE`` returned (``begun``),
+  encoded, handed to the writer, or committed in the caller's thread when it is alone: the
+  store's own ``_enqueue`` is stamped too); the writer thread's ``_next_batch`` return
+  (``writer_took``), ``_commit`` entry (``locked``: the flock held), ``BEGIN IMMEDIATE``
+  returned (``begun``),
   ``COMMIT`` issued (``commit_in``) and returned (``committed``), ``_settle`` returned
   (``settled``: the caller's lock released); ``Outcome.result`` returned (``woken``);
 - off the path: the call log's writer thread writing (``log_in``/``log_out``).
@@ -281,6 +283,8 @@ def _install_stamps() -> None:
     _wrap(servicer.SizedReply, "check", "decided", "reply_built")
     _wrap(sql_appends.QueuedAppends, "append", "append_in", None)
     _wrap(sql_appends.QueuedAppends, "_enqueue", "handed", None)
+    if "_enqueue" in vars(store.SqliteAuditStore):  # its own since a lone call commits itself
+        _wrap(store.SqliteAuditStore, "_enqueue", "handed", None)
     _wrap(sql_appends.QueuedAppends, "_next_batch", None, "writer_took")
     _wrap(sql_appends.QueuedAppends, "_settle", None, "settled")
     _wrap(sql_appends.Outcome, "result", None, "woken")
