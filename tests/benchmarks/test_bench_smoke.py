@@ -102,7 +102,7 @@ def test_grpc_bench_measures_a_ranked_assign_beside_the_fsync_floor() -> None:
             for target in ("<= 10 us server CPU per agent", "<= 10x a warm call (latency)")
         ),
     ]
-    assert {row[2] for row in targets} <= {"met", "**not met**"}
+    assert {row[2] for row in targets} <= {"met", "**not met**", "not judged (disk busy)"}
     assert load_lines(out) == ["load average at start", "load average at end"]
 
 
@@ -162,3 +162,24 @@ def test_grpc_stack_measures_every_server_shape_and_burn() -> None:
     ]
     assert all(float(row[2]) > 0 for row in rows)
     assert load_lines(out) == ["load average at start", "load average at end"]
+
+
+def test_grpc_bench_leaves_out_rounds_whose_fsync_probe_outlasts_decide_s_extra_time() -> None:
+    """A round whose fsync probe took longer than Decide's whole time over the empty call.
+
+    Decide's commit holds an fsync of the same disk, so such a probe ran while the disk was
+    busy elsewhere; kept, it inflated the floor and a loaded run read target 1 as met (0.78x).
+    """
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import grpc_bench  # a script beside the tests, not a package
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    row = {
+        "fsync": [0.0002, 0.0014, 0.0002],
+        "floor": [0.0006, 0.0006, 0.0006],
+        "decide": [0.0018, 0.0016, 0.0019],
+    }
+    assert grpc_bench.steady_rounds(row) == [0, 2]
+    row["fsync"] = [0.0013, 0.0014, 0.0015]
+    assert grpc_bench.steady_rounds(row) == []
