@@ -77,6 +77,23 @@ def _findings(old: str, new: str) -> list[tuple[str, str | None]]:
             [("rules.duplicate_id", "safeguarding")],
         ),
         ("  - id: by-intent\n", "  - id: safeguarding\n", [("rules.duplicate_id", "safeguarding")]),
+        # A licence constraint entry that does not read is its own error, not also a warning on
+        # each licensed rule that the constraint "allows only :" (what was left of it: nothing).
+        ("    clinical: [RN]\n", "    clinical: [' RN']\n", [("schema.format", None)]),
+        ("    clinical: [RN]\n", "    clinical: [RN, ' LPN']\n", [("schema.format", None)]),
+        ("    clinical: [RN]\n", "    clinical: []\n", [("schema.value", None)]),
+        ("    clinical: [RN]\n", "    clinical:\n", [("schema.type", None)]),
+        ("    clinical: [RN]\n", "    clinical: RN\n", [("schema.type", None)]),
+        # `licence:` deleted from `constraints`: it is required (an error), not also the
+        # warning that any agent may be assigned a clinical case.
+        (
+            (
+                "  licence:                                                  # licence valid "
+                "where the patient is\n    clinical: [RN]\n    prescription: [pharmacist]\n"
+            ),
+            "",
+            [("schema.missing_key", None)],
+        ),
     ],
     ids=[
         "rule-1-key",
@@ -93,6 +110,12 @@ def _findings(old: str, new: str) -> list[tuple[str, str | None]]:
         "duplicate-id-of-a-licensed-rule",
         "duplicate-id-of-rule-1",
         "duplicate-id-on-the-catch-all",
+        "licence-type-unreadable",
+        "licence-type-one-of-two-unreadable",
+        "licence-types-empty",
+        "licence-types-null",
+        "licence-types-not-a-list",
+        "licence-constraint-deleted",
     ],
 )
 def test_one_mistake_is_one_finding(

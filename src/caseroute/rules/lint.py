@@ -192,6 +192,9 @@ def _licence_outside_constraint(
     whose constraint it misses.
     """
     floors = raw.constraints.licence_by_intent if raw.constraints is not None else {}
+    # An intent whose types did not all read (an error already) is not judged against what
+    # was left of them: "allows only :" was a second finding for the same mistake.
+    floors = {i: types for i, types in floors.items() if i.value not in raw.constraint_gaps}
     out = []
     for rule in rules:
         need = rule_requirements(rule)

@@ -658,6 +658,8 @@ def _read_constraints(r: SchemaReader, node: Node, gaps: set[str]) -> Constraint
         if consent is None:
             gaps.add("consent")
     licence: dict[Intent, tuple[str, ...]] = {}
+    if "licence" not in entries and "licence" not in gaps:
+        gaps.add("licence")  # required: `schema.missing_key` said so; not also lint.no_licence
     if "licence" in entries:
         intents = tuple(i.value for i in Intent)
         lic = r.mapping(entries["licence"], "`constraints.licence`", (), intents)
@@ -673,6 +675,10 @@ def _read_constraints(r: SchemaReader, node: Node, gaps: set[str]) -> Constraint
                     "licence type (remove the key if none is required)",
                     types,
                 )
+            if not types.is_sequence or len(values) != len(types.value) or not values:
+                # An entry that did not read is an error already: which types the intent
+                # meant is unknown, so no rule is also told it "allows only" what was left.
+                gaps.add(intent)
             licence[Intent(intent)] = values
     _check_flag_meanings(
         r, flag, consent, {"safeguarding": sg.get("flag"), "consent": cs.get("flag")}
