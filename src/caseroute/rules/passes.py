@@ -17,11 +17,18 @@ from dataclasses import dataclass, field, replace
 
 from caseroute.domain.case import Intent
 from caseroute.domain.errors import Problem, Severity
+from caseroute.domain.reader import near_miss
 from caseroute.rules.ir import Cond, Leaf, LeafKind, LeafRef, is_catch_all
 from caseroute.rules.ladder_checks import check_ladders
 from caseroute.rules.lint import lint_ruleset
 from caseroute.rules.lowering import lower_conditions
-from caseroute.rules.model import EscalateAction, QueueTarget, RouteAction, Rule
+from caseroute.rules.model import (
+    EscalateAction,
+    ExceptionAction,
+    QueueTarget,
+    RouteAction,
+    Rule,
+)
 from caseroute.rules.schema import SECTIONS as SCHEMA_SECTIONS
 from caseroute.rules.schema import RawRule, RawRuleset, read_ruleset
 from caseroute.rules.source import SourceFile
@@ -264,21 +271,52 @@ def _check_safeguarding(
     if c is None or not raw.rules:
         return []
     first = raw.rules[0]
-    cond = conditions.get(first.index)
-    leaf = leaves.get(cond.leaf_id) if isinstance(cond, LeafRef) else None
-    is_flag_test = (
-        leaf is not None
-        and leaf.kind is LeafKind.CONTAINS
-        and leaf.path == "case.flags"
-        and leaf.value == c.safeguarding_flag
-    )
+
+    def flag_tested(rule: RawRule) -> object:
+        """The flag ``rule``'s `when` tests on its own (``'x' in case.flags``), else None."""
+        cond = conditions.get(rule.index)
+        leaf = leaves.get(cond.leaf_id) if isinstance(cond, LeafRef) else None
+        if leaf is None or leaf.kind is not LeafKind.CONTAINS or leaf.path != "case.flags":
+            return None
+        return leaf.value
+
     action = first.action
-    escalates = (
-        isinstance(action, EscalateAction)
-        and action.queue.name == c.safeguarding_queue
-        and action.assign is None
-    )
-    if is_flag_test and escalates:
+    when = first.when_text if len(first.when_text) <= 100 else first.when_text[:99] + "…"
+    wrong = []  # what rule 1 does otherwise, each with what to do about it
+    tested = flag_tested(first)
+    other = None  # a later rule testing the flag: the safeguarding rule, moved down
+    if tested != c.safeguarding_flag:
+        other = next((r for r in raw.rules[1:] if flag_tested(r) == c.safeguarding_flag), None)
+        if other is not None:
+            wrong.append(
+                f"its `when` is `{when}`; rule `{other.rule_id}` (line "
+                f"{other.line}) tests the flag: move it first"
+            )
+        elif isinstance(tested, str) and near_miss(tested, [c.safeguarding_flag]):
+            wrong.append(
+                f"it tests flag `{tested}`, while `constraints.safeguarding.flag` is "
+                f"`{c.safeguarding_flag}`: make them the same (check the spelling of both)"
+            )
+        else:
+            wrong.append(
+                f"its `when` is `{when}`: write `when: \"'"
+                f"{c.safeguarding_flag}' in case.flags\"` alone"
+            )
+    # When rule 1 is another rule (the safeguarding rule moved down), what it does is no
+    # mistake, its place is: its action is not judged as the safeguarding rule's.
+    if other is None and isinstance(action, RouteAction | ExceptionAction):
+        does = "routes" if isinstance(action, RouteAction) else "raises an exception"
+        wrong.append(f"it {does} instead of escalating: write `escalate:`")
+    elif other is None and isinstance(action, EscalateAction):
+        if action.queue.name != c.safeguarding_queue:
+            written = action.queue.name or "by_intent"
+            wrong.append(
+                f"it escalates to queue `{written}`, not `{c.safeguarding_queue}` (the queue "
+                "`constraints.safeguarding` names): make them the same"
+            )
+        if action.assign is not None:
+            wrong.append("it has `assign:`, which would hand a flagged case to an agent: remove it")
+    if not wrong:
         return []
     return [
         Problem(
@@ -286,7 +324,7 @@ def _check_safeguarding(
             f"safeguarding is a hard constraint: the first rule must be `when: \"'"
             f"{c.safeguarding_flag}' in case.flags\"` with `escalate: {{queue: "
             f"{c.safeguarding_queue}, ...}}` and no `assign`, so flagged cases escalate regardless "
-            f"of capacity; rule `{first.rule_id}` is first instead",
+            f"of capacity; rule `{first.rule_id}` is first, and " + "; and ".join(wrong),
             file,
             first.line,
             0,
