@@ -205,11 +205,15 @@ class SchemaReader:
         required: tuple[str, ...],
         optional: tuple[str, ...] = (),
         rule_id: str | None = None,
+        homes: dict[str, str] | None = None,
     ) -> dict[str, Node]:
         """The known entries of a mapping node; unknown and missing keys are problems.
 
         Unknown keys are reported and left out of the result, so callers only ever see the
-        keys they allowed (an unknown intent never reaches ``Intent(...)``).
+        keys they allowed (an unknown intent never reaches ``Intent(...)``). ``homes`` maps a
+        key that belongs elsewhere in the file to where (``under `then```): such a key
+        written here is almost always mis-indented, and the message says so rather than
+        listing the keys this place allows.
         """
         if not node.is_mapping:
             self.error("schema.type", f"{what} {not_object(node.value)}", node, rule_id)
@@ -219,9 +223,16 @@ class SchemaReader:
         for key in entries:
             if key not in allowed:
                 kline, kcol = node.key_positions.get(key, (node.line, node.column))
+                home = homes.get(key) if homes is not None and isinstance(key, str) else None
+                tip = (
+                    f": `{key}` belongs {home}; check its indentation (YAML reads a key's "
+                    "place from how far it is indented)"
+                    if home is not None
+                    else unknown_key_tip(key, allowed)
+                )
                 self.error(
                     "schema.unknown_key",
-                    f"unknown field `{key}` in {what}{unknown_key_tip(key, allowed)}",
+                    f"unknown field `{key}` in {what}{tip}",
                     kline,
                     rule_id,
                     column=kcol,
@@ -372,6 +383,18 @@ _TOP_OPTIONAL = (
     "ladders",
     "continuity",
 )
+_TOP_HOMES = {
+    **dict.fromkeys(("safeguarding", "licence", "consent"), "under `constraints`"),
+    **dict.fromkeys(("statuses", "ranking"), "under `matching`"),
+    **dict.fromkeys(
+        ("sla_at_risk_minutes", "negative_sentiment", "sentiment_window"), "under `signals`"
+    ),
+    **dict.fromkeys(("window", "hold"), "under `continuity`"),
+    **dict.fromkeys(("id", "when", "then"), "in a rule under `rules:` (`- id: ...`)"),
+}
+"""Where a key of a section belongs, for one written at the top level (not indented)."""
+_SECTION_HOMES = dict.fromkeys((*_TOP, *_TOP_OPTIONAL), "at the top level (not indented)")
+"""For a top-level key written indented, so read inside the section above it."""
 SECTIONS = _TOP + _TOP_OPTIONAL
 """Every top-level section a ruleset file may hold."""
 
@@ -388,7 +411,7 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     """
     r = SchemaReader(file)
     out = RawRuleset()
-    top = r.mapping(root, "the ruleset file", _TOP, _TOP_OPTIONAL)
+    top = r.mapping(root, "the ruleset file", _TOP, _TOP_OPTIONAL, homes=_TOP_HOMES)
     out.name = (
         r.string(
             top.get("ruleset"),
@@ -422,7 +445,9 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
         out.queues_line = top["queues"].line
         intents = tuple(i.value for i in Intent)
         out.queue_gaps |= misspelt_keys(top["queues"], intents)
-        for key, node in r.mapping(top["queues"], "`queues`", (), intents).items():
+        for key, node in r.mapping(
+            top["queues"], "`queues`", (), intents, homes=_SECTION_HOMES
+        ).items():
             queue = r.string(node, f"queue for intent `{key}`", pattern=NAME)
             if queue is not None:
                 out.queues[Intent(key)] = queue
@@ -564,7 +589,11 @@ def _read_signals(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
     if node is None:
         return
     entries = r.mapping(
-        node, "`signals`", (), ("sla_at_risk_minutes", "negative_sentiment", "sentiment_window")
+        node,
+        "`signals`",
+        (),
+        ("sla_at_risk_minutes", "negative_sentiment", "sentiment_window"),
+        homes=_SECTION_HOMES,
     )
     defaults = SignalSettings()
     at_risk = _signal_number(
@@ -642,7 +671,7 @@ def _read_attributes(
 def _read_constraints(r: SchemaReader, node: Node, gaps: set[str]) -> Constraints | None:
     """The ``constraints`` section; ``gaps`` gets what was written but could not be read."""
     allowed = ("safeguarding", "licence", "consent")
-    entries = r.mapping(node, "`constraints`", allowed[:2], allowed[2:])
+    entries = r.mapping(node, "`constraints`", allowed[:2], allowed[2:], homes=_SECTION_HOMES)
     gaps.update(misspelt_keys(node, allowed))  # `consnt:` meant consent: it is not missing
     flag = queue = None
     sg: dict[str, Node] = {}
@@ -994,7 +1023,7 @@ def _read_registers(
 def _read_matching(r: SchemaReader, node: Node | None, out: RawRuleset) -> None:
     if node is None:
         return
-    entries = r.mapping(node, "`matching`", (), ("statuses", "ranking"))
+    entries = r.mapping(node, "`matching`", (), ("statuses", "ranking"), homes=_SECTION_HOMES)
     if "statuses" in entries:
         statuses = [
             r.choice(s, "each of matching.statuses", AgentStatus)
@@ -1027,6 +1056,29 @@ _REQUIREMENT_KEYS = (
     "ladder",
     "continuity",
 )
+_RULE_HOMES = {
+    "priority": "under `then` (beside `route`, `escalate` or `exception`)",
+    **dict.fromkeys(("route", "escalate", "exception"), "under `then`"),
+    **dict.fromkeys(("queue", "reason"), "under `route`, `escalate` or `exception`"),
+    **dict.fromkeys(_REQUIREMENT_KEYS, "under `route` (or an escalation's `assign`)"),
+    **dict.fromkeys(("level", "assign"), "under `escalate`"),
+}
+"""Where a key of a rule's parts belongs, for one written in the rule itself."""
+_THEN_HOMES = {
+    **{
+        k: v
+        for k, v in _RULE_HOMES.items()
+        if k not in ("priority", "route", "escalate", "exception")
+    },
+    **dict.fromkeys(("id", "when", "description"), "in the rule (beside `then`)"),
+}
+"""For a key written in `then` that belongs inside its action, or beside `then`."""
+_ACTION_HOMES = {
+    "priority": "under `then` (beside the action, not inside it)",
+    **dict.fromkeys(("route", "escalate", "exception"), "under `then`"),
+    **dict.fromkeys(("id", "when", "description"), "in the rule (beside `then`)"),
+}
+"""For a key written inside an action that belongs beside it, or beside `then`."""
 
 
 def _read_ladder_ref(
@@ -1133,7 +1185,12 @@ def _read_rule(r: SchemaReader, node: Node, ladders: dict[str, Ladder]) -> RawRu
     if node.is_mapping and "id" in node.value:
         rule_id = r.string(node.value["id"], "rule `id`", None, NAME)
     entries = r.mapping(
-        node, f"rule `{rule_id or '?'}`", ("id", "when", "then"), ("description",), rule_id
+        node,
+        f"rule `{rule_id or '?'}`",
+        ("id", "when", "then"),
+        ("description",),
+        rule_id,
+        _RULE_HOMES,
     )
     if not entries:
         return None
@@ -1155,7 +1212,12 @@ def _read_rule(r: SchemaReader, node: Node, ladders: dict[str, Ladder]) -> RawRu
             )
     then = (
         r.mapping(
-            entries["then"], "`then`", (), ("route", "escalate", "exception", "priority"), rule_id
+            entries["then"],
+            "`then`",
+            (),
+            ("route", "escalate", "exception", "priority"),
+            rule_id,
+            _THEN_HOMES,
         )
         if "then" in entries
         else {}
@@ -1175,13 +1237,25 @@ def _read_rule(r: SchemaReader, node: Node, ladders: dict[str, Ladder]) -> RawRu
     by_intent = False
     if kinds == ["route"]:
         where = f"rule {rid} route"
-        e = r.mapping(then["route"], "`route`", ("queue",), (*_REQUIREMENT_KEYS, "reason"), rule_id)
+        e = r.mapping(
+            then["route"],
+            "`route`",
+            ("queue",),
+            (*_REQUIREMENT_KEYS, "reason"),
+            rule_id,
+            _ACTION_HOMES,
+        )
         queue, by_intent = _queue_target(r, e.get("queue"), "route queue", rid)
         reason = r.string(e.get("reason"), "route reason", rule_id, NAME) or "routed"
         action = RouteAction(queue, _read_requirements(r, e, where, rid, ladders), reason)
     elif kinds == ["escalate"]:
         e = r.mapping(
-            then["escalate"], "`escalate`", ("queue", "reason"), ("level", "assign"), rule_id
+            then["escalate"],
+            "`escalate`",
+            ("queue", "reason"),
+            ("level", "assign"),
+            rule_id,
+            {**_ACTION_HOMES, **dict.fromkeys(_REQUIREMENT_KEYS, "under `assign`")},
         )
         queue, by_intent = _queue_target(r, e.get("queue"), "escalate queue", rid)
         level = r.integer(e.get("level"), "escalation level", 1, 9, rule_id) or 1
@@ -1192,7 +1266,9 @@ def _read_rule(r: SchemaReader, node: Node, ladders: dict[str, Ladder]) -> RawRu
             assign = _read_requirements(r, a, f"rule {rid} escalate.assign", rid, ladders)
         action = EscalateAction(queue, level, reason, assign)
     elif kinds == ["exception"]:
-        e = r.mapping(then["exception"], "`exception`", ("queue", "reason"), (), rule_id)
+        e = r.mapping(
+            then["exception"], "`exception`", ("queue", "reason"), (), rule_id, _ACTION_HOMES
+        )
         queue_name = r.string(e.get("queue"), "exception queue", rule_id, NAME)
         reason = r.string(e.get("reason"), "exception reason", rule_id, NAME) or "?"
         action = ExceptionAction(queue_name or "?", reason)
