@@ -490,10 +490,9 @@ def test_when_the_original_breaks_an_identical_copy_keeps_serving(tmp_path: Path
         (),
         "1",
         (
-            "routing/1/ruleset.yaml:2:1: error yaml.syntax: YAML syntax error: while parsing a "
-            "flow node expected the node content, but found '<stream end>'. Check indentation "
-            "and quoting near this line (quote expressions that contain `:` or start with a "
-            "quote)"
+            "routing/1/ruleset.yaml:2:1: error yaml.syntax: YAML syntax error: the file ends in "
+            "the middle of a value: it was cut short (a save or copy interrupted), or a `[` or "
+            "`{` is never closed. Restore the rest of the file, or close the bracket"
         ),
     )
 

@@ -187,9 +187,9 @@ def _half_written(path: Path, name: str, version: str) -> str:
     text = _text(name, version)
     path.write_text(text[: len(text) // 2])
     return (
-        f"{path}:9:5: error yaml.syntax: YAML syntax error: while parsing a flow node expected "
-        "the node content, but found '<stream end>'. Check indentation and quoting near this "
-        "line (quote expressions that contain `:` or start with a quote)"
+        f"{path}:9:5: error yaml.syntax: YAML syntax error: the file ends in the middle of a "
+        "value: it was cut short (a save or copy interrupted), or a `[` or `{` is never "
+        "closed. Restore the rest of the file, or close the bracket"
     )
 
 

@@ -44,6 +44,7 @@ from ruamel.yaml.nodes import ScalarNode
 
 from caseroute.domain.errors import Problem, RulesetError
 from caseroute.rules.limits import MAX_MAGNITUDE
+from caseroute.rules.yaml_syntax import advise as advise_syntax
 
 Scalar = str | int | float | bool | None
 
@@ -393,18 +394,9 @@ def parse_yaml(text: str, path: str, *, past_duplicates: bool = False) -> Source
     except _StopLoadingError:
         pass
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(x for x in (exc.context, exc.problem) if x)
-        line, column = _position(mark)
+        advice = advise_syntax(exc, body)
         builder.problems.append(
-            Problem(
-                "yaml.syntax",
-                f"YAML syntax error: {what}. Check indentation and quoting near this line "
-                "(quote expressions that contain `:` or start with a quote)",
-                path,
-                line,
-                column,
-            )
+            Problem("yaml.syntax", advice.message, path, advice.line, advice.column)
         )
     except YAMLError as exc:
         builder.problems.append(

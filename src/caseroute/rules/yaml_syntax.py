@@ -1,0 +1,153 @@
+"""A YAML syntax error in an operator's words, at the line to fix, with what to do.
+
+The parser words its errors for parser authors ("while parsing a block mapping expected
+<block end>, but found '<block mapping start>'") and places them where it gave up, which for
+the commonest mistakes is not where the mistake is: a quote left open on line 12 is found on
+line 75, a key with no space after its colon on the line after it. The operator mistakes that
+make a YAML file unreadable are few (a tab, a line indented unlike its neighbours, a missing
+space after `:`, a quote or bracket left open, `: ` inside an unquoted value), so each gets
+words here; anything else keeps the parser's own words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ruamel.yaml.error import MarkedYAMLError
+
+_GENERIC = (
+    "Check indentation and quoting near this line (quote expressions that contain `:` or "
+    "start with a quote)"
+)
+_OPEN_QUOTE = re.compile(r"""^\s*(?:-\s+)?(?:[^\s#'"][^:#]*:\s+)?(["'])""")
+"""A line whose value (of a key, of a list item, or the line itself) starts with a quote."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyntaxAdvice:
+    """Where a YAML syntax error is to be fixed (1-based) and what to tell the operator."""
+
+    line: int
+    column: int
+    message: str
+
+
+def _unquoted(text: str, quote: str) -> str:
+    r"""``text`` without the escaped quotes of its kind (``''`` in single, ``\\"`` in double)."""
+    return text.replace("''", "") if quote == "'" else re.sub(r"\\.", "", text)
+
+
+def _unclosed_quote(lines: list[str], upto: int) -> tuple[int, int, str] | None:
+    """The first line before ``upto`` (1-based) whose value opens a quote it does not close.
+
+    YAML lets a quoted text run over several lines, so a quote left open reads on to the next
+    quote of its kind, however far, and the parser fails there. Rulesets write quoted values
+    on one line, so a value opened and not closed on its line, whose text runs on to a quote
+    at or before the line the parser failed on, is the mistake.
+    """
+    for number, text in enumerate(lines[: max(upto - 1, 0)], start=1):
+        match = _OPEN_QUOTE.match(text)
+        if match is None:
+            continue
+        quote = match.group(1)
+        if quote in _unquoted(text[match.end() :], quote):
+            continue  # closed on its own line
+        run_on = _unquoted("\n".join(lines[number:upto]), quote)
+        if quote in run_on:
+            return number, match.start(1) + 1, quote
+        return None  # the first open quote is closed nowhere before the failure: not this
+    return None
+
+
+def advise(exc: MarkedYAMLError, text: str) -> SyntaxAdvice:
+    """The line, column and words for a syntax error the parser raised on ``text``.
+
+    Args:
+        exc: The parser's error (its problem and context marks are 0-based).
+        text: The document it was parsing.
+
+    Returns:
+        The advice: where to fix and what to write.
+    """
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+    context = exc.context_mark
+    ctx_line = context.line + 1 if context is not None else 0
+    problem = exc.problem or ""
+    raw = " ".join(x for x in (exc.context, exc.problem) if x)
+    lines = text.splitlines()
+    if "'\\t'" in problem:
+        return SyntaxAdvice(
+            line,
+            column,
+            "YAML syntax error: a tab character; YAML indents and separates with spaces "
+            "only. Replace the tab with spaces (2 for each level of indentation)",
+        )
+    if "'<stream end>'" in problem:
+        return SyntaxAdvice(
+            line,
+            column,
+            "YAML syntax error: the file ends in the middle of a value: it was cut short (a "
+            "save or copy interrupted), or a `[` or `{` is never closed. Restore the rest of "
+            "the file, or close the bracket",
+        )
+    if "quoted scalar" in (exc.context or "") and ctx_line:
+        return SyntaxAdvice(
+            ctx_line,
+            context.column + 1 if context is not None else 0,
+            "YAML syntax error: this quote is never closed, so YAML reads the rest of the "
+            "file as one text. Close the quote on this line",
+        )
+    quote = _unclosed_quote(lines, line)
+    if quote is not None:
+        at, col, mark_char = quote
+        return SyntaxAdvice(
+            at,
+            col,
+            f"YAML syntax error: this line opens a quote ({mark_char}) that it does not "
+            f"close, so YAML reads everything up to the next {mark_char} as one text and "
+            f"fails at line {line} ({raw}). Close the quote on this line",
+        )
+    if "could not find expected ':'" in problem and ctx_line:
+        return SyntaxAdvice(
+            ctx_line,
+            context.column + 1 if context is not None else 0,
+            "YAML syntax error: this line reads as a key with no `: ` after it: a key is "
+            "followed by a colon and a space (`priority: urgent`, not `priority:urgent`). "
+            "Add the space, or quote the value if it is text",
+        )
+    if "mapping values are not allowed here" in problem:
+        return SyntaxAdvice(
+            line,
+            column,
+            "YAML syntax error: a `: ` (colon and space) where no key can start. Either this "
+            "line is indented deeper than the line above, whose key already has its value "
+            "(line it up with the keys beside it), or the value before the `:` is text that "
+            'holds `: ` (put it in quotes: `when: "..."`)',
+        )
+    if problem.startswith("expected <block end>") and ctx_line:
+        kind = "list" if "collection" in (exc.context or "") else "mapping"
+        return SyntaxAdvice(
+            line,
+            column,
+            f"YAML syntax error: this line is not indented like the {kind} it is in (the "
+            f"{kind} that starts at line {ctx_line}): each key must line up exactly with the "
+            "other keys of its mapping, and each `- ` item with the other items of its list. "
+            "Check the indentation of this line and of the line above it",
+        )
+    if problem.startswith("expected ',' or ']'") and ctx_line:
+        return SyntaxAdvice(
+            line,
+            column,
+            f"YAML syntax error: the `[` at line {ctx_line} is not closed by `]` before this "
+            "point, or an item in it holds `:` (quote such an item). Close the list",
+        )
+    if problem.startswith("expected ',' or '}'") and ctx_line:
+        return SyntaxAdvice(
+            line,
+            column,
+            f"YAML syntax error: the `{{` at line {ctx_line} is not closed by `}}` before "
+            "this point, or a value in it holds `: ` or `,` (quote such a value). Close it",
+        )
+    return SyntaxAdvice(line, column, f"YAML syntax error: {raw}. {_GENERIC}")
