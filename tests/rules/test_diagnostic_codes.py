@@ -591,6 +591,14 @@ FIXTURES = [
         ),
         "{dir}/g.yaml:6:53",
     ),
+    Fixture(
+        "golden.unknown_agent",
+        _golden(
+            _golden_case().replace("rule: all}", "rule: all, excluded: {a1: [status]}}"),
+            rule_ids=["all"],
+        ),
+        "{dir}/g.yaml:6:52",
+    ),
 ]
 
 

@@ -350,3 +350,58 @@ def test_a_roster_file_that_is_not_yaml_is_reported_in_that_file(tmp_path: Path)
     )
     problems = _golden_problems(tmp_path / "g.yaml", text)
     assert [where.startswith(f"{tmp_path}/roster.yaml:") for _, where, _, _ in problems] == [True]
+
+
+@pytest.mark.parametrize(
+    ("expect", "where", "message"),
+    [
+        (
+            "{outcome: QUEUE, rule: all, excluded: {nurse-fl-1: [licence]}}",
+            "6:52",
+            (
+                "expect.excluded names agent `nurse-fl-1`, who is not on this case's roster (did "
+                "you mean `nurse-fl-01`?); name an agent of the roster (agent ids are compared "
+                "exactly)"
+            ),
+        ),
+        (
+            "{outcome: ASSIGN, rule: all, agent: NURSE-FL-01}",
+            "6:49",
+            (
+                "expect.agent names agent `NURSE-FL-01`, who is not on this case's roster (its "
+                "agents: `billing-01`, `nurse-fl-01`); name an agent of the roster (agent ids are "
+                "compared exactly)"
+            ),
+        ),
+        (
+            "{outcome: ASSIGN, rule: all, eligible: [nurse-fl-01, nurse-fl-02]}",
+            "6:66",
+            (
+                "expect.eligible names agent `nurse-fl-02`, who is not on this case's roster (did "
+                "you mean `nurse-fl-01`?); name an agent of the roster (agent ids are compared "
+                "exactly)"
+            ),
+        ),
+    ],
+    ids=["excluded", "agent", "eligible"],
+)
+def test_an_expectation_naming_an_agent_off_the_roster_is_refused_at_load(
+    tmp_path: Path, expect: str, where: str, message: str
+) -> None:
+    """golden.unknown_agent, with a did-you-mean, instead of a run failing 'not evaluated'."""
+    roster = (
+        '{snapshot_id: s, taken_at: "2026-11-21T09:00:00Z", agents: ['
+        "{agent_id: nurse-fl-01, status: available, capacity: {max: 1}}, "
+        "{agent_id: billing-01, status: available, capacity: {max: 1}}]}"
+    )
+    (tmp_path / "g.yaml").write_text(
+        'cases:\n  - name: c1\n    now: "2026-11-21T10:00:00Z"\n'
+        f"    roster: {roster}\n"
+        '    case: {case_id: G1, created_at: "2026-11-21T09:00:00Z", channel: phone, '
+        "intent: general, urgency: routine}\n"
+        f"    expect: {expect}\n"
+    )
+    with pytest.raises(GoldenFileError) as exc:
+        load_golden_file(tmp_path / "g.yaml", ["all"])
+    expected = [("golden.unknown_agent", f"{tmp_path}/g.yaml:{where}", "c1", message)]
+    assert expected == [(p.code, p.location, p.golden_case, p.message) for p in exc.value.problems]

@@ -326,6 +326,54 @@ def _check_rule_ids(
         )
 
 
+def _check_agent_ids(r: SchemaReader, node: Node, name: str | None, roster: Roster) -> None:
+    """Refuse ``expect.agent``, ``excluded`` and ``eligible`` entries naming no roster agent.
+
+    ``excluded: {nurse-fl-1: [licence]}`` (for ``nurse-fl-01``) failed every run with
+    "expected ['licence'], got 'not evaluated'", as if matching had been skipped, and the
+    typo was never named. ``preferred`` may name an agent off the roster (``not_on_roster``
+    is a status it pins), so it is not checked.
+    """
+    if not node.is_mapping:
+        return  # the reader says so
+    known = sorted(agent.agent_id for agent in roster.agents)
+    e: dict[str, Node] = node.value
+    named: list[tuple[str, object, int, int]] = []
+    if "agent" in e:
+        named.append(("agent", e["agent"].value, e["agent"].line, e["agent"].column))
+    if "excluded" in e and e["excluded"].is_mapping:
+        excluded = e["excluded"]
+        named += [
+            ("excluded", key, *excluded.key_positions.get(key, (excluded.line, excluded.column)))
+            for key in excluded.value
+        ]
+    if "eligible" in e and e["eligible"].is_sequence:
+        named += [("eligible", n.value, n.line, n.column) for n in e["eligible"].value]
+    for key, agent_id, line, column in named:
+        if not isinstance(agent_id, str) or agent_id in known:
+            continue  # null agent: no agent; not a string: the reader says so
+        hint = near_miss(agent_id, known)
+        tip = (
+            f"did you mean `{hint}`?"
+            if hint
+            else (
+                "its agents: "
+                + ", ".join(f"`{k}`" for k in known[:12])
+                + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+                if known
+                else "it has no agents"
+            )
+        )
+        r.error(
+            "golden.unknown_agent",
+            f"expect.{key} names agent `{agent_id}`, who is not on this case's roster ({tip}); "
+            "name an agent of the roster (agent ids are compared exactly)",
+            line,
+            name,
+            column=column,
+        )
+
+
 def _expectation(
     r: SchemaReader, node: Node, name: str | None, rule_ids: Collection[str] | None
 ) -> Expectation | None:
@@ -484,6 +532,8 @@ def load_golden_file(path: Path, rule_ids: Collection[str] | None = None) -> lis
                     line, column = _position(positions, v.field)
                     r.error("golden.case", str(v), line, label, column=column)
         expect = _expectation(r, c["expect"], label, rule_ids) if "expect" in c else None
+        if roster is not None and "expect" in c:
+            _check_agent_ids(r, c["expect"], label, roster)
         if now and roster and case and expect:
             description = r.string(c.get("description"), "description", label) or ""
             cases.append(
