@@ -409,3 +409,65 @@ def test_an_unfinished_block_condition_at_the_end_of_the_file_points_past_its_la
     assert [(p.code, p.line, p.column) for p in exc.value.problems if p.rule_id == "rest"] == [
         ("expr.syntax", 17, 21),
     ]
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        (
+            "case.intent in params.many",
+            (
+                "expr.unknown_value",
+                _WHEN_LINE,
+                11,
+                "r1",
+                (
+                    "`case.intent` is never 'a' (a value of `params.many`, line {line}: fix it "
+                    "there); "
+                    f"it is {_INTENTS}"
+                ),
+            ),
+        ),
+        (
+            "case.intent == params.name",
+            (
+                "expr.unknown_value",
+                _WHEN_LINE,
+                11,
+                "r1",
+                (
+                    "`case.intent` is never 'x' (a value of `params.name`, line {line}: fix it "
+                    "there); "
+                    f"it is {_INTENTS}"
+                ),
+            ),
+        ),
+        (
+            "case.urgency == params.limit",
+            (
+                "expr.type_mismatch",
+                _WHEN_LINE,
+                11,
+                "r1",
+                (
+                    "`case.urgency` is one of routine, urgent, critical but is compared with 3 (a "
+                    "value of `params.limit`, line {line}: fix it there); put the value in quotes, "
+                    "e.g. 'text'"
+                ),
+            ),
+        ),
+    ],
+    ids=["in-a-list-param", "equal-to-a-param", "wrong-type-param"],
+)
+def test_a_wrong_value_in_a_param_names_the_param_and_its_line(
+    when: str, expected: tuple[str, int, int, str, str]
+) -> None:
+    """The condition's text does not show the value: the message says where it is written."""
+    name = when.rsplit(".", 1)[1]
+    line = next(
+        number
+        for number, text in enumerate(_ruleset(when).splitlines(), start=1)
+        if text.startswith(f"  {name}:")
+    )
+    code, at, column, rule_id, message = expected
+    assert [(code, at, column, rule_id, message.format(line=line))] == _problems(when)

@@ -35,6 +35,7 @@ class _Context:
     problems: list[Problem] = field(default_factory=list)
     leaves: dict[tuple[object, ...], Leaf] = field(default_factory=dict)
     params_used: set[str] = field(default_factory=set)
+    param_lines: dict[str, int] = field(default_factory=dict)
     rule_id: str = ""
     node: Node | None = None
     text: str = ""
@@ -150,10 +151,28 @@ REGION_PATHS = ("case.region", "case.region_areas")
 """Fields holding territory codes: a tested value must have a code's shape to ever match."""
 
 
+def _param_origin(ctx: _Context, operand: ast.Operand | ast.ListLiteral) -> str:
+    """`` (in `params.x`, line 22: fix it there)`` when ``operand`` reads a param, else ``""``.
+
+    A wrong value in a param is reported at each condition reading it, whose text does not
+    show the value: the operator is told where the value is written.
+    """
+    if not isinstance(operand, ast.PathRef) or operand.parts[0] != "params":
+        return ""
+    name = ".".join(operand.parts[1:])
+    if name not in ctx.param_lines:
+        return ""
+    return f" (a value of `params.{name}`, line {ctx.param_lines[name]}: fix it there)"
+
+
 def _literal_fits(
-    ctx: _Context, ftype: FieldType, path: str, value: object, span: ast.Span
+    ctx: _Context, ftype: FieldType, path: str, value: object, span: ast.Span, origin: str = ""
 ) -> bool:
-    """Whether a constant has the field's type; reports a problem when not."""
+    """Whether a constant has the field's type; reports a problem when not.
+
+    ``origin`` says where the constant is written when it is not in the condition itself
+    (``_param_origin``).
+    """
     if ftype.kind is Kind.NUMBER:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     elif ftype.kind is Kind.BOOLEAN:
@@ -164,7 +183,8 @@ def _literal_fits(
         shown = f"'{value}'" if isinstance(value, str) else json.dumps(value)
         ctx.error(
             "expr.type_mismatch",
-            f"`{path}` is {ftype.describe()} but is compared with {shown}{_type_tip(ftype)}",
+            f"`{path}` is {ftype.describe()} but is compared with {shown}{origin}"
+            f"{_type_tip(ftype)}",
             span,
         )
         return False
@@ -173,9 +193,9 @@ def _literal_fits(
         # Scotland quietly matched nobody: an error, like a value an enum never has.
         ctx.error(
             "expr.unknown_value",
-            f"no region code is {value!r}: codes are letters, digits and _ . : / -, starting "
-            "with a letter or digit (a request with another region is refused), so this test "
-            "never holds as written; write the code as cases send it, such as GB-SCT",
+            f"no region code is {value!r}{origin}: codes are letters, digits and _ . : / -, "
+            "starting with a letter or digit (a request with another region is refused), so "
+            "this test never holds as written; write the code as cases send it, such as GB-SCT",
             span,
         )
         return False
@@ -184,7 +204,7 @@ def _literal_fits(
         tip = f" (did you mean '{hint[0]}'?)" if hint else ""
         ctx.error(
             "expr.unknown_value",
-            f"`{path}` is never '{value}'; it is {ftype.describe()}{tip}",
+            f"`{path}` is never '{value}'{origin}; it is {ftype.describe()}{tip}",
             span,
         )
         return False
@@ -318,7 +338,7 @@ def _lower_compare(ctx: _Context, node: ast.Compare, text: str) -> Cond | None:
             "expr.type_mismatch", f"`{text}` compares with a list; use `in` for lists", node.span
         )
         return None
-    if not _literal_fits(ctx, ftype, path, value, node.span):
+    if not _literal_fits(ctx, ftype, path, value, node.span, _param_origin(ctx, node.right)):
         return None
     return LeafRef(ctx.leaf(LeafKind.COMPARE, path, op, value=value).leaf_id, text)
 
@@ -359,7 +379,8 @@ def _lower_membership(ctx: _Context, node: ast.Membership, text: str) -> Cond | 
                 node.span,
             )
             return None
-        if not all(_literal_fits(ctx, ftype, path, v, node.span) for v in values):
+        origin = _param_origin(ctx, node.right)
+        if not all(_literal_fits(ctx, ftype, path, v, node.span, origin) for v in values):
             return None
         unique = tuple(dict.fromkeys(values))
         made = LeafRef(ctx.leaf(LeafKind.ONE_OF, path, value=unique).leaf_id, text)
@@ -459,6 +480,7 @@ def lower_conditions(raw: RawRuleset, file: str, source_text: str) -> LoweredCon
         The lowered conditions, the unique leaves and every problem found.
     """
     ctx = _Context(file, source_text.splitlines(), raw.params, raw.attributes)
+    ctx.param_lines = raw.param_lines
     conditions: dict[int, Cond] = {}
     for rule in raw.rules:
         ctx.rule_id, ctx.node, ctx.text = rule.rule_id, rule.when_node, rule.when_text
