@@ -31,6 +31,10 @@ def _violations(flags: object) -> list[FieldViolation]:
         ["vip", "safeguarding\u200b"],  # a zero-width space the pattern refuses
         ["safe\u00adguarding"],  # a soft hyphen
         list("safeguarding"),  # a string taken one letter at a time
+        {"safeguarding": True},  # flags sent as a map of flag -> set
+        {"vip": True, "Safeguarding": False},  # the key names it, whatever the value says
+        [["safeguarding"]],  # a list of flags wrapped in another list
+        ["vip", ["safeguarding", "x"]],
     ],
 )
 def test_malformed_flags_carrying_safeguarding_get_the_notice_first(flags: object) -> None:
@@ -40,7 +44,9 @@ def test_malformed_flags_carrying_safeguarding_get_the_notice_first(flags: objec
     assert len(violations) > 1
 
 
-@pytest.mark.parametrize("flags", ["vip", ["vip", "x\u200by"], list("vipcase")])
+@pytest.mark.parametrize(
+    "flags", ["vip", ["vip", "x\u200by"], list("vipcase"), {"vip": True}, [["vip"]]]
+)
 def test_malformed_flags_without_safeguarding_get_no_notice(flags: object) -> None:
     """The control: the notice is not given to every malformed flag."""
     assert SAFEGUARDING_NOTICE not in [v.message for v in _violations(flags)]

@@ -42,9 +42,11 @@ _NOT_FLAG_CHARACTER = re.compile(r"[^a-z0-9_.:/]")
 def flag_texts(value: object, limit: int = VIOLATIONS_PER_LIST) -> frozenset[str]:
     """The flags a refused ``flags`` value may have meant, normalised (for the notice only).
 
-    However malformed: a bare string is one flag (``"flags": "safeguarding"``), characters no
-    flag holds are dropped (a zero-width space or soft hyphen inside ``safeguarding``), and a
-    list of single characters is also read joined up (a string taken one letter at a time).
+    However malformed: a bare string is one flag (``"flags": "safeguarding"``), an object is
+    its keys (flags sent as a map, ``{"safeguarding": true}``), a list inside the list is read
+    as more flags (``[["safeguarding"]]``), characters no flag holds are dropped (a zero-width
+    space or soft hyphen inside ``safeguarding``), and a list of single characters is also
+    read joined up (a string taken one letter at a time).
     The notice errs towards calling a refused case flagged, never away: nothing is routed
     either way, and the notice is what makes a person look at it.
 
@@ -57,9 +59,18 @@ def flag_texts(value: object, limit: int = VIOLATIONS_PER_LIST) -> frozenset[str
     """
     if isinstance(value, str):
         value = [value]
+    elif isinstance(value, dict):
+        value = list(value)  # a map of flags: its keys name them, whatever the values say
     if not isinstance(value, list | tuple):
         return frozenset()
     texts = [v for v in value[:limit] if isinstance(v, str)]
+    texts += [  # one list level down: a list of flags wrapped in another
+        v
+        for item in value[:limit]
+        if isinstance(item, list | tuple)
+        for v in item[:limit]
+        if isinstance(v, str)
+    ]
     if len(texts) > 1 and all(len(t) == 1 for t in texts):
         texts.append("".join(texts))
     return frozenset(_NOT_FLAG_CHARACTER.sub("", normalise_flag(t)) for t in texts)
