@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 
 from caseroute.rules.limits import MAX_MAGNITUDE
+from caseroute.rules.lookalikes import lookalike
 
 Scalar = str | int | float | bool
 
@@ -173,6 +174,9 @@ def _tokenize(text: str) -> list[_Token]:
         if match is None:
             ch = text[pos]
             hint = " (strings need matching quotes)" if ch in "'\"" else ""
+            found = lookalike(ch)
+            if found is not None:
+                hint = f": {found[1]}"
             raise ExprSyntaxError(f"unexpected character {ch!r}{hint}", pos)
         kind = match.lastgroup or ""
         if kind == "op" and match.group() == "=":

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from ruamel.yaml.error import MarkedYAMLError
 
+from caseroute.rules.lookalikes import lookalike
+
 _GENERIC = (
     "Check indentation and quoting near this line (quote expressions that contain `:` or "
     "start with a quote)"
@@ -60,6 +62,28 @@ def _unclosed_quote(lines: list[str], upto: int) -> tuple[int, int, str] | None:
     return None
 
 
+def _lookalike_near(lines: list[str], first: int, last: int) -> tuple[int, int, str] | None:
+    """A look-alike character YAML trips on, in lines ``first``..``last`` (1-based).
+
+    Only where YAML reads structure: a non-breaking (or other Unicode) space in a line's
+    indentation, which YAML does not count as indentation, and a full-width colon after a key.
+    A typographic quote or dash inside a value is text to YAML, not a syntax error.
+    """
+    for number in range(max(first, 1), min(last, len(lines)) + 1):
+        text = lines[number - 1]
+        indent = text[: len(text) - len(text.lstrip())]
+        found = lookalike(indent)
+        if found is None:
+            code = text.split("#", 1)[0]
+            colon = code.find("\uff1a")
+            found = lookalike(code[colon]) if colon >= 0 else None
+            if found is not None:
+                found = (colon, found[1])
+        if found is not None:
+            return number, found[0] + 1, found[1]
+    return None
+
+
 def advise(exc: MarkedYAMLError, text: str) -> SyntaxAdvice:
     """The line, column and words for a syntax error the parser raised on ``text``.
 
@@ -99,6 +123,10 @@ def advise(exc: MarkedYAMLError, text: str) -> SyntaxAdvice:
             "YAML syntax error: this quote is never closed, so YAML reads the rest of the "
             "file as one text. Close the quote on this line",
         )
+    suspect = _lookalike_near(lines, min(ctx_line or line, line - 1), line)
+    if suspect is not None:
+        at, col, words = suspect
+        return SyntaxAdvice(at, col, f"YAML syntax error: {words}")
     quote = _unclosed_quote(lines, line)
     if quote is not None:
         at, col, mark_char = quote
