@@ -208,3 +208,29 @@ def test_a_rule_licence_outside_the_constraint_is_warned_about(written: str, hin
 def test_a_rule_licence_within_the_constraint_for_its_intent_is_not_warned_about() -> None:
     """Control: the reference rules (RN for clinical, pharmacist for prescription) warn nothing."""
     assert _warnings("        licence: [pharmacist]\n", "        licence: [pharmacist]\n") == []
+
+
+def test_a_rule_licence_type_every_constraint_drops_is_warned_about() -> None:
+    """`[pharmacist, RN]` on the prescription rule reads "an RN may take it"; none ever does."""
+    assert _warnings("        licence: [pharmacist]\n", "        licence: [pharmacist, RN]\n") == [
+        (
+            "lint.licence_outside_constraint",
+            "prescription",
+            (
+                "the rule requires licence pharmacist, RN, but constraints.licence allows only "
+                "pharmacist for the `prescription` cases it routes: a rule narrows that list "
+                "and never widens it, so RN is ignored and no agent holding only RN is ever "
+                "chosen; remove it from the rule, or add it to the constraint if such an agent "
+                "may take these cases"
+            ),
+        )
+    ]
+
+
+def test_a_rule_licence_type_kept_for_another_intent_it_routes_is_not_warned_about() -> None:
+    """Control: `[pharmacist, RN]` for clinical and prescription cases: each intent keeps one."""
+    old = "    when: case.intent == 'prescription'\n"
+    text = TEXT.replace(old, "    when: case.intent in ['prescription', 'clinical']\n", 1)
+    new = text.replace("        licence: [pharmacist]\n", "        licence: [pharmacist, RN]\n", 1)
+    assert old in TEXT
+    assert [w.code for w in compile_text(new).warnings if w.code not in BASELINE] == []

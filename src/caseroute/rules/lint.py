@@ -208,6 +208,7 @@ def _licence_outside_constraint(
             and not set(need.licence_types) & set(floor)
         ]
         if not missed:
+            out += _licence_partly_outside(rule, need.licence_types, floors, pinned, file)
             continue
         intent, floor = missed[0]
         names = " or ".join(f"`{i.value}`" for i, _ in missed)
@@ -235,6 +236,49 @@ def _licence_outside_constraint(
             )
         )
     return out
+
+
+def _licence_partly_outside(
+    rule: Rule,
+    types: tuple[str, ...],
+    floors: dict[Intent, tuple[str, ...]],
+    pinned: frozenset[str] | None,
+    file: str,
+) -> list[Problem]:
+    """``lint.licence_outside_constraint`` for types every constraint drops without a word.
+
+    ``licence: [pharmacist, RN]`` on a prescription rule whose constraint is
+    ``[pharmacist]`` reads as "an RN may take it", but the engine keeps only the types the
+    constraint allows (a rule narrows, never widens), so no RN is ever assigned and nothing
+    said why. A type kept for some intent the rule routes (``[RN, pharmacist]`` on a rule
+    for clinical and prescription cases, or any rule that may route an intent with no
+    constraint) is doing its job, and is not reported. One warning per rule.
+    """
+    routed = [i for i in Intent if pinned is None or i.value in pinned]
+    if not routed or any(i not in floors for i in routed):
+        return []  # an intent with no constraint takes every type the rule lists
+    dropped = [t for t in types if all(t not in floors[i] for i in routed)]
+    if not dropped:
+        return []
+    allowed = sorted({t for i in routed for t in floors[i]})
+    names = " or ".join(f"`{i.value}`" for i in routed)
+    one = len(dropped) == 1
+    return [
+        Problem(
+            "lint.licence_outside_constraint",
+            f"the rule requires licence {', '.join(types)}, but constraints.licence allows "
+            f"only {', '.join(allowed)} for the {names} cases it routes: a rule narrows that "
+            f"list and never widens it, so {', '.join(dropped)} {'is' if one else 'are'} "
+            f"ignored and no agent holding only {' or '.join(dropped)} is ever chosen; remove "
+            f"{'it' if one else 'them'} from the rule, or add {'it' if one else 'them'} to "
+            "the constraint if such an agent may take these cases",
+            file,
+            rule.line,
+            0,
+            rule.rule_id,
+            Severity.WARNING,
+        )
+    ]
 
 
 def _register_type_unused(raw: RawRuleset, file: str) -> list[Problem]:
