@@ -94,6 +94,16 @@ def _findings(old: str, new: str) -> list[tuple[str, str | None]]:
             "",
             [("schema.missing_key", None)],
         ),
+        # `licence:` two spaces short, so at the top level: where it belongs, not also that
+        # `constraints` lacks it (nor that no intent has a licence constraint).
+        (
+            (
+                "  licence:                                                  # licence valid "
+                "where the patient is\n"
+            ),
+            "licence:\n",
+            [("schema.unknown_key", None)],
+        ),
     ],
     ids=[
         "rule-1-key",
@@ -116,6 +126,7 @@ def _findings(old: str, new: str) -> list[tuple[str, str | None]]:
         "licence-types-null",
         "licence-types-not-a-list",
         "licence-constraint-deleted",
+        "licence-constraint-at-the-top-level",
     ],
 )
 def test_one_mistake_is_one_finding(

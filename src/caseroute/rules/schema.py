@@ -206,6 +206,7 @@ class SchemaReader:
         optional: tuple[str, ...] = (),
         rule_id: str | None = None,
         homes: dict[str, str] | None = None,
+        elsewhere: frozenset[str] = frozenset(),
     ) -> dict[str, Node]:
         """The known entries of a mapping node; unknown and missing keys are problems.
 
@@ -213,7 +214,9 @@ class SchemaReader:
         keys they allowed (an unknown intent never reaches ``Intent(...)``). ``homes`` maps a
         key that belongs elsewhere in the file to where (``under `then```): such a key
         written here is almost always mis-indented, and the message says so rather than
-        listing the keys this place allows.
+        listing the keys this place allows. A required key in ``elsewhere`` is written at
+        another depth (its own ``schema.unknown_key`` says where it belongs), so it is not
+        also reported missing here: one mistake, one finding.
         """
         if not node.is_mapping:
             self.error("schema.type", f"{what} {not_object(node.value)}", node, rule_id)
@@ -240,7 +243,7 @@ class SchemaReader:
         meant = misspelt_keys(node, allowed)
         for key in required:
             # A misspelt key is one mistake: its unknown_key already says "did you mean".
-            if key not in entries and key not in meant:
+            if key not in entries and key not in meant and key not in elsewhere:
                 self.error("schema.missing_key", f"`{key}` {MISSING} in {what}", node, rule_id)
         return {key: value for key, value in entries.items() if key in allowed}
 
@@ -429,7 +432,12 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     if not root.is_mapping:  # already reported: no section of it can be read
         out.unreadable_sections.update(SECTIONS)
     if "constraints" in top:
-        out.constraints = _read_constraints(r, top["constraints"], out.constraint_gaps)
+        misplaced = frozenset(
+            key
+            for key in (root.value if root.is_mapping else {})
+            if _TOP_HOMES.get(key) == "under `constraints`"
+        )
+        out.constraints = _read_constraints(r, top["constraints"], out.constraint_gaps, misplaced)
         out.constraints_line = top["constraints"].line
         if out.constraints is None:  # each way to get None reported a problem first
             out.unreadable_sections.add("constraints")
@@ -668,10 +676,24 @@ def _read_attributes(
         out.attributes[name] = FieldType(kind, optional=True, doc="declared case attribute")
 
 
-def _read_constraints(r: SchemaReader, node: Node, gaps: set[str]) -> Constraints | None:
-    """The ``constraints`` section; ``gaps`` gets what was written but could not be read."""
+def _read_constraints(
+    r: SchemaReader, node: Node, gaps: set[str], misplaced: frozenset[str] = frozenset()
+) -> Constraints | None:
+    """The ``constraints`` section; ``gaps`` gets what was written but could not be read.
+
+    ``misplaced``: its keys written at the top level instead (reported there, with where they
+    belong), so not also missing here, nor absent for lint.
+    """
     allowed = ("safeguarding", "licence", "consent")
-    entries = r.mapping(node, "`constraints`", allowed[:2], allowed[2:], homes=_SECTION_HOMES)
+    entries = r.mapping(
+        node,
+        "`constraints`",
+        allowed[:2],
+        allowed[2:],
+        homes=_SECTION_HOMES,
+        elsewhere=misplaced,
+    )
+    gaps.update(misplaced)
     gaps.update(misspelt_keys(node, allowed))  # `consnt:` meant consent: it is not missing
     flag = queue = None
     sg: dict[str, Node] = {}
