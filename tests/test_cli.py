@@ -159,11 +159,19 @@ def test_rules_test_runs_golden_cases(capsys: pytest.CaptureFixture[str], tmp_pa
     cases = copy / "golden" / "cases.yaml"
     cases.write_text(cases.read_text().replace("agent: pharm-tx-01", "agent: billing-01"))
     assert main(["rules", "test", str(copy)]) == 1
-    lines = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
     line = _line_of(cases, "- name: prescription-goes-to-licensed-pharmacist")
     failed = lines.index(f"FAIL prescription-goes-to-licensed-pharmacist ({cases}:{line})")
     assert lines[failed + 1] == "     agent: expected 'billing-01', got 'pharm-tx-01'"
     assert lines[-1] == "33 passed, 1 failed"
+    advice = (
+        "caseroute: 1 golden case(s) decided otherwise than their `expect:` says (each FAIL "
+        "above, at its file:line, with what was expected and what was decided): if the change "
+        "of ruleset is meant, update those `expect:` entries to the new decision; if not, fix "
+        f"the ruleset. Then rerun `caseroute rules test {copy}`."
+    )
+    assert captured.err.splitlines() == [advice]
 
 
 def test_rules_test_refuses_a_not_fired_rule_the_ruleset_lacks(

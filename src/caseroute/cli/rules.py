@@ -386,6 +386,15 @@ def _test_version(path: Path, args: argparse.Namespace) -> _TestRun:
         )
         out(f"  {rule_id}: {decided} / {not_fired}{note}")
     sys.stdout.write(f"\n{len(results) - len(failed)} passed, {len(failed)} failed\n")
+    if failed:
+        # What to do, on stderr like the other advice (stdout ends with the count, for scripts).
+        sys.stderr.write(
+            f"caseroute: {len(failed)} golden case(s) decided otherwise than their `expect:` "
+            "says (each FAIL above, at its file:line, with what was expected and what was "
+            "decided): if the change of ruleset is meant, update those `expect:` entries to "
+            "the new decision; if not, fix the ruleset. Then rerun "
+            f"`caseroute rules test {shlex.quote(str(path))}`.\n"
+        )
     return _TestRun(ok, report)
 
 
