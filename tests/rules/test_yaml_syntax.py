@@ -47,6 +47,23 @@ BRACKET = (
     "YAML syntax error: the `[` at line 1 is not closed by `]` before this point, or an item "
     "in it holds `:` (quote such an item). Close the list"
 )
+STRAY = (
+    "YAML syntax error: a `]` that closes nothing: no `[` is open before it. Remove it, or add "
+    "the opening bracket where the list or mapping starts"
+)
+ESCAPE = (
+    "YAML syntax error: a backslash in double quotes starts an escape, and this one is not a "
+    "YAML escape. Write the text in single quotes ('...'), or double the backslash (\\\\)"
+)
+BRACE = (
+    "YAML syntax error: the `{` at line 1 is not closed by `}` before this point, or a value "
+    "in it holds `: ` or `,` (quote such a value). Close it"
+)
+OTHER = (
+    "YAML syntax error: while scanning for the next token found character '@' that cannot "
+    "start any token. Check indentation and quoting near this line (quote expressions that "
+    "contain `:` or start with a quote)"
+)
 CUT_SHORT = (
     "YAML syntax error: the file ends in the middle of a value: it was cut short (a save or "
     "copy interrupted), or a `[` or `{` is never closed. Restore the rest of the file, or "
@@ -77,6 +94,10 @@ def _problem(text: str) -> tuple[str, int, int, str]:
         ("rules:\n  - id: a\n   - id: b\n", (3, 4, INDENT.format(kind="list", line=2))),
         ("statuses: [available\nranking: []\n", (2, 8, BRACKET)),
         ("ruleset: [\n", (2, 1, CUT_SHORT)),
+        ("statuses: [available]]\n", (1, 22, STRAY)),
+        ('when: "case\\q"\n', (1, 13, ESCAPE)),
+        ("route: {queue: q\nnext: 1\n", (2, 5, BRACE)),
+        ("@rules: []\n", (1, 1, OTHER)),
     ],
     ids=[
         "tab",
@@ -88,6 +109,10 @@ def _problem(text: str) -> tuple[str, int, int, str]:
         "list-item-out-of-line",
         "bracket-left-open",
         "file-cut-short",
+        "stray-bracket",
+        "unknown-escape",
+        "brace-left-open",
+        "anything-else-keeps-the-parser-words",
     ],
 )
 def test_a_syntax_error_names_the_mistake_at_its_line(

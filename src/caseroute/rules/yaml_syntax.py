@@ -116,7 +116,24 @@ def advise(exc: MarkedYAMLError, text: str) -> SyntaxAdvice:
             "save or copy interrupted), or a `[` or `{` is never closed. Restore the rest of "
             "the file, or close the bracket",
         )
-    if "quoted scalar" in (exc.context or "") and ctx_line:
+    if "unknown escape character" in problem:
+        return SyntaxAdvice(
+            line,
+            column,
+            "YAML syntax error: a backslash in double quotes starts an escape, and this one "
+            "is not a YAML escape. Write the text in single quotes ('...'), or double the "
+            "backslash (\\\\)",
+        )
+    stray = re.fullmatch(r"expected .*, but found '([\]}])'", problem)
+    if stray is not None:
+        return SyntaxAdvice(
+            line,
+            column,
+            f"YAML syntax error: a `{stray.group(1)}` that closes nothing: no "
+            f"`{'[' if stray.group(1) == ']' else '{'}` is open before it. Remove it, or add "
+            "the opening bracket where the list or mapping starts",
+        )
+    if "quoted scalar" in (exc.context or "") and "end of stream" in problem and ctx_line:
         return SyntaxAdvice(
             ctx_line,
             context.column + 1 if context is not None else 0,
