@@ -101,3 +101,16 @@ def test_a_typographic_quote_in_a_description_is_not_blamed_for_an_indentation_e
         parse_yaml(text, "f.yaml")
     (problem,) = exc.value.problems
     assert "U+2019" not in problem.message
+
+
+def test_a_no_break_space_in_text_far_above_an_indentation_error_is_not_blamed() -> None:
+    """A description's text may hold one; the error lines below are judged on their own."""
+    text = (
+        "description: |\n  text\n  \u00a0more text\nowner: o\nversion: '1'\n"
+        "rules:\n  - id: a\n - id: b\n"
+    )
+    with pytest.raises(RulesetError) as exc:
+        parse_yaml(text, "f.yaml")
+    (problem,) = exc.value.problems
+    expected = (8, False)  # at the list item out of line, and no look-alike named
+    assert expected == (problem.line, "U+00A0" in problem.message)

@@ -140,7 +140,8 @@ def advise(exc: MarkedYAMLError, text: str) -> SyntaxAdvice:
             "YAML syntax error: this quote is never closed, so YAML reads the rest of the "
             "file as one text. Close the quote on this line",
         )
-    suspect = _lookalike_near(lines, min(ctx_line or line, line - 1), line)
+    # Only near the failure: a look-alike far above it (in a description's text) is not blamed.
+    suspect = _lookalike_near(lines, max(min(ctx_line or line, line - 1), line - 2), line)
     if suspect is not None:
         at, col, words = suspect
         return SyntaxAdvice(at, col, f"YAML syntax error: {words}")
