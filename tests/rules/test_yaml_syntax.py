@@ -127,3 +127,22 @@ def test_a_quote_closed_on_its_own_line_is_not_blamed() -> None:
     text = "when: \"'safeguarding' in case.flags\"\nname: 'it''s'\nthen:\n  a: b\n    c: d\n"
     expected = ("yaml.syntax", 5, 6, COLON)
     assert expected == _problem(text)
+
+
+def test_an_apostrophe_opening_a_line_of_block_text_is_not_an_open_quote() -> None:
+    """`'tis` under `description: >` is text: the list item out of line is the mistake."""
+    text = (
+        "description: >\n  'tis the season\nwhen: \"'x' in case.flags\"\n"
+        "rules:\n  - id: a\n - id: b\n"
+    )
+    expected = ("yaml.syntax", 6, 2, INDENT.format(kind="mapping", line=1))
+    assert expected == _problem(text)
+
+
+def test_a_quoted_text_over_several_lines_is_read_past_to_the_quote_left_open() -> None:
+    """A valid two-line quoted value above is not blamed; the one left open below it is."""
+    text = 'a: "multi\n  line"\nb: "x\n\nc: 1\nd: "y" z\n'
+    code, line, column, message = _problem(text)
+    expected = ("yaml.syntax", 3, 4, True)
+    opens = message.startswith('YAML syntax error: this line opens a quote (") that it does not')
+    assert expected == (code, line, column, opens)

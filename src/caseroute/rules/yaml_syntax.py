@@ -22,6 +22,8 @@ _GENERIC = (
     "Check indentation and quoting near this line (quote expressions that contain `:` or "
     "start with a quote)"
 )
+_BLOCK_START = re.compile(r"""^\s*(?:-\s+)?[^#'"]*:\s+[|>][-+0-9]*\s*(?:#.*)?$""")
+"""A line whose key's value is block text (``description: >``): the lines below are text."""
 _OPEN_QUOTE = re.compile(r"""^\s*(?:-\s+)?(?:[^\s#'"][^:#]*:\s+)?(["'])""")
 """A line whose value (of a key, of a list item, or the line itself) starts with a quote."""
 
@@ -41,24 +43,38 @@ def _unquoted(text: str, quote: str) -> str:
 
 
 def _unclosed_quote(lines: list[str], upto: int) -> tuple[int, int, str] | None:
-    """The first line before ``upto`` (1-based) whose value opens a quote it does not close.
+    """The line before ``upto`` (1-based) whose value opens a quote closed only on ``upto``.
 
     YAML lets a quoted text run over several lines, so a quote left open reads on to the next
-    quote of its kind, however far, and the parser fails there. Rulesets write quoted values
-    on one line, so a value opened and not closed on its line, whose text runs on to a quote
-    at or before the line the parser failed on, is the mistake.
+    quote of its kind, however far, and the parser fails just after it. Rulesets write quoted
+    values on one line, so a value opened and not closed on its line, whose text runs on to a
+    quote on the very line the parser failed on, is the mistake. Lines of block text (under
+    ``|`` or ``>``) are text, never the opening of a quote.
     """
+    block_indent = -1  # the indentation of the key a block text belongs to, while in one
+    skip_to = 0  # the last line of a quoted text over several lines, read past
     for number, text in enumerate(lines[: max(upto - 1, 0)], start=1):
+        if number <= skip_to:
+            continue
+        indent = len(text) - len(text.lstrip())
+        if block_indent >= 0 and (not text.strip() or indent > block_indent):
+            continue  # a line of block text
+        block_indent = indent if _BLOCK_START.match(text) else -1
         match = _OPEN_QUOTE.match(text)
         if match is None:
             continue
         quote = match.group(1)
         if quote in _unquoted(text[match.end() :], quote):
             continue  # closed on its own line
-        run_on = _unquoted("\n".join(lines[number:upto]), quote)
-        if quote in run_on:
+        closes = next(
+            (n for n in range(number + 1, upto + 1) if quote in _unquoted(lines[n - 1], quote)),
+            None,
+        )
+        if closes == upto:
             return number, match.start(1) + 1, quote
-        return None  # the first open quote is closed nowhere before the failure: not this
+        if closes is None:
+            return None  # open to the failure: YAML would say so ("end of stream")
+        skip_to = closes  # a quoted text over several lines, closed before: read past it
     return None
 
 
