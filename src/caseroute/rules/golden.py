@@ -334,10 +334,8 @@ def _check_agent_ids(r: SchemaReader, node: Node, name: str | None, roster: Rost
     typo was never named. ``preferred`` may name an agent off the roster (``not_on_roster``
     is a status it pins), so it is not checked.
     """
-    if not node.is_mapping:
-        return  # the reader says so
     known = sorted(agent.agent_id for agent in roster.agents)
-    e: dict[str, Node] = node.value
+    e: dict[str, Node] = node.value if node.is_mapping else {}  # not one: the reader says so
     named: list[tuple[str, object, int, int]] = []
     if "agent" in e:
         named.append(("agent", e["agent"].value, e["agent"].line, e["agent"].column))

@@ -160,9 +160,8 @@ def _param_origin(ctx: _Context, operand: ast.Operand | ast.ListLiteral) -> str:
     if not isinstance(operand, ast.PathRef) or operand.parts[0] != "params":
         return ""
     name = ".".join(operand.parts[1:])
-    if name not in ctx.param_lines:
-        return ""
-    return f" (a value of `params.{name}`, line {ctx.param_lines[name]}: fix it there)"
+    line = ctx.param_lines.get(name)  # always there: an unknown param was refused before
+    return f" (a value of `params.{name}`, line {line}: fix it there)" if line else ""
 
 
 def _literal_fits(

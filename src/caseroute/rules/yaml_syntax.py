@@ -70,10 +70,10 @@ def _unclosed_quote(lines: list[str], upto: int) -> tuple[int, int, str] | None:
             (n for n in range(number + 1, upto + 1) if quote in _unquoted(lines[n - 1], quote)),
             None,
         )
-        if closes == upto:
-            return number, match.start(1) + 1, quote
-        if closes is None:
-            return None  # open to the failure: YAML would say so ("end of stream")
+        if closes is None or closes == upto:
+            # Still open at the failure (None) is not this quote's doing: YAML would have
+            # said "end of stream" or named the escape.
+            return (number, match.start(1) + 1, quote) if closes == upto else None
         skip_to = closes  # a quoted text over several lines, closed before: read past it
     return None
 
