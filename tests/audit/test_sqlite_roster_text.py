@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +162,23 @@ sys.stdin.read()
 """
 
 
+@contextmanager
+def _read_locks_held(store: SqliteAuditStore) -> Iterator[subprocess.Popen[str]]:
+    """Every WAL read lock of ``store``'s log held by another process for the block."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_READ_LOCKS, f"{store.path}-shm"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        yield holder
+    finally:
+        holder.communicate(timeout=30)  # stdin closed: the locks are released
+
+
 def test_a_log_whose_read_locks_another_process_holds_gives_up_by_the_deadline(
     store: SqliteAuditStore,
 ) -> None:
@@ -173,22 +190,12 @@ def test_a_log_whose_read_locks_another_process_holds_gives_up_by_the_deadline(
     sha, parts = _in_parts()
     _store(store, parts)
     assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) is not None
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_READ_LOCKS, f"{store.path}-shm"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline() == "held\n"
+    with _read_locks_held(store):
         started = time.monotonic()
         with pytest.raises(AuditUnavailableError) as raised:
             store.roster_text(sha, timeout_s=0.3, max_agents=40, max_bytes=BIG)
         assert time.monotonic() - started < 5  # an upper bound on the hang (~10 s before)
         assert type(raised.value).__name__ == "AuditBusyError"
-    finally:
-        holder.communicate(timeout=30)  # stdin closed: the locks are released
     assert store.roster_text(sha, timeout_s=30, max_agents=40, max_bytes=BIG) == roster_json(ROSTER)
 
 
@@ -280,15 +287,7 @@ def test_closing_the_store_does_not_wait_for_a_lookup_sqlite_holds(
     _store(store, parts)
     _events, opened = _recording(store, monkeypatch)
     assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) is not None
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_READ_LOCKS, f"{store.path}-shm"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline() == "held\n"
+    with _read_locks_held(store) as holder:
         with pytest.raises(AuditUnavailableError):
             store.roster_text(sha, timeout_s=0.3, max_agents=40, max_bytes=BIG)
         store.close()
@@ -298,6 +297,4 @@ def test_closing_the_store_does_not_wait_for_a_lookup_sqlite_holds(
         lookups = [t for t in threading.enumerate() if t.name == "roster-lookup"]
         assert lookups
         assert all(t.daemon for t in lookups)
-    finally:
-        holder.communicate(timeout=30)  # stdin closed: the locks are released
     assert opened[0].closed.wait(30)  # the read ended: its thread closed its connection
