@@ -25,6 +25,7 @@ from caseroute.audit.store import KeyMismatchError, SqliteAuditStore
 from caseroute.domain.errors import ConfigError
 from caseroute.domain.fields import CASE_FIELDS, CASE_LIST_FIELDS, CASE_MAP_FIELDS
 from caseroute.domain.fingerprint import format_timestamp
+from caseroute.domain.limits import limit_flag
 from caseroute.domain.reader import ATTRIBUTE_NAME
 
 if TYPE_CHECKING:
@@ -539,7 +540,12 @@ def _expanded(paths: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
+def check_masked_fields(
+    paths: tuple[str, ...],
+    *,
+    max_name_chars: int | None = None,
+    limit_origin: str = limit_flag("max_id_chars"),
+) -> tuple[str, ...]:
     """Validate masked field paths (``case.attributes.patient_name``, ``case.attributes.*``).
 
     Every path accepted masks a field a case can hold: one naming no field of a case, going
@@ -548,6 +554,10 @@ def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
 
     Args:
         paths: The configured list; the item ``defaults`` stands for ``DEFAULT_MASKED_PATHS``.
+        max_name_chars: The server's limit on an attribute name (``--max-id-chars``): a longer
+            name is one no caller can send, so a path naming it is refused too (None: a
+            command that serves nothing, such as ``rules check``, does not check it).
+        limit_origin: How to name that limit's setting (its flag, ``$VAR`` or ``file:line``).
 
     Returns:
         The paths, ``defaults`` expanded, each path once, in their order (checking them again
@@ -569,6 +579,8 @@ def check_masked_fields(paths: tuple[str, ...]) -> tuple[str, ...]:
     problems, bad = [], []
     for path in paths:
         problem = _path_problem(path)
+        if problem is None and max_name_chars is not None:
+            problem = _length_problem(path, max_name_chars, limit_origin)
         if problem is None:
             continue
         if _placement_problem(path) is None and not _PATH_RE.fullmatch(path):
@@ -593,6 +605,29 @@ def _numbered(problems: list[str]) -> str:
         return problems[0]
     numbered = " ".join(f"({n}) {p.rstrip('.')}." for n, p in enumerate(problems, 1))
     return f"{len(problems)} problems in the masked field list: {numbered}"
+
+
+def _length_problem(path: str, max_chars: int, origin: str) -> str | None:
+    """Why ``path`` names an attribute longer than callers may send (None: it does not).
+
+    Review S43a: such a path was accepted and masked nothing, since the server refuses a case
+    sending the name (``--max-id-chars``), while the list replaced the defaults. A default
+    path is let be (``date_of_birth`` is 13 characters): the built-in list is a net for
+    names callers may send, and a server whose limit is below one of them still starts.
+    """
+    parts = path.split(".")
+    if len(parts) != 3 or parts[1] not in CASE_MAP_FIELDS or parts[2] == "*":
+        return None
+    if path in DEFAULT_MASKED_PATHS:
+        return None
+    name = parts[2]
+    if len(name) <= max_chars:
+        return None
+    return (
+        f"{path} would mask nothing: its attribute name is {len(name)} characters, and the "
+        f"server refuses a case sending an attribute name longer than {max_chars} ({origin}); "
+        f"write the name as callers send it, or raise {origin} if they send names that long"
+    )
 
 
 def _shortened(found: re.Match[str]) -> str:

@@ -135,14 +135,24 @@ def parse_instant(text: str | None, flag: str) -> datetime | None:
 def masked_fields(args: argparse.Namespace) -> tuple[str, ...]:
     """``--audit-masked-fields`` as checked paths.
 
+    A command that serves (it has ``--max-id-chars``) also refuses an attribute name longer
+    than the server lets a caller send: such a path would mask nothing.
+
     Raises:
         UsageError: Naming the flag, variable or ``file:line`` that gave a bad path.
     """
     from caseroute.audit.config import check_masked_fields
     from caseroute.domain.errors import ConfigError
 
+    limit: int | None = getattr(args, "max_id_chars", None)
     try:
-        return check_masked_fields(tuple(args.audit_masked_fields))
+        if limit is None:
+            return check_masked_fields(tuple(args.audit_masked_fields))
+        return check_masked_fields(
+            tuple(args.audit_masked_fields),
+            max_name_chars=limit,
+            limit_origin=setting_origin(args, "max_id_chars"),
+        )
     except ConfigError as exc:
         raise UsageError(f"{setting_origin(args, 'audit_masked_fields')}: {exc}") from None
 
