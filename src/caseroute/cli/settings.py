@@ -265,12 +265,32 @@ def masked_paths() -> Kind:
     (``rules check`` and ``serve`` report a bad one as a usage error naming its origin).
     """
 
-    def check(paths: Iterable[str]) -> tuple[str, ...]:
-        return tuple(p.strip() for p in paths if p.strip())
+    def split(text: str) -> tuple[str, ...]:
+        # A trailing or doubled comma leaves an empty item: nothing written, ignored.
+        return tuple(p.strip() for p in text.split(",") if p.strip())
 
-    return Kind(
-        "case field paths", "an array of strings", lambda text: check(text.split(",")), check
-    )
+    def check(paths: list[str]) -> tuple[str, ...]:
+        # Review S43a: in the file an empty string is an item written as such (a TOML array
+        # takes a trailing comma without one), so a path left blank, or deleted from its
+        # quotes: refused, where before it was dropped without a word.
+        blank = [n for n, p in enumerate(paths, 1) if not p.strip()]
+        if blank:
+            which = ", ".join(str(n) for n in blank)
+            found, advice = (
+                (
+                    f"an empty item (item {which}",
+                    "it masks nothing: remove it, or write the path it was meant to be",
+                )
+                if len(blank) == 1
+                else (
+                    f"empty items ({which}",
+                    "they mask nothing: remove them, or write the paths they were meant to be",
+                )
+            )
+            raise ValueError(f"has {found} of {len(paths)}); {advice} (e.g. case.attributes.NAME)")
+        return tuple(p.strip() for p in paths)
+
+    return Kind("case field paths", "an array of strings", split, check)
 
 
 _IDENTITY_RE = re.compile(r"[^\s,]{1,253}")
