@@ -121,8 +121,10 @@ def _plan(paths: tuple[str, ...]) -> tuple[_Path, ...]:
     A path written twice, or one another path masks too (``case.attributes.mrn`` beside
     ``case.attributes.*``), is walked once: walked again, it stored the digest of its digest,
     which no other record or the explanation's digest of the same value matched (review
-    S42a). Only consecutive ones: a path between them may replace their parent (``case.*``
-    masks ``case.attributes`` whole), so the paths keep their order.
+    S42a). Only consecutive ones, so the paths keep their order. The order does not change
+    what is masked: a path that masks another's parent (``case.attributes`` masks
+    ``case.attributes.mrn`` with the whole object) covers it, and a covered path is never
+    walked, so no walked path replaces the mapping another walks into.
     """
     planned: list[_Path] = []
     for index, path in enumerate(paths):
