@@ -404,3 +404,11 @@ def test_a_pattern_is_refused_saying_what_star_means(path: str) -> None:
         f"invalid masked field path(s): {path!r} (no patterns: `*` stands alone as the last "
         "part, for every key of an object, as in case.attributes.*; otherwise name each field); "
     )
+
+
+@pytest.mark.parametrize("path", ["Case", "CASE.", ".."])
+def test_a_path_with_no_field_after_case_gets_the_rule_and_no_guess(path: str) -> None:
+    """Nothing after `case` to suggest a field from: the general rule alone, never a guess."""
+    message = _refusal(path)
+    assert message.startswith(f"invalid masked field path(s): {path!r}; a path is dotted")
+    assert "did you mean" not in message

@@ -59,3 +59,22 @@ def test_the_advice_names_no_place_derived_from_a_masked_location(
         derived in json.dumps(decision_to_dict(decision)),
         derived.encode() in stored,
     ) == (True, False, False, False), problem
+
+
+def test_a_masked_location_that_is_its_own_licensing_code_is_masked_once(tmp_path: Path) -> None:
+    """`US-TX` is its own licensing code: the derived text is the value, digested once."""
+    registry = RulesetRegistry()
+    registry.add(
+        prepare_ruleset(compile_text(ruleset_with_rules(CATCH_ALL_RULE)), EngineKind.PYTHON)
+    )
+    config = replace(audit_config(tmp_path), masked_fields=("defaults", "case.patient_location"))
+    core = RoutingCore(registry, config.open_store(), config.masker(), lambda: NOW)
+    case = make_case(intent=Intent.CLINICAL, patient_location="US-TX", region=None)
+    roster = make_roster(make_agent("a1", licences=(), territories=()))
+    decision = core.decide(DecideCommand("r1", "", "", (case,), roster, NOW)).decisions[0]
+    core.audit.close()
+    registry.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    shown = json.dumps(decision_to_dict(decision))
+    digest = Masker(config.masker().key).digest("US-TX")
+    assert ("US-TX" in shown, b"US-TX" in stored, digest.encode() in stored) == (False, False, True)

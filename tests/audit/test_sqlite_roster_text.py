@@ -22,7 +22,7 @@ import pytest
 
 from caseroute.audit.record import Blob, BlobKind
 from caseroute.audit.roster_blob import roster_blobs
-from caseroute.audit.store import RosterTooLargeError, SqliteAuditStore
+from caseroute.audit.store import LOOKUP_THREADS, RosterTooLargeError, SqliteAuditStore
 from caseroute.domain.errors import AuditUnavailableError
 from caseroute.domain.fingerprint import fingerprint_roster, roster_json
 from caseroute.domain.roster import Roster
@@ -298,3 +298,46 @@ def test_closing_the_store_does_not_wait_for_a_lookup_sqlite_holds(
         assert lookups
         assert all(t.daemon for t in lookups)
     assert opened[0].closed.wait(30)  # the read ended: its thread closed its connection
+
+
+def test_with_every_lookup_slot_held_by_a_stuck_read_a_lookup_is_busy_at_once(
+    store: SqliteAuditStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reads SQLite holds keep their slots past their callers' deadlines: a new one is busy.
+
+    LOOKUP_THREADS lookups given up at their deadline still read (SQLite retries ~10 s where
+    every WAL read lock is held elsewhere); another lookup then waits its own deadline for a
+    slot and answers busy, saying why, instead of starting yet another stuck thread.
+    """
+    sha, parts = _in_parts()
+    _store(store, parts)
+    assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) is not None
+    with _read_locks_held(store):
+        for _ in range(LOOKUP_THREADS):
+            with pytest.raises(AuditUnavailableError):
+                store.roster_text(sha, timeout_s=0.2, max_agents=40, max_bytes=BIG)
+        caplog.clear()
+        with pytest.raises(AuditUnavailableError) as raised:
+            store.roster_text(sha, timeout_s=0.2, max_agents=40, max_bytes=BIG)
+        assert type(raised.value).__name__ == "AuditBusyError"
+        assert f"{LOOKUP_THREADS} earlier lookups are still reading" in caplog.text
+    # The locks released, the stuck reads end and hand their slots back.
+    assert store.roster_text(sha, timeout_s=30, max_agents=40, max_bytes=BIG) == roster_json(ROSTER)
+
+
+def test_a_lookup_whose_thread_cannot_start_gives_its_slot_back(
+    store: SqliteAuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No thread to read on (the process at its thread limit): the error, and no slot lost."""
+    sha, parts = _in_parts()
+    _store(store, parts)
+
+    def refused(_self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", refused)
+        for _ in range(LOOKUP_THREADS + 1):
+            with pytest.raises(RuntimeError, match="can't start new thread"):
+                store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG)
+    assert store.roster_text(sha, timeout_s=5, max_agents=40, max_bytes=BIG) == roster_json(ROSTER)

@@ -6,7 +6,7 @@ import pytest
 
 from caseroute.cli.command import build_parser
 from caseroute.cli.serve import server_config
-from caseroute.cli.settings import SOURCES_ATTR, Source
+from caseroute.cli.settings import SOURCES_ATTR, Source, replaced_values
 from caseroute.domain.limits import DEFAULT_LIMITS
 from caseroute.engine.case_rules import EngineKind
 
@@ -260,3 +260,41 @@ def test_a_replaced_masked_field_list_is_named_with_what_it_no_longer_masks(
         "remove the setting you did not mean"
     )
     assert warnings("--audit-masked-fields", "case.attributes.*") == (env_replaced,)
+
+
+def test_a_replaced_masked_field_list_that_is_invalid_or_gone_warns_of_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replaced list that would have been refused, or a file that no longer loads, is passed.
+
+    Neither can be what the operator meant to mask: the list in force is checked on its own,
+    and the warning is about fields a valid replaced list masks; nothing is raised for them.
+    """
+    config = _write(tmp_path / "c.toml", '[audit]\nmasked_fields = ["case.nonexistent"]\n')
+    monkeypatch.setenv("CASEROUTE_AUDIT_MASKED_FIELDS", "case.regon")
+    args = build_parser().parse_args(
+        ["serve", "--config", str(config), "--audit-masked-fields", "defaults"]
+    )
+    audit = server_config(args).audit
+    assert audit.masking_warnings() == ()
+    other = _write(tmp_path / "d.toml", "[server]\nworkers = 1\n")  # no masked list to replace
+    monkeypatch.delenv("CASEROUTE_AUDIT_MASKED_FIELDS")
+    args = build_parser().parse_args(
+        ["serve", "--config", str(other), "--audit-masked-fields", "defaults"]
+    )
+    assert server_config(args).audit.masking_warnings() == ()
+
+
+def test_a_replaced_file_that_no_longer_loads_is_skipped(tmp_path: Path) -> None:
+    """The file loaded when the settings were resolved, then changed: its old value is gone."""
+    config = _write(
+        tmp_path / "c.toml", '[audit]\nmasked_fields = ["defaults", "case.attributes.mrn"]\n'
+    )
+    args = build_parser().parse_args(
+        ["serve", "--config", str(config), "--audit-masked-fields", "defaults"]
+    )
+    assert [tuple(v) for _, v in replaced_values(args, "audit_masked_fields", {})] == [
+        ("defaults", "case.attributes.mrn")
+    ]
+    config.write_text("[audit\n")  # no longer TOML
+    assert replaced_values(args, "audit_masked_fields", {}) == []
