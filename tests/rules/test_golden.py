@@ -368,7 +368,25 @@ def test_a_roster_file_that_is_not_yaml_is_reported_in_that_file(tmp_path: Path)
             "{outcome: ASSIGN, rule: all, agent: NURSE-FL-01}",
             "6:49",
             (
-                "expect.agent names agent `NURSE-FL-01`, who is not on this case's roster (its "
+                "expect.agent names agent `NURSE-FL-01`, who is not on this case's roster (did "
+                "you mean `nurse-fl-01`? only the letter case differs); name an agent of the "
+                "roster (agent ids are compared exactly)"
+            ),
+        ),
+        (
+            "{outcome: ASSIGN, rule: all, excluded: {NURSE-FL-1: [licence]}}",
+            "6:53",
+            (
+                "expect.excluded names agent `NURSE-FL-1`, who is not on this case's roster (did "
+                "you mean `nurse-fl-01`?); name an agent of the roster (agent ids are compared "
+                "exactly)"
+            ),
+        ),
+        (
+            "{outcome: ASSIGN, rule: all, agent: zzz-99}",
+            "6:49",
+            (
+                "expect.agent names agent `zzz-99`, who is not on this case's roster (its "
                 "agents: `billing-01`, `nurse-fl-01`); name an agent of the roster (agent ids are "
                 "compared exactly)"
             ),
@@ -383,7 +401,7 @@ def test_a_roster_file_that_is_not_yaml_is_reported_in_that_file(tmp_path: Path)
             ),
         ),
     ],
-    ids=["excluded", "agent", "eligible"],
+    ids=["excluded", "agent-in-other-letters", "near-in-other-letters", "far", "eligible"],
 )
 def test_an_expectation_naming_an_agent_off_the_roster_is_refused_at_load(
     tmp_path: Path, expect: str, where: str, message: str

@@ -350,18 +350,7 @@ def _check_agent_ids(r: SchemaReader, node: Node, name: str | None, roster: Rost
     for key, agent_id, line, column in named:
         if not isinstance(agent_id, str) or agent_id in known:
             continue  # null agent: no agent; not a string: the reader says so
-        hint = near_miss(agent_id, known)
-        tip = (
-            f"did you mean `{hint}`?"
-            if hint
-            else (
-                "its agents: "
-                + ", ".join(f"`{k}`" for k in known[:12])
-                + (f" and {len(known) - 12} more" if len(known) > 12 else "")
-                if known
-                else "it has no agents"
-            )
-        )
+        tip = _agent_tip(agent_id, known)
         r.error(
             "golden.unknown_agent",
             f"expect.{key} names agent `{agent_id}`, who is not on this case's roster ({tip}); "
@@ -370,6 +359,33 @@ def _check_agent_ids(r: SchemaReader, node: Node, name: str | None, roster: Rost
             name,
             column=column,
         )
+
+
+def _agent_tip(agent_id: str, known: list[str]) -> str:
+    """What the roster offers instead of ``agent_id``: its id in other letters, a near one, or all.
+
+    Only the suggestion ignores letter case (``NURSE-FL-01`` for ``nurse-fl-01`` got the whole
+    list of agents): the id itself is still compared exactly, here and when deciding.
+    """
+    folded = agent_id.casefold()
+    same = [k for k in known if k.casefold() == folded]
+    if same:
+        return f"did you mean `{same[0]}`? only the letter case differs"
+    hint = near_miss(agent_id, known) or next(
+        (k for k in known if k.casefold() == near_miss(folded, [c.casefold() for c in known])),
+        None,
+    )
+    return (
+        f"did you mean `{hint}`?"
+        if hint
+        else (
+            "its agents: "
+            + ", ".join(f"`{k}`" for k in known[:12])
+            + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+            if known
+            else "it has no agents"
+        )
+    )
 
 
 def _expectation(
