@@ -599,6 +599,14 @@ FIXTURES = [
         ),
         "{dir}/g.yaml:6:52",
     ),
+    Fixture(
+        "golden.unknown_check",
+        _golden(
+            _golden_case().replace("rule: all}", "rule: all, excluded: {a1: [licnce]}}"),
+            rule_ids=["all"],
+        ),
+        "{dir}/g.yaml:6:57",
+    ),
 ]
 
 

@@ -6,6 +6,7 @@ import pytest
 from caseroute.domain.errors import GoldenFileError, Problem, RulesetError
 from caseroute.engine.case_rules import EngineKind
 from caseroute.engine.decide import decide
+from caseroute.engine.matching import CHECK_ORDER
 from caseroute.rules.golden import (
     GoldenCase,
     load_golden,
@@ -423,3 +424,54 @@ def test_an_expectation_naming_an_agent_off_the_roster_is_refused_at_load(
         load_golden_file(tmp_path / "g.yaml", ["all"])
     expected = [("golden.unknown_agent", f"{tmp_path}/g.yaml:{where}", "c1", message)]
     assert expected == [(p.code, p.location, p.golden_case, p.message) for p in exc.value.problems]
+
+
+def _excluding(tmp_path: Path, checks: str) -> Path:
+    """A golden file whose one case pins agent nurse-fl-01 excluded by ``checks``."""
+    roster = (
+        '{snapshot_id: s, taken_at: "2026-11-21T09:00:00Z", agents: ['
+        "{agent_id: nurse-fl-01, status: available, capacity: {max: 1}}]}"
+    )
+    (tmp_path / "g.yaml").write_text(
+        'cases:\n  - name: c1\n    now: "2026-11-21T10:00:00Z"\n'
+        f"    roster: {roster}\n"
+        '    case: {case_id: G1, created_at: "2026-11-21T09:00:00Z", channel: phone, '
+        "intent: general, urgency: routine}\n"
+        "    expect:\n      outcome: QUEUE\n      rule: all\n"
+        f"      excluded: {{nurse-fl-01: {checks}}}\n"
+    )
+    return tmp_path / "g.yaml"
+
+
+def test_an_excluded_check_name_that_matching_never_applies_is_refused_at_load(
+    tmp_path: Path,
+) -> None:
+    """golden.unknown_check at each name's file:line:col, with a did-you-mean, not a mismatch."""
+    path = _excluding(tmp_path, "[licnce, status, Capacity, zzz]")
+    with pytest.raises(GoldenFileError) as exc:
+        load_golden_file(path, ["all"])
+    checks = "consent, declined, status, role, licence, territory, skills, language, capacity"
+
+    def refused(name: str, hint: str) -> str:
+        return (
+            f"expect.excluded.nurse-fl-01 names `{name}`, which is not an eligibility check"
+            f"{hint}; name the checks the agent must fail, among: {checks}"
+        )
+
+    expected = [
+        ("golden.unknown_check", f"{path}:9:32", refused("licnce", " (did you mean `licence`?)")),
+        (
+            "golden.unknown_check",
+            f"{path}:9:48",
+            refused("Capacity", " (did you mean `capacity`?)"),
+        ),
+        ("golden.unknown_check", f"{path}:9:58", refused("zzz", "")),
+    ]
+    assert expected == [(p.code, p.location, p.message) for p in exc.value.problems]
+
+
+def test_every_check_matching_applies_may_be_named_in_excluded(tmp_path: Path) -> None:
+    """The names the engine's matching uses are exactly those a golden file may name."""
+    path = _excluding(tmp_path, "[" + ", ".join(CHECK_ORDER) + "]")
+    (case,) = load_golden_file(path, ["all"])
+    assert frozenset(CHECK_ORDER) == case.expect.excluded["nurse-fl-01"]

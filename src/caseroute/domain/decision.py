@@ -136,6 +136,23 @@ class RuleResults:
     actuals: tuple[tuple[str, str], ...]
 
 
+AGENT_CHECKS = (
+    "consent",
+    "declined",
+    "status",
+    "role",
+    "licence",
+    "territory",
+    "skills",
+    "language",
+    "capacity",
+)
+"""Every eligibility check matching applies to an agent, in the order it applies them: a
+``CheckFailure.check`` is one of these. The names are data here, not in the engine, so the rule
+language, which may not import the engine, can refuse a golden case's ``excluded`` naming
+another (``golden.unknown_check``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CheckFailure:
     """One eligibility check an agent failed, with expected vs actual."""

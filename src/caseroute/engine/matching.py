@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from caseroute.domain.case import Case, RequiredSkill
-from caseroute.domain.decision import AgentVerdict, CheckFailure
+from caseroute.domain.decision import AGENT_CHECKS, AgentVerdict, CheckFailure
 from caseroute.domain.jurisdiction import SUBDIVISION_EXAMPLE, licensing_code, needs_subdivision
 from caseroute.domain.roster import Agent, AgentStatus, Role, Roster
 from caseroute.domain.territory import RegionAreas, areas_of
@@ -24,17 +24,9 @@ from caseroute.rules.model import Compact, CompiledRuleset, Register, Requiremen
 
 T = TypeVar("T")
 
-CHECK_ORDER = (
-    "consent",
-    "declined",
-    "status",
-    "role",
-    "licence",
-    "territory",
-    "skills",
-    "language",
-    "capacity",
-)
+CHECK_ORDER = AGENT_CHECKS
+"""The checks ``check_agent`` applies, in its order (the names are domain data: golden files
+are checked against them by the rule language, which cannot import the engine)."""
 
 
 @dataclass(frozen=True, slots=True)

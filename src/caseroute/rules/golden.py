@@ -39,7 +39,14 @@ from typing import Any
 
 from caseroute.domain.case import Case
 from caseroute.domain.codec import parse_case, parse_roster, parse_timestamp
-from caseroute.domain.decision import ContinuityOutcome, Decision, Outcome, Priority, StepStatus
+from caseroute.domain.decision import (
+    AGENT_CHECKS,
+    ContinuityOutcome,
+    Decision,
+    Outcome,
+    Priority,
+    StepStatus,
+)
 from caseroute.domain.errors import (
     FieldViolation,
     GoldenFileError,
@@ -388,6 +395,27 @@ def _agent_tip(agent_id: str, known: list[str]) -> str:
     )
 
 
+def _check_check_names(r: SchemaReader, checks: Node, agent_id: str, name: str | None) -> None:
+    """Refuse an ``excluded`` entry naming no eligibility check (``golden.unknown_check``).
+
+    ``excluded: {nurse-ca-01: [licnce]}`` loaded, then failed every run as a plain mismatch
+    (``expected ['licnce'], got ['licence']``) that never said the name was not a check.
+    """
+    for node in checks.value if checks.is_sequence else ():
+        check = node.value
+        if not isinstance(check, str) or check in AGENT_CHECKS:
+            continue  # not a string: the reader says so
+        hint = near_miss(check, AGENT_CHECKS) or near_miss(check.casefold(), AGENT_CHECKS)
+        tip = f" (did you mean `{hint}`?)" if hint else ""
+        r.error(
+            "golden.unknown_check",
+            f"expect.excluded.{agent_id} names `{check}`, which is not an eligibility check"
+            f"{tip}; name the checks the agent must fail, among: " + ", ".join(AGENT_CHECKS),
+            node,
+            name,
+        )
+
+
 def _expectation(
     r: SchemaReader, node: Node, name: str | None, rule_ids: Collection[str] | None
 ) -> Expectation | None:
@@ -427,6 +455,7 @@ def _expectation(
             name,
         ).items():
             excluded[agent_id] = frozenset(r.strings(checks, f"excluded.{agent_id}", name))
+            _check_check_names(r, checks, agent_id, name)
     ladder_step = _UNSET
     if "ladder_step" in e:
         node_step = e["ladder_step"]
