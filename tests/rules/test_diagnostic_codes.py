@@ -402,6 +402,11 @@ FIXTURES = [
         "r.yaml:10",
     ),
     Fixture("lint.no_licence", _text(BASE), "r.yaml:6"),
+    Fixture(
+        "lint.flag_near_miss",
+        _text(_swap("  licence:", "  consent: {flag: consent_mising}\n  licence:")),
+        "r.yaml:7:19",
+    ),
     Fixture("lint.licence_outside_constraint", _text(_route("licence: [Rn]")), "r.yaml:14"),
     Fixture(
         "lint.register_type_unused",

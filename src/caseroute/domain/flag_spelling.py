@@ -124,6 +124,30 @@ def resembles(flag: str, hard: str) -> bool:
     return fuzz.ratio(mine, theirs, score_cutoff=100 * SIMILAR) > 0
 
 
+def misspells(flag: str, other: str) -> bool:
+    """Whether hard flag ``flag`` reads as a slip of the pen for flag ``other``.
+
+    Tighter than ``resembles``: the same letters, or letters at least ``SIMILAR`` alike
+    (``consent_mising``, ``safegaurding``), never a flag that only shares a word (``no_consent``
+    is a name of its own, not a misspelling of ``consent_missing``). ``rules check`` warns about
+    a ruleset's hard flag that misspells a flag callers are known to send
+    (``lint.flag_near_miss``); deciding never reads this.
+
+    Args:
+        flag: A ruleset's hard-constraint flag, normalised.
+        other: A flag spelt elsewhere (caseroute's conventional one, a rule's test), normalised.
+
+    Returns:
+        True when they differ and one looks like a misspelling of the other.
+    """
+    if flag == other:
+        return False
+    mine, theirs = _letters(flag), _letters(other)
+    return bool(mine and theirs) and (
+        mine == theirs or fuzz.ratio(mine, theirs, score_cutoff=100 * SIMILAR) > 0
+    )
+
+
 @lru_cache(maxsize=256)
 def distinctive_words(hard: str) -> frozenset[str]:
     """The words of hard-constraint flag ``hard`` that say what it guards.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from caseroute.domain.case import Intent
 from caseroute.domain.errors import Problem, Severity
-from caseroute.domain.flag_spelling import resembles
+from caseroute.domain.flag_spelling import CONVENTIONAL, misspells, resembles
 from caseroute.domain.place_codes import is_iso_code, place_problem
 from caseroute.rules.areas import iso_in_other_letters
 from caseroute.rules.fields import CASE_FIELDS
@@ -65,6 +65,7 @@ def lint_ruleset(
                 Severity.WARNING,
             )
         )
+    out += _flag_near_miss(raw, rules, leaves, file)
     if raw.constraints is not None and "licence" not in gaps:
         licensed = raw.constraints.licence_by_intent
         unlicensed = [
@@ -177,6 +178,65 @@ def lint_ruleset(
                         Severity.WARNING,
                     )
                 )
+    return out
+
+
+def _flag_near_miss(
+    raw: RawRuleset, rules: tuple[Rule, ...], leaves: dict[str, Leaf], file: str
+) -> list[Problem]:
+    """``lint.flag_near_miss``: a hard flag that misspells a flag callers are known to send.
+
+    ``consent: {flag: consent_mising}`` passed `rules check` in silence. Safe (a case sent
+    with ``consent_missing`` is an EXCEPTION, ``ambiguous_flag``, never assigned), but no such
+    case ever queues for consent, and a misspelt safeguarding flag sends every case the
+    callers flag ``safeguarding`` to exceptions, not to the safeguarding team. Known
+    spellings: caseroute's conventional flag of the same meaning, then the flags rules test.
+    A ruleset using the conventional spelling itself is not judged against its rules (a rule
+    testing a near spelling of it is the one misspelt: ``lint.flag_look_alike`` says so).
+    """
+    if raw.constraints is None:
+        return []
+    conventional = {meaning: name for name, meaning in CONVENTIONAL}
+    tested: dict[str, Rule] = {}
+    for rule in rules:
+        for leaf_id in leaf_ids(rule.when):
+            leaf = leaves[leaf_id]
+            flagged = leaf.kind is LeafKind.CONTAINS and leaf.path == "case.flags"
+            if flagged and isinstance(leaf.value, str):
+                tested.setdefault(leaf.value, rule)
+    out = []
+    for name, meaning in raw.constraints.hard_flags():
+        if name == conventional[meaning] or meaning not in raw.flag_places:
+            continue
+        known = [(conventional[meaning], f"caseroute's conventional {meaning} flag")]
+        known += [
+            (flag, f"the flag rule `{rule.rule_id}` (line {rule.line}) tests")
+            for flag, rule in tested.items()
+        ]
+        near = next(((flag, what) for flag, what in known if misspells(name, flag)), None)
+        if near is None:
+            continue
+        flag, what = near
+        line, column = raw.flag_places[meaning]
+        out.append(
+            Problem(
+                "lint.flag_near_miss",
+                f"constraints.{meaning}.flag `{name}` looks like a misspelling of `{flag}`, "
+                f"{what}: a case sent with `{flag}` is an EXCEPTION (ambiguous_flag), never "
+                + (
+                    "queued for consent"
+                    if meaning == "consent"
+                    else "escalated to the safeguarding queue"
+                )
+                + f"; write `{flag}` here if that is what callers send, else keep `{name}` and "
+                "make sure callers send it",
+                file,
+                line,
+                column,
+                None,
+                Severity.WARNING,
+            )
+        )
     return out
 
 

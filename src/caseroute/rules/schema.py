@@ -128,6 +128,9 @@ class RawRuleset:
     attributes: dict[str, FieldType] = field(default_factory=dict)
     constraints: Constraints | None = None
     constraints_line: int = 0
+    flag_places: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Each hard flag read from ``constraints`` (by meaning: ``safeguarding``, ``consent``) ->
+    the line and column of its ``flag:`` value (lint reports there)."""
     compacts: tuple[Compact, ...] = ()
     registers: tuple[Register, ...] = ()
     register_lines: dict[str, int] = field(default_factory=dict)  # name -> licence_types line
@@ -437,7 +440,9 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
             for key in (root.value if root.is_mapping else {})
             if _TOP_HOMES.get(key) == "under `constraints`"
         )
-        out.constraints = _read_constraints(r, top["constraints"], out.constraint_gaps, misplaced)
+        out.constraints = _read_constraints(
+            r, top["constraints"], out.constraint_gaps, misplaced, out.flag_places
+        )
         out.constraints_line = top["constraints"].line
         if out.constraints is None:  # each way to get None reported a problem first
             out.unreadable_sections.add("constraints")
@@ -677,13 +682,19 @@ def _read_attributes(
 
 
 def _read_constraints(
-    r: SchemaReader, node: Node, gaps: set[str], misplaced: frozenset[str] = frozenset()
+    r: SchemaReader,
+    node: Node,
+    gaps: set[str],
+    misplaced: frozenset[str] = frozenset(),
+    flag_places: dict[str, tuple[int, int]] | None = None,
 ) -> Constraints | None:
     """The ``constraints`` section; ``gaps`` gets what was written but could not be read.
 
     ``misplaced``: its keys written at the top level instead (reported there, with where they
-    belong), so not also missing here, nor absent for lint.
+    belong), so not also missing here, nor absent for lint. ``flag_places`` gets where each
+    hard flag that read is written, by meaning.
     """
+    places = {} if flag_places is None else flag_places
     allowed = ("safeguarding", "licence", "consent")
     entries = r.mapping(
         node,
@@ -701,6 +712,8 @@ def _read_constraints(
     if "safeguarding" in entries:
         sg = r.mapping(entries["safeguarding"], "`constraints.safeguarding`", ("flag", "queue"))
         flag = _read_flag(r, sg.get("flag"), "constraints.safeguarding.flag")
+        if flag is not None:
+            places["safeguarding"] = (sg["flag"].line, sg["flag"].column)
         queue = r.string(sg.get("queue"), "constraints.safeguarding.queue", pattern=NAME)
     consent = None
     if "consent" in entries:
@@ -708,6 +721,8 @@ def _read_constraints(
         consent = _read_flag(r, cs.get("flag"), "constraints.consent.flag")
         if consent is None:
             gaps.add("consent")
+        else:
+            places["consent"] = (cs["flag"].line, cs["flag"].column)
     licence: dict[Intent, tuple[str, ...]] = {}
     if "licence" not in entries and "licence" not in gaps:
         gaps.add("licence")  # required: `schema.missing_key` said so; not also lint.no_licence
