@@ -191,9 +191,13 @@ def test_the_intent_floor_applies_where_the_condition_pins_the_intent() -> None:
 
 
 def test_a_rule_licence_outside_the_intent_floor_accepts_nobody() -> None:
-    """`licence: [LPN]` on a clinical-only rule under a clinical RN floor can assign no one."""
+    """`licence: [LPN]` under a clinical RN floor can assign no clinical case.
+
+    The rule routes prescriptions too (no floor: an LPN may take them), so it loads: on a
+    clinical-only rule the same licence is an error, rules.licence_never_assigns.
+    """
     rules = (
-        "  - id: clin\n    when: case.intent == 'clinical'\n"
+        "  - id: clin\n    when: case.intent in ['clinical', 'prescription']\n"
         "    then: {route: {queue: c, licence: [LPN]}}\n"
     )
     ruleset = compile_text(ruleset_with_rules(rules + CATCH_ALL_RULE), "r.yaml")
@@ -208,7 +212,8 @@ def test_a_rule_licence_outside_the_intent_floor_accepts_nobody() -> None:
             "never assign anyone; list a type the constraint allows",
         )
     ]
-    actual = unsatisfiable_requirements(ruleset, make_roster(make_agent()), "roster.json", DAY)
+    lpn = make_agent(licences=(Licence("LPN", "US-TX", date(2030, 1, 1)),))
+    actual = unsatisfiable_requirements(ruleset, make_roster(lpn), "roster.json", DAY)
     assert expected == actual
 
 

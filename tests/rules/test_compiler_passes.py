@@ -29,6 +29,7 @@ def test_the_pass_table_runs_these_passes_in_this_order() -> None:
         "ordering",
         "safeguarding",
         "queues",
+        "licence",
         "ladders",
         "lint",
     ]

@@ -360,6 +360,15 @@ FIXTURES = [
     ),
     Fixture("rules.empty", _text(MINIMAL_HEADER + "rules: []\n"), "r.yaml:10"),
     Fixture(
+        "rules.licence_never_assigns",
+        _text(
+            _route("licence: [Rn]").replace(
+                "when: case.urgency == 'critical'", "when: case.intent == 'clinical'"
+            )
+        ),
+        "r.yaml:14",
+    ),
+    Fixture(
         "constraints.safeguarding_first",
         _text(MINIMAL_HEADER + "rules:\n" + CATCH_ALL),
         "r.yaml:11",

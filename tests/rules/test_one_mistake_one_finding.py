@@ -192,28 +192,65 @@ def test_an_empty_rule_licence_is_refused() -> None:
     assert _findings(old, old.replace("[pharmacist]", "[]")) == [("schema.value", "prescription")]
 
 
+def _errors(old: str, new: str) -> list[tuple[str, int, str | None, str]]:
+    """Every error (code, line, rule, message) of TEXT edited, beyond the baseline's."""
+    assert old in TEXT, old
+    with pytest.raises(RulesetError) as exc:
+        compile_text(TEXT.replace(old, new, 1))
+    return [
+        (p.code, p.line, p.rule_id, p.message) for p in exc.value.problems if p.code not in BASELINE
+    ]
+
+
 @pytest.mark.parametrize(
     ("written", "hint"),
     [("[RN]", ""), ("[Pharmacist]", " (did you mean `pharmacist` for `Pharmacist`?)")],
     ids=["another-intents-type", "wrong-case"],
 )
-def test_a_rule_licence_outside_the_constraint_is_warned_about(written: str, hint: str) -> None:
-    """Review R34b F9: a prescription rule requiring `RN` (constraint: pharmacist) passed clean.
+def test_a_rule_licence_no_constraint_of_its_intents_allows_is_refused(
+    written: str, hint: str
+) -> None:
+    """A prescription-only rule requiring `RN` (constraint: pharmacist) can never assign: error.
 
-    Every prescription case it routes would queue; the warning says why, at the rule.
+    Review R34b F9 found it passed clean; then it was a warning, and `rules check` exited 0
+    while every case the rule took queued for nobody, as with `licence: []` (an error).
     """
-    assert _warnings("        licence: [pharmacist]\n", f"        licence: {written}\n") == [
+    line = TEXT.splitlines().index("  - id: prescription") + 1
+    assert _errors("        licence: [pharmacist]\n", f"        licence: {written}\n") == [
         (
-            "lint.licence_outside_constraint",
+            "rules.licence_never_assigns",
+            line,
             "prescription",
             (
-                f"the rule requires licence {written[1:-1]}, but constraints.licence."
-                "prescription allows only pharmacist: a rule narrows that list and never widens "
-                f"it, so no agent can take a `prescription` case this rule routes{hint}; list "
-                "types the constraint allows"
+                f"the rule requires licence {written[1:-1]} and routes only `prescription` "
+                "cases, but constraints.licence.prescription allows only pharmacist: a rule "
+                "narrows that list and never widens it, so this rule can never assign a case "
+                f"(each one it takes queues for nobody){hint}; list types the constraint "
+                "allows, or, to send these cases to a queue for people to pick up, write "
+                "`escalate:` without `assign`"
             ),
         )
     ]
+
+
+def test_a_rule_licence_one_of_its_intents_allows_is_only_warned_about() -> None:
+    """`[pharmacist]` on a clinical-or-prescription rule assigns prescriptions: a warning."""
+    old = "    when: case.intent == 'prescription'\n"
+    text = TEXT.replace(old, "    when: case.intent in ['clinical', 'prescription']\n", 1)
+    compiled = compile_text(text)
+    found = [(p.code, p.rule_id) for p in compiled.warnings if p.code not in BASELINE]
+    assert found == [("lint.licence_outside_constraint", "prescription")]
+
+
+def test_a_rule_licence_on_a_rule_open_to_unconstrained_intents_is_only_warned_about() -> None:
+    """`[RN]` on a rule for any intent may assign a `general` case (no constraint): a warning."""
+    old = "    when: case.intent == 'prescription'\n"
+    text = TEXT.replace(old, "    when: case.urgency == 'routine'\n", 1).replace(
+        "        licence: [pharmacist]\n", "        licence: [RN]\n", 1
+    )
+    compiled = compile_text(text)
+    found = [(p.code, p.rule_id) for p in compiled.warnings if p.code not in BASELINE]
+    assert ("lint.licence_outside_constraint", "prescription") in found
 
 
 def test_a_rule_licence_within_the_constraint_for_its_intent_is_not_warned_about() -> None:

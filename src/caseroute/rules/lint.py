@@ -10,6 +10,7 @@ from caseroute.rules.areas import iso_in_other_letters
 from caseroute.rules.fields import CASE_FIELDS
 from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids, pinned_values
 from caseroute.rules.ladder_checks import rule_requirements
+from caseroute.rules.licence_checks import case_hint, licence_floors, missed_floors
 from caseroute.rules.lowering import REGION_PATHS
 from caseroute.rules.model import Rule
 from caseroute.rules.schema import DEFAULT_RANKING, RawRuleset
@@ -246,41 +247,28 @@ def _licence_outside_constraint(
     """``lint.licence_outside_constraint``: a rule's licence types share none with the floor.
 
     A rule narrows `constraints.licence` for an intent, never widens it (engine/matching.py),
-    so `licence: [pharmacist]` (or `[Rn]`) on a clinical rule whose constraint is `[RN]`
-    accepts no type at all: every clinical case it takes queues, and `rules check` said
-    nothing (review R34b F9). One warning per rule, naming each intent its condition allows
-    whose constraint it misses.
+    so `licence: [pharmacist]` (or `[Rn]`) on a rule for clinical and prescription cases whose
+    clinical constraint is `[RN]` accepts no type for a clinical case: each one it takes
+    queues, and `rules check` said nothing (review R34b F9). One warning per rule, naming each
+    intent its condition allows whose constraint it misses. A rule that misses every intent it
+    routes can never assign: that is an error (``rules.licence_never_assigns``), not this.
     """
-    floors = raw.constraints.licence_by_intent if raw.constraints is not None else {}
-    # An intent whose types did not all read (an error already) is not judged against what
-    # was left of them: "allows only :" was a second finding for the same mistake.
-    floors = {i: types for i, types in floors.items() if i.value not in raw.constraint_gaps}
+    floors = licence_floors(raw)
     out = []
     for rule in rules:
         need = rule_requirements(rule)
-        if need is None or not need.licence_types or not floors:
+        if need is None or not need.licence_types:
             continue
+        missed, never = missed_floors(rule, floors, leaves)
+        if never:
+            continue  # an error of its own: rules.licence_never_assigns (licence_checks.py)
         pinned = pinned_values(rule.when, leaves, "case.intent")
-        missed = [
-            (intent, floor)
-            for intent, floor in floors.items()
-            if (pinned is None or intent.value in pinned)
-            and not set(need.licence_types) & set(floor)
-        ]
         if not missed:
             out += _licence_partly_outside(rule, need.licence_types, floors, pinned, file)
             continue
         intent, floor = missed[0]
         names = " or ".join(f"`{i.value}`" for i, _ in missed)
-        hint = next(
-            (
-                f" (did you mean `{allowed}` for `{written}`?)"
-                for written in need.licence_types
-                for allowed in floor
-                if written.casefold() == allowed.casefold()
-            ),
-            "",
-        )
+        hint = case_hint(need.licence_types, floor)
         out.append(
             Problem(
                 "lint.licence_outside_constraint",

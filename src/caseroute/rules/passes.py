@@ -20,6 +20,7 @@ from caseroute.domain.errors import Problem, Severity
 from caseroute.domain.reader import near_miss
 from caseroute.rules.ir import Cond, Leaf, LeafKind, LeafRef, is_catch_all
 from caseroute.rules.ladder_checks import check_ladders
+from caseroute.rules.licence_checks import check_rule_licences
 from caseroute.rules.lint import lint_ruleset
 from caseroute.rules.lowering import lower_conditions
 from caseroute.rules.model import (
@@ -200,6 +201,10 @@ def _queues(state: Compilation) -> list[Problem]:
     return _check_queues(state.raw, state.file)
 
 
+def _licence(state: Compilation) -> list[Problem]:
+    return check_rule_licences(state.raw, state.rules, state.leaves, state.file)
+
+
 def _check_ordering(
     raw: RawRuleset, conditions: dict[int, Cond], file: str, *, last_flawed: bool = False
 ) -> list[Problem]:
@@ -371,6 +376,12 @@ PASSES: tuple[CompilerPass, ...] = (
         frozenset({"section:constraints"}),
     ),
     CompilerPass("queues", "every `by_intent` target has a queue for every intent", _queues),
+    CompilerPass(
+        "licence",
+        "no rule's `licence:` is one no constraint of the intents it routes allows "
+        "(licence_checks.py)",
+        _licence,
+    ),
     CompilerPass(
         "ladders",
         "relaxation ladders in delay order, relaxing only soft requirements; unreachable steps "
