@@ -224,8 +224,8 @@ def test_a_rule_licence_no_constraint_of_its_intents_allows_is_refused(
             (
                 f"the rule requires licence {written[1:-1]} and routes only `prescription` "
                 "cases, but constraints.licence.prescription allows only pharmacist: a rule "
-                "narrows that list and never widens it, so this rule can never assign a case "
-                f"(each one it takes queues for nobody){hint}; list types the constraint "
+                "narrows that list and never widens it, so this rule can never assign a case: "
+                f"each one it takes queues for nobody{hint}; list types the constraint "
                 "allows, or, to send these cases to a queue for people to pick up, write "
                 "`escalate:` without `assign`"
             ),

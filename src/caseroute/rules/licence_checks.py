@@ -105,7 +105,7 @@ def check_rule_licences(
                 "rules.licence_never_assigns",
                 f"the rule requires licence {', '.join(need.licence_types)} and routes only "
                 f"{names} cases, but {allows}: a rule narrows that list and never widens it, so "
-                f"this rule can never assign a case (each one it takes queues for nobody){hint}; "
+                f"this rule can never assign a case: each one it takes queues for nobody{hint}; "
                 "list types the constraint allows, or, to send these cases to a queue for "
                 "people to pick up, write `escalate:` without `assign`",
                 file,
