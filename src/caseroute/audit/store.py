@@ -22,9 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from contextlib import AbstractContextManager, closing, contextmanager, suppress
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -79,6 +77,7 @@ from caseroute.audit.sql_rows import (
     record_values,
     require_key_fingerprint,
 )
+from caseroute.audit.sqlite_lookups import LookupReads, RosterLookups
 from caseroute.domain.errors import (
     AuditBusyError,
     AuditUnavailableError,
@@ -351,12 +350,6 @@ class KeyMismatchError(Exception):
 
 PROGRESS_STEPS = 1000
 """SQLite virtual-machine steps between checks of a bounded read's deadline (a few us each)."""
-LOOKUP_THREADS = 2
-"""Roster lookups (``roster_text``) reading at once, each on a daemon thread of its own:
-``roster_log.MAX_LOOKUPS``. A read still running after its caller gave up keeps its slot."""
-LOOKUP_GRACE_S = 0.05
-"""How long past its deadline a lookup's caller waits for the read, which ends by then itself
-but where SQLite waits without calling a handler."""
 
 
 NEW_LOG_PAGE_SIZE = 2048
@@ -391,18 +384,6 @@ _KEY_AND_HEAD = (
     "(SELECT seq FROM chain_head WHERE id = 1), (SELECT record_hash FROM chain_head WHERE id = 1)"
 )
 """The current key's fingerprint and the chain head, read in one statement per transaction."""
-
-
-@dataclass(slots=True)
-class _LookupReads:
-    """A roster lookup's read state, owned by its thread alone (``roster_text``).
-
-    Invariant: ``conn`` is used and closed by that thread only; it is never in ``_readers``,
-    so ``close()`` cannot close it under a statement (only an idle one, handed back).
-    """
-
-    conn: sqlite3.Connection | None = None
-    until: float | None = None
 
 
 def _busy(exc: sqlite3.Error) -> bool:
@@ -461,14 +442,9 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        # Roster lookups run on daemon threads of their own, so a caller stops waiting at its
-        # deadline even where SQLite does not, and neither close() nor the interpreter's exit
-        # waits for a read SQLite holds ~10 s (``roster_text``). At most LOOKUP_THREADS read at
-        # once; their connections are few and kept between lookups in ``_idle_lookups``.
-        self._lookup_slots = threading.BoundedSemaphore(LOOKUP_THREADS)
-        self._lookup_local = threading.local()  # ``reads``: a lookup thread's _LookupReads
-        self._idle_lookups: list[sqlite3.Connection] = []  # under _readers_lock
-        self._lookups_closed = False  # under _readers_lock: a lookup then closes its own
+        # Roster lookups (``roster_text``) read on daemon threads of their own, each on a
+        # connection that thread alone uses and closes; idle ones are kept under _readers_lock.
+        self._lookups = RosterLookups(path, self._readers_lock)
         self.commits = 0
         self.failures = 0
         self.observer: CommitObserver | None = None
@@ -960,89 +936,22 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             AuditBusyError: If another connection's lock was held past ``timeout_s``.
             AuditUnavailableError: If the log cannot be read within ``timeout_s``.
         """
-        deadline = time.monotonic() + timeout_s
-        if not self._lookup_slots.acquire(timeout=max(timeout_s, 0.0)):
-            log.warning(
-                "roster %s not read from %s: %d earlier lookups are still reading (the log's "
-                "locks are held by another process)",
-                sha256[:12],
-                self.path,
-                LOOKUP_THREADS,
-            )
-            raise AuditBusyError(READ_UNAVAILABLE)
-        read: Future[str | None] = Future()
-        try:
-            # A daemon thread per lookup, not a pool's worker: a read SQLite holds (below) must
-            # hold up neither close() nor the interpreter's exit (which joins a pool's workers).
-            threading.Thread(
-                target=self._lookup,
-                args=(read, sha256, deadline, max_agents, max_bytes),
-                name="roster-lookup",
-                daemon=True,
-            ).start()
-        except BaseException:
-            self._lookup_slots.release()
-            raise
-        try:
-            # A little past the deadline: the read ends by it on its own, unless SQLite waits
-            # where neither its busy timeout nor its progress handler reaches (every WAL read
-            # lock held by another process: it retries ~10 s inside one statement, whatever
-            # the busy timeout, then fails with SQLITE_PROTOCOL).
-            return read.result(timeout=max(deadline - time.monotonic(), 0.0) + LOOKUP_GRACE_S)
-        except TimeoutError:
-            log.warning(
-                "roster %s not read from %s within %.2f s: the log's locks are held by "
-                "another process (the read goes on in the background)",
-                sha256[:12],
-                self.path,
-                timeout_s,
-            )
-            raise AuditBusyError(READ_UNAVAILABLE) from None
-
-    def _lookup(
-        self,
-        read: Future[str | None],
-        sha256: str,
-        deadline: float,
-        max_agents: int,
-        max_bytes: int,
-    ) -> None:
-        """``roster_text``'s thread: the read on a connection it alone uses, then its result.
-
-        The connection is an idle one taken from ``_idle_lookups`` (or opened by the read) and
-        handed back when the read ends, or closed here if the store was closed meanwhile:
-        ``close()`` closes only idle ones, never this one under a running statement. Handed
-        back (and the slot freed) before the result is set, so a caller that has it and then
-        closes the store leaves no connection open.
-        """
-        with self._readers_lock:
-            reads = _LookupReads(self._idle_lookups.pop() if self._idle_lookups else None)
-        self._lookup_local.reads = reads
-        outcome: str | Exception | None = None
-        try:
-            outcome = self._read_roster(
+        return self._lookups.run(
+            sha256,
+            timeout_s,
+            lambda deadline: self._read_roster(
                 sha256, deadline, max_agents=max_agents, max_bytes=max_bytes
-            )
-        except Exception as exc:  # noqa: BLE001 - handed to the caller, as a pool's worker does
-            outcome = exc
-        finally:
-            conn, reads.conn = reads.conn, None
-            if conn is not None:
-                with self._readers_lock:
-                    kept = not self._lookups_closed
-                    if kept:
-                        self._idle_lookups.append(conn)
-                if not kept:
-                    conn.close()  # this thread's own: no statement runs on it now
-            self._lookup_slots.release()
-        if isinstance(outcome, Exception):
-            read.set_exception(outcome)
-        else:
-            read.set_result(outcome)
+            ),
+        )
 
-    def _reads(self) -> threading.local | _LookupReads:
-        """This thread's read state: its lookup's own (``_lookup``), else the store's."""
-        reads = getattr(self._lookup_local, "reads", None)
+    @property
+    def _idle_lookups(self) -> list[sqlite3.Connection]:
+        """The lookup connections kept idle between lookups (``RosterLookups.idle``)."""
+        return self._lookups.idle
+
+    def _reads(self) -> threading.local | LookupReads:
+        """This thread's read state: its lookup's own (``RosterLookups``), else the store's."""
+        reads = getattr(self._lookups.local, "reads", None)
         return self._local if reads is None else reads
 
     def _read_roster(
@@ -1141,7 +1050,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
             if conn is None:
                 conn = self._open(0, left_ms)
                 reads.conn = conn
-                if not isinstance(reads, _LookupReads):  # a lookup's is its thread's to close
+                if not isinstance(reads, LookupReads):  # a lookup's is its thread's to close
                     with self._readers_lock:
                         self._readers.append(conn)
             elif left_ms is not None:
@@ -1180,14 +1089,10 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         waiting held a server's shutdown ~10 s where SQLite retries without checking the busy
         timeout, the progress handler or ``interrupt()`` (every WAL read lock held by another
         process). The lookup's own daemon thread closes that connection when its read ends
-        (``_lookup``); idle lookup connections are closed here. Nothing is interrupted here:
-        the writer's commit must not be.
+        (``RosterLookups``); idle lookup connections are closed here. Nothing is interrupted
+        here: the writer's commit must not be.
         """
-        with self._readers_lock:
-            self._lookups_closed = True
-            idle, self._idle_lookups = self._idle_lookups, []
-        for conn in idle:
-            conn.close()
+        self._lookups.close()
         if self._writer is not None:
             with self._closing:
                 already, self._closed = self._closed, True
