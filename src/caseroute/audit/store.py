@@ -14,7 +14,6 @@ stored head.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import sqlite3
@@ -76,6 +75,13 @@ from caseroute.audit.sql_rows import (
     record_from_row,
     record_values,
     require_key_fingerprint,
+)
+from caseroute.audit.sqlite_files import (
+    FilesLostError,
+    Flocked,
+    WrittenFiles,
+    open_lock_file,
+    own_process_lock,
 )
 from caseroute.audit.sqlite_lookups import LookupReads, RosterLookups
 from caseroute.domain.errors import (
@@ -371,14 +377,6 @@ _ADD_DROPPED = add_dropped_sql("?")
 """Add to a shadow version's dropped count, stopping at ``MAX_STORED_COUNT``."""
 
 
-class FilesLostError(OSError):
-    """The log's files were deleted or replaced under the writer (``_check_files``).
-
-    Its cause is logged once, when found ("AUDIT FILES LOST"); each write refused after it
-    logs one line, with no traceback (a traceback per refused call flooded the log).
-    """
-
-
 _KEY_AND_HEAD = (
     "SELECT (SELECT new_fingerprint FROM key_history ORDER BY era DESC LIMIT 1), "
     "(SELECT seq FROM chain_head WHERE id = 1), (SELECT record_hash FROM chain_head WHERE id = 1)"
@@ -456,10 +454,8 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         self._holding = False  # the writer thread has taken an item it has not yet settled
         self._conn: sqlite3.Connection | None = None  # the writing connection, opened lazily
         # The files that connection writes: the database's and, once it committed, the WAL's
-        # (device, inode). Either deleted or replaced under it is refused for good (_lost).
-        self._files: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
-        self._db_name = str(self.path)  # the WAL is this name + "-wal" (SQLite's naming)
-        self._lost: str | None = None
+        # (device, inode). Either deleted or replaced under it is refused for good.
+        self._files = WrittenFiles(path)
         self._fingerprint: str | None = None  # the key this writer masks with (claim_key)
         self._lock_fd: int | None = None  # the committing thread's lock file, kept open
         self._known: OrderedDict[str, None] = OrderedDict()
@@ -546,7 +542,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         """
         require_key_fingerprint(fingerprint)
         try:
-            with closing(self._connect()) as conn, _own_process_lock(self._lock_path):
+            with closing(self._connect()) as conn, own_process_lock(self._lock_path):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     current = _current_fingerprint(conn)
@@ -588,7 +584,7 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         """
         require_key_fingerprint(fingerprint)
         try:
-            with closing(self._connect()) as conn, _own_process_lock(self._lock_path):
+            with closing(self._connect()) as conn, own_process_lock(self._lock_path):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     head = conn.execute(
@@ -667,15 +663,14 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         """
         self._batch_started = time.perf_counter()
         try:
-            self._refuse_if_lost()
+            self._files.refuse_if_lost()
             if self._conn is None:
                 self._conn = self._connect()
-                self._files = (_identity(self._db_name), None)
+                self._files.opened()
             with self._process_lock():
-                self._check_files()
+                self._files.check()
                 self._commit(self._conn, batch)
-            if self._files[1] is None:
-                self._files = (self._files[0], _identity(self._db_name + "-wal"))
+            self._files.committed()
         except Exception as exc:
             self.failures += 1
             self._observe(len(batch), None)
@@ -713,39 +708,6 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 self._conn.close()
             self._conn = None
 
-    def _refuse_if_lost(self) -> None:
-        """Raise OSError once the log's files were found replaced (``_check_files``)."""
-        if self._lost is not None:
-            raise FilesLostError(self._lost)
-
-    def _check_files(self) -> None:
-        """Refuse, for good, to write once the files this connection writes were replaced.
-
-        SQLite keeps writing to a deleted WAL (or database) through its open descriptor: the
-        decisions committed after ``rm audit.db-wal`` were answered OK and then lost, or left
-        the database malformed, when the server was killed (review R31c, 2). The WAL is never
-        deleted while this connection is open, so a WAL gone or another file is someone else's
-        doing. Stopping the server checkpoints what the open files hold into the database.
-
-        Raises:
-            OSError: Naming what was replaced; every later write is refused the same way.
-        """
-        database, wal = self._files
-        found = None
-        if _identity(self._db_name) != database:
-            found = "the database file"
-        elif wal is not None and _identity(self._db_name + "-wal") != wal:
-            found = "its write-ahead log (-wal)"
-        if found is not None:
-            self._lost = (
-                f"{found} was deleted or replaced while the server was writing to it: every "
-                "write is refused until the server restarts (stopping it checkpoints the "
-                "decisions its open files hold into the database); never delete a live log's "
-                "-wal or -shm file"
-            )
-            log.error("AUDIT FILES LOST on %s: %s", self.path, self._lost)
-            raise FilesLostError(self._lost)
-
     def _process_lock(self) -> AbstractContextManager[None]:
         """Serialise writers of all processes sharing the file with a blocking flock.
 
@@ -756,11 +718,11 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
         The committing thread only (``_committing`` held): its lock file stays open from the
         first transaction until the writer stops (an open and a close per transaction cost ~10 us
         of CPU). A flock belongs to an open file, so nothing else may lock through this one
-        (``_own_process_lock``).
+        (``own_process_lock``).
         """
         if self._lock_fd is None:
-            self._lock_fd = _open_lock_file(self._lock_path)
-        return _Flocked(self._lock_fd)
+            self._lock_fd = open_lock_file(self._lock_path)
+        return Flocked(self._lock_fd)
 
     def _commit(self, conn: sqlite3.Connection, batch: list[PendingItem]) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -1104,57 +1066,6 @@ class SqliteAuditStore(SqlLogReads, QueuedAppends):
                 conn.close()
             self._readers.clear()
             self._local = threading.local()  # later reads (tools, tests) open afresh
-
-
-def _identity(path: str) -> tuple[int, int] | None:
-    """``path``'s (device, inode), or None when there is no such file.
-
-    ``os.stat`` on a ``str``: ~2 us, a third less than ``Path.stat`` (it runs per transaction).
-    """
-    try:
-        found = os.stat(path)  # noqa: PTH116 - see above
-    except FileNotFoundError:
-        return None
-    return found.st_dev, found.st_ino
-
-
-class _Flocked:
-    """An exclusive flock on an open file, held for a ``with`` block (``_process_lock``).
-
-    A class rather than a ``@contextmanager`` generator: it is entered once per transaction,
-    and the generator's frame and wrapper cost ~1.5 us more per transaction (issue 13).
-    """
-
-    __slots__ = ("_fd",)
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-
-    def __enter__(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *_: object) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-
-def _open_lock_file(path: Path) -> int:
-    """Open (creating) the lock file beside the log; 0600 like the database."""
-    # The file is empty, but nothing beside the log is loose.
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-
-
-@contextmanager
-def _own_process_lock(path: Path) -> Iterator[None]:
-    """The writers' flock through an open file of its own (key claims and rotations).
-
-    Not the writer thread's kept file: two holders of one open file both get its flock.
-    """
-    fd = _open_lock_file(path)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the flock
 
 
 def _has_text_column(conn: sqlite3.Connection) -> bool:
