@@ -5,7 +5,7 @@ Each migration runs once, in order (all pending ones in one transaction), and is
 others find it applied. A database whose schema is newer than this caseroute knows is refused
 (an older replica must not write into a layout it does not understand).
 
-The tables mirror the SQLite log (``caseroute.audit.store``) column for column, so a record
+The tables mirror the SQLite log (``caseroute.audit.sqlite_schema``) column for column, so a record
 reads back identically from either: ``content`` is the canonical text that was hashed, kept
 byte for byte as ``text`` (``jsonb`` would reorder keys and renormalise numbers, and verify
 hashes the stored bytes); query it as ``content::jsonb``. ``input`` keeps the canonical input
