@@ -1,6 +1,6 @@
 """The PostgreSQL decision log: one hash chain shared by several caseroute replicas.
 
-Implements ``AuditSink`` (``caseroute.audit.store``) with the same records, the same chain and
+Implements ``AuditSink`` (``caseroute.audit.sink``) with the same records, the same chain and
 the same verification as the SQLite store: a record's canonical text is built by the same
 functions (``caseroute.audit.record``) and stored byte for byte.
 
@@ -66,6 +66,7 @@ from caseroute.audit.record import (
     with_hashed_text,
 )
 from caseroute.audit.roster_blob import RosterTooLargeError, assemble_roster, bounded_roster
+from caseroute.audit.sink import KeyMismatchError
 from caseroute.audit.sql_appends import (
     RECORD_REFUSED,
     WRITE_UNAVAILABLE,
@@ -91,7 +92,6 @@ from caseroute.audit.sql_rows import (
     record_values,
     require_key_fingerprint,
 )
-from caseroute.audit.store import KeyMismatchError
 from caseroute.domain.errors import (
     AuditUnavailableError,
     IdempotencyConflictError,

@@ -354,7 +354,7 @@ class QueuedAppends:
                     self.claim_key(key, record.recorded_at)
                 except AuditUnavailableError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - KeyMismatchError (store.py's)
+                except Exception as exc:  # noqa: BLE001 - KeyMismatchError (sink.py's)
                     refused = record, str(exc)
         if refused is not None:
             log.error(

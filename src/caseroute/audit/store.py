@@ -1,4 +1,4 @@
-"""Where audit records live: the sink protocol and the embedded SQLite store (group commit).
+"""Where audit records live by default: the embedded SQLite store (group commit).
 
 The log holds decision records and ruleset lifecycle events in one hash chain (one ``seq``
 space, one head), and, outside the chain, shadow evaluation results for review.
@@ -10,6 +10,12 @@ otherwise a writer thread gathers every append waiting at that moment into one t
 concurrent calls share one fsync (group commit). Several server processes may share one file:
 each transaction takes SQLite's write lock (``BEGIN IMMEDIATE``) and extends the chain from the
 stored head.
+
+Here: opening the log, the write transaction, key claims and rotations, the bounded reads and
+close(). Its parts are modules of their own: the schema (``sqlite_schema``), the lock file and
+the check of the files it writes (``sqlite_files``), the roster lookups' threads
+(``sqlite_lookups``); the reads and the queued appends are shared with the PostgreSQL sink
+(``sql_reads``, ``sql_appends``). The sink protocol (``sink``) is re-exported here.
 """
 
 from __future__ import annotations
@@ -20,28 +26,24 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, closing, contextmanager, suppress
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from caseroute.audit.record import (
     GENESIS,
     Appended,
     AuditRecord,
-    Blob,
     BlobKind,
     EditedText,
-    RulesetEvent,
-    ShadowResult,
-    ShadowSummary,
     hashed_text,
     placed,
     text_hash,
     with_hashed_text,
 )
 from caseroute.audit.roster_blob import RosterTooLargeError, assemble_roster, bounded_roster
+from caseroute.audit.sink import AuditorReads, AuditSink, KeyMismatchError
 from caseroute.audit.sql_appends import (
     WRITE_UNAVAILABLE,
     AppendQueue,
@@ -96,15 +98,16 @@ from caseroute.domain.errors import (
     withheld_cause,
 )
 
-# RECORD_COLUMNS, KeyEra, RecordRow and record_from_row live in sql_rows (shared with the
-# PostgreSQL sink), NEW_LOG_PAGE_SIZE in sqlite_schema; all are re-exported here, where their
-# users have always imported them.
+# AuditSink, AuditorReads and KeyMismatchError live in sink; RECORD_COLUMNS, KeyEra, RecordRow
+# and record_from_row in sql_rows (shared with the PostgreSQL sink); NEW_LOG_PAGE_SIZE in
+# sqlite_schema. All are re-exported here, where their users have always imported them.
 __all__ = [
     "NEW_LOG_PAGE_SIZE",
     "READ_UNAVAILABLE",
     "RECORD_COLUMNS",
     "WRITE_UNAVAILABLE",
     "AuditSink",
+    "AuditorReads",
     "CommitObserver",
     "KeyEra",
     "KeyMismatchError",
@@ -119,161 +122,6 @@ log = logging.getLogger("caseroute.audit")
 
 _SCHEMA = SCHEMA
 """``sqlite_schema.SCHEMA``, by the name tests and benchmarks import from here."""
-
-
-class AuditSink(Protocol):
-    """What the service needs from a decision log (SQLite here; PostgreSQL later)."""
-
-    def append(self, records: Sequence[AuditRecord], blobs: Sequence[Blob] = ()) -> list[Appended]:
-        """Store records (and the blobs they reference) durably, in one transaction.
-
-        Returns when committed. A record whose decision_id is stored already is not written
-        again: the stored one comes back with ``existed=True``.
-
-        Raises:
-            AuditUnavailableError: If nothing could be committed.
-            IdempotencyConflictError: If a decision_id is stored with a different request input.
-        """
-        ...
-
-    def has_blob(self, sha256: str) -> bool:
-        """Whether a blob is known to be stored (False may be wrong, True never is).
-
-        Lets callers skip building content the store already has.
-        """
-        ...
-
-    def get_blob(self, sha256: str) -> Blob | None:
-        """One blob."""
-        ...
-
-    def query(
-        self,
-        *,
-        case_id: str = "",
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after_seq: int = 0,
-        limit: int = 100,
-    ) -> list[AuditRecord]:
-        """Records in chain order after ``after_seq``, by case and decision instant.
-
-        ``since <= now < until``; None = unbounded.
-        """
-        ...
-
-    def by_request(self, request_id: str) -> list[AuditRecord]:
-        """Records of one request, in position order."""
-        ...
-
-    def get(self, decision_id: str) -> AuditRecord | None:
-        """One record."""
-        ...
-
-    def records(
-        self,
-        after_seq: int = 0,
-        *,
-        case_id: str = "",
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> Iterator[AuditRecord]:
-        """Every matching record in chain order after ``after_seq`` (verify, export)."""
-        ...
-
-    def head(self) -> tuple[int, str]:
-        """(seq, record_hash) of the last committed record; (0, GENESIS) when empty."""
-        ...
-
-    def append_events(
-        self, events: Sequence[RulesetEvent], *, unless_current: bool = False
-    ) -> list[RulesetEvent]:
-        """Seal ruleset lifecycle events into the chain and store them durably.
-
-        Returns when committed. An event whose event_id is stored already is not written
-        again: the stored one comes back. With ``unless_current``, neither is an event whose
-        ruleset role's last event already ends in the same ``to_version`` and ``to_sha256``
-        (checked in the write transaction; that last event comes back).
-
-        Raises:
-            AuditUnavailableError: If nothing could be committed.
-        """
-        ...
-
-    def events(
-        self, ruleset_name: str | None = None, after_seq: int = 0, limit: int = 1000
-    ) -> list[RulesetEvent]:
-        """Ruleset lifecycle events in chain order after ``after_seq`` (None name = all)."""
-        ...
-
-    def last_event(self, ruleset_name: str, role: str) -> RulesetEvent | None:
-        """The most recent event of one role (active / shadow) of a ruleset, if any."""
-        ...
-
-    def decided_sha256s(self, ruleset_name: str, ruleset_version: str) -> frozenset[str]:
-        """The distinct ruleset_sha256 of the decisions made by ``ruleset_name@ruleset_version``.
-
-        Raises:
-            AuditUnavailableError: If the log cannot be read.
-        """
-        ...
-
-    def append_shadow(
-        self,
-        results: Sequence[ShadowResult],
-        dropped: int | Mapping[tuple[str, str], int] = 0,
-    ) -> None:
-        """Store shadow comparisons (outside the chain) and count dropped ones.
-
-        Raises:
-            ValueError: If a result or a count is unfit to store (``QueuedAppends``'s
-                ``append_shadow`` says which); checked before anything is queued.
-            AuditUnavailableError: If nothing could be committed.
-        """
-        ...
-
-    def shadow_results(
-        self,
-        ruleset_name: str,
-        shadow_version: str | None = None,
-        disagreements_only: bool = False,
-        limit: int = 1000,
-    ) -> list[ShadowResult]:
-        """Shadow comparisons of a ruleset, oldest first."""
-        ...
-
-    def shadow_summary(self, ruleset_name: str) -> list[ShadowSummary]:
-        """Per shadow version of a ruleset: how its decisions compared with the live ones."""
-        ...
-
-    def close(self) -> None:
-        """Stop accepting appends and release resources."""
-        ...
-
-
-@runtime_checkable
-class AuditorReads(Protocol):
-    """A log whose long reads (a server's replay) need other bounds than its writer's.
-
-    A PostgreSQL writer bounds each statement by its ``timeout_s`` (a caller waits on every
-    write); a replay on the server is an auditor's read, which may scan for minutes on a live
-    server. A SQLite log has no such bound on reads and is read as it is.
-    """
-
-    def auditor_reads(self) -> AbstractContextManager[AuditSink]:
-        """The same log, read as ``caseroute audit`` reads it, for the block."""
-        ...
-
-
-class KeyMismatchError(Exception):
-    """The log is masked with another key than the one offered (carries the stored one)."""
-
-    def __init__(self, stored: str) -> None:
-        super().__init__(
-            f"the decision log's masking key is now {stored or '(none)'}, not this writer's "
-            "(rotated with `caseroute audit rotate-key`?); restart it with the current key"
-        )
-        self.stored = stored
 
 
 PROGRESS_STEPS = 1000
