@@ -22,7 +22,8 @@ import pytest
 
 from caseroute.audit.record import Blob, BlobKind
 from caseroute.audit.roster_blob import roster_blobs
-from caseroute.audit.store import LOOKUP_THREADS, RosterTooLargeError, SqliteAuditStore
+from caseroute.audit.sqlite_lookups import LOOKUP_THREADS
+from caseroute.audit.store import RosterTooLargeError, SqliteAuditStore
 from caseroute.domain.errors import AuditUnavailableError
 from caseroute.domain.fingerprint import fingerprint_roster, roster_json
 from caseroute.domain.roster import Roster
