@@ -1,3 +1,4 @@
+import functools
 import re
 import stat
 from pathlib import Path
@@ -18,6 +19,7 @@ from caseroute.rules.fmt import (
     semantic_form,
     write_atomically,
 )
+from caseroute.rules.model import CompiledRuleset
 from caseroute.testing import REFERENCE_RULESET, compile_text
 
 REFERENCE_TEXT = (REFERENCE_RULESET / "ruleset.yaml").read_text()
@@ -364,6 +366,12 @@ def _variants(draw: st.DrawFn) -> str:
     )
 
 
+@functools.cache
+def _reference_meaning() -> CompiledRuleset:
+    """The reference ruleset's meaning, compiled once (the same for every example)."""
+    return semantic_form(compile_text(REFERENCE_TEXT))
+
+
 @settings(max_examples=20)
 @given(_variants())
 def test_formatting_variants_keeps_meaning_and_is_idempotent(variant: str) -> None:
@@ -378,7 +386,7 @@ def test_formatting_variants_keeps_meaning_and_is_idempotent(variant: str) -> No
         _comments(formatted),
     )
     assert [line for line in formatted.splitlines() if line != line.rstrip()] == []
-    assert semantic_form(compile_text(REFERENCE_TEXT)) == original
+    assert _reference_meaning() == original
 
 
 @pytest.mark.parametrize("indent", [(4, 4, 2), (4, 6, 4), (2, 2, 0)])
