@@ -21,6 +21,7 @@ from caseroute.testing import NOW, audit_config, make_case
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.v1 import routing_pb2_grpc
 from caseroute.wire import convert
+from tests.code_texts import ALNUM, IDENTIFIER_REST, pattern_texts
 from tests.domain.test_adaptive_codec import (
     ADAPTIVE_ROSTER,
     ADAPTIVE_TEXT,
@@ -43,7 +44,8 @@ instants = st.datetimes(
     max_value=datetime(2100, 1, 1),  # noqa: DTZ001
     timezones=st.just(UTC),
 )
-agent_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,10}", fullmatch=True)
+# [A-Za-z0-9][A-Za-z0-9_.:/-]{0,10}, drawn without from_regex (tests/code_texts.py).
+agent_ids = pattern_texts(ALNUM, IDENTIFIER_REST, 10)
 preferred_lists = st.lists(
     st.builds(
         PreferredAgent,

@@ -41,6 +41,7 @@ from caseroute.testing import (
 )
 from caseroute.v1 import routing_pb2 as pb
 from caseroute.wire import convert
+from tests.code_texts import ALNUM, IDENTIFIER_REST, KEY_FIRST, KEY_REST, pattern_texts
 
 RULESET = reference_ruleset()
 PLACES = ["US-TX", "US-FL", "US-CA", "GB-ENG"]
@@ -51,7 +52,9 @@ instants = st.datetimes(
     max_value=datetime(2100, 1, 1),  # noqa: DTZ001
     timezones=st.just(UTC),
 )
-codes = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,10}", fullmatch=True)
+# [A-Za-z0-9][A-Za-z0-9_.:/-]{0,10} and [a-z_][a-z0-9_]{0,8}, drawn without from_regex
+# (the same strings, faster: tests/code_texts.py).
+codes = pattern_texts(ALNUM, IDENTIFIER_REST, 10)
 attribute_values = st.one_of(
     # Valid text only: a NUL is refused (pinned in tests/domain/test_attribute_nul.py), and
     # so is a lone surrogate (no UTF-8 for it: protobuf cannot carry it).
@@ -62,9 +65,7 @@ attribute_values = st.one_of(
     # invalid case is a RequestError, pinned elsewhere).
     st.floats(-MAX_ABS_NUMBER, MAX_ABS_NUMBER).filter(lambda f: not f.is_integer()),
 )
-attributes = st.dictionaries(
-    st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), attribute_values, max_size=3
-)
+attributes = st.dictionaries(pattern_texts(KEY_FIRST, KEY_REST, 8), attribute_values, max_size=3)
 cases = st.builds(
     Case,
     case_id=codes,
