@@ -146,3 +146,19 @@ def test_a_quoted_text_over_several_lines_is_read_past_to_the_quote_left_open() 
     expected = ("yaml.syntax", 3, 4, True)
     opens = message.startswith('YAML syntax error: this line opens a quote (") that it does not')
     assert expected == (code, line, column, opens)
+
+
+@pytest.mark.parametrize(
+    "when",
+    ["'safeguarding' in case.flags", "'case.intent == 'clinical''"],
+    ids=["condition-starting-with-a-quote", "the-same-quote-inside"],
+)
+def test_a_quoted_value_ended_early_is_a_quoting_mistake_not_an_indentation_one(
+    when: str,
+) -> None:
+    """A value whose opening quote closes mid-line is blamed at that quote, with the quoting fix."""
+    text = f"rules:\n  - id: a\n    when: {when}\n    then: x\n"
+    code, line, column, message = _problem(text)
+    expected = ("yaml.syntax", 3, 11, True, False)
+    quoting = message.startswith("YAML syntax error: this value starts with a quote (')")
+    assert expected == (code, line, column, quoting, "indented" in message)

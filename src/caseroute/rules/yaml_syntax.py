@@ -78,6 +78,26 @@ def _unclosed_quote(lines: list[str], upto: int) -> tuple[int, int, str] | None:
     return None
 
 
+def _quote_closed_early(lines: list[str], line: int, column: int) -> tuple[int, str] | None:
+    """The quote opening the value on ``line`` when it closes before ``column`` (1-based).
+
+    ``when: 'safeguarding' in case.flags`` (a condition starting with a quote, unwrapped) and
+    ``when: 'case.intent == 'clinical''`` (the quote it starts with, inside) both read as a
+    quoted text ended early with more text after it on the line: the parser fails there
+    with "expected <block end>", which is not an indentation mistake.
+    """
+    if not 1 <= line <= len(lines):
+        return None
+    text = lines[line - 1]
+    match = _OPEN_QUOTE.match(text)
+    if match is None or match.end() >= column:
+        return None
+    quote = match.group(1)
+    if quote not in _unquoted(text[match.end() : column - 1], quote):
+        return None
+    return match.start(1) + 1, quote
+
+
 def _lookalike_near(lines: list[str], first: int, last: int) -> tuple[int, int, str] | None:
     """A look-alike character YAML trips on, in lines ``first``..``last`` (1-based).
 
@@ -187,6 +207,25 @@ def advise(exc: MarkedYAMLError, text: str) -> SyntaxAdvice:
             "line is indented deeper than the line above, whose key already has its value "
             "(line it up with the keys beside it), or the value before the `:` is text that "
             'holds `: ` (put it in quotes: `when: "..."`)',
+        )
+    early = (
+        _quote_closed_early(lines, line, column)
+        if problem.startswith("expected <block end>")
+        else None
+    )
+    if early is not None:
+        col, mark_char = early
+        fix = (
+            "Put the whole value in double quotes (`when: \"'safeguarding' in case.flags\"`), "
+            "or write each ' inside single quotes twice ('')"
+            if mark_char == "'"
+            else 'Put the whole value in single quotes, or write each " inside double quotes as \\"'
+        )
+        return SyntaxAdvice(
+            line,
+            col,
+            f"YAML syntax error: this value starts with a quote ({mark_char}), so YAML reads "
+            f"it as a text that ends at the next {mark_char} and finds more after it. {fix}",
         )
     if problem.startswith("expected <block end>") and ctx_line:
         kind = "list" if "collection" in (exc.context or "") else "mapping"
