@@ -162,3 +162,20 @@ def test_a_quoted_value_ended_early_is_a_quoting_mistake_not_an_indentation_one(
     expected = ("yaml.syntax", 3, 11, True, False)
     quoting = message.startswith("YAML syntax error: this value starts with a quote (')")
     assert expected == (code, line, column, quoting, "indented" in message)
+
+
+def test_a_unicode_line_separator_does_not_shift_the_lines_read() -> None:
+    """U+2028 in a plain value above: the quoting mistake is still read on the parser's line."""
+    text = "description: one\u2028two\nrules:\n  - id: a\n    when: 'x' in case.flags\n"
+    code, line, column, message = _problem(text)
+    expected = ("yaml.syntax", 4, 11, True)
+    quoting = message.startswith("YAML syntax error: this value starts with a quote (')")
+    assert expected == (code, line, column, quoting)
+
+
+def test_a_unicode_line_separator_in_block_text_is_named() -> None:
+    """U+2028 pasted into `>` text breaks it there: named, not called an indentation mistake."""
+    text = "description: >\n  one\u2028two\nowner: o\n"
+    code, line, column, message = _problem(text)
+    expected = ("yaml.syntax", 2, 6, True)
+    assert expected == (code, line, column, "U+2028 LINE SEPARATOR" in message)

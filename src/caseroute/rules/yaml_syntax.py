@@ -12,12 +12,15 @@ words here; anything else keeps the parser's own words.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from ruamel.yaml.error import MarkedYAMLError
 
 from caseroute.rules.lookalikes import lookalike
 
+_SEPARATORS = "\x85\u2028\u2029"
+"""Unicode line breaks: the parser breaks block text at them but does not count them as lines."""
 _GENERIC = (
     "Check indentation and quoting near this line (quote expressions that contain `:` or "
     "start with a quote)"
@@ -107,6 +110,16 @@ def _lookalike_near(lines: list[str], first: int, last: int) -> tuple[int, int, 
     """
     for number in range(max(first, 1), min(last, len(lines)) + 1):
         text = lines[number - 1]
+        separator = next((i for i, char in enumerate(text) if char in _SEPARATORS), None)
+        if separator is not None and number == last:  # the line the parser failed on
+            char = text[separator]
+            words = (
+                f"{char!r} (U+{ord(char):04X} {unicodedata.name(char, '')}) is an invisible "
+                "line break (text copied from a document or web page?), which YAML counts as "
+                "a line break in block text and nowhere else: delete it, and press Enter "
+                "where a new line is meant"
+            )
+            return number, separator + 1, words
         indent = text[: len(text) - len(text.lstrip())]
         found = lookalike(indent)
         if found is None:
@@ -136,7 +149,9 @@ def advise(exc: MarkedYAMLError, text: str) -> SyntaxAdvice:
     ctx_line = context.line + 1 if context is not None else 0
     problem = exc.problem or ""
     raw = " ".join(x for x in (exc.context, exc.problem) if x)
-    lines = text.splitlines()
+    # The parser's lines: str.splitlines also breaks at U+2028, U+2029 and U+0085, which the
+    # parser's line count does not, and every line read below would be the wrong one.
+    lines = re.split(r"\r\n|[\r\n]", text)
     if "'\\t'" in problem:
         return SyntaxAdvice(
             line,
