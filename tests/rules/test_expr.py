@@ -55,6 +55,15 @@ def test_literals_and_lists() -> None:
         ("case.x ==", 9, "expected a field, a value or `(`, found end of condition"),
         ("case.x == 'a", 10, 'unexpected character "\'" (strings need matching quotes)'),
         (
+            "case.intent == 'prescription\u2019",
+            28,
+            (
+                "the string opened with \"'\" is not closed: '\u2019' (U+2019 RIGHT SINGLE "
+                "QUOTATION MARK) looks like ' but is not it (text copied from a document or web "
+                "page?): type a plain ' instead"
+            ),
+        ),
+        (
             "case.x == 1 case.y == 2",
             12,
             "unexpected `case` after a complete condition; join conditions with `and` / `or`",

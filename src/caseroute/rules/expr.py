@@ -173,11 +173,22 @@ def _tokenize(text: str) -> list[_Token]:
         match = _TOKEN_RE.match(text, pos)
         if match is None:
             ch = text[pos]
-            hint = " (strings need matching quotes)" if ch in "'\"" else ""
             found = lookalike(ch)
             if found is not None:
-                hint = f": {found[1]}"
-            raise ExprSyntaxError(f"unexpected character {ch!r}{hint}", pos)
+                raise ExprSyntaxError(f"unexpected character {ch!r}: {found[1]}", pos)
+            if ch in "'\"":
+                # A string that never ends: its closing quote may be a look-alike that an
+                # autocorrect typed (U+2019 after `'prescription`), the character to fix.
+                closing = lookalike(text[pos + 1 :])
+                if closing is not None:
+                    raise ExprSyntaxError(
+                        f"the string opened with {ch!r} is not closed: {closing[1]}",
+                        pos + 1 + closing[0],
+                    )
+                raise ExprSyntaxError(
+                    f"unexpected character {ch!r} (strings need matching quotes)", pos
+                )
+            raise ExprSyntaxError(f"unexpected character {ch!r}", pos)
         kind = match.lastgroup or ""
         if kind == "op" and match.group() == "=":
             raise ExprSyntaxError("`=` is not a comparison; use `==`", pos)
