@@ -39,3 +39,22 @@ def test_a_long_name_is_shown_by_its_start_and_length() -> None:
         True,
         True,
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "limit_named"),
+    [
+        ("Case.attributes.insurance_number", False),  # no valid shape: _shape_hint
+        ("case.insurance_number", True),  # no such field: _nearest_path
+        ("case.attributes.Insurance_Number", True),  # not lower_snake_case
+        ("case.attributes.insurance_number.plan", True),  # below a single value
+    ],
+)
+def test_a_refusal_under_the_limit_suggests_no_name_over_it(path: str, limit_named: bool) -> None:
+    """Advice never names a path the limit refuses (serve refused the advice in turn)."""
+    message = _refusal(path, max_name_chars=10)
+    assert (
+        "did you mean case.attributes.insurance_number?" in message,
+        "mask case.attributes.insurance_number itself" in message,
+        "longer than 10 (--max-id-chars)" in message,
+    ) == (False, False, limit_named)

@@ -43,6 +43,8 @@ SHOWN_PATH_CHARS = 120
 """How much of a path longer than this a message shows (a pasted file is no path)."""
 _LONG_WORD = re.compile(rf"[^\s,;()'?`]{{{SHOWN_PATH_CHARS + 1},}}")
 """A path in a message too long to show whole (no other word of a message is this long)."""
+NameLimit = tuple[int, str] | None
+"""The server's limit on an attribute name and how to name its setting (None: not checked)."""
 NEAR_MISS_CUTOFF = 0.8
 """How alike (difflib's ratio) an attribute name and a default one must be to be taken for it
 (suggested in an error, warned of at start):
@@ -344,7 +346,7 @@ def _through_list(path: str) -> str | None:
     return None
 
 
-def _nearest_path(parts: list[str]) -> tuple[str | None, str | None]:
+def _nearest_path(parts: list[str], limit: NameLimit = None) -> tuple[str | None, str | None]:
     """What an operator probably meant by ``parts``, whose field no case has.
 
     A misspelt field (``case.atributes.mrn``, ``case.Attributes.mrn``) is the nearest one by
@@ -363,7 +365,7 @@ def _nearest_path(parts: list[str]) -> tuple[str | None, str | None]:
     nearest = _nearest_field_path(parts)
     if nearest is None:
         return None, None
-    refused = _path_problem(nearest)
+    refused = _path_problem(nearest, limit)
     return (nearest, None) if refused is None else (None, refused)
 
 
@@ -391,8 +393,10 @@ def _near_default(name: str, defaults: tuple[str, ...] = DEFAULT_MASKED_PATHS) -
     return difflib.get_close_matches(name, names, n=1, cutoff=NEAR_MISS_CUTOFF)
 
 
-def _field_problem(path: str) -> str | None:
+def _field_problem(path: str, limit: NameLimit = None) -> str | None:
     """Why ``path`` (of a valid shape) would mask nothing a case can hold (None: it masks).
+
+    ``limit``: the server's, for the paths advised (``_path_problem``).
 
     Review S42a: ``case.atributes.patient_name`` (a typo), ``case.region.code`` (below a
     single value) and ``case.attributes.Patient_Name`` (a name no caller can send) were
@@ -402,7 +406,7 @@ def _field_problem(path: str) -> str | None:
     parts = path.split(".")
     name = parts[1]
     if name not in CASE_FIELDS:
-        nearest, refused = _nearest_path(parts)
+        nearest, refused = _nearest_path(parts, limit)
         meant = "" if nearest is None else f" (did you mean {nearest}?)"
         also = "" if refused is None else f"; the path nearest it is refused too: {refused}"
         return (
@@ -417,11 +421,14 @@ def _field_problem(path: str) -> str | None:
             return None
         key = parts[2]
         if key != "*" and not ATTRIBUTE_NAME.regex.fullmatch(key):
+            lowered = ".".join([*parts[:2], key.lower()])
+            refused = _path_problem(lowered, limit)  # over the limit: never advised
+            meant = f" (did you mean {lowered}?)" if refused is None else ""
+            also = "" if refused is None else f"; in lower case it is refused too: {refused}"
             return (
                 f"{path} would mask nothing: attribute names are lower_snake_case (a-z, 0-9 "
                 "and _, not starting with a digit; a case sending any other is refused) and "
-                f"are matched exactly (did you mean {'.'.join([*parts[:2], key.lower()])}?); "
-                "write the name as callers send it"
+                f"are matched exactly{meant}; write the name as callers send it{also}"
             )
         if len(parts) == 3:
             return None
@@ -430,7 +437,7 @@ def _field_problem(path: str) -> str | None:
         return None
     else:
         field = f"case.{name}"
-    refused = _path_problem(field)  # never advise a path the list refuses (review S43a)
+    refused = _path_problem(field, limit)  # never advise a path the list refuses (review S43a)
     advice = f"mask {field} itself" if refused is None else f"the field is refused too: {refused}"
     return (
         f"{path} would mask nothing: {field} holds a single value, not an object with "
@@ -460,7 +467,7 @@ _SEPARATORS = re.compile(r"[,;\s]")
 """Characters in a path that say several paths were written as one item."""
 
 
-def _shape_hint(path: str) -> str:
+def _shape_hint(path: str, limit: NameLimit = None) -> str:
     """What a path of no valid shape probably meant, as a note to add after it ("": nothing).
 
     Several paths in one item (``a;b``, ``a b``, a comma inside a TOML string) are named as
@@ -493,7 +500,7 @@ def _shape_hint(path: str) -> str:
     tries = [f"{meant}.*"] if text.endswith(".") else []
     tries += [meant, meant.lower()]  # attribute names are lower case
     for candidate in tries:
-        if _PATH_RE.fullmatch(candidate) and _path_problem(candidate) is None:
+        if _PATH_RE.fullmatch(candidate) and _path_problem(candidate, limit) is None:
             return f" (did you mean {candidate}?)"
     return ""
 
@@ -505,9 +512,9 @@ def _quoted(path: str) -> str:
     return f"{path[:SHOWN_PATH_CHARS]!r}... ({len(path)} characters)"
 
 
-def _shape_problem(bad: list[str]) -> str:
+def _shape_problem(bad: list[str], limit: NameLimit = None) -> str:
     """Why the paths ``bad`` are no masked field paths at all (not dotted ``case.`` paths)."""
-    shown = ", ".join(_quoted(path) + _shape_hint(path) for path in bad)
+    shown = ", ".join(_quoted(path) + _shape_hint(path, limit) for path in bad)
     return (
         f"invalid masked field path(s): {shown}; a path is dotted "
         "and starts with `case.` (e.g. case.attributes.patient_name, or "
@@ -516,18 +523,23 @@ def _shape_problem(bad: list[str]) -> str:
     )
 
 
-def _path_problem(path: str) -> str | None:
+def _path_problem(path: str, limit: NameLimit = None) -> str | None:
     """Why the list would refuse ``path`` on its own (None: it would accept it).
 
     The one test of a single path: ``check_masked_fields`` refuses with these words, and
-    ``_nearest_path`` suggests only a path it passes.
+    ``_nearest_path`` suggests only a path it passes. ``limit``: the server's limit on an
+    attribute name and its setting's name (None: not checked); a path advised under it is
+    checked against it too, since ``serve`` refuses a longer name (review S43i).
     """
     placement = _placement_problem(path)
     if placement is not None:
         return placement
     if not _PATH_RE.fullmatch(path):  # `$` alone admits a final "\n"
-        return _shape_problem([path])
-    return _field_problem(path)
+        return _shape_problem([path], limit)
+    problem = _field_problem(path, limit)
+    if problem is None and limit is not None:
+        return _length_problem(path, *limit)
+    return problem
 
 
 def _expanded(paths: tuple[str, ...]) -> tuple[str, ...]:
@@ -576,11 +588,10 @@ def check_masked_fields(
             f"the built-in list: {DEFAULTS_ITEM},case.attributes.NAME adds to it), or leave "
             "the setting unset to mask the defaults"
         )
+    limit = None if max_name_chars is None else (max_name_chars, limit_origin)
     problems, bad = [], []
     for path in paths:
-        problem = _path_problem(path)
-        if problem is None and max_name_chars is not None:
-            problem = _length_problem(path, max_name_chars, limit_origin)
+        problem = _path_problem(path, limit)
         if problem is None:
             continue
         if _placement_problem(path) is None and not _PATH_RE.fullmatch(path):
@@ -588,7 +599,7 @@ def check_masked_fields(
         else:
             problems.append(problem)
     if bad:
-        problems.append(_shape_problem(bad))
+        problems.append(_shape_problem(bad, limit))
     if problems:
         raise ConfigError(_LONG_WORD.sub(_shortened, _numbered(problems)))
     return paths
