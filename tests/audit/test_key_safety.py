@@ -9,7 +9,7 @@ import pytest
 
 from caseroute.audit.config import AuditConfig
 from caseroute.audit.masking import key_fingerprint
-from caseroute.audit.store import WRITE_UNAVAILABLE, KeyEra, SqliteAuditStore
+from caseroute.audit.store import READ_UNAVAILABLE, WRITE_UNAVAILABLE, KeyEra, SqliteAuditStore
 from caseroute.cli import main
 from caseroute.domain.errors import AuditUnavailableError, ConfigError
 from caseroute.engine.case_rules import EngineKind, prepare_ruleset
@@ -312,3 +312,29 @@ def test_a_rotation_the_log_cannot_write_exits_3_and_says_to_run_it_again(
         "recorded\n"
     )
     assert _eras(db) == [(1, "", key_fingerprint(bytes.fromhex(KEY_A)), 1)]
+
+
+def test_a_rotation_that_cannot_read_the_log_says_so_in_a_rotation_s_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The head or key eras unreadable: exit 3 naming the log, not a Decide caller's words.
+
+    The rotation's own write got its words (review S43a), but the reads before it still said
+    "nothing was decided or changed; retry later or with another replica".
+    """
+    db, new_key = tmp_path / "audit.db", tmp_path / "new.key"
+    _log_with_one_record(AuditConfig(db=db, key_hex=KEY_A))
+
+    def unreadable(_self: SqliteAuditStore) -> tuple[int, str]:
+        raise AuditUnavailableError(READ_UNAVAILABLE)
+
+    monkeypatch.setattr(SqliteAuditStore, "head", unreadable)
+    argv = ("audit", "rotate-key", "--audit-db", str(db), "--new-key-file", str(new_key))
+    code, out, err = _run(capsys, *argv, "--confirm")
+    assert (code, out) == (3, "")
+    assert err == (
+        f"caseroute: the masking key of {db} was not rotated: the log could not be read (the "
+        "cause is in the log lines above); nothing was changed; run the same command again "
+        "once the log is readable\n"
+    )
+    assert not new_key.exists()

@@ -438,7 +438,15 @@ def _cmd_audit_rotate_key(args: argparse.Namespace) -> int:
         existed = key_file.exists()
         store = SqliteAuditStore(db)
     try:
-        head, eras = store.head()[0], store.key_history()
+        try:
+            head, eras = store.head()[0], store.key_history()
+        except AuditUnavailableError:
+            # The store's words are a caller's ("retry ... with another replica").
+            raise AuditUnavailableError(
+                f"the masking key of {db} was not rotated: the log could not be read (the "
+                "cause is in the log lines above); nothing was changed; run the same command "
+                "again once the log is readable"
+            ) from None
         if existed:
             fingerprint = key_fingerprint(load_key(key_file, None, create=False))
             if eras and eras[-1].new_fingerprint == fingerprint:
