@@ -7,7 +7,7 @@ from caseroute.rules import passes
 from caseroute.rules.passes import PASSES, SCHEMA_SECTIONS, Compilation, CompilerPass, run_passes
 from caseroute.rules.schema import RawRuleset, read_ruleset
 from caseroute.rules.source import parse_yaml
-from caseroute.testing import CATCH_ALL_RULE, compile_text, ruleset_with_rules
+from caseroute.testing import CATCH_ALL_RULE, MINIMAL_HEADER, compile_text, ruleset_with_rules
 
 _BASE = ruleset_with_rules(CATCH_ALL_RULE)
 _CONSTRAINTS = (
@@ -119,7 +119,6 @@ def test_which_passes_run_never_depends_on_what_a_message_says(document: str) ->
         "": "null (an empty value)",
     }[document]
     assert [
-        ("rules.empty", 0, 0, None, "`rules` is empty; add at least a catch-all"),
         (
             "schema.type",
             1,
@@ -128,6 +127,28 @@ def test_which_passes_run_never_depends_on_what_a_message_says(document: str) ->
             f"the ruleset file must be an object (key: value pairs), got {shown}",
         ),
     ] == _problems(document)
+
+
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        ("", [("schema.missing_key", "`rules` is required in the ruleset file")]),
+        ("rules:\n", [("schema.type", "`rules` must be a list, got null (an empty value)")]),
+        ("rules: x\n", [("schema.type", "`rules` must be a list, got string 'x'")]),
+        ("rules: []\n", [("rules.empty", "`rules` is empty; add at least a catch-all")]),
+    ],
+)
+def test_rules_that_are_missing_or_no_list_are_one_finding_not_also_empty(
+    rules: str, expected: list[tuple[str, str]]
+) -> None:
+    """A missing `rules`, or one that is not a list, is the schema's error alone.
+
+    It was also `rules.empty` (with no line): two findings for one mistake, as an empty or
+    non-mapping file was. Only a list with nothing in it is `rules.empty`.
+    """
+    found = _problems(MINIMAL_HEADER + rules)
+    # The header sets no constraints: its lint warnings are not what is tested here.
+    assert expected == [(code, message) for code, _, _, _, message in found if code[:5] != "lint."]
 
 
 def test_the_schema_names_the_sections_it_could_not_read() -> None:

@@ -259,7 +259,7 @@ def _check_ordering(
                 catch_all.rule_id,
             )
         )
-    if not raw.rules:
+    if raw.rules_listed and not raw.rules_written:  # `rules: []`; any other shape: schema's
         problems.append(
             Problem(
                 "rules.empty", "`rules` is empty; add at least a catch-all", file, raw.rules_line, 0

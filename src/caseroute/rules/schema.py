@@ -151,6 +151,9 @@ class RawRuleset:
     rules_line: int = 0
     rules_written: int = 0
     """How many entries `rules:` lists, read or not (``rules`` holds those that read)."""
+    rules_listed: bool = False
+    """Whether `rules:` was written as a list: when it was not, or is missing, that is the
+    schema's error, and an empty list is not also reported (``rules.empty``)."""
     unread_rules: set[int] = field(default_factory=set)
     """Positions (``RawRule.index``) of rules written but not read (each already an error)."""
     ladders: dict[str, Ladder] = field(default_factory=dict)
@@ -470,6 +473,7 @@ def read_ruleset(root: Node, file: str) -> tuple[RawRuleset, list[Problem]]:
     out.continuity = read_continuity(r, top.get("continuity"))
     if "rules" in top:
         out.rules_line = top["rules"].line
+        out.rules_listed = top["rules"].is_sequence
         nodes = r.items(top["rules"], "`rules`")
         out.rules_written = len(nodes)
         for index, node in enumerate(nodes):
