@@ -44,7 +44,7 @@ def test_a_long_name_is_shown_by_its_start_and_length() -> None:
 @pytest.mark.parametrize(
     ("path", "limit_named"),
     [
-        ("Case.attributes.insurance_number", False),  # no valid shape: _shape_hint
+        ("Case.attributes.insurance_number", True),  # no valid shape: _shape_hint
         ("case.insurance_number", True),  # no such field: _nearest_path
         ("case.attributes.Insurance_Number", True),  # not lower_snake_case
         ("case.attributes.insurance_number.plan", True),  # below a single value

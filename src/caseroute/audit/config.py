@@ -499,10 +499,18 @@ def _shape_hint(path: str, limit: NameLimit = None) -> str:
     # A final dot: every key under it, as `case.attributes.*` writes it.
     tries = [f"{meant}.*"] if text.endswith(".") else []
     tries += [meant, meant.lower()]  # attribute names are lower case
+    refusals = []
     for candidate in tries:
-        if _PATH_RE.fullmatch(candidate) and _path_problem(candidate, limit) is None:
+        if not _PATH_RE.fullmatch(candidate):
+            continue
+        refused = _path_problem(candidate, limit)
+        if refused is None:
             return f" (did you mean {candidate}?)"
-    return ""
+        if _path_problem(candidate) is None:  # refused only for the server's name limit
+            refusals.append(refused)
+    # What was meant is refused under the limit alone: say so, as _nearest_path's callers do,
+    # rather than nothing (the operator would learn it only at the next start).
+    return f" (the path meant is refused too: {refusals[0]})" if refusals else ""
 
 
 def _quoted(path: str) -> str:
