@@ -11,6 +11,9 @@ about (``lint.licence_outside_constraint``, ``rules/lint.py``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 from caseroute.domain.case import Intent
 from caseroute.domain.errors import Problem, Severity
 from caseroute.rules.ir import Leaf, pinned_values
@@ -29,34 +32,51 @@ def licence_floors(raw: RawRuleset) -> dict[Intent, tuple[str, ...]]:
     return {i: types for i, types in floors.items() if i.value not in raw.constraint_gaps}
 
 
-def missed_floors(
-    rule: Rule, floors: dict[Intent, tuple[str, ...]], leaves: dict[str, Leaf]
-) -> tuple[list[tuple[Intent, tuple[str, ...]]], bool]:
-    """The constraints a rule's licence types miss, and whether it can then assign nothing.
+@dataclass(frozen=True, slots=True)
+class LicenceFit:
+    """How a rule's ``licence:`` fits ``constraints.licence`` for the intents it routes."""
+
+    rule: Rule
+    types: tuple[str, ...]
+    """The rule's licence types."""
+    pinned: frozenset[str] | None
+    """The intents its condition allows (``pinned_values``; None: the intent is left open)."""
+    missed: list[tuple[Intent, tuple[str, ...]]]
+    """Each intent it allows whose constraint shares no type with ``types``, with that
+    constraint."""
+    never: bool
+    """Whether that is every intent it routes, so it can assign nothing: a rule whose
+    condition leaves the intent open also routes intents with no constraint, which its types
+    may still assign."""
+
+
+def licence_fits(
+    raw: RawRuleset, rules: tuple[Rule, ...] | list[Rule], leaves: dict[str, Leaf]
+) -> Iterator[tuple[LicenceFit, dict[Intent, tuple[str, ...]]]]:
+    """Each rule that requires a licence, with how it fits, and the constraints it was fitted to.
+
+    The one walk behind ``rules.licence_never_assigns`` (here) and
+    ``lint.licence_outside_constraint`` (``rules/lint.py``).
 
     Args:
-        rule: A compiled rule.
-        floors: ``licence_floors`` of its ruleset.
-        leaves: The ruleset's leaves, to read which intents the rule's condition allows.
-
-    Returns:
-        Each intent its condition allows whose constraint shares no type with the rule's
-        ``licence:`` (with that constraint), and True when that is every intent it routes: a
-        rule whose condition leaves the intent open also routes intents with no constraint,
-        which its types may still assign.
+        raw: The schema-pass output (the constraints, and which did not read).
+        rules: Compiled rules.
+        leaves: The ruleset's leaves, to read which intents a rule's condition allows.
     """
-    need = rule_requirements(rule)
-    if need is None or not need.licence_types or not floors:
-        return [], False
-    pinned = pinned_values(rule.when, leaves, "case.intent")
-    types = set(need.licence_types)
-    missed = [
-        (intent, floor)
-        for intent, floor in floors.items()
-        if (pinned is None or intent.value in pinned) and not types & set(floor)
-    ]
-    never = pinned is not None and bool(pinned) and {i.value for i, _ in missed} >= pinned
-    return missed, never
+    floors = licence_floors(raw)
+    for rule in rules:
+        need = rule_requirements(rule)
+        if need is None or not need.licence_types:
+            continue
+        pinned = pinned_values(rule.when, leaves, "case.intent")
+        types = set(need.licence_types)
+        missed = [
+            (intent, floor)
+            for intent, floor in floors.items()
+            if (pinned is None or intent.value in pinned) and not types & set(floor)
+        ]
+        never = pinned is not None and bool(pinned) and {i.value for i, _ in missed} >= pinned
+        yield LicenceFit(rule, need.licence_types, pinned, missed, never), floors
 
 
 def case_hint(written: tuple[str, ...], floor: tuple[str, ...]) -> str:
@@ -86,24 +106,20 @@ def check_rule_licences(
     Returns:
         One error per such rule, at the rule.
     """
-    floors = licence_floors(raw)
     out = []
-    for rule in rules:
-        need = rule_requirements(rule)
-        if need is None or not need.licence_types:
+    for fit, _ in licence_fits(raw, rules, leaves):
+        if not fit.never:
             continue
-        missed, never = missed_floors(rule, floors, leaves)
-        if not never:
-            continue
+        rule, missed = fit.rule, fit.missed
         names = " or ".join(f"`{i.value}`" for i, _ in missed)
         allows = "; ".join(
             f"constraints.licence.{i.value} allows only {', '.join(floor)}" for i, floor in missed
         )
-        hint = next((h for _, floor in missed if (h := case_hint(need.licence_types, floor))), "")
+        hint = next((h for _, floor in missed if (h := case_hint(fit.types, floor))), "")
         out.append(
             Problem(
                 "rules.licence_never_assigns",
-                f"the rule requires licence {', '.join(need.licence_types)} and routes only "
+                f"the rule requires licence {', '.join(fit.types)} and routes only "
                 f"{names} cases, but {allows}: a rule narrows that list and never widens it, so "
                 f"this rule can never assign a case: each one it takes queues for nobody{hint}; "
                 "list types the constraint allows, or, to send these cases to a queue for "

@@ -8,9 +8,9 @@ from caseroute.domain.flag_spelling import CONVENTIONAL, misspells, resembles
 from caseroute.domain.place_codes import is_iso_code, place_problem
 from caseroute.rules.areas import iso_in_other_letters
 from caseroute.rules.fields import CASE_FIELDS
-from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids, pinned_values
+from caseroute.rules.ir import Const, Leaf, LeafKind, leaf_ids
 from caseroute.rules.ladder_checks import rule_requirements
-from caseroute.rules.licence_checks import case_hint, licence_floors, missed_floors
+from caseroute.rules.licence_checks import case_hint, licence_fits
 from caseroute.rules.lowering import REGION_PATHS
 from caseroute.rules.model import Rule
 from caseroute.rules.schema import DEFAULT_RANKING, RawRuleset
@@ -253,26 +253,21 @@ def _licence_outside_constraint(
     intent its condition allows whose constraint it misses. A rule that misses every intent it
     routes can never assign: that is an error (``rules.licence_never_assigns``), not this.
     """
-    floors = licence_floors(raw)
     out = []
-    for rule in rules:
-        need = rule_requirements(rule)
-        if need is None or not need.licence_types:
-            continue
-        missed, never = missed_floors(rule, floors, leaves)
-        if never:
+    for fit, floors in licence_fits(raw, rules, leaves):
+        if fit.never:
             continue  # an error of its own: rules.licence_never_assigns (licence_checks.py)
-        pinned = pinned_values(rule.when, leaves, "case.intent")
+        rule, missed = fit.rule, fit.missed
         if not missed:
-            out += _licence_partly_outside(rule, need.licence_types, floors, pinned, file)
+            out += _licence_partly_outside(rule, fit.types, floors, fit.pinned, file)
             continue
         intent, floor = missed[0]
         names = " or ".join(f"`{i.value}`" for i, _ in missed)
-        hint = case_hint(need.licence_types, floor)
+        hint = case_hint(fit.types, floor)
         out.append(
             Problem(
                 "lint.licence_outside_constraint",
-                f"the rule requires licence {', '.join(need.licence_types)}, but "
+                f"the rule requires licence {', '.join(fit.types)}, but "
                 f"constraints.licence.{intent.value} allows only {', '.join(floor)}: a rule "
                 f"narrows that list and never widens it, so no agent can take a {names} case "
                 f"this rule routes{hint}; list types the constraint allows",
