@@ -1,5 +1,6 @@
 """The client sends a roster the server accepted as its hash, and resends it when asked."""
 
+import threading
 from typing import Any
 
 import grpc
@@ -306,3 +307,50 @@ def test_a_server_that_keeps_refusing_a_roster_by_hash_gets_it_in_full_for_a_whi
         cache.configure(max_agents=budget[0], max_bytes=budget[1])
     client.decide(case_dict("K-back"), roster, now=NOW_TEXT)
     assert log.shapes()[before + FULL_BETWEEN_TRIES + 1 :] == [by_hash, full, by_hash]
+
+
+def test_while_the_try_by_hash_after_the_calls_in_full_is_in_flight_others_go_in_full(
+    recorded: tuple[Client, Recording], server: RunningServer
+) -> None:
+    """One try by hash after FULL_BETWEEN_TRIES calls in full, not one per thread in flight.
+
+    From many threads, every call that found the count at 0 went by hash and was refused
+    (two round trips each), so under load the pause barely held.
+    """
+    from caseroute.client.calls import FULL_BETWEEN_TRIES, MISSES_BEFORE_FULL
+
+    client, log = recorded
+    roster = parse_roster(roster_dict(agent_dict("p1")))
+    sha = roster_sha256(roster)
+    cache = _cache(server)
+    budget = (cache.max_agents, cache.max_bytes)
+    in_flight, release = threading.Event(), threading.Event()
+    stub: Any = client._routing
+    decide = stub.Decide
+
+    def held_first_by_hash(request: Any, **kwargs: Any) -> Any:
+        if not request.HasField("roster") and not in_flight.is_set():
+            in_flight.set()
+            assert release.wait(timeout=30)
+        return decide(request, **kwargs)
+
+    cache.configure(max_agents=0, max_bytes=0)
+    try:
+        for n in range(1 + MISSES_BEFORE_FULL + FULL_BETWEEN_TRIES):
+            client.decide(case_dict(f"P-{n}"), roster, now=NOW_TEXT)
+        stub.Decide = held_first_by_hash
+        before = len(log.sent)
+        probe = threading.Thread(
+            target=client.decide, args=(case_dict("P-probe"), roster), kwargs={"now": NOW_TEXT}
+        )
+        probe.start()
+        assert in_flight.wait(timeout=30)
+        client.decide(case_dict("P-meanwhile"), roster, now=NOW_TEXT)
+        meanwhile = log.shapes()[before:]
+        release.set()
+        probe.join(timeout=30)
+    finally:
+        release.set()
+        cache.configure(max_agents=budget[0], max_bytes=budget[1])
+    assert [(True, sha)] == meanwhile  # the call meanwhile: in full, once
+    assert [(False, sha), (True, sha)] == log.shapes()[before + 1 :]  # the try: refused, resent

@@ -403,11 +403,20 @@ class Client:
                 if len(self._misses) > KNOWN_ROSTERS:
                     self._misses.popitem(last=False)
 
-    def _held_by_hash(self, sha: str) -> None:
-        """A call sent this roster by hash alone and the server had it: no misses owed."""
-        if sha in self._misses:
+    def _held_by_hash(self, sha: str, *, probed: bool = False) -> None:
+        """A call sent this roster by hash alone and the server had it: no misses owed.
+
+        ``probed``: it was the try after ``FULL_BETWEEN_TRIES`` calls in full, which took the
+        hash out of ``_known`` while in flight; the next calls go by hash again.
+        """
+        if sha in self._misses or probed:
             with self._lock:
                 self._misses.pop(sha, None)
+                if probed:
+                    self._known[sha] = 0
+                    self._known.move_to_end(sha)
+                    if len(self._known) > KNOWN_ROSTERS:
+                        self._known.popitem(last=False)
 
     def _send(
         self,
@@ -428,8 +437,14 @@ class Client:
             with self._lock:
                 owed = self._known.get(sha)
                 by_hash = owed == 0
+                # The one try by hash after FULL_BETWEEN_TRIES calls in full: the calls made
+                # meanwhile go in full (from many threads, every call that found 0 tried the
+                # hash and was refused: two round trips each, as with no pause at all).
+                probing = by_hash and self._misses.get(sha, 0) >= MISSES_BEFORE_FULL
                 if owed:
                     self._known[sha] = owed - 1
+                elif probing:
+                    del self._known[sha]
             if by_hash:
                 try:
                     reply = self._call(method, request, timeout)
@@ -440,7 +455,7 @@ class Client:
                         self._by_hash = False  # a server from before roster_sha256
                     self._server_holds(sha, held=False)
                 else:
-                    self._held_by_hash(sha)
+                    self._held_by_hash(sha, probed=probing)
                     return reply
         request.roster.CopyFrom(convert.roster_to_proto(sent.roster))
         reply = self._call(method, request, timeout)
