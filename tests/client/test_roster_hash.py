@@ -354,3 +354,47 @@ def test_while_the_try_by_hash_after_the_calls_in_full_is_in_flight_others_go_in
         cache.configure(max_agents=budget[0], max_bytes=budget[1])
     assert [(True, sha)] == meanwhile  # the call meanwhile: in full, once
     assert [(False, sha), (True, sha)] == log.shapes()[before + 1 :]  # the try: refused, resent
+
+
+def test_calls_by_hash_refused_together_are_one_miss(
+    recorded: tuple[Client, Recording], server: RunningServer
+) -> None:
+    """A restart with two calls in flight costs each one resend, not FULL_BETWEEN_TRIES calls.
+
+    Each refusal counted as a miss, so two threads refused together after one eviction made
+    the client send the roster in full for the next FULL_BETWEEN_TRIES calls.
+    """
+    client, log = recorded
+    roster = parse_roster(roster_dict(agent_dict("t1")))
+    sha = roster_sha256(roster)
+    client.decide(case_dict("T-0"), roster, now=NOW_TEXT)
+    cache = _cache(server)
+    budget = (cache.max_agents, cache.max_bytes)
+    by_hash, in_full = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
+    stub: Any = client._routing
+    decide = stub.Decide
+
+    def together(request: Any, **kwargs: Any) -> Any:
+        # Both sent by hash before either is refused; both refused before either resends.
+        (in_full if request.HasField("roster") else by_hash).wait()
+        return decide(request, **kwargs)
+
+    stub.Decide = together
+    cache.configure(max_agents=0, max_bytes=0)
+    try:
+        threads = [
+            threading.Thread(
+                target=client.decide, args=(case_dict(f"T-{n}"), roster), kwargs={"now": NOW_TEXT}
+            )
+            for n in (1, 2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        stub.Decide = decide
+        cache.configure(max_agents=budget[0], max_bytes=budget[1])
+    assert [(True, sha), (False, sha), (False, sha), (True, sha), (True, sha)] == log.shapes()
+    client.decide(case_dict("T-3"), roster, now=NOW_TEXT)
+    assert (False, sha) == log.shapes()[-1]

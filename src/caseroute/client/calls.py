@@ -397,8 +397,10 @@ class Client:
                 self._known.move_to_end(sha)
                 if len(self._known) > KNOWN_ROSTERS:
                     self._known.popitem(last=False)
-            else:
-                self._known.pop(sha, None)
+            elif self._known.pop(sha, None) is not None:
+                # Counted once per acceptance: calls by hash in flight together when the
+                # server lost the roster (a restart) are refused together, one miss between
+                # them, not MISSES_BEFORE_FULL.
                 self._misses[sha] = self._misses.pop(sha, 0) + 1
                 if len(self._misses) > KNOWN_ROSTERS:
                     self._misses.popitem(last=False)
