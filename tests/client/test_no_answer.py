@@ -51,6 +51,29 @@ def test_nothing_listening_names_the_address_and_the_health_check() -> None:
     assert caught.value.details in message  # gRPC's own words stay in details
 
 
+@pytest.mark.parametrize("scheme", ["", "ipv4:"])
+def test_several_replicas_get_a_health_check_each(
+    scheme: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing at two replicas: one `caseroute health --server` per address, each one that runs.
+
+    The check named `--server A,B`, which health reads as one host name and cannot resolve.
+    """
+    first, second = f"127.0.0.1:{_closed_port()}", f"127.0.0.1:{_closed_port()}"
+    target = f"{scheme}{first},{second}"
+    with Client(target, timeout=10) as client, pytest.raises(UnavailableError) as caught:
+        client.decide(case_dict(), roster_dict(), now=NOW_TEXT)
+    checks = [
+        f"caseroute health --server ipv4:{a}" if scheme else f"caseroute health --server {a}"
+        for a in (first, second)
+    ]
+    said = f"(`{checks[0]}`, `{checks[1]}`), then retry with the same request_id"
+    assert said in str(caught.value)
+    for check in checks:  # each runs, to no answer at that one address
+        assert main([*check.split()[1:], "--timeout", "5"]) == 1
+        assert "failed to connect" in capsys.readouterr().err
+
+
 def test_a_deadline_with_no_answer_names_the_address_and_the_timeout(silent_port: int) -> None:
     """DeadlineExceededError's message: no answer from HOST:PORT within the timeout, and how."""
     target = f"127.0.0.1:{silent_port}"

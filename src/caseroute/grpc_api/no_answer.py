@@ -33,6 +33,19 @@ def made_by_the_channel(call: grpc.Call) -> bool:
     return all(key != DETAILS_TRAILER for key, _value in trailers)
 
 
+def _health_commands(target: str) -> str:
+    """``caseroute health`` for each address of ``target`` (it checks one address at a time).
+
+    Several replicas (``A,B`` or ``ipv4:A,B``) were named in one ``--server A,B``, which health
+    reads as one host name ("Misformatted domain name"): the remedy could not work.
+    """
+    addresses = [address.strip() for address in target.split(",")]
+    scheme, colon, first = addresses[0].partition(":")
+    if len(addresses) > 1 and colon and scheme in ("ipv4", "ipv6"):
+        addresses = [f"{scheme}:{address}" for address in [first, *addresses[1:]]]
+    return ", ".join(f"`caseroute health --server {address}`" for address in addresses)
+
+
 def no_answer_text(
     code: grpc.StatusCode,
     details: str,
@@ -62,7 +75,7 @@ def no_answer_text(
             f"{said} within the {timeout_s:g} s timeout, retries included; {retry}, with a "
             "longer timeout, or check the server's load and log"
         )
-    health = f" (`caseroute health --server {target}`)" if suggest_health else ""
+    health = f" ({_health_commands(target)})" if suggest_health else ""
     return (
         f"{said}; check that a caseroute server listens there and reports SERVING{health}, "
         f"then {retry}"
