@@ -9,7 +9,9 @@ was ignored with one (the server decided with its active version whatever PATH n
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +109,19 @@ def test_the_ruleset_variable_still_goes_with_server(
     monkeypatch.setenv("CASEROUTE_RULESET", str(HOME / "2026.11.1"))
     decision = _decided(capsys, "--server", f"127.0.0.1:{server.port}")
     assert decision["outcome"] == "OUTCOME_ASSIGN"
+
+
+def test_a_pin_of_a_retired_version_is_refused_as_a_server_refuses_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A version serving.yaml retires: exit 2 naming it, not a decision a server never gives."""
+    home = tmp_path / "patient-enquiries"
+    shutil.copytree(HOME, home)
+    (home / "serving.yaml").write_text(
+        'active: "2026.12.1"\nprevious: []\nretired: ["2026.11.1"]\n', encoding="utf-8"
+    )
+    flags = ["--ruleset", str(home), "--ruleset-version", "2026.11.1"]
+    assert main([*DECIDE, *flags]) == 2
+    err = capsys.readouterr().err
+    assert "version 2026.11.1, which" in err
+    assert "lists as retired: a server refuses it" in err

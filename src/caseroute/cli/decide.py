@@ -96,8 +96,18 @@ def _load_ruleset(
     """
     from caseroute.engine.case_rules import EngineKind, prepare_ruleset
     from caseroute.rules.compiler import load_ruleset
+    from caseroute.rules.layout import published_as
 
-    ruleset = prepare_ruleset(load_ruleset(_ruleset_source(args, version)), EngineKind(args.engine))
+    source = _ruleset_source(args, version)
+    if version and source.name == version and published_as(source) == "retired":
+        # A server refuses a pin of a retired version (FAILED_PRECONDITION, nothing decided):
+        # the dry run of the same call decided with it and exited 0.
+        raise UsageError(
+            f"{asker} for version {version}, which {source.parent / 'serving.yaml'} lists "
+            "as retired: a server refuses it and decides nothing; pin the active version or "
+            "none, or activate it again (caseroute rules activate)"
+        )
+    ruleset = prepare_ruleset(load_ruleset(source), EngineKind(args.engine))
     compiled = ruleset.compiled
     if (name and name != compiled.name) or (version and version != compiled.version):
         asked = f"{name or compiled.name}@{version or compiled.version}"
