@@ -125,3 +125,18 @@ def test_a_pin_of_a_retired_version_is_refused_as_a_server_refuses_it(
     err = capsys.readouterr().err
     assert "version 2026.11.1, which" in err
     assert "lists as retired: a server refuses it" in err
+
+
+@pytest.mark.parametrize("version", ["..", ".", "/etc", "2026.12.1/../2026.11.1"])
+def test_a_pinned_version_that_is_a_path_is_refused_as_a_version_the_home_lacks(
+    version: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--ruleset-version ..` opened the home's parent (then a file-not-found ruleset error).
+
+    A version names a directory in the home, never a path: any other text is a version the
+    home does not hold, refused naming the pin and what the home holds, as a server would.
+    """
+    code = main([*DECIDE, "--ruleset", str(HOME), "--ruleset-version", version])
+    err = capsys.readouterr().err
+    assert (code, f"ask for ruleset patient-enquiries@{version};" in err) == (2, True)
+    assert "source.unreadable" not in err

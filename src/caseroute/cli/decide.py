@@ -57,7 +57,10 @@ def _ruleset_source(args: argparse.Namespace, version: str) -> Path:
     # A ruleset's home decides with the version its serving.yaml names, as a server would; a
     # request pinning a version takes that version's directory from the same home.
     home: Path = args.ruleset
-    if version and home.is_dir() and (home / version).is_dir():
+    # A version names a directory in the home, never a path (`..` opened the home's parent):
+    # any other text is a version the home does not hold, refused as such by the caller.
+    plain = version not in ("", ".", "..") and Path(version).name == version
+    if plain and home.is_dir() and (home / version).is_dir():
         return home / version
     return active_source(home)
 
