@@ -207,7 +207,11 @@ def test_from_outside_the_rulesets_directory_is_refused(
 def test_a_source_that_does_not_load_is_refused(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The active version is broken: refused with the count and the check to run; no draft."""
+    """The active version is broken: refused with the count and the check to run; no draft.
+
+    `rulez:` for `rules:` is two problems (an unknown key, `rules` missing): it was three while
+    a missing `rules` was also `rules.empty`.
+    """
     path = home / ACTIVE / "ruleset.yaml"
     path.write_text(path.read_text().replace("rules:", "rulez:", 1))
     code, out, err = _new_version(capsys, str(home), "--version", "2026.12.0")
@@ -215,7 +219,7 @@ def test_a_source_that_does_not_load_is_refused(
         2,
         "",
         (
-            f"caseroute: version {ACTIVE} does not load (3 problem(s); run `caseroute rules check "
+            f"caseroute: version {ACTIVE} does not load (2 problem(s); run `caseroute rules check "
             f"HOME/{ACTIVE}`); copy a version that loads, with --from\n"
         ),
     )
