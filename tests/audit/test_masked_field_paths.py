@@ -412,3 +412,11 @@ def test_a_path_with_no_field_after_case_gets_the_rule_and_no_guess(path: str) -
     message = _refusal(path)
     assert message.startswith(f"invalid masked field path(s): {path!r}; a path is dotted")
     assert "did you mean" not in message
+
+
+def test_a_path_whose_meant_form_is_still_no_path_gets_no_guess() -> None:
+    """`Case.attributes.a-b`: even in small letters no path (a dash), so nothing is suggested."""
+    message = _refusal("Case.attributes.a-b")
+    assert message.startswith("invalid masked field path(s): 'Case.attributes.a-b'; a path is")
+    assert "did you mean" not in message
+    assert "refused too" not in message
